@@ -1,0 +1,3 @@
+from recnet_cli.cli import app
+
+app(prog_name="recnet")

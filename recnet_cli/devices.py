@@ -1,0 +1,43 @@
+"""Choosing the compute device and the numeric precision."""
+
+from __future__ import annotations
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+class DeviceError(ValueError):
+    """A device or precision the user asked for is not usable here."""
+
+
+def pick_device(spec: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then the CPU; anything else is a torch device string."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as exc:
+        raise DeviceError(f"unknown device {spec!r} (use auto, cpu, cuda, cuda:N or mps)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {spec!r} asked for, but this PyTorch build sees no CUDA GPU")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceError(f"device {spec!r} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {spec!r} asked for, but Apple MPS is not available")
+    return device
+
+
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The compute dtype for a --precision choice; 'auto' is float32 (half precision is opt-in)."""
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r} (choose one of {', '.join(PRECISIONS)})")
+    if precision in ("auto", "fp32"):
+        return torch.float32
+    if device.type == "cpu" and precision == "fp16":
+        raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
+    return torch.float16 if precision == "fp16" else torch.bfloat16
