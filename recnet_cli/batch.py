@@ -1,0 +1,206 @@
+"""Batch plumbing shared by the commands: finding inputs, naming outputs, running jobs, counting."""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recnet_cli.imaging import IMAGE_EXTENSIONS
+
+
+class JobError(Exception):
+    """A failure of one file that the batch reports and moves past (message: one line)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input image and its path relative to the folder it was found in (for mirroring)."""
+
+    path: Path
+    relative: Path
+    from_folder: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    target: Path
+    problem: str | None = None  # set when the job must not run (e.g. it would overwrite its input)
+
+
+@dataclass
+class Outcome:
+    job: Job
+    status: str  # "done", "skipped" or "failed"
+    reason: str = ""
+    seconds: float = 0.0
+    megapixels: float = 0.0
+
+
+@dataclass
+class Summary:
+    outcomes: list[Outcome] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed") + len(self.missing)
+
+    def as_dict(self) -> dict:
+        return {
+            "done": self.count("done"),
+            "skipped": self.count("skipped"),
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "files": [
+                {
+                    "input": str(o.job.source),
+                    "output": str(o.job.target),
+                    "status": o.status,
+                    "reason": o.reason,
+                    "seconds": round(o.seconds, 3),
+                    "megapixels": round(o.megapixels, 3),
+                }
+                for o in self.outcomes
+            ]
+            + [
+                {"input": m, "output": None, "status": "failed", "reason": "no such file or folder"}
+                for m in self.missing
+            ],
+        }
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Source], list[str]]:
+    """Expands files, folders and globs into images; also returns the inputs that matched nothing."""
+    sources: list[Source] = []
+    missing: list[str] = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = [
+                Source(p, p.relative_to(path), from_folder=True)
+                for p in sorted(path.glob(pattern))
+                if p.is_file() and is_image(p)
+            ]
+        elif path.exists():
+            found = [Source(path, Path(path.name))]
+        elif glob.has_magic(text):
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=recursive))
+            found = [
+                Source(p, Path(p.name), from_folder=True) for p in matches if p.is_file() and is_image(p)
+            ]
+        else:
+            found = []
+        if not found:
+            missing.append(text)
+        sources.extend(found)
+    return unique_sources(sources), missing
+
+
+def unique_sources(sources: Iterable[Source]) -> list[Source]:
+    seen: set[Path] = set()
+    unique = []
+    for source in sources:
+        key = source.path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(source)
+    return unique
+
+
+def plan_jobs(
+    sources: Sequence[Source],
+    output: Path | None,
+    *,
+    suffix: str,
+    extension: str | None = None,
+) -> list[Job]:
+    """Names each source's output; marks jobs that would overwrite an input or another job's output.
+
+    One file and an ``output`` with an image extension: that file. Otherwise ``output`` is a folder
+    that mirrors the inputs' sub-folders. Without ``output``: ``<stem><suffix><ext>`` beside each input.
+    """
+    single_target = (
+        output is not None
+        and len(sources) == 1
+        and not sources[0].from_folder
+        and not output.is_dir()
+        and output.suffix.lower() in IMAGE_EXTENSIONS
+    )
+    inputs = {s.path.resolve() for s in sources}
+    claimed: dict[Path, Path] = {}
+    jobs = []
+    for source in sources:
+        if single_target:
+            target = output
+        else:
+            ext = extension or source.path.suffix
+            if output is None:
+                target = source.path.with_name(f"{source.path.stem}{suffix}{ext}")
+            else:
+                target = output / source.relative.with_name(f"{source.relative.stem}{ext}")
+        jobs.append(Job(source.path, target, target_problem(target, source.path, inputs, claimed)))
+    return jobs
+
+
+def target_problem(target: Path, source: Path, inputs: set[Path], claimed: dict[Path, Path]) -> str | None:
+    key = target.resolve()
+    if key in inputs:
+        return f"output {target} is an input file; refusing to overwrite it"
+    if key in claimed:
+        return f"output {target} would also be written for {claimed[key]}"
+    claimed[key] = source
+    return None
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    work: Callable[[Job], float],
+    *,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+    handled: tuple[type[Exception], ...] = (),
+) -> Summary:
+    """Runs ``work`` (which returns megapixels processed) on each job; one failure never stops the batch."""
+    summary = Summary()
+    started = time.perf_counter()
+    for job in jobs:
+        outcome = run_one(job, work, overwrite, skip_existing, (JobError, *handled))
+        summary.outcomes.append(outcome)
+        on_outcome(outcome)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def run_one(
+    job: Job,
+    work: Callable[[Job], float],
+    overwrite: bool,
+    skip_existing: bool,
+    handled: tuple[type[Exception], ...],
+) -> Outcome:
+    if job.problem:
+        return Outcome(job, "failed", job.problem)
+    if job.target.exists() and not overwrite:
+        if skip_existing:
+            return Outcome(job, "skipped", "output exists")
+        return Outcome(job, "failed", f"output {job.target} exists (use --overwrite or --skip-existing)")
+    started = time.perf_counter()
+    try:
+        megapixels = work(job)
+    except handled as exc:
+        return Outcome(job, "failed", str(exc), time.perf_counter() - started)
+    return Outcome(job, "done", "", time.perf_counter() - started, megapixels)

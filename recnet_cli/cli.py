@@ -1,0 +1,286 @@
+"""The `recnet` command line: thin commands over the library."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recnet_cli import __version__, console
+from recnet_cli.batch import Job, Summary, find_sources, plan_jobs, run_jobs
+from recnet_cli.devices import DeviceError, pick_device, pick_dtype
+from recnet_cli.engine import Corrector
+from recnet_cli.imaging import (
+    IMAGE_EXTENSIONS,
+    PhotoFileError,
+    read_photo,
+    write_photo,
+    write_png16,
+    write_rgb8,
+)
+from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
+from recnet_cli.weights import LoadedModel, WeightsError, download, list_models, load_model
+
+app = typer.Typer(
+    name="recnet",
+    help="Correct photos with mixed over- and under-exposure (blown skies and crushed shadows in one frame) "
+    "with RECNet.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+InputsArg = Annotated[
+    list[str],
+    typer.Argument(help="Image files, folders or globs (quote globs: 'shots/*.jpg').", show_default=False),
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Output file (one input) or folder (several inputs or a folder)."),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="A .safetensors/.pth file, a Hub repo (org/name, org/name@rev, org/name:file.safetensors) "
+        "or a bundled name. Default: the bundled model.",
+    ),
+]
+DeviceOpt = Annotated[
+    str, typer.Option(help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.")
+]
+TileOpt = Annotated[
+    str, typer.Option(help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128.")
+]
+PrecisionOpt = Annotated[Precision, typer.Option(help="Compute precision; auto is fp32.")]
+RecursiveOpt = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Walk sub-folders and mirror them under the output folder.")
+]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace outputs that already exist.")]
+SkipOpt = Annotated[bool, typer.Option(help="Skip inputs whose output already exists.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors.")]
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"recnet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Correct mixed over- and under-exposure in photos with RECNet."""
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Prints a one-line error and returns the exit to raise."""
+    console.error(message)
+    return typer.Exit(code)
+
+
+def parse_tile(text: str) -> int | None:
+    """'auto' is None; otherwise a whole number, 0 or at least 128."""
+    if text == "auto":
+        return None
+    if text.isdigit() and (int(text) == 0 or int(text) >= 128):
+        return int(text)
+    raise fail(f"--tile {text}: use auto, 0 (whole image) or a size of at least 128 pixels")
+
+
+def normalise_extension(ext: str | None) -> str | None:
+    if ext is None:
+        return None
+    ext = ext.lower() if ext.startswith(".") else f".{ext.lower()}"
+    if ext not in IMAGE_EXTENSIONS:
+        raise fail(f"--ext {ext}: unsupported format (use one of {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return ext
+
+
+def open_model(
+    model: str | None, device: str, precision: Precision, tile: str, quiet: bool
+) -> tuple[Corrector, LoadedModel]:
+    """Loads the model onto the chosen device, or exits with a one-line error."""
+    tile_size = parse_tile(tile)
+    try:
+        torch_device = pick_device(device)
+        dtype = pick_dtype(precision.value, torch_device)
+        with console.status("Loading model…", quiet):
+            loaded = load_model(model)
+    except (DeviceError, WeightsError) as exc:
+        raise fail(str(exc)) from None
+    return Corrector(loaded.model, torch_device, dtype, tile=tile_size), loaded
+
+
+def collect_jobs(
+    inputs: list[str], output: Path | None, recursive: bool, suffix: str, ext: str | None
+) -> tuple[list[Job], list[str]]:
+    sources, missing = find_sources(inputs, recursive)
+    if not sources and missing:
+        for text in missing:
+            console.error(f"{text}: no such file, folder or matching image")
+        raise typer.Exit(1)
+    return plan_jobs(sources, output, suffix=suffix, extension=normalise_extension(ext)), missing
+
+
+def finish(summary: Summary, verb: str, quiet: bool, as_json: bool, extra: dict) -> None:
+    """Prints the summary (and JSON), then exits 1 if any file failed."""
+    console.print_summary(summary, verb, quiet)
+    if as_json:
+        typer.echo(json.dumps({**extra, **summary.as_dict()}, indent=2))
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+def run_batch(
+    jobs: list[Job], missing: list[str], work, label: str, overwrite: bool, skip_existing: bool, quiet: bool
+) -> Summary:
+    with console.BatchProgress(len(jobs), label, quiet) as progress:
+        summary = run_jobs(
+            jobs,
+            work,
+            overwrite=overwrite,
+            skip_existing=skip_existing,
+            on_outcome=progress.update,
+            handled=(PhotoFileError,),
+        )
+    summary.missing = missing
+    return summary
+
+
+def side_path(target: Path, tag: str) -> Path:
+    """A companion file beside an output: photo.jpg -> photo_<tag>.png."""
+    return target.with_name(f"{target.stem}_{tag}.png")
+
+
+@app.command()
+def correct(
+    inputs: InputsArg,
+    output: OutputOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    tile: TileOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    suffix: Annotated[str, typer.Option(help="Added to the file name when no -o is given.")] = "_recnet",
+    ext: Annotated[
+        str | None, typer.Option(help="Force the output format: jpg, png, tif, webp, bmp.")
+    ] = None,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality.")] = 95,
+    recursive: RecursiveOpt = False,
+    skip_existing: SkipOpt = False,
+    overwrite: OverwriteOpt = False,
+    save_mask: Annotated[
+        bool, typer.Option(help="Also write the exposure-mask picture beside each output.")
+    ] = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Correct the exposure of photos.
+
+    [dim]Examples:[/]
+      recnet correct photo.jpg -o fixed.jpg
+      recnet correct shots/ -o fixed/ --recursive
+      recnet correct 'shots/*.tif' --suffix _fixed --save-mask
+    """
+    jobs, missing = collect_jobs(inputs, output, recursive, suffix, ext)
+    corrector, loaded = open_model(model, device, precision, tile, quiet)
+
+    def work(job: Job) -> float:
+        photo = read_photo(job.source)
+        result = corrector.correct(photo.pixels)
+        write_photo(job.target, result.image, like=photo, quality=quality)
+        if save_mask:
+            write_rgb8(side_path(job.target, "mask"), mask_overlay(photo.pixels, result.mask))
+        return photo.megapixels
+
+    summary = run_batch(jobs, missing, work, "Correcting", overwrite, skip_existing, quiet)
+    finish(summary, "corrected", quiet, as_json, {"model": loaded.source, "device": str(corrector.device)})
+
+
+@app.command()
+def mask(
+    inputs: InputsArg,
+    output: OutputOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    tile: TileOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    suffix: Annotated[str, typer.Option(help="Added to the file name when no -o is given.")] = "_mask",
+    ext: Annotated[str | None, typer.Option(help="Output format of the picture.")] = "png",
+    raw: Annotated[
+        bool, typer.Option(help="Also write the mask itself as 16-bit grayscale PNG (white = under-exposed).")
+    ] = False,
+    recursive: RecursiveOpt = False,
+    skip_existing: SkipOpt = False,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Show where the model sees over- and under-exposure.
+
+    The photo is dimmed; under-exposed regions are tinted blue, over-exposed ones red, stronger where
+    the model is more certain.
+
+    [dim]Example:[/]  recnet mask photo.jpg --raw
+    """
+    jobs, missing = collect_jobs(inputs, output, recursive, suffix, ext)
+    corrector, loaded = open_model(model, device, precision, tile, quiet)
+
+    def work(job: Job) -> float:
+        photo = read_photo(job.source)
+        result = corrector.correct(photo.pixels)
+        write_rgb8(job.target, mask_overlay(photo.pixels, result.mask))
+        if raw:
+            write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask))
+        return photo.megapixels
+
+    summary = run_batch(jobs, missing, work, "Masking", overwrite, skip_existing, quiet)
+    finish(summary, "masked", quiet, as_json, {"model": loaded.source, "device": str(corrector.device)})
+
+
+@app.command()
+def models(as_json: JsonOpt = False) -> None:
+    """List the bundled models and the RECNet models in the Hugging Face cache."""
+    from rich.table import Table
+
+    entries = list_models()
+    if as_json:
+        typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
+        return
+    if not entries:
+        console.err.print("No models yet: none bundled in weights/ and none in the Hugging Face cache.")
+        return
+    table = Table(title="RECNet models")
+    for column in ("name", "where", "size", "about"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(*entry.row())
+    console.Console().print(table)
+
+
+@app.command("download")
+def download_command(
+    ref: Annotated[str, typer.Argument(help="Hub reference: org/name, org/name@revision or org/name:file.")],
+) -> None:
+    """Fetch a model from the Hugging Face Hub into the local cache, for use offline later."""
+    try:
+        path = download(ref)
+    except WeightsError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(str(path))

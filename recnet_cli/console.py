@@ -1,0 +1,103 @@
+"""What the commands show a person: progress, one-line errors, summaries (all on stderr)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from recnet_cli.batch import Outcome, Summary
+
+err = Console(stderr=True, highlight=False)
+
+
+def error(message: str) -> None:
+    """One line, naming the file and the reason; never a traceback."""
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+
+
+def notice(message: str) -> None:
+    err.print(f"[yellow]note:[/] {message}", soft_wrap=True)
+
+
+class MegapixelRate(ProgressColumn):
+    """Megapixels per second over the batch so far."""
+
+    def render(self, task: Task) -> Text:
+        megapixels = task.fields.get("megapixels", 0.0)
+        elapsed = task.elapsed or 0.0
+        rate = megapixels / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate:5.2f} MP/s", style="cyan")
+
+
+class BatchProgress:
+    """A progress bar over images (count, MP/s, ETA) that also prints each failure as it happens."""
+
+    def __init__(self, total: int, label: str, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("images"),
+            MegapixelRate(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=quiet or not err.is_terminal,
+            transient=False,
+        )
+        self.task = self.progress.add_task(label, total=total, megapixels=0.0)
+
+    def __enter__(self) -> BatchProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, outcome: Outcome) -> None:
+        fields = self.progress.tasks[0].fields
+        self.progress.update(self.task, advance=1, megapixels=fields["megapixels"] + outcome.megapixels)
+        if outcome.status == "failed":
+            self.progress.console.print(
+                Text.assemble(("error: ", "bold red"), f"{outcome.job.source}: {outcome.reason}"),
+                soft_wrap=True,
+            )
+
+
+def print_summary(summary: Summary, verb: str, quiet: bool = False) -> None:
+    for missing in summary.missing:
+        error(f"{missing}: no such file, folder or matching image")
+    if quiet and not summary.failed:
+        return
+    megapixels = sum(o.megapixels for o in summary.outcomes)
+    rate = f", {megapixels / summary.seconds:.2f} MP/s" if summary.seconds > 0 and megapixels else ""
+    style = "red" if summary.failed else "green"
+    err.print(
+        f"[{style}]{verb} {summary.count('done')}[/], skipped {summary.count('skipped')}, "
+        f"failed {summary.failed} in {summary.seconds:.1f} s{rate}"
+    )
+
+
+@contextlib.contextmanager
+def status(message: str, quiet: bool = False) -> Iterator[None]:
+    """A spinner while something slow happens (loading a model), silent when not a terminal."""
+    if quiet or not err.is_terminal:
+        yield
+        return
+    with err.status(message):
+        yield

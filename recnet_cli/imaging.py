@@ -1,0 +1,440 @@
+"""Reading and writing photos with their metadata: the file-system edge of recnet.
+
+The model sees float32 RGB in [0, 1]. Everything else a photographer cares about travels beside the
+pixels and is written back: bit depth (16-bit PNG/TIFF stay 16-bit), alpha (untouched, same depth),
+EXIF (orientation applied to the pixels on read, written as 1), the ICC profile and the DPI.
+
+Grayscale photos stay grayscale: the model sees the grey replicated to RGB and the corrected result is
+written as grey again (ITU-R 601 luma, as Pillow's "L" conversion), except to WebP, which has no grey
+mode. Palette and CMYK photos are written as RGB; a CMYK photo's profile describes ink, not the RGB
+result, so it is dropped (Pillow's CMYK to RGB conversion is the plain, uncalibrated one).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import cv2
+import numpy as np
+from PIL import Image, TiffImagePlugin, TiffTags
+
+_FORMAT_BY_EXTENSION = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+IMAGE_EXTENSIONS = tuple(_FORMAT_BY_EXTENSION)
+SUPPORTED_FORMATS = frozenset(_FORMAT_BY_EXTENSION.values())
+SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
+ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})
+
+_ORIENTATION = 0x0112
+_X_RESOLUTION = 282
+_EXIF_IFD, _INTEROP_IFD = 0x8769, 0xA005
+# TIFF tags that describe one file's own pixel storage; they must never travel to another file.
+_LAYOUT_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325}
+    | {330, 338, 339, 513, 514, 34675}
+)
+# Pillow's modes mapped to the ones read_photo keeps: grey or RGB, with or without alpha.
+_PILLOW_CONVERSIONS = {
+    "1": "L",
+    "La": "LA",
+    "PA": "RGBA",
+    "RGBa": "RGBA",
+    "RGBX": "RGB",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+}
+_GREY_MODES = frozenset({"L", "LA", "I;16", "I;16L", "I;16B", "I;16N"})
+_READABLE_MODES = _GREY_MODES | {"P", "RGB", "RGBA"} | _PILLOW_CONVERSIONS.keys()
+_READABLE_FORMATS = SUPPORTED_FORMATS | {"MPO"}  # cameras' JPEGs with extra pictures open as MPO
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SIGNATURES = (b"\xff\xd8\xff", _PNG_SIGNATURE, b"II*\0", b"MM\0*", b"BM")  # WebP: RIFF....WEBP
+_PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
+
+
+class PhotoFileError(Exception):
+    """A photo that cannot be read or written; str() is one line naming the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        super().__init__(f"{os.fspath(path)}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+class ImageReadError(PhotoFileError):
+    """An input that is missing, unreadable, corrupt, too large or not a supported image."""
+
+
+class ImageWriteError(PhotoFileError):
+    """An output that cannot be written (unsupported format, permissions, full disk...)."""
+
+
+@dataclass
+class Photo:
+    """A decoded photo: RGB pixels for the model plus everything needed to write it back faithfully."""
+
+    pixels: np.ndarray  # H x W x 3 float32 RGB in [0, 1], orientation applied
+    alpha: np.ndarray | None  # H x W, uint8 or uint16 like the source
+    bit_depth: int  # 8 or 16
+    grayscale: bool
+    exif: bytes | None  # with orientation 1; None when the source had no EXIF
+    icc_profile: bytes | None
+    dpi: tuple[float, float] | None
+    source_format: str  # Pillow's name: "JPEG", "PNG", "TIFF", "WEBP", "BMP"
+
+    @property
+    def megapixels(self) -> float:
+        return self.pixels.shape[0] * self.pixels.shape[1] / 1e6
+
+
+def format_for(path: str | os.PathLike[str], forced: str | None = None) -> str:
+    """The Pillow format name to write, from ``forced`` ("jpg", ".png", "tiff"...) or the path's extension."""
+    extension = "." + forced.lower().lstrip(".") if forced else Path(path).suffix.lower()
+    if extension not in _FORMAT_BY_EXTENSION:
+        choices = ", ".join(IMAGE_EXTENSIONS)
+        raise ImageWriteError(path, f"unsupported output format {extension or '(none)'!r} (use {choices})")
+    return _FORMAT_BY_EXTENSION[extension]
+
+
+def read_photo(path: str | os.PathLike[str]) -> Photo:
+    """Decode a photo with its metadata; any problem raises ImageReadError."""
+    try:
+        with Path(path).open("rb") as file:
+            if os.fstat(file.fileno()).st_size == 0:
+                raise ImageReadError(path, "empty file")
+            return _read_open_file(path, file)
+    except OSError as error:
+        raise ImageReadError(path, _describe(error)) from error
+
+
+def write_photo(
+    path: str | os.PathLike[str],
+    pixels: np.ndarray,
+    like: Photo,
+    *,
+    quality: int = 95,
+    output_format: str | None = None,
+) -> None:
+    """Atomically write corrected ``pixels`` with the bit depth, alpha and metadata of ``like``."""
+    fmt = format_for(path, output_format)
+    depth = like.bit_depth if fmt in SIXTEEN_BIT_FORMATS else 8
+    grayscale = like.grayscale and fmt != "WEBP"
+    channels = [_quantise(pixels @ _LUMA if grayscale else pixels, depth)]
+    if like.alpha is not None and fmt in ALPHA_FORMATS:
+        channels.append(_alpha_at_depth(like.alpha, depth))
+    samples = np.dstack(channels)
+    metadata = {
+        "exif": like.exif,
+        "icc_profile": _profile_for(like.icc_profile, grayscale),
+        "dpi": like.dpi,
+    }
+    with atomic_output(path) as temporary:
+        _write_samples(temporary, fmt, samples, quality, **metadata)
+
+
+def write_png16(path: str | os.PathLike[str], grey: np.ndarray) -> None:
+    """Atomically write an H x W uint16 array as a 16-bit greyscale PNG; ``path`` must end in .png."""
+    if format_for(path) != "PNG":
+        raise ImageWriteError(path, "a 16-bit greyscale mask is written as PNG: use a .png name")
+    with atomic_output(path) as temporary:
+        _write_samples(temporary, "PNG", grey.astype(np.uint16)[..., None])
+
+
+def write_rgb8(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = 95) -> None:
+    """Atomically write an H x W x 3 uint8 array, in the format of the path's extension."""
+    fmt = format_for(path)
+    with atomic_output(path) as temporary:
+        _write_samples(temporary, fmt, rgb.astype(np.uint8), quality)
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a hidden temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    On any exception the temporary file is removed and ``path`` is untouched; OSErrors become
+    ImageWriteError.
+    """
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except OSError as error:
+        raise ImageWriteError(path, _describe(error)) from error
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns about images between MAX_IMAGE_PIXELS and twice that (above, it raises) and
+            # about damaged metadata; neither may stop or clutter a batch.
+            warnings.simplefilter("ignore")
+            with Image.open(file) as image:
+                _check_supported(path, image)
+                return _decode(image, file)
+    except Image.UnidentifiedImageError as error:
+        file.seek(0)
+        if _has_supported_signature(file.read(12)):
+            raise ImageReadError(path, "truncated or corrupt image data") from error
+        raise ImageReadError(path, "not an image, or an unsupported format") from error
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(path, f"image too large: {error}") from error
+    except (OSError, SyntaxError, EOFError, cv2.error) as error:
+        raise ImageReadError(path, "truncated or corrupt image data") from error
+
+
+def _check_supported(path: str | os.PathLike[str], image: Image.Image) -> None:
+    if image.format not in _READABLE_FORMATS:
+        raise ImageReadError(path, f"unsupported image format {image.format}")
+    if image.mode not in _READABLE_MODES and _sixteen_bit_layout(image) is None:
+        raise ImageReadError(path, f"unsupported pixel type {image.mode}")
+
+
+def _decode(image: Image.Image, file: BinaryIO) -> Photo:
+    layout = _sixteen_bit_layout(image)
+    if layout is None:
+        samples, grayscale = _pillow_samples(image)
+    else:
+        samples, grayscale = _opencv_samples(file, layout)
+    exif = image.getexif()
+    # Pillow and OpenCV both apply a TIFF's orientation while decoding it, and no other format's.
+    pending_orientation = 1 if image.format == "TIFF" else exif.get(_ORIENTATION, 1)
+    samples = _ORIENTATIONS.get(pending_orientation, lambda a: a)(samples)
+    colour = samples[..., :-1] if samples.shape[2] in (2, 4) else samples
+    peak = np.iinfo(samples.dtype).max
+    return Photo(
+        pixels=np.ascontiguousarray(np.broadcast_to(colour, (*colour.shape[:2], 3)), np.float32) / peak,
+        alpha=np.ascontiguousarray(samples[..., -1]) if samples.shape[2] in (2, 4) else None,
+        bit_depth=8 * samples.dtype.itemsize,
+        grayscale=grayscale,
+        exif=_portable_exif(exif),
+        icc_profile=image.info.get("icc_profile"),
+        dpi=_source_dpi(image),
+        source_format=image.format,
+    )
+
+
+def _has_supported_signature(head: bytes) -> bool:
+    """Whether a file starts like a JPEG, PNG, TIFF, BMP or WebP."""
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _sixteen_bit_layout(image: Image.Image) -> str | None:
+    """The stored layout ("I", "LA", "RGB", "RGBA") of a 16-bit PNG or TIFF, None otherwise.
+
+    Taken from Pillow's raw mode ("RGB;16B"), because Pillow narrows 16-bit colour to 8 bits on decode.
+    """
+    if image.format not in SIXTEEN_BIT_FORMATS or not image.tile:
+        return None
+    arguments = image.tile[0].args
+    raw_mode = arguments[0] if isinstance(arguments, tuple) else arguments
+    layout, _, bits = str(raw_mode).partition(";")
+    return layout if bits.startswith("16") else None
+
+
+def _pillow_samples(image: Image.Image) -> tuple[np.ndarray, bool]:
+    """H x W x C samples (grey or RGB, then alpha) for files Pillow decodes at full precision."""
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode in _PILLOW_CONVERSIONS:
+        image = image.convert(_PILLOW_CONVERSIONS[image.mode])
+    samples = np.asarray(image)
+    samples = samples.astype(samples.dtype.newbyteorder("="), copy=False)
+    return (samples[..., None] if samples.ndim == 2 else samples), image.mode in _GREY_MODES
+
+
+def _opencv_samples(file: BinaryIO, layout: str) -> tuple[np.ndarray, bool]:
+    """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit file, decoded by OpenCV."""
+    file.seek(0)
+    decoded = cv2.imdecode(np.frombuffer(file.read(), np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint16:
+        raise OSError("OpenCV could not decode the 16-bit samples")
+    if decoded.ndim == 2:
+        return decoded[..., None], True
+    if layout == "LA":  # OpenCV expands grey + alpha to BGRA
+        return decoded[..., [0, 3]], True
+    return decoded[..., [2, 1, 0, 3][: decoded.shape[2]]], False
+
+
+def _portable_exif(exif: Image.Exif) -> bytes | None:
+    """The EXIF to copy to outputs: orientation 1 and none of the source's TIFF layout tags."""
+    for tag in _LAYOUT_TAGS & exif.keys():
+        del exif[tag]
+    if not exif:
+        return None
+    exif[_ORIENTATION] = 1
+    return exif.tobytes()
+
+
+def _source_dpi(image: Image.Image) -> tuple[float, float] | None:
+    """The stored resolution; Pillow reports 1 x 1 for TIFFs that have none, and 0 x 0 for some JPEGs."""
+    dpi = image.info.get("dpi")
+    if not dpi or min(dpi) <= 0 or (image.format == "TIFF" and _X_RESOLUTION not in image.tag_v2):
+        return None
+    return float(dpi[0]), float(dpi[1])
+
+
+def _profile_for(icc_profile: bytes | None, grayscale: bool) -> bytes | None:
+    """The profile if it describes the written colour space (grey or RGB), else None."""
+    colour_space = b"GRAY" if grayscale else b"RGB "
+    return icc_profile if icc_profile and icc_profile[16:20] == colour_space else None
+
+
+def _quantise(values: np.ndarray, depth: int) -> np.ndarray:
+    """Round [0, 1] floats to the nearest 8- or 16-bit code."""
+    peak = (1 << depth) - 1
+    return np.rint(np.clip(values, 0.0, 1.0) * peak).astype(np.uint8 if depth == 8 else np.uint16)
+
+
+def _alpha_at_depth(alpha: np.ndarray, depth: int) -> np.ndarray:
+    """Alpha unchanged when the output keeps its depth, else rounded to 8 bits."""
+    if 8 * alpha.dtype.itemsize == depth:
+        return alpha
+    return _quantise(alpha / np.float32(np.iinfo(alpha.dtype).max), depth)
+
+
+def _write_samples(
+    path: Path,
+    fmt: str,
+    samples: np.ndarray,
+    quality: int = 95,
+    exif: bytes | None = None,
+    icc_profile: bytes | None = None,
+    dpi: tuple[float, float] | None = None,
+) -> None:
+    """Write H x W x C samples (grey or RGB, then optional alpha; uint8 or uint16) in ``fmt``.
+
+    PNG and TIFF use recnet's encoders, which handle 16-bit colour and nested EXIF; the rest use Pillow.
+    """
+    if fmt == "PNG":
+        path.write_bytes(_encode_png(samples, exif, icc_profile, dpi))
+    elif fmt == "TIFF":
+        path.write_bytes(_encode_tiff(samples, exif, icc_profile, dpi))
+    else:
+        image = Image.fromarray(samples.squeeze(axis=2) if samples.shape[2] == 1 else samples)
+        image.save(path, format=fmt, **_pillow_options(fmt, quality, exif, icc_profile, dpi))
+
+
+def _pillow_options(
+    fmt: str,
+    quality: int,
+    exif: bytes | None,
+    icc_profile: bytes | None,
+    dpi: tuple[float, float] | None,
+) -> dict[str, object]:
+    """Pillow ``save`` keywords for JPEG, WebP and BMP: the metadata each can hold, and its settings."""
+    candidates: dict[str, object] = {
+        "JPEG": {"exif": exif, "icc_profile": icc_profile, "dpi": dpi, "quality": quality},
+        "WEBP": {"exif": exif, "icc_profile": icc_profile, "quality": quality},
+        "BMP": {"dpi": dpi},
+    }[fmt]
+    if fmt == "JPEG" and quality >= 90:
+        candidates["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
+    return {key: value for key, value in candidates.items() if value is not None}
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _encode_png(
+    samples: np.ndarray,
+    exif: bytes | None,
+    icc_profile: bytes | None,
+    dpi: tuple[float, float] | None,
+) -> bytes:
+    """An 8- or 16-bit PNG of H x W x C samples (C = 1..4), with optional iCCP, eXIf and pHYs chunks."""
+    height, width, channels = samples.shape
+    pixel_bytes = channels * samples.dtype.itemsize
+    rows = samples.astype(samples.dtype.newbyteorder(">")).view(np.uint8).reshape(height, -1)
+    filtered = rows.copy()
+    filtered[:, pixel_bytes:] -= rows[:, :-pixel_bytes]  # PNG "Sub" filter (type 1), bytewise
+    scanlines = np.hstack([np.ones((height, 1), np.uint8), filtered])
+    depth = 8 * samples.dtype.itemsize
+    header = struct.pack(">IIBBBBB", width, height, depth, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
+    chunks = [_png_chunk(b"IHDR", header)]
+    if icc_profile:
+        chunks.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
+    if exif:
+        chunks.append(_png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0")))
+    if dpi:
+        pixels_per_metre = (round(dpi[0] / 0.0254), round(dpi[1] / 0.0254))
+        chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", *pixels_per_metre, 1)))
+    chunks += [_png_chunk(b"IDAT", zlib.compress(scanlines.tobytes())), _png_chunk(b"IEND", b"")]
+    return _PNG_SIGNATURE + b"".join(chunks)
+
+
+def _encode_tiff(
+    samples: np.ndarray,
+    exif: bytes | None,
+    icc_profile: bytes | None,
+    dpi: tuple[float, float] | None,
+) -> bytes:
+    """A deflate-compressed 8- or 16-bit TIFF of H x W x C samples (C = 1..4) with EXIF, ICC and DPI."""
+    height, width, channels = samples.shape
+    little_endian = samples.astype(samples.dtype.newbyteorder("<"))
+    differences = little_endian.copy()
+    differences[:, 1:] -= little_endian[:, :-1]  # horizontal predictor, wraps like the TIFF spec
+    strip = zlib.compress(differences.tobytes())
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    if exif:
+        ifd.update(_nested_exif(exif))
+    ifd[256], ifd[257], ifd[258], ifd[259] = width, height, (8 * samples.dtype.itemsize,) * channels, 8
+    ifd[262] = 1 if channels <= 2 else 2  # BlackIsZero grey or RGB
+    ifd[273], ifd[277], ifd[278], ifd[279] = 0, channels, height, len(strip)  # offset fixed by tobytes
+    ifd[284], ifd[317] = 1, 2
+    if channels in (2, 4):
+        ifd[338] = 2  # unassociated alpha
+    if icc_profile:
+        ifd[34675] = icc_profile
+    if dpi:
+        ifd[282], ifd[283], ifd[296] = dpi[0], dpi[1], 2
+    return b"II*\0" + struct.pack("<I", 8) + ifd.tobytes(8) + strip
+
+
+def _nested_exif(exif: bytes) -> dict[int, object]:
+    """EXIF tags with the Exif, GPS and Interop directories as nested dicts, as a TIFF IFD stores them."""
+    source = Image.Exif()
+    source.load(exif)
+    tags = {
+        tag: source.get_ifd(tag) if tag in TiffTags.TAGS_V2_GROUPS else value for tag, value in source.items()
+    }
+    exif_directory = tags.get(_EXIF_IFD)
+    if isinstance(exif_directory, dict) and _INTEROP_IFD in exif_directory:
+        tags[_EXIF_IFD] = {**exif_directory, _INTEROP_IFD: source.get_ifd(_INTEROP_IFD)}
+    return tags
+
+
+def _describe(error: OSError) -> str:
+    """A lower-case one-line reason, e.g. "permission denied"."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return reason[0].lower() + reason[1:]

@@ -1,0 +1,70 @@
+"""The exposure mask as a picture a person can read."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Okabe-Ito blue and vermillion: distinguishable with the common colour-vision deficiencies.
+UNDER_COLOUR = np.array([0, 114, 178], dtype=np.float32) / 255
+OVER_COLOUR = np.array([213, 94, 0], dtype=np.float32) / 255
+DIMMING = 0.45
+
+
+def exposure_tint(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel tint colour and strength from the under-exposure mask (1 under, 0 over, 0.5 unsure)."""
+    under = np.clip(2 * mask - 1, 0, 1)
+    over = np.clip(1 - 2 * mask, 0, 1)
+    strength = np.maximum(under, over)
+    colour = under[..., None] * UNDER_COLOUR + over[..., None] * OVER_COLOUR
+    colour = colour / np.maximum(strength, 1e-6)[..., None]
+    return colour, strength
+
+
+def mask_overlay(photo: np.ndarray, mask: np.ndarray, legend: bool = True) -> np.ndarray:
+    """The photo dimmed to grey, tinted blue where under-exposed and red where over-exposed.
+
+    ``photo`` is H x W x 3 float in [0, 1], ``mask`` H x W in [0, 1]; returns H x W x 3 uint8 RGB.
+    """
+    grey = (photo @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+    base = np.repeat(grey * DIMMING + (1 - DIMMING) * 0.15, 3, axis=2)
+    colour, strength = exposure_tint(mask.astype(np.float32))
+    alpha = 0.75 * strength[..., None]
+    picture = base * (1 - alpha) + colour * (0.35 + 0.65 * grey) * alpha
+    image = np.clip(np.rint(picture * 255), 0, 255).astype(np.uint8)
+    return draw_legend(image) if legend else image
+
+
+def draw_legend(image: np.ndarray) -> np.ndarray:
+    """A small key in the bottom-left corner: a colour bar from over- to under-exposed."""
+    height, width = image.shape[:2]
+    scale = max(min(width, height) / 900, 0.35)
+    bar_w, bar_h = int(260 * scale), int(16 * scale)
+    pad = int(10 * scale)
+    font, font_scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, max(1, round(scale))
+    (_, text_h), _ = cv2.getTextSize("Ag", font, font_scale, thick)
+    box_w, box_h = bar_w + 2 * pad, bar_h + text_h + 3 * pad
+    if box_w > width or box_h > height:
+        return image
+    out = image.copy()
+    top = height - box_h
+    out[top:, :box_w] = (out[top:, :box_w] * 0.3).astype(np.uint8)
+    ramp = np.linspace(0, 1, bar_w, dtype=np.float32)
+    colour, strength = exposure_tint(ramp)
+    grey = np.float32(0.2)
+    bar = grey * (1 - strength[:, None]) + colour * strength[:, None]
+    bar_rgb = np.clip(np.rint(bar * 255), 0, 255).astype(np.uint8)
+    out[top + pad : top + pad + bar_h, pad : pad + bar_w] = bar_rgb[None]
+    baseline = top + 2 * pad + bar_h + text_h
+    white = (235, 235, 235)
+    cv2.putText(out, "over", (pad, baseline), font, font_scale, white, thick, cv2.LINE_AA)
+    (label_w, _), _ = cv2.getTextSize("under", font, font_scale, thick)
+    cv2.putText(out, "under", (pad + bar_w - label_w, baseline), font, font_scale, white, thick, cv2.LINE_AA)
+    (ok_w, _), _ = cv2.getTextSize("ok", font, font_scale, thick)
+    cv2.putText(out, "ok", (pad + (bar_w - ok_w) // 2, baseline), font, font_scale, white, thick, cv2.LINE_AA)
+    return out
+
+
+def mask_to_uint16(mask: np.ndarray) -> np.ndarray:
+    """The raw mask for a 16-bit grayscale PNG: 65535 = under-exposed, 0 = over-exposed."""
+    return np.clip(np.rint(mask * 65535), 0, 65535).astype(np.uint16)

@@ -1,0 +1,525 @@
+"""Find, load and save RECNet weights: local files, bundled models and models on the Hugging Face Hub.
+
+A ``--model`` value is, in this order of precedence:
+
+1. an existing file: ``.safetensors`` (this project's format, with a model card beside it) or the authors'
+   ``.pth``/``.pt`` checkpoints;
+2. a bundled model name: ``weights/<name>.safetensors`` at the repository root (the environment variable
+   ``RECNET_WEIGHTS_DIR`` names another folder); without ``--model`` the default ``recnet-mixed`` is used;
+3. a Hub reference ``org/name[@revision][:file]``; without ``:file`` the repository's ``model.safetensors``
+   (and its card ``model.json``, when present) is used. Downloads go through ``huggingface_hub`` and its
+   cache, so ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``, ``HF_TOKEN`` and ``HF_ENDPOINT`` apply, and a
+   cached model loads without network.
+
+The architecture (channels, blocks) is read from the state dict's shapes and key names, as spandrel does, and
+the weights then load strictly: a missing, unexpected or misshapen tensor is an error naming the key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import torch
+from huggingface_hub import (
+    CachedFileInfo,
+    CachedRevisionInfo,
+    constants,
+    get_hf_file_metadata,
+    hf_hub_download,
+    hf_hub_url,
+    scan_cache_dir,
+)
+from huggingface_hub.errors import (
+    CacheNotFound,
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
+from torch import Tensor
+
+from recnet_cli import __version__
+from recnet_cli.model import RECNet, parameter_count
+
+WEIGHTS_DIR_ENV = "RECNET_WEIGHTS_DIR"
+DEFAULT_MODEL = "recnet-mixed"
+HUB_DEFAULT_FILENAME = "model.safetensors"
+MODEL_SUFFIXES = (".safetensors", ".pth", ".pt")
+HUB_REF_FORMAT = "org/name[@revision][:file]"
+# Authors' checkpoints may wrap the state dict; the EMA weights win when both are present (BasicSR style).
+CHECKPOINT_WRAPPERS = ("params_ema", "params", "state_dict")
+ARCHITECTURE = ("architecture", "channels", "blocks", "parameters")  # card fields save_model fills in
+SUMMARY_KEYS = ("channels", "blocks", "training_data", "steps")
+SIZE_UNITS = ("B", "kB", "MB", "GB")
+
+HUB_REF = re.compile(r"(?P<repo_id>\w[\w.-]*/\w[\w.-]*)(?:@(?P<revision>[^:@]+))?(?::(?P<filename>[^:]+))?")
+BLOCK_KEY = re.compile(r"dualprocess\.conv(\d+)\.")
+
+
+class WeightsError(Exception):
+    """A model that cannot be found, fetched, read or saved; the message is one line naming it."""
+
+
+class ModelNotFoundError(WeightsError):
+    """No model file, bundled model or Hub file answers to the reference."""
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    path: Path
+    source: str  # what to show the user: the path, the bundled name or the Hub reference
+
+
+@dataclass
+class LoadedModel:
+    model: RECNet  # float32, eval mode, on the CPU
+    source: str
+    path: Path
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # the value to pass to --model
+    origin: str  # "bundled" or "hub cache"
+    path: Path
+    size: int  # bytes
+    revision: str = ""  # the Hub commit hash, empty for bundled models
+    summary: str = ""  # highlights of the model card
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry for ``recnet models --json``."""
+        return asdict(self) | {"path": str(self.path)}
+
+    def row(self) -> tuple[str, str, str, str]:
+        """name, where, size, about: a row of the ``recnet models`` table."""
+        where = f"{self.origin} @ {self.revision[:8]}" if self.revision else self.origin
+        return self.name, where, human_size(self.size), self.summary
+
+
+@dataclass(frozen=True)
+class HubRef:
+    text: str
+    repo_id: str
+    revision: str | None
+    filename: str
+
+
+# ---- resolving a --model value ----
+
+
+def weights_dir() -> Path:
+    """The bundled models' folder: ``weights/`` at the repository root, or ``$RECNET_WEIGHTS_DIR``."""
+    override = os.environ.get(WEIGHTS_DIR_ENV)
+    return Path(override) if override else Path(__file__).resolve().parent.parent / "weights"
+
+
+def bundled_path(name: str) -> Path:
+    return weights_dir() / f"{name}{MODEL_SUFFIXES[0]}"
+
+
+def bundled_files() -> list[Path]:
+    return sorted(weights_dir().glob(f"*{MODEL_SUFFIXES[0]}"))
+
+
+def parse_hub_ref(text: str) -> HubRef | None:
+    """``org/name[@revision][:file]``, or None when the text is not shaped like one (``dir/x.pth`` is not)."""
+    match = HUB_REF.fullmatch(text)
+    if match is None or match["repo_id"].lower().endswith(MODEL_SUFFIXES):
+        return None
+    return HubRef(text, match["repo_id"], match["revision"], match["filename"] or HUB_DEFAULT_FILENAME)
+
+
+def resolve(ref: str | None) -> ModelLocation:
+    """Where the model named by ``--model`` is on disk, downloading a Hub reference first."""
+    if ref is None:
+        return default_model()
+    path = Path(ref)
+    if path.is_file():
+        return ModelLocation(path, ref)
+    if path.name == ref and bundled_path(ref).is_file():
+        return ModelLocation(bundled_path(ref), f"{ref} (bundled)")
+    hub_ref = parse_hub_ref(ref)
+    if hub_ref is not None:
+        return ModelLocation(fetch_from_hub(hub_ref), ref)
+    if path.suffix.lower() in MODEL_SUFFIXES:
+        raise ModelNotFoundError(f"{ref}: file not found")
+    bundled = ", ".join(path.stem for path in bundled_files()) or "none yet"
+    raise ModelNotFoundError(
+        f"{ref}: not a model file, a bundled model name (bundled: {bundled})"
+        f" or a Hub reference ({HUB_REF_FORMAT})"
+    )
+
+
+def default_model() -> ModelLocation:
+    path = bundled_path(DEFAULT_MODEL)
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"no bundled default model is present yet ({path} does not exist); pass one with"
+            " --model path/to/model.safetensors or --model org/name (a Hugging Face Hub repository)"
+        )
+    return ModelLocation(path, f"{DEFAULT_MODEL} (bundled)")
+
+
+# ---- the Hugging Face Hub ----
+
+
+def download(ref: str) -> Path:
+    """``recnet download``: fetch a Hub model (and its card) into the Hugging Face cache; its local path."""
+    hub_ref = parse_hub_ref(ref)
+    if hub_ref is None:
+        raise WeightsError(f"{ref}: not a Hub reference ({HUB_REF_FORMAT})")
+    return fetch_from_hub(hub_ref)
+
+
+def fetch_from_hub(ref: HubRef) -> Path:
+    """The cached file of a Hub reference, downloaded when the Hub has it and the cache does not."""
+    offline = constants.is_offline_mode() or not hub_reachable(ref)
+    try:
+        path = hub_download(ref, ref.filename, offline)
+    except Exception as error:  # huggingface_hub raises many types; all become one line for the user
+        raise hub_error(ref, error) from error
+    if path.suffix == ".safetensors":
+        fetch_card(ref, offline)
+    return path
+
+
+def fetch_card(ref: HubRef, offline: bool) -> None:
+    """The model card ``<stem>.json`` is optional: a repository without one is fine."""
+    with contextlib.suppress(EntryNotFoundError, HfHubHTTPError):
+        hub_download(ref, str(PurePosixPath(ref.filename).with_suffix(".json")), offline)
+
+
+def hub_download(ref: HubRef, filename: str, offline: bool) -> Path:
+    return Path(
+        hf_hub_download(
+            ref.repo_id,
+            filename,
+            revision=ref.revision,
+            local_files_only=offline,
+            library_name="recnet",
+            library_version=__version__,
+        )
+    )
+
+
+def hub_reachable(ref: HubRef) -> bool:
+    """One HEAD request without retries, so that an unreachable Hub falls back to the cache at once.
+
+    (``hf_hub_download`` itself retries a connection failure for about 25 s when the file is not cached.)
+    """
+    url = hf_hub_url(ref.repo_id, ref.filename, revision=ref.revision)
+    try:
+        get_hf_file_metadata(url, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except HfHubHTTPError as error:
+        return error.response.status_code < 500  # the Hub answered: the download reports what it said
+    except Exception:  # no answer at all: connection refused, DNS failure, timeout, proxy error
+        return False
+    return True
+
+
+def hub_error(ref: HubRef, error: Exception) -> WeightsError:
+    """A one-line error for a failed Hub download, saying what to do about it."""
+    name = ref.text
+    if isinstance(error, GatedRepoError):
+        return WeightsError(
+            f"{name}: the Hub repository is gated; accept its terms on the Hub and set HF_TOKEN"
+        )
+    if isinstance(error, RepositoryNotFoundError):
+        return ModelNotFoundError(f"{name}: no such repository on the Hub (if it is private, set HF_TOKEN)")
+    if isinstance(error, RevisionNotFoundError):
+        return ModelNotFoundError(f"{name}: revision {ref.revision} not found in {ref.repo_id} on the Hub")
+    if isinstance(error, LocalEntryNotFoundError):
+        return ModelNotFoundError(f"{name}: {not_cached_reason()}")
+    if isinstance(error, EntryNotFoundError):
+        return ModelNotFoundError(f"{name}: file {ref.filename} not found in {ref.repo_id} on the Hub")
+    if isinstance(error, HfHubHTTPError):
+        return WeightsError(f"{name}: the Hub answered HTTP {error.response.status_code}")
+    return WeightsError(f"{name}: download failed ({type(error).__name__}: {first_line(error)})")
+
+
+def not_cached_reason() -> str:
+    if constants.is_offline_mode():
+        return (
+            "HF_HUB_OFFLINE is set and the model is not in the local cache (unset it to download the model)"
+        )
+    return (
+        f"cannot reach the Hub at {constants.ENDPOINT} and the model is not in the local cache"
+        f" ({constants.HF_HUB_CACHE}); download it once while online, later runs work offline"
+        " (set HF_HUB_OFFLINE=1 to skip the Hub)"
+    )
+
+
+def first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+# ---- reading weights ----
+
+
+def load_model(ref: str | None = None) -> LoadedModel:
+    """Resolve ``--model`` (None: the bundled default) and load it: float32, eval mode, CPU."""
+    location = resolve(ref)
+    return LoadedModel(
+        model=load_weights(location.path, location.source),
+        source=location.source,
+        path=location.path,
+        card=read_card(location.path),
+    )
+
+
+def load_weights(path: Path, label: str) -> RECNet:
+    """A RECNet built from the file's own shapes, loaded strictly; errors start with ``label``."""
+    state_dict = read_state_dict(path, label)
+    channels, blocks = infer_architecture(state_dict, label)
+    model = RECNet(channels, blocks)
+    check_state_dict(model.state_dict(), state_dict, label)
+    model.load_state_dict(state_dict)
+    return model.eval()
+
+
+def read_state_dict(path: Path, label: str) -> dict[str, Tensor]:
+    """The file's tensors, without the ``module.`` prefix DataParallel adds."""
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        tensors = read_safetensors(path, label)
+    elif suffix in MODEL_SUFFIXES:
+        tensors = unwrap_checkpoint(read_checkpoint(path, label), label)
+    else:
+        raise WeightsError(
+            f"{label}: unknown model file type {suffix!r} (expected {', '.join(MODEL_SUFFIXES)})"
+        )
+    return {key.removeprefix("module."): tensor for key, tensor in tensors.items()}
+
+
+def read_safetensors(path: Path, label: str) -> dict[str, Tensor]:
+    try:
+        with safe_open(path, framework="pt") as file:
+            return {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (not a dict)
+    except SafetensorError as error:
+        raise WeightsError(f"{label}: not a valid safetensors file ({first_line(error)})") from error
+
+
+def read_checkpoint(path: Path, label: str) -> object:
+    """``torch.load`` that never runs code from the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" not in str(error):
+            raise WeightsError(f"{label}: not a readable PyTorch checkpoint ({first_line(error)})") from error
+        raise WeightsError(
+            f"{label}: contains pickled code; refusing to load it."
+            " Re-save the state_dict or convert to safetensors"
+        ) from error
+    except Exception as error:  # a damaged file raises KeyError, RuntimeError, EOFError, zip errors, ...
+        raise WeightsError(
+            f"{label}: not a readable PyTorch checkpoint ({type(error).__name__}: {first_line(error)})"
+        ) from error
+
+
+def unwrap_checkpoint(checkpoint: object, label: str) -> dict[str, Tensor]:
+    """The state dict, bare or inside ``params_ema``, ``params`` or ``state_dict``."""
+    if isinstance(checkpoint, dict):
+        wrapped = (checkpoint[key] for key in CHECKPOINT_WRAPPERS if isinstance(checkpoint.get(key), dict))
+        checkpoint = next(wrapped, checkpoint)
+    if not (isinstance(checkpoint, dict) and all(isinstance(value, Tensor) for value in checkpoint.values())):
+        raise WeightsError(f"{label}: not a RECNet checkpoint (expected a state_dict of tensors)")
+    return checkpoint
+
+
+def infer_architecture(state_dict: dict[str, Tensor], label: str) -> tuple[int, int]:
+    """(channels, blocks): the width of ``extract`` and the number of ``dualprocess.convN`` blocks."""
+    extract = state_dict.get("extract.weight")
+    blocks = {match[1] for key in state_dict if (match := BLOCK_KEY.match(key))}
+    if extract is None or extract.ndim != 4 or not blocks:
+        raise WeightsError(f"{label}: not a RECNet state_dict (no extract.weight and dualprocess.convN keys)")
+    return extract.shape[0], len(blocks)
+
+
+def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], label: str) -> None:
+    """Strict loading: every key present, none extra, every shape equal; the error names the keys."""
+    missing = sorted(expected.keys() - found.keys())
+    if missing:
+        raise WeightsError(f"{label}: {describe_keys('missing', missing)}")
+    unexpected = sorted(found.keys() - expected.keys())
+    if unexpected:
+        raise WeightsError(f"{label}: {describe_keys('unexpected', unexpected)}")
+    for key, tensor in expected.items():
+        if found[key].shape != tensor.shape:
+            file_shape, model_shape = tuple(found[key].shape), tuple(tensor.shape)
+            raise WeightsError(f"{label}: shape mismatch for {key}: file {file_shape} vs model {model_shape}")
+
+
+def describe_keys(kind: str, keys: list[str], shown: int = 3) -> str:
+    """``missing key a`` / ``missing keys a, b, c (and 4 more)``."""
+    more = f" (and {len(keys) - shown} more)" if len(keys) > shown else ""
+    return f"{kind} key{'s' if len(keys) > 1 else ''} {', '.join(keys[:shown])}{more}"
+
+
+def read_card(model_path: Path) -> dict[str, Any]:
+    """The card of a ``.safetensors`` model: ``<stem>.json`` beside it, else its metadata (strings)."""
+    if model_path.suffix != ".safetensors":
+        return {}
+    card_path = model_path.with_suffix(".json")
+    if not card_path.is_file():
+        return safetensors_metadata(model_path)
+    try:
+        return json.loads(card_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise WeightsError(f"{card_path}: not a valid model card ({error})") from error
+
+
+def safetensors_metadata(path: Path) -> dict[str, str]:
+    try:
+        with safe_open(path, framework="pt") as file:
+            return file.metadata() or {}
+    except SafetensorError as error:
+        raise WeightsError(f"{path}: not a valid safetensors file ({first_line(error)})") from error
+
+
+# ---- saving in this project's format ----
+
+
+def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
+    """Write ``path`` (safetensors), ``<stem>.json`` (the card) and ``<stem>.md`` (the card for people).
+
+    The card gains the architecture fields (taken from the model); its flat fields also go into the
+    safetensors metadata. Each file is written atomically.
+    """
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"{path}: models are saved as .safetensors")
+    full_card = architecture_card(model) | {
+        key: value for key, value in card.items() if key not in ARCHITECTURE
+    }
+    tensors = {
+        key: value.detach().to("cpu", torch.float32).contiguous() for key, value in model.state_dict().items()
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, safetensors_bytes(tensors, metadata=flat_fields(full_card)))
+        write_atomic(path.with_suffix(".json"), (json.dumps(full_card, indent=2) + "\n").encode())
+        write_atomic(path.with_suffix(".md"), card_markdown(path.stem, full_card).encode())
+    except OSError as error:
+        raise WeightsError(f"{path}: cannot write the model ({error.strerror or error})") from error
+
+
+def architecture_card(model: RECNet) -> dict[str, Any]:
+    values = ("RECNet", model.channels, model.num_blocks, parameter_count(model))
+    return dict(zip(ARCHITECTURE, values, strict=True))
+
+
+def flat_fields(card: dict[str, Any]) -> dict[str, str]:
+    """The card's scalar fields as strings, for the safetensors metadata."""
+    return {key: str(value) for key, value in card.items() if isinstance(value, str | int | float | bool)}
+
+
+def card_markdown(name: str, card: dict[str, Any]) -> str:
+    lines = [
+        f"# {name}",
+        "",
+        f"RECNet weights for `recnet`: pass this file with `--model {name}.safetensors`.",
+        "",
+    ]
+    for key, value in card.items():
+        if isinstance(value, dict):
+            lines.append(f"- **{key}**:")
+            lines.extend(f"  - {sub_key}: {sub_value}" for sub_key, sub_value in value.items())
+        else:
+            lines.append(f"- **{key}**: {value}")
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder and rename it: no reader sees half a file."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+# ---- listing ----
+
+
+def list_models() -> list[ModelEntry]:
+    """``recnet models``: the bundled models, then the RECNet files in the Hugging Face cache."""
+    return bundled_models() + cached_hub_models()
+
+
+def bundled_models() -> list[ModelEntry]:
+    return [
+        ModelEntry(path.stem, "bundled", path, path.stat().st_size, summary=card_summary(read_card(path)))
+        for path in bundled_files()
+    ]
+
+
+def cached_hub_models() -> list[ModelEntry]:
+    try:
+        cache = scan_cache_dir(constants.HF_HUB_CACHE)
+    except CacheNotFound:
+        return []
+    entries = []
+    for repo in sorted(cache.repos, key=lambda repo: repo.repo_id):
+        if repo.repo_type != "model":
+            continue
+        for revision in sorted(repo.revisions, key=lambda revision: revision.commit_hash):
+            for file in sorted(revision.files, key=lambda file: file.file_path):
+                if looks_like_recnet(file.file_path):
+                    entries.append(cached_entry(repo.repo_id, revision, file))
+    return entries
+
+
+def cached_entry(repo_id: str, revision: CachedRevisionInfo, file: CachedFileInfo) -> ModelEntry:
+    filename = file.file_path.relative_to(revision.snapshot_path).as_posix()
+    return ModelEntry(
+        name=cached_ref(repo_id, revision.refs, revision.commit_hash, filename),
+        origin="hub cache",
+        path=file.file_path,
+        size=file.size_on_disk,
+        revision=revision.commit_hash,
+        summary=card_summary(read_card(file.file_path)),
+    )
+
+
+def cached_ref(repo_id: str, refs: frozenset[str], commit_hash: str, filename: str) -> str:
+    """The shortest Hub reference that names this cached file."""
+    ref = repo_id if "main" in refs else f"{repo_id}@{min(refs, default=commit_hash)}"
+    return ref if filename == HUB_DEFAULT_FILENAME else f"{ref}:{filename}"
+
+
+def looks_like_recnet(path: Path) -> bool:
+    """Checkpoints count; a safetensors file counts when its header lists RECNet's ``extract.weight``."""
+    if path.suffix != ".safetensors":
+        return path.suffix in MODEL_SUFFIXES
+    try:
+        with safe_open(path, framework="pt") as file:
+            return "extract.weight" in file.keys()  # noqa: SIM118 (not a dict)
+    except SafetensorError:
+        return False
+
+
+def card_summary(card: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {card[key]}" for key in SUMMARY_KEYS if key in card)
+
+
+def human_size(size: int) -> str:
+    """Decimal units: ``512 B``, ``156.9 kB``, ``1.2 MB``."""
+    exponent = min(len(SIZE_UNITS) - 1, (len(str(size)) - 1) // 3)
+    return f"{size} B" if exponent == 0 else f"{size / 1000**exponent:.1f} {SIZE_UNITS[exponent]}"

@@ -1,0 +1,108 @@
+"""Finding inputs, naming outputs and running a batch past failures."""
+
+from pathlib import Path
+
+import pytest
+
+from recnet_cli.batch import Job, JobError, find_sources, plan_jobs, run_jobs
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    root = tmp_path / "shots"
+    (root / "day" / "sub").mkdir(parents=True)
+    for name in ["a.jpg", "b.PNG", "notes.txt", ".hidden.jpg", "day/c.tif", "day/sub/d.webp"]:
+        (root / name).write_bytes(b"x")
+    return root
+
+
+def names(sources) -> list[str]:
+    return [s.relative.as_posix() for s in sources]
+
+
+def test_a_folder_yields_its_images_only(shots: Path) -> None:
+    sources, missing = find_sources([str(shots)])
+    assert names(sources) == ["a.jpg", "b.PNG"]
+    assert missing == []
+
+
+def test_recursive_keeps_relative_paths(shots: Path) -> None:
+    sources, _ = find_sources([str(shots)], recursive=True)
+    assert names(sources) == ["a.jpg", "b.PNG", "day/c.tif", "day/sub/d.webp"]
+
+
+def test_globs_files_and_missing_inputs(shots: Path) -> None:
+    sources, missing = find_sources([str(shots / "*.jpg"), str(shots / "day/c.tif"), str(shots / "nope.jpg")])
+    assert [s.path.name for s in sources] == ["a.jpg", "c.tif"]
+    assert missing == [str(shots / "nope.jpg")]
+
+
+def test_the_same_file_twice_is_processed_once(shots: Path) -> None:
+    sources, _ = find_sources([str(shots / "a.jpg"), str(shots / "*.jpg")])
+    assert len(sources) == 1
+
+
+def test_without_output_the_suffix_goes_beside_each_input(shots: Path) -> None:
+    sources, _ = find_sources([str(shots)])
+    jobs = plan_jobs(sources, None, suffix="_recnet")
+    assert [j.target for j in jobs] == [shots / "a_recnet.jpg", shots / "b_recnet.PNG"]
+
+
+def test_one_file_and_an_output_file(shots: Path, tmp_path: Path) -> None:
+    sources, _ = find_sources([str(shots / "a.jpg")])
+    (job,) = plan_jobs(sources, tmp_path / "out.png", suffix="_recnet")
+    assert job.target == tmp_path / "out.png" and job.problem is None
+
+
+def test_a_folder_output_mirrors_sub_folders_and_forced_extension(shots: Path, tmp_path: Path) -> None:
+    sources, _ = find_sources([str(shots)], recursive=True)
+    jobs = plan_jobs(sources, tmp_path / "out", suffix="_recnet", extension=".png")
+    assert [j.target.relative_to(tmp_path / "out").as_posix() for j in jobs] == [
+        "a.png",
+        "b.png",
+        "day/c.png",
+        "day/sub/d.png",
+    ]
+
+
+def test_output_equal_to_an_input_is_refused(shots: Path) -> None:
+    sources, _ = find_sources([str(shots / "a.jpg")])
+    (job,) = plan_jobs(sources, shots / "a.jpg", suffix="")
+    assert "is an input file" in job.problem
+    folder_jobs = plan_jobs(find_sources([str(shots)])[0], shots, suffix="")
+    assert all("is an input file" in j.problem for j in folder_jobs)
+
+
+def test_two_inputs_claiming_one_output_are_caught(tmp_path: Path) -> None:
+    for name in ["x.jpg", "x.png"]:
+        (tmp_path / name).write_bytes(b"x")
+    jobs = plan_jobs(find_sources([str(tmp_path)])[0], tmp_path / "out", suffix="", extension=".png")
+    assert jobs[0].problem is None
+    assert "would also be written" in jobs[1].problem
+
+
+def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_path: Path) -> None:
+    existing = tmp_path / "kept.png"
+    existing.write_bytes(b"precious")
+    jobs = [
+        Job(tmp_path / "bad.jpg", tmp_path / "bad_out.png"),
+        Job(tmp_path / "good.jpg", tmp_path / "good_out.png"),
+        Job(tmp_path / "old.jpg", existing),
+    ]
+
+    def work(job: Job) -> float:
+        if job.source.name == "bad.jpg":
+            raise JobError("bad.jpg: not an image")
+        job.target.write_bytes(b"new")
+        return 2.0
+
+    summary = run_jobs(jobs, work)
+    assert [o.status for o in summary.outcomes] == ["failed", "done", "failed"]
+    assert "--overwrite" in summary.outcomes[2].reason
+    assert existing.read_bytes() == b"precious"
+    assert (summary.count("done"), summary.failed) == (1, 2)
+
+    skipping = run_jobs(jobs[2:], work, skip_existing=True)
+    assert skipping.outcomes[0].status == "skipped" and existing.read_bytes() == b"precious"
+    replacing = run_jobs(jobs[2:], work, overwrite=True)
+    assert replacing.outcomes[0].status == "done" and existing.read_bytes() == b"new"

@@ -1,0 +1,227 @@
+"""Hub references, for real: huggingface_hub downloads from a fake Hub on 127.0.0.1 into a temporary cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from fake_hub import FakeHub, commit_of, point_huggingface_hub_at, set_offline
+
+from recnet_cli.model import RECNet
+from recnet_cli.weights import (
+    LoadedModel,
+    ModelNotFoundError,
+    WeightsError,
+    download,
+    load_model,
+    save_model,
+)
+
+REPO = "acme/recnet-test"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FAST_S = 5  # an unreachable Hub must not cost more than this
+
+
+@pytest.fixture
+def hf_home(tmp_path: Path) -> Path:
+    return tmp_path / "hf-home"
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, hf_home: Path) -> Iterator[FakeHub]:
+    with FakeHub() as hub:
+        point_huggingface_hub_at(monkeypatch, hub.url, hf_home)
+        yield hub
+
+
+def seeded_model(seed: int) -> RECNet:
+    torch.manual_seed(seed)
+    return RECNet(4, 2).eval()
+
+
+def publish(
+    hub: FakeHub,
+    model: RECNet,
+    folder: Path,
+    filename: str = "model.safetensors",
+    card: dict[str, object] | None = None,
+) -> None:
+    """Save ``model`` with save_model and put it on ``acme/recnet-test`` (with its JSON card, given one)."""
+    revision = folder.name
+    path = folder / filename
+    save_model(model, path, card or {})
+    hub.add(REPO, filename, path.read_bytes(), revision)
+    if card:
+        card_path = path.with_suffix(".json")
+        hub.add(REPO, card_path.name, card_path.read_bytes(), revision)
+
+
+@pytest.fixture
+def published(hub: FakeHub, tmp_path: Path) -> dict[str, RECNet]:
+    """The models on ``acme/recnet-test``, by the names the tests use.
+
+    main: model.safetensors with its card model.json, other.safetensors without a card;
+    tag v1: model.safetensors, and an authors' checkpoint extra.pth.
+    """
+    models = {name: seeded_model(seed) for seed, name in enumerate(("main", "other", "v1", "v1-extra"))}
+    publish(hub, models["main"], tmp_path / "main", card={"training_data": "main data"})
+    publish(hub, models["other"], tmp_path / "main", "other.safetensors")
+    publish(hub, models["v1"], tmp_path / "v1")
+    checkpoint = tmp_path / "v1" / "extra.pth"
+    torch.save({"params": {f"module.{k}": v for k, v in models["v1-extra"].state_dict().items()}}, checkpoint)
+    hub.add(REPO, "extra.pth", checkpoint.read_bytes(), revision="v1")
+    return models
+
+
+def assert_same_model(loaded: LoadedModel, expected: RECNet) -> None:
+    image = torch.rand(1, 3, 16, 20, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        assert torch.equal(loaded.model(image), expected(image))
+
+
+def load_error(ref: str, kind: type[WeightsError] = WeightsError) -> str:
+    with pytest.raises(kind) as caught:
+        load_model(ref)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("ref", "model", "revision", "filename"),
+    [
+        (REPO, "main", "main", "model.safetensors"),
+        (f"{REPO}@v1", "v1", "v1", "model.safetensors"),
+        (f"{REPO}:other.safetensors", "other", "main", "other.safetensors"),
+        (f"{REPO}@v1:extra.pth", "v1-extra", "v1", "extra.pth"),
+    ],
+)
+def test_load_model_downloads_from_the_hub(
+    hub: FakeHub,
+    published: dict[str, RECNet],
+    hf_home: Path,
+    ref: str,
+    model: str,
+    revision: str,
+    filename: str,
+) -> None:
+    loaded = load_model(ref)
+
+    assert_same_model(loaded, published[model])
+    assert loaded.source == ref
+    assert loaded.path.parent.name == commit_of(REPO, revision)
+    assert loaded.path.is_relative_to(hf_home / "hub")
+    assert f"GET /{REPO}/resolve/{revision}/{filename}" in hub.requests
+
+
+def test_card_comes_from_the_repository(hub: FakeHub, published: dict[str, RECNet]) -> None:
+    assert load_model(REPO).card["training_data"] == "main data"
+    assert load_model(f"{REPO}:other.safetensors").card["channels"] == "4"  # no other.json: the metadata
+
+
+def test_cached_model_loads_with_the_hub_down_and_offline(
+    hub: FakeHub, published: dict[str, RECNet], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_model(REPO)
+    hub.stop()
+
+    started = time.monotonic()
+    loaded = load_model(REPO)
+    assert time.monotonic() - started < FAST_S
+    assert_same_model(loaded, published["main"])
+    set_offline(monkeypatch, True)
+    loaded = load_model(REPO)
+    assert_same_model(loaded, published["main"])
+    assert loaded.card["training_data"] == "main data"
+
+
+def test_hub_down_and_nothing_cached_fails_fast_with_one_line(hub: FakeHub) -> None:
+    hub.stop()
+
+    started = time.monotonic()
+    message = load_error(REPO, ModelNotFoundError)
+
+    assert time.monotonic() - started < FAST_S  # no retries with back-off (they take ~25 s)
+    assert message.startswith(
+        f"{REPO}: cannot reach the Hub at {hub.url} and the model is not in the local cache"
+    )
+    assert "HF_HUB_OFFLINE=1" in message
+
+
+def test_offline_and_nothing_cached_sends_no_request(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_offline(monkeypatch, True)
+
+    message = load_error(REPO, ModelNotFoundError)
+
+    reason = "HF_HUB_OFFLINE is set and the model is not in the local cache (unset it to download the model)"
+    assert message == f"{REPO}: {reason}"
+    assert hub.requests == []
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("acme/missing", "acme/missing: no such repository on the Hub (if it is private, set HF_TOKEN)"),
+        (f"{REPO}@v9", f"{REPO}@v9: revision v9 not found in {REPO} on the Hub"),
+        (
+            f"{REPO}:nope.safetensors",
+            f"{REPO}:nope.safetensors: file nope.safetensors not found in {REPO} on the Hub",
+        ),
+    ],
+)
+def test_hub_refusals_are_one_line_errors(
+    hub: FakeHub, published: dict[str, RECNet], ref: str, message: str
+) -> None:
+    assert load_error(ref, ModelNotFoundError) == message
+    assert hub.requests
+
+
+def test_gated_repository_needs_hf_token(
+    hub: FakeHub, published: dict[str, RECNet], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub.gate(REPO, "hf_test_token")
+
+    assert (
+        load_error(REPO)
+        == f"{REPO}: the Hub repository is gated; accept its terms on the Hub and set HF_TOKEN"
+    )
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    assert_same_model(load_model(REPO), published["main"])
+
+
+def test_download_prefetches_the_model_and_its_card(
+    hub: FakeHub, published: dict[str, RECNet], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = download(REPO)
+
+    assert path.is_file() and path.with_suffix(".json").is_file()
+    hub.stop()
+    set_offline(monkeypatch, True)
+    loaded = load_model(REPO)
+    assert loaded.path == path
+    assert loaded.card["training_data"] == "main data"
+
+
+def test_environment_variables_alone_point_recnet_at_the_hub(
+    hub: FakeHub, published: dict[str, RECNet], hf_home: Path
+) -> None:
+    """A fresh process reads HF_ENDPOINT and HF_HOME (set by the fixture) when huggingface_hub is imported."""
+    code = "from recnet_cli.weights import download; print(download('acme/recnet-test'))"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).is_relative_to(hf_home / "hub")
+    assert f"GET /{REPO}/resolve/main/model.safetensors" in hub.requests

@@ -1,0 +1,628 @@
+"""Photo I/O: formats, bit depth, alpha, metadata, bad input and atomic writes."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageOps
+
+from recnet_cli import imaging
+from recnet_cli.imaging import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    ImageWriteError,
+    Photo,
+    atomic_output,
+    format_for,
+    read_photo,
+    write_photo,
+    write_png16,
+    write_rgb8,
+)
+
+SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+GREY_PROFILE = bytes(16) + b"GRAY" + bytes(108)  # the header of a grey-space ICC profile
+INK_PROFILE = bytes(16) + b"CMYK" + bytes(108)  # the header of a CMYK-space ICC profile
+MAKE, DATE_TIME_ORIGINAL, EXIF_IFD, GPS_IFD, INTEROP_IFD = 0x010F, 0x9003, 0x8769, 0x8825, 0xA005
+CAMERA_TAGS = (1, "Recnet Camera", "2024:02:20 10:11:12", "N", "R98")
+LOSSLESS = ["png", "tif", "bmp"]
+ALL_FORMATS = ["jpg", "png", "tif", "webp", "bmp"]
+EXIF_FORMATS = ["jpg", "png", "tif", "webp"]
+
+
+def gradient_rgb8(height: int = 24, width: int = 32) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    return np.dstack([x * 255 // (width - 1), y * 255 // (height - 1), (x + y) * 4 % 256]).astype(np.uint8)
+
+
+def gradient_rgb16(height: int = 24, width: int = 32) -> np.ndarray:
+    """Values an 8-bit path would destroy: consecutive 16-bit codes that share one 8-bit code."""
+    codes = 30000 + np.arange(height * width * 3) * 7
+    return (codes % 65536).astype(np.uint16).reshape(height, width, 3)
+
+
+def camera_exif(orientation: int = 1) -> Image.Exif:
+    exif = Image.Exif()
+    exif[MAKE] = "Recnet Camera"
+    exif[0x0112] = orientation
+    exif.get_ifd(EXIF_IFD).update({DATE_TIME_ORIGINAL: "2024:02:20 10:11:12", INTEROP_IFD: {1: "R98"}})
+    exif.get_ifd(GPS_IFD)[1] = "N"  # GPSLatitudeRef
+    return exif
+
+
+def camera_tags(image: Image.Image) -> tuple[int, str, str, str, str]:
+    """Orientation, Make, and one tag from each nested directory (Exif, GPS, Interop) of an open image."""
+    exif = image.getexif()
+    exif_directory, gps = exif.get_ifd(EXIF_IFD), exif.get_ifd(GPS_IFD)
+    return exif[0x0112], exif[MAKE], exif_directory[DATE_TIME_ORIGINAL], gps[1], exif.get_ifd(INTEROP_IFD)[1]
+
+
+def save(path: Path, image: Image.Image, **options) -> Path:
+    image.save(path, **options)
+    return path
+
+
+def write_cv2(path: Path, rgb: np.ndarray) -> Path:
+    """Write 16-bit RGB(A) with OpenCV, which expects BGR(A)."""
+    assert cv2.imwrite(str(path), rgb[..., [2, 1, 0, 3][: rgb.shape[2]]])
+    return path
+
+
+def read_cv2_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return bgr[..., [2, 1, 0, 3][: bgr.shape[2]]]
+
+
+def as_codes(pixels: np.ndarray, depth: int) -> np.ndarray:
+    return np.rint(pixels * ((1 << depth) - 1)).astype(np.uint8 if depth == 8 else np.uint16)
+
+
+def photo_like(original: np.ndarray, **changes) -> Photo:
+    """A Photo of 8- or 16-bit RGB ``original`` whose metadata a test chooses."""
+    depth = 8 * original.dtype.itemsize
+    fields = dict(alpha=None, grayscale=False, exif=None, icc_profile=None, dpi=None, source_format="PNG")
+    fields.update(changes)
+    return Photo(pixels=original.astype(np.float32) / ((1 << depth) - 1), bit_depth=depth, **fields)
+
+
+def round_trip(tmp_path: Path, source: Path, extension: str) -> tuple[Photo, Path]:
+    photo = read_photo(source)
+    output = tmp_path / f"out.{extension}"
+    write_photo(output, photo.pixels, photo)
+    return photo, output
+
+
+# --- formats and bit depth -------------------------------------------------------------------------
+
+
+def test_extensions_are_lowercase_with_a_dot():
+    assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"} == set(IMAGE_EXTENSIONS)
+
+
+@pytest.mark.parametrize(
+    ("name", "forced", "expected"),
+    [
+        ("a.JPG", None, "JPEG"),
+        ("a.jpeg", None, "JPEG"),
+        ("a.png", None, "PNG"),
+        ("a.tiff", None, "TIFF"),
+        ("a.webp", None, "WEBP"),
+        ("a.bmp", None, "BMP"),
+        ("a.png", "jpg", "JPEG"),
+        ("a.png", ".TIF", "TIFF"),
+    ],
+)
+def test_format_for(name, forced, expected):
+    assert format_for(Path(name), forced) == expected
+
+
+@pytest.mark.parametrize(("name", "forced"), [("a.gif", None), ("noextension", None), ("a.png", "gif")])
+def test_format_for_rejects_unsupported_formats(name, forced):
+    with pytest.raises(ImageWriteError, match=r"unsupported output format") as caught:
+        format_for(Path(name), forced)
+    assert name in str(caught.value)
+
+
+@pytest.mark.parametrize("extension", ALL_FORMATS)
+def test_round_trip_8_bit_rgb(tmp_path, extension):
+    original = gradient_rgb8()
+    source = save(tmp_path / f"in.{extension}", Image.fromarray(original), quality=95)
+    photo, output = round_trip(tmp_path, source, extension)
+
+    assert (photo.bit_depth, photo.grayscale, photo.alpha) == (8, False, None)
+    assert photo.pixels.dtype == np.float32 and photo.pixels.shape == (24, 32, 3)
+    assert photo.source_format == format_for(source)
+    with Image.open(output) as written:
+        assert (written.format, written.mode) == (format_for(output), "RGB")
+        result = np.asarray(written)
+    if extension in LOSSLESS:
+        assert np.array_equal(result, original)
+    else:  # one more lossy generation at quality 95
+        assert np.abs(result.astype(int) - as_codes(photo.pixels, 8)).mean() < 2
+
+
+def test_forced_output_format_overrides_extension(tmp_path):
+    photo = read_photo(save(tmp_path / "in.png", Image.fromarray(gradient_rgb8())))
+    output = tmp_path / "out.png"
+    write_photo(output, photo.pixels, photo, output_format="jpg")
+    with Image.open(output) as written:
+        assert written.format == "JPEG"
+
+
+def test_jpeg_quality_and_subsampling(tmp_path):
+    photo = read_photo(save(tmp_path / "in.png", Image.fromarray(gradient_rgb8())))
+    write_photo(tmp_path / "high.jpg", photo.pixels, photo, quality=95)
+    write_photo(tmp_path / "low.jpg", photo.pixels, photo, quality=50)
+    with Image.open(tmp_path / "high.jpg") as high, Image.open(tmp_path / "low.jpg") as low:
+        assert high.layer[0][1:3] == (1, 1) and low.layer[0][1:3] == (2, 2)  # 4:4:4 vs 4:2:0
+    assert (tmp_path / "low.jpg").stat().st_size < (tmp_path / "high.jpg").stat().st_size
+
+
+@pytest.mark.parametrize("extension", ["png", "tif"])
+def test_16_bit_in_keeps_full_precision_and_16_bit_out(tmp_path, extension):
+    original = gradient_rgb16()
+    photo, output = round_trip(tmp_path, write_cv2(tmp_path / f"in.{extension}", original), extension)
+
+    assert photo.bit_depth == 16 and photo.source_format == format_for(output)
+    assert np.array_equal(as_codes(photo.pixels, 16), original)  # within 1/65535
+    written = read_cv2_rgb(output)
+    assert written.dtype == np.uint16 and np.array_equal(written, original)
+    assert np.array_equal(as_codes(read_photo(output).pixels, 16), original)
+
+
+@pytest.mark.parametrize("extension", ["jpg", "webp", "bmp"])
+def test_16_bit_in_becomes_8_bit_where_the_format_has_no_16_bit(tmp_path, extension):
+    _, output = round_trip(tmp_path, write_cv2(tmp_path / "in.png", gradient_rgb16()), extension)
+    with Image.open(output) as written:
+        assert written.mode == "RGB"
+    assert read_cv2_rgb(output).dtype == np.uint8
+
+
+@pytest.mark.parametrize("extension", ["png", "tif"])
+def test_8_bit_in_stays_8_bit(tmp_path, extension):
+    _, output = round_trip(tmp_path, save(tmp_path / "in.png", Image.fromarray(gradient_rgb8())), extension)
+    assert read_cv2_rgb(output).dtype == np.uint8
+
+
+def test_corrected_pixels_are_rounded_to_nearest_and_clipped(tmp_path):
+    photo = read_photo(save(tmp_path / "in.png", Image.new("RGB", (3, 1))))
+    pixels = np.array([[[-0.5, 0.2 / 255, 0.6 / 255], [1.4 / 255, 1.6 / 255, 0.5], [1.0, 1.5, 254.4 / 255]]])
+    write_photo(tmp_path / "out.png", pixels.astype(np.float32), photo)
+    with Image.open(tmp_path / "out.png") as written:
+        assert np.asarray(written).tolist() == [[[0, 0, 1], [1, 2, 128], [255, 255, 254]]]
+
+
+# --- EXIF orientation and metadata -----------------------------------------------------------------
+
+
+def exif_transposed(original: np.ndarray, orientation: int) -> np.ndarray:
+    """The reference: Pillow's ImageOps.exif_transpose, channel by channel (it has no 16-bit RGB)."""
+    channels = []
+    for index in range(original.shape[2]):
+        channel = Image.fromarray(original[..., index])
+        channel.info["exif"] = camera_exif(orientation).tobytes()
+        channels.append(np.asarray(ImageOps.exif_transpose(channel)))
+    return np.dstack(channels)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("original", [gradient_rgb8(), gradient_rgb16()], ids=["8-bit", "16-bit"])
+@pytest.mark.parametrize("extension", ["png", "tif"])
+def test_every_orientation_matches_pillow_exif_transpose(tmp_path, extension, original, orientation):
+    source = tmp_path / f"in.{extension}"
+    like = photo_like(original, exif=camera_exif(orientation).tobytes())
+    write_photo(source, like.pixels, like)  # writing keeps the orientation given; reading applies it
+    depth = like.bit_depth
+    assert np.array_equal(as_codes(read_photo(source).pixels, depth), exif_transposed(original, orientation))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_orientation_in_pillow_written_files(tmp_path, orientation):
+    source = save(tmp_path / "in.png", Image.fromarray(gradient_rgb8()), exif=camera_exif(orientation))
+    with Image.open(source) as image:
+        expected = np.asarray(ImageOps.exif_transpose(image))
+    assert np.array_equal(as_codes(read_photo(source).pixels, 8), expected)
+
+
+@pytest.mark.parametrize("extension", EXIF_FORMATS)
+def test_orientation_applied_and_other_exif_kept(tmp_path, extension):
+    original = np.zeros((24, 40, 3), np.uint8)
+    original[:8, :8] = 255  # top-left JPEG block before the camera's 90 degree clockwise rotation
+    source = save(tmp_path / "in.jpg", Image.fromarray(original), exif=camera_exif(6), quality=100)
+
+    photo, output = round_trip(tmp_path, source, extension)
+
+    assert photo.pixels.shape == (40, 24, 3)
+    assert photo.pixels[0, -1].min() > 0.9 and photo.pixels[0, 0].max() < 0.1  # now top-right
+    with Image.open(output) as written:
+        assert written.size == (24, 40)
+        assert camera_tags(written) == CAMERA_TAGS
+
+
+@pytest.mark.parametrize("extension", ["png", "tif"])
+def test_16_bit_orientation_and_metadata(tmp_path, extension):
+    original = gradient_rgb16()
+    like = photo_like(original, exif=camera_exif(8).tobytes(), icc_profile=SRGB_PROFILE, dpi=(300.0, 300.0))
+    source = tmp_path / f"in.{extension}"
+    write_photo(source, like.pixels, like)
+
+    photo, output = round_trip(tmp_path, source, extension)
+
+    assert np.array_equal(as_codes(photo.pixels, 16), np.rot90(original, 1))
+    assert np.array_equal(read_cv2_rgb(output), np.rot90(original, 1))
+    with Image.open(output) as written:
+        assert camera_tags(written) == CAMERA_TAGS
+        assert written.info["icc_profile"] == SRGB_PROFILE
+        assert written.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+
+
+@pytest.mark.parametrize("extension", EXIF_FORMATS)
+def test_icc_profile_is_copied(tmp_path, extension):
+    source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), icc_profile=SRGB_PROFILE)
+    photo, output = round_trip(tmp_path, source, extension)
+    assert photo.icc_profile == SRGB_PROFILE
+    with Image.open(output) as written:
+        assert written.info["icc_profile"] == SRGB_PROFILE
+
+
+@pytest.mark.parametrize("extension", ["jpg", "png", "tif", "bmp"])
+def test_dpi_is_copied(tmp_path, extension):
+    source = save(tmp_path / "in.png", Image.fromarray(gradient_rgb8()), dpi=(300, 240))
+    photo, output = round_trip(tmp_path, source, extension)
+    assert photo.dpi == pytest.approx((300, 240), abs=0.01)
+    with Image.open(output) as written:
+        assert written.info["dpi"] == pytest.approx((300, 240), abs=0.01)
+
+
+def test_photo_without_metadata_has_none(tmp_path):
+    photo = read_photo(save(tmp_path / "in.tif", Image.fromarray(gradient_rgb8())))
+    assert (photo.exif, photo.icc_profile, photo.dpi) == (None, None, None)
+    assert photo.megapixels == pytest.approx(24 * 32 / 1e6)
+
+
+def test_tiff_metadata_goes_to_other_formats_without_its_layout_tags(tmp_path):
+    source = tmp_path / "in.tif"  # not written by Pillow, whose TIFF writer loses the Interop directory
+    like = photo_like(gradient_rgb8(), exif=camera_exif().tobytes())
+    write_photo(source, like.pixels, like)
+    _, output = round_trip(tmp_path, source, "jpg")
+    with Image.open(output) as written:
+        assert camera_tags(written) == CAMERA_TAGS
+        assert not {256, 257, 273, 279} & written.getexif().keys()
+
+
+# --- modes and alpha --------------------------------------------------------------------------------
+
+
+def rgba8() -> np.ndarray:
+    alpha = (np.arange(24 * 32) % 256).astype(np.uint8).reshape(24, 32, 1)
+    return np.concatenate([gradient_rgb8(), alpha], axis=2)
+
+
+@pytest.mark.parametrize("extension", ["png", "tif", "webp"])
+def test_8_bit_alpha_is_carried_through(tmp_path, extension):
+    original = rgba8()
+    photo, output = round_trip(tmp_path, save(tmp_path / "in.png", Image.fromarray(original)), extension)
+    assert photo.alpha.dtype == np.uint8 and np.array_equal(photo.alpha, original[..., 3])
+    with Image.open(output) as written:
+        assert written.mode == "RGBA"
+        assert np.array_equal(np.asarray(written)[..., 3], original[..., 3])
+
+
+@pytest.mark.parametrize("extension", ["jpg", "bmp"])
+def test_alpha_is_dropped_where_the_format_has_none(tmp_path, extension):
+    _, output = round_trip(tmp_path, save(tmp_path / "in.png", Image.fromarray(rgba8())), extension)
+    with Image.open(output) as written:
+        assert written.mode == "RGB"
+
+
+@pytest.mark.parametrize("extension", ["png", "tif"])
+def test_16_bit_alpha_is_carried_through(tmp_path, extension):
+    alpha = (np.arange(24 * 32) * 83 % 65536).astype(np.uint16).reshape(24, 32, 1)
+    original = np.concatenate([gradient_rgb16(), alpha], axis=2)
+    photo, output = round_trip(tmp_path, write_cv2(tmp_path / f"in.{extension}", original), extension)
+    assert photo.alpha.dtype == np.uint16 and np.array_equal(photo.alpha, alpha[..., 0])
+    assert np.array_equal(read_cv2_rgb(output), original)
+
+
+def test_16_bit_alpha_becomes_8_bit_in_webp(tmp_path):
+    alpha = np.full((24, 32, 1), 0x8080, np.uint16)
+    original = np.concatenate([gradient_rgb16(), alpha], axis=2)
+    _, output = round_trip(tmp_path, write_cv2(tmp_path / "in.png", original), "webp")
+    with Image.open(output) as written:
+        assert written.mode == "RGBA" and (np.asarray(written)[..., 3] == 0x80).all()
+
+
+@pytest.mark.parametrize("extension", ["png", "tif", "jpg", "bmp"])
+def test_grayscale_8_bit_stays_grayscale(tmp_path, extension):
+    original = gradient_rgb8()[..., 0]
+    photo, output = round_trip(tmp_path, save(tmp_path / "in.png", Image.fromarray(original)), extension)
+    assert photo.grayscale and photo.pixels.shape == (24, 32, 3)
+    assert np.array_equal(as_codes(photo.pixels, 8), np.dstack([original] * 3))
+    with Image.open(output) as written:
+        assert written.mode in ("L", "P")  # Pillow writes grey BMPs with a grey palette
+        result = np.asarray(written.convert("L"))
+    if extension in LOSSLESS:
+        assert np.array_equal(result, original)
+    else:
+        assert np.abs(result.astype(int) - original).mean() < 2
+
+
+def test_grayscale_becomes_rgb_in_webp(tmp_path):
+    _, output = round_trip(tmp_path, save(tmp_path / "in.png", Image.new("L", (8, 8), 77)), "webp")
+    with Image.open(output) as written:
+        assert written.mode == "RGB"
+
+
+def test_grayscale_with_alpha(tmp_path):
+    original = np.dstack([gradient_rgb8()[..., 0], rgba8()[..., 3]])
+    photo, output = round_trip(tmp_path, save(tmp_path / "in.png", Image.fromarray(original, "LA")), "png")
+    assert photo.grayscale and np.array_equal(photo.alpha, original[..., 1])
+    with Image.open(output) as written:
+        assert written.mode == "LA" and np.array_equal(np.asarray(written), original)
+
+
+@pytest.mark.parametrize("extension", ["png", "tif"])
+def test_grayscale_16_bit_stays_16_bit_grayscale(tmp_path, extension):
+    original = gradient_rgb16()[..., 0]
+    source = tmp_path / f"in.{extension}"
+    assert cv2.imwrite(str(source), original)
+    photo, output = round_trip(tmp_path, source, extension)
+    assert photo.grayscale and photo.bit_depth == 16
+    assert np.array_equal(as_codes(photo.pixels, 16), np.dstack([original] * 3))
+    written = cv2.imread(str(output), cv2.IMREAD_UNCHANGED)
+    assert written.dtype == np.uint16 and np.array_equal(written, original)
+
+
+def test_grayscale_16_bit_with_alpha(tmp_path):
+    grey, alpha = gradient_rgb16()[..., 0], gradient_rgb16()[..., 1]
+    like = photo_like(np.dstack([grey] * 3), grayscale=True, alpha=alpha)
+    source = tmp_path / "in.png"
+    write_photo(source, like.pixels, like)
+
+    photo, output = round_trip(tmp_path, source, "png")
+
+    assert photo.grayscale and photo.bit_depth == 16
+    assert np.array_equal(as_codes(photo.pixels[..., 0], 16), grey) and np.array_equal(photo.alpha, alpha)
+    assert output.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize(("profile", "kept"), [(GREY_PROFILE, True), (SRGB_PROFILE, False)])
+def test_grayscale_keeps_only_a_grey_profile(tmp_path, profile, kept):
+    grey = Image.new("L", (8, 8), 100)
+    _, output = round_trip(tmp_path, save(tmp_path / "in.png", grey, icc_profile=profile), "png")
+    with Image.open(output) as written:
+        assert written.info.get("icc_profile") == (profile if kept else None)
+
+
+def test_palette_reads_as_rgb(tmp_path):
+    palette_image = Image.fromarray(gradient_rgb8()).quantize(16)
+    photo, output = round_trip(tmp_path, save(tmp_path / "in.png", palette_image), "png")
+    expected = np.asarray(palette_image.convert("RGB"))
+    assert not photo.grayscale and photo.alpha is None
+    assert np.array_equal(as_codes(photo.pixels, 8), expected)
+    with Image.open(output) as written:
+        assert written.mode == "RGB" and np.array_equal(np.asarray(written), expected)
+
+
+def test_palette_transparency_becomes_alpha(tmp_path):
+    palette_image = Image.fromarray(gradient_rgb8()).quantize(16)
+    palette_image.info["transparency"] = 0
+    photo = read_photo(save(tmp_path / "in.png", palette_image))
+    expected = np.asarray(palette_image.convert("RGBA"))[..., 3]
+    assert photo.alpha is not None and np.array_equal(photo.alpha, expected) and (expected == 0).any()
+
+
+def test_cmyk_reads_as_rgb_and_drops_its_ink_profile(tmp_path):
+    cmyk = Image.fromarray(gradient_rgb8()).convert("CMYK")
+    source = save(tmp_path / "in.jpg", cmyk, quality=100, icc_profile=INK_PROFILE)
+    with Image.open(source) as image:
+        expected = np.asarray(image.convert("RGB"))
+    photo, output = round_trip(tmp_path, source, "jpg")
+    assert photo.icc_profile == INK_PROFILE and not photo.grayscale
+    assert np.array_equal(as_codes(photo.pixels, 8), expected)
+    with Image.open(output) as written:
+        assert written.mode == "RGB" and "icc_profile" not in written.info
+
+
+# --- bad input --------------------------------------------------------------------------------------
+
+
+def assert_read_error(path: Path, reason: str) -> None:
+    with pytest.raises(ImageReadError) as caught:
+        read_photo(path)
+    message = str(caught.value)
+    assert message == f"{path}: {caught.value.reason}"
+    assert path.name in message and "\n" not in message and "Traceback" not in message
+    assert reason in caught.value.reason
+
+
+def truncated(tmp_path: Path, source: Path) -> Path:
+    damaged = tmp_path / f"truncated{source.suffix}"
+    data = source.read_bytes()
+    damaged.write_bytes(data[: len(data) // 2])
+    return damaged
+
+
+def noisy(height: int = 64, width: int = 64) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "photo.jpg").touch()
+    assert_read_error(tmp_path / "photo.jpg", "empty file")
+
+
+def test_missing_file(tmp_path):
+    assert_read_error(tmp_path / "photo.jpg", "no such file")
+
+
+def test_directory(tmp_path):
+    (tmp_path / "photo.jpg").mkdir()
+    assert_read_error(tmp_path / "photo.jpg", "is a directory")
+
+
+def test_not_an_image(tmp_path):
+    (tmp_path / "photo.jpg").write_text("these are not the pixels you are looking for\n")
+    assert_read_error(tmp_path / "photo.jpg", "not an image")
+
+
+def test_unsupported_format(tmp_path):
+    source = save(tmp_path / "photo.gif", Image.fromarray(gradient_rgb8()))
+    assert_read_error(source, "unsupported image format GIF")
+
+
+def test_unsupported_pixel_type(tmp_path):
+    source = save(tmp_path / "photo.tif", Image.new("F", (4, 4), 0.5))
+    assert_read_error(source, "unsupported pixel type F")
+
+
+@pytest.mark.parametrize("extension", ["jpg", "png", "tif", "webp"])
+def test_truncated_8_bit(tmp_path, extension):
+    source = save(tmp_path / f"photo.{extension}", Image.fromarray(noisy()), quality=90)
+    assert_read_error(truncated(tmp_path, source), "truncated or corrupt image data")
+
+
+@pytest.mark.parametrize("extension", ["png", "tif"])
+def test_truncated_16_bit(tmp_path, extension):
+    source = write_cv2(tmp_path / f"photo.{extension}", noisy().astype(np.uint16) * 257)
+    assert_read_error(truncated(tmp_path, source), "truncated or corrupt image data")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read files without read permission")
+def test_unreadable_file(tmp_path):
+    source = save(tmp_path / "photo.png", Image.fromarray(gradient_rgb8()))
+    source.chmod(0)
+    assert_read_error(source, "permission denied")
+
+
+def test_permission_denied_by_the_system(tmp_path, monkeypatch):
+    """The same check as test_unreadable_file, for runs as root, where chmod cannot deny reading."""
+    source = save(tmp_path / "photo.png", Image.fromarray(gradient_rgb8()))
+
+    def refuse(path: Path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "open", refuse)
+    assert_read_error(source, "permission denied")
+
+
+def test_decompression_bomb_is_an_error(tmp_path, monkeypatch):
+    source = save(tmp_path / "photo.png", Image.new("RGB", (20, 20)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 400 pixels > 2 x limit
+    assert_read_error(source, "image too large")
+
+
+def test_image_over_the_warning_limit_still_reads(tmp_path, monkeypatch):
+    source = save(tmp_path / "photo.png", Image.new("RGB", (15, 10)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 150 pixels: Pillow only warns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_photo(source).pixels.shape == (10, 15, 3)
+
+
+# --- atomic writes ----------------------------------------------------------------------------------
+
+
+def failing_jpeg_encoder(error: Exception):
+    def encode(image, file, filename):
+        file.write(b"\xff\xd8 half a photo")
+        raise error
+
+    return encode
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name)
+
+
+def test_failed_write_keeps_the_target_and_leaves_no_temporary(tmp_path, monkeypatch):
+    photo = read_photo(save(tmp_path / "in.png", Image.fromarray(gradient_rgb8())))
+    target = tmp_path / "out.jpg"
+    target.write_bytes(b"previous result")
+    monkeypatch.setitem(Image.SAVE, "JPEG", failing_jpeg_encoder(RuntimeError("encoder crashed")))
+
+    with pytest.raises(RuntimeError, match="encoder crashed"):
+        write_photo(target, photo.pixels, photo)
+
+    assert target.read_bytes() == b"previous result"
+    assert leftovers(tmp_path) == []
+
+
+def test_failed_write_without_target_creates_nothing(tmp_path, monkeypatch):
+    photo = read_photo(save(tmp_path / "in.png", Image.fromarray(gradient_rgb8())))
+    monkeypatch.setitem(Image.SAVE, "JPEG", failing_jpeg_encoder(OSError(28, "No space left on device")))
+
+    with pytest.raises(ImageWriteError) as caught:
+        write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+
+    assert str(caught.value) == f"{tmp_path / 'out.jpg'}: no space left on device"
+    assert not (tmp_path / "out.jpg").exists() and leftovers(tmp_path) == []
+
+
+def test_failed_16_bit_write_keeps_the_target(tmp_path, monkeypatch):
+    photo = read_photo(write_cv2(tmp_path / "in.png", gradient_rgb16()))
+    target = tmp_path / "out.tif"
+    target.write_bytes(b"previous result")
+
+    def crash(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(imaging.zlib, "compress", crash)
+    with pytest.raises(MemoryError):
+        write_photo(target, photo.pixels, photo)
+    assert target.read_bytes() == b"previous result" and leftovers(tmp_path) == []
+
+
+def test_atomic_output_uses_a_hidden_temporary_beside_the_target(tmp_path):
+    target = tmp_path / "mask.png"
+    with atomic_output(target) as temporary:
+        assert temporary.parent == tmp_path and temporary.name.startswith(".mask.png.tmp-")
+        temporary.write_bytes(b"done")
+        assert not target.exists()
+    assert target.read_bytes() == b"done" and leftovers(tmp_path) == []
+
+
+def test_atomic_output_reports_an_unwritable_folder(tmp_path):
+    target = tmp_path / "missing-folder" / "out.png"
+    with pytest.raises(ImageWriteError, match=r"out\.png: no such file or directory"):
+        write_rgb8(target, gradient_rgb8())
+
+
+def test_successful_write_replaces_the_target(tmp_path):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"old")
+    write_rgb8(target, gradient_rgb8())
+    with Image.open(target) as written:
+        assert np.array_equal(np.asarray(written), gradient_rgb8())
+    assert leftovers(tmp_path) == []
+
+
+# --- plain writers ----------------------------------------------------------------------------------
+
+
+def test_write_png16(tmp_path):
+    mask = (np.arange(24 * 32) * 85).astype(np.uint16).reshape(24, 32)
+    write_png16(tmp_path / "mask.png", mask)
+    written = cv2.imread(str(tmp_path / "mask.png"), cv2.IMREAD_UNCHANGED)
+    assert written.dtype == np.uint16 and np.array_equal(written, mask)
+    with Image.open(tmp_path / "mask.png") as image:
+        assert image.mode == "I;16" and np.array_equal(np.asarray(image), mask)
+
+
+def test_write_png16_refuses_other_extensions(tmp_path):
+    with pytest.raises(ImageWriteError, match=r"mask\.jpg: .*use a \.png name"):
+        write_png16(tmp_path / "mask.jpg", np.zeros((2, 2), np.uint16))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("extension", ["png", "jpg"])
+def test_write_rgb8(tmp_path, extension):
+    write_rgb8(tmp_path / f"figure.{extension}", gradient_rgb8())
+    with Image.open(tmp_path / f"figure.{extension}") as written:
+        assert written.mode == "RGB" and written.size == (32, 24)
+        assert np.abs(np.asarray(written).astype(int) - gradient_rgb8()).mean() < 2

@@ -1,0 +1,383 @@
+"""recnet_cli.weights: reading the authors' checkpoints, the project's own format, bundled models, listing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from fake_hub import FakeHub, commit_of, point_huggingface_hub_at, set_offline
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_bytes
+from torch import Tensor
+
+from recnet_cli.model import RECNet, parameter_count
+from recnet_cli.weights import (
+    HUB_DEFAULT_FILENAME,
+    WEIGHTS_DIR_ENV,
+    HubRef,
+    ModelEntry,
+    ModelNotFoundError,
+    WeightsError,
+    download,
+    human_size,
+    list_models,
+    load_model,
+    parse_hub_ref,
+    save_model,
+)
+
+StateDict = dict[str, Tensor]
+PICKLED_CODE = "contains pickled code; refusing to load it. Re-save the state_dict or convert to safetensors"
+
+
+def seeded_model(channels: int = 4, blocks: int = 2, seed: int = 0) -> RECNet:
+    torch.manual_seed(seed)
+    return RECNet(channels, blocks).eval()
+
+
+@pytest.fixture
+def small_model() -> RECNet:
+    return seeded_model()
+
+
+@pytest.fixture
+def image() -> Tensor:
+    return torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(7))
+
+
+@pytest.fixture
+def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setenv(WEIGHTS_DIR_ENV, str(folder))
+    return folder
+
+
+def same_outputs(model: RECNet, other: RECNet, image: Tensor) -> bool:
+    with torch.no_grad():
+        return torch.equal(model(image), other(image))
+
+
+def load_error(ref: str | None, kind: type[WeightsError] = WeightsError) -> str:
+    """The one-line message ``load_model(ref)`` fails with."""
+    with pytest.raises(kind) as caught:
+        load_model(ref)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+# ---- the authors' checkpoints ----
+
+CHECKPOINT_LAYOUTS: dict[str, tuple[str, Callable[[StateDict], object]]] = {
+    "bare state_dict": (".pth", lambda sd: sd),
+    "DataParallel module. prefix": (".pth", lambda sd: {f"module.{key}": value for key, value in sd.items()}),
+    "in state_dict, with extras": (".pt", lambda sd: {"state_dict": sd, "epoch": 12, "lr": 1e-4}),
+    "in params": (".pth", lambda sd: {"params": sd}),
+    "params_ema preferred over params": (
+        ".pth",
+        lambda sd: {"params": {key: torch.zeros_like(value) for key, value in sd.items()}, "params_ema": sd},
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", CHECKPOINT_LAYOUTS)
+def test_authors_checkpoint_loads_with_the_same_outputs(
+    tmp_path: Path, small_model: RECNet, image: Tensor, layout: str
+) -> None:
+    suffix, wrap = CHECKPOINT_LAYOUTS[layout]
+    path = tmp_path / f"model{suffix}"
+    torch.save(wrap(small_model.state_dict()), path)
+
+    loaded = load_model(str(path))
+
+    assert same_outputs(loaded.model, small_model, image)
+    assert (loaded.source, loaded.path, loaded.card) == (str(path), path, {})
+
+
+@pytest.mark.parametrize(("channels", "blocks"), [(8, 5), (4, 2), (16, 1)])
+def test_architecture_is_read_from_the_state_dict(
+    tmp_path: Path, image: Tensor, channels: int, blocks: int
+) -> None:
+    model = seeded_model(channels, blocks, seed=3)
+    path = tmp_path / "model.pth"
+    torch.save(model.state_dict(), path)
+
+    loaded = load_model(str(path)).model
+
+    assert (loaded.channels, loaded.num_blocks) == (channels, blocks)
+    assert same_outputs(loaded, model, image)
+
+
+def test_loaded_model_is_float32_eval_on_cpu(tmp_path: Path, small_model: RECNet) -> None:
+    path = tmp_path / "half.pth"
+    torch.save({key: value.half() for key, value in small_model.state_dict().items()}, path)
+
+    model = load_model(str(path)).model
+
+    assert not model.training
+    assert {(p.dtype, p.device.type) for p in model.parameters()} == {(torch.float32, "cpu")}
+
+
+def without(sd: StateDict, *keys: str) -> StateDict:
+    return {key: value for key, value in sd.items() if key not in keys}
+
+
+NORM_KEYS = [f"dualprocess.conv2.norm.{name}" for name in ("IN.bias", "IN.weight", "alpha", "blur.kernel")]
+STRICT_CASES: dict[str, tuple[Callable[[StateDict], StateDict], str]] = {
+    "missing": (
+        lambda sd: without(sd, "dualprocess.conv2.norm.alpha"),
+        "missing key dualprocess.conv2.norm.alpha",
+    ),
+    "several missing": (
+        lambda sd: without(sd, *NORM_KEYS),
+        f"missing keys {', '.join(NORM_KEYS[:3])} (and 1 more)",
+    ),
+    "unexpected": (lambda sd: sd | {"foo": torch.zeros(1)}, "unexpected key foo"),
+    "shape": (
+        lambda sd: sd | {"dualprocess.cat.weight": torch.zeros(4, 6, 1, 1)},
+        "shape mismatch for dualprocess.cat.weight: file (4, 6, 1, 1) vs model (4, 8, 1, 1)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", STRICT_CASES)
+def test_strict_loading_names_the_key(tmp_path: Path, small_model: RECNet, case: str) -> None:
+    damage, reason = STRICT_CASES[case]
+    path = tmp_path / "model.pth"
+    torch.save(damage(small_model.state_dict()), path)
+
+    assert load_error(str(path)) == f"{path}: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ({"fc.weight": torch.zeros(2, 2)}, "not a RECNet state_dict"),
+        ({"state_dict": {"extract.weight": 1}}, "not a RECNet checkpoint"),
+        ([torch.zeros(1)], "not a RECNet checkpoint"),
+    ],
+    ids=["other network", "not tensors", "a list"],
+)
+def test_non_recnet_checkpoints_are_rejected(tmp_path: Path, content: object, reason: str) -> None:
+    path = tmp_path / "model.pth"
+    torch.save(content, path)
+
+    assert load_error(str(path)).startswith(f"{path}: {reason}")
+
+
+def leave_marker(path: str) -> None:
+    Path(path).touch()
+
+
+class LeavesMarker:
+    """Unpickling this object runs ``leave_marker``: code from the file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[Callable[[str], None], tuple[str]]:
+        return leave_marker, (self.marker,)
+
+
+def test_checkpoint_with_pickled_code_is_refused_without_running_it(
+    tmp_path: Path, small_model: RECNet
+) -> None:
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "model.pth"
+    torch.save({"state_dict": small_model.state_dict(), "extra": LeavesMarker(marker)}, path)
+
+    assert load_error(str(path)) == f"{path}: {PICKLED_CODE}"
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the file really runs code when unpickled the unsafe way
+    assert marker.exists()
+
+
+def test_pickled_whole_module_is_refused(tmp_path: Path, small_model: RECNet) -> None:
+    path = tmp_path / "model.pt"
+    torch.save(small_model, path)
+
+    assert load_error(str(path)) == f"{path}: {PICKLED_CODE}"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("model.pth", "not a readable PyTorch checkpoint"),
+        ("model.safetensors", "not a valid safetensors file"),
+    ],
+)
+def test_damaged_files_are_reported(tmp_path: Path, name: str, reason: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"this is not a model at all")
+
+    assert load_error(str(path)).startswith(f"{path}: {reason} (")
+
+
+# ---- the project's own format ----
+
+
+def test_save_and_load_round_trip(tmp_path: Path, small_model: RECNet, image: Tensor) -> None:
+    card = {"training_data": "MSEC subset", "steps": 1200, "validation": {"psnr": 21.5}, "channels": 99}
+    path = tmp_path / "out" / "mini.safetensors"
+
+    save_model(small_model, path, card)
+    loaded = load_model(str(path))
+
+    assert same_outputs(loaded.model, small_model, image)
+    architecture = {"architecture": "RECNet", "channels": 4, "blocks": 2}
+    expected_card = (
+        architecture | {"parameters": parameter_count(small_model)} | without_key(card, "channels")
+    )
+    assert loaded.card == expected_card
+    assert sorted(p.name for p in path.parent.iterdir()) == ["mini.json", "mini.md", "mini.safetensors"]
+    markdown = path.with_suffix(".md").read_text()
+    for line in ("# mini", "- **channels**: 4", "- **training_data**: MSEC subset", "  - psnr: 21.5"):
+        assert line in markdown.splitlines()
+
+
+def without_key(card: dict[str, object], key: str) -> dict[str, object]:
+    return {name: value for name, value in card.items() if name != key}
+
+
+def test_safetensors_metadata_carries_the_flat_card_fields(tmp_path: Path, small_model: RECNet) -> None:
+    path = tmp_path / "mini.safetensors"
+    save_model(
+        small_model, path, {"training_data": "MSEC subset", "steps": 1200, "validation": {"psnr": 21.5}}
+    )
+    with safe_open(path, framework="pt") as file:
+        metadata = file.metadata()
+
+    expected = {"architecture": "RECNet", "channels": "4", "blocks": "2", "training_data": "MSEC subset"}
+    assert metadata == expected | {"parameters": str(parameter_count(small_model)), "steps": "1200"}
+    path.with_suffix(".json").unlink()
+    assert load_model(str(path)).card == metadata  # without the JSON card, the metadata is the card
+
+
+def test_save_model_errors(tmp_path: Path, small_model: RECNet) -> None:
+    with pytest.raises(WeightsError, match=r"model\.pth: models are saved as \.safetensors$"):
+        save_model(small_model, tmp_path / "model.pth", {})
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(WeightsError, match=r"cannot write the model"):
+        save_model(small_model, tmp_path / "a-file" / "model.safetensors", {})
+
+
+# ---- resolving --model ----
+
+
+def test_missing_default_model_says_how_to_pass_one(weights_dir: Path) -> None:
+    message = load_error(None, ModelNotFoundError)
+
+    assert message.startswith("no bundled default model is present yet")
+    assert str(weights_dir / "recnet-mixed.safetensors") in message
+    assert "--model path/to/model.safetensors" in message
+    assert "--model org/name" in message
+
+
+def test_bundled_models_resolve_by_name(weights_dir: Path, image: Tensor) -> None:
+    default, mini = seeded_model(seed=1), seeded_model(seed=2)
+    save_model(default, weights_dir / "recnet-mixed.safetensors", {})
+    save_model(mini, weights_dir / "mini.safetensors", {})
+
+    loaded_default, loaded_mini = load_model(None), load_model("mini")
+
+    assert same_outputs(loaded_default.model, default, image)
+    assert loaded_default.source == "recnet-mixed (bundled)"
+    assert same_outputs(loaded_mini.model, mini, image)
+    assert (loaded_mini.source, loaded_mini.path) == ("mini (bundled)", weights_dir / "mini.safetensors")
+
+
+def test_existing_file_wins_over_a_hub_shaped_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_model: RECNet, image: Tensor
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    set_offline(monkeypatch, True)  # a Hub look-up would fail
+    (tmp_path / "acme").mkdir()
+    torch.save(small_model.state_dict(), tmp_path / "acme" / "recnet@v1.pt")
+
+    assert parse_hub_ref("acme/recnet@v1.pt") is not None
+    assert same_outputs(load_model("acme/recnet@v1.pt").model, small_model, image)
+
+
+def test_unknown_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_dir: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    save_model(seeded_model(), weights_dir / "mini.safetensors", {})
+
+    assert load_error("missing.safetensors", ModelNotFoundError) == "missing.safetensors: file not found"
+    assert load_error("some/dir/missing.pth", ModelNotFoundError) == "some/dir/missing.pth: file not found"
+    assert load_error("nonsense", ModelNotFoundError) == (
+        "nonsense: not a model file, a bundled model name (bundled: mini)"
+        " or a Hub reference (org/name[@revision][:file])"
+    )
+    with pytest.raises(WeightsError, match=r"^mini: not a Hub reference"):
+        download("mini")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("acme/recnet-test", ("acme/recnet-test", None, HUB_DEFAULT_FILENAME)),
+        ("acme/recnet-test@v1", ("acme/recnet-test", "v1", HUB_DEFAULT_FILENAME)),
+        ("acme/recnet-test:sub/other.safetensors", ("acme/recnet-test", None, "sub/other.safetensors")),
+        ("acme/recnet.v2@refs/pr/1:model.pth", ("acme/recnet.v2", "refs/pr/1", "model.pth")),
+        ("model.safetensors", None),
+        ("dir/model.safetensors", None),
+        ("./acme/recnet", None),
+        ("/abs/recnet", None),
+        ("a/b/c", None),
+        ("recnet-mixed", None),
+    ],
+)
+def test_parse_hub_ref(text: str, expected: tuple[str, str | None, str] | None) -> None:
+    parsed = parse_hub_ref(text)
+    assert parsed == (None if expected is None else HubRef(text, *expected))
+
+
+# ---- listing ----
+
+
+def test_list_models_shows_bundled_and_cached_hub_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_dir: Path, small_model: RECNet
+) -> None:
+    save_model(small_model, weights_dir / "mini.safetensors", {"training_data": "tiny set", "steps": 3})
+    model_bytes = (weights_dir / "mini.safetensors").read_bytes()
+    bundled = ModelEntry(
+        "mini",
+        "bundled",
+        weights_dir / "mini.safetensors",
+        len(model_bytes),
+        summary="channels 4, blocks 2, training_data tiny set, steps 3",
+    )
+    with FakeHub() as hub:
+        point_huggingface_hub_at(monkeypatch, hub.url, tmp_path / "hf-home")
+        assert list_models() == [bundled]  # no Hub cache yet
+        hub.add("acme/recnet-test", "model.safetensors", model_bytes)
+        hub.add("acme/recnet-test", "extra.pth", b"only the name counts", revision="v1")
+        hub.add("acme/llm", "model.safetensors", safetensors_bytes({"lm_head.weight": torch.zeros(2)}))
+        download("acme/recnet-test")
+        download("acme/recnet-test@v1:extra.pth")
+        download("acme/llm")
+
+    cached = [entry for entry in list_models() if entry.origin == "hub cache"]
+
+    assert list_models()[0] == bundled
+    assert sorted((entry.name, entry.revision, entry.size) for entry in cached) == [
+        ("acme/recnet-test", commit_of("acme/recnet-test", "main"), len(model_bytes)),
+        ("acme/recnet-test@v1:extra.pth", commit_of("acme/recnet-test", "v1"), len(b"only the name counts")),
+    ]
+    assert all(entry.path.is_file() for entry in cached)
+    assert bundled.row() == ("mini", "bundled", f"{len(model_bytes) / 1000:.1f} kB", bundled.summary)
+    main = next(entry for entry in cached if entry.name == "acme/recnet-test")
+    assert main.row()[1] == f"hub cache @ {commit_of('acme/recnet-test', 'main')[:8]}"
+    assert json.loads(json.dumps(main.as_dict()))["path"] == str(main.path)
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (156_900, "156.9 kB"), (12_345_678, "12.3 MB")],
+)
+def test_human_size(size: int, text: str) -> None:
+    assert human_size(size) == text
