@@ -192,12 +192,17 @@ def run_one(
     skip_existing: bool,
     handled: tuple[type[Exception], ...],
 ) -> Outcome:
+    """Runs one job unless it is refused or its output exists; expected failures become outcomes."""
     if job.problem:
         return Outcome(job, "failed", job.problem)
     if job.target.exists() and not overwrite:
         if skip_existing:
             return Outcome(job, "skipped", "output exists")
         return Outcome(job, "failed", f"output {job.target} exists (use --overwrite or --skip-existing)")
+    try:
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return Outcome(job, "failed", f"cannot create folder {job.target.parent}: {exc.strerror}")
     started = time.perf_counter()
     try:
         megapixels = work(job)

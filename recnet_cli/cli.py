@@ -96,10 +96,10 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def parse_tile(text: str) -> int | None:
-    """'auto' is None; otherwise a whole number, 0 or at least 128."""
+def parse_tile(text: str) -> int | str:
+    """'auto', or a whole number: 0 or at least 128."""
     if text == "auto":
-        return None
+        return text
     if text.isdigit() and (int(text) == 0 or int(text) >= 128):
         return int(text)
     raise fail(f"--tile {text}: use auto, 0 (whole image) or a size of at least 128 pixels")

@@ -1,0 +1,205 @@
+"""The `recnet` console script end to end, as a user runs it (a subprocess per command)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fake_hub import FakeHub
+from PIL import Image
+
+from recnet_cli.model import RECNet
+from recnet_cli.weights import save_model
+
+RECNET = shutil.which("recnet")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded, untrained RECNet saved in the project's format: a fixture for I/O tests, not a model."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("models") / "test-model.safetensors"
+    save_model(RECNet(), path, {"description": "untrained test fixture"})
+    return path
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """No bundled model, an empty Hugging Face cache, never the real Hub."""
+    empty = tmp_path / "no-bundled-weights"
+    empty.mkdir()
+    return {
+        **os.environ,
+        "RECNET_WEIGHTS_DIR": str(empty),
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "HF_HUB_OFFLINE": "1",
+        "COLUMNS": "200",
+    }
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RECNET, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def make_photo(path: Path, size: tuple[int, int] = (72, 48), **save: object) -> Path:
+    rng = np.random.default_rng(len(path.name))
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, **save)
+    return path
+
+
+def test_console_script_and_module_entry_point(env: dict[str, str]) -> None:
+    assert RECNET is not None, "the recnet console script is not installed"
+    help_text = run(["--help"], env)
+    assert help_text.returncode == 0
+    for command in ("correct", "mask", "models", "download"):
+        assert command in help_text.stdout
+    version = subprocess.run(
+        [sys.executable, "-m", "recnet_cli", "--version"], capture_output=True, text=True, check=False
+    )
+    assert version.returncode == 0 and version.stdout.startswith("recnet ")
+
+
+def test_correct_one_photo_keeps_metadata(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"  # Make
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
+    source = make_photo(tmp_path / "shot.jpg", exif=exif.tobytes(), dpi=(300, 300))
+    result = run(
+        ["correct", str(source), "-o", str(tmp_path / "fixed.jpg"), "--model", str(model_file), "--json"], env
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["done"], summary["failed"], summary["model"]) == (1, 0, str(model_file))
+    with Image.open(tmp_path / "fixed.jpg") as out:
+        assert out.size == (48, 72)  # orientation applied
+        assert out.getexif()[0x0112] == 1
+        assert out.getexif()[0x010F] == "TestCam"
+        assert round(out.info["dpi"][0]) == 300
+
+
+def test_a_batch_goes_past_bad_files_and_exits_1(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    make_photo(shots / "good.png")
+    (shots / "empty.jpg").write_bytes(b"")
+    (shots / "text.jpg").write_text("not a photo")
+    good_jpeg = make_photo(tmp_path / "whole.jpg").read_bytes()
+    (shots / "truncated.jpg").write_bytes(good_jpeg[: len(good_jpeg) // 2])
+    result = run(["correct", str(shots), "-o", str(tmp_path / "out"), "--model", str(model_file)], env)
+    assert result.returncode == 1
+    assert (tmp_path / "out" / "good.png").exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]  # no partial or temp files
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3
+    for name in ("empty.jpg", "text.jpg", "truncated.jpg"):
+        assert any(name in line for line in errors), name
+    assert "Traceback" not in result.stderr
+    assert "corrected 1, skipped 0, failed 3" in result.stderr
+
+
+def test_inputs_are_never_overwritten(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
+    source = make_photo(tmp_path / "shot.png")
+    before = source.read_bytes()
+    same = run(["correct", str(source), "-o", str(source), "--model", str(model_file), "--overwrite"], env)
+    assert same.returncode == 1 and "input file" in same.stderr
+    assert source.read_bytes() == before
+
+
+def test_existing_outputs_are_kept_unless_overwrite(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    source = make_photo(tmp_path / "shot.png")
+    target = tmp_path / "shot_recnet.png"
+    target.write_bytes(b"keep me")
+    kept = run(["correct", str(source), "--model", str(model_file)], env)
+    assert kept.returncode == 1 and "--overwrite" in kept.stderr and target.read_bytes() == b"keep me"
+    skipped = run(["correct", str(source), "--model", str(model_file), "--skip-existing"], env)
+    assert skipped.returncode == 0 and target.read_bytes() == b"keep me"
+    replaced = run(["correct", str(source), "--model", str(model_file), "--overwrite", "--quiet"], env)
+    assert replaced.returncode == 0 and target.read_bytes() != b"keep me"
+    with Image.open(target) as out:
+        assert out.size == (72, 48)
+
+
+def test_sixteen_bit_and_alpha_survive(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
+    rgba = np.random.default_rng(1).integers(0, 256, (40, 56, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cutout.png")
+    grey16 = np.arange(40 * 56, dtype=np.uint16).reshape(40, 56) * 29
+    Image.fromarray(grey16).save(tmp_path / "scan.png")
+    result = run(
+        [
+            "correct",
+            str(tmp_path / "cutout.png"),
+            str(tmp_path / "scan.png"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(model_file),
+        ],
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "out" / "cutout.png") as out:
+        assert out.mode == "RGBA"
+        assert np.array_equal(np.asarray(out)[..., 3], rgba[..., 3])
+    with Image.open(tmp_path / "out" / "scan.png") as out:
+        assert out.mode.startswith("I")  # still 16-bit grayscale
+
+
+def test_mask_writes_a_picture_and_the_raw_16_bit_mask(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    source = make_photo(tmp_path / "shot.jpg")
+    result = run(["mask", str(source), "--raw", "--model", str(model_file)], env)
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "shot_mask.png") as picture:
+        assert picture.mode == "RGB" and picture.size == (72, 48)
+    with Image.open(tmp_path / "shot_mask_raw.png") as raw:
+        assert raw.size == (72, 48) and raw.mode.startswith("I;16")
+        values = np.asarray(raw)
+        assert values.dtype == np.uint16 and 0 < values.mean() < 65535
+
+
+def test_no_bundled_model_says_how_to_pass_one(tmp_path: Path, env: dict[str, str]) -> None:
+    source = make_photo(tmp_path / "shot.jpg")
+    result = run(["correct", str(source)], env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no bundled default model" in lines[0] and "--model" in lines[0]
+    assert not (tmp_path / "shot_recnet.jpg").exists()
+
+
+def test_missing_input_is_a_one_line_error(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
+    result = run(["correct", str(tmp_path / "nope.jpg"), "--model", str(model_file)], env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nope.jpg'}: no such file, folder or matching image"
+    ]
+
+
+def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
+    source = make_photo(tmp_path / "shot.png")
+    with FakeHub() as hub:
+        hub.add("acme/recnet-test", "model.safetensors", model_file.read_bytes())
+        online = {**env, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"}
+        fetched = run(["download", "acme/recnet-test"], online)
+        assert fetched.returncode == 0, fetched.stderr
+        assert Path(fetched.stdout.strip()).is_file()
+        assert any("acme/recnet-test/resolve/main/model.safetensors" in r for r in hub.requests)
+    listed = run(["models", "--json"], env)
+    assert [entry["name"] for entry in json.loads(listed.stdout)] == ["acme/recnet-test"]
+    offline = run(["correct", str(source), "--model", "acme/recnet-test", "--quiet"], env)
+    assert offline.returncode == 0, offline.stderr
+    assert (tmp_path / "shot_recnet.png").exists()
