@@ -271,7 +271,7 @@ def models(as_json: JsonOpt = False) -> None:
         table.add_column(column)
     for entry in entries:
         table.add_row(*entry.row())
-    console.Console().print(table)
+    console.out.print(table)
 
 
 @app.command("download")
@@ -284,3 +284,161 @@ def download_command(
     except WeightsError as exc:
         raise fail(str(exc)) from None
     typer.echo(str(path))
+
+
+class LossPreset(str, Enum):
+    paper = "paper"
+    authors_code = "authors-code"
+
+
+@app.command()
+def train(
+    photos: Annotated[
+        Path | None, typer.Option(help="Folder of well-exposed photos: badly exposed inputs are synthesised.")
+    ] = None,
+    pairs: Annotated[Path | None, typer.Option(help="Paired data set folder (LCDP or MSEC layout).")] = None,
+    split: Annotated[str, typer.Option(help="Split of --pairs to train on: train, test or valid.")] = "train",
+    inputs: Annotated[
+        Path | None, typer.Option(help="Folder of inputs, matched by file name to --targets.")
+    ] = None,
+    targets: Annotated[Path | None, typer.Option(help="Folder of ground truths for --inputs.")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder: checkpoints, metrics.jsonl, final model.")
+    ] = Path("runs/recnet"),
+    resume_run: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue the run in this folder exactly where it stopped."),
+    ] = None,
+    init: Annotated[
+        str | None, typer.Option(help="Fine-tune from this model (file, Hub or bundled name).")
+    ] = None,
+    steps: Annotated[int, typer.Option(min=1)] = 20_000,
+    batch: Annotated[int, typer.Option(min=1)] = 8,
+    crop: Annotated[int, typer.Option(min=32, help="Square training crop in pixels.")] = 384,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule after warm-up).")] = 1e-4,
+    seed: int = 0,
+    val_every: Annotated[int, typer.Option(min=1, help="Validate every N steps.")] = 1000,
+    checkpoint_every: Annotated[
+        int, typer.Option(min=1, help="Save a resumable checkpoint every N steps.")
+    ] = 500,
+    loss_preset: Annotated[
+        LossPreset,
+        typer.Option(help="paper: MSE + colour + mask BCE + ECR; authors-code: L1 + SSIM instead of MSE."),
+    ] = LossPreset.paper,
+    ecr: Annotated[
+        bool, typer.Option(help="Exposure contrastive loss (needs VGG16 ImageNet weights).")
+    ] = True,
+    vgg_weights: Annotated[
+        Path | None, typer.Option(help="torchvision's vgg16-397923af.pth, for ECR.")
+    ] = None,
+    device: DeviceOpt = "auto",
+    precision: Annotated[
+        Precision, typer.Option(help="bf16 autocasts the forward pass on GPUs.")
+    ] = Precision.auto,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train RECNet, or fine-tune a model on your own photos or pairs.
+
+    [dim]Examples:[/]
+      recnet train --photos my-photos/ --out runs/mine --steps 5000 --no-ecr
+      recnet train --pairs LCDP/ --init recnet-mixed --lr 2e-5 --steps 2000
+      recnet train --resume runs/mine
+      torchrun --nproc_per_node 4 -m recnet_cli train --photos my-photos/ --batch 32
+    """
+    from recnet_cli.train.loop import TrainConfig, resume
+    from recnet_cli.train.loop import train as start_training
+
+    try:
+        with console.TrainingProgress(quiet) as progress:
+            if resume_run is not None:
+                result = resume(resume_run, progress=progress, device=None if device == "auto" else device)
+            else:
+                config = TrainConfig(
+                    run_dir=out,
+                    photos=photos,
+                    pairs=pairs,
+                    split=split,
+                    inputs=inputs,
+                    targets=targets,
+                    steps=steps,
+                    batch=batch,
+                    crop=crop,
+                    lr=lr,
+                    seed=seed,
+                    val_every=val_every,
+                    checkpoint_every=checkpoint_every,
+                    loss_preset=loss_preset.value,
+                    ecr=ecr,
+                    vgg_weights=vgg_weights,
+                    init=init,
+                    device=device,
+                    precision=precision.value,
+                )
+                result = start_training(config, progress=progress)
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    if result.val is not None:
+        val = result.val
+        console.err.print(
+            f"[green]trained {result.steps} steps[/] in {result.wall_seconds / 60:.1f} min: validation "
+            f"{val.psnr:.2f} dB / SSIM {val.ssim:.4f} (input alone {val.identity_psnr:.2f} dB "
+            f"/ {val.identity_ssim:.4f}); model: {result.model_path}"
+        )
+
+
+@app.command("eval")
+def evaluate(
+    pairs: Annotated[Path | None, typer.Option(help="Paired data set folder (LCDP or MSEC layout).")] = None,
+    split: Annotated[str, typer.Option(help="Split of --pairs: test, train or valid.")] = "test",
+    inputs: Annotated[
+        Path | None, typer.Option(help="Folder of inputs, matched by file name to --targets.")
+    ] = None,
+    targets: Annotated[Path | None, typer.Option(help="Folder of ground truths for --inputs.")] = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    tile: TileOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    save: Annotated[Path | None, typer.Option(help="Also write the corrected images to this folder.")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score a model on pairs (PSNR, SSIM), beside doing nothing (the input itself).
+
+    [dim]Examples:[/]
+      recnet eval --pairs LCDP/ --split test
+      recnet eval --inputs shots/ --targets edited/ --model my.safetensors --json
+    """
+    from rich.table import Table
+
+    from recnet_cli.evaluate import evaluate_pairs
+    from recnet_cli.train.pairs import find_pairs, match_by_stem
+
+    if (pairs is None) == (inputs is None or targets is None):
+        raise fail("give either --pairs DIR or both --inputs DIR and --targets DIR")
+    try:
+        found = find_pairs(pairs, split) if pairs is not None else match_by_stem(inputs, targets)
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
+    corrector, loaded = open_model(model, device, precision, tile, quiet)
+    with console.BatchProgress(len(found), "Evaluating", quiet) as bar:
+        try:
+            report = evaluate_pairs(found, corrector, save, progress=lambda *_: bar.advance())
+        except (ValueError, OSError) as exc:
+            raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps({"model": loaded.source, **report.to_dict()}, indent=2))
+        return
+    table = Table(title=f"{loaded.source} on {len(found)} pairs", show_footer=True)
+    table.add_column("image", footer="mean")
+    for name, mean in (
+        ("PSNR dB", report.mean_psnr),
+        ("SSIM", report.mean_ssim),
+        ("input PSNR", report.mean_identity_psnr),
+        ("input SSIM", report.mean_identity_ssim),
+    ):
+        table.add_column(name, justify="right", footer=f"{mean:.4f}" if "SSIM" in name else f"{mean:.2f}")
+    for s in report.scores:
+        table.add_row(
+            s.input.name, f"{s.psnr:.2f}", f"{s.ssim:.4f}", f"{s.identity_psnr:.2f}", f"{s.identity_ssim:.4f}"
+        )
+    console.out.print(table)

@@ -21,6 +21,7 @@ from rich.text import Text
 from recnet_cli.batch import Outcome, Summary
 
 err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
 
 
 def error(message: str) -> None:
@@ -69,9 +70,12 @@ class BatchProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
 
-    def update(self, outcome: Outcome) -> None:
+    def advance(self, megapixels: float = 0.0) -> None:
         fields = self.progress.tasks[0].fields
-        self.progress.update(self.task, advance=1, megapixels=fields["megapixels"] + outcome.megapixels)
+        self.progress.update(self.task, advance=1, megapixels=fields["megapixels"] + megapixels)
+
+    def update(self, outcome: Outcome) -> None:
+        self.advance(outcome.megapixels)
         if outcome.status == "failed":
             self.progress.console.print(
                 Text.assemble(("error: ", "bold red"), f"{outcome.job.source}: {outcome.reason}"),
@@ -101,3 +105,42 @@ def status(message: str, quiet: bool = False) -> Iterator[None]:
         return
     with err.status(message):
         yield
+
+
+class TrainingProgress:
+    """A progress bar over training steps: loss, images/s, ETA and the last validation scores."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]Training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=quiet or not err.is_terminal,
+        )
+        self.task = self.progress.add_task("train", total=None, status="starting…")
+        self.last_logged = 0
+
+    def __enter__(self) -> TrainingProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, report: object) -> None:
+        """Takes a ``recnet_cli.train.loop.Progress``."""
+        val = report.val
+        scores = (
+            f" | val {val.psnr:.2f} dB / {val.ssim:.3f} (input {val.identity_psnr:.2f} dB)" if val else ""
+        )
+        status = (
+            f"loss {report.losses['total']:.4f} | {report.images_per_second:.1f} img/s"
+            f" | lr {report.lr:.2e}{scores}"
+        )
+        self.progress.update(self.task, total=report.steps, completed=report.step, status=status)
+        if self.progress.disable and report.step - self.last_logged >= max(report.steps // 20, 1):
+            self.last_logged = report.step
+            err.print(f"step {report.step}/{report.steps}: {status}", soft_wrap=True)

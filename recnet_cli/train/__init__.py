@@ -1,0 +1,1 @@
+"""Training RECNet: paired and synthetic data, losses, the training loop."""

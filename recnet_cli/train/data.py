@@ -1,0 +1,244 @@
+"""Training samples: photos or pairs decoded once into memory, random crops and flips, a fixed
+validation set.
+
+Every random choice for sample ``i`` of step ``s`` comes from a generator seeded with (seed, s, i), so
+a batch does not depend on what ran before it: resuming at step ``s`` and splitting a batch across
+processes give the same samples as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from recnet_cli.train.pairs import ImagePair, list_images
+from recnet_cli.train.synthesis import DegradationConfig, degrade, sample_exposure
+
+VALIDATION_SEED = 20240
+HOLDOUT_FRACTION = 0.1
+T = TypeVar("T")
+
+
+class ImageFileError(ValueError):
+    """An image file that cannot be read or written, or a pair whose images differ in size."""
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageFileError(f"{path}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def fit_size(image: np.ndarray, min_side: int = 0, max_side: int = 0) -> np.ndarray:
+    """Scales an image so its long side is at most ``max_side`` and its short side at least ``min_side``
+    (0: no limit); the minimum wins when both cannot hold."""
+    height, width = image.shape[:2]
+    scale = 1.0
+    if max_side and max(height, width) > max_side:
+        scale = max_side / max(height, width)
+    if min_side and min(height, width) * scale < min_side:
+        scale = min_side / min(height, width)
+    if scale == 1.0:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def holdout_split(
+    items: Sequence[T], key: Callable[[T], str], fraction: float = HOLDOUT_FRACTION
+) -> tuple[list[T], list[T]]:
+    """(train, validation): the ``fraction`` of distinct keys with the smallest hashes go to validation.
+
+    Items sharing a key (the five MSEC renderings of one scene) stay together. The split depends only on
+    the keys, never on the seed or the order of the items.
+    """
+    keys = sorted({key(item) for item in items}, key=lambda k: hashlib.sha1(k.encode()).hexdigest())
+    held_out = set(keys[: max(1, round(len(keys) * fraction))]) if len(keys) > 1 else set()
+    return [i for i in items if key(i) not in held_out], [i for i in items if key(i) in held_out]
+
+
+def downscale_photos(source: Path, destination: Path, max_side: int = 1024, quality: int = 95) -> int:
+    """Writes every photo under ``source`` (recursively) to ``destination`` as a JPEG no longer than
+    ``max_side``, keeping subfolder names; returns the count. For shipping a photo set to a GPU machine."""
+    count = 0
+    for path in list_images(source, recursive=True):
+        out = destination / path.relative_to(source).with_suffix(".jpg")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        image = cv2.cvtColor(fit_size(read_rgb(path), max_side=max_side), cv2.COLOR_RGB2BGR)
+        if not cv2.imwrite(str(out), image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
+            raise ImageFileError(f"{out}: could not write")
+        count += 1
+    return count
+
+
+def sample_rng(seed: int, step: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, step, index])
+
+
+def crop_box(rng: np.random.Generator, shape: tuple[int, ...], crop: int) -> tuple[slice, slice]:
+    """A random crop x crop window inside an image of ``shape`` (at least crop on each side)."""
+    top = int(rng.integers(0, shape[0] - crop + 1))
+    left = int(rng.integers(0, shape[1] - crop + 1))
+    return slice(top, top + crop), slice(left, left + crop)
+
+
+def random_flips(rng: np.random.Generator, *images: np.ndarray) -> list[np.ndarray]:
+    """The same random horizontal and vertical flips applied to each image."""
+    flip_h, flip_v = rng.uniform(size=2) < 0.5
+    return [image[:: -1 if flip_v else 1, :: -1 if flip_h else 1] for image in images]
+
+
+def to_tensor(images: Sequence[np.ndarray], device: torch.device) -> Tensor:
+    """uint8 (H, W, 3) arrays as one float (B, 3, H, W) batch in [0, 1] on ``device``."""
+    batch = torch.from_numpy(np.stack([np.ascontiguousarray(i) for i in images]))
+    return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 255
+
+
+class SampleSource(Protocol):
+    """Where training batches come from."""
+
+    description: str
+
+    def batch(self, step: int, indices: Sequence[int], device: torch.device) -> tuple[Tensor, Tensor]:
+        """(inputs, targets) for the samples ``indices`` of training step ``step``."""
+        ...
+
+
+@dataclass
+class PhotoSource:
+    """Clean photos cropped, flipped and degraded on the fly; the clean crop is the target."""
+
+    photos: list[np.ndarray]
+    crop: int
+    seed: int
+    degradation: DegradationConfig
+    description: str = ""
+
+    def batch(self, step: int, indices: Sequence[int], device: torch.device) -> tuple[Tensor, Tensor]:
+        rngs = [sample_rng(self.seed, step, i) for i in indices]
+        crops = []
+        for rng in rngs:
+            photo = self.photos[int(rng.integers(len(self.photos)))]
+            crops.append(random_flips(rng, photo[crop_box(rng, photo.shape, self.crop)])[0])
+        clean = to_tensor(crops, device)
+        return degrade(clean, [sample_exposure(rng, self.degradation) for rng in rngs]), clean
+
+
+@dataclass
+class PairSource:
+    """(input, target) images with the same random crop and flips applied to both."""
+
+    pairs: list[tuple[np.ndarray, np.ndarray]]
+    crop: int
+    seed: int
+    description: str = ""
+
+    def batch(self, step: int, indices: Sequence[int], device: torch.device) -> tuple[Tensor, Tensor]:
+        inputs, targets = [], []
+        for i in indices:
+            rng = sample_rng(self.seed, step, i)
+            source, target = self.pairs[int(rng.integers(len(self.pairs)))]
+            box = crop_box(rng, source.shape, self.crop)
+            source_crop, target_crop = random_flips(rng, source[box], target[box])
+            inputs.append(source_crop)
+            targets.append(target_crop)
+        return to_tensor(inputs, device), to_tensor(targets, device)
+
+
+@dataclass
+class ValidationPair:
+    name: str
+    input: Tensor
+    target: Tensor
+
+
+def load_photos(paths: Sequence[Path], min_side: int, max_side: int) -> list[np.ndarray]:
+    return [fit_size(read_rgb(p), min_side, max_side) for p in paths]
+
+
+def load_pairs(
+    pairs: Sequence[ImagePair], min_side: int, max_side: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Decodes each pair once (a target shared by several inputs only once); sizes must agree."""
+    targets: dict[Path, np.ndarray] = {}
+    loaded = []
+    for pair in pairs:
+        source = read_rgb(pair.input)
+        if pair.target not in targets:
+            targets[pair.target] = read_rgb(pair.target)
+        if source.shape != targets[pair.target].shape:
+            raise ImageFileError(
+                f"{pair.input}: size {source.shape[1]}x{source.shape[0]} differs from its ground truth "
+                f"{pair.target} ({targets[pair.target].shape[1]}x{targets[pair.target].shape[0]})"
+            )
+        loaded.append(
+            (fit_size(source, min_side, max_side), fit_size(targets[pair.target], min_side, max_side))
+        )
+    return loaded
+
+
+def photo_validation(
+    paths: Sequence[Path], degradation: DegradationConfig, max_side: int, count: int
+) -> list[ValidationPair]:
+    """Fixed synthetic validation pairs: whole photos (scaled to ``max_side``) degraded with a constant
+    seed, on the CPU, so every run and every device sees the same pairs."""
+    result = []
+    for index, path in enumerate(paths[:count]):
+        clean = to_tensor([fit_size(read_rgb(path), max_side=max_side)], torch.device("cpu"))
+        exposure = sample_exposure(sample_rng(VALIDATION_SEED, 0, index), degradation)
+        result.append(ValidationPair(path.stem, degrade(clean, [exposure])[0], clean[0]))
+    return result
+
+
+def pair_validation(pairs: Sequence[ImagePair], max_side: int, count: int) -> list[ValidationPair]:
+    """Validation pairs from held-out image pairs, scaled to ``max_side``."""
+    chosen = list(pairs[:count])
+    cpu = torch.device("cpu")
+    return [
+        ValidationPair(pair.input.stem, to_tensor([source], cpu)[0], to_tensor([target], cpu)[0])
+        for pair, (source, target) in zip(chosen, load_pairs(chosen, 0, max_side), strict=True)
+    ]
+
+
+def photo_data(
+    folder: Path,
+    crop: int,
+    seed: int,
+    degradation: DegradationConfig,
+    max_side: int,
+    val_count: int,
+    val_size: int,
+) -> tuple[PhotoSource, list[ValidationPair]]:
+    """Training source and validation pairs from a folder (searched recursively) of well-exposed photos."""
+    paths = list_images(folder, recursive=True)
+    if len(paths) < 2:
+        raise ImageFileError(
+            f"{folder}: need at least 2 photos (training and validation), found {len(paths)}"
+        )
+    train_paths, val_paths = holdout_split(paths, key=lambda p: str(p.relative_to(folder)))
+    description = (
+        f"{len(train_paths)} photos from {folder.name}/ with synthetic exposure errors "
+        f"({len(val_paths)} held out for validation)"
+    )
+    source = PhotoSource(load_photos(train_paths, crop, max_side), crop, seed, degradation, description)
+    return source, photo_validation(val_paths, degradation, val_size, val_count)
+
+
+def pair_data(
+    pairs: Sequence[ImagePair], name: str, crop: int, seed: int, max_side: int, val_count: int, val_size: int
+) -> tuple[PairSource, list[ValidationPair]]:
+    """Training source and validation pairs from image pairs; pairs sharing a target stay together."""
+    train_pairs, val_pairs = holdout_split(pairs, key=lambda p: str(p.target))
+    description = f"{len(train_pairs)} image pairs from {name} ({len(val_pairs)} held out for validation)"
+    source = PairSource(load_pairs(train_pairs, crop, max_side), crop, seed, description)
+    return source, pair_validation(val_pairs, val_size, val_count)

@@ -1,0 +1,538 @@
+"""The training loop: Adam with a warmed-up cosine schedule, validation, checkpoints, exact resume, and
+DistributedDataParallel when started by ``torchrun``.
+
+A run directory holds ``config.json``, ``metrics.jsonl`` (one JSON object per step and per validation),
+``checkpoint.safetensors`` (model, Adam state, torch RNG states) with ``checkpoint.json`` (step and
+counters), and at the end ``final.safetensors`` with its model card (``final.json``, ``final.md``).
+Batches are a function of (seed, step), the schedule a function of the step, so resuming from a
+checkpoint continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from recnet_cli.devices import pick_device, pick_dtype
+from recnet_cli.metrics import quantised_scores
+from recnet_cli.model import RECNet
+from recnet_cli.train.data import SampleSource, ValidationPair, pair_data, photo_data
+from recnet_cli.train.losses import RecnetLoss, build_loss
+from recnet_cli.train.pairs import find_pairs, match_by_stem
+from recnet_cli.train.synthesis import DegradationConfig
+from recnet_cli.weights import load_model, save_model, write_atomic
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+CHECKPOINT_STATE_FILE = "checkpoint.json"
+FINAL_MODEL_FILE = "final.safetensors"
+ADAM_BETAS = (0.9, 0.99)
+PATH_FIELDS = ("run_dir", "photos", "pairs", "inputs", "targets", "vgg_weights")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or go on; the message says why."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as ``config.json`` in the run directory)."""
+
+    run_dir: Path
+    photos: Path | None = None  # folder of well-exposed photos: synthetic pairs
+    pairs: Path | None = None  # dataset folder in the LCDP or MSEC layout
+    split: str = "train"  # which split of ``pairs``
+    inputs: Path | None = None  # with ``targets``: two folders matched by file name
+    targets: Path | None = None
+    steps: int = 20_000
+    batch: int = 8
+    crop: int = 384
+    lr: float = 1e-4
+    warmup: int = 500  # linear warm-up steps (at most a tenth of the run)
+    seed: int = 0
+    val_every: int = 1000
+    val_images: int = 24
+    val_size: int = 512  # validation images are scaled to this long side
+    checkpoint_every: int = 500
+    loss_preset: str = "paper"
+    ecr: bool = True
+    vgg_weights: Path | None = None
+    init: str | None = None  # a model reference to start from instead of random weights
+    channels: int = 8
+    blocks: int = 5
+    device: str = "auto"
+    precision: str = "auto"  # bf16: autocast the network's forward
+    max_side: int = 1024  # photos and pairs are held in memory at most this large
+    jpeg_probability: float = 0.5
+    max_bad_steps: int = 10  # consecutive non-finite losses before giving up
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: str(v) if k in PATH_FIELDS and v is not None else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(
+            **{k: Path(v) if k in PATH_FIELDS and v is not None else v for k, v in data.items() if k in known}
+        )
+
+
+@dataclass
+class ValScores:
+    """Mean PSNR/SSIM of the model's output and of the input itself (identity) against the ground truth."""
+
+    psnr: float
+    ssim: float
+    identity_psnr: float
+    identity_ssim: float
+
+
+@dataclass
+class Progress:
+    step: int
+    steps: int
+    losses: dict[str, float]
+    lr: float
+    images_per_second: float
+    eta_seconds: float
+    skipped_steps: int
+    val: ValScores | None  # the latest validation, if any
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model_path: Path
+    steps: int
+    val: ValScores | None  # None on the processes other than rank 0
+    wall_seconds: float
+    skipped_steps: int
+
+
+@dataclass
+class RunState:
+    """The counters a checkpoint restores besides the tensors."""
+
+    step: int = 0
+    skipped_steps: int = 0
+    bad_in_a_row: int = 0
+    wall_seconds: float = 0.0
+    val: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class Session:
+    """What one process holds while training."""
+
+    config: TrainConfig
+    ranks: Ranks
+    device: torch.device
+    dtype: torch.dtype
+    model: RECNet
+    network: nn.Module
+    optimizer: torch.optim.Adam
+    loss: RecnetLoss
+    source: SampleSource
+    validation: list[ValidationPair]
+    identity: tuple[float, float]
+    state: RunState
+    progress: Callable[[Progress], None] | None
+    clock: float = field(default_factory=time.perf_counter)  # when ``state.wall_seconds`` was last updated
+
+
+class ForwardWithMask(nn.Module):
+    """RECNet's output and mask from ``forward``, so DistributedDataParallel sees both."""
+
+    def __init__(self, model: RECNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        result = self.model.forward_with_intermediates(image)
+        return result["output"], result["mask"]
+
+
+def train(config: TrainConfig, progress: Callable[[Progress], None] | None = None) -> TrainResult:
+    """Starts a new run in ``config.run_dir``; under ``torchrun`` every process calls this."""
+    check_config(config)
+    if (config.run_dir / CHECKPOINT_STATE_FILE).exists() or (config.run_dir / FINAL_MODEL_FILE).exists():
+        raise TrainingError(
+            f"{config.run_dir}: already holds a training run; resume it or choose another folder"
+        )
+    return run(config, resuming=False, progress=progress)
+
+
+def resume(
+    run_dir: Path, progress: Callable[[Progress], None] | None = None, device: str | None = None
+) -> TrainResult:
+    """Continues the run in ``run_dir`` from its last checkpoint, optionally on another device."""
+    config_path = run_dir / CONFIG_FILE
+    if not (run_dir / CHECKPOINT_STATE_FILE).is_file() or not config_path.is_file():
+        raise TrainingError(f"{run_dir}: no checkpoint to resume from")
+    config = TrainConfig.from_json(json.loads(config_path.read_text()))
+    config.run_dir = run_dir
+    if device is not None:
+        config.device = device
+    return run(config, resuming=True, progress=progress)
+
+
+def check_config(config: TrainConfig) -> None:
+    sources = [config.photos is not None, config.pairs is not None, config.inputs is not None]
+    if sum(sources) != 1:
+        raise TrainingError(
+            "give exactly one source of training data: photos, a paired dataset, or inputs+targets"
+        )
+    if (config.inputs is None) != (config.targets is None):
+        raise TrainingError("inputs and targets folders go together")
+    for name in ("steps", "batch", "crop", "val_every", "checkpoint_every", "val_images"):
+        if getattr(config, name) < 1:
+            raise TrainingError(f"{name} must be at least 1 (got {getattr(config, name)})")
+
+
+def run(config: TrainConfig, resuming: bool, progress: Callable[[Progress], None] | None) -> TrainResult:
+    ranks = start_distributed(config.device)
+    try:
+        session = open_session(config, ranks, resuming, progress)
+        return train_steps(session)
+    finally:
+        if ranks.world > 1:
+            dist.destroy_process_group()
+
+
+def start_distributed(device_spec: str) -> Ranks:
+    """Joins the ``torchrun`` process group when WORLD_SIZE > 1 (NCCL for CUDA, gloo otherwise)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Ranks()
+    ranks = Ranks(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    use_cuda = (device_spec == "auto" or device_spec.startswith("cuda")) and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(ranks.local_rank)
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return ranks
+
+
+def training_device(spec: str, ranks: Ranks) -> torch.device:
+    device = pick_device(spec)
+    if ranks.world > 1 and device.type == "cuda":
+        return torch.device("cuda", ranks.local_rank)
+    return device
+
+
+def open_session(
+    config: TrainConfig, ranks: Ranks, resuming: bool, progress: Callable[[Progress], None] | None
+) -> Session:
+    if config.batch % ranks.world:
+        raise TrainingError(f"batch {config.batch} does not split evenly over {ranks.world} processes")
+    device = training_device(config.device, ranks)
+    dtype = pick_dtype(config.precision, device)
+    loss = build_loss(config.loss_preset, config.ecr, config.vgg_weights).to(device)  # fails fast without VGG
+    torch.manual_seed(config.seed)
+    model = initial_model(config, resuming)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=ADAM_BETAS)
+    state = RunState()
+    if resuming:
+        state = load_checkpoint(config.run_dir, model, optimizer)
+    elif ranks.main:
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        (config.run_dir / CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    network: nn.Module = ForwardWithMask(model)
+    if ranks.world > 1:
+        network = DistributedDataParallel(
+            network, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    source, validation = build_data(config)
+    if ranks.main:
+        trim_metrics(config.run_dir / METRICS_FILE, state.step)
+    return Session(
+        config=config,
+        ranks=ranks,
+        device=device,
+        dtype=dtype,
+        model=model,
+        network=network,
+        optimizer=optimizer,
+        loss=loss,
+        source=source,
+        validation=validation,
+        identity=identity_scores(validation),
+        state=state,
+        progress=progress,
+    )
+
+
+def initial_model(config: TrainConfig, resuming: bool) -> RECNet:
+    """A fresh RECNet, or the ``init`` model (whose size then replaces the configured one)."""
+    if config.init and not resuming:
+        model = load_model(config.init).model
+        config.channels, config.blocks = model.channels, model.num_blocks
+        return model
+    return RECNet(config.channels, config.blocks)
+
+
+def build_data(config: TrainConfig) -> tuple[SampleSource, list[ValidationPair]]:
+    val = dict(max_side=config.max_side, val_count=config.val_images, val_size=config.val_size)
+    if config.photos is not None:
+        degradation = DegradationConfig(jpeg_probability=config.jpeg_probability)
+        return photo_data(config.photos, config.crop, config.seed, degradation, **val)
+    if config.pairs is not None:
+        pairs, name = find_pairs(config.pairs, config.split), f"{config.pairs.name}/ ({config.split})"
+    else:
+        assert config.inputs is not None and config.targets is not None
+        pairs, name = (
+            match_by_stem(config.inputs, config.targets),
+            f"{config.inputs.name}/ and {config.targets.name}/",
+        )
+    return pair_data(pairs, name, config.crop, config.seed, **val)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to zero over the remaining steps (``step`` counts from 0)."""
+    warmup = min(config.warmup, config.steps // 10)
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, config.steps - warmup)
+    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def train_steps(session: Session) -> TrainResult:
+    config, state = session.config, session.state
+    first_step, loop_started = state.step, time.perf_counter()
+    for step in range(state.step, config.steps):
+        lr = learning_rate(step, config)
+        for group in session.optimizer.param_groups:
+            group["lr"] = lr
+        losses = take_step(session, step)
+        state.step = step + 1
+        if not session.ranks.main:
+            continue
+        state.wall_seconds += time.perf_counter() - session.clock
+        session.clock = time.perf_counter()
+        append_metrics(
+            config.run_dir, {"step": state.step, "lr": lr, **losses, "skipped_steps": state.skipped_steps}
+        )
+        if state.step % config.val_every == 0 or state.step == config.steps:
+            state.val = asdict(validate(session))
+            append_metrics(
+                config.run_dir, {"step": state.step, **{f"val_{k}": v for k, v in state.val.items()}}
+            )
+        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+            save_checkpoint(session)
+        if session.progress is not None:
+            seconds_per_step = (time.perf_counter() - loop_started) / (state.step - first_step)
+            session.progress(progress_report(session, losses, lr, seconds_per_step))
+    if session.ranks.world > 1:
+        dist.barrier()
+    return finish(session)
+
+
+def take_step(session: Session, step: int) -> dict[str, float]:
+    """One optimisation step on this process's share of the batch; skips it if the loss is not finite."""
+    config, ranks, state = session.config, session.ranks, session.state
+    inputs, targets = session.source.batch(step, range(ranks.rank, config.batch, ranks.world), session.device)
+    if session.device.type == "cuda":
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(session.device.type, dtype=session.dtype, enabled=session.dtype != torch.float32):
+        output, mask = session.network(inputs)
+    terms = session.loss(output, mask, inputs, targets)
+    values = mean_over_ranks(torch.stack([t.detach() for t in terms.values()]), ranks)
+    session.optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()  # even when not finite, so DistributedDataParallel's processes stay in step
+    if torch.isfinite(values).all():
+        session.optimizer.step()
+        state.bad_in_a_row = 0
+    else:
+        state.skipped_steps += 1
+        state.bad_in_a_row += 1
+        if state.bad_in_a_row >= config.max_bad_steps:
+            raise TrainingError(
+                f"the loss was not finite for {state.bad_in_a_row} steps in a row (last at step {step + 1}); "
+                "try a lower learning rate or fp32"
+            )
+    return dict(zip(terms, values.tolist(), strict=True))
+
+
+def mean_over_ranks(values: Tensor, ranks: Ranks) -> Tensor:
+    if ranks.world > 1:
+        dist.all_reduce(values)
+        values = values / ranks.world
+    return values
+
+
+@torch.no_grad()
+def validate(session: Session) -> ValScores:
+    """Mean PSNR/SSIM (8-bit) of the model on the fixed validation pairs, one whole image at a time."""
+    session.model.eval()
+    psnrs, ssims = [], []
+    for pair in session.validation:
+        image = pair.input[None].to(session.device)
+        with torch.autocast(session.device.type, dtype=session.dtype, enabled=session.dtype != torch.float32):
+            output = session.model(image)
+        psnr, ssim = quantised_scores(output.float(), pair.target[None])
+        psnrs.append(float(psnr))
+        ssims.append(float(ssim))
+    session.model.train()
+    identity_psnr, identity_ssim = session.identity
+    return ValScores(sum(psnrs) / len(psnrs), sum(ssims) / len(ssims), identity_psnr, identity_ssim)
+
+
+def identity_scores(validation: list[ValidationPair]) -> tuple[float, float]:
+    """Mean PSNR/SSIM of the validation inputs themselves: what doing nothing scores."""
+    if not validation:
+        raise TrainingError("no validation images: the data set is too small to hold any out")
+    scores = [quantised_scores(p.input[None], p.target[None]) for p in validation]
+    return (
+        sum(float(psnr) for psnr, _ in scores) / len(scores),
+        sum(float(ssim) for _, ssim in scores) / len(scores),
+    )
+
+
+def progress_report(
+    session: Session, losses: dict[str, float], lr: float, seconds_per_step: float
+) -> Progress:
+    state, config = session.state, session.config
+    return Progress(
+        step=state.step,
+        steps=config.steps,
+        losses=losses,
+        lr=lr,
+        images_per_second=config.batch / seconds_per_step,
+        eta_seconds=seconds_per_step * (config.steps - state.step),
+        skipped_steps=state.skipped_steps,
+        val=ValScores(**state.val) if state.val else None,
+    )
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    with (run_dir / METRICS_FILE).open("a") as file:
+        file.write(json.dumps(record) + "\n")
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """Drops metric lines past ``step``: steps redone after a resume are logged once."""
+    if path.is_file():
+        lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in lines))
+
+
+def save_checkpoint(session: Session) -> None:
+    """Writes the model, Adam state and RNG states, then the counters (which mark the checkpoint done)."""
+    state = session.state
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in session.model.state_dict().items()}
+    optimizer_state = session.optimizer.state_dict()
+    for index, values in optimizer_state["state"].items():
+        tensors |= {f"optimizer.{index}.{k}": v.detach().cpu().contiguous() for k, v in values.items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        tensors |= {f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+    run_dir = session.config.run_dir
+    write_atomic(
+        run_dir / CHECKPOINT_FILE, safetensors.torch.save(tensors, metadata={"step": str(state.step)})
+    )
+    config = session.config
+    record = {
+        "state": asdict(state),
+        "loss_preset": config.loss_preset,
+        "ecr": config.ecr,
+        "param_groups": optimizer_state["param_groups"],
+    }
+    write_atomic(run_dir / CHECKPOINT_STATE_FILE, (json.dumps(record, indent=2) + "\n").encode())
+
+
+def load_checkpoint(run_dir: Path, model: RECNet, optimizer: torch.optim.Adam) -> RunState:
+    """Restores model, Adam state and RNG states; returns the counters."""
+    record = json.loads((run_dir / CHECKPOINT_STATE_FILE).read_text())
+    state = RunState(**record["state"])
+    with safetensors.safe_open(run_dir / CHECKPOINT_FILE, framework="pt") as file:
+        if (file.metadata() or {}).get("step") != str(state.step):
+            raise TrainingError(f"{run_dir}: checkpoint files disagree (interrupted while saving?)")
+        tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
+    model.load_state_dict(section(tensors, "model."))
+    moments: dict[int, dict[str, Tensor]] = {}
+    for key, value in section(tensors, "optimizer.").items():
+        index, name = key.split(".", 1)
+        moments.setdefault(int(index), {})[name] = value
+    groups = [group | {"betas": tuple(group["betas"])} for group in record["param_groups"]]
+    optimizer.load_state_dict({"state": moments, "param_groups": groups})
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda_states = [
+        tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors
+    ]
+    if cuda_states:
+        torch.cuda.set_rng_state_all(cuda_states)
+    return state
+
+
+def section(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
+
+
+def finish(session: Session) -> TrainResult:
+    """Writes the final model and its card (on the main process) and reports the run."""
+    config, state = session.config, session.state
+    model_path = config.run_dir / FINAL_MODEL_FILE
+    val = ValScores(**state.val) if state.val else None
+    if session.ranks.main and val is not None:
+        save_model(session.model, model_path, model_card(session, val))
+    return TrainResult(config.run_dir, model_path, state.step, val, state.wall_seconds, state.skipped_steps)
+
+
+def model_card(session: Session, val: ValScores) -> dict[str, Any]:
+    config = session.config
+    degradations = (
+        DegradationConfig(jpeg_probability=config.jpeg_probability).describe() if config.photos else "none"
+    )
+    return {
+        "training_data": session.source.description,
+        "degradations": degradations,
+        "steps": config.steps,
+        "batch": config.batch,
+        "crop": config.crop,
+        "lr": config.lr,
+        "seed": config.seed,
+        "loss_preset": config.loss_preset,
+        "ecr": config.ecr,
+        "init": config.init or "random",
+        "val_images": len(session.validation),
+        "val_psnr": round(val.psnr, 3),
+        "val_ssim": round(val.ssim, 4),
+        "val_identity_psnr": round(val.identity_psnr, 3),
+        "val_identity_ssim": round(val.identity_ssim, 4),
+        "skipped_steps": session.state.skipped_steps,
+        "wall_seconds": round(session.state.wall_seconds, 1),
+        "device": device_name(session.device),
+        "processes": session.ranks.world,
+        "precision": config.precision,
+    }
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type

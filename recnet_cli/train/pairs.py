@@ -1,0 +1,116 @@
+"""Finding (badly exposed input, ground truth) pairs on disk.
+
+Layouts: LCDP (``input/`` + ``gt/``, ``test-input/`` + ``test-gt/``, ``valid-input/`` + ``valid-gt/``),
+MSEC (``INPUT_IMAGES/<name>_{N1.5,N1,0,P1,P1.5}.JPG`` against ``GT_IMAGES/<name>.jpg`` or
+``expert_c_testing_set/<name>.jpg``, either in the given folder or in its ``training/``, ``testing/``,
+``validation/`` subfolder), and any two folders whose files match by stem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+SPLITS = ("train", "test", "valid")
+LCDP_FOLDERS = {
+    "train": ("input", "gt"),
+    "test": ("test-input", "test-gt"),
+    "valid": ("valid-input", "valid-gt"),
+}
+MSEC_SPLIT_FOLDERS = {"train": "training", "test": "testing", "valid": "validation"}
+MSEC_INPUTS = "INPUT_IMAGES"
+MSEC_TARGET_FOLDERS = ("GT_IMAGES", "expert_c_testing_set")
+MSEC_EXPOSURES = ("N1.5", "N1", "0", "P1", "P1.5")
+SHOWN_NAMES = 5
+
+
+class PairingError(ValueError):
+    """The folders given do not form a set of image pairs."""
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    input: Path
+    target: Path
+
+
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image files in a folder (and its subfolders when ``recursive``), sorted by path."""
+    if not folder.is_dir():
+        raise PairingError(f"{folder}: not a folder")
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def find_pairs(root: Path, split: str = "train") -> list[ImagePair]:
+    """Pairs of a dataset folder in the LCDP or MSEC layout; ``split`` is train, test or valid."""
+    if split not in SPLITS:
+        raise PairingError(f"unknown split {split!r} (choose one of {', '.join(SPLITS)})")
+    if not root.is_dir():
+        raise PairingError(f"{root}: not a folder")
+    if (root / "input").is_dir() or (root / "test-input").is_dir():
+        inputs, targets = LCDP_FOLDERS[split]
+        return match_by_stem(root / inputs, root / targets)
+    msec_root = root if (root / MSEC_INPUTS).is_dir() else root / MSEC_SPLIT_FOLDERS[split]
+    if (msec_root / MSEC_INPUTS).is_dir():
+        return msec_pairs(msec_root)
+    raise PairingError(
+        f"{root}: no known layout (expected input/ + gt/ as in LCDP, or INPUT_IMAGES/ + GT_IMAGES/ as in "
+        "MSEC); give two folders to match by file name instead"
+    )
+
+
+def match_by_stem(inputs: Path, targets: Path) -> list[ImagePair]:
+    """Pairs the files of two folders with the same name up to the extension."""
+    input_files = stem_index(list_images(inputs), inputs)
+    target_files = stem_index(list_images(targets), targets)
+    check_partners({input_files[s].name for s in input_files.keys() - target_files.keys()}, inputs, targets)
+    check_partners({target_files[s].name for s in target_files.keys() - input_files.keys()}, targets, inputs)
+    return [ImagePair(input_files[stem], target_files[stem]) for stem in sorted(input_files)]
+
+
+def msec_pairs(folder: Path) -> list[ImagePair]:
+    """MSEC pairs: each target photo against its five exposure renderings."""
+    target_folder = next((folder / name for name in MSEC_TARGET_FOLDERS if (folder / name).is_dir()), None)
+    if target_folder is None:
+        raise PairingError(f"{folder}: no {' or '.join(MSEC_TARGET_FOLDERS)} folder beside {MSEC_INPUTS}/")
+    targets = stem_index(list_images(target_folder), target_folder)
+    inputs = list_images(folder / MSEC_INPUTS)
+    check_partners(
+        {p.name for p in inputs if msec_scene(p) not in targets}, folder / MSEC_INPUTS, target_folder
+    )
+    scenes_with_input = {msec_scene(p) for p in inputs}
+    check_partners(
+        {targets[s].name for s in targets.keys() - scenes_with_input}, target_folder, folder / MSEC_INPUTS
+    )
+    return [ImagePair(p, targets[msec_scene(p)]) for p in inputs]
+
+
+def msec_scene(path: Path) -> str:
+    """The scene name of an MSEC input: its stem without the ``_<exposure>`` suffix."""
+    scene, _, exposure = path.stem.rpartition("_")
+    return scene if scene and exposure in MSEC_EXPOSURES else path.stem
+
+
+def stem_index(files: list[Path], folder: Path) -> dict[str, Path]:
+    """Files by stem; two files with one stem are an error."""
+    index: dict[str, Path] = {}
+    for path in files:
+        if path.stem in index:
+            raise PairingError(
+                f"{folder}: both {index[path.stem].name} and {path.name} have the name {path.stem}"
+            )
+        index[path.stem] = path
+    if not index:
+        raise PairingError(f"{folder}: no images")
+    return index
+
+
+def check_partners(unmatched: Iterable[str], folder: Path, partner_folder: Path) -> None:
+    """Raises listing the first few file names in ``folder`` that have no partner in ``partner_folder``."""
+    names = sorted(unmatched)
+    if names:
+        shown = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
+        raise PairingError(f"{folder}: {len(names)} image(s) without a partner in {partner_folder}: {shown}")

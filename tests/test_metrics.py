@@ -1,0 +1,125 @@
+"""PSNR/SSIM against their definitions (and scikit-image where installed), and evaluation over pairs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from recnet_cli.engine import Corrector
+from recnet_cli.evaluate import evaluate_pairs
+from recnet_cli.metrics import psnr, quantised_scores, ssim, ssim_tensor, to_uint8
+from recnet_cli.model import RECNet
+from recnet_cli.train.data import ImageFileError, read_rgb
+from recnet_cli.train.pairs import ImagePair
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def noisy_pair(seed: int, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, shape).astype(np.uint8)
+    a = cv2.GaussianBlur(a, (5, 5), 1.0)  # some structure, not pure noise
+    b = np.clip(a + rng.normal(0, 12, shape), 0, 255).astype(np.uint8)
+    return a, b
+
+
+def test_psnr_of_a_constant_error() -> None:
+    a = np.full((8, 9, 3), 100, np.uint8)
+    assert psnr(a, a + 10) == pytest.approx(20 * math.log10(255 / 10), abs=1e-12)
+    assert psnr(a, a) == math.inf
+
+
+def test_ssim_is_one_for_identical_images_and_drops_with_noise() -> None:
+    a, b = noisy_pair(0, (32, 40, 3))
+    assert ssim(a, a) == pytest.approx(1.0, abs=1e-12)
+    assert ssim(a, b) < 0.99
+    assert ssim(a, b) == pytest.approx(ssim(b, a), abs=1e-12)
+
+
+def test_ssim_of_constant_images_follows_the_luminance_term() -> None:
+    """With no variance SSIM reduces to (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1)."""
+    x, y = 100.0, 120.0
+    c1 = (0.01 * 255) ** 2
+    expected = (2 * x * y + c1) / (x * x + y * y + c1)
+    assert ssim(np.full((16, 16, 3), x), np.full((16, 16, 3), y)) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(32, 40, 3), (23, 57, 3)])
+def test_ssim_and_psnr_match_scikit_image(shape: tuple[int, int, int]) -> None:
+    metrics = pytest.importorskip("skimage.metrics")
+    a, b = noisy_pair(1, shape)
+    expected = metrics.structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1
+    )
+    assert ssim(a, b) == pytest.approx(expected, abs=1e-6)
+    assert psnr(a, b) == pytest.approx(metrics.peak_signal_noise_ratio(a, b, data_range=255), abs=1e-6)
+
+
+def test_ssim_tensor_is_differentiable_and_batched() -> None:
+    a, b = noisy_pair(2, (24, 24, 3))
+    x = torch.tensor(np.stack([a, b]), dtype=torch.float32).permute(0, 3, 1, 2).div(255).requires_grad_()
+    y = torch.tensor(np.stack([a, a]), dtype=torch.float32).permute(0, 3, 1, 2).div(255)
+    scores = ssim_tensor(x, y)
+    assert scores[0].item() == pytest.approx(1.0, abs=1e-5)
+    assert scores[1].item() == pytest.approx(ssim(b, a), abs=1e-4)
+    scores.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_quantised_scores_round_to_8_bits_first() -> None:
+    a, b = noisy_pair(3, (20, 20, 3))
+    x = torch.tensor(a / 255 + 0.4 / 255, dtype=torch.float32).permute(2, 0, 1)[None]  # rounds back to a
+    y = torch.tensor(b / 255, dtype=torch.float32).permute(2, 0, 1)[None]
+    p, s = quantised_scores(x, y)
+    assert float(p) == pytest.approx(psnr(a, b), abs=1e-9)
+    assert float(s) == pytest.approx(ssim(a, b), abs=1e-9)
+
+
+def write(path: Path, image: np.ndarray) -> Path:
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_evaluate_pairs_scores_output_and_identity(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    pairs = []
+    for i in range(2):
+        target, source = noisy_pair(10 + i, (24, 32, 3))
+        pairs.append(
+            ImagePair(write(tmp_path / f"in{i}.png", source), write(tmp_path / f"gt{i}.png", target))
+        )
+    seen = []
+    report = evaluate_pairs(
+        pairs, corrector, save_dir=tmp_path / "out", progress=lambda d, t, s: seen.append((d, t))
+    )
+    assert seen == [(1, 2), (2, 2)]
+    for pair, score in zip(pairs, report.scores, strict=True):
+        source, target = read_rgb(pair.input), read_rgb(pair.target)
+        saved = read_rgb(tmp_path / "out" / f"{pair.input.stem}.png")
+        expected = to_uint8(corrector.correct(source.astype(np.float32) / 255).image)
+        assert np.array_equal(saved, expected)
+        assert score.identity_psnr == pytest.approx(psnr(source, target))
+        assert score.identity_ssim == pytest.approx(ssim(source, target))
+        assert score.psnr == pytest.approx(psnr(saved, target))
+        assert score.ssim == pytest.approx(ssim(saved, target))
+    assert report.mean_psnr == pytest.approx(np.mean([s.psnr for s in report.scores]))
+    assert report.to_dict()["images"] == 2
+
+
+def test_evaluate_rejects_pairs_of_different_sizes(tmp_path: Path) -> None:
+    pair = ImagePair(
+        write(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8)),
+        write(tmp_path / "b.png", np.zeros((8, 9, 3), np.uint8)),
+    )
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    with pytest.raises(ImageFileError, match="differs from its ground truth"):
+        evaluate_pairs([pair], corrector)

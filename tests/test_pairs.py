@@ -1,0 +1,101 @@
+"""Finding image pairs in the LCDP, MSEC and plain two-folder layouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recnet_cli.train.pairs import ImagePair, PairingError, find_pairs, match_by_stem
+
+EXPOSURES = ("N1.5", "N1", "0", "P1", "P1.5")
+
+
+def touch(folder: Path, *names: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"")
+
+
+def test_lcdp_layout_train_and_test_splits(tmp_path: Path) -> None:
+    touch(tmp_path / "input", "a.png", "b.png")
+    touch(tmp_path / "gt", "a.png", "b.png")
+    touch(tmp_path / "test-input", "c.png")
+    touch(tmp_path / "test-gt", "c.png")
+    assert find_pairs(tmp_path, "train") == [
+        ImagePair(tmp_path / "input" / "a.png", tmp_path / "gt" / "a.png"),
+        ImagePair(tmp_path / "input" / "b.png", tmp_path / "gt" / "b.png"),
+    ]
+    assert find_pairs(tmp_path, "test") == [
+        ImagePair(tmp_path / "test-input/c.png", tmp_path / "test-gt/c.png")
+    ]
+
+
+def test_msec_five_inputs_per_target(tmp_path: Path) -> None:
+    testing = tmp_path / "testing"
+    touch(
+        testing / "INPUT_IMAGES",
+        *[f"a0001-x_{e}.JPG" for e in EXPOSURES],
+        *[f"a0002_{e}.JPG" for e in EXPOSURES],
+    )
+    touch(testing / "expert_c_testing_set", "a0001-x.jpg", "a0002.jpg")
+    touch(testing / "expert_a_testing_set", "a0001-x.jpg", "a0002.jpg")
+    pairs = find_pairs(tmp_path, "test")
+    assert len(pairs) == 10
+    assert {p.target.name for p in pairs} == {"a0001-x.jpg", "a0002.jpg"}
+    assert all(p.target.parent.name == "expert_c_testing_set" for p in pairs)
+    assert all(p.input.stem.startswith(p.target.stem + "_") for p in pairs)
+    assert find_pairs(testing) == pairs  # the split folder itself works too
+
+
+def test_msec_training_uses_gt_images(tmp_path: Path) -> None:
+    touch(tmp_path / "training" / "INPUT_IMAGES", "s_0.JPG", "s_P1.JPG")
+    touch(tmp_path / "training" / "GT_IMAGES", "s.jpg")
+    assert [p.target.name for p in find_pairs(tmp_path, "train")] == ["s.jpg", "s.jpg"]
+
+
+def test_two_folders_matched_by_stem_across_extensions(tmp_path: Path) -> None:
+    touch(tmp_path / "in", "x.jpg", "y.png", "notes.txt")
+    touch(tmp_path / "out", "x.png", "y.tif")
+    pairs = match_by_stem(tmp_path / "in", tmp_path / "out")
+    assert [(p.input.name, p.target.name) for p in pairs] == [("x.jpg", "x.png"), ("y.png", "y.tif")]
+
+
+def test_missing_partners_are_listed_with_a_count(tmp_path: Path) -> None:
+    touch(tmp_path / "in", *[f"img{i}.png" for i in range(8)])
+    touch(tmp_path / "out", "img0.png")
+    with pytest.raises(
+        PairingError, match=r"7 image\(s\) without a partner.*img1.png, img2.png.*, \.\.\."
+    ) as error:
+        match_by_stem(tmp_path / "in", tmp_path / "out")
+    assert "img7.png" not in str(error.value)  # only the first few are named
+
+
+def test_targets_without_inputs_are_an_error_too(tmp_path: Path) -> None:
+    touch(tmp_path / "in", "a.png")
+    touch(tmp_path / "out", "a.png", "extra.png")
+    with pytest.raises(PairingError, match=r"out: 1 image\(s\) without a partner in .*in: extra.png$"):
+        match_by_stem(tmp_path / "in", tmp_path / "out")
+
+
+def test_msec_input_without_target_is_an_error(tmp_path: Path) -> None:
+    touch(tmp_path / "INPUT_IMAGES", "a_0.JPG", "b_0.JPG")
+    touch(tmp_path / "GT_IMAGES", "a.jpg")
+    with pytest.raises(PairingError, match=r"1 image\(s\) without a partner.*b_0.JPG"):
+        find_pairs(tmp_path)
+
+
+def test_unknown_layout_empty_folder_duplicates_and_bad_split(tmp_path: Path) -> None:
+    touch(tmp_path / "photos", "a.jpg")
+    with pytest.raises(PairingError, match="no known layout"):
+        find_pairs(tmp_path)
+    with pytest.raises(PairingError, match="unknown split"):
+        find_pairs(tmp_path, "holdout")
+    touch(tmp_path / "empty")
+    with pytest.raises(PairingError, match="no images"):
+        match_by_stem(tmp_path / "photos", tmp_path / "empty")
+    touch(tmp_path / "twice", "a.jpg", "a.png")
+    with pytest.raises(PairingError, match=r"both a\.jpg and a\.png"):
+        match_by_stem(tmp_path / "twice", tmp_path / "photos")
+    with pytest.raises(PairingError, match="not a folder"):
+        match_by_stem(tmp_path / "missing", tmp_path / "photos")

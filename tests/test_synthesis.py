@@ -1,0 +1,129 @@
+"""The camera-model exposure synthesis: regimes, locality, noise, determinism."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from recnet_cli.train.data import read_rgb, to_tensor
+from recnet_cli.train.synthesis import (
+    Exposure,
+    LightPool,
+    clipped_and_crushed,
+    degrade,
+    exposure_map,
+    relative_log_luminance,
+    sample_exposure,
+    sensor_noise,
+    srgb_to_linear,
+)
+
+PHOTOS = Path(__file__).parent / "data" / "train-photos"
+CPU = torch.device("cpu")
+NEUTRAL = Exposure(
+    mode="mixed",
+    base_ev=0.0,
+    contrast=0.0,
+    gradient_ev=0.0,
+    gradient_angle=0.0,
+    pools=(),
+    shot_noise=0.0,
+    read_noise=0.0,
+    gamma=None,
+    s_curve=0.0,
+    jpeg_quality=None,
+    noise_seed=0,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def photo() -> torch.Tensor:
+    return to_tensor([read_rgb(PHOTOS / "bsd100-img_007.jpg")], CPU)
+
+
+def changes(clean: torch.Tensor, exposure: Exposure) -> tuple[float, float]:
+    """How much the clipped and the crushed fractions grew."""
+    clipped, crushed = clipped_and_crushed(degrade(clean, [exposure])[0])
+    clean_clipped, clean_crushed = clipped_and_crushed(clean[0])
+    return clipped - clean_clipped, crushed - clean_crushed
+
+
+def test_neutral_exposure_only_quantises(photo: torch.Tensor) -> None:
+    out = degrade(photo, [NEUTRAL])
+    assert torch.allclose(out, photo, atol=0.5 / 255 + 1e-6)
+
+
+def test_sampling_yields_under_only_over_only_and_mixed(photo: torch.Tensor) -> None:
+    kinds = {"under": 0, "over": 0, "mixed": 0}
+    for seed in range(40):
+        exposure = sample_exposure(np.random.default_rng(seed))
+        clipped, crushed = changes(photo, exposure)
+        if exposure.mode == "under":
+            assert clipped <= 0.005
+        if exposure.mode == "over":
+            assert crushed <= 0.005
+        if crushed > 0.03 and clipped <= 0.005:
+            kinds["under"] += 1
+        elif clipped > 0.03 and crushed <= 0.005:
+            kinds["over"] += 1
+        elif clipped > 0.01 and crushed > 0.01:
+            kinds["mixed"] += 1
+    assert all(count >= 2 for count in kinds.values()), kinds
+
+
+def test_exposure_change_is_local_and_follows_scene_brightness(photo: torch.Tensor) -> None:
+    larger = torch.nn.functional.interpolate(photo, scale_factor=4, mode="bilinear")
+    linear = srgb_to_linear(larger[0])
+    exposure = dataclasses.replace(NEUTRAL, contrast=1.5)
+    ev = exposure_map(linear, exposure)
+    brightness = relative_log_luminance(linear)
+    ev_range = float(ev.max() - ev.min())
+    assert ev_range > 2.0  # not a global gain
+    correlation = torch.corrcoef(torch.stack([ev.flatten(), brightness.flatten()]))[0, 1]
+    assert float(correlation) > 0.99  # bright regions pushed up, dark ones down
+    # spatially smooth: neighbouring pixels differ by a tiny fraction of the map's range
+    assert float((ev[:, 1:] - ev[:, :-1]).abs().max()) < 0.025 * ev_range
+
+
+def test_light_pool_and_ramp_brighten_where_placed() -> None:
+    flat = torch.full((3, 40, 60), 0.2)
+    pool = dataclasses.replace(NEUTRAL, pools=(LightPool(y=0.5, x=0.25, radius=0.1, ev=2.0),))
+    ev = exposure_map(flat, pool)
+    assert float(ev[20, 15]) == pytest.approx(2.0, abs=0.05)
+    assert float(ev[20, 55]) < 0.1
+    ramp = exposure_map(flat, dataclasses.replace(NEUTRAL, gradient_ev=2.0, gradient_angle=0.0))
+    assert float(ramp[0, -1] - ramp[0, 0]) == pytest.approx(2.0, abs=1e-5)
+
+
+def test_noise_grows_with_signal() -> None:
+    exposure = dataclasses.replace(NEUTRAL, shot_noise=1e-3, read_noise=1e-3, noise_seed=7)
+    for level in (0.05, 0.8):
+        noise = sensor_noise(torch.full((3, 64, 64), level), exposure)
+        expected = (1e-3 * level + 1e-6) ** 0.5
+        assert float(noise.std()) == pytest.approx(expected, rel=0.05)
+
+
+def test_same_seed_same_pair_other_seed_other_pair(photo: torch.Tensor) -> None:
+    first = degrade(photo, [sample_exposure(np.random.default_rng(3))])
+    again = degrade(photo, [sample_exposure(np.random.default_rng(3))])
+    other = degrade(photo, [sample_exposure(np.random.default_rng(4))])
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def test_jpeg_step_loses_more_at_lower_quality(photo: torch.Tensor) -> None:
+    plain = degrade(photo, [NEUTRAL])
+    errors = [
+        float((degrade(photo, [dataclasses.replace(NEUTRAL, jpeg_quality=q)]) - plain).abs().mean())
+        for q in (95, 60)
+    ]
+    assert 0 < errors[0] < errors[1]

@@ -1,0 +1,224 @@
+"""Training data, schedule, the loop's checkpoints and exact resume, and DDP on two CPU processes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+
+from recnet_cli.train import loop
+from recnet_cli.train.data import PairSource, PhotoSource, downscale_photos, holdout_split, read_rgb
+from recnet_cli.train.loop import TrainConfig, TrainingError, learning_rate, resume, train
+from recnet_cli.train.losses import VGG16Features
+from recnet_cli.train.synthesis import DegradationConfig
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = Path(__file__).parent / "data" / "train-photos"
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def tiny_config(run_dir: Path, **changes: object) -> TrainConfig:
+    settings: dict = dict(
+        run_dir=run_dir,
+        photos=PHOTOS,
+        steps=6,
+        batch=2,
+        crop=32,
+        channels=8,
+        blocks=2,
+        ecr=False,
+        val_every=3,
+        checkpoint_every=3,
+        val_size=48,
+        warmup=1,
+        device="cpu",
+    )
+    return TrainConfig(**(settings | changes))
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return safetensors.torch.load_file(run_dir / "final.safetensors")
+
+
+def test_schedule_warms_up_then_decays_to_zero() -> None:
+    config = TrainConfig(run_dir=Path("x"), steps=1000, warmup=50, lr=1e-3)
+    rates = [learning_rate(step, config) for step in range(1000)]
+    assert rates[0] == pytest.approx(1e-3 / 50)
+    assert rates[49] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in itertools.pairwise(rates[49:]))
+    assert rates[-1] < 1e-7
+
+
+def test_holdout_is_fixed_by_name_and_keeps_groups_together() -> None:
+    names = [f"scene{i // 5}_{i % 5}" for i in range(100)]
+    train_names, val_names = holdout_split(names, key=lambda n: n.split("_")[0])
+    assert len(val_names) == 10  # 2 of 20 scenes, all 5 renderings each
+    assert {n.split("_")[0] for n in val_names}.isdisjoint({n.split("_")[0] for n in train_names})
+    assert holdout_split(list(reversed(names)), key=lambda n: n.split("_")[0])[1] == list(reversed(val_names))
+
+
+def test_downscale_photos_keeps_folders_and_limits_size(tmp_path: Path) -> None:
+    (tmp_path / "src" / "set").mkdir(parents=True)
+    for path in sorted(PHOTOS.glob("*.jpg"))[:2]:
+        (tmp_path / "src" / "set" / path.name).write_bytes(path.read_bytes())
+    assert downscale_photos(tmp_path / "src", tmp_path / "out", max_side=40) == 2
+    written = sorted((tmp_path / "out" / "set").glob("*.jpg"))
+    assert len(written) == 2 and all(max(read_rgb(p).shape[:2]) == 40 for p in written)
+
+
+def test_a_batch_is_the_union_of_its_shards() -> None:
+    photos = [read_rgb(p) for p in sorted(PHOTOS.glob("*.jpg"))]
+    source = PhotoSource(photos, crop=32, seed=5, degradation=DegradationConfig())
+    inputs, targets = source.batch(7, [0, 1, 2, 3], CPU)
+    assert inputs.shape == (4, 3, 32, 32)
+    for shard in ([0, 2], [1, 3]):
+        shard_inputs, shard_targets = source.batch(7, shard, CPU)
+        assert torch.equal(shard_inputs, inputs[shard])
+        assert torch.equal(shard_targets, targets[shard])
+    assert not torch.equal(source.batch(8, [0], CPU)[1], targets[:1])
+
+
+def test_pair_crops_and_flips_stay_aligned() -> None:
+    rng = np.random.default_rng(0)
+    targets = [rng.integers(0, 256, (40, 50, 3)).astype(np.uint8) for _ in range(3)]
+    source = PairSource([(t // 2, t) for t in targets], crop=16, seed=1)
+    for step in range(5):
+        inputs, target = source.batch(step, [0, 1], CPU)
+        assert torch.equal(torch.floor(target * 255 / 2), torch.round(inputs * 255))
+
+
+def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
+    reports = []
+    result = train(tiny_config(tmp_path / "run"), progress=reports.append)
+    assert [r.step for r in reports] == list(range(1, 7))
+    assert reports[2].val is not None and reports[0].val is None
+    assert result.val is not None and result.val.identity_psnr > 0
+    card = json.loads((tmp_path / "run" / "final.json").read_text())
+    assert card["steps"] == 6 and card["ecr"] is False and card["loss_preset"] == "paper"
+    assert card["blocks"] == 2 and "synthetic exposure" in card["training_data"]
+    assert card["val_identity_psnr"] == pytest.approx(result.val.identity_psnr, abs=1e-3)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "total" in x] == list(range(1, 7))
+    assert [x["step"] for x in lines if "val_psnr" in x] == [3, 6]
+    with pytest.raises(TrainingError, match="already holds a training run"):
+        train(tiny_config(tmp_path / "run"))
+
+
+def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path: Path) -> None:
+    train(tiny_config(tmp_path / "whole"))
+
+    def kill_after_step_4(progress: loop.Progress) -> None:
+        if progress.step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tmp_path / "split"), progress=kill_after_step_4)
+    assert not (tmp_path / "split" / "final.safetensors").exists()
+    result = resume(tmp_path / "split")
+    assert result.steps == 6
+    whole, split = final_weights(tmp_path / "whole"), final_weights(tmp_path / "split")
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 3, 4, 5, 6, 6]  # step 4, redone after the resume, is logged once
+
+
+def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="no checkpoint to resume from"):
+        resume(tmp_path)
+
+
+def test_init_from_a_saved_model(tmp_path: Path) -> None:
+    train(tiny_config(tmp_path / "first", steps=2))
+    model_path = tmp_path / "first" / "final.safetensors"
+    train(tiny_config(tmp_path / "second", steps=1, lr=0.0, channels=4, blocks=1, init=str(model_path)))
+    first, second = final_weights(tmp_path / "first"), final_weights(tmp_path / "second")
+    assert all(torch.equal(first[k], second[k]) for k in first)  # the init model's size wins
+    assert json.loads((tmp_path / "second" / "config.json").read_text())["channels"] == 8
+
+
+def test_ecr_run_records_the_term_and_the_card_says_so(tmp_path: Path) -> None:
+    vgg = VGG16Features()
+    torch.save(vgg.state_dict(), tmp_path / "vgg.pth")
+    config = tiny_config(
+        tmp_path / "run", steps=2, ecr=True, vgg_weights=tmp_path / "vgg.pth", precision="bf16"
+    )
+    train(config)
+    assert json.loads((tmp_path / "run" / "final.json").read_text())["ecr"] is True
+    first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert np.isfinite(first["ecr"])
+
+
+class NanEvery:
+    """A loss whose total is NaN on the calls ``bad`` (0-based), the real loss otherwise."""
+
+    def __init__(self, real: torch.nn.Module, bad: set[int]) -> None:
+        self.real, self.bad, self.calls = real, bad, 0
+
+    def to(self, device: torch.device) -> NanEvery:
+        return self
+
+    def __call__(self, *args: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms = self.real(*args)
+        if self.calls in self.bad:
+            terms["total"] = terms["total"] * float("nan")
+        self.calls += 1
+        return terms
+
+
+def test_non_finite_steps_are_skipped_then_training_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_build = loop.build_loss
+    monkeypatch.setattr(loop, "build_loss", lambda *a: NanEvery(real_build(*a), bad={1}))
+    assert train(tiny_config(tmp_path / "once")).skipped_steps == 1
+    monkeypatch.setattr(loop, "build_loss", lambda *a: NanEvery(real_build(*a), bad={2, 3, 4}))
+    with pytest.raises(TrainingError, match="not finite for 3 steps in a row"):
+        train(tiny_config(tmp_path / "always", max_bad_steps=3))
+
+
+def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
+    settings = {"steps": 3, "val_every": 3}
+    train(tiny_config(tmp_path / "single", **settings))
+    script = (
+        "import sys, torch; from pathlib import Path; torch.set_num_threads(1)\n"
+        "from tests.test_train import tiny_config; from recnet_cli.train.loop import train\n"
+        f"train(tiny_config(Path(sys.argv[1]), **{settings!r}))\n"
+    )
+    (tmp_path / "ddp_run.py").write_text(script)
+    env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+    ]
+    completed = subprocess.run(
+        [*command, str(tmp_path / "ddp_run.py"), str(tmp_path / "ddp")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    single, ddp = final_weights(tmp_path / "single"), final_weights(tmp_path / "ddp")
+    # The same samples, gradients summed in another order. Adam divides by |gradient|, which turns
+    # rounding in near-zero gradients into up to ~1% of a step (lr = 1e-4); wrong sharding or missing
+    # gradient averaging would differ by whole steps.
+    assert max(float((single[k] - ddp[k]).abs().max()) for k in single) < 0.05 * 1e-4
+    lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4  # three steps and one validation, written by rank 0 only
