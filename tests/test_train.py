@@ -14,9 +14,10 @@ import pytest
 import safetensors.torch
 import torch
 
+from recnet_cli.model import RECNet
 from recnet_cli.train import loop
 from recnet_cli.train.data import PairSource, PhotoSource, downscale_photos, holdout_split, read_rgb
-from recnet_cli.train.loop import TrainConfig, TrainingError, learning_rate, resume, train
+from recnet_cli.train.loop import ForwardWithMask, TrainConfig, TrainingError, learning_rate, resume, train
 from recnet_cli.train.losses import VGG16Features
 from recnet_cli.train.synthesis import DegradationConfig
 
@@ -222,3 +223,21 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
     assert max(float((single[k] - ddp[k]).abs().max()) for k in single) < 0.05 * 1e-4
     lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 4  # three steps and one validation, written by rank 0 only
+
+
+def test_training_forward_blurs_all_blocks_at_once_exactly() -> None:
+    """The training forward's shared FFT blur gives the reference function, values and gradients."""
+    torch.manual_seed(3)
+    model = RECNet()
+    for block in model.dualprocess.blocks:  # asymmetric kernels, as after training
+        block.norm.blur.kernel.data += torch.rand_like(block.norm.blur.kernel) * 1e-3
+    image = torch.rand(2, 3, 45, 67)
+    fast_out, fast_mask = ForwardWithMask(model)(image)
+    fast_grad = torch.autograd.grad(fast_out.square().mean(), model.dualprocess.conv2.norm.blur.kernel)[0]
+    reference = model.forward_with_intermediates(image)
+    reference_grad = torch.autograd.grad(
+        reference["output"].square().mean(), model.dualprocess.conv2.norm.blur.kernel
+    )[0]
+    assert (fast_out - reference["output"]).abs().max() < 1e-5
+    assert (fast_mask - reference["mask"]).abs().max() == 0
+    assert torch.allclose(fast_grad, reference_grad, rtol=1e-3, atol=1e-7)

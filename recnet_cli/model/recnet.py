@@ -7,10 +7,14 @@ See ``RECNET-ARCHITECTURE.md`` for the function this module computes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+BranchMasks = tuple[Tensor, Tensor, Tensor]
+BlurredMasks = Callable[["RECNet", Tensor], list[BranchMasks]]
 
 BLUR_SIZE = 31
 BLUR_SIGMA = 3.0
@@ -50,14 +54,14 @@ class RegionAwareDeExposure(nn.Module):
         self.fuse_1 = nn.Conv2d(2 * channels, channels, 1)
         self.fuse_2 = nn.Conv2d(2 * channels, channels, 1)
 
-    def branch_masks(self, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def branch_masks(self, mask: Tensor) -> BranchMasks:
         """The three branch masks: blurred under-exposure, blurred over-exposure, all ones."""
         return self.blur(mask), self.blur(1 - mask), torch.ones_like(mask)
 
     def forward(self, features: Tensor, mask: Tensor) -> Tensor:
         return self.fuse_branches(features, self.branch_masks(mask))
 
-    def fuse_branches(self, features: Tensor, masks: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    def fuse_branches(self, features: Tensor, masks: BranchMasks) -> Tensor:
         ys = []
         for m, branch, tail in zip(masks, self.CFR_branches, self.CFR_tails, strict=True):
             mid = features * m
@@ -195,7 +199,13 @@ class MaskPredictor(nn.Module):
             return nn.Conv2d(channels, out, 3, padding=1, padding_mode="replicate")
 
         self.net_convs = nn.Sequential(
-            conv(channels), nn.ReLU(), conv(channels), nn.ReLU(), conv(channels), nn.ReLU(), conv(1),
+            conv(channels),
+            nn.ReLU(),
+            conv(channels),
+            nn.ReLU(),
+            conv(channels),
+            nn.ReLU(),
+            conv(1),
             nn.Sigmoid(),
         )
 
@@ -221,15 +231,26 @@ class RECNet(nn.Module):
         """The under-exposure mask M (1 = under-exposed, 0 = over-exposed)."""
         return self.learned_mask(self.extract(image))
 
-    def forward_with_intermediates(self, image: Tensor) -> dict[str, Tensor]:
-        """Output, mask and every block's features (names as in the golden reference file)."""
+    def forward_with_intermediates(
+        self, image: Tensor, blurred_masks: BlurredMasks | None = None
+    ) -> dict[str, Tensor]:
+        """Output, mask and every block's features (names as in the golden reference file).
+
+        ``blurred_masks(model, mask)`` may compute all blocks' branch masks at once (the same values as
+        each block's own ``norm.branch_masks``, only faster); by default each block blurs on its own.
+        """
         extracted = self.extract(image)
         mask = self.learned_mask(extracted)
+        blocks = self.dualprocess.blocks
+        if blurred_masks is None:
+            masks = [block.norm.branch_masks(mask) for block in blocks]
+        else:
+            masks = blurred_masks(self, mask)
         results = {"extract": extracted, "mask": mask}
         features = extracted
         block_outputs = []
-        for i, block in enumerate(self.dualprocess.blocks, start=1):
-            features = block(features, mask)
+        for i, (block, block_masks) in enumerate(zip(blocks, masks, strict=True), start=1):
+            features = block.combine(features, block.norm.fuse_branches(features, block_masks))
             results[f"block{i}"] = features
             block_outputs.append(features)
         merged = self.dualprocess.cat(torch.cat(block_outputs, dim=1))

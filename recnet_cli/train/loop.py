@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from recnet_cli.devices import pick_device, pick_dtype
 from recnet_cli.metrics import quantised_scores
 from recnet_cli.model import RECNet
+from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
 from recnet_cli.train.data import SampleSource, ValidationPair, pair_data, photo_data
 from recnet_cli.train.losses import RecnetLoss, build_loss
 from recnet_cli.train.pairs import find_pairs, match_by_stem
@@ -172,7 +173,7 @@ class ForwardWithMask(nn.Module):
         self.model = model
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
-        result = self.model.forward_with_intermediates(image)
+        result = self.model.forward_with_intermediates(image, blurred_masks=every_blocks_branch_masks)
         return result["output"], result["mask"]
 
 
@@ -395,7 +396,7 @@ def validate(session: Session) -> ValScores:
     for pair in session.validation:
         image = pair.input[None].to(session.device)
         with torch.autocast(session.device.type, dtype=session.dtype, enabled=session.dtype != torch.float32):
-            output = session.model(image)
+            output, _ = fast_forward(session.model, image)
         psnr, ssim = quantised_scores(output.float(), pair.target[None])
         psnrs.append(float(psnr))
         ssims.append(float(ssim))

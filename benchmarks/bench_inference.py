@@ -1,0 +1,199 @@
+"""Times RECNet inference: the reference forward against the fast path, whole image and tiled.
+
+Each measurement runs in its own subprocess, so its peak memory (process RSS on the CPU, peak allocated
+memory on CUDA) is its own. Writes benchmarks/results/<device>.md and .json.
+
+    python benchmarks/bench_inference.py --sizes 1,12,24,45          # full run
+    python benchmarks/bench_inference.py --sizes 1 --modes reference,whole,tiled
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recnet_cli.engine import Corrector, whole_image_bytes
+from recnet_cli.model import RECNet
+
+RESULTS = Path(__file__).parent / "results"
+# The issue's figures for the authors' code: seconds per megapixel.
+ISSUE_CPU_SECONDS_PER_MP = 48.0
+ISSUE_H100_FP32_SECONDS = {12: 1.42, 24: 2.83}
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def image_shape(megapixels: float) -> tuple[int, int]:
+    """A 3:4 photo of about this many megapixels."""
+    height = round(math.sqrt(megapixels * 1e6 * 3 / 4))
+    return height, round(height * 4 / 3)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM)."""
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
+
+
+def measure(mode: str, megapixels: float, device_name: str, precision: str, tile: int) -> dict:
+    """One timed run in this process: mode is reference, whole or tiled."""
+    device, dtype = torch.device(device_name), DTYPES[precision]
+    height, width = image_shape(megapixels)
+    rgb = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
+    model = RECNet().to(device).eval()
+    corrector = Corrector(model, device, dtype, tile=tile if mode == "tiled" else 0)
+
+    def run(image: np.ndarray) -> None:
+        if mode == "reference":
+            tensor = torch.from_numpy(image).permute(2, 0, 1)[None].to(device)
+            with torch.inference_mode(), torch.autocast(device.type, dtype, enabled=dtype != torch.float32):
+                model(tensor).float().cpu()
+        else:
+            corrector.correct(image)
+
+    run(rgb[:256, :256])  # warm-up: kernels, allocator
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    synchronize(device)
+    start = time.perf_counter()
+    run(rgb)
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_rss_mb()
+    return {"seconds": seconds, "peak_mb": peak, "height": height, "width": width}
+
+
+def measure_in_subprocess(mode: str, megapixels: float, device: str, precision: str, tile: int) -> dict:
+    command = [sys.executable, __file__, "--single", mode, str(megapixels), device, precision, str(tile)]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        return {"error": (completed.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model_names = re.findall(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    name = model_names[0] if model_names else platform.processor()
+    return f"{name} ({torch.get_num_threads()} threads)"
+
+
+def issue_seconds_per_mp(device: torch.device, precision: str, megapixels: float) -> float | None:
+    if device.type == "cpu":
+        return ISSUE_CPU_SECONDS_PER_MP
+    if precision == "fp32" and round(megapixels) in ISSUE_H100_FP32_SECONDS:
+        return ISSUE_H100_FP32_SECONDS[round(megapixels)] / megapixels
+    return None
+
+
+def plan(args: argparse.Namespace, device: torch.device) -> list[tuple[str, float, str]]:
+    """(mode, megapixels, precision) runs; the reference runs once, at --reference-mp."""
+    runs = []
+    limit_gb = args.whole_limit_gb
+    if limit_gb is None:
+        limit_gb = torch.cuda.mem_get_info(device)[0] * 0.8 / 2**30 if device.type == "cuda" else 8.0
+    for precision in args.precisions:
+        if "reference" in args.modes:
+            runs.append(("reference", args.reference_mp, precision))
+        for megapixels in args.sizes:
+            height, width = image_shape(megapixels)
+            whole_fits = whole_image_bytes(height, width, DTYPES[precision]) <= limit_gb * 2**30
+            if "whole" in args.modes and whole_fits:
+                runs.append(("whole", megapixels, precision))
+            if "tiled" in args.modes:
+                runs.append(("tiled", megapixels, precision))
+    return runs
+
+
+def table(rows: list[dict], device_text: str) -> str:
+    lines = [
+        f"# RECNet inference on {device_text}",
+        "",
+        f"torch {torch.__version__}. Reference = the plain forward in recnet_cli/model/recnet.py, timed at",
+        "one size; its per-MP figure is extrapolated to the others. Peak memory: process RSS on the CPU,",
+        "torch.cuda.max_memory_allocated on CUDA. Issue figures: authors' code, CPU 48 s/MP,",
+        "H100 fp32 12 MP 1.42 s and 24 MP 2.83 s.",
+        "",
+        "| mode | precision | MP | H x W | seconds | s/MP | MP/s | x reference | x issue figure | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if "error" in row:
+            lines.append(
+                f"| {row['mode']} | {row['precision']} | {row['mp']} | | failed: {row['error']} |||||"
+            )
+            continue
+        speedups = [row.get(key) for key in ("vs_reference", "vs_issue")]
+        speedup_text = ["" if value is None else f"{value:.1f}x" for value in speedups]
+        lines.append(
+            f"| {row['mode']} | {row['precision']} | {row['mp']} | {row['height']} x {row['width']} "
+            f"| {row['seconds']:.2f} | {row['seconds_per_mp']:.2f} | {1 / row['seconds_per_mp']:.2f} "
+            f"| {speedup_text[0]} | {speedup_text[1]} | {row['peak_mb']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,12,24,45", help="megapixels, comma-separated")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precisions", default=None, help="default fp32 on CPU, fp32,fp16,bf16 on CUDA")
+    parser.add_argument("--modes", default="reference,whole,tiled")
+    parser.add_argument("--tile", type=int, default=None, help="tile size (default 384 CPU, 2048 GPU)")
+    parser.add_argument("--reference-mp", type=float, default=1.0, help="the one size the reference runs at")
+    parser.add_argument(
+        "--whole-limit-gb", type=float, help="skip larger whole-image runs (CPU 8, GPU 80%% of free)"
+    )
+    parser.add_argument("--single", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.single:
+        mode, megapixels, device, precision, tile = args.single
+        print(json.dumps(measure(mode, float(megapixels), device, precision, int(tile))))
+        return
+
+    device = torch.device(args.device)
+    args.sizes = [float(size) for size in args.sizes.split(",")]
+    args.modes = args.modes.split(",")
+    args.precisions = (args.precisions or ("fp32,fp16,bf16" if device.type == "cuda" else "fp32")).split(",")
+    tile = args.tile or (2048 if device.type == "cuda" else 384)
+    rows, reference_per_mp = [], {}
+    for mode, megapixels, precision in plan(args, device):
+        result = measure_in_subprocess(mode, megapixels, args.device, precision, tile)
+        row = {"mode": mode if mode != "tiled" else f"tiled {tile}", "precision": precision, "mp": megapixels}
+        row |= result
+        if "error" not in result:
+            row["seconds_per_mp"] = result["seconds"] / (result["height"] * result["width"] / 1e6)
+            if mode == "reference":
+                reference_per_mp[precision] = row["seconds_per_mp"]
+            if precision in reference_per_mp:
+                row["vs_reference"] = reference_per_mp[precision] / row["seconds_per_mp"]
+            issue = issue_seconds_per_mp(device, precision, megapixels)
+            row["vs_issue"] = None if issue is None else issue / row["seconds_per_mp"]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    device_text = device_description(device)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", device_text.lower()).strip("-")
+    (RESULTS / f"{slug}.json").write_text(json.dumps({"device": device_text, "runs": rows}, indent=2) + "\n")
+    (RESULTS / f"{slug}.md").write_text(table(rows, device_text))
+    print(table(rows, device_text))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,422 @@
+"""Fast RECNet inference: the reference function, reorganised for speed and for exact tiling.
+
+Every function reads the parameters of a reference ``RECNet`` module; nothing is copied out of it.
+The reorganisation is algebra on the reference forward (``recnet.py``), exact up to float rounding:
+
+- The five blocks' 31x31 mask blurs run as one FFT convolution, and blur(1 - M) = blur(1) - blur(M), where
+  blur(1) under zero padding is the sum of the kernel taps that land inside the image (``inside_sum``).
+- mid = F·m and mid·attention = F·s with s = m·sigmoid(...) one scalar per pixel; the mean and max over
+  channels of F·m are m·mean(F) and m·max(F) (m·min(F) where m < 0). The instance-norm sums of F·s and
+  (F·s)² are small matrix products of the pixels' F and s, in float64.
+- The three tails (3x3) and fuse_1, fuse_2 and alpha (all linear) fold into one 3x3 conv, 3C → C.
+- dw3 and dw5 on project_in's output run as one 5x5 depthwise conv (3x3 kernels zero-padded) on a
+  projection with duplicated rows; the grouped local convs as a depthwise conv plus a sum of channel pairs.
+- project_out, project_ch, the channel attention (per pixel a CxC matrix) and fuse1/fuse2 fold into one
+  1x1 conv, 5C → 2C, with one weight per image.
+- ``dualprocess.cat`` over the five block outputs is a sum of per-block 1x1 convs, added up block by block.
+
+The whole-image statistics (instance norms, attention Gram matrices, refine's global mean) are split into
+a local part that sums over a region and an apply part, so ``recnet_cli.tiling`` can sum them over tiles.
+Feature maps are channels_last, which makes these few-channel convolutions several times faster on CPUs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recnet_cli.model.recnet import (
+    MixedScaleRestoration,
+    RECNet,
+    Refine,
+    RegionAwareDeExposure,
+    RegionAwareMixedBlock,
+    finish,
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangle of the image, rows [top, bottom) and columns [left, right), and the image's size."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+    image_height: int
+    image_width: int
+
+    @classmethod
+    def whole(cls, height: int, width: int) -> Window:
+        return cls(0, 0, height, width, height, width)
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.top, self.bottom)
+
+    @property
+    def cols(self) -> slice:
+        return slice(self.left, self.right)
+
+    @property
+    def area(self) -> int:
+        return (self.bottom - self.top) * (self.right - self.left)
+
+    def grown(self, halo: int) -> Window:
+        """This window with ``halo`` more pixels on each side, clipped to the image."""
+        return Window(
+            max(self.top - halo, 0),
+            max(self.left - halo, 0),
+            min(self.bottom + halo, self.image_height),
+            min(self.right + halo, self.image_width),
+            self.image_height,
+            self.image_width,
+        )
+
+    def locate(self, inner: Window) -> tuple[slice, slice]:
+        """Where ``inner`` lies in a tensor that covers this window."""
+        return (
+            slice(inner.top - self.top, inner.bottom - self.top),
+            slice(inner.left - self.left, inner.right - self.left),
+        )
+
+
+def nhwc(x: Tensor) -> Tensor:
+    """A (B, C, H, W) channels_last tensor seen as (B, H, W, C) (no copy)."""
+    return x.permute(0, 2, 3, 1)
+
+
+def channels_last(x: Tensor) -> Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def statistics_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Sums over the image run in float32 (float64 when computing in float64)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def accumulation_dtype(device: torch.device) -> torch.dtype:
+    """float64 for sums whose variance formula cancels; MPS has no float64, so float32 there."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def conv(layer: nn.Conv2d, x: Tensor) -> Tensor:
+    """``layer(x)`` in the dtype of ``x`` (the module's weights may be float32)."""
+    weight = layer.weight.to(x.dtype)
+    bias = None if layer.bias is None else layer.bias.to(x.dtype)
+    padding = layer.padding
+    if layer.padding_mode == "replicate":
+        pad_h, pad_w = layer.padding
+        x = F.pad(x, (pad_w, pad_w, pad_h, pad_h), mode="replicate")
+        padding = 0
+    return F.conv2d(x, weight, bias, padding=padding, groups=layer.groups)
+
+
+def pointwise(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """A 1x1 convolution with a (out, in) weight matrix."""
+    return F.conv2d(x, weight[:, :, None, None].to(x.dtype), None if bias is None else bias.to(x.dtype))
+
+
+def extract_and_mask(model: RECNet, image: Tensor) -> tuple[Tensor, Tensor]:
+    """F0 = extract(image) and the under-exposure mask M."""
+    features = conv(model.extract, image)
+    mask = features
+    for layer in model.learned_mask.net_convs:
+        mask = conv(layer, mask) if isinstance(layer, nn.Conv2d) else layer(mask)
+    return features, mask
+
+
+def blur_kernels(model: RECNet) -> Tensor:
+    """All blocks' 31x31 mask-blur kernels, (blocks, 1, 31, 31)."""
+    return torch.cat([block.norm.blur.kernel for block in model.dualprocess.blocks])
+
+
+def fft_size(n: int) -> int:
+    """The smallest m >= n with no prime factor above 5 (fast FFT lengths)."""
+    m = n
+    while True:
+        rest = m
+        for p in (2, 3, 5):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return m
+        m += 1
+
+
+def blur(mask: Tensor, kernels: Tensor) -> Tensor:
+    """Zero-padded cross-correlation of a (B, 1, H, W) mask with (K, 1, k, k) kernels: (B, K, H, W).
+
+    By FFT on CPU and CUDA, by direct convolution elsewhere (MPS)."""
+    size = kernels.shape[-1]
+    work_dtype = statistics_dtype(mask.dtype)
+    mask, kernels = mask.to(work_dtype), kernels.to(work_dtype)
+    if mask.device.type not in ("cpu", "cuda"):
+        return F.conv2d(mask, kernels, padding=size // 2)
+    height, width = mask.shape[-2:]
+    shape = (fft_size(height + size - 1), fft_size(width + size - 1))
+    flipped = kernels.flip(-2, -1).transpose(0, 1)
+    spectrum = torch.fft.rfft2(mask, s=shape) * torch.fft.rfft2(flipped, s=shape)
+    full = torch.fft.irfft2(spectrum, s=shape)
+    return full[..., size // 2 : size // 2 + height, size // 2 : size // 2 + width]
+
+
+def inside_sum(kernels: Tensor, window: Window) -> Tensor:
+    """blur(ones) for each (K, 1, k, k) kernel over ``window``: the sum of the taps inside the image."""
+    size = kernels.shape[-1]
+    offsets = torch.arange(size, device=kernels.device) - size // 2
+
+    def inside(start: int, stop: int, limit: int) -> Tensor:
+        positions = torch.arange(start, stop, device=kernels.device)[:, None] + offsets
+        return ((positions >= 0) & (positions < limit)).to(kernels.dtype)
+
+    rows = inside(window.top, window.bottom, window.image_height)
+    cols = inside(window.left, window.right, window.image_width)
+    return (rows @ kernels[:, 0] @ cols.T)[None]
+
+
+def branch_masks(mask: Tensor, kernels: Tensor, window: Window) -> tuple[Tensor, Tensor]:
+    """blur(M) and blur(1 - M) for each kernel, in the dtype of ``mask``."""
+    under = blur(mask, kernels)
+    over = inside_sum(kernels.to(under.dtype), window) - under
+    return under.to(mask.dtype), over.to(mask.dtype)
+
+
+def every_blocks_branch_masks(model: RECNet, mask: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Each block's (blur(M), blur(1 - M), ones) from one FFT: the reference's ``blurred_masks`` hook.
+
+    Differentiable, so training can use it too: ``model.forward_with_intermediates(image, this)``."""
+    height, width = mask.shape[-2:]
+    unders, overs = branch_masks(mask, blur_kernels(model), Window.whole(height, width))
+    ones = torch.ones_like(mask)
+    return [(unders[:, i : i + 1], overs[:, i : i + 1], ones) for i in range(unders.shape[1])]
+
+
+def branch_scales(norm: RegionAwareDeExposure, features: Tensor, under: Tensor, over: Tensor) -> Tensor:
+    """Per pixel and branch (under, over, whole) the scalar s with mid·attention = F·s: (B, 3, H, W)."""
+    masks = torch.cat([under, over, torch.ones_like(under)], dim=1)
+    mean = features.mean(1, keepdim=True)
+    high, low = features.amax(1, keepdim=True), features.amin(1, keepdim=True)
+    peak = torch.where(masks >= 0, masks * high, masks * low)
+    descriptors = channels_last(torch.stack([masks * mean, peak, masks], dim=2).flatten(1, 2))
+    weight = torch.cat([branch.weight for branch in norm.CFR_branches]).to(features.dtype)
+    return masks * torch.sigmoid(F.conv2d(descriptors, weight, padding=1, groups=3))
+
+
+def branch_products(features: Tensor, scales: Tensor) -> Tensor:
+    """The three branches' instance-norm inputs F·s, as 3C channels (branch-major)."""
+    batch, height, width, channels = nhwc(features).shape
+    products = features.new_empty(batch, height, width, 3, channels)
+    torch.mul(nhwc(scales)[..., :, None], nhwc(features)[..., None, :], out=products)
+    return products.flatten(3).permute(0, 3, 1, 2)
+
+
+def branch_moments(features: Tensor, scales: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and variance over the pixels of each branch's F·s: (B, 3C) each, float64 (not on MPS).
+
+    The sums of F·s and (F·s)² are matrix products of the pixels' F and s."""
+    batch, height, width, channels = nhwc(features).shape
+    wide = accumulation_dtype(features.device)
+    flat_features = nhwc(features).reshape(batch, -1, channels).to(wide)
+    flat_scales = nhwc(scales).reshape(batch, -1, 3).to(wide)
+    count = height * width
+    mean = (flat_scales.transpose(1, 2) @ flat_features).flatten(1) / count
+    squares = (flat_scales.square().transpose(1, 2) @ flat_features.square()).flatten(1) / count
+    return mean, (squares - mean.square()).clamp_min(0)
+
+
+def folded_tails(norm: RegionAwareDeExposure) -> tuple[Tensor, Tensor]:
+    """The three tails followed by fuse_1, fuse_2 and alpha, as one 3x3 conv weight (C, 3C, 3, 3) and bias."""
+    alpha = norm.alpha
+    channels = norm.fuse_1.weight.shape[0]
+    under_fuse, over_fuse = norm.fuse_1.weight[:, :, 0, 0], norm.fuse_2.weight[:, :, 0, 0]
+    mixes = (
+        (1 - alpha) * under_fuse[:, :channels],
+        alpha * over_fuse[:, :channels],
+        (1 - alpha) * under_fuse[:, channels:] + alpha * over_fuse[:, channels:],
+    )
+    weight = torch.cat(
+        [
+            torch.einsum("om,mcij->ocij", mix, tail.weight)
+            for mix, tail in zip(mixes, norm.CFR_tails, strict=True)
+        ],
+        dim=1,
+    )
+    return weight, (1 - alpha) * norm.fuse_1.bias + alpha * norm.fuse_2.bias
+
+
+def normalize(norm: RegionAwareDeExposure, branches: Tensor, mean: Tensor, variance: Tensor) -> Tensor:
+    """The de-exposure output Fn from the branch inputs and their whole-image (mean, variance)."""
+    gain = norm.IN.weight.repeat(3) / torch.sqrt(variance + norm.IN.eps)
+    shift = norm.IN.bias.repeat(3) - mean * gain
+    dtype = branches.dtype
+    normed = torch.addcmul(shift.to(dtype)[:, :, None, None], branches, gain.to(dtype)[:, :, None, None])
+    weight, bias = folded_tails(norm)
+    return F.conv2d(normed, weight.to(dtype), bias.to(dtype), padding=1)
+
+
+def as_5x5(weight: Tensor) -> Tensor:
+    """A 3x3 or 5x5 kernel as 5x5 (zero taps around a 3x3): the same conv with padding 2."""
+    margin = (5 - weight.shape[-1]) // 2
+    return F.pad(weight, (margin, margin, margin, margin))
+
+
+def mixed_scale_features(mssa: MixedScaleRestoration, normed: Tensor) -> Tensor:
+    """ReLU(dw3(project_in(Fn))) and ReLU(dw5(...)), as 4C channels ordered (k3, k5, v3, v5).
+
+    project_in's k and v halves are each computed twice, so one 5x5 depthwise conv yields all four, in
+    the order the local path's grouped convs read them: (k3, k5) then (v3, v5)."""
+    channels = mssa.project_in.weight.shape[1]
+    keys, values = slice(0, channels), slice(channels, 2 * channels)
+    project = mssa.project_in.weight[:, :, 0, 0]
+    project_bias = mssa.project_in.bias
+    small, large = mssa.dwconv3x3, mssa.dwconv5x5
+    parts = ((small, keys), (large, keys), (small, values), (large, values))
+    projected = pointwise(
+        normed,
+        torch.cat([project[part] for _, part in parts]),
+        torch.cat([project_bias[part] for _, part in parts]),
+    )
+    weight = torch.cat([as_5x5(layer.weight[part]) for layer, part in parts]).to(normed.dtype)
+    bias = torch.cat([layer.bias[part] for layer, part in parts]).to(normed.dtype)
+    return F.relu_(F.conv2d(projected, weight, bias, padding=2, groups=weight.shape[0]))
+
+
+def attention_grams(mixed: Tensor) -> Tensor:
+    """k vᵀ summed over the pixels for both scales: (B, 2, C, C), float32 or wider."""
+    batch, quadruple = mixed.shape[:2]
+    channels = quadruple // 4
+    flat = nhwc(mixed).reshape(batch, -1, quadruple).to(statistics_dtype(mixed.dtype))
+    products = flat[..., : 2 * channels].transpose(1, 2) @ flat[..., 2 * channels :]
+    return torch.stack([products[:, :channels, :channels], products[:, channels:, channels:]], dim=1)
+
+
+def attention_weights(mssa: MixedScaleRestoration, grams: Tensor) -> Tensor:
+    """Per scale, the block-diagonal (B, 2, C, C) matrix of the heads' softmax(q kᵀ · temperature)."""
+    batch, scales, channels = grams.shape[:3]
+    heads, width = mssa.heads, channels // mssa.heads
+    blocks = grams.reshape(batch, scales, heads, width, heads, width).diagonal(dim1=2, dim2=4)
+    attention = torch.softmax(blocks.permute(0, 1, 4, 2, 3) * mssa.temperature.to(grams.dtype), dim=-1)
+    matrix = grams.new_zeros(batch, scales, channels, channels)
+    for head in range(heads):
+        part = slice(head * width, (head + 1) * width)
+        matrix[:, :, part, part] = attention[:, :, head]
+    return matrix
+
+
+def folded_fusion(block: RegionAwareMixedBlock, attention: Tensor) -> tuple[Tensor, Tensor]:
+    """fuse1/fuse2 over (Fn, local, global) as one (B, 2C, 5C) matrix on (Fn, L1, L2, q3, q5), and bias."""
+    mssa = block.mssa
+    channels = block.fuse1.weight.shape[0]
+    fuse1, fuse2 = block.fuse1.weight[:, :, 0, 0], block.fuse2.weight[:, :, 0, 0]
+    project_out, project_ch = mssa.project_out.weight[:, :, 0, 0], mssa.project_ch.weight[:, :, 0, 0]
+    attention = attention.to(fuse1.dtype)
+    batch = attention.shape[0]
+    both_scales = torch.zeros(batch, 2 * channels, 2 * channels, dtype=fuse1.dtype, device=fuse1.device)
+    both_scales[:, :channels, :channels] = attention[:, 0]
+    both_scales[:, channels:, channels:] = attention[:, 1]
+    weight = fuse1.new_zeros(batch, 2 * channels, 5 * channels)
+    weight[:, :channels, :channels] = fuse1[:, :channels]
+    weight[:, :channels, channels : 3 * channels] = fuse1[:, channels:] @ project_out
+    weight[:, channels:, :channels] = fuse2[:, :channels]
+    weight[:, channels:, 3 * channels :] = fuse2[:, channels:] @ project_ch @ both_scales
+    bias = torch.cat(
+        [
+            block.fuse1.bias + fuse1[:, channels:] @ mssa.project_out.bias,
+            block.fuse2.bias + fuse2[:, channels:] @ mssa.project_ch.bias,
+        ]
+    )
+    return weight, bias
+
+
+def mix_channels(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """A 1x1 convolution with one (out, in) weight per image: weight (B, out, in), bias (out,)."""
+    batch, _, height, width = x.shape
+    flat = nhwc(x).reshape(batch, height * width, -1)
+    mixed = torch.baddbmm(bias.to(x.dtype), flat, weight.to(x.dtype).transpose(1, 2))
+    return mixed.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
+
+
+def block_output(
+    block: RegionAwareMixedBlock,
+    features: Tensor,
+    normed: Tensor,
+    mixed: Tensor,
+    attention: Tensor,
+) -> Tensor:
+    """The block's output from its input F, Fn, the mixed-scale features and the attention matrices."""
+    mssa = block.mssa
+    local_layers = (mssa.dwconv3x3_1, mssa.dwconv5x5_1)
+    local_weight = torch.cat([as_5x5(layer.weight) for layer in local_layers]).to(features.dtype)
+    local_bias = torch.cat([layer.bias for layer in local_layers]).to(features.dtype)
+    # Each group of the grouped convs reads two channels: convolve each channel alone, add the pairs.
+    per_channel = F.conv2d(mixed, local_weight.flatten(0, 1)[:, None], padding=2, groups=mixed.shape[1])
+    local = F.relu_(torch.add(per_channel[:, 0::2], per_channel[:, 1::2]).add_(local_bias[:, None, None]))
+    query3 = F.relu_(conv(mssa.conv3x3_q, features))
+    query5 = F.relu_(conv(mssa.conv5x5_q, features))
+    weight, bias = folded_fusion(block, attention)
+    fused = mix_channels(torch.cat([normed, local, query3, query5], 1), weight, bias)
+    first, activation, last = block.post
+    hidden = F.leaky_relu_(conv(first, fused), activation.negative_slope)
+    return conv(last, hidden).add_(features)
+
+
+def merge_contribution(model: RECNet, index: int, output: Tensor) -> Tensor:
+    """Block ``index``'s share of ``dualprocess.cat`` on its output (the first share carries the bias)."""
+    merge = model.dualprocess.cat
+    channels = output.shape[1]
+    weight = merge.weight[:, index * channels : (index + 1) * channels, 0, 0]
+    return pointwise(output, weight, merge.bias if index == 0 else None)
+
+
+def refine_entry(refine: Refine, merged: Tensor) -> Tensor:
+    return conv(refine.conv_in, merged)
+
+
+def refine_processed(refine: Refine, entry: Tensor) -> Tensor:
+    """The channel attention's processed features, whose whole-image mean it needs."""
+    first, _, last = refine.process[0].process
+    return conv(last, F.relu_(conv(first, entry)))
+
+
+def refine_output(refine: Refine, entry: Tensor, pooled: Tensor) -> Tensor:
+    """The final image from conv_in(merged) and the whole-image mean of the processed features (B, C)."""
+    attention = refine.process[0]
+    offset = attention.channel_offset(pooled.to(attention.conv_du[0].weight.dtype)[:, :, None, None])
+    return finish(conv(refine.conv_last, entry + offset.to(entry.dtype)))
+
+
+def channel_sums(x: Tensor) -> Tensor:
+    """Per-channel sums over the pixels, (B, C), float32 or wider."""
+    return x.sum(dim=(2, 3), dtype=statistics_dtype(x.dtype))
+
+
+def rmb(block: RegionAwareMixedBlock, features: Tensor, under: Tensor, over: Tensor) -> Tensor:
+    """One whole-image block."""
+    scales = branch_scales(block.norm, features, under, over)
+    moments = branch_moments(features, scales)
+    normed = normalize(block.norm, branch_products(features, scales), *moments)
+    mixed = mixed_scale_features(block.mssa, normed)
+    attention = attention_weights(block.mssa, attention_grams(mixed))
+    return block_output(block, features, normed, mixed, attention)
+
+
+@torch.inference_mode()
+def fast_forward(model: RECNet, image: Tensor) -> tuple[Tensor, Tensor]:
+    """(output, mask) for whole (B, 3, H, W) images, computed in the dtype of ``image``."""
+    features, mask = extract_and_mask(model, channels_last(image))
+    height, width = image.shape[-2:]
+    kernels = blur_kernels(model)
+    unders, overs = branch_masks(mask, kernels, Window.whole(height, width))
+    merged = None
+    for index, block in enumerate(model.dualprocess.blocks):
+        features = rmb(block, features, unders[:, index : index + 1], overs[:, index : index + 1])
+        share = merge_contribution(model, index, features)
+        merged = share if merged is None else merged.add_(share)
+    refine = model.dualprocess.refine
+    entry = refine_entry(refine, merged)
+    pooled = channel_sums(refine_processed(refine, entry)) / (height * width)
+    return refine_output(refine, entry, pooled), mask

@@ -1,0 +1,209 @@
+"""Exact tiled RECNet inference: whole-image results with memory bounded by the tile size.
+
+Full-resolution feature maps (C = 8 channels) stay in host memory; tiles with enough halo to cover each
+stage's receptive field stream through the device. A halo is real neighbouring pixels inside the image
+and the usual padding only at the true image border, so every local operation sees exactly what it sees
+on the whole image. The whole-image statistics are summed over the tiles before anything uses them:
+
+- extraction: F0 and the mask M.
+- per block, pass 1: blur(M) for this block (stored) and the instance-norm moments of the three branches;
+  pass 2: Fn (stored) and the attention Gram matrices k vᵀ; pass 3: the block output, and its share of
+  ``dualprocess.cat`` added into the merged map.
+- refine, pass 1: the global mean of the channel attention's features; pass 2: the output image.
+
+Two passes per block would be the minimum (block b's pass 3 could also take block b+1's moments), but
+pass 1 only recomputes one-channel maps (the blur, the branch scales), so merging saves little.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from recnet_cli.model import fast
+from recnet_cli.model.fast import Window
+from recnet_cli.model.recnet import RECNet, RegionAwareMixedBlock
+
+MIN_TILE = 128
+EXTRACT_HALO = 5  # extract 3x3 + four 3x3 mask convs
+MOMENTS_HALO = 16  # the 31x31 blur + the branch descriptor's 3x3
+NORMED_HALO = 4  # branch descriptor 3x3 + folded tails 3x3 + dw 5x5 on project_in
+OUTPUT_HALO = 6  # dw 5x5 + grouped 5x5 on Fn, then the two 3x3 post convs
+POOL_HALO = 3  # refine conv_in + the channel attention's two 3x3 convs
+FINAL_HALO = 2  # refine conv_in + conv_last
+
+
+def tiles(height: int, width: int, size: int) -> Iterator[Window]:
+    """Windows of at most size x size covering the image, row by row."""
+    for top in range(0, height, size):
+        for left in range(0, width, size):
+            yield Window(top, left, min(top + size, height), min(left + size, width), height, width)
+
+
+@dataclass
+class Moments:
+    """Per-channel count, mean and sum of squared deviations, merged over tiles (Chan et al.), float64."""
+
+    count: int = 0
+    mean: Tensor | None = None
+    squares: Tensor | None = None
+
+    def add(self, count: int, mean: Tensor, variance: Tensor) -> None:
+        mean, squares = mean.cpu().double(), variance.cpu().double() * count
+        if self.mean is None or self.squares is None:
+            self.count, self.mean, self.squares = count, mean, squares
+            return
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (count / total)
+        self.squares = self.squares + squares + delta**2 * (self.count * count / total)
+        self.count = total
+
+    def variance(self) -> Tensor:
+        assert self.squares is not None
+        return self.squares / self.count
+
+
+class TiledRunner:
+    """Runs the fast RECNet stages tile by tile over host-memory feature maps (one image at a time)."""
+
+    def __init__(self, model: RECNet, device: torch.device, dtype: torch.dtype, tile: int) -> None:
+        if tile < MIN_TILE:
+            raise ValueError(f"tile size {tile} is too small (at least {MIN_TILE} pixels)")
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        self.tile = tile
+        self.windows: list[Window] = []
+
+    @torch.inference_mode()
+    def run(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """(output, mask) on the host for a (1, 3, H, W) host image; stages as in the module docstring."""
+        height, width = image.shape[-2:]
+        self.windows = list(tiles(height, width, self.tile))
+        features, mask = self.extract(image)
+        merged = self.host_map(features.shape[1], height, width)
+        under = self.host_map(1, height, width)
+        normed = torch.empty_like(features)
+        following = torch.empty_like(features)
+        kernels = fast.blur_kernels(self.model)
+        for index, block in enumerate(self.model.dualprocess.blocks):
+            kernel = kernels[index : index + 1]
+            mean, variance = self.branch_moments(block, features, mask, kernel, under)
+            grams = self.normalize(block, features, under, kernel, mean, variance, normed)
+            attention = fast.attention_weights(block.mssa, self.to_device(grams))
+            self.block_output(block, index, features, normed, attention, following, merged)
+            features, following = following, features
+        return self.refine(merged), mask
+
+    def host_map(self, channels: int, height: int, width: int) -> Tensor:
+        return torch.empty(1, channels, height, width, dtype=self.dtype, memory_format=torch.channels_last)
+
+    def load(self, host: Tensor, window: Window) -> Tensor:
+        return fast.channels_last(host[:, :, window.rows, window.cols].to(self.device, self.dtype))
+
+    def to_device(self, statistic: Tensor) -> Tensor:
+        return statistic.to(self.device, fast.statistics_dtype(self.dtype))
+
+    @staticmethod
+    def interior(result: Tensor, window: Window, tile: Window) -> Tensor:
+        rows, cols = window.locate(tile)
+        return result[:, :, rows, cols]
+
+    def store(self, host: Tensor, tile: Window, window: Window, result: Tensor) -> None:
+        host[:, :, tile.rows, tile.cols] = self.interior(result, window, tile).to("cpu", host.dtype)
+
+    def extract(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        height, width = image.shape[-2:]
+        features = self.host_map(self.model.channels, height, width)
+        mask = self.host_map(1, height, width)
+        for tile in self.windows:
+            window = tile.grown(EXTRACT_HALO)
+            tile_features, tile_mask = fast.extract_and_mask(self.model, self.load(image, window))
+            self.store(features, tile, window, tile_features)
+            self.store(mask, tile, window, tile_mask)
+        return features, mask
+
+    def branch_moments(
+        self, block: RegionAwareMixedBlock, features: Tensor, mask: Tensor, kernel: Tensor, under: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Stores this block's blur(M) and returns the branches' whole-image (mean, variance)."""
+        moments = Moments()
+        for tile in self.windows:
+            window = tile.grown(MOMENTS_HALO)
+            tile_under, tile_over = fast.branch_masks(self.load(mask, window), kernel, window)
+            self.store(under, tile, window, tile_under)
+            tile_features = self.load(features, window)
+            scales = fast.branch_scales(block.norm, tile_features, tile_under, tile_over)
+            interior = (self.interior(x, window, tile) for x in (tile_features, scales))
+            moments.add(tile.area, *fast.branch_moments(*interior))
+        return self.to_device(moments.mean), self.to_device(moments.variance())
+
+    def normalize(
+        self,
+        block: RegionAwareMixedBlock,
+        features: Tensor,
+        under: Tensor,
+        kernel: Tensor,
+        mean: Tensor,
+        variance: Tensor,
+        normed: Tensor,
+    ) -> Tensor:
+        """Stores Fn and returns the attention Gram matrices summed over the image (float64, host)."""
+        grams = torch.zeros((), dtype=torch.float64)
+        for tile in self.windows:
+            window = tile.grown(NORMED_HALO)
+            tile_under = self.load(under, window)
+            tile_over = fast.inside_sum(kernel.to(tile_under.dtype), window) - tile_under
+            tile_features = self.load(features, window)
+            scales = fast.branch_scales(block.norm, tile_features, tile_under, tile_over)
+            branches = fast.branch_products(tile_features, scales)
+            tile_normed = fast.normalize(block.norm, branches, mean, variance)
+            self.store(normed, tile, window, tile_normed)
+            mixed = fast.mixed_scale_features(block.mssa, tile_normed)
+            grams = grams + fast.attention_grams(self.interior(mixed, window, tile)).cpu().double()
+        return grams
+
+    def block_output(
+        self,
+        block: RegionAwareMixedBlock,
+        index: int,
+        features: Tensor,
+        normed: Tensor,
+        attention: Tensor,
+        output: Tensor,
+        merged: Tensor,
+    ) -> None:
+        """Stores the block's output and adds its share of ``dualprocess.cat`` into ``merged``."""
+        for tile in self.windows:
+            window = tile.grown(OUTPUT_HALO)
+            tile_features, tile_normed = self.load(features, window), self.load(normed, window)
+            mixed = fast.mixed_scale_features(block.mssa, tile_normed)
+            result = fast.block_output(block, tile_features, tile_normed, mixed, attention)
+            result = self.interior(result, window, tile)
+            output[:, :, tile.rows, tile.cols] = result.to("cpu", output.dtype)
+            share = fast.merge_contribution(self.model, index, result).to("cpu", merged.dtype)
+            if index == 0:
+                merged[:, :, tile.rows, tile.cols] = share
+            else:
+                merged[:, :, tile.rows, tile.cols] += share
+
+    def refine(self, merged: Tensor) -> Tensor:
+        """The output image (1, 3, H, W) on the host."""
+        refine = self.model.dualprocess.refine
+        height, width = merged.shape[-2:]
+        total = torch.zeros((), dtype=torch.float64)
+        for tile in self.windows:
+            window = tile.grown(POOL_HALO)
+            processed = fast.refine_processed(refine, fast.refine_entry(refine, self.load(merged, window)))
+            total = total + fast.channel_sums(self.interior(processed, window, tile)).cpu().double()
+        pooled = self.to_device(total / (height * width))
+        output = self.host_map(3, height, width)
+        for tile in self.windows:
+            window = tile.grown(FINAL_HALO)
+            entry = fast.refine_entry(refine, self.load(merged, window))
+            self.store(output, tile, window, fast.refine_output(refine, entry, pooled))
+        return output

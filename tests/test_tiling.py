@@ -1,0 +1,94 @@
+"""Exact tiling: tiled inference reproduces whole-image inference; the engine's tile settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from random_models import random_image, random_model
+
+from recnet_cli.engine import Corrector, auto_tile
+from recnet_cli.model import RECNet
+from recnet_cli.model.fast import fast_forward
+from recnet_cli.tiling import Moments, TiledRunner, tiles
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def model() -> RECNet:
+    return random_model(seed=2)
+
+
+def tiled(model: RECNet, image: torch.Tensor, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return TiledRunner(model, CPU, torch.float32, tile).run(image)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "tile"),
+    [
+        (301, 457, 128),
+        (301, 457, 200),
+        (301, 457, 256),
+        (150, 170, 1024),  # one tile larger than the image
+        (129, 257, 128),  # last row and column of tiles one pixel wide
+        (1, 300, 128),
+        (300, 1, 128),
+    ],
+)
+def test_tiled_matches_whole_image(model: RECNet, height: int, width: int, tile: int) -> None:
+    image = random_image(1, height, width)
+    expected_output, expected_mask = fast_forward(model, image)
+    output, mask = tiled(model, image, tile)
+    assert output.shape == expected_output.shape and mask.shape == expected_mask.shape
+    assert (output - expected_output).abs().max() <= 1e-4
+    assert (mask - expected_mask).abs().max() <= 1e-4
+
+
+def test_tiles_cover_every_pixel_once() -> None:
+    coverage = np.zeros((301, 457), dtype=int)
+    for window in tiles(301, 457, 128):
+        coverage[window.rows, window.cols] += 1
+    assert (coverage == 1).all()
+
+
+def test_moments_merged_over_parts_equal_the_whole() -> None:
+    data = torch.randn(1000, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 3 + 10
+    moments = Moments()
+    for part in data.split([100, 1, 499, 400]):
+        variance, mean = torch.var_mean(part, dim=0, correction=0)
+        moments.add(part.shape[0], mean, variance)
+    variance, mean = torch.var_mean(data, dim=0, correction=0)
+    assert torch.allclose(moments.mean, mean, atol=1e-12)
+    assert torch.allclose(moments.variance(), variance, atol=1e-12)
+
+
+def test_small_tiles_are_refused(model: RECNet) -> None:
+    with pytest.raises(ValueError, match="tile"):
+        Corrector(model, CPU, tile=64)
+    with pytest.raises(ValueError, match="tile"):
+        TiledRunner(model, CPU, torch.float32, 100)
+
+
+def test_corrector_gives_the_same_photo_whole_tiled_and_auto(model: RECNet) -> None:
+    rgb = random_image(1, 131, 203)[0].permute(1, 2, 0).numpy()
+    results = [Corrector(model, CPU, tile=tile).correct(rgb) for tile in (0, 128, "auto")]
+    for result in results:
+        assert result.image.shape == (131, 203, 3) and result.image.dtype == np.float32
+        assert result.mask.shape == (131, 203) and result.mask.dtype == np.float32
+        assert np.abs(result.image - results[0].image).max() <= 1e-4
+        assert np.abs(result.mask - results[0].mask).max() <= 1e-4
+
+
+def test_auto_tiles_large_images_on_the_cpu() -> None:
+    assert auto_tile(CPU, torch.float32, 300, 400) == 0
+    assert auto_tile(CPU, torch.float32, 6000, 4000) > 0
+
+
+def test_tiled_matches_whole_image_in_float64() -> None:
+    model = random_model(seed=3).double()
+    image = random_image(1, 190, 267, dtype=torch.float64)
+    expected_output, expected_mask = fast_forward(model, image)
+    output, mask = TiledRunner(model, CPU, torch.float64, 128).run(image)
+    assert (output - expected_output).abs().max() <= 1e-9
+    assert (mask - expected_mask).abs().max() <= 1e-9
