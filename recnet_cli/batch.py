@@ -29,6 +29,11 @@ class Job:
     source: Path
     target: Path
     problem: str | None = None  # set when the job must not run (e.g. it would overwrite its input)
+    companions: tuple[Path, ...] = ()  # extra files written beside the target (mask pictures)
+
+    @property
+    def outputs(self) -> tuple[Path, ...]:
+        return (self.target, *self.companions)
 
 
 @dataclass
@@ -126,6 +131,7 @@ def plan_jobs(
     *,
     suffix: str,
     extension: str | None = None,
+    companions: Callable[[Path], tuple[Path, ...]] = lambda target: (),
 ) -> list[Job]:
     """Names each source's output; marks jobs that would overwrite an input or another job's output.
 
@@ -151,7 +157,9 @@ def plan_jobs(
                 target = source.path.with_name(f"{source.path.stem}{suffix}{ext}")
             else:
                 target = output / source.relative.with_name(f"{source.relative.stem}{ext}")
-        jobs.append(Job(source.path, target, target_problem(target, source.path, inputs, claimed)))
+        outputs = (target, *companions(target))
+        problems = (target_problem(path, source.path, inputs, claimed) for path in outputs)
+        jobs.append(Job(source.path, target, next((p for p in problems if p), None), outputs[1:]))
     return jobs
 
 
@@ -195,10 +203,11 @@ def run_one(
     """Runs one job unless it is refused or its output exists; expected failures become outcomes."""
     if job.problem:
         return Outcome(job, "failed", job.problem)
-    if job.target.exists() and not overwrite:
+    existing = [path for path in job.outputs if path.exists()]
+    if existing and not overwrite:
         if skip_existing:
             return Outcome(job, "skipped", "output exists")
-        return Outcome(job, "failed", f"output {job.target} exists (use --overwrite or --skip-existing)")
+        return Outcome(job, "failed", f"output {existing[0]} exists (use --overwrite or --skip-existing)")
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -209,3 +218,17 @@ def run_one(
     except handled as exc:
         return Outcome(job, "failed", str(exc), time.perf_counter() - started)
     return Outcome(job, "done", "", time.perf_counter() - started, megapixels)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' (1 <= K <= N) as (K, N); raises ValueError with a one-line reason."""
+    part, _, total = text.partition("/")
+    if not (part.isdigit() and total.isdigit() and 1 <= int(part) <= int(total)):
+        raise ValueError(f"--shard {text}: use K/N with 1 <= K <= N, e.g. 2/8")
+    return int(part), int(total)
+
+
+def take_shard(sources: Sequence[Source], shard: tuple[int, int]) -> list[Source]:
+    """Every N-th source starting at the K-th: N machines given the same inputs split them with no overlap."""
+    part, total = shard
+    return list(sources[part - 1 :: total])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,7 @@ from typing import Annotated
 import typer
 
 from recnet_cli import __version__, console
-from recnet_cli.batch import Job, Summary, find_sources, plan_jobs, run_jobs
+from recnet_cli.batch import Job, Summary, find_sources, parse_shard, plan_jobs, run_jobs, take_shard
 from recnet_cli.devices import DeviceError, pick_device, pick_dtype
 from recnet_cli.engine import Corrector
 from recnet_cli.imaging import (
@@ -73,6 +74,13 @@ OverwriteOpt = Annotated[bool, typer.Option(help="Replace outputs that already e
 SkipOpt = Annotated[bool, typer.Option(help="Skip inputs whose output already exists.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors.")]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Process only part K of N of the inputs (1 <= K <= N), to split a collection "
+        "over N machines that see the same files, e.g. --shard $SLURM_ARRAY_TASK_ID/8."
+    ),
+]
 
 
 def version_callback(value: bool) -> None:
@@ -130,14 +138,28 @@ def open_model(
 
 
 def collect_jobs(
-    inputs: list[str], output: Path | None, recursive: bool, suffix: str, ext: str | None
+    inputs: list[str],
+    output: Path | None,
+    *,
+    recursive: bool,
+    suffix: str,
+    ext: str | None,
+    shard: str | None,
+    companions: Callable[[Path], tuple[Path, ...]],
 ) -> tuple[list[Job], list[str]]:
+    """Finds the inputs, takes this machine's shard of them and names every output."""
     sources, missing = find_sources(inputs, recursive)
     if not sources and missing:
         for text in missing:
             console.error(f"{text}: no such file, folder or matching image")
         raise typer.Exit(1)
-    return plan_jobs(sources, output, suffix=suffix, extension=normalise_extension(ext)), missing
+    if shard is not None:
+        try:
+            sources = take_shard(sources, parse_shard(shard))
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    extension = normalise_extension(ext)
+    return plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions), missing
 
 
 def finish(summary: Summary, verb: str, quiet: bool, as_json: bool, extra: dict) -> None:
@@ -188,6 +210,7 @@ def correct(
     save_mask: Annotated[
         bool, typer.Option(help="Also write the exposure-mask picture beside each output.")
     ] = False,
+    shard: ShardOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -198,7 +221,15 @@ def correct(
       recnet correct shots/ -o fixed/ --recursive
       recnet correct 'shots/*.tif' --suffix _fixed --save-mask
     """
-    jobs, missing = collect_jobs(inputs, output, recursive, suffix, ext)
+    jobs, missing = collect_jobs(
+        inputs,
+        output,
+        recursive=recursive,
+        suffix=suffix,
+        ext=ext,
+        shard=shard,
+        companions=lambda target: (side_path(target, "mask"),) if save_mask else (),
+    )
     corrector, loaded = open_model(model, device, precision, tile, quiet)
 
     def work(job: Job) -> float:
@@ -229,6 +260,7 @@ def mask(
     recursive: RecursiveOpt = False,
     skip_existing: SkipOpt = False,
     overwrite: OverwriteOpt = False,
+    shard: ShardOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -239,7 +271,15 @@ def mask(
 
     [dim]Example:[/]  recnet mask photo.jpg --raw
     """
-    jobs, missing = collect_jobs(inputs, output, recursive, suffix, ext)
+    jobs, missing = collect_jobs(
+        inputs,
+        output,
+        recursive=recursive,
+        suffix=suffix,
+        ext=ext,
+        shard=shard,
+        companions=lambda target: (side_path(target, "raw"),) if raw else (),
+    )
     corrector, loaded = open_model(model, device, precision, tile, quiet)
 
     def work(job: Job) -> float:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from recnet_cli.batch import Job, JobError, find_sources, plan_jobs, run_jobs
+from recnet_cli.batch import Job, JobError, find_sources, parse_shard, plan_jobs, run_jobs, take_shard
 
 
 @pytest.fixture
@@ -106,3 +106,30 @@ def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_pat
     assert skipping.outcomes[0].status == "skipped" and existing.read_bytes() == b"precious"
     replacing = run_jobs(jobs[2:], work, overwrite=True)
     assert replacing.outcomes[0].status == "done" and existing.read_bytes() == b"new"
+
+
+def test_shards_split_a_collection_without_overlap(tmp_path: Path) -> None:
+    for i in range(10):
+        (tmp_path / f"{i:02d}.jpg").write_bytes(b"x")
+    sources, _ = find_sources([str(tmp_path)])
+    shards = [take_shard(sources, parse_shard(f"{k}/3")) for k in (1, 2, 3)]
+    assert sorted(s.path.name for shard in shards for s in shard) == [s.path.name for s in sources]
+    assert [len(shard) for shard in shards] == [4, 3, 3]
+    assert take_shard(sources, parse_shard("2/3")) == shards[1]  # the same on every machine
+    for bad in ("0/3", "4/3", "1", "a/b", "1/0"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_companion_files_are_checked_and_protected_like_outputs(tmp_path: Path) -> None:
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"x")
+    mask = tmp_path / "a_recnet_mask.png"
+    mask.write_bytes(b"precious mask")
+    (job,) = plan_jobs(find_sources([str(source)])[0], None, suffix="_recnet", companions=lambda t: (mask,))
+    assert job.companions == (mask,)
+    outcome = run_jobs([job], lambda j: 1.0).outcomes[0]
+    assert outcome.status == "failed" and str(mask) in outcome.reason
+    assert mask.read_bytes() == b"precious mask"
+    (clash,) = plan_jobs(find_sources([str(source)])[0], None, suffix="_x", companions=lambda t: (source,))
+    assert "is an input file" in clash.problem
