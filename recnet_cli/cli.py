@@ -22,7 +22,11 @@ from recnet_cli.imaging import (
     write_png16,
     write_rgb8,
 )
+from recnet_cli.viz.features import extract_features, feature_figure
 from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
+from recnet_cli.viz.report import ReportBuilder
+from recnet_cli.viz.sheet import contact_sheet
+from recnet_cli.viz.sheet import explain as explain_photo
 from recnet_cli.weights import LoadedModel, WeightsError, download, list_models, load_model
 
 app = typer.Typer(
@@ -210,6 +214,19 @@ def correct(
     save_mask: Annotated[
         bool, typer.Option(help="Also write the exposure-mask picture beside each output.")
     ] = False,
+    save_features: Annotated[
+        bool,
+        typer.Option(
+            help="Also write <name>_features.png: what each of the model's blocks does (see explain)."
+        ),
+    ] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            help="Write OUT/report.html (replaced on each run): before/after sliders, masks and exposure "
+            "numbers for the batch. Needs -o FOLDER; implies --save-mask."
+        ),
+    ] = False,
     shard: ShardOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -218,9 +235,13 @@ def correct(
 
     [dim]Examples:[/]
       recnet correct photo.jpg -o fixed.jpg
-      recnet correct shots/ -o fixed/ --recursive
+      recnet correct shots/ -o fixed/ --recursive --report
       recnet correct 'shots/*.tif' --suffix _fixed --save-mask
     """
+    if report and (output is None or output.suffix.lower() in IMAGE_EXTENSIONS):
+        raise fail("--report needs an output folder: -o FOLDER")
+    save_mask = save_mask or report
+    tags = ("mask",) * save_mask + ("features",) * save_features
     jobs, missing = collect_jobs(
         inputs,
         output,
@@ -228,20 +249,86 @@ def correct(
         suffix=suffix,
         ext=ext,
         shard=shard,
-        companions=lambda target: (side_path(target, "mask"),) if save_mask else (),
+        companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
     corrector, loaded = open_model(model, device, precision, tile, quiet)
+    builder = ReportBuilder(output) if report else None
 
     def work(job: Job) -> float:
         photo = read_photo(job.source)
         result = corrector.correct(photo.pixels)
         write_photo(job.target, result.image, like=photo, quality=quality)
-        if save_mask:
-            write_rgb8(side_path(job.target, "mask"), mask_overlay(photo.pixels, result.mask))
+        overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
+        if overlay is not None:
+            write_rgb8(side_path(job.target, "mask"), overlay)
+        if save_features:
+            figure = feature_figure(extract_features(corrector.model, photo.pixels))
+            write_rgb8(side_path(job.target, "features"), figure)
+        if builder is not None and overlay is not None:
+            builder.add(job.source, job.target, photo.pixels, result.image, overlay)
         return photo.megapixels
 
     summary = run_batch(jobs, missing, work, "Correcting", overwrite, skip_existing, quiet)
-    finish(summary, "corrected", quiet, as_json, {"model": loaded.source, "device": str(corrector.device)})
+    about = {"model": loaded.source, "device": str(corrector.device)}
+    if builder is not None:
+        try:
+            path = builder.write(summary, about["model"], about["device"])
+        except PhotoFileError as exc:
+            raise fail(str(exc), 1) from None
+        if not quiet:
+            console.notice(f"report: {path}")
+    finish(summary, "corrected", quiet, as_json, about)
+
+
+@app.command()
+def explain(
+    image: Annotated[Path, typer.Argument(help="The photo to explain.", show_default=False)],
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            "-r",
+            help="The photo's ground truth (same size): adds how far each block's features and the output "
+            "are from it, with PSNR and SSIM.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="The contact sheet, PNG. Default: <name>_explain.png."),
+    ] = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    tile: TileOpt = "auto",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Draw one contact sheet that shows what the model did to a photo and why.
+
+    Input, corrected photo and exposure mask, then inside the network: the feature magnitude entering and
+    leaving each of the five blocks and how far apart the under- and over-exposed regions' features are
+    after each block (computed on a copy reduced to 512 pixels). With --reference, also how far each
+    block's features and the output are from the reference's.
+
+    [dim]Example:[/]  recnet explain photo.jpg -r photo-edited.jpg -o sheet.png
+    """
+    target = output or image.with_name(f"{image.stem}_explain.png")
+    if target.resolve() in {image.resolve(), reference and reference.resolve()}:
+        raise fail(f"{target} is an input; refusing to overwrite it")
+    if target.exists() and not overwrite:
+        raise fail(f"{target} exists (use --overwrite)")
+    corrector, loaded = open_model(model, device, Precision.fp32, tile, quiet=False)
+    try:
+        photo = read_photo(image).pixels
+        truth = read_photo(reference).pixels if reference is not None else None
+        explained = explain_photo(corrector, photo, truth)
+        subtitle = f"model {loaded.source}   device {corrector.device}" + (
+            f"   reference {reference.name}" if reference is not None else ""
+        )
+        write_rgb8(target, contact_sheet(explained, f"recnet explain: {image.name}", subtitle))
+    except PhotoFileError as exc:
+        raise fail(str(exc), 1) from None
+    except ValueError as exc:
+        raise fail(f"{reference}: {exc}", 1) from None
+    console.notice(f"wrote {target}")
 
 
 @app.command()

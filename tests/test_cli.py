@@ -3,58 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
+from conftest import RECNET, make_photo, run
 from fake_hub import FakeHub
 from PIL import Image
-
-from recnet_cli.model import RECNet
-from recnet_cli.weights import save_model
-
-RECNET = shutil.which("recnet")
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A seeded, untrained RECNet saved in the project's format: a fixture for I/O tests, not a model."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("models") / "test-model.safetensors"
-    save_model(RECNet(), path, {"description": "untrained test fixture"})
-    return path
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """No bundled model, an empty Hugging Face cache, never the real Hub."""
-    empty = tmp_path / "no-bundled-weights"
-    empty.mkdir()
-    return {
-        **os.environ,
-        "RECNET_WEIGHTS_DIR": str(empty),
-        "HF_HOME": str(tmp_path / "hf-home"),
-        "HF_HUB_OFFLINE": "1",
-        "COLUMNS": "200",
-    }
-
-
-def run(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RECNET, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
-    )
-
-
-def make_photo(path: Path, size: tuple[int, int] = (72, 48), **save: object) -> Path:
-    rng = np.random.default_rng(len(path.name))
-    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, **save)
-    return path
 
 
 def test_console_script_and_module_entry_point(env: dict[str, str]) -> None:

@@ -1,0 +1,91 @@
+"""Regenerates examples/gallery/: every example corrected by the default model, its mask, and the
+before/after grids the README shows.
+
+    python examples/make_gallery.py            # after `pip install -e .`
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from recnet_cli.devices import pick_device
+from recnet_cli.engine import Corrector
+from recnet_cli.imaging import read_photo, write_photo, write_rgb8
+from recnet_cli.metrics import psnr, ssim, to_uint8
+from recnet_cli.viz.mask import mask_overlay
+from recnet_cli.weights import load_model
+
+EXAMPLES = Path(__file__).resolve().parent
+GALLERY = EXAMPLES / "gallery"
+ROW_HEIGHT = 360
+LABEL_HEIGHT = 28
+
+
+def labelled(image: np.ndarray, label: str) -> np.ndarray:
+    """The image scaled to the row height, with a caption strip above it."""
+    height, width = image.shape[:2]
+    scaled = cv2.resize(image, (round(width * ROW_HEIGHT / height), ROW_HEIGHT), interpolation=cv2.INTER_AREA)
+    strip = np.full((LABEL_HEIGHT, scaled.shape[1], 3), 255, dtype=np.uint8)
+    cv2.putText(strip, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (20, 20, 20), 1, cv2.LINE_AA)
+    return np.vstack([strip, scaled])
+
+
+def grid(rows: list[list[np.ndarray]], gap: int = 6) -> np.ndarray:
+    """Rows of labelled panels, left-aligned on a white background."""
+    joined = []
+    for panels in rows:
+        spacer = np.full((panels[0].shape[0], gap, 3), 255, dtype=np.uint8)
+        parts = [part for panel in panels for part in (panel, spacer)][:-1]
+        joined.append(np.hstack(parts))
+    width = max(row.shape[1] for row in joined)
+    padded = [
+        np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in joined
+    ]
+    return np.vstack(padded)
+
+
+def main() -> None:
+    loaded = load_model(None)
+    corrector = Corrector(loaded.model, pick_device("auto"), tile="auto")
+    GALLERY.mkdir(exist_ok=True)
+
+    real_rows = []
+    for path in sorted(EXAMPLES.glob("*.jpg")):
+        photo = read_photo(path)
+        result = corrector.correct(photo.pixels)
+        write_photo(GALLERY / f"{path.stem}_recnet.jpg", result.image, like=photo)
+        overlay = mask_overlay(photo.pixels, result.mask)
+        write_rgb8(GALLERY / f"{path.stem}_mask.png", overlay)
+        real_rows.append(
+            [
+                labelled(to_uint8(photo.pixels), f"{path.name} (input)"),
+                labelled(to_uint8(result.image), "recnet correct"),
+                labelled(overlay, "recnet mask (blue under, red over)"),
+            ]
+        )
+    write_rgb8(GALLERY / "real-photos.jpg", grid(real_rows), quality=90)
+
+    synthetic_rows = []
+    for source in sorted((EXAMPLES / "synthetic").glob("*_input.png")):
+        target = source.with_name(source.name.replace("_input", "_gt"))
+        photo, truth = read_photo(source), to_uint8(read_photo(target).pixels)
+        corrected = to_uint8(corrector.correct(photo.pixels).image)
+        write_rgb8(GALLERY / source.name.replace("_input", "_recnet"), corrected)
+        before, after = to_uint8(photo.pixels), corrected
+        synthetic_rows.append(
+            [
+                labelled(before, f"input: {psnr(before, truth):.1f} dB, SSIM {ssim(before, truth):.3f}"),
+                labelled(after, f"recnet: {psnr(after, truth):.1f} dB, SSIM {ssim(after, truth):.3f}"),
+                labelled(truth, "ground truth"),
+            ]
+        )
+    if synthetic_rows:
+        write_rgb8(GALLERY / "synthetic-pairs.jpg", grid(synthetic_rows), quality=90)
+    print(f"gallery written to {GALLERY} with {loaded.source}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Writes the held-out synthetic validation pairs of a photo folder to disk, for `recnet eval`.
+
+The pairs are exactly those `recnet train --photos FOLDER` validates on (same hold-out split, same
+fixed degradation seed), so `recnet eval --inputs OUT/input --targets OUT/gt` scores any model on them.
+
+    python examples/make_synthetic_pairs.py ../shared/data/photos local/val --size 768
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from recnet_cli.imaging import write_rgb8
+from recnet_cli.metrics import to_uint8
+from recnet_cli.train.data import holdout_split, photo_validation
+from recnet_cli.train.pairs import list_images
+from recnet_cli.train.synthesis import DegradationConfig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("photos", type=Path, help="folder of well-exposed photos (searched recursively)")
+    parser.add_argument("out", type=Path, help="writes OUT/input/<name>.png and OUT/gt/<name>.png")
+    parser.add_argument("--size", type=int, default=768, help="long side of the pairs in pixels")
+    parser.add_argument("--count", type=int, default=1000, help="at most this many pairs")
+    args = parser.parse_args()
+
+    paths = list_images(args.photos, recursive=True)
+    _, held_out = holdout_split(paths, key=lambda p: str(p.relative_to(args.photos)))
+    pairs = photo_validation(held_out, DegradationConfig(), args.size, args.count)
+    for kind in ("input", "gt"):
+        (args.out / kind).mkdir(parents=True, exist_ok=True)
+    for path, pair in zip(held_out, pairs, strict=False):
+        name = "-".join(path.relative_to(args.photos).with_suffix("").parts)  # stems repeat across folders
+        write_rgb8(args.out / "input" / f"{name}.png", to_uint8(pair.input.permute(1, 2, 0).numpy()))
+        write_rgb8(args.out / "gt" / f"{name}.png", to_uint8(pair.target.permute(1, 2, 0).numpy()))
+    print(f"wrote {len(pairs)} pairs to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Drawing helpers shared by the figures: colour maps, labels, colour bars, a bar chart and layout.
+
+Everything works on H x W x 3 uint8 RGB arrays. Text is drawn with OpenCV's Hershey font, which knows
+ASCII only. The colour maps are safe for the common colour-vision deficiencies: viridis and cividis for
+magnitudes, and Okabe-Ito blue / white / vermillion for signed values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+INK = (35, 35, 35)
+MUTED = (105, 105, 105)
+PAPER = (255, 255, 255)
+BLUE = (0, 114, 178)  # Okabe-Ito blue
+VERMILLION = (213, 94, 0)  # Okabe-Ito vermillion
+BAR_COLOUR = BLUE
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+Colouring = Callable[[np.ndarray], np.ndarray]
+Colour = tuple[int, int, int]
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma of an H x W x 3 image, in its own units."""
+    return rgb.astype(np.float32) @ LUMA
+
+
+def downscale(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """The image shrunk so that its long side is at most ``long_side`` pixels."""
+    height, width = rgb.shape[:2]
+    factor = long_side / max(height, width)
+    if factor >= 1:
+        return rgb
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def line_thickness(scale: float) -> int:
+    return max(1, round(scale * 2.2))
+
+
+def text_size(text: str, scale: float) -> tuple[int, int]:
+    """Width and height (ascent plus descent) of a line of text, in pixels."""
+    (width, height), baseline = cv2.getTextSize(text, FONT, scale, line_thickness(scale))
+    return width, height + baseline
+
+
+def put_text(
+    image: np.ndarray, text: str, origin: tuple[int, int], scale: float, colour: Colour = INK
+) -> None:
+    """Draws text with its baseline-left corner at ``origin``."""
+    cv2.putText(image, text, origin, FONT, scale, colour, line_thickness(scale), cv2.LINE_AA)
+
+
+def blank(height: int, width: int, colour: Colour = PAPER) -> np.ndarray:
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    image[:] = colour
+    return image
+
+
+def text_lines(lines: Sequence[str], width: int, scale: float, colour: Colour = INK) -> np.ndarray:
+    """A white strip with one line of text per entry, left-aligned."""
+    line_height = round(text_size("Ag", scale)[1] * 1.45)
+    margin = round(line_height * 0.3)
+    strip = blank(line_height * len(lines) + 2 * margin, width)
+    for row, line in enumerate(lines):
+        put_text(strip, line, (margin, margin + line_height * (row + 1) - line_height // 3), scale, colour)
+    return strip
+
+
+def titled(image: np.ndarray, title: str, scale: float, colour: Colour = INK) -> np.ndarray:
+    """The image with a one-line caption above it."""
+    return vstack([text_lines([title], image.shape[1], scale, colour), image])
+
+
+def sequential(values: np.ndarray, top: float, colour_map: int = cv2.COLORMAP_VIRIDIS) -> np.ndarray:
+    """Values from 0 to ``top`` through a perceptually uniform colour map (viridis by default)."""
+    levels = np.rint(np.clip(values / max(top, 1e-12), 0, 1) * 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(levels, colour_map), cv2.COLOR_BGR2RGB)
+
+
+def diverging(values: np.ndarray, limit: float) -> np.ndarray:
+    """Signed values: blue for -limit, white for 0, vermillion for +limit."""
+    t = np.clip(values / max(limit, 1e-12), -1, 1)[..., None].astype(np.float32)
+    white = np.float32(255)
+    end = np.where(t < 0, np.array(BLUE, np.float32), np.array(VERMILLION, np.float32))
+    return np.rint(white + (end - white) * np.abs(t)).astype(np.uint8)
+
+
+def colour_bar(
+    colouring: Colouring, low: float, high: float, width: int, scale: float, caption: str, ticks: int = 5
+) -> np.ndarray:
+    """A horizontal colour bar with numbered ticks and a caption underneath."""
+    _, text_height = text_size("0", scale)
+    margin = text_size("-0.000", scale)[0] // 2 + 4
+    bar_height = round(text_height * 1.1)
+    inner = width - 2 * margin
+    ramp = np.linspace(low, high, inner, dtype=np.float32)
+    strip = blank(bar_height + round(text_height * 1.8), width)
+    strip[:bar_height, margin : margin + inner] = colouring(np.repeat(ramp[None], bar_height, axis=0))
+    for value in np.linspace(low, high, ticks):
+        x = margin + round((value - low) / (high - low) * (inner - 1)) if high > low else margin
+        strip[bar_height : bar_height + 4, max(x - 1, 0) : x + 1] = INK
+        label = tick_label(float(value))
+        put_text(strip, label, (x - text_size(label, scale)[0] // 2, bar_height + text_height + 6), scale)
+    return vstack([strip, text_lines([caption], width, scale, MUTED)])
+
+
+def tick_label(value: float) -> str:
+    """A short number for a tick: three significant digits, no exponent for everyday sizes."""
+    if value == 0:
+        return "0"
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def bar_heights(values: Sequence[float], plot_height: int) -> list[int]:
+    """Bar lengths in pixels, the largest value filling ``plot_height``."""
+    top = max(max(values), 1e-12)
+    return [round(value / top * plot_height) for value in values]
+
+
+def bar_chart(
+    values: Sequence[float], labels: Sequence[str], width: int, height: int, scale: float
+) -> np.ndarray:
+    """Vertical bars with their values printed above and labels below, on a common baseline."""
+    chart = blank(height, width)
+    _, text_height = text_size("0", scale)
+    top_room, bottom_room = round(text_height * 1.8), round(text_height * 1.8)
+    plot_height = height - top_room - bottom_room
+    baseline = height - bottom_room
+    slot = width / len(values)
+    bar_width = round(slot * 0.55)
+    for index, (value, label, bar) in enumerate(
+        zip(values, labels, bar_heights(values, plot_height), strict=True)
+    ):
+        centre = round(slot * (index + 0.5))
+        left = centre - bar_width // 2
+        chart[baseline - bar : baseline, left : left + bar_width] = BAR_COLOUR
+        number = f"{value:.3g}"
+        put_text(chart, number, (centre - text_size(number, scale)[0] // 2, baseline - bar - 6), scale)
+        put_text(chart, label, (centre - text_size(label, scale)[0] // 2, baseline + text_height + 4), scale)
+    chart[baseline : baseline + 2, :] = INK
+    return chart
+
+
+def resize_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    shrinking = width * height < image.shape[0] * image.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def fit_width(image: np.ndarray, width: int) -> np.ndarray:
+    return resize_to(image, width, max(1, round(image.shape[0] * width / image.shape[1])))
+
+
+def fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    return resize_to(image, max(1, round(image.shape[1] * height / image.shape[0])), height)
+
+
+def fit_box(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scaled to fit inside width x height, keeping its aspect ratio."""
+    if image.shape[1] * height > image.shape[0] * width:
+        return fit_width(image, width)
+    return fit_height(image, height)
+
+
+def pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Centred on white paper of the given size."""
+    canvas = blank(height, width)
+    top, left = (height - image.shape[0]) // 2, (width - image.shape[1]) // 2
+    canvas[top : top + image.shape[0], left : left + image.shape[1]] = image
+    return canvas
+
+
+def hstack(images: Sequence[np.ndarray], gap: int = 0) -> np.ndarray:
+    """Side by side, top-aligned on white, ``gap`` pixels apart."""
+    height = max(image.shape[0] for image in images)
+    parts = []
+    for index, image in enumerate(images):
+        if index:
+            parts.append(blank(height, gap))
+        parts.append(vstack([image, blank(height - image.shape[0], image.shape[1])]))
+    return np.concatenate(parts, axis=1)
+
+
+def vstack(images: Sequence[np.ndarray], gap: int = 0) -> np.ndarray:
+    """One above the other, left-aligned on white, ``gap`` pixels apart."""
+    width = max(image.shape[1] for image in images)
+    parts = []
+    for index, image in enumerate(images):
+        if index:
+            parts.append(blank(gap, width))
+        filler = blank(image.shape[0], width - image.shape[1])
+        parts.append(np.concatenate([image, filler], axis=1))
+    return np.concatenate(parts, axis=0)
+
+
+def border(image: np.ndarray, width: int, colour: Colour = PAPER) -> np.ndarray:
+    return cv2.copyMakeBorder(image, width, width, width, width, cv2.BORDER_CONSTANT, value=colour)

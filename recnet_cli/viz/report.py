@@ -1,0 +1,290 @@
+"""The HTML report of ``recnet correct FOLDER -o OUT --report``: ``OUT/report.html``.
+
+One self-contained page (inline CSS and JavaScript, no network) with a card per corrected photo: a
+before/after slider, a toggle for the exposure mask and the exposure numbers before and after. The
+pictures it shows are downscaled JPEG previews in ``OUT/.recnet-report/``, linked relatively, so the
+report loads fast and still works when OUT is moved or copied. Opened with ``?test=1`` the page checks
+itself (cards, slider, mask toggle, images) and writes the result as JSON into ``<pre id="selftest">``.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from recnet_cli.batch import Summary
+from recnet_cli.imaging import atomic_output, write_rgb8
+from recnet_cli.metrics import to_uint8
+from recnet_cli.viz.draw import downscale, luminance
+
+REPORT_NAME = "report.html"
+PREVIEW_FOLDER = ".recnet-report"
+PREVIEW_LONG_SIDE = 1280
+CLIPPED_LEVEL = 250  # any channel at or above this (of 255): a clipped highlight
+CRUSHED_LEVEL = 5  # luma at or below this (of 255): a crushed shadow
+
+
+@dataclass(frozen=True)
+class ExposureStats:
+    clipped: float  # share of pixels with any channel >= 250/255
+    crushed: float  # share of pixels with luma <= 5/255
+    mean_luma: float  # mean luma, 0 (black) to 1 (white)
+
+
+def exposure_stats(rgb: np.ndarray) -> ExposureStats:
+    """Clipped highlights, crushed shadows and mean luminance of an H x W x 3 float image in [0, 1]."""
+    pixels = to_uint8(rgb)
+    luma = luminance(pixels)
+    return ExposureStats(
+        clipped=float((pixels >= CLIPPED_LEVEL).any(axis=-1).mean()),
+        crushed=float((luma <= CRUSHED_LEVEL).mean()),
+        mean_luma=float(luma.mean() / 255),
+    )
+
+
+@dataclass
+class Card:
+    """One corrected photo in the report; paths are relative to the report's folder."""
+
+    name: str  # the output's path inside the report's folder
+    output: str
+    before: str
+    after: str
+    mask: str
+    before_stats: ExposureStats
+    after_stats: ExposureStats
+
+
+class ReportBuilder:
+    """Collects the photos of a batch as they are corrected, then writes ``report.html``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.cards: dict[Path, Card] = {}
+
+    def add(
+        self, source: Path, target: Path, photo: np.ndarray, corrected: np.ndarray, mask_picture: np.ndarray
+    ) -> None:
+        """Writes the previews of one photo (float inputs in [0, 1], the mask picture as uint8)."""
+        relative = Path(os.path.relpath(target, self.folder))
+        preview = Path(PREVIEW_FOLDER) / relative.parent / relative.name
+        links = {}
+        for kind, picture in (
+            ("before", to_uint8(photo)),
+            ("after", to_uint8(corrected)),
+            ("mask", mask_picture),
+        ):
+            path = preview.with_name(f"{preview.name}-{kind}.jpg")
+            (self.folder / path).parent.mkdir(parents=True, exist_ok=True)
+            write_rgb8(self.folder / path, downscale(picture, PREVIEW_LONG_SIDE), quality=85)
+            links[kind] = path.as_posix()
+        self.cards[source] = Card(
+            name=relative.as_posix(),
+            output=relative.as_posix(),
+            before_stats=exposure_stats(photo),
+            after_stats=exposure_stats(corrected),
+            **links,
+        )
+
+    def write(self, summary: Summary, model: str, device: str) -> Path:
+        """Writes the report of a finished batch and returns its path."""
+        path = self.folder / REPORT_NAME
+        page = render_report(summary, self.cards, model, device)
+        with atomic_output(path) as temporary:
+            temporary.write_text(page, encoding="utf-8")
+        return path
+
+
+def render_report(summary: Summary, cards: dict[Path, Card], model: str, device: str) -> str:
+    """The whole HTML page."""
+    done = [o for o in summary.outcomes if o.status == "done" and o.job.source in cards]
+    articles = "\n".join(render_card(cards[o.job.source], o.seconds) for o in done)
+    failures = [failure_line(str(o.job.source), o.reason) for o in summary.outcomes if o.status == "failed"]
+    failures += [failure_line(text, "no such file, folder or matching image") for text in summary.missing]
+    return PAGE.format(
+        style=STYLE,
+        script=SCRIPT,
+        summary=render_summary(summary, model, device),
+        failures=render_failures(failures),
+        cards=articles or '<p class="empty">No photo was corrected in this run.</p>',
+    )
+
+
+def render_summary(summary: Summary, model: str, device: str) -> str:
+    counts = (
+        f"<strong>{summary.count('done')}</strong> corrected, <strong>{summary.count('skipped')}</strong> "
+        f"skipped (output existed), <strong>{summary.failed}</strong> failed"
+    )
+    when = time.strftime("%Y-%m-%d %H:%M")
+    return (
+        f"<p>{counts} in {summary.seconds:.1f} s.</p>"
+        f"<p class=muted>Model <code>{html.escape(model)}</code> on <code>{html.escape(device)}</code>; "
+        f"report written {when}.</p>"
+    )
+
+
+def failure_line(source: str, reason: str) -> str:
+    """'source: reason', unless the reason names the file already."""
+    return reason if reason.startswith(source) else f"{source}: {reason}"
+
+
+def render_failures(failures: list[str]) -> str:
+    if not failures:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in failures)
+    return f'<section class="failures"><h2>Failed</h2><ul>{items}</ul></section>'
+
+
+def render_card(card: Card, seconds: float) -> str:
+    name = html.escape(card.name)
+    rows = "".join(
+        f"<tr><th>{label}</th><td>{show(getattr(card.before_stats, field))}</td>"
+        f"<td>{show(getattr(card.after_stats, field))}</td></tr>"
+        for label, field in STAT_ROWS
+    )
+    return CARD.format(
+        name=name,
+        output=link(card.output),
+        before=link(card.before),
+        after=link(card.after),
+        mask=link(card.mask),
+        rows=rows,
+        seconds=f"{seconds:.2f}",
+    )
+
+
+STAT_ROWS = (
+    ("clipped highlights", "clipped"),
+    ("crushed shadows", "crushed"),
+    ("mean luminance", "mean_luma"),
+)
+
+
+def show(share: float) -> str:
+    return f"{share * 100:.1f}%"
+
+
+def link(relative: str) -> str:
+    """A relative URL for an href/src attribute: percent-encoded, then HTML-escaped."""
+    return html.escape(quote(relative), quote=True)
+
+
+CARD = """<article class="card">
+<h2><a href="{output}">{name}</a></h2>
+<div class="compare">
+<img class="before" src="{before}" alt="{name} before correction">
+<img class="after" src="{after}" alt="{name} after correction">
+<img class="mask" src="{mask}" alt="{name} exposure mask" hidden>
+<div class="divider"></div>
+<span class="tag left">before</span><span class="tag right">after</span>
+</div>
+<div class="controls">
+<input type="range" min="0" max="100" value="50" aria-label="before/after split for {name}">
+<label><input type="checkbox" class="mask-toggle"> exposure mask</label>
+</div>
+<table><tr><th></th><th>before</th><th>after</th></tr>{rows}</table>
+<p class="muted">corrected in {seconds} s</p>
+</article>"""
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>recnet report</title>
+<style>{style}</style>
+</head>
+<body>
+<header>
+<h1>recnet report</h1>
+{summary}
+<p class="muted">Drag a slider to compare: the corrected photo is on the right of the line.
+<em>Exposure mask</em>: blue where the model saw under-exposure, red where it saw over-exposure.
+Clipped highlights: share of pixels with a channel at 250/255 or more; crushed shadows: luminance at
+5/255 or less; mean luminance: 0% black to 100% white. Previews are reduced copies; the file name opens
+the full-size result.</p>
+</header>
+{failures}
+<main>
+{cards}
+</main>
+<script>{script}</script>
+</body>
+</html>
+"""
+
+STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 0; padding: 1.5rem; background: #f4f4f2; color: #222; }
+header { max-width: 70rem; }
+h1 { margin: 0 0 .4rem; font-size: 1.6rem; }
+.muted { color: #666; font-size: .88rem; }
+.failures { background: #fff3e8; border-left: 4px solid #d55e00; padding: .4rem 1rem; margin: 1rem 0; }
+.failures h2 { font-size: 1rem; margin: .3rem 0; }
+main { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 400px), 1fr)); gap: 1.2rem;
+  margin-top: 1rem; }
+.card { background: #fff; border-radius: 8px; padding: .8rem; box-shadow: 0 1px 3px #0002; }
+.card h2 { font-size: 1rem; margin: 0 0 .5rem; overflow-wrap: anywhere; }
+.card h2 a { color: #0072b2; }
+.compare { position: relative; line-height: 0; background: #000; user-select: none; }
+.compare img { width: 100%; height: auto; max-height: 70vh; object-fit: contain; display: block; }
+.compare img[hidden] { display: none; }
+.compare .after, .compare .mask { position: absolute; inset: 0; height: 100%; }
+.divider { position: absolute; top: 0; bottom: 0; left: 50%; width: 2px; background: #fff;
+  box-shadow: 0 0 3px #000; pointer-events: none; }
+.tag { position: absolute; top: .4rem; padding: .1rem .4rem; background: #000a; color: #fff;
+  font-size: .75rem; line-height: 1.4; border-radius: 3px; }
+.tag.left { left: .4rem; } .tag.right { right: .4rem; }
+.controls { display: flex; align-items: center; gap: .8rem; margin: .5rem 0; font-size: .88rem; }
+.controls input[type=range] { flex: 1; accent-color: #0072b2; }
+table { border-collapse: collapse; width: 100%; font-size: .88rem; font-variant-numeric: tabular-nums; }
+th, td { text-align: right; padding: .15rem .4rem; border-bottom: 1px solid #eee; }
+th:first-child { text-align: left; font-weight: normal; color: #444; }
+#selftest { background: #fff; padding: .5rem; }
+"""
+
+SCRIPT = """
+function wire(card) {
+  const after = card.querySelector('.after'), divider = card.querySelector('.divider');
+  const slider = card.querySelector('input[type=range]');
+  const split = () => {
+    after.style.clipPath = 'inset(0 0 0 ' + slider.value + '%)';
+    divider.style.left = slider.value + '%';
+  };
+  slider.addEventListener('input', split);
+  split();
+  const toggle = card.querySelector('.mask-toggle'), mask = card.querySelector('.mask');
+  toggle.addEventListener('change', () => { mask.hidden = !toggle.checked; });
+}
+document.querySelectorAll('.card').forEach(wire);
+
+function selfTest() {
+  const cards = document.querySelectorAll('.card');
+  const result = {cards: cards.length, slider: 'no card', mask: 'no card'};
+  result.broken_images = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))
+    .map(i => i.getAttribute('src'));
+  if (cards.length) {
+    const card = cards[0], after = card.querySelector('.after');
+    const slider = card.querySelector('input[type=range]'), before = after.style.clipPath;
+    slider.value = 20;
+    slider.dispatchEvent(new Event('input'));
+    const now = after.style.clipPath;
+    result.slider = now !== before && now.includes('20%') ? 'ok' : 'clip stayed ' + now;
+    const toggle = card.querySelector('.mask-toggle'), mask = card.querySelector('.mask');
+    const shown = () => getComputedStyle(mask).display !== 'none';
+    const hiddenAtFirst = !shown();
+    toggle.click();
+    result.mask = hiddenAtFirst && shown() ? 'ok' : 'mask visible before the toggle or hidden after';
+  }
+  const out = document.createElement('pre');
+  out.id = 'selftest';
+  out.textContent = JSON.stringify(result);
+  document.body.prepend(out);
+}
+if (new URLSearchParams(location.search).has('test')) window.addEventListener('load', selfTest);
+"""

@@ -1,0 +1,81 @@
+"""The contact sheet of ``recnet explain``: one picture that shows what the model did and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recnet_cli.engine import Corrector
+from recnet_cli.metrics import to_uint8
+from recnet_cli.viz import draw
+from recnet_cli.viz.features import FIGURE_WIDTH, TEXT, extract_features, feature_error_figure, feature_figure
+from recnet_cli.viz.mask import mask_overlay
+
+TITLE_TEXT = 0.8
+PHOTO_HEIGHT = 340
+PANEL_GAP = 12
+PANEL_WIDTH = (FIGURE_WIDTH - 2 * PANEL_GAP) // 3
+
+
+@dataclass
+class Explained:
+    """Everything a contact sheet shows, as pictures (H x W x 3 uint8)."""
+
+    photo: np.ndarray
+    corrected: np.ndarray
+    mask: np.ndarray
+    features: np.ndarray
+    errors: np.ndarray | None = None
+
+
+def explain(corrector: Corrector, photo: np.ndarray, reference: np.ndarray | None = None) -> Explained:
+    """Corrects a photo and draws its figures; ``reference`` (same size) adds the error figure."""
+    result = corrector.correct(photo)
+    features = extract_features(corrector.model, photo)
+    errors = None
+    if reference is not None:
+        reference_features = extract_features(corrector.model, reference)
+        errors = feature_error_figure(features, reference_features, result.image, reference)
+    return Explained(
+        photo=to_uint8(photo),
+        corrected=to_uint8(result.image),
+        mask=mask_overlay(photo, result.mask, legend=False),
+        features=feature_figure(features),
+        errors=errors,
+    )
+
+
+def contact_sheet(explained: Explained, title: str, subtitle: str) -> np.ndarray:
+    """Input, corrected and mask side by side, then the feature figure and, with a reference, the errors."""
+    captions = (
+        ["1. Input", ""],
+        ["2. Corrected by RECNet", ""],
+        ["3. Exposure mask seen by the model", "blue: under-exposed, red: over-exposed"],
+    )
+    pictures = (explained.photo, explained.corrected, explained.mask)
+    photos = draw.hstack([photo_panel(p, c) for p, c in zip(pictures, captions, strict=True)], PANEL_GAP)
+    sections = [
+        draw.text_lines([title], FIGURE_WIDTH, TITLE_TEXT),
+        draw.text_lines([subtitle], FIGURE_WIDTH, TEXT, draw.MUTED),
+        photos,
+        section_heading("4. Inside the network"),
+        explained.features,
+    ]
+    if explained.errors is not None:
+        sections += [section_heading("5. Against the reference"), explained.errors]
+    return draw.border(draw.vstack(sections, 10), 16)
+
+
+def photo_panel(picture: np.ndarray, caption: list[str]) -> np.ndarray:
+    """A photo fitted into a third of the sheet's width, captioned above."""
+    box = draw.fit_box(picture, PANEL_WIDTH, PHOTO_HEIGHT)
+    return draw.vstack(
+        [draw.text_lines(caption, PANEL_WIDTH, TEXT), draw.pad(box, box.shape[0], PANEL_WIDTH)]
+    )
+
+
+def section_heading(text: str) -> np.ndarray:
+    heading = draw.text_lines([text], FIGURE_WIDTH, TITLE_TEXT * 0.85)
+    heading[-2:, :] = draw.MUTED
+    return heading

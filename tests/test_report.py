@@ -1,0 +1,112 @@
+"""The HTML report of `recnet correct --report`, down to a real headless browser."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_photo, run
+from PIL import Image
+
+from recnet_cli.batch import Job, Outcome, Summary
+from recnet_cli.viz.report import PREVIEW_FOLDER, REPORT_NAME, ReportBuilder, exposure_stats
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+WINDOW = (1200, 900)
+
+
+def test_exposure_stats_count_clipped_highlights_and_crushed_shadows() -> None:
+    image = np.full((10, 10, 3), 0.5, np.float32)
+    image[:2, :, 0] = 1.0  # 20 pixels with a clipped red channel
+    image[2:5] = 0.0  # 30 black pixels
+    stats = exposure_stats(image)
+    assert stats.clipped == pytest.approx(0.2)
+    assert stats.crushed == pytest.approx(0.3)
+    grey, reddish = 128, 0.299 * 255 + 0.587 * 128 + 0.114 * 128
+    assert stats.mean_luma == pytest.approx((20 * reddish + 50 * grey) / 100 / 255, rel=1e-5)
+
+
+def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    source = tmp_path / "in" / "a <b>&'q.jpg"
+    target = out / "sub" / source.name
+    builder = ReportBuilder(out)
+    photo = np.random.default_rng(0).random((40, 60, 3), dtype=np.float32)
+    builder.add(source, target, photo, photo**0.5, np.zeros((40, 60, 3), np.uint8))
+    summary = Summary(
+        outcomes=[
+            Outcome(Job(source, target), "done", seconds=0.5),
+            Outcome(Job(tmp_path / "bad.jpg", out / "bad.jpg"), "failed", "<script>alert(1)</script>"),
+        ]
+    )
+    page = builder.write(summary, "model <x>", "cpu").read_text(encoding="utf-8")
+    assert "a &lt;b&gt;&amp;&#x27;q.jpg" in page and "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "model &lt;x&gt;" in page
+    links = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert len(links) == 4 and not any(str(tmp_path) in link or link.startswith("/") for link in links)
+    for kind in ("before", "after", "mask"):
+        assert (out / PREVIEW_FOLDER / "sub" / f"{source.name}-{kind}.jpg").is_file()
+
+
+def test_report_needs_an_output_folder(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
+    photo = make_photo(tmp_path / "shot.jpg")
+    result = run(["correct", str(photo), "--report", "--model", str(model_file)], env)
+    assert result.returncode == 2 and "--report needs an output folder" in result.stderr
+
+
+def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium on a local page, offline, with a throw-away profile."""
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--virtual-time-budget=5000",
+        *args,
+        page.as_uri() if "--dump-dom" not in args else page.as_uri() + "?test=1",
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs Debian's chromium)")
+def test_report_works_in_a_browser_after_moving_the_folder(
+    tmp_path: Path,
+    env: dict[str, str],
+    model_file: Path,
+) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for name in ("one.jpg", "two <&'>.png", "three.jpg"):
+        make_photo(shots / name, size=(96, 64))
+    (shots / "broken.jpg").write_bytes(b"not a photo")
+    result = run(
+        ["correct", str(shots), "-o", str(tmp_path / "out"), "--report", "--model", str(model_file)],
+        {**env, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 1, result.stderr  # broken.jpg failed, the others were corrected
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "out", moved)
+    page = moved / REPORT_NAME
+    assert "broken.jpg" in page.read_text(encoding="utf-8")
+
+    dom = chromium(page, tmp_path, "--dump-dom")
+    found = re.search(r'<pre id="selftest">(.*?)</pre>', dom.stdout)
+    assert found, dom.stderr[-2000:]
+    assert json.loads(found.group(1)) == {"cards": 3, "slider": "ok", "mask": "ok", "broken_images": []}
+
+    shot = tmp_path / "shot.png"
+    chromium(page, tmp_path, f"--screenshot={shot}", f"--window-size={WINDOW[0]},{WINDOW[1]}")
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape == (WINDOW[1], WINDOW[0], 3)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500  # text and photos, not an empty page

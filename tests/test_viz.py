@@ -1,0 +1,215 @@
+"""The explanatory figures (feature magnitudes, feature errors, contact sheet) and their commands."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_photo, run
+from PIL import Image
+
+from recnet_cli.model import RECNet
+from recnet_cli.viz import draw
+from recnet_cli.viz.features import (
+    FIGURE_WIDTH,
+    Features,
+    distance_chart,
+    extract_features,
+    feature_error_figure,
+    feature_figure,
+    image_error,
+    missing_region,
+    region_distances,
+)
+from recnet_cli.viz.sheet import Explained, contact_sheet
+
+
+def two_region_features(gaps: list[float], channels: int = 8, size: int = 32) -> Features:
+    """Left half under-exposed, right half over-exposed; stage k's region means are gaps[k] apart."""
+    mask = np.zeros((size, size), np.float32)
+    mask[:, : size // 2] = 1
+    stages = []
+    for gap in gaps:
+        stage = np.full((size, size, channels), 0.3, np.float32)
+        stage[:, : size // 2, 0] += gap / 2
+        stage[:, size // 2 :, 0] -= gap / 2
+        stages.append(stage)
+    return Features(mask=mask, stages=stages)
+
+
+def bar_lengths(chart: np.ndarray) -> list[int]:
+    """The length of each bar in a chart: runs of columns holding the bar colour, measured in the middle."""
+    is_bar = np.all(chart == draw.BAR_COLOUR, axis=-1)
+    columns = np.flatnonzero(is_bar.any(axis=0))
+    runs = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1) if columns.size else []
+    return [int(is_bar[:, run[len(run) // 2]].sum()) for run in runs]
+
+
+def test_region_distance_is_the_gap_between_the_region_means() -> None:
+    gaps = [6.0, 5.0, 3.5, 2.0, 1.0, 0.5]
+    assert region_distances(two_region_features(gaps)) == pytest.approx(gaps, rel=1e-5)
+
+
+def test_the_bar_chart_shrinks_with_the_distances() -> None:
+    lengths = bar_lengths(distance_chart(two_region_features([6.0, 5.0, 3.5, 2.0, 1.0, 0.5])))
+    assert len(lengths) == 6
+    assert all(a > b > 0 for a, b in itertools.pairwise(lengths))
+    assert lengths[0] / lengths[-1] == pytest.approx(12, rel=0.1)
+
+
+@pytest.mark.parametrize(("mask_value", "word"), [(1.0, "over-exposed"), (0.0, "under-exposed")])
+def test_an_empty_region_is_said_not_drawn(mask_value: float, word: str) -> None:
+    features = two_region_features([1.0] * 6)
+    features.mask[:] = mask_value
+    assert word in missing_region(features.mask)
+    assert bar_lengths(distance_chart(features)) == []
+    figure = feature_figure(features)
+    assert figure.shape[1] >= FIGURE_WIDTH
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread: on a busy shared machine, two threads wait on each other longer than they work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cli_env(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def model() -> RECNet:
+    torch.manual_seed(0)
+    return RECNet().eval()
+
+
+def test_features_are_computed_on_a_downscaled_copy(model: RECNet) -> None:
+    photo = np.random.default_rng(0).random((90, 300, 3), dtype=np.float32)
+    features = extract_features(model, photo, long_side=120)
+    assert features.mask.shape == (36, 120)
+    assert len(features.stages) == 6 and features.stages[3].shape == (36, 120, 8)
+
+
+def test_feature_figure_has_the_layout_size_and_is_not_blank(model: RECNet) -> None:
+    photo = np.random.default_rng(1).random((48, 72, 3), dtype=np.float32)
+    figure = feature_figure(extract_features(model, photo))
+    assert figure.dtype == np.uint8 and figure.shape[2] == 3
+    assert FIGURE_WIDTH <= figure.shape[1] <= FIGURE_WIDTH + 40
+    assert 400 < figure.shape[0] < 1200
+    assert len(np.unique(figure.reshape(-1, 3), axis=0)) > 100  # heat maps, not a blank page
+
+
+def error_colours(corrected: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The mean colour of the signed error picture (the left part of ``image_error``)."""
+    picture = image_error(corrected, reference)
+    return picture[10:100, 10:100].reshape(-1, 3).mean(axis=0)
+
+
+def test_signed_error_is_blue_when_too_dark_and_red_when_too_bright() -> None:
+    reference = np.random.default_rng(2).uniform(0.3, 0.7, (40, 60, 3)).astype(np.float32)
+    red, _, blue = error_colours(reference * 0.6, reference)
+    assert blue > red + 60
+    red, _, blue = error_colours(np.clip(reference * 1.4, 0, 1), reference)
+    assert red > blue + 60
+
+
+def test_error_figure_needs_a_reference_of_the_photo_size(model: RECNet) -> None:
+    photo = np.random.default_rng(3).random((32, 48, 3), dtype=np.float32)
+    reference = np.random.default_rng(4).random((48, 32, 3), dtype=np.float32)
+    features = extract_features(model, photo)
+    with pytest.raises(ValueError, match="32 x 48 pixels but the photo is 48 x 32"):
+        feature_error_figure(features, extract_features(model, reference), photo, reference)
+
+
+def test_contact_sheet_stacks_photos_features_and_errors(model: RECNet) -> None:
+    photo = np.random.default_rng(5).random((48, 72, 3), dtype=np.float32)
+    reference = np.clip(photo * 1.2, 0, 1)
+    features, truth = extract_features(model, photo), extract_features(model, reference)
+    errors = feature_error_figure(features, truth, photo, reference)
+    thumbnail = np.full((300, 450, 3), 128, np.uint8)
+    explained = Explained(thumbnail, thumbnail, thumbnail, feature_figure(features), errors)
+    sheet = contact_sheet(explained, "title", "subtitle")
+    without = contact_sheet(
+        Explained(thumbnail, thumbnail, thumbnail, explained.features), "title", "subtitle"
+    )
+    assert sheet.shape[1] == without.shape[1] >= FIGURE_WIDTH
+    assert sheet.shape[0] > without.shape[0] + errors.shape[0]
+    assert without.shape[0] > 300 + explained.features.shape[0]
+
+
+def test_explain_writes_a_contact_sheet(
+    tmp_path: Path,
+    cli_env: dict[str, str],
+    model_file: Path,
+) -> None:
+    photo = make_photo(tmp_path / "shot.png")
+    reference = make_photo(tmp_path / "truth.png")
+    with_reference = run(
+        [
+            "explain",
+            str(photo),
+            "-r",
+            str(reference),
+            "-o",
+            str(tmp_path / "sheet.png"),
+            "--model",
+            str(model_file),
+        ],
+        cli_env,
+    )
+    assert with_reference.returncode == 0, with_reference.stderr
+    alone = run(["explain", str(photo), "--model", str(model_file)], cli_env)
+    assert alone.returncode == 0, alone.stderr
+    sheet = Image.open(tmp_path / "sheet.png")
+    default = Image.open(tmp_path / "shot_explain.png")
+    assert sheet.width == default.width >= FIGURE_WIDTH
+    assert sheet.height > default.height + 300  # the error section
+
+
+def test_explain_refuses_bad_references_and_existing_sheets(
+    tmp_path: Path,
+    cli_env: dict[str, str],
+    model_file: Path,
+) -> None:
+    photo = make_photo(tmp_path / "shot.png")
+    other_size = make_photo(tmp_path / "big.png", size=(80, 48))
+    mismatch = run(["explain", str(photo), "-r", str(other_size), "--model", str(model_file)], cli_env)
+    assert mismatch.returncode == 1
+    assert "big.png" in mismatch.stderr and "same size" in mismatch.stderr
+    assert "Traceback" not in mismatch.stderr
+    (tmp_path / "shot_explain.png").write_bytes(b"keep")
+    exists = run(["explain", str(photo), "--model", str(model_file)], cli_env)
+    assert exists.returncode == 2 and "--overwrite" in exists.stderr
+    assert (tmp_path / "shot_explain.png").read_bytes() == b"keep"
+
+
+def test_save_features_writes_a_companion_with_overwrite_rules(
+    tmp_path: Path,
+    cli_env: dict[str, str],
+    model_file: Path,
+) -> None:
+    photo = make_photo(tmp_path / "shot.jpg")
+    args = [
+        "correct",
+        str(photo),
+        "-o",
+        str(tmp_path / "out.jpg"),
+        "--save-features",
+        "--model",
+        str(model_file),
+    ]
+    first = run(args, cli_env)
+    assert first.returncode == 0, first.stderr
+    figure = Image.open(tmp_path / "out_features.png")
+    assert figure.width >= FIGURE_WIDTH
+    (tmp_path / "out.jpg").unlink()
+    again = run(args, cli_env)
+    assert again.returncode == 1 and "out_features.png exists" in again.stderr
