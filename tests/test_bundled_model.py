@@ -1,0 +1,60 @@
+"""The bundled default model: it loads by default, and it really corrects held-out synthetic pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_photo, run
+
+from recnet_cli.engine import Corrector
+from recnet_cli.imaging import read_photo
+from recnet_cli.metrics import psnr, to_uint8
+from recnet_cli.weights import DEFAULT_MODEL, load_model
+
+SYNTHETIC = Path(__file__).resolve().parents[1] / "examples" / "synthetic"
+
+
+def test_the_default_model_is_bundled_and_documented() -> None:
+    loaded = load_model(None)
+    assert loaded.source == f"{DEFAULT_MODEL} (bundled)"
+    assert loaded.path.with_suffix(".md").is_file()
+    for field in ("training_data", "steps", "ecr", "val_psnr", "val_identity_psnr", "known_limits"):
+        assert field in loaded.card, field
+
+
+def test_correct_uses_the_bundled_model_without_model_option(tmp_path: Path, env: dict[str, str]) -> None:
+    bundled_env = {key: value for key, value in env.items() if key != "RECNET_WEIGHTS_DIR"}
+    source = make_photo(tmp_path / "shot.jpg")
+    result = run(["correct", str(source), "--json"], bundled_env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["model"] == f"{DEFAULT_MODEL} (bundled)"
+    assert (tmp_path / "shot_recnet.jpg").is_file()
+
+
+def test_the_bundled_model_improves_held_out_synthetic_pairs() -> None:
+    """Pairs made from photos held out of training; the model must beat the uncorrected input clearly."""
+    inputs = sorted(SYNTHETIC.glob("*_input.png"))
+    assert len(inputs) >= 3
+    torch.set_num_threads(1)
+    corrector = Corrector(load_model(None).model, torch.device("cpu"))
+    gains = []
+    for source in inputs:
+        photo = read_photo(source).pixels
+        truth = to_uint8(read_photo(source.with_name(source.name.replace("_input", "_gt"))).pixels)
+        corrected = to_uint8(corrector.correct(photo).image)
+        gains.append(psnr(corrected, truth) - psnr(to_uint8(photo), truth))
+    assert min(gains) > 0, gains
+    assert sum(gains) / len(gains) >= 5.0, gains
+
+
+@pytest.mark.parametrize("tile", [128, 200])
+def test_bundled_model_is_the_same_whole_and_tiled(tile: int) -> None:
+    """Exact tiling holds for the trained weights too (not only for random ones)."""
+    photo = read_photo(sorted(SYNTHETIC.glob("*_input.png"))[0]).pixels
+    model = load_model(None).model
+    whole = Corrector(model, torch.device("cpu"), tile=0).correct(photo).image
+    tiled = Corrector(model, torch.device("cpu"), tile=tile).correct(photo).image
+    assert abs(whole - tiled).max() <= 1e-4
