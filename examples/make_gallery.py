@@ -1,5 +1,5 @@
-"""Regenerates examples/gallery/: every example corrected by the default model, its mask, and the
-before/after grids the README shows.
+"""Regenerates examples/gallery/: every example corrected by the default model, its mask, its
+`recnet explain` contact sheet (with the ground truth for synthetic pairs), and the grids the README shows.
 
     python examples/make_gallery.py            # after `pip install -e .`
 """
@@ -16,6 +16,7 @@ from recnet_cli.engine import Corrector
 from recnet_cli.imaging import read_photo, write_photo, write_rgb8
 from recnet_cli.metrics import psnr, ssim, to_uint8
 from recnet_cli.viz.mask import mask_overlay
+from recnet_cli.viz.sheet import contact_sheet, explain
 from recnet_cli.weights import load_model
 
 EXAMPLES = Path(__file__).resolve().parent
@@ -47,6 +48,15 @@ def grid(rows: list[list[np.ndarray]], gap: int = 6) -> np.ndarray:
     return np.vstack(padded)
 
 
+def write_sheet(
+    corrector: Corrector, path: Path, photo: np.ndarray, reference: np.ndarray | None, model: str
+) -> None:
+    """The `recnet explain` contact sheet of one example, as <stem>_explain.png."""
+    subtitle = f"model {model}" + ("   reference: the ground truth" if reference is not None else "")
+    sheet = contact_sheet(explain(corrector, photo, reference), f"recnet explain: {path.name}", subtitle)
+    write_rgb8(GALLERY / f"{path.stem}_explain.png", sheet)
+
+
 def main() -> None:
     loaded = load_model(None)
     corrector = Corrector(loaded.model, pick_device("auto"), tile="auto")
@@ -59,6 +69,7 @@ def main() -> None:
         write_photo(GALLERY / f"{path.stem}_recnet.jpg", result.image, like=photo)
         overlay = mask_overlay(photo.pixels, result.mask)
         write_rgb8(GALLERY / f"{path.stem}_mask.png", overlay)
+        write_sheet(corrector, path, photo.pixels, None, loaded.source)
         real_rows.append(
             [
                 labelled(to_uint8(photo.pixels), f"{path.name} (input)"),
@@ -73,6 +84,7 @@ def main() -> None:
         target = source.with_name(source.name.replace("_input", "_gt"))
         photo, truth = read_photo(source), to_uint8(read_photo(target).pixels)
         corrected = to_uint8(corrector.correct(photo.pixels).image)
+        write_sheet(corrector, source, photo.pixels, read_photo(target).pixels, loaded.source)
         write_rgb8(GALLERY / source.name.replace("_input", "_recnet"), corrected)
         before, after = to_uint8(photo.pixels), corrected
         synthetic_rows.append(

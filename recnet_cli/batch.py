@@ -216,8 +216,16 @@ def run_one(
     try:
         megapixels = work(job)
     except handled as exc:
-        return Outcome(job, "failed", str(exc), time.perf_counter() - started)
+        return Outcome(job, "failed", failure_reason(exc, job.source), time.perf_counter() - started)
     return Outcome(job, "done", "", time.perf_counter() - started, megapixels)
+
+
+def failure_reason(error: Exception, source: Path) -> str:
+    """The error's message, less the input's name when it leads the message (reports name the input)."""
+    path, reason = getattr(error, "path", None), getattr(error, "reason", None)
+    if path is not None and reason is not None and Path(path) == source:
+        return str(reason)
+    return str(error)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -61,6 +61,7 @@ def test_a_batch_goes_past_bad_files_and_exits_1(
     assert len(errors) == 3
     for name in ("empty.jpg", "text.jpg", "truncated.jpg"):
         assert any(name in line for line in errors), name
+    assert all(sum(line.count(n) for n in ("empty.jpg", "text.jpg", "truncated.jpg")) == 1 for line in errors)
     assert "Traceback" not in result.stderr
     assert "corrected 1, skipped 0, failed 3" in result.stderr
 

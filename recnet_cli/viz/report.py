@@ -105,8 +105,8 @@ def render_report(summary: Summary, cards: dict[Path, Card], model: str, device:
     """The whole HTML page."""
     done = [o for o in summary.outcomes if o.status == "done" and o.job.source in cards]
     articles = "\n".join(render_card(cards[o.job.source], o.seconds) for o in done)
-    failures = [failure_line(str(o.job.source), o.reason) for o in summary.outcomes if o.status == "failed"]
-    failures += [failure_line(text, "no such file, folder or matching image") for text in summary.missing]
+    failures = [f"{o.job.source}: {o.reason}" for o in summary.outcomes if o.status == "failed"]
+    failures += [f"{text}: no such file, folder or matching image" for text in summary.missing]
     return PAGE.format(
         style=STYLE,
         script=SCRIPT,
@@ -127,11 +127,6 @@ def render_summary(summary: Summary, model: str, device: str) -> str:
         f"<p class=muted>Model <code>{html.escape(model)}</code> on <code>{html.escape(device)}</code>; "
         f"report written {when}.</p>"
     )
-
-
-def failure_line(source: str, reason: str) -> str:
-    """'source: reason', unless the reason names the file already."""
-    return reason if reason.startswith(source) else f"{source}: {reason}"
 
 
 def render_failures(failures: list[str]) -> str:
