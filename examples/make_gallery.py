@@ -51,10 +51,10 @@ def grid(rows: list[list[np.ndarray]], gap: int = 6) -> np.ndarray:
 def write_sheet(
     corrector: Corrector, path: Path, photo: np.ndarray, reference: np.ndarray | None, model: str
 ) -> None:
-    """The `recnet explain` contact sheet of one example, as <stem>_explain.png."""
+    """The `recnet explain` contact sheet of one example, as <stem>_explain.jpg."""
     subtitle = f"model {model}" + ("   reference: the ground truth" if reference is not None else "")
     sheet = contact_sheet(explain(corrector, photo, reference), f"recnet explain: {path.name}", subtitle)
-    write_rgb8(GALLERY / f"{path.stem}_explain.png", sheet)
+    write_rgb8(GALLERY / f"{path.stem}_explain.jpg", sheet, quality=92)
 
 
 def main() -> None:
@@ -68,7 +68,7 @@ def main() -> None:
         result = corrector.correct(photo.pixels)
         write_photo(GALLERY / f"{path.stem}_recnet.jpg", result.image, like=photo)
         overlay = mask_overlay(photo.pixels, result.mask)
-        write_rgb8(GALLERY / f"{path.stem}_mask.png", overlay)
+        write_rgb8(GALLERY / f"{path.stem}_mask.jpg", overlay, quality=90)
         write_sheet(corrector, path, photo.pixels, None, loaded.source)
         real_rows.append(
             [
