@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from recnet_cli.devices import pick_device
 from recnet_cli.engine import Corrector
 from recnet_cli.imaging import read_photo, write_photo, write_rgb8
 from recnet_cli.metrics import psnr, ssim, to_uint8
+from recnet_cli.viz import draw
 from recnet_cli.viz.mask import mask_overlay
 from recnet_cli.viz.sheet import contact_sheet, explain
 from recnet_cli.weights import load_model
@@ -22,30 +22,17 @@ from recnet_cli.weights import load_model
 EXAMPLES = Path(__file__).resolve().parent
 GALLERY = EXAMPLES / "gallery"
 ROW_HEIGHT = 360
-LABEL_HEIGHT = 28
+CAPTION_SCALE = 0.55
 
 
 def labelled(image: np.ndarray, label: str) -> np.ndarray:
-    """The image scaled to the row height, with a caption strip above it."""
-    height, width = image.shape[:2]
-    scaled = cv2.resize(image, (round(width * ROW_HEIGHT / height), ROW_HEIGHT), interpolation=cv2.INTER_AREA)
-    strip = np.full((LABEL_HEIGHT, scaled.shape[1], 3), 255, dtype=np.uint8)
-    cv2.putText(strip, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (20, 20, 20), 1, cv2.LINE_AA)
-    return np.vstack([strip, scaled])
+    """The image scaled to the row height, with a caption above it."""
+    return draw.titled(draw.fit_height(image, ROW_HEIGHT), label, CAPTION_SCALE)
 
 
 def grid(rows: list[list[np.ndarray]], gap: int = 6) -> np.ndarray:
-    """Rows of labelled panels, left-aligned on a white background."""
-    joined = []
-    for panels in rows:
-        spacer = np.full((panels[0].shape[0], gap, 3), 255, dtype=np.uint8)
-        parts = [part for panel in panels for part in (panel, spacer)][:-1]
-        joined.append(np.hstack(parts))
-    width = max(row.shape[1] for row in joined)
-    padded = [
-        np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in joined
-    ]
-    return np.vstack(padded)
+    """Rows of labelled panels, left-aligned on white."""
+    return draw.vstack([draw.hstack(panels, gap) for panels in rows], gap)
 
 
 def write_sheet(
