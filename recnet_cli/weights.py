@@ -18,6 +18,7 @@ the weights then load strictly: a missing, unexpected or misshapen tensor is an 
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import json
 import os
 import pickle
@@ -121,9 +122,12 @@ class HubRef:
 
 
 def weights_dir() -> Path:
-    """The bundled models' folder: ``weights/`` at the repository root, or ``$RECNET_WEIGHTS_DIR``."""
+    """The bundled models' folder (``weights/`` in the repository, installed as package data), or
+    ``$RECNET_WEIGHTS_DIR``."""
     override = os.environ.get(WEIGHTS_DIR_ENV)
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "weights"
+    if override:
+        return Path(override)
+    return Path(str(importlib.resources.files("recnet_cli.weights_bundle")))
 
 
 def bundled_path(name: str) -> Path:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,31 @@ def test_bundled_model_is_the_same_whole_and_tiled(tile: int) -> None:
     whole = Corrector(model, torch.device("cpu"), tile=0).correct(photo).image
     tiled = Corrector(model, torch.device("cpu"), tile=tile).correct(photo).image
     assert abs(whole - tiled).max() <= 1e-4
+
+
+def test_a_wheel_carries_the_bundled_model(tmp_path: Path) -> None:
+    """`pip install .` (not only an editable checkout) must ship weights/ as package data."""
+    root = Path(__file__).resolve().parents[1]
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("recnet-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for suffix in (".safetensors", ".json", ".md"):
+        assert f"recnet_cli/weights_bundle/{DEFAULT_MODEL}{suffix}" in names
