@@ -5,8 +5,10 @@ from __future__ import annotations
 import glob
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from recnet_cli.imaging import IMAGE_EXTENSIONS
 
@@ -173,34 +175,83 @@ def target_problem(target: Path, source: Path, inputs: set[Path], claimed: dict[
     return None
 
 
+@dataclass(frozen=True)
+class Stages:
+    """A job in three steps. Reading the next input and writing the last output run in background
+    threads, overlapping the compute in between (decoding and encoding photos take as long as a GPU's
+    forward pass)."""
+
+    read: Callable[[Job], Any]
+    compute: Callable[[Job, Any], Any]  # (job, what read returned)
+    write: Callable[[Job, Any, Any], float]  # (job, read, computed) -> megapixels processed
+
+
 def run_jobs(
     jobs: Sequence[Job],
-    work: Callable[[Job], float],
+    stages: Stages,
     *,
     overwrite: bool = False,
     skip_existing: bool = False,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
     handled: tuple[type[Exception], ...] = (),
 ) -> Summary:
-    """Runs ``work`` (which returns megapixels processed) on each job; one failure never stops the batch."""
+    """Runs every job through ``stages``, in order; one failure never stops the batch.
+
+    At most one input is read ahead and one output is being written, so memory stays bounded.
+    """
     summary = Summary()
     started = time.perf_counter()
-    for job in jobs:
-        outcome = run_one(job, work, overwrite, skip_existing, (JobError, *handled))
+    handled = (JobError, *handled)
+    refusals = [refusal(job, overwrite, skip_existing) for job in jobs]
+    upcoming = iter([job for job, refused in zip(jobs, refusals, strict=True) if refused is None])
+    reads: dict[Job, Future] = {}
+    writing: tuple[Job, float, Future] | None = None
+
+    def record(outcome: Outcome) -> None:
         summary.outcomes.append(outcome)
         on_outcome(outcome)
+
+    def settle_write() -> None:
+        nonlocal writing
+        if writing is not None:
+            job, job_started, future = writing
+            record(finished(job, job_started, future.result, handled))
+            writing = None
+
+    with ThreadPoolExecutor(1, "recnet-read") as reader, ThreadPoolExecutor(1, "recnet-write") as writer:
+
+        def read_ahead() -> None:
+            job = next(upcoming, None)
+            if job is not None:
+                reads[job] = reader.submit(stages.read, job)
+
+        read_ahead()
+        for job, refused in zip(jobs, refusals, strict=True):
+            if refused is not None:
+                settle_write()
+                record(refused)
+                continue
+            read = reads.pop(job)
+            read_ahead()
+            job_started = time.perf_counter()
+            try:
+                data = read.result()
+                computed = stages.compute(job, data)
+            except handled as exc:
+                settle_write()
+                record(
+                    Outcome(job, "failed", failure_reason(exc, job.source), time.perf_counter() - job_started)
+                )
+                continue
+            settle_write()
+            writing = (job, job_started, writer.submit(stages.write, job, data, computed))
+        settle_write()
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def run_one(
-    job: Job,
-    work: Callable[[Job], float],
-    overwrite: bool,
-    skip_existing: bool,
-    handled: tuple[type[Exception], ...],
-) -> Outcome:
-    """Runs one job unless it is refused or its output exists; expected failures become outcomes."""
+def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
+    """The outcome of a job that must not run (refused, or its output exists), else None."""
     if job.problem:
         return Outcome(job, "failed", job.problem)
     existing = [path for path in job.outputs if path.exists()]
@@ -212,12 +263,18 @@ def run_one(
         job.target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return Outcome(job, "failed", f"cannot create folder {job.target.parent}: {exc.strerror}")
-    started = time.perf_counter()
+    return None
+
+
+def finished(
+    job: Job, started: float, megapixels: Callable[[], float], handled: tuple[type[Exception], ...]
+) -> Outcome:
+    """The outcome of a job whose last step returns (or raises) through ``megapixels()``."""
     try:
-        megapixels = work(job)
+        processed = megapixels()
     except handled as exc:
         return Outcome(job, "failed", failure_reason(exc, job.source), time.perf_counter() - started)
-    return Outcome(job, "done", "", time.perf_counter() - started, megapixels)
+    return Outcome(job, "done", "", time.perf_counter() - started, processed)
 
 
 def failure_reason(error: Exception, source: Path) -> str:

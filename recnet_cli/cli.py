@@ -8,14 +8,25 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from recnet_cli import __version__, console
-from recnet_cli.batch import Job, Summary, find_sources, parse_shard, plan_jobs, run_jobs, take_shard
+from recnet_cli.batch import (
+    Job,
+    Stages,
+    Summary,
+    find_sources,
+    parse_shard,
+    plan_jobs,
+    run_jobs,
+    take_shard,
+)
 from recnet_cli.devices import DeviceError, pick_device, pick_dtype
-from recnet_cli.engine import Corrector
+from recnet_cli.engine import Correction, Corrector
 from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
+    Photo,
     PhotoFileError,
     read_photo,
     write_photo,
@@ -175,12 +186,18 @@ def finish(summary: Summary, verb: str, quiet: bool, as_json: bool, extra: dict)
 
 
 def run_batch(
-    jobs: list[Job], missing: list[str], work, label: str, overwrite: bool, skip_existing: bool, quiet: bool
+    jobs: list[Job],
+    missing: list[str],
+    stages: Stages,
+    label: str,
+    overwrite: bool,
+    skip_existing: bool,
+    quiet: bool,
 ) -> Summary:
     with console.BatchProgress(len(jobs), label, quiet) as progress:
         summary = run_jobs(
             jobs,
-            work,
+            stages,
             overwrite=overwrite,
             skip_existing=skip_existing,
             on_outcome=progress.update,
@@ -254,21 +271,24 @@ def correct(
     corrector, loaded = open_model(model, device, precision, tile, quiet)
     builder = ReportBuilder(output) if report else None
 
-    def work(job: Job) -> float:
-        photo = read_photo(job.source)
-        result = corrector.correct(photo.pixels)
+    def compute(job: Job, photo: Photo) -> tuple[Correction, np.ndarray | None]:
+        features = extract_features(corrector.model, photo.pixels) if save_features else None
+        return corrector.correct(photo.pixels), None if features is None else feature_figure(features)
+
+    def write(job: Job, photo: Photo, computed: tuple[Correction, np.ndarray | None]) -> float:
+        result, features = computed
         write_photo(job.target, result.image, like=photo, quality=quality)
         overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
         if overlay is not None:
             write_rgb8(side_path(job.target, "mask"), overlay)
-        if save_features:
-            figure = feature_figure(extract_features(corrector.model, photo.pixels))
-            write_rgb8(side_path(job.target, "features"), figure)
+        if features is not None:
+            write_rgb8(side_path(job.target, "features"), features)
         if builder is not None and overlay is not None:
             builder.add(job.source, job.target, photo.pixels, result.image, overlay)
         return photo.megapixels
 
-    summary = run_batch(jobs, missing, work, "Correcting", overwrite, skip_existing, quiet)
+    stages = Stages(read=lambda job: read_photo(job.source), compute=compute, write=write)
+    summary = run_batch(jobs, missing, stages, "Correcting", overwrite, skip_existing, quiet)
     about = {"model": loaded.source, "device": str(corrector.device)}
     if builder is not None:
         try:
@@ -369,15 +389,18 @@ def mask(
     )
     corrector, loaded = open_model(model, device, precision, tile, quiet)
 
-    def work(job: Job) -> float:
-        photo = read_photo(job.source)
-        result = corrector.correct(photo.pixels)
+    def write(job: Job, photo: Photo, result: Correction) -> float:
         write_rgb8(job.target, mask_overlay(photo.pixels, result.mask))
         if raw:
             write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask))
         return photo.megapixels
 
-    summary = run_batch(jobs, missing, work, "Masking", overwrite, skip_existing, quiet)
+    stages = Stages(
+        read=lambda job: read_photo(job.source),
+        compute=lambda job, photo: corrector.correct(photo.pixels),
+        write=write,
+    )
+    summary = run_batch(jobs, missing, stages, "Masking", overwrite, skip_existing, quiet)
     finish(summary, "masked", quiet, as_json, {"model": loaded.source, "device": str(corrector.device)})
 
 

@@ -1,10 +1,20 @@
 """Finding inputs, naming outputs and running a batch past failures."""
 
+import threading
 from pathlib import Path
 
 import pytest
 
-from recnet_cli.batch import Job, JobError, find_sources, parse_shard, plan_jobs, run_jobs, take_shard
+from recnet_cli.batch import (
+    Job,
+    JobError,
+    Stages,
+    find_sources,
+    parse_shard,
+    plan_jobs,
+    run_jobs,
+    take_shard,
+)
 
 
 @pytest.fixture
@@ -81,6 +91,29 @@ def test_two_inputs_claiming_one_output_are_caught(tmp_path: Path) -> None:
     assert "would also be written" in jobs[1].problem
 
 
+def writing_stages(failing_stage: str | None = None, failing_name: str = "bad.jpg") -> Stages:
+    """Stages that write b"new" to the target; ``failing_stage`` raises a JobError for one input."""
+
+    def maybe_fail(stage: str, job: Job) -> None:
+        if stage == failing_stage and job.source.name == failing_name:
+            raise JobError(f"{failing_name}: broken in {stage}")
+
+    def read(job: Job) -> str:
+        maybe_fail("read", job)
+        return job.source.name
+
+    def compute(job: Job, name: str) -> bytes:
+        maybe_fail("compute", job)
+        return b"new"
+
+    def write(job: Job, name: str, data: bytes) -> float:
+        maybe_fail("write", job)
+        job.target.write_bytes(data)
+        return 2.0
+
+    return Stages(read, compute, write)
+
+
 def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_path: Path) -> None:
     existing = tmp_path / "kept.png"
     existing.write_bytes(b"precious")
@@ -89,23 +122,47 @@ def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_pat
         Job(tmp_path / "good.jpg", tmp_path / "good_out.png"),
         Job(tmp_path / "old.jpg", existing),
     ]
-
-    def work(job: Job) -> float:
-        if job.source.name == "bad.jpg":
-            raise JobError("bad.jpg: not an image")
-        job.target.write_bytes(b"new")
-        return 2.0
-
-    summary = run_jobs(jobs, work)
+    summary = run_jobs(jobs, writing_stages("read"))
     assert [o.status for o in summary.outcomes] == ["failed", "done", "failed"]
     assert "--overwrite" in summary.outcomes[2].reason
     assert existing.read_bytes() == b"precious"
     assert (summary.count("done"), summary.failed) == (1, 2)
 
-    skipping = run_jobs(jobs[2:], work, skip_existing=True)
+    skipping = run_jobs(jobs[2:], writing_stages(), skip_existing=True)
     assert skipping.outcomes[0].status == "skipped" and existing.read_bytes() == b"precious"
-    replacing = run_jobs(jobs[2:], work, overwrite=True)
+    replacing = run_jobs(jobs[2:], writing_stages(), overwrite=True)
     assert replacing.outcomes[0].status == "done" and existing.read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("stage", ["read", "compute", "write"])
+def test_a_failure_in_any_stage_is_that_job_s_alone_and_order_is_kept(tmp_path: Path, stage: str) -> None:
+    names = ["a.jpg", "bad.jpg", "c.jpg", "d.jpg"]
+    jobs = [Job(tmp_path / name, tmp_path / f"{name}.out") for name in names]
+    seen: list[str] = []
+    summary = run_jobs(jobs, writing_stages(stage), on_outcome=lambda o: seen.append(o.job.source.name))
+    assert seen == names
+    assert [o.status for o in summary.outcomes] == ["done", "failed", "done", "done"]
+    assert summary.outcomes[1].reason == f"bad.jpg: broken in {stage}"
+    assert [(tmp_path / f"{n}.out").exists() for n in names] == [True, False, True, True]
+
+
+def test_reading_the_next_input_overlaps_the_compute(tmp_path: Path) -> None:
+    """The second input is read while the first is being computed (a background read-ahead)."""
+    second_read = threading.Event()
+    jobs = [Job(tmp_path / f"{i}.jpg", tmp_path / f"{i}.out") for i in range(2)]
+
+    def read(job: Job) -> str:
+        if job.source.name == "1.jpg":
+            second_read.set()
+        return job.source.name
+
+    def compute(job: Job, name: str) -> bool:
+        return second_read.wait(timeout=10) if name == "0.jpg" else True
+
+    overlapped: list[bool] = []
+    stages = Stages(read, compute, lambda job, name, result: overlapped.append(result) or 1.0)
+    assert run_jobs(jobs, stages).count("done") == 2
+    assert overlapped == [True, True]
 
 
 def test_shards_split_a_collection_without_overlap(tmp_path: Path) -> None:
@@ -128,7 +185,7 @@ def test_companion_files_are_checked_and_protected_like_outputs(tmp_path: Path) 
     mask.write_bytes(b"precious mask")
     (job,) = plan_jobs(find_sources([str(source)])[0], None, suffix="_recnet", companions=lambda t: (mask,))
     assert job.companions == (mask,)
-    outcome = run_jobs([job], lambda j: 1.0).outcomes[0]
+    outcome = run_jobs([job], writing_stages()).outcomes[0]
     assert outcome.status == "failed" and str(mask) in outcome.reason
     assert mask.read_bytes() == b"precious mask"
     (clash,) = plan_jobs(find_sources([str(source)])[0], None, suffix="_x", companions=lambda t: (source,))
