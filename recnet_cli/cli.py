@@ -592,3 +592,35 @@ def evaluate(
             s.input.name, f"{s.psnr:.2f}", f"{s.ssim:.4f}", f"{s.identity_psnr:.2f}", f"{s.identity_ssim:.4f}"
         )
     console.out.print(table)
+
+
+@app.command()
+def bench(
+    megapixels: Annotated[
+        float, typer.Option("--megapixels", "--mp", min=0.01, help="Photo size to time.")
+    ] = 12.0,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs after one warm-up run.")] = 3,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    tile: TileOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
+    as_json: JsonOpt = False,
+) -> None:
+    """Time the model on this machine at a given photo size.
+
+    The photo is 4:3 random pixels; times include copying it to and from the device.
+
+    [dim]Example:[/]  recnet bench --mp 24 --device cuda --precision bf16
+    """
+    from recnet_cli.engine import time_correction
+
+    corrector, loaded = open_model(model, device, precision, tile, quiet=True)
+    timing = time_correction(corrector, megapixels, repeats)
+    if as_json:
+        typer.echo(json.dumps({"model": loaded.source, **timing}, indent=2))
+        return
+    console.out.print(
+        f"{timing['width']}x{timing['height']} ({megapixels:g} MP) on {timing['device']}, "
+        f"{precision.value}, tile {timing['tile'] or 'whole image'}: best {timing['best_seconds']:.3f} s, "
+        f"median {timing['median_seconds']:.3f} s ({timing['megapixels_per_second']:.2f} MP/s)"
+    )

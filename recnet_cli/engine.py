@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -93,3 +95,25 @@ class Corrector:
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.to("cpu", torch.float32).numpy())
+
+
+def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -> dict[str, object]:
+    """Times ``corrector.correct`` on a random 4:3 image of ``megapixels``: one warm-up, then ``repeats``."""
+    height = max(1, round(math.sqrt(megapixels * 1e6 * 3 / 4)))
+    width = max(1, round(megapixels * 1e6 / height))
+    image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
+    seconds = []
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        corrector.correct(image)
+        seconds.append(time.perf_counter() - started)
+    timed = sorted(seconds[1:])
+    return {
+        "device": str(corrector.device),
+        "width": width,
+        "height": height,
+        "tile": corrector.tile_for(height, width),
+        "best_seconds": timed[0],
+        "median_seconds": timed[len(timed) // 2],
+        "megapixels_per_second": height * width / 1e6 / timed[0],
+    }

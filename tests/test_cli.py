@@ -160,3 +160,12 @@ def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, st
     offline = run(["correct", str(source), "--model", "acme/recnet-test", "--quiet"], env)
     assert offline.returncode == 0, offline.stderr
     assert (tmp_path / "shot_recnet.png").exists()
+
+
+def test_bench_times_the_model_at_the_requested_size(env: dict[str, str], model_file: Path) -> None:
+    result = run(["bench", "--mp", "0.02", "--repeats", "2", "--model", str(model_file), "--json"], env)
+    assert result.returncode == 0, result.stderr
+    timing = json.loads(result.stdout)
+    assert abs(timing["width"] * timing["height"] - 20_000) < 200
+    assert 0 < timing["best_seconds"] <= timing["median_seconds"]
+    assert timing["device"] == "cpu" and timing["tile"] == 0
