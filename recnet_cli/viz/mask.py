@@ -5,9 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# Okabe-Ito blue and vermillion: distinguishable with the common colour-vision deficiencies.
-UNDER_COLOUR = np.array([0, 114, 178], dtype=np.float32) / 255
-OVER_COLOUR = np.array([213, 94, 0], dtype=np.float32) / 255
+from recnet_cli.metrics import to_uint8
+from recnet_cli.viz.draw import BLUE, VERMILLION, luminance
+
+UNDER_COLOUR = np.array(BLUE, dtype=np.float32) / 255
+OVER_COLOUR = np.array(VERMILLION, dtype=np.float32) / 255
 DIMMING = 0.45
 
 
@@ -26,12 +28,12 @@ def mask_overlay(photo: np.ndarray, mask: np.ndarray, legend: bool = True) -> np
 
     ``photo`` is H x W x 3 float in [0, 1], ``mask`` H x W in [0, 1]; returns H x W x 3 uint8 RGB.
     """
-    grey = (photo @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+    grey = luminance(photo)[..., None]
     base = np.repeat(grey * DIMMING + (1 - DIMMING) * 0.15, 3, axis=2)
     colour, strength = exposure_tint(mask.astype(np.float32))
     alpha = 0.75 * strength[..., None]
     picture = base * (1 - alpha) + colour * (0.35 + 0.65 * grey) * alpha
-    image = np.clip(np.rint(picture * 255), 0, 255).astype(np.uint8)
+    image = to_uint8(picture)
     return draw_legend(image) if legend else image
 
 
@@ -53,8 +55,7 @@ def draw_legend(image: np.ndarray) -> np.ndarray:
     colour, strength = exposure_tint(ramp)
     grey = np.float32(0.2)
     bar = grey * (1 - strength[:, None]) + colour * strength[:, None]
-    bar_rgb = np.clip(np.rint(bar * 255), 0, 255).astype(np.uint8)
-    out[top + pad : top + pad + bar_h, pad : pad + bar_w] = bar_rgb[None]
+    out[top + pad : top + pad + bar_h, pad : pad + bar_w] = to_uint8(bar)[None]
     baseline = top + 2 * pad + bar_h + text_h
     white = (235, 235, 235)
     cv2.putText(out, "over", (pad, baseline), font, font_scale, white, thick, cv2.LINE_AA)
