@@ -114,6 +114,21 @@ class Photo:
         return self.pixels.shape[0] * self.pixels.shape[1] / 1e6
 
 
+def fit_size(image: np.ndarray, min_side: int = 0, max_side: int = 0) -> np.ndarray:
+    """Scales an image so its long side is at most ``max_side`` and its short side at least ``min_side``
+    (0: no limit); the minimum wins when both cannot hold."""
+    height, width = image.shape[:2]
+    scale = 1.0
+    if max_side and max(height, width) > max_side:
+        scale = max_side / max(height, width)
+    if min_side and min(height, width) * scale < min_side:
+        scale = min_side / min(height, width)
+    if scale == 1.0:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
 def format_for(path: str | os.PathLike[str], forced: str | None = None) -> str:
     """The Pillow format name to write, from ``forced`` ("jpg", ".png", "tiff"...) or the path's extension."""
     extension = "." + forced.lower().lstrip(".") if forced else Path(path).suffix.lower()

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from recnet_cli.imaging import fit_size
 from recnet_cli.train.pairs import ImagePair, list_images
 from recnet_cli.train.synthesis import DegradationConfig, degrade, sample_exposure
 
@@ -37,21 +38,6 @@ def read_rgb(path: Path) -> np.ndarray:
     if image is None:
         raise ImageFileError(f"{path}: not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def fit_size(image: np.ndarray, min_side: int = 0, max_side: int = 0) -> np.ndarray:
-    """Scales an image so its long side is at most ``max_side`` and its short side at least ``min_side``
-    (0: no limit); the minimum wins when both cannot hold."""
-    height, width = image.shape[:2]
-    scale = 1.0
-    if max_side and max(height, width) > max_side:
-        scale = max_side / max(height, width)
-    if min_side and min(height, width) * scale < min_side:
-        scale = min_side / min(height, width)
-    if scale == 1.0:
-        return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
 
 
 def holdout_split(

@@ -31,16 +31,6 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32) @ LUMA
 
 
-def downscale(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    """The image shrunk so that its long side is at most ``long_side`` pixels."""
-    height, width = rgb.shape[:2]
-    factor = long_side / max(height, width)
-    if factor >= 1:
-        return rgb
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-
-
 def line_thickness(scale: float) -> int:
     return max(1, round(scale * 2.2))
 

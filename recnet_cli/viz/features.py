@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import torch
 
+from recnet_cli.imaging import fit_size
 from recnet_cli.metrics import psnr, ssim, to_uint8
 from recnet_cli.model import RECNet
 from recnet_cli.viz import draw
@@ -41,7 +42,7 @@ class Features:
 @torch.inference_mode()
 def extract_features(model: RECNet, rgb: np.ndarray, long_side: int = FEATURE_LONG_SIDE) -> Features:
     """Every block's features for an H x W x 3 float photo in [0, 1], computed on a downscaled copy."""
-    small = np.ascontiguousarray(draw.downscale(rgb, long_side), dtype=np.float32)
+    small = np.ascontiguousarray(fit_size(rgb, max_side=long_side), dtype=np.float32)
     parameter = next(model.parameters())
     batch = torch.from_numpy(small).permute(2, 0, 1)[None].to(parameter.device, parameter.dtype)
     results = model.forward_with_intermediates(batch)
@@ -193,8 +194,8 @@ def feature_error_figure(
 
 def image_error(corrected: np.ndarray, reference_rgb: np.ndarray) -> np.ndarray:
     """The signed luminance error of the output (blue: too dark, vermillion: too bright) with PSNR/SSIM."""
-    difference = draw.luminance(draw.downscale(corrected, 2 * TILE)) - draw.luminance(
-        draw.downscale(reference_rgb, 2 * TILE)
+    difference = draw.luminance(fit_size(corrected, max_side=2 * TILE)) - draw.luminance(
+        fit_size(reference_rgb, max_side=2 * TILE)
     )
     limit = signed_error_limit(difference)
     picture = draw.fit_box(draw.diverging(difference, limit), 2 * TILE, 2 * TILE)

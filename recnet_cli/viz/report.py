@@ -19,9 +19,9 @@ from urllib.parse import quote
 import numpy as np
 
 from recnet_cli.batch import Summary
-from recnet_cli.imaging import atomic_output, write_rgb8
+from recnet_cli.imaging import atomic_output, fit_size, write_rgb8
 from recnet_cli.metrics import to_uint8
-from recnet_cli.viz.draw import downscale, luminance
+from recnet_cli.viz.draw import luminance
 
 REPORT_NAME = "report.html"
 PREVIEW_FOLDER = ".recnet-report"
@@ -82,7 +82,7 @@ class ReportBuilder:
         ):
             path = preview.with_name(f"{preview.name}-{kind}.jpg")
             (self.folder / path).parent.mkdir(parents=True, exist_ok=True)
-            write_rgb8(self.folder / path, downscale(picture, PREVIEW_LONG_SIDE), quality=85)
+            write_rgb8(self.folder / path, fit_size(picture, max_side=PREVIEW_LONG_SIDE), quality=85)
             links[kind] = path.as_posix()
         self.cards[source] = Card(
             name=relative.as_posix(),
