@@ -80,6 +80,17 @@ def test_sampling_yields_under_only_over_only_and_mixed(photo: torch.Tensor) -> 
     assert all(count >= 2 for count in kinds.values()), kinds
 
 
+def test_mild_regime_stays_close_to_the_photo(photo: torch.Tensor) -> None:
+    """Nearly right photos are part of the data, so the model learns to leave good photos alone."""
+    errors: dict[str, list[float]] = {"mild": [], "strong": []}
+    for seed in range(60):
+        exposure = sample_exposure(np.random.default_rng(seed))
+        error = float((degrade(photo, [exposure]) - photo).abs().mean())
+        errors["mild" if exposure.mode == "mild" else "strong"].append(error)
+    assert len(errors["mild"]) >= 2
+    assert max(errors["mild"]) < 0.08 < float(np.median(errors["strong"]))
+
+
 def test_exposure_change_is_local_and_follows_scene_brightness(photo: torch.Tensor) -> None:
     larger = torch.nn.functional.interpolate(photo, scale_factor=4, mode="bilinear")
     linear = srgb_to_linear(larger[0])

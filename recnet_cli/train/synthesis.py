@@ -11,7 +11,8 @@ direction (sky to ground, window to room). The sensor then clips at its white po
 signal-dependent shot noise and Gaussian read noise, the camera applies its tone curve (sRGB, or a
 gamma with a random S-curve), quantises to 8 bits and may JPEG-compress (quality 60-95).
 
-``sample_exposure`` draws one of three regimes (under only, over only, mixed) with random strengths;
+``sample_exposure`` draws one of four regimes (under only, over only, mixed, and mild: a photo that was
+already nearly right, so that the model learns to leave good photos alone) with random strengths;
 all randomness comes from the caller's ``np.random.Generator`` (parameters) and a torch generator
 seeded from it (noise), so a seed gives the same pair on the same device type. Everything but the JPEG
 step runs in torch on the images' device; JPEG goes through OpenCV on the CPU.
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-MODES = ("under", "over", "mixed")
+MODES = ("under", "over", "mixed", "mild")
 LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)
 SMOOTH_SIDE = 32
 SMOOTH_SIGMA = 1.5
@@ -39,17 +40,17 @@ LUMINANCE_FLOOR = 1e-3
 class DegradationConfig:
     """How often each regime and the JPEG step occur."""
 
-    mode_probabilities: tuple[float, float, float] = (0.25, 0.25, 0.5)
+    mode_probabilities: tuple[float, float, float, float] = (0.225, 0.225, 0.45, 0.1)
     jpeg_probability: float = 0.5
     jpeg_quality: tuple[int, int] = (60, 95)
 
     def describe(self) -> str:
-        under, over, mixed = self.mode_probabilities
+        under, over, mixed, mild = self.mode_probabilities
         return (
             f"camera-model exposure synthesis (linear light, local smooth EV map from blurred luminance, "
             f"ramps and light pools; sensor clipping; shot and read noise; sRGB or gamma+S tone curve; "
             f"8-bit; JPEG q{self.jpeg_quality[0]}-{self.jpeg_quality[1]} with p={self.jpeg_probability}); "
-            f"regimes under {under}, over {over}, mixed {mixed}"
+            f"regimes under {under}, over {over}, mixed {mixed}, mild {mild}"
         )
 
 
@@ -110,6 +111,11 @@ def sample_exposure(rng: np.random.Generator, config: DegradationConfig = Degrad
         contrast = rng.uniform(1.0, 2.2)
         gradient_ev = rng.uniform(0.5, 3.0)
         pools = sample_pools(rng, int(rng.integers(0, 4)), (1.0, 3.0))
+    elif mode == "mild":
+        base_ev = rng.uniform(-0.5, 0.3)
+        contrast = rng.uniform(0.0, 0.3)
+        gradient_ev = rng.uniform(0.0, 0.5)
+        pools = ()
     else:
         base_ev = rng.uniform(-4.0, -1.5) if mode == "under" else rng.uniform(0.9, 2.5)
         contrast = rng.uniform(0.0, 0.4)
