@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import glob
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,30 +187,80 @@ class Stages:
     write: Callable[[Job, Any, Any], float]  # (job, read, computed) -> megapixels processed
 
 
+class JobQueue:
+    """Hands jobs out one at a time to any number of lanes, until it is empty or closed."""
+
+    def __init__(self, jobs: Iterable[Job]) -> None:
+        self._jobs = iter(jobs)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def take(self) -> Job | None:
+        with self._lock:
+            return None if self._closed else next(self._jobs, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+
 def run_jobs(
     jobs: Sequence[Job],
-    stages: Stages,
+    lanes: Sequence[Stages],
     *,
     overwrite: bool = False,
     skip_existing: bool = False,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
     handled: tuple[type[Exception], ...] = (),
 ) -> Summary:
-    """Runs every job through ``stages``, in order; one failure never stops the batch.
+    """Runs every job through one of ``lanes``; one failure never stops the batch.
 
-    At most one input is read ahead and one output is being written, so memory stays bounded.
+    A lane is one device with its own model. Lanes take jobs from one queue, so a faster device takes
+    more of them; the summary lists the outcomes in the order of ``jobs``.
     """
     summary = Summary()
     started = time.perf_counter()
-    handled = (JobError, *handled)
-    refusals = [refusal(job, overwrite, skip_existing) for job in jobs]
-    upcoming = iter([job for job, refused in zip(jobs, refusals, strict=True) if refused is None])
-    reads: dict[Job, Future] = {}
-    writing: tuple[Job, float, Future] | None = None
+    lock = threading.Lock()
 
     def record(outcome: Outcome) -> None:
-        summary.outcomes.append(outcome)
-        on_outcome(outcome)
+        with lock:
+            summary.outcomes.append(outcome)
+            on_outcome(outcome)
+
+    runnable = []
+    for job in jobs:
+        refused = refusal(job, overwrite, skip_existing)
+        if refused is None:
+            runnable.append(job)
+        else:
+            record(refused)
+    queue = JobQueue(runnable)
+    handled = (JobError, *handled)
+    if len(lanes) == 1:
+        run_lane(lanes[0], queue, record, handled)
+    else:
+        with ThreadPoolExecutor(len(lanes), "recnet-lane") as pool:
+            futures = [pool.submit(run_lane, lane, queue, record, handled) for lane in lanes]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+            finally:
+                queue.close()  # on an unexpected error or Ctrl-C, the other lanes stop after their job
+    order = {job: index for index, job in enumerate(jobs)}
+    summary.outcomes.sort(key=lambda outcome: order[outcome.job])
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def run_lane(
+    stages: Stages,
+    queue: JobQueue,
+    record: Callable[[Outcome], None],
+    handled: tuple[type[Exception], ...],
+) -> None:
+    """Runs jobs from ``queue`` until it is empty, reading one input ahead and writing one output behind
+    in background threads, so memory stays bounded."""
+    writing: tuple[Job, float, Future] | None = None
 
     def settle_write() -> None:
         nonlocal writing
@@ -220,19 +271,14 @@ def run_jobs(
 
     with ThreadPoolExecutor(1, "recnet-read") as reader, ThreadPoolExecutor(1, "recnet-write") as writer:
 
-        def read_ahead() -> None:
-            job = next(upcoming, None)
-            if job is not None:
-                reads[job] = reader.submit(stages.read, job)
+        def read_ahead() -> tuple[Job, Future] | None:
+            job = queue.take()
+            return None if job is None else (job, reader.submit(stages.read, job))
 
-        read_ahead()
-        for job, refused in zip(jobs, refusals, strict=True):
-            if refused is not None:
-                settle_write()
-                record(refused)
-                continue
-            read = reads.pop(job)
-            read_ahead()
+        upcoming = read_ahead()
+        while upcoming is not None:
+            job, read = upcoming
+            upcoming = read_ahead()
             job_started = time.perf_counter()
             try:
                 data = read.result()
@@ -246,8 +292,6 @@ def run_jobs(
             settle_write()
             writing = (job, job_started, writer.submit(stages.write, job, data, computed))
         settle_write()
-    summary.seconds = time.perf_counter() - started
-    return summary
 
 
 def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:

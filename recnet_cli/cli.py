@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from enum import Enum
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -22,8 +23,8 @@ from recnet_cli.batch import (
     run_jobs,
     take_shard,
 )
-from recnet_cli.devices import DeviceError, pick_device, pick_dtype
-from recnet_cli.engine import Correction, Corrector
+from recnet_cli.devices import DeviceError, pick_devices, pick_dtype
+from recnet_cli.engine import Correction, Corrector, correctors_for
 from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
     Photo,
@@ -77,6 +78,13 @@ ModelOpt = Annotated[
 ]
 DeviceOpt = Annotated[
     str, typer.Option(help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.")
+]
+DevicesOpt = Annotated[
+    str,
+    typer.Option(
+        help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps; a list such as cuda:0,cuda:1 "
+        "spreads the photos over several GPUs, one copy of the model on each."
+    ),
 ]
 TileOpt = Annotated[
     str, typer.Option(help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128.")
@@ -137,19 +145,33 @@ def normalise_extension(ext: str | None) -> str | None:
     return ext
 
 
-def open_model(
+def open_models(
     model: str | None, device: str, precision: Precision, tile: str, quiet: bool
-) -> tuple[Corrector, LoadedModel]:
-    """Loads the model onto the chosen device, or exits with a one-line error."""
+) -> tuple[list[Corrector], LoadedModel]:
+    """Loads the model onto each chosen device, or exits with a one-line error."""
     tile_size = parse_tile(tile)
     try:
-        torch_device = pick_device(device)
-        dtype = pick_dtype(precision.value, torch_device)
+        devices = pick_devices(device)
+        dtypes = [pick_dtype(precision.value, torch_device) for torch_device in devices]
         with console.status("Loading model…", quiet):
             loaded = load_model(model)
     except (DeviceError, WeightsError) as exc:
         raise fail(str(exc)) from None
-    return Corrector(loaded.model, torch_device, dtype, tile=tile_size), loaded
+    return correctors_for(loaded.model, devices, dtypes, tile_size), loaded
+
+
+def open_model(
+    model: str | None, device: str, precision: Precision, tile: str, quiet: bool
+) -> tuple[Corrector, LoadedModel]:
+    """Like ``open_models`` for commands that run on one device."""
+    if "," in device:
+        raise fail(f"--device {device}: this command runs on one device (lists are for correct and mask)")
+    (corrector,), loaded = open_models(model, device, precision, tile, quiet)
+    return corrector, loaded
+
+
+def device_names(correctors: list[Corrector]) -> str:
+    return ",".join(str(corrector.device) for corrector in correctors)
 
 
 def collect_jobs(
@@ -188,16 +210,23 @@ def finish(summary: Summary, verb: str, quiet: bool, as_json: bool, extra: dict)
 def run_batch(
     jobs: list[Job],
     missing: list[str],
-    stages: Stages,
+    correctors: list[Corrector],
+    compute: Callable[[Corrector, Job, Photo], Any],
+    write: Callable[[Job, Photo, Any], float],
     label: str,
     overwrite: bool,
     skip_existing: bool,
     quiet: bool,
 ) -> Summary:
+    """Reads, computes (one lane per device) and writes every job, with a progress bar."""
+    lanes = [
+        Stages(read=lambda job: read_photo(job.source), compute=partial(compute, corrector), write=write)
+        for corrector in correctors
+    ]
     with console.BatchProgress(len(jobs), label, quiet) as progress:
         summary = run_jobs(
             jobs,
-            stages,
+            lanes,
             overwrite=overwrite,
             skip_existing=skip_existing,
             on_outcome=progress.update,
@@ -217,7 +246,7 @@ def correct(
     inputs: InputsArg,
     output: OutputOpt = None,
     model: ModelOpt = None,
-    device: DeviceOpt = "auto",
+    device: DevicesOpt = "auto",
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     suffix: Annotated[str, typer.Option(help="Added to the file name when no -o is given.")] = "_recnet",
@@ -268,10 +297,10 @@ def correct(
         shard=shard,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
-    corrector, loaded = open_model(model, device, precision, tile, quiet)
+    correctors, loaded = open_models(model, device, precision, tile, quiet)
     builder = ReportBuilder(output) if report else None
 
-    def compute(job: Job, photo: Photo) -> tuple[Correction, np.ndarray | None]:
+    def compute(corrector: Corrector, job: Job, photo: Photo) -> tuple[Correction, np.ndarray | None]:
         features = extract_features(corrector.model, photo.pixels) if save_features else None
         return corrector.correct(photo.pixels), None if features is None else feature_figure(features)
 
@@ -287,9 +316,10 @@ def correct(
             builder.add(job.source, job.target, photo.pixels, result.image, overlay)
         return photo.megapixels
 
-    stages = Stages(read=lambda job: read_photo(job.source), compute=compute, write=write)
-    summary = run_batch(jobs, missing, stages, "Correcting", overwrite, skip_existing, quiet)
-    about = {"model": loaded.source, "device": str(corrector.device)}
+    summary = run_batch(
+        jobs, missing, correctors, compute, write, "Correcting", overwrite, skip_existing, quiet
+    )
+    about = {"model": loaded.source, "device": device_names(correctors)}
     if builder is not None:
         try:
             path = builder.write(summary, about["model"], about["device"])
@@ -356,7 +386,7 @@ def mask(
     inputs: InputsArg,
     output: OutputOpt = None,
     model: ModelOpt = None,
-    device: DeviceOpt = "auto",
+    device: DevicesOpt = "auto",
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     suffix: Annotated[str, typer.Option(help="Added to the file name when no -o is given.")] = "_mask",
@@ -387,7 +417,7 @@ def mask(
         shard=shard,
         companions=lambda target: (side_path(target, "raw"),) if raw else (),
     )
-    corrector, loaded = open_model(model, device, precision, tile, quiet)
+    correctors, loaded = open_models(model, device, precision, tile, quiet)
 
     def write(job: Job, photo: Photo, result: Correction) -> float:
         write_rgb8(job.target, mask_overlay(photo.pixels, result.mask))
@@ -395,13 +425,11 @@ def mask(
             write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask))
         return photo.megapixels
 
-    stages = Stages(
-        read=lambda job: read_photo(job.source),
-        compute=lambda job, photo: corrector.correct(photo.pixels),
-        write=write,
-    )
-    summary = run_batch(jobs, missing, stages, "Masking", overwrite, skip_existing, quiet)
-    finish(summary, "masked", quiet, as_json, {"model": loaded.source, "device": str(corrector.device)})
+    def compute(corrector: Corrector, job: Job, photo: Photo) -> Correction:
+        return corrector.correct(photo.pixels)
+
+    summary = run_batch(jobs, missing, correctors, compute, write, "Masking", overwrite, skip_existing, quiet)
+    finish(summary, "masked", quiet, as_json, {"model": loaded.source, "device": device_names(correctors)})
 
 
 @app.command()

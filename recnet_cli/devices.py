@@ -32,6 +32,16 @@ def pick_device(spec: str = "auto") -> torch.device:
     return device
 
 
+def pick_devices(spec: str) -> list[torch.device]:
+    """One device, or a comma-separated list (cuda:0,cuda:1) that a batch spreads its photos over."""
+    names = [name.strip() for name in spec.split(",")]
+    if len(names) == 1:
+        return [pick_device(names[0])]
+    if "" in names or "auto" in names:
+        raise DeviceError(f"device list {spec!r}: name each device, e.g. cuda:0,cuda:1 (no 'auto' in a list)")
+    return [pick_device(name) for name in names]
+
+
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype for a --precision choice; 'auto' is float32 (half precision is opt-in)."""
     if precision not in PRECISIONS:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -91,6 +93,16 @@ class Corrector:
         else:
             output, mask = fast_forward(self.model, image.to(self.device, self.dtype))
         return Correction(image=to_numpy(output[0].permute(1, 2, 0)), mask=to_numpy(mask[0, 0]))
+
+
+def correctors_for(
+    model: RECNet, devices: Sequence[torch.device], dtypes: Sequence[torch.dtype], tile: TileSetting
+) -> list[Corrector]:
+    """One Corrector per device, each with its own copy of the model (a device listed twice gets two)."""
+    return [
+        Corrector(copy.deepcopy(model) if index else model, device, dtype, tile)
+        for index, (device, dtype) in enumerate(zip(devices, dtypes, strict=True))
+    ]
 
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Finding inputs, naming outputs and running a batch past failures."""
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -122,15 +123,15 @@ def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_pat
         Job(tmp_path / "good.jpg", tmp_path / "good_out.png"),
         Job(tmp_path / "old.jpg", existing),
     ]
-    summary = run_jobs(jobs, writing_stages("read"))
+    summary = run_jobs(jobs, [writing_stages("read")])
     assert [o.status for o in summary.outcomes] == ["failed", "done", "failed"]
     assert "--overwrite" in summary.outcomes[2].reason
     assert existing.read_bytes() == b"precious"
     assert (summary.count("done"), summary.failed) == (1, 2)
 
-    skipping = run_jobs(jobs[2:], writing_stages(), skip_existing=True)
+    skipping = run_jobs(jobs[2:], [writing_stages()], skip_existing=True)
     assert skipping.outcomes[0].status == "skipped" and existing.read_bytes() == b"precious"
-    replacing = run_jobs(jobs[2:], writing_stages(), overwrite=True)
+    replacing = run_jobs(jobs[2:], [writing_stages()], overwrite=True)
     assert replacing.outcomes[0].status == "done" and existing.read_bytes() == b"new"
 
 
@@ -139,7 +140,7 @@ def test_a_failure_in_any_stage_is_that_job_s_alone_and_order_is_kept(tmp_path: 
     names = ["a.jpg", "bad.jpg", "c.jpg", "d.jpg"]
     jobs = [Job(tmp_path / name, tmp_path / f"{name}.out") for name in names]
     seen: list[str] = []
-    summary = run_jobs(jobs, writing_stages(stage), on_outcome=lambda o: seen.append(o.job.source.name))
+    summary = run_jobs(jobs, [writing_stages(stage)], on_outcome=lambda o: seen.append(o.job.source.name))
     assert seen == names
     assert [o.status for o in summary.outcomes] == ["done", "failed", "done", "done"]
     assert summary.outcomes[1].reason == f"bad.jpg: broken in {stage}"
@@ -161,7 +162,7 @@ def test_reading_the_next_input_overlaps_the_compute(tmp_path: Path) -> None:
 
     overlapped: list[bool] = []
     stages = Stages(read, compute, lambda job, name, result: overlapped.append(result) or 1.0)
-    assert run_jobs(jobs, stages).count("done") == 2
+    assert run_jobs(jobs, [stages]).count("done") == 2
     assert overlapped == [True, True]
 
 
@@ -185,8 +186,61 @@ def test_companion_files_are_checked_and_protected_like_outputs(tmp_path: Path) 
     mask.write_bytes(b"precious mask")
     (job,) = plan_jobs(find_sources([str(source)])[0], None, suffix="_recnet", companions=lambda t: (mask,))
     assert job.companions == (mask,)
-    outcome = run_jobs([job], writing_stages()).outcomes[0]
+    outcome = run_jobs([job], [writing_stages()]).outcomes[0]
     assert outcome.status == "failed" and str(mask) in outcome.reason
     assert mask.read_bytes() == b"precious mask"
     (clash,) = plan_jobs(find_sources([str(source)])[0], None, suffix="_x", companions=lambda t: (source,))
     assert "is an input file" in clash.problem
+
+
+def lane(number: int, ran: list[tuple[int, str]], delay: float = 0.0) -> Stages:
+    """A lane that records (lane number, input name) for every job it computes."""
+
+    def compute(job: Job, name: str) -> bytes:
+        ran.append((number, name))
+        time.sleep(delay)
+        if name == "bad.jpg":
+            raise JobError("bad.jpg: broken in compute")
+        return f"lane {number}".encode()
+
+    def write(job: Job, name: str, data: bytes) -> float:
+        job.target.write_bytes(data)
+        return 1.0
+
+    return Stages(lambda job: job.source.name, compute, write)
+
+
+def test_several_lanes_share_one_queue_and_the_summary_keeps_input_order(tmp_path: Path) -> None:
+    names = [f"{i:02d}.jpg" for i in range(12)]
+    names[5] = "bad.jpg"
+    jobs = [Job(tmp_path / name, tmp_path / f"{name}.out") for name in names]
+    ran: list[tuple[int, str]] = []
+    summary = run_jobs(jobs, [lane(0, ran, 0.02), lane(1, ran, 0.02), lane(2, ran, 0.02)])
+    assert sorted(name for _, name in ran) == sorted(names)  # every job once
+    assert {number for number, _ in ran} == {0, 1, 2}  # every lane took work
+    assert [o.job.source.name for o in summary.outcomes] == names
+    assert [o.status for o in summary.outcomes].count("done") == 11
+    assert summary.outcomes[5].status == "failed" and "broken" in summary.outcomes[5].reason
+    written = {job.target.read_bytes().decode() for job in jobs if job.target.exists()}
+    assert written == {"lane 0", "lane 1", "lane 2"}
+
+
+def test_a_faster_lane_takes_more_jobs(tmp_path: Path) -> None:
+    jobs = [Job(tmp_path / f"{i}.jpg", tmp_path / f"{i}.out") for i in range(12)]
+    ran: list[tuple[int, str]] = []
+    run_jobs(jobs, [lane(0, ran, 0.002), lane(1, ran, 0.1)])
+    taken = [sum(number == lane_number for number, _ in ran) for lane_number in (0, 1)]
+    assert taken[0] > taken[1] >= 1
+
+
+def test_an_unexpected_error_in_one_lane_stops_the_others(tmp_path: Path) -> None:
+    jobs = [Job(tmp_path / f"{i}.jpg", tmp_path / f"{i}.out") for i in range(40)]
+    ran: list[tuple[int, str]] = []
+
+    def crash(job: Job, name: str) -> bytes:
+        raise RuntimeError("device lost")
+
+    broken = Stages(lambda job: job.source.name, crash, lambda job, name, data: 1.0)
+    with pytest.raises(RuntimeError, match="device lost"):
+        run_jobs(jobs, [lane(0, ran, 0.05), broken])
+    assert len(ran) < 10  # the healthy lane stopped soon after, instead of running the whole batch

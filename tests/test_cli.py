@@ -129,6 +129,38 @@ def test_mask_writes_a_picture_and_the_raw_16_bit_mask(
         assert values.dtype == np.uint16 and 0 < values.mean() < 65535
 
 
+def test_a_device_list_spreads_a_batch_and_gives_the_same_pictures(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    names = [make_photo(shots / f"{i}.png", size=(40 + 8 * i, 32)).name for i in range(6)]
+    outputs = {}
+    for devices in ("cpu", "cpu,cpu"):
+        out = tmp_path / devices.replace(",", "-")
+        result = run(
+            [
+                "correct",
+                str(shots),
+                "-o",
+                str(out),
+                "--model",
+                str(model_file),
+                "--device",
+                devices,
+                "--json",
+            ],
+            env,
+        )
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert summary["device"] == devices and [Path(f["input"]).name for f in summary["files"]] == names
+        outputs[devices] = [np.asarray(Image.open(out / name)) for name in names]
+    assert all(np.array_equal(a, b) for a, b in zip(*outputs.values(), strict=True))
+    refused = run(["explain", str(shots / names[0]), "--model", str(model_file), "--device", "cpu,cpu"], env)
+    assert refused.returncode == 2 and "runs on one device" in refused.stderr
+
+
 def test_no_bundled_model_says_how_to_pass_one(tmp_path: Path, env: dict[str, str]) -> None:
     source = make_photo(tmp_path / "shot.jpg")
     result = run(["correct", str(source)], env)
