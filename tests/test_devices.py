@@ -30,7 +30,7 @@ def test_bad_device_names_are_refused_with_a_reason(spec: str, reason: str) -> N
 
 @pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="this machine has two GPUs")
 def test_gpus_that_are_not_there_are_refused() -> None:
-    with pytest.raises(DeviceError, match="cuda:[01]"):
+    with pytest.raises(DeviceError, match=r"cuda:[01]"):
         pick_devices("cuda:0,cuda:1")
 
 

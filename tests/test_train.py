@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,14 @@ import torch
 
 from recnet_cli.model import RECNet
 from recnet_cli.train import loop
-from recnet_cli.train.data import PairSource, PhotoSource, downscale_photos, holdout_split, read_rgb
+from recnet_cli.train.data import (
+    PairSource,
+    PhotoSource,
+    Prefetcher,
+    downscale_photos,
+    holdout_split,
+    read_rgb,
+)
 from recnet_cli.train.loop import ForwardWithMask, TrainConfig, TrainingError, learning_rate, resume, train
 from recnet_cli.train.losses import VGG16Features
 from recnet_cli.train.synthesis import DegradationConfig
@@ -90,6 +98,27 @@ def test_a_batch_is_the_union_of_its_shards() -> None:
         assert torch.equal(shard_inputs, inputs[shard])
         assert torch.equal(shard_targets, targets[shard])
     assert not torch.equal(source.batch(8, [0], CPU)[1], targets[:1])
+
+
+def test_prefetched_batches_are_the_same_and_the_next_is_made_ahead() -> None:
+    photos = [read_rgb(p) for p in sorted(PHOTOS.glob("*.jpg"))]
+    source = PhotoSource(photos, crop=32, seed=5, degradation=DegradationConfig())
+    requested: list[tuple[int, str]] = []
+
+    class Recording:
+        description = "recording"
+
+        def batch(self, step: int, indices, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+            requested.append((step, threading.current_thread().name))
+            return source.batch(step, indices, device)
+
+    with Prefetcher(Recording(), [0, 1], CPU, end_step=5) as batches:
+        for step in (2, 3, 4):  # a run resumed at step 2
+            inputs, targets = batches.batch(step)
+            expected_inputs, expected_targets = source.batch(step, [0, 1], CPU)
+            assert torch.equal(inputs, expected_inputs) and torch.equal(targets, expected_targets)
+    assert [step for step, _ in requested] == [2, 3, 4]  # each made once, none past the end
+    assert all(thread.startswith("recnet-batches") for _, thread in requested)
 
 
 def test_pair_crops_and_flips_stay_aligned() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -98,6 +99,42 @@ class SampleSource(Protocol):
     def batch(self, step: int, indices: Sequence[int], device: torch.device) -> tuple[Tensor, Tensor]:
         """(inputs, targets) for the samples ``indices`` of training step ``step``."""
         ...
+
+
+class Prefetcher:
+    """Builds the next step's batch in a background thread while the current step trains.
+
+    Batches depend only on the step, so this changes when they are made, never what they are. On a GPU
+    it keeps the cropping, the exposure synthesis's many small launches and the JPEG step (on the CPU)
+    off the training step's critical path.
+    """
+
+    def __init__(
+        self, source: SampleSource, indices: Sequence[int], device: torch.device, end_step: int
+    ) -> None:
+        self.source = source
+        self.indices = indices
+        self.device = device
+        self.end_step = end_step
+        self.pool = ThreadPoolExecutor(1, "recnet-batches")
+        self.upcoming: tuple[int, Future] | None = None
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def batch(self, step: int) -> tuple[Tensor, Tensor]:
+        """(inputs, targets) of ``step``, and starts making the next step's."""
+        if self.upcoming is not None and self.upcoming[0] == step:
+            future = self.upcoming[1]
+        else:
+            future = self.pool.submit(self.source.batch, step, self.indices, self.device)
+        self.upcoming = None
+        if step + 1 < self.end_step:
+            self.upcoming = step + 1, self.pool.submit(self.source.batch, step + 1, self.indices, self.device)
+        return future.result()
 
 
 @dataclass

@@ -29,7 +29,7 @@ from recnet_cli.devices import pick_device, pick_dtype
 from recnet_cli.metrics import quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
-from recnet_cli.train.data import SampleSource, ValidationPair, pair_data, photo_data
+from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, pair_data, photo_data
 from recnet_cli.train.losses import RecnetLoss, build_loss
 from recnet_cli.train.pairs import find_pairs, match_by_stem
 from recnet_cli.train.synthesis import DegradationConfig
@@ -325,40 +325,44 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 
 
 def train_steps(session: Session) -> TrainResult:
-    config, state = session.config, session.state
+    config, state, ranks = session.config, session.state, session.ranks
     first_step, loop_started = state.step, time.perf_counter()
-    for step in range(state.step, config.steps):
-        lr = learning_rate(step, config)
-        for group in session.optimizer.param_groups:
-            group["lr"] = lr
-        losses = take_step(session, step)
-        state.step = step + 1
-        if not session.ranks.main:
-            continue
-        state.wall_seconds += time.perf_counter() - session.clock
-        session.clock = time.perf_counter()
-        append_metrics(
-            config.run_dir, {"step": state.step, "lr": lr, **losses, "skipped_steps": state.skipped_steps}
-        )
-        if state.step % config.val_every == 0 or state.step == config.steps:
-            state.val = asdict(validate(session))
-            append_metrics(
-                config.run_dir, {"step": state.step, **{f"val_{k}": v for k, v in state.val.items()}}
-            )
-        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
-            save_checkpoint(session)
-        if session.progress is not None:
-            seconds_per_step = (time.perf_counter() - loop_started) / (state.step - first_step)
-            session.progress(progress_report(session, losses, lr, seconds_per_step))
-    if session.ranks.world > 1:
+    shard = range(ranks.rank, config.batch, ranks.world)  # this process's samples of every batch
+    with Prefetcher(session.source, shard, session.device, config.steps) as batches:
+        for step in range(state.step, config.steps):
+            lr = learning_rate(step, config)
+            for group in session.optimizer.param_groups:
+                group["lr"] = lr
+            losses = take_step(session, step, *batches.batch(step))
+            state.step = step + 1
+            if ranks.main:
+                seconds_per_step = (time.perf_counter() - loop_started) / (state.step - first_step)
+                after_step(session, losses, lr, seconds_per_step)
+    if ranks.world > 1:
         dist.barrier()
     return finish(session)
 
 
-def take_step(session: Session, step: int) -> dict[str, float]:
+def after_step(session: Session, losses: dict[str, float], lr: float, seconds_per_step: float) -> None:
+    """The main process's bookkeeping: metrics, validation, checkpoints and progress."""
+    config, state = session.config, session.state
+    state.wall_seconds += time.perf_counter() - session.clock
+    session.clock = time.perf_counter()
+    append_metrics(
+        config.run_dir, {"step": state.step, "lr": lr, **losses, "skipped_steps": state.skipped_steps}
+    )
+    if state.step % config.val_every == 0 or state.step == config.steps:
+        state.val = asdict(validate(session))
+        append_metrics(config.run_dir, {"step": state.step, **{f"val_{k}": v for k, v in state.val.items()}})
+    if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+        save_checkpoint(session)
+    if session.progress is not None:
+        session.progress(progress_report(session, losses, lr, seconds_per_step))
+
+
+def take_step(session: Session, step: int, inputs: Tensor, targets: Tensor) -> dict[str, float]:
     """One optimisation step on this process's share of the batch; skips it if the loss is not finite."""
     config, ranks, state = session.config, session.ranks, session.state
-    inputs, targets = session.source.batch(step, range(ranks.rank, config.batch, ranks.world), session.device)
     if session.device.type == "cuda":
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     with torch.autocast(session.device.type, dtype=session.dtype, enabled=session.dtype != torch.float32):
