@@ -1,5 +1,9 @@
 """Times RECNet inference: the reference forward against the fast path, whole image and tiled.
 
+Also checks each half precision against float32 with the bundled model on real photos (the examples by
+default): half precision is acceptable only where at least 99.9% of the 8-bit output values are within
+one level of float32's.
+
 Each measurement runs in its own subprocess, so its peak memory (process RSS on the CPU, peak allocated
 memory on CUDA) is its own. Writes benchmarks/results/<device>.md and .json.
 
@@ -22,14 +26,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recnet_cli.engine import Corrector, whole_image_bytes
+from recnet_cli.engine import Corrector, correctors_for, whole_image_bytes
+from recnet_cli.imaging import read_photo
+from recnet_cli.metrics import to_uint8
 from recnet_cli.model import RECNet
+from recnet_cli.weights import load_model
 
 RESULTS = Path(__file__).parent / "results"
 # The issue's figures for the authors' code: seconds per megapixel.
 ISSUE_CPU_SECONDS_PER_MP = 48.0
 ISSUE_H100_FP32_SECONDS = {12: 1.42, 24: 2.83}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+HALF_PRECISION_AGREEMENT = 0.999  # share of 8-bit values within one level of float32's
+EXAMPLE_PHOTOS = Path(__file__).parent.parent / "examples"
 
 
 def image_shape(megapixels: float) -> tuple[int, int]:
@@ -85,6 +94,28 @@ def measure_in_subprocess(mode: str, megapixels: float, device: str, precision: 
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def half_precision_agreement(device: torch.device, precision: str, photos: list[Path]) -> dict:
+    """How closely the bundled model's 8-bit output in ``precision`` follows float32's on ``photos``."""
+    model = load_model(None).model
+    reference, half = correctors_for(model, [device, device], [torch.float32, DTYPES[precision]], "auto")
+    within = total = worst = 0
+    for path in photos:
+        pixels = read_photo(path).pixels
+        expected, got = (to_uint8(c.correct(pixels).image).astype(np.int16) for c in (reference, half))
+        difference = np.abs(expected - got)
+        within += int((difference <= 1).sum())
+        total += difference.size
+        worst = max(worst, int(difference.max()))
+    share = within / total
+    return {
+        "precision": precision,
+        "photos": len(photos),
+        "within_one_level": share,
+        "max_levels": worst,
+        "acceptable": share >= HALF_PRECISION_AGREEMENT,
+    }
+
+
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -120,7 +151,7 @@ def plan(args: argparse.Namespace, device: torch.device) -> list[tuple[str, floa
     return runs
 
 
-def table(rows: list[dict], device_text: str) -> str:
+def table(rows: list[dict], agreements: list[dict], device_text: str) -> str:
     lines = [
         f"# RECNet inference on {device_text}",
         "",
@@ -145,6 +176,19 @@ def table(rows: list[dict], device_text: str) -> str:
             f"| {row['seconds']:.2f} | {row['seconds_per_mp']:.2f} | {1 / row['seconds_per_mp']:.2f} "
             f"| {speedup_text[0]} | {speedup_text[1]} | {row['peak_mb']:.0f} |"
         )
+    if agreements:
+        lines += [
+            "",
+            "Half precision against float32, bundled model, 8-bit outputs of real photos:",
+            "",
+            "| precision | photos | values within 1 level | largest difference | acceptable (>= 99.9%) |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {a['precision']} | {a['photos']} | {a['within_one_level']:.4%} | {a['max_levels']} levels "
+            f"| {'yes' if a['acceptable'] else 'no: use fp32'} |"
+            for a in agreements
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -158,6 +202,9 @@ def main() -> None:
     parser.add_argument("--reference-mp", type=float, default=1.0, help="the one size the reference runs at")
     parser.add_argument(
         "--whole-limit-gb", type=float, help="skip larger whole-image runs (CPU 8, GPU 80%% of free)"
+    )
+    parser.add_argument(
+        "--photos", type=Path, default=EXAMPLE_PHOTOS, help="folder of JPEGs for the half-precision check"
     )
     parser.add_argument("--single", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -187,12 +234,19 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
+    photos = sorted(args.photos.glob("*.jpg"))
+    agreements = [
+        half_precision_agreement(device, precision, photos)
+        for precision in args.precisions
+        if precision != "fp32"
+    ]
     device_text = device_description(device)
     RESULTS.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", device_text.lower()).strip("-")
-    (RESULTS / f"{slug}.json").write_text(json.dumps({"device": device_text, "runs": rows}, indent=2) + "\n")
-    (RESULTS / f"{slug}.md").write_text(table(rows, device_text))
-    print(table(rows, device_text))
+    summary = {"device": device_text, "runs": rows, "half_precision": agreements}
+    (RESULTS / f"{slug}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / f"{slug}.md").write_text(table(rows, agreements, device_text))
+    print(table(rows, agreements, device_text))
 
 
 if __name__ == "__main__":
