@@ -513,6 +513,14 @@ def train(
     precision: Annotated[
         Precision, typer.Option(help="bf16 autocasts the forward pass on GPUs.")
     ] = Precision.auto,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Minutes this invocation may train; then it saves a checkpoint and stops, to be continued "
+            "with --resume (for batch-job time limits).",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Train RECNet, or fine-tune a model on your own photos or pairs.
@@ -520,16 +528,22 @@ def train(
     [dim]Examples:[/]
       recnet train --photos my-photos/ --out runs/mine --steps 5000 --no-ecr
       recnet train --pairs LCDP/ --init recnet-mixed --lr 2e-5 --steps 2000
-      recnet train --resume runs/mine
+      recnet train --resume runs/mine --time-limit 50
       torchrun --nproc_per_node 4 -m recnet_cli train --photos my-photos/ --batch 32
     """
     from recnet_cli.train.loop import TrainConfig, resume
     from recnet_cli.train.loop import train as start_training
 
+    seconds = None if time_limit is None else time_limit * 60
     try:
         with console.TrainingProgress(quiet) as progress:
             if resume_run is not None:
-                result = resume(resume_run, progress=progress, device=None if device == "auto" else device)
+                result = resume(
+                    resume_run,
+                    progress=progress,
+                    device=None if device == "auto" else device,
+                    time_limit=seconds,
+                )
             else:
                 config = TrainConfig(
                     run_dir=out,
@@ -552,10 +566,15 @@ def train(
                     device=device,
                     precision=precision.value,
                 )
-                result = start_training(config, progress=progress)
+                result = start_training(config, progress=progress, time_limit=seconds)
     except (ValueError, RuntimeError, OSError) as exc:
         raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    if result.val is not None:
+    if not result.complete:
+        console.notice(
+            f"time limit reached at step {result.steps}: checkpoint saved; continue with "
+            f"recnet train --resume {result.run_dir}"
+        )
+    elif result.val is not None:
         val = result.val
         console.err.print(
             f"[green]trained {result.steps} steps[/] in {result.wall_seconds / 60:.1f} min: validation "

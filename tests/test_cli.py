@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 from conftest import RECNET, make_photo, run
 from fake_hub import FakeHub
 from PIL import Image
+
+from recnet_cli.train.data import read_rgb
+
+TRAIN_PHOTOS = Path(__file__).parent / "data" / "train-photos"
 
 
 def test_console_script_and_module_entry_point(env: dict[str, str]) -> None:
@@ -201,3 +207,29 @@ def test_bench_times_the_model_at_the_requested_size(env: dict[str, str], model_
     assert abs(timing["width"] * timing["height"] - 20_000) < 200
     assert 0 < timing["best_seconds"] <= timing["median_seconds"]
     assert timing["device"] == "cpu" and timing["tile"] == 0
+
+
+def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[str, str]) -> None:
+    run_dir = tmp_path / "run"
+    tiny = shlex.split("--steps 3 --batch 2 --crop 32 --val-every 3 --no-ecr --device cpu --time-limit 0")
+    first = run(["train", "--photos", str(TRAIN_PHOTOS), "--out", str(run_dir), *tiny], env)
+    assert first.returncode == 0, first.stderr
+    assert "time limit reached at step 1" in first.stderr and f"--resume {run_dir}" in first.stderr
+    finished = run(["train", "--resume", str(run_dir)], env)
+    assert finished.returncode == 0, finished.stderr
+    assert "trained 3 steps" in finished.stderr
+    inputs, targets = tmp_path / "in", tmp_path / "gt"
+    inputs.mkdir()
+    targets.mkdir()
+    for path in sorted(TRAIN_PHOTOS.glob("*.jpg"))[:2]:
+        photo = read_rgb(path)
+        cv2.imwrite(str(targets / f"{path.stem}.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(inputs / f"{path.stem}.png"), cv2.cvtColor(photo // 3, cv2.COLOR_RGB2BGR))
+    model = run_dir / "final.safetensors"
+    scored = run(
+        ["eval", "--inputs", str(inputs), "--targets", str(targets), "--model", str(model), "--json"], env
+    )
+    assert scored.returncode == 0, scored.stderr
+    report = json.loads(scored.stdout)
+    assert report["model"] == str(model) and report["images"] == 2
+    assert all(image["identity_psnr"] < 15 for image in report["per_image"])  # a third of the brightness

@@ -270,3 +270,15 @@ def test_training_forward_blurs_all_blocks_at_once_exactly() -> None:
     assert (fast_out - reference["output"]).abs().max() < 1e-5
     assert (fast_mask - reference["mask"]).abs().max() == 0
     assert torch.allclose(fast_grad, reference_grad, rtol=1e-3, atol=1e-7)
+
+
+def test_time_limit_saves_a_checkpoint_and_resume_finishes_the_same_run(tmp_path: Path) -> None:
+    stopped = train(tiny_config(tmp_path / "chunked"), time_limit=0)
+    assert (stopped.complete, stopped.steps) == (False, 1)
+    assert not (tmp_path / "chunked" / "final.safetensors").exists()
+    again = resume(tmp_path / "chunked", time_limit=0)
+    assert (again.complete, again.steps) == (False, 2)
+    assert resume(tmp_path / "chunked").complete
+    train(tiny_config(tmp_path / "whole"))
+    whole, chunked = final_weights(tmp_path / "whole"), final_weights(tmp_path / "chunked")
+    assert all(torch.equal(whole[k], chunked[k]) for k in whole)

@@ -121,6 +121,7 @@ class TrainResult:
     val: ValScores | None  # None on the processes other than rank 0
     wall_seconds: float
     skipped_steps: int
+    complete: bool = True  # False when the time limit stopped the run early (a checkpoint was saved)
 
 
 @dataclass
@@ -162,6 +163,7 @@ class Session:
     identity: tuple[float, float]
     state: RunState
     progress: Callable[[Progress], None] | None
+    deadline: float | None = None  # time.monotonic() after which the run saves a checkpoint and stops
     clock: float = field(default_factory=time.perf_counter)  # when ``state.wall_seconds`` was last updated
 
 
@@ -177,18 +179,27 @@ class ForwardWithMask(nn.Module):
         return result["output"], result["mask"]
 
 
-def train(config: TrainConfig, progress: Callable[[Progress], None] | None = None) -> TrainResult:
-    """Starts a new run in ``config.run_dir``; under ``torchrun`` every process calls this."""
+def train(
+    config: TrainConfig,
+    progress: Callable[[Progress], None] | None = None,
+    time_limit: float | None = None,
+) -> TrainResult:
+    """Starts a new run in ``config.run_dir``; under ``torchrun`` every process calls this.
+
+    ``time_limit`` (seconds): past it, save a checkpoint and stop, to be resumed later."""
     check_config(config)
     if (config.run_dir / CHECKPOINT_STATE_FILE).exists() or (config.run_dir / FINAL_MODEL_FILE).exists():
         raise TrainingError(
             f"{config.run_dir}: already holds a training run; resume it or choose another folder"
         )
-    return run(config, resuming=False, progress=progress)
+    return run(config, resuming=False, progress=progress, time_limit=time_limit)
 
 
 def resume(
-    run_dir: Path, progress: Callable[[Progress], None] | None = None, device: str | None = None
+    run_dir: Path,
+    progress: Callable[[Progress], None] | None = None,
+    device: str | None = None,
+    time_limit: float | None = None,
 ) -> TrainResult:
     """Continues the run in ``run_dir`` from its last checkpoint, optionally on another device."""
     config_path = run_dir / CONFIG_FILE
@@ -198,7 +209,7 @@ def resume(
     config.run_dir = run_dir
     if device is not None:
         config.device = device
-    return run(config, resuming=True, progress=progress)
+    return run(config, resuming=True, progress=progress, time_limit=time_limit)
 
 
 def check_config(config: TrainConfig) -> None:
@@ -214,10 +225,17 @@ def check_config(config: TrainConfig) -> None:
             raise TrainingError(f"{name} must be at least 1 (got {getattr(config, name)})")
 
 
-def run(config: TrainConfig, resuming: bool, progress: Callable[[Progress], None] | None) -> TrainResult:
+def run(
+    config: TrainConfig,
+    resuming: bool,
+    progress: Callable[[Progress], None] | None,
+    time_limit: float | None,
+) -> TrainResult:
+    deadline = None if time_limit is None else time.monotonic() + time_limit
     ranks = start_distributed(config.device)
     try:
         session = open_session(config, ranks, resuming, progress)
+        session.deadline = deadline
         return train_steps(session)
     finally:
         if ranks.world > 1:
@@ -338,9 +356,40 @@ def train_steps(session: Session) -> TrainResult:
             if ranks.main:
                 seconds_per_step = (time.perf_counter() - loop_started) / (state.step - first_step)
                 after_step(session, losses, lr, seconds_per_step)
+            if state.step < config.steps and out_of_time(session):
+                return stop_early(session)
     if ranks.world > 1:
         dist.barrier()
     return finish(session)
+
+
+def out_of_time(session: Session) -> bool:
+    """Whether the time limit has passed, agreed by all processes (so they stop at the same step)."""
+    if session.deadline is None:
+        return False
+    late = torch.tensor([float(time.monotonic() >= session.deadline)], device=session.device)
+    if session.ranks.world > 1:
+        dist.all_reduce(late, op=dist.ReduceOp.MAX)
+    return bool(late.item())
+
+
+def stop_early(session: Session) -> TrainResult:
+    """Saves a checkpoint to resume from and reports the unfinished run."""
+    if session.ranks.main:
+        save_checkpoint(session)
+    if session.ranks.world > 1:
+        dist.barrier()
+    state, config = session.state, session.config
+    val = ValScores(**state.val) if state.val else None
+    return TrainResult(
+        config.run_dir,
+        config.run_dir / CHECKPOINT_FILE,
+        state.step,
+        val,
+        state.wall_seconds,
+        state.skipped_steps,
+        complete=False,
+    )
 
 
 def after_step(session: Session, losses: dict[str, float], lr: float, seconds_per_step: float) -> None:
