@@ -1,0 +1,141 @@
+"""Times a folder of photos through `recnet correct`, against the JPEG codec alone and the model alone.
+
+Makes N JPEGs of the chosen size (the example photos, enlarged), then measures, in images per second:
+- codec: decoding each photo and encoding and writing the result, with metadata, one after another;
+- model: the correction alone on decoded pixels;
+- recnet correct: the whole command on the folder (its batch time, without loading the model).
+When reading and writing overlap the compute, the command runs near the slower of codec and model,
+not at their sum. Writes benchmarks/results/folder-<device>.md and .json.
+
+    python benchmarks/bench_folder.py --device cuda --mp 12 --count 24
+    python benchmarks/bench_folder.py --device cpu --mp 2 --count 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import torch
+from bench_inference import RESULTS, device_description
+
+from recnet_cli.devices import pick_devices, pick_dtype
+from recnet_cli.engine import correctors_for
+from recnet_cli.imaging import read_photo, write_photo
+from recnet_cli.weights import load_model
+
+EXAMPLE_PHOTOS = Path(__file__).parent.parent / "examples"
+
+
+def make_photos(folder: Path, count: int, megapixels: float) -> list[Path]:
+    """``count`` JPEGs of about ``megapixels``, enlarged from the example photos (EXIF-free copies)."""
+    examples = sorted(EXAMPLE_PHOTOS.glob("*.jpg"))
+    paths = []
+    for index in range(count):
+        image = cv2.imread(str(examples[index % len(examples)]))
+        scale = math.sqrt(megapixels * 1e6 / (image.shape[0] * image.shape[1]))
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        path = folder / f"photo-{index:03d}.jpg"
+        cv2.imwrite(
+            str(path), cv2.resize(image, size, interpolation=cv2.INTER_CUBIC), [cv2.IMWRITE_JPEG_QUALITY, 92]
+        )
+        paths.append(path)
+    return paths
+
+
+def codec_seconds(paths: list[Path], scratch: Path) -> float:
+    """Decoding, then encoding and writing each photo as the command does, without the model."""
+    start = time.perf_counter()
+    for path in paths:
+        photo = read_photo(path)
+        write_photo(scratch / path.name, photo.pixels, like=photo, quality=95)
+    return time.perf_counter() - start
+
+
+def model_seconds(paths: list[Path], device: str, precision: str, tile: str) -> float:
+    """The correction alone, on decoded pixels, after one warm-up photo."""
+    devices = pick_devices(device)
+    (corrector,) = correctors_for(
+        load_model(None).model,
+        devices[:1],
+        [pick_dtype(precision, devices[0])],
+        "auto" if tile == "auto" else int(tile),
+    )
+    photos = [read_photo(path).pixels for path in paths]
+    corrector.correct(photos[0])
+    if devices[0].type == "cuda":
+        torch.cuda.synchronize(devices[0])
+    start = time.perf_counter()
+    for pixels in photos:
+        corrector.correct(pixels)
+    return time.perf_counter() - start
+
+
+def command_seconds(folder: Path, output: Path, device: str, precision: str, tile: str) -> float:
+    """`recnet correct` on the folder: the batch's own time from its JSON summary."""
+    command = ["recnet", "correct", str(folder), "-o", str(output), "--device", device]
+    command += ["--precision", precision, "--tile", tile, "--json", "--quiet"]
+    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(completed.stdout)["seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--tile", default="auto")
+    parser.add_argument("--mp", type=float, default=12.0, help="photo size in megapixels")
+    parser.add_argument("--count", type=int, default=16, help="number of photos")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="recnet-bench-") as temporary:
+        root = Path(temporary)
+        (root / "in").mkdir()
+        (root / "codec").mkdir()
+        paths = make_photos(root / "in", args.count, args.mp)
+        # The model alone takes the first device of a list: it shows what one device does.
+        seconds = {
+            "codec": codec_seconds(paths, root / "codec"),
+            "model": model_seconds(paths, args.device, args.precision, args.tile),
+            "recnet correct": command_seconds(
+                root / "in", root / "out", args.device, args.precision, args.tile
+            ),
+        }
+    codec, model, command = seconds.values()
+    first_device = pick_devices(args.device)[0]
+    device_text = device_description(first_device) + (f" x {args.device}" if "," in args.device else "")
+    rows = [
+        {"stage": stage, "seconds": value, "images_per_second": args.count / value}
+        for stage, value in seconds.items()
+    ]
+    lines = [
+        f"# A folder of {args.count} JPEGs of {args.mp:g} MP on {device_text}",
+        "",
+        f"torch {torch.__version__}; bundled model, precision {args.precision}, tile {args.tile}. "
+        "codec: decode + encode/write one after another; model: correction alone; recnet correct: "
+        "the command's batch time (read-ahead and write-behind threads).",
+        "",
+        "| stage | seconds | images/s |",
+        "|---|---|---|",
+        *[f"| {r['stage']} | {r['seconds']:.1f} | {r['images_per_second']:.2f} |" for r in rows],
+        "",
+        f"Overlap: the command took {command / max(codec, model):.2f}x the slower stage and "
+        f"{command / (codec + model):.2f}x their sum.",
+    ]
+    slug = "folder-" + re.sub(r"[^a-z0-9]+", "-", device_text.lower()).strip("-")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    summary = {"device": device_text, "megapixels": args.mp, "count": args.count, "rows": rows}
+    (RESULTS / f"{slug}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / f"{slug}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
