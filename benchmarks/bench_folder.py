@@ -18,6 +18,7 @@ import json
 import math
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,8 +81,8 @@ def model_seconds(paths: list[Path], device: str, precision: str, tile: str) -> 
 
 def command_seconds(folder: Path, output: Path, device: str, precision: str, tile: str) -> float:
     """`recnet correct` on the folder: the batch's own time from its JSON summary."""
-    command = ["recnet", "correct", str(folder), "-o", str(output), "--device", device]
-    command += ["--precision", precision, "--tile", tile, "--json", "--quiet"]
+    command = [sys.executable, "-m", "recnet_cli", "correct", str(folder), "-o", str(output), "--json"]
+    command += ["--device", device, "--precision", precision, "--tile", tile, "--quiet"]
     completed = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(completed.stdout)["seconds"]
 

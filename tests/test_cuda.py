@@ -1,0 +1,116 @@
+"""The same guarantees on a CUDA GPU: fast path, exact tiling, half precision, training, device lanes.
+
+Skipped where PyTorch sees no CUDA GPU (CI and this project's development machines); run on a lent GPU
+with `python -m pytest tests/test_cuda.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from random_models import random_image, random_model
+
+from recnet_cli.engine import Corrector, correctors_for
+from recnet_cli.metrics import to_uint8
+from recnet_cli.model import RECNet
+from recnet_cli.model.fast import fast_forward
+from recnet_cli.tiling import TiledRunner
+from recnet_cli.train.loop import ForwardWithMask
+from recnet_cli.train.synthesis import degrade, sample_exposure
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+CUDA = torch.device("cuda")
+
+
+@pytest.fixture(autouse=True)
+def exact_float32() -> Iterator[None]:
+    """TensorFloat-32 off, so float32 on the GPU means float32."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@pytest.fixture(scope="module")
+def model() -> RECNet:
+    return random_model(seed=5)
+
+
+@pytest.mark.parametrize(("height", "width"), [(64, 64), (37, 53), (777, 1001)])
+def test_fast_path_on_the_gpu_computes_the_reference(model: RECNet, height: int, width: int) -> None:
+    """Against the float64 reference: within 1e-4, or at least as close as the float32 reference is
+    (random weights can be ill-conditioned enough at a megapixel that float32 itself strays further)."""
+    image = random_image(1, height, width)
+    with torch.inference_mode():
+        exact = copy.deepcopy(model).double().forward_with_intermediates(image.double())
+        plain = model.forward_with_intermediates(image)
+        output, mask = fast_forward(copy.deepcopy(model).to(CUDA), image.to(CUDA))
+    for name, fast in (("output", output), ("mask", mask)):
+        plain_error = float((plain[name].double() - exact[name]).abs().max())
+        assert float((fast.cpu().double() - exact[name]).abs().max()) <= max(1e-4, 2 * plain_error)
+
+
+@pytest.mark.parametrize(("height", "width", "tile"), [(601, 457, 128), (1000, 1500, 512), (129, 2049, 256)])
+def test_tiling_on_the_gpu_matches_the_whole_image(model: RECNet, height: int, width: int, tile: int) -> None:
+    image = random_image(1, height, width)
+    gpu_model = copy.deepcopy(model).to(CUDA)
+    with torch.inference_mode():
+        expected, expected_mask = fast_forward(gpu_model, image.to(CUDA))
+        output, mask = TiledRunner(gpu_model, CUDA, torch.float32, tile).run(image)
+    assert (output.cpu() - expected.cpu()).abs().max() <= 1e-4
+    assert (mask.cpu() - expected_mask.cpu()).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_runs_whole_and_tiled_and_stays_close(model: RECNet, dtype: torch.dtype) -> None:
+    rgb = random_image(1, 500, 700)[0].permute(1, 2, 0).numpy()
+    reference = Corrector(random_model(seed=5), CUDA, torch.float32, tile=0).correct(rgb).image
+    for tile in (0, 256):
+        half = Corrector(random_model(seed=5), CUDA, dtype, tile=tile).correct(rgb).image
+        assert np.isfinite(half).all()
+        assert np.abs(half - reference).mean() <= 0.02
+
+
+def test_auto_tile_runs_a_large_photo_in_one_piece_when_it_fits() -> None:
+    corrector = Corrector(RECNet(), CUDA, torch.float32, tile="auto")
+    assert corrector.tile_for(3000, 4000) == 0  # 12 MP fits in an H100's memory
+
+
+def test_training_step_on_the_gpu_gives_the_cpu_gradients() -> None:
+    image = random_image(2, 96, 80)
+    grads = []
+    for device in (torch.device("cpu"), CUDA):
+        model = random_model(seed=6).to(device)
+        output, mask = ForwardWithMask(model)(image.to(device))
+        (output.square().mean() + mask.mean()).backward()
+        grads.append(torch.cat([p.grad.flatten().cpu() for p in model.parameters()]))
+    assert (grads[0] - grads[1]).abs().max() <= 1e-4 * grads[0].abs().max()
+
+
+def test_bf16_autocast_training_step_is_finite() -> None:
+    model = random_model(seed=7).to(CUDA).to(memory_format=torch.channels_last)
+    image = random_image(4, 128, 128).to(CUDA).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        output, mask = ForwardWithMask(model)(image)
+    (output.float().square().mean() + mask.float().mean()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_synthesis_on_the_gpu_is_deterministic_and_like_the_cpu() -> None:
+    clean = random_image(1, 96, 128)
+    exposure = sample_exposure(np.random.default_rng(11))
+    first, again = (degrade(clean.to(CUDA), [exposure]).cpu() for _ in range(2))
+    on_cpu = degrade(clean, [exposure])
+    assert torch.equal(first, again)
+    assert (first - on_cpu).abs().mean() <= 0.02  # same exposure; only the noise draws differ
+
+
+def test_two_lanes_on_one_gpu_give_the_same_pictures() -> None:
+    rgb = random_image(1, 300, 400)[0].permute(1, 2, 0).numpy()
+    lanes = correctors_for(random_model(seed=8), [CUDA, CUDA], [torch.float32] * 2, tile=0)
+    first, second = (to_uint8(lane.correct(rgb).image) for lane in lanes)
+    assert np.array_equal(first, second)
