@@ -33,11 +33,11 @@ elif [[ "$phase" == train ]]; then
     shift 3
     run=local/runs/gpu
     if [[ -f "$run/checkpoint.json" ]]; then
-        python3 -m recnet_cli train --resume "$run" --time-limit "$minutes" --quiet
+        python3 -m recnet_cli train --resume "$run" --time-limit "$minutes"
     else
         python3 -m recnet_cli train --photos local/photos --out "$run" --steps "$steps" --batch 8 --crop 384 \
             --no-ecr --device cuda --precision bf16 --val-every 1000 --checkpoint-every 250 \
-            --time-limit "$minutes" --quiet "$@"
+            --time-limit "$minutes" "$@"
     fi
     for name in config.json checkpoint.json checkpoint.safetensors metrics.jsonl final.safetensors final.json final.md; do
         [[ -f "$run/$name" ]] && cp "$run/$name" "$OUT/"

@@ -574,7 +574,7 @@ def train(
             f"time limit reached at step {result.steps}: checkpoint saved; continue with "
             f"recnet train --resume {result.run_dir}"
         )
-    elif result.val is not None:
+    elif result.val is not None and not quiet:
         val = result.val
         console.err.print(
             f"[green]trained {result.steps} steps[/] in {result.wall_seconds / 60:.1f} min: validation "

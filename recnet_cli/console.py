@@ -111,6 +111,7 @@ class TrainingProgress:
     """A progress bar over training steps: loss, images/s, ETA and the last validation scores."""
 
     def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
         self.progress = Progress(
             TextColumn("[bold]Training"),
             BarColumn(),
@@ -141,6 +142,7 @@ class TrainingProgress:
             f" | lr {report.lr:.2e}{scores}"
         )
         self.progress.update(self.task, total=report.steps, completed=report.step, status=status)
-        if self.progress.disable and report.step - self.last_logged >= max(report.steps // 20, 1):
+        logging = self.progress.disable and not self.quiet  # not a terminal: a line every 5%
+        if logging and report.step - self.last_logged >= max(report.steps // 20, 1):
             self.last_logged = report.step
             err.print(f"step {report.step}/{report.steps}: {status}", soft_wrap=True)
