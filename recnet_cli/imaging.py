@@ -96,6 +96,15 @@ class ImageWriteError(PhotoFileError):
     """An output that cannot be written (unsupported format, permissions, full disk...)."""
 
 
+@dataclass(frozen=True)
+class Metadata:
+    """What an output carries: EXIF (orientation 1), the ICC profile and the resolution."""
+
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+    dpi: tuple[float, float] | None = None
+
+
 @dataclass
 class Photo:
     """A decoded photo: RGB pixels for the model plus everything needed to write it back faithfully."""
@@ -165,13 +174,9 @@ def write_photo(
     if like.alpha is not None and fmt in ALPHA_FORMATS:
         channels.append(_alpha_at_depth(like.alpha, depth))
     samples = np.dstack(channels)
-    metadata = {
-        "exif": like.exif,
-        "icc_profile": _profile_for(like.icc_profile, grayscale),
-        "dpi": like.dpi,
-    }
+    metadata = Metadata(like.exif, _profile_for(like.icc_profile, grayscale), like.dpi)
     with atomic_output(path) as temporary:
-        _write_samples(temporary, fmt, samples, quality, **metadata)
+        _write_samples(temporary, fmt, samples, quality, metadata)
 
 
 def write_png16(path: str | os.PathLike[str], grey: np.ndarray) -> None:
@@ -338,35 +343,24 @@ def _alpha_at_depth(alpha: np.ndarray, depth: int) -> np.ndarray:
 
 
 def _write_samples(
-    path: Path,
-    fmt: str,
-    samples: np.ndarray,
-    quality: int = 95,
-    exif: bytes | None = None,
-    icc_profile: bytes | None = None,
-    dpi: tuple[float, float] | None = None,
+    path: Path, fmt: str, samples: np.ndarray, quality: int = 95, metadata: Metadata = Metadata()
 ) -> None:
     """Write H x W x C samples (grey or RGB, then optional alpha; uint8 or uint16) in ``fmt``.
 
     PNG and TIFF use recnet's encoders, which handle 16-bit colour and nested EXIF; the rest use Pillow.
     """
     if fmt == "PNG":
-        path.write_bytes(_encode_png(samples, exif, icc_profile, dpi))
+        path.write_bytes(_encode_png(samples, metadata))
     elif fmt == "TIFF":
-        path.write_bytes(_encode_tiff(samples, exif, icc_profile, dpi))
+        path.write_bytes(_encode_tiff(samples, metadata))
     else:
         image = Image.fromarray(samples.squeeze(axis=2) if samples.shape[2] == 1 else samples)
-        image.save(path, format=fmt, **_pillow_options(fmt, quality, exif, icc_profile, dpi))
+        image.save(path, format=fmt, **_pillow_options(fmt, quality, metadata))
 
 
-def _pillow_options(
-    fmt: str,
-    quality: int,
-    exif: bytes | None,
-    icc_profile: bytes | None,
-    dpi: tuple[float, float] | None,
-) -> dict[str, object]:
+def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, object]:
     """Pillow ``save`` keywords for JPEG, WebP and BMP: the metadata each can hold, and its settings."""
+    exif, icc_profile, dpi = metadata.exif, metadata.icc_profile, metadata.dpi
     candidates: dict[str, object] = {
         "JPEG": {"exif": exif, "icc_profile": icc_profile, "dpi": dpi, "quality": quality},
         "WEBP": {"exif": exif, "icc_profile": icc_profile, "quality": quality},
@@ -381,13 +375,9 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _encode_png(
-    samples: np.ndarray,
-    exif: bytes | None,
-    icc_profile: bytes | None,
-    dpi: tuple[float, float] | None,
-) -> bytes:
+def _encode_png(samples: np.ndarray, metadata: Metadata) -> bytes:
     """An 8- or 16-bit PNG of H x W x C samples (C = 1..4), with optional iCCP, eXIf and pHYs chunks."""
+    exif, icc_profile, dpi = metadata.exif, metadata.icc_profile, metadata.dpi
     height, width, channels = samples.shape
     pixel_bytes = channels * samples.dtype.itemsize
     rows = samples.astype(samples.dtype.newbyteorder(">")).view(np.uint8).reshape(height, -1)
@@ -408,13 +398,9 @@ def _encode_png(
     return _PNG_SIGNATURE + b"".join(chunks)
 
 
-def _encode_tiff(
-    samples: np.ndarray,
-    exif: bytes | None,
-    icc_profile: bytes | None,
-    dpi: tuple[float, float] | None,
-) -> bytes:
+def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     """A deflate-compressed 8- or 16-bit TIFF of H x W x C samples (C = 1..4) with EXIF, ICC and DPI."""
+    exif, icc_profile, dpi = metadata.exif, metadata.icc_profile, metadata.dpi
     height, width, channels = samples.shape
     little_endian = samples.astype(samples.dtype.newbyteorder("<"))
     differences = little_endian.copy()
