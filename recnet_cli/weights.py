@@ -62,7 +62,6 @@ HUB_REF_FORMAT = "org/name[@revision][:file]"
 # Authors' checkpoints may wrap the state dict; the EMA weights win when both are present (BasicSR style).
 CHECKPOINT_WRAPPERS = ("params_ema", "params", "state_dict")
 ARCHITECTURE = ("architecture", "channels", "blocks", "parameters")  # card fields save_model fills in
-SUMMARY_KEYS = ("channels", "blocks", "training_data", "steps")
 SIZE_UNITS = ("B", "kB", "MB", "GB")
 
 HUB_REF = re.compile(r"(?P<repo_id>\w[\w.-]*/\w[\w.-]*)(?:@(?P<revision>[^:@]+))?(?::(?P<filename>[^:]+))?")
@@ -520,7 +519,15 @@ def looks_like_recnet(path: Path) -> bool:
 
 
 def card_summary(card: dict[str, Any]) -> str:
-    return ", ".join(f"{key} {card[key]}" for key in SUMMARY_KEYS if key in card)
+    """A short line from a model card: size, training steps, validation score beside the input's."""
+    parts = []
+    if "channels" in card and "blocks" in card:
+        parts.append(f"{card['channels']} channels x {card['blocks']} blocks")
+    if isinstance(card.get("steps"), int):
+        parts.append(f"{card['steps']:,} steps")
+    if all(isinstance(card.get(key), float | int) for key in ("val_psnr", "val_identity_psnr")):
+        parts.append(f"validation {card['val_psnr']:.2f} dB (input {card['val_identity_psnr']:.2f} dB)")
+    return ", ".join(parts)
 
 
 def human_size(size: int) -> str:

@@ -342,14 +342,15 @@ def test_parse_hub_ref(text: str, expected: tuple[str, str | None, str] | None) 
 def test_list_models_shows_bundled_and_cached_hub_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_dir: Path, small_model: RECNet
 ) -> None:
-    save_model(small_model, weights_dir / "mini.safetensors", {"training_data": "tiny set", "steps": 3})
+    card = {"training_data": "tiny set", "steps": 3000, "val_psnr": 20.5, "val_identity_psnr": 12.25}
+    save_model(small_model, weights_dir / "mini.safetensors", card)
     model_bytes = (weights_dir / "mini.safetensors").read_bytes()
     bundled = ModelEntry(
         "mini",
         "bundled",
         weights_dir / "mini.safetensors",
         len(model_bytes),
-        summary="channels 4, blocks 2, training_data tiny set, steps 3",
+        summary="4 channels x 2 blocks, 3,000 steps, validation 20.50 dB (input 12.25 dB)",
     )
     with FakeHub() as hub:
         point_huggingface_hub_at(monkeypatch, hub.url, tmp_path / "hf-home")
