@@ -628,10 +628,10 @@ def evaluate(
     table = Table(title=f"{loaded.source} on {len(found)} pairs", show_footer=True)
     table.add_column("image", footer="mean")
     for name, mean in (
-        ("PSNR dB", report.mean_psnr),
-        ("SSIM", report.mean_ssim),
-        ("input PSNR", report.mean_identity_psnr),
-        ("input SSIM", report.mean_identity_ssim),
+        ("PSNR dB", report.mean("psnr")),
+        ("SSIM", report.mean("ssim")),
+        ("input PSNR", report.mean("identity_psnr")),
+        ("input SSIM", report.mean("identity_ssim")),
     ):
         table.add_column(name, justify="right", footer=f"{mean:.4f}" if "SSIM" in name else f"{mean:.2f}")
     for s in report.scores:

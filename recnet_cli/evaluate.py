@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,42 +28,36 @@ class ImageScore:
     identity_ssim: float
 
 
+SCORES = ("psnr", "ssim", "identity_psnr", "identity_ssim")
+
+
 @dataclass
 class EvalReport:
     scores: list[ImageScore]
 
-    def mean(self, field: str) -> float:
-        return float(np.mean([getattr(score, field) for score in self.scores]))
-
-    @property
-    def mean_psnr(self) -> float:
-        return self.mean("psnr")
-
-    @property
-    def mean_ssim(self) -> float:
-        return self.mean("ssim")
-
-    @property
-    def mean_identity_psnr(self) -> float:
-        return self.mean("identity_psnr")
-
-    @property
-    def mean_identity_ssim(self) -> float:
-        return self.mean("identity_ssim")
+    def mean(self, score: str) -> float:
+        """The mean of one of ``SCORES`` over the pairs."""
+        return float(np.mean([getattr(image, score) for image in self.scores]))
 
     def to_dict(self) -> dict[str, object]:
-        """The report as plain JSON-ready values."""
+        """The report as JSON values; an infinite PSNR (identical images) becomes null."""
         return {
             "images": len(self.scores),
-            "psnr": self.mean_psnr,
-            "ssim": self.mean_ssim,
-            "identity_psnr": self.mean_identity_psnr,
-            "identity_ssim": self.mean_identity_ssim,
+            **{score: json_number(self.mean(score)) for score in SCORES},
             "per_image": [
-                {**score.__dict__, "input": str(score.input), "target": str(score.target)}
-                for score in self.scores
+                {
+                    "input": str(image.input),
+                    "target": str(image.target),
+                    **{score: json_number(getattr(image, score)) for score in SCORES},
+                }
+                for image in self.scores
             ],
         }
+
+
+def json_number(value: float) -> float | None:
+    """``value``, or None where JSON has no number for it (infinity, NaN)."""
+    return value if math.isfinite(value) else None
 
 
 def score_pair(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.ndarray]:

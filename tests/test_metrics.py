@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -111,8 +112,18 @@ def test_evaluate_pairs_scores_output_and_identity(tmp_path: Path) -> None:
         assert score.identity_ssim == pytest.approx(ssim(source, target))
         assert score.psnr == pytest.approx(psnr(saved, target))
         assert score.ssim == pytest.approx(ssim(saved, target))
-    assert report.mean_psnr == pytest.approx(np.mean([s.psnr for s in report.scores]))
+    assert report.mean("psnr") == pytest.approx(np.mean([s.psnr for s in report.scores]))
     assert report.to_dict()["images"] == 2
+
+
+def test_a_pair_of_identical_images_reports_valid_json(tmp_path: Path) -> None:
+    same = write(tmp_path / "same.png", noisy_pair(3, (16, 16, 3))[0])
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    report = evaluate_pairs([ImagePair(same, same)], corrector)
+    assert report.scores[0].identity_psnr == float("inf")
+    values = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert values["identity_psnr"] is None and values["per_image"][0]["identity_psnr"] is None
+    assert values["identity_ssim"] == pytest.approx(1.0) and values["psnr"] > 0
 
 
 def test_evaluate_rejects_pairs_of_different_sizes(tmp_path: Path) -> None:
