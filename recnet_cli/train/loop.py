@@ -367,10 +367,12 @@ def out_of_time(session: Session) -> bool:
     """Whether the time limit has passed, agreed by all processes (so they stop at the same step)."""
     if session.deadline is None:
         return False
-    late = torch.tensor([float(time.monotonic() >= session.deadline)], device=session.device)
-    if session.ranks.world > 1:
-        dist.all_reduce(late, op=dist.ReduceOp.MAX)
-    return bool(late.item())
+    late = time.monotonic() >= session.deadline
+    if session.ranks.world == 1:
+        return late
+    flag = torch.tensor([float(late)], device=session.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def stop_early(session: Session) -> TrainResult:
@@ -379,17 +381,7 @@ def stop_early(session: Session) -> TrainResult:
         save_checkpoint(session)
     if session.ranks.world > 1:
         dist.barrier()
-    state, config = session.state, session.config
-    val = ValScores(**state.val) if state.val else None
-    return TrainResult(
-        config.run_dir,
-        config.run_dir / CHECKPOINT_FILE,
-        state.step,
-        val,
-        state.wall_seconds,
-        state.skipped_steps,
-        complete=False,
-    )
+    return run_result(session, session.config.run_dir / CHECKPOINT_FILE, complete=False)
 
 
 def after_step(session: Session, losses: dict[str, float], lr: float, seconds_per_step: float) -> None:
@@ -551,12 +543,19 @@ def section(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
 
 def finish(session: Session) -> TrainResult:
     """Writes the final model and its card (on the main process) and reports the run."""
-    config, state = session.config, session.state
-    model_path = config.run_dir / FINAL_MODEL_FILE
+    model_path = session.config.run_dir / FINAL_MODEL_FILE
+    result = run_result(session, model_path, complete=True)
+    if session.ranks.main and result.val is not None:
+        save_model(session.model, model_path, model_card(session, result.val))
+    return result
+
+
+def run_result(session: Session, model_path: Path, complete: bool) -> TrainResult:
+    state = session.state
     val = ValScores(**state.val) if state.val else None
-    if session.ranks.main and val is not None:
-        save_model(session.model, model_path, model_card(session, val))
-    return TrainResult(config.run_dir, model_path, state.step, val, state.wall_seconds, state.skipped_steps)
+    return TrainResult(
+        session.config.run_dir, model_path, state.step, val, state.wall_seconds, state.skipped_steps, complete
+    )
 
 
 def model_card(session: Session, val: ValScores) -> dict[str, Any]:
