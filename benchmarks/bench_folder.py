@@ -25,14 +25,12 @@ from pathlib import Path
 
 import cv2
 import torch
-from bench_inference import RESULTS, device_description
+from bench_inference import EXAMPLE_PHOTOS, RESULTS, device_description
 
 from recnet_cli.devices import pick_devices, pick_dtype
 from recnet_cli.engine import correctors_for
 from recnet_cli.imaging import read_photo, write_photo
 from recnet_cli.weights import load_model
-
-EXAMPLE_PHOTOS = Path(__file__).parent.parent / "examples"
 
 
 def make_photos(folder: Path, count: int, megapixels: float) -> list[Path]:

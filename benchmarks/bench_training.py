@@ -20,10 +20,9 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
-from bench_inference import DTYPES, RESULTS, device_description, peak_rss_mb, synchronize
+from bench_inference import DTYPES, EXAMPLE_PHOTOS, RESULTS, device_description, peak_rss_mb, synchronize
 
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import PhotoSource, Prefetcher, load_photos
@@ -31,7 +30,6 @@ from recnet_cli.train.loop import ForwardWithMask
 from recnet_cli.train.losses import ExposureContrastiveLoss, RecnetLoss, VGG16Features
 from recnet_cli.train.synthesis import DegradationConfig
 
-EXAMPLE_PHOTOS = Path(__file__).parent.parent / "examples"
 # The issue's figure for the authors' code on an H100: seconds per step at batch 8 x 384^2.
 ISSUE_H100_SECONDS_PER_STEP = 0.445
 MODES = ("reference", "fast", "fast+data")
