@@ -13,8 +13,7 @@ from pathlib import Path
 
 from recnet_cli.imaging import write_rgb8
 from recnet_cli.metrics import to_uint8
-from recnet_cli.train.data import holdout_split, photo_validation
-from recnet_cli.train.pairs import list_images
+from recnet_cli.train.data import photo_validation, split_photos
 from recnet_cli.train.synthesis import DegradationConfig
 
 
@@ -26,8 +25,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000, help="at most this many pairs")
     args = parser.parse_args()
 
-    paths = list_images(args.photos, recursive=True)
-    _, held_out = holdout_split(paths, key=lambda p: str(p.relative_to(args.photos)))
+    _, held_out = split_photos(args.photos)
     pairs = photo_validation(held_out, DegradationConfig(), args.size, args.count)
     for kind in ("input", "gt"):
         (args.out / kind).mkdir(parents=True, exist_ok=True)

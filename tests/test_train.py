@@ -18,12 +18,15 @@ import torch
 from recnet_cli.model import RECNet
 from recnet_cli.train import loop
 from recnet_cli.train.data import (
+    ImageFileError,
     PairSource,
     PhotoSource,
     Prefetcher,
     downscale_photos,
     holdout_split,
+    photo_data,
     read_rgb,
+    split_photos,
 )
 from recnet_cli.train.loop import ForwardWithMask, TrainConfig, TrainingError, learning_rate, resume, train
 from recnet_cli.train.losses import VGG16Features
@@ -77,6 +80,22 @@ def test_holdout_is_fixed_by_name_and_keeps_groups_together() -> None:
     assert len(val_names) == 10  # 2 of 20 scenes, all 5 renderings each
     assert {n.split("_")[0] for n in val_names}.isdisjoint({n.split("_")[0] for n in train_names})
     assert holdout_split(list(reversed(names)), key=lambda n: n.split("_")[0])[1] == list(reversed(val_names))
+
+
+def test_photo_folders_split_by_path_inside_the_folder(tmp_path: Path) -> None:
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        for path in sorted(PHOTOS.glob("*.jpg")):
+            (tmp_path / sub / path.name).write_bytes(path.read_bytes())
+    train_paths, val_paths = split_photos(tmp_path)
+    assert len(train_paths) + len(val_paths) == 10 and len(val_paths) == 1
+    assert split_photos(tmp_path) == (train_paths, val_paths)
+
+
+def test_one_photo_is_not_enough_to_train_on(tmp_path: Path) -> None:
+    (tmp_path / "only.jpg").write_bytes(next(PHOTOS.glob("*.jpg")).read_bytes())
+    with pytest.raises(ImageFileError, match=r"need at least 2 photos .* found 1"):
+        photo_data(tmp_path, 32, 0, DegradationConfig(), 64, 4, 48)
 
 
 def test_downscale_photos_keeps_folders_and_limits_size(tmp_path: Path) -> None:

@@ -54,6 +54,12 @@ def holdout_split(
     return [i for i in items if key(i) not in held_out], [i for i in items if key(i) in held_out]
 
 
+def split_photos(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(train, validation) photos of a folder, searched recursively; split by path inside the folder."""
+    paths = list_images(folder, recursive=True)
+    return holdout_split(paths, key=lambda p: str(p.relative_to(folder)))
+
+
 def downscale_photos(source: Path, destination: Path, max_side: int = 1024, quality: int = 95) -> int:
     """Writes every photo under ``source`` (recursively) to ``destination`` as a JPEG no longer than
     ``max_side``, keeping subfolder names; returns the count. For shipping a photo set to a GPU machine."""
@@ -243,12 +249,12 @@ def photo_data(
     val_size: int,
 ) -> tuple[PhotoSource, list[ValidationPair]]:
     """Training source and validation pairs from a folder (searched recursively) of well-exposed photos."""
-    paths = list_images(folder, recursive=True)
-    if len(paths) < 2:
+    train_paths, val_paths = split_photos(folder)
+    if not train_paths or not val_paths:
         raise ImageFileError(
-            f"{folder}: need at least 2 photos (training and validation), found {len(paths)}"
+            f"{folder}: need at least 2 photos (training and validation), "
+            f"found {len(train_paths) + len(val_paths)}"
         )
-    train_paths, val_paths = holdout_split(paths, key=lambda p: str(p.relative_to(folder)))
     description = (
         f"{len(train_paths)} photos from {folder.name}/ with synthetic exposure errors "
         f"({len(val_paths)} held out for validation)"
