@@ -90,6 +90,15 @@ TileOpt = Annotated[
     str, typer.Option(help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128.")
 ]
 PrecisionOpt = Annotated[Precision, typer.Option(help="Compute precision; auto is fp32.")]
+StrengthOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="How much of the correction to apply: 1 = the model's output, 0.5 = halfway between the photo "
+        "and it, 0 = the photo unchanged.",
+    ),
+]
 RecursiveOpt = Annotated[
     bool, typer.Option("--recursive", "-r", help="Walk sub-folders and mirror them under the output folder.")
 ]
@@ -146,7 +155,7 @@ def normalise_extension(ext: str | None) -> str | None:
 
 
 def open_models(
-    model: str | None, device: str, precision: Precision, tile: str, quiet: bool
+    model: str | None, device: str, precision: Precision, tile: str, quiet: bool, strength: float = 1.0
 ) -> tuple[list[Corrector], LoadedModel]:
     """Loads the model onto each chosen device, or exits with a one-line error."""
     tile_size = parse_tile(tile)
@@ -157,16 +166,16 @@ def open_models(
             loaded = load_model(model)
     except (DeviceError, WeightsError) as exc:
         raise fail(str(exc)) from None
-    return correctors_for(loaded.model, devices, dtypes, tile_size), loaded
+    return correctors_for(loaded.model, devices, dtypes, tile_size, strength), loaded
 
 
 def open_model(
-    model: str | None, device: str, precision: Precision, tile: str, quiet: bool
+    model: str | None, device: str, precision: Precision, tile: str, quiet: bool, strength: float = 1.0
 ) -> tuple[Corrector, LoadedModel]:
     """Like ``open_models`` for commands that run on one device."""
     if "," in device:
         raise fail(f"--device {device}: this command runs on one device (lists are for correct and mask)")
-    (corrector,), loaded = open_models(model, device, precision, tile, quiet)
+    (corrector,), loaded = open_models(model, device, precision, tile, quiet, strength)
     return corrector, loaded
 
 
@@ -249,6 +258,7 @@ def correct(
     device: DevicesOpt = "auto",
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
+    strength: StrengthOpt = 1.0,
     suffix: Annotated[str, typer.Option(help="Added to the file name when no -o is given.")] = "_recnet",
     ext: Annotated[
         str | None, typer.Option(help="Force the output format: jpg, png, tif, webp, bmp.")
@@ -283,6 +293,7 @@ def correct(
       recnet correct photo.jpg -o fixed.jpg
       recnet correct shots/ -o fixed/ --recursive --report
       recnet correct 'shots/*.tif' --suffix _fixed --save-mask
+      recnet correct photo.jpg --strength 0.6
     """
     if report and (output is None or output.suffix.lower() in IMAGE_EXTENSIONS):
         raise fail("--report needs an output folder: -o FOLDER")
@@ -297,7 +308,7 @@ def correct(
         shard=shard,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
-    correctors, loaded = open_models(model, device, precision, tile, quiet)
+    correctors, loaded = open_models(model, device, precision, tile, quiet, strength)
     builder = ReportBuilder(output) if report else None
 
     def compute(corrector: Corrector, job: Job, photo: Photo) -> tuple[Correction, np.ndarray | None]:
@@ -595,6 +606,7 @@ def evaluate(
     device: DeviceOpt = "auto",
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
+    strength: StrengthOpt = 1.0,
     save: Annotated[Path | None, typer.Option(help="Also write the corrected images to this folder.")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -616,7 +628,7 @@ def evaluate(
         found = find_pairs(pairs, split) if pairs is not None else match_by_stem(inputs, targets)
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
-    corrector, loaded = open_model(model, device, precision, tile, quiet)
+    corrector, loaded = open_model(model, device, precision, tile, quiet, strength)
     with console.BatchProgress(len(found), "Evaluating", quiet) as bar:
         try:
             report = evaluate_pairs(found, corrector, save, progress=lambda *_: bar.advance())

@@ -60,11 +60,24 @@ def check_tile(tile: TileSetting) -> None:
     raise ValueError(f"tile must be 0 (whole image), 'auto' or at least {MIN_TILE} pixels, not {tile!r}")
 
 
+def check_strength(strength: float) -> None:
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must be between 0 and 1, not {strength!r}")
+
+
+def blend(original: np.ndarray, corrected: np.ndarray, strength: float) -> np.ndarray:
+    """``strength`` of the way from the original photo to the corrected one (1 = all the way)."""
+    if strength == 1:
+        return corrected
+    return np.clip(original + strength * (corrected - original), 0, 1, dtype=np.float32)
+
+
 class Corrector:
     """Owns a model on a device and corrects photos.
 
     ``tile``: 0 = whole image in one go, N >= 128 = exact N x N tiles (same result, bounded memory),
-    "auto" = whole image when it fits (see ``auto_tile``), else tiles.
+    "auto" = whole image when it fits (see ``auto_tile``), else tiles. ``strength``: how much of the
+    correction to apply (0 = none, 1 = the model's output); the mask is the model's either way.
     """
 
     def __init__(
@@ -73,12 +86,15 @@ class Corrector:
         device: torch.device,
         dtype: torch.dtype = torch.float32,
         tile: TileSetting = 0,
+        strength: float = 1.0,
     ) -> None:
         check_tile(tile)
+        check_strength(strength)
         self.model = model.to(device).eval()
         self.device = device
         self.dtype = dtype
         self.tile = tile
+        self.strength = strength
 
     def tile_for(self, height: int, width: int) -> int:
         """The tile size used for an image of this size (0 = whole image)."""
@@ -92,15 +108,20 @@ class Corrector:
             output, mask = TiledRunner(self.model, self.device, self.dtype, tile).run(image)
         else:
             output, mask = fast_forward(self.model, image.to(self.device, self.dtype))
-        return Correction(image=to_numpy(output[0].permute(1, 2, 0)), mask=to_numpy(mask[0, 0]))
+        corrected = blend(rgb, to_numpy(output[0].permute(1, 2, 0)), self.strength)
+        return Correction(image=corrected, mask=to_numpy(mask[0, 0]))
 
 
 def correctors_for(
-    model: RECNet, devices: Sequence[torch.device], dtypes: Sequence[torch.dtype], tile: TileSetting
+    model: RECNet,
+    devices: Sequence[torch.device],
+    dtypes: Sequence[torch.dtype],
+    tile: TileSetting,
+    strength: float = 1.0,
 ) -> list[Corrector]:
     """One Corrector per device, each with its own copy of the model (a device listed twice gets two)."""
     return [
-        Corrector(copy.deepcopy(model) if index else model, device, dtype, tile)
+        Corrector(copy.deepcopy(model) if index else model, device, dtype, tile, strength)
         for index, (device, dtype) in enumerate(zip(devices, dtypes, strict=True))
     ]
 

@@ -121,6 +121,28 @@ def test_sixteen_bit_and_alpha_survive(tmp_path: Path, env: dict[str, str], mode
         assert out.mode.startswith("I")  # still 16-bit grayscale
 
 
+def test_strength_blends_the_correction_into_the_photo(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    source = make_photo(tmp_path / "shot.png")
+    outputs = {}
+    for strength in ("1", "0.5", "0"):
+        target = tmp_path / f"out-{strength}.png"
+        result = run(
+            ["correct", str(source), "-o", str(target), "--model", str(model_file), "--strength", strength],
+            env,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs[strength] = read_rgb(target).astype(int)
+    photo = read_rgb(source).astype(int)
+    assert np.abs(outputs["0"] - photo).max() == 0
+    assert np.abs(outputs["1"] - photo).max() > 10
+    assert np.abs(2 * outputs["0.5"] - outputs["1"] - photo).max() <= 2  # halfway, to 8-bit rounding
+    refused = run(["correct", str(source), "--model", str(model_file), "--strength", "1.5"], env)
+    assert refused.returncode == 2 and "--strength" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "shot_recnet.png").exists()
+
+
 def test_mask_writes_a_picture_and_the_raw_16_bit_mask(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:

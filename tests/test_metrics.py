@@ -116,6 +116,16 @@ def test_evaluate_pairs_scores_output_and_identity(tmp_path: Path) -> None:
     assert report.to_dict()["images"] == 2
 
 
+def test_evaluate_at_strength_zero_scores_the_input_itself(tmp_path: Path) -> None:
+    target, source = noisy_pair(7, (24, 32, 3))
+    pair = ImagePair(write(tmp_path / "in.png", source), write(tmp_path / "gt.png", target))
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"), strength=0.0)
+    (score,) = evaluate_pairs([pair], corrector).scores
+    assert score.psnr == pytest.approx(score.identity_psnr) and score.ssim == pytest.approx(
+        score.identity_ssim
+    )
+
+
 def test_a_pair_of_identical_images_reports_valid_json(tmp_path: Path) -> None:
     same = write(tmp_path / "same.png", noisy_pair(3, (16, 16, 3))[0])
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))

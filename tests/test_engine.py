@@ -1,0 +1,42 @@
+"""The Corrector's strength setting: how much of the model's correction reaches the photo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from random_models import random_image, random_model
+
+from recnet_cli.engine import Corrector, blend
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return random_image(4, 70, 90)[0].permute(1, 2, 0).numpy()
+
+
+def test_strength_moves_the_photo_part_of_the_way_to_the_correction(photo: np.ndarray) -> None:
+    model = random_model(seed=6)
+    full = Corrector(model, CPU).correct(photo)
+    half = Corrector(model, CPU, strength=0.5).correct(photo)
+    none = Corrector(model, CPU, strength=0.0).correct(photo)
+    assert np.abs(full.image - photo).max() > 0.05  # the model does change this photo
+    assert np.allclose(none.image, photo, atol=1e-6)
+    assert np.allclose(half.image, (photo + full.image) / 2, atol=1e-6)
+    assert half.image.dtype == np.float32
+    assert np.array_equal(half.mask, full.mask)  # the mask is the model's, whatever the strength
+
+
+def test_blend_stays_in_range() -> None:
+    original = np.array([0.0, 1.0, 0.5], dtype=np.float32)
+    corrected = np.array([1.0, 0.0, 0.5], dtype=np.float32)
+    assert np.array_equal(blend(original, corrected, 0.25), np.array([0.25, 0.75, 0.5], dtype=np.float32))
+    assert blend(original, corrected, 1.0) is corrected
+
+
+@pytest.mark.parametrize("strength", [-0.1, 1.5, float("nan")])
+def test_strength_outside_zero_to_one_is_refused(strength: float) -> None:
+    with pytest.raises(ValueError, match="strength must be between 0 and 1"):
+        Corrector(random_model(seed=6), CPU, strength=strength)
