@@ -15,7 +15,9 @@ import pytest
 import safetensors.torch
 import torch
 
+from recnet_cli.metrics import quantised_scores
 from recnet_cli.model import RECNet
+from recnet_cli.model.fast import fast_forward
 from recnet_cli.train import loop
 from recnet_cli.train.data import (
     ImageFileError,
@@ -31,6 +33,7 @@ from recnet_cli.train.data import (
 from recnet_cli.train.loop import ForwardWithMask, TrainConfig, TrainingError, learning_rate, resume, train
 from recnet_cli.train.losses import VGG16Features
 from recnet_cli.train.synthesis import DegradationConfig
+from recnet_cli.weights import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = Path(__file__).parent / "data" / "train-photos"
@@ -164,6 +167,19 @@ def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
     assert [x["step"] for x in lines if "val_psnr" in x] == [3, 6]
     with pytest.raises(TrainingError, match="already holds a training run"):
         train(tiny_config(tmp_path / "run"))
+
+
+def test_validation_scores_the_float32_model_whatever_the_training_precision(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", steps=2, val_every=2, precision="bf16")
+    result = train(config)
+    _, validation = loop.build_data(config)
+    model = load_model(str(result.model_path)).model
+    scores = [
+        quantised_scores(fast_forward(model, pair.input[None])[0], pair.target[None]) for pair in validation
+    ]
+    assert result.val is not None
+    assert result.val.psnr == pytest.approx(float(np.mean([float(p) for p, _ in scores])), abs=1e-9)
+    assert result.val.ssim == pytest.approx(float(np.mean([float(s) for _, s in scores])), abs=1e-9)
 
 
 def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path: Path) -> None:
