@@ -26,18 +26,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from bench_inference import EXAMPLE_PHOTOS, RESULTS
 
 from recnet_cli.devices import pick_device
 from recnet_cli.engine import Corrector
-from recnet_cli.imaging import write_rgb8
+from recnet_cli.imaging import fit_size, read_photo, write_rgb8
 from recnet_cli.metrics import psnr, ssim, to_uint8
 from recnet_cli.train.data import photo_validation, split_photos
 from recnet_cli.train.synthesis import MODES, DegradationConfig, linear_to_srgb, srgb_to_linear
 from recnet_cli.viz import draw
 from recnet_cli.weights import load_model
 
-RESULTS = Path(__file__).parent / "results"
-REGIMES = (*MODES, "training mix")
 CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILES = (8, 8)
 FUSION_EVS = (-2.0, 0.0, 2.0)
@@ -160,27 +159,27 @@ def markdown(results: dict, seconds: dict[str, float], model: str, count: int, s
     return "\n".join(lines)
 
 
-def sheet(methods: dict[str, Method], pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """One row per pair: the input, every method and the ground truth, each with its PSNR."""
-    rows = []
-    for source, truth in pairs:
-        panels = (
-            [("input", source)] + [(n, m(source)) for n, m in methods.items()] + [("ground truth", truth)]
-        )
-        rows.append(
-            draw.hstack(
-                [
-                    draw.titled(
-                        draw.fit_height(image, SHEET_ROW_HEIGHT),
-                        name if name == "ground truth" else f"{name} {psnr(image, truth):.1f} dB",
-                        0.5,
-                    )
-                    for name, image in panels
-                ],
-                6,
-            )
-        )
-    return draw.vstack(rows, 6)
+def sheet(methods: dict[str, Method], rows: list[tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
+    """One row per (photo, ground truth or None): the photo and every method's result, then the ground
+    truth and each panel's PSNR where there is one."""
+
+    def panel(name: str, image: np.ndarray, truth: np.ndarray | None) -> np.ndarray:
+        caption = name if truth is None or name == "ground truth" else f"{name} {psnr(image, truth):.1f} dB"
+        return draw.titled(draw.fit_height(image, SHEET_ROW_HEIGHT), caption, 0.5)
+
+    drawn = []
+    for source, truth in rows:
+        panels = [("input", source)] + [(name, method(source)) for name, method in methods.items()]
+        panels += [("ground truth", truth)] if truth is not None else []
+        drawn.append(draw.hstack([panel(name, image, truth) for name, image in panels], 6))
+    return draw.vstack(drawn, 6)
+
+
+def real_photos(folder: Path, size: int) -> list[np.ndarray]:
+    """The JPEGs of a folder (real photos, no ground truth) as 8-bit RGB, long side at most ``size``."""
+    return [
+        to_uint8(fit_size(read_photo(path).pixels, max_side=size)) for path in sorted(folder.glob("*.jpg"))
+    ]
 
 
 def main() -> None:
@@ -190,8 +189,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="long side of the pairs in pixels")
     parser.add_argument("--count", type=int, default=1000, help="at most this many photos per regime")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--sheet", type=Path, help="also write a picture of mixed-regime pairs here")
-    parser.add_argument("--sheet-rows", type=int, default=4)
+    parser.add_argument(
+        "--sheet", type=Path, help="also write a picture of mixed-regime pairs and real photos here"
+    )
+    parser.add_argument("--sheet-rows", type=int, default=3, help="synthetic pairs in the picture")
+    parser.add_argument(
+        "--real", type=Path, default=EXAMPLE_PHOTOS, help="folder of real JPEGs for the picture (no scores)"
+    )
     args = parser.parse_args()
 
     loaded = load_model(args.model)
@@ -208,7 +212,8 @@ def main() -> None:
     (RESULTS / f"quality-{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(text)
     if args.sheet:
-        write_rgb8(args.sheet, sheet(methods, pairs["mixed"][: args.sheet_rows]), quality=90)
+        rows = pairs["mixed"][: args.sheet_rows] + [(p, None) for p in real_photos(args.real, args.size)]
+        write_rgb8(args.sheet, sheet(methods, rows), quality=90)
         print(f"sheet written to {args.sheet}")
 
 
