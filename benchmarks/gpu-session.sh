@@ -1,49 +1,99 @@
 #!/usr/bin/env bash
-# What a session with a lent GPU runs through the device tool, in few calls (each call may start a bare
-# machine, so every phase is self-contained). Results go to $OUT (at most 8 files come back).
+# What a session with a lent GPU runs through the device tool. A session has about 15 minutes of device
+# time in all and one call may run 10 minutes, so the plan is ONE call of `all`, then give the machine
+# back. Every part has its own time limit, logs as it goes and leaves its results in $OUT, so a part
+# that fails or runs long costs only its own share. At most 8 files come back from $OUT.
 #
+#   bash benchmarks/gpu-session.sh all MINUTES
+#       check (GPU tests and benchmarks, at most about 6.5 minutes), then fine-tune the bundled model
+#       for what is left of MINUTES, with as many steps as fit at the rate the check measured.
 #   bash benchmarks/gpu-session.sh check
-#       GPU tests, then inference, training-step and folder benchmarks (about 6 minutes on an H100).
-#   bash benchmarks/gpu-session.sh train STEPS MINUTES [extra recnet train options]
-#       Starts local/runs/gpu, or resumes it when it holds a checkpoint, trains for MINUTES, and puts
-#       the run folder's small files in $OUT. Carry local/photos and local/runs/gpu; after the call,
-#       copy the returned files back into local/runs/gpu before the next chunk.
+#   bash benchmarks/gpu-session.sh train MINUTES [STEPS [extra recnet train options]]
+#       Fine-tunes the bundled model in local/runs/gpu (or resumes it when it holds a checkpoint) and
+#       puts the run folder in $OUT/run.tar. Carry local/photos (and local/runs/gpu when resuming).
 #
-# Before the first train call, here: make local/photos (about 31 MB of 768-pixel JPEGs):
+# Device call:  run(command="bash benchmarks/gpu-session.sh all 9.3", carry=["local/photos"], timeout_s=600)
+# Before it, here: make local/photos (about 31 MB of 768-pixel JPEGs):
 #   python -c "from pathlib import Path; from recnet_cli.train.data import downscale_photos; \
 #     downscale_photos(Path('../shared/data/photos'), Path('local/photos'), max_side=768)"
+# After it: mkdir -p local/runs/gpu && tar -xf <files_at>/run.tar -C local/runs/gpu; score the new model
+#   python benchmarks/bench_quality.py ../shared/data/photos --model local/runs/gpu/final.safetensors
+# and replace weights/recnet-mixed.* only if it beats the bundled model.
 # The machine's python3 holds PyTorch with CUDA and every package recnet needs; nothing is installed.
-set -euo pipefail
+set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" RECNET_WEIGHTS_DIR="$PWD/weights"
 OUT="${OUT:-/tmp/recnet-gpu}"
 mkdir -p "$OUT"
-phase="${1:-check}"
+LOG="$OUT/gpu.txt"
+RUN=local/runs/gpu
+DEVICE="${RECNET_TRAIN_DEVICE:-cuda}"  # cpu, to try the train phase on a machine without a GPU
+START=$SECONDS
 
-if [[ "$phase" == check ]]; then
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-    python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
-    # Each step logs what it printed and the next one runs even if it failed.
-    python3 -m pytest -q tests/test_cuda.py tests/test_fast.py tests/test_tiling.py 2>&1 | tail -5 | tee -a "$OUT/gpu.txt" || true
-    python3 benchmarks/bench_inference.py --sizes 1,12,24,45 --reference-mp 12 > "$OUT/inference.md" 2>&1 || true
-    python3 benchmarks/bench_training.py > "$OUT/training.md" 2>&1 || true
-    python3 benchmarks/bench_folder.py --mp 12 --count 24 > "$OUT/folder.md" 2>&1 || true
-    cp benchmarks/results/*nvidia*.json "$OUT/" 2>/dev/null || true
-elif [[ "$phase" == train ]]; then
-    steps="$2" minutes="$3"
-    shift 3
-    run=local/runs/gpu
-    if [[ -f "$run/checkpoint.json" ]]; then
-        python3 -m recnet_cli train --resume "$run" --time-limit "$minutes"
+log() { echo "== $(date +%T) $*" | tee -a "$LOG"; }
+
+# part SECONDS NAME COMMAND...: runs COMMAND with a time limit, its output in $OUT/NAME.txt.
+part() {
+    local seconds="$1" name="$2"
+    shift 2
+    log "$name (limit ${seconds}s): $*"
+    timeout --kill-after=10 "$seconds" "$@" > "$OUT/$name.txt" 2>&1
+    log "$name exit $?"
+    tail -3 "$OUT/$name.txt" | tee -a "$LOG"
+}
+
+check() {
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
+    python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$LOG"
+    part 60 tests python3 -m pytest -q tests/test_cuda.py
+    part 200 inference python3 benchmarks/bench_inference.py --sizes 1,12,24,45 --reference-mp 12
+    part 75 training python3 benchmarks/bench_training.py --steps 10
+    part 60 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
+    tar -cf "$OUT/results.tar" benchmarks/results
+}
+
+# planned_steps MINUTES: the steps that fit, at the rate bench_training measured for our bf16 step with
+# on-the-fly data, leaving a fifth for start-up, validation and checkpoints; 1500 if it measured none.
+planned_steps() {
+    python3 - "$1" "$OUT/training.txt" <<'PY'
+import json, sys
+minutes, path = float(sys.argv[1]), sys.argv[2]
+rates = [
+    row["seconds_per_step"]
+    for row in (json.loads(line) for line in open(path) if line.startswith("{"))
+    if (row.get("mode"), row.get("precision")) == ("fast+data", "bf16") and "seconds_per_step" in row
+]
+print(max(100, int((minutes * 60 - 40) * 0.8 / rates[0])) if rates else 1500)
+PY
+}
+
+train() {
+    local minutes="$1" steps="${2:-1500}"
+    shift $(($# < 2 ? $# : 2))
+    if [[ -f "$RUN/checkpoint.json" ]]; then
+        log "resuming $RUN for $minutes min"
+        python3 -m recnet_cli train --resume "$RUN" --time-limit "$minutes" --quiet 2>&1 | tee -a "$LOG"
     else
-        python3 -m recnet_cli train --photos local/photos --out "$run" --steps "$steps" --batch 8 --crop 384 \
-            --no-ecr --device cuda --precision bf16 --val-every 1000 --checkpoint-every 250 \
-            --time-limit "$minutes" "$@"
+        log "fine-tuning the bundled model for $minutes min ($steps steps planned)"
+        python3 -m recnet_cli train --photos local/photos --out "$RUN" --init recnet-mixed --steps "$steps" \
+            --batch 8 --crop 384 --lr 1e-4 --no-ecr --device "$DEVICE" --precision bf16 --val-every 1000 \
+            --checkpoint-every 250 --time-limit "$minutes" --quiet "$@" 2>&1 | tee -a "$LOG"
     fi
-    for name in config.json checkpoint.json checkpoint.safetensors metrics.jsonl final.safetensors final.json final.md; do
-        [[ -f "$run/$name" ]] && cp "$run/$name" "$OUT/"
-    done
-    tail -3 "$run/metrics.jsonl"
-else
-    echo "usage: $0 check | train STEPS MINUTES [options]" >&2
-    exit 2
-fi
+    tail -2 "$RUN/metrics.jsonl" | tee -a "$LOG"
+    tar -cf "$OUT/run.tar" -C "$RUN" .
+}
+
+case "${1:-}" in
+    all)
+        check
+        minutes=$(python3 -c "print(round(${2:?MINUTES} - ($SECONDS - $START) / 60 - 0.4, 2))")
+        if python3 -c "import sys; sys.exit($minutes < 1)"; then
+            train "$minutes" "$(planned_steps "$minutes")"
+        else
+            log "only $minutes min left: no training"
+        fi
+        ;;
+    check) check ;;
+    train) shift; train "${1:?MINUTES}" "${@:2}" ;;
+    *) echo "usage: $0 all MINUTES | check | train MINUTES [STEPS [options]]" >&2; exit 2 ;;
+esac
+log done
