@@ -189,6 +189,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="long side of the pairs in pixels")
     parser.add_argument("--count", type=int, default=1000, help="at most this many photos per regime")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--strength", type=float, default=1.0, help="the model's correction strength")
     parser.add_argument(
         "--sheet", type=Path, help="also write a picture of mixed-regime pairs and real photos here"
     )
@@ -199,16 +200,23 @@ def main() -> None:
     args = parser.parse_args()
 
     loaded = load_model(args.model)
-    corrector = Corrector(loaded.model, pick_device(args.device), tile="auto")
+    corrector = Corrector(loaded.model, pick_device(args.device), tile="auto", strength=args.strength)
     methods = {"gamma": gamma_fix, "clahe": clahe_fix, "fusion": fusion_fix, "recnet": model_fix(corrector)}
     pairs = regime_pairs(args.photos, args.size, args.count)
     count = len(pairs["mixed"])
     results, seconds = score(methods, pairs)
-    name = loaded.path.stem
-    text = markdown(results, seconds, loaded.source, count, args.size)
+    name = loaded.path.stem + (f"-strength{args.strength:g}" if args.strength != 1 else "")
+    model = loaded.source + (f", strength {args.strength:g}" if args.strength != 1 else "")
+    text = markdown(results, seconds, model, count, args.size)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"quality-{name}.md").write_text(text)
-    report = {"model": loaded.source, "pairs_per_regime": count, "size": args.size, "results": results}
+    report = {
+        "model": loaded.source,
+        "strength": args.strength,
+        "pairs_per_regime": count,
+        "size": args.size,
+        "results": results,
+    }
     (RESULTS / f"quality-{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(text)
     if args.sheet:
