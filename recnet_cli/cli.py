@@ -330,7 +330,7 @@ def correct(
     summary = run_batch(
         jobs, missing, correctors, compute, write, "Correcting", overwrite, skip_existing, quiet
     )
-    about = {"model": loaded.source, "device": device_names(correctors)}
+    about = {"model": loaded.source, "device": device_names(correctors), "strength": strength}
     if builder is not None:
         try:
             path = builder.write(summary, about["model"], about["device"])

@@ -128,11 +128,10 @@ def test_strength_blends_the_correction_into_the_photo(
     outputs = {}
     for strength in ("1", "0.5", "0"):
         target = tmp_path / f"out-{strength}.png"
-        result = run(
-            ["correct", str(source), "-o", str(target), "--model", str(model_file), "--strength", strength],
-            env,
-        )
+        arguments = ["correct", str(source), "-o", str(target), "--model", str(model_file), "--json"]
+        result = run([*arguments, "--strength", strength], env)
         assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["strength"] == float(strength)
         outputs[strength] = read_rgb(target).astype(int)
     photo = read_rgb(source).astype(int)
     assert np.abs(outputs["0"] - photo).max() == 0
