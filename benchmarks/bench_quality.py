@@ -165,14 +165,14 @@ def sheet(methods: dict[str, Method], rows: list[tuple[np.ndarray, np.ndarray | 
 
     def panel(name: str, image: np.ndarray, truth: np.ndarray | None) -> np.ndarray:
         caption = name if truth is None or name == "ground truth" else f"{name} {psnr(image, truth):.1f} dB"
-        return draw.titled(draw.fit_height(image, SHEET_ROW_HEIGHT), caption, 0.5)
+        return draw.captioned(image, caption, SHEET_ROW_HEIGHT, 0.5)
 
     drawn = []
     for source, truth in rows:
         panels = [("input", source)] + [(name, method(source)) for name, method in methods.items()]
         panels += [("ground truth", truth)] if truth is not None else []
-        drawn.append(draw.hstack([panel(name, image, truth) for name, image in panels], 6))
-    return draw.vstack(drawn, 6)
+        drawn.append([panel(name, image, truth) for name, image in panels])
+    return draw.grid(drawn)
 
 
 def real_photos(folder: Path, size: int) -> list[np.ndarray]:

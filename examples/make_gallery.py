@@ -27,12 +27,7 @@ CAPTION_SCALE = 0.55
 
 def labelled(image: np.ndarray, label: str) -> np.ndarray:
     """The image scaled to the row height, with a caption above it."""
-    return draw.titled(draw.fit_height(image, ROW_HEIGHT), label, CAPTION_SCALE)
-
-
-def grid(rows: list[list[np.ndarray]], gap: int = 6) -> np.ndarray:
-    """Rows of labelled panels, left-aligned on white."""
-    return draw.vstack([draw.hstack(panels, gap) for panels in rows], gap)
+    return draw.captioned(image, label, ROW_HEIGHT, CAPTION_SCALE)
 
 
 def write_sheet(
@@ -64,7 +59,7 @@ def main() -> None:
                 labelled(overlay, "recnet mask (blue under, red over)"),
             ]
         )
-    write_rgb8(GALLERY / "real-photos.jpg", grid(real_rows), quality=90)
+    write_rgb8(GALLERY / "real-photos.jpg", draw.grid(real_rows), quality=90)
 
     synthetic_rows = []
     for source in sorted((EXAMPLES / "synthetic").glob("*_input.png")):
@@ -82,7 +77,7 @@ def main() -> None:
             ]
         )
     if synthetic_rows:
-        write_rgb8(GALLERY / "synthetic-pairs.jpg", grid(synthetic_rows), quality=90)
+        write_rgb8(GALLERY / "synthetic-pairs.jpg", draw.grid(synthetic_rows), quality=90)
     print(f"gallery written to {GALLERY} with {loaded.source}")
 
 

@@ -213,3 +213,12 @@ def test_save_features_writes_a_companion_with_overwrite_rules(
     (tmp_path / "out.jpg").unlink()
     again = run(args, cli_env)
     assert again.returncode == 1 and "out_features.png exists" in again.stderr
+
+
+def test_grid_lays_captioned_panels_out_in_rows_on_white() -> None:
+    red = np.full((10, 20, 3), (255, 0, 0), dtype=np.uint8)
+    panel = draw.captioned(red, "red", height=30, scale=0.4)
+    assert panel.shape[1] == 60 and panel.shape[0] > 30 and (panel[-30:] == red[0, 0]).all()
+    sheet = draw.grid([[panel, panel], [panel]], gap=4)
+    assert sheet.shape == (2 * panel.shape[0] + 4, 2 * 60 + 4, 3)
+    assert (sheet[panel.shape[0] + 4 :, 60:] == 255).all()  # the short row is padded with white

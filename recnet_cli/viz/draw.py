@@ -69,6 +69,11 @@ def titled(image: np.ndarray, title: str, scale: float, colour: Colour = INK) ->
     return vstack([text_lines([title], image.shape[1], scale, colour), image])
 
 
+def captioned(image: np.ndarray, caption: str, height: int, scale: float) -> np.ndarray:
+    """The image scaled to ``height`` pixels, with a caption above it: a panel of a grid."""
+    return titled(fit_height(image, height), caption, scale)
+
+
 def sequential(values: np.ndarray, top: float, colour_map: int = cv2.COLORMAP_VIRIDIS) -> np.ndarray:
     """Values from 0 to ``top`` through a perceptually uniform colour map (viridis by default)."""
     levels = np.rint(np.clip(values / max(top, 1e-12), 0, 1) * 255).astype(np.uint8)
@@ -183,6 +188,11 @@ def vstack(images: Sequence[np.ndarray], gap: int = 0) -> np.ndarray:
         filler = blank(image.shape[0], width - image.shape[1])
         parts.append(np.concatenate([image, filler], axis=1))
     return np.concatenate(parts, axis=0)
+
+
+def grid(rows: Sequence[Sequence[np.ndarray]], gap: int = 6) -> np.ndarray:
+    """Rows of panels, each row left to right and the rows top to bottom, ``gap`` pixels apart."""
+    return vstack([hstack(panels, gap) for panels in rows], gap)
 
 
 def border(image: np.ndarray, width: int, colour: Colour = PAPER) -> np.ndarray:
