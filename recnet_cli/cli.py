@@ -583,7 +583,8 @@ def train(
     if not result.complete:
         console.notice(
             f"time limit reached at step {result.steps}: checkpoint saved; continue with "
-            f"recnet train --resume {result.run_dir}"
+            f"recnet train --resume {result.run_dir}, or use it as it is: "
+            f"--model {result.model_path}"
         )
     elif result.val is not None and not quiet:
         val = result.val

@@ -298,7 +298,7 @@ def read_state_dict(path: Path, label: str) -> dict[str, Tensor]:
     """The file's tensors, without the ``module.`` prefix DataParallel adds."""
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        tensors = read_safetensors(path, label)
+        tensors = training_checkpoint_model(read_safetensors(path, label))
     elif suffix in MODEL_SUFFIXES:
         tensors = unwrap_checkpoint(read_checkpoint(path, label), label)
     else:
@@ -314,6 +314,14 @@ def read_safetensors(path: Path, label: str) -> dict[str, Tensor]:
             return {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (not a dict)
     except SafetensorError as error:
         raise WeightsError(f"{label}: not a valid safetensors file ({first_line(error)})") from error
+
+
+def training_checkpoint_model(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The model's tensors when these are a ``recnet train`` checkpoint (model, optimizer and RNG
+    sections), so a run stopped early can be used as it stands; other files' tensors unchanged."""
+    if "model.extract.weight" not in tensors:
+        return tensors
+    return {key.removeprefix("model."): value for key, value in tensors.items() if key.startswith("model.")}
 
 
 def read_checkpoint(path: Path, label: str) -> object:

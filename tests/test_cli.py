@@ -237,6 +237,7 @@ def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[s
     assert first.returncode == 0, first.stderr
     (note,) = first.stderr.strip().splitlines()  # quiet: no progress lines, only what to do next
     assert "time limit reached at step 1" in note and f"--resume {run_dir}" in note
+    assert f"--model {run_dir / 'checkpoint.safetensors'}" in note
     finished = run(["train", "--resume", str(run_dir)], env)
     assert finished.returncode == 0, finished.stderr
     assert "step 3/3" in finished.stderr and "trained 3 steps" in finished.stderr

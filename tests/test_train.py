@@ -317,3 +317,12 @@ def test_time_limit_saves_a_checkpoint_and_resume_finishes_the_same_run(tmp_path
     train(tiny_config(tmp_path / "whole"))
     whole, chunked = final_weights(tmp_path / "whole"), final_weights(tmp_path / "chunked")
     assert all(torch.equal(whole[k], chunked[k]) for k in whole)
+
+
+def test_a_stopped_runs_checkpoint_loads_as_a_model(tmp_path: Path) -> None:
+    train(tiny_config(tmp_path / "run", steps=4), time_limit=0)
+    checkpoint = safetensors.torch.load_file(tmp_path / "run" / "checkpoint.safetensors")
+    loaded = load_model(str(tmp_path / "run" / "checkpoint.safetensors")).model
+    state = loaded.state_dict()
+    assert state.keys() == {key.removeprefix("model.") for key in checkpoint if key.startswith("model.")}
+    assert all(torch.equal(state[key], checkpoint[f"model.{key}"]) for key in state)
