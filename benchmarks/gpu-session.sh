@@ -8,6 +8,8 @@
 #       check (GPU tests and benchmarks, at most about 6.5 minutes), then fine-tune the bundled model
 #       for what is left of MINUTES, with as many steps as fit at the rate the check measured.
 #   bash benchmarks/gpu-session.sh check
+#   bash benchmarks/gpu-session.sh profile [SECONDS]
+#       benchmarks/profile_gpu.py: warmed-up timings and profiler tables of inference and a training step.
 #   bash benchmarks/gpu-session.sh train MINUTES [STEPS [extra recnet train options]]
 #       Fine-tunes the bundled model in local/runs/gpu (or resumes it when it holds a checkpoint) and
 #       puts the run folder in $OUT/run.tar. Carry local/photos (and local/runs/gpu when resuming).
@@ -93,7 +95,8 @@ case "${1:-}" in
         fi
         ;;
     check) check ;;
+    profile) part "${2:-100}" profile python3 benchmarks/profile_gpu.py --mp 12 ;;
     train) shift; train "${1:?MINUTES}" "${@:2}" ;;
-    *) echo "usage: $0 all MINUTES | check | train MINUTES [STEPS [options]]" >&2; exit 2 ;;
+    *) echo "usage: $0 all MINUTES | check | profile [SECONDS] | train MINUTES [STEPS [options]]" >&2; exit 2 ;;
 esac
 log done

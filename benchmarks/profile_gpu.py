@@ -1,0 +1,160 @@
+"""Where the GPU time goes: timings after same-shape warm-ups, and torch.profiler tables by kernel.
+
+bench_inference.py times one run per size in a fresh process (first-run costs included); this script
+warms each shape up first, times repeats, and profiles one run of the fast path (whole and tiled), the
+reference forward and a training step, so the next optimisation targets the kernels that cost most.
+
+    python benchmarks/profile_gpu.py --mp 12 > profile.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from bench_inference import (
+    DTYPES,
+    EXAMPLE_PHOTOS,
+    device_description,
+    half_precision_agreement,
+    image_shape,
+    peak_rss_mb,
+    synchronize,
+)
+
+from recnet_cli.engine import Corrector
+from recnet_cli.model import RECNet
+from recnet_cli.model.fast import channels_last, fast_forward
+from recnet_cli.train.data import PhotoSource, load_photos
+from recnet_cli.train.loop import ForwardWithMask
+from recnet_cli.train.losses import RecnetLoss
+from recnet_cli.train.synthesis import DegradationConfig
+from recnet_cli.weights import load_model
+
+
+def timed(device: torch.device, function: Callable[[], object], repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` synchronised runs, after two warm-up runs."""
+    seconds = []
+    for index in range(repeats + 2):
+        synchronize(device)
+        start = time.perf_counter()
+        function()
+        synchronize(device)
+        if index >= 2:
+            seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def profile(device: torch.device, title: str, function: Callable[[], object], rows: int = 25) -> None:
+    """Prints ``function``'s kernels and operators by GPU time, for one run."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    activities += [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else []
+    with torch.profiler.profile(activities=activities) as profiler:
+        function()
+        synchronize(device)
+    averages = profiler.key_averages()
+    keys = (
+        ("self_device_time_total", "self_cuda_time_total")
+        if device.type == "cuda"
+        else ("self_cpu_time_total",)
+    )
+    for key in keys:
+        try:
+            table = averages.table(sort_by=key, row_limit=rows, max_name_column_width=70)
+            break
+        except (AttributeError, KeyError, ValueError):
+            continue
+    print(f"\n## {title}\n\n{table}", flush=True)
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def report(device: torch.device, label: str, seconds: list[float], megapixels: float) -> None:
+    best, median = min(seconds), sorted(seconds)[len(seconds) // 2]
+    if device.type == "cuda":
+        peak = f"peak {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated"
+    else:
+        peak = f"peak RSS {peak_rss_mb() / 1024:.2f} GiB"
+    print(
+        f"{label}: best {best * 1000:.1f} ms, median {median * 1000:.1f} ms, "
+        f"{megapixels / best:.1f} MP/s, {peak}",
+        flush=True,
+    )
+
+
+def inference(device: torch.device, model: RECNet, megapixels: float, precisions: list[str]) -> None:
+    height, width = image_shape(megapixels)
+    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
+    print(f"# Inference, {height} x {width} ({megapixels} MP), bundled model", flush=True)
+    for precision in precisions:
+        dtype = DTYPES[precision]
+        reset_peak(device)
+        run = lambda: fast_forward(model, image.to(dtype))  # noqa: E731, B023
+        report(device, f"fast whole {precision}", timed(device, run, 3), megapixels)
+        profile(device, f"fast whole {precision}", run)
+    with torch.inference_mode():
+        reset_peak(device)
+        report(device, "reference fp32", timed(device, lambda: model(image), 2), megapixels)
+        profile(device, "reference fp32", lambda: model(image))
+    small = min(megapixels, 2.0)
+    pixels = np.random.default_rng(0).random((*image_shape(small), 3), dtype=np.float32)
+    tiled = Corrector(model, device, torch.float32, tile=1024)
+    label = f"Corrector tiled 1024 fp32 at {small} MP"
+    reset_peak(device)
+    report(device, label, timed(device, lambda: tiled.correct(pixels), 1), small)
+    profile(device, label, lambda: tiled.correct(pixels))
+
+
+def training_step(device: torch.device, precision: str, batch: int, crop: int) -> None:
+    """Times and profiles ``recnet train``'s step (fast forward, paper losses without ECR, Adam)."""
+    dtype = DTYPES[precision]
+    model = RECNet().to(device).to(memory_format=torch.channels_last)
+    network, loss = ForwardWithMask(model), RecnetLoss("paper", None).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.99))
+    photos = PhotoSource(
+        load_photos(sorted(EXAMPLE_PHOTOS.glob("*.jpg")), crop, 1024), crop, 0, DegradationConfig()
+    )
+    inputs, targets = photos.batch(0, range(batch), device)
+    inputs = channels_last(inputs)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            output, mask = network(inputs)
+        terms = loss(output, mask, inputs, targets)
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimizer.step()
+
+    reset_peak(device)
+    label = f"\n# Training step {precision}, batch {batch} x {crop}^2"
+    report(device, label, timed(device, step, 5), batch * crop**2 / 1e6)
+    profile(device, f"training step {precision}", step, rows=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--mp", type=float, default=12.0)
+    parser.add_argument("--precisions", default="fp32,bf16,fp16")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=384)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    precisions = args.precisions.split(",")
+    print(f"torch {torch.__version__} on {device_description(device)}", flush=True)
+    model = load_model(None).model.to(device).eval()
+    inference(device, model, args.mp, precisions)
+    training_step(device, "bf16" if "bf16" in precisions else precisions[0], args.batch, args.crop)
+    photos = sorted(EXAMPLE_PHOTOS.glob("*.jpg"))
+    for precision in precisions[1:]:
+        print(half_precision_agreement(device, precision, photos), flush=True)
+
+
+if __name__ == "__main__":
+    main()
