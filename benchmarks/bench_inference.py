@@ -4,8 +4,9 @@ Also checks each half precision against float32 with the bundled model on real p
 default): half precision is acceptable only where at least 99.9% of the 8-bit output values are within
 one level of float32's.
 
-Each measurement runs in its own subprocess, so its peak memory (process RSS on the CPU, peak allocated
-memory on CUDA) is its own. Writes benchmarks/results/<device>.md and .json.
+Each measurement has its own peak memory: on the CPU it runs in its own subprocess (process RSS), on
+CUDA in this process with the peak statistics reset (peak allocated memory). Writes
+benchmarks/results/<device>.md and .json.
 
     python benchmarks/bench_inference.py --sizes 1,12,24,45          # full run
     python benchmarks/bench_inference.py --sizes 1 --modes reference,whole,tiled
@@ -98,6 +99,19 @@ def measure_in_subprocess(mode: str, megapixels: float, device: str, precision: 
     if completed.returncode != 0:
         return {"error": (completed.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def measure_isolated(mode: str, megapixels: float, device: str, precision: str, tile: int) -> dict:
+    """``measure`` with its own peak memory: a subprocess on the CPU (peak RSS cannot be reset), in this
+    process on CUDA (its peak statistics can, and a CUDA start-up per run costs more than the run)."""
+    if torch.device(device).type != "cuda":
+        return measure_in_subprocess(mode, megapixels, device, precision, tile)
+    try:
+        return measure(mode, megapixels, device, precision, tile)
+    except torch.OutOfMemoryError as error:
+        return {"error": str(error).splitlines()[0]}
+    finally:
+        torch.cuda.empty_cache()
 
 
 def half_precision_agreement(device: torch.device, precision: str, photos: list[Path]) -> dict:
@@ -227,7 +241,7 @@ def main() -> None:
     tile = args.tile or (2048 if device.type == "cuda" else 384)
     rows, reference_per_mp = [], {}
     for mode, megapixels, precision in plan(args, device):
-        result = measure_in_subprocess(mode, megapixels, args.device, precision, tile)
+        result = measure_isolated(mode, megapixels, args.device, precision, tile)
         row = {"mode": mode if mode != "tiled" else f"tiled {tile}", "precision": precision, "mp": megapixels}
         row |= result
         if "error" not in result:
@@ -240,6 +254,7 @@ def main() -> None:
             row["vs_issue"] = None if issue is None else issue / row["seconds_per_mp"]
         rows.append(row)
         print(json.dumps(row), flush=True)
+        write_results(device, rows, [])  # as it goes, so a run cut short still leaves its table
 
     photos = sorted(args.photos.glob("*.jpg"))
     agreements = [
@@ -247,13 +262,19 @@ def main() -> None:
         for precision in args.precisions
         if precision != "fp32"
     ]
+    print(write_results(device, rows, agreements))
+
+
+def write_results(device: torch.device, rows: list[dict], agreements: list[dict]) -> str:
+    """Writes benchmarks/results/<device>.md and .json; returns the Markdown."""
     device_text = device_description(device)
     RESULTS.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", device_text.lower()).strip("-")
     summary = {"device": device_text, "runs": rows, "half_precision": agreements}
     (RESULTS / f"{slug}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (RESULTS / f"{slug}.md").write_text(table(rows, agreements, device_text))
-    print(table(rows, agreements, device_text))
+    text = table(rows, agreements, device_text)
+    (RESULTS / f"{slug}.md").write_text(text)
+    return text
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@ float32) against ours (one FFT for all mask blurs, channels-last on CUDA, option
 the same losses, batch and crop; and our full step with on-the-fly synthesis of the batch (made
 ahead in a background thread, as ``recnet train`` does).
 
-A step is forward, loss, backward and Adam. Each mode runs in its own subprocess, so its peak memory
-(process RSS on the CPU, peak allocated memory on CUDA) is its own. With --ecr the ECR term runs on an
-untrained VGG16: its cost does not depend on the weights, and no ImageNet weights are available here.
+A step is forward, loss, backward and Adam. Each mode has its own peak memory: on the CPU it runs in
+its own subprocess (process RSS), on CUDA in this process with the peak statistics reset. With --ecr
+the ECR term runs on an untrained VGG16: its cost does not depend on the weights, and no ImageNet
+weights are available here.
 Writes benchmarks/results/training-<device>.md and .json.
 
     python benchmarks/bench_training.py                       # batch 8 x 384^2, the issue's setting
@@ -93,6 +94,19 @@ def measure(mode: str, device_name: str, precision: str, args: argparse.Namespac
     return {"seconds_per_step": seconds, "peak_mb": peak}
 
 
+def measure_isolated(mode: str, device: str, precision: str, args: argparse.Namespace) -> dict:
+    """``measure`` with its own peak memory: in this process on CUDA (peak statistics reset), else in a
+    subprocess (peak RSS cannot be reset)."""
+    if torch.device(device).type != "cuda":
+        return measure_in_subprocess(mode, device, precision, args)
+    try:
+        return measure(mode, device, precision, args)
+    except torch.OutOfMemoryError as error:
+        return {"error": str(error).splitlines()[0]}
+    finally:
+        torch.cuda.empty_cache()
+
+
 def measure_in_subprocess(mode: str, device: str, precision: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--single", mode, device, precision]
     command += ["--batch", str(args.batch), "--crop", str(args.crop), "--steps", str(args.steps)]
@@ -153,7 +167,7 @@ def main() -> None:
     rows, reference = [], None
     for mode in args.modes.split(","):
         for precision in precisions if mode != "reference" else ["fp32"]:
-            row = {"mode": mode, "precision": precision} | measure_in_subprocess(
+            row = {"mode": mode, "precision": precision} | measure_isolated(
                 mode, args.device, precision, args
             )
             if "error" not in row:
@@ -165,14 +179,20 @@ def main() -> None:
                 row["vs_issue"] = ISSUE_H100_SECONDS_PER_STEP / seconds if issue_applies else None
             rows.append(row)
             print(json.dumps(row), flush=True)
+            write_results(device, rows, args)  # as it goes, so a run cut short leaves its table
+    print(write_results(device, rows, args))
 
+
+def write_results(device: torch.device, rows: list[dict], args: argparse.Namespace) -> str:
+    """Writes benchmarks/results/training-<device>.md and .json; returns the Markdown."""
     device_text = device_description(device)
     slug = "training-" + re.sub(r"[^a-z0-9]+", "-", device_text.lower()).strip("-")
     RESULTS.mkdir(parents=True, exist_ok=True)
     summary = {"device": device_text, "batch": args.batch, "crop": args.crop, "ecr": args.ecr, "runs": rows}
     (RESULTS / f"{slug}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (RESULTS / f"{slug}.md").write_text(table(rows, device_text, args))
-    print(table(rows, device_text, args))
+    text = table(rows, device_text, args)
+    (RESULTS / f"{slug}.md").write_text(text)
+    return text
 
 
 if __name__ == "__main__":

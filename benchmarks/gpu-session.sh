@@ -5,7 +5,7 @@
 # that fails or runs long costs only its own share. At most 8 files come back from $OUT.
 #
 #   bash benchmarks/gpu-session.sh all MINUTES
-#       check (GPU tests and benchmarks, at most about 6.5 minutes), then fine-tune the bundled model
+#       check (GPU tests, profile and benchmarks, at most about 7.5 minutes), then fine-tune the bundled model
 #       for what is left of MINUTES, with as many steps as fit at the rate the check measured.
 #   bash benchmarks/gpu-session.sh check
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
@@ -23,7 +23,7 @@
 # and replace weights/recnet-mixed.* only if it beats the bundled model.
 # The machine's python3 holds PyTorch with CUDA and every package recnet needs; nothing is installed.
 set -uo pipefail
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" RECNET_WEIGHTS_DIR="$PWD/weights"
+export PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1 PYTHONPATH="$PWD" RECNET_WEIGHTS_DIR="$PWD/weights"
 OUT="${OUT:-/tmp/recnet-gpu}"
 mkdir -p "$OUT"
 LOG="$OUT/gpu.txt"
@@ -33,12 +33,13 @@ START=$SECONDS
 
 log() { echo "== $(date +%T) $*" | tee -a "$LOG"; }
 
-# part SECONDS NAME COMMAND...: runs COMMAND with a time limit, its output in $OUT/NAME.txt.
+# part SECONDS NAME COMMAND...: runs COMMAND with a time limit, its output in $OUT/NAME.txt. At the limit
+# it gets SIGABRT, on which Python (PYTHONFAULTHANDLER) prints every thread's stack: a hang shows where.
 part() {
     local seconds="$1" name="$2"
     shift 2
     log "$name (limit ${seconds}s): $*"
-    timeout --kill-after=10 "$seconds" "$@" > "$OUT/$name.txt" 2>&1
+    timeout --signal=ABRT --kill-after=10 "$seconds" "$@" > "$OUT/$name.txt" 2>&1
     log "$name exit $?"
     tail -3 "$OUT/$name.txt" | tee -a "$LOG"
 }
@@ -47,14 +48,18 @@ check() {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
     python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$LOG"
     part 60 tests python3 -m pytest -q tests/test_cuda.py
-    part 200 inference python3 benchmarks/bench_inference.py --sizes 1,12,24,45 --reference-mp 12
-    part 75 training python3 benchmarks/bench_training.py --steps 10
+    part 100 profile python3 benchmarks/profile_gpu.py --mp 12
+    # Tiled runs are timed by profile_gpu.py at 2 MP: at 24-45 MP they take 30-50 s each (2026-11-30).
+    part 150 inference python3 benchmarks/bench_inference.py --sizes 1,12,24,45 --reference-mp 12 \
+        --modes reference,whole --precisions fp32,fp16
+    part 75 training python3 benchmarks/bench_training.py --steps 10 --precisions bf16
     part 60 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
     tar -cf "$OUT/results.tar" benchmarks/results
 }
 
 # planned_steps MINUTES: the steps that fit, at the rate bench_training measured for our bf16 step with
-# on-the-fly data, leaving a fifth for start-up, validation and checkpoints; 1500 if it measured none.
+# on-the-fly data (else 0.17 s, `recnet train` on an H200 on 2026-11-30), leaving a fifth for start-up,
+# validation and checkpoints.
 planned_steps() {
     python3 - "$1" "$OUT/training.txt" <<'PY'
 import json, sys
@@ -64,7 +69,7 @@ rates = [
     for row in (json.loads(line) for line in open(path) if line.startswith("{"))
     if (row.get("mode"), row.get("precision")) == ("fast+data", "bf16") and "seconds_per_step" in row
 ]
-print(max(100, int((minutes * 60 - 40) * 0.8 / rates[0])) if rates else 1500)
+print(max(100, int((minutes * 60 - 40) * 0.8 / (rates[0] if rates else 0.17))))
 PY
 }
 
