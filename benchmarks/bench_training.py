@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 from bench_inference import DTYPES, EXAMPLE_PHOTOS, RESULTS, device_description, peak_rss_mb, synchronize
@@ -48,10 +49,12 @@ class ReferenceForward(torch.nn.Module):
         return result["output"], result["mask"]
 
 
-def measure(mode: str, device_name: str, precision: str, args: argparse.Namespace) -> dict:
-    """Times ``args.steps`` training steps after two warm-up steps, in this process."""
-    batch, crop, steps = args.batch, args.crop, args.steps
-    device, dtype = torch.device(device_name), DTYPES[precision]
+def training_step(
+    mode: str, device: torch.device, precision: str, args: argparse.Namespace, end_step: int
+) -> tuple[Callable[[int], None], Prefetcher]:
+    """``step(index)``: one training step of ``mode`` on a new model, and the batch maker to enter
+    around the steps (fast+data makes batch ``index`` from photos; the other modes reuse one batch)."""
+    dtype = DTYPES[precision]
     torch.manual_seed(0)
     model = RECNet().to(device)
     fast = mode != "reference"
@@ -63,10 +66,10 @@ def measure(mode: str, device_name: str, precision: str, args: argparse.Namespac
     loss = RecnetLoss("paper", contrastive).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.99))
     photos = PhotoSource(
-        load_photos(sorted(EXAMPLE_PHOTOS.glob("*.jpg")), crop, 1024), crop, 0, DegradationConfig()
+        load_photos(sorted(EXAMPLE_PHOTOS.glob("*.jpg")), args.crop, 1024), args.crop, 0, DegradationConfig()
     )
-    fixed = photos.batch(0, range(batch), device)
-    batches = Prefetcher(photos, range(batch), device, end_step=2 + steps)  # as the training loop does
+    fixed = photos.batch(0, range(args.batch), device)
+    batches = Prefetcher(photos, range(args.batch), device, end_step)  # as the training loop does
 
     def step(index: int) -> None:
         inputs, targets = batches.batch(index) if mode == "fast+data" else fixed
@@ -79,6 +82,13 @@ def measure(mode: str, device_name: str, precision: str, args: argparse.Namespac
         terms["total"].backward()
         optimizer.step()
 
+    return step, batches
+
+
+def measure(mode: str, device_name: str, precision: str, args: argparse.Namespace) -> dict:
+    """Times ``args.steps`` training steps after two warm-up steps, in this process."""
+    device, steps = torch.device(device_name), args.steps
+    step, batches = training_step(mode, device, precision, args, end_step=2 + steps)
     with batches:
         for index in range(2):
             step(index)

@@ -24,14 +24,11 @@ from bench_inference import (
     peak_rss_mb,
     synchronize,
 )
+from bench_training import training_step
 
 from recnet_cli.engine import Corrector
 from recnet_cli.model import RECNet
-from recnet_cli.model.fast import channels_last, fast_forward
-from recnet_cli.train.data import PhotoSource, load_photos
-from recnet_cli.train.loop import ForwardWithMask
-from recnet_cli.train.losses import RecnetLoss
-from recnet_cli.train.synthesis import DegradationConfig
+from recnet_cli.model.fast import fast_forward
 from recnet_cli.weights import load_model
 
 
@@ -111,30 +108,15 @@ def inference(device: torch.device, model: RECNet, megapixels: float, precisions
     profile(device, label, lambda: tiled.correct(pixels))
 
 
-def training_step(device: torch.device, precision: str, batch: int, crop: int) -> None:
-    """Times and profiles ``recnet train``'s step (fast forward, paper losses without ECR, Adam)."""
-    dtype = DTYPES[precision]
-    model = RECNet().to(device).to(memory_format=torch.channels_last)
-    network, loss = ForwardWithMask(model), RecnetLoss("paper", None).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.99))
-    photos = PhotoSource(
-        load_photos(sorted(EXAMPLE_PHOTOS.glob("*.jpg")), crop, 1024), crop, 0, DegradationConfig()
-    )
-    inputs, targets = photos.batch(0, range(batch), device)
-    inputs = channels_last(inputs)
-
-    def step() -> None:
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-            output, mask = network(inputs)
-        terms = loss(output, mask, inputs, targets)
-        optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        optimizer.step()
-
-    reset_peak(device)
-    label = f"\n# Training step {precision}, batch {batch} x {crop}^2"
-    report(device, label, timed(device, step, 5), batch * crop**2 / 1e6)
-    profile(device, f"training step {precision}", step, rows=30)
+def profile_training_step(device: torch.device, precision: str, batch: int, crop: int) -> None:
+    """Times and profiles ``bench_training.py``'s fast step (paper losses without ECR, Adam)."""
+    args = argparse.Namespace(batch=batch, crop=crop, ecr=False)
+    step, batches = training_step("fast", device, precision, args, end_step=0)
+    with batches:
+        reset_peak(device)
+        label = f"\n# Training step {precision}, batch {batch} x {crop}^2"
+        report(device, label, timed(device, lambda: step(0), 5), batch * crop**2 / 1e6)
+        profile(device, f"training step {precision}", lambda: step(0), rows=30)
 
 
 def main() -> None:
@@ -150,7 +132,7 @@ def main() -> None:
     print(f"torch {torch.__version__} on {device_description(device)}", flush=True)
     model = load_model(None).model.to(device).eval()
     inference(device, model, args.mp, precisions)
-    training_step(device, "bf16" if "bf16" in precisions else precisions[0], args.batch, args.crop)
+    profile_training_step(device, "bf16" if "bf16" in precisions else precisions[0], args.batch, args.crop)
     photos = sorted(EXAMPLE_PHOTOS.glob("*.jpg"))
     for precision in precisions[1:]:
         print(half_precision_agreement(device, precision, photos), flush=True)
