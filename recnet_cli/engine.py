@@ -14,7 +14,7 @@ import torch
 
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
-from recnet_cli.tiling import MIN_TILE, TiledRunner
+from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, TiledRunner, full_maps_bytes
 
 TileSetting = int | Literal["auto"]
 
@@ -28,6 +28,7 @@ CPU_TILE = 384
 GPU_TILE = 2048
 GPU_MEMORY_SHARE = 0.8
 OTHER_WHOLE_IMAGE_BUDGET = 4 * 2**30
+HOST = torch.device("cpu")
 
 
 @dataclass
@@ -54,6 +55,24 @@ def auto_tile(device: torch.device, dtype: torch.dtype, height: int, width: int)
     return 0 if whole_image_bytes(height, width, dtype) <= budget else tile
 
 
+def tiled_on_device_bytes(channels: int, height: int, width: int, dtype: torch.dtype, tile: int) -> int:
+    """Estimated peak device memory of a tiled run that keeps its full-size maps on the device."""
+    span = tile + 2 * MOMENTS_HALO
+    tile_work = whole_image_bytes(min(span, height), min(span, width), dtype)
+    return full_maps_bytes(channels, height, width, dtype) + tile_work
+
+
+def map_storage(
+    device: torch.device, dtype: torch.dtype, height: int, width: int, tile: int, channels: int
+) -> torch.device:
+    """Where a tiled run keeps its full-size maps: on a CUDA device when they fit its free memory beside
+    one tile's work (nothing then crosses the bus), else in host memory."""
+    if device.type != "cuda":
+        return HOST
+    budget = int(torch.cuda.mem_get_info(device)[0] * GPU_MEMORY_SHARE)
+    return device if tiled_on_device_bytes(channels, height, width, dtype, tile) <= budget else HOST
+
+
 def check_tile(tile: TileSetting) -> None:
     if tile == "auto" or (isinstance(tile, int) and (tile == 0 or tile >= MIN_TILE)):
         return
@@ -76,8 +95,10 @@ class Corrector:
     """Owns a model on a device and corrects photos.
 
     ``tile``: 0 = whole image in one go, N >= 128 = exact N x N tiles (same result, bounded memory),
-    "auto" = whole image when it fits (see ``auto_tile``), else tiles. ``strength``: how much of the
-    correction to apply (0 = none, 1 = the model's output); the mask is the model's either way.
+    "auto" = whole image when it fits (see ``auto_tile``), else tiles, keeping the full-size maps on the
+    GPU when they fit there (see ``map_storage``); explicit tiles keep them in host memory. ``strength``:
+    how much of the correction to apply (0 = none, 1 = the model's output); the mask is the model's
+    either way.
     """
 
     def __init__(
@@ -105,7 +126,10 @@ class Corrector:
         image = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
         tile = self.tile_for(*rgb.shape[:2])
         if tile:
-            output, mask = TiledRunner(self.model, self.device, self.dtype, tile).run(image)
+            storage = HOST
+            if self.tile == "auto":
+                storage = map_storage(self.device, self.dtype, *rgb.shape[:2], tile, self.model.channels)
+            output, mask = TiledRunner(self.model, self.device, self.dtype, tile, storage).run(image)
         else:
             output, mask = fast_forward(self.model, image.to(self.device, self.dtype))
         corrected = blend(rgb, to_numpy(output[0].permute(1, 2, 0)), self.strength)

@@ -1,7 +1,8 @@
 """Exact tiled RECNet inference: whole-image results with memory bounded by the tile size.
 
-Full-resolution feature maps (C = 8 channels) stay in host memory; tiles with enough halo to cover each
-stage's receptive field stream through the device. A halo is real neighbouring pixels inside the image
+Full-resolution feature maps (C = 8 channels) stay in host memory, or on the GPU itself where they fit
+(then nothing crosses the bus); tiles with enough halo to cover each stage's receptive field stream
+through the device. A halo is real neighbouring pixels inside the image
 and the usual padding only at the true image border, so every local operation sees exactly what it sees
 on the whole image. The whole-image statistics are summed over the tiles before anything uses them:
 
@@ -67,26 +68,45 @@ class Moments:
         return self.squares / self.count
 
 
-class TiledRunner:
-    """Runs the fast RECNet stages tile by tile over host-memory feature maps (one image at a time)."""
+def full_maps_bytes(channels: int, height: int, width: int, dtype: torch.dtype) -> int:
+    """Memory of a tiled run's full-size maps: four of C channels, mask, blur and output in ``dtype``, and
+    the float32 image."""
+    per_pixel = (4 * channels + 5) * torch.finfo(dtype).bits // 8 + 3 * 4
+    return per_pixel * height * width
 
-    def __init__(self, model: RECNet, device: torch.device, dtype: torch.dtype, tile: int) -> None:
+
+class TiledRunner:
+    """Runs the fast RECNet stages tile by tile over full-size feature maps (one image at a time).
+
+    ``storage`` holds the full-size maps: host memory by default (device memory bounded by the tile),
+    or the compute device itself when they fit there (no copies between host and device)."""
+
+    def __init__(
+        self,
+        model: RECNet,
+        device: torch.device,
+        dtype: torch.dtype,
+        tile: int,
+        storage: torch.device = torch.device("cpu"),
+    ) -> None:
         if tile < MIN_TILE:
             raise ValueError(f"tile size {tile} is too small (at least {MIN_TILE} pixels)")
         self.model = model
         self.device = device
         self.dtype = dtype
         self.tile = tile
+        self.storage = storage
         self.windows: list[Window] = []
 
     @torch.inference_mode()
     def run(self, image: Tensor) -> tuple[Tensor, Tensor]:
-        """(output, mask) on the host for a (1, 3, H, W) host image; stages as in the module docstring."""
+        """(output, mask) on ``storage`` for a (1, 3, H, W) image; stages as in the module docstring."""
         height, width = image.shape[-2:]
+        image = image.to(self.storage)
         self.windows = list(tiles(height, width, self.tile))
         features, mask = self.extract(image)
-        merged = self.host_map(features.shape[1], height, width)
-        under = self.host_map(1, height, width)
+        merged = self.full_map(features.shape[1], height, width)
+        under = self.full_map(1, height, width)
         normed = torch.empty_like(features)
         following = torch.empty_like(features)
         kernels = fast.blur_kernels(self.model)
@@ -99,11 +119,19 @@ class TiledRunner:
             features, following = following, features
         return self.refine(merged), mask
 
-    def host_map(self, channels: int, height: int, width: int) -> Tensor:
-        return torch.empty(1, channels, height, width, dtype=self.dtype, memory_format=torch.channels_last)
+    def full_map(self, channels: int, height: int, width: int) -> Tensor:
+        return torch.empty(
+            1,
+            channels,
+            height,
+            width,
+            dtype=self.dtype,
+            device=self.storage,
+            memory_format=torch.channels_last,
+        )
 
-    def load(self, host: Tensor, window: Window) -> Tensor:
-        return fast.channels_last(host[:, :, window.rows, window.cols].to(self.device, self.dtype))
+    def load(self, full: Tensor, window: Window) -> Tensor:
+        return fast.channels_last(full[:, :, window.rows, window.cols].to(self.device, self.dtype))
 
     def to_device(self, statistic: Tensor) -> Tensor:
         return statistic.to(self.device, fast.statistics_dtype(self.dtype))
@@ -113,13 +141,13 @@ class TiledRunner:
         rows, cols = window.locate(tile)
         return result[:, :, rows, cols]
 
-    def store(self, host: Tensor, tile: Window, window: Window, result: Tensor) -> None:
-        host[:, :, tile.rows, tile.cols] = self.interior(result, window, tile).to("cpu", host.dtype)
+    def store(self, full: Tensor, tile: Window, window: Window, result: Tensor) -> None:
+        full[:, :, tile.rows, tile.cols] = self.interior(result, window, tile).to(full.device, full.dtype)
 
     def extract(self, image: Tensor) -> tuple[Tensor, Tensor]:
         height, width = image.shape[-2:]
-        features = self.host_map(self.model.channels, height, width)
-        mask = self.host_map(1, height, width)
+        features = self.full_map(self.model.channels, height, width)
+        mask = self.full_map(1, height, width)
         for tile in self.windows:
             window = tile.grown(EXTRACT_HALO)
             tile_features, tile_mask = fast.extract_and_mask(self.model, self.load(image, window))
@@ -184,15 +212,15 @@ class TiledRunner:
             mixed = fast.mixed_scale_features(block.mssa, tile_normed)
             result = fast.block_output(block, tile_features, tile_normed, mixed, attention)
             result = self.interior(result, window, tile)
-            output[:, :, tile.rows, tile.cols] = result.to("cpu", output.dtype)
-            share = fast.merge_contribution(self.model, index, result).to("cpu", merged.dtype)
+            output[:, :, tile.rows, tile.cols] = result.to(output.device, output.dtype)
+            share = fast.merge_contribution(self.model, index, result).to(merged.device, merged.dtype)
             if index == 0:
                 merged[:, :, tile.rows, tile.cols] = share
             else:
                 merged[:, :, tile.rows, tile.cols] += share
 
     def refine(self, merged: Tensor) -> Tensor:
-        """The output image (1, 3, H, W) on the host."""
+        """The output image (1, 3, H, W) on ``storage``."""
         refine = self.model.dualprocess.refine
         height, width = merged.shape[-2:]
         total = torch.zeros((), dtype=torch.float64)
@@ -201,7 +229,7 @@ class TiledRunner:
             processed = fast.refine_processed(refine, fast.refine_entry(refine, self.load(merged, window)))
             total = total + fast.channel_sums(self.interior(processed, window, tile)).cpu().double()
         pooled = self.to_device(total / (height * width))
-        output = self.host_map(3, height, width)
+        output = self.full_map(3, height, width)
         for tile in self.windows:
             window = tile.grown(FINAL_HALO)
             entry = fast.refine_entry(refine, self.load(merged, window))

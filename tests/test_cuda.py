@@ -14,6 +14,7 @@ import pytest
 import torch
 from random_models import random_image, random_model
 
+from recnet_cli import engine
 from recnet_cli.engine import Corrector, correctors_for
 from recnet_cli.metrics import to_uint8
 from recnet_cli.model import RECNet
@@ -60,9 +61,11 @@ def test_tiling_on_the_gpu_matches_the_whole_image(model: RECNet, height: int, w
     gpu_model = copy.deepcopy(model).to(CUDA)
     with torch.inference_mode():
         expected, expected_mask = fast_forward(gpu_model, image.to(CUDA))
-        output, mask = TiledRunner(gpu_model, CUDA, torch.float32, tile).run(image)
-    assert (output.cpu() - expected.cpu()).abs().max() <= 1e-4
-    assert (mask.cpu() - expected_mask.cpu()).abs().max() <= 1e-4
+        for storage in (torch.device("cpu"), CUDA):  # full-size maps in host memory, then on the GPU
+            output, mask = TiledRunner(gpu_model, CUDA, torch.float32, tile, storage).run(image)
+            assert output.device.type == mask.device.type == storage.type
+            assert (output.cpu() - expected.cpu()).abs().max() <= 1e-4
+            assert (mask.cpu() - expected_mask.cpu()).abs().max() <= 1e-4
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -78,6 +81,23 @@ def test_half_precision_runs_whole_and_tiled_and_stays_close(model: RECNet, dtyp
 def test_auto_tile_runs_a_large_photo_in_one_piece_when_it_fits() -> None:
     corrector = Corrector(RECNet(), CUDA, torch.float32, tile="auto")
     assert corrector.tile_for(3000, 4000) == 0  # 12 MP fits in an H100's memory
+
+
+def test_auto_tiles_keep_their_maps_on_the_gpu(model: RECNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    rgb = random_image(1, 700, 900)[0].permute(1, 2, 0).numpy()
+    whole = Corrector(copy.deepcopy(model), CUDA, torch.float32, tile=0).correct(rgb)
+    storages = []
+    run = TiledRunner.run
+
+    def recording_run(self: TiledRunner, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        storages.append(self.storage)
+        return run(self, image)
+
+    monkeypatch.setattr(engine, "auto_tile", lambda *args: 256)  # as if the whole image did not fit
+    monkeypatch.setattr(TiledRunner, "run", recording_run)
+    tiled = Corrector(copy.deepcopy(model), CUDA, torch.float32, tile="auto").correct(rgb)
+    assert storages == [CUDA]
+    assert np.abs(tiled.image - whole.image).max() <= 1e-4
 
 
 def test_training_step_on_the_gpu_gives_the_cpu_gradients() -> None:
