@@ -45,12 +45,15 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
         ]
     )
     page = builder.write(summary, "model <x>", "cpu").read_text(encoding="utf-8")
+    assert "full correction" in page and "strength" not in page
     assert "a &lt;b&gt;&amp;&#x27;q.jpg" in page and "<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "model &lt;x&gt;" in page
     links = re.findall(r'(?:src|href)="([^"]+)"', page)
     assert len(links) == 4 and not any(str(tmp_path) in link or link.startswith("/") for link in links)
     for kind in ("before", "after", "mask"):
         assert (out / PREVIEW_FOLDER / "sub" / f"{source.name}-{kind}.jpg").is_file()
+    partial = builder.write(summary, "model", "cpu", strength=0.5).read_text(encoding="utf-8")
+    assert "strength 0.5 (part of the correction)" in partial
 
 
 def test_report_needs_an_output_folder(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:

@@ -92,16 +92,18 @@ class ReportBuilder:
             **links,
         )
 
-    def write(self, summary: Summary, model: str, device: str) -> Path:
+    def write(self, summary: Summary, model: str, device: str, strength: float = 1.0) -> Path:
         """Writes the report of a finished batch and returns its path."""
         path = self.folder / REPORT_NAME
-        page = render_report(summary, self.cards, model, device)
+        page = render_report(summary, self.cards, model, device, strength)
         with atomic_output(path) as temporary:
             temporary.write_text(page, encoding="utf-8")
         return path
 
 
-def render_report(summary: Summary, cards: dict[Path, Card], model: str, device: str) -> str:
+def render_report(
+    summary: Summary, cards: dict[Path, Card], model: str, device: str, strength: float = 1.0
+) -> str:
     """The whole HTML page."""
     done = [o for o in summary.outcomes if o.status == "done" and o.job.source in cards]
     articles = "\n".join(render_card(cards[o.job.source], o.seconds) for o in done)
@@ -110,22 +112,23 @@ def render_report(summary: Summary, cards: dict[Path, Card], model: str, device:
     return PAGE.format(
         style=STYLE,
         script=SCRIPT,
-        summary=render_summary(summary, model, device),
+        summary=render_summary(summary, model, device, strength),
         failures=render_failures(failures),
         cards=articles or '<p class="empty">No photo was corrected in this run.</p>',
     )
 
 
-def render_summary(summary: Summary, model: str, device: str) -> str:
+def render_summary(summary: Summary, model: str, device: str, strength: float) -> str:
     counts = (
         f"<strong>{summary.count('done')}</strong> corrected, <strong>{summary.count('skipped')}</strong> "
         f"skipped (output existed), <strong>{summary.failed}</strong> failed"
     )
     when = time.strftime("%Y-%m-%d %H:%M")
+    amount = "full correction" if strength == 1 else f"strength {strength:g} (part of the correction)"
     return (
         f"<p>{counts} in {summary.seconds:.1f} s.</p>"
-        f"<p class=muted>Model <code>{html.escape(model)}</code> on <code>{html.escape(device)}</code>; "
-        f"report written {when}.</p>"
+        f"<p class=muted>Model <code>{html.escape(model)}</code> on <code>{html.escape(device)}</code>, "
+        f"{amount}; report written {when}.</p>"
     )
 
 
