@@ -230,6 +230,15 @@ def test_bench_times_the_model_at_the_requested_size(env: dict[str, str], model_
     assert timing["device"] == "cpu" and timing["tile"] == 0
 
 
+def test_half_precision_training_on_the_cpu_says_it_is_slow(tmp_path: Path, env: dict[str, str]) -> None:
+    tiny = shlex.split("--steps 2 --batch 2 --crop 32 --no-ecr --device cpu -q --time-limit 0")
+    result = run(
+        ["train", "--photos", str(TRAIN_PHOTOS), "--out", str(tmp_path), "--precision", "bf16", *tiny], env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "bf16 on the CPU trains several times slower than fp32" in result.stderr
+
+
 def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[str, str]) -> None:
     run_dir = tmp_path / "run"
     tiny = shlex.split("--steps 3 --batch 2 --crop 32 --val-every 3 --no-ecr --device cpu -q --time-limit 0")
