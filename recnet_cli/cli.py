@@ -554,10 +554,10 @@ def train(
     from recnet_cli.train.loop import train as start_training
 
     seconds = None if time_limit is None else time_limit * 60
-    if resume_run is None and precision not in (Precision.auto, Precision.fp32) and on_cpu(device):
+    if resume_run is None and precision is Precision.bf16 and on_cpu(device):
         console.notice(
-            f"{precision.value} on the CPU trains several times slower than fp32 (bf16: 4.5x per step on a "
-            "2-core AMD EPYC); half precision pays on GPUs"
+            "bf16 on the CPU trains several times slower than fp32 (4.5x per step on a 2-core AMD EPYC); "
+            "half precision pays on GPUs"
         )
     try:
         with console.TrainingProgress(quiet) as progress:
