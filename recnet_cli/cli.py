@@ -683,7 +683,7 @@ def bench(
 
     The photo is 4:3 random pixels; times include copying it to and from the device.
 
-    [dim]Example:[/]  recnet bench --mp 24 --device cuda --precision bf16
+    [dim]Example:[/]  recnet bench --mp 24 --device cuda --precision fp16
     """
     from recnet_cli.engine import time_correction
 
