@@ -141,7 +141,10 @@ def device_description(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     model_names = re.findall(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
     name = model_names[0] if model_names else platform.processor()
-    return f"{name} ({torch.get_num_threads()} threads)"
+    # The vector unit PyTorch uses (AVX2, AVX512, ...): hosts with the same name differ (the reference ran
+    # 7x slower per MP on an AVX2 "AMD EPYC" than on the one measured before it).
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{name} ({torch.get_num_threads()} threads, {capability})"
 
 
 def issue_seconds_per_mp(device: torch.device, precision: str, megapixels: float) -> float | None:
