@@ -7,13 +7,13 @@ and the usual padding only at the true image border, so every local operation se
 on the whole image. The whole-image statistics are summed over the tiles before anything uses them:
 
 - extraction: F0 and the mask M.
-- per block, pass 1: blur(M) for this block (stored) and the instance-norm moments of the three branches;
-  pass 2: Fn (stored) and the attention Gram matrices k vᵀ; pass 3: the block output, and its share of
-  ``dualprocess.cat`` added into the merged map.
+- per block, pass 1: the three branch scales from this block's blur(M) (stored) and the instance-norm
+  moments of the branches; pass 2: Fn (stored) and the attention Gram matrices k vᵀ; pass 3: the block
+  output, and its share of ``dualprocess.cat`` added into the merged map.
 - refine, pass 1: the global mean of the channel attention's features; pass 2: the output image.
 
 Two passes per block would be the minimum (block b's pass 3 could also take block b+1's moments), but
-pass 1 only recomputes one-channel maps (the blur, the branch scales), so merging saves little.
+pass 1 only computes few-channel maps (the blur, the branch scales), so merging would save little.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from recnet_cli.model.recnet import RECNet, RegionAwareMixedBlock
 MIN_TILE = 128
 EXTRACT_HALO = 5  # extract 3x3 + four 3x3 mask convs
 MOMENTS_HALO = 16  # the 31x31 blur + the branch descriptor's 3x3
-NORMED_HALO = 4  # branch descriptor 3x3 + folded tails 3x3 + dw 5x5 on project_in
+NORMED_HALO = 3  # folded tails 3x3 + dw 5x5 on project_in
 OUTPUT_HALO = 6  # dw 5x5 + grouped 5x5 on Fn, then the two 3x3 post convs
 POOL_HALO = 3  # refine conv_in + the channel attention's two 3x3 convs
 FINAL_HALO = 2  # refine conv_in + conv_last
@@ -69,9 +69,9 @@ class Moments:
 
 
 def full_maps_bytes(channels: int, height: int, width: int, dtype: torch.dtype) -> int:
-    """Memory of a tiled run's full-size maps: four of C channels, mask, blur and output in ``dtype``, and
-    the float32 image."""
-    per_pixel = (4 * channels + 5) * torch.finfo(dtype).bits // 8 + 3 * 4
+    """Memory of a tiled run's full-size maps: four of C channels, the mask, three branch scales and the
+    output in ``dtype``, and the float32 image."""
+    per_pixel = (4 * channels + 7) * torch.finfo(dtype).bits // 8 + 3 * 4
     return per_pixel * height * width
 
 
@@ -106,14 +106,14 @@ class TiledRunner:
         self.windows = list(tiles(height, width, self.tile))
         features, mask = self.extract(image)
         merged = self.full_map(features.shape[1], height, width)
-        under = self.full_map(1, height, width)
+        scales = self.full_map(3, height, width)
         normed = torch.empty_like(features)
         following = torch.empty_like(features)
         kernels = fast.blur_kernels(self.model)
         for index, block in enumerate(self.model.dualprocess.blocks):
             kernel = kernels[index : index + 1]
-            mean, variance = self.branch_moments(block, features, mask, kernel, under)
-            grams = self.normalize(block, features, under, kernel, mean, variance, normed)
+            mean, variance = self.branch_moments(block, features, mask, kernel, scales)
+            grams = self.normalize(block, features, scales, mean, variance, normed)
             attention = fast.attention_weights(block.mssa, self.to_device(grams))
             self.block_output(block, index, features, normed, attention, following, merged)
             features, following = following, features
@@ -156,17 +156,17 @@ class TiledRunner:
         return features, mask
 
     def branch_moments(
-        self, block: RegionAwareMixedBlock, features: Tensor, mask: Tensor, kernel: Tensor, under: Tensor
+        self, block: RegionAwareMixedBlock, features: Tensor, mask: Tensor, kernel: Tensor, scales: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Stores this block's blur(M) and returns the branches' whole-image (mean, variance)."""
+        """Stores this block's branch scales and returns the branches' whole-image (mean, variance)."""
         moments = Moments()
         for tile in self.windows:
             window = tile.grown(MOMENTS_HALO)
             tile_under, tile_over = fast.branch_masks(self.load(mask, window), kernel, window)
-            self.store(under, tile, window, tile_under)
             tile_features = self.load(features, window)
-            scales = fast.branch_scales(block.norm, tile_features, tile_under, tile_over)
-            interior = (self.interior(x, window, tile) for x in (tile_features, scales))
+            tile_scales = fast.branch_scales(block.norm, tile_features, tile_under, tile_over)
+            self.store(scales, tile, window, tile_scales)
+            interior = (self.interior(x, window, tile) for x in (tile_features, tile_scales))
             moments.add(tile.area, *fast.branch_moments(*interior))
         return self.to_device(moments.mean), self.to_device(moments.variance())
 
@@ -174,8 +174,7 @@ class TiledRunner:
         self,
         block: RegionAwareMixedBlock,
         features: Tensor,
-        under: Tensor,
-        kernel: Tensor,
+        scales: Tensor,
         mean: Tensor,
         variance: Tensor,
         normed: Tensor,
@@ -184,11 +183,7 @@ class TiledRunner:
         grams = torch.zeros((), dtype=torch.float64)
         for tile in self.windows:
             window = tile.grown(NORMED_HALO)
-            tile_under = self.load(under, window)
-            tile_over = fast.inside_sum(kernel.to(tile_under.dtype), window) - tile_under
-            tile_features = self.load(features, window)
-            scales = fast.branch_scales(block.norm, tile_features, tile_under, tile_over)
-            branches = fast.branch_products(tile_features, scales)
+            branches = fast.branch_products(self.load(features, window), self.load(scales, window))
             tile_normed = fast.normalize(block.norm, branches, mean, variance)
             self.store(normed, tile, window, tile_normed)
             mixed = fast.mixed_scale_features(block.mssa, tile_normed)
