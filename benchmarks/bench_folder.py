@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import cv2
 import torch
-from bench_inference import EXAMPLE_PHOTOS, RESULTS, device_description
+from bench_inference import EXAMPLE_PHOTOS, device_description, write_tables
 
 from recnet_cli.devices import pick_devices, pick_dtype
 from recnet_cli.engine import correctors_for
@@ -128,11 +127,8 @@ def main() -> None:
         f"Overlap: the command took {command / max(codec, model):.2f}x the slower stage and "
         f"{command / (codec + model):.2f}x their sum.",
     ]
-    slug = "folder-" + re.sub(r"[^a-z0-9]+", "-", device_text.lower()).strip("-")
-    RESULTS.mkdir(parents=True, exist_ok=True)
     summary = {"device": device_text, "megapixels": args.mp, "count": args.count, "rows": rows}
-    (RESULTS / f"{slug}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (RESULTS / f"{slug}.md").write_text("\n".join(lines) + "\n")
+    write_tables("folder-", device_text, summary, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

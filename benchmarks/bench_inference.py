@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -102,12 +103,20 @@ def measure_in_subprocess(mode: str, megapixels: float, device: str, precision: 
 
 
 def measure_isolated(mode: str, megapixels: float, device: str, precision: str, tile: int) -> dict:
-    """``measure`` with its own peak memory: a subprocess on the CPU (peak RSS cannot be reset), in this
-    process on CUDA (its peak statistics can, and a CUDA start-up per run costs more than the run)."""
+    return isolated(
+        device,
+        lambda: measure(mode, megapixels, device, precision, tile),
+        lambda: measure_in_subprocess(mode, megapixels, device, precision, tile),
+    )
+
+
+def isolated(device: str, here: Callable[[], dict], in_subprocess: Callable[[], dict]) -> dict:
+    """A measurement with its own peak memory: in a subprocess on the CPU (peak RSS cannot be reset), in
+    this process on CUDA (its peak statistics can, and a CUDA start-up per run costs more than the run)."""
     if torch.device(device).type != "cuda":
-        return measure_in_subprocess(mode, megapixels, device, precision, tile)
+        return in_subprocess()
     try:
-        return measure(mode, megapixels, device, precision, tile)
+        return here()
     except torch.OutOfMemoryError as error:
         return {"error": str(error).splitlines()[0]}
     finally:
@@ -271,13 +280,17 @@ def main() -> None:
 def write_results(device: torch.device, rows: list[dict], agreements: list[dict]) -> str:
     """Writes benchmarks/results/<device>.md and .json; returns the Markdown."""
     device_text = device_description(device)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^a-z0-9]+", "-", device_text.lower()).strip("-")
-    summary = {"device": device_text, "runs": rows, "half_precision": agreements}
-    (RESULTS / f"{slug}.json").write_text(json.dumps(summary, indent=2) + "\n")
     text = table(rows, agreements, device_text)
-    (RESULTS / f"{slug}.md").write_text(text)
+    write_tables("", device_text, {"device": device_text, "runs": rows, "half_precision": agreements}, text)
     return text
+
+
+def write_tables(prefix: str, device_text: str, summary: dict, markdown: str) -> None:
+    """Writes benchmarks/results/<prefix><device>.json and .md."""
+    slug = prefix + re.sub(r"[^a-z0-9]+", "-", device_text.lower()).strip("-")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{slug}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / f"{slug}.md").write_text(markdown)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 
 import torch
-from bench_inference import DTYPES, EXAMPLE_PHOTOS, RESULTS, device_description, peak_rss_mb, synchronize
+from bench_inference import (
+    DTYPES,
+    EXAMPLE_PHOTOS,
+    device_description,
+    isolated,
+    peak_rss_mb,
+    synchronize,
+    write_tables,
+)
 
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import PhotoSource, Prefetcher, load_photos
@@ -105,16 +112,11 @@ def measure(mode: str, device_name: str, precision: str, args: argparse.Namespac
 
 
 def measure_isolated(mode: str, device: str, precision: str, args: argparse.Namespace) -> dict:
-    """``measure`` with its own peak memory: in this process on CUDA (peak statistics reset), else in a
-    subprocess (peak RSS cannot be reset)."""
-    if torch.device(device).type != "cuda":
-        return measure_in_subprocess(mode, device, precision, args)
-    try:
-        return measure(mode, device, precision, args)
-    except torch.OutOfMemoryError as error:
-        return {"error": str(error).splitlines()[0]}
-    finally:
-        torch.cuda.empty_cache()
+    return isolated(
+        device,
+        lambda: measure(mode, device, precision, args),
+        lambda: measure_in_subprocess(mode, device, precision, args),
+    )
 
 
 def measure_in_subprocess(mode: str, device: str, precision: str, args: argparse.Namespace) -> dict:
@@ -196,12 +198,9 @@ def main() -> None:
 def write_results(device: torch.device, rows: list[dict], args: argparse.Namespace) -> str:
     """Writes benchmarks/results/training-<device>.md and .json; returns the Markdown."""
     device_text = device_description(device)
-    slug = "training-" + re.sub(r"[^a-z0-9]+", "-", device_text.lower()).strip("-")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    summary = {"device": device_text, "batch": args.batch, "crop": args.crop, "ecr": args.ecr, "runs": rows}
-    (RESULTS / f"{slug}.json").write_text(json.dumps(summary, indent=2) + "\n")
     text = table(rows, device_text, args)
-    (RESULTS / f"{slug}.md").write_text(text)
+    summary = {"device": device_text, "batch": args.batch, "crop": args.crop, "ecr": args.ecr, "runs": rows}
+    write_tables("training-", device_text, summary, text)
     return text
 
 

@@ -341,7 +341,7 @@ def correct(
     about = {"model": loaded.source, "device": device_names(correctors), "strength": strength}
     if builder is not None:
         try:
-            path = builder.write(summary, loaded.source, about["device"], strength)
+            path = builder.write(summary, about["model"], about["device"], strength)
         except PhotoFileError as exc:
             raise fail(str(exc), 1) from None
         if not quiet:
