@@ -8,8 +8,10 @@ on the whole image. The whole-image statistics are summed over the tiles before 
 
 - extraction: F0 and the mask M.
 - per block, pass 1: the three branch scales from this block's blur(M) (stored) and the instance-norm
-  moments of the branches; pass 2: Fn (stored) and the attention Gram matrices k vᵀ; pass 3: the block
-  output, and its share of ``dualprocess.cat`` added into the merged map.
+  moments of the branches; pass 2: Fn, the mixed-scale features and from them the attention Gram
+  matrices k vᵀ and the attention-free share of the block's fusion (stored); pass 3: the block output
+  from that share, the queries of F and the attention, and its share of ``dualprocess.cat`` added into
+  the merged map.
 - refine, pass 1: the global mean of the channel attention's features; pass 2: the output image.
 
 Two passes per block would be the minimum (block b's pass 3 could also take block b+1's moments), but
@@ -31,8 +33,8 @@ from recnet_cli.model.recnet import RECNet, RegionAwareMixedBlock
 MIN_TILE = 128
 EXTRACT_HALO = 5  # extract 3x3 + four 3x3 mask convs
 MOMENTS_HALO = 16  # the 31x31 blur + the branch descriptor's 3x3
-NORMED_HALO = 3  # folded tails 3x3 + dw 5x5 on project_in
-OUTPUT_HALO = 6  # dw 5x5 + grouped 5x5 on Fn, then the two 3x3 post convs
+NORMED_HALO = 5  # folded tails 3x3 + dw 5x5 on project_in + the local path's grouped 5x5
+OUTPUT_HALO = 4  # the queries' 5x5 on F, then the two 3x3 post convs
 POOL_HALO = 3  # refine conv_in + the channel attention's two 3x3 convs
 FINAL_HALO = 2  # refine conv_in + conv_last
 
@@ -69,9 +71,10 @@ class Moments:
 
 
 def full_maps_bytes(channels: int, height: int, width: int, dtype: torch.dtype) -> int:
-    """Memory of a tiled run's full-size maps: four of C channels, the mask, three branch scales and the
-    output in ``dtype``, and the float32 image."""
-    per_pixel = (4 * channels + 7) * torch.finfo(dtype).bits // 8 + 3 * 4
+    """Memory of a tiled run's full-size maps: three of C channels (block input and output, merged), the
+    fusion's attention-free share (2C), the mask, three branch scales and the output in ``dtype``, and the
+    float32 image."""
+    per_pixel = (5 * channels + 7) * torch.finfo(dtype).bits // 8 + 3 * 4
     return per_pixel * height * width
 
 
@@ -107,15 +110,15 @@ class TiledRunner:
         features, mask = self.extract(image)
         merged = self.full_map(features.shape[1], height, width)
         scales = self.full_map(3, height, width)
-        normed = torch.empty_like(features)
+        attention_free = self.full_map(2 * features.shape[1], height, width)
         following = torch.empty_like(features)
         kernels = fast.blur_kernels(self.model)
         for index, block in enumerate(self.model.dualprocess.blocks):
             kernel = kernels[index : index + 1]
             mean, variance = self.branch_moments(block, features, mask, kernel, scales)
-            grams = self.normalize(block, features, scales, mean, variance, normed)
+            grams = self.attention_free_share(block, features, scales, mean, variance, attention_free)
             attention = fast.attention_weights(block.mssa, self.to_device(grams))
-            self.block_output(block, index, features, normed, attention, following, merged)
+            self.block_output(block, index, features, attention_free, attention, following, merged)
             features, following = following, features
         return self.refine(merged), mask
 
@@ -170,24 +173,25 @@ class TiledRunner:
             moments.add(tile.area, *fast.branch_moments(*interior))
         return self.to_device(moments.mean), self.to_device(moments.variance())
 
-    def normalize(
+    def attention_free_share(
         self,
         block: RegionAwareMixedBlock,
         features: Tensor,
         scales: Tensor,
         mean: Tensor,
         variance: Tensor,
-        normed: Tensor,
+        share: Tensor,
     ) -> Tensor:
-        """Stores Fn and returns the attention Gram matrices summed over the image (float64, host)."""
+        """Stores the fusion's attention-free share and returns the attention Gram matrices summed over
+        the image (float64, host)."""
         grams = torch.zeros((), dtype=torch.float64)
         for tile in self.windows:
             window = tile.grown(NORMED_HALO)
             branches = fast.branch_products(self.load(features, window), self.load(scales, window))
-            tile_normed = fast.normalize(block.norm, branches, mean, variance)
-            self.store(normed, tile, window, tile_normed)
-            mixed = fast.mixed_scale_features(block.mssa, tile_normed)
+            normed = fast.normalize(block.norm, branches, mean, variance)
+            mixed = fast.mixed_scale_features(block.mssa, normed)
             grams = grams + fast.attention_grams(self.interior(mixed, window, tile)).cpu().double()
+            self.store(share, tile, window, fast.attention_free_share(block, normed, mixed))
         return grams
 
     def block_output(
@@ -195,7 +199,7 @@ class TiledRunner:
         block: RegionAwareMixedBlock,
         index: int,
         features: Tensor,
-        normed: Tensor,
+        attention_free: Tensor,
         attention: Tensor,
         output: Tensor,
         merged: Tensor,
@@ -203,9 +207,8 @@ class TiledRunner:
         """Stores the block's output and adds its share of ``dualprocess.cat`` into ``merged``."""
         for tile in self.windows:
             window = tile.grown(OUTPUT_HALO)
-            tile_features, tile_normed = self.load(features, window), self.load(normed, window)
-            mixed = fast.mixed_scale_features(block.mssa, tile_normed)
-            result = fast.block_output(block, tile_features, tile_normed, mixed, attention)
+            tile_features, tile_share = self.load(features, window), self.load(attention_free, window)
+            result = fast.block_output(block, tile_features, tile_share, attention)
             result = self.interior(result, window, tile)
             output[:, :, tile.rows, tile.cols] = result.to(output.device, output.dtype)
             share = fast.merge_contribution(self.model, index, result).to(merged.device, merged.dtype)

@@ -11,8 +11,9 @@ The reorganisation is algebra on the reference forward (``recnet.py``), exact up
 - The three tails (3x3) and fuse_1, fuse_2 and alpha (all linear) fold into one 3x3 conv, 3C → C.
 - dw3 and dw5 on project_in's output run as one 5x5 depthwise conv (3x3 kernels zero-padded) on a
   projection with duplicated rows; the grouped local convs as a depthwise conv plus a sum of channel pairs.
-- project_out, project_ch, the channel attention (per pixel a CxC matrix) and fuse1/fuse2 fold into one
-  1x1 conv, 5C → 2C, with one weight per image.
+- project_out, project_ch, the channel attention (per pixel a CxC matrix) and fuse1/fuse2 fold into two
+  1x1 convs: (Fn, L1, L2) → 2C, which needs no whole-image statistic, and (q3, q5) → 2C, whose weight
+  holds the attention (one per image). Tiles compute the first before the attention is known.
 - ``dualprocess.cat`` over the five block outputs is a sum of per-block 1x1 convs, added up block by block.
 
 The whole-image statistics (instance norms, attention Gram matrices, refine's global mean) are split into
@@ -311,22 +312,17 @@ def attention_weights(mssa: MixedScaleRestoration, grams: Tensor) -> Tensor:
     return matrix
 
 
-def folded_fusion(block: RegionAwareMixedBlock, attention: Tensor) -> tuple[Tensor, Tensor]:
-    """fuse1/fuse2 over (Fn, local, global) as one (B, 2C, 5C) matrix on (Fn, L1, L2, q3, q5), and bias."""
+def fusion_without_attention(block: RegionAwareMixedBlock) -> tuple[Tensor, Tensor]:
+    """fuse1/fuse2's share from (Fn, L1, L2) as one (2C, 3C) matrix, with all of their biases.
+
+    project_out folds into fuse1; the global path (its project_ch in fuse2) is ``fusion_of_attention``."""
     mssa = block.mssa
     channels = block.fuse1.weight.shape[0]
     fuse1, fuse2 = block.fuse1.weight[:, :, 0, 0], block.fuse2.weight[:, :, 0, 0]
-    project_out, project_ch = mssa.project_out.weight[:, :, 0, 0], mssa.project_ch.weight[:, :, 0, 0]
-    attention = attention.to(fuse1.dtype)
-    batch = attention.shape[0]
-    both_scales = torch.zeros(batch, 2 * channels, 2 * channels, dtype=fuse1.dtype, device=fuse1.device)
-    both_scales[:, :channels, :channels] = attention[:, 0]
-    both_scales[:, channels:, channels:] = attention[:, 1]
-    weight = fuse1.new_zeros(batch, 2 * channels, 5 * channels)
-    weight[:, :channels, :channels] = fuse1[:, :channels]
-    weight[:, :channels, channels : 3 * channels] = fuse1[:, channels:] @ project_out
-    weight[:, channels:, :channels] = fuse2[:, :channels]
-    weight[:, channels:, 3 * channels :] = fuse2[:, channels:] @ project_ch @ both_scales
+    weight = fuse1.new_zeros(2 * channels, 3 * channels)
+    weight[:channels, :channels] = fuse1[:, :channels]
+    weight[:channels, channels:] = fuse1[:, channels:] @ mssa.project_out.weight[:, :, 0, 0]
+    weight[channels:, :channels] = fuse2[:, :channels]
     bias = torch.cat(
         [
             block.fuse1.bias + fuse1[:, channels:] @ mssa.project_out.bias,
@@ -336,33 +332,83 @@ def folded_fusion(block: RegionAwareMixedBlock, attention: Tensor) -> tuple[Tens
     return weight, bias
 
 
-def mix_channels(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """A 1x1 convolution with one (out, in) weight per image: weight (B, out, in), bias (out,)."""
+def fusion_of_attention(block: RegionAwareMixedBlock, attention: Tensor) -> Tensor:
+    """fuse2's share from the queries (q3, q5) through the attention and project_ch: (B, 2C, 2C)."""
+    channels = block.fuse2.weight.shape[0]
+    fuse2 = block.fuse2.weight[:, channels:, 0, 0]
+    project_ch = block.mssa.project_ch.weight[:, :, 0, 0]
+    attention = attention.to(fuse2.dtype)
+    batch = attention.shape[0]
+    both_scales = fuse2.new_zeros(batch, 2 * channels, 2 * channels)
+    both_scales[:, :channels, :channels] = attention[:, 0]
+    both_scales[:, channels:, channels:] = attention[:, 1]
+    weight = fuse2.new_zeros(batch, 2 * channels, 2 * channels)
+    weight[:, channels:] = fuse2 @ project_ch @ both_scales
+    return weight
+
+
+def mix_channels(x: Tensor, weight: Tensor, added: Tensor) -> Tensor:
+    """A 1x1 convolution with one (out, in) weight per image, weight (B, out, in), plus ``added`` (a
+    channels_last (B, out, H, W) map)."""
     batch, _, height, width = x.shape
     flat = nhwc(x).reshape(batch, height * width, -1)
-    mixed = torch.baddbmm(bias.to(x.dtype), flat, weight.to(x.dtype).transpose(1, 2))
+    flat_added = nhwc(added).reshape(batch, height * width, -1)
+    mixed = torch.baddbmm(flat_added.to(x.dtype), flat, weight.to(x.dtype).transpose(1, 2))
     return mixed.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
 
 
-def block_output(
-    block: RegionAwareMixedBlock,
-    features: Tensor,
-    normed: Tensor,
-    mixed: Tensor,
-    attention: Tensor,
-) -> Tensor:
-    """The block's output from its input F, Fn, the mixed-scale features and the attention matrices."""
+def interleaved(first: Tensor, second: Tensor) -> Tensor:
+    """Rows first[0], second[0], first[1], second[1], ..."""
+    return torch.stack([first, second], dim=1).flatten(0, 1)
+
+
+def empty_map(like: Tensor, channels: int) -> Tensor:
+    """An uninitialised channels_last map of ``channels``, otherwise shaped and typed like ``like``."""
+    batch, _, height, width = like.shape
+    return torch.empty(
+        batch,
+        channels,
+        height,
+        width,
+        dtype=like.dtype,
+        device=like.device,
+        memory_format=torch.channels_last,
+    )
+
+
+def attention_free_share(block: RegionAwareMixedBlock, normed: Tensor, mixed: Tensor) -> Tensor:
+    """What of fuse1/fuse2's output (2C channels) does not depend on the attention: the shares of Fn and
+    the local path, and the biases. Tiles compute it before the whole-image attention is known."""
     mssa = block.mssa
+    channels = normed.shape[1]
+    dtype = normed.dtype
+    inputs = empty_map(normed, 3 * channels)
+    inputs[:, :channels] = normed
+    # Each group of the grouped local convs reads two channels: convolve each channel alone (the bias on
+    # the first of each pair), then add the pairs.
     local_layers = (mssa.dwconv3x3_1, mssa.dwconv5x5_1)
-    local_weight = torch.cat([as_5x5(layer.weight) for layer in local_layers]).to(features.dtype)
-    local_bias = torch.cat([layer.bias for layer in local_layers]).to(features.dtype)
-    # Each group of the grouped convs reads two channels: convolve each channel alone, add the pairs.
-    per_channel = F.conv2d(mixed, local_weight.flatten(0, 1)[:, None], padding=2, groups=mixed.shape[1])
-    local = F.relu_(torch.add(per_channel[:, 0::2], per_channel[:, 1::2]).add_(local_bias[:, None, None]))
-    query3 = F.relu_(conv(mssa.conv3x3_q, features))
-    query5 = F.relu_(conv(mssa.conv5x5_q, features))
-    weight, bias = folded_fusion(block, attention)
-    fused = mix_channels(torch.cat([normed, local, query3, query5], 1), weight, bias)
+    local_weight = torch.cat([as_5x5(layer.weight) for layer in local_layers]).flatten(0, 1)[:, None]
+    local_bias = torch.cat([layer.bias for layer in local_layers])
+    pair_bias = interleaved(local_bias, torch.zeros_like(local_bias))
+    per_channel = F.conv2d(
+        mixed, local_weight.to(dtype), pair_bias.to(dtype), padding=2, groups=mixed.shape[1]
+    )
+    local = inputs[:, channels:]
+    torch.add(per_channel[:, 0::2], per_channel[:, 1::2], out=local)
+    local.relu_()
+    return pointwise(inputs, *fusion_without_attention(block))
+
+
+def block_output(
+    block: RegionAwareMixedBlock, features: Tensor, attention_free: Tensor, attention: Tensor
+) -> Tensor:
+    """The block's output from its input F, the fusion's attention-free share and the attention matrices."""
+    mssa = block.mssa
+    channels = features.shape[1]
+    queries = empty_map(features, 2 * channels)
+    for index, layer in enumerate((mssa.conv3x3_q, mssa.conv5x5_q)):
+        torch.clamp_min(conv(layer, features), 0, out=queries[:, index * channels : (index + 1) * channels])
+    fused = mix_channels(queries, fusion_of_attention(block, attention), attention_free)
     first, activation, last = block.post
     hidden = F.leaky_relu_(conv(first, fused), activation.negative_slope)
     return conv(last, hidden).add_(features)
@@ -405,7 +451,7 @@ def rmb(block: RegionAwareMixedBlock, features: Tensor, under: Tensor, over: Ten
     normed = normalize(block.norm, branch_products(features, scales), *moments)
     mixed = mixed_scale_features(block.mssa, normed)
     attention = attention_weights(block.mssa, attention_grams(mixed))
-    return block_output(block, features, normed, mixed, attention)
+    return block_output(block, features, attention_free_share(block, normed, mixed), attention)
 
 
 @torch.inference_mode()
