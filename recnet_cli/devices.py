@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import platform
+
 import torch
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+# glibc mallopt parameters
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+LARGEST_REUSED_BLOCK = 32 * 2**20  # glibc's ceiling for the mmap threshold on 64-bit systems
+KEPT_FREE_MEMORY = 2**30
 
 
 class DeviceError(ValueError):
@@ -51,3 +62,16 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
     if device.type == "cpu" and precision == "fp16":
         raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
     return torch.float16 if precision == "fp16" else torch.bfloat16
+
+
+@functools.cache
+def keep_freed_host_memory() -> None:
+    """Make glibc's malloc reuse freed blocks of up to 32 MiB instead of returning them to the system.
+
+    Otherwise every tile-sized tensor on the CPU costs fresh pages that the kernel must zero (half a
+    million page faults per 2 MP photo, about 15% of the time). Does nothing outside glibc."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(M_MMAP_THRESHOLD, LARGEST_REUSED_BLOCK)
+    libc.mallopt(M_TRIM_THRESHOLD, KEPT_FREE_MEMORY)

@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from recnet_cli.devices import keep_freed_host_memory
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
 from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, TiledRunner, full_maps_bytes
@@ -111,6 +112,8 @@ class Corrector:
     ) -> None:
         check_tile(tile)
         check_strength(strength)
+        if device.type == "cpu":
+            keep_freed_host_memory()
         self.model = model.to(device).eval()
         self.device = device
         self.dtype = dtype

@@ -1,11 +1,16 @@
 """Choosing devices and precisions from what the user typed."""
 
+import platform
+import resource
+
 import pytest
 import torch
+from random_models import random_image, random_model
 
-from recnet_cli.devices import DeviceError, pick_device, pick_devices, pick_dtype
+from recnet_cli.devices import DeviceError, keep_freed_host_memory, pick_device, pick_devices, pick_dtype
 from recnet_cli.engine import correctors_for
 from recnet_cli.model import RECNet
+from recnet_cli.tiling import TiledRunner
 
 
 def test_auto_picks_the_cpu_here_and_names_are_parsed() -> None:
@@ -52,3 +57,15 @@ def test_each_device_gets_its_own_copy_of_the_model() -> None:
     assert (first.dtype, second.dtype) == (torch.float32, torch.bfloat16)
     for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
         assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc only")
+def test_tiles_reuse_freed_host_memory_instead_of_fresh_pages() -> None:
+    keep_freed_host_memory()
+    runner = TiledRunner(random_model(seed=1), torch.device("cpu"), torch.float32, 384)
+    image = random_image(1, 700, 700)
+    runner.run(image)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    runner.run(image)
+    # Without keep_freed_host_memory this run takes about 120,000 page faults (fresh pages per tile).
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 20_000

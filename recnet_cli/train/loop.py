@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from recnet_cli.devices import pick_device, pick_dtype
+from recnet_cli.devices import keep_freed_host_memory, pick_device, pick_dtype
 from recnet_cli.metrics import quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
@@ -273,6 +273,8 @@ def open_session(
     torch.manual_seed(config.seed)
     model = initial_model(config, resuming)
     model.to(device)
+    if device.type == "cpu":
+        keep_freed_host_memory()
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
