@@ -32,7 +32,9 @@ from recnet_cli.model.recnet import RECNet, RegionAwareMixedBlock
 
 MIN_TILE = 128
 EXTRACT_HALO = 5  # extract 3x3 + four 3x3 mask convs
-MOMENTS_HALO = 16  # the 31x31 blur + the branch descriptor's 3x3
+DESCRIPTOR_HALO = 1  # the branch descriptors' 3x3 conv
+BLUR_HALO = 15  # the 31x31 mask blur
+MOMENTS_HALO = DESCRIPTOR_HALO + BLUR_HALO
 NORMED_HALO = 5  # folded tails 3x3 + dw 5x5 on project_in + the local path's grouped 5x5
 OUTPUT_HALO = 4  # the queries' 5x5 on F, then the two 3x3 post convs
 POOL_HALO = 3  # refine conv_in + the channel attention's two 3x3 convs
@@ -164,8 +166,12 @@ class TiledRunner:
         """Stores this block's branch scales and returns the branches' whole-image (mean, variance)."""
         moments = Moments()
         for tile in self.windows:
-            window = tile.grown(MOMENTS_HALO)
-            tile_under, tile_over = fast.branch_masks(self.load(mask, window), kernel, window)
+            window = tile.grown(DESCRIPTOR_HALO)
+            blurred = window.grown(BLUR_HALO)
+            rows, cols = blurred.locate(window)
+            tile_under, tile_over = (
+                x[:, :, rows, cols] for x in fast.branch_masks(self.load(mask, blurred), kernel, blurred)
+            )
             tile_features = self.load(features, window)
             tile_scales = fast.branch_scales(block.norm, tile_features, tile_under, tile_over)
             self.store(scales, tile, window, tile_scales)

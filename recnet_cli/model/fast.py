@@ -198,11 +198,14 @@ def every_blocks_branch_masks(model: RECNet, mask: Tensor) -> list[tuple[Tensor,
 
 def branch_scales(norm: RegionAwareDeExposure, features: Tensor, under: Tensor, over: Tensor) -> Tensor:
     """Per pixel and branch (under, over, whole) the scalar s with mid·attention = F·s: (B, 3, H, W)."""
-    masks = torch.cat([under, over, torch.ones_like(under)], dim=1)
+    masks = torch.stack([under[:, 0], over[:, 0], torch.ones_like(under[:, 0])], dim=-1).permute(0, 3, 1, 2)
     mean = features.mean(1, keepdim=True)
     high, low = features.amax(1, keepdim=True), features.amin(1, keepdim=True)
     peak = torch.where(masks >= 0, masks * high, masks * low)
-    descriptors = channels_last(torch.stack([masks * mean, peak, masks], dim=2).flatten(1, 2))
+    # Channels_last (B, 9, H, W), branch-major: (m·mean, peak, m) for each branch mask m.
+    descriptors = (
+        torch.stack([nhwc(masks * mean), nhwc(peak), nhwc(masks)], -1).flatten(3).permute(0, 3, 1, 2)
+    )
     # The three branch convs (groups of 3 descriptors) as one dense conv with a block-diagonal weight:
     # the same sums (the other taps are zero), and about twice as fast as the grouped conv on CPUs.
     branches = torch.cat([branch.weight for branch in norm.CFR_branches]).to(features.dtype)
