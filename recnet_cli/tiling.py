@@ -122,6 +122,7 @@ class TiledRunner:
             attention = fast.attention_weights(block.mssa, self.to_device(grams))
             self.block_output(block, index, features, attention_free, attention, following, merged)
             features, following = following, features
+        del features, following, scales, attention_free  # the refine stage's output takes their place
         return self.refine(merged), mask
 
     def full_map(self, channels: int, height: int, width: int) -> Tensor:
