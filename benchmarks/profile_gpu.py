@@ -5,11 +5,13 @@ warms each shape up first, times repeats, and profiles one run of the fast path 
 reference forward and a training step, so the next optimisation targets the kernels that cost most.
 
     python benchmarks/profile_gpu.py --mp 12 > profile.txt
+    python benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp32,fp16   # torch.compile
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 
@@ -26,7 +28,7 @@ from bench_inference import (
 )
 from bench_training import training_step
 
-from recnet_cli.engine import Corrector
+from recnet_cli.engine import CompiledForward, Corrector
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
 from recnet_cli.weights import load_model
@@ -108,6 +110,32 @@ def inference(device: torch.device, model: RECNet, megapixels: float, precisions
     profile(device, label, lambda: tiled.correct(pixels))
 
 
+def compiled_inference(device: torch.device, model: RECNet, megapixels: float, precisions: list[str]) -> None:
+    """The whole-image path through torch.compile against the uncompiled one: compile time, warm
+    timings, and the largest difference between their outputs."""
+    height, width = image_shape(megapixels)
+    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
+    print(f"# torch.compile, {height} x {width} ({megapixels} MP), bundled model", flush=True)
+    for precision in precisions:
+        typed = image.to(DTYPES[precision])
+        compiled = CompiledForward()
+        synchronize(device)
+        start = time.perf_counter()
+        output = compiled(model, typed)[0]
+        synchronize(device)
+        if compiled.failure:
+            print(f"compiled {precision}: compiling failed ({compiled.failure})", flush=True)
+            continue
+        print(f"compiled {precision}: first call (compiling) {time.perf_counter() - start:.1f} s", flush=True)
+        difference = (output.float() - fast_forward(model, typed)[0].float()).abs().max()
+        print(f"compiled {precision}: largest difference from uncompiled {float(difference):.2e}", flush=True)
+        for label, forward in (("uncompiled", fast_forward), ("compiled", compiled)):
+            run = functools.partial(forward, model, typed)
+            reset_peak(device)
+            report(device, f"{label} whole {precision}", timed(device, run, 3), megapixels)
+        profile(device, f"compiled whole {precision}", functools.partial(compiled, model, typed))
+
+
 def profile_training_step(device: torch.device, precision: str, batch: int, crop: int) -> None:
     """Times and profiles ``bench_training.py``'s fast step (paper losses without ECR, Adam)."""
     args = argparse.Namespace(batch=batch, crop=crop, ecr=False)
@@ -126,11 +154,17 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16,fp16")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop", type=int, default=384)
+    parser.add_argument(
+        "--compiled", action="store_true", help="only compare torch.compile with the uncompiled whole image"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     precisions = args.precisions.split(",")
     print(f"torch {torch.__version__} on {device_description(device)}", flush=True)
     model = load_model(None).model.to(device).eval()
+    if args.compiled:
+        compiled_inference(device, model, args.mp, precisions)
+        return
     inference(device, model, args.mp, precisions)
     profile_training_step(device, "bf16" if "bf16" in precisions else precisions[0], args.batch, args.crop)
     photos = sorted(EXAMPLE_PHOTOS.glob("*.jpg"))

@@ -163,7 +163,13 @@ def on_cpu(device: str) -> bool:
 
 
 def open_models(
-    model: str | None, device: str, precision: Precision, tile: str, quiet: bool, strength: float = 1.0
+    model: str | None,
+    device: str,
+    precision: Precision,
+    tile: str,
+    quiet: bool,
+    strength: float = 1.0,
+    compiled: bool = False,
 ) -> tuple[list[Corrector], LoadedModel]:
     """Loads the model onto each chosen device, or exits with a one-line error."""
     tile_size = parse_tile(tile)
@@ -174,16 +180,22 @@ def open_models(
             loaded = load_model(model)
     except (DeviceError, WeightsError) as exc:
         raise fail(str(exc)) from None
-    return correctors_for(loaded.model, devices, dtypes, tile_size, strength), loaded
+    return correctors_for(loaded.model, devices, dtypes, tile_size, strength, compiled), loaded
 
 
 def open_model(
-    model: str | None, device: str, precision: Precision, tile: str, quiet: bool, strength: float = 1.0
+    model: str | None,
+    device: str,
+    precision: Precision,
+    tile: str,
+    quiet: bool,
+    strength: float = 1.0,
+    compiled: bool = False,
 ) -> tuple[Corrector, LoadedModel]:
     """Like ``open_models`` for commands that run on one device."""
     if "," in device:
         raise fail(f"--device {device}: this command runs on one device (lists are for correct and mask)")
-    (corrector,), loaded = open_models(model, device, precision, tile, quiet, strength)
+    (corrector,), loaded = open_models(model, device, precision, tile, quiet, strength, compiled)
     return corrector, loaded
 
 
@@ -677,6 +689,14 @@ def bench(
     device: DeviceOpt = "auto",
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
+    compiled: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="Run the whole-image path through torch.compile (the warm-up run compiles it, which "
+            "takes a minute or more). Falls back to the uncompiled path if compiling fails.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Time the model on this machine at a given photo size.
@@ -687,13 +707,21 @@ def bench(
     """
     from recnet_cli.engine import time_correction
 
-    corrector, loaded = open_model(model, device, precision, tile, quiet=True)
+    corrector, loaded = open_model(model, device, precision, tile, quiet=True, compiled=compiled)
     timing = time_correction(corrector, megapixels, repeats)
+    if compiled and timing["tile"]:
+        console.notice("--compile speeds up the whole-image path only; this size ran in tiles (try --tile 0)")
+    if corrector.compile_failure:
+        console.notice(
+            f"torch.compile failed, so this timed the uncompiled path ({corrector.compile_failure})"
+        )
+    timing["compiled"] = compiled and not timing["tile"] and not corrector.compile_failure
+    settings = f"{precision.value}{', compiled' if timing['compiled'] else ''}"
     if as_json:
         typer.echo(json.dumps({"model": loaded.source, **timing}, indent=2))
         return
     console.out.print(
         f"{timing['width']}x{timing['height']} ({megapixels:g} MP) on {timing['device']}, "
-        f"{precision.value}, tile {timing['tile'] or 'whole image'}: best {timing['best_seconds']:.3f} s, "
+        f"{settings}, tile {timing['tile'] or 'whole image'}: best {timing['best_seconds']:.3f} s, "
         f"median {timing['median_seconds']:.3f} s ({timing['megapixels_per_second']:.2f} MP/s)"
     )

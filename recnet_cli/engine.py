@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +17,7 @@ from recnet_cli.devices import keep_freed_host_memory
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
 from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, TiledRunner, full_maps_bytes
+from recnet_cli.weights import first_line
 
 TileSetting = int | Literal["auto"]
 
@@ -92,6 +94,28 @@ def blend(original: np.ndarray, corrected: np.ndarray, strength: float) -> np.nd
     return np.clip(original + strength * (corrected - original), 0, 1, dtype=np.float32)
 
 
+WholeImageForward = Callable[[RECNet, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class CompiledForward:
+    """``fast_forward`` through ``torch.compile``, compiled once per image size, or uncompiled for good
+    once compiling fails (no Triton or C++ compiler, an operator the compiler lacks): ``failure`` says why."""
+
+    def __init__(self) -> None:
+        self.compiled: WholeImageForward = torch.compile(fast_forward, dynamic=False)
+        self.failure: str | None = None
+
+    def __call__(self, model: RECNet, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.failure is None:
+            try:
+                with warnings.catch_warnings():  # the compiler's own deprecation notices
+                    warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
+                    return self.compiled(model, image)
+            except Exception as error:  # compilers fail in many ways; the uncompiled function is exact
+                self.failure = f"{type(error).__name__}: {first_line(error)}"
+        return fast_forward(model, image)
+
+
 class Corrector:
     """Owns a model on a device and corrects photos.
 
@@ -99,7 +123,7 @@ class Corrector:
     "auto" = whole image when it fits (see ``auto_tile``), else tiles, keeping the full-size maps on the
     GPU when they fit there (see ``map_storage``); explicit tiles keep them in host memory. ``strength``:
     how much of the correction to apply (0 = none, 1 = the model's output); the mask is the model's
-    either way.
+    either way. ``compiled``: run the whole-image path through ``torch.compile`` (see ``CompiledForward``).
     """
 
     def __init__(
@@ -109,6 +133,7 @@ class Corrector:
         dtype: torch.dtype = torch.float32,
         tile: TileSetting = 0,
         strength: float = 1.0,
+        compiled: bool = False,
     ) -> None:
         check_tile(tile)
         check_strength(strength)
@@ -119,6 +144,12 @@ class Corrector:
         self.dtype = dtype
         self.tile = tile
         self.strength = strength
+        self.whole_image: WholeImageForward = CompiledForward() if compiled else fast_forward
+
+    @property
+    def compile_failure(self) -> str | None:
+        """Why ``torch.compile`` failed, when it was asked for and did."""
+        return self.whole_image.failure if isinstance(self.whole_image, CompiledForward) else None
 
     def tile_for(self, height: int, width: int) -> int:
         """The tile size used for an image of this size (0 = whole image)."""
@@ -134,7 +165,7 @@ class Corrector:
                 storage = map_storage(self.device, self.dtype, *rgb.shape[:2], tile, self.model.channels)
             output, mask = TiledRunner(self.model, self.device, self.dtype, tile, storage).run(image)
         else:
-            output, mask = fast_forward(self.model, image.to(self.device, self.dtype))
+            output, mask = self.whole_image(self.model, image.to(self.device, self.dtype))
         corrected = blend(rgb, to_numpy(output[0].permute(1, 2, 0)), self.strength)
         return Correction(image=corrected, mask=to_numpy(mask[0, 0]))
 
@@ -145,10 +176,11 @@ def correctors_for(
     dtypes: Sequence[torch.dtype],
     tile: TileSetting,
     strength: float = 1.0,
+    compiled: bool = False,
 ) -> list[Corrector]:
     """One Corrector per device, each with its own copy of the model (a device listed twice gets two)."""
     return [
-        Corrector(copy.deepcopy(model) if index else model, device, dtype, tile, strength)
+        Corrector(copy.deepcopy(model) if index else model, device, dtype, tile, strength, compiled)
         for index, (device, dtype) in enumerate(zip(devices, dtypes, strict=True))
     ]
 

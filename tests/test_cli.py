@@ -228,6 +228,15 @@ def test_bench_times_the_model_at_the_requested_size(env: dict[str, str], model_
     assert abs(timing["width"] * timing["height"] - 20_000) < 200
     assert 0 < timing["best_seconds"] <= timing["median_seconds"]
     assert timing["device"] == "cpu" and timing["tile"] == 0
+    assert timing["compiled"] is False
+
+
+def test_bench_says_when_compile_does_not_apply(env: dict[str, str], model_file: Path) -> None:
+    command = ["bench", "--mp", "0.02", "--repeats", "1", "--model", str(model_file), "--tile", "128"]
+    result = run([*command, "--compile", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    assert "--compile speeds up the whole-image path only; this size ran in tiles" in result.stderr
+    assert json.loads(result.stdout)["compiled"] is False
 
 
 def test_half_precision_training_on_the_cpu_says_it_is_slow(tmp_path: Path, env: dict[str, str]) -> None:

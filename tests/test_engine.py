@@ -1,4 +1,4 @@
-"""The Corrector's strength setting: how much of the model's correction reaches the photo."""
+"""The Corrector: the strength setting (how much of the correction reaches the photo) and compiling."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from random_models import random_image, random_model
 
-from recnet_cli.engine import Corrector, blend
+from recnet_cli.engine import CompiledForward, Corrector, blend
 
 CPU = torch.device("cpu")
 
@@ -40,3 +40,28 @@ def test_blend_stays_in_range() -> None:
 def test_strength_outside_zero_to_one_is_refused(strength: float) -> None:
     with pytest.raises(ValueError, match="strength must be between 0 and 1"):
         Corrector(random_model(seed=6), CPU, strength=strength)
+
+
+def test_compiled_whole_image_path_matches_the_uncompiled_one(photo: np.ndarray) -> None:
+    model = random_model(seed=7)
+    compiled = Corrector(model, CPU, tile=0, compiled=True)
+    expected = Corrector(model, CPU, tile=0).correct(photo)
+    result = compiled.correct(photo)
+    assert isinstance(compiled.whole_image, CompiledForward)
+    assert compiled.whole_image.failure is None  # it did compile (this machine has a C++ compiler)
+    assert np.abs(result.image - expected.image).max() <= 1e-5
+    assert np.abs(result.mask - expected.mask).max() <= 1e-5
+
+
+def test_a_failing_compiler_falls_back_to_the_uncompiled_path(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_compiler(*args: object) -> None:
+        raise RuntimeError("no compiler here\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", lambda function, **options: broken_compiler)
+    model = random_model(seed=7)
+    compiled = Corrector(model, CPU, tile=0, compiled=True)
+    result = compiled.correct(photo)
+    assert compiled.whole_image.failure == "RuntimeError: no compiler here"
+    assert np.array_equal(result.image, Corrector(model, CPU, tile=0).correct(photo).image)

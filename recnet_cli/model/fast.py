@@ -148,6 +148,7 @@ def fft_size(n: int) -> int:
         m += 1
 
 
+@torch.compiler.disable  # torch.compile generates no code for complex numbers: the FFT runs as it is
 def blur(mask: Tensor, kernels: Tensor) -> Tensor:
     """Zero-padded cross-correlation of a (B, 1, H, W) mask with (K, 1, k, k) kernels: (B, K, H, W).
 
@@ -215,10 +216,8 @@ def branch_scales(norm: RegionAwareDeExposure, features: Tensor, under: Tensor, 
 
 
 def branch_products(features: Tensor, scales: Tensor) -> Tensor:
-    """The three branches' instance-norm inputs F·s, as 3C channels (branch-major)."""
-    batch, height, width, channels = nhwc(features).shape
-    products = features.new_empty(batch, height, width, 3, channels)
-    torch.mul(nhwc(scales)[..., :, None], nhwc(features)[..., None, :], out=products)
+    """The three branches' instance-norm inputs F·s, as 3C channels (branch-major), channels_last."""
+    products = nhwc(scales)[..., :, None] * nhwc(features)[..., None, :]
     return products.flatten(3).permute(0, 3, 1, 2)
 
 
