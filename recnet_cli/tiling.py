@@ -2,9 +2,13 @@
 
 Full-resolution feature maps (C = 8 channels) stay in host memory, or on the GPU itself where they fit
 (then nothing crosses the bus); tiles with enough halo to cover each stage's receptive field stream
-through the device. A halo is real neighbouring pixels inside the image
-and the usual padding only at the true image border, so every local operation sees exactly what it sees
-on the whole image. The whole-image statistics are summed over the tiles before anything uses them:
+through the device. Between a CUDA GPU and host memory the tiles are full-width strips and the host maps
+are pinned: a strip's rows are one contiguous block of a channels_last map, so each copy is one direct
+transfer at the bus's speed, with no gathering of a tile's scattered rows through pageable memory.
+
+A halo is real neighbouring pixels inside the image and the usual padding only at the true image
+border, so every local operation sees exactly what it sees on the whole image. The whole-image
+statistics are summed over the tiles before anything uses them:
 
 - extraction: F0 and the mask M.
 - per block, pass 1: the three branch scales from this block's blur(M) (stored) and the instance-norm
@@ -48,6 +52,13 @@ def tiles(height: int, width: int, size: int) -> Iterator[Window]:
             yield Window(top, left, min(top + size, height), min(left + size, width), height, width)
 
 
+def strips(height: int, width: int, size: int) -> Iterator[Window]:
+    """Full-width windows of about size x size pixels (at least 16 rows) covering the image, top down."""
+    rows = max(size * size // width, 16)
+    for top in range(0, height, rows):
+        yield Window(top, 0, min(top + rows, height), width, height, width)
+
+
 @dataclass
 class Moments:
     """Per-channel count, mean and sum of squared deviations, merged over tiles (Chan et al.), float64."""
@@ -84,7 +95,8 @@ class TiledRunner:
     """Runs the fast RECNet stages tile by tile over full-size feature maps (one image at a time).
 
     ``storage`` holds the full-size maps: host memory by default (device memory bounded by the tile),
-    or the compute device itself when they fit there (no copies between host and device)."""
+    or the compute device itself when they fit there (no copies between host and device). ``strips``:
+    full-width strips instead of square tiles; by default exactly when a CUDA device works on host maps."""
 
     def __init__(
         self,
@@ -93,6 +105,7 @@ class TiledRunner:
         dtype: torch.dtype,
         tile: int,
         storage: torch.device = torch.device("cpu"),
+        strips: bool | None = None,
     ) -> None:
         if tile < MIN_TILE:
             raise ValueError(f"tile size {tile} is too small (at least {MIN_TILE} pixels)")
@@ -101,6 +114,8 @@ class TiledRunner:
         self.dtype = dtype
         self.tile = tile
         self.storage = storage
+        self.pinned = device.type == "cuda" and storage.type == "cpu"
+        self.strips = self.pinned if strips is None else strips
         self.windows: list[Window] = []
 
     @torch.inference_mode()
@@ -108,7 +123,7 @@ class TiledRunner:
         """(output, mask) on ``storage`` for a (1, 3, H, W) image; stages as in the module docstring."""
         height, width = image.shape[-2:]
         image = image.to(self.storage)
-        self.windows = list(tiles(height, width, self.tile))
+        self.windows = list((strips if self.strips else tiles)(height, width, self.tile))
         features, mask = self.extract(image)
         merged = self.full_map(features.shape[1], height, width)
         scales = self.full_map(3, height, width)
@@ -134,6 +149,7 @@ class TiledRunner:
             dtype=self.dtype,
             device=self.storage,
             memory_format=torch.channels_last,
+            pin_memory=self.pinned,
         )
 
     def load(self, full: Tensor, window: Window) -> Tensor:
@@ -148,7 +164,7 @@ class TiledRunner:
         return result[:, :, rows, cols]
 
     def store(self, full: Tensor, tile: Window, window: Window, result: Tensor) -> None:
-        full[:, :, tile.rows, tile.cols] = self.interior(result, window, tile).to(full.device, full.dtype)
+        full[:, :, tile.rows, tile.cols].copy_(self.interior(result, window, tile))
 
     def extract(self, image: Tensor) -> tuple[Tensor, Tensor]:
         height, width = image.shape[-2:]
@@ -216,13 +232,11 @@ class TiledRunner:
             window = tile.grown(OUTPUT_HALO)
             tile_features, tile_share = self.load(features, window), self.load(attention_free, window)
             result = fast.block_output(block, tile_features, tile_share, attention)
-            result = self.interior(result, window, tile)
-            output[:, :, tile.rows, tile.cols] = result.to(output.device, output.dtype)
-            share = fast.merge_contribution(self.model, index, result).to(merged.device, merged.dtype)
-            if index == 0:
-                merged[:, :, tile.rows, tile.cols] = share
-            else:
-                merged[:, :, tile.rows, tile.cols] += share
+            self.store(output, tile, window, result)
+            share = fast.merge_contribution(self.model, index, self.interior(result, window, tile))
+            if index:
+                share.add_(self.load(merged, tile))
+            self.store(merged, tile, tile, share)
 
     def refine(self, merged: Tensor) -> Tensor:
         """The output image (1, 3, H, W) on ``storage``."""

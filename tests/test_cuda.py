@@ -62,8 +62,12 @@ def test_tiling_on_the_gpu_matches_the_whole_image(model: RECNet, height: int, w
     with torch.inference_mode():
         expected, expected_mask = fast_forward(gpu_model, image.to(CUDA))
         for storage in (torch.device("cpu"), CUDA):  # full-size maps in host memory, then on the GPU
-            output, mask = TiledRunner(gpu_model, CUDA, torch.float32, tile, storage).run(image)
+            runner = TiledRunner(gpu_model, CUDA, torch.float32, tile, storage)
+            output, mask = runner.run(image)
             assert output.device.type == mask.device.type == storage.type
+            on_host = storage.type == "cpu"  # then pinned full-width strips
+            assert runner.strips == on_host and output.is_pinned() == on_host
+            assert all(w.right - w.left == width for w in runner.windows) == on_host
             assert (output.cpu() - expected.cpu()).abs().max() <= 1e-4
             assert (mask.cpu() - expected_mask.cpu()).abs().max() <= 1e-4
 

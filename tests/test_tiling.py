@@ -10,7 +10,7 @@ from random_models import random_image, random_model
 from recnet_cli.engine import Corrector, auto_tile, map_storage, tiled_on_device_bytes
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
-from recnet_cli.tiling import Moments, TiledRunner, tiles
+from recnet_cli.tiling import Moments, TiledRunner, strips, tiles
 
 CPU = torch.device("cpu")
 
@@ -45,11 +45,36 @@ def test_tiled_matches_whole_image(model: RECNet, height: int, width: int, tile:
     assert (mask - expected_mask).abs().max() <= 1e-4
 
 
-def test_tiles_cover_every_pixel_once() -> None:
+@pytest.mark.parametrize("windows", [tiles, strips])
+def test_tiles_and_strips_cover_every_pixel_once(windows: object) -> None:
     coverage = np.zeros((301, 457), dtype=int)
-    for window in tiles(301, 457, 128):
+    for window in windows(301, 457, 128):  # type: ignore[operator]
         coverage[window.rows, window.cols] += 1
     assert (coverage == 1).all()
+
+
+def test_strips_span_the_width_with_about_a_tiles_area() -> None:
+    assert [(w.top, w.bottom, w.left, w.right) for w in strips(100, 1000, 128)] == [
+        (0, 16, 0, 1000),  # 128 * 128 // 1000 = 16 rows
+        (16, 32, 0, 1000),
+        (32, 48, 0, 1000),
+        (48, 64, 0, 1000),
+        (64, 80, 0, 1000),
+        (80, 96, 0, 1000),
+        (96, 100, 0, 1000),
+    ]
+    assert [w.bottom for w in strips(301, 200, 128)] == [81, 162, 243, 301]
+
+
+@pytest.mark.parametrize(("height", "width", "tile"), [(301, 457, 128), (129, 2000, 128), (40, 3000, 256)])
+def test_strips_match_whole_image(model: RECNet, height: int, width: int, tile: int) -> None:
+    image = random_image(1, height, width)
+    expected_output, expected_mask = fast_forward(model, image)
+    runner = TiledRunner(model, CPU, torch.float32, tile, strips=True)
+    output, mask = runner.run(image)
+    assert len(runner.windows) > 1 and all(w.right - w.left == width for w in runner.windows)
+    assert (output - expected_output).abs().max() <= 1e-4
+    assert (mask - expected_mask).abs().max() <= 1e-4
 
 
 def test_moments_merged_over_parts_equal_the_whole() -> None:
