@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # What a session with a lent GPU runs through the device tool. A session has about 15 minutes of device
-# time in all and one call may run 10 minutes, so the plan is ONE call of `all`, then give the machine
+# time in all and one call may run 10 minutes, so the plan is ONE call of `check`, then give the machine
 # back. Every part has its own time limit, logs as it goes and leaves its results in $OUT, so a part
 # that fails or runs long costs only its own share. At most 8 files come back from $OUT.
 #
-#   bash benchmarks/gpu-session.sh all MINUTES
-#       check (GPU tests, profile and benchmarks, at most about 7.5 minutes), then fine-tune the bundled model
-#       for what is left of MINUTES, with as many steps as fit at the rate the check measured.
 #   bash benchmarks/gpu-session.sh check
+#       GPU tests, torch.compile against the uncompiled whole image, 24 MP in pinned strips (the 2 GiB
+#       target), the profile, and whole-image inference at 1-24 MP: about 9.5 minutes at most.
+#   bash benchmarks/gpu-session.sh throughput
+#       A folder of 12 MP JPEGs through `recnet correct`, and training steps: about 2.5 minutes.
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
 #       benchmarks/profile_gpu.py: warmed-up timings and profiler tables of inference and a training step.
 #   bash benchmarks/gpu-session.sh train MINUTES [STEPS [extra recnet train options]]
 #       Fine-tunes the bundled model in local/runs/gpu (or resumes it when it holds a checkpoint) and
 #       puts the run folder in $OUT/run.tar. Carry local/photos (and local/runs/gpu when resuming).
 #
-# Device call:  run(command="bash benchmarks/gpu-session.sh all 9.3", carry=["local/photos"], timeout_s=600)
-# Before it, here: make local/photos (about 31 MB of 768-pixel JPEGs):
+# Device call:  run(command="bash benchmarks/gpu-session.sh check", timeout_s=600)
+# Training needs local/photos (about 41 MB of 768-pixel JPEGs), made here and carried:
 #   python -c "from pathlib import Path; from recnet_cli.train.data import downscale_photos; \
 #     downscale_photos(Path('../shared/data/photos'), Path('local/photos'), max_side=768)"
+#   run(command="bash benchmarks/gpu-session.sh train 9", carry=["local/photos"], timeout_s=600)
 # After it: mkdir -p local/runs/gpu && tar -xf <files_at>/run.tar -C local/runs/gpu; score the new model
 #   python benchmarks/bench_quality.py ../shared/data/photos --model local/runs/gpu/final.safetensors
 # and replace weights/recnet-mixed.* only if it beats the bundled model.
@@ -29,7 +31,6 @@ mkdir -p "$OUT"
 LOG="$OUT/gpu.txt"
 RUN=local/runs/gpu
 DEVICE="${RECNET_TRAIN_DEVICE:-cuda}"  # cpu, to try the train phase on a machine without a GPU
-START=$SECONDS
 
 log() { echo "== $(date +%T) $*" | tee -a "$LOG"; }
 
@@ -48,33 +49,30 @@ check() {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
     python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$LOG"
     part 60 tests python3 -m pytest -q tests/test_cuda.py
+    part 200 compiled python3 benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp32,fp16
+    # --tile N keeps the full-size maps in pinned host memory and streams full-width strips.
+    part 90 tiled python3 benchmarks/bench_inference.py --sizes 24 --modes tiled --tile 1024 \
+        --precisions fp32,fp16
     part 100 profile python3 benchmarks/profile_gpu.py --mp 12
-    # Tiled runs are timed by profile_gpu.py at 2 MP: at 24-45 MP they take 30-50 s each (2026-11-30).
-    part 150 inference python3 benchmarks/bench_inference.py --sizes 1,12,24,45 --reference-mp 12 \
+    part 110 inference python3 benchmarks/bench_inference.py --sizes 1,12,24 --reference-mp 12 \
         --modes reference,whole --precisions fp32,fp16
+    tar -cf "$OUT/results.tar" benchmarks/results
+}
+
+throughput() {
     part 75 training python3 benchmarks/bench_training.py --steps 10 --precisions bf16
     part 60 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
     tar -cf "$OUT/results.tar" benchmarks/results
 }
 
-# planned_steps MINUTES: the steps that fit, at the rate bench_training measured for our bf16 step with
-# on-the-fly data (else 0.17 s, `recnet train` on an H200 on 2026-11-30), leaving a fifth for start-up,
-# validation and checkpoints.
+# planned_steps MINUTES: the steps that fit at 0.17 s a step (`recnet train`, bf16, batch 8 x 384^2, on an
+# H200 on 2026-11-30), leaving a fifth for start-up, validation and checkpoints.
 planned_steps() {
-    python3 - "$1" "$OUT/training.txt" <<'PY'
-import json, sys
-minutes, path = float(sys.argv[1]), sys.argv[2]
-rates = [
-    row["seconds_per_step"]
-    for row in (json.loads(line) for line in open(path) if line.startswith("{"))
-    if (row.get("mode"), row.get("precision")) == ("fast+data", "bf16") and "seconds_per_step" in row
-]
-print(max(100, int((minutes * 60 - 40) * 0.8 / (rates[0] if rates else 0.17))))
-PY
+    python3 -c "print(max(100, int(($1 * 60 - 40) * 0.8 / 0.17)))"
 }
 
 train() {
-    local minutes="$1" steps="${2:-1500}"
+    local minutes="$1" steps="${2:-$(planned_steps "$1")}"
     shift $(($# < 2 ? $# : 2))
     if [[ -f "$RUN/checkpoint.json" ]]; then
         log "resuming $RUN for $minutes min"
@@ -90,18 +88,10 @@ train() {
 }
 
 case "${1:-}" in
-    all)
-        check
-        minutes=$(python3 -c "print(round(${2:?MINUTES} - ($SECONDS - $START) / 60 - 0.4, 2))")
-        if python3 -c "import sys; sys.exit($minutes < 1)"; then
-            train "$minutes" "$(planned_steps "$minutes")"
-        else
-            log "only $minutes min left: no training"
-        fi
-        ;;
     check) check ;;
+    throughput) throughput ;;
     profile) part "${2:-100}" profile python3 benchmarks/profile_gpu.py --mp 12 ;;
     train) shift; train "${1:?MINUTES}" "${@:2}" ;;
-    *) echo "usage: $0 all MINUTES | check | profile [SECONDS] | train MINUTES [STEPS [options]]" >&2; exit 2 ;;
+    *) echo "usage: $0 check | throughput | profile [SECONDS] | train MINUTES [STEPS [options]]" >&2; exit 2 ;;
 esac
 log done
