@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,19 +98,27 @@ def blend(original: np.ndarray, corrected: np.ndarray, strength: float) -> np.nd
 WholeImageForward = Callable[[RECNet, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
+@contextlib.contextmanager
+def compiler_notices_hidden() -> Iterator[None]:
+    """Hides the deprecation notices that torch.compile's own modules raise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
+        yield
+
+
 class CompiledForward:
     """``fast_forward`` through ``torch.compile``, compiled once per image size, or uncompiled for good
     once compiling fails (no Triton or C++ compiler, an operator the compiler lacks): ``failure`` says why."""
 
     def __init__(self) -> None:
-        self.compiled: WholeImageForward = torch.compile(fast_forward, dynamic=False)
+        with compiler_notices_hidden():
+            self.compiled: WholeImageForward = torch.compile(fast_forward, dynamic=False)
         self.failure: str | None = None
 
     def __call__(self, model: RECNet, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.failure is None:
             try:
-                with warnings.catch_warnings():  # the compiler's own deprecation notices
-                    warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
+                with compiler_notices_hidden():
                     return self.compiled(model, image)
             except Exception as error:  # compilers fail in many ways; the uncompiled function is exact
                 self.failure = f"{type(error).__name__}: {first_line(error)}"
