@@ -5,7 +5,8 @@ Makes N JPEGs of the chosen size (the example photos, enlarged), then measures, 
 - model: the correction alone on decoded pixels;
 - recnet correct: the whole command on the folder (its batch time, without loading the model).
 When reading and writing overlap the compute, the command runs near the slower of codec and model,
-not at their sum. Writes benchmarks/results/folder-<device>.md and .json.
+not at their sum; on a GPU, where each lane decodes and encodes several photos at once (threads), it
+can beat the codec's one-photo-at-a-time figure. Writes benchmarks/results/folder-<device>.md and .json.
 
     python benchmarks/bench_folder.py --device cuda --mp 12 --count 24
     python benchmarks/bench_folder.py --device cpu --mp 2 --count 6

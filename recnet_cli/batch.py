@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -12,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from recnet_cli.imaging import IMAGE_EXTENSIONS
+
+# Photos a GPU lane reads ahead and writes behind (a CPU lane: one). One thread decodes, or encodes and
+# writes, a 12 MP JPEG in about the time an H200 corrects it (0.5 s each on 2026-11-30), and Pillow's
+# codecs run in parallel threads, so several at once keep a GPU busy.
+GPU_LANE_DEPTH = 3
 
 
 class JobError(Exception):
@@ -178,7 +184,7 @@ def target_problem(target: Path, source: Path, inputs: set[Path], claimed: dict[
 
 @dataclass(frozen=True)
 class Stages:
-    """A job in three steps. Reading the next input and writing the last output run in background
+    """A job in three steps. Reading the next inputs and writing the last outputs run in background
     threads, overlapping the compute in between (decoding and encoding photos take as long as a GPU's
     forward pass)."""
 
@@ -212,11 +218,13 @@ def run_jobs(
     skip_existing: bool = False,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
     handled: tuple[type[Exception], ...] = (),
+    depth: int = 1,
 ) -> Summary:
     """Runs every job through one of ``lanes``; one failure never stops the batch.
 
     A lane is one device with its own model. Lanes take jobs from one queue, so a faster device takes
-    more of them; the summary lists the outcomes in the order of ``jobs``.
+    more of them; the summary lists the outcomes in the order of ``jobs``. ``depth``: inputs each lane
+    reads ahead and outputs it writes behind (more overlap, more memory; see ``run_lane``).
     """
     summary = Summary()
     started = time.perf_counter()
@@ -237,10 +245,10 @@ def run_jobs(
     queue = JobQueue(runnable)
     handled = (JobError, *handled)
     if len(lanes) == 1:
-        run_lane(lanes[0], queue, record, handled)
+        run_lane(lanes[0], queue, record, handled, depth)
     else:
         with ThreadPoolExecutor(len(lanes), "recnet-lane") as pool:
-            futures = [pool.submit(run_lane, lane, queue, record, handled) for lane in lanes]
+            futures = [pool.submit(run_lane, lane, queue, record, handled, depth) for lane in lanes]
             try:
                 for future in as_completed(futures):
                     future.result()
@@ -257,41 +265,45 @@ def run_lane(
     queue: JobQueue,
     record: Callable[[Outcome], None],
     handled: tuple[type[Exception], ...],
+    depth: int = 1,
 ) -> None:
-    """Runs jobs from ``queue`` until it is empty, reading one input ahead and writing one output behind
-    in background threads, so memory stays bounded."""
-    writing: tuple[Job, float, Future] | None = None
+    """Runs jobs from ``queue`` until it is empty, reading up to ``depth`` inputs ahead and writing up to
+    ``depth`` outputs behind in background threads (one per job in flight), so memory stays bounded.
+    Outcomes are recorded in the order the lane took the jobs."""
+    reads: deque[tuple[Job, Future]] = deque()
+    writes: deque[tuple[Job, float, Future]] = deque()
 
-    def settle_write() -> None:
-        nonlocal writing
-        if writing is not None:
-            job, job_started, future = writing
+    def settle_writes(keep: int) -> None:
+        while len(writes) > keep:
+            job, job_started, future = writes.popleft()
             record(finished(job, job_started, future.result, handled))
-            writing = None
 
-    with ThreadPoolExecutor(1, "recnet-read") as reader, ThreadPoolExecutor(1, "recnet-write") as writer:
+    with (
+        ThreadPoolExecutor(depth, "recnet-read") as reader,
+        ThreadPoolExecutor(depth, "recnet-write") as writer,
+    ):
 
-        def read_ahead() -> tuple[Job, Future] | None:
-            job = queue.take()
-            return None if job is None else (job, reader.submit(stages.read, job))
+        def read_ahead() -> None:
+            while len(reads) < depth and (job := queue.take()) is not None:
+                reads.append((job, reader.submit(stages.read, job)))
 
-        upcoming = read_ahead()
-        while upcoming is not None:
-            job, read = upcoming
-            upcoming = read_ahead()
+        read_ahead()
+        while reads:
+            job, read = reads.popleft()
+            read_ahead()
             job_started = time.perf_counter()
             try:
                 data = read.result()
                 computed = stages.compute(job, data)
             except handled as exc:
-                settle_write()
+                settle_writes(keep=0)
                 record(
                     Outcome(job, "failed", failure_reason(exc, job.source), time.perf_counter() - job_started)
                 )
                 continue
-            settle_write()
-            writing = (job, job_started, writer.submit(stages.write, job, data, computed))
-        settle_write()
+            settle_writes(keep=depth - 1)
+            writes.append((job, job_started, writer.submit(stages.write, job, data, computed)))
+        settle_writes(keep=0)
 
 
 def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:

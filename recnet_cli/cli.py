@@ -14,6 +14,7 @@ import typer
 
 from recnet_cli import __version__, console
 from recnet_cli.batch import (
+    GPU_LANE_DEPTH,
     Job,
     Stages,
     Summary,
@@ -248,6 +249,7 @@ def run_batch(
     quiet: bool,
 ) -> Summary:
     """Reads, computes (one lane per device) and writes every job, with a progress bar."""
+    depth = GPU_LANE_DEPTH if any(corrector.device.type == "cuda" for corrector in correctors) else 1
     lanes = [
         Stages(read=lambda job: read_photo(job.source), compute=partial(compute, corrector), write=write)
         for corrector in correctors
@@ -260,6 +262,7 @@ def run_batch(
             skip_existing=skip_existing,
             on_outcome=progress.update,
             handled=(PhotoFileError,),
+            depth=depth,
         )
     summary.missing = missing
     return summary

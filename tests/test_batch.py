@@ -135,12 +135,17 @@ def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_pat
     assert replacing.outcomes[0].status == "done" and existing.read_bytes() == b"new"
 
 
+@pytest.mark.parametrize("depth", [1, 3])
 @pytest.mark.parametrize("stage", ["read", "compute", "write"])
-def test_a_failure_in_any_stage_is_that_job_s_alone_and_order_is_kept(tmp_path: Path, stage: str) -> None:
+def test_a_failure_in_any_stage_is_that_job_s_alone_and_order_is_kept(
+    tmp_path: Path, stage: str, depth: int
+) -> None:
     names = ["a.jpg", "bad.jpg", "c.jpg", "d.jpg"]
     jobs = [Job(tmp_path / name, tmp_path / f"{name}.out") for name in names]
     seen: list[str] = []
-    summary = run_jobs(jobs, [writing_stages(stage)], on_outcome=lambda o: seen.append(o.job.source.name))
+    summary = run_jobs(
+        jobs, [writing_stages(stage)], on_outcome=lambda o: seen.append(o.job.source.name), depth=depth
+    )
     assert seen == names
     assert [o.status for o in summary.outcomes] == ["done", "failed", "done", "done"]
     assert summary.outcomes[1].reason == f"bad.jpg: broken in {stage}"
@@ -164,6 +169,35 @@ def test_reading_the_next_input_overlaps_the_compute(tmp_path: Path) -> None:
     stages = Stages(read, compute, lambda job, name, result: overlapped.append(result) or 1.0)
     assert run_jobs(jobs, [stages]).count("done") == 2
     assert overlapped == [True, True]
+
+
+def test_a_deeper_lane_reads_several_inputs_ahead_but_no_more(tmp_path: Path) -> None:
+    """With depth 2, inputs 1 and 2 are both read while input 0 is computed, and at most two reads run
+    at once."""
+    read_started = {name: threading.Event() for name in ("1.jpg", "2.jpg")}
+    active, most_active, lock = 0, 0, threading.Lock()
+    jobs = [Job(tmp_path / f"{i}.jpg", tmp_path / f"{i}.out") for i in range(6)]
+
+    def read(job: Job) -> str:
+        nonlocal active, most_active
+        with lock:
+            active += 1
+            most_active = max(most_active, active)
+        if job.source.name in read_started:
+            read_started[job.source.name].set()
+        time.sleep(0.02)
+        with lock:
+            active -= 1
+        return job.source.name
+
+    def compute(job: Job, name: str) -> bool:
+        return all(event.wait(timeout=10) for event in read_started.values()) if name == "0.jpg" else True
+
+    overlapped: list[bool] = []
+    stages = Stages(read, compute, lambda job, name, result: overlapped.append(result) or 1.0)
+    assert run_jobs(jobs, [stages], depth=2).count("done") == 6
+    assert overlapped == [True] * 6
+    assert most_active == 2
 
 
 def test_shards_split_a_collection_without_overlap(tmp_path: Path) -> None:
