@@ -171,8 +171,12 @@ def open_models(
     quiet: bool,
     strength: float = 1.0,
     compiled: bool = False,
+    one_device: bool = False,
 ) -> tuple[list[Corrector], LoadedModel]:
-    """Loads the model onto each chosen device, or exits with a one-line error."""
+    """Loads the model onto each chosen device (``one_device``: refuses a list), or exits with a one-line
+    error."""
+    if one_device and "," in device:
+        raise fail(f"--device {device}: this command runs on one device (lists are for correct and mask)")
     tile_size = parse_tile(tile)
     try:
         devices = pick_devices(device)
@@ -182,22 +186,6 @@ def open_models(
     except (DeviceError, WeightsError) as exc:
         raise fail(str(exc)) from None
     return correctors_for(loaded.model, devices, dtypes, tile_size, strength, compiled), loaded
-
-
-def open_model(
-    model: str | None,
-    device: str,
-    precision: Precision,
-    tile: str,
-    quiet: bool,
-    strength: float = 1.0,
-    compiled: bool = False,
-) -> tuple[Corrector, LoadedModel]:
-    """Like ``open_models`` for commands that run on one device."""
-    if "," in device:
-        raise fail(f"--device {device}: this command runs on one device (lists are for correct and mask)")
-    (corrector,), loaded = open_models(model, device, precision, tile, quiet, strength, compiled)
-    return corrector, loaded
 
 
 def device_names(correctors: list[Corrector]) -> str:
@@ -399,7 +387,7 @@ def explain(
         raise fail(f"{target} is an input; refusing to overwrite it")
     if target.exists() and not overwrite:
         raise fail(f"{target} exists (use --overwrite)")
-    corrector, loaded = open_model(model, device, Precision.fp32, tile, quiet=False)
+    (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet=False, one_device=True)
     try:
         photo = read_photo(image).pixels
         truth = read_photo(reference).pixels if reference is not None else None
@@ -657,7 +645,7 @@ def evaluate(
         found = find_pairs(pairs, split) if pairs is not None else match_by_stem(inputs, targets)
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
-    corrector, loaded = open_model(model, device, precision, tile, quiet, strength)
+    (corrector,), loaded = open_models(model, device, precision, tile, quiet, strength, one_device=True)
     with console.BatchProgress(len(found), "Evaluating", quiet) as bar:
         try:
             report = evaluate_pairs(found, corrector, save, progress=lambda *_: bar.advance())
@@ -710,7 +698,9 @@ def bench(
     """
     from recnet_cli.engine import time_correction
 
-    corrector, loaded = open_model(model, device, precision, tile, quiet=True, compiled=compiled)
+    (corrector,), loaded = open_models(
+        model, device, precision, tile, quiet=True, compiled=compiled, one_device=True
+    )
     timing = time_correction(corrector, megapixels, repeats)
     if compiled and timing["tile"]:
         console.notice("--compile speeds up the whole-image path only; this size ran in tiles (try --tile 0)")
