@@ -128,7 +128,7 @@ class TiledRunner:
         merged = self.full_map(features.shape[1], height, width)
         scales = self.full_map(3, height, width)
         attention_free = self.full_map(2 * features.shape[1], height, width)
-        following = torch.empty_like(features)
+        following = self.full_map(features.shape[1], height, width)
         kernels = fast.blur_kernels(self.model)
         for index, block in enumerate(self.model.dualprocess.blocks):
             kernel = kernels[index : index + 1]
