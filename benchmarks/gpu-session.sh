@@ -49,7 +49,7 @@ check() {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
     python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$LOG"
     part 60 tests python3 -m pytest -q tests/test_cuda.py
-    part 200 compiled python3 benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp32,fp16
+    part 200 compiled python3 benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp16,fp32
     # --tile N keeps the full-size maps in pinned host memory and streams full-width strips.
     part 90 tiled python3 benchmarks/bench_inference.py --sizes 24 --modes tiled --tile 1024 \
         --precisions fp32,fp16
