@@ -141,16 +141,17 @@ class TiledRunner:
         return self.refine(merged), mask
 
     def full_map(self, channels: int, height: int, width: int) -> Tensor:
-        return torch.empty(
-            1,
-            channels,
-            height,
-            width,
-            dtype=self.dtype,
-            device=self.storage,
-            memory_format=torch.channels_last,
-            pin_memory=self.pinned,
-        )
+        """An uninitialised full-size map on ``storage``; pinned when ``pinned``, unless the system
+        refuses to pin that much memory (then this and later maps are ordinary, slower to copy)."""
+        shape = (1, channels, height, width)
+        if self.pinned:
+            try:
+                return torch.empty(
+                    shape, dtype=self.dtype, memory_format=torch.channels_last, pin_memory=True
+                )
+            except RuntimeError:
+                self.pinned = False
+        return torch.empty(shape, dtype=self.dtype, device=self.storage, memory_format=torch.channels_last)
 
     def load(self, full: Tensor, window: Window) -> Tensor:
         return fast.channels_last(full[:, :, window.rows, window.cols].to(self.device, self.dtype))

@@ -129,3 +129,23 @@ def test_tiled_matches_whole_image_in_float64() -> None:
     output, mask = TiledRunner(model, CPU, torch.float64, 128).run(image)
     assert (output - expected_output).abs().max() <= 1e-9
     assert (mask - expected_mask).abs().max() <= 1e-9
+
+
+def test_maps_fall_back_to_ordinary_memory_when_pinning_is_refused(
+    model: RECNet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = random_image(1, 150, 170)
+    expected_output, _ = fast_forward(model, image)
+    allocate = torch.empty
+
+    def refusing_to_pin(*args: object, pin_memory: bool = False, **kwargs: object) -> torch.Tensor:
+        if pin_memory:
+            raise RuntimeError("cannot pin that much memory")
+        return allocate(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "empty", refusing_to_pin)
+    runner = TiledRunner(model, CPU, torch.float32, 128, strips=True)
+    runner.pinned = True  # as on a GPU with its maps in host memory
+    output, _ = runner.run(image)
+    assert not runner.pinned
+    assert (output - expected_output).abs().max() <= 1e-4
