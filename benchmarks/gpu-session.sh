@@ -51,8 +51,9 @@ check() {
     part 60 tests python3 -m pytest -q tests/test_cuda.py
     part 200 compiled python3 benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp16,fp32
     # --tile N keeps the full-size maps in pinned host memory and streams full-width strips.
+    # fp16 first: at 33 s a run (pageable square tiles, 2026-11-30) not even one precision would fit.
     part 90 tiled python3 benchmarks/bench_inference.py --sizes 24 --modes tiled --tile 1024 \
-        --precisions fp32,fp16
+        --precisions fp16,fp32
     part 100 profile python3 benchmarks/profile_gpu.py --mp 12
     part 110 inference python3 benchmarks/bench_inference.py --sizes 1,12,24 --reference-mp 12 \
         --modes reference,whole --precisions fp32,fp16
