@@ -684,8 +684,8 @@ def bench(
         bool,
         typer.Option(
             "--compile",
-            help="Run the whole-image path through torch.compile (the warm-up run compiles it, which "
-            "takes a minute or more). Falls back to the uncompiled path if compiling fails.",
+            help="Run the whole-image path through torch.compile (the warm-up run compiles it: half a "
+            "minute or more). Falls back to the uncompiled path if compiling fails.",
         ),
     ] = False,
     as_json: JsonOpt = False,
