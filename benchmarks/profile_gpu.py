@@ -101,8 +101,15 @@ def inference(device: torch.device, model: RECNet, megapixels: float, precisions
         reset_peak(device)
         report(device, "reference fp32", timed(device, lambda: model(image), 2), megapixels)
         profile(device, "reference fp32", lambda: model(image))
+    # The same photo as the command hands it over (host pixels in and out), whole and in tiles: the
+    # difference from the rows above is the copies and conversions around the model.
+    pixels = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
+    whole = Corrector(model, device, torch.float32, tile=0)
+    reset_peak(device)
+    report(device, "Corrector whole fp32", timed(device, lambda: whole.correct(pixels), 2), megapixels)
+    profile(device, "Corrector whole fp32", lambda: whole.correct(pixels))
     small = min(megapixels, 2.0)
-    pixels = np.random.default_rng(0).random((*image_shape(small), 3), dtype=np.float32)
+    pixels = np.ascontiguousarray(pixels[: image_shape(small)[0], : image_shape(small)[1]])
     tiled = Corrector(model, device, torch.float32, tile=1024)
     label = f"Corrector tiled 1024 fp32 at {small} MP"
     reset_peak(device)
