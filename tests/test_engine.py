@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -42,13 +44,17 @@ def test_strength_outside_zero_to_one_is_refused(strength: float) -> None:
         Corrector(random_model(seed=6), CPU, strength=strength)
 
 
+@pytest.mark.skipif(
+    not any(shutil.which(name) for name in ("c++", "g++", "clang++")),
+    reason="torch.compile needs a C++ compiler",
+)
 def test_compiled_whole_image_path_matches_the_uncompiled_one(photo: np.ndarray) -> None:
     model = random_model(seed=7)
     compiled = Corrector(model, CPU, tile=0, compiled=True)
     expected = Corrector(model, CPU, tile=0).correct(photo)
     result = compiled.correct(photo)
     assert isinstance(compiled.whole_image, CompiledForward)
-    assert compiled.whole_image.failure is None  # it did compile (this machine has a C++ compiler)
+    assert compiled.whole_image.failure is None  # it did compile
     assert np.abs(result.image - expected.image).max() <= 1e-5
     assert np.abs(result.mask - expected.mask).max() <= 1e-5
 
