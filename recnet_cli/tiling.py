@@ -84,10 +84,10 @@ class Moments:
 
 
 def full_maps_bytes(channels: int, height: int, width: int, dtype: torch.dtype) -> int:
-    """Memory of a tiled run's full-size maps: three of C channels (block input and output, merged), the
+    """Memory of a tiled run's full-size maps: two of C channels (the blocks' features, merged), the
     fusion's attention-free share (2C), the mask, three branch scales and the output in ``dtype``, and the
     float32 image."""
-    per_pixel = (5 * channels + 7) * torch.finfo(dtype).bits // 8 + 3 * 4
+    per_pixel = (4 * channels + 7) * torch.finfo(dtype).bits // 8 + 3 * 4
     return per_pixel * height * width
 
 
@@ -128,16 +128,14 @@ class TiledRunner:
         merged = self.full_map(features.shape[1], height, width)
         scales = self.full_map(3, height, width)
         attention_free = self.full_map(2 * features.shape[1], height, width)
-        following = self.full_map(features.shape[1], height, width)
         kernels = fast.blur_kernels(self.model)
         for index, block in enumerate(self.model.dualprocess.blocks):
             kernel = kernels[index : index + 1]
             mean, variance = self.branch_moments(block, features, mask, kernel, scales)
             grams = self.attention_free_share(block, features, scales, mean, variance, attention_free)
             attention = fast.attention_weights(block.mssa, self.to_device(grams))
-            self.block_output(block, index, features, attention_free, attention, following, merged)
-            features, following = following, features
-        del features, following, scales, attention_free  # the refine stage's output takes their place
+            self.block_output(block, index, features, attention_free, attention, merged)
+        del features, scales, attention_free  # the refine stage's output takes their place
         return self.refine(merged), mask
 
     def full_map(self, channels: int, height: int, width: int) -> Tensor:
@@ -225,19 +223,41 @@ class TiledRunner:
         features: Tensor,
         attention_free: Tensor,
         attention: Tensor,
-        output: Tensor,
         merged: Tensor,
     ) -> None:
-        """Stores the block's output and adds its share of ``dualprocess.cat`` into ``merged``."""
+        """Replaces ``features`` with the block's output and adds its share of ``dualprocess.cat`` into
+        ``merged``. A tile's output overwrites its input only once no later tile's halo reads that input:
+        held back while later tiles may read it (see ``write_back``)."""
+        held: list[tuple[Window, Tensor]] = []
+        row_top = -1
         for tile in self.windows:
+            if tile.top != row_top:  # a new row of tiles: its halos reach OUTPUT_HALO rows up, no further
+                self.write_back(features, held, tile.top - OUTPUT_HALO)
+                row_top = tile.top
             window = tile.grown(OUTPUT_HALO)
             tile_features, tile_share = self.load(features, window), self.load(attention_free, window)
-            result = fast.block_output(block, tile_features, tile_share, attention)
-            self.store(output, tile, window, result)
-            share = fast.merge_contribution(self.model, index, self.interior(result, window, tile))
+            result = self.interior(
+                fast.block_output(block, tile_features, tile_share, attention), window, tile
+            )
+            held.append((tile, result))
+            share = fast.merge_contribution(self.model, index, result)
             if index:
                 share.add_(self.load(merged, tile))
             self.store(merged, tile, tile, share)
+        self.write_back(features, held, features.shape[-2])
+
+    @staticmethod
+    def write_back(full: Tensor, held: list[tuple[Window, Tensor]], above: int) -> None:
+        """Writes the rows above row ``above`` of the held tile results into ``full``; keeps the rest."""
+        kept = []
+        for tile, result in held:
+            split = min(max(above, tile.top), tile.bottom)
+            if split > tile.top:
+                full[:, :, tile.top : split, tile.cols].copy_(result[:, :, : split - tile.top])
+            if split < tile.bottom:
+                rest = Window(split, tile.left, tile.bottom, tile.right, tile.image_height, tile.image_width)
+                kept.append((rest, result[:, :, split - tile.top :]))
+        held[:] = kept
 
     def refine(self, merged: Tensor) -> Tensor:
         """The output image (1, 3, H, W) on ``storage``."""
