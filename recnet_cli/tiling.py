@@ -25,7 +25,7 @@ pass 1 only computes few-channel maps (the blur, the branch scales), so merging 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -255,8 +255,7 @@ class TiledRunner:
             if split > tile.top:
                 full[:, :, tile.top : split, tile.cols].copy_(result[:, :, : split - tile.top])
             if split < tile.bottom:
-                rest = Window(split, tile.left, tile.bottom, tile.right, tile.image_height, tile.image_width)
-                kept.append((rest, result[:, :, split - tile.top :]))
+                kept.append((replace(tile, top=split), result[:, :, split - tile.top :]))
         held[:] = kept
 
     def refine(self, merged: Tensor) -> Tensor:

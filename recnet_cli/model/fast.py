@@ -359,11 +359,6 @@ def mix_channels(x: Tensor, weight: Tensor, added: Tensor) -> Tensor:
     return mixed.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
 
 
-def interleaved(first: Tensor, second: Tensor) -> Tensor:
-    """Rows first[0], second[0], first[1], second[1], ..."""
-    return torch.stack([first, second], dim=1).flatten(0, 1)
-
-
 def empty_map(like: Tensor, channels: int) -> Tensor:
     """An uninitialised channels_last map of ``channels``, otherwise shaped and typed like ``like``."""
     batch, _, height, width = like.shape
@@ -391,7 +386,7 @@ def attention_free_share(block: RegionAwareMixedBlock, normed: Tensor, mixed: Te
     local_layers = (mssa.dwconv3x3_1, mssa.dwconv5x5_1)
     local_weight = torch.cat([as_5x5(layer.weight) for layer in local_layers]).flatten(0, 1)[:, None]
     local_bias = torch.cat([layer.bias for layer in local_layers])
-    pair_bias = interleaved(local_bias, torch.zeros_like(local_bias))
+    pair_bias = torch.stack([local_bias, torch.zeros_like(local_bias)], dim=1).flatten()
     per_channel = F.conv2d(
         mixed, local_weight.to(dtype), pair_bias.to(dtype), padding=2, groups=mixed.shape[1]
     )
