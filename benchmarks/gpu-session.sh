@@ -5,8 +5,9 @@
 # that fails or runs long costs only its own share. At most 8 files come back from $OUT.
 #
 #   bash benchmarks/gpu-session.sh check
-#       GPU tests, torch.compile against the uncompiled whole image, 24 MP in pinned strips (the 2 GiB
-#       target), the profile, and whole-image inference at 1-24 MP: about 9.5 minutes at most.
+#       GPU tests (the fused Triton kernels compiled for the first time), the fused kernels against the
+#       eager stages at 12 MP (agreement, block sizes, profile), torch.compile, 24 MP in pinned strips
+#       (the 2 GiB target) and whole-image inference at 1-24 MP: about 9.5 minutes at most.
 #   bash benchmarks/gpu-session.sh throughput
 #       A folder of 12 MP JPEGs through `recnet correct`, and training steps: about 2.5 minutes.
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
@@ -48,13 +49,13 @@ part() {
 check() {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
     python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$LOG"
-    part 60 tests python3 -m pytest -q tests/test_cuda.py
-    part 200 compiled python3 benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp16,fp32
+    part 90 tests python3 -m pytest -q tests/test_cuda.py tests/test_triton_stages.py
+    part 120 fused python3 benchmarks/profile_gpu.py --mp 12 --fused --precisions fp16,fp32
+    part 150 compiled python3 benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp16
     # --tile N keeps the full-size maps in pinned host memory and streams full-width strips.
     # fp16 first: at 33 s a run (pageable square tiles, 2026-11-30) not even one precision would fit.
     part 90 tiled python3 benchmarks/bench_inference.py --sizes 24 --modes tiled --tile 1024 \
         --precisions fp16,fp32
-    part 100 profile python3 benchmarks/profile_gpu.py --mp 12
     part 110 inference python3 benchmarks/bench_inference.py --sizes 1,12,24 --reference-mp 12 \
         --modes reference,whole --precisions fp32,fp16
     tar -cf "$OUT/results.tar" benchmarks/results

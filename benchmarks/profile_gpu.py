@@ -6,6 +6,7 @@ reference forward and a training step, so the next optimisation targets the kern
 
     python benchmarks/profile_gpu.py --mp 12 > profile.txt
     python benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp32,fp16   # torch.compile
+    python benchmarks/profile_gpu.py --mp 12 --fused --precisions fp16,fp32      # the Triton kernels
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bench_training import training_step
 
 from recnet_cli.engine import CompiledForward, Corrector
 from recnet_cli.model import RECNet
-from recnet_cli.model.fast import fast_forward
+from recnet_cli.model.fast import EAGER, fast_forward
 from recnet_cli.weights import load_model
 
 
@@ -143,6 +144,49 @@ def compiled_inference(device: torch.device, model: RECNet, megapixels: float, p
         profile(device, f"compiled whole {precision}", functools.partial(compiled, model, typed))
 
 
+def eight_bit_agreement(output: torch.Tensor, expected: torch.Tensor) -> str:
+    """How many 8-bit output values are within one level of ``expected``'s, and the largest gap."""
+    levels = [(x.float() * 255).round() for x in (output, expected)]
+    gap = (levels[0] - levels[1]).abs()
+    return f"{float((gap <= 1).float().mean()) * 100:.3f}% within one level, largest {int(gap.max())} levels"
+
+
+def fused_inference(device: torch.device, model: RECNet, megapixels: float, precisions: list[str]) -> None:
+    """The blocks through the fused Triton kernels against the eager stages: first call (kernel
+    compilation), agreement with eager float32, warm timings for a few block sizes, a profile."""
+    from recnet_cli.model import triton_stages
+
+    height, width = image_shape(megapixels)
+    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
+    print(f"# Fused Triton stages, {height} x {width} ({megapixels} MP), bundled model", flush=True)
+    expected = fast_forward(model, image)[0]
+    for precision in precisions:
+        typed = image.to(DTYPES[precision])
+        synchronize(device)
+        start = time.perf_counter()
+        output = fast_forward(model, typed, triton_stages.STAGES)[0]
+        synchronize(device)
+        print(f"fused {precision}: first call {time.perf_counter() - start:.1f} s", flush=True)
+        print(f"fused {precision} vs eager fp32: {eight_bit_agreement(output, expected)}", flush=True)
+        eager = fast_forward(model, typed)[0]
+        print(f"eager {precision} vs eager fp32: {eight_bit_agreement(eager, expected)}", flush=True)
+        del output, eager
+        for block in (128, 256, 512):
+            triton_stages.BLOCK = block
+            run = functools.partial(fast_forward, model, typed, triton_stages.STAGES)
+            reset_peak(device)
+            report(device, f"fused whole {precision}, BLOCK {block}", timed(device, run, 3), megapixels)
+        triton_stages.BLOCK = 256
+        run = functools.partial(fast_forward, model, typed, EAGER)
+        reset_peak(device)
+        report(device, f"eager whole {precision}", timed(device, run, 3), megapixels)
+        profile(
+            device,
+            f"fused whole {precision}",
+            functools.partial(fast_forward, model, typed, triton_stages.STAGES),
+        )
+
+
 def profile_training_step(device: torch.device, precision: str, batch: int, crop: int) -> None:
     """Times and profiles ``bench_training.py``'s fast step (paper losses without ECR, Adam)."""
     args = argparse.Namespace(batch=batch, crop=crop, ecr=False)
@@ -164,6 +208,9 @@ def main() -> None:
     parser.add_argument(
         "--compiled", action="store_true", help="only compare torch.compile with the uncompiled whole image"
     )
+    parser.add_argument(
+        "--fused", action="store_true", help="only compare the fused Triton stages with the eager ones"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     precisions = args.precisions.split(",")
@@ -171,6 +218,9 @@ def main() -> None:
     model = load_model(None).model.to(device).eval()
     if args.compiled:
         compiled_inference(device, model, args.mp, precisions)
+        return
+    if args.fused:
+        fused_inference(device, model, args.mp, precisions)
         return
     inference(device, model, args.mp, precisions)
     profile_training_step(device, "bf16" if "bf16" in precisions else precisions[0], args.batch, args.crop)

@@ -91,6 +91,14 @@ TileOpt = Annotated[
     str, typer.Option(help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128.")
 ]
 PrecisionOpt = Annotated[Precision, typer.Option(help="Compute precision; auto is fp32.")]
+FusedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fused",
+        help="Run the network's blocks through fused Triton kernels (CUDA GPUs; experimental, the same "
+        "results as the default path).",
+    ),
+]
 StrengthOpt = Annotated[
     float,
     typer.Option(
@@ -172,6 +180,7 @@ def open_models(
     strength: float = 1.0,
     compiled: bool = False,
     one_device: bool = False,
+    fused: bool = False,
 ) -> tuple[list[Corrector], LoadedModel]:
     """Loads the model onto each chosen device (``one_device``: refuses a list), or exits with a one-line
     error."""
@@ -183,9 +192,9 @@ def open_models(
         dtypes = [pick_dtype(precision.value, torch_device) for torch_device in devices]
         with console.status("Loading model…", quiet):
             loaded = load_model(model)
+        return correctors_for(loaded.model, devices, dtypes, tile_size, strength, compiled, fused), loaded
     except (DeviceError, WeightsError) as exc:
         raise fail(str(exc)) from None
-    return correctors_for(loaded.model, devices, dtypes, tile_size, strength, compiled), loaded
 
 
 def device_names(correctors: list[Corrector]) -> str:
@@ -270,6 +279,7 @@ def correct(
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     strength: StrengthOpt = 1.0,
+    fused: FusedOpt = False,
     suffix: Annotated[str, typer.Option(help="Added to the file name when no -o is given.")] = "_recnet",
     ext: Annotated[
         str | None, typer.Option(help="Force the output format: jpg, png, tif, webp, bmp.")
@@ -319,7 +329,7 @@ def correct(
         shard=shard,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
-    correctors, loaded = open_models(model, device, precision, tile, quiet, strength)
+    correctors, loaded = open_models(model, device, precision, tile, quiet, strength, fused=fused)
     builder = ReportBuilder(output) if report else None
 
     def compute(corrector: Corrector, job: Job, photo: Photo) -> tuple[Correction, np.ndarray | None]:
@@ -688,6 +698,7 @@ def bench(
             "minute or more). Falls back to the uncompiled path if compiling fails.",
         ),
     ] = False,
+    fused: FusedOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Time the model on this machine at a given photo size.
@@ -699,7 +710,7 @@ def bench(
     from recnet_cli.engine import time_correction
 
     (corrector,), loaded = open_models(
-        model, device, precision, tile, quiet=True, compiled=compiled, one_device=True
+        model, device, precision, tile, quiet=True, compiled=compiled, one_device=True, fused=fused
     )
     timing = time_correction(corrector, megapixels, repeats)
     if compiled and timing["tile"]:
@@ -709,7 +720,8 @@ def bench(
             f"torch.compile failed, so this timed the uncompiled path ({corrector.compile_failure})"
         )
     timing["compiled"] = compiled and not timing["tile"] and not corrector.compile_failure
-    settings = f"{precision.value}{', compiled' if timing['compiled'] else ''}"
+    timing["fused"] = fused
+    settings = f"{precision.value}{', compiled' if timing['compiled'] else ''}{', fused' if fused else ''}"
     if as_json:
         typer.echo(json.dumps({"model": loaded.source, **timing}, indent=2))
         return

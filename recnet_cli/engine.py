@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import time
 import warnings
@@ -14,9 +15,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from recnet_cli.devices import keep_freed_host_memory
+from recnet_cli.devices import DeviceError, keep_freed_host_memory
 from recnet_cli.model import RECNet
-from recnet_cli.model.fast import fast_forward
+from recnet_cli.model.fast import EAGER, BlockStages, fast_forward
 from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, TiledRunner, full_maps_bytes
 from recnet_cli.weights import first_line
 
@@ -125,6 +126,20 @@ class CompiledForward:
         return fast_forward(model, image)
 
 
+def fused_stages(model: RECNet, device: torch.device) -> BlockStages:
+    """The blocks' stages as fused Triton kernels, or a DeviceError saying why they cannot run here."""
+    if device.type != "cuda":
+        raise DeviceError(f"--fused needs a CUDA GPU, and the device is {device}")
+    try:
+        from recnet_cli.model import triton_stages
+    except ImportError as error:
+        raise DeviceError(f"--fused needs Triton, which does not import here ({first_line(error)})") from None
+    reason = triton_stages.unsupported_reason(model)
+    if reason:
+        raise DeviceError(f"--fused: {reason}")
+    return triton_stages.STAGES
+
+
 class Corrector:
     """Owns a model on a device and corrects photos.
 
@@ -133,6 +148,7 @@ class Corrector:
     GPU when they fit there (see ``map_storage``); explicit tiles keep them in host memory. ``strength``:
     how much of the correction to apply (0 = none, 1 = the model's output); the mask is the model's
     either way. ``compiled``: run the whole-image path through ``torch.compile`` (see ``CompiledForward``).
+    ``fused``: run the blocks through fused Triton kernels (CUDA; see ``recnet_cli.model.triton_stages``).
     """
 
     def __init__(
@@ -143,9 +159,13 @@ class Corrector:
         tile: TileSetting = 0,
         strength: float = 1.0,
         compiled: bool = False,
+        fused: bool = False,
     ) -> None:
         check_tile(tile)
         check_strength(strength)
+        if compiled and fused:
+            raise DeviceError("--compile and --fused are alternatives: choose one")
+        self.stages = fused_stages(model, device) if fused else EAGER
         if device.type == "cpu":
             keep_freed_host_memory()
         self.model = model.to(device).eval()
@@ -153,7 +173,9 @@ class Corrector:
         self.dtype = dtype
         self.tile = tile
         self.strength = strength
-        self.whole_image: WholeImageForward = CompiledForward() if compiled else fast_forward
+        self.whole_image: WholeImageForward = (
+            CompiledForward() if compiled else functools.partial(fast_forward, stages=self.stages)
+        )
 
     @property
     def compile_failure(self) -> str | None:
@@ -172,7 +194,8 @@ class Corrector:
             storage = HOST
             if self.tile == "auto":
                 storage = map_storage(self.device, self.dtype, *rgb.shape[:2], tile, self.model.channels)
-            output, mask = TiledRunner(self.model, self.device, self.dtype, tile, storage).run(image)
+            runner = TiledRunner(self.model, self.device, self.dtype, tile, storage, stages=self.stages)
+            output, mask = runner.run(image)
         else:
             output, mask = self.whole_image(self.model, image.to(self.device, self.dtype))
         corrected = blend(rgb, to_numpy(output[0].permute(1, 2, 0)), self.strength)
@@ -186,10 +209,11 @@ def correctors_for(
     tile: TileSetting,
     strength: float = 1.0,
     compiled: bool = False,
+    fused: bool = False,
 ) -> list[Corrector]:
     """One Corrector per device, each with its own copy of the model (a device listed twice gets two)."""
     return [
-        Corrector(copy.deepcopy(model) if index else model, device, dtype, tile, strength, compiled)
+        Corrector(copy.deepcopy(model) if index else model, device, dtype, tile, strength, compiled, fused)
         for index, (device, dtype) in enumerate(zip(devices, dtypes, strict=True))
     ]
 

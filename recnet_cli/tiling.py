@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from recnet_cli.model import fast
-from recnet_cli.model.fast import Window
+from recnet_cli.model.fast import EAGER, BlockStages, Window
 from recnet_cli.model.recnet import RECNet, RegionAwareMixedBlock
 
 MIN_TILE = 128
@@ -96,7 +96,8 @@ class TiledRunner:
 
     ``storage`` holds the full-size maps: host memory by default (device memory bounded by the tile),
     or the compute device itself when they fit there (no copies between host and device). ``strips``:
-    full-width strips instead of square tiles; by default exactly when a CUDA device works on host maps."""
+    full-width strips instead of square tiles; by default exactly when a CUDA device works on host maps.
+    ``stages``: the blocks' per-pixel stages (eager, or fused kernels)."""
 
     def __init__(
         self,
@@ -106,6 +107,7 @@ class TiledRunner:
         tile: int,
         storage: torch.device = torch.device("cpu"),
         strips: bool | None = None,
+        stages: BlockStages = EAGER,
     ) -> None:
         if tile < MIN_TILE:
             raise ValueError(f"tile size {tile} is too small (at least {MIN_TILE} pixels)")
@@ -116,6 +118,7 @@ class TiledRunner:
         self.storage = storage
         self.pinned = device.type == "cuda" and storage.type == "cpu"
         self.strips = self.pinned if strips is None else strips
+        self.stages = stages
         self.windows: list[Window] = []
 
     @torch.inference_mode()
@@ -189,7 +192,7 @@ class TiledRunner:
                 x[:, :, rows, cols] for x in fast.branch_masks(self.load(mask, blurred), kernel, blurred)
             )
             tile_features = self.load(features, window)
-            tile_scales = fast.branch_scales(block.norm, tile_features, tile_under, tile_over)
+            tile_scales = self.stages.branch_scales(block.norm, tile_features, tile_under, tile_over)
             self.store(scales, tile, window, tile_scales)
             interior = (self.interior(x, window, tile) for x in (tile_features, tile_scales))
             moments.add(tile.area, *fast.branch_moments(*interior))
@@ -209,11 +212,11 @@ class TiledRunner:
         grams = torch.zeros((), dtype=torch.float64)
         for tile in self.windows:
             window = tile.grown(NORMED_HALO)
-            branches = fast.branch_products(self.load(features, window), self.load(scales, window))
-            normed = fast.normalize(block.norm, branches, mean, variance)
-            mixed = fast.mixed_scale_features(block.mssa, normed)
+            tile_features, tile_scales = self.load(features, window), self.load(scales, window)
+            normed = self.stages.normalize(block.norm, tile_features, tile_scales, mean, variance)
+            mixed = self.stages.mixed_scale_features(block.mssa, normed)
             grams = grams + fast.attention_grams(self.interior(mixed, window, tile)).cpu().double()
-            self.store(share, tile, window, fast.attention_free_share(block, normed, mixed))
+            self.store(share, tile, window, self.stages.attention_free_share(block, normed, mixed))
         return grams
 
     def block_output(
@@ -237,7 +240,7 @@ class TiledRunner:
             window = tile.grown(OUTPUT_HALO)
             tile_features, tile_share = self.load(features, window), self.load(attention_free, window)
             result = self.interior(
-                fast.block_output(block, tile_features, tile_share, attention), window, tile
+                self.stages.block_output(block, tile_features, tile_share, attention), window, tile
             )
             held.append((tile, result))
             share = fast.merge_contribution(self.model, index, result)

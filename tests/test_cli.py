@@ -239,6 +239,19 @@ def test_bench_says_when_compile_does_not_apply(env: dict[str, str], model_file:
     assert json.loads(result.stdout)["compiled"] is False
 
 
+def test_fused_kernels_off_a_cuda_gpu_are_a_one_line_error(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    source = make_photo(tmp_path / "shot.jpg")
+    result = run(["correct", str(source), "--model", str(model_file), "--device", "cpu", "--fused"], env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--fused needs a CUDA GPU" in lines[0]
+    assert not (tmp_path / "shot_recnet.jpg").exists()
+    both = run(["bench", "--mp", "0.02", "--model", str(model_file), "--compile", "--fused"], env)
+    assert both.returncode == 2 and "choose one" in both.stderr and "Traceback" not in both.stderr
+
+
 def test_half_precision_training_on_the_cpu_says_it_is_slow(tmp_path: Path, env: dict[str, str]) -> None:
     tiny = shlex.split("--steps 2 --batch 2 --crop 32 --no-ecr --device cpu -q --time-limit 0")
     result = run(

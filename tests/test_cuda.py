@@ -82,6 +82,15 @@ def test_half_precision_runs_whole_and_tiled_and_stays_close(model: RECNet, dtyp
         assert np.abs(half - reference).mean() <= 0.02
 
 
+@pytest.mark.parametrize("tile", [0, 256])
+def test_fused_kernels_give_the_eager_pictures(model: RECNet, tile: int) -> None:
+    rgb = random_image(1, 600, 700)[0].permute(1, 2, 0).numpy()
+    eager = Corrector(copy.deepcopy(model), CUDA, torch.float32, tile=tile).correct(rgb)
+    fused = Corrector(copy.deepcopy(model), CUDA, torch.float32, tile=tile, fused=True).correct(rgb)
+    assert np.abs(fused.image - eager.image).max() <= 1e-4
+    assert np.array_equal(fused.mask, eager.mask)  # the mask comes before the blocks
+
+
 def test_auto_tile_runs_a_large_photo_in_one_piece_when_it_fits() -> None:
     corrector = Corrector(RECNet(), CUDA, torch.float32, tile="auto")
     assert corrector.tile_for(3000, 4000) == 0  # 12 MP fits in an H100's memory

@@ -23,6 +23,7 @@ Feature maps are channels_last, which makes these few-channel convolutions sever
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -255,11 +256,21 @@ def folded_tails(norm: RegionAwareDeExposure) -> tuple[Tensor, Tensor]:
     return weight, (1 - alpha) * norm.fuse_1.bias + alpha * norm.fuse_2.bias
 
 
-def normalize(norm: RegionAwareDeExposure, branches: Tensor, mean: Tensor, variance: Tensor) -> Tensor:
-    """The de-exposure output Fn from the branch inputs and their whole-image (mean, variance)."""
+def instance_norm_affine(
+    norm: RegionAwareDeExposure, mean: Tensor, variance: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The branches' instance norms as gain·x + shift per image and channel, (B, 3C) each."""
     gain = norm.IN.weight.repeat(3) / torch.sqrt(variance + norm.IN.eps)
-    shift = norm.IN.bias.repeat(3) - mean * gain
-    dtype = branches.dtype
+    return gain, norm.IN.bias.repeat(3) - mean * gain
+
+
+def normalize(
+    norm: RegionAwareDeExposure, features: Tensor, scales: Tensor, mean: Tensor, variance: Tensor
+) -> Tensor:
+    """The de-exposure output Fn from F, the branch scales and the branches' whole-image (mean, variance)."""
+    gain, shift = instance_norm_affine(norm, mean, variance)
+    dtype = features.dtype
+    branches = branch_products(features, scales)
     normed = torch.addcmul(shift.to(dtype)[:, :, None, None], branches, gain.to(dtype)[:, :, None, None])
     weight, bias = folded_tails(norm)
     return F.conv2d(normed, weight.to(dtype), bias.to(dtype), padding=1)
@@ -271,24 +282,30 @@ def as_5x5(weight: Tensor) -> Tensor:
     return F.pad(weight, (margin, margin, margin, margin))
 
 
-def mixed_scale_features(mssa: MixedScaleRestoration, normed: Tensor) -> Tensor:
-    """ReLU(dw3(project_in(Fn))) and ReLU(dw5(...)), as 4C channels ordered (k3, k5, v3, v5).
+def mixed_scale_weights(mssa: MixedScaleRestoration) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """project_in as a (4C, C) matrix and bias, then dw3 and dw5 as one (4C, 1, 5, 5) depthwise conv and
+    bias: the 4C channels ordered (k3, k5, v3, v5).
 
     project_in's k and v halves are each computed twice, so one 5x5 depthwise conv yields all four, in
     the order the local path's grouped convs read them: (k3, k5) then (v3, v5)."""
     channels = mssa.project_in.weight.shape[1]
     keys, values = slice(0, channels), slice(channels, 2 * channels)
     project = mssa.project_in.weight[:, :, 0, 0]
-    project_bias = mssa.project_in.bias
     small, large = mssa.dwconv3x3, mssa.dwconv5x5
     parts = ((small, keys), (large, keys), (small, values), (large, values))
-    projected = pointwise(
-        normed,
+    return (
         torch.cat([project[part] for _, part in parts]),
-        torch.cat([project_bias[part] for _, part in parts]),
+        torch.cat([mssa.project_in.bias[part] for _, part in parts]),
+        torch.cat([as_5x5(layer.weight[part]) for layer, part in parts]),
+        torch.cat([layer.bias[part] for layer, part in parts]),
     )
-    weight = torch.cat([as_5x5(layer.weight[part]) for layer, part in parts]).to(normed.dtype)
-    bias = torch.cat([layer.bias[part] for layer, part in parts]).to(normed.dtype)
+
+
+def mixed_scale_features(mssa: MixedScaleRestoration, normed: Tensor) -> Tensor:
+    """ReLU(dw3(project_in(Fn))) and ReLU(dw5(...)), as 4C channels ordered (k3, k5, v3, v5)."""
+    projection, projection_bias, depthwise, depthwise_bias = mixed_scale_weights(mssa)
+    projected = pointwise(normed, projection, projection_bias)
+    weight, bias = depthwise.to(normed.dtype), depthwise_bias.to(normed.dtype)
     return F.relu_(F.conv2d(projected, weight, bias, padding=2, groups=weight.shape[0]))
 
 
@@ -373,19 +390,23 @@ def empty_map(like: Tensor, channels: int) -> Tensor:
     )
 
 
+def local_path_weights(mssa: MixedScaleRestoration) -> tuple[Tensor, Tensor]:
+    """The local path's grouped convs as a (4C, 1, 5, 5) per-channel weight on the mixed features and a
+    (2C) bias: each of its 2C channels is the sum of a pair of mixed channels' convolutions."""
+    layers = (mssa.dwconv3x3_1, mssa.dwconv5x5_1)
+    weight = torch.cat([as_5x5(layer.weight) for layer in layers]).flatten(0, 1)[:, None]
+    return weight, torch.cat([layer.bias for layer in layers])
+
+
 def attention_free_share(block: RegionAwareMixedBlock, normed: Tensor, mixed: Tensor) -> Tensor:
     """What of fuse1/fuse2's output (2C channels) does not depend on the attention: the shares of Fn and
     the local path, and the biases. Tiles compute it before the whole-image attention is known."""
-    mssa = block.mssa
     channels = normed.shape[1]
     dtype = normed.dtype
     inputs = empty_map(normed, 3 * channels)
     inputs[:, :channels] = normed
-    # Each group of the grouped local convs reads two channels: convolve each channel alone (the bias on
-    # the first of each pair), then add the pairs.
-    local_layers = (mssa.dwconv3x3_1, mssa.dwconv5x5_1)
-    local_weight = torch.cat([as_5x5(layer.weight) for layer in local_layers]).flatten(0, 1)[:, None]
-    local_bias = torch.cat([layer.bias for layer in local_layers])
+    # Convolve each mixed channel alone (the bias on the first of each pair), then add the pairs.
+    local_weight, local_bias = local_path_weights(block.mssa)
     pair_bias = torch.stack([local_bias, torch.zeros_like(local_bias)], dim=1).flatten()
     per_channel = F.conv2d(
         mixed, local_weight.to(dtype), pair_bias.to(dtype), padding=2, groups=mixed.shape[1]
@@ -441,18 +462,34 @@ def channel_sums(x: Tensor) -> Tensor:
     return x.sum(dim=(2, 3), dtype=statistics_dtype(x.dtype))
 
 
-def rmb(block: RegionAwareMixedBlock, features: Tensor, under: Tensor, over: Tensor) -> Tensor:
+@dataclass(frozen=True)
+class BlockStages:
+    """A block's per-pixel stages: the functions above, or fused kernels with the same signatures
+    (``recnet_cli.model.triton_stages``). The whole-image statistics between them stay as they are."""
+
+    branch_scales: Callable[[RegionAwareDeExposure, Tensor, Tensor, Tensor], Tensor]
+    normalize: Callable[[RegionAwareDeExposure, Tensor, Tensor, Tensor, Tensor], Tensor]
+    mixed_scale_features: Callable[[MixedScaleRestoration, Tensor], Tensor]
+    attention_free_share: Callable[[RegionAwareMixedBlock, Tensor, Tensor], Tensor]
+    block_output: Callable[[RegionAwareMixedBlock, Tensor, Tensor, Tensor], Tensor]
+
+
+EAGER = BlockStages(branch_scales, normalize, mixed_scale_features, attention_free_share, block_output)
+
+
+def rmb(
+    block: RegionAwareMixedBlock, features: Tensor, under: Tensor, over: Tensor, stages: BlockStages = EAGER
+) -> Tensor:
     """One whole-image block."""
-    scales = branch_scales(block.norm, features, under, over)
-    moments = branch_moments(features, scales)
-    normed = normalize(block.norm, branch_products(features, scales), *moments)
-    mixed = mixed_scale_features(block.mssa, normed)
+    scales = stages.branch_scales(block.norm, features, under, over)
+    normed = stages.normalize(block.norm, features, scales, *branch_moments(features, scales))
+    mixed = stages.mixed_scale_features(block.mssa, normed)
     attention = attention_weights(block.mssa, attention_grams(mixed))
-    return block_output(block, features, attention_free_share(block, normed, mixed), attention)
+    return stages.block_output(block, features, stages.attention_free_share(block, normed, mixed), attention)
 
 
 @torch.inference_mode()
-def fast_forward(model: RECNet, image: Tensor) -> tuple[Tensor, Tensor]:
+def fast_forward(model: RECNet, image: Tensor, stages: BlockStages = EAGER) -> tuple[Tensor, Tensor]:
     """(output, mask) for whole (B, 3, H, W) images, computed in the dtype of ``image``."""
     features, mask = extract_and_mask(model, channels_last(image))
     height, width = image.shape[-2:]
@@ -460,7 +497,8 @@ def fast_forward(model: RECNet, image: Tensor) -> tuple[Tensor, Tensor]:
     unders, overs = branch_masks(mask, kernels, Window.whole(height, width))
     merged = None
     for index, block in enumerate(model.dualprocess.blocks):
-        features = rmb(block, features, unders[:, index : index + 1], overs[:, index : index + 1])
+        under, over = unders[:, index : index + 1], overs[:, index : index + 1]
+        features = rmb(block, features, under, over, stages)
         share = merge_contribution(model, index, features)
         merged = share if merged is None else merged.add_(share)
     refine = model.dualprocess.refine

@@ -1,0 +1,465 @@
+"""A block's per-pixel stages as fused Triton kernels, for CUDA GPUs.
+
+The eager stages (``fast.py``) run every convolution and element-wise step as a kernel of its own, each
+reading and writing full-size maps; with 8 to 32 channels that is memory traffic and launch overhead,
+little arithmetic. Here a stage is one kernel (the block output three): per pixel it reads the
+neighbourhoods of its inputs, keeps the intermediate values in registers and writes one map. The functions
+have the eager stages' signatures and results (float32 arithmetic inside, whatever the maps' dtype), so
+``fast_forward`` and the tiler take either (``fast.BlockStages``); the whole-image statistics between the
+stages stay in PyTorch.
+
+Maps are channels_last, so a pixel's channels are contiguous: a program handles BLOCK consecutive pixels
+of one image (row-major) and all their channels. Dense convolutions read one input channel at a time and
+accumulate outer products with the weight rows; depthwise ones multiply whole pixel rows. Without a GPU,
+Triton's interpreter (``TRITON_INTERPRET=1``) runs these kernels on CPU tensors, which is how the tests
+check them there.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from recnet_cli.model import fast
+from recnet_cli.model.recnet import (
+    MixedScaleRestoration,
+    RECNet,
+    RegionAwareDeExposure,
+    RegionAwareMixedBlock,
+)
+
+BLOCK = int(os.environ.get("RECNET_TRITON_BLOCK", "256"))  # pixels per program (a power of two)
+NONE, RELU, LEAKY = 0, 1, 2  # activations after a convolution
+
+
+def unsupported_reason(model: RECNet) -> str | None:
+    """Why the kernels cannot run this model (channels must be a power of two, at least 8), or None."""
+    channels = model.channels
+    if channels < 8 or channels & (channels - 1):
+        return f"the fused kernels need a power of two of at least 8 channels, and this model has {channels}"
+    return None
+
+
+@triton.jit
+def _pixels(height, width, BLOCK: tl.constexpr):
+    """This program's pixels in its image: flat index, row, column, and which of them exist."""
+    index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    return index, index // width, index % width, index < height * width
+
+
+@triton.jit
+def _neighbour(row, col, exists, dy, dx, height, width):
+    """The flat index (int64) of the pixels (dy, dx) away, and which of them lie inside the image."""
+    row = row + dy
+    col = col + dx
+    inside = exists & (row >= 0) & (row < height) & (col >= 0) & (col < width)
+    return (row * width + col).to(tl.int64), inside
+
+
+@triton.jit
+def _image_offset(height, width, channels):
+    """Where this program's image starts in a (B, H, W, channels) map."""
+    return tl.program_id(1).to(tl.int64) * height * width * channels
+
+
+@triton.jit
+def _store(out_ptr, index, exists, values, CHANNELS: tl.constexpr, height, width):
+    """Writes (BLOCK, CHANNELS) values to this program's pixels of a channels_last map."""
+    channels = tl.arange(0, CHANNELS)
+    at = _image_offset(height, width, CHANNELS) + index.to(tl.int64)[:, None] * CHANNELS + channels[None, :]
+    tl.store(out_ptr + at, values.to(out_ptr.dtype.element_ty), mask=exists[:, None])
+
+
+@triton.jit
+def _load_rows(map_ptr, pixel, inside, CHANNELS: tl.constexpr, channels):
+    """Channels ``channels`` of the given pixels of a (this image's) channels_last map, zero outside."""
+    at = map_ptr + pixel[:, None] * CHANNELS + channels[None, :]
+    return tl.load(at, mask=inside[:, None], other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _conv_kernel(
+    x_ptr,
+    weight_ptr,
+    bias_ptr,
+    residual_ptr,
+    out_ptr,
+    height,
+    width,
+    slope,
+    IN: tl.constexpr,
+    OUT: tl.constexpr,
+    SIZE: tl.constexpr,
+    ACTIVATION: tl.constexpr,
+    RESIDUAL: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """A dense SIZE x SIZE convolution with zero padding, an activation and an optional residual map.
+
+    Weight layout (SIZE², IN, OUT)."""
+    index, row, col, exists = _pixels(height, width, BLOCK)
+    outs = tl.arange(0, OUT)
+    x_ptr += _image_offset(height, width, IN)
+    acc = tl.zeros((BLOCK, OUT), tl.float32) + tl.load(bias_ptr + outs)[None, :]
+    for tap in tl.static_range(SIZE * SIZE):
+        pixel, inside = _neighbour(
+            row, col, exists, tap // SIZE - SIZE // 2, tap % SIZE - SIZE // 2, height, width
+        )
+        for channel in tl.static_range(IN):
+            value = tl.load(x_ptr + pixel * IN + channel, mask=inside, other=0.0).to(tl.float32)
+            acc += value[:, None] * tl.load(weight_ptr + (tap * IN + channel) * OUT + outs)[None, :]
+    if ACTIVATION == 1:
+        acc = tl.maximum(acc, 0.0)
+    elif ACTIVATION == 2:
+        acc = tl.where(acc >= 0, acc, acc * slope)
+    if RESIDUAL:
+        here = index.to(tl.int64)
+        acc += _load_rows(residual_ptr + _image_offset(height, width, OUT), here, exists, OUT, outs)
+    _store(out_ptr, index, exists, acc, OUT, height, width)
+
+
+@triton.jit
+def _depthwise_kernel(
+    x_ptr,
+    weight_ptr,
+    bias_ptr,
+    out_ptr,
+    height,
+    width,
+    CHANNELS: tl.constexpr,
+    SIZE: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """ReLU of a depthwise SIZE x SIZE convolution with zero padding. Weight layout (SIZE², CHANNELS)."""
+    index, row, col, exists = _pixels(height, width, BLOCK)
+    channels = tl.arange(0, CHANNELS)
+    x_ptr += _image_offset(height, width, CHANNELS)
+    acc = tl.zeros((BLOCK, CHANNELS), tl.float32) + tl.load(bias_ptr + channels)[None, :]
+    for tap in tl.static_range(SIZE * SIZE):
+        pixel, inside = _neighbour(
+            row, col, exists, tap // SIZE - SIZE // 2, tap % SIZE - SIZE // 2, height, width
+        )
+        weights = tl.load(weight_ptr + tap * CHANNELS + channels)[None, :]
+        acc += _load_rows(x_ptr, pixel, inside, CHANNELS, channels) * weights
+    _store(out_ptr, index, exists, tl.maximum(acc, 0.0), CHANNELS, height, width)
+
+
+@triton.jit
+def _descriptor_response(weight_ptr, BRANCH: tl.constexpr, TAP: tl.constexpr, mask, mean, high, low):
+    """One tap of a branch conv on the descriptors (m·mean(F), m·max(F) or m·min(F) where m < 0, m)."""
+    at = weight_ptr + BRANCH * 27 + TAP
+    peak = tl.where(mask >= 0, mask * high, mask * low)
+    return tl.load(at) * (mask * mean) + tl.load(at + 9) * peak + tl.load(at + 18) * mask
+
+
+@triton.jit
+def _scales_kernel(
+    features_ptr,
+    under_ptr,
+    over_ptr,
+    weight_ptr,
+    out_ptr,
+    height,
+    width,
+    C: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """``fast.branch_scales``: the three branches' scales m·sigmoid(conv(descriptors)). Masks (B, H, W),
+    weight layout (branch, descriptor, 3x3 tap)."""
+    index, row, col, exists = _pixels(height, width, BLOCK)
+    channels = tl.arange(0, C)
+    features_ptr += _image_offset(height, width, C)
+    under_ptr += _image_offset(height, width, 1)
+    over_ptr += _image_offset(height, width, 1)
+    under_sum = tl.zeros((BLOCK,), tl.float32)
+    over_sum = tl.zeros((BLOCK,), tl.float32)
+    whole_sum = tl.zeros((BLOCK,), tl.float32)
+    for tap in tl.static_range(9):
+        pixel, inside = _neighbour(row, col, exists, tap // 3 - 1, tap % 3 - 1, height, width)
+        values = _load_rows(features_ptr, pixel, inside, C, channels)
+        mean = tl.sum(values, axis=1) / C
+        high = tl.max(values, axis=1)
+        low = tl.min(values, axis=1)
+        under = tl.load(under_ptr + pixel, mask=inside, other=0.0).to(tl.float32)
+        over = tl.load(over_ptr + pixel, mask=inside, other=0.0).to(tl.float32)
+        whole = tl.where(inside, 1.0, 0.0)
+        under_sum += _descriptor_response(weight_ptr, 0, tap, under, mean, high, low)
+        over_sum += _descriptor_response(weight_ptr, 1, tap, over, mean, high, low)
+        whole_sum += _descriptor_response(weight_ptr, 2, tap, whole, mean, high, low)
+    here = index.to(tl.int64)
+    under = tl.load(under_ptr + here, mask=exists, other=0.0).to(tl.float32)
+    over = tl.load(over_ptr + here, mask=exists, other=0.0).to(tl.float32)
+    out_ptr += _image_offset(height, width, 3) + here * 3
+    dtype = out_ptr.dtype.element_ty
+    tl.store(out_ptr, (under * tl.sigmoid(under_sum)).to(dtype), mask=exists)
+    tl.store(out_ptr + 1, (over * tl.sigmoid(over_sum)).to(dtype), mask=exists)
+    tl.store(out_ptr + 2, tl.sigmoid(whole_sum).to(dtype), mask=exists)
+
+
+@triton.jit
+def _normed_kernel(
+    features_ptr,
+    scales_ptr,
+    gain_ptr,
+    shift_ptr,
+    weight_ptr,
+    bias_ptr,
+    out_ptr,
+    height,
+    width,
+    C: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """``fast.normalize``: the folded tails' 3x3 conv (weight (9, 3C, C)) on the instance-normed branch
+    products gain·(s·F) + shift, which are zero outside the image; gain and shift are (B, 3C)."""
+    index, row, col, exists = _pixels(height, width, BLOCK)
+    outs = tl.arange(0, C)
+    features_ptr += _image_offset(height, width, C)
+    scales_ptr += _image_offset(height, width, 3)
+    gain_ptr += tl.program_id(1) * 3 * C
+    shift_ptr += tl.program_id(1) * 3 * C
+    acc = tl.zeros((BLOCK, C), tl.float32) + tl.load(bias_ptr + outs)[None, :]
+    for tap in tl.static_range(9):
+        pixel, inside = _neighbour(row, col, exists, tap // 3 - 1, tap % 3 - 1, height, width)
+        for branch in tl.static_range(3):
+            scale = tl.load(scales_ptr + pixel * 3 + branch, mask=inside, other=0.0).to(tl.float32)
+            for channel in tl.static_range(C):
+                feature = tl.load(features_ptr + pixel * C + channel, mask=inside, other=0.0).to(tl.float32)
+                k = branch * C + channel
+                normed = tl.where(
+                    inside, scale * feature * tl.load(gain_ptr + k) + tl.load(shift_ptr + k), 0.0
+                )
+                acc += normed[:, None] * tl.load(weight_ptr + (tap * 3 * C + k) * C + outs)[None, :]
+    _store(out_ptr, index, exists, acc, C, height, width)
+
+
+@triton.jit
+def _share_kernel(
+    normed_ptr,
+    mixed_ptr,
+    local_weight_ptr,
+    local_bias_ptr,
+    local_mix_ptr,
+    normed_mix_ptr,
+    bias_ptr,
+    out_ptr,
+    height,
+    width,
+    C: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """``fast.attention_free_share``: the local path (each of its 2C channels a 5x5 conv over a pair of
+    mixed channels, weight (25, 4C)), then the fusion's (2C, 2C) and (C, 2C) matrices on local and Fn."""
+    index, row, col, exists = _pixels(height, width, BLOCK)
+    pairs = tl.arange(0, 2 * C)
+    mixed_ptr += _image_offset(height, width, 4 * C)
+    first = tl.zeros((BLOCK, 2 * C), tl.float32)
+    second = tl.zeros((BLOCK, 2 * C), tl.float32)
+    for tap in tl.static_range(25):
+        pixel, inside = _neighbour(row, col, exists, tap // 5 - 2, tap % 5 - 2, height, width)
+        weights = local_weight_ptr + tap * 4 * C + 2 * pairs
+        first += _load_rows(mixed_ptr, pixel, inside, 4 * C, 2 * pairs) * tl.load(weights)[None, :]
+        second += _load_rows(mixed_ptr, pixel, inside, 4 * C, 2 * pairs + 1) * tl.load(weights + 1)[None, :]
+    local = tl.maximum(first + second + tl.load(local_bias_ptr + pairs)[None, :], 0.0)
+    local_mix = tl.load(local_mix_ptr + pairs[:, None] * 2 * C + pairs[None, :])
+    share = tl.dot(local, local_mix, input_precision="ieee") + tl.load(bias_ptr + pairs)[None, :]
+    here = index.to(tl.int64)
+    normed_ptr += _image_offset(height, width, C)
+    for channel in tl.static_range(C):
+        value = tl.load(normed_ptr + here * C + channel, mask=exists, other=0.0).to(tl.float32)
+        share += value[:, None] * tl.load(normed_mix_ptr + channel * 2 * C + pairs)[None, :]
+    _store(out_ptr, index, exists, share, 2 * C, height, width)
+
+
+@triton.jit
+def _fusion_kernel(
+    features_ptr,
+    share_ptr,
+    query_weight_ptr,
+    query_bias_ptr,
+    mix_ptr,
+    out_ptr,
+    height,
+    width,
+    C: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """The fused features before the post convs: the queries ReLU(dw3(F)), ReLU(dw5(F)) (weight (25, 2C),
+    3x3 zero-padded), mixed by this image's (2C, 2C) attention matrix, plus the attention-free share."""
+    index, row, col, exists = _pixels(height, width, BLOCK)
+    both = tl.arange(0, 2 * C)
+    features_ptr += _image_offset(height, width, C)
+    queries = tl.zeros((BLOCK, 2 * C), tl.float32) + tl.load(query_bias_ptr + both)[None, :]
+    for tap in tl.static_range(25):
+        pixel, inside = _neighbour(row, col, exists, tap // 5 - 2, tap % 5 - 2, height, width)
+        weights = tl.load(query_weight_ptr + tap * 2 * C + both)[None, :]
+        queries += _load_rows(features_ptr, pixel, inside, C, both % C) * weights
+    queries = tl.maximum(queries, 0.0)
+    mix = tl.load(mix_ptr + tl.program_id(1) * 4 * C * C + both[:, None] * 2 * C + both[None, :])
+    here = index.to(tl.int64)
+    share = _load_rows(share_ptr + _image_offset(height, width, 2 * C), here, exists, 2 * C, both)
+    _store(out_ptr, index, exists, tl.dot(queries, mix, input_precision="ieee") + share, 2 * C, height, width)
+
+
+def _grid(x: Tensor) -> tuple[int, int]:
+    batch, _, height, width = x.shape
+    return triton.cdiv(height * width, BLOCK), batch
+
+
+def _parameter(x: Tensor, like: Tensor) -> Tensor:
+    """A weight as the kernels read it: float32, contiguous, on the maps' device."""
+    return x.detach().to(like.device, torch.float32).contiguous()
+
+
+def _taps(weight: Tensor, like: Tensor) -> Tensor:
+    """A (out, in, k, k) conv weight laid out (k², in, out)."""
+    out_channels, in_channels = weight.shape[:2]
+    return _parameter(weight.permute(2, 3, 1, 0).reshape(-1, in_channels, out_channels), like)
+
+
+def _depthwise_taps(weight: Tensor, like: Tensor) -> Tensor:
+    """A (channels, 1, k, k) depthwise weight laid out (k², channels)."""
+    return _parameter(weight.flatten(1).T, like)
+
+
+def conv(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    activation: int = NONE,
+    slope: float = 0.0,
+    residual: Tensor | None = None,
+) -> Tensor:
+    """A stride-1 convolution with zero padding of a channels_last map: ``F.conv2d(x, weight, bias,
+    padding=k // 2)``, then ReLU or leaky ReLU (``slope``), then + ``residual``."""
+    x = fast.channels_last(x)
+    _, _, height, width = x.shape
+    out_channels, in_channels, size, _ = weight.shape
+    out = fast.empty_map(x, out_channels)
+    residual = out if residual is None else fast.channels_last(residual)
+    _conv_kernel[_grid(x)](
+        x,
+        _taps(weight, x),
+        _parameter(bias, x),
+        residual,
+        out,
+        height,
+        width,
+        slope,
+        IN=in_channels,
+        OUT=out_channels,
+        SIZE=size,
+        ACTIVATION=activation,
+        RESIDUAL=residual is not out,
+        BLOCK=BLOCK,
+    )
+    return out
+
+
+def depthwise_relu(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """ReLU of a depthwise convolution with zero padding, weight (channels, 1, k, k)."""
+    x = fast.channels_last(x)
+    _, channels, height, width = x.shape
+    out = fast.empty_map(x, channels)
+    size = weight.shape[-1]
+    weights, biases = _depthwise_taps(weight, x), _parameter(bias, x)
+    _depthwise_kernel[_grid(x)](
+        x, weights, biases, out, height, width, CHANNELS=channels, SIZE=size, BLOCK=BLOCK
+    )
+    return out
+
+
+def branch_scales(norm: RegionAwareDeExposure, features: Tensor, under: Tensor, over: Tensor) -> Tensor:
+    features = fast.channels_last(features)
+    _, channels, height, width = features.shape
+    out = fast.empty_map(features, 3)
+    weight = _parameter(torch.cat([branch.weight for branch in norm.CFR_branches]), features)
+    masks = (under.contiguous(), over.contiguous())
+    _scales_kernel[_grid(features)](features, *masks, weight, out, height, width, C=channels, BLOCK=BLOCK)
+    return out
+
+
+def normalize(
+    norm: RegionAwareDeExposure, features: Tensor, scales: Tensor, mean: Tensor, variance: Tensor
+) -> Tensor:
+    features, scales = fast.channels_last(features), fast.channels_last(scales)
+    _, channels, height, width = features.shape
+    out = fast.empty_map(features, channels)
+    gain, shift = (_parameter(x, features) for x in fast.instance_norm_affine(norm, mean, variance))
+    weight, bias = fast.folded_tails(norm)
+    _normed_kernel[_grid(features)](
+        features,
+        scales,
+        gain,
+        shift,
+        _taps(weight, features),
+        _parameter(bias, features),
+        out,
+        height,
+        width,
+        C=channels,
+        BLOCK=BLOCK,
+    )
+    return out
+
+
+def mixed_scale_features(mssa: MixedScaleRestoration, normed: Tensor) -> Tensor:
+    projection, projection_bias, depthwise, depthwise_bias = fast.mixed_scale_weights(mssa)
+    projected = conv(normed, projection[:, :, None, None], projection_bias)
+    return depthwise_relu(projected, depthwise, depthwise_bias)
+
+
+def attention_free_share(block: RegionAwareMixedBlock, normed: Tensor, mixed: Tensor) -> Tensor:
+    normed, mixed = fast.channels_last(normed), fast.channels_last(mixed)
+    _, channels, height, width = normed.shape
+    out = fast.empty_map(normed, 2 * channels)
+    local_weight, local_bias = fast.local_path_weights(block.mssa)
+    fusion, bias = fast.fusion_without_attention(block)
+    _share_kernel[_grid(normed)](
+        normed,
+        mixed,
+        _depthwise_taps(local_weight, normed),
+        _parameter(local_bias, normed),
+        _parameter(fusion[:, channels:].T, normed),
+        _parameter(fusion[:, :channels].T, normed),
+        _parameter(bias, normed),
+        out,
+        height,
+        width,
+        C=channels,
+        BLOCK=BLOCK,
+    )
+    return out
+
+
+def block_output(
+    block: RegionAwareMixedBlock, features: Tensor, attention_free: Tensor, attention: Tensor
+) -> Tensor:
+    features, attention_free = fast.channels_last(features), fast.channels_last(attention_free)
+    _, channels, height, width = features.shape
+    mssa = block.mssa
+    fused = fast.empty_map(features, 2 * channels)
+    query_weight = torch.cat([fast.as_5x5(mssa.conv3x3_q.weight), mssa.conv5x5_q.weight])
+    query_bias = torch.cat([mssa.conv3x3_q.bias, mssa.conv5x5_q.bias])
+    _fusion_kernel[_grid(features)](
+        features,
+        attention_free,
+        _depthwise_taps(query_weight, features),
+        _parameter(query_bias, features),
+        _parameter(fast.fusion_of_attention(block, attention).transpose(1, 2), features),
+        fused,
+        height,
+        width,
+        C=channels,
+        BLOCK=BLOCK,
+    )
+    first, activation, last = block.post
+    hidden = conv(fused, first.weight, first.bias, LEAKY, activation.negative_slope)
+    return conv(hidden, last.weight, last.bias, residual=features)
+
+
+STAGES = fast.BlockStages(branch_scales, normalize, mixed_scale_features, attention_free_share, block_output)

@@ -1,0 +1,91 @@
+"""The fused Triton stages compute what the eager stages compute: on a CUDA GPU when there is one, else in
+Triton's interpreter on CPU tensors (slow, so the images are small)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("triton")  # in its interpreter when there is no GPU (see conftest.py)
+
+from random_models import random_image, random_model
+
+from recnet_cli.model import RECNet, fast, triton_stages
+from recnet_cli.tiling import TiledRunner
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.fixture(scope="module")
+def model() -> RECNet:
+    return random_model(seed=5).to(DEVICE)
+
+
+def block_inputs(model: RECNet, batch: int, height: int, width: int, dtype: torch.dtype) -> dict[str, object]:
+    """The first block's inputs and every eager stage's output, for one random image batch."""
+    image = random_image(batch, height, width).to(DEVICE, dtype)
+    with torch.inference_mode():
+        features, mask = fast.extract_and_mask(model, fast.channels_last(image))
+        kernels = fast.blur_kernels(model)[:1]
+        under, over = fast.branch_masks(mask, kernels, fast.Window.whole(height, width))
+        block = model.dualprocess.blocks[0]
+        scales = fast.branch_scales(block.norm, features, under, over)
+        moments = fast.branch_moments(features, scales)
+        normed = fast.normalize(block.norm, features, scales, *moments)
+        mixed = fast.mixed_scale_features(block.mssa, normed)
+        attention = fast.attention_weights(block.mssa, fast.attention_grams(mixed))
+        share = fast.attention_free_share(block, normed, mixed)
+        output = fast.block_output(block, features, share, attention)
+    return dict(locals())
+
+
+@pytest.mark.parametrize(("batch", "height", "width"), [(2, 37, 29), (1, 3, 70), (1, 40, 1)])
+def test_each_fused_stage_matches_the_eager_stage_in_float32(
+    model: RECNet, batch: int, height: int, width: int
+) -> None:
+    x = block_inputs(model, batch, height, width, torch.float32)
+    block = x["block"]
+    with torch.inference_mode():
+        stages = {
+            "scales": triton_stages.branch_scales(block.norm, x["features"], x["under"], x["over"]),
+            "normed": triton_stages.normalize(block.norm, x["features"], x["scales"], *x["moments"]),
+            "mixed": triton_stages.mixed_scale_features(block.mssa, x["normed"]),
+            "share": triton_stages.attention_free_share(block, x["normed"], x["mixed"]),
+            "output": triton_stages.block_output(block, x["features"], x["share"], x["attention"]),
+        }
+    for name, result in stages.items():
+        expected = x[name]
+        assert result.shape == expected.shape, name
+        assert result.is_contiguous(memory_format=torch.channels_last), name
+        assert (result - expected).abs().max() <= 1e-5 * max(1.0, expected.abs().max().item()), name
+
+
+def test_fused_forward_matches_the_reference_forward(model: RECNet) -> None:
+    image = random_image(1, 45, 38).to(DEVICE)
+    with torch.inference_mode():
+        expected = model(image)
+    output, _ = fast.fast_forward(model, image, triton_stages.STAGES)
+    assert (output - expected).abs().max() <= 1e-4
+
+
+def test_fused_stages_tile_exactly(model: RECNet) -> None:
+    image = random_image(1, 131, 70)  # two tiles, one above the other
+    whole, _ = fast.fast_forward(model, image.to(DEVICE))
+    runner = TiledRunner(model, DEVICE, torch.float32, 128, storage=DEVICE, stages=triton_stages.STAGES)
+    tiled, _ = runner.run(image)
+    assert (tiled - whole).abs().max() <= 1e-4
+
+
+def test_half_precision_maps_stay_close_to_float32(model: RECNet) -> None:
+    image = random_image(1, 33, 41).to(DEVICE)
+    expected, _ = fast.fast_forward(model, image)
+    output, _ = fast.fast_forward(model, image.half(), triton_stages.STAGES)
+    assert output.dtype == torch.float16
+    assert (output.float() - expected).abs().max() <= 0.01
+
+
+def test_models_the_kernels_cannot_run_are_named() -> None:
+    assert triton_stages.unsupported_reason(RECNet(channels=8)) is None
+    assert triton_stages.unsupported_reason(RECNet(channels=16)) is None
+    assert "12" in triton_stages.unsupported_reason(RECNet(channels=12))
+    assert "4" in triton_stages.unsupported_reason(RECNet(channels=4))
