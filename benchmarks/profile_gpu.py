@@ -171,12 +171,13 @@ def fused_inference(device: torch.device, model: RECNet, megapixels: float, prec
         eager = fast_forward(model, typed)[0]
         print(f"eager {precision} vs eager fp32: {eight_bit_agreement(eager, expected)}", flush=True)
         del output, eager
-        for block in (128, 256, 512):
-            triton_stages.BLOCK = block
+        default = triton_stages.BLOCK, triton_stages.WARPS
+        for triton_stages.BLOCK, triton_stages.WARPS in ((64, 4), (128, 4), (128, 8), (256, 4), (256, 8)):
             run = functools.partial(fast_forward, model, typed, triton_stages.STAGES)
             reset_peak(device)
-            report(device, f"fused whole {precision}, BLOCK {block}", timed(device, run, 3), megapixels)
-        triton_stages.BLOCK = 256
+            label = f"fused whole {precision}, BLOCK {triton_stages.BLOCK}, {triton_stages.WARPS} warps"
+            report(device, label, timed(device, run, 3), megapixels)
+        triton_stages.BLOCK, triton_stages.WARPS = default
         run = functools.partial(fast_forward, model, typed, EAGER)
         reset_peak(device)
         report(device, f"eager whole {precision}", timed(device, run, 3), megapixels)

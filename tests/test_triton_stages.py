@@ -3,6 +3,11 @@ Triton's interpreter on CPU tensors (slow, so the images are small)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -14,6 +19,7 @@ from recnet_cli.model import RECNet, fast, triton_stages
 from recnet_cli.tiling import TiledRunner
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+COMPILE_SCRIPT = Path(__file__).parents[1] / "benchmarks" / "compile_triton_kernels.py"
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +95,23 @@ def test_models_the_kernels_cannot_run_are_named() -> None:
     assert triton_stages.unsupported_reason(RECNet(channels=16)) is None
     assert "12" in triton_stages.unsupported_reason(RECNet(channels=12))
     assert "4" in triton_stages.unsupported_reason(RECNet(channels=4))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the tests above compile and run the kernels")
+def test_kernels_compile_for_hopper_gpus_without_spills() -> None:
+    """Ahead-of-time compilation for sm_90 (H100, H200) catches what the interpreter lets through."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("RECNET_TRITON")}
+    result = subprocess.run(
+        [sys.executable, str(COMPILE_SCRIPT), "--precisions", "fp16"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| _")]
+    assert {row[0].strip() for row in rows} == {
+        name for name in vars(triton_stages) if name.startswith("_") and name.endswith("_kernel")
+    }
+    assert all(int(row[-2]) == 0 for row in rows), result.stdout  # no spill bytes

@@ -32,7 +32,10 @@ from recnet_cli.model.recnet import (
     RegionAwareMixedBlock,
 )
 
-BLOCK = int(os.environ.get("RECNET_TRITON_BLOCK", "256"))  # pixels per program (a power of two)
+# Pixels per program (a power of two) and warps per program: on sm_90 (benchmarks/compile_triton_kernels.py)
+# 128 and 8 keep every kernel within about 170 registers a thread, with no spills. Not yet tuned by timing.
+BLOCK = int(os.environ.get("RECNET_TRITON_BLOCK", "128"))
+WARPS = int(os.environ.get("RECNET_TRITON_WARPS", "8"))
 NONE, RELU, LEAKY = 0, 1, 2  # activations after a convolution
 
 
@@ -105,7 +108,7 @@ def _conv_kernel(
     outs = tl.arange(0, OUT)
     x_ptr += _image_offset(height, width, IN)
     acc = tl.zeros((BLOCK, OUT), tl.float32) + tl.load(bias_ptr + outs)[None, :]
-    for tap in tl.static_range(SIZE * SIZE):
+    for tap in range(SIZE * SIZE):
         pixel, inside = _neighbour(
             row, col, exists, tap // SIZE - SIZE // 2, tap % SIZE - SIZE // 2, height, width
         )
@@ -139,7 +142,7 @@ def _depthwise_kernel(
     channels = tl.arange(0, CHANNELS)
     x_ptr += _image_offset(height, width, CHANNELS)
     acc = tl.zeros((BLOCK, CHANNELS), tl.float32) + tl.load(bias_ptr + channels)[None, :]
-    for tap in tl.static_range(SIZE * SIZE):
+    for tap in range(SIZE * SIZE):
         pixel, inside = _neighbour(
             row, col, exists, tap // SIZE - SIZE // 2, tap % SIZE - SIZE // 2, height, width
         )
@@ -149,9 +152,9 @@ def _depthwise_kernel(
 
 
 @triton.jit
-def _descriptor_response(weight_ptr, BRANCH: tl.constexpr, TAP: tl.constexpr, mask, mean, high, low):
+def _descriptor_response(weight_ptr, BRANCH: tl.constexpr, tap, mask, mean, high, low):
     """One tap of a branch conv on the descriptors (m·mean(F), m·max(F) or m·min(F) where m < 0, m)."""
-    at = weight_ptr + BRANCH * 27 + TAP
+    at = weight_ptr + BRANCH * 27 + tap
     peak = tl.where(mask >= 0, mask * high, mask * low)
     return tl.load(at) * (mask * mean) + tl.load(at + 9) * peak + tl.load(at + 18) * mask
 
@@ -178,7 +181,7 @@ def _scales_kernel(
     under_sum = tl.zeros((BLOCK,), tl.float32)
     over_sum = tl.zeros((BLOCK,), tl.float32)
     whole_sum = tl.zeros((BLOCK,), tl.float32)
-    for tap in tl.static_range(9):
+    for tap in range(9):
         pixel, inside = _neighbour(row, col, exists, tap // 3 - 1, tap % 3 - 1, height, width)
         values = _load_rows(features_ptr, pixel, inside, C, channels)
         mean = tl.sum(values, axis=1) / C
@@ -223,7 +226,7 @@ def _normed_kernel(
     gain_ptr += tl.program_id(1) * 3 * C
     shift_ptr += tl.program_id(1) * 3 * C
     acc = tl.zeros((BLOCK, C), tl.float32) + tl.load(bias_ptr + outs)[None, :]
-    for tap in tl.static_range(9):
+    for tap in range(9):
         pixel, inside = _neighbour(row, col, exists, tap // 3 - 1, tap % 3 - 1, height, width)
         for branch in tl.static_range(3):
             scale = tl.load(scales_ptr + pixel * 3 + branch, mask=inside, other=0.0).to(tl.float32)
@@ -259,7 +262,7 @@ def _share_kernel(
     mixed_ptr += _image_offset(height, width, 4 * C)
     first = tl.zeros((BLOCK, 2 * C), tl.float32)
     second = tl.zeros((BLOCK, 2 * C), tl.float32)
-    for tap in tl.static_range(25):
+    for tap in range(25):
         pixel, inside = _neighbour(row, col, exists, tap // 5 - 2, tap % 5 - 2, height, width)
         weights = local_weight_ptr + tap * 4 * C + 2 * pairs
         first += _load_rows(mixed_ptr, pixel, inside, 4 * C, 2 * pairs) * tl.load(weights)[None, :]
@@ -294,7 +297,7 @@ def _fusion_kernel(
     both = tl.arange(0, 2 * C)
     features_ptr += _image_offset(height, width, C)
     queries = tl.zeros((BLOCK, 2 * C), tl.float32) + tl.load(query_bias_ptr + both)[None, :]
-    for tap in tl.static_range(25):
+    for tap in range(25):
         pixel, inside = _neighbour(row, col, exists, tap // 5 - 2, tap % 5 - 2, height, width)
         weights = tl.load(query_weight_ptr + tap * 2 * C + both)[None, :]
         queries += _load_rows(features_ptr, pixel, inside, C, both % C) * weights
@@ -356,6 +359,7 @@ def conv(
         ACTIVATION=activation,
         RESIDUAL=residual is not out,
         BLOCK=BLOCK,
+        num_warps=WARPS,
     )
     return out
 
@@ -368,7 +372,7 @@ def depthwise_relu(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     size = weight.shape[-1]
     weights, biases = _depthwise_taps(weight, x), _parameter(bias, x)
     _depthwise_kernel[_grid(x)](
-        x, weights, biases, out, height, width, CHANNELS=channels, SIZE=size, BLOCK=BLOCK
+        x, weights, biases, out, height, width, CHANNELS=channels, SIZE=size, BLOCK=BLOCK, num_warps=WARPS
     )
     return out
 
@@ -379,7 +383,9 @@ def branch_scales(norm: RegionAwareDeExposure, features: Tensor, under: Tensor, 
     out = fast.empty_map(features, 3)
     weight = _parameter(torch.cat([branch.weight for branch in norm.CFR_branches]), features)
     masks = (under.contiguous(), over.contiguous())
-    _scales_kernel[_grid(features)](features, *masks, weight, out, height, width, C=channels, BLOCK=BLOCK)
+    _scales_kernel[_grid(features)](
+        features, *masks, weight, out, height, width, C=channels, BLOCK=BLOCK, num_warps=WARPS
+    )
     return out
 
 
@@ -403,6 +409,7 @@ def normalize(
         width,
         C=channels,
         BLOCK=BLOCK,
+        num_warps=WARPS,
     )
     return out
 
@@ -432,6 +439,7 @@ def attention_free_share(block: RegionAwareMixedBlock, normed: Tensor, mixed: Te
         width,
         C=channels,
         BLOCK=BLOCK,
+        num_warps=WARPS,
     )
     return out
 
@@ -456,6 +464,7 @@ def block_output(
         width,
         C=channels,
         BLOCK=BLOCK,
+        num_warps=WARPS,
     )
     first, activation, last = block.post
     hidden = conv(fused, first.weight, first.bias, LEAKY, activation.negative_slope)

@@ -1,0 +1,152 @@
+"""Compiles the fused Triton kernels for a GPU architecture without a GPU, as ``--fused`` launches them.
+
+Triton compiles ahead of time for any target, so this catches compile errors before any GPU time is spent
+and shows what each kernel costs the GPU: registers per thread, spills to local memory, shared memory.
+It records the launches of one fused forward (run in Triton's interpreter on a small CPU image; the
+kernels see the same types and constants at any size) and compiles each distinct one.
+
+    python benchmarks/compile_triton_kernels.py                  # sm_90 (H100, H200), fp32 and fp16
+    python benchmarks/compile_triton_kernels.py --arch 80 --precisions bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+TRITON_TYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+def record_launches(precision: str) -> list[tuple[str, dict[str, str], dict[str, object]]]:
+    """(kernel name, signature, constants) of each kernel launch in one fused forward."""
+    from recnet_cli.model import fast, triton_stages
+    from recnet_cli.weights import load_model
+
+    launches = []
+
+    class Recorder:
+        def __init__(self, name: str, kernel: object) -> None:
+            self.name, self.kernel = name, kernel
+
+        def __getitem__(self, grid: object) -> object:
+            def launch(*args: object, num_warps: int, **constants: object) -> None:
+                names = list(self.kernel.arg_names)
+                signature = {name: argument_type(value) for name, value in zip(names, args, strict=False)}
+                signature.update({name: "constexpr" for name in constants})
+                launches.append((self.name, signature, {**constants, "num_warps": num_warps}))
+                self.kernel[grid](*args, num_warps=num_warps, **constants)
+
+            return launch
+
+    for name in [name for name in vars(triton_stages) if name.endswith("_kernel")]:
+        setattr(triton_stages, name, Recorder(name, getattr(triton_stages, name)))
+    model = load_model(None).model.eval()
+    image = torch.rand(1, 3, 24, 20, dtype=DTYPES[precision])
+    fast.fast_forward(model, image, triton_stages.STAGES)
+    return launches
+
+
+def argument_type(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"*{TRITON_TYPES[value.dtype]}"
+    if isinstance(value, float):
+        return "fp32"
+    return "i32"
+
+
+def compile_launches(
+    launches: list[tuple[str, dict[str, str], dict[str, object]]],
+    arch: int,
+    blocks: list[int] | None,
+    warps: list[int] | None,
+) -> None:
+    """Compiles each distinct launch for sm_<arch>, at each BLOCK and warp count (by default as launched),
+    and prints its resources."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from recnet_cli.model import triton_stages
+
+    tools = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
+    seen = set()
+    print("| kernel | constants | types | BLOCK | warps | compile s | registers | spill bytes | shared B |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, signature, recorded in launches:
+        key = (name, tuple(signature.items()), tuple(recorded.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        constants = {key: value for key, value in recorded.items() if key not in ("BLOCK", "num_warps")}
+        types = ", ".join(sorted({kind[1:] for kind in signature.values() if kind.startswith("*")}))
+        for block in blocks or [recorded["BLOCK"]]:
+            for num_warps in warps or [recorded["num_warps"]]:
+                start = time.perf_counter()
+                source = ASTSource(
+                    fn=getattr(triton_stages, name),
+                    signature=signature,
+                    constexprs={**constants, "BLOCK": block},
+                )
+                target = GPUTarget("cuda", arch, 32)
+                compiled = triton.compile(source, target=target, options={"num_warps": num_warps})
+                seconds = time.perf_counter() - start
+                usage = resource_usage(tools / "cuobjdump", compiled.asm["cubin"])
+                cells = (name, constants, types, block, num_warps, f"{seconds:.1f}")
+                cells += (usage["REG"], usage["LOCAL"], usage["SHARED"])
+                print("| " + " | ".join(map(str, cells)) + " |", flush=True)
+
+
+def resource_usage(cuobjdump: Path, cubin: bytes) -> dict[str, str]:
+    """cuobjdump's resource line of a one-kernel cubin: REG, LOCAL (spill bytes), SHARED, ..."""
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as file:
+        file.write(cubin)
+        file.flush()
+        usage = subprocess.run(
+            [str(cuobjdump), "-res-usage", file.name], capture_output=True, text=True, check=True
+        )
+    line = next(line for line in usage.stdout.splitlines() if "REG:" in line)
+    return dict(item.split(":", 1) for item in line.split())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", type=int, default=90, help="compute capability x 10 (90 = H100, H200)")
+    parser.add_argument("--precisions", default="fp32,fp16")
+    parser.add_argument(
+        "--blocks", help="pixels per program to compile for, e.g. 64,128,256 (default: as run)"
+    )
+    parser.add_argument("--warps", help="warps per program to compile for, e.g. 4,8 (default: as run)")
+    parser.add_argument("--record", help=argparse.SUPPRESS)  # internal: record in the interpreter
+    args = parser.parse_args()
+    if args.record:
+        print(repr(record_launches(args.record)))
+        return
+    # Recording runs the kernels in the interpreter, compiling needs real JIT functions: two processes.
+    launches = []
+    environment = {**os.environ, "TRITON_INTERPRET": "1"}
+    for precision in args.precisions.split(","):
+        recorded = subprocess.run(
+            [sys.executable, __file__, "--record", precision], env=environment, capture_output=True, text=True
+        )
+        if recorded.returncode:
+            sys.exit(recorded.stderr)
+        launches += eval(recorded.stdout.strip().splitlines()[-1])  # our own repr of plain values
+    os.environ.pop("TRITON_INTERPRET", None)
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    print(f"# The fused kernels compiled for sm_{args.arch}\n")
+    blocks, warps = (
+        [int(x) for x in option.split(",")] if option else None for option in (args.blocks, args.warps)
+    )
+    compile_launches(launches, args.arch, blocks, warps)
+
+
+if __name__ == "__main__":
+    main()
