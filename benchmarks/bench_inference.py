@@ -61,12 +61,14 @@ def peak_rss_mb() -> float:
 
 
 def measure(mode: str, megapixels: float, device_name: str, precision: str, tile: int) -> dict:
-    """Times one mode (reference, whole or tiled) at one size, in this process."""
+    """Times one mode (reference, whole, tiled, fused-whole or fused-tiled) at one size, in this process."""
     device, dtype = torch.device(device_name), DTYPES[precision]
     height, width = image_shape(megapixels)
     rgb = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
     model = RECNet().to(device).eval()
-    corrector = Corrector(model, device, dtype, tile=tile if mode == "tiled" else 0)
+    layout = mode.removeprefix("fused-")
+    fused = layout != mode
+    corrector = Corrector(model, device, dtype, tile=tile if layout == "tiled" else 0, fused=fused)
 
     def run(image: np.ndarray) -> None:
         if mode == "reference":
@@ -176,10 +178,9 @@ def plan(args: argparse.Namespace, device: torch.device) -> list[tuple[str, floa
         for megapixels in args.sizes:
             height, width = image_shape(megapixels)
             whole_fits = whole_image_bytes(height, width, DTYPES[precision]) <= limit_gb * 2**30
-            if "whole" in args.modes and whole_fits:
-                runs.append(("whole", megapixels, precision))
-            if "tiled" in args.modes:
-                runs.append(("tiled", megapixels, precision))
+            for mode in args.modes:  # in the order given
+                if mode != "reference" and (whole_fits or mode.endswith("tiled")):
+                    runs.append((mode, megapixels, precision))
     return runs
 
 
@@ -230,7 +231,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,12,24,45", help="megapixels, comma-separated")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precisions", default=None, help="default fp32 on CPU, fp32,fp16,bf16 on CUDA")
-    parser.add_argument("--modes", default="reference,whole,tiled")
+    parser.add_argument(
+        "--modes",
+        default="reference,whole,tiled",
+        help="also fused-whole, fused-tiled (Triton kernels, CUDA)",
+    )
     parser.add_argument("--tile", type=int, default=None, help="tile size (default 384 CPU, 2048 GPU)")
     parser.add_argument("--reference-mp", type=float, default=1.0, help="the one size the reference runs at")
     parser.add_argument(
@@ -254,7 +259,7 @@ def main() -> None:
     rows, reference_per_mp = [], {}
     for mode, megapixels, precision in plan(args, device):
         result = measure_isolated(mode, megapixels, args.device, precision, tile)
-        row = {"mode": mode if mode != "tiled" else f"tiled {tile}", "precision": precision, "mp": megapixels}
+        row = {"mode": mode.replace("tiled", f"tiled {tile}"), "precision": precision, "mp": megapixels}
         row |= result
         if "error" not in result:
             row["seconds_per_mp"] = result["seconds"] / (result["height"] * result["width"] / 1e6)
