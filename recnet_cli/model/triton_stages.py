@@ -55,10 +55,11 @@ def _pixels(height, width, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def _neighbour(row, col, exists, dy, dx, height, width):
-    """The flat index (int64) of the pixels (dy, dx) away, and which of them lie inside the image."""
-    row = row + dy
-    col = col + dx
+def _neighbour(row, col, exists, tap, SIZE: tl.constexpr, height, width):
+    """The flat index (int64) of each pixel's neighbour under tap ``tap`` (row-major) of a SIZE x SIZE
+    window centred on it, and which of those neighbours lie inside the image."""
+    row = row + tap // SIZE - SIZE // 2
+    col = col + tap % SIZE - SIZE // 2
     inside = exists & (row >= 0) & (row < height) & (col >= 0) & (col < width)
     return (row * width + col).to(tl.int64), inside
 
@@ -91,30 +92,32 @@ def _conv_kernel(
     bias_ptr,
     residual_ptr,
     out_ptr,
+    slope,
     height,
     width,
-    slope,
     IN: tl.constexpr,
     OUT: tl.constexpr,
     SIZE: tl.constexpr,
+    DEPTHWISE: tl.constexpr,
     ACTIVATION: tl.constexpr,
     RESIDUAL: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    """A dense SIZE x SIZE convolution with zero padding, an activation and an optional residual map.
-
-    Weight layout (SIZE², IN, OUT)."""
+    """A SIZE x SIZE convolution with zero padding, dense (weight layout (SIZE², IN, OUT)) or depthwise
+    (IN = OUT, weight layout (SIZE², OUT)), then an activation and an optional residual map."""
     index, row, col, exists = _pixels(height, width, BLOCK)
     outs = tl.arange(0, OUT)
     x_ptr += _image_offset(height, width, IN)
     acc = tl.zeros((BLOCK, OUT), tl.float32) + tl.load(bias_ptr + outs)[None, :]
     for tap in range(SIZE * SIZE):
-        pixel, inside = _neighbour(
-            row, col, exists, tap // SIZE - SIZE // 2, tap % SIZE - SIZE // 2, height, width
-        )
-        for channel in tl.static_range(IN):
-            value = tl.load(x_ptr + pixel * IN + channel, mask=inside, other=0.0).to(tl.float32)
-            acc += value[:, None] * tl.load(weight_ptr + (tap * IN + channel) * OUT + outs)[None, :]
+        pixel, inside = _neighbour(row, col, exists, tap, SIZE, height, width)
+        if DEPTHWISE:
+            weights = tl.load(weight_ptr + tap * OUT + outs)[None, :]
+            acc += _load_rows(x_ptr, pixel, inside, OUT, outs) * weights
+        else:
+            for channel in tl.static_range(IN):
+                value = tl.load(x_ptr + pixel * IN + channel, mask=inside, other=0.0).to(tl.float32)
+                acc += value[:, None] * tl.load(weight_ptr + (tap * IN + channel) * OUT + outs)[None, :]
     if ACTIVATION == 1:
         acc = tl.maximum(acc, 0.0)
     elif ACTIVATION == 2:
@@ -123,32 +126,6 @@ def _conv_kernel(
         here = index.to(tl.int64)
         acc += _load_rows(residual_ptr + _image_offset(height, width, OUT), here, exists, OUT, outs)
     _store(out_ptr, index, exists, acc, OUT, height, width)
-
-
-@triton.jit
-def _depthwise_kernel(
-    x_ptr,
-    weight_ptr,
-    bias_ptr,
-    out_ptr,
-    height,
-    width,
-    CHANNELS: tl.constexpr,
-    SIZE: tl.constexpr,
-    BLOCK: tl.constexpr,
-):
-    """ReLU of a depthwise SIZE x SIZE convolution with zero padding. Weight layout (SIZE², CHANNELS)."""
-    index, row, col, exists = _pixels(height, width, BLOCK)
-    channels = tl.arange(0, CHANNELS)
-    x_ptr += _image_offset(height, width, CHANNELS)
-    acc = tl.zeros((BLOCK, CHANNELS), tl.float32) + tl.load(bias_ptr + channels)[None, :]
-    for tap in range(SIZE * SIZE):
-        pixel, inside = _neighbour(
-            row, col, exists, tap // SIZE - SIZE // 2, tap % SIZE - SIZE // 2, height, width
-        )
-        weights = tl.load(weight_ptr + tap * CHANNELS + channels)[None, :]
-        acc += _load_rows(x_ptr, pixel, inside, CHANNELS, channels) * weights
-    _store(out_ptr, index, exists, tl.maximum(acc, 0.0), CHANNELS, height, width)
 
 
 @triton.jit
@@ -182,7 +159,7 @@ def _scales_kernel(
     over_sum = tl.zeros((BLOCK,), tl.float32)
     whole_sum = tl.zeros((BLOCK,), tl.float32)
     for tap in range(9):
-        pixel, inside = _neighbour(row, col, exists, tap // 3 - 1, tap % 3 - 1, height, width)
+        pixel, inside = _neighbour(row, col, exists, tap, 3, height, width)
         values = _load_rows(features_ptr, pixel, inside, C, channels)
         mean = tl.sum(values, axis=1) / C
         high = tl.max(values, axis=1)
@@ -227,7 +204,7 @@ def _normed_kernel(
     shift_ptr += tl.program_id(1) * 3 * C
     acc = tl.zeros((BLOCK, C), tl.float32) + tl.load(bias_ptr + outs)[None, :]
     for tap in range(9):
-        pixel, inside = _neighbour(row, col, exists, tap // 3 - 1, tap % 3 - 1, height, width)
+        pixel, inside = _neighbour(row, col, exists, tap, 3, height, width)
         for branch in tl.static_range(3):
             scale = tl.load(scales_ptr + pixel * 3 + branch, mask=inside, other=0.0).to(tl.float32)
             for channel in tl.static_range(C):
@@ -263,7 +240,7 @@ def _share_kernel(
     first = tl.zeros((BLOCK, 2 * C), tl.float32)
     second = tl.zeros((BLOCK, 2 * C), tl.float32)
     for tap in range(25):
-        pixel, inside = _neighbour(row, col, exists, tap // 5 - 2, tap % 5 - 2, height, width)
+        pixel, inside = _neighbour(row, col, exists, tap, 5, height, width)
         weights = local_weight_ptr + tap * 4 * C + 2 * pairs
         first += _load_rows(mixed_ptr, pixel, inside, 4 * C, 2 * pairs) * tl.load(weights)[None, :]
         second += _load_rows(mixed_ptr, pixel, inside, 4 * C, 2 * pairs + 1) * tl.load(weights + 1)[None, :]
@@ -298,7 +275,7 @@ def _fusion_kernel(
     features_ptr += _image_offset(height, width, C)
     queries = tl.zeros((BLOCK, 2 * C), tl.float32) + tl.load(query_bias_ptr + both)[None, :]
     for tap in range(25):
-        pixel, inside = _neighbour(row, col, exists, tap // 5 - 2, tap % 5 - 2, height, width)
+        pixel, inside = _neighbour(row, col, exists, tap, 5, height, width)
         weights = tl.load(query_weight_ptr + tap * 2 * C + both)[None, :]
         queries += _load_rows(features_ptr, pixel, inside, C, both % C) * weights
     queries = tl.maximum(queries, 0.0)
@@ -308,9 +285,11 @@ def _fusion_kernel(
     _store(out_ptr, index, exists, tl.dot(queries, mix, input_precision="ieee") + share, 2 * C, height, width)
 
 
-def _grid(x: Tensor) -> tuple[int, int]:
-    batch, _, height, width = x.shape
-    return triton.cdiv(height * width, BLOCK), batch
+def _launch(kernel: triton.JITFunction, like: Tensor, *arguments: object, **constants: object) -> None:
+    """Runs ``kernel`` over the pixels of the (B, C, H, W) map ``like``: its arguments, then H and W."""
+    batch, _, height, width = like.shape
+    grid = (triton.cdiv(height * width, BLOCK), batch)
+    kernel[grid](*arguments, height, width, **constants, BLOCK=BLOCK, num_warps=WARPS)
 
 
 def _parameter(x: Tensor, like: Tensor) -> Tensor:
@@ -337,55 +316,27 @@ def conv(
     slope: float = 0.0,
     residual: Tensor | None = None,
 ) -> Tensor:
-    """A stride-1 convolution with zero padding of a channels_last map: ``F.conv2d(x, weight, bias,
-    padding=k // 2)``, then ReLU or leaky ReLU (``slope``), then + ``residual``."""
+    """A stride-1 convolution with zero padding of a channels_last map, dense or depthwise (``weight``
+    (out, in, k, k) or (channels, 1, k, k)): ``F.conv2d(x, weight, bias, padding=k // 2, groups=...)``,
+    then ReLU or leaky ReLU (``slope``), then + ``residual``."""
     x = fast.channels_last(x)
-    _, _, height, width = x.shape
     out_channels, in_channels, size, _ = weight.shape
+    depthwise = in_channels == 1 and out_channels == x.shape[1] > 1
+    taps = _depthwise_taps(weight, x) if depthwise else _taps(weight, x)
     out = fast.empty_map(x, out_channels)
     residual = out if residual is None else fast.channels_last(residual)
-    _conv_kernel[_grid(x)](
-        x,
-        _taps(weight, x),
-        _parameter(bias, x),
-        residual,
-        out,
-        height,
-        width,
-        slope,
-        IN=in_channels,
-        OUT=out_channels,
-        SIZE=size,
-        ACTIVATION=activation,
-        RESIDUAL=residual is not out,
-        BLOCK=BLOCK,
-        num_warps=WARPS,
-    )
-    return out
-
-
-def depthwise_relu(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """ReLU of a depthwise convolution with zero padding, weight (channels, 1, k, k)."""
-    x = fast.channels_last(x)
-    _, channels, height, width = x.shape
-    out = fast.empty_map(x, channels)
-    size = weight.shape[-1]
-    weights, biases = _depthwise_taps(weight, x), _parameter(bias, x)
-    _depthwise_kernel[_grid(x)](
-        x, weights, biases, out, height, width, CHANNELS=channels, SIZE=size, BLOCK=BLOCK, num_warps=WARPS
-    )
+    arguments = (x, taps, _parameter(bias, x), residual, out, slope)
+    constants = {"DEPTHWISE": depthwise, "ACTIVATION": activation, "RESIDUAL": residual is not out}
+    _launch(_conv_kernel, x, *arguments, IN=x.shape[1], OUT=out_channels, SIZE=size, **constants)
     return out
 
 
 def branch_scales(norm: RegionAwareDeExposure, features: Tensor, under: Tensor, over: Tensor) -> Tensor:
     features = fast.channels_last(features)
-    _, channels, height, width = features.shape
     out = fast.empty_map(features, 3)
     weight = _parameter(torch.cat([branch.weight for branch in norm.CFR_branches]), features)
     masks = (under.contiguous(), over.contiguous())
-    _scales_kernel[_grid(features)](
-        features, *masks, weight, out, height, width, C=channels, BLOCK=BLOCK, num_warps=WARPS
-    )
+    _launch(_scales_kernel, features, features, *masks, weight, out, C=features.shape[1])
     return out
 
 
@@ -393,54 +344,30 @@ def normalize(
     norm: RegionAwareDeExposure, features: Tensor, scales: Tensor, mean: Tensor, variance: Tensor
 ) -> Tensor:
     features, scales = fast.channels_last(features), fast.channels_last(scales)
-    _, channels, height, width = features.shape
+    channels = features.shape[1]
     out = fast.empty_map(features, channels)
     gain, shift = (_parameter(x, features) for x in fast.instance_norm_affine(norm, mean, variance))
     weight, bias = fast.folded_tails(norm)
-    _normed_kernel[_grid(features)](
-        features,
-        scales,
-        gain,
-        shift,
-        _taps(weight, features),
-        _parameter(bias, features),
-        out,
-        height,
-        width,
-        C=channels,
-        BLOCK=BLOCK,
-        num_warps=WARPS,
-    )
+    tails = (_taps(weight, features), _parameter(bias, features))
+    _launch(_normed_kernel, features, features, scales, gain, shift, *tails, out, C=channels)
     return out
 
 
 def mixed_scale_features(mssa: MixedScaleRestoration, normed: Tensor) -> Tensor:
     projection, projection_bias, depthwise, depthwise_bias = fast.mixed_scale_weights(mssa)
     projected = conv(normed, projection[:, :, None, None], projection_bias)
-    return depthwise_relu(projected, depthwise, depthwise_bias)
+    return conv(projected, depthwise, depthwise_bias, RELU)
 
 
 def attention_free_share(block: RegionAwareMixedBlock, normed: Tensor, mixed: Tensor) -> Tensor:
     normed, mixed = fast.channels_last(normed), fast.channels_last(mixed)
-    _, channels, height, width = normed.shape
+    channels = normed.shape[1]
     out = fast.empty_map(normed, 2 * channels)
     local_weight, local_bias = fast.local_path_weights(block.mssa)
     fusion, bias = fast.fusion_without_attention(block)
-    _share_kernel[_grid(normed)](
-        normed,
-        mixed,
-        _depthwise_taps(local_weight, normed),
-        _parameter(local_bias, normed),
-        _parameter(fusion[:, channels:].T, normed),
-        _parameter(fusion[:, :channels].T, normed),
-        _parameter(bias, normed),
-        out,
-        height,
-        width,
-        C=channels,
-        BLOCK=BLOCK,
-        num_warps=WARPS,
-    )
+    local = (_depthwise_taps(local_weight, normed), _parameter(local_bias, normed))
+    mixes = (_parameter(fusion[:, channels:].T, normed), _parameter(fusion[:, :channels].T, normed))
+    _launch(_share_kernel, normed, normed, mixed, *local, *mixes, _parameter(bias, normed), out, C=channels)
     return out
 
 
@@ -448,24 +375,14 @@ def block_output(
     block: RegionAwareMixedBlock, features: Tensor, attention_free: Tensor, attention: Tensor
 ) -> Tensor:
     features, attention_free = fast.channels_last(features), fast.channels_last(attention_free)
-    _, channels, height, width = features.shape
+    channels = features.shape[1]
     mssa = block.mssa
     fused = fast.empty_map(features, 2 * channels)
     query_weight = torch.cat([fast.as_5x5(mssa.conv3x3_q.weight), mssa.conv5x5_q.weight])
     query_bias = torch.cat([mssa.conv3x3_q.bias, mssa.conv5x5_q.bias])
-    _fusion_kernel[_grid(features)](
-        features,
-        attention_free,
-        _depthwise_taps(query_weight, features),
-        _parameter(query_bias, features),
-        _parameter(fast.fusion_of_attention(block, attention).transpose(1, 2), features),
-        fused,
-        height,
-        width,
-        C=channels,
-        BLOCK=BLOCK,
-        num_warps=WARPS,
-    )
+    queries = (_depthwise_taps(query_weight, features), _parameter(query_bias, features))
+    mix = _parameter(fast.fusion_of_attention(block, attention).transpose(1, 2), features)
+    _launch(_fusion_kernel, features, features, attention_free, *queries, mix, fused, C=channels)
     first, activation, last = block.post
     hidden = conv(fused, first.weight, first.bias, LEAKY, activation.negative_slope)
     return conv(hidden, last.weight, last.bias, residual=features)
