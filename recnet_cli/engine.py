@@ -17,7 +17,7 @@ import torch
 
 from recnet_cli.devices import DeviceError, keep_freed_host_memory
 from recnet_cli.model import RECNet
-from recnet_cli.model.fast import EAGER, BlockStages, fast_forward
+from recnet_cli.model.fast import EAGER, Stages, fast_forward
 from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, TiledRunner, full_maps_bytes
 from recnet_cli.weights import first_line
 
@@ -126,8 +126,8 @@ class CompiledForward:
         return fast_forward(model, image)
 
 
-def fused_stages(model: RECNet, device: torch.device) -> BlockStages:
-    """The blocks' stages as fused Triton kernels, or a DeviceError saying why they cannot run here."""
+def fused_stages(model: RECNet, device: torch.device) -> Stages:
+    """The per-pixel stages as fused Triton kernels, or a DeviceError saying why they cannot run here."""
     if device.type != "cuda":
         raise DeviceError(f"--fused needs a CUDA GPU, and the device is {device}")
     try:

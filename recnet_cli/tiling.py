@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from recnet_cli.model import fast
-from recnet_cli.model.fast import EAGER, BlockStages, Window
+from recnet_cli.model.fast import EAGER, Stages, Window
 from recnet_cli.model.recnet import RECNet, RegionAwareMixedBlock
 
 MIN_TILE = 128
@@ -97,7 +97,7 @@ class TiledRunner:
     ``storage`` holds the full-size maps: host memory by default (device memory bounded by the tile),
     or the compute device itself when they fit there (no copies between host and device). ``strips``:
     full-width strips instead of square tiles; by default exactly when a CUDA device works on host maps.
-    ``stages``: the blocks' per-pixel stages (eager, or fused kernels)."""
+    ``stages``: the per-pixel stages (eager, or fused kernels)."""
 
     def __init__(
         self,
@@ -107,7 +107,7 @@ class TiledRunner:
         tile: int,
         storage: torch.device = torch.device("cpu"),
         strips: bool | None = None,
-        stages: BlockStages = EAGER,
+        stages: Stages = EAGER,
     ) -> None:
         if tile < MIN_TILE:
             raise ValueError(f"tile size {tile} is too small (at least {MIN_TILE} pixels)")
@@ -174,7 +174,9 @@ class TiledRunner:
         mask = self.full_map(1, height, width)
         for tile in self.windows:
             window = tile.grown(EXTRACT_HALO)
-            tile_features, tile_mask = fast.extract_and_mask(self.model, self.load(image, window))
+            tile_features, tile_mask = fast.extract_and_mask(
+                self.model, self.load(image, window), self.stages.conv
+            )
             self.store(features, tile, window, tile_features)
             self.store(mask, tile, window, tile_mask)
         return features, mask
@@ -268,12 +270,13 @@ class TiledRunner:
         total = torch.zeros((), dtype=torch.float64)
         for tile in self.windows:
             window = tile.grown(POOL_HALO)
-            processed = fast.refine_processed(refine, fast.refine_entry(refine, self.load(merged, window)))
+            entry = fast.refine_entry(refine, self.load(merged, window), self.stages.conv)
+            processed = fast.refine_processed(refine, entry, self.stages.conv)
             total = total + fast.channel_sums(self.interior(processed, window, tile)).cpu().double()
         pooled = self.to_device(total / (height * width))
         output = self.full_map(3, height, width)
         for tile in self.windows:
             window = tile.grown(FINAL_HALO)
-            entry = fast.refine_entry(refine, self.load(merged, window))
-            self.store(output, tile, window, fast.refine_output(refine, entry, pooled))
+            entry = fast.refine_entry(refine, self.load(merged, window), self.stages.conv)
+            self.store(output, tile, window, fast.refine_output(refine, entry, pooled, self.stages.conv))
         return output

@@ -66,6 +66,22 @@ def test_each_fused_stage_matches_the_eager_stage_in_float32(
         assert (result - expected).abs().max() <= 1e-5 * max(1.0, expected.abs().max().item()), name
 
 
+@pytest.mark.parametrize(
+    ("in_channels", "out_channels", "padding_mode"), [(3, 8, "zeros"), (8, 1, "replicate"), (8, 3, "zeros")]
+)
+def test_layer_convolutions_match_the_eager_ones(
+    in_channels: int, out_channels: int, padding_mode: str
+) -> None:
+    torch.manual_seed(in_channels * out_channels)
+    layer = torch.nn.Conv2d(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode).to(DEVICE)
+    x = fast.channels_last(torch.randn(2, in_channels, 9, 13, device=DEVICE))
+    with torch.inference_mode():
+        expected = fast.conv(layer, x)
+        result = triton_stages.layer_conv(layer, x)
+    assert result.shape == expected.shape
+    assert (result - expected).abs().max() <= 1e-5
+
+
 def test_fused_forward_matches_the_reference_forward(model: RECNet) -> None:
     image = random_image(1, 45, 38).to(DEVICE)
     with torch.inference_mode():

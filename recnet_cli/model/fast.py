@@ -122,12 +122,15 @@ def pointwise(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return F.conv2d(x, weight[:, :, None, None].to(x.dtype), None if bias is None else bias.to(x.dtype))
 
 
-def extract_and_mask(model: RECNet, image: Tensor) -> tuple[Tensor, Tensor]:
+LayerConv = Callable[[nn.Conv2d, Tensor], Tensor]
+
+
+def extract_and_mask(model: RECNet, image: Tensor, convolve: LayerConv = conv) -> tuple[Tensor, Tensor]:
     """F0 = extract(image) and the under-exposure mask M."""
-    features = conv(model.extract, image)
+    features = convolve(model.extract, image)
     mask = features
     for layer in model.learned_mask.net_convs:
-        mask = conv(layer, mask) if isinstance(layer, nn.Conv2d) else layer(mask)
+        mask = convolve(layer, mask) if isinstance(layer, nn.Conv2d) else layer(mask)
     return features, mask
 
 
@@ -440,21 +443,21 @@ def merge_contribution(model: RECNet, index: int, output: Tensor) -> Tensor:
     return pointwise(output, weight, merge.bias if index == 0 else None)
 
 
-def refine_entry(refine: Refine, merged: Tensor) -> Tensor:
-    return conv(refine.conv_in, merged)
+def refine_entry(refine: Refine, merged: Tensor, convolve: LayerConv = conv) -> Tensor:
+    return convolve(refine.conv_in, merged)
 
 
-def refine_processed(refine: Refine, entry: Tensor) -> Tensor:
+def refine_processed(refine: Refine, entry: Tensor, convolve: LayerConv = conv) -> Tensor:
     """The channel attention's processed features, whose whole-image mean it needs."""
     first, _, last = refine.process[0].process
-    return conv(last, F.relu_(conv(first, entry)))
+    return convolve(last, F.relu_(convolve(first, entry)))
 
 
-def refine_output(refine: Refine, entry: Tensor, pooled: Tensor) -> Tensor:
+def refine_output(refine: Refine, entry: Tensor, pooled: Tensor, convolve: LayerConv = conv) -> Tensor:
     """The final image from conv_in(merged) and the whole-image mean of the processed features (B, C)."""
     attention = refine.process[0]
     offset = attention.channel_offset(pooled.to(attention.conv_du[0].weight.dtype)[:, :, None, None])
-    return finish(conv(refine.conv_last, entry + offset.to(entry.dtype)))
+    return finish(convolve(refine.conv_last, entry + offset.to(entry.dtype)))
 
 
 def channel_sums(x: Tensor) -> Tensor:
@@ -463,22 +466,24 @@ def channel_sums(x: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True)
-class BlockStages:
-    """A block's per-pixel stages: the functions above, or fused kernels with the same signatures
-    (``recnet_cli.model.triton_stages``). The whole-image statistics between them stay as they are."""
+class Stages:
+    """The per-pixel stages: each block's, and the convolutions before and after the blocks. The
+    functions above, or fused kernels with the same signatures (``recnet_cli.model.triton_stages``); the
+    whole-image statistics between them stay as they are."""
 
     branch_scales: Callable[[RegionAwareDeExposure, Tensor, Tensor, Tensor], Tensor]
     normalize: Callable[[RegionAwareDeExposure, Tensor, Tensor, Tensor, Tensor], Tensor]
     mixed_scale_features: Callable[[MixedScaleRestoration, Tensor], Tensor]
     attention_free_share: Callable[[RegionAwareMixedBlock, Tensor, Tensor], Tensor]
     block_output: Callable[[RegionAwareMixedBlock, Tensor, Tensor, Tensor], Tensor]
+    conv: LayerConv
 
 
-EAGER = BlockStages(branch_scales, normalize, mixed_scale_features, attention_free_share, block_output)
+EAGER = Stages(branch_scales, normalize, mixed_scale_features, attention_free_share, block_output, conv)
 
 
 def rmb(
-    block: RegionAwareMixedBlock, features: Tensor, under: Tensor, over: Tensor, stages: BlockStages = EAGER
+    block: RegionAwareMixedBlock, features: Tensor, under: Tensor, over: Tensor, stages: Stages = EAGER
 ) -> Tensor:
     """One whole-image block."""
     scales = stages.branch_scales(block.norm, features, under, over)
@@ -489,9 +494,9 @@ def rmb(
 
 
 @torch.inference_mode()
-def fast_forward(model: RECNet, image: Tensor, stages: BlockStages = EAGER) -> tuple[Tensor, Tensor]:
+def fast_forward(model: RECNet, image: Tensor, stages: Stages = EAGER) -> tuple[Tensor, Tensor]:
     """(output, mask) for whole (B, 3, H, W) images, computed in the dtype of ``image``."""
-    features, mask = extract_and_mask(model, channels_last(image))
+    features, mask = extract_and_mask(model, channels_last(image), stages.conv)
     height, width = image.shape[-2:]
     kernels = blur_kernels(model)
     unders, overs = branch_masks(mask, kernels, Window.whole(height, width))
@@ -502,6 +507,6 @@ def fast_forward(model: RECNet, image: Tensor, stages: BlockStages = EAGER) -> t
         share = merge_contribution(model, index, features)
         merged = share if merged is None else merged.add_(share)
     refine = model.dualprocess.refine
-    entry = refine_entry(refine, merged)
-    pooled = channel_sums(refine_processed(refine, entry)) / (height * width)
-    return refine_output(refine, entry, pooled), mask
+    entry = refine_entry(refine, merged, stages.conv)
+    pooled = channel_sums(refine_processed(refine, entry, stages.conv)) / (height * width)
+    return refine_output(refine, entry, pooled, stages.conv), mask

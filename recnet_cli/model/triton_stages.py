@@ -1,12 +1,14 @@
-"""A block's per-pixel stages as fused Triton kernels, for CUDA GPUs.
+"""The fast path's per-pixel stages as fused Triton kernels, for CUDA GPUs.
 
 The eager stages (``fast.py``) run every convolution and element-wise step as a kernel of its own, each
 reading and writing full-size maps; with 8 to 32 channels that is memory traffic and launch overhead,
-little arithmetic. Here a stage is one kernel (the block output three): per pixel it reads the
-neighbourhoods of its inputs, keeps the intermediate values in registers and writes one map. The functions
-have the eager stages' signatures and results (float32 arithmetic inside, whatever the maps' dtype), so
-``fast_forward`` and the tiler take either (``fast.BlockStages``); the whole-image statistics between the
-stages stay in PyTorch.
+little arithmetic. Here a block stage is one kernel (the block output three): per pixel it reads the
+neighbourhoods of its inputs, keeps the intermediate values in registers and writes one map; the
+convolutions before and after the blocks (extraction, mask, refine) run through the same convolution
+kernel. The functions have the eager stages' signatures and results (float32 arithmetic inside, whatever
+the maps' dtype), so ``fast_forward`` and the tiler take either (``fast.Stages``); the whole-image
+statistics between the stages, the mask blur and the element-wise steps between convolutions stay in
+PyTorch.
 
 Maps are channels_last, so a pixel's channels are contiguous: a program handles BLOCK consecutive pixels
 of one image (row-major) and all their channels. Dense convolutions read one input channel at a time and
@@ -22,7 +24,7 @@ import os
 import torch
 import triton
 import triton.language as tl
-from torch import Tensor
+from torch import Tensor, nn
 
 from recnet_cli.model import fast
 from recnet_cli.model.recnet import (
@@ -36,7 +38,7 @@ from recnet_cli.model.recnet import (
 # 128 and 8 keep every kernel within about 170 registers a thread, with no spills. Not yet tuned by timing.
 BLOCK = int(os.environ.get("RECNET_TRITON_BLOCK", "128"))
 WARPS = int(os.environ.get("RECNET_TRITON_WARPS", "8"))
-NONE, RELU, LEAKY = 0, 1, 2  # activations after a convolution
+NONE, RELU, LEAKY, SIGMOID = 0, 1, 2, 3  # activations after a convolution
 
 
 def unsupported_reason(model: RECNet) -> str | None:
@@ -65,24 +67,34 @@ def _neighbour(row, col, exists, tap, SIZE: tl.constexpr, height, width):
 
 
 @triton.jit
+def _clamped_neighbour(row, col, exists, tap, SIZE: tl.constexpr, height, width):
+    """As ``_neighbour``, for replicate padding: neighbours outside the image are the nearest edge pixel."""
+    row = tl.minimum(tl.maximum(row + tap // SIZE - SIZE // 2, 0), height - 1)
+    col = tl.minimum(tl.maximum(col + tap % SIZE - SIZE // 2, 0), width - 1)
+    return (row * width + col).to(tl.int64), exists
+
+
+@triton.jit
 def _image_offset(height, width, channels):
     """Where this program's image starts in a (B, H, W, channels) map."""
     return tl.program_id(1).to(tl.int64) * height * width * channels
 
 
 @triton.jit
-def _store(out_ptr, index, exists, values, CHANNELS: tl.constexpr, height, width):
-    """Writes (BLOCK, CHANNELS) values to this program's pixels of a channels_last map."""
-    channels = tl.arange(0, CHANNELS)
+def _store(out_ptr, index, exists, values, channels, CHANNELS: tl.constexpr, height, width):
+    """Writes (BLOCK, len(channels)) values to channels ``channels`` of this program's pixels of a
+    channels_last map of CHANNELS channels (those beyond CHANNELS are dropped)."""
     at = _image_offset(height, width, CHANNELS) + index.to(tl.int64)[:, None] * CHANNELS + channels[None, :]
-    tl.store(out_ptr + at, values.to(out_ptr.dtype.element_ty), mask=exists[:, None])
+    mask = exists[:, None] & (channels < CHANNELS)[None, :]
+    tl.store(out_ptr + at, values.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def _load_rows(map_ptr, pixel, inside, CHANNELS: tl.constexpr, channels):
-    """Channels ``channels`` of the given pixels of a (this image's) channels_last map, zero outside."""
+    """Channels ``channels`` of the given pixels of a (this image's) channels_last map of CHANNELS
+    channels, zero outside the image and for channels beyond CHANNELS."""
     at = map_ptr + pixel[:, None] * CHANNELS + channels[None, :]
-    return tl.load(at, mask=inside[:, None], other=0.0).to(tl.float32)
+    return tl.load(at, mask=inside[:, None] & (channels < CHANNELS)[None, :], other=0.0).to(tl.float32)
 
 
 @triton.jit
@@ -97,35 +109,44 @@ def _conv_kernel(
     width,
     IN: tl.constexpr,
     OUT: tl.constexpr,
+    OUT_PAD: tl.constexpr,
     SIZE: tl.constexpr,
     DEPTHWISE: tl.constexpr,
+    REPLICATE: tl.constexpr,
     ACTIVATION: tl.constexpr,
     RESIDUAL: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    """A SIZE x SIZE convolution with zero padding, dense (weight layout (SIZE², IN, OUT)) or depthwise
-    (IN = OUT, weight layout (SIZE², OUT)), then an activation and an optional residual map."""
+    """A SIZE x SIZE convolution, dense (weight layout (SIZE², IN, OUT)) or depthwise (IN = OUT, weight
+    layout (SIZE², OUT)), with zero or replicate padding, then an activation and an optional residual."""
     index, row, col, exists = _pixels(height, width, BLOCK)
-    outs = tl.arange(0, OUT)
+    outs = tl.arange(0, OUT_PAD)
+    real = outs < OUT
     x_ptr += _image_offset(height, width, IN)
-    acc = tl.zeros((BLOCK, OUT), tl.float32) + tl.load(bias_ptr + outs)[None, :]
+    acc = tl.zeros((BLOCK, OUT_PAD), tl.float32) + tl.load(bias_ptr + outs, mask=real, other=0.0)[None, :]
     for tap in range(SIZE * SIZE):
-        pixel, inside = _neighbour(row, col, exists, tap, SIZE, height, width)
+        if REPLICATE:
+            pixel, inside = _clamped_neighbour(row, col, exists, tap, SIZE, height, width)
+        else:
+            pixel, inside = _neighbour(row, col, exists, tap, SIZE, height, width)
         if DEPTHWISE:
-            weights = tl.load(weight_ptr + tap * OUT + outs)[None, :]
+            weights = tl.load(weight_ptr + tap * OUT + outs, mask=real, other=0.0)[None, :]
             acc += _load_rows(x_ptr, pixel, inside, OUT, outs) * weights
         else:
             for channel in tl.static_range(IN):
                 value = tl.load(x_ptr + pixel * IN + channel, mask=inside, other=0.0).to(tl.float32)
-                acc += value[:, None] * tl.load(weight_ptr + (tap * IN + channel) * OUT + outs)[None, :]
+                weights = tl.load(weight_ptr + (tap * IN + channel) * OUT + outs, mask=real, other=0.0)
+                acc += value[:, None] * weights[None, :]
     if ACTIVATION == 1:
         acc = tl.maximum(acc, 0.0)
     elif ACTIVATION == 2:
         acc = tl.where(acc >= 0, acc, acc * slope)
+    elif ACTIVATION == 3:
+        acc = tl.sigmoid(acc)
     if RESIDUAL:
         here = index.to(tl.int64)
         acc += _load_rows(residual_ptr + _image_offset(height, width, OUT), here, exists, OUT, outs)
-    _store(out_ptr, index, exists, acc, OUT, height, width)
+    _store(out_ptr, index, exists, acc, outs, OUT, height, width)
 
 
 @triton.jit
@@ -214,7 +235,7 @@ def _normed_kernel(
                     inside, scale * feature * tl.load(gain_ptr + k) + tl.load(shift_ptr + k), 0.0
                 )
                 acc += normed[:, None] * tl.load(weight_ptr + (tap * 3 * C + k) * C + outs)[None, :]
-    _store(out_ptr, index, exists, acc, C, height, width)
+    _store(out_ptr, index, exists, acc, outs, C, height, width)
 
 
 @triton.jit
@@ -252,7 +273,7 @@ def _share_kernel(
     for channel in tl.static_range(C):
         value = tl.load(normed_ptr + here * C + channel, mask=exists, other=0.0).to(tl.float32)
         share += value[:, None] * tl.load(normed_mix_ptr + channel * 2 * C + pairs)[None, :]
-    _store(out_ptr, index, exists, share, 2 * C, height, width)
+    _store(out_ptr, index, exists, share, pairs, 2 * C, height, width)
 
 
 @triton.jit
@@ -282,7 +303,8 @@ def _fusion_kernel(
     mix = tl.load(mix_ptr + tl.program_id(1) * 4 * C * C + both[:, None] * 2 * C + both[None, :])
     here = index.to(tl.int64)
     share = _load_rows(share_ptr + _image_offset(height, width, 2 * C), here, exists, 2 * C, both)
-    _store(out_ptr, index, exists, tl.dot(queries, mix, input_precision="ieee") + share, 2 * C, height, width)
+    fused = tl.dot(queries, mix, input_precision="ieee") + share
+    _store(out_ptr, index, exists, fused, both, 2 * C, height, width)
 
 
 def _launch(kernel: triton.JITFunction, like: Tensor, *arguments: object, **constants: object) -> None:
@@ -315,10 +337,11 @@ def conv(
     activation: int = NONE,
     slope: float = 0.0,
     residual: Tensor | None = None,
+    replicate: bool = False,
 ) -> Tensor:
-    """A stride-1 convolution with zero padding of a channels_last map, dense or depthwise (``weight``
-    (out, in, k, k) or (channels, 1, k, k)): ``F.conv2d(x, weight, bias, padding=k // 2, groups=...)``,
-    then ReLU or leaky ReLU (``slope``), then + ``residual``."""
+    """A stride-1 convolution of a channels_last map, dense or depthwise (``weight`` (out, in, k, k) or
+    (channels, 1, k, k)): ``F.conv2d(x, weight, bias, padding=k // 2, groups=...)`` (``replicate``: with
+    replicate padding), then ReLU, leaky ReLU (``slope``) or sigmoid, then + ``residual``."""
     x = fast.channels_last(x)
     out_channels, in_channels, size, _ = weight.shape
     depthwise = in_channels == 1 and out_channels == x.shape[1] > 1
@@ -326,9 +349,17 @@ def conv(
     out = fast.empty_map(x, out_channels)
     residual = out if residual is None else fast.channels_last(residual)
     arguments = (x, taps, _parameter(bias, x), residual, out, slope)
-    constants = {"DEPTHWISE": depthwise, "ACTIVATION": activation, "RESIDUAL": residual is not out}
-    _launch(_conv_kernel, x, *arguments, IN=x.shape[1], OUT=out_channels, SIZE=size, **constants)
+    constants = {"DEPTHWISE": depthwise, "REPLICATE": replicate, "ACTIVATION": activation}
+    constants["RESIDUAL"] = residual is not out
+    channels = {"IN": x.shape[1], "OUT": out_channels, "OUT_PAD": triton.next_power_of_2(out_channels)}
+    _launch(_conv_kernel, x, *arguments, **channels, SIZE=size, **constants)
     return out
+
+
+def layer_conv(layer: nn.Conv2d, x: Tensor) -> Tensor:
+    """``layer(x)`` for a stride-1 conv with zero or replicate padding of k // 2 (``fast.conv``)."""
+    bias = torch.zeros(layer.out_channels) if layer.bias is None else layer.bias
+    return conv(x, layer.weight, bias, replicate=layer.padding_mode == "replicate")
 
 
 def branch_scales(norm: RegionAwareDeExposure, features: Tensor, under: Tensor, over: Tensor) -> Tensor:
@@ -388,4 +419,6 @@ def block_output(
     return conv(hidden, last.weight, last.bias, residual=features)
 
 
-STAGES = fast.BlockStages(branch_scales, normalize, mixed_scale_features, attention_free_share, block_output)
+STAGES = fast.Stages(
+    branch_scales, normalize, mixed_scale_features, attention_free_share, block_output, layer_conv
+)
