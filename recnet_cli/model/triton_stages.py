@@ -38,7 +38,7 @@ from recnet_cli.model.recnet import (
 # 128 and 8 keep every kernel within about 170 registers a thread, with no spills. Not yet tuned by timing.
 BLOCK = int(os.environ.get("RECNET_TRITON_BLOCK", "128"))
 WARPS = int(os.environ.get("RECNET_TRITON_WARPS", "8"))
-NONE, RELU, LEAKY, SIGMOID = 0, 1, 2, 3  # activations after a convolution
+NONE, RELU, LEAKY = 0, 1, 2  # activations after a convolution
 
 
 def unsupported_reason(model: RECNet) -> str | None:
@@ -141,8 +141,6 @@ def _conv_kernel(
         acc = tl.maximum(acc, 0.0)
     elif ACTIVATION == 2:
         acc = tl.where(acc >= 0, acc, acc * slope)
-    elif ACTIVATION == 3:
-        acc = tl.sigmoid(acc)
     if RESIDUAL:
         here = index.to(tl.int64)
         acc += _load_rows(residual_ptr + _image_offset(height, width, OUT), here, exists, OUT, outs)
@@ -341,7 +339,7 @@ def conv(
 ) -> Tensor:
     """A stride-1 convolution of a channels_last map, dense or depthwise (``weight`` (out, in, k, k) or
     (channels, 1, k, k)): ``F.conv2d(x, weight, bias, padding=k // 2, groups=...)`` (``replicate``: with
-    replicate padding), then ReLU, leaky ReLU (``slope``) or sigmoid, then + ``residual``."""
+    replicate padding), then ReLU or leaky ReLU (``slope``), then + ``residual``."""
     x = fast.channels_last(x)
     out_channels, in_channels, size, _ = weight.shape
     depthwise = in_channels == 1 and out_channels == x.shape[1] > 1
