@@ -190,14 +190,17 @@ class Corrector:
     def correct(self, rgb: np.ndarray) -> Correction:
         image = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
         tile = self.tile_for(*rgb.shape[:2])
-        if tile:
-            storage = HOST
-            if self.tile == "auto":
-                storage = map_storage(self.device, self.dtype, *rgb.shape[:2], tile, self.model.channels)
-            runner = TiledRunner(self.model, self.device, self.dtype, tile, storage, stages=self.stages)
-            output, mask = runner.run(image)
-        else:
-            output, mask = self.whole_image(self.model, image.to(self.device, self.dtype))
+        # Triton kernels launch on the current CUDA device, and a batch's lanes may each use another GPU.
+        current = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
+        with current:
+            if tile:
+                storage = HOST
+                if self.tile == "auto":
+                    storage = map_storage(self.device, self.dtype, *rgb.shape[:2], tile, self.model.channels)
+                runner = TiledRunner(self.model, self.device, self.dtype, tile, storage, stages=self.stages)
+                output, mask = runner.run(image)
+            else:
+                output, mask = self.whole_image(self.model, image.to(self.device, self.dtype))
         corrected = blend(rgb, to_numpy(output[0].permute(1, 2, 0)), self.strength)
         return Correction(image=corrected, mask=to_numpy(mask[0, 0]))
 
