@@ -191,7 +191,8 @@ class TiledRunner:
             blurred = window.grown(BLUR_HALO)
             rows, cols = blurred.locate(window)
             tile_under, tile_over = (
-                x[:, :, rows, cols] for x in fast.branch_masks(self.load(mask, blurred), kernel, blurred)
+                x[:, :, rows, cols]
+                for x in fast.branch_masks(self.load(mask, blurred), kernel, blurred, self.stages.blur)
             )
             tile_features = self.load(features, window)
             tile_scales = self.stages.branch_scales(block.norm, tile_features, tile_under, tile_over)

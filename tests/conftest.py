@@ -14,7 +14,7 @@ from PIL import Image
 
 if not torch.cuda.is_available():
     # Triton's interpreter runs the fused kernels (tests/test_triton_stages.py) on CPU tensors. It must be on
-    # before anything imports Triton: importing recnet_cli does, through torch._dynamo.
+    # before anything imports Triton (torch.compile does, through torch._dynamo).
     os.environ["TRITON_INTERPRET"] = "1"
     os.environ.setdefault("RECNET_TRITON_BLOCK", "4096")  # the interpreter is fastest on few large programs
 

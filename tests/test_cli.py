@@ -31,6 +31,13 @@ def test_console_script_and_module_entry_point(env: dict[str, str]) -> None:
     assert version.returncode == 0 and version.stdout.startswith("recnet ")
 
 
+def test_starting_the_cli_leaves_the_compiler_unloaded() -> None:
+    # torch._dynamo (torch.compile's tracer) takes 1.5 s to import on 2 CPU cores: only --compile pays it.
+    probe = "import sys, recnet_cli.cli; print([m for m in ('torch._dynamo', 'triton') if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
+
+
 def test_correct_one_photo_keeps_metadata(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     exif = Image.Exif()
     exif[0x010F] = "TestCam"  # Make

@@ -152,7 +152,6 @@ def fft_size(n: int) -> int:
         m += 1
 
 
-@torch.compiler.disable  # torch.compile generates no code for complex numbers: the FFT runs as it is
 def blur(mask: Tensor, kernels: Tensor) -> Tensor:
     """Zero-padded cross-correlation of a (B, 1, H, W) mask with (K, 1, k, k) kernels: (B, K, H, W).
 
@@ -184,7 +183,10 @@ def inside_sum(kernels: Tensor, window: Window) -> Tensor:
     return (rows @ kernels[:, 0] @ cols.T)[None]
 
 
-def branch_masks(mask: Tensor, kernels: Tensor, window: Window) -> tuple[Tensor, Tensor]:
+Blur = Callable[[Tensor, Tensor], Tensor]
+
+
+def branch_masks(mask: Tensor, kernels: Tensor, window: Window, blur: Blur = blur) -> tuple[Tensor, Tensor]:
     """blur(M) and blur(1 - M) for each kernel, in the dtype of ``mask``."""
     under = blur(mask, kernels)
     over = inside_sum(kernels.to(under.dtype), window) - under
@@ -467,9 +469,11 @@ def channel_sums(x: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class Stages:
-    """The per-pixel stages: each block's, and the convolutions before and after the blocks. The
-    functions above, or fused kernels with the same signatures (``recnet_cli.model.triton_stages``); the
-    whole-image statistics between them stay as they are."""
+    """The per-pixel stages: the mask blur, each block's, and the convolutions before and after the blocks.
+    The functions above, or fused kernels with the same signatures (``recnet_cli.model.triton_stages``);
+    the whole-image statistics between them stay as they are."""
+
+    blur: Blur
 
     branch_scales: Callable[[RegionAwareDeExposure, Tensor, Tensor, Tensor], Tensor]
     normalize: Callable[[RegionAwareDeExposure, Tensor, Tensor, Tensor, Tensor], Tensor]
@@ -479,7 +483,7 @@ class Stages:
     conv: LayerConv
 
 
-EAGER = Stages(branch_scales, normalize, mixed_scale_features, attention_free_share, block_output, conv)
+EAGER = Stages(blur, branch_scales, normalize, mixed_scale_features, attention_free_share, block_output, conv)
 
 
 def rmb(
@@ -499,7 +503,7 @@ def fast_forward(model: RECNet, image: Tensor, stages: Stages = EAGER) -> tuple[
     features, mask = extract_and_mask(model, channels_last(image), stages.conv)
     height, width = image.shape[-2:]
     kernels = blur_kernels(model)
-    unders, overs = branch_masks(mask, kernels, Window.whole(height, width))
+    unders, overs = branch_masks(mask, kernels, Window.whole(height, width), stages.blur)
     merged = None
     for index, block in enumerate(model.dualprocess.blocks):
         under, over = unders[:, index : index + 1], overs[:, index : index + 1]

@@ -418,5 +418,5 @@ def block_output(
 
 
 STAGES = fast.Stages(
-    branch_scales, normalize, mixed_scale_features, attention_free_share, block_output, layer_conv
+    fast.blur, branch_scales, normalize, mixed_scale_features, attention_free_share, block_output, layer_conv
 )
