@@ -474,7 +474,6 @@ class Stages:
     the whole-image statistics between them stay as they are."""
 
     blur: Blur
-
     branch_scales: Callable[[RegionAwareDeExposure, Tensor, Tensor, Tensor], Tensor]
     normalize: Callable[[RegionAwareDeExposure, Tensor, Tensor, Tensor, Tensor], Tensor]
     mixed_scale_features: Callable[[MixedScaleRestoration, Tensor], Tensor]

@@ -98,6 +98,13 @@ def _load_rows(map_ptr, pixel, inside, CHANNELS: tl.constexpr, channels):
 
 
 @triton.jit
+def _load_channel(map_ptr, pixel, inside, CHANNELS: tl.constexpr, channel):
+    """Channel ``channel`` of the given pixels of a (this image's) channels_last map of CHANNELS channels,
+    zero outside the image."""
+    return tl.load(map_ptr + pixel * CHANNELS + channel, mask=inside, other=0.0).to(tl.float32)
+
+
+@triton.jit
 def _conv_kernel(
     x_ptr,
     weight_ptr,
@@ -134,7 +141,7 @@ def _conv_kernel(
             acc += _load_rows(x_ptr, pixel, inside, OUT, outs) * weights
         else:
             for channel in tl.static_range(IN):
-                value = tl.load(x_ptr + pixel * IN + channel, mask=inside, other=0.0).to(tl.float32)
+                value = _load_channel(x_ptr, pixel, inside, IN, channel)
                 weights = tl.load(weight_ptr + (tap * IN + channel) * OUT + outs, mask=real, other=0.0)
                 acc += value[:, None] * weights[None, :]
     if ACTIVATION == 1:
@@ -183,15 +190,15 @@ def _scales_kernel(
         mean = tl.sum(values, axis=1) / C
         high = tl.max(values, axis=1)
         low = tl.min(values, axis=1)
-        under = tl.load(under_ptr + pixel, mask=inside, other=0.0).to(tl.float32)
-        over = tl.load(over_ptr + pixel, mask=inside, other=0.0).to(tl.float32)
+        under = _load_channel(under_ptr, pixel, inside, 1, 0)
+        over = _load_channel(over_ptr, pixel, inside, 1, 0)
         whole = tl.where(inside, 1.0, 0.0)
         under_sum += _descriptor_response(weight_ptr, 0, tap, under, mean, high, low)
         over_sum += _descriptor_response(weight_ptr, 1, tap, over, mean, high, low)
         whole_sum += _descriptor_response(weight_ptr, 2, tap, whole, mean, high, low)
     here = index.to(tl.int64)
-    under = tl.load(under_ptr + here, mask=exists, other=0.0).to(tl.float32)
-    over = tl.load(over_ptr + here, mask=exists, other=0.0).to(tl.float32)
+    under = _load_channel(under_ptr, here, exists, 1, 0)
+    over = _load_channel(over_ptr, here, exists, 1, 0)
     out_ptr += _image_offset(height, width, 3) + here * 3
     dtype = out_ptr.dtype.element_ty
     tl.store(out_ptr, (under * tl.sigmoid(under_sum)).to(dtype), mask=exists)
@@ -225,9 +232,9 @@ def _normed_kernel(
     for tap in range(9):
         pixel, inside = _neighbour(row, col, exists, tap, 3, height, width)
         for branch in tl.static_range(3):
-            scale = tl.load(scales_ptr + pixel * 3 + branch, mask=inside, other=0.0).to(tl.float32)
+            scale = _load_channel(scales_ptr, pixel, inside, 3, branch)
             for channel in tl.static_range(C):
-                feature = tl.load(features_ptr + pixel * C + channel, mask=inside, other=0.0).to(tl.float32)
+                feature = _load_channel(features_ptr, pixel, inside, C, channel)
                 k = branch * C + channel
                 normed = tl.where(
                     inside, scale * feature * tl.load(gain_ptr + k) + tl.load(shift_ptr + k), 0.0
@@ -269,7 +276,7 @@ def _share_kernel(
     here = index.to(tl.int64)
     normed_ptr += _image_offset(height, width, C)
     for channel in tl.static_range(C):
-        value = tl.load(normed_ptr + here * C + channel, mask=exists, other=0.0).to(tl.float32)
+        value = _load_channel(normed_ptr, here, exists, C, channel)
         share += value[:, None] * tl.load(normed_mix_ptr + channel * 2 * C + pairs)[None, :]
     _store(out_ptr, index, exists, share, pairs, 2 * C, height, width)
 
@@ -356,7 +363,7 @@ def conv(
 
 def layer_conv(layer: nn.Conv2d, x: Tensor) -> Tensor:
     """``layer(x)`` for a stride-1 conv with zero or replicate padding of k // 2 (``fast.conv``)."""
-    bias = torch.zeros(layer.out_channels) if layer.bias is None else layer.bias
+    bias = layer.weight.new_zeros(layer.out_channels) if layer.bias is None else layer.bias
     return conv(x, layer.weight, bias, replicate=layer.padding_mode == "replicate")
 
 
