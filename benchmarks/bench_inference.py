@@ -125,6 +125,11 @@ def isolated(device: str, here: Callable[[], dict], in_subprocess: Callable[[], 
         torch.cuda.empty_cache()
 
 
+def eight_bit_gaps(expected: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """How many 8-bit levels apart two float images in [0, 1] are, rounded as a saved file holds them."""
+    return np.abs(to_uint8(expected).astype(np.int16) - to_uint8(got))
+
+
 def half_precision_agreement(device: torch.device, precision: str, photos: list[Path]) -> dict:
     """How closely the bundled model's 8-bit output in ``precision`` follows float32's on ``photos``."""
     model = load_model(None).model
@@ -132,8 +137,7 @@ def half_precision_agreement(device: torch.device, precision: str, photos: list[
     within = total = worst = 0
     for path in photos:
         pixels = read_photo(path).pixels
-        expected, got = (to_uint8(c.correct(pixels).image).astype(np.int16) for c in (reference, half))
-        difference = np.abs(expected - got)
+        difference = eight_bit_gaps(*(c.correct(pixels).image for c in (reference, half)))
         within += int((difference <= 1).sum())
         total += difference.size
         worst = max(worst, int(difference.max()))

@@ -22,6 +22,7 @@ from bench_inference import (
     DTYPES,
     EXAMPLE_PHOTOS,
     device_description,
+    eight_bit_gaps,
     half_precision_agreement,
     image_shape,
     peak_rss_mb,
@@ -146,9 +147,8 @@ def compiled_inference(device: torch.device, model: RECNet, megapixels: float, p
 
 def eight_bit_agreement(output: torch.Tensor, expected: torch.Tensor) -> str:
     """How many 8-bit output values are within one level of ``expected``'s, and the largest gap."""
-    levels = [(x.float() * 255).round() for x in (output, expected)]
-    gap = (levels[0] - levels[1]).abs()
-    return f"{float((gap <= 1).float().mean()) * 100:.3f}% within one level, largest {int(gap.max())} levels"
+    gap = eight_bit_gaps(*(x.float().cpu().numpy() for x in (expected, output)))
+    return f"{(gap <= 1).mean() * 100:.3f}% within one level, largest {int(gap.max())} levels"
 
 
 def fused_inference(device: torch.device, model: RECNet, megapixels: float, precisions: list[str]) -> None:
@@ -162,9 +162,10 @@ def fused_inference(device: torch.device, model: RECNet, megapixels: float, prec
     expected = fast_forward(model, image)[0]
     for precision in precisions:
         typed = image.to(DTYPES[precision])
+        fused = functools.partial(fast_forward, model, typed, triton_stages.STAGES)
         synchronize(device)
         start = time.perf_counter()
-        output = fast_forward(model, typed, triton_stages.STAGES)[0]
+        output = fused()[0]
         synchronize(device)
         print(f"fused {precision}: first call {time.perf_counter() - start:.1f} s", flush=True)
         print(f"fused {precision} vs eager fp32: {eight_bit_agreement(output, expected)}", flush=True)
@@ -173,19 +174,14 @@ def fused_inference(device: torch.device, model: RECNet, megapixels: float, prec
         del output, eager
         default = triton_stages.BLOCK, triton_stages.WARPS
         for triton_stages.BLOCK, triton_stages.WARPS in ((64, 4), (128, 4), (128, 8), (256, 4), (256, 8)):
-            run = functools.partial(fast_forward, model, typed, triton_stages.STAGES)
             reset_peak(device)
             label = f"fused whole {precision}, BLOCK {triton_stages.BLOCK}, {triton_stages.WARPS} warps"
-            report(device, label, timed(device, run, 3), megapixels)
+            report(device, label, timed(device, fused, 3), megapixels)
         triton_stages.BLOCK, triton_stages.WARPS = default
         run = functools.partial(fast_forward, model, typed, EAGER)
         reset_peak(device)
         report(device, f"eager whole {precision}", timed(device, run, 3), megapixels)
-        profile(
-            device,
-            f"fused whole {precision}",
-            functools.partial(fast_forward, model, typed, triton_stages.STAGES),
-        )
+        profile(device, f"fused whole {precision}", fused)
 
 
 def profile_training_step(device: torch.device, precision: str, batch: int, crop: int) -> None:
