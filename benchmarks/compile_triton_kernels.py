@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-TRITON_TYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+TRITON_TYPES = {dtype: name for name, dtype in DTYPES.items()}  # the same names as Triton's
 
 
 def record_launches(precision: str) -> list[tuple[str, dict[str, str], dict[str, object]]]:
