@@ -7,7 +7,7 @@ from collections.abc import Callable
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -24,8 +24,6 @@ from recnet_cli.batch import (
     run_jobs,
     take_shard,
 )
-from recnet_cli.devices import DeviceError, pick_device, pick_devices, pick_dtype
-from recnet_cli.engine import Correction, Corrector, correctors_for
 from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
     Photo,
@@ -35,12 +33,12 @@ from recnet_cli.imaging import (
     write_png16,
     write_rgb8,
 )
-from recnet_cli.viz.features import extract_features, feature_figure
-from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
-from recnet_cli.viz.report import ReportBuilder
-from recnet_cli.viz.sheet import contact_sheet
-from recnet_cli.viz.sheet import explain as explain_photo
-from recnet_cli.weights import LoadedModel, WeightsError, download, list_models, load_model
+
+# The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
+# import them when they run, so --help, --version and mistakes in the arguments answer at once.
+if TYPE_CHECKING:
+    from recnet_cli.engine import Correction, Corrector
+    from recnet_cli.weights import LoadedModel
 
 app = typer.Typer(
     name="recnet",
@@ -165,6 +163,8 @@ def normalise_extension(ext: str | None) -> str | None:
 
 def on_cpu(device: str) -> bool:
     """Whether ``--device`` means the CPU (False for names it cannot resolve: those fail later, clearly)."""
+    from recnet_cli.devices import DeviceError, pick_device
+
     try:
         return pick_device(device).type == "cpu"
     except DeviceError:
@@ -187,14 +187,18 @@ def open_models(
     if one_device and "," in device:
         raise fail(f"--device {device}: this command runs on one device (lists are for correct and mask)")
     tile_size = parse_tile(tile)
-    try:
-        devices = pick_devices(device)
-        dtypes = [pick_dtype(precision.value, torch_device) for torch_device in devices]
-        with console.status("Loading model…", quiet):
+    with console.status("Loading model…", quiet):
+        from recnet_cli.devices import DeviceError, pick_devices, pick_dtype
+        from recnet_cli.engine import correctors_for
+        from recnet_cli.weights import WeightsError, load_model
+
+        try:
+            devices = pick_devices(device)
+            dtypes = [pick_dtype(precision.value, torch_device) for torch_device in devices]
             loaded = load_model(model)
-        return correctors_for(loaded.model, devices, dtypes, tile_size, strength, compiled, fused), loaded
-    except (DeviceError, WeightsError) as exc:
-        raise fail(str(exc)) from None
+            return correctors_for(loaded.model, devices, dtypes, tile_size, strength, compiled, fused), loaded
+        except (DeviceError, WeightsError) as exc:
+            raise fail(str(exc)) from None
 
 
 def device_names(correctors: list[Corrector]) -> str:
@@ -330,6 +334,10 @@ def correct(
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
     correctors, loaded = open_models(model, device, precision, tile, quiet, strength, fused=fused)
+    from recnet_cli.viz.features import extract_features, feature_figure
+    from recnet_cli.viz.mask import mask_overlay
+    from recnet_cli.viz.report import ReportBuilder
+
     builder = ReportBuilder(output) if report else None
 
     def compute(corrector: Corrector, job: Job, photo: Photo) -> tuple[Correction, np.ndarray | None]:
@@ -398,6 +406,9 @@ def explain(
     if target.exists() and not overwrite:
         raise fail(f"{target} exists (use --overwrite)")
     (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet=False, one_device=True)
+    from recnet_cli.viz.sheet import contact_sheet
+    from recnet_cli.viz.sheet import explain as explain_photo
+
     try:
         photo = read_photo(image).pixels
         truth = read_photo(reference).pixels if reference is not None else None
@@ -450,6 +461,7 @@ def mask(
         companions=lambda target: (side_path(target, "raw"),) if raw else (),
     )
     correctors, loaded = open_models(model, device, precision, tile, quiet)
+    from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
 
     def write(job: Job, photo: Photo, result: Correction) -> float:
         write_rgb8(job.target, mask_overlay(photo.pixels, result.mask))
@@ -468,6 +480,8 @@ def mask(
 def models(as_json: JsonOpt = False) -> None:
     """List the bundled models and the RECNet models in the Hugging Face cache."""
     from rich.table import Table
+
+    from recnet_cli.weights import list_models
 
     entries = list_models()
     if as_json:
@@ -489,6 +503,8 @@ def download_command(
     ref: Annotated[str, typer.Argument(help="Hub reference: org/name, org/name@revision or org/name:file.")],
 ) -> None:
     """Fetch a model from the Hugging Face Hub into the local cache, for use offline later."""
+    from recnet_cli.weights import WeightsError, download
+
     try:
         path = download(ref)
     except WeightsError as exc:

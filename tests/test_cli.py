@@ -31,11 +31,30 @@ def test_console_script_and_module_entry_point(env: dict[str, str]) -> None:
     assert version.returncode == 0 and version.stdout.startswith("recnet ")
 
 
-def test_starting_the_cli_leaves_the_compiler_unloaded() -> None:
-    # torch._dynamo (torch.compile's tracer) takes 1.5 s to import on 2 CPU cores: only --compile pays it.
-    probe = "import sys, recnet_cli.cli; print([m for m in ('torch._dynamo', 'triton') if m in sys.modules])"
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert loaded.stdout.strip() == "[]"
+def loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported after running ``code``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {modules!r} if m in sys.modules]))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_help_and_argument_errors_answer_without_importing_torch(tmp_path: Path) -> None:
+    # PyTorch takes 1.5 s to import on 2 CPU cores: only commands that get as far as loading a model pay it.
+    photo = make_photo(tmp_path / "shot.jpg")
+    calls = [
+        ["--help"],
+        ["correct", "--help"],
+        ["correct", "missing.jpg"],
+        ["correct", str(photo), "--tile", "5"],
+    ]
+    code = f"from recnet_cli.cli import app\nfor args in {calls!r}:\n    app(args, standalone_mode=False)"
+    assert loaded_after(code, ("torch", "recnet_cli.model")) == []
+
+
+def test_loading_the_model_leaves_the_compiler_unloaded() -> None:
+    # torch._dynamo (torch.compile's tracer) takes another 1.5 s to import: only --compile pays it.
+    code = "import recnet_cli.engine, recnet_cli.viz.sheet, recnet_cli.weights"
+    assert loaded_after(code, ("torch", "torch._dynamo", "triton")) == ["torch"]
 
 
 def test_correct_one_photo_keeps_metadata(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
