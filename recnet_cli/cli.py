@@ -405,13 +405,16 @@ def explain(
         raise fail(f"{target} is an input; refusing to overwrite it")
     if target.exists() and not overwrite:
         raise fail(f"{target} exists (use --overwrite)")
+    try:
+        photo = read_photo(image).pixels
+        truth = read_photo(reference).pixels if reference is not None else None
+    except PhotoFileError as exc:
+        raise fail(str(exc), 1) from None
     (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet=False, one_device=True)
     from recnet_cli.viz.sheet import contact_sheet
     from recnet_cli.viz.sheet import explain as explain_photo
 
     try:
-        photo = read_photo(image).pixels
-        truth = read_photo(reference).pixels if reference is not None else None
         explained = explain_photo(corrector, photo, truth)
         subtitle = f"model {loaded.source}   device {corrector.device}" + (
             f"   reference {reference.name}" if reference is not None else ""
@@ -662,7 +665,6 @@ def evaluate(
     """
     from rich.table import Table
 
-    from recnet_cli.evaluate import evaluate_pairs
     from recnet_cli.train.pairs import find_pairs, match_by_stem
 
     if (pairs is None) == (inputs is None or targets is None):
@@ -672,6 +674,8 @@ def evaluate(
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     (corrector,), loaded = open_models(model, device, precision, tile, quiet, strength, one_device=True)
+    from recnet_cli.evaluate import evaluate_pairs
+
     with console.BatchProgress(len(found), "Evaluating", quiet) as bar:
         try:
             report = evaluate_pairs(found, corrector, save, progress=lambda *_: bar.advance())
@@ -723,11 +727,11 @@ def bench(
 
     [dim]Example:[/]  recnet bench --mp 24 --device cuda --precision fp16
     """
-    from recnet_cli.engine import time_correction
-
     (corrector,), loaded = open_models(
         model, device, precision, tile, quiet=True, compiled=compiled, one_device=True, fused=fused
     )
+    from recnet_cli.engine import time_correction
+
     timing = time_correction(corrector, megapixels, repeats)
     if compiled and timing["tile"]:
         console.notice("--compile speeds up the whole-image path only; this size ran in tiles (try --tile 0)")

@@ -46,6 +46,9 @@ def test_help_and_argument_errors_answer_without_importing_torch(tmp_path: Path)
         ["correct", "--help"],
         ["correct", "missing.jpg"],
         ["correct", str(photo), "--tile", "5"],
+        ["explain", "missing.jpg"],
+        ["eval"],
+        ["bench", "--tile", "5"],
     ]
     code = f"from recnet_cli.cli import app\nfor args in {calls!r}:\n    app(args, standalone_mode=False)"
     assert loaded_after(code, ("torch", "recnet_cli.model")) == []
