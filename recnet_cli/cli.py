@@ -38,6 +38,7 @@ from recnet_cli.imaging import (
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
 if TYPE_CHECKING:
     from recnet_cli.engine import Correction, Corrector
+    from recnet_cli.tiling import Progress
     from recnet_cli.weights import LoadedModel
 
 app = typer.Typer(
@@ -242,23 +243,30 @@ def run_batch(
     jobs: list[Job],
     missing: list[str],
     correctors: list[Corrector],
-    compute: Callable[[Corrector, Job, Photo], Any],
+    compute: Callable[[Corrector, Photo, Progress], Any],
     write: Callable[[Job, Photo, Any], float],
     label: str,
     overwrite: bool,
     skip_existing: bool,
     quiet: bool,
 ) -> Summary:
-    """Reads, computes (one lane per device) and writes every job, with a progress bar."""
+    """Reads, computes (one lane per device) and writes every job under a progress bar, which each photo
+    moves as its tiles finish."""
     depth = GPU_LANE_DEPTH if any(corrector.device.type == "cuda" for corrector in correctors) else 1
-    lanes = [
-        Stages(read=lambda job: read_photo(job.source), compute=partial(compute, corrector), write=write)
-        for corrector in correctors
-    ]
     with console.BatchProgress(len(jobs), label, quiet) as progress:
+
+        def lane(corrector: Corrector) -> Stages:
+            return Stages(
+                read=lambda job: read_photo(job.source),
+                compute=lambda job, photo: compute(
+                    corrector, photo, partial(progress.photo_progress, job, photo.megapixels)
+                ),
+                write=write,
+            )
+
         summary = run_jobs(
             jobs,
-            lanes,
+            [lane(corrector) for corrector in correctors],
             overwrite=overwrite,
             skip_existing=skip_existing,
             on_outcome=progress.update,
@@ -340,9 +348,13 @@ def correct(
 
     builder = ReportBuilder(output) if report else None
 
-    def compute(corrector: Corrector, job: Job, photo: Photo) -> tuple[Correction, np.ndarray | None]:
-        features = extract_features(corrector.model, photo.pixels) if save_features else None
-        return corrector.correct(photo.pixels), None if features is None else feature_figure(features)
+    def compute(
+        corrector: Corrector, photo: Photo, progress: Progress
+    ) -> tuple[Correction, np.ndarray | None]:
+        result = corrector.correct(photo.pixels, progress)
+        if not save_features:
+            return result, None
+        return result, feature_figure(extract_features(corrector.model, photo.pixels))
 
     def write(job: Job, photo: Photo, computed: tuple[Correction, np.ndarray | None]) -> float:
         result, features = computed
@@ -472,8 +484,8 @@ def mask(
             write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask))
         return photo.megapixels
 
-    def compute(corrector: Corrector, job: Job, photo: Photo) -> Correction:
-        return corrector.correct(photo.pixels)
+    def compute(corrector: Corrector, photo: Photo, progress: Progress) -> Correction:
+        return corrector.correct(photo.pixels, progress)
 
     summary = run_batch(jobs, missing, correctors, compute, write, "Masking", overwrite, skip_existing, quiet)
     finish(summary, "masked", quiet, as_json, {"model": loaded.source, "device": device_names(correctors)})

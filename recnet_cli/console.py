@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -18,7 +19,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from recnet_cli.batch import Outcome, Summary
+from recnet_cli.batch import Job, Outcome, Summary
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -44,7 +45,10 @@ class MegapixelRate(ProgressColumn):
 
 
 class BatchProgress:
-    """A progress bar over images (count, MP/s, ETA) that also prints each failure as it happens."""
+    """A progress bar over images (count, MP/s, ETA) that also prints each failure as it happens.
+
+    Photos being corrected move the bar as their tiles finish (``photo_progress``, from any thread), so a
+    single large photo shows its progress and an ETA too."""
 
     def __init__(self, total: int, label: str, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -62,6 +66,8 @@ class BatchProgress:
             transient=False,
         )
         self.task = self.progress.add_task(label, total=total, megapixels=0.0)
+        self.lock = threading.Lock()
+        self.photo_fractions: dict[Job, float] = {}
 
     def __enter__(self) -> BatchProgress:
         self.progress.__enter__()
@@ -70,12 +76,22 @@ class BatchProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
 
-    def advance(self, megapixels: float = 0.0) -> None:
-        fields = self.progress.tasks[0].fields
-        self.progress.update(self.task, advance=1, megapixels=fields["megapixels"] + megapixels)
+    def advance(self, megapixels: float = 0.0, images: float = 1.0) -> None:
+        with self.lock:
+            fields = self.progress.tasks[0].fields
+            self.progress.update(self.task, advance=images, megapixels=fields["megapixels"] + megapixels)
+
+    def photo_progress(self, job: Job, megapixels: float, fraction: float) -> None:
+        """Moves the bar to ``fraction`` of the way through ``job``'s photo of ``megapixels``."""
+        with self.lock:
+            step = fraction - self.photo_fractions.get(job, 0.0)
+            self.photo_fractions[job] = fraction
+        self.advance(step * megapixels, images=step)
 
     def update(self, outcome: Outcome) -> None:
-        self.advance(outcome.megapixels)
+        with self.lock:
+            rest = 1.0 - self.photo_fractions.pop(outcome.job, 0.0)
+        self.advance(rest * outcome.megapixels, images=rest)
         if outcome.status == "failed":
             self.progress.console.print(
                 Text.assemble(("error: ", "bold red"), f"{outcome.job.source}: {outcome.reason}"),

@@ -18,7 +18,7 @@ import torch
 from recnet_cli.devices import DeviceError, keep_freed_host_memory
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import EAGER, Stages, fast_forward
-from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, TiledRunner, full_maps_bytes
+from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, Progress, TiledRunner, full_maps_bytes
 from recnet_cli.weights import first_line
 
 TileSetting = int | Literal["auto"]
@@ -192,7 +192,8 @@ class Corrector:
         return auto_tile(self.device, self.dtype, height, width) if self.tile == "auto" else int(self.tile)
 
     @torch.inference_mode()
-    def correct(self, rgb: np.ndarray) -> Correction:
+    def correct(self, rgb: np.ndarray, progress: Progress | None = None) -> Correction:
+        """Corrects an (H, W, 3) float32 photo; tiled runs tell ``progress`` the fraction done as they go."""
         image = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
         tile = self.tile_for(*rgb.shape[:2])
         # Triton kernels launch on the current CUDA device, and a batch's lanes may each use another GPU.
@@ -203,7 +204,7 @@ class Corrector:
                 if self.tile == "auto":
                     storage = map_storage(self.device, self.dtype, *rgb.shape[:2], tile, self.model.channels)
                 runner = TiledRunner(self.model, self.device, self.dtype, tile, storage, stages=self.stages)
-                output, mask = runner.run(image)
+                output, mask = runner.run(image, progress)
             else:
                 output, mask = self.whole_image(self.model, image.to(self.device, self.dtype))
         corrected = blend(rgb, to_numpy(output[0].permute(1, 2, 0)), self.strength)

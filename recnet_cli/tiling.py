@@ -24,7 +24,7 @@ pass 1 only computes few-channel maps (the blur, the branch scales), so merging 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import torch
@@ -43,6 +43,10 @@ NORMED_HALO = 5  # folded tails 3x3 + dw 5x5 on project_in + the local path's gr
 OUTPUT_HALO = 4  # the queries' 5x5 on F, then the two 3x3 post convs
 POOL_HALO = 3  # refine conv_in + the channel attention's two 3x3 convs
 FINAL_HALO = 2  # refine conv_in + conv_last
+FIXED_PASSES = 3  # extraction and refine's two passes; each block adds BLOCK_PASSES
+BLOCK_PASSES = 3
+
+Progress = Callable[[float], None]  # told the fraction of the work done, up to 1.0
 
 
 def tiles(height: int, width: int, size: int) -> Iterator[Window]:
@@ -120,13 +124,17 @@ class TiledRunner:
         self.strips = self.pinned if strips is None else strips
         self.stages = stages
         self.windows: list[Window] = []
+        self.progress: Progress | None = None
+        self.tiles_done = 0
 
     @torch.inference_mode()
-    def run(self, image: Tensor) -> tuple[Tensor, Tensor]:
-        """(output, mask) on ``storage`` for a (1, 3, H, W) image; stages as in the module docstring."""
+    def run(self, image: Tensor, progress: Progress | None = None) -> tuple[Tensor, Tensor]:
+        """(output, mask) on ``storage`` for a (1, 3, H, W) image; stages as in the module docstring.
+        ``progress`` is told the fraction done after every tile of every pass."""
         height, width = image.shape[-2:]
         image = image.to(self.storage)
         self.windows = list((strips if self.strips else tiles)(height, width, self.tile))
+        self.progress, self.tiles_done = progress, 0
         features, mask = self.extract(image)
         merged = self.full_map(features.shape[1], height, width)
         scales = self.full_map(3, height, width)
@@ -140,6 +148,15 @@ class TiledRunner:
             self.block_output(block, index, features, attention_free, attention, merged)
         del features, scales, attention_free  # the refine stage's output takes their place
         return self.refine(merged), mask
+
+    def walk(self) -> Iterator[Window]:
+        """The tiles, for one pass over the image; reports progress after each."""
+        passes = FIXED_PASSES + BLOCK_PASSES * len(self.model.dualprocess.blocks)
+        for tile in self.windows:
+            yield tile
+            self.tiles_done += 1
+            if self.progress is not None:
+                self.progress(self.tiles_done / (passes * len(self.windows)))
 
     def full_map(self, channels: int, height: int, width: int) -> Tensor:
         """An uninitialised full-size map on ``storage``; pinned when ``pinned``, unless the system
@@ -172,7 +189,7 @@ class TiledRunner:
         height, width = image.shape[-2:]
         features = self.full_map(self.model.channels, height, width)
         mask = self.full_map(1, height, width)
-        for tile in self.windows:
+        for tile in self.walk():
             window = tile.grown(EXTRACT_HALO)
             tile_features, tile_mask = fast.extract_and_mask(
                 self.model, self.load(image, window), self.stages.conv
@@ -186,7 +203,7 @@ class TiledRunner:
     ) -> tuple[Tensor, Tensor]:
         """Stores this block's branch scales and returns the branches' whole-image (mean, variance)."""
         moments = Moments()
-        for tile in self.windows:
+        for tile in self.walk():
             window = tile.grown(DESCRIPTOR_HALO)
             blurred = window.grown(BLUR_HALO)
             rows, cols = blurred.locate(window)
@@ -213,7 +230,7 @@ class TiledRunner:
         """Stores the fusion's attention-free share and returns the attention Gram matrices summed over
         the image (float64, host)."""
         grams = torch.zeros((), dtype=torch.float64)
-        for tile in self.windows:
+        for tile in self.walk():
             window = tile.grown(NORMED_HALO)
             tile_features, tile_scales = self.load(features, window), self.load(scales, window)
             normed = self.stages.normalize(block.norm, tile_features, tile_scales, mean, variance)
@@ -236,7 +253,7 @@ class TiledRunner:
         held back while later tiles may read it (see ``write_back``)."""
         held: list[tuple[Window, Tensor]] = []
         row_top = -1
-        for tile in self.windows:
+        for tile in self.walk():
             if tile.top != row_top:  # a new row of tiles: its halos reach OUTPUT_HALO rows up, no further
                 self.write_back(features, held, tile.top - OUTPUT_HALO)
                 row_top = tile.top
@@ -269,14 +286,14 @@ class TiledRunner:
         refine = self.model.dualprocess.refine
         height, width = merged.shape[-2:]
         total = torch.zeros((), dtype=torch.float64)
-        for tile in self.windows:
+        for tile in self.walk():
             window = tile.grown(POOL_HALO)
             entry = fast.refine_entry(refine, self.load(merged, window), self.stages.conv)
             processed = fast.refine_processed(refine, entry, self.stages.conv)
             total = total + fast.channel_sums(self.interior(processed, window, tile)).cpu().double()
         pooled = self.to_device(total / (height * width))
         output = self.full_map(3, height, width)
-        for tile in self.windows:
+        for tile in self.walk():
             window = tile.grown(FINAL_HALO)
             entry = fast.refine_entry(refine, self.load(merged, window), self.stages.conv)
             self.store(output, tile, window, fast.refine_output(refine, entry, pooled, self.stages.conv))

@@ -19,7 +19,7 @@ from recnet_cli.engine import Corrector, correctors_for
 from recnet_cli.metrics import to_uint8
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
-from recnet_cli.tiling import TiledRunner
+from recnet_cli.tiling import Progress, TiledRunner
 from recnet_cli.train.loop import ForwardWithMask
 from recnet_cli.train.synthesis import degrade, sample_exposure
 
@@ -102,9 +102,11 @@ def test_auto_tiles_keep_their_maps_on_the_gpu(model: RECNet, monkeypatch: pytes
     storages = []
     run = TiledRunner.run
 
-    def recording_run(self: TiledRunner, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def recording_run(
+        self: TiledRunner, image: torch.Tensor, progress: Progress | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         storages.append(self.storage)
-        return run(self, image)
+        return run(self, image, progress)
 
     monkeypatch.setattr(engine, "auto_tile", lambda *args: 256)  # as if the whole image did not fit
     monkeypatch.setattr(TiledRunner, "run", recording_run)

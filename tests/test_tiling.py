@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -103,6 +105,17 @@ def test_corrector_gives_the_same_photo_whole_tiled_and_auto(model: RECNet) -> N
         assert result.mask.shape == (131, 203) and result.mask.dtype == np.float32
         assert np.abs(result.image - results[0].image).max() <= 1e-4
         assert np.abs(result.mask - results[0].mask).max() <= 1e-4
+
+
+def test_tiled_correction_reports_its_progress_tile_by_tile(model: RECNet) -> None:
+    rgb = random_image(1, 200, 300)[0].permute(1, 2, 0).numpy()
+    reports: list[float] = []
+    tiled = Corrector(model, CPU, tile=128).correct(rgb, progress=reports.append)
+    passes = 3 + 3 * len(model.dualprocess.blocks)  # extraction, three per block, refine's two
+    assert len(reports) == passes * 2 * 3  # 2 x 3 tiles of at most 128 x 128
+    assert all(earlier < later for earlier, later in itertools.pairwise(reports))
+    assert reports[-1] == 1.0
+    assert np.array_equal(tiled.image, Corrector(model, CPU, tile=128).correct(rgb).image)
 
 
 def test_auto_tiles_large_images_on_the_cpu() -> None:
