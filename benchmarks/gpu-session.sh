@@ -49,9 +49,10 @@ part() {
 check() {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
     python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$LOG"
-    part 80 tests python3 -m pytest -q tests/test_cuda.py tests/test_triton_stages.py
+    # test_cuda.py once passed but did not exit in 60 s; the Triton tests add 29 compilations (0.2-0.9 s each).
+    part 100 tests python3 -m pytest -q tests/test_cuda.py tests/test_triton_stages.py
     part 120 fused python3 benchmarks/profile_gpu.py --mp 12 --fused --precisions fp16,fp32
-    part 120 compiled python3 benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp16
+    part 100 compiled python3 benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp16
     # --tile N keeps the full-size maps in pinned host memory and streams full-width strips.
     # fp16 first: at 33 s a run (pageable square tiles, 2026-11-30) not even one precision would fit.
     part 120 tiled python3 benchmarks/bench_inference.py --sizes 24 --modes fused-tiled,tiled --tile 1024 \

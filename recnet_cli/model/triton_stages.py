@@ -40,6 +40,10 @@ BLOCK = int(os.environ.get("RECNET_TRITON_BLOCK", "128"))
 WARPS = int(os.environ.get("RECNET_TRITON_WARPS", "8"))
 NONE, RELU, LEAKY = 0, 1, 2  # activations after a convolution
 
+# Triton compiles a kernel again for each pattern of its integer arguments (1, a multiple of 16, other).
+# Photo and tile sizes vary, and the kernels gain nothing from knowing them, so the sizes are left general.
+kernel = triton.jit(do_not_specialize=["height", "width"])
+
 
 def unsupported_reason(model: RECNet) -> str | None:
     """Why the kernels cannot run this model (channels must be a power of two, at least 8), or None."""
@@ -104,7 +108,7 @@ def _load_channel(map_ptr, pixel, inside, CHANNELS: tl.constexpr, channel):
     return tl.load(map_ptr + pixel * CHANNELS + channel, mask=inside, other=0.0).to(tl.float32)
 
 
-@triton.jit
+@kernel
 def _conv_kernel(
     x_ptr,
     weight_ptr,
@@ -162,7 +166,7 @@ def _descriptor_response(weight_ptr, BRANCH: tl.constexpr, tap, mask, mean, high
     return tl.load(at) * (mask * mean) + tl.load(at + 9) * peak + tl.load(at + 18) * mask
 
 
-@triton.jit
+@kernel
 def _scales_kernel(
     features_ptr,
     under_ptr,
@@ -206,7 +210,7 @@ def _scales_kernel(
     tl.store(out_ptr + 2, tl.sigmoid(whole_sum).to(dtype), mask=exists)
 
 
-@triton.jit
+@kernel
 def _normed_kernel(
     features_ptr,
     scales_ptr,
@@ -243,7 +247,7 @@ def _normed_kernel(
     _store(out_ptr, index, exists, acc, outs, C, height, width)
 
 
-@triton.jit
+@kernel
 def _share_kernel(
     normed_ptr,
     mixed_ptr,
@@ -281,7 +285,7 @@ def _share_kernel(
     _store(out_ptr, index, exists, share, pairs, 2 * C, height, width)
 
 
-@triton.jit
+@kernel
 def _fusion_kernel(
     features_ptr,
     share_ptr,
