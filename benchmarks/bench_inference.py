@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recnet_cli.devices import peak_memory_bytes, reset_peak_memory
 from recnet_cli.engine import Corrector, correctors_for, whole_image_bytes
 from recnet_cli.imaging import read_photo
 from recnet_cli.metrics import to_uint8
@@ -54,12 +55,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM)."""
-    status = Path("/proc/self/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
-
-
 def measure(mode: str, megapixels: float, device_name: str, precision: str, tile: int) -> dict:
     """Times one mode (reference, whole, tiled, fused-whole or fused-tiled) at one size, in this process."""
     device, dtype = torch.device(device_name), DTYPES[precision]
@@ -83,8 +78,7 @@ def measure(mode: str, megapixels: float, device_name: str, precision: str, tile
     # on the CPU a large run takes minutes, so a small warm-up and one timed run.
     cuda = device.type == "cuda"
     run(rgb if cuda else rgb[:256, :256])
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
     seconds = math.inf
     for _ in range(3 if cuda else 1):
         synchronize(device)
@@ -92,7 +86,7 @@ def measure(mode: str, megapixels: float, device_name: str, precision: str, tile
         run(rgb)
         synchronize(device)
         seconds = min(seconds, time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_rss_mb()
+    peak = peak_memory_bytes(device) / 2**20
     return {"seconds": seconds, "peak_mb": peak, "height": height, "width": width}
 
 

@@ -28,11 +28,11 @@ from bench_inference import (
     EXAMPLE_PHOTOS,
     device_description,
     isolated,
-    peak_rss_mb,
     synchronize,
     write_tables,
 )
 
+from recnet_cli.devices import peak_memory_bytes, reset_peak_memory
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import PhotoSource, Prefetcher, load_photos
 from recnet_cli.train.loop import ForwardWithMask
@@ -100,14 +100,13 @@ def measure(mode: str, device_name: str, precision: str, args: argparse.Namespac
         for index in range(2):
             step(index)
         synchronize(device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+        reset_peak_memory(device)
         start = time.perf_counter()
         for index in range(steps):
             step(2 + index)
         synchronize(device)
         seconds = (time.perf_counter() - start) / steps
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_rss_mb()
+    peak = peak_memory_bytes(device) / 2**20
     return {"seconds_per_step": seconds, "peak_mb": peak}
 
 

@@ -25,11 +25,11 @@ from bench_inference import (
     eight_bit_gaps,
     half_precision_agreement,
     image_shape,
-    peak_rss_mb,
     synchronize,
 )
 from bench_training import training_step
 
+from recnet_cli.devices import peak_memory_bytes, reset_peak_memory
 from recnet_cli.engine import CompiledForward, Corrector
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import EAGER, fast_forward
@@ -71,17 +71,10 @@ def profile(device: torch.device, title: str, function: Callable[[], object], ro
     print(f"\n## {title}\n\n{table}", flush=True)
 
 
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
 def report(device: torch.device, label: str, seconds: list[float], megapixels: float) -> None:
     best, median = min(seconds), sorted(seconds)[len(seconds) // 2]
-    if device.type == "cuda":
-        peak = f"peak {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated"
-    else:
-        peak = f"peak RSS {peak_rss_mb() / 1024:.2f} GiB"
+    kind = "allocated" if device.type == "cuda" else "RSS"
+    peak = f"peak {peak_memory_bytes(device) / 2**30:.2f} GiB {kind}"
     print(
         f"{label}: best {best * 1000:.1f} ms, median {median * 1000:.1f} ms, "
         f"{megapixels / best:.1f} MP/s, {peak}",
@@ -95,26 +88,26 @@ def inference(device: torch.device, model: RECNet, megapixels: float, precisions
     print(f"# Inference, {height} x {width} ({megapixels} MP), bundled model", flush=True)
     for precision in precisions:
         dtype = DTYPES[precision]
-        reset_peak(device)
+        reset_peak_memory(device)
         run = lambda: fast_forward(model, image.to(dtype))  # noqa: E731, B023
         report(device, f"fast whole {precision}", timed(device, run, 3), megapixels)
         profile(device, f"fast whole {precision}", run)
     with torch.inference_mode():
-        reset_peak(device)
+        reset_peak_memory(device)
         report(device, "reference fp32", timed(device, lambda: model(image), 2), megapixels)
         profile(device, "reference fp32", lambda: model(image))
     # The same photo as the command hands it over (host pixels in and out), whole and in tiles: the
     # difference from the rows above is the copies and conversions around the model.
     pixels = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
     whole = Corrector(model, device, torch.float32, tile=0)
-    reset_peak(device)
+    reset_peak_memory(device)
     report(device, "Corrector whole fp32", timed(device, lambda: whole.correct(pixels), 2), megapixels)
     profile(device, "Corrector whole fp32", lambda: whole.correct(pixels))
     small = min(megapixels, 2.0)
     pixels = np.ascontiguousarray(pixels[: image_shape(small)[0], : image_shape(small)[1]])
     tiled = Corrector(model, device, torch.float32, tile=1024)
     label = f"Corrector tiled 1024 fp32 at {small} MP"
-    reset_peak(device)
+    reset_peak_memory(device)
     report(device, label, timed(device, lambda: tiled.correct(pixels), 1), small)
     profile(device, label, lambda: tiled.correct(pixels))
 
@@ -140,7 +133,7 @@ def compiled_inference(device: torch.device, model: RECNet, megapixels: float, p
         print(f"compiled {precision}: largest difference from uncompiled {float(difference):.2e}", flush=True)
         for label, forward in (("uncompiled", fast_forward), ("compiled", compiled)):
             run = functools.partial(forward, model, typed)
-            reset_peak(device)
+            reset_peak_memory(device)
             report(device, f"{label} whole {precision}", timed(device, run, 3), megapixels)
         profile(device, f"compiled whole {precision}", functools.partial(compiled, model, typed))
 
@@ -174,12 +167,12 @@ def fused_inference(device: torch.device, model: RECNet, megapixels: float, prec
         del output, eager
         default = triton_stages.BLOCK, triton_stages.WARPS
         for triton_stages.BLOCK, triton_stages.WARPS in ((64, 4), (128, 4), (128, 8), (256, 4), (256, 8)):
-            reset_peak(device)
+            reset_peak_memory(device)
             label = f"fused whole {precision}, BLOCK {triton_stages.BLOCK}, {triton_stages.WARPS} warps"
             report(device, label, timed(device, fused, 3), megapixels)
         triton_stages.BLOCK, triton_stages.WARPS = default
         run = functools.partial(fast_forward, model, typed, EAGER)
-        reset_peak(device)
+        reset_peak_memory(device)
         report(device, f"eager whole {precision}", timed(device, run, 3), megapixels)
         profile(device, f"fused whole {precision}", fused)
 
@@ -189,7 +182,7 @@ def profile_training_step(device: torch.device, precision: str, batch: int, crop
     args = argparse.Namespace(batch=batch, crop=crop, ecr=False)
     step, batches = training_step("fast", device, precision, args, end_step=0)
     with batches:
-        reset_peak(device)
+        reset_peak_memory(device)
         label = f"\n# Training step {precision}, batch {batch} x {crop}^2"
         report(device, label, timed(device, lambda: step(0), 5), batch * crop**2 / 1e6)
         profile(device, f"training step {precision}", lambda: step(0), rows=30)

@@ -757,8 +757,11 @@ def bench(
     if as_json:
         typer.echo(json.dumps({"model": loaded.source, **timing}, indent=2))
         return
+    peak = timing["peak_memory_bytes"]
+    where = "GPU memory" if corrector.device.type == "cuda" else "process memory"
+    memory = "" if peak is None else f", peak {peak / 2**30:.2f} GiB of {where}"
     console.out.print(
         f"{timing['width']}x{timing['height']} ({megapixels:g} MP) on {timing['device']}, "
         f"{settings}, tile {timing['tile'] or 'whole image'}: best {timing['best_seconds']:.3f} s, "
-        f"median {timing['median_seconds']:.3f} s ({timing['megapixels_per_second']:.2f} MP/s)"
+        f"median {timing['median_seconds']:.3f} s ({timing['megapixels_per_second']:.2f} MP/s){memory}"
     )

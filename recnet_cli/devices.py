@@ -5,8 +5,14 @@ from __future__ import annotations
 import ctypes
 import functools
 import platform
+import sys
 
 import torch
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
@@ -75,3 +81,20 @@ def keep_freed_host_memory() -> None:
     libc = ctypes.CDLL("libc.so.6")
     libc.mallopt(M_MMAP_THRESHOLD, LARGEST_REUSED_BLOCK)
     libc.mallopt(M_TRIM_THRESHOLD, KEPT_FREE_MEMORY)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Starts ``peak_memory_bytes`` afresh on a CUDA device (a process's peak RSS cannot be reset)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_bytes(device: torch.device) -> int | None:
+    """The most memory used so far: allocated on a CUDA device (since ``reset_peak_memory``), this
+    process's peak resident memory for the CPU, None where neither is known (MPS, Windows)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    if device.type != "cpu" or resource is None:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS counts bytes, Linux KiB

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from recnet_cli.devices import DeviceError, keep_freed_host_memory
+from recnet_cli.devices import DeviceError, keep_freed_host_memory, peak_memory_bytes, reset_peak_memory
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import EAGER, Stages, fast_forward
 from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, Progress, TiledRunner, full_maps_bytes
@@ -236,12 +236,14 @@ def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -
     height = max(1, round(math.sqrt(megapixels * 1e6 * 3 / 4)))
     width = max(1, round(megapixels * 1e6 / height))
     image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
-    seconds = []
-    for _ in range(repeats + 1):
+    corrector.correct(image)  # warm-up: kernel choice, allocator growth
+    reset_peak_memory(corrector.device)
+    timed = []
+    for _ in range(repeats):
         started = time.perf_counter()
         corrector.correct(image)
-        seconds.append(time.perf_counter() - started)
-    timed = sorted(seconds[1:])
+        timed.append(time.perf_counter() - started)
+    timed.sort()
     return {
         "device": str(corrector.device),
         "width": width,
@@ -250,4 +252,5 @@ def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -
         "best_seconds": timed[0],
         "median_seconds": timed[len(timed) // 2],
         "megapixels_per_second": height * width / 1e6 / timed[0],
+        "peak_memory_bytes": peak_memory_bytes(corrector.device),
     }

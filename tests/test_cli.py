@@ -258,6 +258,7 @@ def test_bench_times_the_model_at_the_requested_size(env: dict[str, str], model_
     assert 0 < timing["best_seconds"] <= timing["median_seconds"]
     assert timing["device"] == "cpu" and timing["tile"] == 0
     assert timing["compiled"] is False
+    assert 100 * 2**20 < timing["peak_memory_bytes"] < 8 * 2**30  # a process holding PyTorch and a model
 
 
 def test_bench_says_when_compile_does_not_apply(env: dict[str, str], model_file: Path) -> None:

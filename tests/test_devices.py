@@ -7,7 +7,14 @@ import pytest
 import torch
 from random_models import random_image, random_model
 
-from recnet_cli.devices import DeviceError, keep_freed_host_memory, pick_device, pick_devices, pick_dtype
+from recnet_cli.devices import (
+    DeviceError,
+    keep_freed_host_memory,
+    peak_memory_bytes,
+    pick_device,
+    pick_devices,
+    pick_dtype,
+)
 from recnet_cli.engine import correctors_for
 from recnet_cli.model import RECNet
 from recnet_cli.tiling import TiledRunner
@@ -69,3 +76,9 @@ def test_tiles_reuse_freed_host_memory_instead_of_fresh_pages() -> None:
     runner.run(image)
     # Without keep_freed_host_memory this run takes about 120,000 page faults (fresh pages per tile).
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 20_000
+
+
+def test_peak_memory_on_the_cpu_is_the_process_peak_in_bytes() -> None:
+    held = torch.ones(256 * 2**20, dtype=torch.uint8)  # 256 MiB, every page written
+    assert held.numel() <= peak_memory_bytes(torch.device("cpu")) < 64 * 2**30
+    assert peak_memory_bytes(torch.device("meta")) is None
