@@ -26,9 +26,8 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from huggingface_hub import (
     CachedFileInfo,
     CachedRevisionInfo,
@@ -48,11 +47,15 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as safetensors_bytes
-from torch import Tensor
 
 from recnet_cli import __version__
-from recnet_cli.model import RECNet, parameter_count
+
+# PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
+# the functions that build or read tensors import it when called.
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from recnet_cli.model import RECNet
 
 WEIGHTS_DIR_ENV = "RECNET_WEIGHTS_DIR"
 DEFAULT_MODEL = "recnet-mixed"
@@ -286,6 +289,8 @@ def load_model(ref: str | None = None) -> LoadedModel:
 
 def load_weights(path: Path, label: str) -> RECNet:
     """A RECNet built from the file's own shapes, loaded strictly; errors start with ``label``."""
+    from recnet_cli.model import RECNet
+
     state_dict = read_state_dict(path, label)
     channels, blocks = infer_architecture(state_dict, label)
     model = RECNet(channels, blocks)
@@ -326,6 +331,8 @@ def training_checkpoint_model(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def read_checkpoint(path: Path, label: str) -> object:
     """``torch.load`` that never runs code from the file."""
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -343,6 +350,8 @@ def read_checkpoint(path: Path, label: str) -> object:
 
 def unwrap_checkpoint(checkpoint: object, label: str) -> dict[str, Tensor]:
     """The state dict, bare or inside ``params_ema``, ``params`` or ``state_dict``."""
+    from torch import Tensor
+
     if isinstance(checkpoint, dict):
         wrapped = (checkpoint[key] for key in CHECKPOINT_WRAPPERS if isinstance(checkpoint.get(key), dict))
         checkpoint = next(wrapped, checkpoint)
@@ -395,7 +404,7 @@ def read_card(model_path: Path) -> dict[str, Any]:
 
 def safetensors_metadata(path: Path) -> dict[str, str]:
     try:
-        with safe_open(path, framework="pt") as file:
+        with safe_open(path, framework="numpy") as file:
             return file.metadata() or {}
     except SafetensorError as error:
         raise WeightsError(f"{path}: not a valid safetensors file ({first_line(error)})") from error
@@ -410,6 +419,9 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
     The card gains the architecture fields (taken from the model); its flat fields also go into the
     safetensors metadata. Each file is written atomically.
     """
+    import torch
+    from safetensors.torch import save as safetensors_bytes
+
     if path.suffix != ".safetensors":
         raise WeightsError(f"{path}: models are saved as .safetensors")
     full_card = architecture_card(model) | {
@@ -428,6 +440,8 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
 
 
 def architecture_card(model: RECNet) -> dict[str, Any]:
+    from recnet_cli.model import parameter_count
+
     values = ("RECNet", model.channels, model.num_blocks, parameter_count(model))
     return dict(zip(ARCHITECTURE, values, strict=True))
 
@@ -520,7 +534,7 @@ def looks_like_recnet(path: Path) -> bool:
     if path.suffix != ".safetensors":
         return path.suffix in MODEL_SUFFIXES
     try:
-        with safe_open(path, framework="pt") as file:
+        with safe_open(path, framework="numpy") as file:
             return "extract.weight" in file.keys()  # noqa: SIM118 (not a dict)
     except SafetensorError:
         return False

@@ -38,7 +38,7 @@ def loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
     return json.loads(result.stdout.splitlines()[-1])
 
 
-def test_help_and_argument_errors_answer_without_importing_torch(tmp_path: Path) -> None:
+def test_commands_that_run_no_model_answer_without_importing_torch(tmp_path: Path) -> None:
     # PyTorch takes 1.5 s to import on 2 CPU cores: only commands that get as far as loading a model pay it.
     photo = make_photo(tmp_path / "shot.jpg")
     calls = [
@@ -49,8 +49,13 @@ def test_help_and_argument_errors_answer_without_importing_torch(tmp_path: Path)
         ["explain", "missing.jpg"],
         ["eval"],
         ["bench", "--tile", "5"],
+        ["models"],
+        ["download", "example/not-cached"],
     ]
-    code = f"from recnet_cli.cli import app\nfor args in {calls!r}:\n    app(args, standalone_mode=False)"
+    offline_cache = f"import os\nos.environ.update(HF_HUB_OFFLINE='1', HF_HOME={str(tmp_path / 'hf')!r})\n"
+    code = offline_cache + (
+        f"from recnet_cli.cli import app\nfor args in {calls!r}:\n    app(args, standalone_mode=False)"
+    )
     assert loaded_after(code, ("torch", "recnet_cli.model")) == []
 
 
