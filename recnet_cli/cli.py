@@ -28,6 +28,7 @@ from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
     Photo,
     PhotoFileError,
+    header_megapixels,
     read_photo,
     write_photo,
     write_png16,
@@ -253,7 +254,9 @@ def run_batch(
     """Reads, computes (one lane per device) and writes every job under a progress bar, which each photo
     moves as its tiles finish."""
     depth = GPU_LANE_DEPTH if any(corrector.device.type == "cuda" for corrector in correctors) else 1
-    with console.BatchProgress(len(jobs), label, quiet) as progress:
+    # The bar counts megapixels, for an ETA that holds when sizes vary: each header, read before starting.
+    expected = {job: header_megapixels(job.source) for job in jobs} if console.shows_progress(quiet) else {}
+    with console.BatchProgress(len(jobs), expected, label, quiet) as progress:
 
         def lane(corrector: Corrector) -> Stages:
             return Stages(
@@ -688,9 +691,9 @@ def evaluate(
     (corrector,), loaded = open_models(model, device, precision, tile, quiet, strength, one_device=True)
     from recnet_cli.evaluate import evaluate_pairs
 
-    with console.BatchProgress(len(found), "Evaluating", quiet) as bar:
+    with console.counting(len(found), "Evaluating", "pairs", quiet) as count_one:
         try:
-            report = evaluate_pairs(found, corrector, save, progress=lambda *_: bar.advance())
+            report = evaluate_pairs(found, corrector, save, progress=lambda *_: count_one())
         except (ValueError, OSError) as exc:
             raise fail(str(exc)) from None
     if as_json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from rich.console import Console
 from rich.progress import (
@@ -34,40 +34,45 @@ def notice(message: str) -> None:
     err.print(f"[yellow]note:[/] {message}", soft_wrap=True)
 
 
+def shows_progress(quiet: bool) -> bool:
+    """Whether progress bars and spinners are drawn: not with --quiet, nor when stderr is not a terminal."""
+    return not quiet and err.is_terminal
+
+
 class MegapixelRate(ProgressColumn):
     """Megapixels per second over the batch so far."""
 
     def render(self, task: Task) -> Text:
-        megapixels = task.fields.get("megapixels", 0.0)
         elapsed = task.elapsed or 0.0
-        rate = megapixels / elapsed if elapsed > 0 else 0.0
+        rate = task.completed / elapsed if elapsed > 0 else 0.0
         return Text(f"{rate:5.2f} MP/s", style="cyan")
 
 
 class BatchProgress:
-    """A progress bar over images (count, MP/s, ETA) that also prints each failure as it happens.
+    """A progress bar over a batch's megapixels (images done, MP/s, ETA) that also prints each failure.
 
-    Photos being corrected move the bar as their tiles finish (``photo_progress``, from any thread), so a
-    single large photo shows its progress and an ETA too."""
+    The bar counts megapixels, not images, so a batch that mixes small and large photos gets a true ETA.
+    ``expected`` holds each photo's size as its file header gives it; a photo that turns out another
+    size, or is skipped or fails, corrects the total when its outcome arrives. Photos being corrected
+    move the bar as their tiles finish (``photo_progress``, from any thread)."""
 
-    def __init__(self, total: int, label: str, quiet: bool = False) -> None:
-        self.quiet = quiet
+    def __init__(self, images: int, expected: Mapping[Job, float], label: str, quiet: bool = False) -> None:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("images"),
+            TextColumn("{task.fields[done]}/{task.fields[images]} images"),
             MegapixelRate(),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=err,
-            disable=quiet or not err.is_terminal,
+            disable=not shows_progress(quiet),
             transient=False,
         )
-        self.task = self.progress.add_task(label, total=total, megapixels=0.0)
+        self.expected = dict(expected)
+        self.task = self.progress.add_task(label, total=sum(self.expected.values()), done=0, images=images)
         self.lock = threading.Lock()
-        self.photo_fractions: dict[Job, float] = {}
+        self.moved: dict[Job, float] = {}  # megapixels the photos in progress have moved the bar
 
     def __enter__(self) -> BatchProgress:
         self.progress.__enter__()
@@ -76,27 +81,50 @@ class BatchProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
 
-    def advance(self, megapixels: float = 0.0, images: float = 1.0) -> None:
-        with self.lock:
-            fields = self.progress.tasks[0].fields
-            self.progress.update(self.task, advance=images, megapixels=fields["megapixels"] + megapixels)
-
     def photo_progress(self, job: Job, megapixels: float, fraction: float) -> None:
         """Moves the bar to ``fraction`` of the way through ``job``'s photo of ``megapixels``."""
         with self.lock:
-            step = fraction - self.photo_fractions.get(job, 0.0)
-            self.photo_fractions[job] = fraction
-        self.advance(step * megapixels, images=step)
+            moved = fraction * megapixels
+            self.progress.update(self.task, advance=moved - self.moved.get(job, 0.0))
+            self.moved[job] = moved
 
     def update(self, outcome: Outcome) -> None:
+        """Counts a finished job: a done photo fills its share of the bar; any other keeps what it moved
+        and leaves the total."""
         with self.lock:
-            rest = 1.0 - self.photo_fractions.pop(outcome.job, 0.0)
-        self.advance(rest * outcome.megapixels, images=rest)
+            task = self.progress.tasks[0]
+            moved = self.moved.pop(outcome.job, 0.0)
+            counted = outcome.megapixels if outcome.status == "done" else moved
+            self.progress.update(
+                self.task,
+                advance=counted - moved,
+                total=task.total + counted - self.expected.get(outcome.job, 0.0),
+                done=task.fields["done"] + 1,
+            )
         if outcome.status == "failed":
             self.progress.console.print(
                 Text.assemble(("error: ", "bold red"), f"{outcome.job.source}: {outcome.reason}"),
                 soft_wrap=True,
             )
+
+
+@contextlib.contextmanager
+def counting(total: int, label: str, unit: str, quiet: bool = False) -> Iterator[Callable[[], None]]:
+    """A plain bar over ``total`` items (count, elapsed time, ETA); yields the function that counts one."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not shows_progress(quiet),
+    )
+    task = progress.add_task(label, total=total)
+    with progress:
+        yield lambda: progress.advance(task)
 
 
 def print_summary(summary: Summary, verb: str, quiet: bool = False) -> None:
@@ -116,7 +144,7 @@ def print_summary(summary: Summary, verb: str, quiet: bool = False) -> None:
 @contextlib.contextmanager
 def status(message: str, quiet: bool = False) -> Iterator[None]:
     """A spinner while something slow happens (loading a model), silent when not a terminal."""
-    if quiet or not err.is_terminal:
+    if not shows_progress(quiet):
         yield
         return
     with err.status(message):
@@ -135,7 +163,7 @@ class TrainingProgress:
             TextColumn("{task.fields[status]}"),
             TimeRemainingColumn(),
             console=err,
-            disable=quiet or not err.is_terminal,
+            disable=not shows_progress(quiet),
         )
         self.task = self.progress.add_task("train", total=None, status="starting…")
         self.last_logged = 0

@@ -158,6 +158,17 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
         raise ImageReadError(path, _describe(error)) from error
 
 
+def header_megapixels(path: str | os.PathLike[str]) -> float:
+    """The image's size in megapixels from its header, without decoding it; 0 when it cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                return image.width * image.height / 1e6
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return 0.0
+
+
 def write_photo(
     path: str | os.PathLike[str],
     pixels: np.ndarray,

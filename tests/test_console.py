@@ -4,20 +4,56 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from recnet_cli.batch import Job, Outcome
 from recnet_cli.console import BatchProgress
 
 
-def test_photos_move_the_bar_as_they_go_and_count_once_when_done() -> None:
-    big = Job(Path("big.jpg"), Path("big_recnet.jpg"))
-    small = Job(Path("small.jpg"), Path("small_recnet.jpg"))
-    with BatchProgress(2, "Correcting", quiet=True) as bar:
+def job(name: str) -> Job:
+    return Job(Path(f"{name}.jpg"), Path(f"{name}_recnet.jpg"))
+
+
+def test_the_bar_counts_megapixels_so_large_photos_weigh_more() -> None:
+    big, small, thumbnail = job("big"), job("small"), job("thumbnail")
+    with BatchProgress(3, {big: 24.0, small: 1.0, thumbnail: 0.5}, "Correcting", quiet=True) as bar:
         task = bar.progress.tasks[0]
+        assert task.total == 25.5
         bar.photo_progress(big, 24.0, 0.25)
         bar.photo_progress(big, 24.0, 0.75)
-        assert (task.completed, task.fields["megapixels"]) == (0.75, 18.0)
+        assert (task.completed, task.fields["done"]) == (18.0, 0)
         bar.update(Outcome(big, "done", megapixels=24.0))
-        assert (task.completed, task.fields["megapixels"]) == (1.0, 24.0)
-        bar.update(Outcome(small, "skipped"))  # never computed: counts as a whole image at once
-        assert (task.completed, task.fields["megapixels"]) == (2.0, 24.0)
-        assert task.finished and not bar.photo_fractions
+        assert (task.completed, task.total, task.fields["done"]) == (24.0, 25.5, 1)
+        bar.update(Outcome(small, "done", megapixels=1.0))  # no tiles reported: counted whole when done
+        assert (task.completed, task.fields["done"]) == (25.0, 2)
+        assert not task.finished
+        bar.update(Outcome(thumbnail, "done", megapixels=0.5))
+        assert task.finished and not bar.moved
+
+
+def test_skipped_and_failed_photos_leave_the_total() -> None:
+    skipped, failed, unreadable, grown = job("skipped"), job("failed"), job("unreadable"), job("grown")
+    expected = {skipped: 12.0, failed: 12.0, unreadable: 0.0, grown: 2.0}
+    with BatchProgress(4, expected, "Correcting", quiet=True) as bar:
+        task = bar.progress.tasks[0]
+        bar.update(Outcome(skipped, "skipped"))
+        assert (task.completed, task.total) == (0.0, 14.0)
+        bar.photo_progress(failed, 12.0, 0.5)
+        bar.update(Outcome(failed, "failed", "out of memory"))  # the work done counts, the rest leaves
+        assert (task.completed, task.total) == (6.0, 8.0)
+        bar.update(Outcome(unreadable, "failed", "not an image"))
+        assert (task.completed, task.total) == (6.0, 8.0)
+        bar.update(Outcome(grown, "done", megapixels=3.0))  # the header said less than the photo has
+        assert (task.completed, task.total, task.fields["done"]) == (9.0, 9.0, 4)
+        assert task.finished
+
+
+@pytest.mark.parametrize("status", ["done", "failed"])
+def test_a_photo_counts_once_however_far_its_tiles_went(status: str) -> None:
+    photo = job("photo")
+    with BatchProgress(1, {photo: 4.0}, "Correcting", quiet=True) as bar:
+        task = bar.progress.tasks[0]
+        for fraction in (0.2, 0.6, 1.0):
+            bar.photo_progress(photo, 4.0, fraction)
+        bar.update(Outcome(photo, status, megapixels=4.0))
+        assert (task.completed, task.total) == (4.0, 4.0)
