@@ -39,6 +39,20 @@ def shows_progress(quiet: bool) -> bool:
     return not quiet and err.is_terminal
 
 
+def progress_bar(*counts: ProgressColumn, quiet: bool) -> Progress:
+    """A bar with ``counts`` beside it, then the elapsed time and an ETA (on stderr)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        *counts,
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not shows_progress(quiet),
+    )
+
+
 class MegapixelRate(ProgressColumn):
     """Megapixels per second over the batch so far."""
 
@@ -57,17 +71,8 @@ class BatchProgress:
     move the bar as their tiles finish (``photo_progress``, from any thread)."""
 
     def __init__(self, images: int, expected: Mapping[Job, float], label: str, quiet: bool = False) -> None:
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[done]}/{task.fields[images]} images"),
-            MegapixelRate(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err,
-            disable=not shows_progress(quiet),
-            transient=False,
+        self.progress = progress_bar(
+            TextColumn("{task.fields[done]}/{task.fields[images]} images"), MegapixelRate(), quiet=quiet
         )
         self.expected = dict(expected)
         self.task = self.progress.add_task(label, total=sum(self.expected.values()), done=0, images=images)
@@ -111,17 +116,7 @@ class BatchProgress:
 @contextlib.contextmanager
 def counting(total: int, label: str, unit: str, quiet: bool = False) -> Iterator[Callable[[], None]]:
     """A plain bar over ``total`` items (count, elapsed time, ETA); yields the function that counts one."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not shows_progress(quiet),
-    )
+    progress = progress_bar(MofNCompleteColumn(), TextColumn(unit), quiet=quiet)
     task = progress.add_task(label, total=total)
     with progress:
         yield lambda: progress.advance(task)
@@ -152,20 +147,12 @@ def status(message: str, quiet: bool = False) -> Iterator[None]:
 
 
 class TrainingProgress:
-    """A progress bar over training steps: loss, images/s, ETA and the last validation scores."""
+    """A progress bar over training steps: loss, images/s, the last validation scores, time and ETA."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
-        self.progress = Progress(
-            TextColumn("[bold]Training"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeRemainingColumn(),
-            console=err,
-            disable=not shows_progress(quiet),
-        )
-        self.task = self.progress.add_task("train", total=None, status="starting…")
+        self.progress = progress_bar(MofNCompleteColumn(), TextColumn("{task.fields[status]}"), quiet=quiet)
+        self.task = self.progress.add_task("Training", total=None, status="starting…")
         self.last_logged = 0
 
     def __enter__(self) -> TrainingProgress:
