@@ -5,14 +5,14 @@ from __future__ import annotations
 import glob
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recnet_cli.imaging import IMAGE_EXTENSIONS
+from recnet_cli.imaging import IMAGE_EXTENSIONS, READABLE, conversion_needed
 
 # Photos a GPU lane reads ahead and writes behind (a CPU lane: one). One thread decodes, or encodes and
 # writes, a 12 MP JPEG in about the time an H200 corrects it (0.5 s each on 2026-11-30), and Pillow's
@@ -54,10 +54,21 @@ class Outcome:
     megapixels: float = 0.0
 
 
+@dataclass(frozen=True)
+class Unmatched:
+    """An input that gave no image: a missing path, an empty folder, a pattern that matched none."""
+
+    input: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.input}: {self.reason}"
+
+
 @dataclass
 class Summary:
     outcomes: list[Outcome] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
+    missing: list[Unmatched] = field(default_factory=list)
     seconds: float = 0.0
 
     def count(self, status: str) -> int:
@@ -85,7 +96,7 @@ class Summary:
                 for o in self.outcomes
             ]
             + [
-                {"input": m, "output": None, "status": "failed", "reason": "no such file or folder"}
+                {"input": m.input, "output": None, "status": "failed", "reason": m.reason}
                 for m in self.missing
             ],
         }
@@ -95,32 +106,45 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Source], list[str]]:
-    """Expands files, folders and globs into images; also returns the inputs that matched nothing."""
+def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Source], list[Unmatched]]:
+    """Expands files, folders and globs into images; also returns the inputs that gave none, and why."""
     sources: list[Source] = []
-    missing: list[str] = []
+    missing: list[Unmatched] = []
     for text in inputs:
         path = Path(text)
         if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found = [
-                Source(p, p.relative_to(path), from_folder=True)
-                for p in sorted(path.glob(pattern))
-                if p.is_file() and is_image(p)
-            ]
+            files = [p for p in sorted(path.glob("**/*" if recursive else "*")) if p.is_file()]
+            found = [Source(p, p.relative_to(path), from_folder=True) for p in files if is_image(p)]
+            reason = "no images in this folder" + folder_hint(path, files, recursive)
         elif path.exists():
             found = [Source(path, Path(path.name))]
         elif glob.has_magic(text):
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=recursive))
-            found = [
-                Source(p, Path(p.name), from_folder=True) for p in matches if p.is_file() and is_image(p)
-            ]
+            files = [p for p in sorted(map(Path, glob.glob(text, recursive=recursive))) if p.is_file()]
+            found = [Source(p, Path(p.name), from_folder=True) for p in files if is_image(p)]
+            reason = "no images match this pattern" + other_files(files)
         else:
-            found = []
+            found, reason = [], "no such file or folder"
         if not found:
-            missing.append(text)
+            missing.append(Unmatched(text, reason))
         sources.extend(found)
     return unique_sources(sources), missing
+
+
+def folder_hint(folder: Path, files: Sequence[Path], recursive: bool) -> str:
+    """Why a folder gave no image: its images are in sub-folders, or its files are of other types."""
+    if not recursive and any(p.is_file() and is_image(p) for p in folder.glob("*/**/*")):
+        return " (its sub-folders have some: add --recursive)"
+    return other_files(files)
+
+
+def other_files(files: Sequence[Path]) -> str:
+    """`` (3 other files: .nef, .txt; recnet reads ...)`` when ``files`` are there but none is an image."""
+    counts = Counter(p.suffix.lower() or "no extension" for p in files if not p.name.startswith("."))
+    if not counts:
+        return ""
+    total = sum(counts.values())
+    kinds = ", ".join(kind for kind, _ in counts.most_common(3)) + (", ..." if len(counts) > 3 else "")
+    return f" ({total} other file{'s' if total > 1 else ''}: {kinds}; {READABLE})"
 
 
 def unique_sources(sources: Iterable[Source]) -> list[Source]:
@@ -167,9 +191,21 @@ def plan_jobs(
             else:
                 target = output / source.relative.with_name(f"{source.relative.stem}{ext}")
         outputs = (target, *companions(target))
-        problems = (target_problem(path, source.path, inputs, claimed) for path in outputs)
+        problems = (
+            conversion_needed(source.path),
+            unwritable_format(target),
+            *(target_problem(path, source.path, inputs, claimed) for path in outputs),
+        )
         jobs.append(Job(source.path, target, next((p for p in problems if p), None), outputs[1:]))
     return jobs
+
+
+def unwritable_format(target: Path) -> str | None:
+    if target.suffix.lower() in IMAGE_EXTENSIONS:
+        return None
+    what = f"{target.suffix} files" if target.suffix else "a file without an extension"
+    choices = ", ".join(extension.lstrip(".") for extension in IMAGE_EXTENSIONS)
+    return f"cannot write {what}: choose the output format with --ext ({choices})"
 
 
 def target_problem(target: Path, source: Path, inputs: set[Path], claimed: dict[Path, Path]) -> str | None:

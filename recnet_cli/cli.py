@@ -18,6 +18,7 @@ from recnet_cli.batch import (
     Job,
     Stages,
     Summary,
+    Unmatched,
     find_sources,
     parse_shard,
     plan_jobs,
@@ -216,12 +217,12 @@ def collect_jobs(
     ext: str | None,
     shard: str | None,
     companions: Callable[[Path], tuple[Path, ...]],
-) -> tuple[list[Job], list[str]]:
+) -> tuple[list[Job], list[Unmatched]]:
     """Finds the inputs, takes this machine's shard of them and names every output."""
     sources, missing = find_sources(inputs, recursive)
     if not sources and missing:
-        for text in missing:
-            console.error(f"{text}: no such file, folder or matching image")
+        for unmatched in missing:
+            console.error(str(unmatched))
         raise typer.Exit(1)
     if shard is not None:
         try:
@@ -242,7 +243,7 @@ def finish(summary: Summary, verb: str, quiet: bool, as_json: bool, extra: dict)
 
 def run_batch(
     jobs: list[Job],
-    missing: list[str],
+    missing: list[Unmatched],
     correctors: list[Corrector],
     compute: Callable[[Corrector, Photo, Progress], Any],
     write: Callable[[Job, Photo, Any], float],

@@ -123,8 +123,8 @@ def counting(total: int, label: str, unit: str, quiet: bool = False) -> Iterator
 
 
 def print_summary(summary: Summary, verb: str, quiet: bool = False) -> None:
-    for missing in summary.missing:
-        error(f"{missing}: no such file, folder or matching image")
+    for unmatched in summary.missing:
+        error(str(unmatched))
     if quiet and not summary.failed:
         return
     megapixels = sum(o.megapixels for o in summary.outcomes)

@@ -37,6 +37,17 @@ _FORMAT_BY_EXTENSION = {
     ".bmp": "BMP",
 }
 IMAGE_EXTENSIONS = tuple(_FORMAT_BY_EXTENSION)
+READABLE = "recnet reads JPEG, PNG, TIFF, WebP and BMP"
+# Photo files that need converting first. Camera RAW is checked by name before opening: DNG, NEF, CR2, ARW
+# and PEF files start with TIFF's signature, and Pillow would give their first image, usually a preview.
+_RAW_EXTENSIONS = frozenset(
+    {".3fr", ".arw", ".cr2", ".cr3", ".crw", ".dng", ".erf", ".iiq", ".kdc", ".mos", ".mrw", ".nef", ".nrw"}
+    | {".orf", ".pef", ".raf", ".rw2", ".sr2", ".srf", ".srw", ".x3f"}
+)
+_CONVERT_FIRST = dict.fromkeys(_RAW_EXTENSIONS, "a camera RAW file") | {
+    ".heic": "an HEIC photo",
+    ".heif": "an HEIF photo",
+}
 SUPPORTED_FORMATS = frozenset(_FORMAT_BY_EXTENSION.values())
 SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})
@@ -147,8 +158,17 @@ def format_for(path: str | os.PathLike[str], forced: str | None = None) -> str:
     return _FORMAT_BY_EXTENSION[extension]
 
 
+def conversion_needed(path: str | os.PathLike[str]) -> str | None:
+    """Why a photo file must be converted before recnet can read it (camera RAW, HEIC), going by its name."""
+    kind = _CONVERT_FIRST.get(Path(path).suffix.lower())
+    return None if kind is None else f"{kind}: convert it to TIFF or JPEG first ({READABLE})"
+
+
 def read_photo(path: str | os.PathLike[str]) -> Photo:
     """Decode a photo with its metadata; any problem raises ImageReadError."""
+    unreadable = conversion_needed(path)
+    if unreadable is not None and Path(path).is_file():
+        raise ImageReadError(path, unreadable)
     try:
         with Path(path).open("rb") as file:
             if os.fstat(file.fileno()).st_size == 0:

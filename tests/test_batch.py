@@ -10,6 +10,7 @@ from recnet_cli.batch import (
     Job,
     JobError,
     Stages,
+    Unmatched,
     find_sources,
     parse_shard,
     plan_jobs,
@@ -45,12 +46,48 @@ def test_recursive_keeps_relative_paths(shots: Path) -> None:
 def test_globs_files_and_missing_inputs(shots: Path) -> None:
     sources, missing = find_sources([str(shots / "*.jpg"), str(shots / "day/c.tif"), str(shots / "nope.jpg")])
     assert [s.path.name for s in sources] == ["a.jpg", "c.tif"]
-    assert missing == [str(shots / "nope.jpg")]
+    assert missing == [Unmatched(str(shots / "nope.jpg"), "no such file or folder")]
+
+
+def test_inputs_that_give_no_image_say_why(shots: Path, tmp_path: Path) -> None:
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    for name in ["a.NEF", "b.nef", "c.CR2", "notes", ".DS_Store"]:
+        (raws / name).write_bytes(b"x")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "trips" / "2024").mkdir(parents=True)
+    (tmp_path / "trips" / "2024" / "a.jpg").write_bytes(b"x")
+    inputs = [tmp_path / "trips", raws, raws / "*.nef", tmp_path / "empty", tmp_path / "*.gif"]
+    sources, missing = find_sources([str(path) for path in inputs])
+    readable = "recnet reads JPEG, PNG, TIFF, WebP and BMP"
+    assert sources == []
+    assert [m.reason for m in missing] == [
+        "no images in this folder (its sub-folders have some: add --recursive)",
+        f"no images in this folder (4 other files: .nef, .cr2, no extension; {readable})",
+        f"no images match this pattern (1 other file: .nef; {readable})",  # globs are case-sensitive
+        "no images in this folder",
+        "no images match this pattern",
+    ]
+    assert str(missing[0]) == f"{tmp_path / 'trips'}: {missing[0].reason}"
 
 
 def test_the_same_file_twice_is_processed_once(shots: Path) -> None:
     sources, _ = find_sources([str(shots / "a.jpg"), str(shots / "*.jpg")])
     assert len(sources) == 1
+
+
+def test_jobs_that_cannot_work_are_refused_before_reading(tmp_path: Path) -> None:
+    names = ["photo.jpg", "DSC_0001.NEF", "IMG_0002.HEIC", "backup.jpg_original"]
+    sources, _ = find_sources([str(tmp_path / name) for name in names if (tmp_path / name).touch() is None])
+    problems = [job.problem or "" for job in plan_jobs(sources, None, suffix="_recnet")]
+    assert problems[0] == ""
+    assert problems[1].startswith("a camera RAW file: convert it to TIFF or JPEG first")
+    assert problems[2].startswith("an HEIC photo: convert it to TIFF or JPEG first")
+    assert problems[3].startswith(
+        "cannot write .jpg_original files: choose the output format with --ext (jpg,"
+    )
+    forced = plan_jobs(sources, None, suffix="_recnet", extension=".jpg")
+    assert forced[3].problem is None and forced[3].target == tmp_path / "backup_recnet.jpg"
 
 
 def test_without_output_the_suffix_goes_beside_each_input(shots: Path) -> None:

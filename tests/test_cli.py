@@ -234,9 +234,7 @@ def test_no_bundled_model_says_how_to_pass_one(tmp_path: Path, env: dict[str, st
 def test_missing_input_is_a_one_line_error(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     result = run(["correct", str(tmp_path / "nope.jpg"), "--model", str(model_file)], env)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'nope.jpg'}: no such file, folder or matching image"
-    ]
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope.jpg'}: no such file or folder"]
 
 
 def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:

@@ -466,6 +466,16 @@ def test_directory(tmp_path):
     assert_read_error(tmp_path / "photo.jpg", "is a directory")
 
 
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("DSC_0001.NEF", "a camera RAW file"), ("x.dng", "a camera RAW file"), ("IMG_1.heic", "an HEIC photo")],
+)
+def test_raw_and_heic_photos_ask_for_a_conversion(tmp_path: Path, name: str, kind: str) -> None:
+    # Pillow opens TIFF-based RAW files and would hand over their small embedded preview as the photo.
+    Image.new("RGB", (16, 12)).save(tmp_path / name, format="TIFF")
+    assert_read_error(tmp_path / name, f"{kind}: convert it to TIFF or JPEG first")
+
+
 def test_not_an_image(tmp_path):
     (tmp_path / "photo.jpg").write_text("these are not the pixels you are looking for\n")
     assert_read_error(tmp_path / "photo.jpg", "not an image")

@@ -108,7 +108,7 @@ def render_report(
     done = [o for o in summary.outcomes if o.status == "done" and o.job.source in cards]
     articles = "\n".join(render_card(cards[o.job.source], o.seconds) for o in done)
     failures = [f"{o.job.source}: {o.reason}" for o in summary.outcomes if o.status == "failed"]
-    failures += [f"{text}: no such file, folder or matching image" for text in summary.missing]
+    failures += [str(unmatched) for unmatched in summary.missing]
     return PAGE.format(
         style=STYLE,
         script=SCRIPT,
