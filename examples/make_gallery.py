@@ -56,7 +56,7 @@ def main() -> None:
             [
                 labelled(to_uint8(photo.pixels), f"{path.name} (input)"),
                 labelled(to_uint8(result.image), "recnet correct"),
-                labelled(overlay, "recnet mask (blue under, red over)"),
+                labelled(overlay, "recnet mask (blue under, orange over)"),
             ]
         )
     write_rgb8(GALLERY / "real-photos.jpg", draw.grid(real_rows), quality=90)

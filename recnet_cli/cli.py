@@ -465,7 +465,7 @@ def mask(
 ) -> None:
     """Show where the model sees over- and under-exposure.
 
-    The photo is dimmed; under-exposed regions are tinted blue, over-exposed ones red, stronger where
+    The photo is dimmed; under-exposed regions are tinted blue, over-exposed ones orange, stronger where
     the model is more certain.
 
     [dim]Example:[/]  recnet mask photo.jpg --raw

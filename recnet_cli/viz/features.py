@@ -205,7 +205,7 @@ def image_error(corrected: np.ndarray, reference_rgb: np.ndarray) -> np.ndarray:
     notes = draw.text_lines(
         [
             "Output against the reference: luminance difference",
-            "blue = still too dark, red = still too bright,",
+            "blue = still too dark, orange = still too bright,",
             "white = right",
             "",
             scores,

@@ -24,7 +24,7 @@ def exposure_tint(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mask_overlay(photo: np.ndarray, mask: np.ndarray, legend: bool = True) -> np.ndarray:
-    """The photo dimmed to grey, tinted blue where under-exposed and red where over-exposed.
+    """The photo dimmed to grey, tinted blue where under-exposed and orange where over-exposed.
 
     ``photo`` is H x W x 3 float in [0, 1], ``mask`` H x W in [0, 1]; returns H x W x 3 uint8 RGB.
     """

@@ -203,7 +203,7 @@ PAGE = """<!DOCTYPE html>
 <h1>recnet report</h1>
 {summary}
 <p class="muted">Drag a slider to compare: the corrected photo is on the right of the line.
-<em>Exposure mask</em>: blue where the model saw under-exposure, red where it saw over-exposure.
+<em>Exposure mask</em>: blue where the model saw under-exposure, orange where it saw over-exposure.
 Clipped highlights: share of pixels with a channel at 250/255 or more; crushed shadows: luminance at
 5/255 or less; mean luminance: 0% black to 100% white. Previews are reduced copies; the file name opens
 the full-size result.</p>

@@ -51,7 +51,7 @@ def contact_sheet(explained: Explained, title: str, subtitle: str) -> np.ndarray
     captions = (
         ["1. Input", ""],
         ["2. Corrected by RECNet", ""],
-        ["3. Exposure mask seen by the model", "blue: under-exposed, red: over-exposed"],
+        ["3. Exposure mask seen by the model", "blue: under-exposed, orange: over-exposed"],
     )
     pictures = (explained.photo, explained.corrected, explained.mask)
     photos = draw.hstack([photo_panel(p, c) for p, c in zip(pictures, captions, strict=True)], PANEL_GAP)
