@@ -576,6 +576,14 @@ def train(
     vgg_weights: Annotated[
         Path | None, typer.Option(help="torchvision's vgg16-397923af.pth, for ECR.")
     ] = None,
+    regimes: Annotated[
+        str | None,
+        typer.Option(
+            help="With --photos: how often each kind of bad exposure is synthesised, as shares of under, "
+            "over, mixed and mild (nearly right); those not named get none. Default: "
+            "under=0.225,over=0.225,mixed=0.45,mild=0.1.",
+        ),
+    ] = None,
     device: DeviceOpt = "auto",
     precision: Annotated[
         Precision, typer.Option(help="bf16 autocasts the forward pass on GPUs.")
@@ -595,13 +603,23 @@ def train(
     [dim]Examples:[/]
       recnet train --photos my-photos/ --out runs/mine --steps 5000 --no-ecr
       recnet train --pairs LCDP/ --init recnet-mixed --lr 2e-5 --steps 2000
+      recnet train --photos my-photos/ --init recnet-mixed --regimes mixed=0.6,mild=0.4 --steps 2000
       recnet train --resume runs/mine --time-limit 50
       torchrun --nproc_per_node 4 -m recnet_cli train --photos my-photos/ --batch 32
     """
     from recnet_cli.train.loop import TrainConfig, resume
     from recnet_cli.train.loop import train as start_training
+    from recnet_cli.train.synthesis import parse_regimes
 
     seconds = None if time_limit is None else time_limit * 60
+    regime_shares = None
+    if regimes is not None:
+        if photos is None or resume_run is not None:
+            raise fail("--regimes applies to a new run on --photos (inputs synthesised from good photos)")
+        try:
+            regime_shares = parse_regimes(regimes)
+        except ValueError as exc:
+            raise fail(f"--regimes: {exc}") from None
     if resume_run is None and precision is Precision.bf16 and on_cpu(device):
         console.notice(
             "bf16 on the CPU trains several times slower than fp32 (4.5x per step on a 2-core AMD EPYC); "
@@ -637,6 +655,7 @@ def train(
                     init=init,
                     device=device,
                     precision=precision.value,
+                    regimes=regime_shares or TrainConfig.regimes,
                 )
                 result = start_training(config, progress=progress, time_limit=seconds)
     except (ValueError, RuntimeError, OSError) as exc:

@@ -294,6 +294,17 @@ def test_half_precision_training_on_the_cpu_says_it_is_slow(tmp_path: Path, env:
     assert "bf16 on the CPU trains several times slower than fp32" in result.stderr
 
 
+def test_a_bad_regime_mix_is_a_one_line_error(tmp_path: Path, env: dict[str, str]) -> None:
+    for options, reason in [
+        (["--photos", str(TRAIN_PHOTOS), "--regimes", "under=1,dark=2"], "--regimes: unknown regime 'dark'"),
+        (["--pairs", str(tmp_path), "--regimes", "under=1"], "--regimes applies to a new run on --photos"),
+    ]:
+        result = run(["train", "--out", str(tmp_path / "run"), *options], env)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {reason}")
+        assert not (tmp_path / "run").exists()
+
+
 def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[str, str]) -> None:
     run_dir = tmp_path / "run"
     tiny = shlex.split("--steps 3 --batch 2 --crop 32 --val-every 3 --no-ecr --device cpu -q --time-limit 0")

@@ -11,11 +11,13 @@ import torch
 
 from recnet_cli.train.data import read_rgb, to_tensor
 from recnet_cli.train.synthesis import (
+    DegradationConfig,
     Exposure,
     LightPool,
     clipped_and_crushed,
     degrade,
     exposure_map,
+    parse_regimes,
     relative_log_luminance,
     sample_exposure,
     sensor_noise,
@@ -78,6 +80,22 @@ def test_sampling_yields_under_only_over_only_and_mixed(photo: torch.Tensor) -> 
         elif clipped > 0.01 and crushed > 0.01:
             kinds["mixed"] += 1
     assert all(count >= 2 for count in kinds.values()), kinds
+
+
+def test_the_regime_mix_is_chosen_by_name() -> None:
+    assert parse_regimes("mixed=3, mild=1") == (0.0, 0.0, 0.75, 0.25)
+    config = DegradationConfig(mode_probabilities=parse_regimes("over=1,mild=1"))
+    drawn = {sample_exposure(np.random.default_rng(seed), config).mode for seed in range(40)}
+    assert drawn == {"over", "mild"}
+    assert "regimes under 0, over 0.5, mixed 0, mild 0.5" in config.describe()
+    for text, reason in [
+        ("under=1,dark=1", "unknown regime 'dark'"),
+        ("under", "the share must be a number"),
+        ("under=-0.5", "the share must be 0 or more"),
+        ("under=0,mild=0", "at least one regime needs a share above 0"),
+    ]:
+        with pytest.raises(ValueError, match=reason):
+            parse_regimes(text)
 
 
 def test_mild_regime_stays_close_to_the_photo(photo: torch.Tensor) -> None:

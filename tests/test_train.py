@@ -169,6 +169,20 @@ def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
         train(tiny_config(tmp_path / "run"))
 
 
+def test_the_regime_mix_reaches_the_data_the_card_and_a_resumed_run(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", steps=2, val_every=2, checkpoint_every=1, regimes=(0, 0, 0, 1.0))
+    train(config, time_limit=0)  # stops after one step with a checkpoint
+    resumed = TrainConfig.from_json(json.loads((tmp_path / "run" / "config.json").read_text()))
+    assert resumed.degradation().mode_probabilities == (0, 0, 0, 1.0)
+    train_resumed = resume(tmp_path / "run")
+    card = json.loads((train_resumed.run_dir / "final.json").read_text())
+    assert "regimes under 0, over 0, mixed 0, mild 1" in card["degradations"]
+    # validation pairs come from the same mix: nearly right inputs score far above under-exposed ones
+    under = train(tiny_config(tmp_path / "under", steps=1, val_every=1, regimes=(1.0, 0, 0, 0)))
+    assert train_resumed.val is not None and under.val is not None
+    assert train_resumed.val.identity_psnr > under.val.identity_psnr + 5
+
+
 def test_validation_scores_the_float32_model_whatever_the_training_precision(tmp_path: Path) -> None:
     config = tiny_config(tmp_path / "run", steps=2, val_every=2, precision="bf16")
     result = train(config)

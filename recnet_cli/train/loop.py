@@ -78,10 +78,17 @@ class TrainConfig:
     precision: str = "auto"  # bf16: autocast the network's forward
     max_side: int = 1024  # photos and pairs are held in memory at most this large
     jpeg_probability: float = 0.5
+    regimes: tuple[float, ...] = DegradationConfig().mode_probabilities  # under, over, mixed, mild (--photos)
     max_bad_steps: int = 10  # consecutive non-finite losses before giving up
 
     def to_json(self) -> dict[str, Any]:
         return {k: str(v) if k in PATH_FIELDS and v is not None else v for k, v in asdict(self).items()}
+
+    def degradation(self) -> DegradationConfig:
+        """How badly exposed inputs are synthesised from ``photos``."""
+        return DegradationConfig(
+            mode_probabilities=tuple(self.regimes), jpeg_probability=self.jpeg_probability
+        )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainConfig:
@@ -322,8 +329,7 @@ def initial_model(config: TrainConfig, resuming: bool) -> RECNet:
 def build_data(config: TrainConfig) -> tuple[SampleSource, list[ValidationPair]]:
     val = dict(max_side=config.max_side, val_count=config.val_images, val_size=config.val_size)
     if config.photos is not None:
-        degradation = DegradationConfig(jpeg_probability=config.jpeg_probability)
-        return photo_data(config.photos, config.crop, config.seed, degradation, **val)
+        return photo_data(config.photos, config.crop, config.seed, config.degradation(), **val)
     if config.pairs is not None:
         pairs, name = find_pairs(config.pairs, config.split), f"{config.pairs.name}/ ({config.split})"
     else:
@@ -561,9 +567,7 @@ def run_result(session: Session, model_path: Path, complete: bool) -> TrainResul
 
 def model_card(session: Session, val: ValScores) -> dict[str, Any]:
     config = session.config
-    degradations = (
-        DegradationConfig(jpeg_probability=config.jpeg_probability).describe() if config.photos else "none"
-    )
+    degradations = config.degradation().describe() if config.photos else "none"
     return {
         "training_data": session.source.description,
         "degradations": degradations,

@@ -45,13 +45,35 @@ class DegradationConfig:
     jpeg_quality: tuple[int, int] = (60, 95)
 
     def describe(self) -> str:
-        under, over, mixed, mild = self.mode_probabilities
+        regimes = ", ".join(
+            f"{mode} {share:.3g}" for mode, share in zip(MODES, self.mode_probabilities, strict=True)
+        )
         return (
             f"camera-model exposure synthesis (linear light, local smooth EV map from blurred luminance, "
             f"ramps and light pools; sensor clipping; shot and read noise; sRGB or gamma+S tone curve; "
             f"8-bit; JPEG q{self.jpeg_quality[0]}-{self.jpeg_quality[1]} with p={self.jpeg_probability}); "
-            f"regimes under {under}, over {over}, mixed {mixed}, mild {mild}"
+            f"regimes {regimes}"
         )
+
+
+def parse_regimes(text: str) -> tuple[float, float, float, float]:
+    """``under=1,mild=1`` as the four regimes' shares (those not named: 0), scaled to sum to 1."""
+    shares = dict.fromkeys(MODES, 0.0)
+    for item in text.split(","):
+        name, _, value = (part.strip() for part in item.partition("="))
+        if name not in shares:
+            raise ValueError(f"unknown regime {name!r} in {text!r} (regimes: {', '.join(MODES)})")
+        try:
+            shares[name] = float(value)
+        except ValueError:
+            raise ValueError(f"{name}={value}: the share must be a number (as in {name}=0.25)") from None
+        if not 0 <= shares[name] < math.inf:
+            raise ValueError(f"{name}={value}: the share must be 0 or more")
+    total = sum(shares.values())
+    if total == 0:
+        raise ValueError(f"{text!r}: at least one regime needs a share above 0")
+    under, over, mixed, mild = (shares[mode] / total for mode in MODES)
+    return under, over, mixed, mild
 
 
 @dataclass(frozen=True)
