@@ -217,12 +217,16 @@ def collect_jobs(
     ext: str | None,
     shard: str | None,
     companions: Callable[[Path], tuple[Path, ...]],
+    as_json: bool,
 ) -> tuple[list[Job], list[Unmatched]]:
-    """Finds the inputs, takes this machine's shard of them and names every output."""
+    """Finds the inputs, takes this machine's shard of them and names every output; when no input gives
+    an image, says why (and prints the JSON summary for --json) and exits 1 before loading a model."""
     sources, missing = find_sources(inputs, recursive)
     if not sources and missing:
         for unmatched in missing:
             console.error(str(unmatched))
+        if as_json:
+            typer.echo(json.dumps(Summary(missing=missing).as_dict(), indent=2))
         raise typer.Exit(1)
     if shard is not None:
         try:
@@ -343,6 +347,7 @@ def correct(
         suffix=suffix,
         ext=ext,
         shard=shard,
+        as_json=as_json,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
     correctors, loaded = open_models(model, device, precision, tile, quiet, strength, fused=fused)
@@ -477,6 +482,7 @@ def mask(
         suffix=suffix,
         ext=ext,
         shard=shard,
+        as_json=as_json,
         companions=lambda target: (side_path(target, "raw"),) if raw else (),
     )
     correctors, loaded = open_models(model, device, precision, tile, quiet)

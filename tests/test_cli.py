@@ -235,6 +235,11 @@ def test_missing_input_is_a_one_line_error(tmp_path: Path, env: dict[str, str], 
     result = run(["correct", str(tmp_path / "nope.jpg"), "--model", str(model_file)], env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope.jpg'}: no such file or folder"]
+    scripted = run(["mask", str(tmp_path / "nope.jpg"), str(tmp_path), "--json"], env)
+    assert scripted.returncode == 1
+    summary = json.loads(scripted.stdout)
+    assert (summary["done"], summary["failed"]) == (0, 2)
+    assert [f["reason"] for f in summary["files"]] == ["no such file or folder", "no images in this folder"]
 
 
 def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
