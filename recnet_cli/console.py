@@ -39,6 +39,14 @@ def shows_progress(quiet: bool) -> bool:
     return not quiet and err.is_terminal
 
 
+class Eta(TimeRemainingColumn):
+    """``ETA 0:01:23``, and ``ETA -:--:--`` until there is one (also before the total is known)."""
+
+    def render(self, task: Task) -> Text:
+        unknown = Text("-:--:--", style="progress.remaining")
+        return Text.assemble("ETA ", super().render(task) if task.total is not None else unknown)
+
+
 def progress_bar(*counts: ProgressColumn, quiet: bool) -> Progress:
     """A bar with ``counts`` beside it, then the elapsed time and an ETA (on stderr)."""
     return Progress(
@@ -46,8 +54,7 @@ def progress_bar(*counts: ProgressColumn, quiet: bool) -> Progress:
         BarColumn(),
         *counts,
         TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        Eta(),
         console=err,
         disable=not shows_progress(quiet),
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from recnet_cli.batch import Job, Outcome
-from recnet_cli.console import BatchProgress
+from recnet_cli.console import BatchProgress, Eta, progress_bar
 
 
 def job(name: str) -> Job:
@@ -57,3 +57,12 @@ def test_a_photo_counts_once_however_far_its_tiles_went(status: str) -> None:
             bar.photo_progress(photo, 4.0, fraction)
         bar.update(Outcome(photo, status, megapixels=4.0))
         assert (task.completed, task.total) == (4.0, 4.0)
+
+
+def test_the_eta_says_it_does_not_know_yet() -> None:
+    progress = progress_bar(quiet=True)
+    task_id = progress.add_task("Training", total=None)
+    task = progress.tasks[task_id]
+    assert Eta().render(task).plain == "ETA -:--:--"
+    progress.update(task_id, total=10)
+    assert Eta().render(task).plain == "ETA -:--:--"  # no speed measured yet
