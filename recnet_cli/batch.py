@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recnet_cli.imaging import IMAGE_EXTENSIONS, READABLE, conversion_needed
+from recnet_cli.imaging import IMAGE_EXTENSIONS, OUTPUT_CHOICES, READABLE, conversion_needed
 
 # Photos a GPU lane reads ahead and writes behind (a CPU lane: one). One thread decodes, or encodes and
 # writes, a 12 MP JPEG in about the time an H200 corrects it (0.5 s each on 2026-11-30), and Pillow's
@@ -204,8 +204,7 @@ def unwritable_format(target: Path) -> str | None:
     if target.suffix.lower() in IMAGE_EXTENSIONS:
         return None
     what = f"{target.suffix} files" if target.suffix else "a file without an extension"
-    choices = ", ".join(extension.lstrip(".") for extension in IMAGE_EXTENSIONS)
-    return f"cannot write {what}: choose the output format with --ext ({choices})"
+    return f"cannot write {what}: choose the output format with --ext ({OUTPUT_CHOICES})"
 
 
 def target_problem(target: Path, source: Path, inputs: set[Path], claimed: dict[Path, Path]) -> str | None:

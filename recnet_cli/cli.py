@@ -27,9 +27,11 @@ from recnet_cli.batch import (
 )
 from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
+    OUTPUT_CHOICES,
     Photo,
     PhotoFileError,
     header_megapixels,
+    names_unwritable_image,
     read_photo,
     write_photo,
     write_png16,
@@ -160,7 +162,7 @@ def normalise_extension(ext: str | None) -> str | None:
         return None
     ext = ext.lower() if ext.startswith(".") else f".{ext.lower()}"
     if ext not in IMAGE_EXTENSIONS:
-        raise fail(f"--ext {ext}: unsupported format (use one of {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise fail(f"--ext {ext}: unsupported format (use {OUTPUT_CHOICES})")
     return ext
 
 
@@ -221,6 +223,10 @@ def collect_jobs(
 ) -> tuple[list[Job], list[Unmatched]]:
     """Finds the inputs, takes this machine's shard of them and names every output; when no input gives
     an image, says why (and prints the JSON summary for --json) and exits 1 before loading a model."""
+    if output is not None and not output.is_dir() and names_unwritable_image(output):
+        raise fail(
+            f"-o {output}: cannot write {output.suffix} files (name a {OUTPUT_CHOICES} file, or a folder)"
+        )
     sources, missing = find_sources(inputs, recursive)
     if not sources and missing:
         for unmatched in missing:

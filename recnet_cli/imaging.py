@@ -30,6 +30,8 @@ from PIL import Image, TiffImagePlugin, TiffTags
 _FORMAT_BY_EXTENSION = {
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
+    ".jfif": "JPEG",
+    ".jpe": "JPEG",
     ".png": "PNG",
     ".tif": "TIFF",
     ".tiff": "TIFF",
@@ -38,6 +40,7 @@ _FORMAT_BY_EXTENSION = {
 }
 IMAGE_EXTENSIONS = tuple(_FORMAT_BY_EXTENSION)
 READABLE = "recnet reads JPEG, PNG, TIFF, WebP and BMP"
+OUTPUT_CHOICES = "jpg, png, tif, webp or bmp"
 # Photo files that need converting first. Camera RAW is checked by name before opening: DNG, NEF, CR2, ARW
 # and PEF files start with TIFF's signature, and Pillow would give their first image, usually a preview.
 _RAW_EXTENSIONS = frozenset(
@@ -153,9 +156,17 @@ def format_for(path: str | os.PathLike[str], forced: str | None = None) -> str:
     """The Pillow format name to write, from ``forced`` ("jpg", ".png", "tiff"...) or the path's extension."""
     extension = "." + forced.lower().lstrip(".") if forced else Path(path).suffix.lower()
     if extension not in _FORMAT_BY_EXTENSION:
-        choices = ", ".join(IMAGE_EXTENSIONS)
-        raise ImageWriteError(path, f"unsupported output format {extension or '(none)'!r} (use {choices})")
+        raise ImageWriteError(
+            path, f"unsupported output format {extension or '(none)'!r} (use {OUTPUT_CHOICES})"
+        )
     return _FORMAT_BY_EXTENSION[extension]
+
+
+def names_unwritable_image(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` looks like an image file in a format recnet does not write (.heic, .gif, .nef...)."""
+    suffix = Path(path).suffix.lower()
+    known = suffix in _CONVERT_FIRST or suffix in Image.registered_extensions()
+    return known and suffix not in _FORMAT_BY_EXTENSION
 
 
 def conversion_needed(path: str | os.PathLike[str]) -> str | None:

@@ -38,6 +38,17 @@ def test_a_folder_yields_its_images_only(shots: Path) -> None:
     assert missing == []
 
 
+def test_jfif_and_jpe_files_are_jpegs_and_keep_their_extension(tmp_path: Path) -> None:
+    for name in ["saved.jfif", "old.JPE"]:
+        (tmp_path / name).write_bytes(b"x")
+    sources, _ = find_sources([str(tmp_path)])
+    jobs = plan_jobs(sources, None, suffix="_recnet")
+    assert [(job.target.name, job.problem) for job in jobs] == [
+        ("old_recnet.JPE", None),
+        ("saved_recnet.jfif", None),
+    ]
+
+
 def test_recursive_keeps_relative_paths(shots: Path) -> None:
     sources, _ = find_sources([str(shots)], recursive=True)
     assert names(sources) == ["a.jpg", "b.PNG", "day/c.tif", "day/sub/d.webp"]

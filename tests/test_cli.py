@@ -242,6 +242,18 @@ def test_missing_input_is_a_one_line_error(tmp_path: Path, env: dict[str, str], 
     assert [f["reason"] for f in summary["files"]] == ["no such file or folder", "no images in this folder"]
 
 
+def test_an_output_name_in_a_format_recnet_cannot_write_is_refused(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    photo = make_photo(tmp_path / "shot.jpg")
+    for name in ["shot.heic", "shot.gif"]:
+        result = run(["correct", str(photo), "-o", str(tmp_path / name)], env)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1
+        assert lines[0].startswith(f"error: -o {tmp_path / name}: cannot write {name[4:]} files")
+        assert not (tmp_path / name).exists()  # not made into a folder either
+
+
 def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     source = make_photo(tmp_path / "shot.png")
     with FakeHub() as hub:

@@ -101,7 +101,8 @@ def round_trip(tmp_path: Path, source: Path, extension: str) -> tuple[Photo, Pat
 
 
 def test_extensions_are_lowercase_with_a_dot():
-    assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"} == set(IMAGE_EXTENSIONS)
+    expected = {".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+    assert set(IMAGE_EXTENSIONS) == expected
 
 
 @pytest.mark.parametrize(
