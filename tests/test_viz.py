@@ -215,6 +215,16 @@ def test_save_features_writes_a_companion_with_overwrite_rules(
     assert again.returncode == 1 and "out_features.png exists" in again.stderr
 
 
+def test_a_caption_wider_than_its_picture_widens_the_panel_instead_of_being_cut() -> None:
+    narrow = np.zeros((40, 10, 3), dtype=np.uint8)
+    panel = draw.captioned(narrow, "recnet mask (blue under, orange over)", height=40, scale=0.5)
+    caption_width = draw.text_size("recnet mask (blue under, orange over)", 0.5)[0]
+    assert panel.shape[1] >= caption_width + 2 * draw.text_margin(0.5)
+    strip = panel[:-40]
+    assert (strip[:, -draw.text_margin(0.5) :] == 255).all()  # white right margin: nothing cut off
+    assert (panel[-40:, :10] == 0).all() and (panel[-40:, 10:] == 255).all()
+
+
 def test_grid_lays_captioned_panels_out_in_rows_on_white() -> None:
     red = np.full((10, 20, 3), (255, 0, 0), dtype=np.uint8)
     panel = draw.captioned(red, "red", height=30, scale=0.4)

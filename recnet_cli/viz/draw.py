@@ -54,19 +54,29 @@ def blank(height: int, width: int, colour: Colour = PAPER) -> np.ndarray:
     return image
 
 
+def line_height(scale: float) -> int:
+    return round(text_size("Ag", scale)[1] * 1.45)
+
+
+def text_margin(scale: float) -> int:
+    """The white space around the text of ``text_lines``."""
+    return round(line_height(scale) * 0.3)
+
+
 def text_lines(lines: Sequence[str], width: int, scale: float, colour: Colour = INK) -> np.ndarray:
     """A white strip with one line of text per entry, left-aligned."""
-    line_height = round(text_size("Ag", scale)[1] * 1.45)
-    margin = round(line_height * 0.3)
-    strip = blank(line_height * len(lines) + 2 * margin, width)
+    step, margin = line_height(scale), text_margin(scale)
+    strip = blank(step * len(lines) + 2 * margin, width)
     for row, line in enumerate(lines):
-        put_text(strip, line, (margin, margin + line_height * (row + 1) - line_height // 3), scale, colour)
+        put_text(strip, line, (margin, margin + step * (row + 1) - step // 3), scale, colour)
     return strip
 
 
 def titled(image: np.ndarray, title: str, scale: float, colour: Colour = INK) -> np.ndarray:
-    """The image with a one-line caption above it."""
-    return vstack([text_lines([title], image.shape[1], scale, colour), image])
+    """The image with a one-line caption above it; a caption wider than the image widens the panel (white
+    on the image's right) rather than being cut off."""
+    width = max(image.shape[1], text_size(title, scale)[0] + 2 * text_margin(scale))
+    return vstack([text_lines([title], width, scale, colour), image])
 
 
 def captioned(image: np.ndarray, caption: str, height: int, scale: float) -> np.ndarray:
