@@ -271,7 +271,7 @@ def run_batch(
 
         def lane(corrector: Corrector) -> Stages:
             return Stages(
-                read=lambda job: read_photo(job.source),
+                read=lambda job: read_input(job.source, quiet),
                 compute=lambda job, photo: compute(
                     corrector, photo, partial(progress.photo_progress, job, photo.megapixels)
                 ),
@@ -289,6 +289,14 @@ def run_batch(
         )
     summary.missing = missing
     return summary
+
+
+def read_input(path: Path, quiet: bool) -> Photo:
+    """``read_photo``, with a notice when the file holds more pictures than the one recnet reads."""
+    photo = read_photo(path)
+    if photo.unread_frames_notice and not quiet:
+        console.notice(f"{path}: {photo.unread_frames_notice}")
+    return photo
 
 
 def side_path(target: Path, tag: str) -> Path:
@@ -433,8 +441,8 @@ def explain(
     if target.exists() and not overwrite:
         raise fail(f"{target} exists (use --overwrite)")
     try:
-        photo = read_photo(image).pixels
-        truth = read_photo(reference).pixels if reference is not None else None
+        photo = read_input(image, quiet=False).pixels
+        truth = read_input(reference, quiet=False).pixels if reference is not None else None
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
     (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet=False, one_device=True)

@@ -131,10 +131,19 @@ class Photo:
     icc_profile: bytes | None
     dpi: tuple[float, float] | None
     source_format: str  # Pillow's name: "JPEG", "PNG", "TIFF", "WEBP", "BMP"
+    frames: int = 1  # pages of a TIFF, frames of an animated PNG or WebP: only the first is read
 
     @property
     def megapixels(self) -> float:
         return self.pixels.shape[0] * self.pixels.shape[1] / 1e6
+
+    @property
+    def unread_frames_notice(self) -> str | None:
+        """What the user should know when the file holds more pictures than the one read."""
+        if self.frames == 1:
+            return None
+        kind = "pages" if self.source_format == "TIFF" else "frames"
+        return f"has {self.frames} {kind}; only the first is used"
 
 
 def fit_size(image: np.ndarray, min_side: int = 0, max_side: int = 0) -> np.ndarray:
@@ -304,7 +313,19 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         icc_profile=image.info.get("icc_profile"),
         dpi=_source_dpi(image),
         source_format=image.format,
+        frames=_frame_count(image),
     )
+
+
+def _frame_count(image: Image.Image) -> int:
+    """Pages or animation frames; a camera's MPO JPEG counts as one (what follows the photo is a preview or
+    a depth map), and so does a file whose later pages are damaged (the first one was read)."""
+    if image.format == "MPO":
+        return 1
+    try:
+        return getattr(image, "n_frames", 1)
+    except (OSError, SyntaxError, EOFError, ValueError):
+        return 1
 
 
 def _has_supported_signature(head: bytes) -> bool:

@@ -106,6 +106,18 @@ def test_a_batch_goes_past_bad_files_and_exits_1(
     assert "corrected 1, skipped 0, failed 3" in result.stderr
 
 
+def test_a_multi_page_tiff_is_corrected_from_its_first_page_with_a_notice(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    scan = make_photo(tmp_path / "scan.tif", save_all=True, append_images=[Image.new("RGB", (72, 48))])
+    target = tmp_path / "fixed.tif"
+    result = run(["correct", str(scan), "-o", str(target), "--model", str(model_file)], env)
+    assert result.returncode == 0, result.stderr
+    assert f"note: {scan}: has 2 pages; only the first is used" in result.stderr
+    with Image.open(target) as written:
+        assert written.n_frames == 1 and written.size == (72, 48)
+
+
 def test_inputs_are_never_overwritten(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     source = make_photo(tmp_path / "shot.png")
     before = source.read_bytes()

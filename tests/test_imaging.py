@@ -410,6 +410,29 @@ def test_palette_reads_as_rgb(tmp_path):
         assert written.mode == "RGB" and np.array_equal(np.asarray(written), expected)
 
 
+@pytest.mark.parametrize(("name", "kind"), [("in.tif", "pages"), ("in.webp", "frames"), ("in.png", "frames")])
+def test_the_first_of_several_pages_or_frames_is_read_and_the_rest_counted(tmp_path, name, kind):
+    first, *others = (Image.fromarray(gradient_rgb8() // d) for d in (1, 2, 3))
+    first.save(tmp_path / name, save_all=True, append_images=others, lossless=True)
+    photo = read_photo(tmp_path / name)
+    assert np.array_equal(as_codes(photo.pixels, 8), gradient_rgb8())
+    assert photo.frames == 3
+    assert photo.unread_frames_notice == f"has 3 {kind}; only the first is used"
+
+
+def test_a_camera_jpeg_with_a_preview_after_it_counts_as_one_picture(tmp_path):
+    photo = Image.fromarray(gradient_rgb8())
+    photo.save(tmp_path / "in.jpg", format="MPO", save_all=True, append_images=[photo.resize((16, 12))])
+    with Image.open(tmp_path / "in.jpg") as opened:
+        assert opened.format == "MPO" and opened.n_frames == 2
+    assert read_photo(tmp_path / "in.jpg").unread_frames_notice is None
+
+
+def test_a_single_picture_has_no_notice(tmp_path):
+    single = save(tmp_path / "in.tif", Image.fromarray(gradient_rgb8()))
+    assert read_photo(single).frames == 1 and read_photo(single).unread_frames_notice is None
+
+
 def test_palette_transparency_becomes_alpha(tmp_path):
     palette_image = Image.fromarray(gradient_rgb8()).quantize(16)
     palette_image.info["transparency"] = 0
