@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recnet_cli.devices import peak_memory_bytes, reset_peak_memory
+from recnet_cli.devices import DTYPES, peak_memory_bytes, reset_peak_memory
 from recnet_cli.engine import Corrector, correctors_for, whole_image_bytes
 from recnet_cli.imaging import read_photo
 from recnet_cli.metrics import to_uint8
@@ -39,7 +39,6 @@ RESULTS = Path(__file__).parent / "results"
 # The issue's figures for the authors' code: seconds per megapixel.
 ISSUE_CPU_SECONDS_PER_MP = 48.0
 ISSUE_H100_FP32_SECONDS = {12: 1.42, 24: 2.83}
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 HALF_PRECISION_AGREEMENT = 0.999  # share of 8-bit values within one level of float32's
 EXAMPLE_PHOTOS = Path(__file__).parent.parent / "examples"
 

@@ -24,7 +24,6 @@ from collections.abc import Callable
 
 import torch
 from bench_inference import (
-    DTYPES,
     EXAMPLE_PHOTOS,
     device_description,
     isolated,
@@ -32,7 +31,7 @@ from bench_inference import (
     write_tables,
 )
 
-from recnet_cli.devices import peak_memory_bytes, reset_peak_memory
+from recnet_cli.devices import DTYPES, peak_memory_bytes, reset_peak_memory
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import PhotoSource, Prefetcher, load_photos
 from recnet_cli.train.loop import ForwardWithMask

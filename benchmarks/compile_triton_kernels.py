@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+from recnet_cli.devices import DTYPES
+
 TRITON_TYPES = {dtype: name for name, dtype in DTYPES.items()}  # the same names as Triton's
 
 

@@ -19,7 +19,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from bench_inference import (
-    DTYPES,
     EXAMPLE_PHOTOS,
     device_description,
     eight_bit_gaps,
@@ -29,7 +28,7 @@ from bench_inference import (
 )
 from bench_training import training_step
 
-from recnet_cli.devices import peak_memory_bytes, reset_peak_memory
+from recnet_cli.devices import DTYPES, describe_peak_memory, peak_memory_bytes, reset_peak_memory
 from recnet_cli.engine import CompiledForward, Corrector
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import EAGER, fast_forward
@@ -73,11 +72,9 @@ def profile(device: torch.device, title: str, function: Callable[[], object], ro
 
 def report(device: torch.device, label: str, seconds: list[float], megapixels: float) -> None:
     best, median = min(seconds), sorted(seconds)[len(seconds) // 2]
-    kind = "allocated" if device.type == "cuda" else "RSS"
-    peak = f"peak {peak_memory_bytes(device) / 2**30:.2f} GiB {kind}"
     print(
         f"{label}: best {best * 1000:.1f} ms, median {median * 1000:.1f} ms, "
-        f"{megapixels / best:.1f} MP/s, {peak}",
+        f"{megapixels / best:.1f} MP/s, {describe_peak_memory(device, peak_memory_bytes(device))}",
         flush=True,
     )
 

@@ -785,6 +785,7 @@ def bench(
     (corrector,), loaded = open_models(
         model, device, precision, tile, quiet=True, compiled=compiled, one_device=True, fused=fused
     )
+    from recnet_cli.devices import describe_peak_memory
     from recnet_cli.engine import time_correction
 
     timing = time_correction(corrector, megapixels, repeats)
@@ -796,15 +797,19 @@ def bench(
         )
     timing["compiled"] = compiled and not timing["tile"] and not corrector.compile_failure
     timing["fused"] = fused
-    settings = f"{precision.value}{', compiled' if timing['compiled'] else ''}{', fused' if fused else ''}"
+    settings = [str(timing["precision"])]
+    if timing["compiled"]:
+        settings.append("compiled")
+    if fused:
+        settings.append("fused")
+    settings.append(f"tile {timing['tile'] or 'whole image'}")
     if as_json:
         typer.echo(json.dumps({"model": loaded.source, **timing}, indent=2))
         return
-    peak = timing["peak_memory_bytes"]
-    where = "GPU memory" if corrector.device.type == "cuda" else "process memory"
-    memory = "" if peak is None else f", peak {peak / 2**30:.2f} GiB of {where}"
+    memory = describe_peak_memory(corrector.device, timing["peak_memory_bytes"])
+    memory = memory and f", {memory}"
     console.out.print(
         f"{timing['width']}x{timing['height']} ({megapixels:g} MP) on {timing['device']}, "
-        f"{settings}, tile {timing['tile'] or 'whole image'}: best {timing['best_seconds']:.3f} s, "
+        f"{', '.join(settings)}: best {timing['best_seconds']:.3f} s, "
         f"median {timing['median_seconds']:.3f} s ({timing['megapixels_per_second']:.2f} MP/s){memory}"
     )

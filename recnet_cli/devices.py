@@ -14,7 +14,8 @@ try:
 except ImportError:  # Windows
     resource = None
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = ("auto", *DTYPES)
 
 
 # glibc mallopt parameters
@@ -59,15 +60,18 @@ def pick_devices(spec: str) -> list[torch.device]:
     return [pick_device(name) for name in names]
 
 
+def precision_name(dtype: torch.dtype) -> str:
+    """The --precision name of a compute dtype: "fp32", "fp16" or "bf16"."""
+    return next(name for name, known in DTYPES.items() if known == dtype)
+
+
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype for a --precision choice; 'auto' is float32 (half precision is opt-in)."""
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r} (choose one of {', '.join(PRECISIONS)})")
-    if precision in ("auto", "fp32"):
-        return torch.float32
     if device.type == "cpu" and precision == "fp16":
         raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
-    return torch.float16 if precision == "fp16" else torch.bfloat16
+    return DTYPES.get(precision, torch.float32)
 
 
 @functools.cache
@@ -98,3 +102,9 @@ def peak_memory_bytes(device: torch.device) -> int | None:
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # macOS counts bytes, Linux KiB
+
+
+def describe_peak_memory(device: torch.device, peak: int | None) -> str:
+    """A ``peak_memory_bytes`` figure in words ("peak 1.25 GiB of GPU memory"), "" where it is not known."""
+    where = "GPU memory" if device.type == "cuda" else "process memory"
+    return "" if peak is None else f"peak {peak / 2**30:.2f} GiB of {where}"

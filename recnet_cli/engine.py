@@ -15,7 +15,13 @@ from typing import Literal
 import numpy as np
 import torch
 
-from recnet_cli.devices import DeviceError, keep_freed_host_memory, peak_memory_bytes, reset_peak_memory
+from recnet_cli.devices import (
+    DeviceError,
+    keep_freed_host_memory,
+    peak_memory_bytes,
+    precision_name,
+    reset_peak_memory,
+)
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import EAGER, Stages, fast_forward
 from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, Progress, TiledRunner, full_maps_bytes
@@ -246,6 +252,7 @@ def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -
     timed.sort()
     return {
         "device": str(corrector.device),
+        "precision": precision_name(corrector.dtype),
         "width": width,
         "height": height,
         "tile": corrector.tile_for(height, width),

@@ -289,6 +289,7 @@ def test_bench_times_the_model_at_the_requested_size(env: dict[str, str], model_
     assert abs(timing["width"] * timing["height"] - 20_000) < 200
     assert 0 < timing["best_seconds"] <= timing["median_seconds"]
     assert timing["device"] == "cpu" and timing["tile"] == 0
+    assert timing["precision"] == "fp32"  # what --precision auto chose
     assert timing["compiled"] is False
     assert 100 * 2**20 < timing["peak_memory_bytes"] < 8 * 2**30  # a process holding PyTorch and a model
 

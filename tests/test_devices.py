@@ -14,6 +14,7 @@ from recnet_cli.devices import (
     pick_device,
     pick_devices,
     pick_dtype,
+    precision_name,
 )
 from recnet_cli.engine import correctors_for
 from recnet_cli.model import RECNet
@@ -50,6 +51,10 @@ def test_precisions() -> None:
     cpu = torch.device("cpu")
     assert pick_dtype("auto", cpu) == torch.float32
     assert pick_dtype("bf16", cpu) == torch.bfloat16
+    assert pick_dtype("fp16", torch.device("cuda")) == torch.float16
+    chosen = [precision_name(pick_dtype(name, cpu)) for name in ("auto", "fp32", "bf16")]
+    assert chosen == ["fp32", "fp32", "bf16"]
+    assert precision_name(torch.float16) == "fp16"
     with pytest.raises(DeviceError, match="fp16 is not supported on the CPU"):
         pick_dtype("fp16", cpu)
     with pytest.raises(DeviceError, match="unknown precision"):
