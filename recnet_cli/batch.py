@@ -14,6 +14,11 @@ from typing import Any
 
 from recnet_cli.imaging import IMAGE_EXTENSIONS, OUTPUT_CHOICES, READABLE, conversion_needed
 
+# What recnet names the files it writes beside a photo: <stem><suffix>.<ext> (correct: _recnet, mask:
+# _mask; explain writes <stem>_explain.png), and companions <output stem>_<tag>.png.
+CORRECT_SUFFIX, MASK_SUFFIX, EXPLAIN_SUFFIX = "_recnet", "_mask", "_explain"
+COMPANION_TAGS = ("mask", "features", "raw")
+
 # Photos a GPU lane reads ahead and writes behind (a CPU lane: one). One thread decodes, or encodes and
 # writes, a 12 MP JPEG in about the time an H200 corrects it (0.5 s each on 2026-11-30), and Pillow's
 # codecs run in parallel threads, so several at once keep a GPU busy.
@@ -158,6 +163,58 @@ def unique_sources(sources: Iterable[Source]) -> list[Source]:
     return unique
 
 
+def side_path(target: Path, tag: str) -> Path:
+    """A companion file beside an output: photo.jpg -> photo_<tag>.png."""
+    return target.with_name(f"{target.stem}_{tag}.png")
+
+
+def earlier_outputs(sources: Sequence[Source], output: Path | None, suffix: str) -> list[Source]:
+    """The images found in folders or by patterns that recnet itself wrote, on an earlier run: those named
+    as recnet names what it writes beside another image found there (photo_recnet.jpg, photo_mask.png,
+    photo_recnet_mask.png or photo_explain.png beside photo.jpg; ``suffix`` is this run's), and those in
+    an output folder inside the input folder. Files named one by one are never among them."""
+    tags = ("", *(f"_{tag}" for tag in COMPANION_TAGS))
+    endings = {name + tag for name in (suffix, CORRECT_SUFFIX, MASK_SUFFIX) for tag in tags if name + tag}
+    endings.add(EXPLAIN_SUFFIX)
+    stems = {(source.path.parent, source.path.stem) for source in sources}
+    inner_output = output.resolve() if output is not None and output.is_dir() else None
+
+    def written_by_recnet(source: Source) -> bool:
+        path = source.path
+        root = path.resolve().parents[len(source.relative.parts) - 1]
+        if inner_output is not None and inner_output != root and inner_output in path.resolve().parents:
+            return True
+        named_after = (path.stem[: -len(ending)] for ending in endings if path.stem.endswith(ending))
+        return any((path.parent, stem) in stems for stem in named_after)
+
+    return [source for source in sources if source.from_folder and written_by_recnet(source)]
+
+
+def single_output_file(sources: Sequence[Source], output: Path | None) -> bool:
+    """Whether ``output`` is the output file itself: one file named as the input, -o with an image
+    extension that is not a folder."""
+    return (
+        output is not None
+        and len(sources) == 1
+        and not sources[0].from_folder
+        and not output.is_dir()
+        and output.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def misnamed_output_folder(sources: Sequence[Source], output: Path | None) -> str | None:
+    """Why -o, named like an image file, cannot be one: several images, or images from a folder or
+    pattern, are written into a folder (an existing folder named like an image is used as it is)."""
+    if output is None or output.is_dir() or output.suffix.lower() not in IMAGE_EXTENSIONS:
+        return None
+    if single_output_file(sources, output) or not sources:
+        return None
+    given = f"the inputs give {len(sources)} images" if len(sources) > 1 else "a folder or pattern is given"
+    return (
+        f"-o {output} names one image file, but {given}: name a folder, such as -o {output.with_suffix('')}"
+    )
+
+
 def plan_jobs(
     sources: Sequence[Source],
     output: Path | None,
@@ -171,13 +228,7 @@ def plan_jobs(
     One file and an ``output`` with an image extension: that file. Otherwise ``output`` is a folder
     that mirrors the inputs' sub-folders. Without ``output``: ``<stem><suffix><ext>`` beside each input.
     """
-    single_target = (
-        output is not None
-        and len(sources) == 1
-        and not sources[0].from_folder
-        and not output.is_dir()
-        and output.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    single_target = single_output_file(sources, output)
     inputs = {s.path.resolve() for s in sources}
     claimed: dict[Path, Path] = {}
     jobs = []

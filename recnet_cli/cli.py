@@ -14,15 +14,22 @@ import typer
 
 from recnet_cli import __version__, console
 from recnet_cli.batch import (
+    CORRECT_SUFFIX,
+    EXPLAIN_SUFFIX,
     GPU_LANE_DEPTH,
+    MASK_SUFFIX,
     Job,
+    Source,
     Stages,
     Summary,
     Unmatched,
+    earlier_outputs,
     find_sources,
+    misnamed_output_folder,
     parse_shard,
     plan_jobs,
     run_jobs,
+    side_path,
     take_shard,
 )
 from recnet_cli.imaging import (
@@ -220,14 +227,24 @@ def collect_jobs(
     shard: str | None,
     companions: Callable[[Path], tuple[Path, ...]],
     as_json: bool,
+    quiet: bool,
 ) -> tuple[list[Job], list[Unmatched]]:
-    """Finds the inputs, takes this machine's shard of them and names every output; when no input gives
-    an image, says why (and prints the JSON summary for --json) and exits 1 before loading a model."""
+    """Finds the inputs, passes over recnet's own earlier outputs among them (see ``earlier_outputs``),
+    takes this machine's shard and names every output; when no input gives an image, says why (and prints
+    the JSON summary for --json) and exits 1 before loading a model."""
     if output is not None and not output.is_dir() and names_unwritable_image(output):
         raise fail(
             f"-o {output}: cannot write {output.suffix} files (name a {OUTPUT_CHOICES} file, or a folder)"
         )
     sources, missing = find_sources(inputs, recursive)
+    misnamed = misnamed_output_folder(sources, output)
+    if misnamed:
+        raise fail(misnamed)
+    passed_over = earlier_outputs(sources, output, suffix)
+    if passed_over:
+        sources = [source for source in sources if source not in passed_over]
+        if not quiet:
+            console.notice(passed_over_notice(passed_over))
     if not sources and missing:
         for unmatched in missing:
             console.error(str(unmatched))
@@ -241,6 +258,16 @@ def collect_jobs(
             raise fail(str(exc)) from None
     extension = normalise_extension(ext)
     return plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions), missing
+
+
+def passed_over_notice(passed_over: list[Source]) -> str:
+    names = ", ".join(str(source.path) for source in passed_over[:3])
+    more = ", ..." if len(passed_over) > 3 else ""
+    plural = "s" if len(passed_over) > 1 else ""
+    return (
+        f"passed over {len(passed_over)} image{plural} that recnet wrote before ({names}{more}); "
+        "name files one by one to include them"
+    )
 
 
 def finish(summary: Summary, verb: str, quiet: bool, as_json: bool, extra: dict) -> None:
@@ -299,11 +326,6 @@ def read_input(path: Path, quiet: bool) -> Photo:
     return photo
 
 
-def side_path(target: Path, tag: str) -> Path:
-    """A companion file beside an output: photo.jpg -> photo_<tag>.png."""
-    return target.with_name(f"{target.stem}_{tag}.png")
-
-
 @app.command()
 def correct(
     inputs: InputsArg,
@@ -314,7 +336,7 @@ def correct(
     precision: PrecisionOpt = Precision.auto,
     strength: StrengthOpt = 1.0,
     fused: FusedOpt = False,
-    suffix: Annotated[str, typer.Option(help="Added to the file name when no -o is given.")] = "_recnet",
+    suffix: Annotated[str, typer.Option(help="Added to the file name when no -o is given.")] = CORRECT_SUFFIX,
     ext: Annotated[
         str | None, typer.Option(help="Force the output format: jpg, png, tif, webp, bmp.")
     ] = None,
@@ -362,6 +384,7 @@ def correct(
         ext=ext,
         shard=shard,
         as_json=as_json,
+        quiet=quiet,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
     correctors, loaded = open_models(model, device, precision, tile, quiet, strength, fused=fused)
@@ -435,7 +458,7 @@ def explain(
 
     [dim]Example:[/]  recnet explain photo.jpg -r photo-edited.jpg -o sheet.png
     """
-    target = output or image.with_name(f"{image.stem}_explain.png")
+    target = output or image.with_name(f"{image.stem}{EXPLAIN_SUFFIX}.png")
     if target.resolve() in {image.resolve(), reference and reference.resolve()}:
         raise fail(f"{target} is an input; refusing to overwrite it")
     if target.exists() and not overwrite:
@@ -470,7 +493,7 @@ def mask(
     device: DevicesOpt = "auto",
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
-    suffix: Annotated[str, typer.Option(help="Added to the file name when no -o is given.")] = "_mask",
+    suffix: Annotated[str, typer.Option(help="Added to the file name when no -o is given.")] = MASK_SUFFIX,
     ext: Annotated[str | None, typer.Option(help="Output format of the picture.")] = "png",
     raw: Annotated[
         bool, typer.Option(help="Also write the mask itself as 16-bit grayscale PNG (white = under-exposed).")
@@ -497,6 +520,7 @@ def mask(
         ext=ext,
         shard=shard,
         as_json=as_json,
+        quiet=quiet,
         companions=lambda target: (side_path(target, "raw"),) if raw else (),
     )
     correctors, loaded = open_models(model, device, precision, tile, quiet)

@@ -11,7 +11,9 @@ from recnet_cli.batch import (
     JobError,
     Stages,
     Unmatched,
+    earlier_outputs,
     find_sources,
+    misnamed_output_folder,
     parse_shard,
     plan_jobs,
     run_jobs,
@@ -122,6 +124,63 @@ def test_a_folder_output_mirrors_sub_folders_and_forced_extension(shots: Path, t
         "day/c.png",
         "day/sub/d.png",
     ]
+
+
+def touch(folder: Path, *names: str) -> Path:
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"x")
+    return folder
+
+
+def test_recnet_s_earlier_outputs_in_a_folder_are_passed_over(tmp_path: Path) -> None:
+    shots = touch(
+        tmp_path,
+        *("p.jpg", "p_recnet.jpg", "p_recnet_mask.png", "p_recnet_features.png", "p_mask.png"),
+        *("p_mask_raw.png", "p_explain.png", "p_fixed.jpg", "p_recnet_recnet.jpg", "q_recnet.jpg"),
+        *("r_mask.png", "r_final.jpg", "r.png"),
+    )
+    sources, _ = find_sources([str(shots)])
+    passed_over = [s.path.name for s in earlier_outputs(sources, None, suffix="_fixed")]
+    assert passed_over == [
+        *("p_explain.png", "p_fixed.jpg", "p_mask.png", "p_mask_raw.png", "p_recnet.jpg"),
+        *("p_recnet_features.png", "p_recnet_mask.png", "p_recnet_recnet.jpg", "r_mask.png"),
+    ]  # q_recnet.jpg has no q.* beside it, r_final.jpg is no name recnet gives
+
+
+def test_files_named_one_by_one_are_never_passed_over(tmp_path: Path) -> None:
+    touch(tmp_path, "p.jpg", "p_recnet.jpg")
+    sources, _ = find_sources([str(tmp_path / "p.jpg"), str(tmp_path / "p_recnet.jpg")])
+    assert earlier_outputs(sources, None, suffix="_recnet") == []
+    globbed, _ = find_sources([str(tmp_path / "*.jpg")])
+    assert [s.path.name for s in earlier_outputs(globbed, None, suffix="_recnet")] == ["p_recnet.jpg"]
+
+
+def test_an_output_folder_inside_the_input_folder_is_passed_over_but_not_the_input_folder(
+    tmp_path: Path,
+) -> None:
+    shots = touch(tmp_path / "shots", "a.jpg", "day/b.jpg", "fixed/a.jpg", "fixed/day/b.jpg")
+    sources, _ = find_sources([str(shots)], recursive=True)
+    passed_over = earlier_outputs(sources, shots / "fixed", suffix="_recnet")
+    assert [s.relative.as_posix() for s in passed_over] == ["fixed/a.jpg", "fixed/day/b.jpg"]
+    assert earlier_outputs(sources, shots, suffix="_recnet") == []  # refused later: it is the input
+    assert earlier_outputs(sources, tmp_path / "elsewhere", suffix="_recnet") == []
+
+
+def test_an_output_named_like_an_image_must_be_a_folder_for_several_images(tmp_path: Path) -> None:
+    touch(tmp_path, "a.jpg", "b.jpg", "set/c.jpg")
+    two, _ = find_sources([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")])
+    assert misnamed_output_folder(two, tmp_path / "out.jpg") == (
+        f"-o {tmp_path / 'out.jpg'} names one image file, but the inputs give 2 images: "
+        f"name a folder, such as -o {tmp_path / 'out'}"
+    )
+    folder, _ = find_sources([str(tmp_path / "set")])
+    assert "a folder or pattern is given" in misnamed_output_folder(folder, tmp_path / "out.png")
+    one, _ = find_sources([str(tmp_path / "a.jpg")])
+    assert misnamed_output_folder(one, tmp_path / "out.jpg") is None
+    assert misnamed_output_folder(two, tmp_path / "out") is None
+    (tmp_path / "existing.jpg").mkdir()
+    assert misnamed_output_folder(two, tmp_path / "existing.jpg") is None
 
 
 def test_output_equal_to_an_input_is_refused(shots: Path) -> None:

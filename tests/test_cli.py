@@ -118,6 +118,24 @@ def test_a_multi_page_tiff_is_corrected_from_its_first_page_with_a_notice(
         assert written.n_frames == 1 and written.size == (72, 48)
 
 
+def test_running_twice_on_a_folder_does_not_correct_its_own_outputs(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    make_photo(shots / "a.png")
+    first = run(["correct", str(shots), "--model", str(model_file), "--save-mask"], env)
+    assert first.returncode == 0, first.stderr
+    again = run(["correct", str(shots), "--model", str(model_file), "--skip-existing"], env)
+    assert again.returncode == 0, again.stderr
+    assert "note: passed over 2 images that recnet wrote before" in again.stderr
+    assert "corrected 0, skipped 1, failed 0" in again.stderr
+    assert sorted(p.name for p in shots.iterdir()) == ["a.png", "a_recnet.png", "a_recnet_mask.png"]
+    several = run(["correct", str(shots), "-o", str(tmp_path / "fixed.png"), "--model", str(model_file)], env)
+    assert several.returncode == 2 and "name a folder, such as -o" in several.stderr
+    assert not (tmp_path / "fixed.png").exists()
+
+
 def test_inputs_are_never_overwritten(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     source = make_photo(tmp_path / "shot.png")
     before = source.read_bytes()
