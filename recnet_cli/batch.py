@@ -111,6 +111,16 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def visible_files(folder: Path, pattern: str) -> list[Path]:
+    """The files below ``folder`` that match ``pattern``, sorted, leaving out hidden files and everything
+    in hidden folders (such as a report's ``.recnet-report/``)."""
+    return [
+        path
+        for path in sorted(folder.glob(pattern))
+        if not any(part.startswith(".") for part in path.relative_to(folder).parts) and path.is_file()
+    ]
+
+
 def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Source], list[Unmatched]]:
     """Expands files, folders and globs into images; also returns the inputs that gave none, and why."""
     sources: list[Source] = []
@@ -118,7 +128,7 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
     for text in inputs:
         path = Path(text)
         if path.is_dir():
-            files = [p for p in sorted(path.glob("**/*" if recursive else "*")) if p.is_file()]
+            files = visible_files(path, "**/*" if recursive else "*")
             found = [Source(p, p.relative_to(path), from_folder=True) for p in files if is_image(p)]
             reason = "no images in this folder" + folder_hint(path, files, recursive)
         elif path.exists():
@@ -137,7 +147,7 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
 
 def folder_hint(folder: Path, files: Sequence[Path], recursive: bool) -> str:
     """Why a folder gave no image: its images are in sub-folders, or its files are of other types."""
-    if not recursive and any(p.is_file() and is_image(p) for p in folder.glob("*/**/*")):
+    if not recursive and any(is_image(p) for p in visible_files(folder, "*/**/*")):
         return " (its sub-folders have some: add --recursive)"
     return other_files(files)
 

@@ -119,7 +119,12 @@ StrengthOpt = Annotated[
     ),
 ]
 RecursiveOpt = Annotated[
-    bool, typer.Option("--recursive", "-r", help="Walk sub-folders and mirror them under the output folder.")
+    bool,
+    typer.Option(
+        "--recursive",
+        "-r",
+        help="Walk sub-folders (not hidden ones) and mirror them under the output folder.",
+    ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option(help="Replace outputs that already exist.")]
 SkipOpt = Annotated[bool, typer.Option(help="Skip inputs whose output already exists.")]

@@ -34,6 +34,13 @@ def names(sources) -> list[str]:
     return [s.relative.as_posix() for s in sources]
 
 
+def touch(folder: Path, *names: str) -> Path:
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"x")
+    return folder
+
+
 def test_a_folder_yields_its_images_only(shots: Path) -> None:
     sources, missing = find_sources([str(shots)])
     assert names(sources) == ["a.jpg", "b.PNG"]
@@ -54,6 +61,14 @@ def test_jfif_and_jpe_files_are_jpegs_and_keep_their_extension(tmp_path: Path) -
 def test_recursive_keeps_relative_paths(shots: Path) -> None:
     sources, _ = find_sources([str(shots)], recursive=True)
     assert names(sources) == ["a.jpg", "b.PNG", "day/c.tif", "day/sub/d.webp"]
+
+
+def test_hidden_folders_are_not_walked(tmp_path: Path) -> None:
+    shots = touch(tmp_path / "shots", "a.jpg", ".recnet-report/a.jpg-after.jpg", "day/.cache/b.jpg")
+    assert names(find_sources([str(shots)], recursive=True)[0]) == ["a.jpg"]
+    only_hidden = touch(tmp_path / "report", ".recnet-report/a.jpg-after.jpg", "notes.txt")
+    _, (unmatched,) = find_sources([str(only_hidden)])
+    assert "sub-folders" not in unmatched.reason and "1 other file: .txt" in unmatched.reason
 
 
 def test_globs_files_and_missing_inputs(shots: Path) -> None:
@@ -124,13 +139,6 @@ def test_a_folder_output_mirrors_sub_folders_and_forced_extension(shots: Path, t
         "day/c.png",
         "day/sub/d.png",
     ]
-
-
-def touch(folder: Path, *names: str) -> Path:
-    for name in names:
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(b"x")
-    return folder
 
 
 def test_recnet_s_earlier_outputs_in_a_folder_are_passed_over(tmp_path: Path) -> None:
