@@ -383,23 +383,24 @@ def run_lane(
             while len(reads) < depth and (job := queue.take()) is not None:
                 reads.append((job, reader.submit(stages.read, job)))
 
-        read_ahead()
-        while reads:
-            job, read = reads.popleft()
+        try:
             read_ahead()
-            job_started = time.perf_counter()
-            try:
-                data = read.result()
-                computed = stages.compute(job, data)
-            except handled as exc:
-                settle_writes(keep=0)
-                record(
-                    Outcome(job, "failed", failure_reason(exc, job.source), time.perf_counter() - job_started)
-                )
-                continue
-            settle_writes(keep=depth - 1)
-            writes.append((job, job_started, writer.submit(stages.write, job, data, computed)))
-        settle_writes(keep=0)
+            while reads:
+                job, read = reads.popleft()
+                read_ahead()
+                job_started = time.perf_counter()
+                try:
+                    data = read.result()
+                    computed = stages.compute(job, data)
+                except handled as exc:
+                    settle_writes(keep=0)
+                    reason = failure_reason(exc, job.source)
+                    record(Outcome(job, "failed", reason, time.perf_counter() - job_started))
+                    continue
+                settle_writes(keep=depth - 1)
+                writes.append((job, job_started, writer.submit(stages.write, job, data, computed)))
+        finally:
+            settle_writes(keep=0)  # also on Ctrl-C or an unexpected error: finished photos are written
 
 
 def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:

@@ -19,6 +19,7 @@ from recnet_cli.batch import (
     GPU_LANE_DEPTH,
     MASK_SUFFIX,
     Job,
+    Outcome,
     Source,
     Stages,
     Summary,
@@ -299,26 +300,39 @@ def run_batch(
     depth = GPU_LANE_DEPTH if any(corrector.device.type == "cuda" for corrector in correctors) else 1
     # The bar counts megapixels, for an ETA that holds when sizes vary: each header, read before starting.
     expected = {job: header_megapixels(job.source) for job in jobs} if console.shows_progress(quiet) else {}
-    with console.BatchProgress(len(jobs), expected, label, quiet) as progress:
+    outcomes: list[Outcome] = []
+    try:
+        with console.BatchProgress(len(jobs), expected, label, quiet) as progress:
 
-        def lane(corrector: Corrector) -> Stages:
-            return Stages(
-                read=lambda job: read_input(job.source, quiet),
-                compute=lambda job, photo: compute(
-                    corrector, photo, partial(progress.photo_progress, job, photo.megapixels)
-                ),
-                write=write,
+            def lane(corrector: Corrector) -> Stages:
+                return Stages(
+                    read=lambda job: read_input(job.source, quiet),
+                    compute=lambda job, photo: compute(
+                        corrector, photo, partial(progress.photo_progress, job, photo.megapixels)
+                    ),
+                    write=write,
+                )
+
+            def record(outcome: Outcome) -> None:
+                outcomes.append(outcome)
+                progress.update(outcome)
+
+            summary = run_jobs(
+                jobs,
+                [lane(corrector) for corrector in correctors],
+                overwrite=overwrite,
+                skip_existing=skip_existing,
+                on_outcome=record,
+                handled=(PhotoFileError,),
+                depth=depth,
             )
-
-        summary = run_jobs(
-            jobs,
-            [lane(corrector) for corrector in correctors],
-            overwrite=overwrite,
-            skip_existing=skip_existing,
-            on_outcome=progress.update,
-            handled=(PhotoFileError,),
-            depth=depth,
+    except KeyboardInterrupt:
+        done = sum(outcome.status == "done" for outcome in outcomes)
+        console.notice(
+            f"interrupted: {done} of {len(jobs)} written, none half-written; "
+            "run the same command with --skip-existing to do the rest"
         )
+        raise typer.Exit(130) from None
     summary.missing = missing
     return summary
 
@@ -656,7 +670,7 @@ def train(
       recnet train --resume runs/mine --time-limit 50
       torchrun --nproc_per_node 4 -m recnet_cli train --photos my-photos/ --batch 32
     """
-    from recnet_cli.train.loop import TrainConfig, resume
+    from recnet_cli.train.loop import StopSignals, TrainConfig, resume
     from recnet_cli.train.loop import train as start_training
     from recnet_cli.train.synthesis import parse_regimes
 
@@ -675,13 +689,14 @@ def train(
             "half precision pays on GPUs"
         )
     try:
-        with console.TrainingProgress(quiet) as progress:
+        with console.TrainingProgress(quiet) as progress, StopSignals(stopping_notice) as signals:
             if resume_run is not None:
                 result = resume(
                     resume_run,
                     progress=progress,
                     device=None if device == "auto" else device,
                     time_limit=seconds,
+                    stop_requested=signals.received,
                 )
             else:
                 config = TrainConfig(
@@ -706,12 +721,14 @@ def train(
                     precision=precision.value,
                     regimes=regime_shares or TrainConfig.regimes,
                 )
-                result = start_training(config, progress=progress, time_limit=seconds)
+                result = start_training(
+                    config, progress=progress, time_limit=seconds, stop_requested=signals.received
+                )
     except (ValueError, RuntimeError, OSError) as exc:
         raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if not result.complete:
         console.notice(
-            f"time limit reached at step {result.steps}: checkpoint saved; continue with "
+            f"stopped at step {result.steps} by {result.stopped_by}: checkpoint saved; continue with "
             f"recnet train --resume {result.run_dir}, or use it as it is: "
             f"--model {result.model_path}"
         )
@@ -722,6 +739,11 @@ def train(
             f"{val.psnr:.2f} dB / SSIM {val.ssim:.4f} (input alone {val.identity_psnr:.2f} dB "
             f"/ {val.identity_ssim:.4f}); model: {result.model_path}"
         )
+
+
+def stopping_notice(signal_name: str) -> None:
+    again = "Ctrl-C again stops at once" if signal_name == "Ctrl-C" else "a second signal stops at once"
+    console.notice(f"{signal_name}: stopping after this step, with a checkpoint ({again})")
 
 
 @app.command("eval")

@@ -267,6 +267,28 @@ def test_a_failure_in_any_stage_is_that_job_s_alone_and_order_is_kept(
     assert [(tmp_path / f"{n}.out").exists() for n in names] == [True, False, True, True]
 
 
+@pytest.mark.parametrize("depth", [1, 3])
+def test_on_ctrl_c_photos_already_corrected_are_written_and_counted(tmp_path: Path, depth: int) -> None:
+    jobs = [Job(tmp_path / name, tmp_path / f"{name}.out") for name in ["a.jpg", "b.jpg", "stop.jpg"]]
+    stages = writing_stages()
+
+    def compute(job: Job, name: str) -> bytes:
+        if name == "stop.jpg":
+            raise KeyboardInterrupt
+        return b"new"
+
+    seen: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(
+            jobs,
+            [Stages(stages.read, compute, stages.write)],
+            on_outcome=lambda o: seen.append(f"{o.job.source.name} {o.status}"),
+            depth=depth,
+        )
+    assert seen == ["a.jpg done", "b.jpg done"]
+    assert [job.target.exists() for job in jobs] == [True, True, False]
+
+
 def test_reading_the_next_input_overlaps_the_compute(tmp_path: Path) -> None:
     """The second input is read while the first is being computed (a background read-ahead)."""
     second_read = threading.Event()

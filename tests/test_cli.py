@@ -1,19 +1,30 @@
-"""The `recnet` console script end to end, as a user runs it (a subprocess per command)."""
+"""The `recnet` console script end to end, as a user runs it (a subprocess per command; in-process only
+where a subprocess cannot be steered, as for Ctrl-C at a chosen photo)."""
 
 from __future__ import annotations
 
 import json
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
+import torch
+import typer
 from conftest import RECNET, make_photo, run
 from fake_hub import FakeHub
 from PIL import Image
 
+from recnet_cli.batch import Job
+from recnet_cli.cli import run_batch
+from recnet_cli.engine import Corrector
+from recnet_cli.imaging import Photo
+from recnet_cli.model import RECNet
 from recnet_cli.train.data import read_rgb
 
 TRAIN_PHOTOS = Path(__file__).parent / "data" / "train-photos"
@@ -134,6 +145,32 @@ def test_running_twice_on_a_folder_does_not_correct_its_own_outputs(
     several = run(["correct", str(shots), "-o", str(tmp_path / "fixed.png"), "--model", str(model_file)], env)
     assert several.returncode == 2 and "name a folder, such as -o" in several.stderr
     assert not (tmp_path / "fixed.png").exists()
+
+
+def test_ctrl_c_says_how_far_the_batch_got_and_how_to_go_on(tmp_path: Path, capsys) -> None:
+    jobs = [Job(make_photo(tmp_path / f"{name}.png"), tmp_path / f"{name}_out.png") for name in "abc"]
+
+    computed: list[Photo] = []
+
+    def compute(corrector: Corrector, photo: Photo, progress: object) -> Photo:
+        if len(computed) == 2:
+            raise KeyboardInterrupt
+        computed.append(photo)
+        return photo
+
+    def write(job: Job, photo: Photo, computed: Photo) -> float:
+        job.target.write_bytes(b"corrected")
+        return photo.megapixels
+
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    with pytest.raises(typer.Exit) as stopped:
+        run_batch(jobs, [], [corrector], compute, write, "Correcting", False, False, quiet=True)
+    assert stopped.value.exit_code == 130
+    assert [job.target.exists() for job in jobs] == [True, True, False]
+    assert capsys.readouterr().err.splitlines() == [
+        "note: interrupted: 2 of 3 written, none half-written; run the same command with --skip-existing "
+        "to do the rest"
+    ]
 
 
 def test_inputs_are_never_overwritten(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
@@ -353,13 +390,32 @@ def test_a_bad_regime_mix_is_a_one_line_error(tmp_path: Path, env: dict[str, str
         assert not (tmp_path / "run").exists()
 
 
+def test_ctrl_c_stops_training_with_a_checkpoint(tmp_path: Path, env: dict[str, str]) -> None:
+    run_dir = tmp_path / "run"
+    options = "--steps 100000 --batch 2 --crop 32 --val-every 100000 --no-ecr --device cpu"
+    command = [RECNET, "train", "--photos", str(TRAIN_PHOTOS), "--out", str(run_dir), *shlex.split(options)]
+    training = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.jsonl"
+    for _ in range(600):  # a step is done once it has a line of metrics
+        if training.poll() is not None or (metrics.exists() and metrics.read_text().count("\n") >= 2):
+            break
+        time.sleep(0.1)
+    training.send_signal(signal.SIGINT)
+    _, stderr = training.communicate(timeout=120)
+    assert training.returncode == 0, stderr
+    assert "note: Ctrl-C: stopping after this step, with a checkpoint (Ctrl-C again stops at once)" in stderr
+    step = json.loads((run_dir / "checkpoint.json").read_text())["state"]["step"]
+    assert 2 <= step < 100000 and f"stopped at step {step} by Ctrl-C" in stderr
+    assert "Traceback" not in stderr
+
+
 def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[str, str]) -> None:
     run_dir = tmp_path / "run"
     tiny = shlex.split("--steps 3 --batch 2 --crop 32 --val-every 3 --no-ecr --device cpu -q --time-limit 0")
     first = run(["train", "--photos", str(TRAIN_PHOTOS), "--out", str(run_dir), *tiny], env)
     assert first.returncode == 0, first.stderr
     (note,) = first.stderr.strip().splitlines()  # quiet: no progress lines, only what to do next
-    assert "time limit reached at step 1" in note and f"--resume {run_dir}" in note
+    assert "stopped at step 1 by the time limit" in note and f"--resume {run_dir}" in note
     assert f"--model {run_dir / 'checkpoint.safetensors'}" in note
     finished = run(["train", "--resume", str(run_dir)], env)
     assert finished.returncode == 0, finished.stderr

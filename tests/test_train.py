@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -331,6 +332,35 @@ def test_time_limit_saves_a_checkpoint_and_resume_finishes_the_same_run(tmp_path
     train(tiny_config(tmp_path / "whole"))
     whole, chunked = final_weights(tmp_path / "whole"), final_weights(tmp_path / "chunked")
     assert all(torch.equal(whole[k], chunked[k]) for k in whole)
+
+
+def test_a_stop_request_saves_a_checkpoint_that_resumes_the_same_run(tmp_path: Path) -> None:
+    asked: list[int] = []
+
+    def stop_at_step_two() -> str | None:
+        asked.append(1)
+        return "Ctrl-C" if len(asked) == 2 else None
+
+    stopped = train(tiny_config(tmp_path / "chunked", checkpoint_every=100), stop_requested=stop_at_step_two)
+    assert (stopped.stopped_by, stopped.steps, stopped.complete) == ("Ctrl-C", 2, False)
+    assert json.loads((tmp_path / "chunked" / "checkpoint.json").read_text())["state"]["step"] == 2
+    assert resume(tmp_path / "chunked").complete
+    train(tiny_config(tmp_path / "whole", checkpoint_every=100))
+    whole, chunked = final_weights(tmp_path / "whole"), final_weights(tmp_path / "chunked")
+    assert all(torch.equal(whole[k], chunked[k]) for k in whole)
+
+
+def test_the_first_ctrl_c_or_sigterm_is_a_stop_request_and_the_second_acts_as_usual() -> None:
+    heard: list[str] = []
+    before = signal.getsignal(signal.SIGINT)
+    with loop.StopSignals(heard.append) as signals:
+        assert signals.received() is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert signals.received() == "SIGTERM" and heard == ["SIGTERM"]
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_a_stopped_runs_checkpoint_loads_as_a_model(tmp_path: Path) -> None:

@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import safetensors.torch
@@ -128,7 +131,11 @@ class TrainResult:
     val: ValScores | None  # None on the processes other than rank 0
     wall_seconds: float
     skipped_steps: int
-    complete: bool = True  # False when the time limit stopped the run early (a checkpoint was saved)
+    stopped_by: str | None = None  # what stopped the run early, a checkpoint saved: "the time limit", ...
+
+    @property
+    def complete(self) -> bool:
+        return self.stopped_by is None
 
 
 @dataclass
@@ -171,7 +178,44 @@ class Session:
     state: RunState
     progress: Callable[[Progress], None] | None
     deadline: float | None = None  # time.monotonic() after which the run saves a checkpoint and stops
+    stop_requested: Callable[[], str | None] = lambda: None  # asked after each step (see ``train``)
     clock: float = field(default_factory=time.perf_counter)  # when ``state.wall_seconds`` was last updated
+
+
+STOP_SIGNALS = MappingProxyType({signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"})
+
+
+class StopSignals:
+    """Turns Ctrl-C (SIGINT) and SIGTERM (what schedulers send before they end a job) into a request to
+    stop after the current step, with a checkpoint: pass ``received`` as ``stop_requested``. After the
+    first, the signals act as before (a second Ctrl-C interrupts at once). Signal handlers can only be
+    set in the main thread; elsewhere this does nothing."""
+
+    def __init__(self, on_request: Callable[[str], None] = lambda name: None) -> None:
+        self.on_request = on_request
+        self.name: str | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {number: signal.signal(number, self.receive) for number in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.restore()
+
+    def receive(self, number: int, frame: object) -> None:
+        self.restore()
+        self.name = STOP_SIGNALS[signal.Signals(number)]
+        self.on_request(self.name)
+
+    def received(self) -> str | None:
+        return self.name
+
+    def restore(self) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}
 
 
 class ForwardWithMask(nn.Module):
@@ -190,16 +234,18 @@ def train(
     config: TrainConfig,
     progress: Callable[[Progress], None] | None = None,
     time_limit: float | None = None,
+    stop_requested: Callable[[], str | None] = lambda: None,
 ) -> TrainResult:
     """Starts a new run in ``config.run_dir``; under ``torchrun`` every process calls this.
 
-    ``time_limit`` (seconds): past it, save a checkpoint and stop, to be resumed later."""
+    ``time_limit`` (seconds): past it, save a checkpoint and stop, to be resumed later. So too when
+    ``stop_requested``, asked after every step, gives a reason (see ``StopSignals``)."""
     check_config(config)
     if (config.run_dir / CHECKPOINT_STATE_FILE).exists() or (config.run_dir / FINAL_MODEL_FILE).exists():
         raise TrainingError(
             f"{config.run_dir}: already holds a training run; resume it or choose another folder"
         )
-    return run(config, resuming=False, progress=progress, time_limit=time_limit)
+    return run(config, False, progress, time_limit, stop_requested)
 
 
 def resume(
@@ -207,8 +253,10 @@ def resume(
     progress: Callable[[Progress], None] | None = None,
     device: str | None = None,
     time_limit: float | None = None,
+    stop_requested: Callable[[], str | None] = lambda: None,
 ) -> TrainResult:
-    """Continues the run in ``run_dir`` from its last checkpoint, optionally on another device."""
+    """Continues the run in ``run_dir`` from its last checkpoint, optionally on another device; the
+    other arguments as for ``train``."""
     config_path = run_dir / CONFIG_FILE
     if not (run_dir / CHECKPOINT_STATE_FILE).is_file() or not config_path.is_file():
         raise TrainingError(f"{run_dir}: no checkpoint to resume from")
@@ -216,7 +264,7 @@ def resume(
     config.run_dir = run_dir
     if device is not None:
         config.device = device
-    return run(config, resuming=True, progress=progress, time_limit=time_limit)
+    return run(config, True, progress, time_limit, stop_requested)
 
 
 def check_config(config: TrainConfig) -> None:
@@ -237,12 +285,13 @@ def run(
     resuming: bool,
     progress: Callable[[Progress], None] | None,
     time_limit: float | None,
+    stop_requested: Callable[[], str | None],
 ) -> TrainResult:
     deadline = None if time_limit is None else time.monotonic() + time_limit
     ranks = start_distributed(config.device)
     try:
         session = open_session(config, ranks, resuming, progress)
-        session.deadline = deadline
+        session.deadline, session.stop_requested = deadline, stop_requested
         return train_steps(session)
     finally:
         if ranks.world > 1:
@@ -364,32 +413,34 @@ def train_steps(session: Session) -> TrainResult:
             if ranks.main:
                 seconds_per_step = (time.perf_counter() - loop_started) / (state.step - first_step)
                 after_step(session, losses, lr, seconds_per_step)
-            if state.step < config.steps and out_of_time(session):
-                return stop_early(session)
+            reason = stop_reason(session) if state.step < config.steps else None
+            if reason is not None:
+                return stop_early(session, reason)
     if ranks.world > 1:
         dist.barrier()
     return finish(session)
 
 
-def out_of_time(session: Session) -> bool:
-    """Whether the time limit has passed, agreed by all processes (so they stop at the same step)."""
-    if session.deadline is None:
-        return False
-    late = time.monotonic() >= session.deadline
+def stop_reason(session: Session) -> str | None:
+    """Why the run should stop now (a stop request, the time limit), agreed by all processes so that they
+    stop at the same step; None to go on."""
+    reason = session.stop_requested()
+    if reason is None and session.deadline is not None and time.monotonic() >= session.deadline:
+        reason = "the time limit"
     if session.ranks.world == 1:
-        return late
-    flag = torch.tensor([float(late)], device=session.device)
+        return reason
+    flag = torch.tensor([float(reason is not None)], device=session.device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item())
+    return reason or ("another process's stop request" if flag.item() else None)
 
 
-def stop_early(session: Session) -> TrainResult:
+def stop_early(session: Session, reason: str) -> TrainResult:
     """Saves a checkpoint to resume from and reports the unfinished run."""
     if session.ranks.main:
         save_checkpoint(session)
     if session.ranks.world > 1:
         dist.barrier()
-    return run_result(session, session.config.run_dir / CHECKPOINT_FILE, complete=False)
+    return run_result(session, session.config.run_dir / CHECKPOINT_FILE, stopped_by=reason)
 
 
 def after_step(session: Session, losses: dict[str, float], lr: float, seconds_per_step: float) -> None:
@@ -551,17 +602,22 @@ def section(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
 def finish(session: Session) -> TrainResult:
     """Writes the final model and its card (on the main process) and reports the run."""
     model_path = session.config.run_dir / FINAL_MODEL_FILE
-    result = run_result(session, model_path, complete=True)
+    result = run_result(session, model_path)
     if session.ranks.main and result.val is not None:
         save_model(session.model, model_path, model_card(session, result.val))
     return result
 
 
-def run_result(session: Session, model_path: Path, complete: bool) -> TrainResult:
+def run_result(session: Session, model_path: Path, stopped_by: str | None = None) -> TrainResult:
     state = session.state
-    val = ValScores(**state.val) if state.val else None
     return TrainResult(
-        session.config.run_dir, model_path, state.step, val, state.wall_seconds, state.skipped_steps, complete
+        run_dir=session.config.run_dir,
+        model_path=model_path,
+        steps=state.step,
+        val=ValScores(**state.val) if state.val else None,
+        wall_seconds=state.wall_seconds,
+        skipped_steps=state.skipped_steps,
+        stopped_by=stopped_by,
     )
 
 
