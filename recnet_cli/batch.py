@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import threading
 import time
@@ -18,6 +19,9 @@ from recnet_cli.imaging import IMAGE_EXTENSIONS, OUTPUT_CHOICES, READABLE, conve
 # _mask; explain writes <stem>_explain.png), and companions <output stem>_<tag>.png.
 CORRECT_SUFFIX, MASK_SUFFIX, EXPLAIN_SUFFIX = "_recnet", "_mask", "_explain"
 COMPANION_TAGS = ("mask", "features", "raw")
+
+# Write errors that every later write would meet too (disk full, over quota, read-only): they stop a batch.
+BATCH_STOPPING_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 # Photos a GPU lane reads ahead and writes behind (a CPU lane: one). One thread decodes, or encodes and
 # writes, a 12 MP JPEG in about the time an H200 corrects it (0.5 s each on 2026-11-30), and Pillow's
@@ -53,10 +57,11 @@ class Job:
 @dataclass
 class Outcome:
     job: Job
-    status: str  # "done", "skipped" or "failed"
+    status: str  # "done", "skipped", "failed" or "not run" (after an error that stops the batch)
     reason: str = ""
     seconds: float = 0.0
     megapixels: float = 0.0
+    stops_batch: bool = False  # failed with an error that every later job would meet too (a full disk)
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ class Summary:
             "done": self.count("done"),
             "skipped": self.count("skipped"),
             "failed": self.failed,
+            "not_run": self.count("not run"),
             "seconds": round(self.seconds, 3),
             "files": [
                 {
@@ -301,6 +307,11 @@ class JobQueue:
         with self._lock:
             return None if self._closed else next(self._jobs, None)
 
+    @property
+    def closed(self) -> bool:
+        with self._lock:
+            return self._closed
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -320,16 +331,21 @@ def run_jobs(
 
     A lane is one device with its own model. Lanes take jobs from one queue, so a faster device takes
     more of them; the summary lists the outcomes in the order of ``jobs``. ``depth``: inputs each lane
-    reads ahead and outputs it writes behind (more overlap, more memory; see ``run_lane``).
+    reads ahead and outputs it writes behind (more overlap, more memory; see ``run_lane``). An error
+    that every later job would meet too (a full disk) stops the batch: the jobs not started are "not run".
     """
     summary = Summary()
     started = time.perf_counter()
     lock = threading.Lock()
+    stopped_by: list[Outcome] = []
 
     def record(outcome: Outcome) -> None:
         with lock:
             summary.outcomes.append(outcome)
             on_outcome(outcome)
+            if outcome.stops_batch and not stopped_by:
+                stopped_by.append(outcome)
+                queue.close()
 
     runnable = []
     for job in jobs:
@@ -350,6 +366,12 @@ def run_jobs(
                     future.result()
             finally:
                 queue.close()  # on an unexpected error or Ctrl-C, the other lanes stop after their job
+    if stopped_by:
+        ran = {outcome.job for outcome in summary.outcomes}
+        reason = f"the batch stopped: {stopped_by[0].reason}"
+        for job in runnable:
+            if job not in ran:
+                record(Outcome(job, "not run", reason))
     order = {job: index for index, job in enumerate(jobs)}
     summary.outcomes.sort(key=lambda outcome: order[outcome.job])
     summary.seconds = time.perf_counter() - started
@@ -385,7 +407,7 @@ def run_lane(
 
         try:
             read_ahead()
-            while reads:
+            while reads and not queue.closed:
                 job, read = reads.popleft()
                 read_ahead()
                 job_started = time.perf_counter()
@@ -394,8 +416,7 @@ def run_lane(
                     computed = stages.compute(job, data)
                 except handled as exc:
                     settle_writes(keep=0)
-                    reason = failure_reason(exc, job.source)
-                    record(Outcome(job, "failed", reason, time.perf_counter() - job_started))
+                    record(failure(job, exc, job_started))
                     continue
                 settle_writes(keep=depth - 1)
                 writes.append((job, job_started, writer.submit(stages.write, job, data, computed)))
@@ -426,8 +447,14 @@ def finished(
     try:
         processed = megapixels()
     except handled as exc:
-        return Outcome(job, "failed", failure_reason(exc, job.source), time.perf_counter() - started)
+        return failure(job, exc, started)
     return Outcome(job, "done", "", time.perf_counter() - started, processed)
+
+
+def failure(job: Job, error: Exception, started: float) -> Outcome:
+    stops_batch = getattr(error, "errno", None) in BATCH_STOPPING_ERRNOS
+    reason = failure_reason(error, job.source)
+    return Outcome(job, "failed", reason, time.perf_counter() - started, stops_batch=stops_batch)
 
 
 def failure_reason(error: Exception, source: Path) -> str:

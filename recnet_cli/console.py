@@ -137,10 +137,12 @@ def print_summary(summary: Summary, verb: str, quiet: bool = False) -> None:
     megapixels = sum(o.megapixels for o in summary.outcomes)
     rate = f", {megapixels / summary.seconds:.2f} MP/s" if summary.seconds > 0 and megapixels else ""
     style = "red" if summary.failed else "green"
-    err.print(
-        f"[{style}]{verb} {summary.count('done')}[/], skipped {summary.count('skipped')}, "
-        f"failed {summary.failed} in {summary.seconds:.1f} s{rate}"
-    )
+    not_run = [o for o in summary.outcomes if o.status == "not run"]
+    counts = f"skipped {summary.count('skipped')}, failed {summary.failed}"
+    counts += f", not run {len(not_run)}" if not_run else ""
+    err.print(f"[{style}]{verb} {summary.count('done')}[/], {counts} in {summary.seconds:.1f} s{rate}")
+    if not_run:
+        error(f"{not_run[0].reason}; once that is fixed, go on with --skip-existing")
 
 
 @contextlib.contextmanager

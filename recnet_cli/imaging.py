@@ -107,7 +107,12 @@ class ImageReadError(PhotoFileError):
 
 
 class ImageWriteError(PhotoFileError):
-    """An output that cannot be written (unsupported format, permissions, full disk...)."""
+    """An output that cannot be written (unsupported format, permissions, full disk...); ``errno`` is the
+    system's error number when the system refused."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, errno: int | None = None) -> None:
+        super().__init__(path, reason)
+        self.errno = errno
 
 
 @dataclass(frozen=True)
@@ -260,7 +265,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield temporary
         os.replace(temporary, target)
     except OSError as error:
-        raise ImageWriteError(path, _describe(error)) from error
+        raise ImageWriteError(path, _describe(error), error.errno) from error
     finally:
         temporary.unlink(missing_ok=True)
 

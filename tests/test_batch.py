@@ -1,5 +1,6 @@
 """Finding inputs, naming outputs and running a batch past failures."""
 
+import errno
 import threading
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from recnet_cli.batch import (
     run_jobs,
     take_shard,
 )
+from recnet_cli.imaging import ImageWriteError
 
 
 @pytest.fixture
@@ -287,6 +289,44 @@ def test_on_ctrl_c_photos_already_corrected_are_written_and_counted(tmp_path: Pa
         )
     assert seen == ["a.jpg done", "b.jpg done"]
     assert [job.target.exists() for job in jobs] == [True, True, False]
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_a_full_disk_stops_the_batch_and_the_rest_is_not_run(tmp_path: Path, depth: int) -> None:
+    jobs = [Job(tmp_path / f"{name}.jpg", tmp_path / f"{name}.out") for name in "abcdefgh"]
+    computed: list[str] = []
+
+    def compute(job: Job, name: str) -> bytes:
+        computed.append(name)
+        return b"new"
+
+    def write(job: Job, name: str, data: bytes) -> float:
+        if name != "a.jpg":
+            raise ImageWriteError(job.target, "no space left on device", errno.ENOSPC)
+        job.target.write_bytes(data)
+        return 1.0
+
+    stages = [Stages(writing_stages().read, compute, write)]
+    summary = run_jobs(jobs, stages, handled=(ImageWriteError,), depth=depth)
+    statuses = [o.status for o in summary.outcomes]
+    assert statuses[:2] == ["done", "failed"] and statuses[-3:] == ["not run"] * 3
+    assert "done" not in statuses[1:] and len(computed) <= 2 + depth
+    assert summary.as_dict()["not_run"] == statuses.count("not run")
+    assert summary.outcomes[-1].reason == f"the batch stopped: {jobs[1].target}: no space left on device"
+
+
+def test_an_error_of_one_file_does_not_stop_the_batch(tmp_path: Path) -> None:
+    jobs = [Job(tmp_path / f"{name}.jpg", tmp_path / f"{name}.out") for name in "abc"]
+
+    def write(job: Job, name: str, data: bytes) -> float:
+        if name == "a.jpg":
+            raise ImageWriteError(job.target, "permission denied", errno.EACCES)
+        job.target.write_bytes(data)
+        return 1.0
+
+    stages = writing_stages()
+    summary = run_jobs(jobs, [Stages(stages.read, stages.compute, write)], handled=(ImageWriteError,))
+    assert [o.status for o in summary.outcomes] == ["failed", "done", "done"]
 
 
 def test_reading_the_next_input_overlaps_the_compute(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""What the commands show: the batch progress bar's bookkeeping."""
+"""What the commands show: the batch progress bar's bookkeeping and the summary."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from recnet_cli.batch import Job, Outcome
-from recnet_cli.console import BatchProgress, Eta, progress_bar
+from recnet_cli.batch import Job, Outcome, Summary
+from recnet_cli.console import BatchProgress, Eta, print_summary, progress_bar
 
 
 def job(name: str) -> Job:
@@ -66,3 +66,18 @@ def test_the_eta_says_it_does_not_know_yet() -> None:
     assert Eta().render(task).plain == "ETA -:--:--"
     progress.update(task_id, total=10)
     assert Eta().render(task).plain == "ETA -:--:--"  # no speed measured yet
+
+
+def test_the_summary_says_what_a_stopped_batch_did_not_run_and_how_to_go_on(capsys) -> None:
+    stopped = "the batch stopped: out/b.jpg: no space left on device"
+    outcomes = [
+        Outcome(job("a"), "done", seconds=1.0, megapixels=2.0),
+        Outcome(job("b"), "failed", "out/b.jpg: no space left on device", stops_batch=True),
+        Outcome(job("c"), "not run", stopped),
+        Outcome(job("d"), "not run", stopped),
+    ]
+    print_summary(Summary(outcomes, seconds=2.0), "corrected")
+    assert capsys.readouterr().err.splitlines() == [
+        "corrected 1, skipped 0, failed 1, not run 2 in 2.0 s, 1.00 MP/s",
+        f"error: {stopped}; once that is fixed, go on with --skip-existing",
+    ]
