@@ -54,6 +54,10 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
         assert (out / PREVIEW_FOLDER / "sub" / f"{source.name}-{kind}.jpg").is_file()
     partial = builder.write(summary, "model", "cpu", strength=0.5).read_text(encoding="utf-8")
     assert "strength 0.5 (part of the correction)" in partial
+    assert "not run" not in page
+    summary.outcomes.append(Outcome(Job(tmp_path / "c.jpg", out / "c.jpg"), "not run", "the batch stopped"))
+    stopped = builder.write(summary, "model", "cpu").read_text(encoding="utf-8")
+    assert "<strong>1</strong> not run (the batch stopped)" in stopped
 
 
 def test_report_needs_an_output_folder(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:

@@ -123,6 +123,8 @@ def render_summary(summary: Summary, model: str, device: str, strength: float) -
         f"<strong>{summary.count('done')}</strong> corrected, <strong>{summary.count('skipped')}</strong> "
         f"skipped (output existed), <strong>{summary.failed}</strong> failed"
     )
+    if summary.count("not run"):
+        counts += f", <strong>{summary.count('not run')}</strong> not run (the batch stopped)"
     when = time.strftime("%Y-%m-%d %H:%M")
     amount = "full correction" if strength == 1 else f"strength {strength:g} (part of the correction)"
     return (
