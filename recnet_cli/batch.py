@@ -57,7 +57,8 @@ class Job:
 @dataclass
 class Outcome:
     job: Job
-    status: str  # "done", "skipped", "failed" or "not run" (after an error that stops the batch)
+    # "done", "skipped", "failed", "not run" (after an error that stops the batch) or "planned" (dry run)
+    status: str
     reason: str = ""
     seconds: float = 0.0
     megapixels: float = 0.0
@@ -349,7 +350,7 @@ def run_jobs(
 
     runnable = []
     for job in jobs:
-        refused = refusal(job, overwrite, skip_existing)
+        refused = refusal(job, overwrite, skip_existing) or output_folder_problem(job)
         if refused is None:
             runnable.append(job)
         else:
@@ -425,7 +426,7 @@ def run_lane(
 
 
 def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
-    """The outcome of a job that must not run (refused, or its output exists), else None."""
+    """The outcome of a job that must not run (refused, or its output exists), else None; touches nothing."""
     if job.problem:
         return Outcome(job, "failed", job.problem)
     existing = [path for path in job.outputs if path.exists()]
@@ -433,11 +434,21 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
         if skip_existing:
             return Outcome(job, "skipped", "output exists")
         return Outcome(job, "failed", f"output {existing[0]} exists (use --overwrite or --skip-existing)")
+    return None
+
+
+def output_folder_problem(job: Job) -> Outcome | None:
+    """Creates the job's output folder; the failed outcome when it cannot be."""
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return Outcome(job, "failed", f"cannot create folder {job.target.parent}: {exc.strerror}")
     return None
+
+
+def plan_outcomes(jobs: Sequence[Job], overwrite: bool, skip_existing: bool) -> Summary:
+    """What a run would do with ``jobs``, without doing it: "planned", "skipped" or "failed" each."""
+    return Summary([refusal(job, overwrite, skip_existing) or Outcome(job, "planned") for job in jobs])
 
 
 def finished(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import numpy as np
 import typer
@@ -29,6 +29,7 @@ from recnet_cli.batch import (
     misnamed_output_folder,
     parse_shard,
     plan_jobs,
+    plan_outcomes,
     run_jobs,
     side_path,
     take_shard,
@@ -131,6 +132,15 @@ OverwriteOpt = Annotated[bool, typer.Option(help="Replace outputs that already e
 SkipOpt = Annotated[bool, typer.Option(help="Skip inputs whose output already exists.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors.")]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        "-n",
+        help="Only list each input and what it would write, and which would be skipped or fail; "
+        "reads and writes nothing, loads no model.",
+    ),
+]
 ShardOpt = Annotated[
     str | None,
     typer.Option(
@@ -266,6 +276,21 @@ def collect_jobs(
     return plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions), missing
 
 
+def show_plan(
+    jobs: list[Job], missing: list[Unmatched], overwrite: bool, skip_existing: bool, verb: str, as_json: bool
+) -> NoReturn:
+    """--dry-run: says what the run would do with each job, then exits (1 if any would fail)."""
+    summary = plan_outcomes(jobs, overwrite, skip_existing)
+    summary.missing = missing
+    if as_json:
+        typer.echo(
+            json.dumps({"dry_run": True, "planned": summary.count("planned"), **summary.as_dict()}, indent=2)
+        )
+    else:
+        console.print_plan(summary, verb)
+    raise typer.Exit(1 if summary.failed else 0)
+
+
 def passed_over_notice(passed_over: list[Source]) -> str:
     names = ", ".join(str(source.path) for source in passed_over[:3])
     more = ", ..." if len(passed_over) > 3 else ""
@@ -380,6 +405,7 @@ def correct(
         ),
     ] = False,
     shard: ShardOpt = None,
+    dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -406,6 +432,8 @@ def correct(
         quiet=quiet,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
+    if dry_run:
+        show_plan(jobs, missing, overwrite, skip_existing, "correct", as_json)
     correctors, loaded = open_models(model, device, precision, tile, quiet, strength, fused=fused)
     from recnet_cli.viz.features import extract_features, feature_figure
     from recnet_cli.viz.mask import mask_overlay
@@ -521,6 +549,7 @@ def mask(
     skip_existing: SkipOpt = False,
     overwrite: OverwriteOpt = False,
     shard: ShardOpt = None,
+    dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -542,6 +571,8 @@ def mask(
         quiet=quiet,
         companions=lambda target: (side_path(target, "raw"),) if raw else (),
     )
+    if dry_run:
+        show_plan(jobs, missing, overwrite, skip_existing, "mask", as_json)
     correctors, loaded = open_models(model, device, precision, tile, quiet)
     from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
 

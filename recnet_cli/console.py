@@ -145,6 +145,24 @@ def print_summary(summary: Summary, verb: str, quiet: bool = False) -> None:
         error(f"{not_run[0].reason}; once that is fixed, go on with --skip-existing")
 
 
+def print_plan(summary: Summary, verb: str) -> None:
+    """A dry run: each input and what it would write on stdout, problems on stderr, then the counts."""
+    for outcome in summary.outcomes:
+        if outcome.status == "failed":
+            error(f"{outcome.job.source}: {outcome.reason}")
+            continue
+        written = ", ".join(str(path) for path in outcome.job.outputs)
+        skipped = f" (skipped: {outcome.reason})" if outcome.status == "skipped" else ""
+        out.print(f"{outcome.job.source} -> {written}{skipped}", markup=False, soft_wrap=True)
+    for unmatched in summary.missing:
+        error(str(unmatched))
+    err.print(
+        f"dry run: would {verb} {summary.count('planned')}, skip {summary.count('skipped')}, "
+        f"fail {summary.failed}; nothing was read or written",
+        markup=False,
+    )
+
+
 @contextlib.contextmanager
 def status(message: str, quiet: bool = False) -> Iterator[None]:
     """A spinner while something slow happens (loading a model), silent when not a terminal."""

@@ -17,6 +17,7 @@ from recnet_cli.batch import (
     misnamed_output_folder,
     parse_shard,
     plan_jobs,
+    plan_outcomes,
     run_jobs,
     take_shard,
 )
@@ -191,6 +192,22 @@ def test_an_output_named_like_an_image_must_be_a_folder_for_several_images(tmp_p
     assert misnamed_output_folder(two, tmp_path / "out") is None
     (tmp_path / "existing.jpg").mkdir()
     assert misnamed_output_folder(two, tmp_path / "existing.jpg") is None
+
+
+def test_a_plan_says_what_a_run_would_do_and_creates_no_folder(tmp_path: Path) -> None:
+    jobs = [
+        Job(tmp_path / "a.jpg", tmp_path / "new" / "a.jpg"),
+        Job(tmp_path / "b.jpg", touch(tmp_path, "b_out.jpg") / "b_out.jpg"),
+        Job(tmp_path / "c.jpg", tmp_path / "c_out.jpg", problem="c is refused"),
+    ]
+    assert [o.status for o in plan_outcomes(jobs, overwrite=False, skip_existing=True).outcomes] == [
+        "planned",
+        "skipped",
+        "failed",
+    ]
+    assert plan_outcomes(jobs, overwrite=False, skip_existing=False).outcomes[1].status == "failed"
+    assert plan_outcomes(jobs, overwrite=True, skip_existing=False).outcomes[1].status == "planned"
+    assert not (tmp_path / "new").exists()
 
 
 def test_output_equal_to_an_input_is_refused(shots: Path) -> None:

@@ -57,6 +57,8 @@ def test_commands_that_run_no_model_answer_without_importing_torch(tmp_path: Pat
         ["correct", "--help"],
         ["correct", "missing.jpg"],
         ["correct", str(photo), "--tile", "5"],
+        ["correct", str(photo), "--dry-run"],
+        ["mask", str(photo), "-n", "--json"],
         ["explain", "missing.jpg"],
         ["eval"],
         ["bench", "--tile", "5"],
@@ -171,6 +173,30 @@ def test_ctrl_c_says_how_far_the_batch_got_and_how_to_go_on(tmp_path: Path, caps
         "note: interrupted: 2 of 3 written, none half-written; run the same command with --skip-existing "
         "to do the rest"
     ]
+
+
+def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[str, str]) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        make_photo(shots / name)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.png").write_bytes(b"earlier")
+    plan = run(["correct", str(shots), "-o", str(out), "--save-mask", "--dry-run"], env)
+    assert plan.returncode == 1  # b.png's output exists
+    assert plan.stdout.splitlines() == [
+        f"{shots / 'a.png'} -> {out / 'a.png'}, {out / 'a_mask.png'}",
+        f"{shots / 'c.png'} -> {out / 'c.png'}, {out / 'c_mask.png'}",
+    ]
+    assert f"error: {shots / 'b.png'}: output {out / 'b.png'} exists" in plan.stderr
+    assert "dry run: would correct 2, skip 0, fail 1; nothing was read or written" in plan.stderr
+    skipping = run(["mask", str(shots), "-o", str(out), "-n", "--skip-existing", "--json"], env)
+    assert skipping.returncode == 0, skipping.stderr
+    summary = json.loads(skipping.stdout)
+    assert (summary["dry_run"], summary["planned"], summary["skipped"]) == (True, 2, 1)
+    assert [f["status"] for f in summary["files"]] == ["planned", "skipped", "planned"]
+    assert sorted(p.name for p in out.iterdir()) == ["b.png"] and (out / "b.png").read_bytes() == b"earlier"
 
 
 def test_inputs_are_never_overwritten(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
