@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recnet_cli.train.pairs import ImagePair, PairingError, find_pairs, match_by_stem
+from recnet_cli.train.pairs import ImagePair, PairingError, find_pairs, list_images, match_by_stem
 
 EXPOSURES = ("N1.5", "N1", "0", "P1", "P1.5")
 
@@ -55,10 +55,23 @@ def test_msec_training_uses_gt_images(tmp_path: Path) -> None:
 
 
 def test_two_folders_matched_by_stem_across_extensions(tmp_path: Path) -> None:
-    touch(tmp_path / "in", "x.jpg", "y.png", "notes.txt")
-    touch(tmp_path / "out", "x.png", "y.tif")
+    touch(tmp_path / "in", "x.jpg", "y.png", "notes.txt", "._x.jpg")  # ._x.jpg: a Mac's resource fork
+    touch(tmp_path / "out", "x.png", "y.tif", ".y.tif")
     pairs = match_by_stem(tmp_path / "in", tmp_path / "out")
     assert [(p.input.name, p.target.name) for p in pairs] == [("x.jpg", "x.png"), ("y.png", "y.tif")]
+
+
+def test_photos_for_training_leave_out_hidden_files_and_folders(tmp_path: Path) -> None:
+    touch(tmp_path / "photos", "a.jpg", "b.JPEG", "c.jfif", "._a.jpg")
+    touch(tmp_path / "photos" / ".thumbnails", "a.jpg")
+    touch(tmp_path / "photos" / "trip", "d.tif")
+    found = list_images(tmp_path / "photos", recursive=True)
+    assert [p.relative_to(tmp_path / "photos").as_posix() for p in found] == [
+        "a.jpg",
+        "b.JPEG",
+        "c.jfif",
+        "trip/d.tif",
+    ]
 
 
 def test_missing_partners_are_listed_with_a_count(tmp_path: Path) -> None:

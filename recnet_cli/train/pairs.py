@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+from recnet_cli.batch import is_image, visible_files
+
 SPLITS = ("train", "test", "valid")
 LCDP_FOLDERS = {
     "train": ("input", "gt"),
@@ -37,11 +38,11 @@ class ImagePair:
 
 
 def list_images(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files in a folder (and its subfolders when ``recursive``), sorted by path."""
+    """Image files in a folder (and its subfolders when ``recursive``), sorted by path, as ``recnet correct``
+    finds them: hidden files and folders (a Mac's ``._IMG_1.jpg``) are left out."""
     if not folder.is_dir():
         raise PairingError(f"{folder}: not a folder")
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [path for path in visible_files(folder, "**/*" if recursive else "*") if is_image(path)]
 
 
 def find_pairs(root: Path, split: str = "train") -> list[ImagePair]:
