@@ -20,7 +20,6 @@ from recnet_cli.batch import (
     MASK_SUFFIX,
     Job,
     Outcome,
-    Source,
     Stages,
     Summary,
     Unmatched,
@@ -258,9 +257,10 @@ def collect_jobs(
         raise fail(misnamed)
     passed_over = earlier_outputs(sources, output, suffix)
     if passed_over:
-        sources = [source for source in sources if source not in passed_over]
+        earlier = set(passed_over)
+        sources = [source for source in sources if source not in earlier]
         if not quiet:
-            console.notice(passed_over_notice(passed_over))
+            console.notice_passed_over([source.path for source in passed_over])
     if not sources and missing:
         for unmatched in missing:
             console.error(str(unmatched))
@@ -289,16 +289,6 @@ def show_plan(
     else:
         console.print_plan(summary, verb)
     raise typer.Exit(1 if summary.failed else 0)
-
-
-def passed_over_notice(passed_over: list[Source]) -> str:
-    names = ", ".join(str(source.path) for source in passed_over[:3])
-    more = ", ..." if len(passed_over) > 3 else ""
-    plural = "s" if len(passed_over) > 1 else ""
-    return (
-        f"passed over {len(passed_over)} image{plural} that recnet wrote before ({names}{more}); "
-        "name files one by one to include them"
-    )
 
 
 def finish(summary: Summary, verb: str, quiet: bool, as_json: bool, extra: dict) -> None:
@@ -720,7 +710,7 @@ def train(
             "half precision pays on GPUs"
         )
     try:
-        with console.TrainingProgress(quiet) as progress, StopSignals(stopping_notice) as signals:
+        with console.TrainingProgress(quiet) as progress, StopSignals(console.notice_stopping) as signals:
             if resume_run is not None:
                 result = resume(
                     resume_run,
@@ -770,11 +760,6 @@ def train(
             f"{val.psnr:.2f} dB / SSIM {val.ssim:.4f} (input alone {val.identity_psnr:.2f} dB "
             f"/ {val.identity_ssim:.4f}); model: {result.model_path}"
         )
-
-
-def stopping_notice(signal_name: str) -> None:
-    again = "Ctrl-C again stops at once" if signal_name == "Ctrl-C" else "a second signal stops at once"
-    console.notice(f"{signal_name}: stopping after this step, with a checkpoint ({again})")
 
 
 @app.command("eval")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -32,6 +33,21 @@ def error(message: str) -> None:
 
 def notice(message: str) -> None:
     err.print(f"[yellow]note:[/] {message}", soft_wrap=True)
+
+
+def notice_passed_over(paths: list[Path]) -> None:
+    names = ", ".join(str(path) for path in paths[:3]) + (", ..." if len(paths) > 3 else "")
+    plural = "s" if len(paths) > 1 else ""
+    notice(
+        f"passed over {len(paths)} image{plural} that recnet wrote before ({names}); "
+        "name files one by one to include them"
+    )
+
+
+def notice_stopping(signal_name: str) -> None:
+    """What a training run says on its first Ctrl-C or SIGTERM."""
+    again = "Ctrl-C again stops at once" if signal_name == "Ctrl-C" else "a second signal stops at once"
+    notice(f"{signal_name}: stopping after this step, with a checkpoint ({again})")
 
 
 def shows_progress(quiet: bool) -> bool:
