@@ -16,7 +16,6 @@ from rich.progress import (
     Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -55,12 +54,22 @@ def shows_progress(quiet: bool) -> bool:
     return not quiet and err.is_terminal
 
 
-class Eta(TimeRemainingColumn):
-    """``ETA 0:01:23``, and ``ETA -:--:--`` until there is one (also before the total is known)."""
+class Eta(ProgressColumn):
+    """``ETA 0:01:23``, and ``ETA -:--:--`` until there is one (also before the total is known). Where Rich
+    has no recent speed (none measured yet, or its samples cleared when a skipped photo changed the total),
+    the run's average pace so far stands in."""
+
+    max_refresh = 0.5
 
     def render(self, task: Task) -> Text:
-        unknown = Text("-:--:--", style="progress.remaining")
-        return Text.assemble("ETA ", super().render(task) if task.total is not None else unknown)
+        remaining = task.time_remaining
+        if remaining is None and task.total and task.completed and task.elapsed:
+            remaining = (task.total - task.completed) * task.elapsed / task.completed
+        if task.total is None or remaining is None:
+            return Text("ETA -:--:--", style="progress.remaining")
+        minutes, seconds = divmod(int(remaining), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"ETA {hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
 
 
 def progress_bar(*counts: ProgressColumn, quiet: bool) -> Progress:

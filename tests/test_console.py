@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rich.progress import Progress
 
 from recnet_cli.batch import Job, Outcome, Summary
 from recnet_cli.console import BatchProgress, Eta, print_summary, progress_bar
@@ -66,6 +67,21 @@ def test_the_eta_says_it_does_not_know_yet() -> None:
     assert Eta().render(task).plain == "ETA -:--:--"
     progress.update(task_id, total=10)
     assert Eta().render(task).plain == "ETA -:--:--"  # no speed measured yet
+
+
+def test_without_a_recent_speed_the_eta_follows_the_average_pace() -> None:
+    clock = [0.0]
+    progress = Progress(get_time=lambda: clock[0])
+    task_id = progress.add_task("Correcting", total=10.0)
+    task = progress.tasks[task_id]
+    clock[0] = 20.0
+    progress.update(task_id, completed=5.0)  # one sample: Rich knows no speed yet
+    assert task.time_remaining is None and Eta().render(task).plain == "ETA 0:00:20"
+    clock[0] = 30.0
+    progress.update(task_id, completed=6.0)
+    assert Eta().render(task).plain == f"ETA 0:00:{int(task.time_remaining):02d}"  # Rich's own, from speed
+    progress.update(task_id, total=8.0)  # a skipped photo leaves the total: Rich forgets its speed
+    assert Eta().render(task).plain == "ETA 0:00:10"  # 2 units left at 6 units per 30 s
 
 
 def test_the_summary_says_what_a_stopped_batch_did_not_run_and_how_to_go_on(capsys) -> None:
