@@ -406,6 +406,7 @@ def correct(
       recnet correct shots/ -o fixed/ --recursive --report
       recnet correct 'shots/*.tif' --suffix _fixed --save-mask
       recnet correct photo.jpg --strength 0.6
+      recnet correct shots/ -o fixed/ --recursive --dry-run
     """
     if report and (output is None or output.suffix.lower() in IMAGE_EXTENSIONS):
         raise fail("--report needs an output folder: -o FOLDER")
