@@ -13,6 +13,7 @@ result, so it is dropped (Pillow's CMYK to RGB conversion is the plain, uncalibr
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import struct
 import warnings
@@ -88,6 +89,12 @@ _ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
     8: lambda a: np.rot90(a, 1),
 }
+# XMP's copy of the orientation, as an attribute or an element (the forms Pillow's exif_transpose knows).
+_XMP_ORIENTATIONS = (
+    (re.compile(rb'tiff:Orientation="[0-9]"'), b'tiff:Orientation="1"'),
+    (re.compile(rb"<tiff:Orientation>[0-9]</tiff:Orientation>"), b"<tiff:Orientation>1</tiff:Orientation>"),
+)
+_JPEG_XMP_LIMIT = 65533 - 29  # one APP1 segment, less its "http://ns.adobe.com/xap/1.0/\0" header
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SIGNATURES = (b"\xff\xd8\xff", _PNG_SIGNATURE, b"II*\0", b"MM\0*", b"BM")  # WebP: RIFF....WEBP
 _PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
@@ -117,11 +124,13 @@ class ImageWriteError(PhotoFileError):
 
 @dataclass(frozen=True)
 class Metadata:
-    """What an output carries: EXIF (orientation 1), the ICC profile and the resolution."""
+    """What an output carries: EXIF (orientation 1), the ICC profile, the resolution and XMP (ratings,
+    keywords, captions; orientation 1)."""
 
     exif: bytes | None = None
     icc_profile: bytes | None = None
     dpi: tuple[float, float] | None = None
+    xmp: bytes | None = None
 
 
 @dataclass
@@ -137,6 +146,7 @@ class Photo:
     dpi: tuple[float, float] | None
     source_format: str  # Pillow's name: "JPEG", "PNG", "TIFF", "WEBP", "BMP"
     frames: int = 1  # pages of a TIFF, frames of an animated PNG or WebP: only the first is read
+    xmp: bytes | None = None  # the XMP packet, with orientation 1; None when the source had none
 
     @property
     def megapixels(self) -> float:
@@ -232,7 +242,7 @@ def write_photo(
     if like.alpha is not None and fmt in ALPHA_FORMATS:
         channels.append(_alpha_at_depth(like.alpha, depth))
     samples = np.dstack(channels)
-    metadata = Metadata(like.exif, _profile_for(like.icc_profile, grayscale), like.dpi)
+    metadata = Metadata(like.exif, _profile_for(like.icc_profile, grayscale), like.dpi, like.xmp)
     with atomic_output(path) as temporary:
         _write_samples(temporary, fmt, samples, quality, metadata)
 
@@ -319,6 +329,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         dpi=_source_dpi(image),
         source_format=image.format,
         frames=_frame_count(image),
+        xmp=_upright_xmp(image.info.get("xmp")),
     )
 
 
@@ -385,6 +396,15 @@ def _portable_exif(exif: Image.Exif) -> bytes | None:
     return exif.tobytes()
 
 
+def _upright_xmp(xmp: bytes | None) -> bytes | None:
+    """The XMP to copy to outputs: its orientation, if it has one, says 1 (the pixels are upright now)."""
+    if not xmp:
+        return None
+    for pattern, upright in _XMP_ORIENTATIONS:
+        xmp = pattern.sub(upright, xmp)
+    return xmp
+
+
 def _source_dpi(image: Image.Image) -> tuple[float, float] | None:
     """The stored resolution; Pillow reports 1 x 1 for TIFFs that have none, and 0 x 0 for some JPEGs."""
     dpi = image.info.get("dpi")
@@ -430,10 +450,12 @@ def _write_samples(
 
 def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, object]:
     """Pillow ``save`` keywords for JPEG, WebP and BMP: the metadata each can hold, and its settings."""
-    exif, icc_profile, dpi = metadata.exif, metadata.icc_profile, metadata.dpi
+    exif, icc_profile, dpi, xmp = metadata.exif, metadata.icc_profile, metadata.dpi, metadata.xmp
+    if xmp and len(xmp) > _JPEG_XMP_LIMIT and fmt == "JPEG":
+        xmp = None  # only a PNG or TIFF's XMP can be this long: a JPEG would need extended XMP
     candidates: dict[str, object] = {
-        "JPEG": {"exif": exif, "icc_profile": icc_profile, "dpi": dpi, "quality": quality},
-        "WEBP": {"exif": exif, "icc_profile": icc_profile, "quality": quality},
+        "JPEG": {"exif": exif, "icc_profile": icc_profile, "dpi": dpi, "xmp": xmp, "quality": quality},
+        "WEBP": {"exif": exif, "icc_profile": icc_profile, "xmp": xmp, "quality": quality},
         "BMP": {"dpi": dpi},
     }[fmt]
     if fmt == "JPEG" and quality >= 90:
@@ -446,7 +468,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def _encode_png(samples: np.ndarray, metadata: Metadata) -> bytes:
-    """An 8- or 16-bit PNG of H x W x C samples (C = 1..4), with optional iCCP, eXIf and pHYs chunks."""
+    """An 8- or 16-bit PNG of H x W x C samples (C = 1..4), with optional iCCP, eXIf, pHYs and XMP chunks."""
     exif, icc_profile, dpi = metadata.exif, metadata.icc_profile, metadata.dpi
     height, width, channels = samples.shape
     pixel_bytes = channels * samples.dtype.itemsize
@@ -464,12 +486,14 @@ def _encode_png(samples: np.ndarray, metadata: Metadata) -> bytes:
     if dpi:
         pixels_per_metre = (round(dpi[0] / 0.0254), round(dpi[1] / 0.0254))
         chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", *pixels_per_metre, 1)))
+    if metadata.xmp:  # iTXt: keyword, uncompressed, no language, no translated keyword, then the packet
+        chunks.append(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + metadata.xmp))
     chunks += [_png_chunk(b"IDAT", zlib.compress(scanlines.tobytes())), _png_chunk(b"IEND", b"")]
     return _PNG_SIGNATURE + b"".join(chunks)
 
 
 def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
-    """A deflate-compressed 8- or 16-bit TIFF of H x W x C samples (C = 1..4) with EXIF, ICC and DPI."""
+    """A deflate-compressed 8- or 16-bit TIFF of H x W x C samples (C = 1..4) with EXIF, ICC, DPI and XMP."""
     exif, icc_profile, dpi = metadata.exif, metadata.icc_profile, metadata.dpi
     height, width, channels = samples.shape
     little_endian = samples.astype(samples.dtype.newbyteorder("<"))
@@ -487,6 +511,8 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
         ifd[338] = 2  # unassociated alpha
     if icc_profile:
         ifd[34675] = icc_profile
+    if metadata.xmp:
+        ifd[700] = metadata.xmp
     if dpi:
         ifd[282], ifd[283], ifd[296] = dpi[0], dpi[1], 2
     return b"II*\0" + struct.pack("<I", 8) + ifd.tobytes(8) + strip

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 from recnet_cli import imaging
 from recnet_cli.imaging import (
@@ -269,6 +269,57 @@ def test_icc_profile_is_copied(tmp_path, extension):
     assert photo.icc_profile == SRGB_PROFILE
     with Image.open(output) as written:
         assert written.info["icc_profile"] == SRGB_PROFILE
+
+
+def xmp_packet(*properties: str, element: str = "") -> bytes:
+    """An XMP packet as photo tools write it: ``properties`` on its description, ``element`` inside it."""
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+        'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+        f'{" ".join(properties)}>{element}<dc:subject xmlns:dc="http://purl.org/dc/elements/1.1/"><rdf:Bag>'
+        "<rdf:li>beach</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>"
+        '<?xpacket end="w"?>'
+    ).encode()
+
+
+@pytest.mark.parametrize("source_extension", EXIF_FORMATS)
+@pytest.mark.parametrize("extension", EXIF_FORMATS)
+def test_xmp_ratings_and_keywords_are_copied(tmp_path, source_extension, extension):
+    xmp = xmp_packet('xmp:Rating="4"')
+    options = {"tiffinfo": {700: xmp}} if source_extension == "tif" else {"xmp": xmp}
+    if source_extension == "png":
+        options = {"pnginfo": PngImagePlugin.PngInfo()}
+        options["pnginfo"].add_itxt("XML:com.adobe.xmp", xmp.decode())
+    source = save(tmp_path / f"in.{source_extension}", Image.fromarray(gradient_rgb8()), **options)
+    photo, output = round_trip(tmp_path, source, extension)
+    assert photo.xmp == xmp
+    with Image.open(output) as written:
+        assert written.info["xmp"] == xmp
+
+
+@pytest.mark.parametrize(
+    "xmp",
+    [
+        xmp_packet('xmp:Rating="2"', 'tiff:Orientation="6"'),
+        xmp_packet(element="<tiff:Orientation>6</tiff:Orientation>"),
+    ],
+)
+def test_xmp_orientation_says_upright_like_the_exif(tmp_path, xmp):
+    source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), exif=camera_exif(6), xmp=xmp)
+    photo, output = round_trip(tmp_path, source, "jpg")
+    assert photo.pixels.shape[:2] == (32, 24)  # turned upright
+    with Image.open(output) as written:
+        assert written.info["xmp"] == xmp.replace(b"6", b"1") and written.getexif()[0x0112] == 1
+
+
+def test_an_xmp_packet_too_long_for_a_jpeg_is_left_out_of_it(tmp_path):
+    xmp = xmp_packet(f'xmp:Label="{"x" * 70_000}"')
+    photo = photo_like(gradient_rgb8(), xmp=xmp)
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+    write_photo(tmp_path / "out.png", photo.pixels, photo)
+    with Image.open(tmp_path / "out.jpg") as jpeg, Image.open(tmp_path / "out.png") as png:
+        assert "xmp" not in jpeg.info and png.info["xmp"] == xmp
 
 
 @pytest.mark.parametrize("extension", ["jpg", "png", "tif", "bmp"])
