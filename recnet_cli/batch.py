@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import os
 import threading
 import time
 from collections import Counter, deque
@@ -438,11 +439,17 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
 
 
 def output_folder_problem(job: Job) -> Outcome | None:
-    """Creates the job's output folder; the failed outcome when it cannot be."""
+    """Creates the job's output folder; the failed outcome when it cannot be, or cannot be written in (a
+    read-only card or share), found before the photo is corrected for nothing."""
+    folder = job.target.parent
     try:
-        job.target.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        return Outcome(job, "failed", f"cannot create folder {job.target.parent}: {exc.strerror}")
+        return Outcome(job, "failed", f"cannot create folder {folder}: {exc.strerror}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        read_only = hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY
+        why = "read-only file system" if read_only else "permission denied"
+        return Outcome(job, "failed", f"cannot write in folder {folder}: {why}")
     return None
 
 

@@ -1,6 +1,7 @@
 """Finding inputs, naming outputs and running a batch past failures."""
 
 import errno
+import os
 import threading
 import time
 from pathlib import Path
@@ -344,6 +345,28 @@ def test_an_error_of_one_file_does_not_stop_the_batch(tmp_path: Path) -> None:
     stages = writing_stages()
     summary = run_jobs(jobs, [Stages(stages.read, stages.compute, write)], handled=(ImageWriteError,))
     assert [o.status for o in summary.outcomes] == ["failed", "done", "done"]
+
+
+def test_a_folder_that_cannot_be_written_in_fails_its_jobs_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = tmp_path / "card"
+    jobs = [Job(tmp_path / "a.jpg", locked / "a.jpg"), Job(tmp_path / "b.jpg", tmp_path / "b_out.jpg")]
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    computed: list[str] = []
+    stages = writing_stages()
+
+    def compute(job: Job, name: str) -> bytes:
+        computed.append(name)
+        return b"new"
+
+    summary = run_jobs(jobs, [Stages(stages.read, compute, stages.write)])
+    assert [(o.status, o.reason) for o in summary.outcomes] == [
+        ("failed", f"cannot write in folder {locked}: permission denied"),
+        ("done", ""),
+    ]
+    assert computed == ["b.jpg"]
 
 
 def test_reading_the_next_input_overlaps_the_compute(tmp_path: Path) -> None:
