@@ -2,7 +2,8 @@
 
 The model sees float32 RGB in [0, 1]. Everything else a photographer cares about travels beside the
 pixels and is written back: bit depth (16-bit PNG/TIFF stay 16-bit), alpha (untouched, same depth),
-EXIF (orientation applied to the pixels on read, written as 1), the ICC profile and the DPI.
+EXIF (orientation applied to the pixels on read, written as 1), the ICC profile, the DPI and the XMP
+packet (ratings, keywords, captions; its orientation written as 1 too).
 
 Grayscale photos stay grayscale: the model sees the grey replicated to RGB and the corrected result is
 written as grey again (ITU-R 601 luma, as Pillow's "L" conversion), except to WebP, which has no grey
