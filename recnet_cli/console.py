@@ -96,6 +96,7 @@ class MegapixelRate(ProgressColumn):
 
 class BatchProgress:
     """A progress bar over a batch's megapixels (images done, MP/s, ETA) that also prints each failure.
+    Where stderr is no terminal (a log file, a batch job), a line per corrected photo stands in for the bar.
 
     The bar counts megapixels, not images, so a batch that mixes small and large photos gets a true ETA.
     ``expected`` holds each photo's size as its file header gives it; a photo that turns out another
@@ -110,6 +111,7 @@ class BatchProgress:
         self.task = self.progress.add_task(label, total=sum(self.expected.values()), done=0, images=images)
         self.lock = threading.Lock()
         self.moved: dict[Job, float] = {}  # megapixels the photos in progress have moved the bar
+        self.log_each = not quiet and not shows_progress(quiet)
 
     def __enter__(self) -> BatchProgress:
         self.progress.__enter__()
@@ -138,11 +140,15 @@ class BatchProgress:
                 total=task.total + counted - self.expected.get(outcome.job, 0.0),
                 done=task.fields["done"] + 1,
             )
+            count = f"{task.fields['done']}/{task.fields['images']}"
         if outcome.status == "failed":
             self.progress.console.print(
                 Text.assemble(("error: ", "bold red"), f"{outcome.job.source}: {outcome.reason}"),
                 soft_wrap=True,
             )
+        elif self.log_each and outcome.status == "done":
+            line = f"{count} {outcome.job.source} -> {outcome.job.target} ({outcome.seconds:.1f} s)"
+            err.print(line, markup=False, soft_wrap=True)
 
 
 @contextlib.contextmanager

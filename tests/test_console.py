@@ -97,3 +97,18 @@ def test_the_summary_says_what_a_stopped_batch_did_not_run_and_how_to_go_on(caps
         "corrected 1, skipped 0, failed 1, not run 2 in 2.0 s, 1.00 MP/s",
         f"error: {stopped}; once that is fixed, go on with --skip-existing",
     ]
+
+
+def test_without_a_terminal_each_corrected_photo_gets_a_line_instead_of_the_bar(capsys) -> None:
+    done, skipped, failed = job("done"), job("skipped"), job("failed")
+    with BatchProgress(3, {}, "Correcting") as bar:
+        bar.update(Outcome(done, "done", seconds=2.5, megapixels=1.0))
+        bar.update(Outcome(skipped, "skipped", "output exists"))
+        bar.update(Outcome(failed, "failed", "truncated or corrupt image data"))
+    assert capsys.readouterr().err.splitlines() == [
+        "1/3 done.jpg -> done_recnet.jpg (2.5 s)",
+        "error: failed.jpg: truncated or corrupt image data",
+    ]
+    with BatchProgress(1, {}, "Correcting", quiet=True) as bar:
+        bar.update(Outcome(done, "done", seconds=2.5, megapixels=1.0))
+    assert capsys.readouterr().err == ""
