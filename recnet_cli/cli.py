@@ -583,6 +583,7 @@ def mask(
 @app.command()
 def models(as_json: JsonOpt = False) -> None:
     """List the bundled models and the RECNet models in the Hugging Face cache."""
+    from rich.markup import escape
     from rich.table import Table
 
     from recnet_cli.weights import list_models
@@ -598,7 +599,7 @@ def models(as_json: JsonOpt = False) -> None:
     for column in ("name", "where", "size", "about"):
         table.add_column(column)
     for entry in entries:
-        table.add_row(*entry.row())
+        table.add_row(*map(escape, entry.row()))  # names are plain text, not Rich markup
     console.out.print(table)
 
 
@@ -756,10 +757,10 @@ def train(
         )
     elif result.val is not None and not quiet:
         val = result.val
-        console.err.print(
-            f"[green]trained {result.steps} steps[/] in {result.wall_seconds / 60:.1f} min: validation "
-            f"{val.psnr:.2f} dB / SSIM {val.ssim:.4f} (input alone {val.identity_psnr:.2f} dB "
-            f"/ {val.identity_ssim:.4f}); model: {result.model_path}"
+        console.done(
+            f"trained {result.steps} steps",
+            f" in {result.wall_seconds / 60:.1f} min: validation {val.psnr:.2f} dB / SSIM {val.ssim:.4f} "
+            f"(input alone {val.identity_psnr:.2f} dB / {val.identity_ssim:.4f}); model: {result.model_path}",
         )
 
 
@@ -786,6 +787,7 @@ def evaluate(
       recnet eval --pairs LCDP/ --split test
       recnet eval --inputs shots/ --targets edited/ --model my.safetensors --json
     """
+    from rich.markup import escape
     from rich.table import Table
 
     from recnet_cli.train.pairs import find_pairs, match_by_stem
@@ -807,7 +809,7 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps({"model": loaded.source, **report.to_dict()}, indent=2))
         return
-    table = Table(title=f"{loaded.source} on {len(found)} pairs", show_footer=True)
+    table = Table(title=escape(f"{loaded.source} on {len(found)} pairs"), show_footer=True)
     table.add_column("image", footer="mean")
     for name, mean in (
         ("PSNR dB", report.mean("psnr")),
@@ -817,9 +819,8 @@ def evaluate(
     ):
         table.add_column(name, justify="right", footer=f"{mean:.4f}" if "SSIM" in name else f"{mean:.2f}")
     for s in report.scores:
-        table.add_row(
-            s.input.name, f"{s.psnr:.2f}", f"{s.ssim:.4f}", f"{s.identity_psnr:.2f}", f"{s.identity_ssim:.4f}"
-        )
+        scores = (f"{s.psnr:.2f}", f"{s.ssim:.4f}", f"{s.identity_psnr:.2f}", f"{s.identity_ssim:.4f}")
+        table.add_row(escape(s.input.name), *scores)
     console.out.print(table)
 
 

@@ -26,12 +26,18 @@ out = Console(highlight=False)
 
 
 def error(message: str) -> None:
-    """One line, naming the file and the reason; never a traceback."""
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    """One line, naming the file and the reason; never a traceback. (Messages are plain text: a file
+    named ``IMG [best].jpg`` must not be read as Rich markup.)"""
+    err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
 
 
 def notice(message: str) -> None:
-    err.print(f"[yellow]note:[/] {message}", soft_wrap=True)
+    err.print(Text.assemble(("note:", "yellow"), " ", message), soft_wrap=True)
+
+
+def done(headline: str, details: str) -> None:
+    """A finished run's line: ``headline`` in green, then ``details``, both plain text."""
+    err.print(Text.assemble((headline, "green"), details), soft_wrap=True)
 
 
 def notice_passed_over(paths: list[Path]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from rich.progress import Progress
 
 from recnet_cli.batch import Job, Outcome, Summary
-from recnet_cli.console import BatchProgress, Eta, print_summary, progress_bar
+from recnet_cli.console import BatchProgress, Eta, done, error, notice, print_summary, progress_bar
 
 
 def job(name: str) -> Job:
@@ -100,15 +100,26 @@ def test_the_summary_says_what_a_stopped_batch_did_not_run_and_how_to_go_on(caps
 
 
 def test_without_a_terminal_each_corrected_photo_gets_a_line_instead_of_the_bar(capsys) -> None:
-    done, skipped, failed = job("done"), job("skipped"), job("failed")
+    corrected, kept, broken = job("done"), job("skipped"), job("failed")
     with BatchProgress(3, {}, "Correcting") as bar:
-        bar.update(Outcome(done, "done", seconds=2.5, megapixels=1.0))
-        bar.update(Outcome(skipped, "skipped", "output exists"))
-        bar.update(Outcome(failed, "failed", "truncated or corrupt image data"))
+        bar.update(Outcome(corrected, "done", seconds=2.5, megapixels=1.0))
+        bar.update(Outcome(kept, "skipped", "output exists"))
+        bar.update(Outcome(broken, "failed", "truncated or corrupt image data"))
     assert capsys.readouterr().err.splitlines() == [
         "1/3 done.jpg -> done_recnet.jpg (2.5 s)",
         "error: failed.jpg: truncated or corrupt image data",
     ]
     with BatchProgress(1, {}, "Correcting", quiet=True) as bar:
-        bar.update(Outcome(done, "done", seconds=2.5, megapixels=1.0))
+        bar.update(Outcome(corrected, "done", seconds=2.5, megapixels=1.0))
     assert capsys.readouterr().err == ""
+
+
+def test_file_names_with_brackets_are_printed_as_they_are(capsys) -> None:
+    error("shots/IMG [best].jpg: truncated or corrupt image data")
+    notice("shots/[b]old.jpg: has 2 pages; only the first is used")
+    done("trained 3 steps", "; model: runs/a[/]b/final.safetensors")  # "[/]" would be a markup error
+    assert capsys.readouterr().err.splitlines() == [
+        "error: shots/IMG [best].jpg: truncated or corrupt image data",
+        "note: shots/[b]old.jpg: has 2 pages; only the first is used",
+        "trained 3 steps; model: runs/a[/]b/final.safetensors",
+    ]
