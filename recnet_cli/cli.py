@@ -696,6 +696,7 @@ def train(
     from recnet_cli.train.loop import StopSignals, TrainConfig, resume
     from recnet_cli.train.loop import train as start_training
     from recnet_cli.train.synthesis import parse_regimes
+    from recnet_cli.weights import WeightsError
 
     seconds = None if time_limit is None else time_limit * 60
     regime_shares = None
@@ -747,7 +748,7 @@ def train(
                 result = start_training(
                     config, progress=progress, time_limit=seconds, stop_requested=signals.received
                 )
-    except (ValueError, RuntimeError, OSError) as exc:
+    except (ValueError, RuntimeError, OSError, WeightsError) as exc:
         raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if not result.complete:
         console.notice(

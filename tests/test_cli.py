@@ -405,10 +405,13 @@ def test_half_precision_training_on_the_cpu_says_it_is_slow(tmp_path: Path, env:
     assert "bf16 on the CPU trains several times slower than fp32" in result.stderr
 
 
-def test_a_bad_regime_mix_is_a_one_line_error(tmp_path: Path, env: dict[str, str]) -> None:
+def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str, str]) -> None:
+    photos, quick = ["--photos", str(TRAIN_PHOTOS)], ["--no-ecr", "--steps", "1"]
     for options, reason in [
-        (["--photos", str(TRAIN_PHOTOS), "--regimes", "under=1,dark=2"], "--regimes: unknown regime 'dark'"),
+        ([*photos, "--regimes", "under=1,dark=2"], "--regimes: unknown regime 'dark'"),
         (["--pairs", str(tmp_path), "--regimes", "under=1"], "--regimes applies to a new run on --photos"),
+        ([*photos, *quick, "--init", "nothing-like-it"], "nothing-like-it: not a model file"),
+        (["--photos", str(tmp_path / "nowhere"), *quick], f"{tmp_path / 'nowhere'}: no such folder"),
     ]:
         result = run(["train", "--out", str(tmp_path / "run"), *options], env)
         lines = result.stderr.strip().splitlines()

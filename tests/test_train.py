@@ -170,6 +170,17 @@ def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
         train(tiny_config(tmp_path / "run"))
 
 
+def test_missing_data_folders_and_an_output_file_are_refused_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="nowhere: no such folder"):
+        train(tiny_config(tmp_path / "run", photos=tmp_path / "nowhere"))
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(TrainingError, match=r"notes\.txt: not a folder"):
+        train(tiny_config(tmp_path / "notes.txt"))
+    with pytest.raises(TrainingError, match=r"notes\.txt: not a folder"):
+        train(tiny_config(tmp_path / "run", photos=None, inputs=tmp_path / "notes.txt", targets=tmp_path))
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_regime_mix_reaches_the_data_the_card_and_a_resumed_run(tmp_path: Path) -> None:
     config = tiny_config(tmp_path / "run", steps=2, val_every=2, checkpoint_every=1, regimes=(0, 0, 0, 1.0))
     train(config, time_limit=0)  # stops after one step with a checkpoint

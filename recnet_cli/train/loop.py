@@ -275,6 +275,11 @@ def check_config(config: TrainConfig) -> None:
         )
     if (config.inputs is None) != (config.targets is None):
         raise TrainingError("inputs and targets folders go together")
+    for folder in (config.photos, config.pairs, config.inputs, config.targets):
+        if folder is not None and not folder.is_dir():
+            raise TrainingError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
+    if config.run_dir.exists() and not config.run_dir.is_dir():
+        raise TrainingError(f"{config.run_dir}: not a folder (--out names the folder of the run)")
     for name in ("steps", "batch", "crop", "val_every", "checkpoint_every", "val_images"):
         if getattr(config, name) < 1:
             raise TrainingError(f"{name} must be at least 1 (got {getattr(config, name)})")
