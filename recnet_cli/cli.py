@@ -778,7 +778,10 @@ def evaluate(
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     strength: StrengthOpt = 1.0,
-    save: Annotated[Path | None, typer.Option(help="Also write the corrected images to this folder.")] = None,
+    save: Annotated[
+        Path | None, typer.Option(help="Also write the corrected images to this folder, as <input name>.png.")
+    ] = None,
+    overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -799,8 +802,12 @@ def evaluate(
         found = find_pairs(pairs, split) if pairs is not None else match_by_stem(inputs, targets)
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
+    from recnet_cli.evaluate import evaluate_pairs, save_problem
+
+    problem = save_problem(found, save, overwrite) if save is not None else None
+    if problem:
+        raise fail(problem)
     (corrector,), loaded = open_models(model, device, precision, tile, quiet, strength, one_device=True)
-    from recnet_cli.evaluate import evaluate_pairs
 
     with console.counting(len(found), "Evaluating", "pairs", quiet) as count_one:
         try:

@@ -80,6 +80,24 @@ def score_pair(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.nd
     return score, corrected
 
 
+def saved_path(pair: ImagePair, save_dir: Path) -> Path:
+    """Where ``--save`` keeps a pair's corrected input: ``<input stem>.png``."""
+    return save_dir / f"{pair.input.stem}.png"
+
+
+def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) -> str | None:
+    """Why ``--save`` cannot write into ``save_dir``: it would replace one of the pairs' images, or a file
+    that is there already (unless ``overwrite``)."""
+    images = {path.resolve() for pair in pairs for path in (pair.input, pair.target)}
+    for pair in pairs:
+        path = saved_path(pair, save_dir)
+        if path.resolve() in images:
+            return f"--save {save_dir}: {path} is an image being evaluated; choose another folder"
+        if path.exists() and not overwrite:
+            return f"--save {save_dir}: {path} exists (use --overwrite)"
+    return None
+
+
 def evaluate_pairs(
     pairs: Sequence[ImagePair],
     corrector: Corrector,
@@ -96,7 +114,7 @@ def evaluate_pairs(
     for index, pair in enumerate(pairs, start=1):
         score, corrected = score_pair(pair, corrector)
         if save_dir is not None:
-            write_rgb8(save_dir / f"{pair.input.stem}.png", corrected)
+            write_rgb8(saved_path(pair, save_dir), corrected)
         scores.append(score)
         if progress is not None:
             progress(index, len(pairs), score)

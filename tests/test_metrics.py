@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from recnet_cli.engine import Corrector
-from recnet_cli.evaluate import evaluate_pairs
+from recnet_cli.evaluate import evaluate_pairs, save_problem
 from recnet_cli.metrics import psnr, quantised_scores, ssim, ssim_tensor, to_uint8
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import ImageFileError, read_rgb
@@ -144,3 +144,20 @@ def test_evaluate_rejects_pairs_of_different_sizes(tmp_path: Path) -> None:
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
     with pytest.raises(ImageFileError, match="differs from its ground truth"):
         evaluate_pairs([pair], corrector)
+
+
+def test_saving_never_replaces_an_evaluated_image_nor_an_earlier_file_unasked(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "gt").mkdir()
+    pair = ImagePair(tmp_path / "in" / "a.png", tmp_path / "gt" / "a.png")
+    for folder in ("in", "gt"):
+        problem = save_problem([pair], tmp_path / folder, overwrite=True)
+        assert problem == (
+            f"--save {tmp_path / folder}: {tmp_path / folder / 'a.png'} is an image being evaluated; "
+            "choose another folder"
+        )
+    assert save_problem([pair], tmp_path / "out", overwrite=False) is None
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").write_bytes(b"earlier")
+    assert "exists (use --overwrite)" in save_problem([pair], tmp_path / "out", overwrite=False)
+    assert save_problem([pair], tmp_path / "out", overwrite=True) is None
