@@ -247,10 +247,7 @@ def collect_jobs(
     """Finds the inputs, passes over recnet's own earlier outputs among them (see ``earlier_outputs``),
     takes this machine's shard and names every output; when no input gives an image, says why (and prints
     the JSON summary for --json) and exits 1 before loading a model."""
-    if output is not None and not output.is_dir() and names_unwritable_image(output):
-        raise fail(
-            f"-o {output}: cannot write {output.suffix} files (name a {OUTPUT_CHOICES} file, or a folder)"
-        )
+    refuse_unwritable_output(output)
     sources, missing = find_sources(inputs, recursive)
     misnamed = misnamed_output_folder(sources, output)
     if misnamed:
@@ -274,6 +271,14 @@ def collect_jobs(
             raise fail(str(exc)) from None
     extension = normalise_extension(ext)
     return plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions), missing
+
+
+def refuse_unwritable_output(output: Path | None) -> None:
+    """-o naming an image format recnet cannot write (out.heic, out.gif) is refused before any work."""
+    if output is not None and not output.is_dir() and names_unwritable_image(output):
+        raise fail(
+            f"-o {output}: cannot write {output.suffix} files (name a {OUTPUT_CHOICES} file, or a folder)"
+        )
 
 
 def show_plan(
@@ -480,7 +485,12 @@ def explain(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="The contact sheet, PNG. Default: <name>_explain.png."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="The contact sheet (PNG, or JPEG, TIFF, WebP by its name), or a folder to put it in. "
+            "Default: <name>_explain.png beside the photo.",
+        ),
     ] = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
@@ -496,7 +506,14 @@ def explain(
 
     [dim]Example:[/]  recnet explain photo.jpg -r photo-edited.jpg -o sheet.png
     """
-    target = output or image.with_name(f"{image.stem}{EXPLAIN_SUFFIX}.png")
+    sheet_name = f"{image.stem}{EXPLAIN_SUFFIX}.png"
+    refuse_unwritable_output(output)
+    if output is None:
+        target = image.with_name(sheet_name)
+    elif output.is_dir() or output.suffix.lower() not in IMAGE_EXTENSIONS:
+        target = output / sheet_name  # a folder, made if need be, as -o is for correct
+    else:
+        target = output
     if target.resolve() in {image.resolve(), reference and reference.resolve()}:
         raise fail(f"{target} is an input; refusing to overwrite it")
     if target.exists() and not overwrite:
@@ -515,9 +532,12 @@ def explain(
         subtitle = f"model {loaded.source}   device {corrector.device}" + (
             f"   reference {reference.name}" if reference is not None else ""
         )
+        target.parent.mkdir(parents=True, exist_ok=True)
         write_rgb8(target, contact_sheet(explained, f"recnet explain: {image.name}", subtitle))
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
+    except OSError as exc:
+        raise fail(f"cannot create folder {target.parent}: {exc.strerror}", 1) from None
     except ValueError as exc:
         raise fail(f"{reference}: {exc}", 1) from None
     console.notice(f"wrote {target}")

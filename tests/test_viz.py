@@ -189,6 +189,25 @@ def test_explain_refuses_bad_references_and_existing_sheets(
     exists = run(["explain", str(photo), "--model", str(model_file)], cli_env)
     assert exists.returncode == 2 and "--overwrite" in exists.stderr
     assert (tmp_path / "shot_explain.png").read_bytes() == b"keep"
+    gif = run(["explain", str(photo), "-o", str(tmp_path / "sheet.gif"), "--model", str(model_file)], cli_env)
+    assert gif.returncode == 2 and "cannot write .gif files" in gif.stderr
+
+
+def test_explain_puts_its_sheet_in_a_folder_given_as_output(
+    tmp_path: Path,
+    cli_env: dict[str, str],
+    model_file: Path,
+) -> None:
+    photo = make_photo(tmp_path / "shot.png")
+    for folder in (
+        tmp_path,
+        tmp_path / "sheets",
+    ):  # an existing folder, and a new one named without extension
+        result = run(
+            ["explain", str(photo), "-o", str(folder), "--model", str(model_file), "--overwrite"], cli_env
+        )
+        assert result.returncode == 0, result.stderr
+        assert Image.open(folder / "shot_explain.png").width >= FIGURE_WIDTH
 
 
 def test_save_features_writes_a_companion_with_overwrite_rules(
