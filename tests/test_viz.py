@@ -199,13 +199,8 @@ def test_explain_puts_its_sheet_in_a_folder_given_as_output(
     model_file: Path,
 ) -> None:
     photo = make_photo(tmp_path / "shot.png")
-    for folder in (
-        tmp_path,
-        tmp_path / "sheets",
-    ):  # an existing folder, and a new one named without extension
-        result = run(
-            ["explain", str(photo), "-o", str(folder), "--model", str(model_file), "--overwrite"], cli_env
-        )
+    for folder in (tmp_path, tmp_path / "sheets"):  # an existing folder, a new one named without extension
+        result = run(["explain", str(photo), "-o", str(folder), "--model", str(model_file)], cli_env)
         assert result.returncode == 0, result.stderr
         assert Image.open(folder / "shot_explain.png").width >= FIGURE_WIDTH
 
