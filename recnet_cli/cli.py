@@ -317,6 +317,8 @@ def run_batch(
 ) -> Summary:
     """Reads, computes (one lane per device) and writes every job under a progress bar, which each photo
     moves as its tiles finish."""
+    from recnet_cli.engine import PhotoOutOfMemoryError
+
     depth = GPU_LANE_DEPTH if any(corrector.device.type == "cuda" for corrector in correctors) else 1
     # The bar counts megapixels, for an ETA that holds when sizes vary: each header, read before starting.
     expected = {job: header_megapixels(job.source) for job in jobs} if console.shows_progress(quiet) else {}
@@ -343,7 +345,7 @@ def run_batch(
                 overwrite=overwrite,
                 skip_existing=skip_existing,
                 on_outcome=record,
-                handled=(PhotoFileError,),
+                handled=(PhotoFileError, PhotoOutOfMemoryError),
                 depth=depth,
             )
     except KeyboardInterrupt:
@@ -885,7 +887,10 @@ def bench(
     from recnet_cli.devices import describe_peak_memory
     from recnet_cli.engine import time_correction
 
-    timing = time_correction(corrector, megapixels, repeats)
+    try:
+        timing = time_correction(corrector, megapixels, repeats)
+    except MemoryError:
+        raise fail(f"--mp {megapixels:g}: a photo this large does not fit in this machine's memory") from None
     if compiled and timing["tile"]:
         console.notice("--compile speeds up the whole-image path only; this size ran in tiles (try --tile 0)")
     if corrector.compile_failure:

@@ -42,6 +42,10 @@ OTHER_WHOLE_IMAGE_BUDGET = 4 * 2**30
 HOST = torch.device("cpu")
 
 
+class PhotoOutOfMemoryError(Exception):
+    """A photo the device's memory could not hold at these settings; the message says what to try."""
+
+
 @dataclass
 class Correction:
     """A corrected photo (H, W, 3 float32 in [0, 1]) and the under-exposure mask (H, W float32)."""
@@ -197,9 +201,25 @@ class Corrector:
         """The tile size used for an image of this size (0 = whole image)."""
         return auto_tile(self.device, self.dtype, height, width) if self.tile == "auto" else int(self.tile)
 
-    @torch.inference_mode()
     def correct(self, rgb: np.ndarray, progress: Progress | None = None) -> Correction:
-        """Corrects an (H, W, 3) float32 photo; tiled runs tell ``progress`` the fraction done as they go."""
+        """Corrects an (H, W, 3) float32 photo; tiled runs tell ``progress`` the fraction done as they go.
+        Running out of memory raises PhotoOutOfMemoryError (the device is usable again for the next)."""
+        try:
+            return self._correct(rgb, progress)
+        except (MemoryError, torch.cuda.OutOfMemoryError):
+            pass  # handled outside the except block, so the failed run's tensors can be freed first
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        megapixels = rgb.shape[0] * rgb.shape[1] / 1e6
+        tile = self.tile_for(*rgb.shape[:2])
+        advice = f"try a smaller --tile than {tile}" if tile else "try --tile 1024"
+        if self.device.type == "cuda" and self.dtype == torch.float32:
+            advice += " or --precision fp16"
+        where = "GPU memory" if self.device.type == "cuda" else "memory"
+        raise PhotoOutOfMemoryError(f"not enough {where} for this {megapixels:.1f} MP photo: {advice}")
+
+    @torch.inference_mode()
+    def _correct(self, rgb: np.ndarray, progress: Progress | None) -> Correction:
         image = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
         tile = self.tile_for(*rgb.shape[:2])
         # Triton kernels launch on the current CUDA device, and a batch's lanes may each use another GPU.

@@ -22,7 +22,7 @@ from PIL import Image
 
 from recnet_cli.batch import Job
 from recnet_cli.cli import run_batch
-from recnet_cli.engine import Corrector
+from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import Photo
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import read_rgb
@@ -197,6 +197,27 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
     assert (summary["dry_run"], summary["planned"], summary["skipped"]) == (True, 2, 1)
     assert [f["status"] for f in summary["files"]] == ["planned", "skipped", "planned"]
     assert sorted(p.name for p in out.iterdir()) == ["b.png"] and (out / "b.png").read_bytes() == b"earlier"
+
+
+def test_a_photo_that_runs_out_of_memory_fails_alone(tmp_path: Path) -> None:
+    jobs = [Job(make_photo(tmp_path / f"{name}.png"), tmp_path / f"{name}_out.png") for name in "abc"]
+
+    computed: list[Photo] = []
+
+    def compute(corrector: Corrector, photo: Photo, progress: object) -> Photo:
+        computed.append(photo)
+        if len(computed) == 2:
+            raise PhotoOutOfMemoryError("not enough memory for this 0.0 MP photo: try --tile 1024")
+        return photo
+
+    def write(job: Job, photo: Photo, computed: Photo) -> float:
+        job.target.write_bytes(b"corrected")
+        return photo.megapixels
+
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    summary = run_batch(jobs, [], [corrector], compute, write, "Correcting", False, False, quiet=True)
+    assert [o.status for o in summary.outcomes] == ["done", "failed", "done"]
+    assert summary.outcomes[1].reason == "not enough memory for this 0.0 MP photo: try --tile 1024"
 
 
 def test_inputs_are_never_overwritten(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:

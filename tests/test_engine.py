@@ -1,15 +1,17 @@
-"""The Corrector: the strength setting (how much of the correction reaches the photo) and compiling."""
+"""The Corrector: the strength setting (how much of the correction reaches the photo), compiling, and
+running out of memory."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from random_models import random_image, random_model
 
-from recnet_cli.engine import CompiledForward, Corrector, blend
+from recnet_cli.engine import CompiledForward, Corrector, PhotoOutOfMemoryError, blend
 
 CPU = torch.device("cpu")
 
@@ -71,3 +73,19 @@ def test_a_failing_compiler_falls_back_to_the_uncompiled_path(
     result = compiled.correct(photo)
     assert compiled.whole_image.failure == "RuntimeError: no compiler here"
     assert np.array_equal(result.image, Corrector(model, CPU, tile=0).correct(photo).image)
+
+
+@pytest.mark.parametrize(("tile", "advice"), [(0, "try --tile 1024"), (128, "try a smaller --tile than 128")])
+def test_running_out_of_memory_is_that_photo_s_error_with_advice(
+    photo: np.ndarray, tile: int, advice: str
+) -> None:
+    corrector = Corrector(random_model(seed=8), CPU, tile=tile)
+
+    def exhausted(*args: object) -> None:
+        raise MemoryError
+
+    corrector.whole_image = exhausted  # the whole-image path
+    corrector.stages = replace(corrector.stages, conv=exhausted)  # the tiled one
+    with pytest.raises(PhotoOutOfMemoryError) as raised:
+        corrector.correct(photo)
+    assert str(raised.value) == f"not enough memory for this 0.0 MP photo: {advice}"
