@@ -202,8 +202,10 @@ class Corrector:
         return self.whole_image.failure if isinstance(self.whole_image, CompiledForward) else None
 
     def tile_for(self, height: int, width: int) -> int:
-        """The tile size used for an image of this size (0 = whole image)."""
-        return auto_tile(self.device, self.dtype, height, width) if self.tile == "auto" else int(self.tile)
+        """The tile size used for a photo of this size, with its mirrored border (0 = whole image)."""
+        if self.tile != "auto":
+            return int(self.tile)
+        return auto_tile(self.device, self.dtype, height + 2 * EDGE_PAD, width + 2 * EDGE_PAD)
 
     def correct(self, rgb: np.ndarray, progress: Progress | None = None) -> Correction:
         """Corrects an (H, W, 3) float32 photo; tiled runs tell ``progress`` the fraction done as they go.
@@ -228,7 +230,7 @@ class Corrector:
         border = ((EDGE_PAD, EDGE_PAD), (EDGE_PAD, EDGE_PAD), (0, 0))
         padded = np.pad(np.asarray(rgb, dtype=np.float32), border, mode="symmetric")
         image = torch.from_numpy(padded).permute(2, 0, 1)[None]
-        tile = self.tile_for(*padded.shape[:2])
+        tile = self.tile_for(height, width)
         # Triton kernels launch on the current CUDA device, and a batch's lanes may each use another GPU.
         current = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
         with current:
