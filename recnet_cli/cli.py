@@ -273,6 +273,19 @@ def collect_jobs(
     return plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions), missing
 
 
+# What may change when a training run is resumed; everything else is the run's own setting.
+OPTIONS_WITH_RESUME = ("--resume", "--device", "--time-limit", "--quiet")
+
+
+def given_options(ctx: typer.Context) -> list[str]:
+    """The options typed on the command line (not left at their defaults), by their long names."""
+    return [
+        next((name for name in param.opts if name.startswith("--")), param.opts[0])
+        for param in ctx.command.params
+        if param.name and ctx.get_parameter_source(param.name).name == "COMMANDLINE"
+    ]
+
+
 def refuse_unwritable_output(output: Path | None) -> None:
     """-o naming an image format recnet cannot write (out.heic, out.gif) is refused before any work."""
     if output is not None and not output.is_dir() and names_unwritable_image(output):
@@ -646,6 +659,7 @@ class LossPreset(str, Enum):
 
 @app.command()
 def train(
+    ctx: typer.Context,
     photos: Annotated[
         Path | None, typer.Option(help="Folder of well-exposed photos: badly exposed inputs are synthesised.")
     ] = None,
@@ -660,7 +674,11 @@ def train(
     ] = Path("runs/recnet"),
     resume_run: Annotated[
         Path | None,
-        typer.Option("--resume", help="Continue the run in this folder exactly where it stopped."),
+        typer.Option(
+            "--resume",
+            help="Continue the run in this folder exactly where it stopped, as it was set up (only --device, "
+            "--time-limit and --quiet may be given with it).",
+        ),
     ] = None,
     init: Annotated[
         str | None, typer.Option(help="Fine-tune from this model (file, Hub or bundled name).")
@@ -720,6 +738,12 @@ def train(
     from recnet_cli.train.synthesis import parse_regimes
     from recnet_cli.weights import WeightsError
 
+    changed = [option for option in given_options(ctx) if option not in OPTIONS_WITH_RESUME]
+    if resume_run is not None and changed:
+        raise fail(
+            f"{', '.join(changed)}: --resume continues {resume_run} as it was set up; to train it further "
+            f"in another way, start a new run with --init {resume_run / 'checkpoint.safetensors'}"
+        )
     seconds = None if time_limit is None else time_limit * 60
     regime_shares = None
     if regimes is not None:

@@ -433,6 +433,7 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str,
         (["--pairs", str(tmp_path), "--regimes", "under=1"], "--regimes applies to a new run on --photos"),
         ([*photos, *quick, "--init", "nothing-like-it"], "nothing-like-it: not a model file"),
         (["--photos", str(tmp_path / "nowhere"), *quick], f"{tmp_path / 'nowhere'}: no such folder"),
+        (["--resume", str(tmp_path / "run"), "--steps", "10"], "--out, --steps: --resume continues"),
     ]:
         result = run(["train", "--out", str(tmp_path / "run"), *options], env)
         lines = result.stderr.strip().splitlines()
