@@ -286,6 +286,11 @@ def given_options(ctx: typer.Context) -> list[str]:
     ]
 
 
+def refuse_both(overwrite: bool, skip_existing: bool) -> None:
+    if overwrite and skip_existing:
+        raise fail("--overwrite replaces existing outputs and --skip-existing keeps them: choose one")
+
+
 def refuse_unwritable_output(output: Path | None) -> None:
     """-o naming an image format recnet cannot write (out.heic, out.gif) is refused before any work."""
     if output is not None and not output.is_dir() and names_unwritable_image(output):
@@ -432,6 +437,7 @@ def correct(
         raise fail("--report needs an output folder: -o FOLDER")
     save_mask = save_mask or report
     tags = ("mask",) * save_mask + ("features",) * save_features
+    refuse_both(overwrite, skip_existing)
     jobs, missing = collect_jobs(
         inputs,
         output,
@@ -586,6 +592,7 @@ def mask(
 
     [dim]Example:[/]  recnet mask photo.jpg --raw
     """
+    refuse_both(overwrite, skip_existing)
     jobs, missing = collect_jobs(
         inputs,
         output,

@@ -57,6 +57,7 @@ def test_commands_that_run_no_model_answer_without_importing_torch(tmp_path: Pat
         ["correct", "--help"],
         ["correct", "missing.jpg"],
         ["correct", str(photo), "--tile", "5"],
+        ["correct", str(photo), "--overwrite", "--skip-existing"],
         ["correct", str(photo), "--dry-run"],
         ["mask", str(photo), "-n", "--json"],
         ["explain", "missing.jpg"],
@@ -218,6 +219,15 @@ def test_a_photo_that_runs_out_of_memory_fails_alone(tmp_path: Path) -> None:
     summary = run_batch(jobs, [], [corrector], compute, write, "Correcting", False, False, quiet=True)
     assert [o.status for o in summary.outcomes] == ["done", "failed", "done"]
     assert summary.outcomes[1].reason == "not enough memory for this 0.0 MP photo: try --tile 1024"
+
+
+def test_overwrite_and_skip_existing_together_are_refused(tmp_path: Path, env: dict[str, str]) -> None:
+    (tmp_path / "shots").mkdir()
+    photo = make_photo(tmp_path / "shots" / "shot.png")
+    for command in ("correct", "mask"):
+        result = run([command, str(photo), "--overwrite", "--skip-existing"], env)
+        assert result.returncode == 2 and "choose one" in result.stderr
+    assert sorted(p.name for p in photo.parent.iterdir()) == ["shot.png"]
 
 
 def test_inputs_are_never_overwritten(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
