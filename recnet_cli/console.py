@@ -148,10 +148,7 @@ class BatchProgress:
             )
             count = f"{task.fields['done']}/{task.fields['images']}"
         if outcome.status == "failed":
-            self.progress.console.print(
-                Text.assemble(("error: ", "bold red"), f"{outcome.job.source}: {outcome.reason}"),
-                soft_wrap=True,
-            )
+            error(f"{outcome.job.source}: {outcome.reason}")
         elif self.log_each and outcome.status == "done":
             line = f"{count} {outcome.job.source} -> {outcome.job.target} ({outcome.seconds:.1f} s)"
             err.print(line, markup=False, soft_wrap=True)
