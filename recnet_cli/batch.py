@@ -199,8 +199,8 @@ def earlier_outputs(sources: Sequence[Source], output: Path | None, suffix: str)
 
     def written_by_recnet(source: Source) -> bool:
         path = source.path
-        root = path.resolve().parents[len(source.relative.parts) - 1]
-        if inner_output is not None and inner_output != root and inner_output in path.resolve().parents:
+        folders = path.resolve().parents  # the input folder is folders[len(source.relative.parts) - 1]
+        if inner_output in folders and inner_output != folders[len(source.relative.parts) - 1]:
             return True
         named_after = (path.stem[: -len(ending)] for ending in endings if path.stem.endswith(ending))
         return any((path.parent, stem) in stems for stem in named_after)

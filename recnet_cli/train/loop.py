@@ -245,7 +245,9 @@ def train(
         raise TrainingError(
             f"{config.run_dir}: already holds a training run; resume it or choose another folder"
         )
-    return run(config, False, progress, time_limit, stop_requested)
+    return run(
+        config, resuming=False, progress=progress, time_limit=time_limit, stop_requested=stop_requested
+    )
 
 
 def resume(
@@ -264,7 +266,7 @@ def resume(
     config.run_dir = run_dir
     if device is not None:
         config.device = device
-    return run(config, True, progress, time_limit, stop_requested)
+    return run(config, resuming=True, progress=progress, time_limit=time_limit, stop_requested=stop_requested)
 
 
 def check_config(config: TrainConfig) -> None:
