@@ -71,40 +71,60 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+def flag(*names: str, **settings: Any) -> Any:
+    """An on/off option, shown in help without a value type (Typer 0.29 would print <bool> beside it)."""
+    return typer.Option(*names, metavar="", **settings)
+
+
 InputsArg = Annotated[
     list[str],
-    typer.Argument(help="Image files, folders or globs (quote globs: 'shots/*.jpg').", show_default=False),
+    typer.Argument(
+        metavar="PHOTOS...",
+        help="Image files, folders or globs (quote globs: 'shots/*.jpg').",
+        show_default=False,
+    ),
 ]
 OutputOpt = Annotated[
     Path | None,
-    typer.Option("--output", "-o", help="Output file (one input) or folder (several inputs or a folder)."),
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="PATH",
+        help="Output file (one input) or folder (several inputs or a folder).",
+    ),
 ]
 ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
         "-m",
+        metavar="MODEL",
         help="A .safetensors/.pth file, a Hub repo (org/name, org/name@rev, org/name:file.safetensors) "
         "or a bundled name. Default: the bundled model.",
     ),
 ]
 DeviceOpt = Annotated[
-    str, typer.Option(help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.")
+    str,
+    typer.Option(metavar="DEVICE", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps."),
 ]
 DevicesOpt = Annotated[
     str,
     typer.Option(
+        metavar="DEVICE",
         help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps; a list such as cuda:0,cuda:1 "
-        "spreads the photos over several GPUs, one copy of the model on each."
+        "spreads the photos over several GPUs, one copy of the model on each.",
     ),
 ]
 TileOpt = Annotated[
-    str, typer.Option(help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128.")
+    str,
+    typer.Option(
+        metavar="SIZE", help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128."
+    ),
 ]
 PrecisionOpt = Annotated[Precision, typer.Option(help="Compute precision; auto is fp32.")]
 FusedOpt = Annotated[
     bool,
-    typer.Option(
+    flag(
         "--fused",
         help="Run the network's blocks through fused Triton kernels (CUDA GPUs; experimental, the same "
         "results as the default path).",
@@ -115,36 +135,48 @@ StrengthOpt = Annotated[
     typer.Option(
         min=0.0,
         max=1.0,
+        metavar="AMOUNT",
         help="How much of the correction to apply: 1 = the model's output, 0.5 = halfway between the photo "
         "and it, 0 = the photo unchanged.",
     ),
 ]
 RecursiveOpt = Annotated[
     bool,
-    typer.Option(
+    flag(
         "--recursive",
         "-r",
         help="Walk sub-folders (not hidden ones) and mirror them under the output folder.",
     ),
 ]
-OverwriteOpt = Annotated[bool, typer.Option(help="Replace outputs that already exist.")]
-SkipOpt = Annotated[bool, typer.Option(help="Skip inputs whose output already exists.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors.")]
+OverwriteOpt = Annotated[bool, flag("--overwrite", help="Replace outputs that already exist.")]
+SkipOpt = Annotated[bool, flag("--skip-existing", help="Skip inputs whose output already exists.")]
+JsonOpt = Annotated[bool, flag("--json", help="Print a machine-readable summary on stdout.")]
+QuietOpt = Annotated[bool, flag("--quiet", "-q", help="No progress bar; only errors.")]
 DryRunOpt = Annotated[
     bool,
-    typer.Option(
+    flag(
         "--dry-run",
         "-n",
         help="Only list each input and what it would write, and which would be skipped or fail; "
         "reads and writes nothing, loads no model.",
     ),
 ]
+SuffixOpt = Annotated[str, typer.Option(metavar="TEXT", help="Added to the file name when no -o is given.")]
+PairsOpt = Annotated[
+    Path | None, typer.Option(metavar="FOLDER", help="Paired data set folder (LCDP or MSEC layout).")
+]
+InputsOpt = Annotated[
+    Path | None, typer.Option(metavar="FOLDER", help="Folder of inputs, matched by file name to --targets.")
+]
+TargetsOpt = Annotated[
+    Path | None, typer.Option(metavar="FOLDER", help="Folder of ground truths for --inputs.")
+]
 ShardOpt = Annotated[
     str | None,
     typer.Option(
+        metavar="K/N",
         help="Process only part K of N of the inputs (1 <= K <= N), to split a collection "
-        "over N machines that see the same files, e.g. --shard $SLURM_ARRAY_TASK_ID/8."
+        "over N machines that see the same files, e.g. --shard $SLURM_ARRAY_TASK_ID/8.",
     ),
 ]
 
@@ -158,7 +190,7 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")
+        bool, flag("--version", callback=version_callback, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
     """Correct mixed over- and under-exposure in photos with RECNet."""
@@ -395,28 +427,30 @@ def correct(
     precision: PrecisionOpt = Precision.auto,
     strength: StrengthOpt = 1.0,
     fused: FusedOpt = False,
-    suffix: Annotated[str, typer.Option(help="Added to the file name when no -o is given.")] = CORRECT_SUFFIX,
+    suffix: SuffixOpt = CORRECT_SUFFIX,
     ext: Annotated[
-        str | None, typer.Option(help="Force the output format: jpg, png, tif, webp, bmp.")
+        str | None, typer.Option(metavar="FORMAT", help="Force the output format: jpg, png, tif, webp, bmp.")
     ] = None,
-    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality.")] = 95,
+    quality: Annotated[int, typer.Option(min=1, max=100, metavar="Q", help="JPEG/WebP quality.")] = 95,
     recursive: RecursiveOpt = False,
     skip_existing: SkipOpt = False,
     overwrite: OverwriteOpt = False,
     save_mask: Annotated[
-        bool, typer.Option(help="Also write the exposure-mask picture beside each output.")
+        bool, flag("--save-mask", help="Also write the exposure-mask picture beside each output.")
     ] = False,
     save_features: Annotated[
         bool,
-        typer.Option(
-            help="Also write <name>_features.png: what each of the model's blocks does (see explain)."
+        flag(
+            "--save-features",
+            help="Also write <name>_features.png: what each of the model's blocks does (see explain).",
         ),
     ] = False,
     report: Annotated[
         bool,
-        typer.Option(
+        flag(
+            "--report",
             help="Write OUT/report.html (replaced on each run): before/after sliders, masks and exposure "
-            "numbers for the batch. Needs -o FOLDER; implies --save-mask."
+            "numbers for the batch. Needs -o FOLDER; implies --save-mask.",
         ),
     ] = False,
     shard: ShardOpt = None,
@@ -494,12 +528,13 @@ def correct(
 
 @app.command()
 def explain(
-    image: Annotated[Path, typer.Argument(help="The photo to explain.", show_default=False)],
+    image: Annotated[Path, typer.Argument(metavar="PHOTO", help="The photo to explain.", show_default=False)],
     reference: Annotated[
         Path | None,
         typer.Option(
             "--reference",
             "-r",
+            metavar="PHOTO",
             help="The photo's ground truth (same size): adds how far each block's features and the output "
             "are from it, with PSNR and SSIM.",
         ),
@@ -509,6 +544,7 @@ def explain(
         typer.Option(
             "--output",
             "-o",
+            metavar="PATH",
             help="The contact sheet (PNG, or JPEG, TIFF, WebP by its name), or a folder to put it in. "
             "Default: <name>_explain.png beside the photo.",
         ),
@@ -572,10 +608,14 @@ def mask(
     device: DevicesOpt = "auto",
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
-    suffix: Annotated[str, typer.Option(help="Added to the file name when no -o is given.")] = MASK_SUFFIX,
-    ext: Annotated[str | None, typer.Option(help="Output format of the picture.")] = "png",
+    suffix: SuffixOpt = MASK_SUFFIX,
+    ext: Annotated[
+        str | None,
+        typer.Option(metavar="FORMAT", help="Output format of the picture: png, jpg, tif, webp, bmp."),
+    ] = "png",
     raw: Annotated[
-        bool, typer.Option(help="Also write the mask itself as 16-bit grayscale PNG (white = under-exposed).")
+        bool,
+        flag("--raw", help="Also write the mask itself as 16-bit grayscale PNG (white = under-exposed)."),
     ] = False,
     recursive: RecursiveOpt = False,
     skip_existing: SkipOpt = False,
@@ -647,7 +687,10 @@ def models(as_json: JsonOpt = False) -> None:
 
 @app.command("download")
 def download_command(
-    ref: Annotated[str, typer.Argument(help="Hub reference: org/name, org/name@revision or org/name:file.")],
+    ref: Annotated[
+        str,
+        typer.Argument(metavar="REPO", help="Hub reference: org/name, org/name@revision or org/name:file."),
+    ],
 ) -> None:
     """Fetch a model from the Hugging Face Hub into the local cache, for use offline later."""
     from recnet_cli.weights import WeightsError, download
@@ -668,50 +711,64 @@ class LossPreset(str, Enum):
 def train(
     ctx: typer.Context,
     photos: Annotated[
-        Path | None, typer.Option(help="Folder of well-exposed photos: badly exposed inputs are synthesised.")
+        Path | None,
+        typer.Option(
+            metavar="FOLDER", help="Folder of well-exposed photos: badly exposed inputs are synthesised."
+        ),
     ] = None,
-    pairs: Annotated[Path | None, typer.Option(help="Paired data set folder (LCDP or MSEC layout).")] = None,
-    split: Annotated[str, typer.Option(help="Split of --pairs to train on: train, test or valid.")] = "train",
-    inputs: Annotated[
-        Path | None, typer.Option(help="Folder of inputs, matched by file name to --targets.")
-    ] = None,
-    targets: Annotated[Path | None, typer.Option(help="Folder of ground truths for --inputs.")] = None,
+    pairs: PairsOpt = None,
+    split: Annotated[
+        str, typer.Option(metavar="SPLIT", help="Split of --pairs to train on: train, test or valid.")
+    ] = "train",
+    inputs: InputsOpt = None,
+    targets: TargetsOpt = None,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Run folder: checkpoints, metrics.jsonl, final model.")
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="FOLDER", help="Run folder: checkpoints, metrics.jsonl, final model."
+        ),
     ] = Path("runs/recnet"),
     resume_run: Annotated[
         Path | None,
         typer.Option(
             "--resume",
+            metavar="FOLDER",
             help="Continue the run in this folder exactly where it stopped, as it was set up (only --device, "
             "--time-limit and --quiet may be given with it).",
         ),
     ] = None,
     init: Annotated[
-        str | None, typer.Option(help="Fine-tune from this model (file, Hub or bundled name).")
+        str | None,
+        typer.Option(metavar="MODEL", help="Fine-tune from this model (file, Hub or bundled name)."),
     ] = None,
-    steps: Annotated[int, typer.Option(min=1)] = 20_000,
-    batch: Annotated[int, typer.Option(min=1)] = 8,
-    crop: Annotated[int, typer.Option(min=32, help="Square training crop in pixels.")] = 384,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule after warm-up).")] = 1e-4,
-    seed: int = 0,
-    val_every: Annotated[int, typer.Option(min=1, help="Validate every N steps.")] = 1000,
+    steps: Annotated[int, typer.Option(min=1, metavar="N", help="Optimizer steps to train.")] = 20_000,
+    batch: Annotated[int, typer.Option(min=1, metavar="N", help="Crops per step (shared by the processes under torchrun).")] = 8,
+    crop: Annotated[int, typer.Option(min=32, metavar="PIXELS", help="Square training crop.")] = 384,
+    lr: Annotated[
+        float, typer.Option(metavar="RATE", help="Peak learning rate (cosine schedule after warm-up).")
+    ] = 1e-4,
+    seed: Annotated[
+        int, typer.Option(metavar="N", help="Seed for the weights, the crops and the synthesis.")
+    ] = 0,
+    val_every: Annotated[int, typer.Option(min=1, metavar="N", help="Validate every N steps.")] = 1000,
     checkpoint_every: Annotated[
-        int, typer.Option(min=1, help="Save a resumable checkpoint every N steps.")
+        int, typer.Option(min=1, metavar="N", help="Save a resumable checkpoint every N steps.")
     ] = 500,
     loss_preset: Annotated[
         LossPreset,
         typer.Option(help="paper: MSE + colour + mask BCE + ECR; authors-code: L1 + SSIM instead of MSE."),
     ] = LossPreset.paper,
     ecr: Annotated[
-        bool, typer.Option(help="Exposure contrastive loss (needs VGG16 ImageNet weights).")
+        bool,
+        flag("--ecr/--no-ecr", help="Exposure contrastive loss (needs VGG16 ImageNet weights)."),
     ] = True,
     vgg_weights: Annotated[
-        Path | None, typer.Option(help="torchvision's vgg16-397923af.pth, for ECR.")
+        Path | None, typer.Option(metavar="FILE", help="torchvision's vgg16-397923af.pth, for ECR.")
     ] = None,
     regimes: Annotated[
         str | None,
         typer.Option(
+            metavar="SHARES",
             help="With --photos: how often each kind of bad exposure is synthesised, as shares of under, "
             "over, mixed and mild (nearly right); those not named get none. Default: "
             "under=0.225,over=0.225,mixed=0.45,mild=0.1.",
@@ -725,6 +782,7 @@ def train(
         float | None,
         typer.Option(
             min=0,
+            metavar="MINUTES",
             help="Minutes this invocation may train; then it saves a checkpoint and stops, to be continued "
             "with --resume (for batch-job time limits).",
         ),
@@ -820,19 +878,22 @@ def train(
 
 @app.command("eval")
 def evaluate(
-    pairs: Annotated[Path | None, typer.Option(help="Paired data set folder (LCDP or MSEC layout).")] = None,
-    split: Annotated[str, typer.Option(help="Split of --pairs: test, train or valid.")] = "test",
-    inputs: Annotated[
-        Path | None, typer.Option(help="Folder of inputs, matched by file name to --targets.")
-    ] = None,
-    targets: Annotated[Path | None, typer.Option(help="Folder of ground truths for --inputs.")] = None,
+    pairs: PairsOpt = None,
+    split: Annotated[
+        str, typer.Option(metavar="SPLIT", help="Split of --pairs: test, train or valid.")
+    ] = "test",
+    inputs: InputsOpt = None,
+    targets: TargetsOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     strength: StrengthOpt = 1.0,
     save: Annotated[
-        Path | None, typer.Option(help="Also write the corrected images to this folder, as <input name>.png.")
+        Path | None,
+        typer.Option(
+            metavar="FOLDER", help="Also write the corrected images to this folder, as <input name>.png."
+        ),
     ] = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
@@ -888,16 +949,16 @@ def evaluate(
 @app.command()
 def bench(
     megapixels: Annotated[
-        float, typer.Option("--megapixels", "--mp", min=0.01, help="Photo size to time.")
+        float, typer.Option("--megapixels", "--mp", min=0.01, metavar="MP", help="Photo size to time.")
     ] = 12.0,
-    repeats: Annotated[int, typer.Option(min=1, help="Timed runs after one warm-up run.")] = 3,
+    repeats: Annotated[int, typer.Option(min=1, metavar="N", help="Timed runs after one warm-up run.")] = 3,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     compiled: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--compile",
             help="Run the whole-image path through torch.compile (the warm-up run compiles it: half a "
             "minute or more). Falls back to the uncompiled path if compiling fails.",

@@ -42,6 +42,21 @@ def test_console_script_and_module_entry_point(env: dict[str, str]) -> None:
     assert version.returncode == 0 and version.stdout.startswith("recnet ")
 
 
+def test_every_option_is_explained_and_flags_take_no_value() -> None:
+    # What --help shows: a line of help for every option, and on/off switches as one flag each, with no
+    # value type beside them (no "--no-overwrite", no "<bool>").
+    from typer.main import get_command
+
+    from recnet_cli.cli import app
+
+    for name, command in get_command(app).commands.items():
+        for param in command.params:
+            assert param.help, f"recnet {name} {param.opts[0]} has no help"
+            if getattr(param, "is_flag", False):
+                assert param.metavar == "", f"recnet {name} {param.opts[0]} shows a value type"
+                assert not param.secondary_opts or param.opts == ["--ecr"], param.secondary_opts
+
+
 def loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
     """Which of ``modules`` a fresh interpreter has imported after running ``code``."""
     probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {modules!r} if m in sys.modules]))"
