@@ -60,10 +60,12 @@ ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})
 _ORIENTATION = 0x0112
 _X_RESOLUTION = 282
 _EXIF_IFD, _INTEROP_IFD = 0x8769, 0xA005
-# TIFF tags that describe one file's own pixel storage; they must never travel to another file.
-_LAYOUT_TAGS = frozenset(
+# A TIFF's first directory doubles as its EXIF, but these tags in it are not to be copied as EXIF: those
+# that describe the file's own pixel storage; the ICC profile, XMP and IPTC, which recnet carries on their
+# own; and Photoshop's image resources and layers, which describe the uncorrected pixels.
+_NOT_EXIF_TAGS = frozenset(
     {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325}
-    | {330, 338, 339, 513, 514, 34675}
+    | {330, 338, 339, 513, 514, 700, 33723, 34377, 34675, 37724}
 )
 # Pillow's modes mapped to the ones read_photo keeps: grey or RGB, with or without alpha.
 _PILLOW_CONVERSIONS = {
@@ -96,6 +98,11 @@ _XMP_ORIENTATIONS = (
     (re.compile(rb"<tiff:Orientation>[0-9]</tiff:Orientation>"), b"<tiff:Orientation>1</tiff:Orientation>"),
 )
 _JPEG_XMP_LIMIT = 65533 - 29  # one APP1 segment, less its "http://ns.adobe.com/xap/1.0/\0" header
+_JPEG_IPTC_LIMIT = (
+    65533 - 14 - 12 - 1
+)  # one APP13 segment, less "Photoshop 3.0\0", a resource header, padding
+_IPTC_RESOURCE = 0x0404  # Photoshop image resource "IPTC-NAA record"
+_IPTC_TAG = 33723  # TIFF tag IPTC-NAA
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SIGNATURES = (b"\xff\xd8\xff", _PNG_SIGNATURE, b"II*\0", b"MM\0*", b"BM")  # WebP: RIFF....WEBP
 _PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
@@ -125,13 +132,14 @@ class ImageWriteError(PhotoFileError):
 
 @dataclass(frozen=True)
 class Metadata:
-    """What an output carries: EXIF (orientation 1), the ICC profile, the resolution and XMP (ratings,
-    keywords, captions; orientation 1)."""
+    """What an output carries: EXIF (orientation 1), the ICC profile, the resolution, XMP (ratings,
+    keywords, captions; orientation 1) and the IPTC-IIM record (captions, credits; JPEG and TIFF only)."""
 
     exif: bytes | None = None
     icc_profile: bytes | None = None
     dpi: tuple[float, float] | None = None
     xmp: bytes | None = None
+    iptc: bytes | None = None
 
 
 @dataclass
@@ -148,6 +156,7 @@ class Photo:
     source_format: str  # Pillow's name: "JPEG", "PNG", "TIFF", "WEBP", "BMP"
     frames: int = 1  # pages of a TIFF, frames of an animated PNG or WebP: only the first is read
     xmp: bytes | None = None  # the XMP packet, with orientation 1; None when the source had none
+    iptc: bytes | None = None  # the IPTC-IIM record of a JPEG or TIFF (what Photo Mechanic, Bridge write)
 
     @property
     def megapixels(self) -> float:
@@ -243,7 +252,7 @@ def write_photo(
     if like.alpha is not None and fmt in ALPHA_FORMATS:
         channels.append(_alpha_at_depth(like.alpha, depth))
     samples = np.dstack(channels)
-    metadata = Metadata(like.exif, _profile_for(like.icc_profile, grayscale), like.dpi, like.xmp)
+    metadata = Metadata(like.exif, _profile_for(like.icc_profile, grayscale), like.dpi, like.xmp, like.iptc)
     with atomic_output(path) as temporary:
         _write_samples(temporary, fmt, samples, quality, metadata)
 
@@ -331,6 +340,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         source_format=image.format,
         frames=_frame_count(image),
         xmp=_upright_xmp(image.info.get("xmp")),
+        iptc=_iptc_record(image),
     )
 
 
@@ -388,8 +398,8 @@ def _opencv_samples(file: BinaryIO, layout: str) -> tuple[np.ndarray, bool]:
 
 
 def _portable_exif(exif: Image.Exif) -> bytes | None:
-    """The EXIF to copy to outputs: orientation 1 and none of the source's TIFF layout tags."""
-    for tag in _LAYOUT_TAGS & exif.keys():
+    """The EXIF to copy to outputs: orientation 1, and none of the TIFF tags that are not EXIF."""
+    for tag in _NOT_EXIF_TAGS & exif.keys():
         del exif[tag]
     if not exif:
         return None
@@ -404,6 +414,26 @@ def _upright_xmp(xmp: bytes | None) -> bytes | None:
     for pattern, upright in _XMP_ORIENTATIONS:
         xmp = pattern.sub(upright, xmp)
     return xmp
+
+
+def _iptc_record(image: Image.Image) -> bytes | None:
+    """The raw IPTC-IIM record: a JPEG's Photoshop resource 0x0404, or a TIFF's tag 33723.
+
+    Photoshop and ExifTool type the TIFF tag as 4-byte integers, which Pillow's tag API cuts to one value:
+    its undecoded bytes are read instead, as Pillow's own ``IptcImagePlugin.getiptcinfo`` does.
+    """
+    if image.format == "TIFF":
+        record = getattr(image.tag_v2, "_tagdata", {}).get(_IPTC_TAG)
+    else:
+        record = image.info.get("photoshop", {}).get(_IPTC_RESOURCE)
+    return bytes(record) if isinstance(record, bytes | bytearray) and record else None
+
+
+def _photoshop_segment(iptc: bytes) -> bytes:
+    """A JPEG APP13 segment that holds the IPTC-IIM record as its one Photoshop image resource."""
+    resource = b"8BIM" + struct.pack(">HHI", _IPTC_RESOURCE, 0, len(iptc)) + iptc + b"\0" * (len(iptc) % 2)
+    body = b"Photoshop 3.0\0" + resource
+    return b"\xff\xed" + struct.pack(">H", 2 + len(body)) + body
 
 
 def _source_dpi(image: Image.Image) -> tuple[float, float] | None:
@@ -461,6 +491,9 @@ def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, obj
     }[fmt]
     if fmt == "JPEG" and quality >= 90:
         candidates["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
+    if fmt == "JPEG" and metadata.iptc and len(metadata.iptc) <= _JPEG_IPTC_LIMIT:
+        # Pillow writes "extra" verbatim among the header segments (its own XMP and ICC segments go there).
+        candidates["extra"] = _photoshop_segment(metadata.iptc)
     return {key: value for key, value in candidates.items() if value is not None}
 
 
@@ -494,7 +527,8 @@ def _encode_png(samples: np.ndarray, metadata: Metadata) -> bytes:
 
 
 def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
-    """A deflate-compressed 8- or 16-bit TIFF of H x W x C samples (C = 1..4) with EXIF, ICC, DPI and XMP."""
+    """A deflate-compressed 8- or 16-bit TIFF of H x W x C samples (C = 1..4) with EXIF, ICC, DPI, XMP and
+    IPTC."""
     exif, icc_profile, dpi = metadata.exif, metadata.icc_profile, metadata.dpi
     height, width, channels = samples.shape
     little_endian = samples.astype(samples.dtype.newbyteorder("<"))
@@ -514,6 +548,8 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
         ifd[34675] = icc_profile
     if metadata.xmp:
         ifd[700] = metadata.xmp
+    if metadata.iptc:
+        ifd[_IPTC_TAG] = metadata.iptc
     if dpi:
         ifd[282], ifd[283], ifd[296] = dpi[0], dpi[1], 2
     return b"II*\0" + struct.pack("<I", 8) + ifd.tobytes(8) + strip

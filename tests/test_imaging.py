@@ -322,6 +322,49 @@ def test_an_xmp_packet_too_long_for_a_jpeg_is_left_out_of_it(tmp_path):
         assert "xmp" not in jpeg.info and png.info["xmp"] == xmp
 
 
+# Written by ExifTool, as Photo Mechanic and Bridge write them: caption, keywords, by-line, copyright and
+# city in UTF-8. In the TIFF the record is typed as 4-byte integers, as Photoshop types it.
+IPTC_FIXTURES = Path(__file__).parent / "data"
+CAPTION, KEYWORDS, CITY = (2, 120), (2, 25), (2, 90)
+
+
+@pytest.mark.parametrize("source_extension", ["jpg", "tif"])
+@pytest.mark.parametrize("extension", ["jpg", "tif"])
+def test_iptc_captions_and_credits_are_copied(tmp_path, source_extension, extension):
+    from PIL import IptcImagePlugin
+
+    source = IPTC_FIXTURES / f"iptc-caption.{source_extension}"
+    _, output = round_trip(tmp_path, source, extension)
+    with Image.open(source) as original, Image.open(output) as written:
+        expected, copied = IptcImagePlugin.getiptcinfo(original), IptcImagePlugin.getiptcinfo(written)
+    assert copied is not None and copied == expected
+    assert copied[CAPTION] == "Lake at dusk, Ländle".encode() and copied[KEYWORDS] == [b"lake", b"dusk"]
+    assert copied[CITY] == b"Bregenz"
+
+
+def test_an_iptc_record_too_long_for_a_jpeg_is_left_out_of_it(tmp_path):
+    from PIL import IptcImagePlugin
+
+    caption = b"x" * 30_000  # three of these need more than one JPEG segment
+    record = b"".join(b"\x1c\x02\x78" + len(caption).to_bytes(2, "big") + caption for _ in range(3))
+    photo = photo_like(gradient_rgb8(), iptc=record)
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+    write_photo(tmp_path / "out.tif", photo.pixels, photo)
+    with Image.open(tmp_path / "out.jpg") as jpeg, Image.open(tmp_path / "out.tif") as tiff:
+        assert IptcImagePlugin.getiptcinfo(jpeg) is None
+        assert IptcImagePlugin.getiptcinfo(tiff)[CAPTION] == [caption] * 3
+
+
+def test_a_tiffs_iptc_and_xmp_tags_do_not_travel_inside_its_exif():
+    # A TIFF's first directory doubles as its EXIF; the IPTC and XMP in it are copied as themselves, not
+    # as EXIF tags (Pillow cuts the integer-typed IPTC tag to one number, which readers flag as damage).
+    photo = read_photo(IPTC_FIXTURES / "iptc-caption.tif")  # its directory also holds Make and XMP
+    exif = Image.Exif()
+    exif.load(photo.exif)
+    assert exif[MAKE] == "Recnet Camera" and not {700, 33723} & exif.keys()
+    assert photo.iptc and b"<xmp:Rating>4</xmp:Rating>" in photo.xmp
+
+
 @pytest.mark.parametrize("extension", ["jpg", "png", "tif", "bmp"])
 def test_dpi_is_copied(tmp_path, extension):
     source = save(tmp_path / "in.png", Image.fromarray(gradient_rgb8()), dpi=(300, 240))
