@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recnet_cli.imaging import IMAGE_EXTENSIONS, OUTPUT_CHOICES, READABLE, conversion_needed
+from recnet_cli.imaging import (
+    IMAGE_EXTENSIONS,
+    OUTPUT_CHOICES,
+    READABLE,
+    conversion_needed,
+    describe_os_error,
+)
 
 # What recnet names the files it writes beside a photo: <stem><suffix>.<ext> (correct: _recnet, mask:
 # _mask; explain writes <stem>_explain.png), and companions <output stem>_<tag>.png.
@@ -439,17 +445,25 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
 
 
 def output_folder_problem(job: Job) -> Outcome | None:
-    """Creates the job's output folder; the failed outcome when it cannot be, or cannot be written in (a
-    read-only card or share), found before the photo is corrected for nothing."""
-    folder = job.target.parent
+    """Creates the job's output folder; the failed outcome when it cannot be, or cannot be written in,
+    found before the photo is corrected for nothing."""
+    problem = make_output_folder(job.target.parent)
+    return Outcome(job, "failed", problem) if problem else None
+
+
+def make_output_folder(folder: Path) -> str | None:
+    """Creates ``folder`` and its parents; why it cannot be made or written in (a file in the way, a
+    read-only card or share), or None."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        return Outcome(job, "failed", f"cannot create folder {folder}: {exc.strerror}")
+        in_the_way = next((path for path in (folder, *folder.parents) if path.is_file()), None)
+        why = f"{in_the_way} is a file" if in_the_way else describe_os_error(exc)
+        return f"cannot create folder {folder}: {why}"
     if not os.access(folder, os.W_OK | os.X_OK):
         read_only = hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY
         why = "read-only file system" if read_only else "permission denied"
-        return Outcome(job, "failed", f"cannot write in folder {folder}: {why}")
+        return f"cannot write in folder {folder}: {why}"
     return None
 
 

@@ -25,6 +25,7 @@ from recnet_cli.batch import (
     Unmatched,
     earlier_outputs,
     find_sources,
+    make_output_folder,
     misnamed_output_folder,
     parse_shard,
     plan_jobs,
@@ -575,6 +576,9 @@ def explain(
         raise fail(f"{target} is an input; refusing to overwrite it")
     if target.exists() and not overwrite:
         raise fail(f"{target} exists (use --overwrite)")
+    folder_problem = make_output_folder(target.parent)
+    if folder_problem:
+        raise fail(folder_problem, 1)
     try:
         photo = read_input(image, quiet=False).pixels
         truth = read_input(reference, quiet=False).pixels if reference is not None else None
@@ -589,12 +593,9 @@ def explain(
         subtitle = f"model {loaded.source}   device {corrector.device}" + (
             f"   reference {reference.name}" if reference is not None else ""
         )
-        target.parent.mkdir(parents=True, exist_ok=True)
         write_rgb8(target, contact_sheet(explained, f"recnet explain: {image.name}", subtitle))
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
-    except OSError as exc:
-        raise fail(f"cannot create folder {target.parent}: {exc.strerror}", 1) from None
     except ValueError as exc:
         raise fail(f"{reference}: {exc}", 1) from None
     console.notice(f"wrote {target}")
@@ -742,7 +743,9 @@ def train(
         typer.Option(metavar="MODEL", help="Fine-tune from this model (file, Hub or bundled name)."),
     ] = None,
     steps: Annotated[int, typer.Option(min=1, metavar="N", help="Optimizer steps to train.")] = 20_000,
-    batch: Annotated[int, typer.Option(min=1, metavar="N", help="Crops per step (shared by the processes under torchrun).")] = 8,
+    batch: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Crops per step (shared by the processes under torchrun).")
+    ] = 8,
     crop: Annotated[int, typer.Option(min=32, metavar="PIXELS", help="Square training crop.")] = 384,
     lr: Annotated[
         float, typer.Option(metavar="RATE", help="Peak learning rate (cosine schedule after warm-up).")

@@ -222,7 +222,7 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
                 raise ImageReadError(path, "empty file")
             return _read_open_file(path, file)
     except OSError as error:
-        raise ImageReadError(path, _describe(error)) from error
+        raise ImageReadError(path, describe_os_error(error)) from error
 
 
 def header_megapixels(path: str | os.PathLike[str]) -> float:
@@ -285,7 +285,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield temporary
         os.replace(temporary, target)
     except OSError as error:
-        raise ImageWriteError(path, _describe(error), error.errno) from error
+        raise ImageWriteError(path, describe_os_error(error), error.errno) from error
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -568,7 +568,7 @@ def _nested_exif(exif: bytes) -> dict[int, object]:
     return tags
 
 
-def _describe(error: OSError) -> str:
+def describe_os_error(error: OSError) -> str:
     """A lower-case one-line reason, e.g. "permission denied"."""
     reason = error.strerror or str(error) or type(error).__name__
     return reason[0].lower() + reason[1:]

@@ -347,6 +347,17 @@ def test_an_error_of_one_file_does_not_stop_the_batch(tmp_path: Path) -> None:
     assert [o.status for o in summary.outcomes] == ["failed", "done", "done"]
 
 
+def test_an_output_folder_that_cannot_be_made_fails_its_job_with_the_reason(tmp_path: Path) -> None:
+    fixed = tmp_path / "fixed"
+    fixed.write_text("a file where the output folder should be")
+    jobs = [Job(tmp_path / "a.jpg", fixed / "a.jpg"), Job(tmp_path / "b.jpg", fixed / "2024" / "b.jpg")]
+    summary = run_jobs(jobs, [writing_stages()])
+    assert [(o.status, o.reason) for o in summary.outcomes] == [
+        ("failed", f"cannot create folder {fixed}: {fixed} is a file"),
+        ("failed", f"cannot create folder {fixed / '2024'}: {fixed} is a file"),
+    ]
+
+
 def test_a_folder_that_cannot_be_written_in_fails_its_jobs_before_any_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -191,6 +191,11 @@ def test_explain_refuses_bad_references_and_existing_sheets(
     assert (tmp_path / "shot_explain.png").read_bytes() == b"keep"
     gif = run(["explain", str(photo), "-o", str(tmp_path / "sheet.gif"), "--model", str(model_file)], cli_env)
     assert gif.returncode == 2 and "cannot write .gif files" in gif.stderr
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file where the sheet's folder would go")
+    blocked = run(["explain", str(photo), "-o", str(notes / "sheets"), "--model", str(model_file)], cli_env)
+    assert blocked.returncode == 1 and f"{notes} is a file" in blocked.stderr
+    assert "Traceback" not in blocked.stderr
 
 
 def test_explain_puts_its_sheet_in_a_folder_given_as_output(
