@@ -444,32 +444,42 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
     return None
 
 
-def output_folder_problem(job: Job) -> Outcome | None:
-    """Creates the job's output folder; the failed outcome when it cannot be, or cannot be written in,
-    found before the photo is corrected for nothing."""
-    problem = make_output_folder(job.target.parent)
+def output_folder_problem(job: Job, *, create: bool = True) -> Outcome | None:
+    """The failed outcome when the job's output folder cannot be made or written in (see
+    ``folder_problem``), found before the photo is corrected for nothing."""
+    problem = folder_problem(job.target.parent, create=create)
     return Outcome(job, "failed", problem) if problem else None
 
 
-def make_output_folder(folder: Path) -> str | None:
-    """Creates ``folder`` and its parents; why it cannot be made or written in (a file in the way, a
-    read-only card or share), or None."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        in_the_way = next((path for path in (folder, *folder.parents) if path.is_file()), None)
-        why = f"{in_the_way} is a file" if in_the_way else describe_os_error(exc)
-        return f"cannot create folder {folder}: {why}"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        read_only = hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY
+def folder_problem(folder: Path, *, create: bool) -> str | None:
+    """Why ``folder`` cannot take outputs (a file in the way, a read-only card or share, no permission), or
+    None; with ``create``, makes it and its parents first, else checks the nearest one that exists."""
+    nearest = next(path for path in (folder, *folder.parents) if os.path.exists(path))
+    if not nearest.is_dir():
+        return f"cannot create folder {folder}: {nearest} is a file"
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"cannot create folder {folder}: {describe_os_error(exc)}"
+        nearest = folder
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        read_only = hasattr(os, "statvfs") and os.statvfs(nearest).f_flag & os.ST_RDONLY
         why = "read-only file system" if read_only else "permission denied"
-        return f"cannot write in folder {folder}: {why}"
+        return f"cannot {'write in' if nearest == folder else 'create'} folder {folder}: {why}"
     return None
 
 
 def plan_outcomes(jobs: Sequence[Job], overwrite: bool, skip_existing: bool) -> Summary:
     """What a run would do with ``jobs``, without doing it: "planned", "skipped" or "failed" each."""
-    return Summary([refusal(job, overwrite, skip_existing) or Outcome(job, "planned") for job in jobs])
+    return Summary(
+        [
+            refusal(job, overwrite, skip_existing)
+            or output_folder_problem(job, create=False)
+            or Outcome(job, "planned")
+            for job in jobs
+        ]
+    )
 
 
 def finished(

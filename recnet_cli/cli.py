@@ -25,7 +25,7 @@ from recnet_cli.batch import (
     Unmatched,
     earlier_outputs,
     find_sources,
-    make_output_folder,
+    folder_problem,
     misnamed_output_folder,
     parse_shard,
     plan_jobs,
@@ -576,9 +576,9 @@ def explain(
         raise fail(f"{target} is an input; refusing to overwrite it")
     if target.exists() and not overwrite:
         raise fail(f"{target} exists (use --overwrite)")
-    folder_problem = make_output_folder(target.parent)
-    if folder_problem:
-        raise fail(folder_problem, 1)
+    problem = folder_problem(target.parent, create=True)
+    if problem:
+        raise fail(problem, 1)
     try:
         photo = read_input(image, quiet=False).pixels
         truth = read_input(reference, quiet=False).pixels if reference is not None else None

@@ -211,6 +211,30 @@ def test_a_plan_says_what_a_run_would_do_and_creates_no_folder(tmp_path: Path) -
     assert not (tmp_path / "new").exists()
 
 
+def test_a_plan_fails_outputs_whose_folder_could_not_be_made_or_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes, card = touch(tmp_path, "notes.txt") / "notes.txt", tmp_path / "card"
+    card.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != card and real_access(path, mode))
+    jobs = [
+        Job(tmp_path / "a.jpg", notes / "2024" / "a.jpg"),
+        Job(tmp_path / "b.jpg", card / "b.jpg"),
+        Job(tmp_path / "c.jpg", card / "new" / "c.jpg"),
+        Job(tmp_path / "d.jpg", tmp_path / "new" / "d.jpg"),
+    ]
+    assert [
+        (o.status, o.reason) for o in plan_outcomes(jobs, overwrite=False, skip_existing=False).outcomes
+    ] == [
+        ("failed", f"cannot create folder {notes / '2024'}: {notes} is a file"),
+        ("failed", f"cannot write in folder {card}: permission denied"),
+        ("failed", f"cannot create folder {card / 'new'}: permission denied"),
+        ("planned", ""),
+    ]
+    assert not (tmp_path / "new").exists()
+
+
 def test_output_equal_to_an_input_is_refused(shots: Path) -> None:
     sources, _ = find_sources([str(shots / "a.jpg")])
     (job,) = plan_jobs(sources, shots / "a.jpg", suffix="")
