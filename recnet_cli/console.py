@@ -21,23 +21,25 @@ from rich.text import Text
 
 from recnet_cli.batch import Job, Outcome, Summary
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# soft_wrap: a line piped to a log or another program stays one line, whatever its length (Rich would
+# otherwise wrap it at 80 columns when the stream is not a terminal).
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 def error(message: str) -> None:
     """One line, naming the file and the reason; never a traceback. (Messages are plain text: a file
     named ``IMG [best].jpg`` must not be read as Rich markup.)"""
-    err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error:", "bold red"), " ", message))
 
 
 def notice(message: str) -> None:
-    err.print(Text.assemble(("note:", "yellow"), " ", message), soft_wrap=True)
+    err.print(Text.assemble(("note:", "yellow"), " ", message))
 
 
 def done(headline: str, details: str) -> None:
     """A finished run's line: ``headline`` in green, then ``details``, both plain text."""
-    err.print(Text.assemble((headline, "green"), details), soft_wrap=True)
+    err.print(Text.assemble((headline, "green"), details))
 
 
 def notice_passed_over(paths: list[Path]) -> None:
@@ -151,7 +153,7 @@ class BatchProgress:
             error(f"{outcome.job.source}: {outcome.reason}")
         elif self.log_each and outcome.status == "done":
             line = f"{count} {outcome.job.source} -> {outcome.job.target} ({outcome.seconds:.1f} s)"
-            err.print(line, markup=False, soft_wrap=True)
+            err.print(line, markup=False)
 
 
 @contextlib.contextmanager
@@ -187,7 +189,7 @@ def print_plan(summary: Summary, verb: str) -> None:
             continue
         written = ", ".join(str(path) for path in outcome.job.outputs)
         skipped = f" (skipped: {outcome.reason})" if outcome.status == "skipped" else ""
-        out.print(f"{outcome.job.source} -> {written}{skipped}", markup=False, soft_wrap=True)
+        out.print(f"{outcome.job.source} -> {written}{skipped}", markup=False)
     for unmatched in summary.missing:
         error(str(unmatched))
     err.print(
@@ -237,4 +239,4 @@ class TrainingProgress:
         logging = self.progress.disable and not self.quiet  # not a terminal: a line every 5%
         if logging and report.step - self.last_logged >= max(report.steps // 20, 1):
             self.last_logged = report.step
-            err.print(f"step {report.step}/{report.steps}: {status}", soft_wrap=True)
+            err.print(f"step {report.step}/{report.steps}: {status}")

@@ -427,6 +427,9 @@ def test_bench_says_when_compile_does_not_apply(env: dict[str, str], model_file:
     assert result.returncode == 0, result.stderr
     assert "--compile speeds up the whole-image path only; this size ran in tiles" in result.stderr
     assert json.loads(result.stdout)["compiled"] is False
+    piped = run(command, {**env, "COLUMNS": "40"})  # one line in a log, however narrow the terminal
+    assert piped.returncode == 0 and len(piped.stdout.strip().splitlines()) == 1
+    assert "peak" in piped.stdout
 
 
 def test_fused_kernels_off_a_cuda_gpu_are_a_one_line_error(
