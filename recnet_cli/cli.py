@@ -80,7 +80,7 @@ def flag(*names: str, **settings: Any) -> Any:
 InputsArg = Annotated[
     list[str],
     typer.Argument(
-        metavar="PHOTOS...",
+        metavar="PHOTOS",
         help="Image files, folders or globs (quote globs: 'shots/*.jpg').",
         show_default=False,
     ),
@@ -557,10 +557,13 @@ def explain(
 ) -> None:
     """Draw one contact sheet that shows what the model did to a photo and why.
 
-    Input, corrected photo and exposure mask, then inside the network: the feature magnitude entering and
-    leaving each of the five blocks and how far apart the under- and over-exposed regions' features are
-    after each block (computed on a copy reduced to 512 pixels). With --reference, also how far each
-    block's features and the output are from the reference's.
+    At the top: the photo, the corrected photo and the exposure mask.
+
+    Then inside the network, on a copy reduced to 512 pixels: each block's feature strength in and out.
+
+    And how far apart each block leaves the features of the under- and over-exposed regions.
+
+    With --reference: how far each block's features and the output are from the reference's.
 
     [dim]Example:[/]  recnet explain photo.jpg -r photo-edited.jpg -o sheet.png
     """
@@ -628,8 +631,9 @@ def mask(
 ) -> None:
     """Show where the model sees over- and under-exposure.
 
-    The photo is dimmed; under-exposed regions are tinted blue, over-exposed ones orange, stronger where
-    the model is more certain.
+    The photo is dimmed; under-exposed areas are tinted blue and over-exposed ones orange.
+
+    The tint is stronger where the model is more certain.
 
     [dim]Example:[/]  recnet mask photo.jpg --raw
     """
