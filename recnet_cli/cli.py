@@ -39,6 +39,7 @@ from recnet_cli.imaging import (
     OUTPUT_CHOICES,
     Photo,
     PhotoFileError,
+    format_for,
     header_megapixels,
     names_unwritable_image,
     read_photo,
@@ -276,11 +277,15 @@ def collect_jobs(
     companions: Callable[[Path], tuple[Path, ...]],
     as_json: bool,
     quiet: bool,
+    default_ext: str | None = None,
 ) -> tuple[list[Job], list[Unmatched]]:
     """Finds the inputs, passes over recnet's own earlier outputs among them (see ``earlier_outputs``),
-    takes this machine's shard and names every output; when no input gives an image, says why (and prints
-    the JSON summary for --json) and exits 1 before loading a model."""
+    takes this machine's shard and names every output (in the format of --ext, else ``default_ext``, else
+    the input's); when no input gives an image, says why (and prints the JSON summary for --json) and
+    exits 1 before loading a model."""
     refuse_unwritable_output(output)
+    extension = normalise_extension(ext)
+    refuse_conflicting_format(output, extension)
     sources, missing = find_sources(inputs, recursive)
     misnamed = misnamed_output_folder(sources, output)
     if misnamed:
@@ -302,7 +307,7 @@ def collect_jobs(
             sources = take_shard(sources, parse_shard(shard))
         except ValueError as exc:
             raise fail(str(exc)) from None
-    extension = normalise_extension(ext)
+    extension = extension or default_ext
     return plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions), missing
 
 
@@ -322,6 +327,19 @@ def given_options(ctx: typer.Context) -> list[str]:
 def refuse_both(overwrite: bool, skip_existing: bool) -> None:
     if overwrite and skip_existing:
         raise fail("--overwrite replaces existing outputs and --skip-existing keeps them: choose one")
+
+
+def refuse_conflicting_format(output: Path | None, extension: str | None) -> None:
+    """-o naming a file of one format with --ext asking for another is refused rather than one ignored."""
+    if (
+        extension is None
+        or output is None
+        or output.is_dir()
+        or output.suffix.lower() not in IMAGE_EXTENSIONS
+    ):
+        return
+    if format_for(output) != format_for(output, extension):
+        raise fail(f"-o {output} is a {format_for(output)} name but --ext asks for {extension[1:]}: drop one")
 
 
 def refuse_unwritable_output(output: Path | None) -> None:
@@ -615,8 +633,10 @@ def mask(
     suffix: SuffixOpt = MASK_SUFFIX,
     ext: Annotated[
         str | None,
-        typer.Option(metavar="FORMAT", help="Output format of the picture: png, jpg, tif, webp, bmp."),
-    ] = "png",
+        typer.Option(
+            metavar="FORMAT", help="Output format of the picture: png (the default), jpg, tif, webp, bmp."
+        ),
+    ] = None,
     raw: Annotated[
         bool,
         flag("--raw", help="Also write the mask itself as 16-bit grayscale PNG (white = under-exposed)."),
@@ -648,6 +668,7 @@ def mask(
         as_json=as_json,
         quiet=quiet,
         companions=lambda target: (side_path(target, "raw"),) if raw else (),
+        default_ext=".png",
     )
     if dry_run:
         show_plan(jobs, missing, overwrite, skip_existing, "mask", as_json)

@@ -329,6 +329,19 @@ def test_mask_writes_a_picture_and_the_raw_16_bit_mask(
         assert values.dtype == np.uint16 and 0 < values.mean() < 65535
 
 
+def test_an_output_name_and_ext_that_disagree_are_refused_and_the_name_decides_otherwise(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    source = make_photo(tmp_path / "shot.jpg")
+    clash = run(["correct", str(source), "-o", str(tmp_path / "out.png"), "--ext", "jpg"], env)
+    assert clash.returncode == 2 and "is a PNG name but --ext asks for jpg" in clash.stderr
+    assert not (tmp_path / "out.png").exists()
+    named = run(["mask", str(source), "-o", str(tmp_path / "m.jpg"), "--model", str(model_file)], env)
+    assert named.returncode == 0, named.stderr  # mask's PNG default gives way to a name
+    with Image.open(tmp_path / "m.jpg") as picture:
+        assert picture.format == "JPEG"
+
+
 def test_a_device_list_spreads_a_batch_and_gives_the_same_pictures(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
