@@ -214,24 +214,20 @@ def earlier_outputs(sources: Sequence[Source], output: Path | None, suffix: str)
     return [source for source in sources if source.from_folder and written_by_recnet(source)]
 
 
+def names_image_file(output: Path | None) -> bool:
+    """Whether -o names an image file: an image extension, and not a folder that exists."""
+    return output is not None and not output.is_dir() and output.suffix.lower() in IMAGE_EXTENSIONS
+
+
 def single_output_file(sources: Sequence[Source], output: Path | None) -> bool:
-    """Whether ``output`` is the output file itself: one file named as the input, -o with an image
-    extension that is not a folder."""
-    return (
-        output is not None
-        and len(sources) == 1
-        and not sources[0].from_folder
-        and not output.is_dir()
-        and output.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    """Whether ``output`` is the output file itself: one file named as the input, -o naming an image."""
+    return len(sources) == 1 and not sources[0].from_folder and names_image_file(output)
 
 
 def misnamed_output_folder(sources: Sequence[Source], output: Path | None) -> str | None:
     """Why -o, named like an image file, cannot be one: several images, or images from a folder or
     pattern, are written into a folder (an existing folder named like an image is used as it is)."""
-    if output is None or output.is_dir() or output.suffix.lower() not in IMAGE_EXTENSIONS:
-        return None
-    if single_output_file(sources, output) or not sources:
+    if not names_image_file(output) or single_output_file(sources, output) or not sources:
         return None
     given = f"the inputs give {len(sources)} images" if len(sources) > 1 else "a folder or pattern is given"
     return (

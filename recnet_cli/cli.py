@@ -27,6 +27,7 @@ from recnet_cli.batch import (
     find_sources,
     folder_problem,
     misnamed_output_folder,
+    names_image_file,
     parse_shard,
     plan_jobs,
     plan_outcomes,
@@ -331,14 +332,7 @@ def refuse_both(overwrite: bool, skip_existing: bool) -> None:
 
 def refuse_conflicting_format(output: Path | None, extension: str | None) -> None:
     """-o naming a file of one format with --ext asking for another is refused rather than one ignored."""
-    if (
-        extension is None
-        or output is None
-        or output.is_dir()
-        or output.suffix.lower() not in IMAGE_EXTENSIONS
-    ):
-        return
-    if format_for(output) != format_for(output, extension):
+    if extension and names_image_file(output) and format_for(output) != format_for(output, extension):
         raise fail(f"-o {output} is a {format_for(output)} name but --ext asks for {extension[1:]}: drop one")
 
 
@@ -589,7 +583,7 @@ def explain(
     refuse_unwritable_output(output)
     if output is None:
         target = image.with_name(sheet_name)
-    elif output.is_dir() or output.suffix.lower() not in IMAGE_EXTENSIONS:
+    elif not names_image_file(output):
         target = output / sheet_name  # a folder, made if need be, as -o is for correct
     else:
         target = output

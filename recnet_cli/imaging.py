@@ -98,9 +98,8 @@ _XMP_ORIENTATIONS = (
     (re.compile(rb"<tiff:Orientation>[0-9]</tiff:Orientation>"), b"<tiff:Orientation>1</tiff:Orientation>"),
 )
 _JPEG_XMP_LIMIT = 65533 - 29  # one APP1 segment, less its "http://ns.adobe.com/xap/1.0/\0" header
-_JPEG_IPTC_LIMIT = (
-    65533 - 14 - 12 - 1
-)  # one APP13 segment, less "Photoshop 3.0\0", a resource header, padding
+# One APP13 segment, less its "Photoshop 3.0\0" header, a resource's header and its padding byte.
+_JPEG_IPTC_LIMIT = 65533 - 14 - 12 - 1
 _IPTC_RESOURCE = 0x0404  # Photoshop image resource "IPTC-NAA record"
 _IPTC_TAG = 33723  # TIFF tag IPTC-NAA
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
