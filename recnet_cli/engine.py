@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.devices import (
     DeviceError,
     keep_freed_host_memory,
@@ -28,6 +29,7 @@ from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, Progress, TiledRunner, ful
 from recnet_cli.weights import first_line
 
 TileSetting = int | Literal["auto"]
+StrengthSetting = float | Literal["auto"]
 
 # Peak memory of the whole-image fast path, bytes per pixel per byte of the compute dtype (measured on
 # the CPU at 1 MP: 940 B/px in float32, 473 in bfloat16).
@@ -52,10 +54,12 @@ class PhotoOutOfMemoryError(Exception):
 
 @dataclass
 class Correction:
-    """A corrected photo (H, W, 3 float32 in [0, 1]) and the under-exposure mask (H, W float32)."""
+    """A corrected photo (H, W, 3 float32 in [0, 1]), the under-exposure mask (H, W float32) and the share
+    of the model's correction the photo got."""
 
     image: np.ndarray
     mask: np.ndarray
+    strength: float
 
 
 def whole_image_bytes(height: int, width: int, dtype: torch.dtype) -> int:
@@ -98,8 +102,8 @@ def check_tile(tile: TileSetting) -> None:
     raise ValueError(f"tile must be 0 (whole image), 'auto' or at least {MIN_TILE} pixels, not {tile!r}")
 
 
-def check_strength(strength: float) -> None:
-    if not 0 <= strength <= 1:
+def check_strength(strength: StrengthSetting) -> None:
+    if strength != "auto" and not 0 <= strength <= 1:
         raise ValueError(f"strength must be between 0 and 1, not {strength!r}")
 
 
@@ -165,8 +169,9 @@ class Corrector:
     ``tile``: 0 = whole image in one go, N >= 128 = exact N x N tiles (same result, bounded memory),
     "auto" = whole image when it fits (see ``auto_tile``), else tiles, keeping the full-size maps on the
     GPU when they fit there (see ``map_storage``); explicit tiles keep them in host memory. ``strength``:
-    how much of the correction to apply (0 = none, 1 = the model's output); the mask is the model's
-    either way. ``compiled``: run the whole-image path through ``torch.compile`` (see ``CompiledForward``).
+    how much of the correction to apply (0 = none, 1 = the model's output, "auto" = what ``calibration``
+    predicts for each photo, or 1 without one); the mask is the model's either way. ``compiled``: run the
+    whole-image path through ``torch.compile`` (see ``CompiledForward``).
     ``fused``: run the blocks through fused Triton kernels (CUDA; see ``recnet_cli.model.triton_stages``).
     """
 
@@ -176,9 +181,10 @@ class Corrector:
         device: torch.device,
         dtype: torch.dtype = torch.float32,
         tile: TileSetting = 0,
-        strength: float = 1.0,
+        strength: StrengthSetting = 1.0,
         compiled: bool = False,
         fused: bool = False,
+        calibration: StrengthCalibration | None = None,
     ) -> None:
         check_tile(tile)
         check_strength(strength)
@@ -192,6 +198,7 @@ class Corrector:
         self.dtype = dtype
         self.tile = tile
         self.strength = strength
+        self.calibration = calibration
         self.whole_image: WholeImageForward = (
             CompiledForward() if compiled else functools.partial(fast_forward, stages=self.stages)
         )
@@ -245,8 +252,15 @@ class Corrector:
             else:
                 output, mask = self.whole_image(self.model, image.to(self.device, self.dtype))
         rows, cols = slice(EDGE_PAD, EDGE_PAD + height), slice(EDGE_PAD, EDGE_PAD + width)
-        corrected = blend(rgb, to_numpy(output[0, :, rows, cols].permute(1, 2, 0)), self.strength)
-        return Correction(image=corrected, mask=to_numpy(mask[0, 0, rows, cols]))
+        full = to_numpy(output[0, :, rows, cols].permute(1, 2, 0))
+        strength = self.strength_for(rgb, full)
+        return Correction(blend(rgb, full, strength), to_numpy(mask[0, 0, rows, cols]), strength)
+
+    def strength_for(self, rgb: np.ndarray, full: np.ndarray) -> float:
+        """The share of the model's output ``full`` that the photo ``rgb`` gets."""
+        if self.strength != "auto":
+            return self.strength
+        return self.calibration.predict(rgb, full) if self.calibration else 1.0
 
 
 def correctors_for(
@@ -254,13 +268,23 @@ def correctors_for(
     devices: Sequence[torch.device],
     dtypes: Sequence[torch.dtype],
     tile: TileSetting,
-    strength: float = 1.0,
+    strength: StrengthSetting = 1.0,
     compiled: bool = False,
     fused: bool = False,
+    calibration: StrengthCalibration | None = None,
 ) -> list[Corrector]:
     """One Corrector per device, each with its own copy of the model (a device listed twice gets two)."""
     return [
-        Corrector(copy.deepcopy(model) if index else model, device, dtype, tile, strength, compiled, fused)
+        Corrector(
+            copy.deepcopy(model) if index else model,
+            device,
+            dtype,
+            tile,
+            strength,
+            compiled,
+            fused,
+            calibration,
+        )
         for index, (device, dtype) in enumerate(zip(devices, dtypes, strict=True))
     ]
 

@@ -26,6 +26,7 @@ class ImageScore:
     ssim: float
     identity_psnr: float
     identity_ssim: float
+    strength: float  # the share of the model's correction the input got
 
 
 SCORES = ("psnr", "ssim", "identity_psnr", "identity_ssim")
@@ -49,6 +50,7 @@ class EvalReport:
                     "input": str(image.input),
                     "target": str(image.target),
                     **{score: json_number(getattr(image, score)) for score in SCORES},
+                    "strength": image.strength,
                 }
                 for image in self.scores
             ],
@@ -68,7 +70,8 @@ def score_pair(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.nd
             f"{pair.input}: size {source.shape[1]}x{source.shape[0]} differs from its ground truth "
             f"{pair.target} ({target.shape[1]}x{target.shape[0]})"
         )
-    corrected = to_uint8(corrector.correct(source.astype(np.float32) / 255).image)
+    correction = corrector.correct(source.astype(np.float32) / 255)
+    corrected = to_uint8(correction.image)
     score = ImageScore(
         pair.input,
         pair.target,
@@ -76,6 +79,7 @@ def score_pair(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.nd
         ssim(corrected, target),
         psnr(source, target),
         ssim(source, target),
+        correction.strength,
     )
     return score, corrected
 

@@ -55,6 +55,7 @@ from recnet_cli import __version__
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from recnet_cli.autostrength import StrengthCalibration
     from recnet_cli.model import RECNet
 
 WEIGHTS_DIR_ENV = "RECNET_WEIGHTS_DIR"
@@ -287,6 +288,18 @@ def load_model(ref: str | None = None) -> LoadedModel:
     )
 
 
+def strength_calibration(loaded: LoadedModel) -> StrengthCalibration | None:
+    """The card's ``auto_strength`` calibration (see ``recnet calibrate``); None when it has none."""
+    from recnet_cli.autostrength import CalibrationError, StrengthCalibration
+
+    if "auto_strength" not in loaded.card:
+        return None
+    try:
+        return StrengthCalibration.from_card(loaded.card["auto_strength"])
+    except CalibrationError as error:
+        raise WeightsError(f"{loaded.source}: {error}") from None
+
+
 def load_weights(path: Path, label: str) -> RECNet:
     """A RECNet built from the file's own shapes, loaded strictly; errors start with ``label``."""
     from recnet_cli.model import RECNet
@@ -447,8 +460,9 @@ def architecture_card(model: RECNet) -> dict[str, Any]:
 
 
 def flat_fields(card: dict[str, Any]) -> dict[str, str]:
-    """The card's scalar fields as strings, for the safetensors metadata."""
-    return {key: str(value) for key, value in card.items() if isinstance(value, str | int | float | bool)}
+    """The card's fields as strings, for the safetensors metadata: scalars as text, mappings as JSON."""
+    fields = {key: str(value) for key, value in card.items() if isinstance(value, str | int | float | bool)}
+    return fields | {key: json.dumps(value) for key, value in card.items() if isinstance(value, dict)}
 
 
 def card_markdown(name: str, card: dict[str, Any]) -> str:
@@ -461,10 +475,17 @@ def card_markdown(name: str, card: dict[str, Any]) -> str:
     for key, value in card.items():
         if isinstance(value, dict):
             lines.append(f"- **{key}**:")
-            lines.extend(f"  - {sub_key}: {sub_value}" for sub_key, sub_value in value.items())
+            lines.extend(f"  - {sub_key}: {readable(sub_value)}" for sub_key, sub_value in value.items())
         else:
             lines.append(f"- **{key}**: {value}")
     return "\n".join(lines) + "\n"
+
+
+def readable(value: object) -> str:
+    """A card value for people: a long list of numbers (a calibration's weights) only by its length."""
+    if isinstance(value, list) and len(value) > 8:
+        return f"{len(value)} numbers (in the .json card)"
+    return str(value)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -541,7 +562,8 @@ def looks_like_recnet(path: Path) -> bool:
 
 
 def card_summary(card: dict[str, Any]) -> str:
-    """A short line from a model card: size, training steps, validation score beside the input's."""
+    """A short line from a model card: size, training steps, validation score beside the input's, and
+    whether --strength auto has a calibration to use."""
     parts = []
     if "channels" in card and "blocks" in card:
         parts.append(f"{card['channels']} channels x {card['blocks']} blocks")
@@ -549,6 +571,8 @@ def card_summary(card: dict[str, Any]) -> str:
         parts.append(f"{card['steps']:,} steps")
     if all(isinstance(card.get(key), float | int) for key in ("val_psnr", "val_identity_psnr")):
         parts.append(f"validation {card['val_psnr']:.2f} dB (input {card['val_identity_psnr']:.2f} dB)")
+    if "auto_strength" in card:
+        parts.append("strength calibrated")
     return ", ".join(parts)
 
 

@@ -37,7 +37,7 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
     target = out / "sub" / source.name
     builder = ReportBuilder(out)
     photo = np.random.default_rng(0).random((40, 60, 3), dtype=np.float32)
-    builder.add(source, target, photo, photo**0.5, np.zeros((40, 60, 3), np.uint8))
+    builder.add(source, target, photo, photo**0.5, np.zeros((40, 60, 3), np.uint8), strength=0.42)
     summary = Summary(
         outcomes=[
             Outcome(Job(source, target), "done", seconds=0.5),
@@ -45,7 +45,7 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
         ]
     )
     page = builder.write(summary, "model <x>", "cpu").read_text(encoding="utf-8")
-    assert "full correction" in page and "strength" not in page
+    assert "full correction" in page and "strength 0.42, corrected in 0.50 s" in page
     assert "a &lt;b&gt;&amp;&#x27;q.jpg" in page and "<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "model &lt;x&gt;" in page
     links = re.findall(r'(?:src|href)="([^"]+)"', page)
@@ -54,6 +54,8 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
         assert (out / PREVIEW_FOLDER / "sub" / f"{source.name}-{kind}.jpg").is_file()
     partial = builder.write(summary, "model", "cpu", strength=0.5).read_text(encoding="utf-8")
     assert "strength 0.5 (part of the correction)" in partial
+    automatic = builder.write(summary, "model", "cpu", strength="auto").read_text(encoding="utf-8")
+    assert "strength chosen photo by photo" in automatic
     assert "not run" not in page
     summary.outcomes.append(Outcome(Job(tmp_path / "c.jpg", out / "c.jpg"), "not run", "the batch stopped"))
     stopped = builder.write(summary, "model", "cpu").read_text(encoding="utf-8")

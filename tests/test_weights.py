@@ -221,7 +221,12 @@ def test_damaged_files_are_reported(tmp_path: Path, name: str, reason: str) -> N
 
 
 def test_save_and_load_round_trip(tmp_path: Path, small_model: RECNet, image: Tensor) -> None:
-    card = {"training_data": "MSEC subset", "steps": 1200, "validation": {"psnr": 21.5}, "channels": 99}
+    card = {
+        "training_data": "MSEC subset",
+        "steps": 1200,
+        "validation": {"psnr": 21.5, "per_image": [20.0] * 9, "pair": [1, 2]},
+        "channels": 99,
+    }
     path = tmp_path / "out" / "mini.safetensors"
 
     save_model(small_model, path, card)
@@ -235,7 +240,14 @@ def test_save_and_load_round_trip(tmp_path: Path, small_model: RECNet, image: Te
     assert loaded.card == expected_card
     assert sorted(p.name for p in path.parent.iterdir()) == ["mini.json", "mini.md", "mini.safetensors"]
     markdown = path.with_suffix(".md").read_text()
-    for line in ("# mini", "- **channels**: 4", "- **training_data**: MSEC subset", "  - psnr: 21.5"):
+    for line in (
+        "# mini",
+        "- **channels**: 4",
+        "- **training_data**: MSEC subset",
+        "  - psnr: 21.5",
+        "  - per_image: 9 numbers (in the .json card)",  # long lists only by their length, for people
+        "  - pair: [1, 2]",
+    ):
         assert line in markdown.splitlines()
 
 
@@ -243,7 +255,9 @@ def without_key(card: dict[str, object], key: str) -> dict[str, object]:
     return {name: value for name, value in card.items() if name != key}
 
 
-def test_safetensors_metadata_carries_the_flat_card_fields(tmp_path: Path, small_model: RECNet) -> None:
+def test_safetensors_metadata_carries_the_card_fields_with_mappings_as_json(
+    tmp_path: Path, small_model: RECNet
+) -> None:
     path = tmp_path / "mini.safetensors"
     save_model(
         small_model, path, {"training_data": "MSEC subset", "steps": 1200, "validation": {"psnr": 21.5}}
@@ -252,7 +266,8 @@ def test_safetensors_metadata_carries_the_flat_card_fields(tmp_path: Path, small
         metadata = file.metadata()
 
     expected = {"architecture": "RECNet", "channels": "4", "blocks": "2", "training_data": "MSEC subset"}
-    assert metadata == expected | {"parameters": str(parameter_count(small_model)), "steps": "1200"}
+    expected |= {"parameters": str(parameter_count(small_model)), "steps": "1200"}
+    assert metadata == expected | {"validation": '{"psnr": 21.5}'}
     path.with_suffix(".json").unlink()
     assert load_model(str(path)).card == metadata  # without the JSON card, the metadata is the card
 
@@ -342,7 +357,13 @@ def test_parse_hub_ref(text: str, expected: tuple[str, str | None, str] | None) 
 def test_list_models_shows_bundled_and_cached_hub_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_dir: Path, small_model: RECNet
 ) -> None:
-    card = {"training_data": "tiny set", "steps": 3000, "val_psnr": 20.5, "val_identity_psnr": 12.25}
+    card = {
+        "training_data": "tiny set",
+        "steps": 3000,
+        "val_psnr": 20.5,
+        "val_identity_psnr": 12.25,
+        "auto_strength": {"features": "exposure-v1"},
+    }
     save_model(small_model, weights_dir / "mini.safetensors", card)
     model_bytes = (weights_dir / "mini.safetensors").read_bytes()
     bundled = ModelEntry(
@@ -350,7 +371,8 @@ def test_list_models_shows_bundled_and_cached_hub_models(
         "bundled",
         weights_dir / "mini.safetensors",
         len(model_bytes),
-        summary="4 channels x 2 blocks, 3,000 steps, validation 20.50 dB (input 12.25 dB)",
+        summary="4 channels x 2 blocks, 3,000 steps, validation 20.50 dB (input 12.25 dB), "
+        "strength calibrated",
     )
     with FakeHub() as hub:
         point_huggingface_hub_at(monkeypatch, hub.url, tmp_path / "hf-home")

@@ -59,6 +59,7 @@ class Card:
     mask: str
     before_stats: ExposureStats
     after_stats: ExposureStats
+    strength: float  # the share of the model's correction the photo got
 
 
 class ReportBuilder:
@@ -69,7 +70,13 @@ class ReportBuilder:
         self.cards: dict[Path, Card] = {}
 
     def add(
-        self, source: Path, target: Path, photo: np.ndarray, corrected: np.ndarray, mask_picture: np.ndarray
+        self,
+        source: Path,
+        target: Path,
+        photo: np.ndarray,
+        corrected: np.ndarray,
+        mask_picture: np.ndarray,
+        strength: float = 1.0,
     ) -> None:
         """Writes the previews of one photo (float inputs in [0, 1], the mask picture as uint8)."""
         relative = Path(os.path.relpath(target, self.folder))
@@ -89,10 +96,11 @@ class ReportBuilder:
             output=relative.as_posix(),
             before_stats=exposure_stats(photo),
             after_stats=exposure_stats(corrected),
+            strength=strength,
             **links,
         )
 
-    def write(self, summary: Summary, model: str, device: str, strength: float = 1.0) -> Path:
+    def write(self, summary: Summary, model: str, device: str, strength: float | str = 1.0) -> Path:
         """Writes the report of a finished batch and returns its path."""
         path = self.folder / REPORT_NAME
         page = render_report(summary, self.cards, model, device, strength)
@@ -102,7 +110,7 @@ class ReportBuilder:
 
 
 def render_report(
-    summary: Summary, cards: dict[Path, Card], model: str, device: str, strength: float = 1.0
+    summary: Summary, cards: dict[Path, Card], model: str, device: str, strength: float | str = 1.0
 ) -> str:
     """The whole HTML page."""
     done = [o for o in summary.outcomes if o.status == "done" and o.job.source in cards]
@@ -118,7 +126,7 @@ def render_report(
     )
 
 
-def render_summary(summary: Summary, model: str, device: str, strength: float) -> str:
+def render_summary(summary: Summary, model: str, device: str, strength: float | str) -> str:
     counts = (
         f"<strong>{summary.count('done')}</strong> corrected, <strong>{summary.count('skipped')}</strong> "
         f"skipped (output existed), <strong>{summary.failed}</strong> failed"
@@ -126,7 +134,10 @@ def render_summary(summary: Summary, model: str, device: str, strength: float) -
     if summary.count("not run"):
         counts += f", <strong>{summary.count('not run')}</strong> not run (the batch stopped)"
     when = time.strftime("%Y-%m-%d %H:%M")
-    amount = "full correction" if strength == 1 else f"strength {strength:g} (part of the correction)"
+    if strength == "auto":
+        amount = "strength chosen photo by photo (auto; each card says how much)"
+    else:
+        amount = "full correction" if strength == 1 else f"strength {strength:g} (part of the correction)"
     return (
         f"<p>{counts} in {summary.seconds:.1f} s.</p>"
         f"<p class=muted>Model <code>{html.escape(model)}</code> on <code>{html.escape(device)}</code>, "
@@ -155,6 +166,7 @@ def render_card(card: Card, seconds: float) -> str:
         after=link(card.after),
         mask=link(card.mask),
         rows=rows,
+        strength=f"{card.strength:g}",
         seconds=f"{seconds:.2f}",
     )
 
@@ -189,7 +201,7 @@ CARD = """<article class="card">
 <label><input type="checkbox" class="mask-toggle"> exposure mask</label>
 </div>
 <table><tr><th></th><th>before</th><th>after</th></tr>{rows}</table>
-<p class="muted">corrected in {seconds} s</p>
+<p class="muted">strength {strength}, corrected in {seconds} s</p>
 </article>"""
 
 PAGE = """<!DOCTYPE html>

@@ -1,0 +1,169 @@
+"""Automatic strength: the exposure statistics, the fit, the calibration in a model card, and the Corrector
+applying it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from random_models import random_model
+
+from recnet_cli.autostrength import (
+    FEATURE_COUNT,
+    FEATURES,
+    CalibrationError,
+    CalibrationSample,
+    StrengthCalibration,
+    exposure_features,
+    fit_calibration,
+)
+from recnet_cli.engine import Corrector, blend
+from recnet_cli.weights import LoadedModel, WeightsError, load_model, save_model, strength_calibration
+
+CPU = torch.device("cpu")
+
+
+def scene(seed: int, size: tuple[int, int] = (96, 128)) -> np.ndarray:
+    """A smooth, well-exposed float RGB picture: blurred noise around mid-grey."""
+    noise = np.random.default_rng(seed).random((*size, 3), dtype=np.float32)
+    smooth = cv2.GaussianBlur(noise, (0, 0), 6)
+    return np.clip(0.5 + 0.15 * (smooth - smooth.mean()) / smooth.std(), 0.05, 0.95)
+
+
+def test_features_are_finite_and_nearly_independent_of_the_photo_size() -> None:
+    photo = scene(1, (600, 800))
+    corrected = np.clip(photo * 1.3, 0, 1)
+    features = exposure_features(photo, corrected)
+    assert features.shape == (FEATURE_COUNT,)
+    assert np.isfinite(features).all()
+    small = cv2.resize(photo, (400, 300), interpolation=cv2.INTER_AREA)
+    small_corrected = np.clip(small * 1.3, 0, 1)
+    assert np.allclose(exposure_features(small, small_corrected), features, atol=0.02)
+    for flat in (np.zeros_like(photo), np.ones_like(photo)):
+        assert np.isfinite(exposure_features(flat, flat)).all()
+
+
+def test_a_sample_predicts_the_blend_error_at_any_strength() -> None:
+    photo, truth = scene(2), scene(3)
+    corrected = np.clip(photo + 0.2, 0, 1)
+    sample = CalibrationSample.of(photo, corrected, truth)
+    for strength in (0.0, 0.3, 1.0):
+        blended = photo.astype(np.float64) + strength * (corrected.astype(np.float64) - photo)
+        error = np.mean((blended - truth) ** 2)
+        assert sample.gain * strength**2 - 2 * sample.agreement * strength + sample.distance == pytest.approx(
+            error, rel=1e-9
+        )
+    assert CalibrationSample.of(photo, corrected, corrected).best_strength() == pytest.approx(1.0)
+    assert CalibrationSample.of(photo, corrected, photo).best_strength() == 0.0
+
+
+def test_the_fit_learns_to_leave_well_exposed_photos_alone() -> None:
+    """Dark photos whose truth is the brightened correction, well-exposed ones whose truth is the photo
+    itself: the fitted calibration must tell them apart on photos it did not see."""
+
+    def sample(seed: int, dark: bool) -> CalibrationSample:
+        truth = scene(seed)
+        photo = truth * 0.25 if dark else truth
+        corrected = np.clip(photo * (4.0 if dark else 1.4), 0, 1)
+        return CalibrationSample.of(photo, corrected, truth)
+
+    calibration = fit_calibration([sample(seed, seed % 2 == 0) for seed in range(40)], about="test")
+    assert calibration.about == "test"
+    for seed in range(100, 106):
+        dark, bright = scene(seed) * 0.25, scene(seed)
+        assert calibration.predict(dark, np.clip(dark * 4.0, 0, 1)) >= 0.9
+        assert calibration.predict(bright, np.clip(bright * 1.4, 0, 1)) <= 0.1
+
+
+def fitted() -> StrengthCalibration:
+    samples = [CalibrationSample.of(scene(s) * 0.5, scene(s), scene(s)) for s in range(6)]
+    samples += [CalibrationSample.of(scene(s), np.clip(scene(s) * 1.5, 0, 1), scene(s)) for s in range(6, 12)]
+    return fit_calibration(samples, about="twelve scenes")
+
+
+def test_predictions_are_rounded_shares() -> None:
+    calibration = fitted()
+    for seed in range(5):
+        strength = calibration.predict(scene(seed) * 0.7, scene(seed))
+        assert 0 <= strength <= 1
+        assert strength == round(strength, 2)
+
+
+def test_the_calibration_survives_the_card_as_a_mapping_or_json_text() -> None:
+    calibration = fitted()
+    card = calibration.as_card()
+    assert card["features"] == FEATURES
+    assert StrengthCalibration.from_card(card) == calibration
+    assert StrengthCalibration.from_card(json.dumps(card)) == calibration
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "not json",
+        ["a", "list"],
+        {"features": "exposure-v0"},
+        {"features": FEATURES, "mean": [0.0], "scale": [1.0], "weights": [0.0], "bias": 0.0},
+        {"features": FEATURES, "mean": [0.0] * FEATURE_COUNT, "scale": [0.0] * FEATURE_COUNT},
+        {
+            "features": FEATURES,
+            "mean": ["x"] * FEATURE_COUNT,
+            "scale": [1.0] * FEATURE_COUNT,
+            "weights": [0.0] * FEATURE_COUNT,
+            "bias": 0.0,
+        },
+    ],
+)
+def test_an_unusable_calibration_is_refused(broken: object) -> None:
+    with pytest.raises(CalibrationError):
+        StrengthCalibration.from_card(broken)
+
+
+def test_a_saved_model_carries_its_calibration_in_the_card_and_the_metadata(tmp_path: Path) -> None:
+    calibration = fitted()
+    path = tmp_path / "calibrated.safetensors"
+    save_model(random_model(seed=1), path, {"auto_strength": calibration.as_card()})
+    assert strength_calibration(load_model(str(path))) == calibration
+    path.with_suffix(".json").unlink()  # the card is then read from the safetensors metadata
+    assert strength_calibration(load_model(str(path))) == calibration
+
+
+def test_a_model_without_calibration_has_none_and_a_broken_one_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "plain.safetensors"
+    save_model(random_model(seed=1), path, {})
+    loaded = load_model(str(path))
+    assert strength_calibration(loaded) is None
+    broken = LoadedModel(loaded.model, "broken.safetensors", path, {"auto_strength": {"features": "?"}})
+    with pytest.raises(WeightsError, match=r"^broken\.safetensors: "):
+        strength_calibration(broken)
+
+
+def test_auto_strength_applies_the_predicted_share_and_full_without_calibration() -> None:
+    model, photo = random_model(seed=6), scene(7) * 0.6
+    full = Corrector(model, CPU).correct(photo)
+    assert full.strength == 1.0
+    calibration = fitted()
+    auto = Corrector(model, CPU, strength="auto", calibration=calibration).correct(photo)
+    expected = calibration.predict(photo, full.image)
+    assert auto.strength == expected
+    assert np.allclose(auto.image, blend(photo, full.image, expected), atol=1e-6)
+    assert np.array_equal(auto.mask, full.mask)
+    assert Corrector(model, CPU, strength="auto").correct(photo).strength == 1.0
+    # A calibration that always says "a little" shows the share really reaches the photo.
+    little = replace(calibration, weights=(0.0,) * FEATURE_COUNT, bias=-1.5)
+    small = Corrector(model, CPU, strength="auto", calibration=little).correct(photo)
+    assert small.strength == pytest.approx(0.18)
+    assert np.allclose(small.image, blend(photo, full.image, 0.18), atol=1e-6)
+
+
+def test_auto_strength_is_the_same_whole_and_tiled() -> None:
+    model, photo, calibration = random_model(seed=6), scene(8, (300, 260)) * 0.6, fitted()
+    whole = Corrector(model, CPU, tile=0, strength="auto", calibration=calibration).correct(photo)
+    tiled = Corrector(model, CPU, tile=128, strength="auto", calibration=calibration).correct(photo)
+    assert whole.strength == tiled.strength
+    assert np.abs(whole.image - tiled.image).max() * 255 <= 1
