@@ -134,13 +134,12 @@ FusedOpt = Annotated[
     ),
 ]
 StrengthOpt = Annotated[
-    float,
+    str,
     typer.Option(
-        min=0.0,
-        max=1.0,
         metavar="AMOUNT",
-        help="How much of the correction to apply: 1 = the model's output, 0.5 = halfway between the photo "
-        "and it, 0 = the photo unchanged.",
+        help="How much of the correction to apply: auto = as much as the model's calibration predicts for "
+        "each photo (little for photos that were nearly right), 1 = the model's output, 0.5 = halfway "
+        "between the photo and it, 0 = the photo unchanged.",
     ),
 ]
 RecursiveOpt = Annotated[
@@ -214,6 +213,19 @@ def parse_tile(text: str) -> int | str:
     raise fail(f"--tile {text}: use auto, 0 (whole image) or a size of at least 128 pixels")
 
 
+def parse_strength(text: str) -> float | str:
+    """'auto', or a number from 0 to 1."""
+    if text == "auto":
+        return text
+    try:
+        strength = float(text)
+    except ValueError:
+        strength = float("nan")
+    if not 0 <= strength <= 1:
+        raise fail(f"--strength {text}: use auto or a number from 0 (no change) to 1 (the model's output)")
+    return strength
+
+
 def normalise_extension(ext: str | None) -> str | None:
     if ext is None:
         return None
@@ -239,28 +251,37 @@ def open_models(
     precision: Precision,
     tile: str,
     quiet: bool,
-    strength: float = 1.0,
+    strength: float | str = 1.0,
     compiled: bool = False,
     one_device: bool = False,
     fused: bool = False,
 ) -> tuple[list[Corrector], LoadedModel]:
-    """Loads the model onto each chosen device (``one_device``: refuses a list), or exits with a one-line
-    error."""
+    """Loads the model onto each chosen device (``one_device``: refuses a list), with its strength
+    calibration for ``strength`` auto, or exits with a one-line error."""
     if one_device and "," in device:
         raise fail(f"--device {device}: this command runs on one device (lists are for correct and mask)")
     tile_size = parse_tile(tile)
     with console.status("Loading model…", quiet):
         from recnet_cli.devices import DeviceError, pick_devices, pick_dtype
         from recnet_cli.engine import correctors_for
-        from recnet_cli.weights import WeightsError, load_model
+        from recnet_cli.weights import WeightsError, load_model, strength_calibration
 
         try:
             devices = pick_devices(device)
             dtypes = [pick_dtype(precision.value, torch_device) for torch_device in devices]
             loaded = load_model(model)
-            return correctors_for(loaded.model, devices, dtypes, tile_size, strength, compiled, fused), loaded
+            calibration = strength_calibration(loaded) if strength == "auto" else None
+            correctors = correctors_for(
+                loaded.model, devices, dtypes, tile_size, strength, compiled, fused, calibration
+            )
         except (DeviceError, WeightsError) as exc:
             raise fail(str(exc)) from None
+    if strength == "auto" and calibration is None and not quiet:
+        console.notice(
+            f"{loaded.source} has no strength calibration: photos get the full correction "
+            "(recnet calibrate fits one; --strength sets one amount for all)"
+        )
+    return correctors, loaded
 
 
 def device_names(correctors: list[Corrector]) -> str:
@@ -359,12 +380,31 @@ def show_plan(
     raise typer.Exit(1 if summary.failed else 0)
 
 
-def finish(summary: Summary, verb: str, quiet: bool, as_json: bool, extra: dict) -> None:
-    """Prints the summary (and JSON), then exits 1 if any file failed."""
+def finish(
+    summary: Summary,
+    verb: str,
+    quiet: bool,
+    as_json: bool,
+    extra: dict,
+    strengths: dict[str, float] | None = None,
+) -> None:
+    """Prints the summary (and JSON, with each file's strength when given), then exits 1 if any file
+    failed."""
     console.print_summary(summary, verb, quiet)
     if as_json:
-        typer.echo(json.dumps({**extra, **summary.as_dict()}, indent=2))
+        report = {**extra, **summary.as_dict()}
+        for entry in report["files"]:
+            if strengths and entry["input"] in strengths:
+                entry["strength"] = strengths[entry["input"]]
+        typer.echo(json.dumps(report, indent=2))
     raise typer.Exit(1 if summary.failed else 0)
+
+
+def strength_range(strengths: list[float]) -> str:
+    """'0.31' for one photo; '0.14 to 0.99, mean 0.55' for several."""
+    if len(strengths) == 1:
+        return f"{strengths[0]:g}"
+    return f"{min(strengths):g} to {max(strengths):g}, mean {sum(strengths) / len(strengths):.2f}"
 
 
 def run_batch(
@@ -438,7 +478,7 @@ def correct(
     device: DevicesOpt = "auto",
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
-    strength: StrengthOpt = 1.0,
+    strength: StrengthOpt = "auto",
     fused: FusedOpt = False,
     suffix: SuffixOpt = CORRECT_SUFFIX,
     ext: Annotated[
@@ -496,14 +536,16 @@ def correct(
         quiet=quiet,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
+    amount = parse_strength(strength)
     if dry_run:
         show_plan(jobs, missing, overwrite, skip_existing, "correct", as_json)
-    correctors, loaded = open_models(model, device, precision, tile, quiet, strength, fused=fused)
+    correctors, loaded = open_models(model, device, precision, tile, quiet, amount, fused=fused)
     from recnet_cli.viz.features import extract_features, feature_figure
     from recnet_cli.viz.mask import mask_overlay
     from recnet_cli.viz.report import ReportBuilder
 
     builder = ReportBuilder(output) if report else None
+    strengths: dict[str, float] = {}  # input path -> the share of the correction it got
 
     def compute(
         corrector: Corrector, photo: Photo, progress: Progress
@@ -516,27 +558,30 @@ def correct(
     def write(job: Job, photo: Photo, computed: tuple[Correction, np.ndarray | None]) -> float:
         result, features = computed
         write_photo(job.target, result.image, like=photo, quality=quality)
+        strengths[str(job.source)] = result.strength
         overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
         if overlay is not None:
             write_rgb8(side_path(job.target, "mask"), overlay)
         if features is not None:
             write_rgb8(side_path(job.target, "features"), features)
         if builder is not None and overlay is not None:
-            builder.add(job.source, job.target, photo.pixels, result.image, overlay)
+            builder.add(job.source, job.target, photo.pixels, result.image, overlay, result.strength)
         return photo.megapixels
 
     summary = run_batch(
         jobs, missing, correctors, compute, write, "Correcting", overwrite, skip_existing, quiet
     )
-    about = {"model": loaded.source, "device": device_names(correctors), "strength": strength}
+    about = {"model": loaded.source, "device": device_names(correctors), "strength": amount}
     if builder is not None:
         try:
-            path = builder.write(summary, about["model"], about["device"], strength)
+            path = builder.write(summary, about["model"], about["device"], amount)
         except PhotoFileError as exc:
             raise fail(str(exc), 1) from None
         if not quiet:
             console.notice(f"report: {path}")
-    finish(summary, "corrected", quiet, as_json, about)
+    if amount == "auto" and strengths and not quiet:
+        console.notice(f"strength auto: {strength_range(list(strengths.values()))}")
+    finish(summary, "corrected", quiet, as_json, about, strengths)
 
 
 @app.command()
@@ -898,6 +943,93 @@ def train(
         )
 
 
+@app.command()
+def calibrate(
+    photos: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FOLDER",
+            help="Well-exposed photos (searched recursively) to make synthetic pairs from; the ones train "
+            "holds out for validation score the fit.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="PATH",
+            help="The calibrated model to write (.safetensors, with its card as .json and .md beside it).",
+            show_default=False,
+        ),
+    ],
+    model: ModelOpt = None,
+    size: Annotated[int, typer.Option(min=64, metavar="PIXELS", help="Long side of the pairs.")] = 384,
+    count: Annotated[
+        int, typer.Option(min=1, metavar="N", help="At most this many photos per kind of exposure error.")
+    ] = 250,
+    device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit how much of the model's correction each photo gets with --strength auto.
+
+    The model changes photos that were nearly right as well as badly exposed ones.
+
+    This corrects synthetic pairs made from your photos: under-, over- and mixed exposure, nearly right.
+
+    It fits which share of each correction comes closest to the ground truth, from the photo's exposure.
+
+    The model is written again with that calibration in its card; correct and eval use it by default.
+
+    [dim]Examples:[/]
+      recnet calibrate photos/ --model run/final.safetensors -o calibrated.safetensors
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    if output.suffix != ".safetensors":
+        raise fail(f"-o {output}: the calibrated model is written as .safetensors")
+    written = [output, output.with_suffix(".json"), output.with_suffix(".md")]
+    existing = [path for path in written if path.exists()]
+    if existing and not overwrite:
+        raise fail(f"-o {output}: {existing[0]} exists (use --overwrite)")
+    if not photos.is_dir():
+        raise fail(f"{photos}: not a folder of photos")
+    from recnet_cli.train.calibration import calibrate as fit_strength
+    from recnet_cli.train.calibration import calibration_work
+    from recnet_cli.weights import WeightsError, save_model
+
+    (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
+    with console.counting(calibration_work(photos, count), "Calibrating", "photos", quiet) as count_one:
+        try:
+            calibration, scores = fit_strength(corrector, photos, size, count, count_one)
+        except (ValueError, OSError) as exc:
+            raise fail(str(exc)) from None
+    held_out = {regime: score.rounded() for regime, score in scores.items()}
+    card = loaded.card | {"auto_strength": calibration.as_card(), "auto_strength_held_out": held_out}
+    try:
+        save_model(corrector.model.to("cpu"), output, card)
+    except WeightsError as exc:
+        raise fail(str(exc), 1) from None
+    if as_json:
+        report = {"model": loaded.source, "output": str(output), "about": calibration.about}
+        typer.echo(json.dumps(report | {"held_out": held_out}, indent=2))
+        return
+    if quiet:
+        return
+    table = Table(title=escape(f"held-out pairs of {photos}: mean PSNR dB"))
+    for column in ("exposure", "pairs", "input", "full correction", "auto", "mean strength"):
+        table.add_column(column, justify="left" if column == "exposure" else "right")
+    for regime, score in scores.items():
+        numbers = (score.input_psnr, score.full_psnr, score.auto_psnr)
+        table.add_row(regime, str(score.pairs), *(f"{n:.2f}" for n in numbers), f"{score.mean_strength:.2f}")
+    console.out.print(table)
+    console.done("calibrated", f": {output} (fitted on {calibration.about})")
+
+
 @app.command("eval")
 def evaluate(
     pairs: PairsOpt = None,
@@ -910,7 +1042,7 @@ def evaluate(
     device: DeviceOpt = "auto",
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
-    strength: StrengthOpt = 1.0,
+    strength: StrengthOpt = "auto",
     save: Annotated[
         Path | None,
         typer.Option(
@@ -940,10 +1072,11 @@ def evaluate(
         raise fail(str(exc)) from None
     from recnet_cli.evaluate import evaluate_pairs, save_problem
 
+    amount = parse_strength(strength)
     problem = save_problem(found, save, overwrite) if save is not None else None
     if problem:
         raise fail(problem)
-    (corrector,), loaded = open_models(model, device, precision, tile, quiet, strength, one_device=True)
+    (corrector,), loaded = open_models(model, device, precision, tile, quiet, amount, one_device=True)
 
     with console.counting(len(found), "Evaluating", "pairs", quiet) as count_one:
         try:
@@ -951,7 +1084,7 @@ def evaluate(
         except (ValueError, OSError) as exc:
             raise fail(str(exc)) from None
     if as_json:
-        typer.echo(json.dumps({"model": loaded.source, **report.to_dict()}, indent=2))
+        typer.echo(json.dumps({"model": loaded.source, "strength": amount, **report.to_dict()}, indent=2))
         return
     table = Table(title=escape(f"{loaded.source} on {len(found)} pairs"), show_footer=True)
     table.add_column("image", footer="mean")
@@ -962,9 +1095,11 @@ def evaluate(
         ("input SSIM", report.mean("identity_ssim")),
     ):
         table.add_column(name, justify="right", footer=f"{mean:.4f}" if "SSIM" in name else f"{mean:.2f}")
+    if amount == "auto":
+        table.add_column("strength", justify="right", footer=f"{report.mean('strength'):.2f}")
     for s in report.scores:
         scores = (f"{s.psnr:.2f}", f"{s.ssim:.4f}", f"{s.identity_psnr:.2f}", f"{s.identity_ssim:.4f}")
-        table.add_row(escape(s.input.name), *scores)
+        table.add_row(escape(s.input.name), *scores, *[f"{s.strength:g}"] * (amount == "auto"))
     console.out.print(table)
 
 

@@ -315,6 +315,91 @@ def test_strength_blends_the_correction_into_the_photo(
     assert not (tmp_path / "shot_recnet.png").exists()
 
 
+@pytest.mark.parametrize("strength", ["1.5", "-0.1", "half", "nan"])
+def test_a_strength_that_is_not_auto_or_zero_to_one_is_refused(
+    tmp_path: Path, env: dict[str, str], model_file: Path, strength: str
+) -> None:
+    source = make_photo(tmp_path / "shot.png")
+    refused = run(["correct", str(source), "--model", str(model_file), f"--strength={strength}"], env)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"error: --strength {strength}: use auto or a number from 0 (no change) to 1 (the model's output)"
+    ]
+    assert not (tmp_path / "shot_recnet.png").exists()
+
+
+def test_auto_strength_without_a_calibration_is_the_full_correction_and_says_so(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    source = make_photo(tmp_path / "shot.png")
+    auto = run(
+        ["correct", str(source), "-o", str(tmp_path / "auto.png"), "--model", str(model_file), "--json"], env
+    )
+    assert auto.returncode == 0, auto.stderr
+    report = json.loads(auto.stdout)
+    assert report["strength"] == "auto" and report["files"][0]["strength"] == 1.0
+    assert f"{model_file} has no strength calibration: photos get the full correction" in auto.stderr
+    full = run(
+        [
+            "correct",
+            str(source),
+            "-o",
+            str(tmp_path / "full.png"),
+            "--model",
+            str(model_file),
+            "--strength",
+            "1",
+        ],
+        env,
+    )
+    assert full.returncode == 0, full.stderr
+    assert np.array_equal(read_rgb(tmp_path / "auto.png"), read_rgb(tmp_path / "full.png"))
+    assert "calibration" not in full.stderr
+
+
+def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    calibrated = tmp_path / "calibrated.safetensors"
+    arguments = ["calibrate", str(TRAIN_PHOTOS), "--model", str(model_file), "-o", str(calibrated)]
+    result = run([*arguments, "--size", "64", "--count", "4", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["about"].startswith(f"4 training photos in {TRAIN_PHOTOS} x 5 regimes at 64 px")
+    assert set(report["held_out"]) == {"under", "over", "mixed", "nearly right", "training mix"}
+    assert all(score["pairs"] == 1 for score in report["held_out"].values())
+    card = json.loads(calibrated.with_suffix(".json").read_text())
+    assert card["description"] == "untrained test fixture"  # the model's card is kept
+    assert card["auto_strength"]["features"] == "exposure-v1"
+    assert calibrated.with_suffix(".md").is_file()
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(3):
+        make_photo(photos / f"shot{index}.png", size=(60 + 8 * index, 40))
+    corrected = run(
+        ["correct", str(photos), "-o", str(tmp_path / "out"), "--model", str(calibrated), "--json"], env
+    )
+    assert corrected.returncode == 0, corrected.stderr
+    strengths = [entry["strength"] for entry in json.loads(corrected.stdout)["files"]]
+    assert len(strengths) == 3 and all(0 <= s <= 1 and s == round(s, 2) for s in strengths)
+    assert "strength auto: " in corrected.stderr and "calibration" not in corrected.stderr
+    scored = run(
+        ["eval", "--inputs", str(photos), "--targets", str(photos), "--model", str(calibrated), "--json"], env
+    )
+    assert scored.returncode == 0, scored.stderr
+    assert [image["strength"] for image in json.loads(scored.stdout)["per_image"]] == strengths
+
+    again = run(arguments, env)
+    assert again.returncode == 2 and "exists (use --overwrite)" in again.stderr
+    wrong = run([*arguments[:-1], str(tmp_path / "calibrated.pth")], env)
+    assert wrong.returncode == 2 and "is written as .safetensors" in wrong.stderr
+    missing = run(["calibrate", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.safetensors")], env)
+    assert missing.returncode == 2 and "nowhere: not a folder of photos" in missing.stderr
+    for failed in (again, wrong, missing):
+        assert len(failed.stderr.strip().splitlines()) == 1
+
+
 def test_mask_writes_a_picture_and_the_raw_16_bit_mask(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:

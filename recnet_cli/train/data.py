@@ -217,14 +217,18 @@ def load_pairs(
 
 
 def photo_validation(
-    paths: Sequence[Path], degradation: DegradationConfig, max_side: int, count: int
+    paths: Sequence[Path],
+    degradation: DegradationConfig,
+    max_side: int,
+    count: int,
+    seed: int = VALIDATION_SEED,
 ) -> list[ValidationPair]:
     """Fixed synthetic validation pairs: whole photos (scaled to ``max_side``) degraded with a constant
     seed, on the CPU, so every run and every device sees the same pairs."""
     result = []
     for index, path in enumerate(paths[:count]):
         clean = to_tensor([fit_size(read_rgb(path), max_side=max_side)], torch.device("cpu"))
-        exposure = sample_exposure(sample_rng(VALIDATION_SEED, 0, index), degradation)
+        exposure = sample_exposure(sample_rng(seed, 0, index), degradation)
         result.append(ValidationPair(path.stem, degrade(clean, [exposure])[0], clean[0]))
     return result
 
