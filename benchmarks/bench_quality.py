@@ -35,7 +35,7 @@ from recnet_cli.metrics import psnr, ssim, to_uint8
 from recnet_cli.train.data import photo_validation, split_photos
 from recnet_cli.train.synthesis import MODES, DegradationConfig, linear_to_srgb, srgb_to_linear
 from recnet_cli.viz import draw
-from recnet_cli.weights import load_model
+from recnet_cli.weights import load_model, strength_calibration
 
 CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILES = (8, 8)
@@ -189,7 +189,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="long side of the pairs in pixels")
     parser.add_argument("--count", type=int, default=1000, help="at most this many photos per regime")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--strength", type=float, default=1.0, help="the model's correction strength")
+    parser.add_argument(
+        "--strength",
+        type=lambda text: text if text == "auto" else float(text),
+        default=1.0,
+        help="the model's correction strength: 0 to 1, or auto (the model card's calibration)",
+    )
     parser.add_argument(
         "--sheet", type=Path, help="also write a picture of mixed-regime pairs and real photos here"
     )
@@ -200,13 +205,19 @@ def main() -> None:
     args = parser.parse_args()
 
     loaded = load_model(args.model)
-    corrector = Corrector(loaded.model, pick_device(args.device), tile="auto", strength=args.strength)
+    calibration = strength_calibration(loaded) if args.strength == "auto" else None
+    if args.strength == "auto" and calibration is None:
+        parser.error(f"{loaded.source} has no strength calibration (recnet calibrate fits one)")
+    corrector = Corrector(
+        loaded.model, pick_device(args.device), tile="auto", strength=args.strength, calibration=calibration
+    )
     methods = {"gamma": gamma_fix, "clahe": clahe_fix, "fusion": fusion_fix, "recnet": model_fix(corrector)}
     pairs = regime_pairs(args.photos, args.size, args.count)
     count = len(pairs["mixed"])
     results, seconds = score(methods, pairs)
-    name = loaded.path.stem + (f"-strength{args.strength:g}" if args.strength != 1 else "")
-    model = loaded.source + (f", strength {args.strength:g}" if args.strength != 1 else "")
+    strength = args.strength if args.strength == "auto" else f"{args.strength:g}"
+    name = loaded.path.stem + (f"-strength{strength}" if args.strength != 1 else "")
+    model = loaded.source + (f", strength {strength}" if args.strength != 1 else "")
     text = markdown(results, seconds, model, count, args.size)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"quality-{name}.md").write_text(text)

@@ -1,5 +1,6 @@
-"""Regenerates examples/gallery/: every example corrected by the default model, its mask, its
-`recnet explain` contact sheet (with the ground truth for synthetic pairs), and the grids the README shows.
+"""Regenerates examples/gallery/: every example corrected by the default model as `recnet correct` does
+it (--strength auto), its mask, its `recnet explain` contact sheet (the full correction, with the ground
+truth for synthetic pairs), and the grids the README shows.
 
     python examples/make_gallery.py            # after `pip install -e .`
 """
@@ -17,7 +18,7 @@ from recnet_cli.metrics import psnr, ssim, to_uint8
 from recnet_cli.viz import draw
 from recnet_cli.viz.mask import mask_overlay
 from recnet_cli.viz.sheet import contact_sheet, explain
-from recnet_cli.weights import load_model
+from recnet_cli.weights import load_model, strength_calibration
 
 EXAMPLES = Path(__file__).resolve().parent
 GALLERY = EXAMPLES / "gallery"
@@ -41,7 +42,11 @@ def write_sheet(
 
 def main() -> None:
     loaded = load_model(None)
-    corrector = Corrector(loaded.model, pick_device("auto"), tile="auto")
+    device = pick_device("auto")
+    corrector = Corrector(
+        loaded.model, device, tile="auto", strength="auto", calibration=strength_calibration(loaded)
+    )
+    full = Corrector(loaded.model, device, tile="auto")  # what recnet explain shows
     GALLERY.mkdir(exist_ok=True)
 
     real_rows = []
@@ -51,11 +56,11 @@ def main() -> None:
         write_photo(GALLERY / f"{path.stem}_recnet.jpg", result.image, like=photo)
         overlay = mask_overlay(photo.pixels, result.mask)
         write_rgb8(GALLERY / f"{path.stem}_mask.jpg", overlay, quality=90)
-        write_sheet(corrector, path, photo.pixels, None, loaded.source)
+        write_sheet(full, path, photo.pixels, None, loaded.source)
         real_rows.append(
             [
                 labelled(to_uint8(photo.pixels), f"{path.name} (input)"),
-                labelled(to_uint8(result.image), "recnet correct"),
+                labelled(to_uint8(result.image), f"recnet correct (strength {result.strength:g})"),
                 labelled(overlay, "recnet mask (blue under, orange over)"),
             ]
         )
@@ -65,14 +70,19 @@ def main() -> None:
     for source in sorted((EXAMPLES / "synthetic").glob("*_input.png")):
         target = source.with_name(source.name.replace("_input", "_gt"))
         photo, truth = read_photo(source), to_uint8(read_photo(target).pixels)
-        corrected = to_uint8(corrector.correct(photo.pixels).image)
-        write_sheet(corrector, source, photo.pixels, read_photo(target).pixels, loaded.source)
+        result = corrector.correct(photo.pixels)
+        corrected = to_uint8(result.image)
+        write_sheet(full, source, photo.pixels, read_photo(target).pixels, loaded.source)
         write_rgb8(GALLERY / source.name.replace("_input", "_recnet"), corrected)
         before, after = to_uint8(photo.pixels), corrected
         synthetic_rows.append(
             [
                 labelled(before, f"input: {psnr(before, truth):.1f} dB, SSIM {ssim(before, truth):.3f}"),
-                labelled(after, f"recnet: {psnr(after, truth):.1f} dB, SSIM {ssim(after, truth):.3f}"),
+                labelled(
+                    after,
+                    f"recnet (strength {result.strength:g}): {psnr(after, truth):.1f} dB, "
+                    f"SSIM {ssim(after, truth):.3f}",
+                ),
                 labelled(truth, "ground truth"),
             ]
         )
