@@ -12,6 +12,7 @@ import torch
 from conftest import make_photo, run
 from PIL import Image
 
+from recnet_cli.engine import Corrector
 from recnet_cli.model import RECNet
 from recnet_cli.viz import draw
 from recnet_cli.viz.features import (
@@ -25,7 +26,7 @@ from recnet_cli.viz.features import (
     missing_region,
     region_distances,
 )
-from recnet_cli.viz.sheet import Explained, contact_sheet
+from recnet_cli.viz.sheet import Explained, contact_sheet, explain, strength_caption
 
 
 def two_region_features(gaps: list[float], channels: int = 8, size: int = 32) -> Features:
@@ -143,6 +144,14 @@ def test_contact_sheet_stacks_photos_features_and_errors(model: RECNet) -> None:
     assert sheet.shape[1] == without.shape[1] >= FIGURE_WIDTH
     assert sheet.shape[0] > without.shape[0] + errors.shape[0]
     assert without.shape[0] > 300 + explained.features.shape[0]
+
+
+def test_the_sheet_says_how_much_of_the_correction_it_shows(model: RECNet) -> None:
+    photo = np.random.default_rng(6).random((40, 56, 3), dtype=np.float32)
+    half = explain(Corrector(model, torch.device("cpu"), strength=0.5), photo)
+    assert half.strength == 0.5
+    assert strength_caption(half.strength) == "strength 0.5 of the correction"
+    assert strength_caption(1.0) == "the full correction (strength 1)"
 
 
 def test_explain_writes_a_contact_sheet(

@@ -27,6 +27,7 @@ class Explained:
     mask: np.ndarray
     features: np.ndarray
     errors: np.ndarray | None = None
+    strength: float = 1.0  # the share of the model's correction in ``corrected``
 
 
 def explain(corrector: Corrector, photo: np.ndarray, reference: np.ndarray | None = None) -> Explained:
@@ -42,6 +43,7 @@ def explain(corrector: Corrector, photo: np.ndarray, reference: np.ndarray | Non
         corrected=to_uint8(result.image),
         mask=mask_overlay(photo, result.mask, legend=False),
         features=feature_figure(features),
+        strength=result.strength,
         errors=errors,
     )
 
@@ -50,7 +52,7 @@ def contact_sheet(explained: Explained, title: str, subtitle: str) -> np.ndarray
     """Input, corrected and mask side by side, then the feature figure and, with a reference, the errors."""
     captions = (
         ["1. Input", ""],
-        ["2. Corrected by RECNet", ""],
+        ["2. Corrected by RECNet", strength_caption(explained.strength)],
         ["3. Exposure mask seen by the model", "blue: under-exposed, orange: over-exposed"],
     )
     pictures = (explained.photo, explained.corrected, explained.mask)
@@ -65,6 +67,10 @@ def contact_sheet(explained: Explained, title: str, subtitle: str) -> np.ndarray
     if explained.errors is not None:
         sections += [section_heading("5. Against the reference"), explained.errors]
     return draw.border(draw.vstack(sections, 10), 16)
+
+
+def strength_caption(strength: float) -> str:
+    return "the full correction (strength 1)" if strength == 1 else f"strength {strength:g} of the correction"
 
 
 def photo_panel(picture: np.ndarray, caption: list[str]) -> np.ndarray:
