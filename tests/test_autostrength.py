@@ -46,6 +46,9 @@ def test_features_are_finite_and_nearly_independent_of_the_photo_size() -> None:
     assert np.allclose(exposure_features(small, small_corrected), features, atol=0.02)
     for flat in (np.zeros_like(photo), np.ones_like(photo)):
         assert np.isfinite(exposure_features(flat, flat)).all()
+    for shape in ((1, 1, 3), (1, 500, 3), (700, 2, 3)):  # slivers and single pixels too
+        sliver = np.random.default_rng(0).random(shape, dtype=np.float32)
+        assert np.isfinite(exposure_features(sliver, sliver * 0.5)).all()
 
 
 def test_a_sample_predicts_the_blend_error_at_any_strength() -> None:
