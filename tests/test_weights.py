@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -276,8 +277,20 @@ def test_save_model_errors(tmp_path: Path, small_model: RECNet) -> None:
     with pytest.raises(WeightsError, match=r"model\.pth: models are saved as \.safetensors$"):
         save_model(small_model, tmp_path / "model.pth", {})
     (tmp_path / "a-file").write_text("")
-    with pytest.raises(WeightsError, match=r"cannot write the model"):
-        save_model(small_model, tmp_path / "a-file" / "model.safetensors", {})
+    blocked = tmp_path / "a-file" / "sub" / "model.safetensors"
+    with pytest.raises(
+        WeightsError, match=r"/a-file/sub/model\.safetensors: cannot write the model \(.*/a-file is a file\)$"
+    ):
+        save_model(small_model, blocked, {})
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked").chmod(0o500)
+    try:
+        if os.access(tmp_path / "locked", os.W_OK):
+            return  # root writes anywhere
+        with pytest.raises(WeightsError, match=r"cannot write the model \(permission denied\)$"):
+            save_model(small_model, tmp_path / "locked" / "model.safetensors", {})
+    finally:
+        (tmp_path / "locked").chmod(0o700)
 
 
 # ---- resolving --model ----
