@@ -178,6 +178,10 @@ def test_missing_data_folders_and_an_output_file_are_refused_before_any_work(tmp
         train(tiny_config(tmp_path / "notes.txt"))
     with pytest.raises(TrainingError, match=r"notes\.txt: not a folder"):
         train(tiny_config(tmp_path / "run", photos=None, inputs=tmp_path / "notes.txt", targets=tmp_path))
+    with pytest.raises(
+        TrainingError, match=r"notes\.txt/runs/a: cannot make the run folder \(.*notes\.txt is a file\)$"
+    ):
+        train(tiny_config(tmp_path / "notes.txt" / "runs" / "a"))
     assert not (tmp_path / "run").exists()
 
 

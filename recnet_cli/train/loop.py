@@ -282,6 +282,9 @@ def check_config(config: TrainConfig) -> None:
             raise TrainingError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
     if config.run_dir.exists() and not config.run_dir.is_dir():
         raise TrainingError(f"{config.run_dir}: not a folder (--out names the folder of the run)")
+    existing = next(parent for parent in config.run_dir.parents if parent.exists())
+    if not existing.is_dir():
+        raise TrainingError(f"{config.run_dir}: cannot make the run folder ({existing} is a file)")
     for name in ("steps", "batch", "crop", "val_every", "checkpoint_every", "val_images"):
         if getattr(config, name) < 1:
             raise TrainingError(f"{name} must be at least 1 (got {getattr(config, name)})")
