@@ -945,15 +945,6 @@ def train(
 
 @app.command()
 def calibrate(
-    photos: Annotated[
-        Path,
-        typer.Argument(
-            metavar="FOLDER",
-            help="Well-exposed photos (searched recursively) to make synthetic pairs from; the ones train "
-            "holds out for validation score the fit.",
-            show_default=False,
-        ),
-    ],
     output: Annotated[
         Path,
         typer.Option(
@@ -964,10 +955,28 @@ def calibrate(
             show_default=False,
         ),
     ],
+    photos: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FOLDER",
+            help="Well-exposed photos (searched recursively) to make synthetic pairs from (as train).",
+        ),
+    ] = None,
+    pairs: PairsOpt = None,
+    split: Annotated[
+        str, typer.Option(metavar="SPLIT", help="Split of --pairs: train, test or valid.")
+    ] = "train",
+    inputs: InputsOpt = None,
+    targets: TargetsOpt = None,
     model: ModelOpt = None,
     size: Annotated[int, typer.Option(min=64, metavar="PIXELS", help="Long side of the pairs.")] = 384,
     count: Annotated[
-        int, typer.Option(min=1, metavar="N", help="At most this many photos per kind of exposure error.")
+        int,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="At most this many photos per kind of exposure error, or pairs, to fit on.",
+        ),
     ] = 250,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -978,16 +987,18 @@ def calibrate(
 
     The model changes photos that were nearly right as well as badly exposed ones.
 
-    This corrects synthetic pairs made from your photos: under-, over- and mixed exposure, nearly right.
+    This corrects pairs: synthetic ones made from well-exposed photos (--photos), or real ones.
 
     It fits which share of each correction comes closest to the ground truth, from the photo's exposure.
 
     The model is written again with that calibration in its card; correct and eval use it by default.
 
+    The pairs that train holds out for validation score the fit.
+
     [dim]Examples:[/]
-      recnet calibrate photos/ --model run/final.safetensors -o calibrated.safetensors
+      recnet calibrate --photos photos/ --model run/final.safetensors -o calibrated.safetensors
+      recnet calibrate --inputs shots/ --targets edited/ --model mine.safetensors -o mine-auto.safetensors
     """
-    from rich.markup import escape
     from rich.table import Table
 
     if output.suffix != ".safetensors":
@@ -996,16 +1007,30 @@ def calibrate(
     existing = [path for path in written if path.exists()]
     if existing and not overwrite:
         raise fail(f"-o {output}: {existing[0]} exists (use --overwrite)")
-    if not photos.is_dir():
-        raise fail(f"{photos}: not a folder of photos")
+    if sum((photos is not None, pairs is not None, inputs is not None or targets is not None)) != 1 or (
+        (inputs is None) != (targets is None)
+    ):
+        raise fail("give one of --photos DIR, --pairs DIR, or both --inputs DIR and --targets DIR")
     from recnet_cli.train.calibration import calibrate as fit_strength
-    from recnet_cli.train.calibration import calibration_work
+    from recnet_cli.train.calibration import pair_data, photo_data
+    from recnet_cli.train.pairs import find_pairs, match_by_stem
     from recnet_cli.weights import WeightsError, save_model
 
+    try:
+        if photos is not None:
+            if not photos.is_dir():
+                raise ValueError(f"{photos}: not a folder of photos")
+            data = photo_data(photos, size, count)
+        elif pairs is not None:
+            data = pair_data(find_pairs(pairs, split), f"{pairs} ({split})", size, count)
+        else:
+            data = pair_data(match_by_stem(inputs, targets), f"{inputs} and {targets}", size, count)
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
     (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
-    with console.counting(calibration_work(photos, count), "Calibrating", "photos", quiet) as count_one:
+    with console.counting(data.photos, "Calibrating", "photos", quiet) as count_one:
         try:
-            calibration, scores = fit_strength(corrector, photos, size, count, count_one)
+            calibration, scores = fit_strength(corrector, data, count_one)
         except (ValueError, OSError) as exc:
             raise fail(str(exc)) from None
     held_out = {regime: score.rounded() for regime, score in scores.items()}
@@ -1020,9 +1045,9 @@ def calibrate(
         return
     if quiet:
         return
-    table = Table(title=escape(f"held-out pairs of {photos}: mean PSNR dB"))
-    for column in ("exposure", "pairs", "input", "full correction", "auto", "mean strength"):
-        table.add_column(column, justify="left" if column == "exposure" else "right")
+    table = Table(title="held-out pairs: mean PSNR dB")
+    for column in ("pairs of", "count", "input", "full correction", "auto", "mean strength"):
+        table.add_column(column, justify="left" if column == "pairs of" else "right")
     for regime, score in scores.items():
         numbers = (score.input_psnr, score.full_psnr, score.auto_psnr)
         table.add_row(regime, str(score.pairs), *(f"{n:.2f}" for n in numbers), f"{score.mean_strength:.2f}")

@@ -361,7 +361,15 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
     calibrated = tmp_path / "calibrated.safetensors"
-    arguments = ["calibrate", str(TRAIN_PHOTOS), "--model", str(model_file), "-o", str(calibrated)]
+    arguments = [
+        "calibrate",
+        "--photos",
+        str(TRAIN_PHOTOS),
+        "--model",
+        str(model_file),
+        "-o",
+        str(calibrated),
+    ]
     result = run([*arguments, "--size", "64", "--count", "4", "--json"], env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -394,10 +402,35 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     assert again.returncode == 2 and "exists (use --overwrite)" in again.stderr
     wrong = run([*arguments[:-1], str(tmp_path / "calibrated.pth")], env)
     assert wrong.returncode == 2 and "is written as .safetensors" in wrong.stderr
-    missing = run(["calibrate", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.safetensors")], env)
+    missing = run(
+        ["calibrate", "--photos", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.safetensors")], env
+    )
     assert missing.returncode == 2 and "nowhere: not a folder of photos" in missing.stderr
-    for failed in (again, wrong, missing):
+    both = run([*arguments, "--overwrite", "--pairs", str(tmp_path)], env)
+    assert both.returncode == 2 and "give one of --photos DIR, --pairs DIR, or both" in both.stderr
+    for failed in (again, wrong, missing, both):
         assert len(failed.stderr.strip().splitlines()) == 1
+
+
+def test_calibrate_fits_on_real_pairs(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
+    inputs, targets = tmp_path / "shots", tmp_path / "edited"
+    inputs.mkdir()
+    targets.mkdir()
+    for photo in sorted(TRAIN_PHOTOS.glob("*.jpg")):
+        pixels = read_rgb(photo)
+        cv2.imwrite(str(targets / f"{photo.stem}.png"), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
+        dark = (pixels.astype(np.float32) * 0.4).astype(np.uint8)
+        cv2.imwrite(str(inputs / f"{photo.stem}.png"), cv2.cvtColor(dark, cv2.COLOR_RGB2BGR))
+    calibrated = tmp_path / "paired.safetensors"
+    arguments = ["calibrate", "--inputs", str(inputs), "--targets", str(targets), "-o", str(calibrated)]
+    result = run([*arguments, "--model", str(model_file), "--size", "64", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["about"] == f"4 image pairs of {inputs} and {targets} at 64 px"
+    assert list(report["held_out"]) == ["pairs"] and report["held_out"]["pairs"]["pairs"] == 1
+    assert (
+        json.loads(calibrated.with_suffix(".json").read_text())["auto_strength"]["about"] == report["about"]
+    )
 
 
 def test_mask_writes_a_picture_and_the_raw_16_bit_mask(

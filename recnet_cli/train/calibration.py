@@ -1,8 +1,9 @@
 """Fitting a model's automatic strength (``recnet calibrate``).
 
-Synthetic pairs from the training photos of a folder, one per photo and regime (each kind of exposure
-error alone, and the training mix), are corrected at full strength and reduced to calibration samples;
-the fit is then scored on pairs from the folder's held-out photos, which it never saw.
+The data are groups of (photo, ground truth) pairs: from a folder of well-exposed photos, synthetic pairs
+per regime (each kind of exposure error alone, nearly right photos, the training mix), one per photo;
+or real image pairs. Each group's training part is corrected at full strength and reduced to calibration
+samples for the fit; its held-out part (the split ``recnet train`` validates on) then scores the fit.
 """
 
 from __future__ import annotations
@@ -10,13 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from recnet_cli.autostrength import CalibrationSample, StrengthCalibration, fit_calibration
 from recnet_cli.engine import Corrector
-from recnet_cli.train.data import photo_validation, split_photos
+from recnet_cli.train.data import (
+    ValidationPair,
+    holdout_split,
+    pair_validation,
+    photo_validation,
+    split_photos,
+)
+from recnet_cli.train.pairs import ImagePair
 from recnet_cli.train.synthesis import MODES, DegradationConfig
 
 CALIBRATION_SEED = 70411  # not the validation seed: the held-out photos are scored on other pairs
@@ -30,8 +39,8 @@ MAX_PSNR = 100.0  # an exact match (infinite PSNR) counts as this in means
 
 
 @dataclass(frozen=True)
-class RegimeScore:
-    """Mean PSNR (dB) of a regime's pairs: uncorrected, fully corrected and at the calibrated strength."""
+class GroupScore:
+    """Mean PSNR (dB) of a group's pairs: uncorrected, fully corrected and at the calibrated strength."""
 
     pairs: int
     input_psnr: float
@@ -44,22 +53,61 @@ class RegimeScore:
         return {name: round(value, 2) for name, value in vars(self).items()}
 
 
-def regime_samples(
-    corrector: Corrector,
-    photos: Sequence[Path],
-    size: int,
-    count: int,
-    seed: int,
-    advance: Callable[[], None],
+Groups = dict[str, Callable[[], list[ValidationPair]]]  # group name -> loads the group's pairs
+
+
+@dataclass(frozen=True)
+class CalibrationData:
+    """Pairs to fit on and pairs to score the fit on, in the same groups; ``about`` says what they are."""
+
+    fitting: Groups
+    checking: Groups
+    about: str
+    photos: int  # how many photos calibrating corrects, for a progress bar
+
+
+def photo_data(folder: Path, size: int, count: int) -> CalibrationData:
+    """Synthetic pairs of up to ``count`` photos per regime from a folder of well-exposed photos."""
+    train, held_out = split_photos(folder)
+    if not train or not held_out:
+        raise ValueError(f"{folder}: needs at least two photos (one is held out to score the fit)")
+
+    def groups(paths: list[Path]) -> Groups:
+        return {
+            regime: partial(photo_validation, paths, degradation, size, count, CALIBRATION_SEED)
+            for regime, degradation in REGIMES.items()
+        }
+
+    about = (
+        f"{min(count, len(train))} training photos in {folder} x {len(REGIMES)} regimes at {size} px, "
+        f"seed {CALIBRATION_SEED}"
+    )
+    photos = len(REGIMES) * (min(count, len(train)) + min(count, len(held_out)))
+    return CalibrationData(groups(train), groups(held_out), about, photos)
+
+
+def pair_data(pairs: Sequence[ImagePair], name: str, size: int, count: int) -> CalibrationData:
+    """Up to ``count`` real image pairs to fit on and as many held-out ones; pairs sharing a ground truth
+    stay together."""
+    train, held_out = holdout_split(pairs, key=lambda pair: str(pair.target))
+    if not train or not held_out:
+        raise ValueError(f"{name}: needs at least two pairs (one is held out to score the fit)")
+    about = f"{min(count, len(train))} image pairs of {name} at {size} px"
+    photos = min(count, len(train)) + min(count, len(held_out))
+    fitting = {"pairs": partial(pair_validation, train, size, count)}
+    return CalibrationData(fitting, {"pairs": partial(pair_validation, held_out, size, count)}, about, photos)
+
+
+def group_samples(
+    corrector: Corrector, groups: Groups, advance: Callable[[], None]
 ) -> dict[str, list[CalibrationSample]]:
-    """Calibration samples of up to ``count`` photos per regime, long side ``size``; calls ``advance``
-    after each photo."""
+    """Each group's pairs corrected in full and reduced to calibration samples; ``advance`` after each."""
     samples: dict[str, list[CalibrationSample]] = {}
-    for regime, degradation in REGIMES.items():
-        samples[regime] = []
-        for pair in photo_validation(photos, degradation, size, count, seed):
+    for name, load in groups.items():
+        samples[name] = []
+        for pair in load():
             photo, truth = (image.permute(1, 2, 0).numpy() for image in (pair.input, pair.target))
-            samples[regime].append(CalibrationSample.of(photo, corrector.correct(photo).image, truth))
+            samples[name].append(CalibrationSample.of(photo, corrector.correct(photo).image, truth))
             advance()
     return samples
 
@@ -69,9 +117,9 @@ def psnr_at(sample: CalibrationSample, strength: float) -> float:
     return MAX_PSNR if error <= 0 else min(MAX_PSNR, -10 * math.log10(error))
 
 
-def score(calibration: StrengthCalibration, samples: Sequence[CalibrationSample]) -> RegimeScore:
+def score(calibration: StrengthCalibration, samples: Sequence[CalibrationSample]) -> GroupScore:
     strengths = [calibration.strength_of(sample.features) for sample in samples]
-    return RegimeScore(
+    return GroupScore(
         len(samples),
         float(np.mean([psnr_at(sample, 0.0) for sample in samples])),
         float(np.mean([psnr_at(sample, 1.0) for sample in samples])),
@@ -81,29 +129,12 @@ def score(calibration: StrengthCalibration, samples: Sequence[CalibrationSample]
 
 
 def calibrate(
-    corrector: Corrector,
-    folder: Path,
-    size: int,
-    count: int,
-    advance: Callable[[], None] = lambda: None,
-) -> tuple[StrengthCalibration, dict[str, RegimeScore]]:
-    """Fits the calibration on the folder's training photos; its scores on the held-out photos."""
+    corrector: Corrector, data: CalibrationData, advance: Callable[[], None] = lambda: None
+) -> tuple[StrengthCalibration, dict[str, GroupScore]]:
+    """Fits the calibration on ``data.fitting``; its scores on ``data.checking``, group by group."""
     if corrector.strength != 1:
         raise ValueError("calibration needs the model's full correction (strength 1)")
-    train, held_out = split_photos(folder)
-    if not train or not held_out:
-        raise ValueError(f"{folder}: needs at least two photos (one is held out to score the fit)")
-    fitting = regime_samples(corrector, train, size, count, CALIBRATION_SEED, advance)
-    about = (
-        f"{min(count, len(train))} training photos in {folder} x {len(REGIMES)} regimes at {size} px, "
-        f"seed {CALIBRATION_SEED}"
-    )
-    calibration = fit_calibration([s for regime in fitting.values() for s in regime], about)
-    checking = regime_samples(corrector, held_out, size, count, CALIBRATION_SEED, advance)
-    return calibration, {regime: score(calibration, samples) for regime, samples in checking.items()}
-
-
-def calibration_work(folder: Path, count: int) -> int:
-    """How many photos ``calibrate`` corrects: for a progress bar."""
-    train, held_out = split_photos(folder)
-    return len(REGIMES) * (min(count, len(train)) + min(count, len(held_out)))
+    fitting = group_samples(corrector, data.fitting, advance)
+    calibration = fit_calibration([sample for group in fitting.values() for sample in group], data.about)
+    checking = group_samples(corrector, data.checking, advance)
+    return calibration, {name: score(calibration, samples) for name, samples in checking.items()}
