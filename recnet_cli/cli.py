@@ -164,6 +164,13 @@ DryRunOpt = Annotated[
     ),
 ]
 SuffixOpt = Annotated[str, typer.Option(metavar="TEXT", help="Added to the file name when no -o is given.")]
+PhotosOpt = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FOLDER",
+        help="Folder of well-exposed photos (searched recursively): badly exposed inputs are synthesised.",
+    ),
+]
 PairsOpt = Annotated[
     Path | None, typer.Option(metavar="FOLDER", help="Paired data set folder (LCDP or MSEC layout).")
 ]
@@ -775,12 +782,7 @@ class LossPreset(str, Enum):
 @app.command()
 def train(
     ctx: typer.Context,
-    photos: Annotated[
-        Path | None,
-        typer.Option(
-            metavar="FOLDER", help="Folder of well-exposed photos: badly exposed inputs are synthesised."
-        ),
-    ] = None,
+    photos: PhotosOpt = None,
     pairs: PairsOpt = None,
     split: Annotated[
         str, typer.Option(metavar="SPLIT", help="Split of --pairs to train on: train, test or valid.")
@@ -955,13 +957,7 @@ def calibrate(
             show_default=False,
         ),
     ],
-    photos: Annotated[
-        Path | None,
-        typer.Option(
-            metavar="FOLDER",
-            help="Well-exposed photos (searched recursively) to make synthetic pairs from (as train).",
-        ),
-    ] = None,
+    photos: PhotosOpt = None,
     pairs: PairsOpt = None,
     split: Annotated[
         str, typer.Option(metavar="SPLIT", help="Split of --pairs: train, test or valid.")
