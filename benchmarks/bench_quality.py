@@ -8,8 +8,8 @@ The classic fixes, as photo tools apply them:
 The pairs: the held-out photos of a folder (the split `recnet train --photos` validates on), each
 degraded once per regime (under, over, mixed, mild: nearly right) and once with the training mix, with
 fixed seeds. Scores are PSNR and SSIM on 8-bit RGB, as `recnet eval` computes them. Writes
-benchmarks/results/quality-<model>.md and .json, and with --sheet a picture of a few pairs through
-every method.
+benchmarks/results/quality-<model>[-strength<S>][-size<N>].md and .json, and with --sheet a picture of a
+few pairs through every method.
 
     python benchmarks/bench_quality.py ../shared/data/photos --size 512 --sheet quality.jpg
 """
@@ -42,6 +42,7 @@ CLAHE_TILES = (8, 8)
 FUSION_EVS = (-2.0, 0.0, 2.0)
 GAMMA_LIMITS = (0.25, 4.0)
 SHEET_ROW_HEIGHT = 220
+DEFAULT_SIZE = 512  # results at other sizes get -size<N> in their file names
 MAX_PSNR = 100.0  # identical images (infinite PSNR) count as this in means
 
 Method = Callable[[np.ndarray], np.ndarray]  # 8-bit RGB in, 8-bit RGB out
@@ -186,7 +187,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photos", type=Path, help="folder of well-exposed photos (searched recursively)")
     parser.add_argument("--model", default=None, help="model to score (default: the bundled one)")
-    parser.add_argument("--size", type=int, default=512, help="long side of the pairs in pixels")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="long side of the pairs in pixels")
     parser.add_argument("--count", type=int, default=1000, help="at most this many photos per regime")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
@@ -217,6 +218,7 @@ def main() -> None:
     results, seconds = score(methods, pairs)
     strength = args.strength if args.strength == "auto" else f"{args.strength:g}"
     name = loaded.path.stem + (f"-strength{strength}" if args.strength != 1 else "")
+    name += f"-size{args.size}" if args.size != DEFAULT_SIZE else ""
     model = loaded.source + (f", strength {strength}" if args.strength != 1 else "")
     text = markdown(results, seconds, model, count, args.size)
     RESULTS.mkdir(exist_ok=True)
