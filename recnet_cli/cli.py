@@ -586,7 +586,7 @@ def correct(
             raise fail(str(exc), 1) from None
         if not quiet:
             console.notice(f"report: {path}")
-    if amount == "auto" and strengths and not quiet:
+    if amount == "auto" and correctors[0].calibration is not None and strengths and not quiet:
         console.notice(f"strength auto: {strength_range(list(strengths.values()))}")
     finish(summary, "corrected", quiet, as_json, about, strengths)
 
@@ -1120,7 +1120,7 @@ def evaluate(
         table.add_column("strength", justify="right", footer=f"{report.mean('strength'):.2f}")
     for s in report.scores:
         scores = (f"{s.psnr:.2f}", f"{s.ssim:.4f}", f"{s.identity_psnr:.2f}", f"{s.identity_ssim:.4f}")
-        table.add_row(escape(s.input.name), *scores, *[f"{s.strength:g}"] * (amount == "auto"))
+        table.add_row(escape(s.input.name), *scores, *[f"{s.strength:.2f}"] * (amount == "auto"))
     console.out.print(table)
 
 

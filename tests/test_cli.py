@@ -339,6 +339,7 @@ def test_auto_strength_without_a_calibration_is_the_full_correction_and_says_so(
     report = json.loads(auto.stdout)
     assert report["strength"] == "auto" and report["files"][0]["strength"] == 1.0
     assert f"{model_file} has no strength calibration: photos get the full correction" in auto.stderr
+    assert "strength auto:" not in auto.stderr  # the note has said it: every photo gets 1
     full = run(
         [
             "correct",
@@ -397,6 +398,9 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     )
     assert scored.returncode == 0, scored.stderr
     assert [image["strength"] for image in json.loads(scored.stdout)["per_image"]] == strengths
+    table = run(["eval", "--inputs", str(photos), "--targets", str(photos), "--model", str(calibrated)], env)
+    assert table.returncode == 0, table.stderr
+    assert "strength" in table.stdout and f"{strengths[0]:.2f}" in table.stdout
 
     again = run(arguments, env)
     assert again.returncode == 2 and "exists (use --overwrite)" in again.stderr
