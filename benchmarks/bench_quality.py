@@ -31,7 +31,7 @@ from bench_inference import EXAMPLE_PHOTOS, RESULTS
 from recnet_cli.devices import pick_device
 from recnet_cli.engine import Corrector
 from recnet_cli.imaging import fit_size, read_photo, write_rgb8
-from recnet_cli.metrics import psnr, ssim, to_uint8
+from recnet_cli.metrics import MAX_PSNR, psnr, ssim, to_uint8
 from recnet_cli.train.data import photo_validation, split_photos
 from recnet_cli.train.synthesis import MODES, DegradationConfig, linear_to_srgb, srgb_to_linear
 from recnet_cli.viz import draw
@@ -43,7 +43,6 @@ FUSION_EVS = (-2.0, 0.0, 2.0)
 GAMMA_LIMITS = (0.25, 4.0)
 SHEET_ROW_HEIGHT = 220
 DEFAULT_SIZE = 512  # results at other sizes get -size<N> in their file names
-MAX_PSNR = 100.0  # identical images (infinite PSNR) count as this in means
 
 Method = Callable[[np.ndarray], np.ndarray]  # 8-bit RGB in, 8-bit RGB out
 
@@ -82,10 +81,7 @@ def model_fix(corrector: Corrector) -> Method:
 def regime_pairs(folder: Path, size: int, count: int) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     """(input, ground truth) 8-bit pairs of the held-out photos, per regime."""
     _, held_out = split_photos(folder)
-    configs = {
-        mode: DegradationConfig(mode_probabilities=tuple(float(m == mode) for m in MODES)) for mode in MODES
-    }
-    configs["training mix"] = DegradationConfig()
+    configs = {mode: DegradationConfig.only(mode) for mode in MODES} | {"training mix": DegradationConfig()}
     as_uint8 = lambda x: to_uint8(x.permute(1, 2, 0).numpy())  # noqa: E731
     return {
         regime: [

@@ -20,6 +20,7 @@ from recnet_cli.imaging import (
     READABLE,
     conversion_needed,
     describe_os_error,
+    nearest_existing,
 )
 
 # What recnet names the files it writes beside a photo: <stem><suffix>.<ext> (correct: _recnet, mask:
@@ -450,7 +451,7 @@ def output_folder_problem(job: Job, *, create: bool = True) -> Outcome | None:
 def folder_problem(folder: Path, *, create: bool) -> str | None:
     """Why ``folder`` cannot take outputs (a file in the way, a read-only card or share, no permission), or
     None; with ``create``, makes it and its parents first, else checks the nearest one that exists."""
-    nearest = next(path for path in (folder, *folder.parents) if os.path.exists(path))
+    nearest = nearest_existing(folder)
     if not nearest.is_dir():
         return f"cannot create folder {folder}: {nearest} is a file"
     if create:

@@ -567,6 +567,12 @@ def _nested_exif(exif: bytes) -> dict[int, object]:
     return tags
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists: where a folder for ``path`` would be made (a file
+    there means none can be)."""
+    return next(candidate for candidate in (path, *path.parents) if os.path.exists(candidate))
+
+
 def describe_os_error(error: OSError) -> str:
     """A lower-case one-line reason, e.g. "permission denied"."""
     reason = error.strerror or str(error) or type(error).__name__

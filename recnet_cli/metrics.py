@@ -17,6 +17,7 @@ SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+MAX_PSNR = 100.0  # identical images (infinite PSNR) count as this where PSNRs are averaged
 
 
 def gaussian_window(dtype: torch.dtype, device: torch.device) -> Tensor:

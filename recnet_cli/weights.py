@@ -443,7 +443,9 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
     tensors = {
         key: value.detach().to("cpu", torch.float32).contiguous() for key, value in model.state_dict().items()
     }
-    existing = next(parent for parent in path.parents if parent.exists())
+    from recnet_cli.imaging import describe_os_error, nearest_existing
+
+    existing = nearest_existing(path.parent)
     if not existing.is_dir():
         raise WeightsError(f"{path}: cannot write the model ({existing} is a file)")
     try:
@@ -452,8 +454,6 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
         write_atomic(path.with_suffix(".json"), (json.dumps(full_card, indent=2) + "\n").encode())
         write_atomic(path.with_suffix(".md"), card_markdown(path.stem, full_card).encode())
     except OSError as error:
-        from recnet_cli.imaging import describe_os_error
-
         raise WeightsError(f"{path}: cannot write the model ({describe_os_error(error)})") from error
 
 

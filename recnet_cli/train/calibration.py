@@ -18,6 +18,7 @@ import numpy as np
 
 from recnet_cli.autostrength import CalibrationSample, StrengthCalibration, fit_calibration
 from recnet_cli.engine import Corrector
+from recnet_cli.metrics import MAX_PSNR
 from recnet_cli.train.data import (
     ValidationPair,
     holdout_split,
@@ -30,12 +31,8 @@ from recnet_cli.train.synthesis import MODES, DegradationConfig
 
 CALIBRATION_SEED = 70411  # not the validation seed: the held-out photos are scored on other pairs
 REGIMES = {  # each kind of exposure error alone (mild: photos that were nearly right), then the mix
-    ("nearly right" if mode == "mild" else mode): DegradationConfig(
-        mode_probabilities=tuple(float(m == mode) for m in MODES)
-    )
-    for mode in MODES
+    ("nearly right" if mode == "mild" else mode): DegradationConfig.only(mode) for mode in MODES
 } | {"training mix": DegradationConfig()}
-MAX_PSNR = 100.0  # an exact match (infinite PSNR) counts as this in means
 
 
 @dataclass(frozen=True)

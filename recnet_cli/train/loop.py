@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from recnet_cli.devices import keep_freed_host_memory, pick_device, pick_dtype
+from recnet_cli.imaging import nearest_existing
 from recnet_cli.metrics import quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
@@ -282,7 +283,7 @@ def check_config(config: TrainConfig) -> None:
             raise TrainingError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
     if config.run_dir.exists() and not config.run_dir.is_dir():
         raise TrainingError(f"{config.run_dir}: not a folder (--out names the folder of the run)")
-    existing = next(parent for parent in config.run_dir.parents if parent.exists())
+    existing = nearest_existing(config.run_dir)
     if not existing.is_dir():
         raise TrainingError(f"{config.run_dir}: cannot make the run folder ({existing} is a file)")
     for name in ("steps", "batch", "crop", "val_every", "checkpoint_every", "val_images"):

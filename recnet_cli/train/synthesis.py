@@ -44,6 +44,11 @@ class DegradationConfig:
     jpeg_probability: float = 0.5
     jpeg_quality: tuple[int, int] = (60, 95)
 
+    @classmethod
+    def only(cls, mode: str) -> DegradationConfig:
+        """Every pair in one regime of MODES (the scores per kind of exposure error)."""
+        return cls(mode_probabilities=tuple(float(m == mode) for m in MODES))
+
     def describe(self) -> str:
         regimes = ", ".join(
             f"{mode} {share:.3g}" for mode, share in zip(MODES, self.mode_probabilities, strict=True)
