@@ -174,6 +174,7 @@ PhotosOpt = Annotated[
 PairsOpt = Annotated[
     Path | None, typer.Option(metavar="FOLDER", help="Paired data set folder (LCDP or MSEC layout).")
 ]
+SplitOpt = Annotated[str, typer.Option(metavar="SPLIT", help="Split of --pairs: train, test or valid.")]
 InputsOpt = Annotated[
     Path | None, typer.Option(metavar="FOLDER", help="Folder of inputs, matched by file name to --targets.")
 ]
@@ -784,9 +785,7 @@ def train(
     ctx: typer.Context,
     photos: PhotosOpt = None,
     pairs: PairsOpt = None,
-    split: Annotated[
-        str, typer.Option(metavar="SPLIT", help="Split of --pairs to train on: train, test or valid.")
-    ] = "train",
+    split: SplitOpt = "train",
     inputs: InputsOpt = None,
     targets: TargetsOpt = None,
     out: Annotated[
@@ -959,9 +958,7 @@ def calibrate(
     ],
     photos: PhotosOpt = None,
     pairs: PairsOpt = None,
-    split: Annotated[
-        str, typer.Option(metavar="SPLIT", help="Split of --pairs: train, test or valid.")
-    ] = "train",
+    split: SplitOpt = "train",
     inputs: InputsOpt = None,
     targets: TargetsOpt = None,
     model: ModelOpt = None,
@@ -1054,9 +1051,7 @@ def calibrate(
 @app.command("eval")
 def evaluate(
     pairs: PairsOpt = None,
-    split: Annotated[
-        str, typer.Option(metavar="SPLIT", help="Split of --pairs: test, train or valid.")
-    ] = "test",
+    split: SplitOpt = "test",
     inputs: InputsOpt = None,
     targets: TargetsOpt = None,
     model: ModelOpt = None,
