@@ -665,7 +665,7 @@ def explain(
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
     except ValueError as exc:
-        raise fail(f"{reference}: {exc}", 1) from None
+        raise fail(f"{reference or image}: {exc}", 1) from None
     console.notice(f"wrote {target}")
 
 

@@ -70,6 +70,10 @@ def score_pair(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.nd
             f"{pair.input}: size {source.shape[1]}x{source.shape[0]} differs from its ground truth "
             f"{pair.target} ({target.shape[1]}x{target.shape[0]})"
         )
+    try:
+        identity_ssim = ssim(source, target)
+    except ValueError as exc:
+        raise ImageFileError(f"{pair.input}: {exc}") from None
     correction = corrector.correct(source.astype(np.float32) / 255)
     corrected = to_uint8(correction.image)
     score = ImageScore(
@@ -78,7 +82,7 @@ def score_pair(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.nd
         psnr(corrected, target),
         ssim(corrected, target),
         psnr(source, target),
-        ssim(source, target),
+        identity_ssim,
         correction.strength,
     )
     return score, corrected

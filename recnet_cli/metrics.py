@@ -37,6 +37,11 @@ def local_mean(x: Tensor, window: Tensor) -> Tensor:
 
 def ssim_tensor(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
     """Mean SSIM per image of two (B, C, H, W) batches (H, W >= 11); differentiable."""
+    height, width = x.shape[-2:]
+    if min(height, width) < SSIM_WINDOW:
+        raise ValueError(
+            f"{width}x{height} pixels is too small to score: SSIM needs {SSIM_WINDOW} or more on each side"
+        )
     window = gaussian_window(x.dtype, x.device)
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2

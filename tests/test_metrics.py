@@ -146,6 +146,14 @@ def test_evaluate_rejects_pairs_of_different_sizes(tmp_path: Path) -> None:
         evaluate_pairs([pair], corrector)
 
 
+def test_evaluate_names_a_pair_too_small_for_ssim(tmp_path: Path) -> None:
+    strip = np.full((8, 600, 3), 90, np.uint8)
+    pair = ImagePair(write(tmp_path / "strip.png", strip), write(tmp_path / "gt.png", strip + 10))
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    with pytest.raises(ImageFileError, match=r"strip\.png: 600x8 pixels is too small to score"):
+        evaluate_pairs([pair], corrector)
+
+
 def test_saving_never_replaces_an_evaluated_image_nor_an_earlier_file_unasked(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "gt").mkdir()

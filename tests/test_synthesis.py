@@ -123,6 +123,15 @@ def test_exposure_change_is_local_and_follows_scene_brightness(photo: torch.Tens
     assert float((ev[:, 1:] - ev[:, :-1]).abs().max()) < 0.025 * ev_range
 
 
+@pytest.mark.parametrize("shape", [(3, 60, 720), (3, 900, 40), (3, 1, 50)])
+def test_any_aspect_ratio_degrades(shape: tuple[int, int, int]) -> None:
+    """Panoramas (12:1 here) and thin strips get exposure maps too: the smoothing map stays big enough."""
+    clean = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    exposure = dataclasses.replace(NEUTRAL, contrast=1.5)
+    assert relative_log_luminance(srgb_to_linear(clean)).shape == shape[1:]
+    assert degrade(clean[None], [exposure]).shape == (1, *shape)
+
+
 def test_light_pool_and_ramp_brighten_where_placed() -> None:
     flat = torch.full((3, 40, 60), 0.2)
     pool = dataclasses.replace(NEUTRAL, pools=(LightPool(y=0.5, x=0.25, radius=0.1, ev=2.0),))

@@ -11,12 +11,13 @@ import sys
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import safetensors.torch
 import torch
 
-from recnet_cli.metrics import quantised_scores
+from recnet_cli.metrics import SSIM_WINDOW, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
 from recnet_cli.train import loop
@@ -100,6 +101,19 @@ def test_one_photo_is_not_enough_to_train_on(tmp_path: Path) -> None:
     (tmp_path / "only.jpg").write_bytes(next(PHOTOS.glob("*.jpg")).read_bytes())
     with pytest.raises(ImageFileError, match=r"need at least 2 photos .* found 1"):
         photo_data(tmp_path, 32, 0, DegradationConfig(), 64, 4, 48)
+
+
+def test_panoramas_and_strips_train_and_validate(tmp_path: Path) -> None:
+    """Photos of any shape give training crops and validation pairs SSIM can score."""
+    rng = np.random.default_rng(0)
+    for index, shape in enumerate([(8, 600, 3), (40, 480, 3), (600, 6, 3)] * 4):
+        cv2.imwrite(str(tmp_path / f"strip{index}.png"), rng.integers(0, 256, shape, dtype=np.uint8))
+    source, validation = photo_data(tmp_path, 32, 0, DegradationConfig(), 64, 4, 48)
+    inputs, targets = source.batch(0, [0, 1, 2], torch.device("cpu"))
+    assert inputs.shape == targets.shape == (3, 3, 32, 32)
+    assert validation and all(min(pair.input.shape[1:]) >= SSIM_WINDOW for pair in validation)
+    _, ssim = quantised_scores(validation[0].input[None], validation[0].target[None])
+    assert torch.isfinite(ssim).all()
 
 
 def test_downscale_photos_keeps_folders_and_limits_size(tmp_path: Path) -> None:

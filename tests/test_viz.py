@@ -108,6 +108,13 @@ def test_feature_figure_has_the_layout_size_and_is_not_blank(model: RECNet) -> N
     assert len(np.unique(figure.reshape(-1, 3), axis=0)) > 100  # heat maps, not a blank page
 
 
+def test_feature_figure_of_a_panorama_keeps_its_row_labels(model: RECNet) -> None:
+    """A 75:1 strip gives heat maps lower than their row labels; the rows grow to hold the labels."""
+    photo = np.random.default_rng(1).random((8, 600, 3), dtype=np.float32)
+    wide = feature_figure(extract_features(model, photo))
+    assert wide.shape[1] <= FIGURE_WIDTH + 40 and wide.shape[0] > 300
+
+
 def error_colours(corrected: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """The mean colour of the signed error picture (the left part of ``image_error``)."""
     picture = image_error(corrected, reference)

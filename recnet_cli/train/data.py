@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from recnet_cli.imaging import fit_size
+from recnet_cli.metrics import SSIM_WINDOW
 from recnet_cli.train.pairs import ImagePair, list_images
 from recnet_cli.train.synthesis import DegradationConfig, degrade, sample_exposure
 
@@ -223,23 +224,23 @@ def photo_validation(
     count: int,
     seed: int = VALIDATION_SEED,
 ) -> list[ValidationPair]:
-    """Fixed synthetic validation pairs: whole photos (scaled to ``max_side``) degraded with a constant
-    seed, on the CPU, so every run and every device sees the same pairs."""
+    """Fixed synthetic validation pairs: whole photos (scaled to ``max_side``, and up to SSIM's window if
+    thinner) degraded with a constant seed, on the CPU, so every run and every device sees the same pairs."""
     result = []
     for index, path in enumerate(paths[:count]):
-        clean = to_tensor([fit_size(read_rgb(path), max_side=max_side)], torch.device("cpu"))
+        clean = to_tensor([fit_size(read_rgb(path), SSIM_WINDOW, max_side)], torch.device("cpu"))
         exposure = sample_exposure(sample_rng(seed, 0, index), degradation)
         result.append(ValidationPair(path.stem, degrade(clean, [exposure])[0], clean[0]))
     return result
 
 
 def pair_validation(pairs: Sequence[ImagePair], max_side: int, count: int) -> list[ValidationPair]:
-    """Validation pairs from held-out image pairs, scaled to ``max_side``."""
+    """Validation pairs from held-out image pairs, scaled to ``max_side`` (and up to SSIM's window)."""
     chosen = list(pairs[:count])
     cpu = torch.device("cpu")
     return [
         ValidationPair(pair.input.stem, to_tensor([source], cpu)[0], to_tensor([target], cpu)[0])
-        for pair, (source, target) in zip(chosen, load_pairs(chosen, 0, max_side), strict=True)
+        for pair, (source, target) in zip(chosen, load_pairs(chosen, SSIM_WINDOW, max_side), strict=True)
     ]
 
 

@@ -191,7 +191,8 @@ def relative_log_luminance(linear: Tensor) -> Tensor:
     weights = torch.tensor(LUMA_WEIGHTS, dtype=linear.dtype, device=linear.device)
     luminance = (linear * weights.view(3, 1, 1)).sum(0)[None, None]
     scale = SMOOTH_SIDE / max(height, width)
-    small_size = (max(4, round(height * scale)), max(4, round(width * scale)))
+    shortest = math.ceil(3 * SMOOTH_SIGMA) + 1  # gaussian_blur reflects its radius: panoramas need this
+    small_size = (max(shortest, round(height * scale)), max(shortest, round(width * scale)))
     small = gaussian_blur(F.interpolate(luminance, size=small_size, mode="area"), SMOOTH_SIGMA)
     log_luminance = torch.log2(small + LUMINANCE_FLOOR)
     log_luminance = log_luminance - log_luminance.median()

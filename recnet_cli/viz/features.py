@@ -91,8 +91,9 @@ def grid(rows: list[tuple[str, list[np.ndarray]]], column_titles: list[str]) -> 
     )
     lines = [header]
     for label, tiles in rows:
-        height = max(tile.shape[0] for tile in tiles)
-        name = draw.pad(draw.text_lines(label.split("\n"), label_width, TEXT), height, label_width)
+        name = draw.text_lines(label.split("\n"), label_width, TEXT)
+        height = max(name.shape[0], *(tile.shape[0] for tile in tiles))  # a panorama's tiles are low
+        name = draw.pad(name, height, label_width)
         lines.append(draw.hstack([name] + [draw.pad(t, height, tile_width) for t in tiles], gap))
     return draw.vstack(lines, gap)
 
