@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import numpy as np
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from recnet_cli import __version__, console
 from recnet_cli.batch import (
@@ -56,15 +57,37 @@ if TYPE_CHECKING:
     from recnet_cli.tiling import Progress
     from recnet_cli.weights import LoadedModel
 
+
+class PlainHelpFlag:
+    """Shows -h/--help like recnet's other flags, with no value type (Typer 0.29 prints <bool> beside it)."""
+
+    def get_help_option(self, ctx: typer.Context) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class RecnetGroup(PlainHelpFlag, TyperGroup):
+    pass
+
+
+class RecnetCommand(PlainHelpFlag, TyperCommand):
+    pass
+
+
 app = typer.Typer(
     name="recnet",
+    cls=RecnetGroup,
     help="Correct photos with mixed over- and under-exposure (blown skies and crushed shadows in one frame) "
     "with RECNet.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+command = partial(app.command, cls=RecnetCommand)
 
 
 class Precision(str, Enum):
@@ -478,7 +501,7 @@ def read_input(path: Path, quiet: bool) -> Photo:
     return photo
 
 
-@app.command()
+@command()
 def correct(
     inputs: InputsArg,
     output: OutputOpt = None,
@@ -592,7 +615,7 @@ def correct(
     finish(summary, "corrected", quiet, as_json, about, strengths)
 
 
-@app.command()
+@command()
 def explain(
     image: Annotated[Path, typer.Argument(metavar="PHOTO", help="The photo to explain.", show_default=False)],
     reference: Annotated[
@@ -669,7 +692,7 @@ def explain(
     console.notice(f"wrote {target}")
 
 
-@app.command()
+@command()
 def mask(
     inputs: InputsArg,
     output: OutputOpt = None,
@@ -735,7 +758,7 @@ def mask(
     finish(summary, "masked", quiet, as_json, {"model": loaded.source, "device": device_names(correctors)})
 
 
-@app.command()
+@command()
 def models(as_json: JsonOpt = False) -> None:
     """List the bundled models and the RECNet models in the Hugging Face cache."""
     from rich.markup import escape
@@ -758,7 +781,7 @@ def models(as_json: JsonOpt = False) -> None:
     console.out.print(table)
 
 
-@app.command("download")
+@command("download")
 def download_command(
     ref: Annotated[
         str,
@@ -780,7 +803,7 @@ class LossPreset(str, Enum):
     authors_code = "authors-code"
 
 
-@app.command()
+@command()
 def train(
     ctx: typer.Context,
     photos: PhotosOpt = None,
@@ -944,7 +967,7 @@ def train(
         )
 
 
-@app.command()
+@command()
 def calibrate(
     output: Annotated[
         Path,
@@ -1048,7 +1071,7 @@ def calibrate(
     console.done("calibrated", f": {output} (fitted on {calibration.about})")
 
 
-@app.command("eval")
+@command("eval")
 def evaluate(
     pairs: PairsOpt = None,
     split: SplitOpt = "test",
@@ -1119,7 +1142,7 @@ def evaluate(
     console.out.print(table)
 
 
-@app.command()
+@command()
 def bench(
     megapixels: Annotated[
         float, typer.Option("--megapixels", "--mp", min=0.01, metavar="MP", help="Photo size to time.")

@@ -57,6 +57,13 @@ def test_every_option_is_explained_and_flags_take_no_value() -> None:
                 assert not param.secondary_opts or param.opts == ["--ecr"], param.secondary_opts
 
 
+def test_help_has_a_short_form_and_shows_no_value_type(env: dict[str, str]) -> None:
+    for args in (["-h"], ["correct", "-h"], ["train", "--help"]):
+        shown = run(args, env)
+        assert shown.returncode == 0 and "Usage: recnet" in shown.stdout, shown.stderr
+        assert "<bool>" not in shown.stdout and "-h " in shown.stdout
+
+
 def loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
     """Which of ``modules`` a fresh interpreter has imported after running ``code``."""
     probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {modules!r} if m in sys.modules]))"
