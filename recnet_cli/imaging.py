@@ -1,5 +1,8 @@
 """Reading and writing photos with their metadata: the file-system edge of recnet.
 
+JPEG, PNG, TIFF, WebP and BMP always; HEIF (.heic, .heif, .hif: iPhones, Fujifilm cameras) where the optional
+pillow-heif is installed (``pip install pillow-heif``), whose Pillow plugin recnet registers on first use.
+
 The model sees float32 RGB in [0, 1]. Everything else a photographer cares about travels beside the
 pixels and is written back: bit depth (16-bit PNG/TIFF stay 16-bit), alpha (untouched, same depth),
 EXIF (orientation applied to the pixels on read, written as 1), the ICC profile, the DPI and the XMP
@@ -13,6 +16,8 @@ result, so it is dropped (Pillow's CMYK to RGB conversion is the plain, uncalibr
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import re
 import secrets
@@ -29,6 +34,8 @@ import cv2
 import numpy as np
 from PIL import Image, TiffImagePlugin, TiffTags
 
+HEIF_EXTENSIONS = (".heic", ".heif", ".hif")
+HEIF_SUPPORTED = importlib.util.find_spec("pillow_heif") is not None
 _FORMAT_BY_EXTENSION = {
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
@@ -39,23 +46,31 @@ _FORMAT_BY_EXTENSION = {
     ".tiff": "TIFF",
     ".webp": "WEBP",
     ".bmp": "BMP",
-}
+} | (dict.fromkeys(HEIF_EXTENSIONS, "HEIF") if HEIF_SUPPORTED else {})
 IMAGE_EXTENSIONS = tuple(_FORMAT_BY_EXTENSION)
-READABLE = "recnet reads JPEG, PNG, TIFF, WebP and BMP"
-OUTPUT_CHOICES = "jpg, png, tif, webp or bmp"
+READABLE = (
+    "recnet reads JPEG, PNG, TIFF, WebP, BMP and HEIF"
+    if HEIF_SUPPORTED
+    else "recnet reads JPEG, PNG, TIFF, WebP and BMP"
+)
+OUTPUT_CHOICES = "jpg, png, tif, webp, bmp or heic" if HEIF_SUPPORTED else "jpg, png, tif, webp or bmp"
 # Photo files that need converting first. Camera RAW is checked by name before opening: DNG, NEF, CR2, ARW
 # and PEF files start with TIFF's signature, and Pillow would give their first image, usually a preview.
 _RAW_EXTENSIONS = frozenset(
     {".3fr", ".arw", ".cr2", ".cr3", ".crw", ".dng", ".erf", ".iiq", ".kdc", ".mos", ".mrw", ".nef", ".nrw"}
     | {".orf", ".pef", ".raf", ".rw2", ".sr2", ".srf", ".srw", ".x3f"}
 )
-_CONVERT_FIRST = dict.fromkeys(_RAW_EXTENSIONS, "a camera RAW file") | {
-    ".heic": "an HEIC photo",
-    ".heif": "an HEIF photo",
-}
+_CONVERT_FIRST = dict.fromkeys(_RAW_EXTENSIONS, "a camera RAW file: convert it to TIFF or JPEG first") | (
+    {}
+    if HEIF_SUPPORTED
+    else dict.fromkeys(
+        HEIF_EXTENSIONS,
+        "an HEIF photo: install pillow-heif to read it (pip install pillow-heif), or convert it to JPEG",
+    )
+)
 SUPPORTED_FORMATS = frozenset(_FORMAT_BY_EXTENSION.values())
 SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
-ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})
+ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP", "HEIF"})
 
 _ORIENTATION = 0x0112
 _X_RESOLUTION = 282
@@ -104,6 +119,8 @@ _IPTC_RESOURCE = 0x0404  # Photoshop image resource "IPTC-NAA record"
 _IPTC_TAG = 33723  # TIFF tag IPTC-NAA
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SIGNATURES = (b"\xff\xd8\xff", _PNG_SIGNATURE, b"II*\0", b"MM\0*", b"BM")  # WebP: RIFF....WEBP
+# HEIF: ....ftypheic and the other brands of HEVC-coded HEIF still images and sequences.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 _PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
 
 
@@ -152,7 +169,7 @@ class Photo:
     exif: bytes | None  # with orientation 1; None when the source had no EXIF
     icc_profile: bytes | None
     dpi: tuple[float, float] | None
-    source_format: str  # Pillow's name: "JPEG", "PNG", "TIFF", "WEBP", "BMP"
+    source_format: str  # Pillow's name: "JPEG", "PNG", "TIFF", "WEBP", "BMP", "HEIF"
     frames: int = 1  # pages of a TIFF, frames of an animated PNG or WebP: only the first is read
     xmp: bytes | None = None  # the XMP packet, with orientation 1; None when the source had none
     iptc: bytes | None = None  # the IPTC-IIM record of a JPEG or TIFF (what Photo Mechanic, Bridge write)
@@ -205,9 +222,19 @@ def names_unwritable_image(path: str | os.PathLike[str]) -> bool:
 
 
 def conversion_needed(path: str | os.PathLike[str]) -> str | None:
-    """Why a photo file must be converted before recnet can read it (camera RAW, HEIC), going by its name."""
+    """Why a photo file must be converted before recnet can read it (camera RAW; HEIF without pillow-heif),
+    going by its name."""
     kind = _CONVERT_FIRST.get(Path(path).suffix.lower())
-    return None if kind is None else f"{kind}: convert it to TIFF or JPEG first ({READABLE})"
+    return None if kind is None else f"{kind} ({READABLE})"
+
+
+@functools.cache
+def enable_heif() -> None:
+    """Registers pillow-heif's Pillow plugin, where it is installed (once; 40 ms, so not at import)."""
+    if HEIF_SUPPORTED:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
 
 
 def read_photo(path: str | os.PathLike[str]) -> Photo:
@@ -226,6 +253,7 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
 
 def header_megapixels(path: str | os.PathLike[str]) -> float:
     """The image's size in megapixels from its header, without decoding it; 0 when it cannot be read."""
+    enable_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -290,6 +318,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
+    enable_heif()
     try:
         with warnings.catch_warnings():
             # Pillow warns about images between MAX_IMAGE_PIXELS and twice that (above, it raises) and
@@ -355,8 +384,12 @@ def _frame_count(image: Image.Image) -> int:
 
 
 def _has_supported_signature(head: bytes) -> bool:
-    """Whether a file starts like a JPEG, PNG, TIFF, BMP or WebP."""
-    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    """Whether a file starts like a JPEG, PNG, TIFF, BMP, WebP or (where supported) HEIF."""
+    return (
+        head.startswith(_SIGNATURES)
+        or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+        or (HEIF_SUPPORTED and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS)
+    )
 
 
 def _sixteen_bit_layout(image: Image.Image) -> str | None:
@@ -467,8 +500,11 @@ def _write_samples(
 ) -> None:
     """Write H x W x C samples (grey or RGB, then optional alpha; uint8 or uint16) in ``fmt``.
 
-    PNG and TIFF use recnet's encoders, which handle 16-bit colour and nested EXIF; the rest use Pillow.
+    PNG and TIFF use recnet's encoders, which handle 16-bit colour and nested EXIF; the rest use Pillow
+    (HEIF through pillow-heif's plugin).
     """
+    if fmt == "HEIF":
+        enable_heif()
     if fmt == "PNG":
         path.write_bytes(_encode_png(samples, metadata))
     elif fmt == "TIFF":
@@ -479,13 +515,15 @@ def _write_samples(
 
 
 def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, object]:
-    """Pillow ``save`` keywords for JPEG, WebP and BMP: the metadata each can hold, and its settings."""
+    """Pillow ``save`` keywords for JPEG, WebP, HEIF and BMP: the metadata each can hold, and its settings."""
     exif, icc_profile, dpi, xmp = metadata.exif, metadata.icc_profile, metadata.dpi, metadata.xmp
     if xmp and len(xmp) > _JPEG_XMP_LIMIT and fmt == "JPEG":
         xmp = None  # only a PNG or TIFF's XMP can be this long: a JPEG would need extended XMP
+    no_dpi = {"exif": exif, "icc_profile": icc_profile, "xmp": xmp, "quality": quality}
     candidates: dict[str, object] = {
-        "JPEG": {"exif": exif, "icc_profile": icc_profile, "dpi": dpi, "xmp": xmp, "quality": quality},
-        "WEBP": {"exif": exif, "icc_profile": icc_profile, "xmp": xmp, "quality": quality},
+        "JPEG": {**no_dpi, "dpi": dpi},
+        "WEBP": no_dpi,
+        "HEIF": no_dpi,
         "BMP": {"dpi": dpi},
     }[fmt]
     if fmt == "JPEG" and quality >= 90:

@@ -20,6 +20,7 @@ from conftest import RECNET, make_photo, run
 from fake_hub import FakeHub
 from PIL import Image
 
+from recnet_cli import imaging
 from recnet_cli.batch import Job
 from recnet_cli.cli import run_batch
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
@@ -527,12 +528,32 @@ def test_an_output_name_in_a_format_recnet_cannot_write_is_refused(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     photo = make_photo(tmp_path / "shot.jpg")
-    for name in ["shot.heic", "shot.gif"]:
+    for name in ["shot.jp2", "shot.gif"]:
         result = run(["correct", str(photo), "-o", str(tmp_path / name)], env)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1
         assert lines[0].startswith(f"error: -o {tmp_path / name}: cannot write {name[4:]} files")
         assert not (tmp_path / name).exists()  # not made into a folder either
+
+
+@pytest.mark.skipif(not imaging.HEIF_SUPPORTED, reason="pillow-heif is not installed")
+def test_iphone_heic_photos_are_corrected_in_their_own_format_or_another(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    imaging.enable_heif()
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    make_photo(shots / "IMG_0001.HEIC", quality=90)
+    make_photo(shots / "DSCF0002.HIF", quality=90)
+    result = run(["correct", str(shots), "--model", str(model_file), "--json", "-q"], env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["done"] == 2
+    for name in ("IMG_0001_recnet.HEIC", "DSCF0002_recnet.HIF"):
+        with Image.open(shots / name) as written:
+            assert written.format == "HEIF" and written.size == (72, 48)
+    as_jpeg = run(["correct", str(shots / "IMG_0001.HEIC"), "--ext", "jpg", "--model", str(model_file)], env)
+    assert as_jpeg.returncode == 0, as_jpeg.stderr
+    assert imaging.read_photo(shots / "IMG_0001_recnet.jpg").pixels.shape == (48, 72, 3)
 
 
 def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from recnet_cli.imaging import (
     write_png16,
     write_rgb8,
 )
+from recnet_cli.train.data import read_rgb
 
 SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 GREY_PROFILE = bytes(16) + b"GRAY" + bytes(108)  # the header of a grey-space ICC profile
@@ -102,7 +106,8 @@ def round_trip(tmp_path: Path, source: Path, extension: str) -> tuple[Photo, Pat
 
 def test_extensions_are_lowercase_with_a_dot():
     expected = {".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp"}
-    assert set(IMAGE_EXTENSIONS) == expected
+    heif = {".heic", ".heif", ".hif"} if imaging.HEIF_SUPPORTED else set()
+    assert set(IMAGE_EXTENSIONS) == expected | heif
 
 
 @pytest.mark.parametrize(
@@ -584,14 +589,80 @@ def test_directory(tmp_path):
     assert_read_error(tmp_path / "photo.jpg", "is a directory")
 
 
-@pytest.mark.parametrize(
-    ("name", "kind"),
-    [("DSC_0001.NEF", "a camera RAW file"), ("x.dng", "a camera RAW file"), ("IMG_1.heic", "an HEIC photo")],
-)
-def test_raw_and_heic_photos_ask_for_a_conversion(tmp_path: Path, name: str, kind: str) -> None:
+@pytest.mark.parametrize("name", ["DSC_0001.NEF", "x.dng"])
+def test_raw_photos_ask_for_a_conversion(tmp_path: Path, name: str) -> None:
     # Pillow opens TIFF-based RAW files and would hand over their small embedded preview as the photo.
     Image.new("RGB", (16, 12)).save(tmp_path / name, format="TIFF")
-    assert_read_error(tmp_path / name, f"{kind}: convert it to TIFF or JPEG first")
+    assert_read_error(tmp_path / name, "a camera RAW file: convert it to TIFF or JPEG first")
+
+
+needs_heif = pytest.mark.skipif(not imaging.HEIF_SUPPORTED, reason="pillow-heif is not installed")
+
+
+@needs_heif
+def test_heif_photos_are_read_upright_and_written_with_their_metadata(tmp_path: Path) -> None:
+    imaging.enable_heif()
+    source = gradient_rgb8(48, 64)
+    xmp = xmp_packet('xmp:Rating="4"')
+    options = {"exif": camera_exif(orientation=6).tobytes(), "icc_profile": SRGB_PROFILE, "xmp": xmp}
+    heic = save(tmp_path / "IMG_0001.HEIC", Image.fromarray(source), quality=95, **options)
+    photo = read_photo(heic)
+    assert photo.source_format == "HEIF" and photo.pixels.shape == (64, 48, 3)  # turned upright
+    assert np.abs(photo.pixels * 255 - np.rot90(source, -1)).mean() < 4  # lossy, like JPEG
+    assert np.array_equal(read_rgb(heic), np.rint(photo.pixels * 255))  # training reads it too
+    for extension in ("heic", "jpg"):
+        output = tmp_path / f"out.{extension}"
+        write_photo(output, photo.pixels, photo)
+        with Image.open(output) as written:
+            assert written.size == (48, 64) and camera_tags(written) == CAMERA_TAGS
+            assert written.info["icc_profile"] == SRGB_PROFILE and written.info["xmp"] == xmp
+        assert read_photo(output).pixels.shape == (64, 48, 3)  # orientation 1: not turned again
+
+
+@needs_heif
+def test_heif_keeps_alpha_and_grey(tmp_path: Path) -> None:
+    imaging.enable_heif()
+    rgba = np.dstack([gradient_rgb8(), np.full((24, 32), 200, np.uint8)])
+    for name, pixels in (("alpha.heic", rgba), ("grey.heif", gradient_rgb8()[..., 0])):
+        photo = read_photo(save(tmp_path / name, Image.fromarray(pixels), quality=95))
+        write_photo(tmp_path / f"out-{name}", photo.pixels, photo)
+        again = read_photo(tmp_path / f"out-{name}")
+        assert (again.alpha is not None, again.grayscale) == (name == "alpha.heic", name == "grey.heif")
+
+
+def test_without_pillow_heif_heif_photos_say_what_to_install(tmp_path: Path) -> None:
+    (tmp_path / "shots").mkdir()
+    Image.new("RGB", (16, 12)).save(tmp_path / "shots" / "a.jpg")
+    Image.new("RGB", (16, 12)).save(tmp_path / "IMG_0002.HEIC", format="PNG")
+    probe = f"""
+import json, sys
+sys.modules["pillow_heif"] = None  # as if it were not installed
+from pathlib import Path
+from recnet_cli import imaging
+from recnet_cli.batch import find_sources, plan_jobs
+try:
+    imaging.read_photo(Path({str(tmp_path / "IMG_0002.HEIC")!r}))
+    error = None
+except imaging.ImageReadError as exc:
+    error = str(exc)
+(named,), _ = find_sources([{str(tmp_path / "IMG_0002.HEIC")!r}])
+in_folder, _ = find_sources([{str(tmp_path / "shots")!r}])
+print(json.dumps({{
+    "supported": imaging.HEIF_SUPPORTED,
+    "error": error,
+    "problem": plan_jobs([named], None, suffix="_recnet")[0].problem,
+    "folder": [source.path.name for source in in_folder],
+    "unwritable": imaging.names_unwritable_image("out.heic"),
+}}))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    seen = json.loads(result.stdout)
+    install = "an HEIF photo: install pillow-heif to read it (pip install pillow-heif), or convert it to JPEG"
+    reads = "recnet reads JPEG, PNG, TIFF, WebP and BMP"
+    assert seen["supported"] is False
+    assert seen["error"] == f"{tmp_path / 'IMG_0002.HEIC'}: {install} ({reads})"
+    assert seen["problem"] == f"{install} ({reads})"
+    assert seen["folder"] == ["a.jpg"] and seen["unwritable"] is True
 
 
 def test_not_an_image(tmp_path):

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from recnet_cli.imaging import fit_size
-from recnet_cli.metrics import SSIM_WINDOW
+from recnet_cli.imaging import PhotoFileError, fit_size, read_photo
+from recnet_cli.metrics import SSIM_WINDOW, to_uint8
 from recnet_cli.train.pairs import ImagePair, list_images
 from recnet_cli.train.synthesis import DegradationConfig, degrade, sample_exposure
 
@@ -35,11 +35,15 @@ class ImageFileError(ValueError):
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB."""
+    """An image file as (H, W, 3) uint8 RGB: by OpenCV, or by ``read_photo`` for what OpenCV does not read
+    (HEIF), which also names what is wrong with a bad file."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageFileError(f"{path}: not a readable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image is not None:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    try:
+        return to_uint8(read_photo(path).pixels)
+    except PhotoFileError as exc:
+        raise ImageFileError(str(exc)) from None
 
 
 def holdout_split(
