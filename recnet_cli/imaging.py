@@ -523,7 +523,8 @@ def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, obj
     candidates: dict[str, object] = {
         "JPEG": {**no_dpi, "dpi": dpi},
         "WEBP": no_dpi,
-        "HEIF": no_dpi,
+        # x265's fastest preset: 12 MP in 3 s on 2 CPU cores (its default: 18 s), files 17% larger.
+        "HEIF": {**no_dpi, "enc_params": {"preset": "ultrafast"}},
         "BMP": {"dpi": dpi},
     }[fmt]
     if fmt == "JPEG" and quality >= 90:
