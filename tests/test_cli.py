@@ -536,6 +536,15 @@ def test_an_output_name_in_a_format_recnet_cannot_write_is_refused(
         assert not (tmp_path / name).exists()  # not made into a folder either
 
 
+@pytest.mark.skipif(not imaging.AVIF_SUPPORTED, reason="this Pillow has no AVIF plugin")
+def test_avif_photos_are_corrected_as_avif(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
+    photo = make_photo(tmp_path / "web.avif", quality=90)
+    result = run(["correct", str(photo), "--model", str(model_file), "--quality", "80"], env)
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "web_recnet.avif") as written:
+        assert written.format == "AVIF" and written.size == (72, 48)
+
+
 @pytest.mark.skipif(not imaging.HEIF_SUPPORTED, reason="pillow-heif is not installed")
 def test_iphone_heic_photos_are_corrected_in_their_own_format_or_another(
     tmp_path: Path, env: dict[str, str], model_file: Path

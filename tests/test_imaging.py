@@ -34,9 +34,11 @@ GREY_PROFILE = bytes(16) + b"GRAY" + bytes(108)  # the header of a grey-space IC
 INK_PROFILE = bytes(16) + b"CMYK" + bytes(108)  # the header of a CMYK-space ICC profile
 MAKE, DATE_TIME_ORIGINAL, EXIF_IFD, GPS_IFD, INTEROP_IFD = 0x010F, 0x9003, 0x8769, 0x8825, 0xA005
 CAMERA_TAGS = (1, "Recnet Camera", "2024:02:20 10:11:12", "N", "R98")
+imaging.enable_heif()  # so that Pillow can write HEIF sources here, where pillow-heif is installed
+OPTIONAL_FORMATS = ["avif"] * imaging.AVIF_SUPPORTED + ["heic"] * imaging.HEIF_SUPPORTED
 LOSSLESS = ["png", "tif", "bmp"]
-ALL_FORMATS = ["jpg", "png", "tif", "webp", "bmp"]
-EXIF_FORMATS = ["jpg", "png", "tif", "webp"]
+ALL_FORMATS = ["jpg", "png", "tif", "webp", "bmp", *OPTIONAL_FORMATS]
+EXIF_FORMATS = ["jpg", "png", "tif", "webp", *OPTIONAL_FORMATS]
 
 
 def gradient_rgb8(height: int = 24, width: int = 32) -> np.ndarray:
@@ -63,7 +65,8 @@ def camera_tags(image: Image.Image) -> tuple[int, str, str, str, str]:
     """Orientation, Make, and one tag from each nested directory (Exif, GPS, Interop) of an open image."""
     exif = image.getexif()
     exif_directory, gps = exif.get_ifd(EXIF_IFD), exif.get_ifd(GPS_IFD)
-    return exif[0x0112], exif[MAKE], exif_directory[DATE_TIME_ORIGINAL], gps[1], exif.get_ifd(INTEROP_IFD)[1]
+    orientation = exif.get(0x0112, 1)  # absent means 1; AVIF keeps the orientation in its container instead
+    return orientation, exif[MAKE], exif_directory[DATE_TIME_ORIGINAL], gps[1], exif.get_ifd(INTEROP_IFD)[1]
 
 
 def save(path: Path, image: Image.Image, **options) -> Path:
@@ -106,8 +109,9 @@ def round_trip(tmp_path: Path, source: Path, extension: str) -> tuple[Photo, Pat
 
 def test_extensions_are_lowercase_with_a_dot():
     expected = {".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+    avif = {".avif"} if imaging.AVIF_SUPPORTED else set()
     heif = {".heic", ".heif", ".hif"} if imaging.HEIF_SUPPORTED else set()
-    assert set(IMAGE_EXTENSIONS) == expected | heif
+    assert set(IMAGE_EXTENSIONS) == expected | avif | heif
 
 
 @pytest.mark.parametrize(
@@ -248,6 +252,19 @@ def test_orientation_applied_and_other_exif_kept(tmp_path, extension):
     with Image.open(output) as written:
         assert written.size == (24, 40)
         assert camera_tags(written) == CAMERA_TAGS
+
+
+@pytest.mark.parametrize("source_extension", OPTIONAL_FORMATS)
+def test_avif_and_heif_sources_are_turned_upright_once(tmp_path, source_extension):
+    # Their writers store the orientation in the container too (irot/imir), which is what their readers
+    # go by: Pillow's AVIF reader reports it as EXIF orientation, pillow-heif turns the pixels and says 1.
+    original = np.zeros((24, 40, 3), np.uint8)
+    original[:8, :8] = 255
+    image = Image.fromarray(original)
+    source = save(tmp_path / f"in.{source_extension}", image, exif=camera_exif(6).tobytes(), quality=95)
+    photo = read_photo(source)
+    assert photo.pixels.shape == (40, 24, 3)
+    assert photo.pixels[0, -1].min() > 0.9 and photo.pixels[0, 0].max() < 0.1  # now top-right
 
 
 @pytest.mark.parametrize("extension", ["png", "tif"])
@@ -653,13 +670,14 @@ print(json.dumps({{
     "problem": plan_jobs([named], None, suffix="_recnet")[0].problem,
     "folder": [source.path.name for source in in_folder],
     "unwritable": imaging.names_unwritable_image("out.heic"),
+    "reads": imaging.READABLE,
 }}))
 """
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     seen = json.loads(result.stdout)
     install = "an HEIF photo: install pillow-heif to read it (pip install pillow-heif), or convert it to JPEG"
-    reads = "recnet reads JPEG, PNG, TIFF, WebP and BMP"
-    assert seen["supported"] is False
+    reads = seen["reads"]
+    assert seen["supported"] is False and "HEIF" not in reads
     assert seen["error"] == f"{tmp_path / 'IMG_0002.HEIC'}: {install} ({reads})"
     assert seen["problem"] == f"{install} ({reads})"
     assert seen["folder"] == ["a.jpg"] and seen["unwritable"] is True
