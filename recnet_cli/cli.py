@@ -43,6 +43,7 @@ from recnet_cli.imaging import (
     PhotoFileError,
     format_for,
     header_megapixels,
+    install_hint,
     names_unwritable_image,
     read_photo,
     write_photo,
@@ -262,7 +263,7 @@ def normalise_extension(ext: str | None) -> str | None:
         return None
     ext = ext.lower() if ext.startswith(".") else f".{ext.lower()}"
     if ext not in IMAGE_EXTENSIONS:
-        raise fail(f"--ext {ext}: unsupported format (use {OUTPUT_CHOICES})")
+        raise fail(f"--ext {ext}: unsupported format (use {OUTPUT_CHOICES}{install_hint(ext)})")
     return ext
 
 
@@ -392,7 +393,8 @@ def refuse_unwritable_output(output: Path | None) -> None:
     """-o naming an image format recnet cannot write (out.heic, out.gif) is refused before any work."""
     if output is not None and not output.is_dir() and names_unwritable_image(output):
         raise fail(
-            f"-o {output}: cannot write {output.suffix} files (name a {OUTPUT_CHOICES} file, or a folder)"
+            f"-o {output}: cannot write {output.suffix} files (name a {OUTPUT_CHOICES} file, or a folder"
+            f"{install_hint(output.suffix)})"
         )
 
 

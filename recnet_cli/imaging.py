@@ -249,6 +249,13 @@ def conversion_needed(path: str | os.PathLike[str]) -> str | None:
     return None if kind is None else f"{kind} ({READABLE})"
 
 
+def install_hint(extension: str) -> str:
+    """What to install to read and write files with this extension, if that would help (pillow-heif)."""
+    if extension.lower() in HEIF_EXTENSIONS and not HEIF_SUPPORTED:
+        return "; HEIF needs pillow-heif: pip install pillow-heif"
+    return ""
+
+
 @functools.cache
 def enable_heif() -> None:
     """Registers pillow-heif's Pillow plugin, where it is installed (once; 40 ms, so not at import)."""

@@ -670,6 +670,7 @@ print(json.dumps({{
     "problem": plan_jobs([named], None, suffix="_recnet")[0].problem,
     "folder": [source.path.name for source in in_folder],
     "unwritable": imaging.names_unwritable_image("out.heic"),
+    "hint": imaging.install_hint(".HEIC"),
     "reads": imaging.READABLE,
 }}))
 """
@@ -681,6 +682,8 @@ print(json.dumps({{
     assert seen["error"] == f"{tmp_path / 'IMG_0002.HEIC'}: {install} ({reads})"
     assert seen["problem"] == f"{install} ({reads})"
     assert seen["folder"] == ["a.jpg"] and seen["unwritable"] is True
+    assert seen["hint"] == "; HEIF needs pillow-heif: pip install pillow-heif"  # for --ext heic, -o x.heic
+    assert imaging.install_hint(".heic") == ("" if imaging.HEIF_SUPPORTED else seen["hint"])
 
 
 def test_not_an_image(tmp_path):
