@@ -380,18 +380,21 @@ def test_a_stop_request_saves_a_checkpoint_that_resumes_the_same_run(tmp_path: P
 
 
 def test_the_first_ctrl_c_or_sigterm_is_a_stop_request_and_the_second_acts_as_usual() -> None:
+    # Ctrl-C as Python sets it up in a terminal, also when pytest runs as a background job (`pytest &`),
+    # which starts with SIGINT ignored.
+    outside = signal.signal(signal.SIGINT, signal.default_int_handler)
     heard: list[str] = []
-    before = signal.getsignal(signal.SIGINT)
-    with loop.StopSignals(heard.append) as signals:
-        assert signals.received() is None
-        # raise_signal, not os.kill: a signal sent to the process may be taken by any of its threads (the
-        # native libraries' workers), and Python's handler then runs when the main thread next checks.
-        signal.raise_signal(signal.SIGTERM)
-        assert signals.received() == "SIGTERM" and heard == ["SIGTERM"]
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is before
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    try:
+        with loop.StopSignals(heard.append) as signals:
+            assert signals.received() is None
+            signal.raise_signal(signal.SIGTERM)  # to this thread, so its handler runs before the next line
+            assert signals.received() == "SIGTERM" and heard == ["SIGTERM"]
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, outside)
 
 
 def test_a_stopped_runs_checkpoint_loads_as_a_model(tmp_path: Path) -> None:
