@@ -517,7 +517,9 @@ def correct(
     ext: Annotated[
         str | None, typer.Option(metavar="FORMAT", help=f"Force the output format: {OUTPUT_CHOICES}.")
     ] = None,
-    quality: Annotated[int, typer.Option(min=1, max=100, metavar="Q", help="JPEG/WebP/HEIF quality.")] = 95,
+    quality: Annotated[
+        int, typer.Option(min=1, max=100, metavar="Q", help="JPEG, WebP, AVIF, HEIF quality.")
+    ] = 95,
     recursive: RecursiveOpt = False,
     skip_existing: SkipOpt = False,
     overwrite: OverwriteOpt = False,
