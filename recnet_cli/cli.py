@@ -707,9 +707,7 @@ def mask(
     suffix: SuffixOpt = MASK_SUFFIX,
     ext: Annotated[
         str | None,
-        typer.Option(
-            metavar="FORMAT", help="Output format of the picture: png (the default), jpg, tif, webp, bmp."
-        ),
+        typer.Option(metavar="FORMAT", help=f"Output format of the picture (default png): {OUTPUT_CHOICES}."),
     ] = None,
     raw: Annotated[
         bool,
