@@ -7,7 +7,7 @@ The reorganisation is algebra on the reference forward (``recnet.py``), exact up
   blur(1) under zero padding is the sum of the kernel taps that land inside the image (``inside_sum``).
 - mid = F·m and mid·attention = F·s with s = m·sigmoid(...) one scalar per pixel; the mean and max over
   channels of F·m are m·mean(F) and m·max(F) (m·min(F) where m < 0). The instance-norm sums of F·s and
-  (F·s)² are small matrix products of the pixels' F and s, in float64.
+  (F·s)² are small matrix products of the pixels' F and s, one per image row, added up in float64.
 - The three tails (3x3) and fuse_1, fuse_2 and alpha (all linear) fold into one 3x3 conv, 3C → C.
 - dw3 and dw5 on project_in's output run as one 5x5 depthwise conv (3x3 kernels zero-padded) on a
   projection with duplicated rows; the grouped local convs as a depthwise conv plus a sum of channel pairs.
@@ -221,23 +221,35 @@ def branch_scales(norm: RegionAwareDeExposure, features: Tensor, under: Tensor, 
     return masks * torch.sigmoid(F.conv2d(descriptors, weight, padding=1))
 
 
-def branch_products(features: Tensor, scales: Tensor) -> Tensor:
-    """The three branches' instance-norm inputs F·s, as 3C channels (branch-major), channels_last."""
-    products = nhwc(scales)[..., :, None] * nhwc(features)[..., None, :]
-    return products.flatten(3).permute(0, 3, 1, 2)
+def branch_inputs(features: Tensor, scales: Tensor) -> Tensor:
+    """The three branches' instance-norm inputs F·s (3C channels, branch-major), then a channel of ones:
+    (B, 3C + 1, H, W), channels_last. The ones carry the norms' shift through the tails' conv."""
+    channels = features.shape[1]
+    inputs = empty_map(features, 3 * channels + 1)
+    for branch in range(3):
+        part = slice(branch * channels, (branch + 1) * channels)
+        torch.mul(features, scales[:, branch : branch + 1], out=inputs[:, part])
+    inputs[:, -1] = 1
+    return inputs
+
+
+def pixel_sums(left: Tensor, right: Tensor) -> Tensor:
+    """The sum over the pixels of leftᵀ·right for channels_last maps of m and n channels: (B, m, n).
+
+    One small matrix product per image row in float32 (or wider), added up over the rows in float64 (not on
+    MPS): fast for so few channels, and a tile's interior is used in place (a strided view, no copy)."""
+    work = statistics_dtype(left.dtype)
+    per_row = nhwc(left).to(work).transpose(2, 3) @ nhwc(right).to(work)
+    return per_row.sum(1, dtype=accumulation_dtype(left.device))
 
 
 def branch_moments(features: Tensor, scales: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and variance over the pixels of each branch's F·s: (B, 3C) each, float64 (not on MPS).
 
-    The sums of F·s and (F·s)² are matrix products of the pixels' F and s."""
-    batch, height, width, channels = nhwc(features).shape
-    wide = accumulation_dtype(features.device)
-    flat_features = nhwc(features).reshape(batch, -1, channels).to(wide)
-    flat_scales = nhwc(scales).reshape(batch, -1, 3).to(wide)
-    count = height * width
-    mean = (flat_scales.transpose(1, 2) @ flat_features).flatten(1) / count
-    squares = (flat_scales.square().transpose(1, 2) @ flat_features.square()).flatten(1) / count
+    The sums of F·s and (F·s)² are matrix products of the pixels' s and F."""
+    count = features.shape[-2] * features.shape[-1]
+    mean = pixel_sums(scales, features).flatten(1) / count
+    squares = pixel_sums(scales.square(), features.square()).flatten(1) / count
     return mean, (squares - mean.square()).clamp_min(0)
 
 
@@ -272,13 +284,21 @@ def instance_norm_affine(
 def normalize(
     norm: RegionAwareDeExposure, features: Tensor, scales: Tensor, mean: Tensor, variance: Tensor
 ) -> Tensor:
-    """The de-exposure output Fn from F, the branch scales and the branches' whole-image (mean, variance)."""
+    """The de-exposure output Fn from F, the branch scales and the branches' whole-image (mean, variance).
+
+    The tails' conv of gain·(F·s) + shift is a conv of F·s with the gain in its weight, plus the shift's
+    share through a channel of ones: zero outside the image, as the shift's padding is."""
     gain, shift = instance_norm_affine(norm, mean, variance)
-    dtype = features.dtype
-    branches = branch_products(features, scales)
-    normed = torch.addcmul(shift.to(dtype)[:, :, None, None], branches, gain.to(dtype)[:, :, None, None])
     weight, bias = folded_tails(norm)
-    return F.conv2d(normed, weight.to(dtype), bias.to(dtype), padding=1)
+    shift_weight = torch.einsum("ocij,bc->boij", weight, shift.to(weight.dtype))[:, :, None]
+    weights = torch.cat([weight * gain.to(weight.dtype)[:, None, :, None, None], shift_weight], dim=2)
+    inputs = branch_inputs(features, scales)
+    dtype, bias = features.dtype, bias.to(features.dtype)
+    outputs = [
+        F.conv2d(inputs[index : index + 1], image_weight.to(dtype), bias, padding=1)
+        for index, image_weight in enumerate(weights)
+    ]
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
 
 def as_5x5(weight: Tensor) -> Tensor:
@@ -315,11 +335,9 @@ def mixed_scale_features(mssa: MixedScaleRestoration, normed: Tensor) -> Tensor:
 
 
 def attention_grams(mixed: Tensor) -> Tensor:
-    """k vᵀ summed over the pixels for both scales: (B, 2, C, C), float32 or wider."""
-    batch, quadruple = mixed.shape[:2]
-    channels = quadruple // 4
-    flat = nhwc(mixed).reshape(batch, -1, quadruple).to(statistics_dtype(mixed.dtype))
-    products = flat[..., : 2 * channels].transpose(1, 2) @ flat[..., 2 * channels :]
+    """k vᵀ summed over the pixels for both scales: (B, 2, C, C), float64 (not on MPS)."""
+    channels = mixed.shape[1] // 4
+    products = pixel_sums(mixed[:, : 2 * channels], mixed[:, 2 * channels :])
     return torch.stack([products[:, :channels, :channels], products[:, channels:, channels:]], dim=1)
 
 
