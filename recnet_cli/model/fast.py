@@ -205,20 +205,22 @@ def every_blocks_branch_masks(model: RECNet, mask: Tensor) -> list[tuple[Tensor,
 
 def branch_scales(norm: RegionAwareDeExposure, features: Tensor, under: Tensor, over: Tensor) -> Tensor:
     """Per pixel and branch (under, over, whole) the scalar s with mid·attention = F·s: (B, 3, H, W)."""
-    masks = torch.stack([under[:, 0], over[:, 0], torch.ones_like(under[:, 0])], dim=-1).permute(0, 3, 1, 2)
-    mean = features.mean(1, keepdim=True)
-    high, low = features.amax(1, keepdim=True), features.amin(1, keepdim=True)
-    peak = torch.where(masks >= 0, masks * high, masks * low)
     # Channels_last (B, 9, H, W), branch-major: (m·mean, peak, m) for each branch mask m.
-    descriptors = (
-        torch.stack([nhwc(masks * mean), nhwc(peak), nhwc(masks)], -1).flatten(3).permute(0, 3, 1, 2)
-    )
+    descriptors = empty_map(features, 9)
+    by_branch = nhwc(descriptors).unflatten(-1, (3, 3))
+    masks = by_branch[..., 2]
+    masks[..., 0], masks[..., 1], masks[..., 2] = under[:, 0], over[:, 0], 1
+    low, high = (nhwc(x) for x in torch.aminmax(features, dim=1, keepdim=True))
+    torch.mul(masks, nhwc(features.mean(1, keepdim=True)), out=by_branch[..., 0])
+    torch.where(masks >= 0, masks * high, masks * low, out=by_branch[..., 1])
     # The three branch convs (groups of 3 descriptors) as one dense conv with a block-diagonal weight:
     # the same sums (the other taps are zero), and about twice as fast as the grouped conv on CPUs.
     branches = torch.cat([branch.weight for branch in norm.CFR_branches]).to(features.dtype)
     eye = torch.eye(3, dtype=branches.dtype, device=branches.device)
     weight = (eye[:, :, None, None, None] * branches[None]).flatten(1, 2)
-    return masks * torch.sigmoid(F.conv2d(descriptors, weight, padding=1))
+    scales = F.conv2d(descriptors, weight, padding=1).sigmoid_()
+    nhwc(scales).mul_(masks)
+    return scales
 
 
 def branch_inputs(features: Tensor, scales: Tensor) -> Tensor:
