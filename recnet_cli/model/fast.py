@@ -8,7 +8,9 @@ The reorganisation is algebra on the reference forward (``recnet.py``), exact up
 - mid = F·m and mid·attention = F·s with s = m·sigmoid(...) one scalar per pixel; the mean and max over
   channels of F·m are m·mean(F) and m·max(F) (m·min(F) where m < 0). The instance-norm sums of F·s and
   (F·s)² are small matrix products of the pixels' F and s, one per image row, added up in float64.
-- The three tails (3x3) and fuse_1, fuse_2 and alpha (all linear) fold into one 3x3 conv, 3C → C.
+- The three tails (3x3) and fuse_1, fuse_2 and alpha (all linear) fold into one 3x3 conv, 3C → C. The
+  instance norms' gains fold into its weight, and their shifts enter through one more input channel of
+  ones (zero-padded like the normed maps), so the normed maps themselves are never formed.
 - dw3 and dw5 on project_in's output run as one 5x5 depthwise conv (3x3 kernels zero-padded) on a
   projection with duplicated rows; the grouped local convs as a depthwise conv plus a sum of channel pairs.
 - project_out, project_ch, the channel attention (per pixel a CxC matrix) and fuse1/fuse2 fold into two
