@@ -294,8 +294,9 @@ def normalize(
     share through a channel of ones: zero outside the image, as the shift's padding is."""
     gain, shift = instance_norm_affine(norm, mean, variance)
     weight, bias = folded_tails(norm)
-    shift_weight = torch.einsum("ocij,bc->boij", weight, shift.to(weight.dtype))[:, :, None]
-    weights = torch.cat([weight * gain.to(weight.dtype)[:, None, :, None, None], shift_weight], dim=2)
+    weight = weight.to(gain.dtype)  # folded in the statistics' precision (float64, except on MPS)
+    shift_weight = torch.einsum("ocij,bc->boij", weight, shift)[:, :, None]
+    weights = torch.cat([weight * gain[:, None, :, None, None], shift_weight], dim=2)
     inputs = branch_inputs(features, scales)
     dtype, bias = features.dtype, bias.to(features.dtype)
     outputs = [
