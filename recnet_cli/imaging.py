@@ -37,6 +37,7 @@ from PIL import Image, TiffImagePlugin, TiffTags
 
 HEIF_EXTENSIONS = (".heic", ".heif", ".hif")
 HEIF_SUPPORTED = importlib.util.find_spec("pillow_heif") is not None
+_INSTALL_HEIF = "pip install pillow-heif"
 AVIF_SUPPORTED = importlib.util.find_spec("PIL._avif") is not None  # Pillow 11.2+ wheels have it
 _FORMAT_BY_EXTENSION = (
     {
@@ -85,7 +86,7 @@ _CONVERT_FIRST = dict.fromkeys(_RAW_EXTENSIONS, "a camera RAW file: convert it t
     if HEIF_SUPPORTED
     else dict.fromkeys(
         HEIF_EXTENSIONS,
-        "an HEIF photo: install pillow-heif to read it (pip install pillow-heif), or convert it to JPEG",
+        f"an HEIF photo: install pillow-heif to read it ({_INSTALL_HEIF}), or convert it to JPEG",
     )
 )
 SUPPORTED_FORMATS = frozenset(_FORMAT_BY_EXTENSION.values())
@@ -252,7 +253,7 @@ def conversion_needed(path: str | os.PathLike[str]) -> str | None:
 def install_hint(extension: str) -> str:
     """What to install to read and write files with this extension, if that would help (pillow-heif)."""
     if extension.lower() in HEIF_EXTENSIONS and not HEIF_SUPPORTED:
-        return "; HEIF needs pillow-heif: pip install pillow-heif"
+        return f"; HEIF needs pillow-heif: {_INSTALL_HEIF}"
     return ""
 
 

@@ -294,7 +294,7 @@ def normalize(
     share through a channel of ones: zero outside the image, as the shift's padding is."""
     gain, shift = instance_norm_affine(norm, mean, variance)
     weight, bias = folded_tails(norm)
-    weight = weight.to(gain.dtype)  # folded in the statistics' precision (float64, except on MPS)
+    weight = weight.to(gain.dtype)  # folded in the statistics' precision, not the weights' float32
     shift_weight = torch.einsum("ocij,bc->boij", weight, shift)[:, :, None]
     weights = torch.cat([weight * gain[:, None, :, None, None], shift_weight], dim=2)
     inputs = branch_inputs(features, scales)
