@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from recnet_cli.devices import DTYPES, peak_memory_bytes, reset_peak_memory
-from recnet_cli.engine import Corrector, correctors_for, whole_image_bytes
+from recnet_cli.engine import CPU_TILE, GPU_TILE, Corrector, correctors_for, whole_image_bytes
 from recnet_cli.imaging import read_photo
 from recnet_cli.metrics import to_uint8
 from recnet_cli.model import RECNet
@@ -233,7 +233,9 @@ def main() -> None:
         default="reference,whole,tiled",
         help="also fused-whole, fused-tiled (Triton kernels, CUDA)",
     )
-    parser.add_argument("--tile", type=int, default=None, help="tile size (default 384 CPU, 2048 GPU)")
+    parser.add_argument(
+        "--tile", type=int, default=None, help=f"tile size (default {CPU_TILE} CPU, {GPU_TILE} GPU)"
+    )
     parser.add_argument("--reference-mp", type=float, default=1.0, help="the one size the reference runs at")
     parser.add_argument(
         "--whole-limit-gb", type=float, help="skip larger whole-image runs (CPU 8, GPU 80%% of free)"
@@ -252,7 +254,7 @@ def main() -> None:
     args.sizes = [float(size) for size in args.sizes.split(",")]
     args.modes = args.modes.split(",")
     args.precisions = (args.precisions or ("fp32,fp16,bf16" if device.type == "cuda" else "fp32")).split(",")
-    tile = args.tile or (2048 if device.type == "cuda" else 384)
+    tile = args.tile or (GPU_TILE if device.type == "cuda" else CPU_TILE)
     rows, reference_per_mp = [], {}
     for mode, megapixels, precision in plan(args, device):
         result = measure_isolated(mode, megapixels, args.device, precision, tile)

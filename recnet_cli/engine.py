@@ -34,10 +34,11 @@ StrengthSetting = float | Literal["auto"]
 # Peak memory of the whole-image fast path, bytes per pixel per byte of the compute dtype (measured on
 # the CPU at 1 MP: 940 B/px in float32, 473 in bfloat16).
 WHOLE_IMAGE_BYTES_PER_PIXEL = 250
-# On the CPU, tiles of 384 beat the whole-image path beyond about a quarter megapixel: small
-# tensors are recycled by the allocator, large ones cost fresh pages every time.
+# On the CPU, tiles beat the whole-image path beyond about a quarter megapixel: small tensors are
+# recycled by the allocator, large ones cost fresh pages every time. Tiles of at most 448, split evenly,
+# are 385 to 448 pixels wide on most photos, the size that runs fastest on a 2-core EPYC.
 CPU_WHOLE_IMAGE_BUDGET = 256 * 2**20
-CPU_TILE = 384
+CPU_TILE = 448
 GPU_TILE = 2048
 GPU_MEMORY_SHARE = 0.8
 OTHER_WHOLE_IMAGE_BUDGET = 4 * 2**30

@@ -24,6 +24,7 @@ pass 1 only computes few-channel maps (the blur, the branch scales), so merging 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -49,11 +50,18 @@ BLOCK_PASSES = 3
 Progress = Callable[[float], None]  # told the fraction of the work done, up to 1.0
 
 
+def spans(length: int, size: int) -> list[tuple[int, int]]:
+    """[start, stop) spans of at most ``size`` covering ``length``, as equal as can be: a thin last span
+    would cost about as much as a full one (each stage's halo, every op's fixed cost)."""
+    count = -(-length // size)
+    return list(itertools.pairwise(length * index // count for index in range(count + 1)))
+
+
 def tiles(height: int, width: int, size: int) -> Iterator[Window]:
-    """Windows of at most size x size covering the image, row by row."""
-    for top in range(0, height, size):
-        for left in range(0, width, size):
-            yield Window(top, left, min(top + size, height), min(left + size, width), height, width)
+    """Windows of at most size x size, of near-equal sizes, covering the image row by row."""
+    for top, bottom in spans(height, size):
+        for left, right in spans(width, size):
+            yield Window(top, left, bottom, right, height, width)
 
 
 def strips(height: int, width: int, size: int) -> Iterator[Window]:

@@ -12,7 +12,7 @@ from random_models import random_image, random_model
 from recnet_cli.engine import Corrector, auto_tile, map_storage, tiled_on_device_bytes
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
-from recnet_cli.tiling import Moments, TiledRunner, strips, tiles
+from recnet_cli.tiling import Moments, TiledRunner, spans, strips, tiles
 
 CPU = torch.device("cpu")
 
@@ -33,7 +33,7 @@ def tiled(model: RECNet, image: torch.Tensor, tile: int) -> tuple[torch.Tensor, 
         (301, 457, 200),
         (301, 457, 256),
         (150, 170, 1024),  # one tile larger than the image
-        (129, 257, 128),  # last row and column of tiles one pixel wide
+        (129, 257, 128),  # tiles about half the size asked for
         (1, 300, 128),
         (300, 1, 128),
     ],
@@ -53,6 +53,15 @@ def test_tiles_and_strips_cover_every_pixel_once(windows: object) -> None:
     for window in windows(301, 457, 128):  # type: ignore[operator]
         coverage[window.rows, window.cols] += 1
     assert (coverage == 1).all()
+
+
+def test_tiles_are_split_evenly_and_no_larger_than_asked() -> None:
+    assert spans(1171, 448) == [(0, 390), (390, 780), (780, 1171)]  # not 448, 448 and a thin 275
+    assert spans(896, 448) == [(0, 448), (448, 896)]
+    assert spans(100, 448) == [(0, 100)]
+    windows = list(tiles(882, 1171, 448))
+    assert len(windows) == 6
+    assert {(w.bottom - w.top, w.right - w.left) for w in windows} == {(441, 390), (441, 391)}
 
 
 def test_strips_span_the_width_with_about_a_tiles_area() -> None:
