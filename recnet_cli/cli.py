@@ -145,7 +145,8 @@ DevicesOpt = Annotated[
 TileOpt = Annotated[
     str,
     typer.Option(
-        metavar="SIZE", help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128."
+        metavar="SIZE",
+        help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128 (tiles of at most N).",
     ),
 ]
 PrecisionOpt = Annotated[Precision, typer.Option(help="Compute precision; auto is fp32.")]
