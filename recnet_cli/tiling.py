@@ -59,8 +59,9 @@ def spans(length: int, size: int) -> list[tuple[int, int]]:
 
 def tiles(height: int, width: int, size: int) -> Iterator[Window]:
     """Windows of at most size x size, of near-equal sizes, covering the image row by row."""
+    columns = spans(width, size)
     for top, bottom in spans(height, size):
-        for left, right in spans(width, size):
+        for left, right in columns:
             yield Window(top, left, bottom, right, height, width)
 
 
