@@ -44,6 +44,7 @@ NORMED_HALO = 5  # folded tails 3x3 + dw 5x5 on project_in + the local path's gr
 OUTPUT_HALO = 4  # the queries' 5x5 on F, then the two 3x3 post convs
 POOL_HALO = 3  # refine conv_in + the channel attention's two 3x3 convs
 FINAL_HALO = 2  # refine conv_in + conv_last
+MIN_STRIP_ROWS = MOMENTS_HALO  # the widest images' strips: no thinner than the largest halo
 FIXED_PASSES = 3  # extraction and refine's two passes; each block adds BLOCK_PASSES
 BLOCK_PASSES = 3
 
@@ -53,7 +54,11 @@ Progress = Callable[[float], None]  # told the fraction of the work done, up to 
 def spans(length: int, size: int) -> list[tuple[int, int]]:
     """[start, stop) spans of at most ``size`` covering ``length``, as equal as can be: a thin last span
     would cost about as much as a full one (each stage's halo, every op's fixed cost)."""
-    count = -(-length // size)
+    return equal_spans(length, -(-length // size))
+
+
+def equal_spans(length: int, count: int) -> list[tuple[int, int]]:
+    """``count`` [start, stop) spans covering ``length``, their lengths differing by at most one."""
     return list(itertools.pairwise(length * index // count for index in range(count + 1)))
 
 
@@ -66,10 +71,12 @@ def tiles(height: int, width: int, size: int) -> Iterator[Window]:
 
 
 def strips(height: int, width: int, size: int) -> Iterator[Window]:
-    """Full-width windows of about size x size pixels (at least 16 rows) covering the image, top down."""
-    rows = max(size * size // width, 16)
-    for top in range(0, height, rows):
-        yield Window(top, 0, min(top + rows, height), width, height, width)
+    """Full-width windows of near-equal heights covering the image top down, each about size x size
+    pixels at most, and at least ``MIN_STRIP_ROWS`` rows where the image has that many."""
+    rows = max(size * size // width, MIN_STRIP_ROWS)
+    count = max(1, min(-(-height // rows), height // MIN_STRIP_ROWS))
+    for top, bottom in equal_spans(height, count):
+        yield Window(top, 0, bottom, width, height, width)
 
 
 @dataclass

@@ -64,17 +64,20 @@ def test_tiles_are_split_evenly_and_no_larger_than_asked() -> None:
     assert {(w.bottom - w.top, w.right - w.left) for w in windows} == {(441, 390), (441, 391)}
 
 
-def test_strips_span_the_width_with_about_a_tiles_area() -> None:
-    assert [(w.top, w.bottom, w.left, w.right) for w in strips(100, 1000, 128)] == [
-        (0, 16, 0, 1000),  # 128 * 128 // 1000 = 16 rows
-        (16, 32, 0, 1000),
-        (32, 48, 0, 1000),
-        (48, 64, 0, 1000),
-        (64, 80, 0, 1000),
-        (80, 96, 0, 1000),
-        (96, 100, 0, 1000),
+def test_strips_span_the_width_with_near_equal_heights_and_about_a_tiles_area() -> None:
+    assert [w.bottom for w in strips(301, 200, 128)] == [75, 150, 225, 301]  # 128 * 128 // 200 = 81 rows
+    assert [w.bottom - w.top for w in strips(3000, 4000, 1024)] == [250] * 12  # 262 rows at most
+    assert {(w.left, w.right) for w in strips(301, 200, 128)} == {(0, 200)}
+    # 128 * 128 // 1000 = 16 rows; never fewer than the largest halo, however wide the image
+    assert [(w.top, w.bottom) for w in strips(100, 1000, 128)] == [
+        (0, 16),
+        (16, 33),
+        (33, 50),
+        (50, 66),
+        (66, 83),
+        (83, 100),
     ]
-    assert [w.bottom for w in strips(301, 200, 128)] == [81, 162, 243, 301]
+    assert [(w.top, w.bottom) for w in strips(10, 5000, 128)] == [(0, 10)]
 
 
 @pytest.mark.parametrize(("height", "width", "tile"), [(301, 457, 128), (129, 2000, 128), (40, 3000, 256)])
