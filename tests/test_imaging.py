@@ -647,6 +647,95 @@ def test_heif_keeps_alpha_and_grey(tmp_path: Path) -> None:
         assert (again.alpha is not None, again.grayscale) == (name == "alpha.heic", name == "grey.heif")
 
 
+def save_deep_heif(path: Path, codes: np.ndarray, depth: int = 10, **options) -> Path:
+    """A 10- or 12-bit HEIF of H x W x C codes (grey or RGB, then alpha), as Fujifilm and Canon write."""
+    import pillow_heif
+
+    mode = ("L", "LA", "RGB", "RGBA")[codes.shape[2] - 1] + ";16"
+    size, data = (codes.shape[1], codes.shape[0]), (codes.astype(np.uint16) << (16 - depth)).tobytes()
+    twelve, pillow_heif.options.SAVE_HDR_TO_12_BIT = pillow_heif.options.SAVE_HDR_TO_12_BIT, depth == 12
+    try:
+        pillow_heif.from_bytes(mode, size, data).save(path, **options)
+    finally:
+        pillow_heif.options.SAVE_HDR_TO_12_BIT = twelve
+    return path
+
+
+def deep_codes(depth: int = 10, height: int = 24, width: int = 32) -> np.ndarray:
+    """Codes an 8-bit path would destroy (neighbours 3 codes apart share an 8-bit code), grey in RGB so
+    that HEVC's lossless mode keeps them exactly despite 4:2:0 colour."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.dstack([x * 3 + y * (40 << (depth - 10))] * 3).astype(np.uint16)
+
+
+P3_NCLX = {  # Display P3 primaries, the sRGB transfer curve
+    "color_primaries": 12,
+    "transfer_characteristics": 13,
+    "matrix_coefficients": 6,
+    "full_range_flag": 1,
+}
+
+
+@needs_heif
+@pytest.mark.parametrize("depth", [10, 12])
+def test_deep_heif_keeps_its_depth_colour_description_and_orientation(tmp_path: Path, depth: int) -> None:
+    import pillow_heif
+
+    codes, peak = deep_codes(depth), (1 << depth) - 1
+    exif = camera_exif(orientation=6).tobytes()
+    options = {"quality": -1, "exif": exif, "nclx_profile": P3_NCLX}
+    source = save_deep_heif(tmp_path / "DSCF0001.HIF", codes, depth, **options)
+    photo = read_photo(source)
+    upright = np.rot90(codes, -1)
+    assert photo.bit_depth == depth and photo.pixels.shape == (32, 24, 3)
+    assert np.array_equal(np.rint(photo.pixels * peak), upright)  # lossless: every code, not 8 bits of it
+    assert photo.nclx is not None and photo.nclx["color_primaries"] == 12  # Display P3
+
+    write_photo(tmp_path / "out.tif", photo.pixels, photo)  # 16 bits, which hold every code
+    assert np.array_equal(np.rint(read_cv2_rgb(tmp_path / "out.tif") / 65535 * peak), upright)
+
+    write_photo(tmp_path / "out.heic", photo.pixels, photo, quality=-1)
+    written = pillow_heif.open_heif(tmp_path / "out.heic", convert_hdr_to_8bit=False)
+    assert written.info["bit_depth"] == 10 and written.info["nclx_profile"]["color_primaries"] == 12
+    assert written.size == (24, 32)
+    assert np.array_equal(np.asarray(written) >> 6, np.rint(upright / peak * 1023))
+    with Image.open(tmp_path / "out.heic") as again:
+        assert camera_tags(again) == CAMERA_TAGS  # orientation 1: not turned again
+
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+    assert read_photo(tmp_path / "out.jpg").bit_depth == 8
+
+
+@needs_heif
+def test_10_bit_heif_alpha_and_grey_keep_their_codes(tmp_path: Path) -> None:
+    import pillow_heif
+
+    alpha = (np.arange(24 * 32).reshape(24, 32, 1) * 5 % 1024).astype(np.uint16)
+    rgba = read_photo(save_deep_heif(tmp_path / "alpha.heic", np.dstack([deep_codes(), alpha]), quality=-1))
+    assert rgba.alpha is not None and rgba.alpha.dtype == np.uint16
+    assert np.array_equal(np.rint(rgba.alpha / 65535 * 1023), alpha[..., 0])
+    write_photo(tmp_path / "out-alpha.png", rgba.pixels, rgba)
+    assert np.array_equal(read_cv2_rgb(tmp_path / "out-alpha.png")[..., 3], rgba.alpha)  # 16-bit PNG
+    write_photo(tmp_path / "out-alpha.heic", rgba.pixels, rgba, quality=-1)
+    written = pillow_heif.open_heif(tmp_path / "out-alpha.heic", convert_hdr_to_8bit=False)
+    assert np.array_equal(np.asarray(written)[..., 3] >> 6, alpha[..., 0])
+
+    grey = read_photo(save_deep_heif(tmp_path / "grey.heif", deep_codes()[..., :1], quality=-1))
+    assert grey.grayscale and grey.bit_depth == 10
+    assert np.array_equal(np.rint(grey.pixels[..., 0] * 1023), deep_codes()[..., 0])
+
+
+@needs_heif
+def test_16_bit_photos_are_written_as_10_bit_heif(tmp_path: Path) -> None:
+    import pillow_heif
+
+    original = deep_codes().astype(np.float32) / 1023
+    like = photo_like(np.rint(original * 65535).astype(np.uint16))
+    write_photo(tmp_path / "out.heic", like.pixels, like, quality=-1)
+    written = pillow_heif.open_heif(tmp_path / "out.heic", convert_hdr_to_8bit=False)
+    assert written.info["bit_depth"] == 10 and np.array_equal(np.asarray(written) >> 6, deep_codes())
+
+
 def test_without_pillow_heif_heif_photos_say_what_to_install(tmp_path: Path) -> None:
     (tmp_path / "shots").mkdir()
     Image.new("RGB", (16, 12)).save(tmp_path / "shots" / "a.jpg")
