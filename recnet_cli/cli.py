@@ -41,6 +41,7 @@ from recnet_cli.imaging import (
     OUTPUT_CHOICES,
     Photo,
     PhotoFileError,
+    colour_loss,
     format_for,
     header_megapixels,
     install_hint,
@@ -594,6 +595,9 @@ def correct(
     def write(job: Job, photo: Photo, computed: tuple[Correction, np.ndarray | None]) -> float:
         result, features = computed
         write_photo(job.target, result.image, like=photo, quality=quality)
+        loss = colour_loss(photo, format_for(job.target))
+        if loss and not quiet:
+            console.notice(f"{job.source}: {loss}")
         strengths[str(job.source)] = result.strength
         overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
         if overlay is not None:

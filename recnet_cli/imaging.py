@@ -216,6 +216,34 @@ class Photo:
         return f"has {self.frames} {kind}; only the first is used"
 
 
+# nclx colour descriptions (ITU-T H.273 codes) that sRGB stands in for well enough: BT.709 or unspecified
+# primaries, and the SDR transfer curves (BT.709, unspecified, BT.601, sRGB, BT.2020's 10- and 12-bit).
+_SRGB_LIKE_PRIMARIES = frozenset({1, 2})
+_SRGB_LIKE_TRANSFERS = frozenset({1, 2, 6, 13, 14, 15})
+_PRIMARIES_NAMES = {4: "BT.470M", 5: "BT.601 PAL", 6: "BT.601", 7: "SMPTE 240M", 9: "BT.2020"}
+_PRIMARIES_NAMES |= {10: "CIE XYZ", 11: "DCI-P3", 12: "Display P3", 22: "EBU 3213"}
+_TRANSFER_NAMES = {8: "linear", 16: "PQ (HDR)", 18: "HLG (HDR)"}
+
+
+def colour_loss(photo: Photo, output_format: str) -> str | None:
+    """What an output in ``output_format`` loses of a HEIF's nclx colour description (non-sRGB primaries,
+    an HDR or linear curve), which only HEIF can carry; None when nothing that shows."""
+    if photo.nclx is None or output_format == "HEIF":
+        return None
+    primaries, transfer = photo.nclx.get("color_primaries"), photo.nclx.get("transfer_characteristics")
+    described = []
+    if primaries not in _SRGB_LIKE_PRIMARIES:
+        described.append(f"{_PRIMARIES_NAMES.get(primaries, primaries)} primaries")
+    if transfer not in _SRGB_LIKE_TRANSFERS:
+        described.append(f"{_TRANSFER_NAMES.get(transfer, transfer)} transfer curve")
+    if not described:
+        return None
+    return (
+        f"its colour description (HEIF nclx: {', '.join(described)}) cannot go into "
+        f"{_FORMAT_NAMES[output_format][0]}, so viewers will take its colours for sRGB; --ext heic keeps it"
+    )
+
+
 def fit_size(image: np.ndarray, min_side: int = 0, max_side: int = 0) -> np.ndarray:
     """Scales an image so its long side is at most ``max_side`` and its short side at least ``min_side``
     (0: no limit); the minimum wins when both cannot hold."""

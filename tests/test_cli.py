@@ -552,8 +552,9 @@ def test_iphone_heic_photos_are_corrected_in_their_own_format_or_another(
     imaging.enable_heif()
     shots = tmp_path / "shots"
     shots.mkdir()
-    make_photo(shots / "IMG_0001.HEIC", quality=90)
-    make_photo(shots / "DSCF0002.HIF", quality=90)
+    make_photo(shots / "IMG_0001.HEIC", quality=90)  # described as sRGB
+    display_p3 = {"color_primaries": 12, "transfer_characteristics": 13, "matrix_coefficients": 6}
+    make_photo(shots / "DSCF0002.HIF", quality=90, nclx_profile={**display_p3, "full_range_flag": 1})
     result = run(["correct", str(shots), "--model", str(model_file), "--json", "-q"], env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["done"] == 2
@@ -563,6 +564,13 @@ def test_iphone_heic_photos_are_corrected_in_their_own_format_or_another(
     as_jpeg = run(["correct", str(shots / "IMG_0001.HEIC"), "--ext", "jpg", "--model", str(model_file)], env)
     assert as_jpeg.returncode == 0, as_jpeg.stderr
     assert imaging.read_photo(shots / "IMG_0001_recnet.jpg").pixels.shape == (48, 72, 3)
+    assert "nclx" not in as_jpeg.stderr
+    p3_as_png = run(["correct", str(shots / "DSCF0002.HIF"), "--ext", "png", "--model", str(model_file)], env)
+    assert p3_as_png.returncode == 0, p3_as_png.stderr
+    assert (
+        f"note: {shots / 'DSCF0002.HIF'}: its colour description (HEIF nclx: Display P3 primaries) cannot go "
+        "into PNG, so viewers will take its colours for sRGB; --ext heic keeps it"
+    ) in " ".join(p3_as_png.stderr.split())
 
 
 def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:

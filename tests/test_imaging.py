@@ -706,6 +706,42 @@ def test_deep_heif_keeps_its_depth_colour_description_and_orientation(tmp_path: 
     assert read_photo(tmp_path / "out.jpg").bit_depth == 8
 
 
+@pytest.mark.parametrize(
+    ("nclx", "output_format", "lost"),
+    [
+        ({"color_primaries": 1, "transfer_characteristics": 13}, "JPEG", None),  # sRGB
+        ({"color_primaries": 2, "transfer_characteristics": 2}, "JPEG", None),  # unspecified
+        ({"color_primaries": 12, "transfer_characteristics": 13}, "HEIF", None),  # kept
+        (
+            {"color_primaries": 12, "transfer_characteristics": 13},
+            "JPEG",
+            "Display P3 primaries) cannot go into JPEG",
+        ),
+        (
+            {"color_primaries": 9, "transfer_characteristics": 16},
+            "TIFF",
+            "BT.2020 primaries, PQ (HDR) transfer curve)",
+        ),
+        (
+            {"color_primaries": 1, "transfer_characteristics": 18},
+            "WEBP",
+            "(HEIF nclx: HLG (HDR) transfer curve) cannot go into WebP",
+        ),
+        (
+            {"color_primaries": 99, "transfer_characteristics": 1},
+            "PNG",
+            "(HEIF nclx: 99 primaries) cannot go into PNG",
+        ),
+    ],
+)
+def test_colour_descriptions_that_only_heif_can_hold_are_named(
+    nclx: dict[str, int], output_format: str, lost: str | None
+) -> None:
+    photo = photo_like(gradient_rgb8(), source_format="HEIF", nclx=nclx)
+    loss = imaging.colour_loss(photo, output_format)
+    assert loss is None if lost is None else lost in str(loss)
+
+
 @needs_heif
 def test_10_bit_heif_alpha_and_grey_keep_their_codes(tmp_path: Path) -> None:
     import pillow_heif
