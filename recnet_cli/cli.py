@@ -56,6 +56,7 @@ from recnet_cli.imaging import (
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
 if TYPE_CHECKING:
     from recnet_cli.engine import Correction, Corrector
+    from recnet_cli.evaluate import EvalReport
     from recnet_cli.tiling import Progress
     from recnet_cli.weights import LoadedModel
 
@@ -1101,13 +1102,13 @@ def evaluate(
 ) -> None:
     """Score a model on pairs (PSNR, SSIM), beside doing nothing (the input itself).
 
+    A pair that cannot be scored (a damaged file, images of different sizes) gets an error line and is
+    left out of the means; the command then exits with status 1.
+
     [dim]Examples:[/]
       recnet eval --pairs LCDP/ --split test
       recnet eval --inputs shots/ --targets edited/ --model my.safetensors --json
     """
-    from rich.markup import escape
-    from rich.table import Table
-
     from recnet_cli.train.pairs import find_pairs, match_by_stem
 
     if (pairs is None) == (inputs is None or targets is None):
@@ -1126,13 +1127,35 @@ def evaluate(
 
     with console.counting(len(found), "Evaluating", "pairs", quiet) as count_one:
         try:
-            report = evaluate_pairs(found, corrector, save, progress=lambda *_: count_one())
+            report = evaluate_pairs(
+                found,
+                corrector,
+                save,
+                progress=lambda *_: count_one(),
+                on_failure=lambda failure: console.error(failure.reason),
+            )
         except (ValueError, OSError) as exc:
             raise fail(str(exc)) from None
+    if not report.scores:
+        raise fail(f"none of the {len(found)} pairs could be scored", 1)
     if as_json:
         typer.echo(json.dumps({"model": loaded.source, "strength": amount, **report.to_dict()}, indent=2))
-        return
-    table = Table(title=escape(f"{loaded.source} on {len(found)} pairs"), show_footer=True)
+    else:
+        print_scores(report, loaded.source, amount)
+    if report.failures:
+        raise fail(
+            f"scored {len(report.scores)} of {len(found)} pairs: {len(report.failures)} could not be scored "
+            "(above) and are left out of the means",
+            1,
+        )
+
+
+def print_scores(report: EvalReport, model: str, amount: float | str) -> None:
+    """``recnet eval``'s table: each pair's scores and strength (automatic strength), means in the footer."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(f"{model} on {len(report.scores)} pairs"), show_footer=True)
     table.add_column("image", footer="mean")
     for name, mean in (
         ("PSNR dB", report.mean("psnr")),

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from recnet_cli.engine import Corrector
+from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import write_rgb8
 from recnet_cli.metrics import psnr, ssim, to_uint8
 from recnet_cli.train.data import ImageFileError, read_rgb
@@ -32,18 +32,32 @@ class ImageScore:
 SCORES = ("psnr", "ssim", "identity_psnr", "identity_ssim")
 
 
+@dataclass(frozen=True)
+class PairFailure:
+    """A pair that could not be scored; ``reason`` is one line naming the file."""
+
+    input: Path
+    target: Path
+    reason: str
+
+
 @dataclass
 class EvalReport:
     scores: list[ImageScore]
+    failures: list[PairFailure] = field(default_factory=list)
 
     def mean(self, score: str) -> float:
-        """The mean of one of ``SCORES`` over the pairs."""
+        """The mean of one of ``SCORES`` over the scored pairs."""
         return float(np.mean([getattr(image, score) for image in self.scores]))
 
     def to_dict(self) -> dict[str, object]:
         """The report as JSON values; an infinite PSNR (identical images) becomes null."""
         return {
             "images": len(self.scores),
+            "failed": [
+                {"input": str(failure.input), "target": str(failure.target), "error": failure.reason}
+                for failure in self.failures
+            ],
             **{score: json_number(self.mean(score)) for score in SCORES},
             "per_image": [
                 {
@@ -110,20 +124,30 @@ def evaluate_pairs(
     pairs: Sequence[ImagePair],
     corrector: Corrector,
     save_dir: Path | None = None,
-    progress: Callable[[int, int, ImageScore], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_failure: Callable[[PairFailure], None] | None = None,
 ) -> EvalReport:
     """Corrects every pair's input and scores it; ``save_dir`` keeps the outputs as ``<input stem>.png``.
 
-    ``progress(done, total, score)`` is called after each image.
+    A pair that cannot be read or scored (a damaged file, sizes that differ, too little memory) is passed
+    to ``on_failure`` and left out of the means: one bad file does not lose a long run. Failing to save
+    stops the run. ``progress(done, total)`` is called after each pair.
     """
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
-    scores = []
+    report = EvalReport([])
     for index, pair in enumerate(pairs, start=1):
-        score, corrected = score_pair(pair, corrector)
-        if save_dir is not None:
-            write_rgb8(saved_path(pair, save_dir), corrected)
-        scores.append(score)
+        try:
+            score, corrected = score_pair(pair, corrector)
+        except (ImageFileError, PhotoOutOfMemoryError) as exc:
+            reason = str(exc) if isinstance(exc, ImageFileError) else f"{pair.input}: {exc}"
+            report.failures.append(PairFailure(pair.input, pair.target, reason))
+            if on_failure is not None:
+                on_failure(report.failures[-1])
+        else:
+            if save_dir is not None:
+                write_rgb8(saved_path(pair, save_dir), corrected)
+            report.scores.append(score)
         if progress is not None:
-            progress(index, len(pairs), score)
-    return EvalReport(scores)
+            progress(index, len(pairs))
+    return report

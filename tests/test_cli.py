@@ -692,5 +692,16 @@ def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[s
     )
     assert scored.returncode == 0, scored.stderr
     report = json.loads(scored.stdout)
-    assert report["model"] == str(model) and report["images"] == 2
+    assert report["model"] == str(model) and report["images"] == 2 and report["failed"] == []
     assert all(image["identity_psnr"] < 15 for image in report["per_image"])  # a third of the brightness
+    damaged = inputs / "zz-damaged.png"  # scored last: the others are scored all the same
+    damaged.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    (targets / "zz-damaged.png").write_bytes((targets / f"{path.stem}.png").read_bytes())
+    with_damage = run(
+        ["eval", "--inputs", str(inputs), "--targets", str(targets), "--model", str(model)], env
+    )
+    assert with_damage.returncode == 1
+    assert f"error: {damaged}: truncated or corrupt image data" in with_damage.stderr
+    assert "IHDR" not in with_damage.stderr  # OpenCV's own complaint about the file is not passed on
+    assert "scored 2 of 3 pairs: 1 could not be scored" in " ".join(with_damage.stderr.split())
+    assert "on 2 pairs" in with_damage.stdout and "zz-damaged" not in with_damage.stdout

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from recnet_cli.engine import Corrector
-from recnet_cli.evaluate import evaluate_pairs, save_problem
+from recnet_cli.evaluate import PairFailure, evaluate_pairs, save_problem
 from recnet_cli.metrics import psnr, quantised_scores, ssim, ssim_tensor, to_uint8
 from recnet_cli.model import RECNet
-from recnet_cli.train.data import ImageFileError, read_rgb
+from recnet_cli.train.data import read_rgb
 from recnet_cli.train.pairs import ImagePair
 
 
@@ -100,7 +100,7 @@ def test_evaluate_pairs_scores_output_and_identity(tmp_path: Path) -> None:
         )
     seen = []
     report = evaluate_pairs(
-        pairs, corrector, save_dir=tmp_path / "out", progress=lambda d, t, s: seen.append((d, t))
+        pairs, corrector, save_dir=tmp_path / "out", progress=lambda *done: seen.append(done)
     )
     assert seen == [(1, 2), (2, 2)]
     for pair, score in zip(pairs, report.scores, strict=True):
@@ -136,22 +136,37 @@ def test_a_pair_of_identical_images_reports_valid_json(tmp_path: Path) -> None:
     assert values["identity_ssim"] == pytest.approx(1.0) and values["psnr"] > 0
 
 
-def test_evaluate_rejects_pairs_of_different_sizes(tmp_path: Path) -> None:
-    pair = ImagePair(
-        write(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8)),
-        write(tmp_path / "b.png", np.zeros((8, 9, 3), np.uint8)),
-    )
-    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    with pytest.raises(ImageFileError, match="differs from its ground truth"):
-        evaluate_pairs([pair], corrector)
-
-
-def test_evaluate_names_a_pair_too_small_for_ssim(tmp_path: Path) -> None:
+def test_pairs_that_cannot_be_scored_are_named_and_left_out_of_the_means(tmp_path: Path) -> None:
+    target, source = noisy_pair(5, (24, 32, 3))
+    good = ImagePair(write(tmp_path / "good.png", source), write(tmp_path / "good-gt.png", target))
     strip = np.full((8, 600, 3), 90, np.uint8)
-    pair = ImagePair(write(tmp_path / "strip.png", strip), write(tmp_path / "gt.png", strip + 10))
+    (tmp_path / "damaged.png").write_bytes((tmp_path / "good.png").read_bytes()[:60])
+    bad = [
+        ImagePair(write(tmp_path / "a.png", source), write(tmp_path / "b.png", source[:, :-1])),
+        ImagePair(tmp_path / "damaged.png", tmp_path / "good-gt.png"),
+        ImagePair(write(tmp_path / "strip.png", strip), write(tmp_path / "strip-gt.png", strip + 10)),
+    ]
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    with pytest.raises(ImageFileError, match=r"strip\.png: 600x8 pixels is too small to score"):
-        evaluate_pairs([pair], corrector)
+    seen: list[PairFailure] = []
+    progress: list[tuple[int, int]] = []
+    report = evaluate_pairs(
+        [bad[0], good, *bad[1:]],
+        corrector,
+        save_dir=tmp_path / "out",
+        progress=lambda *done: progress.append(done),
+        on_failure=seen.append,
+    )
+    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [score.input for score in report.scores] == [good.input]
+    assert report.mean("psnr") == report.scores[0].psnr
+    assert seen == report.failures and [f.input for f in seen] == [pair.input for pair in bad]
+    reasons = [failure.reason for failure in seen]
+    assert reasons[0].startswith(f"{tmp_path / 'a.png'}: size 32x24 differs from its ground truth")
+    assert reasons[1] == f"{tmp_path / 'damaged.png'}: truncated or corrupt image data"
+    assert reasons[2].startswith(f"{tmp_path / 'strip.png'}: 600x8 pixels is too small to score")
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["good.png"]
+    values = report.to_dict()
+    assert values["images"] == 1 and [f["input"] for f in values["failed"]] == [str(p.input) for p in bad]
 
 
 def test_saving_never_replaces_an_evaluated_image_nor_an_earlier_file_unasked(tmp_path: Path) -> None:
