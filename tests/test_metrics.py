@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from recnet_cli.engine import Corrector
+from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.evaluate import PairFailure, evaluate_pairs, save_problem
 from recnet_cli.metrics import psnr, quantised_scores, ssim, ssim_tensor, to_uint8
 from recnet_cli.model import RECNet
@@ -167,6 +167,24 @@ def test_pairs_that_cannot_be_scored_are_named_and_left_out_of_the_means(tmp_pat
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["good.png"]
     values = report.to_dict()
     assert values["images"] == 1 and [f["input"] for f in values["failed"]] == [str(p.input) for p in bad]
+
+
+def test_a_photo_too_large_for_the_memory_is_a_named_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target, source = noisy_pair(6, (24, 32, 3))
+    pair = ImagePair(write(tmp_path / "huge.png", source), write(tmp_path / "gt.png", target))
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+
+    def out_of_memory(*_: object) -> None:
+        raise PhotoOutOfMemoryError("not enough memory for this 0.0 MP photo: try a smaller --tile")
+
+    monkeypatch.setattr(corrector, "correct", out_of_memory)
+    report = evaluate_pairs([pair], corrector)
+    assert report.scores == []
+    assert [failure.reason for failure in report.failures] == [
+        f"{pair.input}: not enough memory for this 0.0 MP photo: try a smaller --tile"
+    ]
 
 
 def test_saving_never_replaces_an_evaluated_image_nor_an_earlier_file_unasked(tmp_path: Path) -> None:
