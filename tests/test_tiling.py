@@ -9,7 +9,7 @@ import pytest
 import torch
 from random_models import random_image, random_model
 
-from recnet_cli.engine import Corrector, auto_tile, map_storage, tiled_on_device_bytes
+from recnet_cli.engine import CPU_TILE, Corrector, auto_tile, map_storage, tiled_on_device_bytes
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
 from recnet_cli.tiling import Moments, TiledRunner, spans, strips, tiles
@@ -132,7 +132,9 @@ def test_tiled_correction_reports_its_progress_tile_by_tile(model: RECNet) -> No
 
 def test_auto_tiles_large_images_on_the_cpu() -> None:
     assert auto_tile(CPU, torch.float32, 300, 400) == 0
-    assert auto_tile(CPU, torch.float32, 6000, 4000) > 0
+    assert auto_tile(CPU, torch.float32, 612 + 16, 816 + 16) == 0  # half a megapixel, with the border
+    assert auto_tile(CPU, torch.float32, 866 + 16, 1155 + 16) == CPU_TILE  # 1 MP: faster in tiles
+    assert auto_tile(CPU, torch.float32, 6000, 4000) == CPU_TILE
 
 
 def test_tiles_keep_full_size_maps_on_a_gpu_only_where_they_fit(monkeypatch: pytest.MonkeyPatch) -> None:
