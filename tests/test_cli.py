@@ -634,6 +634,17 @@ def test_half_precision_training_on_the_cpu_says_it_is_slow(tmp_path: Path, env:
     assert "bf16 on the CPU trains several times slower than fp32" in result.stderr
 
 
+def test_half_precision_correction_on_the_cpu_says_it_is_slow(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    photo = make_photo(tmp_path / "small.png", size=(24, 16))
+    result = run(["correct", str(photo), "--model", str(model_file), "--precision", "bf16"], env)
+    assert result.returncode == 0, result.stderr
+    assert "bf16 on the CPU runs far slower than fp32" in " ".join(result.stderr.split())
+    fp32 = run(["correct", str(photo), "--model", str(model_file), "--overwrite"], env)
+    assert fp32.returncode == 0 and "bf16" not in fp32.stderr
+
+
 def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str, str]) -> None:
     photos, quick = ["--photos", str(TRAIN_PHOTOS)], ["--no-ecr", "--steps", "1"]
     for options, reason in [
