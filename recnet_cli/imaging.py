@@ -30,11 +30,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
 from PIL import Image, TiffImagePlugin, TiffTags
+
+from recnet_cli import icc
 
 # OpenCV logs what it makes of damaged files to stderr ("readHeader IHDR chunk shall be first"); recnet
 # says in one line of its own which file is damaged and why.
@@ -99,6 +101,7 @@ SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 # 10, what cameras write and every HEIF reader decodes (Main 12 is not).
 _DEEP_OUTPUT_BITS = {"PNG": 16, "TIFF": 16, "HEIF": 10}
 ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP", "AVIF", "HEIF"})
+ICC_FORMATS = SUPPORTED_FORMATS - {"BMP"}
 
 _ORIENTATION = 0x0112
 _X_RESOLUTION = 282
@@ -186,7 +189,7 @@ class Metadata:
     dpi: tuple[float, float] | None = None
     xmp: bytes | None = None
     iptc: bytes | None = None
-    nclx: dict[str, object] | None = None  # a HEIF's colour description where it has no ICC profile
+    nclx: dict[str, Any] | None = None  # a HEIF's colour description where it has no ICC profile
 
 
 @dataclass
@@ -204,7 +207,7 @@ class Photo:
     frames: int = 1  # pages of a TIFF, frames of an animated PNG or WebP: only the first is read
     xmp: bytes | None = None  # the XMP packet, with orientation 1; None when the source had none
     iptc: bytes | None = None  # the IPTC-IIM record of a JPEG or TIFF (what Photo Mechanic, Bridge write)
-    nclx: dict[str, object] | None = None  # a HEIF's colour description (primaries, transfer) in place of ICC
+    nclx: dict[str, Any] | None = None  # a HEIF's colour description (primaries, transfer) in place of ICC
 
     @property
     def megapixels(self) -> float:
@@ -228,10 +231,31 @@ _PRIMARIES_NAMES |= {10: "CIE XYZ", 11: "DCI-P3", 12: "Display P3", 22: "EBU 321
 _TRANSFER_NAMES = {8: "linear", 16: "PQ (HDR)", 18: "HLG (HDR)"}
 
 
+def nclx_icc_profile(nclx: dict[str, Any] | None) -> bytes | None:
+    """An ICC profile that says what a HEIF's nclx colour description says, for outputs in other formats:
+    for other primaries than sRGB's (Display P3, BT.2020) with the sRGB curve. None where there is nothing
+    to say (sRGB-like) and for curves a matrix profile does not hold (HDR, linear: see ``colour_loss``)."""
+    if nclx is None or nclx.get("transfer_characteristics") != icc.SRGB_TRANSFER:
+        return None
+    primaries = nclx.get("color_primaries")
+    red, green, blue, white = (
+        (nclx.get(f"color_primary_{colour}_x"), nclx.get(f"color_primary_{colour}_y"))
+        for colour in ("red", "green", "blue", "white")
+    )
+    known = all(isinstance(value, float) for xy in (red, green, blue, white) for value in xy)
+    if primaries in _SRGB_LIKE_PRIMARIES or not known:
+        return None
+    name = f"{_PRIMARIES_NAMES.get(primaries, f'primaries {primaries}')} (from HEIF nclx)"
+    return icc.matrix_profile([red, green, blue], white, name)
+
+
 def colour_loss(photo: Photo, output_format: str) -> str | None:
     """What an output in ``output_format`` loses of a HEIF's nclx colour description (non-sRGB primaries,
-    an HDR or linear curve), which only HEIF can carry; None when nothing that shows."""
+    an HDR or linear curve), which only HEIF holds as such and an ICC profile only in part; None when
+    nothing that shows is lost."""
     if photo.nclx is None or output_format == "HEIF":
+        return None
+    if output_format in ICC_FORMATS and nclx_icc_profile(photo.nclx) is not None:
         return None
     primaries, transfer = photo.nclx.get("color_primaries"), photo.nclx.get("transfer_characteristics")
     described = []
@@ -346,7 +370,8 @@ def write_photo(
     if like.alpha is not None and fmt in ALPHA_FORMATS:
         channels.append(_alpha_at_depth(like.alpha, depth))
     samples = np.dstack(channels)
-    icc_profile = _profile_for(like.icc_profile, grayscale)
+    source_profile = like.icc_profile or (None if fmt == "HEIF" else nclx_icc_profile(like.nclx))
+    icc_profile = _profile_for(source_profile, grayscale)
     metadata = Metadata(like.exif, icc_profile, like.dpi, like.xmp, like.iptc, like.nclx)
     with atomic_output(path) as temporary:
         _write_samples(temporary, fmt, samples, quality, metadata)

@@ -3,6 +3,7 @@ where a subprocess cannot be steered, as for Ctrl-C at a chosen photo)."""
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 import signal
@@ -18,7 +19,7 @@ import torch
 import typer
 from conftest import RECNET, make_photo, run
 from fake_hub import FakeHub
-from PIL import Image
+from PIL import Image, ImageCms
 
 from recnet_cli import imaging
 from recnet_cli.batch import Job
@@ -561,16 +562,19 @@ def test_iphone_heic_photos_are_corrected_in_their_own_format_or_another(
     for name in ("IMG_0001_recnet.HEIC", "DSCF0002_recnet.HIF"):
         with Image.open(shots / name) as written:
             assert written.format == "HEIF" and written.size == (72, 48)
-    as_jpeg = run(["correct", str(shots / "IMG_0001.HEIC"), "--ext", "jpg", "--model", str(model_file)], env)
+    as_jpeg = run(["correct", str(shots), "--ext", "jpg", "--model", str(model_file)], env)
     assert as_jpeg.returncode == 0, as_jpeg.stderr
     assert imaging.read_photo(shots / "IMG_0001_recnet.jpg").pixels.shape == (48, 72, 3)
-    assert "nclx" not in as_jpeg.stderr
-    p3_as_png = run(["correct", str(shots / "DSCF0002.HIF"), "--ext", "png", "--model", str(model_file)], env)
-    assert p3_as_png.returncode == 0, p3_as_png.stderr
+    assert "nclx" not in as_jpeg.stderr  # the Display P3 photo's JPEG says so in an ICC profile
+    with Image.open(shots / "DSCF0002_recnet.jpg") as written:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(written.info["icc_profile"]))
+        assert ImageCms.getProfileDescription(profile).strip() == "Display P3 (from HEIF nclx)"
+    as_bmp = run(["correct", str(shots / "DSCF0002.HIF"), "--ext", "bmp", "--model", str(model_file)], env)
+    assert as_bmp.returncode == 0, as_bmp.stderr
     assert (
         f"note: {shots / 'DSCF0002.HIF'}: its colour description (HEIF nclx: Display P3 primaries) cannot go "
-        "into PNG, so viewers will take its colours for sRGB; --ext heic keeps it"
-    ) in " ".join(p3_as_png.stderr.split())
+        "into BMP, so viewers will take its colours for sRGB; --ext heic keeps it"
+    ) in " ".join(as_bmp.stderr.split())
 
 
 def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:

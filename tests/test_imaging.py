@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -706,40 +707,60 @@ def test_deep_heif_keeps_its_depth_colour_description_and_orientation(tmp_path: 
     assert read_photo(tmp_path / "out.jpg").bit_depth == 8
 
 
+CHROMATICITIES = {  # red, green, blue, white (x, y), as pillow-heif gives them
+    1: [(0.64, 0.33), (0.30, 0.60), (0.15, 0.06), (0.3127, 0.329)],
+    9: [(0.708, 0.292), (0.17, 0.797), (0.131, 0.046), (0.3127, 0.329)],
+    12: [(0.68, 0.32), (0.265, 0.69), (0.15, 0.06), (0.3127, 0.329)],
+}
+
+
+def nclx_of(primaries: int, transfer: int, chromaticities: int | None = None) -> dict[str, float]:
+    """An nclx colour description as pillow-heif reads it, with the chromaticities of the primaries coded
+    ``chromaticities`` (by default, ``primaries``)."""
+    nclx: dict[str, float] = {"color_primaries": primaries, "transfer_characteristics": transfer}
+    colours = ("red", "green", "blue", "white")
+    for colour, (x, y) in zip(colours, CHROMATICITIES[chromaticities or primaries], strict=True):
+        nclx |= {f"color_primary_{colour}_x": x, f"color_primary_{colour}_y": y}
+    return nclx
+
+
 @pytest.mark.parametrize(
     ("nclx", "output_format", "lost"),
     [
-        ({"color_primaries": 1, "transfer_characteristics": 13}, "JPEG", None),  # sRGB
-        ({"color_primaries": 2, "transfer_characteristics": 2}, "JPEG", None),  # unspecified
-        ({"color_primaries": 12, "transfer_characteristics": 13}, "HEIF", None),  # kept
+        (nclx_of(1, 13), "JPEG", None),  # sRGB
+        (nclx_of(2, 2, chromaticities=1), "JPEG", None),  # unspecified
+        (nclx_of(12, 13), "HEIF", None),  # kept as it is
+        (nclx_of(12, 13), "JPEG", None),  # said by an ICC profile
+        (nclx_of(12, 13), "BMP", "(HEIF nclx: Display P3 primaries) cannot go into BMP"),  # no ICC in BMP
         (
-            {"color_primaries": 12, "transfer_characteristics": 13},
-            "JPEG",
-            "Display P3 primaries) cannot go into JPEG",
-        ),
-        (
-            {"color_primaries": 9, "transfer_characteristics": 16},
+            nclx_of(9, 16),
             "TIFF",
-            "BT.2020 primaries, PQ (HDR) transfer curve)",
+            "(HEIF nclx: BT.2020 primaries, PQ (HDR) transfer curve) cannot go into TIFF",
         ),
-        (
-            {"color_primaries": 1, "transfer_characteristics": 18},
-            "WEBP",
-            "(HEIF nclx: HLG (HDR) transfer curve) cannot go into WebP",
-        ),
-        (
-            {"color_primaries": 99, "transfer_characteristics": 1},
-            "PNG",
-            "(HEIF nclx: 99 primaries) cannot go into PNG",
-        ),
+        (nclx_of(1, 18), "WEBP", "(HEIF nclx: HLG (HDR) transfer curve) cannot go into WebP"),
+        (nclx_of(99, 1, chromaticities=12), "PNG", "(HEIF nclx: 99 primaries) cannot go into PNG"),
     ],
 )
-def test_colour_descriptions_that_only_heif_can_hold_are_named(
-    nclx: dict[str, int], output_format: str, lost: str | None
+def test_colour_descriptions_that_no_output_profile_holds_are_named(
+    nclx: dict[str, float], output_format: str, lost: str | None
 ) -> None:
     photo = photo_like(gradient_rgb8(), source_format="HEIF", nclx=nclx)
     loss = imaging.colour_loss(photo, output_format)
     assert loss is None if lost is None else lost in str(loss)
+
+
+def test_other_primaries_with_the_srgb_curve_go_into_other_formats_as_an_icc_profile(tmp_path: Path) -> None:
+    photo = photo_like(gradient_rgb8(), source_format="HEIF", nclx=nclx_of(12, 13))
+    for extension in ("jpg", "png", "tif", "webp"):
+        write_photo(tmp_path / f"out.{extension}", photo.pixels, photo)
+        with Image.open(tmp_path / f"out.{extension}") as written:
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(written.info["icc_profile"]))
+            assert ImageCms.getProfileDescription(profile).strip() == "Display P3 (from HEIF nclx)"
+    for nclx in (nclx_of(1, 13), nclx_of(9, 16)):  # sRGB: nothing to say; PQ: no matrix profile holds it
+        photo = photo_like(gradient_rgb8(), source_format="HEIF", nclx=nclx)
+        write_photo(tmp_path / "plain.jpg", photo.pixels, photo)
+        with Image.open(tmp_path / "plain.jpg") as written:
+            assert "icc_profile" not in written.info
 
 
 @needs_heif
