@@ -42,6 +42,7 @@ from recnet_cli import icc
 # OpenCV logs what it makes of damaged files to stderr ("readHeader IHDR chunk shall be first"); recnet
 # says in one line of its own which file is damaged and why.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 HEIF_EXTENSIONS = (".heic", ".heif", ".hif")
 HEIF_SUPPORTED = importlib.util.find_spec("pillow_heif") is not None
 _INSTALL_HEIF = "pip install pillow-heif"
