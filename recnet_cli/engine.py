@@ -36,8 +36,8 @@ StrengthSetting = float | Literal["auto"]
 WHOLE_IMAGE_BYTES_PER_PIXEL = 250
 # On the CPU, tiles beat the whole-image path beyond about half a megapixel: small tensors are recycled
 # by the allocator, large ones cost fresh pages every time, but below that the tiles are small and their
-# halos and fixed costs weigh. On a 2-core EPYC (median of 6 alternating runs) the whole image was 17%
-# faster at 0.36 MP and 18% at 0.50 MP, even at 0.58 MP, and 12% slower at 0.69 MP. The budget takes the
+# halos and fixed costs weigh. On a 2-core EPYC (median of 6 alternating runs) the whole image was 16%
+# faster at 0.36 MP and 18% at 0.50 MP, even at 0.58 MP, and 11% slower at 0.69 MP. The budget takes the
 # whole image up to about 0.53 MP with its border. Tiles of at most 448 (each side split evenly) ran about
 # 5% faster than 384 at 12 MP, and 10% at 1 MP (no thin last tiles).
 CPU_WHOLE_IMAGE_BUDGET = 512 * 2**20
