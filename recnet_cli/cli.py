@@ -1139,7 +1139,7 @@ def evaluate(
                 progress=lambda *_: count_one(),
                 on_failure=lambda failure: console.error(failure.reason),
             )
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, PhotoFileError) as exc:  # PhotoFileError: --save could not write
             raise fail(str(exc)) from None
     if not report.scores:
         raise fail(f"none of the {len(found)} pairs could be scored", 1)

@@ -649,6 +649,20 @@ def test_half_precision_correction_on_the_cpu_says_it_is_slow(
     assert fp32.returncode == 0 and "bf16" not in fp32.stderr
 
 
+def test_eval_says_in_one_line_when_save_cannot_write(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    inputs, targets, saved = tmp_path / "in", tmp_path / "gt", tmp_path / "saved"
+    for folder in (inputs, targets):
+        folder.mkdir()
+        make_photo(folder / "shot.png")
+    (saved / "shot.png").mkdir(parents=True)  # where the corrected image would go
+    pairs = ["--inputs", str(inputs), "--targets", str(targets), "--model", str(model_file)]
+    result = run(["eval", *pairs, "--save", str(saved), "--overwrite"], env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"error: {saved / 'shot.png'}: is a directory" in result.stderr
+
+
 def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str, str]) -> None:
     photos, quick = ["--photos", str(TRAIN_PHOTOS)], ["--no-ecr", "--steps", "1"]
     for options, reason in [
