@@ -233,22 +233,33 @@ _PRIMARIES_NAMES |= {10: "CIE XYZ", 11: "DCI-P3", 12: "Display P3", 22: "EBU 321
 _TRANSFER_NAMES = {8: "linear", 16: "PQ (HDR)", 18: "HLG (HDR)"}
 
 
-def nclx_icc_profile(nclx: dict[str, Any] | None) -> bytes | None:
-    """An ICC profile that says what a HEIF's nclx colour description says, for outputs in other formats:
-    for other primaries than sRGB's (Display P3, BT.2020) with the sRGB curve. None where there is nothing
-    to say (sRGB-like) and for curves a matrix profile does not hold (HDR, linear: see ``colour_loss``)."""
-    if nclx is None or nclx.get("transfer_characteristics") != icc.SRGB_TRANSFER:
+Chromaticities = tuple[list[tuple[float, float]], tuple[float, float]]  # red, green, blue (x, y); white
+
+
+def _matrix_chromaticities(nclx: dict[str, Any]) -> Chromaticities | None:
+    """The primaries and white of an nclx colour description that a matrix profile can say: other primaries
+    than sRGB's (Display P3, BT.2020) with the sRGB curve; None otherwise."""
+    if nclx.get("transfer_characteristics") != icc.SRGB_TRANSFER:
         return None
-    primaries = nclx.get("color_primaries")
     red, green, blue, white = (
         (nclx.get(f"color_primary_{colour}_x"), nclx.get(f"color_primary_{colour}_y"))
         for colour in ("red", "green", "blue", "white")
     )
     known = all(isinstance(value, float) for xy in (red, green, blue, white) for value in xy)
-    if primaries in _SRGB_LIKE_PRIMARIES or not known:
+    if nclx.get("color_primaries") in _SRGB_LIKE_PRIMARIES or not known:
         return None
+    return [red, green, blue], white
+
+
+def nclx_icc_profile(nclx: dict[str, Any] | None) -> bytes | None:
+    """An ICC profile that says what a HEIF's nclx colour description says, for outputs in other formats;
+    None where there is nothing to say (sRGB-like) and for curves a matrix profile does not hold (HDR,
+    linear: see ``colour_loss``)."""
+    if nclx is None or (chromaticities := _matrix_chromaticities(nclx)) is None:
+        return None
+    primaries = nclx.get("color_primaries")
     name = f"{_PRIMARIES_NAMES.get(primaries, f'primaries {primaries}')} (from HEIF nclx)"
-    return icc.matrix_profile([red, green, blue], white, name)
+    return icc.matrix_profile(*chromaticities, name)
 
 
 def colour_loss(photo: Photo, output_format: str) -> str | None:
@@ -257,7 +268,7 @@ def colour_loss(photo: Photo, output_format: str) -> str | None:
     nothing that shows is lost."""
     if photo.nclx is None or output_format == "HEIF":
         return None
-    if output_format in ICC_FORMATS and nclx_icc_profile(photo.nclx) is not None:
+    if output_format in ICC_FORMATS and _matrix_chromaticities(photo.nclx) is not None:
         return None
     primaries, transfer = photo.nclx.get("color_primaries"), photo.nclx.get("transfer_characteristics")
     described = []
