@@ -1040,6 +1040,7 @@ def calibrate(
         (inputs is None) != (targets is None)
     ):
         raise fail("give one of --photos DIR, --pairs DIR, or both --inputs DIR and --targets DIR")
+    from recnet_cli.engine import PhotoOutOfMemoryError
     from recnet_cli.train.calibration import calibrate as fit_strength
     from recnet_cli.train.calibration import pair_data, photo_data
     from recnet_cli.train.pairs import find_pairs, match_by_stem
@@ -1062,6 +1063,10 @@ def calibrate(
             calibration, scores = fit_strength(corrector, data, count_one)
         except (ValueError, OSError) as exc:
             raise fail(str(exc)) from None
+        except PhotoOutOfMemoryError:
+            memory = "GPU memory" if corrector.device.type == "cuda" else "memory"
+            message = f"not enough {memory} to calibrate at --size {size}: try a smaller --size"
+            raise fail(message, 1) from None
     held_out = {regime: score.rounded() for regime, score in scores.items()}
     card = loaded.card | {"auto_strength": calibration.as_card(), "auto_strength_held_out": held_out}
     try:

@@ -446,6 +446,26 @@ def test_calibrate_fits_on_real_pairs(tmp_path: Path, env: dict[str, str], model
     )
 
 
+def test_calibrate_says_in_one_line_when_memory_runs_out(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In-process: a subprocess cannot be made to run out of memory at a chosen photo.
+    from recnet_cli.cli import app
+
+    def out_of_memory(self: Corrector, rgb: np.ndarray, progress: object = None) -> object:
+        raise PhotoOutOfMemoryError("not enough memory for this 0.0 MP photo: try --tile 1024")
+
+    monkeypatch.setattr(Corrector, "correct", out_of_memory)
+    monkeypatch.setenv("RECNET_WEIGHTS_DIR", str(tmp_path))
+    calibrated = tmp_path / "calibrated.safetensors"
+    arguments = ["calibrate", "--photos", str(TRAIN_PHOTOS), "--model", str(model_file), "--size", "64"]
+    status = app([*arguments, "--count", "1", "-o", str(calibrated), "--quiet"], standalone_mode=False)
+    assert status == 1
+    error = capsys.readouterr().err.strip()
+    assert error == "error: not enough memory to calibrate at --size 64: try a smaller --size"
+    assert not calibrated.exists()
+
+
 def test_mask_writes_a_picture_and_the_raw_16_bit_mask(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
