@@ -4,12 +4,12 @@ JPEG, PNG, TIFF, WebP and BMP always; AVIF where Pillow was built with it (its w
 .heif, .hif: iPhones, Fujifilm cameras) where the optional pillow-heif is installed (``pip install
 pillow-heif``), whose Pillow plugin recnet registers on first use.
 
-The model sees float32 RGB in [0, 1]. Everything else a photographer cares about travels beside the
-pixels and is written back: bit depth (16-bit PNG/TIFF stay 16-bit; 10- and 12-bit HEIF are written as
-10-bit HEIF or 16-bit PNG/TIFF), alpha (untouched, same depth), EXIF (orientation applied to the pixels on
-read, written as 1), the ICC profile (or a HEIF's nclx colour description: as it is to HEIF outputs, as
-an ICC profile to others where one can say it), the DPI and the XMP packet (ratings, keywords, captions;
-its orientation written as 1 too).
+The model sees float32 RGB in [0, 1]. Everything else a photographer cares about travels beside the pixels and
+is written back: bit depth (16-bit PNG/TIFF stay 16-bit; 10- and 12-bit HEIF are written as 10-bit HEIF or
+16-bit PNG/TIFF), a HEIF's chroma subsampling (Fujifilm's 4:2:2 stays 4:2:2), alpha (untouched, same
+depth), EXIF (orientation applied to the pixels on read, written as 1), the ICC profile (or a HEIF's nclx
+colour description: as it is to HEIF outputs, as an ICC profile to others where one can say it), the DPI and
+the XMP packet (ratings, keywords, captions; its orientation written as 1 too).
 
 Grayscale photos stay grayscale: the model sees the grey replicated to RGB and the corrected result is
 written as grey again (ITU-R 601 luma, as Pillow's "L" conversion), except to WebP, which has no grey
@@ -184,7 +184,7 @@ class ImageWriteError(PhotoFileError):
 class Metadata:
     """What an output carries: EXIF (orientation 1), the ICC profile, the resolution, XMP (ratings,
     keywords, captions; orientation 1), the IPTC-IIM record (captions, credits; JPEG and TIFF only) and a
-    HEIF's nclx colour description (HEIF only)."""
+    HEIF's nclx colour description and chroma subsampling (HEIF only)."""
 
     exif: bytes | None = None
     icc_profile: bytes | None = None
@@ -192,6 +192,7 @@ class Metadata:
     xmp: bytes | None = None
     iptc: bytes | None = None
     nclx: dict[str, Any] | None = None  # a HEIF's colour description where it has no ICC profile
+    chroma: int | None = None  # a HEIF's chroma subsampling (420, 422, 444); None: the encoder's 4:2:0
 
 
 @dataclass
@@ -210,6 +211,7 @@ class Photo:
     xmp: bytes | None = None  # the XMP packet, with orientation 1; None when the source had none
     iptc: bytes | None = None  # the IPTC-IIM record of a JPEG or TIFF (what Photo Mechanic, Bridge write)
     nclx: dict[str, Any] | None = None  # a HEIF's colour description (primaries, transfer) in place of ICC
+    chroma: int | None = None  # a colour HEIF's chroma subsampling: 420, 422 (Fujifilm) or 444
 
     @property
     def megapixels(self) -> float:
@@ -385,7 +387,7 @@ def write_photo(
     samples = np.dstack(channels)
     source_profile = like.icc_profile or (None if fmt == "HEIF" else nclx_icc_profile(like.nclx))
     icc_profile = _profile_for(source_profile, grayscale)
-    metadata = Metadata(like.exif, icc_profile, like.dpi, like.xmp, like.iptc, like.nclx)
+    metadata = Metadata(like.exif, icc_profile, like.dpi, like.xmp, like.iptc, like.nclx, like.chroma)
     with atomic_output(path) as temporary:
         _write_samples(temporary, fmt, samples, quality, metadata)
 
@@ -483,6 +485,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         xmp=_upright_xmp(image.info.get("xmp")),
         iptc=_iptc_record(image),
         nclx=image.info.get("nclx_profile") if image.format == "HEIF" else None,
+        chroma=image.info.get("chroma") if image.format == "HEIF" else None,
     )
 
 
@@ -663,9 +666,9 @@ def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, obj
 
 
 def _write_heif(path: Path, samples: np.ndarray, quality: int, metadata: Metadata) -> None:
-    """An 8-bit or (from uint16 samples of 10-bit codes) 10-bit HEIF, with EXIF, XMP and the ICC profile
-    or the nclx colour description; x265's fastest preset: 12 MP in 2.5 s on 2 CPU cores (18 s at its
-    default), for files 17% larger at the same quality."""
+    """An 8-bit or (from uint16 samples of 10-bit codes) 10-bit HEIF, with EXIF, XMP, the ICC profile or the
+    nclx colour description, and the source's chroma subsampling; x265's fastest preset: 12 MP in 2.5 s on 2
+    CPU cores (18 s at its default), for files 17% larger at the same quality."""
     import pillow_heif
 
     deep = samples.dtype == np.uint16
@@ -673,6 +676,7 @@ def _write_heif(path: Path, samples: np.ndarray, quality: int, metadata: Metadat
     codes = samples << 6 if deep else samples  # pillow-heif takes 10-bit codes scaled up to 16 bits
     heif = pillow_heif.from_bytes(mode, (samples.shape[1], samples.shape[0]), codes.tobytes())
     options = {"exif": metadata.exif, "xmp": metadata.xmp, "icc_profile": metadata.icc_profile}
+    options["chroma"] = metadata.chroma
     if not metadata.icc_profile:
         options["nclx_profile"] = metadata.nclx
     heif.save(

@@ -707,6 +707,31 @@ def test_deep_heif_keeps_its_depth_colour_description_and_orientation(tmp_path: 
     assert read_photo(tmp_path / "out.jpg").bit_depth == 8
 
 
+@needs_heif
+def test_heif_outputs_keep_the_sources_chroma_subsampling(tmp_path: Path) -> None:
+    # Fujifilm records 4:2:2 and some editors 4:4:4; the encoder's own choice would be 4:2:0, halving the
+    # colour resolution the camera kept. Other sources, and grey ones, get the encoder's choice.
+    import pillow_heif
+
+    for chroma in (420, 422, 444):
+        options = {"quality": 90, "chroma": chroma}
+        for depth, source in ((8, tmp_path / f"{chroma}.heic"), (10, tmp_path / f"DSCF{chroma}.HIF")):
+            if depth == 8:
+                Image.fromarray(gradient_rgb8()).save(source, **options)
+            else:
+                save_deep_heif(source, deep_codes(), **options)
+            photo = read_photo(source)
+            assert (photo.chroma, photo.bit_depth) == (chroma, depth)
+            write_photo(tmp_path / "out.heic", photo.pixels, photo)
+            written = pillow_heif.open_heif(tmp_path / "out.heic", convert_hdr_to_8bit=False)
+            assert (written.info["chroma"], written.info["bit_depth"]) == (chroma, depth)
+    jpeg = read_photo(save(tmp_path / "shot.jpg", Image.fromarray(gradient_rgb8()), quality=95))
+    grey = read_photo(save(tmp_path / "grey.heic", Image.fromarray(gradient_rgb8()[..., 0]), chroma=444))
+    assert jpeg.chroma is None and grey.chroma is None
+    write_photo(tmp_path / "from-jpeg.heic", jpeg.pixels, jpeg)
+    assert pillow_heif.open_heif(tmp_path / "from-jpeg.heic").info["chroma"] == 420
+
+
 CHROMATICITIES = {  # red, green, blue, white (x, y), as pillow-heif gives them
     1: [(0.64, 0.33), (0.30, 0.60), (0.15, 0.06), (0.3127, 0.329)],
     9: [(0.708, 0.292), (0.17, 0.797), (0.131, 0.046), (0.3127, 0.329)],
