@@ -43,6 +43,7 @@ from recnet_cli.imaging import (
     PhotoFileError,
     colour_loss,
     format_for,
+    hdr_curve,
     header_megapixels,
     install_hint,
     names_unwritable_image,
@@ -604,6 +605,11 @@ def correct(
         loss = colour_loss(photo, format_for(job.target))
         if loss and not quiet:
             console.notice(f"{job.source}: {loss}")
+        if (curve := hdr_curve(photo)) and not quiet:
+            console.notice(
+                f"{job.source}: an HDR photo ({curve} curve); the model, trained on SDR photos, corrects its "
+                "coded values as if it were one, so check the result"
+            )
         strengths[str(job.source)] = result.strength
         overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
         if overlay is not None:

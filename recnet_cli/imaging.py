@@ -232,7 +232,8 @@ _SRGB_LIKE_PRIMARIES = frozenset({1, 2})
 _SRGB_LIKE_TRANSFERS = frozenset({1, 2, 6, 13, 14, 15})
 _PRIMARIES_NAMES = {4: "BT.470M", 5: "BT.601 PAL", 6: "BT.601", 7: "SMPTE 240M", 9: "BT.2020"}
 _PRIMARIES_NAMES |= {10: "CIE XYZ", 11: "DCI-P3", 12: "Display P3", 22: "EBU 3213"}
-_TRANSFER_NAMES = {8: "linear", 16: "PQ (HDR)", 18: "HLG (HDR)"}
+_HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
+_TRANSFER_NAMES = {8: "linear"} | {code: f"{name} (HDR)" for code, name in _HDR_TRANSFERS.items()}
 
 
 Chromaticities = tuple[list[tuple[float, float]], tuple[float, float]]  # red, green, blue (x, y); white
@@ -262,6 +263,12 @@ def nclx_icc_profile(nclx: dict[str, Any] | None) -> bytes | None:
     primaries = nclx.get("color_primaries")
     name = f"{_PRIMARIES_NAMES.get(primaries, f'primaries {primaries}')} (from HEIF nclx)"
     return icc.matrix_profile(*chromaticities, name)
+
+
+def hdr_curve(photo: Photo) -> str | None:
+    """The HDR transfer curve (PQ or HLG) a HEIF's nclx colour description names, as Canon's and Sony's HDR
+    HEIF do; None for SDR photos."""
+    return None if photo.nclx is None else _HDR_TRANSFERS.get(photo.nclx.get("transfer_characteristics"))
 
 
 def colour_loss(photo: Photo, output_format: str) -> str | None:

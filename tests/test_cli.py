@@ -595,6 +595,21 @@ def test_iphone_heic_photos_are_corrected_in_their_own_format_or_another(
         f"note: {shots / 'DSCF0002.HIF'}: its colour description (HEIF nclx: Display P3 primaries) cannot go "
         "into BMP, so viewers will take its colours for sRGB; --ext heic keeps it"
     ) in " ".join(as_bmp.stderr.split())
+    assert "HDR" not in as_jpeg.stderr + as_bmp.stderr
+
+    # Canon's HEIF is HDR, with the PQ curve (Sony's may be HLG): the model has only seen SDR photos.
+    hdr = make_photo(
+        tmp_path / "IMG_0003.HIF",
+        quality=90,
+        nclx_profile={**display_p3, "full_range_flag": 1, "transfer_characteristics": 16},
+    )
+    corrected = run(["correct", str(hdr), "--model", str(model_file)], env)
+    assert corrected.returncode == 0, corrected.stderr
+    assert (tmp_path / "IMG_0003_recnet.HIF").is_file()
+    assert (
+        f"note: {hdr}: an HDR photo (PQ curve); the model, trained on SDR photos, corrects its coded values "
+        "as if it were one, so check the result"
+    ) in " ".join(corrected.stderr.split())
 
 
 def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
