@@ -11,6 +11,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -383,6 +384,9 @@ def run_jobs(
     return summary
 
 
+Turn = tuple[threading.Event, threading.Event]  # a write may record when the first is set; sets the second
+
+
 def run_lane(
     stages: Stages,
     queue: JobQueue,
@@ -392,14 +396,27 @@ def run_lane(
 ) -> None:
     """Runs jobs from ``queue`` until it is empty, reading up to ``depth`` inputs ahead and writing up to
     ``depth`` outputs behind in background threads (one per job in flight), so memory stays bounded.
-    Outcomes are recorded in the order the lane took the jobs."""
+    Outcomes are recorded in the order the lane took the jobs, each as soon as its write and the earlier
+    ones have ended (in the writer's thread), not when the next photo's compute has."""
     reads: deque[tuple[Job, Future]] = deque()
-    writes: deque[tuple[Job, float, Future]] = deque()
+    writes: deque[Future] = deque()
+    recorded = threading.Event()  # the latest write's outcome is recorded (or the write raised)
+    recorded.set()
+
+    def write_and_record(job: Job, data: Any, computed: Any, started: float, turn: Turn) -> None:
+        """Writes, then records the outcome once the earlier write's is recorded (``turn``: its event, this
+        write's)."""
+        earlier, own = turn
+        try:
+            outcome = finished(job, started, partial(stages.write, job, data, computed), handled)
+            earlier.wait()  # at most ``depth`` writes run, each in its own thread
+            record(outcome)
+        finally:
+            own.set()
 
     def settle_writes(keep: int) -> None:
         while len(writes) > keep:
-            job, job_started, future = writes.popleft()
-            record(finished(job, job_started, future.result, handled))
+            writes.popleft().result()  # raises what the outcome does not cover (an unexpected error)
 
     with (
         ThreadPoolExecutor(depth, "recnet-read") as reader,
@@ -424,7 +441,9 @@ def run_lane(
                     record(failure(job, exc, job_started))
                     continue
                 settle_writes(keep=depth - 1)
-                writes.append((job, job_started, writer.submit(stages.write, job, data, computed)))
+                turn = (recorded, threading.Event())
+                recorded = turn[1]
+                writes.append(writer.submit(write_and_record, job, data, computed, job_started, turn))
         finally:
             settle_writes(keep=0)  # also on Ctrl-C or an unexpected error: finished photos are written
 

@@ -423,6 +423,26 @@ def test_reading_the_next_input_overlaps_the_compute(tmp_path: Path) -> None:
     assert overlapped == [True, True]
 
 
+@pytest.mark.parametrize("depth", [1, 2])
+def test_a_photo_is_counted_when_written_not_after_the_next_compute(tmp_path: Path, depth: int) -> None:
+    """The first photo's outcome (its line, its time) comes while the second is still being computed."""
+    first_counted = threading.Event()
+    jobs = [Job(tmp_path / f"{i}.jpg", tmp_path / f"{i}.out") for i in range(2)]
+
+    def compute(job: Job, name: str) -> bool:
+        return first_counted.wait(timeout=5) if name == "1.jpg" else True
+
+    computed: list[bool] = []
+    stages = Stages(
+        lambda job: job.source.name,
+        compute,
+        lambda job, name, result: computed.append(result) or 1.0,
+    )
+    summary = run_jobs(jobs, [stages], on_outcome=lambda outcome: first_counted.set(), depth=depth)
+    assert summary.count("done") == 2 and computed == [True, True]
+    assert summary.outcomes[0].seconds < 4  # its write and compute, not the second photo's compute
+
+
 def test_a_deeper_lane_reads_several_inputs_ahead_but_no_more(tmp_path: Path) -> None:
     """With depth 2, inputs 1 and 2 are both read while input 0 is computed, and at most two reads run
     at once."""
