@@ -237,6 +237,16 @@ def misnamed_output_folder(sources: Sequence[Source], output: Path | None) -> st
     )
 
 
+def output_taken_as_folder(sources: Sequence[Source], output: Path | None) -> str | None:
+    """For one photo and an -o that does not exist, with an extension but not an image's (a typo such as
+    fixed.jgp): that it is taken as a folder; else None."""
+    if output is None or output.exists() or not output.suffix or names_image_file(output):
+        return None
+    if len(sources) != 1 or sources[0].from_folder:
+        return None
+    return f"-o {output}: {output.suffix} is not an image extension, so it is taken as a folder"
+
+
 def plan_jobs(
     sources: Sequence[Source],
     output: Path | None,

@@ -29,6 +29,7 @@ from recnet_cli.batch import (
     folder_problem,
     misnamed_output_folder,
     names_image_file,
+    output_taken_as_folder,
     parse_shard,
     plan_jobs,
     plan_outcomes,
@@ -353,6 +354,8 @@ def collect_jobs(
     misnamed = misnamed_output_folder(sources, output)
     if misnamed:
         raise fail(misnamed)
+    if (as_folder := output_taken_as_folder(sources, output)) and not quiet:
+        console.notice(as_folder)
     passed_over = earlier_outputs(sources, output, suffix)
     if passed_over:
         earlier = set(passed_over)

@@ -17,6 +17,7 @@ from recnet_cli.batch import (
     earlier_outputs,
     find_sources,
     misnamed_output_folder,
+    output_taken_as_folder,
     parse_shard,
     plan_jobs,
     plan_outcomes,
@@ -193,6 +194,26 @@ def test_an_output_named_like_an_image_must_be_a_folder_for_several_images(tmp_p
     assert misnamed_output_folder(two, tmp_path / "out") is None
     (tmp_path / "existing.jpg").mkdir()
     assert misnamed_output_folder(two, tmp_path / "existing.jpg") is None
+
+
+def test_one_photo_with_an_output_named_like_no_image_is_told_it_is_a_folder(tmp_path: Path) -> None:
+    touch(tmp_path, "a.jpg", "b.jpg", "set/c.jpg")
+    one, _ = find_sources([str(tmp_path / "a.jpg")])
+    assert output_taken_as_folder(one, tmp_path / "fixed.jgp") == (
+        f"-o {tmp_path / 'fixed.jgp'}: .jgp is not an image extension, so it is taken as a folder"
+    )
+    two, _ = find_sources([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")])
+    folder, _ = find_sources([str(tmp_path / "set")])
+    (tmp_path / "shots.2024").mkdir()
+    for sources, output in [
+        (one, tmp_path / "fixed.jpg"),  # a file
+        (one, tmp_path / "fixed"),  # a folder, plainly
+        (one, tmp_path / "shots.2024"),  # a folder that exists
+        (two, tmp_path / "fixed.v2"),  # several photos go into a folder anyway
+        (folder, tmp_path / "fixed.v2"),
+        (one, None),
+    ]:
+        assert output_taken_as_folder(sources, output) is None
 
 
 def test_a_plan_says_what_a_run_would_do_and_creates_no_folder(tmp_path: Path) -> None:
