@@ -610,8 +610,8 @@ def correct(
             console.notice(f"{job.source}: {loss}")
         if (curve := hdr_curve(photo)) and not quiet:
             console.notice(
-                f"{job.source}: an HDR photo ({curve} curve); the model, trained on SDR photos, corrects its "
-                "coded values as if it were one, so check the result"
+                f"{job.source}: an HDR photo ({curve} curve); the model, trained on SDR photos, corrects it "
+                "as if it were SDR, so check the result"
             )
         strengths[str(job.source)] = result.strength
         overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None

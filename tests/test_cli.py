@@ -607,8 +607,8 @@ def test_iphone_heic_photos_are_corrected_in_their_own_format_or_another(
     assert corrected.returncode == 0, corrected.stderr
     assert (tmp_path / "IMG_0003_recnet.HIF").is_file()
     assert (
-        f"note: {hdr}: an HDR photo (PQ curve); the model, trained on SDR photos, corrects its coded values "
-        "as if it were one, so check the result"
+        f"note: {hdr}: an HDR photo (PQ curve); the model, trained on SDR photos, corrects it as if it were "
+        "SDR, so check the result"
     ) in " ".join(corrected.stderr.split())
 
 
