@@ -632,9 +632,9 @@ def _unit_floats(codes: np.ndarray, peak: int) -> np.ndarray:
 def _quantise(values: np.ndarray, depth: int) -> np.ndarray:
     """Round [0, 1] floats to the nearest code of ``depth`` bits (uint8 for 8 bits, else uint16), clipping
     the values outside (half-way values round to even)."""
-    if depth == 8:  # OpenCV's saturating conversion: the same codes as below, 2.5x as fast
-        non_negative = cv2.max(np.ascontiguousarray(values), 0.0)
-        return cv2.convertScaleAbs(non_negative, alpha=255).reshape(values.shape)
+    if depth == 8:  # values x 255 (+ values x 0) in one pass, rounded and saturated: 3x as fast as below
+        values = np.ascontiguousarray(values)
+        return cv2.addWeighted(values, 255, values, 0, 0, dtype=cv2.CV_8U).reshape(values.shape)
     codes = np.clip(values, 0.0, 1.0)
     np.multiply(codes, (1 << depth) - 1, out=codes)
     return np.rint(codes, out=codes).astype(np.uint16)
