@@ -392,7 +392,7 @@ def write_photo(
     channels = [_quantise(pixels @ _LUMA if grayscale else pixels, depth)]
     if like.alpha is not None and fmt in ALPHA_FORMATS:
         channels.append(_alpha_at_depth(like.alpha, depth))
-    samples = np.dstack(channels)
+    samples = np.dstack(channels) if len(channels) > 1 else channels[0].reshape(*pixels.shape[:2], -1)
     source_profile = like.icc_profile or (None if fmt == "HEIF" else nclx_icc_profile(like.nclx))
     icc_profile = _profile_for(source_profile, grayscale)
     metadata = Metadata(like.exif, icc_profile, like.dpi, like.xmp, like.iptc, like.nclx, like.chroma)
