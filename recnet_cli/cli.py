@@ -241,6 +241,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def notice_hdr(source: Path, photo: Photo) -> None:
+    """A note when ``photo`` is HDR (PQ or HLG), which the model sees as SDR."""
+    if curve := hdr_curve(photo):
+        console.notice(
+            f"{source}: an HDR photo ({curve} curve); the model, trained on SDR photos, sees it as if it "
+            "were SDR, so check the result"
+        )
+
+
 def parse_tile(text: str) -> int | str:
     """'auto', or a whole number: 0 or at least 128."""
     if text == "auto":
@@ -608,11 +617,8 @@ def correct(
         loss = colour_loss(photo, format_for(job.target))
         if loss and not quiet:
             console.notice(f"{job.source}: {loss}")
-        if (curve := hdr_curve(photo)) and not quiet:
-            console.notice(
-                f"{job.source}: an HDR photo ({curve} curve); the model, trained on SDR photos, corrects it "
-                "as if it were SDR, so check the result"
-            )
+        if not quiet:
+            notice_hdr(job.source, photo)
         strengths[str(job.source)] = result.strength
         overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
         if overlay is not None:
@@ -769,6 +775,8 @@ def mask(
 
     def write(job: Job, photo: Photo, result: Correction) -> float:
         write_rgb8(job.target, mask_overlay(photo.pixels, result.mask))
+        if not quiet:
+            notice_hdr(job.source, photo)
         if raw:
             write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask))
         return photo.megapixels

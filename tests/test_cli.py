@@ -603,13 +603,14 @@ def test_iphone_heic_photos_are_corrected_in_their_own_format_or_another(
         quality=90,
         nclx_profile={**display_p3, "full_range_flag": 1, "transfer_characteristics": 16},
     )
-    corrected = run(["correct", str(hdr), "--model", str(model_file)], env)
-    assert corrected.returncode == 0, corrected.stderr
-    assert (tmp_path / "IMG_0003_recnet.HIF").is_file()
-    assert (
-        f"note: {hdr}: an HDR photo (PQ curve); the model, trained on SDR photos, corrects it as if it were "
-        "SDR, so check the result"
-    ) in " ".join(corrected.stderr.split())
+    for command, output in (("correct", "IMG_0003_recnet.HIF"), ("mask", "IMG_0003_mask.png")):
+        done = run([command, str(hdr), "--model", str(model_file)], env)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / output).is_file()
+        assert (
+            f"note: {hdr}: an HDR photo (PQ curve); the model, trained on SDR photos, sees it as if it were "
+            "SDR, so check the result"
+        ) in " ".join(done.stderr.split())
 
 
 def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
