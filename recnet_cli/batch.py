@@ -394,9 +394,6 @@ def run_jobs(
     return summary
 
 
-Turn = tuple[threading.Event, threading.Event]  # a write may record when the first is set; sets the second
-
-
 def run_lane(
     stages: Stages,
     queue: JobQueue,
@@ -413,10 +410,10 @@ def run_lane(
     recorded = threading.Event()  # the latest write's outcome is recorded (or the write raised)
     recorded.set()
 
-    def write_and_record(job: Job, data: Any, computed: Any, started: float, turn: Turn) -> None:
-        """Writes, then records the outcome once the earlier write's is recorded (``turn``: its event, this
-        write's)."""
-        earlier, own = turn
+    def write_and_record(
+        job: Job, data: Any, computed: Any, started: float, earlier: threading.Event, own: threading.Event
+    ) -> None:
+        """Writes, then records the outcome once the earlier write's is recorded; sets ``own`` after."""
         try:
             outcome = finished(job, started, partial(stages.write, job, data, computed), handled)
             earlier.wait()  # at most ``depth`` writes run, each in its own thread
@@ -451,9 +448,10 @@ def run_lane(
                     record(failure(job, exc, job_started))
                     continue
                 settle_writes(keep=depth - 1)
-                turn = (recorded, threading.Event())
-                recorded = turn[1]
-                writes.append(writer.submit(write_and_record, job, data, computed, job_started, turn))
+                earlier, recorded = recorded, threading.Event()
+                writes.append(
+                    writer.submit(write_and_record, job, data, computed, job_started, earlier, recorded)
+                )
         finally:
             settle_writes(keep=0)  # also on Ctrl-C or an unexpected error: finished photos are written
 
