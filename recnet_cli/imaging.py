@@ -698,8 +698,12 @@ def _write_heif(path: Path, samples: np.ndarray, quality: int, metadata: Metadat
     mode = ("L", "LA", "RGB", "RGBA")[samples.shape[2] - 1] + (";16" if deep else "")
     codes = samples << 6 if deep else samples  # pillow-heif takes 10-bit codes scaled up to 16 bits
     heif = pillow_heif.from_bytes(mode, (samples.shape[1], samples.shape[0]), codes.tobytes())
-    options = {"exif": metadata.exif, "xmp": metadata.xmp, "icc_profile": metadata.icc_profile}
-    options["chroma"] = metadata.chroma
+    options = {
+        "exif": metadata.exif,
+        "xmp": metadata.xmp,
+        "icc_profile": metadata.icc_profile,
+        "chroma": metadata.chroma,
+    }
     if not metadata.icc_profile:
         options["nclx_profile"] = metadata.nclx
     heif.save(
