@@ -115,7 +115,10 @@ def blend(original: np.ndarray, corrected: np.ndarray, strength: float) -> np.nd
     """``strength`` of the way from the original photo to the corrected one (1 = all the way)."""
     if strength == 1:
         return corrected
-    return np.clip(original + strength * (corrected - original), 0, 1, dtype=np.float32)
+    blended = np.subtract(corrected, original, dtype=np.float32)  # in place from here: one array, not four
+    blended *= strength
+    blended += original
+    return np.clip(blended, 0, 1, out=blended)
 
 
 WholeImageForward = Callable[[RECNet, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -221,26 +224,32 @@ class Corrector:
     def correct(self, rgb: np.ndarray, progress: Progress | None = None) -> Correction:
         """Corrects an (H, W, 3) float32 photo; tiled runs tell ``progress`` the fraction done as they go.
         Running out of memory raises PhotoOutOfMemoryError (the device is usable again for the next)."""
+        return self.start(rgb, progress).result()
+
+    def start(self, rgb: np.ndarray, progress: Progress | None = None) -> PendingCorrection:
+        """Runs the model on ``rgb``; the host's share of the work (copying back, the strength, the blend)
+        waits in the returned ``PendingCorrection``, for another thread while this one goes on (on a GPU,
+        to queue the next photo). Raises as ``correct`` does."""
         try:
-            return self._correct(rgb, progress)
+            return self._start(rgb, progress)
         except (MemoryError, torch.cuda.OutOfMemoryError):
             pass  # handled outside the except block, so the failed run's tensors can be freed first
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+        raise self.out_of_memory(rgb)
+
+    def out_of_memory(self, rgb: np.ndarray) -> PhotoOutOfMemoryError:
         megapixels = rgb.shape[0] * rgb.shape[1] / 1e6
         tile = self.tile_for(*rgb.shape[:2])
         advice = f"try a smaller --tile than {tile}" if tile else "try --tile 1024"
         if self.device.type == "cuda" and self.dtype == torch.float32:
             advice += " or --precision fp16"
         where = "GPU memory" if self.device.type == "cuda" else "memory"
-        raise PhotoOutOfMemoryError(f"not enough {where} for this {megapixels:.1f} MP photo: {advice}")
+        return PhotoOutOfMemoryError(f"not enough {where} for this {megapixels:.1f} MP photo: {advice}")
 
     @torch.inference_mode()
-    def _correct(self, rgb: np.ndarray, progress: Progress | None) -> Correction:
+    def _start(self, rgb: np.ndarray, progress: Progress | None) -> PendingCorrection:
         height, width = rgb.shape[:2]
-        border = ((EDGE_PAD, EDGE_PAD), (EDGE_PAD, EDGE_PAD), (0, 0))
-        padded = np.pad(np.asarray(rgb, dtype=np.float32), border, mode="symmetric")
-        image = torch.from_numpy(padded).permute(2, 0, 1)[None]
         tile = self.tile_for(height, width)
         # Triton kernels launch on the current CUDA device, and a batch's lanes may each use another GPU.
         current = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
@@ -249,16 +258,24 @@ class Corrector:
                 storage = HOST
                 if self.tile == "auto":
                     storage = map_storage(
-                        self.device, self.dtype, *padded.shape[:2], tile, self.model.channels
+                        self.device,
+                        self.dtype,
+                        height + 2 * EDGE_PAD,
+                        width + 2 * EDGE_PAD,
+                        tile,
+                        self.model.channels,
                     )
                 runner = TiledRunner(self.model, self.device, self.dtype, tile, storage, stages=self.stages)
-                output, mask = runner.run(image, progress)
+                output, mask = runner.run(with_border(rgb, HOST), progress)
             else:
-                output, mask = self.whole_image(self.model, image.to(self.device, self.dtype))
-        rows, cols = slice(EDGE_PAD, EDGE_PAD + height), slice(EDGE_PAD, EDGE_PAD + width)
-        full = to_numpy(output[0, :, rows, cols].permute(1, 2, 0))
-        strength = self.strength_for(rgb, full)
-        return Correction(blend(rgb, full, strength), to_numpy(mask[0, 0, rows, cols]), strength)
+                output, mask = self.whole_image(
+                    self.model, with_border(rgb, self.device).to(dtype=self.dtype)
+                )
+            rows, cols = slice(EDGE_PAD, EDGE_PAD + height), slice(EDGE_PAD, EDGE_PAD + width)
+            output, mask, copied = on_way_to_host(
+                output[0, :, rows, cols].permute(1, 2, 0), mask[0, 0, rows, cols]
+            )
+        return PendingCorrection(self, rgb, output, mask, copied)
 
     def strength_for(self, rgb: np.ndarray, full: np.ndarray) -> float:
         """The share of the model's output ``full`` that the photo ``rgb`` gets."""
@@ -295,6 +312,65 @@ def correctors_for(
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.to("cpu", torch.float32).numpy())
+
+
+def with_border(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The (H, W, 3) photo with its ``EDGE_PAD``-pixel mirrored border, as (1, 3, H, W) float32 on
+    ``device``. Made on the device when that is a GPU: the host thread uploads the photo and goes on."""
+    pixels = np.asarray(rgb, dtype=np.float32)
+    if device.type == "cpu":  # NumPy pads 6x faster than indexing does on a CPU
+        border = ((EDGE_PAD, EDGE_PAD), (EDGE_PAD, EDGE_PAD), (0, 0))
+        bordered = torch.from_numpy(np.pad(pixels, border, mode="symmetric"))
+    else:
+        bordered = mirror_border(torch.from_numpy(pixels).to(device), EDGE_PAD)
+    return bordered.permute(2, 0, 1)[None]
+
+
+def mirror_border(image: torch.Tensor, border: int) -> torch.Tensor:
+    """(H, W, ...) with a ``border``-pixel mirrored border, the edge pixel repeated, as NumPy's "symmetric"
+    padding does (for any size, even one under ``border``), on the image's device."""
+    rows, cols = (
+        torch.from_numpy(np.pad(np.arange(size), border, mode="symmetric")).to(image.device)
+        for size in image.shape[:2]
+    )
+    return image.index_select(0, rows).index_select(1, cols)
+
+
+def on_way_to_host(
+    image: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.cuda.Event | None]:
+    """``image`` and ``mask`` as float32, copied to host memory. From a GPU the copies are queued behind the
+    work that makes them, into pinned memory, and the event returned marks their end (None: no GPU)."""
+    if image.device.type != "cuda":
+        return image, mask, None
+    image, mask = (x.to(torch.float32).contiguous().to(HOST, non_blocking=True) for x in (image, mask))
+    copied = torch.cuda.Event()
+    copied.record()
+    return image, mask, copied
+
+
+@dataclass
+class PendingCorrection:
+    """A photo the model has run on (or queued, on a GPU); ``result`` does the host's share of the work."""
+
+    corrector: Corrector
+    rgb: np.ndarray
+    output: torch.Tensor  # (H, W, 3), cropped to the photo: host memory, or on its way there
+    mask: torch.Tensor  # (H, W)
+    copied: torch.cuda.Event | None = None  # ends when ``output`` and ``mask`` are in host memory
+
+    def result(self) -> Correction:
+        """The correction: the model's output, at the strength the photo gets. Out of host memory raises
+        PhotoOutOfMemoryError."""
+        if self.copied is not None:
+            self.copied.synchronize()
+        try:
+            full, mask = to_numpy(self.output), to_numpy(self.mask)
+            strength = self.corrector.strength_for(self.rgb, full)
+            return Correction(blend(self.rgb, full, strength), mask, strength)
+        except MemoryError:
+            pass  # raised outside the except block, so the arrays made so far can be freed first
+        raise self.corrector.out_of_memory(self.rgb)
 
 
 def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -> dict[str, object]:

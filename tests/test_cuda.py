@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -149,3 +150,19 @@ def test_two_lanes_on_one_gpu_give_the_same_pictures() -> None:
     lanes = correctors_for(random_model(seed=8), [CUDA, CUDA], [torch.float32] * 2, tile=0)
     first, second = (to_uint8(lane.correct(rgb).image) for lane in lanes)
     assert np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("tile", [0, 256])
+def test_corrections_queued_ahead_and_finished_in_other_threads_are_the_corrections(
+    model: RECNet, tile: int
+) -> None:
+    # A batch queues the next photos on the GPU while writer threads copy earlier ones back (whole image:
+    # pinned memory, non-blocking): each must wait for its own copy, whatever runs after it.
+    corrector = Corrector(model, CUDA, torch.float32, tile=tile, strength=0.7)
+    photos = [random_image(1, 300 + 40 * index, 500)[0].permute(1, 2, 0).numpy() for index in range(4)]
+    expected = [corrector.correct(photo).image for photo in photos]
+    pending = [corrector.start(photo) for photo in photos]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda started: started.result().image, reversed(pending)))[::-1]
+    for result, wanted in zip(results, expected, strict=True):
+        assert np.abs(result - wanted).max() <= 1e-5  # a copy read before it landed is far off

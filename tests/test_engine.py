@@ -4,6 +4,7 @@ running out of memory."""
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +12,16 @@ import pytest
 import torch
 from random_models import random_image, random_model
 
-from recnet_cli.engine import CompiledForward, Corrector, PhotoOutOfMemoryError, blend
+from recnet_cli.autostrength import FEATURE_COUNT, StrengthCalibration
+from recnet_cli.engine import (
+    EDGE_PAD,
+    CompiledForward,
+    Corrector,
+    PhotoOutOfMemoryError,
+    blend,
+    mirror_border,
+    with_border,
+)
 
 CPU = torch.device("cpu")
 
@@ -89,3 +99,51 @@ def test_running_out_of_memory_is_that_photo_s_error_with_advice(
     with pytest.raises(PhotoOutOfMemoryError) as raised:
         corrector.correct(photo)
     assert str(raised.value) == f"not enough memory for this 0.0 MP photo: {advice}"
+
+
+@pytest.mark.parametrize("height", [1, 2, 7, 8, 9, 17, 40])
+@pytest.mark.parametrize("width", [1, 5, 8, 16, 23])
+def test_the_mirrored_border_is_numpy_s_symmetric_padding(height: int, width: int) -> None:
+    # mirror_border makes the border on the GPU, with_border with NumPy on the CPU: the same pixels.
+    rgb = np.random.default_rng(height * 100 + width).random((height, width, 3), dtype=np.float32)
+    expected = np.pad(rgb, ((EDGE_PAD, EDGE_PAD), (EDGE_PAD, EDGE_PAD), (0, 0)), mode="symmetric")
+    assert np.array_equal(mirror_border(torch.from_numpy(rgb), EDGE_PAD).numpy(), expected)
+    assert np.array_equal(with_border(rgb, CPU)[0].permute(1, 2, 0).numpy(), expected)
+
+
+@pytest.mark.parametrize("tile", [0, 128])
+def test_corrections_finished_later_in_other_threads_are_the_corrections(tile: int) -> None:
+    # A batch starts the next photos while writer threads finish the earlier ones, in any order.
+    model = random_model(seed=9)
+    calibration = StrengthCalibration(
+        (0.0,) * FEATURE_COUNT, (1.0,) * FEATURE_COUNT, (0.3,) * FEATURE_COUNT, -1
+    )
+    corrector = Corrector(model, CPU, tile=tile, strength="auto", calibration=calibration)
+    photos = [
+        random_image(1, 150 + 10 * index, 140)[0].permute(1, 2, 0).numpy() * exposure
+        for index, exposure in enumerate((0.3, 0.7, 1.0))
+    ]
+    expected = [corrector.correct(photo) for photo in photos]
+    pending = [corrector.start(photo) for photo in photos]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda started: started.result(), reversed(pending)))[::-1]
+    assert len({result.strength for result in expected}) > 1  # each photo gets its own strength
+    for result, wanted in zip(results, expected, strict=True):
+        assert np.array_equal(result.image, wanted.image) and np.array_equal(result.mask, wanted.mask)
+        assert result.strength == wanted.strength
+
+
+def test_running_out_of_host_memory_while_finishing_is_that_photo_s_error(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corrector = Corrector(random_model(seed=8), CPU, tile=0, strength=0.5)
+    pending = corrector.start(photo)
+
+    def exhausted(*args: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr("recnet_cli.engine.blend", exhausted)
+    with pytest.raises(
+        PhotoOutOfMemoryError, match=r"not enough memory for this 0\.0 MP photo: try --tile 1024"
+    ):
+        pending.result()
