@@ -32,10 +32,26 @@ COMPANION_TAGS = ("mask", "features", "raw")
 # Write errors that every later write would meet too (disk full, over quota, read-only): they stop a batch.
 BATCH_STOPPING_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
-# Photos a GPU lane reads ahead and writes behind (a CPU lane: one). One thread decodes, or encodes and
-# writes, a 12 MP JPEG in about the time an H200 corrects it (0.5 s each on 2026-11-30), and Pillow's
-# codecs run in parallel threads, so several at once keep a GPU busy.
-GPU_LANE_DEPTH = 3
+# Photos a GPU lane reads ahead and writes behind, one thread and about one core each (a CPU lane: one).
+# On this project's 2-core EPYC one thread takes 0.15-0.23 s to decode a 12 MP JPEG and 0.34 s to finish
+# its correction (strength, blend) and encode and write it, against the 60 ms an H200 is to take for the
+# model; so a lane wants six, where the cores allow.
+GPU_LANE_DEPTHS = range(3, 7)
+
+
+def gpu_lane_depth(lanes: int, cores: int | None = None) -> int:
+    """How far each of ``lanes`` GPU lanes reads ahead and writes behind: the cores this process may use
+    (``usable_cores`` unless given) shared out, a reader and a writer per photo in flight, within
+    ``GPU_LANE_DEPTHS``."""
+    share = (cores or usable_cores()) // (2 * lanes)
+    return min(max(share, GPU_LANE_DEPTHS.start), GPU_LANE_DEPTHS.stop - 1)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a scheduler's share of a node, not the whole node, on Linux)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class JobError(Exception):
@@ -304,7 +320,8 @@ def target_problem(target: Path, source: Path, inputs: set[Path], claimed: dict[
 class Stages:
     """A job in three steps. Reading the next inputs and writing the last outputs run in background
     threads, overlapping the compute in between (decoding and encoding photos take as long as a GPU's
-    forward pass)."""
+    forward pass). Compute keeps the device busy and nothing else: host work that can wait for the
+    write (finishing a correction) belongs there."""
 
     read: Callable[[Job], Any]
     compute: Callable[[Job, Any], Any]  # (job, what read returned)

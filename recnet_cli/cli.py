@@ -17,7 +17,6 @@ from recnet_cli import __version__, console
 from recnet_cli.batch import (
     CORRECT_SUFFIX,
     EXPLAIN_SUFFIX,
-    GPU_LANE_DEPTH,
     MASK_SUFFIX,
     Job,
     Outcome,
@@ -27,6 +26,7 @@ from recnet_cli.batch import (
     earlier_outputs,
     find_sources,
     folder_problem,
+    gpu_lane_depth,
     misnamed_output_folder,
     names_image_file,
     output_taken_as_folder,
@@ -57,7 +57,7 @@ from recnet_cli.imaging import (
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
 if TYPE_CHECKING:
-    from recnet_cli.engine import Correction, Corrector
+    from recnet_cli.engine import Corrector, PendingCorrection
     from recnet_cli.evaluate import EvalReport
     from recnet_cli.tiling import Progress
     from recnet_cli.weights import LoadedModel
@@ -476,7 +476,8 @@ def run_batch(
     moves as its tiles finish."""
     from recnet_cli.engine import PhotoOutOfMemoryError
 
-    depth = GPU_LANE_DEPTH if any(corrector.device.type == "cuda" for corrector in correctors) else 1
+    gpu_lanes = sum(corrector.device.type == "cuda" for corrector in correctors)
+    depth = gpu_lane_depth(gpu_lanes) if gpu_lanes else 1
     # The bar counts megapixels, for an ETA that holds when sizes vary: each header, read before starting.
     expected = {job: header_megapixels(job.source) for job in jobs} if console.shows_progress(quiet) else {}
     outcomes: list[Outcome] = []
@@ -605,14 +606,15 @@ def correct(
 
     def compute(
         corrector: Corrector, photo: Photo, progress: Progress
-    ) -> tuple[Correction, np.ndarray | None]:
-        result = corrector.correct(photo.pixels, progress)
+    ) -> tuple[PendingCorrection, np.ndarray | None]:
+        pending = corrector.start(photo.pixels, progress)
         if not save_features:
-            return result, None
-        return result, feature_figure(extract_features(corrector.model, photo.pixels))
+            return pending, None
+        return pending, feature_figure(extract_features(corrector.model, photo.pixels))
 
-    def write(job: Job, photo: Photo, computed: tuple[Correction, np.ndarray | None]) -> float:
-        result, features = computed
+    def write(job: Job, photo: Photo, computed: tuple[PendingCorrection, np.ndarray | None]) -> float:
+        pending, features = computed
+        result = pending.result()
         write_photo(job.target, result.image, like=photo, quality=quality)
         loss = colour_loss(photo, format_for(job.target))
         if loss and not quiet:
@@ -773,7 +775,8 @@ def mask(
     correctors, loaded = open_models(model, device, precision, tile, quiet)
     from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
 
-    def write(job: Job, photo: Photo, result: Correction) -> float:
+    def write(job: Job, photo: Photo, pending: PendingCorrection) -> float:
+        result = pending.result()
         write_rgb8(job.target, mask_overlay(photo.pixels, result.mask))
         if not quiet:
             notice_hdr(job.source, photo)
@@ -781,8 +784,8 @@ def mask(
             write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask))
         return photo.megapixels
 
-    def compute(corrector: Corrector, photo: Photo, progress: Progress) -> Correction:
-        return corrector.correct(photo.pixels, progress)
+    def compute(corrector: Corrector, photo: Photo, progress: Progress) -> PendingCorrection:
+        return corrector.start(photo.pixels, progress)
 
     summary = run_batch(jobs, missing, correctors, compute, write, "Masking", overwrite, skip_existing, quiet)
     finish(summary, "masked", quiet, as_json, {"model": loaded.source, "device": device_names(correctors)})

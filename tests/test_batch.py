@@ -16,6 +16,7 @@ from recnet_cli.batch import (
     Unmatched,
     earlier_outputs,
     find_sources,
+    gpu_lane_depth,
     misnamed_output_folder,
     output_taken_as_folder,
     parse_shard,
@@ -571,3 +572,12 @@ def test_an_unexpected_error_in_one_lane_stops_the_others(tmp_path: Path) -> Non
     with pytest.raises(RuntimeError, match="device lost"):
         run_jobs(jobs, [lane(0, ran, 0.05), broken])
     assert len(ran) < 10  # the healthy lane stopped soon after, instead of running the whole batch
+
+
+@pytest.mark.parametrize(
+    ("lanes", "cores", "depth"), [(1, 2, 3), (1, 8, 4), (1, 16, 6), (1, 64, 6), (2, 16, 4), (4, 16, 3)]
+)
+def test_gpu_lanes_read_ahead_as_far_as_their_share_of_the_cores_allows(
+    lanes: int, cores: int, depth: int
+) -> None:
+    assert gpu_lane_depth(lanes, cores) == depth
