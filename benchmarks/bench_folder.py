@@ -1,8 +1,9 @@
 """Times a folder of photos through `recnet correct`, against the JPEG codec alone and the model alone.
 
 Makes N JPEGs of the chosen size (the example photos, enlarged), then measures, in images per second:
-- codec: decoding each photo and encoding and writing the result, with metadata, one after another;
-- model: the correction alone on decoded pixels;
+- codec: decoding each photo and encoding and writing the result, with metadata, one after another
+  (the command's writer threads also finish each correction: its strength and blend);
+- model: the model alone on decoded pixels (what the command's compute thread does);
 - recnet correct: the whole command on the folder (its batch time, without loading the model).
 When reading and writing overlap the compute, the command runs near the slower of codec and model,
 not at their sum; on a GPU, where each lane decodes and encodes several photos at once (threads), it
@@ -59,7 +60,8 @@ def codec_seconds(paths: list[Path], scratch: Path) -> float:
 
 
 def model_seconds(paths: list[Path], device: str, precision: str, tile: str) -> float:
-    """The correction alone, on decoded pixels, after one warm-up photo."""
+    """The model alone, on decoded pixels, after one warm-up photo: what the command's compute thread
+    does (``Corrector.start``); the strength and blend happen in its writer threads."""
     devices = pick_devices(device)
     (corrector,) = correctors_for(
         load_model(None).model,
@@ -73,7 +75,9 @@ def model_seconds(paths: list[Path], device: str, precision: str, tile: str) -> 
         torch.cuda.synchronize(devices[0])
     start = time.perf_counter()
     for pixels in photos:
-        corrector.correct(pixels)
+        corrector.start(pixels)
+    if devices[0].type == "cuda":
+        torch.cuda.synchronize(devices[0])
     return time.perf_counter() - start
 
 
@@ -118,7 +122,7 @@ def main() -> None:
         f"# A folder of {args.count} JPEGs of {args.mp:g} MP on {device_text}",
         "",
         f"torch {torch.__version__}; bundled model, precision {args.precision}, tile {args.tile}. "
-        "codec: decode + encode/write one after another; model: correction alone; recnet correct: "
+        "codec: decode + encode/write one after another; model: the model alone; recnet correct: "
         "the command's batch time (read-ahead and write-behind threads).",
         "",
         "| stage | seconds | images/s |",
