@@ -339,11 +339,13 @@ def mirror_border(image: torch.Tensor, border: int) -> torch.Tensor:
 def on_way_to_host(
     image: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.cuda.Event | None]:
-    """``image`` and ``mask`` as float32, copied to host memory. From a GPU the copies are queued behind the
-    work that makes them, into pinned memory, and the event returned marks their end (None: no GPU)."""
+    """``image`` and ``mask`` as contiguous float32 in host memory (the model's full-size maps can go). From
+    a GPU the copies are queued behind the work that makes them, into pinned memory, and the event
+    returned marks their end (None: no GPU)."""
+    image, mask = (x.to(torch.float32).contiguous() for x in (image, mask))
     if image.device.type != "cuda":
         return image, mask, None
-    image, mask = (x.to(torch.float32).contiguous().to(HOST, non_blocking=True) for x in (image, mask))
+    image, mask = (x.to(HOST, non_blocking=True) for x in (image, mask))
     copied = torch.cuda.Event()
     copied.record()
     return image, mask, copied
@@ -355,7 +357,7 @@ class PendingCorrection:
 
     corrector: Corrector
     rgb: np.ndarray
-    output: torch.Tensor  # (H, W, 3), cropped to the photo: host memory, or on its way there
+    output: torch.Tensor  # (H, W, 3) float32, cropped to the photo: in host memory, or on its way
     mask: torch.Tensor  # (H, W)
     copied: torch.cuda.Event | None = None  # ends when ``output`` and ``mask`` are in host memory
 
