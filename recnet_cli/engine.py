@@ -316,13 +316,20 @@ def to_numpy(x: torch.Tensor) -> np.ndarray:
 
 def with_border(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
     """The (H, W, 3) photo with its ``EDGE_PAD``-pixel mirrored border, as (1, 3, H, W) float32 on
-    ``device``. Made on the device when that is a GPU: the host thread uploads the photo and goes on."""
+    ``device``. Made on the device when that is a GPU: the host thread queues the upload and goes on."""
     pixels = np.asarray(rgb, dtype=np.float32)
     if device.type == "cpu":  # NumPy pads 6x faster than indexing does on a CPU
         border = ((EDGE_PAD, EDGE_PAD), (EDGE_PAD, EDGE_PAD), (0, 0))
         bordered = torch.from_numpy(np.pad(pixels, border, mode="symmetric"))
     else:
-        bordered = mirror_border(torch.from_numpy(pixels).to(device), EDGE_PAD)
+        host = torch.from_numpy(pixels)
+        # From pinned memory the upload waits in the queue; from pageable memory CUDA would first wait
+        # for all the work queued before it (the last photo's), with the GPU idle while it copies.
+        if device.type == "cuda":
+            on_device = host.pin_memory().to(device, non_blocking=True)
+        else:
+            on_device = host.to(device)
+        bordered = mirror_border(on_device, EDGE_PAD)
     return bordered.permute(2, 0, 1)[None]
 
 

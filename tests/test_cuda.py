@@ -156,8 +156,9 @@ def test_two_lanes_on_one_gpu_give_the_same_pictures() -> None:
 def test_corrections_queued_ahead_and_finished_in_other_threads_are_the_corrections(
     model: RECNet, tile: int
 ) -> None:
-    # A batch queues the next photos on the GPU while writer threads copy earlier ones back (whole image:
-    # pinned memory, non-blocking): each must wait for its own copy, whatever runs after it.
+    # A batch queues the next photos on the GPU (uploads from pinned memory, not waited for) while writer
+    # threads copy earlier ones back (whole image: into pinned memory, not waited for either): each copy
+    # must land before its data is used or its memory reused, whatever is queued after it.
     corrector = Corrector(model, CUDA, torch.float32, tile=tile, strength=0.7)
     photos = [random_image(1, 300 + 40 * index, 500)[0].permute(1, 2, 0).numpy() for index in range(4)]
     expected = [corrector.correct(photo).image for photo in photos]
