@@ -323,8 +323,9 @@ def with_border(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
         bordered = torch.from_numpy(np.pad(pixels, border, mode="symmetric"))
     else:
         host = torch.from_numpy(pixels)
-        # From pinned memory the upload waits in the queue; from pageable memory CUDA would first wait
-        # for all the work queued before it (the last photo's), with the GPU idle while it copies.
+        # From pinned memory the upload is queued and this thread goes on. A blocking upload would wait
+        # for all the work queued before it (the last photo's), and the GPU would then idle while this
+        # thread copies the photo and queues its work.
         if device.type == "cuda":
             on_device = host.pin_memory().to(device, non_blocking=True)
         else:
