@@ -322,15 +322,13 @@ def with_border(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
         border = ((EDGE_PAD, EDGE_PAD), (EDGE_PAD, EDGE_PAD), (0, 0))
         bordered = torch.from_numpy(np.pad(pixels, border, mode="symmetric"))
     else:
-        host = torch.from_numpy(pixels)
-        # From pinned memory the upload is queued and this thread goes on. A blocking upload would wait
-        # for all the work queued before it (the last photo's), and the GPU would then idle while this
-        # thread copies the photo and queues its work.
-        if device.type == "cuda":
-            on_device = host.pin_memory().to(device, non_blocking=True)
-        else:
-            on_device = host.to(device)
-        bordered = mirror_border(on_device, EDGE_PAD)
+        # On a CUDA GPU from pinned memory: the upload is queued and this thread goes on. A blocking upload
+        # would wait for all the work queued before it (the last photo's), and the GPU would then idle
+        # while this thread copies the photo and queues its work. (A copy, too, since photos are read-only.)
+        pinned = device.type == "cuda"
+        host = torch.empty(pixels.shape, dtype=torch.float32, pin_memory=pinned)
+        host.numpy()[...] = pixels
+        bordered = mirror_border(host.to(device, non_blocking=pinned), EDGE_PAD)
     return bordered.permute(2, 0, 1)[None]
 
 

@@ -152,6 +152,7 @@ def test_two_lanes_on_one_gpu_give_the_same_pictures() -> None:
     assert np.array_equal(first, second)
 
 
+@pytest.mark.filterwarnings("error")  # e.g. PyTorch's about tensors over read-only arrays
 @pytest.mark.parametrize("tile", [0, 256])
 def test_corrections_queued_ahead_and_finished_in_other_threads_are_the_corrections(
     model: RECNet, tile: int
@@ -161,6 +162,8 @@ def test_corrections_queued_ahead_and_finished_in_other_threads_are_the_correcti
     # must land before its data is used or its memory reused, whatever is queued after it.
     corrector = Corrector(model, CUDA, torch.float32, tile=tile, strength=0.7)
     photos = [random_image(1, 300 + 40 * index, 500)[0].permute(1, 2, 0).numpy() for index in range(4)]
+    for photo in photos:
+        photo.flags.writeable = False  # as read_photo gives them
     expected = [corrector.correct(photo).image for photo in photos]
     pending = [corrector.start(photo) for photo in photos]
     with ThreadPoolExecutor(4) as pool:
