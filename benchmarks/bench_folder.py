@@ -3,6 +3,9 @@
 Makes N JPEGs of the chosen size (the example photos, enlarged), then measures, in images per second:
 - codec: decoding each photo and encoding and writing the result, with metadata, one after another
   (the command's writer threads also finish each correction: its strength and blend);
+- host: the command's host side alone, as a GPU lane runs it on this machine: decoding, finishing each
+  correction and writing it, several photos at once in threads, with no model (how fast a GPU batch
+  could go here if the GPU took no time);
 - model: the model alone on decoded pixels (what the command's compute thread does);
 - recnet correct: the whole command on the folder (its batch time, without loading the model).
 When reading and writing overlap the compute, the command runs near the slower of codec and model,
@@ -28,10 +31,11 @@ import cv2
 import torch
 from bench_inference import EXAMPLE_PHOTOS, device_description, write_tables
 
+from recnet_cli.batch import Job, Stages, gpu_lane_depth, run_jobs
 from recnet_cli.devices import pick_devices, pick_dtype
-from recnet_cli.engine import correctors_for
-from recnet_cli.imaging import read_photo, write_photo
-from recnet_cli.weights import load_model
+from recnet_cli.engine import HOST, Corrector, PendingCorrection, correctors_for
+from recnet_cli.imaging import Photo, read_photo, write_photo
+from recnet_cli.weights import load_model, strength_calibration
 
 
 def make_photos(folder: Path, count: int, megapixels: float) -> list[Path]:
@@ -56,6 +60,30 @@ def codec_seconds(paths: list[Path], scratch: Path) -> float:
     for path in paths:
         photo = read_photo(path)
         write_photo(scratch / path.name, photo.pixels, like=photo, quality=95)
+    return time.perf_counter() - start
+
+
+def host_seconds(paths: list[Path], scratch: Path, depth: int) -> float:
+    """The command's host side alone, as a GPU lane runs it: ``depth`` photos read ahead and written
+    behind in threads, each correction finished (its strength under ``--strength auto``, the blend) and
+    written as the command does. Each photo stands in for its model output: the host's work is the same."""
+    loaded = load_model(None)
+    corrector = Corrector(loaded.model, HOST, strength="auto", calibration=strength_calibration(loaded))
+
+    def compute(job: Job, photo: Photo) -> PendingCorrection:
+        # A GPU lane's compute thread copies each photo into pinned memory: the same copy, no model.
+        pixels = torch.from_numpy(photo.pixels.copy())
+        return PendingCorrection(corrector, photo.pixels, pixels, pixels[..., 1].contiguous())
+
+    def write(job: Job, photo: Photo, pending: PendingCorrection) -> float:
+        write_photo(job.target, pending.result().image, like=photo, quality=95)
+        return photo.megapixels
+
+    jobs = [Job(path, scratch / path.name) for path in paths]
+    start = time.perf_counter()
+    summary = run_jobs(jobs, [Stages(lambda job: read_photo(job.source), compute, write)], depth=depth)
+    if summary.failed:
+        raise SystemExit(f"the host stage failed: {summary.outcomes}")
     return time.perf_counter() - start
 
 
@@ -102,16 +130,19 @@ def main() -> None:
         root = Path(temporary)
         (root / "in").mkdir()
         (root / "codec").mkdir()
+        (root / "host").mkdir()
         paths = make_photos(root / "in", args.count, args.mp)
+        depth = gpu_lane_depth(1)
         # The model alone takes the first device of a list: it shows what one device does.
         seconds = {
             "codec": codec_seconds(paths, root / "codec"),
+            f"host ({depth} photos in flight)": host_seconds(paths, root / "host", depth),
             "model": model_seconds(paths, args.device, args.precision, args.tile),
             "recnet correct": command_seconds(
                 root / "in", root / "out", args.device, args.precision, args.tile
             ),
         }
-    codec, model, command = seconds.values()
+    codec, _, model, command = seconds.values()
     first_device = pick_devices(args.device)[0]
     device_text = device_description(first_device) + (f" x {args.device}" if "," in args.device else "")
     rows = [
@@ -122,8 +153,9 @@ def main() -> None:
         f"# A folder of {args.count} JPEGs of {args.mp:g} MP on {device_text}",
         "",
         f"torch {torch.__version__}; bundled model, precision {args.precision}, tile {args.tile}. "
-        "codec: decode + encode/write one after another; model: the model alone; recnet correct: "
-        "the command's batch time (read-ahead and write-behind threads).",
+        "codec: decode + encode/write one after another; host: the command's reading, finishing and "
+        "writing alone, in threads as a GPU lane runs them; model: the model alone; recnet correct: the "
+        "command's batch time (read-ahead and write-behind threads).",
         "",
         "| stage | seconds | images/s |",
         "|---|---|---|",
