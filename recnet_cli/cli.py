@@ -9,7 +9,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import numpy as np
 import typer
 from typer.core import TyperCommand, TyperGroup
 
@@ -60,6 +59,7 @@ if TYPE_CHECKING:
     from recnet_cli.engine import Corrector, PendingCorrection
     from recnet_cli.evaluate import EvalReport
     from recnet_cli.tiling import Progress
+    from recnet_cli.viz.features import Features
     from recnet_cli.weights import LoadedModel
 
 
@@ -606,13 +606,11 @@ def correct(
 
     def compute(
         corrector: Corrector, photo: Photo, progress: Progress
-    ) -> tuple[PendingCorrection, np.ndarray | None]:
+    ) -> tuple[PendingCorrection, Features | None]:
         pending = corrector.start(photo.pixels, progress)
-        if not save_features:
-            return pending, None
-        return pending, feature_figure(extract_features(corrector.model, photo.pixels))
+        return pending, extract_features(corrector.model, photo.pixels) if save_features else None
 
-    def write(job: Job, photo: Photo, computed: tuple[PendingCorrection, np.ndarray | None]) -> float:
+    def write(job: Job, photo: Photo, computed: tuple[PendingCorrection, Features | None]) -> float:
         pending, features = computed
         result = pending.result()
         write_photo(job.target, result.image, like=photo, quality=quality)
@@ -626,7 +624,7 @@ def correct(
         if overlay is not None:
             write_rgb8(side_path(job.target, "mask"), overlay)
         if features is not None:
-            write_rgb8(side_path(job.target, "features"), features)
+            write_rgb8(side_path(job.target, "features"), feature_figure(features))
         if builder is not None and overlay is not None:
             builder.add(job.source, job.target, photo.pixels, result.image, overlay, result.strength)
         return photo.megapixels
