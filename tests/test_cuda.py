@@ -152,7 +152,7 @@ def test_two_lanes_on_one_gpu_give_the_same_pictures() -> None:
     assert np.array_equal(first, second)
 
 
-@pytest.mark.filterwarnings("error")  # e.g. PyTorch's about tensors over read-only arrays
+@pytest.mark.filterwarnings("error:The given NumPy array is not writable")  # photos are read-only
 @pytest.mark.parametrize("tile", [0, 256])
 def test_corrections_queued_ahead_and_finished_in_other_threads_are_the_corrections(
     model: RECNet, tile: int

@@ -1,5 +1,5 @@
-"""The Corrector: the strength setting (how much of the correction reaches the photo), compiling, and
-running out of memory."""
+"""The Corrector: the strength setting (how much of the correction reaches the photo), compiling, running
+out of memory, the mirrored border, and corrections finished in other threads."""
 
 from __future__ import annotations
 
