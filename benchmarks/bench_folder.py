@@ -132,7 +132,7 @@ def main() -> None:
         (root / "codec").mkdir()
         (root / "host").mkdir()
         paths = make_photos(root / "in", args.count, args.mp)
-        depth = gpu_lane_depth(1)
+        depth = gpu_lane_depth(1, args.mp)
         # The model alone takes the first device of a list: it shows what one device does.
         seconds = {
             "codec": codec_seconds(paths, root / "codec"),

@@ -37,14 +37,29 @@ BATCH_STOPPING_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, getattr(errno, "ED
 # its correction (strength, blend) and encode and write it, against the 60 ms an H200 is to take for the
 # model; so a lane wants six, where the cores allow.
 GPU_LANE_DEPTHS = range(3, 7)
+# Host memory that a photo read ahead and one written behind hold together, per pixel: float32 RGB when
+# decoded (12 B/px, 15 while decoding), and up to 43 while being finished (the photo, the model's output
+# and mask, the blend, the 8-bit copy), as tracemalloc counts them for a 24 MP JPEG, plus the encoder's
+# buffers. A lane holds that for each step of its depth, and one more for the photo the device is on.
+IN_FLIGHT_BYTES_PER_PIXEL = 64
+# The share of the host memory available when a batch starts that its photos in flight may take.
+IN_FLIGHT_MEMORY_SHARE = 0.5
 
 
-def gpu_lane_depth(lanes: int, cores: int | None = None) -> int:
+def gpu_lane_depth(
+    lanes: int, megapixels: float = 0.0, cores: int | None = None, memory: int | None = None
+) -> int:
     """How far each of ``lanes`` GPU lanes reads ahead and writes behind: the cores this process may use
     (``usable_cores`` unless given) shared out, a reader and a writer per photo in flight, within
-    ``GPU_LANE_DEPTHS``."""
+    ``GPU_LANE_DEPTHS``; less (down to 1) where photos of ``megapixels`` (the batch's largest) would
+    overfill the host memory available (``available_host_memory`` unless given)."""
     share = (cores or usable_cores()) // (2 * lanes)
-    return min(max(share, GPU_LANE_DEPTHS.start), GPU_LANE_DEPTHS.stop - 1)
+    depth = min(max(share, GPU_LANE_DEPTHS.start), GPU_LANE_DEPTHS.stop - 1)
+    memory = available_host_memory() if memory is None else memory
+    if memory is None or megapixels <= 0:
+        return depth
+    steps = memory * IN_FLIGHT_MEMORY_SHARE / (lanes * megapixels * 1e6 * IN_FLIGHT_BYTES_PER_PIXEL)
+    return max(1, min(depth, int(steps) - 1))  # one step's worth is the photo on the device
 
 
 def usable_cores() -> int:
@@ -52,6 +67,63 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+# Where cgroup v2 and v1 keep memory limits: the hierarchy's mount, the limit file and the usage file.
+CGROUP_V2_MEMORY = ("sys/fs/cgroup", "memory.max", "memory.current")
+CGROUP_V1_MEMORY = ("sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes")
+
+
+def available_host_memory(root: Path = Path("/")) -> int | None:
+    """Bytes of memory this process can still take on Linux: the system's MemAvailable, or less where its
+    cgroup (a container's, a scheduler job's) or one above it is limited; None where that is unknown."""
+    found = [bytes_ for bytes_ in (meminfo_available(root), cgroup_headroom(root)) if bytes_ is not None]
+    return min(found, default=None)
+
+
+def meminfo_available(root: Path) -> int | None:
+    try:
+        lines = (root / "proc/meminfo").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name == "MemAvailable" and value.split()[1:] == ["kB"]:
+            return int(value.split()[0]) * 1024
+    return None
+
+
+def cgroup_headroom(root: Path) -> int | None:
+    """The least that any memory-limited cgroup from this process's up to the root has left, or None."""
+    try:
+        membership = (root / "proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    headrooms = []
+    for line in membership:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and not controllers:
+            mount, limit_file, usage_file = CGROUP_V2_MEMORY
+        elif "memory" in controllers.split(","):
+            mount, limit_file, usage_file = CGROUP_V1_MEMORY
+        else:
+            continue
+        own = Path(path.lstrip("/"))
+        for group in (own, *own.parents):  # inside a container, its own group is the mount's root
+            headrooms.append(cgroup_group_headroom(root / mount / group, limit_file, usage_file))
+    return min((headroom for headroom in headrooms if headroom is not None), default=None)
+
+
+def cgroup_group_headroom(folder: Path, limit_file: str, usage_file: str) -> int | None:
+    """A cgroup's limit less its usage, or None when it has no limit (or cannot be read)."""
+    try:
+        limit, usage = ((folder / name).read_text().strip() for name in (limit_file, usage_file))
+    except OSError:
+        return None
+    if not (limit.isdigit() and usage.isdigit()) or int(limit) >= 2**62:  # "max", or v1's "no limit"
+        return None
+    return max(0, int(limit) - int(usage))
 
 
 class JobError(Exception):

@@ -477,9 +477,11 @@ def run_batch(
     from recnet_cli.engine import PhotoOutOfMemoryError
 
     gpu_lanes = sum(corrector.device.type == "cuda" for corrector in correctors)
-    depth = gpu_lane_depth(gpu_lanes) if gpu_lanes else 1
-    # The bar counts megapixels, for an ETA that holds when sizes vary: each header, read before starting.
-    expected = {job: header_megapixels(job.source) for job in jobs} if console.shows_progress(quiet) else {}
+    # The bar counts megapixels, for an ETA that holds when sizes vary, and GPU lanes read ahead as far as
+    # the largest photo allows: each header, read before starting.
+    sizes_needed = gpu_lanes or console.shows_progress(quiet)
+    expected = {job: header_megapixels(job.source) for job in jobs} if sizes_needed else {}
+    depth = gpu_lane_depth(gpu_lanes, max(expected.values(), default=0.0)) if gpu_lanes else 1
     outcomes: list[Outcome] = []
     try:
         with console.BatchProgress(len(jobs), expected, label, quiet) as progress:
