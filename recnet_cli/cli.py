@@ -1233,12 +1233,14 @@ def bench(
         model, device, precision, tile, quiet=True, compiled=compiled, one_device=True, fused=fused
     )
     from recnet_cli.devices import describe_peak_memory
-    from recnet_cli.engine import time_correction
+    from recnet_cli.engine import PhotoOutOfMemoryError, time_correction
 
     try:
         timing = time_correction(corrector, megapixels, repeats)
     except MemoryError:
         raise fail(f"--mp {megapixels:g}: a photo this large does not fit in this machine's memory") from None
+    except PhotoOutOfMemoryError as error:
+        raise fail(f"--mp {megapixels:g}: {error}", 1) from None
     if compiled and timing["tile"]:
         console.notice("--compile speeds up the whole-image path only; this size ran in tiles (try --tile 0)")
     if corrector.compile_failure:

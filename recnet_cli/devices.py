@@ -25,8 +25,29 @@ LARGEST_REUSED_BLOCK = 32 * 2**20  # glibc's ceiling for the mmap threshold on 6
 KEPT_FREE_MEMORY = 2**30
 
 
+# What PyTorch's RuntimeErrors say when an allocation fails other than through torch.OutOfMemoryError: the
+# CPU allocator ("can't allocate memory"), CUDA ("CUDA error: out of memory"), MPS ("MPS backend out of
+# memory") and cuBLAS or cuDNN workspaces ("..._STATUS_ALLOC_FAILED").
+HOST_ALLOCATOR_MESSAGE = "can't allocate memory"
+OUT_OF_MEMORY_MESSAGES = (HOST_ALLOCATOR_MESSAGE, "out of memory", "_ALLOC_FAILED")
+
+
 class DeviceError(ValueError):
     """A device or precision the user asked for is not usable here."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation that failed, on the host or on a device."""
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and any(text in str(error) for text in OUT_OF_MEMORY_MESSAGES)
+
+
+def is_host_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation in host memory that failed (Python's, NumPy's or PyTorch's)."""
+    return isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and HOST_ALLOCATOR_MESSAGE in str(error)
+    )
 
 
 def pick_device(spec: str = "auto") -> torch.device:

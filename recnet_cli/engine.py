@@ -18,6 +18,8 @@ import torch
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.devices import (
     DeviceError,
+    is_host_out_of_memory,
+    is_out_of_memory,
     keep_freed_host_memory,
     peak_memory_bytes,
     precision_name,
@@ -232,19 +234,33 @@ class Corrector:
         to queue the next photo). Raises as ``correct`` does."""
         try:
             return self._start(rgb, progress)
-        except (MemoryError, torch.cuda.OutOfMemoryError):
-            pass  # handled outside the except block, so the failed run's tensors can be freed first
+        except (MemoryError, RuntimeError) as error:
+            if not is_out_of_memory(error):
+                raise
+            # handled outside the except block, so the failed run's tensors can be freed first
+            on_host = self.device.type == "cpu" or is_host_out_of_memory(error)
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        raise self.out_of_memory(rgb)
+        raise self.out_of_memory(rgb, on_host)
 
-    def out_of_memory(self, rgb: np.ndarray) -> PhotoOutOfMemoryError:
-        megapixels = rgb.shape[0] * rgb.shape[1] / 1e6
-        tile = self.tile_for(*rgb.shape[:2])
+    def out_of_memory(self, rgb: np.ndarray, on_host: bool) -> PhotoOutOfMemoryError:
+        """The error for a photo that ran out of host memory (``on_host``) or the device's, with advice."""
+        height, width = rgb.shape[:2]
+        megapixels = height * width / 1e6
+        tile = self.tile_for(height, width)
+        if on_host and tile:  # tiled runs keep their full-size maps in host memory, whatever the tile
+            maps = full_maps_bytes(
+                self.model.channels, height + 2 * EDGE_PAD, width + 2 * EDGE_PAD, self.dtype
+            )
+            return PhotoOutOfMemoryError(
+                f"not enough memory for this {megapixels:.1f} MP photo: its feature maps alone take "
+                f"{maps / 2**30:.1f} GiB at any --tile; free some memory (close other programs) and try again"
+            )
+        on_gpu = self.device.type == "cuda" and not on_host
         advice = f"try a smaller --tile than {tile}" if tile else "try --tile 1024"
-        if self.device.type == "cuda" and self.dtype == torch.float32:
+        if on_gpu and self.dtype == torch.float32:
             advice += " or --precision fp16"
-        where = "GPU memory" if self.device.type == "cuda" else "memory"
+        where = "GPU memory" if on_gpu else "memory"
         return PhotoOutOfMemoryError(f"not enough {where} for this {megapixels:.1f} MP photo: {advice}")
 
     @torch.inference_mode()
@@ -369,7 +385,7 @@ class PendingCorrection:
 
     def result(self) -> Correction:
         """The correction: the model's output, at the strength the photo gets. Out of host memory raises
-        PhotoOutOfMemoryError."""
+        PhotoOutOfMemoryError (a smaller tile would not help: the model has run)."""
         if self.copied is not None:
             self.copied.synchronize()
         try:
@@ -378,7 +394,11 @@ class PendingCorrection:
             return Correction(blend(self.rgb, full, strength), mask, strength)
         except MemoryError:
             pass  # raised outside the except block, so the arrays made so far can be freed first
-        raise self.corrector.out_of_memory(self.rgb)
+        megapixels = self.rgb.shape[0] * self.rgb.shape[1] / 1e6
+        advice = "free some memory (close other programs) and run it again"
+        raise PhotoOutOfMemoryError(
+            f"not enough memory left to finish this {megapixels:.1f} MP photo: {advice}"
+        )
 
 
 def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -> dict[str, object]:

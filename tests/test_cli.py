@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import resource
 import shlex
 import signal
 import subprocess
@@ -675,6 +676,24 @@ def test_bench_says_when_compile_does_not_apply(env: dict[str, str], model_file:
     piped = run(command, {**env, "COLUMNS": "40"})  # one line in a log, however narrow the terminal
     assert piped.returncode == 0 and len(piped.stdout.strip().splitlines()) == 1
     assert "peak" in piped.stdout
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS limits memory on Linux")
+def test_a_photo_too_large_for_host_memory_is_a_one_line_error(env: dict[str, str], model_file: Path) -> None:
+    # PyTorch's CPU allocator raises a RuntimeError, not MemoryError: it must still read as memory, with
+    # advice that fits (the tiles' full-size maps take 168 B/px in host memory whatever the tile).
+    def three_gib_of_address_space() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    command = [RECNET, "bench", "--mp", "20", "--repeats", "1", "--device", "cpu", "--model", str(model_file)]
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, preexec_fn=three_gib_of_address_space
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "error: --mp 20: not enough memory for this 20.0 MP photo: its feature maps alone "
+    )
 
 
 def test_fused_kernels_off_a_cuda_gpu_are_a_one_line_error(

@@ -9,6 +9,8 @@ from random_models import random_image, random_model
 
 from recnet_cli.devices import (
     DeviceError,
+    is_host_out_of_memory,
+    is_out_of_memory,
     keep_freed_host_memory,
     peak_memory_bytes,
     pick_device,
@@ -87,3 +89,36 @@ def test_peak_memory_on_the_cpu_is_the_process_peak_in_bytes() -> None:
     held = torch.ones(256 * 2**20, dtype=torch.uint8)  # 256 MiB, every page written
     assert held.numel() <= peak_memory_bytes(torch.device("cpu")) < 64 * 2**30
     assert peak_memory_bytes(torch.device("meta")) is None
+
+
+@pytest.mark.parametrize(
+    ("error", "out_of_memory", "on_host"),
+    [
+        (MemoryError(), True, True),
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                "you tried to allocate 3210258816 bytes. Error code 12 (Cannot allocate memory)"
+            ),
+            True,
+            True,
+        ),
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB."), True, False),
+        (RuntimeError("CUDA error: out of memory"), True, False),
+        (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), True, False),
+        (RuntimeError("MPS backend out of memory (MPS allocated: 9.00 GB)"), True, False),
+        (RuntimeError("Expected all tensors to be on the same device"), False, False),
+        (ValueError("out of memory"), False, False),
+    ],
+)
+def test_failed_allocations_are_told_from_other_errors_and_the_host_s_from_a_device_s(
+    error: BaseException, out_of_memory: bool, on_host: bool
+) -> None:
+    assert is_out_of_memory(error) is out_of_memory
+    assert is_host_out_of_memory(error) is on_host
+
+
+def test_pytorch_s_own_host_allocation_failure_is_recognised() -> None:
+    with pytest.raises(RuntimeError) as raised:
+        torch.empty(1 << 60, dtype=torch.uint8)
+    assert is_out_of_memory(raised.value) and is_host_out_of_memory(raised.value)

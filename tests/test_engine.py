@@ -4,6 +4,7 @@ out of memory, the mirrored border, and corrections finished in other threads.""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -85,20 +86,51 @@ def test_a_failing_compiler_falls_back_to_the_uncompiled_path(
     assert np.array_equal(result.image, Corrector(model, CPU, tile=0).correct(photo).image)
 
 
-@pytest.mark.parametrize(("tile", "advice"), [(0, "try --tile 1024"), (128, "try a smaller --tile than 128")])
+def exhausted_by_numpy(*args: object) -> None:
+    raise MemoryError
+
+
+def exhausted_by_torch(*args: object) -> None:
+    torch.empty(1 << 60, dtype=torch.uint8)  # the CPU allocator raises a RuntimeError, not MemoryError
+
+
+@pytest.mark.parametrize("exhausted", [exhausted_by_numpy, exhausted_by_torch])
+@pytest.mark.parametrize(
+    ("tile", "advice"),
+    [
+        (0, "try --tile 1024"),
+        # Tiles keep the full-size maps in host memory, (4 x 8 + 7) x 4 + 12 = 168 B/px: a smaller tile
+        # would not help.
+        (128, "its feature maps alone take 0.0 GiB at any --tile; free some memory (close other programs)"),
+    ],
+)
 def test_running_out_of_memory_is_that_photo_s_error_with_advice(
-    photo: np.ndarray, tile: int, advice: str
+    photo: np.ndarray, exhausted: Callable[..., None], tile: int, advice: str
 ) -> None:
     corrector = Corrector(random_model(seed=8), CPU, tile=tile)
-
-    def exhausted(*args: object) -> None:
-        raise MemoryError
-
     corrector.whole_image = exhausted  # the whole-image path
     corrector.stages = replace(corrector.stages, conv=exhausted)  # the tiled one
     with pytest.raises(PhotoOutOfMemoryError) as raised:
         corrector.correct(photo)
-    assert str(raised.value) == f"not enough memory for this 0.0 MP photo: {advice}"
+    assert str(raised.value).startswith(f"not enough memory for this 0.0 MP photo: {advice}")
+
+
+def test_the_feature_maps_a_photo_needs_are_in_the_advice() -> None:
+    corrector = Corrector(random_model(seed=8), CPU, tile=448)
+    error = corrector.out_of_memory(np.empty((8660, 11547, 3), np.float32), on_host=True)
+    # 168 B/px (8 channels in float32) over 8676 x 11563 pixels with the mirrored border: 15.7 GiB.
+    assert "100.0 MP photo: its feature maps alone take 15.7 GiB at any --tile" in str(error)
+
+
+def test_other_runtime_errors_are_not_taken_for_running_out_of_memory(photo: np.ndarray) -> None:
+    corrector = Corrector(random_model(seed=8), CPU, tile=0)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("Expected all tensors to be on the same device")
+
+    corrector.whole_image = broken
+    with pytest.raises(RuntimeError, match="same device"):
+        corrector.correct(photo)
 
 
 @pytest.mark.parametrize("height", [1, 2, 7, 8, 9, 17, 40])
@@ -143,7 +175,10 @@ def test_running_out_of_host_memory_while_finishing_is_that_photo_s_error(
         raise MemoryError
 
     monkeypatch.setattr("recnet_cli.engine.blend", exhausted)
-    with pytest.raises(
-        PhotoOutOfMemoryError, match=r"not enough memory for this 0\.0 MP photo: try --tile 1024"
-    ):
+    with pytest.raises(PhotoOutOfMemoryError) as raised:
         pending.result()
+    # No --tile advice: the model has run, and the blend needs the same memory at any tile size.
+    assert str(raised.value) == (
+        "not enough memory left to finish this 0.0 MP photo: free some memory (close other programs) and "
+        "run it again"
+    )
