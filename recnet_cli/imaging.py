@@ -42,6 +42,11 @@ from recnet_cli import icc
 # OpenCV logs what it makes of damaged files to stderr ("readHeader IHDR chunk shall be first"); recnet
 # says in one line of its own which file is damaged and why.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+# Pillow warns about images between MAX_IMAGE_PIXELS and twice that (above, it raises) and about damaged
+# metadata; neither may stop or clutter a batch. The filter is set once for the process: a
+# ``catch_warnings`` around each read is not thread-safe, and a GPU batch reads several photos at once
+# (threads leaving it out of order left "ignore all warnings" behind for the whole process).
+warnings.filterwarnings("ignore", module=r"PIL\.")
 
 HEIF_EXTENSIONS = (".heic", ".heif", ".hif")
 HEIF_SUPPORTED = importlib.util.find_spec("pillow_heif") is not None
@@ -369,10 +374,8 @@ def header_megapixels(path: str | os.PathLike[str]) -> float:
     """The image's size in megapixels from its header, without decoding it; 0 when it cannot be read."""
     enable_heif()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as image:
-                return image.width * image.height / 1e6
+        with Image.open(path) as image:
+            return image.width * image.height / 1e6
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         return 0.0
 
@@ -436,13 +439,9 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
 def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
     enable_heif()
     try:
-        with warnings.catch_warnings():
-            # Pillow warns about images between MAX_IMAGE_PIXELS and twice that (above, it raises) and
-            # about damaged metadata; neither may stop or clutter a batch.
-            warnings.simplefilter("ignore")
-            with Image.open(file) as image:
-                _check_supported(path, image)
-                return _decode(image, file)
+        with Image.open(file) as image:
+            _check_supported(path, image)
+            return _decode(image, file)
     except Image.UnidentifiedImageError as error:
         file.seek(0)
         if _has_supported_signature(file.read(12)):
