@@ -351,11 +351,16 @@ def with_border(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
 def mirror_border(image: torch.Tensor, border: int) -> torch.Tensor:
     """(H, W, ...) with a ``border``-pixel mirrored border, the edge pixel repeated, as NumPy's "symmetric"
     padding does (for any size, even one under ``border``), on the image's device."""
-    rows, cols = (
-        torch.from_numpy(np.pad(np.arange(size), border, mode="symmetric")).to(image.device)
-        for size in image.shape[:2]
-    )
+    rows, cols = (symmetric_indices(size, border, image.device) for size in image.shape[:2])
     return image.index_select(0, rows).index_select(1, cols)
+
+
+def symmetric_indices(size: int, border: int, device: torch.device) -> torch.Tensor:
+    """The indices that "symmetric" padding reads from a row of ``size``: -1 reads 0, size reads size - 1,
+    folding again where the border is wider than the row. Made on ``device``: copying them there from
+    pageable memory would wait for all the work queued on a GPU (the previous photo's)."""
+    folded = torch.arange(-border, size + border, device=device).remainder(2 * size)
+    return torch.where(folded < size, folded, 2 * size - 1 - folded)
 
 
 def on_way_to_host(
