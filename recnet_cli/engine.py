@@ -400,7 +400,7 @@ class PendingCorrection:
         except MemoryError:
             pass  # raised outside the except block, so the arrays made so far can be freed first
         megapixels = self.rgb.shape[0] * self.rgb.shape[1] / 1e6
-        advice = "free some memory (close other programs) and run it again"
+        advice = "free some memory (close other programs) and try again"
         raise PhotoOutOfMemoryError(
             f"not enough memory left to finish this {megapixels:.1f} MP photo: {advice}"
         )

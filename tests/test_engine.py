@@ -180,5 +180,5 @@ def test_running_out_of_host_memory_while_finishing_is_that_photo_s_error(
     # No --tile advice: the model has run, and the blend needs the same memory at any tile size.
     assert str(raised.value) == (
         "not enough memory left to finish this 0.0 MP photo: free some memory (close other programs) and "
-        "run it again"
+        "try again"
     )
