@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import cv2
@@ -24,7 +25,7 @@ from fake_hub import FakeHub
 from PIL import Image, ImageCms
 from typer.testing import CliRunner
 
-from recnet_cli import imaging
+from recnet_cli import batch, imaging
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Job
 from recnet_cli.cli import app, run_batch
@@ -269,6 +270,35 @@ def test_a_photo_that_runs_out_of_memory_fails_alone(tmp_path: Path) -> None:
     summary = run_batch(jobs, [], [corrector], compute, write, "Correcting", False, False, quiet=True)
     assert [o.status for o in summary.outcomes] == ["done", "failed", "done"]
     assert summary.outcomes[1].reason == "not enough memory for this 0.0 MP photo: try --tile 1024"
+
+
+def test_gpu_lanes_read_ahead_as_far_as_the_largest_photo_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 72 x 48 and 300 x 200 photos; half the host memory holds 3.5 steps (80 B/px) of the larger one: one
+    # for the photo on the GPU, two read ahead and written behind.
+    jobs = [
+        Job(make_photo(tmp_path / f"{name}.png", size), tmp_path / f"{name}_out.png")
+        for name, size in (("small", (72, 48)), ("large", (300, 200)), ("small2", (72, 48)))
+    ]
+    monkeypatch.setattr(batch, "available_host_memory", lambda: 2 * 3.5 * 60_000 * 80)
+    monkeypatch.setattr(batch, "usable_cores", lambda: 16)
+    depths: list[int] = []
+
+    def run_jobs_noting_the_depth(*args: object, depth: int, **kwargs: object) -> batch.Summary:
+        depths.append(depth)
+        return batch.run_jobs(*args, depth=depth, **kwargs)
+
+    monkeypatch.setattr("recnet_cli.cli.run_jobs", run_jobs_noting_the_depth)
+    gpu = types.SimpleNamespace(device=torch.device("cuda"))  # run_batch only asks where a lane runs
+
+    def write(job: Job, photo: Photo, computed: Photo) -> float:
+        job.target.write_bytes(b"corrected")
+        return photo.megapixels
+
+    summary = run_batch(jobs, [], [gpu], lambda *args: None, write, "Correcting", False, False, quiet=True)
+    assert [outcome.status for outcome in summary.outcomes] == ["done"] * 3
+    assert depths == [2]  # the small photos alone would allow 6 (16 cores)
 
 
 def test_overwrite_and_skip_existing_together_are_refused(tmp_path: Path, env: dict[str, str]) -> None:
