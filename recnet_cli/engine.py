@@ -73,10 +73,19 @@ def whole_image_bytes(height: int, width: int, dtype: torch.dtype) -> int:
     return WHOLE_IMAGE_BYTES_PER_PIXEL * torch.finfo(dtype).bits // 8 * height * width
 
 
+def gpu_memory_budget(device: torch.device) -> int:
+    """``GPU_MEMORY_SHARE`` of what a photo may use on a CUDA device: the driver's free memory, and what
+    PyTorch's allocator holds with no tensor in it (kept from the last photo for the next; the driver
+    counts it as used)."""
+    free = torch.cuda.mem_get_info(device)[0]
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return int((free + cached) * GPU_MEMORY_SHARE)
+
+
 def auto_tile(device: torch.device, dtype: torch.dtype, height: int, width: int) -> int:
     """0 (whole image) when it fits the device's budget (and is fastest there), else a tile size."""
     if device.type == "cuda":
-        budget, tile = int(torch.cuda.mem_get_info(device)[0] * GPU_MEMORY_SHARE), GPU_TILE
+        budget, tile = gpu_memory_budget(device), GPU_TILE
     elif device.type == "cpu":
         budget, tile = CPU_WHOLE_IMAGE_BUDGET, CPU_TILE
     else:
@@ -98,7 +107,7 @@ def map_storage(
     one tile's work (nothing then crosses the bus), else in host memory."""
     if device.type != "cuda":
         return HOST
-    budget = int(torch.cuda.mem_get_info(device)[0] * GPU_MEMORY_SHARE)
+    budget = gpu_memory_budget(device)
     return device if tiled_on_device_bytes(channels, height, width, dtype, tile) <= budget else HOST
 
 

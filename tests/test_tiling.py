@@ -9,7 +9,14 @@ import pytest
 import torch
 from random_models import random_image, random_model
 
-from recnet_cli.engine import CPU_TILE, Corrector, auto_tile, map_storage, tiled_on_device_bytes
+from recnet_cli.engine import (
+    CPU_TILE,
+    GPU_TILE,
+    Corrector,
+    auto_tile,
+    map_storage,
+    tiled_on_device_bytes,
+)
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
 from recnet_cli.tiling import Moments, TiledRunner, spans, strips, tiles
@@ -147,6 +154,24 @@ def test_tiles_keep_full_size_maps_on_a_gpu_only_where_they_fit(monkeypatch: pyt
     assert map_storage(gpu, torch.float32, 6000, 8000, 2048, 8) == CPU  # 48 MP needs 12 GB
     assert map_storage(gpu, torch.float16, 6000, 8000, 2048, 8) == gpu  # half as much in fp16
     assert map_storage(CPU, torch.float32, 300, 400, 2048, 8) == CPU
+
+
+def test_a_gpu_s_budget_counts_the_memory_pytorch_holds_free_for_the_next_photo(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # After a photo, PyTorch's allocator keeps its memory (the driver counts it as used): the next photo
+    # of the same size must still run whole, not in tiles because the driver says less is free.
+    gpu = torch.device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (4 * 2**30, 16 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 2**30)
+    reserved = {"bytes": 10 * 2**30}
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: reserved["bytes"])
+    # 6 MP whole in fp32: 1000 B/px, 6 GB, within 80% of 4 + 9 GiB, not of 4 GiB
+    assert auto_tile(gpu, torch.float32, 2000, 3000) == 0
+    assert map_storage(gpu, torch.float32, 4000, 6000, 2048, 8) == gpu  # 24 MP's maps 4 GB, a tile 4.3
+    reserved["bytes"] = 2**30  # nothing cached
+    assert auto_tile(gpu, torch.float32, 2000, 3000) == GPU_TILE
+    assert map_storage(gpu, torch.float32, 4000, 6000, 2048, 8) == CPU
 
 
 def test_tiled_matches_whole_image_in_float64() -> None:
