@@ -392,15 +392,21 @@ def write_photo(
     fmt = format_for(path, output_format)
     depth = 8 if like.bit_depth == 8 else _DEEP_OUTPUT_BITS.get(fmt, 8)
     grayscale = like.grayscale and fmt != "WEBP"
-    channels = [_quantise(pixels @ _LUMA if grayscale else pixels, depth)]
-    if like.alpha is not None and fmt in ALPHA_FORMATS:
-        channels.append(_alpha_at_depth(like.alpha, depth))
-    samples = np.dstack(channels) if len(channels) > 1 else channels[0].reshape(*pixels.shape[:2], -1)
     source_profile = like.icc_profile or (None if fmt == "HEIF" else nclx_icc_profile(like.nclx))
     icc_profile = _profile_for(source_profile, grayscale)
     metadata = Metadata(like.exif, icc_profile, like.dpi, like.xmp, like.iptc, like.nclx, like.chroma)
-    with atomic_output(path) as temporary:
-        _write_samples(temporary, fmt, samples, quality, metadata)
+    try:
+        channels = [_quantise(pixels @ _LUMA if grayscale else pixels, depth)]
+        if like.alpha is not None and fmt in ALPHA_FORMATS:
+            channels.append(_alpha_at_depth(like.alpha, depth))
+        samples = np.dstack(channels) if len(channels) > 1 else channels[0].reshape(*pixels.shape[:2], -1)
+        with atomic_output(path) as temporary:
+            _write_samples(temporary, fmt, samples, quality, metadata)
+    except (MemoryError, cv2.error) as error:
+        if not _out_of_memory(error):
+            raise
+        megapixels = pixels.shape[0] * pixels.shape[1] / 1e6
+        raise ImageWriteError(path, _NO_MEMORY.format("encode", megapixels)) from None
 
 
 def write_png16(path: str | os.PathLike[str], grey: np.ndarray) -> None:
@@ -438,8 +444,10 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
     enable_heif()
+    size = (0, 0)
     try:
         with Image.open(file) as image:
+            size = image.size
             _check_supported(path, image)
             return _decode(image, file)
     except Image.UnidentifiedImageError as error:
@@ -449,8 +457,22 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
         raise ImageReadError(path, "not an image, or an unsupported format") from error
     except Image.DecompressionBombError as error:
         raise ImageReadError(path, f"image too large: {error}") from error
-    except (OSError, SyntaxError, EOFError, cv2.error) as error:
+    except (MemoryError, OSError, SyntaxError, EOFError, cv2.error) as error:
+        if _out_of_memory(error):  # not the file's fault: it must not read as a damaged file
+            raise ImageReadError(path, _NO_MEMORY.format("decode", size[0] * size[1] / 1e6)) from None
         raise ImageReadError(path, "truncated or corrupt image data") from error
+
+
+_NO_MEMORY = (
+    "not enough memory to {} this {:.1f} MP image: free some memory (close other programs) and try again"
+)
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation that failed: Python's and NumPy's MemoryError, or OpenCV's."""
+    return isinstance(error, MemoryError) or (
+        isinstance(error, cv2.error) and error.code == cv2.Error.StsNoMem
+    )
 
 
 def _check_supported(path: str | os.PathLike[str], image: Image.Image) -> None:

@@ -934,6 +934,49 @@ def test_permission_denied_by_the_system(tmp_path, monkeypatch):
     assert_read_error(source, "permission denied")
 
 
+def opencv_out_of_memory(*args: object) -> None:
+    cv2.resize(np.zeros((2, 2), np.uint8), (1 << 20, 1 << 19))  # 512 GiB: OpenCV's own allocation fails
+
+
+def numpy_out_of_memory(*args: object) -> None:
+    np.empty(1 << 60, np.uint8)
+
+
+@pytest.mark.parametrize("exhausted", [opencv_out_of_memory, numpy_out_of_memory])
+def test_running_out_of_memory_while_decoding_is_not_called_a_damaged_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exhausted
+) -> None:
+    source = save(tmp_path / "photo.jpg", Image.new("RGB", (1000, 500)))
+    monkeypatch.setattr(imaging, "_decode", exhausted)
+    assert_read_error(source, "not enough memory to decode this 0.5 MP image: free some memory")
+
+
+@pytest.mark.parametrize("exhausted", [opencv_out_of_memory, numpy_out_of_memory])
+@pytest.mark.parametrize("stage", ["_quantise", "_write_samples"])
+def test_running_out_of_memory_while_encoding_is_a_one_line_write_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exhausted, stage: str
+) -> None:
+    photo = read_photo(save(tmp_path / "photo.png", Image.new("RGB", (1000, 500))))
+    target = tmp_path / "out.jpg"
+    target.write_bytes(b"an earlier output")
+    monkeypatch.setattr(imaging, stage, exhausted)
+    with pytest.raises(ImageWriteError) as caught:
+        write_photo(target, photo.pixels, like=photo)
+    assert caught.value.reason.startswith("not enough memory to encode this 0.5 MP image: free some memory")
+    assert target.read_bytes() == b"an earlier output"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out.jpg", "photo.png"]
+
+
+def test_other_opencv_errors_while_decoding_still_mean_a_damaged_file(tmp_path: Path, monkeypatch) -> None:
+    source = save(tmp_path / "photo.jpg", Image.new("RGB", (100, 50)))
+
+    def damaged(*args: object) -> None:
+        cv2.cvtColor(np.zeros((2, 2, 5), np.uint8), cv2.COLOR_BGR2RGB)  # a channel count OpenCV refuses
+
+    monkeypatch.setattr(imaging, "_decode", damaged)
+    assert_read_error(source, "truncated or corrupt image data")
+
+
 def test_decompression_bomb_is_an_error(tmp_path, monkeypatch):
     source = save(tmp_path / "photo.png", Image.new("RGB", (20, 20)))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 400 pixels > 2 x limit
