@@ -922,6 +922,7 @@ def train(
       recnet train --resume runs/mine --time-limit 50
       torchrun --nproc_per_node 4 -m recnet_cli train --photos my-photos/ --batch 32
     """
+    from recnet_cli.devices import is_host_out_of_memory, is_out_of_memory
     from recnet_cli.train.loop import StopSignals, TrainConfig, resume
     from recnet_cli.train.loop import train as start_training
     from recnet_cli.train.synthesis import parse_regimes
@@ -983,7 +984,13 @@ def train(
                 result = start_training(
                     config, progress=progress, time_limit=seconds, stop_requested=signals.received
                 )
-    except (ValueError, RuntimeError, OSError, WeightsError) as exc:
+    except (MemoryError, ValueError, RuntimeError, OSError, WeightsError) as exc:
+        if is_out_of_memory(exc):
+            where = "memory" if is_host_out_of_memory(exc) else "GPU memory"
+            message = (
+                f"not enough {where} to train at this batch and crop size: try a smaller --batch or --crop"
+            )
+            raise fail(message, 1) from None
         raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if not result.complete:
         console.notice(

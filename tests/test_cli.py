@@ -708,22 +708,40 @@ def test_bench_says_when_compile_does_not_apply(env: dict[str, str], model_file:
     assert "peak" in piped.stdout
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS limits memory on Linux")
-def test_a_photo_too_large_for_host_memory_is_a_one_line_error(env: dict[str, str], model_file: Path) -> None:
-    # PyTorch's CPU allocator raises a RuntimeError, not MemoryError: it must still read as memory, with
-    # advice that fits (the tiles' full-size maps take 168 B/px in host memory whatever the tile).
-    def three_gib_of_address_space() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+TOO_LARGE_FOR_3_GIB = ["--no-ecr", "--batch", "64", "--crop", "512", "--steps", "1"]
 
-    command = [RECNET, "bench", "--mp", "20", "--repeats", "1", "--device", "cpu", "--model", str(model_file)]
+
+def three_gib_of_address_space() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS limits memory on Linux")
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        # The tiles' full-size maps take 168 B/px in host memory whatever the tile: no --tile advice.
+        (
+            ["bench", "--mp", "20", "--repeats", "1"],
+            "error: --mp 20: not enough memory for this 20.0 MP photo: its feature maps alone take",
+        ),
+        (
+            ["train", "--photos", str(TRAIN_PHOTOS), *TOO_LARGE_FOR_3_GIB],
+            "error: not enough memory to train at this batch and crop size: try a smaller --batch or --crop",
+        ),
+    ],
+)
+def test_running_out_of_host_memory_is_a_one_line_error_with_advice(
+    tmp_path: Path, env: dict[str, str], model_file: Path, arguments: list[str], expected: str
+) -> None:
+    # PyTorch's CPU allocator raises a RuntimeError, not MemoryError: it must still read as memory.
+    command = [RECNET, *arguments, "--device", "cpu"]
+    command += ["--out", str(tmp_path / "run")] if arguments[0] == "train" else ["--model", str(model_file)]
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=300, preexec_fn=three_gib_of_address_space
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith(
-        "error: --mp 20: not enough memory for this 20.0 MP photo: its feature maps alone "
-    )
+    assert line.startswith(expected)
 
 
 def test_fused_kernels_off_a_cuda_gpu_are_a_one_line_error(
