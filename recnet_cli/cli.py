@@ -708,6 +708,7 @@ def explain(
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
     (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet=False, one_device=True)
+    from recnet_cli.engine import PhotoOutOfMemoryError
     from recnet_cli.viz.sheet import contact_sheet
     from recnet_cli.viz.sheet import explain as explain_photo
 
@@ -719,6 +720,8 @@ def explain(
         write_rgb8(target, contact_sheet(explained, f"recnet explain: {image.name}", subtitle))
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
+    except PhotoOutOfMemoryError as exc:
+        raise fail(f"{image}: {exc}", 1) from None
     except ValueError as exc:
         raise fail(f"{reference or image}: {exc}", 1) from None
     console.notice(f"wrote {target}")

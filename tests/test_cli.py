@@ -728,12 +728,18 @@ def three_gib_of_address_space() -> None:
             ["train", "--photos", str(TRAIN_PHOTOS), *TOO_LARGE_FOR_3_GIB],
             "error: not enough memory to train at this batch and crop size: try a smaller --batch or --crop",
         ),
+        (["explain", "PHOTO"], "error: PHOTO: not enough memory for this 20.0 MP photo: its feature maps"),
     ],
 )
 def test_running_out_of_host_memory_is_a_one_line_error_with_advice(
     tmp_path: Path, env: dict[str, str], model_file: Path, arguments: list[str], expected: str
 ) -> None:
     # PyTorch's CPU allocator raises a RuntimeError, not MemoryError: it must still read as memory.
+    if "PHOTO" in arguments:
+        photo = tmp_path / "20mp.png"
+        Image.new("RGB", (5000, 4000)).save(photo, compress_level=1)
+        arguments = [str(photo) if argument == "PHOTO" else argument for argument in arguments]
+        expected = expected.replace("PHOTO", str(photo))
     command = [RECNET, *arguments, "--device", "cpu"]
     command += ["--out", str(tmp_path / "run")] if arguments[0] == "train" else ["--model", str(model_file)]
     result = subprocess.run(
