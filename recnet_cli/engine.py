@@ -8,7 +8,7 @@ import functools
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -135,12 +135,13 @@ def blend(original: np.ndarray, corrected: np.ndarray, strength: float) -> np.nd
 WholeImageForward = Callable[[RECNet, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-@contextlib.contextmanager
-def compiler_notices_hidden() -> Iterator[None]:
-    """Hides the deprecation notices that torch.compile's own modules raise."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
-        yield
+def hide_compiler_notices() -> None:
+    """Ignores, from here on, the deprecation notices that PyTorch's modules raise about each other while
+    torch.compile works (``torch.jit.script_method``, ``torch._prims_common.check``): nothing the user can
+    act on. Once for the process: ``catch_warnings`` around each call is not thread-safe, and each GPU
+    lane runs its compiled model in its own thread."""
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(torch|triton)\.")
 
 
 class CompiledForward:
@@ -148,20 +149,19 @@ class CompiledForward:
     once compiling fails (no Triton or C++ compiler, an operator the compiler lacks): ``failure`` says why."""
 
     def __init__(self) -> None:
+        hide_compiler_notices()  # before torch._dynamo is imported: importing it raises some
         # torch.compile generates no code for complex numbers, so the FFT blur runs as it is. (Disabling it
         # here, not where blur is defined, keeps torch._dynamo's 1.5 s import out of every command.)
         stages = replace(EAGER, blur=torch.compiler.disable(EAGER.blur))
-        with compiler_notices_hidden():
-            self.compiled: WholeImageForward = torch.compile(
-                functools.partial(fast_forward, stages=stages), dynamic=False
-            )
+        self.compiled: WholeImageForward = torch.compile(
+            functools.partial(fast_forward, stages=stages), dynamic=False
+        )
         self.failure: str | None = None
 
     def __call__(self, model: RECNet, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.failure is None:
             try:
-                with compiler_notices_hidden():
-                    return self.compiled(model, image)
+                return self.compiled(model, image)
             except Exception as error:  # compilers fail in many ways; the uncompiled function is exact
                 self.failure = f"{type(error).__name__}: {first_line(error)}"
         return fast_forward(model, image)
