@@ -1142,8 +1142,9 @@ def evaluate(
 ) -> None:
     """Score a model on pairs (PSNR, SSIM), beside doing nothing (the input itself).
 
-    A pair that cannot be scored (a damaged file, images of different sizes) gets an error line and is
-    left out of the means; the command then exits with status 1.
+    A pair that cannot be scored (a damaged file, images of different sizes) gets an error line.
+
+    It is left out of the means, and the command then exits with status 1.
 
     [dim]Examples:[/]
       recnet eval --pairs LCDP/ --split test

@@ -3,6 +3,7 @@ where a subprocess cannot be steered, as for Ctrl-C at a chosen photo)."""
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import resource
@@ -299,6 +300,15 @@ def test_gpu_lanes_read_ahead_as_far_as_the_largest_photo_allows(
     summary = run_batch(jobs, [], [gpu], lambda *args: None, write, "Correcting", False, False, quiet=True)
     assert [outcome.status for outcome in summary.outcomes] == ["done"] * 3
     assert depths == [2]  # the small photos alone would allow 6 (16 cores)
+
+
+def test_help_paragraphs_are_one_line_each_so_the_terminal_wraps_them() -> None:
+    # Typer keeps a docstring's line breaks: a paragraph wrapped in the source breaks mid-sentence in --help.
+    for command in app.registered_commands:
+        paragraphs = inspect.getdoc(command.callback).split("\n\n")
+        for paragraph in paragraphs:
+            if "Example" not in paragraph:  # example commands go one to a line
+                assert "\n" not in paragraph, (command.callback.__name__, paragraph)
 
 
 def test_overwrite_and_skip_existing_together_are_refused(tmp_path: Path, env: dict[str, str]) -> None:
