@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recnet_cli.devices import is_out_of_memory
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import write_rgb8
 from recnet_cli.metrics import psnr, ssim, to_uint8
@@ -77,7 +78,20 @@ def json_number(value: float) -> float | None:
 
 
 def score_pair(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.ndarray]:
-    """Scores one pair; returns the score and the corrected 8-bit image. Metrics use 8-bit RGB."""
+    """Scores one pair; returns the score and the corrected 8-bit image. Metrics use 8-bit RGB. Too little
+    memory for the metrics raises PhotoOutOfMemoryError, as it does for the correction."""
+    try:
+        return score_pair_in_memory(pair, corrector)
+    except (MemoryError, RuntimeError) as error:
+        if not is_out_of_memory(error):
+            raise
+    # raised outside the except block, so the arrays made so far can be freed first
+    raise PhotoOutOfMemoryError(
+        "not enough memory to score this pair: free some memory (close other programs)"
+    )
+
+
+def score_pair_in_memory(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.ndarray]:
     source, target = read_rgb(pair.input), read_rgb(pair.target)
     if source.shape != target.shape:
         raise ImageFileError(
