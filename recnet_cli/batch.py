@@ -58,8 +58,10 @@ def gpu_lane_depth(
     overfill the host memory available (``available_host_memory`` unless given)."""
     share = (cores or usable_cores()) // (2 * lanes)
     depth = min(max(share, GPU_LANE_DEPTHS.start), GPU_LANE_DEPTHS.stop - 1)
+    if megapixels <= 0:
+        return depth
     memory = available_host_memory() if memory is None else memory
-    if memory is None or megapixels <= 0:
+    if memory is None:
         return depth
     steps = memory * IN_FLIGHT_MEMORY_SHARE / (lanes * megapixels * 1e6 * IN_FLIGHT_BYTES_PER_PIXEL)
     return max(1, min(depth, int(steps) - 1))  # one step's worth is the photo on the device
