@@ -25,6 +25,7 @@ from recnet_cli.devices import (
     precision_name,
     reset_peak_memory,
 )
+from recnet_cli.imaging import FREE_MEMORY_ADVICE
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import EAGER, Stages, fast_forward
 from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, Progress, TiledRunner, full_maps_bytes
@@ -263,7 +264,7 @@ class Corrector:
             )
             return PhotoOutOfMemoryError(
                 f"not enough memory for this {megapixels:.1f} MP photo: its feature maps alone take "
-                f"{maps / 2**30:.1f} GiB at any --tile; free some memory (close other programs) and try again"
+                f"{maps / 2**30:.1f} GiB at any --tile; {FREE_MEMORY_ADVICE}"
             )
         on_gpu = self.device.type == "cuda" and not on_host
         advice = f"try a smaller --tile than {tile}" if tile else "try --tile 1024"
@@ -409,9 +410,8 @@ class PendingCorrection:
         except MemoryError:
             pass  # raised outside the except block, so the arrays made so far can be freed first
         megapixels = self.rgb.shape[0] * self.rgb.shape[1] / 1e6
-        advice = "free some memory (close other programs) and try again"
         raise PhotoOutOfMemoryError(
-            f"not enough memory left to finish this {megapixels:.1f} MP photo: {advice}"
+            f"not enough memory left to finish this {megapixels:.1f} MP photo: {FREE_MEMORY_ADVICE}"
         )
 
 

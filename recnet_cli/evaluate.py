@@ -11,7 +11,7 @@ import numpy as np
 
 from recnet_cli.devices import is_out_of_memory
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
-from recnet_cli.imaging import write_rgb8
+from recnet_cli.imaging import FREE_MEMORY_ADVICE, write_rgb8
 from recnet_cli.metrics import psnr, ssim, to_uint8
 from recnet_cli.train.data import ImageFileError, read_rgb
 from recnet_cli.train.pairs import ImagePair
@@ -86,9 +86,7 @@ def score_pair(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.nd
         if not is_out_of_memory(error):
             raise
     # raised outside the except block, so the arrays made so far can be freed first
-    raise PhotoOutOfMemoryError(
-        "not enough memory to score this pair: free some memory (close other programs)"
-    )
+    raise PhotoOutOfMemoryError(f"not enough memory to score this pair: {FREE_MEMORY_ADVICE}")
 
 
 def score_pair_in_memory(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.ndarray]:

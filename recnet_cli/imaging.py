@@ -463,9 +463,9 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
         raise ImageReadError(path, "truncated or corrupt image data") from error
 
 
-_NO_MEMORY = (
-    "not enough memory to {} this {:.1f} MP image: free some memory (close other programs) and try again"
-)
+# What every "not enough memory" error advises, where no setting would help.
+FREE_MEMORY_ADVICE = "free some memory (close other programs) and try again"
+_NO_MEMORY = "not enough memory to {} this {:.1f} MP image: " + FREE_MEMORY_ADVICE
 
 
 def _out_of_memory(error: BaseException) -> bool:
