@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -22,6 +23,19 @@ from recnet_cli.model import RECNet
 from recnet_cli.weights import save_model
 
 RECNET = shutil.which("recnet")
+
+
+# Allocations no machine can make, each failing as its library fails (they stand in for any function).
+def numpy_out_of_memory(*args: object) -> None:
+    np.empty(1 << 60, np.uint8)  # MemoryError
+
+
+def torch_out_of_memory(*args: object) -> None:
+    torch.empty(1 << 60, dtype=torch.uint8)  # the CPU allocator raises a RuntimeError, not MemoryError
+
+
+def opencv_out_of_memory(*args: object) -> None:
+    cv2.resize(np.zeros((2, 2), np.uint8), (1 << 20, 1 << 19))  # 512 GiB: cv2.error, "Insufficient memory"
 
 
 @pytest.fixture(scope="session")

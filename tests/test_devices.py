@@ -5,6 +5,7 @@ import resource
 
 import pytest
 import torch
+from conftest import torch_out_of_memory
 from random_models import random_image, random_model
 
 from recnet_cli.devices import (
@@ -120,5 +121,5 @@ def test_failed_allocations_are_told_from_other_errors_and_the_host_s_from_a_dev
 
 def test_pytorch_s_own_host_allocation_failure_is_recognised() -> None:
     with pytest.raises(RuntimeError) as raised:
-        torch.empty(1 << 60, dtype=torch.uint8)
+        torch_out_of_memory()
     assert is_out_of_memory(raised.value) and is_host_out_of_memory(raised.value)

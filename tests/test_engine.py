@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import numpy_out_of_memory, torch_out_of_memory
 from random_models import random_image, random_model
 
 from recnet_cli.autostrength import FEATURE_COUNT, StrengthCalibration
@@ -92,15 +93,7 @@ def test_a_failing_compiler_falls_back_to_the_uncompiled_path(
     assert np.array_equal(result.image, Corrector(model, CPU, tile=0).correct(photo).image)
 
 
-def exhausted_by_numpy(*args: object) -> None:
-    raise MemoryError
-
-
-def exhausted_by_torch(*args: object) -> None:
-    torch.empty(1 << 60, dtype=torch.uint8)  # the CPU allocator raises a RuntimeError, not MemoryError
-
-
-@pytest.mark.parametrize("exhausted", [exhausted_by_numpy, exhausted_by_torch])
+@pytest.mark.parametrize("exhausted", [numpy_out_of_memory, torch_out_of_memory])
 @pytest.mark.parametrize(
     ("tile", "advice"),
     [

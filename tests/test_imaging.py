@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import numpy_out_of_memory, opencv_out_of_memory
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 from recnet_cli import imaging
@@ -932,14 +933,6 @@ def test_permission_denied_by_the_system(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "open", refuse)
     assert_read_error(source, "permission denied")
-
-
-def opencv_out_of_memory(*args: object) -> None:
-    cv2.resize(np.zeros((2, 2), np.uint8), (1 << 20, 1 << 19))  # 512 GiB: OpenCV's own allocation fails
-
-
-def numpy_out_of_memory(*args: object) -> None:
-    np.empty(1 << 60, np.uint8)
 
 
 @pytest.mark.parametrize("exhausted", [opencv_out_of_memory, numpy_out_of_memory])
