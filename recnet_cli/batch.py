@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from recnet_cli.hostmemory import available_host_memory
 from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
     OUTPUT_CHOICES,
@@ -72,63 +73,6 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-# Where cgroup v2 and v1 keep memory limits: the hierarchy's mount, the limit file and the usage file.
-CGROUP_V2_MEMORY = ("sys/fs/cgroup", "memory.max", "memory.current")
-CGROUP_V1_MEMORY = ("sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes")
-
-
-def available_host_memory(root: Path = Path("/")) -> int | None:
-    """Bytes of memory this process can still take on Linux: the system's MemAvailable, or less where its
-    cgroup (a container's, a scheduler job's) or one above it is limited; None where that is unknown."""
-    found = [bytes_ for bytes_ in (meminfo_available(root), cgroup_headroom(root)) if bytes_ is not None]
-    return min(found, default=None)
-
-
-def meminfo_available(root: Path) -> int | None:
-    try:
-        lines = (root / "proc/meminfo").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        name, _, value = line.partition(":")
-        if name == "MemAvailable" and value.split()[1:] == ["kB"]:
-            return int(value.split()[0]) * 1024
-    return None
-
-
-def cgroup_headroom(root: Path) -> int | None:
-    """The least that any memory-limited cgroup from this process's up to the root has left, or None."""
-    try:
-        membership = (root / "proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    headrooms = []
-    for line in membership:
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if hierarchy == "0" and not controllers:
-            mount, limit_file, usage_file = CGROUP_V2_MEMORY
-        elif "memory" in controllers.split(","):
-            mount, limit_file, usage_file = CGROUP_V1_MEMORY
-        else:
-            continue
-        own = Path(path.lstrip("/"))
-        for group in (own, *own.parents):  # inside a container, its own group is the mount's root
-            headrooms.append(cgroup_group_headroom(root / mount / group, limit_file, usage_file))
-    return min((headroom for headroom in headrooms if headroom is not None), default=None)
-
-
-def cgroup_group_headroom(folder: Path, limit_file: str, usage_file: str) -> int | None:
-    """A cgroup's limit less its usage, or None when it has no limit (or cannot be read)."""
-    try:
-        limit, usage = ((folder / name).read_text().strip() for name in (limit_file, usage_file))
-    except OSError:
-        return None
-    if not (limit.isdigit() and usage.isdigit()) or int(limit) >= 2**62:  # "max", or v1's "no limit"
-        return None
-    return max(0, int(limit) - int(usage))
 
 
 class JobError(Exception):

@@ -16,7 +16,6 @@ from recnet_cli.batch import (
     JobError,
     Stages,
     Unmatched,
-    available_host_memory,
     earlier_outputs,
     find_sources,
     gpu_lane_depth,
@@ -616,69 +615,3 @@ def test_photos_in_flight_stay_within_their_share_of_host_memory_unless_one_step
             assert depth <= gpu_lane_depth(lanes, cores=64)
             depths.append(depth)
         assert depths == sorted(depths, reverse=True) and depths[0] > depths[-1] == 1
-
-
-def fake_system(
-    root: Path, meminfo: str | None, cgroup: str | None, groups: dict[str, tuple[str, str]]
-) -> Path:
-    """A file tree with /proc/meminfo, /proc/self/cgroup and cgroup folders (path: (limit, usage))."""
-    (root / "proc/self").mkdir(parents=True)
-    if meminfo is not None:
-        (root / "proc/meminfo").write_text(meminfo)
-    if cgroup is not None:
-        (root / "proc/self/cgroup").write_text(cgroup)
-    for folder, (limit, usage) in groups.items():
-        path = root / folder
-        path.mkdir(parents=True, exist_ok=True)
-        v2 = not folder.startswith("sys/fs/cgroup/memory")
-        (path / ("memory.max" if v2 else "memory.limit_in_bytes")).write_text(limit + "\n")
-        (path / ("memory.current" if v2 else "memory.usage_in_bytes")).write_text(usage + "\n")
-    return root
-
-
-MEMINFO = "MemTotal:       24000000 kB\nMemFree:         2000000 kB\nMemAvailable:   20000000 kB\n"
-
-
-@pytest.mark.parametrize(
-    ("cgroup", "groups", "available"),
-    [
-        # No cgroup limit anywhere: the system's MemAvailable.
-        ("0::/user.slice/session-1.scope\n", {"sys/fs/cgroup": ("max", "5")}, 20000000 * 1024),
-        # A SLURM job under cgroup v2: the job's limit binds, not its step's ("max") or the system's.
-        (
-            "0::/system.slice/slurmstepd.scope/job_7/step_0/user/task_0\n",
-            {
-                "sys/fs/cgroup/system.slice/slurmstepd.scope/job_7": ("8000000000", "3000000000"),
-                "sys/fs/cgroup/system.slice/slurmstepd.scope/job_7/step_0/user/task_0": ("max", "1"),
-            },
-            5000000000,
-        ),
-        # A container under cgroup v1: its group is the mount's root, whatever path the host gave it.
-        (
-            "12:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n0::/\n",
-            {"sys/fs/cgroup/memory": ("4000000000", "1500000000")},
-            2500000000,
-        ),
-        # cgroup v1 without a limit says 2**63 rounded down to a page.
-        ("4:memory:/\n", {"sys/fs/cgroup/memory": ("9223372036854771712", "100")}, 20000000 * 1024),
-        # Over its limit (page cache counts as usage): nothing left, not a negative number.
-        ("0::/a\n", {"sys/fs/cgroup/a": ("1000", "2000")}, 0),
-        # Unreadable lines and values are left out.
-        ("garbage\n0::/a\n", {"sys/fs/cgroup/a": ("lots", "2000")}, 20000000 * 1024),
-    ],
-)
-def test_available_host_memory_is_the_tightest_of_the_system_and_the_cgroups_above_the_process(
-    tmp_path: Path, cgroup: str, groups: dict[str, tuple[str, str]], available: int
-) -> None:
-    assert available_host_memory(fake_system(tmp_path, MEMINFO, cgroup, groups)) == available
-
-
-def test_available_host_memory_is_unknown_without_linux_files(tmp_path: Path) -> None:
-    assert available_host_memory(fake_system(tmp_path, None, None, {})) is None
-
-
-def test_available_host_memory_of_this_machine_is_a_plausible_number() -> None:
-    available = available_host_memory()
-    if available is None:
-        pytest.skip("no /proc/meminfo here")
-    assert 0 < available <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
