@@ -241,12 +241,18 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def notice_hdr(source: Path, photo: Photo) -> None:
-    """A note when ``photo`` is HDR (PQ or HLG), which the model sees as SDR."""
+def notice_run(source: Path, photo: Photo, pending: PendingCorrection) -> None:
+    """Notes on how the model ran on ``photo``: as SDR on an HDR photo (PQ or HLG), and with its feature
+    maps on disk where memory could not hold them."""
     if curve := hdr_curve(photo):
         console.notice(
             f"{source}: an HDR photo ({curve} curve); the model, trained on SDR photos, sees it as if it "
             "were SDR, so check the result"
+        )
+    if pending.spilled is not None:
+        console.notice(
+            f"{source}: too large for the memory available, so its feature maps were kept in files in "
+            f"{pending.spilled} while it ran (slower)"
         )
 
 
@@ -620,7 +626,7 @@ def correct(
         if loss and not quiet:
             console.notice(f"{job.source}: {loss}")
         if not quiet:
-            notice_hdr(job.source, photo)
+            notice_run(job.source, photo, pending)
         strengths[str(job.source)] = result.strength
         overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
         if overlay is not None:
@@ -782,7 +788,7 @@ def mask(
         result = pending.result()
         write_rgb8(job.target, mask_overlay(photo.pixels, result.mask))
         if not quiet:
-            notice_hdr(job.source, photo)
+            notice_run(job.source, photo, pending)
         if raw:
             write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask))
         return photo.megapixels

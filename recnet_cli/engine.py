@@ -6,10 +6,13 @@ import contextlib
 import copy
 import functools
 import math
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -25,7 +28,8 @@ from recnet_cli.devices import (
     precision_name,
     reset_peak_memory,
 )
-from recnet_cli.imaging import FREE_MEMORY_ADVICE
+from recnet_cli.hostmemory import available_host_memory
+from recnet_cli.imaging import FREE_MEMORY_ADVICE, describe_os_error
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import EAGER, Stages, fast_forward
 from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, Progress, TiledRunner, full_maps_bytes
@@ -49,6 +53,12 @@ GPU_TILE = 2048
 GPU_MEMORY_SHARE = 0.8
 OTHER_WHOLE_IMAGE_BUDGET = 4 * 2**30
 HOST = torch.device("cpu")
+# The share of the host memory available that a tiled run's full-size maps may take. Larger maps go to
+# memory-mapped files in the temporary folder (TMPDIR), as an image editor's scratch disk does: slower,
+# but a photo of any size runs. (At 100 MP they take 15.7 GiB, and such a photo peaked at 17.1 GiB of
+# RSS on a machine with 22 GiB available.)
+MAP_MEMORY_SHARE = 0.9
+GIB = 2**30
 # A mirrored border this wide goes around each photo and is cropped off after: the network pads its
 # convolutions with zeros, which otherwise draws a line one or two pixels wide along the photo's edges
 # (measured on the example photos: 13 to 32 levels of jump at the edge, back to the interior's with 8).
@@ -233,6 +243,25 @@ class Corrector:
             return int(self.tile)
         return auto_tile(self.device, self.dtype, height + 2 * EDGE_PAD, width + 2 * EDGE_PAD)
 
+    def spill_folder(self, height: int, width: int) -> Path | None:
+        """Where a tiled run of a photo of this size keeps its full-size maps when they are in host memory:
+        None (in memory) where the memory available holds them, or is unknown (not Linux); else the
+        temporary folder. PhotoOutOfMemoryError where that lacks room too."""
+        maps = full_maps_bytes(self.model.channels, height + 2 * EDGE_PAD, width + 2 * EDGE_PAD, self.dtype)
+        available = available_host_memory()
+        if available is None or maps <= available * MAP_MEMORY_SHARE:
+            return None
+        folder = Path(tempfile.gettempdir())
+        free = shutil.disk_usage(folder).free
+        if maps > free:
+            raise PhotoOutOfMemoryError(
+                f"not enough memory for this {height * width / 1e6:.1f} MP photo: its feature maps take "
+                f"{maps / GIB:.1f} GiB, more than the {available / GIB:.1f} GiB available, and {folder}, "
+                f"where they would go instead, has {free / GIB:.1f} GiB free: set TMPDIR to a folder with "
+                "more room"
+            )
+        return folder
+
     def correct(self, rgb: np.ndarray, progress: Progress | None = None) -> Correction:
         """Corrects an (H, W, 3) float32 photo; tiled runs tell ``progress`` the fraction done as they go.
         Running out of memory raises PhotoOutOfMemoryError (the device is usable again for the next)."""
@@ -280,19 +309,9 @@ class Corrector:
         # Triton kernels launch on the current CUDA device, and a batch's lanes may each use another GPU.
         current = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
         with current:
+            spill = None
             if tile:
-                storage = HOST
-                if self.tile == "auto":
-                    storage = map_storage(
-                        self.device,
-                        self.dtype,
-                        height + 2 * EDGE_PAD,
-                        width + 2 * EDGE_PAD,
-                        tile,
-                        self.model.channels,
-                    )
-                runner = TiledRunner(self.model, self.device, self.dtype, tile, storage, stages=self.stages)
-                output, mask = runner.run(with_border(rgb, HOST), progress)
+                output, mask, spill = self.run_tiled(rgb, tile, progress)
             else:
                 output, mask = self.whole_image(
                     self.model, with_border(rgb, self.device).to(dtype=self.dtype)
@@ -301,7 +320,32 @@ class Corrector:
             output, mask, copied = on_way_to_host(
                 output[0, :, rows, cols].permute(1, 2, 0), mask[0, 0, rows, cols]
             )
-        return PendingCorrection(self, rgb, output, mask, copied)
+        return PendingCorrection(self, rgb, output, mask, copied, spill)
+
+    def run_tiled(
+        self, rgb: np.ndarray, tile: int, progress: Progress | None
+    ) -> tuple[torch.Tensor, torch.Tensor, Path | None]:
+        """(output, mask) of the photo with its border, in tiles, and where the full-size maps went when
+        memory could not hold them (None: in memory)."""
+        height, width = rgb.shape[:2]
+        storage = HOST
+        if self.tile == "auto":
+            bordered = (height + 2 * EDGE_PAD, width + 2 * EDGE_PAD)
+            storage = map_storage(self.device, self.dtype, *bordered, tile, self.model.channels)
+        spill = self.spill_folder(height, width) if storage == HOST else None
+        runner = TiledRunner(
+            self.model, self.device, self.dtype, tile, storage, stages=self.stages, spill=spill
+        )
+        try:
+            output, mask = runner.run(with_border(rgb, HOST), progress)
+        except OSError as error:
+            if spill is None:
+                raise
+            raise PhotoOutOfMemoryError(
+                f"not enough memory for this {height * width / 1e6:.1f} MP photo, and its feature maps could "
+                f"not go to {spill} instead: {describe_os_error(error)}"
+            ) from None
+        return output, mask, spill
 
     def strength_for(self, rgb: np.ndarray, full: np.ndarray) -> float:
         """The share of the model's output ``full`` that the photo ``rgb`` gets."""
@@ -397,6 +441,7 @@ class PendingCorrection:
     output: torch.Tensor  # (H, W, 3) float32, cropped to the photo: in host memory, or on its way
     mask: torch.Tensor  # (H, W)
     copied: torch.cuda.Event | None = None  # ends when ``output`` and ``mask`` are in host memory
+    spilled: Path | None = None  # the folder the full-size maps went to, where memory could not hold them
 
     def result(self) -> Correction:
         """The correction: the model's output, at the strength the photo gets. Out of host memory raises

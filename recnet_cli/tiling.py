@@ -25,8 +25,11 @@ pass 1 only computes few-channel maps (the blur, the branch scales), so merging 
 from __future__ import annotations
 
 import itertools
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -111,11 +114,30 @@ def full_maps_bytes(channels: int, height: int, width: int, dtype: torch.dtype) 
     return per_pixel * height * width
 
 
+def file_backed_map(shape: tuple[int, int, int, int], dtype: torch.dtype, folder: Path) -> Tensor:
+    """An uninitialised channels_last map in a memory-mapped file in ``folder``: the system keeps in memory
+    what fits and the rest on disk. The file's space is reserved first, so a full disk is an OSError here,
+    not a crash at a later write, and its name is removed at once: the space is freed with the map,
+    however the process ends."""
+    batch, channels, height, width = shape
+    count = batch * channels * height * width
+    descriptor, name = tempfile.mkstemp(prefix="recnet-", suffix=".map", dir=folder)
+    try:
+        os.posix_fallocate(descriptor, 0, count * dtype.itemsize)
+        flat = torch.from_file(name, shared=True, size=count, dtype=dtype)
+    finally:
+        os.close(descriptor)
+        os.unlink(name)
+    return flat.as_strided(shape, (channels * height * width, 1, width * channels, channels))
+
+
 class TiledRunner:
     """Runs the fast RECNet stages tile by tile over full-size feature maps (one image at a time).
 
     ``storage`` holds the full-size maps: host memory by default (device memory bounded by the tile),
-    or the compute device itself when they fit there (no copies between host and device). ``strips``:
+    or the compute device itself when they fit there (no copies between host and device). ``spill``: keep
+    host maps in memory-mapped files in this folder instead, for photos whose maps memory cannot hold
+    (Linux; see ``file_backed_map``). ``strips``:
     full-width strips instead of square tiles; by default exactly when a CUDA device works on host maps.
     ``stages``: the per-pixel stages (eager, or fused kernels)."""
 
@@ -128,6 +150,7 @@ class TiledRunner:
         storage: torch.device = torch.device("cpu"),
         strips: bool | None = None,
         stages: Stages = EAGER,
+        spill: Path | None = None,
     ) -> None:
         if tile < MIN_TILE:
             raise ValueError(f"tile size {tile} is too small (at least {MIN_TILE} pixels)")
@@ -136,7 +159,8 @@ class TiledRunner:
         self.dtype = dtype
         self.tile = tile
         self.storage = storage
-        self.pinned = device.type == "cuda" and storage.type == "cpu"
+        self.spill = spill if storage.type == "cpu" else None
+        self.pinned = device.type == "cuda" and storage.type == "cpu" and self.spill is None
         self.strips = self.pinned if strips is None else strips
         self.stages = stages
         self.windows: list[Window] = []
@@ -176,8 +200,11 @@ class TiledRunner:
 
     def full_map(self, channels: int, height: int, width: int) -> Tensor:
         """An uninitialised full-size map on ``storage``; pinned when ``pinned``, unless the system
-        refuses to pin that much memory (then this and later maps are ordinary, slower to copy)."""
+        refuses to pin that much memory (then this and later maps are ordinary, slower to copy); in a
+        file in ``spill`` when given."""
         shape = (1, channels, height, width)
+        if self.spill is not None:
+            return file_backed_map(shape, self.dtype, self.spill)
         if self.pinned:
             try:
                 return torch.empty(

@@ -11,6 +11,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -26,7 +27,7 @@ from fake_hub import FakeHub
 from PIL import Image, ImageCms
 from typer.testing import CliRunner
 
-from recnet_cli import batch, imaging
+from recnet_cli import batch, engine, imaging
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Job
 from recnet_cli.cli import app, run_batch
@@ -882,3 +883,28 @@ def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[s
     assert "IHDR" not in with_damage.stderr  # OpenCV's own complaint about the file is not passed on
     assert "scored 2 of 3 pairs: 1 could not be scored" in " ".join(with_damage.stderr.split())
     assert "on 2 pairs" in with_damage.stdout and "zz-damaged" not in with_damage.stdout
+
+
+def test_a_photo_whose_feature_maps_memory_cannot_hold_says_where_they_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(engine, "available_host_memory", lambda: 2**20)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    photo = make_photo(tmp_path / "big.png", (300, 200))
+    bundled = Path(__file__).parents[1] / "weights" / "recnet-mixed.safetensors"
+    for command in ("correct", "mask"):
+        result = CliRunner().invoke(app, [command, str(photo), "--tile", "128", "--model", str(bundled)])
+        assert result.exit_code == 0, result.output
+        assert (
+            f"note: {photo}: too large for the memory available, so its feature maps were kept in files in "
+            f"{scratch} while it ran (slower)"
+        ) in " ".join(result.output.split())
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "big.png",
+        "big_mask.png",
+        "big_recnet.png",
+        "scratch",
+    ]
+    assert list(scratch.iterdir()) == []

@@ -3,11 +3,15 @@ out of memory, the mirrored border, and corrections finished in other threads.""
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
+import tempfile
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,12 +19,14 @@ import torch
 from conftest import numpy_out_of_memory, torch_out_of_memory
 from random_models import random_image, random_model
 
+from recnet_cli import engine
 from recnet_cli.autostrength import FEATURE_COUNT, StrengthCalibration
 from recnet_cli.engine import (
     EDGE_PAD,
     CompiledForward,
     Corrector,
     PhotoOutOfMemoryError,
+    TileSetting,
     blend,
     mirror_border,
     with_border,
@@ -181,3 +187,62 @@ def test_running_out_of_host_memory_while_finishing_is_that_photo_s_error(
         "not enough memory left to finish this 0.0 MP photo: free some memory (close other programs) and "
         "try again"
     )
+
+
+def leave_little_memory(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """From here on, the memory cannot hold a photo's feature maps, and the temporary folder is ``folder``."""
+    monkeypatch.setattr(engine, "available_host_memory", lambda: 2**20)
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+
+
+@pytest.fixture
+def little_memory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    leave_little_memory(monkeypatch, tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("tile", [128, "auto"])
+def test_feature_maps_memory_cannot_hold_go_to_the_temporary_folder_and_change_nothing(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tile: TileSetting
+) -> None:
+    model = random_model(seed=6)
+    larger = np.tile(photo, (11, 9, 1))  # 770 x 810: tiles under "auto" on the CPU too
+    in_memory = Corrector(model, CPU, tile=tile).start(larger)
+    leave_little_memory(monkeypatch, tmp_path)
+    spilled = Corrector(model, CPU, tile=tile).start(larger)
+    assert in_memory.spilled is None
+    assert spilled.spilled == tmp_path
+    assert np.array_equal(spilled.result().image, in_memory.result().image)
+    assert list(tmp_path.iterdir()) == []  # the files went with the maps
+
+
+def test_feature_maps_stay_in_memory_where_it_holds_them(photo: np.ndarray, tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "available_host_memory", lambda: 2**40)
+        assert Corrector(random_model(seed=6), CPU, tile=128).start(photo).spilled is None
+        patch.setattr(engine, "available_host_memory", lambda: None)  # unknown (not Linux): as before
+        assert Corrector(random_model(seed=6), CPU, tile=128).start(photo).spilled is None
+
+
+def test_a_temporary_folder_without_room_for_the_maps_is_that_photo_s_error(
+    photo: np.ndarray, little_memory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+    with pytest.raises(PhotoOutOfMemoryError) as raised:
+        Corrector(random_model(seed=6), CPU, tile=128).start(photo)
+    message = str(raised.value)
+    assert message.startswith("not enough memory for this 0.0 MP photo: its feature maps take 0.0 GiB")
+    assert f"{little_memory}, where they would go instead, has 0.0 GiB free: set TMPDIR" in message
+    assert list(little_memory.iterdir()) == []
+
+
+def test_a_disk_that_fills_up_while_the_maps_are_made_is_that_photo_s_error(
+    photo: np.ndarray, little_memory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(descriptor: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full_disk)
+    with pytest.raises(PhotoOutOfMemoryError, match=r"could not go to .+ instead: no space left on device$"):
+        Corrector(random_model(seed=6), CPU, tile=128).start(photo)
+    assert list(little_memory.iterdir()) == []
