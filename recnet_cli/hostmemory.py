@@ -1,7 +1,9 @@
-"""How much memory this process can still take: Linux's MemAvailable and the memory limits of its cgroups."""
+"""How much memory this machine has, and how much this process can still take: Linux's MemAvailable and the
+memory limits of its cgroups."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # Where cgroup v2 and v1 keep memory limits: the hierarchy's mount, the limit file and the usage file.
@@ -59,3 +61,11 @@ def cgroup_group_headroom(folder: Path, limit_file: str, usage_file: str) -> int
     if not (limit.isdigit() and usage.isdigit()) or int(limit) >= 2**62:  # "max", or v1's "no limit"
         return None
     return max(0, int(limit) - int(usage))
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes (Linux, macOS); None where that is unknown (Windows)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None

@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image, TiffImagePlugin, TiffTags
 
 from recnet_cli import icc
+from recnet_cli.hostmemory import physical_memory
 
 # OpenCV logs what it makes of damaged files to stderr ("readHeader IHDR chunk shall be first"); recnet
 # says in one line of its own which file is damaged and why.
@@ -47,6 +48,14 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 # ``catch_warnings`` around each read is not thread-safe, and a GPU batch reads several photos at once
 # (threads leaving it out of order left "ignore all warnings" behind for the whole process).
 warnings.filterwarnings("ignore", module=r"PIL\.")
+# Pillow refuses images over twice MAX_IMAGE_PIXELS (179 MP) as possible decompression bombs, but a 240 MP
+# pixel-shift photo or a stitched panorama is no bomb, and the model runs at any size. recnet refuses
+# instead what this machine could not hold even as the model's float32 pixels (``_too_large``), where it
+# knows its memory.
+MACHINE_MEMORY = physical_memory()
+if MACHINE_MEMORY is not None:
+    Image.MAX_IMAGE_PIXELS = None
+DECODED_BYTES_PER_PIXEL = 12  # float32 RGB
 
 HEIF_EXTENSIONS = (".heic", ".heif", ".hif")
 HEIF_SUPPORTED = importlib.util.find_spec("pillow_heif") is not None
@@ -448,6 +457,7 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
     try:
         with Image.open(file) as image:
             size = image.size
+            _check_size(path, size)
             _check_supported(path, image)
             return _decode(image, file)
     except Image.UnidentifiedImageError as error:
@@ -516,6 +526,18 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         nclx=image.info.get("nclx_profile") if image.format == "HEIF" else None,
         chroma=image.info.get("chroma") if image.format == "HEIF" else None,
     )
+
+
+def _check_size(path: str | os.PathLike[str], size: tuple[int, int]) -> None:
+    """Refuses an image that this machine's memory could not hold as float32 pixels: a decompression
+    bomb, or a photo beyond this machine."""
+    needed = size[0] * size[1] * DECODED_BYTES_PER_PIXEL
+    if MACHINE_MEMORY is not None and needed > MACHINE_MEMORY:
+        raise ImageReadError(
+            path,
+            f"image too large: its {size[0]} x {size[1]} pixels would take {needed / 2**30:.1f} GiB as "
+            f"float32, more than this machine's {MACHINE_MEMORY / 2**30:.1f} GiB of memory",
+        )
 
 
 def _frame_count(image: Image.Image) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import cv2
@@ -970,10 +972,37 @@ def test_other_opencv_errors_while_decoding_still_mean_a_damaged_file(tmp_path: 
     assert_read_error(source, "truncated or corrupt image data")
 
 
-def test_decompression_bomb_is_an_error(tmp_path, monkeypatch):
-    source = save(tmp_path / "photo.png", Image.new("RGB", (20, 20)))
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 400 pixels > 2 x limit
-    assert_read_error(source, "image too large")
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims ``width`` x ``height`` RGB pixels, with no pixel data after it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    return path
+
+
+def test_an_image_larger_than_the_machine_s_memory_could_hold_is_refused_before_decoding(tmp_path):
+    # A decompression bomb: 60 bytes that claim 10 gigapixels, 112 GiB as float32.
+    bomb = png_claiming(tmp_path / "bomb.png", 100_000, 100_000)
+    assert imaging.MACHINE_MEMORY is not None and imaging.MACHINE_MEMORY < 100_000**2 * 12
+    assert_read_error(
+        bomb, "image too large: its 100000 x 100000 pixels would take 111.8 GiB as float32, more"
+    )
+
+
+def test_photos_beyond_pillow_s_decompression_bomb_limit_are_read_where_memory_holds_them(
+    tmp_path, monkeypatch
+):
+    # 16000 x 12000 = 192 MP, above the 179 MP Pillow refuses by default: a pixel-shift photo, say. Its
+    # header gets past the size check; the missing pixel data is what fails.
+    monkeypatch.setattr(imaging, "MACHINE_MEMORY", 2**40)
+    assert_read_error(png_claiming(tmp_path / "big.png", 16_000, 12_000), "truncated or corrupt image data")
+    monkeypatch.setattr(imaging, "MACHINE_MEMORY", 400 * 12 - 1)
+    assert_read_error(save(tmp_path / "photo.png", Image.new("RGB", (20, 20))), "image too large")
+    monkeypatch.setattr(imaging, "MACHINE_MEMORY", 400 * 12)
+    assert read_photo(tmp_path / "photo.png").pixels.shape == (20, 20, 3)
 
 
 READ_IN_THREADS = """
