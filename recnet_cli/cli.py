@@ -251,8 +251,8 @@ def notice_run(source: Path, photo: Photo, pending: PendingCorrection) -> None:
         )
     if pending.spilled is not None:
         console.notice(
-            f"{source}: too large for the memory available, so its feature maps were kept in files in "
-            f"{pending.spilled} while it ran (slower)"
+            f"{source}: too large for the memory available, so some of its feature maps were kept in files "
+            f"in {pending.spilled.folder} while it ran (slower)"
         )
 
 

@@ -32,7 +32,16 @@ from recnet_cli.hostmemory import available_host_memory
 from recnet_cli.imaging import FREE_MEMORY_ADVICE, describe_os_error
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import EAGER, Stages, fast_forward
-from recnet_cli.tiling import MIN_TILE, MOMENTS_HALO, Progress, TiledRunner, full_maps_bytes
+from recnet_cli.tiling import (
+    MIN_TILE,
+    MOMENTS_HALO,
+    Progress,
+    Spill,
+    TiledRunner,
+    full_maps_bytes,
+    map_sizes,
+    maps_to_spill,
+)
 from recnet_cli.weights import first_line
 
 TileSetting = int | Literal["auto"]
@@ -243,24 +252,30 @@ class Corrector:
             return int(self.tile)
         return auto_tile(self.device, self.dtype, height + 2 * EDGE_PAD, width + 2 * EDGE_PAD)
 
-    def spill_folder(self, height: int, width: int) -> Path | None:
-        """Where a tiled run of a photo of this size keeps its full-size maps when they are in host memory:
-        None (in memory) where the memory available holds them, or is unknown (not Linux); else the
-        temporary folder. PhotoOutOfMemoryError where that lacks room too."""
-        maps = full_maps_bytes(self.model.channels, height + 2 * EDGE_PAD, width + 2 * EDGE_PAD, self.dtype)
+    def spill_for(self, height: int, width: int) -> Spill | None:
+        """Which full-size maps a tiled run of a photo of this size keeps in files, and where, when the maps
+        are in host memory: None (all in memory) where the memory available holds them, or is unknown (not
+        Linux); else the least-used ones it cannot hold, in the temporary folder. PhotoOutOfMemoryError
+        where that lacks room for them."""
+        channels, bordered = self.model.channels, (height + 2 * EDGE_PAD, width + 2 * EDGE_PAD)
+        maps = full_maps_bytes(channels, *bordered, self.dtype)
         available = available_host_memory()
         if available is None or maps <= available * MAP_MEMORY_SHARE:
             return None
+        pixels = bordered[0] * bordered[1]
+        excess = maps - int(available * MAP_MEMORY_SHARE)
+        spilled = maps_to_spill(channels, len(self.model.dualprocess.blocks), pixels, self.dtype, excess)
+        spilled_bytes = sum(map_sizes(channels, pixels, self.dtype)[name] for name in spilled)
         folder = Path(tempfile.gettempdir())
         free = shutil.disk_usage(folder).free
-        if maps > free:
+        if spilled_bytes > free:
             raise PhotoOutOfMemoryError(
                 f"not enough memory for this {height * width / 1e6:.1f} MP photo: its feature maps take "
-                f"{maps / GIB:.1f} GiB, more than the {available / GIB:.1f} GiB available, and {folder}, "
-                f"where they would go instead, has {free / GIB:.1f} GiB free: set TMPDIR to a folder with "
-                "more room"
+                f"{maps / GIB:.1f} GiB, more than the {available / GIB:.1f} GiB available, and {folder} has "
+                f"{free / GIB:.1f} GiB free, less than the {spilled_bytes / GIB:.1f} GiB of them that would "
+                "go there: set TMPDIR to a folder with more room"
             )
-        return folder
+        return Spill(spilled, folder)
 
     def correct(self, rgb: np.ndarray, progress: Progress | None = None) -> Correction:
         """Corrects an (H, W, 3) float32 photo; tiled runs tell ``progress`` the fraction done as they go.
@@ -324,15 +339,15 @@ class Corrector:
 
     def run_tiled(
         self, rgb: np.ndarray, tile: int, progress: Progress | None
-    ) -> tuple[torch.Tensor, torch.Tensor, Path | None]:
-        """(output, mask) of the photo with its border, in tiles, and where the full-size maps went when
-        memory could not hold them (None: in memory)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, Spill | None]:
+        """(output, mask) of the photo with its border, in tiles, and which full-size maps went to files
+        where memory could not hold them all (None: all in memory)."""
         height, width = rgb.shape[:2]
         storage = HOST
         if self.tile == "auto":
             bordered = (height + 2 * EDGE_PAD, width + 2 * EDGE_PAD)
             storage = map_storage(self.device, self.dtype, *bordered, tile, self.model.channels)
-        spill = self.spill_folder(height, width) if storage == HOST else None
+        spill = self.spill_for(height, width) if storage == HOST else None
         runner = TiledRunner(
             self.model, self.device, self.dtype, tile, storage, stages=self.stages, spill=spill
         )
@@ -343,7 +358,7 @@ class Corrector:
                 raise
             raise PhotoOutOfMemoryError(
                 f"not enough memory for this {height * width / 1e6:.1f} MP photo, and its feature maps could "
-                f"not go to {spill} instead: {describe_os_error(error)}"
+                f"not go to {spill.folder} instead: {describe_os_error(error)}"
             ) from None
         return output, mask, spill
 
@@ -441,7 +456,7 @@ class PendingCorrection:
     output: torch.Tensor  # (H, W, 3) float32, cropped to the photo: in host memory, or on its way
     mask: torch.Tensor  # (H, W)
     copied: torch.cuda.Event | None = None  # ends when ``output`` and ``mask`` are in host memory
-    spilled: Path | None = None  # the folder the full-size maps went to, where memory could not hold them
+    spilled: Spill | None = None  # the full-size maps that went to files, where memory could not hold them
 
     def result(self) -> Correction:
         """The correction: the model's output, at the strength the photo gets. Out of host memory raises

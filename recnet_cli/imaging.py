@@ -50,7 +50,7 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 warnings.filterwarnings("ignore", module=r"PIL\.")
 # Pillow refuses images over twice MAX_IMAGE_PIXELS (179 MP) as possible decompression bombs, but a 240 MP
 # pixel-shift photo or a stitched panorama is no bomb, and the model runs at any size. recnet refuses
-# instead what this machine could not hold even as the model's float32 pixels (``_too_large``), where it
+# instead what this machine could not hold even as the model's float32 pixels (``_check_size``), where it
 # knows its memory.
 MACHINE_MEMORY = physical_memory()
 if MACHINE_MEMORY is not None:

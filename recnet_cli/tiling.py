@@ -106,12 +106,64 @@ class Moments:
         return self.squares / self.count
 
 
+def map_channels(channels: int) -> dict[str, int]:
+    """The channels of a tiled run's full-size maps, for a model of ``channels``: the blocks' features, the
+    merged blocks' outputs, the fusion's attention-free share, the branch scales, the mask and the output."""
+    return {
+        "features": channels,
+        "merged": channels,
+        "attention_free": 2 * channels,
+        "scales": 3,
+        "mask": 1,
+        "output": 3,
+    }
+
+
+# How often the tiles read or write each map: once or twice in all, then so many times per block. (The
+# features: written by extraction, read by each block's three passes and rewritten by the last.)
+MAP_TOUCHES = {
+    "features": (1, 4),
+    "merged": (2, 2),
+    "attention_free": (0, 2),
+    "scales": (0, 2),
+    "mask": (2, 1),
+    "output": (2, 0),
+}
+
+
 def full_maps_bytes(channels: int, height: int, width: int, dtype: torch.dtype) -> int:
-    """Memory of a tiled run's full-size maps: two of C channels (the blocks' features, merged), the
-    fusion's attention-free share (2C), the mask, three branch scales and the output in ``dtype``, and the
-    float32 image."""
-    per_pixel = (4 * channels + 7) * torch.finfo(dtype).bits // 8 + 3 * 4
+    """Memory of a tiled run's full-size maps (``map_channels``) in ``dtype``, and of the float32 image."""
+    per_pixel = sum(map_channels(channels).values()) * dtype.itemsize + 3 * 4
     return per_pixel * height * width
+
+
+@dataclass(frozen=True)
+class Spill:
+    """Full-size maps kept in memory-mapped files (``file_backed_map``): which ones, and in what folder."""
+
+    maps: frozenset[str]
+    folder: Path
+
+
+def map_sizes(channels: int, pixels: int, dtype: torch.dtype) -> dict[str, int]:
+    """Bytes of each full-size map (``map_channels``) of an image of ``pixels``."""
+    return {name: count * dtype.itemsize * pixels for name, count in map_channels(channels).items()}
+
+
+def maps_to_spill(channels: int, blocks: int, pixels: int, dtype: torch.dtype, excess: int) -> frozenset[str]:
+    """The maps to keep in files, at least ``excess`` bytes of them, that the tiles read and write least:
+    the system keeps what it can of them in memory, but each pass over the image reads them from disk."""
+    sizes = map_sizes(channels, pixels, dtype)
+    traffic = {
+        name: sizes[name] * (once + blocks * per_block) for name, (once, per_block) in MAP_TOUCHES.items()
+    }
+    choices = [
+        frozenset(names)
+        for count in range(len(sizes) + 1)
+        for names in itertools.combinations(sizes, count)
+        if sum(sizes[name] for name in names) >= excess
+    ]
+    return min(choices, key=lambda names: sum(traffic[name] for name in names), default=frozenset(sizes))
 
 
 def file_backed_map(shape: tuple[int, int, int, int], dtype: torch.dtype, folder: Path) -> Tensor:
@@ -150,7 +202,7 @@ class TiledRunner:
         storage: torch.device = torch.device("cpu"),
         strips: bool | None = None,
         stages: Stages = EAGER,
-        spill: Path | None = None,
+        spill: Spill | None = None,
     ) -> None:
         if tile < MIN_TILE:
             raise ValueError(f"tile size {tile} is too small (at least {MIN_TILE} pixels)")
@@ -160,7 +212,7 @@ class TiledRunner:
         self.tile = tile
         self.storage = storage
         self.spill = spill if storage.type == "cpu" else None
-        self.pinned = device.type == "cuda" and storage.type == "cpu" and self.spill is None
+        self.pinned = device.type == "cuda" and storage.type == "cpu" and not self.spill
         self.strips = self.pinned if strips is None else strips
         self.stages = stages
         self.windows: list[Window] = []
@@ -176,9 +228,9 @@ class TiledRunner:
         self.windows = list((strips if self.strips else tiles)(height, width, self.tile))
         self.progress, self.tiles_done = progress, 0
         features, mask = self.extract(image)
-        merged = self.full_map(features.shape[1], height, width)
-        scales = self.full_map(3, height, width)
-        attention_free = self.full_map(2 * features.shape[1], height, width)
+        merged = self.full_map("merged", height, width)
+        scales = self.full_map("scales", height, width)
+        attention_free = self.full_map("attention_free", height, width)
         kernels = fast.blur_kernels(self.model)
         for index, block in enumerate(self.model.dualprocess.blocks):
             kernel = kernels[index : index + 1]
@@ -198,13 +250,13 @@ class TiledRunner:
             if self.progress is not None:
                 self.progress(self.tiles_done / (passes * len(self.windows)))
 
-    def full_map(self, channels: int, height: int, width: int) -> Tensor:
-        """An uninitialised full-size map on ``storage``; pinned when ``pinned``, unless the system
-        refuses to pin that much memory (then this and later maps are ordinary, slower to copy); in a
-        file in ``spill`` when given."""
-        shape = (1, channels, height, width)
-        if self.spill is not None:
-            return file_backed_map(shape, self.dtype, self.spill)
+    def full_map(self, name: str, height: int, width: int) -> Tensor:
+        """The uninitialised full-size map ``name`` (see ``map_channels``) on ``storage``; pinned when
+        ``pinned``, unless the system refuses to pin that much memory (then this and later maps are
+        ordinary, slower to copy); in a file where ``spill`` says."""
+        shape = (1, map_channels(self.model.channels)[name], height, width)
+        if self.spill is not None and name in self.spill.maps:
+            return file_backed_map(shape, self.dtype, self.spill.folder)
         if self.pinned:
             try:
                 return torch.empty(
@@ -230,8 +282,8 @@ class TiledRunner:
 
     def extract(self, image: Tensor) -> tuple[Tensor, Tensor]:
         height, width = image.shape[-2:]
-        features = self.full_map(self.model.channels, height, width)
-        mask = self.full_map(1, height, width)
+        features = self.full_map("features", height, width)
+        mask = self.full_map("mask", height, width)
         for tile in self.walk():
             window = tile.grown(EXTRACT_HALO)
             tile_features, tile_mask = fast.extract_and_mask(
@@ -335,7 +387,7 @@ class TiledRunner:
             processed = fast.refine_processed(refine, entry, self.stages.conv)
             total = total + fast.channel_sums(self.interior(processed, window, tile)).cpu().double()
         pooled = self.to_device(total / (height * width))
-        output = self.full_map(3, height, width)
+        output = self.full_map("output", height, width)
         for tile in self.walk():
             window = tile.grown(FINAL_HALO)
             entry = fast.refine_entry(refine, self.load(merged, window), self.stages.conv)

@@ -19,7 +19,16 @@ from recnet_cli.engine import (
 )
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
-from recnet_cli.tiling import Moments, TiledRunner, spans, strips, tiles
+from recnet_cli.tiling import (
+    Moments,
+    TiledRunner,
+    full_maps_bytes,
+    map_sizes,
+    maps_to_spill,
+    spans,
+    strips,
+    tiles,
+)
 
 CPU = torch.device("cpu")
 
@@ -201,3 +210,27 @@ def test_maps_fall_back_to_ordinary_memory_when_pinning_is_refused(
     output, _ = runner.run(image)
     assert not runner.pinned
     assert (output - expected_output).abs().max() <= 1e-4
+
+
+MP = 10**6
+
+
+@pytest.mark.parametrize(
+    ("excess", "spilled"),
+    [
+        (0, set()),
+        (1, {"output"}),  # 12 B/px written and read once, where the mask (4 B/px) is read by every block
+        (12 * MP + 1, {"output", "mask"}),
+        # 56 B/px, less read and written than the attention-free share alone (64 B/px, twice a block)
+        (50 * MP, {"merged", "output", "scales"}),
+        (66 * MP, {"attention_free", "output"}),  # the merged map, scales, mask and output hold 60 B/px
+        (156 * MP, {"attention_free", "features", "merged", "mask", "output", "scales"}),  # all of them
+        (10**12, {"attention_free", "features", "merged", "mask", "output", "scales"}),  # more than there is
+    ],
+)
+def test_maps_that_go_to_files_are_enough_of_them_and_the_least_read_and_written(
+    excess: int, spilled: set[str]
+) -> None:
+    assert maps_to_spill(8, 5, MP, torch.float32, excess) == spilled
+    sizes = map_sizes(8, MP, torch.float32)
+    assert sum(sizes.values()) + 12 * MP == full_maps_bytes(8, 1000, 1000, torch.float32)  # and the image
