@@ -62,10 +62,10 @@ GPU_TILE = 2048
 GPU_MEMORY_SHARE = 0.8
 OTHER_WHOLE_IMAGE_BUDGET = 4 * 2**30
 HOST = torch.device("cpu")
-# The share of the host memory available that a tiled run's full-size maps may take. Larger maps go to
-# memory-mapped files in the temporary folder (TMPDIR), as an image editor's scratch disk does: slower,
-# but a photo of any size runs. (At 100 MP they take 15.7 GiB, and such a photo peaked at 17.1 GiB of
-# RSS on a machine with 22 GiB available.)
+# The share of the host memory available that a tiled run's full-size maps may take. Beyond it, those the
+# tiles read and write least go to memory-mapped files in the temporary folder (TMPDIR), as an image
+# editor's scratch disk does: slower, but a photo of any size runs. (At 100 MP the maps take 15.7 GiB, and
+# such a photo peaked at 17.1 GiB of RSS on a machine with 22 GiB available.)
 MAP_MEMORY_SHARE = 0.9
 GIB = 2**30
 # A mirrored border this wide goes around each photo and is cropped off after: the network pads its
