@@ -7,6 +7,7 @@ import errno
 import os
 import shutil
 import tempfile
+import types
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from recnet_cli import engine
 from recnet_cli.autostrength import FEATURE_COUNT, StrengthCalibration
 from recnet_cli.engine import (
     EDGE_PAD,
+    MAP_MEMORY_SHARE,
     CompiledForward,
     Corrector,
     PhotoOutOfMemoryError,
@@ -31,6 +33,7 @@ from recnet_cli.engine import (
     mirror_border,
     with_border,
 )
+from recnet_cli.tiling import full_maps_bytes
 
 CPU = torch.device("cpu")
 
@@ -189,9 +192,10 @@ def test_running_out_of_host_memory_while_finishing_is_that_photo_s_error(
     )
 
 
-def leave_little_memory(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
-    """From here on, the memory cannot hold a photo's feature maps, and the temporary folder is ``folder``."""
-    monkeypatch.setattr(engine, "available_host_memory", lambda: 2**20)
+def leave_little_memory(monkeypatch: pytest.MonkeyPatch, folder: Path, available: int = 2**20) -> None:
+    """From here on, ``available`` bytes of memory are available (too few for a photo's feature maps), and
+    the temporary folder is ``folder``."""
+    monkeypatch.setattr(engine, "available_host_memory", lambda: available)
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
 
 
@@ -201,17 +205,31 @@ def little_memory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("tile", [128, "auto"])
+@pytest.mark.parametrize(
+    ("tile", "spilled_maps"),
+    [
+        (128, {"attention_free", "features", "merged", "mask", "output", "scales"}),
+        ("auto", {"attention_free", "features", "merged", "mask", "output", "scales"}),
+        (128, {"output"}),  # memory short of the maps' size by a little: the rest stay in memory
+    ],
+)
 def test_feature_maps_memory_cannot_hold_go_to_the_temporary_folder_and_change_nothing(
-    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tile: TileSetting
+    photo: np.ndarray,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tile: TileSetting,
+    spilled_maps: set[str],
 ) -> None:
     model = random_model(seed=6)
     larger = np.tile(photo, (11, 9, 1))  # 770 x 810: tiles under "auto" on the CPU too
     in_memory = Corrector(model, CPU, tile=tile).start(larger)
-    leave_little_memory(monkeypatch, tmp_path)
+    maps = full_maps_bytes(model.channels, 770 + 2 * EDGE_PAD, 810 + 2 * EDGE_PAD, torch.float32)
+    available = 2**20 if len(spilled_maps) > 1 else int((maps - 100) / MAP_MEMORY_SHARE)
+    leave_little_memory(monkeypatch, tmp_path, available)
     spilled = Corrector(model, CPU, tile=tile).start(larger)
     assert in_memory.spilled is None
     assert spilled.spilled is not None and spilled.spilled.folder == tmp_path
+    assert spilled.spilled.maps == spilled_maps
     assert np.array_equal(spilled.result().image, in_memory.result().image)
     assert list(tmp_path.iterdir()) == []  # the files went with the maps
 
@@ -227,7 +245,7 @@ def test_feature_maps_stay_in_memory_where_it_holds_them(photo: np.ndarray, tmp_
 def test_a_temporary_folder_without_room_for_the_maps_is_that_photo_s_error(
     photo: np.ndarray, little_memory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: types.SimpleNamespace(free=1000))
     with pytest.raises(PhotoOutOfMemoryError) as raised:
         Corrector(random_model(seed=6), CPU, tile=128).start(photo)
     message = str(raised.value)
