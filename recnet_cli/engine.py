@@ -252,17 +252,20 @@ class Corrector:
             return int(self.tile)
         return auto_tile(self.device, self.dtype, height + 2 * EDGE_PAD, width + 2 * EDGE_PAD)
 
+    def full_maps_bytes(self, height: int, width: int) -> int:
+        """Memory of a tiled run's full-size maps for a photo of this size, with its mirrored border."""
+        return full_maps_bytes(self.model.channels, height + 2 * EDGE_PAD, width + 2 * EDGE_PAD, self.dtype)
+
     def spill_for(self, height: int, width: int) -> Spill | None:
         """Which full-size maps a tiled run of a photo of this size keeps in files, and where, when the maps
         are in host memory: None (all in memory) where the memory available holds them, or is unknown (not
         Linux); else the least-used ones it cannot hold, in the temporary folder. PhotoOutOfMemoryError
         where that lacks room for them."""
-        channels, bordered = self.model.channels, (height + 2 * EDGE_PAD, width + 2 * EDGE_PAD)
-        maps = full_maps_bytes(channels, *bordered, self.dtype)
+        maps = self.full_maps_bytes(height, width)
         available = available_host_memory()
         if available is None or maps <= available * MAP_MEMORY_SHARE:
             return None
-        pixels = bordered[0] * bordered[1]
+        channels, pixels = self.model.channels, (height + 2 * EDGE_PAD) * (width + 2 * EDGE_PAD)
         excess = maps - int(available * MAP_MEMORY_SHARE)
         spilled = maps_to_spill(channels, len(self.model.dualprocess.blocks), pixels, self.dtype, excess)
         spilled_bytes = sum(map_sizes(channels, pixels, self.dtype)[name] for name in spilled)
@@ -303,12 +306,10 @@ class Corrector:
         megapixels = height * width / 1e6
         tile = self.tile_for(height, width)
         if on_host and tile:  # tiled runs keep their full-size maps in host memory, whatever the tile
-            maps = full_maps_bytes(
-                self.model.channels, height + 2 * EDGE_PAD, width + 2 * EDGE_PAD, self.dtype
-            )
+            maps = self.full_maps_bytes(height, width)
             return PhotoOutOfMemoryError(
                 f"not enough memory for this {megapixels:.1f} MP photo: its feature maps alone take "
-                f"{maps / 2**30:.1f} GiB at any --tile; {FREE_MEMORY_ADVICE}"
+                f"{maps / GIB:.1f} GiB at any --tile; {FREE_MEMORY_ADVICE}"
             )
         on_gpu = self.device.type == "cuda" and not on_host
         advice = f"try a smaller --tile than {tile}" if tile else "try --tile 1024"

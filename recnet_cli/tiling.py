@@ -132,9 +132,9 @@ MAP_TOUCHES = {
 
 
 def full_maps_bytes(channels: int, height: int, width: int, dtype: torch.dtype) -> int:
-    """Memory of a tiled run's full-size maps (``map_channels``) in ``dtype``, and of the float32 image."""
-    per_pixel = sum(map_channels(channels).values()) * dtype.itemsize + 3 * 4
-    return per_pixel * height * width
+    """Memory of a tiled run's full-size maps (``map_sizes``) in ``dtype``, and of the float32 image."""
+    pixels = height * width
+    return sum(map_sizes(channels, pixels, dtype).values()) + 3 * 4 * pixels
 
 
 @dataclass(frozen=True)
