@@ -41,6 +41,7 @@ from recnet_cli.imaging import (
     OUTPUT_CHOICES,
     Photo,
     PhotoFileError,
+    check_output_size,
     colour_loss,
     format_for,
     hdr_curve,
@@ -494,7 +495,7 @@ def run_batch(
 
             def lane(corrector: Corrector) -> Stages:
                 return Stages(
-                    read=lambda job: read_input(job.source, quiet),
+                    read=lambda job: read_job(job, quiet),
                     compute=lambda job, photo: compute(
                         corrector, photo, partial(progress.photo_progress, job, photo.megapixels)
                     ),
@@ -530,6 +531,14 @@ def read_input(path: Path, quiet: bool) -> Photo:
     photo = read_photo(path)
     if photo.unread_frames_notice and not quiet:
         console.notice(f"{path}: {photo.unread_frames_notice}")
+    return photo
+
+
+def read_job(job: Job, quiet: bool) -> Photo:
+    """The job's photo, once its output's format is known to hold a picture that size (before the model runs
+    for minutes on a panorama too wide for JPEG)."""
+    photo = read_input(job.source, quiet)
+    check_output_size(job.target, photo.pixels.shape[1], photo.pixels.shape[0])
     return photo
 
 

@@ -118,6 +118,14 @@ SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 _DEEP_OUTPUT_BITS = {"PNG": 16, "TIFF": 16, "HEIF": 10}
 ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP", "AVIF", "HEIF"})
 ICC_FORMATS = SUPPORTED_FORMATS - {"BMP"}
+# The largest pictures some formats hold, smaller than the photos recnet reads can be: libjpeg's
+# JPEG_MAX_DIMENSION, WebP's 14-bit sizes, and what libavif decodes by default (its encoder goes further,
+# but Pillow and most viewers could not open the file). BMP and (classic) TIFF files have 32-bit offsets.
+_MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "AVIF": 32768}
+_MAX_PIXELS = {"AVIF": 16384 * 16384}
+_MAX_FILE_BYTES = 2**32 - 1
+_BMP_HEADERS = 14 + 40 + 256 * 4  # file and info headers, and a greyscale picture's palette
+_LARGE_FORMATS = "write PNG or TIFF instead"
 
 _ORIENTATION = 0x0112
 _X_RESOLUTION = 282
@@ -170,6 +178,7 @@ _SIGNATURES = (b"\xff\xd8\xff", _PNG_SIGNATURE, b"II*\0", b"MM\0*", b"BM")  # We
 # HEIF: ....ftypheic and the other brands of HEVC-coded HEIF still images and sequences; AVIF: ....ftypavif.
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_PNG_BAND_BYTES = 1 << 24  # rows filtered and compressed at a time
 _PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
 
 
@@ -389,6 +398,29 @@ def header_megapixels(path: str | os.PathLike[str]) -> float:
         return 0.0
 
 
+def size_problem(fmt: str, width: int, height: int, channels: int = 3) -> str | None:
+    """Why a ``width`` x ``height`` picture cannot go into a file of format ``fmt``; None when it can."""
+    name = _FORMAT_NAMES[fmt][0]
+    too_large = f"too large for {name}: {width} x {height} pixels"
+    side, pixels = _MAX_SIDE.get(fmt), _MAX_PIXELS.get(fmt)
+    if side is not None and max(width, height) > side:
+        return f"{too_large}, and {name} holds at most {side:,} per side; {_LARGE_FORMATS}"
+    if pixels is not None and width * height > pixels:
+        return f"{too_large}, and {name} holds at most {pixels / 1e6:.0f} MP; {_LARGE_FORMATS}"
+    bmp_bytes = (width * channels + 3) // 4 * 4 * height + _BMP_HEADERS  # rows padded to 4 bytes
+    if fmt == "BMP" and bmp_bytes > _MAX_FILE_BYTES:
+        return f"{too_large}, more than a BMP file's 4 GiB; {_LARGE_FORMATS}"
+    return None
+
+
+def check_output_size(path: str | os.PathLike[str], width: int, height: int) -> None:
+    """Refuses, before any work, an output that its format could not hold (a JPEG panorama over 65,500
+    pixels wide); the format goes by the name."""
+    problem = size_problem(format_for(path), width, height)
+    if problem is not None:
+        raise ImageWriteError(path, problem)
+
+
 def write_photo(
     path: str | os.PathLike[str],
     pixels: np.ndarray,
@@ -409,8 +441,7 @@ def write_photo(
         if like.alpha is not None and fmt in ALPHA_FORMATS:
             channels.append(_alpha_at_depth(like.alpha, depth))
         samples = np.dstack(channels) if len(channels) > 1 else channels[0].reshape(*pixels.shape[:2], -1)
-        with atomic_output(path) as temporary:
-            _write_samples(temporary, fmt, samples, quality, metadata)
+        _save(path, fmt, samples, quality, metadata)
     except (MemoryError, cv2.error) as error:
         if not _out_of_memory(error):
             raise
@@ -422,15 +453,12 @@ def write_png16(path: str | os.PathLike[str], grey: np.ndarray) -> None:
     """Atomically write an H x W uint16 array as a 16-bit greyscale PNG; ``path`` must end in .png."""
     if format_for(path) != "PNG":
         raise ImageWriteError(path, "a 16-bit greyscale mask is written as PNG: use a .png name")
-    with atomic_output(path) as temporary:
-        _write_samples(temporary, "PNG", grey.astype(np.uint16)[..., None])
+    _save(path, "PNG", grey.astype(np.uint16)[..., None])
 
 
 def write_rgb8(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = 95) -> None:
     """Atomically write an H x W x 3 uint8 array, in the format of the path's extension."""
-    fmt = format_for(path)
-    with atomic_output(path) as temporary:
-        _write_samples(temporary, fmt, rgb.astype(np.uint8), quality)
+    _save(path, format_for(path), rgb.astype(np.uint8), quality)
 
 
 @contextmanager
@@ -690,6 +718,29 @@ def _alpha_at_depth(alpha: np.ndarray, depth: int) -> np.ndarray:
     return _quantise(alpha / np.float32(np.iinfo(alpha.dtype).max), depth)
 
 
+class _FileTooLarge(ValueError):
+    """An encoded picture larger than its format's files can be."""
+
+
+def _save(
+    path: str | os.PathLike[str],
+    fmt: str,
+    samples: np.ndarray,
+    quality: int = 95,
+    metadata: Metadata = Metadata(),
+) -> None:
+    """Atomically write H x W x C samples in ``fmt``; one the format cannot hold is an ImageWriteError."""
+    height, width, channels = samples.shape
+    problem = size_problem(fmt, width, height, channels)
+    if problem is not None:
+        raise ImageWriteError(path, problem)
+    try:
+        with atomic_output(path) as temporary:
+            _write_samples(temporary, fmt, samples, quality, metadata)
+    except _FileTooLarge as error:
+        raise ImageWriteError(path, str(error)) from None
+
+
 def _write_samples(
     path: Path, fmt: str, samples: np.ndarray, quality: int = 95, metadata: Metadata = Metadata()
 ) -> None:
@@ -701,7 +752,8 @@ def _write_samples(
     if fmt == "HEIF":
         _write_heif(path, samples, quality, metadata)
     elif fmt == "PNG":
-        path.write_bytes(_encode_png(samples, metadata))
+        with path.open("wb") as file:
+            _write_png(file, samples, metadata)
     elif fmt == "TIFF":
         path.write_bytes(_encode_tiff(samples, metadata))
     else:
@@ -761,29 +813,38 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _encode_png(samples: np.ndarray, metadata: Metadata) -> bytes:
-    """An 8- or 16-bit PNG of H x W x C samples (C = 1..4), with optional iCCP, eXIf, pHYs and XMP chunks."""
+def _write_png(file: BinaryIO, samples: np.ndarray, metadata: Metadata) -> None:
+    """An 8- or 16-bit PNG of H x W x C samples (C = 1..4), with optional iCCP, eXIf, pHYs and XMP chunks.
+
+    The pixels are filtered and compressed a band of rows at a time, each band's output in IDAT chunks of
+    its own: no copy of the whole picture, and no chunk over PNG's 2 GiB limit at any size.
+    """
     exif, icc_profile, dpi = metadata.exif, metadata.icc_profile, metadata.dpi
     height, width, channels = samples.shape
     pixel_bytes = channels * samples.dtype.itemsize
-    rows = samples.astype(samples.dtype.newbyteorder(">")).view(np.uint8).reshape(height, -1)
-    filtered = rows.copy()
-    filtered[:, pixel_bytes:] -= rows[:, :-pixel_bytes]  # PNG "Sub" filter (type 1), bytewise
-    scanlines = np.hstack([np.ones((height, 1), np.uint8), filtered])
     depth = 8 * samples.dtype.itemsize
     header = struct.pack(">IIBBBBB", width, height, depth, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
-    chunks = [_png_chunk(b"IHDR", header)]
+    file.write(_PNG_SIGNATURE + _png_chunk(b"IHDR", header))
     if icc_profile:
-        chunks.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
+        file.write(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
     if exif:
-        chunks.append(_png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0")))
+        file.write(_png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0")))
     if dpi:
         pixels_per_metre = (round(dpi[0] / 0.0254), round(dpi[1] / 0.0254))
-        chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", *pixels_per_metre, 1)))
+        file.write(_png_chunk(b"pHYs", struct.pack(">IIB", *pixels_per_metre, 1)))
     if metadata.xmp:  # iTXt: keyword, uncompressed, no language, no translated keyword, then the packet
-        chunks.append(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + metadata.xmp))
-    chunks += [_png_chunk(b"IDAT", zlib.compress(scanlines.tobytes())), _png_chunk(b"IEND", b"")]
-    return _PNG_SIGNATURE + b"".join(chunks)
+        file.write(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + metadata.xmp))
+    compressor = zlib.compressobj()
+    band = max(1, _PNG_BAND_BYTES // (width * pixel_bytes))
+    for top in range(0, height, band):
+        rows = samples[top : top + band].astype(samples.dtype.newbyteorder(">")).view(np.uint8)
+        rows = rows.reshape(len(rows), -1)
+        filtered = rows.copy()
+        filtered[:, pixel_bytes:] -= rows[:, :-pixel_bytes]  # PNG "Sub" filter (type 1), bytewise
+        compressed = compressor.compress(np.hstack([np.ones((len(rows), 1), np.uint8), filtered]).tobytes())
+        if compressed:
+            file.write(_png_chunk(b"IDAT", compressed))
+    file.write(_png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b""))
 
 
 def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
@@ -795,6 +856,12 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     differences = little_endian.copy()
     differences[:, 1:] -= little_endian[:, :-1]  # horizontal predictor, wraps like the TIFF spec
     strip = zlib.compress(differences.tobytes())
+    tags = 4096 + sum(len(block or b"") for block in (exif, icc_profile, metadata.xmp, metadata.iptc))
+    if 8 + tags + len(strip) > _MAX_FILE_BYTES:  # the header, the tags with their metadata, then the strip
+        raise _FileTooLarge(
+            f"too large for TIFF: {width} x {height} pixels compress to {len(strip) / 2**30:.1f} GiB, more "
+            "than a TIFF file's 4 GiB; write PNG instead"
+        )
     ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
     if exif:
         ifd.update(_nested_exif(exif))

@@ -274,6 +274,29 @@ def test_a_photo_that_runs_out_of_memory_fails_alone(tmp_path: Path) -> None:
     assert summary.outcomes[1].reason == "not enough memory for this 0.0 MP photo: try --tile 1024"
 
 
+def test_a_photo_too_wide_for_its_output_format_fails_before_the_model_runs(tmp_path: Path) -> None:
+    wide = make_photo(tmp_path / "panorama.png", size=(16_384, 2))
+    jobs = [Job(wide, tmp_path / "panorama.webp"), Job(wide, tmp_path / "panorama.tif")]
+    computed: list[Path] = []
+
+    def compute(corrector: Corrector, photo: Photo, progress: object) -> Photo:
+        computed.append(photo)
+        return photo
+
+    def write(job: Job, photo: Photo, computed: Photo) -> float:
+        imaging.write_rgb8(job.target, np.zeros((2, 16_384, 3), np.uint8))
+        return photo.megapixels
+
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    summary = run_batch(jobs, [], [corrector], compute, write, "Correcting", False, False, quiet=True)
+    assert [o.status for o in summary.outcomes] == ["failed", "done"] and len(computed) == 1
+    assert summary.outcomes[0].reason == (
+        f"{tmp_path / 'panorama.webp'}: too large for WebP: 16384 x 2 pixels, and WebP holds at most 16,383 "
+        "per side; write PNG or TIFF instead"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["panorama.png", "panorama.tif"]
+
+
 def test_gpu_lanes_read_ahead_as_far_as_the_largest_photo_allows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

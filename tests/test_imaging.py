@@ -26,6 +26,7 @@ from recnet_cli.imaging import (
     atomic_output,
     format_for,
     read_photo,
+    size_problem,
     write_photo,
     write_png16,
     write_rgb8,
@@ -1134,3 +1135,82 @@ def test_write_rgb8(tmp_path, extension):
     with Image.open(tmp_path / f"figure.{extension}") as written:
         assert written.mode == "RGB" and written.size == (32, 24)
         assert np.abs(np.asarray(written).astype(int) - gradient_rgb8()).mean() < 2
+
+
+# --- what each format can hold ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extension", "largest", "reason"),
+    [
+        ("jpg", (65_500, 1), "too large for JPEG: 65501 x 1 pixels, and JPEG holds at most 65,500 per side"),
+        ("webp", (1, 16_383), "too large for WebP: 1 x 16384 pixels, and WebP holds at most 16,383 per side"),
+    ],
+)
+def test_a_picture_wider_than_its_format_holds_is_refused_and_the_target_kept(
+    tmp_path: Path, extension: str, largest: tuple[int, int], reason: str
+) -> None:
+    target = tmp_path / f"out.{extension}"
+    width, height = largest
+    write_rgb8(target, np.zeros((height, width, 3), np.uint8))
+    with Image.open(target) as written:
+        assert written.size == largest
+    target.write_bytes(b"an earlier output")
+    one_more = (height + 1, width, 3) if height > width else (height, width + 1, 3)
+    with pytest.raises(ImageWriteError) as caught:
+        write_rgb8(target, np.zeros(one_more, np.uint8))
+    assert str(caught.value) == f"{target}: {reason}; write PNG or TIFF instead"
+    assert target.read_bytes() == b"an earlier output" and leftovers(tmp_path) == []
+
+
+def test_what_avif_and_bmp_files_hold() -> None:
+    # AVIF: what libavif decodes by default (32768 per side, 16384 x 16384 pixels); BMP: 32-bit file sizes.
+    assert size_problem("AVIF", 32_768, 8) is None and size_problem("AVIF", 16_384, 16_384) is None
+    assert size_problem("AVIF", 32_769, 8) == (
+        "too large for AVIF: 32769 x 8 pixels, and AVIF holds at most 32,768 per side; write PNG or TIFF "
+        "instead"
+    )
+    assert size_problem("AVIF", 16_384, 16_385).startswith(
+        "too large for AVIF: 16384 x 16385 pixels, and AVIF"
+    )
+    assert size_problem("BMP", 65_536, 21_845) is None  # 4,294,901,760 bytes of rows
+    assert size_problem("BMP", 65_536, 21_846) == (
+        "too large for BMP: 65536 x 21846 pixels, more than a BMP file's 4 GiB; write PNG or TIFF instead"
+    )
+    assert all(size_problem(fmt, 200_000, 200_000) is None for fmt in ("PNG", "TIFF", "HEIF"))
+
+
+def png_chunk_sizes(path: Path, kind: bytes) -> list[int]:
+    data, sizes, position = path.read_bytes(), [], 8
+    while position < len(data):
+        length = struct.unpack(">I", data[position : position + 4])[0]
+        if data[position + 4 : position + 8] == kind:
+            sizes.append(length)
+        position += 12 + length
+    return sizes
+
+
+def test_png_pixels_are_compressed_in_bands_each_in_chunks_of_its_own(tmp_path, monkeypatch) -> None:
+    # Bands keep a large picture from being copied whole, and each chunk under PNG's 2 GiB limit.
+    monkeypatch.setattr(imaging, "_PNG_BAND_BYTES", 100 * 6 * 5)  # five rows of 16-bit RGB
+    noise = np.random.default_rng(0).integers(0, 65536, (200, 100, 3), dtype=np.uint16)  # 120,000 bytes
+    photo = read_photo(write_cv2(tmp_path / "in.png", noise))
+    write_photo(tmp_path / "out.png", photo.pixels, photo)
+    chunks = png_chunk_sizes(tmp_path / "out.png", b"IDAT")
+    assert len(chunks) > 3 and max(chunks) < 60_000, chunks
+    written = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(written[..., ::-1], noise)
+
+
+def test_a_tiff_that_would_pass_4_gib_is_refused(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(imaging, "_MAX_FILE_BYTES", 4096 + 8 + 3000)  # the tags' room, and 3000 bytes
+    noise = np.random.default_rng(0).integers(0, 256, (50, 50, 3), dtype=np.uint8)  # 7500 bytes compressed
+    target = tmp_path / "out.tif"
+    with pytest.raises(ImageWriteError) as caught:
+        write_rgb8(target, noise)
+    assert caught.value.reason.startswith("too large for TIFF: 50 x 50 pixels compress to 0.0 GiB, more")
+    assert caught.value.reason.endswith("than a TIFF file's 4 GiB; write PNG instead")
+    assert not target.exists() and leftovers(tmp_path) == []
+    write_rgb8(target, noise[:10])  # 1500 bytes: fits
+    with Image.open(target) as written:
+        assert np.array_equal(np.asarray(written), noise[:10])
