@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from recnet_cli import __version__, console
 from recnet_cli.batch import (
@@ -78,8 +78,24 @@ class RecnetGroup(PlainHelpFlag, TyperGroup):
     pass
 
 
+class PlainArgument(TyperArgument):
+    """An argument shown as Click shows one, ``PHOTOS...``: not as Typer 0.29's ``{PHOTOS}...`` with a
+    Python type beside it (``<list[str]>``), which means nothing to a photographer."""
+
+    def display_type_rich(self, ctx: typer.Context) -> str | None:
+        return None
+
+    def get_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        name = (self.metavar or self.name or "").upper() + ("..." if self.nargs != 1 else "")
+        return [name if self.required else f"[{name}]"]
+
+
 class RecnetCommand(PlainHelpFlag, TyperCommand):
-    pass
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:  # Typer makes them itself, with no way to pass a class
+                param.__class__ = PlainArgument
 
 
 app = typer.Typer(

@@ -67,10 +67,14 @@ def test_every_option_is_explained_and_flags_take_no_value() -> None:
 
 
 def test_help_has_a_short_form_and_shows_no_value_type(env: dict[str, str]) -> None:
-    for args in (["-h"], ["correct", "-h"], ["train", "--help"]):
+    for args in (["-h"], ["correct", "-h"], ["train", "--help"], ["explain", "-h"]):
         shown = run(args, env)
         assert shown.returncode == 0 and "Usage: recnet" in shown.stdout, shown.stderr
         assert "<bool>" not in shown.stdout and "-h " in shown.stdout
+        assert "<list[str]>" not in shown.stdout and "<path>" not in shown.stdout and "{" not in shown.stdout
+    for command, usage in (("correct", "PHOTOS..."), ("explain", "PHOTO"), ("download", "REPO")):
+        lines = [line.strip() for line in run([command, "-h"], env).stdout.splitlines()]
+        assert f"Usage: recnet {command} [OPTIONS] {usage}" in lines
 
 
 def loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
