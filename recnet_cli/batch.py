@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import glob
 import os
+import stat
 import threading
 import time
 from collections import Counter, deque
@@ -23,6 +24,7 @@ from recnet_cli.imaging import (
     conversion_needed,
     describe_os_error,
     nearest_existing,
+    special_file_kind,
 )
 
 # What recnet names the files it writes beside a photo: <stem><suffix>.<ext> (correct: _recnet, mask:
@@ -119,7 +121,7 @@ class Unmatched:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.input}: {self.reason}"
+        return f"{self.input or repr(self.input)}: {self.reason}"
 
 
 @dataclass
@@ -180,11 +182,13 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
     missing: list[Unmatched] = []
     for text in inputs:
         path = Path(text)
-        if path.is_dir():
+        if not text:  # Path("") is the current folder
+            found, reason = [], "an empty name is no file or folder"
+        elif os.path.isdir(path):  # os.path's tests say False for a name too long; Path's raise
             files = visible_files(path, "**/*" if recursive else "*")
             found = [Source(p, p.relative_to(path), from_folder=True) for p in files if is_image(p)]
             reason = "no images in this folder" + folder_hint(path, files, recursive)
-        elif path.exists():
+        elif os.path.exists(path):
             found = [Source(path, Path(path.name))]
         elif glob.has_magic(text):
             files = [p for p in sorted(map(Path, glob.glob(text, recursive=recursive))) if p.is_file()]
@@ -240,7 +244,7 @@ def earlier_outputs(sources: Sequence[Source], output: Path | None, suffix: str)
     endings = {name + tag for name in (suffix, CORRECT_SUFFIX, MASK_SUFFIX) for tag in tags if name + tag}
     endings.add(EXPLAIN_SUFFIX)
     stems = {(source.path.parent, source.path.stem) for source in sources}
-    inner_output = output.resolve() if output is not None and output.is_dir() else None
+    inner_output = output.resolve() if output is not None and os.path.isdir(output) else None
 
     def written_by_recnet(source: Source) -> bool:
         path = source.path
@@ -255,7 +259,7 @@ def earlier_outputs(sources: Sequence[Source], output: Path | None, suffix: str)
 
 def names_image_file(output: Path | None) -> bool:
     """Whether -o names an image file: an image extension, and not a folder that exists."""
-    return output is not None and not output.is_dir() and output.suffix.lower() in IMAGE_EXTENSIONS
+    return output is not None and not os.path.isdir(output) and output.suffix.lower() in IMAGE_EXTENSIONS
 
 
 def single_output_file(sources: Sequence[Source], output: Path | None) -> bool:
@@ -277,7 +281,7 @@ def misnamed_output_folder(sources: Sequence[Source], output: Path | None) -> st
 def output_taken_as_folder(sources: Sequence[Source], output: Path | None) -> str | None:
     """For one photo and an -o that does not exist, with an extension but not an image's (a typo such as
     fixed.jgp): that it is taken as a folder; else None."""
-    if output is None or output.exists() or not output.suffix or names_image_file(output):
+    if output is None or os.path.exists(output) or not output.suffix or names_image_file(output):
         return None
     if len(sources) != 1 or sources[0].from_folder:
         return None
@@ -314,6 +318,7 @@ def plan_jobs(
         problems = (
             conversion_needed(source.path),
             unwritable_format(target),
+            *(output_path_problem(path) for path in outputs),
             *(target_problem(path, source.path, inputs, claimed) for path in outputs),
         )
         jobs.append(Job(source.path, target, next((p for p in problems if p), None), outputs[1:]))
@@ -325,6 +330,20 @@ def unwritable_format(target: Path) -> str | None:
         return None
     what = f"{target.suffix} files" if target.suffix else "a file without an extension"
     return f"cannot write {what}: choose the output format with --ext ({OUTPUT_CHOICES})"
+
+
+def output_path_problem(path: Path) -> str | None:
+    """Why nothing can be written at ``path`` (a folder or a device there, a name too long), or None."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there yet (see ``folder_problem``)
+        return None
+    except OSError as exc:
+        return f"output {path}: {describe_os_error(exc)}"
+    if stat.S_ISDIR(mode):
+        return f"output {path} is a folder"
+    special = special_file_kind(mode)
+    return None if special is None else f"output {path} is {special}, not a file; refusing to replace it"
 
 
 def target_problem(target: Path, source: Path, inputs: set[Path], claimed: dict[Path, Path]) -> str | None:
@@ -498,7 +517,7 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
     """The outcome of a job that must not run (refused, or its output exists), else None; touches nothing."""
     if job.problem:
         return Outcome(job, "failed", job.problem)
-    existing = [path for path in job.outputs if path.exists()]
+    existing = [path for path in job.outputs if os.path.lexists(path)]  # a dangling link is kept too
     if existing and not overwrite:
         if skip_existing:
             return Outcome(job, "skipped", "output exists")

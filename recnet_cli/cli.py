@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from enum import Enum
 from functools import partial
@@ -209,7 +210,19 @@ DryRunOpt = Annotated[
         "reads and writes nothing, loads no model.",
     ),
 ]
-SuffixOpt = Annotated[str, typer.Option(metavar="TEXT", help="Added to the file name when no -o is given.")]
+
+
+def name_part(suffix: str) -> str:
+    """Refuses a --suffix that is not part of a file name (``/x``, ``../x``)."""
+    if "/" in suffix or os.sep in suffix or "\0" in suffix:
+        raise typer.BadParameter(f"{suffix!r} is added to file names, so it cannot hold a folder separator")
+    return suffix
+
+
+SuffixOpt = Annotated[
+    str,
+    typer.Option(metavar="TEXT", help="Added to the file name when no -o is given.", callback=name_part),
+]
 PhotosOpt = Annotated[
     Path | None,
     typer.Option(
@@ -435,7 +448,7 @@ def refuse_conflicting_format(output: Path | None, extension: str | None) -> Non
 
 def refuse_unwritable_output(output: Path | None) -> None:
     """-o naming an image format recnet cannot write (out.heic, out.gif) is refused before any work."""
-    if output is not None and not output.is_dir() and names_unwritable_image(output):
+    if output is not None and not os.path.isdir(output) and names_unwritable_image(output):
         raise fail(
             f"-o {output}: cannot write {output.suffix} files (name a {OUTPUT_CHOICES} file, or a folder"
             f"{install_hint(output.suffix)})"
@@ -543,10 +556,12 @@ def run_batch(
 
 
 def read_input(path: Path, quiet: bool) -> Photo:
-    """``read_photo``, with a notice when the file holds more pictures than the one recnet reads."""
+    """``read_photo``, with a notice when the file holds more pictures than the one recnet reads, or
+    metadata too damaged to copy."""
     photo = read_photo(path)
-    if photo.unread_frames_notice and not quiet:
-        console.notice(f"{path}: {photo.unread_frames_notice}")
+    for notice in (photo.unread_frames_notice, photo.damaged_metadata_notice):
+        if notice and not quiet:
+            console.notice(f"{path}: {notice}")
     return photo
 
 
@@ -612,6 +627,11 @@ def correct(
     """
     if report and (output is None or output.suffix.lower() in IMAGE_EXTENSIONS):
         raise fail("--report needs an output folder: -o FOLDER")
+    if report:
+        from recnet_cli.viz.report import report_problem
+
+        if problem := report_problem(output, overwrite):
+            raise fail(problem)
     save_mask = save_mask or report
     tags = ("mask",) * save_mask + ("features",) * save_features
     refuse_both(overwrite, skip_existing)
@@ -1247,7 +1267,8 @@ def print_scores(report: EvalReport, model: str, amount: float | str) -> None:
 @command()
 def bench(
     megapixels: Annotated[
-        float, typer.Option("--megapixels", "--mp", min=0.01, metavar="MP", help="Photo size to time.")
+        float,
+        typer.Option("--megapixels", "--mp", min=0.01, max=1e6, metavar="MP", help="Photo size to time."),
     ] = 12.0,
     repeats: Annotated[int, typer.Option(min=1, metavar="N", help="Timed runs after one warm-up run.")] = 3,
     model: ModelOpt = None,

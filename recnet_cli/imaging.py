@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 import os
 import re
 import secrets
+import stat
 import struct
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import cv2
 import numpy as np
@@ -56,6 +58,7 @@ MACHINE_MEMORY = physical_memory()
 if MACHINE_MEMORY is not None:
     Image.MAX_IMAGE_PIXELS = None
 DECODED_BYTES_PER_PIXEL = 12  # float32 RGB
+T = TypeVar("T")
 
 HEIF_EXTENSIONS = (".heic", ".heif", ".hif")
 HEIF_SUPPORTED = importlib.util.find_spec("pillow_heif") is not None
@@ -90,8 +93,8 @@ _FORMAT_NAMES = {
 
 
 def _in_words(items: list[str], conjunction: str) -> str:
-    """'a, b and c'."""
-    return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+    """'a, b and c'; 'a'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
 
 
 _FORMATS = list(dict.fromkeys(_FORMAT_BY_EXTENSION.values()))
@@ -171,6 +174,10 @@ _XMP_ORIENTATIONS = (
 _JPEG_XMP_LIMIT = 65533 - 29  # one APP1 segment, less its "http://ns.adobe.com/xap/1.0/\0" header
 # One APP13 segment, less its "Photoshop 3.0\0" header, a resource's header and its padding byte.
 _JPEG_IPTC_LIMIT = 65533 - 14 - 12 - 1
+_JPEG_EXIF_LIMIT = 65533  # one APP1 segment, "Exif\0\0" included
+# The largest resolution each format stores: JFIF's 16-bit dots per inch, PNG's and BMP's 31-bit pixels
+# per metre (a scanner's or microscope's TIFF may say more).
+_MAX_DPI = {"JPEG": 65535, "PNG": (2**31 - 1) * 0.0254, "BMP": (2**31 - 1) * 0.0254}
 _IPTC_RESOURCE = 0x0404  # Photoshop image resource "IPTC-NAA record"
 _IPTC_TAG = 33723  # TIFF tag IPTC-NAA
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -236,6 +243,7 @@ class Photo:
     iptc: bytes | None = None  # the IPTC-IIM record of a JPEG or TIFF (what Photo Mechanic, Bridge write)
     nclx: dict[str, Any] | None = None  # a HEIF's colour description (primaries, transfer) in place of ICC
     chroma: int | None = None  # a colour HEIF's chroma subsampling: 420, 422 (Fujifilm) or 444
+    damaged_metadata: tuple[str, ...] = ()  # what could not be read ("EXIF"), and is not copied
 
     @property
     def megapixels(self) -> float:
@@ -248,6 +256,13 @@ class Photo:
             return None
         kind = "pages" if self.source_format == "TIFF" else "frames"
         return f"has {self.frames} {kind}; only the first is used"
+
+    @property
+    def damaged_metadata_notice(self) -> str | None:
+        """What the user should know when some of the file's metadata was damaged and is not copied."""
+        if not self.damaged_metadata:
+            return None
+        return f"its {_in_words(list(self.damaged_metadata), 'and')} is damaged: the output goes without it"
 
 
 # nclx colour descriptions (ITU-T H.273 codes) that sRGB stands in for well enough: BT.709 or unspecified
@@ -379,6 +394,10 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
     unreadable = conversion_needed(path)
     if unreadable is not None and Path(path).is_file():
         raise ImageReadError(path, unreadable)
+    with suppress(OSError, ValueError):  # what went wrong is said when it is opened
+        special = special_file_kind(os.stat(path).st_mode)
+        if special is not None:
+            raise ImageReadError(path, f"{special}, not a photo file")
     try:
         with Path(path).open("rb") as file:
             if os.fstat(file.fileno()).st_size == 0:
@@ -435,7 +454,8 @@ def write_photo(
     grayscale = like.grayscale and fmt != "WEBP"
     source_profile = like.icc_profile or (None if fmt == "HEIF" else nclx_icc_profile(like.nclx))
     icc_profile = _profile_for(source_profile, grayscale)
-    metadata = Metadata(like.exif, icc_profile, like.dpi, like.xmp, like.iptc, like.nclx, like.chroma)
+    dpi = like.dpi if like.dpi and max(like.dpi) <= _MAX_DPI.get(fmt, math.inf) else None
+    metadata = Metadata(like.exif, icc_profile, dpi, like.xmp, like.iptc, like.nclx, like.chroma)
     try:
         channels = [_quantise(pixels @ _LUMA if grayscale else pixels, depth)]
         if like.alpha is not None and fmt in ALPHA_FORMATS:
@@ -469,7 +489,8 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     ImageWriteError.
     """
     target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+    # Cut to leave room for the rest within the 255 bytes a name can have (as can a name that fits).
+    temporary = target.with_name(f".{target.name[:200]}.tmp-{secrets.token_hex(4)}")
     try:
         yield temporary
         os.replace(temporary, target)
@@ -495,7 +516,10 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
         raise ImageReadError(path, "not an image, or an unsupported format") from error
     except Image.DecompressionBombError as error:
         raise ImageReadError(path, f"image too large: {error}") from error
-    except (MemoryError, OSError, SyntaxError, EOFError, cv2.error) as error:
+    except PhotoFileError:
+        raise
+    except Exception as error:  # decoders raise any kind on damaged data (pillow-heif ValueError, AVIF's
+        # RuntimeError, TIFF's TypeError), and a damaged file must fail alone, not stop the batch
         if _out_of_memory(error):  # not the file's fault: it must not read as a damaged file
             raise ImageReadError(path, _NO_MEMORY.format("decode", size[0] * size[1] / 1e6)) from None
         raise ImageReadError(path, "truncated or corrupt image data") from error
@@ -530,7 +554,8 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
     else:
         samples, grayscale = _opencv_samples(file, layout)
         depth = 16
-    exif = image.getexif()
+    damaged: list[str] = []
+    exif = _intact(image.getexif, "EXIF", damaged) or Image.Exif()
     # Pillow and OpenCV both apply a TIFF's orientation while decoding it, and no other format's.
     pending_orientation = 1 if image.format == "TIFF" else exif.get(_ORIENTATION, 1)
     samples = _ORIENTATIONS.get(pending_orientation, lambda a: a)(samples)
@@ -544,7 +569,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         alpha=alpha,
         bit_depth=depth,
         grayscale=grayscale,
-        exif=_portable_exif(exif),
+        exif=_intact(functools.partial(_portable_exif, exif), "EXIF", damaged),
         icc_profile=image.info.get("icc_profile"),
         dpi=_source_dpi(image),
         source_format=image.format,
@@ -553,7 +578,18 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         iptc=_iptc_record(image),
         nclx=image.info.get("nclx_profile") if image.format == "HEIF" else None,
         chroma=image.info.get("chroma") if image.format == "HEIF" else None,
+        damaged_metadata=tuple(dict.fromkeys(damaged)),
     )
+
+
+def _intact(read: Callable[[], T], name: str, damaged: list[str]) -> T | None:
+    """What ``read`` returns, or None with ``name`` added to ``damaged`` when that metadata is damaged:
+    a photo whose pixels decode is corrected without it. Parsers raise any kind on bad bytes."""
+    try:
+        return read()
+    except Exception:
+        damaged.append(name)
+        return None
 
 
 def _check_size(path: str | os.PathLike[str], size: tuple[int, int]) -> None:
@@ -679,9 +715,10 @@ def _photoshop_segment(iptc: bytes) -> bytes:
 def _source_dpi(image: Image.Image) -> tuple[float, float] | None:
     """The stored resolution; Pillow reports 1 x 1 for TIFFs that have none, and 0 x 0 for some JPEGs."""
     dpi = image.info.get("dpi")
-    if not dpi or min(dpi) <= 0 or (image.format == "TIFF" and _X_RESOLUTION not in image.tag_v2):
+    if not dpi or (image.format == "TIFF" and _X_RESOLUTION not in image.tag_v2):
         return None
-    return float(dpi[0]), float(dpi[1])
+    horizontal, vertical = float(dpi[0]), float(dpi[1])  # a TIFF's 72/0 is nan
+    return (horizontal, vertical) if 0 < horizontal < math.inf and 0 < vertical < math.inf else None
 
 
 def _profile_for(icc_profile: bytes | None, grayscale: bool) -> bytes | None:
@@ -718,8 +755,8 @@ def _alpha_at_depth(alpha: np.ndarray, depth: int) -> np.ndarray:
     return _quantise(alpha / np.float32(np.iinfo(alpha.dtype).max), depth)
 
 
-class _FileTooLarge(ValueError):
-    """An encoded picture larger than its format's files can be."""
+class _Unencodable(ValueError):
+    """A picture its format's encoder refuses, or larger encoded than the format's files can be."""
 
 
 def _save(
@@ -737,7 +774,7 @@ def _save(
     try:
         with atomic_output(path) as temporary:
             _write_samples(temporary, fmt, samples, quality, metadata)
-    except _FileTooLarge as error:
+    except _Unencodable as error:
         raise ImageWriteError(path, str(error)) from None
 
 
@@ -767,6 +804,8 @@ def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, obj
     exif, icc_profile, dpi, xmp = metadata.exif, metadata.icc_profile, metadata.dpi, metadata.xmp
     if xmp and len(xmp) > _JPEG_XMP_LIMIT and fmt == "JPEG":
         xmp = None  # only a PNG or TIFF's XMP can be this long: a JPEG would need extended XMP
+    if exif and len(exif) > _JPEG_EXIF_LIMIT and fmt == "JPEG":
+        exif = None  # likewise an EXIF block (a PNG's or TIFF's, or a long maker note)
     no_dpi = {"exif": exif, "icc_profile": icc_profile, "xmp": xmp, "quality": quality}
     candidates: dict[str, object] = {
         "JPEG": {**no_dpi, "dpi": dpi},
@@ -801,12 +840,19 @@ def _write_heif(path: Path, samples: np.ndarray, quality: int, metadata: Metadat
     }
     if not metadata.icc_profile:
         options["nclx_profile"] = metadata.nclx
-    heif.save(
-        path,
-        quality=quality,
-        enc_params={"preset": "ultrafast"},
-        **{key: value for key, value in options.items() if value is not None},
-    )
+    try:
+        heif.save(
+            path,
+            quality=quality,
+            enc_params={"preset": "ultrafast"},
+            **{key: value for key, value in options.items() if value is not None},
+        )
+    except RuntimeError as error:  # x265 refuses some long thin pictures (6000 x 16, not 6000 x 32)
+        height, width = samples.shape[:2]
+        raise _Unencodable(
+            f"the HEIF encoder refused this {width} x {height} picture ({error}); write PNG, TIFF or JPEG "
+            "instead"
+        ) from error
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -858,7 +904,7 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     strip = zlib.compress(differences.tobytes())
     tags = 4096 + sum(len(block or b"") for block in (exif, icc_profile, metadata.xmp, metadata.iptc))
     if 8 + tags + len(strip) > _MAX_FILE_BYTES:  # the header, the tags with their metadata, then the strip
-        raise _FileTooLarge(
+        raise _Unencodable(
             f"too large for TIFF: {width} x {height} pixels compress to {len(strip) / 2**30:.1f} GiB, more "
             "than a TIFF file's 4 GiB; write PNG instead"
         )
@@ -899,6 +945,16 @@ def nearest_existing(path: Path) -> Path:
     """``path`` or its nearest ancestor that exists: where a folder for ``path`` would be made (a file
     there means none can be)."""
     return next(candidate for candidate in (path, *path.parents) if os.path.exists(candidate))
+
+
+def special_file_kind(mode: int) -> str | None:
+    """ "a FIFO", "a device" or "a socket" for a file of such a ``st_mode`` (a photo read from one would
+    never end, or be endless noise; one written over would be lost); None for a file or a folder."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else None
 
 
 def describe_os_error(error: OSError) -> str:

@@ -24,6 +24,7 @@ from recnet_cli.batch import (
     parse_shard,
     plan_jobs,
     plan_outcomes,
+    refusal,
     run_jobs,
     take_shard,
 )
@@ -124,6 +125,41 @@ def test_jobs_that_cannot_work_are_refused_before_reading(tmp_path: Path) -> Non
     )
     forced = plan_jobs(sources, None, suffix="_recnet", extension=".jpg")
     assert forced[2].problem is None and forced[2].target == tmp_path / "backup_recnet.jpg"
+
+
+def test_outputs_that_cannot_be_written_there_are_refused_before_reading(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.touch()
+    sources, _ = find_sources([str(photo)])
+    (tmp_path / "into" / "photo.jpg").mkdir(parents=True)
+    os.mkfifo(tmp_path / "pipe.jpg")
+    problems = {
+        str(name): plan_jobs(sources, tmp_path / name, suffix="_recnet")[0].problem
+        for name in ("into", "pipe.jpg", "a" * 300 + ".jpg", "free.jpg")
+    }
+    assert problems["into"] == f"output {tmp_path / 'into' / 'photo.jpg'} is a folder"
+    pipe = tmp_path / "pipe.jpg"
+    assert problems["pipe.jpg"] == f"output {pipe} is a FIFO, not a file; refusing to replace it"
+    assert problems["a" * 300 + ".jpg"].endswith(": file name too long")
+    assert problems["free.jpg"] is None
+    in_the_way = (tmp_path / "into",)
+    companion = plan_jobs(sources, tmp_path / "out.jpg", suffix="", companions=lambda target: in_the_way)
+    assert companion[0].problem == f"output {tmp_path / 'into'} is a folder"
+
+
+def test_a_link_at_the_output_counts_as_an_existing_output_even_when_it_leads_nowhere(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.touch()
+    (tmp_path / "out.jpg").symlink_to(tmp_path / "missing" / "x.jpg")
+    (job,) = plan_jobs(find_sources([str(photo)])[0], tmp_path / "out.jpg", suffix="")
+    refused = refusal(job, overwrite=False, skip_existing=False)
+    assert refused is not None and refused.reason.startswith(f"output {tmp_path / 'out.jpg'} exists")
+    assert refusal(job, overwrite=True, skip_existing=False) is None
+
+
+def test_an_empty_input_name_is_not_taken_for_the_current_folder() -> None:
+    sources, missing = find_sources([""])
+    assert sources == [] and [str(each) for each in missing] == ["'': an empty name is no file or folder"]
 
 
 def test_without_output_the_suffix_goes_beside_each_input(shots: Path) -> None:

@@ -639,6 +639,19 @@ def test_missing_input_is_a_one_line_error(tmp_path: Path, env: dict[str, str], 
     assert [f["reason"] for f in summary["files"]] == ["no such file or folder", "no images in this folder"]
 
 
+def test_a_suffix_with_a_folder_in_it_and_an_endless_size_are_usage_errors(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    photo = make_photo(tmp_path / "shot.jpg")
+    for arguments, complaint in (
+        (["correct", str(photo), "--suffix", "/x", "-n"], "cannot hold a folder separator"),
+        (["bench", "--mp", "inf"], "less than or equal to 1000000"),
+    ):
+        result = run(arguments, env)
+        assert result.returncode == 2 and complaint in " ".join(result.stderr.split()), result.stderr
+    assert not list(tmp_path.glob("shot_*"))
+
+
 def test_an_output_name_in_a_format_recnet_cannot_write_is_refused(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

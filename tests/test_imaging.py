@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import numpy_out_of_memory, opencv_out_of_memory
-from PIL import Image, ImageCms, ImageOps, PngImagePlugin
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin, TiffImagePlugin
 
 from recnet_cli import imaging
 from recnet_cli.imaging import (
@@ -1214,3 +1214,93 @@ def test_a_tiff_that_would_pass_4_gib_is_refused(tmp_path, monkeypatch) -> None:
     write_rgb8(target, noise[:10])  # 1500 bytes: fits
     with Image.open(target) as written:
         assert np.array_equal(np.asarray(written), noise[:10])
+
+
+# --- damaged files and metadata -----------------------------------------------------------------------
+
+DAMAGED = Path(__file__).parent / "data" / "damaged"  # fuzzed from a BSD100 photo; each crashed a decoder
+
+
+@pytest.mark.parametrize(
+    ("name", "supported"),
+    [
+        ("truncated.heic", imaging.HEIF_SUPPORTED),  # pillow-heif: ValueError
+        ("no-image-item.avif", imaging.AVIF_SUPPORTED),  # libavif: RuntimeError
+        ("bad-planes.avif", imaging.AVIF_SUPPORTED),
+        ("no-dimensions.tif", True),  # Pillow: TypeError
+    ],
+)
+def test_files_that_crash_a_decoder_are_damaged_files(name: str, supported: bool) -> None:
+    if not supported:
+        pytest.skip("no decoder for this format here")
+    assert_read_error(DAMAGED / name, "truncated or corrupt image data")
+
+
+def test_damaged_metadata_is_left_out_and_said(tmp_path: Path) -> None:
+    pixels = gradient_rgb8()
+    encoded = io.BytesIO()
+    Image.fromarray(pixels).save(encoded, format="PNG")
+    data = encoded.getvalue()
+    first_pixels = data.index(b"IDAT") - 4
+    bad_exif = struct.pack(">I", 7) + b"eXIf" + bytes(7) + struct.pack(">I", zlib.crc32(b"eXIf" + bytes(7)))
+    source = tmp_path / "photo.png"
+    source.write_bytes(data[:first_pixels] + bad_exif + data[first_pixels:])
+    photo = read_photo(source)
+    assert np.array_equal(np.round(photo.pixels * 255).astype(np.uint8), pixels)
+    assert photo.exif is None and photo.damaged_metadata == ("EXIF",)
+    assert photo.damaged_metadata_notice == "its EXIF is damaged: the output goes without it"
+    assert read_photo(save(tmp_path / "clean.png", Image.fromarray(pixels))).damaged_metadata_notice is None
+
+
+def test_a_resolution_with_a_zero_denominator_is_no_resolution(tmp_path: Path) -> None:
+    nothing_per_inch = {282: TiffImagePlugin.IFDRational(72, 0), 283: TiffImagePlugin.IFDRational(72, 0)}
+    image = Image.fromarray(gradient_rgb8())
+    photo = read_photo(save(tmp_path / "scan.tif", image, resolution_unit=2, tiffinfo=nothing_per_inch))
+    assert photo.dpi is None
+
+
+def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x010E] = "A" * 70_000  # an image description past a JPEG's 64 KB EXIF segment
+    described = read_photo(save(tmp_path / "described.png", Image.fromarray(gradient_rgb8()), exif=exif))
+    huge = {282: TiffImagePlugin.IFDRational(10**9, 1), 283: TiffImagePlugin.IFDRational(10**9, 1)}
+    image = Image.fromarray(gradient_rgb8())
+    scanned = read_photo(save(tmp_path / "scan.tif", image, resolution_unit=2, tiffinfo=huge))
+    assert len(described.exif) > 70_000 and scanned.dpi == (1e9, 1e9)
+    write_photo(tmp_path / "described.jpg", described.pixels, described)
+    with Image.open(tmp_path / "described.jpg") as jpeg:
+        assert 0x010E not in jpeg.getexif()  # left out whole, where Pillow refused to write the file
+    for name in ("scan.jpg", "scan.png", "scan.bmp", "copy.tif"):
+        write_photo(tmp_path / name, scanned.pixels, scanned)
+    with Image.open(tmp_path / "scan.jpg") as jpeg:
+        assert "jfif_density" not in jpeg.info or jpeg.info["jfif_density"] != (51712, 51712)  # not wrapped
+    with Image.open(tmp_path / "scan.png") as png:  # no 1e9 dpi in 31 bits of pixels per metre
+        assert "dpi" not in png.info
+    with Image.open(tmp_path / "scan.bmp") as bmp:
+        assert bmp.info.get("dpi", (0, 0))[0] < 1e6
+    with Image.open(tmp_path / "copy.tif") as tiff:
+        assert tiff.info["dpi"] == (1e9, 1e9)
+
+
+@pytest.mark.skipif(not imaging.HEIF_SUPPORTED, reason="pillow-heif is not installed")
+def test_a_picture_the_heif_encoder_refuses_is_a_one_line_error(tmp_path: Path) -> None:
+    target = tmp_path / "strip.heic"
+    with pytest.raises(ImageWriteError) as caught:
+        write_rgb8(target, np.zeros((16, 6000, 3), np.uint8))  # x265 takes 6000 x 32, not 6000 x 16
+    assert caught.value.reason.startswith("the HEIF encoder refused this 6000 x 16 picture (")
+    assert caught.value.reason.endswith("); write PNG, TIFF or JPEG instead")
+    assert not target.exists() and leftovers(tmp_path) == []
+
+
+def test_a_fifo_or_device_is_refused_before_it_is_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # opening it would wait for a writer for ever
+    assert_read_error(fifo, "a FIFO, not a photo file")
+    (tmp_path / "noise.jpg").symlink_to("/dev/urandom")
+    assert_read_error(tmp_path / "noise.jpg", "a device, not a photo file")
+
+
+def test_an_output_whose_name_is_as_long_as_names_can_be_is_written(tmp_path: Path) -> None:
+    target = tmp_path / ("a" * 251 + ".png")  # 255 bytes: the temporary beside it is cut to fit
+    write_rgb8(target, gradient_rgb8())
+    assert target.is_file() and leftovers(tmp_path) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from conftest import make_photo, run
 from PIL import Image
 
 from recnet_cli.batch import Job, Outcome, Summary
-from recnet_cli.viz.report import PREVIEW_FOLDER, REPORT_NAME, ReportBuilder, exposure_stats
+from recnet_cli.viz.report import PREVIEW_FOLDER, REPORT_NAME, ReportBuilder, exposure_stats, report_problem
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = (1200, 900)
@@ -60,6 +61,34 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
     summary.outcomes.append(Outcome(Job(tmp_path / "c.jpg", out / "c.jpg"), "not run", "the batch stopped"))
     stopped = builder.write(summary, "model", "cpu").read_text(encoding="utf-8")
     assert "<strong>1</strong> not run (the batch stopped)" in stopped
+
+
+def test_report_links_and_shows_a_name_that_is_not_utf_8(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    name = os.fsdecode(b"x\xff.jpg")  # Linux names are bytes; this one has no UTF-8 reading
+    source, target = tmp_path / name, out / name
+    builder = ReportBuilder(out)
+    photo = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
+    builder.add(source, target, photo, photo, np.zeros((20, 30, 3), np.uint8))
+    page = builder.write(Summary(outcomes=[Outcome(Job(source, target), "done")]), "m", "cpu").read_bytes()
+    assert b'href="x%FF.jpg"' in page and b">x?.jpg<" in page
+
+
+def test_a_report_goes_only_where_it_replaces_nothing_of_the_user_s(tmp_path: Path) -> None:
+    assert report_problem(tmp_path / "new", overwrite=False) is None
+    (tmp_path / PREVIEW_FOLDER).write_text("a note of mine")
+    assert report_problem(tmp_path, overwrite=True) == (
+        f"{tmp_path / PREVIEW_FOLDER} is a file, and the report's previews go in a folder of that name: "
+        "move it"
+    )
+    (tmp_path / PREVIEW_FOLDER).unlink()
+    (tmp_path / REPORT_NAME).write_text("<html>my own page</html>")
+    assert report_problem(tmp_path, overwrite=False) == (
+        f"{tmp_path / REPORT_NAME} exists and is not a recnet report: move it, or use --overwrite"
+    )
+    assert report_problem(tmp_path, overwrite=True) is None
+    ReportBuilder(tmp_path).write(Summary(), "m", "cpu")
+    assert report_problem(tmp_path, overwrite=False) is None  # recnet's own is replaced on each run
 
 
 def test_report_needs_an_output_folder(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:

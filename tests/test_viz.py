@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,6 +98,17 @@ def test_features_are_computed_on_a_downscaled_copy(model: RECNet) -> None:
     features = extract_features(model, photo, long_side=120)
     assert features.mask.shape == (36, 120)
     assert len(features.stages) == 6 and features.stages[3].shape == (36, 120, 8)
+
+
+def test_features_of_a_one_pixel_photo_are_those_of_two_and_read_only_pixels_need_no_copy(
+    model: RECNet,
+) -> None:
+    photo = np.full((1, 1, 3), 0.5, np.float32)
+    photo.flags.writeable = False  # as a decoded photo's may be: no warning from torch
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        features = extract_features(model, photo)
+    assert features.mask.shape == (2, 2) and features.stages[0].shape == (2, 2, 8)
 
 
 def test_feature_figure_has_the_layout_size_and_is_not_blank(model: RECNet) -> None:

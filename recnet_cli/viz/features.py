@@ -42,7 +42,9 @@ class Features:
 @torch.inference_mode()
 def extract_features(model: RECNet, rgb: np.ndarray, long_side: int = FEATURE_LONG_SIDE) -> Features:
     """Every block's features for an H x W x 3 float photo in [0, 1], computed on a downscaled copy."""
-    small = np.ascontiguousarray(fit_size(rgb, max_side=long_side), dtype=np.float32)
+    # A writable copy (a photo's pixels may be read-only), of two pixels at least: one pixel has no spread
+    # for the instance norms to divide by.
+    small = np.array(fit_size(rgb, min_side=2, max_side=long_side), dtype=np.float32)
     parameter = next(model.parameters())
     batch = torch.from_numpy(small).permute(2, 0, 1)[None].to(parameter.device, parameter.dtype)
     results = model.forward_with_intermediates(batch)

@@ -25,6 +25,7 @@ from recnet_cli.viz.draw import luminance
 
 REPORT_NAME = "report.html"
 PREVIEW_FOLDER = ".recnet-report"
+_GENERATOR = b'<meta name="generator" content="recnet">'
 PREVIEW_LONG_SIDE = 1280
 CLIPPED_LEVEL = 250  # any channel at or above this (of 255): a clipped highlight
 CRUSHED_LEVEL = 5  # luma at or below this (of 255): a crushed shadow
@@ -104,9 +105,20 @@ class ReportBuilder:
         """Writes the report of a finished batch and returns its path."""
         path = self.folder / REPORT_NAME
         page = render_report(summary, self.cards, model, device, strength)
-        with atomic_output(path) as temporary:
-            temporary.write_text(page, encoding="utf-8")
+        with atomic_output(path) as temporary:  # a name that is not UTF-8 shows with a ? for its odd bytes
+            temporary.write_bytes(page.encode("utf-8", "replace"))
         return path
+
+
+def report_problem(folder: Path, overwrite: bool) -> str | None:
+    """Why ``report.html`` and its previews cannot go in ``folder``: a file where the previews' folder
+    goes, or a report.html that recnet did not write (without ``overwrite``); None when they can."""
+    previews, page = folder / PREVIEW_FOLDER, folder / REPORT_NAME
+    if previews.exists() and not previews.is_dir():
+        return f"{previews} is a file, and the report's previews go in a folder of that name: move it"
+    if page.is_file() and not overwrite and _GENERATOR not in page.read_bytes()[:1024]:
+        return f"{page} exists and is not a recnet report: move it, or use --overwrite"
+    return None
 
 
 def render_report(
@@ -183,8 +195,9 @@ def show(share: float) -> str:
 
 
 def link(relative: str) -> str:
-    """A relative URL for an href/src attribute: percent-encoded, then HTML-escaped."""
-    return html.escape(quote(relative), quote=True)
+    """A relative URL for an href/src attribute: percent-encoded (a name's bytes, UTF-8 or not), then
+    HTML-escaped."""
+    return html.escape(quote(os.fsencode(relative)), quote=True)
 
 
 CARD = """<article class="card">
@@ -209,6 +222,7 @@ PAGE = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="recnet">
 <title>recnet report</title>
 <style>{style}</style>
 </head>
