@@ -120,8 +120,10 @@ def saved_path(pair: ImagePair, save_dir: Path) -> Path:
 
 
 def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) -> str | None:
-    """Why ``--save`` cannot write into ``save_dir``: it would replace one of the pairs' images, or a file
-    that is there already (unless ``overwrite``)."""
+    """Why ``--save`` cannot write into ``save_dir``: it is a file, or it would replace one of the pairs'
+    images or a file that is there already (unless ``overwrite``)."""
+    if save_dir.exists() and not save_dir.is_dir():
+        return f"--save {save_dir}: a file, not a folder"
     images = {path.resolve() for pair in pairs for path in (pair.input, pair.target)}
     for pair in pairs:
         path = saved_path(pair, save_dir)

@@ -6,6 +6,7 @@ A ``--model`` value is, in this order of precedence:
    ``.pth``/``.pt`` checkpoints;
 2. a bundled model name: ``weights/<name>.safetensors`` at the repository root (the environment variable
    ``RECNET_WEIGHTS_DIR`` names another folder); without ``--model`` the default ``recnet-mixed`` is used;
+   an existing folder otherwise is an error (a run folder is not a model: name its model file);
 3. a Hub reference ``org/name[@revision][:file]``; without ``:file`` the repository's ``model.safetensors``
    (and its card ``model.json``, when present) is used. Downloads go through ``huggingface_hub`` and its
    cache, so ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``, ``HF_TOKEN`` and ``HF_ENDPOINT`` apply, and a
@@ -70,6 +71,9 @@ SIZE_UNITS = ("B", "kB", "MB", "GB")
 
 HUB_REF = re.compile(r"(?P<repo_id>\w[\w.-]*/\w[\w.-]*)(?:@(?P<revision>[^:@]+))?(?::(?P<filename>[^:]+))?")
 BLOCK_KEY = re.compile(r"dualprocess\.conv(\d+)\.")
+# torch.save writes a zip archive; before PyTorch 1.6 it wrote a pickle, which starts with its protocol (2-5)
+ZIP_SIGNATURE = b"PK\x03\x04"
+PICKLE_SIGNATURE = re.compile(rb"\x80[\x02-\x05]")
 
 
 class WeightsError(Exception):
@@ -158,6 +162,8 @@ def resolve(ref: str | None) -> ModelLocation:
         return ModelLocation(path, ref)
     if path.name == ref and bundled_path(ref).is_file():
         return ModelLocation(bundled_path(ref), f"{ref} (bundled)")
+    if path.is_dir():
+        raise ModelNotFoundError(f"{ref}: a folder, not a model file{model_files_hint(path)}")
     hub_ref = parse_hub_ref(ref)
     if hub_ref is not None:
         return ModelLocation(fetch_from_hub(hub_ref), ref)
@@ -168,6 +174,16 @@ def resolve(ref: str | None) -> ModelLocation:
         f"{ref}: not a model file, a bundled model name (bundled: {bundled})"
         f" or a Hub reference ({HUB_REF_FORMAT})"
     )
+
+
+def model_files_hint(folder: Path, shown: int = 3) -> str:
+    """`` (it holds a.safetensors, b.pth)``: the model files in a folder given as ``--model``, if any."""
+    try:
+        names = sorted(path.name for path in folder.iterdir() if path.suffix.lower() in MODEL_SUFFIXES)
+    except OSError:  # an unreadable folder: the error says enough without the hint
+        return ""
+    more = ", ..." if len(names) > shown else ""
+    return f" (it holds {', '.join(names[:shown])}{more})" if names else ""
 
 
 def default_model() -> ModelLocation:
@@ -308,6 +324,7 @@ def load_weights(path: Path, label: str) -> RECNet:
     channels, blocks = infer_architecture(state_dict, label)
     model = RECNet(channels, blocks)
     check_state_dict(model.state_dict(), state_dict, label)
+    check_finite(state_dict, label)
     model.load_state_dict(state_dict)
     return model.eval()
 
@@ -331,6 +348,8 @@ def read_safetensors(path: Path, label: str) -> dict[str, Tensor]:
         with safe_open(path, framework="pt") as file:
             return {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (not a dict)
     except SafetensorError as error:
+        if path.stat().st_size == 0:
+            raise WeightsError(f"{label}: empty file") from error
         raise WeightsError(f"{label}: not a valid safetensors file ({first_line(error)})") from error
 
 
@@ -346,6 +365,17 @@ def read_checkpoint(path: Path, label: str) -> object:
     """``torch.load`` that never runs code from the file."""
     import torch
 
+    from recnet_cli.imaging import describe_os_error
+
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(ZIP_SIGNATURE))
+    except OSError as error:
+        raise WeightsError(f"{label}: cannot read it ({describe_os_error(error)})") from error
+    if not head:
+        raise WeightsError(f"{label}: empty file")
+    if head != ZIP_SIGNATURE and not PICKLE_SIGNATURE.match(head):
+        raise WeightsError(f"{label}: not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -380,6 +410,17 @@ def infer_architecture(state_dict: dict[str, Tensor], label: str) -> tuple[int, 
     if extract is None or extract.ndim != 4 or not blocks:
         raise WeightsError(f"{label}: not a RECNet state_dict (no extract.weight and dualprocess.convN keys)")
     return extract.shape[0], len(blocks)
+
+
+def check_finite(state_dict: dict[str, Tensor], label: str) -> None:
+    """Refuses weights holding NaN or infinity: such a model turns every photo black or into NaN."""
+    import torch
+
+    non_finite = sorted(key for key, tensor in state_dict.items() if not torch.isfinite(tensor).all())
+    if non_finite:
+        raise WeightsError(
+            f"{label}: damaged weights: {describe_keys('NaN or infinite values in', non_finite)}"
+        )
 
 
 def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], label: str) -> None:

@@ -4,6 +4,8 @@ applying it."""
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from random_models import random_model
 
 from recnet_cli.autostrength import (
@@ -23,6 +26,9 @@ from recnet_cli.autostrength import (
     fit_calibration,
 )
 from recnet_cli.engine import Corrector, blend
+from recnet_cli.metrics import to_uint8
+from recnet_cli.train import calibration
+from recnet_cli.train.data import ImageFileError, ValidationPair
 from recnet_cli.weights import LoadedModel, WeightsError, load_model, save_model, strength_calibration
 
 CPU = torch.device("cpu")
@@ -170,3 +176,25 @@ def test_auto_strength_is_the_same_whole_and_tiled() -> None:
     tiled = Corrector(model, CPU, tile=128, strength="auto", calibration=calibration).correct(photo)
     assert whole.strength == tiled.strength
     assert np.abs(whole.image - tiled.image).max() * 255 <= 1
+
+
+def test_calibration_reads_photos_named_in_bytes_that_are_not_utf8_and_names_a_damaged_one(
+    tmp_path: Path,
+) -> None:
+    """Names from another system's archive reach Python as surrogates, which broke the held-out split."""
+    paths = [tmp_path / os.fsdecode(b"photo-\xff%d.png" % index) for index in range(3)]
+    for index, path in enumerate(paths):
+        Image.fromarray(to_uint8(scene(index, (48, 64)))).save(path)
+    data = calibration.photo_data(tmp_path, 64, 2)
+
+    def all_pairs() -> list[ValidationPair]:
+        return [
+            pair for groups in (data.fitting, data.checking) for load in groups.values() for pair in load()
+        ]
+
+    assert len(all_pairs()) == len(paths) * len(calibration.REGIMES)
+    paths[1].write_bytes(paths[1].read_bytes()[:100])
+    with pytest.raises(
+        ImageFileError, match=rf"^{re.escape(str(paths[1]))}: truncated or corrupt image data$"
+    ):
+        all_pairs()

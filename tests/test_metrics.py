@@ -202,3 +202,7 @@ def test_saving_never_replaces_an_evaluated_image_nor_an_earlier_file_unasked(tm
     (tmp_path / "out" / "a.png").write_bytes(b"earlier")
     assert "exists (use --overwrite)" in save_problem([pair], tmp_path / "out", overwrite=False)
     assert save_problem([pair], tmp_path / "out", overwrite=True) is None
+    (tmp_path / "notes.txt").write_text("mine")
+    assert save_problem([pair], tmp_path / "notes.txt", overwrite=True) == (
+        f"--save {tmp_path / 'notes.txt'}: a file, not a folder"
+    )

@@ -1,11 +1,19 @@
-"""Finding image pairs in the LCDP, MSEC and plain two-folder layouts."""
+"""Finding image pairs in the LCDP, MSEC and plain two-folder layouts; scoring pairs of awkward files."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
+from recnet_cli.engine import Corrector
+from recnet_cli.evaluate import PairFailure, evaluate_pairs
+from recnet_cli.model import RECNet
 from recnet_cli.train.pairs import ImagePair, PairingError, find_pairs, list_images, match_by_stem
 
 EXPOSURES = ("N1.5", "N1", "0", "P1", "P1.5")
@@ -112,3 +120,25 @@ def test_unknown_layout_empty_folder_duplicates_and_bad_split(tmp_path: Path) ->
         match_by_stem(tmp_path / "twice", tmp_path / "photos")
     with pytest.raises(PairingError, match="not a folder"):
         match_by_stem(tmp_path / "missing", tmp_path / "photos")
+
+
+def test_pairs_named_in_bytes_that_are_not_utf8_are_scored_and_a_damaged_one_fails_alone(
+    tmp_path: Path,
+) -> None:
+    """Names from another system's archive reach Python as surrogates (OpenCV crashed on them); a truncated
+    image is refused as `recnet correct` refuses it, and only its pair is left out."""
+    photo = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    inputs, targets = tmp_path / "in", tmp_path / "gt"
+    for folder in (inputs, targets):
+        folder.mkdir()
+        for stem in (b"good\xff", b"cut\xff"):
+            Image.fromarray(photo).save(folder / os.fsdecode(stem + b".jpg"))
+    cut = inputs / os.fsdecode(b"cut\xff.jpg")
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    pairs = match_by_stem(inputs, targets)
+    report = evaluate_pairs(pairs, Corrector(RECNet(channels=4, blocks=1), torch.device("cpu")))
+    assert [score.input for score in report.scores] == [inputs / os.fsdecode(b"good\xff.jpg")]
+    assert report.failures == [
+        PairFailure(cut, targets / cut.name, f"{cut}: truncated or corrupt image data"),
+    ]
+    assert json.loads(json.dumps(report.to_dict()))["failed"][0]["input"] == str(cut)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
+from conftest import run
 
 from recnet_cli.metrics import SSIM_WINDOW, quantised_scores
 from recnet_cli.model import RECNet
@@ -33,7 +36,7 @@ from recnet_cli.train.data import (
     split_photos,
 )
 from recnet_cli.train.loop import ForwardWithMask, TrainConfig, TrainingError, learning_rate, resume, train
-from recnet_cli.train.losses import VGG16Features
+from recnet_cli.train.losses import VGG16Features, VggWeightsError
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import load_model
 
@@ -116,13 +119,15 @@ def test_panoramas_and_strips_train_and_validate(tmp_path: Path) -> None:
     assert torch.isfinite(ssim).all()
 
 
-def test_downscale_photos_keeps_folders_and_limits_size(tmp_path: Path) -> None:
+def test_downscale_photos_keeps_folders_names_and_limits_size(tmp_path: Path) -> None:
     (tmp_path / "src" / "set").mkdir(parents=True)
-    for path in sorted(PHOTOS.glob("*.jpg"))[:2]:
-        (tmp_path / "src" / "set" / path.name).write_bytes(path.read_bytes())
+    names = ["plain.jpg", os.fsdecode(b"not-utf8-\xff.jpg")]  # OpenCV crashed writing the second
+    for name, path in zip(names, sorted(PHOTOS.glob("*.jpg")), strict=False):
+        (tmp_path / "src" / "set" / name).write_bytes(path.read_bytes())
     assert downscale_photos(tmp_path / "src", tmp_path / "out", max_side=40) == 2
-    written = sorted((tmp_path / "out" / "set").glob("*.jpg"))
-    assert len(written) == 2 and all(max(read_rgb(p).shape[:2]) == 40 for p in written)
+    written = sorted((tmp_path / "out" / "set").iterdir())
+    assert [p.name for p in written] == sorted(names)
+    assert all(max(read_rgb(p).shape[:2]) == 40 for p in written)
 
 
 def test_a_batch_is_the_union_of_its_shards() -> None:
@@ -182,6 +187,67 @@ def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
     assert [x["step"] for x in lines if "val_psnr" in x] == [3, 6]
     with pytest.raises(TrainingError, match="already holds a training run"):
         train(tiny_config(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("name", loop.RUN_FILES)
+def test_a_folder_holding_a_file_a_run_writes_is_refused_and_left_as_it_was(
+    tmp_path: Path, name: str
+) -> None:
+    """Here the user's own files: a run would write over them."""
+    (tmp_path / name).write_text("the user's, not JSON\n")
+    with pytest.raises(
+        TrainingError, match=rf"already holds (a training run|files .* \({re.escape(name)}\))"
+    ):
+        train(tiny_config(tmp_path))
+    assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [(name, "the user's, not JSON\n")]
+
+
+def test_the_files_in_the_way_of_a_run_are_named(tmp_path: Path) -> None:
+    for name in ("final.md", "config.json", "notes.txt"):
+        (tmp_path / name).write_text("mine")
+    with pytest.raises(
+        TrainingError,
+        match=rf"^{re.escape(str(tmp_path))}: already holds files a training run writes "
+        r"\(config\.json, final\.md\); choose another folder$",
+    ):
+        train(tiny_config(tmp_path))
+
+
+def test_a_run_goes_into_an_existing_folder_beside_other_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    assert train(tiny_config(tmp_path, steps=1, val_every=1)).complete
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "final.safetensors").is_file()
+
+
+def test_a_damaged_photo_stops_training_before_anything_is_written(tmp_path: Path) -> None:
+    """OpenCV would decode the half a truncated JPEG holds; the photo is refused as `recnet correct` does."""
+    photos = copy_photos(tmp_path / "photos")
+    broken = photos / "broken.jpg"
+    data = (PHOTOS / "bsd100-img_007.jpg").read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageFileError, match=rf"^{re.escape(str(broken))}: truncated or corrupt image data$"):
+        train(tiny_config(tmp_path / "run", photos=photos))
+    assert not (tmp_path / "run").exists()
+
+
+def test_photos_whose_names_are_not_utf8_are_read_and_trained_on(tmp_path: Path) -> None:
+    """Names from another system's archive: bytes that are not UTF-8 reach Python as surrogates."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    originals = sorted(PHOTOS.glob("*.jpg"))
+    for index, original in enumerate(originals):
+        (photos / os.fsdecode(b"photo-\xff%d.jpg" % index)).write_bytes(original.read_bytes())
+    expected = cv2.cvtColor(cv2.imread(str(originals[0])), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(read_rgb(photos / os.fsdecode(b"photo-\xff0.jpg")), expected)
+    assert sum(map(len, split_photos(photos))) == len(originals)
+    assert train(tiny_config(tmp_path / "run", photos=photos, steps=1, val_every=1)).complete
+
+
+def copy_photos(folder: Path) -> Path:
+    folder.mkdir()
+    for path in PHOTOS.glob("*.jpg"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
 
 
 def test_missing_data_folders_and_an_output_file_are_refused_before_any_work(tmp_path: Path) -> None:
@@ -249,6 +315,53 @@ def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
         resume(tmp_path)
 
 
+RUN_FILE_DAMAGE = [  # (file, its new content, what the error says about it)
+    ("checkpoint.safetensors", b"", "SafetensorError: Error while deserializing header: header too small"),
+    ("checkpoint.safetensors", b"cut", "SafetensorError: Error while deserializing header: header too small"),
+    ("checkpoint.json", b"{step: 1", "JSONDecodeError: Expecting property name enclosed in double quotes"),
+    ("checkpoint.json", b'{"param_groups": []}', "KeyError: 'state'"),
+    ("config.json", b"", "JSONDecodeError: Expecting value"),
+    ("config.json", b"[1, 2]", "not a JSON object"),
+    ("metrics.jsonl", b'{"step": 1}\nnot JSON\n', "JSONDecodeError: Expecting value"),
+]
+
+
+def test_a_damaged_run_file_stops_a_resume_with_one_line_naming_it(tmp_path: Path) -> None:
+    train(tiny_config(tmp_path / "run", steps=2, checkpoint_every=1), time_limit=0)
+    for index, (name, content, reason) in enumerate(RUN_FILE_DAMAGE):
+        damaged = shutil.copytree(tmp_path / "run", tmp_path / f"damaged{index}")
+        (damaged / name).write_bytes(content)
+        with pytest.raises(TrainingError) as caught:
+            resume(damaged)
+        assert str(caught.value).startswith(f"{damaged / name}: damaged ({reason}")
+        assert "\n" not in str(caught.value)
+    assert resume(tmp_path / "run").complete  # the undamaged run resumes
+
+
+def test_recnet_train_reports_a_damaged_checkpoint_in_one_line(tmp_path: Path, env: dict[str, str]) -> None:
+    """SafetensorError is none of the errors the command catches: this was a traceback."""
+    train(tiny_config(tmp_path / "run", steps=2, checkpoint_every=1), time_limit=0)
+    (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"")
+    result = run(["train", "--resume", str(tmp_path / "run")], env)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: {tmp_path / 'run' / 'checkpoint.safetensors'}: damaged "
+        "(SafetensorError: Error while deserializing header: header too small)\n"
+    )
+
+
+def test_a_file_that_is_not_vgg_weights_is_refused_without_pytorchs_advice(tmp_path: Path) -> None:
+    """PyTorch's message would advise loading the file with weights_only=False: running code from it."""
+    config = tiny_config(tmp_path / "run", ecr=True, vgg_weights=PHOTOS / "bsd100-img_007.jpg")
+    with pytest.raises(VggWeightsError) as caught:
+        train(config)
+    assert str(caught.value) == (
+        f"{PHOTOS / 'bsd100-img_007.jpg'}: not a readable PyTorch state dict, so not the VGG16 weights "
+        "the ECR loss needs (torchvision's ImageNet vgg16-397923af.pth)"
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_init_from_a_saved_model(tmp_path: Path) -> None:
     train(tiny_config(tmp_path / "first", steps=2))
     model_path = tmp_path / "first" / "final.safetensors"
@@ -307,7 +420,10 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
         f"train(tiny_config(Path(sys.argv[1]), **{settings!r}))\n"
     )
     (tmp_path / "ddp_run.py").write_text(script)
-    env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join(map(str, (REPO, REPO / "tests"))),
+        "OMP_NUM_THREADS": "1",
+    }
     command = [
         sys.executable,
         "-m",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from recnet_cli.weights import (
 )
 
 StateDict = dict[str, Tensor]
+REPO = Path(__file__).resolve().parents[1]
 PICKLED_CODE = "contains pickled code; refusing to load it. Re-save the state_dict or convert to safetensors"
 
 
@@ -204,6 +206,21 @@ def test_pickled_whole_module_is_refused(tmp_path: Path, small_model: RECNet) ->
     assert load_error(str(path)) == f"{path}: {PICKLED_CODE}"
 
 
+def test_a_checkpoint_saved_as_before_pytorch_1_6_loads(
+    tmp_path: Path, small_model: RECNet, image: Tensor
+) -> None:
+    path = tmp_path / "model.pth"
+    torch.save(small_model.state_dict(), path, _use_new_zipfile_serialization=False)  # a bare pickle
+
+    assert same_outputs(load_model(str(path)).model, small_model, image)
+
+
+SAVERS: dict[str, Callable[[RECNet, Path], object]] = {
+    "model.pth": lambda model, path: torch.save(model.state_dict(), path),
+    "model.safetensors": lambda model, path: path.write_bytes(safetensors_bytes(model.state_dict())),
+}
+
+
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
@@ -211,11 +228,55 @@ def test_pickled_whole_module_is_refused(tmp_path: Path, small_model: RECNet) ->
         ("model.safetensors", "not a valid safetensors file"),
     ],
 )
-def test_damaged_files_are_reported(tmp_path: Path, name: str, reason: str) -> None:
+def test_damaged_files_are_reported(tmp_path: Path, small_model: RECNet, name: str, reason: str) -> None:
     path = tmp_path / name
-    path.write_bytes(b"this is not a model at all")
+    SAVERS[name](small_model, path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a download cut short
 
     assert load_error(str(path)).startswith(f"{path}: {reason} (")
+
+
+@pytest.mark.parametrize("name", SAVERS)
+def test_an_empty_file_is_called_empty(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.touch()
+
+    assert load_error(str(path)) == f"{path}: empty file"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        (REPO / "tests" / "data" / "train-photos" / "bsd100-img_007.jpg").read_bytes(),
+        random.Random(0).randbytes(4096),
+        b"this is not a model at all",
+    ],
+    ids=["a JPEG", "random bytes", "text"],
+)
+def test_a_file_that_is_no_checkpoint_at_all_is_not_said_to_hold_pickled_code(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "model.pth"
+    path.write_bytes(content)
+
+    assert load_error(str(path)) == (
+        f"{path}: not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)"
+    )
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_that_are_not_finite_are_refused(tmp_path: Path, small_model: RECNet, value: float) -> None:
+    """Such a model would turn every photo black, fail calibration and poison training."""
+    with torch.no_grad():
+        small_model.extract.weight[0, 0, 0, 0] = value
+        small_model.dualprocess.conv1.fuse1.bias.fill_(value)
+    path = tmp_path / "model.safetensors"
+    save_model(small_model, path, {})
+
+    assert load_error(str(path)) == (
+        f"{path}: damaged weights: NaN or infinite values in keys "
+        "dualprocess.conv1.fuse1.bias, extract.weight"
+    )
 
 
 # ---- the project's own format ----
@@ -342,6 +403,20 @@ def test_unknown_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wei
     )
     with pytest.raises(WeightsError, match=r"^mini: not a Hub reference"):
         download("mini")
+
+
+def test_a_folder_is_not_taken_for_a_model_file_or_a_hub_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_model: RECNet, weights_dir: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    set_offline(monkeypatch, True)  # a Hub look-up would fail with another message
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    (tmp_path / "old.safetensors").mkdir()
+
+    assert load_error("runs/mine", ModelNotFoundError) == "runs/mine: a folder, not a model file"
+    assert load_error("old.safetensors") == "old.safetensors: a folder, not a model file"
+    save_model(small_model, tmp_path / "runs" / "mine" / "final.safetensors", {})
+    assert load_error("runs/mine") == "runs/mine: a folder, not a model file (it holds final.safetensors)"
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
-from recnet_cli.imaging import PhotoFileError, fit_size, read_photo
+from recnet_cli.imaging import PhotoFileError, fit_size, read_photo, write_rgb8
 from recnet_cli.metrics import SSIM_WINDOW, to_uint8
 from recnet_cli.train.pairs import ImagePair, list_images
 from recnet_cli.train.synthesis import DegradationConfig, degrade, sample_exposure
@@ -35,11 +34,8 @@ class ImageFileError(ValueError):
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB: by OpenCV, or by ``read_photo`` for what OpenCV does not read
-    (HEIF), which also names what is wrong with a bad file."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is not None:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """An image file as (H, W, 3) uint8 RGB, read as ``recnet correct`` reads it: a damaged or unreadable
+    file raises ImageFileError naming it and what is wrong (OpenCV would decode half a truncated JPEG)."""
     try:
         return to_uint8(read_photo(path).pixels)
     except PhotoFileError as exc:
@@ -54,9 +50,14 @@ def holdout_split(
     Items sharing a key (the five MSEC renderings of one scene) stay together. The split depends only on
     the keys, never on the seed or the order of the items.
     """
-    keys = sorted({key(item) for item in items}, key=lambda k: hashlib.sha1(k.encode()).hexdigest())
+    keys = sorted({key(item) for item in items}, key=lambda k: hashlib.sha1(name_bytes(k)).hexdigest())
     held_out = set(keys[: max(1, round(len(keys) * fraction))]) if len(keys) > 1 else set()
     return [i for i in items if key(i) not in held_out], [i for i in items if key(i) in held_out]
+
+
+def name_bytes(name: str) -> bytes:
+    """UTF-8, with the bytes of a file name that is not valid UTF-8 (which Python holds as surrogates)."""
+    return name.encode("utf-8", "surrogateescape")
 
 
 def split_photos(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -72,9 +73,7 @@ def downscale_photos(source: Path, destination: Path, max_side: int = 1024, qual
     for path in list_images(source, recursive=True):
         out = destination / path.relative_to(source).with_suffix(".jpg")
         out.parent.mkdir(parents=True, exist_ok=True)
-        image = cv2.cvtColor(fit_size(read_rgb(path), max_side=max_side), cv2.COLOR_RGB2BGR)
-        if not cv2.imwrite(str(out), image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
-            raise ImageFileError(f"{out}: could not write")
+        write_rgb8(out, fit_size(read_rgb(path), max_side=max_side), quality=quality)
         count += 1
     return count
 

@@ -25,6 +25,7 @@ from typing import Any
 import safetensors.torch
 import torch
 import torch.distributed as dist
+from safetensors import SafetensorError
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -37,13 +38,22 @@ from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, pair
 from recnet_cli.train.losses import RecnetLoss, build_loss
 from recnet_cli.train.pairs import find_pairs, match_by_stem
 from recnet_cli.train.synthesis import DegradationConfig
-from recnet_cli.weights import load_model, save_model, write_atomic
+from recnet_cli.weights import first_line, load_model, save_model, write_atomic
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 CHECKPOINT_STATE_FILE = "checkpoint.json"
 FINAL_MODEL_FILE = "final.safetensors"
+RUN_FILES = (  # every file a run writes
+    CONFIG_FILE,
+    METRICS_FILE,
+    CHECKPOINT_FILE,
+    CHECKPOINT_STATE_FILE,
+    FINAL_MODEL_FILE,
+    "final.json",  # the final model's card, which save_model writes beside it
+    "final.md",
+)
 ADAM_BETAS = (0.9, 0.99)
 PATH_FIELDS = ("run_dir", "photos", "pairs", "inputs", "targets", "vgg_weights")
 
@@ -242,10 +252,7 @@ def train(
     ``time_limit`` (seconds): past it, save a checkpoint and stop, to be resumed later. So too when
     ``stop_requested``, asked after every step, gives a reason (see ``StopSignals``)."""
     check_config(config)
-    if (config.run_dir / CHECKPOINT_STATE_FILE).exists() or (config.run_dir / FINAL_MODEL_FILE).exists():
-        raise TrainingError(
-            f"{config.run_dir}: already holds a training run; resume it or choose another folder"
-        )
+    check_run_folder(config.run_dir)
     return run(
         config, resuming=False, progress=progress, time_limit=time_limit, stop_requested=stop_requested
     )
@@ -263,11 +270,26 @@ def resume(
     config_path = run_dir / CONFIG_FILE
     if not (run_dir / CHECKPOINT_STATE_FILE).is_file() or not config_path.is_file():
         raise TrainingError(f"{run_dir}: no checkpoint to resume from")
-    config = TrainConfig.from_json(json.loads(config_path.read_text()))
+    try:
+        config = TrainConfig.from_json(read_record(config_path))
+    except TypeError as error:  # a field missing or of the wrong kind
+        raise damaged(config_path, error) from None
     config.run_dir = run_dir
     if device is not None:
         config.device = device
     return run(config, resuming=True, progress=progress, time_limit=time_limit, stop_requested=stop_requested)
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Refuses a folder holding files a new run would write over: a run's, or the user's of the same name."""
+    if (run_dir / CHECKPOINT_STATE_FILE).exists() or (run_dir / FINAL_MODEL_FILE).exists():
+        raise TrainingError(f"{run_dir}: already holds a training run; resume it or choose another folder")
+    in_the_way = [name for name in RUN_FILES if os.path.lexists(run_dir / name)]  # a broken link too
+    if in_the_way:
+        raise TrainingError(
+            f"{run_dir}: already holds files a training run writes ({', '.join(in_the_way)}); "
+            "choose another folder"
+        )
 
 
 def check_config(config: TrainConfig) -> None:
@@ -346,20 +368,21 @@ def open_session(
         model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=ADAM_BETAS)
-    state = RunState()
-    if resuming:
-        state = load_checkpoint(config.run_dir, model, optimizer)
-    elif ranks.main:
-        config.run_dir.mkdir(parents=True, exist_ok=True)
-        (config.run_dir / CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    state = load_checkpoint(config.run_dir, model, optimizer) if resuming else RunState()
     network: nn.Module = ForwardWithMask(model)
     if ranks.world > 1:
         network = DistributedDataParallel(
             network, device_ids=[device.index] if device.type == "cuda" else None
         )
     source, validation = build_data(config)
-    if ranks.main:
+    identity = identity_scores(validation)
+    # Written once the data has loaded, so a bad photo leaves nothing behind, and after
+    # DistributedDataParallel's first broadcast, so every process has checked the folder (``train``).
+    if ranks.main and resuming:
         trim_metrics(config.run_dir / METRICS_FILE, state.step)
+    elif ranks.main:
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        (config.run_dir / CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2) + "\n")
     return Session(
         config=config,
         ranks=ranks,
@@ -371,7 +394,7 @@ def open_session(
         loss=loss,
         source=source,
         validation=validation,
-        identity=identity_scores(validation),
+        identity=identity,
         state=state,
         progress=progress,
     )
@@ -554,7 +577,10 @@ def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
 def trim_metrics(path: Path, step: int) -> None:
     """Drops metric lines past ``step``: steps redone after a resume are logged once."""
     if path.is_file():
-        lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        try:
+            lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        except (ValueError, KeyError, TypeError) as error:  # not JSON, or not a record with a step
+            raise damaged(path, error) from None
         path.write_text("".join(line + "\n" for line in lines))
 
 
@@ -583,19 +609,39 @@ def save_checkpoint(session: Session) -> None:
 
 
 def load_checkpoint(run_dir: Path, model: RECNet, optimizer: torch.optim.Adam) -> RunState:
-    """Restores model, Adam state and RNG states; returns the counters."""
-    record = json.loads((run_dir / CHECKPOINT_STATE_FILE).read_text())
-    state = RunState(**record["state"])
-    with safetensors.safe_open(run_dir / CHECKPOINT_FILE, framework="pt") as file:
-        if (file.metadata() or {}).get("step") != str(state.step):
-            raise TrainingError(f"{run_dir}: checkpoint files disagree (interrupted while saving?)")
-        tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
+    """Restores model, Adam state and RNG states; returns the counters. A damaged checkpoint file is a
+    TrainingError naming it."""
+    record_path, tensors_path = run_dir / CHECKPOINT_STATE_FILE, run_dir / CHECKPOINT_FILE
+    record = read_record(record_path)
+    try:
+        state = RunState(**record["state"])
+        groups = [group | {"betas": tuple(group["betas"])} for group in record["param_groups"]]
+    except (KeyError, TypeError) as error:
+        raise damaged(record_path, error) from None
+    try:
+        with safetensors.safe_open(tensors_path, framework="pt") as file:
+            saved_step = (file.metadata() or {}).get("step")
+            tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
+    except SafetensorError as error:
+        raise damaged(tensors_path, error) from None
+    if saved_step != str(state.step):
+        raise TrainingError(f"{run_dir}: checkpoint files disagree (interrupted while saving?)")
+    try:
+        restore(tensors, groups, model, optimizer)
+    except (KeyError, ValueError, RuntimeError) as error:  # tensors missing, misnamed or misshapen
+        raise damaged(tensors_path, error) from None
+    return state
+
+
+def restore(
+    tensors: dict[str, Tensor], groups: list[dict[str, Any]], model: RECNet, optimizer: torch.optim.Adam
+) -> None:
+    """Puts a checkpoint's tensors back: the model's weights, Adam's moments and the RNG states."""
     model.load_state_dict(section(tensors, "model."))
     moments: dict[int, dict[str, Tensor]] = {}
     for key, value in section(tensors, "optimizer.").items():
         index, name = key.split(".", 1)
         moments.setdefault(int(index), {})[name] = value
-    groups = [group | {"betas": tuple(group["betas"])} for group in record["param_groups"]]
     optimizer.load_state_dict({"state": moments, "param_groups": groups})
     torch.set_rng_state(tensors["rng.torch"])
     cuda_states = [
@@ -603,7 +649,22 @@ def load_checkpoint(run_dir: Path, model: RECNet, optimizer: torch.optim.Adam) -
     ]
     if cuda_states:
         torch.cuda.set_rng_state_all(cuda_states)
-    return state
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """One of a run's JSON files (``config.json``, ``checkpoint.json``); a damaged one is a TrainingError."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:  # not JSON, or not UTF-8
+        raise damaged(path, error) from None
+    if not isinstance(record, dict):
+        raise TrainingError(f"{path}: damaged (not a JSON object)")
+    return record
+
+
+def damaged(path: Path, error: Exception) -> TrainingError:
+    """The one-line error for a run file that cannot be read back."""
+    return TrainingError(f"{path}: damaged ({type(error).__name__}: {first_line(error)})")
 
 
 def section(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

@@ -93,8 +93,13 @@ def load_vgg16_features(path: Path | None = None) -> VGG16Features:
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise VggWeightsError(f"{path}: not a readable PyTorch state dict ({exc})") from exc
+    except Exception as exc:  # PyTorch's own message advises unsafe loading, so it is not shown
+        raise VggWeightsError(
+            f"{path}: not a readable PyTorch state dict, so not the VGG16 weights the ECR loss needs "
+            f"(torchvision's ImageNet {VGG16_FILE})"
+        ) from exc
+    if not isinstance(state, dict):
+        raise VggWeightsError(f"{path}: not a VGG16 state dict (it holds a {type(state).__name__})")
     vgg = VGG16Features()
     wanted = vgg.state_dict().keys()
     try:
