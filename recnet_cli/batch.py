@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from recnet_cli.hostmemory import available_host_memory
 from recnet_cli.imaging import (
@@ -31,6 +31,7 @@ from recnet_cli.imaging import (
 # _mask; explain writes <stem>_explain.png), and companions <output stem>_<tag>.png.
 CORRECT_SUFFIX, MASK_SUFFIX, EXPLAIN_SUFFIX = "_recnet", "_mask", "_explain"
 COMPANION_TAGS = ("mask", "features", "raw")
+T = TypeVar("T")
 
 # Write errors that every later write would meet too (disk full, over quota, read-only): they stop a batch.
 BATCH_STOPPING_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)})
@@ -596,7 +597,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(part), int(total)
 
 
-def take_shard(sources: Sequence[Source], shard: tuple[int, int]) -> list[Source]:
-    """Every N-th source starting at the K-th: N machines given the same inputs split them with no overlap."""
+def take_shard(items: Sequence[T], shard: tuple[int, int]) -> list[T]:
+    """Every N-th item starting at the K-th: N machines given the same inputs split them with no overlap."""
     part, total = shard
-    return list(sources[part - 1 :: total])
+    return list(items[part - 1 :: total])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Callable
 from enum import Enum
 from functools import partial
@@ -48,6 +49,7 @@ from recnet_cli.imaging import (
     hdr_curve,
     header_megapixels,
     install_hint,
+    metadata_loss,
     names_unwritable_image,
     read_photo,
     write_photo,
@@ -413,13 +415,15 @@ def collect_jobs(
         if as_json:
             typer.echo(json.dumps(Summary(missing=missing).as_dict(), indent=2))
         raise typer.Exit(1)
+    extension = extension or default_ext
+    # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
+    jobs = plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions)
     if shard is not None:
         try:
-            sources = take_shard(sources, parse_shard(shard))
+            jobs = take_shard(jobs, parse_shard(shard))
         except ValueError as exc:
             raise fail(str(exc)) from None
-    extension = extension or default_ext
-    return plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions), missing
+    return jobs, missing
 
 
 # What may change when a training run is resumed; everything else is the run's own setting.
@@ -519,6 +523,9 @@ def run_batch(
     expected = {job: header_megapixels(job.source) for job in jobs} if sizes_needed else {}
     depth = gpu_lane_depth(gpu_lanes, max(expected.values(), default=0.0)) if gpu_lanes else 1
     outcomes: list[Outcome] = []
+    # A scheduler's stop (SLURM's time limit, kill, docker stop) ends the batch as Ctrl-C does: the photos
+    # being written are finished, no temporary file is left, and the notice says how to go on.
+    stopping = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with console.BatchProgress(len(jobs), expected, label, quiet) as progress:
 
@@ -546,11 +553,14 @@ def run_batch(
             )
     except KeyboardInterrupt:
         done = sum(outcome.status == "done" for outcome in outcomes)
+        instead = " in place of --overwrite" if overwrite else ""
         console.notice(
             f"interrupted: {done} of {len(jobs)} written, none half-written; "
-            "run the same command with --skip-existing to do the rest"
+            f"run the same command with --skip-existing{instead} to do the rest"
         )
         raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, stopping)
     summary.missing = missing
     return summary
 
@@ -667,9 +677,10 @@ def correct(
         pending, features = computed
         result = pending.result()
         write_photo(job.target, result.image, like=photo, quality=quality)
-        loss = colour_loss(photo, format_for(job.target))
-        if loss and not quiet:
-            console.notice(f"{job.source}: {loss}")
+        output_format = format_for(job.target)
+        for loss in (colour_loss(photo, output_format), metadata_loss(photo, output_format)):
+            if loss and not quiet:
+                console.notice(f"{job.source}: {loss}")
         if not quiet:
             notice_run(job.source, photo, pending)
         strengths[str(job.source)] = result.strength

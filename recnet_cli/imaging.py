@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import io
 import math
 import os
 import re
@@ -171,10 +172,10 @@ _XMP_ORIENTATIONS = (
     (re.compile(rb'tiff:Orientation="[0-9]"'), b'tiff:Orientation="1"'),
     (re.compile(rb"<tiff:Orientation>[0-9]</tiff:Orientation>"), b"<tiff:Orientation>1</tiff:Orientation>"),
 )
-_JPEG_XMP_LIMIT = 65533 - 29  # one APP1 segment, less its "http://ns.adobe.com/xap/1.0/\0" header
-# One APP13 segment, less its "Photoshop 3.0\0" header, a resource's header and its padding byte.
-_JPEG_IPTC_LIMIT = 65533 - 14 - 12 - 1
-_JPEG_EXIF_LIMIT = 65533  # one APP1 segment, "Exif\0\0" included
+# What a JPEG holds of each metadata block: one header segment (extended XMP is not written), less its
+# header: none for EXIF ("Exif\0\0" counts), "http://ns.adobe.com/xap/1.0/\0" for XMP, and for IPTC-IIM
+# "Photoshop 3.0\0", a resource's header and its padding byte.
+_JPEG_SEGMENT_LIMITS = {"EXIF": 65533, "XMP": 65533 - 29, "IPTC record": 65533 - 14 - 12 - 1}
 # The largest resolution each format stores: JFIF's 16-bit dots per inch, PNG's and BMP's 31-bit pixels
 # per metre (a scanner's or microscope's TIFF may say more).
 _MAX_DPI = {"JPEG": 65535, "PNG": (2**31 - 1) * 0.0254, "BMP": (2**31 - 1) * 0.0254}
@@ -332,6 +333,38 @@ def colour_loss(photo: Photo, output_format: str) -> str | None:
     )
 
 
+def _blocks(photo: Photo) -> dict[str, bytes | None]:
+    return {"EXIF": photo.exif, "XMP": photo.xmp, "IPTC record": photo.iptc}
+
+
+def left_out(photo: Photo, output_format: str) -> list[str]:
+    """The photo's metadata that a file in ``output_format`` cannot hold ("XMP", "resolution"): a block
+    over a JPEG's 64 KB segment (Photoshop's document history can make XMP that long), a resolution past
+    what the format stores."""
+    names = [
+        name
+        for name, block in _blocks(photo).items()
+        if output_format == "JPEG" and block and len(block) > _JPEG_SEGMENT_LIMITS[name]
+    ]
+    if photo.dpi and max(photo.dpi) > _MAX_DPI.get(output_format, math.inf):
+        names.append("resolution")
+    return names
+
+
+def metadata_loss(photo: Photo, output_format: str) -> str | None:
+    """What the user should know of the metadata an output in ``output_format`` goes without; None when
+    all of it goes."""
+    names = left_out(photo, output_format)
+    if not names:
+        return None
+    sizes = {name: f"{len(block) / 1024:.0f} KB" for name, block in _blocks(photo).items() if block}
+    sizes["resolution"] = f"{max(photo.dpi or (0,)):,.0f} dpi"
+    what = _in_words([f"{name} ({sizes[name]})" for name in names], "and")
+    them = "them" if len(names) > 1 else "it"
+    keeper = "TIFF" if "resolution" in names else "PNG or TIFF"
+    return f"its {what} cannot go into {_FORMAT_NAMES[output_format][0]}: left out; {keeper} keeps {them}"
+
+
 def fit_size(image: np.ndarray, min_side: int = 0, max_side: int = 0) -> np.ndarray:
     """Scales an image so its long side is at most ``max_side`` and its short side at least ``min_side``
     (0: no limit); the minimum wins when both cannot hold."""
@@ -454,8 +487,10 @@ def write_photo(
     grayscale = like.grayscale and fmt != "WEBP"
     source_profile = like.icc_profile or (None if fmt == "HEIF" else nclx_icc_profile(like.nclx))
     icc_profile = _profile_for(source_profile, grayscale)
-    dpi = like.dpi if like.dpi and max(like.dpi) <= _MAX_DPI.get(fmt, math.inf) else None
-    metadata = Metadata(like.exif, icc_profile, dpi, like.xmp, like.iptc, like.nclx, like.chroma)
+    dropped = left_out(like, fmt)
+    exif, xmp, iptc = (None if name in dropped else block for name, block in _blocks(like).items())
+    dpi = None if "resolution" in dropped else like.dpi
+    metadata = Metadata(exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma)
     try:
         channels = [_quantise(pixels @ _LUMA if grayscale else pixels, depth)]
         if like.alpha is not None and fmt in ALPHA_FORMATS:
@@ -795,17 +830,17 @@ def _write_samples(
         path.write_bytes(_encode_tiff(samples, metadata))
     else:
         image = Image.fromarray(samples.squeeze(axis=2) if samples.shape[2] == 1 else samples)
-        image.save(path, format=fmt, **_pillow_options(fmt, quality, metadata))
+        # Into memory, then to the file: Pillow's JPEG encoder writes to a file's descriptor itself and
+        # ignores a short write, so a full disk left a cut JPEG that passed for a finished one.
+        encoded = io.BytesIO()
+        image.save(encoded, format=fmt, **_pillow_options(fmt, quality, metadata))
+        path.write_bytes(encoded.getbuffer())
 
 
 def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, object]:
     """Pillow ``save`` keywords for JPEG, WebP, AVIF and BMP: the metadata each can hold, and its
     settings."""
     exif, icc_profile, dpi, xmp = metadata.exif, metadata.icc_profile, metadata.dpi, metadata.xmp
-    if xmp and len(xmp) > _JPEG_XMP_LIMIT and fmt == "JPEG":
-        xmp = None  # only a PNG or TIFF's XMP can be this long: a JPEG would need extended XMP
-    if exif and len(exif) > _JPEG_EXIF_LIMIT and fmt == "JPEG":
-        exif = None  # likewise an EXIF block (a PNG's or TIFF's, or a long maker note)
     no_dpi = {"exif": exif, "icc_profile": icc_profile, "xmp": xmp, "quality": quality}
     candidates: dict[str, object] = {
         "JPEG": {**no_dpi, "dpi": dpi},
@@ -816,7 +851,7 @@ def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, obj
     }[fmt]
     if fmt == "JPEG" and quality >= 90:
         candidates["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
-    if fmt == "JPEG" and metadata.iptc and len(metadata.iptc) <= _JPEG_IPTC_LIMIT:
+    if fmt == "JPEG" and metadata.iptc:
         # Pillow writes "extra" verbatim among the header segments (its own XMP and ICC segments go there).
         candidates["extra"] = _photoshop_segment(metadata.iptc)
     return {key: value for key, value in candidates.items() if value is not None}

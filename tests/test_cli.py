@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import os
 import resource
 import shlex
 import signal
@@ -15,6 +16,7 @@ import tempfile
 import threading
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -185,14 +187,28 @@ def test_running_twice_on_a_folder_does_not_correct_its_own_outputs(
     assert not (tmp_path / "fixed.png").exists()
 
 
-def test_ctrl_c_says_how_far_the_batch_got_and_how_to_go_on(tmp_path: Path, capsys) -> None:
+def ctrl_c() -> None:
+    raise KeyboardInterrupt
+
+
+def sigterm() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # what kill, docker stop and SLURM's time limit send
+
+
+@pytest.mark.parametrize(
+    ("stop", "overwrite", "advice"),
+    [(ctrl_c, False, "--skip-existing"), (sigterm, True, "--skip-existing in place of --overwrite")],
+)
+def test_ctrl_c_or_sigterm_says_how_far_the_batch_got_and_how_to_go_on(
+    tmp_path: Path, capsys, stop: Callable[[], None], overwrite: bool, advice: str
+) -> None:
     jobs = [Job(make_photo(tmp_path / f"{name}.png"), tmp_path / f"{name}_out.png") for name in "abc"]
 
     computed: list[Photo] = []
 
     def compute(corrector: Corrector, photo: Photo, progress: object) -> Photo:
         if len(computed) == 2:
-            raise KeyboardInterrupt
+            stop()
         computed.append(photo)
         return photo
 
@@ -201,12 +217,13 @@ def test_ctrl_c_says_how_far_the_batch_got_and_how_to_go_on(tmp_path: Path, caps
         return photo.megapixels
 
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(typer.Exit) as stopped:
-        run_batch(jobs, [], [corrector], compute, write, "Correcting", False, False, quiet=True)
-    assert stopped.value.exit_code == 130
+        run_batch(jobs, [], [corrector], compute, write, "Correcting", overwrite, False, quiet=True)
+    assert stopped.value.exit_code == 130 and signal.getsignal(signal.SIGTERM) is before
     assert [job.target.exists() for job in jobs] == [True, True, False]
     assert capsys.readouterr().err.splitlines() == [
-        "note: interrupted: 2 of 3 written, none half-written; run the same command with --skip-existing "
+        f"note: interrupted: 2 of 3 written, none half-written; run the same command with {advice} "
         "to do the rest"
     ]
 
@@ -233,6 +250,26 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
     assert (summary["dry_run"], summary["planned"], summary["skipped"]) == (True, 2, 1)
     assert [f["status"] for f in summary["files"]] == ["planned", "skipped", "planned"]
     assert sorted(p.name for p in out.iterdir()) == ["b.png"] and (out / "b.png").read_bytes() == b"earlier"
+
+
+def test_two_inputs_that_would_share_an_output_clash_in_every_shard(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # Named before sharding: otherwise each shard held one of them, and both wrote out/x.jpg.
+    photos = [
+        str(make_photo(tmp_path / folder / "x.jpg"))
+        for folder in ("a", "b")
+        if (tmp_path / folder).mkdir() is None
+    ]
+    plans = [
+        run(["correct", *photos, "-o", str(tmp_path / "out"), "--shard", f"{k}/2", "-n"], env) for k in (1, 2)
+    ]
+    assert [plan.returncode for plan in plans] == [0, 1]
+    assert plans[0].stdout.strip() == f"{photos[0]} -> {tmp_path / 'out' / 'x.jpg'}"
+    assert (
+        f"error: {photos[1]}: output {tmp_path / 'out' / 'x.jpg'} would also be written for {photos[0]}"
+        in plans[1].stderr
+    )
 
 
 def test_the_strength_and_blend_run_in_the_writer_threads_not_the_compute_one(

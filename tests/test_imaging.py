@@ -1280,6 +1280,13 @@ def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None
         assert bmp.info.get("dpi", (0, 0))[0] < 1e6
     with Image.open(tmp_path / "copy.tif") as tiff:
         assert tiff.info["dpi"] == (1e9, 1e9)
+    assert imaging.metadata_loss(described, "JPEG") == (
+        "its EXIF (68 KB) cannot go into JPEG: left out; PNG or TIFF keeps it"
+    )
+    assert imaging.metadata_loss(scanned, "PNG") == (
+        "its resolution (1,000,000,000 dpi) cannot go into PNG: left out; TIFF keeps it"
+    )
+    assert imaging.metadata_loss(described, "PNG") is None and imaging.metadata_loss(scanned, "TIFF") is None
 
 
 @pytest.mark.skipif(not imaging.HEIF_SUPPORTED, reason="pillow-heif is not installed")
@@ -1304,3 +1311,31 @@ def test_an_output_whose_name_is_as_long_as_names_can_be_is_written(tmp_path: Pa
     target = tmp_path / ("a" * 251 + ".png")  # 255 bytes: the temporary beside it is cut to fit
     write_rgb8(target, gradient_rgb8())
     assert target.is_file() and leftovers(tmp_path) == []
+
+
+WRITE_PAST_A_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+import numpy as np
+from pathlib import Path
+from recnet_cli.imaging import ImageWriteError, write_rgb8
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, a write is cut short, then fails
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+pixels = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)  # a 12 KB JPEG
+try:
+    write_rgb8(Path(sys.argv[1]), pixels)
+    print("written")
+except ImageWriteError as error:
+    print(error.reason)
+"""
+
+
+def test_a_jpeg_cut_short_by_a_full_disk_is_a_write_error_not_a_finished_file(tmp_path: Path) -> None:
+    # Pillow's JPEG encoder writes to the file itself and ignores a short write: a disk that filled up
+    # mid-file left 8192 bytes of a 12 KB JPEG, reported written. (A file size limit cuts writes the same
+    # way, in a subprocess.)
+    target = tmp_path / "out.jpg"
+    command = [sys.executable, "-c", WRITE_PAST_A_FILE_SIZE_LIMIT, str(target)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.stdout.strip() == "file too large", result.stderr
+    assert not target.exists() and leftovers(tmp_path) == []
