@@ -524,8 +524,9 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     ImageWriteError.
     """
     target = Path(path)
-    # Cut to leave room for the rest within the 255 bytes a name can have (as can a name that fits).
-    temporary = target.with_name(f".{target.name[:200]}.tmp-{secrets.token_hex(4)}")
+    # The name's first 200 bytes: with the dot and the 13 bytes after, it fits where the target's 255 do.
+    stem = os.fsdecode(os.fsencode(target.name)[:200])
+    temporary = target.with_name(f".{stem}.tmp-{secrets.token_hex(4)}")
     try:
         yield temporary
         os.replace(temporary, target)
