@@ -579,7 +579,7 @@ def read_job(job: Job, quiet: bool) -> Photo:
     """The job's photo, once its output's format is known to hold a picture that size (before the model runs
     for minutes on a panorama too wide for JPEG)."""
     photo = read_input(job.source, quiet)
-    check_output_size(job.target, photo.pixels.shape[1], photo.pixels.shape[0])
+    check_output_size(job.target, photo)
     return photo
 
 

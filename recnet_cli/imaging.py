@@ -465,10 +465,11 @@ def size_problem(fmt: str, width: int, height: int, channels: int = 3) -> str | 
     return None
 
 
-def check_output_size(path: str | os.PathLike[str], width: int, height: int) -> None:
-    """Refuses, before any work, an output that its format could not hold (a JPEG panorama over 65,500
-    pixels wide); the format goes by the name."""
-    problem = size_problem(format_for(path), width, height)
+def check_output_size(path: str | os.PathLike[str], photo: Photo) -> None:
+    """Refuses, before any work, an output of ``photo`` that its format could not hold (a JPEG panorama
+    over 65,500 pixels wide); the format goes by the name."""
+    height, width = photo.pixels.shape[:2]
+    problem = size_problem(format_for(path), width, height, 1 if photo.grayscale else 3)
     if problem is not None:
         raise ImageWriteError(path, problem)
 

@@ -1180,6 +1180,15 @@ def test_what_avif_and_bmp_files_hold() -> None:
     assert all(size_problem(fmt, 200_000, 200_000) is None for fmt in ("PNG", "TIFF", "HEIF"))
 
 
+def test_the_check_before_a_run_counts_a_grey_photo_s_one_channel(tmp_path: Path) -> None:
+    # 65000 x 65536 pixels: a 4.26 GB grey BMP fits in a BMP file's 4 GiB, an RGB one three times over not.
+    pixels = np.broadcast_to(np.float32(0), (65_000, 65_536, 3))  # no memory behind it
+    grey, colour = (Photo(pixels, None, 8, grayscale, None, None, None, "PNG") for grayscale in (True, False))
+    imaging.check_output_size(tmp_path / "grey.bmp", grey)
+    with pytest.raises(ImageWriteError, match="more than a BMP file's 4 GiB"):
+        imaging.check_output_size(tmp_path / "colour.bmp", colour)
+
+
 def png_chunk_sizes(path: Path, kind: bytes) -> list[int]:
     data, sizes, position = path.read_bytes(), [], 8
     while position < len(data):

@@ -9,6 +9,7 @@ processes give the same samples as one uninterrupted run.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,14 +51,10 @@ def holdout_split(
     Items sharing a key (the five MSEC renderings of one scene) stay together. The split depends only on
     the keys, never on the seed or the order of the items.
     """
-    keys = sorted({key(item) for item in items}, key=lambda k: hashlib.sha1(name_bytes(k)).hexdigest())
+    # Hashed as bytes, which a file name that is not valid UTF-8 has too.
+    keys = sorted({key(item) for item in items}, key=lambda k: hashlib.sha1(os.fsencode(k)).hexdigest())
     held_out = set(keys[: max(1, round(len(keys) * fraction))]) if len(keys) > 1 else set()
     return [i for i in items if key(i) not in held_out], [i for i in items if key(i) in held_out]
-
-
-def name_bytes(name: str) -> bytes:
-    """UTF-8, with the bytes of a file name that is not valid UTF-8 (which Python holds as surrogates)."""
-    return name.encode("utf-8", "surrogateescape")
 
 
 def split_photos(folder: Path) -> tuple[list[Path], list[Path]]:
