@@ -130,6 +130,7 @@ class Summary:
     outcomes: list[Outcome] = field(default_factory=list)
     missing: list[Unmatched] = field(default_factory=list)
     seconds: float = 0.0
+    interrupted: bool = False  # Ctrl-C or SIGTERM stopped the batch
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -144,6 +145,7 @@ class Summary:
             "skipped": self.count("skipped"),
             "failed": self.failed,
             "not_run": self.count("not run"),
+            "interrupted": self.interrupted,
             "seconds": round(self.seconds, 3),
             "files": [
                 {
@@ -193,7 +195,8 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
             found = [Source(path, Path(path.name))]
         elif glob.has_magic(text):
             files = [p for p in sorted(map(Path, glob.glob(text, recursive=recursive))) if p.is_file()]
-            found = [Source(p, Path(p.name), from_folder=True) for p in files if is_image(p)]
+            base = pattern_base(path)  # an output folder mirrors the sub-folders the pattern spans
+            found = [Source(p, p.relative_to(base), from_folder=True) for p in files if is_image(p)]
             reason = "no images match this pattern" + other_files(files)
         else:
             found, reason = [], "no such file or folder"
@@ -201,6 +204,16 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
             missing.append(Unmatched(text, reason))
         sources.extend(found)
     return unique_sources(sources), missing
+
+
+def pattern_base(pattern: Path) -> Path:
+    """The folder a glob pattern starts from: its parts before the first with a wildcard."""
+    fixed = []
+    for part in pattern.parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed)
 
 
 def folder_hint(folder: Path, files: Sequence[Path], recursive: bool) -> str:
@@ -515,15 +528,20 @@ def run_lane(
 
 
 def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
-    """The outcome of a job that must not run (refused, or its output exists), else None; touches nothing."""
+    """The outcome of a job that must not run (refused, or its output exists), else None; touches nothing.
+
+    Commands write a job's companions before its target, so a target that exists marks a finished job,
+    which ``skip_existing`` passes over; companions without their target were left by a run that stopped
+    part way, and ``skip_existing`` redoes that job, replacing them.
+    """
     if job.problem:
         return Outcome(job, "failed", job.problem)
     existing = [path for path in job.outputs if os.path.lexists(path)]  # a dangling link is kept too
-    if existing and not overwrite:
-        if skip_existing:
-            return Outcome(job, "skipped", "output exists")
+    if not existing or overwrite:
+        return None
+    if not skip_existing:
         return Outcome(job, "failed", f"output {existing[0]} exists (use --overwrite or --skip-existing)")
-    return None
+    return Outcome(job, "skipped", "output exists") if existing[0] == job.target else None
 
 
 def output_folder_problem(job: Job, *, create: bool = True) -> Outcome | None:
@@ -562,6 +580,14 @@ def plan_outcomes(jobs: Sequence[Job], overwrite: bool, skip_existing: bool) -> 
             for job in jobs
         ]
     )
+
+
+def interrupted_summary(jobs: Sequence[Job], outcomes: Iterable[Outcome], seconds: float) -> Summary:
+    """The summary of a batch stopped part way: ``outcomes`` in the order of ``jobs``, each job without
+    one "not run"."""
+    by_job = {outcome.job: outcome for outcome in outcomes}
+    ordered = [by_job.get(job) or Outcome(job, "not run", "interrupted") for job in jobs]
+    return Summary(ordered, seconds=seconds, interrupted=True)
 
 
 def finished(

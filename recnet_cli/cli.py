@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Callable
 from enum import Enum
 from functools import partial
@@ -28,6 +29,7 @@ from recnet_cli.batch import (
     find_sources,
     folder_problem,
     gpu_lane_depth,
+    interrupted_summary,
     misnamed_output_folder,
     names_image_file,
     output_taken_as_folder,
@@ -483,15 +485,16 @@ def finish(
     strengths: dict[str, float] | None = None,
 ) -> None:
     """Prints the summary (and JSON, with each file's strength when given), then exits 1 if any file
-    failed."""
-    console.print_summary(summary, verb, quiet)
+    failed, or 130 if the batch was interrupted (whose notice ``run_batch`` printed)."""
+    if not summary.interrupted:
+        console.print_summary(summary, verb, quiet)
     if as_json:
         report = {**extra, **summary.as_dict()}
         for entry in report["files"]:
             if strengths and entry["input"] in strengths:
                 entry["strength"] = strengths[entry["input"]]
         typer.echo(json.dumps(report, indent=2))
-    raise typer.Exit(1 if summary.failed else 0)
+    raise typer.Exit(130 if summary.interrupted else 1 if summary.failed else 0)
 
 
 def strength_range(strengths: list[float]) -> str:
@@ -523,6 +526,7 @@ def run_batch(
     expected = {job: header_megapixels(job.source) for job in jobs} if sizes_needed else {}
     depth = gpu_lane_depth(gpu_lanes, max(expected.values(), default=0.0)) if gpu_lanes else 1
     outcomes: list[Outcome] = []
+    started = time.perf_counter()
     # A scheduler's stop (SLURM's time limit, kill, docker stop) ends the batch as Ctrl-C does: the photos
     # being written are finished, no temporary file is left, and the notice says how to go on.
     stopping = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -552,13 +556,12 @@ def run_batch(
                 depth=depth,
             )
     except KeyboardInterrupt:
-        done = sum(outcome.status == "done" for outcome in outcomes)
+        summary = interrupted_summary(jobs, outcomes, time.perf_counter() - started)
         instead = " in place of --overwrite" if overwrite else ""
         console.notice(
-            f"interrupted: {done} of {len(jobs)} written, none half-written; "
+            f"interrupted: {summary.count('done')} of {len(jobs)} written, none half-written; "
             f"run the same command with --skip-existing{instead} to do the rest"
         )
-        raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, stopping)
     summary.missing = missing
@@ -676,6 +679,12 @@ def correct(
     def write(job: Job, photo: Photo, computed: tuple[PendingCorrection, Features | None]) -> float:
         pending, features = computed
         result = pending.result()
+        # The pictures beside the photo first, the photo last: a job whose photo exists has finished.
+        overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
+        if overlay is not None:
+            write_rgb8(side_path(job.target, "mask"), overlay)
+        if features is not None:
+            write_rgb8(side_path(job.target, "features"), feature_figure(features))
         write_photo(job.target, result.image, like=photo, quality=quality)
         output_format = format_for(job.target)
         for loss in (colour_loss(photo, output_format), metadata_loss(photo, output_format)):
@@ -684,11 +693,6 @@ def correct(
         if not quiet:
             notice_run(job.source, photo, pending)
         strengths[str(job.source)] = result.strength
-        overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
-        if overlay is not None:
-            write_rgb8(side_path(job.target, "mask"), overlay)
-        if features is not None:
-            write_rgb8(side_path(job.target, "features"), feature_figure(features))
         if builder is not None and overlay is not None:
             builder.add(job.source, job.target, photo.pixels, result.image, overlay, result.strength)
         return photo.megapixels
@@ -842,11 +846,11 @@ def mask(
 
     def write(job: Job, photo: Photo, pending: PendingCorrection) -> float:
         result = pending.result()
+        if raw:  # before the picture, which marks the job finished
+            write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask))
         write_rgb8(job.target, mask_overlay(photo.pixels, result.mask))
         if not quiet:
             notice_run(job.source, photo, pending)
-        if raw:
-            write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask))
         return photo.megapixels
 
     def compute(corrector: Corrector, photo: Photo, progress: Progress) -> PendingCorrection:

@@ -22,6 +22,7 @@ from recnet_cli.batch import (
     misnamed_output_folder,
     output_taken_as_folder,
     parse_shard,
+    pattern_base,
     plan_jobs,
     plan_outcomes,
     refusal,
@@ -85,6 +86,19 @@ def test_globs_files_and_missing_inputs(shots: Path) -> None:
     sources, missing = find_sources([str(shots / "*.jpg"), str(shots / "day/c.tif"), str(shots / "nope.jpg")])
     assert [s.path.name for s in sources] == ["a.jpg", "c.tif"]
     assert missing == [Unmatched(str(shots / "nope.jpg"), "no such file or folder")]
+
+
+def test_an_output_folder_mirrors_the_sub_folders_a_pattern_spans(shots: Path, tmp_path: Path) -> None:
+    (shots / "night").mkdir()
+    (shots / "night" / "c.tif").write_bytes(b"x")  # the same name as day/c.tif
+    patterns = [str(shots / "*" / "c.tif"), str(shots / "**" / "*.webp")]
+    jobs = plan_jobs(find_sources(patterns, recursive=True)[0], tmp_path / "out", suffix="")
+    assert [(job.target.relative_to(tmp_path / "out").as_posix(), job.problem) for job in jobs] == [
+        ("day/c.tif", None),
+        ("night/c.tif", None),
+        ("day/sub/d.webp", None),
+    ]
+    assert pattern_base(Path("*.jpg")) == Path() and pattern_base(Path("/a/b[0-9]/c")) == Path("/a")
 
 
 def test_inputs_that_give_no_image_say_why(shots: Path, tmp_path: Path) -> None:
@@ -155,6 +169,26 @@ def test_a_link_at_the_output_counts_as_an_existing_output_even_when_it_leads_no
     refused = refusal(job, overwrite=False, skip_existing=False)
     assert refused is not None and refused.reason.startswith(f"output {tmp_path / 'out.jpg'} exists")
     assert refusal(job, overwrite=True, skip_existing=False) is None
+
+
+def test_skip_existing_passes_over_finished_jobs_and_redoes_ones_that_stopped_before_the_photo(
+    tmp_path: Path,
+) -> None:
+    def job(name: str) -> Job:
+        return Job(
+            tmp_path / f"{name}.jpg",
+            tmp_path / f"{name}_out.jpg",
+            companions=(tmp_path / f"{name}_mask.png",),
+        )
+
+    finished, stopped, mask_added_later = job("a"), job("b"), job("c")
+    for path in (finished.target, *finished.companions, *stopped.companions, mask_added_later.target):
+        path.write_bytes(b"earlier")
+    assert refusal(finished, overwrite=False, skip_existing=True).status == "skipped"
+    assert refusal(mask_added_later, overwrite=False, skip_existing=True).status == "skipped"
+    assert refusal(stopped, overwrite=False, skip_existing=True) is None
+    refused = refusal(stopped, overwrite=False, skip_existing=False)
+    assert refused.status == "failed" and refused.reason.startswith(f"output {stopped.companions[0]} exists")
 
 
 def test_an_empty_input_name_is_not_taken_for_the_current_folder() -> None:

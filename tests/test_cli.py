@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 from recnet_cli import batch, engine, imaging
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Job
-from recnet_cli.cli import app, run_batch
+from recnet_cli.cli import app, finish, run_batch
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import Photo
 from recnet_cli.model import RECNet
@@ -187,6 +187,25 @@ def test_running_twice_on_a_folder_does_not_correct_its_own_outputs(
     assert not (tmp_path / "fixed.png").exists()
 
 
+def test_skip_existing_redoes_a_photo_whose_run_stopped_after_its_mask(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    photo = make_photo(tmp_path / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a_mask.png").write_bytes(b"left by a run that stopped on a full disk")
+    command = ["correct", str(photo), "-o", str(out), "--model", str(model_file), "--save-mask"]
+    resumed = run([*command, "--skip-existing"], env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "corrected 1, skipped 0, failed 0" in resumed.stderr
+    mask, corrected = out / "a_mask.png", out / "a.png"
+    with Image.open(mask) as picture:
+        assert picture.size == (72, 48)
+    assert mask.stat().st_mtime_ns <= corrected.stat().st_mtime_ns  # the photo last: it marks the job done
+    again = run([*command, "--skip-existing"], env)
+    assert again.returncode == 0 and "corrected 0, skipped 1, failed 0" in again.stderr
+
+
 def ctrl_c() -> None:
     raise KeyboardInterrupt
 
@@ -218,13 +237,21 @@ def test_ctrl_c_or_sigterm_says_how_far_the_batch_got_and_how_to_go_on(
 
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(typer.Exit) as stopped:
-        run_batch(jobs, [], [corrector], compute, write, "Correcting", overwrite, False, quiet=True)
-    assert stopped.value.exit_code == 130 and signal.getsignal(signal.SIGTERM) is before
+    summary = run_batch(jobs, [], [corrector], compute, write, "Correcting", overwrite, False, quiet=True)
+    assert signal.getsignal(signal.SIGTERM) is before
     assert [job.target.exists() for job in jobs] == [True, True, False]
     assert capsys.readouterr().err.splitlines() == [
         f"note: interrupted: 2 of 3 written, none half-written; run the same command with {advice} "
         "to do the rest"
+    ]
+    with pytest.raises(typer.Exit) as stopped:
+        finish(summary, "corrected", quiet=True, as_json=True, extra={"model": "m"})
+    assert stopped.value.exit_code == 130
+    printed = capsys.readouterr()
+    report = json.loads(printed.out)
+    assert printed.err == "" and report["interrupted"] and (report["done"], report["not_run"]) == (2, 1)
+    assert [(entry["input"], entry["status"]) for entry in report["files"]] == [
+        (str(job.source), status) for job, status in zip(jobs, ["done", "done", "not run"], strict=True)
     ]
 
 

@@ -47,6 +47,7 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
     )
     page = builder.write(summary, "model <x>", "cpu").read_text(encoding="utf-8")
     assert "full correction" in page and "strength 0.42, corrected in 0.50 s" in page
+    assert (out / PREVIEW_FOLDER / "sub" / f"{source.name}-card.json").is_file()
     assert "a &lt;b&gt;&amp;&#x27;q.jpg" in page and "<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "model &lt;x&gt;" in page
     links = re.findall(r'(?:src|href)="([^"]+)"', page)
@@ -61,6 +62,42 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
     summary.outcomes.append(Outcome(Job(tmp_path / "c.jpg", out / "c.jpg"), "not run", "the batch stopped"))
     stopped = builder.write(summary, "model", "cpu").read_text(encoding="utf-8")
     assert "<strong>1</strong> not run (the batch stopped)" in stopped
+
+
+def card_notes(page: Path) -> list[tuple[str, str]]:
+    """(output link, the line under the card) for each card of a report."""
+    return re.findall(r'<h2><a href="([^"]+)">.*?<p class="muted">([^<]+)</p>', page.read_text("utf-8"), re.S)
+
+
+def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run_corrected(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    shots, out = tmp_path / "shots", tmp_path / "out"
+    shots.mkdir()
+    for name in ("one.png", "two.png"):
+        make_photo(shots / name)
+    command = ["correct", str(shots), "-o", str(out), "--report", "--model", str(model_file), "--strength"]
+    first = run([*command, "0.7"], env)
+    assert first.returncode == 0, first.stderr
+    (out / "two.png").unlink()  # as if the first run had been interrupted before two.png
+    resumed = run([*command, "0.3", "--skip-existing"], env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "<strong>1</strong> corrected, <strong>1</strong> skipped" in (out / REPORT_NAME).read_text(
+        "utf-8"
+    )
+    notes = card_notes(out / REPORT_NAME)
+    assert [(name, note.split(", ")[0]) for name, note in notes] == [
+        ("one.png", "strength 0.7"),
+        ("two.png", "strength 0.3"),
+    ]
+    assert notes[0][1] == "strength 0.7, corrected by an earlier run"
+    assert notes[1][1].startswith("strength 0.3, corrected in ")
+
+    (out / PREVIEW_FOLDER / "one.png-after.jpg").unlink()  # a card whose previews are gone is left out
+    (out / "two.png").unlink()
+    again = run([*command, "0.3", "--skip-existing"], env)
+    assert again.returncode == 0, again.stderr
+    assert [name for name, _ in card_notes(out / REPORT_NAME)] == ["two.png"]
 
 
 def test_report_links_and_shows_a_name_that_is_not_utf_8(tmp_path: Path) -> None:

@@ -10,9 +10,10 @@ itself (cards, slider, mask toggle, images) and writes the result as JSON into `
 from __future__ import annotations
 
 import html
+import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -62,13 +63,28 @@ class Card:
     after_stats: ExposureStats
     strength: float  # the share of the model's correction the photo got
 
+    @classmethod
+    def from_dict(cls, fields: dict) -> Card:
+        stats = {key: ExposureStats(**fields[key]) for key in ("before_stats", "after_stats")}
+        return cls(**{**fields, **stats})
+
 
 class ReportBuilder:
-    """Collects the photos of a batch as they are corrected, then writes ``report.html``."""
+    """Collects the photos of a batch as they are corrected, then writes ``report.html``.
+
+    Each card is also kept beside its previews (``<preview>-card.json``), so the report of a run that goes
+    on with ``--skip-existing`` shows the photos an earlier, interrupted run corrected too.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.cards: dict[Path, Card] = {}
+        self.earlier: dict[Path, Card] = {}  # photos skipped in this run, as an earlier run reported them
+
+    def preview(self, target: Path, kind: str) -> Path:
+        """Where a preview (or the card) of the output ``target`` goes, relative to the report's folder."""
+        relative = Path(os.path.relpath(target, self.folder))
+        return Path(PREVIEW_FOLDER) / relative.parent / f"{relative.name}-{kind}"
 
     def add(
         self,
@@ -79,32 +95,47 @@ class ReportBuilder:
         mask_picture: np.ndarray,
         strength: float = 1.0,
     ) -> None:
-        """Writes the previews of one photo (float inputs in [0, 1], the mask picture as uint8)."""
-        relative = Path(os.path.relpath(target, self.folder))
-        preview = Path(PREVIEW_FOLDER) / relative.parent / relative.name
+        """Writes the previews and the card of one photo (float inputs in [0, 1], the mask picture as
+        uint8)."""
+        relative = Path(os.path.relpath(target, self.folder)).as_posix()
         links = {}
         for kind, picture in (
             ("before", to_uint8(photo)),
             ("after", to_uint8(corrected)),
             ("mask", mask_picture),
         ):
-            path = preview.with_name(f"{preview.name}-{kind}.jpg")
+            path = self.preview(target, f"{kind}.jpg")
             (self.folder / path).parent.mkdir(parents=True, exist_ok=True)
             write_rgb8(self.folder / path, fit_size(picture, max_side=PREVIEW_LONG_SIDE), quality=85)
             links[kind] = path.as_posix()
-        self.cards[source] = Card(
-            name=relative.as_posix(),
-            output=relative.as_posix(),
+        card = Card(
+            name=relative,
+            output=relative,
             before_stats=exposure_stats(photo),
             after_stats=exposure_stats(corrected),
             strength=strength,
             **links,
         )
+        with atomic_output(self.folder / self.preview(target, "card.json")) as temporary:
+            temporary.write_text(json.dumps(asdict(card)), encoding="ascii")  # odd bytes escaped
+        self.cards[source] = card
+
+    def add_earlier(self, source: Path, target: Path) -> None:
+        """The card an earlier run wrote for ``target``, if it and its previews are still there."""
+        try:
+            card = Card.from_dict(json.loads((self.folder / self.preview(target, "card.json")).read_bytes()))
+        except (OSError, ValueError, TypeError, KeyError):  # none, or not one this version can read
+            return
+        if all((self.folder / link).is_file() for link in (card.before, card.after, card.mask)):
+            self.earlier[source] = card
 
     def write(self, summary: Summary, model: str, device: str, strength: float | str = 1.0) -> Path:
-        """Writes the report of a finished batch and returns its path."""
+        """Writes the report of a finished (or interrupted) batch and returns its path."""
+        for outcome in summary.outcomes:
+            if outcome.status == "skipped":
+                self.add_earlier(outcome.job.source, outcome.job.target)
         path = self.folder / REPORT_NAME
-        page = render_report(summary, self.cards, model, device, strength)
+        page = render_report(summary, self.cards, model, device, strength, self.earlier)
         with atomic_output(path) as temporary:  # a name that is not UTF-8 shows with a ? for its odd bytes
             temporary.write_bytes(page.encode("utf-8", "replace"))
         return path
@@ -122,11 +153,23 @@ def report_problem(folder: Path, overwrite: bool) -> str | None:
 
 
 def render_report(
-    summary: Summary, cards: dict[Path, Card], model: str, device: str, strength: float | str = 1.0
+    summary: Summary,
+    cards: dict[Path, Card],
+    model: str,
+    device: str,
+    strength: float | str = 1.0,
+    earlier: dict[Path, Card] | None = None,
 ) -> str:
-    """The whole HTML page."""
-    done = [o for o in summary.outcomes if o.status == "done" and o.job.source in cards]
-    articles = "\n".join(render_card(cards[o.job.source], o.seconds) for o in done)
+    """The whole HTML page: a card for each photo corrected in this run, and for each one skipped
+    because an earlier run (whose card is in ``earlier``) corrected it."""
+    earlier = earlier or {}
+    articles = []
+    for outcome in summary.outcomes:
+        source = outcome.job.source
+        if outcome.status == "done" and source in cards:
+            articles.append(render_card(cards[source], f"corrected in {outcome.seconds:.2f} s"))
+        elif outcome.status == "skipped" and source in earlier:
+            articles.append(render_card(earlier[source], "corrected by an earlier run"))
     failures = [f"{o.job.source}: {o.reason}" for o in summary.outcomes if o.status == "failed"]
     failures += [str(unmatched) for unmatched in summary.missing]
     return PAGE.format(
@@ -134,7 +177,7 @@ def render_report(
         script=SCRIPT,
         summary=render_summary(summary, model, device, strength),
         failures=render_failures(failures),
-        cards=articles or '<p class="empty">No photo was corrected in this run.</p>',
+        cards="\n".join(articles) or '<p class="empty">No photo was corrected in this run.</p>',
     )
 
 
@@ -164,7 +207,7 @@ def render_failures(failures: list[str]) -> str:
     return f'<section class="failures"><h2>Failed</h2><ul>{items}</ul></section>'
 
 
-def render_card(card: Card, seconds: float) -> str:
+def render_card(card: Card, when: str) -> str:
     name = html.escape(card.name)
     rows = "".join(
         f"<tr><th>{label}</th><td>{show(getattr(card.before_stats, field))}</td>"
@@ -179,7 +222,7 @@ def render_card(card: Card, seconds: float) -> str:
         mask=link(card.mask),
         rows=rows,
         strength=f"{card.strength:g}",
-        seconds=f"{seconds:.2f}",
+        when=when,
     )
 
 
@@ -214,7 +257,7 @@ CARD = """<article class="card">
 <label><input type="checkbox" class="mask-toggle"> exposure mask</label>
 </div>
 <table><tr><th></th><th>before</th><th>after</th></tr>{rows}</table>
-<p class="muted">strength {strength}, corrected in {seconds} s</p>
+<p class="muted">strength {strength}, {when}</p>
 </article>"""
 
 PAGE = """<!DOCTYPE html>
