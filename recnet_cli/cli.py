@@ -32,6 +32,7 @@ from recnet_cli.batch import (
     interrupted_summary,
     misnamed_output_folder,
     names_image_file,
+    output_path_problem,
     output_taken_as_folder,
     parse_shard,
     plan_jobs,
@@ -47,6 +48,7 @@ from recnet_cli.imaging import (
     PhotoFileError,
     check_output_size,
     colour_loss,
+    describe_os_error,
     format_for,
     hdr_curve,
     header_megapixels,
@@ -273,6 +275,13 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Prints a one-line error and returns the exit to raise."""
     console.error(message)
     return typer.Exit(code)
+
+
+def error_line(error: Exception) -> str:
+    """An error's first line; an OSError that names a file as "<file>: <reason>" (not "[Errno 36] ...")."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{os.fsdecode(error.filename)}: {describe_os_error(error)}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def notice_run(source: Path, photo: Photo, pending: PendingCorrection) -> None:
@@ -763,7 +772,9 @@ def explain(
         target = output
     if target.resolve() in {image.resolve(), reference and reference.resolve()}:
         raise fail(f"{target} is an input; refusing to overwrite it")
-    if target.exists() and not overwrite:
+    if problem := output_path_problem(target):
+        raise fail(problem)
+    if os.path.lexists(target) and not overwrite:
         raise fail(f"{target} exists (use --overwrite)")
     problem = folder_problem(target.parent, create=True)
     if problem:
@@ -1060,7 +1071,7 @@ def train(
                 f"not enough {where} to train at this batch and crop size: try a smaller --batch or --crop"
             )
             raise fail(message, 1) from None
-        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise fail(error_line(exc)) from None
     if not result.complete:
         console.notice(
             f"stopped at step {result.steps} by {result.stopped_by}: checkpoint saved; continue with "
@@ -1129,7 +1140,9 @@ def calibrate(
     if output.suffix != ".safetensors":
         raise fail(f"-o {output}: the calibrated model is written as .safetensors")
     written = [output, output.with_suffix(".json"), output.with_suffix(".md")]
-    existing = [path for path in written if path.exists()]
+    if problem := next(filter(None, map(output_path_problem, written)), None):
+        raise fail(problem)
+    existing = [path for path in written if os.path.lexists(path)]
     if existing and not overwrite:
         raise fail(f"-o {output}: {existing[0]} exists (use --overwrite)")
     if sum((photos is not None, pairs is not None, inputs is not None or targets is not None)) != 1 or (
@@ -1144,7 +1157,7 @@ def calibrate(
 
     try:
         if photos is not None:
-            if not photos.is_dir():
+            if not os.path.isdir(photos):
                 raise ValueError(f"{photos}: not a folder of photos")
             data = photo_data(photos, size, count)
         elif pairs is not None:
@@ -1152,13 +1165,13 @@ def calibrate(
         else:
             data = pair_data(match_by_stem(inputs, targets), f"{inputs} and {targets}", size, count)
     except (ValueError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise fail(error_line(exc)) from None
     (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
     with console.counting(data.photos, "Calibrating", "photos", quiet) as count_one:
         try:
             calibration, scores = fit_strength(corrector, data, count_one)
         except (ValueError, OSError) as exc:
-            raise fail(str(exc)) from None
+            raise fail(error_line(exc)) from None
         except PhotoOutOfMemoryError:
             memory = "GPU memory" if corrector.device.type == "cuda" else "memory"
             message = f"not enough {memory} to calibrate at --size {size}: try a smaller --size"
@@ -1223,7 +1236,7 @@ def evaluate(
     try:
         found = find_pairs(pairs, split) if pairs is not None else match_by_stem(inputs, targets)
     except (ValueError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise fail(error_line(exc)) from None
     from recnet_cli.evaluate import evaluate_pairs, save_problem
 
     amount = parse_strength(strength)
@@ -1242,7 +1255,7 @@ def evaluate(
                 on_failure=lambda failure: console.error(failure.reason),
             )
         except (ValueError, OSError, PhotoFileError) as exc:  # PhotoFileError: --save could not write
-            raise fail(str(exc)) from None
+            raise fail(error_line(exc)) from None
     if not report.scores:
         raise fail(f"none of the {len(found)} pairs could be scored", 1)
     if as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,14 +123,14 @@ def saved_path(pair: ImagePair, save_dir: Path) -> Path:
 def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) -> str | None:
     """Why ``--save`` cannot write into ``save_dir``: it is a file, or it would replace one of the pairs'
     images or a file that is there already (unless ``overwrite``)."""
-    if save_dir.exists() and not save_dir.is_dir():
+    if os.path.exists(save_dir) and not os.path.isdir(save_dir):
         return f"--save {save_dir}: a file, not a folder"
     images = {path.resolve() for pair in pairs for path in (pair.input, pair.target)}
     for pair in pairs:
         path = saved_path(pair, save_dir)
         if path.resolve() in images:
             return f"--save {save_dir}: {path} is an image being evaluated; choose another folder"
-        if path.exists() and not overwrite:
+        if os.path.lexists(path) and not overwrite:
             return f"--save {save_dir}: {path} exists (use --overwrite)"
     return None
 

@@ -158,11 +158,11 @@ def resolve(ref: str | None) -> ModelLocation:
     if ref is None:
         return default_model()
     path = Path(ref)
-    if path.is_file():
+    if os.path.isfile(path):  # os.path's tests say False for a name too long; Path's raise
         return ModelLocation(path, ref)
-    if path.name == ref and bundled_path(ref).is_file():
+    if path.name == ref and os.path.isfile(bundled_path(ref)):
         return ModelLocation(bundled_path(ref), f"{ref} (bundled)")
-    if path.is_dir():
+    if os.path.isdir(path):
         raise ModelNotFoundError(f"{ref}: a folder, not a model file{model_files_hint(path)}")
     hub_ref = parse_hub_ref(ref)
     if hub_ref is not None:

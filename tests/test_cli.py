@@ -583,6 +583,26 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
         assert len(failed.stderr.strip().splitlines()) == 1
 
 
+def test_names_too_long_for_the_file_system_are_one_line_errors(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    photo = make_photo(tmp_path / "shot.png")
+    long = str(tmp_path / ("a" * 300))
+    longest = make_photo(tmp_path / ("b" * 251 + ".png"))  # 255 bytes: the sheet's name would not fit
+    cases = [
+        (["explain", str(photo), "-o", f"{long}.png"], f"output {long}.png: file name too long"),
+        (["explain", str(longest)], f"output {tmp_path / ('b' * 251)}_explain.png: file name too long"),
+        (["correct", str(photo), "--model", f"{long}.safetensors"], f"{long}.safetensors: file not found"),
+        (["eval", "--pairs", long, "--model", str(model_file)], f"{long}: file name too long"),
+        (["calibrate", "--photos", str(tmp_path), "-o", f"{long}.safetensors"], "file name too long"),
+    ]
+    for args, message in cases:
+        result = run(args, env)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.splitlines()[-1].startswith("error: ") and message in result.stderr, args
+        assert "Traceback" not in result.stderr
+
+
 def test_calibrate_fits_on_real_pairs(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     inputs, targets = tmp_path / "shots", tmp_path / "edited"
     inputs.mkdir()
