@@ -324,9 +324,10 @@ def parse_strength(text: str) -> float | str:
 def normalise_extension(ext: str | None) -> str | None:
     if ext is None:
         return None
-    ext = ext.lower() if ext.startswith(".") else f".{ext.lower()}"
+    given, ext = ext, ext.lower() if ext.startswith(".") else f".{ext.lower()}"
     if ext not in IMAGE_EXTENSIONS:
-        raise fail(f"--ext {ext}: unsupported format (use {OUTPUT_CHOICES}{install_hint(ext)})")
+        shown = given if given.strip() else repr(given)
+        raise fail(f"--ext {shown}: unsupported format (use {OUTPUT_CHOICES}{install_hint(ext)})")
     return ext
 
 
