@@ -23,6 +23,7 @@ from recnet_cli.imaging import (
     READABLE,
     conversion_needed,
     describe_os_error,
+    input_file_problem,
     nearest_existing,
     special_file_kind,
 )
@@ -571,15 +572,24 @@ def folder_problem(folder: Path, *, create: bool) -> str | None:
 
 
 def plan_outcomes(jobs: Sequence[Job], overwrite: bool, skip_existing: bool) -> Summary:
-    """What a run would do with ``jobs``, without doing it: "planned", "skipped" or "failed" each."""
+    """What a run would do with ``jobs``, without doing it or reading a photo: "planned", "skipped" or
+    "failed" each."""
     return Summary(
         [
             refusal(job, overwrite, skip_existing)
             or output_folder_problem(job, create=False)
+            or input_outcome(job)
             or Outcome(job, "planned")
             for job in jobs
         ]
     )
+
+
+def input_outcome(job: Job) -> Outcome | None:
+    """The failed outcome of a job whose input the file system says cannot be read (see
+    ``input_file_problem``), else None."""
+    problem = input_file_problem(job.source)
+    return Outcome(job, "failed", problem) if problem else None
 
 
 def interrupted_summary(jobs: Sequence[Job], outcomes: Iterable[Outcome], seconds: float) -> Summary:

@@ -31,7 +31,7 @@ import struct
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -427,14 +427,10 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
     unreadable = conversion_needed(path)
     if unreadable is not None and Path(path).is_file():
         raise ImageReadError(path, unreadable)
-    with suppress(OSError, ValueError):  # what went wrong is said when it is opened
-        special = special_file_kind(os.stat(path).st_mode)
-        if special is not None:
-            raise ImageReadError(path, f"{special}, not a photo file")
+    if problem := input_file_problem(path):
+        raise ImageReadError(path, problem)
     try:
         with Path(path).open("rb") as file:
-            if os.fstat(file.fileno()).st_size == 0:
-                raise ImageReadError(path, "empty file")
             return _read_open_file(path, file)
     except OSError as error:
         raise ImageReadError(path, describe_os_error(error)) from error
@@ -982,6 +978,21 @@ def nearest_existing(path: Path) -> Path:
     """``path`` or its nearest ancestor that exists: where a folder for ``path`` would be made (a file
     there means none can be)."""
     return next(candidate for candidate in (path, *path.parents) if os.path.exists(candidate))
+
+
+def input_file_problem(path: str | os.PathLike[str]) -> str | None:
+    """What the file system says is wrong with an input before it is read (a FIFO or a device, an empty
+    file, no permission to read it), or None; an input that cannot be looked at is said when opened."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    special = special_file_kind(info.st_mode)
+    if special is not None:
+        return f"{special}, not a photo file"
+    if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+        return "empty file"
+    return None if os.access(path, os.R_OK) else "permission denied"
 
 
 def special_file_kind(mode: int) -> str | None:

@@ -305,6 +305,20 @@ def test_a_plan_says_what_a_run_would_do_and_creates_no_folder(tmp_path: Path) -
     assert not (tmp_path / "new").exists()
 
 
+def test_a_plan_fails_inputs_the_file_system_says_cannot_be_read(tmp_path: Path) -> None:
+    (tmp_path / "empty.jpg").touch()
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "photo.jpg").write_bytes(b"x")
+    jobs = [Job(tmp_path / name, tmp_path / "out" / name) for name in ("empty.jpg", "pipe.jpg", "photo.jpg")]
+    assert [
+        (o.status, o.reason) for o in plan_outcomes(jobs, overwrite=False, skip_existing=False).outcomes
+    ] == [
+        ("failed", "empty file"),
+        ("failed", "a FIFO, not a photo file"),
+        ("planned", ""),
+    ]
+
+
 def test_a_plan_fails_outputs_whose_folder_could_not_be_made_or_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
