@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import time
-from collections.abc import Callable
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
@@ -21,44 +18,35 @@ from recnet_cli.batch import (
     EXPLAIN_SUFFIX,
     MASK_SUFFIX,
     Job,
-    Outcome,
-    Stages,
-    Summary,
-    Unmatched,
-    earlier_outputs,
-    find_sources,
     folder_problem,
-    gpu_lane_depth,
-    interrupted_summary,
-    misnamed_output_folder,
     names_image_file,
     output_path_problem,
-    output_taken_as_folder,
-    parse_shard,
-    plan_jobs,
-    plan_outcomes,
-    run_jobs,
     side_path,
-    take_shard,
 )
+from recnet_cli.console import fail
 from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
     OUTPUT_CHOICES,
     Photo,
     PhotoFileError,
-    check_output_size,
     colour_loss,
     describe_os_error,
     format_for,
-    hdr_curve,
-    header_megapixels,
-    install_hint,
     metadata_loss,
-    names_unwritable_image,
-    read_photo,
     write_photo,
     write_png16,
     write_rgb8,
+)
+from recnet_cli.runner import (
+    collect_jobs,
+    device_names,
+    finish,
+    notice_run,
+    open_models,
+    read_input,
+    refuse_unwritable_output,
+    run_batch,
+    show_plan,
 )
 
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
@@ -68,7 +56,6 @@ if TYPE_CHECKING:
     from recnet_cli.evaluate import EvalReport
     from recnet_cli.tiling import Progress
     from recnet_cli.viz.features import Features
-    from recnet_cli.weights import LoadedModel
 
 
 class PlainHelpFlag:
@@ -271,41 +258,11 @@ def main(
     """Correct mixed over- and under-exposure in photos with RECNet."""
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Prints a one-line error and returns the exit to raise."""
-    console.error(message)
-    return typer.Exit(code)
-
-
 def error_line(error: Exception) -> str:
     """An error's first line; an OSError that names a file as "<file>: <reason>" (not "[Errno 36] ...")."""
     if isinstance(error, OSError) and error.filename is not None:
         return f"{os.fsdecode(error.filename)}: {describe_os_error(error)}"
     return str(error).splitlines()[0] if str(error) else type(error).__name__
-
-
-def notice_run(source: Path, photo: Photo, pending: PendingCorrection) -> None:
-    """Notes on how the model ran on ``photo``: as SDR on an HDR photo (PQ or HLG), and with its feature
-    maps on disk where memory could not hold them."""
-    if curve := hdr_curve(photo):
-        console.notice(
-            f"{source}: an HDR photo ({curve} curve); the model, trained on SDR photos, sees it as if it "
-            "were SDR, so check the result"
-        )
-    if pending.spilled is not None:
-        console.notice(
-            f"{source}: too large for the memory available, so some of its feature maps were kept in files "
-            f"in {pending.spilled.folder} while it ran (slower)"
-        )
-
-
-def parse_tile(text: str) -> int | str:
-    """'auto', or a whole number: 0 or at least 128."""
-    if text == "auto":
-        return text
-    if text.isdigit() and (int(text) == 0 or int(text) >= 128):
-        return int(text)
-    raise fail(f"--tile {text}: use auto, 0 (whole image) or a size of at least 128 pixels")
 
 
 def parse_strength(text: str) -> float | str:
@@ -321,16 +278,6 @@ def parse_strength(text: str) -> float | str:
     return strength
 
 
-def normalise_extension(ext: str | None) -> str | None:
-    if ext is None:
-        return None
-    given, ext = ext, ext.lower() if ext.startswith(".") else f".{ext.lower()}"
-    if ext not in IMAGE_EXTENSIONS:
-        shown = given if given.strip() else repr(given)
-        raise fail(f"--ext {shown}: unsupported format (use {OUTPUT_CHOICES}{install_hint(ext)})")
-    return ext
-
-
 def on_cpu(device: str) -> bool:
     """Whether ``--device`` means the CPU (False for names it cannot resolve: those fail later, clearly)."""
     from recnet_cli.devices import DeviceError, pick_device
@@ -339,103 +286,6 @@ def on_cpu(device: str) -> bool:
         return pick_device(device).type == "cpu"
     except DeviceError:
         return False
-
-
-def open_models(
-    model: str | None,
-    device: str,
-    precision: Precision,
-    tile: str,
-    quiet: bool,
-    strength: float | str = 1.0,
-    compiled: bool = False,
-    one_device: bool = False,
-    fused: bool = False,
-) -> tuple[list[Corrector], LoadedModel]:
-    """Loads the model onto each chosen device (``one_device``: refuses a list), with its strength
-    calibration for ``strength`` auto, or exits with a one-line error."""
-    if one_device and "," in device:
-        raise fail(f"--device {device}: this command runs on one device (lists are for correct and mask)")
-    tile_size = parse_tile(tile)
-    with console.status("Loading model…", quiet):
-        from recnet_cli.devices import DeviceError, pick_devices, pick_dtype
-        from recnet_cli.engine import correctors_for
-        from recnet_cli.weights import WeightsError, load_model, strength_calibration
-
-        try:
-            devices = pick_devices(device)
-            dtypes = [pick_dtype(precision.value, torch_device) for torch_device in devices]
-            loaded = load_model(model)
-            calibration = strength_calibration(loaded) if strength == "auto" else None
-            correctors = correctors_for(
-                loaded.model, devices, dtypes, tile_size, strength, compiled, fused, calibration
-            )
-        except (DeviceError, WeightsError) as exc:
-            raise fail(str(exc)) from None
-    if strength == "auto" and calibration is None and not quiet:
-        console.notice(
-            f"{loaded.source} has no strength calibration: photos get the full correction "
-            "(recnet calibrate fits one; --strength sets one amount for all)"
-        )
-    if precision is Precision.bf16 and any(c.device.type == "cpu" for c in correctors) and not quiet:
-        console.notice(
-            "bf16 on the CPU runs far slower than fp32 where the processor has no bf16 instructions "
-            "(1 MP: 87 s against 2.6 s on a 2-core AMD EPYC); half precision pays on GPUs"
-        )
-    return correctors, loaded
-
-
-def device_names(correctors: list[Corrector]) -> str:
-    return ",".join(str(corrector.device) for corrector in correctors)
-
-
-def collect_jobs(
-    inputs: list[str],
-    output: Path | None,
-    *,
-    recursive: bool,
-    suffix: str,
-    ext: str | None,
-    shard: str | None,
-    companions: Callable[[Path], tuple[Path, ...]],
-    as_json: bool,
-    quiet: bool,
-    default_ext: str | None = None,
-) -> tuple[list[Job], list[Unmatched]]:
-    """Finds the inputs, passes over recnet's own earlier outputs among them (see ``earlier_outputs``),
-    takes this machine's shard and names every output (in the format of --ext, else ``default_ext``, else
-    the input's); when no input gives an image, says why (and prints the JSON summary for --json) and
-    exits 1 before loading a model."""
-    refuse_unwritable_output(output)
-    extension = normalise_extension(ext)
-    refuse_conflicting_format(output, extension)
-    sources, missing = find_sources(inputs, recursive)
-    misnamed = misnamed_output_folder(sources, output)
-    if misnamed:
-        raise fail(misnamed)
-    if (as_folder := output_taken_as_folder(sources, output)) and not quiet:
-        console.notice(as_folder)
-    passed_over = earlier_outputs(sources, output, suffix)
-    if passed_over:
-        earlier = set(passed_over)
-        sources = [source for source in sources if source not in earlier]
-        if not quiet:
-            console.notice_passed_over([source.path for source in passed_over])
-    if not sources and missing:
-        for unmatched in missing:
-            console.error(str(unmatched))
-        if as_json:
-            typer.echo(json.dumps(Summary(missing=missing).as_dict(), indent=2))
-        raise typer.Exit(1)
-    extension = extension or default_ext
-    # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
-    jobs = plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions)
-    if shard is not None:
-        try:
-            jobs = take_shard(jobs, parse_shard(shard))
-        except ValueError as exc:
-            raise fail(str(exc)) from None
-    return jobs, missing
 
 
 # What may change when a training run is resumed; everything else is the run's own setting.
@@ -456,144 +306,11 @@ def refuse_both(overwrite: bool, skip_existing: bool) -> None:
         raise fail("--overwrite replaces existing outputs and --skip-existing keeps them: choose one")
 
 
-def refuse_conflicting_format(output: Path | None, extension: str | None) -> None:
-    """-o naming a file of one format with --ext asking for another is refused rather than one ignored."""
-    if extension and names_image_file(output) and format_for(output) != format_for(output, extension):
-        raise fail(f"-o {output} is a {format_for(output)} name but --ext asks for {extension[1:]}: drop one")
-
-
-def refuse_unwritable_output(output: Path | None) -> None:
-    """-o naming an image format recnet cannot write (out.heic, out.gif) is refused before any work."""
-    if output is not None and not os.path.isdir(output) and names_unwritable_image(output):
-        raise fail(
-            f"-o {output}: cannot write {output.suffix} files (name a {OUTPUT_CHOICES} file, or a folder"
-            f"{install_hint(output.suffix)})"
-        )
-
-
-def show_plan(
-    jobs: list[Job], missing: list[Unmatched], overwrite: bool, skip_existing: bool, verb: str, as_json: bool
-) -> NoReturn:
-    """--dry-run: says what the run would do with each job, then exits (1 if any would fail)."""
-    summary = plan_outcomes(jobs, overwrite, skip_existing)
-    summary.missing = missing
-    if as_json:
-        typer.echo(
-            json.dumps({"dry_run": True, "planned": summary.count("planned"), **summary.as_dict()}, indent=2)
-        )
-    else:
-        console.print_plan(summary, verb)
-    raise typer.Exit(1 if summary.failed else 0)
-
-
-def finish(
-    summary: Summary,
-    verb: str,
-    quiet: bool,
-    as_json: bool,
-    extra: dict,
-    strengths: dict[str, float] | None = None,
-) -> None:
-    """Prints the summary (and JSON, with each file's strength when given), then exits 1 if any file
-    failed, or 130 if the batch was interrupted (whose notice ``run_batch`` printed)."""
-    if not summary.interrupted:
-        console.print_summary(summary, verb, quiet)
-    if as_json:
-        report = {**extra, **summary.as_dict()}
-        for entry in report["files"]:
-            if strengths and entry["input"] in strengths:
-                entry["strength"] = strengths[entry["input"]]
-        typer.echo(json.dumps(report, indent=2))
-    raise typer.Exit(130 if summary.interrupted else 1 if summary.failed else 0)
-
-
 def strength_range(strengths: list[float]) -> str:
     """'0.31' for one photo; '0.14 to 0.99, mean 0.55' for several."""
     if len(strengths) == 1:
         return f"{strengths[0]:g}"
     return f"{min(strengths):g} to {max(strengths):g}, mean {sum(strengths) / len(strengths):.2f}"
-
-
-def run_batch(
-    jobs: list[Job],
-    missing: list[Unmatched],
-    correctors: list[Corrector],
-    compute: Callable[[Corrector, Photo, Progress], Any],
-    write: Callable[[Job, Photo, Any], float],
-    label: str,
-    overwrite: bool,
-    skip_existing: bool,
-    quiet: bool,
-) -> Summary:
-    """Reads, computes (one lane per device) and writes every job under a progress bar, which each photo
-    moves as its tiles finish."""
-    from recnet_cli.engine import PhotoOutOfMemoryError
-
-    gpu_lanes = sum(corrector.device.type == "cuda" for corrector in correctors)
-    # The bar counts megapixels, for an ETA that holds when sizes vary, and GPU lanes read ahead as far as
-    # the largest photo allows: each header, read before starting.
-    sizes_needed = gpu_lanes or console.shows_progress(quiet)
-    expected = {job: header_megapixels(job.source) for job in jobs} if sizes_needed else {}
-    depth = gpu_lane_depth(gpu_lanes, max(expected.values(), default=0.0)) if gpu_lanes else 1
-    outcomes: list[Outcome] = []
-    started = time.perf_counter()
-    # A scheduler's stop (SLURM's time limit, kill, docker stop) ends the batch as Ctrl-C does: the photos
-    # being written are finished, no temporary file is left, and the notice says how to go on.
-    stopping = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        with console.BatchProgress(len(jobs), expected, label, quiet) as progress:
-
-            def lane(corrector: Corrector) -> Stages:
-                return Stages(
-                    read=lambda job: read_job(job, quiet),
-                    compute=lambda job, photo: compute(
-                        corrector, photo, partial(progress.photo_progress, job, photo.megapixels)
-                    ),
-                    write=write,
-                )
-
-            def record(outcome: Outcome) -> None:
-                outcomes.append(outcome)
-                progress.update(outcome)
-
-            summary = run_jobs(
-                jobs,
-                [lane(corrector) for corrector in correctors],
-                overwrite=overwrite,
-                skip_existing=skip_existing,
-                on_outcome=record,
-                handled=(PhotoFileError, PhotoOutOfMemoryError),
-                depth=depth,
-            )
-    except KeyboardInterrupt:
-        summary = interrupted_summary(jobs, outcomes, time.perf_counter() - started)
-        instead = " in place of --overwrite" if overwrite else ""
-        console.notice(
-            f"interrupted: {summary.count('done')} of {len(jobs)} written, none half-written; "
-            f"run the same command with --skip-existing{instead} to do the rest"
-        )
-    finally:
-        signal.signal(signal.SIGTERM, stopping)
-    summary.missing = missing
-    return summary
-
-
-def read_input(path: Path, quiet: bool) -> Photo:
-    """``read_photo``, with a notice when the file holds more pictures than the one recnet reads, or
-    metadata too damaged to copy."""
-    photo = read_photo(path)
-    for notice in (photo.unread_frames_notice, photo.damaged_metadata_notice):
-        if notice and not quiet:
-            console.notice(f"{path}: {notice}")
-    return photo
-
-
-def read_job(job: Job, quiet: bool) -> Photo:
-    """The job's photo, once its output's format is known to hold a picture that size (before the model runs
-    for minutes on a panorama too wide for JPEG)."""
-    photo = read_input(job.source, quiet)
-    check_output_size(job.target, photo)
-    return photo
 
 
 @command()

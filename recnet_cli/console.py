@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -31,6 +32,12 @@ def error(message: str) -> None:
     """One line, naming the file and the reason; never a traceback. (Messages are plain text: a file
     named ``IMG [best].jpg`` must not be read as Rich markup.)"""
     err.print(Text.assemble(("error:", "bold red"), " ", message))
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Prints a one-line error and returns the exit to raise."""
+    error(message)
+    return typer.Exit(code)
 
 
 def notice(message: str) -> None:

@@ -32,10 +32,11 @@ from typer.testing import CliRunner
 from recnet_cli import batch, engine, imaging
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Job
-from recnet_cli.cli import app, finish, run_batch
+from recnet_cli.cli import app
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import Photo
 from recnet_cli.model import RECNet
+from recnet_cli.runner import finish, run_batch
 from recnet_cli.train.data import read_rgb
 
 TRAIN_PHOTOS = Path(__file__).parent / "data" / "train-photos"
@@ -382,7 +383,7 @@ def test_gpu_lanes_read_ahead_as_far_as_the_largest_photo_allows(
         depths.append(depth)
         return batch.run_jobs(*args, depth=depth, **kwargs)
 
-    monkeypatch.setattr("recnet_cli.cli.run_jobs", run_jobs_noting_the_depth)
+    monkeypatch.setattr("recnet_cli.runner.run_jobs", run_jobs_noting_the_depth)
     gpu = types.SimpleNamespace(device=torch.device("cuda"))  # run_batch only asks where a lane runs
 
     def write(job: Job, photo: Photo, computed: Photo) -> float:
