@@ -44,6 +44,7 @@ from recnet_cli.runner import (
     notice_run,
     open_models,
     read_input,
+    refuse_device_list,
     refuse_unwritable_output,
     run_batch,
     show_plan,
@@ -96,7 +97,8 @@ app = typer.Typer(
     name="recnet",
     cls=RecnetGroup,
     help="Correct photos with mixed over- and under-exposure (blown skies and crushed shadows in one frame) "
-    "with RECNet.",
+    "with RECNet.\n\n[dim]Start with:[/]  recnet correct photo.jpg   (writes photo_recnet.jpg; "
+    "recnet correct --help says more)",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -238,7 +240,8 @@ ShardOpt = Annotated[
     typer.Option(
         metavar="K/N",
         help="Process only part K of N of the inputs (1 <= K <= N), to split a collection "
-        "over N machines that see the same files, e.g. --shard $SLURM_ARRAY_TASK_ID/8.",
+        "over N machines that see the same files, e.g. --shard $((SLURM_ARRAY_TASK_ID+1))/8 (array "
+        "indices count from 0).",
     ),
 ]
 
@@ -591,7 +594,10 @@ def mask(
 
 @command()
 def models(as_json: JsonOpt = False) -> None:
-    """List the bundled models and the RECNet models in the Hugging Face cache."""
+    """List the bundled models and the RECNet models in the Hugging Face cache.
+
+    [dim]Example:[/]  recnet models --json
+    """
     from rich.markup import escape
     from rich.table import Table
 
@@ -619,7 +625,10 @@ def download_command(
         typer.Argument(metavar="REPO", help="Hub reference: org/name, org/name@revision or org/name:file."),
     ],
 ) -> None:
-    """Fetch a model from the Hugging Face Hub into the local cache, for use offline later."""
+    """Fetch a model from the Hugging Face Hub into the local cache, for use offline later.
+
+    [dim]Example:[/]  recnet download org/recnet-mixed@v1
+    """
     from recnet_cli.weights import WeightsError, download
 
     try:
@@ -741,6 +750,7 @@ def train(
             regime_shares = parse_regimes(regimes)
         except ValueError as exc:
             raise fail(f"--regimes: {exc}") from None
+    refuse_device_list(device)
     if resume_run is None and precision is Precision.bf16 and on_cpu(device):
         console.notice(
             "bf16 on the CPU trains several times slower than fp32 (4.5x per step on a 2-core AMD EPYC); "
@@ -930,7 +940,7 @@ def evaluate(
     save: Annotated[
         Path | None,
         typer.Option(
-            metavar="FOLDER", help="Also write the corrected images to this folder, as <input name>.png."
+            metavar="FOLDER", help="Also write the corrected images to this folder, as <input stem>.png."
         ),
     ] = None,
     overwrite: OverwriteOpt = False,

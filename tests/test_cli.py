@@ -950,6 +950,7 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str,
         ([*photos, *quick, "--init", "nothing-like-it"], "nothing-like-it: not a model file"),
         (["--photos", str(tmp_path / "nowhere"), *quick], f"{tmp_path / 'nowhere'}: no such folder"),
         (["--resume", str(tmp_path / "run"), "--steps", "10"], "--out, --steps: --resume continues"),
+        ([*photos, *quick, "--device", "cpu,cpu"], "--device cpu,cpu: this command runs on one device"),
     ]:
         result = run(["train", "--out", str(tmp_path / "run"), *options], env)
         lines = result.stderr.strip().splitlines()
