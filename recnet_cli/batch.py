@@ -196,8 +196,8 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
             found = [Source(path, Path(path.name))]
         elif glob.has_magic(text):
             files = [p for p in sorted(map(Path, glob.glob(text, recursive=recursive))) if p.is_file()]
-            base = pattern_base(path)  # an output folder mirrors the sub-folders the pattern spans
-            found = [Source(p, p.relative_to(base), from_folder=True) for p in files if is_image(p)]
+            base = pattern_base(path)
+            found = [Source(p, pattern_relative(p, base), from_folder=True) for p in files if is_image(p)]
             reason = "no images match this pattern" + other_files(files)
         else:
             found, reason = [], "no such file or folder"
@@ -215,6 +215,13 @@ def pattern_base(pattern: Path) -> Path:
             break
         fixed.append(part)
     return Path(*fixed)
+
+
+def pattern_relative(path: Path, base: Path) -> Path:
+    """A pattern's match below the pattern's fixed start, which an output folder mirrors (its name alone
+    where the pattern climbs with ``..``)."""
+    relative = path.relative_to(base)
+    return Path(path.name) if ".." in relative.parts else relative
 
 
 def folder_hint(folder: Path, files: Sequence[Path], recursive: bool) -> str:

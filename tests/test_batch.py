@@ -99,6 +99,12 @@ def test_an_output_folder_mirrors_the_sub_folders_a_pattern_spans(shots: Path, t
         ("day/sub/d.webp", None),
     ]
     assert pattern_base(Path("*.jpg")) == Path() and pattern_base(Path("/a/b[0-9]/c")) == Path("/a")
+    (shots / "out" / "day").mkdir(parents=True)
+    (shots / "out" / "day" / "c.tif").write_bytes(b"x")  # an earlier run's output, inside the pattern
+    spanned, _ = find_sources([str(shots / "**" / "c.tif")], recursive=True)
+    assert [s.path for s in earlier_outputs(spanned, shots / "out", "")] == [shots / "out" / "day" / "c.tif"]
+    climbing, _ = find_sources([str(shots / "d*" / ".." / "*.jpg")])
+    assert [source.relative for source in climbing] == [Path("a.jpg")]
 
 
 def test_inputs_that_give_no_image_say_why(shots: Path, tmp_path: Path) -> None:
