@@ -611,7 +611,9 @@ def models(as_json: JsonOpt = False) -> None:
         console.err.print("No models yet: none bundled in weights/ and none in the Hugging Face cache.")
         return
     table = Table(title="RECNet models")
-    for column in ("name", "where", "size", "about"):
+    # The name is what --model takes: whole on a narrow terminal, where the other columns wrap.
+    table.add_column("name", no_wrap=True, min_width=max(len(entry.row()[0]) for entry in entries))
+    for column in ("where", "size", "about"):
         table.add_column(column)
     for entry in entries:
         table.add_row(*map(escape, entry.row()))  # names are plain text, not Rich markup

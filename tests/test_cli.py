@@ -821,6 +821,8 @@ def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, st
         assert any("acme/recnet-test/resolve/main/model.safetensors" in r for r in hub.requests)
     listed = run(["models", "--json"], env)
     assert [entry["name"] for entry in json.loads(listed.stdout)] == ["acme/recnet-test"]
+    narrow = run(["models"], {**env, "COLUMNS": "40"})  # the name --model takes is never cut
+    assert narrow.returncode == 0 and "│ acme/recnet-test │" in narrow.stdout
     offline = run(["correct", str(source), "--model", "acme/recnet-test", "--quiet"], env)
     assert offline.returncode == 0, offline.stderr
     assert (tmp_path / "shot_recnet.png").exists()
