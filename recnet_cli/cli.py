@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from enum import Enum
 from functools import partial
@@ -753,6 +754,8 @@ def train(
         except ValueError as exc:
             raise fail(f"--regimes: {exc}") from None
     refuse_device_list(device)
+    if not 0 < lr < math.inf:
+        raise fail(f"--lr {lr:g}: use a positive learning rate, such as 1e-4")
     if resume_run is None and precision is Precision.bf16 and on_cpu(device):
         console.notice(
             "bf16 on the CPU trains several times slower than fp32 (4.5x per step on a 2-core AMD EPYC); "

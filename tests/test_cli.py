@@ -953,6 +953,8 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str,
         (["--photos", str(tmp_path / "nowhere"), *quick], f"{tmp_path / 'nowhere'}: no such folder"),
         (["--resume", str(tmp_path / "run"), "--steps", "10"], "--out, --steps: --resume continues"),
         ([*photos, *quick, "--device", "cpu,cpu"], "--device cpu,cpu: this command runs on one device"),
+        ([*photos, *quick, "--lr", "nan"], "--lr nan: use a positive learning rate"),
+        ([*photos, *quick, "--lr", "-1"], "--lr -1: use a positive learning rate"),
     ]:
         result = run(["train", "--out", str(tmp_path / "run"), *options], env)
         lines = result.stderr.strip().splitlines()
