@@ -270,8 +270,10 @@ def earlier_outputs(sources: Sequence[Source], output: Path | None, suffix: str)
 
     def written_by_recnet(source: Source) -> bool:
         path = source.path
-        folders = path.resolve().parents  # the input folder is folders[len(source.relative.parts) - 1]
-        if inner_output in folders and inner_output != folders[len(source.relative.parts) - 1]:
+        # The folder (or pattern's fixed start) it was found in, ``relative`` being the rest of its path.
+        root = Path(os.path.abspath(path)).parents[len(source.relative.parts) - 1].resolve()
+        inside_output = inner_output is not None and inner_output in path.resolve().parents
+        if inside_output and root in inner_output.parents:
             return True
         named_after = (path.stem[: -len(ending)] for ending in endings if path.stem.endswith(ending))
         return any((path.parent, stem) in stems for stem in named_after)
@@ -539,17 +541,19 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
     """The outcome of a job that must not run (refused, or its output exists), else None; touches nothing.
 
     Commands write a job's companions before its target, so a target that exists marks a finished job,
-    which ``skip_existing`` passes over; companions without their target were left by a run that stopped
-    part way, and ``skip_existing`` redoes that job, replacing them.
+    which ``skip_existing`` passes over. Companions without their target may be what a run that stopped
+    part way left, or a user's files: only ``overwrite`` replaces them.
     """
     if job.problem:
         return Outcome(job, "failed", job.problem)
     existing = [path for path in job.outputs if os.path.lexists(path)]  # a dangling link is kept too
     if not existing or overwrite:
         return None
-    if not skip_existing:
-        return Outcome(job, "failed", f"output {existing[0]} exists (use --overwrite or --skip-existing)")
-    return Outcome(job, "skipped", "output exists") if existing[0] == job.target else None
+    if existing[0] != job.target:
+        return Outcome(job, "failed", f"output {existing[0]} exists, but not {job.target} (use --overwrite)")
+    if skip_existing:
+        return Outcome(job, "skipped", "output exists")
+    return Outcome(job, "failed", f"output {existing[0]} exists (use --overwrite or --skip-existing)")
 
 
 def output_folder_problem(job: Job, *, create: bool = True) -> Outcome | None:

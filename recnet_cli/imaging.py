@@ -437,7 +437,10 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
 
 
 def header_megapixels(path: str | os.PathLike[str]) -> float:
-    """The image's size in megapixels from its header, without decoding it; 0 when it cannot be read."""
+    """The image's size in megapixels from its header, without decoding it; 0 when it cannot be read
+    (or should not be: a FIFO would block)."""
+    if input_file_problem(path):
+        return 0.0
     enable_heif()
     try:
         with Image.open(path) as image:

@@ -177,7 +177,7 @@ def test_a_link_at_the_output_counts_as_an_existing_output_even_when_it_leads_no
     assert refusal(job, overwrite=True, skip_existing=False) is None
 
 
-def test_skip_existing_passes_over_finished_jobs_and_redoes_ones_that_stopped_before_the_photo(
+def test_skip_existing_passes_over_finished_jobs_and_leaves_lone_companions_to_overwrite(
     tmp_path: Path,
 ) -> None:
     def job(name: str) -> Job:
@@ -192,9 +192,16 @@ def test_skip_existing_passes_over_finished_jobs_and_redoes_ones_that_stopped_be
         path.write_bytes(b"earlier")
     assert refusal(finished, overwrite=False, skip_existing=True).status == "skipped"
     assert refusal(mask_added_later, overwrite=False, skip_existing=True).status == "skipped"
-    assert refusal(stopped, overwrite=False, skip_existing=True) is None
-    refused = refusal(stopped, overwrite=False, skip_existing=False)
-    assert refused.status == "failed" and refused.reason.startswith(f"output {stopped.companions[0]} exists")
+    for skip_existing in (
+        True,
+        False,
+    ):  # a companion alone may be a user's file: only --overwrite replaces it
+        refused = refusal(stopped, overwrite=False, skip_existing=skip_existing)
+        assert (refused.status, refused.reason) == (
+            "failed",
+            f"output {stopped.companions[0]} exists, but not {stopped.target} (use --overwrite)",
+        )
+    assert refusal(stopped, overwrite=True, skip_existing=False) is None
 
 
 def test_an_empty_input_name_is_not_taken_for_the_current_folder() -> None:
@@ -257,6 +264,12 @@ def test_an_output_folder_inside_the_input_folder_is_passed_over_but_not_the_inp
     assert [s.relative.as_posix() for s in passed_over] == ["fixed/a.jpg", "fixed/day/b.jpg"]
     assert earlier_outputs(sources, shots, suffix="_recnet") == []  # refused later: it is the input
     assert earlier_outputs(sources, tmp_path / "elsewhere", suffix="_recnet") == []
+    assert earlier_outputs(sources, tmp_path, suffix="_recnet") == []  # a folder above the input folder
+    elsewhere = touch(tmp_path / "elsewhere", "x.jpg")
+    (shots / "day" / "sub").mkdir()
+    (shots / "day" / "sub" / "link.jpg").symlink_to(elsewhere / "x.jpg")  # into the output folder
+    linked, _ = find_sources([str(shots)], recursive=True)
+    assert earlier_outputs(linked, elsewhere, suffix="_recnet") == []
 
 
 def test_an_output_named_like_an_image_must_be_a_folder_for_several_images(tmp_path: Path) -> None:

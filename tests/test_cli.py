@@ -188,18 +188,22 @@ def test_running_twice_on_a_folder_does_not_correct_its_own_outputs(
     assert not (tmp_path / "fixed.png").exists()
 
 
-def test_skip_existing_redoes_a_photo_whose_run_stopped_after_its_mask(
+def test_a_mask_without_its_photo_is_kept_unless_overwrite_and_the_photo_is_written_last(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
     photo = make_photo(tmp_path / "a.png")
     out = tmp_path / "out"
     out.mkdir()
-    (out / "a_mask.png").write_bytes(b"left by a run that stopped on a full disk")
-    command = ["correct", str(photo), "-o", str(out), "--model", str(model_file), "--save-mask"]
-    resumed = run([*command, "--skip-existing"], env)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "corrected 1, skipped 0, failed 0" in resumed.stderr
     mask, corrected = out / "a_mask.png", out / "a.png"
+    mask.write_bytes(b"left by a run that stopped on a full disk, or the user's own")
+    command = ["correct", str(photo), "-o", str(out), "--model", str(model_file), "--save-mask"]
+    kept = run([*command, "--skip-existing"], env)
+    assert (
+        kept.returncode == 1 and f"output {mask} exists, but not {corrected} (use --overwrite)" in kept.stderr
+    )
+    assert mask.read_bytes().startswith(b"left by") and not corrected.exists()
+    redone = run([*command, "--overwrite"], env)
+    assert redone.returncode == 0, redone.stderr
     with Image.open(mask) as picture:
         assert picture.size == (72, 48)
     assert mask.stat().st_mtime_ns <= corrected.stat().st_mtime_ns  # the photo last: it marks the job done

@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -1314,6 +1315,12 @@ def test_a_fifo_or_device_is_refused_before_it_is_opened(tmp_path: Path) -> None
     assert_read_error(fifo, "a FIFO, not a photo file")
     (tmp_path / "noise.jpg").symlink_to("/dev/urandom")
     assert_read_error(tmp_path / "noise.jpg", "a device, not a photo file")
+    # The progress bar reads each input's header first: a FIFO is not opened there either.
+    header = threading.Thread(target=lambda: sizes.append(imaging.header_megapixels(fifo)), daemon=True)
+    sizes: list[float] = []
+    header.start()
+    header.join(timeout=10)
+    assert sizes == [0.0]
 
 
 def test_an_output_whose_name_is_as_long_as_names_can_be_is_written(tmp_path: Path) -> None:
