@@ -371,11 +371,6 @@ def correct(
     """
     if report and (output is None or output.suffix.lower() in IMAGE_EXTENSIONS):
         raise fail("--report needs an output folder: -o FOLDER")
-    if report:
-        from recnet_cli.viz.report import report_problem
-
-        if problem := report_problem(output, overwrite):
-            raise fail(problem)
     save_mask = save_mask or report
     tags = ("mask",) * save_mask + ("features",) * save_features
     refuse_both(overwrite, skip_existing)
@@ -390,6 +385,11 @@ def correct(
         quiet=quiet,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
+    if report:
+        from recnet_cli.viz.report import report_problem
+
+        if problem := report_problem(output, overwrite, [job.target for job in jobs]):
+            raise fail(problem)
     amount = parse_strength(strength)
     if dry_run:
         show_plan(jobs, missing, overwrite, skip_existing, "correct", as_json)

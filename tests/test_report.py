@@ -32,12 +32,20 @@ def test_exposure_stats_count_clipped_highlights_and_crushed_shadows() -> None:
     assert stats.mean_luma == pytest.approx((20 * reddish + 50 * grey) / 100 / 255, rel=1e-5)
 
 
+def written(target: Path, content: bytes = b"corrected") -> Path:
+    """An output file, as the batch writes it before its card."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(content)
+    return target
+
+
 def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) -> None:
     out = tmp_path / "out"
     source = tmp_path / "in" / "a <b>&'q.jpg"
     target = out / "sub" / source.name
     builder = ReportBuilder(out)
     photo = np.random.default_rng(0).random((40, 60, 3), dtype=np.float32)
+    written(target)
     builder.add(source, target, photo, photo**0.5, np.zeros((40, 60, 3), np.uint8), strength=0.42)
     summary = Summary(
         outcomes=[
@@ -100,13 +108,42 @@ def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run
     assert [name for name, _ in card_notes(out / REPORT_NAME)] == ["two.png"]
 
 
+def test_an_earlier_card_is_shown_only_while_it_is_whole_and_its_output_unchanged(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    photo = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
+    long_name = "n" * 251 + ".jpg"  # 255 bytes: its previews' names are cut, and told apart by a hash
+    jobs = [Job(tmp_path / name, written(out / name)) for name in ("a.jpg", "b.jpg", "c.jpg", long_name)]
+    first = ReportBuilder(out)
+    for job in jobs:
+        first.add(job.source, job.target, photo, photo, np.zeros((20, 30, 3), np.uint8), strength=0.5)
+    cards = {job.target.name: out / first.preview(job.target, "card.json") for job in jobs}
+    assert all(len(os.fsencode(path.name)) <= 255 for path in cards.values())
+    card = json.loads(cards["b.jpg"].read_text())
+    cards["b.jpg"].write_text(json.dumps({**card, "mask": None}))  # edited by hand
+    card = json.loads(cards["c.jpg"].read_text())
+    cards["c.jpg"].write_text(json.dumps({**card, "strength": "abc"}))
+    written(out / "a.jpg", b"written again since, without a report")
+    later = ReportBuilder(out)
+    later.write(Summary([Outcome(job, "skipped", "output exists") for job in jobs]), "m", "cpu")
+    assert list(later.earlier) == [jobs[3].source]
+    assert [name for name, _ in card_notes(out / REPORT_NAME)] == [long_name]
+
+
+def test_a_report_cannot_go_where_a_folder_of_photos_is_or_would_be(tmp_path: Path) -> None:
+    assert report_problem(tmp_path, False, [tmp_path / "day" / "a.jpg"]) is None
+    problem = f"{tmp_path / REPORT_NAME} is a folder of photos, and the report goes in a file of that name"
+    assert report_problem(tmp_path, False, [tmp_path / REPORT_NAME / "a.jpg"]).startswith(problem)
+    (tmp_path / REPORT_NAME).mkdir()
+    assert report_problem(tmp_path, True).startswith(problem)
+
+
 def test_report_links_and_shows_a_name_that_is_not_utf_8(tmp_path: Path) -> None:
     out = tmp_path / "out"
     name = os.fsdecode(b"x\xff.jpg")  # Linux names are bytes; this one has no UTF-8 reading
     source, target = tmp_path / name, out / name
     builder = ReportBuilder(out)
     photo = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
-    builder.add(source, target, photo, photo, np.zeros((20, 30, 3), np.uint8))
+    builder.add(source, written(target), photo, photo, np.zeros((20, 30, 3), np.uint8))
     page = builder.write(Summary(outcomes=[Outcome(Job(source, target), "done")]), "m", "cpu").read_bytes()
     assert b'href="x%FF.jpg"' in page and b">x?.jpg<" in page
 

@@ -9,11 +9,13 @@ itself (cards, slider, mask toggle, images) and writes the result as JSON into `
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,6 +27,7 @@ from recnet_cli.metrics import to_uint8
 from recnet_cli.viz.draw import luminance
 
 REPORT_NAME = "report.html"
+_LONGEST_PREVIEW_STEM = 200  # bytes of an output's name in its previews' names (255 at most in all)
 PREVIEW_FOLDER = ".recnet-report"
 _GENERATOR = b'<meta name="generator" content="recnet">'
 PREVIEW_LONG_SIDE = 1280
@@ -62,11 +65,23 @@ class Card:
     before_stats: ExposureStats
     after_stats: ExposureStats
     strength: float  # the share of the model's correction the photo got
+    stamp: list[int]  # the output's size and modification time (ns) when the card was made
 
     @classmethod
     def from_dict(cls, fields: dict) -> Card:
+        """A card read back from its JSON; raises ValueError (or TypeError, KeyError) for anything else."""
         stats = {key: ExposureStats(**fields[key]) for key in ("before_stats", "after_stats")}
-        return cls(**{**fields, **stats})
+        card = cls(**{**fields, **stats})
+        links = (card.name, card.output, card.before, card.after, card.mask)
+        numbers = (card.strength, *astuple(card.before_stats), *astuple(card.after_stats))
+        if not (
+            all(isinstance(link, str) for link in links)
+            and all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)
+            and isinstance(card.stamp, list)
+            and [type(n) for n in card.stamp] == [int, int]
+        ):
+            raise ValueError("not a report card")
+        return card
 
 
 class ReportBuilder:
@@ -82,9 +97,13 @@ class ReportBuilder:
         self.earlier: dict[Path, Card] = {}  # photos skipped in this run, as an earlier run reported them
 
     def preview(self, target: Path, kind: str) -> Path:
-        """Where a preview (or the card) of the output ``target`` goes, relative to the report's folder."""
+        """Where a preview (or the card) of the output ``target`` goes, relative to the report's folder: its
+        name and ``kind``, with a long name cut and told apart by a hash so that it still fits."""
         relative = Path(os.path.relpath(target, self.folder))
-        return Path(PREVIEW_FOLDER) / relative.parent / f"{relative.name}-{kind}"
+        name = os.fsencode(relative.name)
+        if len(name) > _LONGEST_PREVIEW_STEM:
+            name = name[: _LONGEST_PREVIEW_STEM - 13] + b"-" + hashlib.sha1(name).hexdigest()[:12].encode()
+        return Path(PREVIEW_FOLDER) / relative.parent / f"{os.fsdecode(name)}-{kind}"
 
     def add(
         self,
@@ -114,6 +133,7 @@ class ReportBuilder:
             before_stats=exposure_stats(photo),
             after_stats=exposure_stats(corrected),
             strength=strength,
+            stamp=output_stamp(target),
             **links,
         )
         with atomic_output(self.folder / self.preview(target, "card.json")) as temporary:
@@ -121,12 +141,14 @@ class ReportBuilder:
         self.cards[source] = card
 
     def add_earlier(self, source: Path, target: Path) -> None:
-        """The card an earlier run wrote for ``target``, if it and its previews are still there."""
+        """The card an earlier run wrote for ``target``, if it, its previews and the output it shows are
+        still there (an output written again since, without a report, leaves its card out)."""
         try:
             card = Card.from_dict(json.loads((self.folder / self.preview(target, "card.json")).read_bytes()))
+            current = card.stamp == output_stamp(target)
         except (OSError, ValueError, TypeError, KeyError):  # none, or not one this version can read
             return
-        if all((self.folder / link).is_file() for link in (card.before, card.after, card.mask)):
+        if current and all((self.folder / link).is_file() for link in (card.before, card.after, card.mask)):
             self.earlier[source] = card
 
     def write(self, summary: Summary, model: str, device: str, strength: float | str = 1.0) -> Path:
@@ -141,12 +163,21 @@ class ReportBuilder:
         return path
 
 
-def report_problem(folder: Path, overwrite: bool) -> str | None:
+def output_stamp(target: Path) -> list[int]:
+    """The output's size and modification time in nanoseconds."""
+    status = os.stat(target)
+    return [status.st_size, status.st_mtime_ns]
+
+
+def report_problem(folder: Path, overwrite: bool, targets: Iterable[Path] = ()) -> str | None:
     """Why ``report.html`` and its previews cannot go in ``folder``: a file where the previews' folder
-    goes, or a report.html that recnet did not write (without ``overwrite``); None when they can."""
+    goes, a folder where the page goes (or one that the outputs ``targets`` would make), or a report.html
+    that recnet did not write (without ``overwrite``); None when they can."""
     previews, page = folder / PREVIEW_FOLDER, folder / REPORT_NAME
     if previews.exists() and not previews.is_dir():
         return f"{previews} is a file, and the report's previews go in a folder of that name: move it"
+    if os.path.isdir(page) or any(page in target.parents for target in targets):
+        return f"{page} is a folder of photos, and the report goes in a file of that name: choose another -o"
     if page.is_file() and not overwrite and _GENERATOR not in page.read_bytes()[:1024]:
         return f"{page} exists and is not a recnet report: move it, or use --overwrite"
     return None
