@@ -71,7 +71,7 @@ def normalise_extension(ext: str | None) -> str | None:
         return None
     given, ext = ext, ext.lower() if ext.startswith(".") else f".{ext.lower()}"
     if ext not in IMAGE_EXTENSIONS:
-        shown = given if given.strip() else repr(given)
+        shown = given if given.isprintable() and given.strip() == given != "" else repr(given)
         raise fail(f"--ext {shown}: unsupported format (use {OUTPUT_CHOICES}{install_hint(ext)})")
     return ext
 

@@ -43,6 +43,7 @@ from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfHubHTTPError,
+    HFValidationError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -209,8 +210,8 @@ def download(ref: str) -> Path:
 
 def fetch_from_hub(ref: HubRef) -> Path:
     """The cached file of a Hub reference, downloaded when the Hub has it and the cache does not."""
-    offline = constants.is_offline_mode() or not hub_reachable(ref)
     try:
+        offline = constants.is_offline_mode() or not hub_reachable(ref)
         path = hub_download(ref, ref.filename, offline)
     except Exception as error:  # huggingface_hub raises many types; all become one line for the user
         raise hub_error(ref, error) from error
@@ -270,6 +271,8 @@ def hub_error(ref: HubRef, error: Exception) -> WeightsError:
         return ModelNotFoundError(f"{name}: file {ref.filename} not found in {ref.repo_id} on the Hub")
     if isinstance(error, HfHubHTTPError):
         return WeightsError(f"{name}: the Hub answered HTTP {error.response.status_code}")
+    if isinstance(error, HFValidationError):
+        return WeightsError(f"{name}: not a valid Hub name ({first_line(error)})")
     return WeightsError(f"{name}: download failed ({type(error).__name__}: {first_line(error)})")
 
 

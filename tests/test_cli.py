@@ -751,7 +751,13 @@ def test_an_output_name_in_a_format_recnet_cannot_write_is_refused(
         assert result.returncode == 2 and len(lines) == 1
         assert lines[0].startswith(f"error: -o {tmp_path / name}: cannot write {name[4:]} files")
         assert not (tmp_path / name).exists()  # not made into a folder either
-    for ext, shown in [("gif", "gif"), (".GIF", ".GIF"), ("", "''")]:  # as typed, an empty one quoted
+    for ext, shown in [
+        ("gif", "gif"),
+        (".GIF", ".GIF"),
+        ("", "''"),
+        ("jpeg ", "'jpeg '"),
+        ("jpg\n", "'jpg\\n'"),
+    ]:
         result = run(["correct", str(photo), "--ext", ext, "--dry-run"], env)
         assert result.returncode == 2 and result.stderr.startswith(
             f"error: --ext {shown}: unsupported format"

@@ -403,6 +403,8 @@ def test_unknown_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wei
     )
     with pytest.raises(WeightsError, match=r"^mini: not a Hub reference"):
         download("mini")
+    for name in ("org/a..b", "org/ok--x", "org/" + "y" * 256):  # what the Hub's own checks refuse
+        assert load_error(name).startswith(f"{name}: not a valid Hub name (")
 
 
 def test_a_folder_is_not_taken_for_a_model_file_or_a_hub_reference(
