@@ -1,3 +1,3 @@
-from recnet_cli.cli import app
+from recnet_cli.cli import run
 
-app(prog_name="recnet")
+run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 from enum import Enum
 from functools import partial
 from pathlib import Path
@@ -1089,3 +1090,10 @@ def bench(
         f"{', '.join(settings)}: best {timing['best_seconds']:.3f} s, "
         f"median {timing['median_seconds']:.3f} s ({timing['megapixels_per_second']:.2f} MP/s){memory}"
     )
+
+
+def run() -> None:
+    """The ``recnet`` program: a scheduler's stop (SIGTERM: kill, docker stop, SLURM's time limit) ends
+    it as Ctrl-C does, at any point (exit 130), and a batch says how far it got."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    app(prog_name="recnet")

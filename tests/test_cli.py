@@ -29,7 +29,7 @@ from fake_hub import FakeHub
 from PIL import Image, ImageCms
 from typer.testing import CliRunner
 
-from recnet_cli import batch, engine, imaging
+from recnet_cli import batch, cli, engine, imaging
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Job
 from recnet_cli.cli import app
@@ -258,6 +258,17 @@ def test_ctrl_c_or_sigterm_says_how_far_the_batch_got_and_how_to_go_on(
     assert [(entry["input"], entry["status"]) for entry in report["files"]] == [
         (str(job.source), status) for job, status in zip(jobs, ["done", "done", "not run"], strict=True)
     ]
+
+
+def test_the_program_takes_sigterm_as_ctrl_c_from_its_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[object] = []
+    monkeypatch.setattr(cli, "app", lambda prog_name: seen.append(signal.getsignal(signal.SIGTERM)))
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        cli.run()  # the entry point of the `recnet` program
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert seen == [signal.default_int_handler]
 
 
 def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[str, str]) -> None:
