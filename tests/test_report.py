@@ -87,7 +87,8 @@ def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run
     command = ["correct", str(shots), "-o", str(out), "--report", "--model", str(model_file), "--strength"]
     first = run([*command, "0.7"], env)
     assert first.returncode == 0, first.stderr
-    (out / "two.png").unlink()  # as if the first run had been interrupted before two.png
+    for name in ("two.png", "two_mask.png"):  # as if the first run had been interrupted before two.png
+        (out / name).unlink()
     resumed = run([*command, "0.3", "--skip-existing"], env)
     assert resumed.returncode == 0, resumed.stderr
     assert "<strong>1</strong> corrected, <strong>1</strong> skipped" in (out / REPORT_NAME).read_text(
@@ -103,6 +104,7 @@ def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run
 
     (out / PREVIEW_FOLDER / "one.png-after.jpg").unlink()  # a card whose previews are gone is left out
     (out / "two.png").unlink()
+    (out / "two_mask.png").unlink()
     again = run([*command, "0.3", "--skip-existing"], env)
     assert again.returncode == 0, again.stderr
     assert [name for name, _ in card_notes(out / REPORT_NAME)] == ["two.png"]
