@@ -603,9 +603,12 @@ def models(as_json: JsonOpt = False) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from recnet_cli.weights import list_models
+    from recnet_cli.weights import WeightsError, list_models
 
-    entries = list_models()
+    try:
+        entries = list_models()
+    except WeightsError as exc:
+        raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
         return
@@ -901,6 +904,9 @@ def calibrate(
     except (ValueError, OSError) as exc:
         raise fail(error_line(exc)) from None
     (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
+    model_files = {path.resolve() for path in (loaded.path, loaded.path.with_suffix(".json"))}
+    if any(path.resolve() in model_files for path in written):  # not even with --overwrite
+        raise fail(f"-o {output}: that is the model being calibrated ({loaded.source}); write to a new file")
     with console.counting(data.photos, "Calibrating", "photos", quiet) as count_one:
         try:
             calibration, scores = fit_strength(corrector, data, count_one)

@@ -570,6 +570,9 @@ def cached_hub_models() -> list[ModelEntry]:
         cache = scan_cache_dir(constants.HF_HUB_CACHE)
     except CacheNotFound:
         return []
+    except (ValueError, OSError) as error:  # a file where the cache goes, an unreadable folder
+        why = first_line(error)
+        raise WeightsError(f"{constants.HF_HUB_CACHE}: cannot read the Hugging Face cache ({why})") from None
     entries = []
     for repo in sorted(cache.repos, key=lambda repo: repo.repo_id):
         if repo.repo_type != "model":

@@ -564,6 +564,10 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     assert card["description"] == "untrained test fixture"  # the model's card is kept
     assert card["auto_strength"]["features"] == "exposure-v1"
     assert calibrated.with_suffix(".md").is_file()
+    before = calibrated.read_bytes()
+    in_place = run([*arguments[:-1], str(calibrated), "--model", str(calibrated), "--overwrite"], env)
+    assert in_place.returncode == 2 and "that is the model being calibrated" in in_place.stderr
+    assert calibrated.read_bytes() == before
 
     photos = tmp_path / "photos"
     photos.mkdir()

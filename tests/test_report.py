@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from conftest import make_photo, run
 from PIL import Image
 
 from recnet_cli.batch import Job, Outcome, Summary
+from recnet_cli.imaging import ImageWriteError
 from recnet_cli.viz.report import PREVIEW_FOLDER, REPORT_NAME, ReportBuilder, exposure_stats, report_problem
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -113,22 +115,26 @@ def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run
 def test_an_earlier_card_is_shown_only_while_it_is_whole_and_its_output_unchanged(tmp_path: Path) -> None:
     out = tmp_path / "out"
     photo = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
-    long_name = "n" * 251 + ".jpg"  # 255 bytes: its previews' names are cut, and told apart by a hash
-    jobs = [Job(tmp_path / name, written(out / name)) for name in ("a.jpg", "b.jpg", "c.jpg", long_name)]
+    long_name = "é" * 125 + "n.jpg"  # 255 bytes: its previews' names are cut, and told apart by a hash
+    names = ("a.jpg", "b.jpg", "c.jpg", "d.jpg", long_name)
+    jobs = [Job(tmp_path / name, written(out / name)) for name in names]
     first = ReportBuilder(out)
     for job in jobs:
         first.add(job.source, job.target, photo, photo, np.zeros((20, 30, 3), np.uint8), strength=0.5)
     cards = {job.target.name: out / first.preview(job.target, "card.json") for job in jobs}
     assert all(len(os.fsencode(path.name)) <= 255 for path in cards.values())
+    assert cards[long_name].name.encode("utf-8").startswith("é".encode() * 93 + b"-")  # whole characters
     card = json.loads(cards["b.jpg"].read_text())
     cards["b.jpg"].write_text(json.dumps({**card, "mask": None}))  # edited by hand
     card = json.loads(cards["c.jpg"].read_text())
     cards["c.jpg"].write_text(json.dumps({**card, "strength": "abc"}))
+    card = json.loads(cards["d.jpg"].read_text())
+    cards["d.jpg"].write_text(json.dumps(card).replace('"strength": 0.5', '"strength": 1' + "0" * 400))
     written(out / "a.jpg", b"written again since, without a report")
     later = ReportBuilder(out)
     later.write(Summary([Outcome(job, "skipped", "output exists") for job in jobs]), "m", "cpu")
-    assert list(later.earlier) == [jobs[3].source]
-    assert [name for name, _ in card_notes(out / REPORT_NAME)] == [long_name]
+    assert list(later.earlier) == [jobs[4].source]
+    assert [unquote(name) for name, _ in card_notes(out / REPORT_NAME)] == [long_name]
 
 
 def test_a_report_cannot_go_where_a_folder_of_photos_is_or_would_be(tmp_path: Path) -> None:
@@ -137,6 +143,29 @@ def test_a_report_cannot_go_where_a_folder_of_photos_is_or_would_be(tmp_path: Pa
     assert report_problem(tmp_path, False, [tmp_path / REPORT_NAME / "a.jpg"]).startswith(problem)
     (tmp_path / REPORT_NAME).mkdir()
     assert report_problem(tmp_path, True).startswith(problem)
+    (tmp_path / "notes.txt").write_text("mine")
+    assert report_problem(tmp_path / "notes.txt", True) == (
+        f"-o {tmp_path / 'notes.txt'} is a file, and --report needs a folder: choose another -o"
+    )
+    previews = tmp_path / "out" / PREVIEW_FOLDER
+    previews.parent.mkdir()
+    previews.symlink_to(tmp_path / "nowhere")
+    assert report_problem(previews.parent, True).startswith(f"{previews} is a link to nothing")
+
+
+def test_a_preview_that_cannot_be_written_fails_its_photo_in_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    written(out / PREVIEW_FOLDER / "a.jpg-before.jpg" / "a folder's preview.jpg")  # where a.jpg's goes
+    builder = ReportBuilder(out)
+    photo = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(ImageWriteError):
+        builder.add(tmp_path / "a.jpg", written(out / "a.jpg"), photo, photo, np.zeros((8, 8, 3), np.uint8))
+    (out / "sub").mkdir()
+    written(out / PREVIEW_FOLDER / "sub")  # a file where the previews of sub/ go
+    with pytest.raises(ImageWriteError):
+        builder.add(
+            tmp_path / "b.jpg", written(out / "sub" / "b.jpg"), photo, photo, np.zeros((8, 8, 3), np.uint8)
+        )
 
 
 def test_report_links_and_shows_a_name_that_is_not_utf_8(tmp_path: Path) -> None:

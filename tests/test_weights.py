@@ -444,6 +444,16 @@ def test_parse_hub_ref(text: str, expected: tuple[str, str | None, str] | None) 
 # ---- listing ----
 
 
+def test_a_hub_cache_that_is_a_file_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    not_a_folder = tmp_path / "cache.txt"
+    not_a_folder.write_text("mine")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(not_a_folder))
+    with pytest.raises(WeightsError, match=f"^{not_a_folder}: cannot read the Hugging Face cache "):
+        list_models()
+
+
 def test_list_models_shows_bundled_and_cached_hub_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_dir: Path, small_model: RECNet
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import math
 import os
 import time
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from urllib.parse import quote
 import numpy as np
 
 from recnet_cli.batch import Summary
-from recnet_cli.imaging import atomic_output, fit_size, write_rgb8
+from recnet_cli.imaging import ImageWriteError, atomic_output, describe_os_error, fit_size, write_rgb8
 from recnet_cli.metrics import to_uint8
 from recnet_cli.viz.draw import luminance
 
@@ -76,7 +77,7 @@ class Card:
         numbers = (card.strength, *astuple(card.before_stats), *astuple(card.after_stats))
         if not (
             all(isinstance(link, str) for link in links)
-            and all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)
+            and all(type(n) in (int, float) and math.isfinite(n) for n in numbers)
             and isinstance(card.stamp, list)
             and [type(n) for n in card.stamp] == [int, int]
         ):
@@ -100,10 +101,13 @@ class ReportBuilder:
         """Where a preview (or the card) of the output ``target`` goes, relative to the report's folder: its
         name and ``kind``, with a long name cut and told apart by a hash so that it still fits."""
         relative = Path(os.path.relpath(target, self.folder))
-        name = os.fsencode(relative.name)
-        if len(name) > _LONGEST_PREVIEW_STEM:
-            name = name[: _LONGEST_PREVIEW_STEM - 13] + b"-" + hashlib.sha1(name).hexdigest()[:12].encode()
-        return Path(PREVIEW_FOLDER) / relative.parent / f"{os.fsdecode(name)}-{kind}"
+        name = relative.name
+        if len(os.fsencode(name)) > _LONGEST_PREVIEW_STEM:
+            cut = name
+            while len(os.fsencode(cut)) > _LONGEST_PREVIEW_STEM - 13:  # whole characters, and the hash
+                cut = cut[:-1]
+            name = f"{cut}-{hashlib.sha1(os.fsencode(name)).hexdigest()[:12]}"
+        return Path(PREVIEW_FOLDER) / relative.parent / f"{name}-{kind}"
 
     def add(
         self,
@@ -124,7 +128,10 @@ class ReportBuilder:
             ("mask", mask_picture),
         ):
             path = self.preview(target, f"{kind}.jpg")
-            (self.folder / path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                (self.folder / path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:  # a file (or a dangling link) where a folder of previews goes
+                raise ImageWriteError(self.folder / path, describe_os_error(error), error.errno) from error
             write_rgb8(self.folder / path, fit_size(picture, max_side=PREVIEW_LONG_SIDE), quality=85)
             links[kind] = path.as_posix()
         card = Card(
@@ -146,7 +153,7 @@ class ReportBuilder:
         try:
             card = Card.from_dict(json.loads((self.folder / self.preview(target, "card.json")).read_bytes()))
             current = card.stamp == output_stamp(target)
-        except (OSError, ValueError, TypeError, KeyError):  # none, or not one this version can read
+        except (OSError, ValueError, TypeError, KeyError, OverflowError):  # none, or not a card
             return
         if current and all((self.folder / link).is_file() for link in (card.before, card.after, card.mask)):
             self.earlier[source] = card
@@ -174,8 +181,11 @@ def report_problem(folder: Path, overwrite: bool, targets: Iterable[Path] = ()) 
     goes, a folder where the page goes (or one that the outputs ``targets`` would make), or a report.html
     that recnet did not write (without ``overwrite``); None when they can."""
     previews, page = folder / PREVIEW_FOLDER, folder / REPORT_NAME
-    if previews.exists() and not previews.is_dir():
-        return f"{previews} is a file, and the report's previews go in a folder of that name: move it"
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        return f"-o {folder} is a file, and --report needs a folder: choose another -o"
+    if os.path.lexists(previews) and not os.path.isdir(previews):  # a file, or a link to nothing
+        what = "a file" if os.path.exists(previews) else "a link to nothing"
+        return f"{previews} is {what}, and the report's previews go in a folder of that name: move it"
     if os.path.isdir(page) or any(page in target.parents for target in targets):
         return f"{page} is a folder of photos, and the report goes in a file of that name: choose another -o"
     if page.is_file() and not overwrite and _GENERATOR not in page.read_bytes()[:1024]:
