@@ -566,6 +566,8 @@ def output_folder_problem(job: Job, *, create: bool = True) -> Outcome | None:
 def folder_problem(folder: Path, *, create: bool) -> str | None:
     """Why ``folder`` cannot take outputs (a file in the way, a read-only card or share, no permission), or
     None; with ``create``, makes it and its parents first, else checks the nearest one that exists."""
+    if os.path.islink(folder) and not os.path.exists(folder):
+        return f"cannot create folder {folder}: it is a link to nothing"
     nearest = nearest_existing(folder)
     if not nearest.is_dir():
         return f"cannot create folder {folder}: {nearest} is a file"

@@ -20,6 +20,7 @@ from recnet_cli.batch import (
     find_sources,
     gpu_lane_depth,
     misnamed_output_folder,
+    output_folder_problem,
     output_taken_as_folder,
     parse_shard,
     pattern_base,
@@ -322,6 +323,14 @@ def test_a_plan_says_what_a_run_would_do_and_creates_no_folder(tmp_path: Path) -
     assert plan_outcomes(jobs, overwrite=False, skip_existing=False).outcomes[1].status == "failed"
     assert plan_outcomes(jobs, overwrite=True, skip_existing=False).outcomes[1].status == "planned"
     assert not (tmp_path / "new").exists()
+
+
+def test_a_link_to_nothing_as_the_output_folder_fails_the_plan_as_the_run(tmp_path: Path) -> None:
+    (tmp_path / "out").symlink_to(tmp_path / "nowhere")
+    job = Job(tmp_path / "a.jpg", tmp_path / "out" / "a.jpg")
+    reason = f"cannot create folder {tmp_path / 'out'}: it is a link to nothing"
+    assert plan_outcomes([job], overwrite=False, skip_existing=False).outcomes[0].reason == reason
+    assert output_folder_problem(job).reason == reason and not (tmp_path / "nowhere").exists()
 
 
 def test_a_plan_fails_inputs_the_file_system_says_cannot_be_read(tmp_path: Path) -> None:
