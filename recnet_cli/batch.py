@@ -132,6 +132,7 @@ class Summary:
     missing: list[Unmatched] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False  # Ctrl-C or SIGTERM stopped the batch
+    passed_over: list[Path] = field(default_factory=list)  # images recnet wrote on an earlier run
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -147,6 +148,7 @@ class Summary:
             "failed": self.failed,
             "not_run": self.count("not run"),
             "interrupted": self.interrupted,
+            "passed_over": [str(path) for path in self.passed_over],
             "seconds": round(self.seconds, 3),
             "files": [
                 {

@@ -375,7 +375,7 @@ def correct(
     save_mask = save_mask or report
     tags = ("mask",) * save_mask + ("features",) * save_features
     refuse_both(overwrite, skip_existing)
-    jobs, missing = collect_jobs(
+    jobs, found = collect_jobs(
         inputs,
         output,
         recursive=recursive,
@@ -393,7 +393,7 @@ def correct(
             raise fail(problem)
     amount = parse_strength(strength)
     if dry_run:
-        show_plan(jobs, missing, overwrite, skip_existing, "correct", as_json)
+        show_plan(jobs, found, overwrite, skip_existing, "correct", as_json)
     correctors, loaded = open_models(model, device, precision, tile, quiet, amount, fused=fused)
     from recnet_cli.viz.features import extract_features, feature_figure
     from recnet_cli.viz.mask import mask_overlay
@@ -430,7 +430,7 @@ def correct(
         return photo.megapixels
 
     summary = run_batch(
-        jobs, missing, correctors, compute, write, "Correcting", overwrite, skip_existing, quiet
+        jobs, found, correctors, compute, write, "Correcting", overwrite, skip_existing, quiet
     )
     about = {"model": loaded.source, "device": device_names(correctors), "strength": amount}
     if builder is not None:
@@ -561,7 +561,7 @@ def mask(
     [dim]Example:[/]  recnet mask photo.jpg --raw
     """
     refuse_both(overwrite, skip_existing)
-    jobs, missing = collect_jobs(
+    jobs, found = collect_jobs(
         inputs,
         output,
         recursive=recursive,
@@ -574,7 +574,7 @@ def mask(
         default_ext=".png",
     )
     if dry_run:
-        show_plan(jobs, missing, overwrite, skip_existing, "mask", as_json)
+        show_plan(jobs, found, overwrite, skip_existing, "mask", as_json)
     correctors, loaded = open_models(model, device, precision, tile, quiet)
     from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
 
@@ -590,7 +590,7 @@ def mask(
     def compute(corrector: Corrector, photo: Photo, progress: Progress) -> PendingCorrection:
         return corrector.start(photo.pixels, progress)
 
-    summary = run_batch(jobs, missing, correctors, compute, write, "Masking", overwrite, skip_existing, quiet)
+    summary = run_batch(jobs, found, correctors, compute, write, "Masking", overwrite, skip_existing, quiet)
     finish(summary, "masked", quiet, as_json, {"model": loaded.source, "device": device_names(correctors)})
 
 

@@ -21,7 +21,6 @@ from recnet_cli.batch import (
     Outcome,
     Stages,
     Summary,
-    Unmatched,
     earlier_outputs,
     find_sources,
     gpu_lane_depth,
@@ -157,11 +156,12 @@ def collect_jobs(
     as_json: bool,
     quiet: bool,
     default_ext: str | None = None,
-) -> tuple[list[Job], list[Unmatched]]:
+) -> tuple[list[Job], Summary]:
     """Finds the inputs, passes over recnet's own earlier outputs among them (see ``earlier_outputs``),
     takes this machine's shard and names every output (in the format of --ext, else ``default_ext``, else
-    the input's); when no input gives an image, says why (and prints the JSON summary for --json) and
-    exits 1 before loading a model."""
+    the input's). Returns the jobs, and the inputs that gave none (``missing``, ``passed_over``). When
+    no input gives an image, says why (and prints the JSON summary for --json) and exits before loading a
+    model: 1, or 0 when every image found was passed over."""
     refuse_unwritable_output(output)
     extension = normalise_extension(ext)
     refuse_conflicting_format(output, extension)
@@ -177,12 +177,13 @@ def collect_jobs(
         sources = [source for source in sources if source not in earlier]
         if not quiet:
             console.notice_passed_over([source.path for source in passed_over])
-    if not sources and missing:
+    found = Summary(missing=missing, passed_over=[source.path for source in passed_over])
+    if not sources:
         for unmatched in missing:
             console.error(str(unmatched))
         if as_json:
-            typer.echo(json.dumps(Summary(missing=missing).as_dict(), indent=2))
-        raise typer.Exit(1)
+            typer.echo(json.dumps(found.as_dict(), indent=2))
+        raise typer.Exit(1 if missing else 0)
     extension = extension or default_ext
     # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
     jobs = plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions)
@@ -191,15 +192,15 @@ def collect_jobs(
             jobs = take_shard(jobs, parse_shard(shard))
         except ValueError as exc:
             raise fail(str(exc)) from None
-    return jobs, missing
+    return jobs, found
 
 
 def show_plan(
-    jobs: list[Job], missing: list[Unmatched], overwrite: bool, skip_existing: bool, verb: str, as_json: bool
+    jobs: list[Job], found: Summary, overwrite: bool, skip_existing: bool, verb: str, as_json: bool
 ) -> NoReturn:
     """--dry-run: says what the run would do with each job, then exits (1 if any would fail)."""
     summary = plan_outcomes(jobs, overwrite, skip_existing)
-    summary.missing = missing
+    summary.missing, summary.passed_over = found.missing, found.passed_over
     if as_json:
         typer.echo(
             json.dumps({"dry_run": True, "planned": summary.count("planned"), **summary.as_dict()}, indent=2)
@@ -211,7 +212,7 @@ def show_plan(
 
 def run_batch(
     jobs: list[Job],
-    missing: list[Unmatched],
+    found: Summary,
     correctors: list[Corrector],
     compute: Callable[[Corrector, Photo, Progress], Any],
     write: Callable[[Job, Photo, Any], float],
@@ -221,7 +222,7 @@ def run_batch(
     quiet: bool,
 ) -> Summary:
     """Reads, computes (one lane per device) and writes every job under a progress bar, which each photo
-    moves as its tiles finish."""
+    moves as its tiles finish; ``found`` holds the inputs that gave no job (see ``collect_jobs``)."""
     from recnet_cli.engine import PhotoOutOfMemoryError
 
     gpu_lanes = sum(corrector.device.type == "cuda" for corrector in correctors)
@@ -269,7 +270,7 @@ def run_batch(
         )
     finally:
         signal.signal(signal.SIGTERM, stopping)
-    summary.missing = missing
+    summary.missing, summary.passed_over = found.missing, found.passed_over
     return summary
 
 

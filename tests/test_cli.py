@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 from recnet_cli import batch, cli, engine, imaging
 from recnet_cli.autostrength import StrengthCalibration
-from recnet_cli.batch import Job
+from recnet_cli.batch import Job, Summary
 from recnet_cli.cli import app
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import Photo
@@ -183,6 +183,28 @@ def test_running_twice_on_a_folder_does_not_correct_its_own_outputs(
     assert "note: passed over 2 images that recnet wrote before" in again.stderr
     assert "corrected 0, skipped 1, failed 0" in again.stderr
     assert sorted(p.name for p in shots.iterdir()) == ["a.png", "a_recnet.png", "a_recnet_mask.png"]
+    quiet = run(["correct", str(shots), "--model", str(model_file), "--skip-existing", "-q", "--json"], env)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert json.loads(quiet.stdout)["passed_over"] == [
+        str(shots / "a_recnet.png"),
+        str(shots / "a_recnet_mask.png"),
+    ]
+    only_earlier = tmp_path / "only"
+    (only_earlier / "fixed").mkdir(parents=True)
+    make_photo(only_earlier / "fixed" / "b.png")
+    command = [
+        "correct",
+        str(only_earlier),
+        "-r",
+        "-o",
+        str(only_earlier / "fixed"),
+        "--model",
+        str(model_file),
+    ]
+    nothing = run([*command, "--json"], env)
+    assert nothing.returncode == 0 and "passed over 1 image" in nothing.stderr
+    assert "strength calibration" not in nothing.stderr  # exits before loading a model
+    assert json.loads(nothing.stdout)["passed_over"] == [str(only_earlier / "fixed" / "b.png")]
     several = run(["correct", str(shots), "-o", str(tmp_path / "fixed.png"), "--model", str(model_file)], env)
     assert several.returncode == 2 and "name a folder, such as -o" in several.stderr
     assert not (tmp_path / "fixed.png").exists()
@@ -242,7 +264,9 @@ def test_ctrl_c_or_sigterm_says_how_far_the_batch_got_and_how_to_go_on(
 
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
     before = signal.getsignal(signal.SIGTERM)
-    summary = run_batch(jobs, [], [corrector], compute, write, "Correcting", overwrite, False, quiet=True)
+    summary = run_batch(
+        jobs, Summary(), [corrector], compute, write, "Correcting", overwrite, False, quiet=True
+    )
     assert signal.getsignal(signal.SIGTERM) is before
     assert [job.target.exists() for job in jobs] == [True, True, False]
     assert capsys.readouterr().err.splitlines() == [
@@ -353,7 +377,7 @@ def test_a_photo_that_runs_out_of_memory_fails_alone(tmp_path: Path) -> None:
         return photo.megapixels
 
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    summary = run_batch(jobs, [], [corrector], compute, write, "Correcting", False, False, quiet=True)
+    summary = run_batch(jobs, Summary(), [corrector], compute, write, "Correcting", False, False, quiet=True)
     assert [o.status for o in summary.outcomes] == ["done", "failed", "done"]
     assert summary.outcomes[1].reason == "not enough memory for this 0.0 MP photo: try --tile 1024"
 
@@ -372,7 +396,7 @@ def test_a_photo_too_wide_for_its_output_format_fails_before_the_model_runs(tmp_
         return photo.megapixels
 
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    summary = run_batch(jobs, [], [corrector], compute, write, "Correcting", False, False, quiet=True)
+    summary = run_batch(jobs, Summary(), [corrector], compute, write, "Correcting", False, False, quiet=True)
     assert [o.status for o in summary.outcomes] == ["failed", "done"] and len(computed) == 1
     assert summary.outcomes[0].reason == (
         f"{tmp_path / 'panorama.webp'}: too large for WebP: 16384 x 2 pixels, and WebP holds at most 16,383 "
@@ -405,7 +429,9 @@ def test_gpu_lanes_read_ahead_as_far_as_the_largest_photo_allows(
         job.target.write_bytes(b"corrected")
         return photo.megapixels
 
-    summary = run_batch(jobs, [], [gpu], lambda *args: None, write, "Correcting", False, False, quiet=True)
+    summary = run_batch(
+        jobs, Summary(), [gpu], lambda *args: None, write, "Correcting", False, False, quiet=True
+    )
     assert [outcome.status for outcome in summary.outcomes] == ["done"] * 3
     assert depths == [2]  # the small photos alone would allow 6 (16 cores)
 
