@@ -33,6 +33,7 @@ from recnet_cli.imaging import (
     PhotoFileError,
     colour_loss,
     describe_os_error,
+    first_line,
     format_for,
     metadata_loss,
     write_photo,
@@ -267,7 +268,7 @@ def error_line(error: Exception) -> str:
     """An error's first line; an OSError that names a file as "<file>: <reason>" (not "[Errno 36] ...")."""
     if isinstance(error, OSError) and error.filename is not None:
         return f"{os.fsdecode(error.filename)}: {describe_os_error(error)}"
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    return first_line(error)
 
 
 def parse_strength(text: str) -> float | str:

@@ -1008,6 +1008,12 @@ def special_file_kind(mode: int) -> str | None:
     return "a socket" if stat.S_ISSOCK(mode) else None
 
 
+def first_line(error: Exception) -> str:
+    """An error's message, first line only (its type's name when it has none)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def describe_os_error(error: OSError) -> str:
     """A lower-case one-line reason, e.g. "permission denied"."""
     reason = error.strerror or str(error) or type(error).__name__

@@ -51,6 +51,7 @@ from huggingface_hub.errors import (
 from safetensors import SafetensorError, safe_open
 
 from recnet_cli import __version__
+from recnet_cli.imaging import first_line
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
 # the functions that build or read tensors import it when called.
@@ -286,11 +287,6 @@ def not_cached_reason() -> str:
         f" ({constants.HF_HUB_CACHE}); download it once while online, later runs work offline"
         " (set HF_HUB_OFFLINE=1 to skip the Hub)"
     )
-
-
-def first_line(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 # ---- reading weights ----

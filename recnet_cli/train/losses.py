@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recnet_cli.imaging import first_line
 from recnet_cli.metrics import ssim_tensor
 
 LOSS_PRESETS = ("paper", "authors-code")
@@ -105,7 +106,7 @@ def load_vgg16_features(path: Path | None = None) -> VGG16Features:
     try:
         vgg.load_state_dict({k: v for k, v in state.items() if k in wanted})
     except RuntimeError as exc:
-        raise VggWeightsError(f"{path}: not a VGG16 state dict ({str(exc).splitlines()[0]})") from exc
+        raise VggWeightsError(f"{path}: not a VGG16 state dict ({first_line(exc)})") from exc
     return vgg
 
 
