@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from collections.abc import Callable
 from functools import partial
@@ -233,9 +232,8 @@ def run_batch(
     depth = gpu_lane_depth(gpu_lanes, max(expected.values(), default=0.0)) if gpu_lanes else 1
     outcomes: list[Outcome] = []
     started = time.perf_counter()
-    # A scheduler's stop (SLURM's time limit, kill, docker stop) ends the batch as Ctrl-C does: the photos
-    # being written are finished, no temporary file is left, and the notice says how to go on.
-    stopping = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C, and a scheduler's stop (the program, ``cli.run``, takes SIGTERM as Ctrl-C), end the batch:
+    # the photos being written are finished, no temporary file is left, and the notice says how to go on.
     try:
         with console.BatchProgress(len(jobs), expected, label, quiet) as progress:
 
@@ -268,8 +266,6 @@ def run_batch(
             f"interrupted: {summary.count('done')} of {len(jobs)} written, none half-written; "
             f"run the same command with --skip-existing{instead} to do the rest"
         )
-    finally:
-        signal.signal(signal.SIGTERM, stopping)
     summary.missing, summary.passed_over = found.missing, found.passed_over
     return summary
 

@@ -263,11 +263,14 @@ def test_ctrl_c_or_sigterm_says_how_far_the_batch_got_and_how_to_go_on(
         return photo.megapixels
 
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    before = signal.getsignal(signal.SIGTERM)
-    summary = run_batch(
-        jobs, Summary(), [corrector], compute, write, "Correcting", overwrite, False, quiet=True
-    )
-    assert signal.getsignal(signal.SIGTERM) is before
+    before = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as the program, cli.run, does
+    try:
+        summary = run_batch(
+            jobs, Summary(), [corrector], compute, write, "Correcting", overwrite, False, quiet=True
+        )
+        assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)
     assert [job.target.exists() for job in jobs] == [True, True, False]
     assert capsys.readouterr().err.splitlines() == [
         f"note: interrupted: 2 of 3 written, none half-written; run the same command with {advice} "
