@@ -618,7 +618,7 @@ def models(as_json: JsonOpt = False) -> None:
         return
     table = Table(title="RECNet models")
     # The name is what --model takes: whole on a narrow terminal, where the other columns wrap.
-    table.add_column("name", no_wrap=True, min_width=max(len(entry.row()[0]) for entry in entries))
+    table.add_column("name", no_wrap=True, min_width=max(len(entry.name) for entry in entries))
     for column in ("where", "size", "about"):
         table.add_column(column)
     for entry in entries:
