@@ -18,11 +18,13 @@ from typing import Any, TypeVar
 
 from recnet_cli.hostmemory import available_host_memory
 from recnet_cli.imaging import (
+    HEIF_EXTENSIONS,
     IMAGE_EXTENSIONS,
     OUTPUT_CHOICES,
     READABLE,
     conversion_needed,
     describe_os_error,
+    enable_heif,
     input_file_problem,
     nearest_existing,
     special_file_kind,
@@ -352,6 +354,8 @@ def plan_jobs(
 
 
 def unwritable_format(target: Path) -> str | None:
+    if target.suffix.lower() in HEIF_EXTENSIONS and (heif_broken := enable_heif()):
+        return f"cannot write HEIF: {heif_broken}, or choose another format with --ext ({OUTPUT_CHOICES})"
     if target.suffix.lower() in IMAGE_EXTENSIONS:
         return None
     what = f"{target.suffix} files" if target.suffix else "a file without an extension"

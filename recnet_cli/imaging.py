@@ -414,12 +414,21 @@ def install_hint(extension: str) -> str:
 
 
 @functools.cache
-def enable_heif() -> None:
-    """Registers pillow-heif's Pillow plugin, where it is installed (once; 40 ms, so not at import)."""
-    if HEIF_SUPPORTED:
+def enable_heif() -> str | None:
+    """Registers pillow-heif's Pillow plugin, where it is installed (once; 40 ms, so not at import); why HEIF
+    cannot be read or written after all, when pillow-heif is installed but fails to load."""
+    if not HEIF_SUPPORTED:
+        return None
+    try:
         import pillow_heif
 
         pillow_heif.register_heif_opener()
+    except Exception as error:  # a broken install raises ImportError, OSError (its libheif), or anything
+        return (
+            f"pillow-heif is installed but fails to load ({first_line(error)}): "
+            f"reinstall it ({_INSTALL_HEIF} --force-reinstall)"
+        )
+    return None
 
 
 def read_photo(path: str | os.PathLike[str]) -> Photo:
@@ -537,7 +546,8 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
-    enable_heif()
+    if (heif_broken := enable_heif()) and Path(path).suffix.lower() in HEIF_EXTENSIONS:
+        raise ImageReadError(path, f"an HEIF photo: {heif_broken}, or convert it to JPEG")
     size = (0, 0)
     try:
         with Image.open(file) as image:
@@ -862,6 +872,8 @@ def _write_heif(path: Path, samples: np.ndarray, quality: int, metadata: Metadat
     """An 8-bit or (from uint16 samples of 10-bit codes) 10-bit HEIF, with EXIF, XMP, the ICC profile or the
     nclx colour description, and the source's chroma subsampling; x265's fastest preset: 12 MP in 2.5 s on 2
     CPU cores (18 s at its default), for files 17% larger at the same quality."""
+    if heif_broken := enable_heif():
+        raise _Unencodable(f"cannot write HEIF: {heif_broken}, or write another format")
     import pillow_heif
 
     deep = samples.dtype == np.uint16

@@ -894,6 +894,52 @@ print(json.dumps({{
     assert imaging.install_hint(".heic") == ("" if imaging.HEIF_SUPPORTED else seen["hint"])
 
 
+def test_a_broken_pillow_heif_fails_heif_files_alone(tmp_path: Path) -> None:
+    broken = tmp_path / "site" / "pillow_heif"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("libheif.so.1: cannot open shared object file")\n')
+    Image.new("RGB", (16, 12), (90, 120, 40)).save(tmp_path / "a.jpg")
+    Image.new("RGB", (16, 12)).save(tmp_path / "b.heic", format="PNG")
+    probe = f"""
+import json
+from pathlib import Path
+from recnet_cli import imaging
+from recnet_cli.batch import find_sources, plan_jobs
+photo = imaging.read_photo(Path({str(tmp_path / "a.jpg")!r}))
+errors = []
+for attempt in (
+    lambda: imaging.read_photo(Path({str(tmp_path / "b.heic")!r})),
+    lambda: imaging.write_photo(Path({str(tmp_path / "c.heic")!r}), photo.pixels, photo),
+):
+    try:
+        attempt()
+    except imaging.PhotoFileError as error:
+        errors.append(str(error))
+(source,), _ = find_sources([{str(tmp_path / "a.jpg")!r}])
+print(json.dumps({{
+    "jpeg": list(photo.pixels.shape),
+    "errors": errors,
+    "problem": plan_jobs([source], Path({str(tmp_path / "c.heic")!r}), suffix="_recnet")[0].problem,
+}}))
+"""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(broken.parent), *sys.path])}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=environment
+    )
+    seen = json.loads(result.stdout)
+    why = (
+        "pillow-heif is installed but fails to load (libheif.so.1: cannot open shared object file): "
+        "reinstall it (pip install pillow-heif --force-reinstall)"
+    )
+    assert seen["jpeg"] == [12, 16, 3]  # the other formats read as before
+    assert seen["errors"] == [
+        f"{tmp_path / 'b.heic'}: an HEIF photo: {why}, or convert it to JPEG",
+        f"{tmp_path / 'c.heic'}: cannot write HEIF: {why}, or write another format",
+    ]
+    assert seen["problem"].startswith(f"cannot write HEIF: {why}, or choose another format with --ext")
+    assert not (tmp_path / "c.heic").exists()
+
+
 def test_not_an_image(tmp_path):
     (tmp_path / "photo.jpg").write_text("these are not the pixels you are looking for\n")
     assert_read_error(tmp_path / "photo.jpg", "not an image")
