@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -28,10 +29,20 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
+# Control characters (a newline or an escape sequence in a file name or a typed value) shown as escapes, so
+# that a message stays one line and cannot move the cursor or colour the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters written as Python writes them: a\\nb, \\x1b[31m."""
+    return _CONTROL.sub(lambda match: repr(match[0])[1:-1], text)
+
+
 def error(message: str) -> None:
     """One line, naming the file and the reason; never a traceback. (Messages are plain text: a file
     named ``IMG [best].jpg`` must not be read as Rich markup.)"""
-    err.print(Text.assemble(("error:", "bold red"), " ", message))
+    err.print(Text.assemble(("error:", "bold red"), " ", visible(message)))
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -41,12 +52,12 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def notice(message: str) -> None:
-    err.print(Text.assemble(("note:", "yellow"), " ", message))
+    err.print(Text.assemble(("note:", "yellow"), " ", visible(message)))
 
 
 def done(headline: str, details: str) -> None:
     """A finished run's line: ``headline`` in green, then ``details``, both plain text."""
-    err.print(Text.assemble((headline, "green"), details))
+    err.print(Text.assemble((headline, "green"), visible(details)))
 
 
 def notice_passed_over(paths: list[Path]) -> None:
@@ -160,7 +171,7 @@ class BatchProgress:
             error(f"{outcome.job.source}: {outcome.reason}")
         elif self.log_each and outcome.status == "done":
             line = f"{count} {outcome.job.source} -> {outcome.job.target} ({outcome.seconds:.1f} s)"
-            err.print(line, markup=False)
+            err.print(visible(line), markup=False)
 
 
 @contextlib.contextmanager
@@ -196,7 +207,7 @@ def print_plan(summary: Summary, verb: str) -> None:
             continue
         written = ", ".join(str(path) for path in outcome.job.outputs)
         skipped = f" (skipped: {outcome.reason})" if outcome.status == "skipped" else ""
-        out.print(f"{outcome.job.source} -> {written}{skipped}", markup=False)
+        out.print(visible(f"{outcome.job.source} -> {written}{skipped}"), markup=False)
     for unmatched in summary.missing:
         error(str(unmatched))
     err.print(

@@ -8,7 +8,16 @@ import pytest
 from rich.progress import Progress
 
 from recnet_cli.batch import Job, Outcome, Summary
-from recnet_cli.console import BatchProgress, Eta, done, error, notice, print_summary, progress_bar
+from recnet_cli.console import (
+    BatchProgress,
+    Eta,
+    done,
+    error,
+    notice,
+    print_plan,
+    print_summary,
+    progress_bar,
+)
 
 
 def job(name: str) -> Job:
@@ -123,3 +132,23 @@ def test_file_names_with_brackets_are_printed_as_they_are(capsys) -> None:
         "note: shots/[b]old.jpg: has 2 pages; only the first is used",
         "trained 3 steps; model: runs/a[/]b/final.safetensors",
     ]
+
+
+def test_control_characters_in_names_are_shown_as_escapes_so_an_error_stays_one_line(capsys) -> None:
+    print_plan(Summary([Outcome(job("two\nlines"), "planned")]), "correct")
+    error("shots/two\nlines.jpg: truncated or corrupt image data")
+    notice("org/re\x1b[31mpo: not a Hub reference")  # an escape sequence would colour the terminal
+    done("trained 3 steps", "; model: runs/tab\there.safetensors")
+    with BatchProgress(1, {}, "Correcting") as bar:
+        bar.update(Outcome(job("bell\a"), "done", seconds=2.5, megapixels=1.0))
+    shown = capsys.readouterr()
+    assert shown.out == "two\\nlines.jpg -> two\\nlines_recnet.jpg\n"
+    assert shown.err.splitlines() == [
+        "dry run: would correct 1, skip 0, fail 0; nothing was read or written",
+        "error: shots/two\\nlines.jpg: truncated or corrupt image data",
+        "note: org/re\\x1b[31mpo: not a Hub reference",
+        "trained 3 steps; model: runs/tab\\there.safetensors",
+        "1/1 bell\\x07.jpg -> bell\\x07_recnet.jpg (2.5 s)",
+    ]
+    error("café, 東京 and emoji 📷 are printed as they are")
+    assert capsys.readouterr().err == "error: café, 東京 and emoji 📷 are printed as they are\n"
