@@ -412,13 +412,19 @@ def correct(
     def write(job: Job, photo: Photo, computed: tuple[PendingCorrection, Features | None]) -> float:
         pending, features = computed
         result = pending.result()
-        # The pictures beside the photo first, the photo last: a job whose photo exists has finished.
+        # The report's previews first, then the pictures beside the photo, the photo last: a job whose
+        # photo exists has finished.
         overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
+        card = None
+        if builder is not None and overlay is not None:
+            card = builder.previews(job.target, photo.pixels, result.image, overlay, result.strength)
         if overlay is not None:
             write_rgb8(side_path(job.target, "mask"), overlay)
         if features is not None:
             write_rgb8(side_path(job.target, "features"), feature_figure(features))
         write_photo(job.target, result.image, like=photo, quality=quality)
+        if card is not None:
+            builder.add(job.source, job.target, card)
         output_format = format_for(job.target)
         for loss in (colour_loss(photo, output_format), metadata_loss(photo, output_format)):
             if loss and not quiet:
@@ -426,8 +432,6 @@ def correct(
         if not quiet:
             notice_run(job.source, photo, pending)
         strengths[str(job.source)] = result.strength
-        if builder is not None and overlay is not None:
-            builder.add(job.source, job.target, photo.pixels, result.image, overlay, result.strength)
         return photo.megapixels
 
     summary = run_batch(

@@ -48,7 +48,8 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
     builder = ReportBuilder(out)
     photo = np.random.default_rng(0).random((40, 60, 3), dtype=np.float32)
     written(target)
-    builder.add(source, target, photo, photo**0.5, np.zeros((40, 60, 3), np.uint8), strength=0.42)
+    card = builder.previews(target, photo, photo**0.5, np.zeros((40, 60, 3), np.uint8), strength=0.42)
+    builder.add(source, target, card)
     summary = Summary(
         outcomes=[
             Outcome(Job(source, target), "done", seconds=0.5),
@@ -112,6 +113,23 @@ def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run
     assert [name for name, _ in card_notes(out / REPORT_NAME)] == ["two.png"]
 
 
+def test_a_photo_whose_previews_cannot_be_written_is_not_written_either(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    shots, out = tmp_path / "shots", tmp_path / "out"
+    shots.mkdir()
+    for name in ("one.png", "two.png"):
+        make_photo(shots / name)
+    blocked = out / PREVIEW_FOLDER / "two.png-after.jpg"
+    blocked.mkdir(parents=True)  # a folder where a preview goes
+    result = run(["correct", str(shots), "-o", str(out), "--report", "--model", str(model_file)], env)
+    assert result.returncode == 1
+    assert f"error: {shots / 'two.png'}: {blocked}: " in result.stderr
+    assert (out / "one.png").is_file() and not (out / "two.png").exists()
+    assert not (out / "two_mask.png").exists()  # so that a rerun with --skip-existing corrects it
+    assert [name for name, _ in card_notes(out / REPORT_NAME)] == ["one.png"]
+
+
 def test_an_earlier_card_is_shown_only_while_it_is_whole_and_its_output_unchanged(tmp_path: Path) -> None:
     out = tmp_path / "out"
     photo = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
@@ -120,7 +138,8 @@ def test_an_earlier_card_is_shown_only_while_it_is_whole_and_its_output_unchange
     jobs = [Job(tmp_path / name, written(out / name)) for name in names]
     first = ReportBuilder(out)
     for job in jobs:
-        first.add(job.source, job.target, photo, photo, np.zeros((20, 30, 3), np.uint8), strength=0.5)
+        card = first.previews(job.target, photo, photo, np.zeros((20, 30, 3), np.uint8), strength=0.5)
+        first.add(job.source, job.target, card)
     cards = {job.target.name: out / first.preview(job.target, "card.json") for job in jobs}
     assert all(len(os.fsencode(path.name)) <= 255 for path in cards.values())
     assert cards[long_name].name.encode("utf-8").startswith("é".encode() * 93 + b"-")  # whole characters
@@ -159,13 +178,11 @@ def test_a_preview_that_cannot_be_written_fails_its_photo_in_one_line(tmp_path: 
     builder = ReportBuilder(out)
     photo = np.zeros((8, 8, 3), np.float32)
     with pytest.raises(ImageWriteError):
-        builder.add(tmp_path / "a.jpg", written(out / "a.jpg"), photo, photo, np.zeros((8, 8, 3), np.uint8))
+        builder.previews(out / "a.jpg", photo, photo, np.zeros((8, 8, 3), np.uint8))
     (out / "sub").mkdir()
     written(out / PREVIEW_FOLDER / "sub")  # a file where the previews of sub/ go
     with pytest.raises(ImageWriteError):
-        builder.add(
-            tmp_path / "b.jpg", written(out / "sub" / "b.jpg"), photo, photo, np.zeros((8, 8, 3), np.uint8)
-        )
+        builder.previews(out / "sub" / "b.jpg", photo, photo, np.zeros((8, 8, 3), np.uint8))
 
 
 def test_report_links_and_shows_a_name_that_is_not_utf_8(tmp_path: Path) -> None:
@@ -174,7 +191,8 @@ def test_report_links_and_shows_a_name_that_is_not_utf_8(tmp_path: Path) -> None
     source, target = tmp_path / name, out / name
     builder = ReportBuilder(out)
     photo = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
-    builder.add(source, written(target), photo, photo, np.zeros((20, 30, 3), np.uint8))
+    card = builder.previews(target, photo, photo, np.zeros((20, 30, 3), np.uint8))
+    builder.add(source, written(target), card)
     page = builder.write(Summary(outcomes=[Outcome(Job(source, target), "done")]), "m", "cpu").read_bytes()
     assert b'href="x%FF.jpg"' in page and b">x?.jpg<" in page
 

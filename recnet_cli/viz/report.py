@@ -16,7 +16,7 @@ import math
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, astuple, dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -109,17 +109,16 @@ class ReportBuilder:
             name = f"{cut}-{hashlib.sha1(os.fsencode(name)).hexdigest()[:12]}"
         return Path(PREVIEW_FOLDER) / relative.parent / f"{name}-{kind}"
 
-    def add(
+    def previews(
         self,
-        source: Path,
         target: Path,
         photo: np.ndarray,
         corrected: np.ndarray,
         mask_picture: np.ndarray,
         strength: float = 1.0,
-    ) -> None:
-        """Writes the previews and the card of one photo (float inputs in [0, 1], the mask picture as
-        uint8)."""
+    ) -> Card:
+        """Writes the previews of one photo (float inputs in [0, 1], the mask picture as uint8) before the
+        photo itself, and returns its card, to ``add`` once the photo is written."""
         relative = Path(os.path.relpath(target, self.folder)).as_posix()
         links = {}
         for kind, picture in (
@@ -134,15 +133,19 @@ class ReportBuilder:
                 raise ImageWriteError(self.folder / path, describe_os_error(error), error.errno) from error
             write_rgb8(self.folder / path, fit_size(picture, max_side=PREVIEW_LONG_SIDE), quality=85)
             links[kind] = path.as_posix()
-        card = Card(
+        return Card(
             name=relative,
             output=relative,
             before_stats=exposure_stats(photo),
             after_stats=exposure_stats(corrected),
             strength=strength,
-            stamp=output_stamp(target),
+            stamp=[],
             **links,
         )
+
+    def add(self, source: Path, target: Path, card: Card) -> None:
+        """Keeps the card of a photo just written to ``target``, stamped with it, and saves it."""
+        card = replace(card, stamp=output_stamp(target))
         with atomic_output(self.folder / self.preview(target, "card.json")) as temporary:
             temporary.write_text(json.dumps(asdict(card)), encoding="ascii")  # odd bytes escaped
         self.cards[source] = card
