@@ -44,6 +44,7 @@ from recnet_cli.runner import (
     collect_jobs,
     device_names,
     finish,
+    ignore_further_stops,
     notice_run,
     open_models,
     read_input,
@@ -1107,4 +1108,7 @@ def run() -> None:
     """The ``recnet`` program: a scheduler's stop (SIGTERM: kill, docker stop, SLURM's time limit) ends
     it as Ctrl-C does, at any point (exit 130), and a batch says how far it got."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    app(prog_name="recnet")
+    try:
+        app(prog_name="recnet")
+    finally:  # all is written and said: a stop while Python shuts down would only change the exit code
+        ignore_further_stops()

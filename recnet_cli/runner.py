@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from functools import partial
@@ -260,6 +261,7 @@ def run_batch(
                 depth=depth,
             )
     except KeyboardInterrupt:
+        ignore_further_stops()  # a second Ctrl-C or SIGTERM must not cut the summary short
         summary = interrupted_summary(jobs, outcomes, time.perf_counter() - started)
         instead = " in place of --overwrite" if overwrite else ""
         console.notice(
@@ -268,6 +270,12 @@ def run_batch(
         )
     summary.missing, summary.passed_over = found.missing, found.passed_over
     return summary
+
+
+def ignore_further_stops() -> None:
+    """Ctrl-C and SIGTERM are ignored from now on: the program is finishing what it has to say."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
 
 
 def read_input(path: Path, quiet: bool) -> Photo:

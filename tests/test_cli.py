@@ -263,14 +263,17 @@ def test_ctrl_c_or_sigterm_says_how_far_the_batch_got_and_how_to_go_on(
         return photo.megapixels
 
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    before = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as the program, cli.run, does
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as the program, cli.run, does
     try:
         summary = run_batch(
             jobs, Summary(), [corrector], compute, write, "Correcting", overwrite, False, quiet=True
         )
-        assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
+        # A second Ctrl-C or SIGTERM, while the summary, the JSON and the report are written, is ignored.
+        assert {signal.getsignal(number) for number in before} == {signal.SIG_IGN}
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for number, handler in before.items():
+            signal.signal(number, handler)
     assert [job.target.exists() for job in jobs] == [True, True, False]
     assert capsys.readouterr().err.splitlines() == [
         f"note: interrupted: 2 of 3 written, none half-written; run the same command with {advice} "
@@ -290,11 +293,14 @@ def test_ctrl_c_or_sigterm_says_how_far_the_batch_got_and_how_to_go_on(
 def test_the_program_takes_sigterm_as_ctrl_c_from_its_start(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[object] = []
     monkeypatch.setattr(cli, "app", lambda prog_name: seen.append(signal.getsignal(signal.SIGTERM)))
-    before = signal.getsignal(signal.SIGTERM)
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         cli.run()  # the entry point of the `recnet` program
+        # Once the command is done, a stop while Python shuts down cannot turn exit 0 or 130 into 143.
+        assert {signal.getsignal(number) for number in before} == {signal.SIG_IGN}
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for number, handler in before.items():
+            signal.signal(number, handler)
     assert seen == [signal.default_int_handler]
 
 
