@@ -27,7 +27,6 @@ from recnet_cli.batch import (
 )
 from recnet_cli.console import fail
 from recnet_cli.imaging import (
-    IMAGE_EXTENSIONS,
     OUTPUT_CHOICES,
     Photo,
     PhotoFileError,
@@ -372,7 +371,7 @@ def correct(
       recnet correct photo.jpg --strength 0.6
       recnet correct shots/ -o fixed/ --recursive --dry-run
     """
-    if report and (output is None or output.suffix.lower() in IMAGE_EXTENSIONS):
+    if report and (output is None or names_image_file(output)):
         raise fail("--report needs an output folder: -o FOLDER")
     save_mask = save_mask or report
     tags = ("mask",) * save_mask + ("features",) * save_features

@@ -218,6 +218,12 @@ def test_report_needs_an_output_folder(tmp_path: Path, env: dict[str, str], mode
     photo = make_photo(tmp_path / "shot.jpg")
     result = run(["correct", str(photo), "--report", "--model", str(model_file)], env)
     assert result.returncode == 2 and "--report needs an output folder" in result.stderr
+    named_like_a_photo = tmp_path / "album.jpg"  # a folder, as -o takes it everywhere else
+    named_like_a_photo.mkdir()
+    command = ["correct", str(photo), "-o", str(named_like_a_photo), "--report", "--model", str(model_file)]
+    result = run(command, env)
+    assert result.returncode == 0, result.stderr
+    assert (named_like_a_photo / "shot.jpg").is_file() and (named_like_a_photo / REPORT_NAME).is_file()
 
 
 def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
