@@ -1015,6 +1015,7 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str,
         ([*photos, *quick, "--device", "cpu,cpu"], "--device cpu,cpu: this command runs on one device"),
         ([*photos, *quick, "--lr", "nan"], "--lr nan: use a positive learning rate"),
         ([*photos, *quick, "--lr", "-1"], "--lr -1: use a positive learning rate"),
+        ([*photos, *quick, "--precision", "fp16"], "--precision fp16: training takes bf16"),
     ]:
         result = run(["train", "--out", str(tmp_path / "run"), *options], env)
         lines = result.stderr.strip().splitlines()
