@@ -13,7 +13,7 @@ import numpy as np
 from recnet_cli.devices import is_out_of_memory
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import FREE_MEMORY_ADVICE, write_rgb8
-from recnet_cli.metrics import psnr, ssim, to_uint8
+from recnet_cli.metrics import mean_psnr, psnr, ssim, to_uint8
 from recnet_cli.train.data import ImageFileError, read_rgb
 from recnet_cli.train.pairs import ImagePair
 
@@ -49,8 +49,9 @@ class EvalReport:
     failures: list[PairFailure] = field(default_factory=list)
 
     def mean(self, score: str) -> float:
-        """The mean of one of ``SCORES`` over the scored pairs."""
-        return float(np.mean([getattr(image, score) for image in self.scores]))
+        """The mean of one of ``SCORES`` over the scored pairs (an infinite PSNR counted as ``MAX_PSNR``)."""
+        values = [getattr(image, score) for image in self.scores]
+        return mean_psnr(values) if score.endswith("psnr") else float(np.mean(values))
 
     def to_dict(self) -> dict[str, object]:
         """The report as JSON values; an infinite PSNR (identical images) becomes null."""

@@ -8,6 +8,8 @@ image). One torch implementation serves evaluation (float64) and the training lo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -62,6 +64,12 @@ def psnr_tensor(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
 def as_batch(image: np.ndarray) -> Tensor:
     """(H, W, 3) array in [0, 255] as a (1, 3, H, W) float64 tensor."""
     return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float64).transpose(2, 0, 1))[None]
+
+
+def mean_psnr(values: Iterable[float]) -> float:
+    """The mean of PSNRs in dB, an identical pair's infinite one counted as ``MAX_PSNR``."""
+    capped = [min(value, MAX_PSNR) for value in values]
+    return sum(capped) / len(capped)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -13,7 +13,7 @@ import torch
 
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.evaluate import PairFailure, evaluate_pairs, save_problem
-from recnet_cli.metrics import psnr, quantised_scores, ssim, ssim_tensor, to_uint8
+from recnet_cli.metrics import MAX_PSNR, psnr, quantised_scores, ssim, ssim_tensor, to_uint8
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import read_rgb
 from recnet_cli.train.pairs import ImagePair
@@ -126,14 +126,17 @@ def test_evaluate_at_strength_zero_scores_the_input_itself(tmp_path: Path) -> No
     )
 
 
-def test_a_pair_of_identical_images_reports_valid_json(tmp_path: Path) -> None:
-    same = write(tmp_path / "same.png", noisy_pair(3, (16, 16, 3))[0])
+def test_a_pair_of_identical_images_counts_as_max_psnr_in_the_means(tmp_path: Path) -> None:
+    target, source = noisy_pair(3, (16, 16, 3))
+    same = write(tmp_path / "same.png", target)
+    other = ImagePair(write(tmp_path / "in.png", source), write(tmp_path / "gt.png", target))
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    report = evaluate_pairs([ImagePair(same, same)], corrector)
+    report = evaluate_pairs([ImagePair(same, same), other], corrector)
     assert report.scores[0].identity_psnr == float("inf")
     values = json.loads(json.dumps(report.to_dict(), allow_nan=False))
-    assert values["identity_psnr"] is None and values["per_image"][0]["identity_psnr"] is None
-    assert values["identity_ssim"] == pytest.approx(1.0) and values["psnr"] > 0
+    assert values["per_image"][0]["identity_psnr"] is None  # as measured: no JSON number says infinity
+    assert values["identity_psnr"] == pytest.approx((MAX_PSNR + report.scores[1].identity_psnr) / 2)
+    assert values["identity_ssim"] < 1.0 and values["psnr"] > 0
 
 
 def test_pairs_that_cannot_be_scored_are_named_and_left_out_of_the_means(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from recnet_cli.devices import keep_freed_host_memory, pick_device, pick_dtype
 from recnet_cli.imaging import nearest_existing
-from recnet_cli.metrics import quantised_scores
+from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
 from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, pair_data, photo_data
@@ -539,7 +539,7 @@ def validate(session: Session) -> ValScores:
         ssims.append(float(ssim))
     session.model.train()
     identity_psnr, identity_ssim = session.identity
-    return ValScores(sum(psnrs) / len(psnrs), sum(ssims) / len(ssims), identity_psnr, identity_ssim)
+    return ValScores(mean_psnr(psnrs), sum(ssims) / len(ssims), identity_psnr, identity_ssim)
 
 
 def identity_scores(validation: list[ValidationPair]) -> tuple[float, float]:
@@ -547,10 +547,7 @@ def identity_scores(validation: list[ValidationPair]) -> tuple[float, float]:
     if not validation:
         raise TrainingError("no validation images: the data set is too small to hold any out")
     scores = [quantised_scores(p.input[None], p.target[None]) for p in validation]
-    return (
-        sum(float(psnr) for psnr, _ in scores) / len(scores),
-        sum(float(ssim) for _, ssim in scores) / len(scores),
-    )
+    return mean_psnr(float(psnr) for psnr, _ in scores), sum(float(ssim) for _, ssim in scores) / len(scores)
 
 
 def progress_report(
