@@ -1,4 +1,5 @@
-"""What the commands show a person: progress, one-line errors, summaries (all on stderr)."""
+"""What the commands show a person: progress, one-line errors and summaries on stderr (``err``); plans,
+tables and results on stdout (``out``)."""
 
 from __future__ import annotations
 

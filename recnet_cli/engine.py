@@ -7,6 +7,7 @@ import copy
 import functools
 import math
 import shutil
+import statistics
 import tempfile
 import time
 import warnings
@@ -29,7 +30,7 @@ from recnet_cli.devices import (
     reset_peak_memory,
 )
 from recnet_cli.hostmemory import available_host_memory
-from recnet_cli.imaging import FREE_MEMORY_ADVICE, describe_os_error
+from recnet_cli.imaging import FREE_MEMORY_ADVICE, describe_os_error, first_line
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import EAGER, Stages, fast_forward
 from recnet_cli.tiling import (
@@ -42,7 +43,6 @@ from recnet_cli.tiling import (
     map_sizes,
     maps_to_spill,
 )
-from recnet_cli.weights import first_line
 
 TileSetting = int | Literal["auto"]
 StrengthSetting = float | Literal["auto"]
@@ -488,15 +488,14 @@ def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -
         started = time.perf_counter()
         corrector.correct(image)
         timed.append(time.perf_counter() - started)
-    timed.sort()
     return {
         "device": str(corrector.device),
         "precision": precision_name(corrector.dtype),
         "width": width,
         "height": height,
         "tile": corrector.tile_for(height, width),
-        "best_seconds": timed[0],
-        "median_seconds": timed[len(timed) // 2],
-        "megapixels_per_second": height * width / 1e6 / timed[0],
+        "best_seconds": min(timed),
+        "median_seconds": statistics.median(timed),
+        "megapixels_per_second": height * width / 1e6 / min(timed),
         "peak_memory_bytes": peak_memory_bytes(corrector.device),
     }

@@ -1,10 +1,10 @@
 """Exact tiled RECNet inference: whole-image results with memory bounded by the tile size.
 
-Full-resolution feature maps (C = 8 channels) stay in host memory, or on the GPU itself where they fit
-(then nothing crosses the bus); tiles with enough halo to cover each stage's receptive field stream
-through the device. Between a CUDA GPU and host memory the tiles are full-width strips and the host maps
-are pinned: a strip's rows are one contiguous block of a channels_last map, so each copy is one direct
-transfer at the bus's speed, with no gathering of a tile's scattered rows through pageable memory.
+Full-resolution feature maps (C = 8 channels) stay in host memory, or on the GPU itself where they fit (then
+nothing crosses the bus); tiles with enough halo to cover each stage's receptive field stream through the
+device. Between a CUDA GPU and host memory (in RAM, not spilled to files) the tiles are full-width strips and
+the host maps are pinned: a strip's rows are one contiguous block of a channels_last map, so each copy is one
+direct transfer at the bus's speed, with no gathering of a tile's scattered rows through pageable memory.
 
 A halo is real neighbouring pixels inside the image and the usual padding only at the true image
 border, so every local operation sees exactly what it sees on the whole image. The whole-image
@@ -190,7 +190,8 @@ class TiledRunner:
     or the compute device itself when they fit there (no copies between host and device). ``spill``: keep
     host maps in memory-mapped files in this folder instead, for photos whose maps memory cannot hold
     (Linux; see ``file_backed_map``). ``strips``:
-    full-width strips instead of square tiles; by default exactly when a CUDA device works on host maps.
+    full-width strips instead of square tiles; by default exactly when a CUDA device works on host maps held
+    in memory (pinned), not spilled.
     ``stages``: the per-pixel stages (eager, or fused kernels)."""
 
     def __init__(

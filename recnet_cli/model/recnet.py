@@ -1,7 +1,9 @@
 """RECNet as the authors' released code computes it: the plain reference forward.
 
 Module and parameter names follow the authors' code exactly, so their state_dict loads as is.
-See ``RECNET-ARCHITECTURE.md`` for the function this module computes.
+``../shared/RECNET-ARCHITECTURE.md`` (beside the repository) describes the function it computes. A block
+runs as ``forward_with_intermediates`` drives it: ``norm.fuse_branches`` on its blurred masks, then
+``combine``, so that the fast path can supply the masks of all blocks at once.
 """
 
 from __future__ import annotations
@@ -57,9 +59,6 @@ class RegionAwareDeExposure(nn.Module):
     def branch_masks(self, mask: Tensor) -> BranchMasks:
         """The three branch masks: blurred under-exposure, blurred over-exposure, all ones."""
         return self.blur(mask), self.blur(1 - mask), torch.ones_like(mask)
-
-    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
-        return self.fuse_branches(features, self.branch_masks(mask))
 
     def fuse_branches(self, features: Tensor, masks: BranchMasks) -> Tensor:
         ys = []
@@ -130,9 +129,6 @@ class RegionAwareMixedBlock(nn.Module):
             nn.LeakyReLU(0.1),
             nn.Conv2d(channels, channels, 3, padding=1),
         )
-
-    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
-        return self.combine(features, self.norm(features, mask))
 
     def combine(self, features: Tensor, normed: Tensor) -> Tensor:
         """The block's output from its input and the de-exposure branch's result."""
@@ -226,10 +222,6 @@ class RECNet(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         return self.forward_with_intermediates(image)["output"]
-
-    def predict_mask(self, image: Tensor) -> Tensor:
-        """The under-exposure mask M (1 = under-exposed, 0 = over-exposed)."""
-        return self.learned_mask(self.extract(image))
 
     def forward_with_intermediates(
         self, image: Tensor, blurred_masks: BlurredMasks | None = None

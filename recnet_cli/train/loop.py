@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from recnet_cli.devices import keep_freed_host_memory, pick_device, pick_dtype
-from recnet_cli.imaging import nearest_existing
+from recnet_cli.imaging import first_line, nearest_existing
 from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
@@ -38,7 +38,7 @@ from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, pair
 from recnet_cli.train.losses import RecnetLoss, build_loss
 from recnet_cli.train.pairs import find_pairs, match_by_stem
 from recnet_cli.train.synthesis import DegradationConfig
-from recnet_cli.weights import first_line, load_model, save_model, write_atomic
+from recnet_cli.weights import load_model, save_model, write_atomic
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -129,8 +129,6 @@ class Progress:
     losses: dict[str, float]
     lr: float
     images_per_second: float
-    eta_seconds: float
-    skipped_steps: int
     val: ValScores | None  # the latest validation, if any
 
 
@@ -560,8 +558,6 @@ def progress_report(
         losses=losses,
         lr=lr,
         images_per_second=config.batch / seconds_per_step,
-        eta_seconds=seconds_per_step * (config.steps - state.step),
-        skipped_steps=state.skipped_steps,
         val=ValScores(**state.val) if state.val else None,
     )
 

@@ -1,4 +1,5 @@
-"""What RECNet's five blocks do to a photo, as pictures: feature magnitudes and feature errors.
+"""What RECNet's blocks (five in the paper's model) do to a photo, as pictures: feature magnitudes and
+feature errors.
 
 Features come from the reference ``RECNet.forward_with_intermediates`` on a copy of the photo
 downscaled to ``FEATURE_LONG_SIDE`` pixels on its long side (the figures are small anyway, and the
@@ -144,7 +145,7 @@ def feature_figure(features: Features) -> np.ndarray:
         top,
         620,
         SMALL_TEXT,
-        "|f|, one colour scale shared by all ten maps",
+        f"|f|, one colour scale shared by all {2 * features.blocks} maps",
     )
     return draw.border(draw.vstack([title, maps, bar, distance_chart(features)], 12), 12)
 
