@@ -156,7 +156,7 @@ _PILLOW_CONVERSIONS = {
 _GREY_MODES = frozenset({"L", "LA", "I;16", "I;16L", "I;16B", "I;16N"})
 _READABLE_MODES = _GREY_MODES | {"P", "RGB", "RGBA"} | _PILLOW_CONVERSIONS.keys()
 _READABLE_FORMATS = SUPPORTED_FORMATS | {"MPO"}  # cameras' JPEGs with extra pictures open as MPO
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+BT601_LUMA = (0.299, 0.587, 0.114)  # grey from RGB, as JPEG and Pillow's convert("L") weigh it
 _UNIT_FLOATS_8 = np.arange(256, dtype=np.float32) / 255  # each 8-bit code as a float in [0, 1]
 _ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda a: a[:, ::-1],
@@ -501,7 +501,7 @@ def write_photo(
     dpi = None if "resolution" in dropped else like.dpi
     metadata = Metadata(exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma)
     try:
-        channels = [_quantise(pixels @ _LUMA if grayscale else pixels, depth)]
+        channels = [_quantise(pixels @ np.asarray(BT601_LUMA, np.float32) if grayscale else pixels, depth)]
         if like.alpha is not None and fmt in ALPHA_FORMATS:
             channels.append(_alpha_at_depth(like.alpha, depth))
         samples = np.dstack(channels) if len(channels) > 1 else channels[0].reshape(*pixels.shape[:2], -1)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from recnet_cli.model.recnet import gaussian_1d
+
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
@@ -24,9 +26,7 @@ MAX_PSNR = 100.0  # identical images (infinite PSNR) count as this where PSNRs a
 
 def gaussian_window(dtype: torch.dtype, device: torch.device) -> Tensor:
     """The normalised 1-D Gaussian used along each axis of the SSIM window."""
-    coords = torch.arange(SSIM_WINDOW, dtype=torch.float64) - SSIM_WINDOW // 2
-    g = torch.exp(-(coords**2) / (2 * SSIM_SIGMA**2))
-    return (g / g.sum()).to(dtype=dtype, device=device)
+    return gaussian_1d(SSIM_WINDOW, SSIM_SIGMA).to(dtype=dtype, device=device)
 
 
 def local_mean(x: Tensor, window: Tensor) -> Tensor:

@@ -22,12 +22,17 @@ BLUR_SIZE = 31
 BLUR_SIGMA = 3.0
 
 
-def gaussian_kernel(size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> Tensor:
-    """A normalised 2-D Gaussian of shape (1, 1, size, size)."""
+def gaussian_1d(size: int, sigma: float) -> Tensor:
+    """A normalised 1-D Gaussian of ``size`` taps around the middle one, in float64."""
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    kernel = torch.outer(g, g)
-    return (kernel / kernel.sum()).to(torch.float32)[None, None]
+    return g / g.sum()
+
+
+def gaussian_kernel() -> Tensor:
+    """The blur's initial normalised 2-D Gaussian, of shape (1, 1, BLUR_SIZE, BLUR_SIZE)."""
+    g = gaussian_1d(BLUR_SIZE, BLUR_SIGMA)
+    return torch.outer(g, g).to(torch.float32)[None, None]
 
 
 class LearnableBlur(nn.Module):

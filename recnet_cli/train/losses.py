@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recnet_cli.imaging import first_line
+from recnet_cli.imaging import BT601_LUMA, first_line
 from recnet_cli.metrics import ssim_tensor
 
 LOSS_PRESETS = ("paper", "authors-code")
@@ -31,7 +31,6 @@ VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512)
 VGG16_FILE = "vgg16-397923af.pth"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-BT601_LUMA = (0.299, 0.587, 0.114)
 
 
 class VggWeightsError(ValueError):

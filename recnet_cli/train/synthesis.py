@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from recnet_cli.model.recnet import gaussian_1d
+
 MODES = ("under", "over", "mixed", "mild")
 LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)
 SMOOTH_SIDE = 32
@@ -178,9 +180,7 @@ def linear_to_srgb(x: Tensor) -> Tensor:
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian blur of a (1, 1, H, W) map, reflecting at the borders."""
     radius = math.ceil(3 * sigma)
-    coords = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
+    g = gaussian_1d(2 * radius + 1, sigma).to(dtype=x.dtype, device=x.device)
     x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), g.view(1, 1, 1, -1))
     return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), g.view(1, 1, -1, 1))
 

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
+from recnet_cli.imaging import BT601_LUMA
+
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 INK = (35, 35, 35)
 MUTED = (105, 105, 105)
@@ -20,7 +22,6 @@ BLUE = (0, 114, 178)  # Okabe-Ito blue
 VERMILLION = (213, 94, 0)  # Okabe-Ito vermillion
 BAR_COLOUR = BLUE
 
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 Colouring = Callable[[np.ndarray], np.ndarray]
 Colour = tuple[int, int, int]
@@ -28,7 +29,7 @@ Colour = tuple[int, int, int]
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
     """ITU-R 601 luma of an H x W x 3 image, in its own units."""
-    return rgb.astype(np.float32) @ LUMA
+    return rgb.astype(np.float32) @ np.asarray(BT601_LUMA, np.float32)
 
 
 def line_thickness(scale: float) -> int:
