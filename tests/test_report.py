@@ -80,13 +80,19 @@ def card_notes(page: Path) -> list[tuple[str, str]]:
     return re.findall(r'<h2><a href="([^"]+)">.*?<p class="muted">([^<]+)</p>', page.read_text("utf-8"), re.S)
 
 
-def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run_corrected(
-    tmp_path: Path, env: dict[str, str], model_file: Path
-) -> None:
-    shots, out = tmp_path / "shots", tmp_path / "out"
+def two_shots(tmp_path: Path) -> Path:
+    """A folder of two small photos, one.png and two.png."""
+    shots = tmp_path / "shots"
     shots.mkdir()
     for name in ("one.png", "two.png"):
         make_photo(shots / name)
+    return shots
+
+
+def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run_corrected(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    shots, out = two_shots(tmp_path), tmp_path / "out"
     command = ["correct", str(shots), "-o", str(out), "--report", "--model", str(model_file), "--strength"]
     first = run([*command, "0.7"], env)
     assert first.returncode == 0, first.stderr
@@ -116,10 +122,7 @@ def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run
 def test_a_photo_whose_previews_cannot_be_written_is_not_written_either(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
-    shots, out = tmp_path / "shots", tmp_path / "out"
-    shots.mkdir()
-    for name in ("one.png", "two.png"):
-        make_photo(shots / name)
+    shots, out = two_shots(tmp_path), tmp_path / "out"
     blocked = out / PREVIEW_FOLDER / "two.png-after.jpg"
     blocked.mkdir(parents=True)  # a folder where a preview goes
     result = run(["correct", str(shots), "-o", str(out), "--report", "--model", str(model_file)], env)
