@@ -58,8 +58,7 @@ def exposure_stats(rgb: np.ndarray) -> ExposureStats:
 class Card:
     """One corrected photo in the report; paths are relative to the report's folder."""
 
-    name: str  # the output's path inside the report's folder
-    output: str
+    output: str  # the output's path inside the report's folder, and the card's title
     before: str
     after: str
     mask: str
@@ -73,7 +72,7 @@ class Card:
         """A card read back from its JSON; raises ValueError (or TypeError, KeyError) for anything else."""
         stats = {key: ExposureStats(**fields[key]) for key in ("before_stats", "after_stats")}
         card = cls(**{**fields, **stats})
-        links = (card.name, card.output, card.before, card.after, card.mask)
+        links = (card.output, card.before, card.after, card.mask)
         numbers = (card.strength, *astuple(card.before_stats), *astuple(card.after_stats))
         if not (
             all(isinstance(link, str) for link in links)
@@ -134,7 +133,6 @@ class ReportBuilder:
             write_rgb8(self.folder / path, fit_size(picture, max_side=PREVIEW_LONG_SIDE), quality=85)
             links[kind] = path.as_posix()
         return Card(
-            name=relative,
             output=relative,
             before_stats=exposure_stats(photo),
             after_stats=exposure_stats(corrected),
@@ -252,14 +250,13 @@ def render_failures(failures: list[str]) -> str:
 
 
 def render_card(card: Card, when: str) -> str:
-    name = html.escape(card.name)
     rows = "".join(
         f"<tr><th>{label}</th><td>{show(getattr(card.before_stats, field))}</td>"
         f"<td>{show(getattr(card.after_stats, field))}</td></tr>"
         for label, field in STAT_ROWS
     )
     return CARD.format(
-        name=name,
+        name=html.escape(card.output),
         output=link(card.output),
         before=link(card.before),
         after=link(card.after),
