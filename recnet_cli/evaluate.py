@@ -14,7 +14,7 @@ from recnet_cli.devices import is_out_of_memory
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import FREE_MEMORY_ADVICE, write_rgb8
 from recnet_cli.metrics import mean_psnr, psnr, ssim, to_uint8
-from recnet_cli.train.data import ImageFileError, read_rgb
+from recnet_cli.train.data import ImageFileError, read_rgb, require_same_size
 from recnet_cli.train.pairs import ImagePair
 
 
@@ -93,11 +93,7 @@ def score_pair(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.nd
 
 def score_pair_in_memory(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.ndarray]:
     source, target = read_rgb(pair.input), read_rgb(pair.target)
-    if source.shape != target.shape:
-        raise ImageFileError(
-            f"{pair.input}: size {source.shape[1]}x{source.shape[0]} differs from its ground truth "
-            f"{pair.target} ({target.shape[1]}x{target.shape[0]})"
-        )
+    require_same_size(pair, source, target)
     try:
         identity_ssim = ssim(source, target)
     except ValueError as exc:

@@ -43,6 +43,15 @@ def read_rgb(path: Path) -> np.ndarray:
         raise ImageFileError(str(exc)) from None
 
 
+def require_same_size(pair: ImagePair, source: np.ndarray, target: np.ndarray) -> None:
+    """Raises ImageFileError naming the input when a pair's images differ in size."""
+    if source.shape != target.shape:
+        raise ImageFileError(
+            f"{pair.input}: size {source.shape[1]}x{source.shape[0]} differs from its ground truth "
+            f"{pair.target} ({target.shape[1]}x{target.shape[0]})"
+        )
+
+
 def holdout_split(
     items: Sequence[T], key: Callable[[T], str], fraction: float = HOLDOUT_FRACTION
 ) -> tuple[list[T], list[T]]:
@@ -206,11 +215,7 @@ def load_pairs(
         source = read_rgb(pair.input)
         if pair.target not in targets:
             targets[pair.target] = read_rgb(pair.target)
-        if source.shape != targets[pair.target].shape:
-            raise ImageFileError(
-                f"{pair.input}: size {source.shape[1]}x{source.shape[0]} differs from its ground truth "
-                f"{pair.target} ({targets[pair.target].shape[1]}x{targets[pair.target].shape[0]})"
-            )
+        require_same_size(pair, source, targets[pair.target])
         loaded.append(
             (fit_size(source, min_side, max_side), fit_size(targets[pair.target], min_side, max_side))
         )
