@@ -8,6 +8,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -23,6 +24,9 @@ from rich.progress import (
 from rich.text import Text
 
 from recnet_cli.batch import Job, Outcome, Summary
+
+if TYPE_CHECKING:  # training needs PyTorch, which the other commands import only when they run
+    from recnet_cli.train.loop import Progress as TrainingReport
 
 # soft_wrap: a line piped to a log or another program stays one line, whatever its length (Rich would
 # otherwise wrap it at 80 columns when the stream is not a terminal).
@@ -244,8 +248,7 @@ class TrainingProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
 
-    def __call__(self, report: object) -> None:
-        """Takes a ``recnet_cli.train.loop.Progress``."""
+    def __call__(self, report: TrainingReport) -> None:
         val = report.val
         scores = (
             f" | val {val.psnr:.2f} dB / {val.ssim:.3f} (input {val.identity_psnr:.2f} dB)" if val else ""
