@@ -11,10 +11,10 @@ import torch
 
 from recnet_cli.train.data import read_rgb, to_tensor
 from recnet_cli.train.synthesis import (
+    LUMA_WEIGHTS,
     DegradationConfig,
     Exposure,
     LightPool,
-    clipped_and_crushed,
     degrade,
     exposure_map,
     parse_regimes,
@@ -50,6 +50,14 @@ def one_thread() -> None:
 @pytest.fixture(scope="module")
 def photo() -> torch.Tensor:
     return to_tensor([read_rgb(PHOTOS / "bsd100-img_007.jpg")], CPU)
+
+
+def clipped_and_crushed(image: torch.Tensor) -> tuple[float, float]:
+    """Fractions of a (3, H, W) image blown out (a channel >= 250/255) and crushed (luma <= 16/255)."""
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    clipped = (image.amax(0) >= 250 / 255).float().mean()
+    crushed = ((image * weights).sum(0) <= 16 / 255).float().mean()
+    return float(clipped), float(crushed)
 
 
 def changes(clean: torch.Tensor, exposure: Exposure) -> tuple[float, float]:

@@ -259,11 +259,3 @@ def degrade(clean: Tensor, exposures: list[Exposure]) -> Tensor:
             captured if exposure.jpeg_quality is None else jpeg_roundtrip(captured, exposure.jpeg_quality)
         )
     return torch.stack(degraded)
-
-
-def clipped_and_crushed(image: Tensor) -> tuple[float, float]:
-    """Fractions of a (3, H, W) image blown out (a channel >= 250/255) and crushed (luma <= 16/255)."""
-    weights = torch.tensor(LUMA_WEIGHTS, dtype=image.dtype, device=image.device).view(3, 1, 1)
-    clipped = (image.amax(0) >= 250 / 255).float().mean()
-    crushed = ((image * weights).sum(0) <= 16 / 255).float().mean()
-    return float(clipped), float(crushed)
