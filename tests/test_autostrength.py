@@ -178,6 +178,17 @@ def test_auto_strength_is_the_same_whole_and_tiled() -> None:
     assert np.abs(whole.image - tiled.image).max() * 255 <= 1
 
 
+def test_calibration_s_training_mix_is_its_own_pairs_not_copies_of_the_single_kinds(tmp_path: Path) -> None:
+    for index in range(12):
+        Image.fromarray(to_uint8(scene(index, (48, 64)))).save(tmp_path / f"photo-{index}.png")
+    fitting = calibration.photo_data(tmp_path, 64, 12).fitting
+    pairs = {regime: load() for regime, load in fitting.items()}
+    mix = pairs.pop("training mix")
+    assert len(mix) >= 10
+    for index, pair in enumerate(mix):
+        assert not any(torch.equal(pair.input, group[index].input) for group in pairs.values())
+
+
 def test_calibration_reads_photos_named_in_bytes_that_are_not_utf8_and_names_a_damaged_one(
     tmp_path: Path,
 ) -> None:

@@ -70,14 +70,16 @@ def photo_data(folder: Path, size: int, count: int) -> CalibrationData:
         raise ValueError(f"{folder}: needs at least two photos (one is held out to score the fit)")
 
     def groups(paths: list[Path]) -> Groups:
+        # A seed for each regime: with one seed, each pair of the training mix drew its regime and then
+        # the very exposure that regime's own group drew, so the mix only repeated the other groups.
         return {
-            regime: partial(photo_validation, paths, degradation, size, count, CALIBRATION_SEED)
-            for regime, degradation in REGIMES.items()
+            regime: partial(photo_validation, paths, degradation, size, count, CALIBRATION_SEED + number)
+            for number, (regime, degradation) in enumerate(REGIMES.items())
         }
 
     about = (
         f"{min(count, len(train))} training photos in {folder} x {len(REGIMES)} regimes at {size} px, "
-        f"seed {CALIBRATION_SEED}"
+        f"seeds {CALIBRATION_SEED} to {CALIBRATION_SEED + len(REGIMES) - 1}"
     )
     photos = len(REGIMES) * (min(count, len(train)) + min(count, len(held_out)))
     return CalibrationData(groups(train), groups(held_out), about, photos)
