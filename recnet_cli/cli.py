@@ -822,6 +822,8 @@ def train(
             f"recnet train --resume {result.run_dir}, or use it as it is: "
             f"--model {result.model_path}"
         )
+        if signals.received() is not None:  # as an interrupted batch: what was asked is not done
+            raise typer.Exit(130)
     elif result.val is not None and not quiet:
         val = result.val
         console.done(
