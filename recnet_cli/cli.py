@@ -891,6 +891,8 @@ def calibrate(
     existing = [path for path in written if os.path.lexists(path)]
     if existing and not overwrite:
         raise fail(f"-o {output}: {existing[0]} exists (use --overwrite)")
+    if problem := folder_problem(output.parent, create=False):  # before minutes of calibrating, not after
+        raise fail(f"-o {output}: {problem}")
     if sum((photos is not None, pairs is not None, inputs is not None or targets is not None)) != 1 or (
         (inputs is None) != (targets is None)
     ):

@@ -634,7 +634,12 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     assert missing.returncode == 2 and "nowhere: not a folder of photos" in missing.stderr
     both = run([*arguments, "--overwrite", "--pairs", str(tmp_path)], env)
     assert both.returncode == 2 and "give one of --photos DIR, --pairs DIR, or both" in both.stderr
-    for failed in (again, wrong, missing, both):
+    blocked = tmp_path / "photos" / "shot0.png" / "calibrated.safetensors"  # refused before calibrating
+    unwritable = run([*arguments[:-1], str(blocked)], env)
+    assert unwritable.returncode == 2 and "Calibrating" not in unwritable.stderr
+    file_in_the_way = f"cannot create folder {blocked.parent}: {blocked.parent} is a file"
+    assert f"-o {blocked}: {file_in_the_way}" in unwritable.stderr
+    for failed in (again, wrong, missing, both, unwritable):
         assert len(failed.stderr.strip().splitlines()) == 1
 
 
