@@ -1007,12 +1007,12 @@ def evaluate(
             )
         except (ValueError, OSError, PhotoFileError) as exc:  # PhotoFileError: --save could not write
             raise fail(error_line(exc)) from None
+    if as_json:  # also when no pair could be scored: the failures are listed there
+        typer.echo(json.dumps({"model": loaded.source, "strength": amount, **report.to_dict()}, indent=2))
+    elif report.scores:
+        print_scores(report, loaded.source, amount)
     if not report.scores:
         raise fail(f"none of the {len(found)} pairs could be scored", 1)
-    if as_json:
-        typer.echo(json.dumps({"model": loaded.source, "strength": amount, **report.to_dict()}, indent=2))
-    else:
-        print_scores(report, loaded.source, amount)
     if report.failures:
         raise fail(
             f"scored {len(report.scores)} of {len(found)} pairs: {len(report.failures)} could not be scored "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recnet_cli.batch import folder_problem
 from recnet_cli.devices import is_out_of_memory
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import FREE_MEMORY_ADVICE, write_rgb8
@@ -54,14 +55,14 @@ class EvalReport:
         return mean_psnr(values) if score.endswith("psnr") else float(np.mean(values))
 
     def to_dict(self) -> dict[str, object]:
-        """The report as JSON values; an infinite PSNR (identical images) becomes null."""
+        """The report as JSON values; an infinite PSNR (identical images), and a mean of no pairs, is null."""
         return {
             "images": len(self.scores),
             "failed": [
                 {"input": str(failure.input), "target": str(failure.target), "error": failure.reason}
                 for failure in self.failures
             ],
-            **{score: json_number(self.mean(score)) for score in SCORES},
+            **{score: json_number(self.mean(score)) if self.scores else None for score in SCORES},
             "per_image": [
                 {
                     "input": str(image.input),
@@ -122,6 +123,8 @@ def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) ->
     images or a file that is there already (unless ``overwrite``)."""
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):
         return f"--save {save_dir}: a file, not a folder"
+    if problem := folder_problem(save_dir, create=False):
+        return f"--save {save_dir}: {problem}"
     images = {path.resolve() for pair in pairs for path in (pair.input, pair.target)}
     for pair in pairs:
         path = saved_path(pair, save_dir)

@@ -19,6 +19,7 @@ result, so it is dropped (Pillow's CMYK to RGB conversion is the plain, uncalibr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import io
@@ -542,7 +543,8 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     except OSError as error:
         raise ImageWriteError(path, describe_os_error(error), error.errno) from error
     finally:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # none made (a read-only folder: EROFS, not ENOENT), or gone
+            temporary.unlink()
 
 
 def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:

@@ -1007,6 +1007,27 @@ def test_eval_says_in_one_line_when_save_cannot_write(
     result = run(["eval", *pairs, "--save", str(saved), "--overwrite"], env)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"error: {saved / 'shot.png'}: is a directory" in result.stderr
+    under_a_file = inputs / "shot.png" / "saved"  # refused before the model is loaded
+    result = run(["eval", *pairs, "--save", str(under_a_file)], env)
+    folder = inputs / "shot.png"
+    assert result.returncode == 2 and result.stderr == (
+        f"error: --save {under_a_file}: cannot create folder {under_a_file}: {folder} is a file\n"
+    )
+
+
+def test_eval_json_lists_the_failures_when_no_pair_could_be_scored(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    inputs, targets = tmp_path / "in", tmp_path / "gt"
+    for folder in (inputs, targets):
+        folder.mkdir()
+        make_photo(folder / "tiny.png", size=(8, 6))  # smaller than SSIM's window
+    pairs = ["--inputs", str(inputs), "--targets", str(targets), "--model", str(model_file)]
+    result = run(["eval", *pairs, "--json"], env)
+    assert result.returncode == 1 and "none of the 1 pairs could be scored" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["images"] == 0 and report["psnr"] is None and report["per_image"] == []
+    assert [failure["input"] for failure in report["failed"]] == [str(inputs / "tiny.png")]
 
 
 def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str, str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -1143,10 +1144,20 @@ def test_atomic_output_uses_a_hidden_temporary_beside_the_target(tmp_path):
     assert target.read_bytes() == b"done" and leftovers(tmp_path) == []
 
 
-def test_atomic_output_reports_an_unwritable_folder(tmp_path):
+def test_atomic_output_reports_an_unwritable_folder(tmp_path, monkeypatch):
     target = tmp_path / "missing-folder" / "out.png"
     with pytest.raises(ImageWriteError, match=r"out\.png: no such file or directory"):
         write_rgb8(target, gradient_rgb8())
+
+    def read_only(path: Path, missing_ok: bool = False) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    # On a read-only file system, removing the temporary that was never made fails too (EROFS, not
+    # ENOENT): the error is still the target's, not the temporary's.
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(ImageWriteError) as raised:
+        write_rgb8(target, gradient_rgb8())
+    assert str(raised.value) == f"{target}: no such file or directory"
 
 
 def test_successful_write_replaces_the_target(tmp_path):
