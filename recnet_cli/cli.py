@@ -46,6 +46,7 @@ from recnet_cli.runner import (
     ignore_further_stops,
     notice_run,
     open_models,
+    parse_tile,
     read_input,
     refuse_device_list,
     refuse_unwritable_output,
@@ -150,6 +151,12 @@ ModelOpt = Annotated[
         "or a bundled name. Default: the bundled model.",
     ),
 ]
+def checked_tile(text: str) -> str:
+    """--tile, checked as the command line is read: a dry run refuses what the run would."""
+    parse_tile(text)
+    return text
+
+
 DeviceOpt = Annotated[
     str,
     typer.Option(metavar="DEVICE", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps."),
@@ -165,6 +172,7 @@ DevicesOpt = Annotated[
 TileOpt = Annotated[
     str,
     typer.Option(
+        callback=checked_tile,
         metavar="SIZE",
         help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128 (tiles of at most N).",
     ),

@@ -326,6 +326,10 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
     assert (summary["dry_run"], summary["planned"], summary["skipped"]) == (True, 2, 1)
     assert [f["status"] for f in summary["files"]] == ["planned", "skipped", "planned"]
     assert sorted(p.name for p in out.iterdir()) == ["b.png"] and (out / "b.png").read_bytes() == b"earlier"
+    for command in ("correct", "mask"):  # options the run would refuse, the plan refuses too
+        refused = run([command, str(shots), "-o", str(out), "-n", "--tile", "5"], env)
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert refused.stderr.startswith("error: --tile 5: use auto, 0 (whole image) or a size of at least")
 
 
 def test_two_inputs_that_would_share_an_output_clash_in_every_shard(
