@@ -26,6 +26,7 @@ from recnet_cli.imaging import (
     describe_os_error,
     enable_heif,
     input_file_problem,
+    names_unwritable_image,
     nearest_existing,
     special_file_kind,
 )
@@ -345,12 +346,21 @@ def plan_jobs(
         outputs = (target, *companions(target))
         problems = (
             conversion_needed(source.path),
+            unread_format(source.path),
             unwritable_format(target),
             *(output_path_problem(path) for path in outputs),
             *(target_problem(path, source.path, inputs, claimed) for path in outputs),
         )
         jobs.append(Job(source.path, target, next((p for p in problems if p), None), outputs[1:]))
     return jobs
+
+
+def unread_format(source: Path) -> str | None:
+    """Why a file named as an input is not read, going by its name: an image format recnet does not read
+    (.gif, .ico), so that it is not told to choose an output format first."""
+    if not names_unwritable_image(source):
+        return None
+    return f"{source.suffix} files are not read ({READABLE}): convert it first"
 
 
 def unwritable_format(target: Path) -> str | None:

@@ -587,7 +587,7 @@ def _out_of_memory(error: BaseException) -> bool:
 
 def _check_supported(path: str | os.PathLike[str], image: Image.Image) -> None:
     if image.format not in _READABLE_FORMATS:
-        raise ImageReadError(path, f"unsupported image format {image.format}")
+        raise ImageReadError(path, f"unsupported image format {image.format} ({READABLE})")
     if image.mode not in _READABLE_MODES and _sixteen_bit_layout(image) is None:
         raise ImageReadError(path, f"unsupported pixel type {image.mode}")
 

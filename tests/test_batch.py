@@ -136,7 +136,7 @@ def test_the_same_file_twice_is_processed_once(shots: Path) -> None:
 
 
 def test_jobs_that_cannot_work_are_refused_before_reading(tmp_path: Path) -> None:
-    names = ["photo.jpg", "DSC_0001.NEF", "backup.jpg_original"]
+    names = ["photo.jpg", "DSC_0001.NEF", "backup.jpg_original", "animation.GIF"]
     sources, _ = find_sources([str(tmp_path / name) for name in names if (tmp_path / name).touch() is None])
     problems = [job.problem or "" for job in plan_jobs(sources, None, suffix="_recnet")]
     assert problems[0] == ""
@@ -144,8 +144,10 @@ def test_jobs_that_cannot_work_are_refused_before_reading(tmp_path: Path) -> Non
     assert problems[2].startswith(
         "cannot write .jpg_original files: choose the output format with --ext (jpg,"
     )
+    assert problems[3] == f".GIF files are not read ({imaging.READABLE}): convert it first"  # not --ext
     forced = plan_jobs(sources, None, suffix="_recnet", extension=".jpg")
     assert forced[2].problem is None and forced[2].target == tmp_path / "backup_recnet.jpg"
+    assert forced[3].problem == problems[3]
 
 
 def test_outputs_that_cannot_be_written_there_are_refused_before_reading(tmp_path: Path) -> None:
