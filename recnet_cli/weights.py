@@ -450,9 +450,12 @@ def read_card(model_path: Path) -> dict[str, Any]:
     if not card_path.is_file():
         return safetensors_metadata(model_path)
     try:
-        return json.loads(card_path.read_text(encoding="utf-8"))
+        card = json.loads(card_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WeightsError(f"{card_path}: not a valid model card ({error})") from error
+    if not isinstance(card, dict):
+        raise WeightsError(f"{card_path}: not a valid model card (not a JSON object)")
+    return card
 
 
 def safetensors_metadata(path: Path) -> dict[str, str]:

@@ -334,6 +334,27 @@ def test_safetensors_metadata_carries_the_card_fields_with_mappings_as_json(
     assert load_model(str(path)).card == metadata  # without the JSON card, the metadata is the card
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"[1, 2]", "not a JSON object"),
+        (b"null", "not a JSON object"),
+        (b'"RECNet"', "not a JSON object"),
+        (b'{"steps": 1', "Expecting ',' delimiter: line 1 column 12 (char 11)"),
+        (b"\xff{}", "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"),
+    ],
+    ids=["a list", "null", "a string", "cut short", "not UTF-8"],
+)
+def test_a_damaged_card_is_a_one_line_error(
+    tmp_path: Path, small_model: RECNet, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "mini.safetensors"
+    save_model(small_model, path, {})
+    path.with_suffix(".json").write_bytes(content)
+
+    assert load_error(str(path)) == f"{path.with_suffix('.json')}: not a valid model card ({reason})"
+
+
 def test_save_model_errors(tmp_path: Path, small_model: RECNet) -> None:
     with pytest.raises(WeightsError, match=r"model\.pth: models are saved as \.safetensors$"):
         save_model(small_model, tmp_path / "model.pth", {})
