@@ -69,6 +69,9 @@ HUB_REF_FORMAT = "org/name[@revision][:file]"
 # Authors' checkpoints may wrap the state dict; the EMA weights win when both are present (BasicSR style).
 CHECKPOINT_WRAPPERS = ("params_ema", "params", "state_dict")
 ARCHITECTURE = ("architecture", "channels", "blocks", "parameters")  # card fields save_model fills in
+# A `recnet train` checkpoint (train/loop.py) holds the model's tensors under model., beside the optimizer's
+# and the RNG states; its JSON beside it is the run's state, not a model card.
+TRAINING_CHECKPOINT_KEY = "model.extract.weight"
 SIZE_UNITS = ("B", "kB", "MB", "GB")
 
 HUB_REF = re.compile(r"(?P<repo_id>\w[\w.-]*/\w[\w.-]*)(?:@(?P<revision>[^:@]+))?(?::(?P<filename>[^:]+))?")
@@ -355,7 +358,7 @@ def read_safetensors(path: Path, label: str) -> dict[str, Tensor]:
 def training_checkpoint_model(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     """The model's tensors when these are a ``recnet train`` checkpoint (model, optimizer and RNG
     sections), so a run stopped early can be used as it stands; other files' tensors unchanged."""
-    if "model.extract.weight" not in tensors:
+    if TRAINING_CHECKPOINT_KEY not in tensors:
         return tensors
     return {key.removeprefix("model."): value for key, value in tensors.items() if key.startswith("model.")}
 
@@ -443,12 +446,17 @@ def describe_keys(kind: str, keys: list[str], shown: int = 3) -> str:
 
 
 def read_card(model_path: Path) -> dict[str, Any]:
-    """The card of a ``.safetensors`` model: ``<stem>.json`` beside it, else its metadata (strings)."""
+    """The card of a ``.safetensors`` model: ``<stem>.json`` beside it, else its metadata (strings). A
+    training checkpoint has none (``checkpoint.json`` beside it holds the run's counters and Adam's
+    settings)."""
     if model_path.suffix != ".safetensors":
+        return {}
+    keys, metadata = safetensors_header(model_path)
+    if TRAINING_CHECKPOINT_KEY in keys:
         return {}
     card_path = model_path.with_suffix(".json")
     if not card_path.is_file():
-        return safetensors_metadata(model_path)
+        return metadata
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -458,10 +466,11 @@ def read_card(model_path: Path) -> dict[str, Any]:
     return card
 
 
-def safetensors_metadata(path: Path) -> dict[str, str]:
+def safetensors_header(path: Path) -> tuple[list[str], dict[str, str]]:
+    """A safetensors file's tensor names and metadata, read from its header alone."""
     try:
         with safe_open(path, framework="numpy") as file:
-            return file.metadata() or {}
+            return list(file.keys()), file.metadata() or {}
     except SafetensorError as error:
         raise WeightsError(f"{path}: not a valid safetensors file ({first_line(error)})") from error
 
@@ -606,9 +615,8 @@ def looks_like_recnet(path: Path) -> bool:
     if path.suffix != ".safetensors":
         return path.suffix in MODEL_SUFFIXES
     try:
-        with safe_open(path, framework="numpy") as file:
-            return "extract.weight" in file.keys()  # noqa: SIM118 (not a dict)
-    except SafetensorError:
+        return "extract.weight" in safetensors_header(path)[0]
+    except WeightsError:
         return False
 
 

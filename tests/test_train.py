@@ -516,7 +516,8 @@ def test_the_first_ctrl_c_or_sigterm_is_a_stop_request_and_the_second_acts_as_us
 def test_a_stopped_runs_checkpoint_loads_as_a_model(tmp_path: Path) -> None:
     train(tiny_config(tmp_path / "run", steps=4), time_limit=0)
     checkpoint = safetensors.torch.load_file(tmp_path / "run" / "checkpoint.safetensors")
-    loaded = load_model(str(tmp_path / "run" / "checkpoint.safetensors")).model
-    state = loaded.state_dict()
+    loaded = load_model(str(tmp_path / "run" / "checkpoint.safetensors"))
+    assert loaded.card == {}  # checkpoint.json beside it is the run's state, not a model card
+    state = loaded.model.state_dict()
     assert state.keys() == {key.removeprefix("model.") for key in checkpoint if key.startswith("model.")}
     assert all(torch.equal(state[key], checkpoint[f"model.{key}"]) for key in state)
