@@ -57,10 +57,13 @@ from recnet_cli.runner import (
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from recnet_cli.engine import Corrector, PendingCorrection
     from recnet_cli.evaluate import EvalReport
     from recnet_cli.tiling import Progress
     from recnet_cli.viz.features import Features
+    from recnet_cli.weights import ModelEntry
 
 
 class PlainHelpFlag:
@@ -611,11 +614,10 @@ def mask(
 def models(as_json: JsonOpt = False) -> None:
     """List the bundled models and the RECNet models in the Hugging Face cache.
 
+    A damaged model or card is listed as such, with a one-line error; the exit code is then 1.
+
     [dim]Example:[/]  recnet models --json
     """
-    from rich.markup import escape
-    from rich.table import Table
-
     from recnet_cli.weights import WeightsError, list_models
 
     try:
@@ -624,18 +626,30 @@ def models(as_json: JsonOpt = False) -> None:
         raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
-        return
-    if not entries:
+    elif entries:
+        console.out.print(models_table(entries))
+    else:
         console.err.print("No models yet: none bundled in weights/ and none in the Hugging Face cache.")
-        return
+    problems = [entry.problem for entry in entries if entry.problem]
+    for problem in problems:
+        console.error(problem)
+    if problems:
+        raise typer.Exit(1)
+
+
+def models_table(entries: list[ModelEntry]) -> Table:
+    """The ``recnet models`` table, a damaged model's row in red."""
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title="RECNet models")
     # The name is what --model takes: whole on a narrow terminal, where the other columns wrap.
     table.add_column("name", no_wrap=True, min_width=max(len(entry.name) for entry in entries))
     for column in ("where", "size", "about"):
         table.add_column(column)
-    for entry in entries:
-        table.add_row(*map(escape, entry.row()))  # names are plain text, not Rich markup
-    console.out.print(table)
+    for entry in entries:  # names are plain text, not Rich markup
+        table.add_row(*map(escape, entry.row()), style="red" if entry.problem else None)
+    return table
 
 
 @command("download")

@@ -25,7 +25,7 @@ import os
 import pickle
 import re
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +111,7 @@ class ModelEntry:
     size: int  # bytes
     revision: str = ""  # the Hub commit hash, empty for bundled models
     summary: str = ""  # highlights of the model card
+    problem: str | None = None  # why the model cannot be used (a damaged file or card): a one-line error
 
     def as_dict(self) -> dict[str, Any]:
         """The entry for ``recnet models --json``."""
@@ -119,7 +120,8 @@ class ModelEntry:
     def row(self) -> tuple[str, str, str, str]:
         """name, where, size, about: a row of the ``recnet models`` table."""
         where = f"{self.origin} @ {self.revision[:8]}" if self.revision else self.origin
-        return self.name, where, human_size(self.size), self.summary
+        about = "damaged (see the error below)" if self.problem else self.summary
+        return self.name, where, human_size(self.size), about
 
 
 @dataclass(frozen=True)
@@ -562,15 +564,23 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def list_models() -> list[ModelEntry]:
-    """``recnet models``: the bundled models, then the RECNet files in the Hugging Face cache."""
+    """``recnet models``: the bundled models, then the RECNet files in the Hugging Face cache. A damaged
+    model or card is listed with its problem, and the others all the same."""
     return bundled_models() + cached_hub_models()
 
 
 def bundled_models() -> list[ModelEntry]:
     return [
-        ModelEntry(path.stem, "bundled", path, path.stat().st_size, summary=card_summary(read_card(path)))
-        for path in bundled_files()
+        with_card(ModelEntry(path.stem, "bundled", path, path.stat().st_size)) for path in bundled_files()
     ]
+
+
+def with_card(entry: ModelEntry) -> ModelEntry:
+    """The entry with its card's summary, or with the problem that keeps the card from being read."""
+    try:
+        return replace(entry, summary=card_summary(read_card(entry.path)))
+    except WeightsError as error:
+        return replace(entry, problem=str(error))
 
 
 def cached_hub_models() -> list[ModelEntry]:
@@ -594,13 +604,14 @@ def cached_hub_models() -> list[ModelEntry]:
 
 def cached_entry(repo_id: str, revision: CachedRevisionInfo, file: CachedFileInfo) -> ModelEntry:
     filename = file.file_path.relative_to(revision.snapshot_path).as_posix()
-    return ModelEntry(
-        name=cached_ref(repo_id, revision.refs, revision.commit_hash, filename),
-        origin="hub cache",
-        path=file.file_path,
-        size=file.size_on_disk,
-        revision=revision.commit_hash,
-        summary=card_summary(read_card(file.file_path)),
+    return with_card(
+        ModelEntry(
+            name=cached_ref(repo_id, revision.refs, revision.commit_hash, filename),
+            origin="hub cache",
+            path=file.file_path,
+            size=file.size_on_disk,
+            revision=revision.commit_hash,
+        )
     )
 
 

@@ -897,6 +897,27 @@ def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, st
     assert (tmp_path / "shot_recnet.png").exists()
 
 
+def test_models_lists_the_others_beside_a_damaged_one_and_exits_1(
+    env: dict[str, str], model_file: Path
+) -> None:
+    weights = Path(env["RECNET_WEIGHTS_DIR"])
+    (weights / "good.safetensors").write_bytes(model_file.read_bytes())
+    (weights / "bad.safetensors").write_bytes(b"cut short")
+    problem = f"{weights / 'bad.safetensors'}: not a valid safetensors file"
+
+    listed = run(["models"], env)
+    as_json = run(["models", "--json"], env)
+
+    assert listed.returncode == as_json.returncode == 1
+    assert "│ bad  │ bundled │ 9 B" in listed.stdout and "damaged (see the error below)" in listed.stdout
+    assert "│ good │ bundled │" in listed.stdout
+    assert listed.stderr.startswith(f"error: {problem} (") and listed.stderr.count("\n") == 1
+    assert as_json.stderr == listed.stderr
+    entries = json.loads(as_json.stdout)
+    assert [entry["name"] for entry in entries] == ["bad", "good"]
+    assert entries[0]["problem"].startswith(problem) and entries[1]["problem"] is None
+
+
 def test_bench_times_the_model_at_the_requested_size(env: dict[str, str], model_file: Path) -> None:
     result = run(["bench", "--mp", "0.02", "--repeats", "2", "--model", str(model_file), "--json"], env)
     assert result.returncode == 0, result.stderr

@@ -536,6 +536,38 @@ def test_list_models_shows_bundled_and_cached_hub_models(
     assert json.loads(json.dumps(main.as_dict()))["path"] == str(main.path)
 
 
+def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_dir: Path, small_model: RECNet
+) -> None:
+    save_model(small_model, weights_dir / "good.safetensors", {"steps": 10})
+    save_model(small_model, weights_dir / "listed.safetensors", {})
+    (weights_dir / "listed.json").write_text("[1, 2]")
+    (weights_dir / "cut.safetensors").write_bytes(b"cut short")
+    model_bytes = (weights_dir / "good.safetensors").read_bytes()
+    with FakeHub() as hub:
+        point_huggingface_hub_at(monkeypatch, hub.url, tmp_path / "hf-home")
+        for repo in ("acme/broken-card", "acme/recnet-test"):
+            hub.add(repo, "model.safetensors", model_bytes)
+        hub.add("acme/broken-card", "model.json", b'{"steps": 1')
+        broken_card = download("acme/broken-card").with_suffix(".json")
+        download("acme/recnet-test")
+
+    entries = {entry.name: entry for entry in list_models()}
+
+    assert {name: entry.problem for name, entry in entries.items()} == {
+        "cut": f"{weights_dir / 'cut.safetensors'}: not a valid safetensors file"
+        " (Error while deserializing header: header too large)",
+        "good": None,
+        "listed": f"{weights_dir / 'listed.json'}: not a valid model card (not a JSON object)",
+        "acme/broken-card": f"{broken_card}: not a valid model card"
+        " (Expecting ',' delimiter: line 1 column 12 (char 11))",
+        "acme/recnet-test": None,
+    }
+    assert entries["good"].row()[3] == "4 channels x 2 blocks, 10 steps"
+    assert entries["cut"].row() == ("cut", "bundled", "9 B", "damaged (see the error below)")
+    assert json.loads(json.dumps(entries["listed"].as_dict()))["problem"] == entries["listed"].problem
+
+
 @pytest.mark.parametrize(
     ("size", "text"),
     [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (156_900, "156.9 kB"), (12_345_678, "12.3 MB")],
