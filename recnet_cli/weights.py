@@ -23,11 +23,13 @@ import importlib.resources
 import json
 import os
 import pickle
+import pickletools
 import re
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from huggingface_hub import (
     CachedFileInfo,
@@ -79,6 +81,9 @@ BLOCK_KEY = re.compile(r"dualprocess\.conv(\d+)\.")
 # torch.save writes a zip archive; before PyTorch 1.6 it wrote a pickle, which starts with its protocol (2-5)
 ZIP_SIGNATURE = b"PK\x03\x04"
 PICKLE_SIGNATURE = re.compile(rb"\x80[\x02-\x05]")
+LEGACY_PICKLES = 4  # such a pickled file: magic number, protocol, system information, the object; then data
+# The tensor whose name marks RECNet weights: bare, after DataParallel's module. or in a training checkpoint
+RECNET_KEY = re.compile(r"(?:module\.|model\.)?extract\.weight")
 
 
 class WeightsError(Exception):
@@ -622,13 +627,39 @@ def cached_ref(repo_id: str, refs: frozenset[str], commit_hash: str, filename: s
 
 
 def looks_like_recnet(path: Path) -> bool:
-    """Checkpoints count; a safetensors file counts when its header lists RECNet's ``extract.weight``."""
-    if path.suffix != ".safetensors":
-        return path.suffix in MODEL_SUFFIXES
+    """Whether a file holds RECNet's weights, judged by its tensors' names without reading the tensors: a
+    safetensors file's header, a PyTorch checkpoint's pickle. A file that cannot be read so is not."""
     try:
-        return "extract.weight" in safetensors_header(path)[0]
-    except WeightsError:
+        if path.suffix == ".safetensors":
+            names = safetensors_header(path)[0]
+        elif path.suffix in MODEL_SUFFIXES:
+            names = pickled_strings(path)
+        else:
+            return False
+    except (WeightsError, OSError, ValueError, zipfile.BadZipFile):  # damaged, or not what its name says
         return False
+    return any(RECNET_KEY.fullmatch(name) for name in names)
+
+
+def pickled_strings(path: Path) -> list[str]:
+    """The strings in a PyTorch checkpoint's pickle, the state dict's keys among them, read by
+    ``pickletools`` (which runs nothing) without the tensors' data: ``data.pkl`` in the zip archive
+    torch.save writes, or the pickles before the data in a file saved before PyTorch 1.6. Empty for a file
+    that is neither."""
+    with path.open("rb") as file:
+        head = file.read(len(ZIP_SIGNATURE))
+        file.seek(0)
+        pickles: list[bytes | BinaryIO]
+        if head == ZIP_SIGNATURE:
+            with zipfile.ZipFile(file) as archive:
+                pickles = [archive.read(name) for name in archive.namelist() if name.endswith("/data.pkl")]
+        elif PICKLE_SIGNATURE.match(head):
+            pickles = [file] * LEGACY_PICKLES  # each pass of genops reads the file's next pickle
+        else:
+            return []
+        return [
+            arg for pickled in pickles for _, arg, _ in pickletools.genops(pickled) if isinstance(arg, str)
+        ]
 
 
 def card_summary(card: dict[str, Any]) -> str:

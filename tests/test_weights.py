@@ -512,11 +512,13 @@ def test_list_models_shows_bundled_and_cached_hub_models(
         summary="4 channels x 2 blocks, 3,000 steps, validation 20.50 dB (input 12.25 dB), "
         "strength calibrated",
     )
+    torch.save(small_model.state_dict(), tmp_path / "extra.pth")
+    checkpoint_bytes = (tmp_path / "extra.pth").read_bytes()
     with FakeHub() as hub:
         point_huggingface_hub_at(monkeypatch, hub.url, tmp_path / "hf-home")
         assert list_models() == [bundled]  # no Hub cache yet
         hub.add("acme/recnet-test", "model.safetensors", model_bytes)
-        hub.add("acme/recnet-test", "extra.pth", b"only the name counts", revision="v1")
+        hub.add("acme/recnet-test", "extra.pth", checkpoint_bytes, revision="v1")
         hub.add("acme/llm", "model.safetensors", safetensors_bytes({"lm_head.weight": torch.zeros(2)}))
         download("acme/recnet-test")
         download("acme/recnet-test@v1:extra.pth")
@@ -527,7 +529,7 @@ def test_list_models_shows_bundled_and_cached_hub_models(
     assert list_models()[0] == bundled
     assert sorted((entry.name, entry.revision, entry.size) for entry in cached) == [
         ("acme/recnet-test", commit_of("acme/recnet-test", "main"), len(model_bytes)),
-        ("acme/recnet-test@v1:extra.pth", commit_of("acme/recnet-test", "v1"), len(b"only the name counts")),
+        ("acme/recnet-test@v1:extra.pth", commit_of("acme/recnet-test", "v1"), len(checkpoint_bytes)),
     ]
     assert all(entry.path.is_file() for entry in cached)
     assert bundled.row() == ("mini", "bundled", f"{len(model_bytes) / 1000:.1f} kB", bundled.summary)
@@ -566,6 +568,32 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
     assert entries["good"].row()[3] == "4 channels x 2 blocks, 10 steps"
     assert entries["cut"].row() == ("cut", "bundled", "9 B", "damaged (see the error below)")
     assert json.loads(json.dumps(entries["listed"].as_dict()))["problem"] == entries["listed"].problem
+
+
+def test_cached_checkpoints_are_listed_by_the_keys_they_hold_not_by_their_suffix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_dir: Path, small_model: RECNet
+) -> None:
+    """The keys are read from the checkpoint's pickle, without loading it (another network's may be big)."""
+    state_dict = small_model.state_dict()
+    checkpoints = {  # name: content, saved as before PyTorch 1.6
+        "recnet.pth": ({"params": {f"module.{key}": value for key, value in state_dict.items()}}, False),
+        "recnet-old.pth": (state_dict, True),
+        "yolov8n.pt": ({"model": torch.nn.Conv2d(3, 16, 3), "epoch": -1}, False),  # a network pickled whole
+        "other-old.pt": ({"conv.weight": torch.zeros(1)}, True),
+    }
+    files = {}
+    for name, (content, old) in checkpoints.items():
+        torch.save(content, tmp_path / name, _use_new_zipfile_serialization=not old)
+        files[name] = (tmp_path / name).read_bytes()
+    files["cut.pth"] = files["recnet.pth"][: len(files["recnet.pth"]) // 2]
+    files["notes.pt"] = b"not a checkpoint"
+    with FakeHub() as hub:
+        point_huggingface_hub_at(monkeypatch, hub.url, tmp_path / "hf-home")
+        for name, content in files.items():
+            hub.add("acme/mixed", name, content)
+            download(f"acme/mixed:{name}")
+
+    assert [entry.name for entry in list_models()] == ["acme/mixed:recnet-old.pth", "acme/mixed:recnet.pth"]
 
 
 @pytest.mark.parametrize(
