@@ -154,6 +154,8 @@ ModelOpt = Annotated[
         "or a bundled name. Default: the bundled model.",
     ),
 ]
+
+
 def checked_tile(text: str) -> str:
     """--tile, checked as the command line is read: a dry run refuses what the run would."""
     parse_tile(text)
