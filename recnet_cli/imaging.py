@@ -40,6 +40,24 @@ from typing import Any, BinaryIO, TypeVar
 import cv2
 import numpy as np
 from PIL import Image, TiffImagePlugin, TiffTags
+from PIL.TiffImagePlugin import (
+    BITSPERSAMPLE,
+    COMPRESSION,
+    IMAGELENGTH,
+    IMAGEWIDTH,
+    PHOTOMETRIC_INTERPRETATION,
+    PLANAR_CONFIGURATION,
+    PREDICTOR,
+    ROWSPERSTRIP,
+    SAMPLEFORMAT,
+    SAMPLESPERPIXEL,
+    STRIPBYTECOUNTS,
+    STRIPOFFSETS,
+    TILEBYTECOUNTS,
+    TILELENGTH,
+    TILEOFFSETS,
+    TILEWIDTH,
+)
 
 from recnet_cli import icc
 from recnet_cli.hostmemory import physical_memory
@@ -599,6 +617,9 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         samples, grayscale = _deep_heif_samples(file, depth)
     elif layout is None:
         samples, grayscale = _pillow_samples(image)
+    elif image.format == "TIFF":
+        samples, grayscale = _deep_tiff_samples(file, image.tag_v2, layout)
+        depth = 16
     else:
         samples, grayscale = _opencv_samples(file, layout)
         depth = 16
@@ -674,12 +695,19 @@ def _has_supported_signature(head: bytes) -> bool:
 
 
 def _sixteen_bit_layout(image: Image.Image) -> str | None:
-    """The stored layout ("I", "LA", "RGB", "RGBA") of a 16-bit PNG or TIFF, None otherwise.
+    """The stored layout ("I", "LA", "RGB", "RGBA", "CMYK") of a 16-bit PNG or TIFF, None otherwise.
 
-    Taken from Pillow's raw mode ("RGB;16B"), because Pillow narrows 16-bit colour to 8 bits on decode.
+    Pillow narrows 16-bit colour to 8 bits on decode: a PNG's layout is taken from Pillow's raw mode
+    ("RGB;16B"), a TIFF's from its tags and Pillow's mode (the raw mode of a TIFF stored plane by plane
+    names one plane, "R").
     """
     if image.format not in SIXTEEN_BIT_FORMATS or not image.tile:
         return None
+    if image.format == "TIFF":
+        bits, number_format = image.tag_v2.get(BITSPERSAMPLE, ()), image.tag_v2.get(SAMPLEFORMAT, (1,))
+        if set(bits) != {16} or number_format[0] != 1:  # unsigned integers only
+            return None
+        return "I" if image.mode.startswith("I;16") else image.mode
     arguments = image.tile[0].args
     raw_mode = arguments[0] if isinstance(arguments, tuple) else arguments
     layout, _, bits = str(raw_mode).partition(";")
@@ -700,14 +728,70 @@ def _pillow_samples(image: Image.Image) -> tuple[np.ndarray, bool]:
 def _opencv_samples(file: BinaryIO, layout: str) -> tuple[np.ndarray, bool]:
     """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit file, decoded by OpenCV."""
     file.seek(0)
-    decoded = cv2.imdecode(np.frombuffer(file.read(), np.uint8), cv2.IMREAD_UNCHANGED)
-    if decoded is None or decoded.dtype != np.uint16:
-        raise OSError("OpenCV could not decode the 16-bit samples")
+    decoded = _opencv_decode(file.read())
     if decoded.ndim == 2:
         return decoded[..., None], True
     if layout == "LA":  # OpenCV expands grey + alpha to BGRA
         return decoded[..., [0, 3]], True
     return decoded[..., [2, 1, 0, 3][: decoded.shape[2]]], False
+
+
+def _opencv_decode(data: bytes) -> np.ndarray:
+    """The uint16 samples (grey, or BGR then alpha) that OpenCV decodes from a 16-bit file's bytes."""
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint16:
+        raise OSError("OpenCV could not decode the 16-bit samples")
+    return decoded
+
+
+def _deep_tiff_samples(
+    file: BinaryIO, tags: TiffImagePlugin.ImageFileDirectory_v2, layout: str
+) -> tuple[np.ndarray, bool]:
+    """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit TIFF, decoded by OpenCV. OpenCV and
+    Pillow both mix up the planes of an RGB(A) TIFF stored plane by plane: those are decoded a plane at a
+    time (``_plane_tiffs``)."""
+    if tags.get(PLANAR_CONFIGURATION, 1) != 2 or layout not in ("RGB", "RGBA"):
+        return _opencv_samples(file, layout)
+    file.seek(0)
+    data = file.read()
+    return np.dstack([_opencv_decode(plane) for plane in _plane_tiffs(data, tags, len(layout))]), False
+
+
+# What a plane of a TIFF stored plane by plane shares with the file: its size, how its strips or tiles are
+# compressed, and its orientation.
+_PLANE_TAGS = (
+    IMAGEWIDTH,
+    IMAGELENGTH,
+    COMPRESSION,
+    _ORIENTATION,
+    ROWSPERSTRIP,
+    PREDICTOR,
+    TILEWIDTH,
+    TILELENGTH,
+)
+_TIFF_HEADERS = {b"II": b"II*\0\x08\0\0\0", b"MM": b"MM\0*\0\0\0\x08"}  # the first directory at byte 8
+
+
+def _plane_tiffs(data: bytes, tags: TiffImagePlugin.ImageFileDirectory_v2, count: int) -> Iterator[bytes]:
+    """The first ``count`` planes of a 16-bit TIFF stored plane by plane, each a grey TIFF of its own: a
+    directory that names the plane's strips or tiles, then the file's bytes, where they lie. A decoder
+    reads them as any grey TIFF, decompression and predictor included."""
+    tiled = TILEOFFSETS in tags
+    offsets_tag, counts_tag = (TILEOFFSETS, TILEBYTECOUNTS) if tiled else (STRIPOFFSETS, STRIPBYTECOUNTS)
+    offsets, counts = tags[offsets_tag], tags[counts_tag]
+    per_plane = len(offsets) // tags[SAMPLESPERPIXEL]
+    for plane in range(count):
+        part = slice(plane * per_plane, (plane + 1) * per_plane)
+        directory = TiffImagePlugin.ImageFileDirectory_v2(prefix=tags.prefix)
+        for tag in _PLANE_TAGS:
+            if tag in tags:
+                directory[tag] = tags[tag]
+        directory[BITSPERSAMPLE], directory[PHOTOMETRIC_INTERPRETATION], directory[SAMPLESPERPIXEL] = 16, 1, 1
+        directory[offsets_tag], directory[counts_tag] = offsets[part], counts[part]
+        start = 8 + len(directory.tobytes(8))  # of the file's bytes
+        if tiled:  # tobytes moves strip offsets past the directory itself, but not tile offsets
+            directory[offsets_tag] = tuple(offset + start for offset in offsets[part])
+        yield _TIFF_HEADERS[tags.prefix] + directory.tobytes(8) + data
 
 
 def _deep_heif_samples(file: BinaryIO, depth: int) -> tuple[np.ndarray, bool]:

@@ -608,6 +608,28 @@ def test_cmyk_reads_as_rgb_and_drops_its_ink_profile(tmp_path):
         assert written.mode == "RGB" and "icc_profile" not in written.info
 
 
+TIFFS = Path(__file__).parent / "data" / "tiff"  # written by tifffile: see its README.md
+TIFF_ALPHA = (np.arange(6 * 8) * 1000).astype(np.uint16).reshape(6, 8)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("planar-rgb16.tif", gradient_rgb16(6, 8)),
+        ("planar-rgb16-tiled.tif", gradient_rgb16(6, 8)),  # deflate, in tiles
+        # big-endian, deflate with a predictor, in strips of 2 rows, orientation 6 (turned on read)
+        ("planar-rgba16-deflate-rotated.tif", np.rot90(np.dstack([gradient_rgb16(6, 8), TIFF_ALPHA]), -1)),
+        ("planar-rgb8.tif", gradient_rgb8(6, 8)),
+    ],
+)
+def test_tiffs_stored_plane_by_plane_keep_their_samples_and_depth(tmp_path, name, expected):
+    photo, output = round_trip(tmp_path, TIFFS / name, "tif")
+    depth = 8 * expected.dtype.itemsize
+    assert photo.bit_depth == depth and not photo.grayscale
+    assert np.array_equal(as_codes(photo.pixels, depth), expected[..., :3])
+    assert np.array_equal(read_cv2_rgb(output), expected)
+
+
 # --- bad input --------------------------------------------------------------------------------------
 
 
