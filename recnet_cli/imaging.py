@@ -749,9 +749,12 @@ def _deep_tiff_samples(
 ) -> tuple[np.ndarray, bool]:
     """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit TIFF, decoded by OpenCV. OpenCV and
     Pillow both mix up the planes of an RGB(A) TIFF stored plane by plane: those are decoded a plane at a
-    time (``_plane_tiffs``)."""
+    time (``_plane_tiffs``). Both leave MinIsWhite grey as stored: it is turned round here."""
     if tags.get(PLANAR_CONFIGURATION, 1) != 2 or layout not in ("RGB", "RGBA"):
-        return _opencv_samples(file, layout)
+        samples, grayscale = _opencv_samples(file, layout)
+        if tags.get(PHOTOMETRIC_INTERPRETATION) == 0:  # MinIsWhite (grey: Pillow opens none with alpha)
+            np.subtract(0xFFFF, samples, out=samples)
+        return samples, grayscale
     file.seek(0)
     data = file.read()
     return np.dstack([_opencv_decode(plane) for plane in _plane_tiffs(data, tags, len(layout))]), False

@@ -630,6 +630,16 @@ def test_tiffs_stored_plane_by_plane_keep_their_samples_and_depth(tmp_path, name
     assert np.array_equal(read_cv2_rgb(output), expected)
 
 
+def test_a_16_bit_miniswhite_tiff_is_read_as_it_looks(tmp_path):
+    stored = gradient_rgb16(6, 8)[..., 0]  # 0 is white
+    photo, output = round_trip(tmp_path, TIFFS / "miniswhite16.tif", "tif")
+    assert photo.grayscale and photo.bit_depth == 16
+    assert np.array_equal(as_codes(photo.pixels[..., 0], 16), 0xFFFF - stored)
+    with Image.open(output) as written:
+        assert written.tag_v2[TiffImagePlugin.PHOTOMETRIC_INTERPRETATION] == 1  # MinIsBlack
+        assert np.array_equal(np.asarray(written), 0xFFFF - stored)
+
+
 # --- bad input --------------------------------------------------------------------------------------
 
 
