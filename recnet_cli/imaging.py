@@ -43,6 +43,7 @@ from PIL import Image, TiffImagePlugin, TiffTags
 from PIL.TiffImagePlugin import (
     BITSPERSAMPLE,
     COMPRESSION,
+    EXTRASAMPLES,
     IMAGELENGTH,
     IMAGEWIDTH,
     PHOTOMETRIC_INTERPRETATION,
@@ -577,9 +578,11 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
             return _decode(image, file)
     except Image.UnidentifiedImageError as error:
         file.seek(0)
-        if _has_supported_signature(file.read(12)):
-            raise ImageReadError(path, "truncated or corrupt image data") from error
-        raise ImageReadError(path, "not an image, or an unsupported format") from error
+        if not _has_supported_signature(file.read(12)):
+            raise ImageReadError(path, "not an image, or an unsupported format") from error
+        kind = _unopened_tiff_pixel_type(file)  # Pillow opens no TIFF of a pixel type it does not know
+        reason = "truncated or corrupt image data" if kind is None else _UNSUPPORTED_PIXELS.format(kind)
+        raise ImageReadError(path, reason) from error
     except Image.DecompressionBombError as error:
         raise ImageReadError(path, f"image too large: {error}") from error
     except PhotoFileError:
@@ -605,6 +608,50 @@ def _out_of_memory(error: BaseException) -> bool:
 
 def _check_supported(path: str | os.PathLike[str], image: Image.Image) -> None:
     if image.format not in _READABLE_FORMATS:
+        raise ImageReadError(path, f"unsupported image format {image.format}")
+    layout = _sixteen_bit_layout(image)
+    # Pillow narrows 16-bit CMYK to 8 bits, and OpenCV does not decode it.
+    if layout == "CMYK" or (layout is None and image.mode not in _READABLE_MODES):
+        kind = _tiff_pixel_type(image.tag_v2) if image.format == "TIFF" else None
+        raise ImageReadError(path, _UNSUPPORTED_PIXELS.format(kind or image.mode))
+
+
+_UNSUPPORTED_PIXELS = "unsupported pixel type {}"
+# What a TIFF's samples stand for, by its PhotometricInterpretation and SampleFormat tags.
+_TIFF_COLOURS = {0: "MinIsWhite grey", 1: "grey", 2: "RGB", 3: "palette", 5: "CMYK", 6: "YCbCr", 8: "CIELab"}
+_TIFF_NUMBERS = {1: "", 2: " signed", 3: " floating-point"}
+
+
+def _tiff_pixel_type(tags: TiffImagePlugin.ImageFileDirectory_v2) -> str | None:
+    """What a TIFF's pixels are, from its tags: "16-bit CMYK", "32-bit floating-point RGB", "16-bit grey
+    with alpha"; None where the tags do not say it, or do not describe pixels that can be laid out (a
+    damaged directory)."""
+    bits = tags.get(BITSPERSAMPLE, (1,))
+    colour = _TIFF_COLOURS.get(tags.get(PHOTOMETRIC_INTERPRETATION))
+    number = _TIFF_NUMBERS.get((tags.get(SAMPLEFORMAT) or (1,))[0])
+    laid_out = (
+        {IMAGEWIDTH, IMAGELENGTH} <= tags.keys()
+        and bool({STRIPOFFSETS, TILEOFFSETS} & tags.keys())
+        and len(set(bits)) == 1
+        and len(bits) in (1, tags.get(SAMPLESPERPIXEL, 1))
+    )
+    if colour is None or number is None or not laid_out:
+        return None
+    alpha = " with alpha" if {1, 2} & set(tags.get(EXTRASAMPLES, ())) else ""  # associated or not
+    return f"{bits[0]}-bit{number} {colour}{alpha}"
+
+
+def _unopened_tiff_pixel_type(file: BinaryIO) -> str | None:
+    """What the first page of a file that Pillow could not open holds (``_tiff_pixel_type``), where it is a
+    TIFF whose tags say it; None otherwise."""
+    file.seek(0)
+    try:
+        tags = TiffImagePlugin.ImageFileDirectory_v2(file.read(8))
+        file.seek(tags.next)
+        tags.load(file)
+        return _tiff_pixel_type(tags)
+    except Exception:  # not a TIFF, or its directory is damaged: parsers raise any kind on bad bytes
+        return None
         raise ImageReadError(path, f"unsupported image format {image.format} ({READABLE})")
     if image.mode not in _READABLE_MODES and _sixteen_bit_layout(image) is None:
         raise ImageReadError(path, f"unsupported pixel type {image.mode}")

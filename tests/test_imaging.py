@@ -985,7 +985,19 @@ def test_unsupported_format(tmp_path):
 
 def test_unsupported_pixel_type(tmp_path):
     source = save(tmp_path / "photo.tif", Image.new("F", (4, 4), 0.5))
-    assert_read_error(source, "unsupported pixel type F")
+    assert_read_error(source, "unsupported pixel type 32-bit floating-point grey")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("cmyk16.tif", "16-bit CMYK"),  # Pillow opens it, as 8 bits
+        ("grey-alpha16.tif", "16-bit grey with alpha"),  # Pillow cannot open these
+        ("float-rgb.tif", "32-bit floating-point RGB"),
+    ],
+)
+def test_tiffs_of_unsupported_pixel_types_say_so_not_that_they_are_damaged(name, kind):
+    assert_read_error(TIFFS / name, f"unsupported pixel type {kind}")
 
 
 @pytest.mark.parametrize("extension", ["jpg", "png", "tif", "webp"])
