@@ -164,6 +164,7 @@ _NOT_EXIF_TAGS = frozenset(
 # Pillow's modes mapped to the ones read_photo keeps: grey or RGB, with or without alpha.
 _PILLOW_CONVERSIONS = {
     "1": "L",
+    "P": "RGB",
     "La": "LA",
     "PA": "RGBA",
     "RGBa": "RGBA",
@@ -173,8 +174,10 @@ _PILLOW_CONVERSIONS = {
     "LAB": "RGB",
     "HSV": "RGB",
 }
+# The same for a picture with a transparent colour or palette entries (a PNG's tRNS chunk): with alpha.
+_TRANSPARENT_CONVERSIONS = {"1": "LA", "L": "LA", "P": "RGBA", "RGB": "RGBA"}
 _GREY_MODES = frozenset({"L", "LA", "I;16", "I;16L", "I;16B", "I;16N"})
-_READABLE_MODES = _GREY_MODES | {"P", "RGB", "RGBA"} | _PILLOW_CONVERSIONS.keys()
+_READABLE_MODES = _GREY_MODES | {"RGB", "RGBA"} | _PILLOW_CONVERSIONS.keys()
 _READABLE_FORMATS = SUPPORTED_FORMATS | {"MPO"}  # cameras' JPEGs with extra pictures open as MPO
 BT601_LUMA = (0.299, 0.587, 0.114)  # grey from RGB, as JPEG and Pillow's convert("L") weigh it
 _UNIT_FLOATS_8 = np.arange(256, dtype=np.float32) / 255  # each 8-bit code as a float in [0, 1]
@@ -664,11 +667,9 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         samples, grayscale = _deep_heif_samples(file, depth)
     elif layout is None:
         samples, grayscale = _pillow_samples(image)
-    elif image.format == "TIFF":
-        samples, grayscale = _deep_tiff_samples(file, image.tag_v2, layout)
-        depth = 16
     else:
-        samples, grayscale = _opencv_samples(file, layout)
+        deep_samples = _deep_tiff_samples if image.format == "TIFF" else _deep_png_samples
+        samples, grayscale = deep_samples(file, image, layout)
         depth = 16
     damaged: list[str] = []
     exif = _intact(image.getexif, "EXIF", damaged) or Image.Exif()
@@ -763,8 +764,8 @@ def _sixteen_bit_layout(image: Image.Image) -> str | None:
 
 def _pillow_samples(image: Image.Image) -> tuple[np.ndarray, bool]:
     """H x W x C samples (grey or RGB, then alpha) for files Pillow decodes at full precision."""
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if "transparency" in image.info and image.mode in _TRANSPARENT_CONVERSIONS:
+        image = image.convert(_TRANSPARENT_CONVERSIONS[image.mode])
     elif image.mode in _PILLOW_CONVERSIONS:
         image = image.convert(_PILLOW_CONVERSIONS[image.mode])
     samples = np.asarray(image)
@@ -791,12 +792,21 @@ def _opencv_decode(data: bytes) -> np.ndarray:
     return decoded
 
 
-def _deep_tiff_samples(
-    file: BinaryIO, tags: TiffImagePlugin.ImageFileDirectory_v2, layout: str
-) -> tuple[np.ndarray, bool]:
+def _deep_png_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[np.ndarray, bool]:
+    """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit PNG, decoded by OpenCV. OpenCV makes
+    an RGB one's transparent colour (tRNS) alpha, but not a grey one's: that is done here."""
+    samples, grayscale = _opencv_samples(file, layout)
+    key = image.info.get("transparency")
+    if key is None or samples.shape[2] != 1:
+        return samples, grayscale
+    return np.dstack([samples, np.where(samples == key, 0, 0xFFFF).astype(np.uint16)]), grayscale
+
+
+def _deep_tiff_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[np.ndarray, bool]:
     """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit TIFF, decoded by OpenCV. OpenCV and
     Pillow both mix up the planes of an RGB(A) TIFF stored plane by plane: those are decoded a plane at a
     time (``_plane_tiffs``). Both leave MinIsWhite grey as stored: it is turned round here."""
+    tags = image.tag_v2
     if tags.get(PLANAR_CONFIGURATION, 1) != 2 or layout not in ("RGB", "RGBA"):
         samples, grayscale = _opencv_samples(file, layout)
         if tags.get(PHOTOMETRIC_INTERPRETATION) == 0:  # MinIsWhite (grey: Pillow opens none with alpha)

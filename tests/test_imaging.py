@@ -596,6 +596,36 @@ def test_palette_transparency_becomes_alpha(tmp_path):
     assert photo.alpha is not None and np.array_equal(photo.alpha, expected) and (expected == 0).any()
 
 
+def with_png_chunk(path: Path, kind: bytes, data: bytes) -> Path:
+    """``path``, a PNG, with a chunk added after its header (IHDR)."""
+    png = path.read_bytes()
+    chunk = struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    path.write_bytes(png[:33] + chunk + png[33:])  # the signature, then IHDR's 25 bytes
+    return path
+
+
+@pytest.mark.parametrize("grey", [False, True])
+@pytest.mark.parametrize("depth", [8, 16])
+def test_a_png_s_transparent_colour_becomes_alpha(tmp_path, depth, grey):
+    codes = (gradient_rgb8() if depth == 8 else gradient_rgb16())[..., : 1 if grey else 3]
+    key = codes[3, 4]
+    source = tmp_path / "in.png"
+    if depth == 8:
+        colour = int(key[0]) if grey else tuple(key.tolist())
+        Image.fromarray(codes.squeeze()).save(source, transparency=colour)
+    else:  # OpenCV, which decodes 16-bit PNGs, made alpha of an RGB one's colour already, not a grey one's
+        assert cv2.imwrite(str(source), codes[..., ::-1])
+        with_png_chunk(source, b"tRNS", key.astype(">u2").tobytes())
+    alpha = np.where((codes == key).all(axis=2), 0, (1 << depth) - 1)
+    assert (alpha == 0).any()
+
+    photo, output = round_trip(tmp_path, source, "png")
+
+    assert photo.grayscale == grey and np.array_equal(photo.alpha, alpha)
+    assert np.array_equal(as_codes(photo.pixels, depth), np.broadcast_to(codes, photo.pixels.shape))
+    assert np.array_equal(cv2.imread(str(output), cv2.IMREAD_UNCHANGED)[..., -1], alpha)
+
+
 def test_cmyk_reads_as_rgb_and_drops_its_ink_profile(tmp_path):
     cmyk = Image.fromarray(gradient_rgb8()).convert("CMYK")
     source = save(tmp_path / "in.jpg", cmyk, quality=100, icc_profile=INK_PROFILE)
