@@ -660,6 +660,13 @@ def test_tiffs_stored_plane_by_plane_keep_their_samples_and_depth(tmp_path, name
     assert np.array_equal(read_cv2_rgb(output), expected)
 
 
+def test_a_16_bit_rgb_tiff_s_unspecified_extra_channel_is_not_taken_for_alpha(tmp_path):
+    photo, output = round_trip(tmp_path, TIFFS / "rgbx16.tif", "tif")
+    assert photo.bit_depth == 16 and photo.alpha is None
+    assert np.array_equal(as_codes(photo.pixels, 16), gradient_rgb16(6, 8))
+    assert np.array_equal(read_cv2_rgb(output), gradient_rgb16(6, 8))
+
+
 def test_a_16_bit_miniswhite_tiff_is_read_as_it_looks(tmp_path):
     stored = gradient_rgb16(6, 8)[..., 0]  # 0 is white
     photo, output = round_trip(tmp_path, TIFFS / "miniswhite16.tif", "tif")
