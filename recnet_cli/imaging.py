@@ -752,7 +752,7 @@ def _sixteen_bit_layout(image: Image.Image) -> str | None:
     if image.format not in SIXTEEN_BIT_FORMATS or not image.tile:
         return None
     if image.format == "TIFF":
-        bits, number_format = image.tag_v2.get(BITSPERSAMPLE, ()), image.tag_v2.get(SAMPLEFORMAT, (1,))
+        bits, number_format = image.tag_v2.get(BITSPERSAMPLE, ()), image.tag_v2.get(SAMPLEFORMAT) or (1,)
         if set(bits) != {16} or number_format[0] != 1:  # unsigned integers only
             return None
         return "I" if image.mode.startswith("I;16") else image.mode
