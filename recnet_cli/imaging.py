@@ -611,7 +611,7 @@ def _out_of_memory(error: BaseException) -> bool:
 
 def _check_supported(path: str | os.PathLike[str], image: Image.Image) -> None:
     if image.format not in _READABLE_FORMATS:
-        raise ImageReadError(path, f"unsupported image format {image.format}")
+        raise ImageReadError(path, f"unsupported image format {image.format} ({READABLE})")
     layout = _sixteen_bit_layout(image)
     # Pillow narrows 16-bit CMYK to 8 bits, and OpenCV does not decode it.
     if layout == "CMYK" or (layout is None and image.mode not in _READABLE_MODES):
@@ -655,9 +655,6 @@ def _unopened_tiff_pixel_type(file: BinaryIO) -> str | None:
         return _tiff_pixel_type(tags)
     except Exception:  # not a TIFF, or its directory is damaged: parsers raise any kind on bad bytes
         return None
-        raise ImageReadError(path, f"unsupported image format {image.format} ({READABLE})")
-    if image.mode not in _READABLE_MODES and _sixteen_bit_layout(image) is None:
-        raise ImageReadError(path, f"unsupported pixel type {image.mode}")
 
 
 def _decode(image: Image.Image, file: BinaryIO) -> Photo:
