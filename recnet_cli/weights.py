@@ -575,9 +575,15 @@ def list_models() -> list[ModelEntry]:
 
 
 def bundled_models() -> list[ModelEntry]:
-    return [
-        with_card(ModelEntry(path.stem, "bundled", path, path.stat().st_size)) for path in bundled_files()
-    ]
+    return [bundled_entry(path) for path in bundled_files()]
+
+
+def bundled_entry(path: Path) -> ModelEntry:
+    """A bundled model's entry; a link to nothing or a folder by a model's name is listed as damaged."""
+    if not path.is_file():
+        what = "a link to nothing" if path.is_symlink() and not path.exists() else "not a file"
+        return ModelEntry(path.stem, "bundled", path, 0, problem=f"{path}: {what}")
+    return with_card(ModelEntry(path.stem, "bundled", path, path.stat().st_size))
 
 
 def with_card(entry: ModelEntry) -> ModelEntry:

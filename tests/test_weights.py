@@ -545,6 +545,7 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
     save_model(small_model, weights_dir / "listed.safetensors", {})
     (weights_dir / "listed.json").write_text("[1, 2]")
     (weights_dir / "cut.safetensors").write_bytes(b"cut short")
+    (weights_dir / "moved.safetensors").symlink_to(tmp_path / "elsewhere.safetensors")
     model_bytes = (weights_dir / "good.safetensors").read_bytes()
     with FakeHub() as hub:
         point_huggingface_hub_at(monkeypatch, hub.url, tmp_path / "hf-home")
@@ -561,6 +562,7 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
         " (Error while deserializing header: header too large)",
         "good": None,
         "listed": f"{weights_dir / 'listed.json'}: not a valid model card (not a JSON object)",
+        "moved": f"{weights_dir / 'moved.safetensors'}: a link to nothing",
         "acme/broken-card": f"{broken_card}: not a valid model card"
         " (Expecting ',' delimiter: line 1 column 12 (char 11))",
         "acme/recnet-test": None,
