@@ -7,9 +7,10 @@ pillow-heif``), whose Pillow plugin recnet registers on first use.
 The model sees float32 RGB in [0, 1]. Everything else a photographer cares about travels beside the pixels and
 is written back: bit depth (16-bit PNG/TIFF stay 16-bit; 10- and 12-bit HEIF are written as 10-bit HEIF or
 16-bit PNG/TIFF), a HEIF's chroma subsampling (Fujifilm's 4:2:2 stays 4:2:2), alpha (untouched, same
-depth), EXIF (orientation applied to the pixels on read, written as 1), the ICC profile (or a HEIF's nclx
-colour description: as it is to HEIF outputs, as an ICC profile to others where one can say it), the DPI and
-the XMP packet (ratings, keywords, captions; its orientation written as 1 too).
+depth), EXIF (orientation applied to the pixels on read, written as 1 in place: the rest of the block, maker
+notes included, is kept byte for byte), the ICC profile (or a HEIF's nclx colour description: as it is to
+HEIF outputs, as an ICC profile to others where one can say it), the DPI and the XMP packet (ratings,
+keywords, captions; its orientation written as 1 too).
 
 Grayscale photos stay grayscale: the model sees the grey replicated to RGB and the corrected result is
 written as grey again (ITU-R 601 luma, as Pillow's "L" conversion), except to WebP, which has no grey
@@ -153,7 +154,10 @@ _LARGE_FORMATS = "write PNG or TIFF instead"
 
 _ORIENTATION = 0x0112
 _X_RESOLUTION = 282
+_EXIF_HEADER = b"Exif\0\0"  # before the TIFF header in a JPEG's EXIF segment, and in the blocks recnet keeps
+_EXIF_HEADERS = re.compile(rb"^(Exif\0\0){1,2}")  # as Pillow reads them: some writers repeat the header
 _EXIF_IFD, _INTEROP_IFD = 0x8769, 0xA005
+_BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}  # a TIFF header's first 4 bytes: the order of what follows
 # A TIFF's first directory doubles as its EXIF, but these tags in it are not to be copied as EXIF: those
 # that describe the file's own pixel storage; the ICC profile, XMP and IPTC, which recnet carries on their
 # own; and Photoshop's image resources and layers, which describe the uncorrected pixels.
@@ -669,10 +673,12 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         samples, grayscale = deep_samples(file, image, layout)
         depth = 16
     damaged: list[str] = []
-    exif = _intact(image.getexif, "EXIF", damaged) or Image.Exif()
+    exif = _intact(image.getexif, "EXIF", damaged)
     # Pillow and OpenCV both apply a TIFF's orientation while decoding it, and no other format's.
-    pending_orientation = 1 if image.format == "TIFF" else exif.get(_ORIENTATION, 1)
+    pending_orientation = 1 if image.format == "TIFF" or exif is None else exif.get(_ORIENTATION, 1)
     samples = _ORIENTATIONS.get(pending_orientation, lambda a: a)(samples)
+    turned = pending_orientation in _ORIENTATIONS
+    portable_exif = functools.partial(_portable_exif, exif, image.info.get("exif"), turned)
     colour = samples[..., :-1] if samples.shape[2] in (2, 4) else samples
     peak = (1 << depth) - 1
     alpha = np.ascontiguousarray(samples[..., -1]) if samples.shape[2] in (2, 4) else None
@@ -683,7 +689,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         alpha=alpha,
         bit_depth=depth,
         grayscale=grayscale,
-        exif=_intact(functools.partial(_portable_exif, exif), "EXIF", damaged),
+        exif=None if exif is None else _intact(portable_exif, "EXIF", damaged),
         icc_profile=image.info.get("icc_profile"),
         dpi=_source_dpi(image),
         source_format=image.format,
@@ -863,14 +869,57 @@ def _deep_heif_samples(file: BinaryIO, depth: int) -> tuple[np.ndarray, bool]:
     return (samples[..., None] if samples.ndim == 2 else samples), heif.mode.startswith(("L", "I"))
 
 
-def _portable_exif(exif: Image.Exif) -> bytes | None:
-    """The EXIF to copy to outputs: orientation 1, and none of the TIFF tags that are not EXIF."""
+def _portable_exif(exif: Image.Exif, block: bytes | None, turned: bool) -> bytes | None:
+    """The EXIF to copy to outputs: orientation 1, and none of the TIFF tags that are not EXIF.
+
+    The file's EXIF ``block`` is changed in place (``_edited_exif``), and its thumbnail left out where the
+    pixels were ``turned`` upright: it shows them as they were stored. A TIFF has no such block (its first
+    directory doubles as its EXIF and holds the file's pixel layout too), nor has a PNG whose EXIF is in a
+    legacy text chunk: Pillow builds a block of their EXIF tags anew (a TIFF's maker note whose offsets
+    count from the file's start reads wrong in it)."""
+    if block:
+        return _edited_exif(block, _NOT_EXIF_TAGS, thumbnail=not turned)
     for tag in _NOT_EXIF_TAGS & exif.keys():
         del exif[tag]
     if not exif:
         return None
     exif[_ORIENTATION] = 1
     return exif.tobytes()
+
+
+def _edited_exif(exif: bytes, dropped: frozenset[int], thumbnail: bool = True) -> bytes:
+    """An EXIF block changed in place: orientation 1, the ``dropped`` tags out of its first directory (their
+    values stay, unread), and its thumbnail's directory unlinked unless ``thumbnail``; every other byte kept.
+
+    Nothing moves, so every offset in the block stays right, those in a camera's maker note included:
+    re-serialising the block moves its data, and Canon's lens name then read empty. Raises where the first
+    directory is not all in the block (damaged EXIF)."""
+    block = bytearray(_EXIF_HEADERS.sub(b"", exif))
+    order, start, entries = _first_directory(block)
+    upright = struct.pack(order + "HHIH2x", _ORIENTATION, 3, 1, 1)  # one SHORT, held in the entry itself
+    kept = [entry for entry in entries if _entry_tag(entry, order) not in dropped]
+    kept = [upright if _entry_tag(entry, order) == _ORIENTATION else entry for entry in kept]
+    end = start + 2 + 12 * len(entries)
+    next_directory = block[end : end + 4] if thumbnail else bytes(4)
+    directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + next_directory
+    block[start : end + 4] = directory.ljust(end + 4 - start, b"\0")
+    return _EXIF_HEADER + bytes(block)
+
+
+def _first_directory(block: bytes | bytearray) -> tuple[str, int, list[bytes]]:
+    """A TIFF block's byte order ("<" or ">"), and the offset and 12-byte entries of its first directory.
+    Raises where these are not all in the block."""
+    order = _BYTE_ORDERS[bytes(block[:4])]
+    (start,) = struct.unpack_from(order + "I", block, 4)
+    (count,) = struct.unpack_from(order + "H", block, start)
+    end = start + 2 + 12 * count
+    if start < 8 or end + 4 > len(block):  # the header, then the entries and the next directory's offset
+        raise ValueError("the first directory is not all in the block")
+    return order, start, [bytes(block[at : at + 12]) for at in range(start + 2, end, 12)]
+
+
+def _entry_tag(entry: bytes | bytearray, order: str) -> int:
+    return struct.unpack_from(order + "H", entry)[0]
 
 
 def _upright_xmp(xmp: bytes | None) -> bytes | None:
@@ -1001,7 +1050,8 @@ def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, obj
         "JPEG": {**no_dpi, "dpi": dpi},
         "WEBP": no_dpi,
         # The encoder's fastest setting: 12 MP in 1.3 s (default 7.5 s) on 2 CPU cores, for files 6% larger.
-        "AVIF": {**no_dpi, "speed": 10},
+        # Pillow moves an EXIF orientation into the container and builds the EXIF anew; absent, it is 1.
+        "AVIF": {**no_dpi, "exif": exif and _edited_exif(exif, frozenset({_ORIENTATION})), "speed": 10},
         "BMP": {"dpi": dpi},
     }[fmt]
     if fmt == "JPEG" and quality >= 90:
@@ -1066,7 +1116,7 @@ def _write_png(file: BinaryIO, samples: np.ndarray, metadata: Metadata) -> None:
     if icc_profile:
         file.write(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
     if exif:
-        file.write(_png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0")))
+        file.write(_png_chunk(b"eXIf", exif.removeprefix(_EXIF_HEADER)))
     if dpi:
         pixels_per_metre = (round(dpi[0] / 0.0254), round(dpi[1] / 0.0254))
         file.write(_png_chunk(b"pHYs", struct.pack(">IIB", *pixels_per_metre, 1)))

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import numpy_out_of_memory, opencv_out_of_memory
-from PIL import Image, ImageCms, ImageOps, PngImagePlugin, TiffImagePlugin
+from PIL import ExifTags, Image, ImageCms, ImageOps, PngImagePlugin, TiffImagePlugin
 
 from recnet_cli import imaging
 from recnet_cli.imaging import (
@@ -449,6 +449,61 @@ def test_tiff_metadata_goes_to_other_formats_without_its_layout_tags(tmp_path):
     with Image.open(output) as written:
         assert camera_tags(written) == CAMERA_TAGS
         assert not {256, 257, 273, 279} & written.getexif().keys()
+
+
+# A Canon EOS 5D Mark II's EXIF, its thumbnail (the block's last item) made 32 x 24, on a 48 x 32 picture.
+# Its maker note holds offsets from the start of the EXIF block's TIFF header, which only stay right while
+# nothing in the block moves.
+CANON = Path(__file__).parent / "data" / "canon-makernote.jpg"
+LENS_MODEL, CANON_IMAGE_TYPE, THUMBNAIL_OFFSET, THUMBNAIL_LENGTH = 0x0095, 0x0006, 0x0201, 0x0202
+
+
+def canon_fields(path: Path) -> tuple[str, str, bytes, bytes | None]:
+    """The maker note's camera and lens names (read through their offsets), its bytes, and the thumbnail."""
+    with Image.open(path) as image:
+        exif = image.getexif()
+        tiff = image.info["exif"].removeprefix(b"Exif\0\0")  # where the offsets count from
+        maker_note, thumbnail = exif.get_ifd(EXIF_IFD)[0x927C], exif.get_ifd(ExifTags.IFD.IFD1)
+    directory = TiffImagePlugin.ImageFileDirectory_v2(tiff[:8])
+    stream = io.BytesIO(tiff)
+    stream.seek(tiff.index(maker_note))
+    directory.load(stream)
+    start, length = thumbnail.get(THUMBNAIL_OFFSET, 0), thumbnail.get(THUMBNAIL_LENGTH, 0)
+    camera, lens = (str(directory.get(tag, "")).rstrip("\0") for tag in (CANON_IMAGE_TYPE, LENS_MODEL))
+    return camera, lens, maker_note, tiff[start : start + length] if thumbnail else None
+
+
+@pytest.mark.parametrize("extension", [extension for extension in EXIF_FORMATS if extension != "tif"])
+def test_a_cameras_maker_note_and_thumbnail_are_copied_intact(tmp_path, extension):
+    _, output = round_trip(tmp_path, CANON, extension)
+    camera, lens, maker_note, thumbnail = canon_fields(CANON)
+    assert (camera, lens) == ("Canon EOS 5D Mark II", "EF85mm f/1.2L II USM")
+    with Image.open(CANON) as source, Image.open(output) as written:
+        assert written.getexif().get_ifd(EXIF_IFD) == source.getexif().get_ifd(EXIF_IFD)
+        assert written.getexif()[MAKE] == "Canon" and written.getexif().get(0x0112, 1) == 1
+    assert canon_fields(output) == (camera, lens, maker_note, thumbnail)
+    assert Image.open(io.BytesIO(thumbnail)).size == (32, 24)
+
+
+def test_a_turned_photo_goes_without_its_thumbnail(tmp_path):
+    # The thumbnail is stored as the camera held it, like the pixels: once they are turned upright and the
+    # orientation says 1, it would show the picture on its side.
+    upright, turned = (struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) for orientation in (1, 6))
+    source = tmp_path / "portrait.jpg"
+    source.write_bytes(CANON.read_bytes().replace(upright, turned, 1))
+    photo, output = round_trip(tmp_path, source, "jpg")
+    camera, lens, maker_note, _ = canon_fields(CANON)
+    assert photo.pixels.shape[:2] == (48, 32)
+    assert canon_fields(output) == (camera, lens, maker_note, None)
+    with Image.open(output) as written:
+        assert written.getexif()[0x0112] == 1
+
+
+def test_exif_whose_first_directory_is_cut_short_is_damaged(tmp_path):
+    with Image.open(CANON) as camera:
+        cut = camera.info["exif"][:40]  # 6 + 8 header bytes, then 2 of the first directory's 12 entries
+    photo = read_photo(save(tmp_path / "cut.jpg", Image.fromarray(gradient_rgb8()), exif=cut))
+    assert photo.exif is None and photo.damaged_metadata == ("EXIF",)
 
 
 # --- modes and alpha --------------------------------------------------------------------------------
