@@ -156,7 +156,6 @@ _ORIENTATION = 0x0112
 _X_RESOLUTION = 282
 _EXIF_HEADER = b"Exif\0\0"  # before the TIFF header in a JPEG's EXIF segment, and in the blocks recnet keeps
 _EXIF_HEADERS = re.compile(rb"^(Exif\0\0){1,2}")  # as Pillow reads them: some writers repeat the header
-_EXIF_IFD, _INTEROP_IFD = 0x8769, 0xA005
 _BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}  # a TIFF header's first 4 bytes: the order of what follows
 # A TIFF's first directory doubles as its EXIF, but these tags in it are not to be copied as EXIF: those
 # that describe the file's own pixel storage; the ICC profile, XMP and IPTC, which recnet carries on their
@@ -1022,8 +1021,8 @@ def _write_samples(
 ) -> None:
     """Write H x W x C samples (grey or RGB, then optional alpha; uint8 or uint16) in ``fmt``.
 
-    PNG and TIFF use recnet's encoders, which handle 16-bit colour and nested EXIF; HEIF uses pillow-heif
-    (uint16 samples are 10-bit codes there); the rest use Pillow.
+    PNG and TIFF use recnet's encoders, which handle 16-bit colour and keep the EXIF block whole; HEIF uses
+    pillow-heif (uint16 samples are 10-bit codes there); the rest use Pillow.
     """
     if fmt == "HEIF":
         _write_heif(path, samples, quality, metadata)
@@ -1137,22 +1136,28 @@ def _write_png(file: BinaryIO, samples: np.ndarray, metadata: Metadata) -> None:
 
 def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     """A deflate-compressed 8- or 16-bit TIFF of H x W x C samples (C = 1..4) with EXIF, ICC, DPI, XMP and
-    IPTC."""
+    IPTC.
+
+    The EXIF block opens the file, whose byte order is the block's, its TIFF header the file's: every offset
+    in the block counts from where it did, those in a camera's maker note included. The file's directory
+    holds the picture's tags and the entries of the EXIF's first directory as they are (they point into the
+    block, as do its Exif and GPS directories'). The EXIF's thumbnail is not linked: in a TIFF, the next
+    directory is the next page."""
     exif, icc_profile, dpi = metadata.exif, metadata.icc_profile, metadata.dpi
+    block = exif.removeprefix(_EXIF_HEADER) if exif else b"II*\0" + bytes(4)
+    order, _, exif_entries = _first_directory(block) if exif else ("<", 0, [])
     height, width, channels = samples.shape
-    little_endian = samples.astype(samples.dtype.newbyteorder("<"))
-    differences = little_endian.copy()
-    differences[:, 1:] -= little_endian[:, :-1]  # horizontal predictor, wraps like the TIFF spec
+    ordered = samples.astype(samples.dtype.newbyteorder(order))
+    differences = ordered.copy()
+    differences[:, 1:] -= ordered[:, :-1]  # horizontal predictor, wraps like the TIFF spec
     strip = zlib.compress(differences.tobytes())
-    tags = 4096 + sum(len(block or b"") for block in (exif, icc_profile, metadata.xmp, metadata.iptc))
+    tags = 4096 + sum(len(data or b"") for data in (exif, icc_profile, metadata.xmp, metadata.iptc))
     if 8 + tags + len(strip) > _MAX_FILE_BYTES:  # the header, the tags with their metadata, then the strip
         raise _Unencodable(
             f"too large for TIFF: {width} x {height} pixels compress to {len(strip) / 2**30:.1f} GiB, more "
             "than a TIFF file's 4 GiB; write PNG instead"
         )
-    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
-    if exif:
-        ifd.update(_nested_exif(exif))
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=block[:2])
     ifd[256], ifd[257], ifd[258], ifd[259] = width, height, (8 * samples.dtype.itemsize,) * channels, 8
     ifd[262] = 1 if channels <= 2 else 2  # BlackIsZero grey or RGB
     ifd[273], ifd[277], ifd[278], ifd[279] = 0, channels, height, len(strip)  # offset fixed by tobytes
@@ -1167,20 +1172,18 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
         ifd[_IPTC_TAG] = metadata.iptc
     if dpi:
         ifd[282], ifd[283], ifd[296] = dpi[0], dpi[1], 2
-    return b"II*\0" + struct.pack("<I", 8) + ifd.tobytes(8) + strip
-
-
-def _nested_exif(exif: bytes) -> dict[int, object]:
-    """EXIF tags with the Exif, GPS and Interop directories as nested dicts, as a TIFF IFD stores them."""
-    source = Image.Exif()
-    source.load(exif)
-    tags = {
-        tag: source.get_ifd(tag) if tag in TiffTags.TAGS_V2_GROUPS else value for tag, value in source.items()
-    }
-    exif_directory = tags.get(_EXIF_IFD)
-    if isinstance(exif_directory, dict) and _INTEROP_IFD in exif_directory:
-        tags[_EXIF_IFD] = {**exif_directory, _INTEROP_IFD: source.get_ifd(_INTEROP_IFD)}
-    return tags
+    entries = {_entry_tag(entry, order): entry for entry in exif_entries}
+    copied = {tag: entry for tag, entry in entries.items() if tag not in ifd}  # the picture's tags first
+    for tag in copied:  # a 4-byte placeholder each, for the EXIF's entry to be copied over once laid out
+        ifd.tagtype[tag] = TiffTags.LONG
+        ifd[tag] = 0
+    start = len(block) + len(block) % 2  # a directory starts on a word boundary
+    directory = bytearray(ifd.tobytes(start))  # entries sorted by tag, then their values; the strip follows
+    (count,) = struct.unpack_from(order + "H", directory)
+    for at in range(2, 2 + 12 * count, 12):
+        directory[at : at + 12] = copied.get(_entry_tag(directory[at:], order), directory[at : at + 12])
+    header = block[:4] + struct.pack(order + "I", start)
+    return header + block[8:] + bytes(start - len(block)) + directory + strip
 
 
 def nearest_existing(path: Path) -> Path:
