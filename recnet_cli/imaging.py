@@ -1223,6 +1223,17 @@ def first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+@contextmanager
+def naming_the_file(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An OSError inside that names no file (a write to a full disk) names ``path``."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror or first_line(error), os.fspath(path)) from error
+
+
 def describe_os_error(error: OSError) -> str:
     """A lower-case one-line reason, e.g. "permission denied"."""
     reason = error.strerror or str(error) or type(error).__name__

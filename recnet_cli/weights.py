@@ -53,7 +53,7 @@ from huggingface_hub.errors import (
 from safetensors import SafetensorError, safe_open
 
 from recnet_cli import __version__
-from recnet_cli.imaging import first_line
+from recnet_cli.imaging import first_line, naming_the_file
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
 # the functions that build or read tensors import it when called.
@@ -553,10 +553,11 @@ def readable(value: object) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename it: no reader sees half a file."""
+    """Write through a temporary file in the same folder and rename it: no reader sees half a file. An
+    error writing (a full disk) names ``path``."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(descriptor, "wb") as file:
+        with naming_the_file(path), os.fdopen(descriptor, "wb") as file:
             file.write(data)
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)

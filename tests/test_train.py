@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -18,7 +20,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from conftest import run
+from conftest import RECNET, run
 
 from recnet_cli.metrics import SSIM_WINDOW, quantised_scores
 from recnet_cli.model import RECNet
@@ -348,6 +350,31 @@ def test_recnet_train_reports_a_damaged_checkpoint_in_one_line(tmp_path: Path, e
         f"error: {tmp_path / 'run' / 'checkpoint.safetensors'}: damaged "
         "(SafetensorError: Error while deserializing header: header too small)\n"
     )
+
+
+def test_a_run_file_that_cannot_be_written_is_named_in_one_line(tmp_path: Path, env: dict[str, str]) -> None:
+    """A write past the file size limit fails as on a full disk (EFBIG for ENOSPC), naming no file."""
+    limit = 100_000  # config.json and the metrics fit, the checkpoint does not
+    options = "--steps 2 --checkpoint-every 1 --batch 2 --crop 32 --no-ecr --device cpu -q"
+    result = subprocess.run(
+        [RECNET, "train", "--photos", str(PHOTOS), "--out", str(tmp_path / "run"), *options.split()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: {tmp_path / 'run' / 'checkpoint.safetensors'}: file too large\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's always-full device")
+def test_metrics_that_cannot_be_written_name_their_file(tmp_path: Path) -> None:
+    (tmp_path / "metrics.jsonl").symlink_to("/dev/full")
+    with pytest.raises(OSError) as caught:
+        loop.append_metrics(tmp_path, {"step": 1})
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(tmp_path / "metrics.jsonl"))
 
 
 def test_a_file_that_is_not_vgg_weights_is_refused_without_pytorchs_advice(tmp_path: Path) -> None:

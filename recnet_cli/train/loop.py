@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from recnet_cli.devices import keep_freed_host_memory, pick_device, pick_dtype
-from recnet_cli.imaging import first_line, nearest_existing
+from recnet_cli.imaging import first_line, naming_the_file, nearest_existing
 from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
@@ -380,7 +380,7 @@ def open_session(
         trim_metrics(config.run_dir / METRICS_FILE, state.step)
     elif ranks.main:
         config.run_dir.mkdir(parents=True, exist_ok=True)
-        (config.run_dir / CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2) + "\n")
+        write_atomic(config.run_dir / CONFIG_FILE, (json.dumps(config.to_json(), indent=2) + "\n").encode())
     return Session(
         config=config,
         ranks=ranks,
@@ -563,7 +563,8 @@ def progress_report(
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    with (run_dir / METRICS_FILE).open("a") as file:
+    path = run_dir / METRICS_FILE
+    with naming_the_file(path), path.open("a") as file:
         file.write(json.dumps(record) + "\n")
 
 
@@ -574,7 +575,7 @@ def trim_metrics(path: Path, step: int) -> None:
             lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
         except (ValueError, KeyError, TypeError) as error:  # not JSON, or not a record with a step
             raise damaged(path, error) from None
-        path.write_text("".join(line + "\n" for line in lines))
+        write_atomic(path, "".join(line + "\n" for line in lines).encode())
 
 
 def save_checkpoint(session: Session) -> None:
