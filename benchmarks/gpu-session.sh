@@ -78,7 +78,7 @@ planned_steps() {
 train() {
     local minutes="$1" steps="${2:-$(planned_steps "$1")}"
     shift $(($# < 2 ? $# : 2))
-    if [[ -f "$RUN/checkpoint.json" ]]; then
+    if [[ -f "$RUN/checkpoint.safetensors" ]]; then
         log "resuming $RUN for $minutes min"
         python3 -m recnet_cli train --resume "$RUN" --time-limit "$minutes" --quiet 2>&1 | tee -a "$LOG"
     else

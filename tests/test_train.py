@@ -40,7 +40,7 @@ from recnet_cli.train.data import (
 from recnet_cli.train.loop import ForwardWithMask, TrainConfig, TrainingError, learning_rate, resume, train
 from recnet_cli.train.losses import VGG16Features, VggWeightsError
 from recnet_cli.train.synthesis import DegradationConfig
-from recnet_cli.weights import load_model
+from recnet_cli.weights import load_model, safetensors_metadata, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = Path(__file__).parent / "data" / "train-photos"
@@ -73,6 +73,15 @@ def tiny_config(run_dir: Path, **changes: object) -> TrainConfig:
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return safetensors.torch.load_file(run_dir / "final.safetensors")
+
+
+def checkpoint_step(run_dir: Path) -> int:
+    return int(safetensors_metadata(run_dir / "checkpoint.safetensors")["step"])
+
+
+def rewrite_checkpoint_metadata(run_dir: Path, metadata: dict[str, str]) -> None:
+    path = run_dir / "checkpoint.safetensors"
+    path.write_bytes(safetensors.torch.save(safetensors.torch.load_file(path), metadata=metadata))
 
 
 def test_schedule_warms_up_then_decays_to_zero() -> None:
@@ -320,24 +329,73 @@ def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
 RUN_FILE_DAMAGE = [  # (file, its new content, what the error says about it)
     ("checkpoint.safetensors", b"", "SafetensorError: Error while deserializing header: header too small"),
     ("checkpoint.safetensors", b"cut", "SafetensorError: Error while deserializing header: header too small"),
-    ("checkpoint.json", b"{step: 1", "JSONDecodeError: Expecting property name enclosed in double quotes"),
-    ("checkpoint.json", b'{"param_groups": []}', "KeyError: 'state'"),
     ("config.json", b"", "JSONDecodeError: Expecting value"),
     ("config.json", b"[1, 2]", "not a JSON object"),
     ("metrics.jsonl", b'{"step": 1}\nnot JSON\n', "JSONDecodeError: Expecting value"),
+]
+CHECKPOINT_STATE_DAMAGE = [  # (the counters in the checkpoint's metadata, what the error says about them)
+    ("{step: 1", "JSONDecodeError: Expecting property name enclosed in double quotes"),
+    ('{"param_groups": []}', "KeyError: 'state'"),
 ]
 
 
 def test_a_damaged_run_file_stops_a_resume_with_one_line_naming_it(tmp_path: Path) -> None:
     train(tiny_config(tmp_path / "run", steps=2, checkpoint_every=1), time_limit=0)
-    for index, (name, content, reason) in enumerate(RUN_FILE_DAMAGE):
+    damages = [
+        *RUN_FILE_DAMAGE,
+        *(("checkpoint.safetensors", state, reason) for state, reason in CHECKPOINT_STATE_DAMAGE),
+    ]
+    for index, (name, content, reason) in enumerate(damages):
         damaged = shutil.copytree(tmp_path / "run", tmp_path / f"damaged{index}")
-        (damaged / name).write_bytes(content)
+        if isinstance(content, bytes):
+            (damaged / name).write_bytes(content)
+        else:
+            rewrite_checkpoint_metadata(damaged, {"step": "1", "training_state": content})
         with pytest.raises(TrainingError) as caught:
             resume(damaged)
         assert str(caught.value).startswith(f"{damaged / name}: damaged ({reason}")
         assert "\n" not in str(caught.value)
     assert resume(tmp_path / "run").complete  # the undamaged run resumes
+
+
+@pytest.mark.parametrize("written", [False, True])
+def test_a_crash_while_saving_a_checkpoint_leaves_a_run_that_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: bool
+) -> None:
+    """The checkpoint is one file, replaced whole: a crash before it is in place leaves the previous one,
+    a crash right after it (where a second file was still to come) the new one."""
+    checkpoints: list[Path] = []
+
+    def write_then_crash(path: Path, data: bytes) -> None:
+        if path.name == "checkpoint.safetensors":
+            checkpoints.append(path)
+        if len(checkpoints) == 2 and not written:
+            raise KeyboardInterrupt
+        write_atomic(path, data)
+        if len(checkpoints) == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(loop, "write_atomic", write_then_crash)
+        train(tiny_config(tmp_path / "run", checkpoint_every=2))
+    assert checkpoint_step(tmp_path / "run") == (4 if written else 2)
+    assert resume(tmp_path / "run").complete
+    train(tiny_config(tmp_path / "whole", checkpoint_every=2))
+    whole, resumed = final_weights(tmp_path / "whole"), final_weights(tmp_path / "run")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_a_run_checkpointed_in_two_files_by_an_earlier_version_resumes(tmp_path: Path) -> None:
+    """Its counters in checkpoint.json; a step in the metadata that is not theirs is a torn save."""
+    run_dir = tmp_path / "run"
+    train(tiny_config(run_dir), time_limit=0)
+    record = json.loads(safetensors_metadata(run_dir / "checkpoint.safetensors")["training_state"])
+    (run_dir / "checkpoint.json").write_text(json.dumps(record))
+    rewrite_checkpoint_metadata(run_dir, {"step": "2"})
+    with pytest.raises(TrainingError, match="checkpoint files disagree"):
+        resume(run_dir)
+    rewrite_checkpoint_metadata(run_dir, {"step": "1"})
+    assert resume(run_dir).steps == 6
 
 
 def test_recnet_train_reports_a_damaged_checkpoint_in_one_line(tmp_path: Path, env: dict[str, str]) -> None:
@@ -515,7 +573,7 @@ def test_a_stop_request_saves_a_checkpoint_that_resumes_the_same_run(tmp_path: P
 
     stopped = train(tiny_config(tmp_path / "chunked", checkpoint_every=100), stop_requested=stop_at_step_two)
     assert (stopped.stopped_by, stopped.steps, stopped.complete) == ("Ctrl-C", 2, False)
-    assert json.loads((tmp_path / "chunked" / "checkpoint.json").read_text())["state"]["step"] == 2
+    assert checkpoint_step(tmp_path / "chunked") == 2
     assert resume(tmp_path / "chunked").complete
     train(tiny_config(tmp_path / "whole", checkpoint_every=100))
     whole, chunked = final_weights(tmp_path / "whole"), final_weights(tmp_path / "chunked")

@@ -2,8 +2,9 @@
 DistributedDataParallel when started by ``torchrun``.
 
 A run directory holds ``config.json``, ``metrics.jsonl`` (one JSON object per step and per validation),
-``checkpoint.safetensors`` (model, Adam state, torch RNG states) with ``checkpoint.json`` (step and
-counters), and at the end ``final.safetensors`` with its model card (``final.json``, ``final.md``).
+``checkpoint.safetensors`` (model, Adam state, torch RNG states, and in its metadata the step and
+counters: one file, replaced whole, so a crash never leaves half a checkpoint), and at the end
+``final.safetensors`` with its model card (``final.json``, ``final.md``).
 Batches are a function of (seed, step), the schedule a function of the step, so resuming from a
 checkpoint continues exactly as the uninterrupted run would have.
 """
@@ -43,13 +44,13 @@ from recnet_cli.weights import load_model, save_model, write_atomic
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.safetensors"
-CHECKPOINT_STATE_FILE = "checkpoint.json"
+CHECKPOINT_STATE_KEY = "training_state"  # the checkpoint's metadata entry holding its counters (JSON)
+OLD_CHECKPOINT_STATE_FILE = "checkpoint.json"  # where runs checkpointed by earlier versions hold them
 FINAL_MODEL_FILE = "final.safetensors"
 RUN_FILES = (  # every file a run writes
     CONFIG_FILE,
     METRICS_FILE,
     CHECKPOINT_FILE,
-    CHECKPOINT_STATE_FILE,
     FINAL_MODEL_FILE,
     "final.json",  # the final model's card, which save_model writes beside it
     "final.md",
@@ -266,7 +267,7 @@ def resume(
     """Continues the run in ``run_dir`` from its last checkpoint, optionally on another device; the
     other arguments as for ``train``."""
     config_path = run_dir / CONFIG_FILE
-    if not (run_dir / CHECKPOINT_STATE_FILE).is_file() or not config_path.is_file():
+    if not (run_dir / CHECKPOINT_FILE).is_file() or not config_path.is_file():
         raise TrainingError(f"{run_dir}: no checkpoint to resume from")
     try:
         config = TrainConfig.from_json(read_record(config_path))
@@ -280,7 +281,7 @@ def resume(
 
 def check_run_folder(run_dir: Path) -> None:
     """Refuses a folder holding files a new run would write over: a run's, or the user's of the same name."""
-    if (run_dir / CHECKPOINT_STATE_FILE).exists() or (run_dir / FINAL_MODEL_FILE).exists():
+    if (run_dir / CHECKPOINT_FILE).exists() or (run_dir / FINAL_MODEL_FILE).exists():
         raise TrainingError(f"{run_dir}: already holds a training run; resume it or choose another folder")
     in_the_way = [name for name in RUN_FILES if os.path.lexists(run_dir / name)]  # a broken link too
     if in_the_way:
@@ -579,8 +580,8 @@ def trim_metrics(path: Path, step: int) -> None:
 
 
 def save_checkpoint(session: Session) -> None:
-    """Writes the model, Adam state and RNG states, then the counters (which mark the checkpoint done)."""
-    state = session.state
+    """Writes the model, Adam state and RNG states with the counters in the metadata, in one file."""
+    state, config = session.state, session.config
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in session.model.state_dict().items()}
     optimizer_state = session.optimizer.state_dict()
     for index, values in optimizer_state["state"].items():
@@ -588,37 +589,37 @@ def save_checkpoint(session: Session) -> None:
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available():
         tensors |= {f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
-    run_dir = session.config.run_dir
-    write_atomic(
-        run_dir / CHECKPOINT_FILE, safetensors.torch.save(tensors, metadata={"step": str(state.step)})
-    )
-    config = session.config
     record = {
         "state": asdict(state),
         "loss_preset": config.loss_preset,
         "ecr": config.ecr,
         "param_groups": optimizer_state["param_groups"],
     }
-    write_atomic(run_dir / CHECKPOINT_STATE_FILE, (json.dumps(record, indent=2) + "\n").encode())
+    metadata = {"step": str(state.step), CHECKPOINT_STATE_KEY: json.dumps(record)}
+    write_atomic(config.run_dir / CHECKPOINT_FILE, safetensors.torch.save(tensors, metadata=metadata))
 
 
 def load_checkpoint(run_dir: Path, model: RECNet, optimizer: torch.optim.Adam) -> RunState:
     """Restores model, Adam state and RNG states; returns the counters. A damaged checkpoint file is a
     TrainingError naming it."""
-    record_path, tensors_path = run_dir / CHECKPOINT_STATE_FILE, run_dir / CHECKPOINT_FILE
-    record = read_record(record_path)
+    tensors_path = run_dir / CHECKPOINT_FILE
+    try:
+        with safetensors.safe_open(tensors_path, framework="pt") as file:
+            metadata = file.metadata() or {}
+            tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
+    except SafetensorError as error:
+        raise damaged(tensors_path, error) from None
+    if CHECKPOINT_STATE_KEY in metadata:
+        record_path, record = tensors_path, read_record(tensors_path, metadata[CHECKPOINT_STATE_KEY])
+    else:  # saved by an earlier version, in two files: a crash between their writes leaves them apart
+        record_path = run_dir / OLD_CHECKPOINT_STATE_FILE
+        record = read_record(record_path)
     try:
         state = RunState(**record["state"])
         groups = [group | {"betas": tuple(group["betas"])} for group in record["param_groups"]]
     except (KeyError, TypeError) as error:
         raise damaged(record_path, error) from None
-    try:
-        with safetensors.safe_open(tensors_path, framework="pt") as file:
-            saved_step = (file.metadata() or {}).get("step")
-            tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
-    except SafetensorError as error:
-        raise damaged(tensors_path, error) from None
-    if saved_step != str(state.step):
+    if metadata.get("step") != str(state.step):
         raise TrainingError(f"{run_dir}: checkpoint files disagree (interrupted while saving?)")
     try:
         restore(tensors, groups, model, optimizer)
@@ -645,10 +646,11 @@ def restore(
         torch.cuda.set_rng_state_all(cuda_states)
 
 
-def read_record(path: Path) -> dict[str, Any]:
-    """One of a run's JSON files (``config.json``, ``checkpoint.json``); a damaged one is a TrainingError."""
+def read_record(path: Path, text: str | None = None) -> dict[str, Any]:
+    """One of a run's JSON records: a file (``config.json``), or ``text`` kept in ``path`` (the checkpoint's
+    counters); a damaged one is a TrainingError."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8") if text is None else text)
     except ValueError as error:  # not JSON, or not UTF-8
         raise damaged(path, error) from None
     if not isinstance(record, dict):
