@@ -358,6 +358,31 @@ def test_a_damaged_run_file_stops_a_resume_with_one_line_naming_it(tmp_path: Pat
     assert resume(tmp_path / "run").complete  # the undamaged run resumes
 
 
+CONFIG_FIELD_DAMAGE = [  # (a field of config.json, a value of the wrong type, what the error says)
+    ("steps", "many", 'steps is "many", not int'),
+    ("lr", None, "lr is null, not float"),
+    ("crop", "64", 'crop is "64", not int'),
+    ("regimes", [1, 2], "regimes is [1, 2], not tuple[float, float, float, float]"),
+    ("ecr", 1, "ecr is 1, not bool"),
+    ("photos", ["a"], 'photos is ["a"], not Path | None'),
+]
+
+
+def test_a_config_field_of_the_wrong_type_stops_a_resume_with_one_line_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    train(tiny_config(tmp_path / "run", steps=2, checkpoint_every=1), time_limit=0)
+    config_path = tmp_path / "run" / "config.json"
+    config = json.loads(config_path.read_text())
+    for name, value, reason in CONFIG_FIELD_DAMAGE:
+        config_path.write_text(json.dumps(config | {name: value}))
+        with pytest.raises(TrainingError) as caught:
+            resume(tmp_path / "run")
+        assert str(caught.value) == f"{config_path}: damaged (TypeError: {reason})"
+    config_path.write_text(json.dumps(config | {"jpeg_probability": 1}))  # an integer is a float to JSON
+    assert resume(tmp_path / "run").complete
+
+
 @pytest.mark.parametrize("written", [False, True])
 def test_a_crash_while_saving_a_checkpoint_leaves_a_run_that_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: bool

@@ -17,6 +17,8 @@ import os
 import signal
 import threading
 import time
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -93,7 +95,8 @@ class TrainConfig:
     precision: str = "auto"  # bf16: autocast the network's forward
     max_side: int = 1024  # photos and pairs are held in memory at most this large
     jpeg_probability: float = 0.5
-    regimes: tuple[float, ...] = DegradationConfig().mode_probabilities  # under, over, mixed, mild (--photos)
+    # with photos: how often inputs are under-, over- or mixed-exposed, or nearly right (mild)
+    regimes: tuple[float, float, float, float] = DegradationConfig().mode_probabilities
     max_bad_steps: int = 10  # consecutive non-finite losses before giving up
 
     def to_json(self) -> dict[str, Any]:
@@ -101,16 +104,35 @@ class TrainConfig:
 
     def degradation(self) -> DegradationConfig:
         """How badly exposed inputs are synthesised from ``photos``."""
-        return DegradationConfig(
-            mode_probabilities=tuple(self.regimes), jpeg_probability=self.jpeg_probability
-        )
+        return DegradationConfig(mode_probabilities=self.regimes, jpeg_probability=self.jpeg_probability)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(
-            **{k: Path(v) if k in PATH_FIELDS and v is not None else v for k, v in data.items() if k in known}
-        )
+        """The config ``to_json`` gave (fields it does not know are passed over); a TypeError names a field
+        of the wrong type."""
+        kinds, annotations = typing.get_type_hints(cls), {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            if name in kinds and not fits(value, kinds[name]):
+                raise TypeError(f"{name} is {json.dumps(value)}, not {annotations[name]}")
+            if name in PATH_FIELDS and value is not None:
+                values[name] = Path(value)
+            elif name in kinds:
+                values[name] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
+
+
+def fits(value: object, kind: Any) -> bool:
+    """Whether a value read from JSON is of a field's type: a path is a string, a float any number, a tuple a
+    list of as many items."""
+    if isinstance(kind, types.UnionType):
+        return any(fits(value, option) for option in typing.get_args(kind))
+    if typing.get_origin(kind) is tuple:
+        items = typing.get_args(kind)
+        return isinstance(value, list) and len(value) == len(items) and all(map(fits, value, items))
+    if isinstance(value, bool):  # an int to Python, not to JSON
+        return kind is bool
+    return isinstance(value, {Path: str, float: int | float}.get(kind, kind))
 
 
 @dataclass
