@@ -321,6 +321,37 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path: Path) -> 
     assert steps == [1, 2, 3, 3, 4, 5, 6, 6]  # step 4, redone after the resume, is logged once
 
 
+def test_a_run_resumes_from_any_folder_on_the_data_it_started_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative paths in config.json would be read from where --resume runs: here, other photos."""
+    (tmp_path / "start").mkdir()
+    copy_photos(tmp_path / "start" / "photos")
+    (tmp_path / "elsewhere" / "photos").mkdir(parents=True)
+    for path in sorted(PHOTOS.glob("*.jpg"))[:3]:
+        shutil.copy(path, tmp_path / "elsewhere" / "photos")
+    monkeypatch.chdir(tmp_path / "start")
+    train(tiny_config(Path("run"), photos=Path("photos")), time_limit=0)
+    config = json.loads(Path("run", "config.json").read_text())
+    assert (config["photos"], config["run_dir"]) == (str(Path.cwd() / "photos"), str(Path.cwd() / "run"))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert resume(Path("../start/run")).complete
+    train(tiny_config(tmp_path / "whole"))
+    whole, resumed = final_weights(tmp_path / "whole"), final_weights(tmp_path / "start" / "run")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_a_config_with_relative_paths_resumes_from_the_folder_it_was_started_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As earlier versions wrote it."""
+    monkeypatch.chdir(tmp_path)
+    train(tiny_config(Path("run"), photos=copy_photos(Path("photos"))), time_limit=0)
+    config = json.loads(Path("run", "config.json").read_text())
+    Path("run", "config.json").write_text(json.dumps(config | {"run_dir": "run", "photos": "photos"}))
+    assert resume(Path("run")).complete
+
+
 def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="no checkpoint to resume from"):
         resume(tmp_path)

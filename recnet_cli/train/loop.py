@@ -100,7 +100,10 @@ class TrainConfig:
     max_bad_steps: int = 10  # consecutive non-finite losses before giving up
 
     def to_json(self) -> dict[str, Any]:
-        return {k: str(v) if k in PATH_FIELDS and v is not None else v for k, v in asdict(self).items()}
+        """The fields as JSON, paths made absolute: a resume finds the data from any working folder."""
+        return {
+            k: str(v.absolute()) if k in PATH_FIELDS and v is not None else v for k, v in asdict(self).items()
+        }
 
     def degradation(self) -> DegradationConfig:
         """How badly exposed inputs are synthesised from ``photos``."""
