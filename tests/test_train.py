@@ -224,6 +224,24 @@ def test_the_files_in_the_way_of_a_run_are_named(tmp_path: Path) -> None:
         train(tiny_config(tmp_path))
 
 
+def test_a_folder_where_a_run_stopped_before_its_first_checkpoint_takes_a_new_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Such a run (out of memory at the first step, a loss that went on being NaN) leaves its config and
+    metrics: nothing to resume, and not in the way of a new run, which replaces them."""
+    (tmp_path / "notes.txt").write_text("mine")
+    real_build = loop.build_loss
+    with monkeypatch.context() as patch, pytest.raises(TrainingError, match="not finite for 2 steps"):
+        patch.setattr(loop, "build_loss", lambda *a: NanEvery(real_build(*a), bad={1, 2}))
+        train(tiny_config(tmp_path, max_bad_steps=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "metrics.jsonl", "notes.txt"]
+    with pytest.raises(TrainingError, match="no checkpoint to resume from"):
+        resume(tmp_path)
+    assert train(tiny_config(tmp_path, steps=2, val_every=2)).complete
+    steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 2] and (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_a_run_goes_into_an_existing_folder_beside_other_files(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     assert train(tiny_config(tmp_path, steps=1, val_every=1)).complete

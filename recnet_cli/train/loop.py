@@ -305,15 +305,30 @@ def resume(
 
 
 def check_run_folder(run_dir: Path) -> None:
-    """Refuses a folder holding files a new run would write over: a run's, or the user's of the same name."""
+    """Refuses a folder holding files a new run would write over: a run's, or the user's of the same name.
+    A run that stopped before its first checkpoint (out of memory at the first step) is not one: its
+    config and metrics are replaced."""
     if (run_dir / CHECKPOINT_FILE).exists() or (run_dir / FINAL_MODEL_FILE).exists():
         raise TrainingError(f"{run_dir}: already holds a training run; resume it or choose another folder")
     in_the_way = [name for name in RUN_FILES if os.path.lexists(run_dir / name)]  # a broken link too
+    if is_run_config(run_dir / CONFIG_FILE):  # written once this check passed: the metrics are the run's too
+        in_the_way = [name for name in in_the_way if name not in (CONFIG_FILE, METRICS_FILE)]
     if in_the_way:
         raise TrainingError(
             f"{run_dir}: already holds files a training run writes ({', '.join(in_the_way)}); "
             "choose another folder"
         )
+
+
+def is_run_config(path: Path) -> bool:
+    """Whether ``path`` is a run's ``config.json``."""
+    if not path.is_file():  # never read a FIFO or a device
+        return False
+    try:
+        TrainConfig.from_json(read_record(path))
+    except (OSError, TrainingError, TypeError):  # none, not JSON, not a config
+        return False
+    return True
 
 
 def check_config(config: TrainConfig) -> None:
@@ -406,6 +421,7 @@ def open_session(
         trim_metrics(config.run_dir / METRICS_FILE, state.step)
     elif ranks.main:
         config.run_dir.mkdir(parents=True, exist_ok=True)
+        (config.run_dir / METRICS_FILE).unlink(missing_ok=True)  # of a run that never reached a checkpoint
         write_atomic(config.run_dir / CONFIG_FILE, (json.dumps(config.to_json(), indent=2) + "\n").encode())
     return Session(
         config=config,
