@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 from enum import Enum
@@ -715,7 +714,10 @@ def train(
         float, typer.Option(metavar="RATE", help="Peak learning rate (cosine schedule after warm-up).")
     ] = 1e-4,
     seed: Annotated[
-        int, typer.Option(metavar="N", help="Seed for the weights, the crops and the synthesis.")
+        int,
+        typer.Option(
+            min=0, max=2**64 - 1, metavar="N", help="Seed for the weights, the crops and the synthesis."
+        ),
     ] = 0,
     val_every: Annotated[int, typer.Option(min=1, metavar="N", help="Validate every N steps.")] = 1000,
     checkpoint_every: Annotated[
@@ -787,8 +789,8 @@ def train(
         except ValueError as exc:
             raise fail(f"--regimes: {exc}") from None
     refuse_device_list(device)
-    if not 0 < lr < math.inf:
-        raise fail(f"--lr {lr:g}: use a positive learning rate, such as 1e-4")
+    if not 0 < lr <= 1:
+        raise fail(f"--lr {lr:g}: use a positive learning rate of at most 1, such as 1e-4")
     if precision is Precision.fp16:  # its small range needs the loss scaled, or small gradients vanish
         raise fail("--precision fp16: training takes bf16 (the same speed on GPUs since Ampere) or fp32")
     if resume_run is None and precision is Precision.bf16 and on_cpu(device):

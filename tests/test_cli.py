@@ -1067,11 +1067,22 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str,
         ([*photos, *quick, "--device", "cpu,cpu"], "--device cpu,cpu: this command runs on one device"),
         ([*photos, *quick, "--lr", "nan"], "--lr nan: use a positive learning rate"),
         ([*photos, *quick, "--lr", "-1"], "--lr -1: use a positive learning rate"),
+        ([*photos, *quick, "--lr", "1e300"], "--lr 1e+300: use a positive learning rate of at most 1"),
         ([*photos, *quick, "--precision", "fp16"], "--precision fp16: training takes bf16"),
     ]:
         result = run(["train", "--out", str(tmp_path / "run"), *options], env)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {reason}")
+        assert not (tmp_path / "run").exists()
+
+
+def test_a_seed_torch_cannot_take_is_refused_before_anything_is_written(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    for seed in ("-1", str(2**64)):
+        options = ["--photos", str(TRAIN_PHOTOS), "--out", str(tmp_path / "run"), "--seed", seed]
+        result = run(["train", *options, "--no-ecr", "--steps", "1"], env)
+        assert result.returncode == 2 and "Invalid value for '--seed'" in result.stderr
         assert not (tmp_path / "run").exists()
 
 
