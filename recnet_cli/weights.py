@@ -454,8 +454,8 @@ def describe_keys(kind: str, keys: list[str], shown: int = 3) -> str:
 
 def read_card(model_path: Path) -> dict[str, Any]:
     """The card of a ``.safetensors`` model: ``<stem>.json`` beside it, else its metadata (strings). A
-    training checkpoint has none (``checkpoint.json`` beside it holds the run's counters and Adam's
-    settings)."""
+    training checkpoint has none: its metadata (or, from an older run, ``checkpoint.json`` beside it) holds
+    the run's counters and Adam's settings."""
     if model_path.suffix != ".safetensors":
         return {}
     keys, metadata = safetensors_header(model_path)

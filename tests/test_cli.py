@@ -38,7 +38,7 @@ from recnet_cli.imaging import Photo
 from recnet_cli.model import RECNet
 from recnet_cli.runner import finish, run_batch
 from recnet_cli.train.data import read_rgb
-from recnet_cli.weights import safetensors_metadata
+from recnet_cli.weights import safetensors_header
 
 TRAIN_PHOTOS = Path(__file__).parent / "data" / "train-photos"
 
@@ -1100,7 +1100,7 @@ def test_ctrl_c_stops_training_with_a_checkpoint(tmp_path: Path, env: dict[str, 
     _, stderr = training.communicate(timeout=120)
     assert training.returncode == 130, stderr  # not 0, so `recnet train ... && recnet calibrate` stops
     assert "note: Ctrl-C: stopping after this step, with a checkpoint (Ctrl-C again stops at once)" in stderr
-    step = int(safetensors_metadata(run_dir / "checkpoint.safetensors")["step"])
+    step = int(safetensors_header(run_dir / "checkpoint.safetensors")[1]["step"])
     assert 2 <= step < 100000 and f"stopped at step {step} by Ctrl-C" in stderr
     assert "Traceback" not in stderr
 

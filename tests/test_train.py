@@ -40,7 +40,7 @@ from recnet_cli.train.data import (
 from recnet_cli.train.loop import ForwardWithMask, TrainConfig, TrainingError, learning_rate, resume, train
 from recnet_cli.train.losses import VGG16Features, VggWeightsError
 from recnet_cli.train.synthesis import DegradationConfig
-from recnet_cli.weights import load_model, safetensors_metadata, write_atomic
+from recnet_cli.weights import load_model, safetensors_header, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = Path(__file__).parent / "data" / "train-photos"
@@ -76,7 +76,7 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def checkpoint_step(run_dir: Path) -> int:
-    return int(safetensors_metadata(run_dir / "checkpoint.safetensors")["step"])
+    return int(safetensors_header(run_dir / "checkpoint.safetensors")[1]["step"])
 
 
 def rewrite_checkpoint_metadata(run_dir: Path, metadata: dict[str, str]) -> None:
@@ -463,7 +463,7 @@ def test_a_run_checkpointed_in_two_files_by_an_earlier_version_resumes(tmp_path:
     """Its counters in checkpoint.json; a step in the metadata that is not theirs is a torn save."""
     run_dir = tmp_path / "run"
     train(tiny_config(run_dir), time_limit=0)
-    record = json.loads(safetensors_metadata(run_dir / "checkpoint.safetensors")["training_state"])
+    record = json.loads(safetensors_header(run_dir / "checkpoint.safetensors")[1]["training_state"])
     (run_dir / "checkpoint.json").write_text(json.dumps(record))
     rewrite_checkpoint_metadata(run_dir, {"step": "2"})
     with pytest.raises(TrainingError, match="checkpoint files disagree"):

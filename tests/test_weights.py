@@ -16,7 +16,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
 from recnet_cli.model import RECNet, parameter_count
-from recnet_cli.train.loop import CHECKPOINT_FILE, CHECKPOINT_STATE_FILE
+from recnet_cli.train.loop import CHECKPOINT_FILE, OLD_CHECKPOINT_STATE_FILE
 from recnet_cli.weights import (
     HUB_DEFAULT_FILENAME,
     WEIGHTS_DIR_ENV,
@@ -357,14 +357,15 @@ def test_a_damaged_card_is_a_one_line_error(
 
 
 def test_a_training_checkpoint_has_no_card(tmp_path: Path, small_model: RECNet, image: Tensor) -> None:
-    """A run stopped early is used through its checkpoint (the stop notice says so): the JSON beside it is
-    the run's state, with Adam's settings, which must not pass for a card (calibrate would copy it)."""
+    """A run stopped early is used through its checkpoint (the stop notice says so): its metadata, and the
+    JSON beside an older one, are the run's state, with Adam's settings, which must not pass for a card
+    (calibrate would copy it)."""
     tensors = {f"model.{key}": value for key, value in small_model.state_dict().items()}
     tensors |= {"optimizer.0.exp_avg": torch.zeros(2), "rng.torch": torch.get_rng_state()}
     path = tmp_path / CHECKPOINT_FILE
-    path.write_bytes(safetensors_bytes(tensors, metadata={"step": "4"}))
     state = {"state": {"step": 4}, "loss_preset": "paper", "ecr": False, "param_groups": [{"lr": 1e-4}]}
-    (tmp_path / CHECKPOINT_STATE_FILE).write_text(json.dumps(state))
+    path.write_bytes(safetensors_bytes(tensors, metadata={"step": "4", "training_state": json.dumps(state)}))
+    (tmp_path / OLD_CHECKPOINT_STATE_FILE).write_text(json.dumps(state))
 
     loaded = load_model(str(path))
 
