@@ -676,8 +676,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
     # Pillow and OpenCV both apply a TIFF's orientation while decoding it, and no other format's.
     pending_orientation = 1 if image.format == "TIFF" or exif is None else exif.get(_ORIENTATION, 1)
     samples = _ORIENTATIONS.get(pending_orientation, lambda a: a)(samples)
-    turned = pending_orientation in _ORIENTATIONS
-    portable_exif = functools.partial(_portable_exif, exif, image.info.get("exif"), turned)
+    portable_exif = functools.partial(_portable_exif, exif, image.info.get("exif"))
     colour = samples[..., :-1] if samples.shape[2] in (2, 4) else samples
     peak = (1 << depth) - 1
     alpha = np.ascontiguousarray(samples[..., -1]) if samples.shape[2] in (2, 4) else None
@@ -868,16 +867,15 @@ def _deep_heif_samples(file: BinaryIO, depth: int) -> tuple[np.ndarray, bool]:
     return (samples[..., None] if samples.ndim == 2 else samples), heif.mode.startswith(("L", "I"))
 
 
-def _portable_exif(exif: Image.Exif, block: bytes | None, turned: bool) -> bytes | None:
+def _portable_exif(exif: Image.Exif, block: bytes | None) -> bytes | None:
     """The EXIF to copy to outputs: orientation 1, and none of the TIFF tags that are not EXIF.
 
-    The file's EXIF ``block`` is changed in place (``_edited_exif``), and its thumbnail left out where the
-    pixels were ``turned`` upright: it shows them as they were stored. A TIFF has no such block (its first
+    The file's EXIF ``block`` is changed in place (``_edited_exif``). A TIFF has no such block (its first
     directory doubles as its EXIF and holds the file's pixel layout too), nor has a PNG whose EXIF is in a
     legacy text chunk: Pillow builds a block of their EXIF tags anew (a TIFF's maker note whose offsets
     count from the file's start reads wrong in it)."""
     if block:
-        return _edited_exif(block, _NOT_EXIF_TAGS, thumbnail=not turned)
+        return _edited_exif(block, _NOT_EXIF_TAGS)
     for tag in _NOT_EXIF_TAGS & exif.keys():
         del exif[tag]
     if not exif:
@@ -886,9 +884,11 @@ def _portable_exif(exif: Image.Exif, block: bytes | None, turned: bool) -> bytes
     return exif.tobytes()
 
 
-def _edited_exif(exif: bytes, dropped: frozenset[int], thumbnail: bool = True) -> bytes:
+def _edited_exif(exif: bytes, dropped: frozenset[int]) -> bytes:
     """An EXIF block changed in place: orientation 1, the ``dropped`` tags out of its first directory (their
-    values stay, unread), and its thumbnail's directory unlinked unless ``thumbnail``; every other byte kept.
+    values stay, unread), and its thumbnail's directory unlinked; every other byte kept. (The thumbnail
+    shows the photo as it was: uncorrected, and on its side where the pixels were turned upright. File
+    browsers that show it would show the photo recnet was asked to fix.)
 
     Nothing moves, so every offset in the block stays right, those in a camera's maker note included:
     re-serialising the block moves its data, and Canon's lens name then read empty. Raises where the first
@@ -899,8 +899,7 @@ def _edited_exif(exif: bytes, dropped: frozenset[int], thumbnail: bool = True) -
     kept = [entry for entry in entries if _entry_tag(entry, order) not in dropped]
     kept = [upright if _entry_tag(entry, order) == _ORIENTATION else entry for entry in kept]
     end = start + 2 + 12 * len(entries)
-    next_directory = block[end : end + 4] if thumbnail else bytes(4)
-    directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + next_directory
+    directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + bytes(4)  # no next directory
     block[start : end + 4] = directory.ljust(end + 4 - start, b"\0")
     return _EXIF_HEADER + bytes(block)
 
