@@ -6,11 +6,11 @@ pillow-heif``), whose Pillow plugin recnet registers on first use.
 
 The model sees float32 RGB in [0, 1]. Everything else a photographer cares about travels beside the pixels and
 is written back: bit depth (16-bit PNG/TIFF stay 16-bit; 10- and 12-bit HEIF are written as 10-bit HEIF or
-16-bit PNG/TIFF), a HEIF's chroma subsampling (Fujifilm's 4:2:2 stays 4:2:2), alpha (untouched, same
-depth), EXIF (orientation applied to the pixels on read, written as 1 in place: the rest of the block, maker
-notes included, is kept byte for byte), the ICC profile (or a HEIF's nclx colour description: as it is to
-HEIF outputs, as an ICC profile to others where one can say it), the DPI and the XMP packet (ratings,
-keywords, captions; its orientation written as 1 too).
+16-bit PNG/TIFF), a HEIF's chroma subsampling (Fujifilm's 4:2:2 stays 4:2:2), alpha (untouched, same depth),
+EXIF (orientation applied to the pixels on read, written as 1 in place: the rest of the block, maker notes
+included, is kept byte for byte, but for the link to the thumbnail of the uncorrected photo), the ICC profile
+(or a HEIF's nclx colour description: as it is to HEIF outputs, as an ICC profile to others where one can say
+it), the DPI and the XMP packet (ratings, keywords, captions; its orientation written as 1 too).
 
 Grayscale photos stay grayscale: the model sees the grey replicated to RGB and the corrected result is
 written as grey again (ITU-R 601 luma, as Pillow's "L" conversion), except to WebP, which has no grey
