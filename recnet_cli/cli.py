@@ -645,11 +645,12 @@ def models_table(entries: list[ModelEntry]) -> Table:
 
     table = Table(title="RECNet models")
     # The name is what --model takes: whole on a narrow terminal, where the other columns wrap.
-    table.add_column("name", no_wrap=True, min_width=max(len(entry.name) for entry in entries))
+    rows = [[console.visible(cell) for cell in entry.row()] for entry in entries]  # control characters shown
+    table.add_column("name", no_wrap=True, min_width=max(len(row[0]) for row in rows))
     for column in ("where", "size", "about"):
         table.add_column(column)
-    for entry in entries:  # names are plain text, not Rich markup
-        table.add_row(*map(escape, entry.row()), style="red" if entry.problem else None)
+    for entry, row in zip(entries, rows, strict=True):  # plain text, not Rich markup
+        table.add_row(*map(escape, row), style="red" if entry.problem else None)
     return table
 
 
@@ -790,7 +791,8 @@ def train(
             raise fail(f"--regimes: {exc}") from None
     refuse_device_list(device)
     if not 0 < lr <= 1:
-        raise fail(f"--lr {lr:g}: use a positive learning rate of at most 1, such as 1e-4")
+        shown = f"{lr:g}" if float(f"{lr:g}") == lr else repr(lr)  # 1.0000001, not the 1 that {:g} makes
+        raise fail(f"--lr {shown}: use a positive learning rate of at most 1, such as 1e-4")
     if precision is Precision.fp16:  # its small range needs the loss scaled, or small gradients vanish
         raise fail("--precision fp16: training takes bf16 (the same speed on GPUs since Ampere) or fp32")
     if resume_run is None and precision is Precision.bf16 and on_cpu(device):

@@ -643,8 +643,12 @@ def _tiff_pixel_type(tags: TiffImagePlugin.ImageFileDirectory_v2) -> str | None:
     )
     if colour is None or number is None or not laid_out:
         return None
-    alpha = " with alpha" if {1, 2} & set(tags.get(EXTRASAMPLES, ())) else ""  # associated or not
-    return f"{bits[0]}-bit{number} {colour}{alpha}"
+    extras = list(tags.get(EXTRASAMPLES, ()))
+    alpha = extras[:1] in ([1], [2])  # the first extra channel is alpha (associated or not)
+    others = len(extras) - alpha
+    extra = ["alpha"] * alpha + [f"{others} other channel{'s' * (others > 1)}"] * (others > 0)
+    byte_order = " big-endian" if bits[0] > 8 and tags.prefix == b"MM" else ""
+    return f"{bits[0]}-bit{byte_order}{number} {colour}" + (f" with {' and '.join(extra)}" if extra else "")
 
 
 def _unopened_tiff_pixel_type(file: BinaryIO) -> str | None:
@@ -906,14 +910,31 @@ def _edited_exif(exif: bytes, dropped: frozenset[int]) -> bytes:
 
 def _first_directory(block: bytes | bytearray) -> tuple[str, int, list[bytes]]:
     """A TIFF block's byte order ("<" or ">"), and the offset and 12-byte entries of its first directory.
-    Raises where these are not all in the block."""
+    Raises where these are not all in the block (the next directory's offset after them may be missing, as
+    some writers leave it out of a block that ends with the directory)."""
     order = _BYTE_ORDERS[bytes(block[:4])]
     (start,) = struct.unpack_from(order + "I", block, 4)
     (count,) = struct.unpack_from(order + "H", block, start)
     end = start + 2 + 12 * count
-    if start < 8 or end + 4 > len(block):  # the header, then the entries and the next directory's offset
+    if start < 8 or end > len(block):  # the header, then the entries
         raise ValueError("the first directory is not all in the block")
     return order, start, [bytes(block[at : at + 12]) for at in range(start + 2, end, 12)]
+
+
+# Bytes per value of each TIFF field type; and the tags whose value is where another directory starts.
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_DIRECTORY_POINTERS = frozenset({0x8769, 0x8825, 0xA005})  # Exif, GPS, Interoperability
+
+
+def _in_block(entry: bytes, order: str, length: int) -> bool:
+    """Whether what a directory entry points to (its value, where it is not held in the entry; the directory
+    it points to) lies within an EXIF block of ``length`` bytes. A TIFF output puts its own directory and
+    pixels after the block, where a damaged entry's value would otherwise be read."""
+    tag, kind, count, value = struct.unpack(order + "HHII", entry)
+    if tag in _DIRECTORY_POINTERS:
+        return value < length
+    size = _TIFF_TYPE_SIZES.get(kind, 0) * count
+    return 0 < size <= 4 or (size > 4 and value + size <= length)
 
 
 def _entry_tag(entry: bytes | bytearray, order: str) -> int:
@@ -1172,7 +1193,9 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     if dpi:
         ifd[282], ifd[283], ifd[296] = dpi[0], dpi[1], 2
     entries = {_entry_tag(entry, order): entry for entry in exif_entries}
-    copied = {tag: entry for tag, entry in entries.items() if tag not in ifd}  # the picture's tags first
+    copied = {  # the picture's tags first
+        tag: entry for tag, entry in entries.items() if tag not in ifd and _in_block(entry, order, len(block))
+    }
     for tag in copied:  # a 4-byte placeholder each, for the EXIF's entry to be copied over once laid out
         ifd.tagtype[tag] = TiffTags.LONG
         ifd[tag] = 0

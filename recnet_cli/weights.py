@@ -643,7 +643,7 @@ def looks_like_recnet(path: Path) -> bool:
             names = pickled_strings(path)
         else:
             return False
-    except (WeightsError, OSError, ValueError, zipfile.BadZipFile):  # damaged, or not what its name says
+    except Exception:  # damaged, or not what its name says: zip and pickle readers raise any kind
         return False
     return any(RECNET_KEY.fullmatch(name) for name in names)
 

@@ -27,6 +27,7 @@ import typer
 from conftest import RECNET, make_photo, run
 from fake_hub import FakeHub
 from PIL import Image, ImageCms
+from rich.console import Console
 from typer.testing import CliRunner
 
 from recnet_cli import batch, cli, engine, imaging
@@ -38,7 +39,7 @@ from recnet_cli.imaging import Photo
 from recnet_cli.model import RECNet
 from recnet_cli.runner import finish, run_batch
 from recnet_cli.train.data import read_rgb
-from recnet_cli.weights import safetensors_header
+from recnet_cli.weights import ModelEntry, safetensors_header
 
 TRAIN_PHOTOS = Path(__file__).parent / "data" / "train-photos"
 
@@ -1069,6 +1070,7 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str,
         ([*photos, *quick, "--lr", "-1"], "--lr -1: use a positive learning rate"),
         ([*photos, *quick, "--lr", "1e300"], "--lr 1e+300: use a positive learning rate of at most 1"),
         ([*photos, *quick, "--precision", "fp16"], "--precision fp16: training takes bf16"),
+        ([*photos, *quick, "--lr", "1.0000001"], "--lr 1.0000001: use a positive learning rate of at most 1"),
     ]:
         result = run(["train", "--out", str(tmp_path / "run"), *options], env)
         lines = result.stderr.strip().splitlines()
@@ -1167,3 +1169,11 @@ def test_a_photo_whose_feature_maps_memory_cannot_hold_says_where_they_went(
         "scratch",
     ]
     assert list(scratch.iterdir()) == []
+
+
+def test_the_models_table_shows_control_characters_in_names_as_escapes() -> None:
+    entry = ModelEntry("a\x1b[31mRED", "bundled", Path("a.safetensors"), 10, summary="line\nbreak")
+    shown = Console(file=io.StringIO(), width=200)
+    shown.print(cli.models_table([entry]))
+    table = shown.file.getvalue()
+    assert "a\\x1b[31mRED" in table and "line\\nbreak" in table and "\x1b" not in table

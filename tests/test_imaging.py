@@ -512,6 +512,36 @@ def test_exif_whose_first_directory_is_cut_short_is_damaged(tmp_path):
     assert photo.exif is None and photo.damaged_metadata == ("EXIF",)
 
 
+def test_exif_that_ends_with_its_first_directory_and_no_next_offset_is_kept(tmp_path):
+    # Some writers leave out the 4 bytes that say where the next directory is, after the block's last one.
+    make, taken = b"TestMake\0\0", b"2020:01:02 03:04:05\0"
+    exif_ifd = struct.pack("<H", 1) + struct.pack("<HHII", 0x9003, 2, 20, 18) + bytes(4)
+    ifd0_at = 8 + len(make) + len(taken) + len(exif_ifd)
+    ifd0 = (
+        struct.pack("<H", 3) + struct.pack("<HHII", MAKE, 2, 9, 8) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)
+    )
+    ifd0 += struct.pack("<HHII", EXIF_IFD, 4, 1, 8 + len(make) + len(taken))  # and no next offset
+    block = b"II*\0" + struct.pack("<I", ifd0_at) + make + taken + exif_ifd + ifd0
+    source = save(tmp_path / "no-next.jpg", Image.fromarray(gradient_rgb8()), exif=b"Exif\0\0" + block)
+    photo, output = round_trip(tmp_path, source, "jpg")
+    assert photo.damaged_metadata == () and photo.pixels.shape[:2] == (32, 24)  # turned by orientation 6
+    with Image.open(output) as written:
+        exif = written.getexif()
+        kept = (exif[MAKE], exif[0x0112], exif.get_ifd(EXIF_IFD)[0x9003])
+        assert kept == ("TestMake", 1, taken[:-1].decode())
+
+
+def test_a_tiff_output_leaves_out_exif_entries_that_point_past_the_block(tmp_path):
+    # In a TIFF output, what lies past the EXIF block is recnet's own directory and pixels.
+    ifd0 = struct.pack("<H", 2) + struct.pack("<HHIHH", 0x0112, 3, 1, 1, 0)
+    ifd0 += struct.pack("<HHII", EXIF_IFD, 4, 1, 200) + bytes(4)  # the Exif directory: not in the block
+    exif = b"Exif\0\0II*\0" + struct.pack("<I", 8) + ifd0
+    source = save(tmp_path / "past-end.jpg", Image.fromarray(gradient_rgb8()), exif=exif)
+    _, output = round_trip(tmp_path, source, "tif")
+    with Image.open(source) as photo, Image.open(output) as written:
+        assert EXIF_IFD not in written.getexif() and np.array_equal(np.asarray(written), np.asarray(photo))
+
+
 # --- modes and alpha --------------------------------------------------------------------------------
 
 
@@ -1092,6 +1122,10 @@ def test_unsupported_pixel_type(tmp_path):
         ("cmyk16.tif", "16-bit CMYK"),  # Pillow opens it, as 8 bits
         ("grey-alpha16.tif", "16-bit grey with alpha"),  # Pillow cannot open these
         ("float-rgb.tif", "32-bit floating-point RGB"),
+        # what makes these unlike the 16-bit RGB, RGBA and MinIsWhite grey TIFFs recnet reads
+        ("rgb-two-others16.tif", "16-bit RGB with 2 other channels"),
+        ("rgba-other16.tif", "16-bit RGB with alpha and 1 other channel"),
+        ("miniswhite16-big-endian.tif", "16-bit big-endian MinIsWhite grey"),
     ],
 )
 def test_tiffs_of_unsupported_pixel_types_say_so_not_that_they_are_damaged(name, kind):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -590,6 +592,17 @@ def test_cached_checkpoints_are_listed_by_the_keys_they_hold_not_by_their_suffix
         files[name] = (tmp_path / name).read_bytes()
     files["cut.pth"] = files["recnet.pth"][: len(files["recnet.pth"]) // 2]
     files["notes.pt"] = b"not a checkpoint"
+    deflated = io.BytesIO()
+    with zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}X\x0e\x00\x00\x00extract.weightK\x01s." * 50)
+    damaged = bytearray(deflated.getvalue())
+    damaged[46:66] = bytes(byte ^ 0xFF for byte in damaged[46:66])
+    files["bad-deflate.pth"] = bytes(damaged)  # zlib.error
+    encrypted = bytearray(deflated.getvalue())
+    encrypted[6] |= 1
+    encrypted[encrypted.find(b"PK\x01\x02") + 8] |= 1
+    files["encrypted.pth"] = bytes(encrypted)  # RuntimeError
+    files["huge.pth"] = b"\x80\x04\x8d" + (2**62).to_bytes(8, "little") + b"abc"  # MemoryError
     with FakeHub() as hub:
         point_huggingface_hub_at(monkeypatch, hub.url, tmp_path / "hf-home")
         for name, content in files.items():
