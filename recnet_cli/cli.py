@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from enum import Enum
 from functools import partial
 from pathlib import Path
@@ -1142,6 +1143,14 @@ def run() -> None:
     it as Ctrl-C does, at any point (exit 130), and a batch says how far it got."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        app(prog_name="recnet")
+        try:
+            app(prog_name="recnet")
+        finally:
+            sys.stdout.flush()  # here, where a failure is the command's, not at exit
+    except OSError as error:  # what the commands print could not be written (stdout on a full disk)
+        unnamed = f"cannot write to standard output: {describe_os_error(error)}"
+        console.error(error_line(error) if error.filename is not None else unnamed)
+        sys.stdout = None  # nothing more to flush at exit (Python then skips it)
+        raise SystemExit(1) from None
     finally:  # all is written and said: a stop while Python shuts down would only change the exit code
         ignore_further_stops()

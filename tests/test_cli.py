@@ -306,6 +306,16 @@ def test_the_program_takes_sigterm_as_ctrl_c_from_its_start(monkeypatch: pytest.
     assert seen == [signal.default_int_handler]
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("arguments", [["--version"], ["models", "--json"]])
+def test_output_that_cannot_be_written_is_a_one_line_error(env: dict[str, str], arguments: list[str]) -> None:
+    # What `recnet ... --json > results.json` meets on a full disk.
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([RECNET, *arguments], env=env, stdout=full, stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 1
+    assert result.stderr == "error: cannot write to standard output: no space left on device\n"
+
+
 def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[str, str]) -> None:
     shots = tmp_path / "shots"
     shots.mkdir()
