@@ -217,6 +217,13 @@ def test_a_report_goes_only_where_it_replaces_nothing_of_the_user_s(tmp_path: Pa
     assert report_problem(tmp_path, overwrite=False) is None  # recnet's own is replaced on each run
 
 
+def test_a_report_of_no_photos_makes_its_folder(tmp_path: Path) -> None:
+    # A shard with no photos (a SLURM array with more tasks than photos) corrects none, and makes no folder.
+    page = ReportBuilder(tmp_path / "out" / "shard-9").write(Summary(), "m", "cpu")
+    assert page == tmp_path / "out" / "shard-9" / REPORT_NAME
+    assert "No photo was corrected in this run." in page.read_text("utf-8")
+
+
 def test_report_needs_an_output_folder(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     photo = make_photo(tmp_path / "shot.jpg")
     result = run(["correct", str(photo), "--report", "--model", str(model_file)], env)

@@ -166,6 +166,10 @@ class ReportBuilder:
                 self.add_earlier(outcome.job.source, outcome.job.target)
         path = self.folder / REPORT_NAME
         page = render_report(summary, self.cards, model, device, strength, self.earlier)
+        try:  # not made yet where no photo was corrected (a shard of a batch with none)
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ImageWriteError(path, describe_os_error(error), error.errno) from error
         with atomic_output(path) as temporary:  # a name that is not UTF-8 shows with a ? for its odd bytes
             temporary.write_bytes(page.encode("utf-8", "replace"))
         return path
