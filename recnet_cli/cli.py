@@ -20,9 +20,11 @@ from recnet_cli.batch import (
     EXPLAIN_SUFFIX,
     MASK_SUFFIX,
     Job,
+    Source,
     folder_problem,
     names_image_file,
     output_path_problem,
+    output_taken_as_folder,
     side_path,
 )
 from recnet_cli.console import fail
@@ -517,14 +519,19 @@ def explain(
         raise fail(problem)
     if os.path.lexists(target) and not overwrite:
         raise fail(f"{target} exists (use --overwrite)")
-    problem = folder_problem(target.parent, create=True)
-    if problem:
+    if problem := folder_problem(target.parent, create=False):
         raise fail(problem, 1)
+    if as_folder := output_taken_as_folder([Source(image, Path(image.name))], output):
+        console.notice(as_folder)
     try:
         photo = read_input(image, quiet=False).pixels
         truth = read_input(reference, quiet=False).pixels if reference is not None else None
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
+    if problem := folder_problem(
+        target.parent, create=True
+    ):  # once the photos are read: none made for nothing
+        raise fail(problem, 1)
     (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet=False, one_device=True)
     from recnet_cli.engine import PhotoOutOfMemoryError
     from recnet_cli.viz.sheet import contact_sheet

@@ -224,6 +224,9 @@ def test_explain_refuses_bad_references_and_existing_sheets(
     blocked = run(["explain", str(photo), "-o", str(notes / "sheets"), "--model", str(model_file)], cli_env)
     assert blocked.returncode == 1 and f"{notes} is a file" in blocked.stderr
     assert "Traceback" not in blocked.stderr
+    unread = run(["explain", str(tmp_path / "none.png"), "-o", str(tmp_path / "new" / "sheets")], cli_env)
+    assert unread.returncode == 1 and "none.png: no such file" in unread.stderr
+    assert not (tmp_path / "new").exists()  # no folder made for a sheet that was never drawn
 
 
 def test_explain_puts_its_sheet_in_a_folder_given_as_output(
@@ -236,6 +239,10 @@ def test_explain_puts_its_sheet_in_a_folder_given_as_output(
         result = run(["explain", str(photo), "-o", str(folder), "--model", str(model_file)], cli_env)
         assert result.returncode == 0, result.stderr
         assert Image.open(folder / "shot_explain.png").width >= FIGURE_WIDTH
+    typo = tmp_path / "sheet.jgp"  # not an image extension: a folder, as correct takes it, and said so
+    result = run(["explain", str(photo), "-o", str(typo), "--model", str(model_file)], cli_env)
+    assert result.returncode == 0 and (typo / "shot_explain.png").is_file()
+    assert f"note: -o {typo}: .jgp is not an image extension, so it is taken as a folder" in result.stderr
 
 
 def test_save_features_writes_a_companion_with_overwrite_rules(
