@@ -81,6 +81,7 @@ BLOCK_KEY = re.compile(r"dualprocess\.conv(\d+)\.")
 # torch.save writes a zip archive; before PyTorch 1.6 it wrote a pickle, which starts with its protocol (2-5)
 ZIP_SIGNATURE = b"PK\x03\x04"
 PICKLE_SIGNATURE = re.compile(rb"\x80[\x02-\x05]")
+SAFETENSORS_HEADER_LIMIT = 100_000_000  # bytes; the format's own limit
 LEGACY_PICKLES = 4  # such a pickled file: magic number, protocol, system information, the object; then data
 # The tensor whose name marks RECNet weights: bare, after DataParallel's module. or in a training checkpoint
 RECNET_KEY = re.compile(r"(?:module\.|model\.)?extract\.weight")
@@ -635,10 +636,11 @@ def cached_ref(repo_id: str, refs: frozenset[str], commit_hash: str, filename: s
 
 def looks_like_recnet(path: Path) -> bool:
     """Whether a file holds RECNet's weights, judged by its tensors' names without reading the tensors: a
-    safetensors file's header, a PyTorch checkpoint's pickle. A file that cannot be read so is not."""
+    safetensors file's header (so one cut short after it is still known, and listed as damaged), a PyTorch
+    checkpoint's pickle. A file that cannot be read so is not."""
     try:
         if path.suffix == ".safetensors":
-            names = safetensors_header(path)[0]
+            names = header_names(path)
         elif path.suffix in MODEL_SUFFIXES:
             names = pickled_strings(path)
         else:
@@ -646,6 +648,16 @@ def looks_like_recnet(path: Path) -> bool:
     except Exception:  # damaged, or not what its name says: zip and pickle readers raise any kind
         return False
     return any(RECNET_KEY.fullmatch(name) for name in names)
+
+
+def header_names(path: Path) -> list[str]:
+    """The tensor names in a safetensors file's header, read as the format lays it out (its length in 8
+    bytes, little-endian, then JSON), whether or not the tensors after it are whole."""
+    with path.open("rb") as file:
+        length = int.from_bytes(file.read(8), "little")
+        if length > SAFETENSORS_HEADER_LIMIT:
+            raise ValueError(f"a header of {length} bytes")
+        return [name for name in json.loads(file.read(length)) if name != "__metadata__"]
 
 
 def pickled_strings(path: Path) -> list[str]:

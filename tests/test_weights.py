@@ -555,7 +555,9 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
         for repo in ("acme/broken-card", "acme/recnet-test"):
             hub.add(repo, "model.safetensors", model_bytes)
         hub.add("acme/broken-card", "model.json", b'{"steps": 1')
+        hub.add("acme/cut-short", "model.safetensors", model_bytes[:-1000])  # its header whole
         broken_card = download("acme/broken-card").with_suffix(".json")
+        cut_short = download("acme/cut-short")
         download("acme/recnet-test")
 
     entries = {entry.name: entry for entry in list_models()}
@@ -569,6 +571,8 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
         "acme/broken-card": f"{broken_card}: not a valid model card"
         " (Expecting ',' delimiter: line 1 column 12 (char 11))",
         "acme/recnet-test": None,
+        "acme/cut-short": f"{cut_short}: not a valid safetensors file"
+        " (Error while deserializing header: incomplete metadata, file not fully covered)",
     }
     assert entries["good"].row()[3] == "4 channels x 2 blocks, 10 steps"
     assert entries["cut"].row() == ("cut", "bundled", "9 B", "damaged (see the error below)")
