@@ -484,8 +484,8 @@ def explain(
             "--output",
             "-o",
             metavar="PATH",
-            help="The contact sheet, in the format its extension names (any that correct writes), or a folder "
-            "to put it in. Default: <name>_explain.png beside the photo.",
+            help="The contact sheet, in the format its extension names (any that correct writes), or a "
+            "folder to put it in. Default: <name>_explain.png beside the photo.",
         ),
     ] = None,
     model: ModelOpt = None,
