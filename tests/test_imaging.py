@@ -7,6 +7,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -491,6 +492,26 @@ def test_a_cameras_maker_note_is_copied_intact_and_its_stale_thumbnail_left_out(
     # The thumbnail shows the uncorrected photo, so file browsers would show that: it is left out (and a
     # TIFF's next directory would be a second page).
     assert canon_fields(output) == (camera, lens, maker_note, None) and pages == 1
+
+
+EXIFTOOL = shutil.which("exiftool")
+
+
+@pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is not installed (CI installs Debian's)")
+@pytest.mark.parametrize("extension", EXIF_FORMATS)
+def test_exiftool_reads_the_maker_note_and_finds_nothing_wrong_with_the_exif(tmp_path, extension):
+    # An independent reader: Phil Harvey's ExifTool, which knows Canon's maker note and validates EXIF.
+    photo = read_photo(CANON)
+    output = tmp_path / f"out.{extension}"
+    write_photo(output, photo.pixels, photo)
+    command = [EXIFTOOL, "-json", "-validate", "-warning", "-a", "-LensModel", "-Model", str(output)]
+    (found,) = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    assert (found["Model"], found["LensModel"]) == ("Canon EOS 5D Mark II", "EF85mm f/1.2L II USM")
+    warnings = [found.get("Warning", "")] if isinstance(found.get("Warning", ""), str) else found["Warning"]
+    if extension != "tif":
+        assert found["Validate"] == "OK", warnings
+    else:  # the camera's own Exif tags that TIFF 6 does not list, and Adobe's deflate (8) for Compression
+        assert not [w for w in warnings if "MakerNote" in w or "Non-standard format" in w], warnings
 
 
 def test_a_turned_photo_keeps_its_maker_note(tmp_path):
