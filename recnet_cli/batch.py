@@ -657,7 +657,9 @@ def failure_reason(error: Exception, source: Path) -> str:
 def parse_shard(text: str) -> tuple[int, int]:
     """'K/N' (1 <= K <= N) as (K, N); raises ValueError with a one-line reason."""
     part, _, total = text.partition("/")
-    if not (part.isdigit() and total.isdigit() and 1 <= int(part) <= int(total)):
+    # ASCII digits only: int() takes a full-width one, which a shard number typed by mistake should not be
+    digits = all(number.isascii() and number.isdigit() for number in (part, total))
+    if not (digits and 1 <= int(part) <= int(total)):
         raise ValueError(f"--shard {text}: use K/N with 1 <= K <= N, e.g. 2/8")
     return int(part), int(total)
 

@@ -618,7 +618,7 @@ def test_shards_split_a_collection_without_overlap(tmp_path: Path) -> None:
     assert sorted(s.path.name for shard in shards for s in shard) == [s.path.name for s in sources]
     assert [len(shard) for shard in shards] == [4, 3, 3]
     assert take_shard(sources, parse_shard("2/3")) == shards[1]  # the same on every machine
-    for bad in ("0/3", "4/3", "1", "a/b", "1/0"):
+    for bad in ("0/3", "4/3", "1", "a/b", "1/0", "\uff11/3", "1/\u00b3"):  # full-width 1, superscript 3
         with pytest.raises(ValueError, match="--shard"):
             parse_shard(bad)
 
