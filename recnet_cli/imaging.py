@@ -811,16 +811,24 @@ def _deep_tiff_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple
     """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit TIFF, decoded by OpenCV. OpenCV and
     Pillow both mix up the planes of an RGB(A) TIFF stored plane by plane: those are decoded a plane at a
     time (``_plane_tiffs``). Both leave MinIsWhite grey as stored: it is turned round here. An RGB TIFF's
-    unspecified extra channel (Pillow's mode "RGB" for "RGBX") is left out, not taken for alpha."""
+    unspecified extra channel (Pillow's mode "RGB" for "RGBX") is left out, not taken for alpha. Colour
+    premultiplied by alpha (associated alpha) is made straight, as the rest of recnet has it."""
     tags = image.tag_v2
     if tags.get(PLANAR_CONFIGURATION, 1) == 2 and layout in ("RGB", "RGBA"):
         file.seek(0)
         data = file.read()
-        return np.dstack([_opencv_decode(plane) for plane in _plane_tiffs(data, tags, len(layout))]), False
-    samples, grayscale = _opencv_samples(file, layout)
+        samples = np.dstack([_opencv_decode(plane) for plane in _plane_tiffs(data, tags, len(layout))])
+        grayscale = False
+    else:
+        samples, grayscale = _opencv_samples(file, layout)
+        samples = samples[..., : len(layout)]  # layout "I", "RGB" or "RGBA"
     if tags.get(PHOTOMETRIC_INTERPRETATION) == 0:  # MinIsWhite (grey: Pillow opens none with alpha)
         np.subtract(0xFFFF, samples, out=samples)
-    return samples[..., : len(layout)], grayscale  # layout "I", "RGB" or "RGBA"
+    if layout == "RGBA" and tuple(tags.get(EXTRASAMPLES, ()))[:1] == (1,):  # associated alpha
+        alpha = samples[..., 3:].astype(np.float32)
+        straight = samples[..., :3] * np.float32(0xFFFF) / np.maximum(alpha, 1)
+        samples[..., :3] = np.where(alpha > 0, np.clip(np.rint(straight), 0, 0xFFFF), 0)
+    return samples, grayscale
 
 
 # What a plane of a TIFF stored plane by plane shares with the file: its size, how its strips or tiles are

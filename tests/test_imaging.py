@@ -779,6 +779,19 @@ def test_a_16_bit_rgb_tiff_s_unspecified_extra_channel_is_not_taken_for_alpha(tm
     assert np.array_equal(read_cv2_rgb(output), gradient_rgb16(6, 8))
 
 
+@pytest.mark.parametrize("name", ["premultiplied-rgba16.tif", "planar-premultiplied-rgba16.tif"])
+def test_a_16_bit_tiff_s_premultiplied_colour_is_made_straight(tmp_path, name):
+    photo, output = round_trip(tmp_path, TIFFS / name, "tif")
+    assert photo.bit_depth == 16 and np.array_equal(photo.alpha, TIFF_ALPHA)
+    visible = TIFF_ALPHA > 0
+    # Premultiplying rounded each sample to a step of 65535 / alpha of the straight colour; none is left
+    # for a fully transparent pixel.
+    error = np.abs(as_codes(photo.pixels, 16).astype(int) - gradient_rgb16(6, 8))
+    assert np.all(error[visible] <= 0.5 * 65535 / TIFF_ALPHA[visible][:, None] + 1)
+    with Image.open(output) as written:
+        assert written.tag_v2[TiffImagePlugin.EXTRASAMPLES] == (2,)  # written straight: unassociated alpha
+
+
 def test_a_16_bit_miniswhite_tiff_is_read_as_it_looks(tmp_path):
     stored = gradient_rgb16(6, 8)[..., 0]  # 0 is white
     photo, output = round_trip(tmp_path, TIFFS / "miniswhite16.tif", "tif")
