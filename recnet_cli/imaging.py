@@ -62,6 +62,7 @@ from PIL.TiffImagePlugin import (
 )
 
 from recnet_cli import icc
+from recnet_cli.exif_block import EXIF_HEADER, ORIENTATION, edited_exif, entry_tag, first_directory, in_block
 from recnet_cli.hostmemory import physical_memory
 
 # OpenCV logs what it makes of damaged files to stderr ("readHeader IHDR chunk shall be first"); recnet
@@ -152,11 +153,7 @@ _MAX_FILE_BYTES = 2**32 - 1
 _BMP_HEADERS = 14 + 40 + 256 * 4  # file and info headers, and a greyscale picture's palette
 _LARGE_FORMATS = "write PNG or TIFF instead"
 
-_ORIENTATION = 0x0112
 _X_RESOLUTION = 282
-_EXIF_HEADER = b"Exif\0\0"  # before the TIFF header in a JPEG's EXIF segment, and in the blocks recnet keeps
-_EXIF_HEADERS = re.compile(rb"^(Exif\0\0){1,2}")  # as Pillow reads them: some writers repeat the header
-_BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}  # a TIFF header's first 4 bytes: the order of what follows
 # A TIFF's first directory doubles as its EXIF, but these tags in it are not to be copied as EXIF: those
 # that describe the file's own pixel storage; the ICC profile, XMP and IPTC, which recnet carries on their
 # own; and Photoshop's image resources and layers, which describe the uncorrected pixels.
@@ -184,7 +181,7 @@ _READABLE_MODES = _GREY_MODES | {"RGB", "RGBA"} | _PILLOW_CONVERSIONS.keys()
 _READABLE_FORMATS = SUPPORTED_FORMATS | {"MPO"}  # cameras' JPEGs with extra pictures open as MPO
 BT601_LUMA = (0.299, 0.587, 0.114)  # grey from RGB, as JPEG and Pillow's convert("L") weigh it
 _UNIT_FLOATS_8 = np.arange(256, dtype=np.float32) / 255  # each 8-bit code as a float in [0, 1]
-_ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda a: a[:, ::-1],
     3: lambda a: a[::-1, ::-1],
     4: lambda a: a[::-1],
@@ -194,7 +191,7 @@ _ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     8: lambda a: np.rot90(a, 1),
 }
 # XMP's copy of the orientation, as an attribute or an element (the forms Pillow's exif_transpose knows).
-_XMP_ORIENTATIONS = (
+_XMPORIENTATIONS = (
     (re.compile(rb'tiff:Orientation="[0-9]"'), b'tiff:Orientation="1"'),
     (re.compile(rb"<tiff:Orientation>[0-9]</tiff:Orientation>"), b"<tiff:Orientation>1</tiff:Orientation>"),
 )
@@ -678,8 +675,8 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
     damaged: list[str] = []
     exif = _intact(image.getexif, "EXIF", damaged)
     # Pillow and OpenCV both apply a TIFF's orientation while decoding it, and no other format's.
-    pending_orientation = 1 if image.format == "TIFF" or exif is None else exif.get(_ORIENTATION, 1)
-    samples = _ORIENTATIONS.get(pending_orientation, lambda a: a)(samples)
+    pending_orientation = 1 if image.format == "TIFF" or exif is None else exif.get(ORIENTATION, 1)
+    samples = ORIENTATIONS.get(pending_orientation, lambda a: a)(samples)
     portable_exif = functools.partial(_portable_exif, exif, image.info.get("exif"))
     colour = samples[..., :-1] if samples.shape[2] in (2, 4) else samples
     peak = (1 << depth) - 1
@@ -837,7 +834,7 @@ _PLANE_TAGS = (
     IMAGEWIDTH,
     IMAGELENGTH,
     COMPRESSION,
-    _ORIENTATION,
+    ORIENTATION,
     ROWSPERSTRIP,
     PREDICTOR,
     TILEWIDTH,
@@ -882,78 +879,25 @@ def _deep_heif_samples(file: BinaryIO, depth: int) -> tuple[np.ndarray, bool]:
 def _portable_exif(exif: Image.Exif, block: bytes | None) -> bytes | None:
     """The EXIF to copy to outputs: orientation 1, and none of the TIFF tags that are not EXIF.
 
-    The file's EXIF ``block`` is changed in place (``_edited_exif``). A TIFF has no such block (its first
-    directory doubles as its EXIF and holds the file's pixel layout too), nor has a PNG whose EXIF is in a
-    legacy text chunk: Pillow builds a block of their EXIF tags anew (a TIFF's maker note whose offsets
+    The file's EXIF ``block`` is changed in place (``exif_block.edited_exif``). A TIFF has no such block (its
+    first directory doubles as its EXIF and holds the file's pixel layout too), nor has a PNG whose EXIF is in
+    a legacy text chunk: Pillow builds a block of their EXIF tags anew (a TIFF's maker note whose offsets
     count from the file's start reads wrong in it)."""
     if block:
-        return _edited_exif(block, _NOT_EXIF_TAGS)
+        return edited_exif(block, _NOT_EXIF_TAGS)
     for tag in _NOT_EXIF_TAGS & exif.keys():
         del exif[tag]
     if not exif:
         return None
-    exif[_ORIENTATION] = 1
+    exif[ORIENTATION] = 1
     return exif.tobytes()
-
-
-def _edited_exif(exif: bytes, dropped: frozenset[int]) -> bytes:
-    """An EXIF block changed in place: orientation 1, the ``dropped`` tags out of its first directory (their
-    values stay, unread), and its thumbnail's directory unlinked; every other byte kept. (The thumbnail
-    shows the photo as it was: uncorrected, and on its side where the pixels were turned upright. File
-    browsers that show it would show the photo recnet was asked to fix.)
-
-    Nothing moves, so every offset in the block stays right, those in a camera's maker note included:
-    re-serialising the block moves its data, and Canon's lens name then read empty. Raises where the first
-    directory is not all in the block (damaged EXIF)."""
-    block = bytearray(_EXIF_HEADERS.sub(b"", exif))
-    order, start, entries = _first_directory(block)
-    upright = struct.pack(order + "HHIH2x", _ORIENTATION, 3, 1, 1)  # one SHORT, held in the entry itself
-    kept = [entry for entry in entries if _entry_tag(entry, order) not in dropped]
-    kept = [upright if _entry_tag(entry, order) == _ORIENTATION else entry for entry in kept]
-    end = start + 2 + 12 * len(entries)
-    directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + bytes(4)  # no next directory
-    block[start : end + 4] = directory.ljust(end + 4 - start, b"\0")
-    return _EXIF_HEADER + bytes(block)
-
-
-def _first_directory(block: bytes | bytearray) -> tuple[str, int, list[bytes]]:
-    """A TIFF block's byte order ("<" or ">"), and the offset and 12-byte entries of its first directory.
-    Raises where these are not all in the block (the next directory's offset after them may be missing, as
-    some writers leave it out of a block that ends with the directory)."""
-    order = _BYTE_ORDERS[bytes(block[:4])]
-    (start,) = struct.unpack_from(order + "I", block, 4)
-    (count,) = struct.unpack_from(order + "H", block, start)
-    end = start + 2 + 12 * count
-    if start < 8 or end > len(block):  # the header, then the entries
-        raise ValueError("the first directory is not all in the block")
-    return order, start, [bytes(block[at : at + 12]) for at in range(start + 2, end, 12)]
-
-
-# Bytes per value of each TIFF field type; and the tags whose value is where another directory starts.
-_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
-_DIRECTORY_POINTERS = frozenset({0x8769, 0x8825, 0xA005})  # Exif, GPS, Interoperability
-
-
-def _in_block(entry: bytes, order: str, length: int) -> bool:
-    """Whether what a directory entry points to (its value, where it is not held in the entry; the directory
-    it points to) lies within an EXIF block of ``length`` bytes. A TIFF output puts its own directory and
-    pixels after the block, where a damaged entry's value would otherwise be read."""
-    tag, kind, count, value = struct.unpack(order + "HHII", entry)
-    if tag in _DIRECTORY_POINTERS:
-        return value < length
-    size = _TIFF_TYPE_SIZES.get(kind, 0) * count
-    return 0 < size <= 4 or (size > 4 and value + size <= length)
-
-
-def _entry_tag(entry: bytes | bytearray, order: str) -> int:
-    return struct.unpack_from(order + "H", entry)[0]
 
 
 def _upright_xmp(xmp: bytes | None) -> bytes | None:
     """The XMP to copy to outputs: its orientation, if it has one, says 1 (the pixels are upright now)."""
     if not xmp:
         return None
-    for pattern, upright in _XMP_ORIENTATIONS:
+    for pattern, upright in _XMPORIENTATIONS:
         xmp = pattern.sub(upright, xmp)
     return xmp
 
@@ -1078,7 +1022,7 @@ def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, obj
         "WEBP": no_dpi,
         # The encoder's fastest setting: 12 MP in 1.3 s (default 7.5 s) on 2 CPU cores, for files 6% larger.
         # Pillow moves an EXIF orientation into the container and builds the EXIF anew; absent, it is 1.
-        "AVIF": {**no_dpi, "exif": exif and _edited_exif(exif, frozenset({_ORIENTATION})), "speed": 10},
+        "AVIF": {**no_dpi, "exif": exif and edited_exif(exif, frozenset({ORIENTATION})), "speed": 10},
         "BMP": {"dpi": dpi},
     }[fmt]
     if fmt == "JPEG" and quality >= 90:
@@ -1143,7 +1087,7 @@ def _write_png(file: BinaryIO, samples: np.ndarray, metadata: Metadata) -> None:
     if icc_profile:
         file.write(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
     if exif:
-        file.write(_png_chunk(b"eXIf", exif.removeprefix(_EXIF_HEADER)))
+        file.write(_png_chunk(b"eXIf", exif.removeprefix(EXIF_HEADER)))
     if dpi:
         pixels_per_metre = (round(dpi[0] / 0.0254), round(dpi[1] / 0.0254))
         file.write(_png_chunk(b"pHYs", struct.pack(">IIB", *pixels_per_metre, 1)))
@@ -1172,8 +1116,8 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     block, as do its Exif and GPS directories'). The EXIF's thumbnail is not linked: in a TIFF, the next
     directory is the next page."""
     exif, icc_profile, dpi = metadata.exif, metadata.icc_profile, metadata.dpi
-    block = exif.removeprefix(_EXIF_HEADER) if exif else b"II*\0" + bytes(4)
-    order, _, exif_entries = _first_directory(block) if exif else ("<", 0, [])
+    block = exif.removeprefix(EXIF_HEADER) if exif else b"II*\0" + bytes(4)
+    order, _, exif_entries = first_directory(block) if exif else ("<", 0, [])
     height, width, channels = samples.shape
     ordered = samples.astype(samples.dtype.newbyteorder(order))
     differences = ordered.copy()
@@ -1200,9 +1144,9 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
         ifd[_IPTC_TAG] = metadata.iptc
     if dpi:
         ifd[282], ifd[283], ifd[296] = dpi[0], dpi[1], 2
-    entries = {_entry_tag(entry, order): entry for entry in exif_entries}
+    entries = {entry_tag(entry, order): entry for entry in exif_entries}
     copied = {  # the picture's tags first
-        tag: entry for tag, entry in entries.items() if tag not in ifd and _in_block(entry, order, len(block))
+        tag: entry for tag, entry in entries.items() if tag not in ifd and in_block(entry, order, len(block))
     }
     for tag in copied:  # a 4-byte placeholder each, for the EXIF's entry to be copied over once laid out
         ifd.tagtype[tag] = TiffTags.LONG
@@ -1211,7 +1155,7 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     directory = bytearray(ifd.tobytes(start))  # entries sorted by tag, then their values; the strip follows
     (count,) = struct.unpack_from(order + "H", directory)
     for at in range(2, 2 + 12 * count, 12):
-        directory[at : at + 12] = copied.get(_entry_tag(directory[at:], order), directory[at : at + 12])
+        directory[at : at + 12] = copied.get(entry_tag(directory[at:], order), directory[at : at + 12])
     header = block[:4] + struct.pack(order + "I", start)
     return header + block[8:] + bytes(start - len(block)) + directory + strip
 

@@ -1,0 +1,70 @@
+"""Editing an EXIF block in place: the bytes a camera wrote, changed without moving any of them.
+
+An EXIF block is a small TIFF file (a header, then directories of 12-byte entries whose values, where they
+do not fit in the entry, lie elsewhere in the block by offset). A camera's maker note holds offsets of its
+own, which no general writer knows to update: so recnet never re-serialises a block, and only overwrites,
+unlinks and leaves out entries where they are. Pure functions on bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+
+ORIENTATION = 0x0112
+EXIF_HEADER = b"Exif\0\0"  # before the TIFF header in a JPEG's EXIF segment, and in the blocks recnet keeps
+_HEADERS = re.compile(rb"^(Exif\0\0){1,2}")  # as Pillow reads them: some writers repeat the header
+_BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}  # a TIFF header's first 4 bytes: the order of what follows
+
+
+def edited_exif(exif: bytes, dropped: frozenset[int]) -> bytes:
+    """An EXIF block changed in place: orientation 1, the ``dropped`` tags out of its first directory (their
+    values stay, unread), and its thumbnail's directory unlinked; every other byte kept. (The thumbnail
+    shows the photo as it was: uncorrected, and on its side where the pixels were turned upright. File
+    browsers that show it would show the photo recnet was asked to fix.)
+
+    Nothing moves, so every offset in the block stays right, those in a camera's maker note included:
+    re-serialising the block moves its data, and Canon's lens name then read empty. Raises where the first
+    directory is not all in the block (damaged EXIF)."""
+    block = bytearray(_HEADERS.sub(b"", exif))
+    order, start, entries = first_directory(block)
+    upright = struct.pack(order + "HHIH2x", ORIENTATION, 3, 1, 1)  # one SHORT, held in the entry itself
+    kept = [entry for entry in entries if entry_tag(entry, order) not in dropped]
+    kept = [upright if entry_tag(entry, order) == ORIENTATION else entry for entry in kept]
+    end = start + 2 + 12 * len(entries)
+    directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + bytes(4)  # no next directory
+    block[start : end + 4] = directory.ljust(end + 4 - start, b"\0")
+    return EXIF_HEADER + bytes(block)
+
+
+def first_directory(block: bytes | bytearray) -> tuple[str, int, list[bytes]]:
+    """A TIFF block's byte order ("<" or ">"), and the offset and 12-byte entries of its first directory.
+    Raises where these are not all in the block (the next directory's offset after them may be missing, as
+    some writers leave it out of a block that ends with the directory)."""
+    order = _BYTE_ORDERS[bytes(block[:4])]
+    (start,) = struct.unpack_from(order + "I", block, 4)
+    (count,) = struct.unpack_from(order + "H", block, start)
+    end = start + 2 + 12 * count
+    if start < 8 or end > len(block):  # the header, then the entries
+        raise ValueError("the first directory is not all in the block")
+    return order, start, [bytes(block[at : at + 12]) for at in range(start + 2, end, 12)]
+
+
+# Bytes per value of each TIFF field type; and the tags whose value is where another directory starts.
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_DIRECTORY_POINTERS = frozenset({0x8769, 0x8825, 0xA005})  # Exif, GPS, Interoperability
+
+
+def in_block(entry: bytes, order: str, length: int) -> bool:
+    """Whether what a directory entry points to (its value, where it is not held in the entry; the directory
+    it points to) lies within an EXIF block of ``length`` bytes. A TIFF output puts its own directory and
+    pixels after the block, where a damaged entry's value would otherwise be read."""
+    tag, kind, count, value = struct.unpack(order + "HHII", entry)
+    if tag in _DIRECTORY_POINTERS:
+        return value < length
+    size = _TIFF_TYPE_SIZES.get(kind, 0) * count
+    return 0 < size <= 4 or (size > 4 and value + size <= length)
+
+
+def entry_tag(entry: bytes | bytearray, order: str) -> int:
+    return struct.unpack_from(order + "H", entry)[0]
