@@ -528,9 +528,8 @@ def explain(
         truth = read_input(reference, quiet=False).pixels if reference is not None else None
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
-    if problem := folder_problem(
-        target.parent, create=True
-    ):  # once the photos are read: none made for nothing
+    # Made once the photos are read, so that a photo that cannot be read leaves no empty folder behind.
+    if problem := folder_problem(target.parent, create=True):
         raise fail(problem, 1)
     (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet=False, one_device=True)
     from recnet_cli.engine import PhotoOutOfMemoryError

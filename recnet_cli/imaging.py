@@ -181,7 +181,7 @@ _READABLE_MODES = _GREY_MODES | {"RGB", "RGBA"} | _PILLOW_CONVERSIONS.keys()
 _READABLE_FORMATS = SUPPORTED_FORMATS | {"MPO"}  # cameras' JPEGs with extra pictures open as MPO
 BT601_LUMA = (0.299, 0.587, 0.114)  # grey from RGB, as JPEG and Pillow's convert("L") weigh it
 _UNIT_FLOATS_8 = np.arange(256, dtype=np.float32) / 255  # each 8-bit code as a float in [0, 1]
-ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+_ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda a: a[:, ::-1],
     3: lambda a: a[::-1, ::-1],
     4: lambda a: a[::-1],
@@ -191,7 +191,7 @@ ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     8: lambda a: np.rot90(a, 1),
 }
 # XMP's copy of the orientation, as an attribute or an element (the forms Pillow's exif_transpose knows).
-_XMPORIENTATIONS = (
+_XMP_ORIENTATIONS = (
     (re.compile(rb'tiff:Orientation="[0-9]"'), b'tiff:Orientation="1"'),
     (re.compile(rb"<tiff:Orientation>[0-9]</tiff:Orientation>"), b"<tiff:Orientation>1</tiff:Orientation>"),
 )
@@ -676,7 +676,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
     exif = _intact(image.getexif, "EXIF", damaged)
     # Pillow and OpenCV both apply a TIFF's orientation while decoding it, and no other format's.
     pending_orientation = 1 if image.format == "TIFF" or exif is None else exif.get(ORIENTATION, 1)
-    samples = ORIENTATIONS.get(pending_orientation, lambda a: a)(samples)
+    samples = _ORIENTATIONS.get(pending_orientation, lambda a: a)(samples)
     portable_exif = functools.partial(_portable_exif, exif, image.info.get("exif"))
     colour = samples[..., :-1] if samples.shape[2] in (2, 4) else samples
     peak = (1 << depth) - 1
@@ -897,7 +897,7 @@ def _upright_xmp(xmp: bytes | None) -> bytes | None:
     """The XMP to copy to outputs: its orientation, if it has one, says 1 (the pixels are upright now)."""
     if not xmp:
         return None
-    for pattern, upright in _XMPORIENTATIONS:
+    for pattern, upright in _XMP_ORIENTATIONS:
         xmp = pattern.sub(upright, xmp)
     return xmp
 
