@@ -126,10 +126,7 @@ class ReportBuilder:
             ("mask", mask_picture),
         ):
             path = self.preview(target, f"{kind}.jpg")
-            try:
-                (self.folder / path).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as error:  # a file (or a dangling link) where a folder of previews goes
-                raise ImageWriteError(self.folder / path, describe_os_error(error), error.errno) from error
+            make_folder_for(self.folder / path)
             write_rgb8(self.folder / path, fit_size(picture, max_side=PREVIEW_LONG_SIDE), quality=85)
             links[kind] = path.as_posix()
         return Card(
@@ -166,13 +163,19 @@ class ReportBuilder:
                 self.add_earlier(outcome.job.source, outcome.job.target)
         path = self.folder / REPORT_NAME
         page = render_report(summary, self.cards, model, device, strength, self.earlier)
-        try:  # not made yet where no photo was corrected (a shard of a batch with none)
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ImageWriteError(path, describe_os_error(error), error.errno) from error
+        make_folder_for(path)  # not made yet where no photo was corrected (a shard of a batch with none)
         with atomic_output(path) as temporary:  # a name that is not UTF-8 shows with a ? for its odd bytes
             temporary.write_bytes(page.encode("utf-8", "replace"))
         return path
+
+
+def make_folder_for(path: Path) -> None:
+    """Makes the folder ``path`` goes in, and its parents; failing (a file, or a link to nothing, where a
+    folder goes) is ``path``'s ImageWriteError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ImageWriteError(path, describe_os_error(error), error.errno) from error
 
 
 def output_stamp(target: Path) -> list[int]:
