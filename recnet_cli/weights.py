@@ -72,7 +72,7 @@ HUB_REF_FORMAT = "org/name[@revision][:file]"
 CHECKPOINT_WRAPPERS = ("params_ema", "params", "state_dict")
 ARCHITECTURE = ("architecture", "channels", "blocks", "parameters")  # card fields save_model fills in
 # A `recnet train` checkpoint (train/loop.py) holds the model's tensors under model., beside the optimizer's
-# and the RNG states; its JSON beside it is the run's state, not a model card.
+# and the RNG states; its metadata (or an older run's checkpoint.json) is the run's state, not a model card.
 TRAINING_CHECKPOINT_KEY = "model.extract.weight"
 SIZE_UNITS = ("B", "kB", "MB", "GB")
 
