@@ -26,7 +26,7 @@ from recnet_cli.imaging import (
     describe_os_error,
     enable_heif,
     input_file_problem,
-    names_unwritable_image,
+    names_unsupported_image,
     nearest_existing,
     special_file_kind,
 )
@@ -358,7 +358,7 @@ def plan_jobs(
 def unread_format(source: Path) -> str | None:
     """Why a file named as an input is not read, going by its name: an image format recnet does not read
     (.gif, .ico), so that it is not told to choose an output format first."""
-    if not names_unwritable_image(source):
+    if not names_unsupported_image(source):
         return None
     return f"{source.suffix} files are not read ({READABLE}): convert it first"
 

@@ -413,8 +413,9 @@ def format_for(path: str | os.PathLike[str], forced: str | None = None) -> str:
     return _FORMAT_BY_EXTENSION[extension]
 
 
-def names_unwritable_image(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` looks like an image file in a format recnet does not write (.heic, .gif, .nef...)."""
+def names_unsupported_image(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` looks like an image file in a format recnet neither reads nor writes (.gif, .nef,
+    .heic without pillow-heif...)."""
     suffix = Path(path).suffix.lower()
     if suffix in _FORMAT_BY_EXTENSION:
         return False

@@ -45,7 +45,7 @@ from recnet_cli.imaging import (
     hdr_curve,
     header_megapixels,
     install_hint,
-    names_unwritable_image,
+    names_unsupported_image,
     read_photo,
 )
 
@@ -83,7 +83,7 @@ def refuse_conflicting_format(output: Path | None, extension: str | None) -> Non
 
 def refuse_unwritable_output(output: Path | None) -> None:
     """-o naming an image format recnet cannot write (out.heic, out.gif) is refused before any work."""
-    if output is not None and not os.path.isdir(output) and names_unwritable_image(output):
+    if output is not None and not os.path.isdir(output) and names_unsupported_image(output):
         raise fail(
             f"-o {output}: cannot write {output.suffix} files (name a {OUTPUT_CHOICES} file, or a folder"
             f"{install_hint(output.suffix)})"

@@ -1072,7 +1072,7 @@ print(json.dumps({{
     "error": error,
     "problem": plan_jobs([named], None, suffix="_recnet")[0].problem,
     "folder": [source.path.name for source in in_folder],
-    "unwritable": imaging.names_unwritable_image("out.heic"),
+    "unwritable": imaging.names_unsupported_image("out.heic"),
     "hint": imaging.install_hint(".HEIC"),
     "reads": imaging.READABLE,
 }}))
