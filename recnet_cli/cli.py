@@ -309,8 +309,19 @@ def on_cpu(device: str) -> bool:
         return False
 
 
-# What may change when a training run is resumed; everything else is the run's own setting.
-OPTIONS_WITH_RESUME = ("--resume", "--device", "--time-limit", "--quiet")
+# What may change when a training run is resumed; everything else is the run's own setting. The data and
+# the VGG weights may have moved (to another machine, say); the run is told where they are now.
+OPTIONS_WITH_RESUME = (
+    "--resume",
+    "--device",
+    "--time-limit",
+    "--quiet",
+    "--photos",
+    "--pairs",
+    "--inputs",
+    "--targets",
+    "--vgg-weights",
+)
 
 
 def given_options(ctx: typer.Context) -> list[str]:
@@ -706,7 +717,8 @@ def train(
             "--resume",
             metavar="FOLDER",
             help="Continue the run in this folder exactly where it stopped, as it was set up (only --device, "
-            "--time-limit and --quiet may be given with it).",
+            "--time-limit and --quiet may be given with it, and the new place of its data or VGG weights if "
+            "they moved).",
         ),
     ] = None,
     init: Annotated[
@@ -810,12 +822,16 @@ def train(
     try:
         with console.TrainingProgress(quiet) as progress, StopSignals(console.notice_stopping) as signals:
             if resume_run is not None:
+                moved = dict(
+                    photos=photos, pairs=pairs, inputs=inputs, targets=targets, vgg_weights=vgg_weights
+                )
                 result = resume(
                     resume_run,
                     progress=progress,
                     device=None if device == "auto" else device,
                     time_limit=seconds,
                     stop_requested=signals.received,
+                    moved={name: path for name, path in moved.items() if path is not None},
                 )
             else:
                 config = TrainConfig(

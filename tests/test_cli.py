@@ -9,6 +9,7 @@ import json
 import os
 import resource
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -1086,6 +1087,25 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str,
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {reason}")
         assert not (tmp_path / "run").exists()
+
+
+def test_a_run_resumes_on_photos_that_moved_when_told_where_they_are(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    photos, run_dir = tmp_path / "photos", tmp_path / "run"
+    shutil.copytree(TRAIN_PHOTOS, photos)
+    tiny = shlex.split("--steps 2 --batch 2 --crop 32 --val-every 2 --no-ecr --device cpu -q --time-limit 0")
+    assert run(["train", "--photos", str(photos), "--out", str(run_dir), *tiny], env).returncode == 0
+    photos.rename(tmp_path / "moved")
+    lost = run(["train", "--resume", str(run_dir)], env)
+    assert (lost.returncode, lost.stderr) == (
+        2,
+        f"error: {photos}: no such folder; if the run's --photos moved, say where: "
+        f"recnet train --resume {run_dir} --photos NEW\n",
+    )
+    found = run(["train", "--resume", str(run_dir), "--photos", str(tmp_path / "moved"), "-q"], env)
+    assert found.returncode == 0, found.stderr
+    assert (run_dir / "final.safetensors").is_file()
 
 
 def test_a_seed_torch_cannot_take_is_refused_before_anything_is_written(

@@ -118,8 +118,10 @@ def test_unknown_layout_empty_folder_duplicates_and_bad_split(tmp_path: Path) ->
     touch(tmp_path / "twice", "a.jpg", "a.png")
     with pytest.raises(PairingError, match=r"both a\.jpg and a\.png"):
         match_by_stem(tmp_path / "twice", tmp_path / "photos")
-    with pytest.raises(PairingError, match="not a folder"):
+    with pytest.raises(PairingError, match="missing: no such folder"):
         match_by_stem(tmp_path / "missing", tmp_path / "photos")
+    with pytest.raises(PairingError, match=r"a\.jpg: not a folder"):
+        match_by_stem(tmp_path / "photos" / "a.jpg", tmp_path / "photos")
 
 
 def test_pairs_named_in_bytes_that_are_not_utf8_are_scored_and_a_damaged_one_fails_alone(

@@ -370,6 +370,30 @@ def test_a_config_with_relative_paths_resumes_from_the_folder_it_was_started_in(
     assert resume(Path("run")).complete
 
 
+def test_a_run_whose_photos_moved_says_how_to_resume_and_resumes_on_them_where_they_are_now(
+    tmp_path: Path,
+) -> None:
+    """As when a run folder is copied to another machine: config.json's absolute paths lead nowhere."""
+    train(tiny_config(tmp_path / "run", photos=copy_photos(tmp_path / "photos")), time_limit=0)
+    (tmp_path / "photos").rename(tmp_path / "moved")
+    with pytest.raises(TrainingError) as missing:
+        resume(tmp_path / "run")
+    assert str(missing.value) == (
+        f"{tmp_path / 'photos'}: no such folder; if the run's --photos moved, say where: "
+        f"recnet train --resume {tmp_path / 'run'} --photos NEW"
+    )
+    with pytest.raises(TrainingError, match=r"^--pairs: .* was not trained with one \(it used --photos\)$"):
+        resume(tmp_path / "run", moved={"pairs": tmp_path / "moved"})
+    with pytest.raises(TrainingError, match=r"^--vgg-weights: .* was not trained with one"):  # ECR is off
+        resume(tmp_path / "run", moved={"vgg_weights": tmp_path / "vgg16.pth"})
+    assert resume(tmp_path / "run", moved={"photos": tmp_path / "moved"}, time_limit=0).steps == 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["photos"] == str(tmp_path / "moved")
+    assert resume(tmp_path / "run").complete  # config.json keeps the new place
+    train(tiny_config(tmp_path / "whole"))
+    whole, resumed = final_weights(tmp_path / "whole"), final_weights(tmp_path / "run")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
 def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="no checkpoint to resume from"):
         resume(tmp_path)

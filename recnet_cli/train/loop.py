@@ -19,7 +19,7 @@ import threading
 import time
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -39,7 +39,7 @@ from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
 from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, pair_data, photo_data
 from recnet_cli.train.losses import RecnetLoss, build_loss
-from recnet_cli.train.pairs import find_pairs, match_by_stem
+from recnet_cli.train.pairs import find_pairs, match_by_stem, not_a_folder
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import load_model, save_model, write_atomic
 
@@ -58,7 +58,10 @@ RUN_FILES = (  # every file a run writes
     "final.md",
 )
 ADAM_BETAS = (0.9, 0.99)
-PATH_FIELDS = ("run_dir", "photos", "pairs", "inputs", "targets", "vgg_weights")
+DATA_FIELDS = ("photos", "pairs", "inputs", "targets")
+# What a resumed run may find in a new place: its data and the VGG weights (``resume``'s ``moved``).
+MOVABLE_FIELDS = (*DATA_FIELDS, "vgg_weights")
+PATH_FIELDS = ("run_dir", *MOVABLE_FIELDS)
 
 
 class TrainingError(RuntimeError):
@@ -288,9 +291,11 @@ def resume(
     device: str | None = None,
     time_limit: float | None = None,
     stop_requested: Callable[[], str | None] = lambda: None,
+    moved: Mapping[str, Path] = MappingProxyType({}),
 ) -> TrainResult:
     """Continues the run in ``run_dir`` from its last checkpoint, optionally on another device; the
-    other arguments as for ``train``."""
+    other arguments as for ``train``. ``moved`` gives the new places of the run's data folders or VGG
+    weights (field name to path; see ``MOVABLE_FIELDS``), which config.json then keeps."""
     config_path = run_dir / CONFIG_FILE
     if not (run_dir / CHECKPOINT_FILE).is_file() or not config_path.is_file():
         raise TrainingError(f"{run_dir}: no checkpoint to resume from")
@@ -299,9 +304,46 @@ def resume(
     except TypeError as error:  # a field missing or of the wrong kind
         raise damaged(config_path, error) from None
     config.run_dir = run_dir
+    for name, path in moved.items():
+        if not (config.ecr if name == "vgg_weights" else getattr(config, name) is not None):
+            raise TrainingError(
+                f"{option_name(name)}: {run_dir} was not trained with one ({used_data(config)})"
+            )
+        setattr(config, name, path)
+    check_data_found(config)
+    if moved:
+        save_config(config)
     if device is not None:
         config.device = device
     return run(config, resuming=True, progress=progress, time_limit=time_limit, stop_requested=stop_requested)
+
+
+def save_config(config: TrainConfig) -> None:
+    write_atomic(config.run_dir / CONFIG_FILE, (json.dumps(config.to_json(), indent=2) + "\n").encode())
+
+
+def check_data_found(config: TrainConfig) -> None:
+    """Refuses to resume a run whose data or VGG weights are not where they were, saying how to give their
+    new place."""
+    for name in MOVABLE_FIELDS:
+        path = getattr(config, name)
+        if path is not None and not os.path.exists(path):
+            option = option_name(name)
+            raise TrainingError(
+                f"{path}: no such {'file' if name == 'vgg_weights' else 'folder'}; if the run's {option} "
+                f"moved, say where: recnet train --resume {config.run_dir} {option} NEW"
+            )
+
+
+def option_name(field_name: str) -> str:
+    """The ``recnet train`` option that sets a config field: ``vgg_weights`` is ``--vgg-weights``."""
+    return "--" + field_name.replace("_", "-")
+
+
+def used_data(config: TrainConfig) -> str:
+    """What a run trains on, as the options that named it: ``it used --photos``."""
+    given = [option_name(name) for name in DATA_FIELDS if getattr(config, name) is not None]
+    return f"it used {' and '.join(given)}"
 
 
 def check_run_folder(run_dir: Path) -> None:
@@ -341,7 +383,7 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingError("inputs and targets folders go together")
     for folder in (config.photos, config.pairs, config.inputs, config.targets):
         if folder is not None and not folder.is_dir():
-            raise TrainingError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
+            raise TrainingError(not_a_folder(folder))
     if config.run_dir.exists() and not config.run_dir.is_dir():
         raise TrainingError(f"{config.run_dir}: not a folder (--out names the folder of the run)")
     existing = nearest_existing(config.run_dir)
@@ -422,7 +464,7 @@ def open_session(
     elif ranks.main:
         config.run_dir.mkdir(parents=True, exist_ok=True)
         (config.run_dir / METRICS_FILE).unlink(missing_ok=True)  # of a run that never reached a checkpoint
-        write_atomic(config.run_dir / CONFIG_FILE, (json.dumps(config.to_json(), indent=2) + "\n").encode())
+        save_config(config)
     return Session(
         config=config,
         ranks=ranks,

@@ -41,8 +41,13 @@ def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     """Image files in a folder (and its subfolders when ``recursive``), sorted by path, as ``recnet correct``
     finds them: hidden files and folders (a Mac's ``._IMG_1.jpg``) are left out."""
     if not folder.is_dir():
-        raise PairingError(f"{folder}: not a folder")
+        raise PairingError(not_a_folder(folder))
     return [path for path in visible_files(folder, "**/*" if recursive else "*") if is_image(path)]
+
+
+def not_a_folder(path: Path) -> str:
+    """Why a folder of images cannot be read: ``photos: no such folder``, or ``photos: not a folder``."""
+    return f"{path}: {'not a folder' if path.exists() else 'no such folder'}"
 
 
 def find_pairs(root: Path, split: str = "train") -> list[ImagePair]:
@@ -50,7 +55,7 @@ def find_pairs(root: Path, split: str = "train") -> list[ImagePair]:
     if split not in SPLITS:
         raise PairingError(f"unknown split {split!r} (choose one of {', '.join(SPLITS)})")
     if not root.is_dir():
-        raise PairingError(f"{root}: not a folder")
+        raise PairingError(not_a_folder(root))
     if (root / "input").is_dir() or (root / "test-input").is_dir():
         inputs, targets = LCDP_FOLDERS[split]
         return match_by_stem(root / inputs, root / targets)
