@@ -452,6 +452,10 @@ def test_a_config_field_of_the_wrong_type_stops_a_resume_with_one_line_naming_th
         with pytest.raises(TrainingError) as caught:
             resume(tmp_path / "run")
         assert str(caught.value) == f"{config_path}: damaged (TypeError: {reason})"
+    config_path.write_text(json.dumps(config | {"batch": 0}))  # of the right type, but no batch
+    with pytest.raises(TrainingError) as caught:
+        resume(tmp_path / "run")
+    assert str(caught.value) == f"{config_path}: damaged (TrainingError: batch must be at least 1 (got 0))"
     config_path.write_text(json.dumps(config | {"jpeg_probability": 1}))  # an integer is a float to JSON
     assert resume(tmp_path / "run").complete
 

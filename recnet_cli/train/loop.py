@@ -303,6 +303,10 @@ def resume(
         config = TrainConfig.from_json(read_record(config_path))
     except TypeError as error:  # a field missing or of the wrong kind
         raise damaged(config_path, error) from None
+    try:
+        check_counts(config)
+    except TrainingError as error:  # edited by hand
+        raise damaged(config_path, error) from None
     config.run_dir = run_dir
     for name, path in moved.items():
         if not (config.ecr if name == "vgg_weights" else getattr(config, name) is not None):
@@ -389,6 +393,10 @@ def check_config(config: TrainConfig) -> None:
     existing = nearest_existing(config.run_dir)
     if not existing.is_dir():
         raise TrainingError(f"{config.run_dir}: cannot make the run folder ({existing} is a file)")
+    check_counts(config)
+
+
+def check_counts(config: TrainConfig) -> None:
     for name in ("steps", "batch", "crop", "val_every", "checkpoint_every", "val_images"):
         if getattr(config, name) < 1:
             raise TrainingError(f"{name} must be at least 1 (got {getattr(config, name)})")
