@@ -12,6 +12,9 @@ import re
 import struct
 
 ORIENTATION = 0x0112
+EXIF_IFD = 0x8769  # in the first directory: where the Exif directory starts
+PIXEL_X_DIMENSION, PIXEL_Y_DIMENSION = 0xA002, 0xA003  # in the Exif directory: the picture's width, height
+SHORT, LONG = 3, 4  # TIFF field types
 EXIF_HEADER = b"Exif\0\0"  # before the TIFF header in a JPEG's EXIF segment, and in the blocks recnet keeps
 _HEADERS = re.compile(rb"^(Exif\0\0){1,2}")  # as Pillow reads them: some writers repeat the header
 _BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}  # a TIFF header's first 4 bytes: the order of what follows
@@ -28,12 +31,35 @@ def edited_exif(exif: bytes, dropped: frozenset[int]) -> bytes:
     directory is not all in the block (damaged EXIF)."""
     block = bytearray(_HEADERS.sub(b"", exif))
     order, start, entries = first_directory(block)
-    upright = struct.pack(order + "HHIH2x", ORIENTATION, 3, 1, 1)  # one SHORT, held in the entry itself
+    upright = struct.pack(order + "HHIH2x", ORIENTATION, SHORT, 1, 1)  # one SHORT, held in the entry itself
     kept = [entry for entry in entries if entry_tag(entry, order) not in dropped]
     kept = [upright if entry_tag(entry, order) == ORIENTATION else entry for entry in kept]
     end = start + 2 + 12 * len(entries)
     directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + bytes(4)  # no next directory
     block[start : end + 4] = directory.ljust(end + 4 - start, b"\0")
+    return EXIF_HEADER + bytes(block)
+
+
+def sized_exif(exif: bytes, width: int, height: int) -> bytes:
+    """An EXIF block whose Exif directory says the picture is ``width`` x ``height``, every other byte kept.
+
+    PixelXDimension and PixelYDimension, where the Exif directory has them (one SHORT or LONG each, held in
+    the entry), are overwritten in place; a SHORT becomes a LONG past 65,535. A camera's values describe the
+    picture as stored, on its side where the orientation turns it, and the output's pixels are upright.
+    A damaged Exif directory is left as it is."""
+    block = bytearray(_HEADERS.sub(b"", exif))
+    order, _, entries = first_directory(block)
+    pointers = [
+        struct.unpack(order + "8xI", entry)[0] for entry in entries if entry_tag(entry, order) == EXIF_IFD
+    ]
+    starts = _entry_starts(block, order, pointers[0]) if pointers else None
+    sizes = {PIXEL_X_DIMENSION: width, PIXEL_Y_DIMENSION: height}
+    for at in starts or ():
+        tag, kind, count = struct.unpack_from(order + "HHI", block, at)
+        if tag in sizes and kind in (SHORT, LONG) and count == 1:
+            short = kind == SHORT and sizes[tag] <= 0xFFFF
+            layout, kind = ("HHIH2x", SHORT) if short else ("HHII", LONG)
+            struct.pack_into(order + layout, block, at, tag, kind, 1, sizes[tag])
     return EXIF_HEADER + bytes(block)
 
 
@@ -43,11 +69,20 @@ def first_directory(block: bytes | bytearray) -> tuple[str, int, list[bytes]]:
     some writers leave it out of a block that ends with the directory)."""
     order = _BYTE_ORDERS[bytes(block[:4])]
     (start,) = struct.unpack_from(order + "I", block, 4)
+    starts = _entry_starts(block, order, start)
+    if starts is None:
+        raise ValueError("the first directory is not all in the block")
+    return order, start, [bytes(block[at : at + 12]) for at in starts]
+
+
+def _entry_starts(block: bytes | bytearray, order: str, start: int) -> range | None:
+    """Where each 12-byte entry of the directory at offset ``start`` begins; None where the directory's count
+    and entries are not all in the block (past the header)."""
+    if start < 8 or start + 2 > len(block):
+        return None
     (count,) = struct.unpack_from(order + "H", block, start)
     end = start + 2 + 12 * count
-    if start < 8 or end > len(block):  # the header, then the entries
-        raise ValueError("the first directory is not all in the block")
-    return order, start, [bytes(block[at : at + 12]) for at in range(start + 2, end, 12)]
+    return range(start + 2, end, 12) if end <= len(block) else None
 
 
 # Bytes per value of each TIFF field type; and the tags whose value is where another directory starts.

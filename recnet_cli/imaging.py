@@ -62,7 +62,15 @@ from PIL.TiffImagePlugin import (
 )
 
 from recnet_cli import icc
-from recnet_cli.exif_block import EXIF_HEADER, ORIENTATION, edited_exif, entry_tag, first_directory, in_block
+from recnet_cli.exif_block import (
+    EXIF_HEADER,
+    ORIENTATION,
+    edited_exif,
+    entry_tag,
+    first_directory,
+    in_block,
+    sized_exif,
+)
 from recnet_cli.hostmemory import physical_memory
 
 # OpenCV logs what it makes of damaged files to stderr ("readHeader IHDR chunk shall be first"); recnet
@@ -258,7 +266,7 @@ class Photo:
     alpha: np.ndarray | None  # H x W, uint8 or uint16 like the source (uint16 for 10- or 12-bit HEIF)
     bit_depth: int  # bits per sample: 8 or 16, or 10 or 12 (HEIF)
     grayscale: bool
-    exif: bytes | None  # with orientation 1; None when the source had no EXIF
+    exif: bytes | None  # with orientation 1 and the pixels' size; None when the source had no EXIF
     icc_profile: bytes | None
     dpi: tuple[float, float] | None
     source_format: str  # Pillow's name: "JPEG", "PNG", "TIFF", "WEBP", "BMP", "AVIF", "HEIF"
@@ -678,7 +686,9 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
     # Pillow and OpenCV both apply a TIFF's orientation while decoding it, and no other format's.
     pending_orientation = 1 if image.format == "TIFF" or exif is None else exif.get(ORIENTATION, 1)
     samples = _ORIENTATIONS.get(pending_orientation, lambda a: a)(samples)
-    portable_exif = functools.partial(_portable_exif, exif, image.info.get("exif"))
+    portable_exif = functools.partial(
+        _portable_exif, exif, image.info.get("exif"), (samples.shape[1], samples.shape[0])
+    )
     colour = samples[..., :-1] if samples.shape[2] in (2, 4) else samples
     peak = (1 << depth) - 1
     alpha = np.ascontiguousarray(samples[..., -1]) if samples.shape[2] in (2, 4) else None
@@ -877,21 +887,22 @@ def _deep_heif_samples(file: BinaryIO, depth: int) -> tuple[np.ndarray, bool]:
     return (samples[..., None] if samples.ndim == 2 else samples), heif.mode.startswith(("L", "I"))
 
 
-def _portable_exif(exif: Image.Exif, block: bytes | None) -> bytes | None:
-    """The EXIF to copy to outputs: orientation 1, and none of the TIFF tags that are not EXIF.
+def _portable_exif(exif: Image.Exif, block: bytes | None, size: tuple[int, int]) -> bytes | None:
+    """The EXIF to copy to outputs: orientation 1, the upright pixels' ``size`` (width, height) as the Exif
+    directory's pixel dimensions, and none of the TIFF tags that are not EXIF.
 
     The file's EXIF ``block`` is changed in place (``exif_block.edited_exif``). A TIFF has no such block (its
     first directory doubles as its EXIF and holds the file's pixel layout too), nor has a PNG whose EXIF is in
     a legacy text chunk: Pillow builds a block of their EXIF tags anew (a TIFF's maker note whose offsets
     count from the file's start reads wrong in it)."""
     if block:
-        return edited_exif(block, _NOT_EXIF_TAGS)
+        return sized_exif(edited_exif(block, _NOT_EXIF_TAGS), *size)
     for tag in _NOT_EXIF_TAGS & exif.keys():
         del exif[tag]
     if not exif:
         return None
     exif[ORIENTATION] = 1
-    return exif.tobytes()
+    return sized_exif(exif.tobytes(), *size)
 
 
 def _upright_xmp(xmp: bytes | None) -> bytes | None:

@@ -6,9 +6,22 @@ import struct
 
 import pytest
 
-from recnet_cli.exif_block import EXIF_HEADER, ORIENTATION, edited_exif, entry_tag, first_directory, in_block
+from recnet_cli.exif_block import (
+    EXIF_HEADER,
+    EXIF_IFD,
+    LONG,
+    ORIENTATION,
+    PIXEL_X_DIMENSION,
+    PIXEL_Y_DIMENSION,
+    SHORT,
+    edited_exif,
+    entry_tag,
+    first_directory,
+    in_block,
+    sized_exif,
+)
 
-MAKE, SOFTWARE, EXIF_IFD = 0x010F, 0x0131, 0x8769
+MAKE, SOFTWARE, EXPOSURE_TIME = 0x010F, 0x0131, 0x829A
 
 
 def block(order: str) -> bytes:
@@ -53,3 +66,48 @@ def test_an_entry_points_inside_the_block_or_holds_its_value() -> None:
     assert in_block(entry(MAKE, 2, 7, 8), "<", 30) and not in_block(entry(MAKE, 2, 7, 28), "<", 30)
     assert in_block(entry(EXIF_IFD, 4, 1, 20), "<", 30) and not in_block(entry(EXIF_IFD, 4, 1, 30), "<", 30)
     assert not in_block(entry(MAKE, 99, 7, 8), "<", 30)  # a type TIFF does not know
+
+
+def sized_block(order: str, exif_ifd_at: int = 38) -> bytes:
+    """A header, IFD0 (Orientation 6, the Exif pointer), then at 38 the Exif directory of a 6000 x 4000
+    picture as stored (ExposureTime's value out of line, PixelXDimension a SHORT, PixelYDimension a LONG)."""
+    mark = {"<": b"II*\0", ">": b"MM\0*"}[order]
+    ifd0 = struct.pack(order + "H", 2)
+    ifd0 += struct.pack(order + "HHIH2x", ORIENTATION, SHORT, 1, 6)
+    ifd0 += struct.pack(order + "HHII", EXIF_IFD, LONG, 1, exif_ifd_at) + bytes(4)
+    exif_ifd = struct.pack(order + "H", 3)
+    exif_ifd += struct.pack(order + "HHII", EXPOSURE_TIME, 5, 1, 38 + 2 + 3 * 12 + 4)
+    exif_ifd += struct.pack(order + "HHIH2x", PIXEL_X_DIMENSION, SHORT, 1, 6000)
+    exif_ifd += struct.pack(order + "HHII", PIXEL_Y_DIMENSION, LONG, 1, 4000) + bytes(4)
+    return mark + struct.pack(order + "I", 8) + ifd0 + exif_ifd + struct.pack(order + "II", 1, 250)
+
+
+def exif_entries(block: bytes, order: str) -> list[tuple[int, int, int]]:
+    """(tag, type, value) of the entries of ``sized_block``'s Exif directory, the value read as its type."""
+    entries = []
+    for at in range(40, 40 + 3 * 12, 12):
+        tag, kind = struct.unpack_from(order + "HH", block, at)
+        entries.append(
+            (tag, kind, struct.unpack_from(order + ("H" if kind == SHORT else "I"), block, at + 8)[0])
+        )
+    return entries
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_the_exif_directory_says_the_size_of_the_upright_picture(order: str) -> None:
+    original = sized_block(order)
+    sized = sized_exif(EXIF_HEADER + original, 4000, 6000).removeprefix(EXIF_HEADER)
+    assert exif_entries(sized, order) == [
+        (EXPOSURE_TIME, 5, 80),
+        (PIXEL_X_DIMENSION, SHORT, 4000),
+        (PIXEL_Y_DIMENSION, LONG, 6000),
+    ]
+    changed = {at for at, (was, now) in enumerate(zip(original, sized, strict=True)) if was != now}
+    assert changed <= {*range(60, 64), *range(72, 76)}  # the two entries' values, nothing else
+    wide = sized_exif(EXIF_HEADER + original, 70000, 6000).removeprefix(EXIF_HEADER)
+    assert exif_entries(wide, order)[1] == (PIXEL_X_DIMENSION, LONG, 70000)  # past what a SHORT holds
+
+
+def test_an_exif_directory_past_the_block_is_left_as_it_is() -> None:
+    damaged = sized_block("<", exif_ifd_at=200)
+    assert sized_exif(EXIF_HEADER + damaged, 4000, 6000) == EXIF_HEADER + damaged

@@ -41,6 +41,7 @@ SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(
 GREY_PROFILE = bytes(16) + b"GRAY" + bytes(108)  # the header of a grey-space ICC profile
 INK_PROFILE = bytes(16) + b"CMYK" + bytes(108)  # the header of a CMYK-space ICC profile
 MAKE, DATE_TIME_ORIGINAL, EXIF_IFD, GPS_IFD, INTEROP_IFD = 0x010F, 0x9003, 0x8769, 0x8825, 0xA005
+PIXEL_X_DIMENSION, PIXEL_Y_DIMENSION = 0xA002, 0xA003  # in the Exif directory
 CAMERA_TAGS = (1, "Recnet Camera", "2024:02:20 10:11:12", "N", "R98")
 imaging.enable_heif()  # so that Pillow can write HEIF sources here, where pillow-heif is installed
 OPTIONAL_FORMATS = ["avif"] * imaging.AVIF_SUPPORTED + ["heic"] * imaging.HEIF_SUPPORTED
@@ -486,7 +487,9 @@ def test_a_cameras_maker_note_is_copied_intact_and_its_stale_thumbnail_left_out(
     assert (camera, lens) == ("Canon EOS 5D Mark II", "EF85mm f/1.2L II USM")
     assert Image.open(io.BytesIO(thumbnail)).size == (32, 24)
     with Image.open(CANON) as source, Image.open(output) as written:
-        assert written.getexif().get_ifd(EXIF_IFD) == source.getexif().get_ifd(EXIF_IFD)
+        # The camera's 2784 x 1856 says the fixture's size, 48 x 32, now; the rest is as it was.
+        sized = {PIXEL_X_DIMENSION: 48, PIXEL_Y_DIMENSION: 32}
+        assert written.getexif().get_ifd(EXIF_IFD) == source.getexif().get_ifd(EXIF_IFD) | sized
         assert written.getexif()[MAKE] == "Canon" and written.getexif().get(0x0112, 1) == 1
         pages = getattr(written, "n_frames", 1)
     # The thumbnail shows the uncorrected photo, so file browsers would show that: it is left out (and a
@@ -504,9 +507,20 @@ def test_exiftool_reads_the_maker_note_and_finds_nothing_wrong_with_the_exif(tmp
     photo = read_photo(CANON)
     output = tmp_path / f"out.{extension}"
     write_photo(output, photo.pixels, photo)
-    command = [EXIFTOOL, "-json", "-validate", "-warning", "-a", "-LensModel", "-Model", str(output)]
+    command = [
+        EXIFTOOL,
+        "-json",
+        "-validate",
+        "-warning",
+        "-a",
+        "-LensModel",
+        "-Model",
+        "-ExifImage*",
+        str(output),
+    ]
     (found,) = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     assert (found["Model"], found["LensModel"]) == ("Canon EOS 5D Mark II", "EF85mm f/1.2L II USM")
+    assert (found["ExifImageWidth"], found["ExifImageHeight"]) == (48, 32)  # the camera said 2784 x 1856
     warnings = [found.get("Warning", "")] if isinstance(found.get("Warning", ""), str) else found["Warning"]
     if extension != "tif":
         assert found["Validate"] == "OK", warnings
@@ -524,6 +538,22 @@ def test_a_turned_photo_keeps_its_maker_note(tmp_path):
     assert canon_fields(output) == (camera, lens, maker_note, None)
     with Image.open(output) as written:
         assert written.getexif()[0x0112] == 1
+
+
+@pytest.mark.parametrize("source_extension", ["jpg", "tif"])
+@pytest.mark.parametrize("extension", EXIF_FORMATS)
+def test_the_exif_pixel_dimensions_say_the_size_of_the_turned_picture(tmp_path, source_extension, extension):
+    # A camera's EXIF says the size of the picture as stored: 32 x 24 here, on its side (orientation 6). A
+    # JPEG's EXIF block is edited in place; a TIFF's EXIF tags go into a block that Pillow builds.
+    exif = camera_exif(6)
+    exif.get_ifd(EXIF_IFD).update({PIXEL_X_DIMENSION: 32, PIXEL_Y_DIMENSION: 24})
+    like = photo_like(gradient_rgb8(), exif=exif.tobytes())
+    source = tmp_path / f"in.{source_extension}"
+    write_photo(source, like.pixels, like)
+    _, output = round_trip(tmp_path, source, extension)
+    with Image.open(output) as written:
+        directory = written.getexif().get_ifd(EXIF_IFD)
+        assert written.size == (directory[PIXEL_X_DIMENSION], directory[PIXEL_Y_DIMENSION]) == (24, 32)
 
 
 def test_exif_whose_first_directory_is_cut_short_is_damaged(tmp_path):
