@@ -1152,8 +1152,9 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
         ifd[34675] = icc_profile
     if metadata.xmp:
         ifd[700] = metadata.xmp
-    if metadata.iptc:
-        ifd[_IPTC_TAG] = metadata.iptc
+    iptc = metadata.iptc and metadata.iptc + bytes(-len(metadata.iptc) % 4)  # padded to whole LONGs
+    if iptc:
+        ifd[_IPTC_TAG] = iptc  # as bytes (UNDEFINED): Pillow's tag API holds one LONG of it; retyped below
     if dpi:
         ifd[282], ifd[283], ifd[296] = dpi[0], dpi[1], 2
     entries = {entry_tag(entry, order): entry for entry in exif_entries}
@@ -1167,7 +1168,10 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     directory = bytearray(ifd.tobytes(start))  # entries sorted by tag, then their values; the strip follows
     (count,) = struct.unpack_from(order + "H", directory)
     for at in range(2, 2 + 12 * count, 12):
-        directory[at : at + 12] = copied.get(entry_tag(directory[at:], order), directory[at : at + 12])
+        tag = entry_tag(directory[at:], order)
+        directory[at : at + 12] = copied.get(tag, directory[at : at + 12])
+        if iptc and tag == _IPTC_TAG:  # LONGs, as TIFF/EP, Photoshop and ExifTool have it: the same bytes
+            struct.pack_into(order + "HI", directory, at + 2, TiffTags.LONG, len(iptc) // 4)
     header = block[:4] + struct.pack(order + "I", start)
     return header + block[8:] + bytes(start - len(block)) + directory + strip
 
