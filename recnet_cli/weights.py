@@ -213,11 +213,22 @@ def default_model() -> ModelLocation:
 
 
 def download(ref: str) -> Path:
-    """``recnet download``: fetch a Hub model (and its card) into the Hugging Face cache; its local path."""
+    """``recnet download``: fetch a Hub model (and its card) into the Hugging Face cache; its local path.
+
+    A file that is not RECNet's weights (as ``looks_like_recnet`` judges the cache for ``recnet models``) is
+    refused once downloaded, and stays in the cache as ``--model`` leaves it; ``recnet models`` ignores it."""
     hub_ref = parse_hub_ref(ref)
     if hub_ref is None:
         raise WeightsError(f"{ref}: not a Hub reference ({HUB_REF_FORMAT})")
-    return fetch_from_hub(hub_ref)
+    path = fetch_from_hub(hub_ref)
+    suffix = path.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise WeightsError(f"{ref}: {unknown_file_type(suffix)}")
+    if not looks_like_recnet(path):
+        raise WeightsError(
+            f"{ref}: not a RECNet model (no extract.weight tensor found in {hub_ref.filename})"
+        )
+    return path
 
 
 def fetch_from_hub(ref: HubRef) -> Path:
@@ -347,10 +358,12 @@ def read_state_dict(path: Path, label: str) -> dict[str, Tensor]:
     elif suffix in MODEL_SUFFIXES:
         tensors = unwrap_checkpoint(read_checkpoint(path, label), label)
     else:
-        raise WeightsError(
-            f"{label}: unknown model file type {suffix!r} (expected {', '.join(MODEL_SUFFIXES)})"
-        )
+        raise WeightsError(f"{label}: {unknown_file_type(suffix)}")
     return {key.removeprefix("module."): tensor for key, tensor in tensors.items()}
+
+
+def unknown_file_type(suffix: str) -> str:
+    return f"unknown model file type {suffix!r} (expected {', '.join(MODEL_SUFFIXES)})"
 
 
 def read_safetensors(path: Path, label: str) -> dict[str, Tensor]:
@@ -638,10 +651,11 @@ def looks_like_recnet(path: Path) -> bool:
     """Whether a file holds RECNet's weights, judged by its tensors' names without reading the tensors: a
     safetensors file's header (so one cut short after it is still known, and listed as damaged), a PyTorch
     checkpoint's pickle. A file that cannot be read so is not."""
+    suffix = path.suffix.lower()  # as read_state_dict takes it
     try:
-        if path.suffix == ".safetensors":
+        if suffix == ".safetensors":
             names = header_names(path)
-        elif path.suffix in MODEL_SUFFIXES:
+        elif suffix in MODEL_SUFFIXES:
             names = pickled_strings(path)
         else:
             return False

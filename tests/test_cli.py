@@ -29,6 +29,7 @@ from conftest import RECNET, make_photo, run
 from fake_hub import FakeHub
 from PIL import Image, ImageCms
 from rich.console import Console
+from safetensors.torch import save as safetensors_bytes
 from typer.testing import CliRunner
 
 from recnet_cli import batch, cli, engine, imaging
@@ -908,6 +909,16 @@ def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, st
     offline = run(["correct", str(source), "--model", "acme/recnet-test", "--quiet"], env)
     assert offline.returncode == 0, offline.stderr
     assert (tmp_path / "shot_recnet.png").exists()
+
+
+def test_download_refuses_a_file_that_is_not_a_model_in_one_line(tmp_path: Path, env: dict[str, str]) -> None:
+    with FakeHub() as hub:
+        hub.add("acme/llm", "model.safetensors", safetensors_bytes({"lm_head.weight": torch.zeros(2)}))
+        refused = run(["download", "acme/llm"], {**env, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"})
+    assert (refused.returncode, refused.stdout) == (2, "")
+    reason = "not a RECNet model (no extract.weight tensor found in model.safetensors)"
+    assert refused.stderr == f"error: acme/llm: {reason}\n"
+    assert json.loads(run(["models", "--json"], env).stdout) == []  # in the cache, but not a model
 
 
 def test_models_lists_the_others_beside_a_damaged_one_and_exits_1(

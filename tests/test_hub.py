@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from fake_hub import FakeHub, commit_of, point_huggingface_hub_at, set_offline
+from safetensors.torch import save as safetensors_bytes
 
 from recnet_cli.model import RECNet
 from recnet_cli.weights import (
@@ -19,6 +20,7 @@ from recnet_cli.weights import (
     ModelNotFoundError,
     WeightsError,
     download,
+    list_models,
     load_model,
     save_model,
 )
@@ -206,6 +208,55 @@ def test_download_prefetches_the_model_and_its_card(
     loaded = load_model(REPO)
     assert loaded.path == path
     assert loaded.card["training_data"] == "main data"
+
+
+@pytest.mark.parametrize(
+    ("ref", "filename", "content", "reason"),
+    [
+        (
+            "acme/llm",
+            "model.safetensors",
+            safetensors_bytes({"lm_head.weight": torch.zeros(2)}),
+            "not a RECNet model (no extract.weight tensor found in model.safetensors)",
+        ),
+        (
+            "acme/llm:notes.pt",
+            "notes.pt",
+            b"not a checkpoint",
+            "not a RECNet model (no extract.weight tensor found in notes.pt)",
+        ),
+        (
+            "acme/llm:config.json",
+            "config.json",
+            b'{"model_type": "llama"}',
+            "unknown model file type '.json' (expected .safetensors, .pth, .pt)",  # as --model says
+        ),
+    ],
+    ids=["other-weights", "not-a-checkpoint", "not-a-model-file"],
+)
+def test_download_refuses_a_file_that_is_not_a_recnet_model(
+    hub: FakeHub, hf_home: Path, ref: str, filename: str, content: bytes, reason: str
+) -> None:
+    hub.add("acme/llm", filename, content)
+
+    with pytest.raises(WeightsError) as caught:
+        download(ref)
+
+    assert str(caught.value) == f"{ref}: {reason}"
+    # Left in huggingface_hub's cache, as --model leaves it (recnet models does not list it).
+    snapshot = hf_home / "hub" / "models--acme--llm" / "snapshots" / commit_of("acme/llm", "main")
+    assert (snapshot / filename).is_file()
+    assert load_error(ref).startswith(f"{ref}: ")
+
+
+def test_download_takes_a_model_whose_suffix_is_in_capitals(
+    hub: FakeHub, published: dict[str, RECNet], tmp_path: Path
+) -> None:
+    hub.add(REPO, "MODEL.SAFETENSORS", (tmp_path / "main" / "model.safetensors").read_bytes())
+
+    assert download(f"{REPO}:MODEL.SAFETENSORS").name == "MODEL.SAFETENSORS"
+    assert_same_model(load_model(f"{REPO}:MODEL.SAFETENSORS"), published["main"])
+    assert f"{REPO}:MODEL.SAFETENSORS" in [entry.name for entry in list_models()]
 
 
 def test_environment_variables_alone_point_recnet_at_the_hub(
