@@ -164,6 +164,25 @@ def checked_tile(text: str) -> str:
     return text
 
 
+def shown_number(value: float) -> str:
+    """A number as an error shows it: short (1e+300), but not rounded (1.0000001, not the 1 of ``:g``)."""
+    return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+
+
+# The photo sizes bench times, in megapixels.
+MIN_MEGAPIXELS, MAX_MEGAPIXELS = 0.01, 1e6
+
+
+def checked_megapixels(value: float) -> float:
+    """--mp, checked as the command line is read: NaN and infinity are refused as sizes out of range are."""
+    if not MIN_MEGAPIXELS <= value <= MAX_MEGAPIXELS:
+        raise fail(
+            f"--mp {shown_number(value)}: use a photo size from {MIN_MEGAPIXELS:g} to {MAX_MEGAPIXELS:,.0f} "
+            "megapixels, such as 12"
+        )
+    return value
+
+
 DeviceOpt = Annotated[
     str,
     typer.Option(metavar="DEVICE", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps."),
@@ -810,8 +829,7 @@ def train(
             raise fail(f"--regimes: {exc}") from None
     refuse_device_list(device)
     if not 0 < lr <= 1:
-        shown = f"{lr:g}" if float(f"{lr:g}") == lr else repr(lr)  # 1.0000001, not the 1 that {:g} makes
-        raise fail(f"--lr {shown}: use a positive learning rate of at most 1, such as 1e-4")
+        raise fail(f"--lr {shown_number(lr)}: use a positive learning rate of at most 1, such as 1e-4")
     if precision is Precision.fp16:  # its small range needs the loss scaled, or small gradients vanish
         raise fail("--precision fp16: training takes bf16 (the same speed on GPUs since Ampere) or fp32")
     if resume_run is None and precision is Precision.bf16 and on_cpu(device):
@@ -1098,7 +1116,9 @@ def print_scores(report: EvalReport, model: str, amount: float | str) -> None:
 def bench(
     megapixels: Annotated[
         float,
-        typer.Option("--megapixels", "--mp", min=0.01, max=1e6, metavar="MP", help="Photo size to time."),
+        typer.Option(
+            "--megapixels", "--mp", callback=checked_megapixels, metavar="MP", help="Photo size to time."
+        ),
     ] = 12.0,
     repeats: Annotated[int, typer.Option(min=1, metavar="N", help="Timed runs after one warm-up run.")] = 3,
     model: ModelOpt = None,

@@ -105,6 +105,7 @@ def test_commands_that_run_no_model_answer_without_importing_torch(tmp_path: Pat
         ["explain", "missing.jpg"],
         ["eval"],
         ["bench", "--tile", "5"],
+        ["bench", "--mp", "nan"],
         ["models"],
         ["download", "example/not-cached"],
     ]
@@ -807,11 +808,22 @@ def test_a_suffix_with_a_folder_in_it_and_an_endless_size_are_usage_errors(
     photo = make_photo(tmp_path / "shot.jpg")
     for arguments, complaint in (
         (["correct", str(photo), "--suffix", "/x", "-n"], "cannot hold a folder separator"),
-        (["bench", "--mp", "inf"], "less than or equal to 1000000"),
+        (["bench", "--mp", "inf"], "use a photo size from 0.01 to 1,000,000 megapixels"),
     ):
         result = run(arguments, env)
         assert result.returncode == 2 and complaint in " ".join(result.stderr.split()), result.stderr
     assert not list(tmp_path.glob("shot_*"))
+
+
+@pytest.mark.parametrize("size", ["nan", "inf", "-1", "0", "1e7"])
+def test_a_photo_size_bench_cannot_time_is_a_one_line_usage_error(env: dict[str, str], size: str) -> None:
+    # NaN passed Typer's range check only to be called too large: the message names what was typed.
+    result = run(["bench", "--mp", size], env)
+    assert result.returncode == 2
+    shown = "1e+07" if size == "1e7" else size
+    assert result.stderr.splitlines() == [
+        f"error: --mp {shown}: use a photo size from 0.01 to 1,000,000 megapixels, such as 12"
+    ]
 
 
 def test_an_output_name_in_a_format_recnet_cannot_write_is_refused(
