@@ -1167,7 +1167,7 @@ def bench(
         settings.append("compiled")
     if fused:
         settings.append("fused")
-    settings.append(f"tile {timing['tile'] or 'whole image'}")
+    settings.append(f"tile {timing['tile']}" if timing["tile"] else "whole image")
     if as_json:
         typer.echo(json.dumps({"model": loaded.source, **timing}, indent=2))
         return

@@ -964,6 +964,11 @@ def test_bench_times_the_model_at_the_requested_size(env: dict[str, str], model_
     assert timing["precision"] == "fp32"  # what --precision auto chose
     assert timing["compiled"] is False
     assert 100 * 2**20 < timing["peak_memory_bytes"] < 8 * 2**30  # a process holding PyTorch and a model
+    shown = run(["bench", "--mp", "0.02", "--repeats", "1", "--model", str(model_file)], env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(
+        f"{timing['width']}x{timing['height']} (0.02 MP) on cpu, fp32, whole image: best "
+    )
 
 
 def test_bench_says_when_compile_does_not_apply(env: dict[str, str], model_file: Path) -> None:
