@@ -53,6 +53,7 @@ from recnet_cli.runner import (
     refuse_device_list,
     refuse_unwritable_output,
     run_batch,
+    shard_part,
     show_plan,
 )
 
@@ -272,9 +273,19 @@ InputsOpt = Annotated[
 TargetsOpt = Annotated[
     Path | None, typer.Option(metavar="FOLDER", help="Folder of ground truths for --inputs.")
 ]
+
+
+def checked_shard(text: str | None) -> str | None:
+    """--shard, checked as the command line is read: before a large folder or pattern is walked."""
+    if text is not None:
+        shard_part(text)
+    return text
+
+
 ShardOpt = Annotated[
     str | None,
     typer.Option(
+        callback=checked_shard,
         metavar="K/N",
         help="Process only part K of N of the inputs (1 <= K <= N), to split a collection "
         "over N machines that see the same files, e.g. --shard $((SLURM_ARRAY_TASK_ID+1))/8 (array "

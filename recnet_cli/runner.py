@@ -65,6 +65,14 @@ def parse_tile(text: str) -> int | str:
     raise fail(f"--tile {text}: use auto, 0 (whole image) or a size of at least 128 pixels")
 
 
+def shard_part(text: str) -> tuple[int, int]:
+    """--shard K/N as (K, N), or exits with a one-line error."""
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
 def normalise_extension(ext: str | None) -> str | None:
     if ext is None:
         return None
@@ -188,10 +196,7 @@ def collect_jobs(
     # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
     jobs = plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions)
     if shard is not None:
-        try:
-            jobs = take_shard(jobs, parse_shard(shard))
-        except ValueError as exc:
-            raise fail(str(exc)) from None
+        jobs = take_shard(jobs, shard_part(shard))
     return jobs, found
 
 

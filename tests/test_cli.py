@@ -32,7 +32,7 @@ from rich.console import Console
 from safetensors.torch import save as safetensors_bytes
 from typer.testing import CliRunner
 
-from recnet_cli import batch, cli, engine, imaging
+from recnet_cli import batch, cli, engine, imaging, runner
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Job, Summary
 from recnet_cli.cli import app
@@ -365,6 +365,22 @@ def test_two_inputs_that_would_share_an_output_clash_in_every_shard(
         f"error: {photos[1]}: output {tmp_path / 'out' / 'x.jpg'} would also be written for {photos[0]}"
         in plans[1].stderr
     )
+
+
+def test_a_bad_shard_is_refused_before_the_inputs_are_walked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def walk(*args: object) -> None:
+        raise AssertionError("the inputs were walked before --shard was checked")
+
+    monkeypatch.setattr(runner, "find_sources", walk)
+    for command in ("correct", "mask"):
+        for shard in ("3/2", "0/4", "2"):
+            result = CliRunner().invoke(
+                app, [command, str(tmp_path / "nothing-here"), "--shard", shard, "-n"]
+            )
+            assert result.exit_code == 2, result.output
+            assert result.output == f"error: --shard {shard}: use K/N with 1 <= K <= N, e.g. 2/8\n"
 
 
 def test_the_strength_and_blend_run_in_the_writer_threads_not_the_compute_one(
