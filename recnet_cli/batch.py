@@ -140,6 +140,10 @@ class Summary:
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
 
+    def take_inputs_without_jobs(self, found: Summary) -> None:
+        """Takes over the inputs that gave no job in ``found``: those missing and those passed over."""
+        self.missing, self.passed_over = found.missing, found.passed_over
+
     @property
     def failed(self) -> int:
         return self.count("failed") + len(self.missing)

@@ -205,7 +205,7 @@ def show_plan(
 ) -> NoReturn:
     """--dry-run: says what the run would do with each job, then exits (1 if any would fail)."""
     summary = plan_outcomes(jobs, overwrite, skip_existing)
-    summary.missing, summary.passed_over = found.missing, found.passed_over
+    summary.take_inputs_without_jobs(found)
     if as_json:
         typer.echo(
             json.dumps({"dry_run": True, "planned": summary.count("planned"), **summary.as_dict()}, indent=2)
@@ -273,7 +273,7 @@ def run_batch(
             f"interrupted: {summary.count('done')} of {len(jobs)} written, none half-written; "
             f"run the same command with --skip-existing{instead} to do the rest"
         )
-    summary.missing, summary.passed_over = found.missing, found.passed_over
+    summary.take_inputs_without_jobs(found)
     return summary
 
 
