@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import importlib.util
 import json
 import os
 import pickle
@@ -142,11 +143,17 @@ class HubRef:
 
 
 def weights_dir() -> Path:
-    """The bundled models' folder (``weights/`` in the repository, installed as package data), or
-    ``$RECNET_WEIGHTS_DIR``."""
+    """The bundled models' folder, or ``$RECNET_WEIGHTS_DIR``: ``weights/`` of the source checkout recnet
+    runs from (installed or not: not another checkout's, that an editable install would give), or the
+    package data of an installed wheel."""
     override = os.environ.get(WEIGHTS_DIR_ENV)
     if override:
         return Path(override)
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() or importlib.util.find_spec(
+        "recnet_cli.weights_bundle"
+    ) is None:
+        return checkout / "weights"
     return Path(str(importlib.resources.files("recnet_cli.weights_bundle")))
 
 

@@ -6,6 +6,9 @@ import io
 import json
 import os
 import random
+import shutil
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
+import recnet_cli
 from recnet_cli.model import RECNet, parameter_count
 from recnet_cli.train.loop import CHECKPOINT_FILE, OLD_CHECKPOINT_STATE_FILE
 from recnet_cli.weights import (
@@ -624,3 +628,21 @@ def test_cached_checkpoints_are_listed_by_the_keys_they_hold_not_by_their_suffix
 )
 def test_human_size(size: int, text: str) -> None:
     assert human_size(size) == text
+
+
+def test_a_source_checkout_bundles_its_own_weights_folder(tmp_path: Path) -> None:
+    """``python -m recnet_cli`` in a second checkout: an editable install of another one must not lend it
+    that one's model, and without any install the package's bundle is missing, not a traceback."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(Path(recnet_cli.__file__).parent, checkout / "recnet_cli")
+    (checkout / "pyproject.toml").write_text("[project]\nname = 'recnet'\n")
+    environment = {k: v for k, v in os.environ.items() if k != "RECNET_WEIGHTS_DIR"}
+    found = subprocess.run(
+        [sys.executable, "-c", "from recnet_cli.weights import weights_dir; print(weights_dir())"],
+        cwd=checkout,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert found.stdout.strip() == str(checkout / "weights")
