@@ -1008,7 +1008,13 @@ def calibrate(
             message = f"not enough {memory} to calibrate at --size {size}: try a smaller --size"
             raise fail(message, 1) from None
     held_out = {regime: score.rounded() for regime, score in scores.items()}
-    card = loaded.card | {"auto_strength": calibration.as_card(), "auto_strength_held_out": held_out}
+    # The model's card, less what described an earlier calibration (its command, its scores).
+    card = {key: value for key, value in loaded.card.items() if not key.startswith("auto_strength")} | {
+        "name": output.stem,
+        "calibrated_from": loaded.source,
+        "auto_strength": calibration.as_card(),
+        "auto_strength_held_out": held_out,
+    }
     try:
         save_model(corrector.model.to("cpu"), output, card)
     except WeightsError as exc:

@@ -532,7 +532,7 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, safetensors_bytes(tensors, metadata=flat_fields(full_card)))
         write_atomic(path.with_suffix(".json"), (json.dumps(full_card, indent=2) + "\n").encode())
-        write_atomic(path.with_suffix(".md"), card_markdown(path.stem, full_card).encode())
+        write_atomic(path.with_suffix(".md"), card_markdown(path, full_card).encode())
     except OSError as error:
         raise WeightsError(f"{path}: cannot write the model ({describe_os_error(error)})") from error
 
@@ -550,13 +550,16 @@ def flat_fields(card: dict[str, Any]) -> dict[str, str]:
     return fields | {key: json.dumps(value) for key, value in card.items() if isinstance(value, dict)}
 
 
-def card_markdown(name: str, card: dict[str, Any]) -> str:
-    lines = [
-        f"# {name}",
-        "",
-        f"RECNet weights for `recnet`: pass this file with `--model {name}.safetensors`.",
-        "",
-    ]
+def card_markdown(path: Path, card: dict[str, Any]) -> str:
+    """The card for people of the model saved at ``path``, starting with how to use it."""
+    name = path.stem
+    if path.parent.resolve() == weights_dir().resolve():
+        usage = f"RECNet weights bundled with `recnet`: use them with `--model {name}`."
+    else:
+        usage = (
+            f"RECNet weights for `recnet`: use them with `--model path/to/{path.name}` (this file's path)."
+        )
+    lines = [f"# {name}", "", usage, ""]
     for key, value in card.items():
         if isinstance(value, dict):
             lines.append(f"- **{key}**:")

@@ -17,7 +17,7 @@ from conftest import make_photo, run
 from recnet_cli.engine import Corrector
 from recnet_cli.imaging import read_photo
 from recnet_cli.metrics import psnr, to_uint8
-from recnet_cli.weights import DEFAULT_MODEL, load_model
+from recnet_cli.weights import DEFAULT_MODEL, card_markdown, load_model
 
 SYNTHETIC = Path(__file__).resolve().parents[1] / "examples" / "synthetic"
 TRAIN_PHOTOS = Path(__file__).resolve().parent / "data" / "train-photos"
@@ -26,7 +26,9 @@ TRAIN_PHOTOS = Path(__file__).resolve().parent / "data" / "train-photos"
 def test_the_default_model_is_bundled_and_documented() -> None:
     loaded = load_model(None)
     assert loaded.source == f"{DEFAULT_MODEL} (bundled)"
-    assert loaded.path.with_suffix(".md").is_file()
+    card_text = loaded.path.with_suffix(".md").read_text()
+    assert card_text == card_markdown(loaded.path, json.loads(loaded.path.with_suffix(".json").read_text()))
+    assert f"use them with `--model {DEFAULT_MODEL}`" in card_text  # a name that works from any folder
     for field in ("training_data", "steps", "ecr", "val_psnr", "val_identity_psnr", "known_limits"):
         assert field in loaded.card, field
 

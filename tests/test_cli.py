@@ -632,8 +632,19 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     assert all(score["pairs"] == 1 for score in report["held_out"].values())
     card = json.loads(calibrated.with_suffix(".json").read_text())
     assert card["description"] == "untrained test fixture"  # the model's card is kept
+    assert (card["name"], card["calibrated_from"]) == ("calibrated", str(model_file))
     assert card["auto_strength"]["features"] == "exposure-v1"
-    assert calibrated.with_suffix(".md").is_file()
+    usage = "RECNet weights for `recnet`: use them with `--model path/to/calibrated.safetensors`"
+    assert calibrated.with_suffix(".md").read_text().startswith(f"# calibrated\n\n{usage}")
+    note = {"auto_strength_command": "how the first calibration was made"}  # as the bundled model's card has
+    calibrated.with_suffix(".json").write_text(json.dumps(card | note))
+    again = tmp_path / "again.safetensors"
+    recalibrated = run(
+        [*arguments[:-3], str(calibrated), "-o", str(again), "--size", "64", "--count", "4"], env
+    )
+    assert recalibrated.returncode == 0, recalibrated.stderr
+    assert "auto_strength_command" not in json.loads(again.with_suffix(".json").read_text())
+    calibrated.with_suffix(".json").write_text(json.dumps(card))
     before = calibrated.read_bytes()
     in_place = run([*arguments[:-1], str(calibrated), "--model", str(calibrated), "--overwrite"], env)
     assert in_place.returncode == 2 and "that is the model being calibrated" in in_place.stderr
