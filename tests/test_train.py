@@ -35,10 +35,12 @@ from recnet_cli.train.data import (
     holdout_split,
     photo_data,
     read_rgb,
+    split_pairs,
     split_photos,
 )
 from recnet_cli.train.loop import ForwardWithMask, TrainConfig, TrainingError, learning_rate, resume, train
 from recnet_cli.train.losses import VGG16Features, VggWeightsError
+from recnet_cli.train.pairs import ImagePair
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import load_model, safetensors_header, write_atomic
 
@@ -109,6 +111,16 @@ def test_photo_folders_split_by_path_inside_the_folder(tmp_path: Path) -> None:
     train_paths, val_paths = split_photos(tmp_path)
     assert len(train_paths) + len(val_paths) == 10 and len(val_paths) == 1
     assert split_photos(tmp_path) == (train_paths, val_paths)
+
+
+def test_pairs_split_by_the_ground_truth_s_name_wherever_the_folder_is_and_however_it_is_typed() -> None:
+    """Keyed by the whole path, train's split (``--pairs LCDP/``) and calibrate's (``--pairs /data/LCDP``)
+    differed, and a run's moved data would have given another validation set."""
+    names = [f"scene{i}.jpg" for i in range(40)]
+    here = [ImagePair(Path("in") / name, Path("gt") / name) for name in names]
+    elsewhere = [ImagePair(Path("/mnt/data/in") / name, Path("/mnt/data/gt") / name) for name in names]
+    held_out = [pair.target.name for pair in split_pairs(here)[1]]
+    assert len(held_out) == 4 and [pair.target.name for pair in split_pairs(elsewhere)[1]] == held_out
 
 
 def test_one_photo_is_not_enough_to_train_on(tmp_path: Path) -> None:
@@ -392,6 +404,25 @@ def test_a_run_whose_photos_moved_says_how_to_resume_and_resumes_on_them_where_t
     train(tiny_config(tmp_path / "whole"))
     whole, resumed = final_weights(tmp_path / "whole"), final_weights(tmp_path / "run")
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_a_run_whose_photos_changed_is_not_resumed_on_them(tmp_path: Path) -> None:
+    """More photos would change the validation set and the batches: not the run that stopped."""
+    photos = copy_photos(tmp_path / "photos")
+    train(tiny_config(tmp_path / "run", photos=photos), time_limit=0)
+    started_on = json.loads((tmp_path / "run" / "config.json").read_text())["data_fingerprint"]
+    assert started_on.startswith("5 files, sha256 ")
+    extra = photos / "extra.jpg"
+    extra.write_bytes(next(PHOTOS.glob("*.jpg")).read_bytes())
+    with pytest.raises(TrainingError) as changed:
+        resume(tmp_path / "run")
+    assert str(changed.value).startswith(
+        f"{photos}: not the files the run started with (now 6 files, sha256 "
+    ) and str(changed.value).endswith(
+        f"start a new run with --init {tmp_path / 'run' / 'checkpoint.safetensors'}"
+    )
+    extra.unlink()
+    assert resume(tmp_path / "run").complete
 
 
 def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:

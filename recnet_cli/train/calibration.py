@@ -21,9 +21,9 @@ from recnet_cli.engine import Corrector
 from recnet_cli.metrics import MAX_PSNR
 from recnet_cli.train.data import (
     ValidationPair,
-    holdout_split,
     pair_validation,
     photo_validation,
+    split_pairs,
     split_photos,
 )
 from recnet_cli.train.pairs import ImagePair
@@ -88,7 +88,7 @@ def photo_data(folder: Path, size: int, count: int) -> CalibrationData:
 def pair_data(pairs: Sequence[ImagePair], name: str, size: int, count: int) -> CalibrationData:
     """Up to ``count`` real image pairs to fit on and as many held-out ones; pairs sharing a ground truth
     stay together."""
-    train, held_out = holdout_split(pairs, key=lambda pair: str(pair.target))
+    train, held_out = split_pairs(pairs)
     if not train or not held_out:
         raise ValueError(f"{name}: needs at least two pairs (one is held out to score the fit)")
     about = f"{min(count, len(train))} image pairs of {name} at {size} px"

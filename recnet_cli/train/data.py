@@ -72,6 +72,12 @@ def split_photos(folder: Path) -> tuple[list[Path], list[Path]]:
     return holdout_split(paths, key=lambda p: str(p.relative_to(folder)))
 
 
+def split_pairs(pairs: Sequence[ImagePair]) -> tuple[list[ImagePair], list[ImagePair]]:
+    """(train, validation) image pairs, split by the ground truth's file name: the same wherever the data
+    lies and however its folder was typed (train and calibrate agree); pairs sharing one stay together."""
+    return holdout_split(pairs, key=lambda pair: pair.target.name)
+
+
 def downscale_photos(source: Path, destination: Path, max_side: int = 1024, quality: int = 95) -> int:
     """Writes every photo under ``source`` (recursively) to ``destination`` as a JPEG no longer than
     ``max_side``, keeping subfolder names; returns the count. For shipping a photo set to a GPU machine."""
@@ -277,7 +283,7 @@ def pair_data(
     pairs: Sequence[ImagePair], name: str, crop: int, seed: int, max_side: int, val_count: int, val_size: int
 ) -> tuple[PairSource, list[ValidationPair]]:
     """Training source and validation pairs from image pairs; pairs sharing a target stay together."""
-    train_pairs, val_pairs = holdout_split(pairs, key=lambda p: str(p.target))
+    train_pairs, val_pairs = split_pairs(pairs)
     description = f"{len(train_pairs)} image pairs from {name} ({len(val_pairs)} held out for validation)"
     source = PairSource(load_pairs(train_pairs, crop, max_side), crop, seed, description)
     return source, pair_validation(val_pairs, val_size, val_count)

@@ -11,6 +11,7 @@ checkpoint continues exactly as the uninterrupted run would have.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -39,7 +40,7 @@ from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
 from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, pair_data, photo_data
 from recnet_cli.train.losses import RecnetLoss, build_loss
-from recnet_cli.train.pairs import find_pairs, match_by_stem, not_a_folder
+from recnet_cli.train.pairs import ImagePair, find_pairs, list_images, match_by_stem, not_a_folder
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import load_model, save_model, write_atomic
 
@@ -101,6 +102,7 @@ class TrainConfig:
     # with photos: how often inputs are under-, over- or mixed-exposed, or nearly right (mild)
     regimes: tuple[float, float, float, float] = DegradationConfig().mode_probabilities
     max_bad_steps: int = 10  # consecutive non-finite losses before giving up
+    data_fingerprint: str | None = None  # the data's files when the run started (``data_fingerprint``)
 
     def to_json(self) -> dict[str, Any]:
         """The fields as JSON, paths made absolute: a resume finds the data from any working folder."""
@@ -280,6 +282,7 @@ def train(
     ``stop_requested``, asked after every step, gives a reason (see ``StopSignals``)."""
     check_config(config)
     check_run_folder(config.run_dir)
+    config.data_fingerprint = data_fingerprint(config)
     return run(
         config, resuming=False, progress=progress, time_limit=time_limit, stop_requested=stop_requested
     )
@@ -315,6 +318,7 @@ def resume(
             )
         setattr(config, name, path)
     check_data_found(config)
+    check_same_data(config)
     if moved:
         save_config(config)
     if device is not None:
@@ -337,6 +341,36 @@ def check_data_found(config: TrainConfig) -> None:
                 f"{path}: no such {'file' if name == 'vgg_weights' else 'folder'}; if the run's {option} "
                 f"moved, say where: recnet train --resume {config.run_dir} {option} NEW"
             )
+
+
+def check_same_data(config: TrainConfig) -> None:
+    """Refuses to resume on data that changed since the run started: its batches and validation set would
+    too. (A run started by an earlier version has no fingerprint to compare.)"""
+    if config.data_fingerprint is None:
+        return
+    now = data_fingerprint(config)
+    if now != config.data_fingerprint:
+        folders = ", ".join(str(getattr(config, name)) for name in DATA_FIELDS if getattr(config, name))
+        raise TrainingError(
+            f"{folders}: not the files the run started with (now {now}, then {config.data_fingerprint}), so "
+            "its batches and validation set would change; put them back as they were, or start a new run "
+            f"with --init {config.run_dir / CHECKPOINT_FILE}"
+        )
+
+
+def data_fingerprint(config: TrainConfig) -> str:
+    """The count of the data's image files and a digest of their names (inside the data's folders) and
+    sizes: what a run's batches and validation set are made from, wherever the folders are."""
+    if config.photos is not None:
+        files = [
+            (path.relative_to(config.photos), path) for path in list_images(config.photos, recursive=True)
+        ]
+    else:
+        files = [(Path(path.name), path) for pair in data_pairs(config) for path in (pair.input, pair.target)]
+    digest = hashlib.sha256()
+    for name, path in files:
+        digest.update(os.fsencode(name) + b"\0" + str(path.stat().st_size).encode() + b"\0")
+    return f"{len(files)} files, sha256 {digest.hexdigest()[:16]}"
 
 
 def option_name(field_name: str) -> str:
@@ -504,14 +538,19 @@ def build_data(config: TrainConfig) -> tuple[SampleSource, list[ValidationPair]]
     if config.photos is not None:
         return photo_data(config.photos, config.crop, config.seed, config.degradation(), **val)
     if config.pairs is not None:
-        pairs, name = find_pairs(config.pairs, config.split), f"{config.pairs.name}/ ({config.split})"
+        name = f"{config.pairs.name}/ ({config.split})"
     else:
         assert config.inputs is not None and config.targets is not None
-        pairs, name = (
-            match_by_stem(config.inputs, config.targets),
-            f"{config.inputs.name}/ and {config.targets.name}/",
-        )
-    return pair_data(pairs, name, config.crop, config.seed, **val)
+        name = f"{config.inputs.name}/ and {config.targets.name}/"
+    return pair_data(data_pairs(config), name, config.crop, config.seed, **val)
+
+
+def data_pairs(config: TrainConfig) -> list[ImagePair]:
+    """The image pairs of a run on ``pairs`` or ``inputs`` and ``targets``."""
+    if config.pairs is not None:
+        return find_pairs(config.pairs, config.split)
+    assert config.inputs is not None and config.targets is not None
+    return match_by_stem(config.inputs, config.targets)
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
