@@ -169,7 +169,14 @@ class Summary:
                 for o in self.outcomes
             ]
             + [
-                {"input": m.input, "output": None, "status": "failed", "reason": m.reason}
+                {
+                    "input": m.input,
+                    "output": None,
+                    "status": "failed",
+                    "reason": m.reason,
+                    "seconds": 0.0,
+                    "megapixels": 0.0,
+                }
                 for m in self.missing
             ],
         }

@@ -14,7 +14,9 @@ from recnet_cli.batch import (
     IN_FLIGHT_MEMORY_SHARE,
     Job,
     JobError,
+    Outcome,
     Stages,
+    Summary,
     Unmatched,
     earlier_outputs,
     find_sources,
@@ -733,3 +735,11 @@ def test_photos_in_flight_stay_within_their_share_of_host_memory_unless_one_step
             assert depth <= gpu_lane_depth(lanes, cores=64)
             depths.append(depth)
         assert depths == sorted(depths, reverse=True) and depths[0] > depths[-1] == 1
+
+
+def test_every_file_of_a_json_summary_has_the_same_keys() -> None:
+    """Missing inputs lacked seconds and megapixels, so a script reading them failed on those alone."""
+    done = Outcome(Job(Path("a.jpg"), Path("a_recnet.jpg")), "done", seconds=1.5, megapixels=12.0)
+    summary = Summary([done], missing=[Unmatched("nope.jpg", "no such file or folder")])
+    files = summary.as_dict()["files"]
+    assert files[0].keys() == files[1].keys() and files[1]["output"] is None
