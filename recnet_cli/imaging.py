@@ -212,6 +212,7 @@ _JPEG_SEGMENT_LIMITS = {"EXIF": 65533, "XMP": 65533 - 29, "IPTC record": 65533 -
 _MAX_DPI = {"JPEG": 65535, "PNG": (2**31 - 1) * 0.0254, "BMP": (2**31 - 1) * 0.0254}
 _IPTC_RESOURCE = 0x0404  # Photoshop image resource "IPTC-NAA record"
 _IPTC_TAG = 33723  # TIFF tag IPTC-NAA
+_X_RESOLUTION = 282
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SIGNATURES = (b"\xff\xd8\xff", _PNG_SIGNATURE, b"II*\0", b"MM\0*", b"BM")  # WebP: RIFF....WEBP
 # HEIF: ....ftypheic and the other brands of HEVC-coded HEIF still images and sequences; AVIF: ....ftypavif.
@@ -382,10 +383,22 @@ def left_out(photo: Photo, output_format: str) -> list[str]:
     return names
 
 
+def _exif_holds_resolution(exif: bytes | None) -> bool:
+    """Whether an EXIF block's first directory has a resolution (XResolution, a fraction of any size), which
+    goes into a JPEG with it where the JFIF header's 16-bit density cannot."""
+    try:
+        order, _, entries = first_directory(exif.removeprefix(EXIF_HEADER)) if exif else ("<", 0, [])
+    except (KeyError, ValueError, struct.error):  # damaged: no resolution to rely on
+        return False
+    return any(entry_tag(entry, order) == _X_RESOLUTION for entry in entries)
+
+
 def metadata_loss(photo: Photo, output_format: str) -> str | None:
     """What the user should know of the metadata an output in ``output_format`` goes without; None when
     all of it goes."""
     names = left_out(photo, output_format)
+    if output_format == "JPEG" and "EXIF" not in names and _exif_holds_resolution(photo.exif):  # not in JFIF
+        names = [name for name in names if name != "resolution"]
     if not names:
         return None
     sizes = {name: f"{len(block) / 1024:.0f} KB" for name, block in _blocks(photo).items() if block}

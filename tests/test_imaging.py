@@ -1597,6 +1597,12 @@ def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None
         "its resolution (1,000,000,000 dpi) cannot go into PNG: left out; TIFF keeps it"
     )
     assert imaging.metadata_loss(described, "PNG") is None and imaging.metadata_loss(scanned, "TIFF") is None
+    with Image.open(tmp_path / "scan.jpg") as jpeg:  # the EXIF's resolution, a fraction, holds it
+        assert jpeg.getexif()[282] == 1e9
+    assert imaging.metadata_loss(scanned, "JPEG") is None  # said "left out", yet the EXIF kept it
+    assert imaging.metadata_loss(dataclasses.replace(scanned, exif=None), "JPEG") == (
+        "its resolution (1,000,000,000 dpi) cannot go into JPEG: left out; TIFF keeps it"
+    )
 
 
 @pytest.mark.skipif(not imaging.HEIF_SUPPORTED, reason="pillow-heif is not installed")
