@@ -34,6 +34,7 @@ from recnet_cli.imaging import (
     PhotoFileError,
     colour_loss,
     describe_os_error,
+    extended_xmp_loss,
     first_line,
     format_for,
     metadata_loss,
@@ -482,7 +483,8 @@ def correct(
         if card is not None:
             builder.add(job.source, job.target, card)
         output_format = format_for(job.target)
-        for loss in (colour_loss(photo, output_format), metadata_loss(photo, output_format)):
+        losses = (colour_loss, metadata_loss, extended_xmp_loss)
+        for loss in (describe(photo, output_format) for describe in losses):
             if loss and not quiet:
                 console.notice(f"{job.source}: {loss}")
         if not quiet:

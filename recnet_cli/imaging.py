@@ -10,7 +10,8 @@ is written back: bit depth (16-bit PNG/TIFF stay 16-bit; 10- and 12-bit HEIF are
 EXIF (orientation applied to the pixels on read, written as 1 in place: the rest of the block, maker notes
 included, is kept byte for byte, but for the link to the thumbnail of the uncorrected photo), the ICC profile
 (or a HEIF's nclx colour description: as it is to HEIF outputs, as an ICC profile to others where one can say
-it), the DPI and the XMP packet (ratings, keywords, captions; its orientation written as 1 too).
+it), the DPI and the XMP packet (ratings, keywords, captions; its orientation written as 1 too), with the
+extended XMP that a JPEG's packet names (what did not fit in its 64 KB segment) to JPEG outputs.
 
 Grayscale photos stay grayscale: the model sees the grey replicated to RGB and the corrected result is
 written as grey again (ITU-R 601 luma, as Pillow's "L" conversion), except to WebP, which has no grey
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import io
 import math
@@ -151,7 +153,7 @@ SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 # 10, what cameras write and every HEIF reader decodes (Main 12 is not).
 _DEEP_OUTPUT_BITS = {"PNG": 16, "TIFF": 16, "HEIF": 10}
 ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP", "AVIF", "HEIF"})
-ICC_FORMATS = SUPPORTED_FORMATS - {"BMP"}
+ICC_FORMATS = _XMP_FORMATS = SUPPORTED_FORMATS - {"BMP"}  # BMP holds neither
 # The largest pictures some formats hold, smaller than the photos recnet reads can be: libjpeg's
 # JPEG_MAX_DIMENSION, WebP's 14-bit sizes, and what libavif decodes by default (its encoder goes further,
 # but Pillow and most viewers could not open the file). BMP and (classic) TIFF files have 32-bit offsets.
@@ -203,10 +205,19 @@ _XMP_ORIENTATIONS = (
     (re.compile(rb'tiff:Orientation="[0-9]"'), b'tiff:Orientation="1"'),
     (re.compile(rb"<tiff:Orientation>[0-9]</tiff:Orientation>"), b"<tiff:Orientation>1</tiff:Orientation>"),
 )
-# What a JPEG holds of each metadata block: one header segment (extended XMP is not written), less its
-# header: none for EXIF ("Exif\0\0" counts), "http://ns.adobe.com/xap/1.0/\0" for XMP, and for IPTC-IIM
-# "Photoshop 3.0\0", a resource's header and its padding byte.
+# What a JPEG holds of each metadata block: one header segment, less its header: none for EXIF ("Exif\0\0"
+# counts), "http://ns.adobe.com/xap/1.0/\0" for XMP, and for IPTC-IIM "Photoshop 3.0\0", a resource's header
+# and its padding byte. (The extended XMP a JPEG's packet names goes to JPEG outputs in segments of its own.)
 _JPEG_SEGMENT_LIMITS = {"EXIF": 65533, "XMP": 65533 - 29, "IPTC record": 65533 - 14 - 12 - 1}
+_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\0"
+# Extended XMP (XMP specification part 3, 1.1.3.1): what a JPEG's XMP holds past its 64 KB segment, in APP1
+# segments that each start with this header, the GUID the standard packet names it by (xmpNote:HasExtendedXMP;
+# the MD5 of the extended XMP in 32 hex digits), its full length and the portion's offset, 4 bytes each.
+_XMP_EXTENSION_HEADER = b"http://ns.adobe.com/xmp/extension/\0"
+_XMP_EXTENSION_PREFIX = len(_XMP_EXTENSION_HEADER) + 32 + 4 + 4
+_XMP_EXTENSION_PORTION = 65000  # bytes of extended XMP a segment holds, as Adobe's XMP toolkit writes them
+# The GUID in the packet's xmpNote:HasExtendedXMP, an attribute or an element.
+_HAS_EXTENDED_XMP = re.compile(rb"HasExtendedXMP\s*(?:=\s*[\"']|>)\s*([0-9A-Fa-f]{32})")
 # The largest resolution each format stores: JFIF's 16-bit dots per inch, PNG's and BMP's 31-bit pixels
 # per metre (a scanner's or microscope's TIFF may say more).
 _MAX_DPI = {"JPEG": 65535, "PNG": (2**31 - 1) * 0.0254, "BMP": (2**31 - 1) * 0.0254}
@@ -247,8 +258,8 @@ class ImageWriteError(PhotoFileError):
 @dataclass(frozen=True)
 class Metadata:
     """What an output carries: EXIF (orientation 1), the ICC profile, the resolution, XMP (ratings,
-    keywords, captions; orientation 1), the IPTC-IIM record (captions, credits; JPEG and TIFF only) and a
-    HEIF's nclx colour description and chroma subsampling (HEIF only)."""
+    keywords, captions; orientation 1) and its extended XMP (JPEG only), the IPTC-IIM record (captions,
+    credits; JPEG and TIFF only) and a HEIF's nclx colour description and chroma subsampling (HEIF only)."""
 
     exif: bytes | None = None
     icc_profile: bytes | None = None
@@ -257,6 +268,7 @@ class Metadata:
     iptc: bytes | None = None
     nclx: dict[str, Any] | None = None  # a HEIF's colour description where it has no ICC profile
     chroma: int | None = None  # a HEIF's chroma subsampling (420, 422, 444); None: the encoder's 4:2:0
+    extended_xmp: bytes | None = None  # what the XMP packet holds past a JPEG's segment (HasExtendedXMP)
 
 
 @dataclass
@@ -273,6 +285,7 @@ class Photo:
     source_format: str  # Pillow's name: "JPEG", "PNG", "TIFF", "WEBP", "BMP", "AVIF", "HEIF"
     frames: int = 1  # pages of a TIFF, frames of an animated PNG or WebP: only the first is read
     xmp: bytes | None = None  # the XMP packet, with orientation 1; None when the source had none
+    extended_xmp: bytes | None = None  # a JPEG's extended XMP, which its packet names, with orientation 1
     iptc: bytes | None = None  # the IPTC-IIM record of a JPEG or TIFF (what Photo Mechanic, Bridge write)
     nclx: dict[str, Any] | None = None  # a HEIF's colour description (primaries, transfer) in place of ICC
     chroma: int | None = None  # a colour HEIF's chroma subsampling: 420, 422 (Fujifilm) or 444
@@ -407,6 +420,19 @@ def metadata_loss(photo: Photo, output_format: str) -> str | None:
     them = "them" if len(names) > 1 else "it"
     keeper = "TIFF" if "resolution" in names else "PNG or TIFF"
     return f"its {what} cannot go into {_FORMAT_NAMES[output_format][0]}: left out; {keeper} keeps {them}"
+
+
+def extended_xmp_loss(photo: Photo, output_format: str) -> str | None:
+    """What the user should know when an output in ``output_format`` goes without the photo's extended XMP,
+    which recnet copies to JPEG outputs only: other formats hold one XMP packet, and merging the two is an
+    XMP toolkit's job; None otherwise."""
+    if photo.extended_xmp is None or output_format not in _XMP_FORMATS - {"JPEG"}:
+        return None
+    size = f"{len(photo.extended_xmp) / 1024:.0f} KB"
+    return (
+        f"its extended XMP ({size}, what did not fit in the JPEG's XMP segment) is left out of "
+        f"{_FORMAT_NAMES[output_format][0]}; a JPEG output keeps it"
+    )
 
 
 def fit_size(image: np.ndarray, min_side: int = 0, max_side: int = 0) -> np.ndarray:
@@ -544,7 +570,8 @@ def write_photo(
     dropped = left_out(like, fmt)
     exif, xmp, iptc = (None if name in dropped else block for name, block in _blocks(like).items())
     dpi = None if "resolution" in dropped else like.dpi
-    metadata = Metadata(exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma)
+    extended_xmp = like.extended_xmp if fmt == "JPEG" else None
+    metadata = Metadata(exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp)
     try:
         channels = [_quantise(pixels @ np.asarray(BT601_LUMA, np.float32) if grayscale else pixels, depth)]
         if like.alpha is not None and fmt in ALPHA_FORMATS:
@@ -696,6 +723,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         depth = 16
     damaged: list[str] = []
     exif = _intact(image.getexif, "EXIF", damaged)
+    xmp, extended_xmp = _xmp_packets(image, damaged)
     # Pillow and OpenCV both apply a TIFF's orientation while decoding it, and no other format's.
     pending_orientation = 1 if image.format == "TIFF" or exif is None else exif.get(ORIENTATION, 1)
     samples = _ORIENTATIONS.get(pending_orientation, lambda a: a)(samples)
@@ -717,7 +745,8 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         dpi=_source_dpi(image),
         source_format=image.format,
         frames=_frame_count(image),
-        xmp=_upright_xmp(image.info.get("xmp")),
+        xmp=xmp,
+        extended_xmp=extended_xmp,
         iptc=_iptc_record(image),
         nclx=image.info.get("nclx_profile") if image.format == "HEIF" else None,
         chroma=image.info.get("chroma") if image.format == "HEIF" else None,
@@ -927,6 +956,42 @@ def _upright_xmp(xmp: bytes | None) -> bytes | None:
     return xmp
 
 
+def _xmp_packets(image: Image.Image, damaged: list[str]) -> tuple[bytes | None, bytes | None]:
+    """The XMP packet and, where it is a JPEG's that names one (HasExtendedXMP), its extended XMP, both with
+    orientation 1 (an extended XMP edited for it is named by its new MD5). An extended XMP that is missing,
+    incomplete or not the one named is None, with "extended XMP" added to ``damaged``."""
+    xmp = image.info.get("xmp")
+    claim = _HAS_EXTENDED_XMP.search(xmp) if xmp and image.format in ("JPEG", "MPO") else None
+    if claim is None:
+        return _upright_xmp(xmp), None
+    read = functools.partial(_extended_xmp, image.applist, claim[1])
+    extended = _intact(read, "extended XMP", damaged)
+    upright = _upright_xmp(extended)
+    if upright != extended:
+        xmp = xmp.replace(claim[1], _xmp_guid(upright))
+    return _upright_xmp(xmp), upright
+
+
+def _extended_xmp(segments: list[tuple[str, bytes]], guid: bytes) -> bytes:
+    """The extended XMP named ``guid``, put together from the portions in a JPEG's APP1 ``segments`` by their
+    offsets (in any order); ValueError when there is none, or it is not the one named: its MD5 is not
+    ``guid`` (a portion is missing or changed)."""
+    portions = {
+        struct.unpack_from(">I", data, _XMP_EXTENSION_PREFIX - 4)[0]: data[_XMP_EXTENSION_PREFIX:]
+        for marker, data in segments
+        if marker == "APP1" and data.startswith(_XMP_EXTENSION_HEADER + guid)
+    }
+    extended = b"".join(portion for _, portion in sorted(portions.items()))
+    if not extended or _xmp_guid(extended) != guid:
+        raise ValueError("the extended XMP is missing, incomplete or damaged")
+    return extended
+
+
+def _xmp_guid(extended_xmp: bytes) -> bytes:
+    """The GUID that names an extended XMP: its MD5, in 32 upper-case hex digits."""
+    return hashlib.md5(extended_xmp, usedforsecurity=False).hexdigest().upper().encode()
+
+
 def _iptc_record(image: Image.Image) -> bytes | None:
     """The raw IPTC-IIM record: a JPEG's Photoshop resource 0x0404, or a TIFF's tag 33723.
 
@@ -943,8 +1008,26 @@ def _iptc_record(image: Image.Image) -> bytes | None:
 def _photoshop_segment(iptc: bytes) -> bytes:
     """A JPEG APP13 segment that holds the IPTC-IIM record as its one Photoshop image resource."""
     resource = b"8BIM" + struct.pack(">HHI", _IPTC_RESOURCE, 0, len(iptc)) + iptc + b"\0" * (len(iptc) % 2)
-    body = b"Photoshop 3.0\0" + resource
-    return b"\xff\xed" + struct.pack(">H", 2 + len(body)) + body
+    return _jpeg_segment(0xED, b"Photoshop 3.0\0" + resource)
+
+
+def _xmp_segments(xmp: bytes | None, extended_xmp: bytes | None) -> bytes:
+    """A JPEG's APP1 segments of an XMP packet, then of the extended XMP it names, in portions of at most
+    65,000 bytes, each with the extended XMP's GUID, full length and its offset."""
+    if not xmp:
+        return b""
+    segments = [_jpeg_segment(0xE1, _XMP_HEADER + xmp)]
+    if extended_xmp:
+        named = _XMP_EXTENSION_HEADER + _xmp_guid(extended_xmp) + struct.pack(">I", len(extended_xmp))
+        for start in range(0, len(extended_xmp), _XMP_EXTENSION_PORTION):
+            portion = extended_xmp[start : start + _XMP_EXTENSION_PORTION]
+            segments.append(_jpeg_segment(0xE1, named + struct.pack(">I", start) + portion))
+    return b"".join(segments)
+
+
+def _jpeg_segment(marker: int, body: bytes) -> bytes:
+    """A JPEG marker segment: 0xFF, the ``marker`` byte, its length (counting its 2 bytes), then ``body``."""
+    return struct.pack(">BBH", 0xFF, marker, 2 + len(body)) + body
 
 
 def _source_dpi(image: Image.Image) -> tuple[float, float] | None:
@@ -1043,7 +1126,7 @@ def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, obj
     exif, icc_profile, dpi, xmp = metadata.exif, metadata.icc_profile, metadata.dpi, metadata.xmp
     no_dpi = {"exif": exif, "icc_profile": icc_profile, "xmp": xmp, "quality": quality}
     candidates: dict[str, object] = {
-        "JPEG": {**no_dpi, "dpi": dpi},
+        "JPEG": {**no_dpi, "xmp": None, "dpi": dpi},  # its XMP goes in "extra", below
         "WEBP": no_dpi,
         # The encoder's fastest setting: 12 MP in 1.3 s (default 7.5 s) on 2 CPU cores, for files 6% larger.
         # Pillow moves an EXIF orientation into the container and builds the EXIF anew; absent, it is 1.
@@ -1052,9 +1135,11 @@ def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, obj
     }[fmt]
     if fmt == "JPEG" and quality >= 90:
         candidates["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
-    if fmt == "JPEG" and metadata.iptc:
-        # Pillow writes "extra" verbatim among the header segments (its own XMP and ICC segments go there).
-        candidates["extra"] = _photoshop_segment(metadata.iptc)
+    if fmt == "JPEG":
+        # Pillow writes "extra" verbatim among the header segments (its own XMP and ICC segments go there):
+        # the XMP, then its extended XMP, as Adobe's XMP toolkit writes them, and the IPTC-IIM record.
+        iptc = _photoshop_segment(metadata.iptc) if metadata.iptc else b""
+        candidates["extra"] = _xmp_segments(xmp, metadata.extended_xmp) + iptc
     return {key: value for key, value in candidates.items() if value is not None}
 
 

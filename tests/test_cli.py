@@ -140,6 +140,18 @@ def test_correct_one_photo_keeps_metadata(tmp_path: Path, env: dict[str, str], m
         assert round(out.info["dpi"][0]) == 300
 
 
+def test_extended_xmp_left_out_of_an_output_is_said(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    source = Path(__file__).parent / "data" / "extended-xmp.jpg"  # a 74 KB caption, past a JPEG's XMP segment
+    result = run(["correct", str(source), "-o", str(tmp_path / "fixed.png"), "--model", str(model_file)], env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"note: {source}: its extended XMP (74 KB, what did not fit in the JPEG's XMP segment) is left out "
+        "of PNG; a JPEG output keeps it"
+    ) in " ".join(result.stderr.split())
+
+
 def test_a_batch_goes_past_bad_files_and_exits_1(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:

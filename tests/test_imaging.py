@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import io
 import json
 import os
@@ -393,6 +394,124 @@ def test_an_xmp_packet_too_long_for_a_jpeg_is_left_out_of_it(tmp_path):
     write_photo(tmp_path / "out.png", photo.pixels, photo)
     with Image.open(tmp_path / "out.jpg") as jpeg, Image.open(tmp_path / "out.png") as png:
         assert "xmp" not in jpeg.info and png.info["xmp"] == xmp
+
+
+# Written by ExifTool 12.57, which keeps what does not fit in a JPEG's 64 KB XMP segment as extended XMP (XMP
+# specification part 3): gradient_rgb8() saved by Pillow as a JPEG of quality 90, then given a 74 KB caption
+# (LONG_CAPTION, in caption.txt without a newline) and a rating of 4:
+#   exiftool -overwrite_original '-XMP-dc:Description<=caption.txt' -XMP-xmp:Rating=4 extended-xmp.jpg
+EXTENDED_XMP = Path(__file__).parent / "data" / "extended-xmp.jpg"
+LONG_CAPTION = " ".join(f"Lake at dusk, Ländle, frame {i}." for i in range(2200))
+XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\0"  # then the GUID, full length and offset: 75 bytes
+
+
+def jpeg_header_segments(data: bytes) -> tuple[list[bytes], bytes]:
+    """A JPEG's marker segments before its pixels (each from its marker on), and the rest of the file."""
+    segments, at = [], 2
+    while data[at + 1] != 0xDA:  # start of scan
+        end = at + 2 + struct.unpack_from(">H", data, at + 2)[0]
+        segments.append(data[at:end])
+        at = end
+    return segments, data[at:]
+
+
+def is_xmp_extension(segment: bytes) -> bool:
+    return segment[1] == 0xE1 and segment[4:].startswith(XMP_EXTENSION)
+
+
+def xmp_extension(path: Path) -> tuple[set[bytes], bytes, list[int]]:
+    """The GUIDs of a JPEG's extended XMP segments, their portions one after the other, and their sizes."""
+    segments, _ = jpeg_header_segments(path.read_bytes())
+    portions = [segment[4 + 75 :] for segment in segments if is_xmp_extension(segment)]
+    guids = {segment[4 + 35 : 4 + 67] for segment in segments if is_xmp_extension(segment)}
+    return guids, b"".join(portions), [len(portion) for portion in portions]
+
+
+def md5_guid(data: bytes) -> bytes:
+    return hashlib.md5(data).hexdigest().upper().encode()
+
+
+def test_extended_xmp_goes_to_a_jpeg_as_it_came_after_the_xmp_packet(tmp_path):
+    photo, output = round_trip(tmp_path, EXTENDED_XMP, "jpg")
+    guids, extended, _ = xmp_extension(EXTENDED_XMP)
+    assert guids == {md5_guid(extended)} and LONG_CAPTION.encode() in extended
+    assert photo.extended_xmp == extended and b"HasExtendedXMP>" + md5_guid(extended) in photo.xmp
+    assert xmp_extension(output) == (guids, extended, [65000, len(extended) - 65000])  # as Adobe cuts it
+    with Image.open(output) as written:
+        assert written.info["xmp"] == photo.xmp
+    segments, _ = jpeg_header_segments(output.read_bytes())
+    app1 = [segment[4:] for segment in segments if segment[1] == 0xE1]
+    assert app1[0] == b"http://ns.adobe.com/xap/1.0/\0" + photo.xmp
+    assert [body.startswith(XMP_EXTENSION) for body in app1] == [False, True, True]
+
+
+@pytest.mark.skipif(EXIFTOOL is None, reason="exiftool is not installed (CI installs Debian's)")
+def test_exiftool_reads_the_long_caption_back_from_a_jpeg_output(tmp_path):
+    _, output = round_trip(tmp_path, EXTENDED_XMP, "jpg")
+    found, warnings = exiftool_validation(output, "-Description", "-Rating")
+    assert (found["Description"], found["Rating"]) == (LONG_CAPTION, 4)
+    assert found["Validate"] == "OK" and warnings == []
+
+
+@pytest.mark.parametrize("extension", EXIF_FORMATS[1:])
+def test_extended_xmp_is_left_out_of_other_formats_with_a_note(tmp_path, extension):
+    photo, output = round_trip(tmp_path, EXTENDED_XMP, extension)
+    with Image.open(output) as written:
+        assert written.info["xmp"] == photo.xmp
+    name = {"png": "PNG", "tif": "TIFF", "webp": "WebP", "avif": "AVIF", "heic": "HEIF"}[extension]
+    assert imaging.extended_xmp_loss(photo, format_for(output)) == (
+        f"its extended XMP (74 KB, what did not fit in the JPEG's XMP segment) is left out of {name}; a JPEG "
+        "output keeps it"
+    )
+    assert imaging.extended_xmp_loss(photo, "JPEG") is None
+    assert imaging.extended_xmp_loss(photo, "BMP") is None  # which holds no XMP at all
+
+
+def test_extended_xmp_portions_are_put_together_in_any_order(tmp_path):
+    segments, rest = jpeg_header_segments(EXTENDED_XMP.read_bytes())
+    first, second = (index for index, segment in enumerate(segments) if is_xmp_extension(segment))
+    segments[first], segments[second] = segments[second], segments[first]
+    source = tmp_path / "reordered.jpg"
+    source.write_bytes(b"\xff\xd8" + b"".join(segments) + rest)
+    assert read_photo(source).extended_xmp == read_photo(EXTENDED_XMP).extended_xmp
+
+
+@pytest.mark.parametrize("damage", ["a portion missing", "a portion changed", "none", "none, named by MD5"])
+def test_damaged_extended_xmp_is_left_out_and_said(tmp_path, damage):
+    data = EXTENDED_XMP.read_bytes()
+    if damage == "none, named by MD5":  # of no bytes: the packet names what is there, nothing
+        data = data.replace(md5_guid(xmp_extension(EXTENDED_XMP)[1]), md5_guid(b""), 1)
+    segments, rest = jpeg_header_segments(data)
+    extension = [index for index, segment in enumerate(segments) if is_xmp_extension(segment)]
+    if damage == "a portion changed":  # the same length: only its MD5 tells
+        segments[extension[1]] = segments[extension[1]].replace(b"frame", b"frane", 1)
+    else:
+        for index in reversed(extension[1:] if damage == "a portion missing" else extension):
+            del segments[index]
+    source = tmp_path / "damaged.jpg"
+    source.write_bytes(b"\xff\xd8" + b"".join(segments) + rest)
+    photo, output = round_trip(tmp_path, source, "jpg")
+    with Image.open(source) as original, Image.open(output) as written:
+        assert photo.xmp == original.info["xmp"] == written.info["xmp"]  # the packet goes as it was
+    assert photo.extended_xmp is None
+    assert photo.damaged_metadata_notice == "its extended XMP is damaged: the output goes without it"
+    assert xmp_extension(output) == (set(), b"", [])
+
+
+def test_an_orientation_in_the_extended_xmp_says_upright_under_a_new_guid(tmp_path):
+    extended = xmp_packet('tiff:Orientation="6"')
+    guid = md5_guid(extended)
+    note = 'xmlns:xmpNote="http://ns.adobe.com/xmp/note/"'
+    standard = xmp_packet(note, f'xmpNote:HasExtendedXMP="{guid.decode()}"')
+    body = XMP_EXTENSION + guid + struct.pack(">II", len(extended), 0) + extended
+    segment = b"\xff\xe1" + struct.pack(">H", 2 + len(body)) + body  # Pillow writes it before the packet
+    image = Image.fromarray(gradient_rgb8())
+    source = save(tmp_path / "in.jpg", image, exif=camera_exif(6), xmp=standard, extra=segment)
+    photo, output = round_trip(tmp_path, source, "jpg")
+    assert photo.extended_xmp == extended.replace(b'Orientation="6"', b'Orientation="1"')
+    upright = md5_guid(photo.extended_xmp)
+    assert photo.xmp == standard.replace(guid, upright)
+    assert xmp_extension(output)[:2] == ({upright}, photo.extended_xmp)
 
 
 # Written by ExifTool, as Photo Mechanic and Bridge write them: caption, keywords, by-line, copyright and
