@@ -308,7 +308,9 @@ class Photo:
         """What the user should know when some of the file's metadata was damaged and is not copied."""
         if not self.damaged_metadata:
             return None
-        return f"its {_in_words(list(self.damaged_metadata), 'and')} is damaged: the output goes without it"
+        names = list(self.damaged_metadata)
+        verb, pronoun = ("are", "them") if len(names) > 1 else ("is", "it")
+        return f"its {_in_words(names, 'and')} {verb} damaged: the output goes without {pronoun}"
 
 
 # nclx colour descriptions (ITU-T H.273 codes) that sRGB stands in for well enough: BT.709 or unspecified

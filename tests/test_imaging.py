@@ -1679,6 +1679,10 @@ def test_damaged_metadata_is_left_out_and_said(tmp_path: Path) -> None:
     assert photo.exif is None and photo.damaged_metadata == ("EXIF",)
     assert photo.damaged_metadata_notice == "its EXIF is damaged: the output goes without it"
     assert read_photo(save(tmp_path / "clean.png", Image.fromarray(pixels))).damaged_metadata_notice is None
+    both = dataclasses.replace(photo, damaged_metadata=("EXIF", "extended XMP"))
+    assert (
+        both.damaged_metadata_notice == "its EXIF and extended XMP are damaged: the output goes without them"
+    )
 
 
 def test_a_resolution_with_a_zero_denominator_is_no_resolution(tmp_path: Path) -> None:
