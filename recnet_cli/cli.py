@@ -410,8 +410,9 @@ def correct(
         bool,
         flag(
             "--report",
-            help="Write OUT/report.html (replaced on each run): before/after sliders, masks and exposure "
-            "numbers for the batch. Needs -o FOLDER; implies --save-mask.",
+            help="Write OUT/report.html: before/after sliders, masks and exposure numbers for every photo "
+            "corrected into OUT with --report (this run's, the other shards', earlier runs'). Needs -o "
+            "FOLDER; implies --save-mask.",
         ),
     ] = False,
     shard: ShardOpt = None,
@@ -433,7 +434,7 @@ def correct(
     save_mask = save_mask or report
     tags = ("mask",) * save_mask + ("features",) * save_features
     refuse_both(overwrite, skip_existing)
-    jobs, found = collect_jobs(
+    jobs, found, batch = collect_jobs(
         inputs,
         output,
         recursive=recursive,
@@ -457,7 +458,7 @@ def correct(
     from recnet_cli.viz.mask import mask_overlay
     from recnet_cli.viz.report import ReportBuilder
 
-    builder = ReportBuilder(output) if report else None
+    builder = ReportBuilder(output, [job.target for job in batch]) if report else None
     strengths: dict[str, float] = {}  # input path -> the share of the correction it got
 
     def compute(
@@ -481,7 +482,7 @@ def correct(
             write_rgb8(side_path(job.target, "features"), feature_figure(features))
         write_photo(job.target, result.image, like=photo, quality=quality)
         if card is not None:
-            builder.add(job.source, job.target, card)
+            builder.add(job.target, card)
         output_format = format_for(job.target)
         losses = (colour_loss, metadata_loss, extended_xmp_loss)
         for loss in (describe(photo, output_format) for describe in losses):
@@ -498,7 +499,7 @@ def correct(
     about = {"model": loaded.source, "device": device_names(correctors), "strength": amount}
     if builder is not None:
         try:
-            path = builder.write(summary, about["model"], about["device"], amount)
+            path = builder.write(summary, about["model"], about["device"], amount, shard)
         except PhotoFileError as exc:
             raise fail(str(exc), 1) from None
         if not quiet:
@@ -628,7 +629,7 @@ def mask(
     [dim]Example:[/]  recnet mask photo.jpg --raw
     """
     refuse_both(overwrite, skip_existing)
-    jobs, found = collect_jobs(
+    jobs, found, _ = collect_jobs(
         inputs,
         output,
         recursive=recursive,

@@ -164,12 +164,13 @@ def collect_jobs(
     as_json: bool,
     quiet: bool,
     default_ext: str | None = None,
-) -> tuple[list[Job], Summary]:
+) -> tuple[list[Job], Summary, list[Job]]:
     """Finds the inputs, passes over recnet's own earlier outputs among them (see ``earlier_outputs``),
-    takes this machine's shard and names every output (in the format of --ext, else ``default_ext``, else
-    the input's). Returns the jobs, and the inputs that gave none (``missing``, ``passed_over``). When
-    no input gives an image, says why (and prints the JSON summary for --json) and exits before loading a
-    model: 1, or 0 when every image found was passed over."""
+    names every output (in the format of --ext, else ``default_ext``, else the input's) and takes this
+    machine's shard. Returns the shard's jobs, the inputs that gave none (``missing``, ``passed_over``) and
+    the jobs of the whole batch, every shard's. When no input gives an image, says why (and prints the
+    JSON summary for --json) and exits before loading a model: 1, or 0 when every image found was passed
+    over."""
     refuse_unwritable_output(output)
     extension = normalise_extension(ext)
     refuse_conflicting_format(output, extension)
@@ -194,10 +195,9 @@ def collect_jobs(
         raise typer.Exit(1 if missing else 0)
     extension = extension or default_ext
     # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
-    jobs = plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions)
-    if shard is not None:
-        jobs = take_shard(jobs, shard_part(shard))
-    return jobs, found
+    batch = plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions)
+    jobs = batch if shard is None else take_shard(batch, shard_part(shard))
+    return jobs, found, batch
 
 
 def show_plan(

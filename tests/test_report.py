@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -17,7 +18,15 @@ from PIL import Image
 
 from recnet_cli.batch import Job, Outcome, Summary
 from recnet_cli.imaging import ImageWriteError
-from recnet_cli.viz.report import PREVIEW_FOLDER, REPORT_NAME, ReportBuilder, exposure_stats, report_problem
+from recnet_cli.viz.report import (
+    LOCK_NAME,
+    OTHER_RUN,
+    PREVIEW_FOLDER,
+    REPORT_NAME,
+    ReportBuilder,
+    exposure_stats,
+    report_problem,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = (1200, 900)
@@ -49,7 +58,7 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
     photo = np.random.default_rng(0).random((40, 60, 3), dtype=np.float32)
     written(target)
     card = builder.previews(target, photo, photo**0.5, np.zeros((40, 60, 3), np.uint8), strength=0.42)
-    builder.add(source, target, card)
+    builder.add(target, card)
     summary = Summary(
         outcomes=[
             Outcome(Job(source, target), "done", seconds=0.5),
@@ -80,6 +89,13 @@ def card_notes(page: Path) -> list[tuple[str, str]]:
     return re.findall(r'<h2><a href="([^"]+)">.*?<p class="muted">([^<]+)</p>', page.read_text("utf-8"), re.S)
 
 
+def corrected_by(page: Path) -> list[tuple[str, str]]:
+    """(output link, "this run" or "another run") for each card of a report."""
+    return [
+        (name, "another run" if note.endswith(OTHER_RUN) else "this run") for name, note in card_notes(page)
+    ]
+
+
 def two_shots(tmp_path: Path) -> Path:
     """A folder of two small photos, one.png and two.png."""
     shots = tmp_path / "shots"
@@ -108,7 +124,7 @@ def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run
         ("one.png", "strength 0.7"),
         ("two.png", "strength 0.3"),
     ]
-    assert notes[0][1] == "strength 0.7, corrected by an earlier run"
+    assert notes[0][1] == "strength 0.7, corrected by another run"
     assert notes[1][1].startswith("strength 0.3, corrected in ")
 
     (out / PREVIEW_FOLDER / "one.png-after.jpg").unlink()  # a card whose previews are gone is left out
@@ -117,6 +133,82 @@ def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run
     again = run([*command, "0.3", "--skip-existing"], env)
     assert again.returncode == 0, again.stderr
     assert [name for name, _ in card_notes(out / REPORT_NAME)] == ["two.png"]
+
+
+def test_each_shard_writes_the_page_of_every_photo_in_the_folder(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    shots, out = tmp_path / "shots", tmp_path / "out"
+    shots.mkdir()
+    photos = [str(make_photo(shots / name)) for name in ("c.png", "a.png", "b.png")]  # the batch's order
+    command = ["correct", *photos, "-o", str(out), "--report", "--model", str(model_file)]
+
+    def shard(part: str) -> list[tuple[str, str]]:
+        result = run([*command, "--shard", part], env)
+        assert result.returncode == 0, result.stderr
+        return corrected_by(out / REPORT_NAME)
+
+    assert shard("2/2") == [("a.png", "this run")]
+    page = (out / REPORT_NAME).read_text("utf-8")
+    assert "This run, shard 2/2 of the batch: <strong>1</strong> corrected" in page
+    assert "<strong>2</strong> of the batch's photos have no card" in page
+    assert "<li>c.png</li><li>b.png</li>" in page
+    # The last shard to finish shows the whole batch, in the order of one run, not by name.
+    assert shard("1/2") == [("c.png", "this run"), ("a.png", "another run"), ("b.png", "this run")]
+    assert "have no card" not in (out / REPORT_NAME).read_text("utf-8")
+    assert shard("9/9") == [("c.png", "another run"), ("a.png", "another run"), ("b.png", "another run")]
+
+    (out / "a.png").unlink()  # a photo no longer there: its card and previews go
+    assert shard("9/9") == [("c.png", "another run"), ("b.png", "another run")]
+    assert sorted(path.name for path in (out / PREVIEW_FOLDER).iterdir() if path.name.startswith("a")) == []
+    # Run again over one photo: its new card, then the others in the folder, by name.
+    again = run(
+        ["correct", photos[2], "-o", str(out), "--report", "--model", str(model_file), "--overwrite"], env
+    )
+    assert again.returncode == 0, again.stderr
+    assert corrected_by(out / REPORT_NAME) == [("b.png", "this run"), ("c.png", "another run")]
+
+
+def test_runs_that_write_one_report_take_turns(tmp_path: Path) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "out"
+    photo, mask = np.zeros((8, 8, 3), np.float32), np.zeros((8, 8, 3), np.uint8)
+    jobs = [Job(tmp_path / name, out / name) for name in ("a.jpg", "b.jpg")]
+    first, second = ReportBuilder(out, [job.target for job in jobs]), ReportBuilder(out)
+    first.add(written(jobs[0].target), first.previews(jobs[0].target, photo, photo, mask))
+    (out / PREVIEW_FOLDER / LOCK_NAME).touch()
+    with open(out / PREVIEW_FOLDER / LOCK_NAME) as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another shard is writing the page
+        waiting = threading.Thread(target=first.write, args=(Summary([Outcome(jobs[0], "done")]), "m", "cpu"))
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and not (out / REPORT_NAME).exists()
+        # ... with b.jpg, which it corrected before
+        second.add(written(jobs[1].target), second.previews(jobs[1].target, photo, photo, mask))
+    waiting.join(10)
+    assert [name for name, _ in card_notes(out / REPORT_NAME)] == ["a.jpg", "b.jpg"]
+
+
+def test_only_cards_of_photos_no_longer_there_are_removed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    photo = np.zeros((8, 8, 3), np.float32)
+    builder = ReportBuilder(out)
+    for name in ("gone.jpg", "again.jpg", "rewritten.jpg", "kept.jpg"):
+        builder.add(
+            written(out / name), builder.previews(out / name, photo, photo, np.zeros((8, 8, 3), np.uint8))
+        )
+    previews = {path.name for path in (out / PREVIEW_FOLDER).iterdir()}
+    for name in ("gone.jpg", "again.jpg"):
+        (out / name).unlink()
+    card = out / builder.preview(out / "again.jpg", "card.json")
+    os.utime(card, ns=(0, 0))  # a run is correcting again.jpg again: its previews are newer than its card
+    written(out / "rewritten.jpg", b"written again since, without a report")
+    moved = out / PREVIEW_FOLDER / "moved.jpg-card.json"  # a card not where recnet keeps it
+    shutil.copy(out / builder.preview(out / "gone.jpg", "card.json"), moved)
+    assert list(builder.stored_cards()) == ["kept.jpg"]
+    left = previews - {path.name for path in (out / PREVIEW_FOLDER).iterdir()}
+    assert left == {f"gone.jpg-{kind}" for kind in ("card.json", "before.jpg", "after.jpg", "mask.jpg")}
+    assert moved.is_file()
 
 
 def test_a_photo_whose_previews_cannot_be_written_is_not_written_either(
@@ -142,7 +234,7 @@ def test_an_earlier_card_is_shown_only_while_it_is_whole_and_its_output_unchange
     first = ReportBuilder(out)
     for job in jobs:
         card = first.previews(job.target, photo, photo, np.zeros((20, 30, 3), np.uint8), strength=0.5)
-        first.add(job.source, job.target, card)
+        first.add(job.target, card)
     cards = {job.target.name: out / first.preview(job.target, "card.json") for job in jobs}
     assert all(len(os.fsencode(path.name)) <= 255 for path in cards.values())
     assert cards[long_name].name.encode("utf-8").startswith("é".encode() * 93 + b"-")  # whole characters
@@ -153,9 +245,10 @@ def test_an_earlier_card_is_shown_only_while_it_is_whole_and_its_output_unchange
     card = json.loads(cards["d.jpg"].read_text())
     cards["d.jpg"].write_text(json.dumps(card).replace('"strength": 0.5', '"strength": 1' + "0" * 400))
     written(out / "a.jpg", b"written again since, without a report")
-    later = ReportBuilder(out)
+    later = ReportBuilder(out, [job.target for job in jobs])
     later.write(Summary([Outcome(job, "skipped", "output exists") for job in jobs]), "m", "cpu")
-    assert list(later.earlier) == [jobs[4].source]
+    assert list(later.stored_cards()) == [long_name]
+    assert cards["a.jpg"].is_file()  # its output is there: the card is replaced when it is reported again
     assert [unquote(name) for name, _ in card_notes(out / REPORT_NAME)] == [long_name]
 
 
@@ -195,7 +288,7 @@ def test_report_links_and_shows_a_name_that_is_not_utf_8(tmp_path: Path) -> None
     builder = ReportBuilder(out)
     photo = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
     card = builder.previews(target, photo, photo, np.zeros((20, 30, 3), np.uint8))
-    builder.add(source, written(target), card)
+    builder.add(written(target), card)
     page = builder.write(Summary(outcomes=[Outcome(Job(source, target), "done")]), "m", "cpu").read_bytes()
     assert b'href="x%FF.jpg"' in page and b">x?.jpg<" in page
 
@@ -221,7 +314,7 @@ def test_a_report_of_no_photos_makes_its_folder(tmp_path: Path) -> None:
     # A shard with no photos (a SLURM array with more tasks than photos) corrects none, and makes no folder.
     page = ReportBuilder(tmp_path / "out" / "shard-9").write(Summary(), "m", "cpu")
     assert page == tmp_path / "out" / "shard-9" / REPORT_NAME
-    assert "No photo was corrected in this run." in page.read_text("utf-8")
+    assert "No photo in this folder was corrected with --report yet." in page.read_text("utf-8")
 
 
 def test_report_needs_an_output_folder(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:

@@ -3,19 +3,22 @@
 One self-contained page (inline CSS and JavaScript, no network) with a card per corrected photo: a
 before/after slider, a toggle for the exposure mask and the exposure numbers before and after. The
 pictures it shows are downscaled JPEG previews in ``OUT/.recnet-report/``, linked relatively, so the
-report loads fast and still works when OUT is moved or copied. Opened with ``?test=1`` the page checks
-itself (cards, slider, mask toggle, images) and writes the result as JSON into ``<pre id="selftest">``.
+report loads fast and still works when OUT is moved or copied. The page shows every photo in OUT that a run
+with ``--report`` corrected, from the cards those runs kept beside the previews: each shard of a batch
+writes the whole batch's page. Opened with ``?test=1`` the page checks itself (cards, slider, mask toggle,
+images) and writes the result as JSON into ``<pre id="selftest">``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, astuple, dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
@@ -30,6 +33,7 @@ from recnet_cli.viz.draw import luminance
 REPORT_NAME = "report.html"
 _LONGEST_PREVIEW_STEM = 200  # bytes of an output's name in its previews' names (255 at most in all)
 PREVIEW_FOLDER = ".recnet-report"
+LOCK_NAME = ".lock"  # in PREVIEW_FOLDER: runs that write one report take turns on it
 _GENERATOR = b'<meta name="generator" content="recnet">'
 PREVIEW_LONG_SIDE = 1280
 CLIPPED_LEVEL = 250  # any channel at or above this (of 255): a clipped highlight
@@ -87,14 +91,21 @@ class Card:
 class ReportBuilder:
     """Collects the photos of a batch as they are corrected, then writes ``report.html``.
 
-    Each card is also kept beside its previews (``<preview>-card.json``), so the report of a run that goes
-    on with ``--skip-existing`` shows the photos an earlier, interrupted run corrected too.
+    Each card is kept beside its previews (``<preview>-card.json``), and the page shows every card in the
+    folder that still shows its output as it is: this run's, and those that the batch's other shards and
+    earlier runs into the folder (one that stopped, then went on with ``--skip-existing``) wrote.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, batch: Sequence[Path] = ()) -> None:
+        """``batch``: the outputs of the whole batch, every shard's, in the order the jobs are planned."""
         self.folder = folder
-        self.cards: dict[Path, Card] = {}
-        self.earlier: dict[Path, Card] = {}  # photos skipped in this run, as an earlier run reported them
+        self.order: dict[str, int] = {}  # each output, by its card's name for it, and its place in the batch
+        for place, target in enumerate(batch):
+            self.order.setdefault(self.relative(target), place)
+
+    def relative(self, target: Path) -> str:
+        """An output's path inside the report's folder, as its card names it."""
+        return Path(os.path.relpath(target, self.folder)).as_posix()
 
     def preview(self, target: Path, kind: str) -> Path:
         """Where a preview (or the card) of the output ``target`` goes, relative to the report's folder: its
@@ -118,7 +129,6 @@ class ReportBuilder:
     ) -> Card:
         """Writes the previews of one photo (float inputs in [0, 1], the mask picture as uint8) before the
         photo itself, and returns its card, to ``add`` once the photo is written."""
-        relative = Path(os.path.relpath(target, self.folder)).as_posix()
         links = {}
         for kind, picture in (
             ("before", to_uint8(photo)),
@@ -130,7 +140,7 @@ class ReportBuilder:
             write_rgb8(self.folder / path, fit_size(picture, max_side=PREVIEW_LONG_SIDE), quality=85)
             links[kind] = path.as_posix()
         return Card(
-            output=relative,
+            output=self.relative(target),
             before_stats=exposure_stats(photo),
             after_stats=exposure_stats(corrected),
             strength=strength,
@@ -138,35 +148,117 @@ class ReportBuilder:
             **links,
         )
 
-    def add(self, source: Path, target: Path, card: Card) -> None:
-        """Keeps the card of a photo just written to ``target``, stamped with it, and saves it."""
+    def add(self, target: Path, card: Card) -> None:
+        """Saves the card of a photo just written to ``target``, stamped with it."""
         card = replace(card, stamp=output_stamp(target))
         with atomic_output(self.folder / self.preview(target, "card.json")) as temporary:
             temporary.write_text(json.dumps(asdict(card)), encoding="ascii")  # odd bytes escaped
-        self.cards[source] = card
 
-    def add_earlier(self, source: Path, target: Path) -> None:
-        """The card an earlier run wrote for ``target``, if it, its previews and the output it shows are
-        still there (an output written again since, without a report, leaves its card out)."""
+    def stored_card(self, path: Path) -> Card | None:
+        """The card in ``path`` if recnet wrote it there for its output, and the output and previews are
+        as it saw them (an output written again since, without a report, leaves its card out); else None.
+        The card of an output that is gone is removed, with its previews (see ``remove_stale``)."""
         try:
-            card = Card.from_dict(json.loads((self.folder / self.preview(target, "card.json")).read_bytes()))
-            current = card.stamp == output_stamp(target)
+            card = Card.from_dict(json.loads(path.read_bytes()))
         except (OSError, ValueError, TypeError, KeyError, OverflowError):  # none, or not a card
-            return
-        if current and all((self.folder / link).is_file() for link in (card.before, card.after, card.mask)):
-            self.earlier[source] = card
+            return None
+        target = self.folder / card.output
+        files = [self.folder / link for link in (card.before, card.after, card.mask)]
+        kinds = ("card.json", "before.jpg", "after.jpg", "mask.jpg")
+        if card.output != self.relative(target) or [path, *files] != [
+            self.folder / self.preview(target, kind) for kind in kinds
+        ]:
+            return None  # edited, or moved: not where recnet keeps its output's card, or not its previews
+        try:
+            current = card.stamp == output_stamp(target)
+        except FileNotFoundError:
+            remove_stale(path, files)
+            return None
+        except OSError:
+            return None
+        return card if current and all(file.is_file() for file in files) else None
 
-    def write(self, summary: Summary, model: str, device: str, strength: float | str = 1.0) -> Path:
-        """Writes the report of a finished (or interrupted) batch and returns its path."""
-        for outcome in summary.outcomes:
-            if outcome.status == "skipped":
-                self.add_earlier(outcome.job.source, outcome.job.target)
+    def stored_cards(self) -> dict[str, Card]:
+        """The cards in the folder that show their output as it is (see ``stored_card``), by output: the
+        batch's in the order of the batch, then the others by output."""
+        cards = [
+            card for path in card_files(self.folder / PREVIEW_FOLDER) if (card := self.stored_card(path))
+        ]
+        cards.sort(key=lambda card: (self.order.get(card.output, len(self.order)), card.output))
+        return {card.output: card for card in cards}
+
+    def write(
+        self,
+        summary: Summary,
+        model: str,
+        device: str,
+        strength: float | str = 1.0,
+        shard: str | None = None,
+    ) -> Path:
+        """Writes the report of a finished (or interrupted) batch, or of its part ``shard``, and returns
+        its path. Runs that write one report take turns, each reading the cards anew: the last shard of a
+        batch to finish writes the page with every shard's photos."""
         path = self.folder / REPORT_NAME
-        page = render_report(summary, self.cards, model, device, strength, self.earlier)
-        make_folder_for(path)  # not made yet where no photo was corrected (a shard of a batch with none)
-        with atomic_output(path) as temporary:  # a name that is not UTF-8 shows with a ? for its odd bytes
-            temporary.write_bytes(page.encode("utf-8", "replace"))
+        lock = self.folder / PREVIEW_FOLDER / LOCK_NAME
+        make_folder_for(lock)  # not made yet where no photo was corrected (a shard of a batch with none)
+        with taking_turns(lock):
+            page = self.page(summary, model, device, strength, shard)
+            with atomic_output(path) as temporary:  # a name not in UTF-8 shows a ? for its odd bytes
+                temporary.write_bytes(page.encode("utf-8", "replace"))
         return path
+
+    def page(
+        self, summary: Summary, model: str, device: str, strength: float | str, shard: str | None
+    ) -> str:
+        """The page of every card in the folder (see ``write``), saying which photos this run corrected
+        and which of the batch have no card."""
+        cards = self.stored_cards()
+        seconds = {self.relative(o.job.target): o.seconds for o in summary.outcomes if o.status == "done"}
+        told = {self.relative(o.job.target) for o in summary.outcomes if o.status in ("failed", "not run")}
+        articles = [
+            render_card(card, f"corrected in {seconds[output]:.2f} s" if output in seconds else OTHER_RUN)
+            for output, card in cards.items()
+        ]
+        missing = [output for output in self.order if output not in cards and output not in told]
+        return render_report(summary, articles, missing, model, device, strength, shard)
+
+
+OTHER_RUN = "corrected by another run"
+
+
+def card_files(folder: Path) -> list[Path]:
+    """The cards in the previews' folder ``folder`` and its sub-folders (not through links)."""
+    return [
+        Path(root, name)
+        for root, _, names in os.walk(folder)
+        for name in names
+        if name.endswith("-card.json")
+    ]
+
+
+def remove_stale(card: Path, previews: Sequence[Path]) -> None:
+    """Removes the card of an output that is gone, and then its previews, unless a preview is newer than
+    the card: a run is correcting that photo again, and its card comes once its output is written."""
+    with contextlib.suppress(OSError):  # gone meanwhile, or a folder recnet may not write in: left as it is
+        written = card.stat().st_mtime_ns
+        if any(preview.exists() and preview.stat().st_mtime_ns > written for preview in previews):
+            return
+        for file in (card, *previews):
+            file.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def taking_turns(lock: Path) -> Iterator[None]:
+    """Runs the block holding an exclusive lock on the file ``lock`` (made if need be), so that processes
+    that write one report (the shards of a batch, on one machine or several that share the folder) take
+    turns; without one where the system or the file system has no such locks (Windows, some cluster file
+    systems)."""
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(ImportError, OSError):
+            import fcntl
+
+            fcntl.flock(stack.enter_context(open(lock, "a")), fcntl.LOCK_EX)
+        yield
 
 
 def make_folder_for(path: Path) -> None:
@@ -203,34 +295,31 @@ def report_problem(folder: Path, overwrite: bool, targets: Iterable[Path] = ()) 
 
 def render_report(
     summary: Summary,
-    cards: dict[Path, Card],
+    articles: Sequence[str],
+    missing: Sequence[str],
     model: str,
     device: str,
     strength: float | str = 1.0,
-    earlier: dict[Path, Card] | None = None,
+    shard: str | None = None,
 ) -> str:
-    """The whole HTML page: a card for each photo corrected in this run, and for each one skipped
-    because an earlier run (whose card is in ``earlier``) corrected it."""
-    earlier = earlier or {}
-    articles = []
-    for outcome in summary.outcomes:
-        source = outcome.job.source
-        if outcome.status == "done" and source in cards:
-            articles.append(render_card(cards[source], f"corrected in {outcome.seconds:.2f} s"))
-        elif outcome.status == "skipped" and source in earlier:
-            articles.append(render_card(earlier[source], "corrected by an earlier run"))
+    """The whole HTML page: this run's summary, the ``articles`` of the photos in the folder, and the
+    outputs of the batch that have none (``missing``)."""
     failures = [f"{o.job.source}: {o.reason}" for o in summary.outcomes if o.status == "failed"]
     failures += [str(unmatched) for unmatched in summary.missing]
     return PAGE.format(
         style=STYLE,
         script=SCRIPT,
-        summary=render_summary(summary, model, device, strength),
+        summary=render_summary(summary, model, device, strength, shard),
         failures=render_failures(failures),
-        cards="\n".join(articles) or '<p class="empty">No photo was corrected in this run.</p>',
+        missing=render_missing(missing, shard),
+        cards="\n".join(articles)
+        or '<p class="empty">No photo in this folder was corrected with --report yet.</p>',
     )
 
 
-def render_summary(summary: Summary, model: str, device: str, strength: float | str) -> str:
+def render_summary(
+    summary: Summary, model: str, device: str, strength: float | str, shard: str | None = None
+) -> str:
     counts = (
         f"<strong>{summary.count('done')}</strong> corrected, <strong>{summary.count('skipped')}</strong> "
         f"skipped (output existed), <strong>{summary.failed}</strong> failed"
@@ -242,10 +331,24 @@ def render_summary(summary: Summary, model: str, device: str, strength: float | 
         amount = "strength chosen photo by photo (auto; each card says how much)"
     else:
         amount = "full correction" if strength == 1 else f"strength {strength:g} (part of the correction)"
+    run = f"This run, shard {html.escape(shard)} of the batch" if shard else "This run"
     return (
-        f"<p>{counts} in {summary.seconds:.1f} s.</p>"
+        f"<p>{run}: {counts} in {summary.seconds:.1f} s. The page shows every photo corrected into this "
+        f"folder with --report, by this run or another (an earlier one, or another shard).</p>"
         f"<p class=muted>Model <code>{html.escape(model)}</code> on <code>{html.escape(device)}</code>, "
         f"{amount}; report written {when}.</p>"
+    )
+
+
+def render_missing(missing: Sequence[str], shard: str | None) -> str:
+    """The outputs of the batch without a card (that this run did not fail), in a list that opens."""
+    if not missing:
+        return ""
+    why = "not corrected yet by their shard, or failed there (its output says why), or " if shard else ""
+    items = "".join(f"<li>{html.escape(output)}</li>" for output in missing)
+    return (
+        f'<details class="missing"><summary><strong>{len(missing)}</strong> of the batch\'s photos have no '
+        f"card: {why}written without --report (or changed since)</summary><ul>{items}</ul></details>"
     )
 
 
@@ -328,6 +431,7 @@ Clipped highlights: share of pixels with a channel at 250/255 or more; crushed s
 the full-size result.</p>
 </header>
 {failures}
+{missing}
 <main>
 {cards}
 </main>
@@ -343,6 +447,7 @@ h1 { margin: 0 0 .4rem; font-size: 1.6rem; }
 .muted { color: #666; font-size: .88rem; }
 .failures { background: #fff3e8; border-left: 4px solid #d55e00; padding: .4rem 1rem; margin: 1rem 0; }
 .failures h2 { font-size: 1rem; margin: .3rem 0; }
+.missing { margin: .6rem 0; font-size: .88rem; }
 main { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 400px), 1fr)); gap: 1.2rem;
   margin-top: 1rem; }
 .card { background: #fff; border-radius: 8px; padding: .8rem; box-shadow: 0 1px 3px #0002; }
