@@ -445,14 +445,16 @@ def correct(
         quiet=quiet,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
+    report_at = None
     if report:
-        from recnet_cli.viz.report import report_problem
+        from recnet_cli.viz.report import report_files, report_problem
 
         if problem := report_problem(output, overwrite, [job.target for job in jobs]):
             raise fail(problem)
+        report_at = report_files(output)
     amount = parse_strength(strength)
     if dry_run:
-        show_plan(jobs, found, overwrite, skip_existing, "correct", as_json)
+        show_plan(jobs, found, overwrite, skip_existing, "correct", as_json, report_at)
     correctors, loaded = open_models(model, device, precision, tile, quiet, amount, fused=fused)
     from recnet_cli.viz.features import extract_features, feature_figure
     from recnet_cli.viz.mask import mask_overlay

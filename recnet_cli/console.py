@@ -4,6 +4,7 @@ tables and results on stdout (``out``)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -204,8 +205,9 @@ def print_summary(summary: Summary, verb: str, quiet: bool = False) -> None:
         error(f"{not_run[0].reason}; once that is fixed, go on with --skip-existing")
 
 
-def print_plan(summary: Summary, verb: str) -> None:
-    """A dry run: each input and what it would write on stdout, problems on stderr, then the counts."""
+def print_plan(summary: Summary, verb: str, report: tuple[Path, Path] | None = None) -> None:
+    """A dry run: each input and what it would write on stdout, then the ``report`` page and previews'
+    folder (with --report), problems on stderr, then the counts."""
     for outcome in summary.outcomes:
         if outcome.status == "failed":
             error(f"{outcome.job.source}: {outcome.reason}")
@@ -213,6 +215,9 @@ def print_plan(summary: Summary, verb: str) -> None:
         written = ", ".join(str(path) for path in outcome.job.outputs)
         skipped = f" (skipped: {outcome.reason})" if outcome.status == "skipped" else ""
         out.print(visible(f"{outcome.job.source} -> {written}{skipped}"), markup=False)
+    if report is not None:
+        page, previews = report
+        out.print(visible(f"report -> {page}, {previews}{os.sep}"), markup=False)
     for unmatched in summary.missing:
         error(str(unmatched))
     err.print(

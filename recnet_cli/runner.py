@@ -201,17 +201,25 @@ def collect_jobs(
 
 
 def show_plan(
-    jobs: list[Job], found: Summary, overwrite: bool, skip_existing: bool, verb: str, as_json: bool
+    jobs: list[Job],
+    found: Summary,
+    overwrite: bool,
+    skip_existing: bool,
+    verb: str,
+    as_json: bool,
+    report: tuple[Path, Path] | None = None,
 ) -> NoReturn:
-    """--dry-run: says what the run would do with each job, then exits (1 if any would fail)."""
+    """--dry-run: says what the run would do with each job, and where it would write the ``report`` (its
+    page and previews' folder, with --report), then exits (1 if any would fail)."""
     summary = plan_outcomes(jobs, overwrite, skip_existing)
     summary.take_inputs_without_jobs(found)
     if as_json:
-        typer.echo(
-            json.dumps({"dry_run": True, "planned": summary.count("planned"), **summary.as_dict()}, indent=2)
-        )
+        planned = {"dry_run": True, "planned": summary.count("planned")}
+        if report is not None:
+            planned["report"] = {"page": str(report[0]), "previews": str(report[1])}
+        typer.echo(json.dumps({**planned, **summary.as_dict()}, indent=2))
     else:
-        console.print_plan(summary, verb)
+        console.print_plan(summary, verb, report)
     raise typer.Exit(1 if summary.failed else 0)
 
 

@@ -329,6 +329,21 @@ def test_report_needs_an_output_folder(tmp_path: Path, env: dict[str, str], mode
     assert (named_like_a_photo / "shot.jpg").is_file() and (named_like_a_photo / REPORT_NAME).is_file()
 
 
+def test_a_dry_run_lists_the_report_it_would_write(tmp_path: Path, env: dict[str, str]) -> None:
+    shots, out = two_shots(tmp_path), tmp_path / "out"
+    plan = run(["correct", str(shots), "-o", str(out), "--report", "--dry-run"], env)
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.splitlines()[-1] == f"report -> {out / REPORT_NAME}, {out / PREVIEW_FOLDER}{os.sep}"
+    listed = run(["correct", str(shots), "-o", str(out), "--report", "-n", "--json"], env)
+    assert json.loads(listed.stdout)["report"] == {
+        "page": str(out / REPORT_NAME),
+        "previews": str(out / PREVIEW_FOLDER),
+    }
+    assert not out.exists()
+    without = run(["correct", str(shots), "-o", str(out), "-n", "--json"], env)
+    assert "report" not in json.loads(without.stdout)
+
+
 def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Headless Chromium on a local page, offline, with a throw-away profile."""
     command = [

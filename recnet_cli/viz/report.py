@@ -276,11 +276,16 @@ def output_stamp(target: Path) -> list[int]:
     return [status.st_size, status.st_mtime_ns]
 
 
+def report_files(folder: Path) -> tuple[Path, Path]:
+    """The report's page in ``folder`` and the folder of its previews and cards."""
+    return folder / REPORT_NAME, folder / PREVIEW_FOLDER
+
+
 def report_problem(folder: Path, overwrite: bool, targets: Iterable[Path] = ()) -> str | None:
     """Why ``report.html`` and its previews cannot go in ``folder``: a file where the previews' folder
     goes, a folder where the page goes (or one that the outputs ``targets`` would make), or a report.html
     that recnet did not write (without ``overwrite``); None when they can."""
-    previews, page = folder / PREVIEW_FOLDER, folder / REPORT_NAME
+    page, previews = report_files(folder)
     if os.path.lexists(folder) and not os.path.isdir(folder):
         return f"-o {folder} is a file, and --report needs a folder: choose another -o"
     if os.path.lexists(previews) and not os.path.isdir(previews):  # a file, or a link to nothing
