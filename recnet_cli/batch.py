@@ -22,6 +22,7 @@ from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
     OUTPUT_CHOICES,
     READABLE,
+    OutputExistsError,
     conversion_needed,
     describe_os_error,
     enable_heif,
@@ -459,6 +460,8 @@ def run_jobs(
     more of them; the summary lists the outcomes in the order of ``jobs``. ``depth``: inputs each lane
     reads ahead and outputs it writes behind (more overlap, more memory; see ``run_lane``). An error
     that every later job would meet too (a full disk) stops the batch: the jobs not started are "not run".
+    An output that appears while the batch runs counts as one that was there before: the writers keep it
+    without ``overwrite`` (OutputExistsError), and the job is failed, or skipped, as ``refusal`` says.
     """
     summary = Summary()
     started = time.perf_counter()
@@ -483,10 +486,12 @@ def run_jobs(
     queue = JobQueue(runnable)
     handled = (JobError, *handled)
     if len(lanes) == 1:
-        run_lane(lanes[0], queue, record, handled, depth)
+        run_lane(lanes[0], queue, record, handled, depth, skip_existing)
     else:
         with ThreadPoolExecutor(len(lanes), "recnet-lane") as pool:
-            futures = [pool.submit(run_lane, lane, queue, record, handled, depth) for lane in lanes]
+            futures = [
+                pool.submit(run_lane, lane, queue, record, handled, depth, skip_existing) for lane in lanes
+            ]
             try:
                 for future in as_completed(futures):
                     future.result()
@@ -510,6 +515,7 @@ def run_lane(
     record: Callable[[Outcome], None],
     handled: tuple[type[Exception], ...],
     depth: int = 1,
+    skip_existing: bool = False,
 ) -> None:
     """Runs jobs from ``queue`` until it is empty, reading up to ``depth`` inputs ahead and writing up to
     ``depth`` outputs behind in background threads (one per job in flight), so memory stays bounded.
@@ -525,7 +531,9 @@ def run_lane(
     ) -> None:
         """Writes, then records the outcome once the earlier write's is recorded; sets ``own`` after."""
         try:
-            outcome = finished(job, started, partial(stages.write, job, data, computed), handled)
+            outcome = finished(
+                job, started, partial(stages.write, job, data, computed), handled, skip_existing
+            )
             earlier.wait()  # at most ``depth`` writes run, each in its own thread
             record(outcome)
         finally:
@@ -578,11 +586,16 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
     existing = [path for path in job.outputs if os.path.lexists(path)]  # a dangling link is kept too
     if not existing or overwrite:
         return None
-    if existing[0] != job.target:
-        return Outcome(job, "failed", f"output {existing[0]} exists, but not {job.target} (use --overwrite)")
+    return existing_output(job, existing[0], skip_existing)
+
+
+def existing_output(job: Job, path: Path, skip_existing: bool) -> Outcome:
+    """The outcome of a job whose output ``path`` exists and is kept (see ``refusal``)."""
+    if path != job.target:
+        return Outcome(job, "failed", f"output {path} exists, but not {job.target} (use --overwrite)")
     if skip_existing:
         return Outcome(job, "skipped", "output exists")
-    return Outcome(job, "failed", f"output {existing[0]} exists (use --overwrite or --skip-existing)")
+    return Outcome(job, "failed", f"output {path} exists (use --overwrite or --skip-existing)")
 
 
 def output_folder_problem(job: Job, *, create: bool = True) -> Outcome | None:
@@ -643,11 +656,18 @@ def interrupted_summary(jobs: Sequence[Job], outcomes: Iterable[Outcome], second
 
 
 def finished(
-    job: Job, started: float, megapixels: Callable[[], float], handled: tuple[type[Exception], ...]
+    job: Job,
+    started: float,
+    megapixels: Callable[[], float],
+    handled: tuple[type[Exception], ...],
+    skip_existing: bool = False,
 ) -> Outcome:
-    """The outcome of a job whose last step returns (or raises) through ``megapixels()``."""
+    """The outcome of a job whose last step returns (or raises) through ``megapixels()``; an output that
+    turned out to exist is as one that existed before the batch (``existing_output``)."""
     try:
         processed = megapixels()
+    except OutputExistsError as exc:  # made by someone else while the batch ran
+        return existing_output(job, exc.path, skip_existing)
     except handled as exc:
         return failure(job, exc, started)
     return Outcome(job, "done", "", time.perf_counter() - started, processed)

@@ -479,10 +479,10 @@ def correct(
         if builder is not None and overlay is not None:
             card = builder.previews(job.target, photo.pixels, result.image, overlay, result.strength)
         if overlay is not None:
-            write_rgb8(side_path(job.target, "mask"), overlay)
+            write_rgb8(side_path(job.target, "mask"), overlay, overwrite=overwrite)
         if features is not None:
-            write_rgb8(side_path(job.target, "features"), feature_figure(features))
-        write_photo(job.target, result.image, like=photo, quality=quality)
+            write_rgb8(side_path(job.target, "features"), feature_figure(features), overwrite=overwrite)
+        write_photo(job.target, result.image, like=photo, quality=quality, overwrite=overwrite)
         if card is not None:
             builder.add(job.target, card)
         output_format = format_for(job.target)
@@ -587,7 +587,8 @@ def explain(
         subtitle = f"model {loaded.source}   device {corrector.device}" + (
             f"   reference {reference.name}" if reference is not None else ""
         )
-        write_rgb8(target, contact_sheet(explained, f"recnet explain: {image.name}", subtitle))
+        sheet = contact_sheet(explained, f"recnet explain: {image.name}", subtitle)
+        write_rgb8(target, sheet, overwrite=overwrite)
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
     except PhotoOutOfMemoryError as exc:
@@ -651,8 +652,8 @@ def mask(
     def write(job: Job, photo: Photo, pending: PendingCorrection) -> float:
         result = pending.result()
         if raw:  # before the picture, which marks the job finished
-            write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask))
-        write_rgb8(job.target, mask_overlay(photo.pixels, result.mask))
+            write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask), overwrite=overwrite)
+        write_rgb8(job.target, mask_overlay(photo.pixels, result.mask), overwrite=overwrite)
         if not quiet:
             notice_run(job.source, photo, pending)
         return photo.megapixels
@@ -1095,6 +1096,7 @@ def evaluate(
                 save,
                 progress=lambda *_: count_one(),
                 on_failure=lambda failure: console.error(failure.reason),
+                overwrite=overwrite,
             )
         except (ValueError, OSError, PhotoFileError) as exc:  # PhotoFileError: --save could not write
             raise fail(error_line(exc)) from None

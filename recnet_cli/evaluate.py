@@ -141,8 +141,10 @@ def evaluate_pairs(
     save_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_failure: Callable[[PairFailure], None] | None = None,
+    overwrite: bool = True,
 ) -> EvalReport:
-    """Corrects every pair's input and scores it; ``save_dir`` keeps the outputs as ``<input stem>.png``.
+    """Corrects every pair's input and scores it; ``save_dir`` keeps the outputs as ``<input stem>.png``
+    (replacing files there only with ``overwrite``).
 
     A pair that cannot be read or scored (a damaged file, sizes that differ, too little memory) is passed
     to ``on_failure`` and left out of the means: one bad file does not lose a long run. Failing to save
@@ -161,7 +163,7 @@ def evaluate_pairs(
                 on_failure(report.failures[-1])
         else:
             if save_dir is not None:
-                write_rgb8(saved_path(pair, save_dir), corrected)
+                write_rgb8(saved_path(pair, save_dir), corrected, overwrite=overwrite)
             report.scores.append(score)
         if progress is not None:
             progress(index, len(pairs))

@@ -22,6 +22,7 @@ result, so it is dropped (Pillow's CMYK to RGB conversion is the plain, uncalibr
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import importlib.util
@@ -253,6 +254,14 @@ class ImageWriteError(PhotoFileError):
     def __init__(self, path: str | os.PathLike[str], reason: str, errno: int | None = None) -> None:
         super().__init__(path, reason)
         self.errno = errno
+
+
+class OutputExistsError(ImageWriteError):
+    """A file at an output's path, found as the output was about to take its name (without ``overwrite``:
+    one made since the run checked, by another program or the user)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(path, "exists (use --overwrite)", errno.EEXIST)
 
 
 @dataclass(frozen=True)
@@ -562,8 +571,10 @@ def write_photo(
     *,
     quality: int = 95,
     output_format: str | None = None,
+    overwrite: bool = True,
 ) -> None:
-    """Atomically write corrected ``pixels`` with the bit depth, alpha and metadata of ``like``."""
+    """Atomically write corrected ``pixels`` with the bit depth, alpha and metadata of ``like``; without
+    ``overwrite``, a file at ``path`` is kept (OutputExistsError), as for every writer here."""
     fmt = format_for(path, output_format)
     depth = 8 if like.bit_depth == 8 else _DEEP_OUTPUT_BITS.get(fmt, 8)
     grayscale = like.grayscale and fmt != "WEBP"
@@ -579,7 +590,7 @@ def write_photo(
         if like.alpha is not None and fmt in ALPHA_FORMATS:
             channels.append(_alpha_at_depth(like.alpha, depth))
         samples = np.dstack(channels) if len(channels) > 1 else channels[0].reshape(*pixels.shape[:2], -1)
-        _save(path, fmt, samples, quality, metadata)
+        _save(path, fmt, samples, quality, metadata, overwrite)
     except (MemoryError, cv2.error) as error:
         if not _out_of_memory(error):
             raise
@@ -587,24 +598,34 @@ def write_photo(
         raise ImageWriteError(path, _NO_MEMORY.format("encode", megapixels)) from None
 
 
-def write_png16(path: str | os.PathLike[str], grey: np.ndarray) -> None:
+def write_png16(path: str | os.PathLike[str], grey: np.ndarray, *, overwrite: bool = True) -> None:
     """Atomically write an H x W uint16 array as a 16-bit greyscale PNG; ``path`` must end in .png."""
     if format_for(path) != "PNG":
         raise ImageWriteError(path, "a 16-bit greyscale mask is written as PNG: use a .png name")
-    _save(path, "PNG", grey.astype(np.uint16)[..., None])
+    _save(path, "PNG", grey.astype(np.uint16)[..., None], overwrite=overwrite)
 
 
-def write_rgb8(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = 95) -> None:
+def write_rgb8(
+    path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = 95, overwrite: bool = True
+) -> None:
     """Atomically write an H x W x 3 uint8 array, in the format of the path's extension."""
-    _save(path, format_for(path), rgb.astype(np.uint8), quality)
+    _save(path, format_for(path), rgb.astype(np.uint8), quality, overwrite=overwrite)
+
+
+# What making a hard link answers where a file system has none (FAT, exFAT, some network shares); Windows
+# says EINVAL.
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.EINVAL}
+)
 
 
 @contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a hidden temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
+def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a hidden temporary path beside ``path``; it takes the name ``path`` only if the block succeeds.
 
-    On any exception the temporary file is removed and ``path`` is untouched; OSErrors become
-    ImageWriteError.
+    With ``overwrite`` it replaces a file there; without, a file there when the block ends is kept and
+    OutputExistsError raised. On any exception the temporary file is removed and ``path`` is untouched;
+    OSErrors become ImageWriteError.
     """
     target = Path(path)
     # The name's first 200 bytes: with the dot and the 13 bytes after, it fits where the target's 255 do.
@@ -612,12 +633,33 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     temporary = target.with_name(f".{stem}.tmp-{secrets.token_hex(4)}")
     try:
         yield temporary
-        os.replace(temporary, target)
+        if overwrite:
+            os.replace(temporary, target)
+        else:
+            _take_name_if_free(temporary, path)
     except OSError as error:
         raise ImageWriteError(path, describe_os_error(error), error.errno) from error
     finally:
         with contextlib.suppress(OSError):  # none made (a read-only folder: EROFS, not ENOENT), or gone
             temporary.unlink()
+
+
+def _take_name_if_free(temporary: Path, path: str | os.PathLike[str]) -> None:
+    """Gives ``temporary``'s file the name ``path`` too, unless something has that name: OutputExistsError.
+
+    A hard link takes a name only if it is free, in one step. Where the file system has no hard links,
+    the name is checked, then taken by a rename: only a file made in the instant between is replaced.
+    """
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise OutputExistsError(path) from None
+    except OSError as error:
+        if error.errno not in _NO_HARD_LINKS:
+            raise
+        if os.path.lexists(path):
+            raise OutputExistsError(path) from None
+        os.replace(temporary, path)
 
 
 def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
@@ -1085,14 +1127,16 @@ def _save(
     samples: np.ndarray,
     quality: int = 95,
     metadata: Metadata = Metadata(),
+    overwrite: bool = True,
 ) -> None:
-    """Atomically write H x W x C samples in ``fmt``; one the format cannot hold is an ImageWriteError."""
+    """Atomically write H x W x C samples in ``fmt`` (see ``atomic_output`` for ``overwrite``); one the
+    format cannot hold is an ImageWriteError."""
     height, width, channels = samples.shape
     problem = size_problem(fmt, width, height, channels)
     if problem is not None:
         raise ImageWriteError(path, problem)
     try:
-        with atomic_output(path) as temporary:
+        with atomic_output(path, overwrite=overwrite) as temporary:
             _write_samples(temporary, fmt, samples, quality, metadata)
     except _Unencodable as error:
         raise ImageWriteError(path, str(error)) from None

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recnet_cli import imaging
@@ -32,7 +33,7 @@ from recnet_cli.batch import (
     run_jobs,
     take_shard,
 )
-from recnet_cli.imaging import ImageWriteError
+from recnet_cli.imaging import ImageWriteError, write_rgb8
 
 
 @pytest.fixture
@@ -186,17 +187,15 @@ def test_a_link_at_the_output_counts_as_an_existing_output_even_when_it_leads_no
     assert refusal(job, overwrite=True, skip_existing=False) is None
 
 
+def masked_job(folder: Path, name: str) -> Job:
+    """The job of ``<name>.jpg`` in ``folder``, writing ``<name>_out.jpg`` after ``<name>_mask.png``."""
+    return Job(folder / f"{name}.jpg", folder / f"{name}_out.jpg", companions=(folder / f"{name}_mask.png",))
+
+
 def test_skip_existing_passes_over_finished_jobs_and_leaves_lone_companions_to_overwrite(
     tmp_path: Path,
 ) -> None:
-    def job(name: str) -> Job:
-        return Job(
-            tmp_path / f"{name}.jpg",
-            tmp_path / f"{name}_out.jpg",
-            companions=(tmp_path / f"{name}_mask.png",),
-        )
-
-    finished, stopped, mask_added_later = job("a"), job("b"), job("c")
+    finished, stopped, mask_added_later = (masked_job(tmp_path, name) for name in "abc")
     for path in (finished.target, *finished.companions, *stopped.companions, mask_added_later.target):
         path.write_bytes(b"earlier")
     assert refusal(finished, overwrite=False, skip_existing=True).status == "skipped"
@@ -436,6 +435,37 @@ def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_pat
     assert skipping.outcomes[0].status == "skipped" and existing.read_bytes() == b"precious"
     replacing = run_jobs(jobs[2:], [writing_stages()], overwrite=True)
     assert replacing.outcomes[0].status == "done" and existing.read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_an_output_that_appears_during_the_batch_is_kept_as_one_there_before(
+    tmp_path: Path, depth: int
+) -> None:
+    # Checked for existence when the batch starts, the outputs appear before their job writes them (a user's
+    # edit, another run): the writers keep them and the job ends as if they had been there all along.
+    jobs = [masked_job(tmp_path, name) for name in ("photo", "mask", "free")]
+
+    def write(job: Job, name: str, data: bytes) -> float:
+        appearing = {"photo": job.target, "mask": job.companions[0]}.get(job.source.stem)
+        if appearing is not None:
+            appearing.write_bytes(b"MY EDIT")
+        for path in (*job.companions, job.target):  # as the commands write them: the photo last
+            write_rgb8(path, np.zeros((2, 2, 3), np.uint8), overwrite=False)
+        return 1.0
+
+    stages = Stages(lambda job: job.source.name, lambda job, name: b"", write)
+    refused = ("failed", f"output {jobs[0].target} exists (use --overwrite or --skip-existing)")
+    for skip_existing, photo_outcome in ((False, refused), (True, ("skipped", "output exists"))):
+        for path in tmp_path.iterdir():
+            path.unlink()
+        summary = run_jobs(jobs, [stages], skip_existing=skip_existing, depth=depth)
+        assert [(o.status, o.reason) for o in summary.outcomes] == [
+            photo_outcome,
+            ("failed", f"output {jobs[1].companions[0]} exists, but not {jobs[1].target} (use --overwrite)"),
+            ("done", ""),
+        ]
+        assert jobs[0].target.read_bytes() == jobs[1].companions[0].read_bytes() == b"MY EDIT"
+        assert not jobs[1].target.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
 @pytest.mark.parametrize("depth", [1, 3])

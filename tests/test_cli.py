@@ -417,6 +417,65 @@ def test_the_strength_and_blend_run_in_the_writer_threads_not_the_compute_one(
     assert len(threads) == 2 and all(name.startswith("recnet-write") for name in threads), threads
 
 
+@pytest.mark.parametrize(
+    ("command", "companion"), [("correct", ("--save-mask", "mask")), ("mask", ("--raw", "raw"))]
+)
+def test_an_output_saved_while_the_batch_runs_is_kept_unless_overwrite(
+    tmp_path: Path,
+    model_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    companion: tuple[str, str],
+) -> None:
+    # The outputs are checked as the batch starts; a file saved at one afterwards (the user's edit, another
+    # run) is kept all the same: a's photo, and b's companion, appear once the photos are read.
+    flag, tag = companion
+    photos = [str(make_photo(tmp_path / f"{name}.png")) for name in "ab"]
+    out = tmp_path / "out"
+    appearing = {"a": out / "a.png", "b": out / f"b_{tag}.png"}
+    read_job = runner.read_job
+
+    def read_then_save_over(job: Job, quiet: bool) -> Photo:
+        appearing[job.source.stem].write_bytes(b"MY EDIT")
+        return read_job(job, quiet)
+
+    monkeypatch.setattr(runner, "read_job", read_then_save_over)
+    arguments = [command, *photos, "-o", str(out), flag, "--model", str(model_file), "--device", "cpu"]
+    kept = CliRunner().invoke(app, arguments)
+    assert kept.exit_code == 1, kept.output
+    assert f"output {out / 'a.png'} exists (use --overwrite or --skip-existing)" in kept.output
+    assert f"output {out / f'b_{tag}.png'} exists, but not {out / 'b.png'} (use --overwrite)" in kept.output
+    assert all(path.read_bytes() == b"MY EDIT" for path in appearing.values())
+    # a's companion, written before its photo, is this run's; no temporary is left
+    assert sorted(path.name for path in out.iterdir()) == ["a.png", f"a_{tag}.png", f"b_{tag}.png"]
+    replaced = CliRunner().invoke(app, [*arguments, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert all(path.read_bytes().startswith(b"\x89PNG") for path in appearing.values())
+
+
+def test_a_sheet_saved_while_explain_runs_is_kept_unless_overwrite(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo, sheet = make_photo(tmp_path / "a.png"), tmp_path / "a_explain.png"
+    read_input = runner.read_input
+
+    def read_then_save_over(path: Path, quiet: bool) -> Photo:
+        sheet.write_bytes(b"MY EDIT")
+        return read_input(path, quiet)
+
+    monkeypatch.setattr(cli, "read_input", read_then_save_over)
+    arguments = ["explain", str(photo), "--model", str(model_file), "--device", "cpu"]
+    kept = CliRunner().invoke(app, arguments)
+    assert (kept.exit_code, kept.output) == (1, f"error: {sheet}: exists (use --overwrite)\n")
+    assert sheet.read_bytes() == b"MY EDIT" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.png",
+        sheet.name,
+    ]
+    replaced = CliRunner().invoke(app, [*arguments, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert sheet.read_bytes().startswith(b"\x89PNG")
+
+
 def test_a_photo_that_runs_out_of_memory_fails_alone(tmp_path: Path) -> None:
     jobs = [Job(make_photo(tmp_path / f"{name}.png"), tmp_path / f"{name}_out.png") for name in "abc"]
 

@@ -27,6 +27,7 @@ from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
     ImageReadError,
     ImageWriteError,
+    OutputExistsError,
     Photo,
     atomic_output,
     format_for,
@@ -1529,6 +1530,31 @@ def test_successful_write_replaces_the_target(tmp_path):
     with Image.open(target) as written:
         assert np.array_equal(np.asarray(written), gradient_rgb8())
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("hard_links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_without_overwrite_a_file_that_appears_while_writing_is_kept(tmp_path, monkeypatch, hard_links):
+    if not hard_links:  # FAT, some network shares: the name is checked, then taken by a rename
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(imaging.os, "link", refuse)
+    target, free = tmp_path / "out.png", tmp_path / "free.png"
+    with pytest.raises(OutputExistsError) as raised, atomic_output(target, overwrite=False) as temporary:
+        temporary.write_bytes(b"recnet's")
+        target.write_bytes(b"MY EDIT")  # the user's, saved while recnet was writing
+    assert str(raised.value) == f"{target}: exists (use --overwrite)" and raised.value.path == target
+    assert target.read_bytes() == b"MY EDIT" and leftovers(tmp_path) == []
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "nowhere")  # a link to nothing is kept too
+    with pytest.raises(OutputExistsError):
+        write_rgb8(tmp_path / "dangling.png", gradient_rgb8(), overwrite=False)
+    write_rgb8(free, gradient_rgb8(), overwrite=False)
+    with Image.open(free) as written:
+        assert np.array_equal(np.asarray(written), gradient_rgb8())
+    assert free.stat().st_nlink == 1 and leftovers(tmp_path) == []
+    write_rgb8(target, gradient_rgb8())  # overwrite, the default, replaces
+    assert target.read_bytes().startswith(b"\x89PNG") and leftovers(tmp_path) == []
 
 
 # --- plain writers ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import torch
 
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.evaluate import PairFailure, evaluate_pairs, save_problem
+from recnet_cli.imaging import OutputExistsError
 from recnet_cli.metrics import MAX_PSNR, psnr, quantised_scores, ssim, ssim_tensor, to_uint8
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import read_rgb
@@ -114,6 +115,27 @@ def test_evaluate_pairs_scores_output_and_identity(tmp_path: Path) -> None:
         assert score.ssim == pytest.approx(ssim(saved, target))
     assert report.mean("psnr") == pytest.approx(np.mean([s.psnr for s in report.scores]))
     assert report.to_dict()["images"] == 2
+
+
+def test_saving_keeps_a_file_saved_there_during_the_run_unless_overwrite(tmp_path: Path) -> None:
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    pairs = []
+    for i in range(2):
+        target, source = noisy_pair(i, (24, 32, 3))
+        pairs.append(
+            ImagePair(write(tmp_path / f"in{i}.png", source), write(tmp_path / f"gt{i}.png", target))
+        )
+    later = tmp_path / "out" / "in1.png"  # checked before the run (save_problem), saved during it
+
+    def save_later(done: int, total: int) -> None:
+        if done == 1:
+            later.write_bytes(b"MY EDIT")
+
+    with pytest.raises(OutputExistsError, match=r"in1\.png: exists \(use --overwrite\)"):
+        evaluate_pairs(pairs, corrector, tmp_path / "out", progress=save_later, overwrite=False)
+    assert later.read_bytes() == b"MY EDIT"
+    evaluate_pairs(pairs, corrector, tmp_path / "out", progress=save_later, overwrite=True)
+    assert later.read_bytes().startswith(b"\x89PNG")
 
 
 def test_evaluate_at_strength_zero_scores_the_input_itself(tmp_path: Path) -> None:
