@@ -32,6 +32,7 @@ from recnet_cli.imaging import (
     OUTPUT_CHOICES,
     Photo,
     PhotoFileError,
+    alpha_loss,
     colour_loss,
     describe_os_error,
     extended_xmp_loss,
@@ -486,7 +487,7 @@ def correct(
         if card is not None:
             builder.add(job.target, card)
         output_format = format_for(job.target)
-        losses = (colour_loss, metadata_loss, extended_xmp_loss)
+        losses = (colour_loss, metadata_loss, extended_xmp_loss, alpha_loss)
         for loss in (describe(photo, output_format) for describe in losses):
             if loss and not quiet:
                 console.notice(f"{job.source}: {loss}")

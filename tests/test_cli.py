@@ -948,6 +948,29 @@ def test_an_output_name_in_a_format_recnet_cannot_write_is_refused(
 
 
 @pytest.mark.skipif(not imaging.AVIF_SUPPORTED, reason="this Pillow has no AVIF plugin")
+def test_a_photo_s_transparency_lost_to_its_output_format_is_noted_once(
+    tmp_path: Path, model_file: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (48, 72, 4), dtype=np.uint8)
+    see_through = tmp_path / "see-through.png"
+    Image.fromarray(rgba).save(see_through)
+    rgba[..., 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "opaque.png")  # an alpha channel, but nothing to see through
+    for ext, name in (("jpg", "JPEG"), ("bmp", "BMP")):
+        result = CliRunner().invoke(
+            app, ["correct", str(tmp_path), "--ext", ext, "--model", str(model_file), "--device", "cpu"]
+        )
+        assert result.exit_code == 0, result.output
+        note = (
+            f"note: {see_through}: its transparency (alpha channel) cannot go into {name}: left out, so the "
+            "colours under its transparent areas show; PNG or TIFF keeps it"
+        )
+        assert note in " ".join(result.output.split()) and result.output.count("(alpha channel)") == 1
+    kept = CliRunner().invoke(app, ["correct", str(see_through), "--ext", "webp", "--model", str(model_file)])
+    assert kept.exit_code == 0 and "(alpha channel)" not in kept.output, kept.output
+
+
 def test_avif_photos_are_corrected_as_avif(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     photo = make_photo(tmp_path / "web.avif", quality=90)
     result = run(["correct", str(photo), "--model", str(model_file), "--quality", "80"], env)

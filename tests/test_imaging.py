@@ -741,6 +741,24 @@ def test_alpha_is_dropped_where_the_format_has_none(tmp_path, extension):
         assert written.mode == "RGB"
 
 
+def test_lost_transparency_is_noted_unless_the_alpha_is_opaque_all_over(tmp_path):
+    see_through = read_photo(save(tmp_path / "in.png", Image.fromarray(rgba8())))
+    assert imaging.alpha_loss(see_through, "JPEG") == (
+        "its transparency (alpha channel) cannot go into JPEG: left out, so the colours under its "
+        "transparent areas show; PNG or TIFF keeps it"
+    )
+    assert "cannot go into BMP" in imaging.alpha_loss(see_through, "BMP")
+    assert [imaging.alpha_loss(see_through, fmt) for fmt in sorted(imaging.ALPHA_FORMATS)] == [None] * 5
+    opaque_16 = np.full((24, 32), 65535, np.uint16)
+    nearly_opaque_16 = opaque_16.copy()
+    nearly_opaque_16[5, 7] = 65534
+    rgb = gradient_rgb8()
+    assert imaging.alpha_loss(photo_like(rgb), "JPEG") is None
+    assert imaging.alpha_loss(photo_like(rgb, alpha=np.full((24, 32), 255, np.uint8)), "JPEG") is None
+    assert imaging.alpha_loss(photo_like(rgb, alpha=opaque_16), "BMP") is None
+    assert imaging.alpha_loss(photo_like(rgb, alpha=nearly_opaque_16), "BMP") is not None
+
+
 @pytest.mark.parametrize("extension", ["png", "tif"])
 def test_16_bit_alpha_is_carried_through(tmp_path, extension):
     alpha = (np.arange(24 * 32) * 83 % 65536).astype(np.uint16).reshape(24, 32, 1)
