@@ -164,7 +164,8 @@ _MAX_FILE_BYTES = 2**32 - 1
 _BMP_HEADERS = 14 + 40 + 256 * 4  # file and info headers, and a greyscale picture's palette
 _LARGE_FORMATS = "write PNG or TIFF instead"
 
-_X_RESOLUTION = 282
+# TIFF's and EXIF's resolution tags, and the units ResolutionUnit gives
+_X_RESOLUTION, _Y_RESOLUTION, _RESOLUTION_UNIT, _INCH, _CENTIMETRE = 282, 283, 296, 2, 3
 # A TIFF's first directory doubles as its EXIF, but these tags in it are not to be copied as EXIF: those
 # that describe the file's own pixel storage; the ICC profile, XMP and IPTC, which recnet carries on their
 # own; and Photoshop's image resources and layers, which describe the uncorrected pixels.
@@ -224,7 +225,6 @@ _HAS_EXTENDED_XMP = re.compile(rb"HasExtendedXMP\s*(?:=\s*[\"']|>)\s*([0-9A-Fa-f
 _MAX_DPI = {"JPEG": 65535, "PNG": (2**31 - 1) * 0.0254, "BMP": (2**31 - 1) * 0.0254}
 _IPTC_RESOURCE = 0x0404  # Photoshop image resource "IPTC-NAA record"
 _IPTC_TAG = 33723  # TIFF tag IPTC-NAA
-_X_RESOLUTION = 282
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SIGNATURES = (b"\xff\xd8\xff", _PNG_SIGNATURE, b"II*\0", b"MM\0*", b"BM")  # WebP: RIFF....WEBP
 # HEIF: ....ftypheic and the other brands of HEVC-coded HEIF still images and sequences; AVIF: ....ftypavif.
@@ -407,21 +407,28 @@ def left_out(photo: Photo, output_format: str) -> list[str]:
     return names
 
 
-def _exif_holds_resolution(exif: bytes | None) -> bool:
-    """Whether an EXIF block's first directory has a resolution (XResolution, a fraction of any size), which
-    goes into a JPEG with it where the JFIF header's 16-bit density cannot."""
+def _exif_holds_resolution(exif: bytes | None, dpi: tuple[float, float] | None) -> bool:
+    """Whether an EXIF block's first directory gives the resolution ``dpi`` (XResolution, YResolution: a
+    fraction of any size), which goes into a JPEG with it where the JFIF header's 16-bit density cannot."""
+    tags = Image.Exif()
     try:
-        order, _, entries = first_directory(exif.removeprefix(EXIF_HEADER)) if exif else ("<", 0, [])
-    except (KeyError, ValueError, struct.error):  # damaged: no resolution to rely on
+        tags.load(exif or b"")
+        x, y, unit = float(tags[_X_RESOLUTION]), float(tags[_Y_RESOLUTION]), tags.get(_RESOLUTION_UNIT, _INCH)
+    except Exception:  # none, or damaged: Pillow's EXIF parser raises any kind
         return False
-    return any(entry_tag(entry, order) == _X_RESOLUTION for entry in entries)
+    per_inch = {_INCH: 1, _CENTIMETRE: 2.54}.get(unit)
+    return (
+        dpi is not None
+        and per_inch is not None
+        and all(math.isclose(a * per_inch, b, rel_tol=1e-6) for a, b in zip((x, y), dpi, strict=True))
+    )
 
 
 def metadata_loss(photo: Photo, output_format: str) -> str | None:
     """What the user should know of the metadata an output in ``output_format`` goes without; None when
     all of it goes."""
     names = left_out(photo, output_format)
-    if output_format == "JPEG" and "EXIF" not in names and _exif_holds_resolution(photo.exif):  # not in JFIF
+    if output_format == "JPEG" and "EXIF" not in names and _exif_holds_resolution(photo.exif, photo.dpi):
         names = [name for name in names if name != "resolution"]
     if not names:
         return None
@@ -625,13 +632,6 @@ def write_rgb8(
     _save(path, format_for(path), rgb.astype(np.uint8), quality, overwrite=overwrite)
 
 
-# What making a hard link answers where a file system has none (FAT, exFAT, some network shares); Windows
-# says EINVAL.
-_NO_HARD_LINKS = frozenset(
-    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.EINVAL}
-)
-
-
 @contextmanager
 def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a hidden temporary path beside ``path``; it takes the name ``path`` only if the block succeeds.
@@ -667,9 +667,8 @@ def _take_name_if_free(temporary: Path, path: str | os.PathLike[str]) -> None:
         os.link(temporary, path)
     except FileExistsError:
         raise OutputExistsError(path) from None
-    except OSError as error:
-        if error.errno not in _NO_HARD_LINKS:
-            raise
+    except OSError:  # no hard links here (FAT: EPERM; FUSE mounts: ENOSYS; Windows: EINVAL), or another
+        # failure, which the rename meets again
         if os.path.lexists(path):
             raise OutputExistsError(path) from None
         os.replace(temporary, path)
@@ -1021,22 +1020,22 @@ def _xmp_packets(image: Image.Image, damaged: list[str]) -> tuple[bytes | None, 
     claim = _HAS_EXTENDED_XMP.search(xmp) if xmp and image.format in ("JPEG", "MPO") else None
     if claim is None:
         return _upright_xmp(xmp), None
-    read = functools.partial(_extended_xmp, image.applist, claim[1])
-    extended = _intact(read, "extended XMP", damaged)
-    upright = _upright_xmp(extended)
-    if upright != extended:
+    read = functools.partial(_extended_xmp, image.applist, claim[1].upper())
+    upright = _upright_xmp(_intact(read, "extended XMP", damaged))
+    if upright is not None:  # named as recnet writes it: by its MD5 in capitals, changed where it was
         xmp = xmp.replace(claim[1], _xmp_guid(upright))
     return _upright_xmp(xmp), upright
 
 
 def _extended_xmp(segments: list[tuple[str, bytes]], guid: bytes) -> bytes:
-    """The extended XMP named ``guid``, put together from the portions in a JPEG's APP1 ``segments`` by their
-    offsets (in any order); ValueError when there is none, or it is not the one named: its MD5 is not
-    ``guid`` (a portion is missing or changed)."""
+    """The extended XMP named ``guid`` (in capitals; the segments may have it in either case), put together
+    from the portions in a JPEG's APP1 ``segments`` by their offsets (in any order); ValueError when there
+    is none, or it is not the one named: its MD5 is not ``guid`` (a portion is missing or changed)."""
+    named = len(_XMP_EXTENSION_HEADER) + len(guid)
     portions = {
         struct.unpack_from(">I", data, _XMP_EXTENSION_PREFIX - 4)[0]: data[_XMP_EXTENSION_PREFIX:]
         for marker, data in segments
-        if marker == "APP1" and data.startswith(_XMP_EXTENSION_HEADER + guid)
+        if marker == "APP1" and data[:named].upper() == (_XMP_EXTENSION_HEADER + guid).upper()
     }
     extended = b"".join(portion for _, portion in sorted(portions.items()))
     if not extended or _xmp_guid(extended) != guid:

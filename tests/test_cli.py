@@ -947,7 +947,6 @@ def test_an_output_name_in_a_format_recnet_cannot_write_is_refused(
         )
 
 
-@pytest.mark.skipif(not imaging.AVIF_SUPPORTED, reason="this Pillow has no AVIF plugin")
 def test_a_photo_s_transparency_lost_to_its_output_format_is_noted_once(
     tmp_path: Path, model_file: Path
 ) -> None:
@@ -971,6 +970,7 @@ def test_a_photo_s_transparency_lost_to_its_output_format_is_noted_once(
     assert kept.exit_code == 0 and "(alpha channel)" not in kept.output, kept.output
 
 
+@pytest.mark.skipif(not imaging.AVIF_SUPPORTED, reason="this Pillow has no AVIF plugin")
 def test_avif_photos_are_corrected_as_avif(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     photo = make_photo(tmp_path / "web.avif", quality=90)
     result = run(["correct", str(photo), "--model", str(model_file), "--quality", "80"], env)

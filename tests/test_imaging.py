@@ -477,6 +477,16 @@ def test_extended_xmp_portions_are_put_together_in_any_order(tmp_path):
     assert read_photo(source).extended_xmp == read_photo(EXTENDED_XMP).extended_xmp
 
 
+def test_an_extended_xmp_named_in_small_letters_is_read_and_named_in_capitals(tmp_path):
+    """The specification's GUIDs are capitals, but readers (ExifTool) take small letters too."""
+    guid = md5_guid(xmp_extension(EXTENDED_XMP)[1])
+    source = tmp_path / "small.jpg"
+    source.write_bytes(EXTENDED_XMP.read_bytes().replace(guid, guid.lower()))  # in the packet and segments
+    photo, output = round_trip(tmp_path, source, "jpg")
+    assert photo.damaged_metadata == () and photo.extended_xmp == read_photo(EXTENDED_XMP).extended_xmp
+    assert guid in photo.xmp and guid.lower() not in photo.xmp and xmp_extension(output)[0] == {guid}
+
+
 @pytest.mark.parametrize("damage", ["a portion missing", "a portion changed", "none", "none, named by MD5"])
 def test_damaged_extended_xmp_is_left_out_and_said(tmp_path, damage):
     data = EXTENDED_XMP.read_bytes()
@@ -1550,12 +1560,12 @@ def test_successful_write_replaces_the_target(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("hard_links", [True, False], ids=["hard-links", "no-hard-links"])
-def test_without_overwrite_a_file_that_appears_while_writing_is_kept(tmp_path, monkeypatch, hard_links):
-    if not hard_links:  # FAT, some network shares: the name is checked, then taken by a rename
+@pytest.mark.parametrize("no_link", [None, errno.EPERM, errno.ENOSYS], ids=["hard-links", "fat", "fuse"])
+def test_without_overwrite_a_file_that_appears_while_writing_is_kept(tmp_path, monkeypatch, no_link):
+    if no_link is not None:  # FAT, FUSE mounts (rclone, gcsfuse): the name is checked, then taken by a rename
 
         def refuse(*args: object, **kwargs: object) -> None:
-            raise OSError(errno.EPERM, "Operation not permitted")
+            raise OSError(no_link, os.strerror(no_link))
 
         monkeypatch.setattr(imaging.os, "link", refuse)
     target, free = tmp_path / "out.png", tmp_path / "free.png"
@@ -1767,9 +1777,12 @@ def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None
     with Image.open(tmp_path / "scan.jpg") as jpeg:  # the EXIF's resolution, a fraction, holds it
         assert jpeg.getexif()[282] == 1e9
     assert imaging.metadata_loss(scanned, "JPEG") is None  # said "left out", yet the EXIF kept it
-    assert imaging.metadata_loss(dataclasses.replace(scanned, exif=None), "JPEG") == (
-        "its resolution (1,000,000,000 dpi) cannot go into JPEG: left out; TIFF keeps it"
-    )
+    camera = Image.Exif()
+    camera[282], camera[283] = TiffImagePlugin.IFDRational(72, 1), TiffImagePlugin.IFDRational(72, 1)
+    for exif in (None, camera.tobytes()):  # no EXIF, or one that says another resolution
+        assert imaging.metadata_loss(dataclasses.replace(scanned, exif=exif), "JPEG") == (
+            "its resolution (1,000,000,000 dpi) cannot go into JPEG: left out; TIFF keeps it"
+        )
 
 
 @pytest.mark.skipif(not imaging.HEIF_SUPPORTED, reason="pillow-heif is not installed")

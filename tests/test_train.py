@@ -396,7 +396,9 @@ def test_a_run_whose_photos_moved_says_how_to_resume_and_resumes_on_them_where_t
     )
     with pytest.raises(TrainingError, match=r"^--pairs: .* was not trained with one \(it used --photos\)$"):
         resume(tmp_path / "run", moved={"pairs": tmp_path / "moved"})
-    with pytest.raises(TrainingError, match=r"^--vgg-weights: .* was not trained with one"):  # ECR is off
+    with pytest.raises(
+        TrainingError, match=r"^--vgg-weights: .* was not trained with one \(it trained with --no-ecr\)$"
+    ):
         resume(tmp_path / "run", moved={"vgg_weights": tmp_path / "vgg16.pth"})
     assert resume(tmp_path / "run", moved={"photos": tmp_path / "moved"}, time_limit=0).steps == 2
     assert json.loads((tmp_path / "run" / "config.json").read_text())["photos"] == str(tmp_path / "moved")

@@ -313,9 +313,8 @@ def resume(
     config.run_dir = run_dir
     for name, path in moved.items():
         if not (config.ecr if name == "vgg_weights" else getattr(config, name) is not None):
-            raise TrainingError(
-                f"{option_name(name)}: {run_dir} was not trained with one ({used_data(config)})"
-            )
+            used = "it trained with --no-ecr" if name == "vgg_weights" else used_data(config)
+            raise TrainingError(f"{option_name(name)}: {run_dir} was not trained with one ({used})")
         setattr(config, name, path)
     check_data_found(config)
     check_same_data(config)
