@@ -276,7 +276,9 @@ def side_path(target: Path, tag: str) -> Path:
     return target.with_name(f"{target.stem}_{tag}.png")
 
 
-def earlier_outputs(sources: Sequence[Source], output: Path | None, suffix: str) -> list[Source]:
+def earlier_outputs(
+    sources: Sequence[Source], output: str | os.PathLike[str] | None, suffix: str
+) -> list[Source]:
     """The images found in folders or by patterns that recnet itself wrote, on an earlier run: those named
     as recnet names what it writes beside another image found there (photo_recnet.jpg, photo_mask.png,
     photo_recnet_mask.png or photo_explain.png beside photo.jpg; ``suffix`` is this run's), and those in
@@ -285,7 +287,7 @@ def earlier_outputs(sources: Sequence[Source], output: Path | None, suffix: str)
     endings = {name + tag for name in (suffix, CORRECT_SUFFIX, MASK_SUFFIX) for tag in tags if name + tag}
     endings.add(EXPLAIN_SUFFIX)
     stems = {(source.path.parent, source.path.stem) for source in sources}
-    inner_output = output.resolve() if output is not None and os.path.isdir(output) else None
+    inner_output = Path(output).resolve() if output is not None and os.path.isdir(output) else None
 
     def written_by_recnet(source: Source) -> bool:
         path = source.path
@@ -300,40 +302,48 @@ def earlier_outputs(sources: Sequence[Source], output: Path | None, suffix: str)
     return [source for source in sources if source.from_folder and written_by_recnet(source)]
 
 
-def names_image_file(output: Path | None) -> bool:
-    """Whether -o names an image file: an image extension, and not a folder that exists."""
-    return output is not None and not os.path.isdir(output) and output.suffix.lower() in IMAGE_EXTENSIONS
+def names_folder(output: str | os.PathLike[str]) -> bool:
+    """Whether -o names a folder whatever its extension: one that exists, or a name typed with a trailing
+    slash (``fixed.jpg/``), as ``output`` keeps it when it is the text typed (a Path drops the slash)."""
+    return os.path.basename(output) in ("", ".") or os.path.isdir(output)
 
 
-def single_output_file(sources: Sequence[Source], output: Path | None) -> bool:
+def names_image_file(output: str | os.PathLike[str] | None) -> bool:
+    """Whether -o names an image file: an image extension, and not a folder (see ``names_folder``)."""
+    return output is not None and not names_folder(output) and Path(output).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def single_output_file(sources: Sequence[Source], output: str | os.PathLike[str] | None) -> bool:
     """Whether ``output`` is the output file itself: one file named as the input, -o naming an image."""
     return len(sources) == 1 and not sources[0].from_folder and names_image_file(output)
 
 
-def misnamed_output_folder(sources: Sequence[Source], output: Path | None) -> str | None:
+def misnamed_output_folder(sources: Sequence[Source], output: str | os.PathLike[str] | None) -> str | None:
     """Why -o, named like an image file, cannot be one: several images, or images from a folder or
     pattern, are written into a folder (an existing folder named like an image is used as it is)."""
     if not names_image_file(output) or single_output_file(sources, output) or not sources:
         return None
     given = f"the inputs give {len(sources)} images" if len(sources) > 1 else "a folder or pattern is given"
     return (
-        f"-o {output} names one image file, but {given}: name a folder, such as -o {output.with_suffix('')}"
+        f"-o {output} names one image file, but {given}: name a folder, such as -o "
+        f"{Path(output).with_suffix('')}"
     )
 
 
-def output_taken_as_folder(sources: Sequence[Source], output: Path | None) -> str | None:
+def output_taken_as_folder(sources: Sequence[Source], output: str | os.PathLike[str] | None) -> str | None:
     """For one photo and an -o that does not exist, with an extension but not an image's (a typo such as
-    fixed.jgp): that it is taken as a folder; else None."""
-    if output is None or os.path.exists(output) or not output.suffix or names_image_file(output):
+    fixed.jgp) and no trailing slash (which says folder): that it is taken as a folder; else None."""
+    if output is None or names_folder(output) or os.path.exists(output) or names_image_file(output):
         return None
-    if len(sources) != 1 or sources[0].from_folder:
+    suffix = Path(output).suffix
+    if not suffix or len(sources) != 1 or sources[0].from_folder:
         return None
-    return f"-o {output}: {output.suffix} is not an image extension, so it is taken as a folder"
+    return f"-o {output}: {suffix} is not an image extension, so it is taken as a folder"
 
 
 def plan_jobs(
     sources: Sequence[Source],
-    output: Path | None,
+    output: str | os.PathLike[str] | None,
     *,
     suffix: str,
     extension: str | None = None,
@@ -341,8 +351,9 @@ def plan_jobs(
 ) -> list[Job]:
     """Names each source's output; marks jobs that would overwrite an input or another job's output.
 
-    One file and an ``output`` with an image extension: that file. Otherwise ``output`` is a folder
-    that mirrors the inputs' sub-folders. Without ``output``: ``<stem><suffix><ext>`` beside each input.
+    One file and an ``output`` with an image extension (and no trailing slash): that file. Otherwise
+    ``output`` is a folder that mirrors the inputs' sub-folders. Without ``output``:
+    ``<stem><suffix><ext>`` beside each input.
     """
     single_target = single_output_file(sources, output)
     inputs = {s.path.resolve() for s in sources}
@@ -350,13 +361,13 @@ def plan_jobs(
     jobs = []
     for source in sources:
         if single_target:
-            target = output
+            target = Path(output)
         else:
             ext = extension or source.path.suffix
             if output is None:
                 target = source.path.with_name(f"{source.path.stem}{suffix}{ext}")
             else:
-                target = output / source.relative.with_name(f"{source.relative.stem}{ext}")
+                target = Path(output, source.relative.with_name(f"{source.relative.stem}{ext}"))
         outputs = (target, *companions(target))
         problems = (
             conversion_needed(source.path),

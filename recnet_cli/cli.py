@@ -141,12 +141,12 @@ InputsArg = Annotated[
     ),
 ]
 OutputOpt = Annotated[
-    Path | None,
+    str | None,  # as typed: a Path would drop the trailing slash that makes it a folder
     typer.Option(
         "--output",
         "-o",
         metavar="PATH",
-        help="Output file (one input) or folder (several inputs or a folder).",
+        help="Output file (one input) or folder (several inputs or a folder; a name ending in / is one).",
     ),
 ]
 ModelOpt = Annotated[
@@ -450,9 +450,9 @@ def correct(
     if report:
         from recnet_cli.viz.report import report_files, report_problem
 
-        if problem := report_problem(output, overwrite, [job.target for job in jobs]):
+        if problem := report_problem(Path(output), overwrite, [job.target for job in jobs]):
             raise fail(problem)
-        report_at = report_files(output)
+        report_at = report_files(Path(output))
     amount = parse_strength(strength)
     if dry_run:
         show_plan(jobs, found, overwrite, skip_existing, "correct", as_json, report_at)
@@ -461,7 +461,7 @@ def correct(
     from recnet_cli.viz.mask import mask_overlay
     from recnet_cli.viz.report import ReportBuilder
 
-    builder = ReportBuilder(output, [job.target for job in batch]) if report else None
+    builder = ReportBuilder(Path(output), [job.target for job in batch]) if report else None
     strengths: dict[str, float] = {}  # input path -> the share of the correction it got
 
     def compute(
@@ -526,13 +526,13 @@ def explain(
         ),
     ] = None,
     output: Annotated[
-        Path | None,
+        str | None,  # as typed, as correct's -o
         typer.Option(
             "--output",
             "-o",
             metavar="PATH",
             help="The contact sheet, in the format its extension names (any that correct writes), or a "
-            "folder to put it in. Default: <name>_explain.png beside the photo.",
+            "folder to put it in (a name ending in /). Default: <name>_explain.png beside the photo.",
         ),
     ] = None,
     model: ModelOpt = None,
@@ -557,9 +557,9 @@ def explain(
     if output is None:
         target = image.with_name(sheet_name)
     elif not names_image_file(output):
-        target = output / sheet_name  # a folder, made if need be, as -o is for correct
+        target = Path(output, sheet_name)  # a folder, made if need be, as -o is for correct
     else:
-        target = output
+        target = Path(output)
     if target.resolve() in {image.resolve(), reference and reference.resolve()}:
         raise fail(f"{target} is an input; refusing to overwrite it")
     if problem := output_path_problem(target):

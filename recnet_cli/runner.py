@@ -5,7 +5,6 @@ command with a one-line error (``console.fail``)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from recnet_cli.batch import (
     gpu_lane_depth,
     interrupted_summary,
     misnamed_output_folder,
+    names_folder,
     names_image_file,
     output_taken_as_folder,
     parse_shard,
@@ -83,18 +83,20 @@ def normalise_extension(ext: str | None) -> str | None:
     return ext
 
 
-def refuse_conflicting_format(output: Path | None, extension: str | None) -> None:
+def refuse_conflicting_format(output: str | None, extension: str | None) -> None:
     """-o naming a file of one format with --ext asking for another is refused rather than one ignored."""
     if extension and names_image_file(output) and format_for(output) != format_for(output, extension):
         raise fail(f"-o {output} is a {format_for(output)} name but --ext asks for {extension[1:]}: drop one")
 
 
-def refuse_unwritable_output(output: Path | None) -> None:
-    """-o naming an image format recnet cannot write (out.heic, out.gif) is refused before any work."""
-    if output is not None and not os.path.isdir(output) and names_unsupported_image(output):
+def refuse_unwritable_output(output: str | None) -> None:
+    """-o naming an image format recnet cannot write (out.heic, out.gif) is refused before any work; a
+    folder of any name is not (``output`` as typed: see ``names_folder``)."""
+    if output is not None and not names_folder(output) and names_unsupported_image(output):
+        suffix = Path(output).suffix
         raise fail(
-            f"-o {output}: cannot write {output.suffix} files (name a {OUTPUT_CHOICES} file, or a folder"
-            f"{install_hint(output.suffix)})"
+            f"-o {output}: cannot write {suffix} files (name a {OUTPUT_CHOICES} file, or a folder"
+            f"{install_hint(suffix)})"
         )
 
 
@@ -154,7 +156,7 @@ def device_names(correctors: list[Corrector]) -> str:
 
 def collect_jobs(
     inputs: list[str],
-    output: Path | None,
+    output: str | None,
     *,
     recursive: bool,
     suffix: str,
@@ -166,11 +168,11 @@ def collect_jobs(
     default_ext: str | None = None,
 ) -> tuple[list[Job], Summary, list[Job]]:
     """Finds the inputs, passes over recnet's own earlier outputs among them (see ``earlier_outputs``),
-    names every output (in the format of --ext, else ``default_ext``, else the input's) and takes this
-    machine's shard. Returns the shard's jobs, the inputs that gave none (``missing``, ``passed_over``) and
-    the jobs of the whole batch, every shard's. When no input gives an image, says why (and prints the
-    JSON summary for --json) and exits before loading a model: 1, or 0 when every image found was passed
-    over."""
+    names every output (in the format of --ext, else ``default_ext``, else the input's; ``output``: -o as
+    typed, with the trailing slash that makes it a folder) and takes this machine's shard. Returns the
+    shard's jobs, the inputs that gave none (``missing``, ``passed_over``) and the jobs of the whole batch,
+    every shard's. When no input gives an image, says why (and prints the JSON summary for --json) and
+    exits before loading a model: 1, or 0 when every image found was passed over."""
     refuse_unwritable_output(output)
     extension = normalise_extension(ext)
     refuse_conflicting_format(output, extension)

@@ -23,6 +23,7 @@ from recnet_cli.batch import (
     find_sources,
     gpu_lane_depth,
     misnamed_output_folder,
+    names_image_file,
     output_folder_problem,
     output_taken_as_folder,
     parse_shard,
@@ -309,9 +310,23 @@ def test_one_photo_with_an_output_named_like_no_image_is_told_it_is_a_folder(tmp
         (one, tmp_path / "shots.2024"),  # a folder that exists
         (two, tmp_path / "fixed.v2"),  # several photos go into a folder anyway
         (folder, tmp_path / "fixed.v2"),
+        (one, f"{tmp_path / '2024.06.01'}/"),  # -o as typed: the slash already says it is a folder
         (one, None),
     ]:
         assert output_taken_as_folder(sources, output) is None
+
+
+def test_an_output_typed_with_a_trailing_slash_is_a_folder_whatever_its_name(tmp_path: Path) -> None:
+    touch(tmp_path, "a.jpg", "b.jpg")
+    one, _ = find_sources([str(tmp_path / "a.jpg")])
+    two, _ = find_sources([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")])
+    for typed in (f"{tmp_path / 'out.jpg'}/", f"{tmp_path / 'out.jpg'}/."):
+        assert not names_image_file(typed)
+        assert misnamed_output_folder(two, typed) is None
+        (job,) = plan_jobs(one, typed, suffix="")
+        assert job.target == tmp_path / "out.jpg" / "a.jpg" and job.problem is None
+    assert names_image_file(str(tmp_path / "out.jpg"))  # without the slash, the file itself
+    assert plan_jobs(one, str(tmp_path / "out.jpg"), suffix="")[0].target == tmp_path / "out.jpg"
 
 
 def test_a_plan_says_what_a_run_would_do_and_creates_no_folder(tmp_path: Path) -> None:

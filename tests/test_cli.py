@@ -359,6 +359,22 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
         assert refused.stderr.startswith("error: --tile 5: use auto, 0 (whole image) or a size of at least")
 
 
+def test_an_output_ending_in_a_slash_is_a_folder_whatever_its_name(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    make_photo(tmp_path / "a.jpg")
+    for command, typed, planned in (
+        ("correct", "trail/out.jpg/", "trail/out.jpg/a.jpg"),
+        ("mask", "m.png/", "m.png/a.png"),
+        ("correct", "out.gif/", "out.gif/a.jpg"),  # a folder, not a format recnet cannot write
+        ("correct", "2024.06.01/", "2024.06.01/a.jpg"),
+    ):
+        plan = run([command, "a.jpg", "-o", typed, "-n"], env, cwd=tmp_path)
+        assert plan.returncode == 0, plan.stderr
+        assert plan.stdout == f"a.jpg -> {planned}\n"
+        assert "note:" not in plan.stderr  # 2024.06.01 without the slash is said to be taken as a folder
+
+
 def test_two_inputs_that_would_share_an_output_clash_in_every_shard(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

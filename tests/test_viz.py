@@ -243,6 +243,11 @@ def test_explain_puts_its_sheet_in_a_folder_given_as_output(
     result = run(["explain", str(photo), "-o", str(typo), "--model", str(model_file)], cli_env)
     assert result.returncode == 0 and (typo / "shot_explain.png").is_file()
     assert f"note: -o {typo}: .jgp is not an image extension, so it is taken as a folder" in result.stderr
+    for typed in ("sheet.png/", "2024.06.01/"):  # a trailing slash makes any name a folder, with no note
+        result = run(["explain", str(photo), "-o", typed, "--model", str(model_file)], cli_env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / typed / "shot_explain.png").is_file()
+        assert result.stderr == f"note: wrote {typed}shot_explain.png\n"
 
 
 def test_save_features_writes_a_companion_with_overwrite_rules(
