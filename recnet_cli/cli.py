@@ -6,10 +6,11 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
@@ -140,20 +141,41 @@ InputsArg = Annotated[
         show_default=False,
     ),
 ]
+T = TypeVar("T")
+
+
+def named(option: str, what: str, kind: Callable[[str], T]) -> Callable[[str], T]:
+    """The parser of an option that names a file, a folder or a model: an empty value (which pathlib takes
+    for the current folder) is refused in one line that says what to give."""
+
+    def parse(text: str) -> T:
+        if text == "":
+            raise fail(f'{option} "": give {what}')
+        return kind(text)
+
+    return parse
+
+
+# -o of correct, mask and explain, as typed: a Path would drop the trailing slash that makes it a folder.
+output_text = named("-o", "an output file or folder", str)
 OutputOpt = Annotated[
-    str | None,  # as typed: a Path would drop the trailing slash that makes it a folder
+    str | None,
     typer.Option(
         "--output",
         "-o",
+        parser=output_text,
         metavar="PATH",
         help="Output file (one input) or folder (several inputs or a folder; a name ending in / is one).",
     ),
 ]
+# What --model and --init name.
+MODEL_FORMS = "a model file, a Hub repository (org/name) or a bundled model's name"
 ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
         "-m",
+        parser=named("--model", MODEL_FORMS, str),
         metavar="MODEL",
         help="A .safetensors/.pth file, a Hub repo (org/name, org/name@rev, org/name:file.safetensors) "
         "or a bundled name. Default: the bundled model.",
@@ -261,19 +283,35 @@ SuffixOpt = Annotated[
 PhotosOpt = Annotated[
     Path | None,
     typer.Option(
+        parser=named("--photos", "a folder of photos", Path),
         metavar="FOLDER",
         help="Folder of well-exposed photos (searched recursively): badly exposed inputs are synthesised.",
     ),
 ]
 PairsOpt = Annotated[
-    Path | None, typer.Option(metavar="FOLDER", help="Paired data set folder (LCDP or MSEC layout).")
+    Path | None,
+    typer.Option(
+        parser=named("--pairs", "a data set folder", Path),
+        metavar="FOLDER",
+        help="Paired data set folder (LCDP or MSEC layout).",
+    ),
 ]
 SplitOpt = Annotated[str, typer.Option(metavar="SPLIT", help="Split of --pairs: train, test or valid.")]
 InputsOpt = Annotated[
-    Path | None, typer.Option(metavar="FOLDER", help="Folder of inputs, matched by file name to --targets.")
+    Path | None,
+    typer.Option(
+        parser=named("--inputs", "a folder of inputs", Path),
+        metavar="FOLDER",
+        help="Folder of inputs, matched by file name to --targets.",
+    ),
 ]
 TargetsOpt = Annotated[
-    Path | None, typer.Option(metavar="FOLDER", help="Folder of ground truths for --inputs.")
+    Path | None,
+    typer.Option(
+        parser=named("--targets", "a folder of ground truths", Path),
+        metavar="FOLDER",
+        help="Folder of ground truths for --inputs.",
+    ),
 ]
 
 
@@ -514,22 +552,32 @@ def correct(
 
 @command()
 def explain(
-    image: Annotated[Path, typer.Argument(metavar="PHOTO", help="The photo to explain.", show_default=False)],
+    image: Annotated[
+        Path,
+        typer.Argument(
+            parser=named("PHOTO", "a photo", Path),
+            metavar="PHOTO",
+            help="The photo to explain.",
+            show_default=False,
+        ),
+    ],
     reference: Annotated[
         Path | None,
         typer.Option(
             "--reference",
             "-r",
+            parser=named("--reference", "a photo", Path),
             metavar="PHOTO",
             help="The photo's ground truth (same size): adds how far each block's features and the output "
             "are from it, with PSNR and SSIM.",
         ),
     ] = None,
     output: Annotated[
-        str | None,  # as typed, as correct's -o
+        str | None,
         typer.Option(
             "--output",
             "-o",
+            parser=output_text,
             metavar="PATH",
             help="The contact sheet, in the format its extension names (any that correct writes), or a "
             "folder to put it in (a name ending in /). Default: <name>_explain.png beside the photo.",
@@ -713,7 +761,11 @@ def models_table(entries: list[ModelEntry]) -> Table:
 def download_command(
     ref: Annotated[
         str,
-        typer.Argument(metavar="REPO", help="Hub reference: org/name, org/name@revision or org/name:file."),
+        typer.Argument(
+            parser=named("REPO", "a Hub repository (org/name)", str),
+            metavar="REPO",
+            help="Hub reference: org/name, org/name@revision or org/name:file.",
+        ),
     ],
 ) -> None:
     """Fetch a model from the Hugging Face Hub into the local cache, for use offline later.
@@ -745,13 +797,18 @@ def train(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", "-o", metavar="FOLDER", help="Run folder: checkpoints, metrics.jsonl, final model."
+            "--out",
+            "-o",
+            parser=named("--out", "a run folder", Path),
+            metavar="FOLDER",
+            help="Run folder: checkpoints, metrics.jsonl, final model.",
         ),
     ] = Path("runs/recnet"),
     resume_run: Annotated[
         Path | None,
         typer.Option(
             "--resume",
+            parser=named("--resume", "a run folder", Path),
             metavar="FOLDER",
             help="Continue the run in this folder exactly where it stopped, as it was set up (only --device, "
             "--time-limit and --quiet may be given with it, and the new place of its data or VGG weights if "
@@ -760,7 +817,11 @@ def train(
     ] = None,
     init: Annotated[
         str | None,
-        typer.Option(metavar="MODEL", help="Fine-tune from this model (file, Hub or bundled name)."),
+        typer.Option(
+            parser=named("--init", MODEL_FORMS, str),
+            metavar="MODEL",
+            help="Fine-tune from this model (file, Hub or bundled name).",
+        ),
     ] = None,
     steps: Annotated[int, typer.Option(min=1, metavar="N", help="Optimizer steps to train.")] = 20_000,
     batch: Annotated[
@@ -789,7 +850,12 @@ def train(
         flag("--ecr/--no-ecr", help="Exposure contrastive loss (needs VGG16 ImageNet weights)."),
     ] = True,
     vgg_weights: Annotated[
-        Path | None, typer.Option(metavar="FILE", help="torchvision's vgg16-397923af.pth, for ECR.")
+        Path | None,
+        typer.Option(
+            parser=named("--vgg-weights", "a VGG16 weights file", Path),
+            metavar="FILE",
+            help="torchvision's vgg16-397923af.pth, for ECR.",
+        ),
     ] = None,
     regimes: Annotated[
         str | None,
@@ -927,6 +993,7 @@ def calibrate(
         typer.Option(
             "--output",
             "-o",
+            parser=named("-o", "a .safetensors file to write", Path),
             metavar="PATH",
             help="The calibrated model to write (.safetensors, with its card as .json and .md beside it).",
             show_default=False,
@@ -1056,7 +1123,9 @@ def evaluate(
     save: Annotated[
         Path | None,
         typer.Option(
-            metavar="FOLDER", help="Also write the corrected images to this folder, as <input stem>.png."
+            parser=named("--save", "a folder", Path),
+            metavar="FOLDER",
+            help="Also write the corrected images to this folder, as <input stem>.png.",
         ),
     ] = None,
     overwrite: OverwriteOpt = False,

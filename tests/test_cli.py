@@ -929,6 +929,41 @@ def test_a_suffix_with_a_folder_in_it_and_an_endless_size_are_usage_errors(
     assert not list(tmp_path.glob("shot_*"))
 
 
+MODEL_FORMS = "a model file, a Hub repository (org/name) or a bundled model's name"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["correct", "a.jpg", "--model", ""], f'--model "": give {MODEL_FORMS}'),
+        (["correct", "a.jpg", "-o", ""], '-o "": give an output file or folder'),
+        (["mask", "a.jpg", "-n", "-o", ""], '-o "": give an output file or folder'),
+        (["explain", ""], 'PHOTO "": give a photo'),
+        (["explain", "a.jpg", "-r", ""], '--reference "": give a photo'),
+        (["explain", "a.jpg", "-o", ""], '-o "": give an output file or folder'),
+        (["eval", "--inputs", "", "--targets", "b"], '--inputs "": give a folder of inputs'),
+        (["eval", "--inputs", "a", "--targets", ""], '--targets "": give a folder of ground truths'),
+        (["eval", "--pairs", "p", "--save", ""], '--save "": give a folder'),
+        (["calibrate", "--photos", "", "-o", "x.safetensors"], '--photos "": give a folder of photos'),
+        (["calibrate", "--pairs", "", "-o", "x.safetensors"], '--pairs "": give a data set folder'),
+        (["calibrate", "--photos", "p", "-o", ""], '-o "": give a .safetensors file to write'),
+        (["train", "--photos", "p", "-o", ""], '--out "": give a run folder'),
+        (["train", "--resume", ""], '--resume "": give a run folder'),
+        (["train", "--photos", "p", "--init", ""], f'--init "": give {MODEL_FORMS}'),
+        (["train", "--photos", "p", "--vgg-weights", ""], '--vgg-weights "": give a VGG16 weights file'),
+        (["download", ""], 'REPO "": give a Hub repository (org/name)'),
+    ],
+)
+def test_an_empty_name_is_refused_in_one_line_saying_what_to_give(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pathlib takes "" for the current folder: eval scored it, train wrote its run there, explain crashed.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, args)
+    assert (result.exit_code, result.output) == (2, f"error: {message}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("size", ["nan", "inf", "-1", "0", "1e7"])
 def test_a_photo_size_bench_cannot_time_is_a_one_line_usage_error(env: dict[str, str], size: str) -> None:
     # NaN passed Typer's range check only to be called too large: the message names what was typed.
