@@ -26,6 +26,7 @@ from recnet_cli.imaging import (
     conversion_needed,
     describe_os_error,
     enable_heif,
+    file_kind,
     input_file_problem,
     names_unsupported_image,
     nearest_existing,
@@ -623,7 +624,7 @@ def folder_problem(folder: Path, *, create: bool) -> str | None:
         return f"cannot create folder {folder}: it is a link to nothing"
     nearest = nearest_existing(folder)
     if not nearest.is_dir():
-        return f"cannot create folder {folder}: {nearest} is a file"
+        return f"cannot create folder {folder}: {nearest} is {file_kind(nearest)}"
     if create:
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import numpy as np
 from recnet_cli.batch import folder_problem
 from recnet_cli.devices import is_out_of_memory
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
-from recnet_cli.imaging import FREE_MEMORY_ADVICE, write_rgb8
+from recnet_cli.imaging import FREE_MEMORY_ADVICE, file_kind, write_rgb8
 from recnet_cli.metrics import mean_psnr, psnr, ssim, to_uint8
 from recnet_cli.train.data import ImageFileError, read_rgb, require_same_size
 from recnet_cli.train.pairs import ImagePair
@@ -122,7 +122,7 @@ def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) ->
     """Why ``--save`` cannot write into ``save_dir``: it is a file, or it would replace one of the pairs'
     images or a file that is there already (unless ``overwrite``)."""
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):
-        return f"--save {save_dir}: a file, not a folder"
+        return f"--save {save_dir}: {file_kind(save_dir)}, not a folder"
     if problem := folder_problem(save_dir, create=False):
         return f"--save {save_dir}: {problem}"
     images = {path.resolve() for pair in pairs for path in (pair.input, pair.target)}

@@ -1363,6 +1363,14 @@ def special_file_kind(mode: int) -> str | None:
     return "a socket" if stat.S_ISSOCK(mode) else None
 
 
+def file_kind(path: str | os.PathLike[str]) -> str:
+    """What stands at ``path`` where a folder is wanted but is not one: "a file", "a device" (/dev/null), "a
+    FIFO", "a socket", or "a link to nothing"."""
+    if not os.path.exists(path):
+        return "a link to nothing"
+    return special_file_kind(os.stat(path).st_mode) or "a file"
+
+
 def first_line(error: Exception) -> str:
     """An error's message, first line only (its type's name when it has none)."""
     lines = str(error).strip().splitlines()

@@ -523,11 +523,11 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
     tensors = {
         key: value.detach().to("cpu", torch.float32).contiguous() for key, value in model.state_dict().items()
     }
-    from recnet_cli.imaging import describe_os_error, nearest_existing
+    from recnet_cli.imaging import describe_os_error, file_kind, nearest_existing
 
     existing = nearest_existing(path.parent)
     if not existing.is_dir():
-        raise WeightsError(f"{path}: cannot write the model ({existing} is a file)")
+        raise WeightsError(f"{path}: cannot write the model ({existing} is {file_kind(existing)})")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, safetensors_bytes(tensors, metadata=flat_fields(full_card)))

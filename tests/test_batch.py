@@ -567,6 +567,12 @@ def test_an_output_folder_that_cannot_be_made_fails_its_job_with_the_reason(tmp_
         ("failed", f"cannot create folder {fixed}: {fixed} is a file"),
         ("failed", f"cannot create folder {fixed / '2024'}: {fixed} is a file"),
     ]
+    null = Path(os.devnull)  # -o /dev/null: a device, not a file, where a folder should be
+    (job,) = run_jobs([Job(tmp_path / "a.jpg", null / "a.jpg")], [writing_stages()]).outcomes
+    assert job.reason == f"cannot create folder {null}: {null} is a device"
+    os.mkfifo(tmp_path / "pipe")
+    (job,) = plan_outcomes([Job(tmp_path / "a.jpg", tmp_path / "pipe" / "a.jpg")], False, False).outcomes
+    assert job.reason == f"cannot create folder {tmp_path / 'pipe'}: {tmp_path / 'pipe'} is a FIFO"
 
 
 def test_a_folder_that_cannot_be_written_in_fails_its_jobs_before_any_work(

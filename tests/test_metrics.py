@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -230,4 +231,9 @@ def test_saving_never_replaces_an_evaluated_image_nor_an_earlier_file_unasked(tm
     (tmp_path / "notes.txt").write_text("mine")
     assert save_problem([pair], tmp_path / "notes.txt", overwrite=True) == (
         f"--save {tmp_path / 'notes.txt'}: a file, not a folder"
+    )
+    os.mkfifo(tmp_path / "pipe")
+    assert (
+        save_problem([pair], tmp_path / "pipe", overwrite=True)
+        == f"--save {tmp_path / 'pipe'}: a FIFO, not a folder"
     )

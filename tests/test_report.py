@@ -262,6 +262,9 @@ def test_a_report_cannot_go_where_a_folder_of_photos_is_or_would_be(tmp_path: Pa
     assert report_problem(tmp_path / "notes.txt", True) == (
         f"-o {tmp_path / 'notes.txt'} is a file, and --report needs a folder: choose another -o"
     )
+    assert report_problem(Path(os.devnull), True) == (
+        f"-o {os.devnull} is a device, and --report needs a folder: choose another -o"
+    )
     previews = tmp_path / "out" / PREVIEW_FOLDER
     previews.parent.mkdir()
     previews.symlink_to(tmp_path / "nowhere")

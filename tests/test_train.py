@@ -303,6 +303,10 @@ def test_missing_data_folders_and_an_output_file_are_refused_before_any_work(tmp
         TrainingError, match=r"notes\.txt/runs/a: cannot make the run folder \(.*notes\.txt is a file\)$"
     ):
         train(tiny_config(tmp_path / "notes.txt" / "runs" / "a"))
+    with pytest.raises(
+        TrainingError, match=r"^/dev/null/run: cannot make the run folder \(/dev/null is a device\)$"
+    ):
+        train(tiny_config(Path("/dev/null/run")))
     assert not (tmp_path / "run").exists()
 
 

@@ -389,6 +389,8 @@ def test_save_model_errors(tmp_path: Path, small_model: RECNet) -> None:
         WeightsError, match=r"/a-file/sub/model\.safetensors: cannot write the model \(.*/a-file is a file\)$"
     ):
         save_model(small_model, blocked, {})
+    with pytest.raises(WeightsError, match=r"cannot write the model \(/dev/null is a device\)$"):
+        save_model(small_model, Path("/dev/null/model.safetensors"), {})
     (tmp_path / "locked").mkdir()
     (tmp_path / "locked").chmod(0o500)
     try:

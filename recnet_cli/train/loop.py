@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from recnet_cli.devices import keep_freed_host_memory, pick_device, pick_dtype
-from recnet_cli.imaging import first_line, naming_the_file, nearest_existing
+from recnet_cli.imaging import file_kind, first_line, naming_the_file, nearest_existing
 from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
@@ -425,7 +425,9 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingError(f"{config.run_dir}: not a folder (--out names the folder of the run)")
     existing = nearest_existing(config.run_dir)
     if not existing.is_dir():
-        raise TrainingError(f"{config.run_dir}: cannot make the run folder ({existing} is a file)")
+        raise TrainingError(
+            f"{config.run_dir}: cannot make the run folder ({existing} is {file_kind(existing)})"
+        )
     check_counts(config)
 
 

@@ -26,7 +26,14 @@ from urllib.parse import quote
 import numpy as np
 
 from recnet_cli.batch import Summary
-from recnet_cli.imaging import ImageWriteError, atomic_output, describe_os_error, fit_size, write_rgb8
+from recnet_cli.imaging import (
+    ImageWriteError,
+    atomic_output,
+    describe_os_error,
+    file_kind,
+    fit_size,
+    write_rgb8,
+)
 from recnet_cli.metrics import to_uint8
 from recnet_cli.viz.draw import luminance
 
@@ -287,9 +294,9 @@ def report_problem(folder: Path, overwrite: bool, targets: Iterable[Path] = ()) 
     that recnet did not write (without ``overwrite``); None when they can."""
     page, previews = report_files(folder)
     if os.path.lexists(folder) and not os.path.isdir(folder):
-        return f"-o {folder} is a file, and --report needs a folder: choose another -o"
-    if os.path.lexists(previews) and not os.path.isdir(previews):  # a file, or a link to nothing
-        what = "a file" if os.path.exists(previews) else "a link to nothing"
+        return f"-o {folder} is {file_kind(folder)}, and --report needs a folder: choose another -o"
+    if os.path.lexists(previews) and not os.path.isdir(previews):
+        what = file_kind(previews)
         return f"{previews} is {what}, and the report's previews go in a folder of that name: move it"
     if os.path.isdir(page) or any(page in target.parents for target in targets):
         return f"{page} is a folder of photos, and the report goes in a file of that name: choose another -o"
