@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
 from recnet_cli.metrics import ssim_tensor
+from recnet_cli.model import RECNet
 from recnet_cli.train.losses import (
     ExposureContrastiveLoss,
     RecnetLoss,
@@ -19,6 +21,7 @@ from recnet_cli.train.losses import (
     load_vgg16_features,
     mask_target,
 )
+from recnet_cli.weights import save_model
 
 CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21)
 
@@ -77,13 +80,61 @@ def test_missing_or_wrong_vgg_weights_stop_with_a_clear_message(
         build_loss("paper", ecr=True, vgg_weights=None)
     wrong = tmp_path / "wrong.pth"
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, wrong)
-    with pytest.raises(VggWeightsError, match="not a VGG16 state dict"):
+    with pytest.raises(VggWeightsError) as caught:
         load_vgg16_features(wrong)
+    assert str(caught.value) == (
+        f"{wrong}: not a VGG16 state dict: missing keys features.0.bias, features.10.bias, "
+        "features.10.weight (and 16 more)"
+    )
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(VggWeightsError, match="not a readable PyTorch state dict"):
+    with pytest.raises(VggWeightsError, match=r"garbage\.pth: not a PyTorch checkpoint"):
         load_vgg16_features(garbage)
     assert "ecr" not in build_loss("paper", ecr=False, vgg_weights=None)(*batch_terms())
+
+
+def test_weights_of_another_network_say_what_they_hold_and_pickled_code_is_refused_as_for_models(
+    vgg_file: Path, tmp_path: Path
+) -> None:
+    recnet = tmp_path / "final.safetensors"  # a RECNet model given as --vgg-weights by mistake
+    save_model(RECNet(channels=4, blocks=2), recnet, {})
+    with pytest.raises(VggWeightsError) as caught:
+        load_vgg16_features(recnet)
+    assert str(caught.value) == (
+        f"{recnet}: not a VGG16 state dict: missing keys features.0.bias, features.0.weight, "
+        "features.10.bias (and 17 more); it holds keys dualprocess.cat.bias, dualprocess.cat.weight, "
+        f"dualprocess.conv1.fuse1.bias (and {len(RECNet(4, 2).state_dict()) - 3} more)"
+    )
+    grey = tmp_path / "grey.pth"  # VGG16's keys, but a first layer for one channel
+    torch.save(
+        torch.load(vgg_file, weights_only=True) | {"features.0.weight": torch.zeros(64, 1, 3, 3)}, grey
+    )
+    with pytest.raises(VggWeightsError) as caught:
+        load_vgg16_features(grey)
+    assert str(caught.value) == (
+        f"{grey}: not a VGG16 state dict: shape mismatch for features.0.weight: file (64, 1, 3, 3) vs model "
+        "(64, 3, 3, 3)"
+    )
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"features.0.weight": torch.zeros(1), "run": RunsCode()}, pickled)
+    with pytest.raises(VggWeightsError) as caught:
+        load_vgg16_features(pickled)
+    assert str(caught.value) == (
+        f"{pickled}: contains pickled code; refusing to load it. Re-save the state_dict or convert to "
+        "safetensors"
+    )
+    converted = tmp_path / "vgg16.safetensors"  # which that advice makes
+    save_file(torch.load(vgg_file, weights_only=True), converted)
+    assert torch.equal(
+        load_vgg16_features(converted).features[0].weight, load_vgg16_features(vgg_file).features[0].weight
+    )
+
+
+class RunsCode:
+    """Pickled as a call: a file holding it would run code when unpickled."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (print, ("code ran",))
 
 
 def batch_terms() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

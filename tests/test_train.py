@@ -580,8 +580,8 @@ def test_a_file_that_is_not_vgg_weights_is_refused_without_pytorchs_advice(tmp_p
     with pytest.raises(VggWeightsError) as caught:
         train(config)
     assert str(caught.value) == (
-        f"{PHOTOS / 'bsd100-img_007.jpg'}: not a readable PyTorch state dict, so not the VGG16 weights "
-        "the ECR loss needs (torchvision's ImageNet vgg16-397923af.pth)"
+        f"{PHOTOS / 'bsd100-img_007.jpg'}: not a PyTorch checkpoint (torch.save writes a zip archive or a "
+        "pickle)"
     )
     assert not (tmp_path / "run").exists()
 

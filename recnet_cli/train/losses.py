@@ -18,8 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recnet_cli.imaging import BT601_LUMA, first_line
+from recnet_cli.imaging import BT601_LUMA
 from recnet_cli.metrics import ssim_tensor
+from recnet_cli.weights import (
+    WeightsError,
+    check_state_dict,
+    describe_keys,
+    read_checkpoint,
+    read_safetensors,
+)
 
 LOSS_PRESETS = ("paper", "authors-code")
 COLOUR_WEIGHT = 1.0
@@ -84,28 +91,32 @@ def default_vgg_weights() -> Path:
 
 
 def load_vgg16_features(path: Path | None = None) -> VGG16Features:
-    """VGG16 features from a torchvision state dict (``features.N.*`` keys); never random weights."""
+    """VGG16 features from a torchvision state dict (``features.N.*`` keys; a ``.pth``, or the same
+    tensors as ``.safetensors``); never random weights."""
     path = path or default_vgg_weights()
     if not path.is_file():
         raise VggWeightsError(
             f"{path}: no VGG16 weights; the ECR loss needs torchvision's ImageNet {VGG16_FILE} "
             f"(pass --vgg-weights PATH or place it at {default_vgg_weights()}), or train with --no-ecr"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # PyTorch's own message advises unsafe loading, so it is not shown
-        raise VggWeightsError(
-            f"{path}: not a readable PyTorch state dict, so not the VGG16 weights the ECR loss needs "
-            f"(torchvision's ImageNet {VGG16_FILE})"
-        ) from exc
+    label = str(path)
+    try:  # as --model reads a file: a checkpoint's pickle never runs code, and says so when it would
+        is_safetensors = path.suffix.lower() == ".safetensors"
+        state = read_safetensors(path, label) if is_safetensors else read_checkpoint(path, label)
+    except WeightsError as exc:
+        raise VggWeightsError(str(exc)) from exc
     if not isinstance(state, dict):
         raise VggWeightsError(f"{path}: not a VGG16 state dict (it holds a {type(state).__name__})")
     vgg = VGG16Features()
-    wanted = vgg.state_dict().keys()
-    try:
-        vgg.load_state_dict({k: v for k, v in state.items() if k in wanted})
-    except RuntimeError as exc:
-        raise VggWeightsError(f"{path}: not a VGG16 state dict ({first_line(exc)})") from exc
+    expected = vgg.state_dict()
+    found = {key: value for key, value in state.items() if key in expected and isinstance(value, Tensor)}
+    try:  # torchvision's file holds the rest of VGG16 too (features.24 on, the classifier): not checked
+        check_state_dict(expected, found, f"{path}: not a VGG16 state dict")
+    except WeightsError as exc:
+        others = [str(key) for key in state if key not in expected]
+        held = f"; {describe_keys('it holds', others)}" if others and not found else ""
+        raise VggWeightsError(f"{exc}{held}") from exc
+    vgg.load_state_dict(found)
     return vgg
 
 
