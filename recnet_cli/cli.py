@@ -36,8 +36,8 @@ from recnet_cli.imaging import (
     alpha_loss,
     colour_loss,
     describe_os_error,
+    error_line,
     extended_xmp_loss,
-    first_line,
     format_for,
     metadata_loss,
     write_photo,
@@ -347,13 +347,6 @@ def main(
     ] = False,
 ) -> None:
     """Correct mixed over- and under-exposure in photos with RECNet."""
-
-
-def error_line(error: Exception) -> str:
-    """An error's first line; an OSError that names a file as "<file>: <reason>" (not "[Errno 36] ...")."""
-    if isinstance(error, OSError) and error.filename is not None:
-        return f"{os.fsdecode(error.filename)}: {describe_os_error(error)}"
-    return first_line(error)
 
 
 def parse_strength(text: str) -> float | str:

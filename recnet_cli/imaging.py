@@ -1392,3 +1392,10 @@ def describe_os_error(error: OSError) -> str:
     """A lower-case one-line reason, e.g. "permission denied"."""
     reason = error.strerror or str(error) or type(error).__name__
     return reason[0].lower() + reason[1:]
+
+
+def error_line(error: Exception) -> str:
+    """An error's first line; an OSError that names a file as "<file>: <reason>" (not "[Errno 36] ...")."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{os.fsdecode(error.filename)}: {describe_os_error(error)}"
+    return first_line(error)

@@ -54,7 +54,14 @@ from huggingface_hub.errors import (
 from safetensors import SafetensorError, safe_open
 
 from recnet_cli import __version__
-from recnet_cli.imaging import first_line, naming_the_file
+from recnet_cli.imaging import (
+    describe_os_error,
+    error_line,
+    file_kind,
+    first_line,
+    naming_the_file,
+    nearest_existing,
+)
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
 # the functions that build or read tensors import it when called.
@@ -303,6 +310,8 @@ def hub_error(ref: HubRef, error: Exception) -> WeightsError:
         return WeightsError(f"{name}: the Hub answered HTTP {error.response.status_code}")
     if isinstance(error, HFValidationError):
         return WeightsError(f"{name}: not a valid Hub name ({first_line(error)})")
+    if isinstance(error, OSError) and error.filename is not None:  # the cache cannot be read or written
+        return WeightsError(f"{name}: download failed ({error_line(error)})")
     return WeightsError(f"{name}: download failed ({type(error).__name__}: {first_line(error)})")
 
 
@@ -394,8 +403,6 @@ def training_checkpoint_model(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
 def read_checkpoint(path: Path, label: str) -> object:
     """``torch.load`` that never runs code from the file."""
     import torch
-
-    from recnet_cli.imaging import describe_os_error
 
     try:
         with path.open("rb") as file:
@@ -523,8 +530,6 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
     tensors = {
         key: value.detach().to("cpu", torch.float32).contiguous() for key, value in model.state_dict().items()
     }
-    from recnet_cli.imaging import describe_os_error, file_kind, nearest_existing
-
     existing = nearest_existing(path.parent)
     if not existing.is_dir():
         raise WeightsError(f"{path}: cannot write the model ({existing} is {file_kind(existing)})")
@@ -624,9 +629,11 @@ def cached_hub_models() -> list[ModelEntry]:
         cache = scan_cache_dir(constants.HF_HUB_CACHE)
     except CacheNotFound:
         return []
-    except (ValueError, OSError) as error:  # a file where the cache goes, an unreadable folder
-        why = first_line(error)
-        raise WeightsError(f"{constants.HF_HUB_CACHE}: cannot read the Hugging Face cache ({why})") from None
+    except (ValueError, OSError) as error:  # a file where the cache goes, a folder or file in it unreadable
+        where, why = constants.HF_HUB_CACHE, first_line(error)
+        if isinstance(error, OSError):  # named as other errors name a file: "<file>: permission denied"
+            where, why = error.filename or where, describe_os_error(error)
+        raise WeightsError(f"{os.fsdecode(where)}: cannot read the Hugging Face cache ({why})") from None
     entries = []
     for repo in sorted(cache.repos, key=lambda repo: repo.repo_id):
         if repo.repo_type != "model":

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from fake_hub import FakeHub, commit_of, point_huggingface_hub_at, set_offline
+from huggingface_hub import constants
 from safetensors.torch import save as safetensors_bytes
 
 from recnet_cli.model import RECNet
@@ -182,6 +183,15 @@ def test_hub_refusals_are_one_line_errors(
 ) -> None:
     assert load_error(ref, ModelNotFoundError) == message
     assert hub.requests
+
+
+def test_a_cache_that_cannot_be_used_is_named_as_other_errors_name_a_file(
+    hub: FakeHub, published: dict[str, RECNet], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes.txt"  # where the cache's folder should be made
+    notes.write_text("mine")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(notes / "hub"))
+    assert load_error(REPO) == f"{REPO}: download failed ({notes / 'hub'}: not a directory)"
 
 
 def test_gated_repository_needs_hf_token(

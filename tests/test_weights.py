@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -10,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -500,6 +501,25 @@ def test_a_hub_cache_that_is_a_file_is_a_one_line_error(
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(not_a_folder))
     with pytest.raises(WeightsError, match=f"^{not_a_folder}: cannot read the Hugging Face cache "):
         list_models()
+
+
+def test_an_unreadable_hub_cache_is_named_as_other_errors_name_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    listed = Path.iterdir
+
+    def iterdir(folder: Path) -> Iterator[Path]:  # no permission (chmod cannot keep root out)
+        if folder == cache:
+            raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+        return listed(folder)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(WeightsError) as caught:
+        list_models()
+    assert str(caught.value) == f"{cache}: cannot read the Hugging Face cache (permission denied)"
 
 
 def test_list_models_shows_bundled_and_cached_hub_models(
