@@ -601,12 +601,13 @@ def explain(
         target = Path(output, sheet_name)  # a folder, made if need be, as -o is for correct
     else:
         target = Path(output)
+    # A sheet that cannot be written there exits 1, as correct's photo does; a mistake in the options, 2.
     if target.resolve() in {image.resolve(), reference and reference.resolve()}:
-        raise fail(f"{target} is an input; refusing to overwrite it")
+        raise fail(f"{target} is an input; refusing to overwrite it", 1)
     if problem := output_path_problem(target):
-        raise fail(problem)
+        raise fail(problem, 1)
     if os.path.lexists(target) and not overwrite:
-        raise fail(f"{target} exists (use --overwrite)")
+        raise fail(f"{target} exists (use --overwrite)", 1)
     if problem := folder_problem(target.parent, create=False):
         raise fail(problem, 1)
     if as_folder := output_taken_as_folder([Source(image, Path(image.name))], output):

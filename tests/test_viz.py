@@ -214,9 +214,14 @@ def test_explain_refuses_bad_references_and_existing_sheets(
     assert "big.png" in mismatch.stderr and "same size" in mismatch.stderr
     assert "Traceback" not in mismatch.stderr
     (tmp_path / "shot_explain.png").write_bytes(b"keep")
+    # A sheet that cannot be written exits 1, as correct's photo does; a mistake in the options, 2.
     exists = run(["explain", str(photo), "--model", str(model_file)], cli_env)
-    assert exists.returncode == 2 and "--overwrite" in exists.stderr
+    assert exists.returncode == 1 and "--overwrite" in exists.stderr
     assert (tmp_path / "shot_explain.png").read_bytes() == b"keep"
+    onto_photo = run(["explain", str(photo), "-o", str(photo), "--model", str(model_file)], cli_env)
+    assert (
+        onto_photo.returncode == 1 and f"{photo} is an input; refusing to overwrite it" in onto_photo.stderr
+    )
     gif = run(["explain", str(photo), "-o", str(tmp_path / "sheet.gif"), "--model", str(model_file)], cli_env)
     assert gif.returncode == 2 and "cannot write .gif files" in gif.stderr
     notes = tmp_path / "notes.txt"
