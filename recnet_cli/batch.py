@@ -213,9 +213,8 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
         elif os.path.exists(path):
             found = [Source(path, Path(path.name))]
         elif glob.has_magic(text):
-            files = [
-                p for p in sorted(map(Path, glob.glob(text, recursive=True))) if p.is_file()
-            ]  # ** any depth
+            # recursive: ** matches any depth of sub-folders, with or without -r
+            files = [p for p in sorted(map(Path, glob.glob(text, recursive=True))) if p.is_file()]
             base = pattern_base(path)
             found = [Source(p, pattern_relative(p, base), from_folder=True) for p in files if is_image(p)]
             reason = "no images match this pattern" + other_files(files)
