@@ -23,6 +23,7 @@ from recnet_cli.batch import (
     Job,
     Source,
     folder_problem,
+    names_folder,
     names_image_file,
     output_path_problem,
     output_taken_as_folder,
@@ -980,6 +981,13 @@ def train(
         )
 
 
+def model_file_to_write(text: str) -> Path:
+    """calibrate's -o: a file, so a folder (one there, or a name typed with a trailing slash) is refused."""
+    if names_folder(text):
+        raise fail(f"-o {text}: a folder; name the calibrated model's .safetensors file")
+    return Path(text)
+
+
 @command()
 def calibrate(
     output: Annotated[
@@ -987,7 +995,7 @@ def calibrate(
         typer.Option(
             "--output",
             "-o",
-            parser=named("-o", "a .safetensors file to write", Path),
+            parser=named("-o", "a .safetensors file to write", model_file_to_write),
             metavar="PATH",
             help="The calibrated model to write (.safetensors, with its card as .json and .md beside it).",
             show_default=False,

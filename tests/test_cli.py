@@ -761,6 +761,11 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     assert again.returncode == 2 and "exists (use --overwrite)" in again.stderr
     wrong = run([*arguments[:-1], str(tmp_path / "calibrated.pth")], env)
     assert wrong.returncode == 2 and "is written as .safetensors" in wrong.stderr
+    slashed = f"{tmp_path / 'new.safetensors'}/"  # a file was written there
+    folder = run([*arguments[:-1], slashed], env)
+    reason = "a folder; name the calibrated model's .safetensors file"
+    assert (folder.returncode, folder.stderr) == (2, f"error: -o {slashed}: {reason}\n")
+    assert not (tmp_path / "new.safetensors").exists()
     missing = run(
         ["calibrate", "--photos", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.safetensors")], env
     )
