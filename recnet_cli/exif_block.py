@@ -87,7 +87,7 @@ def _entry_starts(block: bytes | bytearray, order: str, start: int) -> range | N
 
 # Bytes per value of each TIFF field type; and the tags whose value is where another directory starts.
 _TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
-_DIRECTORY_POINTERS = frozenset({0x8769, 0x8825, 0xA005})  # Exif, GPS, Interoperability
+_DIRECTORY_POINTERS = frozenset({EXIF_IFD, 0x8825, 0xA005})  # Exif, GPS, Interoperability
 
 
 def in_block(entry: bytes, order: str, length: int) -> bool:
