@@ -72,6 +72,13 @@ def test_vgg_loads_from_a_given_file_and_from_the_hub_cache(
     assert not any(p.requires_grad for p in vgg.parameters())
 
 
+def vgg_refusal(path: Path) -> str:
+    """The one-line error ``--vgg-weights path`` gets."""
+    with pytest.raises(VggWeightsError) as caught:
+        load_vgg16_features(path)
+    return str(caught.value)
+
+
 def test_missing_or_wrong_vgg_weights_stop_with_a_clear_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,9 +87,7 @@ def test_missing_or_wrong_vgg_weights_stop_with_a_clear_message(
         build_loss("paper", ecr=True, vgg_weights=None)
     wrong = tmp_path / "wrong.pth"
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, wrong)
-    with pytest.raises(VggWeightsError) as caught:
-        load_vgg16_features(wrong)
-    assert str(caught.value) == (
+    assert vgg_refusal(wrong) == (
         f"{wrong}: not a VGG16 state dict: missing keys features.0.bias, features.10.bias, "
         "features.10.weight (and 16 more)"
     )
@@ -98,9 +103,7 @@ def test_weights_of_another_network_say_what_they_hold_and_pickled_code_is_refus
 ) -> None:
     recnet = tmp_path / "final.safetensors"  # a RECNet model given as --vgg-weights by mistake
     save_model(RECNet(channels=4, blocks=2), recnet, {})
-    with pytest.raises(VggWeightsError) as caught:
-        load_vgg16_features(recnet)
-    assert str(caught.value) == (
+    assert vgg_refusal(recnet) == (
         f"{recnet}: not a VGG16 state dict: missing keys features.0.bias, features.0.weight, "
         "features.10.bias (and 17 more); it holds keys dualprocess.cat.bias, dualprocess.cat.weight, "
         f"dualprocess.conv1.fuse1.bias (and {len(RECNet(4, 2).state_dict()) - 3} more)"
@@ -109,17 +112,13 @@ def test_weights_of_another_network_say_what_they_hold_and_pickled_code_is_refus
     torch.save(
         torch.load(vgg_file, weights_only=True) | {"features.0.weight": torch.zeros(64, 1, 3, 3)}, grey
     )
-    with pytest.raises(VggWeightsError) as caught:
-        load_vgg16_features(grey)
-    assert str(caught.value) == (
+    assert vgg_refusal(grey) == (
         f"{grey}: not a VGG16 state dict: shape mismatch for features.0.weight: file (64, 1, 3, 3) vs model "
         "(64, 3, 3, 3)"
     )
     pickled = tmp_path / "pickled.pth"
     torch.save({"features.0.weight": torch.zeros(1), "run": RunsCode()}, pickled)
-    with pytest.raises(VggWeightsError) as caught:
-        load_vgg16_features(pickled)
-    assert str(caught.value) == (
+    assert vgg_refusal(pickled) == (
         f"{pickled}: contains pickled code; refusing to load it. Re-save the state_dict or convert to "
         "safetensors"
     )
