@@ -21,7 +21,6 @@ result, so it is dropped (Pillow's CMYK to RGB conversion is the plain, uncalibr
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import functools
 import hashlib
@@ -30,7 +29,6 @@ import io
 import math
 import os
 import re
-import secrets
 import stat
 import struct
 import warnings
@@ -65,6 +63,7 @@ from PIL.TiffImagePlugin import (
 )
 
 from recnet_cli import icc
+from recnet_cli.atomicfile import atomic_file
 from recnet_cli.exif_block import (
     EXIF_HEADER,
     ORIENTATION,
@@ -633,45 +632,17 @@ def write_rgb8(
 
 
 @contextmanager
-def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a hidden temporary path beside ``path``; it takes the name ``path`` only if the block succeeds.
-
-    With ``overwrite`` it replaces a file there; without, a file there when the block ends is kept and
-    OutputExistsError raised. On any exception the temporary file is removed and ``path`` is untouched;
-    OSErrors become ImageWriteError.
-    """
-    target = Path(path)
-    # The name's first 200 bytes: with the dot and the 13 bytes after, it fits where the target's 255 do.
-    stem = os.fsdecode(os.fsencode(target.name)[:200])
-    temporary = target.with_name(f".{stem}.tmp-{secrets.token_hex(4)}")
+def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """A file to write an output into, that takes the name ``path`` only if the block succeeds (see
+    ``atomicfile.atomic_file``). Without ``overwrite`` a file there when the block ends is kept and
+    OutputExistsError raised; other OSErrors become ImageWriteError."""
     try:
-        yield temporary
-        if overwrite:
-            os.replace(temporary, target)
-        else:
-            _take_name_if_free(temporary, path)
+        with atomic_file(path, overwrite=overwrite) as file:
+            yield file
     except OSError as error:
-        raise ImageWriteError(path, describe_os_error(error), error.errno) from error
-    finally:
-        with contextlib.suppress(OSError):  # none made (a read-only folder: EROFS, not ENOENT), or gone
-            temporary.unlink()
-
-
-def _take_name_if_free(temporary: Path, path: str | os.PathLike[str]) -> None:
-    """Gives ``temporary``'s file the name ``path`` too, unless something has that name: OutputExistsError.
-
-    A hard link takes a name only if it is free, in one step. Where the file system has no hard links,
-    the name is checked, then taken by a rename: only a file made in the instant between is replaced.
-    """
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        raise OutputExistsError(path) from None
-    except OSError:  # no hard links here (FAT: EPERM; FUSE mounts: ENOSYS; Windows: EINVAL), or another
-        # failure, which the rename meets again
-        if os.path.lexists(path):
+        if isinstance(error, FileExistsError) and not overwrite:
             raise OutputExistsError(path) from None
-        os.replace(temporary, path)
+        raise ImageWriteError(path, describe_os_error(error), error.errno) from error
 
 
 def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
@@ -1148,34 +1119,33 @@ def _save(
     if problem is not None:
         raise ImageWriteError(path, problem)
     try:
-        with atomic_output(path, overwrite=overwrite) as temporary:
-            _write_samples(temporary, fmt, samples, quality, metadata)
+        with atomic_output(path, overwrite=overwrite) as file:
+            _write_samples(file, fmt, samples, quality, metadata)
     except _Unencodable as error:
         raise ImageWriteError(path, str(error)) from None
 
 
 def _write_samples(
-    path: Path, fmt: str, samples: np.ndarray, quality: int = 95, metadata: Metadata = Metadata()
+    file: BinaryIO, fmt: str, samples: np.ndarray, quality: int = 95, metadata: Metadata = Metadata()
 ) -> None:
-    """Write H x W x C samples (grey or RGB, then optional alpha; uint8 or uint16) in ``fmt``.
+    """Write H x W x C samples (grey or RGB, then optional alpha; uint8 or uint16) in ``fmt`` into ``file``.
 
     PNG and TIFF use recnet's encoders, which handle 16-bit colour and keep the EXIF block whole; HEIF uses
     pillow-heif (uint16 samples are 10-bit codes there); the rest use Pillow.
     """
     if fmt == "HEIF":
-        _write_heif(path, samples, quality, metadata)
+        _write_heif(file, samples, quality, metadata)
     elif fmt == "PNG":
-        with path.open("wb") as file:
-            _write_png(file, samples, metadata)
+        _write_png(file, samples, metadata)
     elif fmt == "TIFF":
-        path.write_bytes(_encode_tiff(samples, metadata))
+        file.write(_encode_tiff(samples, metadata))
     else:
         image = Image.fromarray(samples.squeeze(axis=2) if samples.shape[2] == 1 else samples)
         # Into memory, then to the file: Pillow's JPEG encoder writes to a file's descriptor itself and
         # ignores a short write, so a full disk left a cut JPEG that passed for a finished one.
         encoded = io.BytesIO()
         image.save(encoded, format=fmt, **_pillow_options(fmt, quality, metadata))
-        path.write_bytes(encoded.getbuffer())
+        file.write(encoded.getbuffer())
 
 
 def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, object]:
@@ -1201,7 +1171,7 @@ def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, obj
     return {key: value for key, value in candidates.items() if value is not None}
 
 
-def _write_heif(path: Path, samples: np.ndarray, quality: int, metadata: Metadata) -> None:
+def _write_heif(file: BinaryIO, samples: np.ndarray, quality: int, metadata: Metadata) -> None:
     """An 8-bit or (from uint16 samples of 10-bit codes) 10-bit HEIF, with EXIF, XMP, the ICC profile or the
     nclx colour description, and the source's chroma subsampling; x265's fastest preset: 12 MP in 2.5 s on 2
     CPU cores (18 s at its default), for files 17% larger at the same quality."""
@@ -1223,7 +1193,7 @@ def _write_heif(path: Path, samples: np.ndarray, quality: int, metadata: Metadat
         options["nclx_profile"] = metadata.nclx
     try:
         heif.save(
-            path,
+            file,
             quality=quality,
             enc_params={"preset": "ultrafast"},
             **{key: value for key, value in options.items() if value is not None},

@@ -26,7 +26,6 @@ import os
 import pickle
 import pickletools
 import re
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -54,6 +53,7 @@ from huggingface_hub.errors import (
 from safetensors import SafetensorError, safe_open
 
 from recnet_cli import __version__
+from recnet_cli.atomicfile import atomic_file
 from recnet_cli.imaging import (
     describe_os_error,
     error_line,
@@ -582,17 +582,10 @@ def readable(value: object) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename it: no reader sees half a file. An
+    """Write ``data`` to ``path`` whole or not at all (see ``atomic_file``): no reader sees half a file. An
     error writing (a full disk) names ``path``."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with naming_the_file(path), os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with naming_the_file(path), atomic_file(path) as file:
+        file.write(data)
 
 
 # ---- listing ----

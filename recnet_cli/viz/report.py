@@ -158,8 +158,8 @@ class ReportBuilder:
     def add(self, target: Path, card: Card) -> None:
         """Saves the card of a photo just written to ``target``, stamped with it."""
         card = replace(card, stamp=output_stamp(target))
-        with atomic_output(self.folder / self.preview(target, "card.json")) as temporary:
-            temporary.write_text(json.dumps(asdict(card)), encoding="ascii")  # odd bytes escaped
+        with atomic_output(self.folder / self.preview(target, "card.json")) as file:
+            file.write(json.dumps(asdict(card)).encode("ascii"))  # odd bytes escaped
 
     def stored_card(self, path: Path) -> Card | None:
         """The card in ``path`` if recnet wrote it there for its output, and the output and previews are
@@ -210,8 +210,8 @@ class ReportBuilder:
         make_folder_for(lock)  # not made yet where no photo was corrected (a shard of a batch with none)
         with taking_turns(lock):
             page = self.page(summary, model, device, strength, shard)
-            with atomic_output(path) as temporary:  # a name not in UTF-8 shows a ? for its odd bytes
-                temporary.write_bytes(page.encode("utf-8", "replace"))
+            with atomic_output(path) as file:  # a name not in UTF-8 shows a ? for its odd bytes
+                file.write(page.encode("utf-8", "replace"))
         return path
 
     def page(

@@ -1,0 +1,128 @@
+"""Files that appear whole under their name, or not at all.
+
+On Linux a file is written without a name (``O_TMPFILE``) and named once it is complete, so a process killed
+while writing (the out-of-memory killer, a scheduler's time limit) leaves nothing behind. Elsewhere, and on
+file systems without unnamed files, it is written under a hidden temporary name beside the target, which is
+removed on any error (but stays if the process is killed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """A new file open for writing that takes the name ``path`` when the block ends without an exception.
+
+    With ``overwrite`` it replaces a file of that name; without, a file there when the block ends (even one
+    made while the block ran) is kept and FileExistsError raised. On any exception nothing is left and
+    ``path`` is untouched.
+    """
+    target = Path(path)
+    descriptor = _open_unnamed(target.parent)
+    if descriptor is not None:
+        with os.fdopen(descriptor, "wb") as file:
+            yield file
+            file.flush()
+            with _naming(target):
+                _name_unnamed(descriptor, target, overwrite)
+        return
+    temporary = hidden_temporary(target)
+    try:
+        with _naming(target):
+            file = temporary.open("xb")
+        with file:
+            yield file
+        with _naming(target):
+            if overwrite:
+                os.replace(temporary, target)
+            else:
+                _take_name_if_free(temporary, target)
+    finally:
+        with contextlib.suppress(OSError):  # none made (a read-only folder: EROFS, not ENOENT), or renamed
+            temporary.unlink()
+
+
+@functools.cache
+def unnamed_files_work() -> bool:
+    """Whether this system makes unnamed files and can name them (through /proc/self/fd)."""
+    return hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+
+
+def _open_unnamed(folder: Path) -> int | None:
+    """The descriptor of a new unnamed file in ``folder``, open for writing; None where there are none."""
+    if not unnamed_files_work():
+        return None
+    try:
+        return os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o666)
+    except OSError:  # a file system without them (EOPNOTSUPP), or a real problem the fallback meets again
+        return None
+
+
+def hidden_temporary(target: Path) -> Path:
+    """A hidden name beside ``target`` for its file while it is written."""
+    # The name's first 200 bytes: with the dot and the 13 bytes after, it fits where the target's 255 do.
+    stem = os.fsdecode(os.fsencode(target.name)[:200])
+    return target.with_name(f".{stem}.tmp-{secrets.token_hex(4)}")
+
+
+def _name_unnamed(descriptor: int, target: Path, overwrite: bool) -> None:
+    """Gives the unnamed file open as ``descriptor`` the name ``target``: a hard link, which takes a name only
+    if it is free. To replace a file there, it is linked under a hidden name, then renamed over it."""
+    try:
+        _link(descriptor, target)
+    except FileExistsError:
+        if not overwrite:
+            raise
+        temporary = hidden_temporary(target)
+        _link(descriptor, temporary)
+        try:
+            os.replace(temporary, target)
+        except OSError:
+            temporary.unlink()
+            raise
+
+
+def _link(descriptor: int, name: Path) -> None:
+    """A hard link to the unnamed file open as ``descriptor``, through its /proc/self/fd entry (linkat with
+    AT_SYMLINK_FOLLOW: Python calls that only given a folder's descriptor)."""
+    folder = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(str(descriptor), name, src_dir_fd=folder, follow_symlinks=True)
+    finally:
+        os.close(folder)
+
+
+@contextmanager
+def _naming(target: Path) -> Iterator[None]:
+    """An OSError giving the file its name names ``target``, not a temporary name or a /proc path."""
+    try:
+        yield
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, os.fspath(target)) from None
+
+
+def _take_name_if_free(temporary: Path, target: Path) -> None:
+    """Gives ``temporary``'s file the name ``target`` too, unless something has that name: FileExistsError.
+
+    A hard link takes a name only if it is free, in one step. Where the file system has no hard links,
+    the name is checked, then taken by a rename: only a file made in the instant between is replaced.
+    """
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (FAT: EPERM; FUSE mounts: ENOSYS; Windows: EINVAL), or another
+        # failure, which the rename meets again
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST)) from None
+        os.replace(temporary, target)

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recnet_cli import atomicfile
+from recnet_cli.atomicfile import atomic_file
+
+UNNAMED = atomicfile.unnamed_files_work()
+
+
+@pytest.fixture(params=["unnamed", "named"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs with unnamed files (Linux) and with the hidden temporary name used elsewhere."""
+    if request.param == "unnamed" and not UNNAMED:
+        pytest.skip("this system makes no unnamed files (O_TMPFILE)")
+    if request.param == "named":
+        monkeypatch.setattr(atomicfile, "unnamed_files_work", lambda: False)
+    return request.param
+
+
+def test_the_file_takes_its_name_only_when_complete(tmp_path: Path, mode: str) -> None:
+    target = tmp_path / "out.png"
+    with atomic_file(target) as file:
+        file.write(b"half")
+        names = os.listdir(tmp_path)
+        if mode == "unnamed":
+            assert names == []
+        else:
+            assert len(names) == 1 and names[0].startswith(".out.png.tmp-")
+        file.write(b" and the rest")
+    assert target.read_bytes() == b"half and the rest"
+    assert os.listdir(tmp_path) == ["out.png"] and target.stat().st_nlink == 1
+
+
+def test_a_new_file_has_the_usual_permissions(tmp_path: Path, mode: str) -> None:
+    umask = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "model.safetensors") as file:
+            file.write(b"weights")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_overwrite_replaces_and_without_it_the_file_there_is_kept(tmp_path: Path, mode: str) -> None:
+    target = tmp_path / "out.jpg"
+    target.write_bytes(b"old")
+    with atomic_file(target) as file:
+        file.write(b"new")
+    assert target.read_bytes() == b"new"
+    with pytest.raises(FileExistsError), atomic_file(target, overwrite=False) as file:
+        file.write(b"newer")
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["out.jpg"]
+
+
+def test_a_file_made_while_writing_is_kept_without_overwrite(tmp_path: Path, mode: str) -> None:
+    target = tmp_path / "out.png"
+    with pytest.raises(FileExistsError) as raised, atomic_file(target, overwrite=False) as file:
+        file.write(b"recnet's")
+        target.write_bytes(b"MY EDIT")  # the user's, saved while recnet was writing
+    assert raised.value.filename == str(target)
+    assert target.read_bytes() == b"MY EDIT" and os.listdir(tmp_path) == ["out.png"]
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "nowhere")  # a link to nothing is kept too
+    with pytest.raises(FileExistsError), atomic_file(tmp_path / "dangling.png", overwrite=False) as file:
+        file.write(b"recnet's")
+    assert (tmp_path / "dangling.png").is_symlink() and sorted(os.listdir(tmp_path)) == [
+        "dangling.png",
+        "out.png",
+    ]
+
+
+def test_an_error_while_writing_leaves_nothing(tmp_path: Path, mode: str) -> None:
+    target = tmp_path / "out.tif"
+    target.write_bytes(b"previous result")
+    with pytest.raises(RuntimeError, match="encoder crashed"), atomic_file(target) as file:
+        file.write(b"half a photo")
+        raise RuntimeError("encoder crashed")
+    assert target.read_bytes() == b"previous result" and os.listdir(tmp_path) == ["out.tif"]
+
+
+def test_a_replace_that_fails_leaves_nothing(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "out.png").mkdir()  # a folder where the file would go
+    with pytest.raises(IsADirectoryError) as raised, atomic_file(tmp_path / "out.png") as file:
+        file.write(b"photo")
+    assert raised.value.filename == str(tmp_path / "out.png")
+    assert os.listdir(tmp_path) == ["out.png"] and os.listdir(tmp_path / "out.png") == []
+
+
+def test_a_missing_folder_is_an_error_naming_no_temporary(tmp_path: Path, mode: str) -> None:
+    with pytest.raises(FileNotFoundError) as raised, atomic_file(tmp_path / "gone" / "out.png") as file:
+        file.write(b"photo")
+    assert raised.value.filename == str(tmp_path / "gone" / "out.png")
+
+
+@pytest.mark.parametrize("refusal", [errno.EPERM, errno.ENOSYS], ids=["fat", "fuse"])
+def test_without_hard_links_the_name_is_checked_then_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusal: int
+) -> None:
+    """FAT, FUSE mounts (rclone, gcsfuse): no unnamed files and no hard links; the name is checked, then
+    taken by a rename."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(atomicfile, "unnamed_files_work", lambda: False)
+    monkeypatch.setattr(atomicfile.os, "link", refuse)
+    target = tmp_path / "out.png"
+    with atomic_file(target, overwrite=False) as file:
+        file.write(b"photo")
+    assert target.read_bytes() == b"photo"
+    with pytest.raises(FileExistsError), atomic_file(target, overwrite=False) as file:
+        file.write(b"another")
+    assert target.read_bytes() == b"photo" and os.listdir(tmp_path) == ["out.png"]
+
+
+@pytest.mark.skipif(not UNNAMED, reason="this system makes no unnamed files (O_TMPFILE)")
+def test_a_process_killed_while_writing_leaves_nothing(tmp_path: Path) -> None:
+    """The out-of-memory killer or a scheduler's time limit (SIGKILL) cannot be caught: what was written
+    must vanish with the process."""
+    script = (
+        "import os, signal, sys\n"
+        "from recnet_cli.atomicfile import atomic_file\n"
+        "with atomic_file(sys.argv[1]) as file:\n"
+        "    file.write(b'x' * 100_000)\n"
+        "    file.flush()\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", script, str(tmp_path / "out.jpg")], check=False)
+    assert finished.returncode == -signal.SIGKILL
+    assert os.listdir(tmp_path) == []
