@@ -247,6 +247,8 @@ def download(ref: str) -> Path:
 
 def fetch_from_hub(ref: HubRef) -> Path:
     """The cached file of a Hub reference, downloaded when the Hub has it and the cache does not."""
+    if problem := hub_cache_problem():
+        raise WeightsError(f"{ref.text}: {problem}")
     try:
         offline = constants.is_offline_mode() or not hub_reachable(ref)
         path = hub_download(ref, ref.filename, offline)
@@ -617,15 +619,23 @@ def with_card(entry: ModelEntry) -> ModelEntry:
         return replace(entry, problem=str(error))
 
 
+def hub_cache_problem() -> str | None:
+    """Why the Hugging Face cache cannot hold models: something other than a folder where it goes."""
+    cache = constants.HF_HUB_CACHE
+    if os.path.lexists(cache) and not os.path.isdir(cache):
+        return f"the Hugging Face cache {cache} is {file_kind(cache)}, not a folder; set HF_HUB_CACHE to one"
+    return None
+
+
 def cached_hub_models() -> list[ModelEntry]:
+    if problem := hub_cache_problem():
+        raise WeightsError(problem)
     try:
         cache = scan_cache_dir(constants.HF_HUB_CACHE)
     except CacheNotFound:
         return []
-    except (ValueError, OSError) as error:  # a file where the cache goes, a folder or file in it unreadable
-        where, why = constants.HF_HUB_CACHE, first_line(error)
-        if isinstance(error, OSError):  # named as other errors name a file: "<file>: permission denied"
-            where, why = error.filename or where, describe_os_error(error)
+    except OSError as error:  # a folder or file in the cache unreadable: named as other errors name a file
+        where, why = error.filename or constants.HF_HUB_CACHE, describe_os_error(error)
         raise WeightsError(f"{os.fsdecode(where)}: cannot read the Hugging Face cache ({why})") from None
     entries = []
     for repo in sorted(cache.repos, key=lambda repo: repo.repo_id):

@@ -194,6 +194,17 @@ def test_a_cache_that_cannot_be_used_is_named_as_other_errors_name_a_file(
     assert load_error(REPO) == f"{REPO}: download failed ({notes / 'hub'}: not a directory)"
 
 
+def test_a_cache_that_is_a_file_is_named_before_any_request(
+    hub: FakeHub, tmp_path: Path, monkeypatch
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(notes))
+    reason = f"the Hugging Face cache {notes} is a file, not a folder; set HF_HUB_CACHE to one"
+    assert load_error(REPO) == f"{REPO}: {reason}"
+    assert hub.requests == [] and notes.read_text() == "mine"
+
+
 def test_gated_repository_needs_hf_token(
     hub: FakeHub, published: dict[str, RECNet], monkeypatch: pytest.MonkeyPatch
 ) -> None:
