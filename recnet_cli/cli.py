@@ -12,8 +12,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import click
 import typer
-from typer.core import TyperArgument, TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from recnet_cli import __version__, console
 from recnet_cli.batch import (
@@ -32,6 +33,7 @@ from recnet_cli.batch import (
 from recnet_cli.console import fail
 from recnet_cli.imaging import (
     OUTPUT_CHOICES,
+    OUTPUT_EXTENSIONS,
     Photo,
     PhotoFileError,
     alpha_loss,
@@ -84,7 +86,12 @@ class PlainHelpFlag:
 
 
 class RecnetGroup(PlainHelpFlag, TyperGroup):
-    pass
+    def get_params(self, ctx: typer.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        for param in params:  # --install-completion and --show-completion, which Typer adds as <bool>
+            if isinstance(param, TyperOption) and param.is_flag:
+                param.metavar = ""
+        return params
 
 
 class PlainArgument(TyperArgument):
@@ -114,7 +121,7 @@ app = typer.Typer(
     "with RECNet.\n\n[dim]Start with:[/]  recnet correct photo.jpg   (writes photo_recnet.jpg; "
     "recnet correct --help says more)",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -169,6 +176,25 @@ OutputOpt = Annotated[
         help="Output file (one input) or folder (several inputs or a folder; a name ending in / is one).",
     ),
 ]
+
+
+def model_names(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion of --model: the bundled models and the RECNet models in the Hugging Face cache; with
+    none that match, the shell completes file names."""
+    from recnet_cli.weights import WeightsError, list_models
+
+    try:
+        entries = list_models()
+    except WeightsError:  # a Hugging Face cache that cannot be read
+        return []
+    return [(e.name, e.origin) for e in entries if e.name.startswith(incomplete) and e.problem is None]
+
+
+def completing(*choices: str) -> Callable[[str], list[str]]:
+    """Shell completion of an option from fixed ``choices``."""
+    return lambda incomplete: [choice for choice in choices if choice.startswith(incomplete)]
+
+
 # What --model and --init name.
 MODEL_FORMS = "a model file, a Hub repository (org/name) or a bundled model's name"
 ModelOpt = Annotated[
@@ -177,6 +203,7 @@ ModelOpt = Annotated[
         "--model",
         "-m",
         parser=named("--model", MODEL_FORMS, str),
+        autocompletion=model_names,
         metavar="MODEL",
         help="A .safetensors/.pth file, a Hub repo (org/name, org/name@rev, org/name:file.safetensors) "
         "or a bundled name. Default: the bundled model.",
@@ -209,14 +236,20 @@ def checked_megapixels(value: float) -> float:
     return value
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
 DeviceOpt = Annotated[
     str,
-    typer.Option(metavar="DEVICE", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps."),
+    typer.Option(
+        metavar="DEVICE",
+        autocompletion=completing(*DEVICES),
+        help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.",
+    ),
 ]
 DevicesOpt = Annotated[
     str,
     typer.Option(
         metavar="DEVICE",
+        autocompletion=completing(*DEVICES),
         help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps; a list such as cuda:0,cuda:1 "
         "spreads the photos over several GPUs, one copy of the model on each.",
     ),
@@ -421,7 +454,12 @@ def correct(
     fused: FusedOpt = False,
     suffix: SuffixOpt = CORRECT_SUFFIX,
     ext: Annotated[
-        str | None, typer.Option(metavar="FORMAT", help=f"Force the output format: {OUTPUT_CHOICES}.")
+        str | None,
+        typer.Option(
+            metavar="FORMAT",
+            autocompletion=completing(*OUTPUT_EXTENSIONS),
+            help=f"Force the output format: {OUTPUT_CHOICES}.",
+        ),
     ] = None,
     quality: Annotated[
         int, typer.Option(min=1, max=100, metavar="Q", help="JPEG, WebP, AVIF, HEIF quality.")
@@ -653,7 +691,11 @@ def mask(
     suffix: SuffixOpt = MASK_SUFFIX,
     ext: Annotated[
         str | None,
-        typer.Option(metavar="FORMAT", help=f"Output format of the picture (default png): {OUTPUT_CHOICES}."),
+        typer.Option(
+            metavar="FORMAT",
+            autocompletion=completing(*OUTPUT_EXTENSIONS),
+            help=f"Output format of the picture (default png): {OUTPUT_CHOICES}.",
+        ),
     ] = None,
     raw: Annotated[
         bool,
@@ -814,6 +856,7 @@ def train(
         str | None,
         typer.Option(
             parser=named("--init", MODEL_FORMS, str),
+            autocompletion=model_names,
             metavar="MODEL",
             help="Fine-tune from this model (file, Hub or bundled name).",
         ),

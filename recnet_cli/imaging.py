@@ -132,7 +132,8 @@ def _in_words(items: list[str], conjunction: str) -> str:
 
 _FORMATS = list(dict.fromkeys(_FORMAT_BY_EXTENSION.values()))
 READABLE = "recnet reads " + _in_words([_FORMAT_NAMES[f][0] for f in _FORMATS], "and")
-OUTPUT_CHOICES = _in_words([_FORMAT_NAMES[f][1] for f in _FORMATS], "or")
+OUTPUT_EXTENSIONS = [_FORMAT_NAMES[f][1] for f in _FORMATS]  # what --ext takes
+OUTPUT_CHOICES = _in_words(OUTPUT_EXTENSIONS, "or")
 # Photo files that need converting first. Camera RAW is checked by name before opening: DNG, NEF, CR2, ARW
 # and PEF files start with TIFF's signature, and Pillow would give their first image, usually a preview.
 _RAW_EXTENSIONS = frozenset(

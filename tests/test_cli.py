@@ -37,7 +37,7 @@ from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Job, Summary
 from recnet_cli.cli import app
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
-from recnet_cli.imaging import Photo
+from recnet_cli.imaging import OUTPUT_EXTENSIONS, Photo
 from recnet_cli.model import RECNet
 from recnet_cli.runner import finish, run_batch
 from recnet_cli.train.data import read_rgb
@@ -82,6 +82,33 @@ def test_help_has_a_short_form_and_shows_no_value_type(env: dict[str, str]) -> N
     for command, usage in (("correct", "PHOTOS..."), ("explain", "PHOTO"), ("download", "REPO")):
         lines = [line.strip() for line in run([command, "-h"], env).stdout.splitlines()]
         assert f"Usage: recnet {command} [OPTIONS] {usage}" in lines
+
+
+def completions(words: str, env: dict[str, str]) -> list[str]:
+    """What bash's tab completion offers after ``words``, as ``recnet --install-completion`` sets it up (the
+    shell completes file names where nothing is offered)."""
+    index = len(words.split()) - (0 if words.endswith(" ") else 1)
+    shell = {"_RECNET_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(index)}
+    result = subprocess.run([RECNET], env=env | shell, capture_output=True, text=True, timeout=60, check=True)
+    return result.stdout.split()
+
+
+def test_tab_completion_offers_commands_options_models_and_formats(
+    env: dict[str, str], model_file: Path
+) -> None:
+    weights = Path(env["RECNET_WEIGHTS_DIR"])
+    (weights / "mine.safetensors").write_bytes(model_file.read_bytes())
+    (weights / "damaged.safetensors").write_bytes(b"cut short")
+    assert completions("recnet co", env) == ["correct"]
+    assert completions("recnet correct --str", env) == ["--strength"]
+    assert completions("recnet correct --model ", env) == ["mine"]  # not the damaged one
+    assert completions("recnet train --init mi", env) == ["mine"]
+    assert completions("recnet correct --model ./my", env) == []  # a file's name: the shell completes it
+    assert completions("recnet correct shots/", env) == []
+    assert completions("recnet correct --device cu", env) == ["cuda"]
+    assert completions("recnet mask --ext ", env) == OUTPUT_EXTENSIONS and "jpg" in OUTPUT_EXTENSIONS
+    script = run(["--show-completion", "bash"], env)
+    assert script.returncode == 0 and "complete -o default -F _recnet_completion recnet" in script.stdout
 
 
 def loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
