@@ -11,7 +11,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,11 +90,13 @@ class JobError(Exception):
 
 @dataclass(frozen=True)
 class Source:
-    """An input image and its path relative to the folder it was found in (for mirroring)."""
+    """An input image and its path relative to the folder it was found in (for mirroring); ``aliases``: other
+    names it was given under (links to it, or it a link), corrected once under ``path``."""
 
     path: Path
     relative: Path
     from_folder: bool = False
+    aliases: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -261,13 +263,20 @@ def other_files(files: Sequence[Path]) -> str:
 
 
 def unique_sources(sources: Iterable[Source]) -> list[Source]:
-    seen: set[Path] = set()
-    unique = []
+    """Each file once, under the first name it was given; a later different name for it (a link) is kept
+    among its ``aliases``."""
+    first: dict[Path, int] = {}
+    unique: list[Source] = []
     for source in sources:
         key = source.path.resolve()
-        if key not in seen:
-            seen.add(key)
+        if key not in first:
+            first[key] = len(unique)
             unique.append(source)
+            continue
+        kept = unique[first[key]]
+        names = {os.path.abspath(path) for path in (kept.path, *kept.aliases)}
+        if os.path.abspath(source.path) not in names:
+            unique[first[key]] = replace(kept, aliases=(*kept.aliases, source.path))
     return unique
 
 

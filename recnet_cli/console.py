@@ -75,6 +75,19 @@ def notice_passed_over(paths: list[Path]) -> None:
     )
 
 
+def notice_aliases(pairs: list[tuple[Path, Path]]) -> None:
+    """Says which inputs were other names (links) for files given too, each corrected once."""
+    if len(pairs) == 1:
+        ((alias, path),) = pairs
+        notice(f"{alias}: the same file as {path} (by a link), corrected once under that name")
+        return
+    shown = ", ".join(f"{alias} is {path}" for alias, path in pairs[:3]) + (", ..." if len(pairs) > 3 else "")
+    notice(
+        f"{len(pairs)} inputs are the same files as others given (by links), corrected once under the other "
+        f"names: {shown}"
+    )
+
+
 def notice_stopping(signal_name: str) -> None:
     """What a training run says on its first Ctrl-C or SIGTERM."""
     again = "Ctrl-C again stops at once" if signal_name == "Ctrl-C" else "a second signal stops at once"

@@ -182,6 +182,8 @@ def collect_jobs(
         raise fail(misnamed)
     if (as_folder := output_taken_as_folder(sources, output)) and not quiet:
         console.notice(as_folder)
+    if (aliases := [(alias, source.path) for source in sources for alias in source.aliases]) and not quiet:
+        console.notice_aliases(aliases)
     passed_over = earlier_outputs(sources, output, suffix)
     if passed_over:
         earlier = set(passed_over)

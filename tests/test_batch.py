@@ -138,7 +138,15 @@ def test_inputs_that_give_no_image_say_why(shots: Path, tmp_path: Path) -> None:
 
 def test_the_same_file_twice_is_processed_once(shots: Path) -> None:
     sources, _ = find_sources([str(shots / "a.jpg"), str(shots / "*.jpg")])
-    assert len(sources) == 1
+    assert len(sources) == 1 and sources[0].aliases == ()
+
+
+def test_a_link_to_a_file_given_too_is_processed_once_and_remembered(shots: Path) -> None:
+    (shots / "link.jpg").symlink_to("a.jpg")
+    (shots / "other.jpg").symlink_to(shots / "a.jpg")
+    sources, _ = find_sources([str(shots / "a.jpg"), str(shots / "link.jpg"), str(shots / "*.jpg")])
+    assert [source.path for source in sources] == [shots / "a.jpg"]
+    assert sources[0].aliases == (shots / "link.jpg", shots / "other.jpg")  # once each, the file itself never
 
 
 def test_jobs_that_cannot_work_are_refused_before_reading(tmp_path: Path) -> None:

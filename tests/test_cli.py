@@ -254,6 +254,19 @@ def test_running_twice_on_a_folder_does_not_correct_its_own_outputs(
     assert not (tmp_path / "fixed.png").exists()
 
 
+def test_a_link_given_beside_its_file_is_corrected_once_with_a_note(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    photo = make_photo(tmp_path / "a.png")
+    (tmp_path / "b.png").symlink_to("a.png")
+    listed = run(["correct", str(photo), str(tmp_path / "b.png"), "--dry-run"], env)
+    note = f"note: {tmp_path / 'b.png'}: the same file as {photo} (by a link), corrected once under that name"
+    assert listed.returncode == 0 and note in listed.stderr, listed.stderr
+    assert listed.stdout.count(" -> ") == 1
+    quiet = run(["correct", str(photo), str(tmp_path / "b.png"), "--dry-run", "-q"], env)
+    assert "note:" not in quiet.stderr
+
+
 def test_a_mask_without_its_photo_is_kept_unless_overwrite_and_the_photo_is_written_last(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
