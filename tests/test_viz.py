@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,6 +254,18 @@ def test_explain_puts_its_sheet_in_a_folder_given_as_output(
         assert result.returncode == 0, result.stderr
         assert (tmp_path / typed / "shot_explain.png").is_file()
         assert result.stderr == f"note: wrote {typed}shot_explain.png\n"
+
+
+def test_explain_draws_a_file_name_that_is_not_valid_utf8(
+    tmp_path: Path,
+    cli_env: dict[str, str],
+    model_file: Path,
+) -> None:
+    # Linux keeps a name's bytes as they are: a Latin-1 "café" from an old camera or a copied card.
+    photo = make_photo(tmp_path / os.fsdecode(b"caf\xe9.png"))
+    result = run(["explain", str(photo), "-r", str(photo), "--model", str(model_file)], cli_env)
+    assert result.returncode == 0, result.stderr  # OpenCV crashed drawing the title (SIGSEGV)
+    assert Image.open(photo.with_name(f"{photo.stem}_explain.png")).width >= FIGURE_WIDTH
 
 
 def test_save_features_writes_a_companion_with_overwrite_rules(

@@ -36,9 +36,15 @@ def line_thickness(scale: float) -> int:
     return max(1, round(scale * 2.2))
 
 
+def drawable(text: str) -> str:
+    """The text as valid UTF-8, each character that has none (a file name's undecodable byte, which Python
+    keeps as a lone surrogate) a ``?``: OpenCV crashes on such a string."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def text_size(text: str, scale: float) -> tuple[int, int]:
     """Width and height (ascent plus descent) of a line of text, in pixels."""
-    (width, height), baseline = cv2.getTextSize(text, FONT, scale, line_thickness(scale))
+    (width, height), baseline = cv2.getTextSize(drawable(text), FONT, scale, line_thickness(scale))
     return width, height + baseline
 
 
@@ -46,7 +52,7 @@ def put_text(
     image: np.ndarray, text: str, origin: tuple[int, int], scale: float, colour: Colour = INK
 ) -> None:
     """Draws text with its baseline-left corner at ``origin``."""
-    cv2.putText(image, text, origin, FONT, scale, colour, line_thickness(scale), cv2.LINE_AA)
+    cv2.putText(image, drawable(text), origin, FONT, scale, colour, line_thickness(scale), cv2.LINE_AA)
 
 
 def blank(height: int, width: int, colour: Colour = PAPER) -> np.ndarray:
