@@ -1189,7 +1189,7 @@ def evaluate(
     """
     from recnet_cli.train.pairs import find_pairs, match_by_stem
 
-    if (pairs is None) == (inputs is None or targets is None):
+    if (pairs is None) == (inputs is None and targets is None) or (inputs is None) != (targets is None):
         raise fail("give either --pairs DIR or both --inputs DIR and --targets DIR")
     try:
         found = find_pairs(pairs, split) if pairs is not None else match_by_stem(inputs, targets)

@@ -1299,6 +1299,22 @@ def test_eval_says_in_one_line_when_save_cannot_write(
     )
 
 
+def test_eval_takes_pairs_or_inputs_and_targets_never_some_of_both(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    for name in ("pairs", "in", "gt"):
+        (tmp_path / name).mkdir()
+    pairs, inputs, targets = (
+        ["--" + option, str(tmp_path / name)]
+        for option, name in [("pairs", "pairs"), ("inputs", "in"), ("targets", "gt")]
+    )
+    # --pairs with --inputs (or --targets) alone scored --pairs, and said nothing of the folder left out
+    for options in ([], inputs, targets, [*pairs, *inputs], [*pairs, *targets], [*pairs, *inputs, *targets]):
+        result = run(["eval", *options], env)
+        reason = "give either --pairs DIR or both --inputs DIR and --targets DIR"
+        assert (result.returncode, result.stderr) == (2, f"error: {reason}\n"), options
+
+
 def test_eval_json_lists_the_failures_when_no_pair_could_be_scored(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
