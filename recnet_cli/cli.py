@@ -656,9 +656,6 @@ def explain(
         truth = read_input(reference, quiet=False).pixels if reference is not None else None
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
-    # Made once the photos are read, so that a photo that cannot be read leaves no empty folder behind.
-    if problem := folder_problem(target.parent, create=True):
-        raise fail(problem, 1)
     (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet=False, one_device=True)
     from recnet_cli.engine import PhotoOutOfMemoryError
     from recnet_cli.viz.sheet import contact_sheet
@@ -670,6 +667,10 @@ def explain(
             f"   reference {reference.name}" if reference is not None else ""
         )
         sheet = contact_sheet(explained, f"recnet explain: {image.name}", subtitle)
+        # Made once the sheet is drawn, so that nothing failing before (the photo, the model, a reference of
+        # another size) leaves an empty folder behind.
+        if problem := folder_problem(target.parent, create=True):
+            raise fail(problem, 1)
         write_rgb8(target, sheet, overwrite=overwrite)
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None

@@ -233,6 +233,13 @@ def test_explain_refuses_bad_references_and_existing_sheets(
     unread = run(["explain", str(tmp_path / "none.png"), "-o", str(tmp_path / "new" / "sheets")], cli_env)
     assert unread.returncode == 1 and "none.png: no such file" in unread.stderr
     assert not (tmp_path / "new").exists()  # no folder made for a sheet that was never drawn
+    no_model = run(["explain", str(photo), "-o", str(tmp_path / "new" / "sheets"), "-m", str(notes)], cli_env)
+    assert no_model.returncode == 2 and "notes.txt: unknown model file type" in no_model.stderr
+    assert not (tmp_path / "new").exists()
+    new_folder = ["-o", str(tmp_path / "new" / "sheets"), "--model", str(model_file)]
+    unscored = run(["explain", str(photo), "-r", str(other_size), *new_folder], cli_env)
+    assert unscored.returncode == 1 and "same size" in unscored.stderr
+    assert not (tmp_path / "new").exists()
 
 
 def test_explain_puts_its_sheet_in_a_folder_given_as_output(
