@@ -230,7 +230,8 @@ def download(ref: str) -> Path:
     """``recnet download``: fetch a Hub model (and its card) into the Hugging Face cache; its local path.
 
     A file that is not RECNet's weights (as ``looks_like_recnet`` judges the cache for ``recnet models``) is
-    refused once downloaded, and stays in the cache as ``--model`` leaves it; ``recnet models`` ignores it."""
+    refused once downloaded, and stays in the cache as ``--model`` leaves it; ``recnet models`` ignores it.
+    So is one that ``--model`` cannot load (a file cut short, a damaged card), with its error."""
     hub_ref = parse_hub_ref(ref)
     if hub_ref is None:
         raise WeightsError(f"{ref}: not a Hub reference ({HUB_REF_FORMAT})")
@@ -242,6 +243,9 @@ def download(ref: str) -> Path:
         raise WeightsError(
             f"{ref}: not a RECNet model (no extract.weight tensor found in {hub_ref.filename})"
         )
+    # Loaded as --model loads it, so that a file cut short or a damaged card fails now, not offline later
+    load_weights(path, ref)
+    read_card(path)
     return path
 
 

@@ -270,6 +270,25 @@ def test_download_refuses_a_file_that_is_not_a_recnet_model(
     assert load_error(ref).startswith(f"{ref}: ")
 
 
+def test_download_refuses_a_model_cut_short_or_with_a_damaged_card(
+    hub: FakeHub, published: dict[str, RECNet], tmp_path: Path
+) -> None:
+    whole = (tmp_path / "main" / "model.safetensors").read_bytes()
+    hub.add("acme/cut", "model.safetensors", whole[: len(whole) // 2])  # its header whole, half its tensors
+    hub.add("acme/card", "model.safetensors", whole)
+    hub.add("acme/card", "model.json", b'{"steps": 1')
+
+    # Both were said to be fetched, for a model that --model cannot load and recnet models lists as damaged
+    for ref, reason in [
+        ("acme/cut", "acme/cut: not a valid safetensors file"),
+        ("acme/card", "model.json: not a valid model card"),
+    ]:
+        with pytest.raises(WeightsError) as caught:
+            download(ref)
+        assert reason in str(caught.value)
+        assert load_error(ref) == str(caught.value)
+
+
 def test_download_takes_a_model_whose_suffix_is_in_capitals(
     hub: FakeHub, published: dict[str, RECNet], tmp_path: Path
 ) -> None:

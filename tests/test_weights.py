@@ -587,8 +587,10 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
             hub.add(repo, "model.safetensors", model_bytes)
         hub.add("acme/broken-card", "model.json", b'{"steps": 1')
         hub.add("acme/cut-short", "model.safetensors", model_bytes[:-1000])  # its header whole
-        broken_card = download("acme/broken-card").with_suffix(".json")
-        cut_short = download("acme/cut-short")
+        # Fetched as the Hub client does: recnet download refuses them (tests/test_hub.py)
+        broken_card = Path(hf_hub_download("acme/broken-card", "model.json"))
+        hf_hub_download("acme/broken-card", "model.safetensors")
+        cut_short = Path(hf_hub_download("acme/cut-short", "model.safetensors"))
         download("acme/recnet-test")
 
     entries = {entry.name: entry for entry in list_models()}
