@@ -1221,7 +1221,12 @@ def evaluate(
     elif report.scores:
         print_scores(report, loaded.source, amount)
     if not report.scores:
-        raise fail(f"none of the {len(found)} pairs could be scored", 1)
+        raise fail(
+            "the pair could not be scored"
+            if len(found) == 1
+            else f"none of the {len(found)} pairs could be scored",
+            1,
+        )
     if report.failures:
         raise fail(
             f"scored {len(report.scores)} of {len(found)} pairs: {len(report.failures)} could not be scored "
@@ -1235,7 +1240,8 @@ def print_scores(report: EvalReport, model: str, amount: float | str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(f"{model} on {len(report.scores)} pairs"), show_footer=True)
+    count = len(report.scores)
+    table = Table(title=escape(f"{model} on {count} pair{'s' if count > 1 else ''}"), show_footer=True)
     table.add_column("image", footer="mean")
     for name, mean in (
         ("PSNR dB", report.mean("psnr")),

@@ -1324,10 +1324,14 @@ def test_eval_json_lists_the_failures_when_no_pair_could_be_scored(
         make_photo(folder / "tiny.png", size=(8, 6))  # smaller than SSIM's window
     pairs = ["--inputs", str(inputs), "--targets", str(targets), "--model", str(model_file)]
     result = run(["eval", *pairs, "--json"], env)
-    assert result.returncode == 1 and "none of the 1 pairs could be scored" in result.stderr
+    assert result.returncode == 1 and "error: the pair could not be scored" in result.stderr
     report = json.loads(result.stdout)
     assert report["images"] == 0 and report["psnr"] is None and report["per_image"] == []
     assert [failure["input"] for failure in report["failed"]] == [str(inputs / "tiny.png")]
+    for folder in (inputs, targets):
+        make_photo(folder / "tiny.png", size=(24, 16))  # large enough now
+    one = run(["eval", *pairs], env)
+    assert one.returncode == 0 and one.stdout.splitlines()[0].strip() == f"{model_file} on 1 pair", one.stdout
 
 
 def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str, str]) -> None:
