@@ -570,16 +570,26 @@ def correct(
         jobs, found, correctors, compute, write, "Correcting", overwrite, skip_existing, quiet
     )
     about = {"model": loaded.source, "device": device_names(correctors), "strength": amount}
-    if builder is not None:
+    report_failed = False
+    if builder is not None:  # the photos are written: what the batch did is said whatever befalls the page
         try:
             path = builder.write(summary, about["model"], about["device"], amount, shard)
         except PhotoFileError as exc:
-            raise fail(str(exc), 1) from None
-        if not quiet:
-            console.notice(f"report: {path}")
+            console.error(str(exc))
+            report_failed = True
+        except KeyboardInterrupt:  # waiting for another shard's page, or reading the cards
+            ignore_further_stops()
+            summary.interrupted = True
+            console.notice(
+                f"interrupted: {summary.count('done')} of {len(jobs)} written, but not the report; "
+                "run the same command with --skip-existing to write it"
+            )
+        else:
+            if not quiet:
+                console.notice(f"report: {path}")
     if amount == "auto" and correctors[0].calibration is not None and strengths and not quiet:
         console.notice(f"strength auto: {strength_range(list(strengths.values()))}")
-    finish(summary, "corrected", quiet, as_json, about, strengths)
+    finish(summary, "corrected", quiet, as_json, about, strengths, failed=report_failed)
 
 
 @command()

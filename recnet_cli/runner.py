@@ -335,9 +335,11 @@ def finish(
     as_json: bool,
     extra: dict,
     strengths: dict[str, float] | None = None,
+    failed: bool = False,
 ) -> None:
-    """Prints the summary (and JSON, with each file's strength when given), then exits 1 if any file
-    failed, or 130 if the batch was interrupted (whose notice ``run_batch`` printed)."""
+    """Prints the summary (and JSON, with each file's strength when given), then exits 1 if any file (or,
+    with ``failed``, something else the command wrote) failed, or 130 if the batch was interrupted (whose
+    notice ``run_batch`` printed)."""
     if not summary.interrupted:
         console.print_summary(summary, verb, quiet)
     if as_json:
@@ -346,4 +348,4 @@ def finish(
             if strengths and entry["input"] in strengths:
                 entry["strength"] = strengths[entry["input"]]
         typer.echo(json.dumps(report, indent=2))
-    raise typer.Exit(130 if summary.interrupted else 1 if summary.failed else 0)
+    raise typer.Exit(130 if summary.interrupted else 1 if summary.failed or failed else 0)

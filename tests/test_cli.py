@@ -510,6 +510,39 @@ def test_an_output_saved_while_the_batch_runs_is_kept_unless_overwrite(
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in appearing.values())
 
 
+def no_space(*args: object) -> None:
+    raise imaging.ImageWriteError("out/report.html", "no space left on device")
+
+
+@pytest.mark.parametrize("stop", [no_space, ctrl_c], ids=["full-disk", "ctrl-c"])
+def test_a_report_that_is_not_written_leaves_the_batch_s_summary_and_json_whole(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch, stop: Callable[[], None]
+) -> None:
+    # The photos are written before the page, which waits for the other shards' (a Ctrl-C, a scheduler's
+    # SIGTERM) and may find the disk full: what the batch did is said all the same.
+    from recnet_cli.viz.report import ReportBuilder
+
+    monkeypatch.setattr(ReportBuilder, "write", lambda *args: stop())
+    photo, out = make_photo(tmp_path / "a.png"), tmp_path / "out"
+    arguments = ["correct", str(photo), "-o", str(out), "--report", "--json", "--model", str(model_file)]
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = CliRunner().invoke(app, [*arguments, "--device", "cpu", "--quiet"])
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+    report = json.loads(result.stdout)
+    assert (report["done"], report["interrupted"]) == (1, stop is ctrl_c) and (out / "a.png").is_file()
+    if stop is ctrl_c:
+        assert result.exit_code == 130
+        assert result.stderr == (
+            "note: interrupted: 1 of 1 written, but not the report; run the same command with "
+            "--skip-existing to write it\n"
+        )
+    else:
+        assert (result.exit_code, result.stderr) == (1, "error: out/report.html: no space left on device\n")
+
+
 def test_a_sheet_saved_while_explain_runs_is_kept_unless_overwrite(
     tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
