@@ -573,7 +573,7 @@ def correct(
     report_failed = False
     if builder is not None:  # the photos are written: what the batch did is said whatever befalls the page
         try:
-            path = builder.write(summary, about["model"], about["device"], amount, shard)
+            path = builder.write(summary, about["model"], about["device"], amount, shard, overwrite)
         except PhotoFileError as exc:
             console.error(str(exc))
             report_failed = True

@@ -309,8 +309,17 @@ def test_a_report_goes_only_where_it_replaces_nothing_of_the_user_s(tmp_path: Pa
         f"{tmp_path / REPORT_NAME} exists and is not a recnet report: move it, or use --overwrite"
     )
     assert report_problem(tmp_path, overwrite=True) is None
-    ReportBuilder(tmp_path).write(Summary(), "m", "cpu")
+    ReportBuilder(tmp_path).write(Summary(), "m", "cpu", overwrite=True)
     assert report_problem(tmp_path, overwrite=False) is None  # recnet's own is replaced on each run
+    ReportBuilder(tmp_path).write(Summary(), "m", "cpu")
+    # A page of the user's saved there while the batch ran (after report_problem) is kept as well.
+    (tmp_path / REPORT_NAME).write_text("<html>my own page</html>")
+    with pytest.raises(ImageWriteError) as raised:
+        ReportBuilder(tmp_path).write(Summary(), "m", "cpu")
+    assert str(raised.value) == (
+        f"{tmp_path / REPORT_NAME}: exists and is not a recnet report: move it, or use --overwrite"
+    )
+    assert (tmp_path / REPORT_NAME).read_text() == "<html>my own page</html>"
 
 
 def test_a_report_of_no_photos_makes_its_folder(tmp_path: Path) -> None:

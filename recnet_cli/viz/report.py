@@ -201,14 +201,18 @@ class ReportBuilder:
         device: str,
         strength: float | str = 1.0,
         shard: str | None = None,
+        overwrite: bool = False,
     ) -> Path:
         """Writes the report of a finished (or interrupted) batch, or of its part ``shard``, and returns
         its path. Runs that write one report take turns, each reading the cards anew: the last shard of a
-        batch to finish writes the page with every shard's photos."""
+        batch to finish writes the page with every shard's photos. A page there that recnet did not write
+        (saved while the batch ran) is kept without ``overwrite``: ImageWriteError."""
         path = self.folder / REPORT_NAME
         lock = self.folder / PREVIEW_FOLDER / LOCK_NAME
         make_folder_for(lock)  # not made yet where no photo was corrected (a shard of a batch with none)
         with taking_turns(lock):
+            if not overwrite and not_recnet_page(path):
+                raise ImageWriteError(path, "exists and is not a recnet report: move it, or use --overwrite")
             page = self.page(summary, model, device, strength, shard)
             with atomic_output(path) as file:  # a name not in UTF-8 shows a ? for its odd bytes
                 file.write(page.encode("utf-8", "replace"))
@@ -300,9 +304,14 @@ def report_problem(folder: Path, overwrite: bool, targets: Iterable[Path] = ()) 
         return f"{previews} is {what}, and the report's previews go in a folder of that name: move it"
     if os.path.isdir(page) or any(page in target.parents for target in targets):
         return f"{page} is a folder of photos, and the report goes in a file of that name: choose another -o"
-    if page.is_file() and not overwrite and _GENERATOR not in page.read_bytes()[:1024]:
+    if not overwrite and not_recnet_page(page):
         return f"{page} exists and is not a recnet report: move it, or use --overwrite"
     return None
+
+
+def not_recnet_page(page: Path) -> bool:
+    """Whether ``page`` is a file that recnet did not write (the user's, or another program's)."""
+    return page.is_file() and _GENERATOR not in page.read_bytes()[:1024]
 
 
 def render_report(
