@@ -574,6 +574,17 @@ def test_metrics_that_cannot_be_written_name_their_file(tmp_path: Path) -> None:
     assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(tmp_path / "metrics.jsonl"))
 
 
+def test_a_metrics_line_cut_short_by_a_full_disk_does_not_stop_a_resume(tmp_path: Path) -> None:
+    # The disk filled while a step's line was appended: part of it is there, and the run stopped with a
+    # one-line error. Once there is room, the run resumes from its checkpoint, the cut line dropped.
+    train(tiny_config(tmp_path, steps=4, checkpoint_every=2, val_every=4), time_limit=0)
+    with (tmp_path / "metrics.jsonl").open("a") as metrics:
+        metrics.write('{"step": 3, "lr": 5e-05, "pix')
+    assert resume(tmp_path).complete
+    steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 4]
+
+
 def test_a_file_that_is_not_vgg_weights_is_refused_without_pytorchs_advice(tmp_path: Path) -> None:
     """PyTorch's message would advise loading the file with weights_only=False: running code from it."""
     config = tiny_config(tmp_path / "run", ecr=True, vgg_weights=PHOTOS / "bsd100-img_007.jpg")

@@ -701,10 +701,12 @@ def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
 
 
 def trim_metrics(path: Path, step: int) -> None:
-    """Drops metric lines past ``step``: steps redone after a resume are logged once."""
+    """Drops metric lines past ``step``: steps redone after a resume are logged once. A last line without
+    its newline, cut short as it was appended (a full disk), goes too."""
     if path.is_file():
         try:
-            lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+            whole = path.read_text().split("\n")[:-1]  # what follows the last newline: nothing, or a cut line
+            lines = [line for line in whole if json.loads(line)["step"] <= step]
         except (ValueError, KeyError, TypeError) as error:  # not JSON, or not a record with a step
             raise damaged(path, error) from None
         write_atomic(path, "".join(line + "\n" for line in lines).encode())
