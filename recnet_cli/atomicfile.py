@@ -84,11 +84,12 @@ def _name_unnamed(descriptor: int, target: Path, overwrite: bool) -> None:
         if not overwrite:
             raise
         temporary = hidden_temporary(target)
-        _link(descriptor, temporary)
         try:
+            _link(descriptor, temporary)
             os.replace(temporary, target)
-        except OSError:
-            temporary.unlink()
+        except BaseException:  # also a Ctrl-C between the two
+            with contextlib.suppress(OSError):  # none made, or renamed already
+                temporary.unlink()
             raise
 
 

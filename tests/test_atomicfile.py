@@ -93,6 +93,23 @@ def test_a_replace_that_fails_leaves_nothing(tmp_path: Path, mode: str) -> None:
     assert os.listdir(tmp_path) == ["out.png"] and os.listdir(tmp_path / "out.png") == []
 
 
+def test_a_stop_as_the_file_replaces_another_leaves_nothing(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM, which the program takes as Ctrl-C) in the main thread, as a file (a checkpoint, a
+    report's page) takes the place of the one there."""
+
+    def stopped(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    target = tmp_path / "checkpoint.safetensors"
+    target.write_bytes(b"previous")
+    monkeypatch.setattr(atomicfile.os, "replace", stopped)
+    with pytest.raises(KeyboardInterrupt), atomic_file(target) as file:
+        file.write(b"next")
+    assert target.read_bytes() == b"previous" and os.listdir(tmp_path) == [target.name]
+
+
 def test_a_missing_folder_is_an_error_naming_no_temporary(tmp_path: Path, mode: str) -> None:
     with pytest.raises(FileNotFoundError) as raised, atomic_file(tmp_path / "gone" / "out.png") as file:
         file.write(b"photo")
