@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -306,7 +307,7 @@ def test_a_report_goes_only_where_it_replaces_nothing_of_the_user_s(tmp_path: Pa
     (tmp_path / PREVIEW_FOLDER).unlink()
     (tmp_path / REPORT_NAME).write_text("<html>my own page</html>")
     assert report_problem(tmp_path, overwrite=False) == (
-        f"{tmp_path / REPORT_NAME} exists and is not a recnet report: move it, or use --overwrite"
+        f"{tmp_path / REPORT_NAME}: exists and is not a recnet report: move it, or use --overwrite"
     )
     assert report_problem(tmp_path, overwrite=True) is None
     ReportBuilder(tmp_path).write(Summary(), "m", "cpu", overwrite=True)
@@ -320,6 +321,23 @@ def test_a_report_goes_only_where_it_replaces_nothing_of_the_user_s(tmp_path: Pa
         f"{tmp_path / REPORT_NAME}: exists and is not a recnet report: move it, or use --overwrite"
     )
     assert (tmp_path / REPORT_NAME).read_text() == "<html>my own page</html>"
+
+
+def test_a_page_that_cannot_be_read_is_kept_as_the_user_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / REPORT_NAME).write_text("<html>my own page</html>")
+    opened = Path.open
+
+    def no_permission(path: Path, *args: object, **kwargs: object) -> object:  # chmod cannot keep root out
+        if path.name == REPORT_NAME:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", no_permission)
+    assert report_problem(tmp_path, overwrite=False) == (
+        f"{tmp_path / REPORT_NAME}: exists and is not a recnet report: move it, or use --overwrite"
+    )
 
 
 def test_a_report_of_no_photos_makes_its_folder(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ _LONGEST_PREVIEW_STEM = 200  # bytes of an output's name in its previews' names 
 PREVIEW_FOLDER = ".recnet-report"
 LOCK_NAME = ".lock"  # in PREVIEW_FOLDER: runs that write one report take turns on it
 _GENERATOR = b'<meta name="generator" content="recnet">'
+NOT_A_REPORT = "exists and is not a recnet report: move it, or use --overwrite"
 PREVIEW_LONG_SIDE = 1280
 CLIPPED_LEVEL = 250  # any channel at or above this (of 255): a clipped highlight
 CRUSHED_LEVEL = 5  # luma at or below this (of 255): a crushed shadow
@@ -212,7 +213,7 @@ class ReportBuilder:
         make_folder_for(lock)  # not made yet where no photo was corrected (a shard of a batch with none)
         with taking_turns(lock):
             if not overwrite and not_recnet_page(path):
-                raise ImageWriteError(path, "exists and is not a recnet report: move it, or use --overwrite")
+                raise ImageWriteError(path, NOT_A_REPORT)
             page = self.page(summary, model, device, strength, shard)
             with atomic_output(path) as file:  # a name not in UTF-8 shows a ? for its odd bytes
                 file.write(page.encode("utf-8", "replace"))
@@ -305,13 +306,20 @@ def report_problem(folder: Path, overwrite: bool, targets: Iterable[Path] = ()) 
     if os.path.isdir(page) or any(page in target.parents for target in targets):
         return f"{page} is a folder of photos, and the report goes in a file of that name: choose another -o"
     if not overwrite and not_recnet_page(page):
-        return f"{page} exists and is not a recnet report: move it, or use --overwrite"
+        return f"{page}: {NOT_A_REPORT}"
     return None
 
 
 def not_recnet_page(page: Path) -> bool:
-    """Whether ``page`` is a file that recnet did not write (the user's, or another program's)."""
-    return page.is_file() and _GENERATOR not in page.read_bytes()[:1024]
+    """Whether ``page`` is a file that recnet did not write (the user's, or another program's); one that
+    cannot be read is taken for one."""
+    if not page.is_file():
+        return False
+    try:
+        with page.open("rb") as file:
+            return _GENERATOR not in file.read(1024)
+    except OSError:
+        return True
 
 
 def render_report(
