@@ -25,14 +25,15 @@ def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
 
     With ``overwrite`` it replaces a file of that name; without, a file there when the block ends (even one
     made while the block ran) is kept and FileExistsError raised. On any exception nothing is left and
-    ``path`` is untouched.
+    ``path`` is untouched. The data reaches the disk before the name does, so a power cut or a crash of
+    the machine leaves the old file or the whole new one, not an empty or partial one.
     """
     target = Path(path)
     descriptor = _open_unnamed(target.parent)
     if descriptor is not None:
         with os.fdopen(descriptor, "wb") as file:
             yield file
-            file.flush()
+            _to_disk(file)
             with _naming(target):
                 _name_unnamed(descriptor, target, overwrite)
         return
@@ -42,6 +43,7 @@ def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
             file = temporary.open("xb")
         with file:
             yield file
+            _to_disk(file)
         with _naming(target):
             if overwrite:
                 os.replace(temporary, target)
@@ -50,6 +52,12 @@ def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     finally:
         with contextlib.suppress(OSError):  # none made (a read-only folder: EROFS, not ENOENT), or renamed
             temporary.unlink()
+
+
+def _to_disk(file: BinaryIO) -> None:
+    """Waits until what was written to ``file`` is on the disk (a few milliseconds for a photo)."""
+    file.flush()
+    os.fsync(file.fileno())
 
 
 @functools.cache
