@@ -271,9 +271,29 @@ FusedOpt = Annotated[
         "results as the default path).",
     ),
 ]
+def parse_strength(text: str) -> float | str:
+    """'auto', or a number from 0 to 1."""
+    if text == "auto":
+        return text
+    try:
+        strength = float(text)
+    except ValueError:
+        strength = float("nan")
+    if not 0 <= strength <= 1:
+        raise fail(f"--strength {text}: use auto or a number from 0 (no change) to 1 (the model's output)")
+    return strength
+
+
+def checked_strength(text: str) -> str:
+    """--strength, checked as the command line is read: neither a dry run nor a photo not found hides it."""
+    parse_strength(text)
+    return text
+
+
 StrengthOpt = Annotated[
     str,
     typer.Option(
+        callback=checked_strength,
         metavar="AMOUNT",
         help="How much of the correction to apply: auto = as much as the model's calibration predicts for "
         "each photo (little for photos that were nearly right), 1 = the model's output, 0.5 = halfway "
@@ -381,19 +401,6 @@ def main(
     ] = False,
 ) -> None:
     """Correct mixed over- and under-exposure in photos with RECNet."""
-
-
-def parse_strength(text: str) -> float | str:
-    """'auto', or a number from 0 to 1."""
-    if text == "auto":
-        return text
-    try:
-        strength = float(text)
-    except ValueError:
-        strength = float("nan")
-    if not 0 <= strength <= 1:
-        raise fail(f"--strength {text}: use auto or a number from 0 (no change) to 1 (the model's output)")
-    return strength
 
 
 def on_cpu(device: str) -> bool:

@@ -734,12 +734,19 @@ def test_a_strength_that_is_not_auto_or_zero_to_one_is_refused(
     tmp_path: Path, env: dict[str, str], model_file: Path, strength: str
 ) -> None:
     source = make_photo(tmp_path / "shot.png")
+    error = f"error: --strength {strength}: use auto or a number from 0 (no change) to 1 (the model's output)"
     refused = run(["correct", str(source), "--model", str(model_file), f"--strength={strength}"], env)
     assert refused.returncode == 2, refused.stderr
-    assert refused.stderr.strip().splitlines() == [
-        f"error: --strength {strength}: use auto or a number from 0 (no change) to 1 (the model's output)"
-    ]
+    assert refused.stderr.strip().splitlines() == [error]
     assert not (tmp_path / "shot_recnet.png").exists()
+    # Checked as the command line is read: neither a dry run nor a photo or folder not found hides it.
+    for command in (
+        ["correct", str(source), "--dry-run"],
+        ["correct", str(tmp_path / "missing.jpg")],
+        ["eval", "--pairs", str(tmp_path / "missing")],
+    ):
+        early = run([*command, f"--strength={strength}"], env)
+        assert (early.returncode, early.stderr.strip()) == (2, error), command
 
 
 def test_auto_strength_without_a_calibration_is_the_full_correction_and_says_so(
