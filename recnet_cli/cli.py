@@ -443,10 +443,13 @@ def refuse_both(overwrite: bool, skip_existing: bool) -> None:
 
 
 def strength_range(strengths: list[float]) -> str:
-    """'0.31' for one photo; '0.14 to 0.99, mean 0.55' for several."""
+    """'0.31' for one photo; '0.14 to 0.99, mean 0.55' for several; '0.89 for each of the 3 photos' for
+    several that got one share."""
     if len(strengths) == 1:
-        return f"{strengths[0]:g}"
-    return f"{min(strengths):g} to {max(strengths):g}, mean {sum(strengths) / len(strengths):.2f}"
+        return f"{strengths[0]:.2f}"
+    if min(strengths) == max(strengths):
+        return f"{strengths[0]:.2f} for each of the {len(strengths)} photos"
+    return f"{min(strengths):.2f} to {max(strengths):.2f}, mean {sum(strengths) / len(strengths):.2f}"
 
 
 @command()
