@@ -271,6 +271,8 @@ FusedOpt = Annotated[
         "results as the default path).",
     ),
 ]
+
+
 def parse_strength(text: str) -> float | str:
     """'auto', or a number from 0 to 1."""
     if text == "auto":
