@@ -91,7 +91,7 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r} (choose one of {', '.join(PRECISIONS)})")
     if device.type == "cpu" and precision == "fp16":
-        raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
+        raise DeviceError("fp16 is not supported on the CPU; use --precision auto (fp32 there)")
     return DTYPES.get(precision, torch.float32)
 
 
