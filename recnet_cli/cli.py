@@ -1238,10 +1238,18 @@ def evaluate(
             )
         except (ValueError, OSError, PhotoFileError) as exc:  # PhotoFileError: --save could not write
             raise fail(error_line(exc)) from None
+    if report.interrupted:  # the scores so far are said, then the exit is 130
+        ignore_further_stops()
+        console.notice(
+            f"interrupted after {len(report.scores) + len(report.failures)} of {len(found)} pairs; the "
+            "scores below are theirs"
+        )
     if as_json:  # also when no pair could be scored: the failures are listed there
         typer.echo(json.dumps({"model": loaded.source, "strength": amount, **report.to_dict()}, indent=2))
     elif report.scores:
         print_scores(report, loaded.source, amount)
+    if report.interrupted:
+        raise typer.Exit(130)
     if not report.scores:
         raise fail(
             "the pair could not be scored"

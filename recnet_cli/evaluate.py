@@ -48,6 +48,7 @@ class PairFailure:
 class EvalReport:
     scores: list[ImageScore]
     failures: list[PairFailure] = field(default_factory=list)
+    interrupted: bool = False  # stopped (Ctrl-C, SIGTERM) before the last pair: the scores are the first ones
 
     def mean(self, score: str) -> float:
         """The mean of one of ``SCORES`` over the scored pairs (an infinite PSNR counted as ``MAX_PSNR``)."""
@@ -58,6 +59,7 @@ class EvalReport:
         """The report as JSON values; an infinite PSNR (identical images), and a mean of no pairs, is null."""
         return {
             "images": len(self.scores),
+            "interrupted": self.interrupted,
             "failed": [
                 {"input": str(failure.input), "target": str(failure.target), "error": failure.reason}
                 for failure in self.failures
@@ -148,11 +150,29 @@ def evaluate_pairs(
 
     A pair that cannot be read or scored (a damaged file, sizes that differ, too little memory) is passed
     to ``on_failure`` and left out of the means: one bad file does not lose a long run. Failing to save
-    stops the run. ``progress(done, total)`` is called after each pair.
+    stops the run. ``progress(done, total)`` is called after each pair. A stop (Ctrl-C, SIGTERM) returns
+    the scores so far, ``interrupted``.
     """
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
     report = EvalReport([])
+    try:
+        score_each(pairs, corrector, report, save_dir, progress, on_failure, overwrite)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    return report
+
+
+def score_each(
+    pairs: Sequence[ImagePair],
+    corrector: Corrector,
+    report: EvalReport,
+    save_dir: Path | None,
+    progress: Callable[[int, int], None] | None,
+    on_failure: Callable[[PairFailure], None] | None,
+    overwrite: bool,
+) -> None:
+    """``evaluate_pairs``'s loop: scores (or failures) go into ``report`` as each pair is done."""
     for index, pair in enumerate(pairs, start=1):
         try:
             score, corrected = score_pair(pair, corrector)
@@ -167,4 +187,3 @@ def evaluate_pairs(
             report.scores.append(score)
         if progress is not None:
             progress(index, len(pairs))
-    return report

@@ -1384,6 +1384,34 @@ def test_eval_json_lists_the_failures_when_no_pair_could_be_scored(
     assert one.returncode == 0 and one.stdout.splitlines()[0].strip() == f"{model_file} on 1 pair", one.stdout
 
 
+def test_a_stopped_eval_gives_the_scores_so_far_and_exits_130(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs, targets = tmp_path / "in", tmp_path / "gt"
+    for folder in (inputs, targets):
+        folder.mkdir()
+        for name in ("a", "b", "c"):
+            make_photo(folder / f"{name}.png", size=(24, 16))
+    from recnet_cli import evaluate
+
+    scored = evaluate.score_pair
+
+    def stop_at_the_third(pair: evaluate.ImagePair, corrector: engine.Corrector) -> object:
+        if pair.input.name == "c.png":
+            raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as recnet takes it
+        return scored(pair, corrector)
+
+    monkeypatch.setattr(evaluate, "score_pair", stop_at_the_third)
+    pairs = ["eval", "--inputs", str(inputs), "--targets", str(targets), "--model", str(model_file)]
+    result = CliRunner().invoke(app, [*pairs, "--json"])
+    assert result.exit_code == 130
+    assert "note: interrupted after 2 of 3 pairs; the scores below are theirs" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["interrupted"] is True and report["images"] == 2 and report["psnr"] is not None
+    table = CliRunner().invoke(app, pairs)
+    assert table.exit_code == 130 and "on 2 pairs" in table.stdout
+
+
 def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str, str]) -> None:
     photos, quick = ["--photos", str(TRAIN_PHOTOS)], ["--no-ecr", "--steps", "1"]
     for options, reason in [
