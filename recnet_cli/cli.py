@@ -1193,7 +1193,7 @@ def evaluate(
         typer.Option(
             parser=named("--save", "a folder", Path),
             metavar="FOLDER",
-            help="Also write the corrected images to this folder, as <input stem>.png.",
+            help="Also write the corrected images to this folder (not the pairs' own), as <input stem>.png.",
         ),
     ] = None,
     overwrite: OverwriteOpt = False,
@@ -1236,7 +1236,7 @@ def evaluate(
                 on_failure=lambda failure: console.error(failure.reason),
                 overwrite=overwrite,
             )
-        except (ValueError, OSError, PhotoFileError) as exc:  # PhotoFileError: --save could not write
+        except (ValueError, OSError) as exc:
             raise fail(error_line(exc)) from None
     if report.interrupted:  # the scores so far are said, then the exit is 130
         ignore_further_stops()
@@ -1262,6 +1262,11 @@ def evaluate(
             f"scored {len(report.scores)} of {len(found)} pairs: {len(report.failures)} could not be scored "
             "(above) and are left out of the means",
             1,
+        )
+    if report.unsaved:
+        unsaved = len(report.unsaved)
+        raise fail(
+            f"the scores are complete, but {unsaved} of {len(found)} corrected images were not saved", 1
         )
 
 

@@ -13,7 +13,15 @@ import numpy as np
 from recnet_cli.batch import folder_problem
 from recnet_cli.devices import is_out_of_memory
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
-from recnet_cli.imaging import FREE_MEMORY_ADVICE, file_kind, write_rgb8
+from recnet_cli.imaging import (
+    FREE_MEMORY_ADVICE,
+    ImageWriteError,
+    OutputExistsError,
+    PhotoFileError,
+    describe_os_error,
+    file_kind,
+    write_rgb8,
+)
 from recnet_cli.metrics import mean_psnr, psnr, ssim, to_uint8
 from recnet_cli.train.data import ImageFileError, read_rgb, require_same_size
 from recnet_cli.train.pairs import ImagePair
@@ -48,6 +56,7 @@ class PairFailure:
 class EvalReport:
     scores: list[ImageScore]
     failures: list[PairFailure] = field(default_factory=list)
+    unsaved: list[PairFailure] = field(default_factory=list)  # scored, but --save could not write the image
     interrupted: bool = False  # stopped (Ctrl-C, SIGTERM) before the last pair: the scores are the first ones
 
     def mean(self, score: str) -> float:
@@ -60,10 +69,8 @@ class EvalReport:
         return {
             "images": len(self.scores),
             "interrupted": self.interrupted,
-            "failed": [
-                {"input": str(failure.input), "target": str(failure.target), "error": failure.reason}
-                for failure in self.failures
-            ],
+            "failed": failure_list(self.failures),
+            "unsaved": failure_list(self.unsaved),
             **{score: json_number(self.mean(score)) if self.scores else None for score in SCORES},
             "per_image": [
                 {
@@ -75,6 +82,11 @@ class EvalReport:
                 for image in self.scores
             ],
         }
+
+
+def failure_list(failures: list[PairFailure]) -> list[dict[str, str]]:
+    """Failures as JSON values: input, target, error."""
+    return [{"input": str(f.input), "target": str(f.target), "error": f.reason} for f in failures]
 
 
 def json_number(value: float) -> float | None:
@@ -121,20 +133,34 @@ def saved_path(pair: ImagePair, save_dir: Path) -> Path:
 
 
 def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) -> str | None:
-    """Why ``--save`` cannot write into ``save_dir``: it is a file, or it would replace one of the pairs'
-    images or a file that is there already (unless ``overwrite``)."""
+    """Why ``--save`` cannot write into ``save_dir``: it is a file, it holds the pairs' images (a saved
+    ``a.png`` beside ``a.jpg`` would pair with nothing next time), two inputs would be saved under one name,
+    or it would replace a file that is there already (unless ``overwrite``)."""
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):
         return f"--save {save_dir}: {file_kind(save_dir)}, not a folder"
     if problem := folder_problem(save_dir, create=False):
         return f"--save {save_dir}: {problem}"
-    images = {path.resolve() for pair in pairs for path in (pair.input, pair.target)}
+    folders = {path.parent.resolve() for pair in pairs for path in (pair.input, pair.target)}
+    if save_dir.resolve() in folders:
+        return f"--save {save_dir}: a folder of the images being evaluated; choose another folder"
+    saved_by: dict[Path, Path] = {}
     for pair in pairs:
         path = saved_path(pair, save_dir)
-        if path.resolve() in images:
-            return f"--save {save_dir}: {path} is an image being evaluated; choose another folder"
+        if path in saved_by:
+            return f"--save {save_dir}: {saved_by[path]} and {pair.input} would both be saved as {path.name}"
+        saved_by[path] = pair.input
         if os.path.lexists(path) and not overwrite:
             return f"--save {save_dir}: {path} exists (use --overwrite)"
     return None
+
+
+def save_corrected(pair: ImagePair, save_dir: Path, corrected: np.ndarray, overwrite: bool) -> None:
+    """Writes a pair's corrected input into ``save_dir`` (made on the first save) as ``<input stem>.png``."""
+    try:
+        save_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ImageWriteError(save_dir, f"cannot create folder: {describe_os_error(error)}") from None
+    write_rgb8(saved_path(pair, save_dir), corrected, overwrite=overwrite)
 
 
 def evaluate_pairs(
@@ -149,15 +175,15 @@ def evaluate_pairs(
     (replacing files there only with ``overwrite``).
 
     A pair that cannot be read or scored (a damaged file, sizes that differ, too little memory) is passed
-    to ``on_failure`` and left out of the means: one bad file does not lose a long run. Failing to save
-    stops the run. ``progress(done, total)`` is called after each pair. A stop (Ctrl-C, SIGTERM) returns
-    the scores so far, ``interrupted``.
+    to ``on_failure`` and left out of the means: one bad file does not lose a long run. An image that
+    cannot be saved is passed to ``on_failure`` too and kept in ``unsaved``, its score counts: a file in
+    the way costs that image, any other failure (a full disk) ends the saving, not the scoring.
+    ``progress(done, total)`` is called after each pair. A stop (Ctrl-C, SIGTERM) returns the scores so
+    far, ``interrupted``.
     """
-    if save_dir is not None:
-        save_dir.mkdir(parents=True, exist_ok=True)
     report = EvalReport([])
     try:
-        score_each(pairs, corrector, report, save_dir, progress, on_failure, overwrite)
+        score_each(pairs, corrector, report, save_dir, progress, on_failure or (lambda _: None), overwrite)
     except KeyboardInterrupt:
         report.interrupted = True
     return report
@@ -169,7 +195,7 @@ def score_each(
     report: EvalReport,
     save_dir: Path | None,
     progress: Callable[[int, int], None] | None,
-    on_failure: Callable[[PairFailure], None] | None,
+    on_failure: Callable[[PairFailure], None],
     overwrite: bool,
 ) -> None:
     """``evaluate_pairs``'s loop: scores (or failures) go into ``report`` as each pair is done."""
@@ -179,11 +205,17 @@ def score_each(
         except (ImageFileError, PhotoOutOfMemoryError) as exc:
             reason = str(exc) if isinstance(exc, ImageFileError) else f"{pair.input}: {exc}"
             report.failures.append(PairFailure(pair.input, pair.target, reason))
-            if on_failure is not None:
-                on_failure(report.failures[-1])
+            on_failure(report.failures[-1])
         else:
-            if save_dir is not None:
-                write_rgb8(saved_path(pair, save_dir), corrected, overwrite=overwrite)
             report.scores.append(score)
+            if save_dir is not None:
+                try:
+                    save_corrected(pair, save_dir, corrected, overwrite)
+                except PhotoFileError as exc:
+                    ends_saving = not isinstance(exc, OutputExistsError)
+                    reason = f"{exc}{'; not saving the rest (the scoring goes on)' if ends_saving else ''}"
+                    report.unsaved.append(PairFailure(pair.input, pair.target, reason))
+                    on_failure(report.unsaved[-1])
+                    save_dir = None if ends_saving else save_dir
         if progress is not None:
             progress(index, len(pairs))

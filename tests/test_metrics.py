@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import torch
 
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.evaluate import PairFailure, evaluate_pairs, save_problem
-from recnet_cli.imaging import OutputExistsError
+from recnet_cli.imaging import ImageWriteError
 from recnet_cli.metrics import MAX_PSNR, psnr, quantised_scores, ssim, ssim_tensor, to_uint8
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import read_rgb
@@ -121,7 +122,7 @@ def test_evaluate_pairs_scores_output_and_identity(tmp_path: Path) -> None:
 def test_saving_keeps_a_file_saved_there_during_the_run_unless_overwrite(tmp_path: Path) -> None:
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
     pairs = []
-    for i in range(2):
+    for i in range(3):
         target, source = noisy_pair(i, (24, 32, 3))
         pairs.append(
             ImagePair(write(tmp_path / f"in{i}.png", source), write(tmp_path / f"gt{i}.png", target))
@@ -132,11 +133,57 @@ def test_saving_keeps_a_file_saved_there_during_the_run_unless_overwrite(tmp_pat
         if done == 1:
             later.write_bytes(b"MY EDIT")
 
-    with pytest.raises(OutputExistsError, match=r"in1\.png: exists \(use --overwrite\)"):
-        evaluate_pairs(pairs, corrector, tmp_path / "out", progress=save_later, overwrite=False)
+    seen: list[PairFailure] = []
+    report = evaluate_pairs(
+        pairs, corrector, tmp_path / "out", progress=save_later, on_failure=seen.append, overwrite=False
+    )
     assert later.read_bytes() == b"MY EDIT"
-    evaluate_pairs(pairs, corrector, tmp_path / "out", progress=save_later, overwrite=True)
-    assert later.read_bytes().startswith(b"\x89PNG")
+    assert len(report.scores) == 3 and report.failures == [] and seen == report.unsaved
+    assert [failure.reason for failure in report.unsaved] == [f"{later}: exists (use --overwrite)"]
+    assert (tmp_path / "out" / "in2.png").exists()  # a file in the way costs only its own image
+    assert report.to_dict()["unsaved"] == [
+        {
+            "input": str(pairs[1].input),
+            "target": str(pairs[1].target),
+            "error": f"{later}: exists (use --overwrite)",
+        }
+    ]
+    report = evaluate_pairs(pairs, corrector, tmp_path / "out", progress=save_later, overwrite=True)
+    assert later.read_bytes().startswith(b"\x89PNG") and report.unsaved == []
+
+
+def test_a_failed_save_ends_the_saving_not_the_scoring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    pairs = []
+    for i in range(3):
+        target, source = noisy_pair(i, (24, 32, 3))
+        pairs.append(
+            ImagePair(write(tmp_path / f"in{i}.png", source), write(tmp_path / f"gt{i}.png", target))
+        )
+    written: list[Path] = []
+
+    def disk_fills_after_one(path: Path, rgb: np.ndarray, **_: object) -> None:
+        if written:
+            raise ImageWriteError(path, "no space left on device", errno.ENOSPC)
+        written.append(path)
+
+    monkeypatch.setattr("recnet_cli.evaluate.write_rgb8", disk_fills_after_one)
+    report = evaluate_pairs(pairs, corrector, tmp_path / "out")
+    assert len(report.scores) == 3 and written == [tmp_path / "out" / "in0.png"]
+    assert [failure.reason for failure in report.unsaved] == [
+        f"{tmp_path / 'out' / 'in1.png'}: no space left on device; not saving the rest (the scoring goes on)"
+    ]
+
+
+def test_the_save_folder_is_made_only_when_an_image_is_saved(tmp_path: Path) -> None:
+    target, source = noisy_pair(4, (24, 32, 3))
+    (tmp_path / "damaged.png").write_bytes(write(tmp_path / "in.png", source).read_bytes()[:60])
+    pair = ImagePair(tmp_path / "damaged.png", write(tmp_path / "gt.png", target))
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    report = evaluate_pairs([pair], corrector, tmp_path / "out" / "deep")
+    assert len(report.failures) == 1 and not (tmp_path / "out").exists()
 
 
 def test_evaluate_at_strength_zero_scores_the_input_itself(tmp_path: Path) -> None:
@@ -216,13 +263,17 @@ def test_a_photo_too_large_for_the_memory_is_a_named_failure(
 def test_saving_never_replaces_an_evaluated_image_nor_an_earlier_file_unasked(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "gt").mkdir()
-    pair = ImagePair(tmp_path / "in" / "a.png", tmp_path / "gt" / "a.png")
-    for folder in ("in", "gt"):
+    pair = ImagePair(tmp_path / "in" / "a.jpg", tmp_path / "gt" / "a.png")
+    for folder in ("in", "gt", "in/../gt"):  # a.png beside a.jpg would pair with nothing next time
         problem = save_problem([pair], tmp_path / folder, overwrite=True)
         assert problem == (
-            f"--save {tmp_path / folder}: {tmp_path / folder / 'a.png'} is an image being evaluated; "
-            "choose another folder"
+            f"--save {tmp_path / folder}: a folder of the images being evaluated; choose another folder"
         )
+    twins = [pair, ImagePair(tmp_path / "in" / "a.png", tmp_path / "gt" / "b.png")]
+    assert save_problem(twins, tmp_path / "out", overwrite=True) == (
+        f"--save {tmp_path / 'out'}: {tmp_path / 'in' / 'a.jpg'} and {tmp_path / 'in' / 'a.png'} would both "
+        "be saved as a.png"
+    )
     assert save_problem([pair], tmp_path / "out", overwrite=False) is None
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "a.png").write_bytes(b"earlier")
