@@ -26,7 +26,8 @@ def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     With ``overwrite`` it replaces a file of that name; without, a file there when the block ends (even one
     made while the block ran) is kept and FileExistsError raised. On any exception nothing is left and
     ``path`` is untouched. The data reaches the disk before the name does, so a power cut or a crash of
-    the machine leaves the old file or the whole new one, not an empty or partial one.
+    the machine leaves the old file or the whole new one, not an empty or partial one; the name reaches
+    it before the block's caller goes on.
     """
     target = Path(path)
     descriptor = _open_unnamed(target.parent)
@@ -36,6 +37,7 @@ def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
             _to_disk(file)
             with _naming(target):
                 _name_unnamed(descriptor, target, overwrite)
+        _folder_to_disk(target.parent)
         return
     temporary = hidden_temporary(target)
     try:
@@ -49,6 +51,7 @@ def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
                 os.replace(temporary, target)
             else:
                 _take_name_if_free(temporary, target)
+        _folder_to_disk(target.parent)
     finally:
         with contextlib.suppress(OSError):  # none made (a read-only folder: EROFS, not ENOENT), or renamed
             temporary.unlink()
@@ -58,6 +61,16 @@ def _to_disk(file: BinaryIO) -> None:
     """Waits until what was written to ``file`` is on the disk (a few milliseconds for a photo)."""
     file.flush()
     os.fsync(file.fileno())
+
+
+def _folder_to_disk(folder: Path) -> None:
+    """Waits until the names in ``folder`` are on the disk, where the system can say so (not Windows)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 @functools.cache

@@ -39,20 +39,22 @@ def test_the_file_takes_its_name_only_when_complete(tmp_path: Path, mode: str) -
     assert os.listdir(tmp_path) == ["out.png"] and target.stat().st_nlink == 1
 
 
-def test_the_data_is_on_the_disk_before_the_file_has_its_name(
+def test_the_data_is_on_the_disk_before_the_file_has_its_name_and_the_name_after(
     tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced: list[tuple[int, bool]] = []
+    synced: list[tuple[str, bool]] = []
     fsync = os.fsync
 
     def recording(descriptor: int) -> None:
-        synced.append((os.fstat(descriptor).st_size, (tmp_path / "checkpoint.safetensors").exists()))
+        status = os.fstat(descriptor)
+        what = "folder" if os.path.samestat(status, tmp_path.stat()) else f"{status.st_size} bytes"
+        synced.append((what, (tmp_path / "checkpoint.safetensors").exists()))
         fsync(descriptor)
 
     monkeypatch.setattr(atomicfile.os, "fsync", recording)
     with atomic_file(tmp_path / "checkpoint.safetensors") as file:
         file.write(b"weights" * 1000)
-    assert synced == [(7000, False)]
+    assert synced == [("7000 bytes", False), ("folder", True)]
 
 
 def test_a_new_file_has_the_usual_permissions(tmp_path: Path, mode: str) -> None:
