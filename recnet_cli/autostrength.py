@@ -99,10 +99,6 @@ class CalibrationSample:
             float(np.mean(wanted * wanted)),
         )
 
-    def best_strength(self) -> float:
-        """The strength in [0, 1] with the least error (what a perfect calibration would predict)."""
-        return float(np.clip(self.agreement / max(self.gain, 1e-12), 0, 1))
-
 
 @dataclass(frozen=True)
 class StrengthCalibration:

@@ -67,8 +67,10 @@ def test_a_sample_predicts_the_blend_error_at_any_strength() -> None:
         assert sample.gain * strength**2 - 2 * sample.agreement * strength + sample.distance == pytest.approx(
             error, rel=1e-9
         )
-    assert CalibrationSample.of(photo, corrected, corrected).best_strength() == pytest.approx(1.0)
-    assert CalibrationSample.of(photo, corrected, photo).best_strength() == 0.0
+    # The least error is at strength agreement / gain: 1 for a truth that is the correction, 0 for the photo.
+    towards_correction = CalibrationSample.of(photo, corrected, corrected)
+    assert towards_correction.agreement == pytest.approx(towards_correction.gain)
+    assert CalibrationSample.of(photo, corrected, photo).agreement == 0.0
 
 
 def test_the_fit_learns_to_leave_well_exposed_photos_alone() -> None:
