@@ -84,10 +84,6 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-class JobError(Exception):
-    """A failure of one file that the batch reports and moves past (message: one line)."""
-
-
 @dataclass(frozen=True)
 class Source:
     """An input image and its path relative to the folder it was found in (for mirroring); ``aliases``: other
@@ -504,7 +500,6 @@ def run_jobs(
         else:
             record(refused)
     queue = JobQueue(runnable)
-    handled = (JobError, *handled)
     if len(lanes) == 1:
         run_lane(lanes[0], queue, record, handled, depth, skip_existing)
     else:

@@ -14,7 +14,6 @@ from recnet_cli.batch import (
     IN_FLIGHT_BYTES_PER_PIXEL,
     IN_FLIGHT_MEMORY_SHARE,
     Job,
-    JobError,
     Outcome,
     Stages,
     Summary,
@@ -415,6 +414,10 @@ def test_two_inputs_claiming_one_output_are_caught(tmp_path: Path) -> None:
     assert "would also be written" in jobs[1].problem
 
 
+class JobError(Exception):
+    """A failure of one file that the batch is told to report and move past (``handled``)."""
+
+
 def writing_stages(failing_stage: str | None = None, failing_name: str = "bad.jpg") -> Stages:
     """Stages that write b"new" to the target; ``failing_stage`` raises a JobError for one input."""
 
@@ -446,7 +449,7 @@ def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_pat
         Job(tmp_path / "good.jpg", tmp_path / "good_out.png"),
         Job(tmp_path / "old.jpg", existing),
     ]
-    summary = run_jobs(jobs, [writing_stages("read")])
+    summary = run_jobs(jobs, [writing_stages("read")], handled=(JobError,))
     assert [o.status for o in summary.outcomes] == ["failed", "done", "failed"]
     assert "--overwrite" in summary.outcomes[2].reason
     assert existing.read_bytes() == b"precious"
@@ -498,7 +501,11 @@ def test_a_failure_in_any_stage_is_that_job_s_alone_and_order_is_kept(
     jobs = [Job(tmp_path / name, tmp_path / f"{name}.out") for name in names]
     seen: list[str] = []
     summary = run_jobs(
-        jobs, [writing_stages(stage)], on_outcome=lambda o: seen.append(o.job.source.name), depth=depth
+        jobs,
+        [writing_stages(stage)],
+        on_outcome=lambda o: seen.append(o.job.source.name),
+        handled=(JobError,),
+        depth=depth,
     )
     assert seen == names
     assert [o.status for o in summary.outcomes] == ["done", "failed", "done", "done"]
@@ -722,7 +729,8 @@ def test_several_lanes_share_one_queue_and_the_summary_keeps_input_order(tmp_pat
     names[5] = "bad.jpg"
     jobs = [Job(tmp_path / name, tmp_path / f"{name}.out") for name in names]
     ran: list[tuple[int, str]] = []
-    summary = run_jobs(jobs, [lane(0, ran, 0.02), lane(1, ran, 0.02), lane(2, ran, 0.02)])
+    lanes = [lane(0, ran, 0.02), lane(1, ran, 0.02), lane(2, ran, 0.02)]
+    summary = run_jobs(jobs, lanes, handled=(JobError,))
     assert sorted(name for _, name in ran) == sorted(names)  # every job once
     assert {number for number, _ in ran} == {0, 1, 2}  # every lane took work
     assert [o.job.source.name for o in summary.outcomes] == names
