@@ -33,9 +33,9 @@ def rgb_to_xyz(primaries: Sequence[tuple[float, float]], white: tuple[float, flo
     return columns * np.linalg.solve(columns, xyz_of(*white))
 
 
-def bradford_adaptation(white: np.ndarray, to: np.ndarray = D50) -> np.ndarray:
-    """The 3 x 3 matrix that carries XYZ colours seen under ``white`` to how they look under ``to``."""
-    gains = (BRADFORD @ to) / (BRADFORD @ white)
+def bradford_adaptation(white: np.ndarray) -> np.ndarray:
+    """The 3 x 3 matrix that carries XYZ colours seen under ``white`` to how they look under D50."""
+    gains = (BRADFORD @ D50) / (BRADFORD @ white)
     return np.linalg.inv(BRADFORD) @ np.diag(gains) @ BRADFORD
 
 

@@ -52,17 +52,16 @@ def require_same_size(pair: ImagePair, source: np.ndarray, target: np.ndarray) -
         )
 
 
-def holdout_split(
-    items: Sequence[T], key: Callable[[T], str], fraction: float = HOLDOUT_FRACTION
-) -> tuple[list[T], list[T]]:
-    """(train, validation): the ``fraction`` of distinct keys with the smallest hashes go to validation.
+def holdout_split(items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T], list[T]]:
+    """(train, validation): the ``HOLDOUT_FRACTION`` of distinct keys with the smallest hashes go to
+    validation.
 
     Items sharing a key (the five MSEC renderings of one scene) stay together. The split depends only on
     the keys, never on the seed or the order of the items.
     """
     # Hashed as bytes, which a file name that is not valid UTF-8 has too.
     keys = sorted({key(item) for item in items}, key=lambda k: hashlib.sha1(os.fsencode(k)).hexdigest())
-    held_out = set(keys[: max(1, round(len(keys) * fraction))]) if len(keys) > 1 else set()
+    held_out = set(keys[: max(1, round(len(keys) * HOLDOUT_FRACTION))]) if len(keys) > 1 else set()
     return [i for i in items if key(i) not in held_out], [i for i in items if key(i) in held_out]
 
 
