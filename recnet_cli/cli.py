@@ -66,13 +66,9 @@ from recnet_cli.runner import (
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from recnet_cli.engine import Corrector, PendingCorrection
-    from recnet_cli.evaluate import EvalReport
     from recnet_cli.tiling import Progress
     from recnet_cli.viz.features import Features
-    from recnet_cli.weights import ModelEntry
 
 
 class PlainHelpFlag:
@@ -791,7 +787,7 @@ def models(as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
     elif entries:
-        console.out.print(models_table(entries))
+        console.out.print(console.models_table(entries))
     else:
         console.err.print("No models yet: none bundled in weights/ and none in the Hugging Face cache.")
     problems = [entry.problem for entry in entries if entry.problem]
@@ -799,22 +795,6 @@ def models(as_json: JsonOpt = False) -> None:
         console.error(problem)
     if problems:
         raise typer.Exit(1)
-
-
-def models_table(entries: list[ModelEntry]) -> Table:
-    """The ``recnet models`` table, a damaged model's row in red."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title="RECNet models")
-    # The name is what --model takes: whole on a narrow terminal, where the other columns wrap.
-    rows = [[console.visible(cell) for cell in entry.row()] for entry in entries]  # control characters shown
-    table.add_column("name", no_wrap=True, min_width=max(len(row[0]) for row in rows))
-    for column in ("where", "size", "about"):
-        table.add_column(column)
-    for entry, row in zip(entries, rows, strict=True):  # plain text, not Rich markup
-        table.add_row(*map(escape, row), style="red" if entry.problem else None)
-    return table
 
 
 @command("download")
@@ -1103,8 +1083,6 @@ def calibrate(
       recnet calibrate --photos photos/ --model run/final.safetensors -o calibrated.safetensors
       recnet calibrate --inputs shots/ --targets edited/ --model mine.safetensors -o mine-auto.safetensors
     """
-    from rich.table import Table
-
     if output.suffix != ".safetensors":
         raise fail(f"-o {output}: the calibrated model is written as .safetensors")
     written = [output, output.with_suffix(".json"), output.with_suffix(".md")]
@@ -1167,13 +1145,7 @@ def calibrate(
         return
     if quiet:
         return
-    table = Table(title="held-out pairs: mean PSNR dB")
-    for column in ("pairs of", "count", "input", "full correction", "auto", "mean strength"):
-        table.add_column(column, justify="left" if column == "pairs of" else "right")
-    for regime, score in scores.items():
-        numbers = (score.input_psnr, score.full_psnr, score.auto_psnr)
-        table.add_row(regime, str(score.pairs), *(f"{n:.2f}" for n in numbers), f"{score.mean_strength:.2f}")
-    console.out.print(table)
+    console.print_held_out_scores(scores)
     console.done("calibrated", f": {output} (fitted on {calibration.about})")
 
 
@@ -1247,7 +1219,7 @@ def evaluate(
     if as_json:  # also when no pair could be scored: the failures are listed there
         typer.echo(json.dumps({"model": loaded.source, "strength": amount, **report.to_dict()}, indent=2))
     elif report.scores:
-        print_scores(report, loaded.source, amount)
+        console.print_scores(report, loaded.source, amount)
     if report.interrupted:
         raise typer.Exit(130)
     if not report.scores:
@@ -1268,29 +1240,6 @@ def evaluate(
         raise fail(
             f"the scores are complete, but {unsaved} of {len(found)} corrected images were not saved", 1
         )
-
-
-def print_scores(report: EvalReport, model: str, amount: float | str) -> None:
-    """``recnet eval``'s table: each pair's scores and strength (automatic strength), means in the footer."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    count = len(report.scores)
-    table = Table(title=escape(f"{model} on {count} pair{'s' if count > 1 else ''}"), show_footer=True)
-    table.add_column("image", footer="mean")
-    for name, mean in (
-        ("PSNR dB", report.mean("psnr")),
-        ("SSIM", report.mean("ssim")),
-        ("input PSNR", report.mean("identity_psnr")),
-        ("input SSIM", report.mean("identity_ssim")),
-    ):
-        table.add_column(name, justify="right", footer=f"{mean:.4f}" if "SSIM" in name else f"{mean:.2f}")
-    if amount == "auto":
-        table.add_column("strength", justify="right", footer=f"{report.mean('strength'):.2f}")
-    for s in report.scores:
-        scores = (f"{s.psnr:.2f}", f"{s.ssim:.4f}", f"{s.identity_psnr:.2f}", f"{s.identity_ssim:.4f}")
-        table.add_row(escape(s.input.name), *scores, *[f"{s.strength:.2f}"] * (amount == "auto"))
-    console.out.print(table)
 
 
 @command()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,12 +23,16 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 from rich.text import Text
 
 from recnet_cli.batch import Job, Outcome, Summary
 
-if TYPE_CHECKING:  # training needs PyTorch, which the other commands import only when they run
+if TYPE_CHECKING:  # these need PyTorch, which the commands import only when they run
+    from recnet_cli.evaluate import EvalReport
+    from recnet_cli.train.calibration import GroupScore
     from recnet_cli.train.loop import Progress as TrainingReport
+    from recnet_cli.weights import ModelEntry
 
 # soft_wrap: a line piped to a log or another program stays one line, whatever its length (Rich would
 # otherwise wrap it at 80 columns when the stream is not a terminal).
@@ -280,3 +285,47 @@ class TrainingProgress:
         if logging and report.step - self.last_logged >= max(report.steps // 20, 1):
             self.last_logged = report.step
             err.print(f"step {report.step}/{report.steps}: {status}")
+
+
+def models_table(entries: list[ModelEntry]) -> Table:
+    """The ``recnet models`` table, a damaged model's row in red."""
+    table = Table(title="RECNet models")
+    # The name is what --model takes: whole on a narrow terminal, where the other columns wrap.
+    rows = [[visible(cell) for cell in entry.row()] for entry in entries]  # control characters shown
+    table.add_column("name", no_wrap=True, min_width=max(len(row[0]) for row in rows))
+    for column in ("where", "size", "about"):
+        table.add_column(column)
+    for entry, row in zip(entries, rows, strict=True):  # plain text, not Rich markup
+        table.add_row(*map(escape, row), style="red" if entry.problem else None)
+    return table
+
+
+def print_scores(report: EvalReport, model: str, amount: float | str) -> None:
+    """``recnet eval``'s table: each pair's scores and strength (automatic strength), means in the footer."""
+    count = len(report.scores)
+    table = Table(title=escape(f"{model} on {count} pair{'s' if count > 1 else ''}"), show_footer=True)
+    table.add_column("image", footer="mean")
+    for name, mean in (
+        ("PSNR dB", report.mean("psnr")),
+        ("SSIM", report.mean("ssim")),
+        ("input PSNR", report.mean("identity_psnr")),
+        ("input SSIM", report.mean("identity_ssim")),
+    ):
+        table.add_column(name, justify="right", footer=f"{mean:.4f}" if "SSIM" in name else f"{mean:.2f}")
+    if amount == "auto":
+        table.add_column("strength", justify="right", footer=f"{report.mean('strength'):.2f}")
+    for s in report.scores:
+        scores = (f"{s.psnr:.2f}", f"{s.ssim:.4f}", f"{s.identity_psnr:.2f}", f"{s.identity_ssim:.4f}")
+        table.add_row(escape(s.input.name), *scores, *[f"{s.strength:.2f}"] * (amount == "auto"))
+    out.print(table)
+
+
+def print_held_out_scores(scores: Mapping[str, GroupScore]) -> None:
+    """``recnet calibrate``'s table: each group's held-out pairs, uncorrected, fully corrected and at auto."""
+    table = Table(title="held-out pairs: mean PSNR dB")
+    for column in ("pairs of", "count", "input", "full correction", "auto", "mean strength"):
+        table.add_column(column, justify="left" if column == "pairs of" else "right")
+    for regime, score in scores.items():
+        numbers = (score.input_psnr, score.full_psnr, score.auto_psnr)
+        table.add_row(regime, str(score.pairs), *(f"{n:.2f}" for n in numbers), f"{score.mean_strength:.2f}")
+    out.print(table)

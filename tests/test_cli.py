@@ -32,7 +32,7 @@ from rich.console import Console
 from safetensors.torch import save as safetensors_bytes
 from typer.testing import CliRunner
 
-from recnet_cli import batch, cli, engine, imaging, runner
+from recnet_cli import batch, cli, console, engine, imaging, runner
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Job, Summary
 from recnet_cli.cli import app
@@ -1553,6 +1553,6 @@ def test_a_photo_whose_feature_maps_memory_cannot_hold_says_where_they_went(
 def test_the_models_table_shows_control_characters_in_names_as_escapes() -> None:
     entry = ModelEntry("a\x1b[31mRED", "bundled", Path("a.safetensors"), 10, summary="line\nbreak")
     shown = Console(file=io.StringIO(), width=200)
-    shown.print(cli.models_table([entry]))
+    shown.print(console.models_table([entry]))
     table = shown.file.getvalue()
     assert "a\\x1b[31mRED" in table and "line\\nbreak" in table and "\x1b" not in table
