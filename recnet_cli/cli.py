@@ -440,16 +440,6 @@ def refuse_both(overwrite: bool, skip_existing: bool) -> None:
         raise fail("--overwrite replaces existing outputs and --skip-existing keeps them: choose one")
 
 
-def strength_range(strengths: list[float]) -> str:
-    """'0.31' for one photo; '0.14 to 0.99, mean 0.55' for several; '0.89 for each of the 3 photos' for
-    several that got one share."""
-    if len(strengths) == 1:
-        return f"{strengths[0]:.2f}"
-    if min(strengths) == max(strengths):
-        return f"{strengths[0]:.2f} for each of the {len(strengths)} photos"
-    return f"{min(strengths):.2f} to {max(strengths):.2f}, mean {sum(strengths) / len(strengths):.2f}"
-
-
 @command()
 def correct(
     inputs: InputsArg,
@@ -596,7 +586,7 @@ def correct(
             if not quiet:
                 console.notice(f"report: {path}")
     if amount == "auto" and correctors[0].calibration is not None and strengths and not quiet:
-        console.notice(f"strength auto: {strength_range(list(strengths.values()))}")
+        console.notice(f"strength auto: {console.strength_range(list(strengths.values()))}")
     finish(summary, "corrected", quiet, as_json, about, strengths, failed=report_failed)
 
 

@@ -93,6 +93,16 @@ def notice_aliases(pairs: list[tuple[Path, Path]]) -> None:
     )
 
 
+def strength_range(strengths: list[float]) -> str:
+    """'0.31' for one photo; '0.14 to 0.99, mean 0.55' for several; '0.89 for each of the 3 photos' for
+    several that got one share."""
+    if len(strengths) == 1:
+        return f"{strengths[0]:.2f}"
+    if min(strengths) == max(strengths):
+        return f"{strengths[0]:.2f} for each of the {len(strengths)} photos"
+    return f"{min(strengths):.2f} to {max(strengths):.2f}, mean {sum(strengths) / len(strengths):.2f}"
+
+
 def notice_stopping(signal_name: str) -> None:
     """What a training run says on its first Ctrl-C or SIGTERM."""
     again = "Ctrl-C again stops at once" if signal_name == "Ctrl-C" else "a second signal stops at once"
