@@ -477,7 +477,7 @@ def run_jobs(
     reads ahead and outputs it writes behind (more overlap, more memory; see ``run_lane``). An error
     that every later job would meet too (a full disk) stops the batch: the jobs not started are "not run".
     An output that appears while the batch runs counts as one that was there before: the writers keep it
-    without ``overwrite`` (OutputExistsError), and the job is failed, or skipped, as ``refusal`` says.
+    without ``overwrite`` (OutputExistsError), and the job is failed, or skipped, as ``existing_output`` says.
     """
     summary = Summary()
     started = time.perf_counter()
@@ -673,14 +673,14 @@ def interrupted_summary(jobs: Sequence[Job], outcomes: Iterable[Outcome], second
 def finished(
     job: Job,
     started: float,
-    megapixels: Callable[[], float],
+    write: Callable[[], float],
     handled: tuple[type[Exception], ...],
     skip_existing: bool = False,
 ) -> Outcome:
-    """The outcome of a job whose last step returns (or raises) through ``megapixels()``; an output that
-    turned out to exist is as one that existed before the batch (``existing_output``)."""
+    """The outcome of a job once its last step, ``write``, returns the megapixels processed (or raises); an
+    output that turned out to exist is as one that existed before the batch (``existing_output``)."""
     try:
-        processed = megapixels()
+        processed = write()
     except OutputExistsError as exc:  # made by someone else while the batch ran
         return existing_output(job, exc.path, skip_existing)
     except handled as exc:
