@@ -256,10 +256,10 @@ def fetch_from_hub(ref: HubRef) -> Path:
     try:
         offline = constants.is_offline_mode() or not hub_reachable(ref)
         path = hub_download(ref, ref.filename, offline)
+        if path.suffix == ".safetensors":
+            fetch_card(ref, offline)
     except Exception as error:  # huggingface_hub raises many types; all become one line for the user
         raise hub_error(ref, error) from error
-    if path.suffix == ".safetensors":
-        fetch_card(ref, offline)
     return path
 
 

@@ -40,6 +40,7 @@ class FakeHub:
         self.files: dict[tuple[str, str], dict[str, bytes]] = {}  # (repo_id, commit) -> {filename: content}
         self.branches: dict[tuple[str, str], str] = {}  # (repo_id, branch or tag) -> commit
         self.tokens: dict[str, str] = {}  # gated repo_id -> the token it asks for
+        self.cut_files: set[tuple[str, str]] = set()  # (repo_id, filename) sent only halfway
         self.requests: list[str] = []  # "HEAD /acme/x/resolve/main/model.safetensors", in order
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler_class())
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
@@ -60,6 +61,10 @@ class FakeHub:
         """Serve ``repo_id`` only to requests carrying ``Authorization: Bearer <token>``."""
         self.tokens[repo_id] = token
 
+    def cut(self, repo_id: str, filename: str) -> None:
+        """Send half of ``filename`` and close the connection, as a dropped download does."""
+        self.cut_files.add((repo_id, filename))
+
     def respond(self, path: str, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) for a request path, as the Hub answers it."""
         match = RESOLVE_ROUTE.fullmatch(path)
@@ -72,7 +77,8 @@ class FakeHub:
         commit = self.branches.get((repo_id, revision), revision)
         if (repo_id, commit) not in self.files:
             return error_response("RevisionNotFound")
-        content = self.files[repo_id, commit].get(unquote(match["filename"]))
+        filename = unquote(match["filename"])
+        content = self.files[repo_id, commit].get(filename)
         if content is None:
             return error_response("EntryNotFound", {"X-Repo-Commit": commit})
         headers = {
@@ -81,6 +87,8 @@ class FakeHub:
             "Content-Length": str(len(content)),
             "Content-Type": "application/octet-stream",
         }
+        if (repo_id, filename) in self.cut_files:
+            content = content[: len(content) // 2]
         return 200, headers, content
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:

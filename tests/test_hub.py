@@ -205,6 +205,12 @@ def test_a_cache_that_is_a_file_is_named_before_any_request(
     assert hub.requests == [] and notes.read_text() == "mine"
 
 
+def test_a_card_cut_short_on_the_way_is_a_one_line_error(hub: FakeHub, published: dict[str, RECNet]) -> None:
+    hub.cut(REPO, "model.json")  # the model itself arrives whole
+
+    assert load_error(REPO).startswith(f"{REPO}: download failed (RemoteProtocolError: ")
+
+
 def test_gated_repository_needs_hf_token(
     hub: FakeHub, published: dict[str, RECNet], monkeypatch: pytest.MonkeyPatch
 ) -> None:
