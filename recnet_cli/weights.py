@@ -389,6 +389,7 @@ def unknown_file_type(suffix: str) -> str:
 
 
 def read_safetensors(path: Path, label: str) -> dict[str, Tensor]:
+    check_readable(path, label)
     try:
         with safe_open(path, framework="pt") as file:
             return {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (not a dict)
@@ -396,6 +397,15 @@ def read_safetensors(path: Path, label: str) -> dict[str, Tensor]:
         if path.stat().st_size == 0:
             raise WeightsError(f"{label}: empty file") from error
         raise WeightsError(f"{label}: not a valid safetensors file ({first_line(error)})") from error
+
+
+def check_readable(path: Path, label: str) -> None:
+    """Refuses a file that cannot be opened, with the reason: safetensors says "No such file or directory"
+    (an OSError without the file's name) for any file it cannot open, one without permission too."""
+    try:
+        path.open("rb").close()
+    except OSError as error:
+        raise WeightsError(f"{label}: cannot read it ({describe_os_error(error)})") from error
 
 
 def training_checkpoint_model(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -500,6 +510,8 @@ def read_card(model_path: Path) -> dict[str, Any]:
         return metadata
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise WeightsError(f"{card_path}: cannot read the model card ({describe_os_error(error)})") from error
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WeightsError(f"{card_path}: not a valid model card ({error})") from error
     if not isinstance(card, dict):
@@ -509,6 +521,7 @@ def read_card(model_path: Path) -> dict[str, Any]:
 
 def safetensors_header(path: Path) -> tuple[list[str], dict[str, str]]:
     """A safetensors file's tensor names and metadata, read from its header alone."""
+    check_readable(path, str(path))
     try:
         with safe_open(path, framework="numpy") as file:
             return list(file.keys()), file.metadata() or {}

@@ -364,6 +364,47 @@ def test_a_damaged_card_is_a_one_line_error(
     assert load_error(str(path)) == f"{path.with_suffix('.json')}: not a valid model card ({reason})"
 
 
+def lock(monkeypatch: pytest.MonkeyPatch, *locked: Path) -> None:
+    """Files that cannot be opened for want of permission (chmod cannot keep root out)."""
+    opened = Path.open
+
+    def refusing(path: Path, *args: object, **kwargs: object) -> object:
+        if path in locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refusing)
+
+
+def test_a_model_or_card_that_cannot_be_read_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, weights_dir: Path, small_model: RECNet
+) -> None:
+    for name in ("model", "card"):
+        save_model(small_model, weights_dir / f"{name}.safetensors", {})
+    model, card = weights_dir / "model.safetensors", weights_dir / "card.json"
+    lock(monkeypatch, model, card)
+
+    assert load_error(str(model)) == f"{model}: cannot read it (permission denied)"
+    assert load_error(str(card.with_suffix(".safetensors"))) == (
+        f"{card}: cannot read the model card (permission denied)"
+    )
+    assert {entry.name: entry.problem for entry in list_models()} == {
+        "card": f"{card}: cannot read the model card (permission denied)",
+        "model": f"{model}: cannot read it (permission denied)",
+    }
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read files without read permission")
+def test_a_model_without_read_permission_is_not_said_to_be_missing(
+    tmp_path: Path, small_model: RECNet
+) -> None:
+    path = tmp_path / "mini.safetensors"
+    save_model(small_model, path, {})
+    path.chmod(0)
+
+    assert load_error(str(path)) == f"{path}: cannot read it (permission denied)"
+
+
 def test_a_training_checkpoint_has_no_card(tmp_path: Path, small_model: RECNet, image: Tensor) -> None:
     """A run stopped early is used through its checkpoint (the stop notice says so): its metadata, and the
     JSON beside an older one, are the run's state, with Adam's settings, which must not pass for a card
