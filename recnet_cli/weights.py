@@ -43,6 +43,7 @@ from huggingface_hub import (
 from huggingface_hub.errors import (
     CacheNotFound,
     EntryNotFoundError,
+    FileMetadataError,
     GatedRepoError,
     HfHubHTTPError,
     HFValidationError,
@@ -309,7 +310,7 @@ def hub_error(ref: HubRef, error: Exception) -> WeightsError:
     if isinstance(error, RevisionNotFoundError):
         return ModelNotFoundError(f"{name}: revision {ref.revision} not found in {ref.repo_id} on the Hub")
     if isinstance(error, LocalEntryNotFoundError):
-        return ModelNotFoundError(f"{name}: {not_cached_reason()}")
+        return ModelNotFoundError(f"{name}: {not_cached_reason(error.__cause__)}")
     if isinstance(error, EntryNotFoundError):
         return ModelNotFoundError(f"{name}: file {ref.filename} not found in {ref.repo_id} on the Hub")
     if isinstance(error, HfHubHTTPError):
@@ -321,10 +322,21 @@ def hub_error(ref: HubRef, error: Exception) -> WeightsError:
     return WeightsError(f"{name}: download failed ({type(error).__name__}: {first_line(error)})")
 
 
-def not_cached_reason() -> str:
+def not_cached_reason(cause: BaseException | None) -> str:
+    """Why a model is neither downloaded nor cached; ``cause``: the Hub's answer, when there was one."""
     if constants.is_offline_mode():
         return (
             "HF_HUB_OFFLINE is set and the model is not in the local cache (unset it to download the model)"
+        )
+    if isinstance(cause, HfHubHTTPError):
+        return (
+            f"the Hub at {constants.ENDPOINT} answered HTTP {cause.response.status_code}"
+            f" and the model is not in the local cache ({constants.HF_HUB_CACHE})"
+        )
+    if isinstance(cause, FileMetadataError):  # a captive portal, a proxy's page, HF_ENDPOINT set amiss
+        return (
+            f"{constants.ENDPOINT} does not answer as a Hugging Face Hub (check HF_ENDPOINT and any proxy)"
+            f" and the model is not in the local cache ({constants.HF_HUB_CACHE})"
         )
     return (
         f"cannot reach the Hub at {constants.ENDPOINT} and the model is not in the local cache"

@@ -157,6 +157,28 @@ def test_hub_down_and_nothing_cached_fails_fast_with_one_line(hub: FakeHub) -> N
     assert "HF_HUB_OFFLINE=1" in message
 
 
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ((403, {"Content-Length": "0"}, b""), "the Hub at {url} answered HTTP 403"),
+        (
+            (200, {"Content-Length": "6", "Content-Type": "text/html"}, b"<html>"),  # a captive portal
+            "{url} does not answer as a Hugging Face Hub (check HF_ENDPOINT and any proxy)",
+        ),
+    ],
+    ids=["forbidden", "not-a-hub"],
+)
+def test_a_hub_that_answers_without_the_model_is_not_said_to_be_out_of_reach(
+    hub: FakeHub, hf_home: Path, answer: tuple[int, dict[str, str], bytes], reason: str
+) -> None:
+    hub.respond = lambda path, authorization: answer  # type: ignore[method-assign]
+
+    message = load_error(REPO, ModelNotFoundError)
+
+    not_cached = f"and the model is not in the local cache ({hf_home / 'hub'})"
+    assert message == f"{REPO}: {reason.format(url=hub.url)} {not_cached}"
+
+
 def test_offline_and_nothing_cached_sends_no_request(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
     set_offline(monkeypatch, True)
 
