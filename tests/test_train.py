@@ -412,6 +412,15 @@ def test_a_run_whose_photos_moved_says_how_to_resume_and_resumes_on_them_where_t
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
+def test_vgg_weights_named_for_a_run_without_ecr_need_not_be_there_to_resume(tmp_path: Path) -> None:
+    """They are never read, and --vgg-weights, refused for such a run, could not say where they went."""
+    vgg = tmp_path / "vgg16.safetensors"
+    vgg.write_bytes(b"unused")
+    train(tiny_config(tmp_path / "run", vgg_weights=vgg), time_limit=0)
+    vgg.unlink()
+    assert resume(tmp_path / "run").complete
+
+
 def test_a_run_whose_photos_changed_is_not_resumed_on_them(tmp_path: Path) -> None:
     """More photos would change the validation set and the batches: not the run that stopped."""
     photos = copy_photos(tmp_path / "photos")

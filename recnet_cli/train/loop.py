@@ -331,10 +331,10 @@ def save_config(config: TrainConfig) -> None:
 
 def check_data_found(config: TrainConfig) -> None:
     """Refuses to resume a run whose data or VGG weights are not where they were, saying how to give their
-    new place."""
+    new place. VGG weights named for a run with ECR off are never read, so they may be gone."""
     for name in MOVABLE_FIELDS:
         path = getattr(config, name)
-        if path is not None and not os.path.exists(path):
+        if path is not None and not os.path.exists(path) and (config.ecr or name != "vgg_weights"):
             option = option_name(name)
             raise TrainingError(
                 f"{path}: no such {'file' if name == 'vgg_weights' else 'folder'}; if the run's {option} "
