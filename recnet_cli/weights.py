@@ -27,6 +27,7 @@ import pickle
 import pickletools
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -400,10 +401,35 @@ def unknown_file_type(suffix: str) -> str:
     return f"unknown model file type {suffix!r} (expected {', '.join(MODEL_SUFFIXES)})"
 
 
+@contextlib.contextmanager
+def open_safetensors(path: Path, framework: str) -> Iterator[Any]:
+    """safetensors' ``safe_open``, which takes only names that are valid UTF-8: a file named otherwise (a
+    Latin-1 ``caf\\xe9.safetensors``) is opened through its /proc/self/fd entry where the system has one."""
+    if is_utf8(path) or not os.path.isdir("/proc/self/fd"):
+        with safe_open(path, framework=framework) as file:
+            yield file
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        with safe_open(f"/proc/self/fd/{descriptor}", framework=framework) as file:
+            yield file
+    finally:
+        os.close(descriptor)
+
+
+def is_utf8(path: Path) -> bool:
+    """Whether a file's name is valid UTF-8 (on Linux, names are bytes: a Latin-1 one is not)."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def read_safetensors(path: Path, label: str) -> dict[str, Tensor]:
     check_readable(path, label)
     try:
-        with safe_open(path, framework="pt") as file:
+        with open_safetensors(path, "pt") as file:
             return {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (not a dict)
     except SafetensorError as error:
         if path.stat().st_size == 0:
@@ -535,7 +561,7 @@ def safetensors_header(path: Path) -> tuple[list[str], dict[str, str]]:
     """A safetensors file's tensor names and metadata, read from its header alone."""
     check_readable(path, str(path))
     try:
-        with safe_open(path, framework="numpy") as file:
+        with open_safetensors(path, "numpy") as file:
             return list(file.keys()), file.metadata() or {}
     except SafetensorError as error:
         raise WeightsError(f"{path}: not a valid safetensors file ({first_line(error)})") from error

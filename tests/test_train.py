@@ -284,6 +284,15 @@ def test_photos_whose_names_are_not_utf8_are_read_and_trained_on(tmp_path: Path)
     assert train(tiny_config(tmp_path / "run", photos=photos, steps=1, val_every=1)).complete
 
 
+def test_a_run_folder_whose_name_is_not_utf8_resumes_and_its_models_load(tmp_path: Path) -> None:
+    """safetensors opens only names that are valid UTF-8: the checkpoint was reported damaged."""
+    run_dir = tmp_path / os.fsdecode(b"run-\xe9")
+    train(tiny_config(run_dir), time_limit=0)
+    assert load_model(str(run_dir / "checkpoint.safetensors")).model.num_blocks == 2
+    assert resume(run_dir).complete
+    assert load_model(str(run_dir / "final.safetensors")).card["steps"] == 6
+
+
 def copy_photos(folder: Path) -> Path:
     folder.mkdir()
     for path in PHOTOS.glob("*.jpg"):

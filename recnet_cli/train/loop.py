@@ -42,7 +42,7 @@ from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, pair
 from recnet_cli.train.losses import RecnetLoss, build_loss
 from recnet_cli.train.pairs import ImagePair, find_pairs, list_images, match_by_stem, not_a_folder
 from recnet_cli.train.synthesis import DegradationConfig
-from recnet_cli.weights import load_model, save_model, write_atomic
+from recnet_cli.weights import load_model, open_safetensors, save_model, write_atomic
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -737,7 +737,7 @@ def load_checkpoint(run_dir: Path, model: RECNet, optimizer: torch.optim.Adam) -
     TrainingError naming it."""
     tensors_path = run_dir / CHECKPOINT_FILE
     try:
-        with safetensors.safe_open(tensors_path, framework="pt") as file:
+        with open_safetensors(tensors_path, "pt") as file:
             metadata = file.metadata() or {}
             tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
     except SafetensorError as error:
