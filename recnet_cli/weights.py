@@ -594,7 +594,9 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, safetensors_bytes(tensors, metadata=flat_fields(full_card)))
         write_atomic(path.with_suffix(".json"), (json.dumps(full_card, indent=2) + "\n").encode())
-        write_atomic(path.with_suffix(".md"), card_markdown(path, full_card).encode())
+        write_atomic(
+            path.with_suffix(".md"), card_markdown(path, full_card).encode("utf-8", "backslashreplace")
+        )
     except OSError as error:
         raise WeightsError(f"{path}: cannot write the model ({describe_os_error(error)})") from error
 
@@ -608,7 +610,11 @@ def architecture_card(model: RECNet) -> dict[str, Any]:
 
 def flat_fields(card: dict[str, Any]) -> dict[str, str]:
     """The card's fields as strings, for the safetensors metadata: scalars as text, mappings as JSON."""
-    fields = {key: str(value) for key, value in card.items() if isinstance(value, str | int | float | bool)}
+    fields = {
+        key: str(value).encode("utf-8", "backslashreplace").decode()  # a name's undecodable byte: \\udce9
+        for key, value in card.items()
+        if isinstance(value, str | int | float | bool)
+    }
     return fields | {key: json.dumps(value) for key, value in card.items() if isinstance(value, dict)}
 
 

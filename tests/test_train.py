@@ -293,6 +293,19 @@ def test_a_run_folder_whose_name_is_not_utf8_resumes_and_its_models_load(tmp_pat
     assert load_model(str(run_dir / "final.safetensors")).card["steps"] == 6
 
 
+def test_a_photo_folder_whose_name_is_not_utf8_reaches_the_model_card(tmp_path: Path) -> None:
+    """The card names the folder: saving the final model, once the run was done, was a UnicodeEncodeError."""
+    photos = copy_photos(tmp_path / os.fsdecode(b"photos-\xe9"))
+    assert train(tiny_config(tmp_path / "run", photos=photos, steps=1, val_every=1)).complete
+    loaded = load_model(str(tmp_path / "run" / "final.safetensors"))
+    assert "from photos-\udce9/" in loaded.card["training_data"]
+    assert "from photos-\\udce9/" in (tmp_path / "run" / "final.md").read_text(encoding="utf-8")
+    assert (
+        "from photos-\\udce9/"
+        in safetensors_header(tmp_path / "run" / "final.safetensors")[1]["training_data"]
+    )
+
+
 def copy_photos(folder: Path) -> Path:
     folder.mkdir()
     for path in PHOTOS.glob("*.jpg"):
