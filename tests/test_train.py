@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from conftest import RECNET, run
+from conftest import RECNET, numpy_out_of_memory, run, torch_out_of_memory
 
 from recnet_cli.metrics import SSIM_WINDOW, quantised_scores
 from recnet_cli.model import RECNet
@@ -304,6 +304,23 @@ def test_a_photo_folder_whose_name_is_not_utf8_reaches_the_model_card(tmp_path: 
         "from photos-\\udce9/"
         in safetensors_header(tmp_path / "run" / "final.safetensors")[1]["training_data"]
     )
+
+
+@pytest.mark.parametrize(
+    ("function", "out_of_memory"), [("fit_size", numpy_out_of_memory), ("degrade", torch_out_of_memory)]
+)
+def test_data_too_large_for_memory_says_so_not_to_shrink_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, function: str, out_of_memory: object
+) -> None:
+    """Every photo is held in memory: the command advised a smaller --batch or --crop, which cannot help."""
+    monkeypatch.setattr(f"recnet_cli.train.data.{function}", out_of_memory)
+    with pytest.raises(TrainingError) as error:
+        train(tiny_config(tmp_path / "run"))
+    assert str(error.value) == (
+        f"{PHOTOS}: not enough memory to hold the data (each image is kept in memory, at up to 1024 px): "
+        "train on fewer images, or free some memory (close other programs)"
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def copy_photos(folder: Path) -> Path:

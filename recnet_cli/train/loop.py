@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from recnet_cli.devices import keep_freed_host_memory, pick_device, pick_dtype
+from recnet_cli.devices import is_out_of_memory, keep_freed_host_memory, pick_device, pick_dtype
 from recnet_cli.imaging import file_kind, first_line, naming_the_file, nearest_existing
 from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
@@ -349,12 +349,17 @@ def check_same_data(config: TrainConfig) -> None:
         return
     now = data_fingerprint(config)
     if now != config.data_fingerprint:
-        folders = ", ".join(str(getattr(config, name)) for name in DATA_FIELDS if getattr(config, name))
+        folders = data_folders(config)
         raise TrainingError(
             f"{folders}: not the files the run started with (now {now}, then {config.data_fingerprint}), so "
             "its batches and validation set would change; put them back as they were, or start a new run "
             f"with --init {config.run_dir / CHECKPOINT_FILE}"
         )
+
+
+def data_folders(config: TrainConfig) -> str:
+    """The run's data folders, for a message: ``/data/photos``, or ``/data/in, /data/gt``."""
+    return ", ".join(str(getattr(config, name)) for name in DATA_FIELDS if getattr(config, name))
 
 
 def data_fingerprint(config: TrainConfig) -> str:
@@ -498,7 +503,15 @@ def open_session(
         network = DistributedDataParallel(
             network, device_ids=[device.index] if device.type == "cuda" else None
         )
-    source, validation = build_data(config)
+    try:
+        source, validation = build_data(config)
+    except (MemoryError, RuntimeError) as error:  # every image is held in memory: no --batch or --crop helps
+        if not is_out_of_memory(error):
+            raise
+        raise TrainingError(
+            f"{data_folders(config)}: not enough memory to hold the data (each image is kept in memory, at "
+            f"up to {config.max_side} px): train on fewer images, or free some memory (close other programs)"
+        ) from None
     identity = identity_scores(validation)
     # Written once the data has loaded, so a bad photo leaves nothing behind, and after
     # DistributedDataParallel's first broadcast, so every process has checked the folder (``train``).
