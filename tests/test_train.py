@@ -484,6 +484,18 @@ def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
         resume(tmp_path)
 
 
+def test_a_checkpoint_without_its_config_is_not_called_missing(tmp_path: Path) -> None:
+    """As when only checkpoint.safetensors was copied to another machine: the error said there was none."""
+    train(tiny_config(tmp_path / "run"), time_limit=0)
+    (tmp_path / "run" / "config.json").unlink()
+    with pytest.raises(TrainingError) as error:
+        resume(tmp_path / "run")
+    assert (
+        str(error.value)
+        == f"{tmp_path / 'run' / 'config.json'}: no such file; --resume needs the run's settings, kept there"
+    )
+
+
 RUN_FILE_DAMAGE = [  # (file, its new content, what the error says about it)
     ("checkpoint.safetensors", b"", "SafetensorError: Error while deserializing header: header too small"),
     ("checkpoint.safetensors", b"cut", "SafetensorError: Error while deserializing header: header too small"),

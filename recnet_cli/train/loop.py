@@ -300,8 +300,10 @@ def resume(
     other arguments as for ``train``. ``moved`` gives the new places of the run's data folders or VGG
     weights (field name to path; see ``MOVABLE_FIELDS``), which config.json then keeps."""
     config_path = run_dir / CONFIG_FILE
-    if not (run_dir / CHECKPOINT_FILE).is_file() or not config_path.is_file():
+    if not (run_dir / CHECKPOINT_FILE).is_file():
         raise TrainingError(f"{run_dir}: no checkpoint to resume from")
+    if not config_path.is_file():
+        raise TrainingError(f"{config_path}: no such file; --resume needs the run's settings, kept there")
     try:
         config = TrainConfig.from_json(read_record(config_path))
     except TypeError as error:  # a field missing or of the wrong kind
