@@ -33,8 +33,6 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from huggingface_hub import (
-    CachedFileInfo,
-    CachedRevisionInfo,
     constants,
     get_hf_file_metadata,
     hf_hub_download,
@@ -705,21 +703,48 @@ def cached_hub_models() -> list[ModelEntry]:
         for revision in sorted(repo.revisions, key=lambda revision: revision.commit_hash):
             for file in sorted(revision.files, key=lambda file: file.file_path):
                 if looks_like_recnet(file.file_path):
-                    entries.append(cached_entry(repo.repo_id, revision, file))
+                    entry = cached_entry(repo.repo_id, revision.refs, revision.snapshot_path, file.file_path)
+                    entries.append(with_card(replace(entry, size=file.size_on_disk)))
+    scanned = {repo.repo_path for repo in cache.repos}
+    for repo_path in sorted(Path(constants.HF_HUB_CACHE).glob("models--*")):
+        if repo_path not in scanned:
+            entries += unscanned_repo_entries(repo_path)
     return entries
 
 
-def cached_entry(repo_id: str, revision: CachedRevisionInfo, file: CachedFileInfo) -> ModelEntry:
-    filename = file.file_path.relative_to(revision.snapshot_path).as_posix()
-    return with_card(
-        ModelEntry(
-            name=cached_ref(repo_id, revision.refs, revision.commit_hash, filename),
-            origin="hub cache",
-            path=file.file_path,
-            size=file.size_on_disk,
-            revision=revision.commit_hash,
-        )
-    )
+def cached_entry(repo_id: str, refs: frozenset[str], snapshot: Path, file: Path) -> ModelEntry:
+    """A cached file's entry, without its card's summary; its snapshot folder is named by its commit."""
+    filename = file.relative_to(snapshot).as_posix()
+    name = cached_ref(repo_id, refs, snapshot.name, filename)
+    return ModelEntry(name=name, origin="hub cache", path=file, size=0, revision=snapshot.name)
+
+
+def unscanned_repo_entries(repo_path: Path) -> list[ModelEntry]:
+    """The RECNet files of a cached repository that huggingface_hub's scan gave up on, as it does for the
+    whole repository when one file's data is missing: the intact files as usual, and a missing model file
+    as damaged when its card, or another RECNet file of the repository, says it is RECNet's."""
+    repo_id = repo_path.name.removeprefix("models--").replace("--", "/")
+    refs = cached_refs(repo_path / "refs")
+    intact, missing = [], []
+    for snapshot in sorted(path for path in (repo_path / "snapshots").glob("*") if path.is_dir()):
+        for file in sorted(path for path in snapshot.rglob("*") if not path.is_dir()):
+            entry = cached_entry(repo_id, refs.get(snapshot.name, frozenset()), snapshot, file)
+            if file.exists() and looks_like_recnet(file):
+                intact.append(with_card(replace(entry, size=file.stat().st_size)))
+            elif not file.exists() and file.suffix.lower() in MODEL_SUFFIXES:
+                problem = f"{file}: its data is missing from the Hugging Face cache (recnet download gets it)"
+                missing.append((replace(entry, problem=problem), file.with_suffix(".json").exists()))
+    return intact + [entry for entry, has_card in missing if has_card or intact]
+
+
+def cached_refs(refs_folder: Path) -> dict[str, frozenset[str]]:
+    """A cached repository's refs (``main``, ``v1``, ``refs/pr/1``) by the commit each names."""
+    refs: dict[str, set[str]] = {}
+    for ref in sorted(refs_folder.rglob("*")):
+        if ref.is_file():
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                refs.setdefault(ref.read_text().strip(), set()).add(ref.relative_to(refs_folder).as_posix())
+    return {commit: frozenset(names) for commit, names in refs.items()}
 
 
 def cached_ref(repo_id: str, refs: frozenset[str], commit_hash: str, filename: str) -> str:

@@ -653,6 +653,45 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
     assert json.loads(json.dumps(entries["listed"].as_dict()))["problem"] == entries["listed"].problem
 
 
+def test_a_file_whose_data_left_the_cache_hides_no_model_of_its_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_dir: Path, small_model: RECNet
+) -> None:
+    """huggingface_hub's cache scan drops a whole repository when one file's data (its blob) is missing."""
+    save_model(small_model, tmp_path / "model.safetensors", {"steps": 7})
+    model_bytes = (tmp_path / "model.safetensors").read_bytes()
+    with FakeHub() as hub:
+        point_huggingface_hub_at(monkeypatch, hub.url, tmp_path / "hf-home")
+        hub.add("acme/recnet-test", "model.safetensors", model_bytes)
+        hub.add("acme/recnet-test", "model.json", (tmp_path / "model.json").read_bytes())
+        save_model(small_model, tmp_path / "extra.safetensors", {"steps": 8})  # each file its own data
+        save_model(small_model, tmp_path / "lost.safetensors", {"steps": 9})
+        hub.add("acme/recnet-test", "extra.safetensors", (tmp_path / "extra.safetensors").read_bytes(), "v1")
+        hub.add("acme/lost", "model.safetensors", (tmp_path / "lost.safetensors").read_bytes())
+        hub.add("acme/lost", "model.json", (tmp_path / "model.json").read_bytes())
+        hub.add("acme/llm", "model.safetensors", safetensors_bytes({"lm_head.weight": torch.zeros(2)}))
+        download("acme/recnet-test")
+        extra = Path(download("acme/recnet-test@v1:extra.safetensors"))
+        lost = Path(download("acme/lost"))
+        llm = Path(hf_hub_download("acme/llm", "model.safetensors"))
+        for link in (extra, lost, llm):
+            link.resolve().unlink()  # the data gone, the snapshot's link left
+
+        entries = {entry.name: entry for entry in list_models() if entry.origin == "hub cache"}
+
+        missing = "its data is missing from the Hugging Face cache (recnet download gets it)"
+        assert {name: entry.problem for name, entry in entries.items()} == {
+            "acme/lost": f"{lost}: {missing}",  # its card says it is RECNet's
+            "acme/recnet-test": None,
+            "acme/recnet-test@v1:extra.safetensors": f"{extra}: {missing}",  # beside a RECNet model
+        }  # acme/llm's lost file is nobody's business here
+        intact = entries["acme/recnet-test"]
+        assert intact.revision == commit_of("acme/recnet-test", "main") and intact.size == len(model_bytes)
+        assert intact.summary == "4 channels x 2 blocks, 7 steps"
+        download("acme/recnet-test@v1:extra.safetensors")
+        fetched = {entry.name: entry for entry in list_models()}["acme/recnet-test@v1:extra.safetensors"]
+        assert fetched.problem is None and fetched.size == (tmp_path / "extra.safetensors").stat().st_size
+
+
 def test_cached_checkpoints_are_listed_by_the_keys_they_hold_not_by_their_suffix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_dir: Path, small_model: RECNet
 ) -> None:
