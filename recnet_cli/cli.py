@@ -109,6 +109,16 @@ class RecnetCommand(PlainHelpFlag, TyperCommand):
             if type(param) is TyperArgument:  # Typer makes them itself, with no way to pass a class
                 param.__class__ = PlainArgument
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Runs the command. A stop (Ctrl-C, SIGTERM) that the command does not report itself, such as one
+        while the model loads, is said in one line: in a scheduler's log, why the job ended."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            ignore_further_stops()
+            console.notice(f"interrupted: recnet {ctx.info_name} stopped before it finished")
+            raise typer.Exit(130) from None
+
 
 app = typer.Typer(
     name="recnet",

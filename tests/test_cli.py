@@ -1417,6 +1417,21 @@ def test_a_stopped_eval_gives_the_scores_so_far_and_exits_130(
     assert table.exit_code == 130 and "on 2 pairs" in table.stdout
 
 
+def test_a_stop_the_command_does_not_report_itself_is_said_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def stopped_while_loading(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as recnet takes it
+
+    monkeypatch.setattr(cli, "open_models", stopped_while_loading)
+    photo = make_photo(tmp_path / "a.png")
+    for command in (["explain", str(photo)], ["correct", str(photo)]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 130
+        assert result.stderr == f"note: interrupted: recnet {command[0]} stopped before it finished\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]
+
+
 def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str, str]) -> None:
     photos, quick = ["--photos", str(TRAIN_PHOTOS)], ["--no-ecr", "--steps", "1"]
     for options, reason in [
