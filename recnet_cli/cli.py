@@ -1010,7 +1010,11 @@ def train(
             )
             raise fail(message, 1) from None
         raise fail(error_line(exc)) from None
-    if not result.complete:
+    if result.already_finished:
+        console.notice(
+            f"{result.run_dir}: already finished at step {result.steps}; its model: {result.model_path}"
+        )
+    elif not result.complete:
         console.notice(
             f"stopped at step {result.steps} by {result.stopped_by}: checkpoint saved; continue with "
             f"recnet train --resume {result.run_dir}, or use it as it is: "

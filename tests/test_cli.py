@@ -1512,6 +1512,12 @@ def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[s
     finished = run(["train", "--resume", str(run_dir)], env)
     assert finished.returncode == 0, finished.stderr
     assert "step 3/3" in finished.stderr and "trained 3 steps" in finished.stderr
+    again = run(["train", "--resume", str(run_dir)], env)  # a batch job that always resumes
+    model = run_dir / "final.safetensors"
+    assert (again.returncode, again.stderr) == (
+        0,
+        f"note: {run_dir}: already finished at step 3; its model: {model}\n",
+    )
     inputs, targets = tmp_path / "in", tmp_path / "gt"
     inputs.mkdir()
     targets.mkdir()
@@ -1519,7 +1525,6 @@ def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[s
         photo = read_rgb(path)
         cv2.imwrite(str(targets / f"{path.stem}.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(inputs / f"{path.stem}.png"), cv2.cvtColor(photo // 3, cv2.COLOR_RGB2BGR))
-    model = run_dir / "final.safetensors"
     scored = run(
         ["eval", "--inputs", str(inputs), "--targets", str(targets), "--model", str(model), "--json"], env
     )

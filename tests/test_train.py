@@ -774,6 +774,25 @@ def test_time_limit_saves_a_checkpoint_and_resume_finishes_the_same_run(tmp_path
     assert all(torch.equal(whole[k], chunked[k]) for k in whole)
 
 
+def test_resuming_a_finished_run_reads_no_data_and_rewrites_nothing_unless_its_final_model_is_missing(
+    tmp_path: Path,
+) -> None:
+    """A batch job that always runs --resume reloaded the data and wrote final.* again for nothing."""
+    photos, run_dir = shutil.copytree(PHOTOS, tmp_path / "photos"), tmp_path / "run"
+    train(tiny_config(run_dir, photos=photos, steps=2, val_every=2))
+    written = {path.name: path.stat().st_mtime_ns for path in run_dir.iterdir()}
+    shutil.rmtree(photos)  # not read
+    finished = resume(run_dir)
+    assert (finished.already_finished, finished.complete, finished.steps) == (True, True, 2)
+    assert finished.model_path == run_dir / "final.safetensors" and finished.val is not None
+    assert {path.name: path.stat().st_mtime_ns for path in run_dir.iterdir()} == written
+    shutil.copytree(PHOTOS, photos)
+    (run_dir / "final.md").unlink()  # killed while writing the final model
+    written_again = resume(run_dir)
+    assert (written_again.already_finished, written_again.steps) == (False, 2)
+    assert (run_dir / "final.md").is_file()
+
+
 def test_a_stop_request_saves_a_checkpoint_that_resumes_the_same_run(tmp_path: Path) -> None:
     asked: list[int] = []
 

@@ -50,14 +50,8 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 CHECKPOINT_STATE_KEY = "training_state"  # the checkpoint's metadata entry holding its counters (JSON)
 OLD_CHECKPOINT_STATE_FILE = "checkpoint.json"  # where runs checkpointed by earlier versions hold them
 FINAL_MODEL_FILE = "final.safetensors"
-RUN_FILES = (  # every file a run writes
-    CONFIG_FILE,
-    METRICS_FILE,
-    CHECKPOINT_FILE,
-    FINAL_MODEL_FILE,
-    "final.json",  # the final model's card, which save_model writes beside it
-    "final.md",
-)
+FINAL_FILES = (FINAL_MODEL_FILE, "final.json", "final.md")  # with the model's card, which save_model writes
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, *FINAL_FILES)  # every file a run writes
 ADAM_BETAS = (0.9, 0.99)
 DATA_FIELDS = ("photos", "pairs", "inputs", "targets")
 # What a resumed run may find in a new place: its data and the VGG weights (``resume``'s ``moved``).
@@ -172,6 +166,7 @@ class TrainResult:
     wall_seconds: float
     skipped_steps: int
     stopped_by: str | None = None  # what stopped the run early, a checkpoint saved: "the time limit", ...
+    already_finished: bool = False  # a resumed run that had finished before: nothing was trained or written
 
     @property
     def complete(self) -> bool:
@@ -298,7 +293,8 @@ def resume(
 ) -> TrainResult:
     """Continues the run in ``run_dir`` from its last checkpoint, optionally on another device; the
     other arguments as for ``train``. ``moved`` gives the new places of the run's data folders or VGG
-    weights (field name to path; see ``MOVABLE_FIELDS``), which config.json then keeps."""
+    weights (field name to path; see ``MOVABLE_FIELDS``), which config.json then keeps. A run that had
+    finished, its final model written, is reported as it is (``already_finished``), its data not read."""
     config_path = run_dir / CONFIG_FILE
     if not (run_dir / CHECKPOINT_FILE).is_file():
         raise TrainingError(f"{run_dir}: no checkpoint to resume from")
@@ -318,6 +314,17 @@ def resume(
             used = "it trained with --no-ecr" if name == "vgg_weights" else used_data(config)
             raise TrainingError(f"{option_name(name)}: {run_dir} was not trained with one ({used})")
         setattr(config, name, path)
+    state = read_checkpoint(run_dir)[0]
+    if state.step >= config.steps and all((run_dir / name).is_file() for name in FINAL_FILES):
+        return TrainResult(
+            run_dir=run_dir,
+            model_path=run_dir / FINAL_MODEL_FILE,
+            steps=state.step,
+            val=ValScores(**state.val) if state.val else None,
+            wall_seconds=state.wall_seconds,
+            skipped_steps=state.skipped_steps,
+            already_finished=True,
+        )
     check_data_found(config)
     check_same_data(config)
     if moved:
@@ -747,9 +754,9 @@ def save_checkpoint(session: Session) -> None:
     write_atomic(config.run_dir / CHECKPOINT_FILE, safetensors.torch.save(tensors, metadata=metadata))
 
 
-def load_checkpoint(run_dir: Path, model: RECNet, optimizer: torch.optim.Adam) -> RunState:
-    """Restores model, Adam state and RNG states; returns the counters. A damaged checkpoint file is a
-    TrainingError naming it."""
+def read_checkpoint(run_dir: Path) -> tuple[RunState, list[dict[str, Any]], dict[str, Tensor]]:
+    """A run's checkpoint: its counters, Adam's parameter groups and the tensors. A damaged checkpoint file
+    is a TrainingError naming it."""
     tensors_path = run_dir / CHECKPOINT_FILE
     try:
         with open_safetensors(tensors_path, "pt") as file:
@@ -769,10 +776,17 @@ def load_checkpoint(run_dir: Path, model: RECNet, optimizer: torch.optim.Adam) -
         raise damaged(record_path, error) from None
     if metadata.get("step") != str(state.step):
         raise TrainingError(f"{run_dir}: checkpoint files disagree (interrupted while saving?)")
+    return state, groups, tensors
+
+
+def load_checkpoint(run_dir: Path, model: RECNet, optimizer: torch.optim.Adam) -> RunState:
+    """Restores model, Adam state and RNG states; returns the counters. A damaged checkpoint file is a
+    TrainingError naming it."""
+    state, groups, tensors = read_checkpoint(run_dir)
     try:
         restore(tensors, groups, model, optimizer)
     except (KeyError, ValueError, RuntimeError) as error:  # tensors missing, misnamed or misshapen
-        raise damaged(tensors_path, error) from None
+        raise damaged(run_dir / CHECKPOINT_FILE, error) from None
     return state
 
 
