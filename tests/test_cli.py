@@ -1436,6 +1436,7 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str,
     photos, quick = ["--photos", str(TRAIN_PHOTOS)], ["--no-ecr", "--steps", "1"]
     for options, reason in [
         ([*photos, "--regimes", "under=1,dark=2"], "--regimes: unknown regime 'dark'"),
+        ([*photos, "--regimes", "under=1,under=2"], "--regimes: under is given twice in 'under=1,under=2'"),
         (["--pairs", str(tmp_path), "--regimes", "under=1"], "--regimes applies to a new run on --photos"),
         ([*photos, *quick, "--init", "nothing-like-it"], "nothing-like-it: not a model file"),
         (["--photos", str(tmp_path / "nowhere"), *quick], f"{tmp_path / 'nowhere'}: no such folder"),

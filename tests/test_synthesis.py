@@ -100,6 +100,9 @@ def test_the_regime_mix_is_chosen_by_name() -> None:
         ("under=1,dark=1", "unknown regime 'dark'"),
         ("under", "the share must be a number"),
         ("under=-0.5", "the share must be 0 or more"),
+        ("under=inf", r"under=inf: the share must be a finite number \(as in under=0.25\)"),
+        ("mild=nan", r"mild=nan: the share must be a finite number"),
+        ("under=1,mild=1,under=2", r"under is given twice in 'under=1,mild=1,under=2'"),
         ("under=0,mild=0", "at least one regime needs a share above 0"),
     ]:
         with pytest.raises(ValueError, match=reason):

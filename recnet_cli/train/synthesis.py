@@ -64,17 +64,24 @@ class DegradationConfig:
 
 
 def parse_regimes(text: str) -> tuple[float, float, float, float]:
-    """``under=1,mild=1`` as the four regimes' shares (those not named: 0), scaled to sum to 1."""
+    """``under=1,mild=1`` as the four regimes' shares (those not named: 0), scaled to sum to 1; a regime
+    named twice is refused."""
     shares = dict.fromkeys(MODES, 0.0)
+    named: set[str] = set()
     for item in text.split(","):
         name, _, value = (part.strip() for part in item.partition("="))
         if name not in shares:
             raise ValueError(f"unknown regime {name!r} in {text!r} (regimes: {', '.join(MODES)})")
+        if name in named:
+            raise ValueError(f"{name} is given twice in {text!r}")
+        named.add(name)
         try:
             shares[name] = float(value)
         except ValueError:
             raise ValueError(f"{name}={value}: the share must be a number (as in {name}=0.25)") from None
-        if not 0 <= shares[name] < math.inf:
+        if not math.isfinite(shares[name]):
+            raise ValueError(f"{name}={value}: the share must be a finite number (as in {name}=0.25)")
+        if shares[name] < 0:
             raise ValueError(f"{name}={value}: the share must be 0 or more")
     total = sum(shares.values())
     if total == 0:
