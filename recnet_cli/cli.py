@@ -62,6 +62,7 @@ from recnet_cli.runner import (
     shard_part,
     show_plan,
 )
+from recnet_cli.train.pairs import SPLITS
 
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
@@ -358,7 +359,19 @@ PairsOpt = Annotated[
         help="Paired data set folder (LCDP or MSEC layout).",
     ),
 ]
-SplitOpt = Annotated[str, typer.Option(metavar="SPLIT", help="Split of --pairs: train, test or valid.")]
+
+
+def checked_split(split: str) -> str:
+    """--split, checked as the command line is read, so that its error names it."""
+    if split not in SPLITS:
+        raise fail(f"--split {split}: unknown split (choose one of {', '.join(SPLITS)})")
+    return split
+
+
+SplitOpt = Annotated[
+    str,
+    typer.Option(callback=checked_split, metavar="SPLIT", help="Split of --pairs: train, test or valid."),
+]
 InputsOpt = Annotated[
     Path | None,
     typer.Option(

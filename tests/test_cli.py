@@ -1454,6 +1454,16 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str,
         assert not (tmp_path / "run").exists()
 
 
+def test_an_unknown_split_is_refused_naming_the_option(tmp_path: Path, env: dict[str, str]) -> None:
+    """The error said `unknown split 'foo'` without naming --split."""
+    for command in ("train", "eval", "calibrate"):
+        result = run([command, "--pairs", str(tmp_path), "--split", "foo"], env)
+        assert (result.returncode, result.stderr) == (
+            2,
+            "error: --split foo: unknown split (choose one of train, test, valid)\n",
+        ), command
+
+
 def test_a_run_resumes_on_photos_that_moved_when_told_where_they_are(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

@@ -99,6 +99,21 @@ def test_targets_without_inputs_are_an_error_too(tmp_path: Path) -> None:
         match_by_stem(tmp_path / "in", tmp_path / "out")
 
 
+def test_an_msec_split_whose_folder_is_missing_is_named(tmp_path: Path) -> None:
+    """It said `no known layout` of a folder in the MSEC layout."""
+    touch(tmp_path / "training" / "INPUT_IMAGES", "s_0.JPG")
+    touch(tmp_path / "training" / "GT_IMAGES", "s.jpg")
+    with pytest.raises(PairingError) as missing:
+        find_pairs(tmp_path, "test")
+    assert str(missing.value) == f"{tmp_path / 'testing'}: no such folder (the MSEC layout's test split)"
+    touch(tmp_path / "validation", "notes.txt")
+    with pytest.raises(PairingError) as empty:
+        find_pairs(tmp_path, "valid")
+    assert str(empty.value) == (
+        f"{tmp_path / 'validation' / 'INPUT_IMAGES'}: no such folder (the MSEC layout's valid split)"
+    )
+
+
 def test_msec_input_without_target_is_an_error(tmp_path: Path) -> None:
     touch(tmp_path / "INPUT_IMAGES", "a_0.JPG", "b_0.JPG")
     touch(tmp_path / "GT_IMAGES", "a.jpg")

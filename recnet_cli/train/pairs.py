@@ -62,6 +62,9 @@ def find_pairs(root: Path, split: str = "train") -> list[ImagePair]:
     msec_root = root if (root / MSEC_INPUTS).is_dir() else root / MSEC_SPLIT_FOLDERS[split]
     if (msec_root / MSEC_INPUTS).is_dir():
         return msec_pairs(msec_root)
+    if any((root / folder / MSEC_INPUTS).is_dir() for folder in MSEC_SPLIT_FOLDERS.values()):
+        missing = msec_root / MSEC_INPUTS if msec_root.is_dir() else msec_root
+        raise PairingError(f"{not_a_folder(missing)} (the MSEC layout's {split} split)")
     raise PairingError(
         f"{root}: no known layout (expected input/ + gt/ as in LCDP, or INPUT_IMAGES/ + GT_IMAGES/ as in "
         "MSEC); give two folders to match by file name instead"
