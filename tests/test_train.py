@@ -113,6 +113,21 @@ def test_photo_folders_split_by_path_inside_the_folder(tmp_path: Path) -> None:
     assert split_photos(tmp_path) == (train_paths, val_paths)
 
 
+def test_a_photo_and_links_to_it_are_one_photo(tmp_path: Path) -> None:
+    """Counted once per name, one picture could be trained on and held out for validation too."""
+    photos, elsewhere = shutil.copytree(PHOTOS, tmp_path / "photos"), tmp_path / "elsewhere.jpg"
+    originals = sorted(photos.glob("*.jpg"))
+    (photos / "sub").mkdir()
+    (photos / "sub" / "again.jpg").symlink_to(originals[0])
+    (photos / "zz-again.jpg").symlink_to(Path("sub") / "again.jpg")
+    shutil.copyfile(originals[1], elsewhere)
+    (photos / "a-link.jpg").symlink_to(elsewhere)
+    (photos / "b-link.jpg").symlink_to(elsewhere)
+    train_paths, val_paths = split_photos(photos)
+    assert sorted(train_paths + val_paths) == sorted([*originals, photos / "a-link.jpg"])
+    assert downscale_photos(photos, tmp_path / "small", max_side=40) == len(originals) + 1
+
+
 def test_pairs_split_by_the_ground_truth_s_name_wherever_the_folder_is_and_however_it_is_typed() -> None:
     """Keyed by the whole path, train's split (``--pairs LCDP/``) and calibrate's (``--pairs /data/LCDP``)
     differed, and a run's moved data would have given another validation set."""

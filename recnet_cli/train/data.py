@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from recnet_cli.batch import Source, unique_sources
 from recnet_cli.imaging import PhotoFileError, fit_size, read_photo, write_rgb8
 from recnet_cli.metrics import SSIM_WINDOW, to_uint8
 from recnet_cli.train.pairs import ImagePair, list_images
@@ -65,10 +66,19 @@ def holdout_split(items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T],
     return [i for i in items if key(i) not in held_out], [i for i in items if key(i) in held_out]
 
 
+def list_photos(folder: Path) -> list[Path]:
+    """The photos of a folder, searched recursively, each file once (by its resolved path) under the first
+    name found: a link to a photo also there, or a second link to one file, is left out."""
+    found = [
+        Source(path, path.relative_to(folder), from_folder=True)
+        for path in list_images(folder, recursive=True)
+    ]
+    return [source.path for source in unique_sources(found)]
+
+
 def split_photos(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(train, validation) photos of a folder, searched recursively; split by path inside the folder."""
-    paths = list_images(folder, recursive=True)
-    return holdout_split(paths, key=lambda p: str(p.relative_to(folder)))
+    """(train, validation) photos of a folder (``list_photos``); split by path inside the folder."""
+    return holdout_split(list_photos(folder), key=lambda p: str(p.relative_to(folder)))
 
 
 def split_pairs(pairs: Sequence[ImagePair]) -> tuple[list[ImagePair], list[ImagePair]]:
@@ -81,7 +91,7 @@ def downscale_photos(source: Path, destination: Path, max_side: int = 1024, qual
     """Writes every photo under ``source`` (recursively) to ``destination`` as a JPEG no longer than
     ``max_side``, keeping subfolder names; returns the count. For shipping a photo set to a GPU machine."""
     count = 0
-    for path in list_images(source, recursive=True):
+    for path in list_photos(source):
         out = destination / path.relative_to(source).with_suffix(".jpg")
         out.parent.mkdir(parents=True, exist_ok=True)
         write_rgb8(out, fit_size(read_rgb(path), max_side=max_side), quality=quality)

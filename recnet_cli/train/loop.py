@@ -38,9 +38,16 @@ from recnet_cli.imaging import file_kind, first_line, naming_the_file, nearest_e
 from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
-from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, pair_data, photo_data
+from recnet_cli.train.data import (
+    Prefetcher,
+    SampleSource,
+    ValidationPair,
+    list_photos,
+    pair_data,
+    photo_data,
+)
 from recnet_cli.train.losses import RecnetLoss, build_loss
-from recnet_cli.train.pairs import ImagePair, find_pairs, list_images, match_by_stem, not_a_folder
+from recnet_cli.train.pairs import ImagePair, find_pairs, match_by_stem, not_a_folder
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import load_model, open_safetensors, save_model, write_atomic
 
@@ -375,9 +382,7 @@ def data_fingerprint(config: TrainConfig) -> str:
     """The count of the data's image files and a digest of their names (inside the data's folders) and
     sizes: what a run's batches and validation set are made from, wherever the folders are."""
     if config.photos is not None:
-        files = [
-            (path.relative_to(config.photos), path) for path in list_images(config.photos, recursive=True)
-        ]
+        files = [(path.relative_to(config.photos), path) for path in list_photos(config.photos)]
     else:
         files = [(Path(path.name), path) for pair in data_pairs(config) for path in (pair.input, pair.target)]
     digest = hashlib.sha256()
