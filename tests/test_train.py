@@ -33,6 +33,7 @@ from recnet_cli.train.data import (
     Prefetcher,
     downscale_photos,
     holdout_split,
+    pair_data,
     photo_data,
     read_rgb,
     split_pairs,
@@ -155,6 +156,25 @@ def test_panoramas_and_strips_train_and_validate(tmp_path: Path) -> None:
     assert validation and all(min(pair.input.shape[1:]) >= SSIM_WINDOW for pair in validation)
     _, ssim = quantised_scores(validation[0].input[None], validation[0].target[None])
     assert torch.isfinite(ssim).all()
+
+
+def test_an_image_too_thin_to_crop_is_refused_not_scaled_up_to_an_enormous_size(tmp_path: Path) -> None:
+    """Its short side was scaled up to the crop whatever its long side became: a 1 x 2000 strip at the
+    default crop of 384 took 0.9 GB, a 1 x 20000 one 8.8 GB."""
+    photos = copy_photos(tmp_path / "photos")
+    strip = photos / "strip.png"
+    cv2.imwrite(str(strip), np.full((1, 2000, 3), 128, np.uint8))
+    with pytest.raises(
+        ImageFileError, match=rf"^{re.escape(str(strip))}: 2000x1 pixels is too thin to train on"
+    ):
+        photo_data(photos, 32, 0, DegradationConfig(), 64, 4, 48)
+    strip.unlink()
+    inputs = shutil.copytree(photos, tmp_path / "inputs")
+    cv2.imwrite(str(inputs / "strip.png"), np.full((3000, 2, 3), 64, np.uint8))
+    cv2.imwrite(str(photos / "strip.png"), np.full((3000, 2, 3), 128, np.uint8))
+    pairs = [ImagePair(path, photos / path.name) for path in sorted(inputs.iterdir())]
+    with pytest.raises(ImageFileError, match=r"strip\.png: 2x3000 pixels is too thin to train on"):
+        pair_data(pairs, "inputs/", 32, 0, 64, 4, 48)
 
 
 def test_downscale_photos_keeps_folders_names_and_limits_size(tmp_path: Path) -> None:

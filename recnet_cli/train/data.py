@@ -28,6 +28,9 @@ from recnet_cli.train.synthesis import DegradationConfig, degrade, sample_exposu
 
 VALIDATION_SEED = 20240
 HOLDOUT_FRACTION = 0.1
+# The most an image's long side may exceed its short side: a thinner one (a scan line) would be enormous
+# once its short side is scaled up to the crop.
+MAX_ASPECT = 100
 T = TypeVar("T")
 
 
@@ -42,6 +45,18 @@ def read_rgb(path: Path) -> np.ndarray:
         return to_uint8(read_photo(path).pixels)
     except PhotoFileError as exc:
         raise ImageFileError(str(exc)) from None
+
+
+def fitted(path: Path, image: np.ndarray, min_side: int, max_side: int) -> np.ndarray:
+    """``image``, read from ``path``, scaled by ``fit_size``; one more than ``MAX_ASPECT`` times as long as
+    it is wide is an ImageFileError naming it."""
+    height, width = image.shape[:2]
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise ImageFileError(
+            f"{path}: {width}x{height} pixels is too thin to train on (its long side may be at most "
+            f"{MAX_ASPECT} times its short side, which is scaled up to the crop)"
+        )
+    return fit_size(image, min_side, max_side)
 
 
 def require_same_size(pair: ImagePair, source: np.ndarray, target: np.ndarray) -> None:
@@ -217,7 +232,7 @@ class ValidationPair:
 
 
 def load_photos(paths: Sequence[Path], min_side: int, max_side: int) -> list[np.ndarray]:
-    return [fit_size(read_rgb(p), min_side, max_side) for p in paths]
+    return [fitted(p, read_rgb(p), min_side, max_side) for p in paths]
 
 
 def load_pairs(
@@ -232,7 +247,10 @@ def load_pairs(
             targets[pair.target] = read_rgb(pair.target)
         require_same_size(pair, source, targets[pair.target])
         loaded.append(
-            (fit_size(source, min_side, max_side), fit_size(targets[pair.target], min_side, max_side))
+            (
+                fitted(pair.input, source, min_side, max_side),
+                fit_size(targets[pair.target], min_side, max_side),
+            )
         )
     return loaded
 
@@ -248,7 +266,7 @@ def photo_validation(
     thinner) degraded with a constant seed, on the CPU, so every run and every device sees the same pairs."""
     result = []
     for index, path in enumerate(paths[:count]):
-        clean = to_tensor([fit_size(read_rgb(path), SSIM_WINDOW, max_side)], torch.device("cpu"))
+        clean = to_tensor([fitted(path, read_rgb(path), SSIM_WINDOW, max_side)], torch.device("cpu"))
         exposure = sample_exposure(sample_rng(seed, 0, index), degradation)
         result.append(ValidationPair(path.stem, degrade(clean, [exposure])[0], clean[0]))
     return result
