@@ -212,6 +212,7 @@ _XMP_ORIENTATIONS = (
 # and its padding byte. (The extended XMP a JPEG's packet names goes to JPEG outputs in segments of its own.)
 _JPEG_SEGMENT_LIMITS = {"EXIF": 65533, "XMP": 65533 - 29, "IPTC record": 65533 - 14 - 12 - 1}
 _XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\0"
+_RAW_XMP = "Raw profile type xmp"  # a PNG text chunk that holds XMP in hex (ImageMagick, Krita)
 # Extended XMP (XMP specification part 3, 1.1.3.1): what a JPEG's XMP holds past its 64 KB segment, in APP1
 # segments that each start with this header, the GUID the standard packet names it by (xmpNote:HasExtendedXMP;
 # the MD5 of the extended XMP in 32 hex digits), its full length and the portion's offset, 4 bytes each.
@@ -989,6 +990,8 @@ def _xmp_packets(image: Image.Image, damaged: list[str]) -> tuple[bytes | None, 
     orientation 1 (an extended XMP edited for it is named by its new MD5). An extended XMP that is missing,
     incomplete or not the one named is None, with "extended XMP" added to ``damaged``."""
     xmp = image.info.get("xmp")
+    if xmp is None and _RAW_XMP in image.info:  # a PNG's XMP as ImageMagick and Krita write it
+        xmp = _intact(lambda: _raw_profile(image.info[_RAW_XMP]), "XMP", damaged)
     claim = _HAS_EXTENDED_XMP.search(xmp) if xmp and image.format in ("JPEG", "MPO") else None
     if claim is None:
         return _upright_xmp(xmp), None
@@ -997,6 +1000,12 @@ def _xmp_packets(image: Image.Image, damaged: list[str]) -> tuple[bytes | None, 
     if upright is not None:  # named as recnet writes it: by its MD5 in capitals, changed where it was
         xmp = xmp.replace(claim[1], _xmp_guid(upright))
     return _upright_xmp(xmp), upright
+
+
+def _raw_profile(text: str) -> bytes:
+    """The bytes of a PNG text chunk "Raw profile type <name>": a blank line, the name, the length, then
+    the bytes in hex over lines (what Pillow reads of one that holds EXIF, but not of one that holds XMP)."""
+    return bytes.fromhex("".join(text.split("\n")[3:]))
 
 
 def _extended_xmp(segments: list[tuple[str, bytes]], guid: bytes) -> bytes:

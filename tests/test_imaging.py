@@ -373,6 +373,26 @@ def test_xmp_ratings_and_keywords_are_copied(tmp_path, source_extension, extensi
         assert written.info["xmp"] == xmp
 
 
+@pytest.mark.parametrize("extension", ["jpg", "png"])
+def test_a_pngs_xmp_in_imagemagicks_raw_profile_chunk_is_copied(tmp_path, extension):
+    xmp = xmp_packet('xmp:Rating="4"')
+    lines = [xmp.hex()[start : start + 72] for start in range(0, 2 * len(xmp), 72)]
+    info = PngImagePlugin.PngInfo()  # as ImageMagick writes it: zTXt, the name, the length, then hex lines
+    info.add_text("Raw profile type xmp", "\n".join(["", "xmp", f"{len(xmp):8d}", *lines, ""]), zip=True)
+    source = save(tmp_path / "in.png", Image.fromarray(gradient_rgb8()), pnginfo=info)
+    photo, output = round_trip(tmp_path, source, extension)
+    assert photo.xmp == xmp and not photo.damaged_metadata
+    with Image.open(output) as written:
+        assert written.info["xmp"] == xmp
+
+
+def test_a_damaged_raw_profile_xmp_is_left_out_and_said(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type xmp", "\nxmp\n       4\nnot hex\n", zip=True)
+    photo = read_photo(save(tmp_path / "in.png", Image.fromarray(gradient_rgb8()), pnginfo=info))
+    assert photo.xmp is None and photo.damaged_metadata == ("XMP",)
+
+
 @pytest.mark.parametrize(
     "xmp",
     [
