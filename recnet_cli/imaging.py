@@ -188,6 +188,7 @@ _PILLOW_CONVERSIONS = {
 }
 # The same for a picture with a transparent colour or palette entries (a PNG's tRNS chunk): with alpha.
 _TRANSPARENT_CONVERSIONS = {"1": "LA", "L": "LA", "P": "RGBA", "RGB": "RGBA"}
+_LOW_BIT_GREY_PEAKS = {"L;2": 3, "L;4": 15}  # a 2- or 4-bit grey PNG's largest code, by Pillow's raw mode
 _GREY_MODES = frozenset({"L", "LA", "I;16", "I;16L", "I;16B", "I;16N"})
 _READABLE_MODES = _GREY_MODES | {"RGB", "RGBA"} | _PILLOW_CONVERSIONS.keys()
 _READABLE_FORMATS = SUPPORTED_FORMATS | {"MPO"}  # cameras' JPEGs with extra pictures open as MPO
@@ -840,15 +841,22 @@ def _sixteen_bit_layout(image: Image.Image) -> str | None:
         if set(bits) != {16} or number_format[0] != 1:  # unsigned integers only
             return None
         return "I" if image.mode.startswith("I;16") else image.mode
-    arguments = image.tile[0].args
-    raw_mode = arguments[0] if isinstance(arguments, tuple) else arguments
-    layout, _, bits = str(raw_mode).partition(";")
+    layout, _, bits = _raw_mode(image).partition(";")
     return layout if bits.startswith("16") else None
+
+
+def _raw_mode(image: Image.Image) -> str:
+    """How a PNG's samples are stored, as Pillow names it ("RGB;16B", "L;2"), before it decodes them."""
+    arguments = image.tile[0].args
+    return str(arguments[0] if isinstance(arguments, tuple) else arguments)
 
 
 def _pillow_samples(image: Image.Image) -> tuple[np.ndarray, bool]:
     """H x W x C samples (grey or RGB, then alpha) for files Pillow decodes at full precision."""
     if "transparency" in image.info and image.mode in _TRANSPARENT_CONVERSIONS:
+        if image.format == "PNG" and image.tile and (peak := _LOW_BIT_GREY_PEAKS.get(_raw_mode(image))):
+            # Pillow scales 2- and 4-bit grey up to 8 bits, but gives the transparent grey as stored
+            image.info["transparency"] *= 255 // peak
         image = image.convert(_TRANSPARENT_CONVERSIONS[image.mode])
     elif image.mode in _PILLOW_CONVERSIONS:
         image = image.convert(_PILLOW_CONVERSIONS[image.mode])

@@ -939,6 +939,29 @@ def test_a_png_s_transparent_colour_becomes_alpha(tmp_path, depth, grey):
     assert np.array_equal(cv2.imread(str(output), cv2.IMREAD_UNCHANGED)[..., -1], alpha)
 
 
+@pytest.mark.parametrize("bits", [2, 4])
+def test_a_2_or_4_bit_grey_png_s_transparent_grey_becomes_alpha(tmp_path, bits):
+    codes = np.arange(32, dtype=np.uint8).reshape(4, 8) % (1 << bits)
+    rows = np.packbits(np.unpackbits(codes[..., None], axis=2)[..., -bits:].reshape(4, -1), axis=1)
+    pixels = zlib.compress(np.hstack([np.zeros((4, 1), np.uint8), rows]).tobytes())  # filter 0 per row
+    header = struct.pack(">IIBBBBB", 8, 4, bits, 0, 0, 0, 0)  # grey
+    chunks = [(b"IHDR", header), (b"tRNS", struct.pack(">H", 1)), (b"IDAT", pixels), (b"IEND", b"")]
+    source = tmp_path / "in.png"
+    source.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + b"".join(
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+            for kind, data in chunks
+        )
+    )
+    photo = read_photo(source)
+
+    assert photo.grayscale and np.array_equal(
+        as_codes(photo.pixels, 8)[..., 0], codes * (255 // (2**bits - 1))
+    )
+    assert np.array_equal(photo.alpha, np.where(codes == 1, 0, 255))
+
+
 def test_cmyk_reads_as_rgb_and_drops_its_ink_profile(tmp_path):
     cmyk = Image.fromarray(gradient_rgb8()).convert("CMYK")
     source = save(tmp_path / "in.jpg", cmyk, quality=100, icc_profile=INK_PROFILE)
