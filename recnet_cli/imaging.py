@@ -888,10 +888,25 @@ def _deep_png_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[
     """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit PNG, decoded by OpenCV. OpenCV makes
     an RGB one's transparent colour (tRNS) alpha, but not a grey one's: that is done here."""
     samples, grayscale = _opencv_samples(file, layout)
+    if _text_after_pixels(file):  # Pillow reads those chunks (an XMP packet) only as it decodes the pixels
+        image.load()
     key = image.info.get("transparency")
     if key is None or samples.shape[2] != 1:
         return samples, grayscale
     return np.dstack([samples, np.where(samples == key, 0, 0xFFFF).astype(np.uint16)]), grayscale
+
+
+def _text_after_pixels(file: BinaryIO) -> bool:
+    """Whether a PNG has a text chunk (tEXt, zTXt, iTXt) after its pixel data."""
+    file.seek(len(_PNG_SIGNATURE))
+    pixels_seen = False
+    while len(header := file.read(8)) == 8:
+        length, kind = struct.unpack(">I4s", header)
+        if pixels_seen and kind in (b"tEXt", b"zTXt", b"iTXt"):
+            return True
+        pixels_seen |= kind == b"IDAT"
+        file.seek(length + 4, os.SEEK_CUR)  # the chunk's data and CRC
+    return False
 
 
 def _deep_tiff_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[np.ndarray, bool]:

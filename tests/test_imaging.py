@@ -386,6 +386,24 @@ def test_a_pngs_xmp_in_imagemagicks_raw_profile_chunk_is_copied(tmp_path, extens
         assert written.info["xmp"] == xmp
 
 
+@pytest.mark.parametrize("depth", [8, 16])
+def test_a_pngs_xmp_after_its_pixels_is_copied_after_exif_before_them(tmp_path, depth):
+    xmp = xmp_packet('xmp:Rating="4"')
+    original = gradient_rgb8() if depth == 8 else gradient_rgb16()
+    source = tmp_path / "in.png"
+    like = photo_like(original, exif=camera_exif().tobytes())  # its eXIf chunk goes before the pixels
+    write_photo(source, like.pixels, like)
+    kind, data = b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp  # before IEND, as some writers add it
+    chunk = struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    source.write_bytes(source.read_bytes()[:-12] + chunk + source.read_bytes()[-12:])
+
+    photo, output = round_trip(tmp_path, source, "png")
+
+    assert photo.bit_depth == depth and photo.exif is not None and photo.xmp == xmp
+    with Image.open(output) as written:
+        assert written.info["xmp"] == xmp
+
+
 def test_a_damaged_raw_profile_xmp_is_left_out_and_said(tmp_path):
     info = PngImagePlugin.PngInfo()
     info.add_text("Raw profile type xmp", "\nxmp\n       4\nnot hex\n", zip=True)
