@@ -1432,7 +1432,7 @@ def test_a_stop_the_command_does_not_report_itself_is_said_in_one_line(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]
 
 
-def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str, str]) -> None:
+def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
     photos, quick = ["--photos", str(TRAIN_PHOTOS)], ["--no-ecr", "--steps", "1"]
     for options, reason in [
         ([*photos, "--regimes", "under=1,dark=2"], "--regimes: unknown regime 'dark'"),
@@ -1448,9 +1448,11 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path, env: dict[str,
         ([*photos, *quick, "--precision", "fp16"], "--precision fp16: training takes bf16"),
         ([*photos, *quick, "--lr", "1.0000001"], "--lr 1.0000001: use a positive learning rate of at most 1"),
     ]:
-        result = run(["train", "--out", str(tmp_path / "run"), *options], env)
+        result = CliRunner().invoke(
+            app, ["train", "--out", str(tmp_path / "run"), *options]
+        )  # in-process: quick
         lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {reason}")
+        assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {reason}")
         assert not (tmp_path / "run").exists()
 
 

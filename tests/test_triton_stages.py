@@ -91,7 +91,7 @@ def test_fused_forward_matches_the_reference_forward(model: RECNet) -> None:
 
 
 def test_fused_stages_tile_exactly(model: RECNet) -> None:
-    image = random_image(1, 131, 70)  # two tiles, one above the other
+    image = random_image(1, 131, 37)  # two tiles, one above the other
     whole, _ = fast.fast_forward(model, image.to(DEVICE))
     runner = TiledRunner(model, DEVICE, torch.float32, 128, storage=DEVICE, stages=triton_stages.STAGES)
     tiled, _ = runner.run(image)
