@@ -92,15 +92,19 @@ def write(path: Path, image: np.ndarray) -> Path:
     return path
 
 
+def written_pairs(folder: Path, numbers: range, seed: int = 0) -> list[ImagePair]:
+    """Noisy pairs written as ``in<n>.png`` and ``gt<n>.png`` in ``folder``."""
+    pairs = []
+    for i in numbers:
+        target, source = noisy_pair(seed + i, (24, 32, 3))
+        pairs.append(ImagePair(write(folder / f"in{i}.png", source), write(folder / f"gt{i}.png", target)))
+    return pairs
+
+
 def test_evaluate_pairs_scores_output_and_identity(tmp_path: Path) -> None:
     torch.manual_seed(0)
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    pairs = []
-    for i in range(2):
-        target, source = noisy_pair(10 + i, (24, 32, 3))
-        pairs.append(
-            ImagePair(write(tmp_path / f"in{i}.png", source), write(tmp_path / f"gt{i}.png", target))
-        )
+    pairs = written_pairs(tmp_path, range(2), seed=10)
     seen = []
     report = evaluate_pairs(
         pairs, corrector, save_dir=tmp_path / "out", progress=lambda *done: seen.append(done)
@@ -121,12 +125,7 @@ def test_evaluate_pairs_scores_output_and_identity(tmp_path: Path) -> None:
 
 def test_saving_keeps_a_file_saved_there_during_the_run_unless_overwrite(tmp_path: Path) -> None:
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    pairs = []
-    for i in range(3):
-        target, source = noisy_pair(i, (24, 32, 3))
-        pairs.append(
-            ImagePair(write(tmp_path / f"in{i}.png", source), write(tmp_path / f"gt{i}.png", target))
-        )
+    pairs = written_pairs(tmp_path, range(3))
     later = tmp_path / "out" / "in1.png"  # checked before the run (save_problem), saved during it
 
     def save_later(done: int, total: int) -> None:
@@ -156,12 +155,7 @@ def test_a_failed_save_ends_the_saving_not_the_scoring(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    pairs = []
-    for i in range(3):
-        target, source = noisy_pair(i, (24, 32, 3))
-        pairs.append(
-            ImagePair(write(tmp_path / f"in{i}.png", source), write(tmp_path / f"gt{i}.png", target))
-        )
+    pairs = written_pairs(tmp_path, range(3))
     written: list[Path] = []
 
     def disk_fills_after_one(path: Path, rgb: np.ndarray, **_: object) -> None:
