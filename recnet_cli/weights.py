@@ -703,8 +703,10 @@ def cached_hub_models() -> list[ModelEntry]:
         for revision in sorted(repo.revisions, key=lambda revision: revision.commit_hash):
             for file in sorted(revision.files, key=lambda file: file.file_path):
                 if looks_like_recnet(file.file_path):
-                    entry = cached_entry(repo.repo_id, revision.refs, revision.snapshot_path, file.file_path)
-                    entries.append(with_card(replace(entry, size=file.size_on_disk)))
+                    snapshot, size = revision.snapshot_path, file.size_on_disk
+                    entries.append(
+                        with_card(cached_entry(repo.repo_id, revision.refs, snapshot, file.file_path, size))
+                    )
     scanned = {repo.repo_path for repo in cache.repos}
     for repo_path in sorted(Path(constants.HF_HUB_CACHE).glob("models--*")):
         if repo_path not in scanned:
@@ -712,11 +714,10 @@ def cached_hub_models() -> list[ModelEntry]:
     return entries
 
 
-def cached_entry(repo_id: str, refs: frozenset[str], snapshot: Path, file: Path) -> ModelEntry:
+def cached_entry(repo_id: str, refs: frozenset[str], snapshot: Path, file: Path, size: int) -> ModelEntry:
     """A cached file's entry, without its card's summary; its snapshot folder is named by its commit."""
-    filename = file.relative_to(snapshot).as_posix()
-    name = cached_ref(repo_id, refs, snapshot.name, filename)
-    return ModelEntry(name=name, origin="hub cache", path=file, size=0, revision=snapshot.name)
+    name = cached_ref(repo_id, refs, snapshot.name, file.relative_to(snapshot).as_posix())
+    return ModelEntry(name=name, origin="hub cache", path=file, size=size, revision=snapshot.name)
 
 
 def unscanned_repo_entries(repo_path: Path) -> list[ModelEntry]:
@@ -728,9 +729,10 @@ def unscanned_repo_entries(repo_path: Path) -> list[ModelEntry]:
     intact, missing = [], []
     for snapshot in sorted(path for path in (repo_path / "snapshots").glob("*") if path.is_dir()):
         for file in sorted(path for path in snapshot.rglob("*") if not path.is_dir()):
-            entry = cached_entry(repo_id, refs.get(snapshot.name, frozenset()), snapshot, file)
+            size = file.stat().st_size if file.exists() else 0
+            entry = cached_entry(repo_id, refs.get(snapshot.name, frozenset()), snapshot, file, size)
             if file.exists() and looks_like_recnet(file):
-                intact.append(with_card(replace(entry, size=file.stat().st_size)))
+                intact.append(with_card(entry))
             elif not file.exists() and file.suffix.lower() in MODEL_SUFFIXES:
                 problem = f"{file}: its data is missing from the Hugging Face cache (recnet download gets it)"
                 missing.append((replace(entry, problem=problem), file.with_suffix(".json").exists()))
