@@ -84,6 +84,91 @@ def test_help_has_a_short_form_and_shows_no_value_type(env: dict[str, str]) -> N
         assert f"Usage: recnet {command} [OPTIONS] {usage}" in lines
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        pytest.param(
+            ["correct", "--bogus", "x.jpg"],
+            "no such option: --bogus (recnet correct --help lists the options)",
+            id="unknown-option",
+        ),
+        pytest.param(
+            ["--bogus"],
+            "no such option: --bogus (recnet --help lists the options)",
+            id="unknown-group-option",
+        ),
+        pytest.param(
+            ["correct", "--tyle", "512", "x.jpg"],
+            "no such option: --tyle. Did you mean --tile? (recnet correct --help lists the options)",
+            id="close-option",
+        ),
+        pytest.param(
+            ["corect", "x.jpg"],
+            "no such command 'corect'. Did you mean 'correct'? (recnet --help lists the commands)",
+            id="unknown-command",
+        ),
+        pytest.param(
+            ["bench", "--repeats", "0"],
+            "--repeats 0: input should be greater than or equal to 1 (see recnet bench --help)",
+            id="below-min",
+        ),
+        pytest.param(
+            ["bench", "--mp", "lots"],
+            "--mp lots: input should be a valid number, unable to parse string as a number "
+            "(see recnet bench --help)",
+            id="not-a-number",
+        ),
+        pytest.param(
+            ["correct", "x.jpg", "--precision", "fp8"],
+            "--precision fp8: 'fp8' is not one of 'auto', 'fp32', 'fp16', 'bf16' (see recnet correct --help)",
+            id="not-a-choice",
+        ),
+        pytest.param(
+            ["correct", "x.jpg", "--suffix", "a/b"],
+            "--suffix a/b: a suffix is added to file names, so it cannot hold a folder separator "
+            "(see recnet correct --help)",
+            id="own-callback",
+        ),
+        pytest.param(
+            ["correct"], "missing argument 'PHOTOS' (see recnet correct --help)", id="missing-argument"
+        ),
+        pytest.param(
+            ["correct", "x.jpg", "--tile"],
+            "option '--tile' requires an argument (see recnet correct --help)",
+            id="missing-value",
+        ),
+        pytest.param(
+            ["models", "extra"],
+            "got unexpected extra argument(s) (extra) (see recnet models --help)",
+            id="extra-argument",
+        ),
+    ],
+)
+def test_a_usage_error_is_one_line_that_points_to_the_help(args: list[str], line: str) -> None:
+    # Click's own errors (an unknown option or command, a value out of range, a missing argument) were
+    # Typer's box under a usage line; they read as recnet's other errors do.
+    result = CliRunner().invoke(app, args, prog_name="recnet")
+    assert (result.exit_code, result.stderr) == (2, f"error: {line}\n")
+    assert result.stdout == ""
+
+
+def test_another_click_error_is_one_line_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(*_: object, **__: object) -> None:
+        raise cli.click_errors.FileError("model.bin", "permission denied")
+
+    monkeypatch.setattr(cli, "open_models", unreadable)
+    photo = make_photo(tmp_path / "a.png")
+    result = CliRunner().invoke(app, ["correct", str(photo)], prog_name="recnet")
+    assert result.exit_code == 1
+    assert result.stderr == "error: could not open file 'model.bin': permission denied\n"
+
+
+def test_no_arguments_still_show_the_help() -> None:
+    result = CliRunner().invoke(app, [], prog_name="recnet")
+    assert result.exit_code == 2 and "Usage: recnet [OPTIONS] COMMAND" in result.stdout
+    assert "error" not in result.stderr.lower()
+
+
 def completions(words: str, env: dict[str, str]) -> list[str]:
     """What bash's tab completion offers after ``words``, as ``recnet --install-completion`` sets it up (the
     shell completes file names where nothing is offered)."""
@@ -1491,7 +1576,8 @@ def test_a_seed_torch_cannot_take_is_refused_before_anything_is_written(
     for seed in ("-1", str(2**64)):
         options = ["--photos", str(TRAIN_PHOTOS), "--out", str(tmp_path / "run"), "--seed", seed]
         result = run(["train", *options, "--no-ecr", "--steps", "1"], env)
-        assert result.returncode == 2 and "Invalid value for '--seed'" in result.stderr
+        assert result.returncode == 2 and result.stderr.startswith(f"error: --seed {seed}: input should be ")
+        assert len(result.stderr.splitlines()) == 1
         assert not (tmp_path / "run").exists()
 
 
