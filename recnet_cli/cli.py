@@ -15,7 +15,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import click
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
@@ -178,7 +177,7 @@ class PlainHelpFlag:
 
 
 class RecnetGroup(UsageErrorsSayWhat, PlainHelpFlag, TyperGroup):
-    def get_params(self, ctx: typer.Context) -> list[click.Parameter]:
+    def get_params(self, ctx: typer.Context) -> list[Any]:
         params = super().get_params(ctx)
         for param in params:  # --install-completion and --show-completion, which Typer adds as <bool>
             if isinstance(param, TyperOption) and param.is_flag:
@@ -191,7 +190,7 @@ class RecnetGroup(UsageErrorsSayWhat, PlainHelpFlag, TyperGroup):
         with click_errors_in_one_line():
             return super().make_context(*args, **kwargs)
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         with click_errors_in_one_line():
             return super().invoke(ctx)
 
@@ -215,7 +214,7 @@ class RecnetCommand(UsageErrorsSayWhat, PlainHelpFlag, TyperCommand):
             if type(param) is TyperArgument:  # Typer makes them itself, with no way to pass a class
                 param.__class__ = PlainArgument
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         """Runs the command. A stop (Ctrl-C, SIGTERM) that the command does not report itself, such as one
         while the model loads, is said in one line: in a scheduler's log, why the job ended."""
         try:
