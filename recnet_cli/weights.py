@@ -26,6 +26,7 @@ import os
 import pickle
 import pickletools
 import re
+import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -93,6 +94,9 @@ SAFETENSORS_HEADER_LIMIT = 100_000_000  # bytes; the format's own limit
 LEGACY_PICKLES = 4  # such a pickled file: magic number, protocol, system information, the object; then data
 # The tensor whose name marks RECNet weights: bare, after DataParallel's module. or in a training checkpoint
 RECNET_KEY = re.compile(r"(?:module\.|model\.)?extract\.weight")
+# What PyTorch's safe unpickler names when a pickle wants more than tensors: "GLOBAL __main__.Net was not ..."
+UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
+WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt state dict"
 
 
 class WeightsError(Exception):
@@ -452,32 +456,61 @@ def training_checkpoint_model(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     return {key.removeprefix("model."): value for key, value in tensors.items() if key.startswith("model.")}
 
 
-def read_checkpoint(path: Path, label: str) -> object:
-    """``torch.load`` that never runs code from the file."""
+def read_checkpoint(path: Path, label: str, kind: str = "RECNet checkpoint") -> object:
+    """``torch.load`` that never runs code from the file. A file it would have to run code for (a TorchScript
+    archive, a pickle of objects other than tensors and containers) is refused in one line that says what
+    recnet reads instead (never PyTorch's advice to load it with ``weights_only=False``)."""
     import torch
 
     try:
         with path.open("rb") as file:
             head = file.read(len(ZIP_SIGNATURE))
+            torchscript = head == ZIP_SIGNATURE and is_torchscript(file)
     except OSError as error:
         raise WeightsError(f"{label}: cannot read it ({describe_os_error(error)})") from error
     if not head:
         raise WeightsError(f"{label}: empty file")
     if head != ZIP_SIGNATURE and not PICKLE_SIGNATURE.match(head):
         raise WeightsError(f"{label}: not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)")
+    not_safe = f"not a {kind} recnet can read safely"
+    if torchscript:
+        raise WeightsError(
+            f"{label}: a TorchScript archive (code, not weights), {not_safe}; {WHAT_RECNET_READS}"
+        )
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol 4 ...", before loading or failing: noise
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "Weights only load failed" not in str(error):
             raise WeightsError(f"{label}: not a readable PyTorch checkpoint ({first_line(error)})") from error
         raise WeightsError(
-            f"{label}: contains pickled code; refusing to load it."
-            " Re-save the state_dict or convert to safetensors"
+            f"{label}: {not_safe} ({unsafe_pickle_reason(error)}); {WHAT_RECNET_READS}"
         ) from error
     except Exception as error:  # a damaged file raises KeyError, RuntimeError, EOFError, zip errors, ...
         raise WeightsError(
             f"{label}: not a readable PyTorch checkpoint ({type(error).__name__}: {first_line(error)})"
         ) from error
+
+
+def is_torchscript(file: BinaryIO) -> bool:
+    """Whether a zip archive is ``torch.jit.save``'s: its code beside a ``constants.pkl``, which
+    ``torch.save`` never writes (as ``torch.serialization._is_torchscript_zip`` tells them apart)."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            return any(PurePosixPath(name).name == "constants.pkl" for name in archive.namelist())
+    except Exception:  # a damaged archive (zipfile raises more than BadZipFile): torch.load says how
+        return False
+
+
+def unsafe_pickle_reason(error: pickle.UnpicklingError) -> str:
+    """Why PyTorch's safe unpickler refused a file, from its long message: the object it would have had to
+    import and call (``a pickle that would run code: __main__.Net``), or the unpickler's own complaint."""
+    message = str(error)
+    if match := UNSAFE_GLOBAL.search(message):
+        return f"a pickle that would run code: {match[1]}"
+    complaint = message.partition("WeightsUnpickler error:")[2].strip()
+    return f"a pickle the safe loader cannot read: {complaint.splitlines()[0]}" if complaint else "a pickle"
 
 
 def unwrap_checkpoint(checkpoint: object, label: str) -> dict[str, Tensor]:

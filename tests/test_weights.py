@@ -6,10 +6,12 @@ import errno
 import io
 import json
 import os
+import pickle
 import random
 import shutil
 import subprocess
 import sys
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,7 +44,8 @@ from recnet_cli.weights import (
 
 StateDict = dict[str, Tensor]
 REPO = Path(__file__).resolve().parents[1]
-PICKLED_CODE = "contains pickled code; refusing to load it. Re-save the state_dict or convert to safetensors"
+NOT_SAFE = "not a RECNet checkpoint recnet can read safely"
+WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt state dict"
 
 
 def seeded_model(channels: int = 4, blocks: int = 2, seed: int = 0) -> RECNet:
@@ -202,7 +205,8 @@ def test_checkpoint_with_pickled_code_is_refused_without_running_it(
     path = tmp_path / "model.pth"
     torch.save({"state_dict": small_model.state_dict(), "extra": LeavesMarker(marker)}, path)
 
-    assert load_error(str(path)) == f"{path}: {PICKLED_CODE}"
+    reason = f"a pickle that would run code: {__name__}.leave_marker"
+    assert load_error(str(path)) == f"{path}: {NOT_SAFE} ({reason}); {WHAT_RECNET_READS}"
     assert not marker.exists()
     torch.load(path, weights_only=False)  # the file really runs code when unpickled the unsafe way
     assert marker.exists()
@@ -212,7 +216,41 @@ def test_pickled_whole_module_is_refused(tmp_path: Path, small_model: RECNet) ->
     path = tmp_path / "model.pt"
     torch.save(small_model, path)
 
-    assert load_error(str(path)) == f"{path}: {PICKLED_CODE}"
+    reason = "a pickle that would run code: recnet_cli.model.recnet.RECNet"
+    assert load_error(str(path)) == f"{path}: {NOT_SAFE} ({reason}); {WHAT_RECNET_READS}"
+
+
+def test_a_torchscript_archive_is_refused_in_one_line_without_torchs_advice(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "scripted.pt"
+    with warnings.catch_warnings():  # "`torch.jit.script` is deprecated": making the file, not reading it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        message = load_error(str(path))
+
+    assert message == f"{path}: a TorchScript archive (code, not weights), {NOT_SAFE}; {WHAT_RECNET_READS}"
+    assert "weights_only" not in message
+    assert [str(warning.message) for warning in caught] == []  # torch's "looks like a TorchScript archive"
+    assert capfd.readouterr().err == ""
+
+
+def test_a_pickle_the_safe_loader_cannot_read_is_refused_quietly(tmp_path: Path, small_model: RECNet) -> None:
+    """A pickle of protocol 4 (a plain pickle.dump, or torch.save's pickle_protocol=4): torch's safe loader
+    warns about the protocol, then cannot read it."""
+    path = tmp_path / "plain.pt"
+    path.write_bytes(pickle.dumps(small_model.state_dict(), protocol=4))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        message = load_error(str(path))
+
+    reason = "a pickle the safe loader cannot read: Unsupported operand 149"
+    assert message == f"{path}: {NOT_SAFE} ({reason}); {WHAT_RECNET_READS}"
+    assert [str(warning.message) for warning in caught] == []
 
 
 def test_a_checkpoint_saved_as_before_pytorch_1_6_loads(

@@ -102,7 +102,11 @@ def load_vgg16_features(path: Path | None = None) -> VGG16Features:
     label = str(path)
     try:  # as --model reads a file: a checkpoint's pickle never runs code, and says so when it would
         is_safetensors = path.suffix.lower() == ".safetensors"
-        state = read_safetensors(path, label) if is_safetensors else read_checkpoint(path, label)
+        state = (
+            read_safetensors(path, label)
+            if is_safetensors
+            else read_checkpoint(path, label, "VGG16 checkpoint")
+        )
     except WeightsError as exc:
         raise VggWeightsError(str(exc)) from exc
     if not isinstance(state, dict):
