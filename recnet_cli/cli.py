@@ -292,10 +292,10 @@ OutputOpt = Annotated[
 def model_names(incomplete: str) -> list[tuple[str, str]]:
     """Shell completion of --model: the bundled models and the RECNet models in the Hugging Face cache; with
     none that match, the shell completes file names."""
-    from recnet_cli.weights import WeightsError, list_models
+    from recnet_cli.weights import WeightsError, models_to_list
 
     try:
-        entries = list_models()
+        entries = models_to_list()[0]
     except WeightsError:  # a Hugging Face cache that cannot be read
         return []
     return [(e.name, e.origin) for e in entries if e.name.startswith(incomplete) and e.problem is None]
@@ -895,12 +895,14 @@ def models(as_json: JsonOpt = False) -> None:
 
     [dim]Example:[/]  recnet models --json
     """
-    from recnet_cli.weights import WeightsError, list_models
+    from recnet_cli.weights import WeightsError, models_to_list
 
     try:
-        entries = list_models()
+        entries, cache_problem = models_to_list()
     except WeightsError as exc:
         raise fail(str(exc)) from None
+    if cache_problem:  # HF_HOME or HF_HUB_CACHE naming a file: the bundled models are listed all the same
+        console.notice(cache_problem)
     if as_json:
         typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
     elif entries:

@@ -712,11 +712,41 @@ def with_card(entry: ModelEntry) -> ModelEntry:
 
 
 def hub_cache_problem() -> str | None:
-    """Why the Hugging Face cache cannot hold models: something other than a folder where it goes."""
-    cache = constants.HF_HUB_CACHE
-    if os.path.lexists(cache) and not os.path.isdir(cache):
-        return f"the Hugging Face cache {cache} is {file_kind(cache)}, not a folder; set HF_HUB_CACHE to one"
-    return None
+    """Why the Hugging Face cache cannot hold models: something other than a folder where it goes, or where
+    a folder above it goes (``HF_HOME`` naming a file); named by the variable that points there, if one
+    does."""
+    cache = Path(constants.HF_HUB_CACHE)
+    blocker = cache if os.path.lexists(cache) else nearest_existing(cache)
+    if os.path.isdir(blocker):
+        return None
+    kind = file_kind(blocker)
+    variable = next((name for name in ("HF_HUB_CACHE", "HF_HOME") if names_path(name, blocker)), None)
+    if variable is not None:
+        return (
+            f"{variable} {blocker} is {kind}, not a folder, so the Hugging Face cache cannot be read there;"
+            f" set {variable} to a folder"
+        )
+    if blocker == cache:
+        return f"the Hugging Face cache {cache} is {kind}, not a folder; set HF_HUB_CACHE to one"
+    variable = "HF_HUB_CACHE" if os.environ.get("HF_HUB_CACHE") else "HF_HOME"
+    return (
+        f"the Hugging Face cache {cache} cannot be made: {blocker} is {kind}, not a folder;"
+        f" set {variable} to a folder"
+    )
+
+
+def names_path(variable: str, path: Path) -> bool:
+    """Whether the environment variable is set to ``path`` (as huggingface_hub reads it: ``~`` expanded)."""
+    value = os.environ.get(variable)
+    return bool(value) and os.path.abspath(os.path.expanduser(value)) == os.path.abspath(path)
+
+
+def models_to_list() -> tuple[list[ModelEntry], str | None]:
+    """``recnet models``: ``list_models()`` and None; or, when the Hugging Face cache cannot be used (a
+    setting naming a file: ``hub_cache_problem``), the bundled models and that problem, for a note."""
+    if problem := hub_cache_problem():
+        return bundled_models(), problem
+    return list_models(), None
 
 
 def cached_hub_models() -> list[ModelEntry]:

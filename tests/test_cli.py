@@ -1307,6 +1307,29 @@ def test_models_lists_the_others_beside_a_damaged_one_and_exits_1(
     assert entries[0]["problem"].startswith(problem) and entries[1]["problem"] is None
 
 
+@pytest.mark.parametrize("variable", ["HF_HOME", "HF_HUB_CACHE"])
+def test_a_hugging_face_cache_setting_naming_a_file_is_a_note_for_models_and_an_error_for_hub_models(
+    tmp_path: Path, env: dict[str, str], model_file: Path, variable: str
+) -> None:
+    (Path(env["RECNET_WEIGHTS_DIR"]) / "good.safetensors").write_bytes(model_file.read_bytes())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    settings = {**env, variable: str(notes)}
+    reason = f"{variable} {notes} is a file, not a folder, so the Hugging Face cache cannot be read there"
+    problem = f"{reason}; set {variable} to a folder"
+
+    listed = run(["models"], settings)
+    as_json = run(["models", "--json"], settings)
+    refused = run(["correct", str(make_photo(tmp_path / "shot.jpg")), "--model", "org/name"], settings)
+
+    assert listed.returncode == as_json.returncode == 0
+    assert "│ good │ bundled │" in listed.stdout
+    assert listed.stderr == as_json.stderr == f"note: {problem}\n"
+    assert [entry["name"] for entry in json.loads(as_json.stdout)] == ["good"]
+    assert (refused.returncode, refused.stderr) == (2, f"error: org/name: {problem}\n")
+    assert notes.read_text() == "mine"
+
+
 def test_bench_times_the_model_at_the_requested_size(env: dict[str, str], model_file: Path) -> None:
     result = run(["bench", "--mp", "0.02", "--repeats", "2", "--model", str(model_file), "--json"], env)
     assert result.returncode == 0, result.stderr

@@ -210,10 +210,12 @@ def test_hub_refusals_are_one_line_errors(
 def test_a_cache_that_cannot_be_used_is_named_as_other_errors_name_a_file(
     hub: FakeHub, published: dict[str, RECNet], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    notes = tmp_path / "notes.txt"  # where the cache's folder should be made
+    cache = tmp_path / "hub"
+    notes = cache / "models--acme--recnet-test"  # where the repository's folder should be made
+    cache.mkdir()
     notes.write_text("mine")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(notes / "hub"))
-    assert load_error(REPO) == f"{REPO}: download failed ({notes / 'hub'}: not a directory)"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    assert load_error(REPO) == f"{REPO}: download failed ({notes / 'blobs'}: not a directory)"
 
 
 def test_a_cache_that_is_a_file_is_named_before_any_request(
@@ -224,6 +226,25 @@ def test_a_cache_that_is_a_file_is_named_before_any_request(
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(notes))
     reason = f"the Hugging Face cache {notes} is a file, not a folder; set HF_HUB_CACHE to one"
     assert load_error(REPO) == f"{REPO}: {reason}"
+    assert hub.requests == [] and notes.read_text() == "mine"
+
+
+def test_hf_home_naming_a_file_is_named_before_any_request(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    monkeypatch.setenv("HF_HOME", str(notes))
+    monkeypatch.delenv("HF_HUB_CACHE")
+    for name, path in [
+        ("HF_HOME", notes),
+        ("HF_HUB_CACHE", notes / "hub"),
+        ("HF_TOKEN_PATH", notes / "token"),
+    ]:
+        monkeypatch.setattr(constants, name, str(path))  # as huggingface_hub derives them from HF_HOME
+
+    reason = f"HF_HOME {notes} is a file, not a folder, so the Hugging Face cache cannot be read there"
+    assert load_error(REPO) == f"{REPO}: {reason}; set HF_HOME to a folder"
     assert hub.requests == [] and notes.read_text() == "mine"
 
 
