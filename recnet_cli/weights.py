@@ -42,6 +42,7 @@ from huggingface_hub import (
 )
 from huggingface_hub.errors import (
     CacheNotFound,
+    DisabledRepoError,
     EntryNotFoundError,
     FileMetadataError,
     GatedRepoError,
@@ -97,6 +98,8 @@ RECNET_KEY = re.compile(r"(?:module\.|model\.)?extract\.weight")
 # What PyTorch's safe unpickler names when a pickle wants more than tensors: "GLOBAL __main__.Net was not ..."
 UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
 WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt state dict"
+LOGIN_COMMAND = "hf auth login"  # huggingface_hub 1.0 and later ship `hf`, not `huggingface-cli`
+TOKEN_ADVICE = f"set HF_TOKEN to a token that can read it, or log in with {LOGIN_COMMAND}"
 
 
 class WeightsError(Exception):
@@ -304,18 +307,35 @@ def hub_reachable(ref: HubRef) -> bool:
 def hub_error(ref: HubRef, error: Exception) -> WeightsError:
     """A one-line error for a failed Hub download, saying what to do about it."""
     name = ref.text
+    answer = error.__cause__ if isinstance(error, LocalEntryNotFoundError) else error
+    token = sent_token_source(answer) if isinstance(answer, HfHubHTTPError) else None
     if isinstance(error, GatedRepoError):
         return WeightsError(
             f"{name}: the Hub repository is gated; accept its terms on the Hub and set HF_TOKEN"
         )
+    if (
+        token is not None
+        and isinstance(answer, HfHubHTTPError)
+        and not isinstance(answer, DisabledRepoError)
+        and answer.response.status_code in (401, 403)
+    ):
+        return WeightsError(f"{name}: {token_refused(ref, token, answer.response.status_code)}")
     if isinstance(error, RepositoryNotFoundError):
-        return ModelNotFoundError(f"{name}: no such repository on the Hub (if it is private, set HF_TOKEN)")
+        if token is not None:
+            return ModelNotFoundError(
+                f"{name}: no such repository on the Hub, or the token {token} cannot read it"
+            )
+        return ModelNotFoundError(f"{name}: no such repository on the Hub (if it is private, {TOKEN_ADVICE})")
     if isinstance(error, RevisionNotFoundError):
         return ModelNotFoundError(f"{name}: revision {ref.revision} not found in {ref.repo_id} on the Hub")
     if isinstance(error, LocalEntryNotFoundError):
         return ModelNotFoundError(f"{name}: {not_cached_reason(error.__cause__)}")
     if isinstance(error, EntryNotFoundError):
         return ModelNotFoundError(f"{name}: file {ref.filename} not found in {ref.repo_id} on the Hub")
+    if isinstance(error, HfHubHTTPError) and error.response.status_code == 401:  # a private repository
+        return WeightsError(
+            f"{name}: the Hub asks for a token to read {ref.repo_id} (HTTP 401); {TOKEN_ADVICE}"
+        )
     if isinstance(error, HfHubHTTPError):
         return WeightsError(f"{name}: the Hub answered HTTP {error.response.status_code}")
     if isinstance(error, HFValidationError):
@@ -323,6 +343,33 @@ def hub_error(ref: HubRef, error: Exception) -> WeightsError:
     if isinstance(error, OSError) and error.filename is not None:  # the cache cannot be read or written
         return WeightsError(f"{name}: download failed ({error_line(error)})")
     return WeightsError(f"{name}: download failed ({type(error).__name__}: {first_line(error)})")
+
+
+def sent_token_source(answer: HfHubHTTPError) -> str | None:
+    """Where the token the refused request carried came from, as the Hub client looks for one (``from
+    HF_TOKEN``, ``of the saved login (path)``); None when it carried none."""
+    try:
+        sent = answer.response.request.headers.get("authorization")
+    except (AttributeError, RuntimeError):  # an error made without a request (httpx raises RuntimeError)
+        return None
+    if not sent:
+        return None
+    if os.environ.get("HF_OIDC_RESOURCE"):  # a CI's short-lived token takes precedence
+        return "from the OIDC exchange for HF_OIDC_RESOURCE"
+    for variable in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        if os.environ.get(variable, "").strip():
+            return f"from {variable}"
+    return f"of the saved login ({constants.HF_TOKEN_PATH})"
+
+
+def token_refused(ref: HubRef, token: str, status: int) -> str:
+    """The Hub refused the token sent: 401, invalid or expired; 403, it may not read the repository."""
+    advice = f"set HF_TOKEN to a token that can read {ref.repo_id}"
+    if token.startswith("of the saved login"):
+        advice = f"log in again with {LOGIN_COMMAND}, or {advice}"
+    if status == 401:
+        return f"the Hub refused the token {token} (HTTP 401: invalid or expired); {advice}"
+    return f"the Hub refused the token {token} for {ref.repo_id} (HTTP 403); {advice}"
 
 
 def not_cached_reason(cause: BaseException | None) -> str:

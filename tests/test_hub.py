@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,8 @@ from recnet_cli.weights import (
 REPO = "acme/recnet-test"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAST_S = 5  # an unreachable Hub must not cost more than this
+TOKEN_ADVICE = "set HF_TOKEN to a token that can read it, or log in with hf auth login"
+BAD_TOKEN = "hf_expired_token"
 
 
 @pytest.fixture
@@ -192,7 +194,7 @@ def test_offline_and_nothing_cached_sends_no_request(hub: FakeHub, monkeypatch: 
 @pytest.mark.parametrize(
     ("ref", "message"),
     [
-        ("acme/missing", "acme/missing: no such repository on the Hub (if it is private, set HF_TOKEN)"),
+        ("acme/missing", f"acme/missing: no such repository on the Hub (if it is private, {TOKEN_ADVICE})"),
         (f"{REPO}@v9", f"{REPO}@v9: revision v9 not found in {REPO} on the Hub"),
         (
             f"{REPO}:nope.safetensors",
@@ -265,6 +267,86 @@ def test_gated_repository_needs_hf_token(
     )
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     assert_same_model(load_model(REPO), published["main"])
+
+
+def refusing(status: int, **headers: str) -> Callable[[str, str | None], tuple[int, dict[str, str], bytes]]:
+    """A Hub that answers every request with ``status``, as the Hub refuses a token or asks for one."""
+    return lambda path, authorization: (status, {"Content-Length": "0", **headers}, b"")
+
+
+INVALID_TOKEN = {"X-Error-Message": "Invalid credentials in Authorization header"}  # the Hub's 401 for one
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (refusing(401), f"the Hub asks for a token to read {REPO} (HTTP 401); {TOKEN_ADVICE}"),
+        (  # the Hub's answer to a request without a token for a private repository, or a missing one
+            refusing(401, **{"X-Error-Code": "RepoNotFound"}),
+            f"no such repository on the Hub (if it is private, {TOKEN_ADVICE})",
+        ),
+    ],
+    ids=["plain", "repo-not-found"],
+)
+def test_a_401_without_a_token_says_how_to_give_one(
+    hub: FakeHub, published: dict[str, RECNet], answer: Callable[..., object], reason: str
+) -> None:
+    hub.respond = answer  # type: ignore[method-assign]
+
+    assert load_error(REPO) == f"{REPO}: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (
+            refusing(401, **INVALID_TOKEN),
+            f"the Hub refused the token from HF_TOKEN (HTTP 401: invalid or expired); set HF_TOKEN to a"
+            f" token that can read {REPO}",
+        ),
+        (
+            refusing(401, **{"X-Error-Code": "RepoNotFound"}),
+            f"the Hub refused the token from HF_TOKEN (HTTP 401: invalid or expired); set HF_TOKEN to a"
+            f" token that can read {REPO}",
+        ),
+        (
+            refusing(403, **{"X-Error-Message": "Forbidden: the token may not read this repository"}),
+            f"the Hub refused the token from HF_TOKEN for {REPO} (HTTP 403); set HF_TOKEN to a token that"
+            f" can read {REPO}",
+        ),
+        (  # a valid token that the repository is not shared with
+            refusing(404, **{"X-Error-Code": "RepoNotFound"}),
+            "no such repository on the Hub, or the token from HF_TOKEN cannot read it",
+        ),
+    ],
+    ids=["401-invalid", "401-repo-not-found", "403", "404-repo-not-found"],
+)
+def test_a_refused_token_is_named_by_where_it_came_from(
+    hub: FakeHub,
+    published: dict[str, RECNet],
+    monkeypatch: pytest.MonkeyPatch,
+    answer: Callable[..., object],
+    reason: str,
+) -> None:
+    sent: list[str | None] = []
+    hub.respond = lambda path, authorization: sent.append(authorization) or answer(path, authorization)  # type: ignore[method-assign]
+    monkeypatch.setenv("HF_TOKEN", BAD_TOKEN)
+
+    assert load_error(REPO) == f"{REPO}: {reason}"
+    assert sent and set(sent) == {f"Bearer {BAD_TOKEN}"}
+
+
+def test_a_refused_saved_login_says_to_log_in_again(
+    hub: FakeHub, published: dict[str, RECNet], hf_home: Path
+) -> None:
+    hf_home.mkdir(parents=True, exist_ok=True)
+    (hf_home / "token").write_text(BAD_TOKEN)  # where hf auth login saves it (HF_TOKEN_PATH)
+    hub.respond = refusing(401, **INVALID_TOKEN)  # type: ignore[method-assign]
+
+    assert load_error(REPO) == (
+        f"{REPO}: the Hub refused the token of the saved login ({hf_home / 'token'}) (HTTP 401: invalid or"
+        f" expired); log in again with hf auth login, or set HF_TOKEN to a token that can read {REPO}"
+    )
 
 
 def test_download_prefetches_the_model_and_its_card(
