@@ -19,9 +19,11 @@ the weights then load strictly: a missing, unexpected or misshapen tensor is an 
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.resources
 import importlib.util
 import json
+import logging
 import os
 import pickle
 import pickletools
@@ -98,6 +100,13 @@ RECNET_KEY = re.compile(r"(?:module\.|model\.)?extract\.weight")
 # What PyTorch's safe unpickler names when a pickle wants more than tensors: "GLOBAL __main__.Net was not ..."
 UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
 WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt state dict"
+# huggingface_hub's log line for each retry of a request ("Retrying in 1s [Retry 1/5].") and of a download
+# ("Error while downloading from URL: REASON\nTrying to resume download..."); its warning of a disk too full
+HUB_RETRY_LOG = re.compile(r"^Retrying in |Trying to resume download", re.MULTILINE)
+HUB_LOW_DISK_WARNING = re.compile(
+    r"Not enough free disk space to download the file\. The expected file size is: (?P<size>[\d.]+ MB)\."
+    r".* only has (?P<free>[\d.]+ MB) free disk space"
+)
 LOGIN_COMMAND = "hf auth login"  # huggingface_hub 1.0 and later ship `hf`, not `huggingface-cli`
 TOKEN_ADVICE = f"set HF_TOKEN to a token that can read it, or log in with {LOGIN_COMMAND}"
 
@@ -260,14 +269,68 @@ def fetch_from_hub(ref: HubRef) -> Path:
     """The cached file of a Hub reference, downloaded when the Hub has it and the cache does not."""
     if problem := hub_cache_problem():
         raise WeightsError(f"{ref.text}: {problem}")
-    try:
-        offline = constants.is_offline_mode() or not hub_reachable(ref)
-        path = hub_download(ref, ref.filename, offline)
-        if path.suffix == ".safetensors":
-            fetch_card(ref, offline)
-    except Exception as error:  # huggingface_hub raises many types; all become one line for the user
-        raise hub_error(ref, error) from error
+    with hub_chatter_held() as chatter:
+        try:
+            offline = constants.is_offline_mode() or not hub_reachable(ref)
+            path = hub_download(ref, ref.filename, offline)
+            if path.suffix == ".safetensors":
+                fetch_card(ref, offline)
+        except Exception as error:  # huggingface_hub raises many types; all become one line for the user
+            raise hub_error(ref, error, chatter) from error
     return path
+
+
+@dataclass
+class HubChatter:
+    """What huggingface_hub said while recnet downloaded, held back from the terminal: how many times it
+    retried a request or resumed a download, and its warning of too little disk space (the sizes)."""
+
+    retries: int = 0
+    low_disk: str | None = None  # "the file is 0.79 MB, 0.20 MB free"
+
+    def log(self, record: logging.LogRecord) -> bool:
+        """A logging filter that holds every record back, counting the retries."""
+        self.retries += bool(HUB_RETRY_LOG.search(record.getMessage()))
+        return False
+
+    def warning(self, message: str) -> bool:
+        """Holds the low disk space warning back, keeping its sizes; False for any other warning."""
+        match = HUB_LOW_DISK_WARNING.search(message)
+        if match:
+            self.low_disk = f"the file is {match['size']}, {match['free']} free"
+        return match is not None
+
+
+@contextlib.contextmanager
+def hub_chatter_held() -> Iterator[HubChatter]:
+    """huggingface_hub's log lines (each retry of a request, each resumed download: ten lines for one
+    download that keeps breaking) and its low disk space warning, held back while recnet downloads: the
+    one-line error says what came of them. ``HF_HUB_VERBOSITY`` set: nothing is held back."""
+    chatter = HubChatter()
+    if os.environ.get("HF_HUB_VERBOSITY"):
+        yield chatter
+        return
+    loggers = [
+        logger
+        for name, logger in list(logging.root.manager.loggerDict.items())
+        if isinstance(logger, logging.Logger) and (name + ".").startswith("huggingface_hub.")
+    ]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("always", message=HUB_LOW_DISK_WARNING.pattern, category=UserWarning)
+        show = warnings.showwarning
+
+        def shown(message: Warning | str, category: type[Warning], *where: Any, **more: Any) -> None:
+            if not chatter.warning(str(message)):
+                show(message, category, *where, **more)
+
+        warnings.showwarning = shown
+        for logger in loggers:
+            logger.addFilter(chatter.log)
+        try:
+            yield chatter
+        finally:
+            for logger in loggers:
+                logger.removeFilter(chatter.log)
 
 
 def fetch_card(ref: HubRef, offline: bool) -> None:
@@ -304,8 +367,24 @@ def hub_reachable(ref: HubRef) -> bool:
     return True
 
 
-def hub_error(ref: HubRef, error: Exception) -> WeightsError:
-    """A one-line error for a failed Hub download, saying what to do about it."""
+def hub_error(ref: HubRef, error: Exception, chatter: HubChatter | None = None) -> WeightsError:
+    """A one-line error for a failed Hub download, saying what to do about it (and how many times
+    huggingface_hub retried, if it did)."""
+    chatter = chatter or HubChatter()
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        sizes = f" ({chatter.low_disk})" if chatter.low_disk else ""
+        return WeightsError(
+            f"{ref.text}: no room for it in the Hugging Face cache {constants.HF_HUB_CACHE}{sizes}; free some"
+            " space, or set HF_HUB_CACHE to a folder on a disk with room"
+        )
+    failure = hub_failure(ref, error)
+    if chatter.retries:
+        return type(failure)(f"{failure}; retried {chatter.retries} time{'s' if chatter.retries > 1 else ''}")
+    return failure
+
+
+def hub_failure(ref: HubRef, error: Exception) -> WeightsError:
+    """``hub_error``'s line, from the exception alone."""
     name = ref.text
     answer = error.__cause__ if isinstance(error, LocalEntryNotFoundError) else error
     token = sent_token_source(answer) if isinstance(answer, HfHubHTTPError) else None

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import huggingface_hub.file_download
 import pytest
 import torch
 from fake_hub import FakeHub, commit_of, point_huggingface_hub_at, set_offline
@@ -254,6 +258,121 @@ def test_a_card_cut_short_on_the_way_is_a_one_line_error(hub: FakeHub, published
     hub.cut(REPO, "model.json")  # the model itself arrives whole
 
     assert load_error(REPO).startswith(f"{REPO}: download failed (RemoteProtocolError: ")
+
+
+@pytest.fixture
+def no_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """huggingface_hub's waits between retries (1 s, then 2, 4, 8 and 8 s) skipped."""
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+
+
+def hub_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What huggingface_hub logged (its retries and resumed downloads print to the terminal)."""
+    return [record.getMessage() for record in caplog.records if record.name.startswith("huggingface_hub")]
+
+
+def failing_after_the_first_request(hub: FakeHub, status: int) -> None:
+    """The Hub answers recnet's first request (is it reachable?) and ``status`` from then on."""
+    answered = hub.respond
+    hub.respond = lambda path, authorization: (  # type: ignore[method-assign]
+        answered(path, authorization) if len(hub.requests) == 1 else (status, {"Content-Length": "0"}, b"")
+    )
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retried_requests_are_not_logged_and_the_error_counts_them(
+    hub: FakeHub,
+    published: dict[str, RECNet],
+    hf_home: Path,
+    caplog: pytest.LogCaptureFixture,
+    no_back_off: None,
+    status: int,
+) -> None:
+    failing_after_the_first_request(hub, status)
+
+    message = load_error(REPO, ModelNotFoundError)
+
+    not_cached = f"and the model is not in the local cache ({hf_home / 'hub'})"
+    assert message == f"{REPO}: the Hub at {hub.url} answered HTTP {status} {not_cached}; retried 5 times"
+    assert hub_log(caplog) == []  # "HTTP Error 503 thrown while requesting HEAD ...", "Retrying in 1s ..."
+
+
+def test_a_download_cut_short_again_and_again_is_one_line_without_the_resumes(
+    hub: FakeHub, published: dict[str, RECNet], caplog: pytest.LogCaptureFixture, no_back_off: None
+) -> None:
+    hub.cut(REPO, "model.safetensors")
+
+    message = load_error(REPO)
+
+    assert message.startswith(f"{REPO}: download failed (RemoteProtocolError: peer closed connection")
+    assert message.endswith("; retried 5 times")
+    assert hub_log(caplog) == []  # "Error while downloading from ...\nTrying to resume download...", 5 times
+
+
+def test_a_download_resumed_after_a_dropped_connection_loads_without_a_word(
+    hub: FakeHub, published: dict[str, RECNet], caplog: pytest.LogCaptureFixture, no_back_off: None
+) -> None:
+    hub.cut(REPO, "model.safetensors")
+    answered = hub.respond
+
+    def cut_once(path: str, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
+        answer = answered(path, authorization)
+        if hub.requests[-1].startswith("GET") and path.endswith("/model.safetensors"):
+            hub.cut_files.clear()  # the next try gets it whole
+        return answer
+
+    hub.respond = cut_once  # type: ignore[method-assign]
+    loaded = load_model(REPO)
+
+    assert_same_model(loaded, published["main"])
+    assert [request.split()[0] for request in hub.requests].count("GET") >= 3  # the model twice, the card
+    assert hub_log(caplog) == []
+
+
+def test_the_low_disk_space_warning_is_left_to_the_failure_it_foretells(
+    hub: FakeHub, published: dict[str, RECNet], hf_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    free = 1000  # bytes, as shutil.disk_usage says of every disk
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - free, free)
+    )
+
+    with warnings.catch_warnings(record=True) as caught:  # the disk had room after all: nothing said
+        warnings.simplefilter("always")
+        assert_same_model(load_model(REPO), published["main"])
+    assert [str(warning.message) for warning in caught] == []  # "Not enough free disk space to download ..."
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(huggingface_hub.file_download, "http_get", disk_full)
+    ref = f"{REPO}:other.safetensors"
+    size = (tmp_path / "main" / "other.safetensors").stat().st_size
+    sizes = f"the file is {size / 1e6:.2f} MB, {free / 1e6:.2f} MB free"
+    assert load_error(ref) == (
+        f"{ref}: no room for it in the Hugging Face cache {hf_home / 'hub'} ({sizes}); free some space,"
+        " or set HF_HUB_CACHE to a folder on a disk with room"
+    )
+
+
+def test_recnet_says_nothing_before_its_error_when_a_download_keeps_breaking(
+    hub: FakeHub, published: dict[str, RECNet]
+) -> None:
+    """The command as run, with huggingface_hub's own logging set up (and 5 s of its back-off)."""
+    hub.cut(REPO, "model.safetensors")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "recnet_cli", "download", REPO],
+        cwd=REPO_ROOT,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {REPO}: download failed (RemoteProtocolError: ")
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("; retried 5 times\n")
 
 
 def test_gated_repository_needs_hf_token(
