@@ -389,8 +389,13 @@ def hub_failure(ref: HubRef, error: Exception) -> WeightsError:
     answer = error.__cause__ if isinstance(error, LocalEntryNotFoundError) else error
     token = sent_token_source(answer) if isinstance(answer, HfHubHTTPError) else None
     if isinstance(error, GatedRepoError):
+        if token is not None:
+            return WeightsError(
+                f"{name}: the Hub repository is gated and the token {token} has no access to it yet; accept"
+                " its terms on the Hub with that token's account"
+            )
         return WeightsError(
-            f"{name}: the Hub repository is gated; accept its terms on the Hub and set HF_TOKEN"
+            f"{name}: the Hub repository is gated; accept its terms on the Hub, then {TOKEN_ADVICE}"
         )
     if (
         token is not None

@@ -380,9 +380,14 @@ def test_gated_repository_needs_hf_token(
 ) -> None:
     hub.gate(REPO, "hf_test_token")
 
-    assert (
-        load_error(REPO)
-        == f"{REPO}: the Hub repository is gated; accept its terms on the Hub and set HF_TOKEN"
+    assert load_error(REPO) == (
+        f"{REPO}: the Hub repository is gated; accept its terms on the Hub, then set HF_TOKEN to a token"
+        " that can read it, or log in with hf auth login"
+    )
+    monkeypatch.setenv("HF_TOKEN", "hf_other_account")
+    assert load_error(REPO) == (
+        f"{REPO}: the Hub repository is gated and the token from HF_TOKEN has no access to it yet; accept"
+        " its terms on the Hub with that token's account"
     )
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     assert_same_model(load_model(REPO), published["main"])
