@@ -10,8 +10,9 @@ is written back: bit depth (16-bit PNG/TIFF stay 16-bit; 10- and 12-bit HEIF are
 EXIF (orientation applied to the pixels on read, written as 1 in place: the rest of the block, maker notes
 included, is kept byte for byte, but for the link to the thumbnail of the uncorrected photo), the ICC profile
 (or a HEIF's nclx colour description: as it is to HEIF outputs, as an ICC profile to others where one can say
-it), the DPI and the XMP packet (ratings, keywords, captions; its orientation written as 1 too), with the
-extended XMP that a JPEG's packet names (what did not fit in its 64 KB segment) to JPEG outputs.
+it; where an output cannot hold the profile, BMP, the colours are converted to sRGB), the DPI and the XMP
+packet (ratings, keywords, captions; its orientation written as 1 too), with the extended XMP that a JPEG's
+packet names (what did not fit in its 64 KB segment) to JPEG outputs.
 
 Grayscale photos stay grayscale: the model sees the grey replicated to RGB and the corrected result is
 written as grey again (ITU-R 601 luma, as Pillow's "L" conversion), except to WebP, which has no grey
@@ -41,7 +42,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import cv2
 import numpy as np
-from PIL import Image, TiffImagePlugin, TiffTags
+from PIL import Image, ImageCms, TiffImagePlugin, TiffTags
 from PIL.TiffImagePlugin import (
     BITSPERSAMPLE,
     COMPRESSION,
@@ -155,6 +156,25 @@ SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 _DEEP_OUTPUT_BITS = {"PNG": 16, "TIFF": 16, "HEIF": 10}
 ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP", "AVIF", "HEIF"})
 ICC_FORMATS = _XMP_FORMATS = SUPPORTED_FORMATS - {"BMP"}  # BMP holds neither
+# Colours whose profile an output cannot hold (a BMP; a grey photo's in WebP, which has no grey mode) are
+# converted to sRGB, which viewers take such files for, as photo editors do on export: relative colorimetric
+# (Photoshop's default for Convert to Profile; with black-point compensation for LittleCMS). Colours that
+# sRGB holds keep their look exactly, and those past its gamut (a saturated Adobe RGB or Display P3 green)
+# are clipped to its edge; perceptual would make room for them by desaturating all colours, in gamut too,
+# and matrix profiles (Adobe RGB, Display P3, those made from nclx) have no perceptual table:
+# LittleCMS does the same as relative colorimetric for them anyway. Those, and grey profiles, are converted
+# in floating point here (``_shaper_to_srgb``); others by LittleCMS, whose transforms, shared by the writer
+# threads, keep no cache.
+_SRGB_INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
+_SRGB_FLAGS = ImageCms.Flags.BLACKPOINTCOMPENSATION | ImageCms.Flags.NOCACHE
+_SRGB = ImageCms.createProfile("sRGB")
+# A profile counts as sRGB when converting these colours (16 levels of each channel) or (grey) every grey
+# to sRGB moves none by more than _SRGB_TOLERANCE 8-bit codes: sRGB profiles by other makers (HP's "sRGB
+# IEC61966-2.1", cameras') differ from LittleCMS's in rounding only, and no viewer would show it.
+_SRGB_LEVELS = np.arange(0, 256, 17, dtype=np.uint8)
+_SRGB_CHECKED = np.stack(np.meshgrid(*[_SRGB_LEVELS] * 3, indexing="ij"), -1).reshape(1, -1, 3)
+_SRGB_TOLERANCE = 2
+_GREY_CODES = np.arange(256, dtype=np.uint8)
 # The largest pictures some formats hold, smaller than the photos recnet reads can be: libjpeg's
 # JPEG_MAX_DIMENSION, WebP's 14-bit sizes, and what libavif decodes by default (its encoder goes further,
 # but Pillow and most viewers could not open the file). BMP and (classic) TIFF files have 32-bit offsets.
@@ -336,6 +356,9 @@ _TRANSFER_NAMES = {8: "linear"} | {code: f"{name} (HDR)" for code, name in _HDR_
 
 Chromaticities = tuple[list[tuple[float, float]], tuple[float, float]]  # red, green, blue (x, y); white
 
+_D65 = (0.3127, 0.329)
+_SRGB_CHROMATICITIES: Chromaticities = ([(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)], _D65)
+
 
 def _matrix_chromaticities(nclx: dict[str, Any]) -> Chromaticities | None:
     """The primaries and white of an nclx colour description that a matrix profile can say: other primaries
@@ -369,13 +392,148 @@ def hdr_curve(photo: Photo) -> str | None:
     return None if photo.nclx is None else _HDR_TRANSFERS.get(photo.nclx.get("transfer_characteristics"))
 
 
+@dataclass(frozen=True)
+class SrgbConversion:
+    """How colours in a profile that an output cannot hold become sRGB: ``convert`` takes [0, 1] floats
+    (grey: any shape; RGB: H x W x 3) to sRGB's; None where LittleCMS cannot read or use the profile, and
+    ``problem`` says why."""
+
+    source: str  # the profile's description, "unreadable" where it cannot be read
+    convert: Callable[[np.ndarray], np.ndarray] | None
+    problem: str | None = None
+
+
+def _srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """sRGB's [0, 1] values of linear light, clipped to [0, 1] (the colours past sRGB's gamut to its edge)."""
+    linear = np.clip(linear, 0, 1)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+# Linear sRGB from D50 XYZ: the inverse of sRGB's colorants, adapted to D50 as a profile has them.
+_SRGB_FROM_D50 = np.linalg.inv(
+    icc.bradford_adaptation(icc.xyz_of(*_D65)) @ icc.rgb_to_xyz(*_SRGB_CHROMATICITIES)
+)
+
+
+def _shaper_to_srgb(shaper: icc.MatrixShaper, values: np.ndarray) -> np.ndarray:
+    """[0, 1] values in a matrix/TRC profile (RGB: H x W x 3) or a grey one (any shape, each value through
+    its curve) as sRGB's, in floating point: relative colorimetric, as LittleCMS has it for such profiles."""
+    colorants, curves = shaper
+    values = np.clip(values, 0, 1).astype(np.float32)
+    if colorants is None:
+        return _srgb_encode(curves[0](values))
+    linear = np.stack([curve(values[..., channel]) for channel, curve in enumerate(curves)], axis=-1)
+    return _srgb_encode(linear @ (_SRGB_FROM_D50 @ colorants).T.astype(np.float32))
+
+
+def _littlecms_to_srgb(transform: ImageCms.ImageCmsTransform, rgb: np.ndarray) -> np.ndarray:
+    """H x W x 3 [0, 1] values as sRGB's through a LittleCMS transform of their 8-bit codes (Pillow's
+    LittleCMS takes 8-bit RGB only)."""
+    return _UNIT_FLOATS_8[np.asarray(ImageCms.applyTransform(Image.fromarray(_quantise(rgb, 8)), transform))]
+
+
+def _looked_up(table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """[0, 1] values (any shape) as the [0, 1] values a table gives for their 8-bit codes."""
+    codes = _quantise(values, 8)
+    return _UNIT_FLOATS_8[cv2.LUT(codes, table).reshape(codes.shape)]
+
+
+_CONVERSION_BAND_PIXELS = 1 << 20  # converted a band of rows at a time: memory for a few of its floats
+
+
+def _converted_in_bands(convert: Callable[[np.ndarray], np.ndarray], values: np.ndarray) -> np.ndarray:
+    """``convert`` applied to H x W (x C) ``values`` a band of rows at a time, into one float32 array."""
+    rows = max(1, _CONVERSION_BAND_PIXELS // max(1, values.shape[1]))
+    converted = np.empty(values.shape, np.float32)
+    for top in range(0, len(values), rows):
+        converted[top : top + rows] = convert(values[top : top + rows])
+    return converted
+
+
+@functools.lru_cache(maxsize=8)
+def srgb_conversion(profile: bytes) -> SrgbConversion | None:
+    """How to convert colours in an ICC ``profile`` (grey or RGB) to sRGB; None where they are sRGB's already
+    (no colour checked moves more than _SRGB_TOLERANCE). Matrix/TRC and grey profiles, photos' usual ones,
+    are converted in floating point (``icc.matrix_shaper``); others by LittleCMS, on 8-bit codes."""
+    try:
+        opened = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        source = ImageCms.getProfileDescription(opened).strip() or "unnamed"
+    except (OSError, ImageCms.PyCMSError) as error:
+        return SrgbConversion("unreadable", None, first_line(error))
+    grey = profile[16:20] == b"GRAY"
+    shaper = icc.matrix_shaper(profile)
+    convert: Callable[[np.ndarray], np.ndarray]
+    if shaper is not None:
+        convert = functools.partial(_shaper_to_srgb, shaper)
+    else:  # a profile with lookup tables: grey, a table of every code's; RGB, its 8-bit codes
+        output = ImageCms.ImageCmsProfile(io.BytesIO(icc.grey_profile("sRGB grey"))) if grey else _SRGB
+        mode = "L" if grey else "RGB"
+        # A table of 256 is made without LittleCMS's 8-bit shortcuts, which miss by 1.5 codes in the shadows.
+        flags = _SRGB_FLAGS | (ImageCms.Flags.NOOPTIMIZE if grey else ImageCms.Flags.NONE)
+        try:
+            transform = ImageCms.buildTransform(opened, output, mode, mode, _SRGB_INTENT, flags)
+        except ImageCms.PyCMSError as error:
+            return SrgbConversion(source, None, first_line(error))
+        if grey:
+            table = np.asarray(ImageCms.applyTransform(Image.fromarray(_GREY_CODES[None]), transform))[0]
+            convert = functools.partial(_looked_up, table)
+        else:
+            convert = functools.partial(_littlecms_to_srgb, transform)
+    checked = _GREY_CODES if grey else _SRGB_CHECKED
+    moved = np.abs(_quantise(convert(_UNIT_FLOATS_8[checked]), 8).astype(np.int16) - checked).max()
+    return None if moved <= _SRGB_TOLERANCE else SrgbConversion(source, convert)
+
+
+def _written_grey(photo: Photo, output_format: str) -> bool:
+    """Whether the photo is written as grey: a grey one, but to WebP, which has no grey mode."""
+    return photo.grayscale and output_format != "WEBP"
+
+
+def _colour_profile(photo: Photo, output_format: str) -> bytes | None:
+    """The ICC profile that says what the photo's colours are, for an output in ``output_format``: its own,
+    or one that says what a HEIF's nclx colour description says where the output does not keep it as it is;
+    None where nothing says other than sRGB, and for a profile of another colour space than the photo's
+    pixels (RGB for grey pixels, CMYK)."""
+    profile = photo.icc_profile or (None if output_format == "HEIF" else nclx_icc_profile(photo.nclx))
+    return _profile_for(profile, photo.grayscale)
+
+
+def _output_colour(photo: Photo, output_format: str) -> tuple[bytes | None, SrgbConversion | None]:
+    """The ICC profile an output in ``output_format`` gets, or how its colours are converted to sRGB where it
+    cannot hold their profile (BMP; a grey photo's in WebP), which viewers take it for; (None, None) when its
+    colours are sRGB's, or nothing says what they are."""
+    profile = _colour_profile(photo, output_format)
+    grey_as_rgb = photo.grayscale and not _written_grey(photo, output_format)  # a grey profile cannot say it
+    if profile is None or (output_format in ICC_FORMATS and not grey_as_rgb):
+        return profile, None
+    return None, srgb_conversion(profile)
+
+
 def colour_loss(photo: Photo, output_format: str) -> str | None:
-    """What an output in ``output_format`` loses of a HEIF's nclx colour description (non-sRGB primaries,
+    """What the user should know of the photo's colours in an output in ``output_format``: that they were
+    converted to sRGB, or could not be, where it cannot hold their profile (``_output_colour``); or that it
+    loses of a HEIF's nclx colour description (``_nclx_loss``); None when nothing that shows changes."""
+    _, conversion = _output_colour(photo, output_format)
+    if conversion is None:
+        return _nclx_loss(photo, output_format)
+    name = _FORMAT_NAMES[output_format][0]
+    if output_format in ICC_FORMATS:  # but a grey photo's pixels go in as RGB: WebP
+        lacks = f"{name} holds no grey colour profile (it has no grey mode)"
+    else:
+        lacks = f"{name} holds no colour profile"
+    if conversion.convert is not None:
+        return f"{lacks}: converted from {conversion.source} to sRGB; PNG or TIFF keeps the profile"
+    return (
+        f"{lacks}, and its own ({conversion.source}) cannot be converted to sRGB ({conversion.problem}), so "
+        "viewers will take its colours for sRGB; PNG or TIFF keeps the profile"
+    )
+
+
+def _nclx_loss(photo: Photo, output_format: str) -> str | None:
+    """What an output in ``output_format`` loses of a HEIF's nclx colour description (non-sRGB primaries with
     an HDR or linear curve), which only HEIF holds as such and an ICC profile only in part; None when
     nothing that shows is lost."""
-    if photo.nclx is None or output_format == "HEIF":
-        return None
-    if output_format in ICC_FORMATS and _matrix_chromaticities(photo.nclx) is not None:
+    if photo.nclx is None or output_format == "HEIF" or _matrix_chromaticities(photo.nclx) is not None:
         return None
     primaries, transfer = photo.nclx.get("color_primaries"), photo.nclx.get("transfer_characteristics")
     described = []
@@ -599,16 +757,18 @@ def write_photo(
     ``overwrite``, a file at ``path`` is kept (OutputExistsError), as for every writer here."""
     fmt = format_for(path, output_format)
     depth = 8 if like.bit_depth == 8 else _DEEP_OUTPUT_BITS.get(fmt, 8)
-    grayscale = like.grayscale and fmt != "WEBP"
-    source_profile = like.icc_profile or (None if fmt == "HEIF" else nclx_icc_profile(like.nclx))
-    icc_profile = _profile_for(source_profile, grayscale)
+    grayscale = _written_grey(like, fmt)
+    icc_profile, conversion = _output_colour(like, fmt)
     dropped = left_out(like, fmt)
     exif, xmp, iptc = (None if name in dropped else block for name, block in _blocks(like).items())
     dpi = None if "resolution" in dropped else like.dpi
     extended_xmp = like.extended_xmp if fmt == "JPEG" else None
     metadata = Metadata(exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp)
     try:
-        channels = [_quantise(pixels @ np.asarray(BT601_LUMA, np.float32) if grayscale else pixels, depth)]
+        colour = pixels @ np.asarray(BT601_LUMA, np.float32) if grayscale else pixels
+        if conversion is not None and conversion.convert is not None:
+            colour = _converted_in_bands(conversion.convert, colour)
+        channels = [_quantise(colour, depth)]
         if like.alpha is not None and fmt in ALPHA_FORMATS:
             channels.append(_alpha_at_depth(like.alpha, depth))
         samples = np.dstack(channels) if len(channels) > 1 else channels[0].reshape(*pixels.shape[:2], -1)

@@ -32,7 +32,7 @@ from rich.console import Console
 from safetensors.torch import save as safetensors_bytes
 from typer.testing import CliRunner
 
-from recnet_cli import batch, cli, console, engine, imaging, runner
+from recnet_cli import batch, cli, console, engine, icc, imaging, runner
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Job, Summary
 from recnet_cli.cli import app
@@ -1202,6 +1202,32 @@ def test_a_photo_s_transparency_lost_to_its_output_format_is_noted_once(
     assert kept.exit_code == 0 and "(alpha channel)" not in kept.output, kept.output
 
 
+def test_a_photo_s_colour_profile_that_its_output_cannot_hold_is_converted_with_a_note(
+    tmp_path: Path, model_file: Path
+) -> None:
+    adobe_rgb = icc.matrix_profile(
+        [(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)], (0.3127, 0.329), "Adobe RGB", 2.2
+    )
+    wide = make_photo(tmp_path / "wide.jpg", icc_profile=adobe_rgb)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    plain = make_photo(tmp_path / "plain.jpg", icc_profile=srgb)  # sRGB: nothing to convert, nor to say
+    before = wide.read_bytes()
+    result = CliRunner().invoke(
+        app, ["correct", str(tmp_path), "--ext", "bmp", "--model", str(model_file), "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    note = (
+        f"note: {wide}: BMP holds no colour profile: converted from Adobe RGB to sRGB; PNG or TIFF keeps the "
+        "profile"
+    )
+    assert note in " ".join(result.output.split()) and f"{plain}:" not in result.output
+    assert wide.read_bytes() == before and (tmp_path / "wide_recnet.bmp").is_file()
+    kept = CliRunner().invoke(app, ["correct", str(wide), "--ext", "png", "--model", str(model_file)])
+    assert kept.exit_code == 0 and "colour profile" not in kept.output, kept.output
+    with Image.open(tmp_path / "wide_recnet.png") as written:
+        assert written.info["icc_profile"] == adobe_rgb
+
+
 @pytest.mark.skipif(not imaging.AVIF_SUPPORTED, reason="this Pillow has no AVIF plugin")
 def test_avif_photos_are_corrected_as_avif(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     photo = make_photo(tmp_path / "web.avif", quality=90)
@@ -1237,8 +1263,8 @@ def test_iphone_heic_photos_are_corrected_in_their_own_format_or_another(
     as_bmp = run(["correct", str(shots / "DSCF0002.HIF"), "--ext", "bmp", "--model", str(model_file)], env)
     assert as_bmp.returncode == 0, as_bmp.stderr
     assert (
-        f"note: {shots / 'DSCF0002.HIF'}: its colour description (HEIF nclx: Display P3 primaries) cannot go "
-        "into BMP, so viewers will take its colours for sRGB; --ext heic keeps it"
+        f"note: {shots / 'DSCF0002.HIF'}: BMP holds no colour profile: converted from Display P3 (from HEIF "
+        "nclx) to sRGB; PNG or TIFF keeps the profile"
     ) in " ".join(as_bmp.stderr.split())
     assert "HDR" not in as_jpeg.stderr + as_bmp.stderr
 

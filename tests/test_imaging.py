@@ -22,7 +22,7 @@ import pytest
 from conftest import numpy_out_of_memory, opencv_out_of_memory
 from PIL import ExifTags, Image, ImageCms, ImageOps, PngImagePlugin, TiffImagePlugin
 
-from recnet_cli import imaging
+from recnet_cli import icc, imaging
 from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -1230,7 +1230,8 @@ def nclx_of(primaries: int, transfer: int, chromaticities: int | None = None) ->
         (nclx_of(2, 2, chromaticities=1), "JPEG", None),  # unspecified
         (nclx_of(12, 13), "HEIF", None),  # kept as it is
         (nclx_of(12, 13), "JPEG", None),  # said by an ICC profile
-        (nclx_of(12, 13), "BMP", "(HEIF nclx: Display P3 primaries) cannot go into BMP"),  # no ICC in BMP
+        (nclx_of(12, 13), "BMP", "BMP holds no colour profile: converted from Display P3 (from HEIF nclx)"),
+        (nclx_of(9, 16), "BMP", "(HEIF nclx: BT.2020 primaries, PQ (HDR) transfer curve) cannot go into BMP"),
         (
             nclx_of(9, 16),
             "TIFF",
@@ -1300,7 +1301,7 @@ def test_without_pillow_heif_heif_photos_say_what_to_install(tmp_path: Path) -> 
 import json, sys
 sys.modules["pillow_heif"] = None  # as if it were not installed
 from pathlib import Path
-from recnet_cli import imaging
+from recnet_cli import icc, imaging
 from recnet_cli.batch import find_sources, plan_jobs
 try:
     imaging.read_photo(Path({str(tmp_path / "IMG_0002.HEIC")!r}))
@@ -1340,7 +1341,7 @@ def test_a_broken_pillow_heif_fails_heif_files_alone(tmp_path: Path) -> None:
     probe = f"""
 import json
 from pathlib import Path
-from recnet_cli import imaging
+from recnet_cli import icc, imaging
 from recnet_cli.batch import find_sources, plan_jobs
 photo = imaging.read_photo(Path({str(tmp_path / "a.jpg")!r}))
 errors = []
@@ -1532,6 +1533,212 @@ def test_images_over_the_warning_limit_read_quietly_even_in_several_threads_at_o
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["{((10,", "15,", "3),", "0.00015)}", "True"]
     assert result.stderr == ""
+
+
+# --- colours an output cannot describe: converted to sRGB -----------------------------------------
+
+D65 = (0.3127, 0.329)
+SRGB_PRIMARIES = [(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)]
+ADOBE_RGB = [(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)]
+DISPLAY_P3 = [(0.68, 0.32), (0.265, 0.69), (0.15, 0.06)]
+ADOBE_GAMMA = 563 / 256
+ADOBE_PROFILE = icc.matrix_profile(ADOBE_RGB, D65, "Adobe RGB (1998)", ADOBE_GAMMA)
+GREY_18 = icc.grey_profile("Gray Gamma 1.8", 1.8)
+# Saturated colours (Adobe RGB's and Display P3's greens lie past sRGB's gamut), skin, sky, greys.
+TEST_COLOURS = [(0, 255, 0), (0, 160, 0), (255, 0, 0), (0, 0, 255), (40, 200, 60), (220, 150, 120)]
+TEST_COLOURS += [(90, 140, 210), (0, 0, 0), (30, 30, 30), (128, 128, 128), (255, 255, 255), (5, 2, 1)]
+
+
+def colour_codes(repeat: int = 4) -> np.ndarray:
+    """The test colours, each a ``repeat`` x ``repeat`` patch (lossy formats keep flat patches), in a row."""
+    row = np.repeat(np.asarray(TEST_COLOURS, np.uint8)[None], repeat, axis=1)
+    return np.repeat(row, repeat, axis=0)
+
+
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """sRGB codes (0 to 255, unrounded) of linear light, clipped to [0, 1]."""
+    linear = np.clip(linear, 0, 1)
+    return 255 * np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def as_srgb(values: np.ndarray, primaries: list[tuple[float, float]], gamma: float | None) -> np.ndarray:
+    """sRGB codes (unrounded) of [0, 1] values in the RGB space of ``primaries`` (white D65) and the curve
+    X^gamma (None: sRGB's), as colorimetry has it: the colours past sRGB's gamut clipped to its edge."""
+    linear = (
+        values**gamma
+        if gamma
+        else np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
+    )
+    to_srgb = np.linalg.inv(icc.rgb_to_xyz(SRGB_PRIMARIES, D65)) @ icc.rgb_to_xyz(primaries, D65)
+    return srgb_encode(linear @ to_srgb.T)
+
+
+def written_codes(path: Path) -> np.ndarray:
+    with Image.open(path) as written:
+        return np.asarray(written).astype(float)
+
+
+def test_an_adobe_rgb_photo_is_converted_to_srgb_for_bmp_which_holds_no_profile(tmp_path: Path) -> None:
+    source = save(tmp_path / "adobe.png", Image.fromarray(colour_codes()), icc_profile=ADOBE_PROFILE)
+    photo, output = round_trip(tmp_path, source, "bmp")
+
+    expected = as_srgb(colour_codes() / 255, ADOBE_RGB, ADOBE_GAMMA)
+    converted = written_codes(output)
+    assert np.abs(converted - expected).max() <= 1.0  # LittleCMS, within a code of the colorimetry
+    assert converted[0, 0].tolist() == [
+        0,
+        255,
+        0,
+    ]  # Adobe RGB's green, past sRGB's gamut: clipped to its edge
+    assert converted[0, 4].tolist() == [0, 161, 0]  # a green sRGB holds: its colorimetric match
+    greys = converted[0, 28:44:4]
+    assert (greys == greys[:, :1]).all()  # greys stay neutral
+    assert imaging.colour_loss(photo, "BMP") == (
+        "BMP holds no colour profile: converted from Adobe RGB (1998) to sRGB; PNG or TIFF keeps the profile"
+    )
+    assert imaging.colour_loss(photo, "PNG") is None  # the profile goes with it
+    with Image.open(tmp_path / "adobe.png") as kept:  # the photo itself is untouched
+        assert kept.info["icc_profile"] == ADOBE_PROFILE and np.array_equal(np.asarray(kept), colour_codes())
+
+
+def test_a_16_bit_photo_is_converted_for_bmp_in_floating_point_to_the_nearest_code(tmp_path: Path) -> None:
+    between_codes = np.random.default_rng(0).integers(-128, 128, colour_codes().shape)
+    deep = np.clip(colour_codes().astype(int) * 257 + between_codes, 0, 65535).astype(np.uint16)
+    like = photo_like(deep, icc_profile=ADOBE_PROFILE)
+    write_photo(tmp_path / "out.bmp", like.pixels, like)
+    expected = as_srgb(deep / 65535, ADOBE_RGB, ADOBE_GAMMA)
+    assert np.abs(written_codes(tmp_path / "out.bmp") - expected).max() <= 0.55  # the nearest code, or nearly
+
+
+def test_a_display_p3_heif_is_converted_to_srgb_for_bmp(tmp_path: Path) -> None:
+    photo = photo_like(colour_codes(), source_format="HEIF", nclx=nclx_of(12, 13))
+    write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+    expected = as_srgb(colour_codes() / 255, DISPLAY_P3, None)
+    assert np.abs(written_codes(tmp_path / "out.bmp") - expected).max() <= 1.0
+    assert "converted from Display P3 (from HEIF nclx) to sRGB" in str(imaging.colour_loss(photo, "BMP"))
+
+
+def littlecms_srgb_codes(profile: bytes, codes: np.ndarray) -> np.ndarray:
+    """LittleCMS's sRGB codes for 8-bit RGB ``codes`` in ``profile``, relative colorimetric."""
+    opened = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    transform = ImageCms.buildTransform(
+        opened, ImageCms.createProfile("sRGB"), "RGB", "RGB", ImageCms.Intent.RELATIVE_COLORIMETRIC
+    )
+    return np.asarray(ImageCms.applyTransform(Image.fromarray(codes), transform)).astype(float)
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [ADOBE_PROFILE, icc.matrix_profile(DISPLAY_P3, D65, "Display P3")],
+    ids=["Adobe RGB", "Display P3"],
+)
+def test_matrix_profiles_are_converted_in_floating_point_as_littlecms_converts_them(profile: bytes) -> None:
+    codes = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    conversion = imaging.srgb_conversion(profile)
+    assert conversion is not None and conversion.convert is not None
+    converted = as_codes(conversion.convert(codes / np.float32(255)), 8).astype(float)
+    assert np.abs(converted - littlecms_srgb_codes(profile, codes)).max() <= 1.0
+
+
+def test_profiles_with_lookup_tables_are_converted_by_littlecms_on_8_bit_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(icc, "matrix_shaper", lambda profile: None)  # as for a profile with lookup tables
+    imaging.srgb_conversion.cache_clear()
+    try:
+        photo = photo_like(colour_codes(), icc_profile=ADOBE_PROFILE)
+        write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+        assert np.array_equal(
+            written_codes(tmp_path / "out.bmp"), littlecms_srgb_codes(ADOBE_PROFILE, colour_codes())
+        )
+        grey = np.arange(0, 256, dtype=np.uint8).reshape(16, 16)
+        grey_photo = photo_like(np.dstack([grey] * 3), grayscale=True, icc_profile=GREY_18)
+        write_photo(tmp_path / "grey.bmp", grey_photo.pixels, grey_photo)
+        assert np.abs(written_codes(tmp_path / "grey.bmp") - srgb_encode((grey / 255) ** 1.8)).max() <= 0.51
+        assert imaging.colour_loss(photo, "BMP") and imaging.colour_loss(grey_photo, "BMP")
+    finally:
+        imaging.srgb_conversion.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        SRGB_PROFILE,  # LittleCMS's own
+        icc.matrix_profile(SRGB_PRIMARIES, D65, "sRGB IEC61966-2.1"),  # another maker's, ICC v4
+        icc.matrix_profile([(0.6401, 0.3299), (0.2999, 0.6001), (0.1501, 0.0601)], D65, "camera sRGB"),
+    ],
+    ids=["LittleCMS", "ICC v4", "camera"],
+)
+def test_srgb_photos_go_into_bmp_unconverted_and_without_a_note(tmp_path: Path, profile: bytes) -> None:
+    photo = photo_like(colour_codes(), icc_profile=profile)
+    write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+    assert np.array_equal(written_codes(tmp_path / "out.bmp"), colour_codes())
+    assert imaging.colour_loss(photo, "BMP") is None
+
+
+def test_srgb_s_primaries_with_another_curve_are_no_srgb(tmp_path: Path) -> None:
+    gamma_22 = icc.matrix_profile(SRGB_PRIMARIES, D65, "sRGB primaries, gamma 2.2", 2.2)
+    photo = photo_like(colour_codes(), icc_profile=gamma_22)
+    write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+    converted = written_codes(tmp_path / "out.bmp")
+    assert np.abs(converted - as_srgb(colour_codes() / 255, SRGB_PRIMARIES, 2.2)).max() <= 1.0
+    assert converted[0, 32].tolist() == [24, 24, 24]  # grey 30: the curves part in the shadows
+    assert "converted from sRGB primaries, gamma 2.2 to sRGB" in str(imaging.colour_loss(photo, "BMP"))
+
+
+@pytest.mark.parametrize("extension", ["bmp", "webp"])
+def test_a_grey_photo_is_converted_to_srgb_s_curve_where_its_grey_profile_cannot_go(
+    tmp_path: Path, extension: str
+) -> None:
+    grey = np.repeat(np.repeat(np.arange(0, 256, 15, dtype=np.uint8)[None], 8, axis=1), 8, axis=0)
+    source = save(tmp_path / "grey.png", Image.fromarray(grey), icc_profile=GREY_18)
+    photo, output = round_trip(tmp_path, source, extension)
+
+    expected = srgb_encode((grey / 255) ** 1.8)
+    converted = written_codes(output)
+    tolerance = 0.51 if extension == "bmp" else 2.0  # lossless, each code's nearest; WebP is lossy
+    if extension == "webp":
+        assert np.abs(converted - expected[..., None]).max() <= tolerance
+    else:
+        assert converted.ndim == 2 and np.abs(converted - expected).max() <= tolerance  # still grey
+    lacks = "BMP holds no colour profile" if extension == "bmp" else "WebP holds no grey colour profile"
+    assert str(imaging.colour_loss(photo, imaging.format_for(output))).startswith(
+        f"{lacks}"
+    ) and "converted from Gray Gamma 1.8 to sRGB" in str(
+        imaging.colour_loss(photo, imaging.format_for(output))
+    )
+    _, kept = round_trip(tmp_path, source, "png")  # a grey PNG keeps its grey profile, and its codes
+    assert written_codes(kept).tolist() == grey.tolist()
+
+
+def test_a_grey_photo_with_srgb_s_curve_is_not_converted(tmp_path: Path) -> None:
+    grey = np.arange(0, 256, dtype=np.uint8).reshape(16, 16)
+    source = save(tmp_path / "grey.png", Image.fromarray(grey), icc_profile=icc.grey_profile("sGrey"))
+    photo, output = round_trip(tmp_path, source, "bmp")
+    assert np.array_equal(written_codes(output), grey) and imaging.colour_loss(photo, "BMP") is None
+
+
+@pytest.mark.parametrize(
+    ("profile", "problem"),
+    [
+        (bytes(16) + b"RGB " + bytes(108), "(unreadable) cannot be converted to sRGB (cannot open profile"),
+        (icc.matrix_profile(ADOBE_RGB, D65, "x")[:200], "(unreadable) cannot be converted"),  # cut short
+        (
+            icc._profile(b"RGB ", icc._named("No curves")),
+            "(No curves) cannot be converted to sRGB (cannot build",
+        ),
+    ],
+    ids=["header only", "cut short", "no curves"],
+)
+def test_a_profile_littlecms_cannot_use_is_named_and_the_codes_go_unconverted(
+    tmp_path: Path, profile: bytes, problem: str
+) -> None:
+    photo = photo_like(colour_codes(), icc_profile=profile)
+    write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+    assert np.array_equal(written_codes(tmp_path / "out.bmp"), colour_codes())
+    loss = str(imaging.colour_loss(photo, "BMP"))
+    assert loss.startswith("BMP holds no colour profile, and its own ") and problem in loss
+    assert loss.endswith("so viewers will take its colours for sRGB; PNG or TIFF keeps the profile")
 
 
 # --- atomic writes ----------------------------------------------------------------------------------
