@@ -9,10 +9,11 @@ is written back: bit depth (16-bit PNG/TIFF stay 16-bit; 10- and 12-bit HEIF are
 16-bit PNG/TIFF), a HEIF's chroma subsampling (Fujifilm's 4:2:2 stays 4:2:2), alpha (untouched, same depth),
 EXIF (orientation applied to the pixels on read, written as 1 in place: the rest of the block, maker notes
 included, is kept byte for byte, but for the link to the thumbnail of the uncorrected photo), the ICC profile
-(or a HEIF's nclx colour description: as it is to HEIF outputs, as an ICC profile to others where one can say
-it; where an output cannot hold the profile, BMP, the colours are converted to sRGB), the DPI and the XMP
-packet (ratings, keywords, captions; its orientation written as 1 too), with the extended XMP that a JPEG's
-packet names (what did not fit in its 64 KB segment) to JPEG outputs.
+(or a HEIF's nclx colour description, or a PNG's gAMA, cHRM, sRGB and cICP chunks: as they are to outputs in
+their own format, as an ICC profile to others where one can say it; where an output cannot hold the profile,
+BMP, the colours are converted to sRGB), the DPI and the XMP packet (ratings, keywords, captions; its
+orientation written as 1 too), with the extended XMP that a JPEG's packet names (what did not fit in its
+64 KB segment) to JPEG outputs.
 
 Grayscale photos stay grayscale: the model sees the grey replicated to RGB and the corrected result is
 written as grey again (ITU-R 601 luma, as Pillow's "L" conversion), except to WebP, which has no grey
@@ -161,7 +162,7 @@ ICC_FORMATS = _XMP_FORMATS = SUPPORTED_FORMATS - {"BMP"}  # BMP holds neither
 # (Photoshop's default for Convert to Profile; with black-point compensation for LittleCMS). Colours that
 # sRGB holds keep their look exactly, and those past its gamut (a saturated Adobe RGB or Display P3 green)
 # are clipped to its edge; perceptual would make room for them by desaturating all colours, in gamut too,
-# and matrix profiles (Adobe RGB, Display P3, those made from nclx) have no perceptual table:
+# and matrix profiles (Adobe RGB, Display P3, those made from nclx or gAMA/cHRM) have no perceptual table:
 # LittleCMS does the same as relative colorimetric for them anyway. Those, and grey profiles, are converted
 # in floating point here (``_shaper_to_srgb``); others by LittleCMS, whose transforms, shared by the writer
 # threads, keep no cache.
@@ -290,7 +291,8 @@ class OutputExistsError(ImageWriteError):
 class Metadata:
     """What an output carries: EXIF (orientation 1), the ICC profile, the resolution, XMP (ratings,
     keywords, captions; orientation 1) and its extended XMP (JPEG only), the IPTC-IIM record (captions,
-    credits; JPEG and TIFF only) and a HEIF's nclx colour description and chroma subsampling (HEIF only)."""
+    credits; JPEG and TIFF only), a HEIF's nclx colour description and chroma subsampling (HEIF only) and a
+    PNG's colour chunks (PNG only)."""
 
     exif: bytes | None = None
     icc_profile: bytes | None = None
@@ -300,6 +302,7 @@ class Metadata:
     nclx: dict[str, Any] | None = None  # a HEIF's colour description where it has no ICC profile
     chroma: int | None = None  # a HEIF's chroma subsampling (420, 422, 444); None: the encoder's 4:2:0
     extended_xmp: bytes | None = None  # what the XMP packet holds past a JPEG's segment (HasExtendedXMP)
+    png_colour: tuple[tuple[bytes, bytes], ...] = ()  # a PNG's cICP, sRGB, gAMA and cHRM chunks: (type, data)
 
 
 @dataclass
@@ -321,6 +324,7 @@ class Photo:
     nclx: dict[str, Any] | None = None  # a HEIF's colour description (primaries, transfer) in place of ICC
     chroma: int | None = None  # a colour HEIF's chroma subsampling: 420, 422 (Fujifilm) or 444
     damaged_metadata: tuple[str, ...] = ()  # what could not be read ("EXIF"), and is not copied
+    png_colour: tuple[tuple[bytes, bytes], ...] = ()  # a PNG's cICP, sRGB, gAMA and cHRM chunks: (type, data)
 
     @property
     def megapixels(self) -> float:
@@ -357,7 +361,25 @@ _TRANSFER_NAMES = {8: "linear"} | {code: f"{name} (HDR)" for code, name in _HDR_
 Chromaticities = tuple[list[tuple[float, float]], tuple[float, float]]  # red, green, blue (x, y); white
 
 _D65 = (0.3127, 0.329)
-_SRGB_CHROMATICITIES: Chromaticities = ([(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)], _D65)
+# The chromaticities of H.273 colour primaries, which a PNG's cICP chunk gives by their code only
+# (pillow-heif gives a HEIF's nclx chromaticities itself).
+_PRIMARIES_CHROMATICITIES: dict[int, Chromaticities] = {
+    1: ([(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)], _D65),
+    5: ([(0.64, 0.33), (0.29, 0.60), (0.15, 0.06)], _D65),
+    6: ([(0.63, 0.34), (0.31, 0.595), (0.155, 0.07)], _D65),
+    7: ([(0.63, 0.34), (0.31, 0.595), (0.155, 0.07)], _D65),
+    9: ([(0.708, 0.292), (0.17, 0.797), (0.131, 0.046)], _D65),
+    11: ([(0.68, 0.32), (0.265, 0.69), (0.15, 0.06)], (0.314, 0.351)),
+    12: ([(0.68, 0.32), (0.265, 0.69), (0.15, 0.06)], _D65),
+    22: ([(0.63, 0.34), (0.295, 0.605), (0.155, 0.077)], _D65),
+}
+_SRGB_CHROMATICITIES = _PRIMARIES_CHROMATICITIES[1]
+# A PNG's colour chunks, by the sizes the PNG specification gives: cICP holds the H.273 codes (primaries,
+# transfer curve, matrix, full range), sRGB a rendering intent, gAMA the encoding exponent and cHRM the
+# white's and primaries' chromaticities (x 100,000).
+_PNG_COLOUR_CHUNKS = {b"cICP": 4, b"sRGB": 1, b"gAMA": 4, b"cHRM": 32}
+_SRGB_GAMMA_TOLERANCE = 0.03  # a gAMA of 1/2.2 (45455), written beside sRGB chunks, stands for sRGB's curve
+_SRGB_CHROMATICITY_TOLERANCE = 0.005
 
 
 def _matrix_chromaticities(nclx: dict[str, Any]) -> Chromaticities | None:
@@ -375,21 +397,92 @@ def _matrix_chromaticities(nclx: dict[str, Any]) -> Chromaticities | None:
     return [red, green, blue], white
 
 
-def nclx_icc_profile(nclx: dict[str, Any] | None) -> bytes | None:
-    """An ICC profile that says what a HEIF's nclx colour description says, for outputs in other formats;
-    None where there is nothing to say (sRGB-like) and for curves a matrix profile does not hold (HDR,
-    linear: see ``colour_loss``)."""
+def nclx_icc_profile(nclx: dict[str, Any] | None, source: str = "HEIF nclx") -> bytes | None:
+    """An ICC profile that says what a HEIF's nclx colour description (or a PNG's cICP chunk: ``source``)
+    says, for outputs in other formats; None where there is nothing to say (sRGB-like) and for curves a
+    matrix profile does not hold (HDR, linear: see ``colour_loss``)."""
     if nclx is None or (chromaticities := _matrix_chromaticities(nclx)) is None:
         return None
     primaries = nclx.get("color_primaries")
-    name = f"{_PRIMARIES_NAMES.get(primaries, f'primaries {primaries}')} (from HEIF nclx)"
+    name = f"{_PRIMARIES_NAMES.get(primaries, f'primaries {primaries}')} (from {source})"
     return icc.matrix_profile(*chromaticities, name)
+
+
+def _cicp_codes(cicp: bytes) -> dict[str, Any]:
+    """A PNG cICP chunk's codes as pillow-heif gives a HEIF's nclx box, with the primaries' chromaticities
+    where they are known."""
+    primaries, transfer, matrix, full_range = cicp
+    codes: dict[str, Any] = {
+        "color_primaries": primaries,
+        "transfer_characteristics": transfer,
+        "matrix_coefficients": matrix,
+        "full_range_flag": full_range,
+    }
+    if primaries in _PRIMARIES_CHROMATICITIES:
+        rgb, white = _PRIMARIES_CHROMATICITIES[primaries]
+        for colour, (x, y) in zip(("red", "green", "blue", "white"), (*rgb, white), strict=True):
+            codes |= {f"color_primary_{colour}_x": x, f"color_primary_{colour}_y": y}
+    return codes
+
+
+def _png_chromaticities(chrm: bytes | None) -> Chromaticities | None:
+    """The primaries and white a cHRM chunk gives; None without one, or for one that no RGB space has (a y
+    of 0, primaries in a line: a damaged chunk)."""
+    if chrm is None:
+        return None
+    white_x, white_y, *primaries = (value / 100000 for value in struct.unpack(">8I", chrm))
+    chromaticities = [(primaries[at], primaries[at + 1]) for at in (0, 2, 4)], (white_x, white_y)
+    try:
+        valid = bool(np.isfinite(icc.rgb_to_xyz(*chromaticities)).all())
+    except (ZeroDivisionError, np.linalg.LinAlgError):
+        valid = False
+    return chromaticities if valid else None
+
+
+def _alike(first: Chromaticities, second: Chromaticities) -> bool:
+    """Whether two sets of primaries and white differ by less than _SRGB_CHROMATICITY_TOLERANCE in x and y."""
+    difference = np.subtract([*first[0], first[1]], [*second[0], second[1]])
+    return bool(np.abs(difference).max() < _SRGB_CHROMATICITY_TOLERANCE)
+
+
+def png_colour_profile(chunks: tuple[tuple[bytes, bytes], ...], grey: bool) -> bytes | None:
+    """An ICC profile that says what a PNG's colour chunks say, for outputs in other formats: a cICP chunk's
+    other primaries than sRGB's with the sRGB curve (as ``nclx_icc_profile``), or the power curve of a gAMA
+    chunk and the primaries of a cHRM chunk (grey: the curve); None where they say sRGB (an sRGB chunk, or
+    a gAMA of 1/2.2 with sRGB's primaries or none, as encoders write beside an sRGB chunk), where there are
+    none, and for a cICP chunk's HDR or linear curve (see ``colour_loss``)."""
+    found = dict(chunks)
+    if b"cICP" in found:
+        return nclx_icc_profile(_cicp_codes(found[b"cICP"]), "PNG cICP")
+    encoding = struct.unpack(">I", found[b"gAMA"])[0] / 100000 if b"gAMA" in found else 0
+    gamma = 1 / encoding if encoding > 0 else None  # None: sRGB's curve
+    chromaticities = None if grey else _png_chromaticities(found.get(b"cHRM"))
+    srgb_curve = gamma is None or abs(gamma - 2.2) < _SRGB_GAMMA_TOLERANCE
+    srgb_primaries = chromaticities is None or _alike(chromaticities, _SRGB_CHROMATICITIES)
+    if b"sRGB" in found or (srgb_curve and srgb_primaries):
+        return None
+    curve = "sRGB curve" if gamma is None else f"gamma {gamma:.2f}"
+    if grey:
+        return icc.grey_profile(f"Grey, {curve} (from PNG gAMA)", gamma)
+    primaries = "sRGB" if chromaticities is None else "cHRM"
+    name = f"{primaries} primaries, {curve} (from PNG gAMA/cHRM)"
+    return icc.matrix_profile(*(chromaticities or _SRGB_CHROMATICITIES), name, gamma)
+
+
+def _coded_colour(photo: Photo) -> tuple[dict[str, Any], str, str] | None:
+    """The photo's colour description by H.273 codes, what it is ("HEIF nclx", "PNG cICP") and the one format
+    that holds it as it is: a HEIF's nclx box or a PNG's cICP chunk; None for neither."""
+    if photo.nclx is not None:
+        return photo.nclx, "HEIF nclx", "HEIF"
+    cicp = dict(photo.png_colour).get(b"cICP")
+    return None if cicp is None else (_cicp_codes(cicp), "PNG cICP", "PNG")
 
 
 def hdr_curve(photo: Photo) -> str | None:
     """The HDR transfer curve (PQ or HLG) a HEIF's nclx colour description names, as Canon's and Sony's HDR
-    HEIF do; None for SDR photos."""
-    return None if photo.nclx is None else _HDR_TRANSFERS.get(photo.nclx.get("transfer_characteristics"))
+    HEIF do, or a PNG's cICP chunk; None for SDR photos."""
+    coded = _coded_colour(photo)
+    return None if coded is None else _HDR_TRANSFERS.get(coded[0].get("transfer_characteristics"))
 
 
 @dataclass(frozen=True)
@@ -491,10 +584,14 @@ def _written_grey(photo: Photo, output_format: str) -> bool:
 
 def _colour_profile(photo: Photo, output_format: str) -> bytes | None:
     """The ICC profile that says what the photo's colours are, for an output in ``output_format``: its own,
-    or one that says what a HEIF's nclx colour description says where the output does not keep it as it is;
-    None where nothing says other than sRGB, and for a profile of another colour space than the photo's
-    pixels (RGB for grey pixels, CMYK)."""
-    profile = photo.icc_profile or (None if output_format == "HEIF" else nclx_icc_profile(photo.nclx))
+    or one that says what a HEIF's nclx colour description or a PNG's colour chunks say where the output
+    does not keep those as they are; None where nothing says other than sRGB, and for a profile of another
+    colour space than the photo's pixels (RGB for grey pixels, CMYK)."""
+    profile = (
+        photo.icc_profile
+        or (None if output_format == "HEIF" else nclx_icc_profile(photo.nclx))
+        or (None if output_format == "PNG" else png_colour_profile(photo.png_colour, photo.grayscale))
+    )
     return _profile_for(profile, photo.grayscale)
 
 
@@ -512,10 +609,10 @@ def _output_colour(photo: Photo, output_format: str) -> tuple[bytes | None, Srgb
 def colour_loss(photo: Photo, output_format: str) -> str | None:
     """What the user should know of the photo's colours in an output in ``output_format``: that they were
     converted to sRGB, or could not be, where it cannot hold their profile (``_output_colour``); or that it
-    loses of a HEIF's nclx colour description (``_nclx_loss``); None when nothing that shows changes."""
+    loses their description by H.273 codes (``_coded_colour_loss``); None when nothing that shows changes."""
     _, conversion = _output_colour(photo, output_format)
     if conversion is None:
-        return _nclx_loss(photo, output_format)
+        return _coded_colour_loss(photo, output_format)
     name = _FORMAT_NAMES[output_format][0]
     if output_format in ICC_FORMATS:  # but a grey photo's pixels go in as RGB: WebP
         lacks = f"{name} holds no grey colour profile (it has no grey mode)"
@@ -529,13 +626,18 @@ def colour_loss(photo: Photo, output_format: str) -> str | None:
     )
 
 
-def _nclx_loss(photo: Photo, output_format: str) -> str | None:
-    """What an output in ``output_format`` loses of a HEIF's nclx colour description (non-sRGB primaries with
-    an HDR or linear curve), which only HEIF holds as such and an ICC profile only in part; None when
+def _coded_colour_loss(photo: Photo, output_format: str) -> str | None:
+    """What an output in ``output_format`` loses of a colour description by H.273 codes (a HEIF's nclx box, a
+    PNG's cICP chunk) that only its own format holds as such and an ICC profile only in part (non-sRGB
+    primaries with an HDR or linear curve), where the photo has no ICC profile to go instead; None when
     nothing that shows is lost."""
-    if photo.nclx is None or output_format == "HEIF" or _matrix_chromaticities(photo.nclx) is not None:
+    coded = _coded_colour(photo)
+    if coded is None or photo.icc_profile:
         return None
-    primaries, transfer = photo.nclx.get("color_primaries"), photo.nclx.get("transfer_characteristics")
+    codes, described_as, keeper = coded
+    if output_format == keeper or _matrix_chromaticities(codes) is not None:
+        return None
+    primaries, transfer = codes.get("color_primaries"), codes.get("transfer_characteristics")
     described = []
     if primaries not in _SRGB_LIKE_PRIMARIES:
         described.append(f"{_PRIMARIES_NAMES.get(primaries, primaries)} primaries")
@@ -544,8 +646,9 @@ def _nclx_loss(photo: Photo, output_format: str) -> str | None:
     if not described:
         return None
     return (
-        f"its colour description (HEIF nclx: {', '.join(described)}) cannot go into "
-        f"{_FORMAT_NAMES[output_format][0]}, so viewers will take its colours for sRGB; --ext heic keeps it"
+        f"its colour description ({described_as}: {', '.join(described)}) cannot go into "
+        f"{_FORMAT_NAMES[output_format][0]}, so viewers will take its colours for sRGB; "
+        f"--ext {_FORMAT_NAMES[keeper][1]} keeps it"
     )
 
 
@@ -763,7 +866,8 @@ def write_photo(
     exif, xmp, iptc = (None if name in dropped else block for name, block in _blocks(like).items())
     dpi = None if "resolution" in dropped else like.dpi
     extended_xmp = like.extended_xmp if fmt == "JPEG" else None
-    metadata = Metadata(exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp)
+    png_colour = like.png_colour if fmt == "PNG" else ()
+    metadata = Metadata(exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp, png_colour)
     try:
         colour = pixels @ np.asarray(BT601_LUMA, np.float32) if grayscale else pixels
         if conversion is not None and conversion.convert is not None:
@@ -941,6 +1045,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         nclx=image.info.get("nclx_profile") if image.format == "HEIF" else None,
         chroma=image.info.get("chroma") if image.format == "HEIF" else None,
         damaged_metadata=tuple(dict.fromkeys(damaged)),
+        png_colour=_png_colour_chunks(file) if image.format == "PNG" else (),
     )
 
 
@@ -1056,17 +1161,37 @@ def _deep_png_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[
     return np.dstack([samples, np.where(samples == key, 0, 0xFFFF).astype(np.uint16)]), grayscale
 
 
-def _text_after_pixels(file: BinaryIO) -> bool:
-    """Whether a PNG has a text chunk (tEXt, zTXt, iTXt) after its pixel data."""
+def _png_chunks(file: BinaryIO) -> Iterator[tuple[bytes, int]]:
+    """The type and data length of each chunk of a PNG, in order, with ``file`` at its data (to be read)."""
     file.seek(len(_PNG_SIGNATURE))
-    pixels_seen = False
     while len(header := file.read(8)) == 8:
         length, kind = struct.unpack(">I4s", header)
+        start = file.tell()
+        yield kind, length
+        file.seek(start + length + 4)  # past the chunk's data and CRC
+
+
+def _text_after_pixels(file: BinaryIO) -> bool:
+    """Whether a PNG has a text chunk (tEXt, zTXt, iTXt) after its pixel data."""
+    pixels_seen = False
+    for kind, _ in _png_chunks(file):
         if pixels_seen and kind in (b"tEXt", b"zTXt", b"iTXt"):
             return True
         pixels_seen |= kind == b"IDAT"
-        file.seek(length + 4, os.SEEK_CUR)  # the chunk's data and CRC
     return False
+
+
+def _png_colour_chunks(file: BinaryIO) -> tuple[tuple[bytes, bytes], ...]:
+    """A PNG's colour chunks before its pixels (cICP, sRGB, gAMA, cHRM: what its colours are, where it has no
+    ICC profile or beside one), as (type, data); one of another size than the specification's is left out,
+    and of two of a type the last kept."""
+    found: dict[bytes, bytes] = {}
+    for kind, length in _png_chunks(file):
+        if kind == b"IDAT":
+            break
+        if _PNG_COLOUR_CHUNKS.get(kind) == length:
+            found[kind] = file.read(length)
+    return tuple(found.items())
 
 
 def _deep_tiff_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[np.ndarray, bool]:
@@ -1404,7 +1529,8 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def _write_png(file: BinaryIO, samples: np.ndarray, metadata: Metadata) -> None:
-    """An 8- or 16-bit PNG of H x W x C samples (C = 1..4), with optional iCCP, eXIf, pHYs and XMP chunks.
+    """An 8- or 16-bit PNG of H x W x C samples (C = 1..4), with optional colour (cICP, sRGB, gAMA, cHRM),
+    iCCP, eXIf, pHYs and XMP chunks.
 
     The pixels are filtered and compressed a band of rows at a time, each band's output in IDAT chunks of
     its own: no copy of the whole picture, and no chunk over PNG's 2 GiB limit at any size.
@@ -1415,6 +1541,8 @@ def _write_png(file: BinaryIO, samples: np.ndarray, metadata: Metadata) -> None:
     depth = 8 * samples.dtype.itemsize
     header = struct.pack(">IIBBBBB", width, height, depth, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
     file.write(_PNG_SIGNATURE + _png_chunk(b"IHDR", header))
+    for kind, data in metadata.png_colour:  # before the pixels, as the PNG specification has them
+        file.write(_png_chunk(kind, data))
     if icc_profile:
         file.write(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
     if exif:

@@ -1535,7 +1535,7 @@ def test_images_over_the_warning_limit_read_quietly_even_in_several_threads_at_o
     assert result.stderr == ""
 
 
-# --- colours an output cannot describe: converted to sRGB -----------------------------------------
+# --- colours an output cannot describe: converted to sRGB; PNG colour chunks ------------------------
 
 D65 = (0.3127, 0.329)
 SRGB_PRIMARIES = [(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)]
@@ -1739,6 +1739,118 @@ def test_a_profile_littlecms_cannot_use_is_named_and_the_codes_go_unconverted(
     loss = str(imaging.colour_loss(photo, "BMP"))
     assert loss.startswith("BMP holds no colour profile, and its own ") and problem in loss
     assert loss.endswith("so viewers will take its colours for sRGB; PNG or TIFF keeps the profile")
+
+
+def png_chunk_bytes(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_chunks(path: Path, pixels: np.ndarray, *chunks: tuple[bytes, bytes]) -> Path:
+    """A PNG of 8- or 16-bit ``pixels`` (by OpenCV) with these (type, data) chunks after its header."""
+    encoded = cv2.imencode(".png", pixels[..., ::-1] if pixels.ndim == 3 else pixels)[1].tobytes()
+    header_end = len(imaging._PNG_SIGNATURE) + 25  # IHDR: length, type, 13 bytes, CRC
+    path.write_bytes(
+        encoded[:header_end] + b"".join(png_chunk_bytes(*c) for c in chunks) + encoded[header_end:]
+    )
+    return path
+
+
+GAMMA_18 = (b"gAMA", struct.pack(">I", 55556))  # the encoding exponent: 1 / 1.8
+SRGB_GAMMA = (b"gAMA", struct.pack(">I", 45455))
+ADOBE_CHRM = (b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 21000, 71000, 15000, 6000))
+SRGB_CHRM = (b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000))
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_a_png_s_gama_and_chrm_go_to_png_as_they_are_and_elsewhere_as_a_profile(
+    tmp_path: Path, depth: int
+) -> None:
+    codes = colour_codes() if depth == 8 else colour_codes().astype(np.uint16) * 257
+    photo = read_photo(png_with_chunks(tmp_path / "in.png", codes, GAMMA_18, ADOBE_CHRM))
+    assert photo.png_colour == (GAMMA_18, ADOBE_CHRM) and photo.bit_depth == depth
+
+    write_photo(tmp_path / "out.png", photo.pixels, photo)
+    written = (tmp_path / "out.png").read_bytes()
+    assert png_chunk_bytes(*GAMMA_18) in written and png_chunk_bytes(*ADOBE_CHRM) in written
+    assert written.index(b"cHRM") < written.index(b"IDAT")
+    for extension in ("jpg", "tif"):
+        write_photo(tmp_path / f"out.{extension}", photo.pixels, photo)
+        with Image.open(tmp_path / f"out.{extension}") as other:
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(other.info["icc_profile"]))
+        assert (
+            ImageCms.getProfileDescription(profile).strip()
+            == "cHRM primaries, gamma 1.80 (from PNG gAMA/cHRM)"
+        )
+    write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+    expected = as_srgb(colour_codes() / 255, ADOBE_RGB, 1.8)
+    assert np.abs(written_codes(tmp_path / "out.bmp") - expected).max() <= 1.0
+    assert "converted from cHRM primaries, gamma 1.80 (from PNG gAMA/cHRM) to sRGB" in str(
+        imaging.colour_loss(photo, "BMP")
+    )
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [[(b"sRGB", b"\0")], [(b"sRGB", b"\0"), SRGB_GAMMA, SRGB_CHRM], [SRGB_GAMMA], [SRGB_GAMMA, SRGB_CHRM]],
+)
+def test_a_png_that_says_srgb_is_written_as_srgb(tmp_path: Path, chunks: list[tuple[bytes, bytes]]) -> None:
+    photo = read_photo(png_with_chunks(tmp_path / "in.png", colour_codes(), *chunks))
+    assert photo.png_colour == tuple(chunks)
+    for extension in ("png", "jpg", "bmp"):
+        write_photo(tmp_path / f"out.{extension}", photo.pixels, photo)
+        assert imaging.colour_loss(photo, imaging.format_for(f"out.{extension}")) is None
+    assert np.array_equal(written_codes(tmp_path / "out.bmp"), colour_codes())
+    with Image.open(tmp_path / "out.jpg") as jpeg:
+        assert "icc_profile" not in jpeg.info
+    assert all(png_chunk_bytes(*chunk) in (tmp_path / "out.png").read_bytes() for chunk in chunks)
+
+
+def test_a_grey_png_s_gama_becomes_a_grey_profile(tmp_path: Path) -> None:
+    grey = np.arange(0, 256, dtype=np.uint8).reshape(16, 16)
+    photo = read_photo(png_with_chunks(tmp_path / "in.png", grey, GAMMA_18))
+    write_photo(tmp_path / "out.tif", photo.pixels, photo)
+    with Image.open(tmp_path / "out.tif") as written:
+        assert written.mode == "L" and written.info["icc_profile"][16:20] == b"GRAY"
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(written.info["icc_profile"]))
+    assert ImageCms.getProfileDescription(profile).strip() == "Grey, gamma 1.80 (from PNG gAMA)"
+
+
+def test_a_png_s_cicp_goes_to_png_as_it_is_and_elsewhere_as_a_profile_or_a_note(tmp_path: Path) -> None:
+    display_p3 = (b"cICP", bytes([12, 13, 0, 1]))
+    photo = read_photo(png_with_chunks(tmp_path / "p3.png", colour_codes(), display_p3))
+    write_photo(tmp_path / "p3.png.png", photo.pixels, photo)
+    assert png_chunk_bytes(*display_p3) in (tmp_path / "p3.png.png").read_bytes()
+    write_photo(tmp_path / "p3.jpg", photo.pixels, photo)
+    with Image.open(tmp_path / "p3.jpg") as jpeg:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(jpeg.info["icc_profile"]))
+    assert ImageCms.getProfileDescription(profile).strip() == "Display P3 (from PNG cICP)"
+    assert imaging.colour_loss(photo, "JPEG") is None and imaging.hdr_curve(photo) is None
+    write_photo(tmp_path / "p3.bmp", photo.pixels, photo)
+    expected = as_srgb(colour_codes() / 255, DISPLAY_P3, None)
+    assert np.abs(written_codes(tmp_path / "p3.bmp") - expected).max() <= 1.0
+
+    pq = (b"cICP", bytes([9, 16, 0, 1]))  # BT.2100 PQ: HDR, which no matrix profile says
+    photo = read_photo(png_with_chunks(tmp_path / "pq.png", colour_codes(), pq))
+    assert imaging.hdr_curve(photo) == "PQ"
+    write_photo(tmp_path / "pq.png.png", photo.pixels, photo)
+    assert png_chunk_bytes(*pq) in (tmp_path / "pq.png.png").read_bytes()
+    assert imaging.colour_loss(photo, "PNG") is None
+    assert imaging.colour_loss(photo, "TIFF") == (
+        "its colour description (PNG cICP: BT.2020 primaries, PQ (HDR) transfer curve) cannot go into TIFF, "
+        "so viewers will take its colours for sRGB; --ext png keeps it"
+    )
+
+
+def test_damaged_png_colour_chunks_are_left_out(tmp_path: Path) -> None:
+    cut = (b"cICP", b"\x0c\x0d\x00")  # 3 bytes: no cICP
+    no_gamma = (b"gAMA", bytes(4))
+    in_a_line = (b"cHRM", struct.pack(">8I", 31270, 32900, 10000, 10000, 20000, 20000, 30000, 30000))
+    photo = read_photo(png_with_chunks(tmp_path / "in.png", colour_codes(), cut, no_gamma, in_a_line))
+    assert photo.png_colour == (no_gamma, in_a_line)
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)  # neither says a colour space: sRGB's
+    with Image.open(tmp_path / "out.jpg") as jpeg:
+        assert "icc_profile" not in jpeg.info
+    assert imaging.colour_loss(photo, "BMP") is None
 
 
 # --- atomic writes ----------------------------------------------------------------------------------
