@@ -1228,6 +1228,21 @@ def test_a_photo_s_colour_profile_that_its_output_cannot_hold_is_converted_with_
         assert written.info["icc_profile"] == adobe_rgb
 
 
+@pytest.mark.parametrize("command", ["correct", "mask"])
+def test_a_cmyk_photo_without_a_colour_profile_is_read_plainly_with_a_note(
+    tmp_path: Path, model_file: Path, command: str
+) -> None:
+    printed = tmp_path / "printed.jpg"
+    Image.open(make_photo(tmp_path / "shot.png")).convert("CMYK").save(printed)
+    result = CliRunner().invoke(app, [command, str(printed), "--model", str(model_file), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    note = (
+        f"note: {printed}: a CMYK photo without a colour profile: its colours were converted to RGB "
+        "uncalibrated, and may be off"
+    )
+    assert note in " ".join(result.output.split()) and result.output.count("CMYK") == 1
+
+
 @pytest.mark.skipif(not imaging.AVIF_SUPPORTED, reason="this Pillow has no AVIF plugin")
 def test_avif_photos_are_corrected_as_avif(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     photo = make_photo(tmp_path / "web.avif", quality=90)

@@ -980,16 +980,104 @@ def test_a_2_or_4_bit_grey_png_s_transparent_grey_becomes_alpha(tmp_path, bits):
     assert np.array_equal(photo.alpha, np.where(codes == 1, 0, 255))
 
 
-def test_cmyk_reads_as_rgb_and_drops_its_ink_profile(tmp_path):
-    cmyk = Image.fromarray(gradient_rgb8()).convert("CMYK")
-    source = save(tmp_path / "in.jpg", cmyk, quality=100, icc_profile=INK_PROFILE)
+# Inks of a made-up press, for a CMYK profile made here: the share of each of linear sRGB's red, green and
+# blue that cyan, magenta and yellow at full strength take (cyan takes some green too...); black takes all.
+INK_ABSORPTION = np.array([[1.0, 0.2, 0.05], [0.1, 1.0, 0.3], [0.05, 0.05, 1.0]])
+SRGB_TO_D50_XYZ = icc.bradford_adaptation(icc.xyz_of(0.3127, 0.329)) @ icc.rgb_to_xyz(
+    [(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)], (0.3127, 0.329)
+)
+
+
+def printed_light(cmyk: np.ndarray) -> np.ndarray:
+    """The linear sRGB light that [0, 1] CMYK values (..., 4) print as on the made-up press."""
+    cmy, black = cmyk[..., :3], cmyk[..., 3:]
+    return np.prod(1 - cmy[..., :, None] * INK_ABSORPTION, axis=-2) * (1 - black)
+
+
+def printed_srgb(cmyk: np.ndarray) -> np.ndarray:
+    """The sRGB [0, 1] values that [0, 1] CMYK values (..., 4) print as on the made-up press."""
+    linear = printed_light(cmyk)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def cie_lab(xyz: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* of D50 XYZ values (..., 3)."""
+    ratios = xyz / icc.D50
+    f = np.where(ratios > (6 / 29) ** 3, np.cbrt(ratios), ratios / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def press_profile(grid: int = 9) -> bytes:
+    """A CMYK printer profile (ICC v2, 40 KB) of the made-up press: a lookup table (lut16Type A2B0) from
+    CMYK to L*a*b* on a grid of ``grid`` points per ink."""
+    axis = np.linspace(0, 1, grid)
+    nodes = np.stack(np.meshgrid(axis, axis, axis, axis, indexing="ij"), -1).reshape(-1, 4)
+    lightness, a, b = np.moveaxis(cie_lab(printed_light(nodes) @ SRGB_TO_D50_XYZ.T), -1, 0)
+    table = np.stack([lightness * 0xFF00 / 100, (a + 128) * 256, (b + 128) * 256], -1)  # v2 Lab encoding
+    identity = np.array([0, 65535], ">u2").tobytes()  # a curve of two entries, for each input and output
+    lut = b"mft2" + bytes(4) + bytes([4, 3, grid, 0]) + icc.s15_fixed16([1, 0, 0, 0, 1, 0, 0, 0, 1])
+    lut += struct.pack(">HH", 2, 2) + identity * 4
+    lut += np.clip(np.rint(table), 0, 65535).astype(">u2").tobytes() + identity * 3
+    tags = [(b"desc", icc.text_tag("Made-up press")), (b"wtpt", icc.xyz_tag(icc.D50)), (b"A2B0", lut)]
+    profile = bytearray(icc._profile(b"CMYK", tags))
+    profile[8:16], profile[20:24] = struct.pack(">I4s", 0x02100000, b"prtr"), b"Lab "
+    return bytes(profile)
+
+
+# CMYK patches (codes) whose colours the press profile's grid of 9 holds within a code: up to half of each
+# ink, and some black (past that, the grid's steps are too coarse for L*'s cube root in the shadows).
+PRESS_PATCHES = np.array(
+    [[[c, m, y, k] for c in (0, 60, 128) for m in (0, 90) for y in (0, 40, 128)] for k in (0, 50)], np.uint8
+)
+
+
+@pytest.mark.parametrize("extension", ["jpg", "tif"])
+def test_cmyk_with_a_profile_reads_as_the_colours_its_profile_gives(tmp_path, extension):
+    # Pillow writes a CMYK JPEG inverted, with Adobe's APP14 marker, as Photoshop does
+    options = {"quality": 100, "subsampling": 0} if extension == "jpg" else {}
+    patches = Image.fromarray(PRESS_PATCHES, "CMYK")
+    source = save(tmp_path / f"print.{extension}", patches, icc_profile=press_profile(), **options)
     with Image.open(source) as image:
-        expected = np.asarray(image.convert("RGB"))
-    photo, output = round_trip(tmp_path, source, "jpg")
-    assert photo.icc_profile == INK_PROFILE and not photo.grayscale
-    assert np.array_equal(as_codes(photo.pixels, 8), expected)
+        inks = np.asarray(image) / 255  # what the file holds (a JPEG: within a code of the patches)
+    expected = printed_srgb(inks) * 255
+    photo, output = round_trip(tmp_path, source, "png")
+    read_error = float(np.abs(photo.pixels * 255 - expected).max())
+    assert read_error <= 2
+    assert photo.icc_profile is None and photo.uncalibrated_cmyk_notice is None  # sRGB, as untagged files
     with Image.open(output) as written:
         assert written.mode == "RGB" and "icc_profile" not in written.info
+        written_error = float(np.abs(np.asarray(written) - expected).max())
+    assert written_error <= 2
+
+
+@pytest.mark.parametrize(
+    ("profile", "problem"),
+    [
+        (None, "without a colour profile"),
+        (INK_PROFILE, "whose colour profile is damaged (LittleCMS cannot read it)"),
+        (SRGB_PROFILE, "whose colour profile is for RGB, not CMYK"),
+        (press_profile()[:3000], "whose colour profile LittleCMS cannot use (cannot build transform)"),
+    ],
+    ids=["none", "a header only", "RGB", "cut short"],
+)
+def test_cmyk_without_a_usable_profile_reads_plainly_with_a_notice(tmp_path, profile, problem):
+    cmyk = Image.fromarray(gradient_rgb8()).convert("CMYK")
+    source = save(tmp_path / "in.jpg", cmyk, quality=100, icc_profile=profile)
+    with Image.open(source) as image:
+        expected = np.asarray(image.convert("RGB"))  # Pillow's plain conversion: R = 255 - C - K...
+    photo, output = round_trip(tmp_path, source, "jpg")
+    assert photo.icc_profile is None and not photo.grayscale  # a profile of ink, or of nothing here
+    assert np.array_equal(as_codes(photo.pixels, 8), expected)
+    assert photo.uncalibrated_cmyk_notice == (
+        f"a CMYK photo {problem}: its colours were converted to RGB uncalibrated, and may be off"
+    )
+    with Image.open(output) as written:
+        assert written.mode == "RGB" and "icc_profile" not in written.info
+
+
+def test_rgb_photos_have_no_cmyk_notice(tmp_path):
+    source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), icc_profile=INK_PROFILE)
+    assert read_photo(source).uncalibrated_cmyk_notice is None
 
 
 TIFFS = Path(__file__).parent / "data" / "tiff"  # written by tifffile: see its README.md
