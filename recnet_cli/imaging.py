@@ -178,16 +178,16 @@ _SRGB = ImageCms.createProfile("sRGB")
 _SRGB_LEVELS = np.arange(0, 256, 17, dtype=np.uint8)
 _SRGB_CHECKED = np.stack(np.meshgrid(*[_SRGB_LEVELS] * 3, indexing="ij"), -1).reshape(1, -1, 3)
 _SRGB_TOLERANCE = 2
+_GREY_CODES = np.arange(256, dtype=np.uint8)
 # A CMYK photo's colours become sRGB through its profile with the same intent. Perceptual would do too (CMYK
 # profiles have perceptual tables), but a print's colours fit in sRGB but for a few cyans and greens, so
 # there is little to make room for, and perceptual tables differ from maker to maker (some lighten the
 # shadows); relative colorimetric keeps the paper's white white and, with black-point compensation, makes
 # the inks' darkest black sRGB's black, as Photoshop's Convert to Profile does by default. LittleCMS works
-# out an 8-bit CMYK transform on a grid (17 steps an ink by default, which misses the exact result by up to
-# 9 codes at the gamut's edge for a SWOP profile); its finer grid of 23 halves that at no cost per pixel,
-# for 0.1 s more per profile.
+# out an 8-bit CMYK transform on a grid of 17 steps an ink (off by 0.4 codes on average from the profile's
+# exact colours for a SWOP profile, up to 9 at the gamut's edge); its finer grid of 23 takes a quarter off
+# that at no cost per pixel, for 0.1 s more per profile (the transforms are kept for the next photo).
 _CMYK_FLAGS = _SRGB_FLAGS | ImageCms.Flags.HIGHRESPRECALC
-_GREY_CODES = np.arange(256, dtype=np.uint8)
 # The largest pictures some formats hold, smaller than the photos recnet reads can be: libjpeg's
 # JPEG_MAX_DIMENSION, WebP's 14-bit sizes, and what libavif decodes by default (its encoder goes further,
 # but Pillow and most viewers could not open the file). BMP and (classic) TIFF files have 32-bit offsets.
@@ -214,7 +214,7 @@ _PILLOW_CONVERSIONS = {
     "PA": "RGBA",
     "RGBa": "RGBA",
     "RGBX": "RGB",
-    "CMYK": "RGB",
+    "CMYK": "RGB",  # through its profile, where it has one LittleCMS can use: _cmyk_as_rgb
     "YCbCr": "RGB",
     "LAB": "RGB",
     "HSV": "RGB",
