@@ -604,13 +604,20 @@ def _written_grey(photo: Photo, output_format: str) -> bool:
     return photo.grayscale and output_format != "WEBP"
 
 
+def _icc_profile_rules(photo: Photo) -> bool:
+    """Whether the photo's own ICC profile says what its colours are: not beside a PNG's cICP chunk, which
+    the PNG specification (3rd edition) puts first (cICP, then iCCP, then sRGB, then gAMA and cHRM)."""
+    return bool(photo.icc_profile) and b"cICP" not in dict(photo.png_colour)
+
+
 def _colour_profile(photo: Photo, output_format: str) -> bytes | None:
-    """The ICC profile that says what the photo's colours are, for an output in ``output_format``: its own,
-    or one that says what a HEIF's nclx colour description or a PNG's colour chunks say where the output
-    does not keep those as they are; None where nothing says other than sRGB, and for a profile of another
-    colour space than the photo's pixels (RGB for grey pixels, CMYK)."""
+    """The ICC profile that says what the photo's colours are, for an output in ``output_format``: its own
+    (a PNG output's iCCP as it came, beside its cICP chunk), or one that says what a HEIF's nclx colour
+    description or a PNG's colour chunks say where the output does not keep those as they are; None where
+    nothing says other than sRGB, and for a profile of another colour space than the photo's pixels (RGB for
+    grey pixels, CMYK)."""
     profile = (
-        photo.icc_profile
+        (photo.icc_profile if output_format == "PNG" or _icc_profile_rules(photo) else None)
         or (None if output_format == "HEIF" else nclx_icc_profile(photo.nclx))
         or (None if output_format == "PNG" else png_colour_profile(photo.png_colour, photo.grayscale))
     )
@@ -651,10 +658,10 @@ def colour_loss(photo: Photo, output_format: str) -> str | None:
 def _coded_colour_loss(photo: Photo, output_format: str) -> str | None:
     """What an output in ``output_format`` loses of a colour description by H.273 codes (a HEIF's nclx box, a
     PNG's cICP chunk) that only its own format holds as such and an ICC profile only in part (non-sRGB
-    primaries with an HDR or linear curve), where the photo has no ICC profile to go instead; None when
-    nothing that shows is lost."""
+    primaries with an HDR or linear curve), where no ICC profile of the photo's says its colours instead; None
+    when nothing that shows is lost."""
     coded = _coded_colour(photo)
-    if coded is None or photo.icc_profile:
+    if coded is None or _icc_profile_rules(photo):
         return None
     codes, described_as, keeper = coded
     if output_format == keeper or _matrix_chromaticities(codes) is not None:

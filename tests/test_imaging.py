@@ -1929,6 +1929,37 @@ def test_a_png_s_cicp_goes_to_png_as_it_is_and_elsewhere_as_a_profile_or_a_note(
     )
 
 
+def test_a_png_s_cicp_says_what_its_colours_are_over_its_iccp(tmp_path: Path) -> None:
+    """The PNG specification (3rd edition) gives a cICP chunk precedence over iCCP: other formats get what
+    cICP says, and a PNG output both chunks as they are."""
+    iccp = (b"iCCP", b"Adobe RGB\0\0" + zlib.compress(ADOBE_PROFILE))
+    display_p3 = (b"cICP", bytes([12, 13, 0, 1]))
+    photo = read_photo(png_with_chunks(tmp_path / "p3.png", colour_codes(), iccp, display_p3))
+    assert photo.icc_profile == ADOBE_PROFILE
+    write_photo(tmp_path / "p3.png.png", photo.pixels, photo)
+    with Image.open(tmp_path / "p3.png.png") as png:
+        assert png.info["icc_profile"] == ADOBE_PROFILE
+    assert png_chunk_bytes(*display_p3) in (tmp_path / "p3.png.png").read_bytes()
+    write_photo(tmp_path / "p3.jpg", photo.pixels, photo)
+    with Image.open(tmp_path / "p3.jpg") as jpeg:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(jpeg.info["icc_profile"]))
+    assert ImageCms.getProfileDescription(profile).strip() == "Display P3 (from PNG cICP)"
+    write_photo(tmp_path / "p3.bmp", photo.pixels, photo)
+    expected = as_srgb(colour_codes() / 255, DISPLAY_P3, None)
+    assert np.abs(written_codes(tmp_path / "p3.bmp") - expected).max() <= 1.0
+    assert "converted from Display P3 (from PNG cICP) to sRGB" in str(imaging.colour_loss(photo, "BMP"))
+
+    pq = (b"cICP", bytes([9, 16, 0, 1]))  # HDR, which no ICC profile in the output says
+    photo = read_photo(png_with_chunks(tmp_path / "pq.png", colour_codes(), iccp, pq))
+    assert imaging.hdr_curve(photo) == "PQ" and imaging.colour_loss(photo, "PNG") is None
+    write_photo(tmp_path / "pq.tif", photo.pixels, photo)
+    with Image.open(tmp_path / "pq.tif") as tiff:
+        assert "icc_profile" not in tiff.info
+    assert "(PNG cICP: BT.2020 primaries, PQ (HDR) transfer curve) cannot go into TIFF" in str(
+        imaging.colour_loss(photo, "TIFF")
+    )
+
+
 def test_damaged_png_colour_chunks_are_left_out(tmp_path: Path) -> None:
     cut = (b"cICP", b"\x0c\x0d\x00")  # 3 bytes: no cICP
     no_gamma = (b"gAMA", bytes(4))
