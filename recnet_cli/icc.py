@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-SRGB_TRANSFER = 13  # H.273 transfer characteristics: the sRGB curve (IEC 61966-2-1)
 D50 = np.array([0.9642, 1.0, 0.8249])  # the ICC profile connection space's white
 BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
 # The sRGB curve as ICC parametric curve type 3: Y = (aX + b)^g for X >= d, else cX.

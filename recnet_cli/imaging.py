@@ -372,6 +372,10 @@ class Photo:
 
 # nclx colour descriptions (ITU-T H.273 codes) that sRGB stands in for well enough: BT.709 or unspecified
 # primaries, and the SDR transfer curves (BT.709, unspecified, BT.601, sRGB, BT.2020's 10- and 12-bit).
+# The SDR video curves are shown with the sRGB curve, with any primaries (iPhones' and cameras' Display P3
+# and BT.2020 HEIF): the BT.709 curve they name is a camera's encoding (OETF), and displays, browsers and
+# players show SDR video with a display's curve (sRGB's, or gamma 2.2 near it, as BT.1886 has it), not
+# its inverse.
 _SRGB_LIKE_PRIMARIES = frozenset({1, 2})
 _SRGB_LIKE_TRANSFERS = frozenset({1, 2, 6, 13, 14, 15})
 _PRIMARIES_NAMES = {4: "BT.470M", 5: "BT.601 PAL", 6: "BT.601", 7: "SMPTE 240M", 9: "BT.2020"}
@@ -406,8 +410,9 @@ _SRGB_CHROMATICITY_TOLERANCE = 0.005
 
 def _matrix_chromaticities(nclx: dict[str, Any]) -> Chromaticities | None:
     """The primaries and white of an nclx colour description that a matrix profile can say: other primaries
-    than sRGB's (Display P3, BT.2020) with the sRGB curve; None otherwise."""
-    if nclx.get("transfer_characteristics") != icc.SRGB_TRANSFER:
+    than sRGB's (Display P3, BT.2020) with the sRGB curve or an SDR video curve shown as it (see
+    ``_SRGB_LIKE_TRANSFERS``); None otherwise."""
+    if nclx.get("transfer_characteristics") not in _SRGB_LIKE_TRANSFERS:
         return None
     red, green, blue, white = (
         (nclx.get(f"color_primary_{colour}_x"), nclx.get(f"color_primary_{colour}_y"))

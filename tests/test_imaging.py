@@ -1326,7 +1326,11 @@ def nclx_of(primaries: int, transfer: int, chromaticities: int | None = None) ->
             "(HEIF nclx: BT.2020 primaries, PQ (HDR) transfer curve) cannot go into TIFF",
         ),
         (nclx_of(1, 18), "WEBP", "(HEIF nclx: HLG (HDR) transfer curve) cannot go into WebP"),
-        (nclx_of(99, 1, chromaticities=12), "PNG", "(HEIF nclx: 99 primaries) cannot go into PNG"),
+        (
+            nclx_of(99, 8, chromaticities=12),
+            "PNG",
+            "(HEIF nclx: 99 primaries, linear transfer curve) cannot go into PNG",
+        ),
     ],
 )
 def test_colour_descriptions_that_no_output_profile_holds_are_named(
@@ -1349,6 +1353,19 @@ def test_other_primaries_with_the_srgb_curve_go_into_other_formats_as_an_icc_pro
         write_photo(tmp_path / "plain.jpg", photo.pixels, photo)
         with Image.open(tmp_path / "plain.jpg") as written:
             assert "icc_profile" not in written.info
+
+
+@pytest.mark.parametrize("transfer", [1, 6, 14, 15])  # BT.709, BT.601, BT.2020 10- and 12-bit: SDR
+def test_other_primaries_with_an_sdr_video_curve_are_shown_with_the_srgb_curve(transfer: int) -> None:
+    photo = photo_like(colour_codes(), source_format="HEIF", nclx=nclx_of(12, transfer))
+    profile, _ = imaging._output_colour(photo, "JPEG")
+    assert profile == imaging.nclx_icc_profile(nclx_of(12, 13))
+    assert imaging.colour_loss(photo, "JPEG") is None
+    assert "converted from Display P3 (from HEIF nclx) to sRGB" in str(imaging.colour_loss(photo, "BMP"))
+    cicp = bytes([9, transfer, 0, 1])
+    photo = photo_like(colour_codes(), source_format="PNG", png_colour=((b"cICP", cicp),))
+    profile, _ = imaging._output_colour(photo, "TIFF")
+    assert profile is not None and imaging.colour_loss(photo, "TIFF") is None
 
 
 @needs_heif
