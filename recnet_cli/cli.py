@@ -1330,6 +1330,7 @@ def evaluate(
                 progress=lambda *_: count_one(),
                 on_failure=lambda failure: console.error(failure.reason),
                 overwrite=overwrite,
+                on_notice=None if quiet else console.notice,
             )
         except (ValueError, OSError) as exc:
             raise fail(error_line(exc)) from None

@@ -94,11 +94,14 @@ def json_number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def score_pair(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.ndarray]:
+def score_pair(
+    pair: ImagePair, corrector: Corrector, on_notice: Callable[[str], None] | None = None
+) -> tuple[ImageScore, np.ndarray]:
     """Scores one pair; returns the score and the corrected 8-bit image. Metrics use 8-bit RGB. Too little
-    memory for the metrics raises PhotoOutOfMemoryError, as it does for the correction."""
+    memory for the metrics raises PhotoOutOfMemoryError, as it does for the correction; ``on_notice`` is
+    told of a file read with colours that may be off (``read_rgb``)."""
     try:
-        return score_pair_in_memory(pair, corrector)
+        return score_pair_in_memory(pair, corrector, on_notice)
     except (MemoryError, RuntimeError) as error:
         if not is_out_of_memory(error):
             raise
@@ -106,8 +109,11 @@ def score_pair(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.nd
     raise PhotoOutOfMemoryError(f"not enough memory to score this pair: {FREE_MEMORY_ADVICE}")
 
 
-def score_pair_in_memory(pair: ImagePair, corrector: Corrector) -> tuple[ImageScore, np.ndarray]:
-    source, target = read_rgb(pair.input), read_rgb(pair.target)
+def score_pair_in_memory(
+    pair: ImagePair, corrector: Corrector, on_notice: Callable[[str], None] | None = None
+) -> tuple[ImageScore, np.ndarray]:
+    """``score_pair``, which turns running out of memory here into PhotoOutOfMemoryError."""
+    source, target = read_rgb(pair.input, on_notice), read_rgb(pair.target, on_notice)
     require_same_size(pair, source, target)
     try:
         identity_ssim = ssim(source, target)
@@ -170,6 +176,7 @@ def evaluate_pairs(
     progress: Callable[[int, int], None] | None = None,
     on_failure: Callable[[PairFailure], None] | None = None,
     overwrite: bool = True,
+    on_notice: Callable[[str], None] | None = None,
 ) -> EvalReport:
     """Corrects every pair's input and scores it; ``save_dir`` keeps the outputs as ``<input stem>.png``
     (replacing files there only with ``overwrite``).
@@ -178,12 +185,14 @@ def evaluate_pairs(
     to ``on_failure`` and left out of the means: one bad file does not lose a long run. An image that
     cannot be saved is passed to ``on_failure`` too and kept in ``unsaved``, its score counts: a file in
     the way costs that image, any other failure (a full disk) ends the saving, not the scoring.
-    ``progress(done, total)`` is called after each pair. A stop (Ctrl-C, SIGTERM) returns the scores so
-    far, ``interrupted``.
+    ``progress(done, total)`` is called after each pair, and ``on_notice`` with a line naming a file read
+    with colours that may be off (a CMYK photo without its profile). A stop (Ctrl-C, SIGTERM) returns the
+    scores so far, ``interrupted``.
     """
     report = EvalReport([])
     try:
-        score_each(pairs, corrector, report, save_dir, progress, on_failure or (lambda _: None), overwrite)
+        failed = on_failure or (lambda _: None)
+        score_each(pairs, corrector, report, save_dir, progress, failed, overwrite, on_notice)
     except KeyboardInterrupt:
         report.interrupted = True
     return report
@@ -197,11 +206,12 @@ def score_each(
     progress: Callable[[int, int], None] | None,
     on_failure: Callable[[PairFailure], None],
     overwrite: bool,
+    on_notice: Callable[[str], None] | None,
 ) -> None:
     """``evaluate_pairs``'s loop: scores (or failures) go into ``report`` as each pair is done."""
     for index, pair in enumerate(pairs, start=1):
         try:
-            score, corrected = score_pair(pair, corrector)
+            score, corrected = score_pair(pair, corrector, on_notice)
         except (ImageFileError, PhotoOutOfMemoryError) as exc:
             reason = str(exc) if isinstance(exc, ImageFileError) else f"{pair.input}: {exc}"
             report.failures.append(PairFailure(pair.input, pair.target, reason))

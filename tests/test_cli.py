@@ -1243,6 +1243,21 @@ def test_a_cmyk_photo_without_a_colour_profile_is_read_plainly_with_a_note(
     assert note in " ".join(result.output.split()) and result.output.count("CMYK") == 1
 
 
+def test_eval_notes_a_cmyk_photo_read_without_a_colour_profile(tmp_path: Path, model_file: Path) -> None:
+    inputs, targets = tmp_path / "inputs", tmp_path / "targets"
+    inputs.mkdir(), targets.mkdir()
+    printed = inputs / "shot.jpg"
+    Image.open(make_photo(targets / "shot.png", size=(24, 16))).convert("CMYK").save(printed)
+    pairs = ["eval", "--inputs", str(inputs), "--targets", str(targets), "--model", str(model_file)]
+    result = CliRunner().invoke(app, [*pairs, "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    note = (
+        f"note: {printed}: a CMYK photo without a colour profile: its colours were converted to RGB "
+        "uncalibrated, and may be off"
+    )
+    assert note in " ".join(result.stderr.split()) and result.stderr.count("CMYK") == 1
+
+
 @pytest.mark.skipif(not imaging.AVIF_SUPPORTED, reason="this Pillow has no AVIF plugin")
 def test_avif_photos_are_corrected_as_avif(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     photo = make_photo(tmp_path / "web.avif", quality=90)
@@ -1550,10 +1565,10 @@ def test_a_stopped_eval_gives_the_scores_so_far_and_exits_130(
 
     scored = evaluate.score_pair
 
-    def stop_at_the_third(pair: evaluate.ImagePair, corrector: engine.Corrector) -> object:
+    def stop_at_the_third(pair: evaluate.ImagePair, corrector: engine.Corrector, *notices: object) -> object:
         if pair.input.name == "c.png":
             raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as recnet takes it
-        return scored(pair, corrector)
+        return scored(pair, corrector, *notices)
 
     monkeypatch.setattr(evaluate, "score_pair", stop_at_the_third)
     pairs = ["eval", "--inputs", str(inputs), "--targets", str(targets), "--model", str(model_file)]

@@ -38,13 +38,17 @@ class ImageFileError(ValueError):
     """An image file that cannot be read or written, or a pair whose images differ in size."""
 
 
-def read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path, on_notice: Callable[[str], None] | None = None) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB, read as ``recnet correct`` reads it: a damaged or unreadable
-    file raises ImageFileError naming it and what is wrong (OpenCV would decode half a truncated JPEG)."""
+    file raises ImageFileError naming it and what is wrong (OpenCV would decode half a truncated JPEG), and
+    ``on_notice`` is told, naming it, of a CMYK photo's colours converted without their profile."""
     try:
-        return to_uint8(read_photo(path).pixels)
+        photo = read_photo(path)
     except PhotoFileError as exc:
         raise ImageFileError(str(exc)) from None
+    if on_notice is not None and photo.uncalibrated_cmyk_notice:
+        on_notice(f"{path}: {photo.uncalibrated_cmyk_notice}")
+    return to_uint8(photo.pixels)
 
 
 def fitted(path: Path, image: np.ndarray, min_side: int, max_side: int) -> np.ndarray:
