@@ -610,9 +610,13 @@ def _written_grey(photo: Photo, output_format: str) -> bool:
 
 
 def _icc_profile_rules(photo: Photo) -> bool:
-    """Whether the photo's own ICC profile says what its colours are: not beside a PNG's cICP chunk, which
-    the PNG specification (3rd edition) puts first (cICP, then iCCP, then sRGB, then gAMA and cHRM)."""
-    return bool(photo.icc_profile) and b"cICP" not in dict(photo.png_colour)
+    """Whether the photo's own ICC profile says what its colours are: not beside a PNG's cICP chunk of an SDR
+    curve, which the PNG specification (3rd edition) puts first (cICP, then iCCP, then sRGB, then gAMA and
+    cHRM). Beside an HDR or linear cICP, which no output profile can say, the iCCP is the file's own
+    fallback for readers that do not know cICP, as viewers of the other formats are: it goes instead."""
+    cicp = dict(photo.png_colour).get(b"cICP")
+    sdr_cicp = cicp is not None and _cicp_codes(cicp)["transfer_characteristics"] in _SRGB_LIKE_TRANSFERS
+    return bool(photo.icc_profile) and not sdr_cicp
 
 
 def _colour_profile(photo: Photo, output_format: str) -> bytes | None:

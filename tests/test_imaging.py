@@ -1966,11 +1966,18 @@ def test_a_png_s_cicp_says_what_its_colours_are_over_its_iccp(tmp_path: Path) ->
     assert np.abs(written_codes(tmp_path / "p3.bmp") - expected).max() <= 1.0
     assert "converted from Display P3 (from PNG cICP) to sRGB" in str(imaging.colour_loss(photo, "BMP"))
 
-    pq = (b"cICP", bytes([9, 16, 0, 1]))  # HDR, which no ICC profile in the output says
+    # HDR, which no ICC profile in the output says: the iCCP, the file's fallback for readers without
+    # cICP, goes to the other formats instead (without it, the note that viewers will take them for sRGB)
+    pq = (b"cICP", bytes([9, 16, 0, 1]))
     photo = read_photo(png_with_chunks(tmp_path / "pq.png", colour_codes(), iccp, pq))
     assert imaging.hdr_curve(photo) == "PQ" and imaging.colour_loss(photo, "PNG") is None
     write_photo(tmp_path / "pq.tif", photo.pixels, photo)
     with Image.open(tmp_path / "pq.tif") as tiff:
+        assert tiff.info["icc_profile"] == ADOBE_PROFILE
+    assert imaging.colour_loss(photo, "TIFF") is None
+    photo = read_photo(png_with_chunks(tmp_path / "pq-alone.png", colour_codes(), pq))
+    write_photo(tmp_path / "pq-alone.tif", photo.pixels, photo)
+    with Image.open(tmp_path / "pq-alone.tif") as tiff:
         assert "icc_profile" not in tiff.info
     assert "(PNG cICP: BT.2020 primaries, PQ (HDR) transfer curve) cannot go into TIFF" in str(
         imaging.colour_loss(photo, "TIFF")
