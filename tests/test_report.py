@@ -20,6 +20,7 @@ from PIL import Image
 from recnet_cli.batch import Job, Outcome, Summary
 from recnet_cli.imaging import ImageWriteError
 from recnet_cli.viz.report import (
+    FAILED_THIS_RUN,
     LOCK_NAME,
     OTHER_RUN,
     PREVIEW_FOLDER,
@@ -251,6 +252,23 @@ def test_an_earlier_card_is_shown_only_while_it_is_whole_and_its_output_unchange
     assert list(later.stored_cards()) == [long_name]
     assert cards["a.jpg"].is_file()  # its output is there: the card is replaced when it is reported again
     assert [unquote(name) for name, _ in card_notes(out / REPORT_NAME)] == [long_name]
+
+
+def test_a_photo_this_run_failed_on_keeps_its_earlier_card_marked_as_not_this_run_s(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    photo = np.zeros((8, 8, 3), np.float32)
+    builder = ReportBuilder(out)
+    for name in ("kept.jpg", "failed.jpg"):
+        target = written(out / name)
+        builder.add(target, builder.previews(target, photo, photo, np.zeros((8, 8, 3), np.uint8)))
+    jobs = {name: Job(tmp_path / name, out / name) for name in ("kept.jpg", "failed.jpg")}
+    summary = Summary(
+        [Outcome(jobs["kept.jpg"], "done", seconds=0.5), Outcome(jobs["failed.jpg"], "failed", "corrupt")]
+    )
+    notes = dict(card_notes(builder.write(summary, "m", "cpu")))
+    assert notes["kept.jpg"].startswith("strength 1, corrected in ")
+    assert notes["failed.jpg"] == f"strength 1, {FAILED_THIS_RUN}"
+    assert "earlier" in FAILED_THIS_RUN and "failed" in FAILED_THIS_RUN
 
 
 def test_a_report_cannot_go_where_a_folder_of_photos_is_or_would_be(tmp_path: Path) -> None:

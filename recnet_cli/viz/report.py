@@ -226,16 +226,23 @@ class ReportBuilder:
         and which of the batch have no card."""
         cards = self.stored_cards()
         seconds = {self.relative(o.job.target): o.seconds for o in summary.outcomes if o.status == "done"}
-        told = {self.relative(o.job.target) for o in summary.outcomes if o.status in ("failed", "not run")}
-        articles = [
-            render_card(card, f"corrected in {seconds[output]:.2f} s" if output in seconds else OTHER_RUN)
-            for output, card in cards.items()
-        ]
+        failed = {self.relative(o.job.target) for o in summary.outcomes if o.status == "failed"}
+        told = failed | {self.relative(o.job.target) for o in summary.outcomes if o.status == "not run"}
+        articles = [render_card(card, card_note(output, seconds, failed)) for output, card in cards.items()]
         missing = [output for output in self.order if output not in cards and output not in told]
         return render_report(summary, articles, missing, model, device, strength, shard)
 
 
 OTHER_RUN = "corrected by another run"
+FAILED_THIS_RUN = "corrected by an earlier run: this run failed on it (see Failed) and left that run's output"
+
+
+def card_note(output: str, seconds: dict[str, float], failed: set[str]) -> str:
+    """Which run corrected a card's output: this one (in ``seconds``), or another, one that this run failed
+    on (in ``failed``) said as such, so that its earlier previews are not taken for this run's."""
+    if output in seconds:
+        return f"corrected in {seconds[output]:.2f} s"
+    return FAILED_THIS_RUN if output in failed else OTHER_RUN
 
 
 def card_files(folder: Path) -> list[Path]:
