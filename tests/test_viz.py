@@ -19,11 +19,13 @@ from recnet_cli.model import RECNet
 from recnet_cli.viz import draw
 from recnet_cli.viz.features import (
     FIGURE_WIDTH,
+    TEXT,
     Features,
     distance_chart,
     extract_features,
     feature_error_figure,
     feature_figure,
+    grid,
     image_error,
     missing_region,
     region_distances,
@@ -316,3 +318,11 @@ def test_grid_lays_captioned_panels_out_in_rows_on_white() -> None:
     sheet = draw.grid([[panel, panel], [panel]], gap=4)
     assert sheet.shape == (2 * panel.shape[0] + 4, 2 * 60 + 4, 3)
     assert (sheet[panel.shape[0] + 4 :, 60:] == 255).all()  # the short row is padded with white
+
+
+def test_a_grid_of_narrow_tiles_keeps_its_column_titles_whole() -> None:
+    titles = [f"block {k}" for k in range(1, 6)]
+    tiles = [np.zeros((300, 3, 3), np.uint8) for _ in titles]  # a tall, thin photo's heat maps
+    figure = grid([("block input", tiles)], titles)
+    title_width = draw.text_size(titles[0], TEXT)[0]
+    assert figure.shape[1] >= 150 + len(titles) * title_width

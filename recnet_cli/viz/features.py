@@ -88,7 +88,11 @@ def grid(rows: list[tuple[str, list[np.ndarray]]], column_titles: list[str]) -> 
     """Tiles in rows, a label left of each row and a title above each column."""
     gap = 8
     label_width = 150
-    tile_width = max(tile.shape[1] for _, tiles in rows for tile in tiles)
+    # As wide as the widest tile or title: a tall, thin photo's tiles are narrower than their titles.
+    tile_width = max(
+        *(tile.shape[1] for _, tiles in rows for tile in tiles),
+        *(draw.text_size(title, TEXT)[0] + 2 * draw.text_margin(TEXT) for title in column_titles),
+    )
     header = draw.hstack(
         [draw.blank(1, label_width)] + [draw.text_lines([t], tile_width, TEXT) for t in column_titles], gap
     )
