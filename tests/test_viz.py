@@ -326,3 +326,13 @@ def test_a_grid_of_narrow_tiles_keeps_its_column_titles_whole() -> None:
     figure = grid([("block input", tiles)], titles)
     title_width = draw.text_size(titles[0], TEXT)[0]
     assert figure.shape[1] >= 150 + len(titles) * title_width
+
+
+def test_a_line_too_long_for_its_strip_is_shortened_in_the_middle_not_cut() -> None:
+    name = "holiday_photo_from_the_long_trip_to_the_mountains_" * 3 + "final.jpg"
+    line = draw.fitted_line(f"recnet explain: {name}", 600, 0.8)
+    assert line.startswith("recnet explain: holiday") and line.endswith("final.jpg") and "..." in line
+    assert draw.text_size(line, 0.8)[0] <= 600 - 2 * draw.text_margin(0.8)
+    assert draw.fitted_line("short.jpg", 600, 0.8) == "short.jpg"
+    strip = draw.text_lines([f"recnet explain: {name}"], 600, 0.8)
+    assert (strip[:, -draw.text_margin(0.8) :] == 255).all()  # the right margin stays white

@@ -70,12 +70,37 @@ def text_margin(scale: float) -> int:
     return round(line_height(scale) * 0.3)
 
 
+def fitted_line(text: str, width: int, scale: float) -> str:
+    """The line as it fits a strip ``width`` pixels wide (see ``text_lines``): a longer one keeps its start
+    and its end (a file name's extension) with ``...`` for what is left out of its middle."""
+    room = width - 2 * text_margin(scale)
+    if text_size(text, scale)[0] <= room:
+        return text
+    head, tail = len(text) // 2, len(text) - len(text) // 2
+    while head + tail > 0:
+        if tail >= head:
+            tail -= 1
+        else:
+            head -= 1
+        line = f"{text[:head]}...{text[len(text) - tail :]}"
+        if text_size(line, scale)[0] <= room:
+            return line
+    return "..."
+
+
 def text_lines(lines: Sequence[str], width: int, scale: float, colour: Colour = INK) -> np.ndarray:
-    """A white strip with one line of text per entry, left-aligned."""
+    """A white strip with one line of text per entry, left-aligned; a line too long is shortened in the
+    middle (see ``fitted_line``) rather than cut at the strip's edge."""
     step, margin = line_height(scale), text_margin(scale)
     strip = blank(step * len(lines) + 2 * margin, width)
     for row, line in enumerate(lines):
-        put_text(strip, line, (margin, margin + step * (row + 1) - step // 3), scale, colour)
+        put_text(
+            strip,
+            fitted_line(line, width, scale),
+            (margin, margin + step * (row + 1) - step // 3),
+            scale,
+            colour,
+        )
     return strip
 
 
