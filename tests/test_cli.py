@@ -1243,11 +1243,16 @@ def test_a_cmyk_photo_without_a_colour_profile_is_read_plainly_with_a_note(
     assert note in " ".join(result.output.split()) and result.output.count("CMYK") == 1
 
 
-def test_eval_notes_a_cmyk_photo_read_without_a_colour_profile(tmp_path: Path, model_file: Path) -> None:
+def test_eval_notes_a_cmyk_photo_without_a_colour_profile_and_a_file_of_several_pages(
+    tmp_path: Path, model_file: Path
+) -> None:
     inputs, targets = tmp_path / "inputs", tmp_path / "targets"
     inputs.mkdir(), targets.mkdir()
     printed = inputs / "shot.jpg"
     Image.open(make_photo(targets / "shot.png", size=(24, 16))).convert("CMYK").save(printed)
+    scanned = inputs / "scan.tif"  # as correct says it: only the first page is scored
+    first = Image.open(make_photo(targets / "scan.png", size=(24, 16)))
+    first.save(scanned, save_all=True, append_images=[first.rotate(180)])
     pairs = ["eval", "--inputs", str(inputs), "--targets", str(targets), "--model", str(model_file)]
     result = CliRunner().invoke(app, [*pairs, "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
@@ -1256,6 +1261,7 @@ def test_eval_notes_a_cmyk_photo_read_without_a_colour_profile(tmp_path: Path, m
         "uncalibrated, and may be off"
     )
     assert note in " ".join(result.stderr.split()) and result.stderr.count("CMYK") == 1
+    assert f"note: {scanned}: has 2 pages; only the first is used" in " ".join(result.stderr.split())
 
 
 @pytest.mark.skipif(not imaging.AVIF_SUPPORTED, reason="this Pillow has no AVIF plugin")

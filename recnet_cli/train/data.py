@@ -41,13 +41,15 @@ class ImageFileError(ValueError):
 def read_rgb(path: Path, on_notice: Callable[[str], None] | None = None) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB, read as ``recnet correct`` reads it: a damaged or unreadable
     file raises ImageFileError naming it and what is wrong (OpenCV would decode half a truncated JPEG), and
-    ``on_notice`` is told, naming it, of a CMYK photo's colours converted without their profile."""
+    ``on_notice`` is told, naming it, of a file of several pages or frames (only the first is read) and of a
+    CMYK photo's colours converted without their profile."""
     try:
         photo = read_photo(path)
     except PhotoFileError as exc:
         raise ImageFileError(str(exc)) from None
-    if on_notice is not None and photo.uncalibrated_cmyk_notice:
-        on_notice(f"{path}: {photo.uncalibrated_cmyk_notice}")
+    for notice in (photo.unread_frames_notice, photo.uncalibrated_cmyk_notice):
+        if on_notice is not None and notice:
+            on_notice(f"{path}: {notice}")
     return to_uint8(photo.pixels)
 
 
