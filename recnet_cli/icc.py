@@ -118,6 +118,11 @@ def _profile(colour_space: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
     return header + b"".join(table) + b"".join(data)
 
 
+def colour_space(profile: bytes) -> bytes:
+    """The colour space an ICC profile's header names for its data: b"RGB ", b"GRAY", b"CMYK"..."""
+    return profile[16:20]
+
+
 def read_tags(profile: bytes) -> dict[bytes, bytes]:
     """An ICC profile's tags by signature (b"rXYZ"), each its data from its type signature on; struct.error
     or ValueError for a tag table that does not fit in the profile."""
@@ -190,7 +195,7 @@ def matrix_shaper(profile: bytes) -> MatrixShaper | None:
         tags = read_tags(profile)
         if any(signature[:3] in (b"A2B", b"D2B") for signature in tags):
             return None
-        if profile[16:20] == b"GRAY":
+        if colour_space(profile) == b"GRAY":
             return None, [tone_curve(tags[b"kTRC"])]
         colorants = [
             np.array(struct.unpack_from(">3i", tags[s], 8)) / 65536 for s in (b"rXYZ", b"gXYZ", b"bXYZ")

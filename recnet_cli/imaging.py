@@ -580,7 +580,7 @@ def srgb_conversion(profile: bytes) -> SrgbConversion | None:
         source = ImageCms.getProfileDescription(opened).strip() or "unnamed"
     except (OSError, ImageCms.PyCMSError) as error:
         return SrgbConversion("unreadable", None, first_line(error))
-    grey = profile[16:20] == b"GRAY"
+    grey = icc.colour_space(profile) == b"GRAY"
     shaper = icc.matrix_shaper(profile)
     convert: Callable[[np.ndarray], np.ndarray]
     if shaper is not None:
@@ -1100,7 +1100,7 @@ def _cmyk_to_srgb(profile: bytes) -> ImageCms.ImageCmsTransform:
         opened = ImageCms.ImageCmsProfile(io.BytesIO(profile))
     except (OSError, ImageCms.PyCMSError):
         raise ValueError("is damaged (LittleCMS cannot read it)") from None
-    space = profile[16:20].decode("latin-1").strip()
+    space = icc.colour_space(profile).decode("latin-1").strip()
     if space != "CMYK":
         raise ValueError(f"is for {space}, not CMYK")
     try:
@@ -1460,8 +1460,8 @@ def _source_dpi(image: Image.Image) -> tuple[float, float] | None:
 
 def _profile_for(icc_profile: bytes | None, grayscale: bool) -> bytes | None:
     """The profile if it describes the written colour space (grey or RGB), else None."""
-    colour_space = b"GRAY" if grayscale else b"RGB "
-    return icc_profile if icc_profile and icc_profile[16:20] == colour_space else None
+    written = b"GRAY" if grayscale else b"RGB "
+    return icc_profile if icc_profile and icc.colour_space(icc_profile) == written else None
 
 
 def _unit_floats(codes: np.ndarray, peak: int) -> np.ndarray:
