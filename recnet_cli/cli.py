@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import json
 import os
-import shlex
 import signal
 import sys
-from collections.abc import Callable, Iterator
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from recnet_cli import __version__, console
 from recnet_cli.batch import (
@@ -32,6 +27,7 @@ from recnet_cli.batch import (
     output_taken_as_folder,
     side_path,
 )
+from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
 from recnet_cli.imaging import (
     OUTPUT_CHOICES,
@@ -49,6 +45,40 @@ from recnet_cli.imaging import (
     write_png16,
     write_rgb8,
 )
+from recnet_cli.options import (
+    MODEL_FORMS,
+    DeviceOpt,
+    DevicesOpt,
+    DryRunOpt,
+    FusedOpt,
+    InputsArg,
+    InputsOpt,
+    JsonOpt,
+    ModelOpt,
+    OutputOpt,
+    OverwriteOpt,
+    PairsOpt,
+    PhotosOpt,
+    Precision,
+    PrecisionOpt,
+    QuietOpt,
+    RecursiveOpt,
+    ShardOpt,
+    SkipOpt,
+    SplitOpt,
+    StrengthOpt,
+    SuffixOpt,
+    TargetsOpt,
+    TileOpt,
+    checked_megapixels,
+    completing,
+    flag,
+    model_names,
+    named,
+    output_text,
+    parse_strength,
+    shown_number,
+)
 from recnet_cli.runner import (
     collect_jobs,
     device_names,
@@ -56,15 +86,12 @@ from recnet_cli.runner import (
     ignore_further_stops,
     notice_run,
     open_models,
-    parse_tile,
     read_input,
     refuse_device_list,
     refuse_unwritable_output,
     run_batch,
-    shard_part,
     show_plan,
 )
-from recnet_cli.train.pairs import SPLITS
 
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
@@ -72,157 +99,6 @@ if TYPE_CHECKING:
     from recnet_cli.engine import Corrector, PendingCorrection
     from recnet_cli.tiling import Progress
     from recnet_cli.viz.features import Features
-
-
-# The Click that Typer runs on: Typer 0.29 carries its own copy (typer._click), whose exceptions are not the
-# click package's; earlier Typers run on Click itself.
-click_errors = importlib.import_module(typer.BadParameter.__module__)
-
-
-def sentence_part(message: str) -> str:
-    """Click's sentence as a part of recnet's line: ``Missing argument 'PHOTOS'.`` as ``missing argument
-    'PHOTOS'`` (and a value's check without the ``Value error,`` that Typer 0.29 takes from pydantic)."""
-    message = message.removeprefix("Value error, ").removesuffix(".")
-    if message[:1].isupper() and message[1:2].islower():
-        message = message[0].lower() + message[1:]
-    return message
-
-
-def parameter_name(param: Any) -> str:
-    """How an error names a parameter: an option by its long name, an argument by its metavar."""
-    if param.param_type_name == "option":
-        return next((name for name in param.opts if name.startswith("--")), param.opts[0])
-    return (param.metavar or param.name or "").upper()
-
-
-def as_typed(command: Any, ctx: typer.Context, args: list[str], param: Any) -> str | None:
-    """An option and its value as ``args`` give them, ``--mp lots``; None where they do not (a default,
-    the environment, an argument)."""
-    source = ctx.get_parameter_source(param.name)
-    if param.param_type_name != "option" or source is None or source.name != "COMMANDLINE":
-        return None
-    opts, _, _ = command.make_parser(ctx).parse_args(args=list(args))  # the values by parameter, as read
-    value = opts.get(param.name)
-    if not isinstance(value, str):  # a flag, an option of several values
-        return None
-    names = [*param.opts, *param.secondary_opts]
-    typed = (arg.partition("=")[0] for arg in reversed(args))  # --mp lots, --mp=lots
-    return f"{next((name for name in typed if name in names), parameter_name(param))} {shlex.quote(value)}"
-
-
-def refused_value(error: Any) -> bool:
-    """Whether ``error`` refuses a parameter's value (not that it is missing)."""
-    missing = isinstance(error, click_errors.MissingParameter)
-    return isinstance(error, click_errors.BadParameter) and not missing and error.param is not None
-
-
-def click_error_line(error: Any) -> str:
-    """A usage error of Click's as one line in recnet's style, with where to read more:
-    ``--repeats 0: input should be greater than or equal to 1 (see recnet bench --help)``, where Typer drew
-    a box under the command's usage. Another Click error (a file Click could not open) is its message."""
-    if not isinstance(error, click_errors.UsageError):
-        return sentence_part(error.format_message())
-    ctx = error.ctx
-    path = ctx.command_path if ctx is not None else "recnet"
-    if isinstance(error, click_errors.NoSuchOption):
-        close = list(error.possibilities or ())
-        suggestion = f". Did you mean {' or '.join(close)}?" if close else ""
-        return f"{sentence_part(error.message)}{suggestion} ({path} --help lists the options)"
-    if refused_value(error):
-        named = getattr(error, "typed", None) or parameter_name(error.param)  # UsageErrorsSayWhat
-        message = f"{named}: {sentence_part(error.message)}"
-    else:  # a missing argument, a command that does not exist, a value the option lacks, an extra argument
-        message = sentence_part(error.format_message())
-    if ctx is not None and isinstance(ctx.command, TyperGroup):
-        return f"{message} ({path} --help lists the commands)"
-    return f"{message} (see {path} --help)"
-
-
-@contextlib.contextmanager
-def click_errors_in_one_line() -> Iterator[None]:
-    """Click's errors (an unknown option or command, a bad value, a missing argument) said as recnet's
-    other errors are, in one line, with the same exit status (2 for a usage error)."""
-    try:
-        yield
-    except click_errors.ClickException as error:
-        if type(error).__name__ == "NoArgsIsHelpError":  # `recnet` alone: the help is shown, as Typer does
-            raise
-        raise fail(click_error_line(error), error.exit_code) from None
-
-
-class UsageErrorsSayWhat:
-    """What a usage error's line names that Click leaves out of the error: the command, where its parser
-    raises one without (an option given no value), and a refused value as typed (``--repeats 0``)."""
-
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        given = list(args)  # Click's parser consumes the list it reads
-        try:
-            return super().parse_args(ctx, args)  # type: ignore[misc]
-        except click_errors.UsageError as error:
-            if error.ctx is None:
-                error.ctx = ctx
-            if refused_value(error):
-                error.typed = as_typed(self, ctx, given, error.param)
-            raise
-
-
-class PlainHelpFlag:
-    """Shows -h/--help like recnet's other flags, with no value type (Typer 0.29 prints <bool> beside it)."""
-
-    def get_help_option(self, ctx: typer.Context) -> Any:
-        option = super().get_help_option(ctx)  # type: ignore[misc]
-        if option is not None:
-            option.metavar = ""
-        return option
-
-
-class RecnetGroup(UsageErrorsSayWhat, PlainHelpFlag, TyperGroup):
-    def get_params(self, ctx: typer.Context) -> list[Any]:
-        params = super().get_params(ctx)
-        for param in params:  # --install-completion and --show-completion, which Typer adds as <bool>
-            if isinstance(param, TyperOption) and param.is_flag:
-                param.metavar = ""
-        return params
-
-    # Every Click error passes through these two: the parsing of recnet's own options (make_context),
-    # then the command's name, the parsing of its options and the command itself (invoke).
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        with click_errors_in_one_line():
-            return super().make_context(*args, **kwargs)
-
-    def invoke(self, ctx: typer.Context) -> Any:
-        with click_errors_in_one_line():
-            return super().invoke(ctx)
-
-
-class PlainArgument(TyperArgument):
-    """An argument shown as Click shows one, ``PHOTOS...``: not as Typer 0.29's ``{PHOTOS}...`` with a
-    Python type beside it (``<list[str]>``), which means nothing to a photographer."""
-
-    def display_type_rich(self, ctx: typer.Context) -> str | None:
-        return None
-
-    def get_usage_pieces(self, ctx: typer.Context) -> list[str]:
-        name = (self.metavar or self.name or "").upper() + ("..." if self.nargs != 1 else "")
-        return [name if self.required else f"[{name}]"]
-
-
-class RecnetCommand(UsageErrorsSayWhat, PlainHelpFlag, TyperCommand):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for param in self.params:
-            if type(param) is TyperArgument:  # Typer makes them itself, with no way to pass a class
-                param.__class__ = PlainArgument
-
-    def invoke(self, ctx: typer.Context) -> Any:
-        """Runs the command. A stop (Ctrl-C, SIGTERM) that the command does not report itself, such as one
-        while the model loads, is said in one line: in a scheduler's log, why the job ended."""
-        try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt:
-            ignore_further_stops()
-            console.notice(f"interrupted: recnet {ctx.info_name} stopped before it finished")
-            raise typer.Exit(130) from None
 
 
 app = typer.Typer(
@@ -238,279 +114,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 command = partial(app.command, cls=RecnetCommand)
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-
-
-def flag(*names: str, **settings: Any) -> Any:
-    """An on/off option, shown in help without a value type (Typer 0.29 would print <bool> beside it)."""
-    return typer.Option(*names, metavar="", **settings)
-
-
-InputsArg = Annotated[
-    list[str],
-    typer.Argument(
-        metavar="PHOTOS",
-        help="Image files, folders or globs (quote globs: 'shots/*.jpg').",
-        show_default=False,
-    ),
-]
-T = TypeVar("T")
-
-
-def named(option: str, what: str, kind: Callable[[str], T]) -> Callable[[str], T]:
-    """The parser of an option that names a file, a folder or a model: an empty value (which pathlib takes
-    for the current folder) is refused in one line that says what to give."""
-
-    def parse(text: str) -> T:
-        if text == "":
-            raise fail(f'{option} "": give {what}')
-        return kind(text)
-
-    return parse
-
-
-# -o of correct, mask and explain, as typed: a Path would drop the trailing slash that makes it a folder.
-output_text = named("-o", "an output file or folder", str)
-OutputOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--output",
-        "-o",
-        parser=output_text,
-        metavar="PATH",
-        help="Output file (one input) or folder (several inputs or a folder; a name ending in / is one).",
-    ),
-]
-
-
-def model_names(incomplete: str) -> list[tuple[str, str]]:
-    """Shell completion of --model: the bundled models and the RECNet models in the Hugging Face cache; with
-    none that match, the shell completes file names."""
-    from recnet_cli.weights import WeightsError, models_to_list
-
-    try:
-        entries = models_to_list()[0]
-    except WeightsError:  # a Hugging Face cache that cannot be read
-        return []
-    return [(e.name, e.origin) for e in entries if e.name.startswith(incomplete) and e.problem is None]
-
-
-def completing(*choices: str) -> Callable[[str], list[str]]:
-    """Shell completion of an option from fixed ``choices``."""
-    return lambda incomplete: [choice for choice in choices if choice.startswith(incomplete)]
-
-
-# What --model and --init name.
-MODEL_FORMS = "a model file, a Hub repository (org/name) or a bundled model's name"
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        parser=named("--model", MODEL_FORMS, str),
-        autocompletion=model_names,
-        metavar="MODEL",
-        help="A .safetensors/.pth file, a Hub repo (org/name, org/name@rev, org/name:file.safetensors) "
-        "or a bundled name. Default: the bundled model.",
-    ),
-]
-
-
-def checked_tile(text: str) -> str:
-    """--tile, checked as the command line is read: a dry run refuses what the run would."""
-    parse_tile(text)
-    return text
-
-
-def shown_number(value: float) -> str:
-    """A number as an error shows it: short (1e+300), but not rounded (1.0000001, not the 1 of ``:g``)."""
-    return f"{value:g}" if float(f"{value:g}") == value else repr(value)
-
-
-# The photo sizes bench times, in megapixels.
-MIN_MEGAPIXELS, MAX_MEGAPIXELS = 0.01, 1e6
-
-
-def checked_megapixels(value: float) -> float:
-    """--mp, checked as the command line is read: NaN and infinity are refused as sizes out of range are."""
-    if not MIN_MEGAPIXELS <= value <= MAX_MEGAPIXELS:
-        raise fail(
-            f"--mp {shown_number(value)}: use a photo size from {MIN_MEGAPIXELS:g} to {MAX_MEGAPIXELS:,.0f} "
-            "megapixels, such as 12"
-        )
-    return value
-
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DeviceOpt = Annotated[
-    str,
-    typer.Option(
-        metavar="DEVICE",
-        autocompletion=completing(*DEVICES),
-        help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.",
-    ),
-]
-DevicesOpt = Annotated[
-    str,
-    typer.Option(
-        metavar="DEVICE",
-        autocompletion=completing(*DEVICES),
-        help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps; a list such as cuda:0,cuda:1 "
-        "spreads the photos over several GPUs, one copy of the model on each.",
-    ),
-]
-TileOpt = Annotated[
-    str,
-    typer.Option(
-        callback=checked_tile,
-        metavar="SIZE",
-        help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128 (tiles of at most N).",
-    ),
-]
-PrecisionOpt = Annotated[Precision, typer.Option(help="Compute precision; auto is fp32.")]
-FusedOpt = Annotated[
-    bool,
-    flag(
-        "--fused",
-        help="Run the network's blocks through fused Triton kernels (CUDA GPUs; experimental, the same "
-        "results as the default path).",
-    ),
-]
-
-
-def parse_strength(text: str) -> float | str:
-    """'auto', or a number from 0 to 1."""
-    if text == "auto":
-        return text
-    try:
-        strength = float(text)
-    except ValueError:
-        strength = float("nan")
-    if not 0 <= strength <= 1:
-        raise fail(f"--strength {text}: use auto or a number from 0 (no change) to 1 (the model's output)")
-    return strength
-
-
-def checked_strength(text: str) -> str:
-    """--strength, checked as the command line is read: neither a dry run nor a photo not found hides it."""
-    parse_strength(text)
-    return text
-
-
-StrengthOpt = Annotated[
-    str,
-    typer.Option(
-        callback=checked_strength,
-        metavar="AMOUNT",
-        help="How much of the correction to apply: auto = as much as the model's calibration predicts for "
-        "each photo (little for photos that were nearly right), 1 = the model's output, 0.5 = halfway "
-        "between the photo and it, 0 = the photo unchanged.",
-    ),
-]
-RecursiveOpt = Annotated[
-    bool,
-    flag(
-        "--recursive",
-        "-r",
-        help="Walk sub-folders (not hidden ones) and mirror them under the output folder.",
-    ),
-]
-OverwriteOpt = Annotated[bool, flag("--overwrite", help="Replace outputs that already exist.")]
-SkipOpt = Annotated[bool, flag("--skip-existing", help="Skip inputs whose output already exists.")]
-JsonOpt = Annotated[bool, flag("--json", help="Print a machine-readable summary on stdout.")]
-QuietOpt = Annotated[bool, flag("--quiet", "-q", help="No progress bar; only errors.")]
-DryRunOpt = Annotated[
-    bool,
-    flag(
-        "--dry-run",
-        "-n",
-        help="Only list each input and what it would write, and which would be skipped or fail; "
-        "reads and writes nothing, loads no model.",
-    ),
-]
-
-
-def name_part(suffix: str) -> str:
-    """Refuses a --suffix that is not part of a file name (``/x``, ``../x``)."""
-    if "/" in suffix or os.sep in suffix or "\0" in suffix:
-        raise typer.BadParameter("a suffix is added to file names, so it cannot hold a folder separator")
-    return suffix
-
-
-SuffixOpt = Annotated[
-    str,
-    typer.Option(metavar="TEXT", help="Added to the file name when no -o is given.", callback=name_part),
-]
-PhotosOpt = Annotated[
-    Path | None,
-    typer.Option(
-        parser=named("--photos", "a folder of photos", Path),
-        metavar="FOLDER",
-        help="Folder of well-exposed photos (searched recursively): badly exposed inputs are synthesised.",
-    ),
-]
-PairsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        parser=named("--pairs", "a data set folder", Path),
-        metavar="FOLDER",
-        help="Paired data set folder (LCDP or MSEC layout).",
-    ),
-]
-
-
-def checked_split(split: str) -> str:
-    """--split, checked as the command line is read, so that its error names it."""
-    if split not in SPLITS:
-        raise fail(f"--split {split}: unknown split (choose one of {', '.join(SPLITS)})")
-    return split
-
-
-SplitOpt = Annotated[
-    str,
-    typer.Option(callback=checked_split, metavar="SPLIT", help="Split of --pairs: train, test or valid."),
-]
-InputsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        parser=named("--inputs", "a folder of inputs", Path),
-        metavar="FOLDER",
-        help="Folder of inputs, matched by file name to --targets.",
-    ),
-]
-TargetsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        parser=named("--targets", "a folder of ground truths", Path),
-        metavar="FOLDER",
-        help="Folder of ground truths for --inputs.",
-    ),
-]
-
-
-def checked_shard(text: str | None) -> str | None:
-    """--shard, checked as the command line is read: before a large folder or pattern is walked."""
-    if text is not None:
-        shard_part(text)
-    return text
-
-
-ShardOpt = Annotated[
-    str | None,
-    typer.Option(
-        callback=checked_shard,
-        metavar="K/N",
-        help="Process only part K of N of the inputs (1 <= K <= N), to split a collection "
-        "over N machines that see the same files, e.g. --shard $((SLURM_ARRAY_TASK_ID+1))/8 (array "
-        "indices count from 0).",
-    ),
-]
 
 
 def version_callback(value: bool) -> None:

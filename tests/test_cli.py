@@ -32,7 +32,7 @@ from rich.console import Console
 from safetensors.torch import save as safetensors_bytes
 from typer.testing import CliRunner
 
-from recnet_cli import batch, cli, console, engine, icc, imaging, runner
+from recnet_cli import batch, cli, click_classes, console, engine, icc, imaging, runner
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Job, Summary
 from recnet_cli.cli import app
@@ -154,7 +154,7 @@ def test_a_usage_error_is_one_line_that_points_to_the_help(args: list[str], line
 
 def test_another_click_error_is_one_line_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def unreadable(*_: object, **__: object) -> None:
-        raise cli.click_errors.FileError("model.bin", "permission denied")
+        raise click_classes.click_errors.FileError("model.bin", "permission denied")
 
     monkeypatch.setattr(cli, "open_models", unreadable)
     photo = make_photo(tmp_path / "a.png")

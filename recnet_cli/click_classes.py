@@ -1,0 +1,167 @@
+"""The Click classes that recnet's commands run on: usage errors said in one line, as recnet's other errors
+are, and help that shows no Python types."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import shlex
+from collections.abc import Iterator
+from typing import Any
+
+import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+from recnet_cli import console
+from recnet_cli.console import fail
+from recnet_cli.runner import ignore_further_stops
+
+# The Click that Typer runs on: Typer 0.29 carries its own copy (typer._click), whose exceptions are not the
+# click package's; earlier Typers run on Click itself.
+click_errors = importlib.import_module(typer.BadParameter.__module__)
+
+
+def sentence_part(message: str) -> str:
+    """Click's sentence as a part of recnet's line: ``Missing argument 'PHOTOS'.`` as ``missing argument
+    'PHOTOS'`` (and a value's check without the ``Value error,`` that Typer 0.29 takes from pydantic)."""
+    message = message.removeprefix("Value error, ").removesuffix(".")
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    return message
+
+
+def parameter_name(param: Any) -> str:
+    """How an error names a parameter: an option by its long name, an argument by its metavar."""
+    if param.param_type_name == "option":
+        return next((name for name in param.opts if name.startswith("--")), param.opts[0])
+    return (param.metavar or param.name or "").upper()
+
+
+def as_typed(command: Any, ctx: typer.Context, args: list[str], param: Any) -> str | None:
+    """An option and its value as ``args`` give them, ``--mp lots``; None where they do not (a default,
+    the environment, an argument)."""
+    source = ctx.get_parameter_source(param.name)
+    if param.param_type_name != "option" or source is None or source.name != "COMMANDLINE":
+        return None
+    opts, _, _ = command.make_parser(ctx).parse_args(args=list(args))  # the values by parameter, as read
+    value = opts.get(param.name)
+    if not isinstance(value, str):  # a flag, an option of several values
+        return None
+    names = [*param.opts, *param.secondary_opts]
+    typed = (arg.partition("=")[0] for arg in reversed(args))  # --mp lots, --mp=lots
+    return f"{next((name for name in typed if name in names), parameter_name(param))} {shlex.quote(value)}"
+
+
+def refused_value(error: Any) -> bool:
+    """Whether ``error`` refuses a parameter's value (not that it is missing)."""
+    missing = isinstance(error, click_errors.MissingParameter)
+    return isinstance(error, click_errors.BadParameter) and not missing and error.param is not None
+
+
+def click_error_line(error: Any) -> str:
+    """A usage error of Click's as one line in recnet's style, with where to read more:
+    ``--repeats 0: input should be greater than or equal to 1 (see recnet bench --help)``, where Typer drew
+    a box under the command's usage. Another Click error (a file Click could not open) is its message."""
+    if not isinstance(error, click_errors.UsageError):
+        return sentence_part(error.format_message())
+    ctx = error.ctx
+    path = ctx.command_path if ctx is not None else "recnet"
+    if isinstance(error, click_errors.NoSuchOption):
+        close = list(error.possibilities or ())
+        suggestion = f". Did you mean {' or '.join(close)}?" if close else ""
+        return f"{sentence_part(error.message)}{suggestion} ({path} --help lists the options)"
+    if refused_value(error):
+        named = getattr(error, "typed", None) or parameter_name(error.param)  # UsageErrorsSayWhat
+        message = f"{named}: {sentence_part(error.message)}"
+    else:  # a missing argument, a command that does not exist, a value the option lacks, an extra argument
+        message = sentence_part(error.format_message())
+    if ctx is not None and isinstance(ctx.command, TyperGroup):
+        return f"{message} ({path} --help lists the commands)"
+    return f"{message} (see {path} --help)"
+
+
+@contextlib.contextmanager
+def click_errors_in_one_line() -> Iterator[None]:
+    """Click's errors (an unknown option or command, a bad value, a missing argument) said as recnet's
+    other errors are, in one line, with the same exit status (2 for a usage error)."""
+    try:
+        yield
+    except click_errors.ClickException as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # `recnet` alone: the help is shown, as Typer does
+            raise
+        raise fail(click_error_line(error), error.exit_code) from None
+
+
+class UsageErrorsSayWhat:
+    """What a usage error's line names that Click leaves out of the error: the command, where its parser
+    raises one without (an option given no value), and a refused value as typed (``--repeats 0``)."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        given = list(args)  # Click's parser consumes the list it reads
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[misc]
+        except click_errors.UsageError as error:
+            if error.ctx is None:
+                error.ctx = ctx
+            if refused_value(error):
+                error.typed = as_typed(self, ctx, given, error.param)
+            raise
+
+
+class PlainHelpFlag:
+    """Shows -h/--help like recnet's other flags, with no value type (Typer 0.29 prints <bool> beside it)."""
+
+    def get_help_option(self, ctx: typer.Context) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class RecnetGroup(UsageErrorsSayWhat, PlainHelpFlag, TyperGroup):
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:  # --install-completion and --show-completion, which Typer adds as <bool>
+            if isinstance(param, TyperOption) and param.is_flag:
+                param.metavar = ""
+        return params
+
+    # Every Click error passes through these two: the parsing of recnet's own options (make_context),
+    # then the command's name, the parsing of its options and the command itself (invoke).
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with click_errors_in_one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        with click_errors_in_one_line():
+            return super().invoke(ctx)
+
+
+class PlainArgument(TyperArgument):
+    """An argument shown as Click shows one, ``PHOTOS...``: not as Typer 0.29's ``{PHOTOS}...`` with a
+    Python type beside it (``<list[str]>``), which means nothing to a photographer."""
+
+    def display_type_rich(self, ctx: typer.Context) -> str | None:
+        return None
+
+    def get_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        name = (self.metavar or self.name or "").upper() + ("..." if self.nargs != 1 else "")
+        return [name if self.required else f"[{name}]"]
+
+
+class RecnetCommand(UsageErrorsSayWhat, PlainHelpFlag, TyperCommand):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:  # Typer makes them itself, with no way to pass a class
+                param.__class__ = PlainArgument
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        """Runs the command. A stop (Ctrl-C, SIGTERM) that the command does not report itself, such as one
+        while the model loads, is said in one line: in a scheduler's log, why the job ended."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            ignore_further_stops()
+            console.notice(f"interrupted: recnet {ctx.info_name} stopped before it finished")
+            raise typer.Exit(130) from None

@@ -1,0 +1,289 @@
+"""The options and arguments that recnet's commands share, and the checks that run as the command line is
+read (so that a mistake is refused before any photo is read or any model loaded)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from recnet_cli.console import fail
+from recnet_cli.runner import parse_tile, shard_part
+from recnet_cli.train.pairs import SPLITS
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+def flag(*names: str, **settings: Any) -> Any:
+    """An on/off option, shown in help without a value type (Typer 0.29 would print <bool> beside it)."""
+    return typer.Option(*names, metavar="", **settings)
+
+
+InputsArg = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="PHOTOS",
+        help="Image files, folders or globs (quote globs: 'shots/*.jpg').",
+        show_default=False,
+    ),
+]
+T = TypeVar("T")
+
+
+def named(option: str, what: str, kind: Callable[[str], T]) -> Callable[[str], T]:
+    """The parser of an option that names a file, a folder or a model: an empty value (which pathlib takes
+    for the current folder) is refused in one line that says what to give."""
+
+    def parse(text: str) -> T:
+        if text == "":
+            raise fail(f'{option} "": give {what}')
+        return kind(text)
+
+    return parse
+
+
+# -o of correct, mask and explain, as typed: a Path would drop the trailing slash that makes it a folder.
+output_text = named("-o", "an output file or folder", str)
+OutputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        parser=output_text,
+        metavar="PATH",
+        help="Output file (one input) or folder (several inputs or a folder; a name ending in / is one).",
+    ),
+]
+
+
+def model_names(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion of --model: the bundled models and the RECNet models in the Hugging Face cache; with
+    none that match, the shell completes file names."""
+    from recnet_cli.weights import WeightsError, models_to_list
+
+    try:
+        entries = models_to_list()[0]
+    except WeightsError:  # a Hugging Face cache that cannot be read
+        return []
+    return [(e.name, e.origin) for e in entries if e.name.startswith(incomplete) and e.problem is None]
+
+
+def completing(*choices: str) -> Callable[[str], list[str]]:
+    """Shell completion of an option from fixed ``choices``."""
+    return lambda incomplete: [choice for choice in choices if choice.startswith(incomplete)]
+
+
+# What --model and --init name.
+MODEL_FORMS = "a model file, a Hub repository (org/name) or a bundled model's name"
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        parser=named("--model", MODEL_FORMS, str),
+        autocompletion=model_names,
+        metavar="MODEL",
+        help="A .safetensors/.pth file, a Hub repo (org/name, org/name@rev, org/name:file.safetensors) "
+        "or a bundled name. Default: the bundled model.",
+    ),
+]
+
+
+def checked_tile(text: str) -> str:
+    """--tile, checked as the command line is read: a dry run refuses what the run would."""
+    parse_tile(text)
+    return text
+
+
+def shown_number(value: float) -> str:
+    """A number as an error shows it: short (1e+300), but not rounded (1.0000001, not the 1 of ``:g``)."""
+    return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+
+
+# The photo sizes bench times, in megapixels.
+MIN_MEGAPIXELS, MAX_MEGAPIXELS = 0.01, 1e6
+
+
+def checked_megapixels(value: float) -> float:
+    """--mp, checked as the command line is read: NaN and infinity are refused as sizes out of range are."""
+    if not MIN_MEGAPIXELS <= value <= MAX_MEGAPIXELS:
+        raise fail(
+            f"--mp {shown_number(value)}: use a photo size from {MIN_MEGAPIXELS:g} to {MAX_MEGAPIXELS:,.0f} "
+            "megapixels, such as 12"
+        )
+    return value
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        metavar="DEVICE",
+        autocompletion=completing(*DEVICES),
+        help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.",
+    ),
+]
+DevicesOpt = Annotated[
+    str,
+    typer.Option(
+        metavar="DEVICE",
+        autocompletion=completing(*DEVICES),
+        help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps; a list such as cuda:0,cuda:1 "
+        "spreads the photos over several GPUs, one copy of the model on each.",
+    ),
+]
+TileOpt = Annotated[
+    str,
+    typer.Option(
+        callback=checked_tile,
+        metavar="SIZE",
+        help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128 (tiles of at most N).",
+    ),
+]
+PrecisionOpt = Annotated[Precision, typer.Option(help="Compute precision; auto is fp32.")]
+FusedOpt = Annotated[
+    bool,
+    flag(
+        "--fused",
+        help="Run the network's blocks through fused Triton kernels (CUDA GPUs; experimental, the same "
+        "results as the default path).",
+    ),
+]
+
+
+def parse_strength(text: str) -> float | str:
+    """'auto', or a number from 0 to 1."""
+    if text == "auto":
+        return text
+    try:
+        strength = float(text)
+    except ValueError:
+        strength = float("nan")
+    if not 0 <= strength <= 1:
+        raise fail(f"--strength {text}: use auto or a number from 0 (no change) to 1 (the model's output)")
+    return strength
+
+
+def checked_strength(text: str) -> str:
+    """--strength, checked as the command line is read: neither a dry run nor a photo not found hides it."""
+    parse_strength(text)
+    return text
+
+
+StrengthOpt = Annotated[
+    str,
+    typer.Option(
+        callback=checked_strength,
+        metavar="AMOUNT",
+        help="How much of the correction to apply: auto = as much as the model's calibration predicts for "
+        "each photo (little for photos that were nearly right), 1 = the model's output, 0.5 = halfway "
+        "between the photo and it, 0 = the photo unchanged.",
+    ),
+]
+RecursiveOpt = Annotated[
+    bool,
+    flag(
+        "--recursive",
+        "-r",
+        help="Walk sub-folders (not hidden ones) and mirror them under the output folder.",
+    ),
+]
+OverwriteOpt = Annotated[bool, flag("--overwrite", help="Replace outputs that already exist.")]
+SkipOpt = Annotated[bool, flag("--skip-existing", help="Skip inputs whose output already exists.")]
+JsonOpt = Annotated[bool, flag("--json", help="Print a machine-readable summary on stdout.")]
+QuietOpt = Annotated[bool, flag("--quiet", "-q", help="No progress bar; only errors.")]
+DryRunOpt = Annotated[
+    bool,
+    flag(
+        "--dry-run",
+        "-n",
+        help="Only list each input and what it would write, and which would be skipped or fail; "
+        "reads and writes nothing, loads no model.",
+    ),
+]
+
+
+def name_part(suffix: str) -> str:
+    """Refuses a --suffix that is not part of a file name (``/x``, ``../x``)."""
+    if "/" in suffix or os.sep in suffix or "\0" in suffix:
+        raise typer.BadParameter("a suffix is added to file names, so it cannot hold a folder separator")
+    return suffix
+
+
+SuffixOpt = Annotated[
+    str,
+    typer.Option(metavar="TEXT", help="Added to the file name when no -o is given.", callback=name_part),
+]
+PhotosOpt = Annotated[
+    Path | None,
+    typer.Option(
+        parser=named("--photos", "a folder of photos", Path),
+        metavar="FOLDER",
+        help="Folder of well-exposed photos (searched recursively): badly exposed inputs are synthesised.",
+    ),
+]
+PairsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        parser=named("--pairs", "a data set folder", Path),
+        metavar="FOLDER",
+        help="Paired data set folder (LCDP or MSEC layout).",
+    ),
+]
+
+
+def checked_split(split: str) -> str:
+    """--split, checked as the command line is read, so that its error names it."""
+    if split not in SPLITS:
+        raise fail(f"--split {split}: unknown split (choose one of {', '.join(SPLITS)})")
+    return split
+
+
+SplitOpt = Annotated[
+    str,
+    typer.Option(callback=checked_split, metavar="SPLIT", help="Split of --pairs: train, test or valid."),
+]
+InputsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        parser=named("--inputs", "a folder of inputs", Path),
+        metavar="FOLDER",
+        help="Folder of inputs, matched by file name to --targets.",
+    ),
+]
+TargetsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        parser=named("--targets", "a folder of ground truths", Path),
+        metavar="FOLDER",
+        help="Folder of ground truths for --inputs.",
+    ),
+]
+
+
+def checked_shard(text: str | None) -> str | None:
+    """--shard, checked as the command line is read: before a large folder or pattern is walked."""
+    if text is not None:
+        shard_part(text)
+    return text
+
+
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        callback=checked_shard,
+        metavar="K/N",
+        help="Process only part K of N of the inputs (1 <= K <= N), to split a collection "
+        "over N machines that see the same files, e.g. --shard $((SLURM_ARRAY_TASK_ID+1))/8 (array "
+        "indices count from 0).",
+    ),
+]
