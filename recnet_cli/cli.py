@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -271,19 +272,18 @@ def correct(
     def write(job: Job, photo: Photo, computed: tuple[PendingCorrection, Features | None]) -> float:
         pending, features = computed
         result = pending.result()
-        # The report's previews first, then the pictures beside the photo, the photo last: a job whose
-        # photo exists has finished.
+        # The pictures beside the photo first, the photo last: a job whose photo exists has finished. The
+        # report's card is kept once the photo is written.
         overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
-        card = None
+        card = contextlib.nullcontext()
         if builder is not None and overlay is not None:
-            card = builder.previews(job.target, photo.pixels, result.image, overlay, result.strength)
-        if overlay is not None:
-            write_rgb8(side_path(job.target, "mask"), overlay, overwrite=overwrite)
-        if features is not None:
-            write_rgb8(side_path(job.target, "features"), feature_figure(features), overwrite=overwrite)
-        write_photo(job.target, result.image, like=photo, quality=quality, overwrite=overwrite)
-        if card is not None:
-            builder.add(job.target, card)
+            card = builder.keeping_card(job.target, photo.pixels, result.image, overlay, result.strength)
+        with card:
+            if overlay is not None:
+                write_rgb8(side_path(job.target, "mask"), overlay, overwrite=overwrite)
+            if features is not None:
+                write_rgb8(side_path(job.target, "features"), feature_figure(features), overwrite=overwrite)
+            write_photo(job.target, result.image, like=photo, quality=quality, overwrite=overwrite)
         output_format = format_for(job.target)
         losses = (colour_loss, metadata_loss, extended_xmp_loss, alpha_loss)
         for loss in (describe(photo, output_format) for describe in losses):

@@ -203,7 +203,9 @@ def test_only_cards_of_photos_no_longer_there_are_removed(tmp_path: Path) -> Non
     for name in ("gone.jpg", "again.jpg"):
         (out / name).unlink()
     card = out / builder.preview(out / "again.jpg", "card.json")
-    os.utime(card, ns=(0, 0))  # a run is correcting again.jpg again: its previews are newer than its card
+    os.utime(
+        card, ns=(0, 0)
+    )  # a run that corrected again.jpg again put its previews in place, not yet its card
     written(out / "rewritten.jpg", b"written again since, without a report")
     moved = out / PREVIEW_FOLDER / "moved.jpg-card.json"  # a card not where recnet keeps it
     shutil.copy(out / builder.preview(out / "gone.jpg", "card.json"), moved)
@@ -269,6 +271,33 @@ def test_a_photo_this_run_failed_on_keeps_its_earlier_card_marked_as_not_this_ru
     assert notes["kept.jpg"].startswith("strength 1, corrected in ")
     assert notes["failed.jpg"] == f"strength 1, {FAILED_THIS_RUN}"
     assert "earlier" in FAILED_THIS_RUN and "failed" in FAILED_THIS_RUN
+
+
+def test_a_photo_not_written_leaves_its_earlier_card_and_previews_as_they_were(tmp_path: Path) -> None:
+    # Its previews are staged while the photo is written, and take their names only once it is: a run that
+    # fails in between (a full disk) pairs no new before with an old after.
+    out = tmp_path / "out"
+    target = written(out / "a.jpg")
+    earlier, later = np.zeros((20, 30, 3), np.float32), np.ones((20, 30, 3), np.float32)
+    mask = np.zeros((20, 30, 3), np.uint8)
+    builder = ReportBuilder(out)
+    with builder.keeping_card(target, earlier, earlier, mask):
+        written(target, b"the earlier run's photo")
+    folder = out / PREVIEW_FOLDER
+    kept = {path.name: path.read_bytes() for path in folder.iterdir()}
+    with pytest.raises(ImageWriteError), builder.keeping_card(target, later, later, mask):
+        raise ImageWriteError(target, "no space left on device")
+    (folder / ".staged-a.jpg-mask.jpg").mkdir()  # the mask's preview cannot be staged: before's is undone
+    with pytest.raises(ImageWriteError), builder.keeping_card(target, later, later, mask):
+        pytest.fail("the photo is not written when its previews cannot be")
+    (folder / ".staged-a.jpg-mask.jpg").rmdir()
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == kept
+    assert builder.stored_cards()["a.jpg"].before_stats.mean_luma == 0
+    with builder.keeping_card(target, later, later, mask):
+        written(target, b"this run's photo")
+    assert builder.stored_cards()["a.jpg"].before_stats.mean_luma == 1
+    assert sorted(path.name for path in folder.iterdir()) == sorted(kept)
+    assert (folder / "a.jpg-before.jpg").read_bytes() != kept["a.jpg-before.jpg"]
 
 
 def test_a_report_cannot_go_where_a_folder_of_photos_is_or_would_be(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ images) and writes the result as JSON into ``<pre id="selftest">``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import html
 import json
@@ -79,12 +80,16 @@ class Card:
     strength: float  # the share of the model's correction the photo got
     stamp: list[int]  # the output's size and modification time (ns) when the card was made
 
+    @property
+    def previews(self) -> tuple[str, str, str]:
+        return self.before, self.after, self.mask
+
     @classmethod
     def from_dict(cls, fields: dict) -> Card:
         """A card read back from its JSON; raises ValueError (or TypeError, KeyError) for anything else."""
         stats = {key: ExposureStats(**fields[key]) for key in ("before_stats", "after_stats")}
         card = cls(**{**fields, **stats})
-        links = (card.output, card.before, card.after, card.mask)
+        links = (card.output, *card.previews)
         numbers = (card.strength, *astuple(card.before_stats), *astuple(card.after_stats))
         if not (
             all(isinstance(link, str) for link in links)
@@ -127,6 +132,27 @@ class ReportBuilder:
             name = f"{cut}-{hashlib.sha1(os.fsencode(name)).hexdigest()[:12]}"
         return Path(PREVIEW_FOLDER) / relative.parent / f"{name}-{kind}"
 
+    @contextlib.contextmanager
+    def keeping_card(
+        self,
+        target: Path,
+        photo: np.ndarray,
+        corrected: np.ndarray,
+        mask_picture: np.ndarray,
+        strength: float = 1.0,
+    ) -> Iterator[None]:
+        """Runs the block that writes the photo ``target`` between staging its previews and keeping them:
+        once the block has written it, the previews take their names and its card is saved. If anything
+        fails before, the photo's earlier previews and card stay as they were, so that the page never shows
+        one run's before beside another's after."""
+        card = self.previews(target, photo, corrected, mask_picture, strength)
+        try:
+            yield
+        except BaseException:
+            self.discard(card)
+            raise
+        self.add(target, card)
+
     def previews(
         self,
         target: Path,
@@ -135,32 +161,50 @@ class ReportBuilder:
         mask_picture: np.ndarray,
         strength: float = 1.0,
     ) -> Card:
-        """Writes the previews of one photo (float inputs in [0, 1], the mask picture as uint8) before the
-        photo itself, and returns its card, to ``add`` once the photo is written."""
-        links = {}
-        for kind, picture in (
-            ("before", to_uint8(photo)),
-            ("after", to_uint8(corrected)),
-            ("mask", mask_picture),
-        ):
-            path = self.preview(target, f"{kind}.jpg")
-            make_folder_for(self.folder / path)
-            write_rgb8(self.folder / path, fit_size(picture, max_side=PREVIEW_LONG_SIDE), quality=85)
-            links[kind] = path.as_posix()
-        return Card(
+        """Writes the previews of one photo (float inputs in [0, 1], the mask picture as uint8) under staged
+        names (see ``staged``), and returns its card, to ``add`` once the photo is written or ``discard``."""
+        pictures = {"before": to_uint8(photo), "after": to_uint8(corrected), "mask": mask_picture}
+        links = {kind: self.preview(target, f"{kind}.jpg") for kind in pictures}
+        card = Card(
             output=self.relative(target),
             before_stats=exposure_stats(photo),
             after_stats=exposure_stats(corrected),
             strength=strength,
             stamp=[],
-            **links,
+            **{kind: path.as_posix() for kind, path in links.items()},
         )
+        try:
+            for kind, path in links.items():
+                final = self.folder / path
+                make_folder_for(final)
+                if final.is_dir() and not final.is_symlink():  # found now, not once the photo is written
+                    in_the_way = IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+                    raise ImageWriteError(final, describe_os_error(in_the_way), errno.EISDIR)
+                picture = fit_size(pictures[kind], max_side=PREVIEW_LONG_SIDE)
+                write_rgb8(staged(final), picture, quality=85)
+        except BaseException:
+            self.discard(card)
+            raise
+        return card
 
     def add(self, target: Path, card: Card) -> None:
-        """Saves the card of a photo just written to ``target``, stamped with it."""
+        """Puts the staged previews of a photo just written to ``target`` in place and saves its card,
+        stamped with the photo."""
+        for link in card.previews:
+            final = self.folder / link
+            try:
+                os.replace(staged(final), final)
+            except OSError as error:
+                raise ImageWriteError(final, describe_os_error(error), error.errno) from error
         card = replace(card, stamp=output_stamp(target))
         with atomic_output(self.folder / self.preview(target, "card.json")) as file:
             file.write(json.dumps(asdict(card)).encode("ascii"))  # odd bytes escaped
+
+    def discard(self, card: Card) -> None:
+        """Removes the staged previews of a card that is not to be added."""
+        for link in card.previews:
+            with contextlib.suppress(OSError):
+                staged(self.folder / link).unlink(missing_ok=True)
 
     def stored_card(self, path: Path) -> Card | None:
         """The card in ``path`` if recnet wrote it there for its output, and the output and previews are
@@ -171,7 +215,7 @@ class ReportBuilder:
         except (OSError, ValueError, TypeError, KeyError, OverflowError):  # none, or not a card
             return None
         target = self.folder / card.output
-        files = [self.folder / link for link in (card.before, card.after, card.mask)]
+        files = [self.folder / link for link in card.previews]
         kinds = ("card.json", "before.jpg", "after.jpg", "mask.jpg")
         if card.output != self.relative(target) or [path, *files] != [
             self.folder / self.preview(target, kind) for kind in kinds
@@ -243,6 +287,12 @@ def card_note(output: str, seconds: dict[str, float], failed: set[str]) -> str:
     if output in seconds:
         return f"corrected in {seconds[output]:.2f} s"
     return FAILED_THIS_RUN if output in failed else OTHER_RUN
+
+
+def staged(preview: Path) -> Path:
+    """A hidden name beside ``preview`` for it while its photo is written (one that a run killed meanwhile
+    leaves behind is written over by the next run)."""
+    return preview.with_name(f".staged-{preview.name}")
 
 
 def card_files(folder: Path) -> list[Path]:
