@@ -37,6 +37,8 @@ from recnet_cli.imaging import (
 # _mask; explain writes <stem>_explain.png), and companions <output stem>_<tag>.png.
 CORRECT_SUFFIX, MASK_SUFFIX, EXPLAIN_SUFFIX = "_recnet", "_mask", "_explain"
 COMPANION_TAGS = ("mask", "features", "raw")
+# What ``-`` (standard input or output, to other tools) is told; a file named ``-`` is read as any other.
+NO_STANDARD_STREAMS = "recnet reads and writes photo files, not standard input or output"
 T = TypeVar("T")
 
 # Write errors that every later write would meet too (disk full, over quota, read-only): they stop a batch.
@@ -216,6 +218,8 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
             base = pattern_base(path)
             found = [Source(p, pattern_relative(p, base), from_folder=True) for p in files if is_image(p)]
             reason = "no images match this pattern" + other_files(files)
+        elif text == "-":
+            found, reason = [], f"{NO_STANDARD_STREAMS}; save the photo to a file first"
         else:
             found, reason = [], "no such file or folder"
         if not found:

@@ -16,6 +16,7 @@ import typer
 
 from recnet_cli import console
 from recnet_cli.batch import (
+    NO_STANDARD_STREAMS,
     Job,
     Outcome,
     Stages,
@@ -91,7 +92,10 @@ def refuse_conflicting_format(output: str | None, extension: str | None) -> None
 
 def refuse_unwritable_output(output: str | None) -> None:
     """-o naming an image format recnet cannot write (out.heic, out.gif) is refused before any work; a
-    folder of any name is not (``output`` as typed: see ``names_folder``)."""
+    folder of any name is not (``output`` as typed: see ``names_folder``). ``-o -``, which other tools
+    take for standard output, is refused rather than made a folder named ``-``."""
+    if output == "-":
+        raise fail(f"-o -: {NO_STANDARD_STREAMS}; name a file or a folder (./- for a folder named -)")
     if output is not None and not names_folder(output) and names_unsupported_image(output):
         suffix = Path(output).suffix
         raise fail(

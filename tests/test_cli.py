@@ -1097,6 +1097,31 @@ def test_missing_input_is_a_one_line_error(tmp_path: Path, env: dict[str, str], 
     assert [f["reason"] for f in summary["files"]] == ["no such file or folder", "no images in this folder"]
 
 
+def test_a_dash_is_refused_as_standard_input_or_output_but_read_as_a_file_named_so(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    # Other tools read `-` as standard input or output; recnet does neither, and says so rather than
+    # looking for a file or making a folder named `-`.
+    here = tmp_path / "here"
+    here.mkdir()
+    make_photo(here / "shot.jpg")
+    piped = run(["correct", "-", "-o", "fixed.jpg", "--model", str(model_file)], env, cwd=here)
+    assert piped.returncode == 1
+    streams = "recnet reads and writes photo files, not standard input or output"
+    assert piped.stderr.strip().splitlines() == [f"error: -: {streams}; save the photo to a file first"]
+    for command in ("correct", "mask", "explain"):
+        result = run([command, "shot.jpg", "-o", "-", "--model", str(model_file)], env, cwd=here)
+        assert (result.returncode, result.stderr) == (
+            2,
+            f"error: -o -: {streams}; name a file or a folder (./- for a folder named -)\n",
+        )
+    assert sorted(path.name for path in here.iterdir()) == ["shot.jpg"]
+    shutil.copy(here / "shot.jpg", here / "-")
+    named = run(["correct", "-", "-o", "fixed.jpg", "--model", str(model_file), "-q"], env, cwd=here)
+    assert named.returncode == 0, named.stderr
+    assert (here / "fixed.jpg").is_file()
+
+
 def test_a_suffix_with_a_folder_in_it_and_an_endless_size_are_usage_errors(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
