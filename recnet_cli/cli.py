@@ -74,6 +74,7 @@ from recnet_cli.options import (
     checked_megapixels,
     completing,
     flag,
+    folder_option,
     model_names,
     named,
     output_text,
@@ -568,11 +569,10 @@ def train(
     ] = Path("runs/recnet"),
     resume_run: Annotated[
         Path | None,
-        typer.Option(
+        folder_option(
             "--resume",
-            parser=named("--resume", "a run folder", Path),
-            metavar="FOLDER",
-            help="Continue the run in this folder exactly where it stopped, as it was set up (only --device, "
+            "a run folder",
+            "Continue the run in this folder exactly where it stopped, as it was set up (only --device, "
             "--time-limit and --quiet may be given with it, and the new place of its data or VGG weights if "
             "they moved).",
         ),
@@ -888,10 +888,10 @@ def evaluate(
     strength: StrengthOpt = "auto",
     save: Annotated[
         Path | None,
-        typer.Option(
-            parser=named("--save", "a folder", Path),
-            metavar="FOLDER",
-            help="Also write the corrected images to this folder (not the pairs' own), as <input stem>.png.",
+        folder_option(
+            "--save",
+            "a folder",
+            "Also write the corrected images to this folder (not the pairs' own), as <input stem>.png.",
         ),
     ] = None,
     overwrite: OverwriteOpt = False,

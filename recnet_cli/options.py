@@ -219,25 +219,26 @@ def name_part(suffix: str) -> str:
     return suffix
 
 
+def folder_option(option: str, what: str, help: str) -> Any:
+    """``option FOLDER`` (``what`` says what it is, as ``named`` refuses an empty one)."""
+    return typer.Option(option, parser=named(option, what, Path), metavar="FOLDER", help=help)
+
+
 SuffixOpt = Annotated[
     str,
     typer.Option(metavar="TEXT", help="Added to the file name when no -o is given.", callback=name_part),
 ]
 PhotosOpt = Annotated[
     Path | None,
-    typer.Option(
-        parser=named("--photos", "a folder of photos", Path),
-        metavar="FOLDER",
-        help="Folder of well-exposed photos (searched recursively): badly exposed inputs are synthesised.",
+    folder_option(
+        "--photos",
+        "a folder of photos",
+        "Folder of well-exposed photos (searched recursively): badly exposed inputs are synthesised.",
     ),
 ]
 PairsOpt = Annotated[
     Path | None,
-    typer.Option(
-        parser=named("--pairs", "a data set folder", Path),
-        metavar="FOLDER",
-        help="Paired data set folder (LCDP or MSEC layout).",
-    ),
+    folder_option("--pairs", "a data set folder", "Paired data set folder (LCDP or MSEC layout)."),
 ]
 
 
@@ -254,19 +255,11 @@ SplitOpt = Annotated[
 ]
 InputsOpt = Annotated[
     Path | None,
-    typer.Option(
-        parser=named("--inputs", "a folder of inputs", Path),
-        metavar="FOLDER",
-        help="Folder of inputs, matched by file name to --targets.",
-    ),
+    folder_option("--inputs", "a folder of inputs", "Folder of inputs, matched by file name to --targets."),
 ]
 TargetsOpt = Annotated[
     Path | None,
-    typer.Option(
-        parser=named("--targets", "a folder of ground truths", Path),
-        metavar="FOLDER",
-        help="Folder of ground truths for --inputs.",
-    ),
+    folder_option("--targets", "a folder of ground truths", "Folder of ground truths for --inputs."),
 ]
 
 
