@@ -77,7 +77,7 @@ from recnet_cli.options import (
     folder_option,
     model_names,
     named,
-    output_text,
+    output_option,
     parse_strength,
     shown_number,
 )
@@ -345,13 +345,9 @@ def explain(
     ] = None,
     output: Annotated[
         str | None,
-        typer.Option(
-            "--output",
-            "-o",
-            parser=output_text,
-            metavar="PATH",
-            help="The contact sheet, in the format its extension names (any that correct writes), or a "
-            "folder to put it in (a name ending in /). Default: <name>_explain.png beside the photo.",
+        output_option(
+            "The contact sheet, in the format its extension names (any that correct writes), or a folder to "
+            "put it in (a name ending in /). Default: <name>_explain.png beside the photo."
         ),
     ] = None,
     model: ModelOpt = None,

@@ -51,16 +51,18 @@ def named(option: str, what: str, kind: Callable[[str], T]) -> Callable[[str], T
     return parse
 
 
-# -o of correct, mask and explain, as typed: a Path would drop the trailing slash that makes it a folder.
-output_text = named("-o", "an output file or folder", str)
+def output_option(help: str) -> Any:
+    """-o of correct, mask and explain, as typed: a Path would drop the trailing slash that makes it a
+    folder."""
+    return typer.Option(
+        "--output", "-o", parser=named("-o", "an output file or folder", str), metavar="PATH", help=help
+    )
+
+
 OutputOpt = Annotated[
     str | None,
-    typer.Option(
-        "--output",
-        "-o",
-        parser=output_text,
-        metavar="PATH",
-        help="Output file (one input) or folder (several inputs or a folder; a name ending in / is one).",
+    output_option(
+        "Output file (one input) or folder (several inputs or a folder; a name ending in / is one)."
     ),
 ]
 
