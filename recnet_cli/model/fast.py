@@ -25,7 +25,7 @@ Feature maps are channels_last, which makes these few-channel convolutions sever
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -212,9 +212,10 @@ def branch_scales(norm: RegionAwareDeExposure, features: Tensor, under: Tensor, 
     by_branch = nhwc(descriptors).unflatten(-1, (3, 3))
     masks = by_branch[..., 2]
     masks[..., 0], masks[..., 1], masks[..., 2] = under[:, 0], over[:, 0], 1
-    low, high = (nhwc(x) for x in torch.aminmax(features, dim=1, keepdim=True))
+    # The peak of F·m over the channels: m·max(F) where m >= 0, else m·min(F) (aminmax is slower on CPUs).
+    low, high = nhwc(features.amin(1, keepdim=True)), nhwc(features.amax(1, keepdim=True))
     torch.mul(masks, nhwc(features.mean(1, keepdim=True)), out=by_branch[..., 0])
-    torch.where(masks >= 0, masks * high, masks * low, out=by_branch[..., 1])
+    torch.mul(masks, torch.where(masks >= 0, high, low), out=by_branch[..., 1])
     # The three branch convs (groups of 3 descriptors) as one dense conv with a block-diagonal weight:
     # the same sums (the other taps are zero), and about twice as fast as the grouped conv on CPUs.
     branches = torch.cat([branch.weight for branch in norm.CFR_branches]).to(features.dtype)
@@ -394,13 +395,20 @@ def fusion_of_attention(block: RegionAwareMixedBlock, attention: Tensor) -> Tens
     return weight
 
 
-def mix_channels(x: Tensor, weight: Tensor, added: Tensor) -> Tensor:
-    """A 1x1 convolution with one (out, in) weight per image, weight (B, out, in), plus ``added`` (a
-    channels_last (B, out, H, W) map)."""
-    batch, _, height, width = x.shape
-    flat = nhwc(x).reshape(batch, height * width, -1)
-    flat_added = nhwc(added).reshape(batch, height * width, -1)
-    mixed = torch.baddbmm(flat_added.to(x.dtype), flat, weight.to(x.dtype).transpose(1, 2))
+def mix_channels(parts: Sequence[Tensor], weight: Tensor, added: Tensor) -> Tensor:
+    """A 1x1 convolution of the channels of ``parts`` taken in turn, with one (out, in) weight per image,
+    weight (B, out, in), plus ``added`` (a channels_last (B, out, H, W) map). The parts are not gathered
+    into one map: writing a map's channels between another's is slow on CPUs."""
+    batch, _, height, width = added.shape
+    dtype = parts[0].dtype
+
+    def flat(x: Tensor) -> Tensor:
+        return nhwc(x).reshape(batch, height * width, -1)
+
+    columns = weight.to(dtype).transpose(1, 2).split([part.shape[1] for part in parts], dim=1)
+    mixed = torch.baddbmm(flat(added).to(dtype), flat(parts[0]), columns[0])
+    for part, part_columns in zip(parts[1:], columns[1:], strict=True):
+        mixed.baddbmm_(flat(part), part_columns)
     return mixed.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
 
 
@@ -450,10 +458,7 @@ def block_output(
 ) -> Tensor:
     """The block's output from its input F, the fusion's attention-free share and the attention matrices."""
     mssa = block.mssa
-    channels = features.shape[1]
-    queries = empty_map(features, 2 * channels)
-    for index, layer in enumerate((mssa.conv3x3_q, mssa.conv5x5_q)):
-        torch.clamp_min(conv(layer, features), 0, out=queries[:, index * channels : (index + 1) * channels])
+    queries = [F.relu_(conv(layer, features)) for layer in (mssa.conv3x3_q, mssa.conv5x5_q)]
     fused = mix_channels(queries, fusion_of_attention(block, attention), attention_free)
     first, activation, last = block.post
     hidden = F.leaky_relu_(conv(first, fused), activation.negative_slope)
