@@ -395,20 +395,21 @@ def fusion_of_attention(block: RegionAwareMixedBlock, attention: Tensor) -> Tens
     return weight
 
 
-def mix_channels(parts: Sequence[Tensor], weight: Tensor, added: Tensor) -> Tensor:
-    """A 1x1 convolution of the channels of ``parts`` taken in turn, with one (out, in) weight per image,
-    weight (B, out, in), plus ``added`` (a channels_last (B, out, H, W) map). The parts are not gathered
-    into one map: writing a map's channels between another's is slow on CPUs."""
-    batch, _, height, width = added.shape
+def mix_channels(parts: Sequence[Tensor], weight: Tensor, start: Tensor) -> Tensor:
+    """A 1x1 convolution of the channels of channels_last ``parts`` taken in turn, weight (out, in) or one
+    per image (B, out, in), added to ``start``: a channels_last (B, out, H, W) map, or a bias (out). The
+    parts are not gathered into one map: writing a map's channels between another's is slow on CPUs."""
+    batch, _, height, width = parts[0].shape
     dtype = parts[0].dtype
 
     def flat(x: Tensor) -> Tensor:
         return nhwc(x).reshape(batch, height * width, -1)
 
-    columns = weight.to(dtype).transpose(1, 2).split([part.shape[1] for part in parts], dim=1)
-    mixed = torch.baddbmm(flat(added).to(dtype), flat(parts[0]), columns[0])
+    columns = weight.to(dtype).transpose(-2, -1).split([part.shape[1] for part in parts], dim=-2)
+    start = (flat(start) if start.dim() == 4 else start).to(dtype)
+    mixed = torch.baddbmm(start, flat(parts[0]), columns[0].expand(batch, -1, -1))
     for part, part_columns in zip(parts[1:], columns[1:], strict=True):
-        mixed.baddbmm_(flat(part), part_columns)
+        mixed.baddbmm_(flat(part), part_columns.expand(batch, -1, -1))
     return mixed.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
 
 
@@ -437,20 +438,15 @@ def local_path_weights(mssa: MixedScaleRestoration) -> tuple[Tensor, Tensor]:
 def attention_free_share(block: RegionAwareMixedBlock, normed: Tensor, mixed: Tensor) -> Tensor:
     """What of fuse1/fuse2's output (2C channels) does not depend on the attention: the shares of Fn and
     the local path, and the biases. Tiles compute it before the whole-image attention is known."""
-    channels = normed.shape[1]
     dtype = normed.dtype
-    inputs = empty_map(normed, 3 * channels)
-    inputs[:, :channels] = normed
     # Convolve each mixed channel alone (the bias on the first of each pair), then add the pairs.
     local_weight, local_bias = local_path_weights(block.mssa)
     pair_bias = torch.stack([local_bias, torch.zeros_like(local_bias)], dim=1).flatten()
     per_channel = F.conv2d(
         mixed, local_weight.to(dtype), pair_bias.to(dtype), padding=2, groups=mixed.shape[1]
     )
-    local = inputs[:, channels:]
-    torch.add(per_channel[:, 0::2], per_channel[:, 1::2], out=local)
-    local.relu_()
-    return pointwise(inputs, *fusion_without_attention(block))
+    local = torch.add(per_channel[:, 0::2], per_channel[:, 1::2]).relu_()
+    return mix_channels([normed, local], *fusion_without_attention(block))
 
 
 def block_output(
