@@ -148,10 +148,9 @@ class ReportBuilder:
         card = self.previews(target, photo, corrected, mask_picture, strength)
         try:
             yield
-        except BaseException:
-            self.discard(card)
-            raise
-        self.add(target, card)
+            self.add(target, card)
+        finally:
+            self.discard(card)  # what is still staged: all of it if the photo failed, none once added
 
     def previews(
         self,
@@ -201,7 +200,7 @@ class ReportBuilder:
             file.write(json.dumps(asdict(card)).encode("ascii"))  # odd bytes escaped
 
     def discard(self, card: Card) -> None:
-        """Removes the staged previews of a card that is not to be added."""
+        """Removes the staged previews of a card not added (or not all of them put in place)."""
         for link in card.previews:
             with contextlib.suppress(OSError):
                 staged(self.folder / link).unlink(missing_ok=True)
