@@ -35,13 +35,10 @@ from recnet_cli.imaging import (
     OUTPUT_EXTENSIONS,
     Photo,
     PhotoFileError,
-    alpha_loss,
-    colour_loss,
     describe_os_error,
     error_line,
-    extended_xmp_loss,
     format_for,
-    metadata_loss,
+    output_notices,
     write_photo,
     write_png16,
     write_rgb8,
@@ -285,12 +282,9 @@ def correct(
             if features is not None:
                 write_rgb8(side_path(job.target, "features"), feature_figure(features), overwrite=overwrite)
             write_photo(job.target, result.image, like=photo, quality=quality, overwrite=overwrite)
-        output_format = format_for(job.target)
-        losses = (colour_loss, metadata_loss, extended_xmp_loss, alpha_loss)
-        for loss in (describe(photo, output_format) for describe in losses):
-            if loss and not quiet:
-                console.notice(f"{job.source}: {loss}")
         if not quiet:
+            for notice in output_notices(photo, format_for(job.target)):
+                console.notice(f"{job.source}: {notice}")
             notice_run(job.source, photo, pending)
         strengths[str(job.source)] = result.strength
         return photo.megapixels

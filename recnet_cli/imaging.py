@@ -369,6 +369,13 @@ class Photo:
         converted = "its colours were converted to RGB uncalibrated, and may be off"
         return f"a CMYK photo {self.uncalibrated_cmyk}: {converted}"
 
+    def reading_notices(self, metadata: bool = True) -> list[str]:
+        """What the user should know of how the file was read: of its unread frames, of its damaged
+        metadata (left out with ``metadata=False``, for a reader that copies none) and of CMYK colours
+        converted without their profile."""
+        damaged = self.damaged_metadata_notice if metadata else None
+        return [n for n in (self.unread_frames_notice, damaged, self.uncalibrated_cmyk_notice) if n]
+
 
 # nclx colour descriptions (ITU-T H.273 codes) that sRGB stands in for well enough: BT.709 or unspecified
 # primaries, and the SDR transfer curves (BT.709, unspecified, BT.601, sRGB, BT.2020's 10- and 12-bit).
@@ -427,7 +434,7 @@ def _matrix_chromaticities(nclx: dict[str, Any]) -> Chromaticities | None:
 def nclx_icc_profile(nclx: dict[str, Any] | None, source: str = "HEIF nclx") -> bytes | None:
     """An ICC profile that says what a HEIF's nclx colour description (or a PNG's cICP chunk: ``source``)
     says, for outputs in other formats; None where there is nothing to say (sRGB-like) and for curves a
-    matrix profile does not hold (HDR, linear: see ``colour_loss``)."""
+    matrix profile does not hold (HDR, linear: see ``colour_loss_notice``)."""
     if nclx is None or (chromaticities := _matrix_chromaticities(nclx)) is None:
         return None
     primaries = nclx.get("color_primaries")
@@ -477,7 +484,7 @@ def png_colour_profile(chunks: tuple[tuple[bytes, bytes], ...], grey: bool) -> b
     other primaries than sRGB's with the sRGB curve (as ``nclx_icc_profile``), or the power curve of a gAMA
     chunk and the primaries of a cHRM chunk (grey: the curve); None where they say sRGB (an sRGB chunk, or
     a gAMA of 1/2.2 with sRGB's primaries or none, as encoders write beside an sRGB chunk), where there are
-    none, and for a cICP chunk's HDR or linear curve (see ``colour_loss``)."""
+    none, and for a cICP chunk's HDR or linear curve (see ``colour_loss_notice``)."""
     found = dict(chunks)
     if b"cICP" in found:
         return nclx_icc_profile(_cicp_codes(found[b"cICP"]), "PNG cICP")
@@ -644,13 +651,14 @@ def _output_colour(photo: Photo, output_format: str) -> tuple[bytes | None, Srgb
     return None, srgb_conversion(profile)
 
 
-def colour_loss(photo: Photo, output_format: str) -> str | None:
+def colour_loss_notice(photo: Photo, output_format: str) -> str | None:
     """What the user should know of the photo's colours in an output in ``output_format``: that they were
     converted to sRGB, or could not be, where it cannot hold their profile (``_output_colour``); or that it
-    loses their description by H.273 codes (``_coded_colour_loss``); None when nothing that shows changes."""
+    loses their description by H.273 codes (``_coded_colour_loss_notice``); None when nothing that shows
+    changes."""
     _, conversion = _output_colour(photo, output_format)
     if conversion is None:
-        return _coded_colour_loss(photo, output_format)
+        return _coded_colour_loss_notice(photo, output_format)
     name = _FORMAT_NAMES[output_format][0]
     if output_format in ICC_FORMATS:  # but a grey photo's pixels go in as RGB: WebP
         lacks = f"{name} holds no grey colour profile (it has no grey mode)"
@@ -664,7 +672,7 @@ def colour_loss(photo: Photo, output_format: str) -> str | None:
     )
 
 
-def _coded_colour_loss(photo: Photo, output_format: str) -> str | None:
+def _coded_colour_loss_notice(photo: Photo, output_format: str) -> str | None:
     """What an output in ``output_format`` loses of a colour description by H.273 codes (a HEIF's nclx box, a
     PNG's cICP chunk) that only its own format holds as such and an ICC profile only in part (non-sRGB
     primaries with an HDR or linear curve), where no ICC profile of the photo's says its colours instead; None
@@ -725,7 +733,7 @@ def _exif_holds_resolution(exif: bytes | None, dpi: tuple[float, float] | None) 
     )
 
 
-def metadata_loss(photo: Photo, output_format: str) -> str | None:
+def metadata_loss_notice(photo: Photo, output_format: str) -> str | None:
     """What the user should know of the metadata an output in ``output_format`` goes without; None when
     all of it goes."""
     names = left_out(photo, output_format)
@@ -741,7 +749,7 @@ def metadata_loss(photo: Photo, output_format: str) -> str | None:
     return f"its {what} cannot go into {_FORMAT_NAMES[output_format][0]}: left out; {keeper} keeps {them}"
 
 
-def extended_xmp_loss(photo: Photo, output_format: str) -> str | None:
+def extended_xmp_loss_notice(photo: Photo, output_format: str) -> str | None:
     """What the user should know when an output in ``output_format`` goes without the photo's extended XMP,
     which recnet copies to JPEG outputs only: other formats hold one XMP packet, and merging the two is an
     XMP toolkit's job; None otherwise."""
@@ -754,7 +762,7 @@ def extended_xmp_loss(photo: Photo, output_format: str) -> str | None:
     )
 
 
-def alpha_loss(photo: Photo, output_format: str) -> str | None:
+def alpha_loss_notice(photo: Photo, output_format: str) -> str | None:
     """What the user should know when an output in ``output_format`` goes without the photo's transparency;
     None when it keeps it, or when there is none to see (an alpha channel opaque all over, as many programs
     write, loses nothing: one pass over the alpha, a few milliseconds for 24 MP)."""
@@ -765,6 +773,13 @@ def alpha_loss(photo: Photo, output_format: str) -> str | None:
         f"its transparency (alpha channel) cannot go into {_FORMAT_NAMES[output_format][0]}: left out, so "
         "the colours under its transparent areas show; PNG or TIFF keeps it"
     )
+
+
+def output_notices(photo: Photo, output_format: str) -> list[str]:
+    """What the user should know of what an output in ``output_format`` loses of the photo: its colours'
+    profile or description, metadata, extended XMP and transparency."""
+    describers = (colour_loss_notice, metadata_loss_notice, extended_xmp_loss_notice, alpha_loss_notice)
+    return [notice for describe in describers if (notice := describe(photo, output_format))]
 
 
 def fit_size(image: np.ndarray, min_side: int = 0, max_side: int = 0) -> np.ndarray:

@@ -303,9 +303,8 @@ def read_input(path: Path, quiet: bool) -> Photo:
     """``read_photo``, with a notice when the file holds more pictures than the one recnet reads, metadata
     too damaged to copy, or CMYK colours converted without their profile."""
     photo = read_photo(path)
-    for notice in (photo.unread_frames_notice, photo.damaged_metadata_notice, photo.uncalibrated_cmyk_notice):
-        if notice and not quiet:
-            console.notice(f"{path}: {notice}")
+    for notice in [] if quiet else photo.reading_notices():
+        console.notice(f"{path}: {notice}")
     return photo
 
 

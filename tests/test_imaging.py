@@ -498,12 +498,12 @@ def test_extended_xmp_is_left_out_of_other_formats_with_a_note(tmp_path, extensi
     with Image.open(output) as written:
         assert written.info["xmp"] == photo.xmp
     name = {"png": "PNG", "tif": "TIFF", "webp": "WebP", "avif": "AVIF", "heic": "HEIF"}[extension]
-    assert imaging.extended_xmp_loss(photo, format_for(output)) == (
+    assert imaging.extended_xmp_loss_notice(photo, format_for(output)) == (
         f"its extended XMP (74 KB, what did not fit in the JPEG's XMP segment) is left out of {name}; a JPEG "
         "output keeps it"
     )
-    assert imaging.extended_xmp_loss(photo, "JPEG") is None
-    assert imaging.extended_xmp_loss(photo, "BMP") is None  # which holds no XMP at all
+    assert imaging.extended_xmp_loss_notice(photo, "JPEG") is None
+    assert imaging.extended_xmp_loss_notice(photo, "BMP") is None  # which holds no XMP at all
 
 
 def test_extended_xmp_portions_are_put_together_in_any_order(tmp_path):
@@ -791,20 +791,22 @@ def test_alpha_is_dropped_where_the_format_has_none(tmp_path, extension):
 
 def test_lost_transparency_is_noted_unless_the_alpha_is_opaque_all_over(tmp_path):
     see_through = read_photo(save(tmp_path / "in.png", Image.fromarray(rgba8())))
-    assert imaging.alpha_loss(see_through, "JPEG") == (
+    assert imaging.alpha_loss_notice(see_through, "JPEG") == (
         "its transparency (alpha channel) cannot go into JPEG: left out, so the colours under its "
         "transparent areas show; PNG or TIFF keeps it"
     )
-    assert "cannot go into BMP" in imaging.alpha_loss(see_through, "BMP")
-    assert [imaging.alpha_loss(see_through, fmt) for fmt in sorted(imaging.ALPHA_FORMATS)] == [None] * 5
+    assert "cannot go into BMP" in imaging.alpha_loss_notice(see_through, "BMP")
+    assert [imaging.alpha_loss_notice(see_through, fmt) for fmt in sorted(imaging.ALPHA_FORMATS)] == [
+        None
+    ] * 5
     opaque_16 = np.full((24, 32), 65535, np.uint16)
     nearly_opaque_16 = opaque_16.copy()
     nearly_opaque_16[5, 7] = 65534
     rgb = gradient_rgb8()
-    assert imaging.alpha_loss(photo_like(rgb), "JPEG") is None
-    assert imaging.alpha_loss(photo_like(rgb, alpha=np.full((24, 32), 255, np.uint8)), "JPEG") is None
-    assert imaging.alpha_loss(photo_like(rgb, alpha=opaque_16), "BMP") is None
-    assert imaging.alpha_loss(photo_like(rgb, alpha=nearly_opaque_16), "BMP") is not None
+    assert imaging.alpha_loss_notice(photo_like(rgb), "JPEG") is None
+    assert imaging.alpha_loss_notice(photo_like(rgb, alpha=np.full((24, 32), 255, np.uint8)), "JPEG") is None
+    assert imaging.alpha_loss_notice(photo_like(rgb, alpha=opaque_16), "BMP") is None
+    assert imaging.alpha_loss_notice(photo_like(rgb, alpha=nearly_opaque_16), "BMP") is not None
 
 
 @pytest.mark.parametrize("extension", ["png", "tif"])
@@ -1337,7 +1339,7 @@ def test_colour_descriptions_that_no_output_profile_holds_are_named(
     nclx: dict[str, float], output_format: str, lost: str | None
 ) -> None:
     photo = photo_like(gradient_rgb8(), source_format="HEIF", nclx=nclx)
-    loss = imaging.colour_loss(photo, output_format)
+    loss = imaging.colour_loss_notice(photo, output_format)
     assert loss is None if lost is None else lost in str(loss)
 
 
@@ -1360,12 +1362,14 @@ def test_other_primaries_with_an_sdr_video_curve_are_shown_with_the_srgb_curve(t
     photo = photo_like(colour_codes(), source_format="HEIF", nclx=nclx_of(12, transfer))
     profile, _ = imaging._output_colour(photo, "JPEG")
     assert profile == imaging.nclx_icc_profile(nclx_of(12, 13))
-    assert imaging.colour_loss(photo, "JPEG") is None
-    assert "converted from Display P3 (from HEIF nclx) to sRGB" in str(imaging.colour_loss(photo, "BMP"))
+    assert imaging.colour_loss_notice(photo, "JPEG") is None
+    assert "converted from Display P3 (from HEIF nclx) to sRGB" in str(
+        imaging.colour_loss_notice(photo, "BMP")
+    )
     cicp = bytes([9, transfer, 0, 1])
     photo = photo_like(colour_codes(), source_format="PNG", png_colour=((b"cICP", cicp),))
     profile, _ = imaging._output_colour(photo, "TIFF")
-    assert profile is not None and imaging.colour_loss(photo, "TIFF") is None
+    assert profile is not None and imaging.colour_loss_notice(photo, "TIFF") is None
 
 
 @needs_heif
@@ -1698,10 +1702,10 @@ def test_an_adobe_rgb_photo_is_converted_to_srgb_for_bmp_which_holds_no_profile(
     assert converted[0, 4].tolist() == [0, 161, 0]  # a green sRGB holds: its colorimetric match
     greys = converted[0, 28:44:4]
     assert (greys == greys[:, :1]).all()  # greys stay neutral
-    assert imaging.colour_loss(photo, "BMP") == (
+    assert imaging.colour_loss_notice(photo, "BMP") == (
         "BMP holds no colour profile: converted from Adobe RGB (1998) to sRGB; PNG or TIFF keeps the profile"
     )
-    assert imaging.colour_loss(photo, "PNG") is None  # the profile goes with it
+    assert imaging.colour_loss_notice(photo, "PNG") is None  # the profile goes with it
     with Image.open(tmp_path / "adobe.png") as kept:  # the photo itself is untouched
         assert kept.info["icc_profile"] == ADOBE_PROFILE and np.array_equal(np.asarray(kept), colour_codes())
 
@@ -1720,7 +1724,9 @@ def test_a_display_p3_heif_is_converted_to_srgb_for_bmp(tmp_path: Path) -> None:
     write_photo(tmp_path / "out.bmp", photo.pixels, photo)
     expected = as_srgb(colour_codes() / 255, DISPLAY_P3, None)
     assert np.abs(written_codes(tmp_path / "out.bmp") - expected).max() <= 1.0
-    assert "converted from Display P3 (from HEIF nclx) to sRGB" in str(imaging.colour_loss(photo, "BMP"))
+    assert "converted from Display P3 (from HEIF nclx) to sRGB" in str(
+        imaging.colour_loss_notice(photo, "BMP")
+    )
 
 
 def littlecms_srgb_codes(profile: bytes, codes: np.ndarray) -> np.ndarray:
@@ -1760,7 +1766,7 @@ def test_profiles_with_lookup_tables_are_converted_by_littlecms_on_8_bit_codes(
         grey_photo = photo_like(np.dstack([grey] * 3), grayscale=True, icc_profile=GREY_18)
         write_photo(tmp_path / "grey.bmp", grey_photo.pixels, grey_photo)
         assert np.abs(written_codes(tmp_path / "grey.bmp") - srgb_encode((grey / 255) ** 1.8)).max() <= 0.51
-        assert imaging.colour_loss(photo, "BMP") and imaging.colour_loss(grey_photo, "BMP")
+        assert imaging.colour_loss_notice(photo, "BMP") and imaging.colour_loss_notice(grey_photo, "BMP")
     finally:
         imaging.srgb_conversion.cache_clear()
 
@@ -1778,7 +1784,7 @@ def test_srgb_photos_go_into_bmp_unconverted_and_without_a_note(tmp_path: Path, 
     photo = photo_like(colour_codes(), icc_profile=profile)
     write_photo(tmp_path / "out.bmp", photo.pixels, photo)
     assert np.array_equal(written_codes(tmp_path / "out.bmp"), colour_codes())
-    assert imaging.colour_loss(photo, "BMP") is None
+    assert imaging.colour_loss_notice(photo, "BMP") is None
 
 
 def test_srgb_s_primaries_with_another_curve_are_no_srgb(tmp_path: Path) -> None:
@@ -1788,7 +1794,7 @@ def test_srgb_s_primaries_with_another_curve_are_no_srgb(tmp_path: Path) -> None
     converted = written_codes(tmp_path / "out.bmp")
     assert np.abs(converted - as_srgb(colour_codes() / 255, SRGB_PRIMARIES, 2.2)).max() <= 1.0
     assert converted[0, 32].tolist() == [24, 24, 24]  # grey 30: the curves part in the shadows
-    assert "converted from sRGB primaries, gamma 2.2 to sRGB" in str(imaging.colour_loss(photo, "BMP"))
+    assert "converted from sRGB primaries, gamma 2.2 to sRGB" in str(imaging.colour_loss_notice(photo, "BMP"))
 
 
 @pytest.mark.parametrize("extension", ["bmp", "webp"])
@@ -1807,10 +1813,10 @@ def test_a_grey_photo_is_converted_to_srgb_s_curve_where_its_grey_profile_cannot
     else:
         assert converted.ndim == 2 and np.abs(converted - expected).max() <= tolerance  # still grey
     lacks = "BMP holds no colour profile" if extension == "bmp" else "WebP holds no grey colour profile"
-    assert str(imaging.colour_loss(photo, imaging.format_for(output))).startswith(
+    assert str(imaging.colour_loss_notice(photo, imaging.format_for(output))).startswith(
         f"{lacks}"
     ) and "converted from Gray Gamma 1.8 to sRGB" in str(
-        imaging.colour_loss(photo, imaging.format_for(output))
+        imaging.colour_loss_notice(photo, imaging.format_for(output))
     )
     _, kept = round_trip(tmp_path, source, "png")  # a grey PNG keeps its grey profile, and its codes
     assert written_codes(kept).tolist() == grey.tolist()
@@ -1820,7 +1826,7 @@ def test_a_grey_photo_with_srgb_s_curve_is_not_converted(tmp_path: Path) -> None
     grey = np.arange(0, 256, dtype=np.uint8).reshape(16, 16)
     source = save(tmp_path / "grey.png", Image.fromarray(grey), icc_profile=icc.grey_profile("sGrey"))
     photo, output = round_trip(tmp_path, source, "bmp")
-    assert np.array_equal(written_codes(output), grey) and imaging.colour_loss(photo, "BMP") is None
+    assert np.array_equal(written_codes(output), grey) and imaging.colour_loss_notice(photo, "BMP") is None
 
 
 @pytest.mark.parametrize(
@@ -1841,7 +1847,7 @@ def test_a_profile_littlecms_cannot_use_is_named_and_the_codes_go_unconverted(
     photo = photo_like(colour_codes(), icc_profile=profile)
     write_photo(tmp_path / "out.bmp", photo.pixels, photo)
     assert np.array_equal(written_codes(tmp_path / "out.bmp"), colour_codes())
-    loss = str(imaging.colour_loss(photo, "BMP"))
+    loss = str(imaging.colour_loss_notice(photo, "BMP"))
     assert loss.startswith("BMP holds no colour profile, and its own ") and problem in loss
     assert loss.endswith("so viewers will take its colours for sRGB; PNG or TIFF keeps the profile")
 
@@ -1890,7 +1896,7 @@ def test_a_png_s_gama_and_chrm_go_to_png_as_they_are_and_elsewhere_as_a_profile(
     expected = as_srgb(colour_codes() / 255, ADOBE_RGB, 1.8)
     assert np.abs(written_codes(tmp_path / "out.bmp") - expected).max() <= 1.0
     assert "converted from cHRM primaries, gamma 1.80 (from PNG gAMA/cHRM) to sRGB" in str(
-        imaging.colour_loss(photo, "BMP")
+        imaging.colour_loss_notice(photo, "BMP")
     )
 
 
@@ -1903,7 +1909,7 @@ def test_a_png_that_says_srgb_is_written_as_srgb(tmp_path: Path, chunks: list[tu
     assert photo.png_colour == tuple(chunks)
     for extension in ("png", "jpg", "bmp"):
         write_photo(tmp_path / f"out.{extension}", photo.pixels, photo)
-        assert imaging.colour_loss(photo, imaging.format_for(f"out.{extension}")) is None
+        assert imaging.colour_loss_notice(photo, imaging.format_for(f"out.{extension}")) is None
     assert np.array_equal(written_codes(tmp_path / "out.bmp"), colour_codes())
     with Image.open(tmp_path / "out.jpg") as jpeg:
         assert "icc_profile" not in jpeg.info
@@ -1929,7 +1935,7 @@ def test_a_png_s_cicp_goes_to_png_as_it_is_and_elsewhere_as_a_profile_or_a_note(
     with Image.open(tmp_path / "p3.jpg") as jpeg:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(jpeg.info["icc_profile"]))
     assert ImageCms.getProfileDescription(profile).strip() == "Display P3 (from PNG cICP)"
-    assert imaging.colour_loss(photo, "JPEG") is None and imaging.hdr_curve(photo) is None
+    assert imaging.colour_loss_notice(photo, "JPEG") is None and imaging.hdr_curve(photo) is None
     write_photo(tmp_path / "p3.bmp", photo.pixels, photo)
     expected = as_srgb(colour_codes() / 255, DISPLAY_P3, None)
     assert np.abs(written_codes(tmp_path / "p3.bmp") - expected).max() <= 1.0
@@ -1939,8 +1945,8 @@ def test_a_png_s_cicp_goes_to_png_as_it_is_and_elsewhere_as_a_profile_or_a_note(
     assert imaging.hdr_curve(photo) == "PQ"
     write_photo(tmp_path / "pq.png.png", photo.pixels, photo)
     assert png_chunk_bytes(*pq) in (tmp_path / "pq.png.png").read_bytes()
-    assert imaging.colour_loss(photo, "PNG") is None
-    assert imaging.colour_loss(photo, "TIFF") == (
+    assert imaging.colour_loss_notice(photo, "PNG") is None
+    assert imaging.colour_loss_notice(photo, "TIFF") == (
         "its colour description (PNG cICP: BT.2020 primaries, PQ (HDR) transfer curve) cannot go into TIFF, "
         "so viewers will take its colours for sRGB; --ext png keeps it"
     )
@@ -1964,23 +1970,25 @@ def test_a_png_s_cicp_says_what_its_colours_are_over_its_iccp(tmp_path: Path) ->
     write_photo(tmp_path / "p3.bmp", photo.pixels, photo)
     expected = as_srgb(colour_codes() / 255, DISPLAY_P3, None)
     assert np.abs(written_codes(tmp_path / "p3.bmp") - expected).max() <= 1.0
-    assert "converted from Display P3 (from PNG cICP) to sRGB" in str(imaging.colour_loss(photo, "BMP"))
+    assert "converted from Display P3 (from PNG cICP) to sRGB" in str(
+        imaging.colour_loss_notice(photo, "BMP")
+    )
 
     # HDR, which no ICC profile in the output says: the iCCP, the file's fallback for readers without
     # cICP, goes to the other formats instead (without it, the note that viewers will take them for sRGB)
     pq = (b"cICP", bytes([9, 16, 0, 1]))
     photo = read_photo(png_with_chunks(tmp_path / "pq.png", colour_codes(), iccp, pq))
-    assert imaging.hdr_curve(photo) == "PQ" and imaging.colour_loss(photo, "PNG") is None
+    assert imaging.hdr_curve(photo) == "PQ" and imaging.colour_loss_notice(photo, "PNG") is None
     write_photo(tmp_path / "pq.tif", photo.pixels, photo)
     with Image.open(tmp_path / "pq.tif") as tiff:
         assert tiff.info["icc_profile"] == ADOBE_PROFILE
-    assert imaging.colour_loss(photo, "TIFF") is None
+    assert imaging.colour_loss_notice(photo, "TIFF") is None
     photo = read_photo(png_with_chunks(tmp_path / "pq-alone.png", colour_codes(), pq))
     write_photo(tmp_path / "pq-alone.tif", photo.pixels, photo)
     with Image.open(tmp_path / "pq-alone.tif") as tiff:
         assert "icc_profile" not in tiff.info
     assert "(PNG cICP: BT.2020 primaries, PQ (HDR) transfer curve) cannot go into TIFF" in str(
-        imaging.colour_loss(photo, "TIFF")
+        imaging.colour_loss_notice(photo, "TIFF")
     )
 
 
@@ -1993,7 +2001,7 @@ def test_damaged_png_colour_chunks_are_left_out(tmp_path: Path) -> None:
     write_photo(tmp_path / "out.jpg", photo.pixels, photo)  # neither says a colour space: sRGB's
     with Image.open(tmp_path / "out.jpg") as jpeg:
         assert "icc_profile" not in jpeg.info
-    assert imaging.colour_loss(photo, "BMP") is None
+    assert imaging.colour_loss_notice(photo, "BMP") is None
 
 
 # --- atomic writes ----------------------------------------------------------------------------------
@@ -2235,6 +2243,8 @@ def test_damaged_metadata_is_left_out_and_said(tmp_path: Path) -> None:
     assert np.array_equal(np.round(photo.pixels * 255).astype(np.uint8), pixels)
     assert photo.exif is None and photo.damaged_metadata == ("EXIF",)
     assert photo.damaged_metadata_notice == "its EXIF is damaged: the output goes without it"
+    assert photo.reading_notices() == [photo.damaged_metadata_notice]
+    assert photo.reading_notices(metadata=False) == []  # for a reader that copies no metadata (training)
     assert read_photo(save(tmp_path / "clean.png", Image.fromarray(pixels))).damaged_metadata_notice is None
     both = dataclasses.replace(photo, damaged_metadata=("EXIF", "extended XMP"))
     assert (
@@ -2270,20 +2280,23 @@ def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None
         assert bmp.info.get("dpi", (0, 0))[0] < 1e6
     with Image.open(tmp_path / "copy.tif") as tiff:
         assert tiff.info["dpi"] == (1e9, 1e9)
-    assert imaging.metadata_loss(described, "JPEG") == (
+    assert imaging.metadata_loss_notice(described, "JPEG") == (
         "its EXIF (68 KB) cannot go into JPEG: left out; PNG or TIFF keeps it"
     )
-    assert imaging.metadata_loss(scanned, "PNG") == (
+    assert imaging.metadata_loss_notice(scanned, "PNG") == (
         "its resolution (1,000,000,000 dpi) cannot go into PNG: left out; TIFF keeps it"
     )
-    assert imaging.metadata_loss(described, "PNG") is None and imaging.metadata_loss(scanned, "TIFF") is None
+    assert (
+        imaging.metadata_loss_notice(described, "PNG") is None
+        and imaging.metadata_loss_notice(scanned, "TIFF") is None
+    )
     with Image.open(tmp_path / "scan.jpg") as jpeg:  # the EXIF's resolution, a fraction, holds it
         assert jpeg.getexif()[282] == 1e9
-    assert imaging.metadata_loss(scanned, "JPEG") is None  # said "left out", yet the EXIF kept it
+    assert imaging.metadata_loss_notice(scanned, "JPEG") is None  # said "left out", yet the EXIF kept it
     camera = Image.Exif()
     camera[282], camera[283] = TiffImagePlugin.IFDRational(72, 1), TiffImagePlugin.IFDRational(72, 1)
     for exif in (None, camera.tobytes()):  # no EXIF, or one that says another resolution
-        assert imaging.metadata_loss(dataclasses.replace(scanned, exif=exif), "JPEG") == (
+        assert imaging.metadata_loss_notice(dataclasses.replace(scanned, exif=exif), "JPEG") == (
             "its resolution (1,000,000,000 dpi) cannot go into JPEG: left out; TIFF keeps it"
         )
 

@@ -47,9 +47,8 @@ def read_rgb(path: Path, on_notice: Callable[[str], None] | None = None) -> np.n
         photo = read_photo(path)
     except PhotoFileError as exc:
         raise ImageFileError(str(exc)) from None
-    for notice in (photo.unread_frames_notice, photo.uncalibrated_cmyk_notice):
-        if on_notice is not None and notice:
-            on_notice(f"{path}: {notice}")
+    for notice in [] if on_notice is None else photo.reading_notices(metadata=False):
+        on_notice(f"{path}: {notice}")
     return to_uint8(photo.pixels)
 
 
