@@ -51,7 +51,8 @@ check() {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
     python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$LOG"
     # test_cuda.py once passed but did not exit in 60 s; the Triton tests add 29 compilations (0.2-0.9 s each).
-    part 100 tests python3 -m pytest -q tests/test_cuda.py tests/test_triton_stages.py
+    # In this one process (-o addopts: no pytest-xdist workers, which the machine may not have).
+    part 100 tests python3 -m pytest -q -o addopts=-ra tests/test_cuda.py tests/test_triton_stages.py
     part 120 fused python3 benchmarks/profile_gpu.py --mp 12 --fused --precisions fp16,fp32
     part 100 compiled python3 benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp16
     # --tile N keeps the full-size maps in pinned host memory and streams full-width strips.
