@@ -273,10 +273,11 @@ def correct(
         # The pictures beside the photo first, the photo last: a job whose photo exists has finished. The
         # report's card is kept once the photo is written.
         overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
-        card = contextlib.nullcontext()
+        kept_in_report = contextlib.nullcontext()
         if builder is not None and overlay is not None:
-            card = builder.keeping_card(job.target, photo.pixels, result.image, overlay, result.strength)
-        with card:
+            card = builder.previews(job.target, photo.pixels, result.image, overlay, result.strength)
+            kept_in_report = builder.keeping(job.target, card)
+        with kept_in_report:
             if overlay is not None:
                 write_rgb8(side_path(job.target, "mask"), overlay, overwrite=overwrite)
             if features is not None:

@@ -281,19 +281,20 @@ def test_a_photo_not_written_leaves_its_earlier_card_and_previews_as_they_were(t
     earlier, later = np.zeros((20, 30, 3), np.float32), np.ones((20, 30, 3), np.float32)
     mask = np.zeros((20, 30, 3), np.uint8)
     builder = ReportBuilder(out)
-    with builder.keeping_card(target, earlier, earlier, mask):
+    with builder.keeping(target, builder.previews(target, earlier, earlier, mask)):
         written(target, b"the earlier run's photo")
     folder = out / PREVIEW_FOLDER
     kept = {path.name: path.read_bytes() for path in folder.iterdir()}
-    with pytest.raises(ImageWriteError), builder.keeping_card(target, later, later, mask):
+    card = builder.previews(target, later, later, mask)
+    with pytest.raises(ImageWriteError), builder.keeping(target, card):
         raise ImageWriteError(target, "no space left on device")
     (folder / ".staged-a.jpg-mask.jpg").mkdir()  # the mask's preview cannot be staged: before's is undone
-    with pytest.raises(ImageWriteError), builder.keeping_card(target, later, later, mask):
-        pytest.fail("the photo is not written when its previews cannot be")
+    with pytest.raises(ImageWriteError):
+        builder.previews(target, later, later, mask)  # the photo is not written when its previews cannot be
     (folder / ".staged-a.jpg-mask.jpg").rmdir()
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == kept
     assert builder.stored_cards()["a.jpg"].before_stats.mean_luma == 0
-    with builder.keeping_card(target, later, later, mask):
+    with builder.keeping(target, builder.previews(target, later, later, mask)):
         written(target, b"this run's photo")
     assert builder.stored_cards()["a.jpg"].before_stats.mean_luma == 1
     assert sorted(path.name for path in folder.iterdir()) == sorted(kept)

@@ -133,19 +133,11 @@ class ReportBuilder:
         return Path(PREVIEW_FOLDER) / relative.parent / f"{name}-{kind}"
 
     @contextlib.contextmanager
-    def keeping_card(
-        self,
-        target: Path,
-        photo: np.ndarray,
-        corrected: np.ndarray,
-        mask_picture: np.ndarray,
-        strength: float = 1.0,
-    ) -> Iterator[None]:
-        """Runs the block that writes the photo ``target`` between staging its previews and keeping them:
+    def keeping(self, target: Path, card: Card) -> Iterator[None]:
+        """Runs the block that writes the photo ``target`` after its previews were staged (``previews``):
         once the block has written it, the previews take their names and its card is saved. If anything
         fails before, the photo's earlier previews and card stay as they were, so that the page never shows
         one run's before beside another's after."""
-        card = self.previews(target, photo, corrected, mask_picture, strength)
         try:
             yield
             self.add(target, card)
