@@ -303,8 +303,9 @@ def read_input(path: Path, quiet: bool) -> Photo:
     """``read_photo``, with a notice when the file holds more pictures than the one recnet reads, metadata
     too damaged to copy, or CMYK colours converted without their profile."""
     photo = read_photo(path)
-    for notice in [] if quiet else photo.reading_notices():
-        console.notice(f"{path}: {notice}")
+    if not quiet:
+        for notice in photo.reading_notices():
+            console.notice(f"{path}: {notice}")
     return photo
 
 

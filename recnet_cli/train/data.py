@@ -47,8 +47,9 @@ def read_rgb(path: Path, on_notice: Callable[[str], None] | None = None) -> np.n
         photo = read_photo(path)
     except PhotoFileError as exc:
         raise ImageFileError(str(exc)) from None
-    for notice in [] if on_notice is None else photo.reading_notices(metadata=False):
-        on_notice(f"{path}: {notice}")
+    if on_notice is not None:
+        for notice in photo.reading_notices(metadata=False):
+            on_notice(f"{path}: {notice}")
     return to_uint8(photo.pixels)
 
 
