@@ -880,7 +880,9 @@ def test_grayscale_16_bit_with_alpha(tmp_path):
     assert output.read_bytes() == source.read_bytes()
 
 
-@pytest.mark.parametrize(("profile", "kept"), [(GREY_PROFILE, True), (SRGB_PROFILE, False)])
+@pytest.mark.parametrize(
+    ("profile", "kept"), [(GREY_PROFILE, True), (SRGB_PROFILE, False)], ids=["grey", "srgb"]
+)
 def test_grayscale_keeps_only_a_grey_profile(tmp_path, profile, kept):
     grey = Image.new("L", (8, 8), 100)
     _, output = round_trip(tmp_path, save(tmp_path / "in.png", grey, icc_profile=profile), "png")
