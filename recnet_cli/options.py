@@ -11,8 +11,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from recnet_cli.batch import parse_shard
 from recnet_cli.console import fail
-from recnet_cli.runner import parse_tile, shard_part
 from recnet_cli.train.pairs import SPLITS
 
 
@@ -98,6 +98,15 @@ ModelOpt = Annotated[
         "or a bundled name. Default: the bundled model.",
     ),
 ]
+
+
+def parse_tile(text: str) -> int | str:
+    """'auto', or a whole number: 0 or at least 128."""
+    if text == "auto":
+        return text
+    if text.isdigit() and (int(text) == 0 or int(text) >= 128):
+        return int(text)
+    raise fail(f"--tile {text}: use auto, 0 (whole image) or a size of at least 128 pixels")
 
 
 def checked_tile(text: str) -> str:
@@ -263,6 +272,14 @@ TargetsOpt = Annotated[
     Path | None,
     folder_option("--targets", "a folder of ground truths", "Folder of ground truths for --inputs."),
 ]
+
+
+def shard_part(text: str) -> tuple[int, int]:
+    """--shard K/N as (K, N), or exits with a one-line error."""
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 def checked_shard(text: str | None) -> str | None:

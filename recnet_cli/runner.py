@@ -29,7 +29,6 @@ from recnet_cli.batch import (
     names_folder,
     names_image_file,
     output_taken_as_folder,
-    parse_shard,
     plan_jobs,
     plan_outcomes,
     run_jobs,
@@ -49,29 +48,13 @@ from recnet_cli.imaging import (
     names_unsupported_image,
     read_photo,
 )
+from recnet_cli.options import parse_tile, shard_part
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: imported where a model is loaded, not here (see cli.py).
 if TYPE_CHECKING:
     from recnet_cli.engine import Corrector, PendingCorrection
     from recnet_cli.tiling import Progress
     from recnet_cli.weights import LoadedModel
-
-
-def parse_tile(text: str) -> int | str:
-    """'auto', or a whole number: 0 or at least 128."""
-    if text == "auto":
-        return text
-    if text.isdigit() and (int(text) == 0 or int(text) >= 128):
-        return int(text)
-    raise fail(f"--tile {text}: use auto, 0 (whole image) or a size of at least 128 pixels")
-
-
-def shard_part(text: str) -> tuple[int, int]:
-    """--shard K/N as (K, N), or exits with a one-line error."""
-    try:
-        return parse_shard(text)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
 
 
 def normalise_extension(ext: str | None) -> str | None:
