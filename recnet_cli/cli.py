@@ -32,7 +32,6 @@ from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
 from recnet_cli.imaging import (
     OUTPUT_CHOICES,
-    OUTPUT_EXTENSIONS,
     Photo,
     PhotoFileError,
     describe_os_error,
@@ -69,9 +68,9 @@ from recnet_cli.options import (
     TargetsOpt,
     TileOpt,
     checked_megapixels,
-    completing,
     flag,
     folder_option,
+    format_option,
     model_names,
     named,
     output_option,
@@ -180,14 +179,7 @@ def correct(
     strength: StrengthOpt = "auto",
     fused: FusedOpt = False,
     suffix: SuffixOpt = CORRECT_SUFFIX,
-    ext: Annotated[
-        str | None,
-        typer.Option(
-            metavar="FORMAT",
-            autocompletion=completing(*OUTPUT_EXTENSIONS),
-            help=f"Force the output format: {OUTPUT_CHOICES}.",
-        ),
-    ] = None,
+    ext: Annotated[str | None, format_option(f"Force the output format: {OUTPUT_CHOICES}.")] = None,
     quality: Annotated[
         int, typer.Option(min=1, max=100, metavar="Q", help="JPEG, WebP, AVIF, HEIF quality.")
     ] = 95,
@@ -421,12 +413,7 @@ def mask(
     precision: PrecisionOpt = Precision.auto,
     suffix: SuffixOpt = MASK_SUFFIX,
     ext: Annotated[
-        str | None,
-        typer.Option(
-            metavar="FORMAT",
-            autocompletion=completing(*OUTPUT_EXTENSIONS),
-            help=f"Output format of the picture (default png): {OUTPUT_CHOICES}.",
-        ),
+        str | None, format_option(f"Output format of the picture (default png): {OUTPUT_CHOICES}.")
     ] = None,
     raw: Annotated[
         bool,

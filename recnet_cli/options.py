@@ -13,6 +13,7 @@ import typer
 
 from recnet_cli.batch import parse_shard
 from recnet_cli.console import fail
+from recnet_cli.imaging import OUTPUT_EXTENSIONS
 from recnet_cli.train.pairs import SPLITS
 
 
@@ -98,6 +99,11 @@ ModelOpt = Annotated[
         "or a bundled name. Default: the bundled model.",
     ),
 ]
+
+
+def format_option(help: str) -> Any:
+    """--ext: an output format, completed from the formats recnet writes."""
+    return typer.Option(metavar="FORMAT", autocompletion=completing(*OUTPUT_EXTENSIONS), help=help)
 
 
 def parse_tile(text: str) -> int | str:
