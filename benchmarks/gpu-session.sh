@@ -9,8 +9,8 @@
 #       eager stages at 12 MP (agreement, block sizes, profile), torch.compile, 24 MP in pinned strips
 #       (the 2 GiB target) and whole-image inference at 1-24 MP: about 9.5 minutes at most.
 #   bash benchmarks/gpu-session.sh throughput
-#       A folder of 12 MP JPEGs through `recnet correct` (and its host side alone), and training steps:
-#       about 3 minutes.
+#       45 MP (fused, whole and in strips), a folder of 12 MP JPEGs through `recnet correct` (and its host
+#       side alone), and training steps: about 5 minutes.
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
 #       benchmarks/profile_gpu.py: warmed-up timings and profiler tables of inference and a training step.
 #   bash benchmarks/gpu-session.sh train MINUTES [STEPS [extra recnet train options]]
@@ -65,6 +65,9 @@ check() {
 }
 
 throughput() {
+    # The largest size, after check has shown the fused kernels work: whole image where it fits.
+    part 120 large python3 benchmarks/bench_inference.py --sizes 45 --modes fused-whole,fused-tiled --tile 1024 \
+        --precisions fp16,fp32
     part 75 training python3 benchmarks/bench_training.py --steps 10 --precisions bf16
     part 90 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
     tar -cf "$OUT/results.tar" benchmarks/results
