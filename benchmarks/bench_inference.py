@@ -249,6 +249,9 @@ def main() -> None:
     parser.add_argument(
         "--photos", type=Path, default=EXAMPLE_PHOTOS, help="folder of JPEGs for the half-precision check"
     )
+    parser.add_argument(
+        "--name", default="", help="prefix of the results files, so that several runs keep their own tables"
+    )
     parser.add_argument("--single", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
@@ -276,7 +279,7 @@ def main() -> None:
             row["vs_issue"] = None if issue is None else issue / row["seconds_per_mp"]
         rows.append(row)
         print(json.dumps(row), flush=True)
-        write_results(device, rows, [])  # as it goes, so a run cut short still leaves its table
+        write_results(args.name, device, rows, [])  # as it goes, so a run cut short still leaves its table
 
     photos = sorted(args.photos.glob("*.jpg"))
     agreements = [
@@ -284,14 +287,14 @@ def main() -> None:
         for precision in args.precisions
         if precision != "fp32"
     ]
-    print(write_results(device, rows, agreements))
+    print(write_results(args.name, device, rows, agreements))
 
 
-def write_results(device: torch.device, rows: list[dict], agreements: list[dict]) -> str:
-    """Writes benchmarks/results/<device>.md and .json; returns the Markdown."""
+def write_results(name: str, device: torch.device, rows: list[dict], agreements: list[dict]) -> str:
+    """Writes benchmarks/results/<name><device>.md and .json; returns the Markdown."""
     device_text = device_description(device)
     text = table(rows, agreements, device_text)
-    write_tables("", device_text, {"device": device_text, "runs": rows, "half_precision": agreements}, text)
+    write_tables(name, device_text, {"device": device_text, "runs": rows, "half_precision": agreements}, text)
     return text
 
 

@@ -57,8 +57,8 @@ check() {
     part 100 compiled python3 benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp16
     # --tile N keeps the full-size maps in pinned host memory and streams full-width strips.
     # fp16 first: at 33 s a run (pageable square tiles, 2026-11-30) not even one precision would fit.
-    part 120 tiled python3 benchmarks/bench_inference.py --sizes 24 --modes fused-tiled,tiled --tile 1024 \
-        --precisions fp16,fp32
+    part 120 tiled python3 benchmarks/bench_inference.py --name tiled- --sizes 24 --modes fused-tiled,tiled \
+        --tile 1024 --precisions fp16,fp32
     part 100 inference python3 benchmarks/bench_inference.py --sizes 1,12,24 --reference-mp 12 \
         --modes reference,fused-whole,whole --precisions fp32,fp16
     tar -cf "$OUT/results.tar" benchmarks/results
@@ -66,8 +66,8 @@ check() {
 
 throughput() {
     # The largest size, after check has shown the fused kernels work: whole image where it fits.
-    part 120 large python3 benchmarks/bench_inference.py --sizes 45 --modes fused-whole,fused-tiled --tile 1024 \
-        --precisions fp16,fp32
+    part 120 large python3 benchmarks/bench_inference.py --name large- --sizes 45 \
+        --modes fused-whole,fused-tiled --tile 1024 --precisions fp16,fp32
     part 75 training python3 benchmarks/bench_training.py --steps 10 --precisions bf16
     part 90 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
     tar -cf "$OUT/results.tar" benchmarks/results
