@@ -616,8 +616,8 @@ def train(
         typer.Option(
             min=0,
             metavar="MINUTES",
-            help="Minutes this invocation may train; then it saves a checkpoint and stops, to be continued "
-            "with --resume (for batch-job time limits).",
+            help="Minutes this invocation may run, from its start (loading the data too); then it saves a "
+            "checkpoint and stops, to be continued with --resume (for batch-job time limits).",
         ),
     ] = None,
     quiet: QuietOpt = False,
@@ -632,7 +632,7 @@ def train(
       torchrun --nproc_per_node 4 -m recnet_cli train --photos my-photos/ --batch 32
     """
     from recnet_cli.devices import is_host_out_of_memory, is_out_of_memory
-    from recnet_cli.train.loop import StopSignals, TrainConfig, resume
+    from recnet_cli.train.loop import StopSignals, TrainConfig, TrainingFailed, resume, saved_step
     from recnet_cli.train.loop import train as start_training
     from recnet_cli.train.synthesis import parse_regimes
     from recnet_cli.weights import WeightsError
@@ -662,8 +662,9 @@ def train(
             "bf16 on the CPU trains several times slower than fp32 (4.5x per step on a 2-core AMD EPYC); "
             "half precision pays on GPUs"
         )
+    signals = StopSignals(console.notice_stopping)  # listened to from the first step on
     try:
-        with console.TrainingProgress(quiet) as progress, StopSignals(console.notice_stopping) as signals:
+        with console.TrainingProgress(quiet) as progress:
             if resume_run is not None:
                 moved = dict(
                     photos=photos, pairs=pairs, inputs=inputs, targets=targets, vgg_weights=vgg_weights
@@ -673,7 +674,7 @@ def train(
                     progress=progress,
                     device=None if device == "auto" else device,
                     time_limit=seconds,
-                    stop_requested=signals.received,
+                    stop_signals=signals,
                     moved={name: path for name, path in moved.items() if path is not None},
                 )
             else:
@@ -699,9 +700,18 @@ def train(
                     precision=precision.value,
                     regimes=regime_shares or TrainConfig.regimes,
                 )
-                result = start_training(
-                    config, progress=progress, time_limit=seconds, stop_requested=signals.received
-                )
+                result = start_training(config, progress=progress, time_limit=seconds, stop_signals=signals)
+    except KeyboardInterrupt:  # before the first step, or a second Ctrl-C or SIGTERM
+        ignore_further_stops()
+        run_dir = resume_run or out
+        step = saved_step(run_dir)
+        console.notice(
+            f"interrupted: {run_dir} has no checkpoint, so the same command starts the run again"
+            if step is None
+            else f"interrupted: {run_dir}'s last checkpoint is at step {step}; continue with recnet train "
+            f"--resume {run_dir}"
+        )
+        raise typer.Exit(130) from None
     except (MemoryError, ValueError, RuntimeError, OSError, WeightsError) as exc:
         if is_out_of_memory(exc):
             where = "memory" if is_host_out_of_memory(exc) else "GPU memory"
@@ -709,18 +719,19 @@ def train(
                 f"not enough {where} to train at this batch and crop size: try a smaller --batch or --crop"
             )
             raise fail(message, 1) from None
-        raise fail(error_line(exc)) from None
+        raise fail(error_line(exc), 1 if isinstance(exc, TrainingFailed) else 2) from None
     if result.already_finished:
         console.notice(
             f"{result.run_dir}: already finished at step {result.steps}; its model: {result.model_path}"
         )
     elif not result.complete:
+        # Stopped by a signal, it is interrupted, as a batch is: what was asked is not done (exit 130).
+        interrupted = "interrupted: " * (signals.received() is not None)
         console.notice(
-            f"stopped at step {result.steps} by {result.stopped_by}: checkpoint saved; continue with "
-            f"recnet train --resume {result.run_dir}, or use it as it is: "
-            f"--model {result.model_path}"
+            f"{interrupted}stopped at step {result.steps} by {result.stopped_by}: checkpoint saved; continue "
+            f"with recnet train --resume {result.run_dir}, or use it as it is: --model {result.model_path}"
         )
-        if signals.received() is not None:  # as an interrupted batch: what was asked is not done
+        if interrupted:
             raise typer.Exit(130)
     elif result.val is not None and not quiet:
         val = result.val

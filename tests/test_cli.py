@@ -40,6 +40,7 @@ from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import OUTPUT_EXTENSIONS, Photo
 from recnet_cli.model import RECNet
 from recnet_cli.runner import finish, run_batch
+from recnet_cli.train import loop
 from recnet_cli.train.data import read_rgb
 from recnet_cli.weights import ModelEntry, safetensors_header
 
@@ -1706,8 +1707,44 @@ def test_ctrl_c_stops_training_with_a_checkpoint(tmp_path: Path, env: dict[str, 
     assert training.returncode == 130, stderr  # not 0, so `recnet train ... && recnet calibrate` stops
     assert "note: Ctrl-C: stopping after this step, with a checkpoint (Ctrl-C again stops at once)" in stderr
     step = int(safetensors_header(run_dir / "checkpoint.safetensors")[1]["step"])
-    assert 2 <= step < 100000 and f"stopped at step {step} by Ctrl-C" in stderr
+    assert 2 <= step < 100000 and f"note: interrupted: stopped at step {step} by Ctrl-C" in stderr
     assert "Traceback" not in stderr
+
+
+def test_a_stop_before_the_first_step_interrupts_training_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the data loads there is nothing to save: Ctrl-C or SIGTERM stops at once, without a step."""
+    real_build_data = loop.build_data
+
+    def stopped_while_loading(config: loop.TrainConfig) -> object:
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C, as Python takes it in a terminal (set below)
+        return real_build_data(config)
+
+    monkeypatch.setattr(loop, "build_data", stopped_while_loading)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as set up in a terminal (restored after)
+    run_dir = tmp_path / "run"
+    options = ["--photos", str(TRAIN_PHOTOS), "--out", str(run_dir), "--steps", "2", "--no-ecr"]
+    result = CliRunner().invoke(app, ["train", *options, "--batch", "1", "--crop", "32"])
+    assert result.exit_code == 130
+    message = f"note: interrupted: {run_dir} has no checkpoint, so the same command starts the run again\n"
+    assert result.stderr == message
+    assert not (run_dir / "checkpoint.safetensors").exists()
+
+
+def test_training_that_fails_after_it_started_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never_finite(*_: object) -> dict[str, torch.Tensor]:
+        raise loop.TrainingError("the loss was not finite for 10 steps in a row (last at step 10)")
+
+    monkeypatch.setattr(loop, "take_step", never_finite)
+    options = ["--photos", str(TRAIN_PHOTOS), "--out", str(tmp_path / "run"), "--steps", "2", "--no-ecr"]
+    result = CliRunner().invoke(app, ["train", *options, "--batch", "1", "--crop", "32", "-q"])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: the loss was not finite for 10 steps in a row (last at step 10)\n",
+    )
 
 
 def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[str, str]) -> None:

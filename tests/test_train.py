@@ -517,6 +517,9 @@ def test_a_run_whose_photos_changed_is_not_resumed_on_them(tmp_path: Path) -> No
 def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="no checkpoint to resume from"):
         resume(tmp_path)
+    with pytest.raises(TrainingError, match=r"nowhere: no such folder$"):
+        resume(tmp_path / "nowhere")
+    assert loop.saved_step(tmp_path) is None
 
 
 def test_a_checkpoint_without_its_config_is_not_called_missing(tmp_path: Path) -> None:
@@ -657,7 +660,7 @@ def test_a_run_file_that_cannot_be_written_is_named_in_one_line(tmp_path: Path, 
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
         check=False,
     )
-    assert (result.returncode, result.stdout) == (2, "")
+    assert (result.returncode, result.stdout) == (1, "")  # 1: it failed after it had started
     assert result.stderr == f"error: {tmp_path / 'run' / 'checkpoint.safetensors'}: file too large\n"
 
 
@@ -736,9 +739,11 @@ def test_non_finite_steps_are_skipped_then_training_stops(
     real_build = loop.build_loss
     monkeypatch.setattr(loop, "build_loss", lambda *a: NanEvery(real_build(*a), bad={1}))
     assert train(tiny_config(tmp_path / "once")).skipped_steps == 1
+    once = [json.loads(line) for line in (tmp_path / "once" / "metrics.jsonl").read_text().splitlines()]
+    assert once[1]["step"] == 2 and once[1]["total"] is None  # standard JSON: null, not NaN
     monkeypatch.setattr(loop, "build_loss", lambda *a: NanEvery(real_build(*a), bad={2, 3, 4}))
-    with pytest.raises(TrainingError, match="not finite for 3 steps in a row"):
-        train(tiny_config(tmp_path / "always", max_bad_steps=3))
+    with pytest.raises(loop.TrainingFailed, match=r"not finite for 3 steps in a row.*learning rate$"):
+        train(tiny_config(tmp_path / "always", max_bad_steps=3))  # fp32 already: fp32 is not advised
 
 
 def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:

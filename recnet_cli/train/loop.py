@@ -11,6 +11,7 @@ checkpoint continues exactly as the uninterrupted run would have.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -34,7 +35,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from recnet_cli.devices import is_out_of_memory, keep_freed_host_memory, pick_device, pick_dtype
-from recnet_cli.imaging import file_kind, first_line, naming_the_file, nearest_existing
+from recnet_cli.imaging import error_line, file_kind, first_line, naming_the_file, nearest_existing
 from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
@@ -68,6 +69,11 @@ PATH_FIELDS = ("run_dir", *MOVABLE_FIELDS)
 
 class TrainingError(RuntimeError):
     """Training cannot start or go on; the message says why."""
+
+
+class TrainingFailed(TrainingError):
+    """Training started and then failed (a loss that stays non-finite, a checkpoint that cannot be written);
+    the message says why. The run folder keeps its last checkpoint, if it reached one."""
 
 
 @dataclass
@@ -229,9 +235,10 @@ STOP_SIGNALS = MappingProxyType({signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTE
 
 class StopSignals:
     """Turns Ctrl-C (SIGINT) and SIGTERM (what schedulers send before they end a job) into a request to
-    stop after the current step, with a checkpoint: pass ``received`` as ``stop_requested``. After the
-    first, the signals act as before (a second Ctrl-C interrupts at once). Signal handlers can only be
-    set in the main thread; elsewhere this does nothing."""
+    stop after the current step, with a checkpoint: pass it to ``train`` or ``resume``, which listen from
+    the first step on (before it, with nothing to save, the signals interrupt at once). After the first,
+    the signals act as before (a second Ctrl-C interrupts at once). Signal handlers can only be set in the
+    main thread; elsewhere this does nothing."""
 
     def __init__(self, on_request: Callable[[str], None] = lambda name: None) -> None:
         self.on_request = on_request
@@ -277,17 +284,17 @@ def train(
     progress: Callable[[Progress], None] | None = None,
     time_limit: float | None = None,
     stop_requested: Callable[[], str | None] = lambda: None,
+    stop_signals: StopSignals | None = None,
 ) -> TrainResult:
     """Starts a new run in ``config.run_dir``; under ``torchrun`` every process calls this.
 
-    ``time_limit`` (seconds): past it, save a checkpoint and stop, to be resumed later. So too when
-    ``stop_requested``, asked after every step, gives a reason (see ``StopSignals``)."""
+    ``time_limit`` (seconds, from this call): past it, save a checkpoint and stop, to be resumed later. So
+    too when ``stop_requested``, asked after every step, gives a reason, or ``stop_signals`` hear Ctrl-C
+    or SIGTERM once the steps have begun. A failure once they have begun is a ``TrainingFailed``."""
     check_config(config)
     check_run_folder(config.run_dir)
     config.data_fingerprint = data_fingerprint(config)
-    return run(
-        config, resuming=False, progress=progress, time_limit=time_limit, stop_requested=stop_requested
-    )
+    return run(config, False, progress, time_limit, stop_requested, stop_signals)
 
 
 def resume(
@@ -296,6 +303,7 @@ def resume(
     device: str | None = None,
     time_limit: float | None = None,
     stop_requested: Callable[[], str | None] = lambda: None,
+    stop_signals: StopSignals | None = None,
     moved: Mapping[str, Path] = MappingProxyType({}),
 ) -> TrainResult:
     """Continues the run in ``run_dir`` from its last checkpoint, optionally on another device; the
@@ -303,6 +311,8 @@ def resume(
     weights (field name to path; see ``MOVABLE_FIELDS``), which config.json then keeps. A run that had
     finished, its final model written, is reported as it is (``already_finished``), its data not read."""
     config_path = run_dir / CONFIG_FILE
+    if not run_dir.is_dir():
+        raise TrainingError(f"{run_dir}: {'not a run folder' if run_dir.exists() else 'no such folder'}")
     if not (run_dir / CHECKPOINT_FILE).is_file():
         raise TrainingError(f"{run_dir}: no checkpoint to resume from")
     if not config_path.is_file():
@@ -338,7 +348,7 @@ def resume(
         save_config(config)
     if device is not None:
         config.device = device
-    return run(config, resuming=True, progress=progress, time_limit=time_limit, stop_requested=stop_requested)
+    return run(config, True, progress, time_limit, stop_requested, stop_signals)
 
 
 def save_config(config: TrainConfig) -> None:
@@ -462,13 +472,24 @@ def run(
     progress: Callable[[Progress], None] | None,
     time_limit: float | None,
     stop_requested: Callable[[], str | None],
+    stop_signals: StopSignals | None,
 ) -> TrainResult:
     deadline = None if time_limit is None else time.monotonic() + time_limit
     ranks = start_distributed(config.device)
     try:
         session = open_session(config, ranks, resuming, progress)
-        session.deadline, session.stop_requested = deadline, stop_requested
-        return train_steps(session)
+        session.deadline = deadline
+        if stop_signals is None:
+            session.stop_requested = stop_requested
+        else:
+            session.stop_requested = lambda: stop_requested() or stop_signals.received()
+        with stop_signals or contextlib.nullcontext():
+            try:
+                return train_steps(session)
+            except (TrainingError, OSError, ValueError, RuntimeError) as error:
+                if is_out_of_memory(error):
+                    raise
+                raise TrainingFailed(error_line(error)) from error
     finally:
         if ranks.world > 1:
             dist.destroy_process_group()
@@ -671,7 +692,7 @@ def take_step(session: Session, step: int, inputs: Tensor, targets: Tensor) -> d
         if state.bad_in_a_row >= config.max_bad_steps:
             raise TrainingError(
                 f"the loss was not finite for {state.bad_in_a_row} steps in a row (last at step {step + 1}); "
-                "try a lower learning rate or fp32"
+                "try a lower learning rate" + (" or fp32" if session.dtype != torch.float32 else "")
             )
     return dict(zip(terms, values.tolist(), strict=True))
 
@@ -722,9 +743,11 @@ def progress_report(
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    """Appends a line to metrics.jsonl: standard JSON, with null for a loss that was not finite."""
+    finite = {key: None if isinstance(v, float) and not math.isfinite(v) else v for key, v in record.items()}
     path = run_dir / METRICS_FILE
     with naming_the_file(path), path.open("a") as file:
-        file.write(json.dumps(record) + "\n")
+        file.write(json.dumps(finite, allow_nan=False) + "\n")
 
 
 def trim_metrics(path: Path, step: int) -> None:
@@ -782,6 +805,15 @@ def read_checkpoint(run_dir: Path) -> tuple[RunState, list[dict[str, Any]], dict
     if metadata.get("step") != str(state.step):
         raise TrainingError(f"{run_dir}: checkpoint files disagree (interrupted while saving?)")
     return state, groups, tensors
+
+
+def saved_step(run_dir: Path) -> int | None:
+    """The step of the run's checkpoint, from its metadata alone; None where it has none readable."""
+    try:
+        with open_safetensors(run_dir / CHECKPOINT_FILE, "pt") as file:
+            return int((file.metadata() or {})["step"])
+    except (OSError, SafetensorError, KeyError, ValueError):
+        return None
 
 
 def load_checkpoint(run_dir: Path, model: RECNet, optimizer: torch.optim.Adam) -> RunState:
