@@ -843,10 +843,14 @@ def calibrate(
             message = f"not enough {memory} to calibrate at --size {size}: try a smaller --size"
             raise fail(message, 1) from None
     held_out = {regime: score.rounded() for regime, score in scores.items()}
-    # The model's card, less what described an earlier calibration (its command, its scores).
-    card = {key: value for key, value in loaded.card.items() if not key.startswith("auto_strength")} | {
+    # The model's card, less what described an earlier calibration (its command, its scores) and the
+    # model's place in this project (the bundled model's status).
+    kept = {key: value for key, value in loaded.card.items() if not key.startswith("auto_strength")}
+    card = {key: value for key, value in kept.items() if key != "status"} | {
         "name": output.stem,
         "calibrated_from": loaded.source,
+        "calibrated_note": f"the weights of {loaded.source}, unchanged, which the fields above describe; "
+        "figures they give for --strength auto are of its calibration, not of this one (auto_strength)",
         "auto_strength": calibration.as_card(),
         "auto_strength_held_out": held_out,
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -211,3 +212,28 @@ def test_calibration_reads_photos_named_in_bytes_that_are_not_utf8_and_names_a_d
         ImageFileError, match=rf"^{re.escape(str(paths[1]))}: truncated or corrupt image data$"
     ):
         all_pairs()
+
+
+def test_calibrating_reads_a_groups_held_out_pairs_with_it_so_a_damaged_file_fails_early() -> None:
+    """From photos, the first group reads every file: a damaged held-out photo failed after the whole fit."""
+    loaded: list[str] = []
+
+    def group(name: str, damaged: bool = False) -> Callable[[], list[ValidationPair]]:
+        def load() -> list[ValidationPair]:
+            loaded.append(name)
+            if damaged:
+                raise ImageFileError("held-out.png: truncated or corrupt image data")
+            photo = torch.from_numpy(scene(len(loaded), (32, 32))).permute(2, 0, 1)
+            return [ValidationPair(name, photo * 0.5, photo)]
+
+        return load
+
+    data = calibration.CalibrationData(
+        {"under": group("fit under"), "over": group("fit over")},
+        {"under": group("check under", damaged=True), "over": group("check over")},
+        "two groups",
+        4,
+    )
+    with pytest.raises(ImageFileError, match=r"^held-out\.png: truncated"):
+        calibration.calibrate(Corrector(random_model(seed=3), CPU), data)
+    assert loaded == ["fit under", "check under"]

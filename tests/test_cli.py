@@ -887,17 +887,18 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     card = json.loads(calibrated.with_suffix(".json").read_text())
     assert card["description"] == "untrained test fixture"  # the model's card is kept
     assert (card["name"], card["calibrated_from"]) == ("calibrated", str(model_file))
+    assert card["calibrated_note"].startswith(f"the weights of {model_file}, unchanged")
     assert card["auto_strength"]["features"] == "exposure-v1"
     usage = "RECNet weights for `recnet`: use them with `--model path/to/calibrated.safetensors`"
     assert calibrated.with_suffix(".md").read_text().startswith(f"# calibrated\n\n{usage}")
-    note = {"auto_strength_command": "how the first calibration was made"}  # as the bundled model's card has
-    calibrated.with_suffix(".json").write_text(json.dumps(card | note))
+    note = {"auto_strength_command": "how the first calibration was made", "status": "default model"}
+    calibrated.with_suffix(".json").write_text(json.dumps(card | note))  # as the bundled model's card has
     again = tmp_path / "again.safetensors"
     recalibrated = run(
         [*arguments[:-3], str(calibrated), "-o", str(again), "--size", "64", "--count", "4"], env
     )
     assert recalibrated.returncode == 0, recalibrated.stderr
-    assert "auto_strength_command" not in json.loads(again.with_suffix(".json").read_text())
+    assert not {"auto_strength_command", "status"} & json.loads(again.with_suffix(".json").read_text()).keys()
     calibrated.with_suffix(".json").write_text(json.dumps(card))
     before = calibrated.read_bytes()
     in_place = run([*arguments[:-1], str(calibrated), "--model", str(calibrated), "--overwrite"], env)

@@ -97,17 +97,15 @@ def pair_data(pairs: Sequence[ImagePair], name: str, size: int, count: int) -> C
     return CalibrationData(fitting, {"pairs": partial(pair_validation, held_out, size, count)}, about, photos)
 
 
-def group_samples(
-    corrector: Corrector, groups: Groups, advance: Callable[[], None]
-) -> dict[str, list[CalibrationSample]]:
-    """Each group's pairs corrected in full and reduced to calibration samples; ``advance`` after each."""
-    samples: dict[str, list[CalibrationSample]] = {}
-    for name, load in groups.items():
-        samples[name] = []
-        for pair in load():
-            photo, truth = (image.permute(1, 2, 0).numpy() for image in (pair.input, pair.target))
-            samples[name].append(CalibrationSample.of(photo, corrector.correct(photo).image, truth))
-            advance()
+def samples_of(
+    corrector: Corrector, load: Callable[[], list[ValidationPair]], advance: Callable[[], None]
+) -> list[CalibrationSample]:
+    """A group's pairs corrected in full and reduced to calibration samples; ``advance`` after each."""
+    samples = []
+    for pair in load():
+        photo, truth = (image.permute(1, 2, 0).numpy() for image in (pair.input, pair.target))
+        samples.append(CalibrationSample.of(photo, corrector.correct(photo).image, truth))
+        advance()
     return samples
 
 
@@ -133,7 +131,9 @@ def calibrate(
     """Fits the calibration on ``data.fitting``; its scores on ``data.checking``, group by group."""
     if corrector.strength != 1:
         raise ValueError("calibration needs the model's full correction (strength 1)")
-    fitting = group_samples(corrector, data.fitting, advance)
-    calibration = fit_calibration([sample for group in fitting.values() for sample in group], data.about)
-    checking = group_samples(corrector, data.checking, advance)
+    fitting, checking = [], {}
+    for name, load in data.fitting.items():  # with its held-out part: the first group reads every file
+        fitting += samples_of(corrector, load, advance)
+        checking[name] = samples_of(corrector, data.checking[name], advance)
+    calibration = fit_calibration(fitting, data.about)
     return calibration, {name: score(calibration, samples) for name, samples in checking.items()}
