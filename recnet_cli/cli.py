@@ -889,7 +889,9 @@ def evaluate(
     ] = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    quiet: Annotated[
+        bool, flag("--quiet", "-q", help="No progress bar and no notes: only the scores and errors.")
+    ] = False,
 ) -> None:
     """Score a model on pairs (PSNR, SSIM), beside doing nothing (the input itself).
 

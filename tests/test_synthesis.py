@@ -98,7 +98,8 @@ def test_the_regime_mix_is_chosen_by_name() -> None:
     assert "regimes under 0, over 0.5, mixed 0, mild 0.5" in config.describe()
     for text, reason in [
         ("under=1,dark=1", "unknown regime 'dark'"),
-        ("under", "the share must be a number"),
+        ("under", r"^under has no share: the share must be a number \(as in under=0.25\)$"),
+        ("over=lots", r"^over=lots: the share must be a number"),
         ("under=-0.5", "the share must be 0 or more"),
         ("under=inf", r"under=inf: the share must be a finite number \(as in under=0.25\)"),
         ("mild=nan", r"mild=nan: the share must be a finite number"),

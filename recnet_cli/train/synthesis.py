@@ -78,7 +78,8 @@ def parse_regimes(text: str) -> tuple[float, float, float, float]:
         try:
             shares[name] = float(value)
         except ValueError:
-            raise ValueError(f"{name}={value}: the share must be a number (as in {name}=0.25)") from None
+            given = item.strip() if value else f"{name} has no share"
+            raise ValueError(f"{given}: the share must be a number (as in {name}=0.25)") from None
         if not math.isfinite(shares[name]):
             raise ValueError(f"{name}={value}: the share must be a finite number (as in {name}=0.25)")
         if shares[name] < 0:
