@@ -361,8 +361,8 @@ def plan_jobs(
     """Names each source's output; marks jobs that would overwrite an input or another job's output.
 
     One file and an ``output`` with an image extension (and no trailing slash): that file. Otherwise
-    ``output`` is a folder that mirrors the inputs' sub-folders. Without ``output``:
-    ``<stem><suffix><ext>`` beside each input.
+    ``output`` is a folder that mirrors the inputs' sub-folders. Without ``output``, and where it puts an
+    output in its input's own folder: ``<stem><suffix><ext>`` beside each input.
     """
     single_target = single_output_file(sources, output)
     inputs = {s.path.resolve() for s in sources}
@@ -373,10 +373,11 @@ def plan_jobs(
             target = Path(output)
         else:
             ext = extension or source.path.suffix
-            if output is None:
-                target = source.path.with_name(f"{source.path.stem}{suffix}{ext}")
-            else:
-                target = Path(output, source.relative.with_name(f"{source.relative.stem}{ext}"))
+            target = source.path.with_name(f"{source.path.stem}{suffix}{ext}")
+            if output is not None:
+                mirrored = Path(output, source.relative.with_name(f"{source.relative.stem}{ext}"))
+                if mirrored.parent.resolve() != source.path.parent.resolve():
+                    target = mirrored
         outputs = (target, *companions(target))
         problems = (
             conversion_needed(source.path),

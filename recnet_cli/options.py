@@ -63,7 +63,8 @@ def output_option(help: str) -> Any:
 OutputOpt = Annotated[
     str | None,
     output_option(
-        "Output file (one input) or folder (several inputs or a folder; a name ending in / is one)."
+        "Output file (one input) or folder (several inputs or a folder; a name ending in / is one). In "
+        "a photo's own folder, outputs are named with --suffix, as without -o."
     ),
 ]
 
@@ -243,7 +244,11 @@ def folder_option(option: str, what: str, help: str) -> Any:
 
 SuffixOpt = Annotated[
     str,
-    typer.Option(metavar="TEXT", help="Added to the file name when no -o is given.", callback=name_part),
+    typer.Option(
+        metavar="TEXT",
+        help="Added to the file name when no -o is given, or -o is the photo's own folder.",
+        callback=name_part,
+    ),
 ]
 PhotosOpt = Annotated[
     Path | None,

@@ -229,6 +229,30 @@ def test_without_output_the_suffix_goes_beside_each_input(shots: Path) -> None:
     assert [j.target for j in jobs] == [shots / "a_recnet.jpg", shots / "b_recnet.PNG"]
 
 
+def test_an_output_folder_that_is_the_inputs_own_takes_the_suffix(
+    shots: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Named as the inputs, the outputs would be the inputs, refused; masks (.png) would read as photos."""
+    sources, _ = find_sources([str(shots)], recursive=True)
+    jobs = plan_jobs(sources, shots, suffix="_mask", extension=".png")
+    assert [(j.target.relative_to(shots).as_posix(), j.problem) for j in jobs] == [
+        ("a_mask.png", None),
+        ("b_mask.png", None),
+        ("day/c_mask.png", None),
+        ("day/sub/d_mask.png", None),
+    ]
+    monkeypatch.chdir(shots / "day")
+    (job,) = plan_jobs(find_sources(["c.tif"])[0], ".", suffix="_recnet")
+    assert (job.target, job.problem) == (Path("c_recnet.tif"), None)
+    inner = plan_jobs(find_sources([str(shots)], recursive=True)[0], shots / "day", suffix="_recnet")
+    assert [j.target.relative_to(shots).as_posix() for j in inner] == [
+        "day/a.jpg",
+        "day/b.PNG",
+        "day/day/c.tif",
+        "day/day/sub/d.webp",
+    ]
+
+
 def test_one_file_and_an_output_file(shots: Path, tmp_path: Path) -> None:
     sources, _ = find_sources([str(shots / "a.jpg")])
     (job,) = plan_jobs(sources, tmp_path / "out.png", suffix="_recnet")
