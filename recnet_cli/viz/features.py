@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 
+from recnet_cli.engine import EDGE_PAD, with_border
 from recnet_cli.imaging import fit_size
 from recnet_cli.metrics import psnr, ssim, to_uint8
 from recnet_cli.model import RECNet
@@ -42,16 +43,16 @@ class Features:
 
 @torch.inference_mode()
 def extract_features(model: RECNet, rgb: np.ndarray, long_side: int = FEATURE_LONG_SIDE) -> Features:
-    """Every block's features for an H x W x 3 float photo in [0, 1], computed on a downscaled copy."""
-    # A writable copy (a photo's pixels may be read-only), of two pixels at least: one pixel has no spread
-    # for the instance norms to divide by.
-    small = np.array(fit_size(rgb, min_side=2, max_side=long_side), dtype=np.float32)
+    """Every block's features for an H x W x 3 float photo in [0, 1], computed on a downscaled copy with the
+    mirrored border that correcting gives a photo (``engine.with_border``), so its mask is the one shown."""
+    # Of two pixels at least: one pixel has no spread for the instance norms to divide by.
+    small = fit_size(rgb, min_side=2, max_side=long_side)
     parameter = next(model.parameters())
-    batch = torch.from_numpy(small).permute(2, 0, 1)[None].to(parameter.device, parameter.dtype)
-    results = model.forward_with_intermediates(batch)
+    results = model.forward_with_intermediates(with_border(small, parameter.device).to(parameter.dtype))
+    inside = (0, slice(None), slice(EDGE_PAD, -EDGE_PAD), slice(EDGE_PAD, -EDGE_PAD))
     names = ["extract"] + [f"block{k}" for k in range(1, model.num_blocks + 1)]
-    stages = [results[name][0].permute(1, 2, 0).float().cpu().numpy() for name in names]
-    return Features(mask=results["mask"][0, 0].float().cpu().numpy(), stages=stages)
+    stages = [results[name][inside].permute(1, 2, 0).float().cpu().numpy() for name in names]
+    return Features(mask=results["mask"][inside][0].float().cpu().numpy(), stages=stages)
 
 
 def magnitude(features: np.ndarray) -> np.ndarray:
