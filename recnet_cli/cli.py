@@ -1027,8 +1027,8 @@ def bench(
     memory = memory and f", {memory}"
     console.out.print(
         f"{timing['width']}x{timing['height']} ({megapixels:g} MP) on {timing['device']}, "
-        f"{', '.join(settings)}: best {timing['best_seconds']:.3f} s, "
-        f"median {timing['median_seconds']:.3f} s ({timing['megapixels_per_second']:.2f} MP/s){memory}"
+        f"{', '.join(settings)}: best {timing['best_seconds']:.3f} s "
+        f"({timing['megapixels_per_second']:.2f} MP/s), median {timing['median_seconds']:.3f} s{memory}"
     )
 
 
