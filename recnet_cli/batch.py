@@ -328,10 +328,16 @@ def single_output_file(sources: Sequence[Source], output: str | os.PathLike[str]
 
 
 def misnamed_output_folder(sources: Sequence[Source], output: str | os.PathLike[str] | None) -> str | None:
-    """Why -o, named like an image file, cannot be one: several images, or images from a folder or
-    pattern, are written into a folder (an existing folder named like an image is used as it is)."""
-    if not names_image_file(output) or single_output_file(sources, output) or not sources:
+    """Why -o cannot be the folder the outputs go in: named like an image file, while several images, or
+    images from a folder or pattern, are written into a folder (an existing folder named like an image is
+    used as it is); or a file (or device) that exists."""
+    if output is None or single_output_file(sources, output) or not sources:
         return None
+    if not names_image_file(output):
+        in_the_way = os.path.exists(output) and not os.path.isdir(output)
+        return (
+            f"-o {output} is {file_kind(output)}, not a folder to put the outputs in" if in_the_way else None
+        )
     given = f"the inputs give {len(sources)} images" if len(sources) > 1 else "a folder or pattern is given"
     return (
         f"-o {output} names one image file, but {given}: name a folder, such as -o "

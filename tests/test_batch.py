@@ -326,6 +326,21 @@ def test_an_output_named_like_an_image_must_be_a_folder_for_several_images(tmp_p
     assert misnamed_output_folder(two, tmp_path / "existing.jpg") is None
 
 
+def test_an_output_folder_that_is_a_file_is_refused_once(tmp_path: Path) -> None:
+    """Each photo failed with the same line, and the exit status was 1 (a photo failed), not 2."""
+    touch(tmp_path, "a.jpg", "b.jpg", "notes.txt", "notes")
+    two, _ = find_sources([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")])
+    one, _ = find_sources([str(tmp_path / "a.jpg")])
+    for sources, name in [(two, "notes.txt"), (one, "notes.txt"), (one, "notes")]:
+        reason = f"-o {tmp_path / name} is a file, not a folder to put the outputs in"
+        assert misnamed_output_folder(sources, tmp_path / name) == reason
+    assert (
+        misnamed_output_folder(one, "/dev/null")
+        == "-o /dev/null is a device, not a folder to put the outputs in"
+    )
+    assert misnamed_output_folder(one, tmp_path / "a.jpg") is None  # the output file itself: refused later
+
+
 def test_one_photo_with_an_output_named_like_no_image_is_told_it_is_a_folder(tmp_path: Path) -> None:
     touch(tmp_path, "a.jpg", "b.jpg", "set/c.jpg")
     one, _ = find_sources([str(tmp_path / "a.jpg")])
