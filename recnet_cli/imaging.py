@@ -703,13 +703,15 @@ def _blocks(photo: Photo) -> dict[str, bytes | None]:
 
 
 def left_out(photo: Photo, output_format: str) -> list[str]:
-    """The photo's metadata that a file in ``output_format`` cannot hold ("XMP", "resolution"): a block
-    over a JPEG's 64 KB segment (Photoshop's document history can make XMP that long), a resolution past
-    what the format stores."""
+    """The photo's metadata that a file in ``output_format`` cannot hold ("XMP", "resolution"): every block
+    in a BMP, which holds none; a block over a JPEG's 64 KB segment (Photoshop's document history can make
+    XMP that long); a resolution past what the format stores."""
+    holds_no_metadata = output_format not in _XMP_FORMATS  # BMP
     names = [
         name
         for name, block in _blocks(photo).items()
-        if output_format == "JPEG" and block and len(block) > _JPEG_SEGMENT_LIMITS[name]
+        if block
+        and (holds_no_metadata or (output_format == "JPEG" and len(block) > _JPEG_SEGMENT_LIMITS[name]))
     ]
     if photo.dpi and max(photo.dpi) > _MAX_DPI.get(output_format, math.inf):
         names.append("resolution")

@@ -2288,6 +2288,9 @@ def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None
     assert imaging.metadata_loss_notice(scanned, "PNG") == (
         "its resolution (1,000,000,000 dpi) cannot go into PNG: left out; TIFF keeps it"
     )
+    assert imaging.metadata_loss_notice(described, "BMP") == (  # BMP holds no metadata at all
+        "its EXIF (68 KB) cannot go into BMP: left out; PNG or TIFF keeps it"
+    )
     assert (
         imaging.metadata_loss_notice(described, "PNG") is None
         and imaging.metadata_loss_notice(scanned, "TIFF") is None
