@@ -474,8 +474,7 @@ def not_cached_reason(cause: BaseException | None) -> str:
         )
     return (
         f"cannot reach the Hub at {constants.ENDPOINT} and the model is not in the local cache"
-        f" ({constants.HF_HUB_CACHE}); download it once while online, later runs work offline"
-        " (set HF_HUB_OFFLINE=1 to skip the Hub)"
+        f" ({constants.HF_HUB_CACHE}); download it once while online, and later runs find it there offline"
     )
 
 
