@@ -163,6 +163,7 @@ class Summary:
                 {
                     "input": str(o.job.source),
                     "output": str(o.job.target),
+                    "companions": [str(path) for path in o.job.companions],  # --save-mask, --raw...
                     "status": o.status,
                     "reason": o.reason,
                     "seconds": round(o.seconds, 3),
@@ -174,6 +175,7 @@ class Summary:
                 {
                     "input": m.input,
                     "output": None,
+                    "companions": [],
                     "status": "failed",
                     "reason": m.reason,
                     "seconds": 0.0,

@@ -301,6 +301,7 @@ def correct(
                 "run the same command with --skip-existing to write it"
             )
         else:
+            about["report"] = {"page": str(path), "previews": str(report_at[1])}  # as --dry-run gives it
             if not quiet:
                 console.notice(f"report: {path}")
     if amount == "auto" and correctors[0].calibration is not None and strengths and not quiet:

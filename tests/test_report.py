@@ -422,6 +422,23 @@ def test_a_dry_run_lists_the_report_it_would_write(tmp_path: Path, env: dict[str
     assert "report" not in json.loads(without.stdout)
 
 
+def test_a_run_s_json_gives_its_report_and_each_photo_s_mask_picture(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    shots, out = two_shots(tmp_path), tmp_path / "out"
+    result = run(
+        ["correct", str(shots), "-o", str(out), "--report", "--json", "--model", str(model_file)], env
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["report"] == {"page": str(out / REPORT_NAME), "previews": str(out / PREVIEW_FOLDER)}
+    assert [entry["companions"] for entry in summary["files"]] == [
+        [str(out / "one_mask.png")],
+        [str(out / "two_mask.png")],
+    ]
+    assert all(Path(path).is_file() for entry in summary["files"] for path in entry["companions"])
+
+
 def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Headless Chromium on a local page, offline, with a throw-away profile."""
     command = [
