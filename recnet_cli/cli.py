@@ -342,6 +342,7 @@ def explain(
     device: DeviceOpt = "auto",
     tile: TileOpt = "auto",
     overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Draw one contact sheet that shows what the model did to a photo and why.
 
@@ -372,14 +373,14 @@ def explain(
         raise fail(f"{target} exists (use --overwrite)", 1)
     if problem := folder_problem(target.parent, create=False):
         raise fail(problem, 1)
-    if as_folder := output_taken_as_folder([Source(image, Path(image.name))], output):
+    if (as_folder := output_taken_as_folder([Source(image, Path(image.name))], output)) and not quiet:
         console.notice(as_folder)
     try:
-        photo = read_input(image, quiet=False).pixels
-        truth = read_input(reference, quiet=False).pixels if reference is not None else None
+        photo = read_input(image, quiet).pixels
+        truth = read_input(reference, quiet).pixels if reference is not None else None
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
-    (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet=False, one_device=True)
+    (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet, one_device=True)
     from recnet_cli.engine import PhotoOutOfMemoryError
     from recnet_cli.viz.sheet import contact_sheet
     from recnet_cli.viz.sheet import explain as explain_photo
@@ -401,7 +402,8 @@ def explain(
         raise fail(f"{image}: {exc}", 1) from None
     except ValueError as exc:
         raise fail(f"{reference or image}: {exc}", 1) from None
-    console.notice(f"wrote {target}")
+    if not quiet:
+        console.notice(f"wrote {target}")
 
 
 @command()

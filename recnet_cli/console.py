@@ -75,8 +75,8 @@ def notice_passed_over(paths: list[Path]) -> None:
     names = ", ".join(str(path) for path in paths[:3]) + (", ..." if len(paths) > 3 else "")
     plural = "s" if len(paths) > 1 else ""
     notice(
-        f"passed over {len(paths)} image{plural} that recnet wrote before ({names}); "
-        "name files one by one to include them"
+        f"passed over {len(paths)} image{plural} that look{'' if plural else 's'} like recnet's outputs, by "
+        f"name or folder ({names}); name files one by one to include them"
     )
 
 

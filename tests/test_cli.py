@@ -311,7 +311,7 @@ def test_running_twice_on_a_folder_does_not_correct_its_own_outputs(
     assert first.returncode == 0, first.stderr
     again = run(["correct", str(shots), "--model", str(model_file), "--skip-existing"], env)
     assert again.returncode == 0, again.stderr
-    assert "note: passed over 2 images that recnet wrote before" in again.stderr
+    assert "note: passed over 2 images that look like recnet's outputs, by name or folder" in again.stderr
     assert "corrected 0, skipped 1, failed 0" in again.stderr
     assert sorted(p.name for p in shots.iterdir()) == ["a.png", "a_recnet.png", "a_recnet_mask.png"]
     quiet = run(["correct", str(shots), "--model", str(model_file), "--skip-existing", "-q", "--json"], env)

@@ -207,6 +207,11 @@ def test_explain_writes_a_contact_sheet(
     assert with_reference.returncode == 0, with_reference.stderr
     alone = run(["explain", str(photo), "--model", str(model_file)], cli_env)
     assert alone.returncode == 0, alone.stderr
+    assert alone.stderr.endswith(f"note: wrote {tmp_path / 'shot_explain.png'}\n")
+    quiet = run(
+        ["explain", str(photo), "-o", str(tmp_path / "quiet.png"), "--model", str(model_file), "-q"], cli_env
+    )
+    assert (quiet.returncode, quiet.stderr) == (0, "") and (tmp_path / "quiet.png").is_file()
     sheet = Image.open(tmp_path / "sheet.png")
     default = Image.open(tmp_path / "shot_explain.png")
     assert sheet.width == default.width >= FIGURE_WIDTH
