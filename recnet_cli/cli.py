@@ -906,7 +906,7 @@ def evaluate(
       recnet eval --pairs LCDP/ --split test
       recnet eval --inputs shots/ --targets edited/ --model my.safetensors --json
     """
-    from recnet_cli.train.pairs import find_pairs, match_by_stem
+    from recnet_cli.train.pairs import find_pairs, match_by_stem, unsplit_note
 
     if (pairs is None) == (inputs is None and targets is None) or (inputs is None) != (targets is None):
         raise fail("give either --pairs DIR or both --inputs DIR and --targets DIR")
@@ -914,6 +914,8 @@ def evaluate(
         found = find_pairs(pairs, split) if pairs is not None else match_by_stem(inputs, targets)
     except (ValueError, OSError) as exc:
         raise fail(error_line(exc)) from None
+    if pairs is not None and (note := unsplit_note(pairs, split)) and not quiet:
+        console.notice(note)
     from recnet_cli.evaluate import evaluate_pairs, save_problem
 
     amount = parse_strength(strength)

@@ -14,7 +14,14 @@ from PIL import Image
 from recnet_cli.engine import Corrector
 from recnet_cli.evaluate import PairFailure, evaluate_pairs
 from recnet_cli.model import RECNet
-from recnet_cli.train.pairs import ImagePair, PairingError, find_pairs, list_images, match_by_stem
+from recnet_cli.train.pairs import (
+    ImagePair,
+    PairingError,
+    find_pairs,
+    list_images,
+    match_by_stem,
+    unsplit_note,
+)
 
 EXPOSURES = ("N1.5", "N1", "0", "P1", "P1.5")
 
@@ -54,6 +61,12 @@ def test_msec_five_inputs_per_target(tmp_path: Path) -> None:
     assert all(p.target.parent.name == "expert_c_testing_set" for p in pairs)
     assert all(p.input.stem.startswith(p.target.stem + "_") for p in pairs)
     assert find_pairs(testing) == pairs  # the split folder itself works too
+    # ... and gives the same pairs for every split, which eval says (a model may have trained on them)
+    assert find_pairs(testing, "train") == pairs
+    assert unsplit_note(testing, "test") == (
+        f"{testing} has no split folders (training/, testing/, validation/): --split test is all its pairs"
+    )
+    assert unsplit_note(tmp_path, "test") is None
 
 
 def test_msec_training_uses_gt_images(tmp_path: Path) -> None:

@@ -71,6 +71,16 @@ def find_pairs(root: Path, split: str = "train") -> list[ImagePair]:
     )
 
 
+def unsplit_note(root: Path, split: str) -> str | None:
+    """What to know of a folder in the MSEC layout without its split folders (INPUT_IMAGES/ at the top):
+    every ``split`` gives all its pairs, so a model trained on it is scored on what it trained on; None
+    for other folders."""
+    if not (root / MSEC_INPUTS).is_dir():
+        return None
+    folders = "/, ".join(MSEC_SPLIT_FOLDERS.values())
+    return f"{root} has no split folders ({folders}/): --split {split} is all its pairs"
+
+
 def match_by_stem(inputs: Path, targets: Path) -> list[ImagePair]:
     """Pairs the files of two folders with the same name up to the extension."""
     input_files = stem_index(list_images(inputs), inputs)
