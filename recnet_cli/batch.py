@@ -211,7 +211,8 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
         elif os.path.isdir(path):  # os.path's tests say False for a name too long; Path's raise
             files = visible_files(path, "**/*" if recursive else "*")
             found = [Source(p, p.relative_to(path), from_folder=True) for p in files if is_image(p)]
-            reason = "no images in this folder" + folder_hint(path, files, recursive)
+            # Only then: the hint walks the sub-folders, a photo library's whole tree
+            reason = "" if found else "no images in this folder" + folder_hint(path, files, recursive)
         elif os.path.exists(path):
             found = [Source(path, Path(path.name))]
         elif glob.has_magic(text):
@@ -542,8 +543,8 @@ def run_lane(
     queue: JobQueue,
     record: Callable[[Outcome], None],
     handled: tuple[type[Exception], ...],
-    depth: int = 1,
-    skip_existing: bool = False,
+    depth: int,
+    skip_existing: bool,
 ) -> None:
     """Runs jobs from ``queue`` until it is empty, reading up to ``depth`` inputs ahead and writing up to
     ``depth`` outputs behind in background threads (one per job in flight), so memory stays bounded.
@@ -688,7 +689,7 @@ def finished(
     started: float,
     write: Callable[[], float],
     handled: tuple[type[Exception], ...],
-    skip_existing: bool = False,
+    skip_existing: bool,
 ) -> Outcome:
     """The outcome of a job once its last step, ``write``, returns the megapixels processed (or raises); an
     output that turned out to exist is as one that existed before the batch (``existing_output``)."""

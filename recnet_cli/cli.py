@@ -382,6 +382,7 @@ def explain(
         raise fail(str(exc), 1) from None
     (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet, one_device=True)
     from recnet_cli.engine import PhotoOutOfMemoryError
+    from recnet_cli.metrics import UnscorableError
     from recnet_cli.viz.sheet import contact_sheet
     from recnet_cli.viz.sheet import explain as explain_photo
 
@@ -400,7 +401,7 @@ def explain(
         raise fail(str(exc), 1) from None
     except PhotoOutOfMemoryError as exc:
         raise fail(f"{image}: {exc}", 1) from None
-    except ValueError as exc:
+    except UnscorableError as exc:  # a reference of another size, or a photo too small to score
         raise fail(f"{reference or image}: {exc}", 1) from None
     if not quiet:
         console.notice(f"wrote {target}")
@@ -801,7 +802,7 @@ def calibrate(
       recnet calibrate --photos photos/ --model run/final.safetensors -o calibrated.safetensors
       recnet calibrate --inputs shots/ --targets edited/ --model mine.safetensors -o mine-auto.safetensors
     """
-    if output.suffix != ".safetensors":
+    if output.suffix.lower() != ".safetensors":
         raise fail(f"-o {output}: the calibrated model is written as .safetensors")
     written = [output, output.with_suffix(".json"), output.with_suffix(".md")]
     if problem := next(filter(None, map(output_path_problem, written)), None):

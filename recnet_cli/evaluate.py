@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from recnet_cli.batch import folder_problem
+from recnet_cli.batch import BATCH_STOPPING_ERRNOS, folder_problem
 from recnet_cli.devices import is_out_of_memory
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import (
     FREE_MEMORY_ADVICE,
     ImageWriteError,
-    OutputExistsError,
     PhotoFileError,
     describe_os_error,
     file_kind,
@@ -222,7 +221,9 @@ def score_each(
                 try:
                     save_corrected(pair, save_dir, corrected, overwrite)
                 except PhotoFileError as exc:
-                    ends_saving = not isinstance(exc, OutputExistsError)
+                    # As a batch decides: a full disk or a read-only one ends the saving, a file or folder
+                    # in the way of one image (saved there during the run) costs only that image.
+                    ends_saving = getattr(exc, "errno", None) in BATCH_STOPPING_ERRNOS
                     reason = f"{exc}{'; not saving the rest (the scoring goes on)' if ends_saving else ''}"
                     report.unsaved.append(PairFailure(pair.input, pair.target, reason))
                     on_failure(report.unsaved[-1])

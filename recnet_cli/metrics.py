@@ -29,6 +29,10 @@ def gaussian_window(dtype: torch.dtype, device: torch.device) -> Tensor:
     return gaussian_1d(SSIM_WINDOW, SSIM_SIGMA).to(dtype=dtype, device=device)
 
 
+class UnscorableError(ValueError):
+    """Images that cannot be compared: of different sizes, or too small for SSIM's window."""
+
+
 def local_mean(x: Tensor, window: Tensor) -> Tensor:
     """Separable Gaussian filter of every channel of (B, C, H, W), 'valid' region only."""
     channels = x.shape[1]
@@ -41,7 +45,7 @@ def ssim_tensor(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
     """Mean SSIM per image of two (B, C, H, W) batches (H, W >= 11); differentiable."""
     height, width = x.shape[-2:]
     if min(height, width) < SSIM_WINDOW:
-        raise ValueError(
+        raise UnscorableError(
             f"{width}x{height} pixels is too small to score: SSIM needs {SSIM_WINDOW} or more on each side"
         )
     window = gaussian_window(x.dtype, x.device)

@@ -111,7 +111,8 @@ def parse_tile(text: str) -> int | str:
     """'auto', or a whole number: 0 or at least 128."""
     if text == "auto":
         return text
-    if text.isdigit() and (int(text) == 0 or int(text) >= 128):
+    # ASCII digits: str.isdigit also takes ² and full-width ones, which int() refuses or reads
+    if text.isascii() and text.isdigit() and (int(text) == 0 or int(text) >= 128):
         return int(text)
     raise fail(f"--tile {text}: use auto, 0 (whole image) or a size of at least 128 pixels")
 
@@ -164,7 +165,8 @@ TileOpt = Annotated[
     typer.Option(
         callback=checked_tile,
         metavar="SIZE",
-        help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128 (tiles of at most N).",
+        help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128 (tiles of at most "
+        "N x N pixels; on a GPU, full-width strips of that area).",
     ),
 ]
 PrecisionOpt = Annotated[Precision, typer.Option(help="Compute precision; auto is fp32.")]

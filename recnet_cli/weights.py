@@ -273,7 +273,7 @@ def fetch_from_hub(ref: HubRef) -> Path:
         try:
             offline = constants.is_offline_mode() or not hub_reachable(ref)
             path = hub_download(ref, ref.filename, offline)
-            if path.suffix == ".safetensors":
+            if path.suffix.lower() == ".safetensors":
                 fetch_card(ref, offline)
         except Exception as error:  # huggingface_hub raises many types; all become one line for the user
             raise hub_error(ref, error, chatter) from error
@@ -367,10 +367,9 @@ def hub_reachable(ref: HubRef) -> bool:
     return True
 
 
-def hub_error(ref: HubRef, error: Exception, chatter: HubChatter | None = None) -> WeightsError:
+def hub_error(ref: HubRef, error: Exception, chatter: HubChatter) -> WeightsError:
     """A one-line error for a failed Hub download, saying what to do about it (and how many times
     huggingface_hub retried, if it did)."""
-    chatter = chatter or HubChatter()
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         sizes = f" ({chatter.low_disk})" if chatter.low_disk else ""
         return WeightsError(
@@ -699,7 +698,7 @@ def read_card(model_path: Path) -> dict[str, Any]:
     """The card of a ``.safetensors`` model: ``<stem>.json`` beside it, else its metadata (strings). A
     training checkpoint has none: its metadata (or, from an older run, ``checkpoint.json`` beside it) holds
     the run's counters and Adam's settings."""
-    if model_path.suffix != ".safetensors":
+    if model_path.suffix.lower() != ".safetensors":
         return {}
     keys, metadata = safetensors_header(model_path)
     if TRAINING_CHECKPOINT_KEY in keys:
@@ -740,7 +739,7 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
     import torch
     from safetensors.torch import save as safetensors_bytes
 
-    if path.suffix != ".safetensors":
+    if path.suffix.lower() != ".safetensors":
         raise WeightsError(f"{path}: models are saved as .safetensors")
     full_card = architecture_card(model) | {
         key: value for key, value in card.items() if key not in ARCHITECTURE

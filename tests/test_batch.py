@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recnet_cli import imaging
+from recnet_cli import batch, imaging
 from recnet_cli.batch import (
     IN_FLIGHT_BYTES_PER_PIXEL,
     IN_FLIGHT_MEMORY_SHARE,
@@ -71,6 +71,19 @@ def test_jfif_and_jpe_files_are_jpegs_and_keep_their_extension(tmp_path: Path) -
         ("old_recnet.JPE", None),
         ("saved_recnet.jfif", None),
     ]
+
+
+def test_a_folder_with_images_is_not_walked_below_without_recursive(
+    shots: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hint for a folder without images walked every folder's whole tree (a photo library's)."""
+    patterns: list[str] = []
+    real = batch.visible_files
+    monkeypatch.setattr(
+        batch, "visible_files", lambda folder, pattern: patterns.append(pattern) or real(folder, pattern)
+    )
+    sources, _ = find_sources([str(shots)])
+    assert names(sources) == ["a.jpg", "b.PNG"] and patterns == ["*"]
 
 
 def test_recursive_keeps_relative_paths(shots: Path) -> None:

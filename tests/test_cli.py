@@ -484,6 +484,12 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
         refused = run([command, str(shots), "-o", str(out), "-n", "--tile", "5"], env)
         assert refused.returncode == 2 and refused.stdout == ""
         assert refused.stderr.startswith("error: --tile 5: use auto, 0 (whole image) or a size of at least")
+    for digits in ("\u00b2", "\uff11\uff12\uff18"):  # ², full-width 128: digits to isdigit, not int
+        refused = CliRunner().invoke(app, ["correct", str(shots), "-n", "--tile", digits])
+        assert (refused.exit_code, refused.stderr) == (
+            2,
+            f"error: --tile {digits}: use auto, 0 (whole image) or a size of at least 128 pixels\n",
+        )
 
 
 def test_an_output_ending_in_a_slash_is_a_folder_whatever_its_name(
@@ -1537,7 +1543,7 @@ def test_eval_says_in_one_line_when_save_cannot_write(
     pairs = ["--inputs", str(inputs), "--targets", str(targets), "--model", str(model_file)]
     result = run(["eval", *pairs, "--save", str(saved), "--overwrite", "--json"], env)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"error: {saved / 'shot.png'}: is a directory; not saving the rest" in result.stderr
+    assert f"error: {saved / 'shot.png'}: is a directory\n" in result.stderr  # that image alone
     assert "error: the scores are complete, but 1 of 1 corrected images were not saved" in result.stderr
     values = json.loads(result.stdout)  # the score still counts
     assert values["images"] == 1 and [item["input"] for item in values["unsaved"]] == [

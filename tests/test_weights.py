@@ -381,6 +381,14 @@ def test_safetensors_metadata_carries_the_card_fields_with_mappings_as_json(
     assert load_model(str(path)).card == metadata  # without the JSON card, the metadata is the card
 
 
+def test_a_model_named_in_capitals_keeps_its_card(tmp_path: Path, small_model: RECNet) -> None:
+    """MODEL.SAFETENSORS loaded with an empty card, so --strength auto lost its calibration."""
+    path = tmp_path / "MODEL.SAFETENSORS"
+    save_model(small_model, path, {"training_data": "mine"})
+    assert path.with_suffix(".json").is_file()
+    assert load_model(str(path)).card["training_data"] == "mine"
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [

@@ -132,7 +132,9 @@ def calibrate(
     if corrector.strength != 1:
         raise ValueError("calibration needs the model's full correction (strength 1)")
     fitting, checking = [], {}
-    for name, load in data.fitting.items():  # with its held-out part: the first group reads every file
+    # Each group's held-out pairs right after its fitting pairs: from photos, every group holds every photo,
+    # so a damaged one fails in the first group, not after the whole fit.
+    for name, load in data.fitting.items():
         fitting += samples_of(corrector, load, advance)
         checking[name] = samples_of(corrector, data.checking[name], advance)
     calibration = fit_calibration(fitting, data.about)

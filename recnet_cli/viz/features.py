@@ -17,7 +17,7 @@ import torch
 
 from recnet_cli.engine import EDGE_PAD, with_border
 from recnet_cli.imaging import fit_size
-from recnet_cli.metrics import psnr, ssim, to_uint8
+from recnet_cli.metrics import UnscorableError, psnr, ssim, to_uint8
 from recnet_cli.model import RECNet
 from recnet_cli.viz import draw
 
@@ -169,7 +169,7 @@ def feature_error_figure(
     are computed on them at 8 bits.
     """
     if corrected.shape != reference_rgb.shape:
-        raise ValueError(
+        raise UnscorableError(
             f"the reference is {reference_rgb.shape[1]} x {reference_rgb.shape[0]} pixels but the photo is "
             f"{corrected.shape[1]} x {corrected.shape[0]}: they must be the same size"
         )
