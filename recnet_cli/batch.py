@@ -265,13 +265,23 @@ def other_files(files: Sequence[Path]) -> str:
     return f" ({total} other file{'s' if total > 1 else ''}: {kinds}; {READABLE})"
 
 
+def file_identity(path: Path) -> tuple[int, int] | Path:
+    """What makes two names one file: its device and inode (a symbolic or a hard link shares them), or its
+    resolved path where it cannot be read."""
+    try:
+        status = path.stat()
+    except OSError:
+        return path.resolve()
+    return status.st_dev, status.st_ino
+
+
 def unique_sources(sources: Iterable[Source]) -> list[Source]:
-    """Each file once, under the first name it was given; a later different name for it (a link) is kept
-    among its ``aliases``."""
-    first: dict[Path, int] = {}
+    """Each file once, under the first name it was given; a later different name for it (a symbolic or
+    hard link) is kept among its ``aliases``."""
+    first: dict[tuple[int, int] | Path, int] = {}
     unique: list[Source] = []
     for source in sources:
-        key = source.path.resolve()
+        key = file_identity(source.path)
         if key not in first:
             first[key] = len(unique)
             unique.append(source)

@@ -159,6 +159,10 @@ def test_a_link_to_a_file_given_too_is_processed_once_and_remembered(shots: Path
     sources, _ = find_sources([str(shots / "a.jpg"), str(shots / "link.jpg"), str(shots / "*.jpg")])
     assert [source.path for source in sources] == [shots / "a.jpg"]
     assert sources[0].aliases == (shots / "link.jpg", shots / "other.jpg")  # once each, the file itself never
+    os.link(shots / "a.jpg", shots / "hard.jpg")  # a second name for the same data: a hard link
+    sources, _ = find_sources([str(shots / "a.jpg"), str(shots / "hard.jpg")])
+    assert [source.path for source in sources] == [shots / "a.jpg"]
+    assert sources[0].aliases == (shots / "hard.jpg",)
 
 
 def test_jobs_that_cannot_work_are_refused_before_reading(tmp_path: Path) -> None:

@@ -124,6 +124,7 @@ def test_a_photo_and_links_to_it_are_one_photo(tmp_path: Path) -> None:
     shutil.copyfile(originals[1], elsewhere)
     (photos / "a-link.jpg").symlink_to(elsewhere)
     (photos / "b-link.jpg").symlink_to(elsewhere)
+    os.link(originals[2], photos / "zz-hard.jpg")  # a hard link is a second name for the same photo too
     train_paths, val_paths = split_photos(photos)
     assert sorted(train_paths + val_paths) == sorted([*originals, photos / "a-link.jpg"])
     assert downscale_photos(photos, tmp_path / "small", max_side=40) == len(originals) + 1

@@ -88,8 +88,8 @@ def holdout_split(items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T],
 
 
 def list_photos(folder: Path) -> list[Path]:
-    """The photos of a folder, searched recursively, each file once (by its resolved path) under the first
-    name found: a link to a photo also there, or a second link to one file, is left out."""
+    """The photos of a folder, searched recursively, each file once under the first name found: a link
+    (symbolic or hard) to a photo also there, or a second link to one file, is left out."""
     found = [
         Source(path, path.relative_to(folder), from_folder=True)
         for path in list_images(folder, recursive=True)
