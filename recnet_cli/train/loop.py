@@ -50,7 +50,7 @@ from recnet_cli.train.data import (
 from recnet_cli.train.losses import RecnetLoss, build_loss
 from recnet_cli.train.pairs import ImagePair, find_pairs, match_by_stem, not_a_folder
 from recnet_cli.train.synthesis import DegradationConfig
-from recnet_cli.weights import load_model, open_safetensors, save_model, write_atomic
+from recnet_cli.weights import WeightsError, load_model, open_safetensors, save_model, write_atomic
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -486,7 +486,8 @@ def run(
         with stop_signals or contextlib.nullcontext():
             try:
                 return train_steps(session)
-            except (TrainingError, OSError, ValueError, RuntimeError) as error:
+            # A step, a checkpoint or the final model (WeightsError) failed; out of memory is said as such.
+            except (TrainingError, OSError, ValueError, RuntimeError, WeightsError) as error:
                 if is_out_of_memory(error):
                     raise
                 raise TrainingFailed(error_line(error)) from error
