@@ -44,6 +44,12 @@ T = TypeVar("T")
 # Write errors that every later write would meet too (disk full, over quota, read-only): they stop a batch.
 BATCH_STOPPING_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
+
+def stops_writing(error: BaseException) -> bool:
+    """Whether every later write would fail as this one did (``BATCH_STOPPING_ERRNOS``)."""
+    return getattr(error, "errno", None) in BATCH_STOPPING_ERRNOS
+
+
 # Photos a GPU lane reads ahead and writes behind, one thread and about one core each (a CPU lane: one).
 # On this project's 2-core EPYC one thread takes 0.15-0.23 s to decode a 12 MP JPEG and 0.34 s to finish
 # its correction (strength, blend) and encode and write it, against the 60 ms an H200 is to take for the
@@ -347,10 +353,9 @@ def misnamed_output_folder(sources: Sequence[Source], output: str | os.PathLike[
     if output is None or single_output_file(sources, output) or not sources:
         return None
     if not names_image_file(output):
-        in_the_way = os.path.exists(output) and not os.path.isdir(output)
-        return (
-            f"-o {output} is {file_kind(output)}, not a folder to put the outputs in" if in_the_way else None
-        )
+        if os.path.exists(output) and not os.path.isdir(output):
+            return f"-o {output} is {file_kind(output)}, not a folder to put the outputs in"
+        return None
     given = f"the inputs give {len(sources)} images" if len(sources) > 1 else "a folder or pattern is given"
     return (
         f"-o {output} names one image file, but {given}: name a folder, such as -o "
@@ -713,9 +718,8 @@ def finished(
 
 
 def failure(job: Job, error: Exception, started: float) -> Outcome:
-    stops_batch = getattr(error, "errno", None) in BATCH_STOPPING_ERRNOS
     reason = failure_reason(error, job.source)
-    return Outcome(job, "failed", reason, time.perf_counter() - started, stops_batch=stops_batch)
+    return Outcome(job, "failed", reason, time.perf_counter() - started, stops_batch=stops_writing(error))
 
 
 def failure_reason(error: Exception, source: Path) -> str:

@@ -87,6 +87,7 @@ from recnet_cli.runner import (
     read_input,
     refuse_device_list,
     refuse_unwritable_output,
+    report_fields,
     run_batch,
     show_plan,
 )
@@ -301,7 +302,7 @@ def correct(
                 "run the same command with --skip-existing to write it"
             )
         else:
-            about["report"] = {"page": str(path), "previews": str(report_at[1])}  # as --dry-run gives it
+            about["report"] = report_fields(report_at)
             if not quiet:
                 console.notice(f"report: {path}")
     if amount == "auto" and correctors[0].calibration is not None and strengths and not quiet:
@@ -849,8 +850,11 @@ def calibrate(
     held_out = {regime: score.rounded() for regime, score in scores.items()}
     # The model's card, less what described an earlier calibration (its command, its scores) and the
     # model's place in this project (the bundled model's status).
-    kept = {key: value for key, value in loaded.card.items() if not key.startswith("auto_strength")}
-    card = {key: value for key, value in kept.items() if key != "status"} | {
+    card = {
+        key: value
+        for key, value in loaded.card.items()
+        if key != "status" and not key.startswith("auto_strength")
+    } | {
         "name": output.stem,
         "calibrated_from": loaded.source,
         "calibrated_note": f"the weights of {loaded.source}, unchanged, which the fields above describe; "

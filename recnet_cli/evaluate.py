@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recnet_cli.batch import BATCH_STOPPING_ERRNOS, folder_problem
+from recnet_cli.batch import folder_problem, stops_writing
 from recnet_cli.devices import is_out_of_memory
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import (
@@ -223,7 +223,7 @@ def score_each(
                 except PhotoFileError as exc:
                     # As a batch decides: a full disk or a read-only one ends the saving, a file or folder
                     # in the way of one image (saved there during the run) costs only that image.
-                    ends_saving = getattr(exc, "errno", None) in BATCH_STOPPING_ERRNOS
+                    ends_saving = stops_writing(exc)
                     reason = f"{exc}{'; not saving the rest (the scoring goes on)' if ends_saving else ''}"
                     report.unsaved.append(PairFailure(pair.input, pair.target, reason))
                     on_failure(report.unsaved[-1])

@@ -191,6 +191,12 @@ def collect_jobs(
     return jobs, found, batch
 
 
+def report_fields(report: tuple[Path, Path]) -> dict[str, str]:
+    """A --report run's page and previews' folder, as --json gives them."""
+    page, previews = report
+    return {"page": str(page), "previews": str(previews)}
+
+
 def show_plan(
     jobs: list[Job],
     found: Summary,
@@ -207,7 +213,7 @@ def show_plan(
     if as_json:
         planned = {"dry_run": True, "planned": summary.count("planned")}
         if report is not None:
-            planned["report"] = {"page": str(report[0]), "previews": str(report[1])}
+            planned["report"] = report_fields(report)
         typer.echo(json.dumps({**planned, **summary.as_dict()}, indent=2))
     else:
         console.print_plan(summary, verb, report)

@@ -50,7 +50,14 @@ from recnet_cli.train.data import (
 from recnet_cli.train.losses import RecnetLoss, build_loss
 from recnet_cli.train.pairs import ImagePair, find_pairs, match_by_stem, not_a_folder
 from recnet_cli.train.synthesis import DegradationConfig
-from recnet_cli.weights import WeightsError, load_model, open_safetensors, save_model, write_atomic
+from recnet_cli.weights import (
+    WeightsError,
+    load_model,
+    open_safetensors,
+    safetensors_header,
+    save_model,
+    write_atomic,
+)
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -811,9 +818,8 @@ def read_checkpoint(run_dir: Path) -> tuple[RunState, list[dict[str, Any]], dict
 def saved_step(run_dir: Path) -> int | None:
     """The step of the run's checkpoint, from its metadata alone; None where it has none readable."""
     try:
-        with open_safetensors(run_dir / CHECKPOINT_FILE, "pt") as file:
-            return int((file.metadata() or {})["step"])
-    except (OSError, SafetensorError, KeyError, ValueError):
+        return int(safetensors_header(run_dir / CHECKPOINT_FILE)[1]["step"])
+    except (WeightsError, KeyError, ValueError):
         return None
 
 
