@@ -81,7 +81,7 @@ def host_seconds(paths: list[Path], scratch: Path, depth: int) -> float:
 
     jobs = [Job(path, scratch / path.name) for path in paths]
     start = time.perf_counter()
-    summary = run_jobs(jobs, [Stages(lambda job: read_photo(job.source), compute, write)], depth=depth)
+    summary = run_jobs(jobs, [Stages(lambda job: read_photo(job.source), compute, write, depth)])
     if summary.failed:
         raise SystemExit(f"the host stage failed: {summary.outcomes}")
     return time.perf_counter() - start

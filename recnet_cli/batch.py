@@ -70,8 +70,9 @@ IN_FLIGHT_MEMORY_SHARE = 0.5
 def gpu_lane_depth(
     lanes: int, megapixels: float = 0.0, cores: int | None = None, memory: int | None = None
 ) -> int:
-    """How far each of ``lanes`` GPU lanes reads ahead and writes behind: the cores this process may use
-    (``usable_cores`` unless given) shared out, a reader and a writer per photo in flight, within
+    """How far a GPU lane reads ahead and writes behind, in a batch of ``lanes`` lanes (GPU or CPU) that
+    share the cores this process may use (``usable_cores`` unless given), a reader and a writer per photo
+    in flight, within
     ``GPU_LANE_DEPTHS``; less (down to 1) where photos of ``megapixels`` (the batch's largest) would
     overfill the host memory available (``available_host_memory`` unless given)."""
     share = (cores or usable_cores()) // (2 * lanes)
@@ -465,6 +466,7 @@ class Stages:
     read: Callable[[Job], Any]
     compute: Callable[[Job, Any], Any]  # (job, what read returned)
     write: Callable[[Job, Any, Any], float]  # (job, read, computed) -> megapixels processed
+    depth: int = 1  # inputs the lane reads ahead and outputs it writes behind (see ``run_lane``)
 
 
 class JobQueue:
@@ -497,13 +499,12 @@ def run_jobs(
     skip_existing: bool = False,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
     handled: tuple[type[Exception], ...] = (),
-    depth: int = 1,
 ) -> Summary:
     """Runs every job through one of ``lanes``; one failure never stops the batch.
 
     A lane is one device with its own model. Lanes take jobs from one queue, so a faster device takes
-    more of them; the summary lists the outcomes in the order of ``jobs``. ``depth``: inputs each lane
-    reads ahead and outputs it writes behind (more overlap, more memory; see ``run_lane``). An error
+    more of them; the summary lists the outcomes in the order of ``jobs``. Each lane reads ahead and writes
+    behind as far as its ``depth`` says (more overlap, more memory; see ``run_lane``). An error
     that every later job would meet too (a full disk) stops the batch: the jobs not started are "not run".
     An output that appears while the batch runs counts as one that was there before: the writers keep it
     without ``overwrite`` (OutputExistsError), and the job is failed, or skipped, as ``existing_output`` says.
@@ -530,12 +531,10 @@ def run_jobs(
             record(refused)
     queue = JobQueue(runnable)
     if len(lanes) == 1:
-        run_lane(lanes[0], queue, record, handled, depth, skip_existing)
+        run_lane(lanes[0], queue, record, handled, skip_existing)
     else:
         with ThreadPoolExecutor(len(lanes), "recnet-lane") as pool:
-            futures = [
-                pool.submit(run_lane, lane, queue, record, handled, depth, skip_existing) for lane in lanes
-            ]
+            futures = [pool.submit(run_lane, lane, queue, record, handled, skip_existing) for lane in lanes]
             try:
                 for future in as_completed(futures):
                     future.result()
@@ -558,13 +557,13 @@ def run_lane(
     queue: JobQueue,
     record: Callable[[Outcome], None],
     handled: tuple[type[Exception], ...],
-    depth: int,
     skip_existing: bool,
 ) -> None:
-    """Runs jobs from ``queue`` until it is empty, reading up to ``depth`` inputs ahead and writing up to
-    ``depth`` outputs behind in background threads (one per job in flight), so memory stays bounded.
+    """Runs jobs from ``queue`` until it is empty, reading up to ``stages.depth`` inputs ahead and writing
+    up to that many outputs behind in background threads (one per job in flight), so memory stays bounded.
     Outcomes are recorded in the order the lane took the jobs, each as soon as its write and the earlier
     ones have ended (in the writer's thread), not when the next photo's compute has."""
+    depth = stages.depth
     reads: deque[tuple[Job, Future]] = deque()
     writes: deque[Future] = deque()
     recorded = threading.Event()  # the latest write's outcome is recorded (or the write raised)

@@ -474,7 +474,7 @@ class JobError(Exception):
     """A failure of one file that the batch is told to report and move past (``handled``)."""
 
 
-def writing_stages(failing_stage: str | None = None, failing_name: str = "bad.jpg") -> Stages:
+def writing_stages(failing_stage: str | None = None, failing_name: str = "bad.jpg", depth: int = 1) -> Stages:
     """Stages that write b"new" to the target; ``failing_stage`` raises a JobError for one input."""
 
     def maybe_fail(stage: str, job: Job) -> None:
@@ -494,7 +494,7 @@ def writing_stages(failing_stage: str | None = None, failing_name: str = "bad.jp
         job.target.write_bytes(data)
         return 2.0
 
-    return Stages(read, compute, write)
+    return Stages(read, compute, write, depth)
 
 
 def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_path: Path) -> None:
@@ -533,12 +533,12 @@ def test_an_output_that_appears_during_the_batch_is_kept_as_one_there_before(
             write_rgb8(path, np.zeros((2, 2, 3), np.uint8), overwrite=False)
         return 1.0
 
-    stages = Stages(lambda job: job.source.name, lambda job, name: b"", write)
+    stages = Stages(lambda job: job.source.name, lambda job, name: b"", write, depth)
     refused = ("failed", f"output {jobs[0].target} exists (use --overwrite or --skip-existing)")
     for skip_existing, photo_outcome in ((False, refused), (True, ("skipped", "output exists"))):
         for path in tmp_path.iterdir():
             path.unlink()
-        summary = run_jobs(jobs, [stages], skip_existing=skip_existing, depth=depth)
+        summary = run_jobs(jobs, [stages], skip_existing=skip_existing)
         assert [(o.status, o.reason) for o in summary.outcomes] == [
             photo_outcome,
             ("failed", f"output {jobs[1].companions[0]} exists, but not {jobs[1].target} (use --overwrite)"),
@@ -558,10 +558,9 @@ def test_a_failure_in_any_stage_is_that_job_s_alone_and_order_is_kept(
     seen: list[str] = []
     summary = run_jobs(
         jobs,
-        [writing_stages(stage)],
+        [writing_stages(stage, depth=depth)],
         on_outcome=lambda o: seen.append(o.job.source.name),
         handled=(JobError,),
-        depth=depth,
     )
     assert seen == names
     assert [o.status for o in summary.outcomes] == ["done", "failed", "done", "done"]
@@ -583,9 +582,8 @@ def test_on_ctrl_c_photos_already_corrected_are_written_and_counted(tmp_path: Pa
     with pytest.raises(KeyboardInterrupt):
         run_jobs(
             jobs,
-            [Stages(stages.read, compute, stages.write)],
+            [Stages(stages.read, compute, stages.write, depth)],
             on_outcome=lambda o: seen.append(f"{o.job.source.name} {o.status}"),
-            depth=depth,
         )
     assert seen == ["a.jpg done", "b.jpg done"]
     assert [job.target.exists() for job in jobs] == [True, True, False]
@@ -606,8 +604,8 @@ def test_a_full_disk_stops_the_batch_and_the_rest_is_not_run(tmp_path: Path, dep
         job.target.write_bytes(data)
         return 1.0
 
-    stages = [Stages(writing_stages().read, compute, write)]
-    summary = run_jobs(jobs, stages, handled=(ImageWriteError,), depth=depth)
+    stages = [Stages(writing_stages().read, compute, write, depth)]
+    summary = run_jobs(jobs, stages, handled=(ImageWriteError,))
     statuses = [o.status for o in summary.outcomes]
     assert statuses[:2] == ["done", "failed"] and statuses[-3:] == ["not run"] * 3
     assert "done" not in statuses[1:] and len(computed) <= 2 + depth
@@ -701,8 +699,9 @@ def test_a_photo_is_counted_when_written_not_after_the_next_compute(tmp_path: Pa
         lambda job: job.source.name,
         compute,
         lambda job, name, result: computed.append(result) or 1.0,
+        depth,
     )
-    summary = run_jobs(jobs, [stages], on_outcome=lambda outcome: first_counted.set(), depth=depth)
+    summary = run_jobs(jobs, [stages], on_outcome=lambda outcome: first_counted.set())
     assert summary.count("done") == 2 and computed == [True, True]
     assert summary.outcomes[0].seconds < 4  # its write and compute, not the second photo's compute
 
@@ -730,8 +729,8 @@ def test_a_deeper_lane_reads_several_inputs_ahead_but_no_more(tmp_path: Path) ->
         return all(event.wait(timeout=10) for event in read_started.values()) if name == "0.jpg" else True
 
     overlapped: list[bool] = []
-    stages = Stages(read, compute, lambda job, name, result: overlapped.append(result) or 1.0)
-    assert run_jobs(jobs, [stages], depth=2).count("done") == 6
+    stages = Stages(read, compute, lambda job, name, result: overlapped.append(result) or 1.0, depth=2)
+    assert run_jobs(jobs, [stages]).count("done") == 6
     assert overlapped == [True] * 6
     assert most_active == 2
 

@@ -702,35 +702,47 @@ def test_a_photo_too_wide_for_its_output_format_fails_before_the_model_runs(tmp_
     assert sorted(path.name for path in tmp_path.iterdir()) == ["panorama.png", "panorama.tif"]
 
 
+@pytest.mark.parametrize(
+    ("devices", "steps", "depths"),
+    [
+        # Half the host memory holds 3.5 steps (80 B/px) of the larger photo: one for the photo on the GPU,
+        # two read ahead and written behind; the small photos alone would allow 6 (16 cores).
+        (["cuda"], 3.5, [2]),
+        # A CPU lane beside the GPU reads one photo ahead, and takes its share of the memory: 7 steps for
+        # two lanes leave the GPU lane 3.5.
+        (["cuda", "cpu"], 7, [2, 1]),
+    ],
+)
 def test_gpu_lanes_read_ahead_as_far_as_the_largest_photo_allows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, devices: list[str], steps: float, depths: list[int]
 ) -> None:
-    # 72 x 48 and 300 x 200 photos; half the host memory holds 3.5 steps (80 B/px) of the larger one: one
-    # for the photo on the GPU, two read ahead and written behind.
-    jobs = [
+    jobs = [  # 72 x 48 and 300 x 200 photos
         Job(make_photo(tmp_path / f"{name}.png", size), tmp_path / f"{name}_out.png")
         for name, size in (("small", (72, 48)), ("large", (300, 200)), ("small2", (72, 48)))
     ]
-    monkeypatch.setattr(batch, "available_host_memory", lambda: 2 * 3.5 * 60_000 * 80)
+    monkeypatch.setattr(batch, "available_host_memory", lambda: 2 * steps * 60_000 * 80)
     monkeypatch.setattr(batch, "usable_cores", lambda: 16)
-    depths: list[int] = []
+    lane_depths: list[list[int]] = []
 
-    def run_jobs_noting_the_depth(*args: object, depth: int, **kwargs: object) -> batch.Summary:
-        depths.append(depth)
-        return batch.run_jobs(*args, depth=depth, **kwargs)
+    def run_jobs_noting_the_depths(
+        jobs: list[Job], lanes: list[batch.Stages], **kwargs: object
+    ) -> batch.Summary:
+        lane_depths.append([lane.depth for lane in lanes])
+        return batch.run_jobs(jobs, lanes, **kwargs)
 
-    monkeypatch.setattr("recnet_cli.runner.run_jobs", run_jobs_noting_the_depth)
-    gpu = types.SimpleNamespace(device=torch.device("cuda"))  # run_batch only asks where a lane runs
+    monkeypatch.setattr("recnet_cli.runner.run_jobs", run_jobs_noting_the_depths)
+    # run_batch only asks where a lane runs
+    lanes = [types.SimpleNamespace(device=torch.device(device)) for device in devices]
 
     def write(job: Job, photo: Photo, computed: Photo) -> float:
         job.target.write_bytes(b"corrected")
         return photo.megapixels
 
     summary = run_batch(
-        jobs, Summary(), [gpu], lambda *args: None, write, "Correcting", False, False, quiet=True
+        jobs, Summary(), lanes, lambda *args: None, write, "Correcting", False, False, quiet=True
     )
     assert [outcome.status for outcome in summary.outcomes] == ["done"] * 3
-    assert depths == [2]  # the small photos alone would allow 6 (16 cores)
+    assert lane_depths == [depths]
 
 
 def test_help_paragraphs_are_one_line_each_so_the_terminal_wraps_them() -> None:
