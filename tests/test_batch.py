@@ -863,3 +863,41 @@ def test_every_file_of_a_json_summary_has_the_same_keys() -> None:
     summary = Summary([done], missing=[Unmatched("nope.jpg", "no such file or folder")])
     files = summary.as_dict()["files"]
     assert files[0].keys() == files[1].keys() and files[1]["output"] is None
+
+
+def test_output_folders_that_no_output_went_into_are_removed_again(tmp_path: Path) -> None:
+    # Mirrored folders made for a.jpg and bad.jpg: bad.jpg fails, so its folders go; a folder that was
+    # there before the batch stays, empty or not.
+    kept = tmp_path / "out" / "kept"
+    kept.mkdir(parents=True)
+    jobs = [
+        Job(tmp_path / "a.jpg", tmp_path / "out" / "2024" / "a.jpg"),
+        Job(tmp_path / "bad.jpg", tmp_path / "out" / "2025" / "june" / "bad.jpg"),
+        Job(tmp_path / "bad.jpg", kept / "bad.jpg"),
+    ]
+    summary = run_jobs(jobs, [writing_stages("compute")], handled=(JobError,))
+    assert [o.status for o in summary.outcomes] == ["done", "failed", "failed"]
+    assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "out").rglob("*")) == [
+        "out/2024",
+        "out/2024/a.jpg",
+        "out/kept",
+    ]
+    # Every photo failing leaves no output folder at all.
+    run_jobs(
+        [Job(tmp_path / "bad.jpg", tmp_path / "new" / "deep" / "bad.jpg")],
+        [writing_stages("read")],
+        handled=(JobError,),
+    )
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_stopped_batch_removes_the_folders_it_made_for_photos_not_run(tmp_path: Path) -> None:
+    jobs = [Job(tmp_path / "stop.jpg", tmp_path / "out" / "x" / "stop.jpg")]
+    stages = writing_stages()
+
+    def compute(job: Job, name: str) -> bytes:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(jobs, [Stages(stages.read, compute, stages.write)])
+    assert not (tmp_path / "out").exists()
