@@ -29,7 +29,7 @@ from pathlib import Path
 
 import cv2
 import torch
-from bench_inference import EXAMPLE_PHOTOS, device_description, write_tables
+from bench_inference import EXAMPLE_PHOTOS, add_name_option, device_description, write_tables
 
 from recnet_cli.batch import Job, Stages, gpu_lane_depth, run_jobs
 from recnet_cli.devices import pick_devices, pick_dtype
@@ -124,6 +124,7 @@ def main() -> None:
     parser.add_argument("--tile", default="auto")
     parser.add_argument("--mp", type=float, default=12.0, help="photo size in megapixels")
     parser.add_argument("--count", type=int, default=16, help="number of photos")
+    add_name_option(parser)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="recnet-bench-") as temporary:
@@ -165,7 +166,7 @@ def main() -> None:
         f"{command / (codec + model):.2f}x their sum.",
     ]
     summary = {"device": device_text, "megapixels": args.mp, "count": args.count, "rows": rows}
-    write_tables("folder-", device_text, summary, "\n".join(lines) + "\n")
+    write_tables(args.name + "folder-", device_text, summary, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -249,9 +249,7 @@ def main() -> None:
     parser.add_argument(
         "--photos", type=Path, default=EXAMPLE_PHOTOS, help="folder of JPEGs for the half-precision check"
     )
-    parser.add_argument(
-        "--name", default="", help="prefix of the results files, so that several runs keep their own tables"
-    )
+    add_name_option(parser)
     parser.add_argument("--single", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
@@ -296,6 +294,13 @@ def write_results(name: str, device: torch.device, rows: list[dict], agreements:
     text = table(rows, agreements, device_text)
     write_tables(name, device_text, {"device": device_text, "runs": rows, "half_precision": agreements}, text)
     return text
+
+
+def add_name_option(parser: argparse.ArgumentParser) -> None:
+    """``--name PREFIX``: a prefix for the results files, so that a trial leaves the committed tables be."""
+    parser.add_argument(
+        "--name", default="", help="prefix of the results files, so that several runs keep their own tables"
+    )
 
 
 def write_tables(prefix: str, device_text: str, summary: dict, markdown: str) -> None:

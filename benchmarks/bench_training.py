@@ -7,7 +7,7 @@ A step is forward, loss, backward and Adam. Each mode has its own peak memory: o
 its own subprocess (process RSS), on CUDA in this process with the peak statistics reset. With --ecr
 the ECR term runs on an untrained VGG16: its cost does not depend on the weights, and no ImageNet
 weights are available here.
-Writes benchmarks/results/training-<device>.md and .json.
+Writes benchmarks/results/<name>training-<device>.md and .json.
 
     python benchmarks/bench_training.py                       # batch 8 x 384^2, the issue's setting
     python benchmarks/bench_training.py --batch 4 --crop 128 --steps 3
@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 from bench_inference import (
     EXAMPLE_PHOTOS,
+    add_name_option,
     device_description,
     isolated,
     synchronize,
@@ -163,6 +164,7 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=384)
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 20 CUDA, 3 CPU)")
     parser.add_argument("--ecr", action="store_true", help="include the ECR term (untrained VGG16)")
+    add_name_option(parser)
     parser.add_argument("--single", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -194,11 +196,11 @@ def main() -> None:
 
 
 def write_results(device: torch.device, rows: list[dict], args: argparse.Namespace) -> str:
-    """Writes benchmarks/results/training-<device>.md and .json; returns the Markdown."""
+    """Writes benchmarks/results/<name>training-<device>.md and .json; returns the Markdown."""
     device_text = device_description(device)
     text = table(rows, device_text, args)
     summary = {"device": device_text, "batch": args.batch, "crop": args.crop, "ecr": args.ecr, "runs": rows}
-    write_tables("training-", device_text, summary, text)
+    write_tables(args.name + "training-", device_text, summary, text)
     return text
 
 
