@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import glob
-import itertools
 import os
 import stat
 import threading
@@ -525,18 +523,23 @@ def run_jobs(
                 queue.close()
 
     runnable = []
-    made: list[Path] = []  # the output folders this batch makes, removed again if nothing went into them
     for job in jobs:
-        refused = refusal(job, overwrite, skip_existing) or output_folder_problem(job, made=made)
+        refused = refusal(job, overwrite, skip_existing) or output_folder_problem(job)
         if refused is None:
             runnable.append(job)
         else:
             record(refused)
     queue = JobQueue(runnable)
-    try:
-        run_lanes(lanes, queue, record, handled, skip_existing)
-    finally:
-        remove_empty_folders(made)
+    if len(lanes) == 1:
+        run_lane(lanes[0], queue, record, handled, skip_existing)
+    else:
+        with ThreadPoolExecutor(len(lanes), "recnet-lane") as pool:
+            futures = [pool.submit(run_lane, lane, queue, record, handled, skip_existing) for lane in lanes]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+            finally:
+                queue.close()  # on an unexpected error or Ctrl-C, the other lanes stop after their job
     if stopped_by:
         ran = {outcome.job for outcome in summary.outcomes}
         reason = f"the batch stopped: {stopped_by[0].reason}"
@@ -547,33 +550,6 @@ def run_jobs(
     summary.outcomes.sort(key=lambda outcome: order[outcome.job])
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def run_lanes(
-    lanes: Sequence[Stages],
-    queue: JobQueue,
-    record: Callable[[Outcome], None],
-    handled: tuple[type[Exception], ...],
-    skip_existing: bool,
-) -> None:
-    """Runs each lane (``run_lane``) until ``queue`` is empty, in a thread of its own if there are several."""
-    if len(lanes) == 1:
-        run_lane(lanes[0], queue, record, handled, skip_existing)
-        return
-    with ThreadPoolExecutor(len(lanes), "recnet-lane") as pool:
-        futures = [pool.submit(run_lane, lane, queue, record, handled, skip_existing) for lane in lanes]
-        try:
-            for future in as_completed(futures):
-                future.result()
-        finally:
-            queue.close()  # on an unexpected error or Ctrl-C, the other lanes stop after their job
-
-
-def remove_empty_folders(folders: Iterable[Path]) -> None:
-    """Removes those of ``folders`` that are empty, the deepest first; one with anything in it stays."""
-    for folder in sorted(set(folders), key=lambda folder: len(folder.parts), reverse=True):
-        with contextlib.suppress(OSError):
-            folder.rmdir()
 
 
 def run_lane(
@@ -665,17 +641,16 @@ def existing_output(job: Job, path: Path, skip_existing: bool) -> Outcome:
     return Outcome(job, "failed", f"output {path} exists (use --overwrite or --skip-existing)")
 
 
-def output_folder_problem(job: Job, *, create: bool = True, made: list[Path] | None = None) -> Outcome | None:
+def output_folder_problem(job: Job, *, create: bool = True) -> Outcome | None:
     """The failed outcome when the job's output folder cannot be made or written in (see
     ``folder_problem``), found before the photo is corrected for nothing."""
-    problem = folder_problem(job.target.parent, create=create, made=made)
+    problem = folder_problem(job.target.parent, create=create)
     return Outcome(job, "failed", problem) if problem else None
 
 
-def folder_problem(folder: Path, *, create: bool, made: list[Path] | None = None) -> str | None:
+def folder_problem(folder: Path, *, create: bool) -> str | None:
     """Why ``folder`` cannot take outputs (a file in the way, a read-only card or share, no permission), or
-    None; with ``create``, makes it and its parents first (adding those it made to ``made``), else checks
-    the nearest one that exists."""
+    None; with ``create``, makes it and its parents first, else checks the nearest one that exists."""
     if os.path.islink(folder) and not os.path.exists(folder):
         return f"cannot create folder {folder}: it is a link to nothing"
     nearest = nearest_existing(folder)
@@ -686,8 +661,6 @@ def folder_problem(folder: Path, *, create: bool, made: list[Path] | None = None
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             return f"cannot create folder {folder}: {describe_os_error(exc)}"
-        if made is not None:
-            made.extend(itertools.takewhile(lambda made_now: made_now != nearest, (folder, *folder.parents)))
         nearest = folder
     if not os.access(nearest, os.W_OK | os.X_OK):
         read_only = hasattr(os, "statvfs") and os.statvfs(nearest).f_flag & os.ST_RDONLY
