@@ -70,11 +70,11 @@ IN_FLIGHT_MEMORY_SHARE = 0.5
 def gpu_lane_depth(
     lanes: int, megapixels: float = 0.0, cores: int | None = None, memory: int | None = None
 ) -> int:
-    """How far a GPU lane reads ahead and writes behind, in a batch of ``lanes`` lanes (GPU or CPU) that
-    share the cores this process may use (``usable_cores`` unless given), a reader and a writer per photo
-    in flight, within
-    ``GPU_LANE_DEPTHS``; less (down to 1) where photos of ``megapixels`` (the batch's largest) would
-    overfill the host memory available (``available_host_memory`` unless given)."""
+    """How far a GPU lane reads ahead and writes behind, in a batch of ``lanes`` lanes (GPU or CPU): the
+    cores this process may use (``usable_cores`` unless given) shared out among them, a reader and a writer
+    per photo in flight, within ``GPU_LANE_DEPTHS``; less (down to 1) where photos of ``megapixels`` (the
+    batch's largest) would overfill their share of the host memory available (``available_host_memory``
+    unless given)."""
     share = (cores or usable_cores()) // (2 * lanes)
     depth = min(max(share, GPU_LANE_DEPTHS.start), GPU_LANE_DEPTHS.stop - 1)
     if megapixels <= 0:

@@ -235,14 +235,14 @@ def run_batch(
     moves as its tiles finish; ``found`` holds the inputs that gave no job (see ``collect_jobs``)."""
     from recnet_cli.engine import PhotoOutOfMemoryError
 
-    gpu_lanes = any(corrector.device.type == "cuda" for corrector in correctors)
+    any_gpu = any(corrector.device.type == "cuda" for corrector in correctors)
     # The bar counts megapixels, for an ETA that holds when sizes vary, and GPU lanes read ahead as far as
     # the largest photo allows: each header, read before starting. A CPU lane reads one photo ahead: its
     # compute is far slower than reading, and photos it took early would keep the GPUs waiting at the end.
     # Every lane, a CPU lane too, takes its share of the cores and memory.
-    sizes_needed = gpu_lanes or console.shows_progress(quiet)
+    sizes_needed = any_gpu or console.shows_progress(quiet)
     expected = {job: header_megapixels(job.source) for job in jobs} if sizes_needed else {}
-    gpu_depth = gpu_lane_depth(len(correctors), max(expected.values(), default=0.0)) if gpu_lanes else 1
+    gpu_depth = gpu_lane_depth(len(correctors), max(expected.values(), default=0.0)) if any_gpu else 1
     outcomes: list[Outcome] = []
     started = time.perf_counter()
     # Ctrl-C, and a scheduler's stop (the program, ``cli.run``, takes SIGTERM as Ctrl-C), end the batch:
