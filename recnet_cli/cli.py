@@ -803,7 +803,9 @@ def calibrate(
       recnet calibrate --photos photos/ --model run/final.safetensors -o calibrated.safetensors
       recnet calibrate --inputs shots/ --targets edited/ --model mine.safetensors -o mine-auto.safetensors
     """
-    if output.suffix.lower() != ".safetensors":
+    from recnet_cli.weights import WeightsError, is_safetensors, save_model
+
+    if not is_safetensors(output):
         raise fail(f"-o {output}: the calibrated model is written as .safetensors")
     written = [output, output.with_suffix(".json"), output.with_suffix(".md")]
     if problem := next(filter(None, map(output_path_problem, written)), None):
@@ -821,7 +823,6 @@ def calibrate(
     from recnet_cli.train.calibration import calibrate as fit_strength
     from recnet_cli.train.calibration import pair_data, photo_data
     from recnet_cli.train.pairs import find_pairs, match_by_stem
-    from recnet_cli.weights import WeightsError, save_model
 
     try:
         if photos is not None:

@@ -273,7 +273,7 @@ def fetch_from_hub(ref: HubRef) -> Path:
         try:
             offline = constants.is_offline_mode() or not hub_reachable(ref)
             path = hub_download(ref, ref.filename, offline)
-            if path.suffix.lower() == ".safetensors":
+            if is_safetensors(path):
                 fetch_card(ref, offline)
         except Exception as error:  # huggingface_hub raises many types; all become one line for the user
             raise hub_error(ref, error, chatter) from error
@@ -528,6 +528,11 @@ def read_state_dict(path: Path, label: str) -> dict[str, Tensor]:
     return {key.removeprefix("module."): tensor for key, tensor in tensors.items()}
 
 
+def is_safetensors(path: Path) -> bool:
+    """Whether ``path`` names a safetensors file, the only kind with a card (``MODEL.SAFETENSORS`` too)."""
+    return path.suffix.lower() == ".safetensors"
+
+
 def unknown_file_type(suffix: str) -> str:
     return f"unknown model file type {suffix!r} (expected {', '.join(MODEL_SUFFIXES)})"
 
@@ -698,7 +703,7 @@ def read_card(model_path: Path) -> dict[str, Any]:
     """The card of a ``.safetensors`` model: ``<stem>.json`` beside it, else its metadata (strings). A
     training checkpoint has none: its metadata (or, from an older run, ``checkpoint.json`` beside it) holds
     the run's counters and Adam's settings."""
-    if model_path.suffix.lower() != ".safetensors":
+    if not is_safetensors(model_path):
         return {}
     keys, metadata = safetensors_header(model_path)
     if TRAINING_CHECKPOINT_KEY in keys:
@@ -739,7 +744,7 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
     import torch
     from safetensors.torch import save as safetensors_bytes
 
-    if path.suffix.lower() != ".safetensors":
+    if not is_safetensors(path):
         raise WeightsError(f"{path}: models are saved as .safetensors")
     full_card = architecture_card(model) | {
         key: value for key, value in card.items() if key not in ARCHITECTURE

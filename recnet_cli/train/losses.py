@@ -24,6 +24,7 @@ from recnet_cli.weights import (
     WeightsError,
     check_state_dict,
     describe_keys,
+    is_safetensors,
     read_checkpoint,
     read_safetensors,
 )
@@ -101,10 +102,9 @@ def load_vgg16_features(path: Path | None = None) -> VGG16Features:
         )
     label = str(path)
     try:  # as --model reads a file: a checkpoint's pickle never runs code, and says so when it would
-        is_safetensors = path.suffix.lower() == ".safetensors"
         state = (
             read_safetensors(path, label)
-            if is_safetensors
+            if is_safetensors(path)
             else read_checkpoint(path, label, "VGG16 checkpoint")
         )
     except WeightsError as exc:
