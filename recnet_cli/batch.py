@@ -125,6 +125,7 @@ class Outcome:
     seconds: float = 0.0
     megapixels: float = 0.0
     stops_batch: bool = False  # failed with an error that every later job would meet too (a full disk)
+    lacking: tuple[Path, ...] = ()  # skipped: the companions its kept output was written without
 
 
 @dataclass(frozen=True)
@@ -637,7 +638,9 @@ def existing_output(job: Job, path: Path, skip_existing: bool) -> Outcome:
     if path != job.target:
         return Outcome(job, "failed", f"output {path} exists, but not {job.target} (use --overwrite)")
     if skip_existing:
-        return Outcome(job, "skipped", "output exists")
+        lacking = tuple(path for path in job.companions if not os.path.lexists(path))
+        reason = f"output exists, without {', '.join(map(str, lacking))}" if lacking else "output exists"
+        return Outcome(job, "skipped", reason, lacking=lacking)
     return Outcome(job, "failed", f"output {path} exists (use --overwrite or --skip-existing)")
 
 

@@ -231,6 +231,18 @@ def print_summary(summary: Summary, verb: str, quiet: bool = False) -> None:
     err.print(f"[{style}]{verb} {summary.count('done')}[/], {counts} in {summary.seconds:.1f} s{rate}")
     if not_run:
         error(f"{not_run[0].reason}; once that is fixed, go on with --skip-existing")
+    notice_lacking([o for o in summary.outcomes if o.lacking])
+
+
+def notice_lacking(skipped: list[Outcome]) -> None:
+    """Says that photos were skipped whose kept outputs lack pictures this run asks for (--save-mask given
+    only on a later run), which --skip-existing does not add."""
+    if skipped:
+        photos = "1 photo was" if len(skipped) == 1 else f"{len(skipped)} photos were"
+        notice(
+            f"{photos} skipped whose output was written without the pictures asked for now (such as "
+            f"{skipped[0].lacking[0]}); --overwrite writes them again, with those pictures"
+        )
 
 
 def print_plan(summary: Summary, verb: str, report: tuple[Path, Path] | None = None) -> None:

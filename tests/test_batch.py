@@ -221,8 +221,15 @@ def test_skip_existing_passes_over_finished_jobs_and_leaves_lone_companions_to_o
     finished, stopped, mask_added_later = (masked_job(tmp_path, name) for name in "abc")
     for path in (finished.target, *finished.companions, *stopped.companions, mask_added_later.target):
         path.write_bytes(b"earlier")
-    assert refusal(finished, overwrite=False, skip_existing=True).status == "skipped"
-    assert refusal(mask_added_later, overwrite=False, skip_existing=True).status == "skipped"
+    skipped = refusal(finished, overwrite=False, skip_existing=True)
+    assert skipped == Outcome(finished, "skipped", "output exists")
+    kept_without_mask = refusal(mask_added_later, overwrite=False, skip_existing=True)
+    mask = mask_added_later.companions[0]
+    assert (kept_without_mask.status, kept_without_mask.reason) == (
+        "skipped",
+        f"output exists, without {mask}",
+    )
+    assert kept_without_mask.lacking == (mask,) and not mask.exists()  # said, not made (see notice_lacking)
     for skip_existing in (
         True,
         False,

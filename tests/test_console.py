@@ -108,6 +108,20 @@ def test_the_summary_says_what_a_stopped_batch_did_not_run_and_how_to_go_on(caps
     ]
 
 
+def test_the_summary_says_which_skipped_photos_lack_the_pictures_asked_for(capsys) -> None:
+    lacking = [Path("out/b_mask.png"), Path("out/b_features.png")]
+    outcomes = [
+        Outcome(job("a"), "skipped", "output exists"),
+        Outcome(job("b"), "skipped", "output exists, without ...", lacking=tuple(lacking)),
+    ]
+    print_summary(Summary(outcomes), "corrected")
+    assert capsys.readouterr().err.splitlines() == [
+        "corrected 0, skipped 2, failed 0 in 0.0 s",
+        "note: 1 photo was skipped whose output was written without the pictures asked for now (such as "
+        f"{lacking[0]}); --overwrite writes them again, with those pictures",
+    ]
+
+
 def test_without_a_terminal_each_corrected_photo_gets_a_line_instead_of_the_bar(capsys) -> None:
     corrected, kept, broken = job("done"), job("skipped"), job("failed")
     with BatchProgress(3, {}, "Correcting") as bar:
