@@ -198,14 +198,22 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def visible_files(folder: Path, pattern: str) -> list[Path]:
-    """The files below ``folder`` that match ``pattern``, sorted, leaving out hidden files and everything
-    in hidden folders (such as a report's ``.recnet-report/``)."""
-    return [
-        path
-        for path in sorted(folder.glob(pattern))
-        if not any(part.startswith(".") for part in path.relative_to(folder).parts) and path.is_file()
-    ]
+def visible_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The files in ``folder`` (and with ``recursive`` in its sub-folders, linked ones too, each folder
+    once), sorted, leaving out hidden files and everything in hidden folders (such as a report's
+    ``.recnet-report/``); folders that cannot be read give nothing."""
+    files: list[Path] = []
+    walked: set[tuple[int, int] | Path] = set()
+    for root, folders, names in os.walk(folder, followlinks=True):
+        identity = file_identity(Path(root))
+        if identity in walked:  # a link back to a folder above, or a second link to one
+            folders.clear()
+            continue
+        walked.add(identity)
+        # In name order, so that of two links to one folder the same is walked every time (--shard)
+        folders[:] = sorted(name for name in folders if not name.startswith(".")) if recursive else []
+        files.extend(Path(root, name) for name in names if not name.startswith("."))
+    return sorted(path for path in files if path.is_file())
 
 
 def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Source], list[Unmatched]]:
@@ -217,7 +225,7 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
         if not text:  # Path("") is the current folder
             found, reason = [], "an empty name is no file or folder"
         elif os.path.isdir(path):  # os.path's tests say False for a name too long; Path's raise
-            files = visible_files(path, "**/*" if recursive else "*")
+            files = visible_files(path, recursive)
             found = [Source(p, p.relative_to(path), from_folder=True) for p in files if is_image(p)]
             # Only then: the hint walks the sub-folders, a photo library's whole tree
             reason = "" if found else "no images in this folder" + folder_hint(path, files, recursive)
@@ -258,7 +266,7 @@ def pattern_relative(path: Path, base: Path) -> Path:
 
 def folder_hint(folder: Path, files: Sequence[Path], recursive: bool) -> str:
     """Why a folder gave no image: its images are in sub-folders, or its files are of other types."""
-    if not recursive and any(is_image(p) for p in visible_files(folder, "*/**/*")):
+    if not recursive and any(is_image(p) and p.parent != folder for p in visible_files(folder, True)):
         return " (its sub-folders have some: add --recursive)"
     return other_files(files)
 

@@ -77,18 +77,32 @@ def test_a_folder_with_images_is_not_walked_below_without_recursive(
     shots: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The hint for a folder without images walked every folder's whole tree (a photo library's)."""
-    patterns: list[str] = []
+    walks: list[bool] = []
     real = batch.visible_files
     monkeypatch.setattr(
-        batch, "visible_files", lambda folder, pattern: patterns.append(pattern) or real(folder, pattern)
+        batch, "visible_files", lambda folder, recursive: walks.append(recursive) or real(folder, recursive)
     )
     sources, _ = find_sources([str(shots)])
-    assert names(sources) == ["a.jpg", "b.PNG"] and patterns == ["*"]
+    assert names(sources) == ["a.jpg", "b.PNG"] and walks == [False]
 
 
 def test_recursive_keeps_relative_paths(shots: Path) -> None:
     sources, _ = find_sources([str(shots)], recursive=True)
     assert names(sources) == ["a.jpg", "b.PNG", "day/c.tif", "day/sub/d.webp"]
+
+
+def test_recursive_walks_linked_folders_as_a_pattern_does_and_each_folder_once(tmp_path: Path) -> None:
+    # A library that links in a folder from another drive; and links back up, which must not loop
+    library = touch(tmp_path / "library", "home.jpg")
+    touch(tmp_path / "external", "trip/beach.jpg")
+    (library / "trip").symlink_to(tmp_path / "external" / "trip", target_is_directory=True)
+    (library / "trip" / "up").symlink_to(library, target_is_directory=True)
+    (library / "again").symlink_to(tmp_path / "external" / "trip", target_is_directory=True)
+    assert names(find_sources([str(library)], recursive=True)[0]) == ["again/beach.jpg", "home.jpg"]
+    touch(tmp_path / "top", "notes.txt")
+    (tmp_path / "top" / "linked").symlink_to(tmp_path / "external", target_is_directory=True)
+    _, (unmatched,) = find_sources([str(tmp_path / "top")])
+    assert unmatched.reason == "no images in this folder (its sub-folders have some: add --recursive)"
 
 
 def test_hidden_folders_are_not_walked(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     finds them: hidden files and folders (a Mac's ``._IMG_1.jpg``) are left out."""
     if not folder.is_dir():
         raise PairingError(not_a_folder(folder))
-    return [path for path in visible_files(folder, "**/*" if recursive else "*") if is_image(path)]
+    return [path for path in visible_files(folder, recursive) if is_image(path)]
 
 
 def not_a_folder(path: Path) -> str:
