@@ -97,8 +97,10 @@ SAFETENSORS_HEADER_LIMIT = 100_000_000  # bytes; the format's own limit
 LEGACY_PICKLES = 4  # such a pickled file: magic number, protocol, system information, the object; then data
 # The tensor whose name marks RECNet weights: bare, after DataParallel's module. or in a training checkpoint
 RECNET_KEY = re.compile(r"(?:module\.|model\.)?extract\.weight")
-# What PyTorch's safe unpickler names when a pickle wants more than tensors: "GLOBAL __main__.Net was not ..."
-UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
+# What PyTorch's safe unpickler names when a pickle wants more than tensors: "GLOBAL __main__.Net was not an
+# allowed global", or for a module it blocks outright "unsupported GLOBAL posix.system whose module posix is
+# blocked"
+UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module \S+ is blocked)")
 WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt state dict"
 # huggingface_hub's log line for each retry of a request ("Retrying in 1s [Retry 1/5].") and of a download
 # ("Error while downloading from URL: REASON\nTrying to resume download..."); its warning of a disk too full

@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -189,23 +190,31 @@ def leave_marker(path: str) -> None:
 
 
 class LeavesMarker:
-    """Unpickling this object runs ``leave_marker``: code from the file."""
+    """Unpickling this object runs ``leave_marker``, or the shell's ``touch`` through ``os.system``: code
+    from the file."""
 
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
+    def __init__(self, marker: Path, through_shell: bool = False) -> None:
+        self.marker, self.through_shell = str(marker), through_shell
 
-    def __reduce__(self) -> tuple[Callable[[str], None], tuple[str]]:
+    def __reduce__(self) -> tuple[Callable[[str], object], tuple[str]]:
+        if self.through_shell:
+            return os.system, (f"touch {shlex.quote(self.marker)}",)
         return leave_marker, (self.marker,)
 
 
+# PyTorch names the two kinds of refused global differently: one outside its allowed list ("GLOBAL
+# tests.test_weights.leave_marker was not an allowed global") and one in a blocked module ("unsupported
+# GLOBAL posix.system whose module posix is blocked")
+@pytest.mark.parametrize("through_shell", [False, True])
 def test_checkpoint_with_pickled_code_is_refused_without_running_it(
-    tmp_path: Path, small_model: RECNet
+    tmp_path: Path, small_model: RECNet, through_shell: bool
 ) -> None:
     marker = tmp_path / "code-ran"
     path = tmp_path / "model.pth"
-    torch.save({"state_dict": small_model.state_dict(), "extra": LeavesMarker(marker)}, path)
+    torch.save({"state_dict": small_model.state_dict(), "extra": LeavesMarker(marker, through_shell)}, path)
 
-    reason = f"a pickle that would run code: {__name__}.leave_marker"
+    code = f"{os.system.__module__}.system" if through_shell else f"{__name__}.leave_marker"
+    reason = f"a pickle that would run code: {code}"
     assert load_error(str(path)) == f"{path}: {NOT_SAFE} ({reason}); {WHAT_RECNET_READS}"
     assert not marker.exists()
     torch.load(path, weights_only=False)  # the file really runs code when unpickled the unsafe way
