@@ -864,7 +864,7 @@ def calibrate(
         "auto_strength_held_out": held_out,
     }
     try:
-        save_model(corrector.model.to("cpu"), output, card)
+        save_model(corrector.model.to("cpu"), output, card, overwrite=overwrite)
     except WeightsError as exc:
         raise fail(str(exc), 1) from None
     if as_json:

@@ -737,11 +737,12 @@ def safetensors_header(path: Path) -> tuple[list[str], dict[str, str]]:
 # ---- saving in this project's format ----
 
 
-def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
+def save_model(model: RECNet, path: Path, card: dict[str, Any], *, overwrite: bool = True) -> None:
     """Write ``path`` (safetensors), ``<stem>.json`` (the card) and ``<stem>.md`` (the card for people).
 
     The card gains the architecture fields (taken from the model); its flat fields also go into the
-    safetensors metadata. Each file is written atomically.
+    safetensors metadata. Each file is written atomically; without ``overwrite``, none is written if one
+    of them exists (made while a command ran, say).
     """
     import torch
     from safetensors.torch import save as safetensors_bytes
@@ -757,13 +758,20 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any]) -> None:
     existing = nearest_existing(path.parent)
     if not existing.is_dir():
         raise WeightsError(f"{path}: cannot write the model ({existing} is {file_kind(existing)})")
+    files = {
+        path: safetensors_bytes(tensors, metadata=flat_fields(full_card)),
+        path.with_suffix(".json"): (json.dumps(full_card, indent=2) + "\n").encode(),
+        path.with_suffix(".md"): card_markdown(path, full_card).encode("utf-8", "backslashreplace"),
+    }
+    if not overwrite and (existing := next(filter(os.path.lexists, files), None)):
+        raise WeightsError(f"{path}: not written, since {existing} exists (use --overwrite)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, safetensors_bytes(tensors, metadata=flat_fields(full_card)))
-        write_atomic(path.with_suffix(".json"), (json.dumps(full_card, indent=2) + "\n").encode())
-        write_atomic(
-            path.with_suffix(".md"), card_markdown(path, full_card).encode("utf-8", "backslashreplace")
-        )
+        for file, data in files.items():
+            try:
+                write_atomic(file, data, overwrite=overwrite)
+            except FileExistsError:  # made between the check and the write
+                raise WeightsError(f"{path}: not written in full, since {file} exists") from None
     except OSError as error:
         raise WeightsError(f"{path}: cannot write the model ({describe_os_error(error)})") from error
 
@@ -811,10 +819,10 @@ def readable(value: object) -> str:
     return str(value)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, overwrite: bool = True) -> None:
     """Write ``data`` to ``path`` whole or not at all (see ``atomic_file``): no reader sees half a file. An
     error writing (a full disk) names ``path``."""
-    with naming_the_file(path), atomic_file(path) as file:
+    with naming_the_file(path), atomic_file(path, overwrite=overwrite) as file:
         file.write(data)
 
 

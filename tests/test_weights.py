@@ -26,6 +26,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
 import recnet_cli
+from recnet_cli import weights
 from recnet_cli.model import RECNet, parameter_count
 from recnet_cli.train.loop import CHECKPOINT_FILE, OLD_CHECKPOINT_STATE_FILE
 from recnet_cli.weights import (
@@ -808,3 +809,32 @@ def test_a_source_checkout_bundles_its_own_weights_folder(tmp_path: Path) -> Non
         check=True,
     )
     assert found.stdout.strip() == str(checkout / "weights")
+
+
+def test_without_overwrite_a_model_is_not_saved_over_a_file_made_meanwhile(
+    tmp_path: Path, small_model: RECNet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # calibrate checks its -o at the start and saves minutes later: a card written meanwhile is kept
+    path = tmp_path / "calibrated.safetensors"
+    path.with_suffix(".md").write_text("my notes")
+    with pytest.raises(WeightsError) as refused:
+        save_model(small_model, path, {}, overwrite=False)
+    notes = path.with_suffix(".md")
+    assert str(refused.value) == f"{path}: not written, since {notes} exists (use --overwrite)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calibrated.md"]
+    assert path.with_suffix(".md").read_text() == "my notes"
+    # Made between that check and the write: the file there is kept all the same
+    real_write = weights.write_atomic
+
+    def card_made_first(file: Path, data: bytes, *, overwrite: bool = True) -> None:
+        if file.suffix == ".json":
+            file.write_text("theirs")
+        real_write(file, data, overwrite=overwrite)
+
+    path.with_suffix(".md").unlink()
+    monkeypatch.setattr(weights, "write_atomic", card_made_first)
+    with pytest.raises(WeightsError, match=r"not written in full, since .*calibrated\.json exists$"):
+        save_model(small_model, path, {}, overwrite=False)
+    assert path.with_suffix(".json").read_text() == "theirs"
+    save_model(small_model, path, {})  # overwrite, as train's own run files are
+    assert json.loads(path.with_suffix(".json").read_text())["architecture"] == "RECNet"
