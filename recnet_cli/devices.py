@@ -9,6 +9,8 @@ import sys
 
 import torch
 
+from recnet_cli.imaging import out_of_host_memory
+
 try:
     import resource
 except ImportError:  # Windows
@@ -38,16 +40,16 @@ class DeviceError(ValueError):
 
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is an allocation that failed, on the host or on a device."""
-    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+    if isinstance(error, torch.OutOfMemoryError) or out_of_host_memory(error):
         return True
     return isinstance(error, RuntimeError) and any(text in str(error) for text in OUT_OF_MEMORY_MESSAGES)
 
 
 def is_host_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is an allocation in host memory that failed (Python's, NumPy's or PyTorch's)."""
-    return isinstance(error, MemoryError) or (
-        isinstance(error, RuntimeError) and HOST_ALLOCATOR_MESSAGE in str(error)
-    )
+    """Whether ``error`` is an allocation in host memory that failed (Python's, NumPy's, OpenCV's or
+    PyTorch's)."""
+    allocator = isinstance(error, RuntimeError) and HOST_ALLOCATOR_MESSAGE in str(error)
+    return allocator or out_of_host_memory(error)
 
 
 def pick_device(spec: str = "auto") -> torch.device:

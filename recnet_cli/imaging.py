@@ -933,7 +933,7 @@ def write_photo(
         samples = np.dstack(channels) if len(channels) > 1 else channels[0].reshape(*pixels.shape[:2], -1)
         _save(path, fmt, samples, quality, metadata, overwrite)
     except (MemoryError, cv2.error) as error:
-        if not _out_of_memory(error):
+        if not out_of_host_memory(error):
             raise
         megapixels = pixels.shape[0] * pixels.shape[1] / 1e6
         raise ImageWriteError(path, _NO_MEMORY.format("encode", megapixels)) from None
@@ -990,7 +990,7 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
         raise
     except Exception as error:  # decoders raise any kind on damaged data (pillow-heif ValueError, AVIF's
         # RuntimeError, TIFF's TypeError), and a damaged file must fail alone, not stop the batch
-        if _out_of_memory(error):  # not the file's fault: it must not read as a damaged file
+        if out_of_host_memory(error):  # not the file's fault: it must not read as a damaged file
             raise ImageReadError(path, _NO_MEMORY.format("decode", size[0] * size[1] / 1e6)) from None
         raise ImageReadError(path, "truncated or corrupt image data") from error
 
@@ -1000,8 +1000,9 @@ FREE_MEMORY_ADVICE = "free some memory (close other programs) and try again"
 _NO_MEMORY = "not enough memory to {} this {:.1f} MP image: " + FREE_MEMORY_ADVICE
 
 
-def _out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is an allocation that failed: Python's and NumPy's MemoryError, or OpenCV's."""
+def out_of_host_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation in host memory that failed: Python's and NumPy's MemoryError, or
+    OpenCV's (PyTorch's: ``devices.is_host_out_of_memory``)."""
     return isinstance(error, MemoryError) or (
         isinstance(error, cv2.error) and error.code == cv2.Error.StsNoMem
     )

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from conftest import RECNET, numpy_out_of_memory, run, torch_out_of_memory
+from conftest import RECNET, numpy_out_of_memory, opencv_out_of_memory, run, torch_out_of_memory
 
 from recnet_cli.metrics import SSIM_WINDOW, quantised_scores
 from recnet_cli.model import RECNet
@@ -343,7 +343,8 @@ def test_a_photo_folder_whose_name_is_not_utf8_reaches_the_model_card(tmp_path: 
 
 
 @pytest.mark.parametrize(
-    ("function", "out_of_memory"), [("fit_size", numpy_out_of_memory), ("degrade", torch_out_of_memory)]
+    ("function", "out_of_memory"),
+    [("fit_size", numpy_out_of_memory), ("fit_size", opencv_out_of_memory), ("degrade", torch_out_of_memory)],
 )
 def test_data_too_large_for_memory_says_so_not_to_shrink_the_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, function: str, out_of_memory: object
@@ -355,6 +356,21 @@ def test_data_too_large_for_memory_says_so_not_to_shrink_the_batch(
     assert str(error.value) == (
         f"{PHOTOS}: not enough memory to hold the data (each image is kept in memory, at up to 1024 px): "
         "train on fewer images, or free some memory (close other programs)"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_crop_larger_than_the_images_are_kept_at_is_named_when_memory_runs_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each image is scaled up so that its short side holds a crop: a mistyped --crop 200000 asked OpenCV for
+    # 180 GB, whose error escaped as a traceback
+    monkeypatch.setattr("recnet_cli.train.data.fit_size", opencv_out_of_memory)
+    with pytest.raises(TrainingError) as error:
+        train(tiny_config(tmp_path / "run", crop=2000))
+    assert str(error.value) == (
+        f"{PHOTOS}: not enough memory to hold the data: at --crop 2000 every image is scaled up to that on "
+        "its short side, so that a crop fits; use a smaller --crop (images are kept at up to 1024 px)"
     )
     assert not (tmp_path / "run").exists()
 

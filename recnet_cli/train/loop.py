@@ -548,13 +548,18 @@ def open_session(
         )
     try:
         source, validation = build_data(config)
-    except (MemoryError, RuntimeError) as error:  # every image is held in memory: no --batch or --crop helps
+    except Exception as error:  # MemoryError, PyTorch's RuntimeError or OpenCV's error: each image is held
         if not is_out_of_memory(error):
             raise
-        raise TrainingError(
-            f"{data_folders(config)}: not enough memory to hold the data (each image is kept in memory, at "
-            f"up to {config.max_side} px): train on fewer images, or free some memory (close other programs)"
-        ) from None
+        held = f"{data_folders(config)}: not enough memory to hold the data"
+        if config.crop > config.max_side:
+            message = f"{held}: at --crop {config.crop} every image is scaled up to that on its short "
+            message += "side, so that a crop fits; use a smaller --crop "
+            message += f"(images are kept at up to {config.max_side} px)"
+        else:  # no --batch or --crop helps
+            message = f"{held} (each image is kept in memory, at up to {config.max_side} px): train on fewer "
+            message += "images, or free some memory (close other programs)"
+        raise TrainingError(message) from None
     identity = identity_scores(validation)
     # Written once the data has loaded, so a bad photo leaves nothing behind, and after
     # DistributedDataParallel's first broadcast, so every process has checked the folder (``train``).
