@@ -400,7 +400,7 @@ def plan_jobs(
     """
     single_target = single_output_file(sources, output)
     inputs = {s.path.resolve() for s in sources}
-    claimed: dict[Path, Path] = {}
+    claims = Claims()
     jobs = []
     for source in sources:
         if single_target:
@@ -418,7 +418,7 @@ def plan_jobs(
             unread_format(source.path),
             unwritable_format(target),
             *(output_path_problem(path) for path in outputs),
-            *(target_problem(path, source.path, inputs, claimed) for path in outputs),
+            *(target_problem(path, source.path, inputs, claims) for path in outputs),
         )
         jobs.append(Job(source.path, target, next((p for p in problems if p), None), outputs[1:]))
     return jobs
@@ -455,13 +455,31 @@ def output_path_problem(path: Path) -> str | None:
     return None if special is None else f"output {path} is {special}, not a file; refusing to replace it"
 
 
-def target_problem(target: Path, source: Path, inputs: set[Path], claimed: dict[Path, Path]) -> str | None:
+@dataclass
+class Claims:
+    """The outputs of the jobs planned so far, and the folders they go in: each with the output (in the
+    folder) and its input."""
+
+    files: dict[Path, tuple[Path, Path]] = field(default_factory=dict)
+    folders: dict[Path, tuple[Path, Path]] = field(default_factory=dict)
+
+
+def target_problem(target: Path, source: Path, inputs: set[Path], claims: Claims) -> str | None:
+    """Why ``target`` cannot be written: it is an input, or another job's output, or the folder of one, or
+    inside one; else None, and it is claimed for ``source``."""
     key = target.resolve()
     if key in inputs:
         return f"output {target} is an input file; refusing to overwrite it"
-    if key in claimed:
-        return f"output {target} would also be written for {claimed[key]}"
-    claimed[key] = source
+    if key in claims.files:
+        return f"output {target} would also be written for {claims.files[key][1]}"
+    if key in claims.folders:
+        inside, other = claims.folders[key]
+        return f"output {target} would also be the folder of {inside}, the output of {other}"
+    if outer := next((claims.files[folder] for folder in key.parents if folder in claims.files), None):
+        return f"output {target} would go in {outer[0]}, which is the output of {outer[1]}"
+    claims.files[key] = (target, source)
+    for folder in key.parents:
+        claims.folders.setdefault(folder, (target, source))
     return None
 
 

@@ -491,6 +491,31 @@ def test_two_inputs_claiming_one_output_are_caught(tmp_path: Path) -> None:
     assert "would also be written" in jobs[1].problem
 
 
+def test_an_output_that_would_be_the_folder_of_another_is_caught(tmp_path: Path) -> None:
+    # shots/x.jpg/a.jpg (in a folder named like a photo) and shots/x.png, both written as .jpg
+    touch(tmp_path / "shots", "x.jpg/a.jpg", "x.png", "y.png")
+    out = tmp_path / "out"
+    sources, _ = find_sources([str(tmp_path / "shots")], recursive=True)
+    jobs = plan_jobs(sources, out, suffix="", extension=".jpg")
+    assert [(job.target, job.problem) for job in jobs] == [
+        (out / "x.jpg" / "a.jpg", None),
+        (
+            out / "x.jpg",
+            f"output {out / 'x.jpg'} would also be the folder of {out / 'x.jpg' / 'a.jpg'}, the output of "
+            f"{tmp_path / 'shots' / 'x.jpg' / 'a.jpg'}",
+        ),
+        (out / "y.jpg", None),
+    ]
+    # The other way round: the file comes first, then outputs that would go in it
+    file_first = sorted(sources, key=lambda source: source.path.suffix == ".jpg")  # the folder's last
+    jobs = plan_jobs(file_first, out, suffix="", extension=".jpg")
+    assert jobs[-1].problem == (
+        f"output {out / 'x.jpg' / 'a.jpg'} would go in {out / 'x.jpg'}, which is the output of "
+        f"{tmp_path / 'shots' / 'x.png'}"
+    )
+    assert [job.problem for job in jobs[:-1]] == [None, None]
+
+
 class JobError(Exception):
     """A failure of one file that the batch is told to report and move past (``handled``)."""
 
