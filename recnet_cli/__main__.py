@@ -1,3 +1,3 @@
-from recnet_cli.cli import run
+from recnet_cli.entry import run
 
 run()

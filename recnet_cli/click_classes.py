@@ -14,6 +14,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from recnet_cli import console
 from recnet_cli.console import fail
+from recnet_cli.entry import STOPPED_STARTING
 from recnet_cli.runner import ignore_further_stops
 
 # The Click that Typer runs on: Typer 0.29 carries its own copy (typer._click), whose exceptions are not the
@@ -92,6 +93,18 @@ def click_errors_in_one_line() -> Iterator[None]:
         raise fail(click_error_line(error), error.exit_code) from None
 
 
+@contextlib.contextmanager
+def stop_said_in_one_line() -> Iterator[None]:
+    """A stop (Ctrl-C, SIGTERM) while the command line is read, which Typer ends in silence (exit 130), is
+    said in one line, as one before (``entry.run``) and one in the command (``RecnetCommand.invoke``) are."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        ignore_further_stops()
+        console.notice(STOPPED_STARTING)
+        raise typer.Exit(130) from None
+
+
 class UsageErrorsSayWhat:
     """What a usage error's line names that Click leaves out of the error: the command, where its parser
     raises one without (an option given no value), and a refused value as typed (``--repeats 0``)."""
@@ -126,14 +139,15 @@ class RecnetGroup(UsageErrorsSayWhat, PlainHelpFlag, TyperGroup):
                 param.metavar = ""
         return params
 
-    # Every Click error passes through these two: the parsing of recnet's own options (make_context),
-    # then the command's name, the parsing of its options and the command itself (invoke).
+    # Every Click error, and every stop before the command runs, passes through these two: the parsing of
+    # recnet's own options (make_context), then the command's name, the parsing of its options and the
+    # command itself (invoke).
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        with click_errors_in_one_line():
+        with stop_said_in_one_line(), click_errors_in_one_line():
             return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx: typer.Context) -> Any:
-        with click_errors_in_one_line():
+        with stop_said_in_one_line(), click_errors_in_one_line():
             return super().invoke(ctx)
 
 

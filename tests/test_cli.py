@@ -32,7 +32,7 @@ from rich.console import Console
 from safetensors.torch import save as safetensors_bytes
 from typer.testing import CliRunner
 
-from recnet_cli import batch, cli, click_classes, console, engine, icc, imaging, runner
+from recnet_cli import batch, cli, click_classes, console, engine, entry, icc, imaging, runner
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Job, Summary
 from recnet_cli.cli import app
@@ -446,6 +446,45 @@ def test_the_program_takes_sigterm_as_ctrl_c_from_its_start(monkeypatch: pytest.
         for number, handler in before.items():
             signal.signal(number, handler)
     assert seen == [signal.default_int_handler]
+
+
+class StoppedWhileImporting(types.ModuleType):
+    """What ``from recnet_cli.cli import run`` meets when Ctrl-C or SIGTERM comes while it loads."""
+
+    @property
+    def run(self) -> None:
+        raise KeyboardInterrupt
+
+
+def test_a_stop_while_the_program_loads_is_said_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The half second of imports before the command line exists: a traceback (Ctrl-C) or silence (SIGTERM)
+    monkeypatch.setitem(sys.modules, "recnet_cli.cli", StoppedWhileImporting("recnet_cli.cli"))
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            entry.run()  # the entry point of the `recnet` program
+        assert stopped.value.code == 130 and capsys.readouterr().err == (
+            "note: interrupted: recnet stopped before it started\n"
+        )
+        assert {signal.getsignal(number) for number in before} == {signal.SIG_IGN}
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+
+
+@pytest.mark.parametrize("parser", [typer.core.TyperGroup, typer.core.TyperCommand])
+def test_a_stop_while_the_command_line_is_read_is_said_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, parser: type
+) -> None:
+    # recnet's own options, then the command's: Typer turned a stop in either into exit 130 without a word
+    def stopped(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(parser, "parse_args", stopped)
+    result = CliRunner().invoke(app, ["correct", "a.jpg"])
+    assert (result.exit_code, result.stderr) == (130, "note: interrupted: recnet stopped before it started\n")
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
