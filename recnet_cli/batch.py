@@ -9,7 +9,7 @@ import stat
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -110,6 +110,9 @@ class Job:
     target: Path
     problem: str | None = None  # set when the job must not run (e.g. it would overwrite its input)
     companions: tuple[Path, ...] = ()  # extra files written beside the target (mask pictures)
+    # Outputs that are images found among the inputs, passed over as recnet's earlier outputs, that do not
+    # bear recnet's mark (imaging.written_by_recnet): a user's own photos, which --overwrite must not replace
+    unmarked: tuple[Path, ...] = ()
 
     @property
     def outputs(self) -> tuple[Path, ...]:
@@ -391,8 +394,10 @@ def plan_jobs(
     suffix: str,
     extension: str | None = None,
     companions: Callable[[Path], tuple[Path, ...]] = lambda target: (),
+    unmarked: Collection[Path] = (),
 ) -> list[Job]:
-    """Names each source's output; marks jobs that would overwrite an input or another job's output.
+    """Names each source's output; marks jobs that would overwrite an input or another job's output, and
+    outputs that are among ``unmarked`` (images passed over as recnet's that it did not write).
 
     One file and an ``output`` with an image extension (and no trailing slash): that file. Otherwise
     ``output`` is a folder that mirrors the inputs' sub-folders. Without ``output``, and where it puts an
@@ -401,6 +406,7 @@ def plan_jobs(
     single_target = single_output_file(sources, output)
     inputs = {s.path.resolve() for s in sources}
     claims = Claims()
+    unmarked_keys = {path.resolve() for path in unmarked}
     jobs = []
     for source in sources:
         if single_target:
@@ -420,7 +426,8 @@ def plan_jobs(
             *(output_path_problem(path) for path in outputs),
             *(target_problem(path, source.path, inputs, claims) for path in outputs),
         )
-        jobs.append(Job(source.path, target, next((p for p in problems if p), None), outputs[1:]))
+        foreign = tuple(path for path in outputs if path.resolve() in unmarked_keys) if unmarked_keys else ()
+        jobs.append(Job(source.path, target, next((p for p in problems if p), None), outputs[1:], foreign))
     return jobs
 
 
@@ -649,18 +656,32 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
 
     Commands write a job's companions before its target, so a target that exists marks a finished job,
     which ``skip_existing`` passes over. Companions without their target may be what a run that stopped
-    part way left, or a user's files: only ``overwrite`` replaces them.
+    part way left, or a user's files: only ``overwrite`` replaces them, and not an image found among the
+    inputs that recnet did not write (``Job.unmarked``).
     """
     if job.problem:
         return Outcome(job, "failed", job.problem)
     existing = [path for path in job.outputs if os.path.lexists(path)]  # a dangling link is kept too
-    if not existing or overwrite:
+    if not existing or (overwrite and not job.unmarked):
         return None
+    if overwrite:
+        return Outcome(job, "failed", f"{unmarked_reason(job.unmarked[0])}: not replacing it; {ELSEWHERE}")
     return existing_output(job, existing[0], skip_existing)
+
+
+ELSEWHERE = "choose another -o, or move it away"
+
+
+def unmarked_reason(path: Path) -> str:
+    """Why an output that is an image found among the inputs, without recnet's mark, is not replaced."""
+    mark = "a photo of yours, or a copy: it lacks recnet's mark"
+    return f"output {path} exists, and recnet did not write it ({mark})"
 
 
 def existing_output(job: Job, path: Path, skip_existing: bool) -> Outcome:
     """The outcome of a job whose output ``path`` exists and is kept (see ``refusal``)."""
+    if path in job.unmarked and not skip_existing:
+        return Outcome(job, "failed", f"{unmarked_reason(path)}: use --skip-existing, {ELSEWHERE}")
     if path != job.target:
         return Outcome(job, "failed", f"output {path} exists, but not {job.target} (use --overwrite)")
     if skip_existing:

@@ -39,7 +39,7 @@ import struct
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -1531,8 +1531,32 @@ def _save(
     try:
         with atomic_output(path, overwrite=overwrite) as file:
             _write_samples(file, fmt, samples, quality, metadata)
+            _mark_written(file)
     except _Unencodable as error:
         raise ImageWriteError(path, str(error)) from None
+
+
+# Set on every image recnet writes, where the file system keeps extended attributes: it tells the images in
+# an output folder that recnet wrote from a user's own (``written_by_recnet``).
+WRITTEN_MARK = "user.recnet.written"
+
+
+def _mark_written(file: BinaryIO) -> None:
+    if hasattr(os, "setxattr"):  # Linux; not a file system without extended attributes (FAT, some shares)
+        with suppress(OSError):
+            os.setxattr(file.fileno(), WRITTEN_MARK, b"1")
+
+
+def written_by_recnet(path: str | os.PathLike[str]) -> bool | None:
+    """Whether recnet wrote the image at ``path`` (it bears recnet's mark); None where that cannot be told:
+    a file system that keeps no mark, or a system without extended attributes."""
+    if not hasattr(os, "getxattr"):
+        return None
+    try:
+        os.getxattr(path, WRITTEN_MARK)
+    except OSError as error:
+        return False if error.errno == errno.ENODATA else None
+    return True
 
 
 def _write_samples(

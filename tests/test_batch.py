@@ -256,6 +256,28 @@ def test_skip_existing_passes_over_finished_jobs_and_leaves_lone_companions_to_o
     assert refusal(stopped, overwrite=True, skip_existing=False) is None
 
 
+def test_an_image_found_among_the_inputs_that_recnet_did_not_write_is_never_replaced(tmp_path: Path) -> None:
+    # -o an existing folder of the user's own edits inside the input folder: its images are passed over as
+    # recnet's earlier outputs, and one has the name a photo's output would have
+    shots = touch(tmp_path / "shots", "a.jpg", "edited/a.jpg", "b.jpg", "edited/b.jpg")
+    sources, _ = find_sources([str(shots)], recursive=True)
+    passed_over = earlier_outputs(sources, shots / "edited", "")
+    assert [source.relative.as_posix() for source in passed_over] == ["edited/a.jpg", "edited/b.jpg"]
+    photos = [source for source in sources if source not in passed_over]
+    theirs = shots / "edited" / "a.jpg"  # b.jpg's bears recnet's mark, in this test
+    mine, written = plan_jobs(photos, shots / "edited", suffix="", unmarked=[theirs])
+    assert (mine.unmarked, written.unmarked) == ((theirs,), ())
+    because = f"output {theirs} exists, and recnet did not write it (a photo of yours, or a copy: it lacks "
+    assert refusal(mine, overwrite=True, skip_existing=False) == Outcome(
+        mine, "failed", f"{because}recnet's mark): not replacing it; choose another -o, or move it away"
+    )
+    assert refusal(mine, overwrite=False, skip_existing=False) == Outcome(
+        mine, "failed", f"{because}recnet's mark): use --skip-existing, choose another -o, or move it away"
+    )
+    assert refusal(mine, overwrite=False, skip_existing=True).status == "skipped"  # nothing is lost
+    assert refusal(written, overwrite=True, skip_existing=False) is None
+
+
 def test_an_empty_input_name_is_not_taken_for_the_current_folder() -> None:
     sources, missing = find_sources([""])
     assert sources == [] and [str(each) for each in missing] == ["'': an empty name is no file or folder"]

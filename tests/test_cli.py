@@ -301,6 +301,28 @@ def test_a_multi_page_tiff_is_corrected_from_its_first_page_with_a_notice(
         assert written.n_frames == 1 and written.size == (72, 48)
 
 
+def test_overwrite_replaces_recnet_s_earlier_outputs_in_the_folder_but_not_the_user_s_photos(
+    tmp_path: Path, model_file: Path
+) -> None:
+    # -o a folder inside the input folder: its images are passed over as recnet's earlier outputs
+    photos, edited = tmp_path / "photos", tmp_path / "photos" / "edited"
+    edited.mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        make_photo(photos / name)
+    options = ["-o", str(edited), "--model", str(model_file)]
+    first = CliRunner().invoke(app, ["correct", str(photos / "b.png"), *options])
+    assert first.exit_code == 0, first.stderr
+    mine = make_photo(edited / "a.png", size=(30, 20))  # the user's own edit, named as a.png's output
+    if imaging.written_by_recnet(mine) is None:
+        pytest.skip("this file system keeps no extended attributes")
+    again = CliRunner().invoke(app, ["correct", str(photos), "-r", *options, "--overwrite"])
+    assert again.exit_code == 1
+    assert f"error: {photos / 'a.png'}: output {mine} exists, and recnet did not write it" in again.stderr
+    assert "corrected 1, skipped 0, failed 1" in again.stderr  # b.png's earlier output, replaced
+    with Image.open(mine) as kept:
+        assert kept.size == (30, 20)
+
+
 def test_running_twice_on_a_folder_does_not_correct_its_own_outputs(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:

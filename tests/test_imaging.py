@@ -2362,3 +2362,24 @@ def test_a_jpeg_cut_short_by_a_full_disk_is_a_write_error_not_a_finished_file(tm
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.stdout.strip() == "file too large", result.stderr
     assert not target.exists() and leftovers(tmp_path) == []
+
+
+def test_images_recnet_writes_bear_its_mark_where_the_file_system_keeps_one(tmp_path, monkeypatch):
+    # What tells recnet's earlier outputs in an output folder from a user's own photos (batch.Job.unmarked)
+    mine = tmp_path / "mine.jpg"
+    Image.new("RGB", (8, 8)).save(mine)
+    written = tmp_path / "written.png"
+    write_rgb8(written, np.zeros((8, 8, 3), np.uint8))
+    if imaging.written_by_recnet(mine) is None:
+        pytest.skip("this file system keeps no extended attributes")
+    assert imaging.written_by_recnet(written) is True and imaging.written_by_recnet(mine) is False
+    replaced = tmp_path / "replaced.jpg"
+    shutil.copyfile(mine, replaced)
+    write_rgb8(replaced, np.zeros((8, 8, 3), np.uint8))  # replacing a file marks it too
+    assert imaging.written_by_recnet(replaced) is True
+
+    def unsupported(*_: object) -> bytes:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "getxattr", unsupported)
+    assert imaging.written_by_recnet(written) is None  # cannot be told, so nothing is refused for it
