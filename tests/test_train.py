@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -882,6 +883,36 @@ def test_the_first_ctrl_c_or_sigterm_is_a_stop_request_and_the_second_acts_as_us
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGINT, outside)
+
+
+def test_a_stop_in_the_first_step_interrupts_at_once_and_a_later_one_waits_for_its_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first step has nothing to save: a first step that never ends (a mistyped --batch) must stop at once
+    real_step = loop.take_step
+
+    def sigterm_in(at: int) -> Callable[..., dict[str, float]]:
+        def take_step(session: loop.Session, step: int, *batch: torch.Tensor) -> dict[str, float]:
+            if step == at:
+                signal.raise_signal(signal.SIGTERM)
+            return real_step(session, step, *batch)
+
+        return take_step
+
+    outside = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    for number in outside:  # as the program (entry.run) sets them
+        signal.signal(number, signal.default_int_handler)
+    try:
+        monkeypatch.setattr(loop, "take_step", sigterm_in(0))
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny_config(tmp_path / "first"), stop_signals=loop.StopSignals())
+        assert not (tmp_path / "first" / "checkpoint.safetensors").exists()
+        monkeypatch.setattr(loop, "take_step", sigterm_in(1))
+        stopped = train(tiny_config(tmp_path / "second"), stop_signals=loop.StopSignals())
+        assert (stopped.stopped_by, stopped.steps, checkpoint_step(tmp_path / "second")) == ("SIGTERM", 2, 2)
+    finally:
+        for number, handler in outside.items():
+            signal.signal(number, handler)
 
 
 def test_a_stopped_runs_checkpoint_loads_as_a_model(tmp_path: Path) -> None:

@@ -234,6 +234,7 @@ class Session:
     progress: Callable[[Progress], None] | None
     deadline: float | None = None  # time.monotonic() after which the run saves a checkpoint and stops
     stop_requested: Callable[[], str | None] = lambda: None  # asked after each step (see ``train``)
+    stop_signals: StopSignals | None = None  # listened to once this call's first step is done
     clock: float = field(default_factory=time.perf_counter)  # when ``state.wall_seconds`` was last updated
 
 
@@ -242,10 +243,10 @@ STOP_SIGNALS = MappingProxyType({signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTE
 
 class StopSignals:
     """Turns Ctrl-C (SIGINT) and SIGTERM (what schedulers send before they end a job) into a request to
-    stop after the current step, with a checkpoint: pass it to ``train`` or ``resume``, which listen from
-    the first step on (before it, with nothing to save, the signals interrupt at once). After the first,
-    the signals act as before (a second Ctrl-C interrupts at once). Signal handlers can only be set in the
-    main thread; elsewhere this does nothing."""
+    stop after the current step, with a checkpoint: pass it to ``train`` or ``resume``, which listen once
+    their first step is done (before, with nothing new to save, the signals interrupt at once). After the
+    first, the signals act as before (a second Ctrl-C interrupts at once). Signal handlers can only be set
+    in the main thread; elsewhere this does nothing."""
 
     def __init__(self, on_request: Callable[[str], None] = lambda name: None) -> None:
         self.on_request = on_request
@@ -297,7 +298,8 @@ def train(
 
     ``time_limit`` (seconds, from this call): past it, save a checkpoint and stop, to be resumed later. So
     too when ``stop_requested``, asked after every step, gives a reason, or ``stop_signals`` hear Ctrl-C
-    or SIGTERM once the steps have begun. A failure once they have begun is a ``TrainingFailed``."""
+    or SIGTERM once this call's first step is done. A failure once the steps have begun is a
+    ``TrainingFailed``."""
     check_config(config)
     check_run_folder(config.run_dir)
     config.data_fingerprint = data_fingerprint(config)
@@ -486,18 +488,18 @@ def run(
     try:
         session = open_session(config, ranks, resuming, progress)
         session.deadline = deadline
+        session.stop_signals = stop_signals
         if stop_signals is None:
             session.stop_requested = stop_requested
         else:
             session.stop_requested = lambda: stop_requested() or stop_signals.received()
-        with stop_signals or contextlib.nullcontext():
-            try:
-                return train_steps(session)
-            # A step, a checkpoint or the final model (WeightsError) failed; out of memory is said as such.
-            except (TrainingError, OSError, ValueError, RuntimeError, WeightsError) as error:
-                if is_out_of_memory(error):
-                    raise
-                raise TrainingFailed(error_line(error)) from error
+        try:
+            return train_steps(session)
+        # A step, a checkpoint or the final model (WeightsError) failed; out of memory is said as such.
+        except (TrainingError, OSError, ValueError, RuntimeError, WeightsError) as error:
+            if is_out_of_memory(error):
+                raise
+            raise TrainingFailed(error_line(error)) from error
     finally:
         if ranks.world > 1:
             dist.destroy_process_group()
@@ -628,13 +630,20 @@ def train_steps(session: Session) -> TrainResult:
     config, state, ranks = session.config, session.state, session.ranks
     first_step, loop_started = state.step, time.perf_counter()
     shard = range(ranks.rank, config.batch, ranks.world)  # this process's samples of every batch
-    with Prefetcher(session.source, shard, session.device, config.steps) as batches:
+    with (
+        Prefetcher(session.source, shard, session.device, config.steps) as batches,
+        contextlib.ExitStack() as listening,
+    ):
         for step in range(state.step, config.steps):
             lr = learning_rate(step, config)
             for group in session.optimizer.param_groups:
                 group["lr"] = lr
             losses = take_step(session, step, *batches.batch(step))
             state.step = step + 1
+            # Until then there was nothing new to save, so a stop interrupted at once (a first step that
+            # never ends, at a mistyped --batch, could not be stopped by the first signal)
+            if step == first_step and session.stop_signals is not None:
+                listening.enter_context(session.stop_signals)
             if ranks.main:
                 seconds_per_step = (time.perf_counter() - loop_started) / (state.step - first_step)
                 after_step(session, losses, lr, seconds_per_step)
