@@ -945,10 +945,9 @@ def evaluate(
             raise fail(error_line(exc)) from None
     if report.interrupted:  # the scores so far are said, then the exit is 130
         ignore_further_stops()
-        console.notice(
-            f"interrupted after {len(report.scores) + len(report.failures)} of {len(found)} pairs; the "
-            "scores below are theirs"
-        )
+        scored = "the scores below are theirs" if report.scores else "none was scored"
+        done = len(report.scores) + len(report.failures)
+        console.notice(f"interrupted after {done} of {len(found)} pairs; {scored}")
     if as_json:  # also when no pair could be scored: the failures are listed there
         typer.echo(json.dumps({"model": loaded.source, "strength": amount, **report.to_dict()}, indent=2))
     elif report.scores:

@@ -1677,8 +1677,10 @@ def test_a_stopped_eval_gives_the_scores_so_far_and_exits_130(
 
     scored = evaluate.score_pair
 
+    stop_at = ["c.png"]
+
     def stop_at_the_third(pair: evaluate.ImagePair, corrector: engine.Corrector, *notices: object) -> object:
-        if pair.input.name == "c.png":
+        if pair.input.name in stop_at:
             raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as recnet takes it
         return scored(pair, corrector, *notices)
 
@@ -1691,6 +1693,10 @@ def test_a_stopped_eval_gives_the_scores_so_far_and_exits_130(
     assert report["interrupted"] is True and report["images"] == 2 and report["psnr"] is not None
     table = CliRunner().invoke(app, pairs)
     assert table.exit_code == 130 and "on 2 pairs" in table.stdout
+    stop_at[0] = "a.png"
+    at_once = CliRunner().invoke(app, pairs)
+    assert (at_once.exit_code, at_once.stdout) == (130, "")
+    assert at_once.stderr.endswith("note: interrupted after 0 of 3 pairs; none was scored\n")
 
 
 def test_a_stop_the_command_does_not_report_itself_is_said_in_one_line(

@@ -143,6 +143,17 @@ def test_unknown_layout_empty_folder_duplicates_and_bad_split(tmp_path: Path) ->
     touch(tmp_path / "empty")
     with pytest.raises(PairingError, match="no images"):
         match_by_stem(tmp_path / "photos", tmp_path / "empty")
+    touch(tmp_path / "nested", "notes.txt")
+    touch(tmp_path / "nested" / "2024", "a.jpg", "b.jpg")
+    with pytest.raises(PairingError) as nested:
+        match_by_stem(tmp_path / "nested", tmp_path / "photos")
+    assert str(nested.value) == (
+        f"{tmp_path / 'nested'}: no images (its sub-folders have 2; pairs are read from the folder itself, "
+        "not below it)"
+    )
+    touch(tmp_path / "notes", "notes.txt")
+    with pytest.raises(PairingError, match=r"notes: no images \(1 other file: \.txt; "):
+        match_by_stem(tmp_path / "notes", tmp_path / "photos")
     touch(tmp_path / "twice", "a.jpg", "a.png")
     with pytest.raises(PairingError, match=r"both a\.jpg and a\.png"):
         match_by_stem(tmp_path / "twice", tmp_path / "photos")

@@ -147,6 +147,18 @@ def test_one_photo_is_not_enough_to_train_on(tmp_path: Path) -> None:
         photo_data(tmp_path, 32, 0, DegradationConfig(), 64, 4, 48)
 
 
+def test_pairs_of_one_ground_truth_are_not_enough_to_train_on(tmp_path: Path) -> None:
+    # MSEC's five exposures of one photo stay together: none could be held out for validation
+    exposures = [ImagePair(tmp_path / f"a_{ev}.jpg", tmp_path / "a.jpg") for ev in ("N1", "0", "P1")]
+    for pairs, found in ((exposures[:1], "1 pair, with 1 ground truth"), (exposures, "3 pairs, with 1 ")):
+        with pytest.raises(ImageFileError) as refused:
+            pair_data(pairs, "in/ and gt/", 32, 0, 64, 4, 48)
+        assert str(refused.value).startswith(
+            "in/ and gt/: need pairs with at least 2 different ground truths (training and validation), "
+            f"found {found}"
+        )
+
+
 def test_panoramas_and_strips_train_and_validate(tmp_path: Path) -> None:
     """Photos of any shape give training crops and validation pairs SSIM can score."""
     rng = np.random.default_rng(0)

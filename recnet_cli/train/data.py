@@ -317,6 +317,12 @@ def pair_data(
 ) -> tuple[PairSource, list[ValidationPair]]:
     """Training source and validation pairs from image pairs; pairs sharing a target stay together."""
     train_pairs, val_pairs = split_pairs(pairs)
+    if not train_pairs or not val_pairs:  # pairs that share a ground truth stay on one side
+        count, targets = len(pairs), len({pair.target.name for pair in pairs})
+        raise ImageFileError(
+            f"{name}: need pairs with at least 2 different ground truths (training and validation), found "
+            f"{count} pair{'s' * (count != 1)}, with {targets} ground truth{'s' * (targets != 1)}"
+        )
     description = f"{len(train_pairs)} image pairs from {name} ({len(val_pairs)} held out for validation)"
     source = PairSource(load_pairs(train_pairs, crop, max_side), crop, seed, description)
     return source, pair_validation(val_pairs, val_size, val_count)
