@@ -31,6 +31,7 @@ from recnet_cli.imaging import (
     names_unsupported_image,
     nearest_existing,
     special_file_kind,
+    special_input,
 )
 
 # What recnet names the files it writes beside a photo: <stem><suffix>.<ext> (correct: _recnet, mask:
@@ -422,6 +423,7 @@ def plan_jobs(
         problems = (
             conversion_needed(source.path),
             unread_format(source.path),
+            input_kind_problem(source.path),
             unwritable_format(target),
             *(output_path_problem(path) for path in outputs),
             *(target_problem(path, source.path, inputs, claims) for path in outputs),
@@ -437,6 +439,15 @@ def unread_format(source: Path) -> str | None:
     if not names_unsupported_image(source):
         return None
     return f"{source.suffix} files are not read ({READABLE}): convert it first"
+
+
+def input_kind_problem(source: Path) -> str | None:
+    """Why an input is no photo to read, by its kind: a device (/dev/null) or a FIFO; said before what its
+    output's name lacks (``--ext`` for a name without an extension)."""
+    try:
+        return special_input(os.stat(source).st_mode)
+    except (OSError, ValueError):  # said when it is read
+        return None
 
 
 def unwritable_format(target: Path) -> str | None:

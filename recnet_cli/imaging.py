@@ -1752,12 +1752,17 @@ def input_file_problem(path: str | os.PathLike[str]) -> str | None:
         info = os.stat(path)
     except (OSError, ValueError):
         return None
-    special = special_file_kind(info.st_mode)
-    if special is not None:
-        return f"{special}, not a photo file"
+    if special := special_input(info.st_mode):
+        return special
     if stat.S_ISREG(info.st_mode) and info.st_size == 0:
         return "empty file"
     return None if os.access(path, os.R_OK) else "permission denied"
+
+
+def special_input(mode: int) -> str | None:
+    """Why an input of this ``st_mode`` is no photo file, by its kind (a device, a FIFO), or None."""
+    special = special_file_kind(mode)
+    return None if special is None else f"{special}, not a photo file"
 
 
 def special_file_kind(mode: int) -> str | None:

@@ -497,6 +497,14 @@ def test_a_plan_fails_outputs_whose_folder_could_not_be_made_or_written(
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
+def test_a_device_as_input_is_said_to_be_one_before_its_output_wants_an_extension(tmp_path: Path) -> None:
+    # /dev/null has no extension: its output would need --ext, which was asked for first
+    sources, _ = find_sources(["/dev/null"])
+    (job,) = plan_jobs(sources, tmp_path, suffix="_recnet")
+    assert job.problem == "a device, not a photo file"
+
+
 def test_output_equal_to_an_input_is_refused(shots: Path) -> None:
     sources, _ = find_sources([str(shots / "a.jpg")])
     (job,) = plan_jobs(sources, shots / "a.jpg", suffix="")
