@@ -270,9 +270,14 @@ def pattern_relative(path: Path, base: Path) -> Path:
 
 def folder_hint(folder: Path, files: Sequence[Path], recursive: bool) -> str:
     """Why a folder gave no image: its images are in sub-folders, or its files are of other types."""
-    if not recursive and any(is_image(p) and p.parent != folder for p in visible_files(folder, True)):
+    if not recursive and images_below(folder):
         return " (its sub-folders have some: add --recursive)"
     return other_files(files)
+
+
+def images_below(folder: Path) -> int:
+    """The images in ``folder``'s sub-folders, at any depth (not those in the folder itself)."""
+    return sum(is_image(path) and path.parent != folder for path in visible_files(folder, recursive=True))
 
 
 def other_files(files: Sequence[Path]) -> str:
@@ -428,8 +433,8 @@ def plan_jobs(
             *(output_path_problem(path) for path in outputs),
             *(target_problem(path, source.path, inputs, claims) for path in outputs),
         )
-        foreign = tuple(path for path in outputs if path.resolve() in unmarked_keys) if unmarked_keys else ()
-        jobs.append(Job(source.path, target, next((p for p in problems if p), None), outputs[1:], foreign))
+        kept = tuple(path for path in outputs if path.resolve() in unmarked_keys) if unmarked_keys else ()
+        jobs.append(Job(source.path, target, next((p for p in problems if p), None), outputs[1:], kept))
     return jobs
 
 
@@ -696,7 +701,7 @@ def existing_output(job: Job, path: Path, skip_existing: bool) -> Outcome:
     if path != job.target:
         return Outcome(job, "failed", f"output {path} exists, but not {job.target} (use --overwrite)")
     if skip_existing:
-        lacking = tuple(path for path in job.companions if not os.path.lexists(path))
+        lacking = tuple(companion for companion in job.companions if not os.path.lexists(companion))
         reason = f"output exists, without {', '.join(map(str, lacking))}" if lacking else "output exists"
         return Outcome(job, "skipped", reason, lacking=lacking)
     return Outcome(job, "failed", f"output {path} exists (use --overwrite or --skip-existing)")

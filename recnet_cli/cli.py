@@ -30,6 +30,7 @@ from recnet_cli.batch import (
 )
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
+from recnet_cli.entry import ignore_further_stops
 from recnet_cli.imaging import (
     OUTPUT_CHOICES,
     Photo,
@@ -81,7 +82,6 @@ from recnet_cli.runner import (
     collect_jobs,
     device_names,
     finish,
-    ignore_further_stops,
     notice_run,
     open_models,
     read_input,
@@ -803,11 +803,11 @@ def calibrate(
       recnet calibrate --photos photos/ --model run/final.safetensors -o calibrated.safetensors
       recnet calibrate --inputs shots/ --targets edited/ --model mine.safetensors -o mine-auto.safetensors
     """
-    from recnet_cli.weights import WeightsError, is_safetensors, save_model
+    from recnet_cli.weights import WeightsError, is_safetensors, model_files, save_model
 
     if not is_safetensors(output):
         raise fail(f"-o {output}: the calibrated model is written as .safetensors")
-    written = [output, output.with_suffix(".json"), output.with_suffix(".md")]
+    written = model_files(output)
     if problem := next(filter(None, map(output_path_problem, written)), None):
         raise fail(problem)
     existing = [path for path in written if os.path.lexists(path)]
@@ -836,8 +836,8 @@ def calibrate(
     except (ValueError, OSError) as exc:
         raise fail(error_line(exc)) from None
     (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
-    model_files = {path.resolve() for path in (loaded.path, loaded.path.with_suffix(".json"))}
-    if any(path.resolve() in model_files for path in written):  # not even with --overwrite
+    being_calibrated = {path.resolve() for path in (loaded.path, loaded.path.with_suffix(".json"))}
+    if any(path.resolve() in being_calibrated for path in written):  # not even with --overwrite
         raise fail(f"-o {output}: that is the model being calibrated ({loaded.source}); write to a new file")
     with console.counting(data.photos, "Calibrating", "photos", quiet) as count_one:
         try:

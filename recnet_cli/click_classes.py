@@ -14,8 +14,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from recnet_cli import console
 from recnet_cli.console import fail
-from recnet_cli.entry import STOPPED_STARTING
-from recnet_cli.runner import ignore_further_stops
+from recnet_cli.entry import STOPPED_STARTING, ignore_further_stops
 
 # The Click that Typer runs on: Typer 0.29 carries its own copy (typer._click), whose exceptions are not the
 # click package's; earlier Typers run on Click itself.
@@ -94,14 +93,15 @@ def click_errors_in_one_line() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def stop_said_in_one_line() -> Iterator[None]:
-    """A stop (Ctrl-C, SIGTERM) while the command line is read, which Typer ends in silence (exit 130), is
-    said in one line, as one before (``entry.run``) and one in the command (``RecnetCommand.invoke``) are."""
+def stop_said_in_one_line(interrupted: str = STOPPED_STARTING) -> Iterator[None]:
+    """A stop (Ctrl-C, SIGTERM) that nothing inside reported, which Typer would end in silence (exit 130),
+    is said in one line, ``interrupted``, with exit 130: in a scheduler's log, why the job ended. (One
+    before the command line is read is said by ``entry.run``.)"""
     try:
         yield
     except KeyboardInterrupt:
         ignore_further_stops()
-        console.notice(STOPPED_STARTING)
+        console.notice(interrupted)
         raise typer.Exit(130) from None
 
 
@@ -171,11 +171,7 @@ class RecnetCommand(UsageErrorsSayWhat, PlainHelpFlag, TyperCommand):
                 param.__class__ = PlainArgument
 
     def invoke(self, ctx: typer.Context) -> Any:
-        """Runs the command. A stop (Ctrl-C, SIGTERM) that the command does not report itself, such as one
-        while the model loads, is said in one line: in a scheduler's log, why the job ended."""
-        try:
+        """Runs the command; a stop it does not report itself, such as one while the model loads, is said
+        in one line."""
+        with stop_said_in_one_line(f"interrupted: recnet {ctx.info_name} stopped before it finished"):
             return super().invoke(ctx)
-        except KeyboardInterrupt:
-            ignore_further_stops()
-            console.notice(f"interrupted: recnet {ctx.info_name} stopped before it finished")
-            raise typer.Exit(130) from None

@@ -16,8 +16,13 @@ def run() -> None:
     try:
         from recnet_cli.cli import run as run_command_line
     except KeyboardInterrupt:
-        for number in (signal.SIGINT, signal.SIGTERM):  # the line is said: a second stop changes nothing
-            signal.signal(number, signal.SIG_IGN)
+        ignore_further_stops()
         sys.stderr.write(f"note: {STOPPED_STARTING}\n")
         raise SystemExit(130) from None
     run_command_line()
+
+
+def ignore_further_stops() -> None:
+    """Ctrl-C and SIGTERM are ignored from now on: the program is finishing what it has to say."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)

@@ -5,7 +5,6 @@ command with a one-line error (``console.fail``)."""
 from __future__ import annotations
 
 import json
-import signal
 import time
 from collections.abc import Callable
 from functools import partial
@@ -35,6 +34,7 @@ from recnet_cli.batch import (
     take_shard,
 )
 from recnet_cli.console import fail
+from recnet_cli.entry import ignore_further_stops
 from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
     OUTPUT_CHOICES,
@@ -286,12 +286,6 @@ def run_batch(
         )
     summary.take_inputs_without_jobs(found)
     return summary
-
-
-def ignore_further_stops() -> None:
-    """Ctrl-C and SIGTERM are ignored from now on: the program is finishing what it has to say."""
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, signal.SIG_IGN)
 
 
 def read_input(path: Path, quiet: bool) -> Photo:

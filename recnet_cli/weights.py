@@ -758,10 +758,11 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any], *, overwrite: bo
     existing = nearest_existing(path.parent)
     if not existing.is_dir():
         raise WeightsError(f"{path}: cannot write the model ({existing} is {file_kind(existing)})")
+    weights, card_json, card_md = model_files(path)
     files = {
-        path: safetensors_bytes(tensors, metadata=flat_fields(full_card)),
-        path.with_suffix(".json"): (json.dumps(full_card, indent=2) + "\n").encode(),
-        path.with_suffix(".md"): card_markdown(path, full_card).encode("utf-8", "backslashreplace"),
+        weights: safetensors_bytes(tensors, metadata=flat_fields(full_card)),
+        card_json: (json.dumps(full_card, indent=2) + "\n").encode(),
+        card_md: card_markdown(path, full_card).encode("utf-8", "backslashreplace"),
     }
     if not overwrite and (existing := next(filter(os.path.lexists, files), None)):
         raise WeightsError(f"{path}: not written, since {existing} exists (use --overwrite)")
@@ -774,6 +775,11 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any], *, overwrite: bo
                 raise WeightsError(f"{path}: not written in full, since {file} exists") from None
     except OSError as error:
         raise WeightsError(f"{path}: cannot write the model ({describe_os_error(error)})") from error
+
+
+def model_files(path: Path) -> tuple[Path, Path, Path]:
+    """The files ``save_model`` writes for the model ``path``: it, and its card as ``.json`` and ``.md``."""
+    return path, path.with_suffix(".json"), path.with_suffix(".md")
 
 
 def architecture_card(model: RECNet) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recnet_cli.batch import is_image, other_files, visible_files
+from recnet_cli.batch import images_below, is_image, other_files, visible_files
 
 SPLITS = ("train", "test", "valid")
 LCDP_FOLDERS = {
@@ -130,8 +130,7 @@ def stem_index(files: list[Path], folder: Path) -> dict[str, Path]:
 def no_images_hint(folder: Path) -> str:
     """Why a folder of pairs gave no image: its images are in sub-folders, which pairs are not read from, or
     its files are of other types."""
-    below = sum(is_image(path) and path.parent != folder for path in visible_files(folder, True))
-    if below:
+    if below := images_below(folder):
         return f" (its sub-folders have {below}; pairs are read from the folder itself, not below it)"
     return other_files(visible_files(folder))
 
