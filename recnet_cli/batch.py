@@ -16,6 +16,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from recnet_cli.files import (
+    describe_os_error,
+    file_kind,
+    input_file_problem,
+    nearest_existing,
+    special_file_kind,
+    special_input,
+)
 from recnet_cli.hostmemory import available_host_memory
 from recnet_cli.imaging import (
     HEIF_EXTENSIONS,
@@ -24,14 +32,8 @@ from recnet_cli.imaging import (
     READABLE,
     OutputExistsError,
     conversion_needed,
-    describe_os_error,
     enable_heif,
-    file_kind,
-    input_file_problem,
     names_unsupported_image,
-    nearest_existing,
-    special_file_kind,
-    special_input,
 )
 
 # What recnet names the files it writes beside a photo: <stem><suffix>.<ext> (correct: _recnet, mask:

@@ -31,12 +31,11 @@ from recnet_cli.batch import (
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops
+from recnet_cli.files import describe_os_error, error_line
 from recnet_cli.imaging import (
     OUTPUT_CHOICES,
     Photo,
     PhotoFileError,
-    describe_os_error,
-    error_line,
     format_for,
     output_notices,
     write_photo,

@@ -29,8 +29,9 @@ from recnet_cli.devices import (
     precision_name,
     reset_peak_memory,
 )
+from recnet_cli.files import describe_os_error, first_line
 from recnet_cli.hostmemory import available_host_memory
-from recnet_cli.imaging import FREE_MEMORY_ADVICE, describe_os_error, first_line
+from recnet_cli.imaging import FREE_MEMORY_ADVICE
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import EAGER, Stages, fast_forward
 from recnet_cli.tiling import (

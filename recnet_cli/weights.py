@@ -58,7 +58,7 @@ from safetensors import SafetensorError, safe_open
 
 from recnet_cli import __version__
 from recnet_cli.atomicfile import atomic_file
-from recnet_cli.imaging import (
+from recnet_cli.files import (
     describe_os_error,
     error_line,
     file_kind,

@@ -1362,7 +1362,7 @@ def test_other_primaries_with_the_srgb_curve_go_into_other_formats_as_an_icc_pro
 @pytest.mark.parametrize("transfer", [1, 6, 14, 15])  # BT.709, BT.601, BT.2020 10- and 12-bit: SDR
 def test_other_primaries_with_an_sdr_video_curve_are_shown_with_the_srgb_curve(transfer: int) -> None:
     photo = photo_like(colour_codes(), source_format="HEIF", nclx=nclx_of(12, transfer))
-    profile, _ = imaging._output_colour(photo, "JPEG")
+    profile, _ = imaging.colour.output_colour(photo, "JPEG")
     assert profile == imaging.nclx_icc_profile(nclx_of(12, 13))
     assert imaging.colour_loss_notice(photo, "JPEG") is None
     assert "converted from Display P3 (from HEIF nclx) to sRGB" in str(
@@ -1370,7 +1370,7 @@ def test_other_primaries_with_an_sdr_video_curve_are_shown_with_the_srgb_curve(t
     )
     cicp = bytes([9, transfer, 0, 1])
     photo = photo_like(colour_codes(), source_format="PNG", png_colour=((b"cICP", cicp),))
-    profile, _ = imaging._output_colour(photo, "TIFF")
+    profile, _ = imaging.colour.output_colour(photo, "TIFF")
     assert profile is not None and imaging.colour_loss_notice(photo, "TIFF") is None
 
 
@@ -1555,19 +1555,19 @@ def test_running_out_of_memory_while_decoding_is_not_called_a_damaged_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exhausted
 ) -> None:
     source = save(tmp_path / "photo.jpg", Image.new("RGB", (1000, 500)))
-    monkeypatch.setattr(imaging, "_decode", exhausted)
+    monkeypatch.setattr(imaging.read, "_decode", exhausted)
     assert_read_error(source, "not enough memory to decode this 0.5 MP image: free some memory")
 
 
 @pytest.mark.parametrize("exhausted", [opencv_out_of_memory, numpy_out_of_memory])
-@pytest.mark.parametrize("stage", ["_quantise", "_write_samples"])
+@pytest.mark.parametrize("stage", ["quantise", "_write_samples"])
 def test_running_out_of_memory_while_encoding_is_a_one_line_write_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exhausted, stage: str
 ) -> None:
     photo = read_photo(save(tmp_path / "photo.png", Image.new("RGB", (1000, 500))))
     target = tmp_path / "out.jpg"
     target.write_bytes(b"an earlier output")
-    monkeypatch.setattr(imaging, stage, exhausted)
+    monkeypatch.setattr(imaging.write, stage, exhausted)
     with pytest.raises(ImageWriteError) as caught:
         write_photo(target, photo.pixels, like=photo)
     assert caught.value.reason.startswith("not enough memory to encode this 0.5 MP image: free some memory")
@@ -1581,7 +1581,7 @@ def test_other_opencv_errors_while_decoding_still_mean_a_damaged_file(tmp_path: 
     def damaged(*args: object) -> None:
         cv2.cvtColor(np.zeros((2, 2, 5), np.uint8), cv2.COLOR_BGR2RGB)  # a channel count OpenCV refuses
 
-    monkeypatch.setattr(imaging, "_decode", damaged)
+    monkeypatch.setattr(imaging.read, "_decode", damaged)
     assert_read_error(source, "truncated or corrupt image data")
 
 
@@ -1599,7 +1599,7 @@ def png_claiming(path: Path, width: int, height: int) -> Path:
 def test_an_image_larger_than_the_machine_s_memory_could_hold_is_refused_before_decoding(tmp_path):
     # A decompression bomb: 60 bytes that claim 10 gigapixels, 112 GiB as float32.
     bomb = png_claiming(tmp_path / "bomb.png", 100_000, 100_000)
-    assert imaging.MACHINE_MEMORY is not None and imaging.MACHINE_MEMORY < 100_000**2 * 12
+    assert imaging.read.MACHINE_MEMORY is not None and imaging.read.MACHINE_MEMORY < 100_000**2 * 12
     assert_read_error(
         bomb, "image too large: its 100000 x 100000 pixels would take 111.8 GiB as float32, more"
     )
@@ -1610,11 +1610,11 @@ def test_photos_beyond_pillow_s_decompression_bomb_limit_are_read_where_memory_h
 ):
     # 16000 x 12000 = 192 MP, above the 179 MP Pillow refuses by default: a pixel-shift photo, say. Its
     # header gets past the size check; the missing pixel data is what fails.
-    monkeypatch.setattr(imaging, "MACHINE_MEMORY", 2**40)
+    monkeypatch.setattr(imaging.read, "MACHINE_MEMORY", 2**40)
     assert_read_error(png_claiming(tmp_path / "big.png", 16_000, 12_000), "truncated or corrupt image data")
-    monkeypatch.setattr(imaging, "MACHINE_MEMORY", 400 * 12 - 1)
+    monkeypatch.setattr(imaging.read, "MACHINE_MEMORY", 400 * 12 - 1)
     assert_read_error(save(tmp_path / "photo.png", Image.new("RGB", (20, 20))), "image too large")
-    monkeypatch.setattr(imaging, "MACHINE_MEMORY", 400 * 12)
+    monkeypatch.setattr(imaging.read, "MACHINE_MEMORY", 400 * 12)
     assert read_photo(tmp_path / "photo.png").pixels.shape == (20, 20, 3)
 
 
@@ -1861,7 +1861,7 @@ def png_chunk_bytes(kind: bytes, data: bytes) -> bytes:
 def png_with_chunks(path: Path, pixels: np.ndarray, *chunks: tuple[bytes, bytes]) -> Path:
     """A PNG of 8- or 16-bit ``pixels`` (by OpenCV) with these (type, data) chunks after its header."""
     encoded = cv2.imencode(".png", pixels[..., ::-1] if pixels.ndim == 3 else pixels)[1].tobytes()
-    header_end = len(imaging._PNG_SIGNATURE) + 25  # IHDR: length, type, 13 bytes, CRC
+    header_end = len(imaging.formats.PNG_SIGNATURE) + 25  # IHDR: length, type, 13 bytes, CRC
     path.write_bytes(
         encoded[:header_end] + b"".join(png_chunk_bytes(*c) for c in chunks) + encoded[header_end:]
     )
@@ -2053,7 +2053,7 @@ def test_failed_16_bit_write_keeps_the_target(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(imaging.zlib, "compress", crash)
+    monkeypatch.setattr(imaging.write.zlib, "compress", crash)
     with pytest.raises(ImageWriteError, match="not enough memory to encode"):
         write_photo(target, photo.pixels, photo)
     assert target.read_bytes() == b"previous result" and leftovers(tmp_path) == []
@@ -2188,7 +2188,7 @@ def png_chunk_sizes(path: Path, kind: bytes) -> list[int]:
 
 def test_png_pixels_are_compressed_in_bands_each_in_chunks_of_its_own(tmp_path, monkeypatch) -> None:
     # Bands keep a large picture from being copied whole, and each chunk under PNG's 2 GiB limit.
-    monkeypatch.setattr(imaging, "_PNG_BAND_BYTES", 100 * 6 * 5)  # five rows of 16-bit RGB
+    monkeypatch.setattr(imaging.write, "_PNG_BAND_BYTES", 100 * 6 * 5)  # five rows of 16-bit RGB
     noise = np.random.default_rng(0).integers(0, 65536, (200, 100, 3), dtype=np.uint16)  # 120,000 bytes
     photo = read_photo(write_cv2(tmp_path / "in.png", noise))
     write_photo(tmp_path / "out.png", photo.pixels, photo)
@@ -2199,7 +2199,7 @@ def test_png_pixels_are_compressed_in_bands_each_in_chunks_of_its_own(tmp_path, 
 
 
 def test_a_tiff_that_would_pass_4_gib_is_refused(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(imaging, "_MAX_FILE_BYTES", 4096 + 8 + 3000)  # the tags' room, and 3000 bytes
+    monkeypatch.setattr(imaging.write, "MAX_FILE_BYTES", 4096 + 8 + 3000)  # the tags' room, and 3000 bytes
     noise = np.random.default_rng(0).integers(0, 256, (50, 50, 3), dtype=np.uint8)  # 7500 bytes compressed
     target = tmp_path / "out.tif"
     with pytest.raises(ImageWriteError) as caught:

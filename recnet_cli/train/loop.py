@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from recnet_cli.devices import is_out_of_memory, keep_freed_host_memory, pick_device, pick_dtype
-from recnet_cli.imaging import error_line, file_kind, first_line, naming_the_file, nearest_existing
+from recnet_cli.files import error_line, file_kind, first_line, naming_the_file, nearest_existing
 from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward

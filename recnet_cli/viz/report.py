@@ -27,14 +27,8 @@ from urllib.parse import quote
 import numpy as np
 
 from recnet_cli.batch import Summary
-from recnet_cli.imaging import (
-    ImageWriteError,
-    atomic_output,
-    describe_os_error,
-    file_kind,
-    fit_size,
-    write_rgb8,
-)
+from recnet_cli.files import describe_os_error, file_kind
+from recnet_cli.imaging import ImageWriteError, atomic_output, fit_size, write_rgb8
 from recnet_cli.metrics import to_uint8
 from recnet_cli.viz.draw import luminance
 

@@ -1,0 +1,133 @@
+"""Reading and writing photos with their metadata: the file-system edge of recnet.
+
+JPEG, PNG, TIFF, WebP and BMP always; AVIF where Pillow was built with it (its wheels are); HEIF (.heic,
+.heif, .hif: iPhones, Fujifilm cameras) where the optional pillow-heif is installed (``pip install
+pillow-heif``), whose Pillow plugin recnet registers on first use.
+
+The model sees float32 RGB in [0, 1]. Everything else a photographer cares about travels beside the pixels and
+is written back: bit depth (16-bit PNG/TIFF stay 16-bit; 10- and 12-bit HEIF are written as 10-bit HEIF or
+16-bit PNG/TIFF), a HEIF's chroma subsampling (Fujifilm's 4:2:2 stays 4:2:2), alpha (kept, at the output's
+depth), EXIF (orientation applied to the pixels on read, written as 1 in place: the rest of the block, maker
+notes included, is kept byte for byte, but for the link to the thumbnail of the uncorrected photo), the ICC
+profile (or a HEIF's nclx colour description, or a PNG's gAMA, cHRM, sRGB and cICP chunks: as they are to
+outputs in their own format, as an ICC profile to others where one can say it; where an output cannot hold
+the profile, BMP, the colours are converted to sRGB), the DPI and the XMP packet (ratings, keywords,
+captions; its orientation written as 1 too), with the extended XMP that a JPEG's packet names (what did not
+fit in its 64 KB segment) to JPEG outputs.
+
+Grayscale photos stay grayscale: the model sees the grey replicated to RGB and the corrected result is
+written as grey again (ITU-R 601 luma, as Pillow's "L" conversion), except to WebP, which has no grey
+mode. Palette and CMYK photos are written as RGB. A CMYK photo's colours (a print workflow's JPEG or TIFF)
+are converted to sRGB through its ICC profile (U.S. Web Coated SWOP, Coated FOGRA39...) by LittleCMS as it
+is read, so the model sees the colours the print shows, and the output is sRGB; one without a profile, or
+with one LittleCMS cannot use, gets Pillow's plain conversion (R = 255 - C - K...), uncalibrated, with a
+note (``Photo.uncalibrated_cmyk_notice``). 16-bit CMYK TIFFs are refused.
+
+The modules: ``read`` and ``write``; ``photo`` (a decoded photo, what an output carries); ``formats`` (what
+recnet reads and writes, by extension and signature, and what each format holds); ``pixels`` (codes to floats
+and back); ``colour`` (ICC profiles, nclx and PNG colour chunks, sRGB and CMYK conversion); ``metadata``
+(EXIF, XMP, IPTC-IIM, resolution); ``notices`` (what an output loses); ``errors``. What the rest of recnet
+uses is here, in ``__all__``. Importing the package silences OpenCV's log and Pillow's warnings for the
+process (below), and lets Pillow open pictures of any size where this machine's memory is known
+(``read.MACHINE_MEMORY``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import cv2
+
+from recnet_cli.imaging.colour import colour_loss_notice, hdr_curve, nclx_icc_profile, srgb_conversion
+from recnet_cli.imaging.errors import (
+    FREE_MEMORY_ADVICE,
+    ImageReadError,
+    ImageWriteError,
+    OutputExistsError,
+    PhotoFileError,
+    out_of_host_memory,
+)
+from recnet_cli.imaging.formats import (
+    ALPHA_FORMATS,
+    AVIF_SUPPORTED,
+    HEIF_EXTENSIONS,
+    HEIF_SUPPORTED,
+    IMAGE_EXTENSIONS,
+    OUTPUT_CHOICES,
+    OUTPUT_EXTENSIONS,
+    READABLE,
+    conversion_needed,
+    enable_heif,
+    format_for,
+    install_hint,
+    names_unsupported_image,
+    size_problem,
+)
+from recnet_cli.imaging.notices import (
+    alpha_loss_notice,
+    extended_xmp_loss_notice,
+    metadata_loss_notice,
+    output_notices,
+)
+from recnet_cli.imaging.photo import Photo
+from recnet_cli.imaging.pixels import BT601_LUMA, fit_size
+from recnet_cli.imaging.read import header_megapixels, read_photo
+from recnet_cli.imaging.write import (
+    atomic_output,
+    check_output_size,
+    write_photo,
+    write_png16,
+    write_rgb8,
+    written_by_recnet,
+)
+
+__all__ = [
+    "ALPHA_FORMATS",
+    "AVIF_SUPPORTED",
+    "BT601_LUMA",
+    "FREE_MEMORY_ADVICE",
+    "HEIF_EXTENSIONS",
+    "HEIF_SUPPORTED",
+    "IMAGE_EXTENSIONS",
+    "OUTPUT_CHOICES",
+    "OUTPUT_EXTENSIONS",
+    "READABLE",
+    "ImageReadError",
+    "ImageWriteError",
+    "OutputExistsError",
+    "Photo",
+    "PhotoFileError",
+    "alpha_loss_notice",
+    "atomic_output",
+    "check_output_size",
+    "colour_loss_notice",
+    "conversion_needed",
+    "enable_heif",
+    "extended_xmp_loss_notice",
+    "fit_size",
+    "format_for",
+    "hdr_curve",
+    "header_megapixels",
+    "install_hint",
+    "metadata_loss_notice",
+    "names_unsupported_image",
+    "nclx_icc_profile",
+    "out_of_host_memory",
+    "output_notices",
+    "read_photo",
+    "size_problem",
+    "srgb_conversion",
+    "write_photo",
+    "write_png16",
+    "write_rgb8",
+    "written_by_recnet",
+]
+
+# OpenCV logs what it makes of damaged files to stderr ("readHeader IHDR chunk shall be first"); recnet
+# says in one line of its own which file is damaged and why.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+# Pillow warns about images between MAX_IMAGE_PIXELS and twice that (above, it raises) and about damaged
+# metadata; neither may stop or clutter a batch. The filter is set once for the process: a
+# ``catch_warnings`` around each read is not thread-safe, and a GPU batch reads several photos at once
+# (threads leaving it out of order left "ignore all warnings" behind for the whole process).
+warnings.filterwarnings("ignore", module=r"PIL\.")

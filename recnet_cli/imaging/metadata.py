@@ -1,0 +1,218 @@
+"""A photo's EXIF, XMP (with a JPEG's extended XMP), IPTC-IIM record and resolution: read from the file, made
+ready to copy (orientation 1, the upright size), what an output's format cannot hold of them, and the JPEG
+segments that carry them."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import re
+import struct
+from collections.abc import Callable
+from typing import TypeVar
+
+from PIL import Image
+
+from recnet_cli.exif_block import ORIENTATION, edited_exif, sized_exif
+from recnet_cli.imaging.formats import MAX_DPI, METADATA_FORMATS
+from recnet_cli.imaging.photo import Photo
+
+T = TypeVar("T")
+
+# TIFF's and EXIF's resolution tags, and the units ResolutionUnit gives
+_X_RESOLUTION, _Y_RESOLUTION, _RESOLUTION_UNIT, _INCH, _CENTIMETRE = 282, 283, 296, 2, 3
+# A TIFF's first directory doubles as its EXIF, but these tags in it are not to be copied as EXIF: those
+# that describe the file's own pixel storage; the ICC profile, XMP and IPTC, which recnet carries on their
+# own; and Photoshop's image resources and layers, which describe the uncorrected pixels.
+_NOT_EXIF_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325}
+    | {330, 338, 339, 513, 514, 700, 33723, 34377, 34675, 37724}
+)
+# XMP's copy of the orientation, as an attribute or an element (the forms Pillow's exif_transpose knows).
+_XMP_ORIENTATIONS = (
+    (re.compile(rb'tiff:Orientation="[0-9]"'), b'tiff:Orientation="1"'),
+    (re.compile(rb"<tiff:Orientation>[0-9]</tiff:Orientation>"), b"<tiff:Orientation>1</tiff:Orientation>"),
+)
+# What a JPEG holds of each metadata block: one header segment, less its header: none for EXIF ("Exif\0\0"
+# counts), "http://ns.adobe.com/xap/1.0/\0" for XMP, and for IPTC-IIM "Photoshop 3.0\0", a resource's header
+# and its padding byte. (The extended XMP a JPEG's packet names goes to JPEG outputs in segments of its own.)
+_JPEG_SEGMENT_LIMITS = {"EXIF": 65533, "XMP": 65533 - 29, "IPTC record": 65533 - 14 - 12 - 1}
+_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\0"
+_RAW_XMP = "Raw profile type xmp"  # a PNG text chunk that holds XMP in hex (ImageMagick, Krita)
+# Extended XMP (XMP specification part 3, 1.1.3.1): what a JPEG's XMP holds past its 64 KB segment, in APP1
+# segments that each start with this header, the GUID the standard packet names it by (xmpNote:HasExtendedXMP;
+# the MD5 of the extended XMP in 32 hex digits), its full length and the portion's offset, 4 bytes each.
+_XMP_EXTENSION_HEADER = b"http://ns.adobe.com/xmp/extension/\0"
+_XMP_EXTENSION_PREFIX = len(_XMP_EXTENSION_HEADER) + 32 + 4 + 4
+_XMP_EXTENSION_PORTION = 65000  # bytes of extended XMP a segment holds, as Adobe's XMP toolkit writes them
+# The GUID in the packet's xmpNote:HasExtendedXMP, an attribute or an element.
+_HAS_EXTENDED_XMP = re.compile(rb"HasExtendedXMP\s*(?:=\s*[\"']|>)\s*([0-9A-Fa-f]{32})")
+_IPTC_RESOURCE = 0x0404  # Photoshop image resource "IPTC-NAA record"
+IPTC_TAG = 33723  # TIFF tag IPTC-NAA
+
+
+def metadata_blocks(photo: Photo) -> dict[str, bytes | None]:
+    """The photo's EXIF, XMP and IPTC-IIM blocks, by the names messages give them."""
+    return {"EXIF": photo.exif, "XMP": photo.xmp, "IPTC record": photo.iptc}
+
+
+def left_out(photo: Photo, output_format: str) -> list[str]:
+    """The photo's metadata that a file in ``output_format`` cannot hold ("XMP", "resolution"): every block
+    in a BMP, which holds none; a block over a JPEG's 64 KB segment (Photoshop's document history can make
+    XMP that long); a resolution past what the format stores."""
+    holds_no_metadata = output_format not in METADATA_FORMATS  # BMP
+    names = [
+        name
+        for name, block in metadata_blocks(photo).items()
+        if block
+        and (holds_no_metadata or (output_format == "JPEG" and len(block) > _JPEG_SEGMENT_LIMITS[name]))
+    ]
+    if photo.dpi and max(photo.dpi) > MAX_DPI.get(output_format, math.inf):
+        names.append("resolution")
+    return names
+
+
+def exif_holds_resolution(exif: bytes | None, dpi: tuple[float, float] | None) -> bool:
+    """Whether an EXIF block's first directory gives the resolution ``dpi`` (XResolution, YResolution: a
+    fraction of any size), which goes into a JPEG with it where the JFIF header's 16-bit density cannot."""
+    tags = Image.Exif()
+    try:
+        tags.load(exif or b"")
+        x, y, unit = float(tags[_X_RESOLUTION]), float(tags[_Y_RESOLUTION]), tags.get(_RESOLUTION_UNIT, _INCH)
+    except Exception:  # none, or damaged: Pillow's EXIF parser raises any kind
+        return False
+    per_inch = {_INCH: 1, _CENTIMETRE: 2.54}.get(unit)
+    return (
+        dpi is not None
+        and per_inch is not None
+        and all(math.isclose(a * per_inch, b, rel_tol=1e-6) for a, b in zip((x, y), dpi, strict=True))
+    )
+
+
+def intact(read: Callable[[], T], name: str, damaged: list[str]) -> T | None:
+    """What ``read`` returns, or None with ``name`` added to ``damaged`` when that metadata is damaged:
+    a photo whose pixels decode is corrected without it. Parsers raise any kind on bad bytes."""
+    try:
+        return read()
+    except Exception:
+        damaged.append(name)
+        return None
+
+
+def portable_exif(exif: Image.Exif, block: bytes | None, size: tuple[int, int]) -> bytes | None:
+    """The EXIF to copy to outputs: orientation 1, the upright pixels' ``size`` (width, height) as the Exif
+    directory's pixel dimensions, and none of the TIFF tags that are not EXIF.
+
+    The file's EXIF ``block`` is changed in place (``exif_block.edited_exif``). A TIFF has no such block (its
+    first directory doubles as its EXIF and holds the file's pixel layout too), nor has a PNG whose EXIF is in
+    a legacy text chunk: Pillow builds a block of their EXIF tags anew (a TIFF's maker note whose offsets
+    count from the file's start reads wrong in it)."""
+    if block:
+        return sized_exif(edited_exif(block, _NOT_EXIF_TAGS), *size)
+    for tag in _NOT_EXIF_TAGS & exif.keys():
+        del exif[tag]
+    if not exif:
+        return None
+    exif[ORIENTATION] = 1
+    return sized_exif(exif.tobytes(), *size)
+
+
+def _upright_xmp(xmp: bytes | None) -> bytes | None:
+    """The XMP to copy to outputs: its orientation, if it has one, says 1 (the pixels are upright now)."""
+    if not xmp:
+        return None
+    for pattern, upright in _XMP_ORIENTATIONS:
+        xmp = pattern.sub(upright, xmp)
+    return xmp
+
+
+def xmp_packets(image: Image.Image, damaged: list[str]) -> tuple[bytes | None, bytes | None]:
+    """The XMP packet and, where it is a JPEG's that names one (HasExtendedXMP), its extended XMP, both with
+    orientation 1 (an extended XMP edited for it is named by its new MD5). An extended XMP that is missing,
+    incomplete or not the one named is None, with "extended XMP" added to ``damaged``."""
+    xmp = image.info.get("xmp")
+    if xmp is None and _RAW_XMP in image.info:  # a PNG's XMP as ImageMagick and Krita write it
+        xmp = intact(lambda: _raw_profile(image.info[_RAW_XMP]), "XMP", damaged)
+    claim = _HAS_EXTENDED_XMP.search(xmp) if xmp and image.format in ("JPEG", "MPO") else None
+    if claim is None:
+        return _upright_xmp(xmp), None
+    read = functools.partial(_extended_xmp, image.applist, claim[1].upper())
+    upright = _upright_xmp(intact(read, "extended XMP", damaged))
+    if upright is not None:  # named as recnet writes it: by its MD5 in capitals, changed where it was
+        xmp = xmp.replace(claim[1], _xmp_guid(upright))
+    return _upright_xmp(xmp), upright
+
+
+def _raw_profile(text: str) -> bytes:
+    """The bytes of a PNG text chunk "Raw profile type <name>": a blank line, the name, the length, then
+    the bytes in hex over lines (what Pillow reads of one that holds EXIF, but not of one that holds XMP)."""
+    return bytes.fromhex("".join(text.split("\n")[3:]))
+
+
+def _extended_xmp(segments: list[tuple[str, bytes]], guid: bytes) -> bytes:
+    """The extended XMP named ``guid`` (in capitals; the segments may have it in either case), put together
+    from the portions in a JPEG's APP1 ``segments`` by their offsets (in any order); ValueError when there
+    is none, or it is not the one named: its MD5 is not ``guid`` (a portion is missing or changed)."""
+    named = len(_XMP_EXTENSION_HEADER) + len(guid)
+    portions = {
+        struct.unpack_from(">I", data, _XMP_EXTENSION_PREFIX - 4)[0]: data[_XMP_EXTENSION_PREFIX:]
+        for marker, data in segments
+        if marker == "APP1" and data[:named].upper() == (_XMP_EXTENSION_HEADER + guid).upper()
+    }
+    extended = b"".join(portion for _, portion in sorted(portions.items()))
+    if not extended or _xmp_guid(extended) != guid:
+        raise ValueError("the extended XMP is missing, incomplete or damaged")
+    return extended
+
+
+def _xmp_guid(extended_xmp: bytes) -> bytes:
+    """The GUID that names an extended XMP: its MD5, in 32 upper-case hex digits."""
+    return hashlib.md5(extended_xmp, usedforsecurity=False).hexdigest().upper().encode()
+
+
+def iptc_record(image: Image.Image) -> bytes | None:
+    """The raw IPTC-IIM record: a JPEG's Photoshop resource 0x0404, or a TIFF's tag 33723.
+
+    Photoshop and ExifTool type the TIFF tag as 4-byte integers, which Pillow's tag API cuts to one value:
+    its undecoded bytes are read instead, as Pillow's own ``IptcImagePlugin.getiptcinfo`` does.
+    """
+    if image.format == "TIFF":
+        record = getattr(image.tag_v2, "_tagdata", {}).get(IPTC_TAG)
+    else:
+        record = image.info.get("photoshop", {}).get(_IPTC_RESOURCE)
+    return bytes(record) if isinstance(record, bytes | bytearray) and record else None
+
+
+def photoshop_segment(iptc: bytes) -> bytes:
+    """A JPEG APP13 segment that holds the IPTC-IIM record as its one Photoshop image resource."""
+    resource = b"8BIM" + struct.pack(">HHI", _IPTC_RESOURCE, 0, len(iptc)) + iptc + b"\0" * (len(iptc) % 2)
+    return _jpeg_segment(0xED, b"Photoshop 3.0\0" + resource)
+
+
+def xmp_segments(xmp: bytes | None, extended_xmp: bytes | None) -> bytes:
+    """A JPEG's APP1 segments of an XMP packet, then of the extended XMP it names, in portions of at most
+    65,000 bytes, each with the extended XMP's GUID, full length and its offset."""
+    if not xmp:
+        return b""
+    segments = [_jpeg_segment(0xE1, _XMP_HEADER + xmp)]
+    if extended_xmp:
+        named = _XMP_EXTENSION_HEADER + _xmp_guid(extended_xmp) + struct.pack(">I", len(extended_xmp))
+        for start in range(0, len(extended_xmp), _XMP_EXTENSION_PORTION):
+            portion = extended_xmp[start : start + _XMP_EXTENSION_PORTION]
+            segments.append(_jpeg_segment(0xE1, named + struct.pack(">I", start) + portion))
+    return b"".join(segments)
+
+
+def _jpeg_segment(marker: int, body: bytes) -> bytes:
+    """A JPEG marker segment: 0xFF, the ``marker`` byte, its length (counting its 2 bytes), then ``body``."""
+    return struct.pack(">BBH", 0xFF, marker, 2 + len(body)) + body
+
+
+def source_dpi(image: Image.Image) -> tuple[float, float] | None:
+    """The stored resolution; Pillow reports 1 x 1 for TIFFs that have none, and 0 x 0 for some JPEGs."""
+    dpi = image.info.get("dpi")
+    if not dpi or (image.format == "TIFF" and _X_RESOLUTION not in image.tag_v2):
+        return None
+    horizontal, vertical = float(dpi[0]), float(dpi[1])  # a TIFF's 72/0 is nan
+    return (horizontal, vertical) if 0 < horizontal < math.inf and 0 < vertical < math.inf else None

@@ -1,0 +1,64 @@
+"""Pixels between files and the model: codes of 8 or more bits as floats in [0, 1] and back, EXIF
+orientations, and scaling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+BT601_LUMA = (0.299, 0.587, 0.114)  # grey from RGB, as JPEG and Pillow's convert("L") weigh it
+UNIT_FLOATS_8 = np.arange(256, dtype=np.float32) / 255  # each 8-bit code as a float in [0, 1]
+ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def fit_size(image: np.ndarray, min_side: int = 0, max_side: int = 0) -> np.ndarray:
+    """Scales an image so its long side is at most ``max_side`` and its short side at least ``min_side``
+    (0: no limit); the minimum wins when both cannot hold."""
+    height, width = image.shape[:2]
+    scale = 1.0
+    if max_side and max(height, width) > max_side:
+        scale = max_side / max(height, width)
+    if min_side and min(height, width) * scale < min_side:
+        scale = min_side / min(height, width)
+    if scale == 1.0:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def unit_floats(codes: np.ndarray, peak: int) -> np.ndarray:
+    """H x W x 3 float32 in [0, 1] from H x W x 1 or 3 codes of 0 to ``peak``: code / peak, each 8-bit code
+    through a table (OpenCV's, 3x as fast as NumPy's conversion and division for the same floats)."""
+    if codes.dtype == np.uint8:
+        floats = cv2.LUT(np.ascontiguousarray(codes), UNIT_FLOATS_8).reshape(codes.shape)
+    else:
+        floats = codes.astype(np.float32) / peak
+    return np.ascontiguousarray(np.broadcast_to(floats, (*codes.shape[:2], 3)))
+
+
+def quantise(values: np.ndarray, depth: int) -> np.ndarray:
+    """Round [0, 1] floats to the nearest code of ``depth`` bits (uint8 for 8 bits, else uint16), clipping
+    the values outside (half-way values round to even)."""
+    if depth == 8:  # values x 255 (+ values x 0) in one pass, rounded and saturated: 3x as fast as below
+        values = np.ascontiguousarray(values)
+        return cv2.addWeighted(values, 255, values, 0, 0, dtype=cv2.CV_8U).reshape(values.shape)
+    codes = np.clip(values, 0.0, 1.0)
+    np.multiply(codes, (1 << depth) - 1, out=codes)
+    return np.rint(codes, out=codes).astype(np.uint16)
+
+
+def alpha_at_depth(alpha: np.ndarray, depth: int) -> np.ndarray:
+    """Alpha (uint8, or uint16 of 16 bits) unchanged when the output keeps its depth, else rounded to it."""
+    if 8 * alpha.dtype.itemsize == depth:
+        return alpha
+    return quantise(alpha / np.float32(np.iinfo(alpha.dtype).max), depth)

@@ -1,0 +1,438 @@
+"""Reading photos with their metadata: Pillow decodes them, OpenCV 16-bit PNG and TIFF, pillow-heif 10- and
+12-bit HEIF; any problem is an ImageReadError."""
+
+from __future__ import annotations
+
+import functools
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import cv2
+import numpy as np
+from PIL import Image, TiffImagePlugin
+from PIL.TiffImagePlugin import (
+    BITSPERSAMPLE,
+    COMPRESSION,
+    EXTRASAMPLES,
+    IMAGELENGTH,
+    IMAGEWIDTH,
+    PHOTOMETRIC_INTERPRETATION,
+    PLANAR_CONFIGURATION,
+    PREDICTOR,
+    ROWSPERSTRIP,
+    SAMPLEFORMAT,
+    SAMPLESPERPIXEL,
+    STRIPBYTECOUNTS,
+    STRIPOFFSETS,
+    TILEBYTECOUNTS,
+    TILELENGTH,
+    TILEOFFSETS,
+    TILEWIDTH,
+)
+
+from recnet_cli.exif_block import ORIENTATION
+from recnet_cli.files import describe_os_error, input_file_problem
+from recnet_cli.hostmemory import physical_memory
+from recnet_cli.imaging.colour import cmyk_as_rgb
+from recnet_cli.imaging.errors import NO_MEMORY, ImageReadError, PhotoFileError, out_of_host_memory
+from recnet_cli.imaging.formats import (
+    HEIF_EXTENSIONS,
+    PNG_SIGNATURE,
+    READABLE,
+    READABLE_FORMATS,
+    SIXTEEN_BIT_FORMATS,
+    conversion_needed,
+    enable_heif,
+    has_supported_signature,
+)
+from recnet_cli.imaging.metadata import intact, iptc_record, portable_exif, source_dpi, xmp_packets
+from recnet_cli.imaging.photo import Photo
+from recnet_cli.imaging.pixels import ORIENTATIONS, quantise, unit_floats
+
+# Pillow refuses images over twice MAX_IMAGE_PIXELS (179 MP) as possible decompression bombs, but a 240 MP
+# pixel-shift photo or a stitched panorama is no bomb, and the model runs at any size. recnet refuses
+# instead what this machine could not hold even as the model's float32 pixels (``_check_size``), where it
+# knows its memory.
+MACHINE_MEMORY = physical_memory()
+if MACHINE_MEMORY is not None:
+    Image.MAX_IMAGE_PIXELS = None
+DECODED_BYTES_PER_PIXEL = 12  # float32 RGB
+# Pillow's modes mapped to the ones read_photo keeps: grey or RGB, with or without alpha.
+_PILLOW_CONVERSIONS = {
+    "1": "L",
+    "P": "RGB",
+    "La": "LA",
+    "PA": "RGBA",
+    "RGBa": "RGBA",
+    "RGBX": "RGB",
+    "CMYK": "RGB",  # through its profile, where it has one LittleCMS can use: cmyk_as_rgb
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+}
+# The same for a picture with a transparent colour or palette entries (a PNG's tRNS chunk): with alpha.
+_TRANSPARENT_CONVERSIONS = {"1": "LA", "L": "LA", "P": "RGBA", "RGB": "RGBA"}
+_LOW_BIT_GREY_PEAKS = {"L;2": 3, "L;4": 15}  # a 2- or 4-bit grey PNG's largest code, by Pillow's raw mode
+_GREY_MODES = frozenset({"L", "LA", "I;16", "I;16L", "I;16B", "I;16N"})
+_READABLE_MODES = _GREY_MODES | {"RGB", "RGBA"} | _PILLOW_CONVERSIONS.keys()
+# A PNG's colour chunks, by the sizes the PNG specification gives: cICP holds the H.273 codes (primaries,
+# transfer curve, matrix, full range), sRGB a rendering intent, gAMA the encoding exponent and cHRM the
+# white's and primaries' chromaticities (x 100,000).
+_PNG_COLOUR_CHUNKS = {b"cICP": 4, b"sRGB": 1, b"gAMA": 4, b"cHRM": 32}
+
+
+def read_photo(path: str | os.PathLike[str]) -> Photo:
+    """Decode a photo with its metadata; any problem raises ImageReadError."""
+    unreadable = conversion_needed(path)
+    if unreadable is not None and Path(path).is_file():
+        raise ImageReadError(path, unreadable)
+    if problem := input_file_problem(path):
+        raise ImageReadError(path, problem)
+    try:
+        with Path(path).open("rb") as file:
+            return _read_open_file(path, file)
+    except OSError as error:
+        raise ImageReadError(path, describe_os_error(error)) from error
+
+
+def header_megapixels(path: str | os.PathLike[str]) -> float:
+    """The image's size in megapixels from its header, without decoding it; 0 when it cannot be read
+    (or should not be: a FIFO would block)."""
+    if input_file_problem(path):
+        return 0.0
+    enable_heif()
+    try:
+        with Image.open(path) as image:
+            return image.width * image.height / 1e6
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return 0.0
+
+
+def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
+    if (heif_broken := enable_heif()) and Path(path).suffix.lower() in HEIF_EXTENSIONS:
+        raise ImageReadError(path, f"an HEIF photo: {heif_broken}, or convert it to JPEG")
+    size = (0, 0)
+    try:
+        with Image.open(file) as image:
+            size = image.size
+            _check_size(path, size)
+            _check_supported(path, image)
+            return _decode(image, file)
+    except Image.UnidentifiedImageError as error:
+        file.seek(0)
+        if not has_supported_signature(file.read(12)):
+            raise ImageReadError(path, "not an image, or an unsupported format") from error
+        kind = _unopened_tiff_pixel_type(file)  # Pillow opens no TIFF of a pixel type it does not know
+        reason = "truncated or corrupt image data" if kind is None else _UNSUPPORTED_PIXELS.format(kind)
+        raise ImageReadError(path, reason) from error
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(path, f"image too large: {error}") from error
+    except PhotoFileError:
+        raise
+    except Exception as error:  # decoders raise any kind on damaged data (pillow-heif ValueError, AVIF's
+        # RuntimeError, TIFF's TypeError), and a damaged file must fail alone, not stop the batch
+        if out_of_host_memory(error):  # not the file's fault: it must not read as a damaged file
+            raise ImageReadError(path, NO_MEMORY.format("decode", size[0] * size[1] / 1e6)) from None
+        raise ImageReadError(path, "truncated or corrupt image data") from error
+
+
+def _check_supported(path: str | os.PathLike[str], image: Image.Image) -> None:
+    if image.format not in READABLE_FORMATS:
+        raise ImageReadError(path, f"unsupported image format {image.format} ({READABLE})")
+    layout = _sixteen_bit_layout(image)
+    # Pillow narrows 16-bit CMYK to 8 bits, and OpenCV does not decode it.
+    if layout == "CMYK" or (layout is None and image.mode not in _READABLE_MODES):
+        kind = _tiff_pixel_type(image.tag_v2) if image.format == "TIFF" else None
+        raise ImageReadError(path, _UNSUPPORTED_PIXELS.format(kind or image.mode))
+
+
+_UNSUPPORTED_PIXELS = "unsupported pixel type {}"
+# What a TIFF's samples stand for, by its PhotometricInterpretation and SampleFormat tags.
+_TIFF_COLOURS = {0: "MinIsWhite grey", 1: "grey", 2: "RGB", 3: "palette", 5: "CMYK", 6: "YCbCr", 8: "CIELab"}
+_TIFF_NUMBERS = {1: "", 2: " signed", 3: " floating-point"}
+
+
+def _tiff_pixel_type(tags: TiffImagePlugin.ImageFileDirectory_v2) -> str | None:
+    """What a TIFF's pixels are, from its tags: "16-bit CMYK", "32-bit floating-point RGB", "16-bit grey
+    with alpha"; None where the tags do not say it, or do not describe pixels that can be laid out (a
+    damaged directory)."""
+    bits = tags.get(BITSPERSAMPLE, (1,))
+    colour = _TIFF_COLOURS.get(tags.get(PHOTOMETRIC_INTERPRETATION))
+    number = _TIFF_NUMBERS.get((tags.get(SAMPLEFORMAT) or (1,))[0])
+    laid_out = (
+        {IMAGEWIDTH, IMAGELENGTH} <= tags.keys()
+        and bool({STRIPOFFSETS, TILEOFFSETS} & tags.keys())
+        and len(set(bits)) == 1
+        and len(bits) in (1, tags.get(SAMPLESPERPIXEL, 1))
+    )
+    if colour is None or number is None or not laid_out:
+        return None
+    extras = list(tags.get(EXTRASAMPLES, ()))
+    alpha = extras[:1] in ([1], [2])  # the first extra channel is alpha (associated or not)
+    others = len(extras) - alpha
+    extra = ["alpha"] * alpha + [f"{others} other channel{'s' * (others > 1)}"] * (others > 0)
+    byte_order = " big-endian" if bits[0] > 8 and tags.prefix == b"MM" else ""
+    return f"{bits[0]}-bit{byte_order}{number} {colour}" + (f" with {' and '.join(extra)}" if extra else "")
+
+
+def _unopened_tiff_pixel_type(file: BinaryIO) -> str | None:
+    """What the first page of a file that Pillow could not open holds (``_tiff_pixel_type``), where it is a
+    TIFF whose tags say it; None otherwise."""
+    file.seek(0)
+    try:
+        tags = TiffImagePlugin.ImageFileDirectory_v2(file.read(8))
+        file.seek(tags.next)
+        tags.load(file)
+        return _tiff_pixel_type(tags)
+    except Exception:  # not a TIFF, or its directory is damaged: parsers raise any kind on bad bytes
+        return None
+
+
+def _decode(image: Image.Image, file: BinaryIO) -> Photo:
+    layout = _sixteen_bit_layout(image)
+    depth = image.info.get("bit_depth", 8) if image.format == "HEIF" else 8
+    icc_profile, uncalibrated_cmyk = image.info.get("icc_profile"), None
+    if depth > 8:
+        samples, grayscale = _deep_heif_samples(file, depth)
+    elif image.mode == "CMYK" and layout is None:
+        rgb, uncalibrated_cmyk = cmyk_as_rgb(image)
+        samples, grayscale, icc_profile = np.asarray(rgb), False, None  # its profile described ink
+    elif layout is None:
+        samples, grayscale = _pillow_samples(image)
+    else:
+        deep_samples = _deep_tiff_samples if image.format == "TIFF" else _deep_png_samples
+        samples, grayscale = deep_samples(file, image, layout)
+        depth = 16
+    damaged: list[str] = []
+    exif = intact(image.getexif, "EXIF", damaged)
+    xmp, extended_xmp = xmp_packets(image, damaged)
+    # Pillow and OpenCV both apply a TIFF's orientation while decoding it, and no other format's.
+    pending_orientation = 1 if image.format == "TIFF" or exif is None else exif.get(ORIENTATION, 1)
+    samples = ORIENTATIONS.get(pending_orientation, lambda a: a)(samples)
+    read_exif = functools.partial(
+        portable_exif, exif, image.info.get("exif"), (samples.shape[1], samples.shape[0])
+    )
+    colour = samples[..., :-1] if samples.shape[2] in (2, 4) else samples
+    peak = (1 << depth) - 1
+    alpha = np.ascontiguousarray(samples[..., -1]) if samples.shape[2] in (2, 4) else None
+    if alpha is not None and depth not in (8, 16):
+        alpha = quantise(alpha / np.float32(peak), 16)  # 16 bits hold every 10- or 12-bit code
+    return Photo(
+        pixels=unit_floats(colour, peak),
+        alpha=alpha,
+        bit_depth=depth,
+        grayscale=grayscale,
+        exif=None if exif is None else intact(read_exif, "EXIF", damaged),
+        icc_profile=icc_profile,
+        dpi=source_dpi(image),
+        source_format=image.format,
+        frames=_frame_count(image),
+        xmp=xmp,
+        extended_xmp=extended_xmp,
+        iptc=iptc_record(image),
+        nclx=image.info.get("nclx_profile") if image.format == "HEIF" else None,
+        chroma=image.info.get("chroma") if image.format == "HEIF" else None,
+        damaged_metadata=tuple(dict.fromkeys(damaged)),
+        png_colour=_png_colour_chunks(file) if image.format == "PNG" else (),
+        uncalibrated_cmyk=uncalibrated_cmyk,
+    )
+
+
+def _check_size(path: str | os.PathLike[str], size: tuple[int, int]) -> None:
+    """Refuses an image that this machine's memory could not hold as float32 pixels: a decompression
+    bomb, or a photo beyond this machine."""
+    needed = size[0] * size[1] * DECODED_BYTES_PER_PIXEL
+    if MACHINE_MEMORY is not None and needed > MACHINE_MEMORY:
+        raise ImageReadError(
+            path,
+            f"image too large: its {size[0]} x {size[1]} pixels would take {needed / 2**30:.1f} GiB as "
+            f"float32, more than this machine's {MACHINE_MEMORY / 2**30:.1f} GiB of memory",
+        )
+
+
+def _frame_count(image: Image.Image) -> int:
+    """Pages or animation frames; a camera's MPO JPEG counts as one (what follows the photo is a preview or
+    a depth map), and so does a file whose later pages are damaged (the first one was read)."""
+    if image.format == "MPO":
+        return 1
+    try:
+        return getattr(image, "n_frames", 1)
+    except (OSError, SyntaxError, EOFError, ValueError):
+        return 1
+
+
+def _sixteen_bit_layout(image: Image.Image) -> str | None:
+    """The stored layout ("I", "LA", "RGB", "RGBA", "CMYK") of a 16-bit PNG or TIFF, None otherwise.
+
+    Pillow narrows 16-bit colour to 8 bits on decode: a PNG's layout is taken from Pillow's raw mode
+    ("RGB;16B"), a TIFF's from its tags and Pillow's mode (the raw mode of a TIFF stored plane by plane
+    names one plane, "R").
+    """
+    if image.format not in SIXTEEN_BIT_FORMATS or not image.tile:
+        return None
+    if image.format == "TIFF":
+        bits, number_format = image.tag_v2.get(BITSPERSAMPLE, ()), image.tag_v2.get(SAMPLEFORMAT) or (1,)
+        if set(bits) != {16} or number_format[0] != 1:  # unsigned integers only
+            return None
+        return "I" if image.mode.startswith("I;16") else image.mode
+    layout, _, bits = _raw_mode(image).partition(";")
+    return layout if bits.startswith("16") else None
+
+
+def _raw_mode(image: Image.Image) -> str:
+    """How a PNG's samples are stored, as Pillow names it ("RGB;16B", "L;2"), before it decodes them."""
+    arguments = image.tile[0].args
+    return str(arguments[0] if isinstance(arguments, tuple) else arguments)
+
+
+def _pillow_samples(image: Image.Image) -> tuple[np.ndarray, bool]:
+    """H x W x C samples (grey or RGB, then alpha) for files Pillow decodes at full precision."""
+    if "transparency" in image.info and image.mode in _TRANSPARENT_CONVERSIONS:
+        if image.format == "PNG" and image.tile and (peak := _LOW_BIT_GREY_PEAKS.get(_raw_mode(image))):
+            # Pillow scales 2- and 4-bit grey up to 8 bits, but gives the transparent grey as stored
+            image.info["transparency"] *= 255 // peak
+        image = image.convert(_TRANSPARENT_CONVERSIONS[image.mode])
+    elif image.mode in _PILLOW_CONVERSIONS:
+        image = image.convert(_PILLOW_CONVERSIONS[image.mode])
+    samples = np.asarray(image)
+    samples = samples.astype(samples.dtype.newbyteorder("="), copy=False)
+    return (samples[..., None] if samples.ndim == 2 else samples), image.mode in _GREY_MODES
+
+
+def _opencv_samples(file: BinaryIO, layout: str) -> tuple[np.ndarray, bool]:
+    """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit file, decoded by OpenCV."""
+    file.seek(0)
+    decoded = _opencv_decode(file.read())
+    if decoded.ndim == 2:
+        return decoded[..., None], True
+    if layout == "LA":  # OpenCV expands grey + alpha to BGRA
+        return decoded[..., [0, 3]], True
+    return decoded[..., [2, 1, 0, 3][: decoded.shape[2]]], False
+
+
+def _opencv_decode(data: bytes) -> np.ndarray:
+    """The uint16 samples (grey, or BGR then alpha) that OpenCV decodes from a 16-bit file's bytes."""
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint16:
+        raise OSError("OpenCV could not decode the 16-bit samples")
+    return decoded
+
+
+def _deep_png_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[np.ndarray, bool]:
+    """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit PNG, decoded by OpenCV. OpenCV makes
+    an RGB one's transparent colour (tRNS) alpha, but not a grey one's: that is done here."""
+    samples, grayscale = _opencv_samples(file, layout)
+    if _text_after_pixels(file):  # Pillow reads those chunks (an XMP packet) only as it decodes the pixels
+        image.load()
+    key = image.info.get("transparency")
+    if key is None or samples.shape[2] != 1:
+        return samples, grayscale
+    return np.dstack([samples, np.where(samples == key, 0, 0xFFFF).astype(np.uint16)]), grayscale
+
+
+def _png_chunks(file: BinaryIO) -> Iterator[tuple[bytes, int]]:
+    """The type and data length of each chunk of a PNG, in order, with ``file`` at its data (to be read)."""
+    file.seek(len(PNG_SIGNATURE))
+    while len(header := file.read(8)) == 8:
+        length, kind = struct.unpack(">I4s", header)
+        start = file.tell()
+        yield kind, length
+        file.seek(start + length + 4)  # past the chunk's data and CRC
+
+
+def _text_after_pixels(file: BinaryIO) -> bool:
+    """Whether a PNG has a text chunk (tEXt, zTXt, iTXt) after its pixel data."""
+    pixels_seen = False
+    for kind, _ in _png_chunks(file):
+        if pixels_seen and kind in (b"tEXt", b"zTXt", b"iTXt"):
+            return True
+        pixels_seen |= kind == b"IDAT"
+    return False
+
+
+def _png_colour_chunks(file: BinaryIO) -> tuple[tuple[bytes, bytes], ...]:
+    """A PNG's colour chunks before its pixels (cICP, sRGB, gAMA, cHRM: what its colours are, where it has no
+    ICC profile or beside one), as (type, data); one of another size than the specification's is left out,
+    and of two of a type the last kept."""
+    found: dict[bytes, bytes] = {}
+    for kind, length in _png_chunks(file):
+        if kind == b"IDAT":
+            break
+        if _PNG_COLOUR_CHUNKS.get(kind) == length:
+            found[kind] = file.read(length)
+    return tuple(found.items())
+
+
+def _deep_tiff_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[np.ndarray, bool]:
+    """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit TIFF, decoded by OpenCV. OpenCV and
+    Pillow both mix up the planes of an RGB(A) TIFF stored plane by plane: those are decoded a plane at a
+    time (``_plane_tiffs``). Both leave MinIsWhite grey as stored: it is turned round here. An RGB TIFF's
+    unspecified extra channel (Pillow's mode "RGB" for "RGBX") is left out, not taken for alpha. Colour
+    premultiplied by alpha (associated alpha) is made straight, as the rest of recnet has it."""
+    tags = image.tag_v2
+    if tags.get(PLANAR_CONFIGURATION, 1) == 2 and layout in ("RGB", "RGBA"):
+        file.seek(0)
+        data = file.read()
+        samples = np.dstack([_opencv_decode(plane) for plane in _plane_tiffs(data, tags, len(layout))])
+        grayscale = False
+    else:
+        samples, grayscale = _opencv_samples(file, layout)
+        samples = samples[..., : len(layout)]  # layout "I", "RGB" or "RGBA"
+    if tags.get(PHOTOMETRIC_INTERPRETATION) == 0:  # MinIsWhite (grey: Pillow opens none with alpha)
+        np.subtract(0xFFFF, samples, out=samples)
+    if layout == "RGBA" and tuple(tags.get(EXTRASAMPLES, ()))[:1] == (1,):  # associated alpha
+        alpha = samples[..., 3:].astype(np.float32)
+        straight = samples[..., :3] * np.float32(0xFFFF) / np.maximum(alpha, 1)
+        samples[..., :3] = np.where(alpha > 0, np.clip(np.rint(straight), 0, 0xFFFF), 0)
+    return samples, grayscale
+
+
+# What a plane of a TIFF stored plane by plane shares with the file: its size, how its strips or tiles are
+# compressed, and its orientation.
+_PLANE_TAGS = (
+    IMAGEWIDTH,
+    IMAGELENGTH,
+    COMPRESSION,
+    ORIENTATION,
+    ROWSPERSTRIP,
+    PREDICTOR,
+    TILEWIDTH,
+    TILELENGTH,
+)
+_TIFF_HEADERS = {b"II": b"II*\0\x08\0\0\0", b"MM": b"MM\0*\0\0\0\x08"}  # the first directory at byte 8
+
+
+def _plane_tiffs(data: bytes, tags: TiffImagePlugin.ImageFileDirectory_v2, count: int) -> Iterator[bytes]:
+    """The first ``count`` planes of a 16-bit TIFF stored plane by plane, each a grey TIFF of its own: a
+    directory that names the plane's strips or tiles, then the file's bytes, where they lie. A decoder
+    reads them as any grey TIFF, decompression and predictor included."""
+    tiled = TILEOFFSETS in tags
+    offsets_tag, counts_tag = (TILEOFFSETS, TILEBYTECOUNTS) if tiled else (STRIPOFFSETS, STRIPBYTECOUNTS)
+    offsets, counts = tags[offsets_tag], tags[counts_tag]
+    per_plane = len(offsets) // tags[SAMPLESPERPIXEL]
+    for plane in range(count):
+        part = slice(plane * per_plane, (plane + 1) * per_plane)
+        directory = TiffImagePlugin.ImageFileDirectory_v2(prefix=tags.prefix)
+        for tag in _PLANE_TAGS:
+            if tag in tags:
+                directory[tag] = tags[tag]
+        directory[BITSPERSAMPLE], directory[PHOTOMETRIC_INTERPRETATION], directory[SAMPLESPERPIXEL] = 16, 1, 1
+        directory[offsets_tag], directory[counts_tag] = offsets[part], counts[part]
+        start = 8 + len(directory.tobytes(8))  # of the file's bytes
+        if tiled:  # tobytes moves strip offsets past the directory itself, but not tile offsets
+            directory[offsets_tag] = tuple(offset + start for offset in offsets[part])
+        yield _TIFF_HEADERS[tags.prefix] + directory.tobytes(8) + data
+
+
+def _deep_heif_samples(file: BinaryIO, depth: int) -> tuple[np.ndarray, bool]:
+    """H x W x C uint16 codes of 0 to 2**depth - 1 (grey or RGB, then alpha) of a 10- or 12-bit HEIF, which
+    Pillow only has as 8 bits; pillow-heif turns the pixels upright, as its Pillow plugin does."""
+    import pillow_heif
+
+    file.seek(0)
+    heif = pillow_heif.open_heif(file, convert_hdr_to_8bit=False)
+    samples = np.asarray(heif) >> (16 - depth)  # pillow-heif scales the codes up to 16 bits
+    return (samples[..., None] if samples.ndim == 2 else samples), heif.mode.startswith(("L", "I"))

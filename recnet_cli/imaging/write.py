@@ -1,0 +1,365 @@
+"""Writing photos, atomically, with the bit depth, alpha, colours and metadata of the photo they come from:
+PNG and TIFF by recnet's own encoders, HEIF by pillow-heif, the rest by Pillow; and the mark that tells the
+files recnet wrote."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import BinaryIO
+
+import cv2
+import numpy as np
+from PIL import Image, TiffImagePlugin, TiffTags
+from PIL.TiffImagePlugin import (
+    BITSPERSAMPLE,
+    COMPRESSION,
+    EXTRASAMPLES,
+    ICCPROFILE,
+    IMAGELENGTH,
+    IMAGEWIDTH,
+    PHOTOMETRIC_INTERPRETATION,
+    PLANAR_CONFIGURATION,
+    PREDICTOR,
+    RESOLUTION_UNIT,
+    ROWSPERSTRIP,
+    SAMPLESPERPIXEL,
+    STRIPBYTECOUNTS,
+    STRIPOFFSETS,
+    X_RESOLUTION,
+    XMP,
+    Y_RESOLUTION,
+)
+
+from recnet_cli.atomicfile import atomic_file
+from recnet_cli.exif_block import EXIF_HEADER, ORIENTATION, edited_exif, entry_tag, first_directory, in_block
+from recnet_cli.files import describe_os_error
+from recnet_cli.imaging.colour import converted_in_bands, output_colour, written_grey
+from recnet_cli.imaging.errors import (
+    NO_MEMORY,
+    ImageWriteError,
+    OutputExistsError,
+    Unencodable,
+    out_of_host_memory,
+)
+from recnet_cli.imaging.formats import (
+    ALPHA_FORMATS,
+    DEEP_OUTPUT_BITS,
+    MAX_FILE_BYTES,
+    PNG_SIGNATURE,
+    enable_heif,
+    format_for,
+    size_problem,
+)
+from recnet_cli.imaging.metadata import IPTC_TAG, left_out, metadata_blocks, photoshop_segment, xmp_segments
+from recnet_cli.imaging.photo import Metadata, Photo
+from recnet_cli.imaging.pixels import BT601_LUMA, alpha_at_depth, quantise
+
+_PNG_BAND_BYTES = 1 << 24  # rows filtered and compressed at a time
+_PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
+
+
+def check_output_size(path: str | os.PathLike[str], photo: Photo) -> None:
+    """Refuses, before any work, an output of ``photo`` that its format could not hold (a JPEG panorama
+    over 65,500 pixels wide); the format goes by the name."""
+    height, width = photo.pixels.shape[:2]
+    problem = size_problem(format_for(path), width, height, 1 if photo.grayscale else 3)
+    if problem is not None:
+        raise ImageWriteError(path, problem)
+
+
+def write_photo(
+    path: str | os.PathLike[str],
+    pixels: np.ndarray,
+    like: Photo,
+    *,
+    quality: int = 95,
+    output_format: str | None = None,
+    overwrite: bool = True,
+) -> None:
+    """Atomically write corrected ``pixels`` with the bit depth, alpha and metadata of ``like``; without
+    ``overwrite``, a file at ``path`` is kept (OutputExistsError), as for every writer here."""
+    fmt = format_for(path, output_format)
+    depth = 8 if like.bit_depth == 8 else DEEP_OUTPUT_BITS.get(fmt, 8)
+    grayscale = written_grey(like, fmt)
+    icc_profile, conversion = output_colour(like, fmt)
+    dropped = left_out(like, fmt)
+    exif, xmp, iptc = (None if name in dropped else block for name, block in metadata_blocks(like).items())
+    dpi = None if "resolution" in dropped else like.dpi
+    extended_xmp = like.extended_xmp if fmt == "JPEG" else None
+    png_colour = like.png_colour if fmt == "PNG" else ()
+    metadata = Metadata(exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp, png_colour)
+    try:
+        colour = pixels @ np.asarray(BT601_LUMA, np.float32) if grayscale else pixels
+        if conversion is not None and conversion.convert is not None:
+            colour = converted_in_bands(conversion.convert, colour)
+        channels = [quantise(colour, depth)]
+        if like.alpha is not None and fmt in ALPHA_FORMATS:
+            channels.append(alpha_at_depth(like.alpha, depth))
+        samples = np.dstack(channels) if len(channels) > 1 else channels[0].reshape(*pixels.shape[:2], -1)
+        _save(path, fmt, samples, quality, metadata, overwrite)
+    except (MemoryError, cv2.error) as error:
+        if not out_of_host_memory(error):
+            raise
+        megapixels = pixels.shape[0] * pixels.shape[1] / 1e6
+        raise ImageWriteError(path, NO_MEMORY.format("encode", megapixels)) from None
+
+
+def write_png16(path: str | os.PathLike[str], grey: np.ndarray, *, overwrite: bool = True) -> None:
+    """Atomically write an H x W uint16 array as a 16-bit greyscale PNG; ``path`` must end in .png."""
+    if format_for(path) != "PNG":
+        raise ImageWriteError(path, "a 16-bit greyscale mask is written as PNG: use a .png name")
+    _save(path, "PNG", grey.astype(np.uint16)[..., None], overwrite=overwrite)
+
+
+def write_rgb8(
+    path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = 95, overwrite: bool = True
+) -> None:
+    """Atomically write an H x W x 3 uint8 array, in the format of the path's extension."""
+    _save(path, format_for(path), rgb.astype(np.uint8), quality, overwrite=overwrite)
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """A file to write an output into, that takes the name ``path`` only if the block succeeds (see
+    ``atomicfile.atomic_file``). Without ``overwrite`` a file there when the block ends is kept and
+    OutputExistsError raised; other OSErrors become ImageWriteError."""
+    try:
+        with atomic_file(path, overwrite=overwrite) as file:
+            yield file
+    except OSError as error:
+        if isinstance(error, FileExistsError) and not overwrite:
+            raise OutputExistsError(path) from None
+        raise ImageWriteError(path, describe_os_error(error), error.errno) from error
+
+
+def _save(
+    path: str | os.PathLike[str],
+    fmt: str,
+    samples: np.ndarray,
+    quality: int = 95,
+    metadata: Metadata = Metadata(),
+    overwrite: bool = True,
+) -> None:
+    """Atomically write H x W x C samples in ``fmt`` (see ``atomic_output`` for ``overwrite``); one the
+    format cannot hold is an ImageWriteError."""
+    height, width, channels = samples.shape
+    problem = size_problem(fmt, width, height, channels)
+    if problem is not None:
+        raise ImageWriteError(path, problem)
+    try:
+        with atomic_output(path, overwrite=overwrite) as file:
+            _write_samples(file, fmt, samples, quality, metadata)
+            _mark_written(file)
+    except Unencodable as error:
+        raise ImageWriteError(path, str(error)) from None
+
+
+# Set on every image recnet writes, where the file system keeps extended attributes: it tells the images in
+# an output folder that recnet wrote from a user's own (``written_by_recnet``).
+WRITTEN_MARK = "user.recnet.written"
+
+
+def _mark_written(file: BinaryIO) -> None:
+    if hasattr(os, "setxattr"):  # Linux; not a file system without extended attributes (FAT, some shares)
+        with suppress(OSError):
+            os.setxattr(file.fileno(), WRITTEN_MARK, b"1")
+
+
+def written_by_recnet(path: str | os.PathLike[str]) -> bool | None:
+    """Whether recnet wrote the image at ``path`` (it bears recnet's mark); None where that cannot be told:
+    a file system that keeps no mark, or a system without extended attributes."""
+    if not hasattr(os, "getxattr"):
+        return None
+    try:
+        os.getxattr(path, WRITTEN_MARK)
+    except OSError as error:
+        return False if error.errno == errno.ENODATA else None
+    return True
+
+
+def _write_samples(
+    file: BinaryIO, fmt: str, samples: np.ndarray, quality: int = 95, metadata: Metadata = Metadata()
+) -> None:
+    """Write H x W x C samples (grey or RGB, then optional alpha; uint8 or uint16) in ``fmt`` into ``file``.
+
+    PNG and TIFF use recnet's encoders, which handle 16-bit colour and keep the EXIF block whole; HEIF uses
+    pillow-heif (uint16 samples are 10-bit codes there); the rest use Pillow.
+    """
+    if fmt == "HEIF":
+        _write_heif(file, samples, quality, metadata)
+    elif fmt == "PNG":
+        _write_png(file, samples, metadata)
+    elif fmt == "TIFF":
+        file.write(_encode_tiff(samples, metadata))
+    else:
+        image = Image.fromarray(samples.squeeze(axis=2) if samples.shape[2] == 1 else samples)
+        # Into memory, then to the file: Pillow's JPEG encoder writes to a file's descriptor itself and
+        # ignores a short write, so a full disk left a cut JPEG that passed for a finished one.
+        encoded = io.BytesIO()
+        image.save(encoded, format=fmt, **_pillow_options(fmt, quality, metadata))
+        file.write(encoded.getbuffer())
+
+
+def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, object]:
+    """Pillow ``save`` keywords for JPEG, WebP, AVIF and BMP: the metadata each can hold, and its
+    settings."""
+    exif, icc_profile, dpi, xmp = metadata.exif, metadata.icc_profile, metadata.dpi, metadata.xmp
+    no_dpi = {"exif": exif, "icc_profile": icc_profile, "xmp": xmp, "quality": quality}
+    candidates: dict[str, object] = {
+        "JPEG": {**no_dpi, "xmp": None, "dpi": dpi},  # its XMP goes in "extra", below
+        "WEBP": no_dpi,
+        # The encoder's fastest setting: 12 MP in 1.3 s (default 7.5 s) on 2 CPU cores, for files 6% larger.
+        # Pillow moves an EXIF orientation into the container and builds the EXIF anew; absent, it is 1.
+        "AVIF": {**no_dpi, "exif": exif and edited_exif(exif, frozenset({ORIENTATION})), "speed": 10},
+        "BMP": {"dpi": dpi},
+    }[fmt]
+    if fmt == "JPEG" and quality >= 90:
+        candidates["subsampling"] = 0  # 4:4:4: no colour bleeding at high quality
+    if fmt == "JPEG":
+        # Pillow writes "extra" verbatim among the header segments (its own XMP and ICC segments go there):
+        # the XMP, then its extended XMP, as Adobe's XMP toolkit writes them, and the IPTC-IIM record.
+        iptc = photoshop_segment(metadata.iptc) if metadata.iptc else b""
+        candidates["extra"] = xmp_segments(xmp, metadata.extended_xmp) + iptc
+    return {key: value for key, value in candidates.items() if value is not None}
+
+
+def _write_heif(file: BinaryIO, samples: np.ndarray, quality: int, metadata: Metadata) -> None:
+    """An 8-bit or (from uint16 samples of 10-bit codes) 10-bit HEIF, with EXIF, XMP, the ICC profile or the
+    nclx colour description, and the source's chroma subsampling; x265's fastest preset: 12 MP in 2.5 s on 2
+    CPU cores (18 s at its default), for files 17% larger at the same quality."""
+    if heif_broken := enable_heif():
+        raise Unencodable(f"cannot write HEIF: {heif_broken}, or write another format")
+    import pillow_heif
+
+    deep = samples.dtype == np.uint16
+    mode = ("L", "LA", "RGB", "RGBA")[samples.shape[2] - 1] + (";16" if deep else "")
+    codes = samples << 6 if deep else samples  # pillow-heif takes 10-bit codes scaled up to 16 bits
+    heif = pillow_heif.from_bytes(mode, (samples.shape[1], samples.shape[0]), codes.tobytes())
+    options = {
+        "exif": metadata.exif,
+        "xmp": metadata.xmp,
+        "icc_profile": metadata.icc_profile,
+        "chroma": metadata.chroma,
+    }
+    if not metadata.icc_profile:
+        options["nclx_profile"] = metadata.nclx
+    try:
+        heif.save(
+            file,
+            quality=quality,
+            enc_params={"preset": "ultrafast"},
+            **{key: value for key, value in options.items() if value is not None},
+        )
+    except RuntimeError as error:  # x265 refuses some long thin pictures (6000 x 16, not 6000 x 32)
+        height, width = samples.shape[:2]
+        raise Unencodable(
+            f"the HEIF encoder refused this {width} x {height} picture ({error}); write PNG, TIFF or JPEG "
+            "instead"
+        ) from error
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _write_png(file: BinaryIO, samples: np.ndarray, metadata: Metadata) -> None:
+    """An 8- or 16-bit PNG of H x W x C samples (C = 1..4), with optional colour (cICP, sRGB, gAMA, cHRM),
+    iCCP, eXIf, pHYs and XMP chunks.
+
+    The pixels are filtered and compressed a band of rows at a time, each band's output in IDAT chunks of
+    its own: no copy of the whole picture, and no chunk over PNG's 2 GiB limit at any size.
+    """
+    exif, icc_profile, dpi = metadata.exif, metadata.icc_profile, metadata.dpi
+    height, width, channels = samples.shape
+    pixel_bytes = channels * samples.dtype.itemsize
+    depth = 8 * samples.dtype.itemsize
+    header = struct.pack(">IIBBBBB", width, height, depth, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
+    file.write(PNG_SIGNATURE + _png_chunk(b"IHDR", header))
+    for kind, data in metadata.png_colour:  # before the pixels, as the PNG specification has them
+        file.write(_png_chunk(kind, data))
+    if icc_profile:
+        file.write(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
+    if exif:
+        file.write(_png_chunk(b"eXIf", exif.removeprefix(EXIF_HEADER)))
+    if dpi:
+        pixels_per_metre = (round(dpi[0] / 0.0254), round(dpi[1] / 0.0254))
+        file.write(_png_chunk(b"pHYs", struct.pack(">IIB", *pixels_per_metre, 1)))
+    if metadata.xmp:  # iTXt: keyword, uncompressed, no language, no translated keyword, then the packet
+        file.write(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + metadata.xmp))
+    compressor = zlib.compressobj()
+    band = max(1, _PNG_BAND_BYTES // (width * pixel_bytes))
+    for top in range(0, height, band):
+        rows = samples[top : top + band].astype(samples.dtype.newbyteorder(">")).view(np.uint8)
+        rows = rows.reshape(len(rows), -1)
+        filtered = rows.copy()
+        filtered[:, pixel_bytes:] -= rows[:, :-pixel_bytes]  # PNG "Sub" filter (type 1), bytewise
+        compressed = compressor.compress(np.hstack([np.ones((len(rows), 1), np.uint8), filtered]).tobytes())
+        if compressed:
+            file.write(_png_chunk(b"IDAT", compressed))
+    file.write(_png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b""))
+
+
+def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
+    """A deflate-compressed 8- or 16-bit TIFF of H x W x C samples (C = 1..4) with EXIF, ICC, DPI, XMP and
+    IPTC.
+
+    The EXIF block opens the file, whose byte order is the block's, its TIFF header the file's: every offset
+    in the block counts from where it did, those in a camera's maker note included. The file's directory
+    holds the picture's tags and the entries of the EXIF's first directory as they are (they point into the
+    block, as do its Exif and GPS directories'). The EXIF's thumbnail is not linked: in a TIFF, the next
+    directory is the next page."""
+    exif, icc_profile, dpi = metadata.exif, metadata.icc_profile, metadata.dpi
+    block = exif.removeprefix(EXIF_HEADER) if exif else b"II*\0" + bytes(4)
+    order, _, exif_entries = first_directory(block) if exif else ("<", 0, [])
+    height, width, channels = samples.shape
+    ordered = samples.astype(samples.dtype.newbyteorder(order))
+    differences = ordered.copy()
+    differences[:, 1:] -= ordered[:, :-1]  # horizontal predictor, wraps like the TIFF spec
+    strip = zlib.compress(differences.tobytes())
+    tags = 4096 + sum(len(data or b"") for data in (exif, icc_profile, metadata.xmp, metadata.iptc))
+    if 8 + tags + len(strip) > MAX_FILE_BYTES:  # the header, the tags with their metadata, then the strip
+        raise Unencodable(
+            f"too large for TIFF: {width} x {height} pixels compress to {len(strip) / 2**30:.1f} GiB, more "
+            "than a TIFF file's 4 GiB; write PNG instead"
+        )
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=block[:2])
+    ifd[IMAGEWIDTH], ifd[IMAGELENGTH] = width, height
+    ifd[BITSPERSAMPLE], ifd[COMPRESSION] = (8 * samples.dtype.itemsize,) * channels, 8  # deflate
+    ifd[PHOTOMETRIC_INTERPRETATION] = 1 if channels <= 2 else 2  # BlackIsZero grey or RGB
+    ifd[STRIPOFFSETS], ifd[SAMPLESPERPIXEL] = 0, channels  # the offset is fixed by tobytes
+    ifd[ROWSPERSTRIP], ifd[STRIPBYTECOUNTS] = height, len(strip)
+    ifd[PLANAR_CONFIGURATION], ifd[PREDICTOR] = 1, 2  # samples side by side; horizontal differencing
+    if channels in (2, 4):
+        ifd[EXTRASAMPLES] = 2  # unassociated alpha
+    if icc_profile:
+        ifd[ICCPROFILE] = icc_profile
+    if metadata.xmp:
+        ifd[XMP] = metadata.xmp
+    iptc = metadata.iptc and metadata.iptc + bytes(-len(metadata.iptc) % 4)  # padded to whole LONGs
+    if iptc:
+        ifd[IPTC_TAG] = iptc  # as bytes (UNDEFINED): Pillow's tag API holds one LONG of it; retyped below
+    if dpi:
+        ifd[X_RESOLUTION], ifd[Y_RESOLUTION], ifd[RESOLUTION_UNIT] = dpi[0], dpi[1], 2  # per inch
+    entries = {entry_tag(entry, order): entry for entry in exif_entries}
+    copied = {  # the picture's tags first
+        tag: entry for tag, entry in entries.items() if tag not in ifd and in_block(entry, order, len(block))
+    }
+    for tag in copied:  # a 4-byte placeholder each, for the EXIF's entry to be copied over once laid out
+        ifd.tagtype[tag] = TiffTags.LONG
+        ifd[tag] = 0
+    start = len(block) + len(block) % 2  # a directory starts on a word boundary
+    directory = bytearray(ifd.tobytes(start))  # entries sorted by tag, then their values; the strip follows
+    (count,) = struct.unpack_from(order + "H", directory)
+    for at in range(2, 2 + 12 * count, 12):
+        tag = entry_tag(directory[at:], order)
+        directory[at : at + 12] = copied.get(tag, directory[at : at + 12])
+        if iptc and tag == IPTC_TAG:  # LONGs, as TIFF/EP, Photoshop and ExifTool have it: the same bytes
+            struct.pack_into(order + "HI", directory, at + 2, TiffTags.LONG, len(iptc) // 4)
+    header = block[:4] + struct.pack(order + "I", start)
+    return header + block[8:] + bytes(start - len(block)) + directory + strip
