@@ -1,10 +1,10 @@
 """Automatic correction strength: how much of the model's correction each photo gets.
 
 The model corrects badly exposed photos well and changes photos that were nearly right for the worse. A
-calibration, fitted on synthetic pairs for one model (``recnet calibrate``), predicts from a photo and the
-model's correction of it the share of the correction that brings the photo closest to its ground truth:
-a logistic function of exposure statistics of both (``exposure_features``), fitted to maximise the mean
-PSNR of the blended photos.
+calibration, fitted on pairs (synthetic or real) for one model (``recnet calibrate``), predicts from a
+photo and the model's correction of it the share of the correction that brings the photo closest to its
+ground truth: a logistic function of exposure statistics of both (``exposure_features``), fitted to
+maximise the mean PSNR of the blended photos.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -77,15 +78,28 @@ def exposure_features(original: np.ndarray, corrected: np.ndarray) -> np.ndarray
     )
 
 
+Number = TypeVar("Number", float, torch.Tensor)
+
+
+def blend_error(gain: Number, agreement: Number, distance: Number, strength: Number) -> Number:
+    """The mean squared error of a photo blended with ``strength`` of its correction, from its sample's
+    fields (numbers, or tensors of several samples')."""
+    return gain * strength**2 - 2 * agreement * strength + distance
+
+
 @dataclass(frozen=True)
 class CalibrationSample:
-    """One synthetic pair, reduced to what the fit needs: the features, and the blend's mean squared
-    error as a function of the strength s, ``gain * s**2 - 2 * agreement * s + distance``."""
+    """One pair (synthetic or real), reduced to what the fit needs: the features, and the blend's mean
+    squared error as a function of the strength (``squared_error``)."""
 
     features: np.ndarray
     gain: float  # mean squared change of the full correction
     agreement: float  # mean product of that change and the change the ground truth asks for
     distance: float  # mean squared error of the uncorrected photo
+
+    def squared_error(self, strength: float) -> float:
+        """The mean squared error of the photo given ``strength`` of the correction."""
+        return blend_error(self.gain, self.agreement, self.distance, strength)
 
     @classmethod
     def of(cls, original: np.ndarray, corrected: np.ndarray, truth: np.ndarray) -> CalibrationSample:
@@ -163,7 +177,7 @@ def fit_calibration(samples: Sequence[CalibrationSample], about: str = "") -> St
     def loss() -> torch.Tensor:
         optimiser.zero_grad()
         strength = torch.sigmoid(standard @ weights + bias)
-        error = gain * strength**2 - 2 * agreement * strength + distance
+        error = blend_error(gain, agreement, distance, strength)
         value = torch.log(error.clamp_min(0) + MSE_FLOOR).mean() + L2_PENALTY * (weights**2).sum()
         value.backward()
         return value

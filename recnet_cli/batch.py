@@ -338,7 +338,7 @@ def earlier_outputs(
     stems = {(source.path.parent, source.path.stem) for source in sources}
     inner_output = Path(output).resolve() if output is not None and os.path.isdir(output) else None
 
-    def written_by_recnet(source: Source) -> bool:
+    def looks_like_earlier_output(source: Source) -> bool:
         path = source.path
         # The folder (or pattern's fixed start) it was found in, ``relative`` being the rest of its path.
         root = Path(os.path.abspath(path)).parents[len(source.relative.parts) - 1].resolve()
@@ -348,7 +348,7 @@ def earlier_outputs(
         named_after = (path.stem[: -len(ending)] for ending in endings if path.stem.endswith(ending))
         return any((path.parent, stem) in stems for stem in named_after)
 
-    return [source for source in sources if source.from_folder and written_by_recnet(source)]
+    return [source for source in sources if source.from_folder and looks_like_earlier_output(source)]
 
 
 def names_folder(output: str | os.PathLike[str]) -> bool:

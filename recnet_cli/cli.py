@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sys
-from enum import Enum
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,7 +20,6 @@ from recnet_cli.batch import (
     Job,
     Source,
     folder_problem,
-    names_folder,
     names_image_file,
     output_path_problem,
     output_taken_as_folder,
@@ -44,6 +41,7 @@ from recnet_cli.imaging import (
 )
 from recnet_cli.options import (
     MODEL_FORMS,
+    OPTIONS_WITH_RESUME,
     DeviceOpt,
     DevicesOpt,
     DryRunOpt,
@@ -51,6 +49,7 @@ from recnet_cli.options import (
     InputsArg,
     InputsOpt,
     JsonOpt,
+    LossPreset,
     ModelOpt,
     OutputOpt,
     OverwriteOpt,
@@ -71,10 +70,14 @@ from recnet_cli.options import (
     flag,
     folder_option,
     format_option,
+    given_options,
+    model_file_to_write,
     model_names,
     named,
+    on_cpu,
     output_option,
     parse_strength,
+    refuse_both,
     shown_number,
 )
 from recnet_cli.runner import (
@@ -90,6 +93,7 @@ from recnet_cli.runner import (
     run_batch,
     show_plan,
 )
+from recnet_cli.train.pairs import chosen_pairs, data_source_problem, unsplit_note
 
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
@@ -127,45 +131,6 @@ def main(
     ] = False,
 ) -> None:
     """Correct mixed over- and under-exposure in photos with RECNet."""
-
-
-def on_cpu(device: str) -> bool:
-    """Whether ``--device`` means the CPU (False for names it cannot resolve: those fail later, clearly)."""
-    from recnet_cli.devices import DeviceError, pick_device
-
-    try:
-        return pick_device(device).type == "cpu"
-    except DeviceError:
-        return False
-
-
-# What may change when a training run is resumed; everything else is the run's own setting. The data and
-# the VGG weights may have moved (to another machine, say); the run is told where they are now.
-OPTIONS_WITH_RESUME = (
-    "--resume",
-    "--device",
-    "--time-limit",
-    "--quiet",
-    "--photos",
-    "--pairs",
-    "--inputs",
-    "--targets",
-    "--vgg-weights",
-)
-
-
-def given_options(ctx: typer.Context) -> list[str]:
-    """The options typed on the command line (not left at their defaults), by their long names."""
-    return [
-        next((name for name in param.opts if name.startswith("--")), param.opts[0])
-        for param in ctx.command.params
-        if param.name and ctx.get_parameter_source(param.name).name == "COMMANDLINE"
-    ]
-
-
-def refuse_both(overwrite: bool, skip_existing: bool) -> None:
-    if overwrite and skip_existing:
-        raise fail("--overwrite replaces existing outputs and --skip-existing keeps them: choose one")
 
 
 @command()
@@ -526,11 +491,6 @@ def download_command(
     typer.echo(str(path))
 
 
-class LossPreset(str, Enum):
-    paper = "paper"
-    authors_code = "authors-code"
-
-
 @command()
 def train(
     ctx: typer.Context,
@@ -746,13 +706,6 @@ def train(
         )
 
 
-def model_file_to_write(text: str) -> Path:
-    """calibrate's -o: a file, so a folder (one there, or a name typed with a trailing slash) is refused."""
-    if names_folder(text):
-        raise fail(f"-o {text}: a folder; name the calibrated model's .safetensors file")
-    return Path(text)
-
-
 @command()
 def calibrate(
     output: Annotated[
@@ -814,24 +767,20 @@ def calibrate(
         raise fail(f"-o {output}: {existing[0]} exists (use --overwrite)")
     if problem := folder_problem(output.parent, create=False):  # before minutes of calibrating, not after
         raise fail(f"-o {output}: {problem}")
-    if sum((photos is not None, pairs is not None, inputs is not None or targets is not None)) != 1 or (
-        (inputs is None) != (targets is None)
-    ):
-        raise fail("give one of --photos DIR, --pairs DIR, or both --inputs DIR and --targets DIR")
+    if problem := data_source_problem(pairs, inputs, targets, photos, takes_photos=True):
+        raise fail(problem)
     from recnet_cli.engine import PhotoOutOfMemoryError
     from recnet_cli.train.calibration import calibrate as fit_strength
     from recnet_cli.train.calibration import pair_data, photo_data
-    from recnet_cli.train.pairs import find_pairs, match_by_stem
 
     try:
         if photos is not None:
             if not os.path.isdir(photos):
                 raise ValueError(f"{photos}: not a folder of photos")
             data = photo_data(photos, size, count)
-        elif pairs is not None:
-            data = pair_data(find_pairs(pairs, split), f"{pairs} ({split})", size, count)
         else:
-            data = pair_data(match_by_stem(inputs, targets), f"{inputs} and {targets}", size, count)
+            name = f"{pairs} ({split})" if pairs is not None else f"{inputs} and {targets}"
+            data = pair_data(chosen_pairs(pairs, split, inputs, targets), name, size, count)
     except (ValueError, OSError) as exc:
         raise fail(error_line(exc)) from None
     (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
@@ -911,12 +860,10 @@ def evaluate(
       recnet eval --pairs LCDP/ --split test
       recnet eval --inputs shots/ --targets edited/ --model my.safetensors --json
     """
-    from recnet_cli.train.pairs import find_pairs, match_by_stem, unsplit_note
-
-    if (pairs is None) == (inputs is None and targets is None) or (inputs is None) != (targets is None):
-        raise fail("give either --pairs DIR or both --inputs DIR and --targets DIR")
+    if problem := data_source_problem(pairs, inputs, targets, takes_photos=False):
+        raise fail(problem)
     try:
-        found = find_pairs(pairs, split) if pairs is not None else match_by_stem(inputs, targets)
+        found = chosen_pairs(pairs, split, inputs, targets)
     except (ValueError, OSError) as exc:
         raise fail(error_line(exc)) from None
     if pairs is not None and (note := unsplit_note(pairs, split)) and not quiet:
@@ -1042,9 +989,8 @@ def bench(
 
 
 def run() -> None:
-    """The ``recnet`` program: a scheduler's stop (SIGTERM: kill, docker stop, SLURM's time limit) ends
-    it as Ctrl-C does, at any point (exit 130), and a batch says how far it got."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    """The ``recnet`` program once its modules are loaded (``entry.run`` starts it, having made SIGTERM end
+    it as Ctrl-C does): a stop at any point exits 130, and a batch says how far it got."""
     try:
         try:
             app(prog_name="recnet")

@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from recnet_cli.batch import parse_shard
+from recnet_cli.batch import names_folder, parse_shard
 from recnet_cli.console import fail
 from recnet_cli.imaging import OUTPUT_EXTENSIONS
 from recnet_cli.train.pairs import SPLITS
@@ -22,6 +22,11 @@ class Precision(str, Enum):
     fp32 = "fp32"
     fp16 = "fp16"
     bf16 = "bf16"
+
+
+class LossPreset(str, Enum):
+    paper = "paper"
+    authors_code = "authors-code"
 
 
 def flag(*names: str, **settings: Any) -> Any:
@@ -312,3 +317,49 @@ ShardOpt = Annotated[
         "indices count from 0).",
     ),
 ]
+
+
+def on_cpu(device: str) -> bool:
+    """Whether ``--device`` means the CPU (False for names it cannot resolve: those fail later, clearly)."""
+    from recnet_cli.devices import DeviceError, pick_device
+
+    try:
+        return pick_device(device).type == "cpu"
+    except DeviceError:
+        return False
+
+
+# What may change when a training run is resumed; everything else is the run's own setting. The data and
+# the VGG weights may have moved (to another machine, say); the run is told where they are now.
+OPTIONS_WITH_RESUME = (
+    "--resume",
+    "--device",
+    "--time-limit",
+    "--quiet",
+    "--photos",
+    "--pairs",
+    "--inputs",
+    "--targets",
+    "--vgg-weights",
+)
+
+
+def given_options(ctx: typer.Context) -> list[str]:
+    """The options typed on the command line (not left at their defaults), by their long names."""
+    return [
+        next((name for name in param.opts if name.startswith("--")), param.opts[0])
+        for param in ctx.command.params
+        if param.name and ctx.get_parameter_source(param.name).name == "COMMANDLINE"
+    ]
+
+
+def refuse_both(overwrite: bool, skip_existing: bool) -> None:
+    if overwrite and skip_existing:
+        raise fail("--overwrite replaces existing outputs and --skip-existing keeps them: choose one")
+
+
+def model_file_to_write(text: str) -> Path:
+    """calibrate's -o: a file, so a folder (one there, or a name typed with a trailing slash) is refused."""
+    if names_folder(text):
+        raise fail(f"-o {text}: a folder; name the calibrated model's .safetensors file")
+    return Path(text)

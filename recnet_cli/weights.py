@@ -84,7 +84,7 @@ HUB_REF_FORMAT = "org/name[@revision][:file]"
 CHECKPOINT_WRAPPERS = ("params_ema", "params", "state_dict")
 ARCHITECTURE = ("architecture", "channels", "blocks", "parameters")  # card fields save_model fills in
 # A `recnet train` checkpoint (train/loop.py) holds the model's tensors under model., beside the optimizer's
-# and the RNG states; its metadata (or an older run's checkpoint.json) is the run's state, not a model card.
+# and the RNG states; its metadata is the run's state, not a model card (nor is a checkpoint.json beside it).
 TRAINING_CHECKPOINT_KEY = "model.extract.weight"
 SIZE_UNITS = ("B", "kB", "MB", "GB")
 
@@ -703,8 +703,8 @@ def describe_keys(kind: str, keys: list[str], shown: int = 3) -> str:
 
 def read_card(model_path: Path) -> dict[str, Any]:
     """The card of a ``.safetensors`` model: ``<stem>.json`` beside it, else its metadata (strings). A
-    training checkpoint has none: its metadata (or, from an older run, ``checkpoint.json`` beside it) holds
-    the run's counters and Adam's settings."""
+    training checkpoint has none: its metadata holds the run's counters and Adam's settings (and a
+    ``checkpoint.json`` beside it is no card)."""
     if not is_safetensors(model_path):
         return {}
     keys, metadata = safetensors_header(model_path)
@@ -835,12 +835,6 @@ def write_atomic(path: Path, data: bytes, *, overwrite: bool = True) -> None:
 # ---- listing ----
 
 
-def list_models() -> list[ModelEntry]:
-    """``recnet models``: the bundled models, then the RECNet files in the Hugging Face cache. A damaged
-    model or card is listed with its problem, and the others all the same."""
-    return bundled_models() + cached_hub_models()
-
-
 def bundled_models() -> list[ModelEntry]:
     return [bundled_entry(path) for path in bundled_files()]
 
@@ -892,16 +886,16 @@ def names_path(variable: str, path: Path) -> bool:
 
 
 def models_to_list() -> tuple[list[ModelEntry], str | None]:
-    """``recnet models``: ``list_models()`` and None; or, when the Hugging Face cache cannot be used (a
-    setting naming a file: ``hub_cache_problem``), the bundled models and that problem, for a note."""
+    """``recnet models``: the bundled models, then the RECNet files in the Hugging Face cache, and None; or,
+    when that cache cannot be used (a setting naming a file: ``hub_cache_problem``), the bundled models
+    and that problem, for a note. A damaged model or card is listed with its problem, and the others all
+    the same."""
     if problem := hub_cache_problem():
         return bundled_models(), problem
-    return list_models(), None
+    return bundled_models() + cached_hub_models(), None
 
 
 def cached_hub_models() -> list[ModelEntry]:
-    if problem := hub_cache_problem():
-        raise WeightsError(problem)
     try:
         cache = scan_cache_dir(constants.HF_HUB_CACHE)
     except CacheNotFound:

@@ -65,9 +65,7 @@ def test_a_sample_predicts_the_blend_error_at_any_strength() -> None:
     for strength in (0.0, 0.3, 1.0):
         blended = photo.astype(np.float64) + strength * (corrected.astype(np.float64) - photo)
         error = np.mean((blended - truth) ** 2)
-        assert sample.gain * strength**2 - 2 * sample.agreement * strength + sample.distance == pytest.approx(
-            error, rel=1e-9
-        )
+        assert sample.squared_error(strength) == pytest.approx(error, rel=1e-9)
     # The least error is at strength agreement / gain: 1 for a truth that is the correction, 0 for the photo.
     towards_correction = CalibrationSample.of(photo, corrected, corrected)
     assert towards_correction.agreement == pytest.approx(towards_correction.gain)

@@ -430,7 +430,7 @@ def test_ctrl_c_or_sigterm_says_how_far_the_batch_got_and_how_to_go_on(
 
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
     before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as the program, cli.run, does
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as the program, entry.run, does
     try:
         summary = run_batch(
             jobs, Summary(), [corrector], compute, write, "Correcting", overwrite, False, quiet=True
@@ -461,7 +461,7 @@ def test_the_program_takes_sigterm_as_ctrl_c_from_its_start(monkeypatch: pytest.
     monkeypatch.setattr(cli, "app", lambda prog_name: seen.append(signal.getsignal(signal.SIGTERM)))
     before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        cli.run()  # the entry point of the `recnet` program
+        entry.run()  # the entry point of the `recnet` program
         # Once the command is done, a stop while Python shuts down cannot turn exit 0 or 130 into 143.
         assert {signal.getsignal(number) for number in before} == {signal.SIG_IGN}
     finally:
@@ -1729,6 +1729,9 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
         ([*photos, *quick, "--lr", "1e300"], "--lr 1e+300: use a positive learning rate of at most 1"),
         ([*photos, *quick, "--precision", "fp16"], "--precision fp16: training takes bf16"),
         ([*photos, *quick, "--lr", "1.0000001"], "--lr 1.0000001: use a positive learning rate of at most 1"),
+        (quick, "give one of --photos DIR, --pairs DIR, or both --inputs DIR and --targets DIR"),
+        ([*photos, *quick, "--pairs", str(tmp_path)], "give one of --photos DIR, --pairs DIR, or both"),
+        ([*quick, "--inputs", str(tmp_path)], "give one of --photos DIR, --pairs DIR, or both"),
     ]:
         result = CliRunner().invoke(
             app, ["train", "--out", str(tmp_path / "run"), *options]

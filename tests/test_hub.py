@@ -25,8 +25,8 @@ from recnet_cli.weights import (
     ModelNotFoundError,
     WeightsError,
     download,
-    list_models,
     load_model,
+    models_to_list,
     save_model,
 )
 
@@ -551,7 +551,7 @@ def test_download_takes_a_model_whose_suffix_is_in_capitals(
 
     assert download(f"{REPO}:MODEL.SAFETENSORS").name == "MODEL.SAFETENSORS"
     assert_same_model(load_model(f"{REPO}:MODEL.SAFETENSORS"), published["main"])
-    assert f"{REPO}:MODEL.SAFETENSORS" in [entry.name for entry in list_models()]
+    assert f"{REPO}:MODEL.SAFETENSORS" in [entry.name for entry in models_to_list()[0]]
 
 
 def test_environment_variables_alone_point_recnet_at_the_hub(

@@ -17,6 +17,7 @@ from recnet_cli.model import RECNet
 from recnet_cli.train.pairs import (
     ImagePair,
     PairingError,
+    data_source_problem,
     find_pairs,
     list_images,
     match_by_stem,
@@ -24,6 +25,30 @@ from recnet_cli.train.pairs import (
 )
 
 EXPOSURES = ("N1.5", "N1", "0", "P1", "P1.5")
+
+
+def test_the_data_is_one_source_a_photo_folder_a_paired_dataset_or_inputs_with_targets() -> None:
+    folder = Path("data")
+    for photos, pairs, inputs, targets in [
+        (folder, None, None, None),
+        (None, folder, None, None),
+        (None, None, folder, folder),
+    ]:
+        assert data_source_problem(pairs, inputs, targets, photos, takes_photos=True) is None
+    for photos, pairs, inputs, targets in [
+        (None, None, None, None),
+        (folder, folder, None, None),
+        (folder, None, folder, folder),
+        (None, folder, folder, folder),
+        (None, None, folder, None),
+        (None, None, None, folder),
+    ]:
+        problem = data_source_problem(pairs, inputs, targets, photos, takes_photos=True)
+        assert problem == "give one of --photos DIR, --pairs DIR, or both --inputs DIR and --targets DIR"
+    assert data_source_problem(None, folder, folder, takes_photos=False) is None
+    assert data_source_problem(None, folder, None, takes_photos=False) == (
+        "give either --pairs DIR or both --inputs DIR and --targets DIR"
+    )
 
 
 def touch(folder: Path, *names: str) -> None:

@@ -652,16 +652,21 @@ def test_a_crash_while_saving_a_checkpoint_leaves_a_run_that_resumes(
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
-def test_a_run_checkpointed_in_two_files_by_an_earlier_version_resumes(tmp_path: Path) -> None:
-    """Its counters in checkpoint.json; a step in the metadata that is not theirs is a torn save."""
+def test_a_checkpoint_without_its_run_state_or_at_odds_with_it_is_refused_naming_it(tmp_path: Path) -> None:
+    """Its metadata's step and the step of the run state in it agree, or the file was tampered with."""
     run_dir = tmp_path / "run"
     train(tiny_config(run_dir), time_limit=0)
-    record = json.loads(safetensors_header(run_dir / "checkpoint.safetensors")[1]["training_state"])
-    (run_dir / "checkpoint.json").write_text(json.dumps(record))
-    rewrite_checkpoint_metadata(run_dir, {"step": "2"})
-    with pytest.raises(TrainingError, match="checkpoint files disagree"):
+    path = run_dir / "checkpoint.safetensors"
+    state = safetensors_header(path)[1]["training_state"]
+    rewrite_checkpoint_metadata(run_dir, {"step": "2", "training_state": state})
+    with pytest.raises(TrainingError) as torn:
         resume(run_dir)
+    assert str(torn.value) == f"{path}: damaged (its step and its run state's step differ)"
     rewrite_checkpoint_metadata(run_dir, {"step": "1"})
+    with pytest.raises(TrainingError) as stateless:
+        resume(run_dir)
+    assert str(stateless.value) == f"{path}: not a recnet train checkpoint (its metadata holds no run state)"
+    rewrite_checkpoint_metadata(run_dir, {"step": "1", "training_state": state})
     assert resume(run_dir).steps == 6
 
 

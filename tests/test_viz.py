@@ -25,8 +25,8 @@ from recnet_cli.viz.features import (
     extract_features,
     feature_error_figure,
     feature_figure,
-    grid,
     image_error,
+    labelled_grid,
     missing_region,
     region_distances,
 )
@@ -333,10 +333,10 @@ def test_grid_lays_captioned_panels_out_in_rows_on_white() -> None:
     assert (sheet[panel.shape[0] + 4 :, 60:] == 255).all()  # the short row is padded with white
 
 
-def test_a_grid_of_narrow_tiles_keeps_its_column_titles_whole() -> None:
+def test_a_labelled_grid_of_narrow_tiles_keeps_its_column_titles_whole() -> None:
     titles = [f"block {k}" for k in range(1, 6)]
     tiles = [np.zeros((300, 3, 3), np.uint8) for _ in titles]  # a tall, thin photo's heat maps
-    figure = grid([("block input", tiles)], titles)
+    figure = labelled_grid([("block input", tiles)], titles)
     title_width = draw.text_size(titles[0], TEXT)[0]
     assert figure.shape[1] >= 150 + len(titles) * title_width
 

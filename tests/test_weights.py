@@ -28,7 +28,7 @@ from torch import Tensor
 import recnet_cli
 from recnet_cli import weights
 from recnet_cli.model import RECNet, parameter_count
-from recnet_cli.train.loop import CHECKPOINT_FILE, OLD_CHECKPOINT_STATE_FILE
+from recnet_cli.train.loop import CHECKPOINT_FILE
 from recnet_cli.weights import (
     HUB_DEFAULT_FILENAME,
     WEIGHTS_DIR_ENV,
@@ -36,10 +36,11 @@ from recnet_cli.weights import (
     ModelEntry,
     ModelNotFoundError,
     WeightsError,
+    bundled_models,
     download,
     human_size,
-    list_models,
     load_model,
+    models_to_list,
     parse_hub_ref,
     save_model,
 )
@@ -444,7 +445,7 @@ def test_a_model_or_card_that_cannot_be_read_is_a_one_line_error(
     assert load_error(str(card.with_suffix(".safetensors"))) == (
         f"{card}: cannot read the model card (permission denied)"
     )
-    assert {entry.name: entry.problem for entry in list_models()} == {
+    assert {entry.name: entry.problem for entry in models_to_list()[0]} == {
         "card": f"{card}: cannot read the model card (permission denied)",
         "model": f"{model}: cannot read it (permission denied)",
     }
@@ -462,15 +463,15 @@ def test_a_model_without_read_permission_is_not_said_to_be_missing(
 
 
 def test_a_training_checkpoint_has_no_card(tmp_path: Path, small_model: RECNet, image: Tensor) -> None:
-    """A run stopped early is used through its checkpoint (the stop notice says so): its metadata, and the
-    JSON beside an older one, are the run's state, with Adam's settings, which must not pass for a card
-    (calibrate would copy it)."""
+    """A run stopped early is used through its checkpoint (the stop notice says so): its metadata is the
+    run's state, with Adam's settings, which must not pass for a card (calibrate would copy it); nor does a
+    checkpoint.json beside it, named as the card of a checkpoint.safetensors would be."""
     tensors = {f"model.{key}": value for key, value in small_model.state_dict().items()}
     tensors |= {"optimizer.0.exp_avg": torch.zeros(2), "rng.torch": torch.get_rng_state()}
     path = tmp_path / CHECKPOINT_FILE
     state = {"state": {"step": 4}, "loss_preset": "paper", "ecr": False, "param_groups": [{"lr": 1e-4}]}
     path.write_bytes(safetensors_bytes(tensors, metadata={"step": "4", "training_state": json.dumps(state)}))
-    (tmp_path / OLD_CHECKPOINT_STATE_FILE).write_text(json.dumps(state))
+    (tmp_path / "checkpoint.json").write_text(json.dumps(state))  # a card's name beside it
 
     loaded = load_model(str(path))
 
@@ -590,16 +591,15 @@ def test_parse_hub_ref(text: str, expected: tuple[str, str | None, str] | None) 
 # ---- listing ----
 
 
-def test_a_hub_cache_that_is_a_file_is_a_one_line_error(
+def test_a_hub_cache_that_is_a_file_leaves_the_bundled_models_listed_with_a_one_line_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     not_a_folder = tmp_path / "cache.txt"
     not_a_folder.write_text("mine")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(not_a_folder))
-    with pytest.raises(WeightsError) as caught:
-        list_models()
-    assert str(caught.value) == (
-        f"the Hugging Face cache {not_a_folder} is a file, not a folder; set HF_HUB_CACHE to one"
+    assert models_to_list() == (
+        bundled_models(),
+        f"the Hugging Face cache {not_a_folder} is a file, not a folder; set HF_HUB_CACHE to one",
     )
 
 
@@ -618,7 +618,7 @@ def test_an_unreadable_hub_cache_is_named_as_other_errors_name_a_file(
 
     monkeypatch.setattr(Path, "iterdir", iterdir)
     with pytest.raises(WeightsError) as caught:
-        list_models()
+        models_to_list()[0]
     assert str(caught.value) == f"{cache}: cannot read the Hugging Face cache (permission denied)"
 
 
@@ -646,7 +646,7 @@ def test_list_models_shows_bundled_and_cached_hub_models(
     checkpoint_bytes = (tmp_path / "extra.pth").read_bytes()
     with FakeHub() as hub:
         point_huggingface_hub_at(monkeypatch, hub.url, tmp_path / "hf-home")
-        assert list_models() == [bundled]  # no Hub cache yet
+        assert models_to_list()[0] == [bundled]  # no Hub cache yet
         hub.add("acme/recnet-test", "model.safetensors", model_bytes)
         hub.add("acme/recnet-test", "extra.pth", checkpoint_bytes, revision="v1")
         hub.add("acme/llm", "model.safetensors", safetensors_bytes({"lm_head.weight": torch.zeros(2)}))
@@ -655,9 +655,9 @@ def test_list_models_shows_bundled_and_cached_hub_models(
         with pytest.raises(WeightsError, match="not a RECNet model"):
             download("acme/llm")  # refused, but in the cache, as another library would leave it
 
-    cached = [entry for entry in list_models() if entry.origin == "hub cache"]
+    cached = [entry for entry in models_to_list()[0] if entry.origin == "hub cache"]
 
-    assert list_models()[0] == bundled
+    assert models_to_list()[0][0] == bundled
     assert sorted((entry.name, entry.revision, entry.size) for entry in cached) == [
         ("acme/recnet-test", commit_of("acme/recnet-test", "main"), len(model_bytes)),
         ("acme/recnet-test@v1:extra.pth", commit_of("acme/recnet-test", "v1"), len(checkpoint_bytes)),
@@ -690,7 +690,7 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
         cut_short = Path(hf_hub_download("acme/cut-short", "model.safetensors"))
         download("acme/recnet-test")
 
-    entries = {entry.name: entry for entry in list_models()}
+    entries = {entry.name: entry for entry in models_to_list()[0]}
 
     assert {name: entry.problem for name, entry in entries.items()} == {
         "cut": f"{weights_dir / 'cut.safetensors'}: not a valid safetensors file"
@@ -732,7 +732,7 @@ def test_a_file_whose_data_left_the_cache_hides_no_model_of_its_repository(
         for link in (extra, lost, llm):
             link.resolve().unlink()  # the data gone, the snapshot's link left
 
-        entries = {entry.name: entry for entry in list_models() if entry.origin == "hub cache"}
+        entries = {entry.name: entry for entry in models_to_list()[0] if entry.origin == "hub cache"}
 
         missing = "its data is missing from the Hugging Face cache (recnet download gets it)"
         assert {name: entry.problem for name, entry in entries.items()} == {
@@ -744,7 +744,9 @@ def test_a_file_whose_data_left_the_cache_hides_no_model_of_its_repository(
         assert intact.revision == commit_of("acme/recnet-test", "main") and intact.size == len(model_bytes)
         assert intact.summary == "4 channels x 2 blocks, 7 steps"
         download("acme/recnet-test@v1:extra.safetensors")
-        fetched = {entry.name: entry for entry in list_models()}["acme/recnet-test@v1:extra.safetensors"]
+        fetched = {entry.name: entry for entry in models_to_list()[0]}[
+            "acme/recnet-test@v1:extra.safetensors"
+        ]
         assert fetched.problem is None and fetched.size == (tmp_path / "extra.safetensors").stat().st_size
 
 
@@ -782,7 +784,10 @@ def test_cached_checkpoints_are_listed_by_the_keys_they_hold_not_by_their_suffix
             hub.add("acme/mixed", name, content)
             hf_hub_download("acme/mixed", name)  # as any tool that shares the cache fetches files
 
-    assert [entry.name for entry in list_models()] == ["acme/mixed:recnet-old.pth", "acme/mixed:recnet.pth"]
+    assert [entry.name for entry in models_to_list()[0]] == [
+        "acme/mixed:recnet-old.pth",
+        "acme/mixed:recnet.pth",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,7 @@ def samples_of(
 
 
 def psnr_at(sample: CalibrationSample, strength: float) -> float:
-    error = sample.gain * strength**2 - 2 * sample.agreement * strength + sample.distance
+    error = sample.squared_error(strength)
     return MAX_PSNR if error <= 0 else min(MAX_PSNR, -10 * math.log10(error))
 
 

@@ -48,7 +48,7 @@ from recnet_cli.train.data import (
     photo_data,
 )
 from recnet_cli.train.losses import RecnetLoss, build_loss
-from recnet_cli.train.pairs import ImagePair, find_pairs, match_by_stem, not_a_folder
+from recnet_cli.train.pairs import ImagePair, chosen_pairs, data_source_problem, not_a_folder
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import (
     WeightsError,
@@ -63,7 +63,6 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 CHECKPOINT_STATE_KEY = "training_state"  # the checkpoint's metadata entry holding its counters (JSON)
-OLD_CHECKPOINT_STATE_FILE = "checkpoint.json"  # where runs checkpointed by earlier versions hold them
 FINAL_MODEL_FILE = "final.safetensors"
 FINAL_FILES = (FINAL_MODEL_FILE, "final.json", "final.md")  # with the model's card, which save_model writes
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, *FINAL_FILES)  # every file a run writes
@@ -202,6 +201,10 @@ class RunState:
     bad_in_a_row: int = 0
     wall_seconds: float = 0.0
     val: dict[str, float] | None = None
+
+    def val_scores(self) -> ValScores | None:
+        """The last validation's scores, if the run has validated."""
+        return ValScores(**self.val) if self.val else None
 
 
 @dataclass(frozen=True)
@@ -346,7 +349,7 @@ def resume(
             run_dir=run_dir,
             model_path=run_dir / FINAL_MODEL_FILE,
             steps=state.step,
-            val=ValScores(**state.val) if state.val else None,
+            val=state.val_scores(),
             wall_seconds=state.wall_seconds,
             skipped_steps=state.skipped_steps,
             already_finished=True,
@@ -449,13 +452,10 @@ def is_run_config(path: Path) -> bool:
 
 
 def check_config(config: TrainConfig) -> None:
-    sources = [config.photos is not None, config.pairs is not None, config.inputs is not None]
-    if sum(sources) != 1:
-        raise TrainingError(
-            "give exactly one source of training data: photos, a paired dataset, or inputs+targets"
-        )
-    if (config.inputs is None) != (config.targets is None):
-        raise TrainingError("inputs and targets folders go together")
+    if problem := data_source_problem(
+        config.pairs, config.inputs, config.targets, config.photos, takes_photos=True
+    ):
+        raise TrainingError(problem)
     for folder in (config.photos, config.pairs, config.inputs, config.targets):
         if folder is not None and not folder.is_dir():
             raise TrainingError(not_a_folder(folder))
@@ -611,10 +611,7 @@ def build_data(config: TrainConfig) -> tuple[SampleSource, list[ValidationPair]]
 
 def data_pairs(config: TrainConfig) -> list[ImagePair]:
     """The image pairs of a run on ``pairs`` or ``inputs`` and ``targets``."""
-    if config.pairs is not None:
-        return find_pairs(config.pairs, config.split)
-    assert config.inputs is not None and config.targets is not None
-    return match_by_stem(config.inputs, config.targets)
+    return chosen_pairs(config.pairs, config.split, config.inputs, config.targets)
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -731,22 +728,27 @@ def validate(session: Session) -> ValScores:
     """Mean PSNR/SSIM (8-bit) of the model on the fixed validation pairs, one whole image at a time, in
     float32 whatever the training precision: the scores of what `recnet correct` gives by default."""
     session.model.eval()
-    psnrs, ssims = [], []
-    for pair in session.validation:
-        output, _ = fast_forward(session.model, pair.input[None].to(session.device))
-        psnr, ssim = quantised_scores(output, pair.target[None])
-        psnrs.append(float(psnr))
-        ssims.append(float(ssim))
+    scores = [
+        quantised_scores(corrected(session, pair.input), pair.target[None]) for pair in session.validation
+    ]
     session.model.train()
-    identity_psnr, identity_ssim = session.identity
-    return ValScores(mean_psnr(psnrs), sum(ssims) / len(ssims), identity_psnr, identity_ssim)
+    return ValScores(*mean_scores(scores), *session.identity)
+
+
+def corrected(session: Session, image: Tensor) -> Tensor:
+    """The model's output for one (3, H, W) image, as a batch of one."""
+    return fast_forward(session.model, image[None].to(session.device))[0]
 
 
 def identity_scores(validation: list[ValidationPair]) -> tuple[float, float]:
     """Mean PSNR/SSIM of the validation inputs themselves: what doing nothing scores."""
     if not validation:
         raise TrainingError("no validation images: the data set is too small to hold any out")
-    scores = [quantised_scores(p.input[None], p.target[None]) for p in validation]
+    return mean_scores([quantised_scores(p.input[None], p.target[None]) for p in validation])
+
+
+def mean_scores(scores: list[tuple[Tensor, Tensor]]) -> tuple[float, float]:
+    """The mean PSNR (``mean_psnr``) and mean SSIM of (PSNR, SSIM) pairs."""
     return mean_psnr(float(psnr) for psnr, _ in scores), sum(float(ssim) for _, ssim in scores) / len(scores)
 
 
@@ -760,7 +762,7 @@ def progress_report(
         losses=losses,
         lr=lr,
         images_per_second=config.batch / seconds_per_step,
-        val=ValScores(**state.val) if state.val else None,
+        val=state.val_scores(),
     )
 
 
@@ -814,18 +816,18 @@ def read_checkpoint(run_dir: Path) -> tuple[RunState, list[dict[str, Any]], dict
             tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
     except SafetensorError as error:
         raise damaged(tensors_path, error) from None
-    if CHECKPOINT_STATE_KEY in metadata:
-        record_path, record = tensors_path, read_record(tensors_path, metadata[CHECKPOINT_STATE_KEY])
-    else:  # saved by an earlier version, in two files: a crash between their writes leaves them apart
-        record_path = run_dir / OLD_CHECKPOINT_STATE_FILE
-        record = read_record(record_path)
+    if CHECKPOINT_STATE_KEY not in metadata:
+        raise TrainingError(
+            f"{tensors_path}: not a recnet train checkpoint (its metadata holds no run state)"
+        )
+    record = read_record(tensors_path, metadata[CHECKPOINT_STATE_KEY])
     try:
         state = RunState(**record["state"])
         groups = [group | {"betas": tuple(group["betas"])} for group in record["param_groups"]]
     except (KeyError, TypeError) as error:
-        raise damaged(record_path, error) from None
+        raise damaged(tensors_path, error) from None
     if metadata.get("step") != str(state.step):
-        raise TrainingError(f"{run_dir}: checkpoint files disagree (interrupted while saving?)")
+        raise TrainingError(f"{tensors_path}: damaged (its step and its run state's step differ)")
     return state, groups, tensors
 
 
@@ -902,7 +904,7 @@ def run_result(session: Session, model_path: Path, stopped_by: str | None = None
         run_dir=session.config.run_dir,
         model_path=model_path,
         steps=state.step,
-        val=ValScores(**state.val) if state.val else None,
+        val=state.val_scores(),
         wall_seconds=state.wall_seconds,
         skipped_steps=state.skipped_steps,
         stopped_by=stopped_by,

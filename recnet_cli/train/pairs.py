@@ -37,6 +37,37 @@ class ImagePair:
     target: Path
 
 
+def data_source_problem(
+    pairs: Path | None,
+    inputs: Path | None,
+    targets: Path | None,
+    photos: Path | None = None,
+    *,
+    takes_photos: bool,
+) -> str | None:
+    """Why the data given is not one source (``photos`` too where ``takes_photos``): a folder of photos, a
+    paired dataset, or a folder of inputs and one of their ground truths; None when it is."""
+    sources = (photos is not None, pairs is not None, inputs is not None or targets is not None)
+    if sum(sources) == 1 and (inputs is None) == (targets is None):
+        return None
+    both = "both --inputs DIR and --targets DIR"
+    return (
+        f"give one of --photos DIR, --pairs DIR, or {both}"
+        if takes_photos
+        else f"give either --pairs DIR or {both}"
+    )
+
+
+def chosen_pairs(
+    pairs: Path | None, split: str, inputs: Path | None, targets: Path | None
+) -> list[ImagePair]:
+    """The image pairs of a paired dataset's split (``pairs``), else of ``inputs`` and ``targets``."""
+    if pairs is not None:
+        return find_pairs(pairs, split)
+    assert inputs is not None and targets is not None
+    return match_by_stem(inputs, targets)
+
+
 def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     """Image files in a folder (and its subfolders when ``recursive``), sorted by path, as ``recnet correct``
     finds them: hidden files and folders (a Mac's ``._IMG_1.jpg``) are left out."""

@@ -85,7 +85,7 @@ def heat_tile(values: np.ndarray, top: float, colour_map: int = cv2.COLORMAP_VIR
     return draw.fit_box(draw.sequential(values, top, colour_map), TILE, TILE)
 
 
-def grid(rows: list[tuple[str, list[np.ndarray]]], column_titles: list[str]) -> np.ndarray:
+def labelled_grid(rows: list[tuple[str, list[np.ndarray]]], column_titles: list[str]) -> np.ndarray:
     """Tiles in rows, a label left of each row and a title above each column."""
     gap = 8
     label_width = 150
@@ -133,7 +133,7 @@ def feature_figure(features: Features) -> np.ndarray:
     inputs = [heat_tile(m, top) for m in magnitudes[:-1]]
     outputs = [heat_tile(m, top) for m in magnitudes[1:]]
     columns = [f"block {k}" for k in range(1, features.blocks + 1)]
-    maps = grid([("block input\n|f|", inputs), ("block output\n|f|", outputs)], columns)
+    maps = labelled_grid([("block input\n|f|", inputs), ("block output\n|f|", outputs)], columns)
     height, width = features.mask.shape
     channels = features.stages[0].shape[-1]
     title = draw.text_lines(

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from recnet_cli.metrics import to_uint8
+from recnet_cli.viz import draw
 from recnet_cli.viz.draw import BLUE, VERMILLION, luminance
 
 UNDER_COLOUR = np.array(BLUE, dtype=np.float32) / 255
 OVER_COLOUR = np.array(VERMILLION, dtype=np.float32) / 255
 DIMMING = 0.45
+LEGEND_INK = (235, 235, 235)
 
 
 def exposure_tint(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,8 +44,8 @@ def draw_legend(image: np.ndarray) -> np.ndarray:
     scale = max(min(width, height) / 900, 0.35)
     bar_w, bar_h = int(260 * scale), int(16 * scale)
     pad = int(10 * scale)
-    font, font_scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, max(1, round(scale))
-    (_, text_h), _ = cv2.getTextSize("Ag", font, font_scale, thick)
+    font_scale = 0.5 * scale
+    text_h = draw.text_size("Ag", font_scale)[1]
     box_w, box_h = bar_w + 2 * pad, bar_h + text_h + 3 * pad
     if box_w > width or box_h > height:
         return image
@@ -57,12 +58,9 @@ def draw_legend(image: np.ndarray) -> np.ndarray:
     bar = grey * (1 - strength[:, None]) + colour * strength[:, None]
     out[top + pad : top + pad + bar_h, pad : pad + bar_w] = to_uint8(bar)[None]
     baseline = top + 2 * pad + bar_h + text_h
-    white = (235, 235, 235)
-    cv2.putText(out, "over", (pad, baseline), font, font_scale, white, thick, cv2.LINE_AA)
-    (label_w, _), _ = cv2.getTextSize("under", font, font_scale, thick)
-    cv2.putText(out, "under", (pad + bar_w - label_w, baseline), font, font_scale, white, thick, cv2.LINE_AA)
-    (ok_w, _), _ = cv2.getTextSize("ok", font, font_scale, thick)
-    cv2.putText(out, "ok", (pad + (bar_w - ok_w) // 2, baseline), font, font_scale, white, thick, cv2.LINE_AA)
+    for label, share in (("over", 0.0), ("ok", 0.5), ("under", 1.0)):  # left, centred and right under the bar
+        left = pad + round((bar_w - draw.text_size(label, font_scale)[0]) * share)
+        draw.put_text(out, label, (left, baseline), font_scale, LEGEND_INK)
     return out
 
 
