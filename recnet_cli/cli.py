@@ -596,8 +596,9 @@ def train(
       torchrun --nproc_per_node 4 -m recnet_cli train --photos my-photos/ --batch 32
     """
     from recnet_cli.devices import is_host_out_of_memory, is_out_of_memory
-    from recnet_cli.train.loop import StopSignals, TrainConfig, TrainingFailed, resume, saved_step
+    from recnet_cli.train.loop import StopSignals, resume
     from recnet_cli.train.loop import train as start_training
+    from recnet_cli.train.run_folder import TrainConfig, TrainingFailed, saved_step
     from recnet_cli.train.synthesis import parse_regimes
     from recnet_cli.weights import WeightsError
 

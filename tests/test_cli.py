@@ -42,6 +42,7 @@ from recnet_cli.model import RECNet
 from recnet_cli.runner import finish, run_batch
 from recnet_cli.train import loop
 from recnet_cli.train.data import read_rgb
+from recnet_cli.train.run_folder import TrainConfig, TrainingError
 from recnet_cli.weights import ModelEntry, safetensors_header
 
 TRAIN_PHOTOS = Path(__file__).parent / "data" / "train-photos"
@@ -1806,7 +1807,7 @@ def test_a_stop_before_the_first_step_interrupts_training_at_once(
     """While the data loads there is nothing to save: Ctrl-C or SIGTERM stops at once, without a step."""
     real_build_data = loop.build_data
 
-    def stopped_while_loading(config: loop.TrainConfig) -> object:
+    def stopped_while_loading(config: TrainConfig) -> object:
         signal.raise_signal(signal.SIGINT)  # Ctrl-C, as Python takes it in a terminal (set below)
         return real_build_data(config)
 
@@ -1825,7 +1826,7 @@ def test_training_that_fails_after_it_started_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def never_finite(*_: object) -> dict[str, torch.Tensor]:
-        raise loop.TrainingError("the loss was not finite for 10 steps in a row (last at step 10)")
+        raise TrainingError("the loss was not finite for 10 steps in a row (last at step 10)")
 
     monkeypatch.setattr(loop, "take_step", never_finite)
     options = ["--photos", str(TRAIN_PHOTOS), "--out", str(tmp_path / "run"), "--steps", "2", "--no-ecr"]

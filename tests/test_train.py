@@ -26,7 +26,7 @@ from conftest import RECNET, numpy_out_of_memory, opencv_out_of_memory, run, tor
 from recnet_cli.metrics import SSIM_WINDOW, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
-from recnet_cli.train import loop
+from recnet_cli.train import loop, run_folder
 from recnet_cli.train.data import (
     ImageFileError,
     PairSource,
@@ -40,9 +40,10 @@ from recnet_cli.train.data import (
     split_pairs,
     split_photos,
 )
-from recnet_cli.train.loop import ForwardWithMask, TrainConfig, TrainingError, learning_rate, resume, train
+from recnet_cli.train.loop import ForwardWithMask, learning_rate, resume, train
 from recnet_cli.train.losses import VGG16Features, VggWeightsError
 from recnet_cli.train.pairs import ImagePair
+from recnet_cli.train.run_folder import TrainConfig, TrainingError, TrainingFailed
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import load_model, safetensors_header, write_atomic
 
@@ -261,7 +262,7 @@ def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
         train(tiny_config(tmp_path / "run"))
 
 
-@pytest.mark.parametrize("name", loop.RUN_FILES)
+@pytest.mark.parametrize("name", run_folder.RUN_FILES)
 def test_a_folder_holding_a_file_a_run_writes_is_refused_and_left_as_it_was(
     tmp_path: Path, name: str
 ) -> None:
@@ -549,7 +550,7 @@ def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
         resume(tmp_path)
     with pytest.raises(TrainingError, match=r"nowhere: no such folder$"):
         resume(tmp_path / "nowhere")
-    assert loop.saved_step(tmp_path) is None
+    assert run_folder.saved_step(tmp_path) is None
 
 
 def test_a_checkpoint_without_its_config_is_not_called_missing(tmp_path: Path) -> None:
@@ -643,7 +644,7 @@ def test_a_crash_while_saving_a_checkpoint_leaves_a_run_that_resumes(
             raise KeyboardInterrupt
 
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr(loop, "write_atomic", write_then_crash)
+        patch.setattr(run_folder, "write_atomic", write_then_crash)
         train(tiny_config(tmp_path / "run", checkpoint_every=2))
     assert checkpoint_step(tmp_path / "run") == (4 if written else 2)
     assert resume(tmp_path / "run").complete
@@ -703,7 +704,7 @@ def test_a_run_file_that_cannot_be_written_is_named_in_one_line(tmp_path: Path, 
 def test_metrics_that_cannot_be_written_name_their_file(tmp_path: Path) -> None:
     (tmp_path / "metrics.jsonl").symlink_to("/dev/full")
     with pytest.raises(OSError) as caught:
-        loop.append_metrics(tmp_path, {"step": 1})
+        run_folder.append_metrics(tmp_path, {"step": 1})
     assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(tmp_path / "metrics.jsonl"))
 
 
@@ -777,7 +778,7 @@ def test_non_finite_steps_are_skipped_then_training_stops(
     once = [json.loads(line) for line in (tmp_path / "once" / "metrics.jsonl").read_text().splitlines()]
     assert once[1]["step"] == 2 and once[1]["total"] is None  # standard JSON: null, not NaN
     monkeypatch.setattr(loop, "build_loss", lambda *a: NanEvery(real_build(*a), bad={2, 3, 4}))
-    with pytest.raises(loop.TrainingFailed, match=r"not finite for 3 steps in a row.*learning rate$"):
+    with pytest.raises(TrainingFailed, match=r"not finite for 3 steps in a row.*learning rate$"):
         train(tiny_config(tmp_path / "always", max_bad_steps=3))  # fp32 already: fp32 is not advised
 
 

@@ -28,7 +28,7 @@ from torch import Tensor
 import recnet_cli
 from recnet_cli import weights
 from recnet_cli.model import RECNet, parameter_count
-from recnet_cli.train.loop import CHECKPOINT_FILE
+from recnet_cli.train.run_folder import CHECKPOINT_FILE
 from recnet_cli.weights import (
     HUB_DEFAULT_FILENAME,
     WEIGHTS_DIR_ENV,
