@@ -31,10 +31,11 @@ import cv2
 import torch
 from bench_inference import EXAMPLE_PHOTOS, add_name_option, device_description, write_tables
 
-from recnet_cli.batch import Job, Stages, gpu_lane_depth, run_jobs
+from recnet_cli.batch import Stages, gpu_lane_depth, run_jobs
 from recnet_cli.devices import pick_devices, pick_dtype
 from recnet_cli.engine import HOST, Corrector, PendingCorrection, correctors_for
 from recnet_cli.imaging import Photo, read_photo, write_photo
+from recnet_cli.outputs import Job
 from recnet_cli.weights import load_model, strength_calibration
 
 

@@ -13,18 +13,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from recnet_cli import __version__, console
-from recnet_cli.batch import (
-    CORRECT_SUFFIX,
-    EXPLAIN_SUFFIX,
-    MASK_SUFFIX,
-    Job,
-    Source,
-    folder_problem,
-    names_image_file,
-    output_path_problem,
-    output_taken_as_folder,
-    side_path,
-)
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops
@@ -39,6 +27,7 @@ from recnet_cli.imaging import (
     write_png16,
     write_rgb8,
 )
+from recnet_cli.inputs import Source
 from recnet_cli.options import (
     MODEL_FORMS,
     OPTIONS_WITH_RESUME,
@@ -79,6 +68,17 @@ from recnet_cli.options import (
     parse_strength,
     refuse_both,
     shown_number,
+)
+from recnet_cli.outputs import (
+    CORRECT_SUFFIX,
+    EXPLAIN_SUFFIX,
+    MASK_SUFFIX,
+    Job,
+    folder_problem,
+    names_image_file,
+    output_path_problem,
+    output_taken_as_folder,
+    side_path,
 )
 from recnet_cli.runner import (
     collect_jobs,

@@ -26,7 +26,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from recnet_cli.batch import Job, Outcome, Summary
+from recnet_cli.batch import Outcome, Summary
+from recnet_cli.outputs import Job
 
 if TYPE_CHECKING:  # these need PyTorch, which the commands import only when they run
     from recnet_cli.evaluate import EvalReport

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from recnet_cli.batch import folder_problem, stops_writing
+from recnet_cli.batch import stops_writing
 from recnet_cli.devices import is_out_of_memory
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.files import describe_os_error, file_kind
 from recnet_cli.imaging import FREE_MEMORY_ADVICE, ImageWriteError, PhotoFileError, write_rgb8
 from recnet_cli.metrics import mean_psnr, psnr, ssim, to_uint8
+from recnet_cli.outputs import folder_problem
 from recnet_cli.train.data import ImageFileError, read_rgb, require_same_size
 from recnet_cli.train.pairs import ImagePair
 

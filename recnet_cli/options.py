@@ -11,9 +11,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from recnet_cli.batch import names_folder, parse_shard
 from recnet_cli.console import fail
 from recnet_cli.imaging import OUTPUT_EXTENSIONS
+from recnet_cli.inputs import parse_shard
+from recnet_cli.outputs import names_folder
 from recnet_cli.train.pairs import SPLITS
 
 

@@ -15,23 +15,13 @@ import typer
 
 from recnet_cli import console
 from recnet_cli.batch import (
-    NO_STANDARD_STREAMS,
-    Job,
     Outcome,
     Stages,
     Summary,
-    earlier_outputs,
-    find_sources,
     gpu_lane_depth,
     interrupted_summary,
-    misnamed_output_folder,
-    names_folder,
-    names_image_file,
-    output_taken_as_folder,
-    plan_jobs,
     plan_outcomes,
     run_jobs,
-    take_shard,
 )
 from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops
@@ -49,7 +39,17 @@ from recnet_cli.imaging import (
     read_photo,
     written_by_recnet,
 )
+from recnet_cli.inputs import NO_STANDARD_STREAMS, find_sources, take_shard
 from recnet_cli.options import parse_tile, shard_part
+from recnet_cli.outputs import (
+    Job,
+    earlier_outputs,
+    misnamed_output_folder,
+    names_folder,
+    names_image_file,
+    output_taken_as_folder,
+    plan_jobs,
+)
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: imported where a model is loaded, not here (see cli.py).
 if TYPE_CHECKING:

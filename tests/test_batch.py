@@ -9,31 +9,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recnet_cli import batch, imaging
+from recnet_cli import imaging, inputs
 from recnet_cli.batch import (
     IN_FLIGHT_BYTES_PER_PIXEL,
     IN_FLIGHT_MEMORY_SHARE,
-    Job,
     Outcome,
     Stages,
     Summary,
-    Unmatched,
-    earlier_outputs,
-    find_sources,
     gpu_lane_depth,
-    misnamed_output_folder,
-    names_image_file,
     output_folder_problem,
-    output_taken_as_folder,
-    parse_shard,
-    pattern_base,
-    plan_jobs,
     plan_outcomes,
     refusal,
     run_jobs,
-    take_shard,
 )
 from recnet_cli.imaging import ImageWriteError, write_rgb8
+from recnet_cli.inputs import Unmatched, find_sources, parse_shard, pattern_base, take_shard
+from recnet_cli.outputs import (
+    Job,
+    earlier_outputs,
+    misnamed_output_folder,
+    names_image_file,
+    output_taken_as_folder,
+    plan_jobs,
+)
 
 
 @pytest.fixture
@@ -78,9 +76,9 @@ def test_a_folder_with_images_is_not_walked_below_without_recursive(
 ) -> None:
     """The hint for a folder without images walked every folder's whole tree (a photo library's)."""
     walks: list[bool] = []
-    real = batch.visible_files
+    real = inputs.visible_files
     monkeypatch.setattr(
-        batch, "visible_files", lambda folder, recursive: walks.append(recursive) or real(folder, recursive)
+        inputs, "visible_files", lambda folder, recursive: walks.append(recursive) or real(folder, recursive)
     )
     sources, _ = find_sources([str(shots)])
     assert names(sources) == ["a.jpg", "b.PNG"] and walks == [False]

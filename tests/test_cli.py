@@ -34,11 +34,12 @@ from typer.testing import CliRunner
 
 from recnet_cli import batch, cli, click_classes, console, engine, entry, icc, imaging, runner
 from recnet_cli.autostrength import StrengthCalibration
-from recnet_cli.batch import Job, Summary
+from recnet_cli.batch import Summary
 from recnet_cli.cli import app
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import OUTPUT_EXTENSIONS, Photo
 from recnet_cli.model import RECNet
+from recnet_cli.outputs import Job
 from recnet_cli.runner import finish, run_batch
 from recnet_cli.train import loop
 from recnet_cli.train.data import read_rgb

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from rich.progress import Progress
 
-from recnet_cli.batch import Job, Outcome, Summary
+from recnet_cli.batch import Outcome, Summary
 from recnet_cli.console import (
     BatchProgress,
     Eta,
@@ -18,6 +18,7 @@ from recnet_cli.console import (
     print_summary,
     progress_bar,
 )
+from recnet_cli.outputs import Job
 
 
 def job(name: str) -> Job:

@@ -1413,7 +1413,8 @@ import json, sys
 sys.modules["pillow_heif"] = None  # as if it were not installed
 from pathlib import Path
 from recnet_cli import icc, imaging
-from recnet_cli.batch import find_sources, plan_jobs
+from recnet_cli.inputs import find_sources
+from recnet_cli.outputs import plan_jobs
 try:
     imaging.read_photo(Path({str(tmp_path / "IMG_0002.HEIC")!r}))
     error = None
@@ -1453,7 +1454,8 @@ def test_a_broken_pillow_heif_fails_heif_files_alone(tmp_path: Path) -> None:
 import json
 from pathlib import Path
 from recnet_cli import icc, imaging
-from recnet_cli.batch import find_sources, plan_jobs
+from recnet_cli.inputs import find_sources
+from recnet_cli.outputs import plan_jobs
 photo = imaging.read_photo(Path({str(tmp_path / "a.jpg")!r}))
 errors = []
 for attempt in (
@@ -2365,7 +2367,7 @@ def test_a_jpeg_cut_short_by_a_full_disk_is_a_write_error_not_a_finished_file(tm
 
 
 def test_images_recnet_writes_bear_its_mark_where_the_file_system_keeps_one(tmp_path, monkeypatch):
-    # What tells recnet's earlier outputs in an output folder from a user's own photos (batch.Job.unmarked)
+    # What tells recnet's earlier outputs in an output folder from a user's own photos (outputs.Job.unmarked)
     mine = tmp_path / "mine.jpg"
     Image.new("RGB", (8, 8)).save(mine)
     written = tmp_path / "written.png"

@@ -17,8 +17,9 @@ import pytest
 from conftest import make_photo, run
 from PIL import Image
 
-from recnet_cli.batch import Job, Outcome, Summary
+from recnet_cli.batch import Outcome, Summary
 from recnet_cli.imaging import ImageWriteError
+from recnet_cli.outputs import Job
 from recnet_cli.viz.report import (
     FAILED_THIS_RUN,
     LOCK_NAME,

@@ -9,14 +9,7 @@ import pytest
 import torch
 from random_models import random_image, random_model
 
-from recnet_cli.engine import (
-    CPU_TILE,
-    GPU_TILE,
-    Corrector,
-    auto_tile,
-    map_storage,
-    tiled_on_device_bytes,
-)
+from recnet_cli.engine import CPU_TILE, GPU_TILE, Corrector, auto_tile, map_storage, tiled_on_device_bytes
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
 from recnet_cli.tiling import (

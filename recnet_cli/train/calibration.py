@@ -19,13 +19,7 @@ import numpy as np
 from recnet_cli.autostrength import CalibrationSample, StrengthCalibration, fit_calibration
 from recnet_cli.engine import Corrector
 from recnet_cli.metrics import MAX_PSNR
-from recnet_cli.train.data import (
-    ValidationPair,
-    pair_validation,
-    photo_validation,
-    split_pairs,
-    split_photos,
-)
+from recnet_cli.train.data import ValidationPair, pair_validation, photo_validation, split_pairs, split_photos
 from recnet_cli.train.pairs import ImagePair
 from recnet_cli.train.synthesis import MODES, DegradationConfig
 

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from recnet_cli.batch import Source, unique_sources
 from recnet_cli.imaging import PhotoFileError, fit_size, read_photo, write_rgb8
+from recnet_cli.inputs import Source, unique_sources
 from recnet_cli.metrics import SSIM_WINDOW, to_uint8
 from recnet_cli.train.pairs import ImagePair, list_images
 from recnet_cli.train.synthesis import DegradationConfig, degrade, sample_exposure

@@ -31,14 +31,7 @@ from recnet_cli.files import error_line, file_kind, nearest_existing
 from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
-from recnet_cli.train.data import (
-    Prefetcher,
-    SampleSource,
-    ValidationPair,
-    list_photos,
-    pair_data,
-    photo_data,
-)
+from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, list_photos, pair_data, photo_data
 from recnet_cli.train.losses import RecnetLoss, build_loss
 from recnet_cli.train.pairs import ImagePair, chosen_pairs, data_source_problem, not_a_folder
 from recnet_cli.train.run_folder import (

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recnet_cli.batch import images_below, is_image, other_files, visible_files
+from recnet_cli.inputs import images_below, is_image, other_files, visible_files
 
 SPLITS = ("train", "test", "valid")
 LCDP_FOLDERS = {

@@ -1,0 +1,177 @@
+"""Finding a batch's inputs: image files named one by one, in folders (optionally recursive) or by glob
+patterns, each photo once, and a deterministic share of them for ``--shard``."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+from recnet_cli.imaging import IMAGE_EXTENSIONS, READABLE
+
+T = TypeVar("T")
+
+# What ``-`` (standard input or output, to other tools) is told; a file named ``-`` is read as any other.
+NO_STANDARD_STREAMS = "recnet reads and writes photo files, not standard input or output"
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input image and its path relative to the folder it was found in (for mirroring); ``aliases``: other
+    names it was given under (links to it, or it a link), corrected once under ``path``."""
+
+    path: Path
+    relative: Path
+    from_folder: bool = False
+    aliases: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """An input that gave no image: a missing path, an empty folder, a pattern that matched none."""
+
+    input: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.input or repr(self.input)}: {self.reason}"
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def visible_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The files in ``folder`` (and with ``recursive`` in its sub-folders, linked ones too, each folder
+    once), sorted, leaving out hidden files and everything in hidden folders (such as a report's
+    ``.recnet-report/``); folders that cannot be read give nothing."""
+    files: list[Path] = []
+    walked: set[tuple[int, int] | Path] = set()
+    for root, folders, names in os.walk(folder, followlinks=True):
+        identity = file_identity(Path(root))
+        if identity in walked:  # a link back to a folder above, or a second link to one
+            folders.clear()
+            continue
+        walked.add(identity)
+        # In name order, so that of two links to one folder the same is walked every time (--shard)
+        folders[:] = sorted(name for name in folders if not name.startswith(".")) if recursive else []
+        files.extend(Path(root, name) for name in names if not name.startswith("."))
+    return sorted(path for path in files if path.is_file())
+
+
+def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Source], list[Unmatched]]:
+    """Expands files, folders and globs into images; also returns the inputs that gave none, and why."""
+    sources: list[Source] = []
+    missing: list[Unmatched] = []
+    for text in inputs:
+        path = Path(text)
+        if not text:  # Path("") is the current folder
+            found, reason = [], "an empty name is no file or folder"
+        elif os.path.isdir(path):  # os.path's tests say False for a name too long; Path's raise
+            files = visible_files(path, recursive)
+            found = [Source(p, p.relative_to(path), from_folder=True) for p in files if is_image(p)]
+            # Only then: the hint walks the sub-folders, a photo library's whole tree
+            reason = "" if found else "no images in this folder" + folder_hint(path, files, recursive)
+        elif os.path.exists(path):
+            found = [Source(path, Path(path.name))]
+        elif glob.has_magic(text):
+            # recursive: ** matches any depth of sub-folders, with or without -r
+            files = [p for p in sorted(map(Path, glob.glob(text, recursive=True))) if p.is_file()]
+            base = pattern_base(path)
+            found = [Source(p, pattern_relative(p, base), from_folder=True) for p in files if is_image(p)]
+            reason = "no images match this pattern" + other_files(files)
+        elif text == "-":
+            found, reason = [], f"{NO_STANDARD_STREAMS}; save the photo to a file first"
+        else:
+            found, reason = [], "no such file or folder"
+        if not found:
+            missing.append(Unmatched(text, reason))
+        sources.extend(found)
+    return unique_sources(sources), missing
+
+
+def pattern_base(pattern: Path) -> Path:
+    """The folder a glob pattern starts from: its parts before the first with a wildcard."""
+    fixed = []
+    for part in pattern.parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed)
+
+
+def pattern_relative(path: Path, base: Path) -> Path:
+    """A pattern's match below the pattern's fixed start, which an output folder mirrors (its name alone
+    where the pattern climbs with ``..``)."""
+    relative = path.relative_to(base)
+    return Path(path.name) if ".." in relative.parts else relative
+
+
+def folder_hint(folder: Path, files: Sequence[Path], recursive: bool) -> str:
+    """Why a folder gave no image: its images are in sub-folders, or its files are of other types."""
+    if not recursive and images_below(folder):
+        return " (its sub-folders have some: add --recursive)"
+    return other_files(files)
+
+
+def images_below(folder: Path) -> int:
+    """The images in ``folder``'s sub-folders, at any depth (not those in the folder itself)."""
+    return sum(is_image(path) and path.parent != folder for path in visible_files(folder, recursive=True))
+
+
+def other_files(files: Sequence[Path]) -> str:
+    """`` (3 other files: .nef, .txt; recnet reads ...)`` when ``files`` are there but none is an image."""
+    counts = Counter(p.suffix.lower() or "no extension" for p in files if not p.name.startswith("."))
+    if not counts:
+        return ""
+    total = sum(counts.values())
+    kinds = ", ".join(kind for kind, _ in counts.most_common(3)) + (", ..." if len(counts) > 3 else "")
+    return f" ({total} other file{'s' if total > 1 else ''}: {kinds}; {READABLE})"
+
+
+def file_identity(path: Path) -> tuple[int, int] | Path:
+    """What makes two names one file: its device and inode (a symbolic or a hard link shares them), or its
+    resolved path where it cannot be read."""
+    try:
+        status = path.stat()
+    except OSError:
+        return path.resolve()
+    return status.st_dev, status.st_ino
+
+
+def unique_sources(sources: Iterable[Source]) -> list[Source]:
+    """Each file once, under the first name it was given; a later different name for it (a symbolic or
+    hard link) is kept among its ``aliases``."""
+    first: dict[tuple[int, int] | Path, int] = {}
+    unique: list[Source] = []
+    for source in sources:
+        key = file_identity(source.path)
+        if key not in first:
+            first[key] = len(unique)
+            unique.append(source)
+            continue
+        kept = unique[first[key]]
+        names = {os.path.abspath(path) for path in (kept.path, *kept.aliases)}
+        if os.path.abspath(source.path) not in names:
+            unique[first[key]] = replace(kept, aliases=(*kept.aliases, source.path))
+    return unique
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' (1 <= K <= N) as (K, N); raises ValueError with a one-line reason."""
+    part, _, total = text.partition("/")
+    # ASCII digits only: int() takes a full-width one, which a shard number typed by mistake should not be
+    digits = all(number.isascii() and number.isdigit() for number in (part, total))
+    if not (digits and 1 <= int(part) <= int(total)):
+        raise ValueError(f"--shard {text}: use K/N with 1 <= K <= N, e.g. 2/8")
+    return int(part), int(total)
+
+
+def take_shard(items: Sequence[T], shard: tuple[int, int]) -> list[T]:
+    """Every N-th item starting at the K-th: N machines given the same inputs split them with no overlap."""
+    part, total = shard
+    return list(items[part - 1 :: total])

@@ -1,0 +1,252 @@
+"""Naming a batch's outputs and planning its jobs: where each input's corrected image (and companions)
+go, and the outputs refused before any photo is read (an input's own file, one output for two inputs, a
+format recnet cannot write, a folder that cannot take files)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recnet_cli.files import describe_os_error, file_kind, nearest_existing, special_file_kind, special_input
+from recnet_cli.imaging import (
+    HEIF_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    OUTPUT_CHOICES,
+    READABLE,
+    conversion_needed,
+    enable_heif,
+    names_unsupported_image,
+)
+from recnet_cli.inputs import Source
+
+# What recnet names the files it writes beside a photo: <stem><suffix>.<ext> (correct: _recnet, mask:
+# _mask; explain writes <stem>_explain.png), and companions <output stem>_<tag>.png.
+CORRECT_SUFFIX, MASK_SUFFIX, EXPLAIN_SUFFIX = "_recnet", "_mask", "_explain"
+COMPANION_TAGS = ("mask", "features", "raw")
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    target: Path
+    problem: str | None = None  # set when the job must not run (e.g. it would overwrite its input)
+    companions: tuple[Path, ...] = ()  # extra files written beside the target (mask pictures)
+    # Outputs that are images found among the inputs, passed over as recnet's earlier outputs, that do not
+    # bear recnet's mark (imaging.written_by_recnet): a user's own photos, which --overwrite must not replace
+    unmarked: tuple[Path, ...] = ()
+
+    @property
+    def outputs(self) -> tuple[Path, ...]:
+        return (self.target, *self.companions)
+
+
+def side_path(target: Path, tag: str) -> Path:
+    """A companion file beside an output: photo.jpg -> photo_<tag>.png."""
+    return target.with_name(f"{target.stem}_{tag}.png")
+
+
+def earlier_outputs(
+    sources: Sequence[Source], output: str | os.PathLike[str] | None, suffix: str
+) -> list[Source]:
+    """The images found in folders or by patterns that recnet itself wrote, on an earlier run: those named
+    as recnet names what it writes beside another image found there (photo_recnet.jpg, photo_mask.png,
+    photo_recnet_mask.png or photo_explain.png beside photo.jpg; ``suffix`` is this run's), and those in
+    an output folder inside the input folder. Files named one by one are never among them."""
+    tags = ("", *(f"_{tag}" for tag in COMPANION_TAGS))
+    endings = {name + tag for name in (suffix, CORRECT_SUFFIX, MASK_SUFFIX) for tag in tags if name + tag}
+    endings.add(EXPLAIN_SUFFIX)
+    stems = {(source.path.parent, source.path.stem) for source in sources}
+    inner_output = Path(output).resolve() if output is not None and os.path.isdir(output) else None
+
+    def looks_like_earlier_output(source: Source) -> bool:
+        path = source.path
+        # The folder (or pattern's fixed start) it was found in, ``relative`` being the rest of its path.
+        root = Path(os.path.abspath(path)).parents[len(source.relative.parts) - 1].resolve()
+        inside_output = inner_output is not None and inner_output in path.resolve().parents
+        if inside_output and root in inner_output.parents:
+            return True
+        named_after = (path.stem[: -len(ending)] for ending in endings if path.stem.endswith(ending))
+        return any((path.parent, stem) in stems for stem in named_after)
+
+    return [source for source in sources if source.from_folder and looks_like_earlier_output(source)]
+
+
+def names_folder(output: str | os.PathLike[str]) -> bool:
+    """Whether -o names a folder whatever its extension: one that exists, or a name typed with a trailing
+    slash (``fixed.jpg/``), as ``output`` keeps it when it is the text typed (a Path drops the slash)."""
+    return os.path.basename(output) in ("", ".") or os.path.isdir(output)
+
+
+def names_image_file(output: str | os.PathLike[str] | None) -> bool:
+    """Whether -o names an image file: an image extension, and not a folder (see ``names_folder``)."""
+    return output is not None and not names_folder(output) and Path(output).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def single_output_file(sources: Sequence[Source], output: str | os.PathLike[str] | None) -> bool:
+    """Whether ``output`` is the output file itself: one file named as the input, -o naming an image."""
+    return len(sources) == 1 and not sources[0].from_folder and names_image_file(output)
+
+
+def misnamed_output_folder(sources: Sequence[Source], output: str | os.PathLike[str] | None) -> str | None:
+    """Why -o cannot be the folder the outputs go in: named like an image file, while several images, or
+    images from a folder or pattern, are written into a folder (an existing folder named like an image is
+    used as it is); or a file (or device) that exists."""
+    if output is None or single_output_file(sources, output) or not sources:
+        return None
+    if not names_image_file(output):
+        if os.path.exists(output) and not os.path.isdir(output):
+            return f"-o {output} is {file_kind(output)}, not a folder to put the outputs in"
+        return None
+    given = f"the inputs give {len(sources)} images" if len(sources) > 1 else "a folder or pattern is given"
+    return (
+        f"-o {output} names one image file, but {given}: name a folder, such as -o "
+        f"{Path(output).with_suffix('')}"
+    )
+
+
+def output_taken_as_folder(sources: Sequence[Source], output: str | os.PathLike[str] | None) -> str | None:
+    """For one photo and an -o that does not exist, with an extension but not an image's (a typo such as
+    fixed.jgp) and no trailing slash (which says folder): that it is taken as a folder; else None."""
+    if output is None or names_folder(output) or os.path.exists(output) or names_image_file(output):
+        return None
+    suffix = Path(output).suffix
+    if not suffix or len(sources) != 1 or sources[0].from_folder:
+        return None
+    return f"-o {output}: {suffix} is not an image extension, so it is taken as a folder"
+
+
+def plan_jobs(
+    sources: Sequence[Source],
+    output: str | os.PathLike[str] | None,
+    *,
+    suffix: str,
+    extension: str | None = None,
+    companions: Callable[[Path], tuple[Path, ...]] = lambda target: (),
+    unmarked: Collection[Path] = (),
+) -> list[Job]:
+    """Names each source's output; marks jobs that would overwrite an input or another job's output, and
+    outputs that are among ``unmarked`` (images passed over as recnet's that it did not write).
+
+    One file and an ``output`` with an image extension (and no trailing slash): that file. Otherwise
+    ``output`` is a folder that mirrors the inputs' sub-folders. Without ``output``, and where it puts an
+    output in its input's own folder: ``<stem><suffix><ext>`` beside each input.
+    """
+    single_target = single_output_file(sources, output)
+    inputs = {s.path.resolve() for s in sources}
+    claims = Claims()
+    unmarked_keys = {path.resolve() for path in unmarked}
+    jobs = []
+    for source in sources:
+        if single_target:
+            target = Path(output)
+        else:
+            ext = extension or source.path.suffix
+            target = source.path.with_name(f"{source.path.stem}{suffix}{ext}")
+            if output is not None:
+                mirrored = Path(output, source.relative.with_name(f"{source.relative.stem}{ext}"))
+                if mirrored.parent.resolve() != source.path.parent.resolve():
+                    target = mirrored
+        outputs = (target, *companions(target))
+        problems = (
+            conversion_needed(source.path),
+            unread_format(source.path),
+            input_kind_problem(source.path),
+            unwritable_format(target),
+            *(output_path_problem(path) for path in outputs),
+            *(target_problem(path, source.path, inputs, claims) for path in outputs),
+        )
+        kept = tuple(path for path in outputs if path.resolve() in unmarked_keys) if unmarked_keys else ()
+        jobs.append(Job(source.path, target, next((p for p in problems if p), None), outputs[1:], kept))
+    return jobs
+
+
+def unread_format(source: Path) -> str | None:
+    """Why a file named as an input is not read, going by its name: an image format recnet does not read
+    (.gif, .ico), so that it is not told to choose an output format first."""
+    if not names_unsupported_image(source):
+        return None
+    return f"{source.suffix} files are not read ({READABLE}): convert it first"
+
+
+def input_kind_problem(source: Path) -> str | None:
+    """Why an input is no photo to read, by its kind: a device (/dev/null) or a FIFO; said before what its
+    output's name lacks (``--ext`` for a name without an extension)."""
+    try:
+        return special_input(os.stat(source).st_mode)
+    except (OSError, ValueError):  # said when it is read
+        return None
+
+
+def unwritable_format(target: Path) -> str | None:
+    if target.suffix.lower() in HEIF_EXTENSIONS and (heif_broken := enable_heif()):
+        return f"cannot write HEIF: {heif_broken}, or choose another format with --ext ({OUTPUT_CHOICES})"
+    if target.suffix.lower() in IMAGE_EXTENSIONS:
+        return None
+    what = f"{target.suffix} files" if target.suffix else "a file without an extension"
+    return f"cannot write {what}: choose the output format with --ext ({OUTPUT_CHOICES})"
+
+
+def output_path_problem(path: Path) -> str | None:
+    """Why nothing can be written at ``path`` (a folder or a device there, a name too long), or None."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there yet (see ``folder_problem``)
+        return None
+    except OSError as exc:
+        return f"output {path}: {describe_os_error(exc)}"
+    if stat.S_ISDIR(mode):
+        return f"output {path} is a folder"
+    special = special_file_kind(mode)
+    return None if special is None else f"output {path} is {special}, not a file; refusing to replace it"
+
+
+@dataclass
+class Claims:
+    """The outputs of the jobs planned so far, and the folders they go in: each with the output (in the
+    folder) and its input."""
+
+    files: dict[Path, tuple[Path, Path]] = field(default_factory=dict)
+    folders: dict[Path, tuple[Path, Path]] = field(default_factory=dict)
+
+
+def target_problem(target: Path, source: Path, inputs: set[Path], claims: Claims) -> str | None:
+    """Why ``target`` cannot be written: it is an input, or another job's output, or the folder of one, or
+    inside one; else None, and it is claimed for ``source``."""
+    key = target.resolve()
+    if key in inputs:
+        return f"output {target} is an input file; refusing to overwrite it"
+    if key in claims.files:
+        return f"output {target} would also be written for {claims.files[key][1]}"
+    if key in claims.folders:
+        inside, other = claims.folders[key]
+        return f"output {target} would also be the folder of {inside}, the output of {other}"
+    if outer := next((claims.files[folder] for folder in key.parents if folder in claims.files), None):
+        return f"output {target} would go in {outer[0]}, which is the output of {outer[1]}"
+    claims.files[key] = (target, source)
+    for folder in key.parents:
+        claims.folders.setdefault(folder, (target, source))
+    return None
+
+
+def folder_problem(folder: Path, *, create: bool) -> str | None:
+    """Why ``folder`` cannot take outputs (a file in the way, a read-only card or share, no permission), or
+    None; with ``create``, makes it and its parents first, else checks the nearest one that exists."""
+    if os.path.islink(folder) and not os.path.exists(folder):
+        return f"cannot create folder {folder}: it is a link to nothing"
+    nearest = nearest_existing(folder)
+    if not nearest.is_dir():
+        return f"cannot create folder {folder}: {nearest} is {file_kind(nearest)}"
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"cannot create folder {folder}: {describe_os_error(exc)}"
+        nearest = folder
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        read_only = hasattr(os, "statvfs") and os.statvfs(nearest).f_flag & os.ST_RDONLY
+        why = "read-only file system" if read_only else "permission denied"
+        return f"cannot {'write in' if nearest == folder else 'create'} folder {folder}: {why}"
+    return None
