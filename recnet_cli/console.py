@@ -28,6 +28,7 @@ from rich.text import Text
 
 from recnet_cli.batch import Outcome, Summary
 from recnet_cli.outputs import Job
+from recnet_cli.wording import counted, listed
 
 if TYPE_CHECKING:  # these need PyTorch, which the commands import only when they run
     from recnet_cli.evaluate import EvalReport
@@ -73,11 +74,10 @@ def done(headline: str, details: str) -> None:
 
 
 def notice_passed_over(paths: list[Path]) -> None:
-    names = ", ".join(str(path) for path in paths[:3]) + (", ..." if len(paths) > 3 else "")
-    plural = "s" if len(paths) > 1 else ""
+    look = "looks" if len(paths) == 1 else "look"
     notice(
-        f"passed over {len(paths)} image{plural} that look{'' if plural else 's'} like recnet's outputs, by "
-        f"name or folder ({names}); name files one by one to include them"
+        f"passed over {counted(len(paths), 'image')} that {look} like recnet's outputs, by name or folder "
+        f"({listed([str(path) for path in paths])}); name files one by one to include them"
     )
 
 
@@ -87,7 +87,7 @@ def notice_aliases(pairs: list[tuple[Path, Path]]) -> None:
         ((alias, path),) = pairs
         notice(f"{alias}: the same file as {path} (by a link), corrected once under that name")
         return
-    shown = ", ".join(f"{alias} is {path}" for alias, path in pairs[:3]) + (", ..." if len(pairs) > 3 else "")
+    shown = listed([f"{alias} is {path}" for alias, path in pairs])
     notice(
         f"{len(pairs)} inputs are the same files as others given (by links), corrected once under the other "
         f"names: {shown}"
@@ -326,7 +326,7 @@ def models_table(entries: list[ModelEntry]) -> Table:
 def print_scores(report: EvalReport, model: str, amount: float | str) -> None:
     """``recnet eval``'s table: each pair's scores and strength (automatic strength), means in the footer."""
     count = len(report.scores)
-    table = Table(title=escape(f"{model} on {count} pair{'s' if count > 1 else ''}"), show_footer=True)
+    table = Table(title=escape(f"{model} on {counted(count, 'pair')}"), show_footer=True)
     table.add_column("image", footer="mean")
     for name, mean in (
         ("PSNR dB", report.mean("psnr")),

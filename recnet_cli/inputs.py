@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from recnet_cli.imaging import IMAGE_EXTENSIONS, READABLE
+from recnet_cli.wording import counted, listed
 
 T = TypeVar("T")
 
@@ -129,8 +130,8 @@ def other_files(files: Sequence[Path]) -> str:
     if not counts:
         return ""
     total = sum(counts.values())
-    kinds = ", ".join(kind for kind, _ in counts.most_common(3)) + (", ..." if len(counts) > 3 else "")
-    return f" ({total} other file{'s' if total > 1 else ''}: {kinds}; {READABLE})"
+    kinds = listed([kind for kind, _ in counts.most_common()])
+    return f" ({counted(total, 'other file')}: {kinds}; {READABLE})"
 
 
 def file_identity(path: Path) -> tuple[int, int] | Path:

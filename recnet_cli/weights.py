@@ -60,6 +60,7 @@ from recnet_cli.files import (
     naming_the_file,
     nearest_existing,
 )
+from recnet_cli.wording import counted, listed, plural
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
 # the functions that build or read tensors import it when called.
@@ -221,8 +222,7 @@ def model_files_hint(folder: Path, shown: int = 3) -> str:
         names = sorted(path.name for path in folder.iterdir() if path.suffix.lower() in MODEL_SUFFIXES)
     except OSError:  # an unreadable folder: the error says enough without the hint
         return ""
-    more = ", ..." if len(names) > shown else ""
-    return f" (it holds {', '.join(names[:shown])}{more})" if names else ""
+    return f" (it holds {listed(names, shown)})" if names else ""
 
 
 def default_model() -> ModelLocation:
@@ -374,7 +374,7 @@ def hub_error(ref: HubRef, error: Exception, chatter: HubChatter) -> WeightsErro
         )
     failure = hub_failure(ref, error)
     if chatter.retries:
-        return type(failure)(f"{failure}; retried {chatter.retries} time{'s' if chatter.retries > 1 else ''}")
+        return type(failure)(f"{failure}; retried {counted(chatter.retries, 'time')}")
     return failure
 
 
@@ -692,7 +692,7 @@ def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], labe
 def describe_keys(kind: str, keys: list[str], shown: int = 3) -> str:
     """``missing key a`` / ``missing keys a, b, c (and 4 more)``."""
     more = f" (and {len(keys) - shown} more)" if len(keys) > shown else ""
-    return f"{kind} key{'s' if len(keys) > 1 else ''} {', '.join(keys[:shown])}{more}"
+    return f"{kind} {plural('key', len(keys))} {', '.join(keys[:shown])}{more}"
 
 
 def read_card(model_path: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from PIL import Image
 
 from recnet_cli.files import first_line
 from recnet_cli.imaging.errors import ImageWriteError
+from recnet_cli.wording import in_words
 
 HEIF_EXTENSIONS = (".heic", ".heif", ".hif")
 HEIF_SUPPORTED = importlib.util.find_spec("pillow_heif") is not None
@@ -44,11 +45,6 @@ FORMAT_NAMES = {
     "AVIF": ("AVIF", "avif"),
     "HEIF": ("HEIF", "heic"),
 }
-
-
-def in_words(items: list[str], conjunction: str) -> str:
-    """'a, b and c'; 'a'."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
 
 
 _FORMATS = list(dict.fromkeys(_FORMAT_BY_EXTENSION.values()))

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from recnet_cli.imaging.colour import colour_loss_notice
-from recnet_cli.imaging.formats import ALPHA_FORMATS, FORMAT_NAMES, METADATA_FORMATS, in_words
+from recnet_cli.imaging.formats import ALPHA_FORMATS, FORMAT_NAMES, METADATA_FORMATS
 from recnet_cli.imaging.metadata import exif_holds_resolution, left_out, metadata_blocks
 from recnet_cli.imaging.photo import Photo
+from recnet_cli.wording import in_words
 
 
 def metadata_loss_notice(photo: Photo, output_format: str) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from recnet_cli.imaging.formats import in_words
+from recnet_cli.wording import in_words
 
 
 @dataclass(frozen=True)

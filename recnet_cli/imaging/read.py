@@ -51,6 +51,7 @@ from recnet_cli.imaging.formats import (
 from recnet_cli.imaging.metadata import intact, iptc_record, portable_exif, source_dpi, xmp_packets
 from recnet_cli.imaging.photo import Photo
 from recnet_cli.imaging.pixels import ORIENTATIONS, quantise, unit_floats
+from recnet_cli.wording import counted
 
 # Pillow refuses images over twice MAX_IMAGE_PIXELS (179 MP) as possible decompression bombs, but a 240 MP
 # pixel-shift photo or a stitched panorama is no bomb, and the model runs at any size. recnet refuses
@@ -173,7 +174,7 @@ def _tiff_pixel_type(tags: TiffImagePlugin.ImageFileDirectory_v2) -> str | None:
     extras = list(tags.get(EXTRASAMPLES, ()))
     alpha = extras[:1] in ([1], [2])  # the first extra channel is alpha (associated or not)
     others = len(extras) - alpha
-    extra = ["alpha"] * alpha + [f"{others} other channel{'s' * (others > 1)}"] * (others > 0)
+    extra = ["alpha"] * alpha + [counted(others, "other channel")] * (others > 0)
     byte_order = " big-endian" if bits[0] > 8 and tags.prefix == b"MM" else ""
     return f"{bits[0]}-bit{byte_order}{number} {colour}" + (f" with {' and '.join(extra)}" if extra else "")
 

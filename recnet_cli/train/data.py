@@ -25,6 +25,7 @@ from recnet_cli.inputs import Source, unique_sources
 from recnet_cli.metrics import SSIM_WINDOW, to_uint8
 from recnet_cli.train.pairs import ImagePair, list_images
 from recnet_cli.train.synthesis import DegradationConfig, degrade, sample_exposure
+from recnet_cli.wording import counted
 
 VALIDATION_SEED = 20240
 HOLDOUT_FRACTION = 0.1
@@ -321,7 +322,7 @@ def pair_data(
         count, targets = len(pairs), len({pair.target.name for pair in pairs})
         raise ImageFileError(
             f"{name}: need pairs with at least 2 different ground truths (training and validation), found "
-            f"{count} pair{'s' * (count != 1)}, with {targets} ground truth{'s' * (targets != 1)}"
+            f"{counted(count, 'pair')}, with {counted(targets, 'ground truth')}"
         )
     description = f"{len(train_pairs)} image pairs from {name} ({len(val_pairs)} held out for validation)"
     source = PairSource(load_pairs(train_pairs, crop, max_side), crop, seed, description)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recnet_cli.inputs import images_below, is_image, other_files, visible_files
+from recnet_cli.wording import listed
 
 SPLITS = ("train", "test", "valid")
 LCDP_FOLDERS = {
@@ -170,5 +171,5 @@ def check_partners(unmatched: Iterable[str], folder: Path, partner_folder: Path)
     """Raises listing the first few file names in ``folder`` that have no partner in ``partner_folder``."""
     names = sorted(unmatched)
     if names:
-        shown = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
+        shown = listed(names, SHOWN_NAMES)
         raise PairingError(f"{folder}: {len(names)} image(s) without a partner in {partner_folder}: {shown}")

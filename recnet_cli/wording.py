@@ -1,0 +1,25 @@
+"""How messages list and count things."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def in_words(items: Sequence[str], conjunction: str) -> str:
+    """'a, b and c'; 'a'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+
+
+def listed(items: Sequence[str], shown: int = 3) -> str:
+    """'a, b, c, ...': the first ``shown`` items, and an ellipsis where there are more."""
+    return ", ".join(items[:shown]) + (", ..." if len(items) > shown else "")
+
+
+def plural(noun: str, count: int) -> str:
+    """The noun as it goes with ``count``: 'pair' for one, 'pairs' for none or several."""
+    return noun if count == 1 else noun + "s"
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 pair', '3 pairs'."""
+    return f"{count} {plural(noun, count)}"

@@ -1,0 +1,19 @@
+"""How messages list and count things."""
+
+from __future__ import annotations
+
+from recnet_cli.wording import counted, in_words, listed, plural
+
+
+def test_lists_name_the_first_items_and_mark_the_rest() -> None:
+    assert listed(["a"]) == "a"
+    assert listed(["a", "b", "c"]) == "a, b, c"
+    assert listed(["a", "b", "c", "d"]) == "a, b, c, ..."
+    assert listed(["a", "b", "c"], shown=2) == "a, b, ..."
+    assert in_words(["JPEG"], "or") == "JPEG"
+    assert in_words(["JPEG", "PNG", "TIFF"], "and") == "JPEG, PNG and TIFF"
+
+
+def test_counts_take_the_plural_for_none_and_several() -> None:
+    assert [counted(count, "pair") for count in (0, 1, 2)] == ["0 pairs", "1 pair", "2 pairs"]
+    assert plural("key", 1) == "key" and plural("key", 3) == "keys"
