@@ -18,7 +18,7 @@ from typing import Any
 
 from recnet_cli.files import input_file_problem
 from recnet_cli.hostmemory import available_host_memory
-from recnet_cli.imaging import OutputExistsError
+from recnet_cli.imaging import OutputExistsError, written_by_recnet
 from recnet_cli.inputs import Unmatched
 from recnet_cli.outputs import Job, folder_problem
 
@@ -192,7 +192,8 @@ def run_jobs(
     behind as far as its ``depth`` says (more overlap, more memory; see ``run_lane``). An error
     that every later job would meet too (a full disk) stops the batch: the jobs not started are "not run".
     An output that appears while the batch runs counts as one that was there before: the writers keep it
-    without ``overwrite`` (OutputExistsError), and the job is failed, or skipped, as ``existing_output`` says.
+    without ``overwrite`` (OutputExistsError), and the job is failed, or skipped, as ``existing_output`` says;
+    with ``overwrite``, one that recnet did not write is looked for again just before the job writes.
     """
     summary = Summary()
     started = time.perf_counter()
@@ -216,10 +217,13 @@ def run_jobs(
             record(refused)
     queue = JobQueue(runnable)
     if len(lanes) == 1:
-        run_lane(lanes[0], queue, record, handled, skip_existing)
+        run_lane(lanes[0], queue, record, handled, overwrite, skip_existing)
     else:
         with ThreadPoolExecutor(len(lanes), "recnet-lane") as pool:
-            futures = [pool.submit(run_lane, lane, queue, record, handled, skip_existing) for lane in lanes]
+            futures = [
+                pool.submit(run_lane, lane, queue, record, handled, overwrite, skip_existing)
+                for lane in lanes
+            ]
             try:
                 for future in as_completed(futures):
                     future.result()
@@ -242,6 +246,7 @@ def run_lane(
     queue: JobQueue,
     record: Callable[[Outcome], None],
     handled: tuple[type[Exception], ...],
+    overwrite: bool,
     skip_existing: bool,
 ) -> None:
     """Runs jobs from ``queue`` until it is empty, reading up to ``stages.depth`` inputs ahead and writing
@@ -259,9 +264,8 @@ def run_lane(
     ) -> None:
         """Writes, then records the outcome once the earlier write's is recorded; sets ``own`` after."""
         try:
-            outcome = finished(
-                job, started, partial(stages.write, job, data, computed), handled, skip_existing
-            )
+            write = partial(stages.write, job, data, computed)
+            outcome = finished(job, started, write, handled, overwrite, skip_existing)
             earlier.wait()  # at most ``depth`` writes run, each in its own thread
             record(outcome)
         finally:
@@ -307,38 +311,50 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
 
     Commands write a job's companions before its target, so a target that exists marks a finished job,
     which ``skip_existing`` passes over. Companions without their target may be what a run that stopped
-    part way left, or a user's files: only ``overwrite`` replaces them, and not an image found among the
-    inputs that recnet did not write (``Job.unmarked``).
+    part way left, or a user's files: only ``overwrite`` replaces them. Even ``overwrite`` replaces only
+    what recnet wrote, and the file -o names (see ``foreign``).
     """
     if job.problem:
         return Outcome(job, "failed", job.problem)
     existing = [path for path in job.outputs if os.path.lexists(path)]  # a dangling link is kept too
-    if not existing or (overwrite and not job.unmarked):
+    if not existing:
         return None
-    if overwrite:
-        return Outcome(job, "failed", f"{unmarked_reason(job.unmarked[0])}: not replacing it; {ELSEWHERE}")
-    return existing_output(job, existing[0], skip_existing)
+    if not overwrite:
+        return existing_output(job, existing[0], skip_existing)
+    kept = next((path for path in existing if foreign(job, path)), None)
+    return (
+        None
+        if kept is None
+        else Outcome(job, "failed", f"{foreign_reason(kept)}: not replacing it; {ELSEWHERE}")
+    )
 
 
 ELSEWHERE = "choose another -o, or move it away"
 
 
-def unmarked_reason(path: Path) -> str:
-    """Why an output that is an image found among the inputs, without recnet's mark, is not replaced."""
-    mark = "a photo of yours, or a copy: it lacks recnet's mark"
+def foreign(job: Job, path: Path) -> bool:
+    """Whether ``path``, an output of ``job`` that exists, lacks the mark on every image recnet writes
+    (``written_by_recnet``) and is not the file -o names: a photo of the user's that --overwrite must not
+    replace. Where the file system keeps no mark, nothing is foreign."""
+    return not (job.named and path == job.target) and written_by_recnet(path) is False
+
+
+def foreign_reason(path: Path) -> str:
+    mark = "a file of yours, or a copy: it lacks recnet's mark"
     return f"output {path} exists, and recnet did not write it ({mark})"
 
 
 def existing_output(job: Job, path: Path, skip_existing: bool) -> Outcome:
     """The outcome of a job whose output ``path`` exists and is kept (see ``refusal``)."""
-    if path in job.unmarked and not skip_existing:
-        return Outcome(job, "failed", f"{unmarked_reason(path)}: use --skip-existing, {ELSEWHERE}")
-    if path != job.target:
-        return Outcome(job, "failed", f"output {path} exists, but not {job.target} (use --overwrite)")
-    if skip_existing:
+    if path == job.target and skip_existing:
         lacking = tuple(companion for companion in job.companions if not os.path.lexists(companion))
         reason = f"output exists, without {', '.join(map(str, lacking))}" if lacking else "output exists"
         return Outcome(job, "skipped", reason, lacking=lacking)
+    if foreign(job, path):
+        remedy = "use --skip-existing, " if path == job.target else ""
+        return Outcome(job, "failed", f"{foreign_reason(path)}: {remedy}{ELSEWHERE}")
+    if path != job.target:
+        return Outcome(job, "failed", f"output {path} exists, but not {job.target} (use --overwrite)")
     return Outcome(job, "failed", f"output {path} exists (use --overwrite or --skip-existing)")
 
 
@@ -383,10 +399,15 @@ def finished(
     started: float,
     write: Callable[[], float],
     handled: tuple[type[Exception], ...],
+    overwrite: bool,
     skip_existing: bool,
 ) -> Outcome:
     """The outcome of a job once its last step, ``write``, returns the megapixels processed (or raises); an
-    output that turned out to exist is as one that existed before the batch (``existing_output``)."""
+    output that turned out to exist is as one that existed before the batch (see ``refusal``)."""
+    if overwrite and (
+        kept := refusal(job, overwrite, skip_existing)
+    ):  # a file of the user's, saved meanwhile
+        return kept
     try:
         processed = write()
     except OutputExistsError as exc:  # made by someone else while the batch ran

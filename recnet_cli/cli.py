@@ -31,6 +31,7 @@ from recnet_cli.inputs import Source
 from recnet_cli.options import (
     MODEL_FORMS,
     OPTIONS_WITH_RESUME,
+    BatchOverwriteOpt,
     DeviceOpt,
     DevicesOpt,
     DryRunOpt,
@@ -150,7 +151,7 @@ def correct(
     ] = 95,
     recursive: RecursiveOpt = False,
     skip_existing: SkipOpt = False,
-    overwrite: OverwriteOpt = False,
+    overwrite: BatchOverwriteOpt = False,
     save_mask: Annotated[
         bool, flag("--save-mask", help="Also write the exposure-mask picture beside each output.")
     ] = False,
@@ -390,7 +391,7 @@ def mask(
     ] = False,
     recursive: RecursiveOpt = False,
     skip_existing: SkipOpt = False,
-    overwrite: OverwriteOpt = False,
+    overwrite: BatchOverwriteOpt = False,
     shard: ShardOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,

@@ -224,6 +224,14 @@ RecursiveOpt = Annotated[
     ),
 ]
 OverwriteOpt = Annotated[bool, flag("--overwrite", help="Replace outputs that already exist.")]
+BatchOverwriteOpt = Annotated[
+    bool,
+    flag(
+        "--overwrite",
+        help="Replace outputs that already exist: images recnet wrote (they bear its mark) and the file "
+        "-o names, not photos of yours that have an output's name.",
+    ),
+]
 SkipOpt = Annotated[bool, flag("--skip-existing", help="Skip inputs whose output already exists.")]
 JsonOpt = Annotated[bool, flag("--json", help="Print a machine-readable summary on stdout.")]
 QuietOpt = Annotated[bool, flag("--quiet", "-q", help="No progress bar; only errors.")]

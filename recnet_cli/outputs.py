@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,9 +34,7 @@ class Job:
     target: Path
     problem: str | None = None  # set when the job must not run (e.g. it would overwrite its input)
     companions: tuple[Path, ...] = ()  # extra files written beside the target (mask pictures)
-    # Outputs that are images found among the inputs, passed over as recnet's earlier outputs, that do not
-    # bear recnet's mark (imaging.written_by_recnet): a user's own photos, which --overwrite must not replace
-    unmarked: tuple[Path, ...] = ()
+    named: bool = False  # the target is the file -o names, which --overwrite replaces whoever wrote it
 
     @property
     def outputs(self) -> tuple[Path, ...]:
@@ -125,10 +123,8 @@ def plan_jobs(
     suffix: str,
     extension: str | None = None,
     companions: Callable[[Path], tuple[Path, ...]] = lambda target: (),
-    unmarked: Collection[Path] = (),
 ) -> list[Job]:
-    """Names each source's output; marks jobs that would overwrite an input or another job's output, and
-    outputs that are among ``unmarked`` (images passed over as recnet's that it did not write).
+    """Names each source's output; marks jobs that would overwrite an input or another job's output.
 
     One file and an ``output`` with an image extension (and no trailing slash): that file. Otherwise
     ``output`` is a folder that mirrors the inputs' sub-folders. Without ``output``, and where it puts an
@@ -137,7 +133,6 @@ def plan_jobs(
     single_target = single_output_file(sources, output)
     inputs = {s.path.resolve() for s in sources}
     claims = Claims()
-    unmarked_keys = {path.resolve() for path in unmarked}
     jobs = []
     for source in sources:
         if single_target:
@@ -158,8 +153,8 @@ def plan_jobs(
             *(output_path_problem(path) for path in outputs),
             *(target_problem(path, source.path, inputs, claims) for path in outputs),
         )
-        kept = tuple(path for path in outputs if path.resolve() in unmarked_keys) if unmarked_keys else ()
-        jobs.append(Job(source.path, target, next((p for p in problems if p), None), outputs[1:], kept))
+        problem = next((p for p in problems if p), None)
+        jobs.append(Job(source.path, target, problem, outputs[1:], named=single_target))
     return jobs
 
 

@@ -37,7 +37,6 @@ from recnet_cli.imaging import (
     install_hint,
     names_unsupported_image,
     read_photo,
-    written_by_recnet,
 )
 from recnet_cli.inputs import NO_STANDARD_STREAMS, find_sources, take_shard
 from recnet_cli.options import parse_tile, shard_part
@@ -187,10 +186,7 @@ def collect_jobs(
         raise typer.Exit(1 if missing else 0)
     extension = extension or default_ext
     # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
-    unmarked = [source.path for source in passed_over if written_by_recnet(source.path) is False]
-    batch = plan_jobs(
-        sources, output, suffix=suffix, extension=extension, companions=companions, unmarked=unmarked
-    )
+    batch = plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions)
     jobs = batch if shard is None else take_shard(batch, shard_part(shard))
     return jobs, found, batch
 

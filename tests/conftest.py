@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"
     os.environ.setdefault("RECNET_TRITON_BLOCK", "4096")  # the interpreter is fastest on few large programs
 
+from recnet_cli.imaging.write import WRITTEN_MARK
 from recnet_cli.model import RECNet
 from recnet_cli.weights import save_model
 
@@ -78,6 +80,14 @@ def run(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subpro
     return subprocess.run(
         [RECNET, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
     )
+
+
+def as_recnet_wrote(path: Path) -> Path:
+    """Gives ``path`` the mark every image recnet writes bears (imaging.written_by_recnet), where the file
+    system keeps marks: a file made by the test stands for an earlier run's output."""
+    with contextlib.suppress(OSError):
+        os.setxattr(path, WRITTEN_MARK, b"1")
+    return path
 
 
 def make_photo(path: Path, size: tuple[int, int] = (72, 48), **save: object) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import as_recnet_wrote
 
 from recnet_cli import imaging, inputs
 from recnet_cli.batch import (
@@ -31,6 +32,7 @@ from recnet_cli.outputs import (
     names_image_file,
     output_taken_as_folder,
     plan_jobs,
+    side_path,
 )
 
 
@@ -233,6 +235,7 @@ def test_skip_existing_passes_over_finished_jobs_and_leaves_lone_companions_to_o
     finished, stopped, mask_added_later = (masked_job(tmp_path, name) for name in "abc")
     for path in (finished.target, *finished.companions, *stopped.companions, mask_added_later.target):
         path.write_bytes(b"earlier")
+        as_recnet_wrote(path)
     skipped = refusal(finished, overwrite=False, skip_existing=True)
     assert skipped == Outcome(finished, "skipped", "output exists")
     kept_without_mask = refusal(mask_added_later, overwrite=False, skip_existing=True)
@@ -254,26 +257,45 @@ def test_skip_existing_passes_over_finished_jobs_and_leaves_lone_companions_to_o
     assert refusal(stopped, overwrite=True, skip_existing=False) is None
 
 
-def test_an_image_found_among_the_inputs_that_recnet_did_not_write_is_never_replaced(tmp_path: Path) -> None:
-    # -o an existing folder of the user's own edits inside the input folder: its images are passed over as
-    # recnet's earlier outputs, and one has the name a photo's output would have
-    shots = touch(tmp_path / "shots", "a.jpg", "edited/a.jpg", "b.jpg", "edited/b.jpg")
-    sources, _ = find_sources([str(shots)], recursive=True)
-    passed_over = earlier_outputs(sources, shots / "edited", "")
-    assert [source.relative.as_posix() for source in passed_over] == ["edited/a.jpg", "edited/b.jpg"]
-    photos = [source for source in sources if source not in passed_over]
-    theirs = shots / "edited" / "a.jpg"  # b.jpg's bears recnet's mark, in this test
-    mine, written = plan_jobs(photos, shots / "edited", suffix="", unmarked=[theirs])
-    assert (mine.unmarked, written.unmarked) == ((theirs,), ())
-    because = f"output {theirs} exists, and recnet did not write it (a photo of yours, or a copy: it lacks "
+def test_overwrite_replaces_only_what_recnet_wrote_but_the_file_o_names(tmp_path: Path) -> None:
+    # -o an existing folder of the user's own edits, inside the input folder or not: one has the name a
+    # photo's output would have, another is a mask picture of theirs named as a companion
+    shots = touch(tmp_path / "shots", "a.jpg", "b.jpg", "c.jpg")
+    edited = touch(tmp_path, "edited/a.jpg", "edited/c_mask.png") / "edited"
+    as_recnet_wrote(touch(edited, "b.jpg") / "b.jpg")  # an earlier run's
+    if imaging.written_by_recnet(edited / "a.jpg") is None:
+        pytest.skip("this file system keeps no extended attributes")
+    sources, _ = find_sources([str(shots)])
+    mine, written, mask = plan_jobs(sources, edited, suffix="", companions=lambda t: (side_path(t, "mask"),))
+    because = "exists, and recnet did not write it (a file of yours, or a copy: it lacks recnet's mark)"
     assert refusal(mine, overwrite=True, skip_existing=False) == Outcome(
-        mine, "failed", f"{because}recnet's mark): not replacing it; choose another -o, or move it away"
+        mine,
+        "failed",
+        f"output {mine.target} {because}: not replacing it; choose another -o, or move it away",
     )
     assert refusal(mine, overwrite=False, skip_existing=False) == Outcome(
-        mine, "failed", f"{because}recnet's mark): use --skip-existing, choose another -o, or move it away"
+        mine,
+        "failed",
+        f"output {mine.target} {because}: use --skip-existing, choose another -o, or move it away",
     )
     assert refusal(mine, overwrite=False, skip_existing=True).status == "skipped"  # nothing is lost
     assert refusal(written, overwrite=True, skip_existing=False) is None
+    lone = f"output {mask.companions[0]} {because}"  # --skip-existing does not skip a job without its photo
+    for overwrite, skip_existing, remedy in (
+        (False, False, ""),
+        (False, True, ""),
+        (True, False, "not replacing it; "),
+    ):
+        assert refusal(mask, overwrite, skip_existing) == Outcome(
+            mask, "failed", f"{lone}: {remedy}choose another -o, or move it away"
+        )
+    # the file -o names is replaced whoever wrote it: the user asked for it by name
+    (named,) = plan_jobs(find_sources([str(shots / "a.jpg")])[0], edited / "c.jpg", suffix="")
+    touch(edited, "c.jpg")
+    assert named.named and refusal(named, overwrite=True, skip_existing=False) is None
+    assert refusal(named, overwrite=False, skip_existing=False).reason == (
+        f"output {edited / 'c.jpg'} exists (use --overwrite or --skip-existing)"
+    )
 
 
 def test_an_empty_input_name_is_not_taken_for_the_current_folder() -> None:
@@ -436,7 +458,7 @@ def test_an_output_typed_with_a_trailing_slash_is_a_folder_whatever_its_name(tmp
 def test_a_plan_says_what_a_run_would_do_and_creates_no_folder(tmp_path: Path) -> None:
     jobs = [
         Job(tmp_path / "a.jpg", tmp_path / "new" / "a.jpg"),
-        Job(tmp_path / "b.jpg", touch(tmp_path, "b_out.jpg") / "b_out.jpg"),
+        Job(tmp_path / "b.jpg", as_recnet_wrote(touch(tmp_path, "b_out.jpg") / "b_out.jpg")),
         Job(tmp_path / "c.jpg", tmp_path / "c_out.jpg", problem="c is refused"),
     ]
     assert [o.status for o in plan_outcomes(jobs, overwrite=False, skip_existing=True).outcomes] == [
@@ -574,6 +596,7 @@ def writing_stages(failing_stage: str | None = None, failing_name: str = "bad.jp
 def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_path: Path) -> None:
     existing = tmp_path / "kept.png"
     existing.write_bytes(b"precious")
+    as_recnet_wrote(existing)  # an earlier run's: --overwrite replaces it
     jobs = [
         Job(tmp_path / "bad.jpg", tmp_path / "bad_out.png"),
         Job(tmp_path / "good.jpg", tmp_path / "good_out.png"),
@@ -595,14 +618,15 @@ def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_pat
 def test_an_output_that_appears_during_the_batch_is_kept_as_one_there_before(
     tmp_path: Path, depth: int
 ) -> None:
-    # Checked for existence when the batch starts, the outputs appear before their job writes them (a user's
-    # edit, another run): the writers keep them and the job ends as if they had been there all along.
+    # Checked for existence when the batch starts, the outputs appear before their job writes them (another
+    # run's): the writers keep them and the job ends as if they had been there all along.
     jobs = [masked_job(tmp_path, name) for name in ("photo", "mask", "free")]
 
     def write(job: Job, name: str, data: bytes) -> float:
         appearing = {"photo": job.target, "mask": job.companions[0]}.get(job.source.stem)
         if appearing is not None:
             appearing.write_bytes(b"MY EDIT")
+            as_recnet_wrote(appearing)  # another run's; a user's is refused otherwise (test_overwrite_…)
         for path in (*job.companions, job.target):  # as the commands write them: the photo last
             write_rgb8(path, np.zeros((2, 2, 3), np.uint8), overwrite=False)
         return 1.0

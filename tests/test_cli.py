@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 import typer
-from conftest import RECNET, make_photo, run
+from conftest import RECNET, as_recnet_wrote, make_photo, run
 from fake_hub import FakeHub
 from PIL import Image, ImageCms
 from rich.console import Console
@@ -303,10 +303,11 @@ def test_a_multi_page_tiff_is_corrected_from_its_first_page_with_a_notice(
         assert written.n_frames == 1 and written.size == (72, 48)
 
 
-def test_overwrite_replaces_recnet_s_earlier_outputs_in_the_folder_but_not_the_user_s_photos(
-    tmp_path: Path, model_file: Path
+@pytest.mark.parametrize("recursive", [[], ["-r"]])
+def test_overwrite_replaces_recnet_s_earlier_outputs_but_not_the_user_s_photos(
+    tmp_path: Path, model_file: Path, recursive: list[str]
 ) -> None:
-    # -o a folder inside the input folder: its images are passed over as recnet's earlier outputs
+    # -o a folder inside the input folder (with -r its images are found, and passed over as recnet's)
     photos, edited = tmp_path / "photos", tmp_path / "photos" / "edited"
     edited.mkdir(parents=True)
     for name in ("a.png", "b.png"):
@@ -317,7 +318,7 @@ def test_overwrite_replaces_recnet_s_earlier_outputs_in_the_folder_but_not_the_u
     mine = make_photo(edited / "a.png", size=(30, 20))  # the user's own edit, named as a.png's output
     if imaging.written_by_recnet(mine) is None:
         pytest.skip("this file system keeps no extended attributes")
-    again = CliRunner().invoke(app, ["correct", str(photos), "-r", *options, "--overwrite"])
+    again = CliRunner().invoke(app, ["correct", str(photos), *recursive, *options, "--overwrite"])
     assert again.exit_code == 1
     assert f"error: {photos / 'a.png'}: output {mine} exists, and recnet did not write it" in again.stderr
     assert "corrected 1, skipped 0, failed 1" in again.stderr  # b.png's earlier output, replaced
@@ -385,7 +386,8 @@ def test_a_mask_without_its_photo_is_kept_unless_overwrite_and_the_photo_is_writ
     out = tmp_path / "out"
     out.mkdir()
     mask, corrected = out / "a_mask.png", out / "a.png"
-    mask.write_bytes(b"left by a run that stopped on a full disk, or the user's own")
+    mask.write_bytes(b"left by a run that stopped on a full disk")
+    as_recnet_wrote(mask)  # a file of the user's is kept even with --overwrite (test_batch)
     command = ["correct", str(photo), "-o", str(out), "--model", str(model_file), "--save-mask"]
     kept = run([*command, "--skip-existing"], env)
     assert (
@@ -646,20 +648,34 @@ def test_an_output_saved_while_the_batch_runs_is_kept_unless_overwrite(
     out = tmp_path / "out"
     appearing = {"a": out / "a.png", "b": out / f"b_{tag}.png"}
     read_job = runner.read_job
+    saved_by: list[Callable[[Path], object]] = [Path.touch]  # the user saves them (they lack recnet's mark)
 
     def read_then_save_over(job: Job, quiet: bool) -> Photo:
         appearing[job.source.stem].write_bytes(b"MY EDIT")
+        saved_by[0](appearing[job.source.stem])
         return read_job(job, quiet)
 
     monkeypatch.setattr(runner, "read_job", read_then_save_over)
     arguments = [command, *photos, "-o", str(out), flag, "--model", str(model_file), "--device", "cpu"]
     kept = CliRunner().invoke(app, arguments)
     assert kept.exit_code == 1, kept.output
-    assert f"output {out / 'a.png'} exists (use --overwrite or --skip-existing)" in kept.output
-    assert f"output {out / f'b_{tag}.png'} exists, but not {out / 'b.png'} (use --overwrite)" in kept.output
+    if imaging.written_by_recnet(out / "a.png") is None:
+        pytest.skip("this file system keeps no extended attributes")
+    theirs = "exists, and recnet did not write it (a file of yours, or a copy: it lacks recnet's mark)"
+    elsewhere = "choose another -o, or move it away"
+    assert f"output {out / 'a.png'} {theirs}: use --skip-existing, {elsewhere}" in kept.output
+    assert f"output {out / f'b_{tag}.png'} {theirs}: {elsewhere}" in kept.output
     assert all(path.read_bytes() == b"MY EDIT" for path in appearing.values())
     # a's companion, written before its photo, is this run's; no temporary is left
     assert sorted(path.name for path in out.iterdir()) == ["a.png", f"a_{tag}.png", f"b_{tag}.png"]
+    for path in out.iterdir():
+        path.unlink()
+    still_kept = CliRunner().invoke(app, [*arguments, "--overwrite"])  # not even --overwrite replaces them
+    assert still_kept.exit_code == 1 and still_kept.output.count(f"{theirs}: not replacing it") == 2
+    assert all(path.read_bytes() == b"MY EDIT" for path in appearing.values())
+    for path in out.iterdir():
+        path.unlink()
+    saved_by[0] = as_recnet_wrote  # another run's, which --overwrite replaces
     replaced = CliRunner().invoke(app, [*arguments, "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in appearing.values())
@@ -840,6 +856,7 @@ def test_existing_outputs_are_kept_unless_overwrite(
     source = make_photo(tmp_path / "shot.png")
     target = tmp_path / "shot_recnet.png"
     target.write_bytes(b"keep me")
+    as_recnet_wrote(target)  # an earlier run's: --overwrite replaces only what recnet wrote (test_batch)
     kept = run(["correct", str(source), "--model", str(model_file)], env)
     assert kept.returncode == 1 and "--overwrite" in kept.stderr and target.read_bytes() == b"keep me"
     skipped = run(["correct", str(source), "--model", str(model_file), "--skip-existing"], env)
