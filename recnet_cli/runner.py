@@ -164,6 +164,9 @@ def collect_jobs(
     extension = normalise_extension(ext)
     refuse_conflicting_format(output, extension)
     sources, missing = find_sources(inputs, recursive)
+    passed_over = earlier_outputs(sources, output, suffix)
+    earlier = set(passed_over)
+    sources = [source for source in sources if source not in earlier]
     misnamed = misnamed_output_folder(sources, output)
     if misnamed:
         raise fail(misnamed)
@@ -171,12 +174,8 @@ def collect_jobs(
         console.notice(as_folder)
     if (aliases := [(alias, source.path) for source in sources for alias in source.aliases]) and not quiet:
         console.notice_aliases(aliases)
-    passed_over = earlier_outputs(sources, output, suffix)
-    if passed_over:
-        earlier = set(passed_over)
-        sources = [source for source in sources if source not in earlier]
-        if not quiet:
-            console.notice_passed_over([source.path for source in passed_over])
+    if passed_over and not quiet:
+        console.notice_passed_over([source.path for source in passed_over])
     found = Summary(missing=missing, passed_over=[source.path for source in passed_over])
     if not sources:
         for unmatched in missing:

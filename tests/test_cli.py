@@ -326,6 +326,21 @@ def test_overwrite_replaces_recnet_s_earlier_outputs_but_not_the_user_s_photos(
         assert kept.size == (30, 20)
 
 
+def test_an_output_file_for_a_folder_counts_the_images_to_correct_not_those_passed_over(
+    tmp_path: Path, model_file: Path
+) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for name in ("a.png", "a_recnet.png", "a_mask.png", "b.png"):  # a's earlier outputs are passed over
+        make_photo(shots / name)
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(
+        app, ["correct", str(shots), "-o", str(out), "--model", str(model_file), "-n"]
+    )
+    assert result.exit_code == 2
+    assert f"-o {out} names one image file, but the inputs give 2 images: name a folder" in result.stderr
+
+
 def test_running_twice_on_a_folder_does_not_correct_its_own_outputs(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:

@@ -2367,7 +2367,7 @@ def test_a_jpeg_cut_short_by_a_full_disk_is_a_write_error_not_a_finished_file(tm
 
 
 def test_images_recnet_writes_bear_its_mark_where_the_file_system_keeps_one(tmp_path, monkeypatch):
-    # What tells recnet's earlier outputs in an output folder from a user's own photos (outputs.Job.unmarked)
+    # What tells recnet's outputs from a user's own photos, which --overwrite must not replace (batch.foreign)
     mine = tmp_path / "mine.jpg"
     Image.new("RGB", (8, 8)).save(mine)
     written = tmp_path / "written.png"
