@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from recnet_cli.files import naming_the_file
+
 
 @contextmanager
 def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[BinaryIO]:
@@ -148,3 +150,10 @@ def _take_name_if_free(temporary: Path, target: Path) -> None:
         if os.path.lexists(target):
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST)) from None
         os.replace(temporary, target)
+
+
+def write_atomic(path: Path, data: bytes, *, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` whole or not at all (see ``atomic_file``): no reader sees half a file. An
+    error writing (a full disk) names ``path``."""
+    with naming_the_file(path), atomic_file(path, overwrite=overwrite) as file:
+        file.write(data)

@@ -48,16 +48,16 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from rich.filesize import decimal
 from safetensors import SafetensorError, safe_open
 
 from recnet_cli import __version__
-from recnet_cli.atomicfile import atomic_file
+from recnet_cli.atomicfile import write_atomic
 from recnet_cli.files import (
     describe_os_error,
     error_line,
     file_kind,
     first_line,
-    naming_the_file,
     nearest_existing,
 )
 from recnet_cli.wording import counted, listed, plural
@@ -81,7 +81,6 @@ ARCHITECTURE = ("architecture", "channels", "blocks", "parameters")  # card fiel
 # A `recnet train` checkpoint (train/loop.py) holds the model's tensors under model., beside the optimizer's
 # and the RNG states; its metadata is the run's state, not a model card (nor is a checkpoint.json beside it).
 TRAINING_CHECKPOINT_KEY = "model.extract.weight"
-SIZE_UNITS = ("B", "kB", "MB", "GB")
 
 HUB_REF = re.compile(r"(?P<repo_id>\w[\w.-]*/\w[\w.-]*)(?:@(?P<revision>[^:@]+))?(?::(?P<filename>[^:]+))?")
 BLOCK_KEY = re.compile(r"dualprocess\.conv(\d+)\.")
@@ -148,7 +147,7 @@ class ModelEntry:
         """name, where, size, about: a row of the ``recnet models`` table."""
         where = f"{self.origin} @ {self.revision[:8]}" if self.revision else self.origin
         about = "damaged (see the error below)" if self.problem else self.summary
-        return self.name, where, human_size(self.size), about
+        return self.name, where, decimal(self.size), about
 
 
 @dataclass(frozen=True)
@@ -819,13 +818,6 @@ def readable(value: object) -> str:
     return str(value)
 
 
-def write_atomic(path: Path, data: bytes, *, overwrite: bool = True) -> None:
-    """Write ``data`` to ``path`` whole or not at all (see ``atomic_file``): no reader sees half a file. An
-    error writing (a full disk) names ``path``."""
-    with naming_the_file(path), atomic_file(path, overwrite=overwrite) as file:
-        file.write(data)
-
-
 # ---- listing ----
 
 
@@ -1017,9 +1009,3 @@ def card_summary(card: dict[str, Any]) -> str:
     if "auto_strength" in card:
         parts.append("strength calibrated")
     return ", ".join(parts)
-
-
-def human_size(size: int) -> str:
-    """Decimal units: ``512 B``, ``156.9 kB``, ``1.2 MB``."""
-    exponent = min(len(SIZE_UNITS) - 1, (len(str(size)) - 1) // 3)
-    return f"{size} B" if exponent == 0 else f"{size / 1000**exponent:.1f} {SIZE_UNITS[exponent]}"

@@ -263,7 +263,7 @@ def test_extended_xmp_left_out_of_an_output_is_said(
     result = run(["correct", str(source), "-o", str(tmp_path / "fixed.png"), "--model", str(model_file)], env)
     assert result.returncode == 0, result.stderr
     assert (
-        f"note: {source}: its extended XMP (74 KB, what did not fit in the JPEG's XMP segment) is left out "
+        f"note: {source}: its extended XMP (76.3 kB, what did not fit in the JPEG's XMP segment) is left out "
         "of PNG; a JPEG output keeps it"
     ) in " ".join(result.stderr.split())
 
@@ -1500,7 +1500,7 @@ def test_models_lists_the_others_beside_a_damaged_one_and_exits_1(
     as_json = run(["models", "--json"], env)
 
     assert listed.returncode == as_json.returncode == 1
-    assert "│ bad  │ bundled │ 9 B" in listed.stdout and "damaged (see the error below)" in listed.stdout
+    assert "│ bad  │ bundled │ 9 bytes" in listed.stdout and "damaged (see the error below)" in listed.stdout
     assert "│ good │ bundled │" in listed.stdout
     assert listed.stderr.startswith(f"error: {problem} (") and listed.stderr.count("\n") == 1
     assert as_json.stderr == listed.stderr

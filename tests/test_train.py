@@ -23,6 +23,7 @@ import safetensors.torch
 import torch
 from conftest import RECNET, numpy_out_of_memory, opencv_out_of_memory, run, torch_out_of_memory
 
+from recnet_cli.atomicfile import write_atomic
 from recnet_cli.metrics import SSIM_WINDOW, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
@@ -45,7 +46,7 @@ from recnet_cli.train.losses import VGG16Features, VggWeightsError
 from recnet_cli.train.pairs import ImagePair
 from recnet_cli.train.run_folder import TrainConfig, TrainingError, TrainingFailed
 from recnet_cli.train.synthesis import DegradationConfig
-from recnet_cli.weights import load_model, safetensors_header, write_atomic
+from recnet_cli.weights import load_model, safetensors_header
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = Path(__file__).parent / "data" / "train-photos"

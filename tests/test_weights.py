@@ -38,7 +38,6 @@ from recnet_cli.weights import (
     WeightsError,
     bundled_models,
     download,
-    human_size,
     load_model,
     models_to_list,
     parse_hub_ref,
@@ -788,14 +787,6 @@ def test_cached_checkpoints_are_listed_by_the_keys_they_hold_not_by_their_suffix
         "acme/mixed:recnet-old.pth",
         "acme/mixed:recnet.pth",
     ]
-
-
-@pytest.mark.parametrize(
-    ("size", "text"),
-    [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (156_900, "156.9 kB"), (12_345_678, "12.3 MB")],
-)
-def test_human_size(size: int, text: str) -> None:
-    assert human_size(size) == text
 
 
 def test_a_source_checkout_bundles_its_own_weights_folder(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ metadata, extended XMP, transparency."""
 from __future__ import annotations
 
 import numpy as np
+from rich.filesize import decimal
 
 from recnet_cli.imaging.colour import colour_loss_notice
 from recnet_cli.imaging.formats import ALPHA_FORMATS, FORMAT_NAMES, METADATA_FORMATS
@@ -20,7 +21,7 @@ def metadata_loss_notice(photo: Photo, output_format: str) -> str | None:
         names = [name for name in names if name != "resolution"]
     if not names:
         return None
-    sizes = {name: f"{len(block) / 1024:.0f} KB" for name, block in metadata_blocks(photo).items() if block}
+    sizes = {name: decimal(len(block)) for name, block in metadata_blocks(photo).items() if block}
     sizes["resolution"] = f"{max(photo.dpi or (0,)):,.0f} dpi"
     what = in_words([f"{name} ({sizes[name]})" for name in names], "and")
     them = "them" if len(names) > 1 else "it"
@@ -34,7 +35,7 @@ def extended_xmp_loss_notice(photo: Photo, output_format: str) -> str | None:
     XMP toolkit's job; None otherwise."""
     if photo.extended_xmp is None or output_format not in METADATA_FORMATS - {"JPEG"}:
         return None
-    size = f"{len(photo.extended_xmp) / 1024:.0f} KB"
+    size = decimal(len(photo.extended_xmp))
     return (
         f"its extended XMP ({size}, what did not fit in the JPEG's XMP segment) is left out of "
         f"{FORMAT_NAMES[output_format][0]}; a JPEG output keeps it"

@@ -79,12 +79,11 @@ def write_photo(
     like: Photo,
     *,
     quality: int = 95,
-    output_format: str | None = None,
     overwrite: bool = True,
 ) -> None:
     """Atomically write corrected ``pixels`` with the bit depth, alpha and metadata of ``like``; without
     ``overwrite``, a file at ``path`` is kept (OutputExistsError), as for every writer here."""
-    fmt = format_for(path, output_format)
+    fmt = format_for(path)
     depth = 8 if like.bit_depth == 8 else DEEP_OUTPUT_BITS.get(fmt, 8)
     grayscale = written_grey(like, fmt)
     icc_profile, conversion = output_colour(like, fmt)

@@ -20,10 +20,11 @@ import torch
 from safetensors import SafetensorError
 from torch import Tensor
 
+from recnet_cli.atomicfile import write_atomic
 from recnet_cli.files import first_line, naming_the_file
 from recnet_cli.model import RECNet
 from recnet_cli.train.synthesis import DegradationConfig
-from recnet_cli.weights import WeightsError, open_safetensors, safetensors_header, write_atomic
+from recnet_cli.weights import WeightsError, open_safetensors, safetensors_header
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
