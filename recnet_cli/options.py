@@ -234,7 +234,14 @@ BatchOverwriteOpt = Annotated[
 ]
 SkipOpt = Annotated[bool, flag("--skip-existing", help="Skip inputs whose output already exists.")]
 JsonOpt = Annotated[bool, flag("--json", help="Print a machine-readable summary on stdout.")]
-QuietOpt = Annotated[bool, flag("--quiet", "-q", help="No progress bar; only errors.")]
+QuietOpt = Annotated[
+    bool,
+    flag(
+        "--quiet",
+        "-q",
+        help="No progress bar, notes or summary: only errors (and the counts, when something failed).",
+    ),
+]
 DryRunOpt = Annotated[
     bool,
     flag(
