@@ -35,7 +35,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, scan_cache_dir
+from huggingface_hub import (
+    HFCacheInfo,
+    constants,
+    get_hf_file_metadata,
+    hf_hub_download,
+    hf_hub_url,
+    scan_cache_dir,
+)
 from huggingface_hub.errors import (
     CacheNotFound,
     DisabledRepoError,
@@ -889,22 +896,22 @@ def cached_hub_models() -> list[ModelEntry]:
     except OSError as error:  # a folder or file in the cache unreadable: named as other errors name a file
         where, why = error.filename or constants.HF_HUB_CACHE, describe_os_error(error)
         raise WeightsError(f"{os.fsdecode(where)}: cannot read the Hugging Face cache ({why})") from None
-    entries = []
-    for repo in sorted(cache.repos, key=lambda repo: repo.repo_id):
-        if repo.repo_type != "model":
-            continue
-        for revision in sorted(repo.revisions, key=lambda revision: revision.commit_hash):
-            for file in sorted(revision.files, key=lambda file: file.file_path):
-                if looks_like_recnet(file.file_path):
-                    snapshot, size = revision.snapshot_path, file.size_on_disk
-                    entries.append(
-                        with_card(cached_entry(repo.repo_id, revision.refs, snapshot, file.file_path, size))
-                    )
+    entries = [with_card(entry) for entry in cached_file_entries(cache) if looks_like_recnet(entry.path)]
     scanned = {repo.repo_path for repo in cache.repos}
     for repo_path in sorted(Path(constants.HF_HUB_CACHE).glob("models--*")):
         if repo_path not in scanned:
             entries += unscanned_repo_entries(repo_path)
     return entries
+
+
+def cached_file_entries(cache: HFCacheInfo) -> Iterator[ModelEntry]:
+    """Every file of the cached model repositories, by repository, commit and path."""
+    for repo in sorted(cache.repos, key=lambda repo: repo.repo_id):
+        if repo.repo_type == "model":
+            for revision in sorted(repo.revisions, key=lambda revision: revision.commit_hash):
+                for file in sorted(revision.files, key=lambda file: file.file_path):
+                    path, size = file.file_path, file.size_on_disk
+                    yield cached_entry(repo.repo_id, revision.refs, revision.snapshot_path, path, size)
 
 
 def cached_entry(repo_id: str, refs: frozenset[str], snapshot: Path, file: Path, size: int) -> ModelEntry:

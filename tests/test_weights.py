@@ -704,7 +704,7 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
         " (Error while deserializing header: incomplete metadata, file not fully covered)",
     }
     assert entries["good"].row()[3] == "4 channels x 2 blocks, 10 steps"
-    assert entries["cut"].row() == ("cut", "bundled", "9 B", "damaged (see the error below)")
+    assert entries["cut"].row() == ("cut", "bundled", "9 bytes", "damaged (see the error below)")
     assert json.loads(json.dumps(entries["listed"].as_dict()))["problem"] == entries["listed"].problem
 
 
