@@ -321,12 +321,9 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
         return None
     if not overwrite:
         return existing_output(job, existing[0], skip_existing)
-    kept = next((path for path in existing if foreign(job, path)), None)
-    return (
-        None
-        if kept is None
-        else Outcome(job, "failed", f"{foreign_reason(kept)}: not replacing it; {ELSEWHERE}")
-    )
+    if (kept := next((path for path in existing if foreign(job, path)), None)) is None:
+        return None
+    return Outcome(job, "failed", f"{foreign_reason(kept)}: not replacing it; {ELSEWHERE}")
 
 
 ELSEWHERE = "choose another -o, or move it away"
@@ -404,9 +401,8 @@ def finished(
 ) -> Outcome:
     """The outcome of a job once its last step, ``write``, returns the megapixels processed (or raises); an
     output that turned out to exist is as one that existed before the batch (see ``refusal``)."""
-    if overwrite and (
-        kept := refusal(job, overwrite, skip_existing)
-    ):  # a file of the user's, saved meanwhile
+    # With overwrite, a file of the user's may have been saved at an output since the batch started
+    if overwrite and (kept := refusal(job, overwrite, skip_existing)) is not None:
         return kept
     try:
         processed = write()
