@@ -205,7 +205,7 @@ def correct(
     if report:
         from recnet_cli.viz.report import report_files, report_problem
 
-        if problem := report_problem(Path(output), overwrite, [job.target for job in jobs]):
+        if problem := report_problem(Path(output), [job.target for job in jobs]):
             raise fail(problem)
         report_at = report_files(Path(output))
     amount = parse_strength(strength)
@@ -255,7 +255,7 @@ def correct(
     report_failed = False
     if builder is not None:  # the photos are written: what the batch did is said whatever befalls the page
         try:
-            path = builder.write(summary, about["model"], about["device"], amount, shard, overwrite)
+            path = builder.write(summary, about["model"], about["device"], amount, shard)
         except PhotoFileError as exc:
             console.error(str(exc))
             report_failed = True

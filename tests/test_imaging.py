@@ -491,8 +491,8 @@ def test_extended_xmp_is_left_out_of_other_formats_with_a_note(tmp_path, extensi
         assert written.info["xmp"] == photo.xmp
     name = {"png": "PNG", "tif": "TIFF", "webp": "WebP", "avif": "AVIF", "heic": "HEIF"}[extension]
     assert imaging.extended_xmp_loss_notice(photo, format_for(output)) == (
-        f"its extended XMP (76.3 kB, what did not fit in the JPEG's XMP segment) is left out of {name}; a JPEG "
-        "output keeps it"
+        f"its extended XMP (76.3 kB, what did not fit in the JPEG's XMP segment) is left out of {name}; "
+        "a JPEG output keeps it"
     )
     assert imaging.extended_xmp_loss_notice(photo, "JPEG") is None
     assert imaging.extended_xmp_loss_notice(photo, "BMP") is None  # which holds no XMP at all

@@ -23,6 +23,7 @@ from recnet_cli.outputs import Job
 from recnet_cli.viz.report import (
     FAILED_THIS_RUN,
     LOCK_NAME,
+    NOT_A_REPORT,
     OTHER_RUN,
     PREVIEW_FOLDER,
     REPORT_NAME,
@@ -303,22 +304,22 @@ def test_a_photo_not_written_leaves_its_earlier_card_and_previews_as_they_were(t
 
 
 def test_a_report_cannot_go_where_a_folder_of_photos_is_or_would_be(tmp_path: Path) -> None:
-    assert report_problem(tmp_path, False, [tmp_path / "day" / "a.jpg"]) is None
+    assert report_problem(tmp_path, [tmp_path / "day" / "a.jpg"]) is None
     problem = f"{tmp_path / REPORT_NAME} is a folder of photos, and the report goes in a file of that name"
-    assert report_problem(tmp_path, False, [tmp_path / REPORT_NAME / "a.jpg"]).startswith(problem)
+    assert report_problem(tmp_path, [tmp_path / REPORT_NAME / "a.jpg"]).startswith(problem)
     (tmp_path / REPORT_NAME).mkdir()
-    assert report_problem(tmp_path, True).startswith(problem)
+    assert report_problem(tmp_path).startswith(problem)
     (tmp_path / "notes.txt").write_text("mine")
-    assert report_problem(tmp_path / "notes.txt", True) == (
+    assert report_problem(tmp_path / "notes.txt") == (
         f"-o {tmp_path / 'notes.txt'} is a file, and --report needs a folder: choose another -o"
     )
-    assert report_problem(Path(os.devnull), True) == (
+    assert report_problem(Path(os.devnull)) == (
         f"-o {os.devnull} is a device, and --report needs a folder: choose another -o"
     )
     previews = tmp_path / "out" / PREVIEW_FOLDER
     previews.parent.mkdir()
     previews.symlink_to(tmp_path / "nowhere")
-    assert report_problem(previews.parent, True).startswith(f"{previews} is a link to nothing")
+    assert report_problem(previews.parent).startswith(f"{previews} is a link to nothing")
 
 
 def test_a_preview_that_cannot_be_written_fails_its_photo_in_one_line(tmp_path: Path) -> None:
@@ -346,29 +347,32 @@ def test_report_links_and_shows_a_name_that_is_not_utf_8(tmp_path: Path) -> None
     assert b'href="x%FF.jpg"' in page and b">x?.jpg<" in page
 
 
-def test_a_report_goes_only_where_it_replaces_nothing_of_the_user_s(tmp_path: Path) -> None:
-    assert report_problem(tmp_path / "new", overwrite=False) is None
+def test_a_report_goes_only_where_it_replaces_nothing_of_the_user_s_even_with_overwrite(
+    tmp_path: Path,
+) -> None:
+    assert report_problem(tmp_path / "new") is None
     (tmp_path / PREVIEW_FOLDER).write_text("a note of mine")
-    assert report_problem(tmp_path, overwrite=True) == (
+    assert report_problem(tmp_path) == (
         f"{tmp_path / PREVIEW_FOLDER} is a file, and the report's previews go in a folder of that name: "
         "move it"
     )
     (tmp_path / PREVIEW_FOLDER).unlink()
     (tmp_path / REPORT_NAME).write_text("<html>my own page</html>")
-    assert report_problem(tmp_path, overwrite=False) == (
-        f"{tmp_path / REPORT_NAME}: exists and is not a recnet report: move it, or use --overwrite"
+    assert report_problem(tmp_path) == (
+        f"{tmp_path / REPORT_NAME}: exists and is not a recnet report (not even --overwrite replaces it): "
+        "move it, or choose another -o"
     )
-    assert report_problem(tmp_path, overwrite=True) is None
-    ReportBuilder(tmp_path).write(Summary(), "m", "cpu", overwrite=True)
-    assert report_problem(tmp_path, overwrite=False) is None  # recnet's own is replaced on each run
+    with pytest.raises(ImageWriteError):  # not even --overwrite replaces it
+        ReportBuilder(tmp_path).write(Summary(), "m", "cpu")
+    (tmp_path / REPORT_NAME).unlink()
+    ReportBuilder(tmp_path).write(Summary(), "m", "cpu")
+    assert report_problem(tmp_path) is None  # recnet's own is replaced on each run
     ReportBuilder(tmp_path).write(Summary(), "m", "cpu")
     # A page of the user's saved there while the batch ran (after report_problem) is kept as well.
     (tmp_path / REPORT_NAME).write_text("<html>my own page</html>")
     with pytest.raises(ImageWriteError) as raised:
         ReportBuilder(tmp_path).write(Summary(), "m", "cpu")
-    assert str(raised.value) == (
-        f"{tmp_path / REPORT_NAME}: exists and is not a recnet report: move it, or use --overwrite"
-    )
+    assert str(raised.value) == f"{tmp_path / REPORT_NAME}: {NOT_A_REPORT}"
     assert (tmp_path / REPORT_NAME).read_text() == "<html>my own page</html>"
 
 
@@ -384,9 +388,7 @@ def test_a_page_that_cannot_be_read_is_kept_as_the_user_s(
         return opened(path, *args, **kwargs)
 
     monkeypatch.setattr(Path, "open", no_permission)
-    assert report_problem(tmp_path, overwrite=False) == (
-        f"{tmp_path / REPORT_NAME}: exists and is not a recnet report: move it, or use --overwrite"
-    )
+    assert report_problem(tmp_path) == f"{tmp_path / REPORT_NAME}: {NOT_A_REPORT}"
 
 
 def test_a_report_of_no_photos_makes_its_folder(tmp_path: Path) -> None:

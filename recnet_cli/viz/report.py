@@ -37,7 +37,9 @@ _LONGEST_PREVIEW_STEM = 200  # bytes of an output's name in its previews' names 
 PREVIEW_FOLDER = ".recnet-report"
 LOCK_NAME = ".lock"  # in PREVIEW_FOLDER: runs that write one report take turns on it
 _GENERATOR = b'<meta name="generator" content="recnet">'
-NOT_A_REPORT = "exists and is not a recnet report: move it, or use --overwrite"
+NOT_A_REPORT = (
+    "exists and is not a recnet report (not even --overwrite replaces it): move it, or choose another -o"
+)
 PREVIEW_LONG_SIDE = 1280
 CLIPPED_LEVEL = 250  # any channel at or above this (of 255): a clipped highlight
 CRUSHED_LEVEL = 5  # luma at or below this (of 255): a crushed shadow
@@ -231,17 +233,16 @@ class ReportBuilder:
         device: str,
         strength: float | str = 1.0,
         shard: str | None = None,
-        overwrite: bool = False,
     ) -> Path:
         """Writes the report of a finished (or interrupted) batch, or of its part ``shard``, and returns
         its path. Runs that write one report take turns, each reading the cards anew: the last shard of a
         batch to finish writes the page with every shard's photos. A page there that recnet did not write
-        (saved while the batch ran) is kept without ``overwrite``: ImageWriteError."""
+        (saved while the batch ran) is kept: ImageWriteError."""
         path = self.folder / REPORT_NAME
         lock = self.folder / PREVIEW_FOLDER / LOCK_NAME
         make_folder_for(lock)  # not made yet where no photo was corrected (a shard of a batch with none)
         with taking_turns(lock):
-            if not overwrite and not_recnet_page(path):
+            if not_recnet_page(path):
                 raise ImageWriteError(path, NOT_A_REPORT)
             page = self.page(summary, model, device, strength, shard)
             with atomic_output(path) as file:  # a name not in UTF-8 shows a ? for its odd bytes
@@ -335,10 +336,10 @@ def report_files(folder: Path) -> tuple[Path, Path]:
     return folder / REPORT_NAME, folder / PREVIEW_FOLDER
 
 
-def report_problem(folder: Path, overwrite: bool, targets: Iterable[Path] = ()) -> str | None:
+def report_problem(folder: Path, targets: Iterable[Path] = ()) -> str | None:
     """Why ``report.html`` and its previews cannot go in ``folder``: a file where the previews' folder
     goes, a folder where the page goes (or one that the outputs ``targets`` would make), or a report.html
-    that recnet did not write (without ``overwrite``); None when they can."""
+    that recnet did not write (not even --overwrite replaces it); None when they can."""
     page, previews = report_files(folder)
     if os.path.lexists(folder) and not os.path.isdir(folder):
         return f"-o {folder} is {file_kind(folder)}, and --report needs a folder: choose another -o"
@@ -347,7 +348,7 @@ def report_problem(folder: Path, overwrite: bool, targets: Iterable[Path] = ()) 
         return f"{previews} is {what}, and the report's previews go in a folder of that name: move it"
     if os.path.isdir(page) or any(page in target.parents for target in targets):
         return f"{page} is a folder of photos, and the report goes in a file of that name: choose another -o"
-    if not overwrite and not_recnet_page(page):
+    if not_recnet_page(page):
         return f"{page}: {NOT_A_REPORT}"
     return None
 
