@@ -325,15 +325,15 @@ def finish(
     strengths: dict[str, float] | None = None,
     failed: bool = False,
 ) -> None:
-    """Prints the summary (and JSON, with each file's strength when given), then exits 1 if any file (or,
+    """Prints the summary (and JSON, with each file's strength when ``strengths`` is given), then exits 1 if any file (or,
     with ``failed``, something else the command wrote) failed, or 130 if the batch was interrupted (whose
     notice ``run_batch`` printed)."""
     if not summary.interrupted:
         console.print_summary(summary, verb, quiet)
     if as_json:
         report = {**extra, **summary.as_dict()}
-        for entry in report["files"]:
-            if strengths and entry["input"] in strengths:
-                entry["strength"] = strengths[entry["input"]]
+        if strengths is not None:  # null for a photo not corrected
+            for entry in report["files"]:
+                entry["strength"] = strengths.get(entry["input"])
         typer.echo(json.dumps(report, indent=2))
     raise typer.Exit(130 if summary.interrupted else 1 if summary.failed or failed else 0)

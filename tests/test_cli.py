@@ -948,6 +948,23 @@ def test_a_strength_that_is_not_auto_or_zero_to_one_is_refused(
         assert (early.returncode, early.stderr.strip()) == (2, error), command
 
 
+def test_json_gives_every_file_of_correct_a_strength_null_for_one_not_corrected(
+    tmp_path: Path, model_file: Path
+) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    make_photo(shots / "a.png")
+    (shots / "b.jpg").write_bytes(b"")  # fails: an empty file
+    options = [str(shots), "-o", str(tmp_path / "out"), "--model", str(model_file), "--json"]
+    corrected = CliRunner().invoke(app, ["correct", *options, "--save-mask"])
+    assert corrected.exit_code == 1
+    files = {Path(entry["input"]).name: entry for entry in json.loads(corrected.stdout)["files"]}
+    assert (files["a.png"]["strength"], files["b.jpg"]["strength"]) == (1.0, None)
+    assert files["b.jpg"]["companions"] == [str(tmp_path / "out" / "b_mask.png")]  # named, not written
+    masked = CliRunner().invoke(app, ["mask", *options])
+    assert all("strength" not in entry for entry in json.loads(masked.stdout)["files"])
+
+
 def test_auto_strength_without_a_calibration_is_the_full_correction_and_says_so(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
