@@ -32,6 +32,7 @@ from recnet_cli.options import (
     MODEL_FORMS,
     OPTIONS_WITH_RESUME,
     BatchOverwriteOpt,
+    BatchQuietOpt,
     DeviceOpt,
     DevicesOpt,
     DryRunOpt,
@@ -145,7 +146,9 @@ def correct(
     strength: StrengthOpt = "auto",
     fused: FusedOpt = False,
     suffix: SuffixOpt = CORRECT_SUFFIX,
-    ext: Annotated[str | None, format_option(f"Force the output format: {OUTPUT_CHOICES}.")] = None,
+    ext: Annotated[
+        str | None, format_option(f"Output format: {OUTPUT_CHOICES}; by default the input's.")
+    ] = None,
     quality: Annotated[
         int, typer.Option(min=1, max=100, metavar="Q", help="JPEG, WebP, AVIF, HEIF quality.")
     ] = 95,
@@ -174,7 +177,7 @@ def correct(
     shard: ShardOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    quiet: BatchQuietOpt = False,
 ) -> None:
     """Correct the exposure of photos.
 
@@ -301,7 +304,8 @@ def explain(
         str | None,
         output_option(
             "The contact sheet, in the format its extension names (any that correct writes), or a folder to "
-            "put it in (a name ending in /). Default: <name>_explain.png beside the photo."
+            "put it in (a name without an image extension, or ending in /). Default: <name>_explain.png "
+            "beside the photo."
         ),
     ] = None,
     model: ModelOpt = None,
@@ -395,7 +399,7 @@ def mask(
     shard: ShardOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    quiet: BatchQuietOpt = False,
 ) -> None:
     """Show where the model sees over- and under-exposure.
 
@@ -754,8 +758,8 @@ def calibrate(
     The pairs that train holds out for validation score the fit.
 
     [dim]Examples:[/]
-      recnet calibrate --photos photos/ --model run/final.safetensors -o calibrated.safetensors
-      recnet calibrate --inputs shots/ --targets edited/ --model mine.safetensors -o mine-auto.safetensors
+      recnet calibrate --photos photos/ -m mine.safetensors -o auto.safetensors
+      recnet calibrate --inputs shots/ --targets edited/ -o tuned.safetensors
     """
     from recnet_cli.weights import WeightsError, is_safetensors, model_files, save_model
 

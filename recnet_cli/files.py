@@ -3,6 +3,7 @@ nothing), what keeps an input from being read before it is opened, and OSErrors 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -71,8 +72,18 @@ def naming_the_file(path: str | os.PathLike[str]) -> Iterator[None]:
         raise OSError(error.errno, error.strerror or first_line(error), os.fspath(path)) from error
 
 
+# The C library's words for folders, as the rest of recnet's messages say them
+FOLDER_WORDING = {
+    errno.ENOENT: "no such file or folder",
+    errno.ENOTDIR: "not a folder",
+    errno.EISDIR: "is a folder",
+}
+
+
 def describe_os_error(error: OSError) -> str:
     """A lower-case one-line reason, e.g. "permission denied"."""
+    if error.errno in FOLDER_WORDING:
+        return FOLDER_WORDING[error.errno]
     reason = error.strerror or str(error) or type(error).__name__
     return reason[0].lower() + reason[1:]
 

@@ -234,7 +234,8 @@ BatchOverwriteOpt = Annotated[
 ]
 SkipOpt = Annotated[bool, flag("--skip-existing", help="Skip inputs whose output already exists.")]
 JsonOpt = Annotated[bool, flag("--json", help="Print a machine-readable summary on stdout.")]
-QuietOpt = Annotated[
+QuietOpt = Annotated[bool, flag("--quiet", "-q", help="No progress bar or notes: only errors.")]
+BatchQuietOpt = Annotated[
     bool,
     flag(
         "--quiet",

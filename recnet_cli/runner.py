@@ -325,9 +325,9 @@ def finish(
     strengths: dict[str, float] | None = None,
     failed: bool = False,
 ) -> None:
-    """Prints the summary (and JSON, with each file's strength when ``strengths`` is given), then exits 1 if any file (or,
-    with ``failed``, something else the command wrote) failed, or 130 if the batch was interrupted (whose
-    notice ``run_batch`` printed)."""
+    """Prints the summary (and JSON, with each file's strength when ``strengths`` is given), then exits 1
+    if any file (or, with ``failed``, something else the command wrote) failed, or 130 if the batch was
+    interrupted (whose notice ``run_batch`` printed)."""
     if not summary.interrupted:
         console.print_summary(summary, verb, quiet)
     if as_json:

@@ -1667,7 +1667,7 @@ def test_eval_says_in_one_line_when_save_cannot_write(
     pairs = ["--inputs", str(inputs), "--targets", str(targets), "--model", str(model_file)]
     result = run(["eval", *pairs, "--save", str(saved), "--overwrite", "--json"], env)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"error: {saved / 'shot.png'}: is a directory\n" in result.stderr  # that image alone
+    assert f"error: {saved / 'shot.png'}: is a folder\n" in result.stderr  # that image alone
     assert "error: the scores are complete, but 1 of 1 corrected images were not saved" in result.stderr
     values = json.loads(result.stdout)  # the score still counts
     assert values["images"] == 1 and [item["input"] for item in values["unsaved"]] == [

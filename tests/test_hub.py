@@ -221,7 +221,7 @@ def test_a_cache_that_cannot_be_used_is_named_as_other_errors_name_a_file(
     cache.mkdir()
     notes.write_text("mine")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    assert load_error(REPO) == f"{REPO}: download failed ({notes / 'blobs'}: not a directory)"
+    assert load_error(REPO) == f"{REPO}: download failed ({notes / 'blobs'}: not a folder)"
 
 
 def test_a_cache_that_is_a_file_is_named_before_any_request(

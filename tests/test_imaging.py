@@ -1162,7 +1162,7 @@ def test_missing_file(tmp_path):
 
 def test_directory(tmp_path):
     (tmp_path / "photo.jpg").mkdir()
-    assert_read_error(tmp_path / "photo.jpg", "is a directory")
+    assert_read_error(tmp_path / "photo.jpg", "is a folder")
 
 
 @pytest.mark.parametrize("name", ["DSC_0001.NEF", "x.dng"])
@@ -2055,7 +2055,7 @@ def test_failed_16_bit_write_keeps_the_target(tmp_path, monkeypatch):
 
 def test_atomic_output_reports_an_unwritable_folder(tmp_path, monkeypatch):
     target = tmp_path / "missing-folder" / "out.png"
-    with pytest.raises(ImageWriteError, match=r"out\.png: no such file or directory"):
+    with pytest.raises(ImageWriteError, match=r"out\.png: no such file or folder"):
         write_rgb8(target, gradient_rgb8())
 
     def read_only(path: Path, missing_ok: bool = False) -> None:
@@ -2066,7 +2066,7 @@ def test_atomic_output_reports_an_unwritable_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "unlink", read_only)
     with pytest.raises(ImageWriteError) as raised:
         write_rgb8(target, gradient_rgb8())
-    assert str(raised.value) == f"{target}: no such file or directory"
+    assert str(raised.value) == f"{target}: no such file or folder"
 
 
 def test_successful_write_replaces_the_target(tmp_path):
