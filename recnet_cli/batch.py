@@ -18,7 +18,7 @@ from typing import Any
 
 from recnet_cli.files import input_file_problem
 from recnet_cli.hostmemory import available_host_memory
-from recnet_cli.imaging import OutputExistsError, written_by_recnet
+from recnet_cli.imaging import OutputExistsError, not_recnet_s
 from recnet_cli.inputs import Unmatched
 from recnet_cli.outputs import Job, folder_problem
 
@@ -321,35 +321,32 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
         return None
     if not overwrite:
         return existing_output(job, existing[0], skip_existing)
-    if (kept := next((path for path in existing if foreign(job, path)), None)) is None:
-        return None
-    return Outcome(job, "failed", f"{foreign_reason(kept)}: not replacing it; {ELSEWHERE}")
+    for path in existing:
+        if why := foreign(job, path):
+            return Outcome(job, "failed", f"output {path} exists, and {why}: not replacing it; {ELSEWHERE}")
+    return None
 
 
-ELSEWHERE = "choose another -o, or move it away"
+ELSEWHERE = "move it away, or write elsewhere (-o, --suffix)"
 
 
-def foreign(job: Job, path: Path) -> bool:
-    """Whether ``path``, an output of ``job`` that exists, lacks the mark on every image recnet writes
-    (``written_by_recnet``) and is not the file -o names: a photo of the user's that --overwrite must not
-    replace. Where the file system keeps no mark, nothing is foreign."""
-    return not (job.named and path == job.target) and written_by_recnet(path) is False
-
-
-def foreign_reason(path: Path) -> str:
-    mark = "a file of yours, or a copy: it lacks recnet's mark"
-    return f"output {path} exists, and recnet did not write it ({mark})"
+def foreign(job: Job, path: Path) -> str | None:
+    """Why ``path``, an output of ``job`` that exists, is a file of the user's that --overwrite must not
+    replace (``not_recnet_s``); None for recnet's own, and for the file -o names."""
+    return None if job.named and path == job.target else not_recnet_s(path)
 
 
 def existing_output(job: Job, path: Path, skip_existing: bool) -> Outcome:
     """The outcome of a job whose output ``path`` exists and is kept (see ``refusal``)."""
+    why = foreign(job, path)
     if path == job.target and skip_existing:
-        lacking = tuple(companion for companion in job.companions if not os.path.lexists(companion))
+        # a photo of the user's is not one that --overwrite would write again with the companions lacking
+        lacking = () if why else tuple(path for path in job.companions if not os.path.lexists(path))
         reason = f"output exists, without {', '.join(map(str, lacking))}" if lacking else "output exists"
         return Outcome(job, "skipped", reason, lacking=lacking)
-    if foreign(job, path):
+    if why:
         remedy = "use --skip-existing, " if path == job.target else ""
-        return Outcome(job, "failed", f"{foreign_reason(path)}: {remedy}{ELSEWHERE}")
+        return Outcome(job, "failed", f"output {path} exists, and {why}: {remedy}{ELSEWHERE}")
     if path != job.target:
         return Outcome(job, "failed", f"output {path} exists, but not {job.target} (use --overwrite)")
     return Outcome(job, "failed", f"output {path} exists (use --overwrite or --skip-existing)")

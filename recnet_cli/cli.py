@@ -76,6 +76,7 @@ from recnet_cli.outputs import (
     EXPLAIN_SUFFIX,
     MASK_SUFFIX,
     Job,
+    existing_output_problem,
     folder_problem,
     names_image_file,
     output_path_problem,
@@ -339,8 +340,9 @@ def explain(
         raise fail(f"{target} is an input; refusing to overwrite it", 1)
     if problem := output_path_problem(target):
         raise fail(problem, 1)
-    if os.path.lexists(target) and not overwrite:
-        raise fail(f"{target} exists (use --overwrite)", 1)
+    named = target == Path(output or "")
+    if problem := existing_output_problem(target, named=named, overwrite=overwrite):
+        raise fail(problem, 1)
     if problem := folder_problem(target.parent, create=False):
         raise fail(problem, 1)
     if (as_folder := output_taken_as_folder([Source(image, Path(image.name))], output)) and not quiet:
@@ -363,8 +365,11 @@ def explain(
         )
         sheet = contact_sheet(explained, f"recnet explain: {image.name}", subtitle)
         # Made once the sheet is drawn, so that nothing failing before (the photo, the model, a reference of
-        # another size) leaves an empty folder behind.
-        if problem := folder_problem(target.parent, create=True):
+        # another size) leaves an empty folder behind; a file saved at the sheet's name meanwhile is seen.
+        problem = folder_problem(target.parent, create=True) or existing_output_problem(
+            target, named=named, overwrite=overwrite
+        )
+        if problem:
             raise fail(problem, 1)
         write_rgb8(target, sheet, overwrite=overwrite)
     except PhotoFileError as exc:

@@ -14,7 +14,7 @@ from recnet_cli.batch import stops_writing
 from recnet_cli.devices import is_out_of_memory
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.files import describe_os_error, file_kind
-from recnet_cli.imaging import FREE_MEMORY_ADVICE, ImageWriteError, PhotoFileError, write_rgb8
+from recnet_cli.imaging import FREE_MEMORY_ADVICE, ImageWriteError, PhotoFileError, not_recnet_s, write_rgb8
 from recnet_cli.metrics import mean_psnr, psnr, ssim, to_uint8
 from recnet_cli.outputs import folder_problem
 from recnet_cli.train.data import ImageFileError, read_rgb, require_same_size
@@ -132,10 +132,13 @@ def saved_path(pair: ImagePair, save_dir: Path) -> Path:
     return save_dir / f"{pair.input.stem}.png"
 
 
+ELSEWHERE = "move it away, or choose another folder"
+
+
 def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) -> str | None:
     """Why ``--save`` cannot write into ``save_dir``: it is a file, it holds the pairs' images (a saved
     ``a.png`` beside ``a.jpg`` would pair with nothing next time), two inputs would be saved under one name,
-    or it would replace a file that is there already (unless ``overwrite``)."""
+    or it would replace a file that is there already (unless ``overwrite``, and never one of the user's)."""
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):
         return f"--save {save_dir}: {file_kind(save_dir)}, not a folder"
     if problem := folder_problem(save_dir, create=False):
@@ -149,7 +152,11 @@ def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) ->
         if path in saved_by:
             return f"--save {save_dir}: {saved_by[path]} and {pair.input} would both be saved as {path.name}"
         saved_by[path] = pair.input
-        if os.path.lexists(path) and not overwrite:
+        if not os.path.lexists(path):
+            continue
+        if why := not_recnet_s(path):
+            return f"--save {save_dir}: {path} exists, and {why}: {ELSEWHERE}"
+        if not overwrite:
             return f"--save {save_dir}: {path} exists (use --overwrite)"
     return None
 
@@ -160,7 +167,10 @@ def save_corrected(pair: ImagePair, save_dir: Path, corrected: np.ndarray, overw
         save_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ImageWriteError(save_dir, f"cannot create folder: {describe_os_error(error)}") from None
-    write_rgb8(saved_path(pair, save_dir), corrected, overwrite=overwrite)
+    path = saved_path(pair, save_dir)
+    if os.path.lexists(path) and (why := not_recnet_s(path)):  # saved there since save_problem looked
+        raise ImageWriteError(path, f"exists, and {why}: {ELSEWHERE}")
+    write_rgb8(path, corrected, overwrite=overwrite)
 
 
 def evaluate_pairs(

@@ -19,6 +19,7 @@ from recnet_cli.imaging import (
     conversion_needed,
     enable_heif,
     names_unsupported_image,
+    not_recnet_s,
 )
 from recnet_cli.inputs import Source
 
@@ -245,3 +246,14 @@ def folder_problem(folder: Path, *, create: bool) -> str | None:
         why = "read-only file system" if read_only else "permission denied"
         return f"cannot {'write in' if nearest == folder else 'create'} folder {folder}: {why}"
     return None
+
+
+def existing_output_problem(target: Path, *, named: bool, overwrite: bool) -> str | None:
+    """Why a command that writes one file (explain's sheet) must not write ``target``, which may exist: it
+    is there without ``overwrite``, or it is a file of the user's (``not_recnet_s``), which is replaced only
+    when -o names it (``named``)."""
+    if not os.path.lexists(target):
+        return None
+    if not named and (why := not_recnet_s(target)):
+        return f"{target} exists, and {why}: move it away, or choose another -o"
+    return None if overwrite else f"{target} exists (use --overwrite)"

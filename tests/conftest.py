@@ -22,7 +22,7 @@ if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"
     os.environ.setdefault("RECNET_TRITON_BLOCK", "4096")  # the interpreter is fastest on few large programs
 
-from recnet_cli.imaging.write import WRITTEN_MARK
+from recnet_cli.imaging.write import WRITTEN_MARK, written_mark
 from recnet_cli.model import RECNet
 from recnet_cli.weights import save_model
 
@@ -86,7 +86,7 @@ def as_recnet_wrote(path: Path) -> Path:
     """Gives ``path`` the mark every image recnet writes bears (imaging.written_by_recnet), where the file
     system keeps marks: a file made by the test stands for an earlier run's output."""
     with contextlib.suppress(OSError):
-        os.setxattr(path, WRITTEN_MARK, b"1")
+        os.setxattr(path, WRITTEN_MARK, written_mark(os.stat(path)))
     return path
 
 

@@ -257,6 +257,10 @@ def test_skip_existing_passes_over_finished_jobs_and_leaves_lone_companions_to_o
     assert refusal(stopped, overwrite=True, skip_existing=False) is None
 
 
+THEIRS = "recnet did not write it (it lacks recnet's mark: a file of yours, a copy, or an edited output)"
+ELSEWHERE = "move it away, or write elsewhere (-o, --suffix)"
+
+
 def test_overwrite_replaces_only_what_recnet_wrote_but_the_file_o_names(tmp_path: Path) -> None:
     # -o an existing folder of the user's own edits, inside the input folder or not: one has the name a
     # photo's output would have, another is a mask picture of theirs named as a companion
@@ -267,27 +271,26 @@ def test_overwrite_replaces_only_what_recnet_wrote_but_the_file_o_names(tmp_path
         pytest.skip("this file system keeps no extended attributes")
     sources, _ = find_sources([str(shots)])
     mine, written, mask = plan_jobs(sources, edited, suffix="", companions=lambda t: (side_path(t, "mask"),))
-    because = "exists, and recnet did not write it (a file of yours, or a copy: it lacks recnet's mark)"
+    because = f"output {mine.target} exists, and {THEIRS}"
     assert refusal(mine, overwrite=True, skip_existing=False) == Outcome(
-        mine,
-        "failed",
-        f"output {mine.target} {because}: not replacing it; choose another -o, or move it away",
+        mine, "failed", f"{because}: not replacing it; {ELSEWHERE}"
     )
     assert refusal(mine, overwrite=False, skip_existing=False) == Outcome(
-        mine,
-        "failed",
-        f"output {mine.target} {because}: use --skip-existing, choose another -o, or move it away",
+        mine, "failed", f"{because}: use --skip-existing, {ELSEWHERE}"
     )
-    assert refusal(mine, overwrite=False, skip_existing=True).status == "skipped"  # nothing is lost
+    # nothing is lost by skipping it, and --overwrite would not write it again with the mask it lacks
+    assert refusal(mine, overwrite=False, skip_existing=True) == Outcome(mine, "skipped", "output exists")
     assert refusal(written, overwrite=True, skip_existing=False) is None
-    lone = f"output {mask.companions[0]} {because}"  # --skip-existing does not skip a job without its photo
+    lone = (
+        f"output {mask.companions[0]} exists, and {THEIRS}"  # --skip-existing skips no job without its photo
+    )
     for overwrite, skip_existing, remedy in (
         (False, False, ""),
         (False, True, ""),
         (True, False, "not replacing it; "),
     ):
         assert refusal(mask, overwrite, skip_existing) == Outcome(
-            mask, "failed", f"{lone}: {remedy}choose another -o, or move it away"
+            mask, "failed", f"{lone}: {remedy}{ELSEWHERE}"
         )
     # the file -o names is replaced whoever wrote it: the user asked for it by name
     (named,) = plan_jobs(find_sources([str(shots / "a.jpg")])[0], edited / "c.jpg", suffix="")
@@ -296,6 +299,22 @@ def test_overwrite_replaces_only_what_recnet_wrote_but_the_file_o_names(tmp_path
     assert refusal(named, overwrite=False, skip_existing=False).reason == (
         f"output {edited / 'c.jpg'} exists (use --overwrite or --skip-existing)"
     )
+
+
+def test_overwrite_replaces_no_link_at_an_output_s_name(tmp_path: Path) -> None:
+    # recnet writes no links, so one at an output's name is the user's, whatever it leads to
+    shots = touch(tmp_path / "shots", "a.jpg", "b.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (out / "b.jpg").symlink_to(as_recnet_wrote(touch(tmp_path, "earlier.jpg") / "earlier.jpg"))
+    for job in plan_jobs(find_sources([str(shots)])[0], out, suffix=""):
+        assert refusal(job, overwrite=True, skip_existing=False) == Outcome(
+            job,
+            "failed",
+            f"output {job.target} exists, and it is a link, which recnet never writes: not replacing it; "
+            f"{ELSEWHERE}",
+        )
 
 
 def test_an_empty_input_name_is_not_taken_for_the_current_folder() -> None:

@@ -676,8 +676,11 @@ def test_an_output_saved_while_the_batch_runs_is_kept_unless_overwrite(
     assert kept.exit_code == 1, kept.output
     if imaging.written_by_recnet(out / "a.png") is None:
         pytest.skip("this file system keeps no extended attributes")
-    theirs = "exists, and recnet did not write it (a file of yours, or a copy: it lacks recnet's mark)"
-    elsewhere = "choose another -o, or move it away"
+    theirs = (
+        "exists, and recnet did not write it (it lacks recnet's mark: a file of yours, a copy, or an edited "
+        "output)"
+    )
+    elsewhere = "move it away, or write elsewhere (-o, --suffix)"
     assert f"output {out / 'a.png'} {theirs}: use --skip-existing, {elsewhere}" in kept.output
     assert f"output {out / f'b_{tag}.png'} {theirs}: {elsewhere}" in kept.output
     assert all(path.read_bytes() == b"MY EDIT" for path in appearing.values())
@@ -729,24 +732,38 @@ def test_a_report_that_is_not_written_leaves_the_batch_s_summary_and_json_whole(
         assert (result.exit_code, result.stderr) == (1, "error: out/report.html: no space left on device\n")
 
 
-def test_a_sheet_saved_while_explain_runs_is_kept_unless_overwrite(
+def test_a_sheet_saved_while_explain_runs_is_kept_unless_overwrite_and_recnet_s(
     tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     photo, sheet = make_photo(tmp_path / "a.png"), tmp_path / "a_explain.png"
     read_input = runner.read_input
+    saved_by: list[Callable[[Path], object]] = [Path.touch]  # the user saves it (it lacks recnet's mark)
 
     def read_then_save_over(path: Path, quiet: bool) -> Photo:
         sheet.write_bytes(b"MY EDIT")
+        saved_by[0](sheet)
         return read_input(path, quiet)
 
     monkeypatch.setattr(cli, "read_input", read_then_save_over)
     arguments = ["explain", str(photo), "--model", str(model_file), "--device", "cpu"]
-    kept = CliRunner().invoke(app, arguments)
-    assert (kept.exit_code, kept.output) == (1, f"error: {sheet}: exists (use --overwrite)\n")
-    assert sheet.read_bytes() == b"MY EDIT" and sorted(p.name for p in tmp_path.iterdir()) == [
-        "a.png",
-        sheet.name,
-    ]
+    for overwrite in ([], ["--overwrite"]):
+        sheet.unlink(missing_ok=True)
+        kept = CliRunner().invoke(app, [*arguments, *overwrite])
+        assert kept.exit_code == 1, kept.output
+        if imaging.written_by_recnet(sheet) is None:
+            pytest.skip("this file system keeps no extended attributes")
+        assert kept.output == (
+            f"error: {sheet} exists, and recnet did not write it (it lacks recnet's mark: a file of yours, a "
+            "copy, or an edited output): move it away, or choose another -o\n"
+        )
+        assert sheet.read_bytes() == b"MY EDIT" and sorted(p.name for p in tmp_path.iterdir()) == [
+            "a.png",
+            sheet.name,
+        ]
+    saved_by[0] = as_recnet_wrote  # another run's
+    sheet.unlink()
+    assert CliRunner().invoke(app, arguments).output == f"error: {sheet} exists (use --overwrite)\n"
+    sheet.unlink()
     replaced = CliRunner().invoke(app, [*arguments, "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     assert sheet.read_bytes().startswith(b"\x89PNG")

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -2371,6 +2372,17 @@ def test_images_recnet_writes_bear_its_mark_where_the_file_system_keeps_one(tmp_
     shutil.copyfile(mine, replaced)
     write_rgb8(replaced, np.zeros((8, 8, 3), np.uint8))  # replacing a file marks it too
     assert imaging.written_by_recnet(replaced) is True
+    # A file copied onto an output (cp writes into the file, which keeps its attributes), or an output
+    # edited in place, is the user's from then on, even at the same size
+    shutil.copyfile(mine, written)
+    assert imaging.written_by_recnet(written) is False
+    write_rgb8(written, np.zeros((8, 8, 3), np.uint8))
+    time.sleep(0.05)  # an edit comes later than the clock's tick (a few ms) that timed the write
+    with open(written, "r+b") as file:
+        file.seek(-1, os.SEEK_END)
+        file.write(b"\x00")
+    assert imaging.written_by_recnet(written) is False
+    write_rgb8(written, np.zeros((8, 8, 3), np.uint8))
 
     def unsupported(*_: object) -> bytes:
         raise OSError(errno.ENOTSUP, "Operation not supported")

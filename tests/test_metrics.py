@@ -6,16 +6,18 @@ import errno
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import as_recnet_wrote
 
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.evaluate import PairFailure, evaluate_pairs, save_problem
-from recnet_cli.imaging import ImageWriteError
+from recnet_cli.imaging import ImageWriteError, written_by_recnet
 from recnet_cli.metrics import MAX_PSNR, psnr, quantised_scores, ssim, ssim_tensor, to_uint8
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import read_rgb
@@ -123,14 +125,18 @@ def test_evaluate_pairs_scores_output_and_identity(tmp_path: Path) -> None:
     assert report.to_dict()["images"] == 2
 
 
-def test_saving_keeps_a_file_saved_there_during_the_run_unless_overwrite(tmp_path: Path) -> None:
+def test_saving_keeps_a_file_saved_there_during_the_run_unless_overwrite_and_recnet_s(
+    tmp_path: Path,
+) -> None:
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
     pairs = written_pairs(tmp_path, range(3))
     later = tmp_path / "out" / "in1.png"  # checked before the run (save_problem), saved during it
+    saved_by: list[Callable[[Path], object]] = [as_recnet_wrote]  # another run's
 
     def save_later(done: int, total: int) -> None:
         if done == 1:
             later.write_bytes(b"MY EDIT")
+            saved_by[0](later)
 
     seen: list[PairFailure] = []
     report = evaluate_pairs(
@@ -149,6 +155,14 @@ def test_saving_keeps_a_file_saved_there_during_the_run_unless_overwrite(tmp_pat
     ]
     report = evaluate_pairs(pairs, corrector, tmp_path / "out", progress=save_later, overwrite=True)
     assert later.read_bytes().startswith(b"\x89PNG") and report.unsaved == []
+    if written_by_recnet(later) is None:
+        pytest.skip("this file system keeps no extended attributes")
+    saved_by[0] = Path.touch  # the user's (it lacks recnet's mark): kept even so
+    report = evaluate_pairs(pairs, corrector, tmp_path / "out", progress=save_later, overwrite=True)
+    assert later.read_bytes() == b"MY EDIT" and [failure.reason for failure in report.unsaved] == [
+        f"{later}: exists, and recnet did not write it (it lacks recnet's mark: a file of yours, a copy, or "
+        "an edited output): move it away, or choose another folder"
+    ]
 
 
 def test_a_failed_save_ends_the_saving_not_the_scoring(
@@ -254,7 +268,9 @@ def test_a_photo_too_large_for_the_memory_is_a_named_failure(
     ]
 
 
-def test_saving_never_replaces_an_evaluated_image_nor_an_earlier_file_unasked(tmp_path: Path) -> None:
+def test_saving_never_replaces_an_evaluated_image_nor_a_user_s_file_nor_an_earlier_one_unasked(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "gt").mkdir()
     pair = ImagePair(tmp_path / "in" / "a.jpg", tmp_path / "gt" / "a.png")
@@ -270,7 +286,15 @@ def test_saving_never_replaces_an_evaluated_image_nor_an_earlier_file_unasked(tm
     )
     assert save_problem([pair], tmp_path / "out", overwrite=False) is None
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "a.png").write_bytes(b"earlier")
+    (tmp_path / "out" / "a.png").write_bytes(b"mine")
+    if written_by_recnet(tmp_path / "out" / "a.png") is not None:  # a file system that keeps marks
+        for overwrite in (False, True):  # a file of the user's is never replaced
+            assert save_problem([pair], tmp_path / "out", overwrite=overwrite) == (
+                f"--save {tmp_path / 'out'}: {tmp_path / 'out' / 'a.png'} exists, and recnet did not write "
+                "it (it lacks recnet's mark: a file of yours, a copy, or an edited output): move it away, or "
+                "choose another folder"
+            )
+    as_recnet_wrote(tmp_path / "out" / "a.png")  # an earlier run's
     assert "exists (use --overwrite)" in save_problem([pair], tmp_path / "out", overwrite=False)
     assert save_problem([pair], tmp_path / "out", overwrite=True) is None
     (tmp_path / "notes.txt").write_text("mine")

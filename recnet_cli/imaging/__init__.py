@@ -75,6 +75,7 @@ from recnet_cli.imaging.read import header_megapixels, read_photo
 from recnet_cli.imaging.write import (
     atomic_output,
     check_output_size,
+    not_recnet_s,
     write_photo,
     write_png16,
     write_rgb8,
@@ -112,6 +113,7 @@ __all__ = [
     "metadata_loss_notice",
     "names_unsupported_image",
     "nclx_icc_profile",
+    "not_recnet_s",
     "out_of_host_memory",
     "output_notices",
     "read_photo",

@@ -159,27 +159,50 @@ def _save(
         raise ImageWriteError(path, str(error)) from None
 
 
-# Set on every image recnet writes, where the file system keeps extended attributes: it tells the images in
-# an output folder that recnet wrote from a user's own (``written_by_recnet``).
+# Set on every image recnet writes, where the file system keeps extended attributes: it tells the images
+# recnet wrote from a user's own (``written_by_recnet``). It holds the file's size and time of last change
+# as recnet left them, so that a file copied onto an output (``cp`` keeps the file, and its attributes) or
+# an output edited in place is the user's from then on.
 WRITTEN_MARK = "user.recnet.written"
+
+
+def written_mark(status: os.stat_result) -> bytes:
+    """The mark of a file as recnet wrote it: its size and time of last change."""
+    return f"{status.st_size} {status.st_mtime_ns}".encode()
 
 
 def _mark_written(file: BinaryIO) -> None:
     if hasattr(os, "setxattr"):  # Linux; not a file system without extended attributes (FAT, some shares)
+        file.flush()  # the data in the buffer would change the time of last change once written
         with suppress(OSError):
-            os.setxattr(file.fileno(), WRITTEN_MARK, b"1")
+            os.setxattr(file.fileno(), WRITTEN_MARK, written_mark(os.fstat(file.fileno())))
 
 
 def written_by_recnet(path: str | os.PathLike[str]) -> bool | None:
-    """Whether recnet wrote the image at ``path`` (it bears recnet's mark); None where that cannot be told:
-    a file system that keeps no mark, or a system without extended attributes."""
+    """Whether the image at ``path`` is as recnet wrote it (it bears recnet's mark, and its size and time of
+    last change are the mark's); None where that cannot be told: a file system that keeps no mark, or a
+    system without extended attributes."""
     if not hasattr(os, "getxattr"):
         return None
     try:
-        os.getxattr(path, WRITTEN_MARK)
+        mark = os.getxattr(path, WRITTEN_MARK)
+        status = os.stat(path)
     except OSError as error:
         return False if error.errno == errno.ENODATA else None
-    return True
+    return mark == written_mark(status)
+
+
+def not_recnet_s(path: str | os.PathLike[str]) -> str | None:
+    """Why the file at ``path`` is not one recnet wrote, which even --overwrite must not replace: a link
+    (recnet writes none), or a file without recnet's mark as recnet left it (``written_by_recnet``); said
+    as what follows "<path> exists, and". None for recnet's own, and where the file system keeps no marks."""
+    if os.path.islink(path):
+        return "it is a link, which recnet never writes"
+    if os.path.isfile(path) and written_by_recnet(path) is False:  # a folder or a FIFO is refused as one
+        return (
+            "recnet did not write it (it lacks recnet's mark: a file of yours, a copy, or an edited output)"
+        )
+    return None
 
 
 def _write_samples(
