@@ -181,7 +181,7 @@ def test_an_image_too_thin_to_crop_is_refused_not_scaled_up_to_an_enormous_size(
     strip = photos / "strip.png"
     cv2.imwrite(str(strip), np.full((1, 2000, 3), 128, np.uint8))
     with pytest.raises(
-        ImageFileError, match=rf"^{re.escape(str(strip))}: 2000x1 pixels is too thin to train on"
+        ImageFileError, match=rf"^{re.escape(str(strip))}: 2000x1 pixels is too thin to train or calibrate on"
     ):
         photo_data(photos, 32, 0, DegradationConfig(), 64, 4, 48)
     strip.unlink()
@@ -189,7 +189,9 @@ def test_an_image_too_thin_to_crop_is_refused_not_scaled_up_to_an_enormous_size(
     cv2.imwrite(str(inputs / "strip.png"), np.full((3000, 2, 3), 64, np.uint8))
     cv2.imwrite(str(photos / "strip.png"), np.full((3000, 2, 3), 128, np.uint8))
     pairs = [ImagePair(path, photos / path.name) for path in sorted(inputs.iterdir())]
-    with pytest.raises(ImageFileError, match=r"strip\.png: 2x3000 pixels is too thin to train on"):
+    with pytest.raises(
+        ImageFileError, match=r"strip\.png: 2x3000 pixels is too thin to train or calibrate on"
+    ):
         pair_data(pairs, "inputs/", 32, 0, 64, 4, 48)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_photo, run
+from conftest import as_recnet_wrote, make_photo, run
 from PIL import Image
 
 from recnet_cli.engine import Corrector
@@ -230,6 +230,7 @@ def test_explain_refuses_bad_references_and_existing_sheets(
     assert "big.png" in mismatch.stderr and "same size" in mismatch.stderr
     assert "Traceback" not in mismatch.stderr
     (tmp_path / "shot_explain.png").write_bytes(b"keep")
+    as_recnet_wrote(tmp_path / "shot_explain.png")  # an earlier run's (a user's is kept even so)
     # A sheet that cannot be written exits 1, as correct's photo does; a mistake in the options, 2.
     exists = run(["explain", str(photo), "--model", str(model_file)], cli_env)
     assert exists.returncode == 1 and "--overwrite" in exists.stderr

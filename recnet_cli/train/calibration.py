@@ -22,6 +22,7 @@ from recnet_cli.metrics import MAX_PSNR
 from recnet_cli.train.data import ValidationPair, pair_validation, photo_validation, split_pairs, split_photos
 from recnet_cli.train.pairs import ImagePair
 from recnet_cli.train.synthesis import MODES, DegradationConfig
+from recnet_cli.wording import counted
 
 CALIBRATION_SEED = 70411  # not the validation seed: the held-out photos are scored on other pairs
 REGIMES = {  # each kind of exposure error alone (mild: photos that were nearly right), then the mix
@@ -71,8 +72,9 @@ def photo_data(folder: Path, size: int, count: int) -> CalibrationData:
             for number, (regime, degradation) in enumerate(REGIMES.items())
         }
 
+    fitted_on = counted(min(count, len(train)), "training photo")
     about = (
-        f"{min(count, len(train))} training photos in {folder} x {len(REGIMES)} regimes at {size} px, "
+        f"{fitted_on} in {folder} x {len(REGIMES)} regimes at {size} px, "
         f"seeds {CALIBRATION_SEED} to {CALIBRATION_SEED + len(REGIMES) - 1}"
     )
     photos = len(REGIMES) * (min(count, len(train)) + min(count, len(held_out)))

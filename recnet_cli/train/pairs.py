@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recnet_cli.inputs import images_below, is_image, other_files, visible_files
-from recnet_cli.wording import listed
+from recnet_cli.wording import counted, listed
 
 SPLITS = ("train", "test", "valid")
 LCDP_FOLDERS = {
@@ -172,4 +172,5 @@ def check_partners(unmatched: Iterable[str], folder: Path, partner_folder: Path)
     names = sorted(unmatched)
     if names:
         shown = listed(names, SHOWN_NAMES)
-        raise PairingError(f"{folder}: {len(names)} image(s) without a partner in {partner_folder}: {shown}")
+        without = f"{counted(len(names), 'image')} without a partner in {partner_folder}"
+        raise PairingError(f"{folder}: {without}: {shown}")
