@@ -18,6 +18,7 @@ from recnet_cli.imaging import (
     READABLE,
     conversion_needed,
     enable_heif,
+    has_supported_signature,
     names_unsupported_image,
     not_recnet_s,
 )
@@ -150,6 +151,7 @@ def plan_jobs(
             conversion_needed(source.path),
             unread_format(source.path),
             input_kind_problem(source.path),
+            unrecognised_input(source.path),
             unwritable_format(target),
             *(output_path_problem(path) for path in outputs),
             *(target_problem(path, source.path, inputs, claims) for path in outputs),
@@ -174,6 +176,20 @@ def input_kind_problem(source: Path) -> str | None:
         return special_input(os.stat(source).st_mode)
     except (OSError, ValueError):  # said when it is read
         return None
+
+
+def unrecognised_input(source: Path) -> str | None:
+    """Why a file named as an input whose name is no image's (notes.txt) is not read: it does not start as
+    an image does; said before what its output's name lacks (``--ext``). Files of other names, an empty
+    file or one that cannot be opened are said when read."""
+    if source.suffix.lower() in IMAGE_EXTENSIONS or not os.path.isfile(source):  # a FIFO would block
+        return None
+    try:
+        with open(source, "rb") as file:
+            head = file.read(12)
+    except OSError:
+        return None
+    return None if not head or has_supported_signature(head) else "not an image, or an unsupported format"
 
 
 def unwritable_format(target: Path) -> str | None:

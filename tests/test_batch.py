@@ -194,6 +194,19 @@ def test_jobs_that_cannot_work_are_refused_before_reading(tmp_path: Path) -> Non
     assert forced[3].problem == problems[3]
 
 
+def test_a_file_named_as_no_image_that_is_none_is_said_so_before_asking_for_ext(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a shopping list")
+    (tmp_path / "backup.jpg_original").write_bytes(b"\xff\xd8\xff\xe0" + bytes(20))  # a JPEG by its start
+    (tmp_path / "empty.dat").touch()  # said when read: "empty file"
+    sources, _ = find_sources(
+        [str(tmp_path / name) for name in ("notes.txt", "backup.jpg_original", "empty.dat")]
+    )
+    notes, backup, empty = (job.problem or "" for job in plan_jobs(sources, None, suffix="_recnet"))
+    assert notes == "not an image, or an unsupported format"
+    assert backup.startswith("cannot write .jpg_original files: choose the output format with --ext")
+    assert empty.startswith("cannot write .dat files")
+
+
 def test_outputs_that_cannot_be_written_there_are_refused_before_reading(tmp_path: Path) -> None:
     photo = tmp_path / "photo.jpg"
     photo.touch()
