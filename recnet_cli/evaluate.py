@@ -16,7 +16,7 @@ from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.files import describe_os_error, file_kind
 from recnet_cli.imaging import FREE_MEMORY_ADVICE, ImageWriteError, PhotoFileError, not_recnet_s, write_rgb8
 from recnet_cli.metrics import mean_psnr, psnr, ssim, to_uint8
-from recnet_cli.outputs import folder_problem
+from recnet_cli.outputs import existing_output_problem, folder_problem
 from recnet_cli.train.data import ImageFileError, read_rgb, require_same_size
 from recnet_cli.train.pairs import ImagePair
 
@@ -132,7 +132,7 @@ def saved_path(pair: ImagePair, save_dir: Path) -> Path:
     return save_dir / f"{pair.input.stem}.png"
 
 
-ELSEWHERE = "move it away, or choose another folder"
+ANOTHER_FOLDER = "choose another folder"
 
 
 def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) -> str | None:
@@ -152,12 +152,9 @@ def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) ->
         if path in saved_by:
             return f"--save {save_dir}: {saved_by[path]} and {pair.input} would both be saved as {path.name}"
         saved_by[path] = pair.input
-        if not os.path.lexists(path):
-            continue
-        if why := not_recnet_s(path):
-            return f"--save {save_dir}: {path} exists, and {why}: {ELSEWHERE}"
-        if not overwrite:
-            return f"--save {save_dir}: {path} exists (use --overwrite)"
+        problem = existing_output_problem(path, named=False, overwrite=overwrite, elsewhere=ANOTHER_FOLDER)
+        if problem:
+            return f"--save {save_dir}: {problem}"
     return None
 
 
@@ -169,7 +166,7 @@ def save_corrected(pair: ImagePair, save_dir: Path, corrected: np.ndarray, overw
         raise ImageWriteError(save_dir, f"cannot create folder: {describe_os_error(error)}") from None
     path = saved_path(pair, save_dir)
     if os.path.lexists(path) and (why := not_recnet_s(path)):  # saved there since save_problem looked
-        raise ImageWriteError(path, f"exists, and {why}: {ELSEWHERE}")
+        raise ImageWriteError(path, f"exists, and {why}: move it away, or {ANOTHER_FOLDER}")
     write_rgb8(path, corrected, overwrite=overwrite)
 
 

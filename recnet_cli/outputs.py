@@ -264,12 +264,14 @@ def folder_problem(folder: Path, *, create: bool) -> str | None:
     return None
 
 
-def existing_output_problem(target: Path, *, named: bool, overwrite: bool) -> str | None:
-    """Why a command that writes one file (explain's sheet) must not write ``target``, which may exist: it
+def existing_output_problem(
+    target: Path, *, named: bool, overwrite: bool, elsewhere: str = "choose another -o"
+) -> str | None:
+    """Why a command must not write ``target`` (explain's sheet, eval's saved image), which may exist: it
     is there without ``overwrite``, or it is a file of the user's (``not_recnet_s``), which is replaced only
-    when -o names it (``named``)."""
+    when -o names it (``named``); ``elsewhere`` says where else to write."""
     if not os.path.lexists(target):
         return None
     if not named and (why := not_recnet_s(target)):
-        return f"{target} exists, and {why}: move it away, or choose another -o"
+        return f"{target} exists, and {why}: move it away, or {elsewhere}"
     return None if overwrite else f"{target} exists (use --overwrite)"
