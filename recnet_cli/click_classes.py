@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import shlex
 from collections.abc import Iterator
 from typing import Any
@@ -69,6 +70,8 @@ def click_error_line(error: Any) -> str:
     if isinstance(error, click_errors.NoSuchOption):
         close = list(error.possibilities or ())
         suggestion = f". Did you mean {' or '.join(close)}?" if close else ""
+        if file := getattr(error, "file", None):  # UsageErrorsSayWhat
+            return f"{sentence_part(error.message)}: to name {file}, write ./{file}, or put -- before it"
         return f"{sentence_part(error.message)}{suggestion} ({path} --help lists the options)"
     if refused_value(error):
         named = getattr(error, "typed", None) or parameter_name(error.param)  # UsageErrorsSayWhat
@@ -78,6 +81,12 @@ def click_error_line(error: Any) -> str:
     if ctx is not None and isinstance(ctx.command, TyperGroup):
         return f"{message} ({path} --help lists the commands)"
     return f"{message} (see {path} --help)"
+
+
+def file_read_as_option(args: list[str], option: str) -> str | None:
+    """The argument that was read as the unknown ``option`` where it names a file or folder (``-1.jpg``
+    read as ``-1``); None otherwise."""
+    return next((arg for arg in args if arg.startswith(option) and os.path.lexists(arg)), None)
 
 
 @contextlib.contextmanager
@@ -107,7 +116,8 @@ def stop_said_in_one_line(interrupted: str = STOPPED_STARTING) -> Iterator[None]
 
 class UsageErrorsSayWhat:
     """What a usage error's line names that Click leaves out of the error: the command, where its parser
-    raises one without (an option given no value), and a refused value as typed (``--repeats 0``)."""
+    raises one without (an option given no value), a refused value as typed (``--repeats 0``), and the file
+    an unknown option is the start of (``-1.jpg``, read as the option ``-1``)."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         given = list(args)  # Click's parser consumes the list it reads
@@ -118,6 +128,8 @@ class UsageErrorsSayWhat:
                 error.ctx = ctx
             if refused_value(error):
                 error.typed = as_typed(self, ctx, given, error.param)
+            if isinstance(error, click_errors.NoSuchOption):
+                error.file = file_read_as_option(given, error.option_name)
             raise
 
 

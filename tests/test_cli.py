@@ -155,6 +155,19 @@ def test_a_usage_error_is_one_line_that_points_to_the_help(args: list[str], line
     assert result.stdout == ""
 
 
+def test_a_file_whose_name_starts_with_a_dash_is_told_how_to_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_photo(tmp_path / "-1.png")
+    result = CliRunner().invoke(app, ["mask", "-1.png"], prog_name="recnet")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: no such option: -1: to name -1.png, write ./-1.png, or put -- before it\n",
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["-1.png"]
+
+
 def test_another_click_error_is_one_line_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def unreadable(*_: object, **__: object) -> None:
         raise click_classes.click_errors.FileError("model.bin", "permission denied")
