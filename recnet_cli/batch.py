@@ -18,7 +18,7 @@ from typing import Any
 
 from recnet_cli.files import input_file_problem
 from recnet_cli.hostmemory import available_host_memory
-from recnet_cli.imaging import OutputExistsError, not_recnet_s
+from recnet_cli.imaging import OutputExistsError, kept_from_overwrite
 from recnet_cli.inputs import Unmatched
 from recnet_cli.outputs import Job, folder_problem
 
@@ -332,8 +332,8 @@ ELSEWHERE = "move it away, or write elsewhere (-o, --suffix)"
 
 def foreign(job: Job, path: Path) -> str | None:
     """Why ``path``, an output of ``job`` that exists, is a file of the user's that --overwrite must not
-    replace (``not_recnet_s``); None for recnet's own, and for the file -o names."""
-    return None if job.named and path == job.target else not_recnet_s(path)
+    replace (``kept_from_overwrite``); None for recnet's own, and for the file -o names."""
+    return None if job.named and path == job.target else kept_from_overwrite(path)
 
 
 def existing_output(job: Job, path: Path, skip_existing: bool) -> Outcome:

@@ -14,7 +14,13 @@ from recnet_cli.batch import stops_writing
 from recnet_cli.devices import is_out_of_memory
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.files import describe_os_error, file_kind
-from recnet_cli.imaging import FREE_MEMORY_ADVICE, ImageWriteError, PhotoFileError, not_recnet_s, write_rgb8
+from recnet_cli.imaging import (
+    FREE_MEMORY_ADVICE,
+    ImageWriteError,
+    PhotoFileError,
+    kept_from_overwrite,
+    write_rgb8,
+)
 from recnet_cli.metrics import mean_psnr, psnr, ssim, to_uint8
 from recnet_cli.outputs import existing_output_problem, folder_problem
 from recnet_cli.train.data import ImageFileError, read_rgb, require_same_size
@@ -165,7 +171,7 @@ def save_corrected(pair: ImagePair, save_dir: Path, corrected: np.ndarray, overw
     except OSError as error:
         raise ImageWriteError(save_dir, f"cannot create folder: {describe_os_error(error)}") from None
     path = saved_path(pair, save_dir)
-    if os.path.lexists(path) and (why := not_recnet_s(path)):  # saved there since save_problem looked
+    if os.path.lexists(path) and (why := kept_from_overwrite(path)):  # saved there since save_problem looked
         raise ImageWriteError(path, f"exists, and {why}: move it away, or {ANOTHER_FOLDER}")
     write_rgb8(path, corrected, overwrite=overwrite)
 

@@ -19,8 +19,8 @@ from recnet_cli.imaging import (
     conversion_needed,
     enable_heif,
     has_supported_signature,
+    kept_from_overwrite,
     names_unsupported_image,
-    not_recnet_s,
 )
 from recnet_cli.inputs import Source
 
@@ -268,10 +268,10 @@ def existing_output_problem(
     target: Path, *, named: bool, overwrite: bool, elsewhere: str = "choose another -o"
 ) -> str | None:
     """Why a command must not write ``target`` (explain's sheet, eval's saved image), which may exist: it
-    is there without ``overwrite``, or it is a file of the user's (``not_recnet_s``), which is replaced only
-    when -o names it (``named``); ``elsewhere`` says where else to write."""
+    is there without ``overwrite``, or it is kept even from that (``kept_from_overwrite``: a file of the
+    user's), unless -o names it (``named``); ``elsewhere`` says where else to write."""
     if not os.path.lexists(target):
         return None
-    if not named and (why := not_recnet_s(target)):
+    if not named and (why := kept_from_overwrite(target)):
         return f"{target} exists, and {why}: move it away, or {elsewhere}"
     return None if overwrite else f"{target} exists (use --overwrite)"

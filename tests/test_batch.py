@@ -330,6 +330,28 @@ def test_overwrite_replaces_no_link_at_an_output_s_name(tmp_path: Path) -> None:
         )
 
 
+def test_overwrite_replaces_no_output_made_read_only_but_the_file_o_names(tmp_path: Path) -> None:
+    # an earlier run's output that the user chmod'ed a-w to keep: replacing a file needs no write
+    # permission on it (only on its folder), and root may write anything, so the mode itself is asked
+    shots = touch(tmp_path / "shots", "a.jpg", "b.jpg")
+    out = tmp_path / "out"
+    kept, _ = (as_recnet_wrote(touch(out, name) / name) for name in ("a.jpg", "b.jpg"))
+    if imaging.written_by_recnet(kept) is None:
+        pytest.skip("this file system keeps no extended attributes")
+    kept.chmod(0o444)
+    first, second = plan_jobs(find_sources([str(shots)])[0], out, suffix="")
+    assert refusal(first, overwrite=True, skip_existing=False) == Outcome(
+        first,
+        "failed",
+        f"output {kept} exists, and it is read-only (chmod u+w lets --overwrite replace it): not replacing "
+        f"it; {ELSEWHERE}",
+    )
+    assert refusal(second, overwrite=True, skip_existing=False) is None
+    assert refusal(first, overwrite=False, skip_existing=True) == Outcome(first, "skipped", "output exists")
+    (named,) = plan_jobs(find_sources([str(shots / "a.jpg")])[0], kept, suffix="")
+    assert named.named and refusal(named, overwrite=True, skip_existing=False) is None
+
+
 def test_an_empty_input_name_is_not_taken_for_the_current_folder() -> None:
     sources, missing = find_sources([""])
     assert sources == [] and [str(each) for each in missing] == ["'': an empty name is no file or folder"]

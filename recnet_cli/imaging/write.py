@@ -192,16 +192,20 @@ def written_by_recnet(path: str | os.PathLike[str]) -> bool | None:
     return mark == written_mark(status)
 
 
-def not_recnet_s(path: str | os.PathLike[str]) -> str | None:
-    """Why the file at ``path`` is not one recnet wrote, which even --overwrite must not replace: a link
-    (recnet writes none), or a file without recnet's mark as recnet left it (``written_by_recnet``); said
-    as what follows "<path> exists, and". None for recnet's own, and where the file system keeps no marks."""
+def kept_from_overwrite(path: str | os.PathLike[str]) -> str | None:
+    """Why the file at ``path`` is one that even --overwrite must not replace: a link (recnet writes none),
+    a file without recnet's mark as recnet left it (``written_by_recnet``), or one made read-only; said as
+    what follows "<path> exists, and". None for recnet's own, and where the file system keeps no marks."""
     if os.path.islink(path):
         return "it is a link, which recnet never writes"
-    if os.path.isfile(path) and written_by_recnet(path) is False:  # a folder or a FIFO is refused as one
+    if not os.path.isfile(path):  # a folder or a FIFO is refused as one
+        return None
+    if written_by_recnet(path) is False:
         return (
             "recnet did not write it (it lacks recnet's mark: a file of yours, a copy, or an edited output)"
         )
+    if not os.stat(path).st_mode & 0o222:  # as `rm` and `mv` ask first, and root's writes would not fail
+        return "it is read-only (chmod u+w lets --overwrite replace it)"
     return None
 
 
