@@ -35,6 +35,8 @@ from recnet_cli.train.data import (
     Prefetcher,
     downscale_photos,
     holdout_split,
+    load_pairs,
+    load_photos,
     pair_data,
     photo_data,
     read_rgb,
@@ -322,6 +324,32 @@ def test_a_damaged_photo_stops_training_before_anything_is_written(tmp_path: Pat
     with pytest.raises(ImageFileError, match=rf"^{re.escape(str(broken))}: truncated or corrupt image data$"):
         train(tiny_config(tmp_path / "run", photos=photos))
     assert not (tmp_path / "run").exists()
+
+
+def test_every_damaged_image_is_named_in_one_error_not_one_per_run(tmp_path: Path) -> None:
+    good = sorted(PHOTOS.glob("*.jpg"))
+    data = good[0].read_bytes()
+    broken = [tmp_path / f"broken-{index}.jpg" for index in range(5)]
+    for path in broken:
+        path.write_bytes(data[: len(data) // 2])
+    thin = tmp_path / "thin.png"
+    cv2.imwrite(str(thin), np.zeros((1, 200, 3), np.uint8))
+    with pytest.raises(ImageFileError) as raised:
+        load_photos([good[0], *broken[:2], good[1], thin], 32, 256)
+    truncated = "truncated or corrupt image data"
+    assert str(raised.value) == (
+        f"3 images cannot be used: {broken[0]}: {truncated}; {broken[1]}: {truncated}; "
+        f"{thin}: 200x1 pixels is too thin to train or calibrate on (its long side may be at most 100 times "
+        "its short side, which is scaled up to train's --crop or calibrate's --size)"
+    )
+    with pytest.raises(ImageFileError, match=r"^5 images cannot be used: .*; and 2 more$"):
+        load_photos(broken, 32, 256)
+    # a damaged ground truth that five pairs share (MSEC's exposures of one scene) is named once
+    pairs = [ImagePair(photo, broken[0]) for photo in good] + [ImagePair(good[0], broken[1])]
+    with pytest.raises(ImageFileError, match=rf"^2 images cannot be used: {re.escape(str(broken[0]))}: "):
+        load_pairs(pairs, 32, 256)
+    with pytest.raises(ImageFileError, match=rf"^{re.escape(str(broken[0]))}: {truncated}$"):
+        load_pairs(pairs[:3], 32, 256)
 
 
 def test_photos_whose_names_are_not_utf8_are_read_and_trained_on(tmp_path: Path) -> None:

@@ -33,6 +33,8 @@ HOLDOUT_FRACTION = 0.1
 # once its short side is scaled up to the crop.
 MAX_ASPECT = 100
 T = TypeVar("T")
+U = TypeVar("U")
+SHOWN_FAILURES = 3
 
 
 class ImageFileError(ValueError):
@@ -239,8 +241,29 @@ class ValidationPair:
     target: Tensor
 
 
+def load_each(items: Sequence[T], load: Callable[[T], U]) -> list[U]:
+    """``load`` of every item. Where some raise ImageFileError, one is raised once all were tried, naming the
+    first few and counting the rest (a ground truth shared by several pairs once), so a folder with several
+    damaged photos is mended in one go."""
+    loaded, failed = [], {}
+    for item in items:
+        try:
+            loaded.append(load(item))
+        except ImageFileError as exc:
+            failed[str(exc)] = None
+    failures = list(failed)
+    if len(failures) > 1:
+        more = len(failures) - SHOWN_FAILURES
+        rest = f"; and {more} more" if more > 0 else ""
+        shown = "; ".join(failures[:SHOWN_FAILURES])
+        raise ImageFileError(f"{len(failures)} images cannot be used: {shown}{rest}")
+    if failures:
+        raise ImageFileError(failures[0])
+    return loaded
+
+
 def load_photos(paths: Sequence[Path], min_side: int, max_side: int) -> list[np.ndarray]:
-    return [fitted(p, read_rgb(p), min_side, max_side) for p in paths]
+    return load_each(paths, lambda path: fitted(path, read_rgb(path), min_side, max_side))
 
 
 def load_pairs(
@@ -248,19 +271,16 @@ def load_pairs(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Decodes each pair once (a target shared by several inputs only once); sizes must agree."""
     targets: dict[Path, np.ndarray] = {}
-    loaded = []
-    for pair in pairs:
+
+    def load(pair: ImagePair) -> tuple[np.ndarray, np.ndarray]:
         source = read_rgb(pair.input)
         if pair.target not in targets:
             targets[pair.target] = read_rgb(pair.target)
         require_same_size(pair, source, targets[pair.target])
-        loaded.append(
-            (
-                fitted(pair.input, source, min_side, max_side),
-                fit_size(targets[pair.target], min_side, max_side),
-            )
-        )
-    return loaded
+        target = fit_size(targets[pair.target], min_side, max_side)
+        return fitted(pair.input, source, min_side, max_side), target
+
+    return load_each(pairs, load)
 
 
 def photo_validation(
@@ -272,12 +292,14 @@ def photo_validation(
 ) -> list[ValidationPair]:
     """Fixed synthetic validation pairs: whole photos (scaled to ``max_side``, and up to SSIM's window if
     thinner) degraded with a constant seed, on the CPU, so every run and every device sees the same pairs."""
-    result = []
-    for index, path in enumerate(paths[:count]):
+
+    def load(numbered: tuple[int, Path]) -> ValidationPair:
+        index, path = numbered
         clean = to_tensor([fitted(path, read_rgb(path), SSIM_WINDOW, max_side)], torch.device("cpu"))
         exposure = sample_exposure(sample_rng(seed, 0, index), degradation)
-        result.append(ValidationPair(path.stem, degrade(clean, [exposure])[0], clean[0]))
-    return result
+        return ValidationPair(path.stem, degrade(clean, [exposure])[0], clean[0])
+
+    return load_each(list(enumerate(paths[:count])), load)
 
 
 def pair_validation(pairs: Sequence[ImagePair], max_side: int, count: int) -> list[ValidationPair]:
