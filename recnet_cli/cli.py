@@ -829,11 +829,12 @@ def calibrate(
     if as_json:
         report = {"model": loaded.source, "output": str(output), "about": calibration.about}
         typer.echo(json.dumps(report | {"held_out": held_out}, indent=2))
-        return
-    if quiet:
-        return
-    console.print_held_out_scores(scores)
-    console.done("calibrated", f": {output} (fitted on {calibration.about})")
+    elif not quiet:
+        console.print_held_out_scores(scores)
+    if not quiet and (note := data.few_pairs_note()):
+        console.notice(note)
+    if not (quiet or as_json):
+        console.done("calibrated", f": {output} (fitted on {calibration.about})")
 
 
 @command("eval")

@@ -231,7 +231,20 @@ def test_calibrating_reads_a_groups_held_out_pairs_with_it_so_a_damaged_file_fai
         {"under": group("check under", damaged=True), "over": group("check over")},
         "two groups",
         4,
+        2,
     )
     with pytest.raises(ImageFileError, match=r"^held-out\.png: truncated"):
         calibration.calibrate(Corrector(random_model(seed=3), CPU), data)
     assert loaded == ["fit under", "check under"]
+
+
+def test_a_fit_on_too_few_pairs_to_trust_beyond_them_is_said_to_be_one() -> None:
+    def data(fitting_pairs: int) -> calibration.CalibrationData:
+        return calibration.CalibrationData({}, {}, "", 0, fitting_pairs)
+
+    assert calibration.FEW_PAIRS == 46  # twice the 23 statistics of each photo that the fit weighs
+    assert data(45).few_pairs_note() == (
+        "fitted on only 45 pairs; a fit on fewer than 46 follows them more than photos in general: give more "
+        "(a larger folder, or a higher --count), and judge it by the held-out scores"
+    )
+    assert data(46).few_pairs_note() is None

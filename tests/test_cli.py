@@ -1044,6 +1044,7 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     assert report["about"].startswith(f"4 training photos in {TRAIN_PHOTOS} x 5 regimes at 64 px")
     assert set(report["held_out"]) == {"under", "over", "mixed", "nearly right", "training mix"}
     assert all(score["pairs"] == 1 for score in report["held_out"].values())
+    assert "note: fitted on only 20 pairs; a fit on fewer than 46" in result.stderr  # 4 photos x 5 regimes
     card = json.loads(calibrated.with_suffix(".json").read_text())
     assert card["description"] == "untrained test fixture"  # the model's card is kept
     assert (card["name"], card["calibrated_from"]) == ("calibrated", str(model_file))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recnet_cli.autostrength import CalibrationSample, StrengthCalibration, fit_calibration
+from recnet_cli.autostrength import FEATURE_COUNT, CalibrationSample, StrengthCalibration, fit_calibration
 from recnet_cli.engine import Corrector
 from recnet_cli.metrics import MAX_PSNR
 from recnet_cli.train.data import ValidationPair, pair_validation, photo_validation, split_pairs, split_photos
@@ -28,6 +28,8 @@ CALIBRATION_SEED = 70411  # not the validation seed: the held-out photos are sco
 REGIMES = {  # each kind of exposure error alone (mild: photos that were nearly right), then the mix
     ("nearly right" if mode == "mild" else mode): DegradationConfig.only(mode) for mode in MODES
 } | {"training mix": DegradationConfig()}
+# A fit on fewer pairs than twice the statistics it weighs follows those photos more than photos in general.
+FEW_PAIRS = 2 * FEATURE_COUNT
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,17 @@ class CalibrationData:
     checking: Groups
     about: str
     photos: int  # how many photos calibrating corrects, for a progress bar
+    fitting_pairs: int
+
+    def few_pairs_note(self) -> str | None:
+        """What to know of a fit on too few pairs to be trusted beyond them; None for enough."""
+        if self.fitting_pairs >= FEW_PAIRS:
+            return None
+        return (
+            f"fitted on only {counted(self.fitting_pairs, 'pair')}; a fit on fewer than {FEW_PAIRS} follows "
+            "them more than photos in general: give more (a larger folder, or a higher --count), and judge "
+            "it by the held-out scores"
+        )
 
 
 def photo_data(folder: Path, size: int, count: int) -> CalibrationData:
@@ -78,7 +91,8 @@ def photo_data(folder: Path, size: int, count: int) -> CalibrationData:
         f"seeds {CALIBRATION_SEED} to {CALIBRATION_SEED + len(REGIMES) - 1}"
     )
     photos = len(REGIMES) * (min(count, len(train)) + min(count, len(held_out)))
-    return CalibrationData(groups(train), groups(held_out), about, photos)
+    fitting_pairs = len(REGIMES) * min(count, len(train))
+    return CalibrationData(groups(train), groups(held_out), about, photos, fitting_pairs)
 
 
 def pair_data(pairs: Sequence[ImagePair], name: str, size: int, count: int) -> CalibrationData:
@@ -90,7 +104,8 @@ def pair_data(pairs: Sequence[ImagePair], name: str, size: int, count: int) -> C
     about = f"{min(count, len(train))} image pairs of {name} at {size} px"
     photos = min(count, len(train)) + min(count, len(held_out))
     fitting = {"pairs": partial(pair_validation, train, size, count)}
-    return CalibrationData(fitting, {"pairs": partial(pair_validation, held_out, size, count)}, about, photos)
+    checking = {"pairs": partial(pair_validation, held_out, size, count)}
+    return CalibrationData(fitting, checking, about, photos, min(count, len(train)))
 
 
 def samples_of(
