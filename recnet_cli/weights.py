@@ -702,7 +702,7 @@ def describe_keys(kind: str, keys: list[str], shown: int = 3) -> str:
 
 
 def read_card(model_path: Path) -> dict[str, Any]:
-    """The card of a ``.safetensors`` model: ``<stem>.json`` beside it, else its metadata (strings). A
+    """The card of a ``.safetensors`` model: ``<stem>.json`` beside it, else its metadata (``card_fields``). A
     training checkpoint has none: its metadata holds the run's counters and Adam's settings (and a
     ``checkpoint.json`` beside it is no card)."""
     if not is_safetensors(model_path):
@@ -712,7 +712,7 @@ def read_card(model_path: Path) -> dict[str, Any]:
         return {}
     card_path = model_path.with_suffix(".json")
     if not card_path.is_file():
-        return metadata
+        return card_fields(metadata)
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -797,6 +797,23 @@ def flat_fields(card: dict[str, Any]) -> dict[str, str]:
         if isinstance(value, str | int | float | bool)
     }
     return fields | {key: json.dumps(value) for key, value in card.items() if isinstance(value, dict)}
+
+
+def card_fields(metadata: dict[str, str]) -> dict[str, Any]:
+    """The card that ``flat_fields`` made ``metadata`` of, as the JSON card has it: numbers, true or false
+    and mappings as they were, not as text (text that reads as a number, such as a name "2024", is read as
+    one)."""
+    return {key: card_value(text) for key, text in metadata.items()}
+
+
+def card_value(text: str) -> Any:
+    if text in ("True", "False"):  # str() of a bool
+        return text == "True"
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, int | float | dict) else text
 
 
 def card_markdown(path: Path, card: dict[str, Any]) -> str:

@@ -37,15 +37,18 @@ from recnet_cli.weights import (
     ModelNotFoundError,
     WeightsError,
     bundled_models,
+    card_summary,
     download,
     load_model,
     models_to_list,
     parse_hub_ref,
+    read_card,
     save_model,
 )
 
 StateDict = dict[str, Tensor]
 REPO = Path(__file__).resolve().parents[1]
+BUNDLED = REPO / "weights" / "recnet-mixed.safetensors"
 NOT_SAFE = "not a RECNet checkpoint recnet can read safely"
 WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt state dict"
 
@@ -387,8 +390,19 @@ def test_safetensors_metadata_carries_the_card_fields_with_mappings_as_json(
     expected = {"architecture": "RECNet", "channels": "4", "blocks": "2", "training_data": "MSEC subset"}
     expected |= {"parameters": str(parameter_count(small_model)), "steps": "1200"}
     assert metadata == expected | {"validation": '{"psnr": 21.5}'}
+    card = json.loads(path.with_suffix(".json").read_text())
     path.with_suffix(".json").unlink()
-    assert load_model(str(path)).card == metadata  # without the JSON card, the metadata is the card
+    # without the JSON card (a Hub repository with no model.json), the metadata is the card, as it was
+    assert load_model(str(path)).card == card and card["steps"] == 1200
+
+
+def test_a_card_read_from_the_metadata_alone_has_its_numbers_and_flags(tmp_path: Path) -> None:
+    path = tmp_path / "recnet-mixed.safetensors"
+    path.write_bytes(BUNDLED.read_bytes())  # the bundled model, without its JSON card
+    card = read_card(path)
+    assert card == json.loads(BUNDLED.with_suffix(".json").read_text())
+    assert (card["steps"], card["ecr"], card["val_psnr"]) == (5321, False, 19.675)
+    assert card_summary(card).startswith("8 channels x 5 blocks, 5,321 steps, validation 19.68 dB")
 
 
 def test_a_model_named_in_capitals_keeps_its_card(tmp_path: Path, small_model: RECNet) -> None:
