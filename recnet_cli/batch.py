@@ -331,8 +331,9 @@ ELSEWHERE = "move it away, or write elsewhere (-o, --suffix)"
 
 
 def foreign(job: Job, path: Path) -> str | None:
-    """Why ``path``, an output of ``job`` that exists, is a file of the user's that --overwrite must not
-    replace (``kept_from_overwrite``); None for recnet's own, and for the file -o names."""
+    """Why ``path``, an output of ``job`` that exists, is one --overwrite must not replace
+    (``kept_from_overwrite``: a file of the user's, a link, one made read-only); None for recnet's own, and
+    for the file -o names."""
     return None if job.named and path == job.target else kept_from_overwrite(path)
 
 

@@ -340,8 +340,8 @@ def explain(
         raise fail(f"{target} is an input; refusing to overwrite it", 1)
     if problem := output_path_problem(target):
         raise fail(problem, 1)
-    named = target == Path(output or "")
-    if problem := existing_output_problem(target, named=named, overwrite=overwrite):
+    target_named = target == Path(output or "")
+    if problem := existing_output_problem(target, named=target_named, overwrite=overwrite):
         raise fail(problem, 1)
     if problem := folder_problem(target.parent, create=False):
         raise fail(problem, 1)
@@ -353,6 +353,7 @@ def explain(
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
     (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet, one_device=True)
+    corrector.half_precision_advice = False  # explain has no --precision
     from recnet_cli.engine import PhotoOutOfMemoryError
     from recnet_cli.metrics import UnscorableError
     from recnet_cli.viz.sheet import contact_sheet
@@ -367,7 +368,7 @@ def explain(
         # Made once the sheet is drawn, so that nothing failing before (the photo, the model, a reference of
         # another size) leaves an empty folder behind; a file saved at the sheet's name meanwhile is seen.
         problem = folder_problem(target.parent, create=True) or existing_output_problem(
-            target, named=named, overwrite=overwrite
+            target, named=target_named, overwrite=overwrite
         )
         if problem:
             raise fail(problem, 1)

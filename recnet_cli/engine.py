@@ -239,6 +239,9 @@ class Corrector:
         self.tile = tile
         self.strength = strength
         self.calibration = calibration
+        # Whether advice on running out of GPU memory may name --precision fp16: not for a command that has
+        # no such option (explain runs in float32).
+        self.half_precision_advice = True
         self.whole_image: WholeImageForward = (
             CompiledForward() if compiled else functools.partial(fast_forward, stages=self.stages)
         )
@@ -315,7 +318,7 @@ class Corrector:
             )
         on_gpu = self.device.type == "cuda" and not on_host
         advice = f"try a smaller --tile than {tile}" if tile else "try --tile 1024"
-        if on_gpu and self.dtype == torch.float32:
+        if on_gpu and self.dtype == torch.float32 and self.half_precision_advice:
             advice += " or --precision fp16"
         where = "GPU memory" if on_gpu else "memory"
         return PhotoOutOfMemoryError(f"not enough {where} for this {megapixels:.1f} MP photo: {advice}")

@@ -269,7 +269,8 @@ def existing_output_problem(
 ) -> str | None:
     """Why a command must not write ``target`` (explain's sheet, eval's saved image), which may exist: it
     is there without ``overwrite``, or it is kept even from that (``kept_from_overwrite``: a file of the
-    user's), unless -o names it (``named``); ``elsewhere`` says where else to write."""
+    user's, a link, one made read-only), unless -o names it (``named``); ``elsewhere`` says where else to
+    write."""
     if not os.path.lexists(target):
         return None
     if not named and (why := kept_from_overwrite(target)):

@@ -519,7 +519,9 @@ def load_weights(path: Path, label: str) -> RECNet:
 
 
 def read_state_dict(path: Path, label: str) -> dict[str, Tensor]:
-    """The file's tensors, without the ``module.`` prefix DataParallel adds."""
+    """The model's tensors in the file: taken out of a checkpoint's wrapper (``params_ema``, ``state_dict``)
+    or a training checkpoint (without the optimizer's), and without the ``module.`` prefix DataParallel
+    adds."""
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         tensors = training_checkpoint_model(read_safetensors(path, label))
@@ -755,9 +757,9 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any], *, overwrite: bo
     tensors = {
         key: value.detach().to("cpu", torch.float32).contiguous() for key, value in model.state_dict().items()
     }
-    existing = nearest_existing(path.parent)
-    if not existing.is_dir():
-        raise WeightsError(f"{path}: cannot write the model ({existing} is {file_kind(existing)})")
+    nearest = nearest_existing(path.parent)
+    if not nearest.is_dir():
+        raise WeightsError(f"{path}: cannot write the model ({nearest} is {file_kind(nearest)})")
     weights, card_json, card_md = model_files(path)
     files = {
         weights: safetensors_bytes(tensors, metadata=flat_fields(full_card)),

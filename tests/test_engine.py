@@ -123,6 +123,16 @@ def test_running_out_of_memory_is_that_photo_s_error_with_advice(
     assert str(raised.value).startswith(f"not enough memory for this 0.0 MP photo: {advice}")
 
 
+def test_half_precision_is_advised_on_the_gpu_only_where_the_command_offers_it() -> None:
+    corrector = Corrector(random_model(seed=8), CPU)
+    corrector.device = torch.device("cuda")  # as one on a GPU would say it; nothing runs there
+    photo = np.empty((3000, 4000, 3), np.float32)
+    advice = "not enough GPU memory for this 12.0 MP photo: try --tile 1024"
+    assert str(corrector.out_of_memory(photo, on_host=False)) == f"{advice} or --precision fp16"
+    corrector.half_precision_advice = False  # explain, which runs in float32 and has no --precision
+    assert str(corrector.out_of_memory(photo, on_host=False)) == advice
+
+
 def test_the_feature_maps_a_photo_needs_are_in_the_advice() -> None:
     corrector = Corrector(random_model(seed=8), CPU, tile=448)
     error = corrector.out_of_memory(np.empty((8660, 11547, 3), np.float32), on_host=True)

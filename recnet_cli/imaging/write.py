@@ -195,7 +195,8 @@ def written_by_recnet(path: str | os.PathLike[str]) -> bool | None:
 def kept_from_overwrite(path: str | os.PathLike[str]) -> str | None:
     """Why the file at ``path`` is one that even --overwrite must not replace: a link (recnet writes none),
     a file without recnet's mark as recnet left it (``written_by_recnet``), or one made read-only; said as
-    what follows "<path> exists, and". None for recnet's own, and where the file system keeps no marks."""
+    what follows "<path> exists, and". None for recnet's own as it left them (where the file system keeps no
+    marks, for any file but a link or a read-only one)."""
     if os.path.islink(path):
         return "it is a link, which recnet never writes"
     if not os.path.isfile(path):  # a folder or a FIFO is refused as one
