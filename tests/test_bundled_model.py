@@ -17,7 +17,9 @@ from conftest import make_photo, run
 from recnet_cli.engine import Corrector
 from recnet_cli.imaging import read_photo
 from recnet_cli.metrics import psnr, to_uint8
-from recnet_cli.weights import DEFAULT_MODEL, card_markdown, load_model
+from recnet_cli.weights import load_model
+from recnet_cli.weights.locate import DEFAULT_MODEL
+from recnet_cli.weights.save import card_markdown
 
 SYNTHETIC = Path(__file__).resolve().parents[1] / "examples" / "synthetic"
 TRAIN_PHOTOS = Path(__file__).resolve().parent / "data" / "train-photos"
@@ -112,3 +114,6 @@ def test_a_wheel_carries_the_bundled_model(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for suffix in (".safetensors", ".json", ".md"):
         assert f"recnet_cli/weights_bundle/{DEFAULT_MODEL}{suffix}" in names
+    # every package of the source, which pyproject.toml lists one by one
+    packages = {path.relative_to(root).as_posix() for path in (root / "recnet_cli").rglob("__init__.py")}
+    assert "recnet_cli/weights/__init__.py" in packages and packages <= set(names)

@@ -44,7 +44,8 @@ from recnet_cli.runner import finish, run_batch
 from recnet_cli.train import loop
 from recnet_cli.train.data import read_rgb
 from recnet_cli.train.run_folder import TrainConfig, TrainingError
-from recnet_cli.weights import ModelEntry, safetensors_header
+from recnet_cli.weights import ModelEntry
+from recnet_cli.weights.formats import safetensors_header
 
 TRAIN_PHOTOS = Path(__file__).parent / "data" / "train-photos"
 

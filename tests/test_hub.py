@@ -131,7 +131,7 @@ def test_load_model_downloads_from_the_hub(
 
 def test_card_comes_from_the_repository(hub: FakeHub, published: dict[str, RECNet]) -> None:
     assert load_model(REPO).card["training_data"] == "main data"
-    assert load_model(f"{REPO}:other.safetensors").card["channels"] == "4"  # no other.json: the metadata
+    assert load_model(f"{REPO}:other.safetensors").card["channels"] == 4  # no other.json: the metadata
 
 
 def test_cached_model_loads_with_the_hub_down_and_offline(

@@ -48,7 +48,8 @@ from recnet_cli.train.losses import VGG16Features, VggWeightsError
 from recnet_cli.train.pairs import ImagePair
 from recnet_cli.train.run_folder import TrainConfig, TrainingError, TrainingFailed
 from recnet_cli.train.synthesis import DegradationConfig
-from recnet_cli.weights import load_model, safetensors_header
+from recnet_cli.weights import load_model
+from recnet_cli.weights.formats import safetensors_header
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = Path(__file__).parent / "data" / "train-photos"

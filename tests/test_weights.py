@@ -26,25 +26,22 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
 import recnet_cli
-from recnet_cli import weights
 from recnet_cli.model import RECNet, parameter_count
 from recnet_cli.train.run_folder import CHECKPOINT_FILE
 from recnet_cli.weights import (
-    HUB_DEFAULT_FILENAME,
-    WEIGHTS_DIR_ENV,
-    HubRef,
     ModelEntry,
     ModelNotFoundError,
     WeightsError,
-    bundled_models,
-    card_summary,
     download,
     load_model,
     models_to_list,
-    parse_hub_ref,
-    read_card,
     save_model,
 )
+from recnet_cli.weights import save as saving
+from recnet_cli.weights.card import card_summary, read_card
+from recnet_cli.weights.hub import HUB_DEFAULT_FILENAME, HubRef, parse_hub_ref
+from recnet_cli.weights.listing import bundled_models
+from recnet_cli.weights.locate import WEIGHTS_DIR_ENV
 
 StateDict = dict[str, Tensor]
 REPO = Path(__file__).resolve().parents[1]
@@ -811,7 +808,7 @@ def test_a_source_checkout_bundles_its_own_weights_folder(tmp_path: Path) -> Non
     (checkout / "pyproject.toml").write_text("[project]\nname = 'recnet'\n")
     environment = {k: v for k, v in os.environ.items() if k != "RECNET_WEIGHTS_DIR"}
     found = subprocess.run(
-        [sys.executable, "-c", "from recnet_cli.weights import weights_dir; print(weights_dir())"],
+        [sys.executable, "-c", "from recnet_cli.weights.locate import weights_dir; print(weights_dir())"],
         cwd=checkout,
         env=environment,
         capture_output=True,
@@ -834,7 +831,7 @@ def test_without_overwrite_a_model_is_not_saved_over_a_file_made_meanwhile(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calibrated.md"]
     assert path.with_suffix(".md").read_text() == "my notes"
     # Made between that check and the write: the file there is kept all the same
-    real_write = weights.write_atomic
+    real_write = saving.write_atomic
 
     def card_made_first(file: Path, data: bytes, *, overwrite: bool = True) -> None:
         if file.suffix == ".json":
@@ -842,7 +839,7 @@ def test_without_overwrite_a_model_is_not_saved_over_a_file_made_meanwhile(
         real_write(file, data, overwrite=overwrite)
 
     path.with_suffix(".md").unlink()
-    monkeypatch.setattr(weights, "write_atomic", card_made_first)
+    monkeypatch.setattr(saving, "write_atomic", card_made_first)
     with pytest.raises(WeightsError, match=r"not written in full, since .*calibrated\.json exists$"):
         save_model(small_model, path, {}, overwrite=False)
     assert path.with_suffix(".json").read_text() == "theirs"

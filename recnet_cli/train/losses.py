@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from recnet_cli.imaging import BT601_LUMA
 from recnet_cli.metrics import ssim_tensor
-from recnet_cli.weights import (
-    WeightsError,
+from recnet_cli.weights import WeightsError
+from recnet_cli.weights.formats import (
     check_state_dict,
     describe_keys,
     is_safetensors,

@@ -24,7 +24,8 @@ from recnet_cli.atomicfile import write_atomic
 from recnet_cli.files import first_line, naming_the_file
 from recnet_cli.model import RECNet
 from recnet_cli.train.synthesis import DegradationConfig
-from recnet_cli.weights import WeightsError, open_safetensors, safetensors_header
+from recnet_cli.weights import WeightsError
+from recnet_cli.weights.formats import open_safetensors, safetensors_header
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"

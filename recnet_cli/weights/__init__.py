@@ -1,0 +1,86 @@
+"""Find, load and save RECNet weights: local files, bundled models and models on the Hugging Face Hub.
+
+A ``--model`` value is, in this order of precedence:
+
+1. an existing file: ``.safetensors`` (this project's format, with a model card beside it) or the authors'
+   ``.pth``/``.pt`` checkpoints;
+2. a bundled model name: ``weights/<name>.safetensors`` at the repository root (the environment variable
+   ``RECNET_WEIGHTS_DIR`` names another folder); without ``--model`` the default ``recnet-mixed`` is used;
+   an existing folder otherwise is an error (a run folder is not a model: name its model file);
+3. a Hub reference ``org/name[@revision][:file]``; without ``:file`` the repository's ``model.safetensors``
+   (and its card ``model.json``, when present) is used. Downloads go through ``huggingface_hub`` and its
+   cache, so ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``, ``HF_TOKEN`` and ``HF_ENDPOINT`` apply, and a
+   cached model loads without network.
+
+The architecture (channels, blocks) is read from the state dict's shapes and key names, as spandrel does, and
+the weights then load strictly: a missing, unexpected or misshapen tensor is an error naming the key.
+
+``locate`` resolves a ``--model`` value, ``hub`` fetches from the Hub, ``formats`` reads weight files,
+``card`` reads model cards, ``save`` writes a model with its card, ``listing`` finds the models ``recnet
+models`` lists; this module loads a model and re-exports what the commands use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recnet_cli.weights.card import read_card
+from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
+from recnet_cli.weights.formats import is_safetensors, load_weights
+from recnet_cli.weights.hub import download
+from recnet_cli.weights.listing import ModelEntry, models_to_list
+from recnet_cli.weights.locate import resolve
+from recnet_cli.weights.save import model_files, save_model
+
+# PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
+# the functions that build or read tensors import it when called.
+if TYPE_CHECKING:
+    from recnet_cli.autostrength import StrengthCalibration
+    from recnet_cli.model import RECNet
+
+__all__ = [
+    "LoadedModel",
+    "ModelEntry",
+    "ModelNotFoundError",
+    "WeightsError",
+    "download",
+    "is_safetensors",
+    "load_model",
+    "model_files",
+    "models_to_list",
+    "save_model",
+    "strength_calibration",
+]
+
+
+@dataclass
+class LoadedModel:
+    model: RECNet  # float32, eval mode, on the CPU
+    source: str
+    path: Path
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def load_model(ref: str | None = None) -> LoadedModel:
+    """Resolve ``--model`` (None: the bundled default) and load it: float32, eval mode, CPU."""
+    location = resolve(ref)
+    return LoadedModel(
+        model=load_weights(location.path, location.source),
+        source=location.source,
+        path=location.path,
+        card=read_card(location.path),
+    )
+
+
+def strength_calibration(loaded: LoadedModel) -> StrengthCalibration | None:
+    """The card's ``auto_strength`` calibration (see ``recnet calibrate``); None when it has none."""
+    from recnet_cli.autostrength import CalibrationError, StrengthCalibration
+
+    if "auto_strength" not in loaded.card:
+        return None
+    try:
+        return StrengthCalibration.from_card(loaded.card["auto_strength"])
+    except CalibrationError as error:
+        raise WeightsError(f"{loaded.source}: {error}") from None

@@ -1,0 +1,327 @@
+"""Reading weight files: this project's .safetensors and the authors' .pth/.pt checkpoints, safely. The
+architecture is read from the state dict's shapes and key names, as spandrel does; the weights load
+strictly."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import pickletools
+import re
+import warnings
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from safetensors import SafetensorError, safe_open
+
+from recnet_cli.files import describe_os_error, first_line
+from recnet_cli.weights.errors import WeightsError
+from recnet_cli.wording import plural
+
+# PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
+# the functions that build or read tensors import it when called.
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from recnet_cli.model import RECNet
+
+
+MODEL_SUFFIXES = (".safetensors", ".pth", ".pt")
+
+
+# Authors' checkpoints may wrap the state dict; the EMA weights win when both are present (BasicSR style).
+CHECKPOINT_WRAPPERS = ("params_ema", "params", "state_dict")
+
+
+# A `recnet train` checkpoint (train/loop.py) holds the model's tensors under model., beside the optimizer's
+# and the RNG states; its metadata is the run's state, not a model card (nor is a checkpoint.json beside it).
+TRAINING_CHECKPOINT_KEY = "model.extract.weight"
+
+
+BLOCK_KEY = re.compile(r"dualprocess\.conv(\d+)\.")
+
+
+# torch.save writes a zip archive; before PyTorch 1.6 it wrote a pickle, which starts with its protocol (2-5)
+ZIP_SIGNATURE = b"PK\x03\x04"
+
+
+PICKLE_SIGNATURE = re.compile(rb"\x80[\x02-\x05]")
+
+
+SAFETENSORS_HEADER_LIMIT = 100_000_000  # bytes; the format's own limit
+
+
+LEGACY_PICKLES = 4  # such a pickled file: magic number, protocol, system information, the object; then data
+
+
+# The tensor whose name marks RECNet weights: bare, after DataParallel's module. or in a training checkpoint
+RECNET_KEY = re.compile(r"(?:module\.|model\.)?extract\.weight")
+
+
+# What PyTorch's safe unpickler names when a pickle wants more than tensors: "GLOBAL __main__.Net was not an
+# allowed global", or for a module it blocks outright "unsupported GLOBAL posix.system whose module posix is
+# blocked"
+UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module \S+ is blocked)")
+
+
+WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt state dict"
+
+
+def load_weights(path: Path, label: str) -> RECNet:
+    """A RECNet built from the file's own shapes, loaded strictly; errors start with ``label``."""
+    from recnet_cli.model import RECNet
+
+    state_dict = read_state_dict(path, label)
+    channels, blocks = infer_architecture(state_dict, label)
+    model = RECNet(channels, blocks)
+    check_state_dict(model.state_dict(), state_dict, label)
+    check_finite(state_dict, label)
+    model.load_state_dict(state_dict)
+    return model.eval()
+
+
+def read_state_dict(path: Path, label: str) -> dict[str, Tensor]:
+    """The model's tensors in the file: taken out of a checkpoint's wrapper (``params_ema``, ``state_dict``)
+    or a training checkpoint (without the optimizer's), and without the ``module.`` prefix DataParallel
+    adds."""
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        tensors = training_checkpoint_model(read_safetensors(path, label))
+    elif suffix in MODEL_SUFFIXES:
+        tensors = unwrap_checkpoint(read_checkpoint(path, label), label)
+    else:
+        raise WeightsError(f"{label}: {unknown_file_type(suffix)}")
+    return {key.removeprefix("module."): tensor for key, tensor in tensors.items()}
+
+
+def is_safetensors(path: Path) -> bool:
+    """Whether ``path`` names a safetensors file, the only kind with a card (``MODEL.SAFETENSORS`` too)."""
+    return path.suffix.lower() == ".safetensors"
+
+
+def unknown_file_type(suffix: str) -> str:
+    return f"unknown model file type {suffix!r} (expected {', '.join(MODEL_SUFFIXES)})"
+
+
+@contextlib.contextmanager
+def open_safetensors(path: Path, framework: str) -> Iterator[Any]:
+    """safetensors' ``safe_open``, which takes only names that are valid UTF-8: a file named otherwise (a
+    Latin-1 ``caf\\xe9.safetensors``) is opened through its /proc/self/fd entry where the system has one."""
+    if is_utf8(path) or not os.path.isdir("/proc/self/fd"):
+        with safe_open(path, framework=framework) as file:
+            yield file
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        with safe_open(f"/proc/self/fd/{descriptor}", framework=framework) as file:
+            yield file
+    finally:
+        os.close(descriptor)
+
+
+def is_utf8(path: Path) -> bool:
+    """Whether a file's name is valid UTF-8 (on Linux, names are bytes: a Latin-1 one is not)."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def read_safetensors(path: Path, label: str) -> dict[str, Tensor]:
+    check_readable(path, label)
+    try:
+        with open_safetensors(path, "pt") as file:
+            return {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (not a dict)
+    except SafetensorError as error:
+        if path.stat().st_size == 0:
+            raise WeightsError(f"{label}: empty file") from error
+        raise WeightsError(f"{label}: not a valid safetensors file ({first_line(error)})") from error
+
+
+def check_readable(path: Path, label: str) -> None:
+    """Refuses a file that cannot be opened, with the reason: safetensors says "No such file or directory"
+    (an OSError without the file's name) for any file it cannot open, one without permission too."""
+    try:
+        path.open("rb").close()
+    except OSError as error:
+        raise WeightsError(f"{label}: cannot read it ({describe_os_error(error)})") from error
+
+
+def training_checkpoint_model(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The model's tensors when these are a ``recnet train`` checkpoint (model, optimizer and RNG
+    sections), so a run stopped early can be used as it stands; other files' tensors unchanged."""
+    if TRAINING_CHECKPOINT_KEY not in tensors:
+        return tensors
+    return {key.removeprefix("model."): value for key, value in tensors.items() if key.startswith("model.")}
+
+
+def read_checkpoint(path: Path, label: str, kind: str = "RECNet checkpoint") -> object:
+    """``torch.load`` that never runs code from the file. A file it would have to run code for (a TorchScript
+    archive, a pickle of objects other than tensors and containers) is refused in one line that says what
+    recnet reads instead (never PyTorch's advice to load it with ``weights_only=False``)."""
+    import torch
+
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(ZIP_SIGNATURE))
+            torchscript = head == ZIP_SIGNATURE and is_torchscript(file)
+    except OSError as error:
+        raise WeightsError(f"{label}: cannot read it ({describe_os_error(error)})") from error
+    if not head:
+        raise WeightsError(f"{label}: empty file")
+    if head != ZIP_SIGNATURE and not PICKLE_SIGNATURE.match(head):
+        raise WeightsError(f"{label}: not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)")
+    not_safe = f"not a {kind} recnet can read safely"
+    if torchscript:
+        raise WeightsError(
+            f"{label}: a TorchScript archive (code, not weights), {not_safe}; {WHAT_RECNET_READS}"
+        )
+    try:
+        with warnings.catch_warnings():  # "Detected pickle protocol 4 ...", before loading or failing: noise
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" not in str(error):
+            raise WeightsError(f"{label}: not a readable PyTorch checkpoint ({first_line(error)})") from error
+        raise WeightsError(
+            f"{label}: {not_safe} ({unsafe_pickle_reason(error)}); {WHAT_RECNET_READS}"
+        ) from error
+    except Exception as error:  # a damaged file raises KeyError, RuntimeError, EOFError, zip errors, ...
+        raise WeightsError(
+            f"{label}: not a readable PyTorch checkpoint ({type(error).__name__}: {first_line(error)})"
+        ) from error
+
+
+def is_torchscript(file: BinaryIO) -> bool:
+    """Whether a zip archive is ``torch.jit.save``'s: its code beside a ``constants.pkl``, which
+    ``torch.save`` never writes (as ``torch.serialization._is_torchscript_zip`` tells them apart)."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            return any(PurePosixPath(name).name == "constants.pkl" for name in archive.namelist())
+    except Exception:  # a damaged archive (zipfile raises more than BadZipFile): torch.load says how
+        return False
+
+
+def unsafe_pickle_reason(error: pickle.UnpicklingError) -> str:
+    """Why PyTorch's safe unpickler refused a file, from its long message: the object it would have had to
+    import and call (``a pickle that would run code: __main__.Net``), or the unpickler's own complaint."""
+    message = str(error)
+    if match := UNSAFE_GLOBAL.search(message):
+        return f"a pickle that would run code: {match[1]}"
+    complaint = message.partition("WeightsUnpickler error:")[2].strip()
+    return f"a pickle the safe loader cannot read: {complaint.splitlines()[0]}" if complaint else "a pickle"
+
+
+def unwrap_checkpoint(checkpoint: object, label: str) -> dict[str, Tensor]:
+    """The state dict, bare or inside ``params_ema``, ``params`` or ``state_dict``."""
+    from torch import Tensor
+
+    if isinstance(checkpoint, dict):
+        wrapped = (checkpoint[key] for key in CHECKPOINT_WRAPPERS if isinstance(checkpoint.get(key), dict))
+        checkpoint = next(wrapped, checkpoint)
+    if not (isinstance(checkpoint, dict) and all(isinstance(value, Tensor) for value in checkpoint.values())):
+        raise WeightsError(f"{label}: not a RECNet checkpoint (expected a state_dict of tensors)")
+    return checkpoint
+
+
+def infer_architecture(state_dict: dict[str, Tensor], label: str) -> tuple[int, int]:
+    """(channels, blocks): the width of ``extract`` and the number of ``dualprocess.convN`` blocks."""
+    extract = state_dict.get("extract.weight")
+    blocks = {match[1] for key in state_dict if (match := BLOCK_KEY.match(key))}
+    if extract is None or extract.ndim != 4 or not blocks:
+        raise WeightsError(f"{label}: not a RECNet state_dict (no extract.weight and dualprocess.convN keys)")
+    return extract.shape[0], len(blocks)
+
+
+def check_finite(state_dict: dict[str, Tensor], label: str) -> None:
+    """Refuses weights holding NaN or infinity: such a model turns every photo black or into NaN."""
+    import torch
+
+    non_finite = sorted(key for key, tensor in state_dict.items() if not torch.isfinite(tensor).all())
+    if non_finite:
+        raise WeightsError(
+            f"{label}: damaged weights: {describe_keys('NaN or infinite values in', non_finite)}"
+        )
+
+
+def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], label: str) -> None:
+    """Strict loading: every key present, none extra, every shape equal; the error names the keys."""
+    missing = sorted(expected.keys() - found.keys())
+    if missing:
+        raise WeightsError(f"{label}: {describe_keys('missing', missing)}")
+    unexpected = sorted(found.keys() - expected.keys())
+    if unexpected:
+        raise WeightsError(f"{label}: {describe_keys('unexpected', unexpected)}")
+    for key, tensor in expected.items():
+        if found[key].shape != tensor.shape:
+            file_shape, model_shape = tuple(found[key].shape), tuple(tensor.shape)
+            raise WeightsError(f"{label}: shape mismatch for {key}: file {file_shape} vs model {model_shape}")
+
+
+def describe_keys(kind: str, keys: list[str], shown: int = 3) -> str:
+    """``missing key a`` / ``missing keys a, b, c (and 4 more)``."""
+    more = f" (and {len(keys) - shown} more)" if len(keys) > shown else ""
+    return f"{kind} {plural('key', len(keys))} {', '.join(keys[:shown])}{more}"
+
+
+def safetensors_header(path: Path) -> tuple[list[str], dict[str, str]]:
+    """A safetensors file's tensor names and metadata, read from its header alone."""
+    check_readable(path, str(path))
+    try:
+        with open_safetensors(path, "numpy") as file:
+            return list(file.keys()), file.metadata() or {}
+    except SafetensorError as error:
+        raise WeightsError(f"{path}: not a valid safetensors file ({first_line(error)})") from error
+
+
+def looks_like_recnet(path: Path) -> bool:
+    """Whether a file holds RECNet's weights, judged by its tensors' names without reading the tensors: a
+    safetensors file's header (so one cut short after it is still known, and listed as damaged), a PyTorch
+    checkpoint's pickle. A file that cannot be read so is not."""
+    suffix = path.suffix.lower()  # as read_state_dict takes it
+    try:
+        if suffix == ".safetensors":
+            names = header_names(path)
+        elif suffix in MODEL_SUFFIXES:
+            names = pickled_strings(path)
+        else:
+            return False
+    except Exception:  # damaged, or not what its name says: zip and pickle readers raise any kind
+        return False
+    return any(RECNET_KEY.fullmatch(name) for name in names)
+
+
+def header_names(path: Path) -> list[str]:
+    """The tensor names in a safetensors file's header, read as the format lays it out (its length in 8
+    bytes, little-endian, then JSON), whether or not the tensors after it are whole."""
+    with path.open("rb") as file:
+        length = int.from_bytes(file.read(8), "little")
+        if length > SAFETENSORS_HEADER_LIMIT:
+            raise ValueError(f"a header of {length} bytes")
+        return [name for name in json.loads(file.read(length)) if name != "__metadata__"]
+
+
+def pickled_strings(path: Path) -> list[str]:
+    """The strings in a PyTorch checkpoint's pickle, the state dict's keys among them, read by
+    ``pickletools`` (which runs nothing) without the tensors' data: ``data.pkl`` in the zip archive
+    torch.save writes, or the pickles before the data in a file saved before PyTorch 1.6. Empty for a file
+    that is neither."""
+    with path.open("rb") as file:
+        head = file.read(len(ZIP_SIGNATURE))
+        file.seek(0)
+        pickles: list[bytes | BinaryIO]
+        if head == ZIP_SIGNATURE:
+            with zipfile.ZipFile(file) as archive:
+                pickles = [archive.read(name) for name in archive.namelist() if name.endswith("/data.pkl")]
+        elif PICKLE_SIGNATURE.match(head):
+            pickles = [file] * LEGACY_PICKLES  # each pass of genops reads the file's next pickle
+        else:
+            return []
+        return [
+            arg for pickled in pickles for _, arg, _ in pickletools.genops(pickled) if isinstance(arg, str)
+        ]

@@ -1,0 +1,346 @@
+"""Models on the Hugging Face Hub: references, downloads into its cache, one-line errors for what fails."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
+from huggingface_hub.errors import (
+    DisabledRepoError,
+    EntryNotFoundError,
+    FileMetadataError,
+    GatedRepoError,
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+from recnet_cli import __version__
+from recnet_cli.files import error_line, file_kind, first_line, nearest_existing
+from recnet_cli.weights.card import read_card
+from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
+from recnet_cli.weights.formats import (
+    MODEL_SUFFIXES,
+    is_safetensors,
+    load_weights,
+    looks_like_recnet,
+    unknown_file_type,
+)
+from recnet_cli.wording import counted
+
+HUB_DEFAULT_FILENAME = "model.safetensors"
+
+
+HUB_REF_FORMAT = "org/name[@revision][:file]"
+
+
+HUB_REF = re.compile(r"(?P<repo_id>\w[\w.-]*/\w[\w.-]*)(?:@(?P<revision>[^:@]+))?(?::(?P<filename>[^:]+))?")
+
+
+# huggingface_hub's log line for each retry of a request ("Retrying in 1s [Retry 1/5].") and of a download
+# ("Error while downloading from URL: REASON\nTrying to resume download..."); its warning of a disk too full
+HUB_RETRY_LOG = re.compile(r"^Retrying in |Trying to resume download", re.MULTILINE)
+
+
+HUB_LOW_DISK_WARNING = re.compile(
+    r"Not enough free disk space to download the file\. The expected file size is: (?P<size>[\d.]+ MB)\."
+    r".* only has (?P<free>[\d.]+ MB) free disk space"
+)
+
+
+LOGIN_COMMAND = "hf auth login"  # huggingface_hub 1.0 and later ship `hf`, not `huggingface-cli`
+
+
+TOKEN_ADVICE = f"set HF_TOKEN to a token that can read it, or log in with {LOGIN_COMMAND}"
+
+
+@dataclass(frozen=True)
+class HubRef:
+    text: str
+    repo_id: str
+    revision: str | None
+    filename: str
+
+
+def parse_hub_ref(text: str) -> HubRef | None:
+    """``org/name[@revision][:file]``, or None when the text is not shaped like one (``dir/x.pth`` is not)."""
+    match = HUB_REF.fullmatch(text)
+    if match is None or match["repo_id"].lower().endswith(MODEL_SUFFIXES):
+        return None
+    return HubRef(text, match["repo_id"], match["revision"], match["filename"] or HUB_DEFAULT_FILENAME)
+
+
+def download(ref: str) -> Path:
+    """``recnet download``: fetch a Hub model (and its card) into the Hugging Face cache; its local path.
+
+    A file that is not RECNet's weights (as ``looks_like_recnet`` judges the cache for ``recnet models``) is
+    refused once downloaded, and stays in the cache as ``--model`` leaves it; ``recnet models`` ignores it.
+    So is one that ``--model`` cannot load (a file cut short, a damaged card), with its error."""
+    hub_ref = parse_hub_ref(ref)
+    if hub_ref is None:
+        raise WeightsError(f"{ref}: not a Hub reference ({HUB_REF_FORMAT})")
+    path = fetch_from_hub(hub_ref)
+    suffix = path.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise WeightsError(f"{ref}: {unknown_file_type(suffix)}")
+    if not looks_like_recnet(path):
+        raise WeightsError(
+            f"{ref}: not a RECNet model (no extract.weight tensor found in {hub_ref.filename})"
+        )
+    # Loaded as --model loads it, so that a file cut short or a damaged card fails now, not offline later
+    load_weights(path, ref)
+    read_card(path)
+    return path
+
+
+def fetch_from_hub(ref: HubRef) -> Path:
+    """The cached file of a Hub reference, downloaded when the Hub has it and the cache does not."""
+    if problem := hub_cache_problem():
+        raise WeightsError(f"{ref.text}: {problem}")
+    with hub_chatter_held() as chatter:
+        try:
+            offline = constants.is_offline_mode() or not hub_reachable(ref)
+            path = hub_download(ref, ref.filename, offline)
+            if is_safetensors(path):
+                fetch_card(ref, offline)
+        except Exception as error:  # huggingface_hub raises many types; all become one line for the user
+            raise hub_error(ref, error, chatter) from error
+    return path
+
+
+@dataclass
+class HubChatter:
+    """What huggingface_hub said while recnet downloaded, held back from the terminal: how many times it
+    retried a request or resumed a download, and its warning of too little disk space (the sizes)."""
+
+    retries: int = 0
+    low_disk: str | None = None  # "the file is 0.79 MB, 0.20 MB free"
+
+    def log(self, record: logging.LogRecord) -> bool:
+        """A logging filter that holds every record back, counting the retries."""
+        self.retries += bool(HUB_RETRY_LOG.search(record.getMessage()))
+        return False
+
+    def warning(self, message: str) -> bool:
+        """Holds the low disk space warning back, keeping its sizes; False for any other warning."""
+        match = HUB_LOW_DISK_WARNING.search(message)
+        if match:
+            self.low_disk = f"the file is {match['size']}, {match['free']} free"
+        return match is not None
+
+
+@contextlib.contextmanager
+def hub_chatter_held() -> Iterator[HubChatter]:
+    """huggingface_hub's log lines (each retry of a request, each resumed download: ten lines for one
+    download that keeps breaking) and its low disk space warning, held back while recnet downloads: the
+    one-line error says what came of them. ``HF_HUB_VERBOSITY`` set: nothing is held back."""
+    chatter = HubChatter()
+    if os.environ.get("HF_HUB_VERBOSITY"):
+        yield chatter
+        return
+    loggers = [
+        logger
+        for name, logger in list(logging.root.manager.loggerDict.items())
+        if isinstance(logger, logging.Logger) and (name + ".").startswith("huggingface_hub.")
+    ]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("always", message=HUB_LOW_DISK_WARNING.pattern, category=UserWarning)
+        show = warnings.showwarning
+
+        def shown(message: Warning | str, category: type[Warning], *where: Any, **more: Any) -> None:
+            if not chatter.warning(str(message)):
+                show(message, category, *where, **more)
+
+        warnings.showwarning = shown
+        for logger in loggers:
+            logger.addFilter(chatter.log)
+        try:
+            yield chatter
+        finally:
+            for logger in loggers:
+                logger.removeFilter(chatter.log)
+
+
+def fetch_card(ref: HubRef, offline: bool) -> None:
+    """The model card ``<stem>.json`` is optional: a repository without one is fine."""
+    with contextlib.suppress(EntryNotFoundError, HfHubHTTPError):
+        hub_download(ref, str(PurePosixPath(ref.filename).with_suffix(".json")), offline)
+
+
+def hub_download(ref: HubRef, filename: str, offline: bool) -> Path:
+    return Path(
+        hf_hub_download(
+            ref.repo_id,
+            filename,
+            revision=ref.revision,
+            local_files_only=offline,
+            library_name="recnet",
+            library_version=__version__,
+        )
+    )
+
+
+def hub_reachable(ref: HubRef) -> bool:
+    """One HEAD request without retries, so that an unreachable Hub falls back to the cache at once.
+
+    (``hf_hub_download`` itself retries a connection failure for about 25 s when the file is not cached.)
+    """
+    url = hf_hub_url(ref.repo_id, ref.filename, revision=ref.revision)
+    try:
+        get_hf_file_metadata(url, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except HfHubHTTPError as error:
+        return error.response.status_code < 500  # the Hub answered: the download reports what it said
+    except Exception:  # no answer at all: connection refused, DNS failure, timeout, proxy error
+        return False
+    return True
+
+
+def hub_error(ref: HubRef, error: Exception, chatter: HubChatter) -> WeightsError:
+    """A one-line error for a failed Hub download, saying what to do about it (and how many times
+    huggingface_hub retried, if it did)."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        sizes = f" ({chatter.low_disk})" if chatter.low_disk else ""
+        return WeightsError(
+            f"{ref.text}: no room for it in the Hugging Face cache {constants.HF_HUB_CACHE}{sizes}; free some"
+            " space, or set HF_HUB_CACHE to a folder on a disk with room"
+        )
+    failure = hub_failure(ref, error)
+    if chatter.retries:
+        return type(failure)(f"{failure}; retried {counted(chatter.retries, 'time')}")
+    return failure
+
+
+def hub_failure(ref: HubRef, error: Exception) -> WeightsError:
+    """``hub_error``'s line, from the exception alone."""
+    name = ref.text
+    answer = error.__cause__ if isinstance(error, LocalEntryNotFoundError) else error
+    token = sent_token_source(answer) if isinstance(answer, HfHubHTTPError) else None
+    if isinstance(error, GatedRepoError):
+        if token is not None:
+            return WeightsError(
+                f"{name}: the Hub repository is gated and the token {token} has no access to it yet; accept"
+                " its terms on the Hub with that token's account"
+            )
+        return WeightsError(
+            f"{name}: the Hub repository is gated; accept its terms on the Hub, then {TOKEN_ADVICE}"
+        )
+    if (
+        token is not None
+        and isinstance(answer, HfHubHTTPError)
+        and not isinstance(answer, DisabledRepoError)
+        and answer.response.status_code in (401, 403)
+    ):
+        return WeightsError(f"{name}: {token_refused(ref, token, answer.response.status_code)}")
+    if isinstance(error, RepositoryNotFoundError):
+        if token is not None:
+            return ModelNotFoundError(
+                f"{name}: no such repository on the Hub, or the token {token} cannot read it"
+            )
+        return ModelNotFoundError(f"{name}: no such repository on the Hub (if it is private, {TOKEN_ADVICE})")
+    if isinstance(error, RevisionNotFoundError):
+        return ModelNotFoundError(f"{name}: revision {ref.revision} not found in {ref.repo_id} on the Hub")
+    if isinstance(error, LocalEntryNotFoundError):
+        return ModelNotFoundError(f"{name}: {not_cached_reason(error.__cause__)}")
+    if isinstance(error, EntryNotFoundError):
+        return ModelNotFoundError(f"{name}: file {ref.filename} not found in {ref.repo_id} on the Hub")
+    if isinstance(error, HfHubHTTPError) and error.response.status_code == 401:  # a private repository
+        return WeightsError(
+            f"{name}: the Hub asks for a token to read {ref.repo_id} (HTTP 401); {TOKEN_ADVICE}"
+        )
+    if isinstance(error, HfHubHTTPError):
+        return WeightsError(f"{name}: the Hub answered HTTP {error.response.status_code}")
+    if isinstance(error, HFValidationError):
+        return WeightsError(f"{name}: not a valid Hub name ({first_line(error)})")
+    if isinstance(error, OSError) and error.filename is not None:  # the cache cannot be read or written
+        return WeightsError(f"{name}: download failed ({error_line(error)})")
+    return WeightsError(f"{name}: download failed ({type(error).__name__}: {first_line(error)})")
+
+
+def sent_token_source(answer: HfHubHTTPError) -> str | None:
+    """Where the token the refused request carried came from, as the Hub client looks for one (``from
+    HF_TOKEN``, ``of the saved login (path)``); None when it carried none."""
+    try:
+        sent = answer.response.request.headers.get("authorization")
+    except (AttributeError, RuntimeError):  # an error made without a request (httpx raises RuntimeError)
+        return None
+    if not sent:
+        return None
+    if os.environ.get("HF_OIDC_RESOURCE"):  # a CI's short-lived token takes precedence
+        return "from the OIDC exchange for HF_OIDC_RESOURCE"
+    for variable in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        if os.environ.get(variable, "").strip():
+            return f"from {variable}"
+    return f"of the saved login ({constants.HF_TOKEN_PATH})"
+
+
+def token_refused(ref: HubRef, token: str, status: int) -> str:
+    """The Hub refused the token sent: 401, invalid or expired; 403, it may not read the repository."""
+    advice = f"set HF_TOKEN to a token that can read {ref.repo_id}"
+    if token.startswith("of the saved login"):
+        advice = f"log in again with {LOGIN_COMMAND}, or {advice}"
+    if status == 401:
+        return f"the Hub refused the token {token} (HTTP 401: invalid or expired); {advice}"
+    return f"the Hub refused the token {token} for {ref.repo_id} (HTTP 403); {advice}"
+
+
+def not_cached_reason(cause: BaseException | None) -> str:
+    """Why a model is neither downloaded nor cached; ``cause``: the Hub's answer, when there was one."""
+    if constants.is_offline_mode():
+        return (
+            "HF_HUB_OFFLINE is set and the model is not in the local cache (unset it to download the model)"
+        )
+    if isinstance(cause, HfHubHTTPError):
+        return (
+            f"the Hub at {constants.ENDPOINT} answered HTTP {cause.response.status_code}"
+            f" and the model is not in the local cache ({constants.HF_HUB_CACHE})"
+        )
+    if isinstance(cause, FileMetadataError):  # a captive portal, a proxy's page, HF_ENDPOINT set amiss
+        return (
+            f"{constants.ENDPOINT} does not answer as a Hugging Face Hub (check HF_ENDPOINT and any proxy)"
+            f" and the model is not in the local cache ({constants.HF_HUB_CACHE})"
+        )
+    return (
+        f"cannot reach the Hub at {constants.ENDPOINT} and the model is not in the local cache"
+        f" ({constants.HF_HUB_CACHE}); download it once while online, and later runs find it there offline"
+    )
+
+
+def hub_cache_problem() -> str | None:
+    """Why the Hugging Face cache cannot hold models: something other than a folder where it goes, or where
+    a folder above it goes (``HF_HOME`` naming a file); named by the variable that points there, if one
+    does."""
+    cache = Path(constants.HF_HUB_CACHE)
+    blocker = cache if os.path.lexists(cache) else nearest_existing(cache)
+    if os.path.isdir(blocker):
+        return None
+    kind = file_kind(blocker)
+    variable = next((name for name in ("HF_HUB_CACHE", "HF_HOME") if names_path(name, blocker)), None)
+    if variable is not None:
+        return (
+            f"{variable} {blocker} is {kind}, not a folder, so the Hugging Face cache cannot be read there;"
+            f" set {variable} to a folder"
+        )
+    if blocker == cache:
+        return f"the Hugging Face cache {cache} is {kind}, not a folder; set HF_HUB_CACHE to one"
+    variable = "HF_HUB_CACHE" if os.environ.get("HF_HUB_CACHE") else "HF_HOME"
+    return (
+        f"the Hugging Face cache {cache} cannot be made: {blocker} is {kind}, not a folder;"
+        f" set {variable} to a folder"
+    )
+
+
+def names_path(variable: str, path: Path) -> bool:
+    """Whether the environment variable is set to ``path`` (as huggingface_hub reads it: ``~`` expanded)."""
+    value = os.environ.get(variable)
+    return bool(value) and os.path.abspath(os.path.expanduser(value)) == os.path.abspath(path)

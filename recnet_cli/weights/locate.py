@@ -1,0 +1,90 @@
+"""Where a --model value points: a file, a bundled model, or a Hub reference (downloaded first)."""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from recnet_cli.weights.errors import ModelNotFoundError
+from recnet_cli.weights.formats import MODEL_SUFFIXES
+from recnet_cli.weights.hub import HUB_REF_FORMAT, fetch_from_hub, parse_hub_ref
+from recnet_cli.wording import listed
+
+WEIGHTS_DIR_ENV = "RECNET_WEIGHTS_DIR"
+
+
+DEFAULT_MODEL = "recnet-mixed"
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    path: Path
+    source: str  # what to show the user: the path, the bundled name or the Hub reference
+
+
+def weights_dir() -> Path:
+    """The bundled models' folder, or ``$RECNET_WEIGHTS_DIR``: ``weights/`` of the source checkout recnet
+    runs from (installed or not: not another checkout's, that an editable install would give), or the
+    package data of an installed wheel."""
+    override = os.environ.get(WEIGHTS_DIR_ENV)
+    if override:
+        return Path(override)
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() or importlib.util.find_spec(
+        "recnet_cli.weights_bundle"
+    ) is None:
+        return checkout / "weights"
+    return Path(str(importlib.resources.files("recnet_cli.weights_bundle")))
+
+
+def bundled_path(name: str) -> Path:
+    return weights_dir() / f"{name}{MODEL_SUFFIXES[0]}"
+
+
+def bundled_files() -> list[Path]:
+    return sorted(weights_dir().glob(f"*{MODEL_SUFFIXES[0]}"))
+
+
+def resolve(ref: str | None) -> ModelLocation:
+    """Where the model named by ``--model`` is on disk, downloading a Hub reference first."""
+    if ref is None:
+        return default_model()
+    path = Path(ref)
+    if os.path.isfile(path):  # os.path's tests say False for a name too long; Path's raise
+        return ModelLocation(path, ref)
+    if path.name == ref and os.path.isfile(bundled_path(ref)):
+        return ModelLocation(bundled_path(ref), f"{ref} (bundled)")
+    if os.path.isdir(path):
+        raise ModelNotFoundError(f"{ref}: a folder, not a model file{model_files_hint(path)}")
+    hub_ref = parse_hub_ref(ref)
+    if hub_ref is not None:
+        return ModelLocation(fetch_from_hub(hub_ref), ref)
+    if path.suffix.lower() in MODEL_SUFFIXES:
+        raise ModelNotFoundError(f"{ref}: file not found")
+    bundled = ", ".join(path.stem for path in bundled_files()) or "none yet"
+    raise ModelNotFoundError(
+        f"{ref}: not a model file, a bundled model name (bundled: {bundled})"
+        f" or a Hub reference ({HUB_REF_FORMAT})"
+    )
+
+
+def model_files_hint(folder: Path, shown: int = 3) -> str:
+    """`` (it holds a.safetensors, b.pth)``: the model files in a folder given as ``--model``, if any."""
+    try:
+        names = sorted(path.name for path in folder.iterdir() if path.suffix.lower() in MODEL_SUFFIXES)
+    except OSError:  # an unreadable folder: the error says enough without the hint
+        return ""
+    return f" (it holds {listed(names, shown)})" if names else ""
+
+
+def default_model() -> ModelLocation:
+    path = bundled_path(DEFAULT_MODEL)
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"no bundled default model is present yet ({path} does not exist); pass one with"
+            " --model path/to/model.safetensors or --model org/name (a Hugging Face Hub repository)"
+        )
+    return ModelLocation(path, f"{DEFAULT_MODEL} (bundled)")

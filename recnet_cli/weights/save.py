@@ -1,0 +1,84 @@
+"""Saving a model in this project's format: .safetensors, with its card as .json and .md beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recnet_cli.atomicfile import write_atomic
+from recnet_cli.files import describe_os_error, file_kind, nearest_existing
+from recnet_cli.weights.card import ARCHITECTURE, architecture_card, flat_fields, readable
+from recnet_cli.weights.errors import WeightsError
+from recnet_cli.weights.formats import is_safetensors
+from recnet_cli.weights.locate import weights_dir
+
+# PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
+# the functions that build or read tensors import it when called.
+if TYPE_CHECKING:
+    from recnet_cli.model import RECNet
+
+
+def save_model(model: RECNet, path: Path, card: dict[str, Any], *, overwrite: bool = True) -> None:
+    """Write ``path`` (safetensors), ``<stem>.json`` (the card) and ``<stem>.md`` (the card for people).
+
+    The card gains the architecture fields (taken from the model); its flat fields also go into the
+    safetensors metadata. Each file is written atomically; without ``overwrite``, none is written if one
+    of them exists (made while a command ran, say).
+    """
+    import torch
+    from safetensors.torch import save as safetensors_bytes
+
+    if not is_safetensors(path):
+        raise WeightsError(f"{path}: models are saved as .safetensors")
+    full_card = architecture_card(model) | {
+        key: value for key, value in card.items() if key not in ARCHITECTURE
+    }
+    tensors = {
+        key: value.detach().to("cpu", torch.float32).contiguous() for key, value in model.state_dict().items()
+    }
+    nearest = nearest_existing(path.parent)
+    if not nearest.is_dir():
+        raise WeightsError(f"{path}: cannot write the model ({nearest} is {file_kind(nearest)})")
+    weights, card_json, card_md = model_files(path)
+    files = {
+        weights: safetensors_bytes(tensors, metadata=flat_fields(full_card)),
+        card_json: (json.dumps(full_card, indent=2) + "\n").encode(),
+        card_md: card_markdown(path, full_card).encode("utf-8", "backslashreplace"),
+    }
+    if not overwrite and (existing := next(filter(os.path.lexists, files), None)):
+        raise WeightsError(f"{path}: not written, since {existing} exists (use --overwrite)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for file, data in files.items():
+            try:
+                write_atomic(file, data, overwrite=overwrite)
+            except FileExistsError:  # made between the check and the write
+                raise WeightsError(f"{path}: not written in full, since {file} exists") from None
+    except OSError as error:
+        raise WeightsError(f"{path}: cannot write the model ({describe_os_error(error)})") from error
+
+
+def model_files(path: Path) -> tuple[Path, Path, Path]:
+    """The files ``save_model`` writes for the model ``path``: it, and its card as ``.json`` and ``.md``."""
+    return path, path.with_suffix(".json"), path.with_suffix(".md")
+
+
+def card_markdown(path: Path, card: dict[str, Any]) -> str:
+    """The card for people of the model saved at ``path``, starting with how to use it."""
+    name = path.stem
+    if path.parent.resolve() == weights_dir().resolve():
+        usage = f"RECNet weights bundled with `recnet`: use them with `--model {name}`."
+    else:
+        usage = (
+            f"RECNet weights for `recnet`: use them with `--model path/to/{path.name}` (this file's path)."
+        )
+    lines = [f"# {name}", "", usage, ""]
+    for key, value in card.items():
+        if isinstance(value, dict):
+            lines.append(f"- **{key}**:")
+            lines.extend(f"  - {sub_key}: {readable(sub_value)}" for sub_key, sub_value in value.items())
+        else:
+            lines.append(f"- **{key}**: {value}")
+    return "\n".join(lines) + "\n"
