@@ -38,6 +38,8 @@ from recnet_cli.imaging import (
     write_png16,
     write_rgb8,
 )
+from recnet_cli.imaging.metadata import iptc_datasets
+from recnet_cli.imaging.notices import output_notices
 from recnet_cli.train.data import read_rgb
 
 SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -596,6 +598,28 @@ def test_an_iptc_record_too_long_for_a_jpeg_is_left_out_of_it(tmp_path):
     with Image.open(tmp_path / "out.jpg") as jpeg, Image.open(tmp_path / "out.tif") as tiff:
         assert IptcImagePlugin.getiptcinfo(jpeg) is None
         assert IptcImagePlugin.getiptcinfo(tiff)[CAPTION] == [caption] * 3
+
+
+def test_an_iptc_record_that_xmp_does_not_mirror_is_said_to_be_left_out_of_png_webp_avif_heif():
+    # PNG, WebP, AVIF and HEIF have no place for IPTC-IIM: lost without a word were the fields the XMP does
+    # not hold too (the fixture's XMP is a rating alone)
+    photo = read_photo(IPTC_FIXTURES / "iptc-caption.jpg")
+    assert iptc_datasets(photo.iptc) == [25, 80, 90, 116, 120, 0]  # 0: the record version
+    lost = (
+        "its IPTC record's keywords, by-line, city, copyright and caption cannot go into PNG, and its XMP "
+        "does not hold them: left out; JPEG or TIFF keeps them"
+    )
+    assert output_notices(photo, "PNG") == [lost]
+    assert output_notices(photo, "JPEG") == output_notices(photo, "TIFF") == []
+    # as Lightroom and Photo Mechanic write it, the XMP mirrors the record: nothing is lost
+    mirrored = b"<dc:subject/><dc:creator/><photoshop:City/><dc:rights/>"
+    assert output_notices(dataclasses.replace(photo, xmp=mirrored), "WEBP") == [
+        "its IPTC record's caption cannot go into WebP, and its XMP does not hold it: left out; JPEG or TIFF "
+        "keeps it"
+    ]
+    assert output_notices(dataclasses.replace(photo, xmp=mirrored + b"<dc:description/>"), "WEBP") == []
+    damaged = photo.iptc[: photo.iptc.index(b"Lake at") + 4] + b"\x1c\x02"  # cut inside the caption
+    assert iptc_datasets(damaged) == [25, 80, 90, 116, 120]
 
 
 def test_a_tiffs_iptc_and_xmp_tags_do_not_travel_inside_its_exif():

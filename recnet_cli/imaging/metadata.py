@@ -50,6 +50,25 @@ _XMP_EXTENSION_PORTION = 65000  # bytes of extended XMP a segment holds, as Adob
 _HAS_EXTENDED_XMP = re.compile(rb"HasExtendedXMP\s*(?:=\s*[\"']|>)\s*([0-9A-Fa-f]{32})")
 _IPTC_RESOURCE = 0x0404  # Photoshop image resource "IPTC-NAA record"
 IPTC_TAG = 33723  # TIFF tag IPTC-NAA
+# IPTC-IIM datasets of the application record (2) that tools writing both mirror in XMP, with the XMP
+# property that holds the same, as the IPTC Photo Metadata Standard maps them.
+_IPTC_IN_XMP = {
+    5: ("title", b"dc:title"),
+    25: ("keywords", b"dc:subject"),
+    40: ("instructions", b"photoshop:Instructions"),
+    55: ("date created", b"photoshop:DateCreated"),
+    80: ("by-line", b"dc:creator"),
+    85: ("by-line title", b"photoshop:AuthorsPosition"),
+    90: ("city", b"photoshop:City"),
+    95: ("state", b"photoshop:State"),
+    101: ("country", b"photoshop:Country"),
+    105: ("headline", b"photoshop:Headline"),
+    110: ("credit", b"photoshop:Credit"),
+    115: ("source", b"photoshop:Source"),
+    116: ("copyright", b"dc:rights"),
+    120: ("caption", b"dc:description"),
+    122: ("caption writer", b"photoshop:CaptionWriter"),
+}
 
 
 def metadata_blocks(photo: Photo) -> dict[str, bytes | None]:
@@ -182,6 +201,35 @@ def iptc_record(image: Image.Image) -> bytes | None:
     else:
         record = image.info.get("photoshop", {}).get(_IPTC_RESOURCE)
     return bytes(record) if isinstance(record, bytes | bytearray) and record else None
+
+
+def iptc_datasets(record: bytes) -> list[int]:
+    """The numbers of the application record's datasets in an IPTC-IIM record (120 for the caption), each
+    once, in the record's order; a damaged record gives those before the damage."""
+    found: dict[int, None] = {}
+    offset = 0
+    while offset + 5 <= len(record) and record[offset] == 0x1C:
+        number, dataset, length = (
+            record[offset + 1],
+            record[offset + 2],
+            int.from_bytes(record[offset + 3 : offset + 5]),
+        )
+        offset += 5
+        if length & 0x8000:  # an extended dataset: the length's own length, then the length
+            size = length & 0x7FFF
+            length, offset = int.from_bytes(record[offset : offset + size]), offset + size
+        if number == 2:
+            found[dataset] = None
+        offset += length
+    return list(found)
+
+
+def iptc_left_out_of_xmp(iptc: bytes | None, xmp: bytes | None) -> list[str]:
+    """What the IPTC-IIM record holds ("caption", "by-line") that the XMP packet does not mirror."""
+    if not iptc:
+        return []
+    mirrored = [_IPTC_IN_XMP[number] for number in iptc_datasets(iptc) if number in _IPTC_IN_XMP]
+    return [name for name, property_name in mirrored if property_name not in (xmp or b"")]
 
 
 def photoshop_segment(iptc: bytes) -> bytes:

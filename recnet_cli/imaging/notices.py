@@ -1,5 +1,5 @@
 """What the user should know of what an output loses of its photo: the colours' profile or description,
-metadata, extended XMP, transparency."""
+metadata (an IPTC record that XMP does not mirror too), extended XMP, transparency."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from rich.filesize import decimal
 
 from recnet_cli.imaging.colour import colour_loss_notice
 from recnet_cli.imaging.formats import ALPHA_FORMATS, FORMAT_NAMES, METADATA_FORMATS
-from recnet_cli.imaging.metadata import exif_holds_resolution, left_out, metadata_blocks
+from recnet_cli.imaging.metadata import exif_holds_resolution, iptc_left_out_of_xmp, left_out, metadata_blocks
 from recnet_cli.imaging.photo import Photo
 from recnet_cli.wording import in_words
 
@@ -42,6 +42,21 @@ def extended_xmp_loss_notice(photo: Photo, output_format: str) -> str | None:
     )
 
 
+def iptc_loss_notice(photo: Photo, output_format: str) -> str | None:
+    """What the user should know when an output in ``output_format`` (PNG, WebP, AVIF, HEIF: no place for
+    IPTC-IIM) goes without what the photo's IPTC record holds and its XMP does not mirror; None otherwise
+    (tools that write both, as Lightroom and Photo Mechanic do, lose nothing)."""
+    if output_format not in METADATA_FORMATS - {"JPEG", "TIFF"}:
+        return None
+    if not (names := iptc_left_out_of_xmp(photo.iptc, photo.xmp)):
+        return None
+    them = "them" if len(names) > 1 else "it"
+    return (
+        f"its IPTC record's {in_words(names, 'and')} cannot go into {FORMAT_NAMES[output_format][0]}, and "
+        f"its XMP does not hold {them}: left out; JPEG or TIFF keeps {them}"
+    )
+
+
 def alpha_loss_notice(photo: Photo, output_format: str) -> str | None:
     """What the user should know when an output in ``output_format`` goes without the photo's transparency;
     None when it keeps it, or when there is none to see (an alpha channel opaque all over, as many programs
@@ -58,5 +73,11 @@ def alpha_loss_notice(photo: Photo, output_format: str) -> str | None:
 def output_notices(photo: Photo, output_format: str) -> list[str]:
     """What the user should know of what an output in ``output_format`` loses of the photo: its colours'
     profile or description, metadata, extended XMP and transparency."""
-    describers = (colour_loss_notice, metadata_loss_notice, extended_xmp_loss_notice, alpha_loss_notice)
+    describers = (
+        colour_loss_notice,
+        metadata_loss_notice,
+        iptc_loss_notice,
+        extended_xmp_loss_notice,
+        alpha_loss_notice,
+    )
     return [notice for describe in describers if (notice := describe(photo, output_format))]
