@@ -14,7 +14,8 @@ import struct
 ORIENTATION = 0x0112
 EXIF_IFD = 0x8769  # in the first directory: where the Exif directory starts
 PIXEL_X_DIMENSION, PIXEL_Y_DIMENSION = 0xA002, 0xA003  # in the Exif directory: the picture's width, height
-SHORT, LONG = 3, 4  # TIFF field types
+BYTE, SHORT, LONG, RATIONAL, UNDEFINED, SRATIONAL = 1, 3, 4, 5, 7, 10  # TIFF field types
+GPS_IFD, INTEROP_IFD = 0x8825, 0xA005  # in the first directory and in the Exif directory
 EXIF_HEADER = b"Exif\0\0"  # before the TIFF header in a JPEG's EXIF segment, and in the blocks recnet keeps
 _HEADERS = re.compile(rb"^(Exif\0\0){1,2}")  # as Pillow reads them: some writers repeat the header
 _BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}  # a TIFF header's first 4 bytes: the order of what follows
@@ -63,6 +64,60 @@ def sized_exif(exif: bytes, width: int, height: int) -> bytes:
     return EXIF_HEADER + bytes(block)
 
 
+# The types the EXIF standard gives tags that a block made anew (Pillow's, of a TIFF's tags) types with the
+# same bytes otherwise: UNDEFINED as BYTE, SRATIONAL as RATIONAL. Stricter readers (exiv2, Adobe's) flag them.
+_STANDARD_TYPES = {
+    EXIF_IFD: {
+        0x8828: UNDEFINED,  # OECF
+        0x9000: UNDEFINED,  # ExifVersion
+        0x9101: UNDEFINED,  # ComponentsConfiguration
+        0x9201: SRATIONAL,  # ShutterSpeedValue
+        0x9203: SRATIONAL,  # BrightnessValue
+        0x9204: SRATIONAL,  # ExposureBiasValue
+        0x927C: UNDEFINED,  # MakerNote
+        0x9286: UNDEFINED,  # UserComment
+        0xA000: UNDEFINED,  # FlashpixVersion
+        0xA300: UNDEFINED,  # FileSource
+        0xA301: UNDEFINED,  # SceneType
+        0xA302: UNDEFINED,  # CFAPattern
+        0xA40B: UNDEFINED,  # DeviceSettingDescription
+    },
+    GPS_IFD: {0x001B: UNDEFINED, 0x001C: UNDEFINED},  # GPSProcessingMethod, GPSAreaInformation
+    INTEROP_IFD: {0x0002: UNDEFINED},  # InteroperabilityVersion
+}
+_SAME_BYTES = {(BYTE, UNDEFINED), (RATIONAL, SRATIONAL)}
+
+
+def with_standard_types(exif: bytes) -> bytes:
+    """An EXIF block whose Exif, GPS and Interoperability entries have the types the standard gives them,
+    where they were written with others of the same bytes (a BYTE for an UNDEFINED; a RATIONAL of at most
+    2**31 - 1 for an SRATIONAL); every other byte kept. A damaged directory is left as it is."""
+    block = bytearray(_HEADERS.sub(b"", exif))
+    order, _, entries = first_directory(block)
+    pointers = {
+        tag: struct.unpack(order + "8xI", entry)[0]
+        for entry in entries
+        if (tag := entry_tag(entry, order)) in (EXIF_IFD, GPS_IFD)
+    }
+    directories = dict(pointers)
+    exif_entries = _entry_starts(block, order, pointers[EXIF_IFD]) if EXIF_IFD in pointers else None
+    for at in exif_entries or ():
+        if struct.unpack_from(order + "H", block, at)[0] == INTEROP_IFD:
+            directories[INTEROP_IFD] = struct.unpack_from(order + "I", block, at + 8)[0]
+    for directory, start in directories.items():
+        for at in _entry_starts(block, order, start) or ():
+            tag, kind, count, value = struct.unpack_from(order + "HHII", block, at)
+            standard = _STANDARD_TYPES[directory].get(tag)
+            if (kind, standard) not in _SAME_BYTES:
+                continue
+            if standard == SRATIONAL:
+                numbers = block[value : value + 8 * count] if count * 8 > 4 else b""
+                if len(numbers) != 8 * count or max(struct.unpack(f"{order}{2 * count}I", numbers)) >= 2**31:
+                    continue
+            struct.pack_into(order + "H", block, at + 2, standard)
+    return EXIF_HEADER + bytes(block)
+
+
 def first_directory(block: bytes | bytearray) -> tuple[str, int, list[bytes]]:
     """A TIFF block's byte order ("<" or ">"), and the offset and 12-byte entries of its first directory.
     Raises where these are not all in the block (the next directory's offset after them may be missing, as
@@ -87,7 +142,7 @@ def _entry_starts(block: bytes | bytearray, order: str, start: int) -> range | N
 
 # Bytes per value of each TIFF field type; and the tags whose value is where another directory starts.
 _TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
-_DIRECTORY_POINTERS = frozenset({EXIF_IFD, 0x8825, 0xA005})  # Exif, GPS, Interoperability
+_DIRECTORY_POINTERS = frozenset({EXIF_IFD, GPS_IFD, INTEROP_IFD})
 
 
 def in_block(entry: bytes, order: str, length: int) -> bool:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
+import numpy as np
 import pytest
+from PIL import Image, TiffImagePlugin
 
 from recnet_cli.exif_block import (
     EXIF_HEADER,
     EXIF_IFD,
+    GPS_IFD,
     LONG,
     ORIENTATION,
     PIXEL_X_DIMENSION,
@@ -19,7 +23,9 @@ from recnet_cli.exif_block import (
     first_directory,
     in_block,
     sized_exif,
+    with_standard_types,
 )
+from recnet_cli.imaging import read_photo, write_photo
 
 MAKE, SOFTWARE, EXPOSURE_TIME = 0x010F, 0x0131, 0x829A
 
@@ -111,3 +117,57 @@ def test_the_exif_directory_says_the_size_of_the_upright_picture(order: str) -> 
 def test_an_exif_directory_past_the_block_is_left_as_it_is() -> None:
     damaged = sized_block("<", exif_ifd_at=200)
     assert sized_exif(EXIF_HEADER + damaged, 4000, 6000) == EXIF_HEADER + damaged
+
+
+COMPONENTS, BRIGHTNESS, EXPOSURE_BIAS, GPS_PROCESSING_METHOD = 0x9101, 0x9203, 0x9204, 0x001B
+BYTE, RATIONAL, UNDEFINED, SRATIONAL = 1, 5, 7, 10
+
+
+def entry_types(exif: bytes) -> dict[tuple[int, int], int]:
+    """(directory, tag) -> type of each entry of an EXIF block's Exif and GPS directories."""
+    tiff = exif.removeprefix(EXIF_HEADER)
+    order, _, entries = first_directory(tiff)
+    pointers = {entry_tag(entry, order): struct.unpack(order + "8xI", entry)[0] for entry in entries}
+    types = {}
+    for directory in (EXIF_IFD, GPS_IFD):
+        (count,) = struct.unpack_from(order + "H", tiff, pointers[directory])
+        for at in range(pointers[directory] + 2, pointers[directory] + 2 + 12 * count, 12):
+            tag, kind = struct.unpack_from(order + "HH", tiff, at)
+            types[directory, tag] = kind
+    return types
+
+
+def camera_tags() -> Image.Exif:
+    """EXIF tags as Pillow reads them from a TIFF: values without the types they were written with."""
+    exif = Image.Exif()
+    exif[MAKE] = "Camera"
+    exif_directory = exif.get_ifd(EXIF_IFD)
+    exif_directory[COMPONENTS] = b"\x01\x02\x03\x00"
+    exif_directory[EXPOSURE_BIAS] = TiffImagePlugin.IFDRational(0, 1)
+    exif_directory[BRIGHTNESS] = TiffImagePlugin.IFDRational(3_000_000_000, 1)  # no SRATIONAL holds it
+    exif.get_ifd(GPS_IFD)[GPS_PROCESSING_METHOD] = b"ASCII\0\0\0GPS"
+    return exif
+
+
+def test_a_block_made_anew_gets_the_types_the_standard_gives_its_tags() -> None:
+    # Pillow writes an UNDEFINED value it does not know as BYTEs, and a rational of no sign as RATIONAL
+    made = camera_tags().tobytes()
+    assert entry_types(made)[EXIF_IFD, COMPONENTS] == BYTE
+    assert entry_types(made)[EXIF_IFD, EXPOSURE_BIAS] == RATIONAL
+    standard = with_standard_types(made)
+    assert entry_types(standard) == entry_types(made) | {
+        (EXIF_IFD, COMPONENTS): UNDEFINED,
+        (EXIF_IFD, EXPOSURE_BIAS): SRATIONAL,
+    }
+    assert entry_types(standard)[EXIF_IFD, BRIGHTNESS] == RATIONAL  # kept: as signed it would be negative
+    changed = [at for at, (old, new) in enumerate(zip(made, standard, strict=True)) if old != new]
+    assert len(changed) == 2  # a byte of each entry's type, and nothing else
+
+
+def test_a_tiff_photo_s_exif_keeps_the_standard_types(tmp_path) -> None:
+    # a TIFF as Pillow would write its EXIF (recnet's TIFF encoder copies the block's entries as they are)
+    path = tmp_path / "camera.tif"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    photo = dataclasses.replace(read_photo(path), exif=camera_tags().tobytes())
+    write_photo(path, photo.pixels, photo)
+    assert entry_types(read_photo(path).exif) == entry_types(with_standard_types(camera_tags().tobytes()))

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from PIL import Image
 
-from recnet_cli.exif_block import ORIENTATION, edited_exif, sized_exif
+from recnet_cli.exif_block import ORIENTATION, edited_exif, sized_exif, with_standard_types
 from recnet_cli.imaging.formats import MAX_DPI, METADATA_FORMATS
 from recnet_cli.imaging.photo import Photo
 
@@ -126,7 +126,8 @@ def portable_exif(exif: Image.Exif, block: bytes | None, size: tuple[int, int]) 
     The file's EXIF ``block`` is changed in place (``exif_block.edited_exif``). A TIFF has no such block (its
     first directory doubles as its EXIF and holds the file's pixel layout too), nor has a PNG whose EXIF is in
     a legacy text chunk: Pillow builds a block of their EXIF tags anew (a TIFF's maker note whose offsets
-    count from the file's start reads wrong in it)."""
+    count from the file's start reads wrong in it), and their standard types are put back in it
+    (``with_standard_types``)."""
     if block:
         return sized_exif(edited_exif(block, _NOT_EXIF_TAGS), *size)
     for tag in _NOT_EXIF_TAGS & exif.keys():
@@ -134,7 +135,7 @@ def portable_exif(exif: Image.Exif, block: bytes | None, size: tuple[int, int]) 
     if not exif:
         return None
     exif[ORIENTATION] = 1
-    return sized_exif(exif.tobytes(), *size)
+    return sized_exif(with_standard_types(exif.tobytes()), *size)
 
 
 def _upright_xmp(xmp: bytes | None) -> bytes | None:
