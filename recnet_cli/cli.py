@@ -783,16 +783,10 @@ def calibrate(
         raise fail(problem)
     from recnet_cli.engine import PhotoOutOfMemoryError
     from recnet_cli.train.calibration import calibrate as fit_strength
-    from recnet_cli.train.calibration import pair_data, photo_data
+    from recnet_cli.train.calibration import calibrated_card, calibration_data
 
     try:
-        if photos is not None:
-            if not os.path.isdir(photos):
-                raise ValueError(f"{photos}: not a folder of photos")
-            data = photo_data(photos, size, count)
-        else:
-            name = f"{pairs} ({split})" if pairs is not None else f"{inputs} and {targets}"
-            data = pair_data(chosen_pairs(pairs, split, inputs, targets), name, size, count)
+        data = calibration_data(photos, pairs, split, inputs, targets, size, count)
     except (ValueError, OSError) as exc:
         raise fail(error_line(exc)) from None
     (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
@@ -809,20 +803,7 @@ def calibrate(
             message = f"not enough {memory} to calibrate at --size {size}: try a smaller --size"
             raise fail(message, 1) from None
     held_out = {regime: score.rounded() for regime, score in scores.items()}
-    # The model's card, less what described an earlier calibration (its command, its scores) and the
-    # model's place in this project (the bundled model's status).
-    card = {
-        key: value
-        for key, value in loaded.card.items()
-        if key != "status" and not key.startswith("auto_strength")
-    } | {
-        "name": output.stem,
-        "calibrated_from": loaded.source,
-        "calibrated_note": f"the weights of {loaded.source}, unchanged, which the fields above describe; "
-        "figures they give for --strength auto are of its calibration, not of this one (auto_strength)",
-        "auto_strength": calibration.as_card(),
-        "auto_strength_held_out": held_out,
-    }
+    card = calibrated_card(loaded.card, loaded.source, output.stem, calibration, held_out)
     try:
         save_model(corrector.model.to("cpu"), output, card, overwrite=overwrite)
     except WeightsError as exc:

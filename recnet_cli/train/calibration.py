@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from recnet_cli.autostrength import FEATURE_COUNT, CalibrationSample, StrengthCa
 from recnet_cli.engine import Corrector
 from recnet_cli.metrics import MAX_PSNR
 from recnet_cli.train.data import ValidationPair, pair_validation, photo_validation, split_pairs, split_photos
-from recnet_cli.train.pairs import ImagePair
+from recnet_cli.train.pairs import ImagePair, chosen_pairs
 from recnet_cli.train.synthesis import MODES, DegradationConfig
 from recnet_cli.wording import counted
 
@@ -71,6 +72,25 @@ class CalibrationData:
         )
 
 
+def calibration_data(
+    photos: Path | None,
+    pairs: Path | None,
+    split: str,
+    inputs: Path | None,
+    targets: Path | None,
+    size: int,
+    count: int,
+) -> CalibrationData:
+    """What ``recnet calibrate`` fits on: synthetic pairs of a folder of photos, else the pairs of a paired
+    dataset's split, else those of two folders."""
+    if photos is not None:
+        if not photos.is_dir():
+            raise ValueError(f"{photos}: not a folder of photos")
+        return photo_data(photos, size, count)
+    name = f"{pairs} ({split})" if pairs is not None else f"{inputs} and {targets}"
+    return pair_data(chosen_pairs(pairs, split, inputs, targets), name, size, count)
+
+
 def photo_data(folder: Path, size: int, count: int) -> CalibrationData:
     """Synthetic pairs of up to ``count`` photos per regime from a folder of well-exposed photos."""
     train, held_out = split_photos(folder)
@@ -106,6 +126,29 @@ def pair_data(pairs: Sequence[ImagePair], name: str, size: int, count: int) -> C
     fitting = {"pairs": partial(pair_validation, train, size, count)}
     checking = {"pairs": partial(pair_validation, held_out, size, count)}
     return CalibrationData(fitting, checking, about, photos, min(count, len(train)))
+
+
+def calibrated_card(
+    card: dict[str, Any],
+    source: str,
+    name: str,
+    calibration: StrengthCalibration,
+    held_out: dict[str, dict[str, float]],
+) -> dict[str, Any]:
+    """The card of the model ``source`` calibrated and saved as ``name``: its own ``card``, less what
+    described an earlier calibration (its command, its scores) and the model's place in this project (the
+    bundled model's status), with this calibration and its ``held_out`` scores."""
+    kept = {
+        key: value for key, value in card.items() if key != "status" and not key.startswith("auto_strength")
+    }
+    return kept | {
+        "name": name,
+        "calibrated_from": source,
+        "calibrated_note": f"the weights of {source}, unchanged, which the fields above describe; figures "
+        "they give for --strength auto are of its calibration, not of this one (auto_strength)",
+        "auto_strength": calibration.as_card(),
+        "auto_strength_held_out": held_out,
+    }
 
 
 def samples_of(
