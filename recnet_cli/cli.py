@@ -73,14 +73,14 @@ from recnet_cli.options import (
 )
 from recnet_cli.outputs import (
     CORRECT_SUFFIX,
-    EXPLAIN_SUFFIX,
     MASK_SUFFIX,
     Job,
-    existing_output_problem,
     folder_problem,
     names_image_file,
     output_path_problem,
     output_taken_as_folder,
+    sheet_problem,
+    sheet_target,
     side_path,
 )
 from recnet_cli.runner import (
@@ -327,23 +327,17 @@ def explain(
 
     [dim]Example:[/]  recnet explain photo.jpg -r photo-edited.jpg -o sheet.png
     """
-    sheet_name = f"{image.stem}{EXPLAIN_SUFFIX}.png"
     refuse_unwritable_output(output)
-    if output is None:
-        target = image.with_name(sheet_name)
-    elif not names_image_file(output):
-        target = Path(output, sheet_name)  # a folder, made if need be, as -o is for correct
-    else:
-        target = Path(output)
+    target = sheet_target(image, output)
     # A sheet that cannot be written there exits 1, as correct's photo does; a mistake in the options, 2.
-    if target.resolve() in {image.resolve(), reference and reference.resolve()}:
-        raise fail(f"{target} is an input; refusing to overwrite it", 1)
-    if problem := output_path_problem(target):
-        raise fail(problem, 1)
-    target_named = target == Path(output or "")
-    if problem := existing_output_problem(target, named=target_named, overwrite=overwrite):
-        raise fail(problem, 1)
-    if problem := folder_problem(target.parent, create=False):
+    where = partial(
+        sheet_problem,
+        target,
+        [image] + [reference] * (reference is not None),
+        named=target == Path(output or ""),
+        overwrite=overwrite,
+    )
+    if problem := where(create=False):
         raise fail(problem, 1)
     if (as_folder := output_taken_as_folder([Source(image, Path(image.name))], output)) and not quiet:
         console.notice(as_folder)
@@ -365,12 +359,10 @@ def explain(
             f"   reference {reference.name}" if reference is not None else ""
         )
         sheet = contact_sheet(explained, f"recnet explain: {image.name}", subtitle)
-        # Made once the sheet is drawn, so that nothing failing before (the photo, the model, a reference of
-        # another size) leaves an empty folder behind; a file saved at the sheet's name meanwhile is seen.
-        problem = folder_problem(target.parent, create=True) or existing_output_problem(
-            target, named=target_named, overwrite=overwrite
-        )
-        if problem:
+        # Its folder is made once the sheet is drawn, so that nothing failing before (the photo, the model,
+        # a reference of another size) leaves an empty folder behind; a file saved at its name meanwhile
+        # is seen.
+        if problem := where(create=True):
             raise fail(problem, 1)
         write_rgb8(target, sheet, overwrite=overwrite)
     except PhotoFileError as exc:

@@ -276,3 +276,27 @@ def existing_output_problem(
     if not named and (why := kept_from_overwrite(target)):
         return f"{target} exists, and {why}: move it away, or {elsewhere}"
     return None if overwrite else f"{target} exists (use --overwrite)"
+
+
+def sheet_target(image: Path, output: str | None) -> Path:
+    """Where ``recnet explain`` draws the sheet of ``image``: ``<stem>_explain.png`` beside it, or in the
+    folder -o names (made if need be, as it is for correct), or the file -o names."""
+    sheet_name = f"{image.stem}{EXPLAIN_SUFFIX}.png"
+    if output is None:
+        return image.with_name(sheet_name)
+    return Path(output) if names_image_file(output) else Path(output, sheet_name)
+
+
+def sheet_problem(
+    target: Path, inputs: Sequence[Path], *, named: bool, overwrite: bool, create: bool
+) -> str | None:
+    """Why ``recnet explain`` must not write its sheet at ``target``: it is one of the ``inputs``, a name that
+    cannot be written, a file there to keep (``existing_output_problem``), or a folder that cannot take it
+    (``folder_problem``, which makes it with ``create``)."""
+    if target.resolve() in {path.resolve() for path in inputs}:
+        return f"{target} is an input; refusing to overwrite it"
+    return (
+        output_path_problem(target)
+        or existing_output_problem(target, named=named, overwrite=overwrite)
+        or folder_problem(target.parent, create=create)
+    )
