@@ -10,9 +10,10 @@ def in_words(items: Sequence[str], conjunction: str) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
 
 
-def listed(items: Sequence[str], shown: int = 3) -> str:
-    """'a, b, c, ...': the first ``shown`` items, and an ellipsis where there are more."""
-    return ", ".join(items[:shown]) + (", ..." if len(items) > shown else "")
+def listed(items: Sequence[str], shown: int = 3, separator: str = ", ") -> str:
+    """'a, b, c, and 2 more': the first ``shown`` items, then how many more there are."""
+    more = len(items) - shown
+    return separator.join(items[:shown]) + (f"{separator}and {more} more" if more > 0 else "")
 
 
 def plural(noun: str, count: int) -> str:

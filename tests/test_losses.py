@@ -89,7 +89,7 @@ def test_missing_or_wrong_vgg_weights_stop_with_a_clear_message(
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, wrong)
     assert vgg_refusal(wrong) == (
         f"{wrong}: not a VGG16 state dict: missing keys features.0.bias, features.10.bias, "
-        "features.10.weight (and 16 more)"
+        "features.10.weight, and 16 more"
     )
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
@@ -105,8 +105,8 @@ def test_weights_of_another_network_say_what_they_hold_and_pickled_code_is_refus
     save_model(RECNet(channels=4, blocks=2), recnet, {})
     assert vgg_refusal(recnet) == (
         f"{recnet}: not a VGG16 state dict: missing keys features.0.bias, features.0.weight, "
-        "features.10.bias (and 17 more); it holds keys dualprocess.cat.bias, dualprocess.cat.weight, "
-        f"dualprocess.conv1.fuse1.bias (and {len(RECNet(4, 2).state_dict()) - 3} more)"
+        "features.10.bias, and 17 more; it holds keys dualprocess.cat.bias, dualprocess.cat.weight, "
+        f"dualprocess.conv1.fuse1.bias, and {len(RECNet(4, 2).state_dict()) - 3} more"
     )
     grey = tmp_path / "grey.pth"  # VGG16's keys, but a first layer for one channel
     torch.save(

@@ -151,7 +151,7 @@ STRICT_CASES: dict[str, tuple[Callable[[StateDict], StateDict], str]] = {
     ),
     "several missing": (
         lambda sd: without(sd, *NORM_KEYS),
-        f"missing keys {', '.join(NORM_KEYS[:3])} (and 1 more)",
+        f"missing keys {', '.join(NORM_KEYS[:3])}, and 1 more",
     ),
     "unexpected": (lambda sd: sd | {"foo": torch.zeros(1)}, "unexpected key foo"),
     "shape": (

@@ -8,8 +8,10 @@ from recnet_cli.wording import counted, in_words, listed, plural
 def test_lists_name_the_first_items_and_mark_the_rest() -> None:
     assert listed(["a"]) == "a"
     assert listed(["a", "b", "c"]) == "a, b, c"
-    assert listed(["a", "b", "c", "d"]) == "a, b, c, ..."
-    assert listed(["a", "b", "c"], shown=2) == "a, b, ..."
+    assert listed(["a", "b", "c", "d"]) == "a, b, c, and 1 more"
+    assert listed(["a", "b", "c"], shown=2) == "a, b, and 1 more"
+    assert listed(["a: x", "b: y", "c: z"], shown=2, separator="; ") == "a: x; b: y; and 1 more"
+    assert listed(["a", "b"]) == "a, b"
     assert in_words(["JPEG"], "or") == "JPEG"
     assert in_words(["JPEG", "PNG", "TIFF"], "and") == "JPEG, PNG and TIFF"
 

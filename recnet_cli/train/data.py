@@ -25,7 +25,7 @@ from recnet_cli.inputs import Source, unique_sources
 from recnet_cli.metrics import SSIM_WINDOW, to_uint8
 from recnet_cli.train.pairs import ImagePair, list_images
 from recnet_cli.train.synthesis import DegradationConfig, degrade, sample_exposure
-from recnet_cli.wording import counted
+from recnet_cli.wording import counted, listed
 
 VALIDATION_SEED = 20240
 HOLDOUT_FRACTION = 0.1
@@ -253,10 +253,8 @@ def load_each(items: Sequence[T], load: Callable[[T], U]) -> list[U]:
             failed[str(exc)] = None
     failures = list(failed)
     if len(failures) > 1:
-        more = len(failures) - SHOWN_FAILURES
-        rest = f"; and {more} more" if more > 0 else ""
-        shown = "; ".join(failures[:SHOWN_FAILURES])
-        raise ImageFileError(f"{len(failures)} images cannot be used: {shown}{rest}")
+        shown = listed(failures, SHOWN_FAILURES, "; ")
+        raise ImageFileError(f"{len(failures)} images cannot be used: {shown}")
     if failures:
         raise ImageFileError(failures[0])
     return loaded

@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 
 from recnet_cli.files import describe_os_error, first_line
 from recnet_cli.weights.errors import WeightsError
-from recnet_cli.wording import plural
+from recnet_cli.wording import listed, plural
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
 # the functions that build or read tensors import it when called.
@@ -263,10 +263,9 @@ def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], labe
             raise WeightsError(f"{label}: shape mismatch for {key}: file {file_shape} vs model {model_shape}")
 
 
-def describe_keys(kind: str, keys: list[str], shown: int = 3) -> str:
-    """``missing key a`` / ``missing keys a, b, c (and 4 more)``."""
-    more = f" (and {len(keys) - shown} more)" if len(keys) > shown else ""
-    return f"{kind} {plural('key', len(keys))} {', '.join(keys[:shown])}{more}"
+def describe_keys(kind: str, keys: list[str]) -> str:
+    """``missing key a`` / ``missing keys a, b, c, and 4 more``."""
+    return f"{kind} {plural('key', len(keys))} {listed(keys)}"
 
 
 def safetensors_header(path: Path) -> tuple[list[str], dict[str, str]]:
