@@ -30,6 +30,7 @@ from recnet_cli.engine import Corrector, blend
 from recnet_cli.metrics import to_uint8
 from recnet_cli.train import calibration
 from recnet_cli.train.data import ImageFileError, ValidationPair
+from recnet_cli.train.pairs import ImagePair
 from recnet_cli.weights import LoadedModel, WeightsError, load_model, save_model, strength_calibration
 
 CPU = torch.device("cpu")
@@ -248,3 +249,20 @@ def test_a_fit_on_too_few_pairs_to_trust_beyond_them_is_said_to_be_one() -> None
         "(a larger folder, or a higher --count), and judge it by the held-out scores"
     )
     assert data(46).few_pairs_note() is None
+
+
+def test_data_too_small_to_hold_one_out_says_what_it_needs_and_found(tmp_path: Path) -> None:
+    # MSEC's five exposures of one scene are five pairs, but one ground truth: none can be held out
+    scene = [ImagePair(tmp_path / f"a_{exposure}.jpg", tmp_path / "a.jpg") for exposure in range(5)]
+    with pytest.raises(ValueError) as refused:
+        calibration.pair_data(scene, "msec (test)", 64, 10)
+    assert str(refused.value) == (
+        "msec (test): need pairs with at least 2 different ground truths (one is held out to score the fit), "
+        "found 5 pairs, with 1 ground truth"
+    )
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "photos" / "one.png")
+    with pytest.raises(
+        ValueError, match=r"photos: need at least 2 photos \(one is held out to score the fit\), found 1$"
+    ):
+        calibration.calibration_data(tmp_path / "photos", None, "train", None, None, 64, 10)

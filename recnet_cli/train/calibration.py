@@ -95,7 +95,10 @@ def photo_data(folder: Path, size: int, count: int) -> CalibrationData:
     """Synthetic pairs of up to ``count`` photos per regime from a folder of well-exposed photos."""
     train, held_out = split_photos(folder)
     if not train or not held_out:
-        raise ValueError(f"{folder}: needs at least two photos (one is held out to score the fit)")
+        found = len(train) + len(held_out)
+        raise ValueError(
+            f"{folder}: need at least 2 photos (one is held out to score the fit), found {found}"
+        )
 
     def groups(paths: list[Path]) -> Groups:
         # A seed for each regime: with one seed, each pair of the training mix drew its regime and then
@@ -120,7 +123,11 @@ def pair_data(pairs: Sequence[ImagePair], name: str, size: int, count: int) -> C
     stay together."""
     train, held_out = split_pairs(pairs)
     if not train or not held_out:
-        raise ValueError(f"{name}: needs at least two pairs (one is held out to score the fit)")
+        count, targets = len(pairs), len({pair.target.name for pair in pairs})
+        raise ValueError(
+            f"{name}: need pairs with at least 2 different ground truths (one is held out to score the fit), "
+            f"found {counted(count, 'pair')}, with {counted(targets, 'ground truth')}"
+        )
     about = f"{min(count, len(train))} image pairs of {name} at {size} px"
     photos = min(count, len(train)) + min(count, len(held_out))
     fitting = {"pairs": partial(pair_validation, train, size, count)}
