@@ -97,6 +97,7 @@ from recnet_cli.runner import (
     show_plan,
 )
 from recnet_cli.train.pairs import chosen_pairs, data_source_problem, unsplit_note
+from recnet_cli.wording import counted
 
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
@@ -704,7 +705,7 @@ def train(
     elif result.val is not None and not quiet:
         val = result.val
         console.done(
-            f"trained {result.steps} steps",
+            f"trained {counted(result.steps, 'step')}",
             f" in {result.wall_seconds / 60:.1f} min: validation {val.psnr:.2f} dB / SSIM {val.ssim:.4f} "
             f"(input alone {val.identity_psnr:.2f} dB / {val.identity_ssim:.4f}); model: {result.model_path}",
         )
@@ -760,6 +761,7 @@ def calibrate(
       recnet calibrate --inputs shots/ --targets edited/ -o tuned.safetensors
     """
     from recnet_cli.weights import WeightsError, is_safetensors, model_files, save_model
+    from recnet_cli.weights.locate import lasting_reference
 
     if not is_safetensors(output):
         raise fail(f"-o {output}: the calibrated model is written as .safetensors")
@@ -795,7 +797,7 @@ def calibrate(
             message = f"not enough {memory} to calibrate at --size {size}: try a smaller --size"
             raise fail(message, 1) from None
     held_out = {regime: score.rounded() for regime, score in scores.items()}
-    card = calibrated_card(loaded.card, loaded.source, output.stem, calibration, held_out)
+    card = calibrated_card(loaded.card, lasting_reference(loaded.source), output.stem, calibration, held_out)
     try:
         save_model(corrector.model.to("cpu"), output, card, overwrite=overwrite)
     except WeightsError as exc:

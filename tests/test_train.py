@@ -764,13 +764,19 @@ def test_a_file_that_is_not_vgg_weights_is_refused_without_pytorchs_advice(tmp_p
     assert not (tmp_path / "run").exists()
 
 
-def test_init_from_a_saved_model(tmp_path: Path) -> None:
+def test_init_from_a_saved_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     train(tiny_config(tmp_path / "first", steps=2))
     model_path = tmp_path / "first" / "final.safetensors"
-    train(tiny_config(tmp_path / "second", steps=1, lr=0.0, channels=4, blocks=1, init=str(model_path)))
+    monkeypatch.chdir(tmp_path)  # the model named as typed, relative to the working folder
+    init = str(model_path.relative_to(tmp_path))
+    train(tiny_config(tmp_path / "second", steps=1, lr=0.0, channels=4, blocks=1, init=init))
     first, second = final_weights(tmp_path / "first"), final_weights(tmp_path / "second")
     assert all(torch.equal(first[k], second[k]) for k in first)  # the init model's size wins
-    assert json.loads((tmp_path / "second" / "config.json").read_text())["channels"] == 8
+    config = json.loads((tmp_path / "second" / "config.json").read_text())
+    assert config["channels"] == 8
+    # the run folder says where it started from wherever it is read
+    card = json.loads((tmp_path / "second" / "final.json").read_text())
+    assert config["init"] == card["init"] == str(model_path)
 
 
 def test_ecr_run_records_the_term_and_the_card_says_so(tmp_path: Path) -> None:

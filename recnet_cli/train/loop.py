@@ -59,6 +59,7 @@ from recnet_cli.train.run_folder import (
     trim_metrics,
 )
 from recnet_cli.weights import WeightsError, load_model, save_model
+from recnet_cli.weights.locate import lasting_reference
 
 ADAM_BETAS = (0.9, 0.99)
 
@@ -188,6 +189,7 @@ def train(
     check_config(config)
     check_run_folder(config.run_dir)
     config.data_fingerprint = data_fingerprint(config)
+    config.init = config.init and lasting_reference(config.init)
     return run(config, False, progress, time_limit, stop_requested, stop_signals)
 
 
