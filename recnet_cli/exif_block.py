@@ -12,9 +12,10 @@ import re
 import struct
 
 ORIENTATION = 0x0112
+SOFTWARE = 0x0131  # in the first directory: the program that made the file
 EXIF_IFD = 0x8769  # in the first directory: where the Exif directory starts
 PIXEL_X_DIMENSION, PIXEL_Y_DIMENSION = 0xA002, 0xA003  # in the Exif directory: the picture's width, height
-BYTE, SHORT, LONG, RATIONAL, UNDEFINED, SRATIONAL = 1, 3, 4, 5, 7, 10  # TIFF field types
+BYTE, ASCII, SHORT, LONG, RATIONAL, UNDEFINED, SRATIONAL = 1, 2, 3, 4, 5, 7, 10  # TIFF field types
 GPS_IFD, INTEROP_IFD = 0x8825, 0xA005  # in the first directory and in the Exif directory
 EXIF_HEADER = b"Exif\0\0"  # before the TIFF header in a JPEG's EXIF segment, and in the blocks recnet keeps
 _HEADERS = re.compile(rb"^(Exif\0\0){1,2}")  # as Pillow reads them: some writers repeat the header
@@ -38,6 +39,27 @@ def edited_exif(exif: bytes, dropped: frozenset[int]) -> bytes:
     end = start + 2 + 12 * len(entries)
     directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + bytes(4)  # no next directory
     block[start : end + 4] = directory.ljust(end + 4 - start, b"\0")
+    return EXIF_HEADER + bytes(block)
+
+
+def with_software(exif: bytes, software: str) -> bytes:
+    """An EXIF block whose first directory names ``software`` as the program that made the file (Software),
+    as photo editors set it on export. The directory is written again at the block's end, with the name
+    before it, and the header points there; nothing else moves, so every offset stays right (see
+    ``edited_exif``). Its next directory (a thumbnail's) is unlinked."""
+    block = bytearray(_HEADERS.sub(b"", exif))
+    order, _, entries = first_directory(block)
+    name = software.encode("ascii", "replace") + b"\0"
+    block += bytes(len(block) % 2)  # values and directories start on a word boundary
+    if len(name) <= 4:
+        entry = struct.pack(order + "HHI", SOFTWARE, ASCII, len(name)) + name.ljust(4, b"\0")
+    else:
+        entry = struct.pack(order + "HHII", SOFTWARE, ASCII, len(name), len(block))
+        block += name + bytes(len(name) % 2)
+    kept = [each for each in entries if entry_tag(each, order) != SOFTWARE] + [entry]
+    kept.sort(key=lambda each: entry_tag(each, order))  # a directory's tags ascend
+    struct.pack_into(order + "I", block, 4, len(block))
+    block += struct.pack(order + "H", len(kept)) + b"".join(kept) + bytes(4)
     return EXIF_HEADER + bytes(block)
 
 

@@ -23,6 +23,7 @@ from recnet_cli.exif_block import (
     first_directory,
     in_block,
     sized_exif,
+    with_software,
     with_standard_types,
 )
 from recnet_cli.imaging import read_photo, write_photo
@@ -56,6 +57,22 @@ def test_an_edit_changes_the_directory_in_place_and_moves_nothing(order: str) ->
     end = start + 2 + 12 * 3
     assert edited[end : end + 4] == bytes(4)  # no link to the thumbnail of the uncorrected photo
     assert edited[end + 4 :] == bytes(len(original) - end - 4)  # where the left-out entry was
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("software", ["recnet 0.1.0", "abc"])  # a name held apart, one held in the entry
+def test_software_is_named_in_a_directory_written_again_at_the_end(order: str, software: str) -> None:
+    original = block(order)
+    named = with_software(EXIF_HEADER + original, software).removeprefix(EXIF_HEADER)
+    assert named[8 : len(original)] == original[8:]  # nothing moved: only the header's link changed
+    found_order, start, entries = first_directory(named)
+    assert found_order == order and start >= len(original) and start % 2 == 0
+    assert [entry_tag(entry, order) for entry in entries] == [MAKE, ORIENTATION, SOFTWARE, EXIF_IFD]
+    assert entries[:2] == first_directory(original)[2][:2] and entries[3] == first_directory(original)[2][3]
+    kind, count, value = struct.unpack(order + "2xHII", entries[2])
+    held = entries[2][8:] if count <= 4 else named[value : value + count]
+    assert (kind, held[:count]) == (2, software.encode() + b"\0")  # ASCII, ended by a NUL
+    assert named[start + 2 + 12 * 4 :] == bytes(4)  # no next directory (the thumbnail's)
 
 
 def test_a_block_whose_first_directory_runs_past_its_end_is_refused() -> None:

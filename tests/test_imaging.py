@@ -23,6 +23,7 @@ import pytest
 from conftest import numpy_out_of_memory, opencv_out_of_memory
 from PIL import ExifTags, Image, ImageCms, ImageOps, PngImagePlugin, TiffImagePlugin
 
+import recnet_cli
 from recnet_cli import icc, imaging
 from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
@@ -419,6 +420,33 @@ def test_xmp_orientation_says_upright_like_the_exif(tmp_path, xmp):
     assert photo.pixels.shape[:2] == (32, 24)  # turned upright
     with Image.open(output) as written:
         assert written.info["xmp"] == xmp.replace(b"6", b"1") and written.getexif()[0x0112] == 1
+
+
+@pytest.mark.parametrize("form", ["attribute", "element"])
+def test_outputs_name_recnet_as_the_program_that_made_them(tmp_path, form):
+    # as photo editors do on export: a corrected photo that said Software "Ver.1.10" claimed to be the
+    # camera's own JPEG (EXIF's Software, XMP's CreatorTool where the photo's XMP has one)
+    exif = camera_exif(1)
+    exif[0x0131] = "Ver.1.10"
+    tool = "Adobe Photoshop Lightroom Classic 12.0 (Windows)"
+    xmp = (
+        xmp_packet(f'xmp:CreatorTool="{tool}"', 'xmp:Rating="2"')
+        if form == "attribute"
+        else xmp_packet(element=f"<xmp:CreatorTool>{tool}</xmp:CreatorTool>")
+    )
+    source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), exif=exif, xmp=xmp)
+    _, output = round_trip(tmp_path, source, "jpg")
+    software = f"recnet {recnet_cli.__version__}"
+    with Image.open(source) as original, Image.open(output) as written:
+        assert written.getexif()[0x0131] == software
+        assert {k: v for k, v in written.getexif().items() if k != 0x0131} == {
+            k: v for k, v in original.getexif().items() if k != 0x0131
+        }
+        assert written.info["xmp"] == xmp.replace(tool.encode(), software.encode())
+    plain = save(tmp_path / "plain.jpg", Image.fromarray(gradient_rgb8()), xmp=xmp_packet('xmp:Rating="2"'))
+    _, output = round_trip(tmp_path, plain, "png")
+    with Image.open(output) as written:  # no EXIF, no CreatorTool: none is made up
+        assert not written.getexif() and written.info["xmp"] == xmp_packet('xmp:Rating="2"')
 
 
 def test_an_xmp_packet_too_long_for_a_jpeg_is_left_out_of_it(tmp_path):
@@ -2302,13 +2330,13 @@ def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None
     with Image.open(tmp_path / "copy.tif") as tiff:
         assert tiff.info["dpi"] == (1e9, 1e9)
     assert imaging.metadata_loss_notice(described, "JPEG") == (
-        "its EXIF (70.0 kB) cannot go into JPEG: left out; PNG or TIFF keeps it"
+        "its EXIF (70.1 kB) cannot go into JPEG: left out; PNG or TIFF keeps it"
     )
     assert imaging.metadata_loss_notice(scanned, "PNG") == (
         "its resolution (1,000,000,000 dpi) cannot go into PNG: left out; TIFF keeps it"
     )
     assert imaging.metadata_loss_notice(described, "BMP") == (  # BMP holds no metadata at all
-        "its EXIF (70.0 kB) cannot go into BMP: left out; PNG or TIFF keeps it"
+        "its EXIF (70.1 kB) cannot go into BMP: left out; PNG or TIFF keeps it"
     )
     assert (
         imaging.metadata_loss_notice(described, "PNG") is None

@@ -14,7 +14,8 @@ from typing import TypeVar
 
 from PIL import Image
 
-from recnet_cli.exif_block import ORIENTATION, edited_exif, sized_exif, with_standard_types
+from recnet_cli import __version__
+from recnet_cli.exif_block import ORIENTATION, edited_exif, sized_exif, with_software, with_standard_types
 from recnet_cli.imaging.formats import MAX_DPI, METADATA_FORMATS
 from recnet_cli.imaging.photo import Photo
 
@@ -29,10 +30,17 @@ _NOT_EXIF_TAGS = frozenset(
     {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325}
     | {330, 338, 339, 513, 514, 700, 33723, 34377, 34675, 37724}
 )
-# XMP's copy of the orientation, as an attribute or an element (the forms Pillow's exif_transpose knows).
-_XMP_ORIENTATIONS = (
+SOFTWARE = f"recnet {__version__}"  # what outputs name as the program that made them (EXIF, XMP)
+# XMP's copy of the orientation, as an attribute or an element (the forms Pillow's exif_transpose knows), and
+# the program that made the file, in either form: what outputs say of them.
+_XMP_EDITS = (
     (re.compile(rb'tiff:Orientation="[0-9]"'), b'tiff:Orientation="1"'),
     (re.compile(rb"<tiff:Orientation>[0-9]</tiff:Orientation>"), b"<tiff:Orientation>1</tiff:Orientation>"),
+    (re.compile(rb'xmp:CreatorTool="[^"<]*"'), b'xmp:CreatorTool="%s"' % SOFTWARE.encode()),
+    (
+        re.compile(rb"<xmp:CreatorTool>[^<]*</xmp:CreatorTool>"),
+        b"<xmp:CreatorTool>%s</xmp:CreatorTool>" % SOFTWARE.encode(),
+    ),
 )
 # What a JPEG holds of each metadata block: one header segment, less its header: none for EXIF ("Exif\0\0"
 # counts), "http://ns.adobe.com/xap/1.0/\0" for XMP, and for IPTC-IIM "Photoshop 3.0\0", a resource's header
@@ -121,7 +129,7 @@ def intact(read: Callable[[], T], name: str, damaged: list[str]) -> T | None:
 
 def portable_exif(exif: Image.Exif, block: bytes | None, size: tuple[int, int]) -> bytes | None:
     """The EXIF to copy to outputs: orientation 1, the upright pixels' ``size`` (width, height) as the Exif
-    directory's pixel dimensions, and none of the TIFF tags that are not EXIF.
+    directory's pixel dimensions, recnet as its Software, and none of the TIFF tags that are not EXIF.
 
     The file's EXIF ``block`` is changed in place (``exif_block.edited_exif``). A TIFF has no such block (its
     first directory doubles as its EXIF and holds the file's pixel layout too), nor has a PNG whose EXIF is in
@@ -129,39 +137,41 @@ def portable_exif(exif: Image.Exif, block: bytes | None, size: tuple[int, int]) 
     count from the file's start reads wrong in it), and their standard types are put back in it
     (``with_standard_types``)."""
     if block:
-        return sized_exif(edited_exif(block, _NOT_EXIF_TAGS), *size)
+        return sized_exif(with_software(edited_exif(block, _NOT_EXIF_TAGS), SOFTWARE), *size)
     for tag in _NOT_EXIF_TAGS & exif.keys():
         del exif[tag]
     if not exif:
         return None
     exif[ORIENTATION] = 1
-    return sized_exif(with_standard_types(exif.tobytes()), *size)
+    return sized_exif(with_software(with_standard_types(exif.tobytes()), SOFTWARE), *size)
 
 
-def _upright_xmp(xmp: bytes | None) -> bytes | None:
-    """The XMP to copy to outputs: its orientation, if it has one, says 1 (the pixels are upright now)."""
+def _portable_xmp(xmp: bytes | None) -> bytes | None:
+    """The XMP to copy to outputs: its orientation, if it has one, says 1 (the pixels are upright now), and
+    its CreatorTool, if it has one, recnet."""
     if not xmp:
         return None
-    for pattern, upright in _XMP_ORIENTATIONS:
-        xmp = pattern.sub(upright, xmp)
+    for pattern, edited in _XMP_EDITS:
+        xmp = pattern.sub(edited, xmp)
     return xmp
 
 
 def xmp_packets(image: Image.Image, damaged: list[str]) -> tuple[bytes | None, bytes | None]:
     """The XMP packet and, where it is a JPEG's that names one (HasExtendedXMP), its extended XMP, both with
-    orientation 1 (an extended XMP edited for it is named by its new MD5). An extended XMP that is missing,
-    incomplete or not the one named is None, with "extended XMP" added to ``damaged``."""
+    orientation 1 and recnet as CreatorTool (an extended XMP edited for them is named by its new MD5). An
+    extended XMP that is missing, incomplete or not the one named is None, with "extended XMP" added to
+    ``damaged``."""
     xmp = image.info.get("xmp")
     if xmp is None and _RAW_XMP in image.info:  # a PNG's XMP as ImageMagick and Krita write it
         xmp = intact(lambda: _raw_profile(image.info[_RAW_XMP]), "XMP", damaged)
     claim = _HAS_EXTENDED_XMP.search(xmp) if xmp and image.format in ("JPEG", "MPO") else None
     if claim is None:
-        return _upright_xmp(xmp), None
+        return _portable_xmp(xmp), None
     read = functools.partial(_extended_xmp, image.applist, claim[1].upper())
-    upright = _upright_xmp(intact(read, "extended XMP", damaged))
-    if upright is not None:  # named as recnet writes it: by its MD5 in capitals, changed where it was
-        xmp = xmp.replace(claim[1], _xmp_guid(upright))
-    return _upright_xmp(xmp), upright
+    extended = _portable_xmp(intact(read, "extended XMP", damaged))
+    if extended is not None:  # named as recnet writes it: by its MD5 in capitals, changed where it was
+        xmp = xmp.replace(claim[1], _xmp_guid(extended))
+    return _portable_xmp(xmp), extended
 
 
 def _raw_profile(text: str) -> bytes:
