@@ -13,6 +13,7 @@ import errno
 import functools
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,13 +30,15 @@ def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     made while the block ran) is kept and FileExistsError raised. On any exception nothing is left and
     ``path`` is untouched. The data reaches the disk before the name does, so a power cut or a crash of
     the machine leaves the old file or the whole new one, not an empty or partial one; the name reaches
-    it before the block's caller goes on.
+    it before the block's caller goes on. A file replaced passes its permissions on to the new one.
     """
     target = Path(path)
     descriptor = _open_unnamed(target.parent)
     if descriptor is not None:
         with os.fdopen(descriptor, "wb") as file:
             yield file
+            if overwrite:
+                _take_mode(file, target)
             _to_disk(file)
             with _naming(target):
                 _name_unnamed(descriptor, target, overwrite)
@@ -47,6 +50,8 @@ def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
             file = temporary.open("xb")
         with file:
             yield file
+            if overwrite:
+                _take_mode(file, target)
             _to_disk(file)
         with _naming(target):
             if overwrite:
@@ -57,6 +62,17 @@ def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     finally:
         with contextlib.suppress(OSError):  # none made (a read-only folder: EROFS, not ENOENT), or renamed
             temporary.unlink()
+
+
+def _take_mode(file: BinaryIO, target: Path) -> None:
+    """Gives the new file the permissions of the regular file it will replace at ``target``, as ``cp`` and
+    editors keep them (a photo shared with a group stays shared); none where nothing is there to replace."""
+    try:
+        mode = os.stat(target, follow_symlinks=False).st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode) and hasattr(os, "fchmod"):
+        os.fchmod(file.fileno(), stat.S_IMODE(mode))
 
 
 def _to_disk(file: BinaryIO) -> None:

@@ -67,6 +67,24 @@ def test_a_new_file_has_the_usual_permissions(tmp_path: Path, mode: str) -> None
     assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o644
 
 
+def test_a_file_replaced_passes_its_permissions_on(tmp_path: Path, mode: str) -> None:
+    # a photo shared with a group (0o664) stayed 0o644 once replaced, as the umask makes new files
+    target, link = tmp_path / "out.jpg", tmp_path / "link.jpg"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    link.symlink_to(target)
+    umask = os.umask(0o022)
+    try:
+        with atomic_file(target) as file:
+            file.write(b"new")
+        with atomic_file(link) as file:  # a link is replaced by a file, which takes nothing of it
+            file.write(b"newer")
+    finally:
+        os.umask(umask)
+    assert target.read_bytes() == b"new" and target.stat().st_mode & 0o777 == 0o640
+    assert not link.is_symlink() and link.stat().st_mode & 0o777 == 0o644
+
+
 def test_overwrite_replaces_and_without_it_the_file_there_is_kept(tmp_path: Path, mode: str) -> None:
     target = tmp_path / "out.jpg"
     target.write_bytes(b"old")
