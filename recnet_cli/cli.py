@@ -95,6 +95,7 @@ from recnet_cli.runner import (
     report_fields,
     run_batch,
     show_plan,
+    summary_if_stopped,
 )
 from recnet_cli.train.pairs import chosen_pairs, data_source_problem, unsplit_note
 from recnet_cli.wording import counted
@@ -216,7 +217,9 @@ def correct(
     amount = parse_strength(strength)
     if dry_run:
         show_plan(jobs, found, overwrite, skip_existing, "correct", as_json, report_at)
-    correctors, loaded = open_models(model, device, precision, tile, quiet, amount, fused=fused)
+    given = {"model": model, "device": device, "strength": amount}  # what --json says until the model loads
+    with summary_if_stopped("correct", jobs, found, quiet, as_json, given):
+        correctors, loaded = open_models(model, device, precision, tile, quiet, amount, fused=fused)
     from recnet_cli.viz.features import extract_features, feature_figure
     from recnet_cli.viz.mask import mask_overlay
     from recnet_cli.viz.report import ReportBuilder
@@ -423,7 +426,8 @@ def mask(
     )
     if dry_run:
         show_plan(jobs, found, overwrite, skip_existing, "mask", as_json)
-    correctors, loaded = open_models(model, device, precision, tile, quiet)
+    with summary_if_stopped("mask", jobs, found, quiet, as_json, {"model": model, "device": device}):
+        correctors, loaded = open_models(model, device, precision, tile, quiet)
     from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
 
     def write(job: Job, photo: Photo, pending: PendingCorrection) -> float:

@@ -4,9 +4,10 @@ command with a one-line error (``console.fail``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -281,6 +282,22 @@ def run_batch(
         )
     summary.take_inputs_without_jobs(found)
     return summary
+
+
+@contextlib.contextmanager
+def summary_if_stopped(
+    command: str, jobs: list[Job], found: Summary, quiet: bool, as_json: bool, about: dict
+) -> Iterator[None]:
+    """A stop (Ctrl-C, SIGTERM) before the batch starts, as the model loads, ends ``command`` as one in the
+    batch does: its note, then with ``as_json`` the summary, with every photo not run (exit 130)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        ignore_further_stops()
+        console.notice(f"interrupted: recnet {command} stopped before it finished")
+        summary = interrupted_summary(jobs, [], 0.0)
+        summary.take_inputs_without_jobs(found)
+        finish(summary, command, quiet, as_json, about)
 
 
 def read_input(path: Path, quiet: bool) -> Photo:

@@ -1795,6 +1795,20 @@ def test_a_stop_the_command_does_not_report_itself_is_said_in_one_line(
         assert result.exit_code == 130
         assert result.stderr == f"note: interrupted: recnet {command[0]} stopped before it finished\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]
+    # with --json a script still gets the batch's summary: every photo not run
+    for command in ("correct", "mask"):
+        result = CliRunner().invoke(app, [command, str(photo), str(tmp_path / "gone.png"), "--json"])
+        assert result.exit_code == 130
+        assert result.stderr == f"note: interrupted: recnet {command} stopped before it finished\n"
+        report = json.loads(result.stdout)
+        assert (report["interrupted"], report["not_run"], report["failed"], report["model"]) == (
+            True,
+            1,
+            1,
+            None,
+        )
+        assert [entry["status"] for entry in report["files"]] == ["not run", "failed"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]
 
 
 def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
