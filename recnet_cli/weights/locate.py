@@ -78,13 +78,13 @@ def lasting_reference(ref: str) -> str:
     return os.path.abspath(ref) if os.path.isfile(ref) else ref
 
 
-def model_files_hint(folder: Path, shown: int = 3) -> str:
+def model_files_hint(folder: Path) -> str:
     """`` (it holds a.safetensors, b.pth)``: the model files in a folder given as ``--model``, if any."""
     try:
         names = sorted(path.name for path in folder.iterdir() if path.suffix.lower() in MODEL_SUFFIXES)
     except OSError:  # an unreadable folder: the error says enough without the hint
         return ""
-    return f" (it holds {listed(names, shown)})" if names else ""
+    return f" (it holds {listed(names)})" if names else ""
 
 
 def default_model() -> ModelLocation:
