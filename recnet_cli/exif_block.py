@@ -132,9 +132,13 @@ def with_standard_types(exif: bytes) -> bytes:
             standard = _STANDARD_TYPES[directory].get(tag)
             if (kind, standard) not in _SAME_BYTES:
                 continue
-            if standard == SRATIONAL:
-                numbers = block[value : value + 8 * count] if count * 8 > 4 else b""
-                if len(numbers) != 8 * count or max(struct.unpack(f"{order}{2 * count}I", numbers)) >= 2**31:
+            if standard == SRATIONAL:  # its numbers lie apart (8 bytes each); none at all is damage
+                numbers = block[value : value + 8 * count]
+                if (
+                    not count
+                    or len(numbers) != 8 * count
+                    or max(struct.unpack(f"{order}{2 * count}I", numbers)) >= 2**31
+                ):
                     continue
             struct.pack_into(order + "H", block, at + 2, standard)
     return EXIF_HEADER + bytes(block)

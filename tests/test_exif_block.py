@@ -188,3 +188,12 @@ def test_a_tiff_photo_s_exif_keeps_the_standard_types(tmp_path) -> None:
     photo = dataclasses.replace(read_photo(path), exif=camera_tags().tobytes())
     write_photo(path, photo.pixels, photo)
     assert entry_types(read_photo(path).exif) == entry_types(with_standard_types(camera_tags().tobytes()))
+
+
+def test_a_rational_of_no_numbers_is_left_as_it_is() -> None:
+    # damage: an ExposureBiasValue of count 0 (max() of no numbers raised, and the EXIF was lost)
+    header = b"II*\0" + struct.pack("<I", 8)
+    first = struct.pack("<HHHII", 1, EXIF_IFD, LONG, 1, 26) + bytes(4)
+    exif_directory = struct.pack("<HHHII", 1, EXPOSURE_BIAS, RATIONAL, 0, 0) + bytes(4)
+    damaged = EXIF_HEADER + header + first + exif_directory
+    assert with_standard_types(damaged) == damaged
