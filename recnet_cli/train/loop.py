@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from recnet_cli.devices import is_out_of_memory, keep_freed_host_memory, pick_device, pick_dtype
-from recnet_cli.engine import EDGE_PAD, mirror_border
+from recnet_cli.engine import EDGE_PAD, with_border
 from recnet_cli.files import error_line, file_kind, nearest_existing
 from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
@@ -592,7 +592,7 @@ def validate(session: Session) -> ValScores:
 def corrected(model: RECNet, image: Tensor, device: torch.device) -> Tensor:
     """The model's output for one (3, H, W) image, as a batch of one, as ``recnet correct`` makes it at full
     strength: with the mirrored border it gives a photo, cropped off after (``engine.EDGE_PAD``)."""
-    bordered = mirror_border(image.permute(1, 2, 0).to(device), EDGE_PAD).permute(2, 0, 1)[None]
+    bordered = with_border(image.permute(1, 2, 0).numpy(), device)
     return fast_forward(model, bordered)[0][..., EDGE_PAD:-EDGE_PAD, EDGE_PAD:-EDGE_PAD]
 
 
