@@ -15,7 +15,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from recnet_cli import console
 from recnet_cli.console import fail
-from recnet_cli.entry import STOPPED_STARTING, ignore_further_stops
+from recnet_cli.entry import STOPPED_STARTING, ignore_further_stops, stopped_unfinished
 
 # The Click that Typer runs on: Typer 0.29 carries its own copy (typer._click), whose exceptions are not the
 # click package's; earlier Typers run on Click itself.
@@ -185,5 +185,5 @@ class RecnetCommand(UsageErrorsSayWhat, PlainHelpFlag, TyperCommand):
     def invoke(self, ctx: typer.Context) -> Any:
         """Runs the command; a stop it does not report itself, such as one while the model loads, is said
         in one line."""
-        with stop_said_in_one_line(f"interrupted: recnet {ctx.info_name} stopped before it finished"):
+        with stop_said_in_one_line(stopped_unfinished(ctx.info_name)):
             return super().invoke(ctx)

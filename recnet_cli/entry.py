@@ -10,6 +10,11 @@ import sys
 STOPPED_STARTING = "interrupted: recnet stopped before it started"
 
 
+def stopped_unfinished(command: str) -> str:
+    """The line for a stop that ``command`` did not report itself (one while its model loads)."""
+    return f"interrupted: recnet {command} stopped before it finished"
+
+
 def run() -> None:
     """The ``recnet`` program (see ``cli.run``, which it starts)."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -25,7 +25,7 @@ from recnet_cli.batch import (
     run_jobs,
 )
 from recnet_cli.console import fail
-from recnet_cli.entry import ignore_further_stops
+from recnet_cli.entry import ignore_further_stops, stopped_unfinished
 from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
     OUTPUT_CHOICES,
@@ -294,7 +294,7 @@ def summary_if_stopped(
         yield
     except KeyboardInterrupt:
         ignore_further_stops()
-        console.notice(f"interrupted: recnet {command} stopped before it finished")
+        console.notice(stopped_unfinished(command))
         summary = interrupted_summary(jobs, [], 0.0)
         summary.take_inputs_without_jobs(found)
         finish(summary, command, quiet, as_json, about)
