@@ -20,7 +20,15 @@ import numpy as np
 from recnet_cli.autostrength import FEATURE_COUNT, CalibrationSample, StrengthCalibration, fit_calibration
 from recnet_cli.engine import Corrector
 from recnet_cli.metrics import MAX_PSNR
-from recnet_cli.train.data import ValidationPair, pair_validation, photo_validation, split_pairs, split_photos
+from recnet_cli.train.data import (
+    ValidationPair,
+    pair_validation,
+    photo_validation,
+    split_pairs,
+    split_photos,
+    too_few_ground_truths,
+    too_few_photos,
+)
 from recnet_cli.train.pairs import ImagePair, chosen_pairs
 from recnet_cli.train.synthesis import MODES, DegradationConfig
 from recnet_cli.wording import counted
@@ -31,6 +39,7 @@ REGIMES = {  # each kind of exposure error alone (mild: photos that were nearly 
 } | {"training mix": DegradationConfig()}
 # A fit on fewer pairs than twice the statistics it weighs follows those photos more than photos in general.
 FEW_PAIRS = 2 * FEATURE_COUNT
+HELD_OUT_FOR = "one is held out to score the fit"
 
 
 @dataclass(frozen=True)
@@ -95,10 +104,7 @@ def photo_data(folder: Path, size: int, count: int) -> CalibrationData:
     """Synthetic pairs of up to ``count`` photos per regime from a folder of well-exposed photos."""
     train, held_out = split_photos(folder)
     if not train or not held_out:
-        found = len(train) + len(held_out)
-        raise ValueError(
-            f"{folder}: need at least 2 photos (one is held out to score the fit), found {found}"
-        )
+        raise too_few_photos(folder, len(train) + len(held_out), HELD_OUT_FOR)
 
     def groups(paths: list[Path]) -> Groups:
         # A seed for each regime: with one seed, each pair of the training mix drew its regime and then
@@ -123,11 +129,7 @@ def pair_data(pairs: Sequence[ImagePair], name: str, size: int, count: int) -> C
     stay together."""
     train, held_out = split_pairs(pairs)
     if not train or not held_out:
-        count, targets = len(pairs), len({pair.target.name for pair in pairs})
-        raise ValueError(
-            f"{name}: need pairs with at least 2 different ground truths (one is held out to score the fit), "
-            f"found {counted(count, 'pair')}, with {counted(targets, 'ground truth')}"
-        )
+        raise too_few_ground_truths(name, pairs, HELD_OUT_FOR)
     about = f"{min(count, len(train))} image pairs of {name} at {size} px"
     photos = min(count, len(train)) + min(count, len(held_out))
     fitting = {"pairs": partial(pair_validation, train, size, count)}

@@ -106,6 +106,20 @@ def split_photos(folder: Path) -> tuple[list[Path], list[Path]]:
     return holdout_split(list_photos(folder), key=lambda p: str(p.relative_to(folder)))
 
 
+def too_few_photos(folder: Path, found: int, held_out_for: str) -> ImageFileError:
+    """The error for a folder of ``found`` photos, too few to hold one out (``held_out_for`` says why)."""
+    return ImageFileError(f"{folder}: need at least 2 photos ({held_out_for}), found {found}")
+
+
+def too_few_ground_truths(name: str, pairs: Sequence[ImagePair], held_out_for: str) -> ImageFileError:
+    """The error for ``pairs`` that cannot hold one out: pairs that share a ground truth stay on one side."""
+    targets = len({pair.target.name for pair in pairs})
+    return ImageFileError(
+        f"{name}: need pairs with at least 2 different ground truths ({held_out_for}), found "
+        f"{counted(len(pairs), 'pair')}, with {counted(targets, 'ground truth')}"
+    )
+
+
 def split_pairs(pairs: Sequence[ImagePair]) -> tuple[list[ImagePair], list[ImagePair]]:
     """(train, validation) image pairs, split by the ground truth's file name: the same wherever the data
     lies and however its folder was typed (train and calibrate agree); pairs sharing one stay together."""
@@ -322,10 +336,7 @@ def photo_data(
     """Training source and validation pairs from a folder (searched recursively) of well-exposed photos."""
     train_paths, val_paths = split_photos(folder)
     if not train_paths or not val_paths:
-        raise ImageFileError(
-            f"{folder}: need at least 2 photos (training and validation), "
-            f"found {len(train_paths) + len(val_paths)}"
-        )
+        raise too_few_photos(folder, len(train_paths) + len(val_paths), "training and validation")
     description = (
         f"{len(train_paths)} photos from {folder.name}/ with synthetic exposure errors "
         f"({len(val_paths)} held out for validation)"
@@ -340,11 +351,7 @@ def pair_data(
     """Training source and validation pairs from image pairs; pairs sharing a target stay together."""
     train_pairs, val_pairs = split_pairs(pairs)
     if not train_pairs or not val_pairs:  # pairs that share a ground truth stay on one side
-        count, targets = len(pairs), len({pair.target.name for pair in pairs})
-        raise ImageFileError(
-            f"{name}: need pairs with at least 2 different ground truths (training and validation), found "
-            f"{counted(count, 'pair')}, with {counted(targets, 'ground truth')}"
-        )
+        raise too_few_ground_truths(name, pairs, "training and validation")
     description = f"{len(train_pairs)} image pairs from {name} ({len(val_pairs)} held out for validation)"
     source = PairSource(load_pairs(train_pairs, crop, max_side), crop, seed, description)
     return source, pair_validation(val_pairs, val_size, val_count)
