@@ -669,6 +669,14 @@ def test_dpi_is_copied(tmp_path, extension):
         assert written.info["dpi"] == pytest.approx((300, 240), abs=0.01)
 
 
+def test_a_tiff_of_a_photo_without_a_resolution_has_the_required_tags_with_no_unit(tmp_path):
+    # TIFF requires XResolution and YResolution; "no absolute unit" claims no size in inches, as JFIF's 0
+    _, output = round_trip(tmp_path, save(tmp_path / "in.png", Image.fromarray(gradient_rgb8())), "tif")
+    with Image.open(output) as written:
+        assert (written.tag_v2[282], written.tag_v2[283], written.tag_v2[296]) == (1, 1, 1)
+    assert read_photo(output).dpi is None
+
+
 def test_photo_without_metadata_has_none(tmp_path):
     photo = read_photo(save(tmp_path / "in.tif", Image.fromarray(gradient_rgb8())))
     assert (photo.exif, photo.icc_profile, photo.dpi) == (None, None, None)

@@ -371,9 +371,11 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     iptc = metadata.iptc and metadata.iptc + bytes(-len(metadata.iptc) % 4)  # padded to whole LONGs
     if iptc:
         ifd[IPTC_TAG] = iptc  # as bytes (UNDEFINED): Pillow's tag API holds one LONG of it; retyped below
+    entries = {entry_tag(entry, order): entry for entry in exif_entries}
     if dpi:
         ifd[X_RESOLUTION], ifd[Y_RESOLUTION], ifd[RESOLUTION_UNIT] = dpi[0], dpi[1], 2  # per inch
-    entries = {entry_tag(entry, order): entry for entry in exif_entries}
+    elif X_RESOLUTION not in entries:  # required in a TIFF: square pixels, no size in inches (as JFIF's 0)
+        ifd[X_RESOLUTION], ifd[Y_RESOLUTION], ifd[RESOLUTION_UNIT] = 1, 1, 1
     copied = {  # the picture's tags first
         tag: entry for tag, entry in entries.items() if tag not in ifd and in_block(entry, order, len(block))
     }
