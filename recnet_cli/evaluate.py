@@ -21,6 +21,7 @@ from recnet_cli.imaging import (
     kept_from_overwrite,
     write_rgb8,
 )
+from recnet_cli.inputs import file_identity
 from recnet_cli.metrics import mean_psnr, psnr, ssim, to_uint8
 from recnet_cli.outputs import existing_output_problem, folder_problem
 from recnet_cli.train.data import ImageFileError, read_rgb, require_same_size
@@ -149,8 +150,8 @@ def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) ->
         return f"--save {save_dir}: {file_kind(save_dir)}, not a folder"
     if problem := folder_problem(save_dir, create=False):
         return f"--save {save_dir}: {problem}"
-    folders = {path.parent.resolve() for pair in pairs for path in (pair.input, pair.target)}
-    if save_dir.resolve() in folders:
+    folders = {file_identity(path.parent) for pair in pairs for path in (pair.input, pair.target)}
+    if file_identity(save_dir) in folders:
         return f"--save {save_dir}: a folder of the images being evaluated; choose another folder"
     saved_by: dict[Path, Path] = {}
     for pair in pairs:

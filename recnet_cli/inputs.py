@@ -51,7 +51,7 @@ def visible_files(folder: Path, recursive: bool = False) -> list[Path]:
     once), sorted, leaving out hidden files and everything in hidden folders (such as a report's
     ``.recnet-report/``); folders that cannot be read give nothing."""
     files: list[Path] = []
-    walked: set[tuple[int, int] | Path] = set()
+    walked: set[FileIdentity] = set()
     for root, folders, names in os.walk(folder, followlinks=True):
         identity = file_identity(Path(root))
         if identity in walked:  # a link back to a folder above, or a second link to one
@@ -134,7 +134,11 @@ def other_files(files: Sequence[Path]) -> str:
     return f" ({counted(total, 'other file')}: {kinds}; {READABLE})"
 
 
-def file_identity(path: Path) -> tuple[int, int] | Path:
+# What makes two names one file (see ``file_identity``)
+FileIdentity = tuple[int, int] | Path
+
+
+def file_identity(path: Path) -> FileIdentity:
     """What makes two names one file: its device and inode (a symbolic or a hard link shares them), or its
     resolved path where it cannot be read."""
     try:
@@ -147,7 +151,7 @@ def file_identity(path: Path) -> tuple[int, int] | Path:
 def unique_sources(sources: Iterable[Source]) -> list[Source]:
     """Each file once, under the first name it was given; a later different name for it (a symbolic or
     hard link) is kept among its ``aliases``."""
-    first: dict[tuple[int, int] | Path, int] = {}
+    first: dict[FileIdentity, int] = {}
     unique: list[Source] = []
     for source in sources:
         key = file_identity(source.path)

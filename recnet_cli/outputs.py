@@ -22,7 +22,7 @@ from recnet_cli.imaging import (
     kept_from_overwrite,
     names_unsupported_image,
 )
-from recnet_cli.inputs import Source
+from recnet_cli.inputs import FileIdentity, Source, file_identity
 
 # What recnet names the files it writes beside a photo: <stem><suffix>.<ext> (correct: _recnet, mask:
 # _mask; explain writes <stem>_explain.png), and companions <output stem>_<tag>.png.
@@ -133,7 +133,7 @@ def plan_jobs(
     output in its input's own folder: ``<stem><suffix><ext>`` beside each input.
     """
     single_target = single_output_file(sources, output)
-    inputs = {s.path.resolve() for s in sources}
+    inputs = {file_identity(s.path) for s in sources}
     claims = Claims()
     jobs = []
     for source in sources:
@@ -144,7 +144,7 @@ def plan_jobs(
             target = source.path.with_name(f"{source.path.stem}{suffix}{ext}")
             if output is not None:
                 mirrored = Path(output, source.relative.with_name(f"{source.relative.stem}{ext}"))
-                if mirrored.parent.resolve() != source.path.parent.resolve():
+                if file_identity(mirrored.parent) != file_identity(source.path.parent):
                     target = mirrored
         outputs = (target, *companions(target))
         problems = (
@@ -224,11 +224,12 @@ class Claims:
     folders: dict[Path, tuple[Path, Path]] = field(default_factory=dict)
 
 
-def target_problem(target: Path, source: Path, inputs: set[Path], claims: Claims) -> str | None:
-    """Why ``target`` cannot be written: it is an input, or another job's output, or the folder of one, or
-    inside one; else None, and it is claimed for ``source``."""
+def target_problem(target: Path, source: Path, inputs: set[FileIdentity], claims: Claims) -> str | None:
+    """Why ``target`` cannot be written: it is an input (by any name: a link, a bind mount, another case on
+    a card's file system), or another job's output, or the folder of one, or inside one; else None, and it
+    is claimed for ``source``."""
     key = target.resolve()
-    if key in inputs:
+    if file_identity(target) in inputs:
         return f"output {target} is an input file; refusing to overwrite it"
     if key in claims.files:
         return f"output {target} would also be written for {claims.files[key][1]}"
@@ -293,7 +294,7 @@ def sheet_problem(
     """Why ``recnet explain`` must not write its sheet at ``target``: it is one of the ``inputs``, a name that
     cannot be written, a file there to keep (``existing_output_problem``), or a folder that cannot take it
     (``folder_problem``, which makes it with ``create``)."""
-    if target.resolve() in {path.resolve() for path in inputs}:
+    if file_identity(target) in {file_identity(path) for path in inputs}:
         return f"{target} is an input; refusing to overwrite it"
     return (
         output_path_problem(target)

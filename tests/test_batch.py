@@ -2,8 +2,10 @@
 
 import errno
 import os
+import subprocess
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ from recnet_cli.outputs import (
     names_image_file,
     output_taken_as_folder,
     plan_jobs,
+    sheet_problem,
     side_path,
 )
 
@@ -585,6 +588,31 @@ def test_output_equal_to_an_input_is_refused(shots: Path) -> None:
     assert "is an input file" in job.problem
     folder_jobs = plan_jobs(find_sources([str(shots)])[0], shots, suffix="")
     assert all("is an input file" in j.problem for j in folder_jobs)
+
+
+def test_an_input_under_another_name_is_no_output(shots: Path) -> None:
+    # A second name for the file itself (a hard link here; a bind mount, or another case on a camera card's
+    # file system) is the input: replacing it would lose the photo.
+    os.link(shots / "a.jpg", shots / "linked.jpg")
+    (job,) = plan_jobs(find_sources([str(shots / "a.jpg")])[0], shots / "linked.jpg", suffix="")
+    assert job.problem == f"output {shots / 'linked.jpg'} is an input file; refusing to overwrite it"
+    sheet = partial(sheet_problem, shots / "linked.jpg", named=True, overwrite=True, create=False)
+    assert sheet([shots / "a.jpg"]) == f"{shots / 'linked.jpg'} is an input; refusing to overwrite it"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_a_folder_mounted_at_another_path_is_the_input_folder(shots: Path, tmp_path: Path) -> None:
+    mounted = tmp_path / "mounted"
+    mounted.mkdir()
+    if subprocess.run(["mount", "--bind", str(shots), str(mounted)], capture_output=True).returncode:
+        pytest.skip("bind mounts are not allowed here")
+    try:
+        (job,) = plan_jobs(find_sources([str(shots / "a.jpg")])[0], mounted / "a.jpg", suffix="")
+        assert "is an input file" in job.problem
+        (beside,) = plan_jobs(find_sources([str(shots / "a.jpg")])[0], mounted, suffix="_recnet")
+        assert beside.target == shots / "a_recnet.jpg" and beside.problem is None
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
 
 
 def test_two_inputs_claiming_one_output_are_caught(tmp_path: Path) -> None:
