@@ -3,6 +3,7 @@ patterns, each photo once, and a deterministic share of them for ``--shard``."""
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 from collections import Counter
@@ -11,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+from recnet_cli.files import describe_os_error
 from recnet_cli.imaging import IMAGE_EXTENSIONS, READABLE
 from recnet_cli.wording import counted, listed
 
@@ -46,13 +48,17 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def visible_files(folder: Path, recursive: bool = False) -> list[Path]:
+def visible_files(
+    folder: Path, recursive: bool = False, unreadable: list[OSError] | None = None
+) -> list[Path]:
     """The files in ``folder`` (and with ``recursive`` in its sub-folders, linked ones too, each folder
     once), sorted, leaving out hidden files and everything in hidden folders (such as a report's
-    ``.recnet-report/``); folders that cannot be read give nothing."""
+    ``.recnet-report/``); folders that cannot be read give nothing, and their errors go in ``unreadable``."""
     files: list[Path] = []
     walked: set[FileIdentity] = set()
-    for root, folders, names in os.walk(folder, followlinks=True):
+    for root, folders, names in os.walk(
+        folder, onerror=None if unreadable is None else unreadable.append, followlinks=True
+    ):
         identity = file_identity(Path(root))
         if identity in walked:  # a link back to a folder above, or a second link to one
             folders.clear()
@@ -70,29 +76,61 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
     missing: list[Unmatched] = []
     for text in inputs:
         path = Path(text)
+        unreadable: list[OSError] = []  # folders below that could not be listed, said as failures
+        reason = ""
         if not text:  # Path("") is the current folder
             found, reason = [], "an empty name is no file or folder"
         elif os.path.isdir(path):  # os.path's tests say False for a name too long; Path's raise
-            files = visible_files(path, recursive)
+            files = visible_files(path, recursive, unreadable)
             found = [Source(p, p.relative_to(path), from_folder=True) for p in files if is_image(p)]
-            # Only then: the hint walks the sub-folders, a photo library's whole tree
-            reason = "" if found else "no images in this folder" + folder_hint(path, files, recursive)
+            if not (found or unreadable):  # only then: the hint walks the sub-folders, a whole library
+                reason = "no images in this folder" + folder_hint(path, files, recursive)
         elif os.path.exists(path):
             found = [Source(path, Path(path.name))]
         elif glob.has_magic(text):
-            # recursive: ** matches any depth of sub-folders, with or without -r
-            files = [p for p in sorted(map(Path, glob.glob(text, recursive=True))) if p.is_file()]
+            files = pattern_files(text, unreadable)
             base = pattern_base(path)
             found = [Source(p, pattern_relative(p, base), from_folder=True) for p in files if is_image(p)]
-            reason = "no images match this pattern" + other_files(files)
+            if not (found or unreadable):
+                reason = "no images match this pattern" + other_files(files)
         elif text == "-":
             found, reason = [], f"{NO_STANDARD_STREAMS}; save the photo to a file first"
         else:
             found, reason = [], "no such file or folder"
-        if not found:
+        if reason:
             missing.append(Unmatched(text, reason))
+        missing.extend(map(unreadable_folder, unreadable))
         sources.extend(found)
     return unique_sources(sources), missing
+
+
+def unreadable_folder(error: OSError) -> Unmatched:
+    """A folder that could not be listed, and why: its photos, if any, are not found."""
+    return Unmatched(os.fsdecode(error.filename), f"cannot read this folder: {describe_os_error(error)}")
+
+
+def pattern_files(pattern: str, unreadable: list[OSError]) -> list[Path]:
+    """The files a glob pattern matches, sorted, hidden ones left out as glob leaves them; ``**`` matches any
+    depth of sub-folders (with or without -r), each walked once: glob's own ``**`` follows links back up
+    the tree again and again. Folders that cannot be listed there go in ``unreadable``."""
+    parts = Path(pattern).parts
+    base = pattern_base(Path(pattern))
+    below = parts[len(base.parts) :]
+    if "**" not in below or ".." in below:
+        return [path for path in sorted(map(Path, glob.glob(pattern, recursive=True))) if path.is_file()]
+    if not os.path.isdir(base):
+        return []
+    files = visible_files(base, recursive=True, unreadable=unreadable)
+    return [path for path in files if parts_match(below, path.relative_to(base).parts)]
+
+
+def parts_match(pattern: Sequence[str], parts: Sequence[str]) -> bool:
+    """Whether a path's parts match a glob pattern's, where ``**`` stands for any number of folders."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(parts_match(pattern[1:], parts[start:]) for start in range(len(parts) + 1))
+    return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and parts_match(pattern[1:], parts[1:])
 
 
 def pattern_base(pattern: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -59,6 +60,21 @@ def stop_signals_as_they_were() -> Iterator[None]:
     yield
     for number, handler in handlers.items():
         signal.signal(number, handler)
+
+
+@pytest.fixture
+def unreadable_folders(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
+    """Folders to list as one of mode 000 is (root reads those anyway): os.scandir refuses the paths added."""
+    refused: set[Path] = set()
+    listing = os.scandir
+
+    def scandir(path: str | os.PathLike[str] = ".") -> Iterator[os.DirEntry[str]]:
+        if Path(path) in refused:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    return refused
 
 
 @pytest.fixture

@@ -83,7 +83,9 @@ def test_a_folder_with_images_is_not_walked_below_without_recursive(
     walks: list[bool] = []
     real = inputs.visible_files
     monkeypatch.setattr(
-        inputs, "visible_files", lambda folder, recursive: walks.append(recursive) or real(folder, recursive)
+        inputs,
+        "visible_files",
+        lambda folder, recursive, *rest: walks.append(recursive) or real(folder, recursive),
     )
     sources, _ = find_sources([str(shots)])
     assert names(sources) == ["a.jpg", "b.PNG"] and walks == [False]
@@ -106,6 +108,28 @@ def test_recursive_walks_linked_folders_as_a_pattern_does_and_each_folder_once(t
     (tmp_path / "top" / "linked").symlink_to(tmp_path / "external", target_is_directory=True)
     _, (unmatched,) = find_sources([str(tmp_path / "top")])
     assert unmatched.reason == "no images in this folder (its sub-folders have some: add --recursive)"
+
+
+def test_a_double_star_pattern_walks_each_folder_once_past_links_back_up(tmp_path: Path) -> None:
+    # glob's own ** follows every link back up again: two such links made its paths grow without end
+    shots = touch(tmp_path / "shots", "top.jpg", "a/x.jpg", "a/b/y.jpg", ".hidden/z.jpg")
+    for link in ("up1", "up2"):
+        (shots / "a" / link).symlink_to("..", target_is_directory=True)
+    pattern = str(shots / "**" / "*.jpg")
+    assert names(find_sources([pattern])[0]) == ["a/b/y.jpg", "a/x.jpg", "top.jpg"]
+    assert names(find_sources([str(shots / "**" / "b" / "*.jpg")])[0]) == ["a/b/y.jpg"]
+    assert names(find_sources([str(shots / "*" / "**" / "y.jpg")])[0]) == ["a/b/y.jpg"]
+
+
+def test_a_folder_that_cannot_be_read_fails_and_is_named(tmp_path: Path, unreadable_folders) -> None:
+    shots = touch(tmp_path / "shots", "top.jpg", "2024/locked/a.jpg")
+    locked_path = shots / "2024" / "locked"
+    unreadable_folders.add(locked_path)
+    locked = Unmatched(str(locked_path), "cannot read this folder: permission denied")
+    for given in (str(shots), str(shots / "**" / "*.jpg")):
+        sources, missing = find_sources([given], recursive=True)
+        assert (names(sources), missing) == (["top.jpg"], [locked])
+    assert find_sources([str(locked_path)]) == ([], [locked])
 
 
 def test_hidden_folders_are_not_walked(tmp_path: Path) -> None:

@@ -120,6 +120,17 @@ def test_photos_for_training_leave_out_hidden_files_and_folders(tmp_path: Path) 
     ]
 
 
+def test_a_folder_of_photos_that_cannot_all_be_read_is_refused_not_used_in_part(
+    tmp_path: Path, unreadable_folders
+) -> None:
+    touch(tmp_path / "photos", "a.jpg")
+    touch(tmp_path / "photos" / "trip", "d.tif")
+    unreadable_folders.add(tmp_path / "photos" / "trip")
+    with pytest.raises(PairingError) as refused:
+        list_images(tmp_path / "photos", recursive=True)
+    assert str(refused.value) == f"{tmp_path / 'photos' / 'trip'}: cannot read this folder: permission denied"
+
+
 def test_missing_partners_are_listed_with_a_count(tmp_path: Path) -> None:
     touch(tmp_path / "in", *[f"img{i}.png" for i in range(8)])
     touch(tmp_path / "out", "img0.png")

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recnet_cli.inputs import images_below, is_image, other_files, visible_files
+from recnet_cli.inputs import images_below, is_image, other_files, unreadable_folder, visible_files
 from recnet_cli.wording import counted, listed
 
 SPLITS = ("train", "test", "valid")
@@ -74,7 +74,11 @@ def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     finds them: hidden files and folders (a Mac's ``._IMG_1.jpg``) are left out."""
     if not folder.is_dir():
         raise PairingError(not_a_folder(folder))
-    return [path for path in visible_files(folder, recursive) if is_image(path)]
+    unreadable: list[OSError] = []
+    files = visible_files(folder, recursive, unreadable)
+    if unreadable:  # a training or test set silently short of a folder's images
+        raise PairingError(listed([str(unreadable_folder(error)) for error in unreadable], separator="; "))
+    return [path for path in files if is_image(path)]
 
 
 def not_a_folder(path: Path) -> str:
