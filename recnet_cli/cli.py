@@ -91,6 +91,7 @@ from recnet_cli.runner import (
     open_models,
     read_input,
     refuse_device_list,
+    refuse_setup_problems,
     refuse_unwritable_output,
     report_fields,
     run_batch,
@@ -216,6 +217,7 @@ def correct(
         report_at = report_files(Path(output))
     amount = parse_strength(strength)
     if dry_run:
+        refuse_setup_problems(model, device, precision, fused)
         show_plan(jobs, found, overwrite, skip_existing, "correct", as_json, report_at)
     given = {"model": model, "device": device, "strength": amount}  # what --json says until the model loads
     with summary_if_stopped("correct", jobs, found, quiet, as_json, given):
@@ -425,6 +427,7 @@ def mask(
         default_ext=".png",
     )
     if dry_run:
+        refuse_setup_problems(model, device, precision)
         show_plan(jobs, found, overwrite, skip_existing, "mask", as_json)
     with summary_if_stopped("mask", jobs, found, quiet, as_json, {"model": model, "device": device}):
         correctors, loaded = open_models(model, device, precision, tile, quiet)

@@ -188,14 +188,23 @@ class CompiledForward:
         return fast_forward(model, image)
 
 
+def fused_unavailable(device: torch.device) -> str | None:
+    """Why fused Triton kernels cannot run on ``device`` at all (whatever the model), or None."""
+    if device.type != "cuda":
+        return f"--fused needs a CUDA GPU, and the device is {device}"
+    try:
+        from recnet_cli.model import triton_stages  # noqa: F401
+    except ImportError as error:
+        return f"--fused needs Triton, which does not import here ({first_line(error)})"
+    return None
+
+
 def fused_stages(model: RECNet, device: torch.device) -> Stages:
     """The per-pixel stages as fused Triton kernels, or a DeviceError saying why they cannot run here."""
-    if device.type != "cuda":
-        raise DeviceError(f"--fused needs a CUDA GPU, and the device is {device}")
-    try:
-        from recnet_cli.model import triton_stages
-    except ImportError as error:
-        raise DeviceError(f"--fused needs Triton, which does not import here ({first_line(error)})") from None
+    if unavailable := fused_unavailable(device):
+        raise DeviceError(unavailable)
+    from recnet_cli.model import triton_stages
+
     reason = triton_stages.unsupported_reason(model)
     if reason:
         raise DeviceError(f"--fused: {reason}")

@@ -132,6 +132,25 @@ def open_models(
     return correctors, loaded
 
 
+def refuse_setup_problems(model: str | None, device: str, precision: str, fused: bool = False) -> None:
+    """--dry-run: ends the command with the error a run would stop on at once, for a --model given that
+    names no model, a --device that is not there, or a --precision or --fused it cannot take; no model is
+    loaded."""
+    from recnet_cli.devices import DeviceError, pick_devices, pick_dtype
+    from recnet_cli.engine import fused_unavailable
+    from recnet_cli.weights.locate import reference_problem
+
+    try:
+        devices = pick_devices(device)
+        for torch_device in devices:
+            pick_dtype(precision, torch_device)
+    except DeviceError as exc:
+        raise fail(str(exc)) from None
+    unavailable = (fused_unavailable(torch_device) for torch_device in devices if fused)
+    if problem := next(filter(None, unavailable), None) or (model and reference_problem(model)):
+        raise fail(problem)
+
+
 def refuse_device_list(device: str) -> None:
     """Ends a command that runs on one device when ``--device`` lists several."""
     if "," in device:

@@ -578,6 +578,16 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
         refused = run([command, str(shots), "-o", str(out), "-n", "--tile", "5"], env)
         assert refused.returncode == 2 and refused.stdout == ""
         assert refused.stderr.startswith("error: --tile 5: use auto, 0 (whole image) or a size of at least")
+    for command, options, error in (  # nor does a plan pass what the run stops on as it loads the model
+        ("correct", ["--device", "gpu"], "unknown device 'gpu' (use auto, cpu, cuda, cuda:N or mps)"),
+        ("mask", ["--model", "nosuch.safetensors"], "nosuch.safetensors: file not found"),
+        ("mask", ["--precision", "fp16", "--device", "cpu"], "fp16 is not supported on the CPU"),
+        ("correct", ["--fused", "--device", "cpu"], "--fused needs a CUDA GPU, and the device is cpu"),
+    ):
+        refused = CliRunner().invoke(app, [command, str(shots), "-o", str(out), "-n", *options])
+        assert (refused.exit_code, refused.stdout) == (2, "") and refused.stderr.startswith(f"error: {error}")
+    hub = CliRunner().invoke(app, ["correct", str(shots / "a.png"), "-n", "--model", "someone/recnet-x"])
+    assert hub.exit_code == 0, hub.stderr  # a Hub model is not looked up for a plan
     for digits in ("\u00b2", "\uff11\uff12\uff18"):  # ², full-width 128: digits to isdigit, not int
         refused = CliRunner().invoke(app, ["correct", str(shots), "-n", "--tile", digits])
         assert (refused.exit_code, refused.stderr) == (

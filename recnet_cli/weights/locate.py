@@ -71,6 +71,18 @@ def resolve(ref: str | None) -> ModelLocation:
     )
 
 
+def reference_problem(ref: str) -> str | None:
+    """Why ``--model`` names no model, found without downloading or loading one (for --dry-run): None when
+    it names a model file or a bundled model, or any Hub reference (not looked up)."""
+    if not os.path.exists(ref) and parse_hub_ref(ref) is not None:
+        return None
+    try:
+        resolve(ref)
+    except ModelNotFoundError as error:
+        return str(error)
+    return None
+
+
 def lasting_reference(ref: str) -> str:
     """A ``--model`` value that names the same model from any folder, for a run's config or a model's card: a
     file's path made absolute (a file is what ``resolve`` takes it for first); a bundled name or a Hub
