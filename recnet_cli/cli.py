@@ -986,6 +986,7 @@ def bench(
 def run() -> None:
     """The ``recnet`` program once its modules are loaded (``entry.run`` starts it, having made SIGTERM end
     it as Ctrl-C does): a stop at any point exits 130, and a batch says how far it got."""
+    console.write_stdout_whole()
     try:
         try:
             app(prog_name="recnet")

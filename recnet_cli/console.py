@@ -4,8 +4,10 @@ tables and results on stdout (``out``)."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -35,6 +37,48 @@ if TYPE_CHECKING:  # these need PyTorch, which the commands import only when the
     from recnet_cli.train.calibration import GroupScore
     from recnet_cli.train.loop import Progress as TrainingReport
     from recnet_cli.weights import ModelEntry
+
+
+class WholeWrites(io.RawIOBase):
+    """A file descriptor that takes each write whole or raises: the system may take part of one (4 KB of
+    8 to a nearly full disk), and Python's buffered writer then drops the rest without an error."""
+
+    def __init__(self, descriptor: int) -> None:
+        super().__init__()
+        self.descriptor = descriptor
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.descriptor
+
+    def isatty(self) -> bool:
+        return os.isatty(self.descriptor)
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        remaining = memoryview(data).cast("B")
+        while remaining:
+            remaining = remaining[os.write(self.descriptor, remaining) :]
+        return len(data)
+
+
+def write_stdout_whole() -> None:
+    """Makes ``sys.stdout`` write all it is given or raise (see ``WholeWrites``), so that a --json summary
+    cut short by a full disk is an error, not a truncated file and exit 0."""
+    stream = sys.stdout
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+        return
+    stream.flush()
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(WholeWrites(descriptor)),
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=stream.line_buffering,
+    )
+
 
 # soft_wrap: a line piped to a log or another program stays one line, whatever its length (Rich would
 # otherwise wrap it at 80 columns when the stream is not a terminal).

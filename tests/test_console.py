@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import io
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from recnet_cli.batch import Outcome, Summary
 from recnet_cli.console import (
     BatchProgress,
     Eta,
+    WholeWrites,
     done,
     error,
     notice,
@@ -167,3 +171,34 @@ def test_control_characters_in_names_are_shown_as_escapes_so_an_error_stays_one_
     ]
     error("café, 東京 and emoji 📷 are printed as they are")
     assert capsys.readouterr().err == "error: café, 東京 and emoji 📷 are printed as they are\n"
+
+
+def test_stdout_writes_what_the_system_takes_in_part_whole_or_raises(tmp_path: Path, monkeypatch) -> None:
+    # A nearly full disk takes 4 KB of a summary's 8, then none: Python's own stdout dropped the rest.
+    system_write = os.write
+
+    def in_pieces(descriptor: int, data: bytes) -> int:
+        return system_write(descriptor, bytes(data[:1000]))
+
+    def then_full(descriptor: int, data: bytes) -> int:
+        monkeypatch.setattr(os, "write", full)
+        return system_write(descriptor, bytes(data[:4096]))
+
+    def full(descriptor: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    summary = b'{"files": []}' * 600
+    for path, write in ((tmp_path / "whole.json", in_pieces), (tmp_path / "cut.json", then_full)):
+        with open(path, "wb") as file:
+            stream = io.BufferedWriter(WholeWrites(file.fileno()))
+            stream.write(summary)
+            monkeypatch.setattr(os, "write", write)
+            try:
+                stream.flush()
+            except OSError as error:
+                assert write is then_full and error.errno == errno.ENOSPC
+            else:
+                assert write is in_pieces
+            finally:
+                monkeypatch.setattr(os, "write", system_write)
+    assert (tmp_path / "whole.json").read_bytes() == summary
