@@ -135,10 +135,15 @@ def open_models(
 def refuse_setup_problems(model: str | None, device: str, precision: str, fused: bool = False) -> None:
     """--dry-run: ends the command with the error a run would stop on at once, for a --model given that
     names no model, a --device that is not there, or a --precision or --fused it cannot take; no model is
-    loaded."""
+    loaded, and PyTorch is imported only to look at a device other than the default one."""
+    from recnet_cli.weights.locate import reference_problem
+
+    if problem := model and reference_problem(model):
+        raise fail(problem)
+    if device in ("auto", "cpu") and precision in ("auto", "fp32") and not fused:
+        return  # what every machine runs
     from recnet_cli.devices import DeviceError, pick_devices, pick_dtype
     from recnet_cli.engine import fused_unavailable
-    from recnet_cli.weights.locate import reference_problem
 
     try:
         devices = pick_devices(device)
@@ -147,7 +152,7 @@ def refuse_setup_problems(model: str | None, device: str, precision: str, fused:
     except DeviceError as exc:
         raise fail(str(exc)) from None
     unavailable = (fused_unavailable(torch_device) for torch_device in devices if fused)
-    if problem := next(filter(None, unavailable), None) or (model and reference_problem(model)):
+    if problem := next(filter(None, unavailable), None):
         raise fail(problem)
 
 
