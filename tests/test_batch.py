@@ -2,6 +2,7 @@
 
 import errno
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -815,6 +816,33 @@ def test_a_full_disk_stops_the_batch_and_the_rest_is_not_run(tmp_path: Path, dep
     assert "done" not in statuses[1:] and len(computed) <= 2 + depth
     assert summary.as_dict()["not_run"] == statuses.count("not run")
     assert summary.outcomes[-1].reason == f"the batch stopped: {jobs[1].target}: no space left on device"
+
+
+def test_an_output_folder_made_read_only_or_removed_mid_batch_is_looked_at_before_each_photo(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Made read-only: the photos left fail without being corrected for nothing; removed: it is made again.
+    folders = {"locked": tmp_path / "locked", "removed": tmp_path / "removed"}
+    jobs = [Job(tmp_path / f"{n}.jpg", folder / f"{n}.out") for folder in folders.values() for n in "abc"]
+    computed: list[str] = []
+    system_access = os.access
+
+    def compute(job: Job, name: str) -> bytes:
+        computed.append(f"{job.target.parent.name}/{name}")
+        if len(computed) == 1:  # both folders made by the batch's start, then changed while it runs
+            locked = lambda path, mode: path != folders["locked"] and system_access(path, mode)  # noqa: E731
+            monkeypatch.setattr(os, "access", locked)  # chmod 555 (root writes in it anyway)
+            shutil.rmtree(folders["removed"])
+        return b"new"
+
+    summary = run_jobs(jobs, [Stages(writing_stages().read, compute, writing_stages().write)])
+    assert [(o.status, o.reason) for o in summary.outcomes] == [
+        ("done", ""),
+        *[("failed", f"cannot write in folder {folders['locked']}: permission denied")] * 2,
+        *[("done", "")] * 3,
+    ]
+    assert computed == ["locked/a.jpg", "removed/a.jpg", "removed/b.jpg", "removed/c.jpg"]
+    assert sorted(path.name for path in folders["removed"].iterdir()) == ["a.out", "b.out", "c.out"]
 
 
 def test_an_error_of_one_file_does_not_stop_the_batch(tmp_path: Path) -> None:
