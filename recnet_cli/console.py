@@ -41,11 +41,14 @@ if TYPE_CHECKING:  # these need PyTorch, which the commands import only when the
 
 class WholeWrites(io.RawIOBase):
     """A file descriptor that takes each write whole or raises: the system may take part of one (4 KB of
-    8 to a nearly full disk), and Python's buffered writer then drops the rest without an error."""
+    8 to a nearly full disk), and Python's buffered writer then drops the rest without an error. After a
+    failure it takes nothing more: the buffer would send its part already written again, as the stream is
+    flushed on closing."""
 
     def __init__(self, descriptor: int) -> None:
         super().__init__()
         self.descriptor = descriptor
+        self.failed = False
 
     def writable(self) -> bool:
         return True
@@ -58,18 +61,25 @@ class WholeWrites(io.RawIOBase):
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
         remaining = memoryview(data).cast("B")
-        while remaining:
-            remaining = remaining[os.write(self.descriptor, remaining) :]
+        try:
+            while remaining and not self.failed:
+                remaining = remaining[os.write(self.descriptor, remaining) :]
+        except OSError:
+            self.failed = True
+            raise
         return len(data)
 
 
 def write_stdout_whole() -> None:
-    """Makes ``sys.stdout`` write all it is given or raise (see ``WholeWrites``), so that a --json summary
-    cut short by a full disk is an error, not a truncated file and exit 0."""
+    """Makes ``sys.stdout`` write all it is given or raise (see ``WholeWrites``) where it is a file or a
+    pipe, so that a --json summary cut short by a full disk is an error, not a truncated file and exit 0;
+    a terminal keeps Python's stream (on Windows, the console's own)."""
     stream = sys.stdout
     try:
         descriptor = stream.fileno()
     except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+        return
+    if stream.isatty():
         return
     stream.flush()
     sys.stdout = io.TextIOWrapper(
@@ -77,6 +87,7 @@ def write_stdout_whole() -> None:
         encoding=stream.encoding,
         errors=stream.errors,
         line_buffering=stream.line_buffering,
+        write_through=stream.write_through,
     )
 
 

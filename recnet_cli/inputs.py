@@ -45,28 +45,43 @@ class Unmatched:
 
 
 def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(path.name)
+
+
+def is_hidden(name: str) -> bool:
+    return name.startswith(".")
 
 
 def visible_files(
-    folder: Path, recursive: bool = False, unreadable: list[OSError] | None = None
+    folder: Path,
+    recursive: bool = False,
+    unreadable: list[OSError] | None = None,
+    every_name: bool = False,
+    hidden: bool = False,
 ) -> list[Path]:
-    """The files in ``folder`` (and with ``recursive`` in its sub-folders, linked ones too, each folder
-    once), sorted, leaving out hidden files and everything in hidden folders (such as a report's
-    ``.recnet-report/``); folders that cannot be read give nothing, and their errors go in ``unreadable``."""
+    """The files in ``folder`` (and with ``recursive`` in its sub-folders, linked ones too), sorted, leaving
+    out (unless ``hidden``) hidden files and everything in hidden folders (such as a report's
+    ``.recnet-report/``). Each folder
+    is walked once, or with ``every_name`` under each name a link gives it, as a pattern's folders are
+    matched by name (a link back to a folder above is never followed); folders that cannot be read give
+    nothing, and their errors go in ``unreadable``."""
     files: list[Path] = []
     walked: set[FileIdentity] = set()
+    above: dict[str, frozenset[FileIdentity]] = {}  # for each folder walked, the folders it is in
     for root, folders, names in os.walk(
         folder, onerror=None if unreadable is None else unreadable.append, followlinks=True
     ):
         identity = file_identity(Path(root))
-        if identity in walked:  # a link back to a folder above, or a second link to one
+        # a link back to a folder above, or (unless every_name) a second link to one
+        if identity in (above.get(root, frozenset()) if every_name else walked):
             folders.clear()
             continue
         walked.add(identity)
         # In name order, so that of two links to one folder the same is walked every time (--shard)
-        folders[:] = sorted(name for name in folders if not name.startswith(".")) if recursive else []
-        files.extend(Path(root, name) for name in names if not name.startswith("."))
+        folders[:] = sorted(name for name in folders if hidden or not is_hidden(name)) if recursive else []
+        chain = above.get(root, frozenset()) | {identity}
+        above.update((os.path.join(root, name), chain) for name in folders)
+        files.extend(Path(root, name) for name in names if hidden or not is_hidden(name))
     return sorted(path for path in files if path.is_file())
 
 
@@ -110,27 +125,34 @@ def unreadable_folder(error: OSError) -> Unmatched:
 
 
 def pattern_files(pattern: str, unreadable: list[OSError]) -> list[Path]:
-    """The files a glob pattern matches, sorted, hidden ones left out as glob leaves them; ``**`` matches any
-    depth of sub-folders (with or without -r), each walked once: glob's own ``**`` follows links back up
-    the tree again and again. Folders that cannot be listed there go in ``unreadable``."""
+    """The files a glob pattern matches, sorted. A ``**`` pattern (any depth of sub-folders, with or without
+    -r) is matched against a walk that never follows a link back up, where glob's own ``**`` follows such
+    links again and again; folders that cannot be listed there go in ``unreadable``. Other patterns, and a
+    ``**`` one that climbs with ``..``, are glob's."""
     parts = Path(pattern).parts
     base = pattern_base(Path(pattern))
     below = parts[len(base.parts) :]
     if "**" not in below or ".." in below:
         return [path for path in sorted(map(Path, glob.glob(pattern, recursive=True))) if path.is_file()]
-    if not os.path.isdir(base):
+    if pattern.endswith(("/", os.sep)) or not os.path.isdir(base):  # a trailing slash asks for folders
         return []
-    files = visible_files(base, recursive=True, unreadable=unreadable)
+    named_hidden = any(map(is_hidden, below))  # only then walked, as glob walks them
+    files = visible_files(base, recursive=True, unreadable=unreadable, every_name=True, hidden=named_hidden)
     return [path for path in files if parts_match(below, path.relative_to(base).parts)]
 
 
 def parts_match(pattern: Sequence[str], parts: Sequence[str]) -> bool:
-    """Whether a path's parts match a glob pattern's, where ``**`` stands for any number of folders."""
+    """Whether a path's parts match a glob pattern's as glob matches them: ``**`` stands for any number of
+    folders, a hidden name matches only a part that starts with a dot too, and case is ignored where the
+    system ignores it (on Windows)."""
     if not pattern:
         return not parts
     if pattern[0] == "**":
-        return any(parts_match(pattern[1:], parts[start:]) for start in range(len(parts) + 1))
-    return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and parts_match(pattern[1:], parts[1:])
+        visible = next((index for index, part in enumerate(parts) if is_hidden(part)), len(parts))
+        return any(parts_match(pattern[1:], parts[start:]) for start in range(visible + 1))
+    if not parts or is_hidden(parts[0]) != is_hidden(pattern[0]):
+        return False
+    return fnmatch.fnmatch(parts[0], pattern[0]) and parts_match(pattern[1:], parts[1:])
 
 
 def pattern_base(pattern: Path) -> Path:
@@ -164,7 +186,7 @@ def images_below(folder: Path) -> int:
 
 def other_files(files: Sequence[Path]) -> str:
     """`` (3 other files: .nef, .txt; recnet reads ...)`` when ``files`` are there but none is an image."""
-    counts = Counter(p.suffix.lower() or "no extension" for p in files if not p.name.startswith("."))
+    counts = Counter(p.suffix.lower() or "no extension" for p in files if not is_hidden(p.name))
     if not counts:
         return ""
     total = sum(counts.values())

@@ -53,6 +53,8 @@ from recnet_cli.outputs import (
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: imported where a model is loaded, not here (see cli.py).
 if TYPE_CHECKING:
+    import torch
+
     from recnet_cli.engine import Corrector, PendingCorrection
     from recnet_cli.tiling import Progress
     from recnet_cli.weights import LoadedModel
@@ -105,13 +107,12 @@ def open_models(
         refuse_device_list(device)
     tile_size = parse_tile(tile)
     with console.status("Loading model…", quiet):
-        from recnet_cli.devices import DeviceError, pick_devices, pick_dtype
+        from recnet_cli.devices import DeviceError
         from recnet_cli.engine import correctors_for
         from recnet_cli.weights import WeightsError, load_model, strength_calibration
 
         try:
-            devices = pick_devices(device)
-            dtypes = [pick_dtype(precision, torch_device) for torch_device in devices]
+            devices, dtypes = chosen_devices(device, precision)
             loaded = load_model(model)
             calibration = strength_calibration(loaded) if strength == "auto" else None
             correctors = correctors_for(
@@ -132,27 +133,31 @@ def open_models(
     return correctors, loaded
 
 
+def chosen_devices(device: str, precision: str) -> tuple[list[torch.device], list[torch.dtype]]:
+    """The devices ``--device`` names, and the compute precision on each; raises a DeviceError."""
+    from recnet_cli.devices import pick_devices, pick_dtype
+
+    devices = pick_devices(device)
+    return devices, [pick_dtype(precision, torch_device) for torch_device in devices]
+
+
 def refuse_setup_problems(model: str | None, device: str, precision: str, fused: bool = False) -> None:
-    """--dry-run: ends the command with the error a run would stop on at once, for a --model given that
-    names no model, a --device that is not there, or a --precision or --fused it cannot take; no model is
-    loaded, and PyTorch is imported only to look at a device other than the default one."""
+    """--dry-run: ends the command with the error a run would stop on at once, for a --device that is not
+    there, a --precision or --fused it cannot take, or a --model given that names no model; no model is
+    loaded, and PyTorch is imported only for options other than the default device and precision."""
     from recnet_cli.weights.locate import reference_problem
 
-    if problem := model and reference_problem(model):
-        raise fail(problem)
-    if device in ("auto", "cpu") and precision in ("auto", "fp32") and not fused:
-        return  # what every machine runs
-    from recnet_cli.devices import DeviceError, pick_devices, pick_dtype
-    from recnet_cli.engine import fused_unavailable
+    if device not in ("auto", "cpu") or precision not in ("auto", "fp32") or fused:
+        from recnet_cli.devices import DeviceError
+        from recnet_cli.engine import fused_unavailable
 
-    try:
-        devices = pick_devices(device)
-        for torch_device in devices:
-            pick_dtype(precision, torch_device)
-    except DeviceError as exc:
-        raise fail(str(exc)) from None
-    unavailable = (fused_unavailable(torch_device) for torch_device in devices if fused)
-    if problem := next(filter(None, unavailable), None):
+        try:
+            devices, _ = chosen_devices(device, precision)
+        except DeviceError as exc:
+            raise fail(str(exc)) from None
+        if problem := next(filter(None, (fused_unavailable(each) for each in devices if fused)), None):
+            raise fail(problem)
+    if problem := model and reference_problem(model):
         raise fail(problem)
 
 

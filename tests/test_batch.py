@@ -120,6 +120,12 @@ def test_a_double_star_pattern_walks_each_folder_once_past_links_back_up(tmp_pat
     assert names(find_sources([pattern])[0]) == ["a/b/y.jpg", "a/x.jpg", "top.jpg"]
     assert names(find_sources([str(shots / "**" / "b" / "*.jpg")])[0]) == ["a/b/y.jpg"]
     assert names(find_sources([str(shots / "*" / "**" / "y.jpg")])[0]) == ["a/b/y.jpg"]
+    # A folder a link also reaches is found under either name, as glob finds it; hidden ones when named
+    (shots / "a" / "latest").symlink_to("b", target_is_directory=True)
+    for folder in ("b", "latest"):
+        assert names(find_sources([str(shots / "**" / folder / "*.jpg")])[0]) == [f"a/{folder}/y.jpg"]
+    assert names(find_sources([str(shots / "**" / ".hidden" / "*.jpg")])[0]) == [".hidden/z.jpg"]
+    assert find_sources([str(shots / "**") + "/"])[0] == []  # folders only, as glob has it
 
 
 def test_a_folder_that_cannot_be_read_fails_and_is_named(tmp_path: Path, unreadable_folders) -> None:

@@ -201,4 +201,6 @@ def test_stdout_writes_what_the_system_takes_in_part_whole_or_raises(tmp_path: P
                 assert write is in_pieces
             finally:
                 monkeypatch.setattr(os, "write", system_write)
+            stream.close()  # as at exit: what failed is not sent again, whole or in part
     assert (tmp_path / "whole.json").read_bytes() == summary
+    assert (tmp_path / "cut.json").read_bytes() == summary[:4096]

@@ -671,10 +671,14 @@ def test_dpi_is_copied(tmp_path, extension):
 
 def test_a_tiff_of_a_photo_without_a_resolution_has_the_required_tags_with_no_unit(tmp_path):
     # TIFF requires XResolution and YResolution; "no absolute unit" claims no size in inches, as JFIF's 0
-    _, output = round_trip(tmp_path, save(tmp_path / "in.png", Image.fromarray(gradient_rgb8())), "tif")
-    with Image.open(output) as written:
-        assert (written.tag_v2[282], written.tag_v2[283], written.tag_v2[296]) == (1, 1, 1)
-    assert read_photo(output).dpi is None
+    half = Image.Exif()
+    half[282] = 72.0  # an EXIF with XResolution alone: no resolution either
+    for name, exif in (("plain", Image.Exif()), ("half", half)):
+        source = save(tmp_path / f"{name}.png", Image.fromarray(gradient_rgb8()), exif=exif)
+        _, output = round_trip(tmp_path, source, "tif")
+        with Image.open(output) as written:
+            assert (written.tag_v2[282], written.tag_v2[283], written.tag_v2[296]) == (1, 1, 1)
+        assert read_photo(output).dpi is None
 
 
 def test_photo_without_metadata_has_none(tmp_path):

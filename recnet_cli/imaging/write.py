@@ -332,6 +332,9 @@ def _write_png(file: BinaryIO, samples: np.ndarray, metadata: Metadata) -> None:
     file.write(_png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b""))
 
 
+RESOLUTION_TAGS = (X_RESOLUTION, Y_RESOLUTION)
+
+
 def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     """A deflate-compressed 8- or 16-bit TIFF of H x W x C samples (C = 1..4) with EXIF, ICC, DPI, XMP and
     IPTC.
@@ -374,7 +377,8 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     entries = {entry_tag(entry, order): entry for entry in exif_entries}
     if dpi:
         ifd[X_RESOLUTION], ifd[Y_RESOLUTION], ifd[RESOLUTION_UNIT] = dpi[0], dpi[1], 2  # per inch
-    elif X_RESOLUTION not in entries:  # required in a TIFF: square pixels, no size in inches (as JFIF's 0)
+    elif not all(tag in entries and in_block(entries[tag], order, len(block)) for tag in RESOLUTION_TAGS):
+        # required in a TIFF: square pixels, and no size in inches (as JFIF's unit 0)
         ifd[X_RESOLUTION], ifd[Y_RESOLUTION], ifd[RESOLUTION_UNIT] = 1, 1, 1
     copied = {  # the picture's tags first
         tag: entry for tag, entry in entries.items() if tag not in ifd and in_block(entry, order, len(block))
