@@ -26,6 +26,7 @@ from recnet_cli.batch import (
     refusal,
     run_jobs,
 )
+from recnet_cli.evaluate import save_problem
 from recnet_cli.imaging import ImageWriteError, write_rgb8
 from recnet_cli.inputs import Unmatched, find_sources, parse_shard, pattern_base, take_shard
 from recnet_cli.outputs import (
@@ -38,6 +39,7 @@ from recnet_cli.outputs import (
     sheet_problem,
     side_path,
 )
+from recnet_cli.train.pairs import ImagePair
 
 
 @pytest.fixture
@@ -642,6 +644,10 @@ def test_a_folder_mounted_at_another_path_is_the_input_folder(shots: Path, tmp_p
         assert "is an input file" in job.problem
         (beside,) = plan_jobs(find_sources([str(shots / "a.jpg")])[0], mounted, suffix="_recnet")
         assert beside.target == shots / "a_recnet.jpg" and beside.problem is None
+        pair = ImagePair(shots / "a.jpg", tmp_path / "a.png")  # eval --save: a.png beside a.jpg
+        assert save_problem([pair], mounted, overwrite=True) == (
+            f"--save {mounted}: a folder of the images being evaluated; choose another folder"
+        )
     finally:
         subprocess.run(["umount", str(mounted)], check=True)
 
