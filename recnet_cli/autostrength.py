@@ -10,6 +10,7 @@ maximise the mean PSNR of the blended photos.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -153,10 +154,14 @@ class StrengthCalibration:
             if not isinstance(fields, Mapping) or fields.get("features") != FEATURES:
                 raise CalibrationError(f"not a calibration of the {FEATURES} statistics")
             vectors = [tuple(float(x) for x in fields[key]) for key in ("mean", "scale", "weights")]
-            if any(len(vector) != FEATURE_COUNT for vector in vectors) or 0 in vectors[1]:
-                raise CalibrationError(f"needs {FEATURE_COUNT} means, non-zero scales and weights")
-            return cls(*vectors, float(fields["bias"]), str(fields.get("about", "")))
-        except (ValueError, TypeError, KeyError) as error:
+            bias = float(fields["bias"])
+            finite = all(math.isfinite(x) for x in (*vectors[0], *vectors[1], *vectors[2], bias))
+            if any(len(vector) != FEATURE_COUNT for vector in vectors) or 0 in vectors[1] or not finite:
+                raise CalibrationError(
+                    f"needs {FEATURE_COUNT} means, non-zero scales and weights, all finite"
+                )
+            return cls(*vectors, bias, str(fields.get("about", "")))
+        except (ValueError, TypeError, KeyError, OverflowError) as error:
             raise CalibrationError(f"unusable auto_strength calibration ({error})") from None
 
 

@@ -128,6 +128,16 @@ def test_the_calibration_survives_the_card_as_a_mapping_or_json_text() -> None:
             "weights": [0.0] * FEATURE_COUNT,
             "bias": 0.0,
         },
+        *(  # a damaged card's numbers: too large for a float, or not a number
+            {
+                "features": FEATURES,
+                "mean": [0.0] * FEATURE_COUNT,
+                "scale": [1.0] * FEATURE_COUNT,
+                "weights": [0.0] * FEATURE_COUNT,
+                "bias": bias,
+            }
+            for bias in (10**400, float("nan"), "inf")
+        ),
     ],
 )
 def test_an_unusable_calibration_is_refused(broken: object) -> None:

@@ -28,6 +28,7 @@ from recnet_cli.weights import (
     load_model,
     models_to_list,
     save_model,
+    strength_calibration,
 )
 
 REPO = "acme/recnet-test"
@@ -532,16 +533,23 @@ def test_download_refuses_a_model_cut_short_or_with_a_damaged_card(
     hub.add("acme/cut", "model.safetensors", whole[: len(whole) // 2])  # its header whole, half its tensors
     hub.add("acme/card", "model.safetensors", whole)
     hub.add("acme/card", "model.json", b'{"steps": 1')
+    hub.add("acme/calibration", "model.safetensors", whole)
+    hub.add("acme/calibration", "model.json", b'{"auto_strength": {"features": "exposure-v1", "bias": NaN}}')
 
-    # Both were said to be fetched, for a model that --model cannot load and recnet models lists as damaged
+    # All were said to be fetched, for a model that --model cannot load and recnet models lists as damaged
     for ref, reason in [
         ("acme/cut", "acme/cut: not a valid safetensors file"),
         ("acme/card", "model.json: not a valid model card"),
+        ("acme/calibration", "acme/calibration: unusable auto_strength calibration"),
     ]:
         with pytest.raises(WeightsError) as caught:
             download(ref)
         assert reason in str(caught.value)
-        assert load_error(ref) == str(caught.value)
+        with pytest.raises(WeightsError) as loading:  # as correct's --model, with --strength auto
+            strength_calibration(load_model(ref))
+        assert str(loading.value) == str(caught.value)
+    listed = {entry.name: entry.problem for entry in models_to_list()[0]}
+    assert "unusable auto_strength calibration" in listed["acme/calibration"]
 
 
 def test_download_takes_a_model_whose_suffix_is_in_capitals(

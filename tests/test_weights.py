@@ -26,6 +26,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
 import recnet_cli
+from recnet_cli.autostrength import FEATURE_COUNT, StrengthCalibration
 from recnet_cli.model import RECNet, parameter_count
 from recnet_cli.train.run_folder import CHECKPOINT_FILE
 from recnet_cli.weights import (
@@ -632,6 +633,9 @@ def test_an_unreadable_hub_cache_is_named_as_other_errors_name_a_file(
     assert str(caught.value) == f"{cache}: cannot read the Hugging Face cache (permission denied)"
 
 
+NONE = (0.0,) * FEATURE_COUNT
+
+
 def test_list_models_shows_bundled_and_cached_hub_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_dir: Path, small_model: RECNet
 ) -> None:
@@ -640,7 +644,7 @@ def test_list_models_shows_bundled_and_cached_hub_models(
         "steps": 3000,
         "val_psnr": 20.5,
         "val_identity_psnr": 12.25,
-        "auto_strength": {"features": "exposure-v1"},
+        "auto_strength": StrengthCalibration(NONE, (1.0,) * FEATURE_COUNT, NONE, 0.0).as_card(),
     }
     save_model(small_model, weights_dir / "mini.safetensors", card)
     model_bytes = (weights_dir / "mini.safetensors").read_bytes()

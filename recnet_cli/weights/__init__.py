@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recnet_cli.weights.card import read_card
+from recnet_cli.weights.card import card_calibration, read_card
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
 from recnet_cli.weights.formats import is_safetensors, load_weights
 from recnet_cli.weights.hub import download
@@ -76,11 +76,4 @@ def load_model(ref: str | None = None) -> LoadedModel:
 
 def strength_calibration(loaded: LoadedModel) -> StrengthCalibration | None:
     """The card's ``auto_strength`` calibration (see ``recnet calibrate``); None when it has none."""
-    from recnet_cli.autostrength import CalibrationError, StrengthCalibration
-
-    if "auto_strength" not in loaded.card:
-        return None
-    try:
-        return StrengthCalibration.from_card(loaded.card["auto_strength"])
-    except CalibrationError as error:
-        raise WeightsError(f"{loaded.source}: {error}") from None
+    return card_calibration(loaded.card, loaded.source)

@@ -13,6 +13,7 @@ from recnet_cli.weights.formats import TRAINING_CHECKPOINT_KEY, is_safetensors, 
 # PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
 # the functions that build or read tensors import it when called.
 if TYPE_CHECKING:
+    from recnet_cli.autostrength import StrengthCalibration
     from recnet_cli.model import RECNet
 
 
@@ -40,6 +41,19 @@ def read_card(model_path: Path) -> dict[str, Any]:
     if not isinstance(card, dict):
         raise WeightsError(f"{card_path}: not a valid model card (not a JSON object)")
     return card
+
+
+def card_calibration(card: dict[str, Any], source: str) -> StrengthCalibration | None:
+    """The card's ``auto_strength`` calibration (see ``recnet calibrate``); None when it has none; a
+    WeightsError naming ``source`` when it is damaged."""
+    if "auto_strength" not in card:
+        return None
+    from recnet_cli.autostrength import CalibrationError, StrengthCalibration
+
+    try:
+        return StrengthCalibration.from_card(card["auto_strength"])
+    except CalibrationError as error:
+        raise WeightsError(f"{source}: {error}") from None
 
 
 def architecture_card(model: RECNet) -> dict[str, Any]:

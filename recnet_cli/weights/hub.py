@@ -28,7 +28,7 @@ from huggingface_hub.errors import (
 
 from recnet_cli import __version__
 from recnet_cli.files import error_line, file_kind, first_line, nearest_existing
-from recnet_cli.weights.card import read_card
+from recnet_cli.weights.card import card_calibration, read_card
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
 from recnet_cli.weights.formats import (
     MODEL_SUFFIXES,
@@ -98,9 +98,10 @@ def download(ref: str) -> Path:
         raise WeightsError(
             f"{ref}: not a RECNet model (no extract.weight tensor found in {hub_ref.filename})"
         )
-    # Loaded as --model loads it, so that a file cut short or a damaged card fails now, not offline later
+    # Loaded as --model loads it, so that a file cut short or a damaged card (its strength calibration too)
+    # fails now, not offline later
     load_weights(path, ref)
-    read_card(path)
+    card_calibration(read_card(path), ref)
     return path
 
 

@@ -14,7 +14,7 @@ from huggingface_hub.errors import CacheNotFound
 from rich.filesize import decimal
 
 from recnet_cli.files import describe_os_error
-from recnet_cli.weights.card import card_summary, read_card
+from recnet_cli.weights.card import card_calibration, card_summary, read_card
 from recnet_cli.weights.errors import WeightsError
 from recnet_cli.weights.formats import MODEL_SUFFIXES, looks_like_recnet
 from recnet_cli.weights.hub import HUB_DEFAULT_FILENAME, hub_cache_problem
@@ -55,9 +55,12 @@ def bundled_entry(path: Path) -> ModelEntry:
 
 
 def with_card(entry: ModelEntry) -> ModelEntry:
-    """The entry with its card's summary, or with the problem that keeps the card from being read."""
+    """The entry with its card's summary, or with the problem that keeps the card from being read or used
+    (a damaged strength calibration)."""
     try:
-        return replace(entry, summary=card_summary(read_card(entry.path)))
+        card = read_card(entry.path)
+        card_calibration(card, str(entry.path))
+        return replace(entry, summary=card_summary(card))
     except WeightsError as error:
         return replace(entry, problem=str(error))
 
