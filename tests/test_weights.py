@@ -177,14 +177,26 @@ def test_strict_loading_names_the_key(tmp_path: Path, small_model: RECNet, case:
         ({"fc.weight": torch.zeros(2, 2)}, "not a RECNet state_dict"),
         ({"state_dict": {"extract.weight": 1}}, "not a RECNet checkpoint"),
         ([torch.zeros(1)], "not a RECNet checkpoint"),
+        ({0: torch.zeros(1)}, "not a RECNet checkpoint (expected a state_dict of tensors)"),
+        ({"params": {1: torch.zeros(1)}}, "not a RECNet checkpoint (expected a state_dict of tensors)"),
+        *(  # a width the model built for it would fail on at the first photo
+            (
+                {"extract.weight": torch.zeros(width, 3, 3, 3), "dualprocess.conv1.weight": torch.zeros(1)},
+                f"not a RECNet checkpoint of a supported layout: RECNet needs an even number of channels, "
+                f"at least 4, not {width}",
+            )
+            for width in (0, 2, 5)
+        ),
     ],
-    ids=["other network", "not tensors", "a list"],
+    ids=["other network", "not tensors", "a list", "number keys", "wrapped number keys", "0", "2", "5"],
 )
 def test_non_recnet_checkpoints_are_rejected(tmp_path: Path, content: object, reason: str) -> None:
     path = tmp_path / "model.pth"
     torch.save(content, path)
 
-    assert load_error(str(path)).startswith(f"{path}: {reason}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor a raw PyTorch warning, as building a model 0 wide gave
+        assert load_error(str(path)).startswith(f"{path}: {reason}")
 
 
 def leave_marker(path: str) -> None:

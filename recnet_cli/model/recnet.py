@@ -214,10 +214,20 @@ class MaskPredictor(nn.Module):
         return self.net_convs(features)
 
 
+def width_problem(channels: int) -> str | None:
+    """Why RECNet cannot be ``channels`` wide: its attention splits them between two heads, and its
+    channel attention reduces them by four."""
+    if channels < 4 or channels % MixedScaleRestoration.heads:
+        return f"RECNet needs an even number of channels, at least 4, not {channels}"
+    return None
+
+
 class RECNet(nn.Module):
     """RECNet (``InteractNet`` in the authors' code). Input RGB in [0, 1], shape (B, 3, H, W)."""
 
     def __init__(self, channels: int = 8, blocks: int = 5) -> None:
+        if problem := width_problem(channels):
+            raise ValueError(problem)
         super().__init__()
         self.channels = channels
         self.num_blocks = blocks

@@ -224,7 +224,10 @@ def unwrap_checkpoint(checkpoint: object, label: str) -> dict[str, Tensor]:
     if isinstance(checkpoint, dict):
         wrapped = (checkpoint[key] for key in CHECKPOINT_WRAPPERS if isinstance(checkpoint.get(key), dict))
         checkpoint = next(wrapped, checkpoint)
-    if not (isinstance(checkpoint, dict) and all(isinstance(value, Tensor) for value in checkpoint.values())):
+    if not (
+        isinstance(checkpoint, dict)
+        and all(isinstance(key, str) and isinstance(value, Tensor) for key, value in checkpoint.items())
+    ):
         raise WeightsError(f"{label}: not a RECNet checkpoint (expected a state_dict of tensors)")
     return checkpoint
 
@@ -235,6 +238,10 @@ def infer_architecture(state_dict: dict[str, Tensor], label: str) -> tuple[int, 
     blocks = {match[1] for key in state_dict if (match := BLOCK_KEY.match(key))}
     if extract is None or extract.ndim != 4 or not blocks:
         raise WeightsError(f"{label}: not a RECNet state_dict (no extract.weight and dualprocess.convN keys)")
+    from recnet_cli.model.recnet import width_problem
+
+    if problem := width_problem(extract.shape[0]):  # the model built for it would fail on the first photo
+        raise WeightsError(f"{label}: not a RECNet checkpoint of a supported layout: {problem}")
     return extract.shape[0], len(blocks)
 
 
