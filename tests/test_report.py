@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
-from conftest import make_photo, run
+from conftest import as_recnet_wrote, make_photo, run
 from PIL import Image
 
 from recnet_cli.batch import Outcome, Summary
@@ -389,6 +389,19 @@ def test_a_page_that_cannot_be_read_is_kept_as_the_user_s(
 
     monkeypatch.setattr(Path, "open", no_permission)
     assert report_problem(tmp_path) == f"{tmp_path / REPORT_NAME}: {NOT_A_REPORT}"
+
+
+def test_a_report_edited_or_copied_since_recnet_wrote_it_is_kept_as_outputs_are(tmp_path: Path) -> None:
+    page = tmp_path / REPORT_NAME
+    page.write_text('<html><head><meta name="generator" content="recnet"></head><body>the report</body>')
+    as_recnet_wrote(page)
+    assert report_problem(tmp_path) is None
+    with page.open("a") as file:
+        file.write("<!-- my notes -->")
+    mark = "it lacks recnet's mark: a file of yours, a copy, or an edited output"
+    assert report_problem(tmp_path) == (
+        f"{page}: exists, and recnet did not write it ({mark}): move it, or choose another -o"
+    )
 
 
 def test_a_report_of_no_photos_makes_its_folder(tmp_path: Path) -> None:

@@ -154,7 +154,7 @@ def _save(
     try:
         with atomic_output(path, overwrite=overwrite) as file:
             _write_samples(file, fmt, samples, quality, metadata)
-            _mark_written(file)
+            mark_written(file)
     except Unencodable as error:
         raise ImageWriteError(path, str(error)) from None
 
@@ -171,7 +171,8 @@ def written_mark(status: os.stat_result) -> bytes:
     return f"{status.st_size} {status.st_mtime_ns}".encode()
 
 
-def _mark_written(file: BinaryIO) -> None:
+def mark_written(file: BinaryIO) -> None:
+    """Sets recnet's mark (``WRITTEN_MARK``) on a file it wrote, once its last byte is in."""
     if hasattr(os, "setxattr"):  # Linux; not a file system without extended attributes (FAT, some shares)
         file.flush()  # the data in the buffer would change the time of last change once written
         with suppress(OSError):

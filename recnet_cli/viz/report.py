@@ -28,7 +28,14 @@ import numpy as np
 
 from recnet_cli.batch import Summary
 from recnet_cli.files import describe_os_error, file_kind
-from recnet_cli.imaging import ImageWriteError, atomic_output, fit_size, write_rgb8
+from recnet_cli.imaging import (
+    ImageWriteError,
+    atomic_output,
+    fit_size,
+    kept_from_overwrite,
+    mark_written,
+    write_rgb8,
+)
 from recnet_cli.metrics import to_uint8
 from recnet_cli.viz.draw import luminance
 
@@ -242,11 +249,12 @@ class ReportBuilder:
         lock = self.folder / PREVIEW_FOLDER / LOCK_NAME
         make_folder_for(lock)  # not made yet where no photo was corrected (a shard of a batch with none)
         with taking_turns(lock):
-            if not_recnet_page(path):
-                raise ImageWriteError(path, NOT_A_REPORT)
+            if why := page_kept(path):
+                raise ImageWriteError(path, why)
             page = self.page(summary, model, device, strength, shard)
             with atomic_output(path) as file:  # a name not in UTF-8 shows a ? for its odd bytes
                 file.write(page.encode("utf-8", "replace"))
+                mark_written(file)
         return path
 
     def page(
@@ -348,21 +356,26 @@ def report_problem(folder: Path, targets: Iterable[Path] = ()) -> str | None:
         return f"{previews} is {what}, and the report's previews go in a folder of that name: move it"
     if os.path.isdir(page) or any(page in target.parents for target in targets):
         return f"{page} is a folder of photos, and the report goes in a file of that name: choose another -o"
-    if not_recnet_page(page):
-        return f"{page}: {NOT_A_REPORT}"
+    if why := page_kept(page):
+        return f"{page}: {why}"
     return None
 
 
-def not_recnet_page(page: Path) -> bool:
-    """Whether ``page`` is a file that recnet did not write (the user's, or another program's); one that
-    cannot be read is taken for one."""
-    if not page.is_file():
-        return False
+def page_kept(page: Path) -> str | None:
+    """Why ``page``, where the report goes, is a file not even --overwrite replaces: it is not a recnet
+    report (the user's, or another program's; one that cannot be read is taken for one), or it is one
+    kept as outputs are (``kept_from_overwrite``: edited or copied since recnet wrote it, made read-only,
+    a link); None for recnet's own page, or no file there."""
+    if not (os.path.isfile(page) or os.path.islink(page)):
+        return None
     try:
         with page.open("rb") as file:
-            return _GENERATOR not in file.read(1024)
+            if _GENERATOR not in file.read(1024):
+                return NOT_A_REPORT
     except OSError:
-        return True
+        return NOT_A_REPORT
+    why = kept_from_overwrite(page)
+    return why and f"exists, and {why}: move it, or choose another -o"
 
 
 def render_report(
