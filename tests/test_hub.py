@@ -552,6 +552,19 @@ def test_download_refuses_a_model_cut_short_or_with_a_damaged_card(
     assert "unusable auto_strength calibration" in listed["acme/calibration"]
 
 
+def test_download_fetches_again_a_copy_damaged_in_the_cache(
+    hub: FakeHub, published: dict[str, RECNet], tmp_path: Path
+) -> None:
+    whole = (tmp_path / "main" / "model.safetensors").read_bytes()
+    hub.add("acme/kept", "model.safetensors", whole)
+    cached = download("acme/kept")
+    cached.resolve().write_bytes(whole[: len(whole) // 2])  # a disk fault, a copy cut short
+    assert "not a valid safetensors file" in load_error("acme/kept")
+
+    assert download("acme/kept").read_bytes() == whole  # the Hub's copy is whole: fetched again
+    assert_same_model(load_model("acme/kept"), published["main"])
+
+
 def test_download_takes_a_model_whose_suffix_is_in_capitals(
     hub: FakeHub, published: dict[str, RECNet], tmp_path: Path
 ) -> None:

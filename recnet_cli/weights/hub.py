@@ -94,27 +94,37 @@ def download(ref: str) -> Path:
     suffix = path.suffix.lower()
     if suffix not in MODEL_SUFFIXES:
         raise WeightsError(f"{ref}: {unknown_file_type(suffix)}")
-    if not looks_like_recnet(path):
-        raise WeightsError(
-            f"{ref}: not a RECNet model (no extract.weight tensor found in {hub_ref.filename})"
-        )
-    # Loaded as --model loads it, so that a file cut short or a damaged card (its strength calibration too)
-    # fails now, not offline later
-    load_weights(path, ref)
-    card_calibration(read_card(path), ref)
+    try:
+        check_fetched(path, hub_ref)
+    except WeightsError:  # the cache's copy may be what is damaged (a download cut short): fetched again
+        path = fetch_from_hub(hub_ref, again=True)
+        check_fetched(path, hub_ref)
     return path
 
 
-def fetch_from_hub(ref: HubRef) -> Path:
-    """The cached file of a Hub reference, downloaded when the Hub has it and the cache does not."""
+def check_fetched(path: Path, ref: HubRef) -> None:
+    """Refuses a fetched file that is not RECNet's weights, or that --model cannot load: loaded as --model
+    loads it, so that a file cut short or a damaged card (its strength calibration too) fails now, not
+    offline later."""
+    if not looks_like_recnet(path):
+        raise WeightsError(
+            f"{ref.text}: not a RECNet model (no extract.weight tensor found in {ref.filename})"
+        )
+    load_weights(path, ref.text)
+    card_calibration(read_card(path), ref.text)
+
+
+def fetch_from_hub(ref: HubRef, again: bool = False) -> Path:
+    """The cached file of a Hub reference, downloaded when the Hub has it and the cache does not (or
+    ``again``, with its card, in place of the cache's copy, where the Hub can be reached)."""
     if problem := hub_cache_problem():
         raise WeightsError(f"{ref.text}: {problem}")
     with hub_chatter_held() as chatter:
         try:
             offline = constants.is_offline_mode() or not hub_reachable(ref)
-            path = hub_download(ref, ref.filename, offline)
+            path = hub_download(ref, ref.filename, offline, again)
             if is_safetensors(path):
-                fetch_card(ref, offline)
+                fetch_card(ref, offline, again)
         except Exception as error:  # huggingface_hub raises many types; all become one line for the user
             raise hub_error(ref, error, chatter) from error
     return path
@@ -173,19 +183,21 @@ def hub_chatter_held() -> Iterator[HubChatter]:
                 logger.removeFilter(chatter.log)
 
 
-def fetch_card(ref: HubRef, offline: bool) -> None:
+def fetch_card(ref: HubRef, offline: bool, again: bool = False) -> None:
     """The model card ``<stem>.json`` is optional: a repository without one is fine."""
     with contextlib.suppress(EntryNotFoundError, HfHubHTTPError):
-        hub_download(ref, str(PurePosixPath(ref.filename).with_suffix(".json")), offline)
+        hub_download(ref, str(PurePosixPath(ref.filename).with_suffix(".json")), offline, again)
 
 
-def hub_download(ref: HubRef, filename: str, offline: bool) -> Path:
+def hub_download(ref: HubRef, filename: str, offline: bool, again: bool = False) -> Path:
+    """The cached file, downloaded where the cache lacks it, or ``again`` (online) in place of its copy."""
     return Path(
         hf_hub_download(
             ref.repo_id,
             filename,
             revision=ref.revision,
             local_files_only=offline,
+            force_download=again and not offline,
             library_name="recnet",
             library_version=__version__,
         )
