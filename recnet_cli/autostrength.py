@@ -13,13 +13,17 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import cv2
 import numpy as np
-import torch
 
 from recnet_cli.imaging import fit_size
+
+# PyTorch takes 1.5 s to import: reading a card's calibration (recnet models) does without it, and fitting
+# one imports it
+if TYPE_CHECKING:
+    import torch
 
 FEATURES = "exposure-v1"  # names the statistics below; a calibration of other statistics is refused
 FEATURE_SIDE = 384  # statistics are taken on copies this long, so they cost the same at any size
@@ -79,7 +83,7 @@ def exposure_features(original: np.ndarray, corrected: np.ndarray) -> np.ndarray
     )
 
 
-Number = TypeVar("Number", float, torch.Tensor)
+Number = TypeVar("Number", float, "torch.Tensor")
 
 
 def blend_error(gain: Number, agreement: Number, distance: Number, strength: Number) -> Number:
@@ -167,6 +171,8 @@ class StrengthCalibration:
 
 def fit_calibration(samples: Sequence[CalibrationSample], about: str = "") -> StrengthCalibration:
     """The logistic calibration that maximises the mean PSNR of the blended samples (L2-regularised)."""
+    import torch
+
     features = np.stack([sample.features for sample in samples])
     mean, scale = features.mean(axis=0), features.std(axis=0)
     scale[scale == 0] = 1.0
