@@ -114,7 +114,9 @@ def command_seconds(folder: Path, output: Path, device: str, precision: str, til
     """`recnet correct` on the folder: the batch's own time from its JSON summary."""
     command = [sys.executable, "-m", "recnet_cli", "correct", str(folder), "-o", str(output), "--json"]
     command += ["--device", device, "--precision", precision, "--tile", tile, "--quiet"]
-    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode:
+        sys.exit(f"recnet correct exited {completed.returncode}: {completed.stderr.strip()[-2000:]}")
     return json.loads(completed.stdout)["seconds"]
 
 

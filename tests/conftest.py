@@ -52,6 +52,18 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def exact_float32() -> Iterator[None]:
+    """TensorFloat-32 off, so float32 on a GPU means float32 (PyTorch lets cuDNN use TF32, whose 10-bit
+    mantissa puts eager convolutions about 1e-3 from float32 ones)."""
+    import torch
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 @pytest.fixture(autouse=True)
 def stop_signals_as_they_were() -> Iterator[None]:
     """A command run in-process may ignore Ctrl-C and SIGTERM as it finishes (``ignore_further_stops``):

@@ -7,7 +7,6 @@ with `python -m pytest tests/test_cuda.py`.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -24,17 +23,11 @@ from recnet_cli.tiling import Progress, TiledRunner
 from recnet_cli.train.loop import ForwardWithMask
 from recnet_cli.train.synthesis import degrade, sample_exposure
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+pytestmark = [
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"),
+    pytest.mark.usefixtures("exact_float32"),
+]
 CUDA = torch.device("cuda")
-
-
-@pytest.fixture(autouse=True)
-def exact_float32() -> Iterator[None]:
-    """TensorFloat-32 off, so float32 on the GPU means float32."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +82,8 @@ def test_fused_kernels_give_the_eager_pictures(model: RECNet, tile: int) -> None
     eager = Corrector(copy.deepcopy(model), CUDA, torch.float32, tile=tile).correct(rgb)
     fused = Corrector(copy.deepcopy(model), CUDA, torch.float32, tile=tile, fused=True).correct(rgb)
     assert np.abs(fused.image - eager.image).max() <= 1e-4
-    assert np.array_equal(fused.mask, eager.mask)  # the mask comes before the blocks
+    # The mask's convolutions are the fused path's own kernels too: float32 sums in another order.
+    assert np.abs(fused.mask - eager.mask).max() <= 1e-5
 
 
 def test_auto_tile_runs_a_large_photo_in_one_piece_when_it_fits() -> None:

@@ -19,6 +19,7 @@ from recnet_cli.model import RECNet, fast, triton_stages
 from recnet_cli.tiling import TiledRunner
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+pytestmark = pytest.mark.usefixtures("exact_float32")  # on a GPU the eager stages are float32 as well
 COMPILE_SCRIPT = Path(__file__).parents[1] / "benchmarks" / "compile_triton_kernels.py"
 
 

@@ -102,6 +102,14 @@ def _load_rows(map_ptr, pixel, inside, CHANNELS: tl.constexpr, channels):
 
 
 @triton.jit
+def _load_pixels(map_ptr, pixel, inside, CHANNELS: tl.constexpr):
+    """Every channel of the given pixels of a (this image's) channels_last map of CHANNELS channels (a
+    power of two), zero outside the image: whole rows, which the GPU loads in wide vector loads."""
+    channels = tl.arange(0, CHANNELS)
+    return tl.load(map_ptr + pixel[:, None] * CHANNELS + channels[None, :], mask=inside[:, None], other=0.0)
+
+
+@triton.jit
 def _load_channel(map_ptr, pixel, inside, CHANNELS: tl.constexpr, channel):
     """Channel ``channel`` of the given pixels of a (this image's) channels_last map of CHANNELS channels,
     zero outside the image."""
@@ -263,18 +271,20 @@ def _share_kernel(
     BLOCK: tl.constexpr,
 ):
     """``fast.attention_free_share``: the local path (each of its 2C channels a 5x5 conv over a pair of
-    mixed channels, weight (25, 4C)), then the fusion's (2C, 2C) and (C, 2C) matrices on local and Fn."""
+    mixed channels, weight (25, 4C)), then the fusion's (2C, 2C) and (C, 2C) matrices on local and Fn.
+    Each tap loads whole 4C-channel rows; a (4C, 2C) matrix of ones then adds each pair."""
     index, row, col, exists = _pixels(height, width, BLOCK)
     pairs = tl.arange(0, 2 * C)
+    mixed_channels = tl.arange(0, 4 * C)
     mixed_ptr += _image_offset(height, width, 4 * C)
-    first = tl.zeros((BLOCK, 2 * C), tl.float32)
-    second = tl.zeros((BLOCK, 2 * C), tl.float32)
+    per_channel = tl.zeros((BLOCK, 4 * C), tl.float32)
     for tap in range(25):
         pixel, inside = _neighbour(row, col, exists, tap, 5, height, width)
-        weights = local_weight_ptr + tap * 4 * C + 2 * pairs
-        first += _load_rows(mixed_ptr, pixel, inside, 4 * C, 2 * pairs) * tl.load(weights)[None, :]
-        second += _load_rows(mixed_ptr, pixel, inside, 4 * C, 2 * pairs + 1) * tl.load(weights + 1)[None, :]
-    local = tl.maximum(first + second + tl.load(local_bias_ptr + pairs)[None, :], 0.0)
+        weights = tl.load(local_weight_ptr + tap * 4 * C + mixed_channels)[None, :]
+        per_channel += _load_pixels(mixed_ptr, pixel, inside, 4 * C).to(tl.float32) * weights
+    pair_sums = (mixed_channels[:, None] // 2 == pairs[None, :]).to(tl.float32)
+    local = tl.dot(per_channel, pair_sums, input_precision="ieee") + tl.load(local_bias_ptr + pairs)[None, :]
+    local = tl.maximum(local, 0.0)
     local_mix = tl.load(local_mix_ptr + pairs[:, None] * 2 * C + pairs[None, :])
     share = tl.dot(local, local_mix, input_precision="ieee") + tl.load(bias_ptr + pairs)[None, :]
     here = index.to(tl.int64)
