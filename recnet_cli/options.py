@@ -152,6 +152,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DeviceOpt = Annotated[
     str,
     typer.Option(
+        "--device",  # named: typer 0.27 took a metavar equal to the name for it (--DEVICE)
         metavar="DEVICE",
         autocompletion=completing(*DEVICES),
         help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.",
@@ -160,6 +161,7 @@ DeviceOpt = Annotated[
 DevicesOpt = Annotated[
     str,
     typer.Option(
+        "--device",
         metavar="DEVICE",
         autocompletion=completing(*DEVICES),
         help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps; a list such as cuda:0,cuda:1 "
@@ -297,7 +299,9 @@ def checked_split(split: str) -> str:
 
 SplitOpt = Annotated[
     str,
-    typer.Option(callback=checked_split, metavar="SPLIT", help="Split of --pairs: train, test or valid."),
+    typer.Option(
+        "--split", callback=checked_split, metavar="SPLIT", help="Split of --pairs: train, test or valid."
+    ),
 ]
 InputsOpt = Annotated[
     Path | None,

@@ -77,6 +77,18 @@ def test_every_option_is_explained_and_flags_take_no_value() -> None:
                 assert not param.secondary_opts or param.opts == ["--ecr"], param.secondary_opts
 
 
+def test_options_whose_value_name_is_their_own_name_declare_it() -> None:
+    """typer 0.27.0-0.27.2 named such an option after its metavar (--DEVICE), so `--device` was refused."""
+    from typer.models import OptionInfo
+    from typer.utils import get_params_from_function
+
+    for command in cli.app.registered_commands:
+        for name, param in get_params_from_function(command.callback).items():
+            option = param.default
+            if isinstance(option, OptionInfo) and option.metavar == name.upper():
+                assert option.param_decls, f"{command.callback.__name__}: {name} leaves its name to typer"
+
+
 def test_help_has_a_short_form_and_shows_no_value_type(env: dict[str, str]) -> None:
     for args in (["-h"], ["correct", "-h"], ["train", "--help"], ["explain", "-h"]):
         shown = run(args, env)
