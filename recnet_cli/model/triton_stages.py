@@ -102,11 +102,14 @@ def _load_rows(map_ptr, pixel, inside, CHANNELS: tl.constexpr, channels):
 
 
 @triton.jit
-def _load_pixels(map_ptr, pixel, inside, CHANNELS: tl.constexpr):
-    """Every channel of the given pixels of a (this image's) channels_last map of CHANNELS channels (a
-    power of two), zero outside the image: whole rows, which the GPU loads in wide vector loads."""
-    channels = tl.arange(0, CHANNELS)
-    return tl.load(map_ptr + pixel[:, None] * CHANNELS + channels[None, :], mask=inside[:, None], other=0.0)
+def _load_pixels(map_ptr, pixel, inside, CHANNELS: tl.constexpr, WIDTH: tl.constexpr):
+    """Every channel of the given pixels of a (this image's) channels_last map of CHANNELS channels, as
+    (pixels, WIDTH) rows (WIDTH: CHANNELS rounded up to a power of two, the rest zero), zero outside the
+    image. Where WIDTH is CHANNELS only pixels are masked, and the GPU loads whole rows in vector loads."""
+    channels = tl.arange(0, WIDTH)
+    mask = inside[:, None] if WIDTH == CHANNELS else inside[:, None] & (channels < CHANNELS)[None, :]
+    at = map_ptr + pixel[:, None] * CHANNELS + channels[None, :]
+    return tl.load(at, mask=mask, other=0.0).to(tl.float32)
 
 
 @triton.jit
@@ -127,6 +130,7 @@ def _conv_kernel(
     height,
     width,
     IN: tl.constexpr,
+    IN_PAD: tl.constexpr,
     OUT: tl.constexpr,
     OUT_PAD: tl.constexpr,
     SIZE: tl.constexpr,
@@ -137,8 +141,10 @@ def _conv_kernel(
     BLOCK: tl.constexpr,
 ):
     """A SIZE x SIZE convolution, dense (weight layout (SIZE², IN, OUT)) or depthwise (IN = OUT, weight
-    layout (SIZE², OUT)), with zero or replicate padding, then an activation and an optional residual."""
+    layout (SIZE², OUT)), with zero or replicate padding, then an activation and an optional residual.
+    A dense tap multiplies each neighbour's (IN_PAD) row by the tap's (IN_PAD, OUT_PAD) weights."""
     index, row, col, exists = _pixels(height, width, BLOCK)
+    ins = tl.arange(0, IN_PAD)
     outs = tl.arange(0, OUT_PAD)
     real = outs < OUT
     x_ptr += _image_offset(height, width, IN)
@@ -150,19 +156,19 @@ def _conv_kernel(
             pixel, inside = _neighbour(row, col, exists, tap, SIZE, height, width)
         if DEPTHWISE:
             weights = tl.load(weight_ptr + tap * OUT + outs, mask=real, other=0.0)[None, :]
-            acc += _load_rows(x_ptr, pixel, inside, OUT, outs) * weights
+            acc += _load_pixels(x_ptr, pixel, inside, OUT, OUT_PAD) * weights
         else:
-            for channel in tl.static_range(IN):
-                value = _load_channel(x_ptr, pixel, inside, IN, channel)
-                weights = tl.load(weight_ptr + (tap * IN + channel) * OUT + outs, mask=real, other=0.0)
-                acc += value[:, None] * weights[None, :]
+            rows = _load_pixels(x_ptr, pixel, inside, IN, IN_PAD)
+            at = weight_ptr + (tap * IN + ins[:, None]) * OUT + outs[None, :]
+            weights = tl.load(at, mask=(ins < IN)[:, None] & real[None, :], other=0.0)
+            acc += tl.sum(rows[:, :, None] * weights[None, :, :], axis=1)
     if ACTIVATION == 1:
         acc = tl.maximum(acc, 0.0)
     elif ACTIVATION == 2:
         acc = tl.where(acc >= 0, acc, acc * slope)
     if RESIDUAL:
         here = index.to(tl.int64)
-        acc += _load_rows(residual_ptr + _image_offset(height, width, OUT), here, exists, OUT, outs)
+        acc += _load_pixels(residual_ptr + _image_offset(height, width, OUT), here, exists, OUT, OUT_PAD)
     _store(out_ptr, index, exists, acc, outs, OUT, height, width)
 
 
@@ -189,7 +195,6 @@ def _scales_kernel(
     """``fast.branch_scales``: the three branches' scales m·sigmoid(conv(descriptors)). Masks (B, H, W),
     weight layout (branch, descriptor, 3x3 tap)."""
     index, row, col, exists = _pixels(height, width, BLOCK)
-    channels = tl.arange(0, C)
     features_ptr += _image_offset(height, width, C)
     under_ptr += _image_offset(height, width, 1)
     over_ptr += _image_offset(height, width, 1)
@@ -198,7 +203,7 @@ def _scales_kernel(
     whole_sum = tl.zeros((BLOCK,), tl.float32)
     for tap in range(9):
         pixel, inside = _neighbour(row, col, exists, tap, 3, height, width)
-        values = _load_rows(features_ptr, pixel, inside, C, channels)
+        values = _load_pixels(features_ptr, pixel, inside, C, C)
         mean = tl.sum(values, axis=1) / C
         high = tl.max(values, axis=1)
         low = tl.min(values, axis=1)
@@ -235,24 +240,23 @@ def _normed_kernel(
     """``fast.normalize``: the folded tails' 3x3 conv (weight (9, 3C, C)) on the instance-normed branch
     products gain·(s·F) + shift, which are zero outside the image; gain and shift are (B, 3C)."""
     index, row, col, exists = _pixels(height, width, BLOCK)
-    outs = tl.arange(0, C)
+    channels = tl.arange(0, C)
     features_ptr += _image_offset(height, width, C)
     scales_ptr += _image_offset(height, width, 3)
     gain_ptr += tl.program_id(1) * 3 * C
     shift_ptr += tl.program_id(1) * 3 * C
-    acc = tl.zeros((BLOCK, C), tl.float32) + tl.load(bias_ptr + outs)[None, :]
+    acc = tl.zeros((BLOCK, C), tl.float32) + tl.load(bias_ptr + channels)[None, :]
     for tap in range(9):
         pixel, inside = _neighbour(row, col, exists, tap, 3, height, width)
+        features = _load_pixels(features_ptr, pixel, inside, C, C)
         for branch in tl.static_range(3):
             scale = _load_channel(scales_ptr, pixel, inside, 3, branch)
-            for channel in tl.static_range(C):
-                feature = _load_channel(features_ptr, pixel, inside, C, channel)
-                k = branch * C + channel
-                normed = tl.where(
-                    inside, scale * feature * tl.load(gain_ptr + k) + tl.load(shift_ptr + k), 0.0
-                )
-                acc += normed[:, None] * tl.load(weight_ptr + (tap * 3 * C + k) * C + outs)[None, :]
-    _store(out_ptr, index, exists, acc, outs, C, height, width)
+            k = branch * C + channels
+            normed = scale[:, None] * features * tl.load(gain_ptr + k)[None, :]
+            normed = tl.where(inside[:, None], normed + tl.load(shift_ptr + k)[None, :], 0.0)
+            weights = tl.load(weight_ptr + (tap * 3 * C + k[:, None]) * C + channels[None, :])
+            acc += tl.sum(normed[:, :, None] * weights[None, :, :], axis=1)
+    _store(out_ptr, index, exists, acc, channels, C, height, width)
 
 
 @kernel
@@ -281,7 +285,7 @@ def _share_kernel(
     for tap in range(25):
         pixel, inside = _neighbour(row, col, exists, tap, 5, height, width)
         weights = tl.load(local_weight_ptr + tap * 4 * C + mixed_channels)[None, :]
-        per_channel += _load_pixels(mixed_ptr, pixel, inside, 4 * C).to(tl.float32) * weights
+        per_channel += _load_pixels(mixed_ptr, pixel, inside, 4 * C, 4 * C) * weights
     pair_sums = (mixed_channels[:, None] // 2 == pairs[None, :]).to(tl.float32)
     local = tl.dot(per_channel, pair_sums, input_precision="ieee") + tl.load(local_bias_ptr + pairs)[None, :]
     local = tl.maximum(local, 0.0)
@@ -370,7 +374,8 @@ def conv(
     arguments = (x, taps, _parameter(bias, x), residual, out, slope)
     constants = {"DEPTHWISE": depthwise, "REPLICATE": replicate, "ACTIVATION": activation}
     constants["RESIDUAL"] = residual is not out
-    channels = {"IN": x.shape[1], "OUT": out_channels, "OUT_PAD": triton.next_power_of_2(out_channels)}
+    channels = {"IN": x.shape[1], "IN_PAD": triton.next_power_of_2(x.shape[1]), "OUT": out_channels}
+    channels["OUT_PAD"] = triton.next_power_of_2(out_channels)
     _launch(_conv_kernel, x, *arguments, **channels, SIZE=size, **constants)
     return out
 
