@@ -59,7 +59,7 @@ check() {
     # fp16 first: at 33 s a run (pageable square tiles, 2026-11-30) not even one precision would fit.
     part 120 tiled python3 benchmarks/bench_inference.py --name tiled- --sizes 24 --modes fused-tiled,tiled \
         --tile 1024 --precisions fp16,fp32
-    part 100 inference python3 benchmarks/bench_inference.py --sizes 1,12,24 --reference-mp 12 \
+    part 100 inference python3 benchmarks/bench_inference.py --name inference- --sizes 1,12,24 --reference-mp 12 \
         --modes reference,fused-whole,whole --precisions fp32,fp16
     tar -cf "$OUT/results.tar" benchmarks/results
 }
