@@ -130,8 +130,12 @@ __all__ = [
 ]
 
 # OpenCV logs what it makes of damaged files to stderr ("readHeader IHDR chunk shall be first"); recnet
-# says in one line of its own which file is damaged and why.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+# says in one line of its own which file is damaged and why. OpenCV 5 sets the level in cv2.utils.logging,
+# OpenCV 4 in cv2.setLogLevel (0: silent).
+if hasattr(cv2.utils, "logging"):
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+else:
+    cv2.setLogLevel(0)
 # Pillow warns about images between MAX_IMAGE_PIXELS and twice that (above, it raises) and about damaged
 # metadata; neither may stop or clutter a batch. The filter is set once for the process: a
 # ``catch_warnings`` around each read is not thread-safe, and a GPU batch reads several photos at once
