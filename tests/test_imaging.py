@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import PIL
 import pytest
 from conftest import numpy_out_of_memory, opencv_out_of_memory
 from PIL import ExifTags, Image, ImageCms, ImageOps, PngImagePlugin, TiffImagePlugin
@@ -50,6 +51,7 @@ MAKE, DATE_TIME_ORIGINAL, EXIF_IFD, GPS_IFD, INTEROP_IFD = 0x010F, 0x9003, 0x876
 PIXEL_X_DIMENSION, PIXEL_Y_DIMENSION = 0xA002, 0xA003  # in the Exif directory
 CAMERA_TAGS = (1, "Recnet Camera", "2024:02:20 10:11:12", "N", "R98")
 imaging.enable_heif()  # so that Pillow can write HEIF sources here, where pillow-heif is installed
+PILLOW_VERSION = tuple(int(part) for part in PIL.__version__.split(".")[:2])
 OPTIONAL_FORMATS = ["avif"] * imaging.AVIF_SUPPORTED + ["heic"] * imaging.HEIF_SUPPORTED
 LOSSLESS = ["png", "tif", "bmp"]
 ALL_FORMATS = ["jpg", "png", "tif", "webp", "bmp", *OPTIONAL_FORMATS]
@@ -2316,8 +2318,12 @@ def test_damaged_metadata_is_left_out_and_said(tmp_path: Path) -> None:
 def test_a_resolution_with_a_zero_denominator_is_no_resolution(tmp_path: Path) -> None:
     nothing_per_inch = {282: TiffImagePlugin.IFDRational(72, 0), 283: TiffImagePlugin.IFDRational(72, 0)}
     image = Image.fromarray(gradient_rgb8())
-    photo = read_photo(save(tmp_path / "scan.tif", image, resolution_unit=2, tiffinfo=nothing_per_inch))
-    assert photo.dpi is None
+    scan = save(tmp_path / "scan.tif", image, resolution_unit=2, tiffinfo=nothing_per_inch)
+    if PILLOW_VERSION < (12, 3):  # which divides by zero opening it: the photo is refused in one line
+        with pytest.raises(ImageReadError, match=r"scan\.tif: truncated or corrupt image data$"):
+            read_photo(scan)
+        return
+    assert read_photo(scan).dpi is None
 
 
 def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None:

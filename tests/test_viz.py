@@ -345,7 +345,8 @@ def test_a_labelled_grid_of_narrow_tiles_keeps_its_column_titles_whole() -> None
 def test_a_line_too_long_for_its_strip_is_shortened_in_the_middle_not_cut() -> None:
     name = "holiday_photo_from_the_long_trip_to_the_mountains_" * 3 + "final.jpg"
     line = draw.fitted_line(f"recnet explain: {name}", 600, 0.8)
-    assert line.startswith("recnet explain: holiday") and line.endswith("final.jpg") and "..." in line
+    head, tail = line.split("...")  # where it splits depends on the font's widths (OpenCV 4 and 5 differ)
+    assert head.startswith("recnet explain: holi") and tail.endswith("_mountains_final.jpg")
     assert draw.text_size(line, 0.8)[0] <= 600 - 2 * draw.text_margin(0.8)
     assert draw.fitted_line("short.jpg", 600, 0.8) == "short.jpg"
     strip = draw.text_lines([f"recnet explain: {name}"], 600, 0.8)
