@@ -947,7 +947,7 @@ def test_existing_outputs_are_kept_unless_overwrite(
 
 def test_sixteen_bit_and_alpha_survive(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     rgba = np.random.default_rng(1).integers(0, 256, (40, 56, 4), dtype=np.uint8)
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "cutout.png")
+    Image.fromarray(rgba).save(tmp_path / "cutout.png")  # four 8-bit channels: RGBA
     grey16 = np.arange(40 * 56, dtype=np.uint16).reshape(40, 56) * 29
     Image.fromarray(grey16).save(tmp_path / "scan.png")
     result = run(

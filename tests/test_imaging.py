@@ -908,7 +908,9 @@ def test_grayscale_becomes_rgb_in_webp(tmp_path):
 
 def test_grayscale_with_alpha(tmp_path):
     original = np.dstack([gradient_rgb8()[..., 0], rgba8()[..., 3]])
-    photo, output = round_trip(tmp_path, save(tmp_path / "in.png", Image.fromarray(original, "LA")), "png")
+    grey_and_alpha = Image.fromarray(original)  # two 8-bit channels: LA
+    assert grey_and_alpha.mode == "LA"
+    photo, output = round_trip(tmp_path, save(tmp_path / "in.png", grey_and_alpha), "png")
     assert photo.grayscale and np.array_equal(photo.alpha, original[..., 1])
     with Image.open(output) as written:
         assert written.mode == "LA" and np.array_equal(np.asarray(written), original)
@@ -1098,7 +1100,8 @@ PRESS_PATCHES = np.array(
 def test_cmyk_with_a_profile_reads_as_the_colours_its_profile_gives(tmp_path, extension):
     # Pillow writes a CMYK JPEG inverted, with Adobe's APP14 marker, as Photoshop does
     options = {"quality": 100, "subsampling": 0} if extension == "jpg" else {}
-    patches = Image.fromarray(PRESS_PATCHES, "CMYK")
+    height, width = PRESS_PATCHES.shape[:2]
+    patches = Image.frombytes("CMYK", (width, height), PRESS_PATCHES.tobytes())
     source = save(tmp_path / f"print.{extension}", patches, icc_profile=press_profile(), **options)
     with Image.open(source) as image:
         inks = np.asarray(image) / 255  # what the file holds (a JPEG: within a code of the patches)
