@@ -2,8 +2,9 @@
 # What a session with a lent GPU runs through the device tool. A session has about 15 minutes of device
 # time in all and one call may run 10 minutes. On 2026-12-04 (H200) `check` took 270 s of wall time plus
 # about 40 s to start the machine, and `throughput` 102 s: run `check`, then at once (the machine goes
-# back after 30 s idle) `throughput`, then give the machine back. Every part has its own time limit, logs as it goes and leaves its results in $OUT, so a part
-# that fails or runs long costs only its own share. At most 8 files come back from $OUT.
+# back after 30 s idle) `throughput`, then give the machine back. Every part has its own time limit, logs
+# as it goes and leaves its results in $OUT, so a part that fails or runs long costs only its own share.
+# At most 8 files come back from $OUT.
 #
 #   bash benchmarks/gpu-session.sh check
 #       GPU tests (the fused Triton kernels compiled for the first time), the fused kernels against the
@@ -60,8 +61,8 @@ check() {
     # fp16 first: at 33 s a run (pageable square tiles, 2026-11-30) not even one precision would fit.
     part 120 tiled python3 benchmarks/bench_inference.py --name tiled- --sizes 24 --modes fused-tiled,tiled \
         --tile 1024 --precisions fp16,fp32
-    part 100 inference python3 benchmarks/bench_inference.py --name inference- --sizes 1,12,24 --reference-mp 12 \
-        --modes reference,fused-whole,whole --precisions fp32,fp16
+    part 100 inference python3 benchmarks/bench_inference.py --name inference- --sizes 1,12,24 \
+        --reference-mp 12 --modes reference,fused-whole,whole --precisions fp32,fp16
     tar -cf "$OUT/results.tar" benchmarks/results
 }
 

@@ -61,10 +61,9 @@ def visible_files(
 ) -> list[Path]:
     """The files in ``folder`` (and with ``recursive`` in its sub-folders, linked ones too), sorted, leaving
     out (unless ``hidden``) hidden files and everything in hidden folders (such as a report's
-    ``.recnet-report/``). Each folder
-    is walked once, or with ``every_name`` under each name a link gives it, as a pattern's folders are
-    matched by name (a link back to a folder above is never followed); folders that cannot be read give
-    nothing, and their errors go in ``unreadable``."""
+    ``.recnet-report/``). Each folder is walked once, or with ``every_name`` under each name a link gives
+    it, as a pattern's folders are matched by name (a link back to a folder above is never followed);
+    folders that cannot be read give nothing, and their errors go in ``unreadable``."""
     files: list[Path] = []
     walked: set[FileIdentity] = set()
     above: dict[str, frozenset[FileIdentity]] = {}  # for each folder walked, the folders it is in

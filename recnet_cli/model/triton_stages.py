@@ -325,7 +325,7 @@ def _fusion_kernel(
     queries = tl.maximum(queries, 0.0)
     mix = tl.load(mix_ptr + tl.program_id(1) * 4 * C * C + both[:, None] * 2 * C + both[None, :])
     here = index.to(tl.int64)
-    share = _load_rows(share_ptr + _image_offset(height, width, 2 * C), here, exists, 2 * C, both)
+    share = _load_pixels(share_ptr + _image_offset(height, width, 2 * C), here, exists, 2 * C, 2 * C)
     fused = tl.dot(queries, mix, input_precision="ieee") + share
     _store(out_ptr, index, exists, fused, both, 2 * C, height, width)
 
