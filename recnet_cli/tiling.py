@@ -320,7 +320,7 @@ class TiledRunner:
             tile_scales = self.stages.branch_scales(block.norm, tile_features, tile_under, tile_over)
             self.store(scales, tile, window, tile_scales)
             interior = (self.interior(x, window, tile) for x in (tile_features, tile_scales))
-            moments.add(tile.area, *fast.branch_moments(*interior))
+            moments.add(tile.area, *fast.branch_moments(*interior, self.stages.pixel_sums))
         return self.to_device(moments.mean), self.to_device(moments.variance())
 
     def attention_free_share(
@@ -340,7 +340,8 @@ class TiledRunner:
             tile_features, tile_scales = self.view(features, window), self.view(scales, window)
             normed = self.stages.normalize(block.norm, tile_features, tile_scales, mean, variance)
             mixed = self.stages.mixed_scale_features(block.mssa, normed)
-            grams = grams + fast.attention_grams(self.interior(mixed, window, tile)).cpu().double()
+            interior = self.interior(mixed, window, tile)
+            grams = grams + fast.attention_grams(interior, self.stages.pixel_sums).cpu().double()
             self.store(share, tile, window, self.stages.attention_free_share(block, normed, mixed))
         return grams
 

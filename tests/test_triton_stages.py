@@ -67,6 +67,22 @@ def test_each_fused_stage_matches_the_eager_stage_in_float32(
         assert (result - expected).abs().max() <= 1e-5 * max(1.0, expected.abs().max().item()), name
 
 
+@pytest.mark.parametrize("interior", [(slice(None), slice(None)), (slice(2, -3), slice(1, -2))])
+def test_pixel_sums_match_the_eager_ones(model: RECNet, interior: tuple[slice, slice]) -> None:
+    """The moments and Gram matrices from the sums kernel, over whole maps and over a tile's interior (a
+    strided view), which takes more than one program's run of pixels."""
+    x = block_inputs(model, 2, 67, 71, torch.float32)
+    features, scales, mixed = (
+        x[name][:, :, interior[0], interior[1]] for name in ("features", "scales", "mixed")
+    )
+    expected = [*fast.branch_moments(features, scales), fast.attention_grams(mixed)]
+    sums = triton_stages.pixel_sums
+    results = [*fast.branch_moments(features, scales, sums), fast.attention_grams(mixed, sums)]
+    for result, wanted in zip(results, expected, strict=True):
+        assert result.dtype == wanted.dtype == torch.float64
+        assert (result - wanted).abs().max() <= 1e-6 * max(1.0, wanted.abs().max().item())
+
+
 @pytest.mark.parametrize(
     ("in_channels", "out_channels", "padding_mode"), [(3, 8, "zeros"), (8, 1, "replicate"), (8, 3, "zeros")]
 )

@@ -238,23 +238,29 @@ def branch_inputs(features: Tensor, scales: Tensor) -> Tensor:
     return inputs
 
 
-def pixel_sums(left: Tensor, right: Tensor) -> Tensor:
-    """The sum over the pixels of leftᵀ·right for channels_last maps of m and n channels: (B, m, n).
+def pixel_sums(left: Tensor, right: Tensor, squared: bool = False) -> Tensor:
+    """The sum over the pixels of leftᵀ·right (``squared``: of their squares) for channels_last maps of m
+    and n channels: (B, m, n).
 
     One small matrix product per image row in float32 (or wider), added up over the rows in float64 (not on
     MPS): fast for so few channels, and a tile's interior is used in place (a strided view, no copy)."""
     work = statistics_dtype(left.dtype)
-    per_row = nhwc(left).to(work).transpose(2, 3) @ nhwc(right).to(work)
-    return per_row.sum(1, dtype=accumulation_dtype(left.device))
+    left, right = nhwc(left).to(work), nhwc(right).to(work)
+    if squared:
+        left, right = left.square(), right.square()
+    return (left.transpose(2, 3) @ right).sum(1, dtype=accumulation_dtype(left.device))
 
 
-def branch_moments(features: Tensor, scales: Tensor) -> tuple[Tensor, Tensor]:
+PixelSums = Callable[[Tensor, Tensor, bool], Tensor]
+
+
+def branch_moments(features: Tensor, scales: Tensor, sums: PixelSums = pixel_sums) -> tuple[Tensor, Tensor]:
     """Mean and variance over the pixels of each branch's F·s: (B, 3C) each, float64 (not on MPS).
 
     The sums of F·s and (F·s)² are matrix products of the pixels' s and F."""
     count = features.shape[-2] * features.shape[-1]
-    mean = pixel_sums(scales, features).flatten(1) / count
-    squares = pixel_sums(scales.square(), features.square()).flatten(1) / count
+    mean = sums(scales, features, False).flatten(1) / count
+    squares = sums(scales, features, True).flatten(1) / count
     return mean, (squares - mean.square()).clamp_min(0)
 
 
@@ -340,10 +346,10 @@ def mixed_scale_features(mssa: MixedScaleRestoration, normed: Tensor) -> Tensor:
     return F.relu_(F.conv2d(projected, weight, bias, padding=2, groups=weight.shape[0]))
 
 
-def attention_grams(mixed: Tensor) -> Tensor:
+def attention_grams(mixed: Tensor, sums: PixelSums = pixel_sums) -> Tensor:
     """k vᵀ summed over the pixels for both scales: (B, 2, C, C), float64 (not on MPS)."""
     channels = mixed.shape[1] // 4
-    products = pixel_sums(mixed[:, : 2 * channels], mixed[:, 2 * channels :])
+    products = sums(mixed[:, : 2 * channels], mixed[:, 2 * channels :], False)
     return torch.stack([products[:, :channels, :channels], products[:, channels:, channels:]], dim=1)
 
 
@@ -493,9 +499,9 @@ def channel_sums(x: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class Stages:
-    """The per-pixel stages: the mask blur, each block's, and the convolutions before and after the blocks.
-    The functions above, or fused kernels with the same signatures (``recnet_cli.model.triton_stages``);
-    the whole-image statistics between them stay as they are."""
+    """The per-pixel stages: the mask blur, each block's, the convolutions before and after the blocks,
+    and the sums over the pixels behind the blocks' whole-image statistics. The functions above, or fused
+    kernels with the same signatures (``recnet_cli.model.triton_stages``)."""
 
     blur: Blur
     branch_scales: Callable[[RegionAwareDeExposure, Tensor, Tensor, Tensor], Tensor]
@@ -504,9 +510,12 @@ class Stages:
     attention_free_share: Callable[[RegionAwareMixedBlock, Tensor, Tensor], Tensor]
     block_output: Callable[[RegionAwareMixedBlock, Tensor, Tensor, Tensor], Tensor]
     conv: LayerConv
+    pixel_sums: PixelSums
 
 
-EAGER = Stages(blur, branch_scales, normalize, mixed_scale_features, attention_free_share, block_output, conv)
+EAGER = Stages(
+    blur, branch_scales, normalize, mixed_scale_features, attention_free_share, block_output, conv, pixel_sums
+)
 
 
 def rmb(
@@ -514,9 +523,10 @@ def rmb(
 ) -> Tensor:
     """One whole-image block."""
     scales = stages.branch_scales(block.norm, features, under, over)
-    normed = stages.normalize(block.norm, features, scales, *branch_moments(features, scales))
+    moments = branch_moments(features, scales, stages.pixel_sums)
+    normed = stages.normalize(block.norm, features, scales, *moments)
     mixed = stages.mixed_scale_features(block.mssa, normed)
-    attention = attention_weights(block.mssa, attention_grams(mixed))
+    attention = attention_weights(block.mssa, attention_grams(mixed, stages.pixel_sums))
     return stages.block_output(block, features, stages.attention_free_share(block, normed, mixed), attention)
 
 

@@ -5,16 +5,16 @@ reading and writing full-size maps; with 8 to 32 channels that is memory traffic
 little arithmetic. Here a block stage is one kernel (the block output three): per pixel it reads the
 neighbourhoods of its inputs, keeps the intermediate values in registers and writes one map; the
 convolutions before and after the blocks (extraction, mask, refine) run through the same convolution
-kernel. The functions have the eager stages' signatures and results (float32 arithmetic inside, whatever
-the maps' dtype), so ``fast_forward`` and the tiler take either (``fast.Stages``); the whole-image
-statistics between the stages, the mask blur and the element-wise steps between convolutions stay in
-PyTorch.
+kernel, and the whole-image statistics' sums over the pixels have a kernel too. The functions have the
+eager stages' signatures and results (sums in float32 whatever the maps' dtype), so ``fast_forward`` and
+the tiler take either (``fast.Stages``); what is left between the stages (the mask blur, the few
+element-wise steps between convolutions, the statistics' small matrices) stays in PyTorch.
 
 Maps are channels_last, so a pixel's channels are contiguous: a program handles BLOCK consecutive pixels
-of one image (row-major) and all their channels. Dense convolutions read one input channel at a time and
-accumulate outer products with the weight rows; depthwise ones multiply whole pixel rows. Without a GPU,
-Triton's interpreter (``TRITON_INTERPRET=1``) runs these kernels on CPU tensors, which is how the tests
-check them there.
+of one image (row-major) and all their channels. A dense convolution's tap is a matrix product
+(``tl.dot``, on tensor cores) of the neighbours' rows of channels and the tap's weights; depthwise ones
+multiply whole pixel rows. Without a GPU, Triton's interpreter (``TRITON_INTERPRET=1``) runs these
+kernels on CPU tensors, which is how the tests check them there.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from recnet_cli.model import fast
 from recnet_cli.model.recnet import (
@@ -34,11 +35,13 @@ from recnet_cli.model.recnet import (
     RegionAwareMixedBlock,
 )
 
-# Pixels per program (a power of two) and warps per program: on sm_90 (benchmarks/compile_triton_kernels.py)
-# 128 and 8 keep every kernel within about 170 registers a thread, with no spills. Not yet tuned by timing.
+# Pixels per program (a power of two) and warps per program: 128 and 4 were the fastest of the five
+# settings timed at 12 MP on an H200 on 2026-12-04, in fp16 and fp32 (benchmarks/results/nvidia-h200.md).
 BLOCK = int(os.environ.get("RECNET_TRITON_BLOCK", "128"))
-WARPS = int(os.environ.get("RECNET_TRITON_WARPS", "8"))
+WARPS = int(os.environ.get("RECNET_TRITON_WARPS", "4"))
 NONE, RELU, LEAKY = 0, 1, 2  # activations after a convolution
+# Runs of BLOCK pixels that one program of the pixel sums adds up in float32, before float64 takes over.
+SUMS_STEPS = 16
 
 # Triton compiles a kernel again for each pattern of its integer arguments (1, a multiple of 16, other).
 # Photo and tile sizes vary, and the kernels gain nothing from knowing them, so the sizes are left general.
@@ -119,6 +122,13 @@ def _load_channel(map_ptr, pixel, inside, CHANNELS: tl.constexpr, channel):
     return tl.load(map_ptr + pixel * CHANNELS + channel, mask=inside, other=0.0).to(tl.float32)
 
 
+@triton.jit
+def _dot(rows, weights, dtype, PRECISION: tl.constexpr):
+    """rows @ weights (float32 values) with both in ``dtype``, summed in float32: on tensor cores for
+    float16 and bfloat16, and for float32 in TF32 or IEEE float32 as PRECISION says."""
+    return tl.dot(rows.to(dtype), weights.to(dtype), input_precision=PRECISION)
+
+
 @kernel
 def _conv_kernel(
     x_ptr,
@@ -138,11 +148,13 @@ def _conv_kernel(
     REPLICATE: tl.constexpr,
     ACTIVATION: tl.constexpr,
     RESIDUAL: tl.constexpr,
+    PRECISION: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     """A SIZE x SIZE convolution, dense (weight layout (SIZE², IN, OUT)) or depthwise (IN = OUT, weight
     layout (SIZE², OUT)), with zero or replicate padding, then an activation and an optional residual.
-    A dense tap multiplies each neighbour's (IN_PAD) row by the tap's (IN_PAD, OUT_PAD) weights."""
+    A dense tap is a matrix product of the neighbours' (IN_PAD) rows and the tap's (IN_PAD, OUT_PAD)
+    weights; a depthwise one multiplies the rows by the tap's weights."""
     index, row, col, exists = _pixels(height, width, BLOCK)
     ins = tl.arange(0, IN_PAD)
     outs = tl.arange(0, OUT_PAD)
@@ -161,7 +173,7 @@ def _conv_kernel(
             rows = _load_pixels(x_ptr, pixel, inside, IN, IN_PAD)
             at = weight_ptr + (tap * IN + ins[:, None]) * OUT + outs[None, :]
             weights = tl.load(at, mask=(ins < IN)[:, None] & real[None, :], other=0.0)
-            acc += tl.sum(rows[:, :, None] * weights[None, :, :], axis=1)
+            acc += _dot(rows, weights, x_ptr.dtype.element_ty, PRECISION)
     if ACTIVATION == 1:
         acc = tl.maximum(acc, 0.0)
     elif ACTIVATION == 2:
@@ -235,28 +247,35 @@ def _normed_kernel(
     height,
     width,
     C: tl.constexpr,
+    K: tl.constexpr,
+    OUT_PAD: tl.constexpr,
+    PRECISION: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    """``fast.normalize``: the folded tails' 3x3 conv (weight (9, 3C, C)) on the instance-normed branch
-    products gain·(s·F) + shift, which are zero outside the image; gain and shift are (B, 3C)."""
+    """``fast.normalize``: the folded tails' 3x3 conv on the instance-normed branch products
+    gain·(s·F) + shift, which are zero outside the image. Each tap is one matrix product of the K columns
+    (branch, channel) (3C of them, padded with zeros) and the tap's (K, OUT_PAD) weights (layout
+    (9, K, OUT_PAD)); gain and shift are (B, K)."""
     index, row, col, exists = _pixels(height, width, BLOCK)
-    channels = tl.arange(0, C)
+    columns = tl.arange(0, K)
+    branch = (columns // C)[None, :]
+    outs = tl.arange(0, OUT_PAD)
     features_ptr += _image_offset(height, width, C)
     scales_ptr += _image_offset(height, width, 3)
-    gain_ptr += tl.program_id(1) * 3 * C
-    shift_ptr += tl.program_id(1) * 3 * C
-    acc = tl.zeros((BLOCK, C), tl.float32) + tl.load(bias_ptr + channels)[None, :]
+    gain = tl.load(gain_ptr + tl.program_id(1) * K + columns)[None, :]
+    shift = tl.load(shift_ptr + tl.program_id(1) * K + columns)[None, :]
+    acc = tl.zeros((BLOCK, OUT_PAD), tl.float32) + tl.load(bias_ptr + outs)[None, :]
     for tap in range(9):
         pixel, inside = _neighbour(row, col, exists, tap, 3, height, width)
-        features = _load_pixels(features_ptr, pixel, inside, C, C)
-        for branch in tl.static_range(3):
-            scale = _load_channel(scales_ptr, pixel, inside, 3, branch)
-            k = branch * C + channels
-            normed = scale[:, None] * features * tl.load(gain_ptr + k)[None, :]
-            normed = tl.where(inside[:, None], normed + tl.load(shift_ptr + k)[None, :], 0.0)
-            weights = tl.load(weight_ptr + (tap * 3 * C + k[:, None]) * C + channels[None, :])
-            acc += tl.sum(normed[:, :, None] * weights[None, :, :], axis=1)
-    _store(out_ptr, index, exists, acc, channels, C, height, width)
+        features = _load_rows(features_ptr, pixel, inside, C, columns % C)
+        under = _load_channel(scales_ptr, pixel, inside, 3, 0)[:, None]
+        over = _load_channel(scales_ptr, pixel, inside, 3, 1)[:, None]
+        whole = _load_channel(scales_ptr, pixel, inside, 3, 2)[:, None]
+        scale = tl.where(branch == 0, under, tl.where(branch == 1, over, whole))
+        normed = tl.where(inside[:, None], scale * features * gain + shift, 0.0)
+        weights = tl.load(weight_ptr + (tap * K + columns[:, None]) * OUT_PAD + outs[None, :])
+        acc += _dot(normed, weights, features_ptr.dtype.element_ty, PRECISION)
+    _store(out_ptr, index, exists, acc, outs, C, height, width)
 
 
 @kernel
@@ -330,11 +349,62 @@ def _fusion_kernel(
     _store(out_ptr, index, exists, fused, both, 2 * C, height, width)
 
 
+@kernel
+def _pixel_sums_kernel(
+    left_ptr,
+    right_ptr,
+    out_ptr,
+    left_image_stride,
+    left_row_stride,
+    left_pixel_stride,
+    right_image_stride,
+    right_row_stride,
+    right_pixel_stride,
+    height,
+    width,
+    M: tl.constexpr,
+    M_PAD: tl.constexpr,
+    N: tl.constexpr,
+    N_PAD: tl.constexpr,
+    SQUARED: tl.constexpr,
+    STEPS: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """``fast.pixel_sums`` over STEPS x BLOCK pixels of one image: their leftᵀ·right (or of the squares)
+    in float32, to out[image, program] (M_PAD, N_PAD). The maps may be strided views (a tile's interior);
+    a pixel's channels are contiguous."""
+    ms = tl.arange(0, M_PAD)
+    ns = tl.arange(0, N_PAD)
+    image = tl.program_id(1).to(tl.int64)
+    left_ptr += image * left_image_stride
+    right_ptr += image * right_image_stride
+    acc = tl.zeros((M_PAD, N_PAD), tl.float32)
+    for step in range(STEPS):
+        index = (tl.program_id(0) * STEPS + step) * BLOCK + tl.arange(0, BLOCK)
+        exists = index < height * width
+        row, col = (index // width).to(tl.int64), (index % width).to(tl.int64)
+        left_at = left_ptr + (row * left_row_stride + col * left_pixel_stride)[:, None] + ms[None, :]
+        right_at = right_ptr + (row * right_row_stride + col * right_pixel_stride)[:, None] + ns[None, :]
+        left = tl.load(left_at, mask=exists[:, None] & (ms < M)[None, :], other=0.0).to(tl.float32)
+        right = tl.load(right_at, mask=exists[:, None] & (ns < N)[None, :], other=0.0).to(tl.float32)
+        if SQUARED:
+            left, right = left * left, right * right
+        acc += tl.dot(tl.trans(left), right, input_precision="ieee")
+    out_ptr += (image * tl.num_programs(0) + tl.program_id(0)) * M_PAD * N_PAD
+    tl.store(out_ptr + ms[:, None] * N_PAD + ns[None, :], acc)
+
+
 def _launch(kernel: triton.JITFunction, like: Tensor, *arguments: object, **constants: object) -> None:
     """Runs ``kernel`` over the pixels of the (B, C, H, W) map ``like``: its arguments, then H and W."""
     batch, _, height, width = like.shape
     grid = (triton.cdiv(height * width, BLOCK), batch)
     kernel[grid](*arguments, height, width, **constants, BLOCK=BLOCK, num_warps=WARPS)
+
+
+def dot_precision() -> str:
+    """How the kernels' matrix products treat float32 maps: in TF32 where PyTorch lets cuDNN use it (its
+    default), as the eager convolutions do, else in float32."""
+    return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
 
 
 def _parameter(x: Tensor, like: Tensor) -> Tensor:
@@ -374,10 +444,31 @@ def conv(
     arguments = (x, taps, _parameter(bias, x), residual, out, slope)
     constants = {"DEPTHWISE": depthwise, "REPLICATE": replicate, "ACTIVATION": activation}
     constants["RESIDUAL"] = residual is not out
-    channels = {"IN": x.shape[1], "IN_PAD": triton.next_power_of_2(x.shape[1]), "OUT": out_channels}
-    channels["OUT_PAD"] = triton.next_power_of_2(out_channels)
-    _launch(_conv_kernel, x, *arguments, **channels, SIZE=size, **constants)
+    # A dense tap's matrix product (tl.dot) wants both of its sides at least 16 channels wide.
+    least = 1 if depthwise else 16
+    pads = (max(least, triton.next_power_of_2(c)) for c in (x.shape[1], out_channels))
+    channels = dict(zip(("IN_PAD", "OUT_PAD"), pads, strict=True), IN=x.shape[1], OUT=out_channels)
+    _launch(_conv_kernel, x, *arguments, **channels, SIZE=size, **constants, PRECISION=dot_precision())
     return out
+
+
+def pixel_sums(left: Tensor, right: Tensor, squared: bool = False) -> Tensor:
+    """``fast.pixel_sums``: float32 sums over runs of SUMS_STEPS x BLOCK pixels, added up in float64. The
+    maps may be views (a tile's interior) whose pixels' channels are contiguous."""
+    left, right = (x if x.stride(1) == 1 else fast.channels_last(x) for x in (left, right))
+    batch, m, height, width = left.shape
+    n = right.shape[1]
+    # tl.dot wants each side at least 16 wide; the loads leave the padding zero.
+    m_pad, n_pad = (max(16, triton.next_power_of_2(c)) for c in (m, n))
+    runs = triton.cdiv(height * width, SUMS_STEPS * BLOCK)
+    partial = torch.empty(batch, runs, m_pad, n_pad, dtype=torch.float32, device=left.device)
+    strides = [x.stride(dim) for x in (left, right) for dim in (0, 2, 3)]
+    constants = {"M": m, "M_PAD": m_pad, "N": n, "N_PAD": n_pad, "SQUARED": squared, "STEPS": SUMS_STEPS}
+    grid = (runs, batch)
+    _pixel_sums_kernel[grid](
+        left, right, partial, *strides, height, width, **constants, BLOCK=BLOCK, num_warps=WARPS
+    )
+    return partial[:, :, :m, :n].sum(1, dtype=torch.float64)
 
 
 def layer_conv(layer: nn.Conv2d, x: Tensor) -> Tensor:
@@ -401,10 +492,14 @@ def normalize(
     features, scales = fast.channels_last(features), fast.channels_last(scales)
     channels = features.shape[1]
     out = fast.empty_map(features, channels)
-    gain, shift = (_parameter(x, features) for x in fast.instance_norm_affine(norm, mean, variance))
+    columns, out_pad = triton.next_power_of_2(3 * channels), max(16, channels)
+    affine = fast.instance_norm_affine(norm, mean, variance)
+    gain, shift = (_parameter(F.pad(x, (0, columns - 3 * channels)), features) for x in affine)
     weight, bias = fast.folded_tails(norm)
-    tails = (_taps(weight, features), _parameter(bias, features))
-    _launch(_normed_kernel, features, features, scales, gain, shift, *tails, out, C=channels)
+    taps = F.pad(_taps(weight, features), (0, out_pad - channels, 0, columns - 3 * channels))
+    tails = (taps.contiguous(), _parameter(F.pad(bias, (0, out_pad - channels)), features))
+    constants = {"C": channels, "K": columns, "OUT_PAD": out_pad, "PRECISION": dot_precision()}
+    _launch(_normed_kernel, features, features, scales, gain, shift, *tails, out, **constants)
     return out
 
 
@@ -444,5 +539,12 @@ def block_output(
 
 
 STAGES = fast.Stages(
-    fast.blur, branch_scales, normalize, mixed_scale_features, attention_free_share, block_output, layer_conv
+    fast.blur,
+    branch_scales,
+    normalize,
+    mixed_scale_features,
+    attention_free_share,
+    block_output,
+    layer_conv,
+    pixel_sums,
 )
