@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
 # What a session with a lent GPU runs through the device tool. A session has about 15 minutes of device
-# time in all and one call may run 10 minutes. On 2026-12-04 (H200) `check` took 270 s of wall time plus
-# about 40 s to start the machine, and `throughput` 102 s: run `check`, then at once (the machine goes
-# back after 30 s idle) `throughput`, then give the machine back. Every part has its own time limit, logs
+# time in all and one call may run 10 minutes; starting the machine takes about 40 s. On 2026-12-04 (H200)
+# an earlier `check` took 270 s and `throughput` 102 s; these take longer now (about 5.5 and 4 minutes,
+# guessed from their parts' runs that day): run `check`, then at once (the machine goes back after 30 s
+# idle) `throughput`, then give the machine back. Every part has its own time limit, logs
 # as it goes and leaves its results in $OUT, so a part that fails or runs long costs only its own share.
 # At most 8 files come back from $OUT.
 #
 #   bash benchmarks/gpu-session.sh check
-#       GPU tests (the fused Triton kernels compiled for the first time), the fused kernels against the
-#       eager stages at 12 MP (agreement, block sizes, profile), torch.compile, 24 MP in pinned strips
-#       (the 2 GiB target) and whole-image inference at 1-24 MP: about 9.5 minutes at most.
+#       GPU tests, the fused kernels at 12 MP (agreement with eager fp32, BLOCK / warps / tile-width
+#       settings, a profile), the same for each earlier version of the kernels under local/variants (see
+#       below), and whole-image inference at 1-24 MP against the reference: about 7.5 minutes at most.
 #   bash benchmarks/gpu-session.sh throughput
-#       45 MP (fused, whole and in strips), a folder of 12 MP JPEGs through `recnet correct` (and its host
-#       side alone), and training steps: about 5 minutes.
+#       24 MP and 45 MP in strips of 1024 (the 2 GiB target) and whole, a folder of 12 MP JPEGs through
+#       `recnet correct` (and its host side alone), and training steps: about 6.5 minutes.
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
 #       benchmarks/profile_gpu.py: warmed-up timings and profiler tables of inference and a training step.
 #   bash benchmarks/gpu-session.sh train MINUTES [STEPS [extra recnet train options]]
 #       Fine-tunes the bundled model in local/runs/gpu (or resumes it when it holds a checkpoint) and
 #       puts the run folder in $OUT/run.tar. Carry local/photos (and local/runs/gpu when resuming).
 #
-# Device call:  run(command="bash benchmarks/gpu-session.sh check", timeout_s=600)
+# Device call:  run(command="bash benchmarks/gpu-session.sh check", carry=["local/variants"], timeout_s=600)
+# To time an earlier version of the kernels against the working tree's, put its package in local/variants
+# (git-ignored, so carried):  git archive 97cf2e1 recnet_cli | tar -x -C local/variants/97cf2e1
 # Training needs local/photos (about 41 MB of 768-pixel JPEGs), made here and carried:
 #   python -c "from pathlib import Path; from recnet_cli.train.data import downscale_photos; \
 #     downscale_photos(Path('../shared/data/photos'), Path('local/photos'), max_side=768)"
@@ -51,23 +54,26 @@ part() {
 
 check() {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
-    python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$LOG"
-    # test_cuda.py once passed but did not exit in 60 s; the Triton tests add 29 compilations (0.2-0.9 s each).
+    python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$LOG"
     # In this one process (-o addopts: no pytest-xdist workers, which the machine may not have).
     part 100 tests python3 -m pytest -q -o addopts=-ra tests/test_cuda.py tests/test_triton_stages.py
-    part 120 fused python3 benchmarks/profile_gpu.py --mp 12 --fused --precisions fp16,fp32
-    part 100 compiled python3 benchmarks/profile_gpu.py --mp 12 --compiled --precisions fp16
-    # --tile N keeps the full-size maps in pinned host memory and streams full-width strips.
-    # fp16 first: at 33 s a run (pageable square tiles, 2026-11-30) not even one precision would fit.
-    part 120 tiled python3 benchmarks/bench_inference.py --name tiled- --sizes 24 --modes fused-tiled,tiled \
-        --tile 1024 --precisions fp16,fp32
+    part 110 fused python3 benchmarks/profile_gpu.py --mp 12 --fused --precisions fp16
+    part 70 fused-fp32 python3 benchmarks/profile_gpu.py --mp 12 --fused --precisions fp32 \
+        --configs 128x4x0,128x4x16,128x4x32,256x4x16
+    # An earlier version ignores the tile width it does not have: it runs across rows.
+    for variant in local/variants/*/; do
+        PYTHONPATH="$PWD/$variant:$PWD" part 60 "fused-$(basename "$variant")" python3 benchmarks/profile_gpu.py \
+            --mp 12 --fused --precisions fp16 --configs 128x4x0,256x4x0
+    done
     part 100 inference python3 benchmarks/bench_inference.py --name inference- --sizes 1,12,24 \
         --reference-mp 12 --modes reference,fused-whole,whole --precisions fp32,fp16
     tar -cf "$OUT/results.tar" benchmarks/results
 }
 
 throughput() {
-    # The issue's largest size, after check has shown the fused kernels work: whole image where it fits.
+    # --tile N keeps the full-size maps in pinned host memory and streams full-width strips.
+    part 120 tiled python3 benchmarks/bench_inference.py --name tiled- --sizes 24 --modes fused-tiled,tiled \
+        --tile 1024 --precisions fp16,fp32
     part 120 large python3 benchmarks/bench_inference.py --name large- --sizes 45 \
         --modes fused-whole,fused-tiled --tile 1024 --precisions fp16,fp32
     part 75 training python3 benchmarks/bench_training.py --steps 10 --precisions bf16

@@ -141,9 +141,16 @@ def eight_bit_agreement(output: torch.Tensor, expected: torch.Tensor) -> str:
     return f"{(gap <= 1).mean() * 100:.3f}% within one level, largest {int(gap.max())} levels"
 
 
-def fused_inference(device: torch.device, model: RECNet, megapixels: float, precisions: list[str]) -> None:
+# (pixels per program, warps, tile width; 0: runs across rows) of the fused kernels that --fused times.
+FUSED_CONFIGS = "64x4x16,128x4x0,128x4x16,128x4x32,128x8x0,128x8x16,256x4x0,256x4x16,256x4x32"
+
+
+def fused_inference(
+    device: torch.device, model: RECNet, megapixels: float, precisions: list[str], configs: str
+) -> None:
     """The blocks through the fused Triton kernels against the eager stages: first call (kernel
-    compilation), agreement with eager float32, warm timings for a few block sizes, a profile."""
+    compilation), agreement with eager float32, warm timings for each of ``configs`` (as in
+    FUSED_CONFIGS), a profile at the default configuration."""
     from recnet_cli.model import triton_stages
 
     height, width = image_shape(megapixels)
@@ -162,12 +169,15 @@ def fused_inference(device: torch.device, model: RECNet, megapixels: float, prec
         eager = fast_forward(model, typed)[0]
         print(f"eager {precision} vs eager fp32: {eight_bit_agreement(eager, expected)}", flush=True)
         del output, eager
-        default = triton_stages.BLOCK, triton_stages.WARPS
-        for triton_stages.BLOCK, triton_stages.WARPS in ((64, 4), (128, 4), (128, 8), (256, 4), (256, 8)):
+        default = triton_stages.BLOCK, triton_stages.WARPS, triton_stages.TILE_WIDTH
+        for config in configs.split(","):
+            block, warps, tile_width = (int(x) for x in config.split("x"))
+            triton_stages.BLOCK, triton_stages.WARPS, triton_stages.TILE_WIDTH = block, warps, tile_width
             reset_peak_memory(device)
-            label = f"fused whole {precision}, BLOCK {triton_stages.BLOCK}, {triton_stages.WARPS} warps"
+            layout = f"tiles {tile_width} wide" if tile_width else "runs across rows"
+            label = f"fused whole {precision}, BLOCK {block}, {warps} warps, {layout}"
             report(device, label, timed(device, fused, 3), megapixels)
-        triton_stages.BLOCK, triton_stages.WARPS = default
+        triton_stages.BLOCK, triton_stages.WARPS, triton_stages.TILE_WIDTH = default
         run = functools.partial(fast_forward, model, typed, EAGER)
         reset_peak_memory(device)
         report(device, f"eager whole {precision}", timed(device, run, 3), megapixels)
@@ -198,6 +208,9 @@ def main() -> None:
     parser.add_argument(
         "--fused", action="store_true", help="only compare the fused Triton stages with the eager ones"
     )
+    parser.add_argument(
+        "--configs", default=FUSED_CONFIGS, help="--fused: BLOCKxWARPSxTILE_WIDTH settings to time"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     precisions = args.precisions.split(",")
@@ -207,7 +220,7 @@ def main() -> None:
         compiled_inference(device, model, args.mp, precisions)
         return
     if args.fused:
-        fused_inference(device, model, args.mp, precisions)
+        fused_inference(device, model, args.mp, precisions, args.configs)
         return
     inference(device, model, args.mp, precisions)
     profile_training_step(device, "bf16" if "bf16" in precisions else precisions[0], args.batch, args.crop)

@@ -6,15 +6,16 @@ little arithmetic. Here a block stage is one kernel (the block output three): pe
 neighbourhoods of its inputs, keeps the intermediate values in registers and writes one map; the
 convolutions before and after the blocks (extraction, mask, refine) run through the same convolution
 kernel, and the whole-image statistics' sums over the pixels have a kernel too. The functions have the
-eager stages' signatures and results (sums in float32 whatever the maps' dtype), so ``fast_forward`` and
-the tiler take either (``fast.Stages``); what is left between the stages (the mask blur, the few
-element-wise steps between convolutions, the statistics' small matrices) stays in PyTorch.
+eager stages' signatures and results (float32 values inside whatever the maps' dtype; matrix products
+in TF32, see ``dot_precision``), so ``fast_forward`` and the tiler take either (``fast.Stages``); what is
+left between the stages (the mask blur, the few element-wise steps between convolutions, the
+statistics' small matrices) stays in PyTorch.
 
-Maps are channels_last, so a pixel's channels are contiguous: a program handles BLOCK consecutive pixels
-of one image (row-major) and all their channels. A dense convolution's tap is a matrix product
-(``tl.dot``, on tensor cores) of the neighbours' rows of channels and the tap's weights; depthwise ones
-multiply whole pixel rows. Without a GPU, Triton's interpreter (``TRITON_INTERPRET=1``) runs these
-kernels on CPU tensors, which is how the tests check them there.
+Maps are channels_last, so a pixel's channels are contiguous: a program handles a tile of BLOCK pixels
+of one image and all their channels. A dense convolution's tap is a matrix product (``tl.dot``, on
+tensor cores) of the neighbours' rows of channels and the tap's weights; depthwise ones multiply whole
+pixel rows. Without a GPU, Triton's interpreter (``TRITON_INTERPRET=1``) runs these kernels on CPU
+tensors, which is how the tests check them there.
 """
 
 from __future__ import annotations
@@ -39,9 +40,15 @@ from recnet_cli.model.recnet import (
 # settings timed at 12 MP on an H200 on 2026-12-04, in fp16 and fp32 (benchmarks/results/nvidia-h200.md).
 BLOCK = int(os.environ.get("RECNET_TRITON_BLOCK", "128"))
 WARPS = int(os.environ.get("RECNET_TRITON_WARPS", "4"))
+# A program's pixels are a tile TILE_WIDTH wide (a power of two up to BLOCK), or with 0 (the default, as
+# timed) a run of BLOCK pixels in row-major order, across rows. Tiles (16, 32 wide) read fewer rows above
+# and below that are not their own, which may pay for the 5x5 kernels; profile_gpu.py --fused times them.
+TILE_WIDTH = int(os.environ.get("RECNET_TRITON_TILE_WIDTH", "0"))
 NONE, RELU, LEAKY = 0, 1, 2  # activations after a convolution
-# Runs of BLOCK pixels that one program of the pixel sums adds up in float32, before float64 takes over.
+# Runs of BLOCK pixels that one program of the pixel sums adds up in float32, before float64 takes over;
+# its products run on tensor cores in three TF32 passes, which are as exact as float32.
 SUMS_STEPS = 16
+SUMS_PRECISION = "tf32x3"
 
 # Triton compiles a kernel again for each pattern of its integer arguments (1, a multiple of 16, other).
 # Photo and tile sizes vary, and the kernels gain nothing from knowing them, so the sizes are left general.
@@ -57,10 +64,19 @@ def unsupported_reason(model: RECNet) -> str | None:
 
 
 @triton.jit
-def _pixels(height, width, BLOCK: tl.constexpr):
-    """This program's pixels in its image: flat index, row, column, and which of them exist."""
-    index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    return index, index // width, index % width, index < height * width
+def _pixels(height, width, BLOCK: tl.constexpr, TILE_WIDTH: tl.constexpr):
+    """This program's pixels in its image, a tile of BLOCK / TILE_WIDTH rows of TILE_WIDTH (row-major
+    tiles), or with TILE_WIDTH 0 a run of BLOCK pixels in row-major order: flat index, row, column, and
+    which of them exist."""
+    if TILE_WIDTH == 0:
+        index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        row, col = index // width, index % width
+    else:
+        tiles_across = tl.cdiv(width, TILE_WIDTH)
+        tile, pixel = tl.program_id(0), tl.arange(0, BLOCK)
+        row = tile // tiles_across * (BLOCK // TILE_WIDTH) + pixel // TILE_WIDTH
+        col = tile % tiles_across * TILE_WIDTH + pixel % TILE_WIDTH
+    return row * width + col, row, col, (row < height) & (col < width)
 
 
 @triton.jit
@@ -123,10 +139,10 @@ def _load_channel(map_ptr, pixel, inside, CHANNELS: tl.constexpr, channel):
 
 
 @triton.jit
-def _dot(rows, weights, dtype, PRECISION: tl.constexpr):
-    """rows @ weights (float32 values) with both in ``dtype``, summed in float32: on tensor cores for
-    float16 and bfloat16, and for float32 in TF32 or IEEE float32 as PRECISION says."""
-    return tl.dot(rows.to(dtype), weights.to(dtype), input_precision=PRECISION)
+def _dot(rows, weights, PRECISION: tl.constexpr):
+    """rows @ weights of float32 values, summed in float32: on tensor cores in TF32 (whose 10-bit
+    mantissa holds float16 values exactly) or on the CUDA cores in IEEE float32, as PRECISION says."""
+    return tl.dot(rows, weights, input_precision=PRECISION)
 
 
 @kernel
@@ -150,12 +166,13 @@ def _conv_kernel(
     RESIDUAL: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK: tl.constexpr,
+    TILE_WIDTH: tl.constexpr,
 ):
     """A SIZE x SIZE convolution, dense (weight layout (SIZE², IN, OUT)) or depthwise (IN = OUT, weight
     layout (SIZE², OUT)), with zero or replicate padding, then an activation and an optional residual.
     A dense tap is a matrix product of the neighbours' (IN_PAD) rows and the tap's (IN_PAD, OUT_PAD)
     weights; a depthwise one multiplies the rows by the tap's weights."""
-    index, row, col, exists = _pixels(height, width, BLOCK)
+    index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
     ins = tl.arange(0, IN_PAD)
     outs = tl.arange(0, OUT_PAD)
     real = outs < OUT
@@ -173,7 +190,7 @@ def _conv_kernel(
             rows = _load_pixels(x_ptr, pixel, inside, IN, IN_PAD)
             at = weight_ptr + (tap * IN + ins[:, None]) * OUT + outs[None, :]
             weights = tl.load(at, mask=(ins < IN)[:, None] & real[None, :], other=0.0)
-            acc += _dot(rows, weights, x_ptr.dtype.element_ty, PRECISION)
+            acc += _dot(rows, weights, PRECISION)
     if ACTIVATION == 1:
         acc = tl.maximum(acc, 0.0)
     elif ACTIVATION == 2:
@@ -203,10 +220,11 @@ def _scales_kernel(
     width,
     C: tl.constexpr,
     BLOCK: tl.constexpr,
+    TILE_WIDTH: tl.constexpr,
 ):
     """``fast.branch_scales``: the three branches' scales m·sigmoid(conv(descriptors)). Masks (B, H, W),
     weight layout (branch, descriptor, 3x3 tap)."""
-    index, row, col, exists = _pixels(height, width, BLOCK)
+    index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
     features_ptr += _image_offset(height, width, C)
     under_ptr += _image_offset(height, width, 1)
     over_ptr += _image_offset(height, width, 1)
@@ -247,34 +265,32 @@ def _normed_kernel(
     height,
     width,
     C: tl.constexpr,
-    K: tl.constexpr,
     OUT_PAD: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK: tl.constexpr,
+    TILE_WIDTH: tl.constexpr,
 ):
-    """``fast.normalize``: the folded tails' 3x3 conv on the instance-normed branch products
-    gain·(s·F) + shift, which are zero outside the image. Each tap is one matrix product of the K columns
-    (branch, channel) (3C of them, padded with zeros) and the tap's (K, OUT_PAD) weights (layout
-    (9, K, OUT_PAD)); gain and shift are (B, K)."""
-    index, row, col, exists = _pixels(height, width, BLOCK)
-    columns = tl.arange(0, K)
-    branch = (columns // C)[None, :]
+    """``fast.normalize``: the folded tails' 3x3 conv (weight (9, 3C, OUT_PAD), the columns beyond C zero)
+    on the instance-normed branch products gain·(s·F) + shift, which are zero outside the image; gain
+    and shift are (B, 3C). Each tap loads the neighbours' features once; each branch is a matrix product."""
+    index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
+    channels = tl.arange(0, C)
     outs = tl.arange(0, OUT_PAD)
     features_ptr += _image_offset(height, width, C)
     scales_ptr += _image_offset(height, width, 3)
-    gain = tl.load(gain_ptr + tl.program_id(1) * K + columns)[None, :]
-    shift = tl.load(shift_ptr + tl.program_id(1) * K + columns)[None, :]
+    gain_ptr += tl.program_id(1) * 3 * C
+    shift_ptr += tl.program_id(1) * 3 * C
     acc = tl.zeros((BLOCK, OUT_PAD), tl.float32) + tl.load(bias_ptr + outs)[None, :]
     for tap in range(9):
         pixel, inside = _neighbour(row, col, exists, tap, 3, height, width)
-        features = _load_rows(features_ptr, pixel, inside, C, columns % C)
-        under = _load_channel(scales_ptr, pixel, inside, 3, 0)[:, None]
-        over = _load_channel(scales_ptr, pixel, inside, 3, 1)[:, None]
-        whole = _load_channel(scales_ptr, pixel, inside, 3, 2)[:, None]
-        scale = tl.where(branch == 0, under, tl.where(branch == 1, over, whole))
-        normed = tl.where(inside[:, None], scale * features * gain + shift, 0.0)
-        weights = tl.load(weight_ptr + (tap * K + columns[:, None]) * OUT_PAD + outs[None, :])
-        acc += _dot(normed, weights, features_ptr.dtype.element_ty, PRECISION)
+        features = _load_pixels(features_ptr, pixel, inside, C, C)
+        for branch in tl.static_range(3):
+            scale = _load_channel(scales_ptr, pixel, inside, 3, branch)
+            k = branch * C + channels
+            normed = scale[:, None] * features * tl.load(gain_ptr + k)[None, :]
+            normed = tl.where(inside[:, None], normed + tl.load(shift_ptr + k)[None, :], 0.0)
+            weights = tl.load(weight_ptr + (tap * 3 * C + k[:, None]) * OUT_PAD + outs[None, :])
+            acc += _dot(normed, weights, PRECISION)
     _store(out_ptr, index, exists, acc, outs, C, height, width)
 
 
@@ -291,12 +307,14 @@ def _share_kernel(
     height,
     width,
     C: tl.constexpr,
+    PRECISION: tl.constexpr,
     BLOCK: tl.constexpr,
+    TILE_WIDTH: tl.constexpr,
 ):
     """``fast.attention_free_share``: the local path (each of its 2C channels a 5x5 conv over a pair of
     mixed channels, weight (25, 4C)), then the fusion's (2C, 2C) and (C, 2C) matrices on local and Fn.
     Each tap loads whole 4C-channel rows; a (4C, 2C) matrix of ones then adds each pair."""
-    index, row, col, exists = _pixels(height, width, BLOCK)
+    index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
     pairs = tl.arange(0, 2 * C)
     mixed_channels = tl.arange(0, 4 * C)
     mixed_ptr += _image_offset(height, width, 4 * C)
@@ -306,10 +324,10 @@ def _share_kernel(
         weights = tl.load(local_weight_ptr + tap * 4 * C + mixed_channels)[None, :]
         per_channel += _load_pixels(mixed_ptr, pixel, inside, 4 * C, 4 * C) * weights
     pair_sums = (mixed_channels[:, None] // 2 == pairs[None, :]).to(tl.float32)
-    local = tl.dot(per_channel, pair_sums, input_precision="ieee") + tl.load(local_bias_ptr + pairs)[None, :]
+    local = _dot(per_channel, pair_sums, PRECISION) + tl.load(local_bias_ptr + pairs)[None, :]
     local = tl.maximum(local, 0.0)
     local_mix = tl.load(local_mix_ptr + pairs[:, None] * 2 * C + pairs[None, :])
-    share = tl.dot(local, local_mix, input_precision="ieee") + tl.load(bias_ptr + pairs)[None, :]
+    share = _dot(local, local_mix, PRECISION) + tl.load(bias_ptr + pairs)[None, :]
     here = index.to(tl.int64)
     normed_ptr += _image_offset(height, width, C)
     for channel in tl.static_range(C):
@@ -329,11 +347,13 @@ def _fusion_kernel(
     height,
     width,
     C: tl.constexpr,
+    PRECISION: tl.constexpr,
     BLOCK: tl.constexpr,
+    TILE_WIDTH: tl.constexpr,
 ):
     """The fused features before the post convs: the queries ReLU(dw3(F)), ReLU(dw5(F)) (weight (25, 2C),
     3x3 zero-padded), mixed by this image's (2C, 2C) attention matrix, plus the attention-free share."""
-    index, row, col, exists = _pixels(height, width, BLOCK)
+    index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
     both = tl.arange(0, 2 * C)
     features_ptr += _image_offset(height, width, C)
     queries = tl.zeros((BLOCK, 2 * C), tl.float32) + tl.load(query_bias_ptr + both)[None, :]
@@ -345,7 +365,7 @@ def _fusion_kernel(
     mix = tl.load(mix_ptr + tl.program_id(1) * 4 * C * C + both[:, None] * 2 * C + both[None, :])
     here = index.to(tl.int64)
     share = _load_pixels(share_ptr + _image_offset(height, width, 2 * C), here, exists, 2 * C, 2 * C)
-    fused = tl.dot(queries, mix, input_precision="ieee") + share
+    fused = _dot(queries, mix, PRECISION) + share
     _store(out_ptr, index, exists, fused, both, 2 * C, height, width)
 
 
@@ -356,23 +376,25 @@ def _pixel_sums_kernel(
     out_ptr,
     left_image_stride,
     left_row_stride,
-    left_pixel_stride,
     right_image_stride,
     right_row_stride,
-    right_pixel_stride,
     height,
     width,
+    LEFT_PIXEL_STRIDE: tl.constexpr,
+    RIGHT_PIXEL_STRIDE: tl.constexpr,
     M: tl.constexpr,
     M_PAD: tl.constexpr,
     N: tl.constexpr,
     N_PAD: tl.constexpr,
     SQUARED: tl.constexpr,
+    PRECISION: tl.constexpr,
     STEPS: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     """``fast.pixel_sums`` over STEPS x BLOCK pixels of one image: their leftᵀ·right (or of the squares)
     in float32, to out[image, program] (M_PAD, N_PAD). The maps may be strided views (a tile's interior);
-    a pixel's channels are contiguous."""
+    a pixel's channels are contiguous, and the pixel strides are constants, so that Triton can tell which
+    rows of channels it may load whole."""
     ms = tl.arange(0, M_PAD)
     ns = tl.arange(0, N_PAD)
     image = tl.program_id(1).to(tl.int64)
@@ -383,13 +405,13 @@ def _pixel_sums_kernel(
         index = (tl.program_id(0) * STEPS + step) * BLOCK + tl.arange(0, BLOCK)
         exists = index < height * width
         row, col = (index // width).to(tl.int64), (index % width).to(tl.int64)
-        left_at = left_ptr + (row * left_row_stride + col * left_pixel_stride)[:, None] + ms[None, :]
-        right_at = right_ptr + (row * right_row_stride + col * right_pixel_stride)[:, None] + ns[None, :]
+        left_at = left_ptr + (row * left_row_stride + col * LEFT_PIXEL_STRIDE)[:, None] + ms[None, :]
+        right_at = right_ptr + (row * right_row_stride + col * RIGHT_PIXEL_STRIDE)[:, None] + ns[None, :]
         left = tl.load(left_at, mask=exists[:, None] & (ms < M)[None, :], other=0.0).to(tl.float32)
         right = tl.load(right_at, mask=exists[:, None] & (ns < N)[None, :], other=0.0).to(tl.float32)
         if SQUARED:
             left, right = left * left, right * right
-        acc += tl.dot(tl.trans(left), right, input_precision="ieee")
+        acc += tl.dot(tl.trans(left), right, input_precision=PRECISION)
     out_ptr += (image * tl.num_programs(0) + tl.program_id(0)) * M_PAD * N_PAD
     tl.store(out_ptr + ms[:, None] * N_PAD + ns[None, :], acc)
 
@@ -397,14 +419,18 @@ def _pixel_sums_kernel(
 def _launch(kernel: triton.JITFunction, like: Tensor, *arguments: object, **constants: object) -> None:
     """Runs ``kernel`` over the pixels of the (B, C, H, W) map ``like``: its arguments, then H and W."""
     batch, _, height, width = like.shape
-    grid = (triton.cdiv(height * width, BLOCK), batch)
-    kernel[grid](*arguments, height, width, **constants, BLOCK=BLOCK, num_warps=WARPS)
+    tile_width = min(TILE_WIDTH, BLOCK)
+    programs = triton.cdiv(width, tile_width) * triton.cdiv(height, BLOCK // tile_width) if tile_width else 0
+    grid = (programs or triton.cdiv(height * width, BLOCK), batch)
+    kernel[grid](*arguments, height, width, **constants, BLOCK=BLOCK, TILE_WIDTH=tile_width, num_warps=WARPS)
 
 
-def dot_precision() -> str:
-    """How the kernels' matrix products treat float32 maps: in TF32 where PyTorch lets cuDNN use it (its
-    default), as the eager convolutions do, else in float32."""
-    return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+def dot_precision(like: Tensor) -> str:
+    """How the kernels' matrix products run for maps like ``like``: in TF32, whose 10-bit mantissa is
+    float16's (so no coarser than 16-bit maps, and a dense tap needs only 8 input channels, not 16); for
+    float32 maps only where PyTorch lets cuDNN use TF32 (its default), as the eager convolutions do, else
+    in float32."""
+    return "tf32" if like.dtype != torch.float32 or torch.backends.cudnn.allow_tf32 else "ieee"
 
 
 def _parameter(x: Tensor, like: Tensor) -> Tensor:
@@ -444,11 +470,12 @@ def conv(
     arguments = (x, taps, _parameter(bias, x), residual, out, slope)
     constants = {"DEPTHWISE": depthwise, "REPLICATE": replicate, "ACTIVATION": activation}
     constants["RESIDUAL"] = residual is not out
-    # A dense tap's matrix product (tl.dot) wants both of its sides at least 16 channels wide.
-    least = 1 if depthwise else 16
-    pads = (max(least, triton.next_power_of_2(c)) for c in (x.shape[1], out_channels))
-    channels = dict(zip(("IN_PAD", "OUT_PAD"), pads, strict=True), IN=x.shape[1], OUT=out_channels)
-    _launch(_conv_kernel, x, *arguments, **channels, SIZE=size, **constants, PRECISION=dot_precision())
+    # A dense tap's matrix product (tl.dot) wants at least 8 input and 16 output channels.
+    in_pad, out_pad = (triton.next_power_of_2(c) for c in (x.shape[1], out_channels))
+    if not depthwise:
+        in_pad, out_pad = max(8, in_pad), max(16, out_pad)
+    channels = {"IN": x.shape[1], "IN_PAD": in_pad, "OUT": out_channels, "OUT_PAD": out_pad}
+    _launch(_conv_kernel, x, *arguments, **channels, SIZE=size, **constants, PRECISION=dot_precision(x))
     return out
 
 
@@ -462,8 +489,10 @@ def pixel_sums(left: Tensor, right: Tensor, squared: bool = False) -> Tensor:
     m_pad, n_pad = (max(16, triton.next_power_of_2(c)) for c in (m, n))
     runs = triton.cdiv(height * width, SUMS_STEPS * BLOCK)
     partial = torch.empty(batch, runs, m_pad, n_pad, dtype=torch.float32, device=left.device)
-    strides = [x.stride(dim) for x in (left, right) for dim in (0, 2, 3)]
-    constants = {"M": m, "M_PAD": m_pad, "N": n, "N_PAD": n_pad, "SQUARED": squared, "STEPS": SUMS_STEPS}
+    strides = [x.stride(dim) for x in (left, right) for dim in (0, 2)]
+    constants = {"LEFT_PIXEL_STRIDE": left.stride(3), "RIGHT_PIXEL_STRIDE": right.stride(3)}
+    constants |= {"M": m, "M_PAD": m_pad, "N": n, "N_PAD": n_pad, "SQUARED": squared, "STEPS": SUMS_STEPS}
+    constants["PRECISION"] = SUMS_PRECISION
     grid = (runs, batch)
     _pixel_sums_kernel[grid](
         left, right, partial, *strides, height, width, **constants, BLOCK=BLOCK, num_warps=WARPS
@@ -492,13 +521,12 @@ def normalize(
     features, scales = fast.channels_last(features), fast.channels_last(scales)
     channels = features.shape[1]
     out = fast.empty_map(features, channels)
-    columns, out_pad = triton.next_power_of_2(3 * channels), max(16, channels)
-    affine = fast.instance_norm_affine(norm, mean, variance)
-    gain, shift = (_parameter(F.pad(x, (0, columns - 3 * channels)), features) for x in affine)
+    out_pad = max(16, channels)  # a matrix product's output is at least 16 wide
+    gain, shift = (_parameter(x, features) for x in fast.instance_norm_affine(norm, mean, variance))
     weight, bias = fast.folded_tails(norm)
-    taps = F.pad(_taps(weight, features), (0, out_pad - channels, 0, columns - 3 * channels))
-    tails = (taps.contiguous(), _parameter(F.pad(bias, (0, out_pad - channels)), features))
-    constants = {"C": channels, "K": columns, "OUT_PAD": out_pad, "PRECISION": dot_precision()}
+    taps = F.pad(_taps(weight, features), (0, out_pad - channels)).contiguous()
+    tails = (taps, _parameter(F.pad(bias, (0, out_pad - channels)), features))
+    constants = {"C": channels, "OUT_PAD": out_pad, "PRECISION": dot_precision(features)}
     _launch(_normed_kernel, features, features, scales, gain, shift, *tails, out, **constants)
     return out
 
@@ -517,7 +545,8 @@ def attention_free_share(block: RegionAwareMixedBlock, normed: Tensor, mixed: Te
     fusion, bias = fast.fusion_without_attention(block)
     local = (_depthwise_taps(local_weight, normed), _parameter(local_bias, normed))
     mixes = (_parameter(fusion[:, channels:].T, normed), _parameter(fusion[:, :channels].T, normed))
-    _launch(_share_kernel, normed, normed, mixed, *local, *mixes, _parameter(bias, normed), out, C=channels)
+    arguments = (normed, mixed, *local, *mixes, _parameter(bias, normed), out)
+    _launch(_share_kernel, normed, *arguments, C=channels, PRECISION=dot_precision(normed))
     return out
 
 
@@ -532,7 +561,8 @@ def block_output(
     query_bias = torch.cat([mssa.conv3x3_q.bias, mssa.conv5x5_q.bias])
     queries = (_depthwise_taps(query_weight, features), _parameter(query_bias, features))
     mix = _parameter(fast.fusion_of_attention(block, attention).transpose(1, 2), features)
-    _launch(_fusion_kernel, features, features, attention_free, *queries, mix, fused, C=channels)
+    arguments = (features, attention_free, *queries, mix, fused)
+    _launch(_fusion_kernel, features, *arguments, C=channels, PRECISION=dot_precision(features))
     first, activation, last = block.post
     hidden = conv(fused, first.weight, first.bias, LEAKY, activation.negative_slope)
     return conv(hidden, last.weight, last.bias, residual=features)
