@@ -294,8 +294,8 @@ SAVERS: dict[str, Callable[[RECNet, Path], object]] = {
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("model.pth", "not a readable PyTorch checkpoint"),
-        ("model.safetensors", "not a valid safetensors file"),
+        ("model.pth", "not a readable PyTorch checkpoint (cut short or damaged: its end is missing; copy"),
+        ("model.safetensors", "not a valid safetensors file ("),
     ],
 )
 def test_damaged_files_are_reported(tmp_path: Path, small_model: RECNet, name: str, reason: str) -> None:
@@ -303,7 +303,15 @@ def test_damaged_files_are_reported(tmp_path: Path, small_model: RECNet, name: s
     SAVERS[name](small_model, path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a download cut short
 
-    assert load_error(str(path)).startswith(f"{path}: {reason} (")
+    assert load_error(str(path)).startswith(f"{path}: {reason}")
+
+
+def test_a_pickled_checkpoint_cut_short_is_called_so(tmp_path: Path, small_model: RECNet) -> None:
+    path = tmp_path / "old.pth"
+    torch.save(small_model.state_dict(), path, _use_new_zipfile_serialization=False)
+    path.write_bytes(path.read_bytes()[:-100])
+
+    assert "(cut short or damaged: its end is missing;" in load_error(str(path))
 
 
 @pytest.mark.parametrize("name", SAVERS)

@@ -69,6 +69,8 @@ UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose mod
 
 
 WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt state dict"
+# Why a checkpoint whose end is missing (a zip archive without its directory, a pickle that stops) fails.
+CUT_SHORT = "its end is missing; copy or download it again"
 
 
 def load_weights(path: Path, label: str) -> RECNet:
@@ -192,9 +194,13 @@ def read_checkpoint(path: Path, label: str, kind: str = "RECNet checkpoint") -> 
             f"{label}: {not_safe} ({unsafe_pickle_reason(error)}); {WHAT_RECNET_READS}"
         ) from error
     except Exception as error:  # a damaged file raises KeyError, RuntimeError, EOFError, zip errors, ...
-        raise WeightsError(
-            f"{label}: not a readable PyTorch checkpoint ({type(error).__name__}: {first_line(error)})"
-        ) from error
+        # A zip archive keeps its directory at its end; an old-style (pickled) one stops mid-stream.
+        ends_early = isinstance(error, EOFError) or "unexpected EOF" in str(error)
+        if ends_early or (head == ZIP_SIGNATURE and not zipfile.is_zipfile(path)):
+            reason = f"cut short or damaged: {CUT_SHORT}"
+        else:
+            reason = f"{type(error).__name__}: {first_line(error)}"
+        raise WeightsError(f"{label}: not a readable PyTorch checkpoint ({reason})") from error
 
 
 def is_torchscript(file: BinaryIO) -> bool:
