@@ -312,8 +312,9 @@ def _share_kernel(
     TILE_WIDTH: tl.constexpr,
 ):
     """``fast.attention_free_share``: the local path (each of its 2C channels a 5x5 conv over a pair of
-    mixed channels, weight (25, 4C)), then the fusion's (2C, 2C) and (C, 2C) matrices on local and Fn.
-    Each tap loads whole 4C-channel rows; a (4C, 2C) matrix of ones then adds each pair."""
+    mixed channels, weight (25, 4C)), then the fusion's (2C, 2C) and (C, 2C) matrices on local and Fn,
+    as matrix products. Each tap loads whole 4C-channel rows; a (4C, 2C) matrix of ones then adds each
+    pair."""
     index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
     pairs = tl.arange(0, 2 * C)
     mixed_channels = tl.arange(0, 4 * C)
@@ -329,10 +330,9 @@ def _share_kernel(
     local_mix = tl.load(local_mix_ptr + pairs[:, None] * 2 * C + pairs[None, :])
     share = _dot(local, local_mix, PRECISION) + tl.load(bias_ptr + pairs)[None, :]
     here = index.to(tl.int64)
-    normed_ptr += _image_offset(height, width, C)
-    for channel in tl.static_range(C):
-        value = _load_channel(normed_ptr, here, exists, C, channel)
-        share += value[:, None] * tl.load(normed_mix_ptr + channel * 2 * C + pairs)[None, :]
+    normed = _load_pixels(normed_ptr + _image_offset(height, width, C), here, exists, C, C)
+    normed_mix = tl.load(normed_mix_ptr + tl.arange(0, C)[:, None] * 2 * C + pairs[None, :])
+    share += _dot(normed, normed_mix, PRECISION)
     _store(out_ptr, index, exists, share, pairs, 2 * C, height, width)
 
 
