@@ -169,7 +169,8 @@ def fused_inference(
         eager = fast_forward(model, typed)[0]
         print(f"eager {precision} vs eager fp32: {eight_bit_agreement(eager, expected)}", flush=True)
         del output, eager
-        default = triton_stages.BLOCK, triton_stages.WARPS, triton_stages.TILE_WIDTH
+        # An earlier version of the kernels (gpu-session.sh check) has no TILE_WIDTH, and ignores it.
+        default = triton_stages.BLOCK, triton_stages.WARPS, getattr(triton_stages, "TILE_WIDTH", 0)
         for config in configs.split(","):
             block, warps, tile_width = (int(x) for x in config.split("x"))
             triton_stages.BLOCK, triton_stages.WARPS, triton_stages.TILE_WIDTH = block, warps, tile_width
