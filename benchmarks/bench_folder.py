@@ -14,6 +14,12 @@ can beat the codec's one-photo-at-a-time figure. Writes benchmarks/results/folde
 
     python benchmarks/bench_folder.py --device cuda --mp 12 --count 24
     python benchmarks/bench_folder.py --device cpu --mp 2 --count 6
+    python benchmarks/bench_folder.py --device cuda --fused --name fused-
+
+On a GPU the command may lag the model (1.5x its time on an H200 on 2026-12-04). One guess is that the
+compute thread's kernel launches, hundreds a photo in the eager path, wait for the GIL while the writer
+threads finish photos: ``--fused`` launches far fewer, and ``--switch-interval S`` runs the command with
+Python's GIL switch interval at S seconds (5 ms by default), so that the two can tell.
 """
 
 from __future__ import annotations
@@ -88,7 +94,7 @@ def host_seconds(paths: list[Path], scratch: Path, depth: int) -> float:
     return time.perf_counter() - start
 
 
-def model_seconds(paths: list[Path], device: str, precision: str, tile: str) -> float:
+def model_seconds(paths: list[Path], device: str, precision: str, tile: str, fused: bool) -> float:
     """The model alone, on decoded pixels, after one warm-up photo: what the command's compute thread
     does (``Corrector.start``); the strength and blend happen in its writer threads."""
     devices = pick_devices(device)
@@ -97,6 +103,7 @@ def model_seconds(paths: list[Path], device: str, precision: str, tile: str) -> 
         devices[:1],
         [pick_dtype(precision, devices[0])],
         "auto" if tile == "auto" else int(tile),
+        fused=fused,
     )
     photos = [read_photo(path).pixels for path in paths]
     corrector.correct(photos[0])
@@ -110,10 +117,16 @@ def model_seconds(paths: list[Path], device: str, precision: str, tile: str) -> 
     return time.perf_counter() - start
 
 
-def command_seconds(folder: Path, output: Path, device: str, precision: str, tile: str) -> float:
+def command_seconds(folder: Path, output: Path, args: argparse.Namespace) -> float:
     """`recnet correct` on the folder: the batch's own time from its JSON summary."""
-    command = [sys.executable, "-m", "recnet_cli", "correct", str(folder), "-o", str(output), "--json"]
-    command += ["--device", device, "--precision", precision, "--tile", tile, "--quiet"]
+    command = [sys.executable, "-m", "recnet_cli"]
+    if args.switch_interval:
+        run = "import runpy, sys; sys.setswitchinterval(float(sys.argv.pop(1))); "
+        run += "runpy.run_module('recnet_cli', run_name='__main__', alter_sys=True)"
+        command = [sys.executable, "-c", run, str(args.switch_interval)]
+    command += ["correct", str(folder), "-o", str(output), "--json", "--device", args.device]
+    command += ["--precision", args.precision, "--tile", args.tile, "--quiet"]
+    command += ["--fused"] if args.fused else []
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode:
         sys.exit(f"recnet correct exited {completed.returncode}: {completed.stderr.strip()[-2000:]}")
@@ -127,6 +140,10 @@ def main() -> None:
     parser.add_argument("--tile", default="auto")
     parser.add_argument("--mp", type=float, default=12.0, help="photo size in megapixels")
     parser.add_argument("--count", type=int, default=16, help="number of photos")
+    parser.add_argument("--fused", action="store_true", help="the model and the command with --fused")
+    parser.add_argument(
+        "--switch-interval", type=float, help="the command's GIL switch interval, seconds (default Python's)"
+    )
     add_name_option(parser)
     args = parser.parse_args()
 
@@ -141,10 +158,8 @@ def main() -> None:
         seconds = {
             "codec": codec_seconds(paths, root / "codec"),
             f"host ({depth} photos in flight)": host_seconds(paths, root / "host", depth),
-            "model": model_seconds(paths, args.device, args.precision, args.tile),
-            "recnet correct": command_seconds(
-                root / "in", root / "out", args.device, args.precision, args.tile
-            ),
+            "model": model_seconds(paths, args.device, args.precision, args.tile, args.fused),
+            "recnet correct": command_seconds(root / "in", root / "out", args),
         }
     codec, _, model, command = seconds.values()
     first_device = pick_devices(args.device)[0]
@@ -156,7 +171,10 @@ def main() -> None:
     lines = [
         f"# A folder of {args.count} JPEGs of {args.mp:g} MP on {device_text}",
         "",
-        f"torch {torch.__version__}; bundled model, precision {args.precision}, tile {args.tile}. "
+        f"torch {torch.__version__}; bundled model, precision {args.precision}, tile {args.tile}"
+        + (", fused kernels" if args.fused else "")
+        + (f", GIL switch interval {args.switch_interval * 1000:g} ms" if args.switch_interval else "")
+        + ". "
         "codec: decode + encode/write one after another; host: the command's reading, finishing and "
         "writing alone, in threads as a GPU lane runs them; model: the model alone; recnet correct: the "
         "command's batch time (read-ahead and write-behind threads).",
@@ -169,6 +187,7 @@ def main() -> None:
         f"{command / (codec + model):.2f}x their sum.",
     ]
     summary = {"device": device_text, "megapixels": args.mp, "count": args.count, "rows": rows}
+    summary |= {"precision": args.precision, "fused": args.fused, "switch_interval": args.switch_interval}
     write_tables(args.name + "folder-", device_text, summary, "\n".join(lines) + "\n")
     print("\n".join(lines))
 

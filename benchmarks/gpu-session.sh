@@ -12,8 +12,9 @@
 #       settings, a profile), the same for each earlier version of the kernels under local/variants (see
 #       below), and whole-image inference at 1-24 MP against the reference: about 7.5 minutes at most.
 #   bash benchmarks/gpu-session.sh throughput
-#       24 MP and 45 MP in strips of 1024 (the 2 GiB target) and whole, a folder of 12 MP JPEGs through
-#       `recnet correct` (and its host side alone), and training steps: about 6.5 minutes.
+#       24 MP and 45 MP in strips of 1024 (the 2 GiB target) and whole, and a folder of 12 MP JPEGs through
+#       `recnet correct` (and its host side alone), as it is, with --fused and with a 0.2 ms GIL switch
+#       interval: about 6 minutes. Training steps (119 ms a bf16 step on 2026-12-04): `profile`.
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
 #       benchmarks/profile_gpu.py: warmed-up timings and profiler tables of inference and a training step.
 #   bash benchmarks/gpu-session.sh train MINUTES [STEPS [extra recnet train options]]
@@ -76,8 +77,11 @@ throughput() {
         --tile 1024 --precisions fp16,fp32
     part 120 large python3 benchmarks/bench_inference.py --name large- --sizes 45 \
         --modes fused-whole,fused-tiled --tile 1024 --precisions fp16,fp32
-    part 75 training python3 benchmarks/bench_training.py --steps 10 --precisions bf16
-    part 90 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
+    # The command ran at 1.5x the model's time on 2026-12-04: fewer launches, or a shorter GIL switch interval?
+    part 70 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
+    part 70 folder-fused python3 benchmarks/bench_folder.py --mp 12 --count 16 --fused --name fused-
+    part 70 folder-switch python3 benchmarks/bench_folder.py --mp 12 --count 16 --switch-interval 0.0002 \
+        --name switch-
     tar -cf "$OUT/results.tar" benchmarks/results
 }
 
