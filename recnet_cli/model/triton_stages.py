@@ -46,7 +46,7 @@ WARPS = int(os.environ.get("RECNET_TRITON_WARPS", "4"))
 TILE_WIDTH = int(os.environ.get("RECNET_TRITON_TILE_WIDTH", "0"))
 NONE, RELU, LEAKY = 0, 1, 2  # activations after a convolution
 # Runs of BLOCK pixels that one program of the pixel sums adds up in float32, before float64 takes over;
-# its products run on tensor cores in three TF32 passes, which are as exact as float32.
+# its products run on tensor cores in three TF32 passes, nearly as exact as float32.
 SUMS_STEPS = 16
 SUMS_PRECISION = "tf32x3"
 
