@@ -419,9 +419,12 @@ def _pixel_sums_kernel(
 def _launch(kernel: triton.JITFunction, like: Tensor, *arguments: object, **constants: object) -> None:
     """Runs ``kernel`` over the pixels of the (B, C, H, W) map ``like``: its arguments, then H and W."""
     batch, _, height, width = like.shape
-    tile_width = min(TILE_WIDTH, BLOCK)
-    programs = triton.cdiv(width, tile_width) * triton.cdiv(height, BLOCK // tile_width) if tile_width else 0
-    grid = (programs or triton.cdiv(height * width, BLOCK), batch)
+    if TILE_WIDTH:
+        tile_width = min(TILE_WIDTH, BLOCK)
+        programs = triton.cdiv(width, tile_width) * triton.cdiv(height, BLOCK // tile_width)
+    else:
+        tile_width, programs = 0, triton.cdiv(height * width, BLOCK)
+    grid = (programs, batch)
     kernel[grid](*arguments, height, width, **constants, BLOCK=BLOCK, TILE_WIDTH=tile_width, num_warps=WARPS)
 
 
