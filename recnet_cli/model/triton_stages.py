@@ -49,6 +49,8 @@ NONE, RELU, LEAKY = 0, 1, 2  # activations after a convolution
 # its products run on tensor cores in three TF32 passes, nearly as exact as float32.
 SUMS_STEPS = 16
 SUMS_PRECISION = "tf32x3"
+# The narrowest a matrix product's (tl.dot's) rows and columns may be, and its inner side in TF32.
+PRODUCT_WIDTH, PRODUCT_DEPTH = 16, 8
 
 # Triton compiles a kernel again for each pattern of its integer arguments (1, a multiple of 16, other).
 # Photo and tile sizes vary, and the kernels gain nothing from knowing them, so the sizes are left general.
@@ -428,6 +430,11 @@ def _launch(kernel: triton.JITFunction, like: Tensor, *arguments: object, **cons
     kernel[grid](*arguments, height, width, **constants, BLOCK=BLOCK, TILE_WIDTH=tile_width, num_warps=WARPS)
 
 
+def product_width(channels: int) -> int:
+    """``channels`` as a side of a matrix product: a power of two, at least PRODUCT_WIDTH."""
+    return max(PRODUCT_WIDTH, triton.next_power_of_2(channels))
+
+
 def dot_precision(like: Tensor) -> str:
     """How the kernels' matrix products run for maps like ``like``: in TF32, whose 10-bit mantissa is
     float16's (so no coarser than 16-bit maps, and a dense tap needs only 8 input channels, not 16); for
@@ -473,10 +480,9 @@ def conv(
     arguments = (x, taps, _parameter(bias, x), residual, out, slope)
     constants = {"DEPTHWISE": depthwise, "REPLICATE": replicate, "ACTIVATION": activation}
     constants["RESIDUAL"] = residual is not out
-    # A dense tap's matrix product (tl.dot) wants at least 8 input and 16 output channels.
     in_pad, out_pad = (triton.next_power_of_2(c) for c in (x.shape[1], out_channels))
-    if not depthwise:
-        in_pad, out_pad = max(8, in_pad), max(16, out_pad)
+    if not depthwise:  # a dense tap is a matrix product
+        in_pad, out_pad = max(PRODUCT_DEPTH, in_pad), product_width(out_channels)
     channels = {"IN": x.shape[1], "IN_PAD": in_pad, "OUT": out_channels, "OUT_PAD": out_pad}
     _launch(_conv_kernel, x, *arguments, **channels, SIZE=size, **constants, PRECISION=dot_precision(x))
     return out
@@ -488,8 +494,7 @@ def pixel_sums(left: Tensor, right: Tensor, squared: bool = False) -> Tensor:
     left, right = (x if x.stride(1) == 1 else fast.channels_last(x) for x in (left, right))
     batch, m, height, width = left.shape
     n = right.shape[1]
-    # tl.dot wants each side at least 16 wide; the loads leave the padding zero.
-    m_pad, n_pad = (max(16, triton.next_power_of_2(c)) for c in (m, n))
+    m_pad, n_pad = product_width(m), product_width(n)  # the loads leave the padding zero
     runs = triton.cdiv(height * width, SUMS_STEPS * BLOCK)
     partial = torch.empty(batch, runs, m_pad, n_pad, dtype=torch.float32, device=left.device)
     strides = [x.stride(dim) for x in (left, right) for dim in (0, 2)]
@@ -524,7 +529,7 @@ def normalize(
     features, scales = fast.channels_last(features), fast.channels_last(scales)
     channels = features.shape[1]
     out = fast.empty_map(features, channels)
-    out_pad = max(16, channels)  # a matrix product's output is at least 16 wide
+    out_pad = product_width(channels)
     gain, shift = (_parameter(x, features) for x in fast.instance_norm_affine(norm, mean, variance))
     weight, bias = fast.folded_tails(norm)
     taps = F.pad(_taps(weight, features), (0, out_pad - channels)).contiguous()
