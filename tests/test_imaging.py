@@ -42,6 +42,7 @@ from recnet_cli.imaging import (
 )
 from recnet_cli.imaging.metadata import iptc_datasets
 from recnet_cli.imaging.notices import output_notices
+from recnet_cli.imaging.photo import Metadata
 from recnet_cli.train.data import read_rgb
 
 SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -189,6 +190,33 @@ def test_jpeg_quality_and_subsampling(tmp_path):
     with Image.open(tmp_path / "high.jpg") as high, Image.open(tmp_path / "low.jpg") as low:
         assert high.layer[0][1:3] == (1, 1) and low.layer[0][1:3] == (2, 2)  # 4:4:4 vs 4:2:0
     assert (tmp_path / "low.jpg").stat().st_size < (tmp_path / "high.jpg").stat().st_size
+
+
+@pytest.mark.parametrize("quality", [95, 60])
+@pytest.mark.parametrize("channels", [3, 1])
+def test_a_jpeg_is_byte_for_byte_the_one_pillow_writes(quality: int, channels: int) -> None:
+    # OpenCV encodes the picture (it lets Python's other threads run meanwhile) behind the metadata as
+    # Pillow writes it: EXIF with a maker note, an ICC profile longer than one segment holds, the
+    # resolution, XMP with its extended part and an IPTC record
+    extended, captioned = read_photo(EXTENDED_XMP), read_photo(IPTC_FIXTURES / "iptc-caption.jpg")
+    long_profile = SRGB_PROFILE + bytes(70_000)
+    metadata = Metadata(
+        exif=read_photo(CANON).exif,
+        icc_profile=long_profile if channels == 3 else GREY_PROFILE,
+        dpi=(300.0, 300.0),
+        xmp=extended.xmp,
+        iptc=captioned.iptc,
+        extended_xmp=extended.extended_xmp,
+    )
+    assert None not in (metadata.exif, metadata.xmp, metadata.iptc, metadata.extended_xmp)
+    samples = gradient_rgb8(37, 53)[..., :channels]
+    written = io.BytesIO()
+    imaging.write._write_samples(written, "JPEG", samples, quality, metadata)
+
+    expected = io.BytesIO()
+    picture = Image.fromarray(samples.squeeze(axis=2) if channels == 1 else samples)
+    picture.save(expected, format="JPEG", **imaging.write._pillow_options("JPEG", quality, metadata))
+    assert written.getvalue() == expected.getvalue()
 
 
 @pytest.mark.parametrize("extension", ["png", "tif"])

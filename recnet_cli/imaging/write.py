@@ -216,22 +216,56 @@ def _write_samples(
 ) -> None:
     """Write H x W x C samples (grey or RGB, then optional alpha; uint8 or uint16) in ``fmt`` into ``file``.
 
-    PNG and TIFF use recnet's encoders, which handle 16-bit colour and keep the EXIF block whole; HEIF uses
-    pillow-heif (uint16 samples are 10-bit codes there); the rest use Pillow.
+    PNG and TIFF use recnet's encoders, which handle 16-bit colour and keep the EXIF block whole; JPEG uses
+    OpenCV for the picture and Pillow for the metadata (see ``_write_jpeg``); HEIF uses pillow-heif (uint16
+    samples are 10-bit codes there); the rest use Pillow.
     """
     if fmt == "HEIF":
         _write_heif(file, samples, quality, metadata)
+    elif fmt == "JPEG":
+        _write_jpeg(file, samples, quality, metadata)
     elif fmt == "PNG":
         _write_png(file, samples, metadata)
     elif fmt == "TIFF":
         file.write(_encode_tiff(samples, metadata))
     else:
         image = Image.fromarray(samples.squeeze(axis=2) if samples.shape[2] == 1 else samples)
-        # Into memory, then to the file: Pillow's JPEG encoder writes to a file's descriptor itself and
-        # ignores a short write, so a full disk left a cut JPEG that passed for a finished one.
+        # Into memory, then to the file: Pillow's encoders write to a file's descriptor themselves and
+        # ignore a short write, so a full disk left a cut JPEG that passed for a finished one.
         encoded = io.BytesIO()
         image.save(encoded, format=fmt, **_pillow_options(fmt, quality, metadata))
         file.write(encoded.getbuffer())
+
+
+def _write_jpeg(file: BinaryIO, samples: np.ndarray, quality: int, metadata: Metadata) -> None:
+    """A JPEG of H x W x C uint8 samples (grey or RGB): the metadata segments as Pillow writes them (from a
+    one-pixel picture), then the picture as OpenCV encodes it. Both use libjpeg-turbo with the same
+    settings, so the file is the one Pillow writes, but OpenCV lets Python's other threads run while it
+    encodes, where Pillow's encoder holds the GIL for all but the last write: with Pillow, a GPU lane's
+    writer threads kept its compute thread from launching kernels (``benchmarks/bench_gil.py``)."""
+    options = _pillow_options("JPEG", quality, metadata)
+    grey = samples.shape[2] == 1
+    header = io.BytesIO()
+    Image.new("L" if grey else "RGB", (1, 1)).save(header, format="JPEG", **options)
+    settings = [cv2.IMWRITE_JPEG_QUALITY, quality]
+    if options.get("subsampling") == 0:
+        settings += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    pixels = samples if grey else cv2.cvtColor(samples, cv2.COLOR_RGB2BGR)
+    encoded, picture = cv2.imencode(".jpg", pixels, settings)
+    if not encoded:
+        raise Unencodable("OpenCV's JPEG encoder failed on this picture; write PNG or TIFF instead")
+    file.write(header.getbuffer()[: _frame_start(header.getbuffer())])
+    picture = memoryview(picture.reshape(-1))
+    file.write(picture[_frame_start(picture) :])
+
+
+def _frame_start(jpeg: memoryview) -> int:
+    """Where a JPEG's frame begins: after its start-of-image marker and the APPn and COM segments (the
+    metadata) that follow it."""
+    at = 2
+    while jpeg[at] == 0xFF and (0xE0 <= jpeg[at + 1] <= 0xEF or jpeg[at + 1] == 0xFE):
+        at += 2 + int.from_bytes(jpeg[at + 2 : at + 4], "big")
+    return at
 
 
 def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, object]:
