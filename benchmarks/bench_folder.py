@@ -16,10 +16,11 @@ can beat the codec's one-photo-at-a-time figure. Writes benchmarks/results/folde
     python benchmarks/bench_folder.py --device cpu --mp 2 --count 6
     python benchmarks/bench_folder.py --device cuda --fused --name fused-
 
-On a GPU the command may lag the model (1.5x its time on an H200 on 2026-12-04). One guess is that the
-compute thread's kernel launches, hundreds a photo in the eager path, wait for the GIL while the writer
-threads finish photos: ``--fused`` launches far fewer, and ``--switch-interval S`` runs the command with
-Python's GIL switch interval at S seconds (5 ms by default), so that the two can tell.
+On a GPU the command lagged the model (1.5x its time on an H200 on 2026-12-04). The likeliest cause: the
+compute thread's kernel launches, hundreds a photo in the eager path, each take the GIL, which Pillow's
+JPEG encoder held in the writer threads throughout each photo (``bench_gil.py`` measures it; JPEGs are
+encoded by OpenCV since). ``--fused`` launches far fewer kernels, and ``--switch-interval S`` runs the
+command with Python's GIL switch interval at S seconds (5 ms by default), to tell what remains.
 """
 
 from __future__ import annotations
@@ -70,6 +71,14 @@ def codec_seconds(paths: list[Path], scratch: Path) -> float:
     return time.perf_counter() - start
 
 
+def stand_in_correction(corrector: Corrector, photo: Photo) -> PendingCorrection:
+    """A correction of ``photo`` with the photo standing in for the model's output (and its green channel
+    for the mask): finishing it is the host's same work. The photo is copied, as a GPU lane's compute thread
+    copies each photo into pinned memory."""
+    pixels = torch.from_numpy(photo.pixels.copy())
+    return PendingCorrection(corrector, photo.pixels, pixels, pixels[..., 1].contiguous())
+
+
 def host_seconds(paths: list[Path], scratch: Path, depth: int) -> float:
     """The command's host side alone, as a GPU lane runs it: ``depth`` photos read ahead and written
     behind in threads, each correction finished (its strength under ``--strength auto``, the blend) and
@@ -78,9 +87,7 @@ def host_seconds(paths: list[Path], scratch: Path, depth: int) -> float:
     corrector = Corrector(loaded.model, HOST, strength="auto", calibration=strength_calibration(loaded))
 
     def compute(job: Job, photo: Photo) -> PendingCorrection:
-        # A GPU lane's compute thread copies each photo into pinned memory: the same copy, no model.
-        pixels = torch.from_numpy(photo.pixels.copy())
-        return PendingCorrection(corrector, photo.pixels, pixels, pixels[..., 1].contiguous())
+        return stand_in_correction(corrector, photo)
 
     def write(job: Job, photo: Photo, pending: PendingCorrection) -> float:
         write_photo(job.target, pending.result().image, like=photo, quality=95)

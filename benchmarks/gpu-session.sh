@@ -14,7 +14,7 @@
 #   bash benchmarks/gpu-session.sh throughput
 #       24 MP and 45 MP in strips of 1024 (the 2 GiB target) and whole, and a folder of 12 MP JPEGs through
 #       `recnet correct` (and its host side alone), as it is, with --fused and with a 0.2 ms GIL switch
-#       interval: about 6 minutes. Training steps (119 ms a bf16 step on 2026-12-04): `profile`.
+#       interval, then how much the host threads hold the GIL (bench_gil.py): about 7 minutes. Training steps (119 ms a bf16 step on 2026-12-04): `profile`.
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
 #       benchmarks/profile_gpu.py: warmed-up timings and profiler tables of inference and a training step.
 #   bash benchmarks/gpu-session.sh train MINUTES [STEPS [extra recnet train options]]
@@ -77,11 +77,14 @@ throughput() {
         --tile 1024 --precisions fp16,fp32
     part 120 large python3 benchmarks/bench_inference.py --name large- --sizes 45 \
         --modes fused-whole,fused-tiled --tile 1024 --precisions fp16,fp32
-    # The command ran at 1.5x the model's time on 2026-12-04: fewer launches, or a shorter GIL switch interval?
+    # The command ran at 1.5x the model's time on 2026-12-04, when Pillow's JPEG encoder held the GIL in the
+    # writer threads (OpenCV encodes since): does it keep up now? If not, fewer launches, or a shorter switch
+    # interval? And how much do the readers (Pillow's decoder) hold the compute thread up on this machine?
     part 70 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
     part 70 folder-fused python3 benchmarks/bench_folder.py --mp 12 --count 16 --fused --name fused-
     part 70 folder-switch python3 benchmarks/bench_folder.py --mp 12 --count 16 --switch-interval 0.0002 \
         --name switch-
+    part 50 gil python3 benchmarks/bench_gil.py --mp 12 --threads 4 --seconds 8 --name gpu-host-
     tar -cf "$OUT/results.tar" benchmarks/results
 }
 
