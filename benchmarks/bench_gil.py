@@ -101,11 +101,16 @@ def main() -> None:
     parser.add_argument("--mp", type=float, default=12.0, help="photo size in megapixels")
     parser.add_argument("--threads", type=int, default=1, help="host threads")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each measurement runs")
+    parser.add_argument(
+        "--switch-interval", type=float, help="Python's GIL switch interval, seconds (default Python's)"
+    )
     add_name_option(parser)
     args = parser.parse_args()
 
     loaded = load_model(None)
     corrector = Corrector(loaded.model, HOST, strength="auto", calibration=strength_calibration(loaded))
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     cv2.setNumThreads(1)  # OpenCV's own threads would take the operations' core: the waits are the GIL's
     with tempfile.TemporaryDirectory(prefix="recnet-gil-") as temporary:
         (source,) = make_photos(Path(temporary), 1, args.mp)
@@ -135,8 +140,9 @@ def main() -> None:
         f"photos as {args.format}",
         "",
         f"{device_text}; Python {sys.version.split()[0]}, torch {torch.__version__}, "
-        f"{args.seconds:g} s each. Waiting a photo: the operations' time in waits over 1 ms, less that "
-        "of the operations alone, per photo the host threads did.",
+        f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms, {args.seconds:g} s each. Waiting a "
+        "photo: the operations' time in waits over 1 ms, less that of the operations alone, per photo the "
+        "host threads did.",
         "",
         "| host work | operations/s | of alone | waits over 1 ms | time in them | photos | waiting a photo |",
         "|---|---|---|---|---|---|---|",
