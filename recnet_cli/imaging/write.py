@@ -231,7 +231,7 @@ def _write_samples(
     else:
         image = Image.fromarray(samples.squeeze(axis=2) if samples.shape[2] == 1 else samples)
         # Into memory, then to the file: Pillow's encoders write to a file's descriptor themselves and
-        # ignore a short write, so a full disk left a cut JPEG that passed for a finished one.
+        # ignore a short write, so a full disk left a cut file that passed for a finished one.
         encoded = io.BytesIO()
         image.save(encoded, format=fmt, **_pillow_options(fmt, quality, metadata))
         file.write(encoded.getbuffer())
@@ -241,8 +241,8 @@ def _write_jpeg(file: BinaryIO, samples: np.ndarray, quality: int, metadata: Met
     """A JPEG of H x W x C uint8 samples (grey or RGB): the metadata segments as Pillow writes them (from a
     one-pixel picture), then the picture as OpenCV encodes it. Both use libjpeg-turbo with the same
     settings, so the file is the one Pillow writes, but OpenCV lets Python's other threads run while it
-    encodes, where Pillow's encoder holds the GIL for all but the last write: with Pillow, a GPU lane's
-    writer threads kept its compute thread from launching kernels (``benchmarks/bench_gil.py``)."""
+    encodes, where Pillow's encoder holds the GIL: with Pillow, a GPU lane's writer threads kept its
+    compute thread from launching kernels (``benchmarks/bench_gil.py``)."""
     options = _pillow_options("JPEG", quality, metadata)
     grey = samples.shape[2] == 1
     header = io.BytesIO()
