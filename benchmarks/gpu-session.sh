@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a session with a lent GPU runs through the device tool. A session has about 15 minutes of device
 # time in all and one call may run 10 minutes; starting the machine takes about 40 s. On 2026-12-04 (H200)
-# an earlier `check` took 270 s and `throughput` 102 s; these take longer now (about 5.5 and 4 minutes,
+# an earlier `check` took 270 s and `throughput` 102 s; these take longer now (about 6.5 and 4 minutes,
 # guessed from their parts' runs that day): run `check`, then at once (the machine goes back after 30 s
 # idle) `throughput`, then give the machine back. Every part has its own time limit, logs
 # as it goes and leaves its results in $OUT, so a part that fails or runs long costs only its own share.
@@ -10,11 +10,12 @@
 #   bash benchmarks/gpu-session.sh check
 #       GPU tests, the fused kernels at 12 MP (agreement with eager fp32, BLOCK / warps / tile-width
 #       settings, a profile), the same for each earlier version of the kernels under local/variants (see
-#       below), and whole-image inference at 1-24 MP against the reference: about 7.5 minutes at most.
+#       below), whole-image inference at 1-24 MP against the reference, and a folder of 12 MP JPEGs
+#       through `recnet correct`: about 8.5 minutes at most.
 #   bash benchmarks/gpu-session.sh throughput
-#       24 MP and 45 MP in strips of 1024 (the 2 GiB target) and whole, and a folder of 12 MP JPEGs through
-#       `recnet correct` (and its host side alone), as it is, with --fused and with a 0.2 ms GIL switch
-#       interval, then how much the host threads hold the GIL (bench_gil.py): about 7 minutes. Training steps (119 ms a bf16 step on 2026-12-04): `profile`.
+#       24 MP and 45 MP in strips of 1024 (the 2 GiB target) and whole, the folder of `check` with --fused
+#       and with a 0.2 ms GIL switch interval, then how much the host threads hold the GIL (bench_gil.py):
+#       about 6 minutes. Training steps (119 ms a bf16 step on 2026-12-04): `profile`.
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
 #       benchmarks/profile_gpu.py: warmed-up timings and profiler tables of inference and a training step.
 #   bash benchmarks/gpu-session.sh train MINUTES [STEPS [extra recnet train options]]
@@ -68,6 +69,9 @@ check() {
     done
     part 100 inference python3 benchmarks/bench_inference.py --name inference- --sizes 1,12,24 \
         --reference-mp 12 --modes reference,fused-whole,whole --precisions fp32,fp16
+    # The command ran at 1.5x the model's time on 2026-12-04, when Pillow's JPEG encoder held the GIL in the
+    # writer threads (OpenCV encodes since): does it keep up now? Here, in case `throughput` gets no machine.
+    part 70 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
     tar -cf "$OUT/results.tar" benchmarks/results
 }
 
@@ -77,10 +81,8 @@ throughput() {
         --tile 1024 --precisions fp16,fp32
     part 120 large python3 benchmarks/bench_inference.py --name large- --sizes 45 \
         --modes fused-whole,fused-tiled --tile 1024 --precisions fp16,fp32
-    # The command ran at 1.5x the model's time on 2026-12-04, when Pillow's JPEG encoder held the GIL in the
-    # writer threads (OpenCV encodes since): does it keep up now? If not, fewer launches, or a shorter switch
-    # interval? And how much do the readers (Pillow's decoder) hold the compute thread up on this machine?
-    part 70 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
+    # If the folder (`check`) still lags the model: fewer launches, or a shorter switch interval? And how much
+    # do the readers (Pillow's decoder) hold the compute thread up on this machine?
     part 70 folder-fused python3 benchmarks/bench_folder.py --mp 12 --count 16 --fused --name fused-
     part 70 folder-switch python3 benchmarks/bench_folder.py --mp 12 --count 16 --switch-interval 0.0002 \
         --name switch-
