@@ -14,8 +14,8 @@
 #       through `recnet correct`: about 8.5 minutes at most.
 #   bash benchmarks/gpu-session.sh throughput
 #       24 MP and 45 MP in strips of 1024 (the 2 GiB target) and whole, the folder of `check` with --fused
-#       and with a 0.2 ms GIL switch interval, then how much the host threads hold the GIL (bench_gil.py):
-#       about 6 minutes. Training steps (119 ms a bf16 step on 2026-12-04): `profile`.
+#       with a 0.2 ms GIL switch interval and with pinned memory registered in threads, then how much the
+#       host threads hold the GIL (bench_gil.py): about 7 minutes. Training steps (119 ms a bf16 step on 2026-12-04): `profile`.
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
 #       benchmarks/profile_gpu.py: warmed-up timings and profiler tables of inference and a training step.
 #   bash benchmarks/gpu-session.sh train MINUTES [STEPS [extra recnet train options]]
@@ -86,6 +86,11 @@ throughput() {
     part 70 folder-fused python3 benchmarks/bench_folder.py --mp 12 --count 16 --fused --name fused-
     part 70 folder-switch python3 benchmarks/bench_folder.py --mp 12 --count 16 --switch-interval 0.0002 \
         --name switch-
+    # Each photo in flight holds pinned host memory, which PyTorch rounds up to a power of two (256 MiB for a
+    # 12 MP float32 output) and pins with one cudaHostAlloc each in the compute thread while its pool grows:
+    # does pinning with cudaHostRegister in 8 threads help?
+    PYTORCH_CUDA_ALLOC_CONF=pinned_use_cuda_host_register:True,pinned_num_register_threads:8 \
+        part 70 folder-pinned python3 benchmarks/bench_folder.py --mp 12 --count 16 --name pinned-
     part 50 gil python3 benchmarks/bench_gil.py --mp 12 --threads 4 --seconds 8 --name gpu-host-
     tar -cf "$OUT/results.tar" benchmarks/results
 }
