@@ -223,12 +223,12 @@ def iptc_datasets(record: bytes) -> list[int]:
         number, dataset, length = (
             record[offset + 1],
             record[offset + 2],
-            int.from_bytes(record[offset + 3 : offset + 5]),
+            int.from_bytes(record[offset + 3 : offset + 5], "big"),
         )
         offset += 5
         if length & 0x8000:  # an extended dataset: the length's own length, then the length
             size = length & 0x7FFF
-            length, offset = int.from_bytes(record[offset : offset + size]), offset + size
+            length, offset = int.from_bytes(record[offset : offset + size], "big"), offset + size
         if number == 2:
             found[dataset] = None
         offset += length
