@@ -21,6 +21,7 @@ tensors, which is how the tests check them there.
 from __future__ import annotations
 
 import os
+import re
 
 import torch
 import triton
@@ -49,8 +50,17 @@ NONE, RELU, LEAKY = 0, 1, 2  # activations after a convolution
 # its products run on tensor cores in three TF32 passes, nearly as exact as float32.
 SUMS_STEPS = 16
 SUMS_PRECISION = "tf32x3"
+
+
+def _float32_product_depth() -> int:
+    """The narrowest inner side of a float32 matrix product (tl.dot) that Triton compiles: 8, TF32's own,
+    from Triton 3.8; 16 before (3.6 and 3.7 refuse 8: "K >= 16")."""
+    major, minor = (int(part) for part in re.findall(r"\d+", triton.__version__)[:2])
+    return 8 if (major, minor) >= (3, 8) else 16
+
+
 # The narrowest a matrix product's (tl.dot's) rows and columns may be, and its inner side in TF32.
-PRODUCT_WIDTH, PRODUCT_DEPTH = 16, 8
+PRODUCT_WIDTH, PRODUCT_DEPTH = 16, _float32_product_depth()
 
 # Triton compiles a kernel again for each pattern of its integer arguments (1, a multiple of 16, other).
 # Photo and tile sizes vary, and the kernels gain nothing from knowing them, so the sizes are left general.
@@ -267,6 +277,7 @@ def _normed_kernel(
     height,
     width,
     C: tl.constexpr,
+    C_PAD: tl.constexpr,
     OUT_PAD: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK: tl.constexpr,
@@ -274,9 +285,11 @@ def _normed_kernel(
 ):
     """``fast.normalize``: the folded tails' 3x3 conv (weight (9, 3C, OUT_PAD), the columns beyond C zero)
     on the instance-normed branch products gain·(s·F) + shift, which are zero outside the image; gain
-    and shift are (B, 3C). Each tap loads the neighbours' features once; each branch is a matrix product."""
+    and shift are (B, 3C). Each tap loads the neighbours' features once; each branch is a matrix product,
+    over C_PAD channels (C, or the product's least depth: the rest zero)."""
     index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
-    channels = tl.arange(0, C)
+    channels = tl.arange(0, C_PAD)
+    real = channels < C
     outs = tl.arange(0, OUT_PAD)
     features_ptr += _image_offset(height, width, C)
     scales_ptr += _image_offset(height, width, 3)
@@ -285,13 +298,15 @@ def _normed_kernel(
     acc = tl.zeros((BLOCK, OUT_PAD), tl.float32) + tl.load(bias_ptr + outs)[None, :]
     for tap in range(9):
         pixel, inside = _neighbour(row, col, exists, tap, 3, height, width)
-        features = _load_pixels(features_ptr, pixel, inside, C, C)
+        features = _load_pixels(features_ptr, pixel, inside, C, C_PAD)
         for branch in tl.static_range(3):
             scale = _load_channel(scales_ptr, pixel, inside, 3, branch)
             k = branch * C + channels
-            normed = scale[:, None] * features * tl.load(gain_ptr + k)[None, :]
-            normed = tl.where(inside[:, None], normed + tl.load(shift_ptr + k)[None, :], 0.0)
-            weights = tl.load(weight_ptr + (tap * 3 * C + k[:, None]) * OUT_PAD + outs[None, :])
+            normed = scale[:, None] * features * tl.load(gain_ptr + k, mask=real, other=0.0)[None, :]
+            shift = tl.load(shift_ptr + k, mask=real, other=0.0)[None, :]
+            normed = tl.where(inside[:, None], normed + shift, 0.0)
+            at = weight_ptr + (tap * 3 * C + k[:, None]) * OUT_PAD + outs[None, :]
+            weights = tl.load(at, mask=real[:, None], other=0.0)
             acc += _dot(normed, weights, PRECISION)
     _store(out_ptr, index, exists, acc, outs, C, height, width)
 
@@ -309,14 +324,15 @@ def _share_kernel(
     height,
     width,
     C: tl.constexpr,
+    C_PAD: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK: tl.constexpr,
     TILE_WIDTH: tl.constexpr,
 ):
     """``fast.attention_free_share``: the local path (each of its 2C channels a 5x5 conv over a pair of
     mixed channels, weight (25, 4C)), then the fusion's (2C, 2C) and (C, 2C) matrices on local and Fn,
-    as matrix products. Each tap loads whole 4C-channel rows; a (4C, 2C) matrix of ones then adds each
-    pair."""
+    as matrix products (Fn's over C_PAD channels, as ``_normed_kernel``). Each tap loads whole 4C-channel
+    rows; a (4C, 2C) matrix of ones then adds each pair."""
     index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
     pairs = tl.arange(0, 2 * C)
     mixed_channels = tl.arange(0, 4 * C)
@@ -332,8 +348,10 @@ def _share_kernel(
     local_mix = tl.load(local_mix_ptr + pairs[:, None] * 2 * C + pairs[None, :])
     share = _dot(local, local_mix, PRECISION) + tl.load(bias_ptr + pairs)[None, :]
     here = index.to(tl.int64)
-    normed = _load_pixels(normed_ptr + _image_offset(height, width, C), here, exists, C, C)
-    normed_mix = tl.load(normed_mix_ptr + tl.arange(0, C)[:, None] * 2 * C + pairs[None, :])
+    normed = _load_pixels(normed_ptr + _image_offset(height, width, C), here, exists, C, C_PAD)
+    channels = tl.arange(0, C_PAD)
+    at = normed_mix_ptr + channels[:, None] * 2 * C + pairs[None, :]
+    normed_mix = tl.load(at, mask=(channels < C)[:, None], other=0.0)
     share += _dot(normed, normed_mix, PRECISION)
     _store(out_ptr, index, exists, share, pairs, 2 * C, height, width)
 
@@ -435,6 +453,11 @@ def product_width(channels: int) -> int:
     return max(PRODUCT_WIDTH, triton.next_power_of_2(channels))
 
 
+def product_depth(channels: int) -> int:
+    """``channels`` as the inner side of a matrix product: a power of two, at least PRODUCT_DEPTH."""
+    return max(PRODUCT_DEPTH, triton.next_power_of_2(channels))
+
+
 def dot_precision(like: Tensor) -> str:
     """How the kernels' matrix products run for maps like ``like``: in TF32, whose 10-bit mantissa is
     float16's (so no coarser than 16-bit maps, and a dense tap needs only 8 input channels, not 16); for
@@ -482,7 +505,7 @@ def conv(
     constants["RESIDUAL"] = residual is not out
     in_pad, out_pad = (triton.next_power_of_2(c) for c in (x.shape[1], out_channels))
     if not depthwise:  # a dense tap is a matrix product
-        in_pad, out_pad = max(PRODUCT_DEPTH, in_pad), product_width(out_channels)
+        in_pad, out_pad = product_depth(x.shape[1]), product_width(out_channels)
     channels = {"IN": x.shape[1], "IN_PAD": in_pad, "OUT": out_channels, "OUT_PAD": out_pad}
     _launch(_conv_kernel, x, *arguments, **channels, SIZE=size, **constants, PRECISION=dot_precision(x))
     return out
@@ -534,7 +557,8 @@ def normalize(
     weight, bias = fast.folded_tails(norm)
     taps = F.pad(_taps(weight, features), (0, out_pad - channels)).contiguous()
     tails = (taps, _parameter(F.pad(bias, (0, out_pad - channels)), features))
-    constants = {"C": channels, "OUT_PAD": out_pad, "PRECISION": dot_precision(features)}
+    constants = {"C": channels, "C_PAD": product_depth(channels), "OUT_PAD": out_pad}
+    constants["PRECISION"] = dot_precision(features)
     _launch(_normed_kernel, features, features, scales, gain, shift, *tails, out, **constants)
     return out
 
@@ -554,7 +578,8 @@ def attention_free_share(block: RegionAwareMixedBlock, normed: Tensor, mixed: Te
     local = (_depthwise_taps(local_weight, normed), _parameter(local_bias, normed))
     mixes = (_parameter(fusion[:, channels:].T, normed), _parameter(fusion[:, :channels].T, normed))
     arguments = (normed, mixed, *local, *mixes, _parameter(bias, normed), out)
-    _launch(_share_kernel, normed, *arguments, C=channels, PRECISION=dot_precision(normed))
+    constants = {"C": channels, "C_PAD": product_depth(channels), "PRECISION": dot_precision(normed)}
+    _launch(_share_kernel, normed, *arguments, **constants)
     return out
 
 
