@@ -33,6 +33,8 @@
 #   python benchmarks/bench_quality.py ../shared/data/photos --model local/runs/gpu/final.safetensors
 # and replace weights/recnet-mixed.* only if it beats the bundled model.
 # The machine's python3 holds PyTorch with CUDA and every package recnet needs; nothing is installed.
+# Its Triton was 3.6.0 (torch 2.11.0+cu130): the fused kernels' float32 products are padded to 16 channels
+# deep there (triton_stages.PRODUCT_DEPTH), not 8 as with Triton 3.8 and later, which it cannot time.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1 PYTHONPATH="$PWD" RECNET_WEIGHTS_DIR="$PWD/weights"
 OUT="${OUT:-/tmp/recnet-gpu}"
