@@ -34,6 +34,7 @@ from recnet_cli.imaging import read_photo, write_photo
 from recnet_cli.weights import load_model, strength_calibration
 
 STALL_SECONDS = 1e-3  # an operation that takes this long waited for the GIL
+HOST_THREAD_NAME = "recnet-host"
 
 
 def host_work(stage: str, source: Path, target: Path, corrector: Corrector, stop: threading.Event) -> int:
@@ -85,10 +86,10 @@ def beside_host_threads(
 ) -> dict:
     """``launch_ops`` while ``count`` threads do ``stage`` of the host work, and the photos they did."""
     stop = threading.Event()
-    with ThreadPoolExecutor(count) as pool:
+    with ThreadPoolExecutor(count, HOST_THREAD_NAME) as pool:
         futures = [pool.submit(host_work, stage, source, target, corrector, stop) for _ in range(count)]
         time.sleep(1.0)  # past each thread's first photo
-        threads = [thread for thread in threading.enumerate() if thread.name.startswith("ThreadPool")]
+        threads = [thread for thread in threading.enumerate() if thread.name.startswith(HOST_THREAD_NAME)]
         run = launch_ops(seconds, threads)
         stop.set()
         run["photos"] = sum(future.result() for future in futures)

@@ -254,8 +254,8 @@ def _write_jpeg(file: BinaryIO, samples: np.ndarray, quality: int, metadata: Met
     encoded, picture = cv2.imencode(".jpg", pixels, settings)
     if not encoded:
         raise Unencodable("OpenCV's JPEG encoder failed on this picture; write PNG or TIFF instead")
-    file.write(header.getbuffer()[: _frame_start(header.getbuffer())])
-    picture = memoryview(picture.reshape(-1))
+    metadata_part, picture = header.getbuffer(), memoryview(picture.reshape(-1))
+    file.write(metadata_part[: _frame_start(metadata_part)])
     file.write(picture[_frame_start(picture) :])
 
 
