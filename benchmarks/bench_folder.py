@@ -7,7 +7,11 @@ Makes N JPEGs of the chosen size (the example photos, enlarged), then measures, 
   correction and writing it, several photos at once in threads, with no model (how fast a GPU batch
   could go here if the GPU took no time);
 - model: the model alone on decoded pixels (what the command's compute thread does);
-- recnet correct: the whole command on the folder (its batch time, without loading the model).
+- pipeline: the command's stages (read, model, finish and write) in this process, as a lane runs them,
+  each timed: the compute thread's time in the model, waiting for reads and idle; each photo's reading,
+  finishing and writing; on a GPU, its time busy with photos and idle between them (CUDA events), and
+  how often PyTorch's pinned host memory pool grew, and what that cost (where PyTorch counts it);
+- recnet correct: the whole command on the folder (its batch time, without loading the model), run first.
 When reading and writing overlap the compute, the command runs near the slower of codec and model,
 not at their sum; on a GPU, where each lane decodes and encodes several photos at once (threads), it
 can beat the codec's one-photo-at-a-time figure. Writes benchmarks/results/folder-<device>.md and .json.
@@ -20,18 +24,22 @@ On a GPU the command lagged the model (1.5x its time on an H200 on 2026-12-04). 
 compute thread's kernel launches, hundreds a photo in the eager path, each take the GIL, which Pillow's
 JPEG encoder held in the writer threads throughout each photo (``bench_gil.py`` measures it; JPEGs are
 encoded by OpenCV since). ``--fused`` launches far fewer kernels, and ``--switch-interval S`` runs the
-command with Python's GIL switch interval at S seconds (5 ms by default), to tell what remains.
+command and the pipeline with Python's GIL switch interval at S seconds (5 ms by default), to tell what
+remains; the pipeline's timings say where the time goes (a starved GPU, a slow compute thread).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -101,27 +109,145 @@ def host_seconds(paths: list[Path], scratch: Path, depth: int) -> float:
     return time.perf_counter() - start
 
 
-def model_seconds(paths: list[Path], device: str, precision: str, tile: str, fused: bool) -> float:
+def bench_corrector(args: argparse.Namespace) -> Corrector:
+    """The command's corrector on the first device of ``--device`` (what one device does), with its
+    default ``--strength auto``."""
+    device = pick_devices(args.device)[0]
+    loaded = load_model(None)
+    (corrector,) = correctors_for(
+        loaded.model,
+        [device],
+        [pick_dtype(args.precision, device)],
+        "auto" if args.tile == "auto" else int(args.tile),
+        strength="auto",
+        fused=args.fused,
+        calibration=strength_calibration(loaded),
+    )
+    return corrector
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_seconds(paths: list[Path], args: argparse.Namespace) -> float:
     """The model alone, on decoded pixels, after one warm-up photo: what the command's compute thread
     does (``Corrector.start``); the strength and blend happen in its writer threads."""
-    devices = pick_devices(device)
-    (corrector,) = correctors_for(
-        load_model(None).model,
-        devices[:1],
-        [pick_dtype(precision, devices[0])],
-        "auto" if tile == "auto" else int(tile),
-        fused=fused,
-    )
+    corrector = bench_corrector(args)
     photos = [read_photo(path).pixels for path in paths]
     corrector.correct(photos[0])
-    if devices[0].type == "cuda":
-        torch.cuda.synchronize(devices[0])
+    synchronize(corrector.device)
     start = time.perf_counter()
     for pixels in photos:
         corrector.start(pixels)
-    if devices[0].type == "cuda":
-        torch.cuda.synchronize(devices[0])
+    synchronize(corrector.device)
     return time.perf_counter() - start
+
+
+@dataclass
+class Trace:
+    """When each stage of a pipeline ran, in ``time.perf_counter`` seconds: each photo's read (by its
+    path), the compute thread's ``Corrector.start`` calls in order, the writer threads' wait for and
+    finishing of each correction, and their writing; on a GPU, events recorded before and after each
+    photo's queued work (the upload, the model, the copies back)."""
+
+    reads: dict[Path, tuple[float, float]] = field(default_factory=dict)
+    computes: list[tuple[Path, float, float]] = field(default_factory=list)
+    finishes: list[float] = field(default_factory=list)
+    writes: list[float] = field(default_factory=list)
+    gpu_marks: list[tuple[torch.cuda.Event, torch.cuda.Event]] = field(default_factory=list)
+
+
+def traced_pipeline(paths: list[Path], scratch: Path, args: argparse.Namespace, depth: int) -> dict:
+    """The command's pipeline in this process, traced: ``depth`` photos read ahead and written behind in
+    threads (``run_jobs``, as a GPU lane runs), the model in between, with no warm-up (as the command has
+    none). Says where its time went (``where_time_went``)."""
+    corrector = bench_corrector(args)
+    on_gpu = corrector.device.type == "cuda"
+    trace = Trace()
+
+    def read(job: Job) -> Photo:
+        start = time.perf_counter()
+        photo = read_photo(job.source)
+        trace.reads[job.source] = (start, time.perf_counter())
+        return photo
+
+    def compute(job: Job, photo: Photo) -> PendingCorrection:
+        marks = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) if on_gpu else ()
+        start = time.perf_counter()
+        if marks:
+            marks[0].record()
+        pending = corrector.start(photo.pixels)
+        if marks:
+            marks[1].record()
+            trace.gpu_marks.append(marks)
+        trace.computes.append((job.source, start, time.perf_counter()))
+        return pending
+
+    def write(job: Job, photo: Photo, pending: PendingCorrection) -> float:
+        start = time.perf_counter()
+        correction = pending.result()
+        written = time.perf_counter()
+        write_photo(job.target, correction.image, like=photo, quality=95)
+        trace.finishes.append(written - start)
+        trace.writes.append(time.perf_counter() - written)
+        return photo.megapixels
+
+    pinned_before = pinned_memory_stats(on_gpu)
+    start = time.perf_counter()
+    lane = Stages(read, compute, write, depth if on_gpu else 1)  # a CPU lane reads one photo ahead
+    summary = run_jobs([Job(path, scratch / path.name) for path in paths], [lane])
+    seconds = time.perf_counter() - start
+    if summary.failed:
+        raise SystemExit(f"the traced pipeline failed: {summary.outcomes}")
+    synchronize(corrector.device)
+    pinned = {key: value - pinned_before.get(key, 0) for key, value in pinned_memory_stats(on_gpu).items()}
+    return {"seconds": seconds, **where_time_went(trace, start, seconds), **pinned}
+
+
+def pinned_memory_stats(on_gpu: bool) -> dict[str, float]:
+    """How often PyTorch's pinned host memory pool grew, and the seconds its CUDA calls took (where this
+    PyTorch counts them)."""
+    if not on_gpu or not hasattr(torch.cuda, "host_memory_stats"):
+        return {}
+    stats = torch.cuda.host_memory_stats()
+    return {
+        "pinned_allocations": stats.get("num_host_alloc", 0),
+        "pinned_allocation_seconds": stats.get("host_alloc_time.total", 0) / 1e6,
+    }
+
+
+def where_time_went(trace: Trace, start: float, seconds: float) -> dict[str, float]:
+    """The compute thread's time in ``Corrector.start``, waiting for reads and otherwise idle; the first
+    photo's compute (warm-up included) and the rate after it; the writer threads' mean times; on a GPU, its
+    time busy with photos and idle between them (from the events)."""
+    computes = trace.computes
+    gaps = [computes[0][1] - start] + [now[1] - before[2] for before, now in itertools.pairwise(computes)]
+    read_waits = [
+        min(gap, max(0.0, trace.reads[path][1] - (started - gap)))
+        for gap, (path, started, _) in zip(gaps, computes, strict=True)
+    ]
+    steady = start + seconds - computes[0][2]
+    times = {
+        "compute_thread_in_start": sum(end - begin for _, begin, end in computes),
+        "compute_thread_waiting_for_reads": sum(read_waits),
+        "compute_thread_otherwise_idle": sum(gaps) - sum(read_waits),
+        "after_last_compute": start + seconds - computes[-1][2],
+        "first_photo_compute": computes[0][2] - computes[0][1],
+        "images_per_second_after_first": (len(computes) - 1) / steady if len(computes) > 1 else None,
+        "mean_read": sum(end - begin for begin, end in trace.reads.values()) / len(trace.reads),
+        "mean_finish": sum(trace.finishes) / len(trace.finishes),
+        "mean_write": sum(trace.writes) / len(trace.writes),
+    }
+    if trace.gpu_marks:
+        marks = trace.gpu_marks
+        times["gpu_busy"] = sum(begin.elapsed_time(end) for begin, end in marks) / 1e3
+        times["gpu_idle_between_photos"] = (
+            sum(before[1].elapsed_time(now[0]) for before, now in itertools.pairwise(marks)) / 1e3
+        )
+        times["gpu_first_photo"] = marks[0][0].elapsed_time(marks[0][1]) / 1e3
+    return times
 
 
 def command_seconds(folder: Path, output: Path, args: argparse.Namespace) -> float:
@@ -140,6 +266,37 @@ def command_seconds(folder: Path, output: Path, args: argparse.Namespace) -> flo
     return json.loads(completed.stdout)["seconds"]
 
 
+def pipeline_lines(pipeline: dict, count: int) -> list[str]:
+    """Where the traced pipeline's time went, as markdown lines."""
+    seconds = pipeline["seconds"]
+    rate = pipeline["images_per_second_after_first"]
+    lines = [
+        f"Where the pipeline's {seconds:.2f} s went (photos {count}):",
+        "",
+        f"- compute thread: {pipeline['compute_thread_in_start']:.2f} s in `Corrector.start` (the first "
+        f"photo {pipeline['first_photo_compute']:.2f} s), "
+        f"{pipeline['compute_thread_waiting_for_reads']:.2f} s waiting for reads, "
+        f"{pipeline['compute_thread_otherwise_idle']:.2f} s otherwise between photos (writes behind), "
+        f"{pipeline['after_last_compute']:.2f} s after the last (the last writes)",
+        f"- after the first photo: {rate:.2f} images/s" if rate else "- one photo: no rate after it",
+        f"- each photo, in the reader and writer threads: reading {pipeline['mean_read']:.3f} s, waiting "
+        f"for and finishing the correction {pipeline['mean_finish']:.3f} s, "
+        f"writing {pipeline['mean_write']:.3f} s",
+    ]
+    if "gpu_busy" in pipeline:
+        lines.append(
+            f"- GPU: {pipeline['gpu_busy']:.2f} s busy with photos "
+            f"(the first {pipeline['gpu_first_photo']:.2f} s), "
+            f"{pipeline['gpu_idle_between_photos']:.2f} s idle between them"
+        )
+    if "pinned_allocations" in pipeline:
+        lines.append(
+            f"- pinned host memory: the pool grew {pipeline['pinned_allocations']:.0f} times, "
+            f"{pipeline['pinned_allocation_seconds']:.2f} s in CUDA's allocation calls"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -156,19 +313,29 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="recnet-bench-") as temporary:
         root = Path(temporary)
-        (root / "in").mkdir()
-        (root / "codec").mkdir()
-        (root / "host").mkdir()
+        for folder in ("in", "codec", "host", "pipeline"):
+            (root / folder).mkdir()
         paths = make_photos(root / "in", args.count, args.mp)
         depth = gpu_lane_depth(1, args.mp)
+        # The command first, before this process holds models and memory of its own.
+        command = command_seconds(root / "in", root / "out", args)
         # The model alone takes the first device of a list: it shows what one device does.
         seconds = {
             "codec": codec_seconds(paths, root / "codec"),
             f"host ({depth} photos in flight)": host_seconds(paths, root / "host", depth),
-            "model": model_seconds(paths, args.device, args.precision, args.tile, args.fused),
-            "recnet correct": command_seconds(root / "in", root / "out", args),
+            "model": model_seconds(paths, args),
         }
-    codec, _, model, command = seconds.values()
+        default_interval = sys.getswitchinterval()
+        sys.setswitchinterval(args.switch_interval or default_interval)
+        try:
+            pipeline = traced_pipeline(paths, root / "pipeline", args, depth)
+            seconds["pipeline (traced, in this process)"] = pipeline["seconds"]
+        except Exception:  # a new measurement: the others still get written
+            traceback.print_exc()
+            pipeline = None
+        sys.setswitchinterval(default_interval)
+        seconds["recnet correct"] = command
+    codec, _, model = list(seconds.values())[:3]
     first_device = pick_devices(args.device)[0]
     device_text = device_description(first_device) + (f" x {args.device}" if "," in args.device else "")
     rows = [
@@ -183,8 +350,9 @@ def main() -> None:
         + (f", GIL switch interval {args.switch_interval * 1000:g} ms" if args.switch_interval else "")
         + ". "
         "codec: decode + encode/write one after another; host: the command's reading, finishing and "
-        "writing alone, in threads as a GPU lane runs them; model: the model alone; recnet correct: the "
-        "command's batch time (read-ahead and write-behind threads).",
+        "writing alone, in threads as a GPU lane runs them; model: the model alone; pipeline: the "
+        "command's stages in this process, timed stage by stage (below); recnet correct: the command's "
+        "batch time (read-ahead and write-behind threads).",
         "",
         "| stage | seconds | images/s |",
         "|---|---|---|",
@@ -192,9 +360,12 @@ def main() -> None:
         "",
         f"Overlap: the command took {command / max(codec, model):.2f}x the slower stage and "
         f"{command / (codec + model):.2f}x their sum.",
+        "",
+        *(pipeline_lines(pipeline, args.count) if pipeline else ["The traced pipeline failed (above)."]),
     ]
     summary = {"device": device_text, "megapixels": args.mp, "count": args.count, "rows": rows}
     summary |= {"precision": args.precision, "fused": args.fused, "switch_interval": args.switch_interval}
+    summary["pipeline"] = pipeline
     write_tables(args.name + "folder-", device_text, summary, "\n".join(lines) + "\n")
     print("\n".join(lines))
 

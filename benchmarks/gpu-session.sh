@@ -11,11 +11,12 @@
 #       GPU tests, the fused kernels at 12 MP (agreement with eager fp32, BLOCK / warps / tile-width
 #       settings, a profile), the same for each earlier version of the kernels under local/variants (see
 #       below), whole-image inference at 1-24 MP against the reference, and a folder of 12 MP JPEGs
-#       through `recnet correct`: about 8.5 minutes at most.
+#       through `recnet correct` (with its traced pipeline): about 9 minutes at most.
 #   bash benchmarks/gpu-session.sh throughput
 #       24 MP and 45 MP in strips of 1024 (the 2 GiB target) and whole, the folder of `check` with --fused
 #       with a 0.2 ms GIL switch interval and with pinned memory registered in threads, then how much the
-#       host threads hold the GIL (bench_gil.py): about 7 minutes. Training steps (119 ms a bf16 step on 2026-12-04): `profile`.
+#       host threads hold the GIL (bench_gil.py): about 9 minutes at most. Training steps (119 ms a bf16
+#       step on 2026-12-04): `profile`.
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
 #       benchmarks/profile_gpu.py: warmed-up timings and profiler tables of inference and a training step.
 #   bash benchmarks/gpu-session.sh train MINUTES [STEPS [extra recnet train options]]
@@ -72,8 +73,10 @@ check() {
     part 100 inference python3 benchmarks/bench_inference.py --name inference- --sizes 1,12,24 \
         --reference-mp 12 --modes reference,fused-whole,whole --precisions fp32,fp16
     # The command ran at 1.5x the model's time on 2026-12-04, when Pillow's JPEG encoder held the GIL in the
-    # writer threads (OpenCV encodes since): does it keep up now? Here, in case `throughput` gets no machine.
-    part 70 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
+    # writer threads (OpenCV encodes since): does it keep up now? If not, the traced pipeline's lines say
+    # where the time goes (GPU idle between photos, the compute thread, pinned memory's growth). Here, in
+    # case `throughput` gets no machine.
+    part 90 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
     tar -cf "$OUT/results.tar" benchmarks/results
 }
 
@@ -85,14 +88,14 @@ throughput() {
         --modes fused-whole,fused-tiled --tile 1024 --precisions fp16,fp32
     # If the folder (`check`) still lags the model: fewer launches, or a shorter switch interval? And how much
     # do the readers (Pillow's decoder) hold the compute thread up on this machine?
-    part 70 folder-fused python3 benchmarks/bench_folder.py --mp 12 --count 16 --fused --name fused-
-    part 70 folder-switch python3 benchmarks/bench_folder.py --mp 12 --count 16 --switch-interval 0.0002 \
+    part 90 folder-fused python3 benchmarks/bench_folder.py --mp 12 --count 16 --fused --name fused-
+    part 90 folder-switch python3 benchmarks/bench_folder.py --mp 12 --count 16 --switch-interval 0.0002 \
         --name switch-
     # Each photo in flight holds pinned host memory, which PyTorch rounds up to a power of two (256 MiB for a
     # 12 MP float32 output) and pins with one cudaHostAlloc each in the compute thread while its pool grows:
     # does pinning with cudaHostRegister in 8 threads help?
     PYTORCH_CUDA_ALLOC_CONF=pinned_use_cuda_host_register:True,pinned_num_register_threads:8 \
-        part 70 folder-pinned python3 benchmarks/bench_folder.py --mp 12 --count 16 --name pinned-
+        part 90 folder-pinned python3 benchmarks/bench_folder.py --mp 12 --count 16 --name pinned-
     part 50 gil python3 benchmarks/bench_gil.py --mp 12 --threads 4 --seconds 8 --name gpu-host-
     tar -cf "$OUT/results.tar" benchmarks/results
 }
