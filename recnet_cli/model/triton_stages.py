@@ -448,14 +448,10 @@ def _launch(kernel: triton.JITFunction, like: Tensor, *arguments: object, **cons
     kernel[grid](*arguments, height, width, **constants, BLOCK=BLOCK, TILE_WIDTH=tile_width, num_warps=WARPS)
 
 
-def product_width(channels: int) -> int:
-    """``channels`` as a side of a matrix product: a power of two, at least PRODUCT_WIDTH."""
-    return max(PRODUCT_WIDTH, triton.next_power_of_2(channels))
-
-
-def product_depth(channels: int) -> int:
-    """``channels`` as the inner side of a matrix product: a power of two, at least PRODUCT_DEPTH."""
-    return max(PRODUCT_DEPTH, triton.next_power_of_2(channels))
+def product_side(channels: int, least: int = PRODUCT_WIDTH) -> int:
+    """``channels`` as a side of a matrix product: a power of two, at least ``least`` (PRODUCT_DEPTH for
+    the inner side)."""
+    return max(least, triton.next_power_of_2(channels))
 
 
 def dot_precision(like: Tensor) -> str:
@@ -505,7 +501,7 @@ def conv(
     constants["RESIDUAL"] = residual is not out
     in_pad, out_pad = (triton.next_power_of_2(c) for c in (x.shape[1], out_channels))
     if not depthwise:  # a dense tap is a matrix product
-        in_pad, out_pad = product_depth(x.shape[1]), product_width(out_channels)
+        in_pad, out_pad = product_side(x.shape[1], PRODUCT_DEPTH), product_side(out_channels)
     channels = {"IN": x.shape[1], "IN_PAD": in_pad, "OUT": out_channels, "OUT_PAD": out_pad}
     _launch(_conv_kernel, x, *arguments, **channels, SIZE=size, **constants, PRECISION=dot_precision(x))
     return out
@@ -517,7 +513,7 @@ def pixel_sums(left: Tensor, right: Tensor, squared: bool = False) -> Tensor:
     left, right = (x if x.stride(1) == 1 else fast.channels_last(x) for x in (left, right))
     batch, m, height, width = left.shape
     n = right.shape[1]
-    m_pad, n_pad = product_width(m), product_width(n)  # the loads leave the padding zero
+    m_pad, n_pad = product_side(m), product_side(n)  # the loads leave the padding zero
     runs = triton.cdiv(height * width, SUMS_STEPS * BLOCK)
     partial = torch.empty(batch, runs, m_pad, n_pad, dtype=torch.float32, device=left.device)
     strides = [x.stride(dim) for x in (left, right) for dim in (0, 2)]
@@ -552,12 +548,12 @@ def normalize(
     features, scales = fast.channels_last(features), fast.channels_last(scales)
     channels = features.shape[1]
     out = fast.empty_map(features, channels)
-    out_pad = product_width(channels)
+    out_pad = product_side(channels)
     gain, shift = (_parameter(x, features) for x in fast.instance_norm_affine(norm, mean, variance))
     weight, bias = fast.folded_tails(norm)
     taps = F.pad(_taps(weight, features), (0, out_pad - channels)).contiguous()
     tails = (taps, _parameter(F.pad(bias, (0, out_pad - channels)), features))
-    constants = {"C": channels, "C_PAD": product_depth(channels), "OUT_PAD": out_pad}
+    constants = {"C": channels, "C_PAD": product_side(channels, PRODUCT_DEPTH), "OUT_PAD": out_pad}
     constants["PRECISION"] = dot_precision(features)
     _launch(_normed_kernel, features, features, scales, gain, shift, *tails, out, **constants)
     return out
@@ -578,7 +574,11 @@ def attention_free_share(block: RegionAwareMixedBlock, normed: Tensor, mixed: Te
     local = (_depthwise_taps(local_weight, normed), _parameter(local_bias, normed))
     mixes = (_parameter(fusion[:, channels:].T, normed), _parameter(fusion[:, :channels].T, normed))
     arguments = (normed, mixed, *local, *mixes, _parameter(bias, normed), out)
-    constants = {"C": channels, "C_PAD": product_depth(channels), "PRECISION": dot_precision(normed)}
+    constants = {
+        "C": channels,
+        "C_PAD": product_side(channels, PRODUCT_DEPTH),
+        "PRECISION": dot_precision(normed),
+    }
     _launch(_share_kernel, normed, *arguments, **constants)
     return out
 
