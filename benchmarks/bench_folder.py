@@ -218,6 +218,14 @@ def pinned_memory_stats(on_gpu: bool) -> dict[str, float]:
     }
 
 
+def second_half_rate(ends: list[float]) -> float | None:
+    """Photos a second over the second half of the compute thread's ``ends`` of photos: the pace once the
+    photos in flight have grown the pinned memory pool. (The compute thread keeps the pipeline's pace: it
+    waits for the write of the photo ``depth`` back, which waits for the GPU.) None under four photos."""
+    half = len(ends) // 2
+    return (len(ends) - 1 - half) / (ends[-1] - ends[half]) if len(ends) >= 4 else None
+
+
 def where_time_went(trace: Trace, start: float, seconds: float) -> dict[str, float]:
     """The compute thread's time in ``Corrector.start``, waiting for reads and otherwise idle; the first
     photo's compute (warm-up included) and the rate after it; the writer threads' mean times; on a GPU, its
@@ -236,6 +244,7 @@ def where_time_went(trace: Trace, start: float, seconds: float) -> dict[str, flo
         "after_last_compute": start + seconds - computes[-1][2],
         "first_photo_compute": computes[0][2] - computes[0][1],
         "images_per_second_after_first": (len(computes) - 1) / steady if len(computes) > 1 else None,
+        "images_per_second_second_half": second_half_rate([end for _, _, end in computes]),
         "mean_read": sum(end - begin for begin, end in trace.reads.values()) / len(trace.reads),
         "mean_finish": sum(trace.finishes) / len(trace.finishes),
         "mean_write": sum(trace.writes) / len(trace.writes),
@@ -279,6 +288,9 @@ def pipeline_lines(pipeline: dict, count: int) -> list[str]:
         f"{pipeline['compute_thread_otherwise_idle']:.2f} s otherwise between photos (writes behind), "
         f"{pipeline['after_last_compute']:.2f} s after the last (the last writes)",
         f"- after the first photo: {rate:.2f} images/s" if rate else "- one photo: no rate after it",
+        f"- over the second half of the photos: {pipeline['images_per_second_second_half']:.2f} images/s"
+        if pipeline["images_per_second_second_half"]
+        else "- too few photos for a rate over their second half",
         f"- each photo, in the reader and writer threads: reading {pipeline['mean_read']:.3f} s, waiting "
         f"for and finishing the correction {pipeline['mean_finish']:.3f} s, "
         f"writing {pipeline['mean_write']:.3f} s",
