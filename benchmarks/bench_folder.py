@@ -335,19 +335,21 @@ def main() -> None:
         seconds = {
             "codec": codec_seconds(paths, root / "codec"),
             f"host ({depth} photos in flight)": host_seconds(paths, root / "host", depth),
-            "model": model_seconds(paths, args),
         }
+        # The pipeline before the model alone, whose photos would leave pinned memory in PyTorch's pool.
         default_interval = sys.getswitchinterval()
         sys.setswitchinterval(args.switch_interval or default_interval)
         try:
             pipeline = traced_pipeline(paths, root / "pipeline", args, depth)
-            seconds["pipeline (traced, in this process)"] = pipeline["seconds"]
         except Exception:  # a new measurement: the others still get written
             traceback.print_exc()
             pipeline = None
         sys.setswitchinterval(default_interval)
+        seconds["model"] = model_seconds(paths, args)
+        if pipeline:
+            seconds["pipeline (traced, in this process)"] = pipeline["seconds"]
         seconds["recnet correct"] = command
-    codec, _, model = list(seconds.values())[:3]
+    codec, model = seconds["codec"], seconds["model"]
     first_device = pick_devices(args.device)[0]
     device_text = device_description(first_device) + (f" x {args.device}" if "," in args.device else "")
     rows = [
