@@ -9,7 +9,7 @@
 #
 #   bash benchmarks/gpu-session.sh check
 #       GPU tests, the fused kernels at 12 MP (agreement with eager fp32, BLOCK / warps / tile-width
-#       settings, a profile), the same for each earlier version of the kernels under local/variants (see
+#       settings, a profile, fused and eager captured as one CUDA graph each), the same for each earlier version of the kernels under local/variants (see
 #       below), whole-image inference at 1-24 MP against the reference, and a folder of 12 MP JPEGs
 #       through `recnet correct` (with its traced pipeline): about 9 minutes at most.
 #   bash benchmarks/gpu-session.sh throughput

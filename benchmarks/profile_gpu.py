@@ -150,7 +150,8 @@ def fused_inference(
 ) -> None:
     """The blocks through the fused Triton kernels against the eager stages: first call (kernel
     compilation), agreement with eager float32, warm timings for each of ``configs`` (as in
-    FUSED_CONFIGS), a profile at the default configuration."""
+    FUSED_CONFIGS), the fused and eager stages each captured as one CUDA graph, and a profile at the
+    default configuration."""
     from recnet_cli.model import triton_stages
 
     height, width = image_shape(megapixels)
@@ -183,6 +184,32 @@ def fused_inference(
         reset_peak_memory(device)
         report(device, f"eager whole {precision}", timed(device, run, 3), megapixels)
         profile(device, f"fused whole {precision}", fused)
+        # Last: a capture that fails may leave the device unusable for what would follow.
+        for label, forward in (("fused", fused), ("eager", run)):
+            report_as_graph(device, f"{label} whole {precision}", forward, megapixels)
+
+
+def report_as_graph(
+    device: torch.device, label: str, forward: Callable[[], object], megapixels: float
+) -> None:
+    """Times ``forward`` captured as one CUDA graph, replayed on the same input: what launching its kernels
+    one by one from Python costs (the GPU idle between them), or why it could not be captured."""
+    reset_peak_memory(device)
+    try:
+        side = torch.cuda.Stream(device)  # warmed up on a side stream, as capturing asks
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            forward()
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            forward()
+    except Exception as error:  # an experiment: the timings before it stand
+        print(f"{label} as one CUDA graph: not captured: {type(error).__name__}: {error}", flush=True)
+        return
+    report(device, f"{label} as one CUDA graph", timed(device, graph.replay, 3), megapixels)
+    del graph
+    torch.cuda.empty_cache()
 
 
 def profile_training_step(device: torch.device, precision: str, batch: int, crop: int) -> None:
