@@ -228,8 +228,8 @@ def second_half_rate(ends: list[float]) -> float | None:
 
 def where_time_went(trace: Trace, start: float, seconds: float) -> dict[str, float]:
     """The compute thread's time in ``Corrector.start``, waiting for reads and otherwise idle; the first
-    photo's compute (warm-up included) and the rate after it; the writer threads' mean times; on a GPU, its
-    time busy with photos and idle between them (from the events)."""
+    photo's compute (warm-up included) and the rate after it; the writer threads' mean times; on a GPU, the
+    time from each photo's first queued work to its last, and idle between photos (from the events)."""
     computes = trace.computes
     gaps = [computes[0][1] - start] + [now[1] - before[2] for before, now in itertools.pairwise(computes)]
     read_waits = [
@@ -297,9 +297,10 @@ def pipeline_lines(pipeline: dict, count: int) -> list[str]:
     ]
     if "gpu_busy" in pipeline:
         lines.append(
-            f"- GPU: {pipeline['gpu_busy']:.2f} s busy with photos "
-            f"(the first {pipeline['gpu_first_photo']:.2f} s), "
-            f"{pipeline['gpu_idle_between_photos']:.2f} s idle between them"
+            f"- GPU: {pipeline['gpu_busy']:.2f} s from each photo's first queued work to its last, gaps "
+            f"within included (the first photo {pipeline['gpu_first_photo']:.2f} s; against the model "
+            f"alone, more means the GPU waited for launches), {pipeline['gpu_idle_between_photos']:.2f} s "
+            "idle between photos"
         )
     if "pinned_allocations" in pipeline:
         lines.append(
