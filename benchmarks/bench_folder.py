@@ -9,7 +9,7 @@ Makes N JPEGs of the chosen size (the example photos, enlarged), then measures, 
 - model: the model alone on decoded pixels (what the command's compute thread does);
 - pipeline: the command's stages (read, model, finish and write) in this process, as a lane runs them,
   each timed: the compute thread's time in the model, waiting for reads and idle; each photo's reading,
-  finishing and writing; on a GPU, its time busy with photos and idle between them (CUDA events), and
+  finishing and writing; on a GPU, its time on each photo and idle between photos (CUDA events), and
   how often PyTorch's pinned host memory pool grew, and what that cost (where PyTorch counts it);
 - recnet correct: the whole command on the folder (its batch time, without loading the model), run first.
 When reading and writing overlap the compute, the command runs near the slower of codec and model,
