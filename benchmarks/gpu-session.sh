@@ -13,9 +13,9 @@
 #       below), whole-image inference at 1-24 MP against the reference, and a folder of 12 MP JPEGs
 #       through `recnet correct` (with its traced pipeline): about 9 minutes at most.
 #   bash benchmarks/gpu-session.sh throughput
-#       24 MP and 45 MP in strips of 1024 (the 2 GiB target) and whole, the folder of `check` with --fused
-#       with a 0.2 ms GIL switch interval and with pinned memory registered in threads, then how much the
-#       host threads hold the GIL (bench_gil.py): about 9 minutes at most. Training steps (119 ms a bf16
+#       The folder of `check` with --fused, with pinned memory registered in threads and with a 0.2 ms GIL
+#       switch interval, how much the host threads hold the GIL (bench_gil.py), then 24 MP and 45 MP in
+#       strips of 1024 (the 2 GiB target) and whole: about 9 minutes at most. Training steps (119 ms a bf16
 #       step on 2026-12-04): `profile`.
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
 #       benchmarks/profile_gpu.py: warmed-up timings and profiler tables of inference and a training step.
@@ -55,6 +55,7 @@ part() {
     timeout --signal=ABRT --kill-after=10 "$seconds" "$@" > "$OUT/$name.txt" 2>&1
     log "$name exit $?"
     tail -3 "$OUT/$name.txt" | tee -a "$LOG"
+    tar -cf "$OUT/results.tar" benchmarks/results  # after every part: the session may end at any point
 }
 
 check() {
@@ -77,27 +78,26 @@ check() {
     # where the time goes (GPU idle between photos, the compute thread, pinned memory's growth). Here, in
     # case `throughput` gets no machine.
     part 90 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
-    tar -cf "$OUT/results.tar" benchmarks/results
 }
 
 throughput() {
-    # --tile N keeps the full-size maps in pinned host memory and streams full-width strips.
-    part 120 tiled python3 benchmarks/bench_inference.py --name tiled- --sizes 24 --modes fused-tiled,tiled \
-        --tile 1024 --precisions fp16,fp32
-    part 120 large python3 benchmarks/bench_inference.py --name large- --sizes 45 \
-        --modes fused-whole,fused-tiled --tile 1024 --precisions fp16,fp32
     # If the folder (`check`) still lags the model: fewer launches, or a shorter switch interval? And how much
-    # do the readers (Pillow's decoder) hold the compute thread up on this machine?
+    # do the readers (Pillow's decoder) hold the compute thread up on this machine? First, since the 24 and
+    # 45 MP figures below were measured before and met their target.
     part 90 folder-fused python3 benchmarks/bench_folder.py --mp 12 --count 16 --fused --name fused-
-    part 90 folder-switch python3 benchmarks/bench_folder.py --mp 12 --count 16 --switch-interval 0.0002 \
-        --name switch-
     # Each photo in flight holds pinned host memory, which PyTorch rounds up to a power of two (256 MiB for a
     # 12 MP float32 output) and pins with one cudaHostAlloc each in the compute thread while its pool grows:
     # does pinning with cudaHostRegister in 8 threads help?
     PYTORCH_CUDA_ALLOC_CONF=pinned_use_cuda_host_register:True,pinned_num_register_threads:8 \
         part 90 folder-pinned python3 benchmarks/bench_folder.py --mp 12 --count 16 --name pinned-
+    part 90 folder-switch python3 benchmarks/bench_folder.py --mp 12 --count 16 --switch-interval 0.0002 \
+        --name switch-
     part 50 gil python3 benchmarks/bench_gil.py --mp 12 --threads 4 --seconds 8 --name gpu-host-
-    tar -cf "$OUT/results.tar" benchmarks/results
+    # --tile N keeps the full-size maps in pinned host memory and streams full-width strips.
+    part 120 tiled python3 benchmarks/bench_inference.py --name tiled- --sizes 24 --modes fused-tiled,tiled \
+        --tile 1024 --precisions fp16,fp32
+    part 120 large python3 benchmarks/bench_inference.py --name large- --sizes 45 \
+        --modes fused-whole,fused-tiled --tile 1024 --precisions fp16,fp32
 }
 
 # planned_steps MINUTES: the steps that fit at 0.17 s a step (`recnet train`, bf16, batch 8 x 384^2, on an
