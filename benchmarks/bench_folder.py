@@ -44,7 +44,7 @@ from pathlib import Path
 
 import cv2
 import torch
-from bench_inference import EXAMPLE_PHOTOS, add_name_option, device_description, write_tables
+from bench_inference import EXAMPLE_PHOTOS, add_name_option, device_description, synchronize, write_tables
 
 from recnet_cli.batch import Stages, gpu_lane_depth, run_jobs
 from recnet_cli.devices import pick_devices, pick_dtype
@@ -79,6 +79,13 @@ def codec_seconds(paths: list[Path], scratch: Path) -> float:
     return time.perf_counter() - start
 
 
+def host_corrector() -> Corrector:
+    """The bundled model's corrector in host memory, with ``--strength auto``: what finishes the stand-in
+    corrections (``stand_in_correction``) as the command finishes its own."""
+    loaded = load_model(None)
+    return Corrector(loaded.model, HOST, strength="auto", calibration=strength_calibration(loaded))
+
+
 def stand_in_correction(corrector: Corrector, photo: Photo) -> PendingCorrection:
     """A correction of ``photo`` with the photo standing in for the model's output (and its green channel
     for the mask): finishing it is the host's same work. The photo is copied, as a GPU lane's compute thread
@@ -91,8 +98,7 @@ def host_seconds(paths: list[Path], scratch: Path, depth: int) -> float:
     """The command's host side alone, as a GPU lane runs it: ``depth`` photos read ahead and written
     behind in threads, each correction finished (its strength under ``--strength auto``, the blend) and
     written as the command does. Each photo stands in for its model output: the host's work is the same."""
-    loaded = load_model(None)
-    corrector = Corrector(loaded.model, HOST, strength="auto", calibration=strength_calibration(loaded))
+    corrector = host_corrector()
 
     def compute(job: Job, photo: Photo) -> PendingCorrection:
         return stand_in_correction(corrector, photo)
@@ -124,11 +130,6 @@ def bench_corrector(args: argparse.Namespace) -> Corrector:
         calibration=strength_calibration(loaded),
     )
     return corrector
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def model_seconds(paths: list[Path], args: argparse.Namespace) -> float:

@@ -26,12 +26,11 @@ from pathlib import Path
 
 import cv2
 import torch
-from bench_folder import make_photos, stand_in_correction
+from bench_folder import host_corrector, make_photos, stand_in_correction
 from bench_inference import add_name_option, device_description, write_tables
 
-from recnet_cli.engine import HOST, Corrector
+from recnet_cli.engine import Corrector
 from recnet_cli.imaging import read_photo, write_photo
-from recnet_cli.weights import load_model, strength_calibration
 
 STALL_SECONDS = 1e-3  # an operation that takes this long waited for the GIL
 HOST_THREAD_NAME = "recnet-host"
@@ -108,8 +107,7 @@ def main() -> None:
     add_name_option(parser)
     args = parser.parse_args()
 
-    loaded = load_model(None)
-    corrector = Corrector(loaded.model, HOST, strength="auto", calibration=strength_calibration(loaded))
+    corrector = host_corrector()
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     cv2.setNumThreads(1)  # OpenCV's own threads would take the operations' core: the waits are the GIL's

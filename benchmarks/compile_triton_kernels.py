@@ -152,7 +152,7 @@ def sass_summary(cuobjdump: Path, cubin: bytes) -> tuple[str, int]:
     sass = cuobjdump_output(cuobjdump, cubin, "-sass")
     loads = Counter()
     for opcode, modifiers in re.findall(r"\b(LDGSTS|LDG)((?:\.[A-Z0-9]+)*)", sass):
-        widths = [m for m in modifiers.split(".") if m.lstrip("USNI").isdigit() and m not in ("E",)]
+        widths = [m for m in modifiers.split(".") if m.lstrip("USNI").isdigit()]
         loads[f"{opcode}.{widths[-1].lstrip('USNI') if widths else '32'}"] += 1
     text = ", ".join(f"{kind} x{count}" for kind, count in sorted(loads.items()))
     return text, len(re.findall(r"\bH(?:G)?MMA\b", sass))

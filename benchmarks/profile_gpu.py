@@ -184,7 +184,7 @@ def fused_inference(
         reset_peak_memory(device)
         report(device, f"eager whole {precision}", timed(device, run, 3), megapixels)
         profile(device, f"fused whole {precision}", fused)
-        # Last: a capture that fails may leave the device unusable for what would follow.
+        # Last of this precision's runs: a capture that fails may leave the device unusable.
         for label, forward in (("fused", fused), ("eager", run)):
             report_as_graph(device, f"{label} whole {precision}", forward, megapixels)
 
