@@ -126,11 +126,13 @@ def unreadable_folder(error: OSError) -> Unmatched:
 def pattern_files(pattern: str, unreadable: list[OSError]) -> list[Path]:
     """The files a glob pattern matches, sorted. A ``**`` pattern (any depth of sub-folders, with or without
     -r) is matched against a walk that never follows a link back up, where glob's own ``**`` follows such
-    links again and again; folders that cannot be listed there go in ``unreadable``. Other patterns, and a
-    ``**`` one that climbs with ``..``, are glob's."""
+    links again and again. Other patterns, and a ``**`` one that climbs with ``..``, are glob's. Folders
+    that cannot be listed go in ``unreadable`` (but for that last kind)."""
     parts = Path(pattern).parts
     base = pattern_base(Path(pattern))
     below = parts[len(base.parts) :]
+    if "**" not in below:
+        unreadable.extend(unlisted_folders(pattern))
     if "**" not in below or ".." in below:
         return [path for path in sorted(map(Path, glob.glob(pattern, recursive=True))) if path.is_file()]
     if pattern.endswith(("/", os.sep)) or not os.path.isdir(base):  # a trailing slash asks for folders
@@ -138,6 +140,23 @@ def pattern_files(pattern: str, unreadable: list[OSError]) -> list[Path]:
     named_hidden = any(map(is_hidden, below))  # only then walked, as glob walks them
     files = visible_files(base, recursive=True, unreadable=unreadable, every_name=True, hidden=named_hidden)
     return [path for path in files if parts_match(below, path.relative_to(base).parts)]
+
+
+def unlisted_folders(pattern: str) -> list[OSError]:
+    """Why glob could not list the folders a pattern without ``**`` matches names in: glob passes over them in
+    silence, and the photos there with them."""
+    head, tail = os.path.split(pattern)
+    errors = unlisted_folders(head) if glob.has_magic(head) else []
+    if glob.has_magic(tail):
+        for folder in sorted(glob.glob(head)) if glob.has_magic(head) else [head]:
+            try:
+                with os.scandir(folder or os.curdir):
+                    pass
+            except (FileNotFoundError, NotADirectoryError):  # no folder there: nothing to match
+                pass
+            except OSError as error:
+                errors.append(error)
+    return errors
 
 
 def parts_match(pattern: Sequence[str], parts: Sequence[str]) -> bool:

@@ -141,6 +141,27 @@ def test_a_folder_that_cannot_be_read_fails_and_is_named(tmp_path: Path, unreada
     assert find_sources([str(locked_path)]) == ([], [locked])
 
 
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("2024/*/*.jpg", ["2024/open/b.jpg"]),
+        ("*/*/*.jpg", ["2024/open/b.jpg"]),
+        ("2024/locked/*.jpg", []),
+    ],
+)
+def test_a_pattern_names_the_folders_it_cannot_list(
+    tmp_path: Path, unreadable_folders, pattern: str, expected: list[str]
+) -> None:
+    """glob passes over a folder it cannot list without a word: the photos missed there are said."""
+    shots = touch(tmp_path / "shots", "top.jpg", "2024/locked/a.jpg", "2024/open/b.jpg")
+    locked_path = shots / "2024" / "locked"
+    unreadable_folders.add(locked_path)
+    sources, missing = find_sources([str(shots / pattern)])
+    assert [str(source.path.relative_to(shots)) for source in sources] == expected
+    assert missing == [Unmatched(str(locked_path), "cannot read this folder: permission denied")]
+    assert find_sources([str(shots / "*.jpg")])[1] == []  # a pattern that lists no locked folder
+
+
 def test_hidden_folders_are_not_walked(tmp_path: Path) -> None:
     shots = touch(tmp_path / "shots", "a.jpg", ".recnet-report/a.jpg-after.jpg", "day/.cache/b.jpg")
     assert names(find_sources([str(shots)], recursive=True)[0]) == ["a.jpg"]
