@@ -102,11 +102,11 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
         elif os.path.exists(path):
             found = [Source(path, Path(path.name))]
         elif glob.has_magic(text):
-            files = pattern_files(text, unreadable)
+            files = pattern_files(text, recursive, unreadable)
             base = pattern_base(path)
             found = [Source(p, pattern_relative(p, base), from_folder=True) for p in files if is_image(p)]
             if not (found or unreadable):
-                reason = "no images match this pattern" + other_files(files)
+                reason = "no images match this pattern" + pattern_hint(text, files, recursive)
         elif text == "-":
             found, reason = [], f"{NO_STANDARD_STREAMS}; save the photo to a file first"
         else:
@@ -123,23 +123,41 @@ def unreadable_folder(error: OSError) -> Unmatched:
     return Unmatched(os.fsdecode(error.filename), f"cannot read this folder: {describe_os_error(error)}")
 
 
-def pattern_files(pattern: str, unreadable: list[OSError]) -> list[Path]:
-    """The files a glob pattern matches, sorted. A ``**`` pattern (any depth of sub-folders, with or without
-    -r) is matched against a walk that never follows a link back up, where glob's own ``**`` follows such
-    links again and again. Other patterns, and a ``**`` one that climbs with ``..``, are glob's. Folders
-    that cannot be listed go in ``unreadable`` (but for that last kind)."""
+def pattern_files(pattern: str, recursive: bool, unreadable: list[OSError]) -> list[Path]:
+    """The files a glob pattern matches, and those in the folders it matches (as a folder named alone
+    gives them: with ``recursive``, its sub-folders' too), sorted. A ``**`` pattern (any depth of
+    sub-folders, with or without -r) is matched against a walk that never follows a link back up, where
+    glob's own ``**`` follows such links again and again. Other patterns, and a ``**`` one that climbs with
+    ``..``, are glob's. Folders that cannot be listed go in ``unreadable`` (but for that last kind)."""
     parts = Path(pattern).parts
     base = pattern_base(Path(pattern))
     below = parts[len(base.parts) :]
     if "**" not in below:
         unreadable.extend(unlisted_folders(pattern))
     if "**" not in below or ".." in below:
-        return [path for path in sorted(map(Path, glob.glob(pattern, recursive=True))) if path.is_file()]
-    if pattern.endswith(("/", os.sep)) or not os.path.isdir(base):  # a trailing slash asks for folders
+        files: set[Path] = set()
+        for path in map(Path, glob.glob(pattern, recursive=True)):
+            if os.path.isdir(path):
+                files.update(visible_files(path, recursive, unreadable))
+            elif path.is_file():
+                files.add(path)
+        return sorted(files)
+    if not os.path.isdir(base):
         return []
     named_hidden = any(map(is_hidden, below))  # only then walked, as glob walks them
-    files = visible_files(base, recursive=True, unreadable=unreadable, every_name=True, hidden=named_hidden)
-    return [path for path in files if parts_match(below, path.relative_to(base).parts)]
+    walked = visible_files(base, recursive=True, unreadable=unreadable, every_name=True, hidden=named_hidden)
+    return [path for path in walked if matched_or_inside(below, path.relative_to(base).parts, recursive)]
+
+
+def matched_or_inside(pattern: Sequence[str], parts: Sequence[str], recursive: bool) -> bool:
+    """Whether a file's parts match a pattern's, or lie in a folder that does: its own folder, or with
+    ``recursive`` any folder above it, with no hidden folder between (as a folder named alone is walked)."""
+    if parts_match(pattern, parts):
+        return True
+    folders = range(len(parts)) if recursive else [len(parts) - 1]
+    return any(
+        parts_match(pattern, parts[:depth]) and not any(map(is_hidden, parts[depth:])) for depth in folders
+    )
 
 
 def unlisted_folders(pattern: str) -> list[OSError]:
@@ -194,6 +212,14 @@ def folder_hint(folder: Path, files: Sequence[Path], recursive: bool) -> str:
     """Why a folder gave no image: its images are in sub-folders, or its files are of other types."""
     if not recursive and images_below(folder):
         return " (its sub-folders have some: add --recursive)"
+    return other_files(files)
+
+
+def pattern_hint(pattern: str, files: Sequence[Path], recursive: bool) -> str:
+    """Why a pattern gave no image: its folders' images are in their sub-folders, or its files are of other
+    types."""
+    if not recursive and any(map(is_image, pattern_files(pattern, True, []))):
+        return " (the folders it matches have some in sub-folders: add --recursive)"
     return other_files(files)
 
 

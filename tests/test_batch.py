@@ -127,7 +127,8 @@ def test_a_double_star_pattern_walks_each_folder_once_past_links_back_up(tmp_pat
     for folder in ("b", "latest"):
         assert names(find_sources([str(shots / "**" / folder / "*.jpg")])[0]) == [f"a/{folder}/y.jpg"]
     assert names(find_sources([str(shots / "**" / ".hidden" / "*.jpg")])[0]) == [".hidden/z.jpg"]
-    assert find_sources([str(shots / "**") + "/"])[0] == []  # folders only, as glob has it
+    # Folders only, as glob has it, and the photos in them: every one but in hidden folders
+    assert names(find_sources([str(shots / "**") + "/"])[0]) == ["a/b/y.jpg", "a/x.jpg", "top.jpg"]
 
 
 def test_a_folder_that_cannot_be_read_fails_and_is_named(tmp_path: Path, unreadable_folders) -> None:
@@ -174,6 +175,25 @@ def test_globs_files_and_missing_inputs(shots: Path) -> None:
     sources, missing = find_sources([str(shots / "*.jpg"), str(shots / "day/c.tif"), str(shots / "nope.jpg")])
     assert [s.path.name for s in sources] == ["a.jpg", "c.tif"]
     assert missing == [Unmatched(str(shots / "nope.jpg"), "no such file or folder")]
+
+
+@pytest.mark.parametrize("pattern", ["d*", "d*/", "**/day", "**/d?y/"])
+def test_a_folder_a_pattern_matches_gives_its_photos_as_if_named(tmp_path: Path, pattern: str) -> None:
+    """As the shell's expansion of the same pattern would give it: quoted or not, the same photos."""
+    shots = touch(
+        tmp_path / "shots", "a.jpg", "day/c.tif", "day/notes.txt", "day/.cache/e.jpg", "day/sub/d.webp"
+    )
+    assert names(find_sources([str(shots / pattern)])[0]) == ["day/c.tif"]
+    assert names(find_sources([str(shots / pattern)], recursive=True)[0]) == ["day/c.tif", "day/sub/d.webp"]
+    # Why none, as for a folder named alone
+    (shots / "day" / "c.tif").unlink()
+    _, (unmatched,) = find_sources([str(shots / pattern)])
+    assert unmatched.reason == (
+        "no images match this pattern (the folders it matches have some in sub-folders: add --recursive)"
+    )
+    (shots / "day" / "sub" / "d.webp").unlink()
+    _, (unmatched,) = find_sources([str(shots / pattern)])
+    assert unmatched.reason.startswith("no images match this pattern (1 other file: .txt;")
 
 
 def test_an_output_folder_mirrors_the_sub_folders_a_pattern_spans(shots: Path, tmp_path: Path) -> None:
