@@ -238,17 +238,18 @@ def branch_inputs(features: Tensor, scales: Tensor) -> Tensor:
     return inputs
 
 
-def pixel_sums(left: Tensor, right: Tensor, squared: bool = False) -> Tensor:
-    """The sum over the pixels of leftᵀ·right (``squared``: of their squares) for channels_last maps of m
-    and n channels: (B, m, n).
+def pixel_sums(left: Tensor, right: Tensor, squares: bool = False) -> Tensor:
+    """The sum over the pixels of leftᵀ·right for channels_last maps of m and n channels: (B, m, n); with
+    ``squares`` that and the sum of their squares' products, (B, 2, m, n), from one pass over the maps.
 
     One small matrix product per image row in float32 (or wider), added up over the rows in float64 (not on
     MPS): fast for so few channels, and a tile's interior is used in place (a strided view, no copy)."""
-    work = statistics_dtype(left.dtype)
+    work, total = statistics_dtype(left.dtype), accumulation_dtype(left.device)
     left, right = nhwc(left).to(work), nhwc(right).to(work)
-    if squared:
-        left, right = left.square(), right.square()
-    return (left.transpose(2, 3) @ right).sum(1, dtype=accumulation_dtype(left.device))
+    sums = (left.transpose(2, 3) @ right).sum(1, dtype=total)
+    if not squares:
+        return sums
+    return torch.stack([sums, (left.square().transpose(2, 3) @ right.square()).sum(1, dtype=total)], 1)
 
 
 PixelSums = Callable[[Tensor, Tensor, bool], Tensor]
@@ -257,10 +258,10 @@ PixelSums = Callable[[Tensor, Tensor, bool], Tensor]
 def branch_moments(features: Tensor, scales: Tensor, sums: PixelSums = pixel_sums) -> tuple[Tensor, Tensor]:
     """Mean and variance over the pixels of each branch's F·s: (B, 3C) each, float64 (not on MPS).
 
-    The sums of F·s and (F·s)² are matrix products of the pixels' s and F."""
+    The sums of F·s and (F·s)² are matrix products of the pixels' s and F (and of their squares)."""
+    mean, squares = sums(scales, features, True).flatten(2).unbind(1)
     count = features.shape[-2] * features.shape[-1]
-    mean = sums(scales, features, False).flatten(1) / count
-    squares = sums(scales, features, True).flatten(1) / count
+    mean, squares = mean / count, squares / count
     return mean, (squares - mean.square()).clamp_min(0)
 
 

@@ -406,21 +406,22 @@ def _pixel_sums_kernel(
     M_PAD: tl.constexpr,
     N: tl.constexpr,
     N_PAD: tl.constexpr,
-    SQUARED: tl.constexpr,
+    SQUARES: tl.constexpr,
     PRECISION: tl.constexpr,
     STEPS: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    """``fast.pixel_sums`` over STEPS x BLOCK pixels of one image: their leftᵀ·right (or of the squares)
-    in float32, to out[image, program] (M_PAD, N_PAD). The maps may be strided views (a tile's interior);
-    a pixel's channels are contiguous, and the pixel strides are constants, so that Triton can tell which
-    rows of channels it may load whole."""
+    """``fast.pixel_sums`` over STEPS x BLOCK pixels of one image: their leftᵀ·right (and with SQUARES
+    that of their squares) in float32, to out[image, program] (1 + SQUARES, M_PAD, N_PAD). The maps may be
+    strided views (a tile's interior); a pixel's channels are contiguous, and the pixel strides are
+    constants, so that Triton can tell which rows of channels it may load whole."""
     ms = tl.arange(0, M_PAD)
     ns = tl.arange(0, N_PAD)
     image = tl.program_id(1).to(tl.int64)
     left_ptr += image * left_image_stride
     right_ptr += image * right_image_stride
     acc = tl.zeros((M_PAD, N_PAD), tl.float32)
+    squares = tl.zeros((M_PAD, N_PAD), tl.float32)
     for step in range(STEPS):
         index = (tl.program_id(0) * STEPS + step) * BLOCK + tl.arange(0, BLOCK)
         exists = index < height * width
@@ -429,11 +430,14 @@ def _pixel_sums_kernel(
         right_at = right_ptr + (row * right_row_stride + col * RIGHT_PIXEL_STRIDE)[:, None] + ns[None, :]
         left = tl.load(left_at, mask=exists[:, None] & (ms < M)[None, :], other=0.0).to(tl.float32)
         right = tl.load(right_at, mask=exists[:, None] & (ns < N)[None, :], other=0.0).to(tl.float32)
-        if SQUARED:
-            left, right = left * left, right * right
         acc += tl.dot(tl.trans(left), right, input_precision=PRECISION)
-    out_ptr += (image * tl.num_programs(0) + tl.program_id(0)) * M_PAD * N_PAD
-    tl.store(out_ptr + ms[:, None] * N_PAD + ns[None, :], acc)
+        if SQUARES:
+            squares += tl.dot(tl.trans(left * left), right * right, input_precision=PRECISION)
+    out_ptr += (image * tl.num_programs(0) + tl.program_id(0)) * (1 + SQUARES) * M_PAD * N_PAD
+    at = out_ptr + ms[:, None] * N_PAD + ns[None, :]
+    tl.store(at, acc)
+    if SQUARES:
+        tl.store(at + M_PAD * N_PAD, squares)
 
 
 def _launch(kernel: triton.JITFunction, like: Tensor, *arguments: object, **constants: object) -> None:
@@ -507,7 +511,7 @@ def conv(
     return out
 
 
-def pixel_sums(left: Tensor, right: Tensor, squared: bool = False) -> Tensor:
+def pixel_sums(left: Tensor, right: Tensor, squares: bool = False) -> Tensor:
     """``fast.pixel_sums``: float32 sums over runs of SUMS_STEPS x BLOCK pixels, added up in float64. The
     maps may be views (a tile's interior) whose pixels' channels are contiguous."""
     left, right = (x if x.stride(1) == 1 else fast.channels_last(x) for x in (left, right))
@@ -515,16 +519,17 @@ def pixel_sums(left: Tensor, right: Tensor, squared: bool = False) -> Tensor:
     n = right.shape[1]
     m_pad, n_pad = product_side(m), product_side(n)  # the loads leave the padding zero
     runs = triton.cdiv(height * width, SUMS_STEPS * BLOCK)
-    partial = torch.empty(batch, runs, m_pad, n_pad, dtype=torch.float32, device=left.device)
+    partial = torch.empty(batch, runs, 1 + squares, m_pad, n_pad, dtype=torch.float32, device=left.device)
     strides = [x.stride(dim) for x in (left, right) for dim in (0, 2)]
     constants = {"LEFT_PIXEL_STRIDE": left.stride(3), "RIGHT_PIXEL_STRIDE": right.stride(3)}
-    constants |= {"M": m, "M_PAD": m_pad, "N": n, "N_PAD": n_pad, "SQUARED": squared, "STEPS": SUMS_STEPS}
+    constants |= {"M": m, "M_PAD": m_pad, "N": n, "N_PAD": n_pad, "SQUARES": squares, "STEPS": SUMS_STEPS}
     constants["PRECISION"] = SUMS_PRECISION
     grid = (runs, batch)
     _pixel_sums_kernel[grid](
         left, right, partial, *strides, height, width, **constants, BLOCK=BLOCK, num_warps=WARPS
     )
-    return partial[:, :, :m, :n].sum(1, dtype=torch.float64)
+    sums = partial[..., :m, :n].sum(1, dtype=torch.float64)
+    return sums if squares else sums[:, 0]
 
 
 def layer_conv(layer: nn.Conv2d, x: Tensor) -> Tensor:
