@@ -102,6 +102,27 @@ def test_pixel_sums_match_the_eager_ones(model: RECNet, interior: tuple[slice, s
         assert (result - wanted).abs().max() <= 1e-6 * max(1.0, wanted.abs().max().item())
 
 
+@pytest.mark.parametrize("squares", [False, True])
+@pytest.mark.parametrize(("m", "n"), [(3, 8), (3, 16), (16, 16)])
+def test_both_forms_of_the_sums_kernel_match_the_eager_sums(
+    m: int, n: int, squares: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few channels (3 x 8) add each pixel's outer product, more take matrix products; with and without
+    the sums of the squares' products. Both sum in float32, 16 pixels a program's thread in turn and then
+    the threads' sums, with as many threads as on a GPU (the tests' interpreter otherwise runs programs of
+    4096, which add 4096 in turn): each sum is within a few float32 steps of the exact one, on the scale
+    of the sum of its terms' sizes (random maps' sums cancel out)."""
+    assert (m * n <= triton_stages.ELEMENTWISE_PRODUCTS) == ((m, n) == (3, 8))
+    monkeypatch.setattr(triton_stages, "BLOCK", 128)
+    torch.manual_seed(m * n)
+    left, right = (fast.channels_last(torch.randn(2, c, 53, 47, device=DEVICE)) for c in (m, n))
+    exact = fast.pixel_sums(left.double(), right.double(), squares)
+    sizes = fast.pixel_sums(left.double().abs(), right.double().abs(), squares)
+    result = triton_stages.pixel_sums(left, right, squares)
+    assert result.shape == exact.shape == ((2, 2, m, n) if squares else (2, m, n))
+    assert ((result - exact).abs() / sizes).max() <= 8 * torch.finfo(torch.float32).eps
+
+
 @pytest.mark.parametrize(
     ("in_channels", "out_channels", "padding_mode"), [(3, 8, "zeros"), (8, 1, "replicate"), (8, 3, "zeros")]
 )

@@ -50,6 +50,10 @@ NONE, RELU, LEAKY = 0, 1, 2  # activations after a convolution
 # its products run on tensor cores in three TF32 passes, nearly as exact as float32.
 SUMS_STEPS = 16
 SUMS_PRECISION = "tf32x3"
+# Sums of at most this many products a pixel (a block's moments: 3 scales x 8 channels, as 4 x 8) add each
+# pixel's outer product in float32 registers instead: a 16 x 16 matrix product computed 10 times the
+# products needed, and took 235 registers a thread, which left the GPU two programs an SM.
+ELEMENTWISE_PRODUCTS = 32
 
 
 def _float32_product_depth() -> int:
@@ -407,6 +411,7 @@ def _pixel_sums_kernel(
     N: tl.constexpr,
     N_PAD: tl.constexpr,
     SQUARES: tl.constexpr,
+    ELEMENTWISE: tl.constexpr,
     PRECISION: tl.constexpr,
     STEPS: tl.constexpr,
     BLOCK: tl.constexpr,
@@ -414,7 +419,9 @@ def _pixel_sums_kernel(
     """``fast.pixel_sums`` over STEPS x BLOCK pixels of one image: their leftᵀ·right (and with SQUARES
     that of their squares) in float32, to out[image, program] (1 + SQUARES, M_PAD, N_PAD). The maps may be
     strided views (a tile's interior); a pixel's channels are contiguous, and the pixel strides are
-    constants, so that Triton can tell which rows of channels it may load whole."""
+    constants, so that Triton can tell which rows of channels it may load whole. The products are matrix
+    products, or with ELEMENTWISE (for few channels) each pixel's outer product, added up pixel by pixel
+    and over the pixels at the end."""
     ms = tl.arange(0, M_PAD)
     ns = tl.arange(0, N_PAD)
     image = tl.program_id(1).to(tl.int64)
@@ -422,6 +429,9 @@ def _pixel_sums_kernel(
     right_ptr += image * right_image_stride
     acc = tl.zeros((M_PAD, N_PAD), tl.float32)
     squares = tl.zeros((M_PAD, N_PAD), tl.float32)
+    if ELEMENTWISE:
+        pixel_acc = tl.zeros((BLOCK, M_PAD, N_PAD), tl.float32)
+        pixel_squares = tl.zeros((BLOCK, M_PAD, N_PAD), tl.float32)
     for step in range(STEPS):
         index = (tl.program_id(0) * STEPS + step) * BLOCK + tl.arange(0, BLOCK)
         exists = index < height * width
@@ -430,9 +440,18 @@ def _pixel_sums_kernel(
         right_at = right_ptr + (row * right_row_stride + col * RIGHT_PIXEL_STRIDE)[:, None] + ns[None, :]
         left = tl.load(left_at, mask=exists[:, None] & (ms < M)[None, :], other=0.0).to(tl.float32)
         right = tl.load(right_at, mask=exists[:, None] & (ns < N)[None, :], other=0.0).to(tl.float32)
-        acc += tl.dot(tl.trans(left), right, input_precision=PRECISION)
-        if SQUARES:
-            squares += tl.dot(tl.trans(left * left), right * right, input_precision=PRECISION)
+        if ELEMENTWISE:
+            product = left[:, :, None] * right[:, None, :]
+            pixel_acc += product
+            if SQUARES:
+                pixel_squares += product * product
+        else:
+            acc += tl.dot(tl.trans(left), right, input_precision=PRECISION)
+            if SQUARES:
+                squares += tl.dot(tl.trans(left * left), right * right, input_precision=PRECISION)
+    if ELEMENTWISE:
+        acc = tl.sum(pixel_acc, axis=0)
+        squares = tl.sum(pixel_squares, axis=0)
     out_ptr += (image * tl.num_programs(0) + tl.program_id(0)) * (1 + SQUARES) * M_PAD * N_PAD
     at = out_ptr + ms[:, None] * N_PAD + ns[None, :]
     tl.store(at, acc)
@@ -517,12 +536,15 @@ def pixel_sums(left: Tensor, right: Tensor, squares: bool = False) -> Tensor:
     left, right = (x if x.stride(1) == 1 else fast.channels_last(x) for x in (left, right))
     batch, m, height, width = left.shape
     n = right.shape[1]
-    m_pad, n_pad = product_side(m), product_side(n)  # the loads leave the padding zero
+    elementwise = triton.next_power_of_2(m) * triton.next_power_of_2(n) <= ELEMENTWISE_PRODUCTS
+    least = 1 if elementwise else PRODUCT_WIDTH
+    m_pad, n_pad = product_side(m, least), product_side(n, least)  # the loads leave the padding zero
     runs = triton.cdiv(height * width, SUMS_STEPS * BLOCK)
     partial = torch.empty(batch, runs, 1 + squares, m_pad, n_pad, dtype=torch.float32, device=left.device)
     strides = [x.stride(dim) for x in (left, right) for dim in (0, 2)]
     constants = {"LEFT_PIXEL_STRIDE": left.stride(3), "RIGHT_PIXEL_STRIDE": right.stride(3)}
     constants |= {"M": m, "M_PAD": m_pad, "N": n, "N_PAD": n_pad, "SQUARES": squares, "STEPS": SUMS_STEPS}
+    constants["ELEMENTWISE"] = elementwise
     constants["PRECISION"] = SUMS_PRECISION
     grid = (runs, batch)
     _pixel_sums_kernel[grid](
