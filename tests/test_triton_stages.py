@@ -102,20 +102,23 @@ def test_pixel_sums_match_the_eager_ones(model: RECNet, interior: tuple[slice, s
         assert (result - wanted).abs().max() <= 1e-6 * max(1.0, wanted.abs().max().item())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("squares", [False, True])
 @pytest.mark.parametrize(("m", "n"), [(3, 8), (3, 16), (16, 16)])
 def test_both_forms_of_the_sums_kernel_match_the_eager_sums(
-    m: int, n: int, squares: bool, monkeypatch: pytest.MonkeyPatch
+    m: int, n: int, squares: bool, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Few channels (3 x 8) add each pixel's outer product, more take matrix products; with and without
-    the sums of the squares' products. Both sum in float32, 16 pixels a program's thread in turn and then
-    the threads' sums, with as many threads as on a GPU (the tests' interpreter otherwise runs programs of
-    4096, which add 4096 in turn): each sum is within a few float32 steps of the exact one, on the scale
-    of the sum of its terms' sizes (random maps' sums cancel out)."""
+    """Few channels (3 x 8) add each pixel's outer product, more take matrix products (on a GPU in one
+    TF32 pass for 16-bit maps, whose products TF32 holds exactly); with and without the sums of the
+    squares' products. All sum in float32, 16 pixels a program's thread in turn and then the threads'
+    sums, with as many threads as on a GPU (the tests' interpreter otherwise runs programs of 4096, which
+    add 4096 in turn): each sum is within a few float32 steps of the exact one, on the scale of the sum of
+    its terms' sizes (random maps' sums cancel out)."""
     assert (m * n <= triton_stages.ELEMENTWISE_PRODUCTS) == ((m, n) == (3, 8))
     monkeypatch.setattr(triton_stages, "BLOCK", 128)
     torch.manual_seed(m * n)
-    left, right = (fast.channels_last(torch.randn(2, c, 53, 47, device=DEVICE)) for c in (m, n))
+    maps = (torch.randn(2, c, 53, 47, device=DEVICE).to(dtype) for c in (m, n))
+    left, right = (fast.channels_last(x) for x in maps)
     exact = fast.pixel_sums(left.double(), right.double(), squares)
     sizes = fast.pixel_sums(left.double().abs(), right.double().abs(), squares)
     result = triton_stages.pixel_sums(left, right, squares)

@@ -47,9 +47,11 @@ WARPS = int(os.environ.get("RECNET_TRITON_WARPS", "4"))
 TILE_WIDTH = int(os.environ.get("RECNET_TRITON_TILE_WIDTH", "0"))
 NONE, RELU, LEAKY = 0, 1, 2  # activations after a convolution
 # Runs of BLOCK pixels that one program of the pixel sums adds up in float32, before float64 takes over;
-# its products run on tensor cores in three TF32 passes, nearly as exact as float32.
+# its products run on tensor cores in three TF32 passes, nearly as exact as float32, or in one where both
+# maps are 16-bit: TF32 holds their values, and so float32 their products, exactly.
 SUMS_STEPS = 16
 SUMS_PRECISION = "tf32x3"
+SIXTEEN_BIT = (torch.float16, torch.bfloat16)
 # Sums of at most this many products a pixel (a block's moments: 3 scales x 8 channels, as 4 x 8) add each
 # pixel's outer product in float32 registers instead: a 16 x 16 matrix product computed 10 times the
 # products needed, and took 235 registers a thread, which left the GPU two programs an SM.
@@ -545,7 +547,8 @@ def pixel_sums(left: Tensor, right: Tensor, squares: bool = False) -> Tensor:
     constants = {"LEFT_PIXEL_STRIDE": left.stride(3), "RIGHT_PIXEL_STRIDE": right.stride(3)}
     constants |= {"M": m, "M_PAD": m_pad, "N": n, "N_PAD": n_pad, "SQUARES": squares, "STEPS": SUMS_STEPS}
     constants["ELEMENTWISE"] = elementwise
-    constants["PRECISION"] = SUMS_PRECISION
+    exact_in_tf32 = not squares and left.dtype in SIXTEEN_BIT and right.dtype in SIXTEEN_BIT
+    constants["PRECISION"] = "tf32" if exact_in_tf32 else SUMS_PRECISION
     grid = (runs, batch)
     _pixel_sums_kernel[grid](
         left, right, partial, *strides, height, width, **constants, BLOCK=BLOCK, num_warps=WARPS
