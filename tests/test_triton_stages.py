@@ -105,7 +105,7 @@ def test_pixel_sums_match_the_eager_ones(model: RECNet, interior: tuple[slice, s
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("squares", [False, True])
 @pytest.mark.parametrize(("m", "n"), [(3, 8), (3, 16), (16, 16)])
-def test_both_forms_of_the_sums_kernel_match_the_eager_sums(
+def test_both_forms_of_the_sums_kernel_match_the_exact_sums(
     m: int, n: int, squares: bool, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Few channels (3 x 8) add each pixel's outer product, more take matrix products (on a GPU in one

@@ -453,7 +453,8 @@ def _pixel_sums_kernel(
                 squares += tl.dot(tl.trans(left * left), right * right, input_precision=PRECISION)
     if ELEMENTWISE:
         acc = tl.sum(pixel_acc, axis=0)
-        squares = tl.sum(pixel_squares, axis=0)
+        if SQUARES:
+            squares = tl.sum(pixel_squares, axis=0)
     out_ptr += (image * tl.num_programs(0) + tl.program_id(0)) * (1 + SQUARES) * M_PAD * N_PAD
     at = out_ptr + ms[:, None] * N_PAD + ns[None, :]
     tl.store(at, acc)
