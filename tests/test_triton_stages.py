@@ -114,7 +114,7 @@ def test_both_forms_of_the_sums_kernel_match_the_exact_sums(
     sums, with as many threads as on a GPU (the tests' interpreter otherwise runs programs of 4096, which
     add 4096 in turn): each sum is within a few float32 steps of the exact one, on the scale of the sum of
     its terms' sizes (random maps' sums cancel out)."""
-    assert (m * n <= triton_stages.ELEMENTWISE_PRODUCTS) == ((m, n) == (3, 8))
+    assert triton_stages.sums_outer_products(m, n) == ((m, n) == (3, 8))
     monkeypatch.setattr(triton_stages, "BLOCK", 128)
     torch.manual_seed(m * n)
     maps = (torch.randn(2, c, 53, 47, device=DEVICE).to(dtype) for c in (m, n))

@@ -533,13 +533,19 @@ def conv(
     return out
 
 
+def sums_outer_products(m: int, n: int) -> bool:
+    """Whether ``pixel_sums`` of maps of m and n channels adds each pixel's outer product in registers
+    (few products a pixel, rounded up to powers of two), not matrix products."""
+    return triton.next_power_of_2(m) * triton.next_power_of_2(n) <= ELEMENTWISE_PRODUCTS
+
+
 def pixel_sums(left: Tensor, right: Tensor, squares: bool = False) -> Tensor:
     """``fast.pixel_sums``: float32 sums over runs of SUMS_STEPS x BLOCK pixels, added up in float64. The
     maps may be views (a tile's interior) whose pixels' channels are contiguous."""
     left, right = (x if x.stride(1) == 1 else fast.channels_last(x) for x in (left, right))
     batch, m, height, width = left.shape
     n = right.shape[1]
-    elementwise = triton.next_power_of_2(m) * triton.next_power_of_2(n) <= ELEMENTWISE_PRODUCTS
+    elementwise = sums_outer_products(m, n)
     least = 1 if elementwise else PRODUCT_WIDTH
     m_pad, n_pad = product_side(m, least), product_side(n, least)  # the loads leave the padding zero
     runs = triton.cdiv(height * width, SUMS_STEPS * BLOCK)
