@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # What a session with a lent GPU runs through the device tool. A session has about 15 minutes of device
 # time in all and one call may run 10 minutes; starting the machine takes about 40 s. On 2026-12-04 (H200)
-# an earlier `check` took 270 s and `throughput` 102 s; these take longer now (about 6.5 and 4 minutes,
-# guessed from their parts' runs that day): run `check`, then at once (the machine goes back after 30 s
+# an earlier `check` took 270 s and `throughput` 102 s; these take longer now (about 7.5 and 4 minutes
+# with two variants, guessed from their parts' runs that day; `check`'s limits add up to 590 s, so keep to
+# two): run `check`, then at once (the machine goes back after 30 s
 # idle) `throughput`, then give the machine back. Every part has its own time limit, logs
 # as it goes and leaves its results in $OUT, so a part that fails or runs long costs only its own share.
 # At most 8 files come back from $OUT.
 #
 #   bash benchmarks/gpu-session.sh check
 #       GPU tests, the fused kernels at 12 MP (agreement with eager fp32, BLOCK / warps / tile-width
-#       settings, a profile, fused and eager captured as one CUDA graph each), the same for each earlier version of the kernels under local/variants (see
-#       below), whole-image inference at 1-24 MP against the reference, and a folder of 12 MP JPEGs
-#       through `recnet correct` (with its traced pipeline): about 9 minutes at most.
+#       settings, a profile, fused and eager captured as one CUDA graph each), the same for each earlier
+#       version of the kernels under local/variants (see below), whole-image inference at 1-24 MP against
+#       the reference, and a folder of 12 MP JPEGs through `recnet correct` (with its traced pipeline):
+#       about 10 minutes at most with two variants.
 #   bash benchmarks/gpu-session.sh throughput
 #       The folder of `check` with --fused, with pinned memory registered in threads and with a 0.2 ms GIL
 #       switch interval, how much the host threads hold the GIL (bench_gil.py), then 24 MP and 45 MP in
