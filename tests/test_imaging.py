@@ -1624,6 +1624,37 @@ def test_truncated_16_bit(tmp_path, extension):
     assert_read_error(truncated(tmp_path, source), "truncated or corrupt image data")
 
 
+def damaged_png(source: Path, damage: str) -> Path:
+    """``source`` (a PNG) cut short, with a byte of its pixel data changed, or without its IEND chunk."""
+    data = bytearray(source.read_bytes())
+    if damage == "cut":
+        del data[len(data) // 2 :]
+    elif damage == "changed":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        del data[-12:]  # IEND: length, type, CRC
+    damaged = source.with_name(f"{damage}.png")
+    damaged.write_bytes(data)
+    return damaged
+
+
+@pytest.mark.parametrize("damage", ["cut", "changed", "no IEND"])
+def test_a_damaged_16_bit_png_gets_recnet_s_error_line_alone(tmp_path, capfd, damage):
+    """OpenCV, which decodes 16-bit PNGs, lets its libpng print a line of its own about the damage."""
+    source = write_cv2(tmp_path / "photo.png", noisy().astype(np.uint16) * 257)
+    assert_read_error(damaged_png(source, damage), "truncated or corrupt image data")
+    assert capfd.readouterr().err == ""
+
+
+def test_a_16_bit_png_s_odd_chunks_are_read_without_libpng_s_warnings(tmp_path, capfd):
+    pixels = noisy().astype(np.uint16) * 257
+    clean = read_photo(png_with_chunks(tmp_path / "clean.png", pixels))
+    too_short = (b"iCCP", b"profile\0\0" + zlib.compress(b"not a profile"))  # libpng: "iCCP: too short"
+    odd = read_photo(png_with_chunks(tmp_path / "odd.png", pixels, too_short))
+    np.testing.assert_array_equal(odd.pixels, clean.pixels)
+    assert capfd.readouterr().err == ""
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can read files without read permission")
 def test_unreadable_file(tmp_path):
     source = save(tmp_path / "photo.png", Image.fromarray(gradient_rgb8()))

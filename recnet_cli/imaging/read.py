@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -83,6 +84,10 @@ _READABLE_MODES = _GREY_MODES | {"RGB", "RGBA"} | _PILLOW_CONVERSIONS.keys()
 # transfer curve, matrix, full range), sRGB a rendering intent, gAMA the encoding exponent and cHRM the
 # white's and primaries' chromaticities (x 100,000).
 _PNG_COLOUR_CHUNKS = {b"cICP": 4, b"sRGB": 1, b"gAMA": 4, b"cHRM": 32}
+# The chunks of a 16-bit PNG that OpenCV decodes: those its pixels need. OpenCV's libpng prints a line of
+# its own to stderr about damage and about other chunks it finds odd ("libpng warning: iCCP: too short");
+# Pillow has read those, and the damage is checked here first (``_pixel_chunks``).
+_PNG_PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"})
 
 
 def read_photo(path: str | os.PathLike[str]) -> Photo:
@@ -303,10 +308,9 @@ def _pillow_samples(image: Image.Image) -> tuple[np.ndarray, bool]:
     return (samples[..., None] if samples.ndim == 2 else samples), image.mode in _GREY_MODES
 
 
-def _opencv_samples(file: BinaryIO, layout: str) -> tuple[np.ndarray, bool]:
-    """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit file, decoded by OpenCV."""
-    file.seek(0)
-    decoded = _opencv_decode(file.read())
+def _opencv_samples(data: bytes, layout: str) -> tuple[np.ndarray, bool]:
+    """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit file's bytes, decoded by OpenCV."""
+    decoded = _opencv_decode(data)
     if decoded.ndim == 2:
         return decoded[..., None], True
     if layout == "LA":  # OpenCV expands grey + alpha to BGRA
@@ -325,13 +329,34 @@ def _opencv_decode(data: bytes) -> np.ndarray:
 def _deep_png_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[np.ndarray, bool]:
     """H x W x C uint16 samples (grey or RGB, then alpha) of a 16-bit PNG, decoded by OpenCV. OpenCV makes
     an RGB one's transparent colour (tRNS) alpha, but not a grey one's: that is done here."""
-    samples, grayscale = _opencv_samples(file, layout)
+    file.seek(0)
+    samples, grayscale = _opencv_samples(_pixel_chunks(file.read()), layout)
     if _text_after_pixels(file):  # Pillow reads those chunks (an XMP packet) only as it decodes the pixels
         image.load()
     key = image.info.get("transparency")
     if key is None or samples.shape[2] != 1:
         return samples, grayscale
     return np.dstack([samples, np.where(samples == key, 0, 0xFFFF).astype(np.uint16)]), grayscale
+
+
+def _pixel_chunks(png: bytes) -> bytes:
+    """A PNG's signature and the chunks its pixels need (``_PNG_PIXEL_CHUNKS``), for OpenCV; a chunk cut
+    short or whose CRC does not match, or a PNG without its IEND chunk, is an OSError."""
+    view, at = memoryview(png), len(PNG_SIGNATURE)
+    kept = [view[:at]]
+    while at + 12 <= len(png):  # a chunk's length, type and CRC
+        length, kind = struct.unpack_from(">I4s", png, at)
+        end = at + 12 + length
+        if end > len(png):
+            break
+        if zlib.crc32(view[at + 4 : end - 4]) != struct.unpack_from(">I", png, end - 4)[0]:
+            raise OSError(f"the CRC of the PNG's {kind!r} chunk does not match its data")
+        if kind in _PNG_PIXEL_CHUNKS:
+            kept.append(view[at:end])
+        if kind == b"IEND":
+            return b"".join(kept)
+        at = end
+    raise OSError("the PNG ends before its IEND chunk")
 
 
 def _png_chunks(file: BinaryIO) -> Iterator[tuple[bytes, int]]:
@@ -374,13 +399,13 @@ def _deep_tiff_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple
     unspecified extra channel (Pillow's mode "RGB" for "RGBX") is left out, not taken for alpha. Colour
     premultiplied by alpha (associated alpha) is made straight, as the rest of recnet has it."""
     tags = image.tag_v2
+    file.seek(0)
+    data = file.read()
     if tags.get(PLANAR_CONFIGURATION, 1) == 2 and layout in ("RGB", "RGBA"):
-        file.seek(0)
-        data = file.read()
         samples = np.dstack([_opencv_decode(plane) for plane in _plane_tiffs(data, tags, len(layout))])
         grayscale = False
     else:
-        samples, grayscale = _opencv_samples(file, layout)
+        samples, grayscale = _opencv_samples(data, layout)
         samples = samples[..., : len(layout)]  # layout "I", "RGB" or "RGBA"
     if tags.get(PHOTOMETRIC_INTERPRETATION) == 0:  # MinIsWhite (grey: Pillow opens none with alpha)
         np.subtract(0xFFFF, samples, out=samples)
