@@ -7,12 +7,12 @@ import torch
 from recnet_cli.model import RECNet
 
 
-def random_model(seed: int = 0) -> RECNet:
+def random_model(seed: int = 0, channels: int = 8) -> RECNet:
     """A RECNet with every weight perturbed, lopsided blur kernels and unusual alpha/temperature."""
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = RECNet().eval()
+        model = RECNet(channels=channels).eval()
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))

@@ -293,18 +293,23 @@ def instance_norm_affine(
     return gain, norm.IN.bias.repeat(3) - mean * gain
 
 
-def normalize(
-    norm: RegionAwareDeExposure, features: Tensor, scales: Tensor, mean: Tensor, variance: Tensor
-) -> Tensor:
-    """The de-exposure output Fn from F, the branch scales and the branches' whole-image (mean, variance).
-
-    The tails' conv of gain·(F·s) + shift is a conv of F·s with the gain in its weight, plus the shift's
-    share through a channel of ones: zero outside the image, as the shift's padding is."""
+def normalizing_weights(norm: RegionAwareDeExposure, mean: Tensor, variance: Tensor) -> tuple[Tensor, Tensor]:
+    """The tails' conv of each image's instance-normed branch products gain·(F·s) + shift as a conv of
+    ``branch_inputs``: F·s with the gain in the weight, and the shift's share through the channel of ones,
+    zero outside the image as the shift's padding is. Weights (B, C, 3C + 1, 3, 3) in the statistics'
+    precision, and the bias."""
     gain, shift = instance_norm_affine(norm, mean, variance)
     weight, bias = folded_tails(norm)
     weight = weight.to(gain.dtype)  # folded in the statistics' precision, not the weights' float32
     shift_weight = torch.einsum("ocij,bc->boij", weight, shift)[:, :, None]
-    weights = torch.cat([weight * gain[:, None, :, None, None], shift_weight], dim=2)
+    return torch.cat([weight * gain[:, None, :, None, None], shift_weight], dim=2), bias
+
+
+def normalize(
+    norm: RegionAwareDeExposure, features: Tensor, scales: Tensor, mean: Tensor, variance: Tensor
+) -> Tensor:
+    """The de-exposure output Fn from F, the branch scales and the branches' whole-image (mean, variance)."""
+    weights, bias = normalizing_weights(norm, mean, variance)
     inputs = branch_inputs(features, scales)
     dtype, bias = features.dtype, bias.to(features.dtype)
     outputs = [

@@ -275,45 +275,51 @@ def _scales_kernel(
 def _normed_kernel(
     features_ptr,
     scales_ptr,
-    gain_ptr,
-    shift_ptr,
     weight_ptr,
+    shift_ptr,
     bias_ptr,
     out_ptr,
     height,
     width,
     C: tl.constexpr,
-    C_PAD: tl.constexpr,
     OUT_PAD: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK: tl.constexpr,
     TILE_WIDTH: tl.constexpr,
 ):
-    """``fast.normalize``: the folded tails' 3x3 conv (weight (9, 3C, OUT_PAD), the columns beyond C zero)
-    on the instance-normed branch products gain·(s·F) + shift, which are zero outside the image; gain
-    and shift are (B, 3C). Each tap loads the neighbours' features once; each branch is a matrix product,
-    over C_PAD channels (C, or the product's least depth: the rest zero)."""
+    """``fast.normalize``: this image's 3x3 conv of the branch products F·s (weight (9, 4C, OUT_PAD), the
+    rows beyond 3C zero) and of the channel of ones inside the image (weight (9, OUT_PAD): each tap's
+    shift), as ``fast.normalizing_weights`` gives them. A tap's products are each pixel's (4, C) outer
+    product of its scales (the fourth zero) and features, as a row of 4C: one matrix product a tap. The
+    bias (B, OUT_PAD) holds every tap's shift, as inside the image; a program with pixels at the image's
+    edge then takes away the shifts of their taps outside it, as a matrix product too."""
     index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
-    channels = tl.arange(0, C_PAD)
-    real = channels < C
+    inputs = tl.arange(0, 4 * C)
     outs = tl.arange(0, OUT_PAD)
     features_ptr += _image_offset(height, width, C)
     scales_ptr += _image_offset(height, width, 3)
-    gain_ptr += tl.program_id(1) * 3 * C
-    shift_ptr += tl.program_id(1) * 3 * C
-    acc = tl.zeros((BLOCK, OUT_PAD), tl.float32) + tl.load(bias_ptr + outs)[None, :]
+    weight_ptr += tl.program_id(1) * 9 * 4 * C * OUT_PAD
+    shift_ptr += tl.program_id(1) * 9 * OUT_PAD
+    acc = (
+        tl.zeros((BLOCK, OUT_PAD), tl.float32)
+        + tl.load(bias_ptr + tl.program_id(1) * OUT_PAD + outs)[None, :]
+    )
     for tap in range(9):
         pixel, inside = _neighbour(row, col, exists, tap, 3, height, width)
-        features = _load_pixels(features_ptr, pixel, inside, C, C_PAD)
-        for branch in tl.static_range(3):
-            scale = _load_channel(scales_ptr, pixel, inside, 3, branch)
-            k = branch * C + channels
-            normed = scale[:, None] * features * tl.load(gain_ptr + k, mask=real, other=0.0)[None, :]
-            shift = tl.load(shift_ptr + k, mask=real, other=0.0)[None, :]
-            normed = tl.where(inside[:, None], normed + shift, 0.0)
-            at = weight_ptr + (tap * 3 * C + k[:, None]) * OUT_PAD + outs[None, :]
-            weights = tl.load(at, mask=real[:, None], other=0.0)
-            acc += _dot(normed, weights, PRECISION)
+        features = _load_pixels(features_ptr, pixel, inside, C, C)
+        scales = _load_pixels(scales_ptr, pixel, inside, 3, 4)
+        rows = tl.reshape(scales[:, :, None] * features[:, None, :], (BLOCK, 4 * C))
+        weights = tl.load(weight_ptr + (tap * 4 * C + inputs[:, None]) * OUT_PAD + outs[None, :])
+        acc += _dot(rows, weights, PRECISION)
+    at_edge = exists & ((row == 0) | (row == height - 1) | (col == 0) | (col == width - 1))
+    if tl.max(at_edge.to(tl.int32), axis=0) > 0:  # which taps are outside, times their shifts
+        taps = tl.arange(0, 16)
+        tap_row = row[:, None] + taps[None, :] // 3 - 1
+        tap_col = col[:, None] + taps[None, :] % 3 - 1
+        outside = (tap_row < 0) | (tap_row >= height) | (tap_col < 0) | (tap_col >= width)
+        outside = (outside & (taps < 9)[None, :]).to(tl.float32)
+        shifts = tl.load(shift_ptr + taps[:, None] * OUT_PAD + outs[None, :], mask=(taps < 9)[:, None])
+        acc -= _dot(outside, shifts, PRECISION)
     _store(out_ptr, index, exists, acc, outs, C, height, width)
 
 
@@ -583,16 +589,19 @@ def normalize(
     norm: RegionAwareDeExposure, features: Tensor, scales: Tensor, mean: Tensor, variance: Tensor
 ) -> Tensor:
     features, scales = fast.channels_last(features), fast.channels_last(scales)
-    channels = features.shape[1]
+    batch, channels = features.shape[:2]
     out = fast.empty_map(features, channels)
     out_pad = product_side(channels)
-    gain, shift = (_parameter(x, features) for x in fast.instance_norm_affine(norm, mean, variance))
-    weight, bias = fast.folded_tails(norm)
-    taps = F.pad(_taps(weight, features), (0, out_pad - channels)).contiguous()
-    tails = (taps, _parameter(F.pad(bias, (0, out_pad - channels)), features))
-    constants = {"C": channels, "C_PAD": product_side(channels, PRODUCT_DEPTH), "OUT_PAD": out_pad}
-    constants["PRECISION"] = dot_precision(features)
-    _launch(_normed_kernel, features, features, scales, gain, shift, *tails, out, **constants)
+    weights, bias = fast.normalizing_weights(norm, mean, variance)
+    # (B, out, in, 3, 3) as (B, 9, in, out), the outputs padded to OUT_PAD; the products' inputs to 4C
+    taps = F.pad(
+        weights.permute(0, 3, 4, 2, 1).reshape(batch, 9, 3 * channels + 1, channels), (0, out_pad - channels)
+    )
+    products = _parameter(F.pad(taps[:, :, :-1], (0, 0, 0, channels)), features)
+    shifts = _parameter(taps[:, :, -1], features)
+    bias = _parameter(F.pad(bias, (0, out_pad - channels)) + taps[:, :, -1].sum(1), features)
+    constants = {"C": channels, "OUT_PAD": out_pad, "PRECISION": dot_precision(features)}
+    _launch(_normed_kernel, features, features, scales, products, shifts, bias, out, **constants)
     return out
 
 
