@@ -141,8 +141,9 @@ def eight_bit_agreement(output: torch.Tensor, expected: torch.Tensor) -> str:
     return f"{(gap <= 1).mean() * 100:.3f}% within one level, largest {int(gap.max())} levels"
 
 
-# (pixels per program, warps, tile width; 0: runs across rows) of the fused kernels that --fused times.
-FUSED_CONFIGS = "64x4x16,128x4x0,128x4x16,128x4x32,128x8x0,128x8x16,256x4x0,256x4x16,256x4x32"
+# (pixels per program, warps, tile width; 0: runs across rows[, how deep the convolutions' matrix products
+# are made: TAPS_DEPTH]) of the fused kernels that --fused times.
+FUSED_CONFIGS = "64x4x16,128x4x0,128x4x16,128x4x32,128x8x0,128x8x16,256x4x0,256x4x16,256x4x32,128x4x0x32"
 
 
 def fused_inference(
@@ -170,16 +171,23 @@ def fused_inference(
         eager = fast_forward(model, typed)[0]
         print(f"eager {precision} vs eager fp32: {eight_bit_agreement(eager, expected)}", flush=True)
         del output, eager
-        # An earlier version of the kernels (gpu-session.sh check) has no TILE_WIDTH, and ignores it.
-        default = triton_stages.BLOCK, triton_stages.WARPS, getattr(triton_stages, "TILE_WIDTH", 0)
+        # An earlier version of the kernels (gpu-session.sh check) may have no TILE_WIDTH or TAPS_DEPTH,
+        # and ignores them.
+        settings = ("BLOCK", "WARPS", "TILE_WIDTH", "TAPS_DEPTH")
+        default = {name: getattr(triton_stages, name, None) for name in settings}
         for config in configs.split(","):
-            block, warps, tile_width = (int(x) for x in config.split("x"))
-            triton_stages.BLOCK, triton_stages.WARPS, triton_stages.TILE_WIDTH = block, warps, tile_width
+            chosen = dict(zip(settings, (int(x) for x in config.split("x")), strict=False))
+            for name, value in {**default, **chosen}.items():
+                setattr(triton_stages, name, value)
             reset_peak_memory(device)
+            tile_width = chosen["TILE_WIDTH"]
             layout = f"tiles {tile_width} wide" if tile_width else "runs across rows"
-            label = f"fused whole {precision}, BLOCK {block}, {warps} warps, {layout}"
+            label = f"fused whole {precision}, BLOCK {chosen['BLOCK']}, {chosen['WARPS']} warps, {layout}"
+            if "TAPS_DEPTH" in chosen:
+                label += f", convolutions' products {chosen['TAPS_DEPTH']} deep"
             report(device, label, timed(device, fused, 3), megapixels)
-        triton_stages.BLOCK, triton_stages.WARPS, triton_stages.TILE_WIDTH = default
+        for name, value in default.items():
+            setattr(triton_stages, name, value)
         run = functools.partial(fast_forward, model, typed, EAGER)
         reset_peak_memory(device)
         report(device, f"eager whole {precision}", timed(device, run, 3), megapixels)
@@ -237,7 +245,9 @@ def main() -> None:
         "--fused", action="store_true", help="only compare the fused Triton stages with the eager ones"
     )
     parser.add_argument(
-        "--configs", default=FUSED_CONFIGS, help="--fused: BLOCKxWARPSxTILE_WIDTH settings to time"
+        "--configs",
+        default=FUSED_CONFIGS,
+        help="--fused: BLOCKxWARPSxTILE_WIDTH[xTAPS_DEPTH] settings to time",
     )
     args = parser.parse_args()
     device = torch.device(args.device)

@@ -155,7 +155,12 @@ def test_layer_convolutions_match_the_eager_ones(
     assert (result - expected).abs().max() <= 1e-5
 
 
-def test_fused_forward_matches_the_reference_forward(model: RECNet) -> None:
+@pytest.mark.parametrize("taps_depth", [8, 16, 32, 64])
+def test_fused_forward_matches_the_reference_forward(
+    model: RECNet, taps_depth: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the convolutions' taps one, two, four or more to a matrix product."""
+    monkeypatch.setattr(triton_stages, "TAPS_DEPTH", taps_depth)
     image = random_image(1, 45, 38).to(DEVICE)
     with torch.inference_mode():
         expected = model(image)

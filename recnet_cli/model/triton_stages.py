@@ -12,10 +12,10 @@ left between the stages (the mask blur, the few element-wise steps between convo
 statistics' small matrices) stays in PyTorch.
 
 Maps are channels_last, so a pixel's channels are contiguous: a program handles a tile of BLOCK pixels
-of one image and all their channels. A dense convolution's tap is a matrix product (``tl.dot``, on
-tensor cores) of the neighbours' rows of channels and the tap's weights; depthwise ones multiply whole
-pixel rows. Without a GPU, Triton's interpreter (``TRITON_INTERPRET=1``) runs these kernels on CPU
-tensors, which is how the tests check them there.
+of one image and all their channels. A dense convolution's taps are matrix products (``tl.dot``, on
+tensor cores) of the neighbours' rows of channels and the taps' weights, a few taps side by side in
+each (``TAPS_DEPTH``); depthwise ones multiply whole pixel rows. Without a GPU, Triton's interpreter
+(``TRITON_INTERPRET=1``) runs these kernels on CPU tensors, which is how the tests check them there.
 """
 
 from __future__ import annotations
@@ -67,6 +67,11 @@ def _float32_product_depth() -> int:
 
 # The narrowest a matrix product's (tl.dot's) rows and columns may be, and its inner side in TF32.
 PRODUCT_WIDTH, PRODUCT_DEPTH = 16, _float32_product_depth()
+# How deep a dense convolution's matrix products are made, taking several taps side by side (2 of 8
+# channels): each product is a trip through shared memory and a wait for the tensor cores, which one tap
+# of 8 channels, or 16 where Triton 3.6 pads them, took alone. Compiled for sm_90, 16 makes the 3x3 convs
+# of 8 channels the fewest instructions (with 66 registers a thread), 32 the fewest barriers (90); untimed.
+TAPS_DEPTH = int(os.environ.get("RECNET_TRITON_TAPS_DEPTH", "16"))
 
 # Triton compiles a kernel again for each pattern of its integer arguments (1, a multiple of 16, other).
 # Photo and tile sizes vary, and the kernels gain nothing from knowing them, so the sizes are left general.
@@ -178,6 +183,7 @@ def _conv_kernel(
     OUT: tl.constexpr,
     OUT_PAD: tl.constexpr,
     SIZE: tl.constexpr,
+    TAPS: tl.constexpr,
     DEPTHWISE: tl.constexpr,
     REPLICATE: tl.constexpr,
     ACTIVATION: tl.constexpr,
@@ -186,28 +192,39 @@ def _conv_kernel(
     BLOCK: tl.constexpr,
     TILE_WIDTH: tl.constexpr,
 ):
-    """A SIZE x SIZE convolution, dense (weight layout (SIZE², IN, OUT)) or depthwise (IN = OUT, weight
-    layout (SIZE², OUT)), with zero or replicate padding, then an activation and an optional residual.
-    A dense tap is a matrix product of the neighbours' (IN_PAD) rows and the tap's (IN_PAD, OUT_PAD)
-    weights; a depthwise one multiplies the rows by the tap's weights."""
+    """A SIZE x SIZE convolution, dense (weight layout (taps, IN_PAD, OUT_PAD), the taps a multiple of
+    TAPS, padded with zeros) or depthwise (IN = OUT, weight layout (SIZE², OUT)), with zero or replicate
+    padding, then an activation and an optional residual. Dense, TAPS taps at a time are one matrix
+    product: of the neighbours' rows of IN_PAD channels under each, side by side, and those taps' weights;
+    depthwise, a tap multiplies the rows by its weights."""
     index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
-    ins = tl.arange(0, IN_PAD)
     outs = tl.arange(0, OUT_PAD)
     real = outs < OUT
     x_ptr += _image_offset(height, width, IN)
     acc = tl.zeros((BLOCK, OUT_PAD), tl.float32) + tl.load(bias_ptr + outs, mask=real, other=0.0)[None, :]
-    for tap in range(SIZE * SIZE):
-        if REPLICATE:
-            pixel, inside = _clamped_neighbour(row, col, exists, tap, SIZE, height, width)
-        else:
+    if DEPTHWISE:
+        for tap in range(SIZE * SIZE):
             pixel, inside = _neighbour(row, col, exists, tap, SIZE, height, width)
-        if DEPTHWISE:
             weights = tl.load(weight_ptr + tap * OUT + outs, mask=real, other=0.0)[None, :]
             acc += _load_pixels(x_ptr, pixel, inside, OUT, OUT_PAD) * weights
-        else:
-            rows = _load_pixels(x_ptr, pixel, inside, IN, IN_PAD)
-            at = weight_ptr + (tap * IN + ins[:, None]) * OUT + outs[None, :]
-            weights = tl.load(at, mask=(ins < IN)[:, None] & real[None, :], other=0.0)
+    else:
+        ins = tl.arange(0, IN_PAD)
+        depth = tl.arange(0, TAPS * IN_PAD)
+        for group in range(tl.cdiv(SIZE * SIZE, TAPS)):
+            taps = group * TAPS + tl.arange(0, TAPS)[None, :]
+            if REPLICATE:
+                pixel, inside = _clamped_neighbour(
+                    row[:, None], col[:, None], exists[:, None], taps, SIZE, height, width
+                )
+            else:
+                pixel, inside = _neighbour(
+                    row[:, None], col[:, None], exists[:, None], taps, SIZE, height, width
+                )
+            inside &= taps < SIZE * SIZE
+            at = x_ptr + pixel[:, :, None] * IN + ins[None, None, :]
+            mask = inside[:, :, None] & (ins < IN)[None, None, :]
+            rows = tl.reshape(tl.load(at, mask=mask, other=0.0).to(tl.float32), (BLOCK, TAPS * IN_PAD))
+            weights = tl.load(weight_ptr + (group * TAPS * IN_PAD + depth[:, None]) * OUT_PAD + outs[None, :])
             acc += _dot(rows, weights, PRECISION)
     if ACTIVATION == 1:
         acc = tl.maximum(acc, 0.0)
@@ -499,10 +516,20 @@ def _parameter(x: Tensor, like: Tensor) -> Tensor:
     return x.detach().to(like.device, torch.float32).contiguous()
 
 
-def _taps(weight: Tensor, like: Tensor) -> Tensor:
-    """A (out, in, k, k) conv weight laid out (k², in, out)."""
-    out_channels, in_channels = weight.shape[:2]
-    return _parameter(weight.permute(2, 3, 1, 0).reshape(-1, in_channels, out_channels), like)
+def tap_grouping(in_channels: int, size: int) -> tuple[int, int]:
+    """How a dense size x size conv of ``in_channels`` runs: (IN_PAD, TAPS), the channels as a power of
+    two, and how many taps a matrix product takes side by side: enough to make it TAPS_DEPTH deep, and at
+    least PRODUCT_DEPTH (the channels padded further where one tap falls short)."""
+    taps = min(max(1, TAPS_DEPTH // triton.next_power_of_2(in_channels)), triton.next_power_of_2(size * size))
+    return max(triton.next_power_of_2(in_channels), PRODUCT_DEPTH // taps), taps
+
+
+def _taps(weight: Tensor, like: Tensor, in_pad: int, out_pad: int, taps: int) -> Tensor:
+    """A (out, in, k, k) conv weight laid out (taps, in_pad, out_pad), the taps k² rounded up to a multiple
+    of ``taps``, all padding zero."""
+    out_channels, in_channels, size, _ = weight.shape
+    padding = (0, out_pad - out_channels, 0, in_pad - in_channels, 0, -(size * size) % taps)
+    return _parameter(F.pad(weight.permute(2, 3, 1, 0).reshape(-1, in_channels, out_channels), padding), like)
 
 
 def _depthwise_taps(weight: Tensor, like: Tensor) -> Tensor:
@@ -525,15 +552,18 @@ def conv(
     x = fast.channels_last(x)
     out_channels, in_channels, size, _ = weight.shape
     depthwise = in_channels == 1 and out_channels == x.shape[1] > 1
-    taps = _depthwise_taps(weight, x) if depthwise else _taps(weight, x)
+    if depthwise:
+        in_pad = out_pad = triton.next_power_of_2(out_channels)
+        taps = 1
+        weights = _depthwise_taps(weight, x)
+    else:
+        (in_pad, taps), out_pad = tap_grouping(in_channels, size), product_side(out_channels)
+        weights = _taps(weight, x, in_pad, out_pad, taps)
     out = fast.empty_map(x, out_channels)
     residual = out if residual is None else fast.channels_last(residual)
-    arguments = (x, taps, _parameter(bias, x), residual, out, slope)
-    constants = {"DEPTHWISE": depthwise, "REPLICATE": replicate, "ACTIVATION": activation}
+    arguments = (x, weights, _parameter(bias, x), residual, out, slope)
+    constants = {"TAPS": taps, "DEPTHWISE": depthwise, "REPLICATE": replicate, "ACTIVATION": activation}
     constants["RESIDUAL"] = residual is not out
-    in_pad, out_pad = (triton.next_power_of_2(c) for c in (x.shape[1], out_channels))
-    if not depthwise:  # a dense tap is a matrix product
-        in_pad, out_pad = product_side(x.shape[1], PRODUCT_DEPTH), product_side(out_channels)
     channels = {"IN": x.shape[1], "IN_PAD": in_pad, "OUT": out_channels, "OUT_PAD": out_pad}
     _launch(_conv_kernel, x, *arguments, **channels, SIZE=size, **constants, PRECISION=dot_precision(x))
     return out
