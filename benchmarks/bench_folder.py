@@ -5,7 +5,9 @@ Makes N JPEGs of the chosen size (the example photos, enlarged), then measures, 
   (the command's writer threads also finish each correction: its strength and blend);
 - host: the command's host side alone, as a GPU lane runs it on this machine: decoding, finishing each
   correction and writing it, several photos at once in threads, with no model (how fast a GPU batch
-  could go here if the GPU took no time);
+  could go here if the GPU took no time); on a GPU, also with a compute step that only waits the
+  model's time a photo, the GIL let go: how fast the lane could go if launching the model cost the host
+  nothing;
 - model: the model alone on decoded pixels (what the command's compute thread does);
 - pipeline: the command's stages (read, model, finish and write) in this process, as a lane runs them,
   each timed: the compute thread's time in the model, waiting for reads and idle; each photo's reading,
@@ -94,13 +96,16 @@ def stand_in_correction(corrector: Corrector, photo: Photo) -> PendingCorrection
     return PendingCorrection(corrector, photo.pixels, pixels, pixels[..., 1].contiguous())
 
 
-def host_seconds(paths: list[Path], scratch: Path, depth: int) -> float:
+def host_seconds(paths: list[Path], scratch: Path, depth: int, model_wait: float = 0.0) -> float:
     """The command's host side alone, as a GPU lane runs it: ``depth`` photos read ahead and written
     behind in threads, each correction finished (its strength under ``--strength auto``, the blend) and
-    written as the command does. Each photo stands in for its model output: the host's work is the same."""
+    written as the command does. Each photo stands in for its model output: the host's work is the same.
+    With ``model_wait`` the compute step first waits that many seconds with the GIL let go, as the compute
+    thread waits for a GPU's forward, but for launching it."""
     corrector = host_corrector()
 
     def compute(job: Job, photo: Photo) -> PendingCorrection:
+        time.sleep(model_wait)
         return stand_in_correction(corrector, photo)
 
     def write(job: Job, photo: Photo, pending: PendingCorrection) -> float:
@@ -327,7 +332,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="recnet-bench-") as temporary:
         root = Path(temporary)
-        for folder in ("in", "codec", "host", "pipeline"):
+        for folder in ("in", "codec", "host", "host-waiting", "pipeline"):
             (root / folder).mkdir()
         paths = make_photos(root / "in", args.count, args.mp)
         depth = gpu_lane_depth(1, args.mp)
@@ -348,6 +353,10 @@ def main() -> None:
             pipeline = None
         sys.setswitchinterval(default_interval)
         seconds["model"] = model_seconds(paths, args)
+        if pick_devices(args.device)[0].type != "cpu":  # on a CPU the model holds the cores the host needs
+            wait = seconds["model"] / args.count
+            stage = f"host, waiting {wait * 1000:.0f} ms a photo for a stand-in model"
+            seconds[stage] = host_seconds(paths, root / "host-waiting", depth, wait)
         if pipeline:
             seconds["pipeline (traced, in this process)"] = pipeline["seconds"]
         seconds["recnet correct"] = command
@@ -366,7 +375,9 @@ def main() -> None:
         + (f", GIL switch interval {args.switch_interval * 1000:g} ms" if args.switch_interval else "")
         + ". "
         "codec: decode + encode/write one after another; host: the command's reading, finishing and "
-        "writing alone, in threads as a GPU lane runs them; model: the model alone; pipeline: the "
+        "writing alone, in threads as a GPU lane runs them; model: the model alone; host, waiting (on a "
+        "GPU): the same with a compute step that waits the model's time with the GIL let go (what the lane "
+        "could do if launching the model cost the host nothing); pipeline: the "
         "command's stages in this process, timed stage by stage (below); recnet correct: the command's "
         "batch time (read-ahead and write-behind threads).",
         "",
