@@ -9,11 +9,12 @@
 # At most 8 files come back from $OUT.
 #
 #   bash benchmarks/gpu-session.sh check
-#       GPU tests, the fused kernels at 12 MP (agreement with eager fp32, BLOCK / warps / tile-width
-#       settings, a profile, fused and eager captured as one CUDA graph each), the same for each earlier
-#       version of the kernels under local/variants (see below), whole-image inference at 1-24 MP against
-#       the reference, and a folder of 12 MP JPEGs through `recnet correct` (with its traced pipeline):
-#       about 10 minutes at most with two variants.
+#       GPU tests, the fused kernels at 12 MP (agreement with eager fp32, BLOCK / warps / tile-width /
+#       product-depth settings, a profile, fused and eager captured as one CUDA graph each), the same for
+#       each earlier version of the kernels under local/variants (see below), whole-image inference at
+#       1-24 MP against the reference, and a folder of 12 MP JPEGs through `recnet correct` (with its
+#       traced pipeline, and its host side waiting the model's time): about 10 minutes at most with two
+#       variants.
 #   bash benchmarks/gpu-session.sh throughput
 #       The folder of `check` with --fused, with pinned memory registered in threads and with a 0.2 ms GIL
 #       switch interval, how much the host threads hold the GIL (bench_gil.py), then 24 MP and 45 MP in
