@@ -331,10 +331,8 @@ def _normed_kernel(
     at_edge = exists & ((row == 0) | (row == height - 1) | (col == 0) | (col == width - 1))
     if tl.max(at_edge.to(tl.int32), axis=0) > 0:  # which taps are outside, times their shifts
         taps = tl.arange(0, 16)
-        tap_row = row[:, None] + taps[None, :] // 3 - 1
-        tap_col = col[:, None] + taps[None, :] % 3 - 1
-        outside = (tap_row < 0) | (tap_row >= height) | (tap_col < 0) | (tap_col >= width)
-        outside = (outside & (taps < 9)[None, :]).to(tl.float32)
+        _, inside = _neighbour(row[:, None], col[:, None], exists[:, None], taps[None, :], 3, height, width)
+        outside = (~inside & (taps < 9)[None, :]).to(tl.float32)
         shifts = tl.load(shift_ptr + taps[:, None] * OUT_PAD + outs[None, :], mask=(taps < 9)[:, None])
         acc -= _dot(outside, shifts, PRECISION)
     _store(out_ptr, index, exists, acc, outs, C, height, width)
@@ -627,9 +625,9 @@ def normalize(
     taps = F.pad(
         weights.permute(0, 3, 4, 2, 1).reshape(batch, 9, 3 * channels + 1, channels), (0, out_pad - channels)
     )
-    products = _parameter(F.pad(taps[:, :, :-1], (0, 0, 0, channels)), features)
-    shifts = _parameter(taps[:, :, -1], features)
-    bias = _parameter(F.pad(bias, (0, out_pad - channels)) + taps[:, :, -1].sum(1), features)
+    products, shifts = F.pad(taps[:, :, :-1], (0, 0, 0, channels)), taps[:, :, -1]
+    bias = F.pad(bias, (0, out_pad - channels)) + shifts.sum(1)
+    products, shifts, bias = (_parameter(x, features) for x in (products, shifts, bias))
     constants = {"C": channels, "OUT_PAD": out_pad, "PRECISION": dot_precision(features)}
     _launch(_normed_kernel, features, features, scales, products, shifts, bias, out, **constants)
     return out
