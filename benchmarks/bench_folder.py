@@ -329,6 +329,7 @@ def main() -> None:
     )
     add_name_option(parser)
     args = parser.parse_args()
+    first_device = pick_devices(args.device)[0]
 
     with tempfile.TemporaryDirectory(prefix="recnet-bench-") as temporary:
         root = Path(temporary)
@@ -353,7 +354,7 @@ def main() -> None:
             pipeline = None
         sys.setswitchinterval(default_interval)
         seconds["model"] = model_seconds(paths, args)
-        if pick_devices(args.device)[0].type != "cpu":  # on a CPU the model holds the cores the host needs
+        if first_device.type != "cpu":  # on a CPU the model holds the cores the host needs
             wait = seconds["model"] / args.count
             stage = f"host, waiting {wait * 1000:.0f} ms a photo for a stand-in model"
             seconds[stage] = host_seconds(paths, root / "host-waiting", depth, wait)
@@ -361,7 +362,6 @@ def main() -> None:
             seconds["pipeline (traced, in this process)"] = pipeline["seconds"]
         seconds["recnet correct"] = command
     codec, model = seconds["codec"], seconds["model"]
-    first_device = pick_devices(args.device)[0]
     device_text = device_description(first_device) + (f" x {args.device}" if "," in args.device else "")
     rows = [
         {"stage": stage, "seconds": value, "images_per_second": args.count / value}
