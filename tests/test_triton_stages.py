@@ -52,18 +52,32 @@ def wide_model() -> RECNet:
 
 
 @pytest.mark.parametrize(
-    ("model_name", "batch", "height", "width"),
+    ("model_name", "batch", "height", "width", "block", "tile_width"),
     [
-        ("model", 2, 37, 29),
-        ("model", 1, 3, 70),
-        ("model", 1, 40, 1),
-        ("model", 1, 5, 300),  # pixels that a program's run has none of at the image's edge
-        ("wide_model", 2, 19, 23),
+        ("model", 2, 37, 29, None, 0),
+        ("model", 1, 3, 70, None, 0),
+        ("model", 1, 40, 1, None, 0),
+        # programs clear of the image's edge, which the kernels run without bounds checks, beside ones
+        # that are not, some of which end a pixel short of clear: runs of 128 pixels in rows of 224 (a
+        # 3x3 window's margin), and tiles of 8 rows of 16 in rows of 49 (a 5x5 window's)
+        ("model", 1, 7, 224, 128, 0),
+        ("model", 2, 20, 49, 128, 16),
+        ("wide_model", 2, 19, 23, None, 0),
     ],
 )
 def test_each_fused_stage_matches_the_eager_stage_in_float32(
-    model_name: str, batch: int, height: int, width: int, request: pytest.FixtureRequest
+    model_name: str,
+    batch: int,
+    height: int,
+    width: int,
+    block: int | None,
+    tile_width: int,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if block is not None:
+        monkeypatch.setattr(triton_stages, "BLOCK", block)
+    monkeypatch.setattr(triton_stages, "TILE_WIDTH", tile_width)
     x = block_inputs(request.getfixturevalue(model_name), batch, height, width, torch.float32)
     block = x["block"]
     with torch.inference_mode():

@@ -14,7 +14,10 @@ statistics' small matrices) stays in PyTorch.
 Maps are channels_last, so a pixel's channels are contiguous: a program handles a tile of BLOCK pixels
 of one image and all their channels. A dense convolution's taps are matrix products (``tl.dot``, on
 tensor cores) of the neighbours' rows of channels and the taps' weights, a few taps side by side in
-each (``TAPS_DEPTH``); depthwise ones multiply whole pixel rows. Without a GPU, Triton's interpreter
+each (``TAPS_DEPTH``); depthwise ones multiply whole pixel rows. Most programs' pixels have their whole
+windows inside the image (``_clear_of_edge``): the kernels with 5x5 windows and the de-exposure conv have
+their tap loop compiled twice, and those programs take the one without bounds checks, where each tap's
+neighbours are the pixels' own rows shifted by a constant. Without a GPU, Triton's interpreter
 (``TRITON_INTERPRET=1``) runs these kernels on CPU tensors, which is how the tests check them there.
 """
 
@@ -89,8 +92,8 @@ def unsupported_reason(model: RECNet) -> str | None:
 @triton.jit
 def _pixels(height, width, BLOCK: tl.constexpr, TILE_WIDTH: tl.constexpr):
     """This program's pixels in its image, a tile of BLOCK / TILE_WIDTH rows of TILE_WIDTH (row-major
-    tiles), or with TILE_WIDTH 0 a run of BLOCK pixels in row-major order: flat index, row, column, and
-    which of them exist."""
+    tiles), or with TILE_WIDTH 0 a run of BLOCK pixels in row-major order: flat index (int64), row,
+    column, and which of them exist."""
     if TILE_WIDTH == 0:
         index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         row, col = index // width, index % width
@@ -99,25 +102,60 @@ def _pixels(height, width, BLOCK: tl.constexpr, TILE_WIDTH: tl.constexpr):
         tile, pixel = tl.program_id(0), tl.arange(0, BLOCK)
         row = tile // tiles_across * (BLOCK // TILE_WIDTH) + pixel // TILE_WIDTH
         col = tile % tiles_across * TILE_WIDTH + pixel % TILE_WIDTH
-    return row * width + col, row, col, (row < height) & (col < width)
+    return (row * width + col).to(tl.int64), row, col, (row < height) & (col < width)
 
 
 @triton.jit
-def _neighbour(row, col, exists, tap, SIZE: tl.constexpr, height, width):
-    """The flat index (int64) of each pixel's neighbour under tap ``tap`` (row-major) of a SIZE x SIZE
-    window centred on it, and which of those neighbours lie inside the image."""
-    row = row + tap // SIZE - SIZE // 2
-    col = col + tap % SIZE - SIZE // 2
-    inside = exists & (row >= 0) & (row < height) & (col >= 0) & (col < width)
-    return (row * width + col).to(tl.int64), inside
+def _clear_of_edge(MARGIN: tl.constexpr, height, width, BLOCK: tl.constexpr, TILE_WIDTH: tl.constexpr):
+    """Whether all this program's pixels (``_pixels``) exist and lie MARGIN pixels or more inside the
+    image's edges, so that no neighbour in their windows of MARGIN pixels each way is outside it."""
+    if TILE_WIDTH == 0:
+        first = tl.program_id(0) * BLOCK
+        top, left = first // width, first % width
+        bottom, right = top, left + BLOCK - 1  # a run that goes on into the next row ends past the width
+    else:
+        tiles_across = tl.cdiv(width, TILE_WIDTH)
+        top = tl.program_id(0) // tiles_across * (BLOCK // TILE_WIDTH)
+        left = tl.program_id(0) % tiles_across * TILE_WIDTH
+        bottom, right = top + BLOCK // TILE_WIDTH - 1, left + TILE_WIDTH - 1
+    return (top >= MARGIN) & (bottom < height - MARGIN) & (left >= MARGIN) & (right < width - MARGIN)
 
 
 @triton.jit
-def _clamped_neighbour(row, col, exists, tap, SIZE: tl.constexpr, height, width):
-    """As ``_neighbour``, for replicate padding: neighbours outside the image are the nearest edge pixel."""
-    row = tl.minimum(tl.maximum(row + tap // SIZE - SIZE // 2, 0), height - 1)
-    col = tl.minimum(tl.maximum(col + tap % SIZE - SIZE // 2, 0), width - 1)
-    return (row * width + col).to(tl.int64), exists
+def _neighbour(
+    here,
+    row,
+    col,
+    exists,
+    tap,
+    SIZE: tl.constexpr,
+    height,
+    width,
+    CLEAR: tl.constexpr,
+    REPLICATE: tl.constexpr,
+):
+    """Where each pixel's neighbour under tap ``tap`` (row-major) of a SIZE x SIZE window centred on it
+    is, as (shift, pixel, inside): its flat index (int64) is pixel + shift, and ``inside`` says which
+    neighbours lie inside the image (zero padding). For a program ``_clear_of_edge`` (CLEAR), every
+    neighbour is inside: the shift is the tap's, the same for all the pixels (loads add it to the map's
+    pointer), the pixel ``here`` and ``inside`` all true: no bounds checks. Otherwise the shift is 0, and with
+    REPLICATE (replicate padding) a neighbour outside the image is the nearest edge pixel."""
+    if CLEAR:
+        shift = ((tap // SIZE - SIZE // 2) * width + tap % SIZE - SIZE // 2).to(tl.int64)
+        pixel = here
+        inside = tl.full(here.shape, True, tl.int1)  # constant: the loads drop their masks
+    else:
+        row = row + tap // SIZE - SIZE // 2
+        col = col + tap % SIZE - SIZE // 2
+        if REPLICATE:
+            row = tl.minimum(tl.maximum(row, 0), height - 1)
+            col = tl.minimum(tl.maximum(col, 0), width - 1)
+            inside = exists
+        else:
+            inside = exists & (row >= 0) & (row < height) & (col >= 0) & (col < width)
+        shift = 0
+        pixel = (row * width + col).to(tl.int64)
+    return shift, pixel, inside
 
 
 @triton.jit
@@ -127,10 +165,10 @@ def _image_offset(height, width, channels):
 
 
 @triton.jit
-def _store(out_ptr, index, exists, values, channels, CHANNELS: tl.constexpr, height, width):
+def _store(out_ptr, pixel, exists, values, channels, CHANNELS: tl.constexpr, height, width):
     """Writes (BLOCK, len(channels)) values to channels ``channels`` of this program's pixels of a
     channels_last map of CHANNELS channels (those beyond CHANNELS are dropped)."""
-    at = _image_offset(height, width, CHANNELS) + index.to(tl.int64)[:, None] * CHANNELS + channels[None, :]
+    at = _image_offset(height, width, CHANNELS) + pixel[:, None] * CHANNELS + channels[None, :]
     mask = exists[:, None] & (channels < CHANNELS)[None, :]
     tl.store(out_ptr + at, values.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -197,32 +235,39 @@ def _conv_kernel(
     padding, then an activation and an optional residual. Dense, TAPS taps at a time are one matrix
     product: of the neighbours' rows of IN_PAD channels under each, side by side, and those taps' weights;
     depthwise, a tap multiplies the rows by its weights."""
-    index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
+    here, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
     outs = tl.arange(0, OUT_PAD)
     real = outs < OUT
     x_ptr += _image_offset(height, width, IN)
     acc = tl.zeros((BLOCK, OUT_PAD), tl.float32) + tl.load(bias_ptr + outs, mask=real, other=0.0)[None, :]
     if DEPTHWISE:
-        for tap in range(SIZE * SIZE):
-            pixel, inside = _neighbour(row, col, exists, tap, SIZE, height, width)
-            weights = tl.load(weight_ptr + tap * OUT + outs, mask=real, other=0.0)[None, :]
-            acc += _load_pixels(x_ptr, pixel, inside, OUT, OUT_PAD) * weights
-    else:
+        for CLEAR in tl.static_range(2):  # the taps twice: without bounds checks where the program is clear
+            if _clear_of_edge(SIZE // 2, height, width, BLOCK, TILE_WIDTH) == CLEAR:
+                for tap in range(SIZE * SIZE):
+                    shift, pixel, inside = _neighbour(
+                        here, row, col, exists, tap, SIZE, height, width, CLEAR, False
+                    )
+                    weights = tl.load(weight_ptr + tap * OUT + outs, mask=real, other=0.0)[None, :]
+                    acc += _load_pixels(x_ptr + shift * OUT, pixel, inside, OUT, OUT_PAD) * weights
+    else:  # bounds checks everywhere: compiled for sm_90, dense convolutions clear of the edge gain nothing
         ins = tl.arange(0, IN_PAD)
         depth = tl.arange(0, TAPS * IN_PAD)
         for group in range(tl.cdiv(SIZE * SIZE, TAPS)):
             taps = group * TAPS + tl.arange(0, TAPS)[None, :]
-            if REPLICATE:
-                pixel, inside = _clamped_neighbour(
-                    row[:, None], col[:, None], exists[:, None], taps, SIZE, height, width
-                )
-            else:
-                pixel, inside = _neighbour(
-                    row[:, None], col[:, None], exists[:, None], taps, SIZE, height, width
-                )
-            inside &= taps < SIZE * SIZE
+            _, pixel, inside = _neighbour(
+                here[:, None],
+                row[:, None],
+                col[:, None],
+                exists[:, None],
+                taps,
+                SIZE,
+                height,
+                width,
+                False,
+                REPLICATE,
+            )
             at = x_ptr + pixel[:, :, None] * IN + ins[None, None, :]
-            mask = inside[:, :, None] & (ins < IN)[None, None, :]
+            mask = (inside & (taps < SIZE * SIZE))[:, :, None] & (ins < IN)[None, None, :]
             rows = tl.reshape(tl.load(at, mask=mask, other=0.0).to(tl.float32), (BLOCK, TAPS * IN_PAD))
             weights = tl.load(weight_ptr + (group * TAPS * IN_PAD + depth[:, None]) * OUT_PAD + outs[None, :])
             acc += _dot(rows, weights, PRECISION)
@@ -231,9 +276,8 @@ def _conv_kernel(
     elif ACTIVATION == 2:
         acc = tl.where(acc >= 0, acc, acc * slope)
     if RESIDUAL:
-        here = index.to(tl.int64)
         acc += _load_pixels(residual_ptr + _image_offset(height, width, OUT), here, exists, OUT, OUT_PAD)
-    _store(out_ptr, index, exists, acc, outs, OUT, height, width)
+    _store(out_ptr, here, exists, acc, outs, OUT, height, width)
 
 
 @triton.jit
@@ -259,7 +303,7 @@ def _scales_kernel(
 ):
     """``fast.branch_scales``: the three branches' scales m·sigmoid(conv(descriptors)). Masks (B, H, W),
     weight layout (branch, descriptor, 3x3 tap)."""
-    index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
+    here, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
     features_ptr += _image_offset(height, width, C)
     under_ptr += _image_offset(height, width, 1)
     over_ptr += _image_offset(height, width, 1)
@@ -267,7 +311,7 @@ def _scales_kernel(
     over_sum = tl.zeros((BLOCK,), tl.float32)
     whole_sum = tl.zeros((BLOCK,), tl.float32)
     for tap in range(9):
-        pixel, inside = _neighbour(row, col, exists, tap, 3, height, width)
+        _, pixel, inside = _neighbour(here, row, col, exists, tap, 3, height, width, False, False)
         values = _load_pixels(features_ptr, pixel, inside, C, C)
         mean = tl.sum(values, axis=1) / C
         high = tl.max(values, axis=1)
@@ -278,7 +322,6 @@ def _scales_kernel(
         under_sum += _descriptor_response(weight_ptr, 0, tap, under, mean, high, low)
         over_sum += _descriptor_response(weight_ptr, 1, tap, over, mean, high, low)
         whole_sum += _descriptor_response(weight_ptr, 2, tap, whole, mean, high, low)
-    here = index.to(tl.int64)
     under = _load_channel(under_ptr, here, exists, 1, 0)
     over = _load_channel(over_ptr, here, exists, 1, 0)
     out_ptr += _image_offset(height, width, 3) + here * 3
@@ -310,7 +353,7 @@ def _normed_kernel(
     product of its scales (the fourth zero) and features, as a row of 4C: one matrix product a tap. The
     bias (B, OUT_PAD) holds every tap's shift, as inside the image; a program with pixels at the image's
     edge then takes away the shifts of their taps outside it, as a matrix product too."""
-    index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
+    here, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
     inputs = tl.arange(0, 4 * C)
     outs = tl.arange(0, OUT_PAD)
     features_ptr += _image_offset(height, width, C)
@@ -321,21 +364,35 @@ def _normed_kernel(
         tl.zeros((BLOCK, OUT_PAD), tl.float32)
         + tl.load(bias_ptr + tl.program_id(1) * OUT_PAD + outs)[None, :]
     )
-    for tap in range(9):
-        pixel, inside = _neighbour(row, col, exists, tap, 3, height, width)
-        features = _load_pixels(features_ptr, pixel, inside, C, C)
-        scales = _load_pixels(scales_ptr, pixel, inside, 3, 4)
-        rows = tl.reshape(scales[:, :, None] * features[:, None, :], (BLOCK, 4 * C))
-        weights = tl.load(weight_ptr + (tap * 4 * C + inputs[:, None]) * OUT_PAD + outs[None, :])
-        acc += _dot(rows, weights, PRECISION)
-    at_edge = exists & ((row == 0) | (row == height - 1) | (col == 0) | (col == width - 1))
-    if tl.max(at_edge.to(tl.int32), axis=0) > 0:  # which taps are outside, times their shifts
-        taps = tl.arange(0, 16)
-        _, inside = _neighbour(row[:, None], col[:, None], exists[:, None], taps[None, :], 3, height, width)
-        outside = (~inside & (taps < 9)[None, :]).to(tl.float32)
-        shifts = tl.load(shift_ptr + taps[:, None] * OUT_PAD + outs[None, :], mask=(taps < 9)[:, None])
-        acc -= _dot(outside, shifts, PRECISION)
-    _store(out_ptr, index, exists, acc, outs, C, height, width)
+    for CLEAR in tl.static_range(2):  # the taps twice: without bounds checks where the program is clear
+        if _clear_of_edge(1, height, width, BLOCK, TILE_WIDTH) == CLEAR:
+            for tap in range(9):
+                shift, pixel, inside = _neighbour(here, row, col, exists, tap, 3, height, width, CLEAR, False)
+                features = _load_pixels(features_ptr + shift * C, pixel, inside, C, C)
+                scales = _load_pixels(scales_ptr + shift * 3, pixel, inside, 3, 4)
+                rows = tl.reshape(scales[:, :, None] * features[:, None, :], (BLOCK, 4 * C))
+                weights = tl.load(weight_ptr + (tap * 4 * C + inputs[:, None]) * OUT_PAD + outs[None, :])
+                acc += _dot(rows, weights, PRECISION)
+            if not CLEAR:  # which taps are outside, times their shifts
+                taps = tl.arange(0, 16)
+                _, _, inside = _neighbour(
+                    here[:, None],
+                    row[:, None],
+                    col[:, None],
+                    exists[:, None],
+                    taps[None, :],
+                    3,
+                    height,
+                    width,
+                    False,
+                    False,
+                )
+                outside = (~inside & (taps < 9)[None, :]).to(tl.float32)
+                shifts = tl.load(
+                    shift_ptr + taps[:, None] * OUT_PAD + outs[None, :], mask=(taps < 9)[:, None]
+                )
+                acc -= _dot(outside, shifts, PRECISION)
+    _store(out_ptr, here, exists, acc, outs, C, height, width)
 
 
 @kernel
@@ -360,27 +417,28 @@ def _share_kernel(
     mixed channels, weight (25, 4C)), then the fusion's (2C, 2C) and (C, 2C) matrices on local and Fn,
     as matrix products (Fn's over C_PAD channels, as ``_normed_kernel``). Each tap loads whole 4C-channel
     rows; a (4C, 2C) matrix of ones then adds each pair."""
-    index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
+    here, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
     pairs = tl.arange(0, 2 * C)
     mixed_channels = tl.arange(0, 4 * C)
     mixed_ptr += _image_offset(height, width, 4 * C)
     per_channel = tl.zeros((BLOCK, 4 * C), tl.float32)
-    for tap in range(25):
-        pixel, inside = _neighbour(row, col, exists, tap, 5, height, width)
-        weights = tl.load(local_weight_ptr + tap * 4 * C + mixed_channels)[None, :]
-        per_channel += _load_pixels(mixed_ptr, pixel, inside, 4 * C, 4 * C) * weights
+    for CLEAR in tl.static_range(2):  # the taps twice: without bounds checks where the program is clear
+        if _clear_of_edge(2, height, width, BLOCK, TILE_WIDTH) == CLEAR:
+            for tap in range(25):
+                shift, pixel, inside = _neighbour(here, row, col, exists, tap, 5, height, width, CLEAR, False)
+                weights = tl.load(local_weight_ptr + tap * 4 * C + mixed_channels)[None, :]
+                per_channel += _load_pixels(mixed_ptr + shift * 4 * C, pixel, inside, 4 * C, 4 * C) * weights
     pair_sums = (mixed_channels[:, None] // 2 == pairs[None, :]).to(tl.float32)
     local = _dot(per_channel, pair_sums, PRECISION) + tl.load(local_bias_ptr + pairs)[None, :]
     local = tl.maximum(local, 0.0)
     local_mix = tl.load(local_mix_ptr + pairs[:, None] * 2 * C + pairs[None, :])
     share = _dot(local, local_mix, PRECISION) + tl.load(bias_ptr + pairs)[None, :]
-    here = index.to(tl.int64)
     normed = _load_pixels(normed_ptr + _image_offset(height, width, C), here, exists, C, C_PAD)
     channels = tl.arange(0, C_PAD)
     at = normed_mix_ptr + channels[:, None] * 2 * C + pairs[None, :]
     normed_mix = tl.load(at, mask=(channels < C)[:, None], other=0.0)
     share += _dot(normed, normed_mix, PRECISION)
-    _store(out_ptr, index, exists, share, pairs, 2 * C, height, width)
+    _store(out_ptr, here, exists, share, pairs, 2 * C, height, width)
 
 
 @kernel
@@ -400,20 +458,21 @@ def _fusion_kernel(
 ):
     """The fused features before the post convs: the queries ReLU(dw3(F)), ReLU(dw5(F)) (weight (25, 2C),
     3x3 zero-padded), mixed by this image's (2C, 2C) attention matrix, plus the attention-free share."""
-    index, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
+    here, row, col, exists = _pixels(height, width, BLOCK, TILE_WIDTH)
     both = tl.arange(0, 2 * C)
     features_ptr += _image_offset(height, width, C)
     queries = tl.zeros((BLOCK, 2 * C), tl.float32) + tl.load(query_bias_ptr + both)[None, :]
-    for tap in range(25):
-        pixel, inside = _neighbour(row, col, exists, tap, 5, height, width)
-        weights = tl.load(query_weight_ptr + tap * 2 * C + both)[None, :]
-        queries += _load_rows(features_ptr, pixel, inside, C, both % C) * weights
+    for CLEAR in tl.static_range(2):  # the taps twice: without bounds checks where the program is clear
+        if _clear_of_edge(2, height, width, BLOCK, TILE_WIDTH) == CLEAR:
+            for tap in range(25):
+                shift, pixel, inside = _neighbour(here, row, col, exists, tap, 5, height, width, CLEAR, False)
+                weights = tl.load(query_weight_ptr + tap * 2 * C + both)[None, :]
+                queries += _load_rows(features_ptr + shift * C, pixel, inside, C, both % C) * weights
     queries = tl.maximum(queries, 0.0)
     mix = tl.load(mix_ptr + tl.program_id(1) * 4 * C * C + both[:, None] * 2 * C + both[None, :])
-    here = index.to(tl.int64)
     share = _load_pixels(share_ptr + _image_offset(height, width, 2 * C), here, exists, 2 * C, 2 * C)
     fused = _dot(queries, mix, PRECISION) + share
-    _store(out_ptr, index, exists, fused, both, 2 * C, height, width)
+    _store(out_ptr, here, exists, fused, both, 2 * C, height, width)
 
 
 @kernel
