@@ -369,10 +369,8 @@ class TiledRunner:
                 self.stages.block_output(block, tile_features, tile_share, attention), window, tile
             )
             held.append((tile, result))
-            share = fast.merge_contribution(self.model, index, result)
-            if index:
-                share.add_(self.view(merged, tile))
-            self.store(merged, tile, tile, share)
+            earlier = self.view(merged, tile) if index else None
+            self.store(merged, tile, tile, self.stages.merge(self.model, index, result, earlier))
         self.write_back(features, held, features.shape[-2])
 
     @staticmethod

@@ -43,6 +43,8 @@ def block_inputs(model: RECNet, batch: int, height: int, width: int, dtype: torc
         attention = fast.attention_weights(block.mssa, fast.attention_grams(mixed))
         share = fast.attention_free_share(block, normed, mixed)
         output = fast.block_output(block, features, share, attention)
+        first = fast.merge(model, 0, features, None)  # the first block's share, with the bias
+        merged = fast.merge(model, 1, output, first)
     return dict(locals())
 
 
@@ -78,10 +80,13 @@ def test_each_fused_stage_matches_the_eager_stage_in_float32(
     if block is not None:
         monkeypatch.setattr(triton_stages, "BLOCK", block)
     monkeypatch.setattr(triton_stages, "TILE_WIDTH", tile_width)
-    x = block_inputs(request.getfixturevalue(model_name), batch, height, width, torch.float32)
+    model = request.getfixturevalue(model_name)
+    x = block_inputs(model, batch, height, width, torch.float32)
     block = x["block"]
     with torch.inference_mode():
         stages = {
+            "first": triton_stages.merge(model, 0, x["features"], None),
+            "merged": triton_stages.merge(model, 1, x["output"], x["first"]),
             "scales": triton_stages.branch_scales(block.norm, x["features"], x["under"], x["over"]),
             "normed": triton_stages.normalize(block.norm, x["features"], x["scales"], *x["moments"]),
             "mixed": triton_stages.mixed_scale_features(block.mssa, x["normed"]),

@@ -473,12 +473,24 @@ def block_output(
     return conv(last, hidden).add_(features)
 
 
-def merge_contribution(model: RECNet, index: int, output: Tensor) -> Tensor:
-    """Block ``index``'s share of ``dualprocess.cat`` on its output (the first share carries the bias)."""
+def merge_weights(model: RECNet, index: int) -> tuple[Tensor, Tensor | None]:
+    """Block ``index``'s share of ``dualprocess.cat``, a 1x1 conv of its output: the (out, C) weight, and
+    the bias for the first block (None for the others)."""
     merge = model.dualprocess.cat
-    channels = output.shape[1]
-    weight = merge.weight[:, index * channels : (index + 1) * channels, 0, 0]
-    return pointwise(output, weight, merge.bias if index == 0 else None)
+    channels = model.channels
+    return merge.weight[
+        :, index * channels : (index + 1) * channels, 0, 0
+    ], merge.bias if index == 0 else None
+
+
+def merge(model: RECNet, index: int, output: Tensor, merged: Tensor | None) -> Tensor:
+    """``dualprocess.cat`` of the blocks' outputs, built a block at a time: ``merged`` (the earlier blocks'
+    shares, None before the first block) plus block ``index``'s share of its output."""
+    share = pointwise(output, *merge_weights(model, index))
+    return share if merged is None else share.add_(merged)
+
+
+Merge = Callable[[RECNet, int, Tensor, Tensor | None], Tensor]
 
 
 def refine_entry(refine: Refine, merged: Tensor, convolve: LayerConv = conv) -> Tensor:
@@ -506,8 +518,9 @@ def channel_sums(x: Tensor) -> Tensor:
 @dataclass(frozen=True)
 class Stages:
     """The per-pixel stages: the mask blur, each block's, the convolutions before and after the blocks,
-    and the sums over the pixels behind the blocks' whole-image statistics. The functions above, or fused
-    kernels with the same signatures (``recnet_cli.model.triton_stages``)."""
+    the sums over the pixels behind the blocks' whole-image statistics, and the merge of the blocks'
+    outputs. The functions above, or fused kernels with the same signatures
+    (``recnet_cli.model.triton_stages``)."""
 
     blur: Blur
     branch_scales: Callable[[RegionAwareDeExposure, Tensor, Tensor, Tensor], Tensor]
@@ -517,10 +530,19 @@ class Stages:
     block_output: Callable[[RegionAwareMixedBlock, Tensor, Tensor, Tensor], Tensor]
     conv: LayerConv
     pixel_sums: PixelSums
+    merge: Merge
 
 
 EAGER = Stages(
-    blur, branch_scales, normalize, mixed_scale_features, attention_free_share, block_output, conv, pixel_sums
+    blur,
+    branch_scales,
+    normalize,
+    mixed_scale_features,
+    attention_free_share,
+    block_output,
+    conv,
+    pixel_sums,
+    merge,
 )
 
 
@@ -547,8 +569,7 @@ def fast_forward(model: RECNet, image: Tensor, stages: Stages = EAGER) -> tuple[
     for index, block in enumerate(model.dualprocess.blocks):
         under, over = unders[:, index : index + 1], overs[:, index : index + 1]
         features = rmb(block, features, under, over, stages)
-        share = merge_contribution(model, index, features)
-        merged = share if merged is None else merged.add_(share)
+        merged = stages.merge(model, index, features, merged)
     refine = model.dualprocess.refine
     entry = refine_entry(refine, merged, stages.conv)
     pooled = channel_sums(refine_processed(refine, entry, stages.conv)) / (height * width)

@@ -734,6 +734,13 @@ def block_output(
     return conv(hidden, last.weight, last.bias, residual=features)
 
 
+def merge(model: RECNet, index: int, output: Tensor, merged: Tensor | None) -> Tensor:
+    """``fast.merge``: the block's share by the convolution kernel (1x1), ``merged`` its residual."""
+    weight, bias = fast.merge_weights(model, index)
+    bias = weight.new_zeros(weight.shape[0]) if bias is None else bias
+    return conv(output, weight[:, :, None, None], bias, residual=merged)
+
+
 STAGES = fast.Stages(
     fast.blur,
     branch_scales,
@@ -743,4 +750,5 @@ STAGES = fast.Stages(
     block_output,
     layer_conv,
     pixel_sums,
+    merge,
 )
