@@ -54,7 +54,7 @@ def wide_model() -> RECNet:
 
 
 @pytest.mark.parametrize(
-    ("model_name", "batch", "height", "width", "block", "tile_width"),
+    ("model_name", "batch", "height", "width", "program_pixels", "tile_width"),
     [
         ("model", 2, 37, 29, None, 0),
         ("model", 1, 3, 70, None, 0),
@@ -72,13 +72,13 @@ def test_each_fused_stage_matches_the_eager_stage_in_float32(
     batch: int,
     height: int,
     width: int,
-    block: int | None,
+    program_pixels: int | None,
     tile_width: int,
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if block is not None:
-        monkeypatch.setattr(triton_stages, "BLOCK", block)
+    if program_pixels is not None:
+        monkeypatch.setattr(triton_stages, "BLOCK", program_pixels)
     monkeypatch.setattr(triton_stages, "TILE_WIDTH", tile_width)
     model = request.getfixturevalue(model_name)
     x = block_inputs(model, batch, height, width, torch.float32)

@@ -476,11 +476,9 @@ def block_output(
 def merge_weights(model: RECNet, index: int) -> tuple[Tensor, Tensor | None]:
     """Block ``index``'s share of ``dualprocess.cat``, a 1x1 conv of its output: the (out, C) weight, and
     the bias for the first block (None for the others)."""
-    merge = model.dualprocess.cat
-    channels = model.channels
-    return merge.weight[
-        :, index * channels : (index + 1) * channels, 0, 0
-    ], merge.bias if index == 0 else None
+    cat = model.dualprocess.cat
+    columns = slice(index * model.channels, (index + 1) * model.channels)
+    return cat.weight[:, columns, 0, 0], cat.bias if index == 0 else None
 
 
 def merge(model: RECNet, index: int, output: Tensor, merged: Tensor | None) -> Tensor:
