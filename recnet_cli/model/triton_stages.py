@@ -597,7 +597,7 @@ def _depthwise_taps(weight: Tensor, like: Tensor) -> Tensor:
 def conv(
     x: Tensor,
     weight: Tensor,
-    bias: Tensor,
+    bias: Tensor | None,
     activation: int = NONE,
     slope: float = 0.0,
     residual: Tensor | None = None,
@@ -618,6 +618,7 @@ def conv(
         weights = _taps(weight, x, in_pad, out_pad, taps)
     out = fast.empty_map(x, out_channels)
     residual = out if residual is None else fast.channels_last(residual)
+    bias = weight.new_zeros(out_channels) if bias is None else bias
     arguments = (x, weights, _parameter(bias, x), residual, out, slope)
     constants = {"TAPS": taps, "DEPTHWISE": depthwise, "REPLICATE": replicate, "ACTIVATION": activation}
     constants["RESIDUAL"] = residual is not out
@@ -659,8 +660,7 @@ def pixel_sums(left: Tensor, right: Tensor, squares: bool = False) -> Tensor:
 
 def layer_conv(layer: nn.Conv2d, x: Tensor) -> Tensor:
     """``layer(x)`` for a stride-1 conv with zero or replicate padding of k // 2 (``fast.conv``)."""
-    bias = layer.weight.new_zeros(layer.out_channels) if layer.bias is None else layer.bias
-    return conv(x, layer.weight, bias, replicate=layer.padding_mode == "replicate")
+    return conv(x, layer.weight, layer.bias, replicate=layer.padding_mode == "replicate")
 
 
 def branch_scales(norm: RegionAwareDeExposure, features: Tensor, under: Tensor, over: Tensor) -> Tensor:
@@ -737,7 +737,6 @@ def block_output(
 def merge(model: RECNet, index: int, output: Tensor, merged: Tensor | None) -> Tensor:
     """``fast.merge``: the block's share by the convolution kernel (1x1), ``merged`` its residual."""
     weight, bias = fast.merge_weights(model, index)
-    bias = weight.new_zeros(weight.shape[0]) if bias is None else bias
     return conv(output, weight[:, :, None, None], bias, residual=merged)
 
 
