@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import os
 import struct
 import zlib
@@ -342,10 +343,10 @@ def _deep_png_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[
 def _pixel_chunks(png: bytes) -> bytes:
     """A PNG's signature and the chunks its pixels need (``_PNG_PIXEL_CHUNKS``), for OpenCV; a chunk cut
     short or whose CRC does not match, or a PNG without its IEND chunk, is an OSError."""
-    view, at = memoryview(png), len(PNG_SIGNATURE)
-    kept = [view[:at]]
-    while at + 12 <= len(png):  # a chunk's length, type and CRC
-        length, kind = struct.unpack_from(">I4s", png, at)
+    view, stream = memoryview(png), io.BytesIO(png)
+    kept = [view[: len(PNG_SIGNATURE)]]
+    for kind, length in _png_chunks(stream):
+        at = stream.tell() - 8  # the chunk's length and type, then its data and CRC
         end = at + 12 + length
         if end > len(png):
             break
@@ -355,7 +356,6 @@ def _pixel_chunks(png: bytes) -> bytes:
             kept.append(view[at:end])
         if kind == b"IEND":
             return b"".join(kept)
-        at = end
     raise OSError("the PNG ends before its IEND chunk")
 
 
