@@ -219,6 +219,59 @@ def test_a_jpeg_is_byte_for_byte_the_one_pillow_writes(quality: int, channels: i
     assert written.getvalue() == expected.getvalue()
 
 
+def memory_owner(array: np.ndarray) -> object:
+    """The object that owns an array's memory: the last of its bases."""
+    while isinstance(array, np.ndarray) and array.base is not None:
+        array = array.base
+    return array
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "1", "I;16", "F", "CMYK"])
+@pytest.mark.parametrize("size", [(53, 37), (1, 1), (1, 9), (0, 4)])
+def test_image_samples_are_what_numpy_gives_copied_out_of_pillows_memory(mode: str, size: tuple[int, int]):
+    codes = np.random.default_rng(3).integers(0, 256, (size[1], size[0], 3), np.uint8)
+    image = Image.fromarray(codes).convert(mode)
+    expected = np.array(image)
+    samples = imaging.arrow.image_samples(image)
+    owner = memory_owner(samples)
+    image.close()
+    del image
+    Image.new("RGBA", size, (7, 8, 9, 10))  # the freed memory taken again
+    assert samples.dtype == expected.dtype and samples.shape == expected.shape and samples.flags.c_contiguous
+    np.testing.assert_array_equal(samples, expected)
+    assert isinstance(owner, (np.ndarray, bytes))  # not a view of Pillow's memory, which is gone
+
+
+def test_image_samples_of_a_photo_larger_than_pillows_default_block_let_go_of_the_gil(monkeypatch):
+    # 2100 x 2100 RGB takes 17.6 MB in Pillow (4 bytes a pixel), more than its default blocks of 16 MB. Only
+    # np.asarray (through Pillow's tobytes) holds the GIL, so it must not be used.
+    image = Image.fromarray(np.random.default_rng(7).integers(0, 256, (2100, 2100, 3), np.uint8))
+    expected = np.array(image)
+    monkeypatch.setattr(imaging.arrow.np, "asarray", None)
+    np.testing.assert_array_equal(imaging.arrow.image_samples(image), expected)
+
+
+def test_image_samples_of_a_photo_in_several_blocks_are_numpys():
+    Image.core.set_block_size(1 << 16)
+    try:
+        image = Image.fromarray(gradient_rgb8(200, 300))  # 234 KB, in blocks of 64 KB
+    finally:
+        Image.core.set_block_size(imaging.arrow.SINGLE_BLOCK_BYTES)
+    with pytest.raises(ValueError):  # "rows are not contiguous" (Pillow 11.3: "in multiple array blocks")
+        image.__arrow_c_array__()
+    np.testing.assert_array_equal(imaging.arrow.image_samples(image), gradient_rgb8(200, 300))
+
+
+def test_reading_photos_leaves_none_of_pillows_memory_behind(tmp_path):
+    path = save(tmp_path / "in.png", Image.fromarray(gradient_rgb8()))
+    before = Image.core.get_stats()
+    for _ in range(3):
+        read_photo(path)
+    after = Image.core.get_stats()
+    allocated, freed = (after[key] - before[key] for key in ("allocated_blocks", "freed_blocks"))
+    assert allocated > 0 and freed == allocated
+
+
 @pytest.mark.parametrize("extension", ["png", "tif"])
 def test_16_bit_in_keeps_full_precision_and_16_bit_out(tmp_path, extension):
     original = gradient_rgb16()

@@ -26,7 +26,8 @@ note (``Photo.uncalibrated_cmyk_notice``). 16-bit CMYK TIFFs are refused.
 The modules: ``read`` and ``write``; ``photo`` (a decoded photo, what an output carries); ``formats`` (what
 recnet reads and writes, by extension and signature, and what each format holds); ``pixels`` (codes to floats
 and back); ``colour`` (ICC profiles, nclx and PNG colour chunks, sRGB and CMYK conversion); ``metadata``
-(EXIF, XMP, IPTC-IIM, resolution); ``notices`` (what an output loses); ``errors``. What the rest of recnet
+(EXIF, XMP, IPTC-IIM, resolution); ``notices`` (what an output loses); ``arrow`` (decoded samples out of
+Pillow's memory); ``errors``. What the rest of recnet
 uses is here, in ``__all__``. Importing the package silences OpenCV's log and Pillow's warnings for the
 process (below), and lets Pillow open pictures of any size where this machine's memory is known
 (``read.MACHINE_MEMORY``).

@@ -18,6 +18,7 @@ from PIL import Image, ImageCms
 
 from recnet_cli import icc
 from recnet_cli.files import first_line
+from recnet_cli.imaging.arrow import image_samples
 from recnet_cli.imaging.formats import FORMAT_NAMES, ICC_FORMATS
 from recnet_cli.imaging.photo import Photo
 from recnet_cli.imaging.pixels import UNIT_FLOATS_8, quantise
@@ -228,7 +229,7 @@ def _shaper_to_srgb(shaper: icc.MatrixShaper, values: np.ndarray) -> np.ndarray:
 def _littlecms_to_srgb(transform: ImageCms.ImageCmsTransform, rgb: np.ndarray) -> np.ndarray:
     """H x W x 3 [0, 1] values as sRGB's through a LittleCMS transform of their 8-bit codes (Pillow's
     LittleCMS takes 8-bit RGB only)."""
-    return UNIT_FLOATS_8[np.asarray(ImageCms.applyTransform(Image.fromarray(quantise(rgb, 8)), transform))]
+    return UNIT_FLOATS_8[image_samples(ImageCms.applyTransform(Image.fromarray(quantise(rgb, 8)), transform))]
 
 
 def _looked_up(table: np.ndarray, values: np.ndarray) -> np.ndarray:

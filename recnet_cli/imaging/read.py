@@ -38,6 +38,7 @@ from PIL.TiffImagePlugin import (
 from recnet_cli.exif_block import ORIENTATION
 from recnet_cli.files import describe_os_error, input_file_problem
 from recnet_cli.hostmemory import physical_memory
+from recnet_cli.imaging.arrow import image_samples
 from recnet_cli.imaging.colour import cmyk_as_rgb
 from recnet_cli.imaging.errors import NO_MEMORY, ImageReadError, PhotoFileError, out_of_host_memory
 from recnet_cli.imaging.formats import (
@@ -206,7 +207,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         samples, grayscale = _deep_heif_samples(file, depth)
     elif image.mode == "CMYK" and layout is None:
         rgb, uncalibrated_cmyk = cmyk_as_rgb(image)
-        samples, grayscale, icc_profile = np.asarray(rgb), False, None  # its profile described ink
+        samples, grayscale, icc_profile = image_samples(rgb), False, None  # its profile described ink
     elif layout is None:
         samples, grayscale = _pillow_samples(image)
     else:
@@ -304,7 +305,7 @@ def _pillow_samples(image: Image.Image) -> tuple[np.ndarray, bool]:
         image = image.convert(_TRANSPARENT_CONVERSIONS[image.mode])
     elif image.mode in _PILLOW_CONVERSIONS:
         image = image.convert(_PILLOW_CONVERSIONS[image.mode])
-    samples = np.asarray(image)
+    samples = image_samples(image)
     samples = samples.astype(samples.dtype.newbyteorder("="), copy=False)
     return (samples[..., None] if samples.ndim == 2 else samples), image.mode in _GREY_MODES
 
