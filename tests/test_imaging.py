@@ -532,6 +532,27 @@ def test_outputs_name_recnet_as_the_program_that_made_them(tmp_path, form):
         assert not written.getexif() and written.info["xmp"] == xmp_packet('xmp:Rating="2"')
 
 
+@pytest.mark.parametrize("room", [10, 200])
+def test_exif_that_fills_a_jpegs_segment_stays_whole_without_recnets_name(tmp_path, room):
+    # Naming recnet writes the first directory again, 92 bytes more here. A camera's EXIF can fill a JPEG's
+    # segment (65,533 bytes) nearly to the byte, as a Nikon D800's does (65,532): with recnet's name it
+    # would be left out whole, camera, lens, date and place. It is kept, and the camera's Software (its
+    # firmware) is left out of it, as the output is not the camera's own JPEG.
+    exif = camera_exif(1)
+    exif[0x0131] = "Ver.1.10"
+    exif.get_ifd(EXIF_IFD)[0x9286] = b"x" * 100  # UserComment: its length sets the block's
+    comment = (65_533 - room - (len(exif.tobytes()) - 100)) // 2 * 2  # an odd one is padded to a word
+    exif.get_ifd(EXIF_IFD)[0x9286] = b"x" * comment
+    assert 65_533 - room - len(exif.tobytes()) in (0, 1)
+    source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), exif=exif)
+    photo, output = round_trip(tmp_path, source, "jpg")
+    assert not output_notices(photo, "JPEG")
+    with Image.open(output) as written:
+        assert camera_tags(written) == CAMERA_TAGS
+        assert len(written.getexif().get_ifd(EXIF_IFD)[0x9286]) == comment
+        assert written.getexif().get(0x0131) == (None if room < 92 else f"recnet {recnet_cli.__version__}")
+
+
 def test_an_xmp_packet_too_long_for_a_jpeg_is_left_out_of_it(tmp_path):
     xmp = xmp_packet(f'xmp:Label="{"x" * 70_000}"')
     photo = photo_like(gradient_rgb8(), xmp=xmp)
