@@ -27,10 +27,10 @@ The modules: ``read`` and ``write``; ``photo`` (a decoded photo, what an output 
 recnet reads and writes, by extension and signature, and what each format holds); ``pixels`` (codes to floats
 and back); ``colour`` (ICC profiles, nclx and PNG colour chunks, sRGB and CMYK conversion); ``metadata``
 (EXIF, XMP, IPTC-IIM, resolution); ``notices`` (what an output loses); ``arrow`` (decoded samples out of
-Pillow's memory); ``errors``. What the rest of recnet
-uses is here, in ``__all__``. Importing the package silences OpenCV's log and Pillow's warnings for the
-process (below), and lets Pillow open pictures of any size where this machine's memory is known
-(``read.MACHINE_MEMORY``).
+Pillow's memory); ``errors``. What the rest of recnet uses is here, in ``__all__``. Importing the package
+silences OpenCV's log and Pillow's warnings for the process (below), lets Pillow open pictures of any size
+where this machine's memory is known (``read.MACHINE_MEMORY``), and has it hold each in one block of memory
+(``arrow.SINGLE_BLOCK_BYTES``).
 """
 
 from __future__ import annotations
