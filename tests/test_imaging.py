@@ -537,7 +537,7 @@ def test_exif_that_fills_a_jpegs_segment_stays_whole_without_recnets_name(tmp_pa
     # Naming recnet writes the first directory again, 92 bytes more here. A camera's EXIF can fill a JPEG's
     # segment (65,533 bytes) nearly to the byte, as a Nikon D800's does (65,532): with recnet's name it
     # would be left out whole, camera, lens, date and place. It is kept, and the camera's Software (its
-    # firmware) is left out of it, as the output is not the camera's own JPEG.
+    # firmware) is left out of it, as the output is not the camera's own JPEG. Other formats name recnet.
     exif = camera_exif(1)
     exif[0x0131] = "Ver.1.10"
     exif.get_ifd(EXIF_IFD)[0x9286] = b"x" * 100  # UserComment: its length sets the block's
@@ -545,12 +545,14 @@ def test_exif_that_fills_a_jpegs_segment_stays_whole_without_recnets_name(tmp_pa
     exif.get_ifd(EXIF_IFD)[0x9286] = b"x" * comment
     assert 65_533 - room - len(exif.tobytes()) in (0, 1)
     source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), exif=exif)
-    photo, output = round_trip(tmp_path, source, "jpg")
-    assert not output_notices(photo, "JPEG")
-    with Image.open(output) as written:
-        assert camera_tags(written) == CAMERA_TAGS
-        assert len(written.getexif().get_ifd(EXIF_IFD)[0x9286]) == comment
-        assert written.getexif().get(0x0131) == (None if room < 92 else f"recnet {recnet_cli.__version__}")
+    software = f"recnet {recnet_cli.__version__}"
+    for extension, named in (("jpg", room > 92), ("png", True)):  # a PNG's EXIF has no such limit
+        photo, output = round_trip(tmp_path, source, extension)
+        assert not output_notices(photo, format_for(output))
+        with Image.open(output) as written:
+            assert camera_tags(written) == CAMERA_TAGS
+            assert len(written.getexif().get_ifd(EXIF_IFD)[0x9286]) == comment
+            assert written.getexif().get(0x0131) == (software if named else None)
 
 
 def test_an_xmp_packet_too_long_for_a_jpeg_is_left_out_of_it(tmp_path):
@@ -2484,13 +2486,13 @@ def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None
     with Image.open(tmp_path / "copy.tif") as tiff:
         assert tiff.info["dpi"] == (1e9, 1e9)
     assert imaging.metadata_loss_notice(described, "JPEG") == (
-        "its EXIF (70.1 kB) cannot go into JPEG: left out; PNG or TIFF keeps it"
+        "its EXIF (70.0 kB) cannot go into JPEG: left out; PNG or TIFF keeps it"
     )
     assert imaging.metadata_loss_notice(scanned, "PNG") == (
         "its resolution (1,000,000,000 dpi) cannot go into PNG: left out; TIFF keeps it"
     )
     assert imaging.metadata_loss_notice(described, "BMP") == (  # BMP holds no metadata at all
-        "its EXIF (70.1 kB) cannot go into BMP: left out; PNG or TIFF keeps it"
+        "its EXIF (70.0 kB) cannot go into BMP: left out; PNG or TIFF keeps it"
     )
     assert (
         imaging.metadata_loss_notice(described, "PNG") is None

@@ -130,8 +130,8 @@ def intact(read: Callable[[], T], name: str, damaged: list[str]) -> T | None:
 
 def portable_exif(exif: Image.Exif, block: bytes | None, size: tuple[int, int]) -> bytes | None:
     """The EXIF to copy to outputs: orientation 1, the upright pixels' ``size`` (width, height) as the Exif
-    directory's pixel dimensions, recnet as its Software (``_named_by_recnet``), and none of the TIFF tags
-    that are not EXIF.
+    directory's pixel dimensions, and none of the TIFF tags that are not EXIF (each output names recnet in
+    it: ``output_exif``).
 
     The file's EXIF ``block`` is changed in place (``exif_block.edited_exif``). A TIFF has no such block (its
     first directory doubles as its EXIF and holds the file's pixel layout too), nor has a PNG whose EXIF is in
@@ -139,23 +139,24 @@ def portable_exif(exif: Image.Exif, block: bytes | None, size: tuple[int, int]) 
     count from the file's start reads wrong in it), and their standard types are put back in it
     (``with_standard_types``)."""
     if block:
-        return sized_exif(_named_by_recnet(edited_exif(block, _NOT_EXIF_TAGS)), *size)
+        return sized_exif(edited_exif(block, _NOT_EXIF_TAGS), *size)
     for tag in _NOT_EXIF_TAGS & exif.keys():
         del exif[tag]
     if not exif:
         return None
     exif[ORIENTATION] = 1
-    return sized_exif(_named_by_recnet(with_standard_types(exif.tobytes())), *size)
+    return sized_exif(with_standard_types(exif.tobytes()), *size)
 
 
-def _named_by_recnet(exif: bytes) -> bytes:
-    """The EXIF block with recnet as its Software (``with_software``), or where that no longer fits a JPEG's
-    EXIF segment but the block did, with no Software: the first directory written again makes the block
-    longer, and a camera's can fill its segment nearly to the byte (a Nikon D800's: 65,532 bytes of 65,533).
-    A JPEG output keeps that camera's EXIF, which would be left out whole, and does not claim to be the
-    camera's own (its Software entry, the camera's firmware, is unlinked in place)."""
+def output_exif(exif: bytes, output_format: str) -> bytes:
+    """The photo's EXIF block as an output in ``output_format`` carries it: with recnet as its Software
+    (``with_software``), as photo editors set it on export. But where that no longer fits a JPEG's EXIF
+    segment and the block did (the first directory written again makes it longer, and a camera's can fill
+    its segment nearly to the byte: a Nikon D800's, 65,532 bytes of 65,533), with no Software: the JPEG keeps
+    the camera's EXIF, which would be left out whole, and does not claim to be the camera's own (its Software
+    entry, the camera's firmware, is unlinked in place)."""
     named = with_software(exif, SOFTWARE)
-    if len(exif) <= _JPEG_SEGMENT_LIMITS["EXIF"] < len(named):
+    if output_format == "JPEG" and len(exif) <= _JPEG_SEGMENT_LIMITS["EXIF"] < len(named):
         return edited_exif(exif, frozenset({SOFTWARE_TAG}))
     return named
 

@@ -56,7 +56,14 @@ from recnet_cli.imaging.formats import (
     format_for,
     size_problem,
 )
-from recnet_cli.imaging.metadata import IPTC_TAG, left_out, metadata_blocks, photoshop_segment, xmp_segments
+from recnet_cli.imaging.metadata import (
+    IPTC_TAG,
+    left_out,
+    metadata_blocks,
+    output_exif,
+    photoshop_segment,
+    xmp_segments,
+)
 from recnet_cli.imaging.photo import Metadata, Photo
 from recnet_cli.imaging.pixels import BT601_LUMA, alpha_at_depth, quantise
 
@@ -89,6 +96,7 @@ def write_photo(
     icc_profile, conversion = output_colour(like, fmt)
     dropped = left_out(like, fmt)
     exif, xmp, iptc = (None if name in dropped else block for name, block in metadata_blocks(like).items())
+    exif = exif and output_exif(exif, fmt)
     dpi = None if "resolution" in dropped else like.dpi
     extended_xmp = like.extended_xmp if fmt == "JPEG" else None
     png_colour = like.png_colour if fmt == "PNG" else ()
