@@ -89,7 +89,8 @@ def test_bundled_model_is_the_same_whole_and_tiled(tile: int) -> None:
 
 
 def test_a_wheel_carries_the_bundled_model(tmp_path: Path) -> None:
-    """`pip install .` (not only an editable checkout) must ship weights/ as package data."""
+    """`pip install .` (not only an editable checkout) must ship weights/ and the figures' font as package
+    data."""
     root = Path(__file__).resolve().parents[1]
     build = subprocess.run(
         [
@@ -114,6 +115,7 @@ def test_a_wheel_carries_the_bundled_model(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for suffix in (".safetensors", ".json", ".md"):
         assert f"recnet_cli/weights_bundle/{DEFAULT_MODEL}{suffix}" in names
+    assert {"recnet_cli/viz/fonts/DejaVuSans.ttf", "recnet_cli/viz/fonts/LICENSE"} <= set(names)
     # every package of the source, which pyproject.toml lists one by one
     packages = {path.relative_to(root).as_posix() for path in (root / "recnet_cli").rglob("__init__.py")}
     assert "recnet_cli/weights/__init__.py" in packages and packages <= set(names)

@@ -351,3 +351,42 @@ def test_a_line_too_long_for_its_strip_is_shortened_in_the_middle_not_cut() -> N
     assert draw.fitted_line("short.jpg", 600, 0.8) == "short.jpg"
     strip = draw.text_lines([f"recnet explain: {name}"], 600, 0.8)
     assert (strip[:, -draw.text_margin(0.8) :] == 255).all()  # the right margin stays white
+
+
+def drawn(text: str, scale: float = 1.0) -> np.ndarray:
+    """The ink of one line of text drawn from (10, 45): True where it touched the white paper."""
+    strip = draw.blank(60, 400)
+    draw.put_text(strip, text, (10, 45), scale)
+    return (strip < 255).any(axis=-1)
+
+
+def test_latin_greek_and_cyrillic_letters_are_drawn_as_themselves() -> None:
+    missing = drawn("\ue000")  # a private-use character: no font has it, so its ink is the font's box
+    assert missing.any()
+    for letter, plain in (("é", "e"), ("ü", "u"), ("ã", "a"), ("Ω", "O"), ("Ж", "X")):
+        ink = drawn(letter)
+        assert ink.any(), letter
+        for other in (plain, "?", "\ue000"):  # its own glyph: neither its base letter, a ?, nor the box
+            assert (ink != drawn(other)).any(), (letter, other)
+    assert (drawn("café-Ωmega.jpg") != drawn("caf?-?mega.jpg")).any()
+
+
+def test_text_at_an_edge_is_cut_at_the_edge_and_text_outside_draws_nothing() -> None:
+    for origin in ((-20, 30), (370, 30), (10, 8), (10, 75)):
+        strip = draw.blank(60, 400)
+        draw.put_text(strip, "Ag edge", origin, 1.0)
+        assert (strip < 255).any(), origin  # part of it shows
+    strip = draw.blank(60, 400)
+    for origin in ((-300, 30), (420, 30), (10, -20), (10, 120)):
+        draw.put_text(strip, "Ag edge", origin, 1.0)
+    assert (strip == 255).all()
+
+
+def test_text_size_measures_the_ink_put_text_draws() -> None:
+    for text, scale in (("recnet explain: café.jpg", 0.8), ("0.526", 0.47), ("Ag", 0.55), ("Жgy", 1.2)):
+        ink = drawn(text, scale)
+        width, height = draw.text_size(text, scale)
+        right = np.flatnonzero(ink.any(axis=0)).max() + 1 - 10  # from the origin to the last inked column
+        assert right <= width <= right + 2, text  # smoothing may leave its last column blank
+        rows = np.flatnonzero(ink.any(axis=1))
+        assert rows.max() - rows.min() < height, text

@@ -1,20 +1,28 @@
 """Drawing helpers shared by the figures: colour maps, labels, colour bars, a bar chart and layout.
 
-Everything works on H x W x 3 uint8 RGB arrays. Text is drawn with OpenCV's Hershey font, which knows
-ASCII only. The colour maps are safe for the common colour-vision deficiencies: viridis and cividis for
-magnitudes, and Okabe-Ito blue / white / vermillion for signed values.
+Everything works on H x W x 3 uint8 RGB arrays. Text is drawn by Pillow in DejaVu Sans, bundled in
+``fonts/`` (its licence beside it), so figures look the same with any OpenCV (4's Hershey font knows ASCII
+only, 5's no Greek) and a file name in Latin, Greek or Cyrillic script is drawn as it is spelt; a character
+the font lacks (Chinese, Japanese, Korean) is drawn as a box. The colour maps are safe for the common
+colour-vision deficiencies: viridis and cividis for magnitudes, and Okabe-Ito blue / white / vermillion for
+signed values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from recnet_cli.imaging import BT601_LUMA
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
+FONT_FILE = Path(__file__).with_name("fonts") / "DejaVuSans.ttf"
+# A text scale's font size in pixels: text as high and as wide as OpenCV's Hershey font drew it at that scale.
+PIXELS_PER_SCALE = 28
 INK = (35, 35, 35)
 MUTED = (105, 105, 105)
 PAPER = (255, 255, 255)
@@ -32,27 +40,46 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32) @ np.asarray(BT601_LUMA, np.float32)
 
 
-def line_thickness(scale: float) -> int:
-    return max(1, round(scale * 2.2))
+@cache
+def font(pixels: int) -> ImageFont.FreeTypeFont:
+    """The figures' font at a size in pixels, laid out by Pillow's own engine (raqm, where installed, would
+    change the spacing from machine to machine)."""
+    return ImageFont.truetype(FONT_FILE, pixels, layout_engine=ImageFont.Layout.BASIC)
+
+
+def font_at(scale: float) -> ImageFont.FreeTypeFont:
+    return font(max(1, round(scale * PIXELS_PER_SCALE)))
 
 
 def drawable(text: str) -> str:
     """The text as valid UTF-8, each character that has none (a file name's undecodable byte, which Python
-    keeps as a lone surrogate) a ``?``: OpenCV crashes on such a string."""
+    keeps as a lone surrogate) a ``?``: Pillow cannot encode such a string."""
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def text_size(text: str, scale: float) -> tuple[int, int]:
-    """Width and height (ascent plus descent) of a line of text, in pixels."""
-    (width, height), baseline = cv2.getTextSize(drawable(text), FONT, scale, line_thickness(scale))
-    return width, height + baseline
+    """Width (to the last character's right edge) and height (the font's ascent plus descent) of a line of
+    text, in pixels."""
+    face = font_at(scale)
+    ascent, descent = face.getmetrics()
+    return face.getbbox(drawable(text), anchor="ls")[2], ascent + descent
 
 
 def put_text(
     image: np.ndarray, text: str, origin: tuple[int, int], scale: float, colour: Colour = INK
 ) -> None:
-    """Draws text with its baseline-left corner at ``origin``."""
-    cv2.putText(image, drawable(text), origin, FONT, scale, colour, line_thickness(scale), cv2.LINE_AA)
+    """Draws text with its baseline-left corner at ``origin``, smoothed into what is underneath; what falls
+    outside the image is left out."""
+    face, text = font_at(scale), drawable(text)
+    x, y = origin
+    left, top, right, bottom = face.getbbox(text, anchor="ls")
+    x0, y0 = max(x + left, 0), max(y + top, 0)
+    x1, y1 = min(x + right, image.shape[1]), min(y + bottom, image.shape[0])
+    if x0 >= x1 or y0 >= y1:
+        return
+    patch = Image.fromarray(image[y0:y1, x0:x1])
+    ImageDraw.Draw(patch).text((x - x0, y - y0), text, fill=colour, font=face, anchor="ls")
+    image[y0:y1, x0:x1] = np.asarray(patch)
 
 
 def blank(height: int, width: int, colour: Colour = PAPER) -> np.ndarray:
