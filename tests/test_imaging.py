@@ -555,6 +555,36 @@ def test_exif_that_fills_a_jpegs_segment_stays_whole_without_recnets_name(tmp_pa
             assert written.getexif().get(0x0131) == (software if named else None)
 
 
+@pytest.mark.parametrize("padding", [0, 2, 3, 2048])
+def test_an_xmp_packet_that_fills_a_jpegs_segment_still_fits_with_recnet_named_where_its_padding_allows(
+    tmp_path, padding
+):
+    # "recnet 0.1.0" is 3 bytes longer than "GIMP 2.10": the packet gives up 3 bytes of its padding (the white
+    # space before its trailer, left for editing in place), as XMP toolkits edit a packet. One with too
+    # little padding grows, and a JPEG cannot hold it: left out, and said; other formats keep it.
+    tool, software = b"GIMP 2.10", f"recnet {recnet_cli.__version__}".encode()
+    grown = len(software) - len(tool)
+    trailer = b'<?xpacket end="w"?>'
+    short = xmp_packet(f'xmp:CreatorTool="{tool.decode()}"', 'xmp:Label=""')
+    label = 65_533 - 29 - len(short) - padding  # the packet fills a JPEG's XMP segment to the byte
+    xmp = short.replace(b'Label=""', b'Label="%s"' % (b"x" * label))
+    xmp = xmp.replace(trailer, b" " * padding + trailer)
+    source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), xmp=xmp)
+    named = xmp.replace(tool, software)
+    for extension in ("jpg", "png"):
+        photo, output = round_trip(tmp_path, source, extension)
+        notices = output_notices(photo, format_for(output))
+        with Image.open(output) as written:
+            if padding >= grown:
+                assert not notices
+                assert written.info["xmp"] == named.replace(b" " * grown + trailer, trailer)
+            elif extension == "jpg":
+                assert "xmp" not in written.info
+                assert notices == ["its XMP (65.5 kB) cannot go into JPEG: left out; PNG or TIFF keeps it"]
+            else:
+                assert written.info["xmp"] == named
+
+
 def test_an_xmp_packet_too_long_for_a_jpeg_is_left_out_of_it(tmp_path):
     xmp = xmp_packet(f'xmp:Label="{"x" * 70_000}"')
     photo = photo_like(gradient_rgb8(), xmp=xmp)

@@ -43,6 +43,9 @@ _XMP_EDITS = (
         b"<xmp:CreatorTool>%s</xmp:CreatorTool>" % SOFTWARE.encode(),
     ),
 )
+# A packet's trailer; the white space before it is padding, which the XMP specification leaves for editing
+# the packet in place (Adobe's toolkit writes 2 kB of it).
+_XMP_TRAILER = b"<?xpacket end="
 # What a JPEG holds of each metadata block: one header segment, less its header: none for EXIF ("Exif\0\0"
 # counts), "http://ns.adobe.com/xap/1.0/\0" for XMP, and for IPTC-IIM "Photoshop 3.0\0", a resource's header
 # and its padding byte. (The extended XMP a JPEG's packet names goes to JPEG outputs in segments of its own.)
@@ -166,9 +169,21 @@ def _portable_xmp(xmp: bytes | None) -> bytes | None:
     its CreatorTool, if it has one, recnet."""
     if not xmp:
         return None
-    for pattern, edited in _XMP_EDITS:
-        xmp = pattern.sub(edited, xmp)
-    return xmp
+    edited = xmp
+    for pattern, replacement in _XMP_EDITS:
+        edited = pattern.sub(replacement, edited)
+    return _within_length(edited, len(xmp))
+
+
+def _within_length(packet: bytes, length: int) -> bytes:
+    """The edited packet no longer than ``length`` where its padding (the white space before ``<?xpacket
+    end``, left for editing in place) can give up what the edits added, as XMP toolkits edit a packet: one
+    that filled a JPEG's segment still fits it with recnet named as its CreatorTool."""
+    excess, trailer = len(packet) - length, packet.rfind(_XMP_TRAILER)
+    padding = trailer - len(packet[:trailer].rstrip())
+    if excess <= 0 or trailer < 0 or padding < excess:
+        return packet
+    return packet[: trailer - excess] + packet[trailer:]
 
 
 def xmp_packets(image: Image.Image, damaged: list[str]) -> tuple[bytes | None, bytes | None]:
