@@ -180,8 +180,7 @@ def _within_length(packet: bytes, length: int) -> bytes:
     end``, left for editing in place) can give up what the edits added, as XMP toolkits edit a packet: one
     that filled a JPEG's segment still fits it with recnet named as its CreatorTool."""
     excess, trailer = len(packet) - length, packet.rfind(_XMP_TRAILER)
-    padding = trailer - len(packet[:trailer].rstrip())
-    if excess <= 0 or trailer < 0 or padding < excess:
+    if excess <= 0 or trailer < 0 or trailer - len(packet[:trailer].rstrip()) < excess:
         return packet
     return packet[: trailer - excess] + packet[trailer:]
 
