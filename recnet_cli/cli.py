@@ -15,7 +15,7 @@ import typer
 from recnet_cli import __version__, console
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
-from recnet_cli.entry import ignore_further_stops
+from recnet_cli.entry import ignore_further_stops, library_failure
 from recnet_cli.files import describe_os_error, error_line
 from recnet_cli.imaging import (
     OUTPUT_CHOICES,
@@ -993,6 +993,8 @@ def run() -> None:
         finally:
             sys.stdout.flush()  # here, where a failure is the command's, not at exit
     except OSError as error:  # what the commands print could not be written (stdout on a full disk)
+        if library_failure(error) is not None:
+            raise  # not a write: a library that could not load, which ``entry.run`` reports
         unnamed = f"cannot write to standard output: {describe_os_error(error)}"
         console.error(error_line(error) if error.filename is not None else unnamed)
         sys.stdout = None  # nothing more to flush at exit (Python then skips it)

@@ -1,13 +1,30 @@
 """The ``recnet`` program's first step, before the command line's modules load (half a second on two CPU
 cores): from its first instant a stop (Ctrl-C, or SIGTERM from kill, docker stop or a scheduler) ends it as
-one later does, in one line and with exit 130, not in a traceback or in silence."""
+one later does, in one line and with exit 130, not in a traceback or in silence; and a library that cannot
+load (a broken or mismatched PyTorch, OpenCV without a system library it needs) is a one-line error too."""
 
 from __future__ import annotations
 
 import signal
 import sys
+import traceback
+from pathlib import Path
 
 STOPPED_STARTING = "interrupted: recnet stopped before it started"
+# The libraries recnet loads, by their top-level module, as their users know them.
+LIBRARIES = {
+    "torch": "PyTorch",
+    "triton": "Triton",
+    "cv2": "OpenCV",
+    "numpy": "NumPy",
+    "PIL": "Pillow",
+    "pillow_heif": "pillow-heif",
+    "safetensors": "safetensors",
+    "huggingface_hub": "huggingface_hub",
+    "typer": "Typer",
+    "click": "Click",
+    "rich": "Rich",
+}
 
 
 def stopped_unfinished(command: str) -> str:
@@ -19,12 +36,42 @@ def run() -> None:
     """The ``recnet`` program (see ``cli.run``, which it starts)."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        from recnet_cli.cli import run as run_command_line
-    except KeyboardInterrupt:
-        ignore_further_stops()
-        sys.stderr.write(f"note: {STOPPED_STARTING}\n")
-        raise SystemExit(130) from None
-    run_command_line()
+        try:
+            from recnet_cli.cli import run as run_command_line
+        except KeyboardInterrupt:
+            ignore_further_stops()
+            sys.stderr.write(f"note: {STOPPED_STARTING}\n")
+            raise SystemExit(130) from None
+        run_command_line()
+    except (ImportError, OSError) as error:
+        failure = library_failure(error)
+        if failure is None:
+            raise
+        sys.stderr.write(f"error: {failure}\n")
+        raise SystemExit(2) from None
+
+
+def library_failure(error: BaseException) -> str | None:
+    """What went wrong, in a line, where ``error`` was raised as a library that recnet loads (``LIBRARIES``)
+    was being imported (such as a PyTorch that cannot find or map its CUDA libraries) or is missing; else
+    None."""
+    importing = [
+        frame
+        for frame, _ in traceback.walk_tb(error.__traceback__)
+        if frame.f_code.co_name == "<module>" and _top_level(frame.f_globals.get("__name__", "")) in LIBRARIES
+    ]
+    if importing:  # the innermost library's: the one that failed, even where another imported it
+        module, package = importing[-1].f_globals["__name__"], Path(importing[-1].f_code.co_filename)
+        for _ in range(module.count(".") + (package.stem == "__init__")):
+            package = package.parent  # up from the module's file to its top-level package's folder
+        return f"{LIBRARIES[_top_level(module)]} could not be loaded from {package}: {error}"
+    if isinstance(error, ModuleNotFoundError) and _top_level(error.name or "") in LIBRARIES:
+        return f"{LIBRARIES[_top_level(error.name)]} is not installed for this Python ({sys.executable})"
+    return None
+
+
+def _top_level(module: str) -> str:
+    return module.partition(".")[0]
 
 
 def ignore_further_stops() -> None:

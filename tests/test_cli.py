@@ -4,6 +4,7 @@ where a subprocess cannot be steered, as for Ctrl-C at a chosen photo)."""
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import io
 import json
@@ -1699,6 +1700,62 @@ def test_running_out_of_host_memory_is_a_one_line_error_with_advice(
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.strip().splitlines() if not line.startswith("note: ")]
     assert errors[0].startswith(expected) and all(line.startswith("error: ") for line in errors), errors
+
+
+CANNOT_OPEN = "cannot open shared object file"
+
+
+@pytest.mark.parametrize(
+    ("library", "failure", "name", "reason"),
+    [
+        # A CUDA build of PyTorch that cannot find its CUDA libraries: ctypes raises an OSError (which was
+        # taken for a failure to write to stdout).
+        ("torch", f'raise OSError("libcudnn.so: {CANNOT_OPEN}")', "PyTorch", f"libcudnn.so: {CANNOT_OPEN}"),
+        # A PyTorch whose compiled core will not load: an import inside it fails.
+        ("torch", "from torch._C import *", "PyTorch", "No module named 'torch._C'"),
+        # OpenCV without a system library, which fails as the command line loads, before any command.
+        ("cv2", f'raise ImportError("libGL.so.1: {CANNOT_OPEN}")', "OpenCV", f"libGL.so.1: {CANNOT_OPEN}"),
+    ],
+)
+def test_a_library_that_cannot_load_is_a_one_line_error(
+    tmp_path: Path, env: dict[str, str], model_file: Path, library: str, failure: str, name: str, reason: str
+) -> None:
+    package = tmp_path / "broken" / library
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(failure + "\n")
+    command = ["correct", str(make_photo(tmp_path / "shot.jpg")), "-o", str(tmp_path / "out.jpg")]
+    result = run([*command, "--model", str(model_file)], {**env, "PYTHONPATH": str(package.parent)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {name} could not be loaded from {package}: {reason}"]
+    assert not (tmp_path / "out.jpg").exists()
+
+
+def test_library_failure_names_the_library_whose_import_failed_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "fakelib" / "core").mkdir(parents=True)
+    (tmp_path / "fakelib" / "__init__.py").write_text("from fakelib.core import engine\n")
+    (tmp_path / "fakelib" / "core" / "__init__.py").write_text("")
+    loading = f"def load():\n    raise OSError('libfake.so: {CANNOT_OPEN}')\n\n\nload()\n"
+    (tmp_path / "fakelib" / "core" / "engine.py").write_text(loading)
+    (tmp_path / "not_a_library.py").write_text("raise OSError('No space left on device')\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    monkeypatch.setitem(entry.LIBRARIES, "fakelib", "FakeLib")
+    with pytest.raises(OSError) as raised:
+        importlib.import_module("fakelib")
+    expected = f"FakeLib could not be loaded from {tmp_path / 'fakelib'}: libfake.so: {CANNOT_OPEN}"
+    assert entry.library_failure(raised.value) == expected
+    with pytest.raises(OSError) as raised:
+        importlib.import_module("not_a_library")
+    assert entry.library_failure(raised.value) is None
+    with pytest.raises(OSError) as raised:  # raised by a library once loaded, not while it loads
+        Image.open(tmp_path / "missing.jpg")
+    assert entry.library_failure(raised.value) is None
+    monkeypatch.setitem(entry.LIBRARIES, "absentlib", "AbsentLib")
+    with pytest.raises(ModuleNotFoundError) as raised:
+        importlib.import_module("absentlib.core")
+    missing = entry.library_failure(raised.value)
+    assert missing == f"AbsentLib is not installed for this Python ({sys.executable})"
 
 
 def test_fused_kernels_off_a_cuda_gpu_are_a_one_line_error(
