@@ -158,11 +158,13 @@ WholeImageForward = Callable[[RECNet, torch.Tensor], tuple[torch.Tensor, torch.T
 
 def hide_compiler_notices() -> None:
     """Ignores, from here on, the deprecation notices that PyTorch's modules raise about each other while
-    torch.compile works (``torch.jit.script_method``, ``torch._prims_common.check``): nothing the user can
-    act on. Once for the process: ``catch_warnings`` around each call is not thread-safe, and each GPU
+    torch.compile works (``torch.jit.script_method``, ``torch._prims_common.check``), and its note that its
+    guards run slower on Python 3.13.0 (once for each of hundreds of guards): nothing recnet's user needs
+    to act on. Once for the process: ``catch_warnings`` around each call is not thread-safe, and each GPU
     lane runs its compiled model in its own thread."""
     for category in (DeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category, module=r"(torch|triton)\.")
+    warnings.filterwarnings("ignore", "Guards may run slower", RuntimeWarning, r"torch\.")
 
 
 class CompiledForward:
