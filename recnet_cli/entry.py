@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import traceback
-from pathlib import Path
 
 STOPPED_STARTING = "interrupted: recnet stopped before it started"
 # The libraries recnet loads, by their top-level module, as their users know them.
@@ -55,6 +53,9 @@ def library_failure(error: BaseException) -> str | None:
     """What went wrong, in a line, where ``error`` was raised as a library that recnet loads (``LIBRARIES``)
     was being imported (such as a PyTorch that cannot find or map its CUDA libraries) or is missing; else
     None."""
+    import traceback  # here, not at the start: what runs before the signal handlers are set stays short
+    from pathlib import Path
+
     importing = [
         frame
         for frame, _ in traceback.walk_tb(error.__traceback__)
