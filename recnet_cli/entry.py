@@ -41,20 +41,24 @@ def run() -> None:
             sys.stderr.write(f"note: {STOPPED_STARTING}\n")
             raise SystemExit(130) from None
         run_command_line()
-    except (ImportError, OSError) as error:
-        failure = library_failure(error)
-        if failure is None:
-            raise
+    except (ImportError, OSError, AttributeError) as error:
+        end_if_library_failed(error)
+        raise
+
+
+def end_if_library_failed(error: BaseException) -> None:
+    """End the program with a one-line error and exit 2 where ``error`` is a library's failure."""
+    failure = library_failure(error)
+    if failure is not None:
         sys.stderr.write(f"error: {failure}\n")
         raise SystemExit(2) from None
 
 
 def library_failure(error: BaseException) -> str | None:
     """What went wrong, in a line, where ``error`` was raised as a library that recnet loads (``LIBRARIES``)
-    was being imported (such as a PyTorch that cannot find or map its CUDA libraries) or is missing; else
-    None."""
+    was being imported (such as a PyTorch that cannot find or map its CUDA libraries), is missing, or lacks a
+    name that recnet uses (a version recnet does not support); else None."""
     import traceback  # here, not at the start: what runs before the signal handlers are set stays short
-    from pathlib import Path
 
     importing = [
         frame
@@ -62,13 +66,44 @@ def library_failure(error: BaseException) -> str | None:
         if frame.f_code.co_name == "<module>" and _top_level(frame.f_globals.get("__name__", "")) in LIBRARIES
     ]
     if importing:  # the innermost library's: the one that failed, even where another imported it
-        module, package = importing[-1].f_globals["__name__"], Path(importing[-1].f_code.co_filename)
-        for _ in range(module.count(".") + (package.stem == "__init__")):
-            package = package.parent  # up from the module's file to its top-level package's folder
-        return f"{LIBRARIES[_top_level(module)]} could not be loaded from {package}: {error}"
+        module = importing[-1].f_globals["__name__"]
+        where = _package_folder(module, importing[-1].f_code.co_filename)
+        return f"{LIBRARIES[_top_level(module)]} could not be loaded from {where}: {error}"
+    lacking = _library_lacking(error)
+    if lacking is not None:
+        module, where = lacking[0], _package_folder(*lacking)
+        return (
+            f"{LIBRARIES[_top_level(module)]} at {where} is not a version recnet can use: {error}"
+            " (`pip check` says which version recnet needs)"
+        )
     if isinstance(error, ModuleNotFoundError) and _top_level(error.name or "") in LIBRARIES:
         return f"{LIBRARIES[_top_level(error.name)]} is not installed for this Python ({sys.executable})"
     return None
+
+
+def _library_lacking(error: BaseException) -> tuple[str, str] | None:
+    """The module, and its file, of an installed library that ``error`` found without a name that recnet uses
+    (``from torch import x``, ``import torch.x``, ``torch.x``)."""
+    if isinstance(error, ModuleNotFoundError):  # a module inside a library that loaded
+        holder = sys.modules.get(_top_level(error.name or "")) if "." in (error.name or "") else None
+    elif isinstance(error, ImportError):
+        return (error.name, error.path) if _top_level(error.name or "") in LIBRARIES and error.path else None
+    else:
+        holder = getattr(error, "obj", None) if isinstance(error, AttributeError) else None
+    name, file = getattr(holder, "__name__", None), getattr(holder, "__file__", None)
+    if isinstance(name, str) and isinstance(file, str) and _top_level(name) in LIBRARIES:
+        return name, file
+    return None
+
+
+def _package_folder(module: str, file: str) -> str:
+    """The folder of the top-level package that ``module`` (loaded from ``file``) belongs to."""
+    from pathlib import Path
+
+    folder = Path(file)
+    for _ in range(module.count(".") + (folder.stem == "__init__")):
+        folder = folder.parent  # up from the module's file to its top-level package's folder
+    return str(folder)
 
 
 def _top_level(module: str) -> str:

@@ -1759,6 +1759,62 @@ def test_library_failure_names_the_library_whose_import_failed_and_nothing_else(
     assert missing == f"AbsentLib is not installed for this Python ({sys.executable})"
 
 
+CHECK_VERSIONS = " (`pip check` says which version recnet needs)"
+
+
+@pytest.mark.parametrize(
+    ("library", "stand_in", "name"),
+    [
+        # A PyTorch without the names recnet uses (one older than recnet supports, installed with --no-deps).
+        ("torch", '__version__ = "2.3.1"\n', "PyTorch"),
+        # A Typer without the submodule recnet uses: it was said to be missing ("not installed").
+        ("typer", "", "Typer"),
+    ],
+)
+def test_a_library_version_without_what_recnet_uses_is_a_one_line_error(
+    tmp_path: Path, env: dict[str, str], model_file: Path, library: str, stand_in: str, name: str
+) -> None:
+    package = tmp_path / "old" / library
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(stand_in)
+    command = ["correct", str(make_photo(tmp_path / "shot.jpg")), "-o", str(tmp_path / "out.jpg")]
+    result = run([*command, "--model", str(model_file)], {**env, "PYTHONPATH": str(package.parent)})
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {name} at {package} is not a version recnet can use: ")
+    assert line.endswith(CHECK_VERSIONS)
+    assert not (tmp_path / "out.jpg").exists()
+
+
+def test_library_failure_names_a_library_version_without_a_name_that_recnet_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "oldlib" / "core").mkdir(parents=True)
+    (tmp_path / "oldlib" / "__init__.py").write_text("")
+    (tmp_path / "oldlib" / "core" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(tmp_path)
+    monkeypatch.setitem(entry.LIBRARIES, "oldlib", "OldLib")
+    folder = tmp_path / "oldlib"
+    old = f"OldLib at {folder} is not a version recnet can use: "
+    with pytest.raises(ImportError) as raised:
+        exec("from oldlib import missing", {})
+    assert raised.value.name == "oldlib"
+    assert entry.library_failure(raised.value) == f"{old}{raised.value}{CHECK_VERSIONS}"
+    with pytest.raises(ModuleNotFoundError) as raised:
+        importlib.import_module("oldlib.core.missing")
+    assert entry.library_failure(raised.value) == f"{old}{raised.value}{CHECK_VERSIONS}"
+    core = importlib.import_module("oldlib.core")
+    with pytest.raises(AttributeError) as raised:
+        core.missing  # noqa: B018
+    assert entry.library_failure(raised.value) == f"{old}{raised.value}{CHECK_VERSIONS}"
+    with pytest.raises(AttributeError) as raised:  # not a library's: recnet's own, or a plain object's
+        types.SimpleNamespace().missing  # noqa: B018
+    assert entry.library_failure(raised.value) is None
+    with pytest.raises(AttributeError) as raised:
+        entry.missing  # noqa: B018
+    assert entry.library_failure(raised.value) is None
+
+
 def test_fused_kernels_off_a_cuda_gpu_are_a_one_line_error(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
