@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,7 @@ class EvalReport:
     def mean(self, score: str) -> float:
         """The mean of one of ``SCORES`` over the scored pairs (an infinite PSNR counted as ``MAX_PSNR``)."""
         values = [getattr(image, score) for image in self.scores]
-        return mean_psnr(values) if score.endswith("psnr") else float(np.mean(values))
+        return mean_psnr(values) if score.endswith("psnr") else statistics.fmean(values)
 
     def to_dict(self) -> dict[str, object]:
         """The report as JSON values; an infinite PSNR (identical images), and a mean of no pairs, is null."""

@@ -8,6 +8,7 @@ image). One torch implementation serves evaluation (float64) and the training lo
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable
 
 import numpy as np
@@ -72,8 +73,7 @@ def as_batch(image: np.ndarray) -> Tensor:
 
 def mean_psnr(values: Iterable[float]) -> float:
     """The mean of PSNRs in dB, an identical pair's infinite one counted as ``MAX_PSNR``."""
-    capped = [min(value, MAX_PSNR) for value in values]
-    return sum(capped) / len(capped)
+    return statistics.fmean(min(value, MAX_PSNR) for value in values)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

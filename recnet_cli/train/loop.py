@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 import signal
+import statistics
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -605,7 +606,7 @@ def identity_scores(validation: list[ValidationPair]) -> tuple[float, float]:
 
 def mean_scores(scores: list[tuple[Tensor, Tensor]]) -> tuple[float, float]:
     """The mean PSNR (``mean_psnr``) and mean SSIM of (PSNR, SSIM) pairs."""
-    return mean_psnr(float(psnr) for psnr, _ in scores), sum(float(ssim) for _, ssim in scores) / len(scores)
+    return mean_psnr(float(psnr) for psnr, _ in scores), statistics.fmean(float(ssim) for _, ssim in scores)
 
 
 def progress_report(
