@@ -21,6 +21,7 @@ from recnet_cli.imaging import (
     has_supported_signature,
     kept_from_overwrite,
     names_unsupported_image,
+    written_by_recnet,
 )
 from recnet_cli.inputs import FileIdentity, Source, file_identity
 
@@ -51,10 +52,11 @@ def side_path(target: Path, tag: str) -> Path:
 def earlier_outputs(
     sources: Sequence[Source], output: str | os.PathLike[str] | None, suffix: str
 ) -> list[Source]:
-    """The images found in folders or by patterns that recnet itself wrote, on an earlier run: those named
-    as recnet names what it writes beside another image found there (photo_recnet.jpg, photo_mask.png,
-    photo_recnet_mask.png or photo_explain.png beside photo.jpg; ``suffix`` is this run's), and those in
-    an output folder inside the input folder. Files named one by one are never among them."""
+    """The images found in folders or by patterns that recnet itself wrote, on an earlier run: those that
+    bear its mark as it left them (``written_by_recnet``), those named as recnet names what it writes beside
+    another image found there (photo_recnet.jpg, photo_mask.png, photo_recnet_mask.png or photo_explain.png
+    beside photo.jpg; ``suffix`` is this run's), and those in an output folder inside the input folder.
+    Files named one by one are never among them."""
     tags = ("", *(f"_{tag}" for tag in COMPANION_TAGS))
     endings = {name + tag for name in (suffix, CORRECT_SUFFIX, MASK_SUFFIX) for tag in tags if name + tag}
     endings.add(EXPLAIN_SUFFIX)
@@ -69,7 +71,7 @@ def earlier_outputs(
         if inside_output and root in inner_output.parents:
             return True
         named_after = (path.stem[: -len(ending)] for ending in endings if path.stem.endswith(ending))
-        return any((path.parent, stem) in stems for stem in named_after)
+        return any((path.parent, stem) in stems for stem in named_after) or written_by_recnet(path) is True
 
     return [source for source in sources if source.from_folder and looks_like_earlier_output(source)]
 

@@ -365,6 +365,32 @@ def test_overwrite_replaces_recnet_s_earlier_outputs_but_not_the_user_s_photos(
         assert kept.size == (30, 20)
 
 
+def test_a_folder_passes_over_what_recnet_wrote_there_under_another_suffix_or_output_folder(
+    tmp_path: Path, model_file: Path
+) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    make_photo(shots / "a.png")
+    model = ["--model", str(model_file)]
+    for earlier_run in (["--suffix", "_v1"], ["-o", str(shots / "fixed"), "-r"]):
+        result = CliRunner().invoke(app, ["correct", str(shots), *earlier_run, *model])
+        assert result.exit_code == 0, result.stderr
+    if imaging.written_by_recnet(shots / "a_v1.png") is None:
+        pytest.skip("this file system keeps no extended attributes")
+    plan = CliRunner().invoke(
+        app, ["correct", str(shots), "-r", "-o", str(shots / "fixed2"), "-n", "--json", *model]
+    )
+    assert plan.exit_code == 0, plan.stderr
+    assert json.loads(plan.stdout)["passed_over"] == [str(shots / "a_v1.png"), str(shots / "fixed" / "a.png")]
+    assert "by mark, name or folder" in plan.stderr
+    with Image.open(shots / "a_v1.png") as output:  # edited in place: the user's photo from then on
+        output.rotate(180).save(shots / "a_v1.png")
+    edited = CliRunner().invoke(app, ["correct", str(shots), "-n", "--json", *model])
+    assert json.loads(edited.stdout)["passed_over"] == []
+    planned = [entry["input"] for entry in json.loads(edited.stdout)["files"]]
+    assert planned == [str(shots / "a.png"), str(shots / "a_v1.png")]
+
+
 def test_an_output_file_for_a_folder_counts_the_images_to_correct_not_those_passed_over(
     tmp_path: Path, model_file: Path
 ) -> None:
@@ -390,7 +416,9 @@ def test_running_twice_on_a_folder_does_not_correct_its_own_outputs(
     assert first.returncode == 0, first.stderr
     again = run(["correct", str(shots), "--model", str(model_file), "--skip-existing"], env)
     assert again.returncode == 0, again.stderr
-    assert "note: passed over 2 images that look like recnet's outputs, by name or folder" in again.stderr
+    assert (
+        "note: passed over 2 images that look like recnet's outputs, by mark, name or folder" in again.stderr
+    )
     assert "corrected 0, skipped 1, failed 0" in again.stderr
     assert sorted(p.name for p in shots.iterdir()) == ["a.png", "a_recnet.png", "a_recnet_mask.png"]
     quiet = run(["correct", str(shots), "--model", str(model_file), "--skip-existing", "-q", "--json"], env)
