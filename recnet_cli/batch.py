@@ -18,7 +18,7 @@ from typing import Any
 
 from recnet_cli.files import input_file_problem
 from recnet_cli.hostmemory import available_host_memory
-from recnet_cli.imaging import OutputExistsError, kept_from_overwrite
+from recnet_cli.imaging import OutputExistsError, kept_from_overwrite, written_by_recnet
 from recnet_cli.inputs import Unmatched
 from recnet_cli.outputs import Job, folder_problem
 
@@ -318,14 +318,17 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
 
     Commands write a job's companions before its target, so a target that exists marks a finished job,
     which ``skip_existing`` passes over. Companions without their target may be what a run that stopped
-    part way left, or a user's files: only ``overwrite`` replaces them. Even ``overwrite`` replaces only
-    what recnet wrote, and the file -o names (see ``foreign``).
+    part way left, which ``skip_existing`` writes again where recnet's mark tells them (see
+    ``replaces_companions``), or a user's files: only ``overwrite`` replaces those. Even ``overwrite``
+    replaces only what recnet wrote, and the file -o names (see ``foreign``).
     """
     if job.problem:
         return Outcome(job, "failed", job.problem)
     existing = [path for path in job.outputs if os.path.lexists(path)]  # a dangling link is kept too
     if not existing:
         return None
+    if skip_existing and job.target not in existing and all(written_by_recnet(path) for path in existing):
+        return None  # pictures recnet wrote, as it left them, for a photo it did not write
     if not overwrite:
         return existing_output(job, existing[0], skip_existing)
     for path in existing:
@@ -335,6 +338,13 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
 
 
 ELSEWHERE = "move it away, or write elsewhere (-o, --suffix)"
+
+
+def replaces_companions(overwrite: bool, skip_existing: bool) -> bool:
+    """Whether a job that runs writes over its companions (the pictures beside its photo) where they exist:
+    with ``overwrite``, and with ``skip_existing``, which runs a job with companions in place only where
+    they are what recnet left of it (see ``refusal``)."""
+    return overwrite or skip_existing
 
 
 def foreign(job: Job, path: Path) -> str | None:
@@ -406,8 +416,8 @@ def finished(
 ) -> Outcome:
     """The outcome of a job once its last step, ``write``, returns the megapixels processed (or raises); an
     output that turned out to exist is as one that existed before the batch (see ``refusal``)."""
-    # With overwrite, a file of the user's may have been saved at an output since the batch started
-    if overwrite and (kept := refusal(job, overwrite, skip_existing)) is not None:
+    # A file of the user's may have been saved at an output since the batch started
+    if replaces_companions(overwrite, skip_existing) and (kept := refusal(job, overwrite, skip_existing)):
         return kept
     try:
         processed = write()

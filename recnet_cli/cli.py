@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from recnet_cli import __version__, console
+from recnet_cli.batch import replaces_companions
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops, library_failure
@@ -245,11 +246,12 @@ def correct(
         if builder is not None and overlay is not None:
             card = builder.previews(job.target, photo.pixels, result.image, overlay, result.strength)
             kept_in_report = builder.keeping(job.target, card)
+        replace = replaces_companions(overwrite, skip_existing)
         with kept_in_report:
             if overlay is not None:
-                write_rgb8(side_path(job.target, "mask"), overlay, overwrite=overwrite)
+                write_rgb8(side_path(job.target, "mask"), overlay, overwrite=replace)
             if features is not None:
-                write_rgb8(side_path(job.target, "features"), feature_figure(features), overwrite=overwrite)
+                write_rgb8(side_path(job.target, "features"), feature_figure(features), overwrite=replace)
             write_photo(job.target, result.image, like=photo, quality=quality, overwrite=overwrite)
         if not quiet:
             for notice in output_notices(photo, format_for(job.target)):
@@ -436,7 +438,8 @@ def mask(
     def write(job: Job, photo: Photo, pending: PendingCorrection) -> float:
         result = pending.result()
         if raw:  # before the picture, which marks the job finished
-            write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask), overwrite=overwrite)
+            replace = replaces_companions(overwrite, skip_existing)
+            write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask), overwrite=replace)
         write_rgb8(job.target, mask_overlay(photo.pixels, result.mask), overwrite=overwrite)
         if not quiet:
             notice_run(job.source, photo, pending)
