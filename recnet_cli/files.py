@@ -23,12 +23,22 @@ def input_file_problem(path: str | os.PathLike[str]) -> str | None:
     try:
         info = os.stat(path)
     except (OSError, ValueError):
-        return None
+        return broken_link(path)
     if special := special_input(info.st_mode):
         return special
     if stat.S_ISREG(info.st_mode) and info.st_size == 0:
         return "empty file"
     return None if os.access(path, os.R_OK) else "permission denied"
+
+
+def broken_link(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` names no file where it is a symbolic link to nothing (its target was moved or deleted),
+    else None."""
+    try:
+        target = os.readlink(path)
+    except (OSError, ValueError):
+        return None
+    return None if os.path.exists(path) else f"a link to {os.fsdecode(target)}, which does not exist"
 
 
 def special_input(mode: int) -> str | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from recnet_cli.files import describe_os_error
+from recnet_cli.files import broken_link, describe_os_error
 from recnet_cli.imaging import IMAGE_EXTENSIONS, READABLE
 from recnet_cli.wording import counted, listed
 
@@ -81,7 +81,12 @@ def visible_files(
         chain = above.get(root, frozenset()) | {identity}
         above.update((os.path.join(root, name), chain) for name in folders)
         files.extend(Path(root, name) for name in names if hidden or not is_hidden(name))
-    return sorted(path for path in files if path.is_file())
+    return sorted(filter(is_file_or_broken_link, files))
+
+
+def is_file_or_broken_link(path: Path) -> bool:
+    """Whether a name found in a folder is a file's, or a link's to nothing: an input that fails, named."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Source], list[Unmatched]]:
@@ -110,7 +115,7 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
         elif text == "-":
             found, reason = [], f"{NO_STANDARD_STREAMS}; save the photo to a file first"
         else:
-            found, reason = [], "no such file or folder"
+            found, reason = [], broken_link(path) or "no such file or folder"
         if reason:
             missing.append(Unmatched(text, reason))
         missing.extend(map(unreadable_folder, unreadable))
@@ -139,7 +144,7 @@ def pattern_files(pattern: str, recursive: bool, unreadable: list[OSError]) -> l
         for path in map(Path, glob.glob(pattern, recursive=True)):
             if os.path.isdir(path):
                 files.update(visible_files(path, recursive, unreadable))
-            elif path.is_file():
+            elif is_file_or_broken_link(path):
                 files.add(path)
         return sorted(files)
     if not os.path.isdir(base):

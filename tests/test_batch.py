@@ -39,7 +39,7 @@ from recnet_cli.outputs import (
     sheet_problem,
     side_path,
 )
-from recnet_cli.train.pairs import ImagePair
+from recnet_cli.train.pairs import ImagePair, PairingError, list_images
 
 
 @pytest.fixture
@@ -140,6 +140,27 @@ def test_a_folder_that_cannot_be_read_fails_and_is_named(tmp_path: Path, unreada
         sources, missing = find_sources([given], recursive=True)
         assert (names(sources), missing) == (["top.jpg"], [locked])
     assert find_sources([str(locked_path)]) == ([], [locked])
+
+
+def test_a_link_to_nothing_is_found_and_fails_naming_its_target(tmp_path: Path) -> None:
+    # A photo moved or deleted while a link to it stayed: it was left out without a word
+    shots = touch(tmp_path / "shots", "a.jpg")
+    (shots / "b.jpg").symlink_to(tmp_path / "moved" / "b.jpg")
+    (shots / "notes.txt").symlink_to(tmp_path / "gone.txt")
+    broken = f"a link to {tmp_path / 'moved' / 'b.jpg'}, which does not exist"
+    for given in (str(shots), str(shots / "*.jpg"), str(shots / "**" / "*.jpg")):
+        sources, missing = find_sources([given])
+        assert (names(sources), missing) == (["a.jpg", "b.jpg"], [])
+    jobs = plan_jobs(find_sources([str(shots)])[0], tmp_path / "out", suffix="")
+    summary = plan_outcomes(jobs, overwrite=False, skip_existing=False)
+    assert [(outcome.status, outcome.reason) for outcome in summary.outcomes] == [
+        ("planned", ""),
+        ("failed", broken),
+    ]
+    assert find_sources([str(shots / "b.jpg")]) == ([], [Unmatched(str(shots / "b.jpg"), broken)])
+    with pytest.raises(PairingError) as raised:  # a training or test set short of a photo
+        list_images(shots)
+    assert str(raised.value) == f"{shots / 'b.jpg'}: {broken}"
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from recnet_cli.files import broken_link
 from recnet_cli.inputs import images_below, is_image, other_files, unreadable_folder, visible_files
 from recnet_cli.wording import counted, listed
 
@@ -78,7 +79,10 @@ def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     files = visible_files(folder, recursive, unreadable)
     if unreadable:  # a training or test set silently short of a folder's images
         raise PairingError(listed([str(unreadable_folder(error)) for error in unreadable], separator="; "))
-    return [path for path in files if is_image(path)]
+    images = [path for path in files if is_image(path)]
+    if broken := [f"{path}: {why}" for path in images if (why := broken_link(path))]:
+        raise PairingError(listed(broken, separator="; "))
+    return images
 
 
 def not_a_folder(path: Path) -> str:
