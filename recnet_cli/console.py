@@ -141,7 +141,7 @@ def notice_aliases(pairs: list[tuple[Path, Path]]) -> None:
     """Says which inputs were other names (links) for files given too, each corrected once."""
     if len(pairs) == 1:
         ((alias, path),) = pairs
-        notice(f"{alias}: the same file as {path} (by a link), corrected once under that name")
+        notice(f"{alias}: the same file as {path} (by a link), corrected once, as {path}")
         return
     shown = listed([f"{alias} is {path}" for alias, path in pairs])
     notice(

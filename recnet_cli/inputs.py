@@ -258,8 +258,9 @@ def file_identity(path: Path) -> FileIdentity:
 
 
 def unique_sources(sources: Iterable[Source]) -> list[Source]:
-    """Each file once, under the first name it was given; a later different name for it (a symbolic or
-    hard link) is kept among its ``aliases``."""
+    """Each file once, under the first name it was given, or where folders gave both, under the file's own
+    name rather than a symbolic link's to it; the other names for it (links) are kept among its
+    ``aliases``."""
     first: dict[FileIdentity, int] = {}
     unique: list[Source] = []
     for source in sources:
@@ -270,7 +271,12 @@ def unique_sources(sources: Iterable[Source]) -> list[Source]:
             continue
         kept = unique[first[key]]
         names = {os.path.abspath(path) for path in (kept.path, *kept.aliases)}
-        if os.path.abspath(source.path) not in names:
+        if os.path.abspath(source.path) in names:
+            continue
+        both_found = kept.from_folder and source.from_folder  # not named one by one, in the user's order
+        if both_found and kept.path.is_symlink() and not source.path.is_symlink():
+            unique[first[key]] = replace(source, aliases=(kept.path, *kept.aliases))
+        else:
             unique[first[key]] = replace(kept, aliases=(*kept.aliases, source.path))
     return unique
 

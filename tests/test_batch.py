@@ -277,6 +277,22 @@ def test_a_link_to_a_file_given_too_is_processed_once_and_remembered(shots: Path
     assert sources[0].aliases == (shots / "hard.jpg",)
 
 
+def test_a_folder_s_file_and_a_link_to_it_there_give_the_file_s_name_whatever_sorts_first(
+    shots: Path,
+) -> None:
+    (shots / "0-best.jpg").symlink_to("a.jpg")  # sorts before a.jpg: its name was the one corrected
+    for given in ([str(shots)], [str(shots / "*.jpg")]):
+        sources, _ = find_sources(given)
+        (photo,) = [source for source in sources if source.path.name in ("a.jpg", "0-best.jpg")]
+        assert (photo.path, photo.relative, photo.aliases) == (
+            shots / "a.jpg",
+            Path("a.jpg"),
+            (shots / "0-best.jpg",),
+        )
+    sources, _ = find_sources([str(shots / "0-best.jpg"), str(shots)])  # named first: the first name given
+    assert sources[0].path == shots / "0-best.jpg" and sources[0].aliases == (shots / "a.jpg",)
+
+
 def test_jobs_that_cannot_work_are_refused_before_reading(tmp_path: Path) -> None:
     names = ["photo.jpg", "DSC_0001.NEF", "backup.jpg_original", "animation.GIF"]
     sources, _ = find_sources([str(tmp_path / name) for name in names if (tmp_path / name).touch() is None])

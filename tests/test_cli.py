@@ -454,7 +454,7 @@ def test_a_link_given_beside_its_file_is_corrected_once_with_a_note(
     photo = make_photo(tmp_path / "a.png")
     (tmp_path / "b.png").symlink_to("a.png")
     listed = run(["correct", str(photo), str(tmp_path / "b.png"), "--dry-run"], env)
-    note = f"note: {tmp_path / 'b.png'}: the same file as {photo} (by a link), corrected once under that name"
+    note = f"note: {tmp_path / 'b.png'}: the same file as {photo} (by a link), corrected once, as {photo}"
     assert listed.returncode == 0 and note in listed.stderr, listed.stderr
     assert listed.stdout.count(" -> ") == 1
     quiet = run(["correct", str(photo), str(tmp_path / "b.png"), "--dry-run", "-q"], env)
