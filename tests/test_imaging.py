@@ -1019,6 +1019,31 @@ def test_16_bit_alpha_becomes_8_bit_in_webp(tmp_path):
         assert written.mode == "RGBA" and (np.asarray(written)[..., 3] == 0x80).all()
 
 
+def webp_picture_kind(path: Path) -> bytes:
+    """The fourcc of a WebP's (first) picture: b"VP8L" (lossless) or b"VP8 " (lossy)."""
+    data = path.read_bytes()
+    return min((b"VP8L", b"VP8 "), key=lambda kind: data.find(kind) % len(data))  # the first found
+
+
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [("RGB", {}), ("RGBA", {}), ("RGB", {"save_all": True, "append_images": [Image.new("RGB", (32, 24))]})],
+    ids=["plain", "alpha", "animated"],
+)
+def test_a_lossless_webp_stays_lossless_and_a_lossy_one_lossy(tmp_path, mode, options):
+    original = Image.fromarray(rgba8()).convert(mode)
+    source = save(tmp_path / "in.webp", original, lossless=True, **options)
+    photo, output = round_trip(tmp_path, source, "webp")
+    assert photo.lossless and webp_picture_kind(output) == b"VP8L"
+    with Image.open(source) as decoded, Image.open(output) as written:
+        assert np.array_equal(np.asarray(written.convert(mode)), np.asarray(decoded.convert(mode)))
+    lossy = read_photo(save(tmp_path / "lossy.webp", original, quality=90, **options))
+    write_photo(tmp_path / "lossy-out.webp", lossy.pixels, lossy)
+    assert not lossy.lossless and webp_picture_kind(tmp_path / "lossy-out.webp") == b"VP8 "
+    _, png = round_trip(tmp_path, save(tmp_path / "in.png", original), "webp")  # lossless, but not a WebP
+    assert webp_picture_kind(png) == b"VP8 "
+
+
 @pytest.mark.parametrize("extension", ["png", "tif", "jpg", "bmp"])
 def test_grayscale_8_bit_stays_grayscale(tmp_path, extension):
     original = gradient_rgb8()[..., 0]

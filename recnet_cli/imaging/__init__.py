@@ -6,14 +6,14 @@ pillow-heif``), whose Pillow plugin recnet registers on first use.
 
 The model sees float32 RGB in [0, 1]. Everything else a photographer cares about travels beside the pixels and
 is written back: bit depth (16-bit PNG/TIFF stay 16-bit; 10- and 12-bit HEIF are written as 10-bit HEIF or
-16-bit PNG/TIFF), a HEIF's chroma subsampling (Fujifilm's 4:2:2 stays 4:2:2), alpha (kept, at the output's
-depth), EXIF (orientation applied to the pixels on read, written as 1 in place: the rest of the block, maker
-notes included, is kept byte for byte, but for the link to the thumbnail of the uncorrected photo), the ICC
-profile (or a HEIF's nclx colour description, or a PNG's gAMA, cHRM, sRGB and cICP chunks: as they are to
-outputs in their own format, as an ICC profile to others where one can say it; where an output cannot hold
-the profile, BMP, the colours are converted to sRGB), the DPI and the XMP packet (ratings, keywords,
-captions; its orientation written as 1 too), with the extended XMP that a JPEG's packet names (what did not
-fit in its 64 KB segment) to JPEG outputs.
+16-bit PNG/TIFF), a HEIF's chroma subsampling (Fujifilm's 4:2:2 stays 4:2:2), a lossless WebP's losslessness,
+alpha (kept, at the output's depth), EXIF (orientation applied to the pixels on read, written as 1 in place:
+the rest of the block, maker notes included, is kept byte for byte, but for the link to the thumbnail of the
+uncorrected photo), the ICC profile (or a HEIF's nclx colour description, or a PNG's gAMA, cHRM, sRGB and cICP
+chunks: as they are to outputs in their own format, as an ICC profile to others where one can say it; where an
+output cannot hold the profile, BMP, the colours are converted to sRGB), the DPI and the XMP packet (ratings,
+keywords, captions; its orientation written as 1 too), with the extended XMP that a JPEG's packet names (what
+did not fit in its 64 KB segment) to JPEG outputs.
 
 Grayscale photos stay grayscale: the model sees the grey replicated to RGB and the corrected result is
 written as grey again (ITU-R 601 luma, as Pillow's "L" conversion), except to WebP, which has no grey

@@ -14,8 +14,8 @@ from recnet_cli.wording import in_words
 class Metadata:
     """What an output carries: EXIF (orientation 1), the ICC profile, the resolution, XMP (ratings,
     keywords, captions; orientation 1) and its extended XMP (JPEG only), the IPTC-IIM record (captions,
-    credits; JPEG and TIFF only), a HEIF's nclx colour description and chroma subsampling (HEIF only) and a
-    PNG's colour chunks (PNG only)."""
+    credits; JPEG and TIFF only), a HEIF's nclx colour description and chroma subsampling (HEIF only), a
+    PNG's colour chunks (PNG only) and whether a WebP's picture is lossless (WebP only)."""
 
     exif: bytes | None = None
     icc_profile: bytes | None = None
@@ -26,6 +26,7 @@ class Metadata:
     chroma: int | None = None  # a HEIF's chroma subsampling (420, 422, 444); None: the encoder's 4:2:0
     extended_xmp: bytes | None = None  # what the XMP packet holds past a JPEG's segment (HasExtendedXMP)
     png_colour: tuple[tuple[bytes, bytes], ...] = ()  # a PNG's cICP, sRGB, gAMA and cHRM chunks: (type, data)
+    lossless: bool = False  # a WebP written lossless, as its source was
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Photo:
     chroma: int | None = None  # a colour HEIF's chroma subsampling: 420, 422 (Fujifilm) or 444
     damaged_metadata: tuple[str, ...] = ()  # what could not be read ("EXIF"), and is not copied
     png_colour: tuple[tuple[bytes, bytes], ...] = ()  # a PNG's cICP, sRGB, gAMA and cHRM chunks: (type, data)
+    lossless: bool = False  # a lossless WebP (its picture VP8L): a WebP written of it is lossless too
     # why a CMYK photo's colours were converted without its profile ("without a colour profile")
     uncalibrated_cmyk: str | None = None
 

@@ -245,8 +245,22 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         chroma=image.info.get("chroma") if image.format == "HEIF" else None,
         damaged_metadata=tuple(dict.fromkeys(damaged)),
         png_colour=_png_colour_chunks(file) if image.format == "PNG" else (),
+        lossless=image.format == "WEBP" and _webp_lossless(file),
         uncalibrated_cmyk=uncalibrated_cmyk,
     )
+
+
+def _webp_lossless(file: BinaryIO) -> bool:
+    """Whether a WebP's (first) picture is lossless, a VP8L bitstream, rather than lossy VP8: Pillow does not
+    say. Its chunks follow the 12-byte RIFF header; an animation's first frame (ANMF) holds its picture's
+    chunks after a 16-byte header of its own."""
+    file.seek(12)
+    while len(header := file.read(8)) == 8:
+        kind, size = header[:4], int.from_bytes(header[4:], "little")
+        if kind in (b"VP8 ", b"VP8L"):
+            return kind == b"VP8L"
+        file.seek(16 if kind == b"ANMF" else size + (size & 1), os.SEEK_CUR)
+    return False
 
 
 def _check_size(path: str | os.PathLike[str], size: tuple[int, int]) -> None:

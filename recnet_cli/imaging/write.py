@@ -100,7 +100,9 @@ def write_photo(
     dpi = None if "resolution" in dropped else like.dpi
     extended_xmp = like.extended_xmp if fmt == "JPEG" else None
     png_colour = like.png_colour if fmt == "PNG" else ()
-    metadata = Metadata(exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp, png_colour)
+    metadata = Metadata(
+        exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp, png_colour, like.lossless
+    )
     try:
         colour = pixels @ np.asarray(BT601_LUMA, np.float32) if grayscale else pixels
         if conversion is not None and conversion.convert is not None:
@@ -283,7 +285,9 @@ def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, obj
     no_dpi = {"exif": exif, "icc_profile": icc_profile, "xmp": xmp, "quality": quality}
     candidates: dict[str, object] = {
         "JPEG": {**no_dpi, "xmp": None, "dpi": dpi},  # its XMP goes in "extra", below
-        "WEBP": no_dpi,
+        # A lossless one at the encoder's least effort (5 MP in 0.6 s, 1.8 s at its default, for 0.1% more),
+        # with the colour under transparent pixels kept (exact), as in a PNG.
+        "WEBP": {**no_dpi, "lossless": True, "quality": 0, "exact": True} if metadata.lossless else no_dpi,
         # The encoder's fastest setting: 12 MP in 1.3 s (default 7.5 s) on 2 CPU cores, for files 6% larger.
         # Pillow moves an EXIF orientation into the container and builds the EXIF anew; absent, it is 1.
         "AVIF": {**no_dpi, "exif": exif and edited_exif(exif, frozenset({ORIENTATION})), "speed": 10},
