@@ -1966,6 +1966,34 @@ def test_an_adobe_rgb_photo_is_converted_to_srgb_for_bmp_which_holds_no_profile(
         assert kept.info["icc_profile"] == ADOBE_PROFILE and np.array_equal(np.asarray(kept), colour_codes())
 
 
+# A camera's JPEG shot in Adobe RGB, as cameras write one: no ICC profile, and EXIF ColorSpace uncalibrated
+# with InteropIndex R03 (a DCF option file). A saturated ramp from Pillow, then exiftool -Make=Canon
+# -Model="Canon EOS 5D Mark II" -ExifIFD:ColorSpace#=65535 -InteropIndex=R03.
+ADOBE_RGB_OPTION_FILE = Path(__file__).parent / "data" / "adobe-rgb-option-file.jpg"
+
+
+def test_a_camera_s_adobe_rgb_jpeg_without_a_profile_is_adobe_rgb_as_its_exif_says(tmp_path: Path) -> None:
+    photo = read_photo(ADOBE_RGB_OPTION_FILE)
+    assert photo.icc_profile is None
+    codes = as_codes(photo.pixels, 8)
+    expected = as_srgb(codes / 255, ADOBE_RGB, ADOBE_GAMMA)
+    write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+    assert np.abs(written_codes(tmp_path / "out.bmp") - expected).max() <= 1.0  # converted from Adobe RGB
+    assert imaging.colour_loss_notice(photo, "BMP") == (
+        "BMP holds no colour profile: converted from Compatible with Adobe RGB (1998) (from EXIF) to sRGB; "
+        "PNG or TIFF keeps the profile"
+    )
+    for extension in ("jpg", "png", "tif", "webp"):  # the profile, which viewers read where not the EXIF
+        write_photo(tmp_path / f"out.{extension}", photo.pixels, photo)
+        with Image.open(tmp_path / f"out.{extension}") as written:
+            profile = written.info["icc_profile"]
+        assert np.abs(littlecms_srgb_codes(profile, codes) - expected).max() <= 1.0
+    srgb = read_photo(CANON)  # its EXIF says sRGB (R98): nothing is added
+    write_photo(tmp_path / "srgb.png", srgb.pixels, srgb)
+    with Image.open(tmp_path / "srgb.png") as written:
+        assert srgb.icc_profile is None and "icc_profile" not in written.info
+
+
 def test_a_16_bit_photo_is_converted_for_bmp_in_floating_point_to_the_nearest_code(tmp_path: Path) -> None:
     between_codes = np.random.default_rng(0).integers(-128, 128, colour_codes().shape)
     deep = np.clip(colour_codes().astype(int) * 257 + between_codes, 0, 65535).astype(np.uint16)

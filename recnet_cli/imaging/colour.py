@@ -14,7 +14,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import ExifTags, Image, ImageCms
 
 from recnet_cli import icc
 from recnet_cli.files import first_line
@@ -309,8 +309,37 @@ def _colour_profile(photo: Photo, output_format: str) -> bytes | None:
         (photo.icc_profile if output_format == "PNG" or _icc_profile_rules(photo) else None)
         or (None if output_format == "HEIF" else nclx_icc_profile(photo.nclx))
         or (None if output_format == "PNG" else png_colour_profile(photo.png_colour, photo.grayscale))
+        or exif_colour_profile(photo.exif)
     )
     return _profile_for(profile, photo.grayscale)
+
+
+# A camera set to Adobe RGB writes no ICC profile: its EXIF says so, as the DCF standard has it for such
+# "option files" (ColorSpace uncalibrated, 0xFFFF, and InteropIndex R03), which Lightroom and Photoshop read.
+# Its outputs get the profile, which every viewer reads (browsers do not read the EXIF), and a BMP's colours
+# are converted from it. Adobe RGB (1998): these primaries, D65, and a gamma of 563/256.
+_ADOBE_RGB = ([(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)], (0.3127, 0.3290))
+_UNCALIBRATED, _ADOBE_RGB_OPTION_FILE = 0xFFFF, "R03"
+
+
+def exif_colour_profile(exif: bytes | None) -> bytes | None:
+    """An Adobe RGB profile for a photo whose EXIF says it is Adobe RGB (a DCF option file: see
+    ``_ADOBE_RGB``), else None."""
+    if not exif:
+        return None
+    tags = Image.Exif()
+    try:
+        tags.load(exif)
+        colour_space = tags.get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.ColorSpace)
+        index = tags.get_ifd(ExifTags.IFD.Interop).get(ExifTags.Interop.InteropIndex)
+    except Exception:  # a damaged block: Pillow's parser raises any kind on bad bytes
+        return None
+    return _adobe_rgb_profile() if colour_space == _UNCALIBRATED and index == _ADOBE_RGB_OPTION_FILE else None
+
+
+@functools.cache
+def _adobe_rgb_profile() -> bytes:
+    return icc.matrix_profile(*_ADOBE_RGB, "Compatible with Adobe RGB (1998) (from EXIF)", 563 / 256)
 
 
 def output_colour(photo: Photo, output_format: str) -> tuple[bytes | None, SrgbConversion | None]:
