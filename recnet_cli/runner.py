@@ -217,6 +217,11 @@ def collect_jobs(
     # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
     batch = plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions)
     jobs = batch if shard is None else take_shard(batch, shard_part(shard))
+    if shard is not None and not jobs and not quiet:  # fewer images than K: one each to shards 1 to K - 1
+        part, total = shard_part(shard)
+        count = len(batch)
+        taken = "image found goes to shard 1" if count == 1 else f"images found go to shards 1 to {count}"
+        console.notice(f"shard {part}/{total} has nothing to do: the {count} {taken}")
     return jobs, found, batch
 
 

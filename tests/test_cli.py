@@ -689,6 +689,20 @@ def test_two_inputs_that_would_share_an_output_clash_in_every_shard(
     )
 
 
+def test_a_shard_beyond_the_images_found_says_it_has_nothing_to_do(tmp_path: Path, model_file: Path) -> None:
+    photos = [str(make_photo(tmp_path / name)) for name in ("a.png", "b.png")]
+    for shard, said in (
+        ("3/8", "shard 3/8 has nothing to do: the 2 images found go to shards 1 to 2"),
+        ("2/3", "shard 2/3 has nothing to do: the 1 image found goes to shard 1"),
+    ):
+        given = photos if shard == "3/8" else photos[:1]
+        command = ["correct", *given, "--shard", shard, "-n", "--model", str(model_file)]
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 0 and f"note: {said}\n" in result.stderr, result.stderr
+    busy = CliRunner().invoke(app, ["correct", *photos, "--shard", "2/8", "-n", "--model", str(model_file)])
+    assert busy.exit_code == 0 and "nothing to do" not in busy.stderr
+
+
 def test_a_bad_shard_is_refused_before_the_inputs_are_walked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
