@@ -268,6 +268,23 @@ def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
         train(tiny_config(tmp_path / "run"))
 
 
+def test_a_run_folder_that_another_training_holds_is_refused_and_left_alone(tmp_path: Path) -> None:
+    # Two trainings into one folder (a run started twice, a requeued job resuming while the first still
+    # ran) both went on, and their steps mixed in metrics.jsonl
+    run, held = tmp_path / "run", "another recnet train is writing this run"
+    with run_folder.claimed(run):  # as a process training into it holds it (flock: per open file)
+        with pytest.raises(TrainingError, match=held):
+            train(tiny_config(run))
+        assert list(run.iterdir()) == []
+    assert not run.exists()  # made for the claim and left empty: removed
+    train(tiny_config(run), time_limit=0)  # stops at its first checkpoint, to be resumed
+    metrics = (run / "metrics.jsonl").read_bytes()
+    with run_folder.claimed(run), pytest.raises(TrainingError, match=held):
+        resume(run)
+    assert (run / "metrics.jsonl").read_bytes() == metrics
+    assert resume(run).model_path == run / "final.safetensors"
+
+
 @pytest.mark.parametrize("name", run_folder.RUN_FILES)
 def test_a_folder_holding_a_file_a_run_writes_is_refused_and_left_as_it_was(
     tmp_path: Path, name: str

@@ -51,6 +51,7 @@ from recnet_cli.train.run_folder import (
     ValScores,
     append_metrics,
     check_run_folder,
+    claimed,
     damaged,
     load_checkpoint,
     read_record,
@@ -340,20 +341,21 @@ def run(
     deadline = None if time_limit is None else time.monotonic() + time_limit
     ranks = start_distributed(config.device)
     try:
-        session = open_session(config, ranks, resuming, progress)
-        session.deadline = deadline
-        session.stop_signals = stop_signals
-        if stop_signals is None:
-            session.stop_requested = stop_requested
-        else:
-            session.stop_requested = lambda: stop_requested() or stop_signals.received()
-        try:
-            return train_steps(session)
-        # A step, a checkpoint or the final model (WeightsError) failed; out of memory is said as such.
-        except (TrainingError, OSError, ValueError, RuntimeError, WeightsError) as error:
-            if is_out_of_memory(error):
-                raise
-            raise TrainingFailed(error_line(error)) from error
+        with claimed(config.run_dir) if ranks.main else contextlib.nullcontext():
+            session = open_session(config, ranks, resuming, progress)
+            session.deadline = deadline
+            session.stop_signals = stop_signals
+            if stop_signals is None:
+                session.stop_requested = stop_requested
+            else:
+                session.stop_requested = lambda: stop_requested() or stop_signals.received()
+            try:
+                return train_steps(session)
+            # A step, a checkpoint or the final model (WeightsError) failed; out of memory is said as such.
+            except (TrainingError, OSError, ValueError, RuntimeError, WeightsError) as error:
+                if is_out_of_memory(error):
+                    raise
+                raise TrainingFailed(error_line(error)) from error
     finally:
         if ranks.world > 1:
             dist.destroy_process_group()

@@ -6,11 +6,13 @@ never leaves half a checkpoint), and at the end ``final.safetensors`` with its m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,11 @@ import safetensors.torch
 import torch
 from safetensors import SafetensorError
 from torch import Tensor
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from recnet_cli.atomicfile import write_atomic
 from recnet_cli.files import first_line, naming_the_file
@@ -150,6 +157,34 @@ class RunState:
 
 def save_config(config: TrainConfig) -> None:
     write_atomic(config.run_dir / CONFIG_FILE, (json.dumps(config.to_json(), indent=2) + "\n").encode())
+
+
+@contextlib.contextmanager
+def claimed(run_dir: Path) -> Iterator[None]:
+    """Holds the run folder for this process while it trains, made if need be: a second ``recnet train``
+    into it (a run started twice, a scheduler's requeued job resuming while the first still runs) is refused
+    rather than let mix its steps into the run's files. An advisory lock (flock) on the folder, which the
+    system lets go when the process ends, however it ends (none on Windows, which has no flock). A folder
+    made here is removed again if the run left nothing in it (its data failed to load)."""
+    made = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    folder = os.open(run_dir, os.O_RDONLY) if fcntl is not None else None
+    try:
+        if folder is not None and fcntl is not None:
+            try:
+                fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise TrainingError(
+                    f"{run_dir}: another recnet train is writing this run; wait for it to end (then --resume "
+                    "it if it stopped), or choose another --out"
+                ) from None
+        yield
+    finally:
+        if folder is not None:
+            os.close(folder)
+        if made:
+            with contextlib.suppress(OSError):  # not empty: the run's
+                run_dir.rmdir()
 
 
 def check_run_folder(run_dir: Path) -> None:
