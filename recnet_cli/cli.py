@@ -58,6 +58,7 @@ from recnet_cli.options import (
     SuffixOpt,
     TargetsOpt,
     TileOpt,
+    TrainQuietOpt,
     checked_megapixels,
     flag,
     folder_option,
@@ -497,7 +498,10 @@ def download_command(
     [dim]Example:[/]  recnet download org/recnet-mixed@v1
     """
     from recnet_cli.weights import WeightsError, download
+    from recnet_cli.weights.locate import bundled_path
 
+    if "/" not in ref and bundled_path(ref).is_file():
+        raise fail(f"{ref}: bundled with recnet, so there is nothing to download: use it as --model {ref}")
     try:
         path = download(ref)
     except WeightsError as exc:
@@ -598,7 +602,7 @@ def train(
             "checkpoint and stops, to be continued with --resume (for batch-job time limits).",
         ),
     ] = None,
-    quiet: QuietOpt = False,
+    quiet: TrainQuietOpt = False,
 ) -> None:
     """Train RECNet, or fine-tune a model on your own photos or pairs.
 
@@ -616,12 +620,17 @@ def train(
     from recnet_cli.train.synthesis import parse_regimes
     from recnet_cli.weights import WeightsError
 
-    changed = [option for option in given_options(ctx) if option not in OPTIONS_WITH_RESUME]
+    given = given_options(ctx)
+    changed = [option for option in given if option not in OPTIONS_WITH_RESUME]
     if resume_run is not None and changed:
         raise fail(
             f"{', '.join(changed)}: --resume continues {resume_run} as it was set up; to train it further "
             f"in another way, start a new run with --init {resume_run / 'checkpoint.safetensors'}"
         )
+    if "--split" in given and pairs is None and resume_run is None:
+        raise fail("--split applies to --pairs (which split of a data set's folders)")
+    if "--vgg-weights" in given and not ecr and resume_run is None:
+        raise fail("--vgg-weights: the weights are for the ECR loss, which --no-ecr turns off")
     seconds = None if time_limit is None else time_limit * 60
     regime_shares = None
     if regimes is not None:
@@ -700,9 +709,10 @@ def train(
             raise fail(message, 1) from None
         raise fail(error_line(exc), 1 if isinstance(exc, TrainingFailed) else 2) from None
     if result.already_finished:
-        console.notice(
-            f"{result.run_dir}: already finished at step {result.steps}; its model: {result.model_path}"
-        )
+        if not quiet:
+            console.notice(
+                f"{result.run_dir}: already finished at step {result.steps}; its model: {result.model_path}"
+            )
     elif not result.complete:
         # Stopped by a signal, it is interrupted, as a batch is: what was asked is not done (exit 130).
         interrupted = "interrupted: " * (signals.received() is not None)
@@ -740,7 +750,9 @@ def calibrate(
     inputs: InputsOpt = None,
     targets: TargetsOpt = None,
     model: ModelOpt = None,
-    size: Annotated[int, typer.Option(min=64, metavar="PIXELS", help="Long side of the pairs.")] = 384,
+    size: Annotated[
+        int, typer.Option(min=64, metavar="PIXELS", help="Long side of the pairs, at most: none is enlarged.")
+    ] = 384,
     count: Annotated[
         int,
         typer.Option(

@@ -237,6 +237,14 @@ BatchOverwriteOpt = Annotated[
 SkipOpt = Annotated[bool, flag("--skip-existing", help="Skip inputs whose output already exists.")]
 JsonOpt = Annotated[bool, flag("--json", help="Print a machine-readable summary on stdout.")]
 QuietOpt = Annotated[bool, flag("--quiet", "-q", help="No progress bar or notes: only errors.")]
+TrainQuietOpt = Annotated[
+    bool,
+    flag(
+        "--quiet",
+        "-q",
+        help="No progress bar or notes: only errors, and how to go on where a run stopped short.",
+    ),
+]
 BatchQuietOpt = Annotated[
     bool,
     flag(
@@ -366,12 +374,15 @@ OPTIONS_WITH_RESUME = (
 
 
 def given_options(ctx: typer.Context) -> list[str]:
-    """The options typed on the command line (not left at their defaults), by their long names."""
-    return [
-        next((name for name in param.opts if name.startswith("--")), param.opts[0])
-        for param in ctx.command.params
-        if param.name and ctx.get_parameter_source(param.name).name == "COMMANDLINE"
-    ]
+    """The options typed on the command line (not left at their defaults), by their long names: of a flag
+    pair (``--ecr/--no-ecr``), the one typed."""
+    typed = []
+    for param in ctx.command.params:
+        if param.name and ctx.get_parameter_source(param.name).name == "COMMANDLINE":
+            flag_off = param.secondary_opts and ctx.params.get(param.name) is False
+            names = param.secondary_opts if flag_off else param.opts
+            typed.append(next((name for name in names if name.startswith("--")), names[0]))
+    return typed
 
 
 def refuse_both(overwrite: bool, skip_existing: bool) -> None:

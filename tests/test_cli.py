@@ -1123,7 +1123,7 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     result = run([*arguments, "--size", "64", "--count", "4", "--json"], env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["about"].startswith(f"4 training photos in {TRAIN_PHOTOS} x 5 regimes at 64 px")
+    assert report["about"].startswith(f"4 training photos in {TRAIN_PHOTOS} x 5 regimes at up to 64 px")
     assert set(report["held_out"]) == {"under", "over", "mixed", "nearly right", "training mix"}
     assert all(score["pairs"] == 1 for score in report["held_out"].values())
     assert "note: fitted on only 20 pairs; a fit on fewer than 46" in result.stderr  # 4 photos x 5 regimes
@@ -1619,6 +1619,16 @@ def test_download_refuses_a_file_that_is_not_a_model_in_one_line(tmp_path: Path,
     assert json.loads(run(["models", "--json"], env).stdout) == []  # in the cache, but not a model
 
 
+def test_download_of_a_bundled_model_says_it_needs_none(env: dict[str, str], model_file: Path) -> None:
+    (Path(env["RECNET_WEIGHTS_DIR"]) / "mine.safetensors").write_bytes(model_file.read_bytes())
+    bundled = run(["download", "mine"], env)
+    assert (bundled.returncode, bundled.stdout) == (2, "")
+    nothing = "bundled with recnet, so there is nothing to download: use it as --model mine"
+    assert bundled.stderr == f"error: mine: {nothing}\n"
+    unknown = run(["download", "theirs"], env)
+    assert unknown.stderr == "error: theirs: not a Hub reference (org/name[@revision][:file])\n"
+
+
 def test_models_lists_the_others_beside_a_damaged_one_and_exits_1(
     env: dict[str, str], model_file: Path
 ) -> None:
@@ -2035,6 +2045,13 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
         (quick, "give one of --photos DIR, --pairs DIR, or both --inputs DIR and --targets DIR"),
         ([*photos, *quick, "--pairs", str(tmp_path)], "give one of --photos DIR, --pairs DIR, or both"),
         ([*quick, "--inputs", str(tmp_path)], "give one of --photos DIR, --pairs DIR, or both"),
+        ([*photos, *quick, "--split", "test"], "--split applies to --pairs"),
+        ([*photos, *quick, "--vgg-weights", "vgg16.pth"], "--vgg-weights: the weights are for the ECR loss"),
+        (["--resume", str(tmp_path / "run"), "--no-ecr"], "--out, --no-ecr: --resume continues"),  # as typed
+        (["--resume", str(tmp_path / "run"), "--ecr"], "--out, --ecr: --resume continues"),
+        ([*quick, "--inputs", str(TRAIN_PHOTOS), "--targets", f"{TRAIN_PHOTOS}/"], f"{TRAIN_PHOTOS}: both"),
+        ([*photos, "--vgg-weights", str(tmp_path / "vgg16.pth")], f"{tmp_path / 'vgg16.pth'}: no such file;"),
+        ([*photos, "--vgg-weights", str(tmp_path)], f"{tmp_path}: a folder, not a weights file;"),
     ]:
         result = CliRunner().invoke(
             app, ["train", "--out", str(tmp_path / "run"), *options]
@@ -2160,6 +2177,8 @@ def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[s
         0,
         f"note: {run_dir}: already finished at step 3; its model: {model}\n",
     )
+    silent = run(["train", "--resume", str(run_dir), "-q"], env)
+    assert (silent.returncode, silent.stderr) == (0, "")
     inputs, targets = tmp_path / "in", tmp_path / "gt"
     inputs.mkdir()
     targets.mkdir()

@@ -268,6 +268,19 @@ def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
         train(tiny_config(tmp_path / "run"))
 
 
+def test_the_card_says_how_many_held_out_photos_validate_the_run(tmp_path: Path) -> None:
+    # More photos held out than validate (--val-images, 24 by default): the card said they all did
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for copy in range(3):  # 18 photos: 2 held out
+        for path in PHOTOS.iterdir():
+            shutil.copy(path, photos / f"{copy}-{path.name}")
+    train(tiny_config(tmp_path / "run", photos=photos, steps=1, val_images=1))
+    card = json.loads((tmp_path / "run" / "final.json").read_text())
+    assert card["val_images"] == 1
+    assert card["training_data"].endswith("(2 held out, 1 of them for validation)")
+
+
 def test_a_run_folder_that_another_training_holds_is_refused_and_left_alone(tmp_path: Path) -> None:
     # Two trainings into one folder (a run started twice, a requeued job resuming while the first still
     # ran) both went on, and their steps mixed in metrics.jsonl

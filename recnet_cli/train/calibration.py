@@ -116,7 +116,7 @@ def photo_data(folder: Path, size: int, count: int) -> CalibrationData:
 
     fitted_on = counted(min(count, len(train)), "training photo")
     about = (
-        f"{fitted_on} in {folder} x {len(REGIMES)} regimes at {size} px, "
+        f"{fitted_on} in {folder} x {len(REGIMES)} regimes at up to {size} px, "
         f"seeds {CALIBRATION_SEED} to {CALIBRATION_SEED + len(REGIMES) - 1}"
     )
     photos = len(REGIMES) * (min(count, len(train)) + min(count, len(held_out)))
@@ -130,7 +130,7 @@ def pair_data(pairs: Sequence[ImagePair], name: str, size: int, count: int) -> C
     train, held_out = split_pairs(pairs)
     if not train or not held_out:
         raise too_few_ground_truths(name, pairs, HELD_OUT_FOR)
-    about = f"{min(count, len(train))} image pairs of {name} at {size} px"
+    about = f"{min(count, len(train))} image pairs of {name} at up to {size} px"
     photos = min(count, len(train)) + min(count, len(held_out))
     fitting = {"pairs": partial(pair_validation, train, size, count)}
     checking = {"pairs": partial(pair_validation, held_out, size, count)}

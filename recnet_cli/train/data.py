@@ -339,10 +339,18 @@ def photo_data(
         raise too_few_photos(folder, len(train_paths) + len(val_paths), "training and validation")
     description = (
         f"{len(train_paths)} photos from {folder.name}/ with synthetic exposure errors "
-        f"({len(val_paths)} held out for validation)"
+        f"({held_out(len(val_paths), val_count)})"
     )
     source = PhotoSource(load_photos(train_paths, crop, max_side), crop, seed, degradation, description)
     return source, photo_validation(val_paths, degradation, val_size, val_count)
+
+
+def held_out(count: int, validating: int) -> str:
+    """How many images were held out of training, and how many of those validate the run (at most
+    ``validating``: the rest stay out of training all the same, for ``recnet eval`` and the benchmarks)."""
+    if count <= validating:
+        return f"{count} held out for validation"
+    return f"{count} held out, {validating} of them for validation"
 
 
 def pair_data(
@@ -352,6 +360,6 @@ def pair_data(
     train_pairs, val_pairs = split_pairs(pairs)
     if not train_pairs or not val_pairs:  # pairs that share a ground truth stay on one side
         raise too_few_ground_truths(name, pairs, "training and validation")
-    description = f"{len(train_pairs)} image pairs from {name} ({len(val_pairs)} held out for validation)"
+    description = f"{len(train_pairs)} image pairs from {name} ({held_out(len(val_pairs), val_count)})"
     source = PairSource(load_pairs(train_pairs, crop, max_side), crop, seed, description)
     return source, pair_validation(val_pairs, val_size, val_count)

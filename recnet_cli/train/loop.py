@@ -314,6 +314,11 @@ def check_config(config: TrainConfig) -> None:
     for folder in (config.photos, config.pairs, config.inputs, config.targets):
         if folder is not None and not folder.is_dir():
             raise TrainingError(not_a_folder(folder))
+    if config.inputs is not None and config.targets is not None and config.inputs.samefile(config.targets):
+        raise TrainingError(
+            f"{config.inputs}: both --inputs and --targets: each image would be its own target, and the "
+            "model would learn to change nothing"
+        )
     if config.run_dir.exists() and not config.run_dir.is_dir():
         raise TrainingError(f"{config.run_dir}: not a folder (--out names the folder of the run)")
     existing = nearest_existing(config.run_dir)

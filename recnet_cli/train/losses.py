@@ -94,11 +94,13 @@ def default_vgg_weights() -> Path:
 def load_vgg16_features(path: Path | None = None) -> VGG16Features:
     """VGG16 features from a torchvision state dict (``features.N.*`` keys; a ``.pth``, or the same
     tensors as ``.safetensors``); never random weights."""
-    path = path or default_vgg_weights()
+    given, path = path is not None, path or default_vgg_weights()
     if not path.is_file():
+        what = "a folder, not a weights file" if path.is_dir() else "no such file"
         raise VggWeightsError(
-            f"{path}: no VGG16 weights; the ECR loss needs torchvision's ImageNet {VGG16_FILE} "
-            f"(pass --vgg-weights PATH or place it at {default_vgg_weights()}), or train with --no-ecr"
+            f"{path}: {what if given else 'no VGG16 weights'}; the ECR loss needs torchvision's ImageNet "
+            f"{VGG16_FILE} (pass --vgg-weights PATH or place it at {default_vgg_weights()}), or train with "
+            "--no-ecr"
         )
     label = str(path)
     try:  # as --model reads a file: a checkpoint's pickle never runs code, and says so when it would
