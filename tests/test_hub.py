@@ -565,6 +565,26 @@ def test_download_fetches_again_a_copy_damaged_in_the_cache(
     assert_same_model(load_model("acme/kept"), published["main"])
 
 
+def test_download_offline_of_a_copy_damaged_in_the_cache_says_it_could_not_fetch_it_again(
+    hub: FakeHub, published: dict[str, RECNet], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It said only the damage, as if the Hub's own file were broken
+    whole = (tmp_path / "main" / "model.safetensors").read_bytes()
+    hub.add("acme/kept", "model.safetensors", whole)
+    cached = download("acme/kept")
+    cached.resolve().write_bytes(whole[: len(whole) // 2])
+    hub.stop()
+    for offline in (True, False):  # HF_HUB_OFFLINE, or a Hub that does not answer
+        set_offline(monkeypatch, offline)
+        with pytest.raises(WeightsError) as caught:
+            download("acme/kept")
+        assert str(caught.value).startswith("acme/kept: not a valid safetensors file")
+        assert str(caught.value).endswith(
+            f"; that is the cache's copy ({cached}), and the Hub cannot be reached to fetch it again: run "
+            "recnet download again online"
+        )
+
+
 def test_download_takes_a_model_whose_suffix_is_in_capitals(
     hub: FakeHub, published: dict[str, RECNet], tmp_path: Path
 ) -> None:

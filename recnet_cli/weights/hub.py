@@ -97,8 +97,18 @@ def download(ref: str) -> Path:
     try:
         check_fetched(path, hub_ref)
     except WeightsError:  # the cache's copy may be what is damaged (a download cut short): fetched again
+        cached = os.stat(path)
         path = fetch_from_hub(hub_ref, again=True)
-        check_fetched(path, hub_ref)
+        fetched = os.stat(path)
+        try:
+            check_fetched(path, hub_ref)
+        except WeightsError as error:
+            if (fetched.st_ino, fetched.st_mtime_ns) != (cached.st_ino, cached.st_mtime_ns):
+                raise  # the Hub's own copy
+            raise WeightsError(
+                f"{error}; that is the cache's copy ({path}), and the Hub cannot be reached to fetch it "
+                "again: run recnet download again online"
+            ) from None
     return path
 
 
