@@ -100,7 +100,7 @@ from recnet_cli.runner import (
     show_plan,
     summary_if_stopped,
 )
-from recnet_cli.train.pairs import chosen_pairs, data_source_problem, unsplit_note
+from recnet_cli.train.pairs import chosen_pairs, data_source_problem, unread_below_note, unsplit_note
 from recnet_cli.wording import counted
 
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
@@ -641,6 +641,8 @@ def train(
         except ValueError as exc:
             raise fail(f"--regimes: {exc}") from None
     refuse_device_list(device)
+    if resume_run is None and (note := unread_below_note(inputs, targets)) and not quiet:
+        console.notice(note)
     if not 0 < lr <= 1:
         raise fail(f"--lr {shown_number(lr)}: use a positive learning rate of at most 1, such as 1e-4")
     if precision is Precision.fp16:  # its small range needs the loss scaled, or small gradients vanish
@@ -805,6 +807,8 @@ def calibrate(
         data = calibration_data(photos, pairs, split, inputs, targets, size, count)
     except (ValueError, OSError) as exc:
         raise fail(error_line(exc)) from None
+    if (note := unread_below_note(inputs, targets)) and not quiet:
+        console.notice(note)
     (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
     being_calibrated = {path.resolve() for path in (loaded.path, loaded.path.with_suffix(".json"))}
     if any(path.resolve() in being_calibrated for path in written):  # not even with --overwrite
@@ -876,8 +880,9 @@ def evaluate(
         found = chosen_pairs(pairs, split, inputs, targets)
     except (ValueError, OSError) as exc:
         raise fail(error_line(exc)) from None
-    if pairs is not None and (note := unsplit_note(pairs, split)) and not quiet:
-        console.notice(note)
+    for note in (unsplit_note(pairs, split) if pairs else None, unread_below_note(inputs, targets)):
+        if note and not quiet:
+            console.notice(note)
     from recnet_cli.evaluate import evaluate_pairs, save_problem
 
     amount = parse_strength(strength)

@@ -2061,6 +2061,38 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
         assert not (tmp_path / "run").exists()
 
 
+def test_images_in_sub_folders_of_two_pair_folders_are_said_to_be_unread(
+    tmp_path: Path, model_file: Path
+) -> None:
+    inputs, targets = tmp_path / "in", tmp_path / "gt"
+    for folder in (inputs, targets):
+        (folder / "older").mkdir(parents=True)
+        make_photo(folder / "a.png")
+    make_photo(inputs / "older" / "b.png")  # scored nowhere, and nothing said of it
+    options = [
+        "--inputs",
+        str(inputs),
+        "--targets",
+        str(targets),
+        "--model",
+        str(model_file),
+        "--device",
+        "cpu",
+    ]
+    result = CliRunner().invoke(app, ["eval", *options])
+    assert result.exit_code == 0, result.stderr
+    note = (
+        f"note: not read: {inputs}'s 1 image in sub-folders (pairs are matched in the two folders themselves)"
+    )
+    assert note in result.stderr
+    (targets / "older" / "b.png").write_bytes((inputs / "older" / "b.png").read_bytes())
+    both = CliRunner().invoke(app, ["eval", *options, "--json"])
+    assert f"{inputs}'s 1 image and {targets}'s 1 image in sub-folders" in both.stderr
+    assert json.loads(both.stdout)["images"] == 1
+    quiet = CliRunner().invoke(app, ["eval", *options, "-q"])
+    assert "not read" not in quiet.stderr
+
+
 def test_an_unknown_split_is_refused_naming_the_option(tmp_path: Path, env: dict[str, str]) -> None:
     """The error said `unknown split 'foo'` without naming --split."""
     for command in ("train", "eval", "calibrate"):

@@ -121,6 +121,19 @@ def unsplit_note(root: Path, split: str) -> str | None:
     return f"{root} has no split folders ({folders}/): --split {split} is all its pairs"
 
 
+def unread_below_note(inputs: Path | None, targets: Path | None) -> str | None:
+    """What to know of two folders of pairs whose sub-folders hold images too: those are not read (pairs are
+    matched in the folders themselves); None where they hold none."""
+    below = [
+        f"{folder}'s {counted(count, 'image')}"
+        for folder in (inputs, targets)
+        if folder and folder.is_dir() and (count := images_below(folder))
+    ]
+    if not below:
+        return None
+    return f"not read: {' and '.join(below)} in sub-folders (pairs are matched in the two folders themselves)"
+
+
 def match_by_stem(inputs: Path, targets: Path) -> list[ImagePair]:
     """Pairs the files of two folders with the same name up to the extension."""
     input_files = stem_index(list_images(inputs), inputs)
