@@ -151,6 +151,21 @@ def test_cached_model_loads_with_the_hub_down_and_offline(
     assert loaded.card["training_data"] == "main data"
 
 
+def test_a_cached_commit_loads_by_the_short_hash_that_models_shows(
+    hub: FakeHub, published: dict[str, RECNet], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `recnet models` shows `hub cache @ 0123abcd`; offline, only the whole hash found the cached model
+    commit = commit_of(REPO, "v1")
+    load_model(f"{REPO}@v1")
+    hub.stop()
+    set_offline(monkeypatch, True)
+    shown = next(entry for entry in models_to_list()[0] if entry.revision == commit).row()[1]
+    assert shown == f"hub cache @ {commit[:8]}"
+    for short in (commit[:8], commit[:7]):
+        assert_same_model(load_model(f"{REPO}@{short}"), published["v1"])
+    assert "not in the local cache" in load_error(f"{REPO}@{commit[:6]}", ModelNotFoundError)  # too short
+
+
 def test_hub_down_and_nothing_cached_fails_fast_with_one_line(hub: FakeHub) -> None:
     hub.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -25,6 +26,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.file_download import repo_folder_name
 
 from recnet_cli import __version__
 from recnet_cli.files import error_line, file_kind, first_line, nearest_existing
@@ -43,6 +45,7 @@ HUB_DEFAULT_FILENAME = "model.safetensors"
 
 
 HUB_REF_FORMAT = "org/name[@revision][:file]"
+SHORT_COMMIT = re.compile(r"[0-9a-f]{7,39}")
 
 
 HUB_REF = re.compile(r"(?P<repo_id>\w[\w.-]*/\w[\w.-]*)(?:@(?P<revision>[^:@]+))?(?::(?P<filename>[^:]+))?")
@@ -129,6 +132,7 @@ def fetch_from_hub(ref: HubRef, again: bool = False) -> Path:
     ``again``, with its card, in place of the cache's copy, where the Hub can be reached)."""
     if problem := hub_cache_problem():
         raise WeightsError(f"{ref.text}: {problem}")
+    ref = dataclasses.replace(ref, revision=cached_commit(ref.repo_id, ref.revision))
     with hub_chatter_held() as chatter:
         try:
             offline = constants.is_offline_mode() or not hub_reachable(ref)
@@ -197,6 +201,22 @@ def fetch_card(ref: HubRef, offline: bool, again: bool = False) -> None:
     """The model card ``<stem>.json`` is optional: a repository without one is fine."""
     with contextlib.suppress(EntryNotFoundError, HfHubHTTPError):
         hub_download(ref, str(PurePosixPath(ref.filename).with_suffix(".json")), offline, again)
+
+
+def cached_commit(repo_id: str, revision: str | None) -> str | None:
+    """A commit's short hash (as ``recnet models`` shows it) made whole where one snapshot of the repository
+    in the cache begins with it, as git takes one: the Hub, and the cache offline, take only whole ones. Any
+    other revision (a branch, a tag, a whole hash, one the cache does not hold) as it is."""
+    if revision is None or not SHORT_COMMIT.fullmatch(revision):
+        return revision
+    snapshots = (
+        Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model") / "snapshots"
+    )
+    try:
+        matching = [entry.name for entry in os.scandir(snapshots) if entry.name.startswith(revision)]
+    except OSError:  # nothing of the repository cached
+        return revision
+    return matching[0] if len(matching) == 1 else revision
 
 
 def hub_download(ref: HubRef, filename: str, offline: bool, again: bool = False) -> Path:
