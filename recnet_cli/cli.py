@@ -19,7 +19,9 @@ from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops, library_failure
 from recnet_cli.files import describe_os_error, error_line
 from recnet_cli.imaging import (
+    FORMAT_NAMES,
     OUTPUT_CHOICES,
+    QUALITY_FORMATS,
     Photo,
     PhotoFileError,
     format_for,
@@ -101,7 +103,7 @@ from recnet_cli.runner import (
     summary_if_stopped,
 )
 from recnet_cli.train.pairs import chosen_pairs, data_source_problem, unread_below_note, unsplit_note
-from recnet_cli.wording import counted
+from recnet_cli.wording import counted, in_words
 
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
@@ -143,6 +145,7 @@ def main(
 
 @command()
 def correct(
+    ctx: typer.Context,
     inputs: InputsArg,
     output: OutputOpt = None,
     model: ModelOpt = None,
@@ -210,6 +213,10 @@ def correct(
         quiet=quiet,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
+    formats = {format_for(job.target) for job in jobs}
+    if "--quality" in given_options(ctx) and formats and not formats & QUALITY_FORMATS and not quiet:
+        lossless = in_words(sorted(FORMAT_NAMES[name][0] for name in formats), "and")
+        console.notice(f"--quality sets JPEG, WebP, AVIF and HEIF outputs: {lossless} outputs are lossless")
     report_at = None
     if report:
         from recnet_cli.viz.report import report_files, report_problem

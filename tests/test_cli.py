@@ -703,6 +703,25 @@ def test_a_shard_beyond_the_images_found_says_it_has_nothing_to_do(tmp_path: Pat
     assert busy.exit_code == 0 and "nothing to do" not in busy.stderr
 
 
+def test_quality_for_lossless_outputs_only_says_it_does_nothing(tmp_path: Path, model_file: Path) -> None:
+    jpeg, tiff, png = (str(make_photo(tmp_path / name)) for name in ("a.jpg", "b.tif", "c.png"))
+    lossless = "note: --quality sets JPEG, WebP, AVIF and HEIF outputs: {} outputs are lossless"
+    for given, note in (
+        ([jpeg, "--ext", "png"], lossless.format("PNG")),
+        ([tiff, png], lossless.format("PNG and TIFF")),
+        ([jpeg, tiff], None),  # a JPEG output, which --quality sets
+        ([tiff, "--ext", "webp"], None),
+    ):
+        command = ["correct", *given, "--quality", "50", "-n", "--model", str(model_file)]
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 0, result.stderr
+        assert (note in result.stderr) if note else "--quality" not in result.stderr, result.stderr
+    quiet = CliRunner().invoke(
+        app, ["correct", png, "--quality", "50", "-n", "-q", "--model", str(model_file)]
+    )
+    assert "--quality" not in quiet.stderr
+
+
 def test_a_bad_shard_is_refused_before_the_inputs_are_walked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

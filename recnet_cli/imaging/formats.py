@@ -47,6 +47,7 @@ FORMAT_NAMES = {
 }
 
 
+QUALITY_FORMATS = frozenset({"JPEG", "WEBP", "AVIF", "HEIF"})  # lossy: what --quality sets
 _FORMATS = list(dict.fromkeys(_FORMAT_BY_EXTENSION.values()))
 READABLE = "recnet reads " + in_words([FORMAT_NAMES[f][0] for f in _FORMATS], "and")
 OUTPUT_EXTENSIONS = [FORMAT_NAMES[f][1] for f in _FORMATS]  # what --ext takes
