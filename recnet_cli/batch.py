@@ -327,7 +327,7 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
     existing = [path for path in job.outputs if os.path.lexists(path)]  # a dangling link is kept too
     if not existing:
         return None
-    if skip_existing and job.target not in existing and all(written_by_recnet(path) for path in existing):
+    if skip_existing and job.target not in existing and all(map(left_by_recnet, existing)):
         return None  # pictures recnet wrote, as it left them, for a photo it did not write
     if not overwrite:
         return existing_output(job, existing[0], skip_existing)
@@ -338,6 +338,12 @@ def refusal(job: Job, overwrite: bool, skip_existing: bool) -> Outcome | None:
 
 
 ELSEWHERE = "move it away, or write elsewhere (-o, --suffix)"
+
+
+def left_by_recnet(path: Path) -> bool:
+    """Whether ``path`` is a file recnet wrote, as it left it: its mark tells (``written_by_recnet``), and
+    nothing keeps it even from --overwrite (a link, a read-only file)."""
+    return written_by_recnet(path) is True and kept_from_overwrite(path) is None
 
 
 def replaces_companions(overwrite: bool, skip_existing: bool) -> bool:

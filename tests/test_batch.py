@@ -384,6 +384,9 @@ def test_skip_existing_passes_over_finished_jobs_and_writes_again_the_lone_compa
         pytest.skip("this file system keeps no extended attributes: a lone companion may be the user's")
     # what a run that stopped short of the photo left is written again with it; a file of the user's is kept
     assert refusal(stopped, overwrite=False, skip_existing=True) is None
+    linked = masked_job(tmp_path, "e")  # a link to recnet's picture is kept, as --overwrite keeps it
+    linked.companions[0].symlink_to(stopped.companions[0])
+    assert refusal(linked, overwrite=False, skip_existing=True).status == "failed"
     kept = f"output {theirs.companions[0]} exists, and {THEIRS}: {ELSEWHERE}"
     for skip_existing in (True, False):
         refused = refusal(theirs, overwrite=False, skip_existing=skip_existing)
