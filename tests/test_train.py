@@ -284,12 +284,12 @@ def test_the_card_says_how_many_held_out_photos_validate_the_run(tmp_path: Path)
 def test_a_run_folder_that_another_training_holds_is_refused_and_left_alone(tmp_path: Path) -> None:
     # Two trainings into one folder (a run started twice, a requeued job resuming while the first still
     # ran) both went on, and their steps mixed in metrics.jsonl
-    run, held = tmp_path / "run", "another recnet train is writing this run"
+    run, held = tmp_path / "runs" / "run", "another recnet train is writing this run"
     with run_folder.claimed(run):  # as a process training into it holds it (flock: per open file)
         with pytest.raises(TrainingError, match=held):
             train(tiny_config(run))
         assert list(run.iterdir()) == []
-    assert not run.exists()  # made for the claim and left empty: removed
+    assert not (tmp_path / "runs").exists()  # made for the claim and left empty: removed
     train(tiny_config(run), time_limit=0)  # stops at its first checkpoint, to be resumed
     metrics = (run / "metrics.jsonl").read_bytes()
     with run_folder.claimed(run), pytest.raises(TrainingError, match=held):

@@ -28,7 +28,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 from recnet_cli.atomicfile import write_atomic
-from recnet_cli.files import first_line, naming_the_file
+from recnet_cli.files import first_line, naming_the_file, nearest_existing
 from recnet_cli.model import RECNet
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import WeightsError
@@ -165,8 +165,9 @@ def claimed(run_dir: Path) -> Iterator[None]:
     into it (a run started twice, a scheduler's requeued job resuming while the first still runs) is refused
     rather than let mix its steps into the run's files. An advisory lock (flock) on the folder, which the
     system lets go when the process ends, however it ends (none on Windows, which has no flock). A folder
-    made here is removed again if the run left nothing in it (its data failed to load)."""
-    made = not run_dir.exists()
+    made here (with the folders above it) is removed again if the run left nothing in it (its data failed to
+    load)."""
+    there = nearest_existing(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     folder = os.open(run_dir, os.O_RDONLY) if fcntl is not None else None
     try:
@@ -182,9 +183,10 @@ def claimed(run_dir: Path) -> Iterator[None]:
     finally:
         if folder is not None:
             os.close(folder)
-        if made:
-            with contextlib.suppress(OSError):  # not empty: the run's
-                run_dir.rmdir()
+        made = [run_dir, *run_dir.parents][: len(run_dir.parts) - len(there.parts)]
+        with contextlib.suppress(OSError):  # one not empty: the run's
+            for folder in made:
+                folder.rmdir()
 
 
 def check_run_folder(run_dir: Path) -> None:

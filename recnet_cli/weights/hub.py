@@ -205,8 +205,8 @@ def fetch_card(ref: HubRef, offline: bool, again: bool = False) -> None:
 
 def cached_commit(repo_id: str, revision: str | None) -> str | None:
     """A commit's short hash (as ``recnet models`` shows it) made whole where one snapshot of the repository
-    in the cache begins with it, as git takes one: the Hub, and the cache offline, take only whole ones. Any
-    other revision (a branch, a tag, a whole hash, one the cache does not hold) as it is."""
+    in the cache begins with it, as git takes one (the cache, offline, finds a commit by its whole hash
+    only); any other revision (a branch, a tag, a whole hash, one the cache does not hold) as it is."""
     if revision is None or not SHORT_COMMIT.fullmatch(revision):
         return revision
     snapshots = (
