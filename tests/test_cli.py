@@ -1796,27 +1796,46 @@ CANNOT_OPEN = "cannot open shared object file"
 def test_a_library_that_cannot_load_is_a_one_line_error(
     tmp_path: Path, env: dict[str, str], model_file: Path, library: str, failure: str, name: str, reason: str
 ) -> None:
-    package = tmp_path / "broken" / library
+    result, package = correct_with_stand_in(tmp_path, env, model_file, library, failure + "\n")
+    assert result.stderr.splitlines() == [f"error: {name} could not be loaded from {package}: {reason}"]
+
+
+def correct_with_stand_in(
+    tmp_path: Path, env: dict[str, str], model_file: Path, library: str, source: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``recnet correct`` with a package of ``library``'s name, its ``__init__.py`` holding ``source``,
+    first on the path: it fails at once (exit 2), writing nothing."""
+    package = tmp_path / "stand-in" / library
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text(failure + "\n")
+    (package / "__init__.py").write_text(source)
     command = ["correct", str(make_photo(tmp_path / "shot.jpg")), "-o", str(tmp_path / "out.jpg")]
     result = run([*command, "--model", str(model_file)], {**env, "PYTHONPATH": str(package.parent)})
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"error: {name} could not be loaded from {package}: {reason}"]
-    assert not (tmp_path / "out.jpg").exists()
+    assert result.returncode == 2 and not (tmp_path / "out.jpg").exists()
+    return result, package
+
+
+def fake_library(
+    root: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str, core: dict[str, str]
+) -> Path:
+    """A package ``name.lower()`` in ``root``, on the path and among recnet's ``LIBRARIES`` as ``name``: its
+    ``__init__.py`` holds ``source``, and its sub-package ``core`` the modules in ``core`` (name: source)."""
+    package = root / name.lower()
+    (package / "core").mkdir(parents=True)
+    (package / "__init__.py").write_text(source)
+    (package / "core" / "__init__.py").write_text("")
+    for module, code in core.items():
+        (package / "core" / f"{module}.py").write_text(code)
+    monkeypatch.syspath_prepend(root)
+    monkeypatch.setitem(entry.LIBRARIES, package.name, name)
+    return package
 
 
 def test_library_failure_names_the_library_whose_import_failed_and_nothing_else(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "fakelib" / "core").mkdir(parents=True)
-    (tmp_path / "fakelib" / "__init__.py").write_text("from fakelib.core import engine\n")
-    (tmp_path / "fakelib" / "core" / "__init__.py").write_text("")
     loading = f"def load():\n    raise OSError('libfake.so: {CANNOT_OPEN}')\n\n\nload()\n"
-    (tmp_path / "fakelib" / "core" / "engine.py").write_text(loading)
+    fake_library(tmp_path, monkeypatch, "FakeLib", "from fakelib.core import engine\n", {"engine": loading})
     (tmp_path / "not_a_library.py").write_text("raise OSError('No space left on device')\n")
-    monkeypatch.syspath_prepend(tmp_path)
-    monkeypatch.setitem(entry.LIBRARIES, "fakelib", "FakeLib")
     with pytest.raises(OSError) as raised:
         importlib.import_module("fakelib")
     expected = f"FakeLib could not be loaded from {tmp_path / 'fakelib'}: libfake.so: {CANNOT_OPEN}"
@@ -1849,27 +1868,16 @@ CHECK_VERSIONS = " (`pip check` says which version recnet needs)"
 def test_a_library_version_without_what_recnet_uses_is_a_one_line_error(
     tmp_path: Path, env: dict[str, str], model_file: Path, library: str, stand_in: str, name: str
 ) -> None:
-    package = tmp_path / "old" / library
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(stand_in)
-    command = ["correct", str(make_photo(tmp_path / "shot.jpg")), "-o", str(tmp_path / "out.jpg")]
-    result = run([*command, "--model", str(model_file)], {**env, "PYTHONPATH": str(package.parent)})
-    assert result.returncode == 2
+    result, package = correct_with_stand_in(tmp_path, env, model_file, library, stand_in)
     [line] = result.stderr.splitlines()
     assert line.startswith(f"error: {name} at {package} is not a version recnet can use: ")
     assert line.endswith(CHECK_VERSIONS)
-    assert not (tmp_path / "out.jpg").exists()
 
 
 def test_library_failure_names_a_library_version_without_a_name_that_recnet_uses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "oldlib" / "core").mkdir(parents=True)
-    (tmp_path / "oldlib" / "__init__.py").write_text("")
-    (tmp_path / "oldlib" / "core" / "__init__.py").write_text("")
-    monkeypatch.syspath_prepend(tmp_path)
-    monkeypatch.setitem(entry.LIBRARIES, "oldlib", "OldLib")
-    folder = tmp_path / "oldlib"
+    folder = fake_library(tmp_path, monkeypatch, "OldLib", "", {})
     old = f"OldLib at {folder} is not a version recnet can use: "
     with pytest.raises(ImportError) as raised:
         exec("from oldlib import missing", {})
