@@ -237,6 +237,7 @@ def correct(
 
     builder = ReportBuilder(Path(output), [job.target for job in batch]) if report else None
     strengths: dict[str, float] = {}  # input path -> the share of the correction it got
+    replace_companions = replaces_companions(overwrite, skip_existing)
 
     def compute(
         corrector: Corrector, photo: Photo, progress: Progress
@@ -254,12 +255,12 @@ def correct(
         if builder is not None and overlay is not None:
             card = builder.previews(job.target, photo.pixels, result.image, overlay, result.strength)
             kept_in_report = builder.keeping(job.target, card)
-        replace = replaces_companions(overwrite, skip_existing)
         with kept_in_report:
             if overlay is not None:
-                write_rgb8(side_path(job.target, "mask"), overlay, overwrite=replace)
+                write_rgb8(side_path(job.target, "mask"), overlay, overwrite=replace_companions)
             if features is not None:
-                write_rgb8(side_path(job.target, "features"), feature_figure(features), overwrite=replace)
+                figure = feature_figure(features)
+                write_rgb8(side_path(job.target, "features"), figure, overwrite=replace_companions)
             write_photo(job.target, result.image, like=photo, quality=quality, overwrite=overwrite)
         if not quiet:
             for notice in output_notices(photo, format_for(job.target)):
@@ -443,11 +444,13 @@ def mask(
         correctors, loaded = open_models(model, device, precision, tile, quiet)
     from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
 
+    replace_companions = replaces_companions(overwrite, skip_existing)
+
     def write(job: Job, photo: Photo, pending: PendingCorrection) -> float:
         result = pending.result()
         if raw:  # before the picture, which marks the job finished
-            replace = replaces_companions(overwrite, skip_existing)
-            write_png16(side_path(job.target, "raw"), mask_to_uint16(result.mask), overwrite=replace)
+            raw_mask = mask_to_uint16(result.mask)
+            write_png16(side_path(job.target, "raw"), raw_mask, overwrite=replace_companions)
         write_rgb8(job.target, mask_overlay(photo.pixels, result.mask), overwrite=overwrite)
         if not quiet:
             notice_run(job.source, photo, pending)
@@ -505,9 +508,10 @@ def download_command(
     [dim]Example:[/]  recnet download org/recnet-mixed@v1
     """
     from recnet_cli.weights import WeightsError, download
+    from recnet_cli.weights.hub import parse_hub_ref
     from recnet_cli.weights.locate import bundled_path
 
-    if "/" not in ref and bundled_path(ref).is_file():
+    if parse_hub_ref(ref) is None and bundled_path(ref).is_file():
         raise fail(f"{ref}: bundled with recnet, so there is nothing to download: use it as --model {ref}")
     try:
         path = download(ref)

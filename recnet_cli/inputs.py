@@ -86,7 +86,7 @@ def visible_files(
 
 def is_file_or_broken_link(path: Path) -> bool:
     """Whether a name found in a folder is a file's, or a link's to nothing: an input that fails, named."""
-    return path.is_file() or (path.is_symlink() and not path.exists())
+    return path.is_file() or broken_link(path) is not None
 
 
 def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Source], list[Unmatched]]:

@@ -171,7 +171,7 @@ def claimed(run_dir: Path) -> Iterator[None]:
     run_dir.mkdir(parents=True, exist_ok=True)
     folder = os.open(run_dir, os.O_RDONLY) if fcntl is not None else None
     try:
-        if folder is not None and fcntl is not None:
+        if folder is not None:
             try:
                 fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
