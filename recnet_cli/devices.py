@@ -64,6 +64,8 @@ def pick_device(spec: str = "auto") -> torch.device:
         device = torch.device(spec)
     except RuntimeError as exc:
         raise DeviceError(f"unknown device {spec!r} (use auto, cpu, cuda, cuda:N or mps)") from exc
+    if device.type == "cpu" and device.index is not None:  # PyTorch takes cpu:N for the one CPU device
+        raise DeviceError(f"device {spec!r}: the CPU is one device, with no number (use cpu)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {spec!r} asked for, but this PyTorch build sees no CUDA GPU")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

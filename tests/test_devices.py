@@ -35,6 +35,8 @@ def test_auto_picks_the_cpu_here_and_names_are_parsed() -> None:
     ("spec", "reason"),
     [
         ("gpu", "unknown device"),
+        ("cpu:1", "the CPU is one device, with no number"),
+        ("cpu,cpu:0", "the CPU is one device, with no number"),
         ("cpu,,cpu", "name each device"),
         ("auto,cpu", "no 'auto' in a list"),
     ],
