@@ -568,7 +568,7 @@ def train(
     seed: Annotated[
         int,
         typer.Option(
-            min=0, max=2**64 - 1, metavar="N", help="Seed for the weights, the crops and the synthesis."
+            min=0, metavar="N", help="Seed for the weights, the crops and the synthesis (below 2^64)."
         ),
     ] = 0,
     val_every: Annotated[int, typer.Option(min=1, metavar="N", help="Validate every N steps.")] = 1000,
@@ -638,6 +638,9 @@ def train(
             f"{', '.join(changed)}: --resume continues {resume_run} as it was set up; to train it further "
             f"in another way, start a new run with --init {resume_run / 'checkpoint.safetensors'}"
         )
+    # PyTorch's generators take 64 bits (as a range in the option, help would print 20 digits)
+    if seed >= 2**64:
+        raise fail(f"--seed {seed}: use a seed below 2^64 (18446744073709551616)")
     if "--split" in given and pairs is None and resume_run is None:
         raise fail("--split applies to --pairs (which split of a data set's folders)")
     if "--vgg-weights" in given and not ecr and resume_run is None:
