@@ -213,7 +213,7 @@ def correct(
         quiet=quiet,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
-    formats = {format_for(job.target) for job in jobs}
+    formats = {format_for(job.target) for job in jobs if job.problem is None}  # others: no format to write
     if "--quality" in given_options(ctx) and formats and not formats & QUALITY_FORMATS and not quiet:
         lossless = in_words(sorted(FORMAT_NAMES[name][0] for name in formats), "and")
         console.notice(f"--quality sets JPEG, WebP, AVIF and HEIF outputs: {lossless} outputs are lossless")

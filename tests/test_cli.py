@@ -722,6 +722,22 @@ def test_quality_for_lossless_outputs_only_says_it_does_nothing(tmp_path: Path, 
     assert "--quality" not in quiet.stderr
 
 
+def test_inputs_with_no_output_format_fail_alone_beside_a_photo_that_is_corrected(
+    tmp_path: Path, model_file: Path
+) -> None:
+    photo = make_photo(tmp_path / "a.jpg")
+    for name in ("DSC_0001.NEF", "backup.jpg_original"):
+        (tmp_path / name).write_bytes(photo.read_bytes())
+    inputs = [str(tmp_path / name) for name in ("DSC_0001.NEF", "a.jpg", "backup.jpg_original")]
+    for extra in ([], ["--quality", "90"], ["-n"]):
+        result = CliRunner().invoke(app, ["correct", *inputs, *extra, "--model", str(model_file)])
+        assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.exception
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert [line.split(": ")[1] for line in errors] == [inputs[0], inputs[2]], result.stderr
+        assert (tmp_path / "a_recnet.jpg").exists() is (extra != ["-n"])
+        (tmp_path / "a_recnet.jpg").unlink(missing_ok=True)
+
+
 def test_a_bad_shard_is_refused_before_the_inputs_are_walked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
