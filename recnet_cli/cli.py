@@ -202,6 +202,8 @@ def correct(
     save_mask = save_mask or report
     tags = ("mask",) * save_mask + ("features",) * save_features
     refuse_both(overwrite, skip_existing)
+    amount = parse_strength(strength)
+    given = {"model": model, "device": device, "strength": amount}  # what --json says until the model loads
     jobs, found, batch = collect_jobs(
         inputs,
         output,
@@ -210,6 +212,7 @@ def correct(
         ext=ext,
         shard=shard,
         as_json=as_json,
+        about=given,
         quiet=quiet,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
@@ -224,11 +227,9 @@ def correct(
         if problem := report_problem(Path(output), [job.target for job in jobs]):
             raise fail(problem)
         report_at = report_files(Path(output))
-    amount = parse_strength(strength)
     if dry_run:
         refuse_setup_problems(model, device, precision, fused)
-        show_plan(jobs, found, overwrite, skip_existing, "correct", as_json, report_at)
-    given = {"model": model, "device": device, "strength": amount}  # what --json says until the model loads
+        show_plan(jobs, found, overwrite, skip_existing, "correct", as_json, given, report_at)
     with summary_if_stopped("correct", jobs, found, quiet, as_json, given):
         correctors, loaded = open_models(model, device, precision, tile, quiet, amount, fused=fused)
     from recnet_cli.viz.features import extract_features, feature_figure
@@ -425,6 +426,7 @@ def mask(
     [dim]Example:[/]  recnet mask photo.jpg --raw
     """
     refuse_both(overwrite, skip_existing)
+    given = {"model": model, "device": device}  # what --json says until the model loads
     jobs, found, _ = collect_jobs(
         inputs,
         output,
@@ -433,14 +435,15 @@ def mask(
         ext=ext,
         shard=shard,
         as_json=as_json,
+        about=given,
         quiet=quiet,
         companions=lambda target: (side_path(target, "raw"),) if raw else (),
         default_ext=".png",
     )
     if dry_run:
         refuse_setup_problems(model, device, precision)
-        show_plan(jobs, found, overwrite, skip_existing, "mask", as_json)
-    with summary_if_stopped("mask", jobs, found, quiet, as_json, {"model": model, "device": device}):
+        show_plan(jobs, found, overwrite, skip_existing, "mask", as_json, given)
+    with summary_if_stopped("mask", jobs, found, quiet, as_json, given):
         correctors, loaded = open_models(model, device, precision, tile, quiet)
     from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
 
@@ -939,7 +942,7 @@ def evaluate(
     if report.failures:
         raise fail(
             f"scored {len(report.scores)} of {len(found)} pairs: {len(report.failures)} could not be scored "
-            "(above) and are left out of the means",
+            f"(above) and {'is' if len(report.failures) == 1 else 'are'} left out of the means",
             1,
         )
     if report.unsaved:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -181,6 +181,7 @@ def collect_jobs(
     shard: str | None,
     companions: Callable[[Path], tuple[Path, ...]],
     as_json: bool,
+    about: dict,
     quiet: bool,
     default_ext: str | None = None,
 ) -> tuple[list[Job], Summary, list[Job]]:
@@ -188,8 +189,9 @@ def collect_jobs(
     names every output (in the format of --ext, else ``default_ext``, else the input's; ``output``: -o as
     typed, with the trailing slash that makes it a folder) and takes this machine's shard. Returns the
     shard's jobs, the inputs that gave none (``missing``, ``passed_over``) and the jobs of the whole batch,
-    every shard's. When no input gives an image, says why (and prints the JSON summary for --json) and
-    exits before loading a model: 1, or 0 when every image found was passed over."""
+    every shard's. When no input gives an image, says why (and prints the JSON summary for --json, with
+    ``about``: see ``json_summary``) and exits before loading a model: 1, or 0 when every image found was
+    passed over."""
     refuse_unwritable_output(output)
     extension = normalise_extension(ext)
     refuse_conflicting_format(output, extension)
@@ -211,7 +213,7 @@ def collect_jobs(
         for unmatched in missing:
             console.error(str(unmatched))
         if as_json:
-            typer.echo(json.dumps(found.as_dict(), indent=2))
+            typer.echo(json_summary(found, about))
         raise typer.Exit(1 if missing else 0)
     extension = extension or default_ext
     # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
@@ -238,6 +240,7 @@ def show_plan(
     skip_existing: bool,
     verb: str,
     as_json: bool,
+    about: dict,
     report: tuple[Path, Path] | None = None,
 ) -> NoReturn:
     """--dry-run: says what the run would do with each job, and where it would write the ``report`` (its
@@ -245,10 +248,10 @@ def show_plan(
     summary = plan_outcomes(jobs, overwrite, skip_existing)
     summary.take_inputs_without_jobs(found)
     if as_json:
-        planned = {"dry_run": True, "planned": summary.count("planned")}
+        planned = {"dry_run": True, "planned": summary.count("planned"), **about}
         if report is not None:
             planned["report"] = report_fields(report)
-        typer.echo(json.dumps({**planned, **summary.as_dict()}, indent=2))
+        typer.echo(json_summary(summary, planned))
     else:
         console.print_plan(summary, verb, report)
     raise typer.Exit(1 if summary.failed else 0)
@@ -376,15 +379,22 @@ def finish(
     strengths: dict[str, float] | None = None,
     failed: bool = False,
 ) -> None:
-    """Prints the summary (and JSON, with each file's strength when ``strengths`` is given), then exits 1
-    if any file (or, with ``failed``, something else the command wrote) failed, or 130 if the batch was
-    interrupted (whose notice ``run_batch`` printed)."""
+    """Prints the summary (and JSON: ``json_summary``), then exits 1 if any file (or, with ``failed``,
+    something else the command wrote) failed, or 130 if the batch was interrupted (whose notice
+    ``run_batch`` printed)."""
     if not summary.interrupted:
         console.print_summary(summary, verb, quiet)
     if as_json:
-        report = {**extra, **summary.as_dict()}
-        if strengths is not None:  # null for a photo not corrected
-            for entry in report["files"]:
-                entry["strength"] = strengths.get(entry["input"])
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(json_summary(summary, extra, strengths))
     raise typer.Exit(130 if summary.interrupted else 1 if summary.failed or failed else 0)
+
+
+def json_summary(summary: Summary, about: dict, strengths: Mapping[str, float] | None = None) -> str:
+    """A batch's --json record: ``about`` the run (the model, the device; for ``correct`` the strength),
+    the counts and each file. Where ``about`` has a strength, so has each file: its own from ``strengths``,
+    null for a photo not corrected (failed, skipped, planned by --dry-run)."""
+    record = {**about, **summary.as_dict()}
+    if "strength" in about:
+        for entry in record["files"]:
+            entry["strength"] = (strengths or {}).get(entry["input"])
+    return json.dumps(record, indent=2)

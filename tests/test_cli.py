@@ -1378,6 +1378,32 @@ def test_missing_input_is_a_one_line_error(tmp_path: Path, env: dict[str, str], 
     assert [f["reason"] for f in summary["files"]] == ["no such file or folder", "no images in this folder"]
 
 
+def test_json_has_the_same_fields_whether_the_model_ran_or_not(tmp_path: Path, model_file: Path) -> None:
+    photo, empty = str(make_photo(tmp_path / "a.png")), tmp_path / "empty"
+    empty.mkdir()
+    model = ["--model", str(model_file)]
+    records = {}
+    for name, command in (
+        ("planned", ["correct", photo, str(empty), "-n", *model]),
+        ("ran", ["correct", photo, str(empty), *model]),
+        ("nothing found", ["correct", str(empty), *model]),
+        ("mask planned", ["mask", photo, "-n", *model]),
+        ("mask nothing found", ["mask", str(empty), *model]),
+    ):
+        result = CliRunner().invoke(app, [*command, "--json", "-q"])
+        assert result.exit_code in (0, 1), result.stderr
+        records[name] = json.loads(result.stdout)
+    for name, record in records.items():
+        corrected = "mask" not in name  # mask gives no strength
+        assert {"model", "device"} <= record.keys() and ("strength" in record) is corrected, name
+        assert all(("strength" in file) is corrected for file in record["files"]), name
+    assert records["planned"]["model"] == str(model_file)  # as given
+    assert records["ran"]["model"].endswith(model_file.name)
+    assert [f["strength"] for f in records["ran"]["files"]] == [1.0, None]  # no calibration: all of it
+    assert [f["strength"] for f in records["planned"]["files"]] == [None, None]
+    assert records["nothing found"]["files"][0]["strength"] is None
+
+
 def test_a_dash_is_refused_as_standard_input_or_output_but_read_as_a_file_named_so(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
@@ -2277,7 +2303,8 @@ def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[s
     assert with_damage.returncode == 1
     assert f"error: {damaged}: truncated or corrupt image data" in with_damage.stderr
     assert "IHDR" not in with_damage.stderr  # OpenCV's own complaint about the file is not passed on
-    assert "scored 2 of 3 pairs: 1 could not be scored" in " ".join(with_damage.stderr.split())
+    said = " ".join(with_damage.stderr.split())
+    assert "scored 2 of 3 pairs: 1 could not be scored (above) and is left out of the means" in said
     assert "on 2 pairs" in with_damage.stdout and "zz-damaged" not in with_damage.stdout
 
 
