@@ -46,7 +46,6 @@ from recnet_cli.options import (
     LossPreset,
     ModelOpt,
     OutputOpt,
-    OverwriteOpt,
     PairsOpt,
     PhotosOpt,
     Precision,
@@ -330,7 +329,7 @@ def explain(
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     tile: TileOpt = "auto",
-    overwrite: OverwriteOpt = False,
+    overwrite: BatchOverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Draw one contact sheet that shows what the model did to a photo and why.
@@ -781,7 +780,9 @@ def calibrate(
         ),
     ] = 250,
     device: DeviceOpt = "auto",
-    overwrite: OverwriteOpt = False,
+    overwrite: Annotated[
+        bool, flag("--overwrite", help="Replace the model -o names, and its cards, where they exist.")
+    ] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -875,7 +876,14 @@ def evaluate(
             "Also write the corrected images to this folder (not the pairs' own), as <input stem>.png.",
         ),
     ] = None,
-    overwrite: OverwriteOpt = False,
+    overwrite: Annotated[
+        bool,
+        flag(
+            "--overwrite",
+            help="Replace images in the --save folder that recnet wrote (they bear its mark), not files of "
+            "yours.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     quiet: Annotated[
         bool, flag("--quiet", "-q", help="No progress bar and no notes: only the scores and errors.")

@@ -225,7 +225,6 @@ RecursiveOpt = Annotated[
         help="Walk sub-folders (not hidden ones) and mirror them under the output folder.",
     ),
 ]
-OverwriteOpt = Annotated[bool, flag("--overwrite", help="Replace outputs that already exist.")]
 BatchOverwriteOpt = Annotated[
     bool,
     flag(
