@@ -144,7 +144,6 @@ def main(
 
 @command()
 def correct(
-    ctx: typer.Context,
     inputs: InputsArg,
     output: OutputOpt = None,
     model: ModelOpt = None,
@@ -158,8 +157,15 @@ def correct(
         str | None, format_option(f"Output format: {OUTPUT_CHOICES}; by default the input's.")
     ] = None,
     quality: Annotated[
-        int, typer.Option(min=1, max=100, metavar="Q", help="JPEG, WebP, AVIF, HEIF quality.")
-    ] = 95,
+        int | None,
+        typer.Option(
+            min=1,
+            max=100,
+            metavar="Q",
+            help="JPEG, WebP, AVIF, HEIF quality, 95 if not given (when a lossless WebP stays lossless).",
+            show_default=False,
+        ),
+    ] = None,
     recursive: RecursiveOpt = False,
     skip_existing: SkipOpt = False,
     overwrite: BatchOverwriteOpt = False,
@@ -216,7 +222,7 @@ def correct(
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
     formats = {format_for(job.target) for job in jobs if job.problem is None}  # others: no format to write
-    if "--quality" in given_options(ctx) and formats and not formats & QUALITY_FORMATS and not quiet:
+    if quality is not None and formats and not formats & QUALITY_FORMATS and not quiet:
         lossless = in_words(sorted(FORMAT_NAMES[name][0] for name in formats), "and")
         console.notice(f"--quality sets JPEG, WebP, AVIF and HEIF outputs: {lossless} outputs are lossless")
     report_at = None

@@ -1042,6 +1042,8 @@ def test_a_lossless_webp_stays_lossless_and_a_lossy_one_lossy(tmp_path, mode, op
     assert not lossy.lossless and webp_picture_kind(tmp_path / "lossy-out.webp") == b"VP8 "
     _, png = round_trip(tmp_path, save(tmp_path / "in.png", original), "webp")  # lossless, but not a WebP
     assert webp_picture_kind(png) == b"VP8 "
+    write_photo(tmp_path / "asked-lossy.webp", photo.pixels, photo, quality=80)  # a quality given: lossy
+    assert webp_picture_kind(tmp_path / "asked-lossy.webp") == b"VP8 "
 
 
 @pytest.mark.parametrize("extension", ["png", "tif", "jpg", "bmp"])

@@ -80,16 +80,20 @@ def check_output_size(path: str | os.PathLike[str], photo: Photo) -> None:
         raise ImageWriteError(path, problem)
 
 
+DEFAULT_QUALITY = 95  # JPEG, WebP, AVIF and HEIF: JPEG at 90 or more keeps full 4:4:4 colour
+
+
 def write_photo(
     path: str | os.PathLike[str],
     pixels: np.ndarray,
     like: Photo,
     *,
-    quality: int = 95,
+    quality: int | None = None,
     overwrite: bool = True,
 ) -> None:
     """Atomically write corrected ``pixels`` with the bit depth, alpha and metadata of ``like``; without
-    ``overwrite``, a file at ``path`` is kept (OutputExistsError), as for every writer here."""
+    ``overwrite``, a file at ``path`` is kept (OutputExistsError), as for every writer here. A lossy format
+    is written at ``quality``; when it is None, a WebP of a lossless WebP is lossless, others take 95."""
     fmt = format_for(path)
     depth = 8 if like.bit_depth == 8 else DEEP_OUTPUT_BITS.get(fmt, 8)
     grayscale = written_grey(like, fmt)
@@ -100,8 +104,9 @@ def write_photo(
     dpi = None if "resolution" in dropped else like.dpi
     extended_xmp = like.extended_xmp if fmt == "JPEG" else None
     png_colour = like.png_colour if fmt == "PNG" else ()
+    lossless = like.lossless and quality is None
     metadata = Metadata(
-        exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp, png_colour, like.lossless
+        exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp, png_colour, lossless
     )
     try:
         colour = pixels @ np.asarray(BT601_LUMA, np.float32) if grayscale else pixels
@@ -111,7 +116,7 @@ def write_photo(
         if like.alpha is not None and fmt in ALPHA_FORMATS:
             channels.append(alpha_at_depth(like.alpha, depth))
         samples = np.dstack(channels) if len(channels) > 1 else channels[0].reshape(*pixels.shape[:2], -1)
-        _save(path, fmt, samples, quality, metadata, overwrite)
+        _save(path, fmt, samples, DEFAULT_QUALITY if quality is None else quality, metadata, overwrite)
     except (MemoryError, cv2.error) as error:
         if not out_of_host_memory(error):
             raise
@@ -127,7 +132,7 @@ def write_png16(path: str | os.PathLike[str], grey: np.ndarray, *, overwrite: bo
 
 
 def write_rgb8(
-    path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = 95, overwrite: bool = True
+    path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = DEFAULT_QUALITY, overwrite: bool = True
 ) -> None:
     """Atomically write an H x W x 3 uint8 array, in the format of the path's extension."""
     _save(path, format_for(path), rgb.astype(np.uint8), quality, overwrite=overwrite)
@@ -151,7 +156,7 @@ def _save(
     path: str | os.PathLike[str],
     fmt: str,
     samples: np.ndarray,
-    quality: int = 95,
+    quality: int = DEFAULT_QUALITY,
     metadata: Metadata = Metadata(),
     overwrite: bool = True,
 ) -> None:
@@ -222,7 +227,11 @@ def kept_from_overwrite(path: str | os.PathLike[str]) -> str | None:
 
 
 def _write_samples(
-    file: BinaryIO, fmt: str, samples: np.ndarray, quality: int = 95, metadata: Metadata = Metadata()
+    file: BinaryIO,
+    fmt: str,
+    samples: np.ndarray,
+    quality: int = DEFAULT_QUALITY,
+    metadata: Metadata = Metadata(),
 ) -> None:
     """Write H x W x C samples (grey or RGB, then optional alpha; uint8 or uint16) in ``fmt`` into ``file``.
 
