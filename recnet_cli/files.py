@@ -32,13 +32,19 @@ def input_file_problem(path: str | os.PathLike[str]) -> str | None:
 
 
 def broken_link(path: str | os.PathLike[str]) -> str | None:
-    """Why ``path`` names no file where it is a symbolic link to nothing (its target was moved or deleted),
-    else None."""
+    """Why ``path`` names no file where it is a symbolic link to nothing (its target was moved or deleted,
+    or links lead back to it), else None."""
     try:
-        target = os.readlink(path)
-    except (OSError, ValueError):
+        target = os.fsdecode(os.readlink(path))
+    except (OSError, ValueError):  # not a link (or no name at all)
         return None
-    return None if os.path.exists(path) else f"a link to {os.fsdecode(target)}, which does not exist"
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"a link to {target}, which leads back to itself (a loop of links)"
+        return f"a link to {target}, which does not exist"
+    return None
 
 
 def special_input(mode: int) -> str | None:

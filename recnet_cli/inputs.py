@@ -249,11 +249,12 @@ FileIdentity = tuple[int, int] | Path
 
 def file_identity(path: Path) -> FileIdentity:
     """What makes two names one file: its device and inode (a symbolic or a hard link shares them), or its
-    resolved path where it cannot be read."""
+    absolute name where it cannot be read (not resolved: links to one missing file, or in a loop, are
+    each a name of their own)."""
     try:
         status = path.stat()
     except OSError:
-        return path.resolve()
+        return Path(os.path.abspath(path))
     return status.st_dev, status.st_ino
 
 

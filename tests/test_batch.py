@@ -163,6 +163,23 @@ def test_a_link_to_nothing_is_found_and_fails_naming_its_target(tmp_path: Path) 
     assert str(raised.value) == f"{shots / 'b.jpg'}: {broken}"
 
 
+def test_links_in_a_loop_or_to_one_missing_file_each_fail_on_their_own(tmp_path: Path) -> None:
+    shots = touch(tmp_path / "shots", "a.jpg")
+    (shots / "loop.jpg").symlink_to("loop.jpg")  # leads back to itself
+    for name in ("b1.jpg", "b2.jpg"):
+        (shots / name).symlink_to(tmp_path / "gone.jpg")
+    gone = f"a link to {tmp_path / 'gone.jpg'}, which does not exist"
+    for given in (str(shots), str(shots / "*.jpg")):
+        jobs = plan_jobs(find_sources([given])[0], tmp_path / "out", suffix="")
+        summary = plan_outcomes(jobs, overwrite=False, skip_existing=False)
+        assert [(outcome.job.source.name, outcome.reason) for outcome in summary.outcomes] == [
+            ("a.jpg", ""),
+            ("b1.jpg", gone),
+            ("b2.jpg", gone),  # not taken for b1.jpg, another name of the one file
+            ("loop.jpg", "a link to loop.jpg, which leads back to itself (a loop of links)"),
+        ]
+
+
 @pytest.mark.parametrize(
     ("pattern", "expected"),
     [
