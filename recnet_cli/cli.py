@@ -517,9 +517,9 @@ def download_command(
     """
     from recnet_cli.weights import WeightsError, download
     from recnet_cli.weights.hub import parse_hub_ref
-    from recnet_cli.weights.locate import bundled_path
+    from recnet_cli.weights.locate import bundled_model
 
-    if parse_hub_ref(ref) is None and bundled_path(ref).is_file():
+    if parse_hub_ref(ref) is None and bundled_model(ref):
         raise fail(f"{ref}: bundled with recnet, so there is nothing to download: use it as --model {ref}")
     try:
         path = download(ref)

@@ -1686,8 +1686,10 @@ def test_download_of_a_bundled_model_says_it_needs_none(env: dict[str, str], mod
     assert (bundled.returncode, bundled.stdout) == (2, "")
     nothing = "bundled with recnet, so there is nothing to download: use it as --model mine"
     assert bundled.stderr == f"error: mine: {nothing}\n"
-    unknown = run(["download", "theirs"], env)
-    assert unknown.stderr == "error: theirs: not a Hub reference (org/name[@revision][:file])\n"
+    not_hub = "not a Hub reference (org/name[@revision][:file])"
+    for ref in ("theirs", str(model_file.with_suffix("")), "x" * 300):  # a path names no bundled model
+        unknown = run(["download", ref], env)
+        assert (unknown.returncode, unknown.stderr) == (2, f"error: {ref}: {not_hub}\n")
 
 
 def test_models_lists_the_others_beside_a_damaged_one_and_exits_1(

@@ -44,6 +44,13 @@ def bundled_path(name: str) -> Path:
     return weights_dir() / f"{name}{MODEL_SUFFIXES[0]}"
 
 
+def bundled_model(ref: str) -> Path | None:
+    """The file of the bundled model that ``ref`` names (a bare name, such as recnet-mixed), or None: a path
+    (``/tmp/mine``, ``../x``) names no bundled model, even where a file of that name is there."""
+    path = bundled_path(ref)
+    return path if Path(ref).name == ref and os.path.isfile(path) else None
+
+
 def bundled_files() -> list[Path]:
     return sorted(weights_dir().glob(f"*{MODEL_SUFFIXES[0]}"))
 
@@ -55,8 +62,8 @@ def resolve(ref: str | None) -> ModelLocation:
     path = Path(ref)
     if os.path.isfile(path):  # os.path's tests say False for a name too long; Path's raise
         return ModelLocation(path, ref)
-    if path.name == ref and os.path.isfile(bundled_path(ref)):
-        return ModelLocation(bundled_path(ref), f"{ref} (bundled)")
+    if bundled := bundled_model(ref):
+        return ModelLocation(bundled, f"{ref} (bundled)")
     if os.path.isdir(path):
         raise ModelNotFoundError(f"{ref}: a folder, not a model file{model_files_hint(path)}")
     hub_ref = parse_hub_ref(ref)
