@@ -298,6 +298,18 @@ def test_a_run_folder_that_another_training_holds_is_refused_and_left_alone(tmp_
     assert resume(run).model_path == run / "final.safetensors"
 
 
+@pytest.mark.skipif(run_folder.fcntl is None, reason="no flock here")
+def test_a_file_system_that_takes_no_locks_trains_unguarded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NFS without its lock service answers flock with ENOLCK: training was refused with only that errno
+    def no_locks(*args: object) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(run_folder.fcntl, "flock", no_locks)
+    assert train(tiny_config(tmp_path / "run")).model_path == tmp_path / "run" / "final.safetensors"
+
+
 @pytest.mark.parametrize("name", run_folder.RUN_FILES)
 def test_a_folder_holding_a_file_a_run_writes_is_refused_and_left_as_it_was(
     tmp_path: Path, name: str

@@ -164,7 +164,8 @@ def claimed(run_dir: Path) -> Iterator[None]:
     """Holds the run folder for this process while it trains, made if need be: a second ``recnet train``
     into it (a run started twice, a scheduler's requeued job resuming while the first still runs) is refused
     rather than let mix its steps into the run's files. An advisory lock (flock) on the folder, which the
-    system lets go when the process ends, however it ends (none on Windows, which has no flock). A folder
+    system lets go when the process ends, however it ends (none on Windows, which has no flock, nor on file
+    systems that take no locks: NFS without its lock service, some network and FUSE mounts). A folder
     made here (with the folders above it) is removed again if the run left nothing in it (its data failed to
     load)."""
     there = nearest_existing(run_dir)
@@ -179,6 +180,8 @@ def claimed(run_dir: Path) -> Iterator[None]:
                     f"{run_dir}: another recnet train is writing this run; wait for it to end (then --resume "
                     "it if it stopped), or choose another --out"
                 ) from None
+            except OSError:  # no locks on this file system (ENOLCK, EOPNOTSUPP): trains unguarded, as before
+                pass
         yield
     finally:
         if folder is not None:
