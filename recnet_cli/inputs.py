@@ -228,9 +228,23 @@ def pattern_hint(pattern: str, files: Sequence[Path], recursive: bool) -> str:
     return other_files(files)
 
 
-def images_below(folder: Path) -> int:
-    """The images in ``folder``'s sub-folders, at any depth (not those in the folder itself)."""
-    return sum(is_image(path) and path.parent != folder for path in visible_files(folder, recursive=True))
+def images_below(folder: Path, leaving_out: Path | None = None) -> int:
+    """The images in ``folder``'s sub-folders, at any depth: not those in the folder itself, nor those in
+    ``leaving_out`` (a folder read on its own) where it lies below."""
+    inner = folder_below(folder, leaving_out) if leaving_out is not None else None
+    return sum(
+        is_image(path)
+        and path.parent != folder
+        and not (inner and (path.parent == inner or inner in path.parents))
+        for path in visible_files(folder, recursive=True)
+    )
+
+
+def folder_below(folder: Path, other: Path) -> Path | None:
+    """``other`` as a path in ``folder`` (as ``visible_files`` names what it finds) where it lies below it,
+    links followed; else None."""
+    relative = os.path.relpath(os.path.realpath(other), os.path.realpath(folder))
+    return None if relative.split(os.sep)[0] == os.pardir else folder / relative
 
 
 def other_files(files: Sequence[Path]) -> str:

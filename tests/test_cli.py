@@ -2162,6 +2162,14 @@ def test_images_in_sub_folders_of_two_pair_folders_are_said_to_be_unread(
     assert json.loads(both.stdout)["images"] == 1
     quiet = CliRunner().invoke(app, ["eval", *options, "-q"])
     assert "not read" not in quiet.stderr
+    nested = inputs / "edited"  # the targets in a sub-folder of the inputs: read, so not "not read"
+    (nested / "older").mkdir(parents=True)
+    make_photo(nested / "a.png")
+    make_photo(nested / "older" / "b.png")  # below the targets, not read
+    options[options.index(str(targets))] = str(nested)
+    within = CliRunner().invoke(app, ["eval", *options])
+    assert within.exit_code == 0, within.stderr
+    assert f"not read: {inputs}'s 1 image and {nested}'s 1 image in sub-folders" in within.stderr
 
 
 def test_an_unknown_split_is_refused_naming_the_option(tmp_path: Path, env: dict[str, str]) -> None:

@@ -124,10 +124,10 @@ def unsplit_note(root: Path, split: str) -> str | None:
 def unread_below_note(inputs: Path | None, targets: Path | None) -> str | None:
     """What to know of two folders of pairs whose sub-folders hold images too: those are not read (pairs are
     matched in the folders themselves); None where they hold none."""
-    below = [
+    below = [  # where one folder lies in the other, its images are read, not below the other
         f"{folder}'s {counted(count, 'image')}"
-        for folder in (inputs, targets)
-        if folder and folder.is_dir() and (count := images_below(folder))
+        for folder, other in ((inputs, targets), (targets, inputs))
+        if folder and folder.is_dir() and (count := images_below(folder, leaving_out=other))
     ]
     if not below:
         return None
