@@ -233,9 +233,7 @@ def images_below(folder: Path, leaving_out: Path | None = None) -> int:
     ``leaving_out`` (a folder read on its own) where it lies below."""
     inner = folder_below(folder, leaving_out) if leaving_out is not None else None
     return sum(
-        is_image(path)
-        and path.parent != folder
-        and not (inner and (path.parent == inner or inner in path.parents))
+        is_image(path) and path.parent != folder and not (inner and inner in path.parents)
         for path in visible_files(folder, recursive=True)
     )
 
