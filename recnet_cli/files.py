@@ -42,7 +42,7 @@ def broken_link(path: str | os.PathLike[str]) -> str | None:
         os.stat(path)
     except OSError as error:
         if error.errno == errno.ELOOP:
-            return f"a link to {target}, which leads back to itself (a loop of links)"
+            return f"a link to {target}, which leads round a loop of links"
         return f"a link to {target}, which does not exist"
     return None
 

@@ -260,14 +260,16 @@ FileIdentity = tuple[int, int] | Path
 
 
 def file_identity(path: Path) -> FileIdentity:
-    """What makes two names one file: its device and inode (a symbolic or a hard link shares them), or its
-    absolute name where it cannot be read (not resolved: links to one missing file, or in a loop, are
-    each a name of their own)."""
-    try:
-        status = path.stat()
-    except OSError:
-        return Path(os.path.abspath(path))
-    return status.st_dev, status.st_ino
+    """What makes two names one file: its device and inode (a symbolic or a hard link shares them); for a
+    link to nothing (or in a loop) the link's own, so that links to one missing file stay apart while one
+    link seen through a linked folder does not; else, where nothing is there, its absolute name."""
+    for status_of in (os.stat, os.lstat):
+        try:
+            status = status_of(path)
+        except OSError:
+            continue
+        return status.st_dev, status.st_ino
+    return Path(os.path.abspath(path))
 
 
 def unique_sources(sources: Iterable[Source]) -> list[Source]:

@@ -230,7 +230,7 @@ def target_problem(target: Path, source: Path, inputs: set[FileIdentity], claims
     """Why ``target`` cannot be written: it is an input (by any name: a link, a bind mount, another case on
     a card's file system), or another job's output, or the folder of one, or inside one; else None, and it
     is claimed for ``source``."""
-    key = target.resolve()
+    key = Path(os.path.realpath(target))  # Path.resolve raises on a loop of links (before Python 3.13)
     if file_identity(target) in inputs:
         return f"output {target} is an input file; refusing to overwrite it"
     if key in claims.files:

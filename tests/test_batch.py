@@ -176,8 +176,22 @@ def test_links_in_a_loop_or_to_one_missing_file_each_fail_on_their_own(tmp_path:
             ("a.jpg", ""),
             ("b1.jpg", gone),
             ("b2.jpg", gone),  # not taken for b1.jpg, another name of the one file
-            ("loop.jpg", "a link to loop.jpg, which leads back to itself (a loop of links)"),
+            ("loop.jpg", "a link to loop.jpg, which leads round a loop of links"),
         ]
+    (tmp_path / "linked").symlink_to(shots)  # the same links seen through a linked folder: one file each
+    sources, _ = find_sources([str(shots), str(tmp_path / "linked")])
+    assert [source.path.name for source in sources] == ["a.jpg", "b1.jpg", "b2.jpg", "loop.jpg"]
+
+
+def test_an_output_name_that_is_a_link_in_a_loop_fails_alone(tmp_path: Path) -> None:
+    shots = touch(tmp_path / "shots", "a.jpg", "b.jpg")
+    (shots / "a_recnet.jpg").symlink_to("a_recnet.jpg")  # Path.resolve raised on it (Python < 3.13)
+    jobs = plan_jobs(find_sources([str(shots / "a.jpg"), str(shots / "b.jpg")])[0], None, suffix="_recnet")
+    summary = plan_outcomes(jobs, overwrite=False, skip_existing=False)
+    assert [(outcome.job.source.name, outcome.status) for outcome in summary.outcomes] == [
+        ("a.jpg", "failed"),
+        ("b.jpg", "planned"),
+    ]
 
 
 @pytest.mark.parametrize(
