@@ -17,7 +17,7 @@ from recnet_cli.batch import replaces_companions
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops, library_failure
-from recnet_cli.files import describe_os_error, error_line
+from recnet_cli.files import describe_os_error, error_line, real_path
 from recnet_cli.imaging import (
     FORMAT_NAMES,
     OUTPUT_CHOICES,
@@ -834,8 +834,8 @@ def calibrate(
     if (note := unread_below_note(inputs, targets)) and not quiet:
         console.notice(note)
     (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
-    being_calibrated = {path.resolve() for path in (loaded.path, loaded.path.with_suffix(".json"))}
-    if any(path.resolve() in being_calibrated for path in written):  # not even with --overwrite
+    being_calibrated = {real_path(path) for path in (loaded.path, loaded.path.with_suffix(".json"))}
+    if any(real_path(path) in being_calibrated for path in written):  # not even with --overwrite
         raise fail(f"-o {output}: that is the model being calibrated ({loaded.source}); write to a new file")
     with console.counting(data.photos, "Calibrating", "photos", quiet) as count_one:
         try:

@@ -31,6 +31,12 @@ def input_file_problem(path: str | os.PathLike[str]) -> str | None:
     return None if os.access(path, os.R_OK) else "permission denied"
 
 
+def real_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` absolute, with its links followed, as ``Path.resolve`` gives it, but where links go round in
+    a loop as far as they lead (``Path.resolve`` raises RuntimeError there before Python 3.13)."""
+    return Path(os.path.realpath(path))
+
+
 def broken_link(path: str | os.PathLike[str]) -> str | None:
     """Why ``path`` names no file where it is a symbolic link to nothing (its target was moved or deleted,
     or links lead back to it), else None."""

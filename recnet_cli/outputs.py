@@ -10,7 +10,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recnet_cli.files import describe_os_error, file_kind, nearest_existing, special_file_kind, special_input
+from recnet_cli.files import (
+    describe_os_error,
+    file_kind,
+    nearest_existing,
+    real_path,
+    special_file_kind,
+    special_input,
+)
 from recnet_cli.imaging import (
     HEIF_EXTENSIONS,
     IMAGE_EXTENSIONS,
@@ -61,13 +68,13 @@ def earlier_outputs(
     endings = {name + tag for name in (suffix, CORRECT_SUFFIX, MASK_SUFFIX) for tag in tags if name + tag}
     endings.add(EXPLAIN_SUFFIX)
     stems = {(source.path.parent, source.path.stem) for source in sources}
-    inner_output = Path(output).resolve() if output is not None and os.path.isdir(output) else None
+    inner_output = real_path(output) if output is not None and os.path.isdir(output) else None
 
     def looks_like_earlier_output(source: Source) -> bool:
         path = source.path
         # The folder (or pattern's fixed start) it was found in, ``relative`` being the rest of its path.
-        root = Path(os.path.abspath(path)).parents[len(source.relative.parts) - 1].resolve()
-        inside_output = inner_output is not None and inner_output in path.resolve().parents
+        root = real_path(Path(os.path.abspath(path)).parents[len(source.relative.parts) - 1])
+        inside_output = inner_output is not None and inner_output in real_path(path).parents
         if inside_output and root in inner_output.parents:
             return True
         named_after = (path.stem[: -len(ending)] for ending in endings if path.stem.endswith(ending))
@@ -230,7 +237,7 @@ def target_problem(target: Path, source: Path, inputs: set[FileIdentity], claims
     """Why ``target`` cannot be written: it is an input (by any name: a link, a bind mount, another case on
     a card's file system), or another job's output, or the folder of one, or inside one; else None, and it
     is claimed for ``source``."""
-    key = Path(os.path.realpath(target))  # Path.resolve raises on a loop of links (before Python 3.13)
+    key = real_path(target)
     if file_identity(target) in inputs:
         return f"output {target} is an input file; refusing to overwrite it"
     if key in claims.files:

@@ -183,6 +183,14 @@ def test_links_in_a_loop_or_to_one_missing_file_each_fail_on_their_own(tmp_path:
     assert [source.path.name for source in sources] == ["a.jpg", "b1.jpg", "b2.jpg", "loop.jpg"]
 
 
+def test_a_link_in_a_loop_is_no_earlier_output_and_raises_nothing(tmp_path: Path) -> None:
+    shots = touch(tmp_path / "shots", "a.jpg")
+    (shots / "loop.jpg").symlink_to("loop.jpg")
+    (tmp_path / "out").mkdir()  # an output folder that exists: each image's real place is looked at
+    sources, _ = find_sources([str(shots)])
+    assert earlier_outputs(sources, tmp_path / "out", "_recnet") == []
+
+
 def test_an_output_name_that_is_a_link_in_a_loop_fails_alone(tmp_path: Path) -> None:
     shots = touch(tmp_path / "shots", "a.jpg", "b.jpg")
     (shots / "a_recnet.jpg").symlink_to("a_recnet.jpg")  # Path.resolve raised on it (Python < 3.13)
