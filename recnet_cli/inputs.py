@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from recnet_cli.files import broken_link, describe_os_error
+from recnet_cli.files import broken_link, describe_os_error, real_path
 from recnet_cli.imaging import IMAGE_EXTENSIONS, READABLE
 from recnet_cli.wording import counted, listed
 
@@ -230,19 +230,22 @@ def pattern_hint(pattern: str, files: Sequence[Path], recursive: bool) -> str:
 
 def images_below(folder: Path, leaving_out: Path | None = None) -> int:
     """The images in ``folder``'s sub-folders, at any depth: not those in the folder itself, nor those in
-    ``leaving_out`` (a folder read on its own) where it lies below."""
-    inner = folder_below(folder, leaving_out) if leaving_out is not None else None
+    ``leaving_out`` (a folder read on its own, by any name: a link to it too) where it lies below."""
+    outside = None if leaving_out is None else real_path(leaving_out)
+    if outside is not None and (outside == (real := real_path(folder)) or outside in real.parents):
+        outside = None  # the folder lies in the other, or is it: nothing of the other lies below it
+    real_parents: dict[Path, Path] = {}
+
+    def read_elsewhere(parent: Path) -> bool:
+        if outside is None:
+            return False
+        real = real_parents.setdefault(parent, real_path(parent))
+        return real == outside or outside in real.parents
+
     return sum(
-        is_image(path) and path.parent != folder and not (inner and inner in path.parents)
+        is_image(path) and path.parent != folder and not read_elsewhere(path.parent)
         for path in visible_files(folder, recursive=True)
     )
-
-
-def folder_below(folder: Path, other: Path) -> Path | None:
-    """``other`` as a path in ``folder`` (as ``visible_files`` names what it finds) where it lies below it,
-    links followed; else None."""
-    relative = os.path.relpath(os.path.realpath(other), os.path.realpath(folder))
-    return None if relative.split(os.sep)[0] == os.pardir else folder / relative
 
 
 def other_files(files: Sequence[Path]) -> str:

@@ -2170,6 +2170,13 @@ def test_images_in_sub_folders_of_two_pair_folders_are_said_to_be_unread(
     within = CliRunner().invoke(app, ["eval", *options])
     assert within.exit_code == 0, within.stderr
     assert f"not read: {inputs}'s 1 image and {nested}'s 1 image in sub-folders" in within.stderr
+    (inputs / "linked").symlink_to(nested)  # the targets by another name: still read, not "not read"
+    options[options.index(str(nested))] = str(inputs / "linked")
+    linked = CliRunner().invoke(app, ["eval", *options])
+    assert f"not read: {inputs}'s 1 image and {inputs / 'linked'}'s 1 image in sub-folders" in linked.stderr
+    options[options.index(str(inputs / "linked"))] = str(inputs)  # one folder as both: said once
+    same = CliRunner().invoke(app, ["eval", *options])
+    assert f"not read: {inputs}'s 3 images in sub-folders (pairs" in same.stderr  # linked/ is edited/
 
 
 def test_an_unknown_split_is_refused_naming_the_option(tmp_path: Path, env: dict[str, str]) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recnet_cli.files import broken_link
+from recnet_cli.files import broken_link, real_path
 from recnet_cli.inputs import images_below, is_image, other_files, unreadable_folder, visible_files
 from recnet_cli.wording import counted, listed
 
@@ -124,9 +124,11 @@ def unsplit_note(root: Path, split: str) -> str | None:
 def unread_below_note(inputs: Path | None, targets: Path | None) -> str | None:
     """What to know of two folders of pairs whose sub-folders hold images too: those are not read (pairs are
     matched in the folders themselves); None where they hold none."""
+    one_folder = inputs and targets and real_path(inputs) == real_path(targets)
+    folders = ((inputs, None),) if one_folder else ((inputs, targets), (targets, inputs))
     below = [  # where one folder lies in the other, its images are read, not below the other
         f"{folder}'s {counted(count, 'image')}"
-        for folder, other in ((inputs, targets), (targets, inputs))
+        for folder, other in folders
         if folder and folder.is_dir() and (count := images_below(folder, leaving_out=other))
     ]
     if not below:
