@@ -219,6 +219,7 @@ def correct(
         as_json=as_json,
         about=given,
         quiet=quiet,
+        dry_run=dry_run,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
     formats = {format_for(job.target) for job in jobs if job.problem is None}  # others: no format to write
@@ -442,6 +443,7 @@ def mask(
         as_json=as_json,
         about=given,
         quiet=quiet,
+        dry_run=dry_run,
         companions=lambda target: (side_path(target, "raw"),) if raw else (),
         default_ext=".png",
     )

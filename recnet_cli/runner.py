@@ -183,6 +183,7 @@ def collect_jobs(
     as_json: bool,
     about: dict,
     quiet: bool,
+    dry_run: bool = False,
     default_ext: str | None = None,
 ) -> tuple[list[Job], Summary, list[Job]]:
     """Finds the inputs, passes over recnet's own earlier outputs among them (see ``earlier_outputs``),
@@ -190,8 +191,8 @@ def collect_jobs(
     typed, with the trailing slash that makes it a folder) and takes this machine's shard. Returns the
     shard's jobs, the inputs that gave none (``missing``, ``passed_over``) and the jobs of the whole batch,
     every shard's. When no input gives an image, says why (and prints the JSON summary for --json, with
-    ``about``: see ``json_summary``) and exits before loading a model: 1, or 0 when every image found was
-    passed over."""
+    ``about``, and with ``dry_run`` the plan's fields: see ``json_summary``) and exits before loading a
+    model: 1, or 0 when every image found was passed over."""
     refuse_unwritable_output(output)
     extension = normalise_extension(ext)
     refuse_conflicting_format(output, extension)
@@ -213,7 +214,7 @@ def collect_jobs(
         for unmatched in missing:
             console.error(str(unmatched))
         if as_json:
-            typer.echo(json_summary(found, about))
+            typer.echo(json_summary(found, {**plan_fields(0), **about} if dry_run else about))
         raise typer.Exit(1 if missing else 0)
     extension = extension or default_ext
     # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
@@ -233,6 +234,11 @@ def report_fields(report: tuple[Path, Path]) -> dict[str, str]:
     return {"page": str(page), "previews": str(previews)}
 
 
+def plan_fields(planned: int) -> dict:
+    """What the --json of a --dry-run says first: that it is one, and how many photos it would do."""
+    return {"dry_run": True, "planned": planned}
+
+
 def show_plan(
     jobs: list[Job],
     found: Summary,
@@ -248,7 +254,7 @@ def show_plan(
     summary = plan_outcomes(jobs, overwrite, skip_existing)
     summary.take_inputs_without_jobs(found)
     if as_json:
-        planned = {"dry_run": True, "planned": summary.count("planned"), **about}
+        planned = {**plan_fields(summary.count("planned")), **about}
         if report is not None:
             planned["report"] = report_fields(report)
         typer.echo(json_summary(summary, planned))

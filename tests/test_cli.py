@@ -1387,6 +1387,7 @@ def test_json_has_the_same_fields_whether_the_model_ran_or_not(tmp_path: Path, m
         ("planned", ["correct", photo, str(empty), "-n", *model]),
         ("ran", ["correct", photo, str(empty), *model]),
         ("nothing found", ["correct", str(empty), *model]),
+        ("nothing found to plan", ["correct", str(empty), "-n", *model]),
         ("mask planned", ["mask", photo, "-n", *model]),
         ("mask nothing found", ["mask", str(empty), *model]),
     ):
@@ -1402,6 +1403,10 @@ def test_json_has_the_same_fields_whether_the_model_ran_or_not(tmp_path: Path, m
     assert [f["strength"] for f in records["ran"]["files"]] == [1.0, None]  # no calibration: all of it
     assert [f["strength"] for f in records["planned"]["files"]] == [None, None]
     assert records["nothing found"]["files"][0]["strength"] is None
+    plans = {"planned": 1, "mask planned": 1, "nothing found to plan": 0}  # whether it found images or not
+    for name, record in records.items():
+        expected = (True, plans[name]) if name in plans else (None, None)
+        assert (record.get("dry_run"), record.get("planned")) == expected, name
 
 
 def test_a_dash_is_refused_as_standard_input_or_output_but_read_as_a_file_named_so(
