@@ -162,7 +162,7 @@ def correct(
             min=1,
             max=100,
             metavar="Q",
-            help="JPEG, WebP, AVIF, HEIF quality, 95 if not given (when a lossless WebP stays lossless).",
+            help="JPEG, WebP, AVIF, HEIF quality: 95 if not given, and then a lossless WebP stays lossless.",
             show_default=False,
         ),
     ] = None,

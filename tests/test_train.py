@@ -489,6 +489,16 @@ def test_missing_data_folders_and_an_output_file_are_refused_before_any_work(tmp
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_that_recorded_cpu_n_resumes_on_the_cpu(tmp_path: Path) -> None:
+    # --device cpu:1 was taken (PyTorch's name for the one CPU) and kept in config.json; it is refused now
+    run_dir = tmp_path / "run"
+    train(tiny_config(run_dir, steps=2, checkpoint_every=1), time_limit=0)
+    settings = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**settings, "device": "cpu:1"}))
+    assert TrainConfig.from_json(json.loads((run_dir / "config.json").read_text())).device == "cpu"
+    assert resume(run_dir).model_path == run_dir / "final.safetensors"
+
+
 def test_the_regime_mix_reaches_the_data_the_card_and_a_resumed_run(tmp_path: Path) -> None:
     config = tiny_config(tmp_path / "run", steps=2, val_every=2, checkpoint_every=1, regimes=(0, 0, 0, 1.0))
     train(config, time_limit=0)  # stops after one step with a checkpoint

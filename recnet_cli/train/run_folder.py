@@ -114,6 +114,8 @@ class TrainConfig:
                 values[name] = Path(value)
             elif name in kinds:
                 values[name] = tuple(value) if isinstance(value, list) else value
+        if str(values.get("device", "")).startswith("cpu:"):  # earlier versions kept --device cpu:N as given
+            values["device"] = "cpu"
         return cls(**values)
 
 
