@@ -4,6 +4,7 @@ patterns, each photo once, and a deterministic share of them for ``--shard``."""
 from __future__ import annotations
 
 import fnmatch
+import functools
 import glob
 import os
 from collections import Counter
@@ -232,22 +233,17 @@ def images_below(folder: Path, leaving_out: Path | None = None) -> int:
     """The images in ``folder``'s sub-folders, at any depth: not those in the folder itself, nor those in
     ``leaving_out`` (a folder read on its own, by any name: a link to it too) where it lies below."""
     outside = None if leaving_out is None else real_path(leaving_out)
-    if outside is not None and is_within(real_path(folder), outside):
+    if outside is not None and real_path(folder).is_relative_to(outside):
         outside = None  # the folder lies in the other, or is it: nothing of the other lies below it
-    real_parents: dict[Path, Path] = {}
 
+    @functools.cache  # once per folder, whose links it follows
     def read_elsewhere(parent: Path) -> bool:
-        return outside is not None and is_within(real_parents.setdefault(parent, real_path(parent)), outside)
+        return outside is not None and real_path(parent).is_relative_to(outside)
 
     return sum(
         is_image(path) and path.parent != folder and not read_elsewhere(path.parent)
         for path in visible_files(folder, recursive=True)
     )
-
-
-def is_within(path: Path, folder: Path) -> bool:
-    """Whether ``path`` is ``folder`` or lies in it (both absolute)."""
-    return path == folder or folder in path.parents
 
 
 def other_files(files: Sequence[Path]) -> str:
