@@ -12,9 +12,9 @@ from pathlib import Path
 
 
 def nearest_existing(path: Path) -> Path:
-    """``path`` or its nearest ancestor that exists: where a folder for ``path`` would be made (a file
-    there means none can be)."""
-    return next(candidate for candidate in (path, *path.parents) if os.path.exists(candidate))
+    """``path`` or its nearest ancestor that exists, if only as a link to nothing: where a folder for
+    ``path`` would be made (a file or such a link there means none can be)."""
+    return next(candidate for candidate in (path, *path.parents) if os.path.lexists(candidate))
 
 
 def input_file_problem(path: str | os.PathLike[str]) -> str | None:
@@ -71,9 +71,9 @@ def special_file_kind(mode: int) -> str | None:
 
 def file_kind(path: str | os.PathLike[str]) -> str:
     """What stands at ``path`` where a folder is wanted but is not one: "a file", "a device" (/dev/null), "a
-    FIFO", "a socket", or "a link to nothing"."""
+    FIFO", "a socket", or a link to nothing (and where it leads)."""
     if not os.path.exists(path):
-        return "a link to nothing"
+        return broken_link(path) or "a link to nothing"
     return special_file_kind(os.stat(path).st_mode) or "a file"
 
 

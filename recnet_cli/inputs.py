@@ -263,14 +263,22 @@ FileIdentity = tuple[int, int] | Path
 def file_identity(path: Path) -> FileIdentity:
     """What makes two names one file: its device and inode (a symbolic or a hard link shares them); for a
     link to nothing (or in a loop) the link's own, so that links to one missing file stay apart while one
-    link seen through a linked folder does not; else, where nothing is there, its absolute name."""
+    link seen through a linked folder does not; else, where nothing is there, its real name (the links of
+    the folders above it followed)."""
     for status_of in (os.stat, os.lstat):
         try:
             status = status_of(path)
         except OSError:
             continue
         return status.st_dev, status.st_ino
-    return Path(os.path.abspath(path))
+    return real_path(path)
+
+
+def input_identities(paths: Iterable[Path]) -> set[FileIdentity]:
+    """The identities of the input files ``paths``, and the name each of them that is a link to nothing
+    leads to: a file written there would become that input (the link would lead to it)."""
+    paths = list(paths)
+    return {file_identity(path) for path in paths} | {real_path(path) for path in paths if broken_link(path)}
 
 
 def unique_sources(sources: Iterable[Source]) -> list[Source]:

@@ -30,7 +30,7 @@ from recnet_cli.imaging import (
     names_unsupported_image,
     written_by_recnet,
 )
-from recnet_cli.inputs import FileIdentity, Source, file_identity
+from recnet_cli.inputs import FileIdentity, Source, file_identity, input_identities
 
 # What recnet names the files it writes beside a photo: <stem><suffix>.<ext> (correct: _recnet, mask:
 # _mask; explain writes <stem>_explain.png), and companions <output stem>_<tag>.png.
@@ -142,7 +142,7 @@ def plan_jobs(
     output in its input's own folder: ``<stem><suffix><ext>`` beside each input.
     """
     single_target = single_output_file(sources, output)
-    inputs = {file_identity(s.path) for s in sources}
+    inputs = input_identities(s.path for s in sources)
     claims = Claims()
     jobs = []
     for source in sources:
@@ -303,7 +303,7 @@ def sheet_problem(
     """Why ``recnet explain`` must not write its sheet at ``target``: it is one of the ``inputs``, a name that
     cannot be written, a file there to keep (``existing_output_problem``), or a folder that cannot take it
     (``folder_problem``, which makes it with ``create``)."""
-    if file_identity(target) in {file_identity(path) for path in inputs}:
+    if file_identity(target) in input_identities(inputs):
         return f"{target} is an input; refusing to overwrite it"
     return (
         output_path_problem(target)

@@ -755,6 +755,18 @@ def test_an_input_under_another_name_is_no_output(shots: Path) -> None:
     assert sheet([shots / "a.jpg"]) == f"{shots / 'linked.jpg'} is an input; refusing to overwrite it"
 
 
+def test_no_output_is_written_where_an_input_link_to_nothing_leads(shots: Path, tmp_path: Path) -> None:
+    # in/z.jpg leads to out/a.jpg, which is not there yet: an output written there would become input z.jpg.
+    out = tmp_path / "out"
+    out.mkdir()
+    (shots / "z.jpg").symlink_to(Path("..", "out", "a.jpg"))
+    jobs = {job.source.name: job for job in plan_jobs(find_sources([str(shots)])[0], out, suffix="")}
+    assert jobs["a.jpg"].problem == f"output {out / 'a.jpg'} is an input file; refusing to overwrite it"
+    assert jobs["b.PNG"].problem is None
+    sheet = partial(sheet_problem, out / "a.jpg", named=True, overwrite=True, create=False)
+    assert sheet([shots / "z.jpg"]) == f"{out / 'a.jpg'} is an input; refusing to overwrite it"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 def test_a_folder_mounted_at_another_path_is_the_input_folder(shots: Path, tmp_path: Path) -> None:
     mounted = tmp_path / "mounted"

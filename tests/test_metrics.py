@@ -306,3 +306,17 @@ def test_saving_never_replaces_an_evaluated_image_nor_a_user_s_file_nor_an_earli
         save_problem([pair], tmp_path / "pipe", overwrite=True)
         == f"--save {tmp_path / 'pipe'}: a FIFO, not a folder"
     )
+
+
+def test_saving_below_a_link_to_nothing_is_refused_before_any_pair_is_run(tmp_path: Path) -> None:
+    pair = ImagePair(tmp_path / "in" / "a.jpg", tmp_path / "gt" / "a.png")
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "moved").symlink_to("nowhere")
+    assert save_problem([pair], tmp_path / "loop" / "sub", overwrite=True) == (
+        f"--save {tmp_path / 'loop' / 'sub'}: cannot create folder {tmp_path / 'loop' / 'sub'}: "
+        f"{tmp_path / 'loop'} is a link to loop, which leads round a loop of links"
+    )
+    assert save_problem([pair], tmp_path / "moved" / "sub", overwrite=True) == (
+        f"--save {tmp_path / 'moved' / 'sub'}: cannot create folder {tmp_path / 'moved' / 'sub'}: "
+        f"{tmp_path / 'moved'} is a link to nowhere, which does not exist"
+    )

@@ -319,7 +319,9 @@ def test_a_report_cannot_go_where_a_folder_of_photos_is_or_would_be(tmp_path: Pa
     previews = tmp_path / "out" / PREVIEW_FOLDER
     previews.parent.mkdir()
     previews.symlink_to(tmp_path / "nowhere")
-    assert report_problem(previews.parent).startswith(f"{previews} is a link to nothing")
+    assert report_problem(previews.parent).startswith(
+        f"{previews} is a link to {tmp_path / 'nowhere'}, which does not exist"
+    )
 
 
 def test_a_preview_that_cannot_be_written_fails_its_photo_in_one_line(tmp_path: Path) -> None:
