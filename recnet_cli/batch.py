@@ -93,13 +93,14 @@ class Summary:
     seconds: float = 0.0
     interrupted: bool = False  # Ctrl-C or SIGTERM stopped the batch
     passed_over: list[Path] = field(default_factory=list)  # images recnet wrote on an earlier run
+    left_out: list[Path] = field(default_factory=list)  # photo files it cannot read (RAW) in folders
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
 
     def take_inputs_without_jobs(self, found: Summary) -> None:
-        """Takes over the inputs that gave no job in ``found``: those missing and those passed over."""
-        self.missing, self.passed_over = found.missing, found.passed_over
+        """Takes over the inputs that gave no job in ``found``: those missing, passed over and left out."""
+        self.missing, self.passed_over, self.left_out = found.missing, found.passed_over, found.left_out
 
     @property
     def failed(self) -> int:
@@ -113,6 +114,7 @@ class Summary:
             "not_run": self.count("not run"),
             "interrupted": self.interrupted,
             "passed_over": [str(path) for path in self.passed_over],
+            "left_out": [str(path) for path in self.left_out],
             "seconds": round(self.seconds, 3),
             "files": [
                 {

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from recnet_cli.files import broken_link, describe_os_error, real_path
-from recnet_cli.imaging import IMAGE_EXTENSIONS, READABLE
+from recnet_cli.imaging import IMAGE_EXTENSIONS, READABLE, conversion_remedy
 from recnet_cli.wording import counted, listed
 
 T = TypeVar("T")
@@ -90,10 +90,15 @@ def is_file_or_broken_link(path: Path) -> bool:
     return path.is_file() or broken_link(path) is not None
 
 
-def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Source], list[Unmatched]]:
-    """Expands files, folders and globs into images; also returns the inputs that gave none, and why."""
+def find_sources(
+    inputs: Sequence[str], recursive: bool = False, left_out: list[Path] | None = None
+) -> tuple[list[Source], list[Unmatched]]:
+    """Expands files, folders and globs into images; also returns the inputs that gave none, and why. The
+    photo files of folders and patterns that recnet cannot read (camera RAW; HEIF without pillow-heif) go in
+    ``left_out``."""
     sources: list[Source] = []
     missing: list[Unmatched] = []
+    unread_photos = [] if left_out is None else left_out
     for text in inputs:
         path = Path(text)
         unreadable: list[OSError] = []  # folders below that could not be listed, said as failures
@@ -103,6 +108,7 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
         elif os.path.isdir(path):  # os.path's tests say False for a name too long; Path's raise
             files = visible_files(path, recursive, unreadable)
             found = [Source(p, p.relative_to(path), from_folder=True) for p in files if is_image(p)]
+            unread_photos.extend(filter(conversion_remedy, files))
             if not (found or unreadable):  # only then: the hint walks the sub-folders, a whole library
                 reason = "no images in this folder" + folder_hint(path, files, recursive)
         elif os.path.exists(path):
@@ -111,6 +117,7 @@ def find_sources(inputs: Sequence[str], recursive: bool = False) -> tuple[list[S
             files = pattern_files(text, recursive, unreadable)
             base = pattern_base(path)
             found = [Source(p, pattern_relative(p, base), from_folder=True) for p in files if is_image(p)]
+            unread_photos.extend(filter(conversion_remedy, files))
             if not (found or unreadable):
                 reason = "no images match this pattern" + pattern_hint(text, files, recursive)
         elif text == "-":
@@ -254,6 +261,24 @@ def other_files(files: Sequence[Path]) -> str:
     total = sum(counts.values())
     kinds = listed([kind for kind, _ in counts.most_common()])
     return f" ({counted(total, 'other file')}: {kinds}; {READABLE})"
+
+
+def left_out_note(paths: Sequence[Path]) -> str:
+    """What the photo files left out of folders and patterns are, and what lets recnet read them: ``left out
+    2 photo files (.nef, .dng) that recnet cannot read, each a camera RAW file: convert it ...``."""
+    by_remedy: dict[str, list[str]] = {}
+    for path in paths:
+        by_remedy.setdefault(conversion_remedy(path) or "", []).append(path.suffix.lower())
+    kinds = []  # (how many, their extensions, what they are and what to do)
+    for remedy, suffixes in by_remedy.items():
+        each = "each " if len(suffixes) > 1 else ""
+        kinds.append((len(suffixes), f"({listed(list(dict.fromkeys(suffixes)))})", each + remedy))
+    files = counted(len(paths), "photo file")
+    if len(kinds) == 1:
+        ((_, extensions, remedy),) = kinds
+        return f"left out {files} {extensions} that recnet cannot read, {remedy}"
+    each_kind = "; ".join(f"{count} {extensions}, {remedy}" for count, extensions, remedy in kinds)
+    return f"left out {files} that recnet cannot read: {each_kind}"
 
 
 # What makes two names one file (see ``file_identity``)

@@ -39,7 +39,7 @@ from recnet_cli.imaging import (
     names_unsupported_image,
     read_photo,
 )
-from recnet_cli.inputs import NO_STANDARD_STREAMS, find_sources, take_shard
+from recnet_cli.inputs import NO_STANDARD_STREAMS, find_sources, left_out_note, take_shard
 from recnet_cli.options import parse_tile, shard_part
 from recnet_cli.outputs import (
     Job,
@@ -196,7 +196,10 @@ def collect_jobs(
     refuse_unwritable_output(output)
     extension = normalise_extension(ext)
     refuse_conflicting_format(output, extension)
-    sources, missing = find_sources(inputs, recursive)
+    left_out: list[Path] = []
+    sources, missing = find_sources(inputs, recursive, left_out)
+    if left_out and not quiet:
+        console.notice(left_out_note(left_out))
     passed_over = earlier_outputs(sources, output, suffix)
     earlier = set(passed_over)
     sources = [source for source in sources if source not in earlier]
@@ -209,7 +212,7 @@ def collect_jobs(
         console.notice_aliases(aliases)
     if passed_over and not quiet:
         console.notice_passed_over([source.path for source in passed_over])
-    found = Summary(missing=missing, passed_over=[source.path for source in passed_over])
+    found = Summary(missing=missing, passed_over=[source.path for source in passed_over], left_out=left_out)
     if not sources:
         for unmatched in missing:
             console.error(str(unmatched))

@@ -332,6 +332,29 @@ def test_a_folder_s_file_and_a_link_to_it_there_give_the_file_s_name_whatever_so
     assert sources[0].path == shots / "0-best.jpg" and sources[0].aliases == (shots / "a.jpg",)
 
 
+def test_photo_files_recnet_cannot_read_are_left_out_of_folders_and_patterns_and_said(
+    shots: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("DSC_1.NEF", "DSC_2.nef", "day/DSC_3.dng", "IMG_4.HEIC", "day/.hidden.cr2"):
+        (shots / name).write_bytes(b"x")
+    left_out: list[Path] = []
+    sources, missing = find_sources([str(shots), str(shots / "day" / "*")], left_out=left_out)
+    assert missing == [] and not any(source.path.suffix in (".NEF", ".nef", ".dng") for source in sources)
+    raw = [shots / "DSC_1.NEF", shots / "DSC_2.nef", shots / "day" / "DSC_3.dng"]
+    assert left_out == (raw if imaging.HEIF_SUPPORTED else [*raw[:2], shots / "IMG_4.HEIC", raw[2]])
+    assert inputs.left_out_note(raw[:1]) == (
+        "left out 1 photo file (.nef) that recnet cannot read, a camera RAW file: convert it to TIFF or JPEG "
+        "first"
+    )
+    heif = "an HEIF photo: install pillow-heif to read it (pip install pillow-heif), or convert it to JPEG"
+    monkeypatch.setitem(imaging.formats._CONVERT_FIRST, ".heic", heif)  # as without pillow-heif
+    assert inputs.left_out_note([*raw, shots / "IMG_4.HEIC"]) == (
+        "left out 4 photo files that recnet cannot read: 3 (.nef, .dng), each a camera RAW file: convert it "
+        f"to TIFF or JPEG first; 1 (.heic), {heif}"
+    )
+    assert find_sources([str(shots / "DSC_1.NEF")], left_out=left_out)[0][0].path == shots / "DSC_1.NEF"
+
+
 def test_jobs_that_cannot_work_are_refused_before_reading(tmp_path: Path) -> None:
     names = ["photo.jpg", "DSC_0001.NEF", "backup.jpg_original", "animation.GIF"]
     sources, _ = find_sources([str(tmp_path / name) for name in names if (tmp_path / name).touch() is None])

@@ -391,6 +391,23 @@ def test_a_folder_passes_over_what_recnet_wrote_there_under_another_suffix_or_ou
     assert planned == [str(shots / "a.png"), str(shots / "a_v1.png")]
 
 
+def test_a_folder_shot_in_raw_and_jpeg_corrects_the_jpegs_and_says_what_it_left_out(
+    tmp_path: Path, model_file: Path
+) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    make_photo(shots / "a.png")
+    (shots / "a.NEF").write_bytes(b"raw")
+    model = ["--model", str(model_file)]
+    result = CliRunner().invoke(app, ["correct", str(shots), "-o", str(tmp_path / "out"), "--json", *model])
+    assert result.exit_code == 0, result.stderr
+    assert "note: left out 1 photo file (.nef) that recnet cannot read, a camera RAW file" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["left_out"] == [str(shots / "a.NEF")] and report["done"] == 1
+    quiet = CliRunner().invoke(app, ["correct", str(shots), "-o", str(tmp_path / "out"), "-n", "-q", *model])
+    assert quiet.exit_code == 1 and "left out" not in quiet.stderr  # a.png's output is there now
+
+
 def test_an_output_file_for_a_folder_counts_the_images_to_correct_not_those_passed_over(
     tmp_path: Path, model_file: Path
 ) -> None:

@@ -114,9 +114,15 @@ def names_unsupported_image(path: str | os.PathLike[str]) -> bool:
 
 def conversion_needed(path: str | os.PathLike[str]) -> str | None:
     """Why a photo file must be converted before recnet can read it (camera RAW; HEIF without pillow-heif),
-    going by its name."""
-    kind = _CONVERT_FIRST.get(Path(path).suffix.lower())
-    return None if kind is None else f"{kind} ({READABLE})"
+    going by its name, and what recnet reads."""
+    remedy = conversion_remedy(path)
+    return None if remedy is None else f"{remedy} ({READABLE})"
+
+
+def conversion_remedy(path: str | os.PathLike[str]) -> str | None:
+    """What a photo file that recnet cannot read is, and what to do (``a camera RAW file: convert it to TIFF
+    or JPEG first``), going by its name; None for another file."""
+    return _CONVERT_FIRST.get(Path(path).suffix.lower())
 
 
 def install_hint(extension: str) -> str:
