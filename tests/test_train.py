@@ -272,13 +272,16 @@ def test_the_card_says_how_many_held_out_photos_validate_the_run(tmp_path: Path)
     # More photos held out than validate (--val-images, 24 by default): the card said they all did
     photos = tmp_path / "photos"
     photos.mkdir()
-    for copy in range(3):  # 18 photos: 2 held out
+    for copy in range(3):  # 15 photos: 2 held out
         for path in PHOTOS.iterdir():
             shutil.copy(path, photos / f"{copy}-{path.name}")
     train(tiny_config(tmp_path / "run", photos=photos, steps=1, val_images=1))
     card = json.loads((tmp_path / "run" / "final.json").read_text())
     assert card["val_images"] == 1
-    assert card["training_data"].endswith("(2 held out, 1 of them for validation)")
+    assert card["training_data"] == (  # 13 trained on and 2 more: it read as 2 of the 13
+        "13 photos from photos/ with synthetic exposure errors (and 2 more held out, 1 of them for "
+        "validation)"
+    )
 
 
 def test_a_run_folder_that_another_training_holds_is_refused_and_left_alone(tmp_path: Path) -> None:

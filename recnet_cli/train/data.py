@@ -349,8 +349,8 @@ def held_out(count: int, validating: int) -> str:
     """How many images were held out of training, and how many of those validate the run (at most
     ``validating``: the rest stay out of training all the same, for ``recnet eval`` and the benchmarks)."""
     if count <= validating:
-        return f"{count} held out for validation"
-    return f"{count} held out, {validating} of them for validation"
+        return f"and {count} more held out for validation"
+    return f"and {count} more held out, {validating} of them for validation"
 
 
 def pair_data(
