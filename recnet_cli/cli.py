@@ -352,8 +352,11 @@ def explain(
     [dim]Example:[/]  recnet explain photo.jpg -r photo-edited.jpg -o sheet.png
     """
     refuse_unwritable_output(output)
+    # A mistake in the options exits 2, before a sheet that cannot be written there exits 1, as correct's
+    # photo does.
+    refuse_device_list(device)
+    refuse_setup_problems(model, device, Precision.fp32)
     target = sheet_target(image, output)
-    # A sheet that cannot be written there exits 1, as correct's photo does; a mistake in the options, 2.
     where = partial(
         sheet_problem,
         target,

@@ -1373,6 +1373,9 @@ def test_a_device_list_spreads_a_batch_and_gives_the_same_pictures(
     assert all(np.array_equal(a, b) for a, b in zip(*outputs.values(), strict=True))
     refused = run(["explain", str(shots / names[0]), "--model", str(model_file), "--device", "cpu,cpu"], env)
     assert refused.returncode == 2 and "runs on one device" in refused.stderr
+    (shots / f"{Path(names[0]).stem}_explain.png").write_bytes(b"mine")  # said after the mistake in --device
+    again = run(["explain", str(shots / names[0]), "--model", str(model_file), "--device", "cpu,cpu"], env)
+    assert again.returncode == 2 and "runs on one device" in again.stderr
 
 
 def test_no_bundled_model_says_how_to_pass_one(tmp_path: Path, env: dict[str, str]) -> None:
