@@ -10,7 +10,6 @@ maximise the mean PSNR of the blended photos.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -36,6 +35,11 @@ MSE_FLOOR = (0.5 / 255) ** 2  # below half an 8-bit level, errors are rounding: 
 L2_PENALTY = 1e-3
 START_BIAS = 2.0  # the fit starts from about 0.9 of the correction for every photo
 STRENGTH_STEP = 0.01  # predictions are rounded to this, so tiled and whole-image runs agree
+# The statistics lie in [-1, 1]. A calibration's numbers within these bounds keep every prediction a number
+# (a scale of 1e-320, or a mean of 1e300, would make it NaN); a fit's spread below SMALLEST_SCALE counts as
+# none.
+LARGEST_VALUE = 1e6
+SMALLEST_SCALE = 1e-9
 
 
 class CalibrationError(ValueError):
@@ -159,10 +163,12 @@ class StrengthCalibration:
                 raise CalibrationError(f"not a calibration of the {FEATURES} statistics")
             vectors = [tuple(float(x) for x in fields[key]) for key in ("mean", "scale", "weights")]
             bias = float(fields["bias"])
-            finite = all(math.isfinite(x) for x in (*vectors[0], *vectors[1], *vectors[2], bias))
-            if any(len(vector) != FEATURE_COUNT for vector in vectors) or 0 in vectors[1] or not finite:
+            bounded = all(abs(x) <= LARGEST_VALUE for x in (*vectors[0], *vectors[1], *vectors[2], bias))
+            small = any(abs(x) < SMALLEST_SCALE for x in vectors[1])
+            if any(len(vector) != FEATURE_COUNT for vector in vectors) or small or not bounded:
                 raise CalibrationError(
-                    f"needs {FEATURE_COUNT} means, non-zero scales and weights, all finite"
+                    f"needs {FEATURE_COUNT} means, scales and weights and a bias, numbers of at most "
+                    f"{LARGEST_VALUE:g} in size, the scales at least {SMALLEST_SCALE:g}"
                 )
             return cls(*vectors, bias, str(fields.get("about", "")))
         except (ValueError, TypeError, KeyError, OverflowError) as error:
@@ -175,7 +181,7 @@ def fit_calibration(samples: Sequence[CalibrationSample], about: str = "") -> St
 
     features = np.stack([sample.features for sample in samples])
     mean, scale = features.mean(axis=0), features.std(axis=0)
-    scale[scale == 0] = 1.0
+    scale[scale < SMALLEST_SCALE] = 1.0
     standard = torch.from_numpy((features - mean) / scale)
     gain, agreement, distance = (
         torch.tensor([getattr(sample, name) for sample in samples], dtype=torch.float64)

@@ -375,7 +375,7 @@ def explain(
         raise fail(str(exc), 1) from None
     (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet, one_device=True)
     corrector.half_precision_advice = False  # explain has no --precision
-    from recnet_cli.engine import PhotoOutOfMemoryError
+    from recnet_cli.engine import PhotoRunError
     from recnet_cli.metrics import UnscorableError
     from recnet_cli.viz.sheet import contact_sheet
     from recnet_cli.viz.sheet import explain as explain_photo
@@ -394,7 +394,7 @@ def explain(
         write_rgb8(target, sheet, overwrite=overwrite)
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
-    except PhotoOutOfMemoryError as exc:
+    except PhotoRunError as exc:
         raise fail(f"{image}: {exc}", 1) from None
     except UnscorableError as exc:  # a reference of another size, or a photo too small to score
         raise fail(f"{reference or image}: {exc}", 1) from None
@@ -828,7 +828,7 @@ def calibrate(
         raise fail(f"-o {output}: {problem}")
     if problem := data_source_problem(pairs, inputs, targets, photos, takes_photos=True):
         raise fail(problem)
-    from recnet_cli.engine import PhotoOutOfMemoryError
+    from recnet_cli.engine import PhotoOutOfMemoryError, PhotoRunError
     from recnet_cli.train.calibration import calibrate as fit_strength
     from recnet_cli.train.calibration import calibrated_card, calibration_data
 
@@ -851,6 +851,8 @@ def calibrate(
             memory = "GPU memory" if corrector.device.type == "cuda" else "memory"
             message = f"not enough {memory} to calibrate at --size {size}: try a smaller --size"
             raise fail(message, 1) from None
+        except PhotoRunError as exc:
+            raise fail(f"{loaded.source}: {exc}", 1) from None
     held_out = {regime: score.rounded() for regime, score in scores.items()}
     card = calibrated_card(loaded.card, lasting_reference(loaded.source), output.stem, calibration, held_out)
     try:
@@ -1005,13 +1007,13 @@ def bench(
         model, device, precision, tile, quiet=True, compiled=compiled, one_device=True, fused=fused
     )
     from recnet_cli.devices import describe_peak_memory
-    from recnet_cli.engine import PhotoOutOfMemoryError, time_correction
+    from recnet_cli.engine import PhotoRunError, time_correction
 
     try:
         timing = time_correction(corrector, megapixels, repeats)
     except MemoryError:
         raise fail(f"--mp {megapixels:g}: a photo this large does not fit in this machine's memory") from None
-    except PhotoOutOfMemoryError as error:
+    except PhotoRunError as error:
         raise fail(f"--mp {megapixels:g}: {error}", 1) from None
     if compiled and timing["tile"]:
         console.notice("--compile speeds up the whole-image path only; this size ran in tiles (try --tile 0)")

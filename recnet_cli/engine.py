@@ -75,8 +75,16 @@ GIB = 2**30
 EDGE_PAD = 8
 
 
-class PhotoOutOfMemoryError(Exception):
-    """A photo the device's memory could not hold at these settings; the message says what to try."""
+class PhotoRunError(Exception):
+    """A photo the model could not correct; it fails alone, and the message says what to try."""
+
+
+class PhotoOutOfMemoryError(PhotoRunError):
+    """A photo the device's memory could not hold at these settings."""
+
+
+class NotANumberError(PhotoRunError):
+    """A photo whose output came out NaN: weights that overflow, or a half precision too narrow for it."""
 
 
 @dataclass
@@ -334,6 +342,14 @@ class Corrector:
         where = "GPU memory" if on_gpu else "memory"
         return PhotoOutOfMemoryError(f"not enough {where} for this {megapixels:.1f} MP photo: {advice}")
 
+    def not_a_number(self) -> NotANumberError:
+        """The error for a photo whose output came out NaN, with what to try."""
+        if self.dtype in (torch.float16, torch.bfloat16):
+            advice = f"its values overflow {precision_name(self.dtype)}'s range: try --precision fp32"
+        else:
+            advice = "its weights overflow on this photo: try another model"
+        return NotANumberError(f"the model's output is not a number (NaN): {advice}")
+
     @torch.inference_mode()
     def _start(self, rgb: np.ndarray, progress: Progress | None) -> PendingCorrection:
         height, width = rgb.shape[:2]
@@ -482,6 +498,8 @@ class PendingCorrection:
             self.copied.synchronize()
         try:
             full, mask = to_numpy(self.output), to_numpy(self.mask)
+            if np.isnan(full.min()) or np.isnan(mask.min()):  # min() passes NaN on, in one pass, no copy
+                raise self.corrector.not_a_number()
             strength = self.corrector.strength_for(self.rgb, full)
             return Correction(blend(self.rgb, full, strength), mask, strength)
         except MemoryError:

@@ -13,7 +13,7 @@ import numpy as np
 
 from recnet_cli.batch import stops_writing
 from recnet_cli.devices import is_out_of_memory
-from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
+from recnet_cli.engine import Corrector, PhotoOutOfMemoryError, PhotoRunError
 from recnet_cli.files import describe_os_error, file_kind
 from recnet_cli.imaging import (
     FREE_MEMORY_ADVICE,
@@ -221,7 +221,7 @@ def score_each(
     for index, pair in enumerate(pairs, start=1):
         try:
             score, corrected = score_pair(pair, corrector, on_notice)
-        except (ImageFileError, PhotoOutOfMemoryError) as exc:
+        except (ImageFileError, PhotoRunError) as exc:
             reason = str(exc) if isinstance(exc, ImageFileError) else f"{pair.input}: {exc}"
             report.failures.append(PairFailure(pair.input, pair.target, reason))
             on_failure(report.failures[-1])

@@ -279,7 +279,7 @@ def run_batch(
 ) -> Summary:
     """Reads, computes (one lane per device) and writes every job under a progress bar, which each photo
     moves as its tiles finish; ``found`` holds the inputs that gave no job (see ``collect_jobs``)."""
-    from recnet_cli.engine import PhotoOutOfMemoryError
+    from recnet_cli.engine import PhotoRunError
 
     any_gpu = any(corrector.device.type == "cuda" for corrector in correctors)
     # The bar counts megapixels, for an ETA that holds when sizes vary, and GPU lanes read ahead as far as
@@ -316,7 +316,7 @@ def run_batch(
                 overwrite=overwrite,
                 skip_existing=skip_existing,
                 on_outcome=record,
-                handled=(PhotoFileError, PhotoOutOfMemoryError),
+                handled=(PhotoFileError, PhotoRunError),
             )
     except KeyboardInterrupt:
         ignore_further_stops()  # a second Ctrl-C or SIGTERM must not cut the summary short

@@ -138,6 +138,16 @@ def test_the_calibration_survives_the_card_as_a_mapping_or_json_text() -> None:
             }
             for bias in (10**400, float("nan"), "inf")
         ),
+        *(  # finite, but its predictions would be NaN: (x - 1e300) / 1e-300 is infinite, and 0 times that NaN
+            {
+                "features": FEATURES,
+                "mean": [mean] * FEATURE_COUNT,
+                "scale": [scale] * FEATURE_COUNT,
+                "weights": [0.0] + [1.0] * (FEATURE_COUNT - 1),
+                "bias": 0.0,
+            }
+            for mean, scale in ((0.0, 1e-320), (1e300, 1e-300), (0.0, -1e-12))
+        ),
     ],
 )
 def test_an_unusable_calibration_is_refused(broken: object) -> None:

@@ -47,8 +47,9 @@ from recnet_cli.runner import finish, run_batch
 from recnet_cli.train import loop
 from recnet_cli.train.data import read_rgb
 from recnet_cli.train.run_folder import TrainConfig, TrainingError
-from recnet_cli.weights import ModelEntry
+from recnet_cli.weights import ModelEntry, save_model
 from recnet_cli.weights.formats import safetensors_header
+from recnet_cli.weights.save import model_files
 
 TRAIN_PHOTOS = Path(__file__).parent / "data" / "train-photos"
 
@@ -2381,3 +2382,27 @@ def test_the_models_table_shows_control_characters_in_names_as_escapes() -> None
     shown.print(console.models_table([entry]))
     table = shown.file.getvalue()
     assert "a\\x1b[31mRED" in table and "line\\nbreak" in table and "\x1b" not in table
+
+
+def test_a_model_whose_output_is_not_a_number_fails_each_photo_in_one_line(tmp_path: Path) -> None:
+    # Weights that overflow (finite, 1e30 times the usual): a traceback in --strength auto's statistics, an
+    # all-black or noise picture at --strength 1
+    torch.manual_seed(0)
+    model = RECNet()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            parameter.mul_(1e30 if name.endswith("weight") else 1)
+    model_path = tmp_path / "overflowing.safetensors"
+    save_model(model, model_path, {})
+    photos = [make_photo(tmp_path / name) for name in ("a.jpg", "b.png")]
+    reason = "the model's output is not a number (NaN): its weights overflow on this photo: try another model"
+    for command in (["correct", "-o", str(tmp_path / "out")], ["correct", "--strength", "1"], ["mask"]):
+        result = CliRunner().invoke(app, [*command, *map(str, photos), "--model", str(model_path)])
+        assert result.exit_code == 1
+        assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+            f"error: {photo}: {reason}" for photo in photos
+        ]
+    assert set(tmp_path.iterdir()) == {*photos, *model_files(model_path), tmp_path / "out"}
+    assert not any((tmp_path / "out").iterdir())  # no picture of NaN
+    explained = CliRunner().invoke(app, ["explain", str(photos[0]), "--model", str(model_path)])
+    assert (explained.exit_code, explained.stderr) == (1, f"error: {photos[0]}: {reason}\n")

@@ -357,6 +357,40 @@ def test_weights_that_are_not_finite_are_refused(tmp_path: Path, small_model: RE
     )
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.uint8, torch.bool, torch.float8_e4m3fn])
+def test_weights_of_a_type_no_model_is_stored_in_are_refused(
+    tmp_path: Path, small_model: RECNet, dtype: torch.dtype
+) -> None:
+    # Integers and booleans loaded without a word and corrected photos into noise; float8 was a traceback
+    path = tmp_path / "model.safetensors"
+    tensors = {key: value.to(dtype) for key, value in small_model.state_dict().items()}
+    path.write_bytes(safetensors_bytes(tensors))
+    problem = load_error(str(path))
+    assert problem.startswith(f"{path}: {str(dtype).removeprefix('torch.')} values in keys ")
+    assert problem.endswith("; RECNet's weights are float32, float16, bfloat16 or float64")
+
+
+def test_the_shapes_a_file_declares_are_checked_before_a_model_of_them_is_built(tmp_path: Path) -> None:
+    # A 217 KB file naming 2000 channels and 20 blocks: the model built for it would take about 40 GB.
+    tensors = {"extract.weight": torch.zeros(2000, 3, 3, 3)}
+    tensors |= {f"dualprocess.conv{block}.x": torch.zeros(0) for block in range(1, 21)}
+    path = tmp_path / "wide.safetensors"
+    path.write_bytes(safetensors_bytes(tensors))
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))\n"
+        "from recnet_cli.weights import WeightsError, load_model\n"
+        "try:\n"
+        "    load_model(sys.argv[1])\n"
+        "except WeightsError as error:\n"
+        "    print(error)\n"
+    )
+    command = [sys.executable, "-c", code, str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"{path}: missing keys dualprocess.cat.bias, dualprocess.cat.weight, ")
+
+
 # ---- the project's own format ----
 
 

@@ -75,13 +75,17 @@ CUT_SHORT = "its end is missing; copy or download it again"
 
 def load_weights(path: Path, label: str) -> RECNet:
     """A RECNet built from the file's own shapes, loaded strictly; errors start with ``label``."""
+    import torch
+
     from recnet_cli.model import RECNet
 
     state_dict = read_state_dict(path, label)
     channels, blocks = infer_architecture(state_dict, label)
-    model = RECNet(channels, blocks)
-    check_state_dict(model.state_dict(), state_dict, label)
+    with torch.device("meta"):  # the shapes it needs, checked before a byte is allocated for them
+        check_state_dict(RECNet(channels, blocks).state_dict(), state_dict, label)
+    check_dtypes(state_dict, label)
     check_finite(state_dict, label)
+    model = RECNet(channels, blocks)
     model.load_state_dict(state_dict)
     return model.eval()
 
@@ -249,6 +253,21 @@ def infer_architecture(state_dict: dict[str, Tensor], label: str) -> tuple[int, 
     if problem := width_problem(extract.shape[0]):  # the model built for it would fail on the first photo
         raise WeightsError(f"{label}: not a RECNet checkpoint of a supported layout: {problem}")
     return extract.shape[0], len(blocks)
+
+
+def check_dtypes(state_dict: dict[str, Tensor], label: str) -> None:
+    """Refuses tensors of a type weights are not stored in (integers, booleans, float8): a model loaded from
+    them computes nothing of use."""
+    import torch
+
+    stored_in = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+    other = sorted(key for key, tensor in state_dict.items() if tensor.dtype not in stored_in)
+    if other:
+        dtype = str(state_dict[other[0]].dtype).removeprefix("torch.")
+        raise WeightsError(
+            f"{label}: {describe_keys(f'{dtype} values in', other)}; RECNet's weights are float32, float16, "
+            "bfloat16 or float64"
+        )
 
 
 def check_finite(state_dict: dict[str, Tensor], label: str) -> None:
