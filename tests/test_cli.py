@@ -2386,7 +2386,7 @@ def test_the_models_table_shows_control_characters_in_names_as_escapes() -> None
 
 def test_a_model_whose_output_is_not_a_number_fails_each_photo_in_one_line(tmp_path: Path) -> None:
     # Weights that overflow (finite, 1e30 times the usual): a traceback in --strength auto's statistics, an
-    # all-black or noise picture at --strength 1
+    # all-white picture at --strength 1
     torch.manual_seed(0)
     model = RECNet()
     with torch.no_grad():
