@@ -5,6 +5,7 @@ load (a broken or mismatched PyTorch, OpenCV without a system library it needs) 
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -33,6 +34,8 @@ def stopped_unfinished(command: str) -> str:
 def run() -> None:
     """The ``recnet`` program (see ``cli.run``, which it starts)."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    reopen_closed_standard_streams()
+    forget_unusable_terminal_size()
     try:
         try:
             from recnet_cli.cli import run as run_command_line
@@ -44,6 +47,38 @@ def run() -> None:
     except (ImportError, OSError, AttributeError) as error:
         end_if_library_failed(error)
         raise
+
+
+def reopen_closed_standard_streams() -> None:
+    """Puts the null device on a standard stream that was closed (``recnet models >&-``), as git does: what
+    is written there is dropped, not a traceback. Its number may have been taken meanwhile, by a file a
+    launcher opened (pyenv's shell script) or the first one recnet opened: what a library printed would go
+    there, so a stream that cannot be written is replaced too."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return
+    for number, name in enumerate(("stdin", "stdout", "stderr")):
+        try:
+            read_only = fcntl.fcntl(number, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+        except OSError:  # closed
+            read_only = None
+        if read_only is None or (read_only and number > 0):
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != number:
+                os.dup2(null, number)
+                os.close(null)
+            if getattr(sys, name) is None:
+                setattr(sys, name, open(number, "r" if number == 0 else "w", closefd=False))  # noqa: SIM115
+
+
+def forget_unusable_terminal_size() -> None:
+    """Drops a COLUMNS or LINES that is not a positive number (some environments set COLUMNS=0): Rich would
+    print every line that many characters wide, that is nothing at all."""
+    for name in ("COLUMNS", "LINES"):
+        value = os.environ.get(name)
+        if value is not None and not (value.isdigit() and int(value) > 0):
+            del os.environ[name]
 
 
 def end_if_library_failed(error: BaseException) -> None:

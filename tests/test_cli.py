@@ -627,6 +627,36 @@ def test_output_that_cannot_be_written_is_a_one_line_error(env: dict[str, str], 
     assert result.stderr == "error: cannot write to standard output: no space left on device\n"
 
 
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_closed_standard_stream_drops_what_goes_there_and_the_command_runs(
+    tmp_path: Path, env: dict[str, str], model_file: Path, closed: int
+) -> None:
+    # `recnet correct a.jpg -o b.jpg >&-` wrote the photo, then ended in three tracebacks (exit 1)
+    photo = make_photo(tmp_path / "a.jpg")
+    correct = ["correct", str(photo), "-o", str(tmp_path / "b.jpg"), "--model", str(model_file)]
+    for arguments in (["models"], correct):
+        result = subprocess.run(
+            [RECNET, *arguments],
+            env=env,
+            capture_output=True,
+            text=True,
+            preexec_fn=lambda: os.close(closed),  # what the shell does for >&- and 2>&-
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+    assert (tmp_path / "b.jpg").is_file()
+
+
+def test_a_terminal_width_of_zero_in_the_environment_is_ignored(env: dict[str, str]) -> None:
+    # COLUMNS=0, as some environments set it: Rich printed every line 0 characters wide, that is nothing
+    for columns in ("0", "wide"):
+        result = run(["correct", "no-such.jpg"], {**env, "COLUMNS": columns})
+        assert (result.returncode, result.stderr) == (1, "error: no-such.jpg: no such file or folder\n")
+        listed = run(["models"], {**env, "COLUMNS": columns})
+        assert listed.stderr.startswith("No models yet: none bundled in weights/")
+
+
 def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[str, str]) -> None:
     shots = tmp_path / "shots"
     shots.mkdir()
