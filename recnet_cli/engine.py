@@ -280,6 +280,22 @@ class Corrector:
         """Memory of a tiled run's full-size maps for a photo of this size, with its mirrored border."""
         return full_maps_bytes(self.model.channels, height + 2 * EDGE_PAD, width + 2 * EDGE_PAD, self.dtype)
 
+    def storage_for(self, height: int, width: int, tile: int) -> torch.device:
+        """Where a tiled run of a photo of this size keeps its full-size maps: the device where they fit
+        there with --tile auto, else host memory."""
+        if self.tile != "auto":
+            return HOST
+        bordered = (height + 2 * EDGE_PAD, width + 2 * EDGE_PAD)
+        return map_storage(self.device, self.dtype, *bordered, tile, self.model.channels)
+
+    def check_room(self, height: int, width: int) -> None:
+        """Raises PhotoOutOfMemoryError where the feature maps of a photo of this size would fit neither in
+        memory nor in the temporary folder (see ``spill_for``): said from its header, before minutes of
+        decoding it (a damaged one may claim 900 MP)."""
+        tile = self.tile_for(height, width)
+        if tile and self.storage_for(height, width, tile) == HOST:
+            self.spill_for(height, width)
+
     def spill_for(self, height: int, width: int) -> Spill | None:
         """Which full-size maps a tiled run of a photo of this size keeps in files, and where, when the maps
         are in host memory: None (all in memory) where the memory available holds them, or is unknown (not
@@ -376,10 +392,7 @@ class Corrector:
         """(output, mask) of the photo with its border, in tiles, and which full-size maps went to files
         where memory could not hold them all (None: all in memory)."""
         height, width = rgb.shape[:2]
-        storage = HOST
-        if self.tile == "auto":
-            bordered = (height + 2 * EDGE_PAD, width + 2 * EDGE_PAD)
-            storage = map_storage(self.device, self.dtype, *bordered, tile, self.model.channels)
+        storage = self.storage_for(height, width, tile)
         spill = self.spill_for(height, width) if storage == HOST else None
         runner = TiledRunner(
             self.model, self.device, self.dtype, tile, storage, stages=self.stages, spill=spill

@@ -35,6 +35,7 @@ from recnet_cli.imaging import (
     format_for,
     hdr_curve,
     header_megapixels,
+    header_size,
     install_hint,
     names_unsupported_image,
     read_photo,
@@ -298,7 +299,7 @@ def run_batch(
 
             def lane(corrector: Corrector) -> Stages:
                 return Stages(
-                    read=lambda job: read_job(job, quiet),
+                    read=lambda job: read_job(job, quiet, corrector),
                     compute=lambda job, photo: compute(
                         corrector, photo, partial(progress.photo_progress, job, photo.megapixels)
                     ),
@@ -356,9 +357,12 @@ def read_input(path: Path, quiet: bool) -> Photo:
     return photo
 
 
-def read_job(job: Job, quiet: bool) -> Photo:
-    """The job's photo, once its output's format is known to hold a picture that size (before the model runs
-    for minutes on a panorama too wide for JPEG)."""
+def read_job(job: Job, quiet: bool, corrector: Corrector) -> Photo:
+    """The job's photo, once the ``corrector`` is known to have room for one of the size its header says
+    (before minutes of decoding one too large), and its output's format to hold a picture that size (before
+    the model runs for minutes on a panorama too wide for JPEG)."""
+    if size := header_size(job.source):
+        corrector.check_room(*size)
     photo = read_input(job.source, quiet)
     check_output_size(job.target, photo)
     return photo

@@ -843,10 +843,10 @@ def test_an_output_saved_while_the_batch_runs_is_kept_unless_overwrite(
     read_job = runner.read_job
     saved_by: list[Callable[[Path], object]] = [Path.touch]  # the user saves them (they lack recnet's mark)
 
-    def read_then_save_over(job: Job, quiet: bool) -> Photo:
+    def read_then_save_over(job: Job, quiet: bool, corrector: Corrector) -> Photo:
         appearing[job.source.stem].write_bytes(b"MY EDIT")
         saved_by[0](appearing[job.source.stem])
-        return read_job(job, quiet)
+        return read_job(job, quiet, corrector)
 
     monkeypatch.setattr(runner, "read_job", read_then_save_over)
     arguments = [command, *photos, "-o", str(out), flag, "--model", str(model_file), "--device", "cpu"]
@@ -2379,6 +2379,29 @@ def test_train_and_eval_commands_as_a_user_runs_them(tmp_path: Path, env: dict[s
     said = " ".join(with_damage.stderr.split())
     assert "scored 2 of 3 pairs: 1 could not be scored (above) and is left out of the means" in said
     assert "on 2 pairs" in with_damage.stdout and "zz-damaged" not in with_damage.stdout
+
+
+def test_a_photo_too_large_for_memory_and_disk_is_refused_from_its_header_before_it_is_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_file: Path
+) -> None:
+    # A 17 KB JPEG whose header claims 30000 x 30000 pixels was decoded first (1 min 43 s, 17 GB of memory)
+    photo = make_photo(tmp_path / "a.jpg", (300, 200))
+    data = bytearray(photo.read_bytes())
+    start = data.find(b"\xff\xc0")
+    data[start + 5 : start + 9] = (30000).to_bytes(2, "big") * 2
+    claims = tmp_path / "claims.jpg"
+    claims.write_bytes(bytes(data))
+    monkeypatch.setattr(engine, "available_host_memory", lambda: 2**30)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: types.SimpleNamespace(free=2**30))
+    decoded: list[Path] = []
+    monkeypatch.setattr(runner, "read_input", lambda path, quiet: decoded.append(path))
+    for command in ("correct", "mask"):
+        result = CliRunner().invoke(app, [command, str(claims), "--model", str(model_file)])
+        assert result.exit_code == 1
+        assert (
+            f"error: {claims}: not enough memory for this 900.0 MP photo: its feature maps take 141.0 GiB"
+        ) in result.stderr
+    assert decoded == []
 
 
 def test_a_photo_whose_feature_maps_memory_cannot_hold_says_where_they_went(

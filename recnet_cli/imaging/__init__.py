@@ -76,7 +76,7 @@ from recnet_cli.imaging.notices import (
 )
 from recnet_cli.imaging.photo import Photo
 from recnet_cli.imaging.pixels import BT601_LUMA, fit_size
-from recnet_cli.imaging.read import header_megapixels, read_photo
+from recnet_cli.imaging.read import header_megapixels, header_size, read_photo
 from recnet_cli.imaging.write import (
     atomic_output,
     check_output_size,
@@ -119,6 +119,7 @@ __all__ = [
     "has_supported_signature",
     "hdr_curve",
     "header_megapixels",
+    "header_size",
     "install_hint",
     "kept_from_overwrite",
     "mark_written",

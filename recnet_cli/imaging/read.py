@@ -109,14 +109,21 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
 def header_megapixels(path: str | os.PathLike[str]) -> float:
     """The image's size in megapixels from its header, without decoding it; 0 when it cannot be read
     (or should not be: a FIFO would block)."""
+    size = header_size(path)
+    return 0.0 if size is None else size[0] * size[1] / 1e6
+
+
+def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The image's (height, width) as its header says, stored (before EXIF orientation), without decoding
+    it; None when it cannot be read (or should not be: a FIFO would block)."""
     if input_file_problem(path):
-        return 0.0
+        return None
     enable_heif()
     try:
         with Image.open(path) as image:
-            return image.width * image.height / 1e6
+            return image.height, image.width
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
-        return 0.0
+        return None
 
 
 def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
