@@ -792,7 +792,11 @@ def calibrate(
     ] = 250,
     device: DeviceOpt = "auto",
     overwrite: Annotated[
-        bool, flag("--overwrite", help="Replace the model -o names, and its cards, where they exist.")
+        bool,
+        flag(
+            "--overwrite",
+            help="Replace the model -o names, and the cards recnet wrote beside it, where they exist.",
+        ),
     ] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -813,7 +817,7 @@ def calibrate(
       recnet calibrate --photos photos/ -m mine.safetensors -o auto.safetensors
       recnet calibrate --inputs shots/ --targets edited/ -o tuned.safetensors
     """
-    from recnet_cli.weights import WeightsError, is_safetensors, model_files, save_model
+    from recnet_cli.weights import WeightsError, foreign_card, is_safetensors, model_files, save_model
     from recnet_cli.weights.locate import lasting_reference
 
     if not is_safetensors(output):
@@ -822,6 +826,8 @@ def calibrate(
     if problem := next(filter(None, map(output_path_problem, written)), None):
         raise fail(problem)
     existing = [path for path in written if os.path.lexists(path)]
+    if card := foreign_card(output):  # not even with --overwrite
+        raise fail(f"-o {output}: {card} exists, and recnet did not write it (no model card): move it away")
     if existing and not overwrite:
         raise fail(f"-o {output}: {existing[0]} exists (use --overwrite)")
     if problem := folder_problem(output.parent, create=False):  # before minutes of calibrating, not after

@@ -1230,6 +1230,14 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     in_place = run([*arguments[:-1], str(calibrated), "--model", str(calibrated), "--overwrite"], env)
     assert in_place.returncode == 2 and "that is the model being calibrated" in in_place.stderr
     assert calibrated.read_bytes() == before
+    (tmp_path / "mine.md").write_text("my notes\n")  # a file of the user's where a card goes
+    notes = run([*arguments[:-1], str(tmp_path / "mine.safetensors"), "--overwrite"], env)
+    assert (notes.returncode, notes.stderr) == (
+        2,
+        f"error: -o {tmp_path / 'mine.safetensors'}: {tmp_path / 'mine.md'} exists, and recnet did not write "
+        "it (no model card): move it away\n",
+    )
+    assert (tmp_path / "mine.md").read_text() == "my notes\n"
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -34,6 +34,7 @@ from recnet_cli.weights import (
     ModelNotFoundError,
     WeightsError,
     download,
+    foreign_card,
     load_model,
     models_to_list,
     save_model,
@@ -542,6 +543,25 @@ def test_a_training_checkpoint_has_no_card(tmp_path: Path, small_model: RECNet, 
 
     assert same_outputs(loaded.model, small_model, image)
     assert loaded.card == {}
+
+
+def test_a_card_beside_a_model_that_recnet_did_not_write_is_found(
+    tmp_path: Path, small_model: RECNet
+) -> None:
+    # What calibrate's --overwrite keeps: it replaced a user's mine.md and mine.json beside mine.safetensors
+    path = tmp_path / "mine.safetensors"
+    save_model(small_model, path, {})
+    assert foreign_card(path) is None  # recnet's own cards
+    path.with_suffix(".md").write_text("my notes on this model\n")
+    assert foreign_card(path) == path.with_suffix(".md")
+    path.with_suffix(".md").unlink()
+    for mine in ('{"mine": 1}', "not JSON", '["RECNet"]'):
+        path.with_suffix(".json").write_text(mine)
+        assert foreign_card(path) == path.with_suffix(".json")
+    path.with_suffix(".json").unlink()
+    path.with_suffix(".json").symlink_to(tmp_path / "elsewhere.json")
+    assert foreign_card(path) == path.with_suffix(".json")  # a link, which recnet never writes
+    assert foreign_card(tmp_path / "new.safetensors") is None
 
 
 def test_save_model_errors(tmp_path: Path, small_model: RECNet) -> None:

@@ -32,7 +32,7 @@ from recnet_cli.weights.formats import is_safetensors, load_weights
 from recnet_cli.weights.hub import download
 from recnet_cli.weights.listing import ModelEntry, models_to_list
 from recnet_cli.weights.locate import resolve
-from recnet_cli.weights.save import model_files, save_model
+from recnet_cli.weights.save import foreign_card, model_files, save_model
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
 # the functions that build or read tensors import it when called.
@@ -46,6 +46,7 @@ __all__ = [
     "ModelNotFoundError",
     "WeightsError",
     "download",
+    "foreign_card",
     "is_safetensors",
     "load_model",
     "model_files",

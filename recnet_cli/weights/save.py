@@ -65,6 +65,30 @@ def model_files(path: Path) -> tuple[Path, Path, Path]:
     return path, path.with_suffix(".json"), path.with_suffix(".md")
 
 
+def foreign_card(path: Path) -> Path | None:
+    """A card beside the model ``path`` that recnet did not write (a file of the user's with its name, or a
+    link), which even --overwrite keeps: the model's own file is the one -o names; None when there is none."""
+    return next((card for card in model_files(path)[1:] if os.path.lexists(card) and not is_card(card)), None)
+
+
+def is_card(path: Path) -> bool:
+    """Whether ``path`` is a card as ``save_model`` writes them: JSON with the architecture's fields, or the
+    card for people, which starts with the model's name and how to use it."""
+    if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > CARD_SIZE_LIMIT:
+        return False
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".md":
+            return text.startswith(f"# {path.stem}\n\nRECNet weights ")
+        card = json.loads(text)
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return False
+    return isinstance(card, dict) and card.get(ARCHITECTURE[0]) == "RECNet"
+
+
+CARD_SIZE_LIMIT = 2**20  # a card of a few kilobytes, with a calibration's numbers; a larger file is another
+
+
 def card_markdown(path: Path, card: dict[str, Any]) -> str:
     """The card for people of the model saved at ``path``, starting with how to use it."""
     name = path.stem
