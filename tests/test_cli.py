@@ -2467,3 +2467,17 @@ def test_a_model_whose_output_is_not_a_number_fails_each_photo_in_one_line(tmp_p
     assert not any((tmp_path / "out").iterdir())  # no picture of NaN
     explained = CliRunner().invoke(app, ["explain", str(photos[0]), "--model", str(model_path)])
     assert (explained.exit_code, explained.stderr) == (1, f"error: {photos[0]}: {reason}\n")
+
+
+def test_openmp_threads_spin_less_unless_the_user_says_how_they_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):
+        monkeypatch.delenv(variable, raising=False)
+    entry.spin_less_while_waiting()
+    assert os.environ["GOMP_SPINCOUNT"] == entry.SPIN_COUNT
+    monkeypatch.setenv("GOMP_SPINCOUNT", "infinite")
+    entry.spin_less_while_waiting()
+    assert os.environ["GOMP_SPINCOUNT"] == "infinite"
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    entry.spin_less_while_waiting()
+    assert "GOMP_SPINCOUNT" not in os.environ
