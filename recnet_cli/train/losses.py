@@ -37,6 +37,7 @@ ECR_POOL = 4
 ECR_EPS = 1e-8
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512)
 VGG16_FILE = "vgg16-397923af.pth"
+VGG16_URL = f"https://download.pytorch.org/models/{VGG16_FILE}"  # where torchvision downloads it from
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -99,8 +100,8 @@ def load_vgg16_features(path: Path | None = None) -> VGG16Features:
         what = "a folder, not a weights file" if path.is_dir() else "no such file"
         raise VggWeightsError(
             f"{path}: {what if given else 'no VGG16 weights'}; the ECR loss needs torchvision's ImageNet "
-            f"{VGG16_FILE} (pass --vgg-weights PATH or place it at {default_vgg_weights()}), or train with "
-            "--no-ecr"
+            f"{VGG16_FILE} ({VGG16_URL}: pass --vgg-weights PATH or place it at {default_vgg_weights()}), or "
+            "train with --no-ecr"
         )
     label = str(path)
     try:  # as --model reads a file: a checkpoint's pickle never runs code, and says so when it would
