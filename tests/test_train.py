@@ -710,6 +710,24 @@ def test_a_config_field_of_the_wrong_type_stops_a_resume_with_one_line_naming_th
     with pytest.raises(TrainingError) as caught:
         resume(tmp_path / "run")
     assert str(caught.value) == f"{config_path}: damaged (TrainingError: batch must be at least 1 (got 0))"
+    for edit, reason in (  # each failed at the first step, in PyTorch's words (Invalid learning rate: nan)
+        ({"lr": float("nan")}, "lr must be above 0 and at most 1 (got nan)"),
+        ({"lr": 0}, "lr must be above 0 and at most 1 (got 0)"),
+        (
+            {"regimes": [-1, 1, 1, 1]},
+            "regimes must be finite shares of 0 or more, not all 0 (got [-1, 1, 1, 1])",
+        ),
+        (
+            {"regimes": [0, 0, 0, 0]},
+            "regimes must be finite shares of 0 or more, not all 0 (got [0, 0, 0, 0])",
+        ),
+        ({"jpeg_probability": 2}, "jpeg_probability must be from 0 to 1 (got 2)"),
+        ({"channels": 3}, "channels: RECNet needs an even number of channels, at least 4, not 3"),
+    ):
+        config_path.write_text(json.dumps(config | edit))
+        with pytest.raises(TrainingError) as caught:
+            resume(tmp_path / "run")
+        assert str(caught.value) == f"{config_path}: damaged (TrainingError: {reason})"
     config_path.write_text(json.dumps(config | {"jpeg_probability": 1}))  # an integer is a float to JSON
     assert resume(tmp_path / "run").complete
 

@@ -33,6 +33,7 @@ from recnet_cli.files import error_line, file_kind, nearest_existing
 from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
+from recnet_cli.model.recnet import width_problem
 from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, list_photos, pair_data, photo_data
 from recnet_cli.train.losses import RecnetLoss, build_loss
 from recnet_cli.train.pairs import ImagePair, chosen_pairs, data_source_problem, not_a_folder
@@ -220,7 +221,7 @@ def resume(
     except TypeError as error:  # a field missing or of the wrong kind
         raise damaged(config_path, error) from None
     try:
-        check_counts(config)
+        check_settings(config)
     except TrainingError as error:  # edited by hand
         raise damaged(config_path, error) from None
     config.run_dir = run_dir
@@ -326,13 +327,24 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingError(
             f"{config.run_dir}: cannot make the run folder ({existing} is {file_kind(existing)})"
         )
-    check_counts(config)
+    check_settings(config)
 
 
-def check_counts(config: TrainConfig) -> None:
+def check_settings(config: TrainConfig) -> None:
+    """Refuses settings no run can take, as a config.json edited by hand may hold (the command line refuses
+    them as options): it failed at the first step with PyTorch's words (``Invalid learning rate: nan``)."""
     for name in ("steps", "batch", "crop", "val_every", "checkpoint_every", "val_images"):
         if getattr(config, name) < 1:
             raise TrainingError(f"{name} must be at least 1 (got {getattr(config, name)})")
+    if not 0 < config.lr <= 1:  # NaN too
+        raise TrainingError(f"lr must be above 0 and at most 1 (got {config.lr})")
+    if not (all(share >= 0 for share in config.regimes) and 0 < sum(config.regimes) < math.inf):
+        shares = list(config.regimes)
+        raise TrainingError(f"regimes must be finite shares of 0 or more, not all 0 (got {shares})")
+    if not 0 <= config.jpeg_probability <= 1:
+        raise TrainingError(f"jpeg_probability must be from 0 to 1 (got {config.jpeg_probability})")
+    if problem := width_problem(config.channels):
+        raise TrainingError(f"channels: {problem}")
 
 
 def run(
