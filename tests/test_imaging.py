@@ -2290,6 +2290,18 @@ def test_damaged_png_colour_chunks_are_left_out(tmp_path: Path) -> None:
     assert imaging.colour_loss_notice(photo, "BMP") is None
 
 
+def test_a_png_s_large_metadata_is_read_and_one_too_large_is_named_as_such(tmp_path: Path) -> None:
+    # Pillow unpacks a text chunk to 1 MB at most: a 5 MB XMP or comment was "truncated or corrupt image data"
+    pixels = np.full((8, 8, 3), 128, np.uint8)
+    comment = (b"zTXt", b"Comment\x00\x00" + zlib.compress(b" " * 5_000_000, 9))
+    assert read_photo(png_with_chunks(tmp_path / "notes.png", pixels, comment)).pixels.shape == (8, 8, 3)
+    bomb = (b"zTXt", b"Comment\x00\x00" + zlib.compress(b" " * 50_000_000, 9))  # 49 KB in the file
+    assert_read_error(
+        png_with_chunks(tmp_path / "bomb.png", pixels, bomb),
+        "its metadata is too large to read (a PNG text or ICC chunk of more than 16 MB unpacked)",
+    )
+
+
 # --- atomic writes ----------------------------------------------------------------------------------
 
 

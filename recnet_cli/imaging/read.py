@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import cv2
 import numpy as np
-from PIL import Image, TiffImagePlugin
+from PIL import Image, PngImagePlugin, TiffImagePlugin
 from PIL.TiffImagePlugin import (
     BITSPERSAMPLE,
     COMPRESSION,
@@ -64,6 +64,13 @@ MACHINE_MEMORY = physical_memory()
 if MACHINE_MEMORY is not None:
     Image.MAX_IMAGE_PIXELS = None
 DECODED_BYTES_PER_PIXEL = 12  # float32 RGB
+# Pillow unpacks a PNG's compressed text and ICC chunks to at most 1 MB each, against zip bombs; a large
+# XMP (an editor's history) or a printer's ICC profile may be more. Its 64 MB for all of them stays.
+PngImagePlugin.MAX_TEXT_CHUNK = 16 * 2**20
+_TEXT_TOO_LARGE = (
+    f"its metadata is too large to read (a PNG text or ICC chunk of more than "
+    f"{PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB unpacked)"
+)
 # Pillow's modes mapped to the ones read_photo keeps: grey or RGB, with or without alpha.
 _PILLOW_CONVERSIONS = {
     "1": "L",
@@ -151,6 +158,8 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
         # RuntimeError, TIFF's TypeError), and a damaged file must fail alone, not stop the batch
         if out_of_host_memory(error):  # not the file's fault: it must not read as a damaged file
             raise ImageReadError(path, NO_MEMORY.format("decode", size[0] * size[1] / 1e6)) from None
+        if "MAX_TEXT_" in str(error):  # PngImagePlugin's limits on text (and ICC) chunks
+            raise ImageReadError(path, _TEXT_TOO_LARGE) from None
         raise ImageReadError(path, "truncated or corrupt image data") from error
 
 
