@@ -35,11 +35,10 @@ MSE_FLOOR = (0.5 / 255) ** 2  # below half an 8-bit level, errors are rounding: 
 L2_PENALTY = 1e-3
 START_BIAS = 2.0  # the fit starts from about 0.9 of the correction for every photo
 STRENGTH_STEP = 0.01  # predictions are rounded to this, so tiled and whole-image runs agree
-# The statistics lie in [-1, 1]. A calibration's numbers within these bounds keep every prediction a number
-# (a scale of 1e-320, or a mean of 1e300, would make it NaN); a fit's spread below SMALLEST_SCALE counts as
-# none.
+# The statistics lie in [-1, 1]. A calibration's numbers of at most LARGEST_VALUE, with its standardised
+# statistics clipped to that too, keep every prediction a number (a mean of 1e300 or a scale of 1e-320 made
+# it NaN).
 LARGEST_VALUE = 1e6
-SMALLEST_SCALE = 1e-9
 
 
 class CalibrationError(ValueError):
@@ -138,7 +137,9 @@ class StrengthCalibration:
         return self.strength_of(exposure_features(original, corrected))
 
     def strength_of(self, features: np.ndarray) -> float:
-        standard = (features - np.array(self.mean)) / np.array(self.scale)
+        with np.errstate(over="ignore"):  # a tiny scale: infinite, then clipped
+            standard = (features - np.array(self.mean)) / np.array(self.scale)
+        standard = np.clip(standard, -LARGEST_VALUE, LARGEST_VALUE)
         logit = float(standard @ np.array(self.weights)) + self.bias
         strength = 1 / (1 + np.exp(-np.clip(logit, -50, 50)))
         return round(round(strength / STRENGTH_STEP) * STRENGTH_STEP, 2)
@@ -164,11 +165,10 @@ class StrengthCalibration:
             vectors = [tuple(float(x) for x in fields[key]) for key in ("mean", "scale", "weights")]
             bias = float(fields["bias"])
             bounded = all(abs(x) <= LARGEST_VALUE for x in (*vectors[0], *vectors[1], *vectors[2], bias))
-            small = any(abs(x) < SMALLEST_SCALE for x in vectors[1])
-            if any(len(vector) != FEATURE_COUNT for vector in vectors) or small or not bounded:
+            if any(len(vector) != FEATURE_COUNT for vector in vectors) or 0 in vectors[1] or not bounded:
                 raise CalibrationError(
-                    f"needs {FEATURE_COUNT} means, scales and weights and a bias, numbers of at most "
-                    f"{LARGEST_VALUE:g} in size, the scales at least {SMALLEST_SCALE:g}"
+                    f"needs {FEATURE_COUNT} means, non-zero scales and weights, and a bias, numbers of at "
+                    f"most {LARGEST_VALUE:g} in size"
                 )
             return cls(*vectors, bias, str(fields.get("about", "")))
         except (ValueError, TypeError, KeyError, OverflowError) as error:
@@ -181,7 +181,7 @@ def fit_calibration(samples: Sequence[CalibrationSample], about: str = "") -> St
 
     features = np.stack([sample.features for sample in samples])
     mean, scale = features.mean(axis=0), features.std(axis=0)
-    scale[scale < SMALLEST_SCALE] = 1.0
+    scale[scale == 0] = 1.0
     standard = torch.from_numpy((features - mean) / scale)
     gain, agreement, distance = (
         torch.tensor([getattr(sample, name) for sample in samples], dtype=torch.float64)

@@ -78,7 +78,7 @@ def forget_unusable_terminal_size() -> None:
     print every line that many characters wide, that is nothing at all."""
     for name in ("COLUMNS", "LINES"):
         value = os.environ.get(name)
-        if value is not None and not (value.isdigit() and int(value) > 0):
+        if value is not None and not (value.isascii() and value.isdigit() and int(value) > 0):
             del os.environ[name]
 
 

@@ -128,6 +128,7 @@ def find_sources(
             missing.append(Unmatched(text, reason))
         missing.extend(map(unreadable_folder, unreadable))
         sources.extend(found)
+    unread_photos[:] = dict.fromkeys(unread_photos)  # once each, where inputs overlap
     return unique_sources(sources), missing
 
 

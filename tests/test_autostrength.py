@@ -138,21 +138,33 @@ def test_the_calibration_survives_the_card_as_a_mapping_or_json_text() -> None:
             }
             for bias in (10**400, float("nan"), "inf")
         ),
-        *(  # finite, but its predictions would be NaN: (x - 1e300) / 1e-300 is infinite, and 0 times that NaN
-            {
-                "features": FEATURES,
-                "mean": [mean] * FEATURE_COUNT,
-                "scale": [scale] * FEATURE_COUNT,
-                "weights": [0.0] + [1.0] * (FEATURE_COUNT - 1),
-                "bias": 0.0,
-            }
-            for mean, scale in ((0.0, 1e-320), (1e300, 1e-300), (0.0, -1e-12))
-        ),
+        {  # finite, but its predictions were NaN: (x - 1e300) / 1e-300 is infinite, and 0 times that NaN
+            "features": FEATURES,
+            "mean": [1e300] * FEATURE_COUNT,
+            "scale": [1e-300] * FEATURE_COUNT,
+            "weights": [0.0] + [1.0] * (FEATURE_COUNT - 1),
+            "bias": 0.0,
+        },
     ],
 )
 def test_an_unusable_calibration_is_refused(broken: object) -> None:
     with pytest.raises(CalibrationError):
         StrengthCalibration.from_card(broken)
+
+
+@pytest.mark.parametrize("scale", [1e-320, 1.4e-17, -1e-12])
+def test_a_calibration_s_tiny_scales_still_predict_a_strength(scale: float) -> None:
+    # 1e-320 was a traceback (NaN); np.std of a statistic that never changed can give 1.4e-17
+    card = {
+        "features": FEATURES,
+        "mean": [0.5] * FEATURE_COUNT,
+        "scale": [scale] + [1.0] * (FEATURE_COUNT - 1),
+        "weights": [0.0] * (FEATURE_COUNT - 1) + [1.0],
+        "bias": 0.0,
+    }
+    calibration = StrengthCalibration.from_card(card)
+    for first in (0.5, 0.7, 0.3):  # at the mean, and above and below it, where 0 times infinity was NaN
+        assert calibration.strength_of(np.array([first] + [0.5] * (FEATURE_COUNT - 1))) == 0.5
 
 
 def test_a_saved_model_carries_its_calibration_in_the_card_and_the_metadata(tmp_path: Path) -> None:

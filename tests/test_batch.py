@@ -338,7 +338,8 @@ def test_photo_files_recnet_cannot_read_are_left_out_of_folders_and_patterns_and
     for name in ("DSC_1.NEF", "DSC_2.nef", "day/DSC_3.dng", "IMG_4.HEIC", "day/.hidden.cr2"):
         (shots / name).write_bytes(b"x")
     left_out: list[Path] = []
-    sources, missing = find_sources([str(shots), str(shots / "day" / "*")], left_out=left_out)
+    overlapping = [str(shots), str(shots / "day" / "*"), str(shots / "*")]  # the RAW files on top twice
+    sources, missing = find_sources(overlapping, left_out=left_out)
     assert missing == [] and not any(source.path.suffix in (".NEF", ".nef", ".dng") for source in sources)
     raw = [shots / "DSC_1.NEF", shots / "DSC_2.nef", shots / "day" / "DSC_3.dng"]
     assert left_out == (raw if imaging.HEIF_SUPPORTED else [*raw[:2], shots / "IMG_4.HEIC", raw[2]])

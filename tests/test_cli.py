@@ -650,7 +650,7 @@ def test_a_closed_standard_stream_drops_what_goes_there_and_the_command_runs(
 
 def test_a_terminal_width_of_zero_in_the_environment_is_ignored(env: dict[str, str]) -> None:
     # COLUMNS=0, as some environments set it: Rich printed every line 0 characters wide, that is nothing
-    for columns in ("0", "wide"):
+    for columns in ("0", "wide", "\u00b2"):  # ², a digit to isdigit that int() does not take
         result = run(["correct", "no-such.jpg"], {**env, "COLUMNS": columns})
         assert (result.returncode, result.stderr) == (1, "error: no-such.jpg: no such file or folder\n")
         listed = run(["models"], {**env, "COLUMNS": columns})
@@ -1020,8 +1020,11 @@ def test_gpu_lanes_read_ahead_as_far_as_the_largest_photo_allows(
         return batch.run_jobs(jobs, lanes, **kwargs)
 
     monkeypatch.setattr("recnet_cli.runner.run_jobs", run_jobs_noting_the_depths)
-    # run_batch only asks where a lane runs
-    lanes = [types.SimpleNamespace(device=torch.device(device)) for device in devices]
+    # run_batch only asks where a lane runs, and whether it has room for a photo
+    lanes = [
+        types.SimpleNamespace(device=torch.device(device), check_room=lambda height, width: None)
+        for device in devices
+    ]
 
     def write(job: Job, photo: Photo, computed: Photo) -> float:
         job.target.write_bytes(b"corrected")
@@ -2471,7 +2474,8 @@ def test_a_model_whose_output_is_not_a_number_fails_each_photo_in_one_line(tmp_p
 
 def test_openmp_threads_spin_less_unless_the_user_says_how_they_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):
-        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.setenv(variable, "")  # so that monkeypatch puts back what was there, or nothing
+        monkeypatch.delenv(variable)
     entry.spin_less_while_waiting()
     assert os.environ["GOMP_SPINCOUNT"] == entry.SPIN_COUNT
     monkeypatch.setenv("GOMP_SPINCOUNT", "infinite")

@@ -2300,6 +2300,11 @@ def test_a_png_s_large_metadata_is_read_and_one_too_large_is_named_as_such(tmp_p
         png_with_chunks(tmp_path / "bomb.png", pixels, bomb),
         "its metadata is too large to read (a PNG text or ICC chunk of more than 16 MB unpacked)",
     )
+    many = (b"zTXt", b"Comment\x00\x00" + zlib.compress(b" " * 15_000_000, 9))  # each within the limit
+    assert_read_error(
+        png_with_chunks(tmp_path / "many.png", pixels, *[many] * 5),
+        "its metadata is too large to read (PNG text chunks of more than 64 MB in all unpacked)",
+    )
 
 
 # --- atomic writes ----------------------------------------------------------------------------------

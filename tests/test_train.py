@@ -711,8 +711,8 @@ def test_a_config_field_of_the_wrong_type_stops_a_resume_with_one_line_naming_th
         resume(tmp_path / "run")
     assert str(caught.value) == f"{config_path}: damaged (TrainingError: batch must be at least 1 (got 0))"
     for edit, reason in (  # each failed at the first step, in PyTorch's words (Invalid learning rate: nan)
-        ({"lr": float("nan")}, "lr must be above 0 and at most 1 (got nan)"),
-        ({"lr": 0}, "lr must be above 0 and at most 1 (got 0)"),
+        ({"lr": float("nan")}, "lr must be from 0 to 1 (got nan)"),
+        ({"lr": -1e-4}, "lr must be from 0 to 1 (got -0.0001)"),
         (
             {"regimes": [-1, 1, 1, 1]},
             "regimes must be finite shares of 0 or more, not all 0 (got [-1, 1, 1, 1])",

@@ -562,6 +562,9 @@ def test_a_card_beside_a_model_that_recnet_did_not_write_is_found(
     path.with_suffix(".json").symlink_to(tmp_path / "elsewhere.json")
     assert foreign_card(path) == path.with_suffix(".json")  # a link, which recnet never writes
     assert foreign_card(tmp_path / "new.safetensors") is None
+    latin_1 = tmp_path / os.fsdecode(b"caf\xe9.safetensors")  # a name that is not UTF-8: its card escapes it
+    save_model(small_model, latin_1, {})
+    assert foreign_card(latin_1) is None
 
 
 def test_save_model_errors(tmp_path: Path, small_model: RECNet) -> None:

@@ -67,10 +67,10 @@ DECODED_BYTES_PER_PIXEL = 12  # float32 RGB
 # Pillow unpacks a PNG's compressed text and ICC chunks to at most 1 MB each, against zip bombs; a large
 # XMP (an editor's history) or a printer's ICC profile may be more. Its 64 MB for all of them stays.
 PngImagePlugin.MAX_TEXT_CHUNK = 16 * 2**20
-_TEXT_TOO_LARGE = (
-    f"its metadata is too large to read (a PNG text or ICC chunk of more than "
-    f"{PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB unpacked)"
-)
+_TEXT_TOO_LARGE = {  # by the limit Pillow names
+    "MAX_TEXT_CHUNK": f"a PNG text or ICC chunk of more than {PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB",
+    "MAX_TEXT_MEMORY": f"PNG text chunks of more than {PngImagePlugin.MAX_TEXT_MEMORY // 2**20} MB in all",
+}
 # Pillow's modes mapped to the ones read_photo keeps: grey or RGB, with or without alpha.
 _PILLOW_CONVERSIONS = {
     "1": "L",
@@ -158,8 +158,9 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
         # RuntimeError, TIFF's TypeError), and a damaged file must fail alone, not stop the batch
         if out_of_host_memory(error):  # not the file's fault: it must not read as a damaged file
             raise ImageReadError(path, NO_MEMORY.format("decode", size[0] * size[1] / 1e6)) from None
-        if "MAX_TEXT_" in str(error):  # PngImagePlugin's limits on text (and ICC) chunks
-            raise ImageReadError(path, _TEXT_TOO_LARGE) from None
+        if limit := next((name for name in _TEXT_TOO_LARGE if name in str(error)), None):
+            why = f"its metadata is too large to read ({_TEXT_TOO_LARGE[limit]} unpacked)"
+            raise ImageReadError(path, why) from None
         raise ImageReadError(path, "truncated or corrupt image data") from error
 
 

@@ -336,8 +336,8 @@ def check_settings(config: TrainConfig) -> None:
     for name in ("steps", "batch", "crop", "val_every", "checkpoint_every", "val_images"):
         if getattr(config, name) < 1:
             raise TrainingError(f"{name} must be at least 1 (got {getattr(config, name)})")
-    if not 0 < config.lr <= 1:  # NaN too
-        raise TrainingError(f"lr must be above 0 and at most 1 (got {config.lr})")
+    if not 0 <= config.lr <= 1:  # NaN too; 0 trains nothing, but runs (a test of the loop)
+        raise TrainingError(f"lr must be from 0 to 1 (got {config.lr})")
     if not (all(share >= 0 for share in config.regimes) and 0 < sum(config.regimes) < math.inf):
         shares = list(config.regimes)
         raise TrainingError(f"regimes must be finite shares of 0 or more, not all 0 (got {shares})")

@@ -77,10 +77,10 @@ def is_card(path: Path) -> bool:
     if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) > CARD_SIZE_LIMIT:
         return False
     try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".md":
-            return text.startswith(f"# {path.stem}\n\nRECNet weights ")
-        card = json.loads(text)
+        data = path.read_bytes()
+        if path.suffix.lower() == ".md":  # encoded as card_markdown's text is written
+            return data.startswith(f"# {path.stem}\n\nRECNet weights ".encode("utf-8", "backslashreplace"))
+        card = json.loads(data)
     except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return False
     return isinstance(card, dict) and card.get(ARCHITECTURE[0]) == "RECNet"
