@@ -140,6 +140,11 @@ def match_by_stem(inputs: Path, targets: Path) -> list[ImagePair]:
     """Pairs the files of two folders with the same name up to the extension."""
     input_files = stem_index(list_images(inputs), inputs)
     target_files = stem_index(list_images(targets), targets)
+    if inputs.samefile(targets):  # by a link too: a data set's gt/ linked to its input/
+        where = str(inputs) if inputs == targets else f"{inputs} and {targets}"
+        raise PairingError(
+            f"{where}: the inputs and the targets are one folder: each image would be its own target"
+        )
     check_partners({input_files[s].name for s in input_files.keys() - target_files.keys()}, inputs, targets)
     check_partners({target_files[s].name for s in target_files.keys() - input_files.keys()}, targets, inputs)
     return [ImagePair(input_files[stem], target_files[stem]) for stem in sorted(input_files)]
