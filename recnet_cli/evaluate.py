@@ -218,6 +218,7 @@ def score_each(
     on_notice: Callable[[str], None] | None,
 ) -> None:
     """``evaluate_pairs``'s loop: scores (or failures) go into ``report`` as each pair is done."""
+    saving_ended: str | None = None  # why (a full disk): the images scored after it are unsaved too
     for index, pair in enumerate(pairs, start=1):
         try:
             score, corrected = score_pair(pair, corrector, on_notice)
@@ -227,7 +228,9 @@ def score_each(
             on_failure(report.failures[-1])
         else:
             report.scores.append(score)
-            if save_dir is not None:
+            if saving_ended is not None:  # said once, when it ended
+                report.unsaved.append(PairFailure(pair.input, pair.target, saving_ended))
+            elif save_dir is not None:
                 try:
                     save_corrected(pair, save_dir, corrected, overwrite)
                 except PhotoFileError as exc:
@@ -237,6 +240,7 @@ def score_each(
                     reason = f"{exc}{'; not saving the rest (the scoring goes on)' if ends_saving else ''}"
                     report.unsaved.append(PairFailure(pair.input, pair.target, reason))
                     on_failure(report.unsaved[-1])
-                    save_dir = None if ends_saving else save_dir
+                    if ends_saving:
+                        saving_ended = f"not saved: the saving ended at {pair.input} ({exc})"
         if progress is not None:
             progress(index, len(pairs))

@@ -178,11 +178,15 @@ def test_a_failed_save_ends_the_saving_not_the_scoring(
         written.append(path)
 
     monkeypatch.setattr("recnet_cli.evaluate.write_rgb8", disk_fills_after_one)
-    report = evaluate_pairs(pairs, corrector, tmp_path / "out")
+    said: list[PairFailure] = []
+    report = evaluate_pairs(pairs, corrector, tmp_path / "out", on_failure=said.append)
     assert len(report.scores) == 3 and written == [tmp_path / "out" / "in0.png"]
-    assert [failure.reason for failure in report.unsaved] == [
-        f"{tmp_path / 'out' / 'in1.png'}: no space left on device; not saving the rest (the scoring goes on)"
+    full = f"{tmp_path / 'out' / 'in1.png'}: no space left on device"
+    assert [failure.reason for failure in report.unsaved] == [  # in2 as well: it was left out of the count
+        f"{full}; not saving the rest (the scoring goes on)",
+        f"not saved: the saving ended at {pairs[1].input} ({full})",
     ]
+    assert said == report.unsaved[:1]  # the end of the saving is said once
 
 
 def test_the_save_folder_is_made_only_when_an_image_is_saved(tmp_path: Path) -> None:
