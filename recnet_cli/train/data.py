@@ -338,7 +338,7 @@ def photo_data(
     if not train_paths or not val_paths:
         raise too_few_photos(folder, len(train_paths) + len(val_paths), "training and validation")
     description = (
-        f"{len(train_paths)} photos from {folder.name}/ with synthetic exposure errors "
+        f"{counted(len(train_paths), 'photo')} from {folder.name}/ with synthetic exposure errors "
         f"({held_out(len(val_paths), val_count)})"
     )
     source = PhotoSource(load_photos(train_paths, crop, max_side), crop, seed, degradation, description)
@@ -360,6 +360,7 @@ def pair_data(
     train_pairs, val_pairs = split_pairs(pairs)
     if not train_pairs or not val_pairs:  # pairs that share a ground truth stay on one side
         raise too_few_ground_truths(name, pairs, "training and validation")
-    description = f"{len(train_pairs)} image pairs from {name} ({held_out(len(val_pairs), val_count)})"
+    trained_on = counted(len(train_pairs), "image pair")
+    description = f"{trained_on} from {name} ({held_out(len(val_pairs), val_count)})"
     source = PairSource(load_pairs(train_pairs, crop, max_side), crop, seed, description)
     return source, pair_validation(val_pairs, val_size, val_count)
