@@ -101,7 +101,13 @@ from recnet_cli.runner import (
     show_plan,
     summary_if_stopped,
 )
-from recnet_cli.train.pairs import chosen_pairs, data_source_problem, unread_below_note, unsplit_note
+from recnet_cli.train.pairs import (
+    chosen_pairs,
+    data_set_folders,
+    data_source_problem,
+    unread_below_note,
+    unsplit_note,
+)
 from recnet_cli.wording import counted, in_words
 
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
@@ -930,7 +936,8 @@ def evaluate(
     from recnet_cli.evaluate import evaluate_pairs, save_problem
 
     amount = parse_strength(strength)
-    problem = save_problem(found, save, overwrite) if save is not None else None
+    data_set = data_set_folders(pairs) if pairs is not None else []
+    problem = save_problem(found, save, overwrite, data_set) if save is not None else None
     if problem:
         raise fail(problem)
     (corrector,), loaded = open_models(model, device, precision, tile, quiet, amount, one_device=True)

@@ -143,10 +143,13 @@ def saved_path(pair: ImagePair, save_dir: Path) -> Path:
 ANOTHER_FOLDER = "choose another folder"
 
 
-def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) -> str | None:
+def save_problem(
+    pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool, data_set: Sequence[Path] = ()
+) -> str | None:
     """Why ``--save`` cannot write into ``save_dir``: it is a file, it holds the pairs' images (a saved
-    ``a.png`` beside ``a.jpg`` would pair with nothing next time), two inputs would be saved under one name,
-    or it would replace a file that is there already (unless ``overwrite``, and never one of the user's)."""
+    ``a.png`` beside ``a.jpg`` would pair with nothing next time) or those of another split of their
+    ``data_set`` (its folders), two inputs would be saved under one name, or it would replace a file that
+    is there already (unless ``overwrite``, and never one of the user's)."""
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):
         return f"--save {save_dir}: {file_kind(save_dir)}, not a folder"
     if problem := folder_problem(save_dir, create=False):
@@ -154,6 +157,8 @@ def save_problem(pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool) ->
     folders = {file_identity(path.parent) for pair in pairs for path in (pair.input, pair.target)}
     if file_identity(save_dir) in folders:
         return f"--save {save_dir}: a folder of the images being evaluated; choose another folder"
+    if file_identity(save_dir) in {file_identity(folder) for folder in data_set}:
+        return f"--save {save_dir}: a folder of another split of the data set; choose another folder"
     saved_by: dict[Path, Path] = {}
     for pair in pairs:
         path = saved_path(pair, save_dir)

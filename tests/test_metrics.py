@@ -21,7 +21,7 @@ from recnet_cli.imaging import ImageWriteError, written_by_recnet
 from recnet_cli.metrics import MAX_PSNR, psnr, quantised_scores, ssim, ssim_tensor, to_uint8
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import read_rgb
-from recnet_cli.train.pairs import ImagePair
+from recnet_cli.train.pairs import ImagePair, data_set_folders
 
 
 @pytest.fixture(autouse=True)
@@ -310,6 +310,22 @@ def test_saving_never_replaces_an_evaluated_image_nor_a_user_s_file_nor_an_earli
         save_problem([pair], tmp_path / "pipe", overwrite=True)
         == f"--save {tmp_path / 'pipe'}: a FIFO, not a folder"
     )
+
+
+def test_saving_into_another_split_of_the_data_set_is_refused(tmp_path: Path) -> None:
+    # eval --pairs lcdp --split test --save lcdp/input left images without partners in the train split
+    for folder in ("input", "gt", "test-input", "test-gt"):
+        (tmp_path / "lcdp" / folder).mkdir(parents=True)
+        (tmp_path / "lcdp" / folder / "a.png").touch()
+    pair = ImagePair(tmp_path / "lcdp" / "test-input" / "a.png", tmp_path / "lcdp" / "test-gt" / "a.png")
+    data_set = data_set_folders(tmp_path / "lcdp")
+    assert sorted(folder.name for folder in data_set) == ["gt", "input", "test-gt", "test-input"]
+    for folder in ("input", "gt"):
+        assert save_problem([pair], tmp_path / "lcdp" / folder, overwrite=True, data_set=data_set) == (
+            f"--save {tmp_path / 'lcdp' / folder}: a folder of another split of the data set; choose another "
+            "folder"
+        )
+    assert save_problem([pair], tmp_path / "lcdp" / "saved", overwrite=True, data_set=data_set) is None
 
 
 def test_saving_below_a_link_to_nothing_is_refused_before_any_pair_is_run(tmp_path: Path) -> None:

@@ -111,6 +111,15 @@ def find_pairs(root: Path, split: str = "train") -> list[ImagePair]:
     )
 
 
+def data_set_folders(root: Path) -> list[Path]:
+    """The folders of images that a data set in the LCDP or MSEC layout holds, of every split: an image
+    saved in one would join the pairing of its split (or break it)."""
+    lcdp = [root / name for names in LCDP_FOLDERS.values() for name in names]
+    msec_roots = (root, *(root / folder for folder in MSEC_SPLIT_FOLDERS.values()))
+    msec = [base / name for base in msec_roots for name in (MSEC_INPUTS, *MSEC_TARGET_FOLDERS)]
+    return [folder for folder in lcdp + msec if folder.is_dir()]
+
+
 def unsplit_note(root: Path, split: str) -> str | None:
     """What to know of a folder in the MSEC layout without its split folders (INPUT_IMAGES/ at the top):
     every ``split`` gives all its pairs, so a model trained on it is scored on what it trained on; None
