@@ -72,6 +72,7 @@ from recnet_cli.options import (
     output_option,
     parse_strength,
     refuse_both,
+    refuse_split_without_pairs,
     shown_number,
 )
 from recnet_cli.outputs import (
@@ -660,8 +661,8 @@ def train(
     # PyTorch's generators take 64 bits (as a range in the option, help would print 20 digits)
     if seed >= 2**64:
         raise fail(f"--seed {seed}: use a seed below 2^64 (18446744073709551616)")
-    if "--split" in given and pairs is None and resume_run is None:
-        raise fail("--split applies to --pairs (which split of a data set's folders)")
+    if resume_run is None:
+        refuse_split_without_pairs(given, pairs)
     if "--vgg-weights" in given and not ecr and resume_run is None:
         raise fail("--vgg-weights: the weights are for the ECR loss, which --no-ecr turns off")
     seconds = None if time_limit is None else time_limit * 60
@@ -768,6 +769,7 @@ def train(
 
 @command()
 def calibrate(
+    ctx: typer.Context,
     output: Annotated[
         Path,
         typer.Option(
@@ -838,6 +840,7 @@ def calibrate(
         raise fail(f"-o {output}: {existing[0]} exists (use --overwrite)")
     if problem := folder_problem(output.parent, create=False):  # before minutes of calibrating, not after
         raise fail(f"-o {output}: {problem}")
+    refuse_split_without_pairs(given_options(ctx), pairs)
     if problem := data_source_problem(pairs, inputs, targets, photos, takes_photos=True):
         raise fail(problem)
     from recnet_cli.engine import PhotoOutOfMemoryError, PhotoRunError
@@ -884,6 +887,7 @@ def calibrate(
 
 @command("eval")
 def evaluate(
+    ctx: typer.Context,
     pairs: PairsOpt = None,
     split: SplitOpt = "test",
     inputs: InputsOpt = None,
@@ -924,6 +928,7 @@ def evaluate(
       recnet eval --pairs LCDP/ --split test
       recnet eval --inputs shots/ --targets edited/ --model my.safetensors --json
     """
+    refuse_split_without_pairs(given_options(ctx), pairs)
     if problem := data_source_problem(pairs, inputs, targets, takes_photos=False):
         raise fail(problem)
     try:

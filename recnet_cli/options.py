@@ -384,6 +384,12 @@ def given_options(ctx: typer.Context) -> list[str]:
     return typed
 
 
+def refuse_split_without_pairs(given: list[str], pairs: Path | None) -> None:
+    """--split typed without --pairs is refused rather than ignored (two folders have no splits)."""
+    if "--split" in given and pairs is None:
+        raise fail("--split applies to --pairs (which split of a data set's folders)")
+
+
 def refuse_both(overwrite: bool, skip_existing: bool) -> None:
     if overwrite and skip_existing:
         raise fail("--overwrite replaces existing outputs and --skip-existing keeps them: choose one")

@@ -2199,6 +2199,17 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
         assert not (tmp_path / "run").exists()
 
 
+def test_split_without_pairs_is_refused_by_eval_and_calibrate_as_by_train(tmp_path: Path) -> None:
+    # eval and calibrate ignored it: two folders have no splits
+    folders = ["--inputs", str(TRAIN_PHOTOS), "--targets", str(tmp_path)]
+    for command in (["eval"], ["calibrate", "-o", str(tmp_path / "c.safetensors")]):
+        result = CliRunner().invoke(app, [*command, *folders, "--split", "train"])
+        assert (result.exit_code, result.stderr) == (
+            2,
+            "error: --split applies to --pairs (which split of a data set's folders)\n",
+        )
+
+
 def test_images_in_sub_folders_of_two_pair_folders_are_said_to_be_unread(
     tmp_path: Path, model_file: Path
 ) -> None:
