@@ -306,10 +306,14 @@ def test_a_run_folder_that_another_training_holds_is_refused_and_left_alone(tmp_
         assert list(run.iterdir()) == []
     assert not (tmp_path / "runs").exists()  # made for the claim and left empty: removed
     train(tiny_config(run), time_limit=0)  # stops at its first checkpoint, to be resumed
-    metrics = (run / "metrics.jsonl").read_bytes()
+    metrics, config = (run / "metrics.jsonl").read_bytes(), (run / "config.json").read_bytes()
     with run_folder.claimed(run), pytest.raises(TrainingError, match=held):
         resume(run)
+    photos = copy_photos(tmp_path / "same-photos")  # as where the run's photos moved to: refused too
+    with run_folder.claimed(run), pytest.raises(TrainingError, match=held):
+        resume(run, moved={"photos": photos})
     assert (run / "metrics.jsonl").read_bytes() == metrics
+    assert (run / "config.json").read_bytes() == config  # it was written with the new place all the same
     assert resume(run).model_path == run / "final.safetensors"
 
 

@@ -17,7 +17,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -243,11 +243,10 @@ def resume(
         )
     check_data_found(config)
     check_same_data(config)
-    if moved:
-        save_config(config)
+    moved_config = replace(config) if moved else None  # the data's new places, kept once the run is held
     if device is not None:
         config.device = device
-    return run(config, True, progress, time_limit, stop_requested, stop_signals)
+    return run(config, True, progress, time_limit, stop_requested, stop_signals, moved_config)
 
 
 def check_data_found(config: TrainConfig) -> None:
@@ -354,11 +353,17 @@ def run(
     time_limit: float | None,
     stop_requested: Callable[[], str | None],
     stop_signals: StopSignals | None,
+    config_to_save: TrainConfig | None = None,
 ) -> TrainResult:
+    """Trains in the run folder once this process holds it (``claimed``), having written ``config_to_save``
+    to its config.json (a resumed run's data moved): a second process into a folder held is refused before
+    it changes anything there."""
     deadline = None if time_limit is None else time.monotonic() + time_limit
     ranks = start_distributed(config.device)
     try:
         with claimed(config.run_dir) if ranks.main else contextlib.nullcontext():
+            if config_to_save is not None and ranks.main:
+                save_config(config_to_save)
             session = open_session(config, ranks, resuming, progress)
             session.deadline = deadline
             session.stop_signals = stop_signals
