@@ -29,7 +29,7 @@ from recnet_cli.train.data import (
     too_few_ground_truths,
     too_few_photos,
 )
-from recnet_cli.train.pairs import ImagePair, chosen_pairs
+from recnet_cli.train.pairs import ImagePair, pairs_to_learn_from
 from recnet_cli.train.synthesis import MODES, DegradationConfig
 from recnet_cli.wording import counted
 
@@ -97,7 +97,7 @@ def calibration_data(
             raise ValueError(f"{photos}: not a folder of photos")
         return photo_data(photos, size, count)
     name = f"{pairs} ({split})" if pairs is not None else f"{inputs} and {targets}"
-    return pair_data(chosen_pairs(pairs, split, inputs, targets), name, size, count)
+    return pair_data(pairs_to_learn_from(pairs, split, inputs, targets), name, size, count)
 
 
 def photo_data(folder: Path, size: int, count: int) -> CalibrationData:

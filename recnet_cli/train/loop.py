@@ -36,7 +36,7 @@ from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
 from recnet_cli.model.recnet import width_problem
 from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, list_photos, pair_data, photo_data
 from recnet_cli.train.losses import RecnetLoss, build_loss
-from recnet_cli.train.pairs import ImagePair, chosen_pairs, data_source_problem, not_a_folder
+from recnet_cli.train.pairs import ImagePair, data_source_problem, not_a_folder, pairs_to_learn_from
 from recnet_cli.train.run_folder import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -489,7 +489,7 @@ def build_data(config: TrainConfig) -> tuple[SampleSource, list[ValidationPair]]
 
 def data_pairs(config: TrainConfig) -> list[ImagePair]:
     """The image pairs of a run on ``pairs`` or ``inputs`` and ``targets``."""
-    return chosen_pairs(config.pairs, config.split, config.inputs, config.targets)
+    return pairs_to_learn_from(config.pairs, config.split, config.inputs, config.targets)
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:

@@ -90,6 +90,21 @@ def not_a_folder(path: Path) -> str:
     return f"{path}: {'not a folder' if path.exists() else 'no such folder'}"
 
 
+def pairs_to_learn_from(
+    pairs: Path | None, split: str, inputs: Path | None, targets: Path | None
+) -> list[ImagePair]:
+    """``chosen_pairs`` for training and calibrating, which refuse inputs that are their own targets (one
+    folder given as both, or a data set's gt/ a link to its input/): what they would learn is to change
+    nothing. (``recnet eval`` scores such pairs: the identity's score.)"""
+    found = chosen_pairs(pairs, split, inputs, targets)
+    if found and all(pair.input.samefile(pair.target) for pair in found):
+        folders = " and ".join(map(str, sorted({found[0].input.parent, found[0].target.parent})))
+        raise PairingError(
+            f"{folders}: the inputs and the targets are one folder: each image would be its own target"
+        )
+    return found
+
+
 def find_pairs(root: Path, split: str = "train") -> list[ImagePair]:
     """Pairs of a dataset folder in the LCDP or MSEC layout; ``split`` is train, test or valid."""
     if split not in SPLITS:
@@ -149,11 +164,6 @@ def match_by_stem(inputs: Path, targets: Path) -> list[ImagePair]:
     """Pairs the files of two folders with the same name up to the extension."""
     input_files = stem_index(list_images(inputs), inputs)
     target_files = stem_index(list_images(targets), targets)
-    if inputs.samefile(targets):  # by a link too: a data set's gt/ linked to its input/
-        where = str(inputs) if inputs == targets else f"{inputs} and {targets}"
-        raise PairingError(
-            f"{where}: the inputs and the targets are one folder: each image would be its own target"
-        )
     check_partners({input_files[s].name for s in input_files.keys() - target_files.keys()}, inputs, targets)
     check_partners({target_files[s].name for s in target_files.keys() - input_files.keys()}, targets, inputs)
     return [ImagePair(input_files[stem], target_files[stem]) for stem in sorted(input_files)]
