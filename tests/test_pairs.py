@@ -21,6 +21,7 @@ from recnet_cli.train.pairs import (
     find_pairs,
     list_images,
     match_by_stem,
+    pairs_to_learn_from,
     unsplit_note,
 )
 
@@ -107,19 +108,20 @@ def test_two_folders_matched_by_stem_across_extensions(tmp_path: Path) -> None:
     assert [(p.input.name, p.target.name) for p in pairs] == [("x.jpg", "x.png"), ("y.png", "y.tif")]
 
 
-def test_one_folder_as_inputs_and_targets_is_refused_by_any_name(tmp_path: Path) -> None:
+def test_one_folder_as_inputs_and_targets_is_refused_by_any_name_to_learn_from(tmp_path: Path) -> None:
     # calibrate wrote a model that never corrected (every image its own target); train --pairs of a data set
-    # whose gt/ was a link to input/ trained without a word
+    # whose gt/ was a link to input/ trained without a word. eval scores such pairs: the identity's score.
     touch(tmp_path / "input", "a.png", "b.png")
     with pytest.raises(PairingError) as same:
-        match_by_stem(tmp_path / "input", tmp_path / "input")
+        pairs_to_learn_from(None, "train", tmp_path / "input", tmp_path / "input")
     assert str(same.value) == (
         f"{tmp_path / 'input'}: the inputs and the targets are one folder: each image would be its own target"
     )
     (tmp_path / "gt").symlink_to("input")
+    assert len(find_pairs(tmp_path, "train")) == 2
     with pytest.raises(PairingError) as linked:
-        find_pairs(tmp_path, "train")
-    assert str(linked.value).startswith(f"{tmp_path / 'input'} and {tmp_path / 'gt'}: the inputs and the ")
+        pairs_to_learn_from(tmp_path, "train", None, None)
+    assert str(linked.value).startswith(f"{tmp_path / 'gt'} and {tmp_path / 'input'}: the inputs and the ")
 
 
 def test_photos_for_training_leave_out_hidden_files_and_folders(tmp_path: Path) -> None:
