@@ -45,7 +45,7 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any], *, overwrite: bo
     files = {
         weights: safetensors_bytes(tensors, metadata=flat_fields(full_card)),
         card_json: (json.dumps(full_card, indent=2) + "\n").encode(),
-        card_md: card_markdown(path, full_card).encode("utf-8", "backslashreplace"),
+        card_md: card_bytes(card_markdown(path, full_card)),
     }
     if not overwrite and (existing := next(filter(os.path.lexists, files), None)):
         raise WeightsError(f"{path}: not written, since {existing} exists (use --overwrite)")
@@ -78,8 +78,8 @@ def is_card(path: Path) -> bool:
         return False
     try:
         data = path.read_bytes()
-        if path.suffix.lower() == ".md":  # encoded as card_markdown's text is written
-            return data.startswith(f"# {path.stem}\n\nRECNet weights ".encode("utf-8", "backslashreplace"))
+        if path.suffix.lower() == ".md":
+            return data.startswith(card_bytes(f"# {path.stem}\n\nRECNet weights "))
         card = json.loads(data)
     except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return False
@@ -87,6 +87,11 @@ def is_card(path: Path) -> bool:
 
 
 CARD_SIZE_LIMIT = 2**20  # a card of a few kilobytes, with a calibration's numbers; a larger file is another
+
+
+def card_bytes(text: str) -> bytes:
+    """The card for people (``card_markdown``) as written: UTF-8, a name's undecodable bytes escaped."""
+    return text.encode("utf-8", "backslashreplace")
 
 
 def card_markdown(path: Path, card: dict[str, Any]) -> str:
