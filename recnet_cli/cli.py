@@ -19,9 +19,7 @@ from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops, library_failure
 from recnet_cli.files import describe_os_error, error_line, real_path
 from recnet_cli.imaging import (
-    FORMAT_NAMES,
     OUTPUT_CHOICES,
-    QUALITY_FORMATS,
     Photo,
     PhotoFileError,
     format_for,
@@ -71,6 +69,7 @@ from recnet_cli.options import (
     on_cpu,
     output_option,
     parse_strength,
+    quality_option,
     refuse_both,
     refuse_split_without_pairs,
     shown_number,
@@ -91,6 +90,7 @@ from recnet_cli.runner import (
     collect_jobs,
     device_names,
     finish,
+    notice_quality_unused,
     notice_run,
     open_models,
     read_input,
@@ -109,7 +109,7 @@ from recnet_cli.train.pairs import (
     unread_below_note,
     unsplit_note,
 )
-from recnet_cli.wording import counted, in_words
+from recnet_cli.wording import counted
 
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
@@ -165,12 +165,8 @@ def correct(
     ] = None,
     quality: Annotated[
         int | None,
-        typer.Option(
-            min=1,
-            max=100,
-            metavar="Q",
-            help="JPEG, WebP, AVIF, HEIF quality: 95 if not given, and then a lossless WebP stays lossless.",
-            show_default=False,
+        quality_option(
+            "JPEG, WebP, AVIF, HEIF quality: 95 if not given, and then a lossless WebP stays lossless."
         ),
     ] = None,
     recursive: RecursiveOpt = False,
@@ -229,10 +225,7 @@ def correct(
         dry_run=dry_run,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
-    formats = {format_for(job.target) for job in jobs if job.problem is None}  # others: no format to write
-    if quality is not None and formats and not formats & QUALITY_FORMATS and not quiet:
-        lossless = in_words(sorted(FORMAT_NAMES[name][0] for name in formats), "and")
-        console.notice(f"--quality sets JPEG, WebP, AVIF and HEIF outputs: {lossless} outputs are lossless")
+    notice_quality_unused(quality, jobs, quiet)
     report_at = None
     if report:
         from recnet_cli.viz.report import report_files, report_problem
@@ -425,6 +418,9 @@ def mask(
         bool,
         flag("--raw", help="Also write the mask itself as 16-bit grayscale PNG (white = under-exposed)."),
     ] = False,
+    quality: Annotated[
+        int | None, quality_option("Quality of JPEG, WebP, AVIF and HEIF pictures: 95 if not given.")
+    ] = None,
     recursive: RecursiveOpt = False,
     skip_existing: SkipOpt = False,
     overwrite: BatchOverwriteOpt = False,
@@ -457,6 +453,7 @@ def mask(
         companions=lambda target: (side_path(target, "raw"),) if raw else (),
         default_ext=".png",
     )
+    notice_quality_unused(quality, jobs, quiet)
     if dry_run:
         refuse_setup_problems(model, device, precision)
         show_plan(jobs, found, overwrite, skip_existing, "mask", as_json, given)
@@ -471,7 +468,7 @@ def mask(
         if raw:  # before the picture, which marks the job finished
             raw_mask = mask_to_uint16(result.mask)
             write_png16(side_path(job.target, "raw"), raw_mask, overwrite=replace_companions)
-        write_rgb8(job.target, mask_overlay(photo.pixels, result.mask), overwrite=overwrite)
+        write_rgb8(job.target, mask_overlay(photo.pixels, result.mask), quality=quality, overwrite=overwrite)
         if not quiet:
             notice_run(job.source, photo, pending)
         return photo.megapixels

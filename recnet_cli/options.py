@@ -108,6 +108,11 @@ ModelOpt = Annotated[
 ]
 
 
+def quality_option(help: str) -> Any:
+    """--quality: 1 to 100, for the lossy formats."""
+    return typer.Option(min=1, max=100, metavar="Q", help=help, show_default=False)
+
+
 def format_option(help: str) -> Any:
     """--ext: an output format, completed from the formats recnet writes."""
     return typer.Option(metavar="FORMAT", autocompletion=completing(*OUTPUT_EXTENSIONS), help=help)

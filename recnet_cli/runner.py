@@ -27,8 +27,10 @@ from recnet_cli.batch import (
 from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops, stopped_unfinished
 from recnet_cli.imaging import (
+    FORMAT_NAMES,
     IMAGE_EXTENSIONS,
     OUTPUT_CHOICES,
+    QUALITY_FORMATS,
     Photo,
     PhotoFileError,
     check_output_size,
@@ -51,6 +53,7 @@ from recnet_cli.outputs import (
     output_taken_as_folder,
     plan_jobs,
 )
+from recnet_cli.wording import in_words
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: imported where a model is loaded, not here (see cli.py).
 if TYPE_CHECKING:
@@ -230,6 +233,14 @@ def collect_jobs(
         taken = "image found goes to shard 1" if count == 1 else f"images found go to shards 1 to {count}"
         console.notice(f"shard {part}/{total} has nothing to do: the {count} {taken}")
     return jobs, found, batch
+
+
+def notice_quality_unused(quality: int | None, jobs: list[Job], quiet: bool) -> None:
+    """Says that --quality does nothing when every output is in a lossless format (PNG, TIFF, BMP)."""
+    formats = {format_for(job.target) for job in jobs if job.problem is None}  # others: no format to write
+    if quality is not None and formats and not formats & QUALITY_FORMATS and not quiet:
+        lossless = in_words(sorted(FORMAT_NAMES[name][0] for name in formats), "and")
+        console.notice(f"--quality sets JPEG, WebP, AVIF and HEIF outputs: {lossless} outputs are lossless")
 
 
 def report_fields(report: tuple[Path, Path]) -> dict[str, str]:

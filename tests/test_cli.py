@@ -1372,6 +1372,22 @@ def test_mask_writes_a_picture_and_the_raw_16_bit_mask(
         assert values.dtype == np.uint16 and 0 < values.mean() < 65535
 
 
+def test_mask_pictures_take_a_quality_where_their_format_is_lossy(tmp_path: Path, model_file: Path) -> None:
+    source = str(make_photo(tmp_path / "shot.jpg", size=(96, 64)))
+    sizes = {}
+    for quality in ([], ["--quality", "20"]):
+        target = tmp_path / f"mask{len(quality)}.jpg"
+        result = CliRunner().invoke(
+            app, ["mask", source, "-o", str(target), *quality, "--model", str(model_file)]
+        )
+        assert result.exit_code == 0 and "--quality" not in result.stderr, result.stderr
+        sizes[len(quality)] = target.stat().st_size
+    assert sizes[2] < sizes[0] / 2  # 95 when none is given
+    png = CliRunner().invoke(app, ["mask", source, "--quality", "20", "-n", "--model", str(model_file)])
+    assert png.exit_code == 0, png.stderr
+    assert "note: --quality sets JPEG, WebP, AVIF and HEIF outputs: PNG outputs are lossless" in png.stderr
+
+
 def test_an_output_name_and_ext_that_disagree_are_refused_and_the_name_decides_otherwise(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:

@@ -132,10 +132,11 @@ def write_png16(path: str | os.PathLike[str], grey: np.ndarray, *, overwrite: bo
 
 
 def write_rgb8(
-    path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int = DEFAULT_QUALITY, overwrite: bool = True
+    path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int | None = None, overwrite: bool = True
 ) -> None:
-    """Atomically write an H x W x 3 uint8 array, in the format of the path's extension."""
-    _save(path, format_for(path), rgb.astype(np.uint8), quality, overwrite=overwrite)
+    """Atomically write an H x W x 3 uint8 array, in the format of the path's extension (at ``quality``, or
+    95, where it is lossy)."""
+    _save(path, format_for(path), rgb.astype(np.uint8), quality or DEFAULT_QUALITY, overwrite=overwrite)
 
 
 @contextmanager
