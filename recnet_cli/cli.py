@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -78,9 +77,8 @@ from recnet_cli.outputs import (
     CORRECT_SUFFIX,
     MASK_SUFFIX,
     Job,
-    folder_problem,
+    calibrated_model_problem,
     names_image_file,
-    output_path_problem,
     output_taken_as_folder,
     sheet_problem,
     sheet_target,
@@ -822,21 +820,11 @@ def calibrate(
       recnet calibrate --photos photos/ -m mine.safetensors -o auto.safetensors
       recnet calibrate --inputs shots/ --targets edited/ -o tuned.safetensors
     """
-    from recnet_cli.weights import WeightsError, foreign_card, is_safetensors, model_files, save_model
+    from recnet_cli.weights import WeightsError, model_files, save_model
     from recnet_cli.weights.locate import lasting_reference
 
-    if not is_safetensors(output):
-        raise fail(f"-o {output}: the calibrated model is written as .safetensors")
-    written = model_files(output)
-    if problem := next(filter(None, map(output_path_problem, written)), None):
+    if problem := calibrated_model_problem(output, overwrite):
         raise fail(problem)
-    existing = [path for path in written if os.path.lexists(path)]
-    if card := foreign_card(output):  # not even with --overwrite
-        raise fail(f"-o {output}: {card} exists, and recnet did not write it (no model card): move it away")
-    if existing and not overwrite:
-        raise fail(f"-o {output}: {existing[0]} exists (use --overwrite)")
-    if problem := folder_problem(output.parent, create=False):  # before minutes of calibrating, not after
-        raise fail(f"-o {output}: {problem}")
     refuse_split_without_pairs(given_options(ctx), pairs)
     if problem := data_source_problem(pairs, inputs, targets, photos, takes_photos=True):
         raise fail(problem)
@@ -851,8 +839,8 @@ def calibrate(
     if (note := unread_below_note(inputs, targets)) and not quiet:
         console.notice(note)
     (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
-    being_calibrated = {real_path(path) for path in (loaded.path, loaded.path.with_suffix(".json"))}
-    if any(real_path(path) in being_calibrated for path in written):  # not even with --overwrite
+    being_calibrated = set(map(real_path, model_files(loaded.path)))
+    if any(real_path(path) in being_calibrated for path in model_files(output)):  # not even with --overwrite
         raise fail(f"-o {output}: that is the model being calibrated ({loaded.source}); write to a new file")
     with console.counting(data.photos, "Calibrating", "photos", quiet) as count_one:
         try:

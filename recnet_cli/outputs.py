@@ -310,3 +310,25 @@ def sheet_problem(
         or existing_output_problem(target, named=named, overwrite=overwrite)
         or folder_problem(target.parent, create=create)
     )
+
+
+def calibrated_model_problem(path: Path, overwrite: bool) -> str | None:
+    """Why ``recnet calibrate`` must not write its model at ``path`` (with its cards beside it), said before
+    minutes of calibrating: not a .safetensors name, a name that cannot be written, a card of the user's
+    there (kept even with ``overwrite``), a file there without ``overwrite``, or a folder that cannot take
+    it."""
+    from recnet_cli.weights import foreign_card, is_safetensors, model_files
+
+    if not is_safetensors(path):
+        return f"-o {path}: the calibrated model is written as .safetensors"
+    written = model_files(path)
+    if problem := next(filter(None, map(output_path_problem, written)), None):
+        return problem
+    if card := foreign_card(path):
+        return f"-o {path}: {card} exists, and recnet did not write it (no model card): move it away"
+    existing = [file for file in written if os.path.lexists(file)]
+    if existing and not overwrite:
+        return f"-o {path}: {existing[0]} exists (use --overwrite)"
+    if problem := folder_problem(path.parent, create=False):
+        return f"-o {path}: {problem}"
+    return None

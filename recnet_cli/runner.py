@@ -303,7 +303,7 @@ def run_batch(
     gpu_depth = gpu_lane_depth(len(correctors), max(expected.values(), default=0.0)) if any_gpu else 1
     outcomes: list[Outcome] = []
     started = time.perf_counter()
-    # Ctrl-C, and a scheduler's stop (the program, ``cli.run``, takes SIGTERM as Ctrl-C), end the batch:
+    # Ctrl-C, and a scheduler's stop (the program, ``entry.run``, takes SIGTERM as Ctrl-C), end the batch:
     # the photos being written are finished, no temporary file is left, and the notice says how to go on.
     try:
         with console.BatchProgress(len(jobs), expected, label, quiet) as progress:
@@ -402,7 +402,7 @@ def finish(
     extra: dict,
     strengths: dict[str, float] | None = None,
     failed: bool = False,
-) -> None:
+) -> NoReturn:
     """Prints the summary (and JSON: ``json_summary``), then exits 1 if any file (or, with ``failed``,
     something else the command wrote) failed, or 130 if the batch was interrupted (whose notice
     ``run_batch`` printed)."""

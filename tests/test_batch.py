@@ -31,6 +31,7 @@ from recnet_cli.imaging import ImageWriteError, write_rgb8
 from recnet_cli.inputs import Unmatched, find_sources, parse_shard, pattern_base, take_shard
 from recnet_cli.outputs import (
     Job,
+    calibrated_model_problem,
     earlier_outputs,
     misnamed_output_folder,
     names_image_file,
@@ -1265,3 +1266,23 @@ def test_every_file_of_a_json_summary_has_the_same_keys() -> None:
     summary = Summary([done], missing=[Unmatched("nope.jpg", "no such file or folder")])
     files = summary.as_dict()["files"]
     assert files[0].keys() == files[1].keys() and files[1]["output"] is None
+
+
+def test_calibrate_refuses_where_its_model_cannot_go_before_calibrating(tmp_path: Path) -> None:
+    model = tmp_path / "tuned.safetensors"
+    assert calibrated_model_problem(model, overwrite=False) is None
+    assert calibrated_model_problem(tmp_path / "tuned.pth", overwrite=False) == (
+        f"-o {tmp_path / 'tuned.pth'}: the calibrated model is written as .safetensors"
+    )
+    model.with_suffix(".json").mkdir()  # a folder where a card goes
+    assert (
+        calibrated_model_problem(model, overwrite=True) == f"output {model.with_suffix('.json')} is a folder"
+    )
+    model.with_suffix(".json").rmdir()
+    model.write_bytes(b"")
+    assert calibrated_model_problem(model, overwrite=False) == f"-o {model}: {model} exists (use --overwrite)"
+    assert calibrated_model_problem(model, overwrite=True) is None
+    in_a_file = tmp_path / "tuned.safetensors" / "model.safetensors"
+    assert calibrated_model_problem(in_a_file, overwrite=False) == (
+        f"-o {in_a_file}: cannot create folder {model}: {model} is a file"
+    )

@@ -115,7 +115,8 @@ def test_one_folder_as_inputs_and_targets_is_refused_by_any_name_to_learn_from(t
     with pytest.raises(PairingError) as same:
         pairs_to_learn_from(None, "train", tmp_path / "input", tmp_path / "input")
     assert str(same.value) == (
-        f"{tmp_path / 'input'}: the inputs and the targets are one folder: each image would be its own target"
+        f"{tmp_path / 'input'}: the inputs and the targets are one folder: each image would be its own "
+        "target, and the model would learn to change nothing"
     )
     (tmp_path / "gt").symlink_to("input")
     assert len(find_pairs(tmp_path, "train")) == 2

@@ -307,6 +307,8 @@ def used_data(config: TrainConfig) -> str:
 
 
 def check_config(config: TrainConfig) -> None:
+    """Refuses a new run whose data or run folder cannot be used, or whose settings no run can take (the
+    pairs' own check, inputs that are their own targets, comes as the data is fingerprinted)."""
     if problem := data_source_problem(
         config.pairs, config.inputs, config.targets, config.photos, takes_photos=True
     ):
@@ -314,11 +316,6 @@ def check_config(config: TrainConfig) -> None:
     for folder in (config.photos, config.pairs, config.inputs, config.targets):
         if folder is not None and not folder.is_dir():
             raise TrainingError(not_a_folder(folder))
-    if config.inputs is not None and config.targets is not None and config.inputs.samefile(config.targets):
-        raise TrainingError(
-            f"{config.inputs}: both --inputs and --targets: each image would be its own target, and the "
-            "model would learn to change nothing"
-        )
     if config.run_dir.exists() and not config.run_dir.is_dir():
         raise TrainingError(f"{config.run_dir}: not a folder (--out names the folder of the run)")
     existing = nearest_existing(config.run_dir)

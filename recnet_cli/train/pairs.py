@@ -100,7 +100,8 @@ def pairs_to_learn_from(
     if found and all(pair.input.samefile(pair.target) for pair in found):
         folders = " and ".join(map(str, sorted({found[0].input.parent, found[0].target.parent})))
         raise PairingError(
-            f"{folders}: the inputs and the targets are one folder: each image would be its own target"
+            f"{folders}: the inputs and the targets are one folder: each image would be its own target, and "
+            "the model would learn to change nothing"
         )
     return found
 

@@ -79,7 +79,7 @@ def is_card(path: Path) -> bool:
     try:
         data = path.read_bytes()
         if path.suffix.lower() == ".md":
-            return data.startswith(card_bytes(f"# {path.stem}\n\nRECNet weights "))
+            return data.startswith(card_bytes(card_opening(path.stem)))
         card = json.loads(data)
     except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return False
@@ -94,16 +94,19 @@ def card_bytes(text: str) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
+def card_opening(name: str) -> str:
+    """How the card for people of the model ``name`` begins: its heading, then the start of how to use it."""
+    return f"# {name}\n\nRECNet weights "
+
+
 def card_markdown(path: Path, card: dict[str, Any]) -> str:
     """The card for people of the model saved at ``path``, starting with how to use it."""
     name = path.stem
     if path.parent.resolve() == weights_dir().resolve():
-        usage = f"RECNet weights bundled with `recnet`: use them with `--model {name}`."
+        usage = f"bundled with `recnet`: use them with `--model {name}`."
     else:
-        usage = (
-            f"RECNet weights for `recnet`: use them with `--model path/to/{path.name}` (this file's path)."
-        )
-    lines = [f"# {name}", "", usage, ""]
+        usage = f"for `recnet`: use them with `--model path/to/{path.name}` (this file's path)."
+    lines = [card_opening(name) + usage, ""]
     for key, value in card.items():
         if isinstance(value, dict):
             lines.append(f"- **{key}**:")
