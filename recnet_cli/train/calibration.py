@@ -29,7 +29,7 @@ from recnet_cli.train.data import (
     too_few_ground_truths,
     too_few_photos,
 )
-from recnet_cli.train.pairs import ImagePair, pairs_to_learn_from
+from recnet_cli.train.pairs import ImagePair, not_a_folder, pairs_to_learn_from
 from recnet_cli.train.synthesis import MODES, DegradationConfig
 from recnet_cli.wording import counted
 
@@ -94,7 +94,7 @@ def calibration_data(
     dataset's split, else those of two folders."""
     if photos is not None:
         if not photos.is_dir():
-            raise ValueError(f"{photos}: not a folder of photos")
+            raise ValueError(not_a_folder(photos))
         return photo_data(photos, size, count)
     name = f"{pairs} ({split})" if pairs is not None else f"{inputs} and {targets}"
     return pair_data(pairs_to_learn_from(pairs, split, inputs, targets), name, size, count)

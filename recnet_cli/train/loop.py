@@ -88,6 +88,20 @@ class TrainResult:
     stopped_by: str | None = None  # what stopped the run early, a checkpoint saved: "the time limit", ...
     already_finished: bool = False  # a resumed run that had finished before: nothing was trained or written
 
+    @classmethod
+    def at(cls, run_dir: Path, model_path: Path, state: RunState, **outcome: Any) -> TrainResult:
+        """The result of the run in ``run_dir`` whose counters are ``state``; ``outcome``: ``stopped_by`` or
+        ``already_finished``."""
+        return cls(
+            run_dir=run_dir,
+            model_path=model_path,
+            steps=state.step,
+            val=state.val_scores(),
+            wall_seconds=state.wall_seconds,
+            skipped_steps=state.skipped_steps,
+            **outcome,
+        )
+
     @property
     def complete(self) -> bool:
         return self.stopped_by is None
@@ -232,15 +246,7 @@ def resume(
         setattr(config, name, path)
     state = read_run_checkpoint(run_dir)[0]
     if state.step >= config.steps and all((run_dir / name).is_file() for name in FINAL_FILES):
-        return TrainResult(
-            run_dir=run_dir,
-            model_path=run_dir / FINAL_MODEL_FILE,
-            steps=state.step,
-            val=state.val_scores(),
-            wall_seconds=state.wall_seconds,
-            skipped_steps=state.skipped_steps,
-            already_finished=True,
-        )
+        return TrainResult.at(run_dir, run_dir / FINAL_MODEL_FILE, state, already_finished=True)
     check_data_found(config)
     check_same_data(config)
     moved_config = replace(config) if moved else None  # the data's new places, kept once the run is held
@@ -546,7 +552,9 @@ def stop_early(session: Session, reason: str) -> TrainResult:
         save_checkpoint(session.config, session.state, session.model, session.optimizer)
     if session.ranks.world > 1:
         dist.barrier()
-    return run_result(session, session.config.run_dir / CHECKPOINT_FILE, stopped_by=reason)
+    return TrainResult.at(
+        session.config.run_dir, session.config.run_dir / CHECKPOINT_FILE, session.state, stopped_by=reason
+    )
 
 
 def after_step(session: Session, losses: dict[str, float], lr: float, seconds_per_step: float) -> None:
@@ -647,23 +655,10 @@ def progress_report(
 def finish(session: Session) -> TrainResult:
     """Writes the final model and its card (on the main process) and reports the run."""
     model_path = session.config.run_dir / FINAL_MODEL_FILE
-    result = run_result(session, model_path)
+    result = TrainResult.at(session.config.run_dir, model_path, session.state)
     if session.ranks.main and result.val is not None:
         save_model(session.model, model_path, model_card(session, result.val))
     return result
-
-
-def run_result(session: Session, model_path: Path, stopped_by: str | None = None) -> TrainResult:
-    state = session.state
-    return TrainResult(
-        run_dir=session.config.run_dir,
-        model_path=model_path,
-        steps=state.step,
-        val=state.val_scores(),
-        wall_seconds=state.wall_seconds,
-        skipped_steps=state.skipped_steps,
-        stopped_by=stopped_by,
-    )
 
 
 def model_card(session: Session, val: ValScores) -> dict[str, Any]:
