@@ -956,24 +956,8 @@ def evaluate(
         console.print_scores(report, loaded.source, amount)
     if report.interrupted:
         raise typer.Exit(130)
-    if not report.scores:
-        raise fail(
-            "the pair could not be scored"
-            if len(found) == 1
-            else f"none of the {len(found)} pairs could be scored",
-            1,
-        )
-    if report.failures:
-        raise fail(
-            f"scored {len(report.scores)} of {len(found)} pairs: {len(report.failures)} could not be scored "
-            f"(above) and {'is' if len(report.failures) == 1 else 'are'} left out of the means",
-            1,
-        )
-    if report.unsaved:
-        unsaved = len(report.unsaved)
-        raise fail(
-            f"the scores are complete, but {unsaved} of {len(found)} corrected images were not saved", 1
-        )
+    if shortfall := report.shortfall(len(found)):
+        raise fail(shortfall, 1)
 
 
 @command()

@@ -66,6 +66,22 @@ class EvalReport:
         values = [getattr(image, score) for image in self.scores]
         return mean_psnr(values) if score.endswith("psnr") else statistics.fmean(values)
 
+    def shortfall(self, total: int) -> str | None:
+        """What of the ``total`` pairs was not done, after the scores are shown (``recnet eval`` then exits
+        1): none scored, some not, or corrected images not saved; None when all were."""
+        if not self.scores:
+            return (
+                "the pair could not be scored" if total == 1 else f"none of the {total} pairs could be scored"
+            )
+        if failed := len(self.failures):
+            return (
+                f"scored {len(self.scores)} of {total} pairs: {failed} could not be scored (above) and "
+                f"{'is' if failed == 1 else 'are'} left out of the means"
+            )
+        if unsaved := len(self.unsaved):
+            return f"the scores are complete, but {unsaved} of {total} corrected images were not saved"
+        return None
+
     def to_dict(self) -> dict[str, object]:
         """The report as JSON values; an infinite PSNR (identical images), and a mean of no pairs, is null."""
         return {

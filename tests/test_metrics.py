@@ -16,7 +16,7 @@ import torch
 from conftest import as_recnet_wrote
 
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
-from recnet_cli.evaluate import PairFailure, evaluate_pairs, save_problem
+from recnet_cli.evaluate import EvalReport, ImageScore, PairFailure, evaluate_pairs, save_problem
 from recnet_cli.imaging import ImageWriteError, written_by_recnet
 from recnet_cli.metrics import MAX_PSNR, psnr, quantised_scores, ssim, ssim_tensor, to_uint8
 from recnet_cli.model import RECNet
@@ -339,4 +339,23 @@ def test_saving_below_a_link_to_nothing_is_refused_before_any_pair_is_run(tmp_pa
     assert save_problem([pair], tmp_path / "moved" / "sub", overwrite=True) == (
         f"--save {tmp_path / 'moved' / 'sub'}: cannot create folder {tmp_path / 'moved' / 'sub'}: "
         f"{tmp_path / 'moved'} is a link to nowhere, which does not exist"
+    )
+
+
+def test_eval_says_what_was_not_done_after_the_scores() -> None:
+    scored = ImageScore(Path("a.jpg"), Path("a.png"), 20.0, 0.8, 15.0, 0.7, 1.0)
+    failed = PairFailure(Path("b.jpg"), Path("b.png"), "b.jpg: cannot be read")
+    assert EvalReport([scored]).shortfall(1) is None
+    assert EvalReport([], [failed]).shortfall(1) == "the pair could not be scored"
+    assert EvalReport([], [failed, failed]).shortfall(2) == "none of the 2 pairs could be scored"
+    assert EvalReport([scored], [failed]).shortfall(2) == (
+        "scored 1 of 2 pairs: 1 could not be scored (above) and is left out of the means"
+    )
+    assert (
+        EvalReport([scored], [failed, failed])
+        .shortfall(3)
+        .endswith("2 could not be scored (above) and are left out of the means")
+    )
+    assert EvalReport([scored], unsaved=[failed]).shortfall(1) == (
+        "the scores are complete, but 1 of 1 corrected images were not saved"
     )
