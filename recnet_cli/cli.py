@@ -1008,24 +1008,11 @@ def bench(
         console.notice(
             f"torch.compile failed, so this timed the uncompiled path ({corrector.compile_failure})"
         )
-    timing["compiled"] = compiled and not timing["tile"] and not corrector.compile_failure
-    timing["fused"] = fused
-    settings = [str(timing["precision"])]
-    if timing["compiled"]:
-        settings.append("compiled")
-    if fused:
-        settings.append("fused")
-    settings.append(f"tile {timing['tile']}" if timing["tile"] else "whole image")
     if as_json:
         typer.echo(json.dumps({"model": loaded.source, **timing}, indent=2))
         return
     memory = describe_peak_memory(corrector.device, timing["peak_memory_bytes"])
-    memory = memory and f", {memory}"
-    console.out.print(
-        f"{timing['width']}x{timing['height']} ({megapixels:g} MP) on {timing['device']}, "
-        f"{', '.join(settings)}: best {timing['best_seconds']:.3f} s "
-        f"({timing['megapixels_per_second']:.2f} MP/s), median {timing['median_seconds']:.3f} s{memory}"
-    )
+    console.out.print(console.timing_line(timing, megapixels, memory))
 
 
 def run() -> None:

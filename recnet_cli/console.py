@@ -368,6 +368,19 @@ class TrainingProgress:
             err.print(f"step {report.step}/{report.steps}: {status}")
 
 
+def timing_line(timing: Mapping[str, object], megapixels: float, memory: str) -> str:
+    """``recnet bench``'s line for ``engine.time_correction``'s ``timing``: the size, device and settings,
+    the times, and ``memory`` (the peak, in words; empty where unknown)."""
+    settings = [str(timing["precision"])] + [name for name in ("compiled", "fused") if timing[name]]
+    settings.append(f"tile {timing['tile']}" if timing["tile"] else "whole image")
+    return (
+        f"{timing['width']}x{timing['height']} ({megapixels:g} MP) on {timing['device']}, "
+        f"{', '.join(settings)}: best {timing['best_seconds']:.3f} s "
+        f"({timing['megapixels_per_second']:.2f} MP/s), median {timing['median_seconds']:.3f} s"
+        + (memory and f", {memory}")
+    )
+
+
 def models_table(entries: list[ModelEntry]) -> Table:
     """The ``recnet models`` table, a damaged model's row in red."""
     table = Table(title="RECNet models")

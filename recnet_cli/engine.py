@@ -524,7 +524,8 @@ class PendingCorrection:
 
 
 def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -> dict[str, object]:
-    """Times ``corrector.correct`` on a random 4:3 image of ``megapixels``: one warm-up, then ``repeats``."""
+    """Times ``corrector.correct`` on a random 4:3 image of ``megapixels``: one warm-up, then ``repeats``;
+    with how it ran (``console.timing_line`` says it in words)."""
     height = max(1, round(math.sqrt(megapixels * 1e6 * 3 / 4)))
     width = max(1, round(megapixels * 1e6 / height))
     image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
@@ -535,12 +536,16 @@ def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -
         started = time.perf_counter()
         corrector.correct(image)
         timed.append(time.perf_counter() - started)
+    tile = corrector.tile_for(height, width)
+    compiled = isinstance(corrector.whole_image, CompiledForward) and not corrector.compile_failure
     return {
         "device": str(corrector.device),
         "precision": precision_name(corrector.dtype),
+        "compiled": compiled and not tile,  # the compiled path is the whole image's
+        "fused": corrector.stages is not EAGER,
         "width": width,
         "height": height,
-        "tile": corrector.tile_for(height, width),
+        "tile": tile,
         "best_seconds": min(timed),
         "median_seconds": statistics.median(timed),
         "megapixels_per_second": height * width / 1e6 / min(timed),

@@ -21,6 +21,7 @@ from recnet_cli.console import (
     print_plan,
     print_summary,
     progress_bar,
+    timing_line,
 )
 from recnet_cli.outputs import Job
 
@@ -204,3 +205,26 @@ def test_stdout_writes_what_the_system_takes_in_part_whole_or_raises(tmp_path: P
             stream.close()  # as at exit: what failed is not sent again, whole or in part
     assert (tmp_path / "whole.json").read_bytes() == summary
     assert (tmp_path / "cut.json").read_bytes() == summary[:4096]
+
+
+def test_bench_says_how_the_model_ran_in_one_line() -> None:
+    timing = {
+        "device": "cuda:0",
+        "precision": "fp16",
+        "compiled": False,
+        "fused": True,
+        "width": 4000,
+        "height": 3000,
+        "tile": 0,
+        "best_seconds": 0.0803,
+        "median_seconds": 0.0811,
+        "megapixels_per_second": 149.4,
+    }
+    memory = "peak 1.25 GiB of GPU memory"
+    assert timing_line(timing, 12, memory) == (
+        "4000x3000 (12 MP) on cuda:0, fp16, fused, whole image: best 0.080 s (149.40 MP/s), median 0.081 s, "
+        "peak 1.25 GiB of GPU memory"
+    )
+    tiled = timing | {"compiled": True, "fused": False, "tile": 1024}
+    assert timing_line(tiled, 12, "").startswith("4000x3000 (12 MP) on cuda:0, fp16, compiled, tile 1024:")
+    assert timing_line(tiled, 12, "").endswith("median 0.081 s")
