@@ -95,10 +95,10 @@ from recnet_cli.runner import (
     refuse_device_list,
     refuse_setup_problems,
     refuse_unwritable_output,
-    report_fields,
     run_batch,
     show_plan,
     summary_if_stopped,
+    write_report,
 )
 from recnet_cli.train.pairs import (
     chosen_pairs,
@@ -278,24 +278,7 @@ def correct(
         jobs, found, correctors, compute, write, "Correcting", overwrite, skip_existing, quiet
     )
     about = {"model": loaded.source, "device": device_names(correctors), "strength": amount}
-    report_failed = False
-    if builder is not None:  # the photos are written: what the batch did is said whatever befalls the page
-        try:
-            path = builder.write(summary, about["model"], about["device"], amount, shard)
-        except PhotoFileError as exc:
-            console.error(str(exc))
-            report_failed = True
-        except KeyboardInterrupt:  # waiting for another shard's page, or reading the cards
-            ignore_further_stops()
-            summary.interrupted = True
-            console.notice(
-                f"interrupted: {summary.count('done')} of {len(jobs)} written, but not the report; "
-                "run the same command with --skip-existing to write it"
-            )
-        else:
-            about["report"] = report_fields(report_at)
-            if not quiet:
-                console.notice(f"report: {path}")
+    report_failed = builder is not None and not write_report(builder, summary, about, shard, len(jobs), quiet)
     if amount == "auto" and correctors[0].calibration is not None and strengths and not quiet:
         console.notice(f"strength auto: {console.strength_range(list(strengths.values()))}")
     finish(summary, "corrected", quiet, as_json, about, strengths, failed=report_failed)

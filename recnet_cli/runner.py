@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
     from recnet_cli.engine import Corrector, PendingCorrection
     from recnet_cli.tiling import Progress
+    from recnet_cli.viz.report import ReportBuilder
     from recnet_cli.weights import LoadedModel
 
 
@@ -247,6 +248,33 @@ def report_fields(report: tuple[Path, Path]) -> dict[str, str]:
     """A --report run's page and previews' folder, as --json gives them."""
     page, previews = report
     return {"page": str(page), "previews": str(previews)}
+
+
+def write_report(
+    builder: ReportBuilder, summary: Summary, about: dict, shard: str | None, planned: int, quiet: bool
+) -> bool:
+    """Writes the --report page of a batch whose photos are written, says where, and adds it to ``about``
+    (what --json says); whether it was written. Why not is said in one line; a stop (waiting for another
+    shard's page, or reading the cards) marks the batch interrupted, ``planned`` its count of photos."""
+    from recnet_cli.viz.report import report_files
+
+    try:
+        path = builder.write(summary, about["model"], about["device"], about["strength"], shard)
+    except PhotoFileError as exc:
+        console.error(str(exc))
+        return False
+    except KeyboardInterrupt:
+        ignore_further_stops()
+        summary.interrupted = True
+        console.notice(
+            f"interrupted: {summary.count('done')} of {planned} written, but not the report; "
+            "run the same command with --skip-existing to write it"
+        )
+        return False
+    about["report"] = report_fields(report_files(builder.folder))
+    if not quiet:
+        console.notice(f"report: {path}")
+    return True
 
 
 def plan_fields(planned: int) -> dict:
