@@ -625,7 +625,7 @@ def train(
     from recnet_cli.devices import is_host_out_of_memory, is_out_of_memory
     from recnet_cli.train.loop import StopSignals, resume
     from recnet_cli.train.loop import train as start_training
-    from recnet_cli.train.run_folder import TrainConfig, TrainingFailed, saved_step
+    from recnet_cli.train.run_folder import TrainConfig, TrainingFailed, how_to_go_on
     from recnet_cli.train.synthesis import parse_regimes
     from recnet_cli.weights import WeightsError
 
@@ -705,14 +705,7 @@ def train(
                 result = start_training(config, progress=progress, time_limit=seconds, stop_signals=signals)
     except KeyboardInterrupt:  # before the first step, or a second Ctrl-C or SIGTERM
         ignore_further_stops()
-        run_dir = resume_run or out
-        step = saved_step(run_dir)
-        console.notice(
-            f"interrupted: {run_dir} has no checkpoint, so the same command starts the run again"
-            if step is None
-            else f"interrupted: {run_dir}'s last checkpoint is at step {step}; continue with recnet train "
-            f"--resume {run_dir}"
-        )
+        console.notice(f"interrupted: {how_to_go_on(resume_run or out)}")
         raise typer.Exit(130) from None
     except (MemoryError, ValueError, RuntimeError, OSError, WeightsError) as exc:
         if is_out_of_memory(exc):

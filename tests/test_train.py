@@ -655,6 +655,15 @@ def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match=r"nowhere: no such folder$"):
         resume(tmp_path / "nowhere")
     assert run_folder.saved_step(tmp_path) is None
+    assert run_folder.how_to_go_on(tmp_path) == (
+        f"{tmp_path} has no checkpoint, so the same command starts the run again"
+    )
+    safetensors.torch.save_file(
+        {"w": torch.zeros(1)}, tmp_path / "checkpoint.safetensors", metadata={"step": "40"}
+    )
+    assert run_folder.how_to_go_on(tmp_path) == (
+        f"{tmp_path}'s last checkpoint is at step 40; continue with recnet train --resume {tmp_path}"
+    )
 
 
 def test_a_checkpoint_without_its_config_is_not_called_missing(tmp_path: Path) -> None:

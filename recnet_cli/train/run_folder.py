@@ -293,6 +293,13 @@ def saved_step(run_dir: Path) -> int | None:
         return None
 
 
+def how_to_go_on(run_dir: Path) -> str:
+    """How to go on with a run stopped before it saved its first checkpoint, or after."""
+    if (step := saved_step(run_dir)) is None:
+        return f"{run_dir} has no checkpoint, so the same command starts the run again"
+    return f"{run_dir}'s last checkpoint is at step {step}; continue with recnet train --resume {run_dir}"
+
+
 def load_checkpoint(run_dir: Path, model: RECNet, optimizer: torch.optim.Adam) -> RunState:
     """Restores model, Adam state and RNG states; returns the counters. A damaged checkpoint file is a
     TrainingError naming it."""
