@@ -31,6 +31,7 @@ from recnet_cli.train.data import (
 )
 from recnet_cli.train.pairs import ImagePair, not_a_folder, pairs_to_learn_from
 from recnet_cli.train.synthesis import MODES, DegradationConfig
+from recnet_cli.weights.card import CALIBRATION_FIELD
 from recnet_cli.wording import counted
 
 CALIBRATION_SEED = 70411  # not the validation seed: the held-out photos are scored on other pairs
@@ -148,15 +149,15 @@ def calibrated_card(
     described an earlier calibration (its command, its scores) and the model's place in this project (the
     bundled model's status), with this calibration and its ``held_out`` scores."""
     kept = {
-        key: value for key, value in card.items() if key != "status" and not key.startswith("auto_strength")
+        key: value for key, value in card.items() if key != "status" and not key.startswith(CALIBRATION_FIELD)
     }
     return kept | {
         "name": name,
         "calibrated_from": source,
         "calibrated_note": f"the weights of {source}, unchanged, which the fields above describe; figures "
-        "they give for --strength auto are of its calibration, not of this one (auto_strength)",
-        "auto_strength": calibration.as_card(),
-        "auto_strength_held_out": held_out,
+        f"they give for --strength auto are of its calibration, not of this one ({CALIBRATION_FIELD})",
+        CALIBRATION_FIELD: calibration.as_card(),
+        f"{CALIBRATION_FIELD}_held_out": held_out,
     }
 
 

@@ -43,15 +43,18 @@ def read_card(model_path: Path) -> dict[str, Any]:
     return card
 
 
+CALIBRATION_FIELD = "auto_strength"  # the card's strength calibration (``recnet calibrate``); its scores too
+
+
 def card_calibration(card: dict[str, Any], source: str) -> StrengthCalibration | None:
     """The card's ``auto_strength`` calibration (see ``recnet calibrate``); None when it has none; a
     WeightsError naming ``source`` when it is damaged."""
-    if "auto_strength" not in card:
+    if CALIBRATION_FIELD not in card:
         return None
     from recnet_cli.autostrength import CalibrationError, StrengthCalibration
 
     try:
-        return StrengthCalibration.from_card(card["auto_strength"])
+        return StrengthCalibration.from_card(card[CALIBRATION_FIELD])
     except CalibrationError as error:
         raise WeightsError(f"{source}: {error}") from None
 
@@ -107,6 +110,6 @@ def card_summary(card: dict[str, Any]) -> str:
         parts.append(f"{card['steps']:,} steps")
     if all(isinstance(card.get(key), float | int) for key in ("val_psnr", "val_identity_psnr")):
         parts.append(f"validation {card['val_psnr']:.2f} dB (input {card['val_identity_psnr']:.2f} dB)")
-    if "auto_strength" in card:
+    if CALIBRATION_FIELD in card:
         parts.append("strength calibrated")
     return ", ".join(parts)
