@@ -36,6 +36,7 @@ def run() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     reopen_closed_standard_streams()
     forget_unusable_terminal_size()
+    forget_unusable_hub_timeouts()
     spin_less_while_waiting()
     try:
         try:
@@ -80,6 +81,29 @@ def forget_unusable_terminal_size() -> None:
         value = os.environ.get(name)
         if value is not None and not (value.isascii() and value.isdigit() and int(value) > 0):
             del os.environ[name]
+
+
+# The Hub's timeouts, in seconds, which huggingface_hub reads as whole numbers as it is imported: that is
+# as every command that loads a model starts, whether the model is on the Hub or not.
+HUB_TIMEOUTS = ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT")
+
+
+def forget_unusable_hub_timeouts() -> None:
+    """Drops a Hub timeout that is not a whole number (``HF_HUB_ETAG_TIMEOUT=0.5``), saying so when it was
+    not empty: huggingface_hub ended every command that loads a model, the bundled one too, in a traceback.
+    Without it the Hub's default is used."""
+    for name in HUB_TIMEOUTS:
+        value = os.environ.get(name)
+        if value is None:
+            continue
+        try:
+            int(value)
+        except ValueError:
+            del os.environ[name]
+            if value.strip():
+                sys.stderr.write(
+                    f"note: {name}={value}: not a whole number of seconds, so the default is used\n"
+                )
 
 
 # How long PyTorch's OpenMP threads (GNU libgomp) spin at the end of each parallel step before they sleep:

@@ -657,6 +657,24 @@ def test_a_terminal_width_of_zero_in_the_environment_is_ignored(env: dict[str, s
         assert listed.stderr.startswith("No models yet: none bundled in weights/")
 
 
+def test_a_hub_timeout_that_is_not_a_whole_number_is_noted_and_the_default_used(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    # huggingface_hub reads them with int() as it is imported: every command that loads a model, the bundled
+    # one too, ended in a traceback
+    photo = make_photo(tmp_path / "a.jpg")
+    timeouts = {**env, "HF_HUB_ETAG_TIMEOUT": "0.5", "HF_HUB_DOWNLOAD_TIMEOUT": ""}
+    result = run(["correct", str(photo), "--model", str(model_file), "-q"], timeouts)
+    assert (result.returncode, result.stderr) == (
+        0,
+        "note: HF_HUB_ETAG_TIMEOUT=0.5: not a whole number of seconds, so the default is used\n",
+    )
+    assert (tmp_path / "a_recnet.jpg").is_file()
+    listed = run(["models"], {**env, "HF_HUB_DOWNLOAD_TIMEOUT": "10s", "HF_HUB_ETAG_TIMEOUT": "20"})
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr
+    assert listed.stderr.startswith("note: HF_HUB_DOWNLOAD_TIMEOUT=10s: not a whole number of seconds")
+
+
 def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[str, str]) -> None:
     shots = tmp_path / "shots"
     shots.mkdir()
