@@ -76,12 +76,13 @@ OutputOpt = Annotated[
 
 
 def model_names(incomplete: str) -> list[tuple[str, str]]:
-    """Shell completion of --model: the bundled models and the RECNet models in the Hugging Face cache; with
-    none that match, the shell completes file names."""
+    """Shell completion of --model: the bundled models and the RECNet models in the Hugging Face cache (but
+    those whose files are plainly damaged: their weights are not loaded); with none that match, the shell
+    completes file names."""
     from recnet_cli.weights import WeightsError, models_to_list
 
     try:
-        entries = models_to_list()[0]
+        entries = models_to_list(load=False)[0]  # at the speed of typing: no PyTorch
     except WeightsError:  # a Hugging Face cache that cannot be read
         return []
     return [(e.name, e.origin) for e in entries if e.name.startswith(incomplete) and e.problem is None]

@@ -96,6 +96,12 @@ CHECKPOINT_LAYOUTS: dict[str, tuple[str, Callable[[StateDict], object]]] = {
     "DataParallel module. prefix": (".pth", lambda sd: {f"module.{key}": value for key, value in sd.items()}),
     "in state_dict, with extras": (".pt", lambda sd: {"state_dict": sd, "epoch": 12, "lr": 1e-4}),
     "in params": (".pth", lambda sd: {"params": sd}),
+    "in model, with the optimizer's": (
+        ".pth",
+        lambda sd: {"model": sd, "optimizer": {"state": {}}, "epoch": 3},
+    ),
+    "in model_state_dict (PyTorch's tutorial)": (".pt", lambda sd: {"epoch": 3, "model_state_dict": sd}),
+    "in net": (".pth", lambda sd: {"net": sd}),
     "params_ema preferred over params": (
         ".pth",
         lambda sd: {"params": {key: torch.zeros_like(value) for key, value in sd.items()}, "params_ema": sd},
@@ -178,8 +184,15 @@ def test_strict_loading_names_the_key(tmp_path: Path, small_model: RECNet, case:
         ({"fc.weight": torch.zeros(2, 2)}, "not a RECNet state_dict"),
         ({"state_dict": {"extract.weight": 1}}, "not a RECNet checkpoint"),
         ([torch.zeros(1)], "not a RECNet checkpoint"),
-        ({0: torch.zeros(1)}, "not a RECNet checkpoint (expected a state_dict of tensors)"),
-        ({"params": {1: torch.zeros(1)}}, "not a RECNet checkpoint (expected a state_dict of tensors)"),
+        ({0: torch.zeros(1)}, "not a RECNet checkpoint (expected a state_dict of tensors; found key 0)"),
+        (
+            {"params": {1: torch.zeros(1)}},
+            "not a RECNet checkpoint (expected a state_dict of tensors; found key 1)",
+        ),
+        (
+            {"weights": {"extract.weight": torch.zeros(1)}, "epoch": 3},
+            "not a RECNet checkpoint (expected a state_dict of tensors; found keys epoch, weights)",
+        ),
         *(  # a width the model built for it would fail on at the first photo
             (
                 {"extract.weight": torch.zeros(width, 3, 3, 3), "dualprocess.conv1.weight": torch.zeros(1)},
@@ -189,7 +202,17 @@ def test_strict_loading_names_the_key(tmp_path: Path, small_model: RECNet, case:
             for width in (0, 2, 5)
         ),
     ],
-    ids=["other network", "not tensors", "a list", "number keys", "wrapped number keys", "0", "2", "5"],
+    ids=[
+        "other network",
+        "not tensors",
+        "a list",
+        "number keys",
+        "wrapped number keys",
+        "other wrapper",
+        "0",
+        "2",
+        "5",
+    ],
 )
 def test_non_recnet_checkpoints_are_rejected(tmp_path: Path, content: object, reason: str) -> None:
     path = tmp_path / "model.pth"
@@ -768,6 +791,10 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
     (weights_dir / "listed.json").write_text("[1, 2]")
     (weights_dir / "cut.safetensors").write_bytes(b"cut short")
     (weights_dir / "moved.safetensors").symlink_to(tmp_path / "elsewhere.safetensors")
+    with torch.no_grad():
+        overflowed = seeded_model(4, 2)
+        overflowed.extract.weight[0, 0, 0, 0] = float("nan")
+    save_model(overflowed, weights_dir / "nan.safetensors", {})  # which --model refuses to load
     model_bytes = (weights_dir / "good.safetensors").read_bytes()
     with FakeHub() as hub:
         point_huggingface_hub_at(monkeypatch, hub.url, tmp_path / "hf-home")
@@ -789,6 +816,8 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
         "good": None,
         "listed": f"{weights_dir / 'listed.json'}: not a valid model card (not a JSON object)",
         "moved": f"{weights_dir / 'moved.safetensors'}: a link to nothing",
+        "nan": f"{weights_dir / 'nan.safetensors'}: damaged weights: NaN or infinite values in key "
+        "extract.weight",
         "acme/broken-card": f"{broken_card}: not a valid model card"
         " (Expecting ',' delimiter: line 1 column 12 (char 11))",
         "acme/recnet-test": None,
@@ -798,6 +827,8 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
     assert entries["good"].row()[3] == "4 channels x 2 blocks, 10 steps"
     assert entries["cut"].row() == ("cut", "bundled", "9 bytes", "damaged (see the error below)")
     assert json.loads(json.dumps(entries["listed"].as_dict()))["problem"] == entries["listed"].problem
+    unloaded = {entry.name: entry.problem for entry in models_to_list(load=False)[0]}  # shell completion's
+    assert unloaded["nan"] is None and unloaded["cut"] == entries["cut"].problem
 
 
 def test_a_file_whose_data_left_the_cache_hides_no_model_of_its_repository(

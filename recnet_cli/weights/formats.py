@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 MODEL_SUFFIXES = (".safetensors", ".pth", ".pt")
 
 
-# Authors' checkpoints may wrap the state dict; the EMA weights win when both are present (BasicSR style).
-CHECKPOINT_WRAPPERS = ("params_ema", "params", "state_dict")
+# Checkpoints may wrap the state dict, beside an optimizer's state or an epoch: the EMA weights win when both
+# are present (BasicSR style), then the keys common training scripts save it under (as spandrel unwraps).
+CHECKPOINT_WRAPPERS = ("params_ema", "params-ema", "params", "model_state_dict", "state_dict", "model", "net")
 
 
 # A `recnet train` checkpoint (train/loop.py) holds the model's tensors under model., beside the optimizer's
@@ -228,7 +229,8 @@ def unsafe_pickle_reason(error: pickle.UnpicklingError) -> str:
 
 
 def unwrap_checkpoint(checkpoint: object, label: str) -> dict[str, Tensor]:
-    """The state dict, bare or inside ``params_ema``, ``params`` or ``state_dict``."""
+    """The state dict, bare or inside one of the ``CHECKPOINT_WRAPPERS`` (``params_ema``, ``state_dict``,
+    ``model``, ...)."""
     from torch import Tensor
 
     if isinstance(checkpoint, dict):
@@ -238,7 +240,8 @@ def unwrap_checkpoint(checkpoint: object, label: str) -> dict[str, Tensor]:
         isinstance(checkpoint, dict)
         and all(isinstance(key, str) and isinstance(value, Tensor) for key, value in checkpoint.items())
     ):
-        raise WeightsError(f"{label}: not a RECNet checkpoint (expected a state_dict of tensors)")
+        found = describe_keys("; found", sorted(map(str, checkpoint))) if isinstance(checkpoint, dict) else ""
+        raise WeightsError(f"{label}: not a RECNet checkpoint (expected a state_dict of tensors{found})")
     return checkpoint
 
 

@@ -16,7 +16,7 @@ from rich.filesize import decimal
 from recnet_cli.files import describe_os_error
 from recnet_cli.weights.card import card_calibration, card_summary, read_card
 from recnet_cli.weights.errors import WeightsError
-from recnet_cli.weights.formats import MODEL_SUFFIXES, looks_like_recnet
+from recnet_cli.weights.formats import MODEL_SUFFIXES, load_weights, looks_like_recnet
 from recnet_cli.weights.hub import HUB_DEFAULT_FILENAME, hub_cache_problem
 from recnet_cli.weights.locate import bundled_files
 
@@ -65,14 +65,26 @@ def with_card(entry: ModelEntry) -> ModelEntry:
         return replace(entry, problem=str(error))
 
 
-def models_to_list() -> tuple[list[ModelEntry], str | None]:
+def models_to_list(load: bool = True) -> tuple[list[ModelEntry], str | None]:
     """``recnet models``: the bundled models, then the RECNet files in the Hugging Face cache, and None; or,
     when that cache cannot be used (a setting naming a file: ``hub_cache_problem``), the bundled models
     and that problem, for a note. A damaged model or card is listed with its problem, and the others all
-    the same."""
-    if problem := hub_cache_problem():
-        return bundled_models(), problem
-    return bundled_models() + cached_hub_models(), None
+    the same; with ``load``, a model that --model cannot load too (``loadable``: seconds, with PyTorch)."""
+    problem = hub_cache_problem()
+    entries = bundled_models() + ([] if problem else cached_hub_models())
+    return [loadable(entry) for entry in entries] if load else entries, problem
+
+
+def loadable(entry: ModelEntry) -> ModelEntry:
+    """The entry, or where nothing else was found wrong with it, with why --model cannot load its weights
+    (NaN values in them, a checkpoint of another kind), as ``recnet download`` said when it fetched them."""
+    if entry.problem is not None:
+        return entry
+    try:
+        load_weights(entry.path, str(entry.path))
+    except WeightsError as error:
+        return replace(entry, problem=str(error))
+    return entry
 
 
 def cached_hub_models() -> list[ModelEntry]:
