@@ -512,7 +512,7 @@ def download_command(
     if parse_hub_ref(ref) is None and bundled_model(ref):
         raise fail(f"{ref}: bundled with recnet, so there is nothing to download: use it as --model {ref}")
     try:
-        path = download(ref)
+        path = download(ref, on_cached_copy=lambda why: console.notice(f"{ref}: {why}"))
     except WeightsError as exc:
         raise fail(str(exc)) from None
     typer.echo(str(path))

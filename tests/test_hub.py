@@ -174,21 +174,41 @@ def test_hub_down_and_nothing_cached_fails_fast_with_one_line(hub: FakeHub) -> N
 
     assert time.monotonic() - started < FAST_S  # no retries with back-off (they take ~25 s)
     assert message.startswith(
-        f"{REPO}: cannot reach the Hub at {hub.url} and the model is not in the local cache"
+        f"{REPO}: cannot reach the Hub at {hub.url} (connection refused) and the model is not in the local "
+        "cache"
     )
     assert message.endswith("; download it once while online, and later runs find it there offline")
+
+
+def test_a_setting_that_keeps_every_request_in_says_which(
+    hub: FakeHub, hf_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both said "cannot reach the Hub" and to download the model once online, which they would not let happen
+    not_cached = f"and the model is not in the local cache ({hf_home / 'hub'})"
+    monkeypatch.setenv("HF_TOKEN", "hf_abc\u2026")  # a token pasted with an ellipsis
+    assert load_error(REPO, ModelNotFoundError) == (
+        f"{REPO}: cannot reach the Hub at {hub.url} (the Hub token holds a character a request cannot carry: "
+        f"check HF_TOKEN or log in again) {not_cached}"
+    )
+    monkeypatch.delenv("HF_TOKEN")
+    address = hub.url.removeprefix("http://")
+    point_huggingface_hub_at(monkeypatch, address, hf_home)
+    assert load_error(REPO, ModelNotFoundError) == (
+        f"{REPO}: cannot reach the Hub at {address} (HF_ENDPOINT lacks http:// or https://) {not_cached}"
+    )
 
 
 @pytest.mark.parametrize(
     ("answer", "reason"),
     [
         ((403, {"Content-Length": "0"}, b""), "the Hub at {url} answered HTTP 403"),
+        ((503, {"Content-Length": "0"}, b""), "the Hub at {url} answered HTTP 503"),  # not out of reach
         (
             (200, {"Content-Length": "6", "Content-Type": "text/html"}, b"<html>"),  # a captive portal
             "{url} does not answer as a Hugging Face Hub (check HF_ENDPOINT and any proxy)",
         ),
     ],
-    ids=["forbidden", "not-a-hub"],
+    ids=["forbidden", "server-error", "not-a-hub"],
 )
 def test_a_hub_that_answers_without_the_model_is_not_said_to_be_out_of_reach(
     hub: FakeHub, hf_home: Path, answer: tuple[int, dict[str, str], bytes], reason: str
@@ -589,15 +609,36 @@ def test_download_offline_of_a_copy_damaged_in_the_cache_says_it_could_not_fetch
     cached = download("acme/kept")
     cached.resolve().write_bytes(whole[: len(whole) // 2])
     hub.stop()
-    for offline in (True, False):  # HF_HUB_OFFLINE, or a Hub that does not answer
+    for offline, again in (  # HF_HUB_OFFLINE, or a Hub that does not answer
+        (
+            True,
+            "it cannot be fetched again while HF_HUB_OFFLINE is set: unset it and run recnet download again",
+        ),
+        (False, "the Hub cannot be reached to fetch it again: run recnet download again online"),
+    ):
         set_offline(monkeypatch, offline)
         with pytest.raises(WeightsError) as caught:
             download("acme/kept")
         assert str(caught.value).startswith("acme/kept: not a valid safetensors file")
-        assert str(caught.value).endswith(
-            f"; that is the cache's copy ({cached}), and the Hub cannot be reached to fetch it again: run "
-            "recnet download again online"
-        )
+        assert str(caught.value).endswith(f"; that is the cache's copy ({cached}), and {again}")
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_download_says_when_the_cache_answered_for_the_hub(
+    hub: FakeHub, published: dict[str, RECNet], monkeypatch: pytest.MonkeyPatch, offline: bool
+) -> None:
+    # It printed the cached copy's path as if fetched: a user whose main had moved believed it up to date
+    said: list[str] = []
+    download(REPO, on_cached_copy=said.append)
+    assert said == []  # asked the Hub
+    if offline:
+        set_offline(monkeypatch, True)
+        why = "HF_HUB_OFFLINE is set"
+    else:
+        hub.respond = lambda path, authorization: (503, {"Content-Length": "0"}, b"")  # type: ignore[method-assign]
+        why = f"the Hub at {hub.url} answered HTTP 503"
+    assert download(REPO, on_cached_copy=said.append) == download(REPO)
+    assert said == [f"{why}, so this is the cache's copy, not checked against the Hub"]
 
 
 def test_download_takes_a_model_whose_suffix_is_in_capitals(

@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -62,6 +62,12 @@ HUB_LOW_DISK_WARNING = re.compile(
 )
 
 
+ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\] ")  # "[Errno 111] Connection refused", as httpx words it
+
+
+ONLINE_ONCE = "download it once while online, and later runs find it there offline"
+
+
 LOGIN_COMMAND = "hf auth login"  # huggingface_hub 1.0 and later ship `hf`, not `huggingface-cli`
 
 
@@ -84,16 +90,17 @@ def parse_hub_ref(text: str) -> HubRef | None:
     return HubRef(text, match["repo_id"], match["revision"], match["filename"] or HUB_DEFAULT_FILENAME)
 
 
-def download(ref: str) -> Path:
+def download(ref: str, on_cached_copy: Callable[[str], None] = lambda why: None) -> Path:
     """``recnet download``: fetch a Hub model (and its card) into the Hugging Face cache; its local path.
 
     A file that is not RECNet's weights (as ``looks_like_recnet`` judges the cache for ``recnet models``) is
     refused once downloaded, and stays in the cache as ``--model`` leaves it; ``recnet models`` ignores it.
-    So is one that ``--model`` cannot load (a file cut short, a damaged card), with its error."""
+    So is one that ``--model`` cannot load (a file cut short, a damaged card), with its error. Where the
+    Hub could not be asked and the cache's copy is the answer, ``on_cached_copy`` is told why."""
     hub_ref = parse_hub_ref(ref)
     if hub_ref is None:
         raise WeightsError(f"{ref}: not a Hub reference ({HUB_REF_FORMAT})")
-    path = fetch_from_hub(hub_ref)
+    path = fetch_from_hub(hub_ref, on_cached_copy=on_cached_copy)
     suffix = path.suffix.lower()
     if suffix not in MODEL_SUFFIXES:
         raise WeightsError(f"{ref}: {unknown_file_type(suffix)}")
@@ -108,10 +115,13 @@ def download(ref: str) -> Path:
         except WeightsError as error:
             if (fetched.st_ino, fetched.st_mtime_ns) != (cached.st_ino, cached.st_mtime_ns):
                 raise  # the Hub's own copy
-            raise WeightsError(
-                f"{error}; that is the cache's copy ({path}), and the Hub cannot be reached to fetch it "
-                "again: run recnet download again online"
-            ) from None
+            again = (
+                "it cannot be fetched again while HF_HUB_OFFLINE is set: unset it and run recnet download "
+                "again"
+                if constants.is_offline_mode()
+                else "the Hub cannot be reached to fetch it again: run recnet download again online"
+            )
+            raise WeightsError(f"{error}; that is the cache's copy ({path}), and {again}") from None
     return path
 
 
@@ -127,20 +137,29 @@ def check_fetched(path: Path, ref: HubRef) -> None:
     card_calibration(read_card(path), ref.text)
 
 
-def fetch_from_hub(ref: HubRef, again: bool = False) -> Path:
+def fetch_from_hub(
+    ref: HubRef, again: bool = False, on_cached_copy: Callable[[str], None] = lambda why: None
+) -> Path:
     """The cached file of a Hub reference, downloaded when the Hub has it and the cache does not (or
-    ``again``, with its card, in place of the cache's copy, where the Hub can be reached)."""
+    ``again``, with its card, in place of the cache's copy, where the Hub can be reached). Where the Hub is
+    not asked (HF_HUB_OFFLINE, or no answer: ``hub_silence``), the cache's copy is the answer, and
+    ``on_cached_copy`` is told why."""
     if problem := hub_cache_problem():
         raise WeightsError(f"{ref.text}: {problem}")
     ref = dataclasses.replace(ref, revision=cached_commit(ref.repo_id, ref.revision))
     with hub_chatter_held() as chatter:
+        silence = None
         try:
-            offline = constants.is_offline_mode() or not hub_reachable(ref)
+            silence = None if constants.is_offline_mode() else hub_silence(ref)
+            offline = constants.is_offline_mode() or silence is not None
             path = hub_download(ref, ref.filename, offline, again)
             if is_safetensors(path):
                 fetch_card(ref, offline, again)
         except Exception as error:  # huggingface_hub raises many types; all become one line for the user
-            raise hub_error(ref, error, chatter) from error
+            raise hub_error(ref, error, chatter, silence) from error
+    if offline:
+        unasked = "HF_HUB_OFFLINE is set" if silence is None else unreached(silence)
+        on_cached_copy(f"{unasked}, so this is the cache's copy, not checked against the Hub")
     return path
 
 
@@ -234,8 +253,10 @@ def hub_download(ref: HubRef, filename: str, offline: bool, again: bool = False)
     )
 
 
-def hub_reachable(ref: HubRef) -> bool:
-    """One HEAD request without retries, so that an unreachable Hub falls back to the cache at once.
+def hub_silence(ref: HubRef) -> Exception | None:
+    """Why the Hub gives no usable answer for ``ref`` (no answer at all, or a server error), from one HEAD
+    request without retries, so that an unreachable Hub falls back to the cache at once; None when it
+    answered (a refusal too: the download reports what it said).
 
     (``hf_hub_download`` itself retries a connection failure for about 25 s when the file is not cached.)
     """
@@ -243,29 +264,52 @@ def hub_reachable(ref: HubRef) -> bool:
     try:
         get_hf_file_metadata(url, timeout=constants.HF_HUB_ETAG_TIMEOUT)
     except HfHubHTTPError as error:
-        return error.response.status_code < 500  # the Hub answered: the download reports what it said
-    except Exception:  # no answer at all: connection refused, DNS failure, timeout, proxy error
-        return False
-    return True
+        return error if error.response.status_code >= 500 else None
+    except Exception as error:  # no answer at all: connection refused, DNS failure, timeout, proxy error
+        return error
+    return None
 
 
-def hub_error(ref: HubRef, error: Exception, chatter: HubChatter) -> WeightsError:
+def unreached(silence: Exception) -> str:
+    """What ``hub_silence`` found, in words: ``the Hub at URL answered HTTP 503``, ``cannot reach the Hub at
+    URL (connection refused)``."""
+    if isinstance(silence, HfHubHTTPError):
+        return f"the Hub at {constants.ENDPOINT} answered HTTP {silence.response.status_code}"
+    if not (why := setting_at_fault(silence)):
+        why = ERRNO_PREFIX.sub("", first_line(silence)) or type(silence).__name__
+        why = why[0].lower() + why[1:] if why[1:2].islower() else why  # Connection refused, in a sentence
+    return f"cannot reach the Hub at {constants.ENDPOINT} ({why})"
+
+
+def setting_at_fault(silence: Exception) -> str | None:
+    """The setting that kept a request from going out at all (an address without http://, a token a header
+    cannot carry), or None."""
+    if not constants.ENDPOINT.startswith(("http://", "https://")):
+        return "HF_ENDPOINT lacks http:// or https://"
+    if isinstance(silence, UnicodeEncodeError):  # httpx sends headers in ASCII
+        return "the Hub token holds a character a request cannot carry: check HF_TOKEN or log in again"
+    return None
+
+
+def hub_error(
+    ref: HubRef, error: Exception, chatter: HubChatter, silence: Exception | None = None
+) -> WeightsError:
     """A one-line error for a failed Hub download, saying what to do about it (and how many times
-    huggingface_hub retried, if it did)."""
+    huggingface_hub retried, if it did); ``silence``: why the Hub was not asked (``hub_silence``)."""
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         sizes = f" ({chatter.low_disk})" if chatter.low_disk else ""
         return WeightsError(
             f"{ref.text}: no room for it in the Hugging Face cache {constants.HF_HUB_CACHE}{sizes}; free some"
             " space, or set HF_HUB_CACHE to a folder on a disk with room"
         )
-    failure = hub_failure(ref, error)
+    failure = hub_failure(ref, error, silence)
     if chatter.retries:
         return type(failure)(f"{failure}; retried {counted(chatter.retries, 'time')}")
     return failure
 
 
-def hub_failure(ref: HubRef, error: Exception) -> WeightsError:
-    """``hub_error``'s line, from the exception alone."""
+def hub_failure(ref: HubRef, error: Exception, silence: Exception | None = None) -> WeightsError:
+    """``hub_error``'s line, from the exception and why the Hub was not asked."""
     name = ref.text
     answer = error.__cause__ if isinstance(error, LocalEntryNotFoundError) else error
     token = sent_token_source(answer) if isinstance(answer, HfHubHTTPError) else None
@@ -294,7 +338,7 @@ def hub_failure(ref: HubRef, error: Exception) -> WeightsError:
     if isinstance(error, RevisionNotFoundError):
         return ModelNotFoundError(f"{name}: revision {ref.revision} not found in {ref.repo_id} on the Hub")
     if isinstance(error, LocalEntryNotFoundError):
-        return ModelNotFoundError(f"{name}: {not_cached_reason(error.__cause__)}")
+        return ModelNotFoundError(f"{name}: {not_cached_reason(error.__cause__ or silence)}")
     if isinstance(error, EntryNotFoundError):
         return ModelNotFoundError(f"{name}: file {ref.filename} not found in {ref.repo_id} on the Hub")
     if isinstance(error, HfHubHTTPError) and error.response.status_code == 401:  # a private repository
@@ -338,25 +382,22 @@ def token_refused(ref: HubRef, token: str, status: int) -> str:
 
 
 def not_cached_reason(cause: BaseException | None) -> str:
-    """Why a model is neither downloaded nor cached; ``cause``: the Hub's answer, when there was one."""
+    """Why a model is neither downloaded nor cached; ``cause``: the Hub's answer, or why there was none."""
     if constants.is_offline_mode():
         return (
             "HF_HUB_OFFLINE is set and the model is not in the local cache (unset it to download the model)"
         )
+    not_cached = f"and the model is not in the local cache ({constants.HF_HUB_CACHE})"
     if isinstance(cause, HfHubHTTPError):
-        return (
-            f"the Hub at {constants.ENDPOINT} answered HTTP {cause.response.status_code}"
-            f" and the model is not in the local cache ({constants.HF_HUB_CACHE})"
-        )
+        return f"the Hub at {constants.ENDPOINT} answered HTTP {cause.response.status_code} {not_cached}"
     if isinstance(cause, FileMetadataError):  # a captive portal, a proxy's page, HF_ENDPOINT set amiss
         return (
             f"{constants.ENDPOINT} does not answer as a Hugging Face Hub (check HF_ENDPOINT and any proxy)"
-            f" and the model is not in the local cache ({constants.HF_HUB_CACHE})"
+            f" {not_cached}"
         )
-    return (
-        f"cannot reach the Hub at {constants.ENDPOINT} and the model is not in the local cache"
-        f" ({constants.HF_HUB_CACHE}); download it once while online, and later runs find it there offline"
-    )
+    if not isinstance(cause, Exception):
+        return f"cannot reach the Hub at {constants.ENDPOINT} {not_cached}; {ONLINE_ONCE}"
+    return f"{unreached(cause)} {not_cached}" + ("" if setting_at_fault(cause) else f"; {ONLINE_ONCE}")
 
 
 def hub_cache_problem() -> str | None:
