@@ -30,6 +30,7 @@ from recnet_cli.weights import (
     save_model,
     strength_calibration,
 )
+from recnet_cli.weights.locate import reference_problem
 
 REPO = "acme/recnet-test"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -555,9 +556,11 @@ def test_download_refuses_a_file_that_is_not_a_recnet_model(
         download(ref)
 
     assert str(caught.value) == f"{ref}: {reason}"
-    # Left in huggingface_hub's cache, as --model leaves it (recnet models does not list it).
+    # Left in huggingface_hub's cache, as --model leaves it (recnet models does not list it); a file no model
+    # is kept in is not fetched at all.
     snapshot = hf_home / "hub" / "models--acme--llm" / "snapshots" / commit_of("acme/llm", "main")
-    assert (snapshot / filename).is_file()
+    assert (snapshot / filename).is_file() is filename.endswith((".safetensors", ".pt"))
+    assert reference_problem(ref) == (str(caught.value) if filename.endswith(".json") else None)  # --dry-run
     assert load_error(ref).startswith(f"{ref}: ")
 
 

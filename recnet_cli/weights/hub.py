@@ -27,6 +27,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.file_download import repo_folder_name
+from huggingface_hub.utils import validate_repo_id
 
 from recnet_cli import __version__
 from recnet_cli.files import error_line, file_kind, first_line, nearest_existing
@@ -90,6 +91,17 @@ def parse_hub_ref(text: str) -> HubRef | None:
     return HubRef(text, match["repo_id"], match["revision"], match["filename"] or HUB_DEFAULT_FILENAME)
 
 
+def hub_ref_problem(ref: HubRef) -> str | None:
+    """Why a Hub reference names no model, found without asking the Hub (for --dry-run too): a repository
+    name the Hub refuses, or a file that is not a model's (``org/name:config.json``)."""
+    try:
+        validate_repo_id(ref.repo_id)
+    except HFValidationError as error:
+        return f"{ref.text}: not a valid Hub name ({first_line(error)})"
+    suffix = PurePosixPath(ref.filename).suffix.lower()
+    return None if suffix in MODEL_SUFFIXES else f"{ref.text}: {unknown_file_type(suffix)}"
+
+
 def download(ref: str, on_cached_copy: Callable[[str], None] = lambda why: None) -> Path:
     """``recnet download``: fetch a Hub model (and its card) into the Hugging Face cache; its local path.
 
@@ -101,9 +113,6 @@ def download(ref: str, on_cached_copy: Callable[[str], None] = lambda why: None)
     if hub_ref is None:
         raise WeightsError(f"{ref}: not a Hub reference ({HUB_REF_FORMAT})")
     path = fetch_from_hub(hub_ref, on_cached_copy=on_cached_copy)
-    suffix = path.suffix.lower()
-    if suffix not in MODEL_SUFFIXES:
-        raise WeightsError(f"{ref}: {unknown_file_type(suffix)}")
     try:
         check_fetched(path, hub_ref)
     except WeightsError:  # the cache's copy may be what is damaged (a download cut short): fetched again
@@ -144,6 +153,8 @@ def fetch_from_hub(
     ``again``, with its card, in place of the cache's copy, where the Hub can be reached). Where the Hub is
     not asked (HF_HUB_OFFLINE, or no answer: ``hub_silence``), the cache's copy is the answer, and
     ``on_cached_copy`` is told why."""
+    if problem := hub_ref_problem(ref):
+        raise WeightsError(problem)
     if problem := hub_cache_problem():
         raise WeightsError(f"{ref.text}: {problem}")
     ref = dataclasses.replace(ref, revision=cached_commit(ref.repo_id, ref.revision))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from recnet_cli.weights.errors import ModelNotFoundError
 from recnet_cli.weights.formats import MODEL_SUFFIXES
-from recnet_cli.weights.hub import HUB_REF_FORMAT, fetch_from_hub, parse_hub_ref
+from recnet_cli.weights.hub import HUB_REF_FORMAT, fetch_from_hub, hub_ref_problem, parse_hub_ref
 from recnet_cli.wording import listed
 
 WEIGHTS_DIR_ENV = "RECNET_WEIGHTS_DIR"
@@ -80,9 +80,10 @@ def resolve(ref: str | None) -> ModelLocation:
 
 def reference_problem(ref: str) -> str | None:
     """Why ``--model`` names no model, found without downloading or loading one (for --dry-run): None when
-    it names a model file or a bundled model, or any Hub reference (not looked up)."""
-    if not os.path.exists(ref) and parse_hub_ref(ref) is not None:
-        return None
+    it names a model file or a bundled model, or a Hub reference that may name one (not looked up:
+    ``hub_ref_problem``)."""
+    if not os.path.exists(ref) and (hub_ref := parse_hub_ref(ref)) is not None:
+        return hub_ref_problem(hub_ref)
     try:
         resolve(ref)
     except ModelNotFoundError as error:
