@@ -31,7 +31,7 @@ from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
 from recnet_cli.weights.formats import is_safetensors, load_weights
 from recnet_cli.weights.hub import download
 from recnet_cli.weights.listing import ModelEntry, models_to_list
-from recnet_cli.weights.locate import resolve
+from recnet_cli.weights.locate import ModelLocation, resolve
 from recnet_cli.weights.save import foreign_card, model_files, save_model
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
@@ -65,8 +65,20 @@ class LoadedModel:
 
 
 def load_model(ref: str | None = None) -> LoadedModel:
-    """Resolve ``--model`` (None: the bundled default) and load it: float32, eval mode, CPU."""
+    """Resolve ``--model`` (None: the bundled default) and load it: float32, eval mode, CPU. A Hub model
+    that fails to load is fetched again (``download``) in case the cache's copy was what was damaged, and
+    loaded from the new copy, or its error says why it could not be."""
     location = resolve(ref)
+    try:
+        return load_location(location)
+    except WeightsError:
+        if not location.from_hub:
+            raise
+    download(location.source)
+    return load_location(location)
+
+
+def load_location(location: ModelLocation) -> LoadedModel:
     return LoadedModel(
         model=load_weights(location.path, location.source),
         source=location.source,

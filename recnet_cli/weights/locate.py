@@ -23,6 +23,7 @@ DEFAULT_MODEL = "recnet-mixed"
 class ModelLocation:
     path: Path
     source: str  # what to show the user: the path, the bundled name or the Hub reference
+    from_hub: bool = False  # a file of the Hugging Face cache, fetched for a Hub reference
 
 
 def weights_dir() -> Path:
@@ -68,7 +69,7 @@ def resolve(ref: str | None) -> ModelLocation:
         raise ModelNotFoundError(f"{ref}: a folder, not a model file{model_files_hint(path)}")
     hub_ref = parse_hub_ref(ref)
     if hub_ref is not None:
-        return ModelLocation(fetch_from_hub(hub_ref), ref)
+        return ModelLocation(fetch_from_hub(hub_ref), ref, from_hub=True)
     if path.suffix.lower() in MODEL_SUFFIXES:
         raise ModelNotFoundError(f"{ref}: file not found")
     bundled = ", ".join(path.stem for path in bundled_files()) or "none yet"
