@@ -277,7 +277,7 @@ def correct(
     summary = run_batch(
         jobs, found, correctors, compute, write, "Correcting", overwrite, skip_existing, quiet
     )
-    about = {"model": loaded.source, "device": device_names(correctors), "strength": amount}
+    about = {"model": loaded.reference, "device": device_names(correctors), "strength": amount}
     report_failed = builder is not None and not write_report(builder, summary, about, shard, len(jobs), quiet)
     if amount == "auto" and correctors[0].calibration is not None and strengths and not quiet:
         console.notice(f"strength auto: {console.strength_range(list(strengths.values()))}")
@@ -458,7 +458,7 @@ def mask(
         return corrector.start(photo.pixels, progress)
 
     summary = run_batch(jobs, found, correctors, compute, write, "Masking", overwrite, skip_existing, quiet)
-    finish(summary, "masked", quiet, as_json, {"model": loaded.source, "device": device_names(correctors)})
+    finish(summary, "masked", quiet, as_json, {"model": loaded.reference, "device": device_names(correctors)})
 
 
 @command()
@@ -797,7 +797,6 @@ def calibrate(
       recnet calibrate --inputs shots/ --targets edited/ -o tuned.safetensors
     """
     from recnet_cli.weights import WeightsError, model_files, save_model
-    from recnet_cli.weights.locate import lasting_reference
 
     if problem := calibrated_model_problem(output, overwrite):
         raise fail(problem)
@@ -830,13 +829,13 @@ def calibrate(
         except PhotoRunError as exc:
             raise fail(f"{loaded.source}: {exc}", 1) from None
     held_out = {regime: score.rounded() for regime, score in scores.items()}
-    card = calibrated_card(loaded.card, lasting_reference(loaded.source), output.stem, calibration, held_out)
+    card = calibrated_card(loaded.card, loaded.reference, output.stem, calibration, held_out)
     try:
         save_model(corrector.model.to("cpu"), output, card, overwrite=overwrite)
     except WeightsError as exc:
         raise fail(str(exc), 1) from None
     if as_json:
-        report = {"model": loaded.source, "output": str(output), "about": calibration.about}
+        report = {"model": loaded.reference, "output": str(output), "about": calibration.about}
         typer.echo(json.dumps(report | {"held_out": held_out}, indent=2))
     elif not quiet:
         console.print_held_out_scores(scores)
@@ -927,7 +926,7 @@ def evaluate(
         done = len(report.scores) + len(report.failures)
         console.notice(f"interrupted after {done} of {len(found)} pairs; {scored}")
     if as_json:  # also when no pair could be scored: the failures are listed there
-        typer.echo(json.dumps({"model": loaded.source, "strength": amount, **report.to_dict()}, indent=2))
+        typer.echo(json.dumps({"model": loaded.reference, "strength": amount, **report.to_dict()}, indent=2))
     elif report.scores:
         console.print_scores(report, loaded.source, amount)
     if report.interrupted:
@@ -985,7 +984,7 @@ def bench(
             f"torch.compile failed, so this timed the uncompiled path ({corrector.compile_failure})"
         )
     if as_json:
-        typer.echo(json.dumps({"model": loaded.source, **timing}, indent=2))
+        typer.echo(json.dumps({"model": loaded.reference, **timing}, indent=2))
         return
     memory = describe_peak_memory(corrector.device, timing["peak_memory_bytes"])
     console.out.print(console.timing_line(timing, megapixels, memory))

@@ -40,7 +40,7 @@ def test_correct_uses_the_bundled_model_without_model_option(tmp_path: Path, env
     source = make_photo(tmp_path / "shot.jpg")
     result = run(["correct", str(source), "--json"], bundled_env)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["model"] == f"{DEFAULT_MODEL} (bundled)"
+    assert json.loads(result.stdout)["model"] == DEFAULT_MODEL  # as --model takes it
     assert (tmp_path / "shot_recnet.jpg").is_file()
 
 

@@ -127,6 +127,11 @@ def test_load_model_downloads_from_the_hub(
     assert_same_model(loaded, published[model])
     assert loaded.source == ref
     assert loaded.path.parent.name == commit_of(REPO, revision)
+    pinned = f"{REPO}@{commit_of(REPO, revision)}" + (
+        "" if filename == "model.safetensors" else f":{filename}"
+    )
+    assert loaded.reference == pinned  # what --json gives, naming these very weights
+    assert_same_model(load_model(pinned), published[model])
     assert loaded.path.is_relative_to(hf_home / "hub")
     assert f"GET /{REPO}/resolve/{revision}/{filename}" in hub.requests
 

@@ -59,9 +59,10 @@ __all__ = [
 @dataclass
 class LoadedModel:
     model: RECNet  # float32, eval mode, on the CPU
-    source: str
+    source: str  # what to show the user (see ``ModelLocation``)
     path: Path
     card: dict[str, Any] = field(default_factory=dict)
+    reference: str = ""  # a --model value naming these very weights from any folder (see ``ModelLocation``)
 
 
 def load_model(ref: str | None = None) -> LoadedModel:
@@ -84,6 +85,7 @@ def load_location(location: ModelLocation) -> LoadedModel:
         source=location.source,
         path=location.path,
         card=read_card(location.path),
+        reference=location.reference,
     )
 
 

@@ -6,11 +6,18 @@ import importlib.resources
 import importlib.util
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from recnet_cli.weights.errors import ModelNotFoundError
 from recnet_cli.weights.formats import MODEL_SUFFIXES
-from recnet_cli.weights.hub import HUB_REF_FORMAT, fetch_from_hub, hub_ref_problem, parse_hub_ref
+from recnet_cli.weights.hub import (
+    HUB_DEFAULT_FILENAME,
+    HUB_REF_FORMAT,
+    HubRef,
+    fetch_from_hub,
+    hub_ref_problem,
+    parse_hub_ref,
+)
 from recnet_cli.wording import listed
 
 WEIGHTS_DIR_ENV = "RECNET_WEIGHTS_DIR"
@@ -23,6 +30,9 @@ DEFAULT_MODEL = "recnet-mixed"
 class ModelLocation:
     path: Path
     source: str  # what to show the user: the path, the bundled name or the Hub reference
+    # A --model value that names these very weights from any folder (what --json gives): a file's absolute
+    # path, a bundled model's name, a Hub reference pinned to the commit fetched
+    reference: str
     from_hub: bool = False  # a file of the Hugging Face cache, fetched for a Hub reference
 
 
@@ -62,14 +72,15 @@ def resolve(ref: str | None) -> ModelLocation:
         return default_model()
     path = Path(ref)
     if os.path.isfile(path):  # os.path's tests say False for a name too long; Path's raise
-        return ModelLocation(path, ref)
+        return ModelLocation(path, ref, os.path.abspath(path))
     if bundled := bundled_model(ref):
-        return ModelLocation(bundled, f"{ref} (bundled)")
+        return ModelLocation(bundled, f"{ref} (bundled)", ref)
     if os.path.isdir(path):
         raise ModelNotFoundError(f"{ref}: a folder, not a model file{model_files_hint(path)}")
     hub_ref = parse_hub_ref(ref)
     if hub_ref is not None:
-        return ModelLocation(fetch_from_hub(hub_ref), ref, from_hub=True)
+        cached = fetch_from_hub(hub_ref)
+        return ModelLocation(cached, ref, pinned_reference(hub_ref, cached), from_hub=True)
     if path.suffix.lower() in MODEL_SUFFIXES:
         raise ModelNotFoundError(f"{ref}: file not found")
     bundled = ", ".join(path.stem for path in bundled_files()) or "none yet"
@@ -77,6 +88,14 @@ def resolve(ref: str | None) -> ModelLocation:
         f"{ref}: not a model file, a bundled model name (bundled: {bundled})"
         f" or a Hub reference ({HUB_REF_FORMAT})"
     )
+
+
+def pinned_reference(ref: HubRef, cached: Path) -> str:
+    """``org/name@commit[:file]``: the Hub reference ``ref`` pinned to the commit of its cached file (in the
+    cache's ``snapshots/<commit>/<file>``)."""
+    snapshot = cached.parents[len(PurePosixPath(ref.filename).parts) - 1]
+    file = "" if ref.filename == HUB_DEFAULT_FILENAME else f":{ref.filename}"
+    return f"{ref.repo_id}@{snapshot.name}{file}"
 
 
 def reference_problem(ref: str) -> str | None:
@@ -115,4 +134,4 @@ def default_model() -> ModelLocation:
             f"no bundled default model is present yet ({path} does not exist); pass one with"
             " --model path/to/model.safetensors or --model org/name (a Hugging Face Hub repository)"
         )
-    return ModelLocation(path, f"{DEFAULT_MODEL} (bundled)")
+    return ModelLocation(path, f"{DEFAULT_MODEL} (bundled)", DEFAULT_MODEL)
