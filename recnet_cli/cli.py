@@ -482,7 +482,11 @@ def models(as_json: JsonOpt = False) -> None:
     elif entries:
         console.out.print(console.models_table(entries))
     else:
-        console.err.print("No models yet: none bundled in weights/ and none in the Hugging Face cache.")
+        from recnet_cli.weights.locate import weights_dir
+
+        console.err.print(
+            f"No models yet: none bundled in {weights_dir()} and none in the Hugging Face cache."
+        )
     problems = [entry.problem for entry in entries if entry.problem]
     for problem in problems:
         console.error(problem)

@@ -653,7 +653,9 @@ def test_a_terminal_width_of_zero_in_the_environment_is_ignored(env: dict[str, s
         result = run(["correct", "no-such.jpg"], {**env, "COLUMNS": columns})
         assert (result.returncode, result.stderr) == (1, "error: no-such.jpg: no such file or folder\n")
         listed = run(["models"], {**env, "COLUMNS": columns})
-        assert listed.stderr.startswith("No models yet: none bundled in weights/")
+        assert listed.stderr.startswith(
+            f"No models yet: none bundled in {env['RECNET_WEIGHTS_DIR']} and none"
+        )
 
 
 def test_a_hub_timeout_that_is_not_a_whole_number_is_noted_and_the_default_used(
