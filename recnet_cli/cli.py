@@ -484,8 +484,9 @@ def models(as_json: JsonOpt = False) -> None:
     else:
         from recnet_cli.weights.locate import weights_dir
 
+        bundled = console.visible(str(weights_dir()))  # plain text: a folder may be named [red] or hold \n
         console.err.print(
-            f"No models yet: none bundled in {weights_dir()} and none in the Hugging Face cache."
+            f"No models yet: none bundled in {bundled} and none in the Hugging Face cache.", markup=False
         )
     problems = [entry.problem for entry in entries if entry.problem]
     for problem in problems:

@@ -658,6 +658,15 @@ def test_a_terminal_width_of_zero_in_the_environment_is_ignored(env: dict[str, s
         )
 
 
+def test_no_models_names_the_folder_the_bundled_ones_are_looked_for_in(env: dict[str, str]) -> None:
+    # It said weights/ whatever RECNET_WEIGHTS_DIR named
+    odd = run(["models"], {**env, "RECNET_WEIGHTS_DIR": "/no/[red]such\nfolder"})  # plain text, one line
+    assert (odd.returncode, odd.stderr) == (
+        0,
+        "No models yet: none bundled in /no/[red]such\\nfolder and none in the Hugging Face cache.\n",
+    )
+
+
 def test_a_hub_timeout_that_is_not_a_whole_number_is_noted_and_the_default_used(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
