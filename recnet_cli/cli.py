@@ -505,17 +505,41 @@ def download_command(
             help="Hub reference: org/name, org/name@revision or org/name:file.",
         ),
     ],
+    filename: Annotated[
+        str | None,
+        typer.Argument(
+            parser=named("FILE", "a file of the repository", str),
+            metavar="FILE",
+            help="The file to fetch, as after org/name: (default model.safetensors).",
+            show_default=False,
+        ),
+    ] = None,
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            parser=named("--revision", "a branch, tag or commit", str),
+            metavar="REV",
+            help="A branch, tag or commit, as after org/name@ (default main).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Fetch a model from the Hugging Face Hub into the local cache, for use offline later.
 
-    [dim]Example:[/]  recnet download org/recnet-mixed@v1
+    [dim]Examples:[/]
+      recnet download org/recnet-mixed@v1
+      recnet download org/recnet-mixed model.safetensors --revision v1
     """
     from recnet_cli.weights import WeightsError, download
-    from recnet_cli.weights.hub import parse_hub_ref
+    from recnet_cli.weights.hub import joined_hub_ref, parse_hub_ref
     from recnet_cli.weights.locate import bundled_model
 
     if parse_hub_ref(ref) is None and bundled_model(ref):
         raise fail(f"{ref}: bundled with recnet, so there is nothing to download: use it as --model {ref}")
+    try:
+        ref = joined_hub_ref(ref, filename, revision)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     try:
         path = download(ref, on_cached_copy=lambda why: console.notice(f"{ref}: {why}"))
     except WeightsError as exc:

@@ -1772,6 +1772,8 @@ def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, st
         assert fetched.returncode == 0, fetched.stderr
         assert Path(fetched.stdout.strip()).is_file()
         assert any("acme/recnet-test/resolve/main/model.safetensors" in r for r in hub.requests)
+        as_hf_does = ["download", "acme/recnet-test", "model.safetensors", "--revision", "main"]  # hf's way
+        assert run(as_hf_does, online).stdout == fetched.stdout
     listed = run(["models", "--json"], env)
     assert [entry["name"] for entry in json.loads(listed.stdout)] == ["acme/recnet-test"]
     narrow = run(["models"], {**env, "COLUMNS": "40"})  # the name --model takes is never cut

@@ -30,6 +30,7 @@ from recnet_cli.weights import (
     save_model,
     strength_calibration,
 )
+from recnet_cli.weights.hub import joined_hub_ref
 from recnet_cli.weights.locate import reference_problem
 
 REPO = "acme/recnet-test"
@@ -649,6 +650,17 @@ def test_download_says_when_the_cache_answered_for_the_hub(
         why = f"the Hub at {hub.url} answered HTTP 503"
     assert download(REPO, on_cached_copy=said.append) == download(REPO)
     assert said == [f"{why}, so this is the cache's copy, not checked against the Hub"]
+
+
+def test_download_takes_the_file_and_revision_as_hf_download_does() -> None:
+    assert joined_hub_ref(REPO, None, None) == REPO
+    assert joined_hub_ref(REPO, "extra.pth", "v1") == f"{REPO}@v1:extra.pth"
+    assert joined_hub_ref(f"{REPO}@v1", "extra.pth", None) == f"{REPO}@v1:extra.pth"
+    assert joined_hub_ref(f"{REPO}:extra.pth", None, "v1") == f"{REPO}@v1:extra.pth"
+    with pytest.raises(ValueError, match=r"^acme/recnet-test:a\.pth b\.pth: name the file once, as FILE or "):
+        joined_hub_ref(f"{REPO}:a.pth", "b.pth", None)
+    with pytest.raises(ValueError, match=r"^acme/recnet-test@v1 --revision v2: name the revision once"):
+        joined_hub_ref(f"{REPO}@v1", None, "v2")
 
 
 def test_download_takes_a_model_whose_suffix_is_in_capitals(

@@ -91,6 +91,20 @@ def parse_hub_ref(text: str) -> HubRef | None:
     return HubRef(text, match["repo_id"], match["revision"], match["filename"] or HUB_DEFAULT_FILENAME)
 
 
+def joined_hub_ref(ref: str, filename: str | None, revision: str | None) -> str:
+    """``org/name@revision:file`` from ``recnet download``'s REPO, FILE and --revision, as ``hf download``
+    takes them; a ValueError where REPO names its file or revision too."""
+    match = HUB_REF.fullmatch(ref)
+    if match is None or (filename is None and revision is None):
+        return ref  # not a Hub reference: download says so
+    if filename is not None and match["filename"]:
+        raise ValueError(f"{ref} {filename}: name the file once, as FILE or after a colon (org/name:FILE)")
+    if revision is not None and match["revision"]:
+        raise ValueError(f"{ref} --revision {revision}: name the revision once, as --revision or after @")
+    revision, filename = revision or match["revision"], filename or match["filename"]
+    return match["repo_id"] + (f"@{revision}" if revision else "") + (f":{filename}" if filename else "")
+
+
 def hub_ref_problem(ref: HubRef) -> str | None:
     """Why a Hub reference names no model, found without asking the Hub (for --dry-run too): a repository
     name the Hub refuses, or a file that is not a model's (``org/name:config.json``)."""
