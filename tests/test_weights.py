@@ -663,6 +663,12 @@ def test_unknown_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wei
         download("mini")
     for name in ("org/a..b", "org/ok--x", "org/" + "y" * 256):  # what the Hub's own checks refuse
         assert load_error(name).startswith(f"{name}: not a valid Hub name (")
+    for name in (
+        "org/name:../x.safetensors",
+        "org/name:/x.pth",
+    ):  # the Hub client asked its owner to rename it
+        file = name.partition(":")[2]
+        assert load_error(name) == f"{name}: {file} names no file inside the repository (give its path there)"
 
 
 def test_a_folder_is_not_taken_for_a_model_file_or_a_hub_reference(

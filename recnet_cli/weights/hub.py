@@ -112,7 +112,10 @@ def hub_ref_problem(ref: HubRef) -> str | None:
         validate_repo_id(ref.repo_id)
     except HFValidationError as error:
         return f"{ref.text}: not a valid Hub name ({first_line(error)})"
-    suffix = PurePosixPath(ref.filename).suffix.lower()
+    file = PurePosixPath(ref.filename)
+    if file.is_absolute() or ".." in file.parts:  # the Hub client refuses it, asking the owner to rename it
+        return f"{ref.text}: {ref.filename} names no file inside the repository (give its path there)"
+    suffix = file.suffix.lower()
     return None if suffix in MODEL_SUFFIXES else f"{ref.text}: {unknown_file_type(suffix)}"
 
 
