@@ -99,7 +99,7 @@ def test_help_has_a_short_form_and_shows_no_value_type(env: dict[str, str]) -> N
         assert shown.returncode == 0 and "Usage: recnet" in shown.stdout, shown.stderr
         assert "<bool>" not in shown.stdout and "-h " in shown.stdout
         assert "<list[str]>" not in shown.stdout and "<path>" not in shown.stdout and "{" not in shown.stdout
-    for command, usage in (("correct", "PHOTOS..."), ("explain", "PHOTO"), ("download", "REPO")):
+    for command, usage in (("correct", "PHOTOS..."), ("explain", "PHOTO"), ("download", "REPO [FILE]")):
         lines = [line.strip() for line in run([command, "-h"], env).stdout.splitlines()]
         assert f"Usage: recnet {command} [OPTIONS] {usage}" in lines
 
