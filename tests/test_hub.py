@@ -611,6 +611,16 @@ def test_download_and_model_fetch_again_a_copy_damaged_in_the_cache(
     assert cached.read_bytes() == whole
 
 
+def test_a_hub_model_that_fails_to_load_as_the_hub_has_it_is_not_fetched_again(
+    hub: FakeHub, published: dict[str, RECNet], tmp_path: Path
+) -> None:
+    # Every --model run fetched the whole file again, though the Hub's own copy was the broken one
+    hub.add("acme/llm", "model.safetensors", safetensors_bytes({"lm_head.weight": torch.zeros(2)}))
+    for _ in range(2):
+        assert load_error("acme/llm").startswith("acme/llm: not a RECNet state_dict")
+    assert hub.requests.count("GET /acme/llm/resolve/main/model.safetensors") == 1
+
+
 def test_download_offline_of_a_copy_damaged_in_the_cache_says_it_could_not_fetch_it_again(
     hub: FakeHub, published: dict[str, RECNet], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -64,6 +65,9 @@ HUB_LOW_DISK_WARNING = re.compile(
 
 
 ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\] ")  # "[Errno 111] Connection refused", as httpx words it
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}")  # an LFS file's ETag on the Hub: its content's sha256
 
 
 ONLINE_ONCE = "download it once while online, and later runs find it there offline"
@@ -279,6 +283,28 @@ def hub_download(ref: HubRef, filename: str, offline: bool, again: bool = False)
             library_version=__version__,
         )
     )
+
+
+def differs_from_hubs(ref: HubRef, cached: Path) -> bool:
+    """Whether ``cached``, the cache's copy of ``ref``, is not the Hub's file byte for byte: another size, or
+    another sha256 where the Hub gives one (an LFS file's ETag). False where the Hub is not asked (offline)
+    or gives no answer: a copy that cannot be checked is not fetched again."""
+    if constants.is_offline_mode():
+        return False
+    url = hf_hub_url(ref.repo_id, ref.filename, revision=ref.revision)
+    try:
+        hub = get_hf_file_metadata(url, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+        if hub.size is not None and hub.size != cached.stat().st_size:
+            return True
+        if hub.etag and SHA256.fullmatch(hub.etag):
+            digest = hashlib.sha256()
+            with cached.open("rb") as file:  # hashlib.file_digest is Python 3.11's
+                for chunk in iter(lambda: file.read(2**20), b""):
+                    digest.update(chunk)
+            return digest.hexdigest() != hub.etag
+    except Exception:  # no answer (see hub_silence), or a copy that cannot be read: not fetched again
+        return False
+    return False
 
 
 def hub_silence(ref: HubRef) -> Exception | None:
