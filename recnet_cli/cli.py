@@ -15,7 +15,7 @@ from recnet_cli import __version__, console
 from recnet_cli.batch import replaces_companions
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
-from recnet_cli.entry import ignore_further_stops, library_failure
+from recnet_cli.entry import ignore_further_stops, ignored_hub_timeouts, library_failure
 from recnet_cli.files import describe_os_error, error_line, real_path
 from recnet_cli.imaging import (
     OUTPUT_CHOICES,
@@ -540,6 +540,8 @@ def download_command(
         ref = joined_hub_ref(ref, filename, revision)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    for name, value in ignored_hub_timeouts.items():
+        console.notice(f"{name}={value}: not a whole number of seconds, so the default is used")
     try:
         path = download(ref, on_cached_copy=lambda why: console.notice(f"{ref}: {why}"))
     except WeightsError as exc:

@@ -86,12 +86,13 @@ def forget_unusable_terminal_size() -> None:
 # The Hub's timeouts, in seconds, which huggingface_hub reads as whole numbers as it is imported: that is
 # as every command that loads a model starts, whether the model is on the Hub or not.
 HUB_TIMEOUTS = ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT")
+ignored_hub_timeouts: dict[str, str] = {}  # name: value, dropped by ``forget_unusable_hub_timeouts``
 
 
 def forget_unusable_hub_timeouts() -> None:
-    """Drops a Hub timeout that is not a whole number (``HF_HUB_ETAG_TIMEOUT=0.5``), saying so when it was
-    not empty: huggingface_hub ended every command that loads a model, the bundled one too, in a traceback.
-    Without it the Hub's default is used."""
+    """Drops a Hub timeout that is not a whole number (``HF_HUB_ETAG_TIMEOUT=0.5``), so that the Hub's
+    default is used: huggingface_hub ended every command that loads a model, the bundled one too, in a
+    traceback. One that was not empty is kept in ``ignored_hub_timeouts``, for ``recnet download`` to name."""
     for name in HUB_TIMEOUTS:
         value = os.environ.get(name)
         if value is None:
@@ -101,9 +102,7 @@ def forget_unusable_hub_timeouts() -> None:
         except ValueError:
             del os.environ[name]
             if value.strip():
-                sys.stderr.write(
-                    f"note: {name}={value}: not a whole number of seconds, so the default is used\n"
-                )
+                ignored_hub_timeouts[name] = value
 
 
 # How long PyTorch's OpenMP threads (GNU libgomp) spin at the end of each parallel step before they sleep:
