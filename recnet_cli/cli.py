@@ -278,7 +278,9 @@ def correct(
         jobs, found, correctors, compute, write, "Correcting", overwrite, skip_existing, quiet
     )
     about = {"model": loaded.reference, "device": device_names(correctors), "strength": amount}
-    report_failed = builder is not None and not write_report(builder, summary, about, shard, len(jobs), quiet)
+    report_failed = builder is not None and not write_report(
+        builder, summary, about, loaded.source, shard, len(jobs), quiet
+    )
     if amount == "auto" and correctors[0].calibration is not None and strengths and not quiet:
         console.notice(f"strength auto: {console.strength_range(list(strengths.values()))}")
     finish(summary, "corrected", quiet, as_json, about, strengths, failed=report_failed)

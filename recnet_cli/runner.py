@@ -251,15 +251,22 @@ def report_fields(report: tuple[Path, Path]) -> dict[str, str]:
 
 
 def write_report(
-    builder: ReportBuilder, summary: Summary, about: dict, shard: str | None, planned: int, quiet: bool
+    builder: ReportBuilder,
+    summary: Summary,
+    about: dict,
+    model: str,
+    shard: str | None,
+    planned: int,
+    quiet: bool,
 ) -> bool:
-    """Writes the --report page of a batch whose photos are written, says where, and adds it to ``about``
-    (what --json says); whether it was written. Why not is said in one line; a stop (waiting for another
-    shard's page, or reading the cards) marks the batch interrupted, ``planned`` its count of photos."""
+    """Writes the --report page of a batch whose photos are written, naming the ``model`` as people read it,
+    says where, and adds it to ``about`` (what --json says); whether it was written. Why not is said in one
+    line; a stop (waiting for another shard's page, or reading the cards) marks the batch interrupted,
+    ``planned`` its count of photos."""
     from recnet_cli.viz.report import report_files
 
     try:
-        path = builder.write(summary, about["model"], about["device"], about["strength"], shard)
+        path = builder.write(summary, model, about["device"], about["strength"], shard)
     except PhotoFileError as exc:
         console.error(str(exc))
         return False
