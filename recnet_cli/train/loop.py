@@ -62,7 +62,6 @@ from recnet_cli.train.run_folder import (
     trim_metrics,
 )
 from recnet_cli.weights import WeightsError, load_model, save_model
-from recnet_cli.weights.locate import lasting_reference
 
 ADAM_BETAS = (0.9, 0.99)
 
@@ -206,7 +205,6 @@ def train(
     check_config(config)
     check_run_folder(config.run_dir)
     config.data_fingerprint = data_fingerprint(config)
-    config.init = config.init and lasting_reference(config.init)
     return run(config, False, progress, time_limit, stop_requested, stop_signals)
 
 
@@ -470,11 +468,13 @@ def open_session(
 
 
 def initial_model(config: TrainConfig, resuming: bool) -> RECNet:
-    """A fresh RECNet, or the ``init`` model (whose size then replaces the configured one)."""
+    """A fresh RECNet, or the ``init`` model, whose size then replaces the configured one, and whose
+    reference ``init`` becomes: one that names those very weights from any folder (see ``LoadedModel``)."""
     if config.init and not resuming:
-        model = load_model(config.init).model
-        config.channels, config.blocks = model.channels, model.num_blocks
-        return model
+        loaded = load_model(config.init)
+        config.init = loaded.reference
+        config.channels, config.blocks = loaded.model.channels, loaded.model.num_blocks
+        return loaded.model
     return RECNet(config.channels, config.blocks)
 
 

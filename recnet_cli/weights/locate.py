@@ -111,13 +111,6 @@ def reference_problem(ref: str) -> str | None:
     return None
 
 
-def lasting_reference(ref: str) -> str:
-    """A ``--model`` value that names the same model from any folder, for a run's config or a model's card: a
-    file's path made absolute (a file is what ``resolve`` takes it for first); a bundled name or a Hub
-    reference as it is."""
-    return os.path.abspath(ref) if os.path.isfile(ref) else ref
-
-
 def model_files_hint(folder: Path) -> str:
     """`` (it holds a.safetensors, b.pth)``: the model files in a folder given as ``--model``, if any."""
     try:
