@@ -671,6 +671,18 @@ def test_download_takes_the_file_and_revision_as_hf_download_does() -> None:
         joined_hub_ref(f"{REPO}:a.pth", "b.pth", None)
     with pytest.raises(ValueError, match=r"^acme/recnet-test@v1 --revision v2: name the revision once"):
         joined_hub_ref(f"{REPO}@v1", None, "v2")
+    for given, said in (  # a string that parsed back otherwise: org/x@a:b took b for the file
+        ((REPO, None, "a:b"), "--revision a:b: recnet cannot name a revision with : or @ in it"),
+        ((REPO, None, "v1@x"), "--revision v1@x: recnet cannot name a revision with : or @ in it"),
+        ((REPO, "a:b.pth", None), "a:b.pth: recnet cannot name a file with : in it"),
+        (
+            ("./x.pth", "b.pth", None),
+            "./x.pth: not a Hub repository (org/name), which FILE and --revision are of",
+        ),
+    ):
+        with pytest.raises(ValueError) as refused:
+            joined_hub_ref(*given)
+        assert str(refused.value) == said
 
 
 def test_download_takes_a_model_whose_suffix_is_in_capitals(

@@ -50,7 +50,11 @@ HUB_REF_FORMAT = "org/name[@revision][:file]"
 SHORT_COMMIT = re.compile(r"[0-9a-f]{7,39}")
 
 
-HUB_REF = re.compile(r"(?P<repo_id>\w[\w.-]*/\w[\w.-]*)(?:@(?P<revision>[^:@]+))?(?::(?P<filename>[^:]+))?")
+HUB_REVISION, HUB_FILENAME = re.compile(r"[^:@]+"), re.compile(r"[^:]+")
+HUB_REF = re.compile(
+    rf"(?P<repo_id>\w[\w.-]*/\w[\w.-]*)(?:@(?P<revision>{HUB_REVISION.pattern}))?"
+    rf"(?::(?P<filename>{HUB_FILENAME.pattern}))?"
+)
 
 
 # huggingface_hub's log line for each retry of a request ("Retrying in 1s [Retry 1/5].") and of a download
@@ -98,9 +102,15 @@ def parse_hub_ref(text: str) -> HubRef | None:
 def joined_hub_ref(ref: str, filename: str | None, revision: str | None) -> str:
     """``org/name@revision:file`` from ``recnet download``'s REPO, FILE and --revision, as ``hf download``
     takes them; a ValueError where REPO names its file or revision too."""
+    if filename is None and revision is None:
+        return ref
     match = HUB_REF.fullmatch(ref)
-    if match is None or (filename is None and revision is None):
-        return ref  # not a Hub reference: download says so
+    if match is None:
+        raise ValueError(f"{ref}: not a Hub repository (org/name), which FILE and --revision are of")
+    if revision is not None and not HUB_REVISION.fullmatch(revision):
+        raise ValueError(f"--revision {revision}: recnet cannot name a revision with : or @ in it")
+    if filename is not None and not HUB_FILENAME.fullmatch(filename):
+        raise ValueError(f"{filename}: recnet cannot name a file with : in it")
     if filename is not None and match["filename"]:
         raise ValueError(f"{ref} {filename}: name the file once, as FILE or after a colon (org/name:FILE)")
     if revision is not None and match["revision"]:
@@ -126,8 +136,10 @@ def hub_ref_problem(ref: HubRef) -> str | None:
 def download(ref: str, on_cached_copy: Callable[[str], None] = lambda why: None) -> Path:
     """``recnet download``: fetch a Hub model (and its card) into the Hugging Face cache; its local path.
 
-    A file that is not RECNet's weights (as ``looks_like_recnet`` judges the cache for ``recnet models``) is
-    refused once downloaded, and stays in the cache as ``--model`` leaves it; ``recnet models`` ignores it.
+    A reference that can name no model (``hub_ref_problem``: ``org/name:config.json``) is refused before
+    anything is fetched. A file that is not RECNet's weights (as ``looks_like_recnet`` judges the cache for
+    ``recnet models``) is refused once downloaded, and stays in the cache as ``--model`` leaves it;
+    ``recnet models`` ignores it.
     So is one that ``--model`` cannot load (a file cut short, a damaged card), with its error. Where the
     Hub could not be asked and the cache's copy is the answer, ``on_cached_copy`` is told why."""
     hub_ref = parse_hub_ref(ref)
