@@ -1517,6 +1517,26 @@ def test_json_has_the_same_fields_whether_the_model_ran_or_not(tmp_path: Path, m
         assert (record.get("dry_run"), record.get("planned")) == expected, name
 
 
+def test_json_names_the_model_so_that_it_can_be_given_again_from_any_folder(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo = make_photo(tmp_path / "a.png")
+    monkeypatch.chdir(model_file.parent)  # the model named relative to the working folder
+    command = [
+        "correct",
+        str(photo),
+        "-o",
+        str(tmp_path / "b.png"),
+        "--model",
+        model_file.name,
+        "--json",
+        "-q",
+    ]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["model"] == os.path.join(os.getcwd(), model_file.name)
+
+
 def test_a_dash_is_refused_as_standard_input_or_output_but_read_as_a_file_named_so(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:

@@ -137,6 +137,17 @@ def test_load_model_downloads_from_the_hub(
     assert f"GET /{REPO}/resolve/{revision}/{filename}" in hub.requests
 
 
+def test_a_model_in_a_folder_of_its_repository_is_pinned_by_its_path(
+    hub: FakeHub, published: dict[str, RECNet], tmp_path: Path
+) -> None:
+    commit = hub.add(
+        REPO, "runs/best/model.safetensors", (tmp_path / "main" / "model.safetensors").read_bytes()
+    )
+    loaded = load_model(f"{REPO}:runs/best/model.safetensors")
+    assert loaded.reference == f"{REPO}@{commit}:runs/best/model.safetensors"
+    assert_same_model(load_model(loaded.reference), published["main"])
+
+
 def test_card_comes_from_the_repository(hub: FakeHub, published: dict[str, RECNet]) -> None:
     assert load_model(REPO).card["training_data"] == "main data"
     assert load_model(f"{REPO}:other.safetensors").card["channels"] == 4  # no other.json: the metadata
