@@ -303,6 +303,8 @@ def test_a_run_folder_that_another_training_holds_is_refused_and_left_alone(tmp_
     with run_folder.claimed(run):  # as a process training into it holds it (flock: per open file)
         with pytest.raises(TrainingError, match=held):
             train(tiny_config(run))
+        with pytest.raises(TrainingError, match=held):  # not "no checkpoint to resume from": it has none yet
+            resume(run)
         assert list(run.iterdir()) == []
     assert not (tmp_path / "runs").exists()  # made for the claim and left empty: removed
     train(tiny_config(run), time_limit=0)  # stops at its first checkpoint, to be resumed

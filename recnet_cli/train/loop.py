@@ -57,6 +57,7 @@ from recnet_cli.train.run_folder import (
     load_checkpoint,
     read_record,
     read_run_checkpoint,
+    refuse_a_run_being_written,
     save_checkpoint,
     save_config,
     trim_metrics,
@@ -224,6 +225,7 @@ def resume(
     config_path = run_dir / CONFIG_FILE
     if not run_dir.is_dir():
         raise TrainingError(f"{run_dir}: {'not a run folder' if run_dir.exists() else 'no such folder'}")
+    refuse_a_run_being_written(run_dir)  # before its first checkpoint, it has none to resume from
     if not (run_dir / CHECKPOINT_FILE).is_file():
         raise TrainingError(f"{run_dir}: no checkpoint to resume from")
     if not config_path.is_file():

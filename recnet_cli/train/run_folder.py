@@ -178,10 +178,7 @@ def claimed(run_dir: Path) -> Iterator[None]:
             try:
                 fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise TrainingError(
-                    f"{run_dir}: another recnet train is writing this run; wait for it to end (then --resume "
-                    "it if it stopped), or choose another --out"
-                ) from None
+                raise TrainingError(another_run_writes(run_dir)) from None
             except OSError:  # no locks on this file system (ENOLCK, EOPNOTSUPP): trains unguarded, as before
                 pass
         yield
@@ -192,6 +189,32 @@ def claimed(run_dir: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):  # one not empty: the run's
             for folder in made:
                 folder.rmdir()
+
+
+def another_run_writes(run_dir: Path) -> str:
+    return (
+        f"{run_dir}: another recnet train is writing this run; wait for it to end (then --resume it if it "
+        "stopped), or choose another --out"
+    )
+
+
+def refuse_a_run_being_written(run_dir: Path) -> None:
+    """Refuses a run folder that another ``recnet train`` holds (see ``claimed``), as --resume finds it
+    before the run's first checkpoint: not to be taken for a run that stopped with none."""
+    if fcntl is None:
+        return
+    try:
+        folder = os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(folder, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise TrainingError(another_run_writes(run_dir)) from None
+    except OSError:  # no locks on this file system
+        pass
+    finally:
+        os.close(folder)  # lets go of the lock, where it was taken
 
 
 def check_run_folder(run_dir: Path) -> None:
