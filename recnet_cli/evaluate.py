@@ -79,7 +79,8 @@ class EvalReport:
                 f"{'is' if failed == 1 else 'are'} left out of the means"
             )
         if unsaved := len(self.unsaved):
-            return f"the scores are complete, but {unsaved} of {total} corrected images were not saved"
+            were = "was" if unsaved == 1 else "were"
+            return f"the scores are complete, but {unsaved} of {total} corrected images {were} not saved"
         return None
 
     def to_dict(self) -> dict[str, object]:
@@ -181,6 +182,8 @@ def save_problem(
         if path in saved_by:
             return f"--save {save_dir}: {saved_by[path]} and {pair.input} would both be saved as {path.name}"
         saved_by[path] = pair.input
+        if os.path.isdir(path):  # --overwrite could not help: it costs that image alone, as it is saved
+            continue
         problem = existing_output_problem(path, named=False, overwrite=overwrite, elsewhere=ANOTHER_FOLDER)
         if problem:
             return f"--save {save_dir}: {problem}"

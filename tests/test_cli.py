@@ -2119,10 +2119,10 @@ def test_eval_says_in_one_line_when_save_cannot_write(
         make_photo(folder / "shot.png")
     (saved / "shot.png").mkdir(parents=True)  # where the corrected image would go
     pairs = ["--inputs", str(inputs), "--targets", str(targets), "--model", str(model_file)]
-    result = run(["eval", *pairs, "--save", str(saved), "--overwrite", "--json"], env)
+    result = run(["eval", *pairs, "--save", str(saved), "--json"], env)  # with --overwrite or without
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"error: {saved / 'shot.png'}: is a folder\n" in result.stderr  # that image alone
-    assert "error: the scores are complete, but 1 of 1 corrected images were not saved" in result.stderr
+    assert "error: the scores are complete, but 1 of 1 corrected images was not saved" in result.stderr
     values = json.loads(result.stdout)  # the score still counts
     assert values["images"] == 1 and [item["input"] for item in values["unsaved"]] == [
         str(inputs / "shot.png")

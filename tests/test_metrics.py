@@ -301,6 +301,10 @@ def test_saving_never_replaces_an_evaluated_image_nor_a_user_s_file_nor_an_earli
     as_recnet_wrote(tmp_path / "out" / "a.png")  # an earlier run's
     assert "exists (use --overwrite)" in save_problem([pair], tmp_path / "out", overwrite=False)
     assert save_problem([pair], tmp_path / "out", overwrite=True) is None
+    (tmp_path / "out" / "a.png").unlink()
+    (tmp_path / "out" / "a.png").mkdir()  # a folder where the image goes: it costs that image alone
+    for overwrite in (False, True):  # without --overwrite, it was told to use --overwrite, which cannot help
+        assert save_problem([pair], tmp_path / "out", overwrite=overwrite) is None
     (tmp_path / "notes.txt").write_text("mine")
     assert save_problem([pair], tmp_path / "notes.txt", overwrite=True) == (
         f"--save {tmp_path / 'notes.txt'}: a file, not a folder"
@@ -357,5 +361,5 @@ def test_eval_says_what_was_not_done_after_the_scores() -> None:
         .endswith("2 could not be scored (above) and are left out of the means")
     )
     assert EvalReport([scored], unsaved=[failed]).shortfall(1) == (
-        "the scores are complete, but 1 of 1 corrected images were not saved"
+        "the scores are complete, but 1 of 1 corrected images was not saved"
     )

@@ -148,6 +148,8 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = True) -> It
         with atomic_file(path, overwrite=overwrite) as file:
             yield file
     except OSError as error:
+        if isinstance(error, FileExistsError) and os.path.isdir(path):  # which --overwrite would not replace
+            raise ImageWriteError(path, "is a folder", errno.EISDIR) from None
         if isinstance(error, FileExistsError) and not overwrite:
             raise OutputExistsError(path) from None
         raise ImageWriteError(path, describe_os_error(error), error.errno) from error
