@@ -289,15 +289,17 @@ FileIdentity = tuple[int, int] | Path
 def file_identity(path: Path) -> FileIdentity:
     """What makes two names one file: its device and inode (a symbolic or a hard link shares them); for a
     link to nothing (or in a loop) the link's own, so that links to one missing file stay apart while one
-    link seen through a linked folder does not; else, where nothing is there, its real name (the links of
-    the folders above it followed)."""
-    for status_of in (os.stat, os.lstat):
+    link seen through a linked folder does not; for a name through a folder not made yet (``new/../a.jpg``,
+    which is ``a.jpg`` once ``new`` is made), the file its real name is; else, where nothing is there, its
+    real name (the links of the folders above it followed)."""
+    real = real_path(path)
+    for status_of, name in ((os.stat, path), (os.lstat, path), (os.stat, real)):
         try:
-            status = status_of(path)
+            status = status_of(name)
         except OSError:
             continue
         return status.st_dev, status.st_ino
-    return real_path(path)
+    return real
 
 
 def input_identities(paths: Iterable[Path]) -> set[FileIdentity]:

@@ -780,6 +780,19 @@ def test_an_input_under_another_name_is_no_output(shots: Path) -> None:
     assert sheet([shots / "a.jpg"]) == f"{shots / 'linked.jpg'} is an input; refusing to overwrite it"
 
 
+def test_an_input_named_through_a_folder_not_made_yet_is_no_output(shots: Path) -> None:
+    # -o new/../a.jpg: new/ did not exist when the output was checked, then was made, and with --overwrite
+    # the photo was replaced by its correction
+    through = shots / "new" / ".." / "a.jpg"
+    (job,) = plan_jobs(find_sources([str(shots / "a.jpg")])[0], through, suffix="")
+    assert job.problem == f"output {through} is an input file; refusing to overwrite it"
+    sheet = partial(sheet_problem, through, named=True, overwrite=True, create=False)
+    assert sheet([shots / "a.jpg"]) == f"{through} is an input; refusing to overwrite it"
+    assert not (shots / "new").exists()
+    (own,) = plan_jobs(find_sources([str(shots / "a.jpg")])[0], shots / "new" / "..", suffix="_recnet")
+    assert own.target.name == "a_recnet.jpg"  # the photo's own folder, by another name: named with --suffix
+
+
 def test_no_output_is_written_where_an_input_link_to_nothing_leads(shots: Path, tmp_path: Path) -> None:
     # in/z.jpg leads to out/a.jpg, which is not there yet: an output written there would become input z.jpg.
     out = tmp_path / "out"
