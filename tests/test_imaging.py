@@ -796,6 +796,22 @@ def test_a_tiffs_iptc_and_xmp_tags_do_not_travel_inside_its_exif():
     assert photo.iptc and b"<xmp:Rating>4</xmp:Rating>" in photo.xmp
 
 
+def test_a_bigtiffs_exif_is_copied(tmp_path):
+    # Pillow wrote its directory back in BigTIFF's layout, which no EXIF block has: every BigTIFF's EXIF was
+    # said to be damaged and left out
+    exif = Image.Exif()
+    exif[MAKE], exif[0x0110] = "Recnet Camera", "BT-1"
+    source = tmp_path / "big.tif"
+    Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(source, big_tiff=True, exif=exif)
+    photo = read_photo(source)
+    assert (
+        photo.exif is not None and photo.exif[6:10] in (b"II*\x00", b"MM\x00*") and not photo.damaged_metadata
+    )
+    write_photo(tmp_path / "out.tif", photo.pixels, photo)
+    with Image.open(tmp_path / "out.tif") as written:
+        assert (written.getexif()[MAKE], written.getexif()[0x0110]) == ("Recnet Camera", "BT-1")
+
+
 @pytest.mark.parametrize("extension", ["jpg", "png", "tif", "bmp"])
 def test_dpi_is_copied(tmp_path, extension):
     source = save(tmp_path / "in.png", Image.fromarray(gradient_rgb8()), dpi=(300, 240))

@@ -148,6 +148,7 @@ def portable_exif(exif: Image.Exif, block: bytes | None, size: tuple[int, int]) 
     if not exif:
         return None
     exif[ORIENTATION] = 1
+    exif.bigtiff = False  # a BigTIFF's directory is written as an EXIF block is laid out: as a classic TIFF's
     return sized_exif(with_standard_types(exif.tobytes()), *size)
 
 
