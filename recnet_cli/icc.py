@@ -123,6 +123,21 @@ def colour_space(profile: bytes) -> bytes:
     return profile[16:20]
 
 
+_SPACE_NAMES = {b"GRAY": "grey", b"RGB ": "RGB", b"CMYK": "CMYK", b"Lab ": "Lab", b"XYZ ": "XYZ"}
+
+
+def unusable_for(profile: bytes, grayscale: bool) -> str | None:
+    """Why an embedded ICC profile cannot say what a photo's colours (grey, or RGB) are: it is no ICC
+    profile at all (no ``acsp`` signature), or one of another colour space; None when it can."""
+    if len(profile) < HEADER_SIZE or profile[36:40] != b"acsp":
+        return "is not an ICC profile"
+    space, own = colour_space(profile), b"GRAY" if grayscale else b"RGB "
+    if space == own:
+        return None
+    name = _SPACE_NAMES.get(space, space.decode("latin-1").strip() or "unnamed")
+    return f"is one for {name} colours, not the photo's {_SPACE_NAMES[own]}"
+
+
 def read_tags(profile: bytes) -> dict[bytes, bytes]:
     """An ICC profile's tags by signature (b"rXYZ"), each its data from its type signature on; struct.error
     or ValueError for a tag table that does not fit in the profile."""

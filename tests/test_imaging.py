@@ -46,8 +46,8 @@ from recnet_cli.imaging.photo import Metadata
 from recnet_cli.train.data import read_rgb
 
 SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-GREY_PROFILE = bytes(16) + b"GRAY" + bytes(108)  # the header of a grey-space ICC profile
-INK_PROFILE = bytes(16) + b"CMYK" + bytes(108)  # the header of a CMYK-space ICC profile
+GREY_PROFILE = bytes(16) + b"GRAY" + bytes(16) + b"acsp" + bytes(88)  # the header of a grey-space ICC profile
+INK_PROFILE = bytes(16) + b"CMYK" + bytes(16) + b"acsp" + bytes(88)  # the header of a CMYK-space ICC profile
 MAKE, DATE_TIME_ORIGINAL, EXIF_IFD, GPS_IFD, INTEROP_IFD = 0x010F, 0x9003, 0x8769, 0x8825, 0xA005
 PIXEL_X_DIMENSION, PIXEL_Y_DIMENSION = 0xA002, 0xA003  # in the Exif directory
 CAMERA_TAGS = (1, "Recnet Camera", "2024:02:20 10:11:12", "N", "R98")
@@ -1126,6 +1126,24 @@ def test_grayscale_keeps_only_a_grey_profile(tmp_path, profile, kept):
     _, output = round_trip(tmp_path, save(tmp_path / "in.png", grey, icc_profile=profile), "png")
     with Image.open(output) as written:
         assert written.info.get("icc_profile") == (profile if kept else None)
+
+
+@pytest.mark.parametrize(
+    ("mode", "profile", "why"),
+    [
+        ("RGB", b"not a profile at all" * 10, "is not an ICC profile"),
+        ("RGB", GREY_PROFILE, "is one for grey colours, not the photo's RGB"),
+        ("RGB", INK_PROFILE, "is one for CMYK colours, not the photo's RGB"),
+        ("L", SRGB_PROFILE, "is one for RGB colours, not the photo's grey"),
+    ],
+    ids=["junk", "grey-on-rgb", "cmyk-on-rgb", "rgb-on-grey"],
+)
+def test_a_profile_that_says_nothing_of_the_colours_is_left_out_with_a_note(tmp_path, mode, profile, why):
+    # It was left out of every output without a word
+    photo = read_photo(save(tmp_path / "in.jpg", Image.new(mode, (8, 8), 100), icc_profile=profile))
+    assert photo.icc_profile is None
+    assert photo.reading_notices() == [f"its embedded colour profile {why}: the output goes without it"]
+    assert photo.reading_notices(metadata=False) == []
 
 
 def test_palette_reads_as_rgb(tmp_path):

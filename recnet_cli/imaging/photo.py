@@ -52,6 +52,7 @@ class Photo:
     lossless: bool = False  # a lossless WebP (its picture VP8L): a WebP written of it is lossless too
     # why a CMYK photo's colours were converted without its profile ("without a colour profile")
     uncalibrated_cmyk: str | None = None
+    unusable_profile: str | None = None  # why its ICC profile, left out, says nothing of its colours
 
     @property
     def megapixels(self) -> float:
@@ -75,6 +76,13 @@ class Photo:
         return f"its {in_words(names, 'and')} {verb} damaged: the output goes without {pronoun}"
 
     @property
+    def unusable_profile_notice(self) -> str | None:
+        """What the user should know when the file's ICC profile cannot say what its colours are."""
+        if self.unusable_profile is None:
+            return None
+        return f"its embedded colour profile {self.unusable_profile}: the output goes without it"
+
+    @property
     def uncalibrated_cmyk_notice(self) -> str | None:
         """What the user should know when a CMYK photo's colours were converted without its profile."""
         if self.uncalibrated_cmyk is None:
@@ -84,7 +92,8 @@ class Photo:
 
     def reading_notices(self, metadata: bool = True) -> list[str]:
         """What the user should know of how the file was read: of its unread frames, of its damaged
-        metadata (left out with ``metadata=False``, for a reader that copies none) and of CMYK colours
-        converted without their profile."""
+        metadata and an ICC profile that says nothing of its colours (both left out with ``metadata=False``,
+        for a reader that copies none) and of CMYK colours converted without their profile."""
         damaged = self.damaged_metadata_notice if metadata else None
-        return [n for n in (self.unread_frames_notice, damaged, self.uncalibrated_cmyk_notice) if n]
+        profile = self.unusable_profile_notice if metadata else None
+        return [n for n in (self.unread_frames_notice, damaged, profile, self.uncalibrated_cmyk_notice) if n]

@@ -35,6 +35,7 @@ from PIL.TiffImagePlugin import (
     TILEWIDTH,
 )
 
+from recnet_cli import icc
 from recnet_cli.exif_block import ORIENTATION
 from recnet_cli.files import describe_os_error, input_file_problem
 from recnet_cli.hostmemory import physical_memory
@@ -232,6 +233,8 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         samples, grayscale = deep_samples(file, image, layout)
         depth = 16
     damaged: list[str] = []
+    unusable_profile = icc.unusable_for(icc_profile, grayscale) if icc_profile else None
+    icc_profile = None if unusable_profile else icc_profile
     exif = intact(image.getexif, "EXIF", damaged)
     xmp, extended_xmp = xmp_packets(image, damaged)
     # Pillow and OpenCV both apply a TIFF's orientation while decoding it, and no other format's.
@@ -264,6 +267,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         png_colour=_png_colour_chunks(file) if image.format == "PNG" else (),
         lossless=image.format == "WEBP" and _webp_lossless(file),
         uncalibrated_cmyk=uncalibrated_cmyk,
+        unusable_profile=unusable_profile,
     )
 
 
