@@ -34,6 +34,7 @@ from recnet_cli.imaging import (
     Photo,
     PhotoFileError,
     check_output_size,
+    check_pixels_fit,
     format_for,
     hdr_curve,
     header_megapixels,
@@ -408,6 +409,7 @@ def read_job(job: Job, quiet: bool, corrector: Corrector) -> Photo:
     (before minutes of decoding one too large), and its output's format to hold a picture that size (before
     the model runs for minutes on a panorama too wide for JPEG)."""
     if size := header_size(job.source):
+        check_pixels_fit(job.source, *size)  # the pixels alone: no folder for the maps would help
         corrector.check_room(*size)
     photo = read_input(job.source, quiet)
     check_output_size(job.target, photo)

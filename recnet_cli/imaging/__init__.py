@@ -76,7 +76,7 @@ from recnet_cli.imaging.notices import (
 )
 from recnet_cli.imaging.photo import Photo
 from recnet_cli.imaging.pixels import BT601_LUMA, fit_size
-from recnet_cli.imaging.read import header_megapixels, header_size, read_photo
+from recnet_cli.imaging.read import check_pixels_fit, header_megapixels, header_size, read_photo
 from recnet_cli.imaging.write import (
     atomic_output,
     check_output_size,
@@ -109,6 +109,7 @@ __all__ = [
     "alpha_loss_notice",
     "atomic_output",
     "check_output_size",
+    "check_pixels_fit",
     "colour_loss_notice",
     "conversion_needed",
     "conversion_remedy",

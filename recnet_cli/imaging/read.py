@@ -59,7 +59,7 @@ from recnet_cli.wording import counted
 
 # Pillow refuses images over twice MAX_IMAGE_PIXELS (179 MP) as possible decompression bombs, but a 240 MP
 # pixel-shift photo or a stitched panorama is no bomb, and the model runs at any size. recnet refuses
-# instead what this machine could not hold even as the model's float32 pixels (``_check_size``), where it
+# instead what this machine could not hold even as the model's float32 pixels (``check_pixels_fit``), where it
 # knows its memory.
 MACHINE_MEMORY = physical_memory()
 if MACHINE_MEMORY is not None:
@@ -141,7 +141,7 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
     try:
         with Image.open(file) as image:
             size = image.size
-            _check_size(path, size)
+            check_pixels_fit(path, image.height, image.width)
             _check_supported(path, image)
             return _decode(image, file)
     except Image.UnidentifiedImageError as error:
@@ -284,14 +284,14 @@ def _webp_lossless(file: BinaryIO) -> bool:
     return False
 
 
-def _check_size(path: str | os.PathLike[str], size: tuple[int, int]) -> None:
+def check_pixels_fit(path: str | os.PathLike[str], height: int, width: int) -> None:
     """Refuses an image that this machine's memory could not hold as float32 pixels: a decompression
-    bomb, or a photo beyond this machine."""
-    needed = size[0] * size[1] * DECODED_BYTES_PER_PIXEL
+    bomb, or a photo beyond this machine (said from its header, before anything else of it)."""
+    needed = height * width * DECODED_BYTES_PER_PIXEL
     if MACHINE_MEMORY is not None and needed > MACHINE_MEMORY:
         raise ImageReadError(
             path,
-            f"image too large: its {size[0]} x {size[1]} pixels would take {needed / 2**30:.1f} GiB as "
+            f"image too large: its {width} x {height} pixels would take {needed / 2**30:.1f} GiB as "
             f"float32, more than this machine's {MACHINE_MEMORY / 2**30:.1f} GiB of memory",
         )
 
