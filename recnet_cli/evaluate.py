@@ -182,7 +182,9 @@ def save_problem(
         if path in saved_by:
             return f"--save {save_dir}: {saved_by[path]} and {pair.input} would both be saved as {path.name}"
         saved_by[path] = pair.input
-        if os.path.isdir(path):  # --overwrite could not help: it costs that image alone, as it is saved
+        # A folder there costs that image alone, as it is saved: --overwrite could not help. (A link, to a
+        # folder too, is one recnet never writes: refused below.)
+        if os.path.isdir(path) and not os.path.islink(path):
             continue
         problem = existing_output_problem(path, named=False, overwrite=overwrite, elsewhere=ANOTHER_FOLDER)
         if problem:

@@ -292,14 +292,18 @@ def file_identity(path: Path) -> FileIdentity:
     link seen through a linked folder does not; for a name through a folder not made yet (``new/../a.jpg``,
     which is ``a.jpg`` once ``new`` is made), the file its real name is; else, where nothing is there, its
     real name (the links of the folders above it followed)."""
-    real = real_path(path)
-    for status_of, name in ((os.stat, path), (os.lstat, path), (os.stat, real)):
+    for status_of in (os.stat, os.lstat):
         try:
-            status = status_of(name)
+            status = status_of(path)
         except OSError:
             continue
         return status.st_dev, status.st_ino
-    return real
+    real = real_path(path)  # only now: resolving every folder of the name costs 12 times a stat
+    try:
+        status = os.stat(real)
+    except OSError:
+        return real
+    return status.st_dev, status.st_ino
 
 
 def input_identities(paths: Iterable[Path]) -> set[FileIdentity]:

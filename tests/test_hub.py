@@ -620,6 +620,12 @@ def test_download_and_model_fetch_again_a_copy_damaged_in_the_cache(
     # --model said `not a valid safetensors file` until recnet download was run
     assert_same_model(load_model("acme/kept"), published["main"])
     assert cached.read_bytes() == whole
+    card = (tmp_path / "main" / "model.json").read_bytes()
+    hub.add("acme/kept", "model.json", card)
+    download("acme/kept")
+    cached.with_suffix(".json").resolve().write_bytes(card[: len(card) // 2])  # the card's copy cut short
+    assert_same_model(load_model("acme/kept"), published["main"])
+    assert cached.with_suffix(".json").read_bytes() == card
 
 
 def test_a_hub_model_that_fails_to_load_as_the_hub_has_it_is_not_fetched_again(
@@ -629,7 +635,7 @@ def test_a_hub_model_that_fails_to_load_as_the_hub_has_it_is_not_fetched_again(
     hub.add("acme/llm", "model.safetensors", safetensors_bytes({"lm_head.weight": torch.zeros(2)}))
     for _ in range(2):
         assert load_error("acme/llm").startswith("acme/llm: not a RECNet state_dict")
-    assert hub.requests.count("GET /acme/llm/resolve/main/model.safetensors") == 1
+    assert sum(request.startswith("GET /acme/llm/resolve/") for request in hub.requests) == 1
 
 
 def test_download_offline_of_a_copy_damaged_in_the_cache_says_it_could_not_fetch_it_again(

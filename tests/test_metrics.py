@@ -305,6 +305,9 @@ def test_saving_never_replaces_an_evaluated_image_nor_a_user_s_file_nor_an_earli
     (tmp_path / "out" / "a.png").mkdir()  # a folder where the image goes: it costs that image alone
     for overwrite in (False, True):  # without --overwrite, it was told to use --overwrite, which cannot help
         assert save_problem([pair], tmp_path / "out", overwrite=overwrite) is None
+    (tmp_path / "out" / "a.png").rmdir()
+    (tmp_path / "out" / "a.png").symlink_to(tmp_path / "in")  # a link to a folder: kept, as any link is
+    assert "a link" in save_problem([pair], tmp_path / "out", overwrite=True)
     (tmp_path / "notes.txt").write_text("mine")
     assert save_problem([pair], tmp_path / "notes.txt", overwrite=True) == (
         f"--save {tmp_path / 'notes.txt'}: a file, not a folder"

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from recnet_cli.weights.card import card_calibration, read_card
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
 from recnet_cli.weights.formats import is_safetensors, load_weights
-from recnet_cli.weights.hub import differs_from_hubs, download, parse_hub_ref
+from recnet_cli.weights.hub import cached_copy_damaged, download, parse_hub_ref
 from recnet_cli.weights.listing import ModelEntry, models_to_list
 from recnet_cli.weights.locate import ModelLocation, resolve
 from recnet_cli.weights.save import foreign_card, model_files, save_model
@@ -67,14 +67,14 @@ class LoadedModel:
 
 def load_model(ref: str | None = None) -> LoadedModel:
     """Resolve ``--model`` (None: the bundled default) and load it: float32, eval mode, CPU. A Hub model
-    that fails to load because the cache's copy is not the Hub's (cut short by a disk fault) is fetched again
-    (``download``) and loaded from the new copy."""
+    that fails to load because the cache's copy of it or its card is not the Hub's (cut short by a disk
+    fault) is fetched again (``download``) and loaded from the new copy."""
     location = resolve(ref)
     try:
         return load_location(location)
     except WeightsError:
         pinned = parse_hub_ref(location.reference) if location.from_hub else None
-        if pinned is None or not differs_from_hubs(pinned, location.path):
+        if pinned is None or not cached_copy_damaged(pinned, location.path):
             raise  # the Hub's own file, or one that cannot be checked
     download(location.reference)  # the same commit's file, fetched again in place of the damaged copy
     return load_location(location)

@@ -297,6 +297,14 @@ def hub_download(ref: HubRef, filename: str, offline: bool, again: bool = False)
     )
 
 
+def cached_copy_damaged(ref: HubRef, cached: Path) -> bool:
+    """Whether the cache's copy of the model ``ref`` at ``cached``, or of its card beside it, is not the
+    Hub's file (``differs_from_hubs``)."""
+    card = cached.with_suffix(".json")
+    card_ref = dataclasses.replace(ref, filename=str(PurePosixPath(ref.filename).with_suffix(".json")))
+    return differs_from_hubs(ref, cached) or (card.is_file() and differs_from_hubs(card_ref, card))
+
+
 def differs_from_hubs(ref: HubRef, cached: Path) -> bool:
     """Whether ``cached``, the cache's copy of ``ref``, is not the Hub's file byte for byte: another size, or
     another sha256 where the Hub gives one (an LFS file's ETag). False where the Hub is not asked (offline)
