@@ -139,6 +139,17 @@ def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run
     assert [name for name, _ in card_notes(out / REPORT_NAME)] == ["two.png"]
 
 
+def test_the_page_names_the_model_as_people_read_it_and_json_as_model_takes_it(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    shutil.copy(model_file, Path(env["RECNET_WEIGHTS_DIR"]) / "mine.safetensors")  # a bundled model
+    photo, out = make_photo(tmp_path / "a.png"), tmp_path / "out"
+    result = run(["correct", str(photo), "-o", str(out), "--report", "--model", "mine", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["model"] == "mine"
+    assert "Model <code>mine (bundled)</code>" in (out / REPORT_NAME).read_text("utf-8")
+
+
 def test_each_shard_writes_the_page_of_every_photo_in_the_folder(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
