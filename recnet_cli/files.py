@@ -31,6 +31,12 @@ def input_file_problem(path: str | os.PathLike[str]) -> str | None:
     return None if os.access(path, os.R_OK) else "permission denied"
 
 
+def folder_name(folder: str | os.PathLike[str]) -> str:
+    """A folder's own name as a model card gives it, ``photos/``: for ``.`` or ``photos/..``, the name of the
+    folder they are (whose name a card would otherwise give as ``/``)."""
+    return f"{Path(os.path.abspath(folder)).name}/"
+
+
 def real_path(path: str | os.PathLike[str]) -> Path:
     """``path`` absolute, with its links followed, as ``Path.resolve`` gives it, but where links go round in
     a loop as far as they lead (``Path.resolve`` raises RuntimeError there before Python 3.13)."""

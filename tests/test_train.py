@@ -284,12 +284,13 @@ def test_the_card_says_how_many_held_out_photos_validate_the_run(tmp_path: Path)
     )
 
 
-def test_the_card_counts_one_photo_in_the_singular(tmp_path: Path) -> None:
+def test_the_card_counts_one_photo_in_the_singular(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     for path in sorted(PHOTOS.glob("*.jpg"))[:2]:  # one trained on, one held out
         shutil.copy(path, photos / path.name)
-    train(tiny_config(tmp_path / "run", photos=photos, steps=1, val_images=1))
+    monkeypatch.chdir(photos)
+    train(tiny_config(tmp_path / "run", photos=Path("."), steps=1, val_images=1))  # named as "." (it said /)
     card = json.loads((tmp_path / "run" / "final.json").read_text())
     assert card["training_data"] == (  # it said "1 photos"
         "1 photo from photos/ with synthetic exposure errors (and 1 more held out for validation)"

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from recnet_cli.files import folder_name
 from recnet_cli.imaging import PhotoFileError, fit_size, read_photo, write_rgb8
 from recnet_cli.inputs import Source, unique_sources
 from recnet_cli.metrics import SSIM_WINDOW, to_uint8
@@ -338,7 +339,7 @@ def photo_data(
     if not train_paths or not val_paths:
         raise too_few_photos(folder, len(train_paths) + len(val_paths), "training and validation")
     description = (
-        f"{counted(len(train_paths), 'photo')} from {folder.name}/ with synthetic exposure errors "
+        f"{counted(len(train_paths), 'photo')} from {folder_name(folder)} with synthetic exposure errors "
         f"({held_out(len(val_paths), val_count)})"
     )
     source = PhotoSource(load_photos(train_paths, crop, max_side), crop, seed, degradation, description)

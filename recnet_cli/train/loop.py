@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from recnet_cli.devices import is_out_of_memory, keep_freed_host_memory, pick_device, pick_dtype
 from recnet_cli.engine import EDGE_PAD, with_border
-from recnet_cli.files import error_line, file_kind, nearest_existing
+from recnet_cli.files import error_line, file_kind, folder_name, nearest_existing
 from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
@@ -485,10 +485,10 @@ def build_data(config: TrainConfig) -> tuple[SampleSource, list[ValidationPair]]
     if config.photos is not None:
         return photo_data(config.photos, config.crop, config.seed, config.degradation(), **val)
     if config.pairs is not None:
-        name = f"{config.pairs.name}/ ({config.split})"
+        name = f"{folder_name(config.pairs)} ({config.split})"
     else:
         assert config.inputs is not None and config.targets is not None
-        name = f"{config.inputs.name}/ and {config.targets.name}/"
+        name = f"{folder_name(config.inputs)} and {folder_name(config.targets)}"
     return pair_data(data_pairs(config), name, config.crop, config.seed, **val)
 
 
