@@ -318,6 +318,7 @@ def calibrated_model_problem(path: Path, overwrite: bool) -> str | None:
     there (kept even with ``overwrite``), a file there without ``overwrite``, or a folder that cannot take
     it."""
     from recnet_cli.weights import foreign_card, is_safetensors, model_files
+    from recnet_cli.weights.save import is_saved_model
 
     if not is_safetensors(path):
         return f"-o {path}: the calibrated model is written as .safetensors"
@@ -326,6 +327,11 @@ def calibrated_model_problem(path: Path, overwrite: bool) -> str | None:
         return problem
     if card := foreign_card(path):
         return f"-o {path}: {card} exists, and recnet did not write it (no model card): move it away"
+    if os.path.lexists(path) and not is_saved_model(path):  # a run's checkpoint: --overwrite would end it
+        return (
+            f"-o {path}: {path} exists, and is no model recnet saved (a training checkpoint, another "
+            "network's weights): move it away, or choose another -o"
+        )
     existing = [file for file in written if os.path.lexists(file)]
     if existing and not overwrite:
         return f"-o {path}: {existing[0]} exists (use --overwrite)"

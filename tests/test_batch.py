@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import as_recnet_wrote
+from safetensors.numpy import save_file
 
 from recnet_cli import imaging, inputs
 from recnet_cli.batch import (
@@ -1292,9 +1293,15 @@ def test_calibrate_refuses_where_its_model_cannot_go_before_calibrating(tmp_path
         calibrated_model_problem(model, overwrite=True) == f"output {model.with_suffix('.json')} is a folder"
     )
     model.with_suffix(".json").rmdir()
-    model.write_bytes(b"")
+    save_file({"w": np.zeros(1, np.float32)}, model, metadata={"architecture": "RECNet"})  # as recnet saves
     assert calibrated_model_problem(model, overwrite=False) == f"-o {model}: {model} exists (use --overwrite)"
     assert calibrated_model_problem(model, overwrite=True) is None
+    save_file({"w": np.zeros(1, np.float32)}, model, metadata={"step": "40"})  # a run's checkpoint, say
+    for overwrite in (False, True):  # --overwrite ended the run it was the checkpoint of
+        assert calibrated_model_problem(model, overwrite=overwrite) == (
+            f"-o {model}: {model} exists, and is no model recnet saved (a training checkpoint, another "
+            "network's weights): move it away, or choose another -o"
+        )
     in_a_file = tmp_path / "tuned.safetensors" / "model.safetensors"
     assert calibrated_model_problem(in_a_file, overwrite=False) == (
         f"-o {in_a_file}: cannot create folder {model}: {model} is a file"

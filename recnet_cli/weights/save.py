@@ -11,7 +11,7 @@ from recnet_cli.atomicfile import write_atomic
 from recnet_cli.files import describe_os_error, file_kind, nearest_existing
 from recnet_cli.weights.card import ARCHITECTURE, architecture_card, flat_fields, readable
 from recnet_cli.weights.errors import WeightsError
-from recnet_cli.weights.formats import is_safetensors
+from recnet_cli.weights.formats import is_safetensors, safetensors_header
 from recnet_cli.weights.locate import weights_dir
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
@@ -69,6 +69,15 @@ def foreign_card(path: Path) -> Path | None:
     """A card beside the model ``path`` that recnet did not write (a file of the user's with its name, or a
     link), which even --overwrite keeps: the model's own file is the one -o names; None when there is none."""
     return next((card for card in model_files(path)[1:] if os.path.lexists(card) and not is_card(card)), None)
+
+
+def is_saved_model(path: Path) -> bool:
+    """Whether ``path`` is a model as ``save_model`` writes them (its metadata names the architecture): not a
+    training checkpoint, another network's weights or any other file, which -o may name by mistake."""
+    try:
+        return safetensors_header(path)[1].get(ARCHITECTURE[0]) == "RECNet"
+    except WeightsError:
+        return False
 
 
 def is_card(path: Path) -> bool:
