@@ -92,10 +92,23 @@ def write_stdout_whole() -> None:
     )
 
 
+class GoingOnConsole(Console):
+    """Rich's console, but one whose reader has gone (``recnet train ... 2>&1 | head -1``) ends nothing: what
+    it says from then on goes nowhere, and the batch or the training run goes on. (Rich ends the program,
+    exit 1: a training run lost its steps since its last checkpoint, a batch its other photos.)"""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # a stream with no descriptor
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())  # so that Python's last flush of it raises nothing either
+            os.close(devnull)
+
+
 # soft_wrap: a line piped to a log or another program stays one line, whatever its length (Rich would
 # otherwise wrap it at 80 columns when the stream is not a terminal).
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+err = GoingOnConsole(stderr=True, highlight=False, soft_wrap=True)
+out = GoingOnConsole(highlight=False, soft_wrap=True)
 
 
 # Control characters (a newline or an escape sequence in a file name or a typed value) shown as escapes, so

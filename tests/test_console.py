@@ -14,6 +14,7 @@ from recnet_cli.batch import Outcome, Summary
 from recnet_cli.console import (
     BatchProgress,
     Eta,
+    GoingOnConsole,
     WholeWrites,
     done,
     error,
@@ -228,3 +229,15 @@ def test_bench_says_how_the_model_ran_in_one_line() -> None:
     tiled = timing | {"compiled": True, "fused": False, "tile": 1024}
     assert timing_line(tiled, 12, "").startswith("4000x3000 (12 MP) on cuda:0, fp16, compiled, tile 1024:")
     assert timing_line(tiled, 12, "").endswith("median 0.081 s")
+
+
+def test_a_reader_that_has_gone_ends_nothing() -> None:
+    # `recnet train ... 2>&1 | head -1`: Rich ended the program (exit 1) at the next line, and the run lost
+    # its steps since its last checkpoint
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "w") as stream:
+        gone = GoingOnConsole(file=stream, soft_wrap=True)
+        for step in range(3):
+            gone.print(f"step {step}")  # no SystemExit
+        assert gone.quiet
