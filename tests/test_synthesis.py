@@ -92,6 +92,7 @@ def test_sampling_yields_under_only_over_only_and_mixed(photo: torch.Tensor) -> 
 
 def test_the_regime_mix_is_chosen_by_name() -> None:
     assert parse_regimes("mixed=3, mild=1") == (0.0, 0.0, 0.75, 0.25)
+    assert parse_regimes("under=1e308,over=1e308") == (0.5, 0.5, 0.0, 0.0)  # their sum is infinite
     config = DegradationConfig(mode_probabilities=parse_regimes("over=1,mild=1"))
     drawn = {sample_exposure(np.random.default_rng(seed), config).mode for seed in range(40)}
     assert drawn == {"over", "mild"}

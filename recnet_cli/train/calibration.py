@@ -131,7 +131,7 @@ def pair_data(pairs: Sequence[ImagePair], name: str, size: int, count: int) -> C
     train, held_out = split_pairs(pairs)
     if not train or not held_out:
         raise too_few_ground_truths(name, pairs, HELD_OUT_FOR)
-    about = f"{min(count, len(train))} image pairs of {name} at up to {size} px"
+    about = f"{counted(min(count, len(train)), 'image pair')} of {name} at up to {size} px"
     photos = min(count, len(train)) + min(count, len(held_out))
     fitting = {"pairs": partial(pair_validation, train, size, count)}
     checking = {"pairs": partial(pair_validation, held_out, size, count)}

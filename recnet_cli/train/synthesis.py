@@ -84,10 +84,12 @@ def parse_regimes(text: str) -> tuple[float, float, float, float]:
             raise ValueError(f"{name}={value}: the share must be a finite number (as in {name}=0.25)")
         if shares[name] < 0:
             raise ValueError(f"{name}={value}: the share must be 0 or more")
-    total = sum(shares.values())
-    if total == 0:
+    largest = max(shares.values())
+    if largest == 0:
         raise ValueError(f"{text!r}: at least one regime needs a share above 0")
-    under, over, mixed, mild = (shares[mode] / total for mode in MODES)
+    relative = {mode: share / largest for mode, share in shares.items()}  # 1e308 twice sums to infinity
+    total = sum(relative.values())
+    under, over, mixed, mild = (relative[mode] / total for mode in MODES)
     return under, over, mixed, mild
 
 
