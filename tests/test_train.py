@@ -148,7 +148,10 @@ def test_pairs_split_by_the_ground_truth_s_name_wherever_the_folder_is_and_howev
 
 def test_one_photo_is_not_enough_to_train_on(tmp_path: Path) -> None:
     (tmp_path / "only.jpg").write_bytes(next(PHOTOS.glob("*.jpg")).read_bytes())
-    with pytest.raises(ImageFileError, match=r"need at least 2 photos .* found 1"):
+    with pytest.raises(ImageFileError, match=r"need at least 2 photos .* found 1$"):
+        photo_data(tmp_path, 32, 0, DegradationConfig(), 64, 4, 48)
+    (tmp_path / "IMG_0002.NEF").write_bytes(b"raw")  # it said nothing of the files it did not read
+    with pytest.raises(ImageFileError, match=r"found 1 \(1 other file: \.nef; recnet reads JPEG, "):
         photo_data(tmp_path, 32, 0, DegradationConfig(), 64, 4, 48)
 
 

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from recnet_cli.files import folder_name
 from recnet_cli.imaging import PhotoFileError, fit_size, read_photo, write_rgb8
-from recnet_cli.inputs import Source, unique_sources
+from recnet_cli.inputs import Source, is_image, other_files, unique_sources, visible_files
 from recnet_cli.metrics import SSIM_WINDOW, to_uint8
 from recnet_cli.train.pairs import ImagePair, list_images
 from recnet_cli.train.synthesis import DegradationConfig, degrade, sample_exposure
@@ -108,8 +108,10 @@ def split_photos(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def too_few_photos(folder: Path, found: int, held_out_for: str) -> ImageFileError:
-    """The error for a folder of ``found`` photos, too few to hold one out (``held_out_for`` says why)."""
-    return ImageFileError(f"{folder}: need at least 2 photos ({held_out_for}), found {found}")
+    """The error for a folder of ``found`` photos, too few to hold one out (``held_out_for`` says why), with
+    the other files it holds (camera RAW files, say), which recnet does not read."""
+    others = other_files([path for path in visible_files(folder, recursive=True) if not is_image(path)])
+    return ImageFileError(f"{folder}: need at least 2 photos ({held_out_for}), found {found}{others}")
 
 
 def too_few_ground_truths(name: str, pairs: Sequence[ImagePair], held_out_for: str) -> ImageFileError:
