@@ -279,7 +279,7 @@ def correct(
     )
     about = {"model": loaded.reference, "device": device_names(correctors), "strength": amount}
     report_failed = builder is not None and not write_report(
-        builder, summary, about, loaded.source, shard, len(jobs), quiet
+        builder, summary, about, correctors[0], loaded.source, shard, len(jobs), quiet
     )
     if amount == "auto" and correctors[0].calibration is not None and strengths and not quiet:
         console.notice(f"strength auto: {console.strength_range(list(strengths.values()))}")

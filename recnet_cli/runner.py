@@ -255,19 +255,24 @@ def write_report(
     builder: ReportBuilder,
     summary: Summary,
     about: dict,
+    corrector: Corrector,
     model: str,
     shard: str | None,
     planned: int,
     quiet: bool,
 ) -> bool:
-    """Writes the --report page of a batch whose photos are written, naming the ``model`` as people read it,
-    says where, and adds it to ``about`` (what --json says); whether it was written. Why not is said in one
-    line; a stop (waiting for another shard's page, or reading the cards) marks the batch interrupted,
-    ``planned`` its count of photos."""
+    """Writes the --report page of a batch whose photos are written, naming the ``model`` as people read it
+    and the strength the ``corrector`` gave (the full correction for auto without a calibration), says
+    where, and adds it to ``about`` (what --json says); whether it was written. Why not is said in one line;
+    a stop (waiting for another shard's page, or reading the cards) marks the batch interrupted, ``planned``
+    its count of photos."""
     from recnet_cli.viz.report import report_files
 
     try:
-        path = builder.write(summary, model, about["device"], about["strength"], shard)
+        strength = (
+            1.0 if corrector.strength == "auto" and corrector.calibration is None else corrector.strength
+        )
+        path = builder.write(summary, model, about["device"], strength, shard)
     except PhotoFileError as exc:
         console.error(str(exc))
         return False

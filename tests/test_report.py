@@ -147,7 +147,10 @@ def test_the_page_names_the_model_as_people_read_it_and_json_as_model_takes_it(
     result = run(["correct", str(photo), "-o", str(out), "--report", "--model", "mine", "--json"], env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["model"] == "mine"
-    assert "Model <code>mine (bundled)</code>" in (out / REPORT_NAME).read_text("utf-8")
+    page = (out / REPORT_NAME).read_text("utf-8")
+    assert "Model <code>mine (bundled)</code>" in page
+    # --strength auto of a model without a calibration: the full correction, as each card and the note say
+    assert "full correction" in page and "chosen photo by photo" not in page
 
 
 def test_each_shard_writes_the_page_of_every_photo_in_the_folder(
