@@ -762,6 +762,8 @@ def train(
         )
         if interrupted:
             raise typer.Exit(130)
+    elif (stop := signals.received()) is not None:  # said it would stop after the step: the last one
+        console.notice(f"{stop} came in the last step: the run is complete; its model: {result.model_path}")
     elif result.val is not None and not quiet:
         val = result.val
         console.done(

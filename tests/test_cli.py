@@ -2372,6 +2372,21 @@ def test_a_seed_torch_cannot_take_is_refused_before_anything_is_written(
         assert not (tmp_path / "run").exists()
 
 
+def test_a_stop_in_the_last_step_says_the_run_is_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It said "stopping after this step, with a checkpoint", then finished (exit 0) without a word of it
+    from recnet_cli.train import loop
+
+    monkeypatch.setattr(loop.StopSignals, "received", lambda self: "SIGTERM")  # heard during the only step
+    options = "--steps 1 --batch 2 --crop 32 --val-every 1 --no-ecr --device cpu -q"
+    command = ["train", "--photos", str(TRAIN_PHOTOS), "--out", str(tmp_path / "run"), *shlex.split(options)]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.stderr
+    model = tmp_path / "run" / "final.safetensors"
+    assert result.stderr == f"note: SIGTERM came in the last step: the run is complete; its model: {model}\n"
+
+
 def test_ctrl_c_stops_training_with_a_checkpoint(tmp_path: Path, env: dict[str, str]) -> None:
     run_dir = tmp_path / "run"
     options = "--steps 100000 --batch 2 --crop 32 --val-every 100000 --no-ecr --device cpu"
