@@ -15,6 +15,7 @@ from recnet_cli.imaging import write_rgb8
 from recnet_cli.metrics import to_uint8
 from recnet_cli.train.data import photo_validation, split_photos
 from recnet_cli.train.synthesis import DegradationConfig
+from recnet_cli.wording import counted
 
 
 def main() -> None:
@@ -33,7 +34,7 @@ def main() -> None:
         name = "-".join(path.relative_to(args.photos).with_suffix("").parts)  # stems repeat across folders
         write_rgb8(args.out / "input" / f"{name}.png", to_uint8(pair.input.permute(1, 2, 0).numpy()))
         write_rgb8(args.out / "gt" / f"{name}.png", to_uint8(pair.target.permute(1, 2, 0).numpy()))
-    print(f"wrote {len(pairs)} pairs to {args.out}")
+    print(f"wrote {counted(len(pairs), 'pair')} to {args.out}")
 
 
 if __name__ == "__main__":
