@@ -1,7 +1,8 @@
 """Writes the held-out synthetic validation pairs of a photo folder to disk, for `recnet eval`.
 
-The pairs are exactly those `recnet train --photos FOLDER` validates on (same hold-out split, same
-fixed degradation seed), so `recnet eval --inputs OUT/input --targets OUT/gt` scores any model on them.
+The pairs are exactly those `recnet train --photos FOLDER` validates on with the default `--regimes`
+(same hold-out split, same fixed degradation seed), so `recnet eval --inputs OUT/input --targets OUT/gt`
+scores any model on them.
 
     python examples/make_synthetic_pairs.py ../shared/data/photos local/val --size 768
 """

@@ -762,15 +762,17 @@ def train(
         )
         if interrupted:
             raise typer.Exit(130)
-    elif (stop := signals.received()) is not None:  # said it would stop after the step: the last one
-        console.notice(f"{stop} came in the last step: the run is complete; its model: {result.model_path}")
-    elif result.val is not None and not quiet:
-        val = result.val
-        console.done(
-            f"trained {counted(result.steps, 'step')}",
-            f" in {result.wall_seconds / 60:.1f} min: validation {val.psnr:.2f} dB / SSIM {val.ssim:.4f} "
-            f"(input alone {val.identity_psnr:.2f} dB / {val.identity_ssim:.4f}); model: {result.model_path}",
-        )
+    else:
+        if (stop := signals.received()) is not None:  # it said it would stop after the step: the last one
+            console.notice(f"{stop} came in the last step: the run is complete")
+        if result.val is not None and not quiet:
+            val = result.val
+            console.done(
+                f"trained {counted(result.steps, 'step')}",
+                f" in {result.wall_seconds / 60:.1f} min: validation {val.psnr:.2f} dB / SSIM {val.ssim:.4f} "
+                f"(input alone {val.identity_psnr:.2f} dB / {val.identity_ssim:.4f}); model: "
+                f"{result.model_path}",
+            )
 
 
 @command()

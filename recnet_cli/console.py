@@ -99,9 +99,14 @@ class GoingOnConsole(Console):
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
-        with contextlib.suppress(AttributeError, OSError, ValueError):  # a stream with no descriptor
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.file.fileno())  # so that Python's last flush of it raises nothing either
+        try:
+            stream = self.file.fileno()
+        except (AttributeError, OSError, ValueError):  # a stream with no descriptor
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream)  # so that Python's last flush of it raises nothing either
+        finally:
             os.close(devnull)
 
 

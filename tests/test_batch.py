@@ -1302,6 +1302,9 @@ def test_calibrate_refuses_where_its_model_cannot_go_before_calibrating(tmp_path
             f"-o {model}: {model} exists, and is no model recnet saved (a training checkpoint, another "
             "network's weights): move it away, or choose another -o"
         )
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "piped.safetensors").symlink_to(tmp_path / "pipe")  # read, it would block for ever
+    assert "is no model recnet saved" in calibrated_model_problem(tmp_path / "piped.safetensors", True)
     in_a_file = tmp_path / "tuned.safetensors" / "model.safetensors"
     assert calibrated_model_problem(in_a_file, overwrite=False) == (
         f"-o {in_a_file}: cannot create folder {model}: {model} is a file"

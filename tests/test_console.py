@@ -241,3 +241,14 @@ def test_a_reader_that_has_gone_ends_nothing() -> None:
         for step in range(3):
             gone.print(f"step {step}")  # no SystemExit
         assert gone.quiet
+
+
+def test_a_reader_gone_from_a_stream_with_no_descriptor_leaves_no_file_open() -> None:
+    class Gone(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    opened = len(os.listdir("/proc/self/fd"))
+    gone = GoingOnConsole(file=Gone())
+    gone.print("a line")
+    assert gone.quiet and len(os.listdir("/proc/self/fd")) == opened

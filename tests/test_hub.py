@@ -30,7 +30,8 @@ from recnet_cli.weights import (
     save_model,
     strength_calibration,
 )
-from recnet_cli.weights.hub import joined_hub_ref
+from recnet_cli.weights import hub as hub_module
+from recnet_cli.weights.hub import HubRef, joined_hub_ref
 from recnet_cli.weights.locate import reference_problem
 
 REPO = "acme/recnet-test"
@@ -636,6 +637,22 @@ def test_a_hub_model_that_fails_to_load_as_the_hub_has_it_is_not_fetched_again(
     for _ in range(2):
         assert load_error("acme/llm").startswith("acme/llm: not a RECNet state_dict")
     assert sum(request.startswith("GET /acme/llm/resolve/") for request in hub.requests) == 1
+
+
+def test_a_hub_that_gives_no_answer_is_asked_once_of_a_model_that_fails_to_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The card was asked after the model, so a load failure on a network that drops packets waited twice
+    asked: list[str] = []
+
+    def no_answer(ref: HubRef, cached: Path) -> None:
+        asked.append(ref.filename)
+
+    monkeypatch.setattr(hub_module, "differs_from_hubs", no_answer)
+    (tmp_path / "model.json").write_text("{}")
+    ref = HubRef(REPO, REPO, "main", "model.safetensors")
+    assert hub_module.cached_copy_damaged(ref, tmp_path / "model.safetensors") is False
+    assert asked == ["model.safetensors"]
 
 
 def test_download_offline_of_a_copy_damaged_in_the_cache_says_it_could_not_fetch_it_again(

@@ -300,17 +300,20 @@ def hub_download(ref: HubRef, filename: str, offline: bool, again: bool = False)
 def cached_copy_damaged(ref: HubRef, cached: Path) -> bool:
     """Whether the cache's copy of the model ``ref`` at ``cached``, or of its card beside it, is not the
     Hub's file (``differs_from_hubs``)."""
+    model = differs_from_hubs(ref, cached)
+    if model is not False:  # True, or None: the Hub gave no answer, and would give none for the card
+        return bool(model)
     card = cached.with_suffix(".json")
     card_ref = dataclasses.replace(ref, filename=str(PurePosixPath(ref.filename).with_suffix(".json")))
-    return differs_from_hubs(ref, cached) or (card.is_file() and differs_from_hubs(card_ref, card))
+    return card.is_file() and differs_from_hubs(card_ref, card) is True
 
 
-def differs_from_hubs(ref: HubRef, cached: Path) -> bool:
+def differs_from_hubs(ref: HubRef, cached: Path) -> bool | None:
     """Whether ``cached``, the cache's copy of ``ref``, is not the Hub's file byte for byte: another size, or
-    another sha256 where the Hub gives one (an LFS file's ETag). False where the Hub is not asked (offline)
-    or gives no answer: a copy that cannot be checked is not fetched again."""
+    another sha256 where the Hub gives one (an LFS file's ETag). None where the Hub is not asked (offline)
+    or gives no answer, or the copy cannot be read: a copy that cannot be checked is not fetched again."""
     if constants.is_offline_mode():
-        return False
+        return None
     url = hf_hub_url(ref.repo_id, ref.filename, revision=ref.revision)
     try:
         hub = get_hf_file_metadata(url, timeout=constants.HF_HUB_ETAG_TIMEOUT)
@@ -322,8 +325,8 @@ def differs_from_hubs(ref: HubRef, cached: Path) -> bool:
                 for chunk in iter(lambda: file.read(2**20), b""):
                     digest.update(chunk)
             return digest.hexdigest() != hub.etag
-    except Exception:  # no answer (see hub_silence), or a copy that cannot be read: not fetched again
-        return False
+    except Exception:  # no answer (see hub_silence), or a copy that cannot be read
+        return None
     return False
 
 

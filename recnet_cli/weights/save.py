@@ -74,6 +74,8 @@ def foreign_card(path: Path) -> Path | None:
 def is_saved_model(path: Path) -> bool:
     """Whether ``path`` is a model as ``save_model`` writes them (its metadata names the architecture): not a
     training checkpoint, another network's weights or any other file, which -o may name by mistake."""
+    if os.path.islink(path) or not os.path.isfile(path):  # a FIFO would block the read; a link is kept
+        return False
     try:
         return safetensors_header(path)[1].get(ARCHITECTURE[0]) == "RECNet"
     except WeightsError:
