@@ -134,15 +134,18 @@ def plan_jobs(
     suffix: str,
     extension: str | None = None,
     companions: Callable[[Path], tuple[Path, ...]] = lambda target: (),
+    dead_links: Sequence[Path] = (),
 ) -> list[Job]:
-    """Names each source's output; marks jobs that would overwrite an input or another job's output.
+    """Names each source's output; marks jobs that would overwrite an input or another job's output, or be
+    written where an input that is a link to nothing (among ``dead_links``, named on the command line)
+    leads, which would then be that input.
 
     One file and an ``output`` with an image extension (and no trailing slash): that file. Otherwise
     ``output`` is a folder that mirrors the inputs' sub-folders. Without ``output``, and where it puts an
     output in its input's own folder: ``<stem><suffix><ext>`` beside each input.
     """
     single_target = single_output_file(sources, output)
-    inputs = input_identities(s.path for s in sources)
+    inputs = input_identities([*(s.path for s in sources), *dead_links])
     claims = Claims()
     jobs = []
     for source in sources:

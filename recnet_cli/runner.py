@@ -26,6 +26,7 @@ from recnet_cli.batch import (
 )
 from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops, stopped_unfinished
+from recnet_cli.files import broken_link
 from recnet_cli.imaging import (
     FORMAT_NAMES,
     IMAGE_EXTENSIONS,
@@ -227,7 +228,10 @@ def collect_jobs(
         raise typer.Exit(1 if missing else 0)
     extension = extension or default_ext
     # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
-    batch = plan_jobs(sources, output, suffix=suffix, extension=extension, companions=companions)
+    dead_links = [Path(unmatched.input) for unmatched in missing if broken_link(unmatched.input)]
+    batch = plan_jobs(
+        sources, output, suffix=suffix, extension=extension, companions=companions, dead_links=dead_links
+    )
     jobs = batch if shard is None else take_shard(batch, shard_part(shard))
     if shard is not None and not jobs and not quiet:  # fewer images than K: one each to shards 1 to K - 1
         part, total = shard_part(shard)

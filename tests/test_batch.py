@@ -806,6 +806,15 @@ def test_no_output_is_written_where_an_input_link_to_nothing_leads(shots: Path, 
     assert sheet([shots / "z.jpg"]) == f"{out / 'a.jpg'} is an input; refusing to overwrite it"
 
 
+def test_no_output_is_written_where_a_named_input_link_to_nothing_leads(shots: Path) -> None:
+    # `recnet correct a.jpg lnk.jpg` with lnk.jpg -> a_recnet.jpg: the output would become input lnk.jpg
+    (shots / "lnk.jpg").symlink_to("a_recnet.jpg")
+    sources, missing = find_sources([str(shots / "a.jpg"), str(shots / "lnk.jpg")])
+    assert [unmatched.input for unmatched in missing] == [str(shots / "lnk.jpg")]
+    (job,) = plan_jobs(sources, None, suffix="_recnet", dead_links=[shots / "lnk.jpg"])
+    assert job.problem == f"output {shots / 'a_recnet.jpg'} is an input file; refusing to overwrite it"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 def test_a_folder_mounted_at_another_path_is_the_input_folder(shots: Path, tmp_path: Path) -> None:
     mounted = tmp_path / "mounted"

@@ -2372,6 +2372,14 @@ def test_a_seed_torch_cannot_take_is_refused_before_anything_is_written(
         assert not (tmp_path / "run").exists()
 
 
+def test_a_dry_run_refuses_the_output_a_named_link_to_nothing_leads_to(tmp_path: Path) -> None:
+    photo = make_photo(tmp_path / "ok.png")
+    (tmp_path / "lnk.png").symlink_to("ok_recnet.png")
+    result = CliRunner().invoke(app, ["correct", str(photo), str(tmp_path / "lnk.png"), "-n"])
+    assert result.exit_code == 1
+    assert f"output {tmp_path / 'ok_recnet.png'} is an input file; refusing to overwrite it" in result.output
+
+
 def test_a_stop_in_the_last_step_says_the_run_is_complete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
