@@ -175,12 +175,7 @@ def claimed(run_dir: Path) -> Iterator[None]:
     folder = os.open(run_dir, os.O_RDONLY) if fcntl is not None else None
     try:
         if folder is not None:
-            try:
-                fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise TrainingError(another_run_writes(run_dir)) from None
-            except OSError:  # no locks on this file system (ENOLCK, EOPNOTSUPP): trains unguarded, as before
-                pass
+            lock_or_refuse(folder, run_dir, fcntl.LOCK_EX)
         yield
     finally:
         if folder is not None:
@@ -191,11 +186,19 @@ def claimed(run_dir: Path) -> Iterator[None]:
                 folder.rmdir()
 
 
-def another_run_writes(run_dir: Path) -> str:
-    return (
-        f"{run_dir}: another recnet train is writing this run; wait for it to end (then --resume it if it "
-        "stopped), or choose another --out"
-    )
+def lock_or_refuse(folder: int, run_dir: Path, mode: int) -> None:
+    """Takes the lock ``mode`` (flock's LOCK_EX or LOCK_SH) on the open run folder ``folder``, or refuses
+    it where another ``recnet train`` holds it; on a file system that takes no locks (ENOLCK, EOPNOTSUPP)
+    the run goes unguarded, as before."""
+    try:
+        fcntl.flock(folder, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise TrainingError(
+            f"{run_dir}: another recnet train is writing this run; wait for it to end (then --resume it if "
+            "it stopped), or choose another --out"
+        ) from None
+    except OSError:
+        pass
 
 
 def refuse_a_run_being_written(run_dir: Path) -> None:
@@ -208,11 +211,7 @@ def refuse_a_run_being_written(run_dir: Path) -> None:
     except OSError:
         return
     try:
-        fcntl.flock(folder, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise TrainingError(another_run_writes(run_dir)) from None
-    except OSError:  # no locks on this file system
-        pass
+        lock_or_refuse(folder, run_dir, fcntl.LOCK_SH)
     finally:
         os.close(folder)  # lets go of the lock, where it was taken
 
