@@ -281,7 +281,7 @@ def correct(
     report_failed = builder is not None and not write_report(
         builder, summary, about, correctors[0], loaded.source, shard, len(jobs), quiet
     )
-    if amount == "auto" and correctors[0].calibration is not None and strengths and not quiet:
+    if correctors[0].strength_setting == "auto" and strengths and not quiet:
         console.notice(f"strength auto: {console.strength_range(list(strengths.values()))}")
     finish(summary, "corrected", quiet, as_json, about, strengths, failed=report_failed)
 

@@ -408,11 +408,16 @@ class Corrector:
             ) from None
         return output, mask, spill
 
+    @property
+    def strength_setting(self) -> StrengthSetting:
+        """The share every photo gets, or "auto" where the calibration predicts each one's (without a
+        calibration, auto is the full correction)."""
+        return 1.0 if self.strength == "auto" and self.calibration is None else self.strength
+
     def strength_for(self, rgb: np.ndarray, full: np.ndarray) -> float:
         """The share of the model's output ``full`` that the photo ``rgb`` gets."""
-        if self.strength != "auto":
-            return self.strength
-        return self.calibration.predict(rgb, full) if self.calibration else 1.0
+        setting = self.strength_setting
+        return self.calibration.predict(rgb, full) if setting == "auto" else setting
 
 
 def correctors_for(

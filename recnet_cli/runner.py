@@ -273,10 +273,7 @@ def write_report(
     from recnet_cli.viz.report import report_files
 
     try:
-        strength = (
-            1.0 if corrector.strength == "auto" and corrector.calibration is None else corrector.strength
-        )
-        path = builder.write(summary, model, about["device"], strength, shard)
+        path = builder.write(summary, model, about["device"], corrector.strength_setting, shard)
     except PhotoFileError as exc:
         console.error(str(exc))
         return False
