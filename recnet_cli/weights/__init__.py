@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from recnet_cli.weights.card import card_calibration, read_card
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
 from recnet_cli.weights.formats import is_safetensors, load_weights
-from recnet_cli.weights.hub import cached_copy_damaged, download, parse_hub_ref
+from recnet_cli.weights.hub import cached_copy_damaged, download
 from recnet_cli.weights.listing import ModelEntry, models_to_list
 from recnet_cli.weights.locate import ModelLocation, resolve
 from recnet_cli.weights.save import foreign_card, model_files, save_model
@@ -73,9 +73,8 @@ def load_model(ref: str | None = None) -> LoadedModel:
     try:
         return load_location(location)
     except WeightsError:
-        pinned = parse_hub_ref(location.reference) if location.from_hub else None
-        if pinned is None or not cached_copy_damaged(pinned, location.path):
-            raise  # the Hub's own file, or one that cannot be checked
+        if location.pinned is None or not cached_copy_damaged(location.pinned, location.path):
+            raise  # not the Hub's, or the Hub's own file, or one that cannot be checked
     download(location.reference)  # the same commit's file, fetched again in place of the damaged copy
     return load_location(location)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from recnet_cli.weights.errors import ModelNotFoundError
@@ -33,7 +33,7 @@ class ModelLocation:
     # A --model value that names these very weights from any folder (what --json gives): a file's absolute
     # path, a bundled model's name, a Hub reference pinned to the commit fetched
     reference: str
-    from_hub: bool = False  # a file of the Hugging Face cache, fetched for a Hub reference
+    pinned: HubRef | None = None  # a Hugging Face cache's file: the reference it was fetched by, pinned
 
 
 def weights_dir() -> Path:
@@ -80,7 +80,8 @@ def resolve(ref: str | None) -> ModelLocation:
     hub_ref = parse_hub_ref(ref)
     if hub_ref is not None:
         cached = fetch_from_hub(hub_ref)
-        return ModelLocation(cached, ref, pinned_reference(hub_ref, cached), from_hub=True)
+        pinned = pinned_reference(hub_ref, cached)
+        return ModelLocation(cached, ref, pinned.text, pinned)
     if path.suffix.lower() in MODEL_SUFFIXES:
         raise ModelNotFoundError(f"{ref}: file not found")
     bundled = ", ".join(path.stem for path in bundled_files()) or "none yet"
@@ -90,12 +91,12 @@ def resolve(ref: str | None) -> ModelLocation:
     )
 
 
-def pinned_reference(ref: HubRef, cached: Path) -> str:
+def pinned_reference(ref: HubRef, cached: Path) -> HubRef:
     """``org/name@commit[:file]``: the Hub reference ``ref`` pinned to the commit of its cached file (in the
     cache's ``snapshots/<commit>/<file>``)."""
-    snapshot = cached.parents[len(PurePosixPath(ref.filename).parts) - 1]
+    commit = cached.parents[len(PurePosixPath(ref.filename).parts) - 1].name
     file = "" if ref.filename == HUB_DEFAULT_FILENAME else f":{ref.filename}"
-    return f"{ref.repo_id}@{snapshot.name}{file}"
+    return replace(ref, text=f"{ref.repo_id}@{commit}{file}", revision=commit)
 
 
 def reference_problem(ref: str) -> str | None:
