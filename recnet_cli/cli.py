@@ -30,7 +30,6 @@ from recnet_cli.imaging import (
 from recnet_cli.inputs import Source
 from recnet_cli.options import (
     MODEL_FORMS,
-    OPTIONS_WITH_RESUME,
     BatchOverwriteOpt,
     BatchQuietOpt,
     DeviceOpt,
@@ -57,7 +56,10 @@ from recnet_cli.options import (
     TargetsOpt,
     TileOpt,
     TrainQuietOpt,
+    checked_learning_rate,
     checked_megapixels,
+    checked_seed,
+    checked_training_precision,
     flag,
     folder_option,
     format_option,
@@ -65,13 +67,11 @@ from recnet_cli.options import (
     model_file_to_write,
     model_names,
     named,
-    on_cpu,
     output_option,
     parse_strength,
     quality_option,
     refuse_both,
     refuse_split_without_pairs,
-    shown_number,
 )
 from recnet_cli.outputs import (
     CORRECT_SUFFIX,
@@ -107,7 +107,13 @@ from recnet_cli.train.pairs import (
     unread_below_note,
     unsplit_note,
 )
-from recnet_cli.wording import counted
+from recnet_cli.train_command import (
+    notice_slow_precision,
+    refuse_unusable_options,
+    regime_shares,
+    say_how_it_ended,
+    training_failure,
+)
 
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
@@ -594,12 +600,20 @@ def train(
     ] = 8,
     crop: Annotated[int, typer.Option(min=32, metavar="PIXELS", help="Square training crop.")] = 384,
     lr: Annotated[
-        float, typer.Option(metavar="RATE", help="Peak learning rate (cosine schedule after warm-up).")
+        float,
+        typer.Option(
+            callback=checked_learning_rate,
+            metavar="RATE",
+            help="Peak learning rate (cosine schedule after warm-up).",
+        ),
     ] = 1e-4,
     seed: Annotated[
         int,
         typer.Option(
-            min=0, metavar="N", help="Seed for the weights, the crops and the synthesis (below 2^64)."
+            min=0,
+            callback=checked_seed,
+            metavar="N",
+            help="Seed for the weights, the crops and the synthesis (below 2^64).",
         ),
     ] = 0,
     val_every: Annotated[int, typer.Option(min=1, metavar="N", help="Validate every N steps.")] = 1000,
@@ -633,7 +647,11 @@ def train(
     ] = None,
     device: DeviceOpt = "auto",
     precision: Annotated[
-        Precision, typer.Option(help="bf16 autocasts the forward pass on GPUs (fp16 is for correcting only).")
+        Precision,
+        typer.Option(
+            callback=checked_training_precision,
+            help="bf16 autocasts the forward pass on GPUs (fp16 is for correcting only).",
+        ),
     ] = Precision.auto,
     time_limit: Annotated[
         float | None,
@@ -655,48 +673,19 @@ def train(
       recnet train --resume runs/mine --time-limit 50
       torchrun --nproc_per_node 4 -m recnet_cli train --photos my-photos/ --batch 32
     """
-    from recnet_cli.devices import is_host_out_of_memory, is_out_of_memory
     from recnet_cli.train.loop import StopSignals, resume
     from recnet_cli.train.loop import train as start_training
-    from recnet_cli.train.run_folder import TrainConfig, TrainingFailed, how_to_go_on
-    from recnet_cli.train.synthesis import parse_regimes
+    from recnet_cli.train.run_folder import TrainConfig, how_to_go_on
     from recnet_cli.weights import WeightsError
 
-    given = given_options(ctx)
-    changed = [option for option in given if option not in OPTIONS_WITH_RESUME]
-    if resume_run is not None and changed:
-        raise fail(
-            f"{', '.join(changed)}: --resume continues {resume_run} as it was set up; to train it further "
-            f"in another way, start a new run with --init {resume_run / 'checkpoint.safetensors'}"
-        )
-    # PyTorch's generators take 64 bits (as a range in the option, help would print 20 digits)
-    if seed >= 2**64:
-        raise fail(f"--seed {seed}: use a seed below 2^64 (18446744073709551616)")
-    if resume_run is None:
-        refuse_split_without_pairs(given, pairs)
-    if "--vgg-weights" in given and not ecr and resume_run is None:
-        raise fail("--vgg-weights: the weights are for the ECR loss, which --no-ecr turns off")
+    refuse_unusable_options(given_options(ctx), resume_run, pairs, ecr)
     seconds = None if time_limit is None else time_limit * 60
-    regime_shares = None
-    if regimes is not None:
-        if photos is None or resume_run is not None:
-            raise fail("--regimes applies to a new run on --photos (inputs synthesised from good photos)")
-        try:
-            regime_shares = parse_regimes(regimes)
-        except ValueError as exc:
-            raise fail(f"--regimes: {exc}") from None
+    shares = regime_shares(regimes, photos, resume_run)
     refuse_device_list(device)
     if resume_run is None and (note := unread_below_note(inputs, targets)) and not quiet:
         console.notice(note)
-    if not 0 < lr <= 1:
-        raise fail(f"--lr {shown_number(lr)}: use a positive learning rate of at most 1, such as 1e-4")
-    if precision is Precision.fp16:  # its small range needs the loss scaled, or small gradients vanish
-        raise fail("--precision fp16: training takes bf16 (the same speed on GPUs since Ampere) or fp32")
-    if resume_run is None and precision is Precision.bf16 and on_cpu(device):
-        console.notice(
-            "bf16 on the CPU trains several times slower than fp32 (4.5x per step on a 2-core AMD EPYC); "
-            "half precision pays on GPUs"
-        )
+    if resume_run is None:
+        notice_slow_precision(precision.value, device)
     signals = StopSignals(console.notice_stopping)  # listened to from the first step on
     try:
         with console.TrainingProgress(quiet) as progress:
@@ -733,7 +722,7 @@ def train(
                     init=init,
                     device=device,
                     precision=precision.value,
-                    regimes=regime_shares or TrainConfig.regimes,
+                    regimes=shares or TrainConfig.regimes,
                 )
                 result = start_training(config, progress=progress, time_limit=seconds, stop_signals=signals)
     except KeyboardInterrupt:  # before the first step, or a second Ctrl-C or SIGTERM
@@ -741,38 +730,8 @@ def train(
         console.notice(f"interrupted: {how_to_go_on(resume_run or out)}")
         raise typer.Exit(130) from None
     except (MemoryError, ValueError, RuntimeError, OSError, WeightsError) as exc:
-        if is_out_of_memory(exc):
-            where = "memory" if is_host_out_of_memory(exc) else "GPU memory"
-            message = (
-                f"not enough {where} to train at this batch and crop size: try a smaller --batch or --crop"
-            )
-            raise fail(message, 1) from None
-        raise fail(error_line(exc), 1 if isinstance(exc, TrainingFailed) else 2) from None
-    if result.already_finished:
-        if not quiet:
-            console.notice(
-                f"{result.run_dir}: already finished at step {result.steps}; its model: {result.model_path}"
-            )
-    elif not result.complete:
-        # Stopped by a signal, it is interrupted, as a batch is: what was asked is not done (exit 130).
-        interrupted = "interrupted: " * (signals.received() is not None)
-        console.notice(
-            f"{interrupted}stopped at step {result.steps} by {result.stopped_by}: checkpoint saved; continue "
-            f"with recnet train --resume {result.run_dir}, or use it as it is: --model {result.model_path}"
-        )
-        if interrupted:
-            raise typer.Exit(130)
-    else:
-        if (stop := signals.received()) is not None:  # it said it would stop after the step: the last one
-            console.notice(f"{stop} came in the last step: the run is complete")
-        if result.val is not None and not quiet:
-            val = result.val
-            console.done(
-                f"trained {counted(result.steps, 'step')}",
-                f" in {result.wall_seconds / 60:.1f} min: validation {val.psnr:.2f} dB / SSIM {val.ssim:.4f} "
-                f"(input alone {val.identity_psnr:.2f} dB / {val.identity_ssim:.4f}); model: "
-                f"{result.model_path}",
-            )
+        raise training_failure(exc) from None
+    say_how_it_ended(result, signals, quiet)
 
 
 @command()

@@ -1,0 +1,99 @@
+"""What `recnet train` does around the training loop: options no run could take, its failures as
+one-line errors, and how the run ended. A problem ends the command (``console.fail``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from recnet_cli import console
+from recnet_cli.console import fail
+from recnet_cli.options import OPTIONS_WITH_RESUME, on_cpu, refuse_split_without_pairs
+from recnet_cli.wording import counted
+
+if TYPE_CHECKING:  # these need PyTorch, which the commands import only when they run
+    from recnet_cli.train.loop import StopSignals, TrainResult
+
+
+def refuse_unusable_options(given: list[str], resume_run: Path | None, pairs: Path | None, ecr: bool) -> None:
+    """Options that a resumed run keeps as it was set up, or that nothing in the run would use."""
+    if resume_run is not None:
+        if changed := [option for option in given if option not in OPTIONS_WITH_RESUME]:
+            raise fail(
+                f"{', '.join(changed)}: --resume continues {resume_run} as it was set up; to train it "
+                f"further in another way, start a new run with --init {resume_run / 'checkpoint.safetensors'}"
+            )
+        return
+    refuse_split_without_pairs(given, pairs)
+    if "--vgg-weights" in given and not ecr:
+        raise fail("--vgg-weights: the weights are for the ECR loss, which --no-ecr turns off")
+
+
+def regime_shares(
+    regimes: str | None, photos: Path | None, resume_run: Path | None
+) -> tuple[float, float, float, float] | None:
+    """--regimes as the shares of under, over, mixed and mild; None where it was not given."""
+    if regimes is None:
+        return None
+    if photos is None or resume_run is not None:
+        raise fail("--regimes applies to a new run on --photos (inputs synthesised from good photos)")
+    from recnet_cli.train.synthesis import parse_regimes
+
+    try:
+        return parse_regimes(regimes)
+    except ValueError as exc:
+        raise fail(f"--regimes: {exc}") from None
+
+
+def notice_slow_precision(precision: str, device: str) -> None:
+    if precision == "bf16" and on_cpu(device):
+        console.notice(
+            "bf16 on the CPU trains several times slower than fp32 (4.5x per step on a 2-core AMD EPYC); "
+            "half precision pays on GPUs"
+        )
+
+
+def training_failure(error: BaseException) -> typer.Exit:
+    """The one-line error for a run that could not start or go on: exit 1 where the run failed (out of
+    memory, a step that went wrong), 2 where what it was given is at fault."""
+    from recnet_cli.devices import is_host_out_of_memory, is_out_of_memory
+    from recnet_cli.files import error_line
+    from recnet_cli.train.run_folder import TrainingFailed
+
+    if is_out_of_memory(error):
+        where = "memory" if is_host_out_of_memory(error) else "GPU memory"
+        return fail(
+            f"not enough {where} to train at this batch and crop size: try a smaller --batch or --crop", 1
+        )
+    return fail(error_line(error), 1 if isinstance(error, TrainingFailed) else 2)
+
+
+def say_how_it_ended(result: TrainResult, signals: StopSignals, quiet: bool) -> None:
+    """Finished, stopped early with a checkpoint saved, or interrupted by a signal (exit 130: what was asked
+    is not done, as with a batch)."""
+    if result.already_finished:
+        if not quiet:
+            console.notice(
+                f"{result.run_dir}: already finished at step {result.steps}; its model: {result.model_path}"
+            )
+    elif not result.complete:
+        interrupted = "interrupted: " * (signals.received() is not None)
+        console.notice(
+            f"{interrupted}stopped at step {result.steps} by {result.stopped_by}: checkpoint saved; continue "
+            f"with recnet train --resume {result.run_dir}, or use it as it is: --model {result.model_path}"
+        )
+        if interrupted:
+            raise typer.Exit(130)
+    else:
+        if (stop := signals.received()) is not None:  # it said it would stop after the step: the last one
+            console.notice(f"{stop} came in the last step: the run is complete")
+        if result.val is not None and not quiet:
+            val = result.val
+            console.done(
+                f"trained {counted(result.steps, 'step')}",
+                f" in {result.wall_seconds / 60:.1f} min: validation {val.psnr:.2f} dB / SSIM {val.ssim:.4f} "
+                f"(input alone {val.identity_psnr:.2f} dB / {val.identity_ssim:.4f}); model: "
+                f"{result.model_path}",
+            )
