@@ -65,6 +65,22 @@ def exact_float32() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def empty_hub_cache(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test sees an empty Hugging Face cache and no login, never the user's (~/.cache/huggingface):
+    a model cached there would change what `recnet models` lists. Tests of the Hub point it elsewhere."""
+    from huggingface_hub import constants
+
+    hf_home = tmp_path_factory.mktemp("hf-home")
+    for name in ("HF_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setattr(constants, "HF_HOME", str(hf_home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(hf_home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(hf_home / "stored_tokens"))
+
+
+@pytest.fixture(autouse=True)
 def stop_signals_as_they_were() -> Iterator[None]:
     """A command run in-process may ignore Ctrl-C and SIGTERM as it finishes (``ignore_further_stops``):
     the next tests get the handlers they started with."""
