@@ -52,6 +52,10 @@ def is_host_out_of_memory(error: BaseException) -> bool:
     return allocator or out_of_host_memory(error)
 
 
+RUNS_ON = ("cpu", "cuda", "mps")  # the device types recnet's model runs on
+DEVICE_FORMS = "use auto, cpu, cuda, cuda:N or mps"
+
+
 def pick_device(spec: str = "auto") -> torch.device:
     """'auto' picks CUDA, then Apple MPS, then the CPU; anything else is a torch device string."""
     if spec == "auto":
@@ -63,7 +67,11 @@ def pick_device(spec: str = "auto") -> torch.device:
     try:
         device = torch.device(spec)
     except RuntimeError as exc:
-        raise DeviceError(f"unknown device {spec!r} (use auto, cpu, cuda, cuda:N or mps)") from exc
+        raise DeviceError(f"unknown device {spec!r} ({DEVICE_FORMS})") from exc
+    if device.type not in RUNS_ON:  # xpu, meta, xla, hpu...: PyTorch names them, recnet does not run there
+        raise DeviceError(
+            f"device {spec!r}: recnet runs on the CPU, CUDA GPUs and Apple MPS ({DEVICE_FORMS})"
+        )
     if device.type == "cpu" and device.index is not None:  # PyTorch takes cpu:N for the one CPU device
         raise DeviceError(f"device {spec!r}: the CPU is one device, with no number (use cpu)")
     if device.type == "cuda" and not torch.cuda.is_available():

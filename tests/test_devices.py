@@ -39,6 +39,10 @@ def test_auto_picks_the_cpu_here_and_names_are_parsed() -> None:
         ("cpu,cpu:0", "the CPU is one device, with no number"),
         ("cpu,,cpu", "name each device"),
         ("auto,cpu", "no 'auto' in a list"),
+        # devices PyTorch names, where the model would fail in a traceback
+        ("xpu", "'xpu': recnet runs on the CPU, CUDA GPUs and Apple MPS"),
+        ("meta", "'meta': recnet runs on the CPU, CUDA GPUs and Apple MPS"),
+        ("cpu,hpu:0", "'hpu:0': recnet runs on the CPU, CUDA GPUs and Apple MPS"),
     ],
 )
 def test_bad_device_names_are_refused_with_a_reason(spec: str, reason: str) -> None:
