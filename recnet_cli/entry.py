@@ -9,6 +9,8 @@ import os
 import signal
 import sys
 
+from recnet_cli.wording import typed_number
+
 STOPPED_STARTING = "interrupted: recnet stopped before it started"
 # The libraries recnet loads, by their top-level module, as their users know them.
 LIBRARIES = {
@@ -79,7 +81,7 @@ def forget_unusable_terminal_size() -> None:
     print every line that many characters wide, that is nothing at all."""
     for name in ("COLUMNS", "LINES"):
         value = os.environ.get(name)
-        if value is not None and not (value.isascii() and value.isdigit() and int(value) > 0):
+        if value is not None and not typed_number(value):  # None or 0
             del os.environ[name]
 
 

@@ -8,14 +8,14 @@ import functools
 import glob
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
 from recnet_cli.files import broken_link, describe_os_error, real_path
 from recnet_cli.imaging import IMAGE_EXTENSIONS, READABLE, conversion_remedy
-from recnet_cli.wording import counted, listed
+from recnet_cli.wording import counted, listed, typed_number
 
 T = TypeVar("T")
 
@@ -339,15 +339,15 @@ def unique_sources(sources: Iterable[Source]) -> list[Source]:
 
 def parse_shard(text: str) -> tuple[int, int]:
     """'K/N' (1 <= K <= N) as (K, N); raises ValueError with a one-line reason."""
-    part, _, total = text.partition("/")
-    # ASCII digits only: int() takes a full-width one, which a shard number typed by mistake should not be
-    digits = all(number.isascii() and number.isdigit() for number in (part, total))
-    if not (digits and 1 <= int(part) <= int(total)):
+    part, total = (typed_number(number) for number in text.partition("/")[::2])
+    if part is None or total is None or not 1 <= part <= total:
         raise ValueError(f"--shard {text}: use K/N with 1 <= K <= N, e.g. 2/8")
-    return int(part), int(total)
+    return part, total
 
 
-def take_shard(items: Sequence[T], shard: tuple[int, int]) -> list[T]:
-    """Every N-th item starting at the K-th: N machines given the same inputs split them with no overlap."""
+def take_shard(items: Sequence[T], shard: tuple[int, int], key: Callable[[T], str]) -> list[T]:
+    """Part K of N: every N-th item from the K-th, counted in the order of ``key``, so that N machines given
+    the same items in any order split them with no overlap and none left out. In the items' own order."""
     part, total = shard
-    return list(items[part - 1 :: total])
+    taken = {id(item) for item in sorted(items, key=key)[part - 1 :: total]}
+    return [item for item in items if id(item) in taken]

@@ -16,6 +16,7 @@ from recnet_cli.imaging import OUTPUT_EXTENSIONS
 from recnet_cli.inputs import parse_shard
 from recnet_cli.outputs import names_folder
 from recnet_cli.train.pairs import SPLITS
+from recnet_cli.wording import typed_number
 
 
 class Precision(str, Enum):
@@ -123,9 +124,8 @@ def parse_tile(text: str) -> int | str:
     """'auto', or a whole number: 0 or at least 128."""
     if text == "auto":
         return text
-    # ASCII digits: str.isdigit also takes ² and full-width ones, which int() refuses or reads
-    if text.isascii() and text.isdigit() and (int(text) == 0 or int(text) >= 128):
-        return int(text)
+    if (size := typed_number(text)) is not None and (size == 0 or size >= 128):
+        return size
     raise fail(f"--tile {text}: use auto, 0 (whole image) or a size of at least 128 pixels")
 
 

@@ -1,4 +1,4 @@
-"""How messages list and count things."""
+"""How messages list and count things, and how a number typed on the command line is read."""
 
 from __future__ import annotations
 
@@ -24,3 +24,14 @@ def plural(noun: str, count: int) -> str:
 def counted(count: int, noun: str) -> str:
     """'1 pair', '3 pairs'."""
     return f"{count} {plural(noun, count)}"
+
+
+def typed_number(text: str) -> int | None:
+    """ASCII digits as the whole number they write; None for anything else (a sign, a space, a full-width
+    digit or ², which ``str.isdigit`` takes) and for more digits than Python converts (4,300)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None

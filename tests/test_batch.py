@@ -1165,11 +1165,16 @@ def test_shards_split_a_collection_without_overlap(tmp_path: Path) -> None:
     for i in range(10):
         (tmp_path / f"{i:02d}.jpg").write_bytes(b"x")
     sources, _ = find_sources([str(tmp_path)])
-    shards = [take_shard(sources, parse_shard(f"{k}/3")) for k in (1, 2, 3)]
+    by_name = partial(take_shard, key=lambda source: source.path.name)
+    shards = [by_name(sources, parse_shard(f"{k}/3")) for k in (1, 2, 3)]
     assert sorted(s.path.name for shard in shards for s in shard) == [s.path.name for s in sources]
     assert [len(shard) for shard in shards] == [4, 3, 3]
-    assert take_shard(sources, parse_shard("2/3")) == shards[1]  # the same on every machine
-    for bad in ("0/3", "4/3", "1", "a/b", "1/0", "\uff11/3", "1/\u00b3"):  # full-width 1, superscript 3
+    assert by_name(sources, parse_shard("2/3")) == shards[1]  # the same on every machine
+    # and the same set when another machine lists the inputs in another order, each in its own order
+    for k in (1, 2, 3):
+        assert by_name(sources[::-1], parse_shard(f"{k}/3")) == shards[k - 1][::-1]
+    # full-width 1, superscript 3, more digits than int() converts
+    for bad in ("0/3", "4/3", "1", "a/b", "1/0", "\uff11/3", "1/\u00b3", "1/" + "1" * 5000):
         with pytest.raises(ValueError, match="--shard"):
             parse_shard(bad)
 

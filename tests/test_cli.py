@@ -649,7 +649,7 @@ def test_a_closed_standard_stream_drops_what_goes_there_and_the_command_runs(
 
 def test_a_terminal_width_of_zero_in_the_environment_is_ignored(env: dict[str, str]) -> None:
     # COLUMNS=0, as some environments set it: Rich printed every line 0 characters wide, that is nothing
-    for columns in ("0", "wide", "\u00b2"):  # ², a digit to isdigit that int() does not take
+    for columns in ("0", "wide", "\u00b2", "1" * 5000):  # ², a digit to isdigit that int() does not take
         result = run(["correct", "no-such.jpg"], {**env, "COLUMNS": columns})
         assert (result.returncode, result.stderr) == (1, "error: no-such.jpg: no such file or folder\n")
         listed = run(["models"], {**env, "COLUMNS": columns})
@@ -715,6 +715,7 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
         assert refused.stderr.startswith("error: --tile 5: use auto, 0 (whole image) or a size of at least")
     for command, options, error in (  # nor does a plan pass what the run stops on as it loads the model
         ("correct", ["--device", "gpu"], "unknown device 'gpu' (use auto, cpu, cuda, cuda:N or mps)"),
+        ("correct", ["--device", "xpu"], "device 'xpu': recnet runs on the CPU, CUDA GPUs and Apple MPS"),
         ("mask", ["--model", "nosuch.safetensors"], "nosuch.safetensors: file not found"),
         ("mask", ["--precision", "fp16", "--device", "cpu"], "fp16 is not supported on the CPU"),
         ("correct", ["--fused", "--device", "cpu"], "--fused needs a CUDA GPU, and the device is cpu"),
@@ -723,7 +724,8 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
         assert (refused.exit_code, refused.stdout) == (2, "") and refused.stderr.startswith(f"error: {error}")
     hub = CliRunner().invoke(app, ["correct", str(shots / "a.png"), "-n", "--model", "someone/recnet-x"])
     assert hub.exit_code == 0, hub.stderr  # a Hub model is not looked up for a plan
-    for digits in ("\u00b2", "\uff11\uff12\uff18"):  # ², full-width 128: digits to isdigit, not int
+    # ², full-width 128: digits to isdigit, not int; and more digits than int() converts (4,300)
+    for digits in ("\u00b2", "\uff11\uff12\uff18", "1" * 5000):
         refused = CliRunner().invoke(app, ["correct", str(shots), "-n", "--tile", digits])
         assert (refused.exit_code, refused.stderr) == (
             2,
@@ -765,6 +767,30 @@ def test_two_inputs_that_would_share_an_output_clash_in_every_shard(
         f"error: {photos[1]}: output {tmp_path / 'out' / 'x.jpg'} would also be written for {photos[0]}"
         in plans[1].stderr
     )
+
+
+def test_machines_given_the_photos_in_other_orders_split_them_with_none_twice_or_left_out(
+    tmp_path: Path, model_file: Path
+) -> None:
+    # as $(find ...) or ls -t name them: each machine in the order its file system lists them
+    photos = [str(make_photo(tmp_path / name)) for name in ("a.png", "b.png", "c.png", "z9.png")]
+    planned = []
+    for shard, given in (("1/2", photos), ("2/2", photos[::-1])):
+        command = [
+            "correct",
+            *given,
+            "-o",
+            str(tmp_path / "out"),
+            "--shard",
+            shard,
+            "-n",
+            "--model",
+            str(model_file),
+        ]
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 0, result.stderr
+        planned += [line.split(" -> ")[0] for line in result.stdout.splitlines()]
+    assert sorted(planned) == photos
 
 
 def test_a_shard_beyond_the_images_found_says_it_has_nothing_to_do(tmp_path: Path, model_file: Path) -> None:

@@ -166,13 +166,13 @@ def test_each_shard_writes_the_page_of_every_photo_in_the_folder(
         assert result.returncode == 0, result.stderr
         return corrected_by(out / REPORT_NAME)
 
-    assert shard("2/2") == [("a.png", "this run")]
+    assert shard("2/2") == [("b.png", "this run")]  # the second of the outputs by name
     page = (out / REPORT_NAME).read_text("utf-8")
     assert "This run, shard 2/2 of the batch: <strong>1</strong> corrected" in page
     assert "<strong>2</strong> of the batch's photos have no card" in page
-    assert "<li>c.png</li><li>b.png</li>" in page
+    assert "<li>c.png</li><li>a.png</li>" in page
     # The last shard to finish shows the whole batch, in the order of one run, not by name.
-    assert shard("1/2") == [("c.png", "this run"), ("a.png", "another run"), ("b.png", "this run")]
+    assert shard("1/2") == [("c.png", "this run"), ("a.png", "this run"), ("b.png", "another run")]
     assert "have no card" not in (out / REPORT_NAME).read_text("utf-8")
     assert shard("9/9") == [("c.png", "another run"), ("a.png", "another run"), ("b.png", "another run")]
 
