@@ -64,6 +64,14 @@ def exact_float32() -> Iterator[None]:
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread() -> None:
+    """One PyTorch thread in each test process, for the whole session: the suite runs in two processes on
+    two cores (-n 2) over tiny images, where more threads only wait on each other. Set once, so that no
+    test runs with more or fewer threads depending on which tests ran before it in its process."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def empty_hub_cache(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Each test sees an empty Hugging Face cache and no login, never the user's (~/.cache/huggingface):

@@ -505,7 +505,9 @@ def test_overwrite_replaces_no_link_at_an_output_s_name(tmp_path: Path) -> None:
     out.mkdir()
     (out / "a.jpg").symlink_to(tmp_path / "nowhere.jpg")
     (out / "b.jpg").symlink_to(as_recnet_wrote(touch(tmp_path, "earlier.jpg") / "earlier.jpg"))
-    for job in plan_jobs(find_sources([str(shots)])[0], out, suffix=""):
+    jobs = plan_jobs(find_sources([str(shots)])[0], out, suffix="")
+    assert [job.target for job in jobs] == [out / "a.jpg", out / "b.jpg"]
+    for job in jobs:
         assert refusal(job, overwrite=True, skip_existing=False) == Outcome(
             job,
             "failed",
@@ -1133,17 +1135,20 @@ def test_a_photo_is_counted_when_written_not_after_the_next_compute(tmp_path: Pa
 
 
 def test_a_deeper_lane_reads_several_inputs_ahead_but_no_more(tmp_path: Path) -> None:
-    """With depth 2, inputs 1 and 2 are both read while input 0 is computed, and at most two reads run
-    at once."""
+    """With depth 2, inputs 1 and 2 are both read while input 0 is computed, no input after them (memory
+    holds at most two photos ahead), and at most two reads run at once."""
     read_started = {name: threading.Event() for name in ("1.jpg", "2.jpg")}
     active, most_active, lock = 0, 0, threading.Lock()
     jobs = [Job(tmp_path / f"{i}.jpg", tmp_path / f"{i}.out") for i in range(6)]
+    read_while_0_computed: set[str] = set()
+    started: set[str] = set()
 
     def read(job: Job) -> str:
         nonlocal active, most_active
         with lock:
             active += 1
             most_active = max(most_active, active)
+            started.add(job.source.name)
         if job.source.name in read_started:
             read_started[job.source.name].set()
         time.sleep(0.02)
@@ -1152,12 +1157,19 @@ def test_a_deeper_lane_reads_several_inputs_ahead_but_no_more(tmp_path: Path) ->
         return job.source.name
 
     def compute(job: Job, name: str) -> bool:
-        return all(event.wait(timeout=10) for event in read_started.values()) if name == "0.jpg" else True
+        if name != "0.jpg":
+            return True
+        both_read = all(event.wait(timeout=10) for event in read_started.values())
+        time.sleep(0.3)  # time enough for a read of 3.jpg to start, were it let
+        with lock:
+            read_while_0_computed.update(started)
+        return both_read
 
     overlapped: list[bool] = []
     stages = Stages(read, compute, lambda job, name, result: overlapped.append(result) or 1.0, depth=2)
     assert run_jobs(jobs, [stages]).count("done") == 6
     assert overlapped == [True] * 6
+    assert read_while_0_computed == {"0.jpg", "1.jpg", "2.jpg"}
     assert most_active == 2
 
 

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -1416,18 +1417,15 @@ def noisy(height: int = 64, width: int = 64) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
 
 
-def test_empty_file(tmp_path):
-    (tmp_path / "photo.jpg").touch()
-    assert_read_error(tmp_path / "photo.jpg", "empty file")
-
-
-def test_missing_file(tmp_path):
-    assert_read_error(tmp_path / "photo.jpg", "no such file")
-
-
-def test_directory(tmp_path):
-    (tmp_path / "photo.jpg").mkdir()
-    assert_read_error(tmp_path / "photo.jpg", "is a folder")
+@pytest.mark.parametrize(
+    ("make", "reason"), [(Path.touch, "empty file"), (None, "no such file"), (Path.mkdir, "is a folder")]
+)
+def test_what_is_not_a_photo_at_a_photo_s_name_is_named(
+    tmp_path: Path, make: Callable[[Path], object] | None, reason: str
+) -> None:
+    if make is not None:
+        make(tmp_path / "photo.jpg")
+    assert_read_error(tmp_path / "photo.jpg", reason)
 
 
 @pytest.mark.parametrize("name", ["DSC_0001.NEF", "x.dng"])
@@ -1779,15 +1777,15 @@ def test_tiffs_of_unsupported_pixel_types_say_so_not_that_they_are_damaged(name,
     assert_read_error(TIFFS / name, f"unsupported pixel type {kind}")
 
 
-@pytest.mark.parametrize("extension", ["jpg", "png", "tif", "webp"])
-def test_truncated_8_bit(tmp_path, extension):
-    source = save(tmp_path / f"photo.{extension}", Image.fromarray(noisy()), quality=90)
-    assert_read_error(truncated(tmp_path, source), "truncated or corrupt image data")
-
-
-@pytest.mark.parametrize("extension", ["png", "tif"])
-def test_truncated_16_bit(tmp_path, extension):
-    source = write_cv2(tmp_path / f"photo.{extension}", noisy().astype(np.uint16) * 257)
+@pytest.mark.parametrize(
+    ("extension", "bits"), [("jpg", 8), ("png", 8), ("tif", 8), ("webp", 8), ("png", 16), ("tif", 16)]
+)
+def test_a_photo_cut_short_is_truncated_or_corrupt(tmp_path: Path, extension: str, bits: int) -> None:
+    photo = tmp_path / f"photo.{extension}"
+    if bits == 8:
+        source = save(photo, Image.fromarray(noisy()), quality=90)
+    else:
+        source = write_cv2(photo, noisy().astype(np.uint16) * 257)
     assert_read_error(truncated(tmp_path, source), "truncated or corrupt image data")
 
 

@@ -26,11 +26,6 @@ from recnet_cli.weights import save_model
 CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="module")
 def vgg_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A torchvision-style VGG16 state dict from a seeded init (stand-in for the ImageNet file)."""

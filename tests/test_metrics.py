@@ -18,15 +18,10 @@ from conftest import as_recnet_wrote
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.evaluate import EvalReport, ImageScore, PairFailure, evaluate_pairs, save_problem
 from recnet_cli.imaging import ImageWriteError, written_by_recnet
-from recnet_cli.metrics import MAX_PSNR, psnr, quantised_scores, ssim, ssim_tensor, to_uint8
+from recnet_cli.metrics import UnscorableError, psnr, quantised_scores, ssim, ssim_tensor, to_uint8
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import read_rgb
 from recnet_cli.train.pairs import ImagePair, data_set_folders
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
 
 
 def noisy_pair(seed: int, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +62,18 @@ def test_ssim_and_psnr_match_scikit_image(shape: tuple[int, int, int]) -> None:
     )
     assert ssim(a, b) == pytest.approx(expected, abs=1e-6)
     assert psnr(a, b) == pytest.approx(metrics.peak_signal_noise_ratio(a, b, data_range=255), abs=1e-6)
+
+
+def test_ssim_scores_photos_of_eleven_pixels_a_side_and_no_smaller() -> None:
+    a, b = noisy_pair(2, (11, 11, 3))
+    assert 0 < ssim(a, b) < 1
+    with pytest.raises(UnscorableError, match="10x11 pixels is too small to score"):
+        ssim(a[:, :10], b[:, :10])
+
+
+def test_to_uint8_rounds_and_clips_to_the_8_bit_range() -> None:
+    floats = np.array([-0.2, 0.0, 0.5 / 255, 1.5 / 255, 0.5, 1.0, 1.3])
+    assert to_uint8(floats).tolist() == [0, 0, 0, 2, 128, 255, 255]  # half-way rounds to even, as np.rint
 
 
 def test_ssim_tensor_is_differentiable_and_batched() -> None:
@@ -217,7 +224,8 @@ def test_a_pair_of_identical_images_counts_as_max_psnr_in_the_means(tmp_path: Pa
     assert report.scores[0].identity_psnr == float("inf")
     values = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert values["per_image"][0]["identity_psnr"] is None  # as measured: no JSON number says infinity
-    assert values["identity_psnr"] == pytest.approx((MAX_PSNR + report.scores[1].identity_psnr) / 2)
+    # counted as 100 dB, as the README says
+    assert values["identity_psnr"] == pytest.approx((100 + report.scores[1].identity_psnr) / 2)
     assert values["identity_ssim"] < 1.0 and values["psnr"] > 0
 
 

@@ -42,11 +42,6 @@ NEUTRAL = Exposure(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="module")
 def photo() -> torch.Tensor:
     return to_tensor([read_rgb(PHOTOS / "bsd100-img_007.jpg")], CPU)

@@ -56,11 +56,6 @@ PHOTOS = Path(__file__).parent / "data" / "train-photos"
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 def tiny_config(run_dir: Path, **changes: object) -> TrainConfig:
     settings: dict = dict(
         run_dir=run_dir,
@@ -228,17 +223,21 @@ def test_prefetched_batches_are_the_same_and_the_next_is_made_ahead() -> None:
     photos = [read_rgb(p) for p in sorted(PHOTOS.glob("*.jpg"))]
     source = PhotoSource(photos, crop=32, seed=5, degradation=DegradationConfig())
     requested: list[tuple[int, str]] = []
+    started = {step: threading.Event() for step in range(5)}
 
     class Recording:
         description = "recording"
 
         def batch(self, step: int, indices, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
             requested.append((step, threading.current_thread().name))
+            started[step].set()
             return source.batch(step, indices, device)
 
     with Prefetcher(Recording(), [0, 1], CPU, end_step=5) as batches:
         for step in (2, 3, 4):  # a run resumed at step 2
             inputs, targets = batches.batch(step)
+            if step < 4:  # the next step's batch is on its way before it is asked for
+                assert started[step + 1].wait(timeout=30)
             expected_inputs, expected_targets = source.batch(step, [0, 1], CPU)
             assert torch.equal(inputs, expected_inputs) and torch.equal(targets, expected_targets)
     assert [step for step, _ in requested] == [2, 3, 4]  # each made once, none past the end

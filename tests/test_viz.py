@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -74,15 +73,6 @@ def test_an_empty_region_is_said_not_drawn(mask_value: float, word: str) -> None
     assert bar_lengths(distance_chart(features)) == []
     figure = feature_figure(features)
     assert figure.shape[1] >= FIGURE_WIDTH
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One torch thread: on a busy shared machine, two threads wait on each other longer than they work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
