@@ -56,10 +56,7 @@ from recnet_cli.options import (
     TargetsOpt,
     TileOpt,
     TrainQuietOpt,
-    checked_learning_rate,
     checked_megapixels,
-    checked_seed,
-    checked_training_precision,
     flag,
     folder_option,
     format_option,
@@ -110,6 +107,7 @@ from recnet_cli.train.pairs import (
 from recnet_cli.train_command import (
     notice_slow_precision,
     refuse_unusable_options,
+    refuse_unusable_settings,
     regime_shares,
     say_how_it_ended,
     training_failure,
@@ -601,19 +599,12 @@ def train(
     crop: Annotated[int, typer.Option(min=32, metavar="PIXELS", help="Square training crop.")] = 384,
     lr: Annotated[
         float,
-        typer.Option(
-            callback=checked_learning_rate,
-            metavar="RATE",
-            help="Peak learning rate (cosine schedule after warm-up).",
-        ),
+        typer.Option(metavar="RATE", help="Peak learning rate (cosine schedule after warm-up)."),
     ] = 1e-4,
     seed: Annotated[
         int,
         typer.Option(
-            min=0,
-            callback=checked_seed,
-            metavar="N",
-            help="Seed for the weights, the crops and the synthesis (below 2^64).",
+            min=0, metavar="N", help="Seed for the weights, the crops and the synthesis (below 2^64)."
         ),
     ] = 0,
     val_every: Annotated[int, typer.Option(min=1, metavar="N", help="Validate every N steps.")] = 1000,
@@ -648,10 +639,7 @@ def train(
     device: DeviceOpt = "auto",
     precision: Annotated[
         Precision,
-        typer.Option(
-            callback=checked_training_precision,
-            help="bf16 autocasts the forward pass on GPUs (fp16 is for correcting only).",
-        ),
+        typer.Option(help="bf16 autocasts the forward pass on GPUs (fp16 is for correcting only)."),
     ] = Precision.auto,
     time_limit: Annotated[
         float | None,
@@ -679,6 +667,7 @@ def train(
     from recnet_cli.weights import WeightsError
 
     refuse_unusable_options(given_options(ctx), resume_run, pairs, ecr)
+    refuse_unusable_settings(seed, lr, precision)
     seconds = None if time_limit is None else time_limit * 60
     shares = regime_shares(regimes, photos, resume_run)
     refuse_device_list(device)

@@ -488,10 +488,11 @@ def on_way_to_host(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.cuda.Event | None]:
     """``image`` and ``mask`` as contiguous float32 in host memory (the model's full-size maps can go). From
     a GPU the copies are queued behind the work that makes them, into pinned memory, and the event
-    returned marks their end (None: no GPU)."""
+    returned marks their end (None: copied already). From Apple's MPS they are copied here, in the thread
+    that runs the model: MPS takes work from one thread at a time, and the writer threads take the copies."""
     image, mask = (x.to(torch.float32).contiguous() for x in (image, mask))
     if image.device.type != "cuda":
-        return image, mask, None
+        return image.cpu(), mask.cpu(), None
     image, mask = (x.to(HOST, non_blocking=True) for x in (image, mask))
     copied = torch.cuda.Event()
     copied.record()

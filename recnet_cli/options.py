@@ -154,27 +154,6 @@ def checked_megapixels(value: float) -> float:
     return value
 
 
-def checked_seed(seed: int) -> int:
-    """train's --seed: PyTorch's generators take 64 bits (as a range in the option, help would print 20
-    digits)."""
-    if seed >= 2**64:
-        raise fail(f"--seed {seed}: use a seed below 2^64 (18446744073709551616)")
-    return seed
-
-
-def checked_learning_rate(lr: float) -> float:
-    if not 0 < lr <= 1:
-        raise fail(f"--lr {shown_number(lr)}: use a positive learning rate of at most 1, such as 1e-4")
-    return lr
-
-
-def checked_training_precision(precision: Precision) -> Precision:
-    """train's --precision: fp16's small range needs the loss scaled, or small gradients vanish."""
-    if precision is Precision.fp16:
-        raise fail("--precision fp16: training takes bf16 (the same speed on GPUs since Ampere) or fp32")
-    return precision
-
-
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DeviceOpt = Annotated[
     str,

@@ -233,7 +233,11 @@ def collect_jobs(
         sources, output, suffix=suffix, extension=extension, companions=companions, dead_links=dead_links
     )
     # Split by the outputs' names: the same however the inputs are named or ordered on each machine
-    jobs = batch if shard is None else take_shard(batch, shard_part(shard), key=lambda job: str(job.target))
+    jobs = (
+        batch
+        if shard is None
+        else take_shard(batch, shard_part(shard), key=lambda job: job.target.as_posix())
+    )
     if shard is not None and not jobs and not quiet:  # fewer images than K: one each to shards 1 to K - 1
         part, total = shard_part(shard)
         count = len(batch)

@@ -10,7 +10,13 @@ import typer
 
 from recnet_cli import console
 from recnet_cli.console import fail
-from recnet_cli.options import OPTIONS_WITH_RESUME, on_cpu, refuse_split_without_pairs
+from recnet_cli.options import (
+    OPTIONS_WITH_RESUME,
+    Precision,
+    on_cpu,
+    refuse_split_without_pairs,
+    shown_number,
+)
 from recnet_cli.wording import counted
 
 if TYPE_CHECKING:  # these need PyTorch, which the commands import only when they run
@@ -29,6 +35,18 @@ def refuse_unusable_options(given: list[str], resume_run: Path | None, pairs: Pa
     refuse_split_without_pairs(given, pairs)
     if "--vgg-weights" in given and not ecr:
         raise fail("--vgg-weights: the weights are for the ECR loss, which --no-ecr turns off")
+
+
+def refuse_unusable_settings(seed: int, lr: float, precision: Precision) -> None:
+    """Settings no run can train with (asked after ``refuse_unusable_options``: with --resume, any of them
+    is refused as given at all)."""
+    # PyTorch's generators take 64 bits (as a range in the option, help would print 20 digits)
+    if seed >= 2**64:
+        raise fail(f"--seed {seed}: use a seed below 2^64 (18446744073709551616)")
+    if not 0 < lr <= 1:
+        raise fail(f"--lr {shown_number(lr)}: use a positive learning rate of at most 1, such as 1e-4")
+    if precision is Precision.fp16:  # its small range needs the loss scaled, or small gradients vanish
+        raise fail("--precision fp16: training takes bf16 (the same speed on GPUs since Ampere) or fp32")
 
 
 def regime_shares(

@@ -2289,6 +2289,12 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
         ([*photos, *quick, "--vgg-weights", "vgg16.pth"], "--vgg-weights: the weights are for the ECR loss"),
         (["--resume", str(tmp_path / "run"), "--no-ecr"], "--out, --no-ecr: --resume continues"),  # as typed
         (["--resume", str(tmp_path / "run"), "--ecr"], "--out, --ecr: --resume continues"),
+        # a value no run takes: still that --resume takes no such option at all
+        (["--resume", str(tmp_path / "run"), "--lr", "2"], "--out, --lr: --resume continues"),
+        (
+            ["--resume", str(tmp_path / "run"), "--precision", "fp16"],
+            "--out, --precision: --resume continues",
+        ),
         (
             [*quick, "--inputs", str(TRAIN_PHOTOS), "--targets", f"{TRAIN_PHOTOS}/"],
             f"{TRAIN_PHOTOS}: the inputs and",

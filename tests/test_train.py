@@ -244,6 +244,22 @@ def test_prefetched_batches_are_the_same_and_the_next_is_made_ahead() -> None:
     assert all(thread.startswith("recnet-batches") for _, thread in requested)
 
 
+def test_batches_for_apple_s_mps_are_made_in_the_training_thread() -> None:
+    # MPS takes work from one thread at a time: no batch is made ahead, in another thread
+    made: list[str] = []
+
+    class Recording:
+        description = "recording"
+
+        def batch(self, step: int, indices, device: torch.device) -> int:
+            made.append(threading.current_thread().name)
+            return step
+
+    with Prefetcher(Recording(), [0], torch.device("mps"), end_step=3) as batches:
+        assert [batches.batch(step) for step in range(3)] == [0, 1, 2]
+    assert made == [threading.current_thread().name] * 3
+
+
 def test_pair_crops_and_flips_stay_aligned() -> None:
     rng = np.random.default_rng(0)
     targets = [rng.integers(0, 256, (40, 50, 3)).astype(np.uint8) for _ in range(3)]

@@ -161,7 +161,8 @@ def random_flips(rng: np.random.Generator, *images: np.ndarray) -> list[np.ndarr
 def to_tensor(images: Sequence[np.ndarray], device: torch.device) -> Tensor:
     """uint8 (H, W, 3) arrays as one float (B, 3, H, W) batch in [0, 1] on ``device``."""
     batch = torch.from_numpy(np.stack([np.ascontiguousarray(i) for i in images]))
-    return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 255
+    # Not blocking only to a GPU: a copy to Apple's MPS may still read the array after it is freed
+    return batch.to(device, non_blocking=device.type == "cuda").permute(0, 3, 1, 2).float() / 255
 
 
 class SampleSource(Protocol):
@@ -179,7 +180,8 @@ class Prefetcher:
 
     Batches depend only on the step, so this changes when they are made, never what they are. On a GPU
     it keeps the cropping, the exposure synthesis's many small launches and the JPEG step (on the CPU)
-    off the training step's critical path.
+    off the training step's critical path. On Apple's MPS each batch is made when it is asked for, in
+    the training thread: MPS takes work from one thread at a time.
     """
 
     def __init__(
@@ -200,6 +202,8 @@ class Prefetcher:
 
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
         """(inputs, targets) of ``step``, and starts making the next step's."""
+        if self.device.type == "mps":
+            return self.source.batch(step, self.indices, self.device)
         if self.upcoming is not None and self.upcoming[0] == step:
             future = self.upcoming[1]
         else:
