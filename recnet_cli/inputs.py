@@ -347,7 +347,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def take_shard(items: Sequence[T], shard: tuple[int, int], key: Callable[[T], str]) -> list[T]:
     """Part K of N: every N-th item from the K-th, counted in the order of ``key``, so that N machines given
-    the same items in any order split them with no overlap and none left out. In the items' own order."""
+    the same items in any order split them with no overlap and none left out (items of one key keep their
+    own order). In the items' own order."""
     part, total = shard
     taken = {id(item) for item in sorted(items, key=key)[part - 1 :: total]}
     return [item for item in items if id(item) in taken]
