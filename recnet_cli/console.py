@@ -74,19 +74,22 @@ class WholeWrites(io.RawIOBase):
 def write_stdout_whole() -> None:
     """Makes ``sys.stdout`` write all it is given or raise (see ``WholeWrites``) where it is a file or a
     pipe, so that a --json summary cut short by a full disk is an error, not a truncated file and exit 0;
-    a terminal keeps Python's stream (on Windows, the console's own)."""
+    a terminal keeps Python's stream (on Windows, the console's own). A character its encoding lacks (a
+    photo named 東京.jpg, written to a file in Windows' cp1252) is written as an escape, not a traceback."""
     stream = sys.stdout
     try:
         descriptor = stream.fileno()
     except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
         return
+    errors = "backslashreplace" if stream.errors == "strict" else stream.errors
     if stream.isatty():
+        stream.reconfigure(errors=errors)
         return
     stream.flush()
     sys.stdout = io.TextIOWrapper(
         io.BufferedWriter(WholeWrites(descriptor)),
         encoding=stream.encoding,
-        errors=stream.errors,
+        errors=errors,
         line_buffering=stream.line_buffering,
         write_through=stream.write_through,
     )

@@ -648,6 +648,17 @@ def test_a_closed_standard_stream_drops_what_goes_there_and_the_command_runs(
     assert (tmp_path / "b.jpg").is_file()
 
 
+def test_a_name_the_output_s_encoding_lacks_is_escaped_not_a_traceback(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # Windows writes a redirected stdout in the locale's encoding (cp1252), which has no 東京
+    photo = make_photo(tmp_path / "東京.png")
+    plan = run(["correct", str(photo), "--dry-run"], {**env, "PYTHONIOENCODING": "cp1252"})
+    assert plan.returncode == 0, plan.stderr
+    escaped = str(tmp_path / "\\u6771\\u4eac")
+    assert plan.stdout == f"{escaped}.png -> {escaped}_recnet.png\n"
+
+
 def test_a_terminal_width_of_zero_in_the_environment_is_ignored(env: dict[str, str]) -> None:
     # COLUMNS=0, as some environments set it: Rich printed every line 0 characters wide, that is nothing
     for columns in ("0", "wide", "\u00b2", "1" * 5000):  # ², a digit to isdigit that int() does not take
