@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,11 +238,19 @@ class Claims:
     folders: dict[Path, tuple[Path, Path]] = field(default_factory=dict)
 
 
+def claim_key(path: Path) -> Path:
+    """``path`` as the file system tells names apart: on macOS and Windows, by default, not by case (nor by
+    the Unicode form of an accent, on macOS), so ``Sky_recnet.jpg`` and ``sky_recnet.jpg`` are one file."""
+    if sys.platform in ("darwin", "win32"):
+        return Path(unicodedata.normalize("NFC", str(path)).casefold())
+    return path
+
+
 def target_problem(target: Path, source: Path, inputs: set[FileIdentity], claims: Claims) -> str | None:
     """Why ``target`` cannot be written: it is an input (by any name: a link, a bind mount, another case on
     a card's file system), or another job's output, or the folder of one, or inside one; else None, and it
     is claimed for ``source``."""
-    key = real_path(target)
+    key = claim_key(real_path(target))
     if file_identity(target) in inputs:
         return f"output {target} is an input file; refusing to overwrite it"
     if key in claims.files:

@@ -4,6 +4,7 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from functools import partial
@@ -79,6 +80,26 @@ def test_jfif_and_jpe_files_are_jpegs_and_keep_their_extension(tmp_path: Path) -
         ("old_recnet.JPE", None),
         ("saved_recnet.jfif", None),
     ]
+
+
+@pytest.mark.parametrize("platform", ["darwin", "win32", "linux"])
+def test_outputs_differing_only_in_case_or_accent_form_clash_where_the_system_ignores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    # Sky.jpg and sky.png both write ..._recnet.jpg with --ext jpg: one file on APFS and NTFS
+    monkeypatch.setattr(sys, "platform", platform)
+    names = [
+        "Sky.jpg",
+        "sky.png",
+        "cafe\u0301.jpg",
+        "caf\u00e9.png",
+    ]  # é decomposed (a folder's) and composed
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    sources, _ = find_sources([str(tmp_path / name) for name in names])
+    jobs = plan_jobs(sources, None, suffix="_recnet", extension=".jpg")
+    clashes = [job.source.name for job in jobs if job.problem and "would also be written for" in job.problem]
+    assert clashes == ([] if platform == "linux" else ["sky.png", "caf\u00e9.png"])
 
 
 def test_a_folder_with_images_is_not_walked_below_without_recursive(
