@@ -338,6 +338,8 @@ class Corrector:
             on_host = self.device.type == "cpu" or is_host_out_of_memory(error)
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+        elif self.device.type == "mps":
+            torch.mps.empty_cache()
         raise self.out_of_memory(rgb, on_host)
 
     def out_of_memory(self, rgb: np.ndarray, on_host: bool) -> PhotoOutOfMemoryError:

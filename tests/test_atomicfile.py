@@ -188,3 +188,25 @@ def test_a_process_killed_while_writing_leaves_nothing(tmp_path: Path) -> None:
     finished = subprocess.run([sys.executable, "-c", script, str(tmp_path / "out.jpg")], check=False)
     assert finished.returncode == -signal.SIGKILL
     assert os.listdir(tmp_path) == []
+
+
+def test_on_macos_the_data_leaves_the_drive_s_cache_before_the_file_takes_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # macOS's fsync leaves the data in the drive's cache, which a power cut loses: F_FULLFSYNC empties it
+    flushed: list[int] = []
+
+    class MacFcntl:
+        F_FULLFSYNC = 51
+
+        @staticmethod
+        def fcntl(descriptor: int, operation: int) -> int:
+            assert not (tmp_path / "a.bin").exists()  # before the name
+            flushed.append(operation)
+            return 0
+
+    monkeypatch.setattr(atomicfile, "fcntl", MacFcntl)
+    monkeypatch.setattr(os, "fsync", lambda descriptor: flushed.append(-1))
+    atomicfile.write_atomic(tmp_path / "a.bin", b"data")
+    assert (tmp_path / "a.bin").read_bytes() == b"data"
+    assert flushed[0] == MacFcntl.F_FULLFSYNC  # the file's data; then the folder's fsync (-1)
