@@ -7,6 +7,8 @@ import fnmatch
 import functools
 import glob
 import os
+import stat
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -53,6 +55,24 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+def hidden_folder(root: str, name: str) -> bool:
+    """A folder a walk leaves out: a dot folder, or one Windows hides (``hidden_by_windows``)."""
+    return is_hidden(name) or hidden_by_windows(os.path.join(root, name))
+
+
+def hidden_by_windows(folder: str) -> bool:
+    """Whether Windows marks ``folder`` hidden or a system one, as Explorer hides it: ``$RECYCLE.BIN`` and
+    ``System Volume Information`` on every drive and card, whose reading is refused, and the links to
+    other folders that ``Documents`` holds (``My Music``). False elsewhere."""
+    if sys.platform != "win32":
+        return False
+    try:
+        attributes = getattr(os.stat(folder, follow_symlinks=False), "st_file_attributes", 0)
+    except OSError:
+        return False  # walked, and then said to be unreadable
+    return bool(attributes & (stat.FILE_ATTRIBUTE_HIDDEN | stat.FILE_ATTRIBUTE_SYSTEM))
+
+
 def visible_files(
     folder: Path,
     recursive: bool = False,
@@ -78,7 +98,7 @@ def visible_files(
             continue
         walked.add(identity)
         # In name order, so that of two links to one folder the same is walked every time (--shard)
-        folders[:] = sorted(name for name in folders if hidden or not is_hidden(name)) if recursive else []
+        folders[:] = sorted(n for n in folders if hidden or not hidden_folder(root, n)) if recursive else []
         chain = above.get(root, frozenset()) | {identity}
         above.update((os.path.join(root, name), chain) for name in folders)
         files.extend(Path(root, name) for name in names if hidden or not is_hidden(name))

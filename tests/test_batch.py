@@ -3,12 +3,15 @@
 import errno
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import threading
 import time
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -252,6 +255,26 @@ def test_hidden_folders_are_not_walked(tmp_path: Path) -> None:
     only_hidden = touch(tmp_path / "report", ".recnet-report/a.jpg-after.jpg", "notes.txt")
     _, (unmatched,) = find_sources([str(only_hidden)])
     assert "sub-folders" not in unmatched.reason and "1 other file: .txt" in unmatched.reason
+
+
+def test_folders_windows_hides_are_not_walked_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Windows refuses to read System Volume Information, on every drive and card: -r ended in an error
+    card = touch(tmp_path / "card", "DCIM/a.jpg", "System Volume Information/b.jpg", "$RECYCLE.BIN/c.jpg")
+    marked = {
+        str(card / "System Volume Information"): stat.FILE_ATTRIBUTE_SYSTEM | stat.FILE_ATTRIBUTE_HIDDEN,
+        str(card / "$RECYCLE.BIN"): stat.FILE_ATTRIBUTE_HIDDEN,
+    }
+    real_stat = os.stat
+
+    def windows_stat(path: str, **kwargs: Any) -> object:
+        status = real_stat(path, **kwargs)  # a folder Windows marks: its attributes, as Windows gives them
+        return SimpleNamespace(st_file_attributes=marked[str(path)]) if str(path) in marked else status
+
+    every = ["$RECYCLE.BIN/c.jpg", "DCIM/a.jpg", "System Volume Information/b.jpg"]
+    assert names(find_sources([str(card)], recursive=True)[0]) == every  # elsewhere, folders like others
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(inputs.os, "stat", windows_stat)
+    assert names(find_sources([str(card)], recursive=True)[0]) == ["DCIM/a.jpg"]
 
 
 def test_globs_files_and_missing_inputs(shots: Path) -> None:
