@@ -4,6 +4,7 @@ read (so that a mistake is refused before any photo is read or any model loaded)
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -269,10 +270,19 @@ DryRunOpt = Annotated[
 ]
 
 
+# What Windows keeps out of file names besides the separators: ``photo:x.jpg`` would even be written, to a
+# hidden stream of photo (NTFS), with no file of that name to be seen.
+NOT_IN_WINDOWS_NAMES = frozenset('<>:"|?*')
+
+
 def name_part(suffix: str) -> str:
-    """Refuses a --suffix that is not part of a file name (``/x``, ``../x``)."""
+    """Refuses a --suffix that is not part of a file name (``/x``, ``../x``; on Windows ``:x`` too)."""
     if "/" in suffix or os.sep in suffix or "\0" in suffix:
         raise typer.BadParameter("a suffix is added to file names, so it cannot hold a folder separator")
+    if sys.platform == "win32" and (refused := sorted(NOT_IN_WINDOWS_NAMES.intersection(suffix))):
+        raise typer.BadParameter(
+            f"a suffix is added to file names, and Windows takes no {' '.join(refused)} there"
+        )
     return suffix
 
 

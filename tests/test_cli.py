@@ -1620,6 +1620,22 @@ def test_a_suffix_with_a_folder_in_it_and_an_endless_size_are_usage_errors(
     assert not list(tmp_path.glob("shot_*"))
 
 
+@pytest.mark.parametrize("platform", ["win32", "linux"])
+def test_a_suffix_windows_takes_in_no_file_name_is_refused_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    # on NTFS, photo:x.jpg writes a hidden stream of photo, with no file of that name to be seen
+    photo = make_photo(tmp_path / "shot.jpg")
+    monkeypatch.setattr(sys, "platform", platform)
+    result = CliRunner().invoke(app, ["correct", str(photo), "--suffix", ":x?", "-n"])
+    if platform == "linux":
+        assert result.exit_code == 0 and "shot:x?.jpg" in result.stdout, result.output
+    else:
+        assert result.exit_code == 2
+        message = "--suffix ':x?': a suffix is added to file names, and Windows takes no : ? there"
+        assert message in " ".join(result.stderr.split()), result.stderr
+
+
 MODEL_FORMS = "a model file, a Hub repository (org/name) or a bundled model's name"
 
 
