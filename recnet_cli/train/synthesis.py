@@ -203,7 +203,10 @@ def relative_log_luminance(linear: Tensor) -> Tensor:
     scale = SMOOTH_SIDE / max(height, width)
     shortest = math.ceil(3 * SMOOTH_SIGMA) + 1  # gaussian_blur reflects its radius: panoramas need this
     small_size = (max(shortest, round(height * scale)), max(shortest, round(width * scale)))
-    small = gaussian_blur(F.interpolate(luminance, size=small_size, mode="area"), SMOOTH_SIGMA)
+    # Apple's MPS averages by area only between sizes that divide evenly (a --crop of 200): the CPU does it
+    on_cpu = luminance.cpu() if luminance.device.type == "mps" else luminance
+    small = F.interpolate(on_cpu, size=small_size, mode="area").to(luminance.device)
+    small = gaussian_blur(small, SMOOTH_SIGMA)
     log_luminance = torch.log2(small + LUMINANCE_FLOOR)
     log_luminance = log_luminance - log_luminance.median()
     return F.interpolate(log_luminance, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
