@@ -309,7 +309,7 @@ def explain(
             parser=named("--reference", "a photo", Path),
             metavar="PHOTO",
             help="The photo's ground truth (same size): adds how far each block's features and the output "
-            "are from it, with PSNR and SSIM.",
+            "are from it, with PSNR and SSIM. (In correct and mask, -r is --recursive.)",
         ),
     ] = None,
     output: Annotated[
@@ -403,7 +403,11 @@ def mask(
     ] = None,
     raw: Annotated[
         bool,
-        flag("--raw", help="Also write the mask itself as 16-bit grayscale PNG (white = under-exposed)."),
+        flag(
+            "--raw",
+            help="Also write the mask itself as 16-bit grayscale PNG (white = under-exposed, black = "
+            "over-exposed).",
+        ),
     ] = False,
     quality: Annotated[
         int | None, quality_option("Quality of JPEG, WebP, AVIF and HEIF pictures: 95 if not given.")
@@ -594,7 +598,12 @@ def train(
     ] = None,
     steps: Annotated[int, typer.Option(min=1, metavar="N", help="Optimizer steps to train.")] = 20_000,
     batch: Annotated[
-        int, typer.Option(min=1, metavar="N", help="Crops per step (shared by the processes under torchrun).")
+        int,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Crops per step, in all (under torchrun, split evenly over the processes).",
+        ),
     ] = 8,
     crop: Annotated[int, typer.Option(min=32, metavar="PIXELS", help="Square training crop.")] = 384,
     lr: Annotated[
@@ -613,7 +622,10 @@ def train(
     ] = 500,
     loss_preset: Annotated[
         LossPreset,
-        typer.Option(help="paper: MSE + colour + mask BCE + ECR; authors-code: L1 + SSIM instead of MSE."),
+        typer.Option(
+            metavar="PRESET",
+            help="paper: MSE + colour + mask BCE + ECR; authors-code: L1 + SSIM instead of MSE.",
+        ),
     ] = LossPreset.paper,
     ecr: Annotated[
         bool,
@@ -632,14 +644,17 @@ def train(
         typer.Option(
             metavar="SHARES",
             help="With --photos: how often each kind of bad exposure is synthesised, as shares of under, "
-            "over, mixed and mild (nearly right); those not named get none. Default: "
-            "under=0.225,over=0.225,mixed=0.45,mild=0.1.",
+            "over, mixed and mild (nearly right), such as mixed=0.6,mild=0.4; those not named get none. "
+            "Default: under 0.225, over 0.225, mixed 0.45, mild 0.1.",
         ),
     ] = None,
     device: DeviceOpt = "auto",
     precision: Annotated[
         Precision,
-        typer.Option(help="bf16 autocasts the forward pass on GPUs (fp16 is for correcting only)."),
+        typer.Option(
+            metavar="PRECISION",
+            help="auto or fp32; bf16 autocasts the forward pass, for GPUs (fp16 is for correcting only).",
+        ),
     ] = Precision.auto,
     time_limit: Annotated[
         float | None,
@@ -769,13 +784,11 @@ def calibrate(
 
     The model changes photos that were nearly right as well as badly exposed ones.
 
-    This corrects pairs: synthetic ones made from well-exposed photos (--photos), or real ones.
+    It corrects pairs (made from --photos, or real ones) and fits the share nearest the ground truth.
 
-    It fits which share of each correction comes closest to the ground truth, from the photo's exposure.
+    The share goes by each photo's exposure; the pairs `recnet train` holds out score the fit.
 
-    The model is written again with that calibration in its card; correct and eval use it by default.
-
-    The pairs that train holds out for validation score the fit.
+    It writes a copy of the model with this calibration in its card: correct and eval use it by default.
 
     [dim]Examples:[/]
       recnet calibrate --photos photos/ -m mine.safetensors -o auto.safetensors
@@ -863,11 +876,11 @@ def evaluate(
         bool, flag("--quiet", "-q", help="No progress bar and no notes: only the scores and errors.")
     ] = False,
 ) -> None:
-    """Score a model on pairs (PSNR, SSIM), beside doing nothing (the input itself).
+    """Score a model on input/ground-truth pairs (PSNR, SSIM), beside the uncorrected input as a baseline.
 
     A pair that cannot be scored (a damaged file, images of different sizes) gets an error line.
 
-    It is left out of the means, and the command then exits with status 1.
+    Such a pair is left out of the means, and the command then exits with status 1.
 
     [dim]Examples:[/]
       recnet eval --pairs LCDP/ --split test

@@ -105,8 +105,8 @@ ModelOpt = Annotated[
         parser=named("--model", MODEL_FORMS, str),
         autocompletion=model_names,
         metavar="MODEL",
-        help="A .safetensors/.pth file, a Hub repo (org/name, org/name@rev, org/name:file.safetensors) "
-        "or a bundled name. Default: the bundled model.",
+        help="A .safetensors/.pth/.pt file, a Hub repo (org/name, org/name@rev, org/name:file.safetensors) "
+        "or a bundled name. Default: the bundled recnet-mixed (recnet models lists the others).",
     ),
 ]
 
@@ -180,17 +180,23 @@ TileOpt = Annotated[
     typer.Option(
         callback=checked_tile,
         metavar="SIZE",
-        help="Tile size in pixels for large photos: auto, 0 (whole image) or N >= 128 (tiles of at most "
-        "N x N pixels; on a GPU, full-width strips of that area).",
+        help="auto: the whole image where it fits in memory, else tiles; 0: the whole image; N >= 128: tiles "
+        "of at most N x N pixels (on a GPU, full-width strips of that area). Tiled or not, the same result.",
     ),
 ]
-PrecisionOpt = Annotated[Precision, typer.Option(help="Compute precision; auto is fp32.")]
+PrecisionOpt = Annotated[
+    Precision,
+    typer.Option(
+        help="Compute precision: auto is fp32; fp16 (GPUs only) and bf16 take half the memory and, on "
+        "GPUs, less time, and are less exact."
+    ),
+]
 FusedOpt = Annotated[
     bool,
     flag(
         "--fused",
-        help="Run the network's blocks through fused Triton kernels (CUDA GPUs; experimental, the same "
-        "results as the default path).",
+        help="Run the network's blocks through fused Triton kernels (CUDA GPUs; experimental; the result "
+        "is the default path's to within one 8-bit level).",
     ),
 ]
 
