@@ -81,14 +81,19 @@ def _take_mode(file: BinaryIO, target: Path) -> None:
 
 
 def _to_disk(file: BinaryIO) -> None:
-    """Waits until what was written to ``file`` is on the disk (a few milliseconds for a photo). On macOS
-    that takes F_FULLFSYNC: its fsync leaves the data in the drive's cache, which a power cut loses."""
+    """Waits until what was written to ``file`` is on the disk (a few milliseconds for a photo)."""
     file.flush()
+    _sync(file.fileno())
+
+
+def _sync(descriptor: int) -> None:
+    """fsync, or on macOS F_FULLFSYNC: its fsync leaves the data in the drive's cache, which a power cut
+    loses. Raises OSError as fsync does."""
     if hasattr(fcntl, "F_FULLFSYNC"):
         with contextlib.suppress(OSError):  # a file system that does not take it (some network shares)
-            fcntl.fcntl(file.fileno(), fcntl.F_FULLFSYNC)
+            fcntl.fcntl(descriptor, fcntl.F_FULLFSYNC)
             return
-    os.fsync(file.fileno())
+    os.fsync(descriptor)
 
 
 def _folder_to_disk(folder: Path) -> None:
@@ -96,7 +101,7 @@ def _folder_to_disk(folder: Path) -> None:
     with contextlib.suppress(OSError):
         descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
-            os.fsync(descriptor)
+            _sync(descriptor)
         finally:
             os.close(descriptor)
 

@@ -786,7 +786,7 @@ def calibrate(
 
     It corrects pairs (made from --photos, or real ones) and fits the share nearest the ground truth.
 
-    The share goes by each photo's exposure; the pairs `recnet train` holds out score the fit.
+    The share goes by each photo's exposure; the pairs that train holds out score the fit.
 
     It writes a copy of the model with this calibration in its card: correct and eval use it by default.
 

@@ -81,9 +81,11 @@ def write_stdout_whole() -> None:
         descriptor = stream.fileno()
     except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
         return
-    errors = "backslashreplace" if stream.errors == "strict" else stream.errors
+    errors = getattr(stream, "errors", None)
+    errors = "backslashreplace" if errors in (None, "strict") else errors
     if stream.isatty():
-        stream.reconfigure(errors=errors)
+        if isinstance(stream, io.TextIOWrapper):  # not a stand-in of another program's making
+            stream.reconfigure(errors=errors)
         return
     stream.flush()
     sys.stdout = io.TextIOWrapper(

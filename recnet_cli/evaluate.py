@@ -24,7 +24,7 @@ from recnet_cli.imaging import (
 )
 from recnet_cli.inputs import file_identity
 from recnet_cli.metrics import mean_psnr, psnr, ssim, to_uint8
-from recnet_cli.outputs import existing_output_problem, folder_problem
+from recnet_cli.outputs import claim_key, existing_output_problem, folder_problem
 from recnet_cli.train.data import ImageFileError, read_rgb, require_same_size
 from recnet_cli.train.pairs import ImagePair
 
@@ -179,9 +179,9 @@ def save_problem(
     saved_by: dict[Path, Path] = {}
     for pair in pairs:
         path = saved_path(pair, save_dir)
-        if path in saved_by:
-            return f"--save {save_dir}: {saved_by[path]} and {pair.input} would both be saved as {path.name}"
-        saved_by[path] = pair.input
+        if (key := claim_key(path)) in saved_by:
+            return f"--save {save_dir}: {saved_by[key]} and {pair.input} would both be saved as {path.name}"
+        saved_by[key] = pair.input
         # A folder there costs that image alone, as it is saved: --overwrite could not help. (A link, to a
         # folder too, is one recnet never writes: refused below.)
         if os.path.isdir(path) and not os.path.islink(path):

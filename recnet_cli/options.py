@@ -180,8 +180,9 @@ TileOpt = Annotated[
     typer.Option(
         callback=checked_tile,
         metavar="SIZE",
-        help="auto: the whole image where it fits in memory, else tiles; 0: the whole image; N >= 128: tiles "
-        "of at most N x N pixels (on a GPU, full-width strips of that area). Tiled or not, the same result.",
+        help="auto: whole image or tiles, as runs best on the device and fits its memory; 0: the whole "
+        "image; N >= 128: tiles of at most N x N pixels (on a GPU, full-width strips of that area). Tiles "
+        "give the whole image's result, to within one 8-bit level.",
     ),
 ]
 PrecisionOpt = Annotated[
@@ -278,7 +279,7 @@ DryRunOpt = Annotated[
 
 # What Windows keeps out of file names besides the separators: ``photo:x.jpg`` would even be written, to a
 # hidden stream of photo (NTFS), with no file of that name to be seen.
-NOT_IN_WINDOWS_NAMES = frozenset('<>:"|?*')
+NOT_IN_WINDOWS_NAMES = frozenset('<>:"|?*' + "".join(map(chr, range(1, 32))))
 
 
 def name_part(suffix: str) -> str:
@@ -286,9 +287,8 @@ def name_part(suffix: str) -> str:
     if "/" in suffix or os.sep in suffix or "\0" in suffix:
         raise typer.BadParameter("a suffix is added to file names, so it cannot hold a folder separator")
     if sys.platform == "win32" and (refused := sorted(NOT_IN_WINDOWS_NAMES.intersection(suffix))):
-        raise typer.BadParameter(
-            f"a suffix is added to file names, and Windows takes no {' '.join(refused)} there"
-        )
+        shown = " ".join(ascii(c)[1:-1] if c < " " else c for c in refused)  # a tab as \t
+        raise typer.BadParameter(f"a suffix is added to file names, and Windows takes no {shown} there")
     return suffix
 
 

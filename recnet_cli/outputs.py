@@ -240,10 +240,12 @@ class Claims:
 
 def claim_key(path: Path) -> Path:
     """``path`` as the file system tells names apart: on macOS and Windows, by default, not by case (nor by
-    the Unicode form of an accent, on macOS), so ``Sky_recnet.jpg`` and ``sky_recnet.jpg`` are one file."""
-    if sys.platform in ("darwin", "win32"):
-        return Path(unicodedata.normalize("NFC", str(path)).casefold())
-    return path
+    the Unicode form of an accent, on macOS), so ``Sky_recnet.jpg`` and ``sky_recnet.jpg`` are one file.
+    Lower case, not casefold: ß and ss are two names there."""
+    name = str(path)
+    if sys.platform == "darwin":
+        name = unicodedata.normalize("NFC", name)
+    return Path(name.lower()) if sys.platform in ("darwin", "win32") else path
 
 
 def target_problem(target: Path, source: Path, inputs: set[FileIdentity], claims: Claims) -> str | None:

@@ -194,19 +194,38 @@ def test_on_macos_the_data_leaves_the_drive_s_cache_before_the_file_takes_its_na
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # macOS's fsync leaves the data in the drive's cache, which a power cut loses: F_FULLFSYNC empties it
-    flushed: list[int] = []
+    flushed: list[tuple[object, bool]] = []
 
     class MacFcntl:
         F_FULLFSYNC = 51
 
         @staticmethod
         def fcntl(descriptor: int, operation: int) -> int:
-            assert not (tmp_path / "a.bin").exists()  # before the name
-            flushed.append(operation)
+            flushed.append((operation, (tmp_path / "a.bin").exists()))
             return 0
 
     monkeypatch.setattr(atomicfile, "fcntl", MacFcntl)
-    monkeypatch.setattr(os, "fsync", lambda descriptor: flushed.append(-1))
+    monkeypatch.setattr(os, "fsync", lambda descriptor: flushed.append(("fsync", True)))
     atomicfile.write_atomic(tmp_path / "a.bin", b"data")
     assert (tmp_path / "a.bin").read_bytes() == b"data"
-    assert flushed[0] == MacFcntl.F_FULLFSYNC  # the file's data; then the folder's fsync (-1)
+    # the file's data before it takes its name, then its name in the folder
+    assert flushed == [(MacFcntl.F_FULLFSYNC, False), (MacFcntl.F_FULLFSYNC, True)]
+
+
+def test_where_f_fullfsync_is_refused_fsync_does_the_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # some network shares on macOS refuse F_FULLFSYNC: then at least fsync
+    synced: list[int] = []
+
+    class RefusingFcntl:
+        F_FULLFSYNC = 51
+
+        @staticmethod
+        def fcntl(descriptor: int, operation: int) -> int:
+            raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(atomicfile, "fcntl", RefusingFcntl)
+    monkeypatch.setattr(os, "fsync", synced.append)
+    atomicfile.write_atomic(tmp_path / "a.bin", b"data")
+    assert len(synced) == 2 and (tmp_path / "a.bin").read_bytes() == b"data"

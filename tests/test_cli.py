@@ -1627,12 +1627,12 @@ def test_a_suffix_windows_takes_in_no_file_name_is_refused_there(
     # on NTFS, photo:x.jpg writes a hidden stream of photo, with no file of that name to be seen
     photo = make_photo(tmp_path / "shot.jpg")
     monkeypatch.setattr(sys, "platform", platform)
-    result = CliRunner().invoke(app, ["correct", str(photo), "--suffix", ":x?", "-n"])
+    result = CliRunner().invoke(app, ["correct", str(photo), "--suffix", ":x?\t", "-n"])
     if platform == "linux":
-        assert result.exit_code == 0 and "shot:x?.jpg" in result.stdout, result.output
+        assert result.exit_code == 0 and "shot:x?\\t.jpg" in result.stdout, result.output  # a tab shown as \t
     else:
         assert result.exit_code == 2
-        message = "--suffix ':x?': a suffix is added to file names, and Windows takes no : ? there"
+        message = "a suffix is added to file names, and Windows takes no \\t : ? there"
         assert message in " ".join(result.stderr.split()), result.stderr
 
 

@@ -6,6 +6,7 @@ import errno
 import json
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -194,6 +195,24 @@ def test_a_failed_save_ends_the_saving_not_the_scoring(
         f"not saved: the saving ended at {pairs[1].input} ({full})",
     ]
     assert said == report.unsaved[:1]  # the end of the saving is said once
+
+
+@pytest.mark.parametrize("platform", ["darwin", "linux"])
+def test_images_saved_under_names_differing_only_in_case_clash_where_the_system_ignores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    # in/Sky.png and in/sky.png are both saved as <stem>.png: one file on APFS and NTFS
+    target, source = noisy_pair(4, (16, 16, 3))
+    for folder in ("in", "gt"):
+        (tmp_path / folder).mkdir()
+    names = ("Sky.png", "sky.png")
+    pairs = [ImagePair(write(tmp_path / "in" / n, source), write(tmp_path / "gt" / n, target)) for n in names]
+    monkeypatch.setattr(sys, "platform", platform)
+    problem = save_problem(pairs, tmp_path / "saved", overwrite=False, data_set=[])
+    if platform == "linux":
+        assert problem is None
+    else:
+        assert problem is not None and "would both be saved as sky.png" in problem
 
 
 def test_the_save_folder_is_made_only_when_an_image_is_saved(tmp_path: Path) -> None:
