@@ -652,6 +652,7 @@ def train(
     precision: Annotated[
         Precision,
         typer.Option(
+            "--precision",
             metavar="PRECISION",
             help="auto or fp32; bf16 autocasts the forward pass, for GPUs (fp16 is for correcting only).",
         ),
