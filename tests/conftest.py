@@ -23,6 +23,8 @@ if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"
     os.environ.setdefault("RECNET_TRITON_BLOCK", "4096")  # the interpreter is fastest on few large programs
 
+from fake_hub import point_hub_cache_at
+
 from recnet_cli.imaging.write import WRITTEN_MARK, written_mark
 from recnet_cli.model import RECNet
 from recnet_cli.weights import save_model
@@ -76,16 +78,7 @@ def one_torch_thread() -> None:
 def empty_hub_cache(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Each test sees an empty Hugging Face cache and no login, never the user's (~/.cache/huggingface):
     a model cached there would change what `recnet models` lists. Tests of the Hub point it elsewhere."""
-    from huggingface_hub import constants
-
-    hf_home = tmp_path_factory.mktemp("hf-home")
-    for name in ("HF_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HOME", str(hf_home))
-    monkeypatch.setattr(constants, "HF_HOME", str(hf_home))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(hf_home / "token"))
-    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(hf_home / "stored_tokens"))
+    point_hub_cache_at(monkeypatch, tmp_path_factory.mktemp("hf-home"))
 
 
 @pytest.fixture(autouse=True)

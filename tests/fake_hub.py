@@ -145,31 +145,37 @@ def point_huggingface_hub_at(monkeypatch: pytest.MonkeyPatch, endpoint: str, hf_
     Sets the environment (for subprocesses) and the ``huggingface_hub.constants`` this process already read
     from it at import time. No token: the machine's own login is neither read nor sent.
     """
+    point_hub_cache_at(monkeypatch, hf_home)
     settings = {
         "HF_ENDPOINT": endpoint,
-        "HF_HOME": str(hf_home),
-        "HF_HUB_CACHE": str(hf_home / "hub"),
-        "HF_TOKEN_PATH": str(hf_home / "token"),
         "HF_HUB_ETAG_TIMEOUT": str(HUB_TIMEOUT_S),
         "HF_HUB_DOWNLOAD_TIMEOUT": str(HUB_TIMEOUT_S),
         "HF_HUB_DISABLE_TELEMETRY": "1",
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(constants, "ENDPOINT", endpoint)
     monkeypatch.setattr(
         constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}"
     )
-    monkeypatch.setattr(constants, "HF_HOME", settings["HF_HOME"])
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", settings["HF_HUB_CACHE"])
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", settings["HF_TOKEN_PATH"])
-    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(hf_home / "stored_tokens"))
-    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(hf_home / ".agent_harnesses.json"))
     monkeypatch.setattr(constants, "HF_HUB_ETAG_TIMEOUT", HUB_TIMEOUT_S)
     monkeypatch.setattr(constants, "HF_HUB_DOWNLOAD_TIMEOUT", HUB_TIMEOUT_S)
     set_offline(monkeypatch, False)
+
+
+def point_hub_cache_at(monkeypatch: pytest.MonkeyPatch, hf_home: Path) -> None:
+    """huggingface_hub's cache and login under ``hf_home`` (empty at first), for this process (the
+    constants it read at import time) and for the commands it starts (the environment), with no token."""
+    paths = {"HF_HOME": hf_home, "HF_HUB_CACHE": hf_home / "hub", "HF_TOKEN_PATH": hf_home / "token"}
+    for name, path in paths.items():
+        monkeypatch.setenv(name, str(path))
+        monkeypatch.setattr(constants, name, str(path))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(hf_home / "stored_tokens"))
+    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(hf_home / ".agent_harnesses.json"))
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def set_offline(monkeypatch: pytest.MonkeyPatch, offline: bool) -> None:
