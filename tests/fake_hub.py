@@ -167,15 +167,16 @@ def point_huggingface_hub_at(monkeypatch: pytest.MonkeyPatch, endpoint: str, hf_
 
 def point_hub_cache_at(monkeypatch: pytest.MonkeyPatch, hf_home: Path) -> None:
     """huggingface_hub's cache and login under ``hf_home`` (empty at first), for this process (the
-    constants it read at import time) and for the commands it starts (the environment), with no token."""
-    paths = {"HF_HOME": hf_home, "HF_HUB_CACHE": hf_home / "hub", "HF_TOKEN_PATH": hf_home / "token"}
-    for name, path in paths.items():
-        monkeypatch.setenv(name, str(path))
-        monkeypatch.setattr(constants, name, str(path))
+    constants it read at import time) and for the commands it starts (the environment: HF_HOME alone, from
+    which the rest follows, so that a test's own HF_HOME moves them all), with no token."""
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    for name in ("HF_HUB_CACHE", "HF_TOKEN_PATH", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HOME", str(hf_home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(hf_home / "token"))
     monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(hf_home / "stored_tokens"))
     monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(hf_home / ".agent_harnesses.json"))
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def set_offline(monkeypatch: pytest.MonkeyPatch, offline: bool) -> None:
