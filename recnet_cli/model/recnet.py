@@ -23,8 +23,10 @@ BLUR_SIGMA = 3.0
 
 
 def gaussian_1d(size: int, sigma: float) -> Tensor:
-    """A normalised 1-D Gaussian of ``size`` taps around the middle one, in float64."""
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    """A normalised 1-D Gaussian of ``size`` taps around the middle one, in float64 on the CPU (made there
+    under any default device: on ``meta``, where ``load_weights`` builds a model for its shapes, PyTorch makes
+    ``arange`` in Python code that loads TorchDynamo, 1.2 s of every command's start)."""
+    coords = torch.arange(size, dtype=torch.float64, device="cpu") - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     return g / g.sum()
 
@@ -40,7 +42,7 @@ class LearnableBlur(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.kernel = nn.Parameter(gaussian_kernel())
+        self.kernel = nn.Parameter(gaussian_kernel().to(torch.get_default_device()))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.kernel, padding=self.kernel.shape[-1] // 2)
