@@ -13,6 +13,7 @@ import typer
 
 from recnet_cli import __version__, console
 from recnet_cli.batch import replaces_companions
+from recnet_cli.calibrate_command import fitted_strength, report_calibration
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops, ignored_hub_timeouts, library_failure
@@ -802,9 +803,7 @@ def calibrate(
     refuse_split_without_pairs(given_options(ctx), pairs)
     if problem := data_source_problem(pairs, inputs, targets, photos, takes_photos=True):
         raise fail(problem)
-    from recnet_cli.engine import PhotoOutOfMemoryError, PhotoRunError
-    from recnet_cli.train.calibration import calibrate as fit_strength
-    from recnet_cli.train.calibration import calibrated_card, calibration_data
+    from recnet_cli.train.calibration import calibrated_card, calibration_data, rounded_scores
 
     try:
         data = calibration_data(photos, pairs, split, inputs, targets, size, count)
@@ -816,32 +815,13 @@ def calibrate(
     being_calibrated = set(map(real_path, model_files(loaded.path)))
     if any(real_path(path) in being_calibrated for path in model_files(output)):  # not even with --overwrite
         raise fail(f"-o {output}: that is the model being calibrated ({loaded.source}); write to a new file")
-    with console.counting(data.photos, "Calibrating", "photos", quiet) as count_one:
-        try:
-            calibration, scores = fit_strength(corrector, data, count_one)
-        except (ValueError, OSError) as exc:
-            raise fail(error_line(exc)) from None
-        except PhotoOutOfMemoryError:
-            memory = "GPU memory" if corrector.device.type == "cuda" else "memory"
-            message = f"not enough {memory} to calibrate at --size {size}: try a smaller --size"
-            raise fail(message, 1) from None
-        except PhotoRunError as exc:
-            raise fail(f"{loaded.source}: {exc}", 1) from None
-    held_out = {regime: score.rounded() for regime, score in scores.items()}
-    card = calibrated_card(loaded.card, loaded.reference, output.stem, calibration, held_out)
+    calibration, scores = fitted_strength(corrector, data, loaded, size, quiet)
+    card = calibrated_card(loaded.card, loaded.reference, output.stem, calibration, rounded_scores(scores))
     try:
         save_model(corrector.model.to("cpu"), output, card, overwrite=overwrite)
     except WeightsError as exc:
         raise fail(str(exc), 1) from None
-    if as_json:
-        report = {"model": loaded.reference, "output": str(output), "about": calibration.about}
-        typer.echo(json.dumps(report | {"held_out": held_out}, indent=2))
-    elif not quiet:
-        console.print_held_out_scores(scores)
-    if not quiet and (note := data.few_pairs_note()):
-        console.notice(note)
-    if not (quiet or as_json):
-        console.done("calibrated", f": {output} (fitted on {calibration.about})")
+    report_calibration(loaded, output, data, calibration, scores, as_json, quiet)
 
 
 @command("eval")

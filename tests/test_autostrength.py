@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import typer
 from PIL import Image
 from random_models import random_model
 
@@ -26,7 +27,8 @@ from recnet_cli.autostrength import (
     exposure_features,
     fit_calibration,
 )
-from recnet_cli.engine import Corrector, blend
+from recnet_cli.calibrate_command import fitted_strength
+from recnet_cli.engine import Corrector, NotANumberError, PhotoOutOfMemoryError, blend
 from recnet_cli.metrics import to_uint8
 from recnet_cli.train import calibration
 from recnet_cli.train.data import ImageFileError, ValidationPair
@@ -269,6 +271,33 @@ def test_calibrating_reads_a_groups_held_out_pairs_with_it_so_a_damaged_file_fai
     with pytest.raises(ImageFileError, match=r"^held-out\.png: truncated"):
         calibration.calibrate(Corrector(random_model(seed=3), CPU), data)
     assert loaded == ["fit under", "check under"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "line"),
+    [
+        (
+            PhotoOutOfMemoryError("no room"),
+            "error: not enough memory to calibrate at --size 64: try a smaller --size",
+        ),
+        (
+            NotANumberError("its output is not a number"),
+            "error: mine.safetensors: its output is not a number",
+        ),
+    ],
+)
+def test_a_photo_the_fit_cannot_correct_ends_calibrate_in_one_line(
+    failure: Exception, line: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fails(*args: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(calibration, "calibrate", fails)
+    data = calibration.CalibrationData({}, {}, "", 1, 1)
+    loaded = LoadedModel(random_model(seed=3), "mine.safetensors", Path("mine.safetensors"))
+    with pytest.raises(typer.Exit) as ended:
+        fitted_strength(Corrector(loaded.model, CPU), data, loaded, 64, quiet=True)
+    assert (ended.value.exit_code, capsys.readouterr().err) == (1, line + "\n")
 
 
 def test_a_fit_on_too_few_pairs_to_trust_beyond_them_is_said_to_be_one() -> None:

@@ -58,6 +58,11 @@ class GroupScore:
         return {name: round(value, 2) for name, value in vars(self).items()}
 
 
+def rounded_scores(scores: dict[str, GroupScore]) -> dict[str, dict[str, float]]:
+    """Each group's scores as a model card and ``--json`` give them (``GroupScore.rounded``)."""
+    return {group: score.rounded() for group, score in scores.items()}
+
+
 Groups = dict[str, Callable[[], list[ValidationPair]]]  # group name -> loads the group's pairs
 
 
