@@ -21,9 +21,10 @@ if TYPE_CHECKING:  # these need PyTorch, which the commands import only when the
 
 
 def fitted_strength(
-    corrector: Corrector, data: CalibrationData, loaded: LoadedModel, size: int, quiet: bool
+    corrector: Corrector, data: CalibrationData, source: str, size: int, quiet: bool
 ) -> tuple[StrengthCalibration, dict[str, GroupScore]]:
-    """The calibration fitted on ``data`` and its held-out scores, with a progress bar of the photos."""
+    """The calibration fitted on ``data`` and its held-out scores, with a progress bar of the photos; a
+    photo the model ``source`` cannot correct is named with it."""
     from recnet_cli.engine import PhotoOutOfMemoryError, PhotoRunError
     from recnet_cli.train.calibration import calibrate
 
@@ -37,7 +38,7 @@ def fitted_strength(
             message = f"not enough {memory} to calibrate at --size {size}: try a smaller --size"
             raise fail(message, 1) from None
         except PhotoRunError as exc:
-            raise fail(f"{loaded.source}: {exc}", 1) from None
+            raise fail(f"{source}: {exc}", 1) from None
 
 
 def report_calibration(

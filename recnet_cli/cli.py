@@ -815,7 +815,7 @@ def calibrate(
     being_calibrated = set(map(real_path, model_files(loaded.path)))
     if any(real_path(path) in being_calibrated for path in model_files(output)):  # not even with --overwrite
         raise fail(f"-o {output}: that is the model being calibrated ({loaded.source}); write to a new file")
-    calibration, scores = fitted_strength(corrector, data, loaded, size, quiet)
+    calibration, scores = fitted_strength(corrector, data, loaded.source, size, quiet)
     card = calibrated_card(loaded.card, loaded.reference, output.stem, calibration, rounded_scores(scores))
     try:
         save_model(corrector.model.to("cpu"), output, card, overwrite=overwrite)

@@ -294,9 +294,8 @@ def test_a_photo_the_fit_cannot_correct_ends_calibrate_in_one_line(
 
     monkeypatch.setattr(calibration, "calibrate", fails)
     data = calibration.CalibrationData({}, {}, "", 1, 1)
-    loaded = LoadedModel(random_model(seed=3), "mine.safetensors", Path("mine.safetensors"))
     with pytest.raises(typer.Exit) as ended:
-        fitted_strength(Corrector(loaded.model, CPU), data, loaded, 64, quiet=True)
+        fitted_strength(Corrector(random_model(seed=3), CPU), data, "mine.safetensors", 64, quiet=True)
     assert (ended.value.exit_code, capsys.readouterr().err) == (1, line + "\n")
 
 
