@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from functools import partial
@@ -17,14 +16,12 @@ from recnet_cli.calibrate_command import fitted_strength, report_calibration
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops, ignored_hub_timeouts, library_failure
+from recnet_cli.eval_command import report_evaluation
 from recnet_cli.files import describe_os_error, error_line, real_path
 from recnet_cli.imaging import (
     OUTPUT_CHOICES,
     Photo,
     PhotoFileError,
-    format_for,
-    output_notices,
-    write_photo,
     write_png16,
     write_rgb8,
 )
@@ -119,7 +116,6 @@ from recnet_cli.train_command import (
 if TYPE_CHECKING:
     from recnet_cli.engine import Corrector, PendingCorrection
     from recnet_cli.tiling import Progress
-    from recnet_cli.viz.features import Features
 
 
 app = typer.Typer(
@@ -241,51 +237,35 @@ def correct(
         show_plan(jobs, found, overwrite, skip_existing, "correct", as_json, given, report_at)
     with summary_if_stopped("correct", jobs, found, quiet, as_json, given):
         correctors, loaded = open_models(model, device, precision, tile, quiet, amount, fused=fused)
-    from recnet_cli.viz.features import extract_features, feature_figure
-    from recnet_cli.viz.mask import mask_overlay
+    from recnet_cli.correct_command import PhotoCorrection
     from recnet_cli.viz.report import ReportBuilder
 
     builder = ReportBuilder(Path(output), [job.target for job in batch]) if report else None
-    strengths: dict[str, float] = {}  # input path -> the share of the correction it got
-    replace_companions = replaces_companions(overwrite, skip_existing)
-
-    def compute(
-        corrector: Corrector, photo: Photo, progress: Progress
-    ) -> tuple[PendingCorrection, Features | None]:
-        pending = corrector.start(photo.pixels, progress)
-        return pending, extract_features(corrector.model, photo.pixels) if save_features else None
-
-    def write(job: Job, photo: Photo, computed: tuple[PendingCorrection, Features | None]) -> float:
-        pending, features = computed
-        result = pending.result()
-        # The pictures beside the photo first, the photo last: a job whose photo exists has finished. The
-        # report's card is kept once the photo is written.
-        overlay = mask_overlay(photo.pixels, result.mask) if save_mask else None
-        kept_in_report = contextlib.nullcontext()
-        if builder is not None and overlay is not None:
-            card = builder.previews(job.target, photo.pixels, result.image, overlay, result.strength)
-            kept_in_report = builder.keeping(job.target, card)
-        with kept_in_report:
-            if overlay is not None:
-                write_rgb8(side_path(job.target, "mask"), overlay, overwrite=replace_companions)
-            if features is not None:
-                figure = feature_figure(features)
-                write_rgb8(side_path(job.target, "features"), figure, overwrite=replace_companions)
-            write_photo(job.target, result.image, like=photo, quality=quality, overwrite=overwrite)
-        if not quiet:
-            for notice in output_notices(photo, format_for(job.target)):
-                console.notice(f"{job.source}: {notice}")
-            notice_run(job.source, photo, pending)
-        strengths[str(job.source)] = result.strength
-        return photo.megapixels
-
+    correction = PhotoCorrection(
+        save_mask=save_mask,
+        save_features=save_features,
+        quality=quality,
+        overwrite=overwrite,
+        replace_companions=replaces_companions(overwrite, skip_existing),
+        quiet=quiet,
+        report=builder,
+    )
     summary = run_batch(
-        jobs, found, correctors, compute, write, "Correcting", overwrite, skip_existing, quiet
+        jobs,
+        found,
+        correctors,
+        correction.compute,
+        correction.write,
+        "Correcting",
+        overwrite,
+        skip_existing,
+        quiet,
     )
     about = {"model": loaded.reference, "device": device_names(correctors), "strength": amount}
     report_failed = builder is not None and not write_report(
         builder, summary, about, correctors[0], loaded.source, shard, len(jobs), quiet
     )
+    strengths = correction.strengths
     if correctors[0].strength_setting == "auto" and strengths and not quiet:
         console.notice(f"strength auto: {console.strength_range(list(strengths.values()))}")
     finish(summary, "corrected", quiet, as_json, about, strengths, failed=report_failed)
@@ -899,19 +879,7 @@ def evaluate(
             )
         except (ValueError, OSError) as exc:
             raise fail(error_line(exc)) from None
-    if report.interrupted:  # the scores so far are said, then the exit is 130
-        ignore_further_stops()
-        scored = "the scores below are theirs" if report.scores else "none was scored"
-        done = len(report.scores) + len(report.failures)
-        console.notice(f"interrupted after {done} of {len(found)} pairs; {scored}")
-    if as_json:  # also when no pair could be scored: the failures are listed there
-        typer.echo(json.dumps({"model": loaded.reference, "strength": amount, **report.to_dict()}, indent=2))
-    elif report.scores:
-        console.print_scores(report, loaded.source, amount)
-    if report.interrupted:
-        raise typer.Exit(130)
-    if shortfall := report.shortfall(len(found)):
-        raise fail(shortfall, 1)
+    report_evaluation(report, len(found), loaded, amount, as_json)
 
 
 @command()
