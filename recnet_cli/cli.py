@@ -552,6 +552,7 @@ def train(
         Path,
         typer.Option(
             "--out",
+            "--output",
             "-o",
             parser=named("--out", "a run folder", Path),
             metavar="FOLDER",

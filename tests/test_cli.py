@@ -2337,6 +2337,21 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
         assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("spelling", ["--out", "--output", "-o"])
+def test_train_takes_its_run_folder_as_the_other_commands_take_their_output(
+    tmp_path: Path, spelling: str
+) -> None:
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    options = ["--photos", str(TRAIN_PHOTOS), spelling, str(taken), "--steps", "1", "--no-ecr"]
+    result = CliRunner().invoke(app, ["train", *options])  # in-process: quick
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: {taken}: not a folder (--out names the folder of the run)\n",
+    )
+    assert taken.read_text() == "mine"
+
+
 def test_split_without_pairs_is_refused_by_eval_and_calibrate_as_by_train(tmp_path: Path) -> None:
     # eval and calibrate ignored it: two folders have no splits
     folders = ["--inputs", str(TRAIN_PHOTOS), "--targets", str(tmp_path)]
