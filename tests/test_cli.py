@@ -46,6 +46,7 @@ from recnet_cli.model import RECNet
 from recnet_cli.outputs import Job
 from recnet_cli.runner import finish, run_batch
 from recnet_cli.train import loop
+from recnet_cli.train import memory as train_memory
 from recnet_cli.train.data import read_rgb
 from recnet_cli.train.run_folder import TrainConfig, TrainingError
 from recnet_cli.weights import ModelEntry, save_model
@@ -1964,7 +1965,9 @@ def test_bench_says_when_compile_does_not_apply(env: dict[str, str], model_file:
 # what its libraries map: about 1 GiB with PyTorch's CPU builds, 3.4 GiB with a CUDA build (what pip takes
 # from PyPI on Linux), in which a flat 3 GiB limit left PyTorch unable to load.
 MEMORY_TO_SPARE = 2 * 2**30
-TOO_LARGE_FOR_2_GIB = ["--no-ecr", "--batch", "64", "--crop", "512", "--steps", "1"]
+# A step of 8 crops of 256 px takes about 4.6 GiB: more than the 2 GiB limit, less than the memory available,
+# which train checks the step against before it starts (test_a_step_the_memory_cannot_hold_is_refused...).
+TOO_LARGE_FOR_2_GIB = ["--no-ecr", "--batch", "8", "--crop", "256", "--steps", "1"]
 
 
 @functools.cache
@@ -2350,6 +2353,21 @@ def test_train_takes_its_run_folder_as_the_other_commands_take_their_output(
         f"error: {taken}: not a folder (--out names the folder of the run)\n",
     )
     assert taken.read_text() == "mine"
+
+
+def test_a_step_the_memory_cannot_hold_is_refused_before_training_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Linux ends a process that overfills the memory without a word: the step's memory is checked first.
+    monkeypatch.setattr(train_memory, "available_host_memory", lambda: 2**30)
+    options = ["--photos", str(TRAIN_PHOTOS), "--out", str(tmp_path / "run"), "--no-ecr", "--device", "cpu"]
+    result = CliRunner().invoke(app, ["train", *options, "--batch", "4", "--crop", "256"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: not enough memory to train at this batch and crop size: a step on 4 crops of 256 px takes "
+        "about 2.4 GiB on the CPU, more than the 1.0 GiB available; try a smaller --batch or --crop\n",
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_split_without_pairs_is_refused_by_eval_and_calibrate_as_by_train(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from recnet_cli.atomicfile import write_atomic
 from recnet_cli.engine import Corrector
 from recnet_cli.metrics import SSIM_WINDOW, quantised_scores
 from recnet_cli.model import RECNet
-from recnet_cli.train import loop, run_folder
+from recnet_cli.train import loop, memory, run_folder
 from recnet_cli.train.data import (
     ImageFileError,
     PairSource,
@@ -1110,3 +1110,19 @@ def test_validation_scores_what_correct_gives_at_full_strength() -> None:
     expected = Corrector(model, torch.device("cpu")).correct(photo).image
     assert validated.shape == (1, 3, 61, 83)
     assert np.abs(validated[0].permute(1, 2, 0).clamp(0, 1).numpy() - expected).max() < 1e-5
+
+
+def test_a_steps_memory_is_checked_against_what_is_available_where_that_is_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bundled_size = (8, 5, torch.float32)  # channels, blocks, precision
+    needed = memory.step_bytes(8, 384, *bundled_size)
+    for available, problem in [(None, False), (needed, False), (needed - 1, True)]:
+        monkeypatch.setattr(memory, "available_host_memory", lambda available=available: available)
+        assert (memory.step_memory_problem(8, 384, *bundled_size, resuming=False) is not None) == problem
+    # A resumed run keeps its batch and crop: the advice is about the machine.
+    monkeypatch.setattr(memory, "available_host_memory", lambda: needed // 2)
+    resumed = memory.step_memory_problem(8, 384, *bundled_size, resuming=True)
+    assert resumed.endswith(
+        "available; free some memory (close other programs), or resume the run on a machine with more"
+    )

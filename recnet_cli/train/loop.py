@@ -36,6 +36,7 @@ from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
 from recnet_cli.model.recnet import width_problem
 from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, list_photos, pair_data, photo_data
 from recnet_cli.train.losses import RecnetLoss, build_loss
+from recnet_cli.train.memory import step_memory_problem
 from recnet_cli.train.pairs import ImagePair, data_source_problem, not_a_folder, pairs_to_learn_from
 from recnet_cli.train.run_folder import (
     CHECKPOINT_FILE,
@@ -443,6 +444,11 @@ def open_session(
             message = f"{held} (each image is kept in memory, at up to {config.max_side} px): train on fewer "
             message += "images, or free some memory (close other programs)"
         raise TrainingError(message) from None
+    if device.type == "cpu":  # a GPU that runs out says so; the host's memory overfilled ends the process
+        crops = config.batch // ranks.world * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        size = (crops, config.crop, model.channels, model.num_blocks, dtype)
+        if problem := step_memory_problem(*size, resuming):
+            raise TrainingError(problem)
     identity = identity_scores(validation)
     # Written once the data has loaded, so a bad photo leaves nothing behind, and after
     # DistributedDataParallel's first broadcast, so every process has checked the folder (``train``).
