@@ -730,6 +730,11 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
         ("correct", ["--device", "gpu"], "unknown device 'gpu' (use auto, cpu, cuda, cuda:N or mps)"),
         ("correct", ["--device", "xpu"], "device 'xpu': recnet runs on the CPU, CUDA GPUs and Apple MPS"),
         ("mask", ["--model", "nosuch.safetensors"], "nosuch.safetensors: file not found"),
+        (
+            "mask",
+            ["--model", str(out / "b.png")],
+            f"{out / 'b.png'}: unknown model file type '.png' (expected",
+        ),
         ("mask", ["--precision", "fp16", "--device", "cpu"], "fp16 is not supported on the CPU"),
         ("correct", ["--fused", "--device", "cpu"], "--fused needs a CUDA GPU, and the device is cpu"),
     ):

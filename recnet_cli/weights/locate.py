@@ -8,8 +8,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from recnet_cli.weights.errors import ModelNotFoundError
-from recnet_cli.weights.formats import MODEL_SUFFIXES
+from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
+from recnet_cli.weights.formats import MODEL_SUFFIXES, unknown_file_type
 from recnet_cli.weights.hub import (
     HUB_DEFAULT_FILENAME,
     HUB_REF_FORMAT,
@@ -79,7 +79,12 @@ def resolve(ref: str | None) -> ModelLocation:
         raise ModelNotFoundError(f"{ref}: a folder, not a model file{model_files_hint(path)}")
     hub_ref = parse_hub_ref(ref)
     if hub_ref is not None:
-        cached = fetch_from_hub(hub_ref)
+        try:
+            cached = fetch_from_hub(hub_ref)
+        except WeightsError as error:
+            if file := next(filter(os.path.isfile, (ref + suffix for suffix in MODEL_SUFFIXES)), None):
+                raise type(error)(f"{error}; to use the file {file}, give --model its extension") from error
+            raise
         pinned = pinned_reference(hub_ref, cached)
         return ModelLocation(cached, ref, pinned.text, pinned)
     if path.suffix.lower() in MODEL_SUFFIXES:
@@ -101,15 +106,15 @@ def pinned_reference(ref: HubRef, cached: Path) -> HubRef:
 
 def reference_problem(ref: str) -> str | None:
     """Why ``--model`` names no model, found without downloading or loading one (for --dry-run): None when
-    it names a model file or a bundled model, or a Hub reference that may name one (not looked up:
-    ``hub_ref_problem``)."""
+    it names a model file of a type recnet reads or a bundled model, or a Hub reference that may name one
+    (not looked up: ``hub_ref_problem``)."""
     if not os.path.exists(ref) and (hub_ref := parse_hub_ref(ref)) is not None:
         return hub_ref_problem(hub_ref)
     try:
-        resolve(ref)
+        suffix = resolve(ref).path.suffix.lower()
     except ModelNotFoundError as error:
         return str(error)
-    return None
+    return None if suffix in MODEL_SUFFIXES else f"{ref}: {unknown_file_type(suffix)}"
 
 
 def model_files_hint(folder: Path) -> str:
