@@ -254,7 +254,7 @@ def test_offline_and_nothing_cached_sends_no_request(hub: FakeHub, monkeypatch: 
 def test_a_file_named_as_the_hub_reference_with_an_extension_is_suggested(
     hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # --model runs/p reads as the Hub's runs/p; the user may have meant runs/p.safetensors
+    # --model runs/p (or train --init runs/p) reads as the Hub's runs/p: runs/p.safetensors may be meant
     set_offline(monkeypatch, True)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "acme").mkdir()
@@ -262,7 +262,7 @@ def test_a_file_named_as_the_hub_reference_with_an_extension_is_suggested(
     message = load_error("acme/calibrated", ModelNotFoundError)
     assert message.endswith(
         "not in the local cache (unset it to download the model); to use the file "
-        "acme/calibrated.safetensors, give --model its extension"
+        "acme/calibrated.safetensors, name it with its extension"
     )
     assert load_error("acme/other", ModelNotFoundError).endswith("(unset it to download the model)")
 

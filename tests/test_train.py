@@ -1117,7 +1117,9 @@ def test_a_steps_memory_is_checked_against_what_is_available_where_that_is_known
 ) -> None:
     bundled_size = (8, 5, torch.float32)  # channels, blocks, precision
     needed = memory.step_bytes(8, 384, *bundled_size)
-    for available, problem in [(None, False), (needed, False), (needed - 1, True)]:
+    # Refused only where the step cannot fit even if the estimate is as far over it as measured.
+    edge = int(needed / memory.ESTIMATE_OVER_MEASURED)
+    for available, problem in [(None, False), (needed, False), (edge, False), (edge - 1, True)]:
         monkeypatch.setattr(memory, "available_host_memory", lambda available=available: available)
         assert (memory.step_memory_problem(8, 384, *bundled_size, resuming=False) is not None) == problem
     # A resumed run keeps its batch and crop: the advice is about the machine.

@@ -83,7 +83,7 @@ def resolve(ref: str | None) -> ModelLocation:
             cached = fetch_from_hub(hub_ref)
         except WeightsError as error:
             if file := next(filter(os.path.isfile, (ref + suffix for suffix in MODEL_SUFFIXES)), None):
-                raise type(error)(f"{error}; to use the file {file}, give --model its extension") from error
+                raise type(error)(f"{error}; to use the file {file}, name it with its extension") from error
             raise
         pinned = pinned_reference(hub_ref, cached)
         return ModelLocation(cached, ref, pinned.text, pinned)
