@@ -444,11 +444,7 @@ def open_session(
             message = f"{held} (each image is kept in memory, at up to {config.max_side} px): train on fewer "
             message += "images, or free some memory (close other programs)"
         raise TrainingError(message) from None
-    if device.type == "cpu":  # a GPU that runs out says so; the host's memory overfilled ends the process
-        crops = config.batch // ranks.world * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        size = (crops, config.crop, model.channels, model.num_blocks, dtype)
-        if problem := step_memory_problem(*size, resuming):
-            raise TrainingError(problem)
+    refuse_steps_too_large(config, ranks, model, device, dtype, resuming)
     identity = identity_scores(validation)
     # Written once the data has loaded, so a bad photo leaves nothing behind, and after
     # DistributedDataParallel's first broadcast, so every process has checked the folder (``train``).
@@ -473,6 +469,18 @@ def open_session(
         state=state,
         progress=progress,
     )
+
+
+def refuse_steps_too_large(
+    config: TrainConfig, ranks: Ranks, model: RECNet, device: torch.device, dtype: torch.dtype, resuming: bool
+) -> None:
+    """Raises a TrainingError where the CPU steps of this machine's processes cannot fit in its memory (a
+    GPU that runs out says so; the host's memory overfilled ends the process without a word)."""
+    if device.type != "cpu":
+        return
+    crops = config.batch // ranks.world * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if problem := step_memory_problem(crops, config.crop, model.channels, model.num_blocks, dtype, resuming):
+        raise TrainingError(problem)
 
 
 def initial_model(config: TrainConfig, resuming: bool) -> RECNet:
