@@ -6,9 +6,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Where cgroup v2 and v1 keep memory limits: the hierarchy's mount, the limit file and the usage file.
-CGROUP_V2_MEMORY = ("sys/fs/cgroup", "memory.max", "memory.current")
-CGROUP_V1_MEMORY = ("sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes")
+# Where cgroup v2 and v1 keep memory limits: the hierarchy's mount, the limit file, the usage file, and the
+# line of memory.stat that gives the page cache in the usage that no one is using (files read a while ago,
+# the photos of a batch): the kernel takes it back before it would end a process, so it is headroom, as
+# Kubernetes' working set counts it.
+CGROUP_V2_MEMORY = ("sys/fs/cgroup", "memory.max", "memory.current", "inactive_file")
+CGROUP_V1_MEMORY = (
+    "sys/fs/cgroup/memory",
+    "memory.limit_in_bytes",
+    "memory.usage_in_bytes",
+    "total_inactive_file",
+)
 
 
 def available_host_memory(root: Path = Path("/")) -> int | None:
@@ -41,26 +49,38 @@ def cgroup_headroom(root: Path) -> int | None:
         hierarchy, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
         if hierarchy == "0" and not controllers:
-            mount, limit_file, usage_file = CGROUP_V2_MEMORY
+            mount, *files = CGROUP_V2_MEMORY
         elif "memory" in controllers.split(","):
-            mount, limit_file, usage_file = CGROUP_V1_MEMORY
+            mount, *files = CGROUP_V1_MEMORY
         else:
             continue
         own = Path(path.lstrip("/"))
         for group in (own, *own.parents):  # inside a container, its own group is the mount's root
-            headrooms.append(cgroup_group_headroom(root / mount / group, limit_file, usage_file))
+            headrooms.append(cgroup_group_headroom(root / mount / group, *files))
     return min((headroom for headroom in headrooms if headroom is not None), default=None)
 
 
-def cgroup_group_headroom(folder: Path, limit_file: str, usage_file: str) -> int | None:
-    """A cgroup's limit less its usage, or None when it has no limit (or cannot be read)."""
+def cgroup_group_headroom(folder: Path, limit_file: str, usage_file: str, idle_cache: str) -> int | None:
+    """A cgroup's limit less its usage but the page cache it can take back (``idle_cache`` of its
+    memory.stat), or None when it has no limit (or cannot be read)."""
     try:
         limit, usage = ((folder / name).read_text().strip() for name in (limit_file, usage_file))
     except OSError:
         return None
     if not (limit.isdigit() and usage.isdigit()) or int(limit) >= 2**62:  # "max", or v1's "no limit"
         return None
-    return max(0, int(limit) - int(usage))
+    return max(0, int(limit) - int(usage) + stat_bytes(folder / "memory.stat", idle_cache))
+
+
+def stat_bytes(stat_file: Path, name: str) -> int:
+    """The bytes a cgroup's memory.stat gives on its line ``name``; 0 where it cannot be read."""
+    try:
+        lines = stat_file.read_text().splitlines()
+    except OSError:
+        return 0
+    values = (value for key, _, value in (line.partition(" ") for line in lines) if key == name)
+    value = next(values, "").strip()
+    return int(value) if value.isdigit() else 0
 
 
 def physical_memory() -> int | None:

@@ -9,20 +9,23 @@ from recnet_cli.hostmemory import available_host_memory
 
 
 def fake_system(
-    root: Path, meminfo: str | None, cgroup: str | None, groups: dict[str, tuple[str, str]]
+    root: Path, meminfo: str | None, cgroup: str | None, groups: dict[str, tuple[str, ...]]
 ) -> Path:
-    """A file tree with /proc/meminfo, /proc/self/cgroup and cgroup folders (path: (limit, usage))."""
+    """A file tree with /proc/meminfo, /proc/self/cgroup and cgroup folders (path: (limit, usage) or
+    (limit, usage, memory.stat))."""
     (root / "proc/self").mkdir(parents=True)
     if meminfo is not None:
         (root / "proc/meminfo").write_text(meminfo)
     if cgroup is not None:
         (root / "proc/self/cgroup").write_text(cgroup)
-    for folder, (limit, usage) in groups.items():
+    for folder, (limit, usage, *stat) in groups.items():
         path = root / folder
         path.mkdir(parents=True, exist_ok=True)
         v2 = not folder.startswith("sys/fs/cgroup/memory")
         (path / ("memory.max" if v2 else "memory.limit_in_bytes")).write_text(limit + "\n")
         (path / ("memory.current" if v2 else "memory.usage_in_bytes")).write_text(usage + "\n")
+        if stat:
+            (path / "memory.stat").write_text(stat[0])
     return root
 
 
@@ -53,12 +56,31 @@ MEMINFO = "MemTotal:       24000000 kB\nMemFree:         2000000 kB\nMemAvailabl
         ("4:memory:/\n", {"sys/fs/cgroup/memory": ("9223372036854771712", "100")}, 20000000 * 1024),
         # Over its limit (page cache counts as usage): nothing left, not a negative number.
         ("0::/a\n", {"sys/fs/cgroup/a": ("1000", "2000")}, 0),
+        # The page cache no one uses (photos read earlier) is taken back before a process is ended: v2 and
+        # v1 (whose hierarchical line counts the groups below too), and a stat without the line.
+        (
+            "0::/a\n",
+            {
+                "sys/fs/cgroup/a": (
+                    "8000",
+                    "7000",
+                    "anon 4000\nfile 3000\nactive_file 500\ninactive_file 2500\n",
+                )
+            },
+            3500,
+        ),
+        (
+            "4:memory:/docker/abc\n",
+            {"sys/fs/cgroup/memory": ("8000", "7000", "inactive_file 100\ntotal_inactive_file 2500\n")},
+            3500,
+        ),
+        ("0::/a\n", {"sys/fs/cgroup/a": ("8000", "7000", "anon 4000\ninactive_file many\n")}, 1000),
         # Unreadable lines and values are left out.
         ("garbage\n0::/a\n", {"sys/fs/cgroup/a": ("lots", "2000")}, 20000000 * 1024),
     ],
 )
 def test_available_host_memory_is_the_tightest_of_the_system_and_the_cgroups_above_the_process(
-    tmp_path: Path, cgroup: str, groups: dict[str, tuple[str, str]], available: int
+    tmp_path: Path, cgroup: str, groups: dict[str, tuple[str, ...]], available: int
 ) -> None:
     assert available_host_memory(fake_system(tmp_path, MEMINFO, cgroup, groups)) == available
 
