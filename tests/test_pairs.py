@@ -181,6 +181,19 @@ def test_an_msec_split_whose_folder_is_missing_is_named(tmp_path: Path) -> None:
     )
 
 
+def test_an_lcdp_split_whose_folder_is_missing_is_named_as_an_msec_one_is(tmp_path: Path) -> None:
+    touch(tmp_path / "input", "a.png")
+    touch(tmp_path / "gt", "a.png")
+    with pytest.raises(PairingError) as missing:
+        find_pairs(tmp_path, "test")
+    assert str(missing.value) == f"{tmp_path / 'test-input'}: no such folder (the LCDP layout's test split)"
+    touch(tmp_path / "test-input", "a.png")
+    (tmp_path / "test-gt").write_text("a file")
+    with pytest.raises(PairingError) as not_folder:
+        find_pairs(tmp_path, "test")
+    assert str(not_folder.value) == f"{tmp_path / 'test-gt'}: not a folder (the LCDP layout's test split)"
+
+
 def test_msec_input_without_target_is_an_error(tmp_path: Path) -> None:
     touch(tmp_path / "INPUT_IMAGES", "a_0.JPG", "b_0.JPG")
     touch(tmp_path / "GT_IMAGES", "a.jpg")

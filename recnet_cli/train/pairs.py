@@ -113,8 +113,10 @@ def find_pairs(root: Path, split: str = "train") -> list[ImagePair]:
     if not root.is_dir():
         raise PairingError(not_a_folder(root))
     if (root / "input").is_dir() or (root / "test-input").is_dir():
-        inputs, targets = LCDP_FOLDERS[split]
-        return match_by_stem(root / inputs, root / targets)
+        folders = [root / name for name in LCDP_FOLDERS[split]]
+        if missing := next((folder for folder in folders if not folder.is_dir()), None):
+            raise PairingError(f"{not_a_folder(missing)} (the LCDP layout's {split} split)")
+        return match_by_stem(*folders)
     msec_root = root if (root / MSEC_INPUTS).is_dir() else root / MSEC_SPLIT_FOLDERS[split]
     if (msec_root / MSEC_INPUTS).is_dir():
         return msec_pairs(msec_root)
