@@ -113,6 +113,7 @@ class Ranks:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    local_world: int = 1  # the processes on this machine
 
     @property
     def main(self) -> bool:
@@ -392,7 +393,12 @@ def start_distributed(device_spec: str) -> Ranks:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Ranks()
-    ranks = Ranks(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    ranks = Ranks(
+        rank=int(os.environ["RANK"]),
+        world=world,
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        local_world=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
+    )
     use_cuda = (device_spec == "auto" or device_spec.startswith("cuda")) and torch.cuda.is_available()
     if use_cuda:
         torch.cuda.set_device(ranks.local_rank)
@@ -478,7 +484,7 @@ def refuse_steps_too_large(
     GPU that runs out says so; the host's memory overfilled ends the process without a word)."""
     if device.type != "cpu":
         return
-    crops = config.batch // ranks.world * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    crops = config.batch // ranks.world * ranks.local_world
     if problem := step_memory_problem(crops, config.crop, model.channels, model.num_blocks, dtype, resuming):
         raise TrainingError(problem)
 
