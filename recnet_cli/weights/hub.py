@@ -388,6 +388,35 @@ def hub_error(
 def hub_failure(ref: HubRef, error: Exception, silence: Exception | None = None) -> WeightsError:
     """``hub_error``'s line, from the exception and why the Hub was not asked."""
     name = ref.text
+    if refused := access_failure(ref, error):
+        return refused
+    if isinstance(error, RepositoryNotFoundError):
+        token = sent_token_source(error)
+        unread = f", or the token {token} cannot read it" if token else f" (if it is private, {TOKEN_ADVICE})"
+        return ModelNotFoundError(f"{name}: no such repository on the Hub{unread}")
+    if isinstance(error, RevisionNotFoundError):
+        return ModelNotFoundError(f"{name}: revision {ref.revision} not found in {ref.repo_id} on the Hub")
+    if isinstance(error, LocalEntryNotFoundError):
+        return ModelNotFoundError(f"{name}: {not_cached_reason(error.__cause__ or silence)}")
+    if isinstance(error, EntryNotFoundError):
+        return ModelNotFoundError(f"{name}: file {ref.filename} not found in {ref.repo_id} on the Hub")
+    if isinstance(error, HfHubHTTPError) and error.response.status_code == 401:  # a private repository
+        return WeightsError(
+            f"{name}: the Hub asks for a token to read {ref.repo_id} (HTTP 401); {TOKEN_ADVICE}"
+        )
+    if isinstance(error, HfHubHTTPError):
+        return WeightsError(f"{name}: the Hub answered HTTP {error.response.status_code}")
+    if isinstance(error, HFValidationError):
+        return WeightsError(f"{name}: not a valid Hub name ({first_line(error)})")
+    if isinstance(error, OSError) and error.filename is not None:  # the cache cannot be read or written
+        return WeightsError(f"{name}: download failed ({error_line(error)})")
+    return WeightsError(f"{name}: download failed ({type(error).__name__}: {first_line(error)})")
+
+
+def access_failure(ref: HubRef, error: Exception) -> WeightsError | None:
+    """``hub_failure``'s line where the Hub refused access: a gated repository, or a token it refused (HTTP
+    401 or 403); None for other failures."""
+    name = ref.text
     answer = error.__cause__ if isinstance(error, LocalEntryNotFoundError) else error
     token = sent_token_source(answer) if isinstance(answer, HfHubHTTPError) else None
     if isinstance(error, GatedRepoError):
@@ -406,29 +435,7 @@ def hub_failure(ref: HubRef, error: Exception, silence: Exception | None = None)
         and answer.response.status_code in (401, 403)
     ):
         return WeightsError(f"{name}: {token_refused(ref, token, answer.response.status_code)}")
-    if isinstance(error, RepositoryNotFoundError):
-        if token is not None:
-            return ModelNotFoundError(
-                f"{name}: no such repository on the Hub, or the token {token} cannot read it"
-            )
-        return ModelNotFoundError(f"{name}: no such repository on the Hub (if it is private, {TOKEN_ADVICE})")
-    if isinstance(error, RevisionNotFoundError):
-        return ModelNotFoundError(f"{name}: revision {ref.revision} not found in {ref.repo_id} on the Hub")
-    if isinstance(error, LocalEntryNotFoundError):
-        return ModelNotFoundError(f"{name}: {not_cached_reason(error.__cause__ or silence)}")
-    if isinstance(error, EntryNotFoundError):
-        return ModelNotFoundError(f"{name}: file {ref.filename} not found in {ref.repo_id} on the Hub")
-    if isinstance(error, HfHubHTTPError) and error.response.status_code == 401:  # a private repository
-        return WeightsError(
-            f"{name}: the Hub asks for a token to read {ref.repo_id} (HTTP 401); {TOKEN_ADVICE}"
-        )
-    if isinstance(error, HfHubHTTPError):
-        return WeightsError(f"{name}: the Hub answered HTTP {error.response.status_code}")
-    if isinstance(error, HFValidationError):
-        return WeightsError(f"{name}: not a valid Hub name ({first_line(error)})")
-    if isinstance(error, OSError) and error.filename is not None:  # the cache cannot be read or written
-        return WeightsError(f"{name}: download failed ({error_line(error)})")
-    return WeightsError(f"{name}: download failed ({type(error).__name__}: {first_line(error)})")
+    return None
 
 
 def sent_token_source(answer: HfHubHTTPError) -> str | None:
