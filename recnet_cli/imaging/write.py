@@ -433,15 +433,13 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     iptc = metadata.iptc and metadata.iptc + bytes(-len(metadata.iptc) % 4)  # padded to whole LONGs
     if iptc:
         ifd[IPTC_TAG] = iptc  # as bytes (UNDEFINED): Pillow's tag API holds one LONG of it; retyped below
-    entries = {entry_tag(entry, order): entry for entry in exif_entries}
+    entries = {entry_tag(entry, order): entry for entry in exif_entries if in_block(entry, order, len(block))}
     if dpi:
         ifd[X_RESOLUTION], ifd[Y_RESOLUTION], ifd[RESOLUTION_UNIT] = dpi[0], dpi[1], 2  # per inch
-    elif not all(tag in entries and in_block(entries[tag], order, len(block)) for tag in RESOLUTION_TAGS):
+    elif not all(tag in entries for tag in RESOLUTION_TAGS):
         # required in a TIFF: square pixels, and no size in inches (as JFIF's unit 0)
         ifd[X_RESOLUTION], ifd[Y_RESOLUTION], ifd[RESOLUTION_UNIT] = 1, 1, 1
-    copied = {  # the picture's tags first
-        tag: entry for tag, entry in entries.items() if tag not in ifd and in_block(entry, order, len(block))
-    }
+    copied = {tag: entry for tag, entry in entries.items() if tag not in ifd}  # the picture's tags first
     for tag in copied:  # a 4-byte placeholder each, for the EXIF's entry to be copied over once laid out
         ifd.tagtype[tag] = TiffTags.LONG
         ifd[tag] = 0
