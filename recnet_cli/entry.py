@@ -40,6 +40,7 @@ def run() -> None:
     forget_unusable_terminal_size()
     forget_unusable_hub_timeouts()
     spin_less_while_waiting()
+    end_if_working_folder_gone()
     try:
         try:
             from recnet_cli.cli import run as run_command_line
@@ -51,6 +52,18 @@ def run() -> None:
     except (ImportError, OSError, AttributeError) as error:
         end_if_library_failed(error)
         raise
+
+
+def end_if_working_folder_gone() -> None:
+    """Ends recnet, exit 2, in a folder deleted (or moved away) since the shell entered it: paths given
+    relative to it name nothing, and PyTorch's libraries fail to load there."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        sys.stderr.write(
+            "error: the current folder no longer exists (deleted or moved); cd to one that does\n"
+        )
+        raise SystemExit(2) from None
 
 
 def reopen_closed_standard_streams() -> None:

@@ -649,6 +649,33 @@ def test_a_closed_standard_stream_drops_what_goes_there_and_the_command_runs(
     assert (tmp_path / "b.jpg").is_file()
 
 
+def test_a_working_folder_deleted_since_the_shell_entered_it_is_named_as_the_cause(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # `cd gone && rmdir ../gone && recnet correct a.jpg -o b.jpg` said "cannot write to standard output"
+    photo = make_photo(tmp_path / "a.jpg")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+
+    def enter_then_delete() -> None:
+        os.chdir(gone)
+        os.rmdir(gone)
+
+    result = subprocess.run(
+        [RECNET, "correct", str(photo), "-o", "b.jpg"],
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=enter_then_delete,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == "error: the current folder no longer exists (deleted or moved); cd to one that does\n"
+    )
+
+
 def test_a_name_the_output_s_encoding_lacks_is_escaped_not_a_traceback(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
