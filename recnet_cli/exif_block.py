@@ -63,6 +63,23 @@ def with_software(exif: bytes, software: str) -> bytes:
     return EXIF_HEADER + bytes(block)
 
 
+QUARTER_TURNS = frozenset({5, 6, 7, 8})  # orientations that turn the stored picture a quarter round
+RESOLUTIONS = (0x011A, 0x011B)  # XResolution, YResolution: pixels per unit across and down
+
+
+def turned_resolution(exif: bytes) -> bytes:
+    """An EXIF block whose first directory's XResolution and YResolution trade values, for a picture turned
+    a quarter round to stand upright (its rows were its columns); every other byte kept, and a block without
+    both left as it is. Raises where the first directory is not all in the block (damaged EXIF)."""
+    block = bytearray(_HEADERS.sub(b"", exif))
+    order, start, entries = first_directory(block)
+    at = {entry_tag(entry, order): start + 2 + 12 * index for index, entry in enumerate(entries)}
+    if all(tag in at for tag in RESOLUTIONS):
+        x, y = (at[tag] for tag in RESOLUTIONS)
+        block[x + 2 : x + 12], block[y + 2 : y + 12] = block[y + 2 : y + 12], block[x + 2 : x + 12]
+    return EXIF_HEADER + bytes(block)
+
+
 def sized_exif(exif: bytes, width: int, height: int) -> bytes:
     """An EXIF block whose Exif directory says the picture is ``width`` x ``height``, every other byte kept.
 

@@ -822,6 +822,26 @@ def test_dpi_is_copied(tmp_path, extension):
         assert written.info["dpi"] == pytest.approx((300, 240), abs=0.01)
 
 
+@pytest.mark.parametrize("extension", ["jpg", "png", "tif"])
+@pytest.mark.parametrize("source_extension", ["jpg", "png", "tif"])
+def test_a_resolution_turns_with_the_picture(tmp_path, source_extension, extension):
+    # 300 dpi across and 150 down the stored picture, which orientation 6 turns a quarter round: upright,
+    # its rows are 150 dpi apart and its columns 300 (they stayed 300 x 150, and its printed size changed)
+    exif = camera_exif(6)
+    exif[282], exif[283], exif[296] = 300.0, 150.0, 2
+    stored = Image.fromarray(gradient_rgb8(24, 40))
+    source = save(tmp_path / f"in.{source_extension}", stored, exif=exif, dpi=(300, 150))
+    photo, output = round_trip(tmp_path, source, extension)
+    assert photo.pixels.shape[:2] == (40, 24)
+    assert photo.dpi == pytest.approx((150, 300), rel=1e-4)  # a PNG's pixels per metre round it
+    with Image.open(output) as written:
+        assert written.size == (24, 40)
+        assert written.info["dpi"] == pytest.approx((150, 300), rel=1e-4)
+        tags = written.getexif()
+        assert tags[274] == 1
+        assert (float(tags[282]), float(tags[283])) == pytest.approx((150, 300), rel=1e-4)
+
+
 def test_a_tiff_of_a_photo_without_a_resolution_has_the_required_tags_with_no_unit(tmp_path):
     # TIFF requires XResolution and YResolution; "no absolute unit" claims no size in inches, as JFIF's 0
     half = Image.Exif()

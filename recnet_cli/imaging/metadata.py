@@ -15,7 +15,16 @@ from typing import TypeVar
 from PIL import Image
 
 from recnet_cli import __version__
-from recnet_cli.exif_block import ORIENTATION, edited_exif, sized_exif, with_software, with_standard_types
+from recnet_cli.exif_block import (
+    ORIENTATION,
+    QUARTER_TURNS,
+    RESOLUTIONS,
+    edited_exif,
+    sized_exif,
+    turned_resolution,
+    with_software,
+    with_standard_types,
+)
 from recnet_cli.exif_block import SOFTWARE as SOFTWARE_TAG
 from recnet_cli.imaging.formats import MAX_DPI, METADATA_FORMATS
 from recnet_cli.imaging.photo import Photo
@@ -131,22 +140,29 @@ def intact(read: Callable[[], T], name: str, damaged: list[str]) -> T | None:
         return None
 
 
-def portable_exif(exif: Image.Exif, block: bytes | None, size: tuple[int, int]) -> bytes | None:
+def portable_exif(
+    exif: Image.Exif, block: bytes | None, size: tuple[int, int], orientation: int
+) -> bytes | None:
     """The EXIF to copy to outputs: orientation 1, the upright pixels' ``size`` (width, height) as the Exif
-    directory's pixel dimensions, and none of the TIFF tags that are not EXIF (each output names recnet in
-    it: ``output_exif``).
+    directory's pixel dimensions, its resolution across and down them (turned where the stored
+    ``orientation`` turned the pixels a quarter round), and none of the TIFF tags that are not EXIF (each
+    output names recnet in it: ``output_exif``).
 
     The file's EXIF ``block`` is changed in place (``exif_block.edited_exif``). A TIFF has no such block (its
     first directory doubles as its EXIF and holds the file's pixel layout too), nor has a PNG whose EXIF is in
     a legacy text chunk: Pillow builds a block of their EXIF tags anew (a TIFF's maker note whose offsets
     count from the file's start reads wrong in it), and their standard types are put back in it
     (``with_standard_types``)."""
+    turned = orientation in QUARTER_TURNS
     if block:
-        return sized_exif(edited_exif(block, _NOT_EXIF_TAGS), *size)
+        edited = edited_exif(block, _NOT_EXIF_TAGS)
+        return sized_exif(turned_resolution(edited) if turned else edited, *size)
     for tag in _NOT_EXIF_TAGS & exif.keys():
         del exif[tag]
     if not exif:
         return None
+    if turned and all(tag in exif for tag in RESOLUTIONS):
+        exif[_X_RESOLUTION], exif[_Y_RESOLUTION] = exif[_Y_RESOLUTION], exif[_X_RESOLUTION]
     exif[ORIENTATION] = 1
     exif.bigtiff = False  # a BigTIFF's directory is written as an EXIF block is laid out: as a classic TIFF's
     return sized_exif(with_standard_types(exif.tobytes()), *size)
@@ -298,10 +314,13 @@ def _jpeg_segment(marker: int, body: bytes) -> bytes:
     return struct.pack(">BBH", 0xFF, marker, 2 + len(body)) + body
 
 
-def source_dpi(image: Image.Image) -> tuple[float, float] | None:
-    """The stored resolution; Pillow reports 1 x 1 for TIFFs that have none, and 0 x 0 for some JPEGs."""
+def source_dpi(image: Image.Image, orientation: int) -> tuple[float, float] | None:
+    """The stored resolution, across and down the picture as ``orientation`` turns it upright; Pillow reports
+    1 x 1 for TIFFs that have none, and 0 x 0 for some JPEGs."""
     dpi = image.info.get("dpi")
     if not dpi or (image.format == "TIFF" and _X_RESOLUTION not in image.tag_v2):
         return None
     horizontal, vertical = float(dpi[0]), float(dpi[1])  # a TIFF's 72/0 is nan
+    if orientation in QUARTER_TURNS:
+        horizontal, vertical = vertical, horizontal
     return (horizontal, vertical) if 0 < horizontal < math.inf and 0 < vertical < math.inf else None

@@ -218,6 +218,9 @@ def _unopened_tiff_pixel_type(file: BinaryIO) -> str | None:
 
 
 def _decode(image: Image.Image, file: BinaryIO) -> Photo:
+    # Pillow and OpenCV both turn a TIFF's pixels upright while decoding them (and Pillow drops the tag then),
+    # and no other format's.
+    tiff_orientation = image.tag_v2.get(ORIENTATION, 1) if image.format == "TIFF" else None
     layout = _sixteen_bit_layout(image)
     depth = image.info.get("bit_depth", 8) if image.format == "HEIF" else 8
     icc_profile, uncalibrated_cmyk = image.info.get("icc_profile"), None
@@ -237,11 +240,13 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
     icc_profile = None if unusable_profile else icc_profile
     exif = intact(image.getexif, "EXIF", damaged)
     xmp, extended_xmp = xmp_packets(image, damaged)
-    # Pillow and OpenCV both apply a TIFF's orientation while decoding it, and no other format's.
-    pending_orientation = 1 if image.format == "TIFF" or exif is None else exif.get(ORIENTATION, 1)
-    samples = ORIENTATIONS.get(pending_orientation, lambda a: a)(samples)
+    if tiff_orientation is None:
+        orientation = 1 if exif is None else exif.get(ORIENTATION, 1)
+        samples = ORIENTATIONS.get(orientation, lambda a: a)(samples)
+    else:
+        orientation = tiff_orientation
     read_exif = functools.partial(
-        portable_exif, exif, image.info.get("exif"), (samples.shape[1], samples.shape[0])
+        portable_exif, exif, image.info.get("exif"), (samples.shape[1], samples.shape[0]), orientation
     )
     colour = samples[..., :-1] if samples.shape[2] in (2, 4) else samples
     peak = (1 << depth) - 1
@@ -255,7 +260,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         grayscale=grayscale,
         exif=None if exif is None else intact(read_exif, "EXIF", damaged),
         icc_profile=icc_profile,
-        dpi=source_dpi(image),
+        dpi=source_dpi(image, orientation),
         source_format=image.format,
         frames=_frame_count(image),
         xmp=xmp,
