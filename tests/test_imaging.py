@@ -787,6 +787,64 @@ def test_an_iptc_record_that_xmp_does_not_mirror_is_said_to_be_left_out_of_png_w
     assert iptc_datasets(damaged) == [25, 80, 90, 116, 120]
 
 
+def png_with_text(path: Path) -> Path:
+    """A PNG with text as editors write it: Latin-1, compressed and UTF-8 chunks, the program that made it,
+    an XMP packet and ImageMagick's record of the file's times."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Title", "Lake at dawn")
+    info.add_text("Copyright", "\u00a9 Jane Roe", zip=True)  # zTXt
+    info.add_itxt("Description", "Ufer bei Sonnenaufgang, \u6771\u4eac")  # iTXt: not Latin-1
+    info.add_text("Comment", "shot on film")
+    info.add_text("Software", "GIMP 2.10")
+    info.add_text("date:modify", "2020-01-01T00:00:00+00:00")
+    info.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta xmlns:x="adobe:ns:meta/"/>')
+    return save(path, Image.fromarray(gradient_rgb8()), pnginfo=info)
+
+
+def test_a_pngs_text_goes_into_png_outputs_and_its_comment_into_jpeg_ones(tmp_path):
+    # recnet wrote neither a PNG's text chunks (Title, Copyright) nor a JPEG's comment, without a note
+    photo, output = round_trip(tmp_path, png_with_text(tmp_path / "in.png"), "png")
+    with Image.open(output) as written:
+        written.load()
+        assert written.text == {
+            "Title": "Lake at dawn",
+            "Copyright": "\u00a9 Jane Roe",
+            "Description": "Ufer bei Sonnenaufgang, \u6771\u4eac",
+            "Comment": "shot on film",
+            "Software": f"recnet {recnet_cli.__version__}",  # as the EXIF's Software and XMP's CreatorTool
+            "XML:com.adobe.xmp": '<x:xmpmeta xmlns:x="adobe:ns:meta/"/>',  # once: the photo's XMP
+        }
+    assert len(png_chunk_sizes(output, b"zTXt")) == 1  # as it was
+    assert len(png_chunk_sizes(output, b"iTXt")) == 2  # the description, and the XMP
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+    with Image.open(tmp_path / "out.jpg") as written:
+        assert [data for marker, data in written.applist if marker == "COM"] == [b"shot on film"]
+    assert output_notices(photo, "JPEG") == [
+        "its PNG text Title, Copyright and Description cannot go into JPEG: left out; PNG keeps them"
+    ]
+    assert output_notices(photo, "WEBP") == [
+        "its PNG text Title, Copyright, Description and Comment cannot go into WebP: left out; PNG keeps them"
+    ]
+
+
+def test_a_jpegs_comments_go_into_jpeg_outputs_as_they_are_and_into_png_as_its_comment_text(tmp_path):
+    source = save(
+        tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), comment="Caf\u00e9 \u6771\u4eac".encode()
+    )
+    photo, output = round_trip(tmp_path, source, "jpg")
+    with Image.open(output) as written:
+        assert [data for marker, data in written.applist if marker == "COM"] == [
+            "Caf\u00e9 \u6771\u4eac".encode()
+        ]
+    write_photo(tmp_path / "out.png", photo.pixels, photo)
+    with Image.open(tmp_path / "out.png") as written:
+        assert written.text == {"Comment": "Caf\u00e9 \u6771\u4eac"}  # iTXt: not Latin-1
+    assert output_notices(photo, "PNG") == output_notices(photo, "JPEG") == []
+    assert output_notices(photo, "TIFF") == [
+        "its comment cannot go into TIFF: left out; JPEG or PNG keeps it"
+    ]
+
+
 def test_a_tiffs_iptc_and_xmp_tags_do_not_travel_inside_its_exif():
     # A TIFF's first directory doubles as its EXIF; the IPTC and XMP in it are copied as themselves, not
     # as EXIF tags (Pillow cuts the integer-typed IPTC tag to one number, which readers flag as damage).

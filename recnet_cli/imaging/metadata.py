@@ -292,7 +292,7 @@ def iptc_left_out_of_xmp(iptc: bytes | None, xmp: bytes | None) -> list[str]:
 def photoshop_segment(iptc: bytes) -> bytes:
     """A JPEG APP13 segment that holds the IPTC-IIM record as its one Photoshop image resource."""
     resource = b"8BIM" + struct.pack(">HHI", _IPTC_RESOURCE, 0, len(iptc)) + iptc + b"\0" * (len(iptc) % 2)
-    return _jpeg_segment(0xED, b"Photoshop 3.0\0" + resource)
+    return jpeg_segment(0xED, b"Photoshop 3.0\0" + resource)
 
 
 def xmp_segments(xmp: bytes | None, extended_xmp: bytes | None) -> bytes:
@@ -300,16 +300,16 @@ def xmp_segments(xmp: bytes | None, extended_xmp: bytes | None) -> bytes:
     65,000 bytes, each with the extended XMP's GUID, full length and its offset."""
     if not xmp:
         return b""
-    segments = [_jpeg_segment(0xE1, _XMP_HEADER + xmp)]
+    segments = [jpeg_segment(0xE1, _XMP_HEADER + xmp)]
     if extended_xmp:
         named = _XMP_EXTENSION_HEADER + _xmp_guid(extended_xmp) + struct.pack(">I", len(extended_xmp))
         for start in range(0, len(extended_xmp), _XMP_EXTENSION_PORTION):
             portion = extended_xmp[start : start + _XMP_EXTENSION_PORTION]
-            segments.append(_jpeg_segment(0xE1, named + struct.pack(">I", start) + portion))
+            segments.append(jpeg_segment(0xE1, named + struct.pack(">I", start) + portion))
     return b"".join(segments)
 
 
-def _jpeg_segment(marker: int, body: bytes) -> bytes:
+def jpeg_segment(marker: int, body: bytes) -> bytes:
     """A JPEG marker segment: 0xFF, the ``marker`` byte, its length (counting its 2 bytes), then ``body``."""
     return struct.pack(">BBH", 0xFF, marker, 2 + len(body)) + body
 

@@ -1,5 +1,5 @@
 """What the user should know of what an output loses of its photo: the colours' profile or description,
-metadata (an IPTC record that XMP does not mirror too), extended XMP, transparency."""
+metadata (an IPTC record that XMP does not mirror too), extended XMP, text, transparency."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from recnet_cli.imaging.colour import colour_loss_notice
 from recnet_cli.imaging.formats import ALPHA_FORMATS, FORMAT_NAMES, METADATA_FORMATS
 from recnet_cli.imaging.metadata import exif_holds_resolution, iptc_left_out_of_xmp, left_out, metadata_blocks
 from recnet_cli.imaging.photo import Photo
+from recnet_cli.imaging.text import text_for
 from recnet_cli.wording import in_words
 
 
@@ -57,6 +58,20 @@ def iptc_loss_notice(photo: Photo, output_format: str) -> str | None:
     )
 
 
+def text_loss_notice(photo: Photo, output_format: str) -> str | None:
+    """What the user should know when an output in ``output_format`` goes without some of the photo's text
+    (a PNG's Title or Author, a JPEG's comment): PNG holds all of it, JPEG comments only; None otherwise."""
+    _, left = text_for(photo.text, output_format)
+    if not left:
+        return None
+    them = "them" if len(left) > 1 else "it"
+    if photo.source_format == "PNG":
+        what, keeper = f"PNG text {in_words(left, 'and')}", "PNG"
+    else:
+        what, keeper = "comment", "JPEG or PNG"
+    return f"its {what} cannot go into {FORMAT_NAMES[output_format][0]}: left out; {keeper} keeps {them}"
+
+
 def alpha_loss_notice(photo: Photo, output_format: str) -> str | None:
     """What the user should know when an output in ``output_format`` goes without the photo's transparency;
     None when it keeps it, or when there is none to see (an alpha channel opaque all over, as many programs
@@ -72,12 +87,13 @@ def alpha_loss_notice(photo: Photo, output_format: str) -> str | None:
 
 def output_notices(photo: Photo, output_format: str) -> list[str]:
     """What the user should know of what an output in ``output_format`` loses of the photo: its colours'
-    profile or description, metadata, extended XMP and transparency."""
+    profile or description, metadata, extended XMP, text and transparency."""
     describers = (
         colour_loss_notice,
         metadata_loss_notice,
         iptc_loss_notice,
         extended_xmp_loss_notice,
+        text_loss_notice,
         alpha_loss_notice,
     )
     return [notice for describe in describers if (notice := describe(photo, output_format))]

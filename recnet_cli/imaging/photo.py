@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from recnet_cli.imaging.text import Text
 from recnet_cli.wording import in_words
 
 
@@ -15,7 +16,8 @@ class Metadata:
     """What an output carries: EXIF (orientation 1), the ICC profile, the resolution, XMP (ratings,
     keywords, captions; orientation 1) and its extended XMP (JPEG only), the IPTC-IIM record (captions,
     credits; JPEG and TIFF only), a HEIF's nclx colour description and chroma subsampling (HEIF only), a
-    PNG's colour chunks (PNG only) and whether a WebP's picture is lossless (WebP only)."""
+    PNG's colour chunks (PNG only), whether a WebP's picture is lossless (WebP only), and text (PNG text
+    chunks, JPEG comments)."""
 
     exif: bytes | None = None
     icc_profile: bytes | None = None
@@ -27,6 +29,7 @@ class Metadata:
     extended_xmp: bytes | None = None  # what the XMP packet holds past a JPEG's segment (HasExtendedXMP)
     png_colour: tuple[tuple[bytes, bytes], ...] = ()  # a PNG's cICP, sRGB, gAMA and cHRM chunks: (type, data)
     lossless: bool = False  # a WebP written lossless, as its source was
+    text: Text = ()  # a PNG's text chunks or a JPEG's comments, in the output's terms (``text.text_for``)
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Photo:
     damaged_metadata: tuple[str, ...] = ()  # what could not be read ("EXIF"), and is not copied
     png_colour: tuple[tuple[bytes, bytes], ...] = ()  # a PNG's cICP, sRGB, gAMA and cHRM chunks: (type, data)
     lossless: bool = False  # a lossless WebP (its picture VP8L): a WebP written of it is lossless too
+    text: Text = ()  # a PNG's text chunks (Title, Author...) or a JPEG's comments (``text.copied_text``)
     # why a CMYK photo's colours were converted without its profile ("without a colour profile")
     uncalibrated_cmyk: str | None = None
     unusable_profile: str | None = None  # why its ICC profile, left out, says nothing of its colours

@@ -55,6 +55,7 @@ from recnet_cli.imaging.formats import (
 from recnet_cli.imaging.metadata import intact, iptc_record, portable_exif, source_dpi, xmp_packets
 from recnet_cli.imaging.photo import Photo
 from recnet_cli.imaging.pixels import ORIENTATIONS, quantise, unit_floats
+from recnet_cli.imaging.text import COMMENT, PNG_TEXT, Text, copied_text
 from recnet_cli.wording import counted
 
 # Pillow refuses images over twice MAX_IMAGE_PIXELS (179 MP) as possible decompression bombs, but a 240 MP
@@ -270,6 +271,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         chroma=image.info.get("chroma") if image.format == "HEIF" else None,
         damaged_metadata=tuple(dict.fromkeys(damaged)),
         png_colour=_png_colour_chunks(file) if image.format == "PNG" else (),
+        text=_text(image, file),
         lossless=image.format == "WEBP" and _webp_lossless(file),
         uncalibrated_cmyk=uncalibrated_cmyk,
         unusable_profile=unusable_profile,
@@ -418,6 +420,15 @@ def _text_after_pixels(file: BinaryIO) -> bool:
             return True
         pixels_seen |= kind == b"IDAT"
     return False
+
+
+def _text(image: Image.Image, file: BinaryIO) -> Text:
+    """A PNG's text chunks or a JPEG's comments, as an output may copy them (``text.copied_text``)."""
+    if image.format == "PNG":
+        found = [(kind, file.read(length)) for kind, length in _png_chunks(file) if kind in PNG_TEXT]
+    else:
+        found = [(COMMENT, data) for marker, data in getattr(image, "applist", ()) if marker == "COM"]
+    return copied_text(found)
 
 
 def _png_colour_chunks(file: BinaryIO) -> tuple[tuple[bytes, bytes], ...]:

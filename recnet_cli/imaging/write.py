@@ -58,6 +58,7 @@ from recnet_cli.imaging.formats import (
 )
 from recnet_cli.imaging.metadata import (
     IPTC_TAG,
+    jpeg_segment,
     left_out,
     metadata_blocks,
     output_exif,
@@ -66,6 +67,7 @@ from recnet_cli.imaging.metadata import (
 )
 from recnet_cli.imaging.photo import Metadata, Photo
 from recnet_cli.imaging.pixels import BT601_LUMA, alpha_at_depth, quantise
+from recnet_cli.imaging.text import text_for
 
 _PNG_BAND_BYTES = 1 << 24  # rows filtered and compressed at a time
 _PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
@@ -105,8 +107,9 @@ def write_photo(
     extended_xmp = like.extended_xmp if fmt == "JPEG" else None
     png_colour = like.png_colour if fmt == "PNG" else ()
     lossless = like.lossless and quality is None
+    text, _ = text_for(like.text, fmt)
     metadata = Metadata(
-        exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp, png_colour, lossless
+        exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp, png_colour, lossless, text
     )
     try:
         colour = pixels @ np.asarray(BT601_LUMA, np.float32) if grayscale else pixels
@@ -311,7 +314,8 @@ def _pillow_options(fmt: str, quality: int, metadata: Metadata) -> dict[str, obj
         # Pillow writes "extra" verbatim among the header segments (its own XMP and ICC segments go there):
         # the XMP, then its extended XMP, as Adobe's XMP toolkit writes them, and the IPTC-IIM record.
         iptc = photoshop_segment(metadata.iptc) if metadata.iptc else b""
-        candidates["extra"] = xmp_segments(xmp, metadata.extended_xmp) + iptc
+        comments = b"".join(jpeg_segment(0xFE, comment) for _, comment in metadata.text)
+        candidates["extra"] = xmp_segments(xmp, metadata.extended_xmp) + iptc + comments
     return {key: value for key, value in candidates.items() if value is not None}
 
 
@@ -356,7 +360,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 def _write_png(file: BinaryIO, samples: np.ndarray, metadata: Metadata) -> None:
     """An 8- or 16-bit PNG of H x W x C samples (C = 1..4), with optional colour (cICP, sRGB, gAMA, cHRM),
-    iCCP, eXIf, pHYs and XMP chunks.
+    iCCP, eXIf, pHYs, XMP and text chunks.
 
     The pixels are filtered and compressed a band of rows at a time, each band's output in IDAT chunks of
     its own: no copy of the whole picture, and no chunk over PNG's 2 GiB limit at any size.
@@ -378,6 +382,8 @@ def _write_png(file: BinaryIO, samples: np.ndarray, metadata: Metadata) -> None:
         file.write(_png_chunk(b"pHYs", struct.pack(">IIB", *pixels_per_metre, 1)))
     if metadata.xmp:  # iTXt: keyword, uncompressed, no language, no translated keyword, then the packet
         file.write(_png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + metadata.xmp))
+    for kind, data in metadata.text:  # the photo's text chunks (Title, Author), and its comment
+        file.write(_png_chunk(kind, data))
     compressor = zlib.compressobj()
     band = max(1, _PNG_BAND_BYTES // (width * pixel_bytes))
     for top in range(0, height, band):
