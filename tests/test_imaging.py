@@ -506,6 +506,48 @@ def test_xmp_orientation_says_upright_like_the_exif(tmp_path, xmp):
         assert written.info["xmp"] == xmp.replace(b"6", b"1") and written.getexif()[0x0112] == 1
 
 
+GAIN_MAP_DIRECTORY = (
+    '<Container:Directory><rdf:Seq><rdf:li rdf:parseType="Resource"><Container:Item '
+    'Item:Semantic="Primary" Item:Mime="image/jpeg"/></rdf:li><rdf:li rdf:parseType="Resource">'
+    '<Container:Item Item:Semantic="GainMap" Item:Mime="image/jpeg" Item:Length="5000"/></rdf:li>'
+    "</rdf:Seq></Container:Directory>"
+)
+
+
+def test_an_ultra_hdr_photos_gain_map_is_said_to_be_left_out_and_its_xmp_no_longer_claims_one(tmp_path):
+    # A phone's Ultra HDR JPEG: the photo, then its gain map as a second picture (MPF), which the XMP's
+    # container directory places. The output, without the gain map, still claimed it: a gain-map-aware
+    # viewer looks for it past the output's end.
+    xmp = xmp_packet('xmp:Rating="4"', 'hdrgm:Version="1.0"', element=GAIN_MAP_DIRECTORY)
+    picture = Image.fromarray(gradient_rgb8())
+    gain_map = picture.convert("L").convert("RGB")
+    source = save(
+        tmp_path / "in.jpg", picture, format="MPO", save_all=True, append_images=[gain_map], xmp=xmp
+    )
+    photo, output = round_trip(tmp_path, source, "jpg")
+    assert photo.reading_notices() == [
+        "its HDR gain map is left out: the output holds the corrected picture alone"
+    ]
+    with Image.open(output) as written:
+        assert written.info["xmp"] == xmp_packet('xmp:Rating="4"')
+        assert getattr(written, "n_frames", 1) == 1
+
+
+def test_a_motion_photos_video_is_said_to_be_left_out_and_its_xmp_no_longer_claims_it(tmp_path):
+    claims = ('GCamera:MotionPhoto="1"', 'GCamera:MotionPhotoVersion="1"', "GCamera:MicroVideoOffset='0'")
+    element = "<GCamera:MotionPhotoPresentationTimestampUs>0</GCamera:MotionPhotoPresentationTimestampUs>"
+    directory = GAIN_MAP_DIRECTORY.replace("GainMap", "MotionPhoto")
+    xmp = xmp_packet('xmp:Rating="4"', *claims, element=element + directory)
+    source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), xmp=xmp)
+    with source.open("ab") as file:
+        file.write(b"\0\0\0\x18ftypmp42" + bytes(4990))  # the video, after the photo's end
+    photo = read_photo(source)
+    assert photo.reading_notices() == [
+        "its motion photo's video is left out: the output holds the corrected picture alone"
+    ]
+    assert photo.xmp == xmp_packet('xmp:Rating="4"')
+
+
 @pytest.mark.parametrize("form", ["attribute", "element"])
 def test_outputs_name_recnet_as_the_program_that_made_them(tmp_path, form):
     # as photo editors do on export: a corrected photo that said Software "Ver.1.10" claimed to be the

@@ -52,6 +52,18 @@ _XMP_EDITS = (
         b"<xmp:CreatorTool>%s</xmp:CreatorTool>" % SOFTWARE.encode(),
     ),
 )
+# What followed the picture in its file, which outputs go without, by what the XMP packet says of it: an
+# HDR gain map (Ultra HDR, Adobe's), a motion photo's video (Google's). Outputs' XMP does not claim them.
+_APPENDED = {
+    "HDR gain map": re.compile(rb"hdrgm:Version"),
+    "motion photo's video": re.compile(rb"GCamera:(?:MotionPhoto|MicroVideo)"),
+}
+_APPENDED_PROPERTY = rb"hdrgm:Version|GCamera:(?:MotionPhoto|MicroVideo)\w*"
+_XMP_REMOVALS = (
+    re.compile(rb"\s(?:%s)\s*=\s*(?:\"[^\"]*\"|'[^']*')" % _APPENDED_PROPERTY),  # an attribute
+    re.compile(rb"<(%s)>[^<]*</\1>" % _APPENDED_PROPERTY),  # an element
+    re.compile(rb"<Container:Directory>.*?</Container:Directory>", re.DOTALL),  # where each item starts
+)
 # A packet's trailer; the white space before it is padding, which the XMP specification leaves for editing
 # the packet in place (Adobe's toolkit writes 2 kB of it).
 _XMP_TRAILER = b"<?xpacket end="
@@ -182,14 +194,23 @@ def output_exif(exif: bytes, output_format: str) -> bytes:
 
 
 def _portable_xmp(xmp: bytes | None) -> bytes | None:
-    """The XMP to copy to outputs: its orientation, if it has one, says 1 (the pixels are upright now), and
-    its CreatorTool, if it has one, recnet."""
+    """The XMP to copy to outputs: its orientation, if it has one, says 1 (the pixels are upright now), its
+    CreatorTool, if it has one, recnet, and nothing of what followed the picture in its file (``_APPENDED``:
+    a gain-map-aware viewer would look for a gain map past the output's end)."""
     if not xmp:
         return None
     edited = xmp
     for pattern, replacement in _XMP_EDITS:
         edited = pattern.sub(replacement, edited)
+    for pattern in _XMP_REMOVALS:
+        edited = pattern.sub(b"", edited)
     return _within_length(edited, len(xmp))
+
+
+def appended_items(xmp: bytes | None) -> list[str]:
+    """What the XMP packet says followed the picture in its file ("HDR gain map"), which outputs go
+    without."""
+    return [name for name, pattern in _APPENDED.items() if xmp and pattern.search(xmp)]
 
 
 def _within_length(packet: bytes, length: int) -> bytes:

@@ -52,7 +52,14 @@ from recnet_cli.imaging.formats import (
     enable_heif,
     has_supported_signature,
 )
-from recnet_cli.imaging.metadata import intact, iptc_record, portable_exif, source_dpi, xmp_packets
+from recnet_cli.imaging.metadata import (
+    appended_items,
+    intact,
+    iptc_record,
+    portable_exif,
+    source_dpi,
+    xmp_packets,
+)
 from recnet_cli.imaging.photo import Photo
 from recnet_cli.imaging.pixels import ORIENTATIONS, quantise, unit_floats
 from recnet_cli.imaging.text import COMMENT, PNG_TEXT, Text, copied_text
@@ -272,6 +279,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         damaged_metadata=tuple(dict.fromkeys(damaged)),
         png_colour=_png_colour_chunks(file) if image.format == "PNG" else (),
         text=_text(image, file),
+        appended=tuple(appended_items(image.info.get("xmp"))),
         lossless=image.format == "WEBP" and _webp_lossless(file),
         uncalibrated_cmyk=uncalibrated_cmyk,
         unusable_profile=unusable_profile,
