@@ -151,10 +151,10 @@ def plan_jobs(
     claims = Claims()
     jobs = []
     for source in sources:
+        ext = Path(output).suffix if single_target else extension or source.path.suffix
         if single_target:
             target = Path(output)
         else:
-            ext = extension or source.path.suffix
             target = source.path.with_name(f"{source.path.stem}{suffix}{ext}")
             if output is not None:
                 mirrored = Path(output, source.relative.with_name(f"{source.relative.stem}{ext}"))
@@ -166,7 +166,7 @@ def plan_jobs(
             unread_format(source.path),
             input_kind_problem(source.path),
             unrecognised_input(source.path),
-            unwritable_format(target),
+            unwritable_format(ext),
             *(output_path_problem(path) for path in outputs),
             *(target_problem(path, source.path, inputs, claims) for path in outputs),
         )
@@ -206,12 +206,13 @@ def unrecognised_input(source: Path) -> str | None:
     return None if not head or has_supported_signature(head) else "not an image, or an unsupported format"
 
 
-def unwritable_format(target: Path) -> str | None:
-    if target.suffix.lower() in HEIF_EXTENSIONS and (heif_broken := enable_heif()):
+def unwritable_format(extension: str) -> str | None:
+    """Why recnet cannot write an output with ``extension`` (the output's, or its photo's), or None."""
+    if extension.lower() in HEIF_EXTENSIONS and (heif_broken := enable_heif()):
         return f"cannot write HEIF: {heif_broken}, or choose another format with --ext ({OUTPUT_CHOICES})"
-    if target.suffix.lower() in IMAGE_EXTENSIONS:
+    if extension.lower() in IMAGE_EXTENSIONS:
         return None
-    what = f"{target.suffix} files" if target.suffix else "a file without an extension"
+    what = f"{extension} files" if extension else "a file without an extension"
     return f"cannot write {what}: choose the output format with --ext ({OUTPUT_CHOICES})"
 
 

@@ -401,7 +401,7 @@ def test_photo_files_recnet_cannot_read_are_left_out_of_folders_and_patterns_and
 
 
 def test_jobs_that_cannot_work_are_refused_before_reading(tmp_path: Path) -> None:
-    names = ["photo.jpg", "DSC_0001.NEF", "backup.jpg_original", "animation.GIF"]
+    names = ["photo.jpg", "DSC_0001.NEF", "backup.jpg_original", "animation.GIF", "export."]
     sources, _ = find_sources([str(tmp_path / name) for name in names if (tmp_path / name).touch() is None])
     problems = [job.problem or "" for job in plan_jobs(sources, None, suffix="_recnet")]
     assert problems[0] == ""
@@ -410,6 +410,8 @@ def test_jobs_that_cannot_work_are_refused_before_reading(tmp_path: Path) -> Non
         "cannot write .jpg_original files: choose the output format with --ext (jpg,"
     )
     assert problems[3] == f".GIF files are not read ({imaging.READABLE}): convert it first"  # not --ext
+    # not "cannot write ._recnet files": the output export._recnet takes its extension from the photo's name
+    assert problems[4].startswith("cannot write a file without an extension: choose the output format")
     forced = plan_jobs(sources, None, suffix="_recnet", extension=".jpg")
     assert forced[2].problem is None and forced[2].target == tmp_path / "backup_recnet.jpg"
     assert forced[3].problem == problems[3]
