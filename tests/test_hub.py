@@ -15,7 +15,7 @@ from pathlib import Path
 import huggingface_hub.file_download
 import pytest
 import torch
-from fake_hub import FakeHub, commit_of, point_huggingface_hub_at, set_offline
+from fake_hub import FakeHub, commit_of, error_response, point_huggingface_hub_at, set_offline
 from huggingface_hub import constants
 from safetensors.torch import save as safetensors_bytes
 
@@ -702,20 +702,35 @@ def test_download_offline_of_a_copy_damaged_in_the_cache_says_it_could_not_fetch
         assert str(caught.value).endswith(f"; that is the cache's copy ({cached}), and {again}")
 
 
-@pytest.mark.parametrize("offline", [False, True])
+PORTAL_PAGE = b"<html>Log in to the hotel's network</html>"
+
+
+@pytest.mark.parametrize("answer", ["offline", "503", "portal", "repository gone"])
 def test_download_says_when_the_cache_answered_for_the_hub(
-    hub: FakeHub, published: dict[str, RECNet], monkeypatch: pytest.MonkeyPatch, offline: bool
+    hub: FakeHub, published: dict[str, RECNet], monkeypatch: pytest.MonkeyPatch, answer: str
 ) -> None:
-    # It printed the cached copy's path as if fetched: a user whose main had moved believed it up to date
+    # It printed the cached copy's path as if fetched: a user whose main had moved believed it up to date.
+    # A captive portal's page, or the repository gone from the Hub, gave that still (huggingface_hub takes
+    # the cache's copy without a word).
     said: list[str] = []
     download(REPO, on_cached_copy=said.append)
     assert said == []  # asked the Hub
-    if offline:
+    answers = {
+        "503": (503, {"Content-Length": "0"}, b""),
+        "portal": (200, {"Content-Type": "text/html", "Content-Length": str(len(PORTAL_PAGE))}, PORTAL_PAGE),
+        "repository gone": error_response("RepoNotFound"),
+    }
+    why = {
+        "offline": "HF_HUB_OFFLINE is set",
+        "503": f"the Hub at {hub.url} answered HTTP 503",
+        "portal": f"{hub.url} does not answer as a Hugging Face Hub (check HF_ENDPOINT and any proxy)",
+        "repository gone": f"the Hub at {hub.url} answered HTTP 404 (no such repository: deleted, renamed or "
+        "private)",
+    }[answer]
+    if answer == "offline":
         set_offline(monkeypatch, True)
-        why = "HF_HUB_OFFLINE is set"
     else:
-        hub.respond = lambda path, authorization: (503, {"Content-Length": "0"}, b"")  # type: ignore[method-assign]
-        why = f"the Hub at {hub.url} answered HTTP 503"
+        hub.respond = lambda path, authorization: answers[answer]  # type: ignore[method-assign]
     assert download(REPO, on_cached_copy=said.append) == download(REPO)
     assert said == [f"{why}, so this is the cache's copy, not checked against the Hub"]
 

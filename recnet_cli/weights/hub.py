@@ -195,13 +195,13 @@ def fetch_from_hub(
         silence = None
         try:
             silence = None if constants.is_offline_mode() else hub_silence(ref)
-            offline = constants.is_offline_mode() or silence is not None
+            offline = constants.is_offline_mode() or (silence is not None and not refused(silence))
             path = hub_download(ref, ref.filename, offline, again)
             if is_safetensors(path):
                 fetch_card(ref, offline, again)
         except Exception as error:  # huggingface_hub raises many types; all become one line for the user
             raise hub_error(ref, error, chatter, silence) from error
-    if offline:
+    if offline or silence is not None:  # refused, yet a path: huggingface_hub took the cache's copy
         unasked = "HF_HUB_OFFLINE is set" if silence is None else unreached(silence)
         on_cached_copy(f"{unasked}, so this is the cache's copy, not checked against the Hub")
     return path
@@ -331,27 +331,47 @@ def differs_from_hubs(ref: HubRef, cached: Path) -> bool | None:
 
 
 def hub_silence(ref: HubRef) -> Exception | None:
-    """Why the Hub gives no usable answer for ``ref`` (no answer at all, or a server error), from one HEAD
-    request without retries, so that an unreachable Hub falls back to the cache at once; None when it
-    answered (a refusal too: the download reports what it said).
+    """Why the Hub gives no usable answer for ``ref``, from one HEAD request without retries, so that an
+    unreachable Hub falls back to the cache at once: no answer at all, a server error, a page that is not the
+    Hub's (a captive portal, a proxy's), or a refusal (``refused``: no such repository, a token refused),
+    which the download reports where the cache has no copy. None when it answered.
 
-    (``hf_hub_download`` itself retries a connection failure for about 25 s when the file is not cached.)
+    (``hf_hub_download`` itself retries a connection failure for about 25 s when the file is not cached,
+    and takes the cache's copy without a word where the Hub refuses or answers with another page.)
     """
     url = hf_hub_url(ref.repo_id, ref.filename, revision=ref.revision)
     try:
-        get_hf_file_metadata(url, timeout=constants.HF_HUB_ETAG_TIMEOUT)
-    except HfHubHTTPError as error:
-        return error if error.response.status_code >= 500 else None
-    except Exception as error:  # no answer at all: connection refused, DNS failure, timeout, proxy error
+        metadata = get_hf_file_metadata(url, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except Exception as error:  # connection refused, DNS failure, timeout, proxy error, an HTTP error
         return error
+    if metadata.commit_hash is None or metadata.etag is None:  # what every Hub answer carries
+        return FileMetadataError(f"{url}: not an answer of the Hub (no commit or ETag header)")
     return None
+
+
+def refused(silence: Exception | None) -> bool:
+    """Whether the Hub refused (HTTP 4xx) rather than failed to answer: the download asks it again, to say
+    why where the cache has no copy."""
+    return isinstance(silence, HfHubHTTPError) and silence.response.status_code < 500
+
+
+_HUB_ERROR_CODES = {  # the Hub's X-Error-Code on a 4xx answer, in words
+    "RepoNotFound": "no such repository: deleted, renamed or private",
+    "RevisionNotFound": "no such revision",
+    "EntryNotFound": "no such file",
+    "GatedRepo": "a gated repository",
+}
 
 
 def unreached(silence: Exception) -> str:
     """What ``hub_silence`` found, in words: ``the Hub at URL answered HTTP 503``, ``cannot reach the Hub at
     URL (connection refused)``."""
     if isinstance(silence, HfHubHTTPError):
-        return f"the Hub at {constants.ENDPOINT} answered HTTP {silence.response.status_code}"
+        code = _HUB_ERROR_CODES.get(silence.response.headers.get("X-Error-Code", ""))
+        said = f" ({code})" if code else ""
+        return f"the Hub at {constants.ENDPOINT} answered HTTP {silence.response.status_code}{said}"
+    if isinstance(silence, FileMetadataError):  # a captive portal, a proxy's page, HF_ENDPOINT set amiss
+        return f"{constants.ENDPOINT} does not answer as a Hugging Face Hub (check HF_ENDPOINT and any proxy)"
     if not (why := setting_at_fault(silence)):
         why = ERRNO_PREFIX.sub("", first_line(silence)) or type(silence).__name__
         why = why[0].lower() + why[1:] if why[1:2].islower() else why  # Connection refused, in a sentence
@@ -472,13 +492,8 @@ def not_cached_reason(cause: BaseException | None) -> str:
             "HF_HUB_OFFLINE is set and the model is not in the local cache (unset it to download the model)"
         )
     not_cached = f"and the model is not in the local cache ({constants.HF_HUB_CACHE})"
-    if isinstance(cause, HfHubHTTPError):
-        return f"the Hub at {constants.ENDPOINT} answered HTTP {cause.response.status_code} {not_cached}"
-    if isinstance(cause, FileMetadataError):  # a captive portal, a proxy's page, HF_ENDPOINT set amiss
-        return (
-            f"{constants.ENDPOINT} does not answer as a Hugging Face Hub (check HF_ENDPOINT and any proxy)"
-            f" {not_cached}"
-        )
+    if isinstance(cause, HfHubHTTPError | FileMetadataError):  # the Hub answered, or a page that is not its
+        return f"{unreached(cause)} {not_cached}"
     if not isinstance(cause, Exception):
         return f"cannot reach the Hub at {constants.ENDPOINT} {not_cached}; {ONLINE_ONCE}"
     return f"{unreached(cause)} {not_cached}" + ("" if setting_at_fault(cause) else f"; {ONLINE_ONCE}")
