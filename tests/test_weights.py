@@ -394,6 +394,31 @@ def test_weights_of_a_type_no_model_is_stored_in_are_refused(
     assert problem.endswith("; RECNet's weights are float32, float16, bfloat16 or float64")
 
 
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("sparse", "sparse_coo tensors in key extract.weight; RECNet's weights are dense tensors"),
+        (
+            "meta",
+            "tensors without values (on the meta device) in key extract.weight; save the model once its "
+            "weights are loaded",
+        ),
+    ],
+)
+def test_weights_that_are_not_dense_values_are_refused(
+    tmp_path: Path, small_model: RECNet, kind: str, problem: str
+) -> None:
+    # A sparse tensor, or one of the meta device (a shape without values), ended in PyTorch's traceback
+    tensors = dict(small_model.state_dict())
+    weight = tensors["extract.weight"]
+    tensors["extract.weight"] = (
+        weight.to_sparse() if kind == "sparse" else torch.empty_like(weight, device="meta")
+    )
+    path = tmp_path / "model.pth"
+    torch.save(tensors, path)
+    assert load_error(str(path)) == f"{path}: {problem}"
+
+
 def test_the_shapes_a_file_declares_are_checked_before_a_model_of_them_is_built(tmp_path: Path) -> None:
     # A 217 KB file naming 2000 channels and 20 blocks: the model built for it would take about 40 GB.
     tensors = {"extract.weight": torch.zeros(2000, 3, 3, 3)}

@@ -85,6 +85,7 @@ def load_weights(path: Path, label: str) -> RECNet:
     with torch.device("meta"):  # the shapes it needs, checked before a byte is allocated for them
         check_state_dict(RECNet(channels, blocks).state_dict(), state_dict, label)
     check_dtypes(state_dict, label)
+    check_dense(state_dict, label)
     check_finite(state_dict, label)
     model = RECNet(channels, blocks)
     model.load_state_dict(state_dict)
@@ -270,6 +271,25 @@ def check_dtypes(state_dict: dict[str, Tensor], label: str) -> None:
         raise WeightsError(
             f"{label}: {describe_keys(f'{dtype} values in', other)}; RECNet's weights are float32, float16, "
             "bfloat16 or float64"
+        )
+
+
+def check_dense(state_dict: dict[str, Tensor], label: str) -> None:
+    """Refuses tensors that are not plain arrays of values: sparse ones, and those of PyTorch's meta device,
+    which have a shape and no values (a model saved before its weights were loaded into it)."""
+    import torch
+
+    sparse = sorted(key for key, tensor in state_dict.items() if tensor.layout != torch.strided)
+    if sparse:
+        layout = str(state_dict[sparse[0]].layout).removeprefix("torch.")
+        raise WeightsError(
+            f"{label}: {describe_keys(f'{layout} tensors in', sparse)}; RECNet's weights are dense tensors"
+        )
+    empty = sorted(key for key, tensor in state_dict.items() if tensor.is_meta)
+    if empty:
+        raise WeightsError(
+            f"{label}: {describe_keys('tensors without values (on the meta device) in', empty)}; save the "
+            "model once its weights are loaded"
         )
 
 
