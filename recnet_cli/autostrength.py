@@ -160,6 +160,12 @@ class StrengthCalibration:
         """From a card's ``auto_strength`` field: a mapping, or its JSON text (safetensors metadata)."""
         try:
             fields = json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            shown = value if len(value) <= 40 else f"{value[:40]}..."
+            raise CalibrationError(
+                f"unusable auto_strength calibration (text that is not JSON: {shown!r})"
+            ) from None
+        try:
             if not isinstance(fields, Mapping) or fields.get("features") != FEATURES:
                 raise CalibrationError(f"not a calibration of the {FEATURES} statistics")
             vectors = [tuple(float(x) for x in fields[key]) for key in ("mean", "scale", "weights")]

@@ -154,6 +154,13 @@ def test_an_unusable_calibration_is_refused(broken: object) -> None:
         StrengthCalibration.from_card(broken)
 
 
+def test_a_calibration_that_is_text_but_not_json_is_said_to_be_so() -> None:
+    # It said "(Expecting value: line 1 column 1 (char 0))", the JSON parser's words
+    with pytest.raises(CalibrationError) as caught:
+        StrengthCalibration.from_card("bogus")
+    assert str(caught.value) == "unusable auto_strength calibration (text that is not JSON: 'bogus')"
+
+
 @pytest.mark.parametrize("scale", [1e-320, 1.4e-17, -1e-12])
 def test_a_calibration_s_tiny_scales_still_predict_a_strength(scale: float) -> None:
     # 1e-320 was a traceback (NaN); np.std of a statistic that never changed can give 1.4e-17
