@@ -24,7 +24,7 @@ from recnet_cli.imaging import (
 )
 from recnet_cli.inputs import file_identity
 from recnet_cli.metrics import mean_psnr, psnr, ssim, to_uint8
-from recnet_cli.outputs import claim_key, existing_output_problem, folder_problem
+from recnet_cli.outputs import claim_key, existing_output_problem, folder_problem, names_image_file
 from recnet_cli.train.data import ImageFileError, read_rgb, require_same_size
 from recnet_cli.train.pairs import ImagePair
 
@@ -166,9 +166,12 @@ def save_problem(
     """Why ``--save`` cannot write into ``save_dir``: it is a file, it holds the pairs' images (a saved
     ``a.png`` beside ``a.jpg`` would pair with nothing next time) or those of another split of their
     ``data_set`` (its folders), two inputs would be saved under one name, or it would replace a file that
-    is there already (unless ``overwrite``, and never one of the user's)."""
+    is there already (unless ``overwrite``, and never one of the user's), or it names an image file that is
+    not there (``out.png``: a folder of that name would be made)."""
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):
         return f"--save {save_dir}: {file_kind(save_dir)}, not a folder"
+    if not os.path.exists(save_dir) and names_image_file(save_dir):  # a folder would be made of that name
+        return f"--save {save_dir}: names an image file; --save takes a folder, which gets <input stem>.png"
     if problem := folder_problem(save_dir, create=False):
         return f"--save {save_dir}: {problem}"
     folders = {file_identity(path.parent) for pair in pairs for path in (pair.input, pair.target)}

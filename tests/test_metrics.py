@@ -299,6 +299,19 @@ def test_a_photo_too_large_for_the_memory_is_a_named_failure(
     ]
 
 
+def test_a_save_folder_named_as_an_image_file_is_refused_before_a_folder_of_that_name_is_made(
+    tmp_path: Path,
+) -> None:
+    # eval --save results/out.png made a folder named out.png, without a word
+    pair = ImagePair(tmp_path / "in" / "a.jpg", tmp_path / "gt" / "a.png")
+    assert save_problem([pair], tmp_path / "out.png", overwrite=False) == (
+        f"--save {tmp_path / 'out.png'}: names an image file; --save takes a folder, which gets <input "
+        "stem>.png"
+    )
+    (tmp_path / "out.png").mkdir()  # a folder that is there already is the user's choice of name
+    assert save_problem([pair], tmp_path / "out.png", overwrite=False) is None
+
+
 def test_saving_never_replaces_an_evaluated_image_nor_a_user_s_file_nor_an_earlier_one_unasked(
     tmp_path: Path,
 ) -> None:
