@@ -419,6 +419,25 @@ def test_weights_that_are_not_dense_values_are_refused(
     assert load_error(str(path)) == f"{path}: {problem}"
 
 
+def test_a_card_of_another_model_beside_the_weights_is_refused(
+    weights_dir: Path, small_model: RECNet
+) -> None:
+    # The card beside them said 16 channels x 3 blocks of 4 x 2 weights, and its strength calibration, of
+    # another model, would have set every photo's strength
+    path = weights_dir / "model.safetensors"
+    save_model(small_model, path, {"steps": 10})
+    card = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps(card | {"channels": 16, "blocks": 3}))
+    problem = (
+        f"{path}: its card (model.json) describes 16 channels x 3 blocks, but the weights are 4 channels x 2 "
+        "blocks: the card of another model (its strength calibration is that model's); replace or remove it"
+    )
+    assert load_error(str(path)) == problem
+    assert [entry.problem for entry in models_to_list()[0]] == [problem]  # listed as damaged
+    path.with_suffix(".json").write_text(json.dumps(card | {"blocks": 2}))  # as it was: loads
+    assert load_model(str(path)).model.num_blocks == 2
+
+
 def test_the_shapes_a_file_declares_are_checked_before_a_model_of_them_is_built(tmp_path: Path) -> None:
     # A 217 KB file naming 2000 channels and 20 blocks: the model built for it would take about 40 GB.
     tensors = {"extract.weight": torch.zeros(2000, 3, 3, 3)}

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recnet_cli.weights.card import card_calibration, read_card
+from recnet_cli.weights.card import card_calibration, check_card_matches, read_card
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
 from recnet_cli.weights.formats import is_safetensors, load_weights
 from recnet_cli.weights.hub import cached_copy_damaged, download
@@ -80,13 +80,10 @@ def load_model(ref: str | None = None) -> LoadedModel:
 
 
 def load_location(location: ModelLocation) -> LoadedModel:
-    return LoadedModel(
-        model=load_weights(location.path, location.source),
-        source=location.source,
-        path=location.path,
-        card=read_card(location.path),
-        reference=location.reference,
-    )
+    model = load_weights(location.path, location.source)
+    card = read_card(location.path)
+    check_card_matches(card, model, location.path, location.source)
+    return LoadedModel(model, location.source, location.path, card, location.reference)
 
 
 def strength_calibration(loaded: LoadedModel) -> StrengthCalibration | None:

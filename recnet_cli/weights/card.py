@@ -43,6 +43,22 @@ def read_card(model_path: Path) -> dict[str, Any]:
     return card
 
 
+def check_card_matches(card: dict[str, Any], model: RECNet, model_path: Path, label: str) -> None:
+    """Refuses a card that describes another model than the weights (their channels or blocks): a card of
+    another model, whose strength calibration is that model's."""
+    held = {"channels": model.channels, "blocks": model.num_blocks}
+    if all(card.get(field, size) == size for field, size in held.items()):
+        return
+    card_path = model_path.with_suffix(".json")
+    where = f" ({card_path.name})" if card_path.is_file() else ""
+    said = " x ".join(f"{card.get(field, '?')} {field}" for field in held)
+    raise WeightsError(
+        f"{label}: its card{where} describes {said}, but the weights are {model.channels} channels x "
+        f"{model.num_blocks} blocks: the card of another model (its strength calibration is that model's); "
+        "replace or remove it"
+    )
+
+
 CALIBRATION_FIELD = "auto_strength"  # the card's strength calibration (``recnet calibrate``); its scores too
 
 

@@ -32,7 +32,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from recnet_cli import __version__
 from recnet_cli.files import error_line, file_kind, first_line, nearest_existing
-from recnet_cli.weights.card import card_calibration, read_card
+from recnet_cli.weights.card import card_calibration, check_card_matches, read_card
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
 from recnet_cli.weights.formats import (
     MODEL_SUFFIXES,
@@ -175,8 +175,10 @@ def check_fetched(path: Path, ref: HubRef) -> None:
         raise WeightsError(
             f"{ref.text}: not a RECNet model (no extract.weight tensor found in {ref.filename})"
         )
-    load_weights(path, ref.text)
-    card_calibration(read_card(path), ref.text)
+    model = load_weights(path, ref.text)
+    card = read_card(path)
+    check_card_matches(card, model, path, ref.text)
+    card_calibration(card, ref.text)
 
 
 def fetch_from_hub(

@@ -14,7 +14,7 @@ from huggingface_hub.errors import CacheNotFound
 from rich.filesize import decimal
 
 from recnet_cli.files import describe_os_error
-from recnet_cli.weights.card import card_calibration, card_summary, read_card
+from recnet_cli.weights.card import card_calibration, card_summary, check_card_matches, read_card
 from recnet_cli.weights.errors import WeightsError
 from recnet_cli.weights.formats import MODEL_SUFFIXES, load_weights, looks_like_recnet
 from recnet_cli.weights.hub import HUB_DEFAULT_FILENAME, hub_cache_problem
@@ -77,11 +77,13 @@ def models_to_list(load: bool = True) -> tuple[list[ModelEntry], str | None]:
 
 def loadable(entry: ModelEntry) -> ModelEntry:
     """The entry, or where nothing else was found wrong with it, with why --model cannot load its weights
-    (NaN values in them, a checkpoint of another kind), as ``recnet download`` said when it fetched them."""
+    (NaN values in them, a checkpoint of another kind, a card of another model), as ``recnet download``
+    said when it fetched them."""
     if entry.problem is not None:
         return entry
     try:
-        load_weights(entry.path, str(entry.path))
+        model = load_weights(entry.path, str(entry.path))
+        check_card_matches(read_card(entry.path), model, entry.path, str(entry.path))
     except WeightsError as error:
         return replace(entry, problem=str(error))
     return entry
