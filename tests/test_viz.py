@@ -29,6 +29,7 @@ from recnet_cli.viz.features import (
     missing_region,
     region_distances,
 )
+from recnet_cli.viz.mask import mask_overlay
 from recnet_cli.viz.sheet import Explained, contact_sheet, explain, strength_caption
 
 
@@ -380,3 +381,23 @@ def test_text_size_measures_the_ink_put_text_draws() -> None:
         assert right <= width <= right + 2, text  # smoothing may leave its last column blank
         rows = np.flatnonzero(ink.any(axis=1))
         assert rows.max() - rows.min() < height, text
+
+
+@pytest.mark.parametrize(("size", "drawn"), [((200, 2000), True), ((200, 300), True), ((40, 120), False)])
+def test_the_mask_legend_is_legible_or_left_out(
+    monkeypatch: pytest.MonkeyPatch, size: tuple[int, int], drawn: bool
+) -> None:
+    # On a picture 315 pixels or less on its short side, its labels were 5 pixels high: smudges
+    heights: list[int] = []
+    put_text = draw.put_text
+
+    def measured(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, *rest: object) -> None:
+        heights.append(draw.font_at(scale).size)
+        put_text(image, text, origin, scale, *rest)
+
+    monkeypatch.setattr(draw, "put_text", measured)
+    photo = np.full((*size, 3), 0.5, np.float32)
+    picture = mask_overlay(photo, np.linspace(0, 1, size[0] * size[1], dtype=np.float32).reshape(size))
+    assert picture.shape == (*size, 3)
+    assert len(heights) == 3 * drawn  # over, ok, under
+    assert all(height >= 10 for height in heights)  # the font's size in pixels

@@ -12,6 +12,7 @@ UNDER_COLOUR = np.array(BLUE, dtype=np.float32) / 255
 OVER_COLOUR = np.array(VERMILLION, dtype=np.float32) / 255
 DIMMING = 0.45
 LEGEND_INK = (235, 235, 235)
+LEGEND_LEAST_SCALE = 0.72  # its labels 10 pixels high: any smaller, and they are smudges
 
 
 def exposure_tint(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -39,9 +40,10 @@ def mask_overlay(photo: np.ndarray, mask: np.ndarray, legend: bool = True) -> np
 
 
 def draw_legend(image: np.ndarray) -> np.ndarray:
-    """A small key in the bottom-left corner: a colour bar from over- to under-exposed."""
+    """A small key in the bottom-left corner: a colour bar from over- to under-exposed; none on a picture
+    too small to hold it legibly."""
     height, width = image.shape[:2]
-    scale = max(min(width, height) / 900, 0.35)
+    scale = max(min(width, height) / 900, LEGEND_LEAST_SCALE)
     bar_w, bar_h = int(260 * scale), int(16 * scale)
     pad = int(10 * scale)
     font_scale = 0.5 * scale
