@@ -337,7 +337,7 @@ def explain(
     if (as_folder := output_taken_as_folder([Source(image, Path(image.name))], output)) and not quiet:
         console.notice(as_folder)
     try:
-        photo = read_input(image, quiet).pixels
+        photo = read_input(image, quiet)
         truth = read_input(reference, quiet).pixels if reference is not None else None
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
@@ -349,7 +349,7 @@ def explain(
     from recnet_cli.viz.sheet import explain as explain_photo
 
     try:
-        explained = explain_photo(corrector, photo, truth)
+        explained = explain_photo(corrector, photo.pixels, truth, grey=photo.grayscale)
         subtitle = f"model {loaded.source}   device {corrector.device}" + (
             f"   reference {reference.name}" if reference is not None else ""
         )

@@ -14,6 +14,7 @@ from conftest import as_recnet_wrote, make_photo, run
 from PIL import Image
 
 from recnet_cli.engine import Corrector
+from recnet_cli.metrics import to_uint8
 from recnet_cli.model import RECNet
 from recnet_cli.viz import draw
 from recnet_cli.viz.features import (
@@ -173,6 +174,19 @@ def test_the_sheet_says_how_much_of_the_correction_it_shows(model: RECNet) -> No
     assert half.strength == 0.5
     assert strength_caption(half.strength) == "strength 0.5 of the correction"
     assert strength_caption(1.0) == "the full correction (strength 1)"
+
+
+def test_the_sheet_shows_a_grey_photo_corrected_in_grey_as_correct_writes_it(model: RECNet) -> None:
+    # The model's output of a grey photo has a little colour, which correct drops (it writes grey): the
+    # sheet showed a colour cast that the corrected file does not have
+    grey = np.repeat(np.random.default_rng(7).random((40, 56, 1), dtype=np.float32), 3, axis=2)
+    corrector = Corrector(model, torch.device("cpu"))
+    coloured = explain(corrector, grey).corrected
+    assert np.ptp(coloured.astype(int), axis=2).max() > 0  # the model's own output
+    shown = explain(corrector, grey, grey=True).corrected
+    assert (shown == shown[..., :1]).all()
+    luma = corrector.correct(grey).image @ np.asarray([0.299, 0.587, 0.114], np.float32)
+    assert np.array_equal(shown[..., 0], to_uint8(luma))
 
 
 def test_explain_writes_a_contact_sheet(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recnet_cli.engine import Corrector
+from recnet_cli.imaging.pixels import BT601_LUMA
 from recnet_cli.metrics import to_uint8
 from recnet_cli.viz import draw
 from recnet_cli.viz.features import FIGURE_WIDTH, TEXT, extract_features, feature_error_figure, feature_figure
@@ -30,17 +31,24 @@ class Explained:
     strength: float = 1.0  # the share of the model's correction in ``corrected``
 
 
-def explain(corrector: Corrector, photo: np.ndarray, reference: np.ndarray | None = None) -> Explained:
-    """Corrects a photo and draws its figures; ``reference`` (same size) adds the error figure."""
+def explain(
+    corrector: Corrector, photo: np.ndarray, reference: np.ndarray | None = None, grey: bool = False
+) -> Explained:
+    """Corrects a photo and draws its figures; ``reference`` (same size) adds the error figure. A ``grey``
+    photo's correction is shown as ``recnet correct`` writes it: its luma."""
     result = corrector.correct(photo)
+    corrected = result.image
+    if grey:
+        luma = corrected @ np.asarray(BT601_LUMA, np.float32)
+        corrected = np.repeat(luma[..., None], 3, axis=2)
     features = extract_features(corrector.model, photo)
     errors = None
     if reference is not None:
         reference_features = extract_features(corrector.model, reference)
-        errors = feature_error_figure(features, reference_features, result.image, reference)
+        errors = feature_error_figure(features, reference_features, corrected, reference)
     return Explained(
         photo=to_uint8(photo),
-        corrected=to_uint8(result.image),
+        corrected=to_uint8(corrected),
         mask=mask_overlay(photo, result.mask, legend=False),
         features=feature_figure(features),
         strength=result.strength,
