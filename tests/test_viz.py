@@ -31,7 +31,7 @@ from recnet_cli.viz.features import (
     region_distances,
 )
 from recnet_cli.viz.mask import mask_overlay
-from recnet_cli.viz.sheet import Explained, contact_sheet, explain, strength_caption
+from recnet_cli.viz.sheet import FRAME, Explained, contact_sheet, explain, photo_panel, strength_caption
 
 
 def two_region_features(gaps: list[float], channels: int = 8, size: int = 32) -> Features:
@@ -166,6 +166,22 @@ def test_contact_sheet_stacks_photos_features_and_errors(model: RECNet) -> None:
     assert sheet.shape[1] == without.shape[1] >= FIGURE_WIDTH
     assert sheet.shape[0] > without.shape[0] + errors.shape[0]
     assert without.shape[0] > 300 + explained.features.shape[0]
+
+
+def test_a_white_photo_has_an_edge_against_the_sheets_paper() -> None:
+    # A blown-out photo, what recnet is for, vanished into the white sheet
+    panel = photo_panel(np.full((300, 450, 3), 255, np.uint8), ["1. Input", ""])
+    framed = np.argwhere((panel == FRAME).all(axis=2))
+    (top, left), (bottom, right) = framed.min(axis=0), framed.max(axis=0)
+    assert (right - left - 1) / (bottom - top - 1) == pytest.approx(1.5, abs=0.02)  # the photo inside
+    assert (panel[top + 1 : bottom, left + 1 : right] == 255).all()
+    for edge in (
+        panel[top, left:right],
+        panel[bottom, left:right],
+        panel[top:bottom, left],
+        panel[top:bottom, right],
+    ):
+        assert (edge == FRAME).all()
 
 
 def test_the_sheet_says_how_much_of_the_correction_it_shows(model: RECNet) -> None:

@@ -17,6 +17,7 @@ TITLE_TEXT = 0.8
 PHOTO_HEIGHT = 340
 PANEL_GAP = 12
 PANEL_WIDTH = (FIGURE_WIDTH - 2 * PANEL_GAP) // 3
+FRAME = (190, 190, 190)
 
 
 @dataclass
@@ -82,8 +83,9 @@ def strength_caption(strength: float) -> str:
 
 
 def photo_panel(picture: np.ndarray, caption: list[str]) -> np.ndarray:
-    """A photo fitted into a third of the sheet's width, captioned above."""
-    box = draw.fit_box(picture, PANEL_WIDTH, PHOTO_HEIGHT)
+    """A photo fitted into a third of the sheet's width, captioned above, in a hairline frame: a blown-out
+    sky would have no edge against the paper."""
+    box = draw.border(draw.fit_box(picture, PANEL_WIDTH - 2, PHOTO_HEIGHT - 2), 1, FRAME)
     return draw.vstack(
         [draw.text_lines(caption, PANEL_WIDTH, TEXT), draw.pad(box, box.shape[0], PANEL_WIDTH)]
     )
