@@ -153,9 +153,9 @@ def done(headline: str, details: str) -> None:
 
 
 def notice_passed_over(paths: list[Path]) -> None:
-    look = "looks" if len(paths) == 1 else "look"
+    look = "looks like one of" if len(paths) == 1 else "look like"
     notice(
-        f"passed over {counted(len(paths), 'image')} that {look} like recnet's outputs, by mark, name or"
+        f"passed over {counted(len(paths), 'image')} that {look} recnet's outputs, by mark, name or"
         f" folder ({listed([str(path) for path in paths])}); name files one by one to include them"
     )
 
