@@ -413,11 +413,14 @@ def test_text_size_measures_the_ink_put_text_draws() -> None:
         assert rows.max() - rows.min() < height, text
 
 
-@pytest.mark.parametrize(("size", "drawn"), [((200, 2000), True), ((200, 300), True), ((40, 120), False)])
+@pytest.mark.parametrize(
+    ("size", "drawn"), [((200, 2000), True), ((400, 600), True), ((200, 300), False), ((60, 220), False)]
+)
 def test_the_mask_legend_is_legible_or_left_out(
     monkeypatch: pytest.MonkeyPatch, size: tuple[int, int], drawn: bool
 ) -> None:
-    # On a picture 315 pixels or less on its short side, its labels were 5 pixels high: smudges
+    # On a picture 315 pixels or less on its short side, its labels were 5 pixels high: smudges. Legible,
+    # the legend would hide much of a small picture's mask (69% of a 220 x 60 one): it goes.
     heights: list[int] = []
     put_text = draw.put_text
 
@@ -431,3 +434,7 @@ def test_the_mask_legend_is_legible_or_left_out(
     assert picture.shape == (*size, 3)
     assert len(heights) == 3 * drawn  # over, ok, under
     assert all(height >= 10 for height in heights)  # the font's size in pixels
+    legend = picture != mask_overlay(photo, np.linspace(0, 1, size[0] * size[1]).reshape(size), legend=False)
+    rows, columns = np.nonzero(legend.any(axis=2))
+    if drawn:  # in the bottom-left corner, a third of the height and half the width at most
+        assert rows.min() >= size[0] * 2 / 3 and columns.max() < size[1] / 2

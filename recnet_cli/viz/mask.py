@@ -12,7 +12,9 @@ UNDER_COLOUR = np.array(BLUE, dtype=np.float32) / 255
 OVER_COLOUR = np.array(VERMILLION, dtype=np.float32) / 255
 DIMMING = 0.45
 LEGEND_INK = (235, 235, 235)
-LEGEND_LEAST_SCALE = 0.72  # its labels 10 pixels high: any smaller, and they are smudges
+LEGEND_LEAST_FONT = 10  # pixels: smaller labels are smudges
+LEGEND_LEAST_SCALE = LEGEND_LEAST_FONT / (0.5 * draw.PIXELS_PER_SCALE)
+LEGEND_MOST_SHARE = (1 / 3, 1 / 2)  # of the picture's height and width: it would hide the mask
 
 
 def exposure_tint(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +43,7 @@ def mask_overlay(photo: np.ndarray, mask: np.ndarray, legend: bool = True) -> np
 
 def draw_legend(image: np.ndarray) -> np.ndarray:
     """A small key in the bottom-left corner: a colour bar from over- to under-exposed; none on a picture
-    too small to hold it legibly."""
+    too small to hold it legibly and still show the mask (``LEGEND_MOST_SHARE``)."""
     height, width = image.shape[:2]
     scale = max(min(width, height) / 900, LEGEND_LEAST_SCALE)
     bar_w, bar_h = int(260 * scale), int(16 * scale)
@@ -49,7 +51,7 @@ def draw_legend(image: np.ndarray) -> np.ndarray:
     font_scale = 0.5 * scale
     text_h = draw.text_size("Ag", font_scale)[1]
     box_w, box_h = bar_w + 2 * pad, bar_h + text_h + 3 * pad
-    if box_w > width or box_h > height:
+    if box_h > height * LEGEND_MOST_SHARE[0] or box_w > width * LEGEND_MOST_SHARE[1]:
         return image
     out = image.copy()
     top = height - box_h
