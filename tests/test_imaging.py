@@ -525,7 +525,8 @@ def test_an_ultra_hdr_photos_gain_map_is_said_to_be_left_out_and_its_xmp_no_long
         tmp_path / "in.jpg", picture, format="MPO", save_all=True, append_images=[gain_map], xmp=xmp
     )
     photo, output = round_trip(tmp_path, source, "jpg")
-    assert photo.reading_notices() == [
+    assert photo.reading_notices() == []  # said of a corrected photo only, not of a mask picture
+    assert output_notices(photo, "JPEG") == [
         "its HDR gain map is left out: the output holds the corrected picture alone"
     ]
     with Image.open(output) as written:
@@ -542,10 +543,14 @@ def test_a_motion_photos_video_is_said_to_be_left_out_and_its_xmp_no_longer_clai
     with source.open("ab") as file:
         file.write(b"\0\0\0\x18ftypmp42" + bytes(4990))  # the video, after the photo's end
     photo = read_photo(source)
-    assert photo.reading_notices() == [
+    assert output_notices(photo, "PNG") == [
         "its motion photo's video is left out: the output holds the corrected picture alone"
     ]
     assert photo.xmp == xmp_packet('xmp:Rating="4"')
+    # MotionPhoto 0 says there is no video: nothing is said, and the XMP is kept as it is
+    still = xmp.replace(b'MotionPhoto="1"', b'MotionPhoto="0"').replace(b"MicroVideoOffset='0'", b"")
+    photo = read_photo(save(tmp_path / "still.jpg", Image.fromarray(gradient_rgb8()), xmp=still))
+    assert output_notices(photo, "JPEG") == [] and photo.xmp == still
 
 
 @pytest.mark.parametrize("form", ["attribute", "element"])

@@ -53,16 +53,17 @@ _XMP_EDITS = (
     ),
 )
 # What followed the picture in its file, which outputs go without, by what the XMP packet says of it: an
-# HDR gain map (Ultra HDR, Adobe's), a motion photo's video (Google's). Outputs' XMP does not claim them.
+# HDR gain map (Ultra HDR, Adobe's), a motion photo's video (Google's: MotionPhoto, or MicroVideo before it,
+# 1; 0 says there is none). Outputs' XMP does not claim them, nor the container directory that places them.
 _APPENDED = {
-    "HDR gain map": re.compile(rb"hdrgm:Version"),
-    "motion photo's video": re.compile(rb"GCamera:(?:MotionPhoto|MicroVideo)"),
+    "HDR gain map": re.compile(rb"hdrgm:Version\s*(?:=|>)"),
+    "motion photo's video": re.compile(rb"GCamera:(?:MotionPhoto|MicroVideo)\s*(?:=\s*[\"']|>)\s*1\b"),
 }
 _APPENDED_PROPERTY = rb"hdrgm:Version|GCamera:(?:MotionPhoto|MicroVideo)\w*"
 _XMP_REMOVALS = (
     re.compile(rb"\s(?:%s)\s*=\s*(?:\"[^\"]*\"|'[^']*')" % _APPENDED_PROPERTY),  # an attribute
     re.compile(rb"<(%s)>[^<]*</\1>" % _APPENDED_PROPERTY),  # an element
-    re.compile(rb"<Container:Directory>.*?</Container:Directory>", re.DOTALL),  # where each item starts
+    re.compile(rb"<(G?Container:Directory)>.*?</\1>", re.DOTALL),  # where each item starts
 )
 # A packet's trailer; the white space before it is padding, which the XMP specification leaves for editing
 # the packet in place (Adobe's toolkit writes 2 kB of it).
@@ -195,14 +196,15 @@ def output_exif(exif: bytes, output_format: str) -> bytes:
 
 def _portable_xmp(xmp: bytes | None) -> bytes | None:
     """The XMP to copy to outputs: its orientation, if it has one, says 1 (the pixels are upright now), its
-    CreatorTool, if it has one, recnet, and nothing of what followed the picture in its file (``_APPENDED``:
-    a gain-map-aware viewer would look for a gain map past the output's end)."""
+    CreatorTool, if it has one, recnet, and nothing of what followed the picture in its file, where it says
+    something did (``_APPENDED``: a gain-map-aware viewer would look for a gain map past the output's
+    end)."""
     if not xmp:
         return None
     edited = xmp
     for pattern, replacement in _XMP_EDITS:
         edited = pattern.sub(replacement, edited)
-    for pattern in _XMP_REMOVALS:
+    for pattern in _XMP_REMOVALS if appended_items(xmp) else ():
         edited = pattern.sub(b"", edited)
     return _within_length(edited, len(xmp))
 

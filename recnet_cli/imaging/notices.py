@@ -72,6 +72,15 @@ def text_loss_notice(photo: Photo, output_format: str) -> str | None:
     return f"its {what} cannot go into {FORMAT_NAMES[output_format][0]}: left out; {keeper} keeps {them}"
 
 
+def appended_loss_notice(photo: Photo, output_format: str) -> str | None:
+    """What the user should know when the photo's file held more than its picture (an HDR gain map, a
+    motion photo's video), which an output in any format goes without; None otherwise."""
+    if not photo.appended:
+        return None
+    what, verb = in_words(list(photo.appended), "and"), "are" if len(photo.appended) > 1 else "is"
+    return f"its {what} {verb} left out: the output holds the corrected picture alone"
+
+
 def alpha_loss_notice(photo: Photo, output_format: str) -> str | None:
     """What the user should know when an output in ``output_format`` goes without the photo's transparency;
     None when it keeps it, or when there is none to see (an alpha channel opaque all over, as many programs
@@ -94,6 +103,7 @@ def output_notices(photo: Photo, output_format: str) -> list[str]:
         iptc_loss_notice,
         extended_xmp_loss_notice,
         text_loss_notice,
+        appended_loss_notice,
         alpha_loss_notice,
     )
     return [notice for describe in describers if (notice := describe(photo, output_format))]

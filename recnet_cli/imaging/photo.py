@@ -95,22 +95,10 @@ class Photo:
         converted = "its colours were converted to RGB uncalibrated, and may be off"
         return f"a CMYK photo {self.uncalibrated_cmyk}: {converted}"
 
-    @property
-    def appended_notice(self) -> str | None:
-        """What the user should know when the file held more than its picture (an HDR gain map), which the
-        output goes without."""
-        if not self.appended:
-            return None
-        verb = "are" if len(self.appended) > 1 else "is"
-        what = in_words(list(self.appended), "and")
-        return f"its {what} {verb} left out: the output holds the corrected picture alone"
-
     def reading_notices(self, metadata: bool = True) -> list[str]:
         """What the user should know of how the file was read: of its unread frames, of its damaged
         metadata and an ICC profile that says nothing of its colours (both left out with ``metadata=False``,
         for a reader that copies none) and of CMYK colours converted without their profile."""
         damaged = self.damaged_metadata_notice if metadata else None
         profile = self.unusable_profile_notice if metadata else None
-        appended = self.appended_notice if metadata else None
-        notices = (self.unread_frames_notice, damaged, profile, appended, self.uncalibrated_cmyk_notice)
-        return [notice for notice in notices if notice]
+        return [n for n in (self.unread_frames_notice, damaged, profile, self.uncalibrated_cmyk_notice) if n]
