@@ -892,6 +892,28 @@ def test_a_jpegs_comments_go_into_jpeg_outputs_as_they_are_and_into_png_as_its_c
     ]
 
 
+def test_empty_text_is_not_copied_nor_said_to_be_left_out_and_each_comment_counts(tmp_path):
+    source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), comment=b"first")
+    data = source.read_bytes()  # an empty comment, then a second one, after the first
+    at = data.index(b"first") + len(b"first")
+    source.write_bytes(data[:at] + b"\xff\xfe\x00\x02" + b"\xff\xfe\x00\x08second" + data[at:])
+    photo, output = round_trip(tmp_path, source, "jpg")
+    with Image.open(output) as written:
+        assert [data for marker, data in written.applist if marker == "COM"] == [b"first", b"second"]
+    assert output_notices(photo, "JPEG") == []  # the empty one was "left out" of its own format
+    assert output_notices(photo, "WEBP") == [
+        "its 2 comments cannot go into WebP: left out; JPEG or PNG keeps them"
+    ]
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "shot on film")
+    info.add_text("Title", "")  # nothing to keep
+    info.add_text("Raw profile type iptc", "\niptc\n       2\n1c02\n")  # ImageMagick's IPTC, in hex
+    photo = read_photo(save(tmp_path / "in.png", Image.fromarray(gradient_rgb8()), pnginfo=info))
+    assert output_notices(photo, "TIFF") == [  # JPEG keeps a comment too
+        "its PNG text Comment cannot go into TIFF: left out; JPEG or PNG keeps it"
+    ]
+
+
 def test_a_tiffs_iptc_and_xmp_tags_do_not_travel_inside_its_exif():
     # A TIFF's first directory doubles as its EXIF; the IPTC and XMP in it are copied as themselves, not
     # as EXIF tags (Pillow cuts the integer-typed IPTC tag to one number, which readers flag as damage).

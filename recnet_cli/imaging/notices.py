@@ -10,7 +10,7 @@ from recnet_cli.imaging.colour import colour_loss_notice
 from recnet_cli.imaging.formats import ALPHA_FORMATS, FORMAT_NAMES, METADATA_FORMATS
 from recnet_cli.imaging.metadata import exif_holds_resolution, iptc_left_out_of_xmp, left_out, metadata_blocks
 from recnet_cli.imaging.photo import Photo
-from recnet_cli.imaging.text import text_for
+from recnet_cli.imaging.text import COMMENT_KEYWORD, text_for
 from recnet_cli.wording import in_words
 
 
@@ -65,10 +65,11 @@ def text_loss_notice(photo: Photo, output_format: str) -> str | None:
     if not left:
         return None
     them = "them" if len(left) > 1 else "it"
+    keeper = "JPEG or PNG" if set(left) == {COMMENT_KEYWORD} else "PNG"
     if photo.source_format == "PNG":
-        what, keeper = f"PNG text {in_words(left, 'and')}", "PNG"
+        what = f"PNG text {in_words(list(dict.fromkeys(left)), 'and')}"
     else:
-        what, keeper = "comment", "JPEG or PNG"
+        what = "comment" if len(left) == 1 else f"{len(left)} comments"
     return f"its {what} cannot go into {FORMAT_NAMES[output_format][0]}: left out; {keeper} keeps {them}"
 
 

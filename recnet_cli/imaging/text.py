@@ -14,13 +14,12 @@ PNG_TEXT = (b"tEXt", b"zTXt", b"iTXt")
 COMMENT = b"COM"  # a JPEG's comment segment, as (COMMENT, its bytes) among the text
 COMMENT_KEYWORD = "Comment"
 _MAX_COMMENT_BYTES = 65533  # a JPEG segment's data: 65,535 bytes less its length
-# A PNG's text that an output does not copy: what recnet carries in chunks of their own (XMP, and EXIF and
-# ICC profiles in hex, as ImageMagick and Krita write them), and ImageMagick's record of the file's own
-# times (it writes them anew for each file it writes).
-_NOT_COPIED = frozenset(
-    {"XML:com.adobe.xmp", "date:create", "date:modify", "date:timestamp"}
-    | {f"Raw profile type {name}" for name in ("exif", "APP1", "xmp", "icc", "icm")}
-)
+# A PNG's text that is not copied as text: metadata in hex (ImageMagick's and Krita's "Raw profile type
+# exif", xmp, icc, iptc, 8bim: recnet carries EXIF, XMP and ICC profiles in chunks of their own), the XMP
+# packet (carried so too), and ImageMagick's record of the file's own times (it writes them anew for each
+# file it writes).
+_RAW_PROFILE = "Raw profile type "
+_NOT_COPIED = frozenset({"XML:com.adobe.xmp", "date:create", "date:modify", "date:timestamp"})
 # The program that made the file: a PNG output names recnet there, as photo editors do on export (EXIF's
 # Software, XMP's CreatorTool); other formats say it in their EXIF.
 _SOFTWARE_CHUNK = (b"tEXt", f"Software\0recnet {__version__}".encode())
@@ -33,13 +32,22 @@ def keyword(kind: bytes, data: bytes) -> str:
 
 
 def copied_text(chunks: Iterable[tuple[bytes, bytes]]) -> Text:
-    """The text an output may copy of the text chunks or comments a photo's file holds (``_NOT_COPIED``)."""
-    return tuple((kind, data) for kind, data in chunks if keyword(kind, data) not in _NOT_COPIED)
+    """The text an output may copy of the text chunks or comments a photo's file holds: none that is empty,
+    nor what is not text (``_NOT_COPIED``, ``_RAW_PROFILE``)."""
+    return tuple((kind, data) for kind, data in chunks if _is_copied(kind, data))
+
+
+def _is_copied(kind: bytes, data: bytes) -> bool:
+    if kind == COMMENT:
+        return bool(data)
+    name = keyword(kind, data)
+    return name not in _NOT_COPIED and not name.startswith(_RAW_PROFILE) and _png_text_value(kind, data) != ""
 
 
 def text_for(text: Text, output_format: str) -> tuple[Text, list[str]]:
     """The text an output in ``output_format`` holds, in its own terms (PNG chunks; a JPEG's comments, as
-    (COMMENT, bytes)), and the keywords of what it cannot hold. A PNG's Software names recnet."""
+    (COMMENT, bytes)), and the keyword of each piece it cannot hold ("Comment" for a comment). A PNG's
+    Software names recnet."""
     placed, left = [], []
     for kind, data in text:
         if kind in PNG_TEXT and keyword(kind, data) == "Software":
@@ -50,7 +58,7 @@ def text_for(text: Text, output_format: str) -> tuple[Text, list[str]]:
             placed.append((COMMENT, comment))
         else:
             left.append(keyword(kind, data))
-    return tuple(placed), list(dict.fromkeys(left))
+    return tuple(placed), left
 
 
 def _as_png_chunk(kind: bytes, data: bytes) -> tuple[bytes, bytes]:
