@@ -430,11 +430,18 @@ def test_a_card_of_another_model_beside_the_weights_is_refused(
     path.with_suffix(".json").write_text(json.dumps(card | {"channels": 16, "blocks": 3}))
     problem = (
         f"{path}: its card (model.json) describes 16 channels x 3 blocks, but the weights are 4 channels x 2 "
-        "blocks: the card of another model (its strength calibration is that model's); replace or remove it"
+        "blocks: the card of another model; replace or remove it"
     )
     assert load_error(str(path)) == problem
     assert [entry.problem for entry in models_to_list()[0]] == [problem]  # listed as damaged
-    path.with_suffix(".json").write_text(json.dumps(card | {"blocks": 2}))  # as it was: loads
+    path.with_suffix(".json").write_text(json.dumps(card | {"channels": 16, "auto_strength": {}}))
+    assert load_error(str(path)) == (
+        f"{path}: its card (model.json) describes 16 channels x 2 blocks, but the weights are 4 channels x 2 "
+        "blocks: the card of another model (its strength calibration is that model's); replace or remove it"
+    )
+    path.with_suffix(".json").write_text(json.dumps({"blocks": 3}))  # one size alone, said alone
+    assert "its card (model.json) describes 3 blocks, but the weights are" in load_error(str(path))
+    path.with_suffix(".json").write_text(json.dumps(card | {"channels": "4"}))  # as written by hand: loads
     assert load_model(str(path)).model.num_blocks == 2
 
 

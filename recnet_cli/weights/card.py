@@ -47,15 +47,17 @@ def check_card_matches(card: dict[str, Any], model: RECNet, model_path: Path, la
     """Refuses a card that describes another model than the weights (their channels or blocks): a card of
     another model, whose strength calibration is that model's."""
     held = {"channels": model.channels, "blocks": model.num_blocks}
-    if all(card.get(field, size) == size for field, size in held.items()):
+    said = {field: card[field] for field in held if field in card}
+    if all(str(value) == str(held[field]) for field, value in said.items()):  # a hand-written "8" too
         return
     card_path = model_path.with_suffix(".json")
-    where = f" ({card_path.name})" if card_path.is_file() else ""
-    said = " x ".join(f"{card.get(field, '?')} {field}" for field in held)
+    beside = card_path.is_file()
+    calibration = " (its strength calibration is that model's)" if CALIBRATION_FIELD in card else ""
     raise WeightsError(
-        f"{label}: its card{where} describes {said}, but the weights are {model.channels} channels x "
-        f"{model.num_blocks} blocks: the card of another model (its strength calibration is that model's); "
-        "replace or remove it"
+        f"{label}: its card ({card_path.name if beside else 'in the file'}) describes "
+        f"{' x '.join(f'{value} {field}' for field, value in said.items())}, but the weights are "
+        f"{model.channels} channels x {model.num_blocks} blocks: the card of another model{calibration}; "
+        + ("replace or remove it" if beside else "save the model again")
     )
 
 
