@@ -171,7 +171,10 @@ def save_problem(
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):
         return f"--save {save_dir}: {file_kind(save_dir)}, not a folder"
     if not os.path.exists(save_dir) and names_image_file(save_dir):  # a folder would be made of that name
-        return f"--save {save_dir}: names an image file; --save takes a folder, which gets <input stem>.png"
+        return (
+            f"--save {save_dir}: names an image file; --save takes a folder, which gets <input stem>.png "
+            "(to use a folder of that name, make it first)"
+        )
     if problem := folder_problem(save_dir, create=False):
         return f"--save {save_dir}: {problem}"
     folders = {file_identity(path.parent) for pair in pairs for path in (pair.input, pair.target)}
