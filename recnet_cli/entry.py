@@ -55,14 +55,12 @@ def run() -> None:
 
 
 def end_if_working_folder_gone() -> None:
-    """Ends recnet, exit 2, in a folder deleted (or moved away) since the shell entered it: paths given
-    relative to it name nothing, and PyTorch's libraries fail to load there."""
+    """Ends recnet, exit 2, in a folder deleted since the shell entered it: paths given relative to it name
+    nothing, and PyTorch's libraries fail to load there. (One moved away is still the working folder.)"""
     try:
         os.getcwd()
     except FileNotFoundError:
-        sys.stderr.write(
-            "error: the current folder no longer exists (deleted or moved); cd to one that does\n"
-        )
+        sys.stderr.write("error: the current folder no longer exists (it was deleted); cd to one that does\n")
         raise SystemExit(2) from None
 
 

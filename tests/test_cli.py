@@ -674,8 +674,7 @@ def test_a_working_folder_deleted_since_the_shell_entered_it_is_named_as_the_cau
     )
     assert result.returncode == 2
     assert (
-        result.stderr
-        == "error: the current folder no longer exists (deleted or moved); cd to one that does\n"
+        result.stderr == "error: the current folder no longer exists (it was deleted); cd to one that does\n"
     )
 
 
