@@ -186,8 +186,8 @@ def fetch_from_hub(
 ) -> Path:
     """The cached file of a Hub reference, downloaded when the Hub has it and the cache does not (or
     ``again``, with its card, in place of the cache's copy, where the Hub can be reached). Where the Hub is
-    not asked (HF_HUB_OFFLINE, or no answer: ``hub_silence``), the cache's copy is the answer, and
-    ``on_cached_copy`` is told why."""
+    not asked (HF_HUB_OFFLINE), gives no answer or refuses (``hub_silence``), the cache's copy is the answer,
+    and ``on_cached_copy`` is told why."""
     if problem := hub_ref_problem(ref):
         raise WeightsError(problem)
     if problem := hub_cache_problem():
@@ -357,20 +357,19 @@ def refused(silence: Exception | None) -> bool:
     return isinstance(silence, HfHubHTTPError) and silence.response.status_code < 500
 
 
-_HUB_ERROR_CODES = {  # the Hub's X-Error-Code on a 4xx answer, in words
-    "RepoNotFound": "no such repository: deleted, renamed or private",
-    "RevisionNotFound": "no such revision",
-    "EntryNotFound": "no such file",
-    "GatedRepo": "a gated repository",
-}
+_REFUSALS = (  # what the Hub's refusals say, by huggingface_hub's error for each (a subclass before its base)
+    (GatedRepoError, "a gated repository"),
+    (RepositoryNotFoundError, "no such repository: deleted, renamed or private"),
+    (RevisionNotFoundError, "no such revision"),
+    (EntryNotFoundError, "no such file"),
+)
 
 
 def unreached(silence: Exception) -> str:
     """What ``hub_silence`` found, in words: ``the Hub at URL answered HTTP 503``, ``cannot reach the Hub at
     URL (connection refused)``."""
     if isinstance(silence, HfHubHTTPError):
-        code = _HUB_ERROR_CODES.get(silence.response.headers.get("X-Error-Code", ""))
-        said = f" ({code})" if code else ""
+        said = next((f" ({what})" for kind, what in _REFUSALS if isinstance(silence, kind)), "")
         return f"the Hub at {constants.ENDPOINT} answered HTTP {silence.response.status_code}{said}"
     if isinstance(silence, FileMetadataError):  # a captive portal, a proxy's page, HF_ENDPOINT set amiss
         return f"{constants.ENDPOINT} does not answer as a Hugging Face Hub (check HF_ENDPOINT and any proxy)"
@@ -410,8 +409,8 @@ def hub_error(
 def hub_failure(ref: HubRef, error: Exception, silence: Exception | None = None) -> WeightsError:
     """``hub_error``'s line, from the exception and why the Hub was not asked."""
     name = ref.text
-    if refused := access_failure(ref, error):
-        return refused
+    if denied := access_failure(ref, error):
+        return denied
     if isinstance(error, RepositoryNotFoundError):
         token = sent_token_source(error)
         unread = f", or the token {token} cannot read it" if token else f" (if it is private, {TOKEN_ADVICE})"
