@@ -32,7 +32,7 @@ from recnet_cli.imaging.photo import Photo
 T = TypeVar("T")
 
 # TIFF's and EXIF's resolution tags, and the units ResolutionUnit gives
-_X_RESOLUTION, _Y_RESOLUTION, _RESOLUTION_UNIT, _INCH, _CENTIMETRE = 282, 283, 296, 2, 3
+(_X_RESOLUTION, _Y_RESOLUTION), _RESOLUTION_UNIT, _INCH, _CENTIMETRE = RESOLUTIONS, 296, 2, 3
 # A TIFF's first directory doubles as its EXIF, but these tags in it are not to be copied as EXIF: those
 # that describe the file's own pixel storage; the ICC profile, XMP and IPTC, which recnet carries on their
 # own; and Photoshop's image resources and layers, which describe the uncorrected pixels.

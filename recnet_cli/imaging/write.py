@@ -37,7 +37,15 @@ from PIL.TiffImagePlugin import (
 )
 
 from recnet_cli.atomicfile import atomic_file
-from recnet_cli.exif_block import EXIF_HEADER, ORIENTATION, edited_exif, entry_tag, first_directory, in_block
+from recnet_cli.exif_block import (
+    EXIF_HEADER,
+    ORIENTATION,
+    RESOLUTIONS,
+    edited_exif,
+    entry_tag,
+    first_directory,
+    in_block,
+)
 from recnet_cli.files import describe_os_error
 from recnet_cli.imaging.colour import converted_in_bands, output_colour, written_grey
 from recnet_cli.imaging.errors import (
@@ -397,9 +405,6 @@ def _write_png(file: BinaryIO, samples: np.ndarray, metadata: Metadata) -> None:
     file.write(_png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b""))
 
 
-RESOLUTION_TAGS = (X_RESOLUTION, Y_RESOLUTION)
-
-
 def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     """A deflate-compressed 8- or 16-bit TIFF of H x W x C samples (C = 1..4) with EXIF, ICC, DPI, XMP and
     IPTC.
@@ -442,7 +447,7 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     entries = {entry_tag(entry, order): entry for entry in exif_entries if in_block(entry, order, len(block))}
     if dpi:
         ifd[X_RESOLUTION], ifd[Y_RESOLUTION], ifd[RESOLUTION_UNIT] = dpi[0], dpi[1], 2  # per inch
-    elif not all(tag in entries for tag in RESOLUTION_TAGS):
+    elif not all(tag in entries for tag in RESOLUTIONS):
         # required in a TIFF: square pixels, and no size in inches (as JFIF's unit 0)
         ifd[X_RESOLUTION], ifd[Y_RESOLUTION], ifd[RESOLUTION_UNIT] = 1, 1, 1
     copied = {tag: entry for tag, entry in entries.items() if tag not in ifd}  # the picture's tags first
