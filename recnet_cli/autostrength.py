@@ -161,9 +161,9 @@ class StrengthCalibration:
         try:
             fields = json.loads(value) if isinstance(value, str) else value
         except ValueError:
-            shown = value if len(value) <= 40 else f"{value[:40]}..."
+            shown = f"{value[:40]!r}" + ("..." if len(value) > 40 else "")
             raise CalibrationError(
-                f"unusable auto_strength calibration (text that is not JSON: {shown!r})"
+                f"unusable auto_strength calibration (text that is not JSON: {shown})"
             ) from None
         try:
             if not isinstance(fields, Mapping) or fields.get("features") != FEATURES:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from recnet_cli.engine import Corrector
-from recnet_cli.imaging.pixels import BT601_LUMA
 from recnet_cli.metrics import to_uint8
 from recnet_cli.viz import draw
 from recnet_cli.viz.features import FIGURE_WIDTH, TEXT, extract_features, feature_error_figure, feature_figure
@@ -36,12 +35,11 @@ def explain(
     corrector: Corrector, photo: np.ndarray, reference: np.ndarray | None = None, grey: bool = False
 ) -> Explained:
     """Corrects a photo and draws its figures; ``reference`` (same size) adds the error figure. A ``grey``
-    photo's correction is shown as ``recnet correct`` writes it: its luma."""
+    photo's correction is shown as ``recnet correct`` writes it in a format with a grey mode: its luma."""
     result = corrector.correct(photo)
     corrected = result.image
     if grey:
-        luma = corrected @ np.asarray(BT601_LUMA, np.float32)
-        corrected = np.repeat(luma[..., None], 3, axis=2)
+        corrected = np.repeat(draw.luminance(corrected)[..., None], 3, axis=2)
     features = extract_features(corrector.model, photo)
     errors = None
     if reference is not None:
