@@ -445,6 +445,23 @@ def test_a_card_of_another_model_beside_the_weights_is_refused(
     assert load_model(str(path)).model.num_blocks == 2
 
 
+def test_a_quantized_checkpoint_is_refused_in_one_line_without_pytorch_s_warnings(
+    tmp_path: Path, small_model: RECNet
+) -> None:
+    # Two lines of PyTorch's deprecation warnings (TypedStorage, quantized tensors) came before the error
+    tensors = dict(small_model.state_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tensors["extract.weight"] = torch.quantize_per_tensor(tensors["extract.weight"], 0.01, 0, torch.qint8)
+    path = tmp_path / "model.pth"
+    torch.save(tensors, path)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        problem = load_error(str(path))
+    assert problem.startswith(f"{path}: qint8 values in key extract.weight; RECNet's weights are")
+    assert [str(warning.message) for warning in said] == []
+
+
 def test_the_shapes_a_file_declares_are_checked_before_a_model_of_them_is_built(tmp_path: Path) -> None:
     # A 217 KB file naming 2000 channels and 20 blocks: the model built for it would take about 40 GB.
     tensors = {"extract.weight": torch.zeros(2000, 3, 3, 3)}

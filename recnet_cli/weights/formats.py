@@ -190,8 +190,10 @@ def read_checkpoint(path: Path, label: str, kind: str = "RECNet checkpoint") -> 
             f"{label}: a TorchScript archive (code, not weights), {not_safe}; {WHAT_RECNET_READS}"
         )
     try:
-        with warnings.catch_warnings():  # "Detected pickle protocol 4 ...", before loading or failing: noise
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        # PyTorch's words while it reads a file ("Detected pickle protocol 4", "TypedStorage is deprecated", a
+        # quantized tensor's deprecation) are noise: the file is then loaded, or refused in one line.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "Weights only load failed" not in str(error):
