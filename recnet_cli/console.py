@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 import statistics
 import sys
 import threading
@@ -31,7 +30,7 @@ from rich.text import Text
 
 from recnet_cli.batch import Outcome, Summary
 from recnet_cli.outputs import Job
-from recnet_cli.wording import counted, listed
+from recnet_cli.wording import counted, listed, visible
 
 if TYPE_CHECKING:  # these need PyTorch, which the commands import only when they run
     from recnet_cli.evaluate import EvalReport
@@ -119,16 +118,6 @@ class GoingOnConsole(Console):
 # otherwise wrap it at 80 columns when the stream is not a terminal).
 err = GoingOnConsole(stderr=True, highlight=False, soft_wrap=True)
 out = GoingOnConsole(highlight=False, soft_wrap=True)
-
-
-# Control characters (a newline or an escape sequence in a file name or a typed value) shown as escapes, so
-# that a message stays one line and cannot move the cursor or colour the terminal.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def visible(text: str) -> str:
-    """``text`` with its control characters written as Python writes them: a\\nb, \\x1b[31m."""
-    return _CONTROL.sub(lambda match: repr(match[0])[1:-1], text)
 
 
 def error(message: str) -> None:

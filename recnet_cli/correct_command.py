@@ -55,7 +55,7 @@ class PhotoCorrection:
             if overlay is not None:
                 write_rgb8(side_path(job.target, "mask"), overlay, overwrite=self.replace_companions)
             if features is not None:
-                figure = feature_figure(features)
+                figure = feature_figure(features, f"recnet features: {job.source.name}")
                 write_rgb8(side_path(job.target, "features"), figure, overwrite=self.replace_companions)
             write_photo(job.target, result.image, like=photo, quality=self.quality, overwrite=self.overwrite)
         if not self.quiet:

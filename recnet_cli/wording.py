@@ -1,7 +1,8 @@
-"""How messages list and count things, and how a number typed on the command line is read."""
+"""How messages list and count things, show control characters, and read a number typed on a command line."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -35,3 +36,14 @@ def typed_number(text: str) -> int | None:
         return int(text)
     except ValueError:
         return None
+
+
+# Control characters (a newline or an escape sequence in a file name or a typed value) shown as escapes, so
+# that a message stays one line and cannot move the cursor or colour the terminal, and a figure's title one
+# line of its strip.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters written as Python writes them: a\\nb, \\x1b[31m."""
+    return _CONTROL.sub(lambda match: repr(match[0])[1:-1], text)

@@ -381,6 +381,19 @@ def drawn(text: str, scale: float = 1.0) -> np.ndarray:
     return (strip < 255).any(axis=-1)
 
 
+def test_a_name_with_a_newline_is_drawn_on_one_line_with_the_newline_escaped() -> None:
+    # A photo named "new\nyear.jpg" was titled "recnet explain: new": its second line fell outside the strip
+    one_line = draw.text_lines(["a\\nb.jpg"], 400, 0.8)
+    assert np.array_equal(draw.text_lines(["a\nb.jpg"], 400, 0.8), one_line)
+
+
+def test_a_feature_figure_of_its_own_is_titled_with_its_photo(model: RECNet) -> None:
+    features = extract_features(model, np.random.default_rng(8).random((40, 56, 3), dtype=np.float32))
+    titled, untitled = feature_figure(features, "recnet features: a.jpg"), feature_figure(features)
+    assert titled.shape[1] == untitled.shape[1] and titled.shape[0] > untitled.shape[0]
+    assert np.array_equal(titled[-untitled.shape[0] + 12 :], untitled[12:])  # the same figure below it
+
+
 def test_latin_greek_and_cyrillic_letters_are_drawn_as_themselves() -> None:
     missing = drawn("\ue000")  # a private-use character: no font has it, so its ink is the font's box
     assert missing.any()

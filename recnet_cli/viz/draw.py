@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from recnet_cli.imaging import BT601_LUMA
+from recnet_cli.wording import visible
 
 FONT_FILE = Path(__file__).with_name("fonts") / "DejaVuSans.ttf"
 # A text scale's font size in pixels: text as high and as wide as OpenCV's Hershey font drew it at that scale.
@@ -53,8 +54,9 @@ def font_at(scale: float) -> ImageFont.FreeTypeFont:
 
 def drawable(text: str) -> str:
     """The text as valid UTF-8, each character that has none (a file name's undecodable byte, which Python
-    keeps as a lone surrogate) a ``?``: Pillow cannot encode such a string."""
-    return text.encode("utf-8", "replace").decode("utf-8")
+    keeps as a lone surrogate) a ``?``: Pillow cannot encode such a string; and on one line, its control
+    characters as escapes (a file name's newline would start a second line, outside the strip)."""
+    return visible(text.encode("utf-8", "replace").decode("utf-8"))
 
 
 def text_size(text: str, scale: float) -> tuple[int, int]:

@@ -26,6 +26,7 @@ TILE = 228  # long side of one heat map in the figures
 FIGURE_WIDTH = 1340
 TEXT = 0.55
 SMALL_TEXT = 0.47
+TITLE_TEXT = 0.8
 
 
 @dataclass
@@ -126,8 +127,9 @@ def distance_chart(features: Features) -> np.ndarray:
     return draw.vstack([heading, chart])
 
 
-def feature_figure(features: Features) -> np.ndarray:
-    """Heat maps of every block's input and output feature magnitude, and the under/over distance chart."""
+def feature_figure(features: Features, heading: str | None = None) -> np.ndarray:
+    """Heat maps of every block's input and output feature magnitude, and the under/over distance chart;
+    under a ``heading`` (the photo's name) where given: a figure of its own, not a contact sheet's part."""
     magnitudes = [magnitude(stage) for stage in features.stages]
     top = robust_top(magnitudes)
     inputs = [heat_tile(m, top) for m in magnitudes[:-1]]
@@ -152,7 +154,8 @@ def feature_figure(features: Features) -> np.ndarray:
         SMALL_TEXT,
         f"|f|, one colour scale shared by all {2 * features.blocks} maps",
     )
-    return draw.border(draw.vstack([title, maps, bar, distance_chart(features)], 12), 12)
+    headed = [draw.text_lines([heading], FIGURE_WIDTH, TITLE_TEXT)] if heading else []
+    return draw.border(draw.vstack([*headed, title, maps, bar, distance_chart(features)], 12), 12)
 
 
 def signed_error_limit(difference: np.ndarray) -> float:

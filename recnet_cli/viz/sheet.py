@@ -9,10 +9,16 @@ import numpy as np
 from recnet_cli.engine import Corrector
 from recnet_cli.metrics import to_uint8
 from recnet_cli.viz import draw
-from recnet_cli.viz.features import FIGURE_WIDTH, TEXT, extract_features, feature_error_figure, feature_figure
+from recnet_cli.viz.features import (
+    FIGURE_WIDTH,
+    TEXT,
+    TITLE_TEXT,
+    extract_features,
+    feature_error_figure,
+    feature_figure,
+)
 from recnet_cli.viz.mask import mask_overlay
 
-TITLE_TEXT = 0.8
 PHOTO_HEIGHT = 340
 PANEL_GAP = 12
 PANEL_WIDTH = (FIGURE_WIDTH - 2 * PANEL_GAP) // 3
