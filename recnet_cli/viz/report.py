@@ -547,6 +547,8 @@ main { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 
 .tag { position: absolute; top: .4rem; padding: .1rem .4rem; background: #000a; color: #fff;
   font-size: .75rem; line-height: 1.4; border-radius: 3px; }
 .tag.left { left: .4rem; } .tag.right { right: .4rem; }
+.mask:not([hidden]) ~ .divider, .mask:not([hidden]) ~ .tag { display: none; }  /* the mask: no slider */
+code { white-space: nowrap; }
 .controls { display: flex; align-items: center; gap: .8rem; margin: .5rem 0; font-size: .88rem; }
 .controls input[type=range] { flex: 1; accent-color: #0072b2; }
 table { border-collapse: collapse; width: 100%; font-size: .88rem; font-variant-numeric: tabular-nums; }
@@ -583,10 +585,12 @@ function selfTest() {
     const now = after.style.clipPath;
     result.slider = now !== before && now.includes('20%') ? 'ok' : 'clip stayed ' + now;
     const toggle = card.querySelector('.mask-toggle'), mask = card.querySelector('.mask');
-    const shown = () => getComputedStyle(mask).display !== 'none';
-    const hiddenAtFirst = !shown();
+    const shown = (element) => getComputedStyle(element).display !== 'none';
+    const hiddenAtFirst = !shown(mask);
     toggle.click();
-    result.mask = hiddenAtFirst && shown() ? 'ok' : 'mask visible before the toggle or hidden after';
+    const alone = !shown(card.querySelector('.divider')) && !shown(card.querySelector('.tag'));
+    result.mask = hiddenAtFirst && shown(mask) && alone ? 'ok'
+      : 'mask visible before the toggle, hidden after, or under the slider and tags';
   }
   const out = document.createElement('pre');
   out.id = 'selftest';
