@@ -87,13 +87,16 @@ def visible_files(
     folders that cannot be read give nothing, and their errors go in ``unreadable``."""
     files: list[Path] = []
     walked: set[FileIdentity] = set()
-    above: dict[str, frozenset[FileIdentity]] = {}  # for each folder walked, the folders it is in
+    # the folders the one named is in (a link to one of them would walk them all), and for each folder
+    # walked, the folders it is in
+    outside = frozenset(file_identity(parent) for parent in Path(folder).resolve().parents)
+    above: dict[str, frozenset[FileIdentity]] = {}
     for root, folders, names in os.walk(
         folder, onerror=None if unreadable is None else unreadable.append, followlinks=True
     ):
         identity = file_identity(Path(root))
         # a link back to a folder above, or (unless every_name) a second link to one
-        if identity in (above.get(root, frozenset()) if every_name else walked):
+        if identity in outside or identity in (above.get(root, frozenset()) if every_name else walked):
             folders.clear()
             continue
         walked.add(identity)

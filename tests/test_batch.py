@@ -45,6 +45,7 @@ from recnet_cli.outputs import (
     sheet_problem,
     side_path,
 )
+from recnet_cli.train.data import list_photos
 from recnet_cli.train.pairs import ImagePair, PairingError, list_images
 
 
@@ -134,6 +135,16 @@ def test_recursive_walks_linked_folders_as_a_pattern_does_and_each_folder_once(t
     (tmp_path / "top" / "linked").symlink_to(tmp_path / "external", target_is_directory=True)
     _, (unmatched,) = find_sources([str(tmp_path / "top")])
     assert unmatched.reason == "no images in this folder (its sub-folders have some: add --recursive)"
+
+
+def test_a_link_to_a_folder_above_the_one_named_is_not_walked(tmp_path: Path) -> None:
+    # shots/up -> .. walked the whole folder above: train --photos shots trained on every image there
+    shots = touch(tmp_path / "shots", "a.jpg", "day/b.jpg")
+    touch(tmp_path, "elsewhere.jpg", "other/c.jpg")
+    (shots / "up").symlink_to("..", target_is_directory=True)
+    (shots / "day" / "top").symlink_to(tmp_path, target_is_directory=True)
+    assert names(find_sources([str(shots)], recursive=True)[0]) == ["a.jpg", "day/b.jpg"]
+    assert list_photos(shots) == [shots / "a.jpg", shots / "day" / "b.jpg"]
 
 
 def test_a_double_star_pattern_walks_each_folder_once_past_links_back_up(tmp_path: Path) -> None:
