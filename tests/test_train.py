@@ -46,7 +46,7 @@ from recnet_cli.train.data import (
 from recnet_cli.train.loop import ForwardWithMask, learning_rate, resume, train
 from recnet_cli.train.losses import VGG16Features, VggWeightsError
 from recnet_cli.train.pairs import ImagePair
-from recnet_cli.train.run_folder import TrainConfig, TrainingError, TrainingFailed
+from recnet_cli.train.run_folder import CHECKPOINT_FILE, TrainConfig, TrainingError, TrainingFailed
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import load_model
 from recnet_cli.weights.formats import safetensors_header
@@ -936,8 +936,13 @@ def test_non_finite_steps_are_skipped_then_training_stops(
     once = [json.loads(line) for line in (tmp_path / "once" / "metrics.jsonl").read_text().splitlines()]
     assert once[1]["step"] == 2 and once[1]["total"] is None  # standard JSON: null, not NaN
     monkeypatch.setattr(loop, "build_loss", lambda *a: NanEvery(real_build(*a), bad={2, 3, 4}))
-    with pytest.raises(TrainingFailed, match=r"not finite for 3 steps in a row.*learning rate$"):
-        train(tiny_config(tmp_path / "always", max_bad_steps=3))  # fp32 already: fp32 is not advised
+    with pytest.raises(TrainingFailed) as failed:
+        train(tiny_config(tmp_path / "always", max_bad_steps=3))
+    # fp32 already: fp32 is not advised; nor --resume, which keeps the learning rate
+    assert str(failed.value).endswith(
+        "not finite for 3 steps in a row (last at step 5); try a lower learning rate in a new run (--resume "
+        f"keeps this one's), from {tmp_path / 'always' / CHECKPOINT_FILE} with --init, or from the start"
+    )
 
 
 def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:

@@ -616,7 +616,10 @@ def take_step(session: Session, step: int, inputs: Tensor, targets: Tensor) -> d
         if state.bad_in_a_row >= config.max_bad_steps:
             raise TrainingError(
                 f"the loss was not finite for {state.bad_in_a_row} steps in a row (last at step {step + 1}); "
-                "try a lower learning rate" + (" or fp32" if session.dtype != torch.float32 else "")
+                "try a lower learning rate"
+                + (" or fp32" if session.dtype != torch.float32 else "")
+                + f" in a new run (--resume keeps this one's), from {config.run_dir / CHECKPOINT_FILE} with "
+                "--init, or from the start"
             )
     return dict(zip(terms, values.tolist(), strict=True))
 
