@@ -651,6 +651,28 @@ def test_vgg_weights_named_for_a_run_without_ecr_need_not_be_there_to_resume(tmp
     assert resume(tmp_path / "run").complete
 
 
+def test_a_run_is_not_resumed_on_other_vgg_weights_than_it_started_with(tmp_path: Path) -> None:
+    # --resume --vgg-weights OTHER changed the ECR loss of the run it claimed to continue exactly
+    torch.manual_seed(0)
+    torch.save(VGG16Features().state_dict(), tmp_path / "vgg.pth")
+    torch.manual_seed(1)
+    torch.save(VGG16Features().state_dict(), tmp_path / "other.pth")
+    config = tiny_config(
+        tmp_path / "run", steps=2, checkpoint_every=1, ecr=True, vgg_weights=tmp_path / "vgg.pth"
+    )
+    train(config, time_limit=0)
+    assert len(json.loads((tmp_path / "run" / "config.json").read_text())["vgg_fingerprint"]) == 16
+    with pytest.raises(TrainingError) as other:
+        resume(tmp_path / "run", moved={"vgg_weights": tmp_path / "other.pth"})
+    assert str(other.value) == (
+        f"{tmp_path / 'other.pth'}: not the VGG16 weights the run started with, so its ECR loss would "
+        "change; give the run's own with --vgg-weights, or start a new run with --init "
+        f"{tmp_path / 'run' / CHECKPOINT_FILE}"
+    )
+    (tmp_path / "vgg.pth").rename(tmp_path / "moved.pth")  # the same weights elsewhere: resumed
+    assert resume(tmp_path / "run", moved={"vgg_weights": tmp_path / "moved.pth"}).complete
+
+
 def test_a_run_whose_photos_changed_is_not_resumed_on_them(tmp_path: Path) -> None:
     """More photos would change the validation set and the batches: not the run that stopped."""
     photos = copy_photos(tmp_path / "photos")
@@ -915,6 +937,7 @@ class NanEvery:
 
     def __init__(self, real: torch.nn.Module, bad: set[int]) -> None:
         self.real, self.bad, self.calls = real, bad, 0
+        self.ecr = real.ecr
 
     def to(self, device: torch.device) -> NanEvery:
         return self

@@ -35,7 +35,7 @@ from recnet_cli.model import RECNet
 from recnet_cli.model.fast import every_blocks_branch_masks, fast_forward
 from recnet_cli.model.recnet import width_problem
 from recnet_cli.train.data import Prefetcher, SampleSource, ValidationPair, list_photos, pair_data, photo_data
-from recnet_cli.train.losses import RecnetLoss, build_loss
+from recnet_cli.train.losses import RecnetLoss, build_loss, default_vgg_weights
 from recnet_cli.train.memory import step_memory_problem
 from recnet_cli.train.pairs import ImagePair, data_source_problem, not_a_folder, pairs_to_learn_from
 from recnet_cli.train.run_folder import (
@@ -285,6 +285,21 @@ def check_same_data(config: TrainConfig) -> None:
         )
 
 
+def take_vgg_fingerprint(config: TrainConfig, loss: RecnetLoss, resuming: bool) -> None:
+    """Keeps the VGG16 weights' digest of a new run's ECR loss in its config; refuses to resume a run on
+    other weights than it started with (its loss would change). (A run started by an earlier version has no
+    digest to compare.)"""
+    now = loss.ecr.fingerprint() if loss.ecr is not None else None
+    if not resuming:
+        config.vgg_fingerprint = now
+    elif None not in (now, config.vgg_fingerprint) and now != config.vgg_fingerprint:
+        weights = config.vgg_weights or default_vgg_weights()
+        raise TrainingError(
+            f"{weights}: not the VGG16 weights the run started with, so its ECR loss would change; give the "
+            f"run's own with --vgg-weights, or start a new run with --init {config.run_dir / CHECKPOINT_FILE}"
+        )
+
+
 def data_folders(config: TrainConfig) -> str:
     """The run's data folders, for a message: ``/data/photos``, or ``/data/in, /data/gt``."""
     return ", ".join(str(getattr(config, name)) for name in DATA_FIELDS if getattr(config, name))
@@ -421,6 +436,7 @@ def open_session(
     device = training_device(config.device, ranks)
     dtype = pick_dtype(config.precision, device)
     loss = build_loss(config.loss_preset, config.ecr, config.vgg_weights).to(device)  # fails fast without VGG
+    take_vgg_fingerprint(config, loss, resuming)
     torch.manual_seed(config.seed)
     model = initial_model(config, resuming)
     model.to(device)

@@ -10,6 +10,7 @@ averaged. Y is BT.601 luma; M is the network's under-exposure mask.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +170,13 @@ class ExposureContrastiveLoss(nn.Module):
         self.authors_form = authors_form
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def fingerprint(self) -> str:
+        """A digest of the VGG16 weights the loss compares features with, whatever file held them."""
+        digest = hashlib.sha256()
+        for name, tensor in self.vgg.state_dict().items():
+            digest.update(name.encode() + tensor.detach().cpu().float().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def features(self, image: Tensor, region: Tensor) -> Tensor:
         masked = image * region

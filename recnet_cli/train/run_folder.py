@@ -90,6 +90,7 @@ class TrainConfig:
     regimes: tuple[float, float, float, float] = DegradationConfig().mode_probabilities
     max_bad_steps: int = 10  # consecutive non-finite losses before giving up
     data_fingerprint: str | None = None  # the data's files when the run started (``data_fingerprint``)
+    vgg_fingerprint: str | None = None  # the VGG16 weights of its ECR loss (``ExposureContrastiveLoss``)
 
     def to_json(self) -> dict[str, Any]:
         """The fields as JSON, paths made absolute: a resume finds the data from any working folder."""
