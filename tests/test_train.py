@@ -46,7 +46,7 @@ from recnet_cli.train.data import (
 from recnet_cli.train.loop import ForwardWithMask, learning_rate, resume, train
 from recnet_cli.train.losses import VGG16Features, VggWeightsError
 from recnet_cli.train.pairs import ImagePair
-from recnet_cli.train.run_folder import CHECKPOINT_FILE, TrainConfig, TrainingError, TrainingFailed
+from recnet_cli.train.run_folder import CHECKPOINT_FILE, TrainConfig, TrainingError, TrainingFailed, claimed
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import load_model
 from recnet_cli.weights.formats import safetensors_header
@@ -282,8 +282,36 @@ def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if "total" in x] == list(range(1, 7))
     assert [x["step"] for x in lines if "val_psnr" in x] == [3, 6]
-    with pytest.raises(TrainingError, match="already holds a training run"):
-        train(tiny_config(tmp_path / "run"))
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError) as finished:  # --resume would only say it has finished
+        train(tiny_config(run))
+    assert str(finished.value) == (
+        f"{run}: already holds a finished training run; choose another folder, or train further from its "
+        f"model with --init {run / 'final.safetensors'}"
+    )
+
+
+def test_a_new_run_into_a_folder_says_what_the_folder_holds(tmp_path: Path) -> None:
+    train(tiny_config(tmp_path / "stopped"), time_limit=0)
+    with pytest.raises(TrainingError) as stopped:
+        train(tiny_config(tmp_path / "stopped"))
+    assert str(stopped.value) == (
+        f"{tmp_path / 'stopped'}: already holds a training run; resume it (recnet train --resume "
+        f"{tmp_path / 'stopped'}) or choose another folder"
+    )
+    with claimed(tmp_path / "stopped"), pytest.raises(TrainingError) as held:  # as another process holds it
+        train(tiny_config(tmp_path / "stopped"))
+    assert str(held.value).startswith(f"{tmp_path / 'stopped'}: another recnet train is writing this run;")
+    mine = tmp_path / "mine"  # the user's own model, named as a run's: not a run to resume
+    mine.mkdir()
+    shutil.copy(tmp_path / "stopped" / "checkpoint.safetensors", mine / "final.safetensors")
+    (mine / "final.md").write_text("my notes")
+    with pytest.raises(TrainingError) as theirs:
+        train(tiny_config(mine))
+    assert str(theirs.value) == (
+        f"{mine}: already holds files a training run writes (final.safetensors, final.md); choose another "
+        "folder"
+    )
 
 
 def test_the_card_says_how_many_held_out_photos_validate_the_run(tmp_path: Path) -> None:

@@ -218,13 +218,23 @@ def refuse_a_run_being_written(run_dir: Path) -> None:
 
 
 def check_run_folder(run_dir: Path) -> None:
-    """Refuses a folder holding files a new run would write over: a run's, or the user's of the same name.
-    A run that stopped before its first checkpoint (out of memory at the first step) is not one: its
-    config and metrics are replaced."""
-    if (run_dir / CHECKPOINT_FILE).exists() or (run_dir / FINAL_MODEL_FILE).exists():
-        raise TrainingError(f"{run_dir}: already holds a training run; resume it or choose another folder")
+    """Refuses a folder holding files a new run would write over: a run's (one another ``recnet train`` is
+    writing, a finished one, one to resume), or the user's of the same name. A run that stopped before its
+    first checkpoint (out of memory at the first step) is not one: its config and metrics are replaced."""
+    refuse_a_run_being_written(run_dir)
+    a_run = is_run_config(run_dir / CONFIG_FILE)  # written once this check passed
+    if a_run and all((run_dir / name).is_file() for name in FINAL_FILES):
+        raise TrainingError(
+            f"{run_dir}: already holds a finished training run; choose another folder, or train further from "
+            f"its model with --init {run_dir / FINAL_MODEL_FILE}"
+        )
+    if a_run and (run_dir / CHECKPOINT_FILE).is_file():
+        raise TrainingError(
+            f"{run_dir}: already holds a training run; resume it (recnet train --resume {run_dir}) or choose "
+            "another folder"
+        )
     in_the_way = [name for name in RUN_FILES if os.path.lexists(run_dir / name)]  # a broken link too
-    if is_run_config(run_dir / CONFIG_FILE):  # written once this check passed: the metrics are the run's too
+    if a_run:  # a run that stopped before its first checkpoint: its metrics are the run's too
         in_the_way = [name for name in in_the_way if name not in (CONFIG_FILE, METRICS_FILE)]
     if in_the_way:
         raise TrainingError(
