@@ -1147,6 +1147,27 @@ def test_a_stop_in_the_first_step_interrupts_at_once_and_a_later_one_waits_for_i
             signal.signal(number, handler)
 
 
+def test_a_stop_while_the_final_model_is_written_lets_the_run_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C once the last step was done, as the final model was written: exit 130 and "continue with
+    # --resume", the model written or not, for a run that only had its model left to write
+    real_finish = loop.finish
+
+    def interrupted_finish(session: loop.Session) -> loop.TrainResult:
+        signal.raise_signal(signal.SIGINT)
+        return real_finish(session)
+
+    outside = signal.signal(signal.SIGINT, signal.default_int_handler)  # as the program (entry.run) sets it
+    try:
+        monkeypatch.setattr(loop, "finish", interrupted_finish)
+        heard: list[str] = []
+        result = train(tiny_config(tmp_path / "run"), stop_signals=loop.StopSignals(heard.append))
+        assert heard == ["Ctrl-C"] and result.complete and (tmp_path / "run" / "final.safetensors").is_file()
+    finally:
+        signal.signal(signal.SIGINT, outside)
+
+
 def test_a_stopped_runs_checkpoint_loads_as_a_model(tmp_path: Path) -> None:
     train(tiny_config(tmp_path / "run", steps=4), time_limit=0)
     checkpoint = safetensors.torch.load_file(tmp_path / "run" / "checkpoint.safetensors")

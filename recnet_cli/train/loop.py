@@ -546,29 +546,29 @@ def train_steps(session: Session) -> TrainResult:
     config, state, ranks = session.config, session.state, session.ranks
     first_step, loop_started = state.step, time.perf_counter()
     shard = range(ranks.rank, config.batch, ranks.world)  # this process's samples of every batch
-    with (
-        Prefetcher(session.source, shard, session.device, config.steps) as batches,
-        contextlib.ExitStack() as listening,
-    ):
-        for step in range(state.step, config.steps):
-            lr = learning_rate(step, config)
-            for group in session.optimizer.param_groups:
-                group["lr"] = lr
-            losses = take_step(session, step, *batches.batch(step))
-            state.step = step + 1
-            # Until then there was nothing new to save, so a stop interrupted at once (a first step that
-            # never ends, at a mistyped --batch, could not be stopped by the first signal)
-            if step == first_step and session.stop_signals is not None:
-                listening.enter_context(session.stop_signals)
-            if ranks.main:
-                seconds_per_step = (time.perf_counter() - loop_started) / (state.step - first_step)
-                after_step(session, losses, lr, seconds_per_step)
-            reason = stop_reason(session) if state.step < config.steps else None
-            if reason is not None:
-                return stop_early(session, reason)
-    if ranks.world > 1:
-        dist.barrier()
-    return finish(session)
+    # Listening from the first step's end until the final model is written: a stop once the last step is done
+    # is too late to save anything by, and the run is complete.
+    with contextlib.ExitStack() as listening:
+        with Prefetcher(session.source, shard, session.device, config.steps) as batches:
+            for step in range(state.step, config.steps):
+                lr = learning_rate(step, config)
+                for group in session.optimizer.param_groups:
+                    group["lr"] = lr
+                losses = take_step(session, step, *batches.batch(step))
+                state.step = step + 1
+                # Until then there was nothing new to save, so a stop interrupted at once (a first step that
+                # never ends, at a mistyped --batch, could not be stopped by the first signal)
+                if step == first_step and session.stop_signals is not None:
+                    listening.enter_context(session.stop_signals)
+                if ranks.main:
+                    seconds_per_step = (time.perf_counter() - loop_started) / (state.step - first_step)
+                    after_step(session, losses, lr, seconds_per_step)
+                reason = stop_reason(session) if state.step < config.steps else None
+                if reason is not None:
+                    return stop_early(session, reason)
+        if ranks.world > 1:
+            dist.barrier()
+        return finish(session)
 
 
 def stop_reason(session: Session) -> str | None:
