@@ -277,6 +277,7 @@ def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
     assert result.val is not None and result.val.identity_psnr > 0
     card = json.loads((tmp_path / "run" / "final.json").read_text())
     assert card["steps"] == 6 and card["ecr"] is False and card["loss_preset"] == "paper"
+    assert (card["device"], card["precision"]) == ("cpu", "fp32")  # what --precision auto chose, as device
     assert card["blocks"] == 2 and "synthetic exposure" in card["training_data"]
     assert card["val_identity_psnr"] == pytest.approx(result.val.identity_psnr, abs=1e-3)
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -27,7 +27,13 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from recnet_cli.devices import is_out_of_memory, keep_freed_host_memory, pick_device, pick_dtype
+from recnet_cli.devices import (
+    is_out_of_memory,
+    keep_freed_host_memory,
+    pick_device,
+    pick_dtype,
+    precision_name,
+)
 from recnet_cli.engine import EDGE_PAD, with_border
 from recnet_cli.files import error_line, file_kind, folder_name, nearest_existing
 from recnet_cli.metrics import mean_psnr, quantised_scores
@@ -725,7 +731,7 @@ def model_card(session: Session, val: ValScores) -> dict[str, Any]:
         "wall_seconds": round(session.state.wall_seconds, 1),
         "device": device_name(session.device),
         "processes": session.ranks.world,
-        "precision": config.precision,
+        "precision": precision_name(session.dtype),  # what --precision auto chose too
     }
 
 
