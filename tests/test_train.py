@@ -722,8 +722,10 @@ def test_a_run_whose_photos_changed_is_not_resumed_on_them(tmp_path: Path) -> No
 
 
 def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
-    with pytest.raises(TrainingError, match="no checkpoint to resume from"):
+    # a folder of photos given as the run: it said "no checkpoint to resume from"
+    with pytest.raises(TrainingError) as no_run:
         resume(tmp_path)
+    assert str(no_run.value) == f"{tmp_path}: not a run folder (no config.json: recnet train --out makes one)"
     with pytest.raises(TrainingError, match=r"nowhere: no such folder$"):
         resume(tmp_path / "nowhere")
     assert run_folder.saved_step(tmp_path) is None

@@ -231,13 +231,7 @@ def resume(
     weights (field name to path; see ``MOVABLE_FIELDS``), which config.json then keeps. A run that had
     finished, its final model written, is reported as it is (``already_finished``), its data not read."""
     config_path = run_dir / CONFIG_FILE
-    if not run_dir.is_dir():
-        raise TrainingError(f"{run_dir}: {'not a run folder' if run_dir.exists() else 'no such folder'}")
-    refuse_a_run_being_written(run_dir)  # before its first checkpoint, it has none to resume from
-    if not (run_dir / CHECKPOINT_FILE).is_file():
-        raise TrainingError(f"{run_dir}: no checkpoint to resume from")
-    if not config_path.is_file():
-        raise TrainingError(f"{config_path}: no such file; --resume needs the run's settings, kept there")
+    check_resumable(run_dir)
     try:
         config = TrainConfig.from_json(read_record(config_path))
     except TypeError as error:  # a field missing or of the wrong kind
@@ -261,6 +255,21 @@ def resume(
     if device is not None:
         config.device = device
     return run(config, True, progress, time_limit, stop_requested, stop_signals, moved_config)
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Refuses to resume what is not a run, or holds no checkpoint or settings to resume from, or is a run
+    another ``recnet train`` is writing."""
+    config_path = run_dir / CONFIG_FILE
+    if not run_dir.is_dir():
+        raise TrainingError(f"{run_dir}: {'not a run folder' if run_dir.exists() else 'no such folder'}")
+    refuse_a_run_being_written(run_dir)  # before its first checkpoint, it has none to resume from
+    if not (run_dir / CHECKPOINT_FILE).is_file() and not config_path.is_file():
+        raise TrainingError(f"{run_dir}: not a run folder (no {CONFIG_FILE}: recnet train --out makes one)")
+    if not (run_dir / CHECKPOINT_FILE).is_file():
+        raise TrainingError(f"{run_dir}: no checkpoint to resume from")
+    if not config_path.is_file():
+        raise TrainingError(f"{config_path}: no such file; --resume needs the run's settings, kept there")
 
 
 def check_data_found(config: TrainConfig) -> None:
