@@ -62,7 +62,7 @@ from recnet_cli.imaging.metadata import (
 )
 from recnet_cli.imaging.photo import Photo
 from recnet_cli.imaging.pixels import ORIENTATIONS, quantise, unit_floats
-from recnet_cli.imaging.text import COMMENT, PNG_TEXT, Text, copied_text
+from recnet_cli.imaging.text import COMMENT, PNG_TEXT, copied_text
 from recnet_cli.wording import counted
 
 # Pillow refuses images over twice MAX_IMAGE_PIXELS (179 MP) as possible decompression bombs, but a 240 MP
@@ -243,6 +243,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         deep_samples = _deep_tiff_samples if image.format == "TIFF" else _deep_png_samples
         samples, grayscale = deep_samples(file, image, layout)
         depth = 16
+    png_colour, text = _png_kept_chunks(file) if image.format == "PNG" else ((), _jpeg_comments(image))
     damaged: list[str] = []
     unusable_profile = icc.unusable_for(icc_profile, grayscale) if icc_profile else None
     icc_profile = None if unusable_profile else icc_profile
@@ -277,8 +278,8 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         nclx=image.info.get("nclx_profile") if image.format == "HEIF" else None,
         chroma=image.info.get("chroma") if image.format == "HEIF" else None,
         damaged_metadata=tuple(dict.fromkeys(damaged)),
-        png_colour=_png_colour_chunks(file) if image.format == "PNG" else (),
-        text=_text(image, file),
+        png_colour=png_colour,
+        text=copied_text(text),
         appended=tuple(appended_items(image.info.get("xmp"))),
         lossless=image.format == "WEBP" and _webp_lossless(file),
         uncalibrated_cmyk=uncalibrated_cmyk,
@@ -430,26 +431,26 @@ def _text_after_pixels(file: BinaryIO) -> bool:
     return False
 
 
-def _text(image: Image.Image, file: BinaryIO) -> Text:
-    """A PNG's text chunks or a JPEG's comments, as an output may copy them (``text.copied_text``)."""
-    if image.format == "PNG":
-        found = [(kind, file.read(length)) for kind, length in _png_chunks(file) if kind in PNG_TEXT]
-    else:
-        found = [(COMMENT, data) for marker, data in getattr(image, "applist", ()) if marker == "COM"]
-    return copied_text(found)
-
-
-def _png_colour_chunks(file: BinaryIO) -> tuple[tuple[bytes, bytes], ...]:
-    """A PNG's colour chunks before its pixels (cICP, sRGB, gAMA, cHRM: what its colours are, where it has no
-    ICC profile or beside one), as (type, data); one of another size than the specification's is left out,
-    and of two of a type the last kept."""
-    found: dict[bytes, bytes] = {}
+def _png_kept_chunks(file: BinaryIO) -> tuple[tuple[tuple[bytes, bytes], ...], list[tuple[bytes, bytes]]]:
+    """In one pass over a PNG's chunks, as (type, data): its colour chunks before its pixels (cICP, sRGB,
+    gAMA, cHRM: what its colours are, where it has no ICC profile or beside one; one of another size than
+    the specification's is left out, and of two of a type the last kept), and its text chunks (tEXt, zTXt,
+    iTXt), wherever they are."""
+    colour: dict[bytes, bytes] = {}
+    text = []
+    pixels_seen = False
     for kind, length in _png_chunks(file):
-        if kind == b"IDAT":
-            break
-        if _PNG_COLOUR_CHUNKS.get(kind) == length:
-            found[kind] = file.read(length)
-    return tuple(found.items())
+        pixels_seen |= kind == b"IDAT"
+        if kind in PNG_TEXT:
+            text.append((kind, file.read(length)))
+        elif not pixels_seen and _PNG_COLOUR_CHUNKS.get(kind) == length:
+            colour[kind] = file.read(length)
+    return tuple(colour.items()), text
+
+
+def _jpeg_comments(image: Image.Image) -> list[tuple[bytes, bytes]]:
+    """A JPEG's comments (COM segments), as (``text.COMMENT``, data); none of another format."""
+    return [(COMMENT, data) for marker, data in getattr(image, "applist", ()) if marker == "COM"]
 
 
 def _deep_tiff_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[np.ndarray, bool]:
