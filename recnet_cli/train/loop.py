@@ -264,11 +264,12 @@ def check_resumable(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise TrainingError(f"{run_dir}: {'not a run folder' if run_dir.exists() else 'no such folder'}")
     refuse_a_run_being_written(run_dir)  # before its first checkpoint, it has none to resume from
-    if not (run_dir / CHECKPOINT_FILE).is_file() and not config_path.is_file():
+    has_checkpoint, has_config = (run_dir / CHECKPOINT_FILE).is_file(), config_path.is_file()
+    if not has_checkpoint and not has_config:
         raise TrainingError(f"{run_dir}: not a run folder (no {CONFIG_FILE}: recnet train --out makes one)")
-    if not (run_dir / CHECKPOINT_FILE).is_file():
+    if not has_checkpoint:
         raise TrainingError(f"{run_dir}: no checkpoint to resume from")
-    if not config_path.is_file():
+    if not has_config:
         raise TrainingError(f"{config_path}: no such file; --resume needs the run's settings, kept there")
 
 
