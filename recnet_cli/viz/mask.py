@@ -12,8 +12,9 @@ UNDER_COLOUR = np.array(BLUE, dtype=np.float32) / 255
 OVER_COLOUR = np.array(VERMILLION, dtype=np.float32) / 255
 DIMMING = 0.45
 LEGEND_INK = (235, 235, 235)
+LEGEND_FONT_SCALE = 0.5  # the labels' text scale, at the legend's scale 1
 LEGEND_LEAST_FONT = 10  # pixels: smaller labels are smudges
-LEGEND_LEAST_SCALE = LEGEND_LEAST_FONT / (0.5 * draw.PIXELS_PER_SCALE)
+LEGEND_LEAST_SCALE = LEGEND_LEAST_FONT / (LEGEND_FONT_SCALE * draw.PIXELS_PER_SCALE)
 LEGEND_MOST_SHARE = (1 / 3, 1 / 2)  # of the picture's height and width: it would hide the mask
 
 
@@ -48,7 +49,7 @@ def draw_legend(image: np.ndarray) -> np.ndarray:
     scale = max(min(width, height) / 900, LEGEND_LEAST_SCALE)
     bar_w, bar_h = int(260 * scale), int(16 * scale)
     pad = int(10 * scale)
-    font_scale = 0.5 * scale
+    font_scale = LEGEND_FONT_SCALE * scale
     text_h = draw.text_size("Ag", font_scale)[1]
     box_w, box_h = bar_w + 2 * pad, bar_h + text_h + 3 * pad
     if box_h > height * LEGEND_MOST_SHARE[0] or box_w > width * LEGEND_MOST_SHARE[1]:
