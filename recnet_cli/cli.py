@@ -818,11 +818,12 @@ def evaluate(
     precision: PrecisionOpt = Precision.auto,
     strength: StrengthOpt = "auto",
     save: Annotated[
-        Path | None,
-        folder_option(
+        str | None,
+        typer.Option(
             "--save",
-            "a folder",
-            "Also write the corrected images to this folder (not the pairs' own), as <input stem>.png.",
+            parser=named("--save", "a folder", str),  # as typed: a Path would drop a trailing slash
+            metavar="FOLDER",
+            help="Also write the corrected images to this folder (not the pairs' own), as <input stem>.png.",
         ),
     ] = None,
     overwrite: Annotated[
@@ -872,7 +873,7 @@ def evaluate(
             report = evaluate_pairs(
                 found,
                 corrector,
-                save,
+                None if save is None else Path(save),
                 progress=lambda *_: count_one(),
                 on_failure=lambda failure: console.error(failure.reason),
                 overwrite=overwrite,

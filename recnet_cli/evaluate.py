@@ -161,20 +161,21 @@ ANOTHER_FOLDER = "choose another folder"
 
 
 def save_problem(
-    pairs: Sequence[ImagePair], save_dir: Path, overwrite: bool, data_set: Sequence[Path] = ()
+    pairs: Sequence[ImagePair], save: str | os.PathLike[str], overwrite: bool, data_set: Sequence[Path] = ()
 ) -> str | None:
-    """Why ``--save`` cannot write into ``save_dir``: it is a file, it holds the pairs' images (a saved
-    ``a.png`` beside ``a.jpg`` would pair with nothing next time) or those of another split of their
+    """Why ``--save`` (as typed) cannot write into its folder: it is a file, it holds the pairs' images (a
+    saved ``a.png`` beside ``a.jpg`` would pair with nothing next time) or those of another split of their
     ``data_set`` (its folders), two inputs would be saved under one name, or it would replace a file that
     is there already (unless ``overwrite``, and never one of the user's), or it names an image file that is
-    not there (``out.png``: a folder of that name would be made)."""
-    if os.path.exists(save_dir) and not os.path.isdir(save_dir):
-        return f"--save {save_dir}: {file_kind(save_dir)}, not a folder"
-    if not os.path.exists(save_dir) and names_image_file(save_dir):  # a folder would be made of that name
+    not there (``out.png``, not ``out.png/``: a folder of that name would be made)."""
+    if os.path.exists(save) and not os.path.isdir(save):
+        return f"--save {save}: {file_kind(save)}, not a folder"
+    if not os.path.exists(save) and names_image_file(save):  # a folder would be made of that name
         return (
-            f"--save {save_dir}: names an image file; --save takes a folder, which gets <input stem>.png "
-            "(to use a folder of that name, make it first)"
+            f"--save {save}: names an image file; --save takes a folder, which gets <input stem>.png "
+            "(for a folder of that name, end it with /)"
         )
+    save_dir = Path(save)
     if problem := folder_problem(save_dir, create=False):
         return f"--save {save_dir}: {problem}"
     folders = {file_identity(path.parent) for pair in pairs for path in (pair.input, pair.target)}

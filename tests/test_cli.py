@@ -2231,6 +2231,10 @@ def test_eval_says_in_one_line_when_save_cannot_write(
     assert result.returncode == 2 and result.stderr == (
         f"error: --save {under_a_file}: cannot create folder {under_a_file}: {folder} is a file\n"
     )
+    # --save out.png/ was refused as naming an image file: the typed slash was lost before it was asked
+    result = run(["eval", *pairs, "--save", f"{tmp_path / 'out.png'}/"], env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.png" / "shot.png").is_file()
 
 
 def test_eval_takes_pairs_or_inputs_and_targets_never_some_of_both(

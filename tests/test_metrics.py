@@ -306,8 +306,9 @@ def test_a_save_folder_named_as_an_image_file_is_refused_before_a_folder_of_that
     pair = ImagePair(tmp_path / "in" / "a.jpg", tmp_path / "gt" / "a.png")
     assert save_problem([pair], tmp_path / "out.png", overwrite=False) == (
         f"--save {tmp_path / 'out.png'}: names an image file; --save takes a folder, which gets <input "
-        "stem>.png (to use a folder of that name, make it first)"
+        "stem>.png (for a folder of that name, end it with /)"
     )
+    assert save_problem([pair], f"{tmp_path / 'out.png'}/", overwrite=False) is None  # as typed, a folder
     (tmp_path / "out.png").mkdir()  # a folder that is there already is the user's choice of name
     assert save_problem([pair], tmp_path / "out.png", overwrite=False) is None
 
