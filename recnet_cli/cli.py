@@ -471,7 +471,7 @@ def models(as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
     elif entries:
-        console.out.print(console.models_table(entries))
+        console.out.print(console.models_table(entries, console.out.width))
     else:
         from recnet_cli.weights.locate import weights_dir
 

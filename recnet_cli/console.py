@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
+from rich.padding import Padding
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -393,16 +394,34 @@ def timing_line(timing: Mapping[str, object], megapixels: float, memory: str) ->
     )
 
 
-def models_table(entries: list[ModelEntry]) -> Table:
-    """The ``recnet models`` table, a damaged model's row in red."""
+# The least width of the models table's other columns (where and size whole, about 20 wide), borders and
+# padding included
+_MODEL_DETAILS_WIDTH = 62
+
+
+def models_table(entries: list[ModelEntry], width: int) -> Table:
+    """The ``recnet models`` table, a damaged model's row in red. The name is what --model takes, kept whole:
+    where it leaves the other columns too little of the ``width``, each model's details go on lines under its
+    name instead (a Hub name pinned to a commit is over 60 characters)."""
     table = Table(title="RECNet models")
-    # The name is what --model takes: whole on a narrow terminal, where the other columns wrap.
-    rows = [[visible(cell) for cell in entry.row()] for entry in entries]  # control characters shown
-    table.add_column("name", no_wrap=True, min_width=max(len(row[0]) for row in rows))
-    for column in ("where", "size", "about"):
-        table.add_column(column)
-    for entry, row in zip(entries, rows, strict=True):  # plain text, not Rich markup
-        table.add_row(*map(escape, row), style="red" if entry.problem else None)
+    rows = [[escape(visible(cell)) for cell in entry.row()] for entry in entries]  # plain text, not markup
+    name_width = max(len(row[0]) for row in rows)
+    stacked = name_width + _MODEL_DETAILS_WIDTH > width
+    if stacked:
+        table.add_column("name, then where, size and about", overflow="fold")
+    else:
+        table.add_column("name", no_wrap=True, min_width=name_width)
+        table.add_column("where", no_wrap=True)
+        table.add_column("size", no_wrap=True)
+        table.add_column("about", min_width=20)
+    for entry, (name, *details) in zip(entries, rows, strict=True):
+        style = "red" if entry.problem else None
+        if stacked:
+            table.add_row(
+                Group(name, Padding(" | ".join(details), (0, 0, 0, 2))), style=style, end_section=True
+            )
+        else:
+            table.add_row(name, *details, style=style)
     return table
 
 

@@ -1895,7 +1895,7 @@ def test_download_then_models_then_offline_use(tmp_path: Path, env: dict[str, st
     listed = run(["models", "--json"], env)
     assert [entry["name"] for entry in json.loads(listed.stdout)] == ["acme/recnet-test"]
     narrow = run(["models"], {**env, "COLUMNS": "40"})  # the name --model takes is never cut
-    assert narrow.returncode == 0 and "│ acme/recnet-test │" in narrow.stdout
+    assert narrow.returncode == 0 and "\n│ acme/recnet-test  " in narrow.stdout  # details on lines under it
     offline = run(["correct", str(source), "--model", "acme/recnet-test", "--quiet"], env)
     assert offline.returncode == 0, offline.stderr
     assert (tmp_path / "shot_recnet.png").exists()
@@ -2700,9 +2700,27 @@ def test_a_photo_whose_feature_maps_memory_cannot_hold_says_where_they_went(
 def test_the_models_table_shows_control_characters_in_names_as_escapes() -> None:
     entry = ModelEntry("a\x1b[31mRED", "bundled", Path("a.safetensors"), 10, summary="line\nbreak")
     shown = Console(file=io.StringIO(), width=200)
-    shown.print(console.models_table([entry]))
+    shown.print(console.models_table([entry], 200))
     table = shown.file.getvalue()
     assert "a\\x1b[31mRED" in table and "line\\nbreak" in table and "\x1b" not in table
+
+
+def test_the_models_table_puts_details_under_a_long_name_on_a_narrow_terminal() -> None:
+    # A Hub name pinned to its commit took 73 of 80 columns: where, size and about got a letter each
+    pinned = "acme/other@fedcba9876543210fedcba9876543210fedcba98:weights.safetensors"
+    entries = [
+        ModelEntry(name, "hub cache", Path("w.safetensors"), 187_940, "fedcba98" * 5, "8 channels x 5 blocks")
+        for name in (pinned, "acme/recnet")
+    ]
+    for width in (80, 100):
+        shown = Console(file=io.StringIO(), width=width)
+        shown.print(console.models_table(entries, width))
+        lines = shown.file.getvalue().splitlines()
+        assert lines[4].startswith(f"│ {pinned}")  # under the title and the heading
+        assert lines[5].startswith("│   hub cache @ fedcba98 | 187.9 kB | 8 channels x 5 blocks")
+    wide = Console(file=io.StringIO(), width=160)
+    wide.print(console.models_table(entries, 160))
+    assert f"│ {pinned} │ hub cache @ fedcba98 │ 187.9 kB │ 8 channels x 5 blocks" in wide.file.getvalue()
 
 
 def test_a_model_whose_output_is_not_a_number_fails_each_photo_in_one_line(tmp_path: Path) -> None:
