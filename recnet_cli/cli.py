@@ -671,7 +671,7 @@ def train(
     refuse_device_list(device)
     if resume_run is None and (note := unread_below_note(inputs, targets)) and not quiet:
         console.notice(note)
-    if resume_run is None:
+    if resume_run is None and not quiet:
         notice_slow_precision(precision.value, device)
     signals = StopSignals(console.notice_stopping)  # listened to from the first step on
     try:

@@ -2189,12 +2189,13 @@ def test_fused_kernels_off_a_cuda_gpu_are_a_one_line_error(
 
 
 def test_half_precision_training_on_the_cpu_says_it_is_slow(tmp_path: Path, env: dict[str, str]) -> None:
-    tiny = shlex.split("--steps 2 --batch 2 --crop 32 --no-ecr --device cpu -q --time-limit 0")
-    result = run(
-        ["train", "--photos", str(TRAIN_PHOTOS), "--out", str(tmp_path), "--precision", "bf16", *tiny], env
-    )
+    tiny = shlex.split("--steps 2 --batch 2 --crop 32 --no-ecr --device cpu --time-limit 0")
+    command = ["train", "--photos", str(TRAIN_PHOTOS), "--precision", "bf16", *tiny]
+    result = run([*command, "--out", str(tmp_path / "run")], env)
     assert result.returncode == 0, result.stderr
     assert "bf16 on the CPU trains several times slower than fp32" in result.stderr
+    quiet = run([*command, "--out", str(tmp_path / "quiet"), "-q"], env)  # -q printed the note all the same
+    assert quiet.returncode == 0 and "bf16" not in quiet.stderr
 
 
 def test_half_precision_correction_on_the_cpu_says_it_is_slow(
