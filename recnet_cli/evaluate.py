@@ -133,7 +133,7 @@ def score_pair_in_memory(
 ) -> tuple[ImageScore, np.ndarray]:
     """``score_pair``, which turns running out of memory here into PhotoOutOfMemoryError."""
     source, target = read_rgb(pair.input, on_notice), read_rgb(pair.target, on_notice)
-    require_same_size(pair, source, target)
+    require_same_size(pair, source.shape, target.shape)
     try:
         identity_ssim = ssim(source, target)
     except ValueError as exc:

@@ -462,6 +462,14 @@ def test_every_damaged_image_is_named_in_one_error_not_one_per_run(tmp_path: Pat
         load_pairs(pairs, 32, 256)
     with pytest.raises(ImageFileError, match=rf"^{re.escape(str(broken[0]))}: {truncated}$"):
         load_pairs(pairs[:3], 32, 256)
+    # each of the five pairs held a scaled copy of the shared ground truth (and every decoded one until the
+    # last pair was loaded): MSEC's 2,500 pairs held five copies of each of its 500 ground truths
+    exposures = [tmp_path / f"exposure{index}.png" for index in range(5)]
+    for exposure in exposures:
+        exposure.write_bytes(good[0].read_bytes())
+    shared = [ImagePair(exposure, good[0]) for exposure in exposures]
+    targets = [target for _, target in load_pairs(shared, 16, 48)]  # scaled down
+    assert len(shared) > 1 and all(target is targets[0] for target in targets)
 
 
 def test_photos_whose_names_are_not_utf8_are_read_and_trained_on(tmp_path: Path) -> None:

@@ -70,12 +70,12 @@ def fitted(path: Path, image: np.ndarray, min_side: int, max_side: int) -> np.nd
     return fit_size(image, min_side, max_side)
 
 
-def require_same_size(pair: ImagePair, source: np.ndarray, target: np.ndarray) -> None:
-    """Raises ImageFileError naming the input when a pair's images differ in size."""
-    if source.shape != target.shape:
+def require_same_size(pair: ImagePair, source: tuple[int, ...], target: tuple[int, ...]) -> None:
+    """Raises ImageFileError naming the input when a pair's images differ in size (their array shapes)."""
+    if source != target:
         raise ImageFileError(
-            f"{pair.input}: size {source.shape[1]}x{source.shape[0]} differs from its ground truth "
-            f"{pair.target} ({target.shape[1]}x{target.shape[0]})"
+            f"{pair.input}: size {source[1]}x{source[0]} differs from its ground truth {pair.target} "
+            f"({target[1]}x{target[0]})"
         )
 
 
@@ -288,15 +288,17 @@ def load_photos(paths: Sequence[Path], min_side: int, max_side: int) -> list[np.
 def load_pairs(
     pairs: Sequence[ImagePair], min_side: int, max_side: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Decodes each pair once (a target shared by several inputs only once); sizes must agree."""
-    targets: dict[Path, np.ndarray] = {}
+    """Decodes each pair once, and keeps a target shared by several inputs once, as scaled (its size as
+    decoded beside it, which each input's must match)."""
+    targets: dict[Path, tuple[tuple[int, ...], np.ndarray]] = {}
 
     def load(pair: ImagePair) -> tuple[np.ndarray, np.ndarray]:
         source = read_rgb(pair.input)
         if pair.target not in targets:
-            targets[pair.target] = read_rgb(pair.target)
-        require_same_size(pair, source, targets[pair.target])
-        target = fit_size(targets[pair.target], min_side, max_side)
+            decoded = read_rgb(pair.target)
+            targets[pair.target] = decoded.shape, fit_size(decoded, min_side, max_side)
+        decoded_shape, target = targets[pair.target]
+        require_same_size(pair, source.shape, decoded_shape)
         return fitted(pair.input, source, min_side, max_side), target
 
     return load_each(pairs, load)
