@@ -101,17 +101,27 @@ def single_output_file(sources: Sequence[Source], output: str | os.PathLike[str]
     return len(sources) == 1 and not sources[0].from_folder and names_image_file(output)
 
 
-def misnamed_output_folder(sources: Sequence[Source], output: str | os.PathLike[str] | None) -> str | None:
-    """Why -o cannot be the folder the outputs go in: named like an image file, while several images, or
-    images from a folder or pattern, are written into a folder (an existing folder named like an image is
-    used as it is); or a file (or device) that exists."""
-    if output is None or single_output_file(sources, output) or not sources:
+def misnamed_output_folder(
+    sources: Sequence[Source], output: str | os.PathLike[str] | None, unmatched: int = 0
+) -> str | None:
+    """Why -o cannot be the folder the outputs go in: named like an image file, while several inputs, or a
+    folder or pattern, are given (``unmatched`` counts those that gave no image: a photo not there would
+    still make -o a folder), so their images are written into a folder (an existing folder named like an
+    image is used as it is); or a file (or device) is where the folder is, or one of its parents."""
+    if output is None or not sources or (single_output_file(sources, output) and not unmatched):
         return None
     if not names_image_file(output):
-        if os.path.exists(output) and not os.path.isdir(output):
-            return f"-o {output} is {file_kind(output)}, not a folder to put the outputs in"
+        nearest = nearest_existing(Path(output))
+        if os.path.exists(nearest) and not os.path.isdir(nearest):
+            where = "" if nearest == Path(output) else f": {nearest}"
+            return f"-o {output}{where} is {file_kind(nearest)}, not a folder to put the outputs in"
         return None
-    given = f"the inputs give {len(sources)} images" if len(sources) > 1 else "a folder or pattern is given"
+    if len(sources) > 1:
+        given = f"the inputs give {len(sources)} images"
+    elif sources[0].from_folder:
+        given = "a folder or pattern is given"
+    else:
+        given = f"{1 + unmatched} inputs are given"
     return (
         f"-o {output} names one image file, but {given}: name a folder, such as -o "
         f"{Path(output).with_suffix('')}"

@@ -210,7 +210,7 @@ def collect_jobs(
     passed_over = earlier_outputs(sources, output, suffix)
     earlier = set(passed_over)
     sources = [source for source in sources if source not in earlier]
-    misnamed = misnamed_output_folder(sources, output)
+    misnamed = misnamed_output_folder(sources, output, len(missing))
     if misnamed:
         raise fail(misnamed)
     if (as_folder := output_taken_as_folder(sources, output)) and not quiet:

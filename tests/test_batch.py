@@ -699,6 +699,12 @@ def test_an_output_named_like_an_image_must_be_a_folder_for_several_images(tmp_p
     assert misnamed_output_folder(two, tmp_path / "out") is None
     (tmp_path / "existing.jpg").mkdir()
     assert misnamed_output_folder(two, tmp_path / "existing.jpg") is None
+    # a.jpg b.jpg -o out.jpg with b.jpg not there (or a pattern that matched nothing) wrote a.jpg's output
+    # as out.jpg: a folder once b.jpg is made
+    assert misnamed_output_folder(one, tmp_path / "out.jpg", unmatched=1) == (
+        f"-o {tmp_path / 'out.jpg'} names one image file, but 2 inputs are given: name a folder, such as -o "
+        f"{tmp_path / 'out'}"
+    )
 
 
 def test_an_output_folder_that_is_a_file_is_refused_once(tmp_path: Path) -> None:
@@ -714,6 +720,13 @@ def test_an_output_folder_that_is_a_file_is_refused_once(tmp_path: Path) -> None
         == "-o /dev/null is a device, not a folder to put the outputs in"
     )
     assert misnamed_output_folder(one, tmp_path / "a.jpg") is None  # the output file itself: refused later
+    # -o notes/ or notes/sub failed each photo in its turn (exit 1), as a folder that could not be made
+    notes = tmp_path / "notes"
+    for output, reason in [(f"{notes}/", f"{notes}/ is"), (notes / "sub", f"{notes / 'sub'}: {notes} is")]:
+        for sources in (one, two):
+            assert misnamed_output_folder(sources, output) == (
+                f"-o {reason} a file, not a folder to put the outputs in"
+            )
 
 
 def test_one_photo_with_an_output_named_like_no_image_is_told_it_is_a_folder(tmp_path: Path) -> None:
