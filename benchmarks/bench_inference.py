@@ -31,7 +31,7 @@ import torch
 from recnet_cli.devices import DTYPES, peak_memory_bytes, reset_peak_memory
 from recnet_cli.engine import CPU_TILE, GPU_TILE, Corrector, correctors_for, whole_image_bytes
 from recnet_cli.imaging import read_photo
-from recnet_cli.metrics import to_uint8
+from recnet_cli.imaging.pixels import quantise
 from recnet_cli.model import RECNet
 from recnet_cli.weights import load_model
 
@@ -123,7 +123,7 @@ def isolated(device: str, here: Callable[[], dict], in_subprocess: Callable[[], 
 
 def eight_bit_gaps(expected: np.ndarray, got: np.ndarray) -> np.ndarray:
     """How many 8-bit levels apart two float images in [0, 1] are, rounded as a saved file holds them."""
-    return np.abs(to_uint8(expected).astype(np.int16) - to_uint8(got))
+    return np.abs(quantise(expected, 8).astype(np.int16) - quantise(got, 8))
 
 
 def half_precision_agreement(device: torch.device, precision: str, photos: list[Path]) -> dict:

@@ -31,7 +31,8 @@ from bench_inference import EXAMPLE_PHOTOS, RESULTS
 from recnet_cli.devices import pick_device
 from recnet_cli.engine import Corrector
 from recnet_cli.imaging import fit_size, read_photo, write_rgb8
-from recnet_cli.metrics import MAX_PSNR, psnr, ssim, to_uint8
+from recnet_cli.imaging.pixels import quantise
+from recnet_cli.metrics import MAX_PSNR, psnr, ssim
 from recnet_cli.train.data import photo_validation, split_photos
 from recnet_cli.train.synthesis import MODES, DegradationConfig, linear_to_srgb, srgb_to_linear
 from recnet_cli.viz import draw
@@ -52,7 +53,7 @@ def gamma_fix(rgb: np.ndarray) -> np.ndarray:
     values = rgb.astype(np.float32) / 255
     mean = float(np.clip(draw.luminance(values).mean(), 1e-3, 1 - 1e-3))
     gamma = float(np.clip(math.log(0.5) / math.log(mean), *GAMMA_LIMITS))
-    return to_uint8(values**gamma)
+    return quantise(values**gamma, 8)
 
 
 def clahe_fix(rgb: np.ndarray) -> np.ndarray:
@@ -67,22 +68,22 @@ def fusion_fix(rgb: np.ndarray) -> np.ndarray:
     """Mertens exposure fusion of the photo re-exposed at -2, 0 and +2 EV (in linear light)."""
     linear = srgb_to_linear(torch.from_numpy(rgb.astype(np.float32) / 255))
     brackets = [
-        cv2.cvtColor(to_uint8(linear_to_srgb((linear * 2**ev).clamp(0, 1)).numpy()), cv2.COLOR_RGB2BGR)
+        cv2.cvtColor(quantise(linear_to_srgb((linear * 2**ev).clamp(0, 1)).numpy(), 8), cv2.COLOR_RGB2BGR)
         for ev in FUSION_EVS
     ]
     fused = cv2.createMergeMertens().process(brackets)
-    return cv2.cvtColor(to_uint8(fused), cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(quantise(fused, 8), cv2.COLOR_BGR2RGB)
 
 
 def model_fix(corrector: Corrector) -> Method:
-    return lambda rgb: to_uint8(corrector.correct(rgb.astype(np.float32) / 255).image)
+    return lambda rgb: quantise(corrector.correct(rgb.astype(np.float32) / 255).image, 8)
 
 
 def regime_pairs(folder: Path, size: int, count: int) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     """(input, ground truth) 8-bit pairs of the held-out photos, per regime."""
     _, held_out = split_photos(folder)
     configs = {mode: DegradationConfig.only(mode) for mode in MODES} | {"training mix": DegradationConfig()}
-    as_uint8 = lambda x: to_uint8(x.permute(1, 2, 0).numpy())  # noqa: E731
+    as_uint8 = lambda x: quantise(x.permute(1, 2, 0).numpy(), 8)  # noqa: E731
     return {
         regime: [
             (as_uint8(p.input), as_uint8(p.target)) for p in photo_validation(held_out, config, size, count)
@@ -175,7 +176,7 @@ def sheet(methods: dict[str, Method], rows: list[tuple[np.ndarray, np.ndarray | 
 def real_photos(folder: Path, size: int) -> list[np.ndarray]:
     """The JPEGs of a folder (real photos, no ground truth) as 8-bit RGB, long side at most ``size``."""
     return [
-        to_uint8(fit_size(read_photo(path).pixels, max_side=size)) for path in sorted(folder.glob("*.jpg"))
+        quantise(fit_size(read_photo(path).pixels, max_side=size), 8) for path in sorted(folder.glob("*.jpg"))
     ]
 
 

@@ -14,7 +14,8 @@ import numpy as np
 from recnet_cli.devices import pick_device
 from recnet_cli.engine import Corrector
 from recnet_cli.imaging import read_photo, write_photo, write_rgb8
-from recnet_cli.metrics import psnr, ssim, to_uint8
+from recnet_cli.imaging.pixels import quantise
+from recnet_cli.metrics import psnr, ssim
 from recnet_cli.viz import draw
 from recnet_cli.viz.mask import mask_overlay
 from recnet_cli.viz.sheet import contact_sheet, explain
@@ -59,8 +60,8 @@ def main() -> None:
         write_sheet(full, path, photo.pixels, None, loaded.source)
         real_rows.append(
             [
-                labelled(to_uint8(photo.pixels), f"{path.name} (input)"),
-                labelled(to_uint8(result.image), f"recnet correct (strength {result.strength:g})"),
+                labelled(quantise(photo.pixels, 8), f"{path.name} (input)"),
+                labelled(quantise(result.image, 8), f"recnet correct (strength {result.strength:g})"),
                 labelled(overlay, "recnet mask (blue under, orange over)"),
             ]
         )
@@ -69,12 +70,12 @@ def main() -> None:
     synthetic_rows = []
     for source in sorted((EXAMPLES / "synthetic").glob("*_input.png")):
         target = source.with_name(source.name.replace("_input", "_gt"))
-        photo, truth = read_photo(source), to_uint8(read_photo(target).pixels)
+        photo, truth = read_photo(source), quantise(read_photo(target).pixels, 8)
         result = corrector.correct(photo.pixels)
-        corrected = to_uint8(result.image)
+        corrected = quantise(result.image, 8)
         write_sheet(full, source, photo.pixels, read_photo(target).pixels, loaded.source)
         write_rgb8(GALLERY / source.name.replace("_input", "_recnet"), corrected)
-        before, after = to_uint8(photo.pixels), corrected
+        before, after = quantise(photo.pixels, 8), corrected
         synthetic_rows.append(
             [
                 labelled(before, f"input: {psnr(before, truth):.1f} dB, SSIM {ssim(before, truth):.3f}"),

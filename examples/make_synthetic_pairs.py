@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from recnet_cli.imaging import write_rgb8
-from recnet_cli.metrics import to_uint8
+from recnet_cli.imaging.pixels import quantise
 from recnet_cli.train.data import photo_validation, split_photos
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.wording import counted
@@ -33,8 +33,8 @@ def main() -> None:
         (args.out / kind).mkdir(parents=True, exist_ok=True)
     for path, pair in zip(held_out, pairs, strict=False):
         name = "-".join(path.relative_to(args.photos).with_suffix("").parts)  # stems repeat across folders
-        write_rgb8(args.out / "input" / f"{name}.png", to_uint8(pair.input.permute(1, 2, 0).numpy()))
-        write_rgb8(args.out / "gt" / f"{name}.png", to_uint8(pair.target.permute(1, 2, 0).numpy()))
+        write_rgb8(args.out / "input" / f"{name}.png", quantise(pair.input.permute(1, 2, 0).numpy(), 8))
+        write_rgb8(args.out / "gt" / f"{name}.png", quantise(pair.target.permute(1, 2, 0).numpy(), 8))
     print(f"wrote {counted(len(pairs), 'pair')} to {args.out}")
 
 

@@ -220,7 +220,12 @@ def run_jobs(
         else:
             record(refused)
     queue = JobQueue(runnable)
-    if len(lanes) == 1:
+    if not lanes:  # no model was loaded, every job being refused as planned; one runnable since is not run
+        for job in runnable:
+            record(
+                Outcome(job, "not run", "its output was removed as the batch began: run the command again")
+            )
+    elif len(lanes) == 1:
         run_lane(lanes[0], queue, record, handled, overwrite, skip_existing)
     else:
         with ThreadPoolExecutor(len(lanes), "recnet-lane") as pool:

@@ -86,13 +86,13 @@ from recnet_cli.runner import (
     notice_quality_unused,
     notice_run,
     open_models,
+    open_models_if_needed,
     read_input,
     refuse_device_list,
     refuse_setup_problems,
     refuse_unwritable_output,
     run_batch,
     show_plan,
-    summary_if_stopped,
     write_report,
 )
 from recnet_cli.train.pairs import (
@@ -235,8 +235,23 @@ def correct(
     if dry_run:
         refuse_setup_problems(model, device, precision, fused)
         show_plan(jobs, found, overwrite, skip_existing, "correct", as_json, given, report_at)
-    with summary_if_stopped("correct", jobs, found, quiet, as_json, given):
-        correctors, loaded = open_models(model, device, precision, tile, quiet, amount, fused=fused)
+    correctors, loaded = open_models_if_needed(
+        "correct",
+        jobs,
+        found,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        as_json=as_json,
+        about=given,
+        model=model,
+        device=device,
+        precision=precision,
+        tile=tile,
+        quiet=quiet,
+        strength=amount,
+        fused=fused,
+        always=report,  # the page names the model
+    )
     from recnet_cli.correct_command import PhotoCorrection
     from recnet_cli.viz.report import ReportBuilder
 
@@ -261,12 +276,14 @@ def correct(
         skip_existing,
         quiet,
     )
-    about = {"model": loaded.reference, "device": device_names(correctors), "strength": amount}
+    about = (
+        given if loaded is None else {**given, "model": loaded.reference, "device": device_names(correctors)}
+    )
     report_failed = builder is not None and not write_report(
         builder, summary, about, correctors[0], loaded.source, shard, len(jobs), quiet
     )
     strengths = correction.strengths
-    if correctors[0].strength_setting == "auto" and strengths and not quiet:
+    if strengths and correctors[0].strength_setting == "auto" and not quiet:
         console.notice(f"strength auto: {console.strength_range(list(strengths.values()))}")
     finish(summary, "corrected", quiet, as_json, about, strengths, failed=report_failed)
 
@@ -429,8 +446,20 @@ def mask(
     if dry_run:
         refuse_setup_problems(model, device, precision)
         show_plan(jobs, found, overwrite, skip_existing, "mask", as_json, given)
-    with summary_if_stopped("mask", jobs, found, quiet, as_json, given):
-        correctors, loaded = open_models(model, device, precision, tile, quiet)
+    correctors, loaded = open_models_if_needed(
+        "mask",
+        jobs,
+        found,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        as_json=as_json,
+        about=given,
+        model=model,
+        device=device,
+        precision=precision,
+        tile=tile,
+        quiet=quiet,
+    )
     from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
 
     replace_companions = replaces_companions(overwrite, skip_existing)
@@ -449,7 +478,8 @@ def mask(
         return corrector.start(photo.pixels, progress)
 
     summary = run_batch(jobs, found, correctors, compute, write, "Masking", overwrite, skip_existing, quiet)
-    finish(summary, "masked", quiet, as_json, {"model": loaded.reference, "device": device_names(correctors)})
+    about = given if loaded is None else {"model": loaded.reference, "device": device_names(correctors)}
+    finish(summary, "masked", quiet, as_json, about)
 
 
 @command()

@@ -12,12 +12,12 @@ from recnet_cli import console
 from recnet_cli.imaging import Photo, format_for, output_notices, write_photo, write_rgb8
 from recnet_cli.outputs import Job, side_path
 from recnet_cli.runner import notice_run
-from recnet_cli.viz.features import Features, extract_features, feature_figure
 from recnet_cli.viz.mask import mask_overlay
 
 if TYPE_CHECKING:
     from recnet_cli.engine import Corrector, PendingCorrection
     from recnet_cli.tiling import Progress
+    from recnet_cli.viz.features import Features
     from recnet_cli.viz.report import ReportBuilder
 
 
@@ -38,6 +38,8 @@ class PhotoCorrection:
     def compute(
         self, corrector: Corrector, photo: Photo, progress: Progress
     ) -> tuple[PendingCorrection, Features | None]:
+        from recnet_cli.viz.features import extract_features  # PyTorch: not needed where no photo is run
+
         pending = corrector.start(photo.pixels, progress)
         return pending, extract_features(corrector.model, photo.pixels) if self.save_features else None
 
@@ -55,6 +57,8 @@ class PhotoCorrection:
             if overlay is not None:
                 write_rgb8(side_path(job.target, "mask"), overlay, overwrite=self.replace_companions)
             if features is not None:
+                from recnet_cli.viz.features import feature_figure
+
                 figure = feature_figure(features, f"recnet features: {job.source.name}")
                 write_rgb8(side_path(job.target, "features"), figure, overwrite=self.replace_companions)
             write_photo(job.target, result.image, like=photo, quality=self.quality, overwrite=self.overwrite)

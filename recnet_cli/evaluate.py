@@ -22,8 +22,9 @@ from recnet_cli.imaging import (
     kept_from_overwrite,
     write_rgb8,
 )
+from recnet_cli.imaging.pixels import quantise
 from recnet_cli.inputs import file_identity
-from recnet_cli.metrics import mean_psnr, psnr, ssim, to_uint8
+from recnet_cli.metrics import mean_psnr, psnr, ssim
 from recnet_cli.outputs import claim_key, existing_output_problem, folder_problem, names_image_file
 from recnet_cli.train.data import ImageFileError, read_rgb, require_same_size
 from recnet_cli.train.pairs import ImagePair
@@ -139,7 +140,7 @@ def score_pair_in_memory(
     except ValueError as exc:
         raise ImageFileError(f"{pair.input}: {exc}") from None
     correction = corrector.correct(source.astype(np.float32) / 255)
-    corrected = to_uint8(correction.image)
+    corrected = quantise(correction.image, 8)
     score = ImageScore(
         pair.input,
         pair.target,

@@ -86,11 +86,6 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(ssim_tensor(as_batch(a), as_batch(b), 255.0))
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """A float image in [0, 1] rounded to 8 bits, as a saved PNG would hold it."""
-    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-
-
 def quantised_scores(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """(PSNR, SSIM) per image of (B, 3, H, W) batches in [0, 1], both rounded to 8 bits first (on the CPU)."""
     out8 = torch.round(output.detach().cpu().double().clamp(0, 1) * 255)

@@ -148,6 +148,34 @@ def chosen_devices(device: str, precision: str) -> tuple[list[torch.device], lis
     return devices, [pick_dtype(precision, torch_device) for torch_device in devices]
 
 
+def open_models_if_needed(
+    command: str,
+    jobs: list[Job],
+    found: Summary,
+    *,
+    overwrite: bool,
+    skip_existing: bool,
+    as_json: bool,
+    about: dict,
+    model: str | None,
+    device: str,
+    precision: str,
+    tile: str,
+    quiet: bool,
+    strength: float | str = 1.0,
+    fused: bool = False,
+    always: bool = False,
+) -> tuple[list[Corrector], LoadedModel | None]:
+    """``open_models`` for a batch, under ``summary_if_stopped``; but where every job would be skipped or
+    refused before its photo is read (``plan_outcomes``: a --skip-existing run again), none is loaded, nor
+    fetched from the Hub, unless ``always``: the options are only checked, as --dry-run checks them."""
+    if not always and not plan_outcomes(jobs, overwrite, skip_existing).count("planned"):
+        refuse_setup_problems(model, device, precision, fused)
+        return [], None
+    with summary_if_stopped(command, jobs, found, quiet, as_json, about):
+        return open_models(model, device, precision, tile, quiet, strength, fused=fused)
+
+
 def refuse_setup_problems(model: str | None, device: str, precision: str, fused: bool = False) -> None:
     """--dry-run: ends the command with the error a run would stop on at once, for a --device that is not
     there, a --precision or --fused it cannot take, or a --model given that names no model; no model is
@@ -338,8 +366,11 @@ def run_batch(
 ) -> Summary:
     """Reads, computes (one lane per device) and writes every job under a progress bar, which each photo
     moves as its tiles finish; ``found`` holds the inputs that gave no job (see ``collect_jobs``)."""
-    from recnet_cli.engine import PhotoRunError
+    handled: tuple[type[Exception], ...] = (PhotoFileError,)
+    if correctors:  # none where no photo is to be run (``open_models_if_needed``), nor PyTorch imported
+        from recnet_cli.engine import PhotoRunError
 
+        handled = (PhotoFileError, PhotoRunError)
     any_gpu = any(corrector.device.type == "cuda" for corrector in correctors)
     # The bar counts megapixels, for an ETA that holds when sizes vary, and GPU lanes read ahead as far as
     # the largest photo allows: each header, read before starting. A CPU lane reads one photo ahead: its
@@ -375,7 +406,7 @@ def run_batch(
                 overwrite=overwrite,
                 skip_existing=skip_existing,
                 on_outcome=record,
-                handled=(PhotoFileError, PhotoRunError),
+                handled=handled,
             )
     except KeyboardInterrupt:
         ignore_further_stops()  # a second Ctrl-C or SIGTERM must not cut the summary short

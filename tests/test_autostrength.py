@@ -29,7 +29,7 @@ from recnet_cli.autostrength import (
 )
 from recnet_cli.calibrate_command import fitted_strength
 from recnet_cli.engine import Corrector, NotANumberError, PhotoOutOfMemoryError, blend
-from recnet_cli.metrics import to_uint8
+from recnet_cli.imaging.pixels import quantise
 from recnet_cli.train import calibration
 from recnet_cli.train.data import ImageFileError, ValidationPair
 from recnet_cli.train.pairs import ImagePair
@@ -223,7 +223,7 @@ def test_auto_strength_is_the_same_whole_and_tiled() -> None:
 
 def test_calibration_s_training_mix_is_its_own_pairs_not_copies_of_the_single_kinds(tmp_path: Path) -> None:
     for index in range(12):
-        Image.fromarray(to_uint8(scene(index, (48, 64)))).save(tmp_path / f"photo-{index}.png")
+        Image.fromarray(quantise(scene(index, (48, 64)), 8)).save(tmp_path / f"photo-{index}.png")
     fitting = calibration.photo_data(tmp_path, 64, 12).fitting
     pairs = {regime: load() for regime, load in fitting.items()}
     mix = pairs.pop("training mix")
@@ -238,7 +238,7 @@ def test_calibration_reads_photos_named_in_bytes_that_are_not_utf8_and_names_a_d
     """Names from another system's archive reach Python as surrogates, which broke the held-out split."""
     paths = [tmp_path / os.fsdecode(b"photo-\xff%d.png" % index) for index in range(3)]
     for index, path in enumerate(paths):
-        Image.fromarray(to_uint8(scene(index, (48, 64)))).save(path)
+        Image.fromarray(quantise(scene(index, (48, 64)), 8)).save(path)
     data = calibration.photo_data(tmp_path, 64, 2)
 
     def all_pairs() -> list[ValidationPair]:

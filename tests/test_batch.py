@@ -985,6 +985,17 @@ def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_pat
     assert replacing.outcomes[0].status == "done" and existing.read_bytes() == b"new"
 
 
+def test_without_a_lane_skipped_jobs_are_recorded_and_one_runnable_since_is_not_run(tmp_path: Path) -> None:
+    # No model is loaded where every job was refused as planned; an output removed meanwhile must not crash
+    kept = as_recnet_wrote(touch(tmp_path, "kept.png") / "kept.png")
+    jobs = [Job(tmp_path / "a.jpg", kept), Job(tmp_path / "b.jpg", tmp_path / "gone.png")]
+    summary = run_jobs(jobs, [], skip_existing=True)
+    assert [(o.status, o.reason) for o in summary.outcomes] == [
+        ("skipped", "output exists"),
+        ("not run", "its output was removed as the batch began: run the command again"),
+    ]
+
+
 @pytest.mark.parametrize("depth", [1, 3])
 def test_an_output_that_appears_during_the_batch_is_kept_as_one_there_before(
     tmp_path: Path, depth: int

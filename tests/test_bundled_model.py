@@ -17,7 +17,8 @@ from conftest import make_photo, run
 
 from recnet_cli.engine import Corrector
 from recnet_cli.imaging import read_photo
-from recnet_cli.metrics import psnr, to_uint8
+from recnet_cli.imaging.pixels import quantise
+from recnet_cli.metrics import psnr
 from recnet_cli.weights import load_model
 from recnet_cli.weights.locate import DEFAULT_MODEL
 from recnet_cli.weights.save import card_markdown
@@ -53,9 +54,9 @@ def test_the_bundled_model_improves_held_out_synthetic_pairs() -> None:
     gains = []
     for source in inputs:
         photo = read_photo(source).pixels
-        truth = to_uint8(read_photo(source.with_name(source.name.replace("_input", "_gt"))).pixels)
-        corrected = to_uint8(corrector.correct(photo).image)
-        gains.append(psnr(corrected, truth) - psnr(to_uint8(photo), truth))
+        truth = quantise(read_photo(source.with_name(source.name.replace("_input", "_gt"))).pixels, 8)
+        corrected = quantise(corrector.correct(photo).image, 8)
+        gains.append(psnr(corrected, truth) - psnr(quantise(photo, 8), truth))
     assert min(gains) > 0, gains
     assert sum(gains) / len(gains) >= 5.0, gains
 
@@ -73,9 +74,9 @@ def test_the_corrected_photo_has_no_line_along_its_edges(photo: Path) -> None:
     edge (13 to 32 levels of step on the example photos); the mirrored border the Corrector adds keeps
     the edges' steps like the photo's own."""
     rgb = read_photo(photo).pixels
-    corrected = to_uint8(Corrector(load_model(None).model, torch.device("cpu")).correct(rgb).image)
+    corrected = quantise(Corrector(load_model(None).model, torch.device("cpu")).correct(rgb).image, 8)
     interior = float(np.abs(np.diff(corrected[8:-8, 8:-8].astype(np.float64), axis=1)).mean())
-    assert edge_jump(corrected) <= 1.25 * max(edge_jump(to_uint8(rgb)), interior)
+    assert edge_jump(corrected) <= 1.25 * max(edge_jump(quantise(rgb, 8)), interior)
 
 
 @pytest.mark.parametrize("tile", [128, 200])

@@ -1164,6 +1164,34 @@ def test_overwrite_and_skip_existing_together_are_refused(tmp_path: Path, env: d
     assert sorted(p.name for p in photo.parent.iterdir()) == ["shot.png"]
 
 
+def test_a_run_with_nothing_to_do_loads_no_model(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    # --skip-existing with every output there loaded the model, and a Hub model could not be reached offline
+    (tmp_path / "shots").mkdir()
+    photos = [make_photo(tmp_path / "shots" / name) for name in ("a.png", "b.png")]
+    for command in ("correct", "mask"):
+        done = run(
+            [command, str(tmp_path / "shots"), "-o", str(tmp_path / command), "--model", str(model_file)], env
+        )
+        assert done.returncode == 0, done.stderr
+        again = [command, str(tmp_path / "shots"), "-o", str(tmp_path / command), "--skip-existing", "--json"]
+        skipped = run([*again, "--model", "acme/not-in-the-cache"], env)  # offline: fetching it would fail
+        assert skipped.returncode == 0, skipped.stderr
+        summary = json.loads(skipped.stdout)
+        assert (summary["model"], summary["device"], summary["skipped"]) == (
+            "acme/not-in-the-cache",
+            "auto",
+            2,
+        )
+        missing = run([*again, "--model", str(tmp_path / "nope.pth")], env)  # checked, as --dry-run checks it
+        assert (missing.returncode, missing.stderr) == (
+            2,
+            f"error: {tmp_path / 'nope.pth'}: file not found\n",
+        )
+    assert all(photo.is_file() for photo in photos)
+
+
 def test_inputs_are_never_overwritten(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     source = make_photo(tmp_path / "shot.png")
     before = source.read_bytes()

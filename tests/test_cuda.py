@@ -16,7 +16,7 @@ from random_models import random_image, random_model
 
 from recnet_cli import engine
 from recnet_cli.engine import Corrector, correctors_for
-from recnet_cli.metrics import to_uint8
+from recnet_cli.imaging.pixels import quantise
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
 from recnet_cli.tiling import Progress, TiledRunner
@@ -142,7 +142,7 @@ def test_synthesis_on_the_gpu_is_deterministic_and_like_the_cpu() -> None:
 def test_two_lanes_on_one_gpu_give_the_same_pictures() -> None:
     rgb = random_image(1, 300, 400)[0].permute(1, 2, 0).numpy()
     lanes = correctors_for(random_model(seed=8), [CUDA, CUDA], [torch.float32] * 2, tile=0)
-    first, second = (to_uint8(lane.correct(rgb).image) for lane in lanes)
+    first, second = (quantise(lane.correct(rgb).image, 8) for lane in lanes)
     assert np.array_equal(first, second)
 
 

@@ -19,7 +19,8 @@ from conftest import as_recnet_wrote
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.evaluate import EvalReport, ImageScore, PairFailure, evaluate_pairs, save_problem
 from recnet_cli.imaging import ImageWriteError, written_by_recnet
-from recnet_cli.metrics import UnscorableError, psnr, quantised_scores, ssim, ssim_tensor, to_uint8
+from recnet_cli.imaging.pixels import quantise
+from recnet_cli.metrics import UnscorableError, psnr, quantised_scores, ssim, ssim_tensor
 from recnet_cli.model import RECNet
 from recnet_cli.train.data import read_rgb
 from recnet_cli.train.pairs import ImagePair, data_set_folders
@@ -72,9 +73,9 @@ def test_ssim_scores_photos_of_eleven_pixels_a_side_and_no_smaller() -> None:
         ssim(a[:, :10], b[:, :10])
 
 
-def test_to_uint8_rounds_and_clips_to_the_8_bit_range() -> None:
+def test_quantising_to_8_bits_rounds_half_to_even_and_clips() -> None:
     floats = np.array([-0.2, 0.0, 0.5 / 255, 1.5 / 255, 0.5, 1.0, 1.3])
-    assert to_uint8(floats).tolist() == [0, 0, 0, 2, 128, 255, 255]  # half-way rounds to even, as np.rint
+    assert quantise(floats, 8).tolist() == [0, 0, 0, 2, 128, 255, 255]  # half-way rounds to even, as np.rint
 
 
 def test_ssim_tensor_is_differentiable_and_batched() -> None:
@@ -123,7 +124,7 @@ def test_evaluate_pairs_scores_output_and_identity(tmp_path: Path) -> None:
     for pair, score in zip(pairs, report.scores, strict=True):
         source, target = read_rgb(pair.input), read_rgb(pair.target)
         saved = read_rgb(tmp_path / "out" / f"{pair.input.stem}.png")
-        expected = to_uint8(corrector.correct(source.astype(np.float32) / 255).image)
+        expected = quantise(corrector.correct(source.astype(np.float32) / 255).image, 8)
         assert np.array_equal(saved, expected)
         assert score.identity_psnr == pytest.approx(psnr(source, target))
         assert score.identity_ssim == pytest.approx(ssim(source, target))

@@ -14,7 +14,7 @@ from conftest import as_recnet_wrote, make_photo, run
 from PIL import Image
 
 from recnet_cli.engine import Corrector
-from recnet_cli.metrics import to_uint8
+from recnet_cli.imaging.pixels import quantise
 from recnet_cli.model import RECNet
 from recnet_cli.viz import draw
 from recnet_cli.viz.features import (
@@ -202,7 +202,7 @@ def test_the_sheet_shows_a_grey_photo_corrected_in_grey_as_correct_writes_it(mod
     shown = explain(corrector, grey, grey=True).corrected
     assert (shown == shown[..., :1]).all()
     luma = corrector.correct(grey).image @ np.asarray([0.299, 0.587, 0.114], np.float32)
-    assert np.array_equal(shown[..., 0], to_uint8(luma))
+    assert np.array_equal(shown[..., 0], quantise(luma, 8))
 
 
 def test_explain_writes_a_contact_sheet(

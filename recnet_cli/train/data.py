@@ -22,8 +22,9 @@ from torch import Tensor
 
 from recnet_cli.files import folder_name
 from recnet_cli.imaging import PhotoFileError, fit_size, read_photo, write_rgb8
+from recnet_cli.imaging.pixels import quantise
 from recnet_cli.inputs import Source, is_image, other_files, unique_sources, visible_files
-from recnet_cli.metrics import SSIM_WINDOW, to_uint8
+from recnet_cli.metrics import SSIM_WINDOW
 from recnet_cli.train.pairs import ImagePair, list_images
 from recnet_cli.train.synthesis import DegradationConfig, degrade, sample_exposure
 from recnet_cli.wording import counted, listed
@@ -54,7 +55,7 @@ def read_rgb(path: Path, on_notice: Callable[[str], None] | None = None) -> np.n
     if on_notice is not None:
         for notice in photo.reading_notices(metadata=False):
             on_notice(f"{path}: {notice}")
-    return to_uint8(photo.pixels)
+    return quantise(photo.pixels, 8)
 
 
 def fitted(path: Path, image: np.ndarray, min_side: int, max_side: int) -> np.ndarray:

@@ -17,7 +17,8 @@ import torch
 
 from recnet_cli.engine import EDGE_PAD, with_border
 from recnet_cli.imaging import fit_size
-from recnet_cli.metrics import UnscorableError, psnr, ssim, to_uint8
+from recnet_cli.imaging.pixels import quantise
+from recnet_cli.metrics import UnscorableError, psnr, ssim
 from recnet_cli.model import RECNet
 from recnet_cli.viz import draw
 
@@ -211,8 +212,8 @@ def image_error(corrected: np.ndarray, reference_rgb: np.ndarray) -> np.ndarray:
     )
     limit = signed_error_limit(difference)
     picture = draw.fit_box(draw.diverging(difference, limit), 2 * TILE, 2 * TILE)
-    scores = f"PSNR {psnr(to_uint8(corrected), to_uint8(reference_rgb)):.2f} dB   " + (
-        f"SSIM {ssim(to_uint8(corrected), to_uint8(reference_rgb)):.4f}"
+    scores = f"PSNR {psnr(quantise(corrected, 8), quantise(reference_rgb, 8)):.2f} dB   " + (
+        f"SSIM {ssim(quantise(corrected, 8), quantise(reference_rgb, 8)):.4f}"
     )
     notes = draw.text_lines(
         [

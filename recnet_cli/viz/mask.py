@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recnet_cli.metrics import to_uint8
+from recnet_cli.imaging.pixels import quantise
 from recnet_cli.viz import draw
 from recnet_cli.viz.draw import BLUE, VERMILLION, luminance
 
@@ -38,7 +38,7 @@ def mask_overlay(photo: np.ndarray, mask: np.ndarray, legend: bool = True) -> np
     colour, strength = exposure_tint(mask.astype(np.float32))
     alpha = 0.75 * strength[..., None]
     picture = base * (1 - alpha) + colour * (0.35 + 0.65 * grey) * alpha
-    image = to_uint8(picture)
+    image = quantise(picture, 8)
     return draw_legend(image) if legend else image
 
 
@@ -61,7 +61,7 @@ def draw_legend(image: np.ndarray) -> np.ndarray:
     colour, strength = exposure_tint(ramp)
     grey = np.float32(0.2)
     bar = grey * (1 - strength[:, None]) + colour * strength[:, None]
-    out[top + pad : top + pad + bar_h, pad : pad + bar_w] = to_uint8(bar)[None]
+    out[top + pad : top + pad + bar_h, pad : pad + bar_w] = quantise(bar, 8)[None]
     baseline = top + 2 * pad + bar_h + text_h
     for label, share in (("over", 0.0), ("ok", 0.5), ("under", 1.0)):  # left, centred and right under the bar
         left = pad + round((bar_w - draw.text_size(label, font_scale)[0]) * share)

@@ -36,7 +36,7 @@ from recnet_cli.imaging import (
     mark_written,
     write_rgb8,
 )
-from recnet_cli.metrics import to_uint8
+from recnet_cli.imaging.pixels import quantise
 from recnet_cli.viz.draw import luminance
 
 REPORT_NAME = "report.html"
@@ -61,7 +61,7 @@ class ExposureStats:
 
 def exposure_stats(rgb: np.ndarray) -> ExposureStats:
     """Clipped highlights, crushed shadows and mean luminance of an H x W x 3 float image in [0, 1]."""
-    pixels = to_uint8(rgb)
+    pixels = quantise(rgb, 8)
     luma = luminance(pixels)
     return ExposureStats(
         clipped=float((pixels >= CLIPPED_LEVEL).any(axis=-1).mean()),
@@ -157,7 +157,7 @@ class ReportBuilder:
     ) -> Card:
         """Writes the previews of one photo (float inputs in [0, 1], the mask picture as uint8) under staged
         names (see ``staged``), and returns its card, to ``add`` once the photo is written or ``discard``."""
-        pictures = {"before": to_uint8(photo), "after": to_uint8(corrected), "mask": mask_picture}
+        pictures = {"before": quantise(photo, 8), "after": quantise(corrected, 8), "mask": mask_picture}
         links = {kind: self.preview(target, f"{kind}.jpg") for kind in pictures}
         card = Card(
             output=self.relative(target),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recnet_cli.engine import Corrector
-from recnet_cli.metrics import to_uint8
+from recnet_cli.imaging.pixels import quantise
 from recnet_cli.viz import draw
 from recnet_cli.viz.features import (
     FIGURE_WIDTH,
@@ -52,8 +52,8 @@ def explain(
         reference_features = extract_features(corrector.model, reference)
         errors = feature_error_figure(features, reference_features, corrected, reference)
     return Explained(
-        photo=to_uint8(photo),
-        corrected=to_uint8(corrected),
+        photo=quantise(photo, 8),
+        corrected=quantise(corrected, 8),
         mask=mask_overlay(photo, result.mask, legend=False),
         features=feature_figure(features),
         strength=result.strength,
