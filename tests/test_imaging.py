@@ -44,6 +44,7 @@ from recnet_cli.imaging import (
 from recnet_cli.imaging.metadata import iptc_datasets
 from recnet_cli.imaging.notices import output_notices
 from recnet_cli.imaging.photo import Metadata
+from recnet_cli.imaging.write import WRITTEN_MARK
 from recnet_cli.train.data import read_rgb
 
 SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -2872,6 +2873,16 @@ def test_images_recnet_writes_bear_its_mark_where_the_file_system_keeps_one(tmp_
         file.write(b"\x00")
     assert imaging.written_by_recnet(written) is False
     write_rgb8(written, np.zeros((8, 8, 3), np.uint8))
+    # A copy that keeps the attributes and the time (cp -a, rsync -aX) bore the mark as the output did, and
+    # --overwrite replaced it in the folder it was copied to; a move keeps the file, and so the mark
+    copied = tmp_path / "copied.png"
+    subprocess.run(["cp", "-a", written, copied], check=True)
+    assert os.getxattr(copied, WRITTEN_MARK) == os.getxattr(written, WRITTEN_MARK)
+    assert imaging.written_by_recnet(copied) is False
+    moved = tmp_path / "moved.png"
+    written.rename(moved)
+    assert imaging.written_by_recnet(moved) is True
+    moved.rename(written)
 
     def unsupported(*_: object) -> bytes:
         raise OSError(errno.ENOTSUP, "Operation not supported")

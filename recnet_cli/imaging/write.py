@@ -196,8 +196,9 @@ WRITTEN_MARK = "user.recnet.written"
 
 
 def written_mark(status: os.stat_result) -> bytes:
-    """The mark of a file as recnet wrote it: its size and time of last change."""
-    return f"{status.st_size} {status.st_mtime_ns}".encode()
+    """The mark of a file as recnet wrote it: its size, time of last change and inode number (a copy that
+    keeps the attribute and the time, as ``cp -a`` and ``rsync -aX`` make, is another file)."""
+    return f"{status.st_size} {status.st_mtime_ns} {status.st_ino}".encode()
 
 
 def mark_written(file: BinaryIO) -> None:
@@ -209,8 +210,8 @@ def mark_written(file: BinaryIO) -> None:
 
 
 def written_by_recnet(path: str | os.PathLike[str]) -> bool | None:
-    """Whether the image at ``path`` is as recnet wrote it (it bears recnet's mark, and its size and time of
-    last change are the mark's); None where that cannot be told: a file system that keeps no mark, or a
+    """Whether the image at ``path`` is as recnet wrote it (it bears recnet's mark, and its size, time of last
+    change and inode are the mark's); None where that cannot be told: a file system that keeps no mark, or a
     system without extended attributes."""
     if not hasattr(os, "getxattr"):
         return None
