@@ -40,10 +40,18 @@ def typed_number(text: str) -> int | None:
 
 # Control characters (a newline or an escape sequence in a file name or a typed value) shown as escapes, so
 # that a message stays one line and cannot move the cursor or colour the terminal, and a figure's title one
-# line of its strip.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# line of its strip; and the bytes of a file name that are not UTF-8, which Python holds as lone surrogates
+# (U+DC80 to U+DCFF, PEP 383) that a terminal cannot show.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
 
 
 def visible(text: str) -> str:
-    """``text`` with its control characters written as Python writes them: a\\nb, \\x1b[31m."""
-    return _CONTROL.sub(lambda match: repr(match[0])[1:-1], text)
+    """``text`` with its control characters written as Python writes them (a\\nb, \\x1b[31m), and a file
+    name's bytes that are not UTF-8 as the bytes they are: caf\\xe9.jpg."""
+    return _CONTROL.sub(lambda match: _escape(match[0]), text)
+
+
+def _escape(character: str) -> str:
+    if "\udc80" <= character <= "\udcff":  # the byte that os.fsdecode could not decode
+        return f"\\x{ord(character) - 0xDC00:02x}"
+    return repr(character)[1:-1]

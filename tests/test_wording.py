@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recnet_cli.wording import counted, in_words, listed, plural
+from recnet_cli.wording import counted, in_words, listed, plural, visible
 
 
 def test_lists_name_the_first_items_and_mark_the_rest() -> None:
@@ -19,3 +19,10 @@ def test_lists_name_the_first_items_and_mark_the_rest() -> None:
 def test_counts_take_the_plural_for_none_and_several() -> None:
     assert [counted(count, "pair") for count in (0, 1, 2)] == ["0 pairs", "1 pair", "2 pairs"]
     assert plural("key", 1) == "key" and plural("key", 3) == "keys"
+
+
+def test_visible_shows_control_characters_and_undecodable_name_bytes_as_escapes() -> None:
+    assert visible("a\nb \x1b[31mred\x7f") == "a\\nb \\x1b[31mred\\x7f"
+    # a Latin-1 name (caf\xe9.jpg) reaches Python as a lone surrogate, printed as \udce9, which a terminal
+    # cannot show and which names no byte of the file
+    assert visible("caf\udce9.jpg") == "caf\\xe9.jpg" and visible("café ✓") == "café ✓"
