@@ -267,7 +267,10 @@ def target_problem(target: Path, source: Path, inputs: set[FileIdentity], claims
     if file_identity(target) in inputs:
         return f"output {target} is an input file; refusing to overwrite it"
     if key in claims.files:
-        return f"output {target} would also be written for {claims.files[key][1]}"
+        return (
+            f"output {target} would also be written for {claims.files[key][1]}: correct one of them on its "
+            "own, with another -o or --suffix"
+        )
     if key in claims.folders:
         inside, other = claims.folders[key]
         return f"output {target} would also be the folder of {inside}, the output of {other}"

@@ -811,8 +811,8 @@ def test_two_inputs_that_would_share_an_output_clash_in_every_shard(
     assert [plan.returncode for plan in plans] == [0, 1]
     assert plans[0].stdout.strip() == f"{photos[0]} -> {tmp_path / 'out' / 'x.jpg'}"
     assert (
-        f"error: {photos[1]}: output {tmp_path / 'out' / 'x.jpg'} would also be written for {photos[0]}"
-        in plans[1].stderr
+        f"error: {photos[1]}: output {tmp_path / 'out' / 'x.jpg'} would also be written for {photos[0]}: "
+        "correct one of them on its own, with another -o or --suffix\n" in plans[1].stderr
     )
 
 
