@@ -218,7 +218,7 @@ def evaluate_pairs(
     save_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_failure: Callable[[PairFailure], None] | None = None,
-    overwrite: bool = True,
+    overwrite: bool = False,
     on_notice: Callable[[str], None] | None = None,
 ) -> EvalReport:
     """Corrects every pair's input and scores it; ``save_dir`` keeps the outputs as ``<input stem>.png``

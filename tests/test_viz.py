@@ -49,7 +49,7 @@ def two_region_features(gaps: list[float], channels: int = 8, size: int = 32) ->
 
 def bar_lengths(chart: np.ndarray) -> list[int]:
     """The length of each bar in a chart: runs of columns holding the bar colour, measured in the middle."""
-    is_bar = np.all(chart == draw.BAR_COLOUR, axis=-1)
+    is_bar = np.all(chart == draw.BLUE, axis=-1)
     columns = np.flatnonzero(is_bar.any(axis=0))
     runs = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1) if columns.size else []
     return [int(is_bar[:, run[len(run) // 2]].sum()) for run in runs]

@@ -20,8 +20,8 @@ _MAX_COMMENT_BYTES = 65533  # a JPEG segment's data: 65,535 bytes less its lengt
 # file it writes).
 _RAW_PROFILE = "Raw profile type "
 _NOT_COPIED = frozenset({"XML:com.adobe.xmp", "date:create", "date:modify", "date:timestamp"})
-# The program that made the file: a PNG output names recnet there, as photo editors do on export (EXIF's
-# Software, XMP's CreatorTool); other formats say it in their EXIF.
+# The program that made the file: where a photo's text names one, a PNG output names recnet instead, as
+# photo editors do on export (as EXIF's Software and XMP's CreatorTool are changed where a photo has them).
 _SOFTWARE_CHUNK = (b"tEXt", f"Software\0recnet {__version__}".encode())
 Text = tuple[tuple[bytes, bytes], ...]  # (chunk type or COMMENT, data) in the file's order
 
@@ -47,7 +47,7 @@ def _is_copied(kind: bytes, data: bytes) -> bool:
 def text_for(text: Text, output_format: str) -> tuple[Text, list[str]]:
     """The text an output in ``output_format`` holds, in its own terms (PNG chunks; a JPEG's comments, as
     (COMMENT, bytes)), and the keyword of each piece it cannot hold ("Comment" for a comment). A PNG's
-    Software names recnet."""
+    Software text, where the photo has one, names recnet."""
     placed, left = [], []
     for kind, data in text:
         if kind in PNG_TEXT and keyword(kind, data) == "Software":

@@ -30,7 +30,6 @@ from recnet_cli.weights.formats import (
     read_safetensors,
 )
 
-LOSS_PRESETS = ("paper", "authors-code")
 COLOUR_WEIGHT = 1.0
 MASK_WEIGHT = 0.25
 ECR_WEIGHT = 0.1
@@ -63,7 +62,7 @@ PRESETS = {
 
 def get_preset(name: str) -> LossPreset:
     if name not in PRESETS:
-        raise ValueError(f"unknown loss preset {name!r} (choose one of {', '.join(LOSS_PRESETS)})")
+        raise ValueError(f"unknown loss preset {name!r} (choose one of {', '.join(PRESETS)})")
     return PRESETS[name]
 
 

@@ -29,7 +29,6 @@ MUTED = (105, 105, 105)
 PAPER = (255, 255, 255)
 BLUE = (0, 114, 178)  # Okabe-Ito blue
 VERMILLION = (213, 94, 0)  # Okabe-Ito vermillion
-BAR_COLOUR = BLUE
 
 
 Colouring = Callable[[np.ndarray], np.ndarray]
@@ -84,9 +83,10 @@ def put_text(
     image[y0:y1, x0:x1] = np.asarray(patch)
 
 
-def blank(height: int, width: int, colour: Colour = PAPER) -> np.ndarray:
+def blank(height: int, width: int) -> np.ndarray:
+    """White paper of ``height`` x ``width`` pixels."""
     image = np.empty((height, width, 3), dtype=np.uint8)
-    image[:] = colour
+    image[:] = PAPER
     return image
 
 
@@ -133,11 +133,11 @@ def text_lines(lines: Sequence[str], width: int, scale: float, colour: Colour = 
     return strip
 
 
-def titled(image: np.ndarray, title: str, scale: float, colour: Colour = INK) -> np.ndarray:
+def titled(image: np.ndarray, title: str, scale: float) -> np.ndarray:
     """The image with a one-line caption above it; a caption wider than the image widens the panel (white
     on the image's right) rather than being cut off."""
     width = max(image.shape[1], text_size(title, scale)[0] + 2 * text_margin(scale))
-    return vstack([text_lines([title], width, scale, colour), image])
+    return vstack([text_lines([title], width, scale), image])
 
 
 def captioned(image: np.ndarray, caption: str, height: int, scale: float) -> np.ndarray:
@@ -160,9 +160,9 @@ def diverging(values: np.ndarray, limit: float) -> np.ndarray:
 
 
 def colour_bar(
-    colouring: Colouring, low: float, high: float, width: int, scale: float, caption: str, ticks: int = 5
+    colouring: Colouring, low: float, high: float, width: int, scale: float, caption: str
 ) -> np.ndarray:
-    """A horizontal colour bar with numbered ticks and a caption underneath."""
+    """A horizontal colour bar with five numbered ticks and a caption underneath."""
     _, text_height = text_size("0", scale)
     margin = text_size("-0.000", scale)[0] // 2 + 4
     bar_height = round(text_height * 1.1)
@@ -170,7 +170,7 @@ def colour_bar(
     ramp = np.linspace(low, high, inner, dtype=np.float32)
     strip = blank(bar_height + round(text_height * 1.8), width)
     strip[:bar_height, margin : margin + inner] = colouring(np.repeat(ramp[None], bar_height, axis=0))
-    for value in np.linspace(low, high, ticks):
+    for value in np.linspace(low, high, 5):
         x = margin + round((value - low) / (high - low) * (inner - 1)) if high > low else margin
         strip[bar_height : bar_height + 4, max(x - 1, 0) : x + 1] = INK
         label = tick_label(float(value))
@@ -207,7 +207,7 @@ def bar_chart(
     ):
         centre = round(slot * (index + 0.5))
         left = centre - bar_width // 2
-        chart[baseline - bar : baseline, left : left + bar_width] = BAR_COLOUR
+        chart[baseline - bar : baseline, left : left + bar_width] = BLUE
         number = f"{value:.3g}"
         put_text(chart, number, (centre - text_size(number, scale)[0] // 2, baseline - bar - 6), scale)
         put_text(chart, label, (centre - text_size(label, scale)[0] // 2, baseline + text_height + 4), scale)
