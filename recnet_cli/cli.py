@@ -595,8 +595,8 @@ def train(
             "--resume",
             "a run folder",
             "Continue the run in this folder exactly where it stopped, as it was set up (only --device, "
-            "--time-limit and --quiet may be given with it, and the new place of its data or VGG weights if "
-            "they moved).",
+            "--time-limit and --quiet may be given with it, the new place of its data or VGG weights if "
+            "they moved, and other options only with the run's own values).",
         ),
     ] = None,
     init: Annotated[
@@ -694,10 +694,26 @@ def train(
     from recnet_cli.train.run_folder import TrainConfig, how_to_go_on
     from recnet_cli.weights import WeightsError
 
-    refuse_unusable_options(given_options(ctx), resume_run, pairs, ecr)
+    typed = dict(
+        run_dir=out,
+        split=split,
+        steps=steps,
+        batch=batch,
+        crop=crop,
+        lr=lr,
+        seed=seed,
+        val_every=val_every,
+        checkpoint_every=checkpoint_every,
+        loss_preset=loss_preset.value,
+        ecr=ecr,
+        init=init,
+        precision=precision.value,
+        regimes=regimes,
+    )
+    refuse_unusable_options(given_options(ctx), resume_run, pairs, ecr, typed)
     refuse_unusable_settings(seed, lr, precision)
     seconds = None if time_limit is None else time_limit * 60
-    shares = regime_shares(regimes, photos, resume_run)
+    shares = regime_shares(regimes, photos) if resume_run is None else None
     refuse_device_list(device)
     if resume_run is None and (note := unread_below_note(inputs, targets)) and not quiet:
         console.notice(note)

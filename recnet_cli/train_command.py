@@ -3,6 +3,8 @@ one-line errors, and how the run ended. A problem ends the command (``console.fa
 
 from __future__ import annotations
 
+import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,10 +25,14 @@ if TYPE_CHECKING:  # these need PyTorch, which the commands import only when the
     from recnet_cli.train.loop import StopSignals, TrainResult
 
 
-def refuse_unusable_options(given: list[str], resume_run: Path | None, pairs: Path | None, ecr: bool) -> None:
-    """Options that a resumed run keeps as it was set up, or that nothing in the run would use."""
+def refuse_unusable_options(
+    given: list[str], resume_run: Path | None, pairs: Path | None, ecr: bool, settings: dict[str, object]
+) -> None:
+    """Options that a resumed run keeps as it was set up (unless typed with its own values: see
+    ``typed_as_set_up``), or that nothing in the run would use."""
     if resume_run is not None:
-        if changed := [option for option in given if option not in OPTIONS_WITH_RESUME]:
+        kept = (*OPTIONS_WITH_RESUME, *typed_as_set_up(given, resume_run, settings))
+        if changed := [option for option in given if option not in kept]:
             raise fail(
                 f"{', '.join(changed)}: --resume continues {resume_run} as it was set up; to train it "
                 f"further in another way, start a new run with --init {resume_run / 'checkpoint.safetensors'}"
@@ -35,6 +41,40 @@ def refuse_unusable_options(given: list[str], resume_run: Path | None, pairs: Pa
     refuse_split_without_pairs(given, pairs)
     if "--vgg-weights" in given and not ecr:
         raise fail("--vgg-weights: the weights are for the ECR loss, which --no-ecr turns off")
+
+
+# The run's setting each option of ``recnet train`` sets, where it is not the option's own name
+_SETTING_OF = {"--out": "run_dir", "--ecr": "ecr", "--no-ecr": "ecr"}
+
+
+def typed_as_set_up(given: list[str], resume_run: Path, settings: dict[str, object]) -> list[str]:
+    """The options typed with --resume whose values (``settings``, by the run's field names, --regimes as
+    typed) are those the run was set up with: the command that started it, typed again with --resume, as a
+    batch job's script does. None where the run's settings cannot be read (``resume`` says why)."""
+    from recnet_cli.train.run_folder import CONFIG_FILE, TrainConfig, read_record
+    from recnet_cli.train.synthesis import parse_regimes
+
+    try:
+        config = TrainConfig.from_json(read_record(resume_run / CONFIG_FILE))
+    except Exception:  # a damaged or missing record: resume names the problem
+        return []
+    run_values = asdict(config)
+    typed_again = []
+    for option in given:
+        name = _SETTING_OF.get(option, option.removeprefix("--").replace("-", "_"))
+        if name not in settings or name not in run_values:
+            continue
+        value, own = settings[name], run_values[name]
+        if name == "regimes":
+            try:
+                value = parse_regimes(str(value))
+            except ValueError:
+                continue
+        if name in ("run_dir", "init") and value is not None and own is not None:
+            value, own = os.path.abspath(value), os.path.abspath(own)
+        if value == own:
+            typed_again.append(option)
+    return typed_again
 
 
 def refuse_unusable_settings(seed: int, lr: float, precision: Precision) -> None:
@@ -49,13 +89,11 @@ def refuse_unusable_settings(seed: int, lr: float, precision: Precision) -> None
         raise fail("--precision fp16: training takes bf16 (the same speed on GPUs since Ampere) or fp32")
 
 
-def regime_shares(
-    regimes: str | None, photos: Path | None, resume_run: Path | None
-) -> tuple[float, float, float, float] | None:
-    """--regimes as the shares of under, over, mixed and mild; None where it was not given."""
+def regime_shares(regimes: str | None, photos: Path | None) -> tuple[float, float, float, float] | None:
+    """--regimes of a new run as the shares of under, over, mixed and mild; None where it was not given."""
     if regimes is None:
         return None
-    if photos is None or resume_run is not None:
+    if photos is None:
         raise fail("--regimes applies to a new run on --photos (inputs synthesised from good photos)")
     from recnet_cli.train.synthesis import parse_regimes
 

@@ -2407,6 +2407,26 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
         assert not (tmp_path / "run").exists()
 
 
+def test_resume_takes_the_command_that_started_the_run_typed_again(tmp_path: Path) -> None:
+    # A batch job's script runs one command line: with --resume added, its options were refused, unchanged
+    run_dir = tmp_path / "run"
+    tiny = "--steps 2 --batch 1 --crop 32 --no-ecr --device cpu --regimes mixed=1 --lr 2e-4 --seed 3 -q"
+    started = ["train", "--photos", str(TRAIN_PHOTOS), "--out", str(run_dir), *shlex.split(tiny)]
+    first = CliRunner().invoke(app, [*started, "--time-limit", "0"])  # stops after its first step
+    assert first.exit_code == 0 and not (run_dir / "final.safetensors").exists(), first.stderr
+    again = CliRunner().invoke(app, [*started, "--resume", str(run_dir)])
+    assert again.exit_code == 0, again.stderr
+    assert (run_dir / "final.safetensors").is_file()
+    for changed in (["--steps", "3"], ["--regimes", "mixed=0.5,mild=0.5"], ["--ecr"], ["--out", "elsewhere"]):
+        refused = CliRunner().invoke(
+            app, [*started, *changed, "--resume", str(run_dir)]
+        )  # the last one counts
+        assert refused.exit_code == 2
+        assert refused.stderr.startswith(
+            f"error: {changed[0]}: --resume continues {run_dir} as it was set up"
+        )
+
+
 @pytest.mark.parametrize("spelling", ["--out", "--output", "-o"])
 def test_train_takes_its_run_folder_as_the_other_commands_take_their_output(
     tmp_path: Path, spelling: str
