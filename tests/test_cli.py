@@ -201,7 +201,7 @@ def test_another_click_error_is_one_line_too(tmp_path: Path, monkeypatch: pytest
     def unreadable(*_: object, **__: object) -> None:
         raise click_classes.click_errors.FileError("model.bin", "permission denied")
 
-    monkeypatch.setattr(cli, "open_models", unreadable)
+    monkeypatch.setattr(runner, "open_models", unreadable)  # as correct loads its model
     photo = make_photo(tmp_path / "a.png")
     result = CliRunner().invoke(app, ["correct", str(photo)], prog_name="recnet")
     assert result.exit_code == 1
@@ -2341,7 +2341,8 @@ def test_a_stop_the_command_does_not_report_itself_is_said_in_one_line(
     def stopped_while_loading(*_: object, **__: object) -> None:
         raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as recnet takes it
 
-    monkeypatch.setattr(cli, "open_models", stopped_while_loading)
+    for module in (cli, runner):  # explain's, and correct's and mask's (runner.open_models_if_needed)
+        monkeypatch.setattr(module, "open_models", stopped_while_loading)
     photo = make_photo(tmp_path / "a.png")
     for command in (["explain", str(photo)], ["correct", str(photo)]):
         result = CliRunner().invoke(app, command)
