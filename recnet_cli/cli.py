@@ -80,6 +80,7 @@ from recnet_cli.outputs import (
     side_path,
 )
 from recnet_cli.runner import (
+    ModelChoice,
     collect_jobs,
     device_names,
     finish,
@@ -232,26 +233,15 @@ def correct(
         if problem := report_problem(Path(output), [job.target for job in jobs]):
             raise fail(problem)
         report_at = report_files(Path(output))
+    choice = ModelChoice(model, device, precision, tile, amount, fused)
     if dry_run:
-        refuse_setup_problems(model, device, precision, fused)
+        choice.refuse_setup_problems()
         show_plan(jobs, found, overwrite, skip_existing, "correct", as_json, given, report_at)
-    correctors, loaded = open_models_if_needed(
-        "correct",
-        jobs,
-        found,
-        overwrite=overwrite,
-        skip_existing=skip_existing,
-        as_json=as_json,
-        about=given,
-        model=model,
-        device=device,
-        precision=precision,
-        tile=tile,
-        quiet=quiet,
-        strength=amount,
-        fused=fused,
-        always=report,  # the page names the model
+    handling = dict(
+        overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, as_json=as_json, about=given
     )
+    # with --report, the model is loaded whatever the batch holds: the page names it
+    correctors, loaded = open_models_if_needed("correct", jobs, found, choice, **handling, always=report)
     from recnet_cli.correct_command import PhotoCorrection
     from recnet_cli.viz.report import ReportBuilder
 
@@ -443,23 +433,14 @@ def mask(
         default_ext=".png",
     )
     notice_quality_unused(quality, jobs, quiet)
+    choice = ModelChoice(model, device, precision, tile)
     if dry_run:
-        refuse_setup_problems(model, device, precision)
+        choice.refuse_setup_problems()
         show_plan(jobs, found, overwrite, skip_existing, "mask", as_json, given)
-    correctors, loaded = open_models_if_needed(
-        "mask",
-        jobs,
-        found,
-        overwrite=overwrite,
-        skip_existing=skip_existing,
-        as_json=as_json,
-        about=given,
-        model=model,
-        device=device,
-        precision=precision,
-        tile=tile,
-        quiet=quiet,
+    handling = dict(
+        overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, as_json=as_json, about=given
     )
+    correctors, loaded = open_models_if_needed("mask", jobs, found, choice, **handling)
     from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
 
     replace_companions = replaces_companions(overwrite, skip_existing)
@@ -694,7 +675,7 @@ def train(
     from recnet_cli.train.run_folder import TrainConfig, how_to_go_on
     from recnet_cli.weights import WeightsError
 
-    typed = dict(
+    settings = dict(  # those a run is set up with (its TrainConfig's), as typed
         run_dir=out,
         split=split,
         steps=steps,
@@ -708,9 +689,8 @@ def train(
         ecr=ecr,
         init=init,
         precision=precision.value,
-        regimes=regimes,
     )
-    refuse_unusable_options(given_options(ctx), resume_run, pairs, ecr, typed)
+    refuse_unusable_options(given_options(ctx), resume_run, pairs, ecr, settings | {"regimes": regimes})
     refuse_unusable_settings(seed, lr, precision)
     seconds = None if time_limit is None else time_limit * 60
     shares = regime_shares(regimes, photos) if resume_run is None else None
@@ -736,25 +716,13 @@ def train(
                 )
             else:
                 config = TrainConfig(
-                    run_dir=out,
+                    **settings,
                     photos=photos,
                     pairs=pairs,
-                    split=split,
                     inputs=inputs,
                     targets=targets,
-                    steps=steps,
-                    batch=batch,
-                    crop=crop,
-                    lr=lr,
-                    seed=seed,
-                    val_every=val_every,
-                    checkpoint_every=checkpoint_every,
-                    loss_preset=loss_preset.value,
-                    ecr=ecr,
                     vgg_weights=vgg_weights,
-                    init=init,
                     device=device,
-                    precision=precision.value,
                     regimes=shares or TrainConfig.regimes,
                 )
                 result = start_training(config, progress=progress, time_limit=seconds, stop_signals=signals)

@@ -8,6 +8,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -148,32 +149,51 @@ def chosen_devices(device: str, precision: str) -> tuple[list[torch.device], lis
     return devices, [pick_dtype(precision, torch_device) for torch_device in devices]
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model options of a batch command, as typed: what ``open_models`` loads."""
+
+    model: str | None
+    device: str
+    precision: str
+    tile: str
+    strength: float | str = 1.0
+    fused: bool = False
+
+    def refuse_setup_problems(self) -> None:
+        """``refuse_setup_problems`` of these options."""
+        refuse_setup_problems(self.model, self.device, self.precision, self.fused)
+
+
 def open_models_if_needed(
     command: str,
     jobs: list[Job],
     found: Summary,
+    choice: ModelChoice,
     *,
     overwrite: bool,
     skip_existing: bool,
+    quiet: bool,
     as_json: bool,
     about: dict,
-    model: str | None,
-    device: str,
-    precision: str,
-    tile: str,
-    quiet: bool,
-    strength: float | str = 1.0,
-    fused: bool = False,
     always: bool = False,
 ) -> tuple[list[Corrector], LoadedModel | None]:
     """``open_models`` for a batch, under ``summary_if_stopped``; but where every job would be skipped or
     refused before its photo is read (``plan_outcomes``: a --skip-existing run again), none is loaded, nor
     fetched from the Hub, unless ``always``: the options are only checked, as --dry-run checks them."""
     if not always and not plan_outcomes(jobs, overwrite, skip_existing).count("planned"):
-        refuse_setup_problems(model, device, precision, fused)
+        choice.refuse_setup_problems()
         return [], None
     with summary_if_stopped(command, jobs, found, quiet, as_json, about):
-        return open_models(model, device, precision, tile, quiet, strength, fused=fused)
+        return open_models(
+            choice.model,
+            choice.device,
+            choice.precision,
+            choice.tile,
+            quiet,
+            choice.strength,
+            fused=choice.fused,
+        )
 
 
 def refuse_setup_problems(model: str | None, device: str, precision: str, fused: bool = False) -> None:
