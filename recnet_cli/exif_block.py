@@ -44,12 +44,16 @@ def edited_exif(exif: bytes, dropped: frozenset[int]) -> bytes:
 
 def with_software(exif: bytes, software: str) -> bytes:
     """An EXIF block whose first directory names ``software`` as the program that made the file (Software),
-    as photo editors set it on export. The directory is written again at the block's end, with the name
-    before it, and the header points there; nothing else moves, so every offset stays right (see
-    ``edited_exif``). Its next directory (a thumbnail's) is unlinked."""
+    as photo editors set it on export. Where its Software already has room for the name (stored apart as the
+    name is, or in the entry as a name of 3 letters is), the name is written over it; else the directory is
+    written again at the block's end, with the name before it, and the header points there (a photo
+    corrected again and again would gain a dead copy each time). Nothing else moves, so every offset stays
+    right (see ``edited_exif``). Its next directory (a thumbnail's) is unlinked."""
     block = bytearray(_HEADERS.sub(b"", exif))
-    order, _, entries = first_directory(block)
+    order, start, entries = first_directory(block)
     name = software.encode("ascii", "replace") + b"\0"
+    if _software_written_over(block, order, start, entries, name):
+        return EXIF_HEADER + bytes(block)
     block += bytes(len(block) % 2)  # values and directories start on a word boundary
     if len(name) <= 4:
         entry = struct.pack(order + "HHI", SOFTWARE, ASCII, len(name)) + name.ljust(4, b"\0")
@@ -61,6 +65,29 @@ def with_software(exif: bytes, software: str) -> bytes:
     struct.pack_into(order + "I", block, 4, len(block))
     block += struct.pack(order + "H", len(kept)) + b"".join(kept) + bytes(4)
     return EXIF_HEADER + bytes(block)
+
+
+def _software_written_over(
+    block: bytearray, order: str, start: int, entries: list[bytes], name: bytes
+) -> bool:
+    """Writes ``name`` (ended by its NUL) over the first directory's Software where that is ASCII with room
+    for it, held as the name would be (apart, or in the entry), and unlinks the directory's next one;
+    whether it did."""
+    at = next((index for index, entry in enumerate(entries) if entry_tag(entry, order) == SOFTWARE), None)
+    if at is None:
+        return False
+    entry = start + 2 + 12 * at
+    kind, count, value = struct.unpack_from(order + "HII", block, entry + 2)
+    place = entry + 8 if count <= 4 else value
+    fits = kind == ASCII and len(name) <= count and (count <= 4) == (len(name) <= 4)
+    if not fits or place + count > len(block):
+        return False
+    block[place : place + count] = name.ljust(count, b"\0")
+    struct.pack_into(order + "I", block, entry + 4, len(name))
+    link = start + 2 + 12 * len(entries)
+    if link + 4 <= len(block):
+        block[link : link + 4] = bytes(4)
+    return True
 
 
 QUARTER_TURNS = frozenset({5, 6, 7, 8})  # orientations that turn the stored picture a quarter round

@@ -62,7 +62,10 @@ def test_an_edit_changes_the_directory_in_place_and_moves_nothing(order: str) ->
 @pytest.mark.parametrize("order", ["<", ">"])
 @pytest.mark.parametrize("software", ["recnet 0.1.0", "abc"])  # a name held apart, one held in the entry
 def test_software_is_named_in_a_directory_written_again_at_the_end(order: str, software: str) -> None:
-    original = block(order)
+    # The block's Software ("abc", in its entry) has no room for a name held apart; and where it is held
+    # apart (Lightroom's), none for one held in the entry
+    original = block(order) if len(software) > 3 else with_software(EXIF_HEADER + block(order), "x" * 20)
+    original = original.removeprefix(EXIF_HEADER)
     named = with_software(EXIF_HEADER + original, software).removeprefix(EXIF_HEADER)
     assert named[8 : len(original)] == original[8:]  # nothing moved: only the header's link changed
     found_order, start, entries = first_directory(named)
@@ -73,6 +76,28 @@ def test_software_is_named_in_a_directory_written_again_at_the_end(order: str, s
     held = entries[2][8:] if count <= 4 else named[value : value + count]
     assert (kind, held[:count]) == (2, software.encode() + b"\0")  # ASCII, ended by a NUL
     assert named[start + 2 + 12 * 4 :] == bytes(4)  # no next directory (the thumbnail's)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_software_with_room_for_the_name_is_written_over_so_a_photo_corrected_again_keeps_its_size(
+    order: str,
+) -> None:
+    # Each pass wrote the directory again at the block's end: 140 bytes more each time a recnet output was
+    # corrected again (5 passes, 5 copies of "recnet 0.1.0")
+    once = with_software(EXIF_HEADER + block(order), "recnet 0.1.0")
+    twice = with_software(once, "recnet 0.1.0")
+    assert twice == once
+    longer = with_software(EXIF_HEADER + block(order), "Adobe Photoshop Lightroom Classic 13.0 (Windows)")
+    over = with_software(longer, "recnet 0.1.0").removeprefix(EXIF_HEADER)
+    assert len(over) == len(longer) - len(EXIF_HEADER)  # written over, nothing added
+    _, start, entries = first_directory(over)
+    kind, count, value = struct.unpack(order + "2xHII", entries[2])
+    assert (kind, count, over[value : value + 49]) == (2, 13, b"recnet 0.1.0".ljust(49, b"\0"))
+    assert over[start + 2 + 12 * 4 : start + 2 + 12 * 4 + 4] == bytes(4)  # the thumbnail is unlinked still
+    in_entry = with_software(EXIF_HEADER + block(order), "ab").removeprefix(EXIF_HEADER)  # over "abc"
+    assert len(in_entry) == len(block(order))
+    (*_, software), link = first_directory(in_entry)[2][:3], in_entry[-4:]  # the block ends with the link
+    assert (software[2:8], software[8:], link) == (struct.pack(order + "HI", 2, 3), b"ab\0\0", bytes(4))
 
 
 def test_a_block_whose_first_directory_runs_past_its_end_is_refused() -> None:
