@@ -970,6 +970,31 @@ def test_a_resolution_turns_with_the_picture(tmp_path, source_extension, extensi
         assert (float(tags[282]), float(tags[283])) == pytest.approx((150, 300), rel=1e-4)
 
 
+def test_a_resolution_is_taken_from_the_exif_only_in_inches_or_centimetres(tmp_path):
+    # Pillow reads a JPEG's EXIF resolution as inches whatever its unit, and says 72 dpi for an EXIF with
+    # none: a unit-less photo (JFIF unit 0, EXIF unit 1) came out at 1 dpi, a 64-pixel photo 64 inches wide
+    def exif_with(*resolution: float) -> Image.Exif:
+        exif = Image.Exif()
+        exif[0x010F] = "Recnet Camera"
+        for tag, value in zip((282, 283, 296), resolution, strict=False):
+            exif[tag] = value
+        return exif
+
+    picture = Image.fromarray(gradient_rgb8())
+    for name, exif, dpi in [
+        ("aspect.jpg", exif_with(1.0, 1.0, 1), None),
+        ("none.jpg", exif_with(), None),
+        ("inches.webp", exif_with(300.0, 150.0, 2), (300, 150)),  # WebP has no density of its own
+        ("centimetres.jpg", exif_with(100.0, 100.0, 3), (254, 254)),
+        ("default-unit.jpg", exif_with(240.0, 240.0), (240, 240)),  # EXIF's default unit is the inch
+    ]:
+        photo = read_photo(save(tmp_path / name, picture, exif=exif))
+        assert photo.dpi == (None if dpi is None else pytest.approx(dpi)), name
+    _, output = round_trip(tmp_path, tmp_path / "aspect.jpg", "png")
+    with Image.open(output) as written:
+        assert "dpi" not in written.info  # no pHYs in metres
+
+
 def test_a_tiff_of_a_photo_without_a_resolution_has_the_required_tags_with_no_unit(tmp_path):
     # TIFF requires XResolution and YResolution; "no absolute unit" claims no size in inches, as JFIF's 0
     half = Image.Exif()

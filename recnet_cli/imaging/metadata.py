@@ -132,15 +132,25 @@ def exif_holds_resolution(exif: bytes | None, dpi: tuple[float, float] | None) -
     tags = Image.Exif()
     try:
         tags.load(exif or b"")
-        x, y, unit = float(tags[_X_RESOLUTION]), float(tags[_Y_RESOLUTION]), tags.get(_RESOLUTION_UNIT, _INCH)
-    except Exception:  # none, or damaged: Pillow's EXIF parser raises any kind
+    except Exception:  # damaged: Pillow's EXIF parser raises any kind
         return False
-    per_inch = {_INCH: 1, _CENTIMETRE: 2.54}.get(unit)
+    held = exif_dpi(tags)
     return (
         dpi is not None
-        and per_inch is not None
-        and all(math.isclose(a * per_inch, b, rel_tol=1e-6) for a, b in zip((x, y), dpi, strict=True))
+        and held is not None
+        and all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(held, dpi, strict=True))
     )
+
+
+def exif_dpi(tags: Image.Exif | None) -> tuple[float, float] | None:
+    """The resolution across and down the stored picture that EXIF tags give, in pixels per inch: None where
+    they give none, or none in inches or centimetres (ResolutionUnit 1 says only the pixels' aspect)."""
+    try:
+        x, y, unit = float(tags[_X_RESOLUTION]), float(tags[_Y_RESOLUTION]), tags.get(_RESOLUTION_UNIT, _INCH)
+    except Exception:  # none, or damaged: Pillow's EXIF parser raises any kind
+        return None
+    per_inch = {_INCH: 1, _CENTIMETRE: 2.54}.get(unit)
+    return None if per_inch is None else (x * per_inch, y * per_inch)
 
 
 def intact(read: Callable[[], T], name: str, damaged: list[str]) -> T | None:
@@ -337,11 +347,16 @@ def jpeg_segment(marker: int, body: bytes) -> bytes:
     return struct.pack(">BBH", 0xFF, marker, 2 + len(body)) + body
 
 
-def source_dpi(image: Image.Image, orientation: int) -> tuple[float, float] | None:
-    """The stored resolution, across and down the picture as ``orientation`` turns it upright; Pillow reports
-    1 x 1 for TIFFs that have none, and 0 x 0 for some JPEGs."""
-    dpi = image.info.get("dpi")
-    if not dpi or (image.format == "TIFF" and _X_RESOLUTION not in image.tag_v2):
+def source_dpi(image: Image.Image, orientation: int, exif: Image.Exif | None) -> tuple[float, float] | None:
+    """The stored resolution, across and down the picture as ``orientation`` turns it upright: the format's
+    own (a JPEG's JFIF density in inches or centimetres, a PNG's pHYs in metres, a TIFF's resolution tags),
+    else its ``exif`` tags' (``exif_dpi``). Pillow's own reading of a JPEG's EXIF is not taken: it counts a
+    resolution without a unit in inches (a 64-pixel photo at 1 dpi would print 64 inches wide), and gives
+    72 x 72 where there is none. Pillow reports 1 x 1 for TIFFs that have none."""
+    from_exif = image.format == "JPEG" and image.info.get("jfif_unit") not in (1, 2)  # Pillow's guess
+    unset = image.format == "TIFF" and _X_RESOLUTION not in image.tag_v2
+    dpi = (None if from_exif or unset else image.info.get("dpi")) or exif_dpi(exif)
+    if not dpi:
         return None
     horizontal, vertical = float(dpi[0]), float(dpi[1])  # a TIFF's 72/0 is nan
     if orientation in QUARTER_TURNS:

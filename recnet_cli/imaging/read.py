@@ -254,6 +254,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         samples = ORIENTATIONS.get(orientation, lambda a: a)(samples)
     else:
         orientation = tiff_orientation
+    dpi = source_dpi(image, orientation, exif)  # before ``read_exif`` turns a TIFF's resolution
     read_exif = functools.partial(
         portable_exif, exif, image.info.get("exif"), (samples.shape[1], samples.shape[0]), orientation
     )
@@ -269,7 +270,7 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         grayscale=grayscale,
         exif=None if exif is None else intact(read_exif, "EXIF", damaged),
         icc_profile=icc_profile,
-        dpi=source_dpi(image, orientation),
+        dpi=dpi,
         source_format=image.format,
         frames=_frame_count(image),
         xmp=xmp,
