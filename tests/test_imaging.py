@@ -2801,6 +2801,10 @@ def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None
     assert imaging.metadata_loss_notice(described, "BMP") == (  # BMP holds no metadata at all
         "its EXIF (70.0 kB) cannot go into BMP: left out; PNG or TIFF keeps it"
     )
+    recorded = dataclasses.replace(described, iptc=b"\x1c\x02\x05\x00\x05Title")  # PNG holds no IPTC-IIM
+    assert imaging.metadata_loss_notice(recorded, "BMP") == (
+        "its EXIF (70.0 kB) and IPTC record (10 bytes) cannot go into BMP: left out; TIFF keeps them"
+    )
     assert (
         imaging.metadata_loss_notice(described, "PNG") is None
         and imaging.metadata_loss_notice(scanned, "TIFF") is None

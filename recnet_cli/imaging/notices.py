@@ -26,7 +26,7 @@ def metadata_loss_notice(photo: Photo, output_format: str) -> str | None:
     sizes["resolution"] = f"{max(photo.dpi or (0,)):,.0f} dpi"
     what = in_words([f"{name} ({sizes[name]})" for name in names], "and")
     them = "them" if len(names) > 1 else "it"
-    keeper = "TIFF" if "resolution" in names else "PNG or TIFF"
+    keeper = "TIFF" if {"resolution", "IPTC record"} & set(names) else "PNG or TIFF"  # PNG holds neither
     return f"its {what} cannot go into {FORMAT_NAMES[output_format][0]}: left out; {keeper} keeps {them}"
 
 
