@@ -1642,6 +1642,33 @@ def test_heif_keeps_alpha_and_grey(tmp_path: Path) -> None:
         assert (again.alpha is not None, again.grayscale) == (name == "alpha.heic", name == "grey.heif")
 
 
+@needs_heif
+def test_grey_with_alpha_stays_grey_with_its_profile_in_heif_and_is_grey_rgb_in_avif(tmp_path: Path) -> None:
+    # libheif decodes grey with alpha to RGBA: its grey profile was dropped (one for grey, not RGB) and the
+    # model's colour cast went into a colour output; AVIF, written as RGBA, was given the grey profile
+    imaging.enable_heif()
+    grey = icc.grey_profile("Grey, gamma 2.2", 2.2)
+    pixels = np.dstack([gradient_rgb8()[..., 0], np.full((24, 32), 200, np.uint8)])
+    heic = save(tmp_path / "la.heic", Image.fromarray(pixels, "LA"), quality=95, icc_profile=grey)
+    photo = read_photo(heic)
+    assert (photo.grayscale, photo.alpha is not None, photo.icc_profile) == (True, True, grey)
+    tinted = photo.pixels * np.float32([1.0, 0.9, 0.8])  # a colour cast, as the model may add
+    for name in ("out.heic", "out.png"):
+        write_photo(tmp_path / name, tinted, photo)
+        again = read_photo(tmp_path / name)
+        assert (again.grayscale, again.alpha is not None, again.icc_profile) == (True, True, grey), name
+    if imaging.AVIF_SUPPORTED:
+        write_photo(tmp_path / "out.avif", tinted, photo)
+        with Image.open(tmp_path / "out.avif") as avif:
+            rgba = np.asarray(avif)
+            assert avif.mode == "RGBA" and "icc_profile" not in avif.info  # converted to sRGB instead
+        assert np.abs(rgba[..., 0].astype(int) - rgba[..., 2]).max() <= 2  # grey, but for the codec's loss
+        assert imaging.colour_loss_notice(photo, "AVIF") == (
+            "AVIF holds no grey colour profile (grey with transparency goes in as RGB): converted from Grey, "
+            "gamma 2.2 to sRGB; PNG or TIFF keeps the profile"
+        )
+
+
 def save_deep_heif(path: Path, codes: np.ndarray, depth: int = 10, **options) -> Path:
     """A 10- or 12-bit HEIF of H x W x C codes (grey or RGB, then alpha), as Fujifilm and Canon write."""
     import pillow_heif

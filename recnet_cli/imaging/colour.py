@@ -284,9 +284,23 @@ def srgb_conversion(profile: bytes) -> SrgbConversion | None:
     return None if moved <= _SRGB_TOLERANCE else SrgbConversion(source, convert)
 
 
+# Why a format cannot hold a grey photo as grey, where it cannot: its pixels are written as RGB (R = G = B)
+_NO_GREY_MODE = {"WEBP": "it has no grey mode"}
+_NO_GREY_MODE_WITH_ALPHA = {"AVIF": "grey with transparency goes in as RGB"}
+
+
+def no_grey_mode(photo: Photo, output_format: str) -> str | None:
+    """Why a grey photo is written as RGB in ``output_format`` (WebP; AVIF with transparency), else None."""
+    if not photo.grayscale:
+        return None
+    return _NO_GREY_MODE.get(output_format) or (
+        _NO_GREY_MODE_WITH_ALPHA.get(output_format) if photo.alpha is not None else None
+    )
+
+
 def written_grey(photo: Photo, output_format: str) -> bool:
-    """Whether the photo is written as grey: a grey one, but to WebP, which has no grey mode."""
-    return photo.grayscale and output_format != "WEBP"
+    """Whether the photo is written as grey: a grey one, but where the format has no grey mode for it."""
+    return photo.grayscale and no_grey_mode(photo, output_format) is None
 
 
 def _icc_profile_rules(photo: Photo) -> bool:
@@ -362,8 +376,8 @@ def colour_loss_notice(photo: Photo, output_format: str) -> str | None:
     if conversion is None:
         return _coded_colour_loss_notice(photo, output_format)
     name = FORMAT_NAMES[output_format][0]
-    if output_format in ICC_FORMATS:  # but a grey photo's pixels go in as RGB: WebP
-        lacks = f"{name} holds no grey colour profile (it has no grey mode)"
+    if why := no_grey_mode(photo, output_format):  # a grey photo's pixels go in as RGB
+        lacks = f"{name} holds no grey colour profile ({why})"
     else:
         lacks = f"{name} holds no colour profile"
     if conversion.convert is not None:

@@ -243,6 +243,8 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         deep_samples = _deep_tiff_samples if image.format == "TIFF" else _deep_png_samples
         samples, grayscale = deep_samples(file, image, layout)
         depth = 16
+    if image.format == "HEIF" and samples.shape[2] == 4 and _all_grey(samples):
+        samples, grayscale = samples[..., [0, 3]], True  # libheif decodes grey with alpha to RGBA
     png_colour, text = _png_kept_chunks(file) if image.format == "PNG" else ((), _jpeg_comments(image))
     damaged: list[str] = []
     unusable_profile = icc.unusable_for(icc_profile, grayscale) if icc_profile else None
@@ -286,6 +288,12 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         uncalibrated_cmyk=uncalibrated_cmyk,
         unusable_profile=unusable_profile,
     )
+
+
+def _all_grey(samples: np.ndarray) -> bool:
+    """Whether every pixel of H x W x 3 or 4 samples (RGB, then alpha) has R = G = B."""
+    red, green, blue = samples[..., 0], samples[..., 1], samples[..., 2]
+    return np.array_equal(red, green) and np.array_equal(green, blue)
 
 
 def _webp_lossless(file: BinaryIO) -> bool:

@@ -120,9 +120,11 @@ def write_photo(
         exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp, png_colour, lossless, text
     )
     try:
-        colour = pixels @ np.asarray(BT601_LUMA, np.float32) if grayscale else pixels
+        colour = pixels @ np.asarray(BT601_LUMA, np.float32) if like.grayscale else pixels
         if conversion is not None and conversion.convert is not None:
             colour = converted_in_bands(conversion.convert, colour)
+        if like.grayscale and not grayscale:  # a format without a grey mode for it: grey all the same
+            colour = np.repeat(colour[..., None], 3, axis=2)
         channels = [quantise(colour, depth)]
         if like.alpha is not None and fmt in ALPHA_FORMATS:
             channels.append(alpha_at_depth(like.alpha, depth))
