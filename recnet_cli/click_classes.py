@@ -89,6 +89,19 @@ def file_read_as_option(args: list[str], option: str) -> str | None:
     return next((arg for arg in args if arg.startswith(option) and os.path.lexists(arg)), None)
 
 
+def refuse_an_option_taken_as_a_value(command: Any, ctx: typer.Context) -> None:
+    """Refuses an option whose value is one of the command's own options, as Click takes the word after an
+    option for its value: ``-o --dry-run`` (a value forgotten) wrote the photo into a folder named
+    --dry-run, the dry run undone."""
+    names = {name for param in command.get_params(ctx) for name in (*param.opts, *param.secondary_opts)}
+    for param in command.get_params(ctx):
+        value = ctx.params.get(param.name) if param.param_type_name == "option" else None
+        if value is not None and not isinstance(value, bool) and str(value) in names:
+            typed = parameter_name(param)
+            reason = f"{value} is an option, so {typed} was given no value (a file named so: ./{value})"
+            raise click_errors.UsageError(f"{typed} {value}: {reason}", ctx)
+
+
 @contextlib.contextmanager
 def click_errors_in_one_line() -> Iterator[None]:
     """Click's errors (an unknown option or command, a bad value, a missing argument) said as recnet's
@@ -122,7 +135,7 @@ class UsageErrorsSayWhat:
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         given = list(args)  # Click's parser consumes the list it reads
         try:
-            return super().parse_args(ctx, args)  # type: ignore[misc]
+            rest = super().parse_args(ctx, args)  # type: ignore[misc]
         except click_errors.UsageError as error:
             if error.ctx is None:
                 error.ctx = ctx
@@ -131,6 +144,8 @@ class UsageErrorsSayWhat:
             if isinstance(error, click_errors.NoSuchOption):
                 error.file = file_read_as_option(given, error.option_name)
             raise
+        refuse_an_option_taken_as_a_value(self, ctx)
+        return rest
 
 
 class PlainHelpFlag:

@@ -197,6 +197,29 @@ def test_a_file_whose_name_starts_with_a_dash_is_told_how_to_name(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["-1.png"]
 
 
+def test_an_option_taken_for_another_option_s_value_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # -o --dry-run (its value forgotten) corrected the photo into a folder named --dry-run: no dry run
+    monkeypatch.chdir(tmp_path)
+    make_photo(tmp_path / "a.png")
+    for args, option, value in [
+        (["correct", "a.png", "-o", "--dry-run"], "--output", "--dry-run"),
+        (["correct", "a.png", "-o", "-n"], "--output", "-n"),
+        (["mask", "a.png", "--suffix", "--json"], "--suffix", "--json"),
+        (["train", "--photos", ".", "--out", "--no-ecr"], "--out", "--no-ecr"),
+    ]:
+        result = CliRunner().invoke(app, args, prog_name="recnet")
+        assert (result.exit_code, result.stderr) == (
+            2,
+            f"error: {option} {value}: {value} is an option, so {option} was given no value (a file named so: "
+            f"./{value}) (see recnet {args[0]} --help)\n",
+        )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]
+    named = CliRunner().invoke(app, ["correct", "a.png", "-o", "./-n", "-n"], prog_name="recnet")
+    assert named.exit_code == 0 and named.stdout == "a.png -> -n/a.png\n"
+
+
 def test_another_click_error_is_one_line_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def unreadable(*_: object, **__: object) -> None:
         raise click_classes.click_errors.FileError("model.bin", "permission denied")
