@@ -598,7 +598,11 @@ def train(
             help="Crops per step, in all (under torchrun, split evenly over the processes).",
         ),
     ] = 8,
-    crop: Annotated[int, typer.Option(min=32, metavar="PIXELS", help="Square training crop.")] = 384,
+    crop: Annotated[
+        int,
+        # 8192 px crops would take 650 GiB a step: more than any GPU holds (OpenCV cannot scale to 2^31 px)
+        typer.Option(min=32, max=8192, metavar="PIXELS", help="Square training crop."),
+    ] = 384,
     lr: Annotated[
         float,
         typer.Option(metavar="RATE", help="Peak learning rate (cosine schedule after warm-up)."),

@@ -212,8 +212,8 @@ def test_an_option_taken_for_another_option_s_value_is_refused(
         result = CliRunner().invoke(app, args, prog_name="recnet")
         assert (result.exit_code, result.stderr) == (
             2,
-            f"error: {option} {value}: {value} is an option, so {option} was given no value (a file named so: "
-            f"./{value}) (see recnet {args[0]} --help)\n",
+            f"error: {option} {value}: {value} is an option, so {option} was given no value (a file named "
+            f"so: ./{value}) (see recnet {args[0]} --help)\n",
         )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]
     named = CliRunner().invoke(app, ["correct", "a.png", "-o", "./-n", "-n"], prog_name="recnet")
@@ -2399,6 +2399,7 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
         (["--resume", str(tmp_path / "run"), "--steps", "10"], "--out, --steps: --resume continues"),
         ([*photos, *quick, "--device", "cpu,cpu"], "--device cpu,cpu: this command runs on one device"),
         ([*photos, *quick, "--lr", "nan"], "--lr nan: use a positive learning rate"),
+        ([*photos, *quick, "--crop", "3000000000"], "--crop 3000000000: input should be less than or equal"),
         ([*photos, *quick, "--lr", "-1"], "--lr -1: use a positive learning rate"),
         ([*photos, *quick, "--lr", "1e300"], "--lr 1e+300: use a positive learning rate of at most 1"),
         ([*photos, *quick, "--precision", "fp16"], "--precision fp16: training takes bf16"),
