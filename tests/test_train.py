@@ -1216,3 +1216,24 @@ def test_a_steps_memory_is_checked_against_what_is_available_where_that_is_known
     assert resumed.endswith(
         "available; free some memory (close other programs), or resume the run on a machine with more"
     )
+
+
+def test_torchrun_s_variables_that_make_no_sense_are_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # WORLD_SIZE=2 alone (RANK unset) was a KeyError traceback; WORLD_SIZE=abc said only "invalid literal"
+    for variables, message in [
+        ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 without RANK: torchrun sets both for each process"),
+        ({"WORLD_SIZE": "0"}, "WORLD_SIZE='0': torchrun sets it to a whole number of at least 1"),
+        ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc': torchrun sets it to a whole number of at least 1"),
+        ({"WORLD_SIZE": "2", "RANK": "x"}, "RANK='x': torchrun sets it to a whole number of at least 0"),
+    ]:
+        for name in ("WORLD_SIZE", "RANK"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(TrainingError) as raised:
+            loop.start_distributed("cpu")
+        assert str(raised.value) == f"{message}; to train in one process, unset WORLD_SIZE"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert loop.start_distributed("cpu").world == 1

@@ -419,22 +419,46 @@ def run(
             dist.destroy_process_group()
 
 
+ONE_PROCESS = "to train in one process, unset WORLD_SIZE"
+
+
 def start_distributed(device_spec: str) -> Ranks:
     """Joins the ``torchrun`` process group when WORLD_SIZE > 1 (NCCL for CUDA, gloo otherwise)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launcher_number("WORLD_SIZE", 1, least=1)
     if world == 1:
         return Ranks()
+    if "RANK" not in os.environ:
+        raise TrainingError(
+            f"WORLD_SIZE={world} without RANK: torchrun sets both for each process; {ONE_PROCESS}"
+        )
     ranks = Ranks(
-        rank=int(os.environ["RANK"]),
+        rank=launcher_number("RANK", 0, least=0),
         world=world,
-        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-        local_world=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
+        local_rank=launcher_number("LOCAL_RANK", 0, least=0),
+        local_world=launcher_number("LOCAL_WORLD_SIZE", 1, least=1),
     )
     use_cuda = (device_spec == "auto" or device_spec.startswith("cuda")) and torch.cuda.is_available()
     if use_cuda:
         torch.cuda.set_device(ranks.local_rank)
     dist.init_process_group("nccl" if use_cuda else "gloo")
     return ranks
+
+
+def launcher_number(name: str, default: int, least: int) -> int:
+    """The whole number torchrun sets in the environment variable ``name``, or ``default`` where it is not
+    set; a TrainingError naming it where it is not a whole number of at least ``least``."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        number = int(text)
+    except ValueError:
+        number = least - 1
+    if number < least:
+        raise TrainingError(
+            f"{name}={text!r}: torchrun sets it to a whole number of at least {least}; {ONE_PROCESS}"
+        )
+    return number
 
 
 def training_device(spec: str, ranks: Ranks) -> torch.device:
