@@ -721,6 +721,11 @@ def test_a_terminal_width_of_zero_in_the_environment_is_ignored(env: dict[str, s
         assert listed.stderr.startswith(
             f"No models yet: none bundled in {env['RECNET_WEIGHTS_DIR']} and none"
         )
+    # a width beyond any terminal's: help laid out that wide was an OverflowError, or took gigabytes
+    for columns in ("99999999999999999999", "9999999999"):
+        helped = run(["correct", "--help"], {**env, "COLUMNS": columns})
+        assert helped.returncode == 0 and "Usage: recnet correct" in helped.stdout, helped.stderr[-300:]
+        assert max(map(len, helped.stdout.splitlines())) <= 200  # the terminal's width, or 80
 
 
 def test_no_models_names_the_folder_the_bundled_ones_are_looked_for_in(env: dict[str, str]) -> None:
