@@ -212,7 +212,7 @@ def refuse_setup_problems(model: str | None, device: str, precision: str, fused:
             raise fail(str(exc)) from None
         if problem := next(filter(None, (fused_unavailable(each) for each in devices if fused)), None):
             raise fail(problem)
-    if problem := model and reference_problem(model):
+    if problem := reference_problem(model):
         raise fail(problem)
 
 

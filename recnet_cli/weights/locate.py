@@ -51,6 +51,12 @@ def weights_dir() -> Path:
     return Path(str(importlib.resources.files("recnet_cli.weights_bundle")))
 
 
+def set_by_environment() -> str:
+    """``, in the folder RECNET_WEIGHTS_DIR names``, where it names the bundled models' folder; else
+    nothing."""
+    return f", in the folder {WEIGHTS_DIR_ENV} names" if os.environ.get(WEIGHTS_DIR_ENV) else ""
+
+
 def bundled_path(name: str) -> Path:
     return weights_dir() / f"{name}{MODEL_SUFFIXES[0]}"
 
@@ -88,8 +94,9 @@ def resolve(ref: str | None) -> ModelLocation:
         pinned = pinned_reference(hub_ref, cached)
         return ModelLocation(cached, ref, pinned.text, pinned)
     if path.suffix.lower() in MODEL_SUFFIXES:
-        raise ModelNotFoundError(f"{ref}: file not found")
-    bundled = ", ".join(path.stem for path in bundled_files()) or "none yet"
+        named = f" (the bundled model's name is {path.stem})" if bundled_model(path.stem) else ""
+        raise ModelNotFoundError(f"{ref}: file not found{named}")
+    bundled = ", ".join(path.stem for path in bundled_files()) or f"none yet{set_by_environment()}"
     raise ModelNotFoundError(
         f"{ref}: not a model file, a bundled model name (bundled: {bundled})"
         f" or a Hub reference ({HUB_REF_FORMAT})"
@@ -104,11 +111,11 @@ def pinned_reference(ref: HubRef, cached: Path) -> HubRef:
     return replace(ref, text=f"{ref.repo_id}@{commit}{file}", revision=commit)
 
 
-def reference_problem(ref: str) -> str | None:
+def reference_problem(ref: str | None) -> str | None:
     """Why ``--model`` names no model, found without downloading or loading one (for --dry-run): None when
     it names a model file of a type recnet reads or a bundled model, or a Hub reference that may name one
-    (not looked up: ``hub_ref_problem``)."""
-    if not os.path.exists(ref) and (hub_ref := parse_hub_ref(ref)) is not None:
+    (not looked up: ``hub_ref_problem``), or, not given, when the default model is there."""
+    if ref is not None and not os.path.exists(ref) and (hub_ref := parse_hub_ref(ref)) is not None:
         return hub_ref_problem(hub_ref)
     try:
         suffix = resolve(ref).path.suffix.lower()
@@ -129,8 +136,9 @@ def model_files_hint(folder: Path) -> str:
 def default_model() -> ModelLocation:
     path = bundled_path(DEFAULT_MODEL)
     if not path.is_file():
+        missing = f"{path} does not exist{set_by_environment()}"
         raise ModelNotFoundError(
-            f"no bundled default model is present yet ({path} does not exist); pass one with"
-            " --model path/to/model.safetensors or --model org/name (a Hugging Face Hub repository)"
+            f"no bundled default model is present yet ({missing}); pass one with --model "
+            "path/to/model.safetensors or --model org/name (a Hugging Face Hub repository)"
         )
     return ModelLocation(path, f"{DEFAULT_MODEL} (bundled)", DEFAULT_MODEL)
