@@ -20,6 +20,34 @@ if TYPE_CHECKING:  # these need PyTorch, which the commands import only when the
     from recnet_cli.weights import LoadedModel
 
 
+def refuse_calibrating_in_place(output: Path, model_path: Path, source: str) -> None:
+    """Ends the command where -o would write over the model being calibrated, or its cards: not even with
+    --overwrite (a model and its calibration come apart)."""
+    from recnet_cli.files import real_path
+    from recnet_cli.weights import model_files
+
+    being_calibrated = set(map(real_path, model_files(model_path)))
+    if any(real_path(path) in being_calibrated for path in model_files(output)):
+        raise fail(f"-o {output}: that is the model being calibrated ({source}); write to a new file")
+
+
+def refuse_calibrating_a_local_model_in_place(output: Path, model: str | None) -> None:
+    """``refuse_calibrating_in_place`` before anything else is asked, where ``--model`` is on this machine (a
+    file, a bundled model, the default): -o naming it said "exists (use --overwrite)", which then was
+    refused. A Hub model is asked once it is fetched."""
+    from recnet_cli.weights import WeightsError
+    from recnet_cli.weights.hub import parse_hub_ref
+    from recnet_cli.weights.locate import resolve
+
+    if model is not None and parse_hub_ref(model) is not None and not Path(model).exists():
+        return
+    try:
+        location = resolve(model)
+    except WeightsError:  # said as the model is loaded
+        return
+    refuse_calibrating_in_place(output, location.path, location.source)
+
+
 def fitted_strength(
     corrector: Corrector, data: CalibrationData, source: str, size: int, quiet: bool
 ) -> tuple[StrengthCalibration, dict[str, GroupScore]]:

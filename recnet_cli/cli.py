@@ -12,12 +12,17 @@ import typer
 
 from recnet_cli import __version__, console
 from recnet_cli.batch import replaces_companions
-from recnet_cli.calibrate_command import fitted_strength, report_calibration
+from recnet_cli.calibrate_command import (
+    fitted_strength,
+    refuse_calibrating_a_local_model_in_place,
+    refuse_calibrating_in_place,
+    report_calibration,
+)
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops, ignored_hub_timeouts, library_failure
 from recnet_cli.eval_command import report_evaluation
-from recnet_cli.files import describe_os_error, error_line, real_path
+from recnet_cli.files import describe_os_error, error_line
 from recnet_cli.imaging import (
     OUTPUT_CHOICES,
     Photo,
@@ -795,8 +800,9 @@ def calibrate(
       recnet calibrate --photos photos/ -m mine.safetensors -o auto.safetensors
       recnet calibrate --inputs shots/ --targets edited/ -o tuned.safetensors
     """
-    from recnet_cli.weights import WeightsError, model_files, save_model
+    from recnet_cli.weights import WeightsError, save_model
 
+    refuse_calibrating_a_local_model_in_place(output, model)
     if problem := calibrated_model_problem(output, overwrite):
         raise fail(problem)
     refuse_split_without_pairs(given_options(ctx), pairs)
@@ -811,9 +817,7 @@ def calibrate(
     if (note := unread_below_note(inputs, targets)) and not quiet:
         console.notice(note)
     (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
-    being_calibrated = set(map(real_path, model_files(loaded.path)))
-    if any(real_path(path) in being_calibrated for path in model_files(output)):  # not even with --overwrite
-        raise fail(f"-o {output}: that is the model being calibrated ({loaded.source}); write to a new file")
+    refuse_calibrating_in_place(output, loaded.path, loaded.source)
     calibration, scores = fitted_strength(corrector, data, loaded.source, size, quiet)
     card = calibrated_card(loaded.card, loaded.reference, output.stem, calibration, rounded_scores(scores))
     try:

@@ -1398,6 +1398,11 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     before = calibrated.read_bytes()
     in_place = run([*arguments[:-1], str(calibrated), "--model", str(calibrated), "--overwrite"], env)
     assert in_place.returncode == 2 and "that is the model being calibrated" in in_place.stderr
+    # without --overwrite it said "exists (use --overwrite)", which was then refused
+    unasked = run([*arguments[:-1], str(calibrated), "--model", str(calibrated)], env)
+    assert unasked.stderr == (
+        f"error: -o {calibrated}: that is the model being calibrated ({calibrated}); write to a new file\n"
+    )
     assert calibrated.read_bytes() == before
     (tmp_path / "mine.md").write_text("my notes\n")  # a file of the user's where a card goes
     notes = run([*arguments[:-1], str(tmp_path / "mine.safetensors"), "--overwrite"], env)
