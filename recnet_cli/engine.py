@@ -6,6 +6,7 @@ import contextlib
 import copy
 import functools
 import math
+import os
 import shutil
 import statistics
 import tempfile
@@ -309,14 +310,24 @@ class Corrector:
         excess = maps - int(available * MAP_MEMORY_SHARE)
         spilled = maps_to_spill(channels, len(self.model.dualprocess.blocks), pixels, self.dtype, excess)
         spilled_bytes = sum(map_sizes(channels, pixels, self.dtype)[name] for name in spilled)
+        shortage = (
+            f"not enough memory for this {height * width / 1e6:.1f} MP photo: its feature maps take "
+            f"{maps / GIB:.1f} GiB, more than the {available / GIB:.1f} GiB available"
+        )
+        needed = f"{spilled_bytes / GIB:.1f} GiB"
+        named = os.environ.get("TMPDIR")
+        if named and not (os.path.isdir(named) and os.access(named, os.W_OK | os.X_OK)):
+            # Python would use /tmp instead, which may be memory itself (tmpfs): the reason TMPDIR was set
+            raise PhotoOutOfMemoryError(
+                f"{shortage}, and TMPDIR={named}, where {needed} of them would go, is not a folder recnet "
+                "can write in: set it to one with room"
+            )
         folder = Path(tempfile.gettempdir())
         free = shutil.disk_usage(folder).free
         if spilled_bytes > free:
             raise PhotoOutOfMemoryError(
-                f"not enough memory for this {height * width / 1e6:.1f} MP photo: its feature maps take "
-                f"{maps / GIB:.1f} GiB, more than the {available / GIB:.1f} GiB available, and {folder} has "
-                f"{free / GIB:.1f} GiB free, less than the {spilled_bytes / GIB:.1f} GiB of them that would "
-                "go there: set TMPDIR to a folder with more room"
+                f"{shortage}, and {folder} has {free / GIB:.1f} GiB free, less than the {needed} of them "
+                "that would go there: set TMPDIR to a folder with more room"
             )
         return Spill(spilled, folder)
 

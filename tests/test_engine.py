@@ -267,6 +267,25 @@ def test_a_temporary_folder_without_room_for_the_maps_is_that_photo_s_error(
     assert list(little_memory.iterdir()) == []
 
 
+def test_a_tmpdir_that_is_no_folder_is_named_where_the_maps_would_go(
+    photo: np.ndarray, little_memory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python falls back to /tmp without a word, which may be memory itself (tmpfs): why TMPDIR was set
+    (little_memory / "a-file").write_text("x")
+    for named in (little_memory / "gone", little_memory / "a-file"):
+        monkeypatch.setenv("TMPDIR", str(named))
+        with pytest.raises(PhotoOutOfMemoryError) as raised:
+            Corrector(random_model(seed=6), CPU, tile=128).start(photo)
+        message = str(raised.value)
+        assert (
+            f", and TMPDIR={named}, where 0.0 GiB of them would go, is not a folder recnet can write in: "
+            in (message)
+        )
+        assert message.endswith("set it to one with room")
+    monkeypatch.setenv("TMPDIR", str(little_memory))
+    assert Corrector(random_model(seed=6), CPU, tile=128).start(photo).spilled is not None
+
+
 def test_a_disk_that_fills_up_while_the_maps_are_made_is_that_photo_s_error(
     photo: np.ndarray, little_memory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
