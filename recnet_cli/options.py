@@ -55,6 +55,11 @@ def named(option: str, what: str, kind: Callable[[str], T]) -> Callable[[str], T
     def parse(text: str) -> T:
         if text == "":
             raise fail(f'{option} "": give {what}')
+        if text.startswith("~") and not os.path.lexists(text.split("/", 1)[0]):  # ~ or ~user, left as typed
+            home = os.path.expanduser(text)
+            instead = f"write {home}" if home != text else "write the full path"
+            reason = "~ is a home folder only where the shell expands it (unquoted)"
+            raise fail(f"{option} {text}: {reason}; {instead}")
         return kind(text)
 
     return parse

@@ -220,6 +220,26 @@ def test_an_option_taken_for_another_option_s_value_is_refused(
     assert named.exit_code == 0 and named.stdout == "a.png -> -n/a.png\n"
 
 
+def test_a_home_folder_the_shell_left_as_a_tilde_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # -o '~/fixed.jpg' (quoted, or --output=~/...) wrote ./~/fixed.jpg and said "-> ~/fixed.jpg"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    make_photo(tmp_path / "a.png")
+    for args in (["correct", "a.png", "-o", "~/fixed.jpg"], ["correct", "a.png", "--output=~/fixed.jpg"]):
+        result = CliRunner().invoke(app, args, prog_name="recnet")
+        assert (result.exit_code, result.stderr) == (
+            2,
+            "error: -o ~/fixed.jpg: ~ is a home folder only where the shell expands it (unquoted); write "
+            f"{tmp_path / 'home' / 'fixed.jpg'}\n",
+        )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]
+    (tmp_path / "~").mkdir()  # a folder that is named ~ is the user's choice
+    assert CliRunner().invoke(app, ["correct", "a.png", "-o", "~/fixed.png"]).exit_code == 0
+    assert (tmp_path / "~" / "fixed.png").is_file()
+
+
 def test_another_click_error_is_one_line_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def unreadable(*_: object, **__: object) -> None:
         raise click_classes.click_errors.FileError("model.bin", "permission denied")
