@@ -241,7 +241,7 @@ def correct(
     choice = ModelChoice(model, device, precision, tile, amount, fused)
     if dry_run:
         choice.refuse_setup_problems()
-        show_plan(jobs, found, overwrite, skip_existing, "correct", as_json, given, report_at)
+        show_plan(jobs, found, overwrite, skip_existing, "correct", as_json, given, quiet, report_at)
     handling = dict(
         overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, as_json=as_json, about=given
     )
@@ -441,7 +441,7 @@ def mask(
     choice = ModelChoice(model, device, precision, tile)
     if dry_run:
         choice.refuse_setup_problems()
-        show_plan(jobs, found, overwrite, skip_existing, "mask", as_json, given)
+        show_plan(jobs, found, overwrite, skip_existing, "mask", as_json, given, quiet)
     handling = dict(
         overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, as_json=as_json, about=given
     )

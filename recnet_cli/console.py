@@ -317,9 +317,9 @@ def notice_lacking(skipped: list[Outcome]) -> None:
         )
 
 
-def print_plan(summary: Summary, verb: str, report: tuple[Path, Path] | None = None) -> None:
+def print_plan(summary: Summary, verb: str, quiet: bool, report: tuple[Path, Path] | None = None) -> None:
     """A dry run: each input and what it would write on stdout, then the ``report`` page and previews'
-    folder (with --report), problems on stderr, then the counts."""
+    folder (with --report), problems on stderr, then the counts (with ``quiet``, where one would fail)."""
     for outcome in summary.outcomes:
         if outcome.status == "failed":
             error(f"{outcome.job.source}: {outcome.reason}")
@@ -332,6 +332,8 @@ def print_plan(summary: Summary, verb: str, report: tuple[Path, Path] | None = N
         out.print(visible(f"report -> {page}, {previews}{os.sep}"), markup=False)
     for unmatched in summary.missing:
         error(str(unmatched))
+    if quiet and not summary.failed:
+        return
     err.print(
         f"dry run: would {verb} {summary.count('planned')}, skip {summary.count('skipped')}, "
         f"fail {summary.failed}; nothing was read or written",

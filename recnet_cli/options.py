@@ -55,7 +55,8 @@ def named(option: str, what: str, kind: Callable[[str], T]) -> Callable[[str], T
     def parse(text: str) -> T:
         if text == "":
             raise fail(f'{option} "": give {what}')
-        if text.startswith("~") and not os.path.lexists(text.split("/", 1)[0]):  # ~ or ~user, left as typed
+        typed = isinstance(text, str)  # not a default, which Click passes too
+        if typed and text.startswith("~") and not os.path.lexists(text.split("/", 1)[0]):  # ~ or ~user
             home = os.path.expanduser(text)
             instead = f"write {home}" if home != text else "write the full path"
             reason = "~ is a home folder only where the shell expands it (unquoted)"

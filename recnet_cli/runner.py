@@ -212,7 +212,7 @@ def refuse_setup_problems(model: str | None, device: str, precision: str, fused:
             raise fail(str(exc)) from None
         if problem := next(filter(None, (fused_unavailable(each) for each in devices if fused)), None):
             raise fail(problem)
-    if problem := reference_problem(model):
+    if problem := model and reference_problem(model):
         raise fail(problem)
 
 
@@ -357,6 +357,7 @@ def show_plan(
     verb: str,
     as_json: bool,
     about: dict,
+    quiet: bool,
     report: tuple[Path, Path] | None = None,
 ) -> NoReturn:
     """--dry-run: says what the run would do with each job, and where it would write the ``report`` (its
@@ -369,7 +370,7 @@ def show_plan(
             planned["report"] = report_fields(report)
         typer.echo(json_summary(summary, planned))
     else:
-        console.print_plan(summary, verb, report)
+        console.print_plan(summary, verb, quiet, report)
     raise typer.Exit(1 if summary.failed else 0)
 
 

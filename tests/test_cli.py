@@ -798,6 +798,11 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
     summary = json.loads(skipping.stdout)
     assert (summary["dry_run"], summary["planned"], summary["skipped"]) == (True, 2, 1)
     assert [f["status"] for f in summary["files"]] == ["planned", "skipped", "planned"]
+    # -q printed the counts line all the same: it is left for a plan that would fail, as after a run
+    quiet = run(["mask", str(shots), "-o", str(out), "-n", "--skip-existing", "-q"], env)
+    assert (quiet.returncode, quiet.stderr) == (0, "") and len(quiet.stdout.splitlines()) == 3
+    failing = run(["correct", str(shots), "-o", str(out), "--dry-run", "-q"], env)
+    assert failing.stderr.endswith("dry run: would correct 2, skip 0, fail 1; nothing was read or written\n")
     assert sorted(p.name for p in out.iterdir()) == ["b.png"] and (out / "b.png").read_bytes() == b"earlier"
     for command in ("correct", "mask"):  # options the run would refuse, the plan refuses too
         refused = run([command, str(shots), "-o", str(out), "-n", "--tile", "5"], env)

@@ -156,7 +156,7 @@ def test_file_names_with_brackets_are_printed_as_they_are(capsys) -> None:
 
 
 def test_control_characters_in_names_are_shown_as_escapes_so_an_error_stays_one_line(capsys) -> None:
-    print_plan(Summary([Outcome(job("two\nlines"), "planned")]), "correct")
+    print_plan(Summary([Outcome(job("two\nlines"), "planned")]), "correct", quiet=False)
     error("shots/two\nlines.jpg: truncated or corrupt image data")
     notice("org/re\x1b[31mpo: not a Hub reference")  # an escape sequence would colour the terminal
     done("trained 3 steps", "; model: runs/tab\there.safetensors")

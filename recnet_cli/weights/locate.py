@@ -111,11 +111,11 @@ def pinned_reference(ref: HubRef, cached: Path) -> HubRef:
     return replace(ref, text=f"{ref.repo_id}@{commit}{file}", revision=commit)
 
 
-def reference_problem(ref: str | None) -> str | None:
+def reference_problem(ref: str) -> str | None:
     """Why ``--model`` names no model, found without downloading or loading one (for --dry-run): None when
     it names a model file of a type recnet reads or a bundled model, or a Hub reference that may name one
-    (not looked up: ``hub_ref_problem``), or, not given, when the default model is there."""
-    if ref is not None and not os.path.exists(ref) and (hub_ref := parse_hub_ref(ref)) is not None:
+    (not looked up: ``hub_ref_problem``)."""
+    if not os.path.exists(ref) and (hub_ref := parse_hub_ref(ref)) is not None:
         return hub_ref_problem(hub_ref)
     try:
         suffix = resolve(ref).path.suffix.lower()
