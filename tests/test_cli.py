@@ -1245,6 +1245,20 @@ def test_a_run_with_nothing_to_do_loads_no_model(
     assert all(photo.is_file() for photo in photos)
 
 
+def test_an_empty_suffix_without_an_output_folder_is_a_usage_error(tmp_path: Path) -> None:
+    # each photo failed in its turn ("is an input file"), exit 1, for what no photo could have escaped
+    photos = [str(make_photo(tmp_path / name)) for name in ("a.png", "b.png")]
+    for command in ("correct", "mask"):
+        result = CliRunner().invoke(app, [command, *photos, "--suffix", ""])
+        assert (result.exit_code, result.stderr) == (
+            2,
+            'error: --suffix "": without -o or --ext each output would be its photo; give a suffix, or -o '
+            "a folder\n",
+        )
+    as_jpeg = CliRunner().invoke(app, ["correct", photos[0], "--suffix", "", "--ext", "jpg", "-n"])
+    assert as_jpeg.exit_code == 0 and as_jpeg.stdout == f"{photos[0]} -> {tmp_path / 'a.jpg'}\n"
+
+
 def test_inputs_are_never_overwritten(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
     source = make_photo(tmp_path / "shot.png")
     before = source.read_bytes()
