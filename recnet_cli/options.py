@@ -218,7 +218,7 @@ def parse_strength(text: str) -> float | str:
         strength = float("nan")
     if not 0 <= strength <= 1:
         raise fail(f"--strength {text}: use auto or a number from 0 (no change) to 1 (the model's output)")
-    return strength
+    return strength + 0.0  # -0 as 0, which --json would print as -0.0
 
 
 def checked_strength(text: str) -> str:

@@ -2883,3 +2883,10 @@ def test_openmp_threads_spin_less_unless_the_user_says_how_they_wait(monkeypatch
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     entry.spin_less_while_waiting()
     assert "GOMP_SPINCOUNT" not in os.environ
+
+
+def test_a_strength_of_minus_zero_is_zero() -> None:
+    # --strength -0 went into --json as -0.0
+    from recnet_cli.options import parse_strength
+
+    assert str(parse_strength("-0")) == "0.0" and parse_strength("0.25") == 0.25
