@@ -336,6 +336,8 @@ def explain(
     # photo does.
     refuse_device_list(device)
     refuse_setup_problems(model, device, Precision.fp32)
+    if image.is_dir():
+        raise fail(f"{image}: a folder; explain takes one photo (correct and mask take folders)")
     target = sheet_target(image, output)
     where = partial(
         sheet_problem,

@@ -2890,3 +2890,12 @@ def test_a_strength_of_minus_zero_is_zero() -> None:
     from recnet_cli.options import parse_strength
 
     assert str(parse_strength("-0")) == "0.0" and parse_strength("0.25") == 0.25
+
+
+def test_explain_given_a_folder_says_it_takes_one_photo(tmp_path: Path) -> None:
+    # it said "is a folder" (exit 1), and not what to give instead
+    result = CliRunner().invoke(app, ["explain", str(tmp_path)])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: {tmp_path}: a folder; explain takes one photo (correct and mask take folders)\n",
+    )
