@@ -220,10 +220,11 @@ def run_jobs(
         else:
             record(refused)
     queue = JobQueue(runnable)
-    if not lanes:  # no model was loaded, every job being refused as planned; one runnable since is not run
-        for job in runnable:
+    if not lanes:  # no model was loaded, no job being planned: an input that cannot be read fails as planned,
+        for job in runnable:  # and a job runnable since (its output removed) is not run
             record(
-                Outcome(job, "not run", "its output was removed as the batch began: run the command again")
+                input_outcome(job)
+                or Outcome(job, "not run", "its output was removed as the batch began: run the command again")
             )
     elif len(lanes) == 1:
         run_lane(lanes[0], queue, record, handled, overwrite, skip_existing)

@@ -988,10 +988,17 @@ def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_pat
 def test_without_a_lane_skipped_jobs_are_recorded_and_one_runnable_since_is_not_run(tmp_path: Path) -> None:
     # No model is loaded where every job was refused as planned; an output removed meanwhile must not crash
     kept = as_recnet_wrote(touch(tmp_path, "kept.png") / "kept.png")
-    jobs = [Job(tmp_path / "a.jpg", kept), Job(tmp_path / "b.jpg", tmp_path / "gone.png")]
+    (tmp_path / "empty.jpg").write_bytes(b"")  # a job refused as planned by its input: failed, as planned
+    jobs = [
+        Job(tmp_path / "a.jpg", kept),
+        Job(tmp_path / "empty.jpg", tmp_path / "empty.png"),
+        Job(tmp_path / "b.jpg", tmp_path / "gone.png"),
+    ]
+    (tmp_path / "b.jpg").write_bytes(b"a photo")
     summary = run_jobs(jobs, [], skip_existing=True)
     assert [(o.status, o.reason) for o in summary.outcomes] == [
         ("skipped", "output exists"),
+        ("failed", "empty file"),
         ("not run", "its output was removed as the batch began: run the command again"),
     ]
 

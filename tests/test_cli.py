@@ -1242,6 +1242,13 @@ def test_a_run_with_nothing_to_do_loads_no_model(
             2,
             f"error: {tmp_path / 'nope.pth'}: file not found\n",
         )
+    (tmp_path / "empty.jpg").write_bytes(b"")  # fails as it would have with a model loaded: not "not run"
+    out = str(tmp_path / "out")
+    empty = run(["correct", str(tmp_path / "empty.jpg"), "-o", out, "--model", "acme/x"], env)
+    assert (empty.returncode, empty.stderr.splitlines()[0]) == (
+        1,
+        f"error: {tmp_path / 'empty.jpg'}: empty file",
+    )
     assert all(photo.is_file() for photo in photos)
 
 
