@@ -17,6 +17,19 @@ def nearest_existing(path: Path) -> Path:
     return next(candidate for candidate in (path, *path.parents) if os.path.lexists(candidate))
 
 
+UNEXPANDED_HOME = "~ is a home folder only where the shell expands it (unquoted)"
+
+
+def unexpanded_home(path: str) -> str | None:
+    """The path a shell would have made of ``path``, where it begins with a home folder left as typed (``~``,
+    ``~/...``, ``~user/...``: quoted, or after ``--option=``) and no such file or folder is here; else None
+    (``~fixed.jpg``, where no user fixed.jpg exists, is a name)."""
+    home = os.path.expanduser(path)
+    if home == path or os.path.lexists(path.split("/", 1)[0]):
+        return None
+    return home
+
+
 def input_file_problem(path: str | os.PathLike[str]) -> str | None:
     """What the file system says is wrong with an input before it is read (a FIFO or a device, an empty
     file, no permission to read it), or None; an input that cannot be looked at is said when opened."""

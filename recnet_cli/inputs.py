@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from recnet_cli.files import broken_link, describe_os_error, real_path
+from recnet_cli.files import UNEXPANDED_HOME, broken_link, describe_os_error, real_path, unexpanded_home
 from recnet_cli.imaging import IMAGE_EXTENSIONS, READABLE, conversion_remedy
 from recnet_cli.wording import counted, listed, typed_number
 
@@ -136,6 +136,8 @@ def find_sources(
                 reason = "no images in this folder" + folder_hint(path, files, recursive)
         elif os.path.exists(path):
             found = [Source(path, Path(path.name))]
+        elif home := unexpanded_home(text):  # '~/shots/*.jpg', quoted for recnet to expand the pattern
+            found, reason = [], f"{UNEXPANDED_HOME}; write {home}"
         elif glob.has_magic(text):
             files = pattern_files(text, recursive, unreadable)
             base = pattern_base(path)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from recnet_cli.console import fail
+from recnet_cli.files import UNEXPANDED_HOME, unexpanded_home
 from recnet_cli.imaging import OUTPUT_EXTENSIONS
 from recnet_cli.inputs import parse_shard
 from recnet_cli.outputs import names_folder
@@ -55,12 +56,8 @@ def named(option: str, what: str, kind: Callable[[str], T]) -> Callable[[str], T
     def parse(text: str) -> T:
         if text == "":
             raise fail(f'{option} "": give {what}')
-        typed = isinstance(text, str)  # not a default, which Click passes too
-        if typed and text.startswith("~") and not os.path.lexists(text.split("/", 1)[0]):  # ~ or ~user
-            home = os.path.expanduser(text)
-            instead = f"write {home}" if home != text else "write the full path"
-            reason = "~ is a home folder only where the shell expands it (unquoted)"
-            raise fail(f"{option} {text}: {reason}; {instead}")
+        if isinstance(text, str) and (home := unexpanded_home(text)):  # a str: typed, not a Path default
+            raise fail(f"{option} {text}: {UNEXPANDED_HOME}; write {home}")
         return kind(text)
 
     return parse

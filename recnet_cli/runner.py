@@ -249,7 +249,7 @@ def collect_jobs(
     for --json, with ``about``, and with ``dry_run`` the plan's fields: see ``json_summary``) and exits
     before loading a model: 1, or 0 when every image found was passed over."""
     refuse_unwritable_output(output)
-    if suffix == "" and output is None and ext is None:  # each output would be its photo, refused one by one
+    if suffix == "" and output is None and ext is default_ext is None:  # each output would be its photo
         raise fail(
             '--suffix "": without -o or --ext each output would be its photo; give a suffix, or -o a folder'
         )

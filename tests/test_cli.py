@@ -234,10 +234,16 @@ def test_a_home_folder_the_shell_left_as_a_tilde_is_refused(
             "error: -o ~/fixed.jpg: ~ is a home folder only where the shell expands it (unquoted); write "
             f"{tmp_path / 'home' / 'fixed.jpg'}\n",
         )
+    pattern = CliRunner().invoke(app, ["correct", "~/shots/*.png"])  # quoted, for recnet to expand
+    assert pattern.stderr.startswith(
+        "error: ~/shots/*.png: ~ is a home folder only where the shell expands it (unquoted); write "
+        f"{tmp_path / 'home' / 'shots' / '*.png'}\n"
+    )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]
+    assert CliRunner().invoke(app, ["correct", "a.png", "-o", "~fixed.png"]).exit_code == 0  # a name: no user
     (tmp_path / "~").mkdir()  # a folder that is named ~ is the user's choice
     assert CliRunner().invoke(app, ["correct", "a.png", "-o", "~/fixed.png"]).exit_code == 0
-    assert (tmp_path / "~" / "fixed.png").is_file()
+    assert (tmp_path / "~" / "fixed.png").is_file() and (tmp_path / "~fixed.png").is_file()
 
 
 def test_another_click_error_is_one_line_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1255,15 +1261,17 @@ def test_a_run_with_nothing_to_do_loads_no_model(
 def test_an_empty_suffix_without_an_output_folder_is_a_usage_error(tmp_path: Path) -> None:
     # each photo failed in its turn ("is an input file"), exit 1, for what no photo could have escaped
     photos = [str(make_photo(tmp_path / name)) for name in ("a.png", "b.png")]
-    for command in ("correct", "mask"):
-        result = CliRunner().invoke(app, [command, *photos, "--suffix", ""])
-        assert (result.exit_code, result.stderr) == (
-            2,
-            'error: --suffix "": without -o or --ext each output would be its photo; give a suffix, or -o '
-            "a folder\n",
-        )
+    result = CliRunner().invoke(app, ["correct", *photos, "--suffix", ""])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        'error: --suffix "": without -o or --ext each output would be its photo; give a suffix, or -o '
+        "a folder\n",
+    )
     as_jpeg = CliRunner().invoke(app, ["correct", photos[0], "--suffix", "", "--ext", "jpg", "-n"])
     assert as_jpeg.exit_code == 0 and as_jpeg.stdout == f"{photos[0]} -> {tmp_path / 'a.jpg'}\n"
+    jpeg = make_photo(tmp_path / "c.jpg")  # mask writes PNG: a JPEG's mask is not the photo
+    masked = CliRunner().invoke(app, ["mask", str(jpeg), "--suffix", "", "-n"])
+    assert masked.exit_code == 0 and masked.stdout == f"{jpeg} -> {tmp_path / 'c.png'}\n"
 
 
 def test_inputs_are_never_overwritten(tmp_path: Path, env: dict[str, str], model_file: Path) -> None:
