@@ -1667,6 +1667,14 @@ def test_grey_with_alpha_stays_grey_with_its_profile_in_heif_and_is_grey_rgb_in_
             "AVIF holds no grey colour profile (grey with transparency goes in as RGB): converted from Grey, "
             "gamma 2.2 to sRGB; PNG or TIFF keeps the profile"
         )
+    neutral = np.dstack([np.repeat(gradient_rgb8()[..., :1], 3, axis=2), np.full((24, 32), 200, np.uint8)])
+    colour = read_photo(
+        save(tmp_path / "neutral.heic", Image.fromarray(neutral, "RGBA"), icc_profile=SRGB_PROFILE)
+    )
+    assert (colour.grayscale, colour.icc_profile) == (
+        False,
+        SRGB_PROFILE,
+    )  # colour, though its pixels are neutral
 
 
 def save_deep_heif(path: Path, codes: np.ndarray, depth: int = 10, **options) -> Path:

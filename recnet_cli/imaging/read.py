@@ -243,8 +243,8 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         deep_samples = _deep_tiff_samples if image.format == "TIFF" else _deep_png_samples
         samples, grayscale = deep_samples(file, image, layout)
         depth = 16
-    if image.format == "HEIF" and samples.shape[2] == 4 and _all_grey(samples):
-        samples, grayscale = samples[..., [0, 3]], True  # libheif decodes grey with alpha to RGBA
+    if image.format == "HEIF" and samples.shape[2] == 4 and "chroma" not in image.info and _all_grey(samples):
+        samples, grayscale = samples[..., [0, 3]], True  # libheif decodes grey (no chroma) with alpha to RGBA
     png_colour, text = _png_kept_chunks(file) if image.format == "PNG" else ((), _jpeg_comments(image))
     damaged: list[str] = []
     unusable_profile = icc.unusable_for(icc_profile, grayscale) if icc_profile else None
