@@ -79,8 +79,11 @@ def _software_written_over(
     entry = start + 2 + 12 * at
     kind, count, value = struct.unpack_from(order + "HII", block, entry + 2)
     place = entry + 8 if count <= 4 else value
-    fits = kind == ASCII and len(name) <= count and (count <= 4) == (len(name) <= 4)
-    if not fits or place + count > len(block):
+    if kind != ASCII or len(name) > count or (count <= 4) != (len(name) <= 4):
+        return False
+    directory_end = start + 2 + 12 * len(entries) + 4  # its entries, then the next directory's offset
+    overlaps = place < directory_end and place + count > start
+    if count > 4 and (place < 8 or place + count > len(block) or overlaps):  # a damaged EXIF's offset
         return False
     block[place : place + count] = name.ljust(count, b"\0")
     struct.pack_into(order + "I", block, entry + 4, len(name))

@@ -94,6 +94,13 @@ def test_software_with_room_for_the_name_is_written_over_so_a_photo_corrected_ag
     kind, count, value = struct.unpack(order + "2xHII", entries[2])
     assert (kind, count, over[value : value + 49]) == (2, 13, b"recnet 0.1.0".ljust(49, b"\0"))
     assert over[start + 2 + 12 * 4 : start + 2 + 12 * 4 + 4] == bytes(4)  # the thumbnail is unlinked still
+    # a damaged EXIF whose Software points at its own header: written again, not over the header
+    damaged = bytearray(longer.removeprefix(EXIF_HEADER))
+    software_entry = first_directory(damaged)[1] + 2 + 12 * 2
+    struct.pack_into(order + "I", damaged, software_entry + 8, 0)
+    rewritten = with_software(EXIF_HEADER + bytes(damaged), "recnet 0.1.0").removeprefix(EXIF_HEADER)
+    assert rewritten[:8] == damaged[:4] + rewritten[4:8] and len(rewritten) > len(damaged)
+    assert first_directory(rewritten)[0] == order
     in_entry = with_software(EXIF_HEADER + block(order), "ab").removeprefix(EXIF_HEADER)  # over "abc"
     assert len(in_entry) == len(block(order))
     (*_, software), link = first_directory(in_entry)[2][:3], in_entry[-4:]  # the block ends with the link

@@ -990,6 +990,18 @@ def test_a_resolution_is_taken_from_the_exif_only_in_inches_or_centimetres(tmp_p
     ]:
         photo = read_photo(save(tmp_path / name, picture, exif=exif))
         assert photo.dpi == (None if dpi is None else pytest.approx(dpi)), name
+    frames = [picture, picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]  # MPO: a camera's two frames
+    mpo = save(
+        tmp_path / "stereo.mpo",
+        frames[0],
+        format="MPO",
+        save_all=True,
+        append_images=frames[1:],
+        exif=exif_with(),
+    )
+    with Image.open(mpo) as opened:
+        assert opened.format == "MPO" and opened.info["dpi"] == (72, 72)  # Pillow's guess
+    assert read_photo(mpo).dpi is None
     _, output = round_trip(tmp_path, tmp_path / "aspect.jpg", "png")
     with Image.open(output) as written:
         assert "dpi" not in written.info  # no pHYs in metres

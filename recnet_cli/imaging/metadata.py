@@ -353,9 +353,9 @@ def source_dpi(image: Image.Image, orientation: int, exif: Image.Exif | None) ->
     else its ``exif`` tags' (``exif_dpi``). Pillow's own reading of a JPEG's EXIF is not taken: it counts a
     resolution without a unit in inches (a 64-pixel photo at 1 dpi would print 64 inches wide), and gives
     72 x 72 where there is none. Pillow reports 1 x 1 for TIFFs that have none."""
-    from_exif = image.format == "JPEG" and image.info.get("jfif_unit") not in (1, 2)  # Pillow's guess
+    guessed = image.format in ("JPEG", "MPO") and image.info.get("jfif_unit") not in (1, 2)  # from the EXIF
     unset = image.format == "TIFF" and _X_RESOLUTION not in image.tag_v2
-    dpi = (None if from_exif or unset else image.info.get("dpi")) or exif_dpi(exif)
+    dpi = (None if guessed or unset else image.info.get("dpi")) or exif_dpi(exif)
     if not dpi:
         return None
     horizontal, vertical = float(dpi[0]), float(dpi[1])  # a TIFF's 72/0 is nan
