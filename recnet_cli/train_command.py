@@ -44,7 +44,7 @@ def refuse_unusable_options(
 
 
 # The run's setting each option of ``recnet train`` sets, where it is not the option's own name
-_SETTING_OF = {"--out": "run_dir", "--ecr": "ecr", "--no-ecr": "ecr"}
+_SETTING_OF = {"--out": "run_dir", "--no-ecr": "ecr"}
 
 
 def typed_as_set_up(given: list[str], resume_run: Path, settings: dict[str, object]) -> list[str]:
@@ -52,7 +52,6 @@ def typed_as_set_up(given: list[str], resume_run: Path, settings: dict[str, obje
     typed) are those the run was set up with: the command that started it, typed again with --resume, as a
     batch job's script does. None where the run's settings cannot be read (``resume`` says why)."""
     from recnet_cli.train.run_folder import CONFIG_FILE, TrainConfig, read_record
-    from recnet_cli.train.synthesis import parse_regimes
 
     try:
         config = TrainConfig.from_json(read_record(resume_run / CONFIG_FILE))
@@ -62,24 +61,35 @@ def typed_as_set_up(given: list[str], resume_run: Path, settings: dict[str, obje
     typed_again = []
     for option in given:
         name = _SETTING_OF.get(option, option.removeprefix("--").replace("-", "_"))
-        if name not in settings or name not in run_values:
-            continue
-        value, own = settings[name], run_values[name]
-        if name == "regimes":
-            try:
-                value = parse_regimes(str(value))
-            except ValueError:
-                continue
-        if name in ("run_dir", "init") and value is not None and own is not None:
-            value, own = os.path.abspath(value), os.path.abspath(own)
-        if value == own:
+        if name in settings and name in run_values and same_setting(name, settings[name], run_values[name]):
             typed_again.append(option)
     return typed_again
 
 
+def same_setting(name: str, typed: object, own: object) -> bool:
+    """Whether a setting as typed is the run's own: --regimes as the shares it gives, --out and a model file
+    as the same path from any folder, and --init org/name as the Hub model the run pinned to a commit as it
+    started (org/name@<commit>)."""
+    from recnet_cli.train.synthesis import parse_regimes
+    from recnet_cli.weights.hub import parse_hub_ref
+
+    if name == "regimes":
+        try:
+            return parse_regimes(str(typed)) == own
+        except ValueError:
+            return False
+    if name in ("run_dir", "init") and isinstance(typed, str | Path) and isinstance(own, str | Path):
+        typed_ref, own_ref = parse_hub_ref(str(typed)), parse_hub_ref(str(own))
+        if typed_ref is not None and own_ref is not None and not os.path.exists(typed):
+            same_file = (typed_ref.repo_id, typed_ref.filename) == (own_ref.repo_id, own_ref.filename)
+            return same_file and typed_ref.revision in (None, own_ref.revision)
+        return os.path.abspath(typed) == os.path.abspath(own)
+    return typed == own
+
+
 def refuse_unusable_settings(seed: int, lr: float, precision: Precision) -> None:
-    """Settings no run can train with (asked after ``refuse_unusable_options``: with --resume, any of them
-    is refused as given at all)."""
+    """Settings no run can train with (asked after ``refuse_unusable_options``: with --resume, any given is
+    the run's own)."""
     # PyTorch's generators take 64 bits (as a range in the option, help would print 20 digits)
     if seed >= 2**64:
         raise fail(f"--seed {seed}: use a seed below 2^64 (18446744073709551616)")

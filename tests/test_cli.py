@@ -2516,6 +2516,22 @@ def test_resume_takes_the_command_that_started_the_run_typed_again(tmp_path: Pat
         )
 
 
+def test_init_typed_again_is_the_run_s_model_where_the_run_pinned_it_to_a_commit() -> None:
+    # a run started from --init acme/model keeps acme/model@<commit>: typed again, it was refused
+    from recnet_cli.train_command import same_setting
+
+    pinned = "acme/model@0123456789abcdef0123456789abcdef01234567"
+    assert same_setting("init", "acme/model", pinned)
+    assert same_setting("init", "acme/model@0123456789abcdef0123456789abcdef01234567", pinned)
+    assert not same_setting("init", "acme/model@v2", pinned)  # another revision
+    assert not same_setting("init", "acme/model:other.safetensors", pinned)
+    assert not same_setting("init", "acme/other", pinned)
+    assert same_setting("init", "recnet-mixed", "recnet-mixed") and not same_setting(
+        "init", None, "recnet-mixed"
+    )
+    assert same_setting("regimes", "mixed=1", (0.0, 0.0, 1.0, 0.0))
+
+
 @pytest.mark.parametrize("spelling", ["--out", "--output", "-o"])
 def test_train_takes_its_run_folder_as_the_other_commands_take_their_output(
     tmp_path: Path, spelling: str
