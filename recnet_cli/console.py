@@ -402,9 +402,10 @@ _MODEL_DETAILS_WIDTH = 62
 
 
 def models_table(entries: list[ModelEntry], width: int) -> Table:
-    """The ``recnet models`` table, a damaged model's row in red. The name is what --model takes, kept whole:
-    where it leaves the other columns too little of the ``width``, each model's details go on lines under its
-    name instead (a Hub name pinned to a commit is over 60 characters)."""
+    """The ``recnet models`` table, a damaged model's row in red. The name is what --model takes, on one
+    line: where it leaves the other columns too little of the ``width``, each model's details go on lines
+    under its name instead (a Hub name pinned to a commit is over 60 characters), and only a name wider than
+    the terminal folds."""
     table = Table(title="RECNet models")
     rows = [[escape(visible(cell)) for cell in entry.row()] for entry in entries]  # plain text, not markup
     name_width = max(len(row[0]) for row in rows)

@@ -87,8 +87,8 @@ def reopen_closed_standard_streams() -> None:
                 setattr(sys, name, open(number, "r" if number == 0 else "w", closefd=False))  # noqa: SIM115
 
 
-# More than any terminal shows: help laid out this wide took gigabytes (COLUMNS=9999999999)
-MOST_COLUMNS = 10_000
+# More columns or lines than any terminal shows: help laid out this wide took gigabytes (COLUMNS=9999999999)
+LARGEST_TERMINAL = 10_000
 
 
 def forget_unusable_terminal_size() -> None:
@@ -96,7 +96,7 @@ def forget_unusable_terminal_size() -> None:
     print every line that many characters wide, that is nothing at all; or one beyond any terminal's."""
     for name in ("COLUMNS", "LINES"):
         value = os.environ.get(name)
-        if value is not None and not 0 < (typed_number(value) or 0) <= MOST_COLUMNS:
+        if value is not None and not 0 < (typed_number(value) or 0) <= LARGEST_TERMINAL:
             del os.environ[name]
 
 

@@ -1227,6 +1227,7 @@ def test_torchrun_s_variables_that_make_no_sense_are_named_in_one_line(
         ({"WORLD_SIZE": "0"}, "WORLD_SIZE='0': torchrun sets it to a whole number of at least 1"),
         ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc': torchrun sets it to a whole number of at least 1"),
         ({"WORLD_SIZE": "2", "RANK": "x"}, "RANK='x': torchrun sets it to a whole number of at least 0"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2 with WORLD_SIZE=2: torchrun counts ranks from 0"),
     ]:
         for name in ("WORLD_SIZE", "RANK"):
             monkeypatch.delenv(name, raising=False)

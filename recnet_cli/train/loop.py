@@ -437,6 +437,10 @@ def start_distributed(device_spec: str) -> Ranks:
         local_rank=launcher_number("LOCAL_RANK", 0, least=0),
         local_world=launcher_number("LOCAL_WORLD_SIZE", 1, least=1),
     )
+    if ranks.rank >= world:
+        raise TrainingError(
+            f"RANK={ranks.rank} with WORLD_SIZE={world}: torchrun counts ranks from 0; {ONE_PROCESS}"
+        )
     use_cuda = (device_spec == "auto" or device_spec.startswith("cuda")) and torch.cuda.is_available()
     if use_cuda:
         torch.cuda.set_device(ranks.local_rank)
