@@ -220,25 +220,14 @@ def run_jobs(
         else:
             record(refused)
     queue = JobQueue(runnable)
-    if not lanes:  # no model was loaded, no job being planned: an input that cannot be read fails as planned,
-        for job in runnable:  # and a job runnable since (its output removed) is not run
+    if lanes:
+        run_lanes(lanes, queue, record, handled, overwrite, skip_existing)
+    else:  # no model was loaded, no job being planned
+        for job in runnable:  # an input that cannot be read fails as planned; one runnable since, not run
             record(
                 input_outcome(job)
                 or Outcome(job, "not run", "its output was removed as the batch began: run the command again")
             )
-    elif len(lanes) == 1:
-        run_lane(lanes[0], queue, record, handled, overwrite, skip_existing)
-    else:
-        with ThreadPoolExecutor(len(lanes), "recnet-lane") as pool:
-            futures = [
-                pool.submit(run_lane, lane, queue, record, handled, overwrite, skip_existing)
-                for lane in lanes
-            ]
-            try:
-                for future in as_completed(futures):
-                    future.result()
-            finally:
-                queue.close()  # on an unexpected error or Ctrl-C, the other lanes stop after their job
     if stopped_by:
         ran = {outcome.job for outcome in summary.outcomes}
         reason = f"the batch stopped: {stopped_by[0].reason}"
@@ -249,6 +238,29 @@ def run_jobs(
     summary.outcomes.sort(key=lambda outcome: order[outcome.job])
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def run_lanes(
+    lanes: Sequence[Stages],
+    queue: JobQueue,
+    record: Callable[[Outcome], None],
+    handled: tuple[type[Exception], ...],
+    overwrite: bool,
+    skip_existing: bool,
+) -> None:
+    """Runs the queue's jobs through ``lanes``: one in this thread, several in threads of their own."""
+    if len(lanes) == 1:
+        run_lane(lanes[0], queue, record, handled, overwrite, skip_existing)
+        return
+    with ThreadPoolExecutor(len(lanes), "recnet-lane") as pool:
+        futures = [
+            pool.submit(run_lane, lane, queue, record, handled, overwrite, skip_existing) for lane in lanes
+        ]
+        try:
+            for future in as_completed(futures):
+                future.result()
+        finally:
+            queue.close()  # on an unexpected error or Ctrl-C, the other lanes stop after their job
 
 
 def run_lane(

@@ -136,25 +136,31 @@ def find_sources(
                 reason = "no images in this folder" + folder_hint(path, files, recursive)
         elif os.path.exists(path):
             found = [Source(path, Path(path.name))]
-        elif home := unexpanded_home(text):  # '~/shots/*.jpg', quoted for recnet to expand the pattern
-            found, reason = [], f"{UNEXPANDED_HOME}; write {home}"
-        elif glob.has_magic(text):
+        elif glob.has_magic(text) and not unexpanded_home(text):  # '~/shots/*.jpg' is said below
             files = pattern_files(text, recursive, unreadable)
             base = pattern_base(path)
             found = [Source(p, pattern_relative(p, base), from_folder=True) for p in files if is_image(p)]
             unread_photos.extend(filter(conversion_remedy, files))
             if not (found or unreadable):
                 reason = "no images match this pattern" + pattern_hint(text, files, recursive)
-        elif text == "-":
-            found, reason = [], f"{NO_STANDARD_STREAMS}; save the photo to a file first"
         else:
-            found, reason = [], broken_link(path) or "no such file or folder"
+            found, reason = [], missing_reason(text)
         if reason:
             missing.append(Unmatched(text, reason))
         missing.extend(map(unreadable_folder, unreadable))
         sources.extend(found)
     unread_photos[:] = dict.fromkeys(unread_photos)  # once each, where inputs overlap
     return unique_sources(sources), missing
+
+
+def missing_reason(text: str) -> str:
+    """Why an input names nothing here: a home folder the shell left as typed (``'~/shots/*.jpg'``, quoted for
+    recnet to expand the pattern), standard input, a link to nothing, or no such file."""
+    if home := unexpanded_home(text):
+        return f"{UNEXPANDED_HOME}; write {home}"
+    if text == "-":
+        return f"{NO_STANDARD_STREAMS}; save the photo to a file first"
+    return broken_link(text) or "no such file or folder"
 
 
 def unreadable_folder(error: OSError) -> Unmatched:

@@ -226,6 +226,15 @@ def device_names(correctors: list[Corrector]) -> str:
     return ",".join(str(corrector.device) for corrector in correctors)
 
 
+def refuse_empty_suffix(suffix: str, output: str | None, extension: str | None) -> None:
+    """An empty --suffix without -o, nor an ``extension`` the outputs take: each output would be its photo,
+    refused one by one."""
+    if suffix == "" and output is None and extension is None:
+        raise fail(
+            '--suffix "": without -o or --ext each output would be its photo; give a suffix, or -o a folder'
+        )
+
+
 def collect_jobs(
     inputs: list[str],
     output: str | None,
@@ -249,10 +258,7 @@ def collect_jobs(
     for --json, with ``about``, and with ``dry_run`` the plan's fields: see ``json_summary``) and exits
     before loading a model: 1, or 0 when every image found was passed over."""
     refuse_unwritable_output(output)
-    if suffix == "" and output is None and ext is default_ext is None:  # each output would be its photo
-        raise fail(
-            '--suffix "": without -o or --ext each output would be its photo; give a suffix, or -o a folder'
-        )
+    refuse_empty_suffix(suffix, output, ext or default_ext)
     extension = normalise_extension(ext)
     refuse_conflicting_format(output, extension)
     left_out: list[Path] = []
