@@ -103,9 +103,9 @@ from recnet_cli.runner import (
 )
 from recnet_cli.train.pairs import (
     chosen_pairs,
+    data_notes,
     data_set_folders,
     data_source_problem,
-    unread_below_note,
     unsplit_note,
 )
 from recnet_cli.train_command import (
@@ -706,7 +706,7 @@ def train(
     seconds = None if time_limit is None else time_limit * 60
     shares = regime_shares(regimes, photos) if resume_run is None else None
     refuse_device_list(device)
-    if resume_run is None and (note := unread_below_note(inputs, targets)) and not quiet:
+    for note in data_notes(photos, inputs, targets) if resume_run is None and not quiet else ():
         console.notice(note)
     if resume_run is None and not quiet:
         notice_slow_precision(precision.value, device)
@@ -816,7 +816,7 @@ def calibrate(
         data = calibration_data(photos, pairs, split, inputs, targets, size, count)
     except (ValueError, OSError) as exc:
         raise fail(error_line(exc)) from None
-    if (note := unread_below_note(inputs, targets)) and not quiet:
+    for note in () if quiet else data_notes(photos, inputs, targets):
         console.notice(note)
     (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
     refuse_calibrating_in_place(output, loaded.path, loaded.source)
@@ -880,7 +880,7 @@ def evaluate(
         found = chosen_pairs(pairs, split, inputs, targets)
     except (ValueError, OSError) as exc:
         raise fail(error_line(exc)) from None
-    for note in (unsplit_note(pairs, split) if pairs else None, unread_below_note(inputs, targets)):
+    for note in [unsplit_note(pairs, split) if pairs else None, *data_notes(None, inputs, targets)]:
         if note and not quiet:
             console.notice(note)
     from recnet_cli.evaluate import evaluate_pairs, save_problem

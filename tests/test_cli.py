@@ -2603,6 +2603,7 @@ def test_images_in_sub_folders_of_two_pair_folders_are_said_to_be_unread(
     assert json.loads(both.stdout)["images"] == 1
     quiet = CliRunner().invoke(app, ["eval", *options, "-q"])
     assert "not read" not in quiet.stderr
+
     nested = inputs / "edited"  # the targets in a sub-folder of the inputs: read, so not "not read"
     (nested / "older").mkdir(parents=True)
     make_photo(nested / "a.png")
@@ -2929,4 +2930,21 @@ def test_explain_given_a_folder_says_it_takes_one_photo(tmp_path: Path) -> None:
     assert (result.exit_code, result.stderr) == (
         2,
         f"error: {tmp_path}: a folder; explain takes one photo (correct and mask take folders)\n",
+    )
+
+
+def test_training_on_a_folder_with_raw_files_says_they_are_left_out(tmp_path: Path) -> None:
+    # correct said "left out 1 photo file (.cr2)"; train left it out without a word
+    photos = tmp_path / "photos"
+    shutil.copytree(TRAIN_PHOTOS, photos)
+    (photos / "sub").mkdir()
+    (photos / "sub" / "IMG_1.CR2").write_bytes(b"II*\0raw")
+    tiny = "--steps 1 --batch 1 --crop 32 --no-ecr --device cpu"
+    result = CliRunner().invoke(
+        app, ["train", "--photos", str(photos), "-o", str(tmp_path / "run"), *tiny.split()]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith(
+        "note: left out 1 photo file (.cr2) that recnet cannot read, a camera RAW file: convert it to TIFF "
+        "or JPEG first\n"
     )

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recnet_cli.files import broken_link, real_path
-from recnet_cli.inputs import images_below, is_image, other_files, unreadable_folder, visible_files
+from recnet_cli.imaging import conversion_remedy
+from recnet_cli.inputs import (
+    images_below,
+    is_image,
+    left_out_note,
+    other_files,
+    unreadable_folder,
+    visible_files,
+)
 from recnet_cli.wording import counted, listed
 
 SPLITS = ("train", "test", "valid")
@@ -161,6 +169,22 @@ def unread_below_note(inputs: Path | None, targets: Path | None) -> str | None:
     if not below:
         return None
     return f"not read: {' and '.join(below)} in sub-folders (pairs are matched in the two folders themselves)"
+
+
+def data_notes(photos: Path | None, inputs: Path | None, targets: Path | None) -> list[str]:
+    """What to know of the data's folders before a run: images in the sub-folders of two folders of pairs,
+    which are not read (``unread_below_note``); photo files recnet cannot read (camera RAW, HEIF without
+    pillow-heif), left out as ``recnet correct`` leaves them out (``left_out_note``)."""
+    read = ((photos, True), (inputs, False), (targets, False))  # --photos is searched recursively
+    unread = [
+        path
+        for folder, recursive in read
+        if folder is not None and folder.is_dir()
+        for path in visible_files(folder, recursive, [])
+        if conversion_remedy(path)
+    ]
+    notes = [unread_below_note(inputs, targets), left_out_note(unread) if unread else None]
+    return [note for note in notes if note]
 
 
 def match_by_stem(inputs: Path, targets: Path) -> list[ImagePair]:
