@@ -221,7 +221,8 @@ def run_jobs(
             record(refused)
     queue = JobQueue(runnable)
     if lanes:
-        run_lanes(lanes, queue, record, handled, overwrite, skip_existing)
+        settings = dict(record=record, handled=handled, overwrite=overwrite, skip_existing=skip_existing)
+        run_lanes(lanes, partial(run_lane, queue=queue, **settings), queue)
     else:  # no model was loaded, no job being planned
         for job in runnable:  # an input that cannot be read fails as planned; one runnable since, not run
             record(
@@ -240,22 +241,14 @@ def run_jobs(
     return summary
 
 
-def run_lanes(
-    lanes: Sequence[Stages],
-    queue: JobQueue,
-    record: Callable[[Outcome], None],
-    handled: tuple[type[Exception], ...],
-    overwrite: bool,
-    skip_existing: bool,
-) -> None:
-    """Runs the queue's jobs through ``lanes``: one in this thread, several in threads of their own."""
+def run_lanes(lanes: Sequence[Stages], run: Callable[[Stages], None], queue: JobQueue) -> None:
+    """Runs the queue's jobs through ``lanes`` (``run`` runs one): one in this thread, several in threads of
+    their own."""
     if len(lanes) == 1:
-        run_lane(lanes[0], queue, record, handled, overwrite, skip_existing)
+        run(lanes[0])
         return
     with ThreadPoolExecutor(len(lanes), "recnet-lane") as pool:
-        futures = [
-            pool.submit(run_lane, lane, queue, record, handled, overwrite, skip_existing) for lane in lanes
-        ]
+        futures = [pool.submit(run, lane) for lane in lanes]
         try:
             for future in as_completed(futures):
                 future.result()
