@@ -399,14 +399,16 @@ def output_folder_problem(job: Job, *, create: bool = True) -> Outcome | None:
 def plan_outcomes(jobs: Sequence[Job], overwrite: bool, skip_existing: bool) -> Summary:
     """What a run would do with ``jobs``, without doing it or reading a photo: "planned", "skipped" or
     "failed" each."""
-    return Summary(
-        [
-            refusal(job, overwrite, skip_existing)
-            or output_folder_problem(job, create=False)
-            or input_outcome(job)
-            or Outcome(job, "planned")
-            for job in jobs
-        ]
+    return Summary([plan_outcome(job, overwrite, skip_existing) for job in jobs])
+
+
+def plan_outcome(job: Job, overwrite: bool, skip_existing: bool) -> Outcome:
+    """What a run would do with one job (see ``plan_outcomes``)."""
+    return (
+        refusal(job, overwrite, skip_existing)
+        or output_folder_problem(job, create=False)
+        or input_outcome(job)
+        or Outcome(job, "planned")
     )
 
 

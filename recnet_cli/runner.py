@@ -22,6 +22,7 @@ from recnet_cli.batch import (
     Summary,
     gpu_lane_depth,
     interrupted_summary,
+    plan_outcome,
     plan_outcomes,
     run_jobs,
 )
@@ -179,9 +180,11 @@ def open_models_if_needed(
     always: bool = False,
 ) -> tuple[list[Corrector], LoadedModel | None]:
     """``open_models`` for a batch, under ``summary_if_stopped``; but where every job would be skipped or
-    refused before its photo is read (``plan_outcomes``: a --skip-existing run again), none is loaded, nor
+    refused before its photo is read (``plan_outcome``: a --skip-existing run again), none is loaded, nor
     fetched from the Hub, unless ``always``: the options are only checked, as --dry-run checks them."""
-    if not always and not plan_outcomes(jobs, overwrite, skip_existing).count("planned"):
+    if not always and not any(
+        plan_outcome(job, overwrite, skip_existing).status == "planned" for job in jobs
+    ):
         choice.refuse_setup_problems()
         return [], None
     with summary_if_stopped(command, jobs, found, quiet, as_json, about):
