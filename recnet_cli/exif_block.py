@@ -36,7 +36,7 @@ def edited_exif(exif: bytes, dropped: frozenset[int]) -> bytes:
     upright = struct.pack(order + "HHIH2x", ORIENTATION, SHORT, 1, 1)  # one SHORT, held in the entry itself
     kept = [entry for entry in entries if entry_tag(entry, order) not in dropped]
     kept = [upright if entry_tag(entry, order) == ORIENTATION else entry for entry in kept]
-    end = start + 2 + 12 * len(entries)
+    end = _entries_at(start, len(entries)).stop
     directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + bytes(4)  # no next directory
     block[start : end + 4] = directory.ljust(end + 4 - start, b"\0")
     return EXIF_HEADER + bytes(block)
@@ -76,18 +76,17 @@ def _software_written_over(
     at = next((index for index, entry in enumerate(entries) if entry_tag(entry, order) == SOFTWARE), None)
     if at is None:
         return False
-    entry = start + 2 + 12 * at
+    starts = _entries_at(start, len(entries))
+    entry, link = starts[at], starts.stop  # the link: the next directory's offset, after the entries
     kind, count, value = struct.unpack_from(order + "HII", block, entry + 2)
     place = entry + 8 if count <= 4 else value
     if kind != ASCII or len(name) > count or (count <= 4) != (len(name) <= 4):
         return False
-    directory_end = start + 2 + 12 * len(entries) + 4  # its entries, then the next directory's offset
-    overlaps = place < directory_end and place + count > start
+    overlaps = place < link + 4 and place + count > start
     if count > 4 and (place < 8 or place + count > len(block) or overlaps):  # a damaged EXIF's offset
         return False
     block[place : place + count] = name.ljust(count, b"\0")
     struct.pack_into(order + "I", block, entry + 4, len(name))
-    link = start + 2 + 12 * len(entries)
     if link + 4 <= len(block):
         block[link : link + 4] = bytes(4)
     return True
@@ -103,7 +102,10 @@ def turned_resolution(exif: bytes) -> bytes:
     both left as it is. Raises where the first directory is not all in the block (damaged EXIF)."""
     block = bytearray(_HEADERS.sub(b"", exif))
     order, start, entries = first_directory(block)
-    at = {entry_tag(entry, order): start + 2 + 12 * index for index, entry in enumerate(entries)}
+    at = {
+        entry_tag(entry, order): offset
+        for entry, offset in zip(entries, _entries_at(start, len(entries)), strict=True)
+    }
     if all(tag in at for tag in RESOLUTIONS):
         x, y = (at[tag] for tag in RESOLUTIONS)
         block[x + 2 : x + 12], block[y + 2 : y + 12] = block[y + 2 : y + 12], block[x + 2 : x + 12]
@@ -209,8 +211,14 @@ def _entry_starts(block: bytes | bytearray, order: str, start: int) -> range | N
     if start < 8 or start + 2 > len(block):
         return None
     (count,) = struct.unpack_from(order + "H", block, start)
-    end = start + 2 + 12 * count
-    return range(start + 2, end, 12) if end <= len(block) else None
+    starts = _entries_at(start, count)
+    return starts if starts.stop <= len(block) else None
+
+
+def _entries_at(start: int, count: int) -> range:
+    """Where each 12-byte entry of a directory of ``count`` entries at offset ``start`` begins; the range's
+    stop is where the next directory's offset is."""
+    return range(start + 2, start + 2 + 12 * count, 12)
 
 
 # Bytes per value of each TIFF field type; and the tags whose value is where another directory starts.
