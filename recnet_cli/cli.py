@@ -98,7 +98,6 @@ from recnet_cli.runner import (
     refuse_setup_problems,
     refuse_unwritable_output,
     run_batch,
-    show_plan,
     write_report,
 )
 from recnet_cli.train.pairs import (
@@ -239,14 +238,21 @@ def correct(
             raise fail(problem)
         report_at = report_files(Path(output))
     choice = ModelChoice(model, device, precision, tile, amount, fused)
-    if dry_run:
-        choice.refuse_setup_problems()
-        show_plan(jobs, found, overwrite, skip_existing, "correct", as_json, given, quiet, report_at)
-    handling = dict(
-        overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, as_json=as_json, about=given
-    )
     # with --report, the model is loaded whatever the batch holds: the page names it
-    correctors, loaded = open_models_if_needed("correct", jobs, found, choice, **handling, always=report)
+    correctors, loaded = open_models_if_needed(
+        "correct",
+        jobs,
+        found,
+        choice,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        quiet=quiet,
+        as_json=as_json,
+        about=given,
+        dry_run=dry_run,
+        report=report_at,
+        always=report,
+    )
     from recnet_cli.correct_command import PhotoCorrection
     from recnet_cli.viz.report import ReportBuilder
 
@@ -441,13 +447,18 @@ def mask(
     )
     notice_quality_unused(quality, jobs, quiet)
     choice = ModelChoice(model, device, precision, tile)
-    if dry_run:
-        choice.refuse_setup_problems()
-        show_plan(jobs, found, overwrite, skip_existing, "mask", as_json, given, quiet)
-    handling = dict(
-        overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, as_json=as_json, about=given
+    correctors, loaded = open_models_if_needed(
+        "mask",
+        jobs,
+        found,
+        choice,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        quiet=quiet,
+        as_json=as_json,
+        about=given,
+        dry_run=dry_run,
     )
-    correctors, loaded = open_models_if_needed("mask", jobs, found, choice, **handling)
     from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
 
     replace_companions = replaces_companions(overwrite, skip_existing)

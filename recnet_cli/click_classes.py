@@ -93,8 +93,9 @@ def refuse_an_option_taken_as_a_value(command: Any, ctx: typer.Context) -> None:
     """Refuses an option whose value is one of the command's own options, as Click takes the word after an
     option for its value: ``-o --dry-run`` (a value forgotten) wrote the photo into a folder named
     --dry-run, the dry run undone."""
-    names = {name for param in command.get_params(ctx) for name in (*param.opts, *param.secondary_opts)}
-    for param in command.get_params(ctx):
+    params = command.get_params(ctx)
+    names = {name for param in params for name in (*param.opts, *param.secondary_opts)}
+    for param in params:
         value = ctx.params.get(param.name) if param.param_type_name == "option" else None
         if value is not None and not isinstance(value, bool) and str(value) in names:
             typed = parameter_name(param)

@@ -177,11 +177,17 @@ def open_models_if_needed(
     quiet: bool,
     as_json: bool,
     about: dict,
+    dry_run: bool,
+    report: tuple[Path, Path] | None = None,
     always: bool = False,
 ) -> tuple[list[Corrector], LoadedModel | None]:
     """``open_models`` for a batch, under ``summary_if_stopped``; but where every job would be skipped or
     refused before its photo is read (``plan_outcome``: a --skip-existing run again), none is loaded, nor
-    fetched from the Hub, unless ``always``: the options are only checked, as --dry-run checks them."""
+    fetched from the Hub, unless ``always``: the options are only checked, as --dry-run checks them. With
+    ``dry_run``, the options are checked and the plan shown (``show_plan``, which exits)."""
+    if dry_run:
+        choice.refuse_setup_problems()
+        show_plan(jobs, found, overwrite, skip_existing, command, as_json, about, quiet, report)
     if not always and not any(
         plan_outcome(job, overwrite, skip_existing).status == "planned" for job in jobs
     ):

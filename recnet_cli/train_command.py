@@ -80,7 +80,7 @@ def same_setting(name: str, typed: object, own: object) -> bool:
             return False
     if name in ("run_dir", "init") and isinstance(typed, str | Path) and isinstance(own, str | Path):
         typed_ref, own_ref = parse_hub_ref(str(typed)), parse_hub_ref(str(own))
-        if typed_ref is not None and own_ref is not None and not os.path.exists(typed):
+        if name == "init" and typed_ref is not None and own_ref is not None and not os.path.exists(typed):
             same_file = (typed_ref.repo_id, typed_ref.filename) == (own_ref.repo_id, own_ref.filename)
             return same_file and typed_ref.revision in (None, own_ref.revision)
         return os.path.abspath(typed) == os.path.abspath(own)
