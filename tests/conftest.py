@@ -135,6 +135,26 @@ def as_recnet_wrote(path: Path) -> Path:
     return path
 
 
+def keeps_marks(folder: Path) -> bool:
+    """Whether the file system of ``folder`` keeps extended attributes, where recnet's mark is held; probed
+    on a scratch file, not through recnet's own code (imaging.written_by_recnet), which the tests check."""
+    probe = folder / ".marks-probe"
+    probe.touch()
+    try:
+        os.setxattr(probe, "user.recnet-probe", b"1")
+        return os.getxattr(probe, "user.recnet-probe") == b"1"
+    except (OSError, AttributeError):  # AttributeError: a system without extended attributes
+        return False
+    finally:
+        probe.unlink()
+
+
+def skip_unless_marks_kept(folder: Path) -> None:
+    """Skips a test of recnet's mark where the file system of ``folder`` cannot hold it."""
+    if not keeps_marks(folder):
+        pytest.skip("this file system keeps no extended attributes")
+
+
 def make_photo(path: Path, size: tuple[int, int] = (72, 48), **save: object) -> Path:
     rng = np.random.default_rng(len(path.name))
     pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)

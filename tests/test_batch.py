@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import as_recnet_wrote
+from conftest import as_recnet_wrote, skip_unless_marks_kept
 from safetensors.numpy import save_file
 
 from recnet_cli import imaging, inputs
@@ -500,8 +500,7 @@ def test_skip_existing_passes_over_finished_jobs_and_writes_again_the_lone_compa
     lone = f"output {stopped.companions[0]} exists, but not {stopped.target} (use --overwrite)"
     assert refusal(stopped, overwrite=False, skip_existing=False) == Outcome(stopped, "failed", lone)
     assert refusal(stopped, overwrite=True, skip_existing=False) is None
-    if imaging.written_by_recnet(theirs.companions[0]) is None:
-        pytest.skip("this file system keeps no extended attributes: a lone companion may be the user's")
+    skip_unless_marks_kept(theirs.companions[0].parent)
     # what a run that stopped short of the photo left is written again with it; a file of the user's is kept
     assert refusal(stopped, overwrite=False, skip_existing=True) is None
     linked = masked_job(tmp_path, "e")  # a link to recnet's picture is kept, as --overwrite keeps it
@@ -519,8 +518,7 @@ def test_overwrite_replaces_only_what_recnet_wrote_but_the_file_o_names(tmp_path
     shots = touch(tmp_path / "shots", "a.jpg", "b.jpg", "c.jpg")
     edited = touch(tmp_path, "edited/a.jpg", "edited/c_mask.png") / "edited"
     as_recnet_wrote(touch(edited, "b.jpg") / "b.jpg")  # an earlier run's
-    if imaging.written_by_recnet(edited / "a.jpg") is None:
-        pytest.skip("this file system keeps no extended attributes")
+    skip_unless_marks_kept(edited)
     sources, _ = find_sources([str(shots)])
     mine, written, mask = plan_jobs(sources, edited, suffix="", companions=lambda t: (side_path(t, "mask"),))
     because = f"output {mine.target} exists, and {THEIRS}"
@@ -577,8 +575,7 @@ def test_overwrite_replaces_no_output_made_read_only_but_the_file_o_names(tmp_pa
     shots = touch(tmp_path / "shots", "a.jpg", "b.jpg")
     out = tmp_path / "out"
     kept, _ = (as_recnet_wrote(touch(out, name) / name) for name in ("a.jpg", "b.jpg"))
-    if imaging.written_by_recnet(kept) is None:
-        pytest.skip("this file system keeps no extended attributes")
+    skip_unless_marks_kept(kept.parent)
     kept.chmod(0o444)
     first, second = plan_jobs(find_sources([str(shots)])[0], out, suffix="")
     assert refusal(first, overwrite=True, skip_existing=False) == Outcome(

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import torch
 import typer
-from conftest import RECNET, as_recnet_wrote, make_photo, run
+from conftest import RECNET, as_recnet_wrote, keeps_marks, make_photo, run, skip_unless_marks_kept
 from fake_hub import FakeHub
 from PIL import Image, ImageCms
 from rich.console import Console
@@ -406,8 +406,7 @@ def test_overwrite_replaces_recnet_s_earlier_outputs_but_not_the_user_s_photos(
     first = CliRunner().invoke(app, ["correct", str(photos / "b.png"), *options])
     assert first.exit_code == 0, first.stderr
     mine = make_photo(edited / "a.png", size=(30, 20))  # the user's own edit, named as a.png's output
-    if imaging.written_by_recnet(mine) is None:
-        pytest.skip("this file system keeps no extended attributes")
+    skip_unless_marks_kept(mine.parent)
     again = CliRunner().invoke(app, ["correct", str(photos), *recursive, *options, "--overwrite"])
     assert again.exit_code == 1
     assert f"error: {photos / 'a.png'}: output {mine} exists, and recnet did not write it" in again.stderr
@@ -426,8 +425,7 @@ def test_a_folder_passes_over_what_recnet_wrote_there_under_another_suffix_or_ou
     for earlier_run in (["--suffix", "_v1"], ["-o", str(shots / "fixed"), "-r"]):
         result = CliRunner().invoke(app, ["correct", str(shots), *earlier_run, *model])
         assert result.exit_code == 0, result.stderr
-    if imaging.written_by_recnet(shots / "a_v1.png") is None:
-        pytest.skip("this file system keeps no extended attributes")
+    skip_unless_marks_kept(shots)
     plan = CliRunner().invoke(
         app, ["correct", str(shots), "-r", "-o", str(shots / "fixed2"), "-n", "--json", *model]
     )
@@ -547,7 +545,7 @@ def test_a_mask_without_its_photo_is_kept_unless_recnet_left_it_and_the_photo_is
         kept.returncode == 1 and f"output {mask} exists, but not {corrected} (use --overwrite)" in kept.stderr
     )
     assert mask.read_bytes().startswith(b"left by") and not corrected.exists()
-    if imaging.written_by_recnet(mask) is None:  # no marks: it may be the user's, for --overwrite only
+    if not keeps_marks(mask.parent):  # no marks: it may be the user's, for --overwrite only
         assert run([*command, "--skip-existing"], env).returncode == 1
         redone = run([*command, "--overwrite"], env)
     else:  # recnet's, as it left it: --skip-existing, which goes on with a batch, writes it again
@@ -1020,8 +1018,7 @@ def test_an_output_saved_while_the_batch_runs_is_kept_unless_overwrite(
     arguments = [command, *photos, "-o", str(out), flag, "--model", str(model_file), "--device", "cpu"]
     kept = CliRunner().invoke(app, arguments)
     assert kept.exit_code == 1, kept.output
-    if imaging.written_by_recnet(out / "a.png") is None:
-        pytest.skip("this file system keeps no extended attributes")
+    skip_unless_marks_kept(out)
     theirs = (
         "exists, and recnet did not write it (it lacks recnet's mark: a file of yours, a copy, or an edited "
         "output)"
@@ -1096,8 +1093,7 @@ def test_a_sheet_saved_while_explain_runs_is_kept_unless_overwrite_and_recnet_s(
         sheet.unlink(missing_ok=True)
         kept = CliRunner().invoke(app, [*arguments, *overwrite])
         assert kept.exit_code == 1, kept.output
-        if imaging.written_by_recnet(sheet) is None:
-            pytest.skip("this file system keeps no extended attributes")
+        skip_unless_marks_kept(sheet.parent)
         assert kept.output == (
             f"error: {sheet} exists, and recnet did not write it (it lacks recnet's mark: a file of yours, a "
             "copy, or an edited output): move it away, or choose another -o\n"

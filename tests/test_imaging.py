@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import PIL
 import pytest
-from conftest import numpy_out_of_memory, opencv_out_of_memory
+from conftest import numpy_out_of_memory, opencv_out_of_memory, skip_unless_marks_kept
 from PIL import ExifTags, Image, ImageCms, ImageOps, PngImagePlugin, TiffImagePlugin
 
 import recnet_cli
@@ -2931,8 +2931,7 @@ def test_images_recnet_writes_bear_its_mark_where_the_file_system_keeps_one(tmp_
     Image.new("RGB", (8, 8)).save(mine)
     written = tmp_path / "written.png"
     write_rgb8(written, np.zeros((8, 8, 3), np.uint8))
-    if imaging.written_by_recnet(mine) is None:
-        pytest.skip("this file system keeps no extended attributes")
+    skip_unless_marks_kept(mine.parent)
     assert imaging.written_by_recnet(written) is True and imaging.written_by_recnet(mine) is False
     replaced = tmp_path / "replaced.jpg"
     shutil.copyfile(mine, replaced)

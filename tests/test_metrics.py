@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import as_recnet_wrote
+from conftest import as_recnet_wrote, keeps_marks, skip_unless_marks_kept
 
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.evaluate import EvalReport, ImageScore, PairFailure, evaluate_pairs, save_problem
-from recnet_cli.imaging import ImageWriteError, written_by_recnet
+from recnet_cli.imaging import ImageWriteError
 from recnet_cli.imaging.pixels import quantise
 from recnet_cli.metrics import UnscorableError, psnr, quantised_scores, ssim, ssim_tensor
 from recnet_cli.model import RECNet
@@ -164,8 +164,7 @@ def test_saving_keeps_a_file_saved_there_during_the_run_unless_overwrite_and_rec
     ]
     report = evaluate_pairs(pairs, corrector, tmp_path / "out", progress=save_later, overwrite=True)
     assert later.read_bytes().startswith(b"\x89PNG") and report.unsaved == []
-    if written_by_recnet(later) is None:
-        pytest.skip("this file system keeps no extended attributes")
+    skip_unless_marks_kept(later.parent)
     saved_by[0] = Path.touch  # the user's (it lacks recnet's mark): kept even so
     report = evaluate_pairs(pairs, corrector, tmp_path / "out", progress=save_later, overwrite=True)
     assert later.read_bytes() == b"MY EDIT" and [failure.reason for failure in report.unsaved] == [
@@ -333,7 +332,7 @@ def test_saving_never_replaces_an_evaluated_image_nor_a_user_s_file_nor_an_earli
     assert save_problem([pair], tmp_path / "out", overwrite=False) is None
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "a.png").write_bytes(b"mine")
-    if written_by_recnet(tmp_path / "out" / "a.png") is not None:  # a file system that keeps marks
+    if keeps_marks(tmp_path / "out"):
         for overwrite in (False, True):  # a file of the user's is never replaced
             assert save_problem([pair], tmp_path / "out", overwrite=overwrite) == (
                 f"--save {tmp_path / 'out'}: {tmp_path / 'out' / 'a.png'} exists, and recnet did not write "
