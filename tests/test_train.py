@@ -706,6 +706,10 @@ def test_a_run_is_not_resumed_on_other_vgg_weights_than_it_started_with(tmp_path
         "change; give the run's own with --vgg-weights, or start a new run with --init "
         f"{tmp_path / 'run' / CHECKPOINT_FILE}"
     )
+    # the refused resume left the run as it was: it resumes as it would have before
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["vgg_weights"] == str(
+        tmp_path / "vgg.pth"
+    )
     (tmp_path / "vgg.pth").rename(tmp_path / "moved.pth")  # the same weights elsewhere: resumed
     assert resume(tmp_path / "run", moved={"vgg_weights": tmp_path / "moved.pth"}).complete
 

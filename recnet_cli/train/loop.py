@@ -391,16 +391,14 @@ def run(
     stop_signals: StopSignals | None,
     config_to_save: TrainConfig | None = None,
 ) -> TrainResult:
-    """Trains in the run folder once this process holds it (``claimed``), having written ``config_to_save``
-    to its config.json (a resumed run's data moved): a second process into a folder held is refused before
-    it changes anything there."""
+    """Trains in the run folder once this process holds it (``claimed``): a second process into a folder held
+    is refused before it changes anything there. ``config_to_save`` (a resumed run's data moved) goes in its
+    config.json once the session opens (``open_session``)."""
     deadline = None if time_limit is None else time.monotonic() + time_limit
     ranks = start_distributed(config.device)
     try:
         with claimed(config.run_dir) if ranks.main else contextlib.nullcontext():
-            if config_to_save is not None and ranks.main:
-                save_config(config_to_save)
-            session = open_session(config, ranks, resuming, progress)
+            session = open_session(config, ranks, resuming, progress, config_to_save)
             session.deadline = deadline
             session.stop_signals = stop_signals
             if stop_signals is None:
@@ -473,8 +471,14 @@ def training_device(spec: str, ranks: Ranks) -> torch.device:
 
 
 def open_session(
-    config: TrainConfig, ranks: Ranks, resuming: bool, progress: Callable[[Progress], None] | None
+    config: TrainConfig,
+    ranks: Ranks,
+    resuming: bool,
+    progress: Callable[[Progress], None] | None,
+    config_to_save: TrainConfig | None = None,
 ) -> Session:
+    """The model, data and loss of a run, ready to train; a resumed run's ``config_to_save`` is written only
+    once everything has checked out, so a resume refused (other VGG weights, a bad photo) changes nothing."""
     if config.batch % ranks.world:
         raise TrainingError(f"batch {config.batch} does not split evenly over {ranks.world} processes")
     device = training_device(config.device, ranks)
@@ -516,6 +520,8 @@ def open_session(
     # DistributedDataParallel's first broadcast, so every process has checked the folder (``train``).
     if ranks.main and resuming:
         trim_metrics(config.run_dir / METRICS_FILE, state.step)
+        if config_to_save is not None:
+            save_config(config_to_save)
     elif ranks.main:
         config.run_dir.mkdir(parents=True, exist_ok=True)
         (config.run_dir / METRICS_FILE).unlink(missing_ok=True)  # of a run that never reached a checkpoint
