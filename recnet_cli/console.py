@@ -146,7 +146,7 @@ def notice_passed_over(paths: list[Path]) -> None:
     look = "looks like one of" if len(paths) == 1 else "look like"
     notice(
         f"passed over {counted(len(paths), 'image')} that {look} recnet's outputs, by mark, name or"
-        f" folder ({listed([str(path) for path in paths])}); name files one by one to include them"
+        f" folder ({listed([str(path) for path in paths])}); name a file on its own to include it"
     )
 
 

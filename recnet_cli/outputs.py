@@ -64,8 +64,9 @@ def earlier_outputs(
     """The images found in folders or by patterns that recnet itself wrote, on an earlier run: those that
     bear its mark as it left them (``written_by_recnet``), those named as recnet names what it writes beside
     another image found there (photo_recnet.jpg, photo_mask.png, photo_recnet_mask.png or photo_explain.png
-    beside photo.jpg; ``suffix`` is this run's), and those in an output folder inside the input folder.
-    Files named one by one are never among them."""
+    beside photo.jpg; ``suffix`` is this run's), and those in an output folder inside the input folder. Of
+    files named one by one, only those named after another given that bear the mark: what the shell's
+    expansion of an unquoted ``*.jpg`` names on a second run. A file named on its own is always corrected."""
     tags = ("", *(f"_{tag}" for tag in COMPANION_TAGS))
     endings = {name + tag for name in (suffix, CORRECT_SUFFIX, MASK_SUFFIX) for tag in tags if name + tag}
     endings.add(EXPLAIN_SUFFIX)
@@ -74,15 +75,18 @@ def earlier_outputs(
 
     def looks_like_earlier_output(source: Source) -> bool:
         path = source.path
+        named_after = (path.stem[: -len(ending)] for ending in endings if path.stem.endswith(ending))
+        named_after_another = any((path.parent, stem) in stems for stem in named_after)
+        if not source.from_folder:
+            return named_after_another and written_by_recnet(path) is True
         # The folder (or pattern's fixed start) it was found in, ``relative`` being the rest of its path.
         root = real_path(Path(os.path.abspath(path)).parents[len(source.relative.parts) - 1])
         inside_output = inner_output is not None and inner_output in real_path(path).parents
         if inside_output and root in inner_output.parents:
             return True
-        named_after = (path.stem[: -len(ending)] for ending in endings if path.stem.endswith(ending))
-        return any((path.parent, stem) in stems for stem in named_after) or written_by_recnet(path) is True
+        return named_after_another or written_by_recnet(path) is True
 
-    return [source for source in sources if source.from_folder and looks_like_earlier_output(source)]
+    return [source for source in sources if looks_like_earlier_output(source)]
 
 
 def names_folder(output: str | os.PathLike[str]) -> bool:

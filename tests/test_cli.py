@@ -517,6 +517,31 @@ def test_running_twice_on_a_folder_does_not_correct_its_own_outputs(
     assert not (tmp_path / "fixed.png").exists()
 
 
+def test_an_unquoted_pattern_run_again_passes_over_the_outputs_the_shell_names(
+    tmp_path: Path, model_file: Path
+) -> None:
+    """`recnet correct *.jpg` again: the shell names a_recnet.png too, which was corrected into
+    a_recnet_recnet.png and made a.png fail as writing over an input."""
+    make_photo(tmp_path / "a.png")
+    model = ["--model", str(model_file)]
+    assert CliRunner().invoke(app, ["correct", str(tmp_path / "a.png"), *model]).exit_code == 0
+    skip_unless_marks_kept(tmp_path)
+    named = [str(tmp_path / "a.png"), str(tmp_path / "a_recnet.png")]  # as the shell expands *.png
+    again = CliRunner().invoke(app, ["correct", *named, *model, "--skip-existing"])
+    assert again.exit_code == 0, again.stderr
+    assert "passed over 1 image that looks like one of recnet's outputs" in again.stderr
+    assert "corrected 0, skipped 1, failed 0" in again.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png", "a_recnet.png"]
+    # named on its own, or edited since (its mark lost), it is corrected as any photo given
+    alone = CliRunner().invoke(app, ["correct", named[1], *model])
+    assert alone.exit_code == 0 and (tmp_path / "a_recnet_recnet.png").is_file()
+    (tmp_path / "a_recnet_recnet.png").unlink()
+    make_photo(tmp_path / "a_recnet.png")  # written over by another program
+    edited = CliRunner().invoke(app, ["correct", *named, *model, "--skip-existing"])
+    assert edited.exit_code == 1 and "is an input file" in edited.stderr
+    assert (tmp_path / "a_recnet_recnet.png").is_file()
+
+
 def test_a_link_given_beside_its_file_is_corrected_once_with_a_note(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
