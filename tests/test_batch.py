@@ -46,7 +46,7 @@ from recnet_cli.outputs import (
     side_path,
 )
 from recnet_cli.train.data import list_photos
-from recnet_cli.train.pairs import ImagePair, PairingError, list_images
+from recnet_cli.train.pairs import ImagePair, PairingError, data_notes, list_images
 
 
 @pytest.fixture
@@ -145,6 +145,26 @@ def test_a_link_to_a_folder_above_the_one_named_is_not_walked(tmp_path: Path) ->
     (shots / "day" / "top").symlink_to(tmp_path, target_is_directory=True)
     assert names(find_sources([str(shots)], recursive=True)[0]) == ["a.jpg", "day/b.jpg"]
     assert list_photos(shots) == [shots / "a.jpg", shots / "day" / "b.jpg"]
+
+
+def test_a_folder_of_photos_to_learn_from_passes_over_recnets_outputs(tmp_path: Path) -> None:
+    # `recnet correct photos/` then `recnet train --photos photos/` learnt the model's own corrections
+    photos = touch(
+        tmp_path / "photos", "a.jpg", "a_recnet.jpg", "a_explain.png", "day/b.jpg", "day/b_fixed.jpg"
+    )
+    skip_unless_marks_kept(photos)
+    as_recnet_wrote(photos / "day" / "b_fixed.jpg")  # written with --suffix _fixed: known by its mark
+    assert list_photos(photos) == [photos / "a.jpg", photos / "day" / "b.jpg"]
+    (note,) = data_notes(photos, None, None)
+    assert note == (
+        "passed over 3 images that look like recnet's outputs, by mark or name "
+        f"({photos / 'a_explain.png'}, {photos / 'a_recnet.jpg'}, {photos / 'day' / 'b_fixed.jpg'}): not the "
+        "well-exposed photos needed"
+    )
+    assert data_notes(tmp_path / "photos" / "day", None, None) == [  # b.jpg's output, by its mark only
+        f"passed over 1 image that looks like one of recnet's outputs, by mark or name "
+        f"({photos / 'day' / 'b_fixed.jpg'}): not the well-exposed photos needed"
+    ]
 
 
 def test_a_double_star_pattern_walks_each_folder_once_past_links_back_up(tmp_path: Path) -> None:

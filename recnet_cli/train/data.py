@@ -23,9 +23,9 @@ from torch import Tensor
 from recnet_cli.files import folder_name
 from recnet_cli.imaging import PhotoFileError, fit_size, read_photo, write_rgb8
 from recnet_cli.imaging.pixels import quantise
-from recnet_cli.inputs import Source, is_image, other_files, unique_sources, visible_files
+from recnet_cli.inputs import is_image, other_files, unique_sources, visible_files
 from recnet_cli.metrics import SSIM_WINDOW
-from recnet_cli.train.pairs import ImagePair, list_images
+from recnet_cli.train.pairs import ImagePair, list_images, photo_sources
 from recnet_cli.train.synthesis import DegradationConfig, degrade, sample_exposure
 from recnet_cli.wording import counted, listed
 
@@ -95,12 +95,10 @@ def holdout_split(items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T],
 
 def list_photos(folder: Path) -> list[Path]:
     """The photos of a folder, searched recursively, each file once under the first name found: a link
-    (symbolic or hard) to a photo also there, or a second link to one file, is left out."""
-    found = [
-        Source(path, path.relative_to(folder), from_folder=True)
-        for path in list_images(folder, recursive=True)
-    ]
-    return [source.path for source in unique_sources(found)]
+    (symbolic or hard) to a photo also there, or a second link to one file, is left out, as are recnet's
+    own outputs (``photo_sources``)."""
+    photos = photo_sources(folder, list_images(folder, recursive=True))[0]
+    return [source.path for source in unique_sources(photos)]
 
 
 def split_photos(folder: Path) -> tuple[list[Path], list[Path]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from recnet_cli.files import broken_link, real_path
 from recnet_cli.imaging import conversion_remedy
 from recnet_cli.inputs import (
+    Source,
     images_below,
     is_image,
     left_out_note,
@@ -22,6 +23,7 @@ from recnet_cli.inputs import (
     unreadable_folder,
     visible_files,
 )
+from recnet_cli.outputs import CORRECT_SUFFIX, earlier_outputs
 from recnet_cli.wording import counted, listed
 
 SPLITS = ("train", "test", "valid")
@@ -176,15 +178,39 @@ def data_notes(photos: Path | None, inputs: Path | None, targets: Path | None) -
     which are not read (``unread_below_note``); photo files recnet cannot read (camera RAW, HEIF without
     pillow-heif), left out as ``recnet correct`` leaves them out (``left_out_note``)."""
     read = ((photos, True), (inputs, False), (targets, False))  # --photos is searched recursively
-    unread = [
-        path
+    files = {
+        folder: visible_files(folder, recursive, [])
         for folder, recursive in read
-        if folder is not None and folder.is_dir()
-        for path in visible_files(folder, recursive, [])
-        if conversion_remedy(path)
+        if folder and folder.is_dir()
+    }
+    unread = [path for found in files.values() for path in found if conversion_remedy(path)]
+    passed_over = photo_sources(photos, files[photos])[1] if photos in files else []
+    notes = [
+        unread_below_note(inputs, targets),
+        left_out_note(unread) if unread else None,
+        passed_over_note(passed_over) if passed_over else None,
     ]
-    notes = [unread_below_note(inputs, targets), left_out_note(unread) if unread else None]
     return [note for note in notes if note]
+
+
+def photo_sources(folder: Path, files: Iterable[Path]) -> tuple[list[Source], list[Source]]:
+    """The images among ``files`` of a folder of photos (--photos), and apart those recnet wrote there, on
+    a run of ``recnet correct`` (``earlier_outputs``), passed over as a second run passes them over: taken
+    as well-exposed photos, they would teach a model its own corrections."""
+    found = [Source(path, path.relative_to(folder), from_folder=True) for path in files if is_image(path)]
+    earlier = set(earlier_outputs(found, None, CORRECT_SUFFIX))
+    return [source for source in found if source not in earlier], [
+        source for source in found if source in earlier
+    ]
+
+
+def passed_over_note(sources: list[Source]) -> str:
+    """Says which images of a folder of photos were passed over as recnet's outputs (``photo_sources``)."""
+    look = "looks like one of" if len(sources) == 1 else "look like"
+    return (
+        f"passed over {counted(len(sources), 'image')} that {look} recnet's outputs, by mark or name "
+        f"({listed([str(source.path) for source in sources])}): not the well-exposed photos needed"
+    )
 
 
 def match_by_stem(inputs: Path, targets: Path) -> list[ImagePair]:
