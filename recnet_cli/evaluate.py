@@ -22,11 +22,11 @@ from recnet_cli.imaging import (
     kept_from_overwrite,
     write_rgb8,
 )
-from recnet_cli.imaging.pixels import quantise
+from recnet_cli.imaging.pixels import grey_as_rgb, quantise
 from recnet_cli.inputs import file_identity
 from recnet_cli.metrics import mean_psnr, psnr, ssim
 from recnet_cli.outputs import claim_key, existing_output_problem, folder_problem, names_image_file
-from recnet_cli.train.data import ImageFileError, read_rgb, require_same_size
+from recnet_cli.train.data import ImageFileError, read_checked, read_rgb, require_same_size
 from recnet_cli.train.pairs import ImagePair
 
 
@@ -132,15 +132,17 @@ def score_pair(
 def score_pair_in_memory(
     pair: ImagePair, corrector: Corrector, on_notice: Callable[[str], None] | None = None
 ) -> tuple[ImageScore, np.ndarray]:
-    """``score_pair``, which turns running out of memory here into PhotoOutOfMemoryError."""
-    source, target = read_rgb(pair.input, on_notice), read_rgb(pair.target, on_notice)
+    """``score_pair``, which turns running out of memory here into PhotoOutOfMemoryError. A grey input's
+    correction is scored (and saved) as ``recnet correct`` writes it: its luma."""
+    photo = read_checked(pair.input, on_notice)
+    source, target = quantise(photo.pixels, 8), read_rgb(pair.target, on_notice)
     require_same_size(pair, source.shape, target.shape)
     try:
         identity_ssim = ssim(source, target)
     except ValueError as exc:
         raise ImageFileError(f"{pair.input}: {exc}") from None
     correction = corrector.correct(source.astype(np.float32) / 255)
-    corrected = quantise(correction.image, 8)
+    corrected = quantise(grey_as_rgb(correction.image) if photo.grayscale else correction.image, 8)
     score = ImageScore(
         pair.input,
         pair.target,

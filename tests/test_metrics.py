@@ -18,7 +18,7 @@ from conftest import as_recnet_wrote, keeps_marks, skip_unless_marks_kept
 
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.evaluate import EvalReport, ImageScore, PairFailure, evaluate_pairs, save_problem
-from recnet_cli.imaging import ImageWriteError
+from recnet_cli.imaging import ImageWriteError, read_photo, write_photo
 from recnet_cli.imaging.pixels import quantise
 from recnet_cli.metrics import UnscorableError, psnr, quantised_scores, ssim, ssim_tensor
 from recnet_cli.model import RECNet
@@ -26,7 +26,7 @@ from recnet_cli.train.data import read_rgb
 from recnet_cli.train.pairs import ImagePair, data_set_folders
 
 
-def noisy_pair(seed: int, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def noisy_pair(seed: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 256, shape).astype(np.uint8)
     a = cv2.GaussianBlur(a, (5, 5), 1.0)  # some structure, not pure noise
@@ -222,6 +222,24 @@ def test_the_save_folder_is_made_only_when_an_image_is_saved(tmp_path: Path) -> 
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
     report = evaluate_pairs([pair], corrector, tmp_path / "out" / "deep")
     assert len(report.failures) == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_grey_pair_is_scored_as_recnet_correct_writes_its_correction(tmp_path: Path) -> None:
+    # eval scored (and saved) the model's RGB output, where correct writes a grey photo's luma
+    torch.manual_seed(0)
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    target, source = noisy_pair(5, (24, 32))
+    pair = ImagePair(tmp_path / "in.png", tmp_path / "gt.png")
+    cv2.imwrite(str(pair.input), source)
+    cv2.imwrite(str(pair.target), target)
+    (score,) = evaluate_pairs([pair], corrector, save_dir=tmp_path / "saved").scores
+    photo = read_photo(pair.input)
+    assert photo.grayscale
+    write_photo(tmp_path / "corrected.png", corrector.correct(photo.pixels).image, like=photo)
+    delivered = read_rgb(tmp_path / "corrected.png")
+    assert np.array_equal(read_rgb(tmp_path / "saved" / "in.png"), delivered)
+    assert score.psnr == pytest.approx(psnr(delivered, read_rgb(pair.target)))
+    assert not np.array_equal(delivered, quantise(corrector.correct(photo.pixels).image, 8))  # not RGB's
 
 
 def test_evaluate_at_strength_zero_scores_the_input_itself(tmp_path: Path) -> None:

@@ -21,6 +21,17 @@ ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma of an H x W x 3 image, in its own units, as float32."""
+    return rgb.astype(np.float32, copy=False) @ np.asarray(BT601_LUMA, np.float32)
+
+
+def grey_as_rgb(rgb: np.ndarray) -> np.ndarray:
+    """An H x W x 3 image's luma in each channel: a grey photo's correction, as ``recnet correct`` writes
+    it."""
+    return np.repeat(luma(rgb)[..., None], 3, axis=2)
+
+
 def fit_size(image: np.ndarray, min_side: int = 0, max_side: int = 0) -> np.ndarray:
     """Scales an image so its long side is at most ``max_side`` and its short side at least ``min_side``
     (0: no limit); the minimum wins when both cannot hold."""

@@ -74,7 +74,7 @@ from recnet_cli.imaging.metadata import (
     xmp_segments,
 )
 from recnet_cli.imaging.photo import Metadata, Photo
-from recnet_cli.imaging.pixels import BT601_LUMA, alpha_at_depth, quantise
+from recnet_cli.imaging.pixels import alpha_at_depth, luma, quantise
 from recnet_cli.imaging.text import text_for
 
 _PNG_BAND_BYTES = 1 << 24  # rows filtered and compressed at a time
@@ -120,7 +120,7 @@ def write_photo(
         exif, icc_profile, dpi, xmp, iptc, like.nclx, like.chroma, extended_xmp, png_colour, lossless, text
     )
     try:
-        colour = pixels @ np.asarray(BT601_LUMA, np.float32) if like.grayscale else pixels
+        colour = luma(pixels) if like.grayscale else pixels
         if conversion is not None and conversion.convert is not None:
             colour = converted_in_bands(conversion.convert, colour)
         if like.grayscale and not grayscale:  # a format without a grey mode for it: grey all the same

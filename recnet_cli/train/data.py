@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from recnet_cli.files import folder_name
-from recnet_cli.imaging import PhotoFileError, fit_size, read_photo, write_rgb8
+from recnet_cli.imaging import Photo, PhotoFileError, fit_size, read_photo, write_rgb8
 from recnet_cli.imaging.pixels import quantise
 from recnet_cli.inputs import is_image, other_files, unique_sources, visible_files
 from recnet_cli.metrics import SSIM_WINDOW
@@ -44,10 +44,15 @@ class ImageFileError(ValueError):
 
 
 def read_rgb(path: Path, on_notice: Callable[[str], None] | None = None) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB, read as ``recnet correct`` reads it: a damaged or unreadable
-    file raises ImageFileError naming it and what is wrong (OpenCV would decode half a truncated JPEG), and
-    ``on_notice`` is told, naming it, of a file of several pages or frames (only the first is read) and of a
-    CMYK photo's colours converted without their profile."""
+    """An image file as (H, W, 3) uint8 RGB (``read_checked``)."""
+    return quantise(read_checked(path, on_notice).pixels, 8)
+
+
+def read_checked(path: Path, on_notice: Callable[[str], None] | None = None) -> Photo:
+    """An image file read as ``recnet correct`` reads it: a damaged or unreadable file raises ImageFileError
+    naming it and what is wrong (OpenCV would decode half a truncated JPEG), and ``on_notice`` is told,
+    naming it, of a file of several pages or frames (only the first is read) and of a CMYK photo's colours
+    converted without their profile."""
     try:
         photo = read_photo(path)
     except PhotoFileError as exc:
@@ -55,7 +60,7 @@ def read_rgb(path: Path, on_notice: Callable[[str], None] | None = None) -> np.n
     if on_notice is not None:
         for notice in photo.reading_notices(metadata=False):
             on_notice(f"{path}: {notice}")
-    return quantise(photo.pixels, 8)
+    return photo
 
 
 def fitted(path: Path, image: np.ndarray, min_side: int, max_side: int) -> np.ndarray:

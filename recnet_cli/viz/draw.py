@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from recnet_cli.imaging import BT601_LUMA
 from recnet_cli.wording import visible
 
 FONT_FILE = Path(__file__).with_name("fonts") / "DejaVuSans.ttf"
@@ -33,11 +32,6 @@ VERMILLION = (213, 94, 0)  # Okabe-Ito vermillion
 
 Colouring = Callable[[np.ndarray], np.ndarray]
 Colour = tuple[int, int, int]
-
-
-def luminance(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma of an H x W x 3 image, in its own units."""
-    return rgb.astype(np.float32) @ np.asarray(BT601_LUMA, np.float32)
 
 
 @cache

@@ -17,7 +17,7 @@ import torch
 
 from recnet_cli.engine import EDGE_PAD, with_border
 from recnet_cli.imaging import fit_size
-from recnet_cli.imaging.pixels import quantise
+from recnet_cli.imaging.pixels import luma, quantise
 from recnet_cli.metrics import UnscorableError, psnr, ssim
 from recnet_cli.model import RECNet
 from recnet_cli.viz import draw
@@ -207,7 +207,7 @@ def feature_error_figure(
 
 def image_error(corrected: np.ndarray, reference_rgb: np.ndarray) -> np.ndarray:
     """The signed luminance error of the output (blue: too dark, vermillion: too bright) with PSNR/SSIM."""
-    difference = draw.luminance(fit_size(corrected, max_side=2 * TILE)) - draw.luminance(
+    difference = luma(fit_size(corrected, max_side=2 * TILE)) - luma(
         fit_size(reference_rgb, max_side=2 * TILE)
     )
     limit = signed_error_limit(difference)

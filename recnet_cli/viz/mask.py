@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from recnet_cli.imaging.pixels import quantise
+from recnet_cli.imaging.pixels import luma, quantise
 from recnet_cli.viz import draw
-from recnet_cli.viz.draw import BLUE, VERMILLION, luminance
+from recnet_cli.viz.draw import BLUE, VERMILLION
 
 UNDER_COLOUR = np.array(BLUE, dtype=np.float32) / 255
 OVER_COLOUR = np.array(VERMILLION, dtype=np.float32) / 255
@@ -33,7 +33,7 @@ def mask_overlay(photo: np.ndarray, mask: np.ndarray, legend: bool = True) -> np
 
     ``photo`` is H x W x 3 float in [0, 1], ``mask`` H x W in [0, 1]; returns H x W x 3 uint8 RGB.
     """
-    grey = luminance(photo)[..., None]
+    grey = luma(photo)[..., None]
     base = np.repeat(grey * DIMMING + (1 - DIMMING) * 0.15, 3, axis=2)
     colour, strength = exposure_tint(mask.astype(np.float32))
     alpha = 0.75 * strength[..., None]

@@ -36,8 +36,7 @@ from recnet_cli.imaging import (
     mark_written,
     write_rgb8,
 )
-from recnet_cli.imaging.pixels import quantise
-from recnet_cli.viz.draw import luminance
+from recnet_cli.imaging.pixels import luma, quantise
 
 REPORT_NAME = "report.html"
 _LONGEST_PREVIEW_STEM = 200  # bytes of an output's name in its previews' names (255 at most in all)
@@ -62,11 +61,11 @@ class ExposureStats:
 def exposure_stats(rgb: np.ndarray) -> ExposureStats:
     """Clipped highlights, crushed shadows and mean luminance of an H x W x 3 float image in [0, 1]."""
     pixels = quantise(rgb, 8)
-    luma = luminance(pixels)
+    grey = luma(pixels)
     return ExposureStats(
         clipped=float((pixels >= CLIPPED_LEVEL).any(axis=-1).mean()),
-        crushed=float((luma <= CRUSHED_LEVEL).mean()),
-        mean_luma=float(luma.mean() / 255),
+        crushed=float((grey <= CRUSHED_LEVEL).mean()),
+        mean_luma=float(grey.mean() / 255),
     )
 
 

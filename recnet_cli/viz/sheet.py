@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recnet_cli.engine import Corrector
-from recnet_cli.imaging.pixels import quantise
+from recnet_cli.imaging.pixels import grey_as_rgb, quantise
 from recnet_cli.viz import draw
 from recnet_cli.viz.features import (
     FIGURE_WIDTH,
@@ -45,7 +45,7 @@ def explain(
     result = corrector.correct(photo)
     corrected = result.image
     if grey:
-        corrected = np.repeat(draw.luminance(corrected)[..., None], 3, axis=2)
+        corrected = grey_as_rgb(corrected)
     features = extract_features(corrector.model, photo)
     errors = None
     if reference is not None:
