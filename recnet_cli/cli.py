@@ -17,6 +17,7 @@ from recnet_cli.calibrate_command import (
     refuse_calibrating_a_local_model_in_place,
     refuse_calibrating_in_place,
     report_calibration,
+    report_if_stopped,
 )
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
@@ -814,20 +815,25 @@ def calibrate(
         raise fail(problem)
     from recnet_cli.train.calibration import calibrated_card, calibration_data, rounded_scores
 
-    try:
-        data = calibration_data(photos, pairs, split, inputs, targets, size, count)
-    except (ValueError, OSError) as exc:
-        raise fail(error_line(exc)) from None
-    for note in () if quiet else data_notes(photos, inputs, targets):
-        console.notice(note)
-    (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
-    refuse_calibrating_in_place(output, loaded.path, loaded.source)
-    calibration, scores = fitted_strength(corrector, data, loaded.source, size, quiet)
-    card = calibrated_card(loaded.card, loaded.reference, output.stem, calibration, rounded_scores(scores))
-    try:
-        save_model(corrector.model.to("cpu"), output, card, overwrite=overwrite)
-    except WeightsError as exc:
-        raise fail(str(exc), 1) from None
+    about = {"model": model}  # as given, until the model loads
+    with report_if_stopped(about, output, as_json):
+        try:
+            data = calibration_data(photos, pairs, split, inputs, targets, size, count)
+        except (ValueError, OSError) as exc:
+            raise fail(error_line(exc)) from None
+        for note in () if quiet else data_notes(photos, inputs, targets):
+            console.notice(note)
+        (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
+        about["model"] = loaded.reference
+        refuse_calibrating_in_place(output, loaded.path, loaded.source)
+        calibration, scores = fitted_strength(corrector, data, loaded.source, size, quiet)
+        card = calibrated_card(
+            loaded.card, loaded.reference, output.stem, calibration, rounded_scores(scores)
+        )
+        try:
+            save_model(corrector.model.to("cpu"), output, card, overwrite=overwrite)
+        except WeightsError as exc:
+            raise fail(str(exc), 1) from None
     report_calibration(loaded, output, data, calibration, scores, as_json, quiet)
 
 

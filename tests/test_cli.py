@@ -2473,6 +2473,35 @@ def test_a_stop_the_command_does_not_report_itself_is_said_in_one_line(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]
 
 
+def test_a_stopped_calibration_prints_its_json_report_of_a_model_not_written(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # calibrate --json printed nothing on a stop, where eval and correct print their report
+    def stopped(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as recnet takes it
+
+    output = tmp_path / "auto.safetensors"
+    command = ["calibrate", "--photos", str(TRAIN_PHOTOS), "-o", str(output), "--size", "64", "--count", "2"]
+    for step, model, loaded in (
+        ("open_models", [], None),
+        ("fitted_strength", ["-m", str(model_file)], True),
+    ):
+        with monkeypatch.context() as patch:
+            patch.setattr(cli, step, stopped)
+            result = CliRunner().invoke(app, [*command, *model, "--json"])
+        assert result.exit_code == 130
+        assert result.stderr.endswith(
+            f"note: interrupted: recnet calibrate stopped before it finished: {output} was not written\n"
+        )
+        report = json.loads(result.stdout)
+        assert report == {
+            "model": str(model_file) if loaded else None,
+            "output": str(output),
+            "interrupted": True,
+        }
+        assert not output.exists()
+
+
 def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
     photos, quick = ["--photos", str(TRAIN_PHOTOS)], ["--no-ecr", "--steps", "1"]
     for options, reason in [
