@@ -427,6 +427,23 @@ def test_a_run_goes_into_an_existing_folder_beside_other_files(tmp_path: Path) -
     assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "final.safetensors").is_file()
 
 
+def test_damaged_photos_to_train_on_and_to_validate_on_are_named_in_one_error(tmp_path: Path) -> None:
+    # a bad photo held out for validation was said only once those to train on were mended
+    photos = copy_photos(tmp_path / "photos")
+    for index in range(40):  # so that some are held out (about 10%)
+        (photos / f"broken-{index}.jpg").write_bytes(b"not a photo")
+    train_paths, val_paths = split_photos(photos)
+    bad_to_train = next(path for path in train_paths if path.stem.startswith("broken"))
+    bad_to_validate = next(path for path in val_paths if path.stem.startswith("broken"))
+    for path in photos.glob("broken-*.jpg"):
+        if path not in (bad_to_train, bad_to_validate):
+            path.unlink()
+    with pytest.raises(ImageFileError) as raised:
+        photo_data(photos, 32, 0, DegradationConfig(), 64, 24, 48)
+    assert str(raised.value).startswith("2 images cannot be used: ")
+    assert f"{bad_to_train}: " in str(raised.value) and f"{bad_to_validate}: " in str(raised.value)
+
+
 def test_a_damaged_photo_stops_training_before_anything_is_written(tmp_path: Path) -> None:
     """OpenCV would decode the half a truncated JPEG holds; the photo is refused as `recnet correct` does."""
     photos = copy_photos(tmp_path / "photos")

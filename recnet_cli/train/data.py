@@ -43,6 +43,17 @@ class ImageFileError(ValueError):
     """An image file that cannot be read or written, or a pair whose images differ in size."""
 
 
+class UnusableImages(ImageFileError):
+    """Images that cannot be used, each said as its ImageFileError: one error for them all."""
+
+    def __init__(self, failures: list[str]) -> None:
+        self.failures = failures
+        shown = listed(failures, SHOWN_FAILURES, "; ")
+        super().__init__(
+            failures[0] if len(failures) == 1 else f"{len(failures)} images cannot be used: {shown}"
+        )
+
+
 def read_rgb(path: Path, on_notice: Callable[[str], None] | None = None) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB (``read_checked``)."""
     return quantise(read_checked(path, on_notice).pixels, 8)
@@ -276,13 +287,24 @@ def load_each(items: Sequence[T], load: Callable[[T], U]) -> list[U]:
             loaded.append(load(item))
         except ImageFileError as exc:
             failed[str(exc)] = None
-    failures = list(failed)
-    if len(failures) > 1:
-        shown = listed(failures, SHOWN_FAILURES, "; ")
-        raise ImageFileError(f"{len(failures)} images cannot be used: {shown}")
-    if failures:
-        raise ImageFileError(failures[0])
+    if failed:
+        raise UnusableImages(list(failed))
     return loaded
+
+
+def loaded_together(training: Callable[[], T], validation: Callable[[], U]) -> tuple[T, U]:
+    """The training and the validation data, loaded (each by ``load_each``) with one error naming the
+    images of both that cannot be used: a bad photo held out was said only once the others were mended."""
+    failures: list[str] = []
+    loaded = []
+    for load in (training, validation):
+        try:
+            loaded.append(load())
+        except UnusableImages as exc:
+            failures += [failure for failure in exc.failures if failure not in failures]
+    if failures:
+        raise UnusableImages(failures)
+    return loaded[0], loaded[1]
 
 
 def load_photos(paths: Sequence[Path], min_side: int, max_side: int) -> list[np.ndarray]:
@@ -354,8 +376,11 @@ def photo_data(
         f"{counted(len(train_paths), 'photo')} from {folder_name(folder)} with synthetic exposure errors "
         f"({held_out(len(val_paths), val_count)})"
     )
-    source = PhotoSource(load_photos(train_paths, crop, max_side), crop, seed, degradation, description)
-    return source, photo_validation(val_paths, degradation, val_size, val_count)
+    photos, validation = loaded_together(
+        lambda: load_photos(train_paths, crop, max_side),
+        lambda: photo_validation(val_paths, degradation, val_size, val_count),
+    )
+    return PhotoSource(photos, crop, seed, degradation, description), validation
 
 
 def held_out(count: int, validating: int) -> str:
@@ -375,5 +400,8 @@ def pair_data(
         raise too_few_ground_truths(name, pairs, "training and validation")
     trained_on = counted(len(train_pairs), "image pair")
     description = f"{trained_on} from {name} ({held_out(len(val_pairs), val_count)})"
-    source = PairSource(load_pairs(train_pairs, crop, max_side), crop, seed, description)
-    return source, pair_validation(val_pairs, val_size, val_count)
+    loaded, validation = loaded_together(
+        lambda: load_pairs(train_pairs, crop, max_side),
+        lambda: pair_validation(val_pairs, val_size, val_count),
+    )
+    return PairSource(loaded, crop, seed, description), validation
