@@ -10,6 +10,7 @@ import statistics
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -204,11 +205,12 @@ class Eta(ProgressColumn):
         return Text(f"ETA {hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
 
 
-def progress_bar(*counts: ProgressColumn, quiet: bool) -> Progress:
-    """A bar with ``counts`` beside it, then the elapsed time and an ETA (on stderr)."""
+def progress_bar(*counts: ProgressColumn, quiet: bool, bar: BarColumn | None = None) -> Progress:
+    """A bar (``bar``, or one 40 wide) with ``counts`` beside it, then the elapsed time and an ETA (on
+    stderr)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        bar or BarColumn(),
         *counts,
         TimeElapsedColumn(),
         Eta(),
@@ -351,12 +353,23 @@ def status(message: str, quiet: bool = False) -> Iterator[None]:
         yield
 
 
+# The training bar's columns but its bar and status, at their widest: "Training", the steps (the status
+# leaves room for them), "0:00:00", "ETA 0:00:00" and the spaces between the six columns
+_TRAINING_BAR_FIXED = len("Training") + len("0:00:00") + len("ETA 0:00:00") + 5
+_LEAST_BAR, _WIDEST_BAR = 10, 40
+
+
 class TrainingProgress:
-    """A progress bar over training steps: loss, images/s, the last validation scores, time and ETA."""
+    """A progress bar over training steps: loss, images/s, the last validation scores, time and ETA. On a
+    narrow terminal the bar narrows, and the status says less, so that the line keeps its steps and ETA.
+    Where stderr is no terminal, a line every 5% of the steps, and at each validation, stands in."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
-        self.progress = progress_bar(MofNCompleteColumn(), TextColumn("{task.fields[status]}"), quiet=quiet)
+        self.bar = BarColumn(bar_width=_WIDEST_BAR)
+        self.progress = progress_bar(
+            MofNCompleteColumn(), TextColumn("{task.fields[status]}"), quiet=quiet, bar=self.bar
+        )
         self.task = self.progress.add_task("Training", total=None, status="starting…")
         self.last_logged = 0
 
@@ -368,19 +381,32 @@ class TrainingProgress:
         self.progress.__exit__(*exc)
 
     def __call__(self, report: TrainingReport) -> None:
-        val = report.val
-        scores = (
-            f" | val {val.psnr:.2f} dB / {val.ssim:.3f} (input {val.identity_psnr:.2f} dB)" if val else ""
-        )
-        status = (
-            f"loss {report.losses['total']:.4f} | {report.images_per_second:.1f} img/s"
-            f" | lr {report.lr:.2e}{scores}"
-        )
+        statuses = training_statuses(report)
+        room = err.width - _TRAINING_BAR_FIXED - 2 * len(str(report.steps)) - 1
+        status = next((text for text in statuses if len(text) + _LEAST_BAR <= room), statuses[-1])
+        self.bar.bar_width = max(_LEAST_BAR, min(_WIDEST_BAR, room - len(status)))
         self.progress.update(self.task, total=report.steps, completed=report.step, status=status)
-        logging = self.progress.disable and not self.quiet  # not a terminal: a line every 5%
-        if logging and report.step - self.last_logged >= max(report.steps // 20, 1):
+        logging = self.progress.disable and not self.quiet
+        if logging and (report.validated or report.step - self.last_logged >= max(report.steps // 20, 1)):
             self.last_logged = report.step
-            err.print(f"step {report.step}/{report.steps}: {status}")
+            line = statuses[0] if report.validated else training_statuses(replace(report, val=None))[0]
+            err.print(f"step {report.step}/{report.steps}: {line}")
+
+
+def training_statuses(report: TrainingReport) -> list[str]:
+    """What the training bar says beside it, from the most (loss, speed, learning rate and the last
+    validation's scores against the input's) to the least (the loss)."""
+    loss, speed = f"loss {report.losses['total']:.4f}", f"{report.images_per_second:.1f} img/s"
+    val = report.val
+    if val is None:
+        return [f"{loss} | {speed} | lr {report.lr:.2e}", f"{loss} | {speed}", loss]
+    scores = f"val {val.psnr:.2f} dB / {val.ssim:.3f}"
+    return [
+        f"{loss} | {speed} | lr {report.lr:.2e} | {scores} (input {val.identity_psnr:.2f} dB)",
+        f"{loss} | {speed} | {scores}",
+        f"{loss} | val {val.psnr:.2f} dB",
+        loss,
+    ]
 
 
 def timing_line(timing: Mapping[str, object], megapixels: float, memory: str) -> str:

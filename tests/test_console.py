@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from rich.progress import Progress
 
+from recnet_cli import console
 from recnet_cli.batch import Outcome, Summary
 from recnet_cli.console import (
     BatchProgress,
     Eta,
     GoingOnConsole,
+    TrainingProgress,
     WholeWrites,
     done,
     error,
@@ -25,6 +27,8 @@ from recnet_cli.console import (
     timing_line,
 )
 from recnet_cli.outputs import Job
+from recnet_cli.train.loop import Progress as TrainingReport
+from recnet_cli.train.run_folder import ValScores
 
 
 def job(name: str) -> Job:
@@ -252,3 +256,51 @@ def test_a_reader_gone_from_a_stream_with_no_descriptor_leaves_no_file_open() ->
     gone = GoingOnConsole(file=Gone())
     gone.print("a line")
     assert gone.quiet and len(os.listdir("/proc/self/fd")) == opened
+
+
+def training_report(step: int, validated: bool) -> TrainingReport:
+    return TrainingReport(
+        step=step,
+        steps=20000,
+        losses={"total": 0.5508},
+        lr=6.7e-6,
+        images_per_second=3.7,
+        val=ValScores(psnr=19.97, ssim=0.651, identity_psnr=15.93, identity_ssim=0.5),
+        validated=validated,
+    )
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 160])
+def test_the_training_bar_keeps_its_steps_and_eta_on_a_narrow_terminal(
+    width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # at 80 columns the line was "Train… loss 0.5508 | 3.7 img/s | lr 6.70e-06 | val 9.97 dB / 0.051 (inp…"
+    screen = io.StringIO()
+    terminal = GoingOnConsole(
+        file=screen, width=width, force_terminal=True, color_system=None, soft_wrap=True
+    )
+    monkeypatch.setattr(console, "err", terminal)
+    progress = TrainingProgress()
+    progress(training_report(12345, validated=False))
+    terminal.print(progress.progress.get_renderable())
+    (line,) = screen.getvalue().splitlines()
+    assert len(line.rstrip()) <= width
+    assert (
+        line.startswith("Training ━")
+        and " 12345/20000 loss 0.5508" in line
+        and line.rstrip().endswith("ETA 0:00:00")
+    )
+    assert ("val 19.97 dB" in line) == (width >= 80) and ("(input 15.93 dB)" in line) == (width >= 160)
+
+
+def test_training_log_lines_show_the_validation_at_the_step_it_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    log = io.StringIO()
+    monkeypatch.setattr(console, "err", GoingOnConsole(file=log, width=200, soft_wrap=True))
+    progress = TrainingProgress()
+    for step in (1000, 1001, 1500, 2000, 2500):  # validated at 1500; else a line every 1000 steps (5%)
+        progress(training_report(step, validated=step == 1500))
+    assert log.getvalue().splitlines() == [
+        "step 1000/20000: loss 0.5508 | 3.7 img/s | lr 6.70e-06",
+        "step 1500/20000: loss 0.5508 | 3.7 img/s | lr 6.70e-06 | val 19.97 dB / 0.651 (input 15.93 dB)",
+        "step 2500/20000: loss 0.5508 | 3.7 img/s | lr 6.70e-06",
+    ]

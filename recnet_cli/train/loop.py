@@ -82,6 +82,7 @@ class Progress:
     lr: float
     images_per_second: float
     val: ValScores | None  # the latest validation, if any
+    validated: bool = False  # at this step
 
 
 @dataclass
@@ -653,13 +654,14 @@ def after_step(session: Session, losses: dict[str, float], lr: float, seconds_pe
     append_metrics(
         config.run_dir, {"step": state.step, "lr": lr, **losses, "skipped_steps": state.skipped_steps}
     )
-    if state.step % config.val_every == 0 or state.step == config.steps:
+    validating = state.step % config.val_every == 0 or state.step == config.steps
+    if validating:
         state.val = asdict(validate(session))
         append_metrics(config.run_dir, {"step": state.step, **{f"val_{k}": v for k, v in state.val.items()}})
     if state.step % config.checkpoint_every == 0 or state.step == config.steps:
         save_checkpoint(session.config, session.state, session.model, session.optimizer)
     if session.progress is not None:
-        session.progress(progress_report(session, losses, lr, seconds_per_step))
+        session.progress(progress_report(session, losses, lr, seconds_per_step, validating))
 
 
 def take_step(session: Session, step: int, inputs: Tensor, targets: Tensor) -> dict[str, float]:
@@ -730,7 +732,7 @@ def mean_scores(scores: list[tuple[Tensor, Tensor]]) -> tuple[float, float]:
 
 
 def progress_report(
-    session: Session, losses: dict[str, float], lr: float, seconds_per_step: float
+    session: Session, losses: dict[str, float], lr: float, seconds_per_step: float, validated: bool
 ) -> Progress:
     state, config = session.state, session.config
     return Progress(
@@ -740,6 +742,7 @@ def progress_report(
         lr=lr,
         images_per_second=config.batch / seconds_per_step,
         val=state.val_scores(),
+        validated=validated,
     )
 
 
