@@ -55,6 +55,24 @@ def test_strength_moves_the_photo_part_of_the_way_to_the_correction(photo: np.nd
     assert np.array_equal(half.mask, full.mask)  # the mask is the model's, whatever the strength
 
 
+@pytest.mark.parametrize("tile", [0, 128])
+def test_a_correction_is_the_reference_forward_of_the_photo_with_its_mirrored_border_cropped_off(
+    tile: int,
+) -> None:
+    # every other engine test compares one Corrector with another: a border cropped a pixel off passed
+    photo = random_image(1, 150, 131)[0].permute(1, 2, 0).numpy()
+    model = random_model(seed=8)
+    pad = engine.EDGE_PAD
+    bordered = np.pad(photo, ((pad, pad), (pad, pad), (0, 0)), mode="symmetric")
+    with torch.no_grad():
+        reference = model.forward_with_intermediates(torch.from_numpy(bordered).permute(2, 0, 1)[None])
+    expected = reference["output"][0].permute(1, 2, 0).numpy()[pad:-pad, pad:-pad]
+    result = Corrector(model, CPU, tile=tile).correct(photo)
+    assert result.image.shape == photo.shape
+    assert np.abs(result.image - expected).max() <= 1e-4
+    assert np.abs(result.mask - reference["mask"][0, 0].numpy()[pad:-pad, pad:-pad]).max() <= 1e-4
+
+
 def test_blend_stays_in_range() -> None:
     original = np.array([0.0, 1.0, 0.5], dtype=np.float32)
     corrected = np.array([1.0, 0.0, 0.5], dtype=np.float32)
