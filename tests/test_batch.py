@@ -530,6 +530,18 @@ def test_skip_existing_passes_over_finished_jobs_and_writes_again_the_lone_compa
     for skip_existing in (True, False):
         refused = refusal(theirs, overwrite=False, skip_existing=skip_existing)
         assert refused == Outcome(theirs, "failed", kept)
+    # of two companions, recnet's mask and the user's features picture, neither is written over
+    both = Job(
+        tmp_path / "f.jpg",
+        tmp_path / "f_out.jpg",
+        companions=(tmp_path / "f_mask.png", tmp_path / "f_features.png"),
+    )
+    as_recnet_wrote(touch(tmp_path, "f_mask.png") / "f_mask.png")
+    touch(tmp_path, "f_features.png")
+    mixed = refusal(both, overwrite=False, skip_existing=True)
+    assert mixed == Outcome(
+        both, "failed", f"output {tmp_path / 'f_mask.png'} exists, but not {both.target} (use --overwrite)"
+    )
 
 
 def test_overwrite_replaces_only_what_recnet_wrote_but_the_file_o_names(tmp_path: Path) -> None:
