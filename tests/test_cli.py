@@ -1647,7 +1647,25 @@ def test_an_output_name_and_ext_that_disagree_are_refused_and_the_name_decides_o
         assert picture.format == "JPEG"
 
 
-def test_a_device_list_spreads_a_batch_and_gives_the_same_pictures(
+def test_every_device_of_a_list_takes_photos_of_the_batch(tmp_path: Path) -> None:
+    jobs = [Job(make_photo(tmp_path / f"{i}.png"), tmp_path / f"{i}_out.png") for i in range(6)]
+    lanes = [Corrector(RECNet(channels=4, blocks=1), torch.device("cpu")) for _ in range(2)]
+    taken: dict[int, list[Photo]] = {0: [], 1: []}
+
+    def compute(corrector: Corrector, photo: Photo, progress: object) -> Photo:
+        taken[lanes.index(corrector)].append(photo)
+        time.sleep(0.05)  # a photo's compute: the other lane takes the next
+        return photo
+
+    def write(job: Job, photo: Photo, computed: Photo) -> float:
+        job.target.write_bytes(b"corrected")
+        return photo.megapixels
+
+    summary = run_batch(jobs, Summary(), lanes, compute, write, "Correcting", False, False, quiet=True)
+    assert summary.count("done") == 6 and all(taken.values()) and len(taken[0] + taken[1]) == 6
+
+
+def test_a_device_list_gives_the_pictures_one_device_gives(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:
     shots = tmp_path / "shots"
