@@ -56,7 +56,11 @@ def test_bfloat16_stays_close_to_float32(model: RECNet) -> None:
     expected, _ = fast_forward(model, image)
     output, _ = fast_forward(model, image.bfloat16())
     assert output.dtype == torch.bfloat16
-    assert (output.float() - expected).abs().mean() <= 0.02
+    # bfloat16 keeps 8 significant bits, so each layer rounds its features by up to 0.4%, and the random
+    # weights amplify that over the five blocks: measured 0.0036 mean and 0.029 largest (about 1 and 7
+    # levels of 8 bits) on this model and image, 0.0026-0.0044 and 0.029-0.069 on seeds 0-2
+    error = (output.float() - expected).abs()
+    assert error.mean() <= 0.006 and error.max() <= 0.05
 
 
 def test_fft_blur_matches_zero_padded_convolution() -> None:
