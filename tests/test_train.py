@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import json
 import os
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -1145,6 +1147,45 @@ def test_the_first_ctrl_c_or_sigterm_is_a_stop_request_and_the_second_acts_as_us
                 signal.raise_signal(signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, outside)
+
+
+def test_a_stop_is_said_at_once_and_a_second_in_the_same_operation_is_not_lost() -> None:
+    # A CPU step's backward pass is one long operation, in which Python runs no signal handler: the request
+    # was said when it ended, and of two Ctrl-C in it, the handler was called once: the second was lost.
+    outside = signal.signal(signal.SIGINT, signal.default_int_handler)
+    heard: list[float] = []
+    data = bytes(600_000_000)  # hashed without a chance for handlers to run
+    started = time.monotonic()
+    hashlib.sha256(data).digest()
+    duration = time.monotonic() - started  # about 0.3-1 s
+    sent: list[float] = []
+
+    def two_ctrl_c() -> None:
+        time.sleep(duration / 10)
+        for _ in range(2):  # apart, as a person presses twice: pending at once, two signals make one
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.02)
+        sent.append(time.monotonic())
+
+    try:
+        with loop.StopSignals(lambda name: heard.append(time.monotonic())):
+            sender = threading.Thread(target=two_ctrl_c)
+            started = time.monotonic()
+            sender.start()
+            try:
+                hashlib.sha256(data).digest()
+                time.sleep(0.5)  # where the operation ended before the signals came
+            except KeyboardInterrupt:  # the second's, from the handler once the operation ended
+                pass
+            else:
+                pytest.fail("the second Ctrl-C was lost")
+            finally:
+                sender.join()
+        if sent[0] - started > duration / 2:
+            pytest.skip("the machine was too busy to send the signals while the operation ran")
+        assert len(heard) == 1 and heard[0] - started < duration * 0.75  # said while it ran
     finally:
         signal.signal(signal.SIGINT, outside)
 

@@ -158,25 +158,65 @@ class StopSignals:
     stop after the current step, with a checkpoint: pass it to ``train`` or ``resume``, which listen once
     their first step is done (before, with nothing new to save, the signals interrupt at once). After the
     first, the signals act as before (a second Ctrl-C interrupts at once). Signal handlers can only be set
-    in the main thread; elsewhere this does nothing."""
+    in the main thread; elsewhere this does nothing.
+
+    Python runs a handler in the main thread only between operations, and a step's backward pass on a CPU
+    is one, of many seconds: the request was said only once it ended, and a second Ctrl-C within it was
+    lost (two signals before a handler runs make one call). So a thread hears each signal as it arrives,
+    from the wakeup file descriptor the interpreter writes each one's number to, and says the request at
+    once; and the handler stops at once where it finds two heard."""
 
     def __init__(self, on_request: Callable[[str], None] = lambda name: None) -> None:
         self.on_request = on_request
         self.name: str | None = None
         self.previous: dict[int, Any] = {}
+        self.heard = 0  # stop signals that arrived, counted by ``listen``
+        self.lock = threading.Lock()
+        self.wakeup: tuple[int, int] | None = None  # the pipe's write end, and the wakeup fd it replaced
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             self.previous = {number: signal.signal(number, self.receive) for number in STOP_SIGNALS}
+            read_end, write_end = os.pipe()
+            os.set_blocking(write_end, False)
+            self.wakeup = write_end, signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+            threading.Thread(target=self.listen, args=(read_end,), name="stop-signals", daemon=True).start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.restore()
+        if self.wakeup is not None:
+            write_end, replaced = self.wakeup
+            signal.set_wakeup_fd(replaced)
+            os.close(write_end)  # ends ``listen``
+            self.wakeup = None
+
+    def listen(self, read_end: int) -> None:
+        """Counts the stop signals as they arrive, and says the first (``request``)."""
+        with open(read_end, "rb", buffering=0) as numbers:
+            while arrived := numbers.read(64):
+                for number in arrived:
+                    if number in STOP_SIGNALS:
+                        with self.lock:
+                            self.heard += 1
+                        self.request(STOP_SIGNALS[signal.Signals(number)])
 
     def receive(self, number: int, frame: object) -> None:
         self.restore()
-        self.name = STOP_SIGNALS[signal.Signals(number)]
-        self.on_request(self.name)
+        self.request(STOP_SIGNALS[signal.Signals(number)])
+        with self.lock:
+            again = self.heard > 1
+        if again:  # a second signal, in the same operation as the first: it stops at once
+            raise KeyboardInterrupt
+
+    def request(self, name: str) -> None:
+        """Takes the first stop signal heard, by ``listen`` or by the handler, as the request, said once."""
+        with self.lock:
+            first = self.name is None
+            if first:
+                self.name = name
+        if first:
+            self.on_request(name)
 
     def received(self) -> str | None:
         return self.name
