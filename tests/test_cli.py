@@ -2794,8 +2794,8 @@ def test_a_stop_before_the_first_step_interrupts_training_at_once(
     options = ["--photos", str(TRAIN_PHOTOS), "--out", str(run_dir), "--steps", "2", "--no-ecr"]
     result = CliRunner().invoke(app, ["train", *options, "--batch", "1", "--crop", "32"])
     assert result.exit_code == 130
-    message = f"note: interrupted: {run_dir} has no checkpoint, so the same command starts the run again\n"
-    assert result.stderr == message
+    message = f"the run had not started ({run_dir} was not made), so the same command starts it"
+    assert result.stderr == f"note: interrupted: {message}\n"
     assert not (run_dir / "checkpoint.safetensors").exists()
 
 

@@ -763,6 +763,9 @@ def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
     assert run_folder.how_to_go_on(tmp_path) == (
         f"{tmp_path} has no checkpoint, so the same command starts the run again"
     )
+    assert run_folder.how_to_go_on(tmp_path / "nowhere") == (
+        f"the run had not started ({tmp_path / 'nowhere'} was not made), so the same command starts it"
+    )
     safetensors.torch.save_file(
         {"w": torch.zeros(1)}, tmp_path / "checkpoint.safetensors", metadata={"step": "40"}
     )

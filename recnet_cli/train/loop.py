@@ -309,7 +309,10 @@ def check_resumable(run_dir: Path) -> None:
     if not has_checkpoint and not has_config:
         raise TrainingError(f"{run_dir}: not a run folder (no {CONFIG_FILE}: recnet train --out makes one)")
     if not has_checkpoint:
-        raise TrainingError(f"{run_dir}: no checkpoint to resume from")
+        raise TrainingError(
+            f"{run_dir}: no checkpoint to resume from (the run stopped before its first): start it again "
+            "with the command that started it, without --resume"
+        )
     if not has_config:
         raise TrainingError(f"{config_path}: no such file; --resume needs the run's settings, kept there")
 

@@ -328,6 +328,8 @@ def saved_step(run_dir: Path) -> int | None:
 
 def how_to_go_on(run_dir: Path) -> str:
     """How to go on with a run stopped before it saved its first checkpoint, or after."""
+    if not run_dir.exists():
+        return f"the run had not started ({run_dir} was not made), so the same command starts it"
     if (step := saved_step(run_dir)) is None:
         return f"{run_dir} has no checkpoint, so the same command starts the run again"
     return f"{run_dir}'s last checkpoint is at step {step}; continue with recnet train --resume {run_dir}"
