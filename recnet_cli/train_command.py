@@ -19,7 +19,7 @@ from recnet_cli.options import (
     refuse_split_without_pairs,
     shown_number,
 )
-from recnet_cli.wording import counted
+from recnet_cli.wording import counted, duration
 
 if TYPE_CHECKING:  # these need PyTorch, which the commands import only when they run
     from recnet_cli.train.loop import StopSignals, TrainResult
@@ -159,7 +159,7 @@ def say_how_it_ended(result: TrainResult, signals: StopSignals, quiet: bool) -> 
             val = result.val
             console.done(
                 f"trained {counted(result.steps, 'step')}",
-                f" in {result.wall_seconds / 60:.1f} min: validation {val.psnr:.2f} dB / SSIM {val.ssim:.4f} "
+                f" in {duration(result.wall_seconds)}: validation {val.psnr:.2f} dB / SSIM {val.ssim:.4f} "
                 f"(input alone {val.identity_psnr:.2f} dB / {val.identity_ssim:.4f}); model: "
                 f"{result.model_path}",
             )

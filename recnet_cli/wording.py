@@ -27,6 +27,15 @@ def counted(count: int, noun: str) -> str:
     return f"{count} {plural(noun, count)}"
 
 
+def duration(seconds: float) -> str:
+    """A time taken, in the unit that reads best: ``42.3 s``, ``12.5 min``, ``3.2 h``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def typed_number(text: str) -> int | None:
     """ASCII digits as the whole number they write; None for anything else (a sign, a space, a full-width
     digit or ², which ``str.isdigit`` takes) and for more digits than Python converts (4,300)."""

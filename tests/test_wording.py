@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recnet_cli.wording import counted, in_words, listed, plural, visible
+from recnet_cli.wording import counted, duration, in_words, listed, plural, visible
 
 
 def test_lists_name_the_first_items_and_mark_the_rest() -> None:
@@ -26,3 +26,14 @@ def test_visible_shows_control_characters_and_undecodable_name_bytes_as_escapes(
     # a Latin-1 name (caf\xe9.jpg) reaches Python as a lone surrogate, printed as \udce9, which a terminal
     # cannot show and which names no byte of the file
     assert visible("caf\udce9.jpg") == "caf\\xe9.jpg" and visible("café ✓") == "café ✓"
+
+
+def test_a_duration_is_said_in_the_unit_that_reads_best() -> None:
+    # a short training run said "in 0.0 min"
+    assert [duration(s) for s in (0.04, 59.9, 61, 3599, 3600 * 5.25)] == [
+        "0.0 s",
+        "59.9 s",
+        "1.0 min",
+        "60.0 min",
+        "5.2 h",
+    ]
