@@ -2402,10 +2402,13 @@ def test_eval_takes_pairs_or_inputs_and_targets_never_some_of_both(
         for option, name in [("pairs", "pairs"), ("inputs", "in"), ("targets", "gt")]
     )
     # --pairs with --inputs (or --targets) alone scored --pairs, and said nothing of the folder left out
-    for options in ([], inputs, targets, [*pairs, *inputs], [*pairs, *targets], [*pairs, *inputs, *targets]):
+    for options in ([], [*pairs, *inputs], [*pairs, *targets], [*pairs, *inputs, *targets]):
         result = run(["eval", *options], env)
         reason = "give either --pairs DIR or both --inputs DIR and --targets DIR"
         assert (result.returncode, result.stderr) == (2, f"error: {reason}\n"), options
+    alone = run(["eval", *inputs], env)
+    reason = "--inputs needs --targets DIR, the folder of their ground truths (paired by file name)"
+    assert (alone.returncode, alone.stderr) == (2, f"error: {reason}\n")
 
 
 def test_eval_json_lists_the_failures_when_no_pair_could_be_scored(
@@ -2538,7 +2541,7 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
         ([*photos, *quick, "--lr", "1.0000001"], "--lr 1.0000001: use a positive learning rate of at most 1"),
         (quick, "give one of --photos DIR, --pairs DIR, or both --inputs DIR and --targets DIR"),
         ([*photos, *quick, "--pairs", str(tmp_path)], "give one of --photos DIR, --pairs DIR, or both"),
-        ([*quick, "--inputs", str(tmp_path)], "give one of --photos DIR, --pairs DIR, or both"),
+        ([*quick, "--inputs", str(tmp_path)], "--inputs needs --targets DIR, the folder of their ground"),
         ([*photos, *quick, "--split", "test"], "--split applies to --pairs"),
         ([*photos, *quick, "--vgg-weights", "vgg16.pth"], "--vgg-weights: the weights are for the ECR loss"),
         (["--resume", str(tmp_path / "run"), "--no-ecr"], "--out, --no-ecr: --resume continues"),  # as typed

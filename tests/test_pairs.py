@@ -41,15 +41,23 @@ def test_the_data_is_one_source_a_photo_folder_a_paired_dataset_or_inputs_with_t
         (folder, folder, None, None),
         (folder, None, folder, folder),
         (None, folder, folder, folder),
-        (None, None, folder, None),
-        (None, None, None, folder),
     ]:
         problem = data_source_problem(pairs, inputs, targets, photos, takes_photos=True)
         assert problem == "give one of --photos DIR, --pairs DIR, or both --inputs DIR and --targets DIR"
     assert data_source_problem(None, folder, folder, takes_photos=False) is None
-    assert data_source_problem(None, folder, None, takes_photos=False) == (
+    assert data_source_problem(folder, folder, None, takes_photos=False) == (
         "give either --pairs DIR or both --inputs DIR and --targets DIR"
     )
+    # one of the two folders of pairs (train --inputs in/ alone said "give one of --photos DIR, ...")
+    for takes_photos in (True, False):
+        assert (
+            data_source_problem(None, folder, None, takes_photos=takes_photos)
+            == "--inputs needs --targets DIR, the folder of their ground truths (paired by file name)"
+        )
+        assert (
+            data_source_problem(None, None, folder, takes_photos=takes_photos)
+            == "--targets needs --inputs DIR, the folder of the photos to correct (paired by file name)"
+        )
 
 
 def touch(folder: Path, *names: str) -> None:

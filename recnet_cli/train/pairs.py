@@ -62,6 +62,10 @@ def data_source_problem(
     sources = (photos is not None, pairs is not None, inputs is not None or targets is not None)
     if sum(sources) == 1 and (inputs is None) == (targets is None):
         return None
+    if sum(sources) == 1:  # one of the two folders of pairs
+        given, missing = ("--inputs", "--targets") if targets is None else ("--targets", "--inputs")
+        partner = "their ground truths" if missing == "--targets" else "the photos to correct"
+        return f"{given} needs {missing} DIR, the folder of {partner} (paired by file name)"
     both = "both --inputs DIR and --targets DIR"
     return (
         f"give one of --photos DIR, --pairs DIR, or {both}"
