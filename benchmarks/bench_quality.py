@@ -31,7 +31,7 @@ from bench_inference import EXAMPLE_PHOTOS, RESULTS
 from recnet_cli.devices import pick_device
 from recnet_cli.engine import Corrector
 from recnet_cli.imaging import fit_size, read_photo, write_rgb8
-from recnet_cli.imaging.pixels import quantise
+from recnet_cli.imaging.pixels import luma, quantise
 from recnet_cli.metrics import MAX_PSNR, psnr, ssim
 from recnet_cli.train.data import photo_validation, split_photos
 from recnet_cli.train.synthesis import MODES, DegradationConfig, linear_to_srgb, srgb_to_linear
@@ -51,7 +51,7 @@ Method = Callable[[np.ndarray], np.ndarray]  # 8-bit RGB in, 8-bit RGB out
 def gamma_fix(rgb: np.ndarray) -> np.ndarray:
     """One global gamma mapping the mean luminance to 0.5."""
     values = rgb.astype(np.float32) / 255
-    mean = float(np.clip(draw.luminance(values).mean(), 1e-3, 1 - 1e-3))
+    mean = float(np.clip(luma(values).mean(), 1e-3, 1 - 1e-3))
     gamma = float(np.clip(math.log(0.5) / math.log(mean), *GAMMA_LIMITS))
     return quantise(values**gamma, 8)
 
