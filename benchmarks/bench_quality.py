@@ -194,6 +194,9 @@ def main() -> None:
         help="the model's correction strength: 0 to 1, or auto (the model card's calibration)",
     )
     parser.add_argument(
+        "--keep-colour", action="store_true", help="score the model's lightness in the photo's colours"
+    )
+    parser.add_argument(
         "--sheet", type=Path, help="also write a picture of mixed-regime pairs and real photos here"
     )
     parser.add_argument("--sheet-rows", type=int, default=3, help="synthetic pairs in the picture")
@@ -207,7 +210,12 @@ def main() -> None:
     if args.strength == "auto" and calibration is None:
         parser.error(f"{loaded.source} has no strength calibration (recnet calibrate fits one)")
     corrector = Corrector(
-        loaded.model, pick_device(args.device), tile="auto", strength=args.strength, calibration=calibration
+        loaded.model,
+        pick_device(args.device),
+        tile="auto",
+        strength=args.strength,
+        calibration=calibration,
+        keep_colour=args.keep_colour,
     )
     methods = {"gamma": gamma_fix, "clahe": clahe_fix, "fusion": fusion_fix, "recnet": model_fix(corrector)}
     pairs = regime_pairs(args.photos, args.size, args.count)
@@ -215,14 +223,16 @@ def main() -> None:
     results, seconds = score(methods, pairs)
     strength = args.strength if args.strength == "auto" else f"{args.strength:g}"
     name = loaded.path.stem + (f"-strength{strength}" if args.strength != 1 else "")
-    name += f"-size{args.size}" if args.size != DEFAULT_SIZE else ""
+    name += "-keepcolour" * args.keep_colour + (f"-size{args.size}" if args.size != DEFAULT_SIZE else "")
     model = loaded.source + (f", strength {strength}" if args.strength != 1 else "")
+    model += ", --keep-colour" * args.keep_colour
     text = markdown(results, seconds, model, count, args.size)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"quality-{name}.md").write_text(text)
     report = {
         "model": loaded.source,
         "strength": args.strength,
+        "keep_colour": args.keep_colour,
         "pairs_per_regime": count,
         "size": args.size,
         "results": results,

@@ -43,6 +43,7 @@ from recnet_cli.options import (
     InputsArg,
     InputsOpt,
     JsonOpt,
+    KeepColourOpt,
     LossPreset,
     ModelOpt,
     OutputOpt,
@@ -177,6 +178,7 @@ def correct(
     recursive: RecursiveOpt = False,
     skip_existing: SkipOpt = False,
     overwrite: BatchOverwriteOpt = False,
+    keep_colour: KeepColourOpt = False,
     save_mask: Annotated[
         bool, flag("--save-mask", help="Also write the exposure-mask picture beside each output.")
     ] = False,
@@ -207,7 +209,7 @@ def correct(
       recnet correct photo.jpg -o fixed.jpg
       recnet correct shots/ -o fixed/ --recursive --report
       recnet correct 'shots/*.tif' --suffix _fixed --save-mask
-      recnet correct photo.jpg --strength 0.6
+      recnet correct photo.jpg --strength 0.6 --keep-colour
       recnet correct shots/ -o fixed/ --recursive --dry-run
     """
     if report and (output is None or names_image_file(output)):
@@ -238,7 +240,7 @@ def correct(
         if problem := report_problem(Path(output), [job.target for job in jobs]):
             raise fail(problem)
         report_at = report_files(Path(output))
-    choice = ModelChoice(model, device, precision, tile, amount, fused)
+    choice = ModelChoice(model, device, precision, tile, amount, fused, keep_colour)
     # with --report, the model is loaded whatever the batch holds: the page names it
     correctors, loaded = open_models_if_needed(
         "correct",
@@ -323,6 +325,7 @@ def explain(
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     tile: TileOpt = "auto",
+    keep_colour: KeepColourOpt = False,
     overwrite: BatchOverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -362,7 +365,9 @@ def explain(
         truth = read_input(reference, quiet).pixels if reference is not None else None
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
-    (corrector,), loaded = open_models(model, device, Precision.fp32, tile, quiet, one_device=True)
+    (corrector,), loaded = open_models(
+        model, device, Precision.fp32, tile, quiet, one_device=True, keep_colour=keep_colour
+    )
     corrector.half_precision_advice = False  # explain has no --precision
     from recnet_cli.engine import PhotoRunError
     from recnet_cli.metrics import UnscorableError
@@ -849,6 +854,7 @@ def evaluate(
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     strength: StrengthOpt = "auto",
+    keep_colour: KeepColourOpt = False,
     save: Annotated[
         str | None,
         typer.Option(
@@ -898,7 +904,9 @@ def evaluate(
     problem = save_problem(found, save, overwrite, data_set) if save is not None else None
     if problem:
         raise fail(problem)
-    (corrector,), loaded = open_models(model, device, precision, tile, quiet, amount, one_device=True)
+    (corrector,), loaded = open_models(
+        model, device, precision, tile, quiet, amount, one_device=True, keep_colour=keep_colour
+    )
 
     with console.counting(len(found), "Evaluating", "pairs", quiet) as count_one:
         try:

@@ -33,6 +33,7 @@ from recnet_cli.devices import (
 from recnet_cli.files import describe_os_error, first_line
 from recnet_cli.hostmemory import available_host_memory
 from recnet_cli.imaging import FREE_MEMORY_ADVICE
+from recnet_cli.imaging.pixels import lightness_only
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import EAGER, Stages, fast_forward
 from recnet_cli.tiling import (
@@ -233,6 +234,7 @@ class Corrector:
     predicts for each photo, or 1 without one); the mask is the model's either way. ``compiled``: run the
     whole-image path through ``torch.compile`` (see ``CompiledForward``).
     ``fused``: run the blocks through fused Triton kernels (CUDA; see ``recnet_cli.model.triton_stages``).
+    ``keep_colour``: the correction's lightness in the photo's colours (``lightness_only``; --keep-colour).
     """
 
     def __init__(
@@ -245,6 +247,7 @@ class Corrector:
         compiled: bool = False,
         fused: bool = False,
         calibration: StrengthCalibration | None = None,
+        keep_colour: bool = False,
     ) -> None:
         check_tile(tile)
         check_strength(strength)
@@ -259,6 +262,7 @@ class Corrector:
         self.tile = tile
         self.strength = strength
         self.calibration = calibration
+        self.keep_colour = keep_colour
         # Whether advice on running out of GPU memory may name --precision fp16: not for a command that has
         # no such option (explain runs in float32).
         self.half_precision_advice = True
@@ -442,6 +446,7 @@ def correctors_for(
     compiled: bool = False,
     fused: bool = False,
     calibration: StrengthCalibration | None = None,
+    keep_colour: bool = False,
 ) -> list[Corrector]:
     """One Corrector per device, each with its own copy of the model (a device listed twice gets two)."""
     return [
@@ -454,6 +459,7 @@ def correctors_for(
             compiled,
             fused,
             calibration,
+            keep_colour,
         )
         for index, (device, dtype) in enumerate(zip(devices, dtypes, strict=True))
     ]
@@ -533,7 +539,10 @@ class PendingCorrection:
             if np.isnan(full.min()) or np.isnan(mask.min()):  # min() passes NaN on, in one pass, no copy
                 raise self.corrector.not_a_number()
             strength = self.corrector.strength_for(self.rgb, full)
-            return Correction(blend(self.rgb, full, strength), mask, strength)
+            image = blend(self.rgb, full, strength)
+            if self.corrector.keep_colour:
+                image = lightness_only(self.rgb, image)
+            return Correction(image, mask, strength)
         except MemoryError:
             pass  # raised outside the except block, so the arrays made so far can be freed first
         megapixels = self.rgb.shape[0] * self.rgb.shape[1] / 1e6

@@ -234,6 +234,15 @@ StrengthOpt = Annotated[
         "between the photo and it, 0 = the photo unchanged.",
     ),
 ]
+KeepColourOpt = Annotated[
+    bool,
+    flag(
+        "--keep-colour",
+        "--keep-color",
+        help="Take only the lightness from the model and keep each pixel's hue and saturation from the "
+        "photo: no colour cast, but what is clipped to white stays neutral.",
+    ),
+]
 RecursiveOpt = Annotated[
     bool,
     flag(

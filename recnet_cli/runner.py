@@ -109,6 +109,7 @@ def open_models(
     compiled: bool = False,
     one_device: bool = False,
     fused: bool = False,
+    keep_colour: bool = False,
 ) -> tuple[list[Corrector], LoadedModel]:
     """Loads the model onto each chosen device (``one_device``: refuses a list), with its strength
     calibration for ``strength`` auto, or exits with a one-line error."""
@@ -125,7 +126,7 @@ def open_models(
             loaded = load_model(model)
             calibration = strength_calibration(loaded) if strength == "auto" else None
             correctors = correctors_for(
-                loaded.model, devices, dtypes, tile_size, strength, compiled, fused, calibration
+                loaded.model, devices, dtypes, tile_size, strength, compiled, fused, calibration, keep_colour
             )
         except (DeviceError, WeightsError) as exc:
             raise fail(str(exc)) from None
@@ -160,6 +161,7 @@ class ModelChoice:
     tile: str
     strength: float | str = 1.0
     fused: bool = False
+    keep_colour: bool = False
 
     def refuse_setup_problems(self) -> None:
         """``refuse_setup_problems`` of these options."""
@@ -201,6 +203,7 @@ def open_models_if_needed(
             quiet,
             choice.strength,
             fused=choice.fused,
+            keep_colour=choice.keep_colour,
         )
 
 

@@ -42,6 +42,7 @@ from recnet_cli.batch import Summary
 from recnet_cli.cli import app
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import OUTPUT_EXTENSIONS, Photo
+from recnet_cli.imaging.pixels import luma
 from recnet_cli.model import RECNet
 from recnet_cli.outputs import Job
 from recnet_cli.runner import finish, run_batch
@@ -1365,6 +1366,26 @@ def test_strength_blends_the_correction_into_the_photo(
     refused = run(["correct", str(source), "--model", str(model_file), "--strength", "1.5"], env)
     assert refused.returncode == 2 and "--strength" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "shot_recnet.png").exists()
+
+
+def test_keep_colour_writes_the_corrections_lightness_in_the_photos_colours(
+    tmp_path: Path, model_file: Path
+) -> None:
+    grey = np.repeat(np.linspace(0, 255, 48 * 72).reshape(48, 72, 1), 3, axis=2).astype(np.uint8)
+    source = tmp_path / "grey-as-rgb.png"
+    Image.fromarray(grey, "RGB").save(source)  # an RGB photo without colour: nothing for a cast to hide in
+    written = {}
+    for options in ([], ["--keep-colour"], ["--keep-color"]):
+        target = tmp_path / f"out{''.join(options)}.png"
+        command = ["correct", str(source), "-o", str(target), "--model", str(model_file), "--strength", "1"]
+        result = CliRunner().invoke(app, [*command, *options])
+        assert result.exit_code == 0, result.stderr
+        written[tuple(options)] = read_rgb(target).astype(int)
+    model_colours, kept = written[()], written[("--keep-colour",)]
+    assert np.ptp(model_colours, axis=2).max() > 10  # the untrained model's colours
+    assert np.ptp(kept, axis=2).max() <= 1 and np.array_equal(kept, written[("--keep-color",)])
+    lightness = np.abs(kept[..., 0] - luma(model_colours.astype(np.float32)))
+    assert lightness.max() <= 2  # the model's lightness (each output rounded to 8 bits)
 
 
 @pytest.mark.parametrize("strength", ["1.5", "-0.1", "half", "nan"])

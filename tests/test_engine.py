@@ -33,6 +33,7 @@ from recnet_cli.engine import (
     mirror_border,
     with_border,
 )
+from recnet_cli.imaging.pixels import lightness_only
 from recnet_cli.tiling import full_maps_bytes
 
 CPU = torch.device("cpu")
@@ -71,6 +72,16 @@ def test_a_correction_is_the_reference_forward_of_the_photo_with_its_mirrored_bo
     assert result.image.shape == photo.shape
     assert np.abs(result.image - expected).max() <= 1e-4
     assert np.abs(result.mask - reference["mask"][0, 0].numpy()[pad:-pad, pad:-pad]).max() <= 1e-4
+
+
+def test_keep_colour_puts_the_corrections_lightness_in_the_photos_colours(photo: np.ndarray) -> None:
+    model = random_model(seed=6)
+    for strength in (1.0, 0.5):
+        plain = Corrector(model, CPU, strength=strength).correct(photo)
+        kept = Corrector(model, CPU, strength=strength, keep_colour=True).correct(photo)
+        assert np.array_equal(kept.image, lightness_only(photo, plain.image))
+        assert np.array_equal(kept.mask, plain.mask) and kept.strength == plain.strength
+        assert np.abs(kept.image - plain.image).max() > 0.02  # the random model's colours differ
 
 
 def test_blend_stays_in_range() -> None:

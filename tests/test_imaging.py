@@ -44,6 +44,7 @@ from recnet_cli.imaging import (
 from recnet_cli.imaging.metadata import iptc_datasets
 from recnet_cli.imaging.notices import output_notices
 from recnet_cli.imaging.photo import Metadata
+from recnet_cli.imaging.pixels import COLOUR_SMOOTHING, MOST_COLOUR_GAIN, lightness_only, luma
 from recnet_cli.imaging.write import WRITTEN_MARK
 from recnet_cli.train.data import read_rgb
 
@@ -2964,3 +2965,26 @@ def test_images_recnet_writes_bear_its_mark_where_the_file_system_keeps_one(tmp_
 
     monkeypatch.setattr(os, "getxattr", unsupported)
     assert imaging.written_by_recnet(written) is None  # cannot be told, so nothing is refused for it
+
+
+def test_keep_colour_takes_the_lightness_from_the_correction_and_the_colour_from_the_photo() -> None:
+    rng = np.random.default_rng(4)
+    photo = rng.uniform(0.05, 0.5, (32, 32, 3)).astype(np.float32)
+    photo[:, :16] = photo[:, :16].mean(axis=2, keepdims=True)  # grey, more than the smoothing's reach
+    corrected = np.clip(photo * 1.6 + rng.normal(0, 0.05, photo.shape), 0, 1).astype(np.float32)
+    corrected[..., 0] += 0.1  # a red cast
+    kept = lightness_only(photo, np.clip(corrected, 0, 1))
+    inside = (kept > 0).all(axis=-1) & (kept < 1).all(axis=-1)  # not clipped
+    assert np.abs(luma(kept) - luma(np.clip(corrected, 0, 1)))[inside].max() < 1e-5  # the corrected lightness
+    assert np.ptp(kept[:, :8], axis=2).max() < 1e-6  # grey stays grey: the cast is gone
+    # each pixel's colour is the photo's (smoothed), grown as its lightness grew: its hue and saturation
+    chroma = cv2.GaussianBlur(photo - luma(photo)[..., None], (0, 0), COLOUR_SMOOTHING)
+    kept_chroma = kept - luma(kept)[..., None]
+    gain = np.minimum((luma(kept) + 0.02) / (luma(photo) + 0.02), MOST_COLOUR_GAIN)[..., None]
+    assert np.abs(kept_chroma - chroma * gain)[inside].max() < 1e-5
+    # a crushed shadow lifted far grows its colour (its noise) at most MOST_COLOUR_GAIN times
+    noisy_black = np.full((9, 9, 3), 0.0, np.float32)
+    noisy_black[..., 0] = 0.004
+    lifted = lightness_only(noisy_black, np.full((9, 9, 3), 0.4, np.float32))
+    assert np.abs(luma(lifted) - 0.4).max() < 1e-6
+    assert np.ptp(lifted, axis=2).max() == pytest.approx(0.004 * MOST_COLOUR_GAIN, rel=1e-4)

@@ -26,6 +26,31 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32, copy=False) @ np.asarray(BT601_LUMA, np.float32)
 
 
+# How far --keep-colour lets a pixel's colour grow with its lightness, and the lightness below which it
+# grows less: a crushed shadow lifted tenfold would show its sensor noise as colour. The colour is also
+# smoothed over this many pixels (a Gaussian's sigma), as the model smooths the noise of what it lifts:
+# on the held-out synthetic pairs, unsmoothed colour cost 0.08 SSIM on under-exposed photos (0.683 against
+# the model's 0.762), smoothed it scores 21.53 dB / 0.762 against the model's 21.11 / 0.762.
+MOST_COLOUR_GAIN = 4.0
+COLOUR_GAIN_FLOOR = 0.02
+COLOUR_SMOOTHING = 2.0
+
+
+def lightness_only(photo: np.ndarray, corrected: np.ndarray) -> np.ndarray:
+    """``corrected``'s luma with ``photo``'s colour (--keep-colour): each pixel's difference from its grey,
+    smoothed (``COLOUR_SMOOTHING``) and grown as much as its luma grew (up to ``MOST_COLOUR_GAIN``), on the
+    corrected luma. Hue and saturation stay the photo's, so the model's colour cast goes; clipped
+    highlights, grey in the photo, stay grey."""
+    photo_luma, corrected_luma = luma(photo)[..., None], luma(corrected)[..., None]
+    gain = np.minimum(
+        (corrected_luma + COLOUR_GAIN_FLOOR) / (photo_luma + COLOUR_GAIN_FLOOR), MOST_COLOUR_GAIN
+    )
+    result = cv2.GaussianBlur(np.subtract(photo, photo_luma, dtype=np.float32), (0, 0), COLOUR_SMOOTHING)
+    result *= gain
+    result += corrected_luma
+    return np.clip(result, 0, 1, out=result)
+
+
 def grey_as_rgb(rgb: np.ndarray) -> np.ndarray:
     """An H x W x 3 image's luma in each channel: a grey photo's correction, as ``recnet correct`` writes
     it."""
