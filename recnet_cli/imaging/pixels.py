@@ -45,7 +45,8 @@ def lightness_only(photo: np.ndarray, corrected: np.ndarray) -> np.ndarray:
     gain = np.minimum(
         (corrected_luma + COLOUR_GAIN_FLOOR) / (photo_luma + COLOUR_GAIN_FLOOR), MOST_COLOUR_GAIN
     )
-    result = cv2.GaussianBlur(np.subtract(photo, photo_luma, dtype=np.float32), (0, 0), COLOUR_SMOOTHING)
+    result = np.subtract(photo, photo_luma, dtype=np.float32, order="C")  # in place from here: one array
+    cv2.GaussianBlur(result, (0, 0), COLOUR_SMOOTHING, dst=result)
     result *= gain
     result += corrected_luma
     return np.clip(result, 0, 1, out=result)
