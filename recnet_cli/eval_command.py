@@ -23,7 +23,8 @@ def report_evaluation(
     could not be scored."""
     if report.interrupted:
         ignore_further_stops()
-        scored = "the scores below are theirs" if report.scores else "none was scored"
+        theirs = "the JSON report holds their scores" if as_json else "the scores below are theirs"
+        scored = theirs if report.scores else "none was scored"
         done = len(report.scores) + len(report.failures)
         console.notice(f"interrupted after {done} of {pairs} pairs; {scored}")
     if as_json:  # also when no pair could be scored: the failures are listed there

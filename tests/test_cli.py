@@ -2474,7 +2474,7 @@ def test_a_stopped_eval_gives_the_scores_so_far_and_exits_130(
     pairs = ["eval", "--inputs", str(inputs), "--targets", str(targets), "--model", str(model_file)]
     result = CliRunner().invoke(app, [*pairs, "--json"])
     assert result.exit_code == 130
-    assert "note: interrupted after 2 of 3 pairs; the scores below are theirs" in result.stderr
+    assert "note: interrupted after 2 of 3 pairs; the JSON report holds their scores" in result.stderr
     report = json.loads(result.stdout)
     assert report["interrupted"] is True and report["images"] == 2 and report["psnr"] is not None
     table = CliRunner().invoke(app, pairs)
