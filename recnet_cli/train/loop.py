@@ -514,6 +514,19 @@ def training_device(spec: str, ranks: Ranks) -> torch.device:
     return device
 
 
+def write_run_files(config: TrainConfig, resumed_at: int | None, config_to_save: TrainConfig | None) -> None:
+    """A new run's folder and config.json; a resumed run's metrics cut back to its checkpoint's step
+    (``resumed_at``), and its config.json written again where ``config_to_save`` (its data moved)."""
+    if resumed_at is not None:
+        trim_metrics(config.run_dir / METRICS_FILE, resumed_at)
+        if config_to_save is not None:
+            save_config(config_to_save)
+        return
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    (config.run_dir / METRICS_FILE).unlink(missing_ok=True)  # of a run that never reached a checkpoint
+    save_config(config)
+
+
 def open_session(
     config: TrainConfig,
     ranks: Ranks,
@@ -562,14 +575,8 @@ def open_session(
     identity = identity_scores(validation)
     # Written once the data has loaded, so a bad photo leaves nothing behind, and after
     # DistributedDataParallel's first broadcast, so every process has checked the folder (``train``).
-    if ranks.main and resuming:
-        trim_metrics(config.run_dir / METRICS_FILE, state.step)
-        if config_to_save is not None:
-            save_config(config_to_save)
-    elif ranks.main:
-        config.run_dir.mkdir(parents=True, exist_ok=True)
-        (config.run_dir / METRICS_FILE).unlink(missing_ok=True)  # of a run that never reached a checkpoint
-        save_config(config)
+    if ranks.main:
+        write_run_files(config, state.step if resuming else None, config_to_save)
     return Session(
         config=config,
         ranks=ranks,
