@@ -190,6 +190,12 @@ def test_the_sheet_says_how_much_of_the_correction_it_shows(model: RECNet) -> No
     assert half.strength == 0.5
     assert strength_caption(half.strength) == "strength 0.5 of the correction"
     assert strength_caption(1.0) == "the full correction (strength 1)"
+    kept = explain(Corrector(model, torch.device("cpu"), keep_colour=True), photo)
+    assert kept.keep_colour and not half.keep_colour
+    assert (
+        strength_caption(kept.strength, kept.keep_colour)
+        == "the full correction (strength 1), the photo's colours"
+    )
 
 
 def test_the_sheet_shows_a_grey_photo_corrected_in_grey_as_correct_writes_it(model: RECNet) -> None:

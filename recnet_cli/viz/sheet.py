@@ -35,6 +35,7 @@ class Explained:
     features: np.ndarray
     errors: np.ndarray | None = None
     strength: float = 1.0  # the share of the model's correction in ``corrected``
+    keep_colour: bool = False  # ``corrected`` is the correction's lightness in the photo's colours
 
 
 def explain(
@@ -57,6 +58,7 @@ def explain(
         mask=mask_overlay(photo, result.mask, legend=False),
         features=feature_figure(features),
         strength=result.strength,
+        keep_colour=corrector.keep_colour,
         errors=errors,
     )
 
@@ -65,7 +67,7 @@ def contact_sheet(explained: Explained, title: str, subtitle: str) -> np.ndarray
     """Input, corrected and mask side by side, then the feature figure and, with a reference, the errors."""
     captions = (
         ["1. Input", ""],
-        ["2. Corrected by RECNet", strength_caption(explained.strength)],
+        ["2. Corrected by RECNet", strength_caption(explained.strength, explained.keep_colour)],
         ["3. Exposure mask seen by the model", "blue: under-exposed, orange: over-exposed"],
     )
     pictures = (explained.photo, explained.corrected, explained.mask)
@@ -82,8 +84,12 @@ def contact_sheet(explained: Explained, title: str, subtitle: str) -> np.ndarray
     return draw.border(draw.vstack(sections, 10), 16)
 
 
-def strength_caption(strength: float) -> str:
-    return "the full correction (strength 1)" if strength == 1 else f"strength {strength:g} of the correction"
+def strength_caption(strength: float, keep_colour: bool = False) -> str:
+    """How much of the correction the sheet shows, and whether in the photo's colours (--keep-colour)."""
+    amount = (
+        "the full correction (strength 1)" if strength == 1 else f"strength {strength:g} of the correction"
+    )
+    return amount + ", the photo's colours" * keep_colour
 
 
 def photo_panel(picture: np.ndarray, caption: list[str]) -> np.ndarray:
