@@ -353,9 +353,9 @@ def status(message: str, quiet: bool = False) -> Iterator[None]:
         yield
 
 
-# The training bar's columns but its bar and status, at their widest: "Training", the steps (the status
-# leaves room for them), "0:00:00", "ETA 0:00:00" and the spaces between the six columns
-_TRAINING_BAR_FIXED = len("Training") + len("0:00:00") + len("ETA 0:00:00") + 5
+# The training bar's columns but its bar, status and times: "Training", the steps (the status leaves room
+# for them) and the spaces between the six columns
+_TRAINING_BAR_FIXED = len("Training") + 5
 _LEAST_BAR, _WIDEST_BAR = 10, 40
 
 
@@ -382,15 +382,18 @@ class TrainingProgress:
 
     def __call__(self, report: TrainingReport) -> None:
         statuses = training_statuses(report)
-        room = err.width - _TRAINING_BAR_FIXED - 2 * len(str(report.steps)) - 1
+        task = self.progress.tasks[0]
+        times = TimeElapsedColumn().render(task).cell_len + Eta().render(task).cell_len  # "41:00:00" too
+        room = err.width - _TRAINING_BAR_FIXED - times - 2 * len(str(report.steps)) - 1
         status = next((text for text in statuses if len(text) + _LEAST_BAR <= room), statuses[-1])
         self.bar.bar_width = max(_LEAST_BAR, min(_WIDEST_BAR, room - len(status)))
         self.progress.update(self.task, total=report.steps, completed=report.step, status=status)
-        logging = self.progress.disable and not self.quiet
-        if logging and (report.validated or report.step - self.last_logged >= max(report.steps // 20, 1)):
-            self.last_logged = report.step
+        due = report.step - self.last_logged >= max(report.steps // 20, 1)  # a line every 5% of the steps
+        if self.progress.disable and not self.quiet and (due or report.validated):
             line = statuses[0] if report.validated else training_statuses(replace(report, val=None))[0]
             err.print(f"step {report.step}/{report.steps}: {line}")
+        if due:
+            self.last_logged = report.step
 
 
 def training_statuses(report: TrainingReport) -> list[str]:
