@@ -832,13 +832,12 @@ def calibrate(
         about["model"] = loaded.reference
         refuse_calibrating_in_place(output, loaded.path, loaded.source)
         calibration, scores = fitted_strength(corrector, data, loaded.source, size, quiet)
-        card = calibrated_card(
-            loaded.card, loaded.reference, output.stem, calibration, rounded_scores(scores)
-        )
-        try:
-            save_model(corrector.model.to("cpu"), output, card, overwrite=overwrite)
-        except WeightsError as exc:
-            raise fail(str(exc), 1) from None
+    ignore_further_stops()  # the model and its cards are written whole: a stop now would leave a part
+    card = calibrated_card(loaded.card, loaded.reference, output.stem, calibration, rounded_scores(scores))
+    try:
+        save_model(corrector.model.to("cpu"), output, card, overwrite=overwrite)
+    except WeightsError as exc:
+        raise fail(str(exc), 1) from None
     report_calibration(loaded, output, data, calibration, scores, as_json, quiet)
 
 

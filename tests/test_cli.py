@@ -2542,6 +2542,24 @@ def test_a_stopped_calibration_prints_its_json_report_of_a_model_not_written(
             "interrupted": True,
         }
         assert not output.exists()
+    # a stop as the model and its cards are written lets them be written whole, and the run end as done
+    from recnet_cli import weights
+
+    real_save = weights.save_model
+
+    def stopped_while_saving(*arguments: object, **settings: object) -> None:
+        signal.raise_signal(signal.SIGINT)
+        real_save(*arguments, **settings)
+
+    outside = signal.signal(signal.SIGINT, signal.default_int_handler)  # as the program (entry.run) sets it
+    try:
+        monkeypatch.setattr(weights, "save_model", stopped_while_saving)
+        saved = CliRunner().invoke(app, [*command, "-m", str(model_file), "--json"])
+    finally:
+        signal.signal(signal.SIGINT, outside)
+    assert saved.exit_code == 0, saved.stderr
+    assert json.loads(saved.stdout)["interrupted"] is False
+    assert all(path.is_file() for path in (output, output.with_suffix(".json"), output.with_suffix(".md")))
 
 
 def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
