@@ -28,10 +28,10 @@ def counted(count: int, noun: str) -> str:
 
 
 def duration(seconds: float) -> str:
-    """A time taken, in the unit that reads best: ``42.3 s``, ``12.5 min``, ``3.2 h``."""
-    if seconds < 60:
+    """A time taken, in the unit that reads best as rounded: ``42.3 s``, ``12.5 min``, ``3.2 h``."""
+    if round(seconds, 1) < 60:
         return f"{seconds:.1f} s"
-    if seconds < 3600:
+    if round(seconds / 60, 1) < 60:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
 

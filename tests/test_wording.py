@@ -30,10 +30,12 @@ def test_visible_shows_control_characters_and_undecodable_name_bytes_as_escapes(
 
 def test_a_duration_is_said_in_the_unit_that_reads_best() -> None:
     # a short training run said "in 0.0 min"
-    assert [duration(s) for s in (0.04, 59.9, 61, 3599, 3600 * 5.25)] == [
+    assert [duration(s) for s in (0.04, 59.9, 59.96, 61, 3590, 3599, 3600 * 5.25)] == [
         "0.0 s",
         "59.9 s",
+        "1.0 min",  # not "60.0 s"
         "1.0 min",
-        "60.0 min",
+        "59.8 min",
+        "1.0 h",  # not "60.0 min"
         "5.2 h",
     ]
