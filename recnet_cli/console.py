@@ -143,14 +143,6 @@ def done(headline: str, details: str) -> None:
     err.print(Text.assemble((headline, "green"), visible(details)))
 
 
-def notice_passed_over(paths: list[Path]) -> None:
-    look = "looks like one of" if len(paths) == 1 else "look like"
-    notice(
-        f"passed over {counted(len(paths), 'image')} that {look} recnet's outputs, by mark, name or"
-        f" folder ({listed([str(path) for path in paths])}); name a file on its own to include it"
-    )
-
-
 def notice_aliases(pairs: list[tuple[Path, Path]]) -> None:
     """Says which inputs were other names (links) for files given too, each corrected once."""
     if len(pairs) == 1:

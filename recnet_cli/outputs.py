@@ -33,6 +33,7 @@ from recnet_cli.imaging import (
     written_by_recnet,
 )
 from recnet_cli.inputs import FileIdentity, Source, file_identity, input_identities
+from recnet_cli.wording import counted, listed
 
 # What recnet names the files it writes beside a photo: <stem><suffix>.<ext> (correct: _recnet, mask:
 # _mask; explain writes <stem>_explain.png), and companions <output stem>_<tag>.png.
@@ -87,6 +88,14 @@ def earlier_outputs(
         return named_after_another or written_by_recnet(path) is True
 
     return [source for source in sources if looks_like_earlier_output(source)]
+
+
+def passed_over_line(paths: Sequence[Path], by: str) -> str:
+    """``passed over 2 images that look like recnet's outputs, by <by> (a.jpg, b.jpg)``: the start of a
+    note on the images ``earlier_outputs`` found."""
+    look = "looks like one of" if len(paths) == 1 else "look like"
+    shown = listed([str(path) for path in paths])
+    return f"passed over {counted(len(paths), 'image')} that {look} recnet's outputs, by {by} ({shown})"
 
 
 def names_folder(output: str | os.PathLike[str]) -> bool:

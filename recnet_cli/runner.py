@@ -55,6 +55,7 @@ from recnet_cli.outputs import (
     names_folder,
     names_image_file,
     output_taken_as_folder,
+    passed_over_line,
     plan_jobs,
 )
 from recnet_cli.wording import in_words
@@ -287,7 +288,9 @@ def collect_jobs(
     if (aliases := [(alias, source.path) for source in sources for alias in source.aliases]) and not quiet:
         console.notice_aliases(aliases)
     if passed_over and not quiet:
-        console.notice_passed_over([source.path for source in passed_over])
+        by = "mark, name or folder"
+        line = passed_over_line([source.path for source in passed_over], by)
+        console.notice(f"{line}; name a file on its own to include it")
     found = Summary(missing=missing, passed_over=[source.path for source in passed_over], left_out=left_out)
     if not sources:
         for unmatched in missing:

@@ -23,7 +23,7 @@ from recnet_cli.inputs import (
     unreadable_folder,
     visible_files,
 )
-from recnet_cli.outputs import CORRECT_SUFFIX, earlier_outputs
+from recnet_cli.outputs import CORRECT_SUFFIX, earlier_outputs, passed_over_line
 from recnet_cli.wording import counted, listed
 
 SPLITS = ("train", "test", "valid")
@@ -210,11 +210,8 @@ def photo_sources(folder: Path, files: Iterable[Path]) -> tuple[list[Source], li
 
 def passed_over_note(sources: list[Source]) -> str:
     """Says which images of a folder of photos were passed over as recnet's outputs (``photo_sources``)."""
-    look = "looks like one of" if len(sources) == 1 else "look like"
-    return (
-        f"passed over {counted(len(sources), 'image')} that {look} recnet's outputs, by mark or name "
-        f"({listed([str(source.path) for source in sources])}): not the well-exposed photos needed"
-    )
+    line = passed_over_line([source.path for source in sources], "mark or name")
+    return f"{line}: not the well-exposed photos needed"
 
 
 def match_by_stem(inputs: Path, targets: Path) -> list[ImagePair]:
