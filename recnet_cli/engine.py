@@ -539,10 +539,9 @@ class PendingCorrection:
             if np.isnan(full.min()) or np.isnan(mask.min()):  # min() passes NaN on, in one pass, no copy
                 raise self.corrector.not_a_number()
             strength = self.corrector.strength_for(self.rgb, full)
-            image = blend(self.rgb, full, strength)
-            if self.corrector.keep_colour:
-                image = lightness_only(self.rgb, image)
-            return Correction(image, mask, strength)
+            if self.corrector.keep_colour:  # before the blend: strength 0 is the photo as it is
+                full = lightness_only(self.rgb, full)
+            return Correction(blend(self.rgb, full, strength), mask, strength)
         except MemoryError:
             pass  # raised outside the except block, so the arrays made so far can be freed first
         megapixels = self.rgb.shape[0] * self.rgb.shape[1] / 1e6

@@ -76,12 +76,20 @@ def test_a_correction_is_the_reference_forward_of_the_photo_with_its_mirrored_bo
 
 def test_keep_colour_puts_the_corrections_lightness_in_the_photos_colours(photo: np.ndarray) -> None:
     model = random_model(seed=6)
+    plain_full = Corrector(model, CPU).correct(photo).image
+    assert np.array_equal(
+        Corrector(model, CPU, keep_colour=True).correct(photo).image, lightness_only(photo, plain_full)
+    )
     for strength in (1.0, 0.5):
         plain = Corrector(model, CPU, strength=strength).correct(photo)
         kept = Corrector(model, CPU, strength=strength, keep_colour=True).correct(photo)
-        assert np.array_equal(kept.image, lightness_only(photo, plain.image))
+        full = Corrector(model, CPU, keep_colour=True).correct(photo).image
+        assert np.allclose(kept.image, photo + strength * (full - photo), atol=1e-6)
         assert np.array_equal(kept.mask, plain.mask) and kept.strength == plain.strength
         assert np.abs(kept.image - plain.image).max() > 0.02  # the random model's colours differ
+    # the photo's lightness in the correction's place, before the strength: strength 0 is the photo
+    none = Corrector(model, CPU, strength=0.0, keep_colour=True).correct(photo)
+    assert np.array_equal(none.image, photo)
 
 
 def test_blend_stays_in_range() -> None:

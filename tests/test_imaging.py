@@ -2977,11 +2977,19 @@ def test_keep_colour_takes_the_lightness_from_the_correction_and_the_colour_from
     inside = (kept > 0).all(axis=-1) & (kept < 1).all(axis=-1)  # not clipped
     assert np.abs(luma(kept) - luma(np.clip(corrected, 0, 1)))[inside].max() < 1e-5  # the corrected lightness
     assert np.ptp(kept[:, :8], axis=2).max() < 1e-6  # grey stays grey: the cast is gone
-    # each pixel's colour is the photo's (smoothed), grown as its lightness grew: its hue and saturation
-    chroma = cv2.GaussianBlur(photo - luma(photo)[..., None], (0, 0), COLOUR_SMOOTHING)
-    kept_chroma = kept - luma(kept)[..., None]
+    # each pixel's colour is the photo's, grown as its lightness grew, then smoothed: its hue and saturation
     gain = np.minimum((luma(kept) + 0.02) / (luma(photo) + 0.02), MOST_COLOUR_GAIN)[..., None]
-    assert np.abs(kept_chroma - chroma * gain)[inside].max() < 1e-5
+    chroma = cv2.GaussianBlur((photo - luma(photo)[..., None]) * gain, (0, 0), COLOUR_SMOOTHING)
+    assert np.abs(kept - luma(kept)[..., None] - chroma)[inside].max() < 1e-5
+    # beside a bright colour, a dark grey lifted far takes some of it as smoothing spreads it, not more:
+    # smoothed before it grew, a grey beside red came out redder than the red
+    edge = np.full((20, 20, 3), 0.05, np.float32)
+    edge[:, 10:] = (0.9, 0.2, 0.2)
+    lifted_grey = edge.copy()
+    lifted_grey[:, :10] = 0.3
+    edge_kept = lightness_only(edge, lifted_grey)
+    saturation = np.ptp(edge_kept, axis=2)
+    assert saturation[:, :10].max() < saturation[:, 10:].max() and saturation[:, :6].max() < 0.05
     # a crushed shadow lifted far grows its colour (its noise) at most MOST_COLOUR_GAIN times
     noisy_black = np.full((9, 9, 3), 0.0, np.float32)
     noisy_black[..., 0] = 0.004
