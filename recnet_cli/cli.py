@@ -218,7 +218,8 @@ def correct(
     tags = ("mask",) * save_mask + ("features",) * save_features
     refuse_both(overwrite, skip_existing)
     amount = parse_strength(strength)
-    given = {"model": model, "device": device, "strength": amount}  # what --json says until the model loads
+    # what --json says until the model loads
+    given = {"model": model, "device": device, "strength": amount, "keep_colour": keep_colour}
     jobs, found, batch = collect_jobs(
         inputs,
         output,
@@ -920,7 +921,7 @@ def evaluate(
             )
         except (ValueError, OSError) as exc:
             raise fail(error_line(exc)) from None
-    report_evaluation(report, len(found), loaded, amount, as_json)
+    report_evaluation(report, len(found), loaded, amount, as_json, keep_colour)
 
 
 @command()

@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 
 def report_evaluation(
-    report: EvalReport, pairs: int, loaded: LoadedModel, amount: float | str, as_json: bool
+    report: EvalReport,
+    pairs: int,
+    loaded: LoadedModel,
+    amount: float | str,
+    as_json: bool,
+    keep_colour: bool = False,
 ) -> None:
     """Says the scores of ``pairs`` pairs; exits 130 when stopped (after the scores so far) and 1 when a pair
     could not be scored."""
@@ -28,7 +33,8 @@ def report_evaluation(
         done = len(report.scores) + len(report.failures)
         console.notice(f"interrupted after {done} of {pairs} pairs; {scored}")
     if as_json:  # also when no pair could be scored: the failures are listed there
-        typer.echo(json.dumps({"model": loaded.reference, "strength": amount, **report.to_dict()}, indent=2))
+        settings = {"model": loaded.reference, "strength": amount, "keep_colour": keep_colour}
+        typer.echo(json.dumps(settings | report.to_dict(), indent=2))
     elif report.scores:
         console.print_scores(report, loaded.source, amount)
     if report.interrupted:

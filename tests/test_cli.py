@@ -1378,8 +1378,9 @@ def test_keep_colour_writes_the_corrections_lightness_in_the_photos_colours(
     for options in ([], ["--keep-colour"], ["--keep-color"]):
         target = tmp_path / f"out{''.join(options)}.png"
         command = ["correct", str(source), "-o", str(target), "--model", str(model_file), "--strength", "1"]
-        result = CliRunner().invoke(app, [*command, *options])
+        result = CliRunner().invoke(app, [*command, *options, "--json"])
         assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["keep_colour"] is bool(options)  # as --json records it
         written[tuple(options)] = read_rgb(target).astype(int)
     model_colours, kept = written[()], written[("--keep-colour",)]
     assert np.ptp(model_colours, axis=2).max() > 10  # the untrained model's colours
