@@ -350,7 +350,8 @@ def write_report(
     from recnet_cli.viz.report import report_files
 
     try:
-        path = builder.write(summary, model, about["device"], corrector.strength_setting, shard)
+        setting = corrector.strength_setting
+        path = builder.write(summary, model, about["device"], setting, shard, corrector.keep_colour)
     except PhotoFileError as exc:
         console.error(str(exc))
         return False

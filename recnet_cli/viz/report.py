@@ -239,6 +239,7 @@ class ReportBuilder:
         device: str,
         strength: float | str = 1.0,
         shard: str | None = None,
+        keep_colour: bool = False,
     ) -> Path:
         """Writes the report of a finished (or interrupted) batch, or of its part ``shard``, and returns
         its path. Runs that write one report take turns, each reading the cards anew: the last shard of a
@@ -250,14 +251,20 @@ class ReportBuilder:
         with taking_turns(lock):
             if why := page_kept(path):
                 raise ImageWriteError(path, why)
-            page = self.page(summary, model, device, strength, shard)
+            page = self.page(summary, model, device, strength, shard, keep_colour)
             with atomic_output(path) as file:  # a name not in UTF-8 shows a ? for its odd bytes
                 file.write(page.encode("utf-8", "replace"))
                 mark_written(file)
         return path
 
     def page(
-        self, summary: Summary, model: str, device: str, strength: float | str, shard: str | None
+        self,
+        summary: Summary,
+        model: str,
+        device: str,
+        strength: float | str,
+        shard: str | None,
+        keep_colour: bool = False,
     ) -> str:
         """The page of every card in the folder (see ``write``), saying which photos this run corrected
         and which of the batch have no card."""
@@ -267,7 +274,7 @@ class ReportBuilder:
         told = failed | {self.relative(o.job.target) for o in summary.outcomes if o.status == "not run"}
         articles = [render_card(card, card_note(output, seconds, failed)) for output, card in cards.items()]
         missing = [output for output in self.order if output not in cards and output not in told]
-        return render_report(summary, articles, missing, model, device, strength, shard)
+        return render_report(summary, articles, missing, model, device, strength, shard, keep_colour)
 
 
 OTHER_RUN = "corrected by another run"
@@ -385,6 +392,7 @@ def render_report(
     device: str,
     strength: float | str = 1.0,
     shard: str | None = None,
+    keep_colour: bool = False,
 ) -> str:
     """The whole HTML page: this run's summary, the ``articles`` of the photos in the folder, and the
     outputs of the batch that have none (``missing``)."""
@@ -393,7 +401,7 @@ def render_report(
     return PAGE.format(
         style=STYLE,
         script=SCRIPT,
-        summary=render_summary(summary, model, device, strength, shard),
+        summary=render_summary(summary, model, device, strength, shard, keep_colour),
         failures=render_failures(failures),
         missing=render_missing(missing, shard),
         cards="\n".join(articles)
@@ -402,7 +410,12 @@ def render_report(
 
 
 def render_summary(
-    summary: Summary, model: str, device: str, strength: float | str, shard: str | None = None
+    summary: Summary,
+    model: str,
+    device: str,
+    strength: float | str,
+    shard: str | None = None,
+    keep_colour: bool = False,
 ) -> str:
     counts = (
         f"<strong>{summary.count('done')}</strong> corrected, <strong>{summary.count('skipped')}</strong> "
@@ -415,6 +428,7 @@ def render_summary(
         amount = "strength chosen photo by photo (auto; each card says how much)"
     else:
         amount = "full correction" if strength == 1 else f"strength {strength:g} (part of the correction)"
+    amount += ", the photos' own colours (--keep-colour)" * keep_colour
     run = f"This run, shard {html.escape(shard)} of the batch" if shard else "This run"
     return (
         f"<p>{run}: {counts} in {summary.seconds:.1f} s. The page shows every photo corrected into this "
