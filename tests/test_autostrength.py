@@ -31,7 +31,7 @@ from recnet_cli.calibrate_command import fitted_strength
 from recnet_cli.engine import Corrector, NotANumberError, PhotoOutOfMemoryError, blend
 from recnet_cli.imaging.pixels import quantise
 from recnet_cli.train import calibration
-from recnet_cli.train.data import ImageFileError, ValidationPair
+from recnet_cli.train.data import ImageFileError, UnusableImages, ValidationPair
 from recnet_cli.train.pairs import ImagePair
 from recnet_cli.weights import LoadedModel, WeightsError, load_model, save_model, strength_calibration
 
@@ -278,6 +278,26 @@ def test_calibrating_reads_a_groups_held_out_pairs_with_it_so_a_damaged_file_fai
     with pytest.raises(ImageFileError, match=r"^held-out\.png: truncated"):
         calibration.calibrate(Corrector(random_model(seed=3), CPU), data)
     assert loaded == ["fit under", "check under"]
+
+
+def test_calibrating_names_the_damaged_photos_to_fit_on_and_held_out_at_once_before_the_model_runs() -> None:
+    # the damaged held-out photos were said only after the model ran on the first group's others, and the
+    # damaged ones to fit on in one run, the held-out ones in the next
+    def damaged(name: str) -> Callable[[], list[ValidationPair]]:
+        def load() -> list[ValidationPair]:
+            raise UnusableImages([f"{name}.png: truncated or corrupt image data"])
+
+        return load
+
+    data = calibration.CalibrationData({"under": damaged("fit")}, {"under": damaged("held-out")}, "", 2, 1)
+    corrected: list[int] = []
+    with pytest.raises(UnusableImages) as raised:
+        calibration.calibrate(Corrector(random_model(seed=3), CPU), data, lambda: corrected.append(1))
+    assert str(raised.value) == (
+        "2 images cannot be used: fit.png: truncated or corrupt image data; held-out.png: truncated or "
+        "corrupt image data"
+    )
+    assert corrected == []
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from recnet_cli.engine import Corrector
 from recnet_cli.metrics import MAX_PSNR
 from recnet_cli.train.data import (
     ValidationPair,
+    loaded_together,
     pair_validation,
     photo_validation,
     split_pairs,
@@ -167,11 +168,11 @@ def calibrated_card(
 
 
 def samples_of(
-    corrector: Corrector, load: Callable[[], list[ValidationPair]], advance: Callable[[], None]
+    corrector: Corrector, pairs: list[ValidationPair], advance: Callable[[], None]
 ) -> list[CalibrationSample]:
     """A group's pairs corrected in full and reduced to calibration samples; ``advance`` after each."""
     samples = []
-    for pair in load():
+    for pair in pairs:
         photo, truth = (image.permute(1, 2, 0).numpy() for image in (pair.input, pair.target))
         samples.append(CalibrationSample.of(photo, corrector.correct(photo).image, truth))
         advance()
@@ -201,10 +202,11 @@ def calibrate(
     if corrector.strength != 1:
         raise ValueError("calibration needs the model's full correction (strength 1)")
     fitting, checking = [], {}
-    # Each group's held-out pairs right after its fitting pairs: from photos, every group holds every photo,
-    # so a damaged one fails in the first group, not after the whole fit.
+    # Each group's fitting and held-out pairs loaded together, before the model runs on them: from photos,
+    # every group holds every photo, so the first group names every damaged one, in one error, at once.
     for name, load in data.fitting.items():
-        fitting += samples_of(corrector, load, advance)
-        checking[name] = samples_of(corrector, data.checking[name], advance)
+        fitting_pairs, checking_pairs = loaded_together(load, data.checking[name])
+        fitting += samples_of(corrector, fitting_pairs, advance)
+        checking[name] = samples_of(corrector, checking_pairs, advance)
     calibration = fit_calibration(fitting, data.about)
     return calibration, {name: score(calibration, samples) for name, samples in checking.items()}
