@@ -1007,10 +1007,11 @@ def test_cached_checkpoints_are_listed_by_the_keys_they_hold_not_by_their_suffix
             hub.add("acme/mixed", name, content)
             hf_hub_download("acme/mixed", name)  # as any tool that shares the cache fetches files
 
-    assert [entry.name for entry in models_to_list()[0]] == [
-        "acme/mixed:recnet-old.pth",
-        "acme/mixed:recnet.pth",
-    ]
+    listed = models_to_list()[0]
+    assert [entry.name for entry in listed] == ["acme/mixed:recnet-old.pth", "acme/mixed:recnet.pth"]
+    # without a card, "about" says what the weights hold (it was empty)
+    about = f"{small_model.channels} channels x {small_model.num_blocks} blocks, no model card"
+    assert [entry.summary for entry in listed] == [about, about]
 
 
 def test_a_source_checkout_bundles_its_own_weights_folder(tmp_path: Path) -> None:

@@ -78,7 +78,8 @@ def models_to_list(load: bool = True) -> tuple[list[ModelEntry], str | None]:
 def loadable(entry: ModelEntry) -> ModelEntry:
     """The entry, or where nothing else was found wrong with it, with why --model cannot load its weights
     (NaN values in them, a checkpoint of another kind, a card of another model), as ``recnet download``
-    said when it fetched them."""
+    said when it fetched them. An entry without a card (a training checkpoint, a .pth) gets the size of
+    the network its weights hold."""
     if entry.problem is not None:
         return entry
     try:
@@ -86,7 +87,10 @@ def loadable(entry: ModelEntry) -> ModelEntry:
         check_card_matches(read_card(entry.path), model, entry.path, str(entry.path))
     except WeightsError as error:
         return replace(entry, problem=str(error))
-    return entry
+    if entry.summary:
+        return entry
+    size = card_summary({"channels": model.channels, "blocks": model.num_blocks})
+    return replace(entry, summary=f"{size}, no model card")
 
 
 def cached_hub_models() -> list[ModelEntry]:
