@@ -178,7 +178,7 @@ def correct(
     recursive: RecursiveOpt = False,
     skip_existing: SkipOpt = False,
     overwrite: BatchOverwriteOpt = False,
-    keep_colour: KeepColourOpt = False,
+    keep_colour: KeepColourOpt = True,
     save_mask: Annotated[
         bool, flag("--save-mask", help="Also write the exposure-mask picture beside each output.")
     ] = False,
@@ -209,7 +209,7 @@ def correct(
       recnet correct photo.jpg -o fixed.jpg
       recnet correct shots/ -o fixed/ --recursive --report
       recnet correct 'shots/*.tif' --suffix _fixed --save-mask
-      recnet correct photo.jpg --strength 0.6 --keep-colour
+      recnet correct photo.jpg --strength 0.6 --model-colour
       recnet correct shots/ -o fixed/ --recursive --dry-run
     """
     if report and (output is None or names_image_file(output)):
@@ -326,7 +326,7 @@ def explain(
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     tile: TileOpt = "auto",
-    keep_colour: KeepColourOpt = False,
+    keep_colour: KeepColourOpt = True,
     overwrite: BatchOverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -854,7 +854,7 @@ def evaluate(
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     strength: StrengthOpt = "auto",
-    keep_colour: KeepColourOpt = False,
+    keep_colour: KeepColourOpt = True,
     save: Annotated[
         str | None,
         typer.Option(

@@ -237,10 +237,10 @@ StrengthOpt = Annotated[
 KeepColourOpt = Annotated[
     bool,
     flag(
-        "--keep-colour",
-        "--keep-color",
+        "--keep-colour/--model-colour",
         help="Take only the lightness from the model and keep each pixel's hue and saturation from the "
-        "photo: no colour cast, but what is clipped to white stays neutral.",
+        "photo (the default: no colour cast, but what is clipped to white stays neutral), or take the "
+        "model's colours too.",
     ),
 ]
 RecursiveOpt = Annotated[

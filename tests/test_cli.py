@@ -71,7 +71,8 @@ def test_console_script_and_module_entry_point(env: dict[str, str]) -> None:
 
 def test_every_option_is_explained_and_flags_take_no_value() -> None:
     # What --help shows: a line of help for every option, and on/off switches as one flag each, with no
-    # value type beside them (no "--no-overwrite", no "<bool>").
+    # value type beside them (no "--no-overwrite", no "<bool>"); but a switch that is on by default
+    # (--keep-colour/--model-colour), and --ecr/--no-ecr, which a fine-tune may turn either way.
     from typer.main import get_command
 
     from recnet_cli.cli import app
@@ -81,7 +82,8 @@ def test_every_option_is_explained_and_flags_take_no_value() -> None:
             assert param.help, f"recnet {name} {param.opts[0]} has no help"
             if getattr(param, "is_flag", False):
                 assert param.metavar == "", f"recnet {name} {param.opts[0]} shows a value type"
-                assert not param.secondary_opts or param.opts == ["--ecr"], param.secondary_opts
+                paired = param.opts in (["--ecr"], ["--keep-colour"])
+                assert not param.secondary_opts or paired, param.secondary_opts
 
 
 def test_options_whose_value_name_is_their_own_name_declare_it() -> None:
@@ -1368,23 +1370,24 @@ def test_strength_blends_the_correction_into_the_photo(
     assert not (tmp_path / "shot_recnet.png").exists()
 
 
-def test_keep_colour_writes_the_corrections_lightness_in_the_photos_colours(
+def test_correct_writes_the_corrections_lightness_in_the_photos_colours_unless_model_colour(
     tmp_path: Path, model_file: Path
 ) -> None:
     grey = np.repeat(np.linspace(0, 255, 48 * 72).reshape(48, 72, 1), 3, axis=2).astype(np.uint8)
     source = tmp_path / "grey-as-rgb.png"
     Image.fromarray(grey, "RGB").save(source)  # an RGB photo without colour: nothing for a cast to hide in
     written = {}
-    for options in ([], ["--keep-colour"], ["--keep-color"]):
+    for options in ([], ["--keep-colour"], ["--model-colour"]):
         target = tmp_path / f"out{''.join(options)}.png"
         command = ["correct", str(source), "-o", str(target), "--model", str(model_file), "--strength", "1"]
         result = CliRunner().invoke(app, [*command, *options, "--json"])
         assert result.exit_code == 0, result.stderr
-        assert json.loads(result.stdout)["keep_colour"] is bool(options)  # as --json records it
+        keep_colour = options != ["--model-colour"]  # the default keeps the photo's colours
+        assert json.loads(result.stdout)["keep_colour"] is keep_colour  # as --json records it
         written[tuple(options)] = read_rgb(target).astype(int)
-    model_colours, kept = written[()], written[("--keep-colour",)]
+    model_colours, kept = written[("--model-colour",)], written[()]
     assert np.ptp(model_colours, axis=2).max() > 10  # the untrained model's colours
-    assert np.ptp(kept, axis=2).max() <= 1 and np.array_equal(kept, written[("--keep-color",)])
+    assert np.ptp(kept, axis=2).max() <= 1 and np.array_equal(kept, written[("--keep-colour",)])
     lightness = np.abs(kept[..., 0] - luma(model_colours.astype(np.float32)))
     assert lightness.max() <= 2  # the model's lightness (each output rounded to 8 bits)
 
@@ -1526,6 +1529,7 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     )
     assert scored.returncode == 0, scored.stderr
     assert [image["strength"] for image in json.loads(scored.stdout)["per_image"]] == strengths
+    assert json.loads(scored.stdout)["keep_colour"] is True  # what correct wrote: the photos' colours
     table = run(["eval", "--inputs", str(photos), "--targets", str(photos), "--model", str(calibrated)], env)
     assert table.returncode == 0, table.stderr
     assert "strength" in table.stdout and f"{strengths[0]:.2f}" in table.stdout

@@ -82,7 +82,8 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
     assert "strength 0.5 (part of the correction)" in partial
     automatic = builder.write(summary, "model", "cpu", strength="auto").read_text(encoding="utf-8")
     kept = builder.write(summary, "model", "cpu", keep_colour=True).read_text(encoding="utf-8")
-    assert "full correction, the photos' own colours (--keep-colour)" in kept
+    assert "full correction, the photos' own colours;" in kept and "--model-colour" not in kept
+    assert "full correction, the model's colours (--model-colour)" in page
     assert "strength chosen photo by photo" in automatic
     assert "not run" not in page
     summary.outcomes.append(Outcome(Job(tmp_path / "c.jpg", out / "c.jpg"), "not run", "the batch stopped"))

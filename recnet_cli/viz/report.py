@@ -428,7 +428,7 @@ def render_summary(
         amount = "strength chosen photo by photo (auto; each card says how much)"
     else:
         amount = "full correction" if strength == 1 else f"strength {strength:g} (part of the correction)"
-    amount += ", the photos' own colours (--keep-colour)" * keep_colour
+    amount += ", the photos' own colours" if keep_colour else ", the model's colours (--model-colour)"
     run = f"This run, shard {html.escape(shard)} of the batch" if shard else "This run"
     return (
         f"<p>{run}: {counts} in {summary.seconds:.1f} s. The page shows every photo corrected into this "

@@ -85,11 +85,11 @@ def contact_sheet(explained: Explained, title: str, subtitle: str) -> np.ndarray
 
 
 def strength_caption(strength: float, keep_colour: bool = False) -> str:
-    """How much of the correction the sheet shows, and whether in the photo's colours (--keep-colour)."""
+    """How much of the correction the sheet shows, and whose colours: the photo's or the model's."""
     amount = (
         "the full correction (strength 1)" if strength == 1 else f"strength {strength:g} of the correction"
     )
-    return amount + ", the photo's colours" * keep_colour
+    return amount + (", the photo's colours" if keep_colour else ", the model's colours")
 
 
 def photo_panel(picture: np.ndarray, caption: list[str]) -> np.ndarray:
