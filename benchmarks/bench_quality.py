@@ -7,9 +7,10 @@ The classic fixes, as photo tools apply them:
   photo itself: -2, 0 and +2 EV in linear light.
 The pairs: the held-out photos of a folder (the split `recnet train --photos` validates on), each
 degraded once per regime (under, over, mixed, mild: nearly right) and once with the training mix, with
-fixed seeds. Scores are PSNR and SSIM on 8-bit RGB, as `recnet eval` computes them. Writes
-benchmarks/results/quality-<model>[-strength<S>][-size<N>].md and .json, and with --sheet a picture of a
-few pairs through every method.
+fixed seeds. Scores are PSNR and SSIM on 8-bit RGB, as `recnet eval` computes them, of the model's
+lightness in the photo's colours as `recnet correct` gives it by default (--model-colour: of the model's
+own colours). Writes benchmarks/results/quality-<model>[-strength<S>][-modelcolour][-size<N>].md and
+.json, and with --sheet a picture of a few pairs through every method.
 
     python benchmarks/bench_quality.py ../shared/data/photos --size 512 --sheet quality.jpg
 """
@@ -194,7 +195,9 @@ def main() -> None:
         help="the model's correction strength: 0 to 1, or auto (the model card's calibration)",
     )
     parser.add_argument(
-        "--keep-colour", action="store_true", help="score the model's lightness in the photo's colours"
+        "--model-colour",
+        action="store_true",
+        help="score the model's own colours, not its lightness in the photo's colours (recnet's default)",
     )
     parser.add_argument(
         "--sheet", type=Path, help="also write a picture of mixed-regime pairs and real photos here"
@@ -215,7 +218,7 @@ def main() -> None:
         tile="auto",
         strength=args.strength,
         calibration=calibration,
-        keep_colour=args.keep_colour,
+        keep_colour=not args.model_colour,
     )
     methods = {"gamma": gamma_fix, "clahe": clahe_fix, "fusion": fusion_fix, "recnet": model_fix(corrector)}
     pairs = regime_pairs(args.photos, args.size, args.count)
@@ -223,16 +226,16 @@ def main() -> None:
     results, seconds = score(methods, pairs)
     strength = args.strength if args.strength == "auto" else f"{args.strength:g}"
     name = loaded.path.stem + (f"-strength{strength}" if args.strength != 1 else "")
-    name += "-keepcolour" * args.keep_colour + (f"-size{args.size}" if args.size != DEFAULT_SIZE else "")
+    name += "-modelcolour" * args.model_colour + (f"-size{args.size}" if args.size != DEFAULT_SIZE else "")
     model = loaded.source + (f", strength {strength}" if args.strength != 1 else "")
-    model += ", --keep-colour" * args.keep_colour
+    model += ", --model-colour" * args.model_colour
     text = markdown(results, seconds, model, count, args.size)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"quality-{name}.md").write_text(text)
     report = {
         "model": loaded.source,
         "strength": args.strength,
-        "keep_colour": args.keep_colour,
+        "keep_colour": not args.model_colour,
         "pairs_per_regime": count,
         "size": args.size,
         "results": results,

@@ -44,10 +44,11 @@ def write_sheet(
 def main() -> None:
     loaded = load_model(None)
     device = pick_device("auto")
+    calibration = strength_calibration(loaded)
     corrector = Corrector(
-        loaded.model, device, tile="auto", strength="auto", calibration=strength_calibration(loaded)
+        loaded.model, device, tile="auto", strength="auto", calibration=calibration, keep_colour=True
     )
-    full = Corrector(loaded.model, device, tile="auto")  # what recnet explain shows
+    full = Corrector(loaded.model, device, tile="auto", keep_colour=True)  # what recnet explain shows
     GALLERY.mkdir(exist_ok=True)
 
     real_rows = []
