@@ -787,6 +787,7 @@ def calibrate(
         ),
     ] = 250,
     device: DeviceOpt = "auto",
+    keep_colour: KeepColourOpt = True,
     overwrite: Annotated[
         bool,
         flag(
@@ -829,7 +830,9 @@ def calibrate(
             raise fail(error_line(exc)) from None
         for note in () if quiet else data_notes(photos, inputs, targets):
             console.notice(note)
-        (corrector,), loaded = open_models(model, device, Precision.auto, "auto", quiet, 1.0, one_device=True)
+        (corrector,), loaded = open_models(
+            model, device, Precision.auto, "auto", quiet, 1.0, one_device=True, keep_colour=keep_colour
+        )
         about["model"] = loaded.reference
         refuse_calibrating_in_place(output, loaded.path, loaded.source)
         calibration, scores = fitted_strength(corrector, data, loaded.source, size, quiet)

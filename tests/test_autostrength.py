@@ -353,3 +353,22 @@ def test_data_too_small_to_hold_one_out_says_what_it_needs_and_found(tmp_path: P
         ValueError, match=r"photos: need at least 2 photos \(one is held out to score the fit\), found 1$"
     ):
         calibration.calibration_data(tmp_path / "photos", None, "train", None, None, 64, 10)
+
+
+def test_calibrating_scores_the_full_correction_in_the_colours_the_corrector_gives_it() -> None:
+    # correct applies the strength to the model's lightness in the photo's colours by default, and calibrate
+    # fitted it on the model's own colours, whatever the user asked for
+    truth = scene(4, (40, 56))
+    photo = truth * 0.5
+    pairs = [ValidationPair("p", *(torch.from_numpy(image).permute(2, 0, 1) for image in (photo, truth)))]
+    data = calibration.CalibrationData({"under": lambda: pairs}, {"under": lambda: pairs}, "one pair", 2, 1)
+    model = random_model(seed=3)
+    full_psnrs = []
+    for keep_colour, colours in ((True, "in the photos' colours"), (False, "in the model's colours")):
+        corrector = Corrector(model, CPU, keep_colour=keep_colour)
+        fitted, scores = calibration.calibrate(corrector, data)
+        error = np.mean((corrector.correct(photo).image.astype(np.float64) - truth) ** 2)
+        assert scores["under"].full_psnr == pytest.approx(-10 * np.log10(error), abs=1e-6)
+        assert fitted.about.startswith(f"one pair, corrected {colours}")
+        full_psnrs.append(scores["under"].full_psnr)
+    assert abs(full_psnrs[0] - full_psnrs[1]) > 0.1  # the random model's colours are not the photo's

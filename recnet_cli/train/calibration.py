@@ -198,7 +198,8 @@ def score(calibration: StrengthCalibration, samples: Sequence[CalibrationSample]
 def calibrate(
     corrector: Corrector, data: CalibrationData, advance: Callable[[], None] = lambda: None
 ) -> tuple[StrengthCalibration, dict[str, GroupScore]]:
-    """Fits the calibration on ``data.fitting``; its scores on ``data.checking``, group by group."""
+    """Fits the calibration on ``data.fitting``; its scores on ``data.checking``, group by group: the
+    full correction as ``corrector`` gives it (in the photos' colours, or the model's)."""
     if corrector.strength != 1:
         raise ValueError("calibration needs the model's full correction (strength 1)")
     fitting, checking = [], {}
@@ -208,5 +209,6 @@ def calibrate(
         fitting_pairs, checking_pairs = loaded_together(load, data.checking[name])
         fitting += samples_of(corrector, fitting_pairs, advance)
         checking[name] = samples_of(corrector, checking_pairs, advance)
-    calibration = fit_calibration(fitting, data.about)
+    colours = "in the photos' colours" if corrector.keep_colour else "in the model's colours (--model-colour)"
+    calibration = fit_calibration(fitting, f"{data.about}, corrected {colours}")
     return calibration, {name: score(calibration, samples) for name, samples in checking.items()}
