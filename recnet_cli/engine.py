@@ -230,7 +230,7 @@ class Corrector:
     bounded memory; on a GPU, full-width strips of that area, streamed from pinned host memory),
     "auto" = whole image when it fits (see ``auto_tile``), else tiles, keeping the full-size maps on the
     GPU when they fit there (see ``map_storage``); explicit tiles keep them in host memory. ``strength``:
-    how much of the correction to apply (0 = none, 1 = the model's output, "auto" = what ``calibration``
+    how much of the correction to apply (0 = none, 1 = the full correction, "auto" = what ``calibration``
     predicts for each photo, or 1 without one); the mask is the model's either way. ``compiled``: run the
     whole-image path through ``torch.compile`` (see ``CompiledForward``).
     ``fused``: run the blocks through fused Triton kernels (CUDA; see ``recnet_cli.model.triton_stages``).

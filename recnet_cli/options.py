@@ -214,7 +214,7 @@ def parse_strength(text: str) -> float | str:
     except ValueError:
         strength = float("nan")
     if not 0 <= strength <= 1:
-        raise fail(f"--strength {text}: use auto or a number from 0 (no change) to 1 (the model's output)")
+        raise fail(f"--strength {text}: use auto or a number from 0 (no change) to 1 (the full correction)")
     return strength + 0.0  # -0 as 0, which --json would print as -0.0
 
 
@@ -230,7 +230,7 @@ StrengthOpt = Annotated[
         callback=checked_strength,
         metavar="AMOUNT",
         help="How much of the correction to apply: auto = as much as the model's calibration predicts for "
-        "each photo (little for photos that were nearly right), 1 = the model's output, 0.5 = halfway "
+        "each photo (little for photos that were nearly right), 1 = the full correction, 0.5 = halfway "
         "between the photo and it, 0 = the photo unchanged.",
     ),
 ]
@@ -238,9 +238,9 @@ KeepColourOpt = Annotated[
     bool,
     flag(
         "--keep-colour/--model-colour",
-        help="Take only the lightness from the model and keep each pixel's hue and saturation from the "
-        "photo (the default: no colour cast, but what is clipped to white stays neutral), or take the "
-        "model's colours too.",
+        help="--keep-colour (the default): take only the lightness from the model and keep each pixel's "
+        "hue and saturation from the photo (no colour cast; what is clipped to white stays neutral). "
+        "--model-colour: the model's output as it is, colours included.",
     ),
 ]
 RecursiveOpt = Annotated[

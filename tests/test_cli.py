@@ -1397,7 +1397,9 @@ def test_a_strength_that_is_not_auto_or_zero_to_one_is_refused(
     tmp_path: Path, env: dict[str, str], model_file: Path, strength: str
 ) -> None:
     source = make_photo(tmp_path / "shot.png")
-    error = f"error: --strength {strength}: use auto or a number from 0 (no change) to 1 (the model's output)"
+    error = (
+        f"error: --strength {strength}: use auto or a number from 0 (no change) to 1 (the full correction)"
+    )
     refused = run(["correct", str(source), "--model", str(model_file), f"--strength={strength}"], env)
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.strip().splitlines() == [error]
@@ -1476,6 +1478,7 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["about"].startswith(f"4 training photos in {TRAIN_PHOTOS} x 5 regimes at up to 64 px")
+    assert report["about"].endswith(", corrected in the photos' colours")  # as correct applies it
     assert set(report["held_out"]) == {"under", "over", "mixed", "nearly right", "training mix"}
     assert all(score["pairs"] == 1 for score in report["held_out"].values())
     assert "note: fitted on only 20 pairs; a fit on fewer than 46" in result.stderr  # 4 photos x 5 regimes
@@ -1490,10 +1493,13 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     calibrated.with_suffix(".json").write_text(json.dumps(card | note))  # as the bundled model's card has
     again = tmp_path / "again.safetensors"
     recalibrated = run(
-        [*arguments[:-3], str(calibrated), "-o", str(again), "--size", "64", "--count", "4"], env
+        [*arguments[:-3], str(calibrated), "-o", str(again), "--size=64", "--count=4", "--model-colour"], env
     )
     assert recalibrated.returncode == 0, recalibrated.stderr
-    assert not {"auto_strength_command", "status"} & json.loads(again.with_suffix(".json").read_text()).keys()
+    again_card = json.loads(again.with_suffix(".json").read_text())
+    assert not {"auto_strength_command", "status"} & again_card.keys()
+    model_colours = ", corrected in the model's colours (--model-colour)"
+    assert again_card["auto_strength"]["about"].endswith(model_colours)
     calibrated.with_suffix(".json").write_text(json.dumps(card))
     before = calibrated.read_bytes()
     in_place = run([*arguments[:-1], str(calibrated), "--model", str(calibrated), "--overwrite"], env)

@@ -1254,9 +1254,10 @@ def test_a_stopped_runs_checkpoint_loads_as_a_model(tmp_path: Path) -> None:
     assert all(torch.equal(state[key], checkpoint[f"model.{key}"]) for key in state)
 
 
-def test_validation_scores_what_correct_gives_at_full_strength() -> None:
+def test_validation_scores_what_correct_gives_at_full_strength_in_the_models_colours() -> None:
     # with the mirrored border correcting gives a photo: without it, pixels near the edges differed by up
-    # to 177 levels, and a held-out pair's PSNR by up to 0.97 dB from `recnet eval --strength 1`'s
+    # to 177 levels, and a held-out pair's PSNR by up to 0.97 dB from that of `recnet eval --strength 1
+    # --model-colour` (training fits the network's own output, colours and all)
     model = load_model().model
     photo = read_rgb(PHOTOS / "mcmaster-5.jpg")[:61, :83].astype(np.float32) / 255
     validated = loop.corrected(model, torch.from_numpy(photo).permute(2, 0, 1), torch.device("cpu"))

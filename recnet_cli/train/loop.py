@@ -752,7 +752,8 @@ def mean_over_ranks(values: Tensor, ranks: Ranks) -> Tensor:
 @torch.no_grad()
 def validate(session: Session) -> ValScores:
     """Mean PSNR/SSIM (8-bit) of the model on the fixed validation pairs, one whole image at a time, in
-    float32 whatever the training precision: the scores of what `recnet correct` gives by default."""
+    float32 whatever the training precision: the scores of the network's own output at full strength (what
+    `recnet eval --strength 1 --model-colour` scores), since training fits that, colours and all."""
     session.model.eval()
     scores = [
         quantised_scores(corrected(session.model, pair.input, session.device), pair.target[None])
@@ -763,8 +764,9 @@ def validate(session: Session) -> ValScores:
 
 
 def corrected(model: RECNet, image: Tensor, device: torch.device) -> Tensor:
-    """The model's output for one (3, H, W) image, as a batch of one, as ``recnet correct`` makes it at full
-    strength: with the mirrored border it gives a photo, cropped off after (``engine.EDGE_PAD``)."""
+    """The model's output for one (3, H, W) image, as a batch of one, as ``recnet correct --strength 1
+    --model-colour`` makes it: with the mirrored border it gives a photo, cropped off after
+    (``engine.EDGE_PAD``)."""
     bordered = with_border(image.permute(1, 2, 0).numpy(), device)
     return fast_forward(model, bordered)[0][..., EDGE_PAD:-EDGE_PAD, EDGE_PAD:-EDGE_PAD]
 
