@@ -51,7 +51,10 @@ class PhotoCorrection:
         overlay = mask_overlay(photo.pixels, result.mask) if self.save_mask else None
         kept_in_report = contextlib.nullcontext()
         if self.report is not None and overlay is not None:
-            card = self.report.previews(job.target, photo.pixels, result.image, overlay, result.strength)
+            colours = pending.corrector.keep_colour
+            card = self.report.previews(
+                job.target, photo.pixels, result.image, overlay, result.strength, colours
+            )
             kept_in_report = self.report.keeping(job.target, card)
         with kept_in_report:
             if overlay is not None:

@@ -70,7 +70,7 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
         ]
     )
     page = builder.write(summary, "model <x>", "cpu").read_text(encoding="utf-8")
-    assert "full correction" in page and "strength 0.42, corrected in 0.50 s" in page
+    assert "full correction" in page and "strength 0.42, the photo's colours, corrected in 0.50 s" in page
     assert (out / PREVIEW_FOLDER / "sub" / f"{source.name}-card.json").is_file()
     assert "a &lt;b&gt;&amp;&#x27;q.jpg" in page and "<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "model &lt;x&gt;" in page
@@ -121,7 +121,7 @@ def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run
     assert first.returncode == 0, first.stderr
     for name in ("two.png", "two_mask.png"):  # as if the first run had been interrupted before two.png
         (out / name).unlink()
-    resumed = run([*command, "0.3", "--skip-existing"], env)
+    resumed = run([*command, "0.3", "--skip-existing", "--model-colour"], env)
     assert resumed.returncode == 0, resumed.stderr
     assert "<strong>1</strong> corrected, <strong>1</strong> skipped" in (out / REPORT_NAME).read_text(
         "utf-8"
@@ -131,8 +131,8 @@ def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run
         ("one.png", "strength 0.7"),
         ("two.png", "strength 0.3"),
     ]
-    assert notes[0][1] == "strength 0.7, corrected by another run"
-    assert notes[1][1].startswith("strength 0.3, corrected in ")
+    assert notes[0][1] == "strength 0.7, the photo's colours, corrected by another run"
+    assert notes[1][1].startswith("strength 0.3, the model's colours, corrected in ")  # each card says
 
     (out / PREVIEW_FOLDER / "one.png-after.jpg").unlink()  # a card whose previews are gone is left out
     (out / "two.png").unlink()
@@ -287,8 +287,8 @@ def test_a_photo_this_run_failed_on_keeps_its_earlier_card_marked_as_not_this_ru
         [Outcome(jobs["kept.jpg"], "done", seconds=0.5), Outcome(jobs["failed.jpg"], "failed", "corrupt")]
     )
     notes = dict(card_notes(builder.write(summary, "m", "cpu")))
-    assert notes["kept.jpg"].startswith("strength 1, corrected in ")
-    assert notes["failed.jpg"] == f"strength 1, {FAILED_THIS_RUN}"
+    assert notes["kept.jpg"].startswith("strength 1, the photo's colours, corrected in ")
+    assert notes["failed.jpg"] == f"strength 1, the photo's colours, {FAILED_THIS_RUN}"
     assert "earlier" in FAILED_THIS_RUN and "failed" in FAILED_THIS_RUN
 
 
@@ -525,3 +525,26 @@ def test_report_works_in_a_browser_after_moving_the_folder(
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.shape == (WINDOW[1], WINDOW[0], 3)
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500  # text and photos, not an empty page
+
+
+def test_each_card_says_whose_colours_its_photo_got(tmp_path: Path) -> None:
+    # the page shows the cards of several runs, which may have used --keep-colour and --model-colour
+    out = tmp_path / "out"
+    photo, mask = np.zeros((8, 8, 3), np.float32), np.zeros((8, 8, 3), np.uint8)
+    names = {"photo.jpg": True, "model.jpg": False, "older.jpg": True, "odd.jpg": True}
+    builder = ReportBuilder(out)
+    for name, keep_colour in names.items():
+        target = written(out / name)
+        builder.add(target, builder.previews(target, photo, photo, mask, keep_colour=keep_colour))
+    for name, edit in (("older.jpg", {}), ("odd.jpg", {"keep_colour": "yes"})):
+        card = out / builder.preview(out / name, "card.json")
+        fields = {key: value for key, value in json.loads(card.read_text()).items() if key != "keep_colour"}
+        card.write_text(json.dumps(fields | edit))  # a card from before --keep-colour, one edited by hand
+    summary = Summary(
+        [Outcome(Job(tmp_path / name, out / name), "skipped", "output exists") for name in names]
+    )
+    notes = dict(card_notes(ReportBuilder(out, [out / name for name in names]).write(summary, "m", "cpu")))
+    assert notes["photo.jpg"].startswith("strength 1, the photo's colours, ")
+    assert notes["model.jpg"].startswith("strength 1, the model's colours, ")
+    assert notes["older.jpg"].startswith("strength 1, the model's colours, ")  # what runs wrote before
+    assert notes.keys() == {"photo.jpg", "model.jpg", "older.jpg"}

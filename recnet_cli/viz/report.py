@@ -81,6 +81,7 @@ class Card:
     after_stats: ExposureStats
     strength: float  # the share of the model's correction the photo got
     stamp: list[int]  # the output's size and modification time (ns) when the card was made
+    keep_colour: bool = False  # in the photo's colours (--keep-colour); a card from before it was the model's
 
     @property
     def previews(self) -> tuple[str, str, str]:
@@ -98,6 +99,7 @@ class Card:
             and all(type(n) in (int, float) and math.isfinite(n) for n in numbers)
             and isinstance(card.stamp, list)
             and [type(n) for n in card.stamp] == [int, int]
+            and isinstance(card.keep_colour, bool)
         ):
             raise ValueError("not a report card")
         return card
@@ -153,6 +155,7 @@ class ReportBuilder:
         corrected: np.ndarray,
         mask_picture: np.ndarray,
         strength: float = 1.0,
+        keep_colour: bool = True,
     ) -> Card:
         """Writes the previews of one photo (float inputs in [0, 1], the mask picture as uint8) under staged
         names (see ``staged``), and returns its card, to ``add`` once the photo is written or ``discard``."""
@@ -164,6 +167,7 @@ class ReportBuilder:
             after_stats=exposure_stats(corrected),
             strength=strength,
             stamp=[],
+            keep_colour=keep_colour,
             **{kind: path.as_posix() for kind, path in links.items()},
         )
         try:
@@ -471,6 +475,7 @@ def render_card(card: Card, when: str) -> str:
         mask=link(card.mask),
         rows=rows,
         strength=f"{card.strength:g}",
+        colours="the photo's colours" if card.keep_colour else "the model's colours",
         when=when,
     )
 
@@ -506,7 +511,7 @@ CARD = """<article class="card">
 <label><input type="checkbox" class="mask-toggle"> exposure mask</label>
 </div>
 <table><tr><th></th><th>before</th><th>after</th></tr>{rows}</table>
-<p class="muted">strength {strength}, {when}</p>
+<p class="muted">strength {strength}, {colours}, {when}</p>
 </article>"""
 
 PAGE = """<!DOCTYPE html>
