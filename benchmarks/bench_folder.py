@@ -2,7 +2,7 @@
 
 Makes N JPEGs of the chosen size (the example photos, enlarged), then measures, in images per second:
 - codec: decoding each photo and encoding and writing the result, with metadata, one after another
-  (the command's writer threads also finish each correction: its strength and blend);
+  (the command's writer threads also finish each correction: its colours, strength and blend);
 - host: the command's host side alone, as a GPU lane runs it on this machine: decoding, finishing each
   correction and writing it, several photos at once in threads, with no model (how fast a GPU batch
   could go here if the GPU took no time); on a GPU, also with a compute step that only waits the
@@ -82,10 +82,11 @@ def codec_seconds(paths: list[Path], scratch: Path) -> float:
 
 
 def host_corrector() -> Corrector:
-    """The bundled model's corrector in host memory, with ``--strength auto``: what finishes the stand-in
-    corrections (``stand_in_correction``) as the command finishes its own."""
+    """The bundled model's corrector in host memory, with ``--strength auto`` and the photo's colours: what
+    finishes the stand-in corrections (``stand_in_correction``) as the command finishes its own."""
     loaded = load_model(None)
-    return Corrector(loaded.model, HOST, strength="auto", calibration=strength_calibration(loaded))
+    calibration = strength_calibration(loaded)
+    return Corrector(loaded.model, HOST, strength="auto", calibration=calibration, keep_colour=True)
 
 
 def stand_in_correction(corrector: Corrector, photo: Photo) -> PendingCorrection:
@@ -98,10 +99,10 @@ def stand_in_correction(corrector: Corrector, photo: Photo) -> PendingCorrection
 
 def host_seconds(paths: list[Path], scratch: Path, depth: int, model_wait: float = 0.0) -> float:
     """The command's host side alone, as a GPU lane runs it: ``depth`` photos read ahead and written
-    behind in threads, each correction finished (its strength under ``--strength auto``, the blend) and
-    written as the command does. Each photo stands in for its model output: the host's work is the same.
-    With ``model_wait`` the compute step first waits that many seconds with the GIL let go, as the compute
-    thread waits for a GPU's forward, but for launching it."""
+    behind in threads, each correction finished (its colours, its strength under ``--strength auto``, the
+    blend) and written as the command does. Each photo stands in for its model output: the host's work is
+    the same. With ``model_wait`` the compute step first waits that many seconds with the GIL let go, as
+    the compute thread waits for a GPU's forward, but for launching it."""
     corrector = host_corrector()
 
     def compute(job: Job, photo: Photo) -> PendingCorrection:
@@ -122,7 +123,7 @@ def host_seconds(paths: list[Path], scratch: Path, depth: int, model_wait: float
 
 def bench_corrector(args: argparse.Namespace) -> Corrector:
     """The command's corrector on the first device of ``--device`` (what one device does), with its
-    default ``--strength auto``."""
+    defaults ``--strength auto`` and ``--keep-colour``."""
     device = pick_devices(args.device)[0]
     loaded = load_model(None)
     (corrector,) = correctors_for(
@@ -133,13 +134,14 @@ def bench_corrector(args: argparse.Namespace) -> Corrector:
         strength="auto",
         fused=args.fused,
         calibration=strength_calibration(loaded),
+        keep_colour=True,
     )
     return corrector
 
 
 def model_seconds(paths: list[Path], args: argparse.Namespace) -> float:
     """The model alone, on decoded pixels, after one warm-up photo: what the command's compute thread
-    does (``Corrector.start``); the strength and blend happen in its writer threads."""
+    does (``Corrector.start``); the colours, strength and blend happen in its writer threads."""
     corrector = bench_corrector(args)
     photos = [read_photo(path).pixels for path in paths]
     corrector.correct(photos[0])

@@ -37,13 +37,13 @@ def stops_writing(error: BaseException) -> bool:
 # model; so a lane wants six, where the cores allow.
 GPU_LANE_DEPTHS = range(3, 7)
 # Host memory that a photo read ahead and one written behind hold together on a GPU lane, per pixel:
-# float32 RGB when decoded (12 B/px, 15 while decoding), and up to 43 while being finished (the photo, the
-# model's output and mask, the blend, the 8-bit copy) as tracemalloc counts them for a 24 MP JPEG, plus
-# the encoder's buffers, plus up to 16 more because the output and mask (16 B/px) are copied back into
-# pinned memory, which PyTorch's caching host allocator hands out in powers of two. (A 16-bit output takes
-# about 12 more: the share below leaves room.) A lane holds that for each step of its depth, and one more
-# for the photo the GPU is on.
-IN_FLIGHT_BYTES_PER_PIXEL = 80
+# float32 RGB when decoded (12 B/px, 15 while decoding), and up to 55 while being finished (the photo, the
+# model's output and mask, the colour kept from the photo (12 B/px more at its peak), the blend, the 8-bit
+# copy) as tracemalloc counts them for a 24 MP JPEG, plus the encoder's buffers, plus up to 16 more
+# because the output and mask (16 B/px) are copied back into pinned memory, which PyTorch's caching host
+# allocator hands out in powers of two. (A 16-bit output takes about 12 more: the share below leaves
+# room.) A lane holds that for each step of its depth, and one more for the photo the GPU is on.
+IN_FLIGHT_BYTES_PER_PIXEL = 92
 # The share of the host memory available when a batch starts that its photos in flight may take.
 IN_FLIGHT_MEMORY_SHARE = 0.5
 

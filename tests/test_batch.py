@@ -1391,10 +1391,10 @@ GIB = 2**30
     [
         (1, 12, 128 * GIB, 6),
         (1, 100, 128 * GIB, 6),
-        (1, 24, 22 * GIB, 5),
-        (1, 45, 22 * GIB, 2),
+        (1, 24, 22 * GIB, 4),
+        (1, 35, 22 * GIB, 2),
         (1, 100, 22 * GIB, 1),
-        (2, 24, 22 * GIB, 2),
+        (2, 16, 22 * GIB, 3),
     ],
 )
 def test_gpu_lanes_read_ahead_less_where_the_largest_photo_would_overfill_host_memory(

@@ -1186,7 +1186,7 @@ def test_a_photo_too_wide_for_its_output_format_fails_before_the_model_runs(tmp_
 @pytest.mark.parametrize(
     ("devices", "steps", "depths"),
     [
-        # Half the host memory holds 3.5 steps (80 B/px) of the larger photo: one for the photo on the GPU,
+        # Half the host memory holds 3.5 steps (92 B/px) of the larger photo: one for the photo on the GPU,
         # two read ahead and written behind; the small photos alone would allow 6 (16 cores).
         (["cuda"], 3.5, [2]),
         # A CPU lane beside the GPU reads one photo ahead, and takes its share of the memory: 7 steps for
@@ -1201,7 +1201,8 @@ def test_gpu_lanes_read_ahead_as_far_as_the_largest_photo_allows(
         Job(make_photo(tmp_path / f"{name}.png", size), tmp_path / f"{name}_out.png")
         for name, size in (("small", (72, 48)), ("large", (300, 200)), ("small2", (72, 48)))
     ]
-    monkeypatch.setattr(batch, "available_host_memory", lambda: 2 * steps * 60_000 * 80)
+    step = 60_000 * batch.IN_FLIGHT_BYTES_PER_PIXEL  # the large photo's
+    monkeypatch.setattr(batch, "available_host_memory", lambda: 2 * steps * step)
     monkeypatch.setattr(batch, "usable_cores", lambda: 16)
     lane_depths: list[list[int]] = []
 
