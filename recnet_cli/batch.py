@@ -33,8 +33,8 @@ def stops_writing(error: BaseException) -> bool:
 
 # Photos a GPU lane reads ahead and writes behind, one thread and about one core each (a CPU lane: one).
 # On this project's 2-core EPYC one thread takes 0.15-0.23 s to decode a 12 MP JPEG and 0.34 s to finish
-# its correction (strength, blend) and encode and write it, against the 60 ms an H200 is to take for the
-# model; so a lane wants six, where the cores allow.
+# its correction (strength, blend) and encode and write it, 0.6 s with the photo's colours (the default),
+# against the 60 ms an H200 is to take for the model; so a lane wants six, where the cores allow.
 GPU_LANE_DEPTHS = range(3, 7)
 # Host memory that a photo read ahead and one written behind hold together on a GPU lane, per pixel:
 # float32 RGB when decoded (12 B/px, 15 while decoding), and up to 55 while being finished (the photo, the
