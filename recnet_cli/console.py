@@ -449,10 +449,13 @@ def models_table(entries: list[ModelEntry], width: int) -> Table:
     return table
 
 
-def print_scores(report: EvalReport, model: str, amount: float | str) -> None:
-    """``recnet eval``'s table: each pair's scores and strength (automatic strength), means in the footer."""
+def print_scores(report: EvalReport, model: str, amount: float | str, keep_colour: bool = True) -> None:
+    """``recnet eval``'s table: each pair's scores and strength (automatic strength), means in the footer;
+    its title names a setting other than the defaults (a strength given, the model's colours)."""
     count = len(report.scores)
-    table = Table(title=escape(f"{model} on {counted(count, 'pair')}"), show_footer=True)
+    title = f"{model} on {counted(count, 'pair')}" + (f", strength {amount:g}" if amount != "auto" else "")
+    title += "" if keep_colour else ", the model's colours"
+    table = Table(title=escape(title), show_footer=True)
     table.add_column("image", footer="mean")
     for name, mean in (
         ("PSNR dB", report.mean("psnr")),

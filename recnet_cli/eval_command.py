@@ -36,7 +36,7 @@ def report_evaluation(
         settings = {"model": loaded.reference, "strength": amount, "keep_colour": keep_colour}
         typer.echo(json.dumps(settings | report.to_dict(), indent=2))
     elif report.scores:
-        console.print_scores(report, loaded.source, amount)
+        console.print_scores(report, loaded.source, amount, keep_colour)
     if report.interrupted:
         raise typer.Exit(130)
     if shortfall := report.shortfall(pairs):

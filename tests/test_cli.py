@@ -2461,6 +2461,8 @@ def test_eval_json_lists_the_failures_when_no_pair_could_be_scored(
         make_photo(folder / "tiny.png", size=(24, 16))  # large enough now
     one = run(["eval", *pairs], env)
     assert one.returncode == 0 and one.stdout.splitlines()[0].strip() == f"{model_file} on 1 pair", one.stdout
+    other = run(["eval", *pairs, "--strength", "0.5", "--model-colour"], env)  # the title says so
+    assert f"{model_file} on 1 pair, strength 0.5, the model's colours" in " ".join(other.stdout.split())
 
 
 def test_a_stopped_eval_gives_the_scores_so_far_and_exits_130(
