@@ -205,8 +205,9 @@ def test_the_sheet_shows_a_grey_photo_corrected_in_grey_as_correct_writes_it(mod
     corrector = Corrector(model, torch.device("cpu"))
     coloured = explain(corrector, grey).corrected
     assert np.ptp(coloured.astype(int), axis=2).max() > 0  # the model's own output
-    shown = explain(corrector, grey, grey=True).corrected
-    assert (shown == shown[..., :1]).all()
+    explained = explain(corrector, grey, grey=True)  # the model's colours asked for, and none shown
+    shown = explained.corrected
+    assert (shown == shown[..., :1]).all() and explained.keep_colour  # the caption says the photo's
     luma = corrector.correct(grey).image @ np.asarray([0.299, 0.587, 0.114], np.float32)
     assert np.array_equal(shown[..., 0], quantise(luma, 8))
 

@@ -58,7 +58,7 @@ def explain(
         mask=mask_overlay(photo, result.mask, legend=False),
         features=feature_figure(features),
         strength=result.strength,
-        keep_colour=corrector.keep_colour,
+        keep_colour=corrector.keep_colour or grey,  # a grey photo's correction is in its colours: grey
         errors=errors,
     )
 
