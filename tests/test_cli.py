@@ -1610,7 +1610,10 @@ def test_calibrate_fits_on_real_pairs(tmp_path: Path, env: dict[str, str], model
     result = run([*arguments, "--model", str(model_file), "--size", "64", "--json"], env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["about"] == f"4 image pairs of {inputs} and {targets} at up to 64 px"
+    assert (
+        report["about"]
+        == f"4 image pairs of {inputs} and {targets} at up to 64 px, corrected in the photos' colours"
+    )
     assert list(report["held_out"]) == ["pairs"] and report["held_out"]["pairs"]["pairs"] == 1
     assert (
         json.loads(calibrated.with_suffix(".json").read_text())["auto_strength"]["about"] == report["about"]
