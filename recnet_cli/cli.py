@@ -804,6 +804,8 @@ def calibrate(
 
     It corrects pairs (made from --photos, or real ones) and fits the share nearest the ground truth.
 
+    It corrects them as correct would: in the photo's colours, or the model's with --model-colour.
+
     The share goes by each photo's exposure; the pairs that train holds out score the fit.
 
     It writes a copy of the model with this calibration in its card: correct and eval use it by default.
@@ -882,6 +884,8 @@ def evaluate(
 ) -> None:
     """Score a model on input/ground-truth pairs (PSNR, SSIM), beside the uncorrected input as a baseline.
 
+    Each input is corrected as correct would: at its strength, in the photo's colours or the model's.
+
     A pair that cannot be scored (a damaged file, images of different sizes) gets an error line.
 
     Such a pair is left out of the means, and the command then exits with status 1.
@@ -924,7 +928,7 @@ def evaluate(
             )
         except (ValueError, OSError) as exc:
             raise fail(error_line(exc)) from None
-    report_evaluation(report, len(found), loaded, amount, as_json, keep_colour)
+    report_evaluation(report, len(found), loaded, amount, as_json, corrector.keep_colour)
 
 
 @command()
@@ -949,6 +953,7 @@ def bench(
         ),
     ] = False,
     fused: FusedOpt = False,
+    keep_colour: KeepColourOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Time the model on this machine at a given photo size.
@@ -958,7 +963,15 @@ def bench(
     [dim]Example:[/]  recnet bench --mp 24 --device cuda --precision fp16
     """
     (corrector,), loaded = open_models(
-        model, device, precision, tile, quiet=True, compiled=compiled, one_device=True, fused=fused
+        model,
+        device,
+        precision,
+        tile,
+        quiet=True,
+        compiled=compiled,
+        one_device=True,
+        fused=fused,
+        keep_colour=keep_colour,
     )
     from recnet_cli.devices import describe_peak_memory
     from recnet_cli.engine import PhotoRunError, time_correction

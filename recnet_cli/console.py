@@ -454,7 +454,8 @@ def print_scores(report: EvalReport, model: str, amount: float | str, keep_colou
     its title names a setting other than the defaults (a strength given, the model's colours)."""
     count = len(report.scores)
     title = f"{model} on {counted(count, 'pair')}" + (f", strength {amount:g}" if amount != "auto" else "")
-    title += "" if keep_colour else ", the model's colours"
+    if not keep_colour:
+        title += ", the model's colours"
     table = Table(title=escape(title), show_footer=True)
     table.add_column("image", footer="mean")
     for name, mean in (

@@ -341,9 +341,9 @@ class Corrector:
         return self.start(rgb, progress).result()
 
     def start(self, rgb: np.ndarray, progress: Progress | None = None) -> PendingCorrection:
-        """Runs the model on ``rgb``; the host's share of the work (copying back, the strength, the blend)
-        waits in the returned ``PendingCorrection``, for another thread while this one goes on (on a GPU,
-        to queue the next photo). Raises as ``correct`` does."""
+        """Runs the model on ``rgb``; the host's share of the work (copying back, the strength, the colours,
+        the blend) waits in the returned ``PendingCorrection``, for another thread while this one goes on (on
+        a GPU, to queue the next photo). Raises as ``correct`` does."""
         try:
             return self._start(rgb, progress)
         except (MemoryError, RuntimeError) as error:
@@ -530,7 +530,8 @@ class PendingCorrection:
     spilled: Spill | None = None  # the full-size maps that went to files, where memory could not hold them
 
     def result(self) -> Correction:
-        """The correction: the model's output, at the strength the photo gets. Out of host memory raises
+        """The correction: the model's output (its lightness in the photo's colours, with ``keep_colour``),
+        at the strength the photo gets. Out of host memory raises
         PhotoOutOfMemoryError (a smaller tile would not help: the model has run)."""
         if self.copied is not None:
             self.copied.synchronize()
@@ -538,6 +539,7 @@ class PendingCorrection:
             full, mask = to_numpy(self.output), to_numpy(self.mask)
             if np.isnan(full.min()) or np.isnan(mask.min()):  # min() passes NaN on, in one pass, no copy
                 raise self.corrector.not_a_number()
+            # predicted from the lightness alone (``exposure_features``), which ``lightness_only`` keeps
             strength = self.corrector.strength_for(self.rgb, full)
             if self.corrector.keep_colour:  # before the blend: strength 0 is the photo as it is
                 full = lightness_only(self.rgb, full)

@@ -22,7 +22,7 @@ def report_evaluation(
     loaded: LoadedModel,
     amount: float | str,
     as_json: bool,
-    keep_colour: bool = False,
+    keep_colour: bool,
 ) -> None:
     """Says the scores of ``pairs`` pairs; exits 130 when stopped (after the scores so far) and 1 when a pair
     could not be scored."""

@@ -32,7 +32,8 @@ from recnet_cli.train.pairs import ImagePair
 
 @dataclass(frozen=True)
 class ImageScore:
-    """Scores of one pair: the model's output and the input itself, both against the ground truth."""
+    """Scores of one pair: the correction (as ``recnet correct`` gives it) and the input itself, both against
+    the ground truth."""
 
     input: Path
     target: Path

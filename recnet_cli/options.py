@@ -238,9 +238,9 @@ KeepColourOpt = Annotated[
     bool,
     flag(
         "--keep-colour/--model-colour",
-        help="--keep-colour (the default): take only the lightness from the model and keep each pixel's "
-        "hue and saturation from the photo (no colour cast; what is clipped to white stays neutral). "
-        "--model-colour: the model's output as it is, colours included.",
+        help="--keep-colour: take only the lightness from the model and keep each pixel's hue and "
+        "saturation from the photo (no colour cast; blown highlights stay white). --model-colour: the "
+        "model's output as it is, colours included.",
     ),
 ]
 RecursiveOpt = Annotated[

@@ -110,7 +110,7 @@ def open_models(
     compiled: bool = False,
     one_device: bool = False,
     fused: bool = False,
-    keep_colour: bool = False,
+    keep_colour: bool = True,
 ) -> tuple[list[Corrector], LoadedModel]:
     """Loads the model onto each chosen device (``one_device``: refuses a list), with its strength
     calibration for ``strength`` auto, or exits with a one-line error."""
@@ -162,7 +162,7 @@ class ModelChoice:
     tile: str
     strength: float | str = 1.0
     fused: bool = False
-    keep_colour: bool = False
+    keep_colour: bool = True  # the photo's colours, as the commands default to
 
     def refuse_setup_problems(self) -> None:
         """``refuse_setup_problems`` of these options."""

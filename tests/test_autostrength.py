@@ -356,8 +356,8 @@ def test_data_too_small_to_hold_one_out_says_what_it_needs_and_found(tmp_path: P
 
 
 def test_calibrating_scores_the_full_correction_in_the_colours_the_corrector_gives_it() -> None:
-    # correct applies the strength to the model's lightness in the photo's colours by default, and calibrate
-    # fitted it on the model's own colours, whatever the user asked for
+    # correct applies the strength to the model's lightness in the photo's colours by default; calibrate
+    # fitted it on the model's own colours, whatever the user asked for, until it took the colours too
     truth = scene(4, (40, 56))
     photo = truth * 0.5
     pairs = [ValidationPair("p", *(torch.from_numpy(image).permute(2, 0, 1) for image in (photo, truth)))]

@@ -1394,7 +1394,7 @@ GIB = 2**30
         (1, 24, 22 * GIB, 4),
         (1, 35, 22 * GIB, 2),
         (1, 100, 22 * GIB, 1),
-        (2, 16, 22 * GIB, 3),
+        (2, 18, 22 * GIB, 2),
     ],
 )
 def test_gpu_lanes_read_ahead_less_where_the_largest_photo_would_overfill_host_memory(

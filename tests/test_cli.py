@@ -1393,6 +1393,32 @@ def test_correct_writes_the_corrections_lightness_in_the_photos_colours_unless_m
     assert lightness.max() <= 2  # the model's lightness (each output rounded to 8 bits)
 
 
+def test_eval_and_explain_correct_in_the_colours_correct_writes(tmp_path: Path, model_file: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    make_photo(photos / "shot.png", size=(64, 48))
+    pictures = {}
+    for colours in ("--keep-colour", "--model-colour", None):
+        options = ["--model", str(model_file), *([colours] if colours else [])]
+        full = [*options, "--strength", "1"]  # what explain shows
+        out = tmp_path / f"{colours}"
+        commands = {
+            "correct": ["correct", str(photos / "shot.png"), "-o", str(out / "correct.png"), *full],
+            "eval": ["eval", "--inputs", str(photos), "--targets", str(photos), "--save", str(out), *full],
+            "explain": ["explain", str(photos / "shot.png"), "-o", str(out / "explain.png"), *options],
+        }
+        for command in commands.values():
+            result = CliRunner().invoke(app, command)
+            assert result.exit_code == 0, result.output
+        pictures[colours] = {name: read_rgb(out / f"{name}.png") for name in ("correct", "shot", "explain")}
+    for colours in ("--keep-colour", "--model-colour"):
+        assert np.array_equal(pictures[colours]["shot"], pictures[colours]["correct"])  # eval saved that
+    kept, model_colours, default = pictures["--keep-colour"], pictures["--model-colour"], pictures[None]
+    assert not np.array_equal(kept["correct"], model_colours["correct"])  # the untrained model's colours
+    assert not np.array_equal(kept["explain"], model_colours["explain"])
+    assert all(np.array_equal(default[name], kept[name]) for name in kept)  # the default keeps the colours
+
+
 @pytest.mark.parametrize("strength", ["1.5", "-0.1", "half", "nan"])
 def test_a_strength_that_is_not_auto_or_zero_to_one_is_refused(
     tmp_path: Path, env: dict[str, str], model_file: Path, strength: str
@@ -2464,8 +2490,12 @@ def test_eval_json_lists_the_failures_when_no_pair_could_be_scored(
         make_photo(folder / "tiny.png", size=(24, 16))  # large enough now
     one = run(["eval", *pairs], env)
     assert one.returncode == 0 and one.stdout.splitlines()[0].strip() == f"{model_file} on 1 pair", one.stdout
-    other = run(["eval", *pairs, "--strength", "0.5", "--model-colour"], env)  # the title says so
-    assert f"{model_file} on 1 pair, strength 0.5, the model's colours" in " ".join(other.stdout.split())
+    for options, title in (  # the title names what is not the default
+        (["--strength", "0.5"], f"{model_file} on 1 pair, strength 0.5"),
+        (["--model-colour"], f"{model_file} on 1 pair, the model's colours"),
+    ):
+        other = run(["eval", *pairs, *options], env)
+        assert other.stdout.splitlines()[0].strip() == title, other.stdout
 
 
 def test_a_stopped_eval_gives_the_scores_so_far_and_exits_130(

@@ -81,9 +81,9 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
     partial = builder.write(summary, "model", "cpu", strength=0.5).read_text(encoding="utf-8")
     assert "strength 0.5 (part of the correction)" in partial
     automatic = builder.write(summary, "model", "cpu", strength="auto").read_text(encoding="utf-8")
-    kept = builder.write(summary, "model", "cpu", keep_colour=True).read_text(encoding="utf-8")
-    assert "full correction, the photos' own colours;" in kept and "--model-colour" not in kept
-    assert "full correction, the model's colours (--model-colour)" in page
+    model_colours = builder.write(summary, "model", "cpu", keep_colour=False).read_text(encoding="utf-8")
+    assert "full correction, the photos' own colours;" in page and "--model-colour" not in page
+    assert "full correction, the model's colours (--model-colour)" in model_colours
     assert "strength chosen photo by photo" in automatic
     assert "not run" not in page
     summary.outcomes.append(Outcome(Job(tmp_path / "c.jpg", out / "c.jpg"), "not run", "the batch stopped"))
@@ -133,6 +133,8 @@ def test_a_run_that_goes_on_with_skip_existing_reports_the_photos_an_earlier_run
     ]
     assert notes[0][1] == "strength 0.7, the photo's colours, corrected by another run"
     assert notes[1][1].startswith("strength 0.3, the model's colours, corrected in ")  # each card says
+    summary = "strength 0.3 (part of the correction), the model's colours (--model-colour)"  # this run's
+    assert summary in (out / REPORT_NAME).read_text("utf-8")
 
     (out / PREVIEW_FOLDER / "one.png-after.jpg").unlink()  # a card whose previews are gone is left out
     (out / "two.png").unlink()
@@ -548,3 +550,29 @@ def test_each_card_says_whose_colours_its_photo_got(tmp_path: Path) -> None:
     assert notes["model.jpg"].startswith("strength 1, the model's colours, ")
     assert notes["older.jpg"].startswith("strength 1, the model's colours, ")  # what runs wrote before
     assert notes.keys() == {"photo.jpg", "model.jpg", "older.jpg"}
+
+
+def test_a_grey_photo_s_card_shows_it_grey_as_it_is_written(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    # the model's colours asked for, the card showed them and said so, while the photo was written grey
+    shots, out = tmp_path / "shots", tmp_path / "out"
+    shots.mkdir()
+    grey = (np.random.default_rng(3).random((48, 64)) * 255).astype(np.uint8)
+    Image.fromarray(grey, "L").save(shots / "grey.png")
+    command = [
+        "correct",
+        str(shots),
+        "-o",
+        str(out),
+        "--report",
+        "--model",
+        str(model_file),
+        "--model-colour",
+    ]
+    result = run(command, env)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(out / "grey.png").mode == "L"
+    assert dict(card_notes(out / REPORT_NAME))["grey.png"].startswith("strength 1, the photo's colours, ")
+    after = np.asarray(Image.open(out / PREVIEW_FOLDER / "grey.png-after.jpg").convert("RGB"), dtype=int)
+    assert np.ptp(after, axis=2).max() <= 2  # grey, but for the JPEG preview's rounding

@@ -188,8 +188,8 @@ def test_the_sheet_says_how_much_of_the_correction_it_shows(model: RECNet) -> No
     photo = np.random.default_rng(6).random((40, 56, 3), dtype=np.float32)
     half = explain(Corrector(model, torch.device("cpu"), strength=0.5), photo)
     assert half.strength == 0.5
-    assert strength_caption(half.strength) == "strength 0.5 of the correction, the model's colours"
-    assert strength_caption(1.0) == "the full correction (strength 1), the model's colours"
+    assert strength_caption(half.strength, False) == "strength 0.5 of the correction, the model's colours"
+    assert strength_caption(1.0, False) == "the full correction (strength 1), the model's colours"
     kept = explain(Corrector(model, torch.device("cpu"), keep_colour=True), photo)
     assert kept.keep_colour and not half.keep_colour
     assert (

@@ -81,7 +81,7 @@ class Card:
     after_stats: ExposureStats
     strength: float  # the share of the model's correction the photo got
     stamp: list[int]  # the output's size and modification time (ns) when the card was made
-    keep_colour: bool = False  # in the photo's colours (--keep-colour); a card from before it was the model's
+    keep_colour: bool = False  # in the photo's colours; cards written before this field were in the model's
 
     @property
     def previews(self) -> tuple[str, str, str]:
@@ -243,7 +243,7 @@ class ReportBuilder:
         device: str,
         strength: float | str = 1.0,
         shard: str | None = None,
-        keep_colour: bool = False,
+        keep_colour: bool = True,
     ) -> Path:
         """Writes the report of a finished (or interrupted) batch, or of its part ``shard``, and returns
         its path. Runs that write one report take turns, each reading the cards anew: the last shard of a
@@ -268,7 +268,7 @@ class ReportBuilder:
         device: str,
         strength: float | str,
         shard: str | None,
-        keep_colour: bool = False,
+        keep_colour: bool = True,
     ) -> str:
         """The page of every card in the folder (see ``write``), saying which photos this run corrected
         and which of the batch have no card."""
@@ -396,7 +396,7 @@ def render_report(
     device: str,
     strength: float | str = 1.0,
     shard: str | None = None,
-    keep_colour: bool = False,
+    keep_colour: bool = True,
 ) -> str:
     """The whole HTML page: this run's summary, the ``articles`` of the photos in the folder, and the
     outputs of the batch that have none (``missing``)."""
@@ -419,7 +419,7 @@ def render_summary(
     device: str,
     strength: float | str,
     shard: str | None = None,
-    keep_colour: bool = False,
+    keep_colour: bool = True,
 ) -> str:
     counts = (
         f"<strong>{summary.count('done')}</strong> corrected, <strong>{summary.count('skipped')}</strong> "

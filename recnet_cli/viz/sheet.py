@@ -35,7 +35,7 @@ class Explained:
     features: np.ndarray
     errors: np.ndarray | None = None
     strength: float = 1.0  # the share of the model's correction in ``corrected``
-    keep_colour: bool = False  # ``corrected`` is the correction's lightness in the photo's colours
+    keep_colour: bool = True  # ``corrected`` is the correction's lightness in the photo's colours
 
 
 def explain(
@@ -84,7 +84,7 @@ def contact_sheet(explained: Explained, title: str, subtitle: str) -> np.ndarray
     return draw.border(draw.vstack(sections, 10), 16)
 
 
-def strength_caption(strength: float, keep_colour: bool = False) -> str:
+def strength_caption(strength: float, keep_colour: bool) -> str:
     """How much of the correction the sheet shows, and whose colours: the photo's or the model's."""
     amount = (
         "the full correction (strength 1)" if strength == 1 else f"strength {strength:g} of the correction"
