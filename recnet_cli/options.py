@@ -239,7 +239,7 @@ KeepColourOpt = Annotated[
     flag(
         "--keep-colour/--model-colour",
         help="--keep-colour: take only the lightness from the model and keep each pixel's hue and "
-        "saturation from the photo (no colour cast; blown highlights stay white). --model-colour: the "
+        "saturation from the photo (no colour cast; blown highlights stay neutral). --model-colour: the "
         "model's output as it is, colours included.",
     ),
 ]

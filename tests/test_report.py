@@ -82,7 +82,7 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
     assert "strength 0.5 (part of the correction)" in partial
     automatic = builder.write(summary, "model", "cpu", strength="auto").read_text(encoding="utf-8")
     model_colours = builder.write(summary, "model", "cpu", keep_colour=False).read_text(encoding="utf-8")
-    assert "full correction, the photos' own colours;" in page and "--model-colour" not in page
+    assert "full correction, the photos' own colours." in page and "--model-colour" not in page
     assert "full correction, the model's colours (--model-colour)" in model_colours
     assert "strength chosen photo by photo" in automatic
     assert "not run" not in page
@@ -153,7 +153,7 @@ def test_the_page_names_the_model_as_people_read_it_and_json_as_model_takes_it(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["model"] == "mine"
     page = (out / REPORT_NAME).read_text("utf-8")
-    assert "Model <code>mine (bundled)</code>" in page
+    assert "used model <code>mine (bundled)</code>" in page
     # --strength auto of a model without a calibration: the full correction, as each card and the note say
     assert "full correction" in page and "chosen photo by photo" not in page
 

@@ -437,8 +437,9 @@ def render_summary(
     return (
         f"<p>{run}: {counts} in {summary.seconds:.1f} s. The page shows every photo corrected into this "
         f"folder with --report, by this run or another (an earlier one, or another shard).</p>"
-        f"<p class=muted>Model <code>{html.escape(model)}</code> on <code>{html.escape(device)}</code>, "
-        f"{amount}; report written {when}.</p>"
+        f"<p class=muted>{run} used model <code>{html.escape(model)}</code> on "
+        f"<code>{html.escape(device)}</code>, {amount}. Each card says how its own photo was corrected. "
+        f"Report written {when}.</p>"
     )
 
 
