@@ -149,6 +149,24 @@ class UsageErrorsSayWhat:
         return rest
 
 
+# Options a command also takes spelt the American way; help shows the British names alone
+AMERICAN_SPELLINGS = {"--keep-color": "--keep-colour", "--model-color": "--model-colour"}
+
+
+class AmericanSpellings:
+    """Takes ``--keep-color`` and ``--model-color`` for ``--keep-colour`` and ``--model-colour``, in the
+    commands that have them, before ``--`` (after it, a name is a file's)."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        names = {name for param in self.params for name in param.opts + param.secondary_opts}  # type: ignore[attr-defined]
+        end = args.index("--") if "--" in args else len(args)
+        british = [
+            AMERICAN_SPELLINGS[arg] if at < end and AMERICAN_SPELLINGS.get(arg) in names else arg
+            for at, arg in enumerate(args)
+        ]
+        return super().parse_args(ctx, british)  # type: ignore[misc]
+
+
 class PlainHelpFlag:
     """Shows -h/--help like recnet's other flags, with no value type (Typer 0.29 prints <bool> beside it)."""
 
@@ -191,7 +209,7 @@ class PlainArgument(TyperArgument):
         return [name if self.required else f"[{name}]"]
 
 
-class RecnetCommand(UsageErrorsSayWhat, PlainHelpFlag, TyperCommand):
+class RecnetCommand(AmericanSpellings, UsageErrorsSayWhat, PlainHelpFlag, TyperCommand):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:

@@ -86,6 +86,18 @@ def test_every_option_is_explained_and_flags_take_no_value() -> None:
                 assert not param.secondary_opts or paired, param.secondary_opts
 
 
+def test_the_colour_options_take_their_american_spellings_too(tmp_path: Path) -> None:
+    source = make_photo(tmp_path / "shot.png")
+    for option, keep_colour in (("--keep-color", True), ("--model-color", False), ("--model-colour", False)):
+        result = CliRunner().invoke(app, ["correct", str(source), "--dry-run", "--json", option])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["keep_colour"] is keep_colour
+    as_file = CliRunner().invoke(app, ["correct", "--dry-run", "--", "--model-color"])  # a file's name there
+    assert (as_file.exit_code, as_file.stderr) == (1, "error: --model-color: no such file or folder\n")
+    elsewhere = CliRunner().invoke(app, ["mask", str(source), "--model-color"])  # mask has no such option
+    assert elsewhere.exit_code == 2 and "no such option: --model-color" in elsewhere.stderr
+
+
 def test_options_whose_value_name_is_their_own_name_declare_it() -> None:
     """typer 0.27.0-0.27.2 named such an option after its metavar (--DEVICE), so `--device` was refused."""
     from typer.models import OptionInfo
