@@ -158,7 +158,7 @@ class AmericanSpellings:
     commands that have them, before ``--`` (after it, a name is a file's)."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        names = {name for param in self.params for name in param.opts + param.secondary_opts}  # type: ignore[attr-defined]
+        names = {name for param in ctx.command.params for name in param.opts + param.secondary_opts}
         end = args.index("--") if "--" in args else len(args)
         british = [
             AMERICAN_SPELLINGS[arg] if at < end and AMERICAN_SPELLINGS.get(arg) in names else arg
