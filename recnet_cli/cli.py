@@ -956,9 +956,11 @@ def bench(
     keep_colour: KeepColourOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Time the model on this machine at a given photo size.
+    """Time a correction on this machine at a given photo size, as correct makes it.
 
     The photo is 4:3 random pixels; times include copying it to and from the device.
+
+    They include the colour transfer on the CPU; --model-colour times the model alone.
 
     [dim]Example:[/]  recnet bench --mp 24 --device cuda --precision fp16
     """
