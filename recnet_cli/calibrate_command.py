@@ -101,8 +101,9 @@ def report_calibration(
 
     if as_json:
         report = {"model": loaded.reference, "output": str(output), "interrupted": False}
-        report |= {"about": calibration.about}
-        typer.echo(json.dumps(report | {"held_out": rounded_scores(scores)}, indent=2))
+        typer.echo(
+            json.dumps(report | {"about": calibration.about, "held_out": rounded_scores(scores)}, indent=2)
+        )
     elif not quiet:
         console.print_held_out_scores(scores)
     if not quiet and (note := data.few_pairs_note()):
