@@ -375,7 +375,8 @@ class TrainingProgress:
     def __call__(self, report: TrainingReport) -> None:
         statuses = training_statuses(report)
         task = self.progress.tasks[0]
-        times = TimeElapsedColumn().render(task).cell_len + Eta().render(task).cell_len  # "41:00:00" too
+        timers = (column for column in self.progress.columns if isinstance(column, (TimeElapsedColumn, Eta)))
+        times = sum(column.render(task).cell_len for column in timers)  # "41:00:00" too
         room = err.width - _TRAINING_BAR_FIXED - times - 2 * len(str(report.steps)) - 1
         status = next((text for text in statuses if len(text) + _LEAST_BAR <= room), statuses[-1])
         self.bar.bar_width = max(_LEAST_BAR, min(_WIDEST_BAR, room - len(status)))
