@@ -2,7 +2,8 @@
 
 Makes N JPEGs of the chosen size (the example photos, enlarged), then measures, in images per second:
 - codec: decoding each photo and encoding and writing the result, with metadata, one after another
-  (the command's writer threads also finish each correction: its colours, strength and blend);
+  (the command's writer threads also finish each correction: its strength and blend, and on a CPU or
+  for a photo in tiles its colours);
 - host: the command's host side alone, as a GPU lane runs it on this machine: decoding, finishing each
   correction and writing it, several photos at once in threads, with no model (how fast a GPU batch
   could go here if the GPU took no time); on a GPU, also with a compute step that only waits the
@@ -91,18 +92,21 @@ def host_corrector() -> Corrector:
 
 def stand_in_correction(corrector: Corrector, photo: Photo) -> PendingCorrection:
     """A correction of ``photo`` with the photo standing in for the model's output (and its green channel
-    for the mask): finishing it is the host's same work. The photo is copied, as a GPU lane's compute thread
-    copies each photo into pinned memory."""
+    for the mask), in the photo's colours already, as a GPU puts a whole image in them before the copy back:
+    finishing it is the host's same work. The photo is copied, as a GPU lane's compute thread copies each
+    photo into pinned memory."""
     pixels = torch.from_numpy(photo.pixels.copy())
-    return PendingCorrection(corrector, photo.pixels, pixels, pixels[..., 1].contiguous())
+    return PendingCorrection(
+        corrector, photo.pixels, pixels, pixels[..., 1].contiguous(), colour_kept_on_device=True
+    )
 
 
 def host_seconds(paths: list[Path], scratch: Path, depth: int, model_wait: float = 0.0) -> float:
-    """The command's host side alone, as a GPU lane runs it: ``depth`` photos read ahead and written
-    behind in threads, each correction finished (its colours, its strength under ``--strength auto``, the
-    blend) and written as the command does. Each photo stands in for its model output: the host's work is
-    the same. With ``model_wait`` the compute step first waits that many seconds with the GIL let go, as
-    the compute thread waits for a GPU's forward, but for launching it."""
+    """The command's host side alone, as a GPU lane runs it on whole images: ``depth`` photos read ahead and
+    written behind in threads, each correction finished (its strength under ``--strength auto``, the blend;
+    its colours came from the GPU) and written as the command does. Each photo stands in for its model
+    output: the host's work is the same. With ``model_wait`` the compute step first waits that many seconds
+    with the GIL let go, as the compute thread waits for a GPU's forward, but for launching it."""
     corrector = host_corrector()
 
     def compute(job: Job, photo: Photo) -> PendingCorrection:

@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from recnet_cli import device_pixels
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.devices import (
     DeviceError,
@@ -234,7 +235,8 @@ class Corrector:
     predicts for each photo, or 1 without one); the mask is the model's either way. ``compiled``: run the
     whole-image path through ``torch.compile`` (see ``CompiledForward``).
     ``fused``: run the blocks through fused Triton kernels (CUDA; see ``recnet_cli.model.triton_stages``).
-    ``keep_colour``: the correction's lightness in the photo's colours (``lightness_only``; --keep-colour).
+    ``keep_colour``: the correction's lightness in the photo's colours (``lightness_only``; --keep-colour),
+    given on a GPU to a whole image (``device_pixels.lightness_only``), else on the host.
     """
 
     def __init__(
@@ -341,9 +343,10 @@ class Corrector:
         return self.start(rgb, progress).result()
 
     def start(self, rgb: np.ndarray, progress: Progress | None = None) -> PendingCorrection:
-        """Runs the model on ``rgb``; the host's share of the work (copying back, the strength, the colours,
-        the blend) waits in the returned ``PendingCorrection``, for another thread while this one goes on (on
-        a GPU, to queue the next photo). Raises as ``correct`` does."""
+        """Runs the model on ``rgb``; the host's share of the work (copying back, the strength, the colours
+        where the device did not give them, the blend) waits in the returned ``PendingCorrection``, for
+        another thread while this one goes on (on a GPU, to queue the next photo). Raises as ``correct``
+        does."""
         try:
             return self._start(rgb, progress)
         except (MemoryError, RuntimeError) as error:
@@ -390,18 +393,20 @@ class Corrector:
         # Triton kernels launch on the current CUDA device, and a batch's lanes may each use another GPU.
         current = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
         with current:
-            spill = None
             if tile:
                 output, mask, spill = self.run_tiled(rgb, tile, progress)
+                photo = None
             else:
-                output, mask = self.whole_image(
-                    self.model, with_border(rgb, self.device).to(dtype=self.dtype)
-                )
+                photo, spill = with_border(rgb, self.device).to(dtype=self.dtype), None
+                output, mask = self.whole_image(self.model, photo)
             rows, cols = slice(EDGE_PAD, EDGE_PAD + height), slice(EDGE_PAD, EDGE_PAD + width)
-            output, mask, copied = on_way_to_host(
-                output[0, :, rows, cols].permute(1, 2, 0), mask[0, 0, rows, cols]
-            )
-        return PendingCorrection(self, rgb, output, mask, copied, spill)
+            output, mask = output[0, :, rows, cols], mask[0, 0, rows, cols]
+            # where the whole photo is on a GPU (on a CPU, OpenCV does it 5x as fast as PyTorch does)
+            colour_kept_on_device = self.keep_colour and photo is not None and photo.device.type != "cpu"
+            if colour_kept_on_device:
+                output = device_pixels.lightness_only(photo[0, :, rows, cols], output)
+            output, mask, copied = on_way_to_host(output.permute(1, 2, 0), mask)
+        return PendingCorrection(self, rgb, output, mask, copied, spill, colour_kept_on_device)
 
     def run_tiled(
         self, rgb: np.ndarray, tile: int, progress: Progress | None
@@ -483,23 +488,8 @@ def with_border(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
         pinned = device.type == "cuda"
         host = torch.empty(pixels.shape, dtype=torch.float32, pin_memory=pinned)
         host.numpy()[...] = pixels
-        bordered = mirror_border(host.to(device, non_blocking=pinned), EDGE_PAD)
+        bordered = device_pixels.mirror_border(host.to(device, non_blocking=pinned), EDGE_PAD)
     return bordered.permute(2, 0, 1)[None]
-
-
-def mirror_border(image: torch.Tensor, border: int) -> torch.Tensor:
-    """(H, W, ...) with a ``border``-pixel mirrored border, the edge pixel repeated, as NumPy's "symmetric"
-    padding does (for any size, even one under ``border``), on the image's device."""
-    rows, cols = (symmetric_indices(size, border, image.device) for size in image.shape[:2])
-    return image.index_select(0, rows).index_select(1, cols)
-
-
-def symmetric_indices(size: int, border: int, device: torch.device) -> torch.Tensor:
-    """The indices that "symmetric" padding reads from a row of ``size``: -1 reads 0, size reads size - 1,
-    folding again where the border is wider than the row. Made on ``device``: copying them there from
-    pageable memory would wait for all the work queued on a GPU (the previous photo's)."""
-    folded = torch.arange(-border, size + border, device=device).remainder(2 * size)
-    return torch.where(folded < size, folded, 2 * size - 1 - folded)
 
 
 def on_way_to_host(
@@ -528,6 +518,7 @@ class PendingCorrection:
     mask: torch.Tensor  # (H, W)
     copied: torch.cuda.Event | None = None  # ends when ``output`` and ``mask`` are in host memory
     spilled: Spill | None = None  # the full-size maps that went to files, where memory could not hold them
+    colour_kept_on_device: bool = False  # ``output`` is in the photo's colours already (``keep_colour``)
 
     def result(self) -> Correction:
         """The correction: the model's output (its lightness in the photo's colours, with ``keep_colour``),
@@ -539,10 +530,10 @@ class PendingCorrection:
             full, mask = to_numpy(self.output), to_numpy(self.mask)
             if np.isnan(full.min()) or np.isnan(mask.min()):  # min() passes NaN on, in one pass, no copy
                 raise self.corrector.not_a_number()
-            # predicted from the lightness alone (``exposure_features``), which ``lightness_only`` keeps
+            if self.corrector.keep_colour and not self.colour_kept_on_device:
+                full = lightness_only(self.rgb, full)  # before the blend: strength 0 is the photo as it is
+            # predicted from the correction in the colours it is written in, as ``recnet calibrate`` fits it
             strength = self.corrector.strength_for(self.rgb, full)
-            if self.corrector.keep_colour:  # before the blend: strength 0 is the photo as it is
-                full = lightness_only(self.rgb, full)
             return Correction(blend(self.rgb, full, strength), mask, strength)
         except MemoryError:
             pass  # raised outside the except block, so the arrays made so far can be freed first

@@ -146,6 +146,16 @@ def test_two_lanes_on_one_gpu_give_the_same_pictures() -> None:
     assert np.array_equal(first, second)
 
 
+def test_keep_colour_on_the_gpu_gives_the_cpu_s_pictures(model: RECNet) -> None:
+    # a whole image is put in the photo's colours on the GPU, before the copy back; tiles on the host
+    rgb = random_image(1, 300, 500)[0].permute(1, 2, 0).numpy()
+    expected = Corrector(copy.deepcopy(model), torch.device("cpu"), keep_colour=True).correct(rgb).image
+    for tile in (0, 256):
+        pending = Corrector(copy.deepcopy(model), CUDA, tile=tile, keep_colour=True).start(rgb)
+        assert pending.colour_kept_on_device == (tile == 0)
+        assert np.abs(pending.result().image - expected).max() <= 1e-4
+
+
 @pytest.mark.filterwarnings("error:The given NumPy array is not writable")  # photos are read-only
 @pytest.mark.parametrize("tile", [0, 256])
 def test_corrections_queued_ahead_and_finished_in_other_threads_are_the_corrections(
@@ -166,11 +176,12 @@ def test_corrections_queued_ahead_and_finished_in_other_threads_are_the_correcti
         assert np.abs(result - wanted).max() <= 1e-5  # a copy read before it landed is far off
 
 
-def test_starting_a_whole_image_correction_never_waits_for_the_gpu(model: RECNet) -> None:
-    # The compute thread must queue a photo's work (upload, border, model, copy back) and return, so it can
-    # queue the next while the GPU runs this one; anything that synchronises (a copy from pageable memory,
-    # .item(), a data-dependent shape) would make the GPU idle while the host queues the next photo.
-    corrector = Corrector(copy.deepcopy(model), CUDA, torch.float32, tile="auto")
+@pytest.mark.parametrize("keep_colour", [False, True])
+def test_starting_a_whole_image_correction_never_waits_for_the_gpu(model: RECNet, keep_colour: bool) -> None:
+    # The compute thread must queue a photo's work (upload, border, model, colours, copy back) and return, so
+    # it can queue the next while the GPU runs this one; anything that synchronises (a copy from pageable
+    # memory, .item(), a data-dependent shape) would make the GPU idle while the host queues the next photo.
+    corrector = Corrector(copy.deepcopy(model), CUDA, torch.float32, tile="auto", keep_colour=keep_colour)
     photo = random_image(1, 300, 500)[0].permute(1, 2, 0).numpy()
     expected = corrector.correct(photo).image  # warm-up: cuFFT plans, cuDNN choices
     torch.cuda.synchronize()

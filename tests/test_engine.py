@@ -20,8 +20,9 @@ import torch
 from conftest import numpy_out_of_memory, torch_out_of_memory
 from random_models import random_image, random_model
 
-from recnet_cli import engine
+from recnet_cli import device_pixels, engine
 from recnet_cli.autostrength import FEATURE_COUNT, StrengthCalibration
+from recnet_cli.device_pixels import mirror_border, mirrored_indices
 from recnet_cli.engine import (
     EDGE_PAD,
     MAP_MEMORY_SHARE,
@@ -30,7 +31,6 @@ from recnet_cli.engine import (
     PhotoOutOfMemoryError,
     TileSetting,
     blend,
-    mirror_border,
     with_border,
 )
 from recnet_cli.imaging.pixels import lightness_only
@@ -196,6 +196,30 @@ def test_the_mirrored_border_is_numpy_s_symmetric_padding(height: int, width: in
     expected = np.pad(rgb, ((EDGE_PAD, EDGE_PAD), (EDGE_PAD, EDGE_PAD), (0, 0)), mode="symmetric")
     assert np.array_equal(mirror_border(torch.from_numpy(rgb), EDGE_PAD).numpy(), expected)
     assert np.array_equal(with_border(rgb, CPU)[0].permute(1, 2, 0).numpy(), expected)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 8, 9, 20])
+def test_mirrored_indices_without_the_edge_repeated_are_numpy_s_reflect_padding(size: int) -> None:
+    row = np.arange(size)
+    expected = np.pad(row, 8, mode="reflect")
+    assert np.array_equal(mirrored_indices(size, 8, CPU, edge_repeated=False).numpy(), expected)
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (2, 3), (7, 5), (17, 40), (61, 47)])
+def test_keep_colour_on_the_device_is_keep_colour_on_the_host(height: int, width: int) -> None:
+    # what the GPU does before the copy back, PyTorch's convolutions standing for OpenCV's Gaussian
+    rng = np.random.default_rng(height * 100 + width)
+    photo = rng.random((height, width, 3), dtype=np.float32)
+    corrected = np.clip(photo * 1.7 + rng.normal(0, 0.1, photo.shape), 0, 1).astype(np.float32)
+    expected = lightness_only(photo, corrected)
+    photo_chw, corrected_chw = (torch.from_numpy(rgb).permute(2, 0, 1) for rgb in (photo, corrected))
+    kept = device_pixels.lightness_only(photo_chw, corrected_chw)
+    assert kept.dtype == torch.float32
+    assert np.abs(kept.permute(1, 2, 0).numpy() - expected).max() <= 1e-6
+    # the photo as a half-precision model saw it
+    half = device_pixels.lightness_only(photo_chw.half(), corrected_chw.half())
+    rounded = (rgb.astype(np.float16).astype(np.float32) for rgb in (photo, corrected))
+    assert np.abs(half.permute(1, 2, 0).numpy() - lightness_only(*rounded)).max() <= 1e-6
 
 
 @pytest.mark.parametrize("tile", [0, 128])

@@ -34,6 +34,7 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 MOST_COLOUR_GAIN = 4.0
 COLOUR_GAIN_FLOOR = 0.02
 COLOUR_SMOOTHING = 2.0
+COLOUR_SMOOTHING_RADIUS = 8  # the Gaussian's reach each side: 4 sigma, as OpenCV takes for float images
 
 
 def lightness_only(photo: np.ndarray, corrected: np.ndarray) -> np.ndarray:
@@ -48,7 +49,8 @@ def lightness_only(photo: np.ndarray, corrected: np.ndarray) -> np.ndarray:
     result = np.subtract(photo, photo_luma, dtype=np.float32, order="C")  # in place from here: one array
     result *= gain  # then smoothed: smoothed first, a dark pixel lifted far would take a bright
     # neighbour's colour, grown 4 times (a grey beside red turned redder than the red)
-    cv2.GaussianBlur(result, (0, 0), COLOUR_SMOOTHING, dst=result)
+    side = 2 * COLOUR_SMOOTHING_RADIUS + 1
+    cv2.GaussianBlur(result, (side, side), COLOUR_SMOOTHING, dst=result)
     result += corrected_luma
     return np.clip(result, 0, 1, out=result)
 
