@@ -21,7 +21,7 @@ from conftest import numpy_out_of_memory, torch_out_of_memory
 from random_models import random_image, random_model
 
 from recnet_cli import device_pixels, engine
-from recnet_cli.autostrength import FEATURE_COUNT, StrengthCalibration
+from recnet_cli.autostrength import FEATURE_COUNT, StrengthCalibration, exposure_features
 from recnet_cli.device_pixels import mirror_border, mirrored_indices
 from recnet_cli.engine import (
     EDGE_PAD,
@@ -90,6 +90,23 @@ def test_keep_colour_puts_the_corrections_lightness_in_the_photos_colours(photo:
     # the photo's lightness in the correction's place, before the strength: strength 0 is the photo
     none = Corrector(model, CPU, strength=0.0, keep_colour=True).correct(photo)
     assert np.array_equal(none.image, photo)
+
+
+def test_auto_strength_is_predicted_from_the_correction_in_the_colours_it_is_written_in(
+    photo: np.ndarray,
+) -> None:
+    # as `recnet calibrate` fits it: on corrections as the command makes them, where the photo's colours
+    # clip a little of the lightness away
+    model = random_model(seed=6)
+    full = Corrector(model, CPU).correct(photo).image
+    kept = lightness_only(photo, full)
+    model_colours, photo_colours = exposure_features(photo, full), exposure_features(photo, kept)
+    # 0.5 from the model's colours; from the photo's, the further the more their statistics differ
+    weights = tuple(np.sign(photo_colours - model_colours))
+    calibration = StrengthCalibration(tuple(model_colours), (1e-3,) * FEATURE_COUNT, weights, 0.0)
+    assert calibration.predict(photo, full) == 0.5 and calibration.predict(photo, kept) > 0.9
+    corrector = Corrector(model, CPU, strength="auto", calibration=calibration, keep_colour=True)
+    assert corrector.correct(photo).strength == calibration.predict(photo, kept)
 
 
 def test_blend_stays_in_range() -> None:
