@@ -81,7 +81,8 @@ check() {
     # The command ran at 1.5x the model's time on 2026-12-04, when Pillow's JPEG encoder held the GIL in the
     # writer threads (OpenCV encodes since): does it keep up now? If not, the traced pipeline's lines say
     # where the time goes (GPU idle between photos, the compute thread, pinned memory's growth). Here, in
-    # case `throughput` gets no machine.
+    # case `throughput` gets no machine. Its model row and the command include the photo's colours, given on
+    # the GPU since 2026-12-06 (untimed there before this).
     part 90 folder python3 benchmarks/bench_folder.py --mp 12 --count 16
     # Last, in what is left of the call's 600 s: they took 89 s on 2026-12-04 and have grown since (more
     # kernel settings to compile), past the 100 s they had when they came first. In this one process (-o
