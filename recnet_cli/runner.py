@@ -347,11 +347,11 @@ def write_report(
     where, and adds it to ``about`` (what --json says); whether it was written. Why not is said in one line;
     a stop (waiting for another shard's page, or reading the cards) marks the batch interrupted, ``planned``
     its count of photos."""
-    from recnet_cli.viz.report import report_files
+    from recnet_cli.viz.report import ReportedRun, report_files
 
     try:
-        setting = corrector.strength_setting
-        path = builder.write(summary, model, about["device"], setting, shard, corrector.keep_colour)
+        run = ReportedRun(model, about["device"], corrector.strength_setting, corrector.keep_colour, shard)
+        path = builder.write(summary, run)
     except PhotoFileError as exc:
         console.error(str(exc))
         return False

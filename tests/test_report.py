@@ -28,10 +28,12 @@ from recnet_cli.viz.report import (
     PREVIEW_FOLDER,
     REPORT_NAME,
     ReportBuilder,
+    ReportedRun,
     exposure_stats,
     report_problem,
 )
 
+RUN = ReportedRun("m", "cpu")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = (1200, 900)
 
@@ -69,7 +71,7 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
             Outcome(Job(tmp_path / "bad.jpg", out / "bad.jpg"), "failed", "<script>alert(1)</script>"),
         ]
     )
-    page = builder.write(summary, "model <x>", "cpu").read_text(encoding="utf-8")
+    page = builder.write(summary, ReportedRun("model <x>", "cpu")).read_text(encoding="utf-8")
     assert "full correction" in page and "strength 0.42, the photo's colours, corrected in 0.50 s" in page
     assert (out / PREVIEW_FOLDER / "sub" / f"{source.name}-card.json").is_file()
     assert "a &lt;b&gt;&amp;&#x27;q.jpg" in page and "<b>" not in page
@@ -78,16 +80,20 @@ def test_report_escapes_names_and_links_its_previews_relatively(tmp_path: Path) 
     assert len(links) == 4 and not any(str(tmp_path) in link or link.startswith("/") for link in links)
     for kind in ("before", "after", "mask"):
         assert (out / PREVIEW_FOLDER / "sub" / f"{source.name}-{kind}.jpg").is_file()
-    partial = builder.write(summary, "model", "cpu", strength=0.5).read_text(encoding="utf-8")
+    partial = builder.write(summary, ReportedRun("model", "cpu", strength=0.5)).read_text(encoding="utf-8")
     assert "strength 0.5 (part of the correction)" in partial
-    automatic = builder.write(summary, "model", "cpu", strength="auto").read_text(encoding="utf-8")
-    model_colours = builder.write(summary, "model", "cpu", keep_colour=False).read_text(encoding="utf-8")
+    automatic = builder.write(summary, ReportedRun("model", "cpu", strength="auto")).read_text(
+        encoding="utf-8"
+    )
+    model_colours = builder.write(summary, ReportedRun("model", "cpu", keep_colour=False)).read_text(
+        encoding="utf-8"
+    )
     assert "full correction, the photos' own colours." in page and "--model-colour" not in page
     assert "full correction, the model's colours (--model-colour)" in model_colours
     assert "strength chosen photo by photo" in automatic
     assert "not run" not in page
     summary.outcomes.append(Outcome(Job(tmp_path / "c.jpg", out / "c.jpg"), "not run", "the batch stopped"))
-    stopped = builder.write(summary, "model", "cpu").read_text(encoding="utf-8")
+    stopped = builder.write(summary, ReportedRun("model", "cpu")).read_text(encoding="utf-8")
     assert "<strong>1</strong> not run (the batch stopped)" in stopped
 
 
@@ -202,7 +208,7 @@ def test_runs_that_write_one_report_take_turns(tmp_path: Path) -> None:
     (out / PREVIEW_FOLDER / LOCK_NAME).touch()
     with open(out / PREVIEW_FOLDER / LOCK_NAME) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another shard is writing the page
-        waiting = threading.Thread(target=first.write, args=(Summary([Outcome(jobs[0], "done")]), "m", "cpu"))
+        waiting = threading.Thread(target=first.write, args=(Summary([Outcome(jobs[0], "done")]), RUN))
         waiting.start()
         waiting.join(0.5)
         assert waiting.is_alive() and not (out / REPORT_NAME).exists()
@@ -271,7 +277,7 @@ def test_an_earlier_card_is_shown_only_while_it_is_whole_and_its_output_unchange
     cards["d.jpg"].write_text(json.dumps(card).replace('"strength": 0.5', '"strength": 1' + "0" * 400))
     written(out / "a.jpg", b"written again since, without a report")
     later = ReportBuilder(out, [job.target for job in jobs])
-    later.write(Summary([Outcome(job, "skipped", "output exists") for job in jobs]), "m", "cpu")
+    later.write(Summary([Outcome(job, "skipped", "output exists") for job in jobs]), RUN)
     assert list(later.stored_cards()) == [long_name]
     assert cards["a.jpg"].is_file()  # its output is there: the card is replaced when it is reported again
     assert [unquote(name) for name, _ in card_notes(out / REPORT_NAME)] == [long_name]
@@ -288,7 +294,7 @@ def test_a_photo_this_run_failed_on_keeps_its_earlier_card_marked_as_not_this_ru
     summary = Summary(
         [Outcome(jobs["kept.jpg"], "done", seconds=0.5), Outcome(jobs["failed.jpg"], "failed", "corrupt")]
     )
-    notes = dict(card_notes(builder.write(summary, "m", "cpu")))
+    notes = dict(card_notes(builder.write(summary, RUN)))
     assert notes["kept.jpg"].startswith("strength 1, the photo's colours, corrected in ")
     assert notes["failed.jpg"] == f"strength 1, the photo's colours, {FAILED_THIS_RUN}"
     assert "earlier" in FAILED_THIS_RUN and "failed" in FAILED_THIS_RUN
@@ -364,7 +370,7 @@ def test_report_links_and_shows_a_name_that_is_not_utf_8(tmp_path: Path) -> None
     photo = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
     card = builder.previews(target, photo, photo, np.zeros((20, 30, 3), np.uint8))
     builder.add(written(target), card)
-    page = builder.write(Summary(outcomes=[Outcome(Job(source, target), "done")]), "m", "cpu").read_bytes()
+    page = builder.write(Summary(outcomes=[Outcome(Job(source, target), "done")]), RUN).read_bytes()
     assert b'href="x%FF.jpg"' in page and b">x?.jpg<" in page
 
 
@@ -384,15 +390,15 @@ def test_a_report_goes_only_where_it_replaces_nothing_of_the_user_s_even_with_ov
         "move it, or choose another -o"
     )
     with pytest.raises(ImageWriteError):  # not even --overwrite replaces it
-        ReportBuilder(tmp_path).write(Summary(), "m", "cpu")
+        ReportBuilder(tmp_path).write(Summary(), RUN)
     (tmp_path / REPORT_NAME).unlink()
-    ReportBuilder(tmp_path).write(Summary(), "m", "cpu")
+    ReportBuilder(tmp_path).write(Summary(), RUN)
     assert report_problem(tmp_path) is None  # recnet's own is replaced on each run
-    ReportBuilder(tmp_path).write(Summary(), "m", "cpu")
+    ReportBuilder(tmp_path).write(Summary(), RUN)
     # A page of the user's saved there while the batch ran (after report_problem) is kept as well.
     (tmp_path / REPORT_NAME).write_text("<html>my own page</html>")
     with pytest.raises(ImageWriteError) as raised:
-        ReportBuilder(tmp_path).write(Summary(), "m", "cpu")
+        ReportBuilder(tmp_path).write(Summary(), RUN)
     assert str(raised.value) == f"{tmp_path / REPORT_NAME}: {NOT_A_REPORT}"
     assert (tmp_path / REPORT_NAME).read_text() == "<html>my own page</html>"
 
@@ -427,7 +433,7 @@ def test_a_report_edited_or_copied_since_recnet_wrote_it_is_kept_as_outputs_are(
 
 def test_a_report_of_no_photos_makes_its_folder(tmp_path: Path) -> None:
     # A shard with no photos (a SLURM array with more tasks than photos) corrects none, and makes no folder.
-    page = ReportBuilder(tmp_path / "out" / "shard-9").write(Summary(), "m", "cpu")
+    page = ReportBuilder(tmp_path / "out" / "shard-9").write(Summary(), RUN)
     assert page == tmp_path / "out" / "shard-9" / REPORT_NAME
     assert "No photo in this folder was corrected with --report yet." in page.read_text("utf-8")
 
@@ -545,7 +551,7 @@ def test_each_card_says_whose_colours_its_photo_got(tmp_path: Path) -> None:
     summary = Summary(
         [Outcome(Job(tmp_path / name, out / name), "skipped", "output exists") for name in names]
     )
-    notes = dict(card_notes(ReportBuilder(out, [out / name for name in names]).write(summary, "m", "cpu")))
+    notes = dict(card_notes(ReportBuilder(out, [out / name for name in names]).write(summary, RUN)))
     assert notes["photo.jpg"].startswith("strength 1, the photo's colours, ")
     assert notes["model.jpg"].startswith("strength 1, the model's colours, ")
     assert notes["older.jpg"].startswith("strength 1, the model's colours, ")  # what runs wrote before

@@ -69,6 +69,18 @@ def exposure_stats(rgb: np.ndarray) -> ExposureStats:
     )
 
 
+@dataclass(frozen=True)
+class ReportedRun:
+    """How a run corrected its photos, as its report's summary says it: the model as people read it, the
+    device, the strength every photo got (or "auto"), their colours, and the run's shard of the batch."""
+
+    model: str
+    device: str
+    strength: float | str = 1.0
+    keep_colour: bool = True
+    shard: str | None = None  # None: the whole batch
+
+
 @dataclass
 class Card:
     """One corrected photo in the report; paths are relative to the report's folder."""
@@ -236,40 +248,24 @@ class ReportBuilder:
         cards.sort(key=lambda card: (self.order.get(card.output, len(self.order)), card.output))
         return {card.output: card for card in cards}
 
-    def write(
-        self,
-        summary: Summary,
-        model: str,
-        device: str,
-        strength: float | str = 1.0,
-        shard: str | None = None,
-        keep_colour: bool = True,
-    ) -> Path:
-        """Writes the report of a finished (or interrupted) batch, or of its part ``shard``, and returns
-        its path. Runs that write one report take turns, each reading the cards anew: the last shard of a
-        batch to finish writes the page with every shard's photos. A page there that recnet did not write
-        (saved while the batch ran) is kept: ImageWriteError."""
+    def write(self, summary: Summary, run: ReportedRun) -> Path:
+        """Writes the report of a finished (or interrupted) batch, or of its part (``run.shard``), and
+        returns its path. Runs that write one report take turns, each reading the cards anew: the last shard
+        of a batch to finish writes the page with every shard's photos. A page there that recnet did not
+        write (saved while the batch ran) is kept: ImageWriteError."""
         path = self.folder / REPORT_NAME
         lock = self.folder / PREVIEW_FOLDER / LOCK_NAME
         make_folder_for(lock)  # not made yet where no photo was corrected (a shard of a batch with none)
         with taking_turns(lock):
             if why := page_kept(path):
                 raise ImageWriteError(path, why)
-            page = self.page(summary, model, device, strength, shard, keep_colour)
+            page = self.page(summary, run)
             with atomic_output(path) as file:  # a name not in UTF-8 shows a ? for its odd bytes
                 file.write(page.encode("utf-8", "replace"))
                 mark_written(file)
         return path
 
-    def page(
-        self,
-        summary: Summary,
-        model: str,
-        device: str,
-        strength: float | str,
-        shard: str | None,
-        keep_colour: bool = True,
-    ) -> str:
+    def page(self, summary: Summary, run: ReportedRun) -> str:
         """The page of every card in the folder (see ``write``), saying which photos this run corrected
         and which of the batch have no card."""
         cards = self.stored_cards()
@@ -278,7 +274,7 @@ class ReportBuilder:
         told = failed | {self.relative(o.job.target) for o in summary.outcomes if o.status == "not run"}
         articles = [render_card(card, card_note(output, seconds, failed)) for output, card in cards.items()]
         missing = [output for output in self.order if output not in cards and output not in told]
-        return render_report(summary, articles, missing, model, device, strength, shard, keep_colour)
+        return render_report(summary, articles, missing, run)
 
 
 OTHER_RUN = "corrected by another run"
@@ -388,16 +384,7 @@ def page_kept(page: Path) -> str | None:
     return why and f"exists, and {why}: move it, or choose another -o"
 
 
-def render_report(
-    summary: Summary,
-    articles: Sequence[str],
-    missing: Sequence[str],
-    model: str,
-    device: str,
-    strength: float | str = 1.0,
-    shard: str | None = None,
-    keep_colour: bool = True,
-) -> str:
+def render_report(summary: Summary, articles: Sequence[str], missing: Sequence[str], run: ReportedRun) -> str:
     """The whole HTML page: this run's summary, the ``articles`` of the photos in the folder, and the
     outputs of the batch that have none (``missing``)."""
     failures = [f"{o.job.source}: {o.reason}" for o in summary.outcomes if o.status == "failed"]
@@ -405,22 +392,15 @@ def render_report(
     return PAGE.format(
         style=STYLE,
         script=SCRIPT,
-        summary=render_summary(summary, model, device, strength, shard, keep_colour),
+        summary=render_summary(summary, run),
         failures=render_failures(failures),
-        missing=render_missing(missing, shard),
+        missing=render_missing(missing, run.shard),
         cards="\n".join(articles)
         or '<p class="empty">No photo in this folder was corrected with --report yet.</p>',
     )
 
 
-def render_summary(
-    summary: Summary,
-    model: str,
-    device: str,
-    strength: float | str,
-    shard: str | None = None,
-    keep_colour: bool = True,
-) -> str:
+def render_summary(summary: Summary, run: ReportedRun) -> str:
     counts = (
         f"<strong>{summary.count('done')}</strong> corrected, <strong>{summary.count('skipped')}</strong> "
         f"skipped (output existed), <strong>{summary.failed}</strong> failed"
@@ -428,17 +408,19 @@ def render_summary(
     if summary.count("not run"):
         counts += f", <strong>{summary.count('not run')}</strong> not run (the batch stopped)"
     when = time.strftime("%Y-%m-%d %H:%M")
-    if strength == "auto":
+    if run.strength == "auto":
         amount = "strength chosen photo by photo (auto; each card says how much)"
+    elif run.strength == 1:
+        amount = "full correction"
     else:
-        amount = "full correction" if strength == 1 else f"strength {strength:g} (part of the correction)"
-    amount += ", the photos' own colours" if keep_colour else ", the model's colours (--model-colour)"
-    run = f"This run, shard {html.escape(shard)} of the batch" if shard else "This run"
+        amount = f"strength {run.strength:g} (part of the correction)"
+    amount += ", the photos' own colours" if run.keep_colour else ", the model's colours (--model-colour)"
+    this_run = f"This run, shard {html.escape(run.shard)} of the batch" if run.shard else "This run"
     return (
-        f"<p>{run}: {counts} in {summary.seconds:.1f} s. The page shows every photo corrected into this "
+        f"<p>{this_run}: {counts} in {summary.seconds:.1f} s. The page shows every photo corrected into this "
         f"folder with --report, by this run or another (an earlier one, or another shard).</p>"
-        f"<p class=muted>{run} used model <code>{html.escape(model)}</code> on "
-        f"<code>{html.escape(device)}</code>, {amount}. Each card says how its own photo was corrected. "
+        f"<p class=muted>{this_run} used model <code>{html.escape(run.model)}</code> on "
+        f"<code>{html.escape(run.device)}</code>, {amount}. Each card says how its own photo was corrected. "
         f"Report written {when}.</p>"
     )
 
