@@ -450,7 +450,7 @@ def models_table(entries: list[ModelEntry], width: int) -> Table:
     return table
 
 
-def print_scores(report: EvalReport, model: str, amount: float | str, keep_colour: bool = True) -> None:
+def print_scores(report: EvalReport, model: str, amount: float | str, keep_colour: bool) -> None:
     """``recnet eval``'s table: each pair's scores and strength (automatic strength), means in the footer;
     its title names a setting other than the defaults (a strength given, the model's colours)."""
     count = len(report.scores)
