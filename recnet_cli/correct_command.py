@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from recnet_cli import console
 from recnet_cli.imaging import Photo, format_for, output_notices, write_photo, write_rgb8
-from recnet_cli.imaging.colour import written_grey
 from recnet_cli.imaging.pixels import grey_as_rgb
 from recnet_cli.outputs import Job, side_path
 from recnet_cli.runner import notice_run
@@ -53,10 +52,9 @@ class PhotoCorrection:
         overlay = mask_overlay(photo.pixels, result.mask) if self.save_mask else None
         kept_in_report = contextlib.nullcontext()
         if self.report is not None and overlay is not None:
-            # a grey photo written grey is shown so, and in its own colours, whatever the model's
-            grey = written_grey(photo, format_for(job.target))
-            after = grey_as_rgb(result.image) if grey else result.image
-            keep_colour = pending.corrector.keep_colour or grey
+            # a grey photo is written grey in any format, so shown grey: in its own colours, not the model's
+            after = grey_as_rgb(result.image) if photo.grayscale else result.image
+            keep_colour = pending.corrector.keep_colour or photo.grayscale
             card = self.report.previews(
                 job.target, photo.pixels, after, overlay, result.strength, keep_colour=keep_colour
             )

@@ -558,10 +558,12 @@ def test_each_card_says_whose_colours_its_photo_got(tmp_path: Path) -> None:
     assert notes.keys() == {"photo.jpg", "model.jpg", "older.jpg"}
 
 
+@pytest.mark.parametrize("ext", ["png", "webp"])
 def test_a_grey_photo_s_card_shows_it_grey_as_it_is_written(
-    tmp_path: Path, env: dict[str, str], model_file: Path
+    tmp_path: Path, env: dict[str, str], model_file: Path, ext: str
 ) -> None:
-    # the model's colours asked for, the card showed them and said so, while the photo was written grey
+    # the model's colours asked for, the card showed them and said so, while the photo was written grey:
+    # in a grey mode, or as RGB with R = G = B in a format without one (WebP)
     shots, out = tmp_path / "shots", tmp_path / "out"
     shots.mkdir()
     grey = (np.random.default_rng(3).random((48, 64)) * 255).astype(np.uint8)
@@ -575,10 +577,16 @@ def test_a_grey_photo_s_card_shows_it_grey_as_it_is_written(
         "--model",
         str(model_file),
         "--model-colour",
+        "--ext",
+        ext,
     ]
     result = run(command, env)
     assert result.returncode == 0, result.stderr
-    assert Image.open(out / "grey.png").mode == "L"
-    assert dict(card_notes(out / REPORT_NAME))["grey.png"].startswith("strength 1, the photo's colours, ")
-    after = np.asarray(Image.open(out / PREVIEW_FOLDER / "grey.png-after.jpg").convert("RGB"), dtype=int)
-    assert np.ptp(after, axis=2).max() <= 2  # grey, but for the JPEG preview's rounding
+    written = np.asarray(Image.open(out / f"grey.{ext}").convert("RGB"), dtype=int)
+    assert np.ptp(written, axis=2).max() <= 2  # grey, but for a lossy WebP's rounding
+    card = dict(card_notes(out / REPORT_NAME))[f"grey.{ext}"]
+    assert card.startswith("strength 1, the photo's colours, ")
+    after = Image.open(out / PREVIEW_FOLDER / f"grey.{ext}-after.jpg").convert("RGB")
+    assert (
+        np.ptp(np.asarray(after, dtype=int), axis=2).max() <= 2
+    )  # grey, but for the JPEG preview's rounding
