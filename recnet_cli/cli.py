@@ -960,7 +960,7 @@ def bench(
 
     The photo is 4:3 random pixels; times include copying it to and from the device.
 
-    They include the colour transfer on the CPU; --model-colour times the model alone.
+    They include the colour transfer (on a GPU, there, for whole images); --model-colour times the model only.
 
     [dim]Example:[/]  recnet bench --mp 24 --device cuda --precision fp16
     """
