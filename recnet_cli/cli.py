@@ -248,12 +248,12 @@ def correct(
         jobs,
         found,
         choice,
-        overwrite,
-        skip_existing,
-        quiet,
-        as_json,
-        given,
-        dry_run,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        quiet=quiet,
+        as_json=as_json,
+        about=given,
+        dry_run=dry_run,
         report=report_at,
         always=report,
     )
@@ -367,7 +367,7 @@ def explain(
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
     (corrector,), loaded = open_models(
-        model, device, Precision.fp32, tile, quiet, one_device=True, keep_colour=keep_colour
+        model, device, Precision.fp32, tile, quiet=quiet, one_device=True, keep_colour=keep_colour
     )
     corrector.half_precision_advice = False  # explain has no --precision
     from recnet_cli.engine import PhotoRunError
@@ -455,7 +455,16 @@ def mask(
     notice_quality_unused(quality, jobs, quiet)
     choice = ModelChoice(model, device, precision, tile)
     correctors, loaded = open_models_if_needed(
-        "mask", jobs, found, choice, overwrite, skip_existing, quiet, as_json, given, dry_run
+        "mask",
+        jobs,
+        found,
+        choice,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        quiet=quiet,
+        as_json=as_json,
+        about=given,
+        dry_run=dry_run,
     )
     from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
 
@@ -833,7 +842,7 @@ def calibrate(
         for note in () if quiet else data_notes(photos, inputs, targets):
             console.notice(note)
         (corrector,), loaded = open_models(
-            model, device, Precision.auto, "auto", quiet, 1.0, one_device=True, keep_colour=keep_colour
+            model, device, Precision.auto, "auto", quiet=quiet, one_device=True, keep_colour=keep_colour
         )
         about["model"] = loaded.reference
         refuse_calibrating_in_place(output, loaded.path, loaded.source)
@@ -912,7 +921,7 @@ def evaluate(
     if problem:
         raise fail(problem)
     (corrector,), loaded = open_models(
-        model, device, precision, tile, quiet, amount, one_device=True, keep_colour=keep_colour
+        model, device, precision, tile, quiet=quiet, strength=amount, one_device=True, keep_colour=keep_colour
     )
 
     with console.counting(len(found), "Evaluating", "pairs", quiet) as count_one:
