@@ -42,8 +42,8 @@ def luma(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def lightness_only(photo: torch.Tensor, corrected: torch.Tensor) -> torch.Tensor:
-    """``imaging.pixels.lightness_only`` for (3, H, W) images on their device, in float32 (the photo may be
-    in half precision, as the model saw it)."""
+    """``imaging.pixels.lightness_only`` for (3, H, W) images on their device, in float32 (the correction
+    may be in half precision, as the model made it)."""
     photo = photo.float()
     photo_luma, corrected_luma = luma(photo), luma(corrected.float())  # a half correction: copied, then freed
     gain = (
@@ -55,7 +55,8 @@ def lightness_only(photo: torch.Tensor, corrected: torch.Tensor) -> torch.Tensor
 
 def smoothed(image: torch.Tensor) -> torch.Tensor:
     """A (C, H, W) float32 image through ``COLOUR_SMOOTHING``'s Gaussian, as ``cv2.GaussianBlur`` smooths
-    it: OpenCV's taps, and its default border."""
+    it: OpenCV's taps, and its default border (on a GPU in TF32 where PyTorch lets cuDNN use it, as for the
+    model's own convolutions: within about 1e-4)."""
     radius = COLOUR_SMOOTHING_RADIUS
     taps = torch.arange(-radius, radius + 1, device=image.device, dtype=torch.float32)
     kernel = torch.exp(taps.square() / (-2 * COLOUR_SMOOTHING**2))

@@ -33,7 +33,8 @@ from recnet_cli.engine import (
     blend,
     with_border,
 )
-from recnet_cli.imaging.pixels import lightness_only
+from recnet_cli.imaging import pixels
+from recnet_cli.imaging.pixels import COLOUR_GAIN_FLOOR, MOST_COLOUR_GAIN, lightness_only
 from recnet_cli.tiling import full_maps_bytes
 
 CPU = torch.device("cpu")
@@ -227,16 +228,36 @@ def test_keep_colour_on_the_device_is_keep_colour_on_the_host(height: int, width
     # what the GPU does before the copy back, PyTorch's convolutions standing for OpenCV's Gaussian
     rng = np.random.default_rng(height * 100 + width)
     photo = rng.random((height, width, 3), dtype=np.float32)
-    corrected = np.clip(photo * 1.7 + rng.normal(0, 0.1, photo.shape), 0, 1).astype(np.float32)
+    photo[::3] *= 0.01  # crushed rows, lifted more than MOST_COLOUR_GAIN times
+    corrected = np.clip(photo * 1.7 + rng.normal(0.1, 0.1, photo.shape), 0, 1).astype(np.float32)
+    gains = (pixels.luma(corrected) + COLOUR_GAIN_FLOOR) / (pixels.luma(photo) + COLOUR_GAIN_FLOOR)
+    assert gains.max() > MOST_COLOUR_GAIN
     expected = lightness_only(photo, corrected)
     photo_chw, corrected_chw = (torch.from_numpy(rgb).permute(2, 0, 1) for rgb in (photo, corrected))
     kept = device_pixels.lightness_only(photo_chw, corrected_chw)
     assert kept.dtype == torch.float32
     assert np.abs(kept.permute(1, 2, 0).numpy() - expected).max() <= 1e-6
-    # the photo as a half-precision model saw it
-    half = device_pixels.lightness_only(photo_chw.half(), corrected_chw.half())
-    rounded = (rgb.astype(np.float16).astype(np.float32) for rgb in (photo, corrected))
-    assert np.abs(half.permute(1, 2, 0).numpy() - lightness_only(*rounded)).max() <= 1e-6
+    # the correction as a half-precision model made it
+    half = device_pixels.lightness_only(photo_chw, corrected_chw.half())
+    rounded = corrected.astype(np.float16).astype(np.float32)
+    assert np.abs(half.permute(1, 2, 0).numpy() - lightness_only(photo, rounded)).max() <= 1e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_whole_image_kept_in_the_photos_colours_on_the_device_is_the_hosts_correction(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype
+) -> None:
+    # On a GPU a whole image gets its colours there, before the copy back, and only there (here the CPU
+    # stands in for it), from the photo in float32 as on the host, not as a half-precision model sees it.
+    model = random_model(seed=6)
+    on_host = Corrector(model, CPU, dtype, keep_colour=True).start(photo)
+    monkeypatch.setattr(engine, "colours_on_device", lambda device: True)
+    on_device = Corrector(model, CPU, dtype, keep_colour=True).start(photo)
+    tiled = Corrector(model, CPU, dtype, tile=128, keep_colour=True).start(photo)  # tiles: on the host
+    assert on_device.colour_kept_on_device and not on_host.colour_kept_on_device
+    assert not tiled.colour_kept_on_device
+    assert np.abs(on_device.result().image - on_host.result().image).max() <= 1e-5
+    assert not Corrector(model, CPU).start(photo).colour_kept_on_device  # the model's colours asked for
 
 
 @pytest.mark.parametrize("tile", [0, 128])

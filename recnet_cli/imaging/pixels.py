@@ -34,7 +34,7 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 MOST_COLOUR_GAIN = 4.0
 COLOUR_GAIN_FLOOR = 0.02
 COLOUR_SMOOTHING = 2.0
-COLOUR_SMOOTHING_RADIUS = 8  # the Gaussian's reach each side: 4 sigma, as OpenCV takes for float images
+COLOUR_SMOOTHING_RADIUS = round(4 * COLOUR_SMOOTHING)  # its reach each side, as OpenCV takes for floats
 
 
 def lightness_only(photo: np.ndarray, corrected: np.ndarray) -> np.ndarray:
