@@ -453,7 +453,7 @@ def mask(
         default_ext=".png",
     )
     notice_quality_unused(quality, jobs, quiet)
-    choice = ModelChoice(model, device, precision, tile)
+    choice = ModelChoice(model, device, precision, tile, keep_colour=False)  # the mask only: no colours
     correctors, loaded = open_models_if_needed(
         "mask",
         jobs,
@@ -969,7 +969,7 @@ def bench(
 
     The photo is 4:3 random pixels; times include copying it to and from the device.
 
-    They include the colour transfer (on a GPU, there, for whole images); --model-colour times the model only.
+    By default they include giving the correction the photo's colours; --model-colour leaves that out.
 
     [dim]Example:[/]  recnet bench --mp 24 --device cuda --precision fp16
     """
