@@ -298,8 +298,9 @@ def no_grey_mode(photo: Photo, output_format: str) -> str | None:
     )
 
 
-def written_grey(photo: Photo, output_format: str) -> bool:
-    """Whether the photo is written as grey: a grey one, but where the format has no grey mode for it."""
+def written_in_grey_mode(photo: Photo, output_format: str) -> bool:
+    """Whether the photo is written in a grey mode: a grey one, but where the format has none for it (its
+    grey is then written as RGB, R = G = B)."""
     return photo.grayscale and no_grey_mode(photo, output_format) is None
 
 
@@ -361,7 +362,8 @@ def output_colour(photo: Photo, output_format: str) -> tuple[bytes | None, SrgbC
     cannot hold their profile (BMP; a grey photo's in WebP), which viewers take it for; (None, None) when its
     colours are sRGB's, or nothing says what they are."""
     profile = _colour_profile(photo, output_format)
-    grey_as_rgb = photo.grayscale and not written_grey(photo, output_format)  # a grey profile cannot say it
+    # a grey photo written as RGB: a grey profile cannot say its colours
+    grey_as_rgb = photo.grayscale and not written_in_grey_mode(photo, output_format)
     if profile is None or (output_format in ICC_FORMATS and not grey_as_rgb):
         return profile, None
     return None, srgb_conversion(profile)

@@ -47,7 +47,7 @@ from recnet_cli.exif_block import (
     in_block,
 )
 from recnet_cli.files import describe_os_error
-from recnet_cli.imaging.colour import converted_in_bands, output_colour, written_grey
+from recnet_cli.imaging.colour import converted_in_bands, output_colour, written_in_grey_mode
 from recnet_cli.imaging.errors import (
     NO_MEMORY,
     ImageWriteError,
@@ -106,7 +106,7 @@ def write_photo(
     is written at ``quality``; when it is None, a WebP of a lossless WebP is lossless, others take 95."""
     fmt = format_for(path)
     depth = 8 if like.bit_depth == 8 else DEEP_OUTPUT_BITS.get(fmt, 8)
-    grayscale = written_grey(like, fmt)
+    grayscale = written_in_grey_mode(like, fmt)
     icc_profile, conversion = output_colour(like, fmt)
     dropped = left_out(like, fmt)
     exif, xmp, iptc = (None if name in dropped else block for name, block in metadata_blocks(like).items())
