@@ -9,7 +9,8 @@ Makes N JPEGs of the chosen size (the example photos, enlarged), then measures, 
   could go here if the GPU took no time); on a GPU, also with a compute step that only waits the
   model's time a photo, the GIL let go: how fast the lane could go if launching the model cost the host
   nothing;
-- model: the model alone on decoded pixels (what the command's compute thread does);
+- model: the model alone on decoded pixels (what the command's compute thread does: on a GPU, with the
+  photo's colours given there);
 - pipeline: the command's stages (read, model, finish and write) in this process, as a lane runs them,
   each timed: the compute thread's time in the model, waiting for reads and idle; each photo's reading,
   finishing and writing; on a GPU, its time on each photo and idle between photos (CUDA events), and
@@ -145,7 +146,8 @@ def bench_corrector(args: argparse.Namespace) -> Corrector:
 
 def model_seconds(paths: list[Path], args: argparse.Namespace) -> float:
     """The model alone, on decoded pixels, after one warm-up photo: what the command's compute thread
-    does (``Corrector.start``); the colours, strength and blend happen in its writer threads."""
+    does (``Corrector.start``: on a GPU, with the photo's colours given there to a whole image); the
+    strength and blend, and on a CPU the colours, happen in its writer threads."""
     corrector = bench_corrector(args)
     photos = [read_photo(path).pixels for path in paths]
     corrector.correct(photos[0])
