@@ -1,7 +1,8 @@
 """A stand-in for the Hugging Face Hub's file routes, served on 127.0.0.1, for tests that download models.
 
 ``hf_hub_download`` (huggingface_hub 2.x) only calls ``HEAD`` and ``GET`` on
-``/{repo_id}/resolve/{revision}/{filename}``. It needs ``X-Repo-Commit`` and ``ETag`` on a found file,
+``/{repo_id}/resolve/{revision}/{filename}`` (and, once a process, the list of AI agents: see
+``AGENT_HARNESSES_ROUTE``). It needs ``X-Repo-Commit`` and ``ETag`` on a found file,
 ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``, ``GatedRepo``) on a refusal.
 
 Use::
@@ -25,6 +26,11 @@ import pytest
 from huggingface_hub import constants
 
 RESOLVE_ROUTE = re.compile(r"/(?P<repo_id>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<filename>.+)")
+# huggingface_hub 2.x fetches the Hub's list of AI coding agents once a process (before the first request it
+# sends, to name one in its user agent): answered with an empty list, and left out of ``requests``, since it
+# comes before whichever test's first request happens to be the process's first.
+AGENT_HARNESSES_ROUTE = "/api/agent-harnesses"
+NO_AGENT_HARNESSES = b'{"standardEnvVars": [], "harnesses": {}}'
 HUB_TIMEOUT_S = 2
 
 
@@ -102,8 +108,15 @@ class FakeHub:
                 self.answer(send_body=True)
 
             def answer(self, send_body: bool) -> None:
-                hub.requests.append(f"{self.command} {self.path}")
-                status, headers, body = hub.respond(self.path, self.headers.get("Authorization"))
+                if self.path == AGENT_HARNESSES_ROUTE:
+                    headers = {
+                        "Content-Type": "application/json",
+                        "Content-Length": str(len(NO_AGENT_HARNESSES)),
+                    }
+                    status, body = 200, NO_AGENT_HARNESSES
+                else:
+                    hub.requests.append(f"{self.command} {self.path}")
+                    status, headers, body = hub.respond(self.path, self.headers.get("Authorization"))
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
