@@ -410,6 +410,8 @@ def timing_line(timing: Mapping[str, object], megapixels: float, memory: str) ->
     the times, and ``memory`` (the peak, in words; empty where unknown)."""
     settings = [str(timing["precision"])] + [name for name in ("compiled", "fused") if timing[name]]
     settings.append(f"tile {timing['tile']}" if timing["tile"] else "whole image")
+    if not timing["keep_colour"]:  # named where it is not the default, as eval's title does
+        settings.append("the model's colours")
     return (
         f"{timing['width']}x{timing['height']} ({megapixels:g} MP) on {timing['device']}, "
         f"{', '.join(settings)}: best {timing['best_seconds']:.3f} s "

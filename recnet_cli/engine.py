@@ -572,6 +572,7 @@ def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -
         "precision": precision_name(corrector.dtype),
         "compiled": compiled and not tile,  # the compiled path is the whole image's
         "fused": corrector.stages is not EAGER,
+        "keep_colour": corrector.keep_colour,
         "width": width,
         "height": height,
         "tile": tile,

@@ -2204,12 +2204,18 @@ def test_bench_times_the_model_at_the_requested_size(env: dict[str, str], model_
     assert timing["device"] == "cpu" and timing["tile"] == 0
     assert timing["precision"] == "fp32"  # what --precision auto chose
     assert timing["compiled"] is False
+    assert timing["keep_colour"] is True  # as correct makes it
     assert 100 * 2**20 < timing["peak_memory_bytes"] < 8 * 2**30  # a process holding PyTorch and a model
     shown = run(["bench", "--mp", "0.02", "--repeats", "1", "--model", str(model_file)], env)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith(
         f"{timing['width']}x{timing['height']} (0.02 MP) on cpu, fp32, whole image: best "
     )
+    model_colours = run(
+        ["bench", "--mp", "0.02", "--repeats", "1", "--model", str(model_file), "--model-colour"], env
+    )
+    assert model_colours.returncode == 0, model_colours.stderr
+    assert "on cpu, fp32, whole image, the model's colours: best " in model_colours.stdout
 
 
 def test_bench_says_when_compile_does_not_apply(env: dict[str, str], model_file: Path) -> None:

@@ -218,6 +218,7 @@ def test_bench_says_how_the_model_ran_in_one_line() -> None:
         "precision": "fp16",
         "compiled": False,
         "fused": True,
+        "keep_colour": True,
         "width": 4000,
         "height": 3000,
         "tile": 0,
@@ -233,6 +234,10 @@ def test_bench_says_how_the_model_ran_in_one_line() -> None:
     tiled = timing | {"compiled": True, "fused": False, "tile": 1024}
     assert timing_line(tiled, 12, "").startswith("4000x3000 (12 MP) on cuda:0, fp16, compiled, tile 1024:")
     assert timing_line(tiled, 12, "").endswith("median 0.081 s")
+    model_colours = timing_line(timing | {"keep_colour": False}, 12, "")
+    assert model_colours.startswith(
+        "4000x3000 (12 MP) on cuda:0, fp16, fused, whole image, the model's colours:"
+    )
 
 
 def test_a_reader_that_has_gone_ends_nothing() -> None:
