@@ -18,8 +18,9 @@
 #       with two variants.
 #   bash benchmarks/gpu-session.sh throughput
 #       The folder of `check` with --fused, with pinned memory registered in threads and with a 0.2 ms GIL
-#       switch interval, how much the host threads hold the GIL (bench_gil.py), then 24 MP and 45 MP in
-#       strips of 1024 (the 2 GiB target) and whole: about 9 minutes at most. Training steps (119 ms a bf16
+#       switch interval, how much the host threads hold the GIL (bench_gil.py), the colour transfer on the
+#       GPU (bench_colours.py), then 24 MP and 45 MP in strips of 1024 (the 2 GiB target) and whole: about
+#       10 minutes at most. Training steps (119 ms a bf16
 #       step on 2026-12-04): `profile`.
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
 #       benchmarks/profile_gpu.py: warmed-up timings and profiler tables of inference and a training step.
@@ -104,6 +105,8 @@ throughput() {
     part 90 folder-switch python3 benchmarks/bench_folder.py --mp 12 --count 16 --switch-interval 0.0002 \
         --name switch-
     part 50 gil python3 benchmarks/bench_gil.py --mp 12 --threads 4 --seconds 8 --name gpu-host-
+    # The photo's colours on the GPU (since 2026-12-06), against OpenCV on this machine's CPU.
+    part 25 colours python3 benchmarks/bench_colours.py --sizes 12,24
     # --tile N keeps the full-size maps in pinned host memory and streams full-width strips.
     part 120 tiled python3 benchmarks/bench_inference.py --name tiled- --sizes 24 --modes fused-tiled,tiled \
         --tile 1024 --precisions fp16,fp32

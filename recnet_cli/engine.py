@@ -474,8 +474,8 @@ def correctors_for(
 
 def colours_on_device(device: torch.device) -> bool:
     """Whether a whole image gets the photo's colours (--keep-colour) on ``device``, before the copy back:
-    on a GPU, where the photo is; not on a CPU, where OpenCV does it 5x as fast as PyTorch (12 MP, 2 cores).
-    """
+    on a GPU, where the photo is; not on a CPU, where OpenCV does it 6 to 10 times as fast as PyTorch
+    (``benchmarks/bench_colours.py``: 12 and 1 MP, 2 cores)."""
     return device.type != "cpu"
 
 
