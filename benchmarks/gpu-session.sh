@@ -19,9 +19,8 @@
 #   bash benchmarks/gpu-session.sh throughput
 #       The folder of `check` with --fused, with pinned memory registered in threads and with a 0.2 ms GIL
 #       switch interval, how much the host threads hold the GIL (bench_gil.py), the colour transfer on the
-#       GPU (bench_colours.py), then 24 MP and 45 MP in strips of 1024 (the 2 GiB target) and whole: about
-#       10 minutes at most. Training steps (119 ms a bf16
-#       step on 2026-12-04): `profile`.
+#       GPU (bench_colours.py), then 24 MP and 45 MP in strips of 1024 (the 2 GiB target) and whole: its
+#       parts' limits add up to 585 s. Training steps (119 ms a bf16 step on 2026-12-04): `profile`.
 #   bash benchmarks/gpu-session.sh profile [SECONDS]
 #       benchmarks/profile_gpu.py: warmed-up timings and profiler tables of inference and a training step.
 #   bash benchmarks/gpu-session.sh train MINUTES [STEPS [extra recnet train options]]
