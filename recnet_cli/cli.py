@@ -28,6 +28,7 @@ from recnet_cli.imaging import (
     OUTPUT_CHOICES,
     Photo,
     PhotoFileError,
+    shown_in_srgb,
     write_png16,
     write_rgb8,
 )
@@ -376,7 +377,8 @@ def explain(
     from recnet_cli.viz.sheet import explain as explain_photo
 
     try:
-        explained = explain_photo(corrector, photo.pixels, truth, grey=photo.grayscale)
+        shown = partial(shown_in_srgb, photo)  # the sheet carries no colour profile: sRGB's colours
+        explained = explain_photo(corrector, photo.pixels, truth, grey=photo.grayscale, shown=shown)
         subtitle = f"model {loaded.source}   device {corrector.device}" + (
             f"   reference {reference.name}" if reference is not None else ""
         )
@@ -475,7 +477,8 @@ def mask(
         if raw:  # before the picture, which marks the job finished
             raw_mask = mask_to_uint16(result.mask)
             write_png16(side_path(job.target, "raw"), raw_mask, overwrite=replace_companions)
-        write_rgb8(job.target, mask_overlay(photo.pixels, result.mask), quality=quality, overwrite=overwrite)
+        overlay = mask_overlay(shown_in_srgb(photo, photo.pixels), result.mask)  # as viewers show the photo
+        write_rgb8(job.target, overlay, quality=quality, overwrite=overwrite)
         if not quiet:
             notice_run(job.source, photo, pending)
         return photo.megapixels

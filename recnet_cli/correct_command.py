@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from recnet_cli import console
-from recnet_cli.imaging import Photo, format_for, output_notices, write_photo, write_rgb8
+from recnet_cli.imaging import Photo, format_for, output_notices, shown_in_srgb, write_photo, write_rgb8
 from recnet_cli.imaging.pixels import grey_as_rgb
 from recnet_cli.outputs import Job, side_path
 from recnet_cli.runner import notice_run
@@ -49,14 +49,16 @@ class PhotoCorrection:
         report's card is kept once the photo is written."""
         pending, features = computed
         result = pending.result()
-        overlay = mask_overlay(photo.pixels, result.mask) if self.save_mask else None
+        # the pictures drawn of the photo carry no colour profile: in sRGB's colours, as viewers show them
+        shown = shown_in_srgb(photo, photo.pixels) if self.save_mask else None
+        overlay = None if shown is None else mask_overlay(shown, result.mask)
         kept_in_report = contextlib.nullcontext()
-        if self.report is not None and overlay is not None:
+        if self.report is not None and shown is not None:
             # a grey photo is written grey in any format, so shown grey: in its own colours, not the model's
-            after = grey_as_rgb(result.image) if photo.grayscale else result.image
+            after = shown_in_srgb(photo, grey_as_rgb(result.image) if photo.grayscale else result.image)
             keep_colour = pending.corrector.keep_colour or photo.grayscale
             card = self.report.previews(
-                job.target, photo.pixels, after, overlay, result.strength, keep_colour=keep_colour
+                job.target, shown, after, overlay, result.strength, keep_colour=keep_colour
             )
             kept_in_report = self.report.keeping(job.target, card)
         with kept_in_report:

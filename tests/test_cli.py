@@ -50,6 +50,7 @@ from recnet_cli.train import loop
 from recnet_cli.train import memory as train_memory
 from recnet_cli.train.data import read_rgb
 from recnet_cli.train.run_folder import TrainConfig, TrainingError
+from recnet_cli.viz.mask import mask_overlay
 from recnet_cli.weights import ModelEntry, save_model
 from recnet_cli.weights.formats import safetensors_header
 from recnet_cli.weights.save import model_files
@@ -1690,6 +1691,44 @@ def test_mask_writes_a_picture_and_the_raw_16_bit_mask(
         assert raw.size == (72, 48) and raw.mode.startswith("I;16")
         values = np.asarray(raw)
         assert values.dtype == np.uint16 and 0 < values.mean() < 65535
+
+
+ADOBE_RGB_JPEG = Path(__file__).parent / "data" / "adobe-rgb-option-file.jpg"  # a camera's, in Adobe RGB
+
+
+def test_pictures_drawn_of_a_photo_in_another_colour_space_are_in_srgb_s_colours(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    # Masks, report previews and explain sheets carry no colour profile, so viewers show them as sRGB: an
+    # Adobe RGB photo's pixels drawn as they are showed its saturated colours up to 127 levels off.
+    photo = imaging.read_photo(ADOBE_RGB_JPEG)
+    shown = imaging.shown_in_srgb(photo, photo.pixels)
+    assert np.abs(shown - photo.pixels).max() > 0.2  # the two differ where it matters
+    run_mask = run(
+        ["mask", str(ADOBE_RGB_JPEG), "-o", str(tmp_path / "m.png"), "--raw", "--model", str(model_file)], env
+    )
+    assert run_mask.returncode == 0, run_mask.stderr
+    mask = np.asarray(Image.open(tmp_path / "m_raw.png"), dtype=np.float32) / 65535
+    expected = mask_overlay(shown, mask).astype(int)
+    assert np.abs(np.asarray(Image.open(tmp_path / "m.png"), dtype=int) - expected).max() <= 1
+    out = str(tmp_path / "out") + "/"
+    command = [
+        "correct",
+        str(ADOBE_RGB_JPEG),
+        "-o",
+        out,
+        "--report",
+        "--strength",
+        "0",
+        "--model",
+        str(model_file),
+    ]
+    corrected = run(command, env)
+    assert corrected.returncode == 0, corrected.stderr
+    previews = tmp_path / "out" / ".recnet-report"
+    for kind in ("before", "after"):  # strength 0: the photo, both
+        preview = np.asarray(Image.open(previews / f"{ADOBE_RGB_JPEG.name}-{kind}.jpg"), dtype=float) / 255
+        assert np.abs(preview - shown).mean() < np.abs(preview - photo.pixels).mean() / 3
 
 
 def test_mask_pictures_take_a_quality_where_their_format_is_lossy(tmp_path: Path, model_file: Path) -> None:

@@ -212,6 +212,17 @@ def test_the_sheet_shows_a_grey_photo_corrected_in_grey_as_correct_writes_it(mod
     assert np.array_equal(shown[..., 0], quantise(luma, 8))
 
 
+def test_the_sheet_draws_the_photo_and_its_correction_in_the_colours_shown_gives(model: RECNet) -> None:
+    # `recnet explain` passes the photo's conversion to sRGB: the sheet carries no colour profile
+    photo = np.random.default_rng(8).random((40, 56, 3), dtype=np.float32)
+    corrector = Corrector(model, torch.device("cpu"))
+    explained = explain(corrector, photo, shown=lambda pixels: pixels**2)
+    assert np.array_equal(explained.photo, quantise(photo**2, 8))
+    assert np.array_equal(explained.corrected, quantise(corrector.correct(photo).image ** 2, 8))
+    mask = corrector.correct(photo).mask
+    assert np.array_equal(explained.mask, mask_overlay(photo**2, mask, legend=False))
+
+
 def test_explain_writes_a_contact_sheet(
     tmp_path: Path,
     cli_env: dict[str, str],

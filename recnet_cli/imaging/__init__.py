@@ -39,7 +39,13 @@ import warnings
 
 import cv2
 
-from recnet_cli.imaging.colour import colour_loss_notice, hdr_curve, nclx_icc_profile, srgb_conversion
+from recnet_cli.imaging.colour import (
+    colour_loss_notice,
+    hdr_curve,
+    nclx_icc_profile,
+    shown_in_srgb,
+    srgb_conversion,
+)
 from recnet_cli.imaging.errors import (
     FREE_MEMORY_ADVICE,
     ImageReadError,
@@ -130,6 +136,7 @@ __all__ = [
     "out_of_host_memory",
     "output_notices",
     "read_photo",
+    "shown_in_srgb",
     "size_problem",
     "srgb_conversion",
     "write_photo",

@@ -369,6 +369,17 @@ def output_colour(photo: Photo, output_format: str) -> tuple[bytes | None, SrgbC
     return None, srgb_conversion(profile)
 
 
+def shown_in_srgb(photo: Photo, pixels: np.ndarray) -> np.ndarray:
+    """H x W x 3 ``pixels`` in the photo's colours (its own, or its correction's) as sRGB's, for the pictures
+    recnet draws of it (report previews, masks, explain sheets), which carry no colour profile, so viewers
+    take their colours for sRGB: converted as for a BMP output, which holds none either; as they are where
+    they are sRGB's already, or their profile cannot be converted."""
+    _, conversion = output_colour(photo, "BMP")
+    if conversion is None or conversion.convert is None:
+        return pixels
+    return converted_in_bands(conversion.convert, pixels)
+
+
 def colour_loss_notice(photo: Photo, output_format: str) -> str | None:
     """What the user should know of the photo's colours in an output in ``output_format``: that they were
     converted to sRGB, or could not be, where it cannot hold their profile (``output_colour``); or that it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,10 +40,15 @@ class Explained:
 
 
 def explain(
-    corrector: Corrector, photo: np.ndarray, reference: np.ndarray | None = None, grey: bool = False
+    corrector: Corrector,
+    photo: np.ndarray,
+    reference: np.ndarray | None = None,
+    grey: bool = False,
+    shown: Callable[[np.ndarray], np.ndarray] = lambda pixels: pixels,
 ) -> Explained:
     """Corrects a photo and draws its figures; ``reference`` (same size) adds the error figure. A ``grey``
-    photo's correction is shown as ``recnet correct`` writes it in a format with a grey mode: its luma."""
+    photo's correction is shown as ``recnet correct`` writes it in a format with a grey mode: its luma.
+    ``shown`` turns the photo's colours and its correction's into sRGB's, in which the pictures are drawn."""
     result = corrector.correct(photo)
     corrected = result.image
     if grey:
@@ -52,10 +58,11 @@ def explain(
     if reference is not None:
         reference_features = extract_features(corrector.model, reference)
         errors = feature_error_figure(features, reference_features, corrected, reference)
+    photo_shown = shown(photo)
     return Explained(
-        photo=quantise(photo, 8),
-        corrected=quantise(corrected, 8),
-        mask=mask_overlay(photo, result.mask, legend=False),
+        photo=quantise(photo_shown, 8),
+        corrected=quantise(shown(corrected), 8),
+        mask=mask_overlay(photo_shown, result.mask, legend=False),
         features=feature_figure(features),
         strength=result.strength,
         keep_colour=corrector.keep_colour or grey,  # a grey photo's correction is in its colours: grey
