@@ -378,7 +378,8 @@ def explain(
 
     try:
         shown = partial(shown_in_srgb, photo)  # the sheet carries no colour profile: sRGB's colours
-        explained = explain_photo(corrector, photo.pixels, truth, grey=photo.grayscale, shown=shown)
+        pixels = photo.pixels_to_correct
+        explained = explain_photo(corrector, pixels, truth, grey=photo.grayscale, shown=shown)
         subtitle = f"model {loaded.source}   device {corrector.device}" + (
             f"   reference {reference.name}" if reference is not None else ""
         )
@@ -477,14 +478,14 @@ def mask(
         if raw:  # before the picture, which marks the job finished
             raw_mask = mask_to_uint16(result.mask)
             write_png16(side_path(job.target, "raw"), raw_mask, overwrite=replace_companions)
-        overlay = mask_overlay(shown_in_srgb(photo, photo.pixels), result.mask)  # as viewers show the photo
+        overlay = mask_overlay(shown_in_srgb(photo, pending.rgb), result.mask)  # as viewers show the photo
         write_rgb8(job.target, overlay, quality=quality, overwrite=overwrite)
         if not quiet:
             notice_run(job.source, photo, pending)
         return photo.megapixels
 
     def compute(corrector: Corrector, photo: Photo, progress: Progress) -> PendingCorrection:
-        return corrector.start(photo.pixels, progress)
+        return corrector.start(photo.pixels_to_correct, progress)
 
     summary = run_batch(jobs, found, correctors, compute, write, "Masking", overwrite, skip_existing, quiet)
     about = given if loaded is None else {"model": loaded.reference, "device": device_names(correctors)}

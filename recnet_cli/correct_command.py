@@ -41,8 +41,9 @@ class PhotoCorrection:
     ) -> tuple[PendingCorrection, Features | None]:
         from recnet_cli.viz.features import extract_features  # PyTorch: not needed where no photo is run
 
-        pending = corrector.start(photo.pixels, progress)
-        return pending, extract_features(corrector.model, photo.pixels) if self.save_features else None
+        pixels = photo.pixels_to_correct
+        pending = corrector.start(pixels, progress)
+        return pending, extract_features(corrector.model, pixels) if self.save_features else None
 
     def write(self, job: Job, photo: Photo, computed: tuple[PendingCorrection, Features | None]) -> float:
         """The pictures beside the photo first, the photo last: a job whose photo exists has finished. The
@@ -50,7 +51,7 @@ class PhotoCorrection:
         pending, features = computed
         result = pending.result()
         # the pictures drawn of the photo carry no colour profile: in sRGB's colours, as viewers show them
-        shown = shown_in_srgb(photo, photo.pixels) if self.save_mask else None
+        shown = shown_in_srgb(photo, pending.rgb) if self.save_mask else None
         overlay = None if shown is None else mask_overlay(shown, result.mask)
         kept_in_report = contextlib.nullcontext()
         if self.report is not None and shown is not None:

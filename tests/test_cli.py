@@ -1731,6 +1731,36 @@ def test_pictures_drawn_of_a_photo_in_another_colour_space_are_in_srgb_s_colours
         assert np.abs(preview - shown).mean() < np.abs(preview - photo.pixels).mean() / 3
 
 
+def test_what_full_transparency_hides_plays_no_part_in_the_correction(
+    tmp_path: Path, env: dict[str, str], model_file: Path
+) -> None:
+    # A cutout exported on a transparent black background came out washed out (auto strength 0.99 against
+    # 0.18 for the photo alone), on white darkened: the model's statistics of the whole image saw them.
+    rng = np.random.default_rng(6)
+    photo = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+    alpha = np.zeros((48, 64, 1), np.uint8)
+    alpha[12:36, 16:48] = 255
+    for name, hidden in (("black", 0), ("white", 255)):
+        rgba = np.concatenate([np.where(alpha > 0, photo, hidden).astype(np.uint8), alpha], axis=2)
+        Image.fromarray(rgba).save(tmp_path / f"{name}.png")
+    command = [
+        "correct",
+        str(tmp_path / "black.png"),
+        str(tmp_path / "white.png"),
+        "-o",
+        str(tmp_path / "out"),
+    ]
+    result = run([*command, "--save-mask", "--json", "--model", str(model_file)], env)
+    assert result.returncode == 0, result.stderr
+    outputs = {Path(f["output"]).stem: f for f in json.loads(result.stdout)["files"]}
+    assert outputs["black"]["strength"] == outputs["white"]["strength"]
+    black, white = (np.asarray(Image.open(tmp_path / "out" / f"{name}.png")) for name in ("black", "white"))
+    assert np.array_equal(black[..., 3], alpha[..., 0]) and np.array_equal(white[..., 3], alpha[..., 0])
+    assert np.array_equal(black[12:36, 16:48], white[12:36, 16:48])
+    masks = [np.asarray(Image.open(tmp_path / "out" / f"{name}_mask.png")) for name in ("black", "white")]
+    assert np.array_equal(masks[0], masks[1])
+
+
 def test_mask_pictures_take_a_quality_where_their_format_is_lossy(tmp_path: Path, model_file: Path) -> None:
     source = str(make_photo(tmp_path / "shot.jpg", size=(96, 64)))
     sizes = {}

@@ -44,7 +44,13 @@ from recnet_cli.imaging import (
 from recnet_cli.imaging.metadata import iptc_datasets
 from recnet_cli.imaging.notices import output_notices
 from recnet_cli.imaging.photo import Metadata
-from recnet_cli.imaging.pixels import COLOUR_SMOOTHING, MOST_COLOUR_GAIN, lightness_only, luma
+from recnet_cli.imaging.pixels import (
+    COLOUR_SMOOTHING,
+    MOST_COLOUR_GAIN,
+    filled_where_hidden,
+    lightness_only,
+    luma,
+)
 from recnet_cli.imaging.write import WRITTEN_MARK
 from recnet_cli.train.data import read_rgb
 
@@ -1176,6 +1182,27 @@ def test_8_bit_alpha_is_carried_through(tmp_path, extension):
     with Image.open(output) as written:
         assert written.mode == "RGBA"
         assert np.array_equal(np.asarray(written)[..., 3], original[..., 3])
+
+
+def test_pixels_under_full_transparency_are_filled_in_from_the_visible_ones_for_the_model() -> None:
+    rgb = np.random.default_rng(5).random((60, 90, 3), dtype=np.float32)  # what lies hidden
+    alpha = np.zeros((60, 90), np.uint8)
+    alpha[20:40, 30:60] = 255  # a cutout: red on its left, blue on its right
+    rgb[20:40, 30:45], rgb[20:40, 45:60] = (0.9, 0.1, 0.1), (0.1, 0.1, 0.9)
+    alpha[25, 35] = 1  # nearly hidden, but for one level: visible
+    on_white = rgb.copy()
+    on_white[alpha == 0] = 1.0
+    filled, filled_on_white = (filled_where_hidden(x, alpha) for x in (rgb, on_white))
+    assert np.array_equal(filled[alpha > 0], rgb[alpha > 0])  # what shows is as it was
+    assert np.array_equal(filled, filled_on_white)  # what the hidden pixels held plays no part
+    assert (filled >= 0.1 - 1e-6).all() and (filled <= 0.9 + 1e-6).all()  # within the visible colours
+    # smooth, and like the visible pixels nearest: red beside the red side, blue beside the blue
+    red, blue = filled[10:20, 20:40], filled[10:20, 50:70]
+    assert (red[..., 0] > red[..., 2]).all() and (blue[..., 2] > blue[..., 0]).all()
+    assert np.abs(np.diff(filled[:20], axis=1)).max() < 0.2  # above the cutout, where its colours jump by 0.8
+    assert filled_where_hidden(rgb, None) is rgb
+    assert filled_where_hidden(rgb, np.full((60, 90), 255, np.uint8)) is rgb
+    assert filled_where_hidden(rgb, np.zeros((60, 90), np.uint16)) is rgb  # nothing shows: nothing to go by
 
 
 @pytest.mark.parametrize("extension", ["jpg", "bmp"])

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from recnet_cli.imaging.pixels import filled_where_hidden
 from recnet_cli.imaging.text import Text
 from recnet_cli.wording import in_words
 
@@ -58,6 +59,12 @@ class Photo:
     # why a CMYK photo's colours were converted without its profile ("without a colour profile")
     uncalibrated_cmyk: str | None = None
     unusable_profile: str | None = None  # why its ICC profile, left out, says nothing of its colours
+
+    @property
+    def pixels_to_correct(self) -> np.ndarray:
+        """``pixels``, those that the alpha channel hides entirely filled in from the visible ones around them
+        (``pixels.filled_where_hidden``): what the model corrects."""
+        return filled_where_hidden(self.pixels, self.alpha)
 
     @property
     def megapixels(self) -> float:

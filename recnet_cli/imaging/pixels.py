@@ -55,6 +55,28 @@ def lightness_only(photo: np.ndarray, corrected: np.ndarray) -> np.ndarray:
     return np.clip(result, 0, 1, out=result)
 
 
+def filled_where_hidden(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """``rgb`` with the pixels that ``alpha`` hides entirely (0) filled in smoothly from the visible ones
+    around them, the visible ones as they are; as it is where nothing, or everything, is hidden. What lies
+    under full transparency shows nowhere, but the model's statistics of the whole image see it: a cutout on
+    a transparent black background came out washed out, on white darkened. The fill is a push-pull: a
+    pyramid of the visible pixels' weighted means, each level filling in where the finer one knows little."""
+    if alpha is None or (visible := alpha > 0).all() or not visible.any():
+        return rgb
+    weight = visible.astype(np.float32)
+    known = rgb * weight[..., None]  # the visible pixels, weighted: their mean is known / weight
+    levels = []
+    while min(weight.shape) > 1:
+        levels.append((known, weight))
+        known, weight = cv2.pyrDown(known), cv2.pyrDown(weight)
+    filled = known / np.maximum(weight, 1e-12)[..., None]
+    for known, weight in reversed(levels):
+        coarse = cv2.pyrUp(filled, dstsize=(weight.shape[1], weight.shape[0]))
+        trust = np.clip(2 * weight, 0, 1)[..., None]  # half covered by visible pixels: their mean alone
+        filled = coarse + (known / np.maximum(weight, 1e-12)[..., None] - coarse) * trust
+    return np.where(visible[..., None], rgb, filled).astype(np.float32)
+
+
 def grey_as_rgb(rgb: np.ndarray) -> np.ndarray:
     """An H x W x 3 image's luma in each channel: a grey photo's correction, as ``recnet correct`` writes
     it."""
