@@ -48,7 +48,14 @@ from recnet_cli.train.data import (
 from recnet_cli.train.loop import ForwardWithMask, learning_rate, resume, train
 from recnet_cli.train.losses import VGG16Features, VggWeightsError
 from recnet_cli.train.pairs import ImagePair
-from recnet_cli.train.run_folder import CHECKPOINT_FILE, TrainConfig, TrainingError, TrainingFailed, claimed
+from recnet_cli.train.run_folder import (
+    ADDED_LATER,
+    CHECKPOINT_FILE,
+    TrainConfig,
+    TrainingError,
+    TrainingFailed,
+    claimed,
+)
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import load_model
 from recnet_cli.weights.formats import safetensors_header
@@ -839,6 +846,14 @@ def test_a_config_field_of_the_wrong_type_stops_a_resume_with_one_line_naming_th
         with pytest.raises(TrainingError) as caught:
             resume(tmp_path / "run")
         assert str(caught.value) == f"{config_path}: damaged (TypeError: {reason})"
+    # a field missing: its default (20,000 steps, 384 px crops) would not be the run's setting
+    without = {name: value for name, value in config.items() if name not in ("steps", "crop")}
+    config_path.write_text(json.dumps(without))
+    with pytest.raises(TrainingError) as caught:
+        resume(tmp_path / "run")
+    assert str(caught.value) == f"{config_path}: damaged (TypeError: steps, crop missing)"
+    old = {name: value for name, value in config.items() if name not in ADDED_LATER}
+    assert TrainConfig.from_json(old).regimes == TrainConfig(tmp_path).regimes  # as earlier versions wrote it
     config_path.write_text(json.dumps(config | {"batch": 0}))  # of the right type, but no batch
     with pytest.raises(TrainingError) as caught:
         resume(tmp_path / "run")

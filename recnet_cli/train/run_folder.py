@@ -56,6 +56,10 @@ class TrainingFailed(TrainingError):
     the message says why. The run folder keeps its last checkpoint, if it reached one."""
 
 
+# The fields a run folder of an earlier version may lack, whose defaults are what that version did.
+ADDED_LATER = frozenset({"regimes", "data_fingerprint", "vgg_fingerprint"})
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (saved as ``config.json`` in the run directory)."""
@@ -104,8 +108,10 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainConfig:
-        """The config ``to_json`` gave (fields it does not know are passed over); a TypeError names a field
-        of the wrong type."""
+        """The config ``to_json`` gave (fields it does not know are passed over); a TypeError names the fields
+        missing (but those ``ADDED_LATER``: a default would not be the run's setting) or of the wrong type."""
+        if missing := [f.name for f in fields(cls) if f.name not in data and f.name not in ADDED_LATER]:
+            raise TypeError(f"{', '.join(missing)} missing")
         kinds, annotations = typing.get_type_hints(cls), {f.name: f.type for f in fields(cls)}
         values: dict[str, Any] = {}
         for name, value in data.items():
