@@ -2760,6 +2760,21 @@ def test_resume_takes_the_command_that_started_the_run_typed_again(tmp_path: Pat
         )
 
 
+def test_resume_typed_on_a_run_not_there_says_so_not_that_its_options_differ(tmp_path: Path) -> None:
+    # A batch job's command with --resume, submitted before the run was ever started: it said the options
+    # differed from the run's, and to start from a checkpoint that did not exist.
+    run_dir = tmp_path / "job"
+    tiny = ["--steps", "2", "--batch", "1", "--crop", "32", "--no-ecr", "--device", "cpu", "-q"]
+    started = ["train", "--photos", str(TRAIN_PHOTOS), "--out", str(run_dir), *tiny, "--resume", str(run_dir)]
+    refused = CliRunner().invoke(app, started)
+    assert refused.exit_code == 2 and refused.stderr == f"error: {run_dir}: no such folder\n"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")  # stopped before its first checkpoint
+    refused = CliRunner().invoke(app, started)
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(f"error: {run_dir}: no checkpoint to resume from")
+
+
 def test_init_typed_again_is_the_run_s_model_where_the_run_pinned_it_to_a_commit() -> None:
     # a run started from --init acme/model keeps acme/model@<commit>: typed again, it was refused
     from recnet_cli.train_command import same_setting

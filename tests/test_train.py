@@ -1046,6 +1046,9 @@ def test_non_finite_steps_are_skipped_then_training_stops(
         "not finite for 3 steps in a row (last at step 5); try a lower learning rate in a new run (--resume "
         f"keeps this one's), from {tmp_path / 'always' / CHECKPOINT_FILE} with --init, or from the start"
     )
+    with pytest.raises(TrainingFailed) as failed:  # before its first checkpoint: none to start from
+        train(tiny_config(tmp_path / "early", max_bad_steps=3, checkpoint_every=100))
+    assert str(failed.value).endswith("in a new run (--resume keeps this one's), from the start")
 
 
 def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:

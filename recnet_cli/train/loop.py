@@ -732,12 +732,17 @@ def take_step(session: Session, step: int, inputs: Tensor, targets: Tensor) -> d
         state.skipped_steps += 1
         state.bad_in_a_row += 1
         if state.bad_in_a_row >= config.max_bad_steps:
+            checkpoint = config.run_dir / CHECKPOINT_FILE
+            start = (
+                f"from {checkpoint} with --init, or from the start"
+                if checkpoint.is_file()
+                else "from the start"
+            )
             raise TrainingError(
                 f"the loss was not finite for {state.bad_in_a_row} steps in a row (last at step {step + 1}); "
                 "try a lower learning rate"
                 + (" or fp32" if session.dtype != torch.float32 else "")
-                + f" in a new run (--resume keeps this one's), from {config.run_dir / CHECKPOINT_FILE} with "
-                "--init, or from the start"
+                + f" in a new run (--resume keeps this one's), {start}"
             )
     return dict(zip(terms, values.tolist(), strict=True))
 
