@@ -2819,6 +2819,12 @@ def test_a_step_the_memory_cannot_hold_is_refused_before_training_starts(
         "about 2.4 GiB on the CPU, more than the 1.0 GiB available; try a smaller --batch or --crop\n",
     )
     assert not (tmp_path / "run").exists()
+    one = CliRunner().invoke(app, ["train", *options, "--device", "cpu", "--batch", "1", "--crop", "8192"])
+    assert "a step on 1 crop of 8192 px takes about 625.0 GiB on the CPU" in one.stderr
+    slip = CliRunner().invoke(app, ["train", *options, "--device", "cpu", "--batch", str(10**20)])
+    assert (
+        "a step on 100000000000000000000 crops of 384 px takes about 1.4e+20 GiB" in slip.stderr
+    )  # 10,000 B a pixel
 
 
 def test_split_without_pairs_is_refused_by_eval_and_calibrate_as_by_train(tmp_path: Path) -> None:

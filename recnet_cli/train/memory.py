@@ -8,6 +8,7 @@ import torch
 
 from recnet_cli.engine import GIB
 from recnet_cli.hostmemory import available_host_memory
+from recnet_cli.wording import counted
 
 # Bytes a step takes per crop pixel for each channel of each block (the activations the backward pass
 # keeps, with its working buffers), and per crop pixel whatever the network's size: fitted to the growth of
@@ -46,7 +47,14 @@ def step_memory_problem(
         else "try a smaller --batch or --crop"
     )
     return (
-        f"not enough memory to train at this batch and crop size: a step on {crops} crops of {crop} px "
-        f"takes about {needed / GIB:.1f} GiB on the CPU, more than the {available / GIB:.1f} GiB available; "
-        f"{advice}"
+        f"not enough memory to train at this batch and crop size: a step on {counted(crops, 'crop')} of "
+        f"{crop} px takes about {gibibytes(needed)} on the CPU, more than the {gibibytes(available)} "
+        f"available; {advice}"
     )
+
+
+def gibibytes(size: int) -> str:
+    """``size`` bytes in GiB, to a tenth, with thousands separated; past a million GiB (a typing slip in the
+    batch or crop), in scientific notation."""
+    value = size / GIB
+    return f"{value:,.1f} GiB" if value < 1e6 else f"{value:.1e} GiB"
