@@ -516,8 +516,10 @@ def models(as_json: JsonOpt = False) -> None:
         from recnet_cli.weights.locate import weights_dir
 
         bundled = console.visible(str(weights_dir()))  # plain text: a folder may be named [red] or hold \n
+        missing = "" if weights_dir().is_dir() else " (no such folder)"  # RECNET_WEIGHTS_DIR mistyped
         console.err.print(
-            f"No models yet: none bundled in {bundled} and none in the Hugging Face cache.", markup=False
+            f"No models yet: none bundled in {bundled}{missing} and none in the Hugging Face cache.",
+            markup=False,
         )
     problems = [entry.problem for entry in entries if entry.problem]
     for problem in problems:

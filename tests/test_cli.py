@@ -798,7 +798,8 @@ def test_no_models_names_the_folder_the_bundled_ones_are_looked_for_in(env: dict
     odd = run(["models"], {**env, "RECNET_WEIGHTS_DIR": "/no/[red]such\nfolder"})  # plain text, one line
     assert (odd.returncode, odd.stderr) == (
         0,
-        "No models yet: none bundled in /no/[red]such\\nfolder and none in the Hugging Face cache.\n",
+        "No models yet: none bundled in /no/[red]such\\nfolder (no such folder) and none in the Hugging Face "
+        "cache.\n",
     )
 
 
