@@ -174,6 +174,18 @@ def test_targets_without_inputs_are_an_error_too(tmp_path: Path) -> None:
         match_by_stem(tmp_path / "in", tmp_path / "out")
 
 
+def test_images_without_partners_on_both_sides_are_named_in_one_error(tmp_path: Path) -> None:
+    # Only the inputs' were named: fixed, the next run named the targets'
+    touch(tmp_path / "in", "a.png", "q03.png")
+    touch(tmp_path / "gt", "a.png", "p03.png", "extra.png")
+    with pytest.raises(PairingError) as error:
+        match_by_stem(tmp_path / "in", tmp_path / "gt")
+    assert str(error.value) == (
+        f"{tmp_path / 'in'}: 1 image without a partner in {tmp_path / 'gt'}: q03.png; "
+        f"{tmp_path / 'gt'}: 2 images without a partner in {tmp_path / 'in'}: extra.png, p03.png"
+    )
+
+
 def test_an_msec_split_whose_folder_is_missing_is_named(tmp_path: Path) -> None:
     """It said `no known layout` of a folder in the MSEC layout."""
     touch(tmp_path / "training" / "INPUT_IMAGES", "s_0.JPG")

@@ -218,8 +218,10 @@ def match_by_stem(inputs: Path, targets: Path) -> list[ImagePair]:
     """Pairs the files of two folders with the same name up to the extension."""
     input_files = stem_index(list_images(inputs), inputs)
     target_files = stem_index(list_images(targets), targets)
-    check_partners({input_files[s].name for s in input_files.keys() - target_files.keys()}, inputs, targets)
-    check_partners({target_files[s].name for s in target_files.keys() - input_files.keys()}, targets, inputs)
+    check_partners(
+        ({input_files[s].name for s in input_files.keys() - target_files.keys()}, inputs, targets),
+        ({target_files[s].name for s in target_files.keys() - input_files.keys()}, targets, inputs),
+    )
     return [ImagePair(input_files[stem], target_files[stem]) for stem in sorted(input_files)]
 
 
@@ -230,12 +232,10 @@ def msec_pairs(folder: Path) -> list[ImagePair]:
         raise PairingError(f"{folder}: no {' or '.join(MSEC_TARGET_FOLDERS)} folder beside {MSEC_INPUTS}/")
     targets = stem_index(list_images(target_folder), target_folder)
     inputs = list_images(folder / MSEC_INPUTS)
-    check_partners(
-        {p.name for p in inputs if msec_scene(p) not in targets}, folder / MSEC_INPUTS, target_folder
-    )
     scenes_with_input = {msec_scene(p) for p in inputs}
     check_partners(
-        {targets[s].name for s in targets.keys() - scenes_with_input}, target_folder, folder / MSEC_INPUTS
+        ({p.name for p in inputs if msec_scene(p) not in targets}, folder / MSEC_INPUTS, target_folder),
+        ({targets[s].name for s in targets.keys() - scenes_with_input}, target_folder, folder / MSEC_INPUTS),
     )
     return [ImagePair(p, targets[msec_scene(p)]) for p in inputs]
 
@@ -268,10 +268,13 @@ def no_images_hint(folder: Path) -> str:
     return other_files(visible_files(folder))
 
 
-def check_partners(unmatched: Iterable[str], folder: Path, partner_folder: Path) -> None:
-    """Raises listing the first few file names in ``folder`` that have no partner in ``partner_folder``."""
-    names = sorted(unmatched)
-    if names:
-        shown = listed(names, SHOWN_NAMES)
-        without = f"{counted(len(names), 'image')} without a partner in {partner_folder}"
-        raise PairingError(f"{folder}: {without}: {shown}")
+def check_partners(*sides: tuple[Iterable[str], Path, Path]) -> None:
+    """Raises listing, for each side (file names in a folder, the folder, its partner folder), the first few
+    names that have no partner: both folders' in one error, so that one run says all there is to fix."""
+    problems = []
+    for unmatched, folder, partner_folder in sides:
+        if names := sorted(unmatched):
+            without = f"{counted(len(names), 'image')} without a partner in {partner_folder}"
+            problems.append(f"{folder}: {without}: {listed(names, SHOWN_NAMES)}")
+    if problems:
+        raise PairingError("; ".join(problems))
