@@ -2699,13 +2699,17 @@ def test_a_stopped_calibration_prints_its_json_report_of_a_model_not_written(
 
 def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
     photos, quick = ["--photos", str(TRAIN_PHOTOS)], ["--no-ecr", "--steps", "1"]
+    resumable = tmp_path / "resumable"  # as far as the options' check looks: a checkpoint and settings
+    resumable.mkdir()
+    (resumable / "checkpoint.safetensors").write_bytes(b"")
+    (resumable / "config.json").write_text("{}")
     for options, reason in [
         ([*photos, "--regimes", "under=1,dark=2"], "--regimes: unknown regime 'dark'"),
         ([*photos, "--regimes", "under=1,under=2"], "--regimes: under is given twice in 'under=1,under=2'"),
         (["--pairs", str(tmp_path), "--regimes", "under=1"], "--regimes applies to a new run on --photos"),
         ([*photos, *quick, "--init", "nothing-like-it"], "nothing-like-it: not a model file"),
         (["--photos", str(tmp_path / "nowhere"), *quick], f"{tmp_path / 'nowhere'}: no such folder"),
-        (["--resume", str(tmp_path / "run"), "--steps", "10"], "--out, --steps: --resume continues"),
+        (["--resume", str(resumable), "--steps", "10"], "--out, --steps: --resume continues"),
         ([*photos, *quick, "--device", "cpu,cpu"], "--device cpu,cpu: this command runs on one device"),
         ([*photos, *quick, "--lr", "nan"], "--lr nan: use a positive learning rate"),
         ([*photos, *quick, "--crop", "3000000000"], "--crop 3000000000: "),  # the range, in Typer's words
@@ -2718,12 +2722,12 @@ def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
         ([*quick, "--inputs", str(tmp_path)], "--inputs needs --targets DIR, the folder of their ground"),
         ([*photos, *quick, "--split", "test"], "--split applies to --pairs"),
         ([*photos, *quick, "--vgg-weights", "vgg16.pth"], "--vgg-weights: the weights are for the ECR loss"),
-        (["--resume", str(tmp_path / "run"), "--no-ecr"], "--out, --no-ecr: --resume continues"),  # as typed
-        (["--resume", str(tmp_path / "run"), "--ecr"], "--out, --ecr: --resume continues"),
+        (["--resume", str(resumable), "--no-ecr"], "--out, --no-ecr: --resume continues"),  # as typed
+        (["--resume", str(resumable), "--ecr"], "--out, --ecr: --resume continues"),
         # a value no run takes: still that --resume takes no such option at all
-        (["--resume", str(tmp_path / "run"), "--lr", "2"], "--out, --lr: --resume continues"),
+        (["--resume", str(resumable), "--lr", "2"], "--out, --lr: --resume continues"),
         (
-            ["--resume", str(tmp_path / "run"), "--precision", "fp16"],
+            ["--resume", str(resumable), "--precision", "fp16"],
             "--out, --precision: --resume continues",
         ),
         (
