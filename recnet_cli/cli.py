@@ -249,12 +249,12 @@ def correct(
         jobs,
         found,
         choice,
-        overwrite=overwrite,
-        skip_existing=skip_existing,
-        quiet=quiet,
-        as_json=as_json,
-        about=given,
-        dry_run=dry_run,
+        overwrite,
+        skip_existing,
+        quiet,
+        as_json,
+        given,
+        dry_run,
         report=report_at,
         always=report,
     )
@@ -458,16 +458,7 @@ def mask(
     notice_quality_unused(quality, jobs, quiet)
     choice = ModelChoice(model, device, precision, tile, keep_colour=False)  # the mask only: no colours
     correctors, loaded = open_models_if_needed(
-        "mask",
-        jobs,
-        found,
-        choice,
-        overwrite=overwrite,
-        skip_existing=skip_existing,
-        quiet=quiet,
-        as_json=as_json,
-        about=given,
-        dry_run=dry_run,
+        "mask", jobs, found, choice, overwrite, skip_existing, quiet, as_json, given, dry_run
     )
     from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
 

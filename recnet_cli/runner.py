@@ -175,7 +175,6 @@ def open_models_if_needed(
     jobs: list[Job],
     found: Summary,
     choice: ModelChoice,
-    *,
     overwrite: bool,
     skip_existing: bool,
     quiet: bool,
