@@ -2274,7 +2274,7 @@ def test_bench_times_the_model_at_the_requested_size(env: dict[str, str], model_
     assert timing["device"] == "cpu" and timing["tile"] == 0
     assert timing["precision"] == "fp32"  # what --precision auto chose
     assert timing["compiled"] is False
-    assert timing["keep_colour"] is True  # as correct makes it
+    assert timing["keep_colour"] is True and timing["interrupted"] is False  # as correct makes it
     assert 100 * 2**20 < timing["peak_memory_bytes"] < 8 * 2**30  # a process holding PyTorch and a model
     shown = run(["bench", "--mp", "0.02", "--repeats", "1", "--model", str(model_file)], env)
     assert shown.returncode == 0, shown.stderr
@@ -2286,6 +2286,20 @@ def test_bench_times_the_model_at_the_requested_size(env: dict[str, str], model_
     )
     assert model_colours.returncode == 0, model_colours.stderr
     assert "on cpu, fp32, whole image, the model's colours: best " in model_colours.stdout
+
+
+def test_bench_stopped_says_so_and_its_json_says_it_was_interrupted(
+    model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --json printed nothing on a stop, where eval and calibrate print that they were interrupted
+    def stopped(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as recnet takes it
+
+    monkeypatch.setattr(engine, "time_correction", stopped)
+    result = CliRunner().invoke(app, ["bench", "--mp", "0.02", "--model", str(model_file), "--json"])
+    assert result.exit_code == 130
+    assert result.stderr.endswith("note: interrupted: recnet bench stopped before it finished\n")
+    assert json.loads(result.stdout) == {"model": str(model_file.resolve()), "interrupted": True}
 
 
 def test_bench_says_when_compile_does_not_apply(env: dict[str, str], model_file: Path) -> None:
