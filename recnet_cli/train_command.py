@@ -31,15 +31,15 @@ def refuse_unusable_options(
     """Options that a resumed run keeps as it was set up (unless typed with its own values: see
     ``typed_as_set_up``), or that nothing in the run would use."""
     if resume_run is not None:
-        from recnet_cli.train.loop import check_resumable
-        from recnet_cli.train.run_folder import TrainingError
-
-        try:
-            check_resumable(resume_run)  # no run to resume: that is what to fix, not the options
-        except TrainingError as error:
-            raise training_failure(error) from None
         kept = (*OPTIONS_WITH_RESUME, *typed_as_set_up(given, resume_run, settings))
         if changed := [option for option in given if option not in kept]:
+            from recnet_cli.train.loop import check_resumable
+            from recnet_cli.train.run_folder import TrainingError
+
+            try:
+                check_resumable(resume_run)  # no run to resume: that is what to fix, not the options
+            except TrainingError as error:
+                raise training_failure(error) from None
             raise fail(
                 f"{', '.join(changed)}: --resume continues {resume_run} as it was set up; to train it "
                 f"further in another way, start a new run with --init {resume_run / 'checkpoint.safetensors'}"
