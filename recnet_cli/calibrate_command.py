@@ -3,9 +3,7 @@ ends the command (``console.fail``)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +11,6 @@ import typer
 
 from recnet_cli import console
 from recnet_cli.console import fail
-from recnet_cli.entry import ignore_further_stops, stopped_unfinished
 from recnet_cli.files import error_line
 
 if TYPE_CHECKING:  # these need PyTorch, which the commands import only when they run
@@ -21,20 +18,6 @@ if TYPE_CHECKING:  # these need PyTorch, which the commands import only when the
     from recnet_cli.engine import Corrector
     from recnet_cli.train.calibration import CalibrationData, GroupScore
     from recnet_cli.weights import LoadedModel
-
-
-@contextlib.contextmanager
-def report_if_stopped(about: dict, output: Path, as_json: bool) -> Iterator[None]:
-    """A stop (Ctrl-C, SIGTERM) ends the command with its note and, with ``as_json``, the report of a model
-    not written (``about``: the model, as given or loaded; exit 130), as a stop ends ``eval``."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        ignore_further_stops()
-        console.notice(f"{stopped_unfinished('calibrate')}: {output} was not written")
-        if as_json:
-            typer.echo(json.dumps(about | {"output": str(output), "interrupted": True}, indent=2))
-        raise typer.Exit(130) from None
 
 
 def refuse_calibrating_in_place(output: Path, model_path: Path, source: str) -> None:

@@ -17,11 +17,10 @@ from recnet_cli.calibrate_command import (
     refuse_calibrating_a_local_model_in_place,
     refuse_calibrating_in_place,
     report_calibration,
-    report_if_stopped,
 )
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
-from recnet_cli.entry import ignore_further_stops, ignored_hub_timeouts, library_failure, stopped_unfinished
+from recnet_cli.entry import ignore_further_stops, ignored_hub_timeouts, library_failure
 from recnet_cli.eval_command import report_evaluation
 from recnet_cli.files import describe_os_error, error_line
 from recnet_cli.imaging import (
@@ -830,8 +829,8 @@ def calibrate(
         raise fail(problem)
     from recnet_cli.train.calibration import calibrated_card, calibration_data, rounded_scores
 
-    about = {"model": model}  # as given, until the model loads
-    with report_if_stopped(about, output, as_json):
+    about = {"model": model, "output": str(output)}  # the model as given, until it loads
+    with console.reported_if_stopped("calibrate", about, as_json, f": {output} was not written"):
         try:
             data = calibration_data(photos, pairs, split, inputs, targets, size, count)
         except (ValueError, OSError) as exc:
@@ -973,8 +972,8 @@ def bench(
     from recnet_cli.devices import describe_peak_memory
     from recnet_cli.engine import PhotoRunError, time_correction
 
-    reference = model  # as given, until it is loaded
-    try:
+    about = {"model": model}  # as given, until it loads
+    with console.reported_if_stopped("bench", about, as_json):
         (corrector,), loaded = open_models(
             model,
             device,
@@ -986,18 +985,15 @@ def bench(
             fused=fused,
             keep_colour=keep_colour,
         )
-        reference = loaded.reference
-        timing = time_correction(corrector, megapixels, repeats)
-    except MemoryError:
-        raise fail(f"--mp {megapixels:g}: a photo this large does not fit in this machine's memory") from None
-    except PhotoRunError as error:
-        raise fail(f"--mp {megapixels:g}: {error}", 1) from None
-    except KeyboardInterrupt:  # as eval and calibrate end on a stop: --json says it
-        ignore_further_stops()
-        console.notice(stopped_unfinished("bench"))
-        if as_json:
-            typer.echo(json.dumps({"model": reference, "interrupted": True}, indent=2))
-        raise typer.Exit(130) from None
+        about["model"] = loaded.reference
+        try:
+            timing = time_correction(corrector, megapixels, repeats)
+        except MemoryError:
+            raise fail(
+                f"--mp {megapixels:g}: a photo this large does not fit in this machine's memory"
+            ) from None
+        except PhotoRunError as error:
+            raise fail(f"--mp {megapixels:g}: {error}", 1) from None
     if compiled and timing["tile"]:
         console.notice("--compile speeds up the whole-image path only; this size ran in tiles (try --tile 0)")
     if corrector.compile_failure:
@@ -1005,7 +1001,7 @@ def bench(
             f"torch.compile failed, so this timed the uncompiled path ({corrector.compile_failure})"
         )
     if as_json:
-        typer.echo(json.dumps({"model": reference, **timing, "interrupted": False}, indent=2))
+        typer.echo(json.dumps(about | timing | {"interrupted": False}, indent=2))
         return
     memory = describe_peak_memory(corrector.device, timing["peak_memory_bytes"])
     console.out.print(console.timing_line(timing, megapixels, memory))

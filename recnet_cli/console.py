@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import statistics
 import sys
@@ -31,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from recnet_cli.batch import Outcome, Summary
+from recnet_cli.entry import ignore_further_stops, stopped_unfinished
 from recnet_cli.outputs import Job
 from recnet_cli.wording import counted, listed, visible
 
@@ -136,6 +138,21 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def notice(message: str) -> None:
     err.print(Text.assemble(("note:", "yellow"), " ", visible(message)))
+
+
+@contextlib.contextmanager
+def reported_if_stopped(command: str, about: dict, as_json: bool, unfinished: str = "") -> Iterator[None]:
+    """A stop (Ctrl-C, SIGTERM) in the block ends ``command`` with its note (and ``unfinished``: what was
+    left undone) and, with ``as_json``, ``about`` (its model as given or loaded, and so on) marked
+    interrupted; exit 130, as a stop ends ``eval``."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        ignore_further_stops()
+        notice(stopped_unfinished(command) + unfinished)
+        if as_json:
+            typer.echo(json.dumps(about | {"interrupted": True}, indent=2))
+        raise typer.Exit(130) from None
 
 
 def done(headline: str, details: str) -> None:
