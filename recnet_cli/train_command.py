@@ -28,11 +28,16 @@ if TYPE_CHECKING:  # these need PyTorch, which the commands import only when the
 def refuse_unusable_options(
     given: list[str], resume_run: Path | None, pairs: Path | None, ecr: bool, settings: dict[str, object]
 ) -> None:
-    """Options that a resumed run keeps as it was set up (unless typed with its own values: see
-    ``typed_as_set_up``), or that nothing in the run would use."""
+    """Options that a resumed run keeps as it was set up (unless typed with its own values: the command
+    that started it, typed again with --resume, as a batch job's script does), or that nothing in the run
+    would use."""
     if resume_run is not None:
-        kept = (*OPTIONS_WITH_RESUME, *typed_as_set_up(given, resume_run, settings))
-        if changed := [option for option in given if option not in kept]:
+        run_values = settings_of_run(resume_run)
+        if changed := [
+            option
+            for option in given
+            if option not in OPTIONS_WITH_RESUME and not typed_as_set_up(option, settings, run_values)
+        ]:
             from recnet_cli.train.loop import check_resumable
             from recnet_cli.train.run_folder import TrainingError
 
@@ -41,8 +46,9 @@ def refuse_unusable_options(
             except TrainingError as error:
                 raise training_failure(error) from None
             raise fail(
-                f"{', '.join(changed)}: --resume continues {resume_run} as it was set up; to train it "
-                f"further in another way, start a new run with --init {resume_run / 'checkpoint.safetensors'}"
+                f"{', '.join(changed)}: --resume continues {resume_run} as it was set up"
+                f"{as_set_up(changed, run_values)}; to train it further in another way, start a new run with "
+                f"--init {resume_run / 'checkpoint.safetensors'}"
             )
         return
     refuse_split_without_pairs(given, pairs)
@@ -54,23 +60,53 @@ def refuse_unusable_options(
 _SETTING_OF = {"--out": "run_dir", "--no-ecr": "ecr"}
 
 
-def typed_as_set_up(given: list[str], resume_run: Path, settings: dict[str, object]) -> list[str]:
-    """The options typed with --resume whose values (``settings``, by the run's field names, --regimes as
-    typed) are those the run was set up with: the command that started it, typed again with --resume, as a
-    batch job's script does. None where the run's settings cannot be read (``resume`` says why)."""
+def setting_name(option: str) -> str:
+    """The field of the run's settings (``TrainConfig``) that an option of ``recnet train`` sets."""
+    return _SETTING_OF.get(option, option.removeprefix("--").replace("-", "_"))
+
+
+def settings_of_run(run_dir: Path) -> dict[str, object]:
+    """The settings a run was set up with, by field name; none where they cannot be read (``resume`` says
+    why)."""
     from recnet_cli.train.run_folder import CONFIG_FILE, TrainConfig, read_record
 
     try:
-        config = TrainConfig.from_json(read_record(resume_run / CONFIG_FILE))
-    except Exception:  # a damaged or missing record: resume names the problem
-        return []
-    run_values = asdict(config)
-    typed_again = []
-    for option in given:
-        name = _SETTING_OF.get(option, option.removeprefix("--").replace("-", "_"))
-        if name in settings and name in run_values and same_setting(name, settings[name], run_values[name]):
-            typed_again.append(option)
-    return typed_again
+        return asdict(TrainConfig.from_json(read_record(run_dir / CONFIG_FILE)))
+    except Exception:  # a damaged or missing record
+        return {}
+
+
+def typed_as_set_up(option: str, settings: dict[str, object], run_values: dict[str, object]) -> bool:
+    """Whether an option typed with --resume has the value (``settings``, by the run's field names,
+    --regimes as typed) the run was set up with."""
+    name = setting_name(option)
+    return name in settings and name in run_values and same_setting(name, settings[name], run_values[name])
+
+
+def as_set_up(options: list[str], run_values: dict[str, object]) -> str:
+    """`` (--steps 2, --no-ecr)``: the run's own values of options typed with --resume, as they would be
+    typed; nothing where the run's settings cannot be read."""
+    typed = [
+        typed_form(option, run_values[setting_name(option)])
+        for option in options
+        if setting_name(option) in run_values
+    ]
+    return f" ({', '.join(typed)})" if typed else ""
+
+
+def typed_form(option: str, value: object) -> str:
+    """A run's setting as the option that sets it would be typed: ``--steps 2``, ``--no-ecr``,
+    ``--regimes under=0.5,mild=0.5``."""
+    from recnet_cli.train.synthesis import MODES
+
+    if isinstance(value, bool):
+        return f"--{'' if value else 'no-'}{option.removeprefix('--').removeprefix('no-')}"
+    if value is None:
+        return f"no {option}"
+    if setting_name(option) == "regimes" and isinstance(value, tuple):
+        shares = zip(MODES, value, strict=True)
+        return f"{option} " + ",".join(f"{mode}={share:.3g}" for mode, share in shares if share)
+    return f"{option} {value}"
 
 
 def same_setting(name: str, typed: object, own: object) -> bool:

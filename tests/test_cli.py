@@ -2769,13 +2769,19 @@ def test_resume_takes_the_command_that_started_the_run_typed_again(tmp_path: Pat
     again = CliRunner().invoke(app, [*started, "--resume", str(run_dir)])
     assert again.exit_code == 0, again.stderr
     assert (run_dir / "final.safetensors").is_file()
-    for changed in (["--steps", "3"], ["--regimes", "mixed=0.5,mild=0.5"], ["--ecr"], ["--out", "elsewhere"]):
+    for changed, own in (
+        (["--steps", "3"], "--steps 2"),
+        (["--regimes", "mixed=0.5,mild=0.5"], "--regimes mixed=1"),
+        (["--ecr"], "--no-ecr"),
+        (["--out", "elsewhere"], f"--out {run_dir}"),
+        (["--precision", "fp32"], "--precision auto"),  # auto gave fp32 here: on a GPU, it gives bf16
+    ):
         refused = CliRunner().invoke(
             app, [*started, *changed, "--resume", str(run_dir)]
         )  # the last one counts
         assert refused.exit_code == 2
         assert refused.stderr.startswith(
-            f"error: {changed[0]}: --resume continues {run_dir} as it was set up"
+            f"error: {changed[0]}: --resume continues {run_dir} as it was set up ({own}); "
         )
 
 
