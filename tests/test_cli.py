@@ -2061,6 +2061,28 @@ def test_a_photo_s_transparency_lost_to_its_output_format_is_noted_once(
     assert kept.exit_code == 0 and "(alpha channel)" not in kept.output, kept.output
 
 
+def test_a_deeper_photo_written_at_fewer_bits_is_noted(tmp_path: Path, model_file: Path) -> None:
+    deep = tmp_path / "deep.png"
+    cv2.imwrite(str(deep), np.random.default_rng(0).integers(0, 65536, (40, 56, 3), dtype=np.uint16))
+    Image.fromarray(np.zeros((40, 56, 3), np.uint8)).save(tmp_path / "plain.png")
+    for ext, name, bits in (("jpg", "JPEG", 8), ("webp", "WebP", 8), ("png", None, 16)):
+        result = CliRunner().invoke(
+            app,
+            ["correct", str(tmp_path), "-o", str(tmp_path / ext), "--ext", ext, "--model", str(model_file)],
+        )
+        assert result.exit_code == 0, result.output
+        written = cv2.imread(str(tmp_path / ext / f"deep.{ext}"), cv2.IMREAD_UNCHANGED)
+        assert written.dtype == (np.uint16 if bits == 16 else np.uint8)
+        said = " ".join(result.output.split())
+        if name is None:
+            assert "-bit samples" not in said
+        else:
+            note = (
+                f"note: {deep}: its 16-bit samples are written at 8 bits in {name}; PNG or TIFF keeps all 16"
+            )
+            assert note in said and said.count("-bit samples") == 1  # the 8-bit photo loses nothing
+
+
 def test_a_photo_s_colour_profile_that_its_output_cannot_hold_is_converted_with_a_note(
     tmp_path: Path, model_file: Path
 ) -> None:

@@ -1232,6 +1232,24 @@ def test_lost_transparency_is_noted_unless_the_alpha_is_opaque_all_over(tmp_path
     assert imaging.alpha_loss_notice(photo_like(rgb, alpha=nearly_opaque_16), "BMP") is not None
 
 
+def test_samples_written_at_fewer_bits_are_noted():
+    deep = photo_like(gradient_rgb16())
+    assert [
+        imaging.depth_loss_notice(deep, fmt) is None for fmt in ("PNG", "TIFF", "JPEG", "AVIF", "HEIF")
+    ] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert imaging.depth_loss_notice(dataclasses.replace(deep, bit_depth=12), "HEIF") == (
+        "its 12-bit samples are written at 10 bits in HEIF; PNG or TIFF keeps all 12"
+    )
+    assert imaging.depth_loss_notice(dataclasses.replace(deep, bit_depth=10), "HEIF") is None
+    assert imaging.depth_loss_notice(photo_like(gradient_rgb8()), "JPEG") is None
+
+
 @pytest.mark.parametrize("extension", ["png", "tif"])
 def test_16_bit_alpha_is_carried_through(tmp_path, extension):
     alpha = (np.arange(24 * 32) * 83 % 65536).astype(np.uint16).reshape(24, 32, 1)

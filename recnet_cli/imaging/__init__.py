@@ -76,6 +76,7 @@ from recnet_cli.imaging.formats import (
 )
 from recnet_cli.imaging.notices import (
     alpha_loss_notice,
+    depth_loss_notice,
     extended_xmp_loss_notice,
     metadata_loss_notice,
     output_notices,
@@ -119,6 +120,7 @@ __all__ = [
     "colour_loss_notice",
     "conversion_needed",
     "conversion_remedy",
+    "depth_loss_notice",
     "enable_heif",
     "extended_xmp_loss_notice",
     "fit_size",

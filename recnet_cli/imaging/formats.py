@@ -71,6 +71,7 @@ SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 # A photo of more than 8 bits per sample is written at 16 bits in PNG and TIFF, and in HEIF at 10: HEVC Main
 # 10, what cameras write and every HEIF reader decodes (Main 12 is not).
 DEEP_OUTPUT_BITS = {"PNG": 16, "TIFF": 16, "HEIF": 10}
+
 ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP", "AVIF", "HEIF"})
 ICC_FORMATS = METADATA_FORMATS = SUPPORTED_FORMATS - {"BMP"}  # BMP holds neither
 # The largest pictures some formats hold, smaller than the photos recnet reads can be: libjpeg's
@@ -100,6 +101,11 @@ def format_for(path: str | os.PathLike[str], forced: str | None = None) -> str:
             path, f"unsupported output format {extension or '(none)'!r} (use {OUTPUT_CHOICES})"
         )
     return _FORMAT_BY_EXTENSION[extension]
+
+
+def written_bits(bit_depth: int, output_format: str) -> int:
+    """The bits per sample an output in ``output_format`` of a photo of ``bit_depth`` bits is written at."""
+    return 8 if bit_depth == 8 else DEEP_OUTPUT_BITS.get(output_format, 8)
 
 
 def names_unsupported_image(path: str | os.PathLike[str]) -> bool:

@@ -1,5 +1,5 @@
 """What the user should know of what an output loses of its photo: the colours' profile or description,
-metadata (an IPTC record that XMP does not mirror too), extended XMP, text, transparency."""
+metadata (an IPTC record that XMP does not mirror too), extended XMP, text, transparency, bit depth."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from rich.filesize import decimal
 
 from recnet_cli.imaging.colour import colour_loss_notice
-from recnet_cli.imaging.formats import ALPHA_FORMATS, FORMAT_NAMES, METADATA_FORMATS
+from recnet_cli.imaging.formats import ALPHA_FORMATS, FORMAT_NAMES, METADATA_FORMATS, written_bits
 from recnet_cli.imaging.metadata import exif_holds_resolution, iptc_left_out_of_xmp, left_out, metadata_blocks
 from recnet_cli.imaging.photo import Photo
 from recnet_cli.imaging.text import COMMENT_KEYWORD, text_for
@@ -95,9 +95,21 @@ def alpha_loss_notice(photo: Photo, output_format: str) -> str | None:
     )
 
 
+def depth_loss_notice(photo: Photo, output_format: str) -> str | None:
+    """What the user should know when an output in ``output_format`` holds fewer bits per sample than the
+    photo (a 16-bit TIFF as JPEG, a 12-bit HEIF as HEIF); None when it holds them all."""
+    bits = written_bits(photo.bit_depth, output_format)
+    if bits >= photo.bit_depth:
+        return None
+    return (
+        f"its {photo.bit_depth}-bit samples are written at {bits} bits in {FORMAT_NAMES[output_format][0]}; "
+        f"PNG or TIFF keeps all {photo.bit_depth}"
+    )
+
+
 def output_notices(photo: Photo, output_format: str) -> list[str]:
     """What the user should know of what an output in ``output_format`` loses of the photo: its colours'
-    profile or description, metadata, extended XMP, text and transparency."""
+    profile or description, metadata, extended XMP, text, transparency and bit depth."""
     describers = (
         colour_loss_notice,
         metadata_loss_notice,
@@ -106,5 +118,6 @@ def output_notices(photo: Photo, output_format: str) -> list[str]:
         text_loss_notice,
         appended_loss_notice,
         alpha_loss_notice,
+        depth_loss_notice,
     )
     return [notice for describe in describers if (notice := describe(photo, output_format))]

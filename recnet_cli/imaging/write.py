@@ -57,12 +57,12 @@ from recnet_cli.imaging.errors import (
 )
 from recnet_cli.imaging.formats import (
     ALPHA_FORMATS,
-    DEEP_OUTPUT_BITS,
     MAX_FILE_BYTES,
     PNG_SIGNATURE,
     enable_heif,
     format_for,
     size_problem,
+    written_bits,
 )
 from recnet_cli.imaging.metadata import (
     IPTC_TAG,
@@ -105,7 +105,7 @@ def write_photo(
     ``overwrite``, a file at ``path`` is kept (OutputExistsError), as for every writer here. A lossy format
     is written at ``quality``; when it is None, a WebP of a lossless WebP is lossless, others take 95."""
     fmt = format_for(path)
-    depth = 8 if like.bit_depth == 8 else DEEP_OUTPUT_BITS.get(fmt, 8)
+    depth = written_bits(like.bit_depth, fmt)
     grayscale = written_in_grey_mode(like, fmt)
     icc_profile, conversion = output_colour(like, fmt)
     dropped = left_out(like, fmt)
