@@ -57,7 +57,6 @@ from recnet_cli.options import (
     SkipOpt,
     SplitOpt,
     StrengthOpt,
-    SuffixOpt,
     TargetsOpt,
     TileOpt,
     TrainQuietOpt,
@@ -74,6 +73,7 @@ from recnet_cli.options import (
     quality_option,
     refuse_both,
     refuse_split_without_pairs,
+    suffix_option,
 )
 from recnet_cli.outputs import (
     CORRECT_SUFFIX,
@@ -157,6 +157,7 @@ def main(
 
 @command()
 def correct(
+    ctx: typer.Context,
     inputs: InputsArg,
     output: OutputOpt = None,
     model: ModelOpt = None,
@@ -165,7 +166,9 @@ def correct(
     precision: PrecisionOpt = Precision.auto,
     strength: StrengthOpt = "auto",
     fused: FusedOpt = False,
-    suffix: SuffixOpt = CORRECT_SUFFIX,
+    suffix: Annotated[
+        str, suffix_option("Added to each output's name beside its photo, and in an -o folder when typed.")
+    ] = CORRECT_SUFFIX,
     ext: Annotated[
         str | None, format_option(f"Output format: {OUTPUT_CHOICES}; by default the input's.")
     ] = None,
@@ -225,6 +228,7 @@ def correct(
         output,
         recursive=recursive,
         suffix=suffix,
+        folder_suffix=suffix if "--suffix" in given_options(ctx) else "",
         ext=ext,
         shard=shard,
         as_json=as_json,
@@ -407,7 +411,9 @@ def mask(
     device: DevicesOpt = "auto",
     tile: TileOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
-    suffix: SuffixOpt = MASK_SUFFIX,
+    suffix: Annotated[
+        str, suffix_option("Added to each picture's name, beside its photo or in an -o folder.")
+    ] = MASK_SUFFIX,
     ext: Annotated[
         str | None, format_option(f"Output format of the picture (default png): {OUTPUT_CHOICES}.")
     ] = None,
@@ -445,6 +451,7 @@ def mask(
         output,
         recursive=recursive,
         suffix=suffix,
+        folder_suffix=suffix,  # a mask picture's name says what it is in any folder, as beside the photo
         ext=ext,
         shard=shard,
         as_json=as_json,

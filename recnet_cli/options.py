@@ -309,14 +309,11 @@ def folder_option(option: str, what: str, help: str) -> Any:
     return typer.Option(option, parser=named(option, what, Path), metavar="FOLDER", help=help)
 
 
-SuffixOpt = Annotated[
-    str,
-    typer.Option(
-        metavar="TEXT",
-        help="Added to the file name when no -o is given, or -o is the photo's own folder.",
-        callback=name_part,
-    ),
-]
+def suffix_option(help: str) -> Any:
+    """--suffix of correct and mask: a part of a file name."""
+    return typer.Option(metavar="TEXT", help=help, callback=name_part)
+
+
 PhotosOpt = Annotated[
     Path | None,
     folder_option(

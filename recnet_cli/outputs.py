@@ -157,6 +157,7 @@ def plan_jobs(
     output: str | os.PathLike[str] | None,
     *,
     suffix: str,
+    folder_suffix: str = "",
     extension: str | None = None,
     companions: Callable[[Path], tuple[Path, ...]] = lambda target: (),
     dead_links: Sequence[Path] = (),
@@ -166,8 +167,9 @@ def plan_jobs(
     leads, which would then be that input.
 
     One file and an ``output`` with an image extension (and no trailing slash): that file. Otherwise
-    ``output`` is a folder that mirrors the inputs' sub-folders. Without ``output``, and where it puts an
-    output in its input's own folder: ``<stem><suffix><ext>`` beside each input.
+    ``output`` is a folder that mirrors the inputs' sub-folders, of outputs named ``<stem><folder_suffix>
+    <ext>``. Without ``output``, and where it puts an output in its input's own folder:
+    ``<stem><suffix><ext>`` beside each input.
     """
     single_target = single_output_file(sources, output)
     inputs = input_identities([*(s.path for s in sources), *dead_links])
@@ -180,7 +182,9 @@ def plan_jobs(
         else:
             target = source.path.with_name(f"{source.path.stem}{suffix}{ext}")
             if output is not None:
-                mirrored = Path(output, source.relative.with_name(f"{source.relative.stem}{ext}"))
+                mirrored = Path(
+                    output, source.relative.with_name(f"{source.relative.stem}{folder_suffix}{ext}")
+                )
                 if file_identity(mirrored.parent) != file_identity(source.path.parent):
                     target = mirrored
         outputs = (target, *companions(target))
@@ -281,8 +285,8 @@ def target_problem(target: Path, source: Path, inputs: set[FileIdentity], claims
         return f"output {target} is an input file; refusing to overwrite it"
     if key in claims.files:
         return (
-            f"output {target} would also be written for {claims.files[key][1]}: correct one of them on its "
-            "own, with another -o or --suffix"
+            f"output {target} would also be written for {claims.files[key][1]}: give one of them another -o, "
+            "in a run of its own"
         )
     if key in claims.folders:
         inside, other = claims.folders[key]

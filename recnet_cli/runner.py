@@ -254,6 +254,7 @@ def collect_jobs(
     *,
     recursive: bool,
     suffix: str,
+    folder_suffix: str,
     ext: str | None,
     shard: str | None,
     companions: Callable[[Path], tuple[Path, ...]],
@@ -265,7 +266,8 @@ def collect_jobs(
 ) -> tuple[list[Job], Summary, list[Job]]:
     """Finds the inputs, passes over recnet's own earlier outputs among them (see ``earlier_outputs``),
     names every output (in the format of --ext, else ``default_ext``, else the input's; ``output``: -o as
-    typed, with the trailing slash that makes it a folder) and takes this machine's shard. Returns the
+    typed, with the trailing slash that makes it a folder; ``suffix`` beside its photo, ``folder_suffix``
+    in another folder) and takes this machine's shard. Returns the
     shard's jobs, the inputs that gave none (``missing``, ``passed_over``, ``left_out``) and the jobs of
     the whole batch, every shard's. When no input gives an image, says why (and prints the JSON summary
     for --json, with ``about``, and with ``dry_run`` the plan's fields: see ``json_summary``) and exits
@@ -303,7 +305,13 @@ def collect_jobs(
     # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
     dead_links = [Path(unmatched.input) for unmatched in missing if broken_link(unmatched.input)]
     batch = plan_jobs(
-        sources, output, suffix=suffix, extension=extension, companions=companions, dead_links=dead_links
+        sources,
+        output,
+        suffix=suffix,
+        folder_suffix=folder_suffix,
+        extension=extension,
+        companions=companions,
+        dead_links=dead_links,
     )
     # Split by the outputs' names: the same however the inputs are named or ordered on each machine
     jobs = (

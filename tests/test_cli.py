@@ -839,6 +839,7 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
     ]
     assert f"error: {shots / 'b.png'}: output {out / 'b.png'} exists" in plan.stderr
     assert "dry run: would correct 2, skip 0, fail 1; nothing was read or written" in plan.stderr
+    (out / "b_mask.png").write_bytes(b"earlier")  # a mask picture keeps its suffix in an -o folder
     skipping = run(["mask", str(shots), "-o", str(out), "-n", "--skip-existing", "--json"], env)
     assert skipping.returncode == 0, skipping.stderr
     summary = json.loads(skipping.stdout)
@@ -849,7 +850,8 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
     assert (quiet.returncode, quiet.stderr) == (0, "") and len(quiet.stdout.splitlines()) == 3
     failing = run(["correct", str(shots), "-o", str(out), "--dry-run", "-q"], env)
     assert failing.stderr.endswith("dry run: would correct 2, skip 0, fail 1; nothing was read or written\n")
-    assert sorted(p.name for p in out.iterdir()) == ["b.png"] and (out / "b.png").read_bytes() == b"earlier"
+    assert sorted(p.name for p in out.iterdir()) == ["b.png", "b_mask.png"]
+    assert (out / "b.png").read_bytes() == (out / "b_mask.png").read_bytes() == b"earlier"
     for command in ("correct", "mask"):  # options the run would refuse, the plan refuses too
         refused = run([command, str(shots), "-o", str(out), "-n", "--tile", "5"], env)
         assert refused.returncode == 2 and refused.stdout == ""
@@ -885,7 +887,7 @@ def test_an_output_ending_in_a_slash_is_a_folder_whatever_its_name(
     make_photo(tmp_path / "a.jpg")
     for command, typed, planned in (
         ("correct", "trail/out.jpg/", "trail/out.jpg/a.jpg"),
-        ("mask", "m.png/", "m.png/a.png"),
+        ("mask", "m.png/", "m.png/a_mask.png"),
         ("correct", "out.gif/", "out.gif/a.jpg"),  # a folder, not a format recnet cannot write
         ("correct", "2024.06.01/", "2024.06.01/a.jpg"),
     ):
@@ -893,6 +895,24 @@ def test_an_output_ending_in_a_slash_is_a_folder_whatever_its_name(
         assert plan.returncode == 0, plan.stderr
         assert plan.stdout == f"a.jpg -> {planned}\n"
         assert "note:" not in plan.stderr  # 2024.06.01 without the slash is said to be taken as a folder
+
+
+def test_a_typed_suffix_names_outputs_in_an_output_folder_and_a_mask_keeps_its_own(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # --suffix was passed over in another folder, so the advice on a clash (another -o or --suffix) could not
+    # help; and mask -o OUT named its pictures as correct -o OUT names PNG photos, so one replaced the other.
+    make_photo(tmp_path / "a.png")
+    for command, options, planned in (
+        ("correct", [], "out/a.png"),
+        ("correct", ["--suffix", "_v2"], "out/a_v2.png"),
+        ("correct", ["--suffix", "_recnet"], "out/a_recnet.png"),  # typed: the default's text, but asked for
+        ("mask", [], "out/a_mask.png"),
+        ("mask", ["--suffix", "_m", "--raw"], "out/a_m.png, out/a_m_raw.png"),
+        ("mask", ["--suffix", ""], "out/a.png"),
+    ):
+        plan = run([command, "a.png", "-o", "out/", *options, "-n"], env, cwd=tmp_path)
+        assert (plan.returncode, plan.stdout) == (0, f"a.png -> {planned}\n"), plan.stderr
 
 
 def test_two_inputs_that_would_share_an_output_clash_in_every_shard(
@@ -911,7 +931,7 @@ def test_two_inputs_that_would_share_an_output_clash_in_every_shard(
     assert plans[0].stdout.strip() == f"{photos[0]} -> {tmp_path / 'out' / 'x.jpg'}"
     assert (
         f"error: {photos[1]}: output {tmp_path / 'out' / 'x.jpg'} would also be written for {photos[0]}: "
-        "correct one of them on its own, with another -o or --suffix\n" in plans[1].stderr
+        "give one of them another -o, in a run of its own\n" in plans[1].stderr
     )
 
 
@@ -1033,7 +1053,8 @@ def test_the_strength_and_blend_run_in_the_writer_threads_not_the_compute_one(
 
 
 @pytest.mark.parametrize(
-    ("command", "companion"), [("correct", ("--save-mask", "mask")), ("mask", ("--raw", "raw"))]
+    ("command", "companion", "named"),
+    [("correct", ("--save-mask", "mask"), ""), ("mask", ("--raw", "raw"), "_mask")],  # named: in -o too
 )
 def test_an_output_saved_while_the_batch_runs_is_kept_unless_overwrite(
     tmp_path: Path,
@@ -1041,13 +1062,15 @@ def test_an_output_saved_while_the_batch_runs_is_kept_unless_overwrite(
     monkeypatch: pytest.MonkeyPatch,
     command: str,
     companion: tuple[str, str],
+    named: str,
 ) -> None:
     # The outputs are checked as the batch starts; a file saved at one afterwards (the user's edit, another
     # run) is kept all the same: a's photo, and b's companion, appear once the photos are read.
     flag, tag = companion
     photos = [str(make_photo(tmp_path / f"{name}.png")) for name in "ab"]
     out = tmp_path / "out"
-    appearing = {"a": out / "a.png", "b": out / f"b_{tag}.png"}
+    a, b = f"a{named}", f"b{named}"  # the stems of the outputs
+    appearing = {"a": out / f"{a}.png", "b": out / f"{b}_{tag}.png"}
     read_job = runner.read_job
     saved_by: list[Callable[[Path], object]] = [Path.touch]  # the user saves them (they lack recnet's mark)
 
@@ -1066,11 +1089,11 @@ def test_an_output_saved_while_the_batch_runs_is_kept_unless_overwrite(
         "output)"
     )
     elsewhere = "move it away, or write elsewhere (-o, --suffix)"
-    assert f"output {out / 'a.png'} {theirs}: use --skip-existing, {elsewhere}" in kept.output
-    assert f"output {out / f'b_{tag}.png'} {theirs}: {elsewhere}" in kept.output
+    assert f"output {out / f'{a}.png'} {theirs}: use --skip-existing, {elsewhere}" in kept.output
+    assert f"output {out / f'{b}_{tag}.png'} {theirs}: {elsewhere}" in kept.output
     assert all(path.read_bytes() == b"MY EDIT" for path in appearing.values())
     # a's companion, written before its photo, is this run's; no temporary is left
-    assert sorted(path.name for path in out.iterdir()) == ["a.png", f"a_{tag}.png", f"b_{tag}.png"]
+    assert sorted(path.name for path in out.iterdir()) == [f"{a}.png", f"{a}_{tag}.png", f"{b}_{tag}.png"]
     for path in out.iterdir():
         path.unlink()
     still_kept = CliRunner().invoke(app, [*arguments, "--overwrite"])  # not even --overwrite replaces them
