@@ -82,29 +82,42 @@ def visible_files(
 ) -> list[Path]:
     """The files in ``folder`` (and with ``recursive`` in its sub-folders, linked ones too), sorted, leaving
     out (unless ``hidden``) hidden files and everything in hidden folders (such as a report's
-    ``.recnet-report/``). Each folder is walked once, or with ``every_name`` under each name a link gives
-    it, as a pattern's folders are matched by name (a link back to a folder above is never followed);
-    folders that cannot be read give nothing, and their errors go in ``unreadable``."""
+    ``.recnet-report/``). Each folder is walked once, under its own name where the walk finds it by that
+    name too and by a link (the links are walked after the folders), or with ``every_name`` under each name
+    a link gives it, as a pattern's folders are matched by name (a link back to a folder above is never
+    followed); folders that cannot be read give nothing, and their errors go in ``unreadable``."""
     files: list[Path] = []
     walked: set[FileIdentity] = set()
     # the folders the one named is in (a link to one of them would walk them all), and for each folder
     # walked, the folders it is in
     outside = frozenset(file_identity(parent) for parent in Path(folder).resolve().parents)
     above: dict[str, frozenset[FileIdentity]] = {}
-    for root, folders, names in os.walk(
-        folder, onerror=None if unreadable is None else unreadable.append, followlinks=True
-    ):
-        identity = file_identity(Path(root))
-        # a link back to a folder above, or (unless every_name) a second link to one
-        if identity in outside or identity in (above.get(root, frozenset()) if every_name else walked):
-            folders.clear()
-            continue
-        walked.add(identity)
-        # In name order, so that of two links to one folder the same is walked every time (--shard)
-        folders[:] = sorted(n for n in folders if hidden or not hidden_folder(root, n)) if recursive else []
-        chain = above.get(root, frozenset()) | {identity}
-        above.update((os.path.join(root, name), chain) for name in folders)
-        files.extend(Path(root, name) for name in names if hidden or not is_hidden(name))
+    tops: list[str | os.PathLike[str]] = [folder]
+    while tops:  # the folders below these, then the links to folders found there
+        links: list[str] = []
+        for top in tops:
+            for root, folders, names in os.walk(
+                top, onerror=None if unreadable is None else unreadable.append, followlinks=False
+            ):
+                identity = file_identity(Path(root))
+                # a link back to a folder above, or (unless every_name) a second name for one
+                if identity in outside or identity in (
+                    above.get(root, frozenset()) if every_name else walked
+                ):
+                    folders.clear()
+                    continue
+                walked.add(identity)
+                # In name order, so that of two links to one folder the same is walked every time (--shard)
+                folders[:] = (
+                    sorted(n for n in folders if hidden or not hidden_folder(root, n)) if recursive else []
+                )
+                chain = above.get(root, frozenset()) | {identity}
+                above.update((os.path.join(root, name), chain) for name in folders)
+                links.extend(
+                    os.path.join(root, name) for name in folders if os.path.islink(os.path.join(root, name))
+                )
+                files.extend(Path(root, name) for name in names if hidden or not is_hidden(name))
+        tops = sorted(links)
     return sorted(filter(is_file_or_broken_link, files))
 
 
@@ -346,8 +359,8 @@ def input_identities(paths: Iterable[Path]) -> set[FileIdentity]:
 
 def unique_sources(sources: Iterable[Source]) -> list[Source]:
     """Each file once, under the first name it was given, or where folders gave both, under the file's own
-    name rather than a symbolic link's to it; the other names for it (links) are kept among its
-    ``aliases``."""
+    name rather than one through a symbolic link (to it, or to a folder on the way: the one through fewer);
+    the other names for it (links) are kept among its ``aliases``."""
     first: dict[FileIdentity, int] = {}
     unique: list[Source] = []
     for source in sources:
@@ -361,11 +374,16 @@ def unique_sources(sources: Iterable[Source]) -> list[Source]:
         if os.path.abspath(source.path) in names:
             continue
         both_found = kept.from_folder and source.from_folder  # not named one by one, in the user's order
-        if both_found and kept.path.is_symlink() and not source.path.is_symlink():
+        if both_found and links_on_the_way(source.path) < links_on_the_way(kept.path):
             unique[first[key]] = replace(source, aliases=(kept.path, *kept.aliases))
         else:
             unique[first[key]] = replace(kept, aliases=(*kept.aliases, source.path))
     return unique
+
+
+def links_on_the_way(path: Path) -> int:
+    """How many of the names in ``path`` (its folders' and its own) are symbolic links."""
+    return sum(os.path.islink(name) for name in (path, *path.parents))
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -407,6 +407,27 @@ def test_a_folder_s_file_and_a_link_to_it_there_give_the_file_s_name_whatever_so
     assert sources[0].path == shots / "0-best.jpg" and sources[0].aliases == (shots / "a.jpg",)
 
 
+def test_a_folder_and_a_link_to_it_there_give_the_folder_s_names_whatever_sorts_first(tmp_path: Path) -> None:
+    # trips/current -> z2024 sorts first: -r mirrored current/ alone, and a pattern kept its names
+    trips = touch(tmp_path / "trips", "z2024/a.jpg", "z2024/sub/b.jpg", "a-archive/keep.jpg")
+    (trips / "current").symlink_to("z2024", target_is_directory=True)
+    (trips / "a-archive" / "latest").symlink_to("../z2024/sub", target_is_directory=True)  # deeper, earlier
+    walked, _ = find_sources([str(trips)], recursive=True)
+    assert names(walked) == ["a-archive/keep.jpg", "z2024/a.jpg", "z2024/sub/b.jpg"]
+    matched, _ = find_sources([str(trips / "*")], recursive=True)
+    assert sorted(source.path.relative_to(trips).as_posix() for source in matched) == [
+        "a-archive/keep.jpg",
+        "z2024/a.jpg",
+        "z2024/sub/b.jpg",
+    ]
+    aliases = {source.path.name: source.aliases for source in matched}
+    assert aliases["a.jpg"] == (trips / "current" / "a.jpg",)
+    assert set(aliases["b.jpg"]) == {
+        trips / "a-archive" / "latest" / "b.jpg",
+        trips / "current" / "sub" / "b.jpg",
+    }
+
+
 def test_photo_files_recnet_cannot_read_are_left_out_of_folders_and_patterns_and_said(
     shots: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
