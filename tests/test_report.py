@@ -384,6 +384,13 @@ def test_a_report_goes_only_where_it_replaces_nothing_of_the_user_s_even_with_ov
         "move it"
     )
     (tmp_path / PREVIEW_FOLDER).unlink()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / PREVIEW_FOLDER).symlink_to("mine", target_is_directory=True)  # its files would be replaced
+    assert report_problem(tmp_path) == (
+        f"{tmp_path / PREVIEW_FOLDER} is a link to a folder, and the report's previews go in one of their "
+        "own: move it"
+    )
+    (tmp_path / PREVIEW_FOLDER).unlink()
     (tmp_path / REPORT_NAME).write_text("<html>my own page</html>")
     assert report_problem(tmp_path) == (
         f"{tmp_path / REPORT_NAME}: exists and is not a recnet report (not even --overwrite replaces it): "

@@ -351,15 +351,17 @@ def report_files(folder: Path) -> tuple[Path, Path]:
 
 
 def report_problem(folder: Path, targets: Iterable[Path] = ()) -> str | None:
-    """Why ``report.html`` and its previews cannot go in ``folder``: a file where the previews' folder
-    goes, a folder where the page goes (or one that the outputs ``targets`` would make), or a report.html
-    that recnet did not write (not even --overwrite replaces it); None when they can."""
+    """Why ``report.html`` and its previews cannot go in ``folder``: a file or a link where the previews'
+    folder goes, a folder where the page goes (or one that the outputs ``targets`` would make), or a
+    report.html that recnet did not write (not even --overwrite replaces it); None when they can."""
     page, previews = report_files(folder)
     if os.path.lexists(folder) and not os.path.isdir(folder):
         return f"-o {folder} is {file_kind(folder)}, and --report needs a folder: choose another -o"
     if os.path.lexists(previews) and not os.path.isdir(previews):
         what = file_kind(previews)
         return f"{previews} is {what}, and the report's previews go in a folder of that name: move it"
+    if os.path.islink(previews):  # the previews replace what is there: only in a folder of recnet's own
+        return f"{previews} is a link to a folder, and the report's previews go in one of their own: move it"
     if os.path.isdir(page) or any(page in target.parents for target in targets):
         return f"{page} is a folder of photos, and the report goes in a file of that name: choose another -o"
     if why := page_kept(page):
