@@ -679,7 +679,8 @@ def train(
         typer.Option(
             "--precision",
             metavar="PRECISION",
-            help="auto or fp32; bf16 autocasts the forward pass, for GPUs (fp16 is for correcting only).",
+            help="auto (fp32) or fp32; bf16 autocasts the forward pass, which pays on GPUs (on the CPU it is "
+            "several times slower); fp16 is for correcting only.",
         ),
     ] = Precision.auto,
     time_limit: Annotated[

@@ -18,6 +18,7 @@ except ImportError:  # Windows
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PRECISIONS = ("auto", *DTYPES)
+AUTO_PRECISION = "fp32"  # what --precision auto is on every device: half precision is opt-in
 
 
 # glibc mallopt parameters
@@ -99,12 +100,12 @@ def precision_name(dtype: torch.dtype) -> str:
 
 
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The compute dtype for a --precision choice; 'auto' is float32 (half precision is opt-in)."""
+    """The compute dtype for a --precision choice; 'auto' is ``AUTO_PRECISION``."""
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r} (choose one of {', '.join(PRECISIONS)})")
     if device.type == "cpu" and precision == "fp16":
         raise DeviceError("fp16 is not supported on the CPU; use --precision auto (fp32 there)")
-    return DTYPES.get(precision, torch.float32)
+    return DTYPES[AUTO_PRECISION if precision == "auto" else precision]
 
 
 @functools.cache

@@ -111,11 +111,14 @@ def typed_form(option: str, value: object) -> str:
 
 def same_setting(name: str, typed: object, own: object) -> bool:
     """Whether a setting as typed is the run's own: --regimes as the shares it gives, --out and a model file
-    as the same path from any folder, and --init org/name as the Hub model the run pinned to a commit as it
-    started (org/name@<commit>)."""
+    as the same path from any folder, --init org/name as the Hub model the run pinned to a commit as it
+    started (org/name@<commit>), and --precision auto as what it is."""
+    from recnet_cli.devices import AUTO_PRECISION
     from recnet_cli.train.synthesis import parse_regimes
     from recnet_cli.weights.hub import parse_hub_ref
 
+    if name == "precision":
+        return {typed, own} <= {"auto", AUTO_PRECISION} or typed == own
     if name == "regimes":
         try:
             return parse_regimes(str(typed)) == own

@@ -2819,7 +2819,7 @@ def test_resume_takes_the_command_that_started_the_run_typed_again(tmp_path: Pat
         (["--regimes", "mixed=0.5,mild=0.5"], "--regimes mixed=1"),
         (["--ecr"], "--no-ecr"),
         (["--out", "elsewhere"], f"--out {run_dir}"),
-        (["--precision", "fp32"], "--precision auto"),  # auto gave fp32 here: on a GPU, it gives bf16
+        (["--precision", "bf16"], "--precision auto"),
     ):
         refused = CliRunner().invoke(
             app, [*started, *changed, "--resume", str(run_dir)]
@@ -2843,6 +2843,15 @@ def test_resume_typed_on_a_run_not_there_says_so_not_that_its_options_differ(tmp
     refused = CliRunner().invoke(app, started)
     assert refused.exit_code == 2
     assert refused.stderr.startswith(f"error: {run_dir}: no checkpoint to resume from")
+
+
+def test_precision_typed_again_as_what_auto_is_is_the_run_s_own() -> None:
+    # a run set up with auto, resumed with --precision fp32 (what auto is), was refused as changed
+    from recnet_cli.train_command import same_setting
+
+    assert same_setting("precision", "fp32", "auto") and same_setting("precision", "auto", "fp32")
+    assert same_setting("precision", "bf16", "bf16")
+    assert not same_setting("precision", "bf16", "auto") and not same_setting("precision", "auto", "bf16")
 
 
 def test_init_typed_again_is_the_run_s_model_where_the_run_pinned_it_to_a_commit() -> None:
