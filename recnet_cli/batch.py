@@ -403,13 +403,19 @@ def plan_outcomes(jobs: Sequence[Job], overwrite: bool, skip_existing: bool) -> 
 
 
 def plan_outcome(job: Job, overwrite: bool, skip_existing: bool) -> Outcome:
-    """What a run would do with one job (see ``plan_outcomes``)."""
+    """What a run would do with one job (see ``plan_outcomes``); a planned one names the files there that
+    it would replace."""
     return (
         refusal(job, overwrite, skip_existing)
         or output_folder_problem(job, create=False)
         or input_outcome(job)
-        or Outcome(job, "planned")
+        or Outcome(job, "planned", replaced_line([path for path in job.outputs if os.path.lexists(path)]))
     )
+
+
+def replaced_line(paths: Sequence[Path]) -> str:
+    """``replaces out/a.jpg``: what a planned job would write over; empty where it writes only new files."""
+    return f"replaces {', '.join(map(str, paths))}" if paths else ""
 
 
 def input_outcome(job: Job) -> Outcome | None:

@@ -336,8 +336,8 @@ def print_plan(summary: Summary, verb: str, quiet: bool, report: tuple[Path, Pat
             error(f"{outcome.job.source}: {outcome.reason}")
             continue
         written = ", ".join(str(path) for path in outcome.job.outputs)
-        skipped = f" (skipped: {outcome.reason})" if outcome.status == "skipped" else ""
-        out.print(visible(f"{outcome.job.source} -> {written}{skipped}"), markup=False)
+        said = f" ({'skipped: ' * (outcome.status == 'skipped')}{outcome.reason})" if outcome.reason else ""
+        out.print(visible(f"{outcome.job.source} -> {written}{said}"), markup=False)
     if report is not None:
         page, previews = report
         out.print(visible(f"report -> {page}, {previews}{os.sep}"), markup=False)

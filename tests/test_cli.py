@@ -881,6 +881,31 @@ def test_a_dry_run_lists_the_plan_and_touches_nothing(tmp_path: Path, env: dict[
         )
 
 
+def test_a_dry_run_with_overwrite_names_the_files_it_would_replace(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # --overwrite -n listed an earlier output to be replaced as it listed a new one
+    for name in ("a", "b"):
+        make_photo(tmp_path / f"{name}.png")
+    skip_unless_marks_kept(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    as_recnet_wrote(make_photo(out / "a.png"))
+    as_recnet_wrote(make_photo(out / "b_mask.png"))  # a mask left by a run that stopped before b's photo
+    plan = run(
+        ["correct", "a.png", "b.png", "-o", "out/", "--save-mask", "--overwrite", "-n"], env, cwd=tmp_path
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.splitlines() == [
+        "a.png -> out/a.png, out/a_mask.png (replaces out/a.png)",
+        "b.png -> out/b.png, out/b_mask.png (replaces out/b_mask.png)",
+    ]
+    as_json = json.loads(
+        run(["correct", "a.png", "-o", "out/", "--overwrite", "-n", "--json"], env, cwd=tmp_path).stdout
+    )
+    assert [(f["status"], f["reason"]) for f in as_json["files"]] == [("planned", "replaces out/a.png")]
+
+
 def test_an_output_ending_in_a_slash_is_a_folder_whatever_its_name(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
