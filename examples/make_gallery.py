@@ -7,6 +7,7 @@ truth for synthetic pairs), and the grids the README shows.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,8 @@ def write_sheet(
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser.parse_args()  # no options: --help says what it does before it writes over the gallery
     loaded = load_model(None)
     device = pick_device("auto")
     calibration = strength_calibration(loaded)
