@@ -159,7 +159,7 @@ def test_the_page_names_the_model_as_people_read_it_and_json_as_model_takes_it(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["model"] == "mine"
     page = (out / REPORT_NAME).read_text("utf-8")
-    assert "used model <code>mine (bundled)</code>" in page
+    assert "Model <code>mine (bundled)</code> on <code>cpu</code>, full correction" in page
     # --strength auto of a model without a calibration: the full correction, as each card and the note say
     assert "full correction" in page and "chosen photo by photo" not in page
 

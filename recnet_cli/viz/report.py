@@ -421,7 +421,7 @@ def render_summary(summary: Summary, run: ReportedRun) -> str:
     return (
         f"<p>{this_run}: {counts} in {summary.seconds:.1f} s. The page shows every photo corrected into this "
         f"folder with --report, by this run or another (an earlier one, or another shard).</p>"
-        f"<p class=muted>{this_run} used model <code>{html.escape(run.model)}</code> on "
+        f"<p class=muted>Model <code>{html.escape(run.model)}</code> on "
         f"<code>{html.escape(run.device)}</code>, {amount}. Each card says how its own photo was corrected. "
         f"Report written {when}.</p>"
     )
