@@ -197,6 +197,8 @@ class CompiledForward:
             try:
                 return self.compiled(model, image)
             except Exception as error:  # compilers fail in many ways; the uncompiled function is exact
+                if is_out_of_memory(error):  # the photo's failure, not the compiler's: for the next one too
+                    raise
                 self.failure = f"{type(error).__name__}: {first_line(error)}"
         return fast_forward(model, image)
 
@@ -512,7 +514,9 @@ def on_way_to_host(
     if image.device.type != "cuda":
         return image.cpu(), mask.cpu(), None
     image, mask = (x.to(HOST, non_blocking=True) for x in (image, mask))
-    copied = torch.cuda.Event()
+    # A writer thread waits on it: blocking, it sleeps until then, where the default spins a core that the
+    # other threads decode and encode photos on.
+    copied = torch.cuda.Event(blocking=True)
     copied.record()
     return image, mask, copied
 

@@ -35,6 +35,7 @@ from recnet_cli.engine import (
 )
 from recnet_cli.imaging import pixels
 from recnet_cli.imaging.pixels import COLOUR_GAIN_FLOOR, MOST_COLOUR_GAIN, lightness_only
+from recnet_cli.model.fast import fast_forward
 from recnet_cli.tiling import full_maps_bytes
 
 CPU = torch.device("cpu")
@@ -155,6 +156,27 @@ def test_a_failing_compiler_falls_back_to_the_uncompiled_path(
     result = compiled.correct(photo)
     assert compiled.whole_image.failure == "RuntimeError: no compiler here"
     assert np.array_equal(result.image, Corrector(model, CPU, tile=0).correct(photo).image)
+
+
+def test_a_compiled_forward_out_of_memory_fails_the_photo_and_keeps_compiling(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Out of memory in the compiled forward turned compiling off for every later photo
+    runs: list[str] = []
+
+    def short_of_memory_once(model: object, image: torch.Tensor) -> object:
+        runs.append("compiled")
+        if len(runs) == 1:
+            torch_out_of_memory()
+        return fast_forward(model, image)
+
+    monkeypatch.setattr(torch, "compile", lambda function, **options: short_of_memory_once)
+    compiled = Corrector(random_model(seed=7), CPU, tile=0, compiled=True)
+    with pytest.raises(PhotoOutOfMemoryError):
+        compiled.correct(photo)
+    assert compiled.whole_image.failure is None
+    compiled.correct(photo)
+    assert runs == ["compiled", "compiled"]
 
 
 @pytest.mark.parametrize("exhausted", [numpy_out_of_memory, torch_out_of_memory])
