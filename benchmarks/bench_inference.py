@@ -29,7 +29,14 @@ import numpy as np
 import torch
 
 from recnet_cli.devices import DTYPES, peak_memory_bytes, reset_peak_memory
-from recnet_cli.engine import CPU_TILE, GPU_TILE, Corrector, correctors_for, whole_image_bytes
+from recnet_cli.engine import (
+    CPU_TILE,
+    GPU_TILE,
+    Corrector,
+    PhotoOutOfMemoryError,
+    correctors_for,
+    whole_image_bytes,
+)
 from recnet_cli.imaging import read_photo
 from recnet_cli.imaging.pixels import quantise
 from recnet_cli.model import RECNet
@@ -115,7 +122,7 @@ def isolated(device: str, here: Callable[[], dict], in_subprocess: Callable[[], 
         return in_subprocess()
     try:
         return here()
-    except torch.OutOfMemoryError as error:
+    except (torch.OutOfMemoryError, PhotoOutOfMemoryError) as error:  # the reference's, or a Corrector's
         return {"error": str(error).splitlines()[0]}
     finally:
         torch.cuda.empty_cache()
