@@ -336,7 +336,9 @@ def print_plan(summary: Summary, verb: str, quiet: bool, report: tuple[Path, Pat
             error(f"{outcome.job.source}: {outcome.reason}")
             continue
         written = ", ".join(str(path) for path in outcome.job.outputs)
-        said = f" ({'skipped: ' * (outcome.status == 'skipped')}{outcome.reason})" if outcome.reason else ""
+        # why it is skipped, or which files there it replaces
+        reason = f"skipped: {outcome.reason}" if outcome.status == "skipped" else outcome.reason
+        said = f" ({reason})" if reason else ""
         out.print(visible(f"{outcome.job.source} -> {written}{said}"), markup=False)
     if report is not None:
         page, previews = report

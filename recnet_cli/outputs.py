@@ -167,9 +167,9 @@ def plan_jobs(
     leads, which would then be that input.
 
     One file and an ``output`` with an image extension (and no trailing slash): that file. Otherwise
-    ``output`` is a folder that mirrors the inputs' sub-folders, of outputs named ``<stem><folder_suffix>
-    <ext>``. Without ``output``, and where it puts an output in its input's own folder:
-    ``<stem><suffix><ext>`` beside each input.
+    ``output`` is a folder that mirrors the inputs' sub-folders, of outputs named
+    ``<stem><folder_suffix><ext>``. Without ``output``, and where it puts an output in its input's own
+    folder: ``<stem><suffix><ext>`` beside each input.
     """
     single_target = single_output_file(sources, output)
     inputs = input_identities([*(s.path for s in sources), *dead_links])

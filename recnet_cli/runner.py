@@ -264,14 +264,14 @@ def collect_jobs(
     dry_run: bool = False,
     default_ext: str | None = None,
 ) -> tuple[list[Job], Summary, list[Job]]:
-    """Finds the inputs, passes over recnet's own earlier outputs among them (see ``earlier_outputs``),
-    names every output (in the format of --ext, else ``default_ext``, else the input's; ``output``: -o as
-    typed, with the trailing slash that makes it a folder; ``suffix`` beside its photo, ``folder_suffix``
-    in another folder) and takes this machine's shard. Returns the
-    shard's jobs, the inputs that gave none (``missing``, ``passed_over``, ``left_out``) and the jobs of
-    the whole batch, every shard's. When no input gives an image, says why (and prints the JSON summary
-    for --json, with ``about``, and with ``dry_run`` the plan's fields: see ``json_summary``) and exits
-    before loading a model: 1, or 0 when every image found was passed over."""
+    """Finds the inputs, passes over recnet's own earlier outputs among them (see ``earlier_outputs``), names
+    every output (in the format of --ext, else ``default_ext``, else the input's; ``output``: -o as typed,
+    with the trailing slash that makes it a folder; ``suffix`` beside its photo, ``folder_suffix`` in another
+    folder) and takes this machine's shard. Returns the shard's jobs, the inputs that gave none (``missing``,
+    ``passed_over``, ``left_out``) and the jobs of the whole batch, every shard's. When no input gives an
+    image, says why (and prints the JSON summary for --json, with ``about``, and with ``dry_run`` the plan's
+    fields: see ``json_summary``) and exits before loading a model: 1, or 0 when every image found was passed
+    over."""
     refuse_unwritable_output(output)
     refuse_empty_suffix(suffix, output, ext or default_ext)
     extension = normalise_extension(ext)

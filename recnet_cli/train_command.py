@@ -113,11 +113,12 @@ def same_setting(name: str, typed: object, own: object) -> bool:
     """Whether a setting as typed is the run's own: --regimes as the shares it gives, --out and a model file
     as the same path from any folder, --init org/name as the Hub model the run pinned to a commit as it
     started (org/name@<commit>), and --precision auto as what it is."""
-    from recnet_cli.devices import AUTO_PRECISION
     from recnet_cli.train.synthesis import parse_regimes
     from recnet_cli.weights.hub import parse_hub_ref
 
     if name == "precision":
+        from recnet_cli.devices import AUTO_PRECISION  # PyTorch: only for the one option
+
         return {typed, own} <= {"auto", AUTO_PRECISION} or typed == own
     if name == "regimes":
         try:

@@ -71,7 +71,6 @@ SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 # A photo of more than 8 bits per sample is written at 16 bits in PNG and TIFF, and in HEIF at 10: HEVC Main
 # 10, what cameras write and every HEIF reader decodes (Main 12 is not).
 DEEP_OUTPUT_BITS = {"PNG": 16, "TIFF": 16, "HEIF": 10}
-
 ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP", "AVIF", "HEIF"})
 ICC_FORMATS = METADATA_FORMATS = SUPPORTED_FORMATS - {"BMP"}  # BMP holds neither
 # The largest pictures some formats hold, smaller than the photos recnet reads can be: libjpeg's
