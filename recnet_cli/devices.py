@@ -30,9 +30,10 @@ KEPT_FREE_MEMORY = 2**30
 
 # What PyTorch's RuntimeErrors say when an allocation fails other than through torch.OutOfMemoryError: the
 # CPU allocator ("can't allocate memory"), CUDA ("CUDA error: out of memory"), MPS ("MPS backend out of
-# memory") and cuBLAS or cuDNN workspaces ("..._STATUS_ALLOC_FAILED").
+# memory") and cuBLAS or cuDNN workspaces ("..._STATUS_ALLOC_FAILED"; cuDNN 9 also names the memory:
+# "..._DEVICE_ALLOCATION_FAILED").
 HOST_ALLOCATOR_MESSAGE = "can't allocate memory"
-OUT_OF_MEMORY_MESSAGES = (HOST_ALLOCATOR_MESSAGE, "out of memory", "_ALLOC_FAILED")
+OUT_OF_MEMORY_MESSAGES = (HOST_ALLOCATOR_MESSAGE, "out of memory", "_ALLOC_FAILED", "_ALLOCATION_FAILED")
 
 
 class DeviceError(ValueError):

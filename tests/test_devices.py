@@ -113,6 +113,7 @@ def test_peak_memory_on_the_cpu_is_the_process_peak_in_bytes() -> None:
         (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB."), True, False),
         (RuntimeError("CUDA error: out of memory"), True, False),
         (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), True, False),
+        (RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED"), True, False),
         (RuntimeError("MPS backend out of memory (MPS allocated: 9.00 GB)"), True, False),
         (RuntimeError("Expected all tensors to be on the same device"), False, False),
         (ValueError("out of memory"), False, False),
