@@ -382,7 +382,9 @@ def explain(
     try:
         shown = partial(shown_in_srgb, photo)  # the sheet carries no colour profile: sRGB's colours
         pixels = photo.pixels_to_correct
-        explained = explain_photo(corrector, pixels, truth, grey=photo.grayscale, shown=shown)
+        explained = explain_photo(
+            corrector, pixels, truth, grey=photo.grayscale, shown=shown, alpha=photo.alpha
+        )
         subtitle = f"model {loaded.source}   device {corrector.device}" + (
             f"   reference {reference.name}" if reference is not None else ""
         )
@@ -475,7 +477,8 @@ def mask(
         if raw:  # before the picture, which marks the job finished
             raw_mask = mask_to_uint16(result.mask)
             write_png16(side_path(job.target, "raw"), raw_mask, overwrite=replace_companions)
-        overlay = mask_overlay(shown_in_srgb(photo, pending.rgb), result.mask)  # as viewers show the photo
+        # as viewers show the photo: in sRGB's colours, its transparency over a checkerboard
+        overlay = mask_overlay(shown_in_srgb(photo, pending.rgb), result.mask, alpha=photo.alpha)
         write_rgb8(job.target, overlay, quality=quality, overwrite=overwrite)
         if not quiet:
             notice_run(job.source, photo, pending)

@@ -52,14 +52,14 @@ class PhotoCorrection:
         result = pending.result()
         # the pictures drawn of the photo carry no colour profile: in sRGB's colours, as viewers show them
         shown = shown_in_srgb(photo, pending.rgb) if self.save_mask else None
-        overlay = None if shown is None else mask_overlay(shown, result.mask)
+        overlay = None if shown is None else mask_overlay(shown, result.mask, alpha=photo.alpha)
         kept_in_report = contextlib.nullcontext()
         if self.report is not None and shown is not None:
             # a grey photo is written grey in any format, so shown grey: in its own colours, not the model's
             after = shown_in_srgb(photo, grey_as_rgb(result.image) if photo.grayscale else result.image)
             keep_colour = pending.corrector.keep_colour or photo.grayscale
             card = self.report.previews(
-                job.target, shown, after, overlay, result.strength, keep_colour=keep_colour
+                job.target, shown, after, overlay, result.strength, keep_colour=keep_colour, alpha=photo.alpha
             )
             kept_in_report = self.report.keeping(job.target, card)
         with kept_in_report:

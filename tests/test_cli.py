@@ -1799,7 +1799,7 @@ def test_what_full_transparency_hides_plays_no_part_in_the_correction(
         "-o",
         str(tmp_path / "out"),
     ]
-    result = run([*command, "--save-mask", "--json", "--model", str(model_file)], env)
+    result = run([*command, "--report", "--json", "--model", str(model_file)], env)  # and the mask pictures
     assert result.returncode == 0, result.stderr
     outputs = {Path(f["output"]).stem: f for f in json.loads(result.stdout)["files"]}
     assert outputs["black"]["strength"] == outputs["white"]["strength"]
@@ -1808,6 +1808,16 @@ def test_what_full_transparency_hides_plays_no_part_in_the_correction(
     assert np.array_equal(black[12:36, 16:48], white[12:36, 16:48])
     masks = [np.asarray(Image.open(tmp_path / "out" / f"{name}_mask.png")) for name in ("black", "white")]
     assert np.array_equal(masks[0], masks[1])
+    # The pictures drawn of it show what is transparent as image editors do, over a checkerboard (they showed
+    # the fill); the report's numbers are those of what shows
+    assert (masks[0][:8, :8] == 204).all() and (masks[0][:8, 8:16] == 153).all()
+    previews = tmp_path / "out" / ".recnet-report"
+    for kind in ("before", "after", "mask"):
+        preview = np.asarray(Image.open(previews / f"black.png-{kind}.jpg"), np.float32)
+        assert abs(preview[1:7, 1:7].mean() - 204) < 3 and abs(preview[1:7, 9:15].mean() - 153) < 3
+    card = json.loads((previews / "black.png-card.json").read_text())
+    visible_luma = (photo[12:36, 16:48].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])).mean() / 255
+    assert card["before_stats"]["mean_luma"] == pytest.approx(visible_luma, abs=1e-4)
 
 
 def test_mask_pictures_take_a_quality_where_their_format_is_lossy(tmp_path: Path, model_file: Path) -> None:

@@ -50,6 +50,7 @@ from recnet_cli.imaging.pixels import (
     filled_where_hidden,
     lightness_only,
     luma,
+    over_checkerboard,
 )
 from recnet_cli.imaging.write import WRITTEN_MARK
 from recnet_cli.train.data import read_rgb
@@ -1203,6 +1204,19 @@ def test_pixels_under_full_transparency_are_filled_in_from_the_visible_ones_for_
     assert filled_where_hidden(rgb, None) is rgb
     assert filled_where_hidden(rgb, np.full((60, 90), 255, np.uint8)) is rgb
     assert filled_where_hidden(rgb, np.zeros((60, 90), np.uint16)) is rgb  # nothing shows: nothing to go by
+
+
+def test_a_picture_drawn_of_a_transparent_photo_shows_its_transparency_over_a_checkerboard() -> None:
+    rgb = np.full((20, 30, 3), 0.5, np.float32)
+    alpha = np.zeros((20, 30), np.uint16)
+    alpha[:, 20:] = 65535
+    alpha[:, 10:20] = 32768  # half
+    shown = over_checkerboard(rgb, alpha)
+    assert np.array_equal(shown[:, 20:], rgb[:, 20:])  # what is opaque, as it is
+    assert (shown[:8, :8] == 0.8).all() and (shown[:8, 8:10] == 0.6).all() and (shown[8:16, :8] == 0.6).all()
+    assert np.allclose(shown[:8, 10:16], (0.5 + 0.6) / 2, atol=1e-4)  # half over the dark square
+    assert over_checkerboard(rgb, None) is rgb
+    assert over_checkerboard(rgb, np.full((20, 30), 255, np.uint8)) is rgb
 
 
 @pytest.mark.parametrize("extension", ["jpg", "bmp"])

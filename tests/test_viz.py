@@ -223,6 +223,16 @@ def test_the_sheet_draws_the_photo_and_its_correction_in_the_colours_shown_gives
     assert np.array_equal(explained.mask, mask_overlay(photo**2, mask, legend=False))
 
 
+def test_the_sheet_draws_what_a_photo_s_alpha_hides_as_a_checkerboard(model: RECNet) -> None:
+    photo = np.random.default_rng(9).random((40, 56, 3), dtype=np.float32)
+    alpha = np.zeros((40, 56), np.uint8)
+    alpha[16:, 16:] = 255
+    explained = explain(Corrector(model, torch.device("cpu")), photo, alpha=alpha)
+    for picture in (explained.photo, explained.corrected, explained.mask):
+        assert (picture[:8, :8] == 204).all() and (picture[:8, 8:16] == 153).all()
+    assert np.array_equal(explained.photo[16:, 16:], quantise(photo[16:, 16:], 8))  # what shows, as it is
+
+
 def test_explain_writes_a_contact_sheet(
     tmp_path: Path,
     cli_env: dict[str, str],

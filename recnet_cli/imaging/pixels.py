@@ -77,6 +77,24 @@ def filled_where_hidden(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray
     return np.where(visible[..., None], rgb, filled).astype(np.float32)
 
 
+# How image editors show transparency: squares of two light greys
+CHECKER_SQUARE = 8
+CHECKER_GREYS = (0.8, 0.6)
+
+
+def over_checkerboard(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """H x W x 3 floats in [0, 1] as an image editor shows a picture with ``alpha`` (H x W codes, full
+    scale opaque): over a checkerboard of light greys, for the pictures recnet draws, which have none; as
+    they are where nothing is transparent."""
+    if alpha is None or alpha.min() == np.iinfo(alpha.dtype).max:
+        return rgb
+    opacity = (alpha.astype(np.float32) / np.iinfo(alpha.dtype).max)[..., None]
+    rows, cols = (np.arange(size) // CHECKER_SQUARE for size in alpha.shape)
+    light, dark = CHECKER_GREYS
+    board = np.where((rows[:, None] + cols[None, :]) % 2 == 0, light, dark).astype(np.float32)
+    return (rgb * opacity + board[..., None] * (1 - opacity)).astype(np.float32)
+
+
 def grey_as_rgb(rgb: np.ndarray) -> np.ndarray:
     """An H x W x 3 image's luma in each channel: a grey photo's correction, as ``recnet correct`` writes
     it."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recnet_cli.imaging.pixels import luma, quantise
+from recnet_cli.imaging.pixels import luma, over_checkerboard, quantise
 from recnet_cli.viz import draw
 from recnet_cli.viz.draw import BLUE, VERMILLION
 
@@ -28,17 +28,20 @@ def exposure_tint(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return colour, strength
 
 
-def mask_overlay(photo: np.ndarray, mask: np.ndarray, legend: bool = True) -> np.ndarray:
-    """The photo dimmed to grey, tinted blue where under-exposed and orange where over-exposed.
+def mask_overlay(
+    photo: np.ndarray, mask: np.ndarray, legend: bool = True, alpha: np.ndarray | None = None
+) -> np.ndarray:
+    """The photo dimmed to grey, tinted blue where under-exposed and orange where over-exposed; where the
+    photo's ``alpha`` (H x W codes) makes it transparent, over a checkerboard.
 
     ``photo`` is H x W x 3 float in [0, 1], ``mask`` H x W in [0, 1]; returns H x W x 3 uint8 RGB.
     """
     grey = luma(photo)[..., None]
     base = np.repeat(grey * DIMMING + (1 - DIMMING) * 0.15, 3, axis=2)
     colour, strength = exposure_tint(mask.astype(np.float32))
-    alpha = 0.75 * strength[..., None]
-    picture = base * (1 - alpha) + colour * (0.35 + 0.65 * grey) * alpha
-    image = quantise(picture, 8)
+    tint = 0.75 * strength[..., None]
+    picture = base * (1 - tint) + colour * (0.35 + 0.65 * grey) * tint
+    image = quantise(over_checkerboard(picture, alpha), 8)
     return draw_legend(image) if legend else image
 
 

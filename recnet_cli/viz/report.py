@@ -36,7 +36,7 @@ from recnet_cli.imaging import (
     mark_written,
     write_rgb8,
 )
-from recnet_cli.imaging.pixels import luma, quantise
+from recnet_cli.imaging.pixels import luma, over_checkerboard, quantise
 
 REPORT_NAME = "report.html"
 _LONGEST_PREVIEW_STEM = 200  # bytes of an output's name in its previews' names (255 at most in all)
@@ -58,9 +58,12 @@ class ExposureStats:
     mean_luma: float  # mean luma, 0 (black) to 1 (white)
 
 
-def exposure_stats(rgb: np.ndarray) -> ExposureStats:
-    """Clipped highlights, crushed shadows and mean luminance of an H x W x 3 float image in [0, 1]."""
+def exposure_stats(rgb: np.ndarray, alpha: np.ndarray | None = None) -> ExposureStats:
+    """Clipped highlights, crushed shadows and mean luminance of an H x W x 3 float image in [0, 1], of the
+    pixels its ``alpha`` (H x W) leaves visible, if any."""
     pixels = quantise(rgb, 8)
+    if alpha is not None and (alpha > 0).any():
+        pixels = pixels[alpha > 0]  # what lies under full transparency shows nowhere
     grey = luma(pixels)
     return ExposureStats(
         clipped=float((pixels >= CLIPPED_LEVEL).any(axis=-1).mean()),
@@ -168,15 +171,21 @@ class ReportBuilder:
         mask_picture: np.ndarray,
         strength: float = 1.0,
         keep_colour: bool = True,
+        alpha: np.ndarray | None = None,
     ) -> Card:
-        """Writes the previews of one photo (float inputs in [0, 1], the mask picture as uint8) under staged
-        names (see ``staged``), and returns its card, to ``add`` once the photo is written or ``discard``."""
-        pictures = {"before": quantise(photo, 8), "after": quantise(corrected, 8), "mask": mask_picture}
+        """Writes the previews of one photo (float inputs in [0, 1], the mask picture as uint8; where the
+        photo's ``alpha`` makes it transparent, over a checkerboard) under staged names (see ``staged``), and
+        returns its card, to ``add`` once the photo is written or ``discard``."""
+        pictures = {
+            "before": quantise(over_checkerboard(photo, alpha), 8),
+            "after": quantise(over_checkerboard(corrected, alpha), 8),
+            "mask": mask_picture,
+        }
         links = {kind: self.preview(target, f"{kind}.jpg") for kind in pictures}
         card = Card(
             output=self.relative(target),
-            before_stats=exposure_stats(photo),
-            after_stats=exposure_stats(corrected),
+            before_stats=exposure_stats(photo, alpha),
+            after_stats=exposure_stats(corrected, alpha),
             strength=strength,
             stamp=[],
             keep_colour=keep_colour,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recnet_cli.engine import Corrector
-from recnet_cli.imaging.pixels import grey_as_rgb, quantise
+from recnet_cli.imaging.pixels import grey_as_rgb, over_checkerboard, quantise
 from recnet_cli.viz import draw
 from recnet_cli.viz.features import (
     FIGURE_WIDTH,
@@ -45,10 +45,12 @@ def explain(
     reference: np.ndarray | None = None,
     grey: bool = False,
     shown: Callable[[np.ndarray], np.ndarray] = lambda pixels: pixels,
+    alpha: np.ndarray | None = None,
 ) -> Explained:
     """Corrects a photo and draws its figures; ``reference`` (same size) adds the error figure. A ``grey``
     photo's correction is shown as ``recnet correct`` writes it in a format with a grey mode: its luma.
-    ``shown`` turns the photo's colours and its correction's into sRGB's, in which the pictures are drawn."""
+    ``shown`` turns the photo's colours and its correction's into sRGB's, in which the pictures are drawn;
+    where the photo's ``alpha`` makes it transparent, they show a checkerboard."""
     result = corrector.correct(photo)
     corrected = result.image
     if grey:
@@ -60,9 +62,9 @@ def explain(
         errors = feature_error_figure(features, reference_features, corrected, reference)
     photo_shown = shown(photo)
     return Explained(
-        photo=quantise(photo_shown, 8),
-        corrected=quantise(shown(corrected), 8),
-        mask=mask_overlay(photo_shown, result.mask, legend=False),
+        photo=quantise(over_checkerboard(photo_shown, alpha), 8),
+        corrected=quantise(over_checkerboard(shown(corrected), alpha), 8),
+        mask=mask_overlay(photo_shown, result.mask, legend=False, alpha=alpha),
         features=feature_figure(features),
         strength=result.strength,
         keep_colour=corrector.keep_colour or grey,  # a grey photo's correction is in its colours: grey
