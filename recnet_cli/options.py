@@ -283,8 +283,8 @@ DryRunOpt = Annotated[
     flag(
         "--dry-run",
         "-n",
-        help="Only list each input and what it would write, and which would be skipped or fail; "
-        "reads and writes nothing, loads no model.",
+        help="Only list each input and what it would write (and replace), and which would be skipped or "
+        "fail; reads and writes nothing, loads no model.",
     ),
 ]
 

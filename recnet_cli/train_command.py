@@ -3,6 +3,7 @@ one-line errors, and how the run ended. A problem ends the command (``console.fa
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -109,6 +110,11 @@ def typed_form(option: str, value: object) -> str:
     return f"{option} {value}"
 
 
+# How far a share of --regimes typed with --resume may be from the run's own (``typed_form`` writes them with
+# 3 digits) and still be the run's own
+SHARE_TOLERANCE = 1e-3
+
+
 def same_setting(name: str, typed: object, own: object) -> bool:
     """Whether a setting as typed is the run's own: --regimes as the shares it gives, --out and a model file
     as the same path from any folder, --init org/name as the Hub model the run pinned to a commit as it
@@ -120,11 +126,14 @@ def same_setting(name: str, typed: object, own: object) -> bool:
         from recnet_cli.devices import AUTO_PRECISION  # PyTorch: only for the one option
 
         return {typed, own} <= {"auto", AUTO_PRECISION} or typed == own
-    if name == "regimes":
+    if name == "regimes":  # typed as the run was set up, or as a refusal writes them (``typed_form``)
         try:
-            return parse_regimes(str(typed)) == own
+            shares = parse_regimes(str(typed))
         except ValueError:
             return False
+        return isinstance(own, tuple) and all(
+            math.isclose(a, b, abs_tol=SHARE_TOLERANCE) for a, b in zip(shares, own, strict=True)
+        )
     if name in ("run_dir", "init") and isinstance(typed, str | Path) and isinstance(own, str | Path):
         typed_ref, own_ref = parse_hub_ref(str(typed)), parse_hub_ref(str(own))
         if name == "init" and typed_ref is not None and own_ref is not None and not os.path.exists(typed):

@@ -2889,6 +2889,20 @@ def test_precision_typed_again_as_what_auto_is_is_the_run_s_own() -> None:
     assert not same_setting("precision", "bf16", "auto") and not same_setting("precision", "auto", "bf16")
 
 
+def test_regimes_typed_again_as_set_up_or_as_a_refusal_writes_them_are_the_run_s_own() -> None:
+    # the default typed out (0.225 came back 0.22499999999999998), and the refusal's 3 digits, were refused
+    from recnet_cli.train.synthesis import DegradationConfig
+    from recnet_cli.train_command import same_setting, typed_form
+
+    default = DegradationConfig().mode_probabilities
+    assert same_setting("regimes", "under=0.225,over=0.225,mixed=0.45,mild=0.1", default)
+    two_to_one = (2 / 3, 1 / 3, 0.0, 0.0)
+    for typed in ("under=2,over=1", "under=0.667,over=0.333", typed_form("--regimes", two_to_one).split()[1]):
+        assert same_setting("regimes", typed, two_to_one), typed
+    assert not same_setting("regimes", "under=0.7,over=0.3", two_to_one)
+    assert not same_setting("regimes", "under=2,over=1,mild=0.01", two_to_one)
+
+
 def test_init_typed_again_is_the_run_s_model_where_the_run_pinned_it_to_a_commit() -> None:
     # a run started from --init acme/model keeps acme/model@<commit>: typed again, it was refused
     from recnet_cli.train_command import same_setting

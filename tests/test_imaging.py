@@ -1217,6 +1217,11 @@ def test_a_picture_drawn_of_a_transparent_photo_shows_its_transparency_over_a_ch
     assert np.allclose(shown[:8, 10:16], (0.5 + 0.6) / 2, atol=1e-4)  # half over the dark square
     assert over_checkerboard(rgb, None) is rgb
     assert over_checkerboard(rgb, np.full((20, 30), 255, np.uint8)) is rgb
+    # on a large picture, larger squares: they still show once it is scaled down to a preview's size
+    large = over_checkerboard(np.zeros((1500, 6000, 3), np.float32), np.zeros((1500, 6000), np.uint8))
+    assert (large[:93, :93] == 0.8).all() and (large[:93, 93] == 0.6).all()
+    preview = cv2.resize(large, (1280, 320), interpolation=cv2.INTER_AREA)
+    assert np.ptp(preview) > 0.19  # both greys, not their blur
 
 
 @pytest.mark.parametrize("extension", ["jpg", "bmp"])

@@ -391,6 +391,15 @@ def test_a_report_goes_only_where_it_replaces_nothing_of_the_user_s_even_with_ov
         "own: move it"
     )
     (tmp_path / PREVIEW_FOLDER).unlink()
+    (tmp_path / PREVIEW_FOLDER).mkdir()
+    (tmp_path / PREVIEW_FOLDER / "2024").symlink_to("../mine", target_is_directory=True)  # one level down
+    photo_there = tmp_path / "2024" / "may" / "a.jpg"
+    assert report_problem(tmp_path, [tmp_path / "b.jpg"]) is None  # no preview goes there
+    assert report_problem(tmp_path, [photo_there]) == (
+        f"{tmp_path / PREVIEW_FOLDER / '2024'} is a link to a folder, and the report's previews go in one of "
+        "their own: move it"
+    )
+    shutil.rmtree(tmp_path / PREVIEW_FOLDER)
     (tmp_path / REPORT_NAME).write_text("<html>my own page</html>")
     assert report_problem(tmp_path) == (
         f"{tmp_path / REPORT_NAME}: exists and is not a recnet report (not even --overwrite replaces it): "

@@ -77,8 +77,10 @@ def filled_where_hidden(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray
     return np.where(visible[..., None], rgb, filled).astype(np.float32)
 
 
-# How image editors show transparency: squares of two light greys
+# How image editors show transparency: squares of two light greys, of 8 pixels and at least a 64th of the
+# picture's long side, so that they still show where it is scaled down (report previews, explain sheets)
 CHECKER_SQUARE = 8
+CHECKER_SQUARES_ALONG = 64
 CHECKER_GREYS = (0.8, 0.6)
 
 
@@ -89,7 +91,8 @@ def over_checkerboard(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     if alpha is None or alpha.min() == np.iinfo(alpha.dtype).max:
         return rgb
     opacity = (alpha.astype(np.float32) / np.iinfo(alpha.dtype).max)[..., None]
-    rows, cols = (np.arange(size) // CHECKER_SQUARE for size in alpha.shape)
+    square = max(CHECKER_SQUARE, max(alpha.shape) // CHECKER_SQUARES_ALONG)
+    rows, cols = (np.arange(size) // square for size in alpha.shape)
     light, dark = CHECKER_GREYS
     board = np.where((rows[:, None] + cols[None, :]) % 2 == 0, light, dark).astype(np.float32)
     return (rgb * opacity + board[..., None] * (1 - opacity)).astype(np.float32)

@@ -360,22 +360,35 @@ def report_files(folder: Path) -> tuple[Path, Path]:
 
 
 def report_problem(folder: Path, targets: Iterable[Path] = ()) -> str | None:
-    """Why ``report.html`` and its previews cannot go in ``folder``: a file or a link where the previews'
-    folder goes, a folder where the page goes (or one that the outputs ``targets`` would make), or a
-    report.html that recnet did not write (not even --overwrite replaces it); None when they can."""
+    """Why ``report.html`` and its previews cannot go in ``folder``: a file where the previews' folder goes,
+    a link where it or its sub-folder for one of the outputs ``targets`` goes, a folder where the page goes
+    (or one that the outputs would make), or a report.html that recnet did not write (not even --overwrite
+    replaces it); None when they can."""
     page, previews = report_files(folder)
     if os.path.lexists(folder) and not os.path.isdir(folder):
         return f"-o {folder} is {file_kind(folder)}, and --report needs a folder: choose another -o"
     if os.path.lexists(previews) and not os.path.isdir(previews):
         what = file_kind(previews)
         return f"{previews} is {what}, and the report's previews go in a folder of that name: move it"
-    if os.path.islink(previews):  # the previews replace what is there: only in a folder of recnet's own
-        return f"{previews} is a link to a folder, and the report's previews go in one of their own: move it"
+    # The previews replace what is there: only in folders of recnet's own, not in those links lead to
+    if linked := next(filter(os.path.islink, preview_folders(folder, targets)), None):
+        return f"{linked} is a link to a folder, and the report's previews go in one of their own: move it"
     if os.path.isdir(page) or any(page in target.parents for target in targets):
         return f"{page} is a folder of photos, and the report goes in a file of that name: choose another -o"
     if why := page_kept(page):
         return f"{page}: {why}"
     return None
+
+
+def preview_folders(folder: Path, targets: Iterable[Path]) -> list[Path]:
+    """The folders the previews of the outputs ``targets`` go in (``ReportBuilder.preview``): the previews'
+    folder in ``folder`` and those in it that mirror the outputs' sub-folders, each once, outermost first."""
+    previews = report_files(folder)[1]
+    found = {previews: None}
+    for target in targets:
+        inside = Path(os.path.relpath(target, folder)).parent.parts
+        found.update((previews.joinpath(*inside[:depth]), None) for depth in range(1, len(inside) + 1))
+    return list(found)
 
 
 def page_kept(page: Path) -> str | None:
