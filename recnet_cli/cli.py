@@ -93,6 +93,7 @@ from recnet_cli.runner import (
     finish,
     notice_quality_unused,
     notice_run,
+    notice_suffix_unused,
     open_models,
     open_models_if_needed,
     read_input,
@@ -219,6 +220,7 @@ def correct(
         raise fail("--report needs an output folder: -o FOLDER")
     save_mask = save_mask or report
     tags = ("mask",) * save_mask + ("features",) * save_features
+    suffix_typed = "--suffix" in given_options(ctx)
     refuse_both(overwrite, skip_existing)
     amount = parse_strength(strength)
     # what --json says until the model loads
@@ -228,7 +230,7 @@ def correct(
         output,
         recursive=recursive,
         suffix=suffix,
-        folder_suffix=suffix if "--suffix" in given_options(ctx) else "",
+        folder_suffix=suffix if suffix_typed else "",
         ext=ext,
         shard=shard,
         as_json=as_json,
@@ -237,6 +239,7 @@ def correct(
         dry_run=dry_run,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
+    notice_suffix_unused(suffix_typed, jobs, quiet)
     notice_quality_unused(quality, jobs, quiet)
     report_at = None
     if report:
@@ -407,6 +410,7 @@ def explain(
 
 @command()
 def mask(
+    ctx: typer.Context,
     inputs: InputsArg,
     output: OutputOpt = None,
     model: ModelOpt = None,
@@ -463,6 +467,7 @@ def mask(
         companions=lambda target: (side_path(target, "raw"),) if raw else (),
         default_ext=".png",
     )
+    notice_suffix_unused("--suffix" in given_options(ctx), jobs, quiet)
     notice_quality_unused(quality, jobs, quiet)
     choice = ModelChoice(model, device, precision, tile, keep_colour=False)  # the mask only: no colours
     correctors, loaded = open_models_if_needed(

@@ -335,6 +335,12 @@ def notice_quality_unused(quality: int | None, jobs: list[Job], quiet: bool) -> 
         console.notice(f"--quality sets JPEG, WebP, AVIF and HEIF outputs: {lossless} outputs are lossless")
 
 
+def notice_suffix_unused(typed: bool, jobs: list[Job], quiet: bool) -> None:
+    """Says that a typed --suffix names nothing where -o names the output file itself."""
+    if typed and any(job.named for job in jobs) and not quiet:
+        console.notice("--suffix is not used: -o names the output file")
+
+
 def report_fields(report: tuple[Path, Path]) -> dict[str, str]:
     """A --report run's page and previews' folder, as --json gives them."""
     page, previews = report

@@ -938,6 +938,11 @@ def test_a_typed_suffix_names_outputs_in_an_output_folder_and_a_mask_keeps_its_o
     ):
         plan = run([command, "a.png", "-o", "out/", *options, "-n"], env, cwd=tmp_path)
         assert (plan.returncode, plan.stdout) == (0, f"a.png -> {planned}\n"), plan.stderr
+        assert "--suffix is not used" not in plan.stderr
+    for command in ("correct", "mask"):  # -o names the file: a suffix typed would name nothing, said so
+        plan = run([command, "a.png", "-o", "named.png", "--suffix", "_v2", "-n"], env, cwd=tmp_path)
+        assert plan.stdout == "a.png -> named.png\n"
+        assert "note: --suffix is not used: -o names the output file" in plan.stderr
 
 
 def test_two_inputs_that_would_share_an_output_clash_in_every_shard(
