@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, astuple, dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
@@ -359,7 +359,7 @@ def report_files(folder: Path) -> tuple[Path, Path]:
     return folder / REPORT_NAME, folder / PREVIEW_FOLDER
 
 
-def report_problem(folder: Path, targets: Iterable[Path] = ()) -> str | None:
+def report_problem(folder: Path, targets: Sequence[Path] = ()) -> str | None:
     """Why ``report.html`` and its previews cannot go in ``folder``: a file where the previews' folder goes,
     a link where it or its sub-folder for one of the outputs ``targets`` goes, a folder where the page goes
     (or one that the outputs would make), or a report.html that recnet did not write (not even --overwrite
@@ -380,7 +380,7 @@ def report_problem(folder: Path, targets: Iterable[Path] = ()) -> str | None:
     return None
 
 
-def preview_folders(folder: Path, targets: Iterable[Path]) -> list[Path]:
+def preview_folders(folder: Path, targets: Sequence[Path]) -> list[Path]:
     """The folders the previews of the outputs ``targets`` go in (``ReportBuilder.preview``): the previews'
     folder in ``folder`` and those in it that mirror the outputs' sub-folders, each once, outermost first."""
     previews = report_files(folder)[1]
