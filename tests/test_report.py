@@ -330,10 +330,12 @@ def test_a_photo_not_written_leaves_its_earlier_card_and_previews_as_they_were(t
 
 def test_a_report_cannot_go_where_a_folder_of_photos_is_or_would_be(tmp_path: Path) -> None:
     assert report_problem(tmp_path, [tmp_path / "day" / "a.jpg"]) is None
-    problem = f"{tmp_path / REPORT_NAME} is a folder of photos, and the report goes in a file of that name"
-    assert report_problem(tmp_path, [tmp_path / REPORT_NAME / "a.jpg"]).startswith(problem)
-    (tmp_path / REPORT_NAME).mkdir()
-    assert report_problem(tmp_path).startswith(problem)
+    problem = "and the report goes in a file of that name: choose another -o"
+    assert report_problem(tmp_path, [tmp_path / REPORT_NAME / "a.jpg"]) == (
+        f"{tmp_path / REPORT_NAME} is a folder the outputs go in, {problem}"
+    )
+    (tmp_path / REPORT_NAME).mkdir()  # an empty one: no folder of photos, as it was called
+    assert report_problem(tmp_path) == f"{tmp_path / REPORT_NAME} is a folder, {problem}"
     (tmp_path / "notes.txt").write_text("mine")
     assert report_problem(tmp_path / "notes.txt") == (
         f"-o {tmp_path / 'notes.txt'} is a file, and --report needs a folder: choose another -o"

@@ -374,7 +374,8 @@ def report_problem(folder: Path, targets: Sequence[Path] = ()) -> str | None:
     if linked := next(filter(os.path.islink, preview_folders(folder, targets)), None):
         return f"{linked} is a link to a folder, and the report's previews go in one of their own: move it"
     if os.path.isdir(page) or any(page in target.parents for target in targets):
-        return f"{page} is a folder of photos, and the report goes in a file of that name: choose another -o"
+        what = "a folder" if os.path.isdir(page) else "a folder the outputs go in"
+        return f"{page} is {what}, and the report goes in a file of that name: choose another -o"
     if why := page_kept(page):
         return f"{page}: {why}"
     return None
