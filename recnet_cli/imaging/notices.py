@@ -3,13 +3,13 @@ metadata (an IPTC record that XMP does not mirror too), extended XMP, text, tran
 
 from __future__ import annotations
 
-import numpy as np
 from rich.filesize import decimal
 
 from recnet_cli.imaging.colour import colour_loss_notice
 from recnet_cli.imaging.formats import ALPHA_FORMATS, FORMAT_NAMES, METADATA_FORMATS, written_bits
 from recnet_cli.imaging.metadata import exif_holds_resolution, iptc_left_out_of_xmp, left_out, metadata_blocks
 from recnet_cli.imaging.photo import Photo
+from recnet_cli.imaging.pixels import shows_through
 from recnet_cli.imaging.text import COMMENT_KEYWORD, text_for
 from recnet_cli.wording import in_words
 
@@ -85,9 +85,8 @@ def appended_loss_notice(photo: Photo, output_format: str) -> str | None:
 def alpha_loss_notice(photo: Photo, output_format: str) -> str | None:
     """What the user should know when an output in ``output_format`` goes without the photo's transparency;
     None when it keeps it, or when there is none to see (an alpha channel opaque all over, as many programs
-    write, loses nothing: one pass over the alpha, a few milliseconds for 24 MP)."""
-    alpha = photo.alpha
-    if alpha is None or output_format in ALPHA_FORMATS or alpha.min() == np.iinfo(alpha.dtype).max:
+    write, loses nothing: ``shows_through``)."""
+    if output_format in ALPHA_FORMATS or not shows_through(photo.alpha):
         return None
     return (
         f"its transparency (alpha channel) cannot go into {FORMAT_NAMES[output_format][0]}: left out, so "

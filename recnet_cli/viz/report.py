@@ -62,8 +62,8 @@ def exposure_stats(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Exposure
     """Clipped highlights, crushed shadows and mean luminance of an H x W x 3 float image in [0, 1], of the
     pixels its ``alpha`` (H x W) leaves visible, if any."""
     pixels = quantise(rgb, 8)
-    if alpha is not None and (alpha > 0).any():
-        pixels = pixels[alpha > 0]  # what lies under full transparency shows nowhere
+    if alpha is not None and (visible := alpha > 0).any():
+        pixels = pixels[visible]  # what lies under full transparency shows nowhere
     grey = luma(pixels)
     return ExposureStats(
         clipped=float((pixels >= CLIPPED_LEVEL).any(axis=-1).mean()),
@@ -382,12 +382,12 @@ def report_problem(folder: Path, targets: Sequence[Path] = ()) -> str | None:
 
 
 def preview_folders(folder: Path, targets: Sequence[Path]) -> list[Path]:
-    """The folders the previews of the outputs ``targets`` go in (``ReportBuilder.preview``): the previews'
-    folder in ``folder`` and those in it that mirror the outputs' sub-folders, each once, outermost first."""
-    previews = report_files(folder)[1]
+    """The folders the previews of the outputs ``targets`` go in (``ReportBuilder.preview``), and those they
+    are in up to the previews' folder in ``folder``, each once, outermost first."""
+    previews, builder = report_files(folder)[1], ReportBuilder(folder)
     found = {previews: None}
     for target in targets:
-        inside = Path(os.path.relpath(target, folder)).parent.parts
+        inside = (folder / builder.preview(target, "card")).parent.relative_to(previews).parts
         found.update((previews.joinpath(*inside[:depth]), None) for depth in range(1, len(inside) + 1))
     return list(found)
 
