@@ -133,8 +133,10 @@ def score_pair(
 def score_pair_in_memory(
     pair: ImagePair, corrector: Corrector, on_notice: Callable[[str], None] | None = None
 ) -> tuple[ImageScore, np.ndarray]:
-    """``score_pair``, which turns running out of memory here into PhotoOutOfMemoryError. A grey input's
-    correction is scored (and saved) as ``recnet correct`` writes it: its luma."""
+    """``score_pair``, which turns running out of memory here into PhotoOutOfMemoryError. The input is
+    corrected as ``recnet correct`` corrects it (at its full depth, hidden pixels filled in), and a grey
+    input's correction is scored (and saved) as ``recnet correct`` writes it: its luma. The scores use 8-bit
+    RGB."""
     photo = read_checked(pair.input, on_notice)
     source, target = quantise(photo.pixels, 8), read_rgb(pair.target, on_notice)
     require_same_size(pair, source.shape, target.shape)
@@ -142,7 +144,7 @@ def score_pair_in_memory(
         identity_ssim = ssim(source, target)
     except ValueError as exc:
         raise ImageFileError(f"{pair.input}: {exc}") from None
-    correction = corrector.correct(source.astype(np.float32) / 255)
+    correction = corrector.correct(photo.pixels_to_correct)
     corrected = quantise(grey_as_rgb(correction.image) if photo.grayscale else correction.image, 8)
     score = ImageScore(
         pair.input,

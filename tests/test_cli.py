@@ -1486,6 +1486,37 @@ def test_eval_and_explain_correct_in_the_colours_correct_writes(tmp_path: Path, 
     assert all(np.array_equal(default[name], kept[name]) for name in kept)  # the default keeps the colours
 
 
+def test_eval_corrects_a_deep_or_transparent_photo_as_correct_does(tmp_path: Path, model_file: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    cv2.imwrite(str(photos / "deep.png"), rng.integers(0, 65536, (48, 64, 3), dtype=np.uint16))
+    cutout = rng.integers(0, 256, (48, 64, 4), dtype=np.uint8)
+    cutout[..., 3] = 255
+    cutout[:, :20, 3] = 0  # hidden: the model corrects a fill there, not these colours
+    Image.fromarray(cutout).save(photos / "cutout.png")
+    options = ["--model", str(model_file), "--strength", "1"]
+    evaluated = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--inputs",
+            str(photos),
+            "--targets",
+            str(photos),
+            "--save",
+            str(tmp_path / "saved"),
+            *options,
+        ],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    for name in ("deep.png", "cutout.png"):
+        corrected = tmp_path / "corrected" / name
+        result = CliRunner().invoke(app, ["correct", str(photos / name), "-o", str(corrected), *options])
+        assert result.exit_code == 0, result.output
+        assert np.array_equal(read_rgb(tmp_path / "saved" / name), read_rgb(corrected)), name
+
+
 @pytest.mark.parametrize("strength", ["1.5", "-0.1", "half", "nan"])
 def test_a_strength_that_is_not_auto_or_zero_to_one_is_refused(
     tmp_path: Path, env: dict[str, str], model_file: Path, strength: str
