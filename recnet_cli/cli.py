@@ -478,12 +478,11 @@ def mask(
     replace_companions = replaces_companions(overwrite, skip_existing)
 
     def write(job: Job, photo: Photo, pending: PendingCorrection) -> float:
-        result = pending.result()
+        mask = pending.mask_only()
         if raw:  # before the picture, which marks the job finished
-            raw_mask = mask_to_uint16(result.mask)
-            write_png16(side_path(job.target, "raw"), raw_mask, overwrite=replace_companions)
+            write_png16(side_path(job.target, "raw"), mask_to_uint16(mask), overwrite=replace_companions)
         # as viewers show the photo: in sRGB's colours, its transparency over a checkerboard
-        overlay = mask_overlay(shown_in_srgb(photo, pending.rgb), result.mask, alpha=photo.alpha)
+        overlay = mask_overlay(shown_in_srgb(photo, pending.rgb), mask, alpha=photo.alpha)
         write_rgb8(job.target, overlay, quality=quality, overwrite=overwrite)
         if not quiet:
             notice_run(job.source, photo, pending)

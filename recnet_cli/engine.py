@@ -537,12 +537,9 @@ class PendingCorrection:
         """The correction: the model's output (its lightness in the photo's colours, with ``keep_colour``),
         at the strength the photo gets. Out of host memory raises
         PhotoOutOfMemoryError (a smaller tile would not help: the model has run)."""
-        if self.copied is not None:
-            self.copied.synchronize()
         try:
-            full, mask = to_numpy(self.output), to_numpy(self.mask)
-            if np.isnan(full.min()) or np.isnan(mask.min()):  # min() passes NaN on, in one pass, no copy
-                raise self.corrector.not_a_number()
+            mask = self.mask_only()
+            full = self.checked(to_numpy(self.output))
             if self.corrector.keep_colour and not self.colour_kept_on_device:
                 full = lightness_only(self.rgb, full)  # before the blend: strength 0 is the photo as it is
             # predicted from the correction in the colours it is written in, as ``recnet calibrate`` fits it
@@ -554,6 +551,18 @@ class PendingCorrection:
         raise PhotoOutOfMemoryError(
             f"not enough memory left to finish this {megapixels:.1f} MP photo: {FREE_MEMORY_ADVICE}"
         )
+
+    def mask_only(self) -> np.ndarray:
+        """The under-exposure mask alone, as ``recnet mask`` draws it: the correction is not finished."""
+        if self.copied is not None:
+            self.copied.synchronize()
+        return self.checked(to_numpy(self.mask))
+
+    def checked(self, values: np.ndarray) -> np.ndarray:
+        """``values``, unless the model gave NaN among them."""
+        if np.isnan(values.min()):  # min() passes NaN on, in one pass, no copy
+            raise self.corrector.not_a_number()
+        return values
 
 
 def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -> dict[str, object]:

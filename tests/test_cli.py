@@ -3331,6 +3331,23 @@ def test_a_model_whose_output_is_not_a_number_fails_each_photo_in_one_line(tmp_p
     assert (explained.exit_code, explained.stderr) == (1, f"error: {photos[0]}: {reason}\n")
 
 
+def test_mask_draws_a_mask_that_is_a_number_whatever_the_corrected_photo_would_be(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = RECNet()
+    with torch.no_grad():  # weights that overflow after the mask: the corrected photo alone is NaN
+        for name, parameter in model.dualprocess.named_parameters():
+            parameter.mul_(1e30 if name.startswith(("cat", "refine")) and name.endswith("weight") else 1)
+    model_path = tmp_path / "broken-output.safetensors"
+    save_model(model, model_path, {})
+    photo = make_photo(tmp_path / "a.png")
+    options = [str(photo), "--model", str(model_path), "-o", str(tmp_path / "out")]
+    corrected = CliRunner().invoke(app, ["correct", *options])
+    assert corrected.exit_code == 1 and "the model's output is not a number (NaN)" in corrected.stderr
+    masked = CliRunner().invoke(app, ["mask", *options, "--raw"])
+    assert masked.exit_code == 0, masked.output
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["a_mask.png", "a_mask_raw.png"]
+
+
 def test_openmp_threads_spin_less_unless_the_user_says_how_they_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):
         monkeypatch.setenv(variable, "")  # so that monkeypatch puts back what was there, or nothing
