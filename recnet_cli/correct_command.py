@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from recnet_cli import console
 from recnet_cli.imaging import Photo, format_for, output_notices, shown_in_srgb, write_photo, write_rgb8
-from recnet_cli.imaging.pixels import grey_as_rgb
+from recnet_cli.imaging.pixels import as_written
 from recnet_cli.outputs import Job, side_path
 from recnet_cli.runner import notice_run
 from recnet_cli.viz.mask import mask_overlay
@@ -56,7 +56,7 @@ class PhotoCorrection:
         kept_in_report = contextlib.nullcontext()
         if self.report is not None and shown is not None:
             # a grey photo is written grey in any format, so shown grey: in its own colours, not the model's
-            after = shown_in_srgb(photo, grey_as_rgb(result.image) if photo.grayscale else result.image)
+            after = shown_in_srgb(photo, as_written(result.image, photo.grayscale))
             keep_colour = pending.corrector.keep_colour or photo.grayscale
             card = self.report.previews(
                 job.target, shown, after, overlay, result.strength, keep_colour=keep_colour, alpha=photo.alpha

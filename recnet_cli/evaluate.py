@@ -22,7 +22,7 @@ from recnet_cli.imaging import (
     kept_from_overwrite,
     write_rgb8,
 )
-from recnet_cli.imaging.pixels import grey_as_rgb, quantise
+from recnet_cli.imaging.pixels import as_written, quantise
 from recnet_cli.inputs import file_identity
 from recnet_cli.metrics import mean_psnr, psnr, ssim
 from recnet_cli.outputs import claim_key, existing_output_problem, folder_problem, names_image_file
@@ -145,7 +145,7 @@ def score_pair_in_memory(
     except ValueError as exc:
         raise ImageFileError(f"{pair.input}: {exc}") from None
     correction = corrector.correct(photo.pixels_to_correct)
-    corrected = quantise(grey_as_rgb(correction.image) if photo.grayscale else correction.image, 8)
+    corrected = quantise(as_written(correction.image, photo.grayscale), 8)
     score = ImageScore(
         pair.input,
         pair.target,

@@ -104,10 +104,10 @@ def over_checkerboard(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     return (rgb * opacity + board[..., None] * (1 - opacity)).astype(np.float32)
 
 
-def grey_as_rgb(rgb: np.ndarray) -> np.ndarray:
-    """An H x W x 3 image's luma in each channel: a grey photo's correction, as ``recnet correct`` writes
-    it."""
-    return np.repeat(luma(rgb)[..., None], 3, axis=2)
+def as_written(correction: np.ndarray, grayscale: bool) -> np.ndarray:
+    """A photo's H x W x 3 correction as ``recnet correct`` writes it: a ``grayscale`` photo's is its luma,
+    here in each channel."""
+    return np.repeat(luma(correction)[..., None], 3, axis=2) if grayscale else correction
 
 
 def fit_size(image: np.ndarray, min_side: int = 0, max_side: int = 0) -> np.ndarray:

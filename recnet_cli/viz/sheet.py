@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recnet_cli.engine import Corrector
-from recnet_cli.imaging.pixels import grey_as_rgb, over_checkerboard, quantise
+from recnet_cli.imaging.pixels import as_written, over_checkerboard, quantise
 from recnet_cli.viz import draw
 from recnet_cli.viz.features import (
     FIGURE_WIDTH,
@@ -52,9 +52,7 @@ def explain(
     ``shown`` turns the photo's colours and its correction's into sRGB's, in which the pictures are drawn;
     where the photo's ``alpha`` makes it transparent, they show a checkerboard."""
     result = corrector.correct(photo)
-    corrected = result.image
-    if grey:
-        corrected = grey_as_rgb(corrected)
+    corrected = as_written(result.image, grey)
     features = extract_features(corrector.model, photo)
     errors = None
     if reference is not None:
