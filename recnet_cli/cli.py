@@ -219,7 +219,7 @@ def correct(
     if report and (output is None or names_image_file(output)):
         raise fail("--report needs an output folder: -o FOLDER")
     save_mask = save_mask or report
-    tags = ("mask",) * save_mask + ("features",) * save_features
+    tags = tuple(tag for tag, wanted in (("mask", save_mask), ("features", save_features)) if wanted)
     suffix_typed = "--suffix" in given_options(ctx)
     refuse_both(overwrite, skip_existing)
     amount = parse_strength(strength)
@@ -360,7 +360,7 @@ def explain(
     where = partial(
         sheet_problem,
         target,
-        [image] + [reference] * (reference is not None),
+        [image] if reference is None else [image, reference],
         named=target == Path(output or ""),
         overwrite=overwrite,
     )

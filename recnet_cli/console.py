@@ -491,7 +491,7 @@ def print_scores(report: EvalReport, model: str, amount: float | str, keep_colou
         table.add_column("strength", justify="right", footer=f"{report.mean('strength'):.2f}")
     for s in report.scores:
         scores = (f"{s.psnr:.2f}", f"{s.ssim:.4f}", f"{s.identity_psnr:.2f}", f"{s.identity_ssim:.4f}")
-        table.add_row(escape(s.input.name), *scores, *[f"{s.strength:.2f}"] * (amount == "auto"))
+        table.add_row(escape(s.input.name), *scores, *([f"{s.strength:.2f}"] if amount == "auto" else []))
     out.print(table)
 
 

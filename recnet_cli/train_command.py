@@ -201,7 +201,7 @@ def say_how_it_ended(result: TrainResult, signals: StopSignals, quiet: bool) -> 
                 f"{result.run_dir}: already finished at step {result.steps}; its model: {result.model_path}"
             )
     elif not result.complete:
-        interrupted = "interrupted: " * (signals.received() is not None)
+        interrupted = "" if signals.received() is None else "interrupted: "
         console.notice(
             f"{interrupted}stopped at step {result.steps} by {result.stopped_by}: checkpoint saved; continue "
             f"with recnet train --resume {result.run_dir}, or use it as it is: --model {result.model_path}"
