@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recnet_cli.weights.card import card_calibration, check_card_matches, read_card
+from recnet_cli.weights.card import card_calibration, load_with_card
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
-from recnet_cli.weights.formats import is_safetensors, load_weights
+from recnet_cli.weights.formats import is_safetensors
 from recnet_cli.weights.hub import cached_copy_damaged, download
 from recnet_cli.weights.listing import ModelEntry, models_to_list
 from recnet_cli.weights.locate import ModelLocation, resolve
@@ -80,9 +80,7 @@ def load_model(ref: str | None = None) -> LoadedModel:
 
 
 def load_location(location: ModelLocation) -> LoadedModel:
-    model = load_weights(location.path, location.source)
-    card = read_card(location.path)
-    check_card_matches(card, model, location.path, location.source)
+    model, card = load_with_card(location.path, location.source)
     return LoadedModel(model, location.source, location.path, card, location.reference)
 
 

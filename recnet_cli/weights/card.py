@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from recnet_cli.files import describe_os_error
 from recnet_cli.weights.errors import WeightsError
-from recnet_cli.weights.formats import TRAINING_CHECKPOINT_KEY, is_safetensors, safetensors_header
+from recnet_cli.weights.formats import (
+    TRAINING_CHECKPOINT_KEY,
+    is_safetensors,
+    load_weights,
+    safetensors_header,
+)
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: resolving, downloading and listing models do without it, and
 # the functions that build or read tensors import it when called.
@@ -59,6 +64,14 @@ def check_card_matches(card: dict[str, Any], model: RECNet, model_path: Path, la
         f"{model.channels} channels x {model.num_blocks} blocks: the card of another model{calibration}; "
         + ("replace or remove it" if beside else "save the model again")
     )
+
+
+def load_with_card(model_path: Path, label: str) -> tuple[RECNet, dict[str, Any]]:
+    """A weights file and its card, as ``--model`` loads them (``check_card_matches``)."""
+    model = load_weights(model_path, label)
+    card = read_card(model_path)
+    check_card_matches(card, model, model_path, label)
+    return model, card
 
 
 CALIBRATION_FIELD = "auto_strength"  # the card's strength calibration (``recnet calibrate``); its scores too

@@ -32,12 +32,11 @@ from huggingface_hub.utils import validate_repo_id
 
 from recnet_cli import __version__
 from recnet_cli.files import error_line, file_kind, first_line, nearest_existing
-from recnet_cli.weights.card import card_calibration, check_card_matches, read_card
+from recnet_cli.weights.card import card_calibration, load_with_card
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
 from recnet_cli.weights.formats import (
     MODEL_SUFFIXES,
     is_safetensors,
-    load_weights,
     looks_like_recnet,
     unknown_file_type,
 )
@@ -175,10 +174,7 @@ def check_fetched(path: Path, ref: HubRef) -> None:
         raise WeightsError(
             f"{ref.text}: not a RECNet model (no extract.weight tensor found in {ref.filename})"
         )
-    model = load_weights(path, ref.text)
-    card = read_card(path)
-    check_card_matches(card, model, path, ref.text)
-    card_calibration(card, ref.text)
+    card_calibration(load_with_card(path, ref.text)[1], ref.text)
 
 
 def fetch_from_hub(

@@ -14,9 +14,9 @@ from huggingface_hub.errors import CacheNotFound
 from rich.filesize import decimal
 
 from recnet_cli.files import describe_os_error
-from recnet_cli.weights.card import card_calibration, card_summary, check_card_matches, read_card
+from recnet_cli.weights.card import card_calibration, card_summary, load_with_card, read_card
 from recnet_cli.weights.errors import WeightsError
-from recnet_cli.weights.formats import MODEL_SUFFIXES, load_weights, looks_like_recnet
+from recnet_cli.weights.formats import MODEL_SUFFIXES, looks_like_recnet
 from recnet_cli.weights.hub import HUB_DEFAULT_FILENAME, hub_cache_problem
 from recnet_cli.weights.locate import bundled_files
 
@@ -83,8 +83,7 @@ def loadable(entry: ModelEntry) -> ModelEntry:
     if entry.problem is not None:
         return entry
     try:
-        model = load_weights(entry.path, str(entry.path))
-        check_card_matches(read_card(entry.path), model, entry.path, str(entry.path))
+        model = load_with_card(entry.path, str(entry.path))[0]
     except WeightsError as error:
         return replace(entry, problem=str(error))
     if entry.summary:
