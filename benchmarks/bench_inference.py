@@ -136,7 +136,7 @@ def eight_bit_gaps(expected: np.ndarray, got: np.ndarray) -> np.ndarray:
 def half_precision_agreement(device: torch.device, precision: str, photos: list[Path]) -> dict:
     """How closely the bundled model's 8-bit output in ``precision`` follows float32's on ``photos``."""
     model = load_model(None).model
-    reference, half = correctors_for(model, [device, device], [torch.float32, DTYPES[precision]], "auto")
+    reference, half = correctors_for(model, [device, device], [torch.float32, DTYPES[precision]], tile="auto")
     within = total = worst = 0
     for path in photos:
         pixels = read_photo(path).pixels

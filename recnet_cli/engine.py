@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -447,29 +447,12 @@ class Corrector:
 
 
 def correctors_for(
-    model: RECNet,
-    devices: Sequence[torch.device],
-    dtypes: Sequence[torch.dtype],
-    tile: TileSetting,
-    strength: StrengthSetting = 1.0,
-    compiled: bool = False,
-    fused: bool = False,
-    calibration: StrengthCalibration | None = None,
-    keep_colour: bool = False,
+    model: RECNet, devices: Sequence[torch.device], dtypes: Sequence[torch.dtype], **settings: Any
 ) -> list[Corrector]:
-    """One Corrector per device, each with its own copy of the model (a device listed twice gets two)."""
+    """One Corrector per device, each with its own copy of the model (a device listed twice gets two), and
+    each with ``Corrector``'s other ``settings`` (tile, strength, ...)."""
     return [
-        Corrector(
-            copy.deepcopy(model) if index else model,
-            device,
-            dtype,
-            tile,
-            strength,
-            compiled,
-            fused,
-            calibration,
-            keep_colour,
-        )
+        Corrector(copy.deepcopy(model) if index else model, device, dtype, **settings)
         for index, (device, dtype) in enumerate(zip(devices, dtypes, strict=True))
     ]
 

@@ -128,7 +128,15 @@ def open_models(
             loaded = load_model(model)
             calibration = strength_calibration(loaded) if strength == "auto" else None
             correctors = correctors_for(
-                loaded.model, devices, dtypes, tile_size, strength, compiled, fused, calibration, keep_colour
+                loaded.model,
+                devices,
+                dtypes,
+                tile=tile_size,
+                strength=strength,
+                compiled=compiled,
+                fused=fused,
+                calibration=calibration,
+                keep_colour=keep_colour,
             )
         except (DeviceError, WeightsError) as exc:
             raise fail(str(exc)) from None
