@@ -25,10 +25,8 @@ from recnet_cli.eval_command import report_evaluation
 from recnet_cli.files import describe_os_error, error_line
 from recnet_cli.imaging import (
     OUTPUT_CHOICES,
-    Photo,
     PhotoFileError,
     shown_in_srgb,
-    write_png16,
     write_rgb8,
 )
 from recnet_cli.inputs import Source
@@ -78,7 +76,6 @@ from recnet_cli.options import (
 from recnet_cli.outputs import (
     CORRECT_SUFFIX,
     MASK_SUFFIX,
-    Job,
     calibrated_model_problem,
     names_image_file,
     output_taken_as_folder,
@@ -92,7 +89,6 @@ from recnet_cli.runner import (
     device_names,
     finish,
     notice_quality_unused,
-    notice_run,
     notice_suffix_unused,
     open_models,
     open_models_if_needed,
@@ -122,8 +118,7 @@ from recnet_cli.train_command import (
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
 if TYPE_CHECKING:
-    from recnet_cli.engine import Corrector, PendingCorrection
-    from recnet_cli.tiling import Progress
+    pass
 
 
 app = typer.Typer(
@@ -473,25 +468,12 @@ def mask(
     correctors, loaded = open_models_if_needed(
         "mask", jobs, found, choice, overwrite, skip_existing, quiet, as_json, given, dry_run
     )
-    from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
+    from recnet_cli.mask_command import MaskDrawing
 
-    replace_companions = replaces_companions(overwrite, skip_existing)
-
-    def write(job: Job, photo: Photo, pending: PendingCorrection) -> float:
-        mask = pending.mask_only()
-        if raw:  # before the picture, which marks the job finished
-            write_png16(side_path(job.target, "raw"), mask_to_uint16(mask), overwrite=replace_companions)
-        # as viewers show the photo: in sRGB's colours, its transparency over a checkerboard
-        overlay = mask_overlay(shown_in_srgb(photo, pending.rgb), mask, alpha=photo.alpha)
-        write_rgb8(job.target, overlay, quality=quality, overwrite=overwrite)
-        if not quiet:
-            notice_run(job.source, photo, pending)
-        return photo.megapixels
-
-    def compute(corrector: Corrector, photo: Photo, progress: Progress) -> PendingCorrection:
-        return corrector.start(photo.pixels_to_correct, progress)
-
-    summary = run_batch(jobs, found, correctors, compute, write, "Masking", overwrite, skip_existing, quiet)
+    drawing = MaskDrawing(raw, quality, overwrite, replaces_companions(overwrite, skip_existing), quiet)
+    summary = run_batch(
+        jobs, found, correctors, drawing.compute, drawing.write, "Masking", overwrite, skip_existing, quiet
+    )
     about = given if loaded is None else {"model": loaded.reference, "device": device_names(correctors)}
     finish(summary, "masked", quiet, as_json, about)
 
