@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from recnet_cli.files import input_file_problem
 from recnet_cli.hostmemory import available_host_memory
@@ -74,11 +74,14 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+# "not run": after an error that stops the batch, or an interruption; "planned": in a dry run
+Status = Literal["done", "skipped", "failed", "not run", "planned"]
+
+
 @dataclass
 class Outcome:
     job: Job
-    # "done", "skipped", "failed", "not run" (after an error that stops the batch) or "planned" (dry run)
-    status: str
+    status: Status
     reason: str = ""
     seconds: float = 0.0
     megapixels: float = 0.0
@@ -95,7 +98,7 @@ class Summary:
     passed_over: list[Path] = field(default_factory=list)  # images recnet wrote on an earlier run
     left_out: list[Path] = field(default_factory=list)  # photo files it cannot read (RAW) in folders
 
-    def count(self, status: str) -> int:
+    def count(self, status: Status) -> int:
         return sum(o.status == status for o in self.outcomes)
 
     def take_inputs_without_jobs(self, found: Summary) -> None:
