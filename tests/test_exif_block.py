@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, TiffImagePlugin
 
-from recnet_cli.exif_block import (
+from recnet_cli.imaging import read_photo, write_photo
+from recnet_cli.imaging.exif_block import (
     EXIF_HEADER,
     EXIF_IFD,
     GPS_IFD,
@@ -26,7 +27,6 @@ from recnet_cli.exif_block import (
     with_software,
     with_standard_types,
 )
-from recnet_cli.imaging import read_photo, write_photo
 
 MAKE, SOFTWARE, EXPOSURE_TIME = 0x010F, 0x0131, 0x829A
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from recnet_cli.icc import (
+from recnet_cli.imaging.icc import (
     SRGB_CURVE,
     grey_profile,
     matrix_profile,

@@ -26,7 +26,7 @@ from conftest import numpy_out_of_memory, opencv_out_of_memory, skip_unless_mark
 from PIL import ExifTags, Image, ImageCms, ImageOps, PngImagePlugin, TiffImagePlugin
 
 import recnet_cli
-from recnet_cli import icc, imaging
+from recnet_cli import imaging
 from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -35,6 +35,7 @@ from recnet_cli.imaging import (
     Photo,
     atomic_output,
     format_for,
+    icc,
     read_photo,
     size_problem,
     write_photo,
@@ -1952,7 +1953,8 @@ def test_without_pillow_heif_heif_photos_say_what_to_install(tmp_path: Path) -> 
 import json, sys
 sys.modules["pillow_heif"] = None  # as if it were not installed
 from pathlib import Path
-from recnet_cli import icc, imaging
+from recnet_cli import imaging
+from recnet_cli.imaging import icc
 from recnet_cli.inputs import find_sources
 from recnet_cli.outputs import plan_jobs
 try:
@@ -1993,7 +1995,8 @@ def test_a_broken_pillow_heif_fails_heif_files_alone(tmp_path: Path) -> None:
     probe = f"""
 import json
 from pathlib import Path
-from recnet_cli import icc, imaging
+from recnet_cli import imaging
+from recnet_cli.imaging import icc
 from recnet_cli.inputs import find_sources
 from recnet_cli.outputs import plan_jobs
 photo = imaging.read_photo(Path({str(tmp_path / "a.jpg")!r}))

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image, ImageCms
 
-from recnet_cli import icc
 from recnet_cli.files import first_line
+from recnet_cli.imaging import icc
 from recnet_cli.imaging.arrow import image_samples
 from recnet_cli.imaging.formats import FORMAT_NAMES, ICC_FORMATS
 from recnet_cli.imaging.photo import Photo

@@ -15,7 +15,7 @@ from typing import TypeVar
 from PIL import Image
 
 from recnet_cli import __version__
-from recnet_cli.exif_block import (
+from recnet_cli.imaging.exif_block import (
     ORIENTATION,
     QUARTER_TURNS,
     RESOLUTIONS,
@@ -25,7 +25,7 @@ from recnet_cli.exif_block import (
     with_software,
     with_standard_types,
 )
-from recnet_cli.exif_block import SOFTWARE as SOFTWARE_TAG
+from recnet_cli.imaging.exif_block import SOFTWARE as SOFTWARE_TAG
 from recnet_cli.imaging.formats import MAX_DPI, METADATA_FORMATS
 from recnet_cli.imaging.photo import Photo
 

@@ -35,13 +35,13 @@ from PIL.TiffImagePlugin import (
     TILEWIDTH,
 )
 
-from recnet_cli import icc
-from recnet_cli.exif_block import ORIENTATION
 from recnet_cli.files import describe_os_error, input_file_problem
 from recnet_cli.hostmemory import physical_memory
+from recnet_cli.imaging import icc
 from recnet_cli.imaging.arrow import image_samples
 from recnet_cli.imaging.colour import cmyk_as_rgb
 from recnet_cli.imaging.errors import NO_MEMORY, ImageReadError, PhotoFileError, out_of_host_memory
+from recnet_cli.imaging.exif_block import ORIENTATION
 from recnet_cli.imaging.formats import (
     HEIF_EXTENSIONS,
     PNG_SIGNATURE,

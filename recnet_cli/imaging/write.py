@@ -37,15 +37,6 @@ from PIL.TiffImagePlugin import (
 )
 
 from recnet_cli.atomicfile import atomic_file
-from recnet_cli.exif_block import (
-    EXIF_HEADER,
-    ORIENTATION,
-    RESOLUTIONS,
-    edited_exif,
-    entry_tag,
-    first_directory,
-    in_block,
-)
 from recnet_cli.files import describe_os_error
 from recnet_cli.imaging.colour import converted_in_bands, output_colour, written_in_grey_mode
 from recnet_cli.imaging.errors import (
@@ -54,6 +45,15 @@ from recnet_cli.imaging.errors import (
     OutputExistsError,
     Unencodable,
     out_of_host_memory,
+)
+from recnet_cli.imaging.exif_block import (
+    EXIF_HEADER,
+    ORIENTATION,
+    RESOLUTIONS,
+    edited_exif,
+    entry_tag,
+    first_directory,
+    in_block,
 )
 from recnet_cli.imaging.formats import (
     ALPHA_FORMATS,
