@@ -378,31 +378,6 @@ ShardOpt = Annotated[
 ]
 
 
-def on_cpu(device: str) -> bool:
-    """Whether ``--device`` means the CPU (False for names it cannot resolve: those fail later, clearly)."""
-    from recnet_cli.devices import DeviceError, pick_device
-
-    try:
-        return pick_device(device).type == "cpu"
-    except DeviceError:
-        return False
-
-
-# What may change when a training run is resumed; everything else is the run's own setting. The data and
-# the VGG weights may have moved (to another machine, say); the run is told where they are now.
-OPTIONS_WITH_RESUME = (
-    "--resume",
-    "--device",
-    "--time-limit",
-    "--quiet",
-    "--photos",
-    "--pairs",
-    "--inputs",
-    "--targets",
-    "--vgg-weights",
-)
-
-
 def given_options(ctx: typer.Context) -> list[str]:
     """The options typed on the command line (not left at their defaults), by their long names: of a flag
     pair (``--ecr/--no-ecr``), the one typed."""

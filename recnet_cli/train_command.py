@@ -13,17 +13,25 @@ import typer
 
 from recnet_cli import console
 from recnet_cli.console import fail
-from recnet_cli.options import (
-    OPTIONS_WITH_RESUME,
-    Precision,
-    on_cpu,
-    refuse_split_without_pairs,
-    shown_number,
-)
+from recnet_cli.options import Precision, refuse_split_without_pairs, shown_number
 from recnet_cli.wording import counted, duration
 
 if TYPE_CHECKING:  # these need PyTorch, which the commands import only when they run
     from recnet_cli.train.loop import StopSignals, TrainResult
+
+# What may change when a training run is resumed; everything else is the run's own setting. The data and
+# the VGG weights may have moved (to another machine, say); the run is told where they are now.
+OPTIONS_WITH_RESUME = (
+    "--resume",
+    "--device",
+    "--time-limit",
+    "--quiet",
+    "--photos",
+    "--pairs",
+    "--inputs",
+    "--targets",
+    "--vgg-weights",
+)
 
 
 def refuse_unusable_options(
@@ -167,6 +175,16 @@ def regime_shares(regimes: str | None, photos: Path | None) -> tuple[float, floa
         return parse_regimes(regimes)
     except ValueError as exc:
         raise fail(f"--regimes: {exc}") from None
+
+
+def on_cpu(device: str) -> bool:
+    """Whether ``--device`` means the CPU (False for names it cannot resolve: those fail later, clearly)."""
+    from recnet_cli.devices import DeviceError, pick_device
+
+    try:
+        return pick_device(device).type == "cpu"
+    except DeviceError:
+        return False
 
 
 def notice_slow_precision(precision: str, device: str) -> None:
