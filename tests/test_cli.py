@@ -36,12 +36,12 @@ from rich.console import Console
 from safetensors.torch import save as safetensors_bytes
 from typer.testing import CliRunner
 
-from recnet_cli import batch, cli, click_classes, console, engine, entry, icc, imaging, runner
+from recnet_cli import batch, cli, click_classes, console, engine, entry, imaging, runner
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Summary
 from recnet_cli.cli import app
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
-from recnet_cli.imaging import OUTPUT_EXTENSIONS, Photo
+from recnet_cli.imaging import OUTPUT_EXTENSIONS, Photo, icc
 from recnet_cli.imaging.pixels import luma
 from recnet_cli.model import RECNet
 from recnet_cli.outputs import Job
