@@ -71,6 +71,7 @@ from recnet_cli.options import (
     quality_option,
     refuse_both,
     refuse_split_without_pairs,
+    refuse_unwritable_output,
     suffix_option,
 )
 from recnet_cli.outputs import (
@@ -95,7 +96,6 @@ from recnet_cli.runner import (
     read_input,
     refuse_device_list,
     refuse_setup_problems,
-    refuse_unwritable_output,
     run_batch,
     write_report,
 )

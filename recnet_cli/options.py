@@ -14,9 +14,16 @@ import typer
 
 from recnet_cli.console import fail
 from recnet_cli.files import UNEXPANDED_HOME, unexpanded_home
-from recnet_cli.imaging import OUTPUT_EXTENSIONS
-from recnet_cli.inputs import parse_shard
-from recnet_cli.outputs import names_folder
+from recnet_cli.imaging import (
+    IMAGE_EXTENSIONS,
+    OUTPUT_CHOICES,
+    OUTPUT_EXTENSIONS,
+    format_for,
+    install_hint,
+    names_unsupported_image,
+)
+from recnet_cli.inputs import NO_STANDARD_STREAMS, parse_shard
+from recnet_cli.outputs import names_folder, names_image_file
 from recnet_cli.train.pairs import SPLITS
 from recnet_cli.wording import typed_number
 
@@ -406,3 +413,42 @@ def model_file_to_write(text: str) -> Path:
     if names_folder(text):
         raise fail(f"-o {text}: a folder; name the calibrated model's .safetensors file")
     return Path(text)
+
+
+def normalise_extension(ext: str | None) -> str | None:
+    if ext is None:
+        return None
+    given, ext = ext, ext.lower() if ext.startswith(".") else f".{ext.lower()}"
+    if ext not in IMAGE_EXTENSIONS:
+        shown = given if given.isprintable() and given.strip() == given != "" else repr(given)
+        raise fail(f"--ext {shown}: unsupported format (use {OUTPUT_CHOICES}{install_hint(ext)})")
+    return ext
+
+
+def refuse_conflicting_format(output: str | None, extension: str | None) -> None:
+    """-o naming a file of one format with --ext asking for another is refused rather than one ignored."""
+    if extension and names_image_file(output) and format_for(output) != format_for(output, extension):
+        raise fail(f"-o {output} is a {format_for(output)} name but --ext asks for {extension[1:]}: drop one")
+
+
+def refuse_unwritable_output(output: str | None) -> None:
+    """-o naming an image format recnet cannot write (out.heic, out.gif) is refused before any work; a
+    folder of any name is not (``output`` as typed: see ``names_folder``). ``-o -``, which other tools
+    take for standard output, is refused rather than made a folder named ``-``."""
+    if output == "-":
+        raise fail(f"-o -: {NO_STANDARD_STREAMS}; name a file or a folder (./- for a folder named -)")
+    if output is not None and not names_folder(output) and names_unsupported_image(output):
+        suffix = Path(output).suffix
+        raise fail(
+            f"-o {output}: cannot write {suffix} files (name a {OUTPUT_CHOICES} file, or a folder"
+            f"{install_hint(suffix)})"
+        )
+
+
+def refuse_empty_suffix(suffix: str, output: str | None, extension: str | None) -> None:
+    """An empty --suffix without -o, nor an ``extension`` the outputs take: each output would be its photo,
+    refused one by one."""
+    if suffix == "" and output is None and extension is None:
+        raise fail(
+            '--suffix "": without -o or --ext each output would be its photo; give a suffix, or -o a folder'
+        )

@@ -31,8 +31,6 @@ from recnet_cli.entry import ignore_further_stops, stopped_unfinished
 from recnet_cli.files import broken_link
 from recnet_cli.imaging import (
     FORMAT_NAMES,
-    IMAGE_EXTENSIONS,
-    OUTPUT_CHOICES,
     QUALITY_FORMATS,
     Photo,
     PhotoFileError,
@@ -42,18 +40,21 @@ from recnet_cli.imaging import (
     hdr_curve,
     header_megapixels,
     header_size,
-    install_hint,
-    names_unsupported_image,
     read_photo,
 )
-from recnet_cli.inputs import NO_STANDARD_STREAMS, find_sources, left_out_note, take_shard
-from recnet_cli.options import parse_tile, shard_part
+from recnet_cli.inputs import find_sources, left_out_note, take_shard
+from recnet_cli.options import (
+    normalise_extension,
+    parse_tile,
+    refuse_conflicting_format,
+    refuse_empty_suffix,
+    refuse_unwritable_output,
+    shard_part,
+)
 from recnet_cli.outputs import (
     Job,
     earlier_outputs,
     misnamed_output_folder,
-    names_folder,
-    names_image_file,
     output_taken_as_folder,
     passed_over_line,
     plan_jobs,
@@ -68,36 +69,6 @@ if TYPE_CHECKING:
     from recnet_cli.tiling import Progress
     from recnet_cli.viz.report import ReportBuilder
     from recnet_cli.weights import LoadedModel
-
-
-def normalise_extension(ext: str | None) -> str | None:
-    if ext is None:
-        return None
-    given, ext = ext, ext.lower() if ext.startswith(".") else f".{ext.lower()}"
-    if ext not in IMAGE_EXTENSIONS:
-        shown = given if given.isprintable() and given.strip() == given != "" else repr(given)
-        raise fail(f"--ext {shown}: unsupported format (use {OUTPUT_CHOICES}{install_hint(ext)})")
-    return ext
-
-
-def refuse_conflicting_format(output: str | None, extension: str | None) -> None:
-    """-o naming a file of one format with --ext asking for another is refused rather than one ignored."""
-    if extension and names_image_file(output) and format_for(output) != format_for(output, extension):
-        raise fail(f"-o {output} is a {format_for(output)} name but --ext asks for {extension[1:]}: drop one")
-
-
-def refuse_unwritable_output(output: str | None) -> None:
-    """-o naming an image format recnet cannot write (out.heic, out.gif) is refused before any work; a
-    folder of any name is not (``output`` as typed: see ``names_folder``). ``-o -``, which other tools
-    take for standard output, is refused rather than made a folder named ``-``."""
-    if output == "-":
-        raise fail(f"-o -: {NO_STANDARD_STREAMS}; name a file or a folder (./- for a folder named -)")
-    if output is not None and not names_folder(output) and names_unsupported_image(output):
-        suffix = Path(output).suffix
-        raise fail(
-            f"-o {output}: cannot write {suffix} files (name a {OUTPUT_CHOICES} file, or a folder"
-            f"{install_hint(suffix)})"
-        )
 
 
 def open_models(
@@ -245,15 +216,6 @@ def refuse_device_list(device: str) -> None:
 
 def device_names(correctors: list[Corrector]) -> str:
     return ",".join(str(corrector.device) for corrector in correctors)
-
-
-def refuse_empty_suffix(suffix: str, output: str | None, extension: str | None) -> None:
-    """An empty --suffix without -o, nor an ``extension`` the outputs take: each output would be its photo,
-    refused one by one."""
-    if suffix == "" and output is None and extension is None:
-        raise fail(
-            '--suffix "": without -o or --ext each output would be its photo; give a suffix, or -o a folder'
-        )
 
 
 def collect_jobs(
