@@ -47,6 +47,7 @@ class FakeHub:
         self.branches: dict[tuple[str, str], str] = {}  # (repo_id, branch or tag) -> commit
         self.tokens: dict[str, str] = {}  # gated repo_id -> the token it asks for
         self.cut_files: set[tuple[str, str]] = set()  # (repo_id, filename) sent only halfway
+        self.failing: dict[tuple[str, str], int] = {}  # (repo_id, filename) -> the HTTP error status it gets
         self.requests: list[str] = []  # "HEAD /acme/x/resolve/main/model.safetensors", in order
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler_class())
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
@@ -71,6 +72,10 @@ class FakeHub:
         """Send half of ``filename`` and close the connection, as a dropped download does."""
         self.cut_files.add((repo_id, filename))
 
+    def fail(self, repo_id: str, filename: str, status: int) -> None:
+        """Answer every request for ``filename`` with the HTTP error ``status``, as a Hub in trouble does."""
+        self.failing[repo_id, filename] = status
+
     def respond(self, path: str, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) for a request path, as the Hub answers it."""
         match = RESOLVE_ROUTE.fullmatch(path)
@@ -84,6 +89,8 @@ class FakeHub:
         if (repo_id, commit) not in self.files:
             return error_response("RevisionNotFound")
         filename = unquote(match["filename"])
+        if (repo_id, filename) in self.failing:
+            return self.failing[repo_id, filename], {"Content-Length": "0"}, b""
         content = self.files[repo_id, commit].get(filename)
         if content is None:
             return error_response("EntryNotFound", {"X-Repo-Commit": commit})

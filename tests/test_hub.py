@@ -565,6 +565,23 @@ def test_download_prefetches_the_model_and_its_card(
     assert loaded.card["training_data"] == "main data"
 
 
+@pytest.mark.parametrize("status", [403, 500])
+def test_a_card_the_hub_does_not_give_fails_the_download(
+    hub: FakeHub, published: dict[str, RECNet], status: int, no_back_off: None
+) -> None:
+    # Fetched without its card, the model would run without its strength calibration, at another strength.
+    hub.fail(REPO, "model.json", status)
+    with pytest.raises(WeightsError) as caught:
+        download(REPO)
+    assert str(caught.value).startswith(
+        f"{REPO}: its card model.json, which holds its strength calibration, could not be fetched: the Hub at"
+        f" {hub.url} answered HTTP {status}"
+    )
+    assert load_error(REPO) == str(caught.value)  # --model too
+    del hub.failing[REPO, "model.json"]
+    assert load_model(REPO).card["training_data"] == "main data"
+
+
 @pytest.mark.parametrize(
     ("ref", "filename", "content", "reason"),
     [

@@ -190,15 +190,18 @@ def fetch_from_hub(
         raise WeightsError(f"{ref.text}: {problem}")
     ref = dataclasses.replace(ref, revision=cached_commit(ref.repo_id, ref.revision))
     with hub_chatter_held() as chatter:
-        silence = None
+        silence, fetching = None, ref
         try:
             silence = None if constants.is_offline_mode() else hub_silence(ref)
             offline = constants.is_offline_mode() or (silence is not None and not refused(silence))
             path = hub_download(ref, ref.filename, offline, again)
             if is_safetensors(path):
-                fetch_card(ref, offline, again)
+                fetching = card_of(ref)
+                fetch_card(fetching, offline, again)
+        except WeightsError:
+            raise
         except Exception as error:  # huggingface_hub raises many types; all become one line for the user
-            raise hub_error(ref, error, chatter, silence) from error
+            raise hub_error(fetching, error, chatter, silence) from error
     if offline or silence is not None:  # refused, yet a path: huggingface_hub took the cache's copy
         unasked = "HF_HUB_OFFLINE is set" if silence is None else unreached(silence)
         on_cached_copy(f"{unasked}, so this is the cache's copy, not checked against the Hub")
@@ -258,10 +261,25 @@ def hub_chatter_held() -> Iterator[HubChatter]:
                 logger.removeFilter(chatter.log)
 
 
-def fetch_card(ref: HubRef, offline: bool, again: bool = False) -> None:
-    """The model card ``<stem>.json`` is optional: a repository without one is fine."""
-    with contextlib.suppress(EntryNotFoundError, HfHubHTTPError):
-        hub_download(ref, str(PurePosixPath(ref.filename).with_suffix(".json")), offline, again)
+def card_of(ref: HubRef) -> HubRef:
+    """The reference to a model's card, ``<stem>.json`` beside it."""
+    return dataclasses.replace(ref, filename=str(PurePosixPath(ref.filename).with_suffix(".json")))
+
+
+def fetch_card(card: HubRef, offline: bool, again: bool = False) -> None:
+    """The model card is optional: a repository without one (where the Hub says so, or offline, the cache
+    holds none) is fine. A card the Hub did not give fails the download: it holds the strength
+    calibration, so a model fetched without it would run at another strength."""
+    try:
+        hub_download(card, card.filename, offline, again)
+    except LocalEntryNotFoundError as error:
+        if not offline:  # the Hub failed to answer for the card, and the cache has no copy
+            raise WeightsError(
+                f"{card.text}: its card {card.filename}, which holds its strength calibration, could not be "
+                f"fetched: {unreached(error.__cause__ or error)}; try again"
+            ) from error
+    except EntryNotFoundError:
+        pass  # the Hub has none
 
 
 def cached_commit(repo_id: str, revision: str | None) -> str | None:
@@ -302,8 +320,7 @@ def cached_copy_damaged(ref: HubRef, cached: Path) -> bool:
     if model is not False:  # True, or None: the Hub gave no answer, and would give none for the card
         return bool(model)
     card = cached.with_suffix(".json")
-    card_ref = dataclasses.replace(ref, filename=str(PurePosixPath(ref.filename).with_suffix(".json")))
-    return card.is_file() and differs_from_hubs(card_ref, card) is True
+    return card.is_file() and differs_from_hubs(card_of(ref), card) is True
 
 
 def differs_from_hubs(ref: HubRef, cached: Path) -> bool | None:
@@ -422,7 +439,7 @@ def hub_failure(ref: HubRef, error: Exception, silence: Exception | None = None)
             f"{name}: the Hub asks for a token to read {ref.repo_id} (HTTP 401); {TOKEN_ADVICE}"
         )
     if isinstance(error, HfHubHTTPError):
-        return WeightsError(f"{name}: the Hub answered HTTP {error.response.status_code}")
+        return WeightsError(f"{name}: the Hub answered HTTP {error.response.status_code} for {ref.filename}")
     if isinstance(error, HFValidationError):
         return WeightsError(f"{name}: not a valid Hub name ({first_line(error)})")
     if isinstance(error, OSError) and error.filename is not None:  # the cache cannot be read or written
