@@ -692,7 +692,7 @@ def test_a_hub_that_gives_no_answer_is_asked_once_of_a_model_that_fails_to_load(
     monkeypatch.setattr(hub_module, "differs_from_hubs", no_answer)
     (tmp_path / "model.json").write_text("{}")
     ref = HubRef(REPO, REPO, "main", "model.safetensors")
-    assert hub_module.cached_copy_damaged(ref, tmp_path / "model.safetensors") is False
+    assert hub_module.cached_copy_damaged(ref, tmp_path / "model.safetensors") is None  # not known
     assert asked == ["model.safetensors"]
 
 
@@ -717,6 +717,7 @@ def test_download_offline_of_a_copy_damaged_in_the_cache_says_it_could_not_fetch
             download("acme/kept")
         assert str(caught.value).startswith("acme/kept: not a valid safetensors file")
         assert str(caught.value).endswith(f"; that is the cache's copy ({cached}), and {again}")
+        assert load_error("acme/kept") == str(caught.value)  # --model said only the damage
 
 
 PORTAL_PAGE = b"<html>Log in to the hotel's network</html>"

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from recnet_cli.weights.card import card_calibration, load_with_card
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
 from recnet_cli.weights.formats import is_safetensors
-from recnet_cli.weights.hub import cached_copy_damaged, download
+from recnet_cli.weights.hub import cached_copy_damaged, download, unfetchable_copy
 from recnet_cli.weights.listing import ModelEntry, models_to_list
 from recnet_cli.weights.locate import ModelLocation, resolve
 from recnet_cli.weights.save import foreign_card, model_files, save_model
@@ -72,9 +72,14 @@ def load_model(ref: str | None = None) -> LoadedModel:
     location = resolve(ref)
     try:
         return load_location(location)
-    except WeightsError:
-        if location.pinned is None or not cached_copy_damaged(location.pinned, location.path):
-            raise  # not the Hub's, or the Hub's own file, or one that cannot be checked
+    except WeightsError as error:
+        if location.pinned is None:
+            raise  # not the Hub's
+        damaged = cached_copy_damaged(location.pinned, location.path)
+        if damaged is None:  # offline, or the Hub out of reach
+            raise unfetchable_copy(error, location.path) from None
+        if not damaged:
+            raise  # the Hub's own file
     download(location.reference)  # the same commit's file, fetched again in place of the damaged copy
     return load_location(location)
 

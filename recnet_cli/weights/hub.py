@@ -156,14 +156,18 @@ def download(ref: str, on_cached_copy: Callable[[str], None] = lambda why: None)
         except WeightsError as error:
             if (fetched.st_ino, fetched.st_mtime_ns) != (cached.st_ino, cached.st_mtime_ns):
                 raise  # the Hub's own copy
-            again = (
-                "it cannot be fetched again while HF_HUB_OFFLINE is set: unset it and run recnet download "
-                "again"
-                if constants.is_offline_mode()
-                else "the Hub cannot be reached to fetch it again: run recnet download again online"
-            )
-            raise WeightsError(f"{error}; that is the cache's copy ({path}), and {again}") from None
+            raise unfetchable_copy(error, path) from None
     return path
+
+
+def unfetchable_copy(error: WeightsError, path: Path) -> WeightsError:
+    """``error``, of the cache's copy at ``path``, with why it cannot be fetched again now."""
+    again = (
+        "it cannot be fetched again while HF_HUB_OFFLINE is set: unset it and run recnet download again"
+        if constants.is_offline_mode()
+        else "the Hub cannot be reached to fetch it again: run recnet download again online"
+    )
+    return WeightsError(f"{error}; that is the cache's copy ({path}), and {again}")
 
 
 def check_fetched(path: Path, ref: HubRef) -> None:
@@ -313,12 +317,12 @@ def hub_download(ref: HubRef, filename: str, offline: bool, again: bool = False)
     )
 
 
-def cached_copy_damaged(ref: HubRef, cached: Path) -> bool:
+def cached_copy_damaged(ref: HubRef, cached: Path) -> bool | None:
     """Whether the cache's copy of the model ``ref`` at ``cached``, or of its card beside it, is not the
-    Hub's file (``differs_from_hubs``)."""
+    Hub's file (``differs_from_hubs``); None where the model's could not be checked."""
     model = differs_from_hubs(ref, cached)
     if model is not False:  # True, or None: the Hub gave no answer, and would give none for the card
-        return bool(model)
+        return model
     card = cached.with_suffix(".json")
     return card.is_file() and differs_from_hubs(card_of(ref), card) is True
 
@@ -326,12 +330,15 @@ def cached_copy_damaged(ref: HubRef, cached: Path) -> bool:
 def differs_from_hubs(ref: HubRef, cached: Path) -> bool | None:
     """Whether ``cached``, the cache's copy of ``ref``, is not the Hub's file byte for byte: another size, or
     another sha256 where the Hub gives one (an LFS file's ETag). None where the Hub is not asked (offline)
-    or gives no answer, or the copy cannot be read: a copy that cannot be checked is not fetched again."""
+    or gives no answer; False where the copy cannot be read (its own error says so)."""
     if constants.is_offline_mode():
         return None
     url = hf_hub_url(ref.repo_id, ref.filename, revision=ref.revision)
     try:
         hub = get_hf_file_metadata(url, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except Exception:  # no answer (see hub_silence)
+        return None
+    try:
         if hub.size is not None and hub.size != cached.stat().st_size:
             return True
         if hub.etag and SHA256.fullmatch(hub.etag):
@@ -340,8 +347,8 @@ def differs_from_hubs(ref: HubRef, cached: Path) -> bool | None:
                 for chunk in iter(lambda: file.read(2**20), b""):
                     digest.update(chunk)
             return digest.hexdigest() != hub.etag
-    except Exception:  # no answer (see hub_silence), or a copy that cannot be read
-        return None
+    except OSError:
+        pass  # a copy that cannot be read: its own error says so
     return False
 
 
