@@ -2320,7 +2320,7 @@ def test_download_refuses_a_file_that_is_not_a_model_in_one_line(tmp_path: Path,
         hub.add("acme/llm", "model.safetensors", safetensors_bytes({"lm_head.weight": torch.zeros(2)}))
         refused = run(["download", "acme/llm"], {**env, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"})
     assert (refused.returncode, refused.stdout) == (2, "")
-    reason = "not a RECNet model (no extract.weight tensor found in model.safetensors)"
+    reason = "not a RECNet state_dict (no extract.weight and dualprocess.convN keys)"
     assert refused.stderr == f"error: acme/llm: {reason}\n"
     assert json.loads(run(["models", "--json"], env).stdout) == []  # in the cache, but not a model
 

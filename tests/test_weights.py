@@ -867,7 +867,7 @@ def test_list_models_shows_bundled_and_cached_hub_models(
         hub.add("acme/llm", "model.safetensors", safetensors_bytes({"lm_head.weight": torch.zeros(2)}))
         download("acme/recnet-test")
         download("acme/recnet-test@v1:extra.pth")
-        with pytest.raises(WeightsError, match="not a RECNet model"):
+        with pytest.raises(WeightsError, match="not a RECNet state_dict"):
             download("acme/llm")  # refused, but in the cache, as another library would leave it
 
     cached = [entry for entry in models_to_list()[0] if entry.origin == "hub cache"]

@@ -37,7 +37,6 @@ from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
 from recnet_cli.weights.formats import (
     MODEL_SUFFIXES,
     is_safetensors,
-    looks_like_recnet,
     unknown_file_type,
 )
 from recnet_cli.wording import counted
@@ -136,11 +135,11 @@ def download(ref: str, on_cached_copy: Callable[[str], None] = lambda why: None)
     """``recnet download``: fetch a Hub model (and its card) into the Hugging Face cache; its local path.
 
     A reference that can name no model (``hub_ref_problem``: ``org/name:config.json``) is refused before
-    anything is fetched. A file that is not RECNet's weights (as ``looks_like_recnet`` judges the cache for
-    ``recnet models``) is refused once downloaded, and stays in the cache as ``--model`` leaves it;
-    ``recnet models`` ignores it.
-    So is one that ``--model`` cannot load (a file cut short, a damaged card), with its error. Where the
-    Hub could not be asked and the cache's copy is the answer, ``on_cached_copy`` is told why."""
+    anything is fetched. A file that ``--model`` cannot load (not RECNet's weights, cut short, with a
+    damaged card) is refused once downloaded, with ``--model``'s reason, and stays in the cache as
+    ``--model`` leaves it (``recnet models`` ignores a file that is not RECNet's weights, and lists a damaged
+    one with its problem). Where the Hub could not be asked and the cache's copy is the answer,
+    ``on_cached_copy`` is told why."""
     hub_ref = parse_hub_ref(ref)
     if hub_ref is None:
         raise WeightsError(f"{ref}: not a Hub reference ({HUB_REF_FORMAT})")
@@ -171,13 +170,9 @@ def unfetchable_copy(error: WeightsError, path: Path) -> WeightsError:
 
 
 def check_fetched(path: Path, ref: HubRef) -> None:
-    """Refuses a fetched file that is not RECNet's weights, or that --model cannot load: loaded as --model
-    loads it, so that a file cut short or a damaged card (its strength calibration too) fails now, not
-    offline later."""
-    if not looks_like_recnet(path):
-        raise WeightsError(
-            f"{ref.text}: not a RECNet model (no extract.weight tensor found in {ref.filename})"
-        )
+    """Refuses a fetched file that --model cannot load, with its reason: loaded as --model loads it, so that
+    a file that is not RECNet's weights, one cut short or a damaged card (its strength calibration too)
+    fails now, not offline later."""
     card_calibration(load_with_card(path, ref.text)[1], ref.text)
 
 
