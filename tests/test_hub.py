@@ -635,7 +635,7 @@ def test_download_refuses_a_model_cut_short_or_with_a_damaged_card(
 
     # All were said to be fetched, for a model that --model cannot load and recnet models lists as damaged
     for ref, reason in [
-        ("acme/cut", "acme/cut: not a valid safetensors file"),
+        ("acme/cut", "acme/cut: cut short or damaged: its end is missing"),
         ("acme/card", "model.json: not a valid model card"),
         ("acme/calibration", "acme/calibration: unusable auto_strength calibration"),
     ]:
@@ -715,7 +715,7 @@ def test_download_offline_of_a_copy_damaged_in_the_cache_says_it_could_not_fetch
         set_offline(monkeypatch, offline)
         with pytest.raises(WeightsError) as caught:
             download("acme/kept")
-        assert str(caught.value).startswith("acme/kept: not a valid safetensors file")
+        assert str(caught.value).startswith("acme/kept: cut short or damaged: its end is missing")
         assert str(caught.value).endswith(f"; that is the cache's copy ({cached}), and {again}")
         assert load_error("acme/kept") == str(caught.value)  # --model said only the damage
 

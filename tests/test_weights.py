@@ -319,7 +319,7 @@ SAVERS: dict[str, Callable[[RECNet, Path], object]] = {
     ("name", "reason"),
     [
         ("model.pth", "not a readable PyTorch checkpoint (cut short or damaged: its end is missing; copy"),
-        ("model.safetensors", "not a valid safetensors file ("),
+        ("model.safetensors", "cut short or damaged: its end is missing; copy or download it again"),
     ],
 )
 def test_damaged_files_are_reported(tmp_path: Path, small_model: RECNet, name: str, reason: str) -> None:
@@ -347,13 +347,7 @@ def test_an_empty_file_is_called_empty(tmp_path: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "content",
-    [
-        (REPO / "tests" / "data" / "train-photos" / "bsd100-img_007.jpg").read_bytes(),
-        random.Random(0).randbytes(4096),
-        b"this is not a model at all",
-    ],
-    ids=["a JPEG", "random bytes", "text"],
+    "content", [random.Random(0).randbytes(4096), b"this is not a model at all"], ids=["random bytes", "text"]
 )
 def test_a_file_that_is_no_checkpoint_at_all_is_not_said_to_hold_pickled_code(
     tmp_path: Path, content: bytes
@@ -364,6 +358,41 @@ def test_a_file_that_is_no_checkpoint_at_all_is_not_said_to_hold_pickled_code(
     assert load_error(str(path)) == (
         f"{path}: not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)"
     )
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_a_file_that_is_something_else_is_called_what_it_is(
+    tmp_path: Path, small_model: RECNet, suffix: str
+) -> None:
+    # Each was "not a valid safetensors file (Error while deserializing header: header too large)", or "not
+    # a PyTorch checkpoint", whatever it was: a git clone without git-lfs, a saved web page, a photo.
+    other_format = {".safetensors": ".pth", ".pth": ".safetensors"}[suffix]
+    SAVERS[f"model{other_format}"](small_model, tmp_path / f"weights{other_format}")
+    kinds = {
+        "lfs": (
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 190000\n",
+            "a Git LFS pointer, not the weights: fetch them (git lfs pull in the clone)",
+        ),
+        "page": (
+            b"\n<!DOCTYPE html>\n<html><head><title>model</title></head></html>",
+            "a web page, not the weights (the page that shows the file? download the file itself: on the Hub,"
+            " its resolve/ address, not blob/)",
+        ),
+        "photo": (
+            (REPO / "tests" / "data" / "train-photos" / "bsd100-img_007.jpg").read_bytes(),
+            "a JPEG image, not a model",
+        ),
+        "renamed": (
+            (tmp_path / f"weights{other_format}").read_bytes(),
+            "a PyTorch checkpoint (torch.save), not a safetensors file: rename it renamed.pth"
+            if suffix == ".safetensors"
+            else "a safetensors file, not a PyTorch checkpoint: rename it renamed.safetensors",
+        ),
+    }
+    for name, (content, reason) in kinds.items():
+        path = tmp_path / f"{name}{suffix}"
+        path.write_bytes(content)
+        assert load_error(str(path)) == f"{path}: {reason}"
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
@@ -922,8 +951,7 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
         "acme/broken-card": f"{broken_card}: not a valid model card"
         " (Expecting ',' delimiter: line 1 column 12 (char 11))",
         "acme/recnet-test": None,
-        "acme/cut-short": f"{cut_short}: not a valid safetensors file"
-        " (Error while deserializing header: incomplete metadata, file not fully covered)",
+        "acme/cut-short": f"{cut_short}: cut short or damaged: its end is missing; copy or download it again",
     }
     assert entries["good"].row()[3] == "4 channels x 2 blocks, 10 steps"
     assert entries["cut"].row() == ("cut", "bundled", "9 bytes", "damaged (see the error below)")

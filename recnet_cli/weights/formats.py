@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from PIL import Image
 from safetensors import SafetensorError, safe_open
 
 from recnet_cli.files import describe_os_error, first_line
@@ -146,9 +147,49 @@ def read_safetensors(path: Path, label: str) -> dict[str, Tensor]:
         with open_safetensors(path, "pt") as file:
             return {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (not a dict)
     except SafetensorError as error:
-        if path.stat().st_size == 0:
-            raise WeightsError(f"{label}: empty file") from error
-        raise WeightsError(f"{label}: not a valid safetensors file ({first_line(error)})") from error
+        raise WeightsError(f"{label}: {safetensors_problem(path, error)}") from error
+
+
+def safetensors_problem(path: Path, error: Exception) -> str:
+    """Why a ``.safetensors`` file does not load, said as what the file is where its first bytes tell: a Git
+    LFS pointer (a clone without git-lfs), a web page (the Hub's page of the file, not the file), a PyTorch
+    checkpoint or an image under that name, or a file cut short after its header."""
+    if path.stat().st_size == 0:
+        return "empty file"
+    if not_weights := foreign_file(path):
+        return not_weights
+    with path.open("rb") as file:
+        head = file.read(len(ZIP_SIGNATURE))
+    if head == ZIP_SIGNATURE or PICKLE_SIGNATURE.match(head):
+        return f"a PyTorch checkpoint (torch.save), not a safetensors file: rename it {path.stem}.pth"
+    with contextlib.suppress(Exception):  # no readable header: safetensors' own words
+        if safetensors_data_end(path) > path.stat().st_size:
+            return f"cut short or damaged: {CUT_SHORT}"
+    return f"not a valid safetensors file ({first_line(error)})"
+
+
+def foreign_file(path: Path) -> str | None:
+    """What a file that should hold weights holds instead, where its first bytes tell: a Git LFS pointer,
+    a web page or an image; None otherwise."""
+    with path.open("rb") as file:
+        head = file.read(512)
+    if head.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the weights: fetch them (git lfs pull in the clone)"
+    if head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+        return (
+            "a web page, not the weights (the page that shows the file? download the file itself: on the "
+            "Hub, its resolve/ address, not blob/)"
+        )
+    with contextlib.suppress(Exception), Image.open(path) as image:  # Pillow raises more than OSError
+        return f"a {image.format} image, not a model"
+    return None
+
+
+def safetensors_data_end(path: Path) -> int:
+    """Where a safetensors file's tensors end, by its header: its length."""
+    length, header = raw_header(path)
+    ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+    return 8 + length + max(ends, default=0)
 
 
 def check_readable(path: Path, label: str) -> None:
@@ -183,7 +224,7 @@ def read_checkpoint(path: Path, label: str, kind: str = "RECNet checkpoint") -> 
     if not head:
         raise WeightsError(f"{label}: empty file")
     if head != ZIP_SIGNATURE and not PICKLE_SIGNATURE.match(head):
-        raise WeightsError(f"{label}: not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)")
+        raise WeightsError(f"{label}: {checkpoint_problem(path)}")
     not_safe = f"not a {kind} recnet can read safely"
     if torchscript:
         raise WeightsError(
@@ -209,6 +250,17 @@ def read_checkpoint(path: Path, label: str, kind: str = "RECNet checkpoint") -> 
         else:
             reason = f"{type(error).__name__}: {first_line(error)}"
         raise WeightsError(f"{label}: not a readable PyTorch checkpoint ({reason})") from error
+
+
+def checkpoint_problem(path: Path) -> str:
+    """Why a file named as a PyTorch checkpoint that is neither a zip archive nor a pickle is none: what it
+    is, where that can be told."""
+    if not_weights := foreign_file(path):
+        return not_weights
+    with contextlib.suppress(Exception):
+        header_names(path)
+        return f"a safetensors file, not a PyTorch checkpoint: rename it {path.stem}.safetensors"
+    return "not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)"
 
 
 def is_torchscript(file: BinaryIO) -> bool:
@@ -332,7 +384,7 @@ def safetensors_header(path: Path) -> tuple[list[str], dict[str, str]]:
         with open_safetensors(path, "numpy") as file:
             return list(file.keys()), file.metadata() or {}
     except SafetensorError as error:
-        raise WeightsError(f"{path}: not a valid safetensors file ({first_line(error)})") from error
+        raise WeightsError(f"{path}: {safetensors_problem(path, error)}") from error
 
 
 def looks_like_recnet(path: Path) -> bool:
@@ -353,13 +405,18 @@ def looks_like_recnet(path: Path) -> bool:
 
 
 def header_names(path: Path) -> list[str]:
-    """The tensor names in a safetensors file's header, read as the format lays it out (its length in 8
-    bytes, little-endian, then JSON), whether or not the tensors after it are whole."""
+    """The tensor names in a safetensors file's header (``raw_header``)."""
+    return [name for name in raw_header(path)[1] if name != "__metadata__"]
+
+
+def raw_header(path: Path) -> tuple[int, dict[str, Any]]:
+    """A safetensors file's header and its length, read as the format lays it out (the length in 8 bytes,
+    little-endian, then JSON), whether or not the tensors after it are whole."""
     with path.open("rb") as file:
         length = int.from_bytes(file.read(8), "little")
         if length > SAFETENSORS_HEADER_LIMIT:
             raise ValueError(f"a header of {length} bytes")
-        return [name for name in json.loads(file.read(length)) if name != "__metadata__"]
+        return length, json.loads(file.read(length))
 
 
 def pickled_strings(path: Path) -> list[str]:
