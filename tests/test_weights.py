@@ -94,6 +94,15 @@ def load_error(ref: str | None, kind: type[WeightsError] = WeightsError) -> str:
 CHECKPOINT_LAYOUTS: dict[str, tuple[str, Callable[[StateDict], object]]] = {
     "bare state_dict": (".pth", lambda sd: sd),
     "DataParallel module. prefix": (".pth", lambda sd: {f"module.{key}": value for key, value in sd.items()}),
+    "torch.compile's _orig_mod. prefix": (
+        ".pth",
+        lambda sd: {f"_orig_mod.{key}": value for key, value in sd.items()},
+    ),
+    "DataParallel twice": (".pth", lambda sd: {f"module.module.{key}": value for key, value in sd.items()}),
+    "a Lightning module's model. prefix, in its checkpoint": (
+        ".ckpt.pth",
+        lambda sd: {"state_dict": {f"model._orig_mod.{key}": value for key, value in sd.items()}, "epoch": 3},
+    ),
     "in state_dict, with extras": (".pt", lambda sd: {"state_dict": sd, "epoch": 12, "lr": 1e-4}),
     "in params": (".pth", lambda sd: {"params": sd}),
     "in model, with the optimizer's": (
@@ -193,6 +202,10 @@ def test_strict_loading_names_the_key(tmp_path: Path, small_model: RECNet, case:
             {"weights": {"extract.weight": torch.zeros(1)}, "epoch": 3},
             "not a RECNet checkpoint (expected a state_dict of tensors; found keys epoch, weights)",
         ),
+        (
+            {"extract.weight": torch.zeros(1), "dualprocess.conv1.weight": torch.zeros(1), "epoch": 3},
+            "not a RECNet checkpoint (expected a state_dict of tensors; epoch (int) is not a tensor)",
+        ),
         *(  # a width the model built for it would fail on at the first photo
             (
                 {"extract.weight": torch.zeros(width, 3, 3, 3), "dualprocess.conv1.weight": torch.zeros(1)},
@@ -209,6 +222,7 @@ def test_strict_loading_names_the_key(tmp_path: Path, small_model: RECNet, case:
         "number keys",
         "wrapped number keys",
         "other wrapper",
+        "a state_dict with a number in it",
         "0",
         "2",
         "5",

@@ -61,7 +61,9 @@ LEGACY_PICKLES = 4  # such a pickled file: magic number, protocol, system inform
 
 
 # The tensor whose name marks RECNet weights: bare, after DataParallel's module. or in a training checkpoint
-RECNET_KEY = re.compile(r"(?:module\.|model\.)?extract\.weight")
+RECNET_KEY = re.compile(r"(?:(?:module|_orig_mod|model)\.)*extract\.weight")
+# What wrappers put before a model's tensor names: DataParallel's, torch.compile's (see ``bare_names``)
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 # What PyTorch's safe unpickler names when a pickle wants more than tensors: "GLOBAL __main__.Net was not an
@@ -95,8 +97,8 @@ def load_weights(path: Path, label: str) -> RECNet:
 
 def read_state_dict(path: Path, label: str) -> dict[str, Tensor]:
     """The model's tensors in the file: taken out of a checkpoint's wrapper (``params_ema``, ``state_dict``)
-    or a training checkpoint (without the optimizer's), and without the ``module.`` prefix DataParallel
-    adds."""
+    or a training checkpoint (without the optimizer's), and without the prefixes wrappers add to their
+    names (``bare_names``)."""
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         tensors = training_checkpoint_model(read_safetensors(path, label))
@@ -104,7 +106,23 @@ def read_state_dict(path: Path, label: str) -> dict[str, Tensor]:
         tensors = unwrap_checkpoint(read_checkpoint(path, label), label)
     else:
         raise WeightsError(f"{label}: {unknown_file_type(suffix)}")
-    return {key.removeprefix("module."): tensor for key, tensor in tensors.items()}
+    return bare_names(tensors)
+
+
+def bare_names(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The tensors without the prefixes wrappers add to their names: DataParallel's ``module.`` and
+    torch.compile's ``_orig_mod.`` (any number of them), and a Lightning module's ``model.`` where every name
+    has it."""
+
+    def bare(name: str) -> str:
+        while name.startswith(WRAPPER_PREFIXES):
+            name = name.partition(".")[2]
+        return name
+
+    tensors = {bare(name): tensor for name, tensor in tensors.items()}
+    if tensors and all(name.startswith("model.") for name in tensors):
+        return bare_names({name.removeprefix("model."): tensor for name, tensor in tensors.items()})
+    return tensors
 
 
 def is_safetensors(path: Path) -> bool:
@@ -295,9 +313,27 @@ def unwrap_checkpoint(checkpoint: object, label: str) -> dict[str, Tensor]:
         isinstance(checkpoint, dict)
         and all(isinstance(key, str) and isinstance(value, Tensor) for key, value in checkpoint.items())
     ):
-        found = describe_keys("; found", sorted(map(str, checkpoint))) if isinstance(checkpoint, dict) else ""
-        raise WeightsError(f"{label}: not a RECNet checkpoint (expected a state_dict of tensors{found})")
+        raise WeightsError(
+            f"{label}: not a RECNet checkpoint (expected a state_dict of tensors{found_keys(checkpoint)})"
+        )
     return checkpoint
+
+
+def found_keys(checkpoint: object) -> str:
+    """What a checkpoint that is not a state dict holds instead, for its error: where some of a dict's
+    values are tensors, the keys of the others (``; epoch (int) is not a tensor``), else its keys."""
+    from torch import Tensor
+
+    if not isinstance(checkpoint, dict):
+        return ""
+    others = [
+        f"{key} ({type(value).__name__})"
+        for key, value in checkpoint.items()
+        if not isinstance(value, Tensor)
+    ]
+    if 0 < len(others) < len(checkpoint):
+        return f"; {listed(sorted(others))} {'is not a tensor' if len(others) == 1 else 'are not tensors'}"
+    return describe_keys("; found", sorted(map(str, checkpoint)))
 
 
 def infer_architecture(state_dict: dict[str, Tensor], label: str) -> tuple[int, int]:
