@@ -276,13 +276,50 @@ def test_a_file_named_as_the_hub_reference_with_an_extension_is_suggested(
             f"{REPO}:nope.safetensors",
             f"{REPO}:nope.safetensors: file nope.safetensors not found in {REPO} on the Hub",
         ),
+        (  # the revision named where the file is not (it said only the repository)
+            f"{REPO}@v1:other.safetensors",
+            f"{REPO}@v1:other.safetensors: file other.safetensors not found in {REPO}@v1 on the Hub",
+        ),
+        (
+            "acme/checkpoints-only",
+            "acme/checkpoints-only: file model.safetensors not found in acme/checkpoints-only on the Hub (for"
+            " another of its files: acme/checkpoints-only:FILE)",
+        ),
     ],
 )
 def test_hub_refusals_are_one_line_errors(
     hub: FakeHub, published: dict[str, RECNet], ref: str, message: str
 ) -> None:
+    hub.add("acme/checkpoints-only", "a.pth", b"")
     assert load_error(ref, ModelNotFoundError) == message
     assert hub.requests
+
+
+@pytest.mark.parametrize(
+    ("typed", "ref"),
+    [
+        ("https://huggingface.co/acme/recnet-test", REPO),
+        ("https://huggingface.co/acme/recnet-test/", REPO),
+        ("hf://acme/recnet-test", REPO),
+        ("https://huggingface.co/acme/recnet-test/blob/main/model.safetensors", REPO),
+        (
+            "https://huggingface.co/acme/recnet-test/resolve/v1/extra.pth?download=true",
+            f"{REPO}@v1:extra.pth",
+        ),
+        ("https://hf.co/acme/recnet-test/tree/v1", f"{REPO}@v1"),
+    ],
+)
+def test_a_hub_address_is_answered_with_the_reference_to_type(typed: str, ref: str) -> None:
+    # They were "not a model file, a bundled model name or a Hub reference", or "file not found"
+    assert load_error(typed, ModelNotFoundError) == f"{typed}: name a Hub model as {ref}, not by its address"
+    with pytest.raises(WeightsError) as caught:
+        download(typed)
+    assert str(caught.value) == f"{typed}: name a Hub model as {ref}, not by its address"
+
+
+def test_a_file_typed_before_its_revision_is_shown_in_order() -> None:
+    message = f"{REPO}:extra.pth@v1: the revision goes before the file: {REPO}@v1:extra.pth"
+    assert load_error(f"{REPO}:extra.pth@v1") == message  # it was "unknown model file type '.pth@v1'"
 
 
 def test_a_cache_that_cannot_be_used_is_named_as_other_errors_name_a_file(

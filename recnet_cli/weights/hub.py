@@ -55,6 +55,14 @@ HUB_REF = re.compile(
 )
 
 
+# A model's address on the Hub's website (its page, or a file's) or as an hf:// URL, which is not how recnet
+# names it (``hub_ref_of_address``)
+HUB_ADDRESS = re.compile(
+    r"(?:https?://(?:www\.)?(?:huggingface\.co|hf\.co)/|hf://)(?:models/)?(?P<repo_id>[\w.-]+/[\w.-]+)"
+    r"(?:/(?:blob|resolve|tree)/(?P<revision>[^/]+)(?:/(?P<filename>[^?#]+))?)?/?(?:[?#].*)?"
+)
+
+
 # huggingface_hub's log line for each retry of a request ("Retrying in 1s [Retry 1/5].") and of a download
 # ("Error while downloading from URL: REASON\nTrying to resume download..."); its warning of a disk too full
 HUB_RETRY_LOG = re.compile(r"^Retrying in |Trying to resume download", re.MULTILINE)
@@ -87,6 +95,25 @@ class HubRef:
     repo_id: str
     revision: str | None
     filename: str
+
+
+def hub_ref_of_address(text: str) -> str | None:
+    """The Hub reference (``org/name[@revision][:file]``) that a web address of the Hub or an ``hf://`` URL
+    names, to suggest in its place; None for any other text."""
+    match = HUB_ADDRESS.fullmatch(text)
+    if match is None:
+        return None
+    revision = "" if match["revision"] in (None, "main") else f"@{match['revision']}"
+    filename = "" if match["filename"] in (None, HUB_DEFAULT_FILENAME) else f":{match['filename']}"
+    return f"{match['repo_id']}{revision}{filename}"
+
+
+def not_a_hub_ref(text: str) -> str:
+    """What to say of a text that names no Hub model: the reference to type for a Hub address, else the
+    form a reference takes."""
+    if ref := hub_ref_of_address(text):
+        return f"{text}: name a Hub model as {ref}, not by its address"
+    return f"{text}: not a Hub reference ({HUB_REF_FORMAT})"
 
 
 def parse_hub_ref(text: str) -> HubRef | None:
@@ -127,6 +154,9 @@ def hub_ref_problem(ref: HubRef) -> str | None:
     file = PurePosixPath(ref.filename)
     if file.is_absolute() or ".." in file.parts:  # the Hub client refuses it, asking the owner to rename it
         return f"{ref.text}: {ref.filename} names no file inside the repository (give its path there)"
+    if "@" in ref.filename and ref.revision is None:  # org/name:file@v1
+        file, _, revision = ref.filename.rpartition("@")
+        return f"{ref.text}: the revision goes before the file: {ref.repo_id}@{revision}:{file}"
     suffix = file.suffix.lower()
     return None if suffix in MODEL_SUFFIXES else f"{ref.text}: {unknown_file_type(suffix)}"
 
@@ -142,7 +172,7 @@ def download(ref: str, on_cached_copy: Callable[[str], None] = lambda why: None)
     ``on_cached_copy`` is told why."""
     hub_ref = parse_hub_ref(ref)
     if hub_ref is None:
-        raise WeightsError(f"{ref}: not a Hub reference ({HUB_REF_FORMAT})")
+        raise WeightsError(not_a_hub_ref(ref))
     path = fetch_from_hub(hub_ref, on_cached_copy=on_cached_copy)
     try:
         check_fetched(path, hub_ref)
@@ -435,7 +465,15 @@ def hub_failure(ref: HubRef, error: Exception, silence: Exception | None = None)
     if isinstance(error, LocalEntryNotFoundError):
         return ModelNotFoundError(f"{name}: {not_cached_reason(error.__cause__ or silence)}")
     if isinstance(error, EntryNotFoundError):
-        return ModelNotFoundError(f"{name}: file {ref.filename} not found in {ref.repo_id} on the Hub")
+        at = "" if ref.revision is None else f"@{ref.revision}"
+        another = (
+            f" (for another of its files: {ref.repo_id}{at}:FILE)"
+            if ref.filename == HUB_DEFAULT_FILENAME
+            else ""
+        )
+        return ModelNotFoundError(
+            f"{name}: file {ref.filename} not found in {ref.repo_id}{at} on the Hub{another}"
+        )
     if isinstance(error, HfHubHTTPError) and error.response.status_code == 401:  # a private repository
         return WeightsError(
             f"{name}: the Hub asks for a token to read {ref.repo_id} (HTTP 401); {TOKEN_ADVICE}"

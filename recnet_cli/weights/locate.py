@@ -15,7 +15,9 @@ from recnet_cli.weights.hub import (
     HUB_REF_FORMAT,
     HubRef,
     fetch_from_hub,
+    hub_ref_of_address,
     hub_ref_problem,
+    not_a_hub_ref,
     parse_hub_ref,
 )
 from recnet_cli.wording import listed
@@ -93,6 +95,8 @@ def resolve(ref: str | None) -> ModelLocation:
             raise
         pinned = pinned_reference(hub_ref, cached)
         return ModelLocation(cached, ref, pinned.text, pinned)
+    if hub_ref_of_address(ref):
+        raise ModelNotFoundError(not_a_hub_ref(ref))
     if path.suffix.lower() in MODEL_SUFFIXES:
         named = f" (the bundled model's name is {path.stem})" if bundled_model(path.stem) else ""
         raise ModelNotFoundError(f"{ref}: file not found{named}")
