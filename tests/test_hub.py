@@ -33,6 +33,7 @@ from recnet_cli.weights import (
 from recnet_cli.weights import hub as hub_module
 from recnet_cli.weights.hub import HubRef, joined_hub_ref
 from recnet_cli.weights.locate import reference_problem
+from recnet_cli.wording import listed
 
 REPO = "acme/recnet-test"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -182,6 +183,14 @@ def test_a_cached_commit_loads_by_the_short_hash_that_models_shows(
     for short in (commit[:8], commit[:7]):
         assert_same_model(load_model(f"{REPO}@{short}"), published["v1"])
     assert "not in the local cache" in load_error(f"{REPO}@{commit[:6]}", ModelNotFoundError)  # too short
+    # A hash that begins two cached commits is refused, as git refuses it (offline, it said "not cached")
+    other = commit[:8] + ("1" if commit[8] == "0" else "0") * 32  # parts from it at the 9th character
+    (Path(constants.HF_HUB_CACHE) / "models--acme--recnet-test" / "snapshots" / other).mkdir()
+    short, both = commit[:7], listed(sorted([commit[:12], other[:12]]))
+    assert load_error(f"{REPO}@{short}") == (
+        f"{REPO}@{short}: {short} begins 2 commits in the cache ({both}); give more of its characters"
+    )
+    assert_same_model(load_model(f"{REPO}@{commit[:9]}"), published["v1"])
 
 
 def test_hub_down_and_nothing_cached_fails_fast_with_one_line(

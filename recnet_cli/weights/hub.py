@@ -39,7 +39,7 @@ from recnet_cli.weights.formats import (
     is_safetensors,
     unknown_file_type,
 )
-from recnet_cli.wording import counted
+from recnet_cli.wording import counted, listed
 
 HUB_DEFAULT_FILENAME = "model.safetensors"
 
@@ -314,7 +314,8 @@ def fetch_card(card: HubRef, offline: bool, again: bool = False) -> None:
 def cached_commit(repo_id: str, revision: str | None) -> str | None:
     """A commit's short hash (as ``recnet models`` shows it) made whole where one snapshot of the repository
     in the cache begins with it, as git takes one (the cache, offline, finds a commit by its whole hash
-    only); any other revision (a branch, a tag, a whole hash, one the cache does not hold) as it is."""
+    only); any other revision (a branch, a tag, a whole hash, one the cache does not hold) as it is. One
+    that begins several cached commits is refused, as git refuses it."""
     if revision is None or not SHORT_COMMIT.fullmatch(revision):
         return revision
     snapshots = (
@@ -324,7 +325,13 @@ def cached_commit(repo_id: str, revision: str | None) -> str | None:
         matching = [entry.name for entry in os.scandir(snapshots) if entry.name.startswith(revision)]
     except OSError:  # nothing of the repository cached
         return revision
-    return matching[0] if len(matching) == 1 else revision
+    if len(matching) > 1:
+        commits = listed(sorted(commit[:12] for commit in matching))
+        raise WeightsError(
+            f"{repo_id}@{revision}: {revision} begins {len(matching)} commits in the cache ({commits}); give "
+            "more of its characters"
+        )
+    return matching[0] if matching else revision
 
 
 def hub_download(ref: HubRef, filename: str, offline: bool, again: bool = False) -> Path:
