@@ -134,17 +134,18 @@ def score_pair_in_memory(
     pair: ImagePair, corrector: Corrector, on_notice: Callable[[str], None] | None = None
 ) -> tuple[ImageScore, np.ndarray]:
     """``score_pair``, which turns running out of memory here into PhotoOutOfMemoryError. The input is
-    corrected as ``recnet correct`` corrects it (at its full depth, hidden pixels filled in), and a grey
-    input's correction is scored (and saved) as ``recnet correct`` writes it: its luma. The scores use 8-bit
-    RGB."""
+    corrected as ``recnet correct`` corrects it (at its full depth, the pixels its alpha hides filled in),
+    and scored so as the baseline too, which --strength 0 then scores as; a grey input's correction is scored
+    (and saved) as ``recnet correct`` writes it: its luma. The scores use 8-bit RGB."""
     photo = read_checked(pair.input, on_notice)
-    source, target = quantise(photo.pixels, 8), read_rgb(pair.target, on_notice)
+    pixels = photo.pixels_to_correct
+    source, target = quantise(pixels, 8), read_rgb(pair.target, on_notice)
     require_same_size(pair, source.shape, target.shape)
     try:
         identity_ssim = ssim(source, target)
     except ValueError as exc:
         raise ImageFileError(f"{pair.input}: {exc}") from None
-    correction = corrector.correct(photo.pixels_to_correct)
+    correction = corrector.correct(pixels)
     corrected = quantise(as_written(correction.image, photo.grayscale), 8)
     score = ImageScore(
         pair.input,

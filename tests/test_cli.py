@@ -1515,6 +1515,15 @@ def test_eval_corrects_a_deep_or_transparent_photo_as_correct_does(tmp_path: Pat
         result = CliRunner().invoke(app, ["correct", str(photos / name), "-o", str(corrected), *options])
         assert result.exit_code == 0, result.output
         assert np.array_equal(read_rgb(tmp_path / "saved" / name), read_rgb(corrected)), name
+    # The baseline is the input as corrected: at --strength 0 the scores are the baseline's, alpha or not
+    unchanged = CliRunner().invoke(
+        app, ["eval", "--inputs", str(photos), "--targets", str(photos), "--strength", "0", "--json"]
+    )
+    assert unchanged.exit_code == 0, unchanged.output
+    scores = json.loads(unchanged.stdout)["per_image"]
+    assert [(image["psnr"], image["ssim"]) for image in scores] == [
+        (image["identity_psnr"], image["identity_ssim"]) for image in scores
+    ]
 
 
 @pytest.mark.parametrize("strength", ["1.5", "-0.1", "half", "nan"])
