@@ -67,6 +67,7 @@ from recnet_cli.train.run_folder import (
     refuse_a_run_being_written,
     save_checkpoint,
     save_config,
+    saved_step,
     trim_metrics,
 )
 from recnet_cli.weights import WeightsError, load_model, save_model
@@ -148,6 +149,7 @@ class Session:
     stop_requested: Callable[[], str | None] = lambda: None  # asked after each step (see ``train``)
     stop_signals: StopSignals | None = None  # listened to once this call's first step is done
     clock: float = field(default_factory=time.perf_counter)  # when ``state.wall_seconds`` was last updated
+    checkpoint_due: bool = False  # one fell due while the loss was not finite: saved at the next step it is
 
 
 STOP_SIGNALS = MappingProxyType({signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"})
@@ -708,8 +710,13 @@ def after_step(session: Session, losses: dict[str, float], lr: float, seconds_pe
     if validating:
         state.val = asdict(validate(session))
         append_metrics(config.run_dir, {"step": state.step, **{f"val_{k}": v for k, v in state.val.items()}})
-    if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+    # A checkpoint that falls due while the loss is not finite waits for a step whose loss is: the weights
+    # that gave it do not replace the last ones that did not (the last step's is saved whatever).
+    due = session.checkpoint_due or state.step % config.checkpoint_every == 0
+    if state.step == config.steps or (due and state.bad_in_a_row == 0):
         save_checkpoint(session.config, session.state, session.model, session.optimizer)
+        due = False
+    session.checkpoint_due = due
     if session.progress is not None:
         session.progress(progress_report(session, losses, lr, seconds_per_step, validating))
 
@@ -732,19 +739,26 @@ def take_step(session: Session, step: int, inputs: Tensor, targets: Tensor) -> d
         state.skipped_steps += 1
         state.bad_in_a_row += 1
         if state.bad_in_a_row >= config.max_bad_steps:
-            checkpoint = config.run_dir / CHECKPOINT_FILE
-            start = (
-                f"from {checkpoint} with --init, or from the start"
-                if checkpoint.is_file()
-                else "from the start"
-            )
+            half = session.dtype != torch.float32
+            start = fresh_start(config.run_dir, step + 1 - state.bad_in_a_row, half)
             raise TrainingError(
                 f"the loss was not finite for {state.bad_in_a_row} steps in a row (last at step {step + 1}); "
                 "try a lower learning rate"
-                + (" or fp32" if session.dtype != torch.float32 else "")
+                + (" or fp32" if half else "")
                 + f" in a new run (--resume keeps this one's), {start}"
             )
     return dict(zip(terms, values.tolist(), strict=True))
+
+
+def fresh_start(run_dir: Path, last_update: int, half: bool) -> str:
+    """Where a new run may start once this one's loss stopped being finite after the update of step
+    ``last_update``: from its checkpoint where that holds weights from before that update (later ones gave
+    the losses that were not finite, though fp32 may take them where half precision did not), else from the
+    start."""
+    checkpoint_step = saved_step(run_dir)
+    if checkpoint_step is not None and (checkpoint_step < last_update or half):
+        return f"from {run_dir / CHECKPOINT_FILE} (step {checkpoint_step}) with --init, or from the start"
+    return "from the start"
 
 
 def mean_over_ranks(values: Tensor, ranks: Ranks) -> Tensor:
