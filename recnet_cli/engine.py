@@ -385,7 +385,7 @@ class Corrector:
         if self.dtype in (torch.float16, torch.bfloat16):
             advice = f"its values overflow {precision_name(self.dtype)}'s range: try --precision fp32"
         else:
-            advice = "its weights overflow on this photo: try another model"
+            advice = "its weights make it overflow on this photo: try another model"
         return NotANumberError(f"the model's output is not a number (NaN): {advice}")
 
     @torch.inference_mode()
