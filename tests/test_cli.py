@@ -3327,7 +3327,10 @@ def test_a_model_whose_output_is_not_a_number_fails_each_photo_in_one_line(tmp_p
     model_path = tmp_path / "overflowing.safetensors"
     save_model(model, model_path, {})
     photos = [make_photo(tmp_path / name) for name in ("a.jpg", "b.png")]
-    reason = "the model's output is not a number (NaN): its weights make it overflow on this photo: try another model"
+    reason = (
+        "the model's output is not a number (NaN): its weights make it overflow on this photo: try another "
+        "model"
+    )
     for command in (["correct", "-o", str(tmp_path / "out")], ["correct", "--strength", "1"], ["mask"]):
         result = CliRunner().invoke(app, [*command, *map(str, photos), "--model", str(model_path)])
         assert result.exit_code == 1
