@@ -114,6 +114,7 @@ from recnet_cli.train_command import (
     say_how_it_ended,
     training_failure,
 )
+from recnet_cli.wording import shell_word
 
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
@@ -554,7 +555,10 @@ def download_command(
     from recnet_cli.weights.locate import bundled_model
 
     if parse_hub_ref(ref) is None and bundled_model(ref):
-        raise fail(f"{ref}: bundled with recnet, so there is nothing to download: use it as --model {ref}")
+        raise fail(
+            f"{ref}: bundled with recnet, so there is nothing to download: use it as --model "
+            + shell_word(ref)
+        )
     try:
         ref = joined_hub_ref(ref, filename, revision)
     except ValueError as exc:

@@ -14,7 +14,7 @@ import typer
 from recnet_cli import console
 from recnet_cli.console import fail
 from recnet_cli.options import Precision, refuse_split_without_pairs, shown_number
-from recnet_cli.wording import counted, duration
+from recnet_cli.wording import counted, duration, shell_word
 
 if TYPE_CHECKING:  # these need PyTorch, which the commands import only when they run
     from recnet_cli.train.loop import StopSignals, TrainResult
@@ -57,7 +57,7 @@ def refuse_unusable_options(
             raise fail(
                 f"{', '.join(changed)}: --resume continues {resume_run} as it was set up"
                 f"{as_set_up(changed, run_values)}; to train it further in another way, start a new run with "
-                f"--init {resume_run / 'checkpoint.safetensors'}"
+                f"--init {shell_word(resume_run / 'checkpoint.safetensors')}"
             )
         return
     refuse_split_without_pairs(given, pairs)
@@ -222,7 +222,8 @@ def say_how_it_ended(result: TrainResult, signals: StopSignals, quiet: bool) -> 
         interrupted = "" if signals.received() is None else "interrupted: "
         console.notice(
             f"{interrupted}stopped at step {result.steps} by {result.stopped_by}: checkpoint saved; continue "
-            f"with recnet train --resume {result.run_dir}, or use it as it is: --model {result.model_path}"
+            f"with recnet train --resume {shell_word(result.run_dir)}, or use it as it is: --model "
+            f"{shell_word(result.model_path)}"
         )
         if interrupted:
             raise typer.Exit(130)

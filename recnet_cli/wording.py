@@ -1,9 +1,17 @@
-"""How messages list and count things, show control characters, and read a number typed on a command line."""
+"""How messages list and count things, show control characters, quote what a command to copy gives, and read
+a number typed on a command line."""
 
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
+
+
+def shell_word(value: object) -> str:
+    """A path or value as a command to copy from a message must give it: quoted where the shell would split
+    or expand it (a folder with a space)."""
+    return shlex.quote(str(value))
 
 
 def in_words(items: Sequence[str], conjunction: str) -> str:

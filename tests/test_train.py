@@ -310,6 +310,11 @@ def test_a_new_run_into_a_folder_says_what_the_folder_holds(tmp_path: Path) -> N
         f"{tmp_path / 'stopped'}: already holds a training run; resume it (recnet train --resume "
         f"{tmp_path / 'stopped'}) or choose another folder"
     )
+    spaced = tmp_path / "my runs" / "first try"
+    train(tiny_config(spaced), time_limit=0)
+    with pytest.raises(TrainingError) as quoted:  # the command to copy works as printed
+        train(tiny_config(spaced))
+    assert f"(recnet train --resume '{spaced}')" in str(quoted.value)
     with claimed(tmp_path / "stopped"), pytest.raises(TrainingError) as held:  # as another process holds it
         train(tiny_config(tmp_path / "stopped"))
     assert str(held.value).startswith(f"{tmp_path / 'stopped'}: another recnet train is writing this run;")
@@ -1047,8 +1052,8 @@ def test_non_finite_steps_are_skipped_then_training_stops(
     # fp32 already: fp32 is not advised; nor --resume, which keeps the learning rate
     assert str(failed.value).endswith(
         "not finite for 3 steps in a row (last at step 6); try a lower learning rate in a new run (--resume "
-        f"keeps this one's), from {tmp_path / 'always' / CHECKPOINT_FILE} (step 2) with --init, or from the"
-        " start"
+        "keeps this one's), from its checkpoint (step 2) with --init "
+        f"{tmp_path / 'always' / CHECKPOINT_FILE}, or from the start"
     )
     assert checkpoint_step(tmp_path / "always") == 2
     # With a checkpoint every step, the last one holds the weights that gave the losses (and was advised)

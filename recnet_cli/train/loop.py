@@ -71,6 +71,7 @@ from recnet_cli.train.run_folder import (
     trim_metrics,
 )
 from recnet_cli.weights import WeightsError, load_model, save_model
+from recnet_cli.wording import shell_word
 
 ADAM_BETAS = (0.9, 0.99)
 
@@ -328,7 +329,7 @@ def check_data_found(config: TrainConfig) -> None:
             option = option_name(name)
             raise TrainingError(
                 f"{path}: no such {'file' if name == 'vgg_weights' else 'folder'}; if the run's {option} "
-                f"moved, say where: recnet train --resume {config.run_dir} {option} NEW"
+                f"moved, say where: recnet train --resume {shell_word(config.run_dir)} {option} NEW"
             )
 
 
@@ -343,7 +344,7 @@ def check_same_data(config: TrainConfig) -> None:
         raise TrainingError(
             f"{folders}: not the files the run started with (now {now}, then {config.data_fingerprint}), so "
             "its batches and validation set would change; put them back as they were, or start a new run "
-            f"with --init {config.run_dir / CHECKPOINT_FILE}"
+            f"with --init {shell_word(config.run_dir / CHECKPOINT_FILE)}"
         )
 
 
@@ -358,7 +359,8 @@ def take_vgg_fingerprint(config: TrainConfig, loss: RecnetLoss, resuming: bool) 
         weights = config.vgg_weights or default_vgg_weights()
         raise TrainingError(
             f"{weights}: not the VGG16 weights the run started with, so its ECR loss would change; give the "
-            f"run's own with --vgg-weights, or start a new run with --init {config.run_dir / CHECKPOINT_FILE}"
+            "run's own with --vgg-weights, or start a new run with --init "
+            + shell_word(config.run_dir / CHECKPOINT_FILE)
         )
 
 
@@ -757,7 +759,8 @@ def fresh_start(run_dir: Path, last_update: int, half: bool) -> str:
     start."""
     checkpoint_step = saved_step(run_dir)
     if checkpoint_step is not None and (checkpoint_step < last_update or half):
-        return f"from {run_dir / CHECKPOINT_FILE} (step {checkpoint_step}) with --init, or from the start"
+        checkpoint = shell_word(run_dir / CHECKPOINT_FILE)
+        return f"from its checkpoint (step {checkpoint_step}) with --init {checkpoint}, or from the start"
     return "from the start"
 
 

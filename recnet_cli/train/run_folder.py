@@ -33,6 +33,7 @@ from recnet_cli.model import RECNet
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import WeightsError
 from recnet_cli.weights.formats import open_safetensors, safetensors_header
+from recnet_cli.wording import shell_word
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -232,12 +233,12 @@ def check_run_folder(run_dir: Path) -> None:
     if a_run and all((run_dir / name).is_file() for name in FINAL_FILES):
         raise TrainingError(
             f"{run_dir}: already holds a finished training run; choose another folder, or train further from "
-            f"its model with --init {run_dir / FINAL_MODEL_FILE}"
+            f"its model with --init {shell_word(run_dir / FINAL_MODEL_FILE)}"
         )
     if a_run and (run_dir / CHECKPOINT_FILE).is_file():
         raise TrainingError(
-            f"{run_dir}: already holds a training run; resume it (recnet train --resume {run_dir}) or choose "
-            "another folder"
+            f"{run_dir}: already holds a training run; resume it (recnet train --resume "
+            f"{shell_word(run_dir)}) or choose another folder"
         )
     in_the_way = [name for name in RUN_FILES if os.path.lexists(run_dir / name)]  # a broken link too
     if a_run:  # a run that stopped before its first checkpoint: its metrics are the run's too
@@ -338,7 +339,8 @@ def how_to_go_on(run_dir: Path) -> str:
         return f"the run had not started ({run_dir} was not made), so the same command starts it"
     if (step := saved_step(run_dir)) is None:
         return f"{run_dir} has no checkpoint, so the same command starts the run again"
-    return f"{run_dir}'s last checkpoint is at step {step}; continue with recnet train --resume {run_dir}"
+    resume = f"recnet train --resume {shell_word(run_dir)}"
+    return f"{run_dir}'s last checkpoint is at step {step}; continue with {resume}"
 
 
 def load_checkpoint(run_dir: Path, model: RECNet, optimizer: torch.optim.Adam) -> RunState:
