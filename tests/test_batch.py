@@ -47,6 +47,7 @@ from recnet_cli.outputs import (
 )
 from recnet_cli.train.data import list_photos
 from recnet_cli.train.pairs import ImagePair, PairingError, data_notes, list_images
+from recnet_cli.train.run_folder import TrainConfig, save_config
 
 
 @pytest.fixture
@@ -1471,3 +1472,19 @@ def test_calibrate_refuses_where_its_model_cannot_go_before_calibrating(tmp_path
     assert calibrated_model_problem(in_a_file, overwrite=False) == (
         f"-o {in_a_file}: cannot create folder {model}: {model} is a file"
     )
+
+
+def test_calibrate_never_writes_over_a_training_run_s_model(tmp_path: Path) -> None:
+    # --overwrite put another model in the run's place; --resume then named it as the run's
+    run = tmp_path / "run"
+    run.mkdir()
+    final = run / "final.safetensors"
+    save_file({"w": np.zeros(1, np.float32)}, final, metadata={"architecture": "RECNet"})  # as recnet saves
+    assert calibrated_model_problem(final, overwrite=True) is None  # a folder of models, not a run's
+    save_config(TrainConfig(run_dir=run, photos=tmp_path))
+    for overwrite in (False, True):
+        assert calibrated_model_problem(final, overwrite=overwrite) == (
+            f"-o {final}: the model of the training run {run}, which its config and metrics describe: choose "
+            "another -o"
+        )
+    assert calibrated_model_problem(run / "calibrated.safetensors", overwrite=False) is None  # beside it
