@@ -3341,6 +3341,15 @@ def test_a_model_whose_output_is_not_a_number_fails_each_photo_in_one_line(tmp_p
     assert not any((tmp_path / "out").iterdir())  # no picture of NaN
     explained = CliRunner().invoke(app, ["explain", str(photos[0]), "--model", str(model_path)])
     assert (explained.exit_code, explained.stderr) == (1, f"error: {photos[0]}: {reason}\n")
+    calibrating = ["calibrate", "--photos", str(TRAIN_PHOTOS), "-o", str(tmp_path / "c.safetensors")]
+    calibrated = CliRunner().invoke(
+        app, [*calibrating, "--model", str(model_path), "--size", "64", "--count", "1"]
+    )
+    assert calibrated.exit_code == 1
+    stems = "|".join(re.escape(path.stem) for path in TRAIN_PHOTOS.iterdir())
+    assert re.fullmatch(
+        f"error: {re.escape(str(model_path))}: ({stems}): {re.escape(reason)}\n", calibrated.stderr
+    )
 
 
 def test_mask_draws_a_mask_that_is_a_number_whatever_the_corrected_photo_would_be(tmp_path: Path) -> None:

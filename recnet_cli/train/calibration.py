@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from recnet_cli.autostrength import FEATURE_COUNT, CalibrationSample, StrengthCalibration, fit_calibration
-from recnet_cli.engine import Corrector
+from recnet_cli.engine import Corrector, NotANumberError
 from recnet_cli.metrics import MAX_PSNR
 from recnet_cli.train.data import (
     ValidationPair,
@@ -170,11 +170,16 @@ def calibrated_card(
 def samples_of(
     corrector: Corrector, pairs: list[ValidationPair], advance: Callable[[], None]
 ) -> list[CalibrationSample]:
-    """A group's pairs corrected in full and reduced to calibration samples; ``advance`` after each."""
+    """A group's pairs corrected in full and reduced to calibration samples; ``advance`` after each. An
+    output that is NaN is named by its pair's name."""
     samples = []
     for pair in pairs:
         photo, truth = (image.permute(1, 2, 0).numpy() for image in (pair.input, pair.target))
-        samples.append(CalibrationSample.of(photo, corrector.correct(photo).image, truth))
+        try:
+            corrected = corrector.correct(photo).image
+        except NotANumberError as error:
+            raise NotANumberError(f"{pair.name}: {error}") from None
+        samples.append(CalibrationSample.of(photo, corrected, truth))
         advance()
     return samples
 
