@@ -782,7 +782,12 @@ def calibrate(
     targets: TargetsOpt = None,
     model: ModelOpt = None,
     size: Annotated[
-        int, typer.Option(min=64, metavar="PIXELS", help="Long side of the pairs, at most: none is enlarged.")
+        int,
+        typer.Option(
+            min=64,
+            metavar="PIXELS",
+            help="Long side of the pairs, at most: none is enlarged (but to the 11 pixels SSIM needs).",
+        ),
     ] = 384,
     count: Annotated[
         int,

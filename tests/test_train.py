@@ -484,7 +484,7 @@ def test_every_damaged_image_is_named_in_one_error_not_one_per_run(tmp_path: Pat
     assert str(raised.value) == (
         f"3 images cannot be used: {broken[0]}: {truncated}; {broken[1]}: {truncated}; "
         f"{thin}: 200x1 pixels is too thin to train or calibrate on (its long side may be at most 100 times "
-        "its short side, which is scaled up to train's --crop or calibrate's --size)"
+        "its short side, which training scales up to its --crop)"
     )
     with pytest.raises(ImageFileError, match=r"^5 images cannot be used: .*; and 2 more$"):
         load_photos(broken, 32, 256)

@@ -81,8 +81,7 @@ def fitted(path: Path, image: np.ndarray, min_side: int, max_side: int) -> np.nd
     if max(height, width) > MAX_ASPECT * min(height, width):
         raise ImageFileError(
             f"{path}: {width}x{height} pixels is too thin to train or calibrate on (its long side may be at "
-            f"most {MAX_ASPECT} times its short side, which is scaled up to train's --crop or calibrate's "
-            "--size)"
+            f"most {MAX_ASPECT} times its short side, which training scales up to its --crop)"
         )
     return fit_size(image, min_side, max_side)
 
