@@ -984,10 +984,7 @@ def test_a_file_that_is_not_vgg_weights_is_refused_without_pytorchs_advice(tmp_p
     config = tiny_config(tmp_path / "run", ecr=True, vgg_weights=PHOTOS / "bsd100-img_007.jpg")
     with pytest.raises(VggWeightsError) as caught:
         train(config)
-    assert str(caught.value) == (
-        f"{PHOTOS / 'bsd100-img_007.jpg'}: not a PyTorch checkpoint (torch.save writes a zip archive or a "
-        "pickle)"
-    )
+    assert str(caught.value) == f"{PHOTOS / 'bsd100-img_007.jpg'}: a JPEG image, not weights"
     assert not (tmp_path / "run").exists()
 
 

@@ -394,7 +394,7 @@ def test_a_file_that_is_something_else_is_called_what_it_is(
         ),
         "photo": (
             (REPO / "tests" / "data" / "train-photos" / "bsd100-img_007.jpg").read_bytes(),
-            "a JPEG image, not a model",
+            "a JPEG image, not weights",
         ),
         "renamed": (
             (tmp_path / f"weights{other_format}").read_bytes(),

@@ -199,7 +199,7 @@ def foreign_file(path: Path) -> str | None:
             "Hub, its resolve/ address, not blob/)"
         )
     with contextlib.suppress(Exception), Image.open(path) as image:  # Pillow raises more than OSError
-        return f"a {image.format} image, not a model"
+        return f"a {image.format} image, not weights"
     return None
 
 
