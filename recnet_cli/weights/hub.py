@@ -155,8 +155,8 @@ def hub_ref_problem(ref: HubRef) -> str | None:
     if file.is_absolute() or ".." in file.parts:  # the Hub client refuses it, asking the owner to rename it
         return f"{ref.text}: {ref.filename} names no file inside the repository (give its path there)"
     if "@" in ref.filename and ref.revision is None:  # org/name:file@v1
-        file, _, revision = ref.filename.rpartition("@")
-        return f"{ref.text}: the revision goes before the file: {ref.repo_id}@{revision}:{file}"
+        name, _, revision = ref.filename.rpartition("@")
+        return f"{ref.text}: the revision goes before the file: {ref.repo_id}@{revision}:{name}"
     suffix = file.suffix.lower()
     return None if suffix in MODEL_SUFFIXES else f"{ref.text}: {unknown_file_type(suffix)}"
 
