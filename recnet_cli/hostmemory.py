@@ -4,6 +4,7 @@ memory limits of its cgroups."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 # Where cgroup v2 and v1 keep memory limits: the hierarchy's mount, the limit file, the usage file, and the
@@ -38,38 +39,61 @@ def meminfo_available(root: Path) -> int | None:
     return None
 
 
+def memory_limit(root: Path = Path("/")) -> int | None:
+    """The most memory this process may hold: the machine's, or less where its cgroup (a container's, a
+    scheduler job's) or one above it is limited; None where that is unknown."""
+    limits = [physical_memory(), *(cgroup_limit(folder, files[0]) for folder, files in memory_cgroups(root))]
+    return min((limit for limit in limits if limit is not None), default=None)
+
+
 def cgroup_headroom(root: Path) -> int | None:
     """The least that any memory-limited cgroup from this process's up to the root has left, or None."""
+    headrooms = (cgroup_group_headroom(folder, *files) for folder, files in memory_cgroups(root))
+    return min((headroom for headroom in headrooms if headroom is not None), default=None)
+
+
+def memory_cgroups(root: Path) -> Iterator[tuple[Path, tuple[str, str, str]]]:
+    """The folders of the memory cgroups from this process's up to the root, each with the names of its
+    limit file, its usage file and the idle page cache's line in its memory.stat (v2's or v1's)."""
     try:
         membership = (root / "proc/self/cgroup").read_text().splitlines()
     except OSError:
-        return None
-    headrooms = []
+        return
     for line in membership:
         hierarchy, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
         if hierarchy == "0" and not controllers:
-            mount, *files = CGROUP_V2_MEMORY
+            layout = CGROUP_V2_MEMORY
         elif "memory" in controllers.split(","):
-            mount, *files = CGROUP_V1_MEMORY
+            layout = CGROUP_V1_MEMORY
         else:
             continue
+        mount, limit_file, usage_file, idle_cache = layout
         own = Path(path.lstrip("/"))
         for group in (own, *own.parents):  # inside a container, its own group is the mount's root
-            headrooms.append(cgroup_group_headroom(root / mount / group, *files))
-    return min((headroom for headroom in headrooms if headroom is not None), default=None)
+            yield root / mount / group, (limit_file, usage_file, idle_cache)
+
+
+def cgroup_limit(folder: Path, limit_file: str) -> int | None:
+    """A cgroup's memory limit in bytes, or None when it has none (or it cannot be read)."""
+    try:
+        limit = (folder / limit_file).read_text().strip()
+    except OSError:
+        return None
+    return int(limit) if limit.isdigit() and int(limit) < 2**62 else None  # "max", or v1's "no limit"
 
 
 def cgroup_group_headroom(folder: Path, limit_file: str, usage_file: str, idle_cache: str) -> int | None:
     """A cgroup's limit less its usage but the page cache it can take back (``idle_cache`` of its
     memory.stat), or None when it has no limit (or cannot be read)."""
+    limit = cgroup_limit(folder, limit_file)
     try:
-        limit, usage = ((folder / name).read_text().strip() for name in (limit_file, usage_file))
+        usage = (folder / usage_file).read_text().strip()
     except OSError:
         return None
-    if not (limit.isdigit() and usage.isdigit()) or int(limit) >= 2**62:  # "max", or v1's "no limit"
+    if limit is None or not usage.isdigit():
         return None
-    return max(0, int(limit) - int(usage) + stat_bytes(folder / "memory.stat", idle_cache))
+    return max(0, limit - int(usage) + stat_bytes(folder / "memory.stat", idle_cache))
 
 
 def stat_bytes(stat_file: Path, name: str) -> int:

@@ -3254,13 +3254,13 @@ def test_a_photo_too_large_for_memory_and_disk_is_refused_from_its_header_before
     assert decoded == []
     # A header whose pixels alone no memory here holds is refused as a PNG's is when read: its feature maps'
     # advice (set TMPDIR to a folder with more room) could not help
-    monkeypatch.setattr(imaging.read, "MACHINE_MEMORY", 2**30)
+    monkeypatch.setattr(imaging.read, "USABLE_MEMORY", 2**30)
     for command in ("correct", "mask"):
         result = CliRunner().invoke(app, [command, str(claims), "--model", str(model_file)])
         assert result.exit_code == 1
         assert (
             f"error: {claims}: image too large: its 30000 x 30000 pixels would take 10.1 GiB as float32, "
-            "more than this machine's 1.0 GiB of memory\n"
+            "more than the 1.0 GiB of memory this process may use\n"
         ) in result.stderr
     assert decoded == []
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from recnet_cli.hostmemory import available_host_memory
+from recnet_cli.hostmemory import available_host_memory, memory_limit, physical_memory
 
 
 def fake_system(
@@ -94,3 +94,20 @@ def test_available_host_memory_of_this_machine_is_a_plausible_number() -> None:
     if available is None:
         pytest.skip("no /proc/meminfo here")
     assert 0 < available <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def test_the_memory_limit_is_the_machine_s_or_a_cgroup_s_below_it(tmp_path: Path) -> None:
+    # The check of an image's size (imaging.read.USABLE_MEMORY) used the machine's memory in a container
+    # limited to less, which then ended the process without a word where it would refuse the image
+    machine = physical_memory()
+    assert machine is not None
+    job = "0::/system.slice/job_7/step_0\n"
+    groups = {
+        "sys/fs/cgroup/system.slice/job_7": ("4000000000", "3000000000"),
+        "sys/fs/cgroup/system.slice/job_7/step_0": ("max", "1"),
+    }
+    assert memory_limit(fake_system(tmp_path / "job", MEMINFO, job, groups)) == min(machine, 4000000000)
+    unlimited = {"sys/fs/cgroup": ("max", "5")}
+    assert memory_limit(fake_system(tmp_path / "free", MEMINFO, "0::/\n", unlimited)) == machine
+    v1 = {"sys/fs/cgroup/memory": ("9223372036854771712", "100")}  # v1's "no limit"
+    assert memory_limit(fake_system(tmp_path / "v1", MEMINFO, "4:memory:/\n", v1)) == machine

@@ -2175,7 +2175,7 @@ def png_claiming(path: Path, width: int, height: int) -> Path:
 def test_an_image_larger_than_the_machine_s_memory_could_hold_is_refused_before_decoding(tmp_path):
     # A decompression bomb: 60 bytes that claim 10 gigapixels, 112 GiB as float32.
     bomb = png_claiming(tmp_path / "bomb.png", 100_000, 100_000)
-    assert imaging.read.MACHINE_MEMORY is not None and imaging.read.MACHINE_MEMORY < 100_000**2 * 12
+    assert imaging.read.USABLE_MEMORY is not None and imaging.read.USABLE_MEMORY < 100_000**2 * 12
     assert_read_error(
         bomb, "image too large: its 100000 x 100000 pixels would take 111.8 GiB as float32, more"
     )
@@ -2186,11 +2186,11 @@ def test_photos_beyond_pillow_s_decompression_bomb_limit_are_read_where_memory_h
 ):
     # 16000 x 12000 = 192 MP, above the 179 MP Pillow refuses by default: a pixel-shift photo, say. Its
     # header gets past the size check; the missing pixel data is what fails.
-    monkeypatch.setattr(imaging.read, "MACHINE_MEMORY", 2**40)
+    monkeypatch.setattr(imaging.read, "USABLE_MEMORY", 2**40)
     assert_read_error(png_claiming(tmp_path / "big.png", 16_000, 12_000), "truncated or corrupt image data")
-    monkeypatch.setattr(imaging.read, "MACHINE_MEMORY", 400 * 12 - 1)
+    monkeypatch.setattr(imaging.read, "USABLE_MEMORY", 400 * 12 - 1)
     assert_read_error(save(tmp_path / "photo.png", Image.new("RGB", (20, 20))), "image too large")
-    monkeypatch.setattr(imaging.read, "MACHINE_MEMORY", 400 * 12)
+    monkeypatch.setattr(imaging.read, "USABLE_MEMORY", 400 * 12)
     assert read_photo(tmp_path / "photo.png").pixels.shape == (20, 20, 3)
 
 

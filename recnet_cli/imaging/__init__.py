@@ -29,7 +29,7 @@ and back); ``colour`` (ICC profiles, nclx and PNG colour chunks, sRGB and CMYK c
 (EXIF, XMP, IPTC-IIM, resolution); ``notices`` (what an output loses); ``arrow`` (decoded samples out of
 Pillow's memory); ``errors``. What the rest of recnet uses is here, in ``__all__``. Importing the package
 silences OpenCV's log and Pillow's warnings for the process (below), lets Pillow open pictures of any size
-where this machine's memory is known (``read.MACHINE_MEMORY``), and has it hold each in one block of memory
+where the memory it may use is known (``read.USABLE_MEMORY``), and has it hold each in one block of memory
 (``arrow.SINGLE_BLOCK_BYTES``).
 """
 

@@ -36,7 +36,7 @@ from PIL.TiffImagePlugin import (
 )
 
 from recnet_cli.files import describe_os_error, input_file_problem
-from recnet_cli.hostmemory import physical_memory
+from recnet_cli.hostmemory import memory_limit
 from recnet_cli.imaging import icc
 from recnet_cli.imaging.arrow import image_samples
 from recnet_cli.imaging.colour import cmyk_as_rgb
@@ -67,10 +67,10 @@ from recnet_cli.wording import counted
 
 # Pillow refuses images over twice MAX_IMAGE_PIXELS (179 MP) as possible decompression bombs, but a 240 MP
 # pixel-shift photo or a stitched panorama is no bomb, and the model runs at any size. recnet refuses
-# instead what this machine could not hold even as the model's float32 pixels (``check_pixels_fit``), where it
-# knows its memory.
-MACHINE_MEMORY = physical_memory()
-if MACHINE_MEMORY is not None:
+# instead what this process could not hold even as the model's float32 pixels (``check_pixels_fit``), where it
+# knows the memory it may use: the machine's, or its container's or scheduler job's limit.
+USABLE_MEMORY = memory_limit()
+if USABLE_MEMORY is not None:
     Image.MAX_IMAGE_PIXELS = None
 DECODED_BYTES_PER_PIXEL = 12  # float32 RGB
 # Pillow unpacks a PNG's compressed text and ICC chunks to at most 1 MB each, against zip bombs; a large
@@ -310,14 +310,15 @@ def _webp_lossless(file: BinaryIO) -> bool:
 
 
 def check_pixels_fit(path: str | os.PathLike[str], height: int, width: int) -> None:
-    """Refuses an image that this machine's memory could not hold as float32 pixels: a decompression
-    bomb, or a photo beyond this machine (said from its header, before anything else of it)."""
+    """Refuses an image that the memory this process may use could not hold as float32 pixels: a
+    decompression bomb, or a photo beyond this machine or its memory limit (said from its header, before
+    anything else of it)."""
     needed = height * width * DECODED_BYTES_PER_PIXEL
-    if MACHINE_MEMORY is not None and needed > MACHINE_MEMORY:
+    if USABLE_MEMORY is not None and needed > USABLE_MEMORY:
         raise ImageReadError(
             path,
             f"image too large: its {width} x {height} pixels would take {needed / 2**30:.1f} GiB as "
-            f"float32, more than this machine's {MACHINE_MEMORY / 2**30:.1f} GiB of memory",
+            f"float32, more than the {USABLE_MEMORY / 2**30:.1f} GiB of memory this process may use",
         )
 
 
