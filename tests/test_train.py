@@ -215,6 +215,10 @@ def test_downscale_photos_keeps_folders_names_and_limits_size(tmp_path: Path) ->
     written = sorted((tmp_path / "out" / "set").iterdir())
     assert [p.name for p in written] == sorted(names)
     assert all(max(read_rgb(p).shape[:2]) == 40 for p in written)
+    shutil.copy(sorted(PHOTOS.glob("*.jpg"))[0], tmp_path / "src" / "set" / "plain.png")
+    with pytest.raises(ValueError, match=r"plain\.jpg and .*plain\.png would both be written as"):
+        downscale_photos(tmp_path / "src", tmp_path / "again")  # the second replaced the first
+    assert not (tmp_path / "again").exists()
 
 
 def test_a_batch_is_the_union_of_its_shards() -> None:

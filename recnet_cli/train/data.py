@@ -145,14 +145,19 @@ def split_pairs(pairs: Sequence[ImagePair]) -> tuple[list[ImagePair], list[Image
 
 def downscale_photos(source: Path, destination: Path, max_side: int = 1024, quality: int = 95) -> int:
     """Writes every photo under ``source`` (recursively) to ``destination`` as a JPEG no longer than
-    ``max_side``, keeping subfolder names; returns the count. For shipping a photo set to a GPU machine."""
-    count = 0
-    for path in list_photos(source):
+    ``max_side``, keeping subfolder names; returns the count. For shipping a photo set to a GPU machine. Two
+    photos that would be one JPEG (``a.png`` and ``a.jpg``) raise ValueError before anything is written."""
+    photos = list_photos(source)
+    outputs: dict[Path, Path] = {}
+    for path in photos:
         out = destination / path.relative_to(source).with_suffix(".jpg")
+        if out in outputs:
+            raise ValueError(f"{outputs[out]} and {path} would both be written as {out}")
+        outputs[out] = path
+    for out, path in outputs.items():
         out.parent.mkdir(parents=True, exist_ok=True)
         write_rgb8(out, fit_size(read_rgb(path), max_side=max_side), quality=quality)
-        count += 1
-    return count
+    return len(outputs)
 
 
 def sample_rng(seed: int, step: int, index: int) -> np.random.Generator:
