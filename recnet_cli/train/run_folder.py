@@ -32,7 +32,7 @@ from recnet_cli.files import first_line, naming_the_file, nearest_existing
 from recnet_cli.model import RECNet
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import WeightsError
-from recnet_cli.weights.formats import open_safetensors, safetensors_header
+from recnet_cli.weights.formats import open_safetensors, safetensors_header, section
 from recnet_cli.wording import shell_word
 
 CONFIG_FILE = "config.json"
@@ -387,7 +387,3 @@ def read_record(path: Path, text: str | None = None) -> dict[str, Any]:
 def damaged(path: Path, error: Exception) -> TrainingError:
     """The one-line error for a run file that cannot be read back."""
     return TrainingError(f"{path}: damaged ({type(error).__name__}: {first_line(error)})")
-
-
-def section(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    return {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}

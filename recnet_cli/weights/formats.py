@@ -222,9 +222,13 @@ def check_readable(path: Path, label: str) -> None:
 def training_checkpoint_model(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     """The model's tensors when these are a ``recnet train`` checkpoint (model, optimizer and RNG
     sections), so a run stopped early can be used as it stands; other files' tensors unchanged."""
-    if TRAINING_CHECKPOINT_KEY not in tensors:
-        return tensors
-    return {key.removeprefix("model."): value for key, value in tensors.items() if key.startswith("model.")}
+    return section(tensors, "model.") if TRAINING_CHECKPOINT_KEY in tensors else tensors
+
+
+def section(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The tensors whose names begin with ``prefix``, by their names after it: a training checkpoint's
+    model (``model.``) or optimizer (``optimizer.``)."""
+    return {key.removeprefix(prefix): value for key, value in tensors.items() if key.startswith(prefix)}
 
 
 def read_checkpoint(path: Path, label: str, kind: str = "RECNet checkpoint") -> object:
