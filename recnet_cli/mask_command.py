@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from recnet_cli.imaging import Photo, shown_in_srgb, write_png16, write_rgb8
+from recnet_cli.imaging.pixels import quantise
 from recnet_cli.outputs import Job, side_path
 from recnet_cli.runner import notice_run
-from recnet_cli.viz.mask import mask_overlay, mask_to_uint16
+from recnet_cli.viz.mask import mask_overlay
 
 if TYPE_CHECKING:
     from recnet_cli.engine import Corrector, PendingCorrection
@@ -33,8 +34,8 @@ class MaskDrawing:
     def write(self, job: Job, photo: Photo, pending: PendingCorrection) -> float:
         """The raw mask first, the picture last: a job whose picture exists has finished."""
         mask = pending.mask_only()
-        if self.raw:
-            write_png16(side_path(job.target, "raw"), mask_to_uint16(mask), overwrite=self.replace_companions)
+        if self.raw:  # 16-bit grey: 65535 = under-exposed, 0 = over-exposed
+            write_png16(side_path(job.target, "raw"), quantise(mask, 16), overwrite=self.replace_companions)
         # as viewers show the photo: in sRGB's colours, its transparency over a checkerboard
         overlay = mask_overlay(shown_in_srgb(photo, pending.rgb), mask, alpha=photo.alpha)
         write_rgb8(job.target, overlay, quality=self.quality, overwrite=self.overwrite)

@@ -70,8 +70,3 @@ def draw_legend(image: np.ndarray) -> np.ndarray:
         left = pad + round((bar_w - draw.text_size(label, font_scale)[0]) * share)
         draw.put_text(out, label, (left, baseline), font_scale, LEGEND_INK)
     return out
-
-
-def mask_to_uint16(mask: np.ndarray) -> np.ndarray:
-    """The raw mask for a 16-bit grayscale PNG: 65535 = under-exposed, 0 = over-exposed."""
-    return np.clip(np.rint(mask * 65535), 0, 65535).astype(np.uint16)
