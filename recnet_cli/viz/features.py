@@ -212,9 +212,8 @@ def image_error(corrected: np.ndarray, reference_rgb: np.ndarray) -> np.ndarray:
     )
     limit = signed_error_limit(difference)
     picture = draw.fit_box(draw.diverging(difference, limit), 2 * TILE, 2 * TILE)
-    scores = f"PSNR {psnr(quantise(corrected, 8), quantise(reference_rgb, 8)):.2f} dB   " + (
-        f"SSIM {ssim(quantise(corrected, 8), quantise(reference_rgb, 8)):.4f}"
-    )
+    output, reference = quantise(corrected, 8), quantise(reference_rgb, 8)
+    scores = f"PSNR {psnr(output, reference):.2f} dB   SSIM {ssim(output, reference):.4f}"
     notes = draw.text_lines(
         [
             "Output against the reference: luminance difference",
