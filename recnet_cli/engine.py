@@ -316,7 +316,7 @@ class Corrector:
             return None
         channels, pixels = self.model.channels, (height + 2 * EDGE_PAD) * (width + 2 * EDGE_PAD)
         excess = maps - int(available * MAP_MEMORY_SHARE)
-        spilled = maps_to_spill(channels, len(self.model.dualprocess.blocks), pixels, self.dtype, excess)
+        spilled = maps_to_spill(channels, self.model.num_blocks, pixels, self.dtype, excess)
         spilled_bytes = sum(map_sizes(channels, pixels, self.dtype)[name] for name in spilled)
         shortage = (
             f"not enough memory for this {height * width / 1e6:.1f} MP photo: its feature maps take "

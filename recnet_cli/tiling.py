@@ -189,10 +189,9 @@ class TiledRunner:
     ``storage`` holds the full-size maps: host memory by default (device memory bounded by the tile),
     or the compute device itself when they fit there (no copies between host and device). ``spill``: keep
     host maps in memory-mapped files in this folder instead, for photos whose maps memory cannot hold
-    (Linux; see ``file_backed_map``). ``strips``:
-    full-width strips instead of square tiles; by default exactly when a CUDA device works on host maps held
-    in memory (pinned), not spilled.
-    ``stages``: the per-pixel stages (eager, or fused kernels)."""
+    (Linux; see ``file_backed_map``). ``strips``: full-width strips instead of square tiles; by default
+    exactly when a CUDA device works on host maps held in memory (pinned), not spilled. ``stages``: the
+    per-pixel stages (eager, or fused kernels)."""
 
     def __init__(
         self,
@@ -244,7 +243,7 @@ class TiledRunner:
 
     def walk(self) -> Iterator[Window]:
         """The tiles, for one pass over the image; reports progress after each."""
-        passes = FIXED_PASSES + BLOCK_PASSES * len(self.model.dualprocess.blocks)
+        passes = FIXED_PASSES + BLOCK_PASSES * self.model.num_blocks
         for tile in self.windows:
             yield tile
             self.tiles_done += 1

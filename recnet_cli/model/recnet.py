@@ -8,7 +8,6 @@ runs as ``forward_with_intermediates`` drives it: ``norm.fuse_branches`` on its 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -232,10 +231,13 @@ class RECNet(nn.Module):
             raise ValueError(problem)
         super().__init__()
         self.channels = channels
-        self.num_blocks = blocks
         self.extract = nn.Conv2d(3, channels, 3, padding=1)
         self.learned_mask = MaskPredictor(channels)
         self.dualprocess = DualProcess(channels, blocks)
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.dualprocess.blocks)
 
     def forward(self, image: Tensor) -> Tensor:
         return self.forward_with_intermediates(image)["output"]
@@ -273,4 +275,4 @@ def finish(refined: Tensor) -> Tensor:
 
 
 def parameter_count(model: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in model.parameters())
+    return sum(p.numel() for p in model.parameters())
