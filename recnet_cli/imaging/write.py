@@ -149,7 +149,8 @@ def write_rgb8(
 ) -> None:
     """Atomically write an H x W x 3 uint8 array, in the format of the path's extension (at ``quality``, or
     95, where it is lossy)."""
-    _save(path, format_for(path), rgb.astype(np.uint8), quality or DEFAULT_QUALITY, overwrite=overwrite)
+    quality = DEFAULT_QUALITY if quality is None else quality
+    _save(path, format_for(path), rgb.astype(np.uint8), quality, overwrite=overwrite)
 
 
 @contextmanager
