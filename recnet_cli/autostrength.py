@@ -45,8 +45,8 @@ class CalibrationError(ValueError):
     """A model card's calibration that cannot be used."""
 
 
-def luma(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma of a float RGB image, on a copy no longer than FEATURE_SIDE."""
+def feature_luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma of a float RGB image, on a copy no longer than FEATURE_SIDE: what the features see."""
     small = fit_size(np.asarray(rgb, dtype=np.float32), max_side=FEATURE_SIDE)
     return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
 
@@ -59,7 +59,7 @@ def exposure_features(original: np.ndarray, corrected: np.ndarray) -> np.ndarray
     """Statistics of a photo (float RGB in [0, 1]) and of the model's full correction of it: the photo's
     luminance spread, quantiles and clipped shares, its dark and bright regions, and how much the
     correction changes luminance, overall and region by region."""
-    photo, fixed = luma(original), luma(corrected)
+    photo, fixed = feature_luma(original), feature_luma(corrected)
     blocks, fixed_blocks = block_means(photo), block_means(fixed)
     change, block_change = fixed - photo, fixed_blocks - blocks
     return np.array(
