@@ -212,7 +212,7 @@ def training_failure(error: BaseException) -> typer.Exit:
 
 def say_how_it_ended(result: TrainResult, signals: StopSignals, quiet: bool) -> None:
     """Finished, stopped early with a checkpoint saved, or interrupted by a signal (exit 130: what was asked
-    is not done, as with a batch)."""
+    is not done, as with a batch); finished with a model whose output is NaN, it failed (exit 1)."""
     if result.already_finished:
         if not quiet:
             console.notice(
@@ -230,6 +230,12 @@ def say_how_it_ended(result: TrainResult, signals: StopSignals, quiet: bool) -> 
     else:
         if (stop := signals.received()) is not None:  # it said it would stop after the step: the last one
             console.notice(f"{stop} came in the last step: the run is complete")
+        if result.val is not None and math.isnan(result.val.psnr):  # it exited 0 with a model of no use
+            raise fail(
+                f"{result.model_path}: its output on the validation photos is not a number (NaN): the run "
+                "diverged; try a lower learning rate in a new run",
+                1,
+            )
         if result.val is not None and not quiet:
             val = result.val
             console.done(

@@ -49,7 +49,7 @@ from recnet_cli.runner import finish, run_batch
 from recnet_cli.train import loop
 from recnet_cli.train import memory as train_memory
 from recnet_cli.train.data import read_rgb
-from recnet_cli.train.run_folder import TrainConfig, TrainingError
+from recnet_cli.train.run_folder import TrainConfig, TrainingError, ValScores
 from recnet_cli.viz.mask import mask_overlay
 from recnet_cli.weights import ModelEntry, save_model
 from recnet_cli.weights.formats import safetensors_header
@@ -3181,6 +3181,23 @@ def test_training_that_fails_after_it_started_exits_1(
     assert (result.exit_code, result.stderr) == (
         1,
         "error: the loss was not finite for 10 steps in a row (last at step 10)\n",
+    )
+
+
+def test_a_run_that_diverged_by_its_end_fails_rather_than_offer_its_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its loss not finite at its last steps but too few in a row to stop it (a tester's at --lr 1), it
+    # exited 0, naming a model whose output was NaN on every photo
+    nan = float("nan")
+    monkeypatch.setattr(loop, "validate", lambda session: ValScores(nan, nan, 20.0, 0.8))
+    run_dir = tmp_path / "run"
+    options = ["--photos", str(TRAIN_PHOTOS), "--out", str(run_dir), "--no-ecr", "--device", "cpu"]
+    result = CliRunner().invoke(app, ["train", *options, *shlex.split("--steps 2 --batch 1 --crop 32 -q")])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"error: {run_dir / 'final.safetensors'}: its output on the validation photos is not a number (NaN): "
+        "the run diverged; try a lower learning rate in a new run\n",
     )
 
 

@@ -1045,26 +1045,17 @@ def test_non_finite_steps_are_skipped_then_training_stops(
     assert train(tiny_config(tmp_path / "once")).skipped_steps == 1
     once = [json.loads(line) for line in (tmp_path / "once" / "metrics.jsonl").read_text().splitlines()]
     assert once[1]["step"] == 2 and once[1]["total"] is None  # standard JSON: null, not NaN
-    # Steps 4 to 6 not finite: the checkpoint due at step 4 is not saved, so step 2's is kept, from before
-    # the last update (step 3's), whose weights gave those losses
+    # Steps 4 to 6 not finite: the checkpoint due at step 4 is not saved, so step 2's is kept
     monkeypatch.setattr(loop, "build_loss", lambda *a: NanEvery(real_build(*a), bad={3, 4, 5}))
     with pytest.raises(TrainingFailed) as failed:
         train(tiny_config(tmp_path / "always", max_bad_steps=3, checkpoint_every=2))
-    # fp32 already: fp32 is not advised; nor --resume, which keeps the learning rate
+    # fp32 already: fp32 is not advised; nor --resume, which keeps the learning rate; nor --init from this
+    # run's checkpoint, whose weights may give NaN on whole photos though their loss was finite on crops
     assert str(failed.value).endswith(
         "not finite for 3 steps in a row (last at step 6); try a lower learning rate in a new run (--resume "
-        "keeps this one's), from its checkpoint (step 2) with --init "
-        f"{tmp_path / 'always' / CHECKPOINT_FILE}, or from the start"
+        "keeps this one's)"
     )
     assert checkpoint_step(tmp_path / "always") == 2
-    # With a checkpoint every step, the last one holds the weights that gave the losses (and was advised)
-    with pytest.raises(TrainingFailed) as failed:
-        train(tiny_config(tmp_path / "every", max_bad_steps=3, checkpoint_every=1))
-    assert checkpoint_step(tmp_path / "every") == 3
-    assert str(failed.value).endswith("in a new run (--resume keeps this one's), from the start")
-    with pytest.raises(TrainingFailed) as failed:  # before its first checkpoint: none to start from
-        train(tiny_config(tmp_path / "early", max_bad_steps=3, checkpoint_every=100))
-    assert str(failed.value).endswith("in a new run (--resume keeps this one's), from the start")
 
 
 def test_a_checkpoint_due_while_the_loss_is_not_finite_is_saved_at_the_next_step_whose_loss_is(

@@ -67,7 +67,6 @@ from recnet_cli.train.run_folder import (
     refuse_a_run_being_written,
     save_checkpoint,
     save_config,
-    saved_step,
     trim_metrics,
 )
 from recnet_cli.weights import WeightsError, load_model, save_model
@@ -741,27 +740,15 @@ def take_step(session: Session, step: int, inputs: Tensor, targets: Tensor) -> d
         state.skipped_steps += 1
         state.bad_in_a_row += 1
         if state.bad_in_a_row >= config.max_bad_steps:
-            half = session.dtype != torch.float32
-            start = fresh_start(config.run_dir, step + 1 - state.bad_in_a_row, half)
+            # Not from this run's checkpoint: weights whose loss was still finite on the crops may already
+            # give NaN on whole photos (a tester's run at --lr 0.6 did), so the run's own start is advised
             raise TrainingError(
                 f"the loss was not finite for {state.bad_in_a_row} steps in a row (last at step {step + 1}); "
                 "try a lower learning rate"
-                + (" or fp32" if half else "")
-                + f" in a new run (--resume keeps this one's), {start}"
+                + (" or fp32" if session.dtype != torch.float32 else "")
+                + " in a new run (--resume keeps this one's)"
             )
     return dict(zip(terms, values.tolist(), strict=True))
-
-
-def fresh_start(run_dir: Path, last_update: int, half: bool) -> str:
-    """Where a new run may start once this one's loss stopped being finite after the update of step
-    ``last_update``: from its checkpoint where that holds weights from before that update (later ones gave
-    the losses that were not finite, though fp32 may take them where half precision did not), else from the
-    start."""
-    checkpoint_step = saved_step(run_dir)
-    if checkpoint_step is not None and (checkpoint_step < last_update or half):
-        checkpoint = shell_word(run_dir / CHECKPOINT_FILE)
-        return f"from its checkpoint (step {checkpoint_step}) with --init {checkpoint}, or from the start"
-    return "from the start"
 
 
 def mean_over_ranks(values: Tensor, ranks: Ranks) -> Tensor:
