@@ -135,28 +135,42 @@ def score_pair_in_memory(
 ) -> tuple[ImageScore, np.ndarray]:
     """``score_pair``, which turns running out of memory here into PhotoOutOfMemoryError. The input is
     corrected as ``recnet correct`` corrects it (at its full depth, the pixels its alpha hides filled in),
-    and scored so as the baseline too, which --strength 0 then scores as; a grey input's correction is scored
-    (and saved) as ``recnet correct`` writes it: its luma. The scores use 8-bit RGB."""
+    and scored so as the baseline too, which --strength 0 then scores as; only what shows is scored
+    (``visible_only``). A grey input's correction is scored (and saved) as ``recnet correct`` writes it: its
+    luma. The scores use 8-bit RGB."""
     photo = read_checked(pair.input, on_notice)
     pixels = photo.pixels_to_correct
-    source, target = quantise(pixels, 8), read_rgb(pair.target, on_notice)
-    require_same_size(pair, source.shape, target.shape)
+    target = read_rgb(pair.target, on_notice)
+    require_same_size(pair, pixels.shape, target.shape)
+    source = visible_only(quantise(pixels, 8), target, photo.alpha)
     try:
         identity_ssim = ssim(source, target)
     except ValueError as exc:
         raise ImageFileError(f"{pair.input}: {exc}") from None
     correction = corrector.correct(pixels)
     corrected = quantise(as_written(correction.image, photo.grayscale), 8)
+    shown = visible_only(corrected, target, photo.alpha)
     score = ImageScore(
         pair.input,
         pair.target,
-        psnr(corrected, target),
-        ssim(corrected, target),
+        psnr(shown, target),
+        ssim(shown, target),
         psnr(source, target),
         identity_ssim,
         correction.strength,
     )
     return score, corrected
+
+
+def visible_only(image: np.ndarray, target: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """``image`` as scored against ``target``: where the input's ``alpha`` hides it entirely, the target's
+    own pixels, so that what does not show counts for nothing (the model corrects a fill there)."""
+    if alpha is None or alpha.min() > 0:
+        return image
+    shown = image.copy()
+    hidden = alpha == 0
+    shown[hidden] = target[hidden]
+    return shown
 
 
 def saved_path(pair: ImagePair, save_dir: Path) -> Path:

@@ -1524,6 +1524,8 @@ def test_eval_corrects_a_deep_or_transparent_photo_as_correct_does(tmp_path: Pat
     assert [(image["psnr"], image["ssim"]) for image in scores] == [
         (image["identity_psnr"], image["identity_ssim"]) for image in scores
     ]
+    # Only what shows is scored: the cutout against itself is a perfect match (it scored 16 dB, the fill's)
+    assert [(image["identity_psnr"], image["identity_ssim"]) for image in scores] == [(None, 1.0)] * 2
 
 
 @pytest.mark.parametrize("strength", ["1.5", "-0.1", "half", "nan"])
