@@ -329,6 +329,9 @@ def test_a_hub_address_is_answered_with_the_reference_to_type(typed: str, ref: s
 def test_a_file_typed_before_its_revision_is_shown_in_order() -> None:
     message = f"{REPO}:extra.pth@v1: the revision goes before the file: {REPO}@v1:extra.pth"
     assert load_error(f"{REPO}:extra.pth@v1") == message  # it was "unknown model file type '.pth@v1'"
+    # A file whose name holds an @ is a file's name (a checkpoint's step, say)
+    named = hub_module.parse_hub_ref(f"{REPO}:ckpt@5000.safetensors")
+    assert named is not None and hub_module.hub_ref_problem(named) is None
 
 
 def test_a_cache_that_cannot_be_used_is_named_as_other_errors_name_a_file(

@@ -154,10 +154,10 @@ def hub_ref_problem(ref: HubRef) -> str | None:
     file = PurePosixPath(ref.filename)
     if file.is_absolute() or ".." in file.parts:  # the Hub client refuses it, asking the owner to rename it
         return f"{ref.text}: {ref.filename} names no file inside the repository (give its path there)"
-    if "@" in ref.filename and ref.revision is None:  # org/name:file@v1
-        name, _, revision = ref.filename.rpartition("@")
-        return f"{ref.text}: the revision goes before the file: {ref.repo_id}@{revision}:{name}"
     suffix = file.suffix.lower()
+    name, _, revision = ref.filename.rpartition("@")  # org/name:file@v1, not a file named with an @
+    if ref.revision is None and name.lower().endswith(MODEL_SUFFIXES) and suffix not in MODEL_SUFFIXES:
+        return f"{ref.text}: the revision goes before the file: {ref.repo_id}@{revision}:{name}"
     return None if suffix in MODEL_SUFFIXES else f"{ref.text}: {unknown_file_type(suffix)}"
 
 
