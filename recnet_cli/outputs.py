@@ -361,8 +361,8 @@ def sheet_problem(
 def calibrated_model_problem(path: Path, overwrite: bool) -> str | None:
     """Why ``recnet calibrate`` must not write its model at ``path`` (with its cards beside it), said before
     minutes of calibrating: not a .safetensors name, a name that cannot be written, a card of the user's
-    there (kept even with ``overwrite``), a training run's own model (even with ``overwrite``), a file there
-    without ``overwrite``, or a folder that cannot take it."""
+    there (kept even with ``overwrite``), a training run's own model (even with ``overwrite``, and where the
+    run has not made it yet), a file there without ``overwrite``, or a folder that cannot take it."""
     from recnet_cli.train.run_folder import CONFIG_FILE, FINAL_MODEL_FILE, is_run_config
     from recnet_cli.weights import foreign_card, is_safetensors, model_files
     from recnet_cli.weights.save import is_saved_model
@@ -379,11 +379,9 @@ def calibrated_model_problem(path: Path, overwrite: bool) -> str | None:
             f"-o {path}: {path} exists, and is no model recnet saved (a training checkpoint, another "
             "network's weights): move it away, or choose another -o"
         )
-    if path.name == FINAL_MODEL_FILE and os.path.lexists(path) and is_run_config(path.parent / CONFIG_FILE):
-        return (
-            f"-o {path}: the model of the training run {path.parent}, which its config and metrics describe: "
-            "choose another -o"
-        )
+    if path.name == FINAL_MODEL_FILE and is_run_config(path.parent / CONFIG_FILE):  # finished or not
+        run = path.parent if path.parent.name else Path(os.path.abspath(path.parent))  # not "."
+        return f"-o {path}: the training run {run}'s own model (there, or to come): choose another -o"
     existing = [file for file in written if os.path.lexists(file)]
     if existing and not overwrite:
         return f"-o {path}: {existing[0]} exists (use --overwrite)"

@@ -1484,7 +1484,10 @@ def test_calibrate_never_writes_over_a_training_run_s_model(tmp_path: Path) -> N
     save_config(TrainConfig(run_dir=run, photos=tmp_path))
     for overwrite in (False, True):
         assert calibrated_model_problem(final, overwrite=overwrite) == (
-            f"-o {final}: the model of the training run {run}, which its config and metrics describe: choose "
-            "another -o"
+            f"-o {final}: the training run {run}'s own model (there, or to come): choose another -o"
         )
+    final.unlink()  # an unfinished run: calibrate's model would make it look finished, with another's model
+    assert calibrated_model_problem(final, overwrite=False) == (
+        f"-o {final}: the training run {run}'s own model (there, or to come): choose another -o"
+    )
     assert calibrated_model_problem(run / "calibrated.safetensors", overwrite=False) is None  # beside it
