@@ -316,6 +316,14 @@ def test_hub_refusals_are_one_line_errors(
             f"{REPO}@v1:extra.pth",
         ),
         ("https://hf.co/acme/recnet-test/tree/v1", f"{REPO}@v1"),
+        ("huggingface.co/acme/recnet-test", REPO),
+        ("hf://acme/recnet-test/model.safetensors", REPO),
+        ("hf://acme/recnet-test@v1/extra.pth", f"{REPO}@v1:extra.pth"),
+        (
+            "https://huggingface.co/acme/recnet-test/resolve/refs%2Fpr%2F1/extra.pth",
+            f"{REPO}@refs/pr/1:extra.pth",
+        ),
+        ("https://huggingface.co/acme/recnet-test/blob/main/my%20model.pth", f"'{REPO}:my model.pth'"),
     ],
 )
 def test_a_hub_address_is_answered_with_the_reference_to_type(typed: str, ref: str) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import unquote
 
 from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import (
@@ -39,7 +40,7 @@ from recnet_cli.weights.formats import (
     is_safetensors,
     unknown_file_type,
 )
-from recnet_cli.wording import counted, listed
+from recnet_cli.wording import counted, listed, shell_word
 
 HUB_DEFAULT_FILENAME = "model.safetensors"
 
@@ -55,11 +56,14 @@ HUB_REF = re.compile(
 )
 
 
-# A model's address on the Hub's website (its page, or a file's) or as an hf:// URL, which is not how recnet
-# names it (``hub_ref_of_address``)
-HUB_ADDRESS = re.compile(
-    r"(?:https?://(?:www\.)?(?:huggingface\.co|hf\.co)/|hf://)(?:models/)?(?P<repo_id>[\w.-]+/[\w.-]+)"
-    r"(?:/(?:blob|resolve|tree)/(?P<revision>[^/]+)(?:/(?P<filename>[^?#]+))?)?/?(?:[?#].*)?"
+# A model's address on the Hub's website (its page, or a file's: huggingface.co/org/name/blob/REV/FILE) or
+# as an hf:// URL (hf://org/name@REV/FILE), which is not how recnet names it (``hub_ref_of_address``)
+HUB_WEB_ADDRESS = re.compile(
+    r"(?:https?://)?(?:www\.)?(?:huggingface\.co|hf\.co)/(?:models/)?(?P<repo_id>[\w.-]+/[\w.-]+)"
+    r"(?:/(?:blob|resolve|tree)/(?P<revision>[^/?#]+)(?:/(?P<filename>[^?#]+))?)?/?(?:[?#].*)?"
+)
+HF_URL = re.compile(
+    r"hf://(?:models/)?(?P<repo_id>[\w.-]+/[\w.-]+)(?:@(?P<revision>[^/]+))?(?:/(?P<filename>.+))?"
 )
 
 
@@ -100,19 +104,20 @@ class HubRef:
 def hub_ref_of_address(text: str) -> str | None:
     """The Hub reference (``org/name[@revision][:file]``) that a web address of the Hub or an ``hf://`` URL
     names, to suggest in its place; None for any other text."""
-    match = HUB_ADDRESS.fullmatch(text)
+    match = HUB_WEB_ADDRESS.fullmatch(text) or HF_URL.fullmatch(text)
     if match is None:
         return None
-    revision = "" if match["revision"] in (None, "main") else f"@{match['revision']}"
-    filename = "" if match["filename"] in (None, HUB_DEFAULT_FILENAME) else f":{match['filename']}"
-    return f"{match['repo_id']}{revision}{filename}"
+    revision, filename = (unquote(part) if part else part for part in (match["revision"], match["filename"]))
+    at = "" if revision in (None, "main") else f"@{revision}"
+    file = "" if filename in (None, HUB_DEFAULT_FILENAME) else f":{filename}"
+    return f"{match['repo_id']}{at}{file}"
 
 
 def not_a_hub_ref(text: str) -> str:
     """What to say of a text that names no Hub model: the reference to type for a Hub address, else the
     form a reference takes."""
     if ref := hub_ref_of_address(text):
-        return f"{text}: name a Hub model as {ref}, not by its address"
+        return f"{text}: name a Hub model as {shell_word(ref)}, not by its address"
     return f"{text}: not a Hub reference ({HUB_REF_FORMAT})"
 
 
