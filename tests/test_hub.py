@@ -652,7 +652,7 @@ def test_a_card_the_hub_does_not_give_fails_the_download(
             "acme/llm:notes.pt",
             "notes.pt",
             b"not a checkpoint",
-            "not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)",
+            'a text file, not weights (it begins "not a checkpoint")',
         ),
         (
             "acme/llm:config.json",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gzip
 import io
 import json
 import os
@@ -361,17 +362,31 @@ def test_an_empty_file_is_called_empty(tmp_path: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "content", [random.Random(0).randbytes(4096), b"this is not a model at all"], ids=["random bytes", "text"]
+    ("content", "reason"),
+    [
+        (
+            random.Random(0).randbytes(4096),
+            "not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)",
+        ),
+        (b"this is not a model at all", 'a text file, not weights (it begins "this is not a model at all")'),
+    ],
+    ids=["random bytes", "text"],
 )
 def test_a_file_that_is_no_checkpoint_at_all_is_not_said_to_hold_pickled_code(
-    tmp_path: Path, content: bytes
+    tmp_path: Path, content: bytes, reason: str
 ) -> None:
     path = tmp_path / "model.pth"
     path.write_bytes(content)
 
-    assert load_error(str(path)) == (
-        f"{path}: not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)"
-    )
+    assert load_error(str(path)) == f"{path}: {reason}"
+
+
+def zip_of(path: Path) -> bytes:
+    """A zip archive holding the file at ``path``."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(path, path.name)
+    return archive.getvalue()
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
@@ -387,11 +402,21 @@ def test_a_file_that_is_something_else_is_called_what_it_is(
             b"version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 190000\n",
             "a Git LFS pointer, not the weights: fetch them (git lfs pull in the clone)",
         ),
-        "page": (
-            b"\n<!DOCTYPE html>\n<html><head><title>model</title></head></html>",
-            "a web page, not the weights (the page that shows the file? download the file itself: on the Hub,"
-            " its resolve/ address, not blob/)",
-        ),
+        **{
+            name: (
+                page,
+                "a web page, not the weights (the page that shows the file, or a server's error? download "
+                "the file itself: on the Hub, its resolve/ address, not blob/)",
+            )
+            for name, page in (
+                ("page", b"\n<!DOCTYPE html>\n<html><head><title>model</title></head></html>"),
+                ("saved-page", b"\xef\xbb\xbf<!-- saved from url=(0014)about:internet -->\n<html></html>"),
+                ("error-page", b'<?xml version="1.0"?><Error><Code>NoSuchKey</Code></Error>'),
+            )
+        },
+        "gzip": (gzip.compress(b"weights"), "an archive, not the weights: unpack it"),
+        "zip": (zip_of(tmp_path / f"weights{other_format}"), "an archive, not the weights: unpack it"),
+        "answer": (b"Entry not found", 'a text file, not weights (it begins "Entry not found")'),
         "photo": (
             (REPO / "tests" / "data" / "train-photos" / "bsd100-img_007.jpg").read_bytes(),
             "a JPEG image, not weights",
@@ -955,8 +980,7 @@ def test_a_damaged_model_or_card_is_listed_with_its_problem_beside_the_others(
     entries = {entry.name: entry for entry in models_to_list()[0]}
 
     assert {name: entry.problem for name, entry in entries.items()} == {
-        "cut": f"{weights_dir / 'cut.safetensors'}: not a valid safetensors file"
-        " (Error while deserializing header: header too large)",
+        "cut": f'{weights_dir / "cut.safetensors"}: a text file, not weights (it begins "cut short")',
         "good": None,
         "listed": f"{weights_dir / 'listed.json'}: not a valid model card (not a JSON object)",
         "moved": f"{weights_dir / 'moved.safetensors'}: a link to nothing",

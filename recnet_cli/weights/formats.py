@@ -169,38 +169,72 @@ def read_safetensors(path: Path, label: str) -> dict[str, Tensor]:
 
 
 def safetensors_problem(path: Path, error: Exception) -> str:
-    """Why a ``.safetensors`` file does not load, said as what the file is where its first bytes tell: a Git
-    LFS pointer (a clone without git-lfs), a web page (the Hub's page of the file, not the file), a PyTorch
-    checkpoint or an image under that name, or a file cut short after its header."""
-    if path.stat().st_size == 0:
+    """Why a ``.safetensors`` file does not load, said as what the file is where its first bytes tell
+    (``foreign_file``; a PyTorch checkpoint under that name), or as cut short where its header says it
+    should be longer."""
+    size = path.stat().st_size
+    if size == 0:
         return "empty file"
     if not_weights := foreign_file(path):
         return not_weights
     with path.open("rb") as file:
-        head = file.read(len(ZIP_SIGNATURE))
-    if head == ZIP_SIGNATURE or PICKLE_SIGNATURE.match(head):
+        head = file.read(8)
+    if head.startswith(ZIP_SIGNATURE) or PICKLE_SIGNATURE.match(head):
         return f"a PyTorch checkpoint (torch.save), not a safetensors file: rename it {path.stem}.pth"
+    length = int.from_bytes(head, "little")
+    if len(head) < 8 or (length <= SAFETENSORS_HEADER_LIMIT and 8 + length > size):  # cut in its header
+        return f"cut short or damaged: {CUT_SHORT}"
     with contextlib.suppress(Exception):  # no readable header: safetensors' own words
-        if safetensors_data_end(path) > path.stat().st_size:
+        if safetensors_data_end(path) > size:
             return f"cut short or damaged: {CUT_SHORT}"
     return f"not a valid safetensors file ({first_line(error)})"
 
 
 def foreign_file(path: Path) -> str | None:
-    """What a file that should hold weights holds instead, where its first bytes tell: a Git LFS pointer,
-    a web page or an image; None otherwise."""
+    """What a file that should hold weights holds instead, where its first bytes tell: a Git LFS pointer
+    (a clone without git-lfs), a web page (the Hub's page of the file, not the file, or a server's error
+    page), an image, an archive to unpack, or other text (a model card, an error message); None otherwise."""
     with path.open("rb") as file:
         head = file.read(512)
-    if head.startswith(b"version https://git-lfs"):
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()  # a UTF-8 byte order mark, and blank lines
+    if text.startswith(b"version https://git-lfs"):
         return "a Git LFS pointer, not the weights: fetch them (git lfs pull in the clone)"
-    if head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+    if text.startswith(b"<"):  # HTML, or a server's XML error
         return (
-            "a web page, not the weights (the page that shows the file? download the file itself: on the "
-            "Hub, its resolve/ address, not blob/)"
+            "a web page, not the weights (the page that shows the file, or a server's error? download the "
+            "file itself: on the Hub, its resolve/ address, not blob/)"
         )
+    if head.startswith(b"\x1f\x8b") or (head.startswith(ZIP_SIGNATURE) and not is_pytorch_zip(path)):
+        return "an archive, not the weights: unpack it"
     with contextlib.suppress(Exception), Image.open(path) as image:  # Pillow raises more than OSError
         return f"a {image.format} image, not weights"
+    if b"\0" not in head and (line := printable_line(head)):
+        return f'a text file, not weights (it begins "{line}")'
     return None
+
+
+def is_pytorch_zip(path: Path) -> bool:
+    """Whether a zip archive is ``torch.save``'s: its pickle, ``data.pkl``, in its one folder."""
+    with (
+        contextlib.suppress(Exception),
+        zipfile.ZipFile(path) as archive,
+    ):  # zipfile raises more than one kind
+        return any(PurePosixPath(name).name == "data.pkl" for name in archive.namelist())
+    return True  # a damaged archive: torch.load says how
+
+
+def printable_line(head: bytes) -> str | None:
+    """The first line of text that ``head`` begins with, shortened, or None where it is not text."""
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        if len(head) - error.start > 3:  # not a character cut at the end of the bytes read: not text
+            return None
+        text = head[: error.start].decode("utf-8-sig")
+    line = text.strip().split("\n")[0].strip()
+    if not line or not line.isprintable():
+        return None
+    return line if len(line) <= 40 else f"{line[:40]}…"
 
 
 def safetensors_data_end(path: Path) -> int:
@@ -245,7 +279,7 @@ def read_checkpoint(path: Path, label: str, kind: str = "RECNet checkpoint") -> 
         raise WeightsError(f"{label}: cannot read it ({describe_os_error(error)})") from error
     if not head:
         raise WeightsError(f"{label}: empty file")
-    if head != ZIP_SIGNATURE and not PICKLE_SIGNATURE.match(head):
+    if not ((head == ZIP_SIGNATURE and is_pytorch_zip(path)) or PICKLE_SIGNATURE.match(head)):
         raise WeightsError(f"{label}: {checkpoint_problem(path)}")
     not_safe = f"not a {kind} recnet can read safely"
     if torchscript:
