@@ -380,13 +380,14 @@ class Corrector:
         where = "GPU memory" if on_gpu else "memory"
         return PhotoOutOfMemoryError(f"not enough {where} for this {megapixels:.1f} MP photo: {advice}")
 
-    def not_a_number(self) -> NotANumberError:
-        """The error for a photo whose output came out NaN, with what to try."""
+    def not_a_number(self, part: str) -> NotANumberError:
+        """The error for a photo whose output (or another ``part`` of what the model gives) came out NaN,
+        with what to try."""
         if self.dtype in (torch.float16, torch.bfloat16):
             advice = f"its values overflow {precision_name(self.dtype)}'s range: try --precision fp32"
         else:
             advice = "its weights make it overflow on this photo: try another model"
-        return NotANumberError(f"the model's output is not a number (NaN): {advice}")
+        return NotANumberError(f"the model's {part} is not a number (NaN): {advice}")
 
     @torch.inference_mode()
     def _start(self, rgb: np.ndarray, progress: Progress | None) -> PendingCorrection:
@@ -520,9 +521,10 @@ class PendingCorrection:
         """The correction: the model's output (its lightness in the photo's colours, with ``keep_colour``),
         at the strength the photo gets. Out of host memory raises
         PhotoOutOfMemoryError (a smaller tile would not help: the model has run)."""
+        self.wait_for_copy()
         try:
-            mask = self.mask_only()
-            full = self.checked(to_numpy(self.output))
+            full = self.checked(to_numpy(self.output), "output")
+            mask = self.checked(to_numpy(self.mask), "mask")
             if self.corrector.keep_colour and not self.colour_kept_on_device:
                 full = lightness_only(self.rgb, full)  # before the blend: strength 0 is the photo as it is
             # predicted from the correction in the colours it is written in, as ``recnet calibrate`` fits it
@@ -537,14 +539,18 @@ class PendingCorrection:
 
     def mask_only(self) -> np.ndarray:
         """The under-exposure mask alone, as ``recnet mask`` draws it: the correction is not finished."""
+        self.wait_for_copy()
+        return self.checked(to_numpy(self.mask), "mask")
+
+    def wait_for_copy(self) -> None:
+        """Waits until ``output`` and ``mask`` are in host memory."""
         if self.copied is not None:
             self.copied.synchronize()
-        return self.checked(to_numpy(self.mask))
 
-    def checked(self, values: np.ndarray) -> np.ndarray:
-        """``values``, unless the model gave NaN among them."""
+    def checked(self, values: np.ndarray, part: str) -> np.ndarray:
+        """``values``, the model's ``part`` ("output", "mask"), unless the model gave NaN among them."""
         if np.isnan(values.min()):  # min() passes NaN on, in one pass, no copy
-            raise self.corrector.not_a_number()
+            raise self.corrector.not_a_number(part)
         return values
 
 
