@@ -88,7 +88,9 @@ def test_missing_or_wrong_vgg_weights_stop_with_a_clear_message(
     )
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(VggWeightsError, match=r"garbage\.pth: not a PyTorch checkpoint"):
+    with pytest.raises(
+        VggWeightsError, match=r'garbage\.pth: a text file, not weights \(it begins "not a checkpoint"\)'
+    ):
         load_vgg16_features(garbage)
     assert "ecr" not in build_loss("paper", ecr=False, vgg_weights=None)(*batch_terms())
 
