@@ -761,6 +761,11 @@ def test_download_offline_of_a_copy_damaged_in_the_cache_says_it_could_not_fetch
     hub.add("acme/kept", "model.safetensors", whole)
     cached = download("acme/kept")
     cached.resolve().write_bytes(whole[: len(whole) // 2])
+    card = (tmp_path / "main" / "model.json").read_bytes()
+    for name, content in (("model.safetensors", whole), ("model.json", card)):
+        hub.add("acme/carded", name, content)
+    carded = download("acme/carded")
+    carded.with_suffix(".json").resolve().write_bytes(card[: len(card) // 2])  # its card's copy cut short
     hub.stop()
     for offline, again in (  # HF_HUB_OFFLINE, or a Hub that does not answer
         (
@@ -773,8 +778,13 @@ def test_download_offline_of_a_copy_damaged_in_the_cache_says_it_could_not_fetch
         with pytest.raises(WeightsError) as caught:
             download("acme/kept")
         assert str(caught.value).startswith("acme/kept: cut short or damaged: its end is missing")
-        assert str(caught.value).endswith(f"; that is the cache's copy ({cached}), and {again}")
+        assert str(caught.value).endswith(f"; that is the cache's copy (in {cached.parent}), and {again}")
         assert load_error("acme/kept") == str(caught.value)  # --model said only the damage
+        # The card's copy: named by the error, the folder it shares with the model by the rest (it named
+        # the model's file)
+        damaged_card = load_error("acme/carded")
+        assert damaged_card.startswith(f"{carded.with_suffix('.json')}: not a valid model card")
+        assert damaged_card.endswith(f"; that is the cache's copy (in {carded.parent}), and {again}")
 
 
 PORTAL_PAGE = b"<html>Log in to the hotel's network</html>"

@@ -195,13 +195,14 @@ def download(ref: str, on_cached_copy: Callable[[str], None] = lambda why: None)
 
 
 def unfetchable_copy(error: WeightsError, path: Path) -> WeightsError:
-    """``error``, of the cache's copy at ``path``, with why it cannot be fetched again now."""
+    """``error``, of the cache's copy of the model at ``path`` or of its card, with why it cannot be fetched
+    again now; the copy is named by its folder, which holds both."""
     again = (
         "it cannot be fetched again while HF_HUB_OFFLINE is set: unset it and run recnet download again"
         if constants.is_offline_mode()
         else "the Hub cannot be reached to fetch it again: run recnet download again online"
     )
-    return WeightsError(f"{error}; that is the cache's copy ({path}), and {again}")
+    return WeightsError(f"{error}; that is the cache's copy (in {path.parent}), and {again}")
 
 
 def check_fetched(path: Path, ref: HubRef) -> None:
