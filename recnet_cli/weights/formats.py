@@ -214,13 +214,24 @@ def foreign_file(path: Path) -> str | None:
 
 
 def is_pytorch_zip(path: Path) -> bool:
-    """Whether a zip archive is ``torch.save``'s: its pickle, ``data.pkl``, in its one folder."""
-    with (
-        contextlib.suppress(Exception),
-        zipfile.ZipFile(path) as archive,
-    ):  # zipfile raises more than one kind
-        return any(PurePosixPath(name).name == "data.pkl" for name in archive.namelist())
-    return True  # a damaged archive: torch.load says how
+    """Whether a zip archive is ``torch.save``'s (``pytorch_archive``)."""
+    return pytorch_archive(zip_member_names(path))
+
+
+def pytorch_archive(members: set[str] | None) -> bool:
+    """Whether a zip archive of these ``members`` (``zip_member_names``) is ``torch.save``'s, or
+    ``torch.jit.save``'s: its pickle, ``data.pkl``, in its one folder. A damaged archive counts: torch.load
+    says how it is damaged."""
+    return members is None or "data.pkl" in members
+
+
+def zip_member_names(file: Path | BinaryIO) -> set[str] | None:
+    """The names of the files in a zip archive, without their folders; None for a damaged archive."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            return {PurePosixPath(name).name for name in archive.namelist()}
+    except Exception:  # zipfile raises more than BadZipFile
+        return None
 
 
 def printable_line(head: bytes) -> str | None:
@@ -274,12 +285,15 @@ def read_checkpoint(path: Path, label: str, kind: str = "RECNet checkpoint") -> 
     try:
         with path.open("rb") as file:
             head = file.read(len(ZIP_SIGNATURE))
-            torchscript = head == ZIP_SIGNATURE and is_torchscript(file)
+            members = zip_member_names(file) if head == ZIP_SIGNATURE else None
     except OSError as error:
         raise WeightsError(f"{label}: cannot read it ({describe_os_error(error)})") from error
     if not head:
         raise WeightsError(f"{label}: empty file")
-    if not ((head == ZIP_SIGNATURE and is_pytorch_zip(path)) or PICKLE_SIGNATURE.match(head)):
+    # torch.jit.save's archive holds its code beside a constants.pkl, which torch.save never writes (as
+    # torch.serialization._is_torchscript_zip tells them apart)
+    torchscript = members is not None and "constants.pkl" in members
+    if not ((head == ZIP_SIGNATURE and pytorch_archive(members)) or PICKLE_SIGNATURE.match(head)):
         raise WeightsError(f"{label}: {checkpoint_problem(path)}")
     not_safe = f"not a {kind} recnet can read safely"
     if torchscript:
@@ -317,16 +331,6 @@ def checkpoint_problem(path: Path) -> str:
         header_names(path)
         return f"a safetensors file, not a PyTorch checkpoint: rename it {path.stem}.safetensors"
     return "not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)"
-
-
-def is_torchscript(file: BinaryIO) -> bool:
-    """Whether a zip archive is ``torch.jit.save``'s: its code beside a ``constants.pkl``, which
-    ``torch.save`` never writes (as ``torch.serialization._is_torchscript_zip`` tells them apart)."""
-    try:
-        with zipfile.ZipFile(file) as archive:
-            return any(PurePosixPath(name).name == "constants.pkl" for name in archive.namelist())
-    except Exception:  # a damaged archive (zipfile raises more than BadZipFile): torch.load says how
-        return False
 
 
 def unsafe_pickle_reason(error: pickle.UnpicklingError) -> str:
