@@ -115,8 +115,9 @@ ModelOpt = Annotated[
         parser=named("--model", MODEL_FORMS, str),
         autocompletion=model_names,
         metavar="MODEL",
-        help="A .safetensors/.pth/.pt file, a Hub repo (org/name, org/name@rev, org/name:file.safetensors) "
-        "or a bundled name. Default: the bundled recnet-mixed (recnet models lists the others).",
+        help="A model file (.safetensors, .pth, .pt, .ckpt), a Hub repo (org/name, org/name@rev, "
+        "org/name:FILE) or a bundled name. Default: the bundled recnet-mixed "
+        "(recnet models lists the others).",
     ),
 ]
 

@@ -658,7 +658,7 @@ def test_a_card_the_hub_does_not_give_fails_the_download(
             "acme/llm:config.json",
             "config.json",
             b'{"model_type": "llama"}',
-            "unknown model file type '.json' (expected .safetensors, .pth, .pt)",  # as --model says
+            "unknown model file type '.json' (expected .safetensors, .pth, .pt, .ckpt)",  # as --model says
         ),
     ],
     ids=["other-weights", "not-a-checkpoint", "not-a-model-file"],

@@ -50,7 +50,7 @@ StateDict = dict[str, Tensor]
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "weights" / "recnet-mixed.safetensors"
 NOT_SAFE = "not a RECNet checkpoint recnet can read safely"
-WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt state dict"
+WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt/.ckpt state dict"
 
 
 def seeded_model(channels: int = 4, blocks: int = 2, seed: int = 0) -> RECNet:
@@ -101,8 +101,20 @@ CHECKPOINT_LAYOUTS: dict[str, tuple[str, Callable[[StateDict], object]]] = {
     ),
     "DataParallel twice": (".pth", lambda sd: {f"module.module.{key}": value for key, value in sd.items()}),
     "a Lightning module's model. prefix, in its checkpoint": (
-        ".ckpt.pth",
-        lambda sd: {"state_dict": {f"model._orig_mod.{key}": value for key, value in sd.items()}, "epoch": 3},
+        ".ckpt",
+        lambda sd: {
+            "epoch": 3,
+            "global_step": 1200,
+            "pytorch-lightning_version": "2.5.0",
+            "state_dict": {f"model._orig_mod.{key}": value for key, value in sd.items()},
+            "optimizer_states": [
+                {"state": {0: {"step": torch.tensor(1200.0)}}, "param_groups": [{"lr": 1e-4}]}
+            ],
+            "lr_schedulers": [],
+            "hparams_name": "kwargs",
+            "hyper_parameters": {"lr": 1e-4, "crop": 384},
+            "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"current": {"completed": 3}}}},
+        },
     ),
     "in state_dict, with extras": (".pt", lambda sd: {"state_dict": sd, "epoch": 12, "lr": 1e-4}),
     "in params": (".pth", lambda sd: {"params": sd}),

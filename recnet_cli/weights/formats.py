@@ -1,6 +1,6 @@
-"""Reading weight files: this project's .safetensors and the authors' .pth/.pt checkpoints, safely. The
-architecture is read from the state dict's shapes and key names, as spandrel does; the weights load
-strictly."""
+"""Reading weight files: this project's .safetensors and PyTorch checkpoints (the authors' .pth/.pt, a
+Lightning .ckpt), safely. The architecture is read from the state dict's shapes and key names, as spandrel
+does; the weights load strictly."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from recnet_cli.model import RECNet
 
 
-MODEL_SUFFIXES = (".safetensors", ".pth", ".pt")
+MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
 
 
 # Checkpoints may wrap the state dict, beside an optimizer's state or an epoch: the EMA weights win when both
@@ -72,7 +72,7 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module \S+ is blocked)")
 
 
-WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt state dict"
+WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt/.ckpt state dict"
 # Why a checkpoint whose end is missing (a zip archive without its directory, a pickle that stops) fails.
 CUT_SHORT = "its end is missing; copy or download it again"
 
