@@ -49,6 +49,14 @@ def test_exposure_stats_count_clipped_highlights_and_crushed_shadows() -> None:
     assert stats.mean_luma == pytest.approx((20 * reddish + 50 * grey) / 100 / 255, rel=1e-5)
 
 
+@pytest.mark.parametrize(("level", "crushed"), [(5, 1.0), (6, 0.0)])
+def test_a_grey_at_the_crushed_level_counts_as_crushed(level: int, crushed: float) -> None:
+    image = np.full((300, 400, 3), level / 255, np.float32)  # float32 luma made it 5.0000005 over an image
+
+    assert exposure_stats(image).crushed == crushed
+    assert exposure_stats(image).mean_luma == pytest.approx(level / 255)
+
+
 def written(target: Path, content: bytes = b"corrected") -> Path:
     """An output file, as the batch writes it before its card."""
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from recnet_cli.imaging import (
     mark_written,
     write_rgb8,
 )
-from recnet_cli.imaging.pixels import luma, over_checkerboard, quantise
+from recnet_cli.imaging.pixels import BT601_LUMA, over_checkerboard, quantise
 
 REPORT_NAME = "report.html"
 _LONGEST_PREVIEW_STEM = 200  # bytes of an output's name in its previews' names (255 at most in all)
@@ -49,6 +49,7 @@ NOT_A_REPORT = (
 PREVIEW_LONG_SIDE = 1280
 CLIPPED_LEVEL = 250  # any channel at or above this (of 255): a clipped highlight
 CRUSHED_LEVEL = 5  # luma at or below this (of 255): a crushed shadow
+BT601_PER_MILLE = tuple(round(weight * 1000) for weight in BT601_LUMA)  # luma in thousandths of a level
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,12 @@ def exposure_stats(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Exposure
     pixels = quantise(rgb, 8)
     if alpha is not None and (visible := alpha > 0).any():
         pixels = pixels[visible]  # what lies under full transparency shows nowhere
-    grey = luma(pixels)
+    # in whole numbers: float32's luma of a grey at level 5 can come out as 5.0000005, which is not crushed
+    per_mille = pixels.astype(np.int32) @ np.asarray(BT601_PER_MILLE, np.int32)
     return ExposureStats(
         clipped=float((pixels >= CLIPPED_LEVEL).any(axis=-1).mean()),
-        crushed=float((grey <= CRUSHED_LEVEL).mean()),
-        mean_luma=float(grey.mean() / 255),
+        crushed=float((per_mille <= CRUSHED_LEVEL * 1000).mean()),
+        mean_luma=float(per_mille.mean() / 255_000),
     )
 
 
