@@ -21,14 +21,16 @@ from recnet_cli.viz.features import (
     FIGURE_WIDTH,
     TEXT,
     Features,
+    bears_out,
     distance_chart,
     extract_features,
     feature_error_figure,
     feature_figure,
+    heat_row,
     image_error,
-    labelled_grid,
     missing_region,
     region_distances,
+    stage_names,
 )
 from recnet_cli.viz.mask import mask_overlay
 from recnet_cli.viz.sheet import FRAME, Explained, contact_sheet, explain, photo_panel, strength_caption
@@ -65,6 +67,21 @@ def test_the_bar_chart_shrinks_with_the_distances() -> None:
     assert len(lengths) == 6
     assert all(a > b > 0 for a, b in itertools.pairwise(lengths))
     assert lengths[0] / lengths[-1] == pytest.approx(12, rel=0.1)
+
+
+@pytest.mark.parametrize(
+    ("distances", "said"),
+    [
+        (
+            [0.413, 0.6, 0.554],
+            "In this photo: 0.413 extracted, 0.554 after block 2: 34% further apart than extracted",
+        ),
+        ([2.0, 1.0, 0.5], "In this photo: 2 extracted, 0.5 after block 2: 75% closer than extracted"),
+        ([1.0, 3.0, 1.001], "In this photo: 1 extracted, 1 after block 2: as far apart as extracted"),
+    ],
+)
+def test_the_chart_says_whether_the_photo_bears_the_claim_out(distances: list[float], said: str) -> None:
+    assert bears_out(distances) == said
 
 
 @pytest.mark.parametrize(("mask_value", "word"), [(1.0, "over-exposed"), (0.0, "under-exposed")])
@@ -123,8 +140,8 @@ def test_feature_figure_has_the_layout_size_and_is_not_blank(model: RECNet) -> N
     assert len(np.unique(figure.reshape(-1, 3), axis=0)) > 100  # heat maps, not a blank page
 
 
-def test_feature_figure_of_a_panorama_keeps_its_row_labels(model: RECNet) -> None:
-    """A 75:1 strip gives heat maps lower than their row labels; the rows grow to hold the labels."""
+def test_feature_figure_of_a_panorama_keeps_its_titles(model: RECNet) -> None:
+    """A 75:1 strip gives heat maps a few pixels high; the figure keeps its width and its titles."""
     photo = np.random.default_rng(1).random((8, 600, 3), dtype=np.float32)
     wide = feature_figure(extract_features(model, photo))
     assert wide.shape[1] <= FIGURE_WIDTH + 40 and wide.shape[0] > 300
@@ -383,12 +400,19 @@ def test_grid_lays_captioned_panels_out_in_rows_on_white() -> None:
     assert (sheet[panel.shape[0] + 4 :, 60:] == 255).all()  # the short row is padded with white
 
 
-def test_a_labelled_grid_of_narrow_tiles_keeps_its_column_titles_whole() -> None:
-    titles = [f"block {k}" for k in range(1, 6)]
-    tiles = [np.zeros((300, 3, 3), np.uint8) for _ in titles]  # a tall, thin photo's heat maps
-    figure = labelled_grid([("block input", tiles)], titles)
-    title_width = draw.text_size(titles[0], TEXT)[0]
-    assert figure.shape[1] >= 150 + len(titles) * title_width
+def test_a_heat_row_of_narrow_maps_keeps_its_titles_whole() -> None:
+    titles = stage_names(5)
+    maps = [np.ones((300, 3), np.float32) for _ in titles]  # a tall, thin photo's
+    row = heat_row(maps, titles, top=1.0)
+    title_width = draw.text_size(titles[-1], TEXT)[0]
+    assert row.shape[1] >= len(titles) * title_width
+
+
+def test_a_heat_row_fills_the_figure_with_a_portrait_photo_as_with_a_landscape_one() -> None:
+    titles = stage_names(5)
+    for shape in ((200, 300), (300, 200)):
+        row = heat_row([np.ones(shape, np.float32) for _ in titles], titles, top=1.0)
+        assert FIGURE_WIDTH * 0.8 < row.shape[1] <= FIGURE_WIDTH, shape
 
 
 def test_a_line_too_long_for_its_strip_is_shortened_in_the_middle_not_cut() -> None:

@@ -10,6 +10,7 @@ signed values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
@@ -156,7 +157,8 @@ def diverging(values: np.ndarray, limit: float) -> np.ndarray:
 def colour_bar(
     colouring: Colouring, low: float, high: float, width: int, scale: float, caption: str
 ) -> np.ndarray:
-    """A horizontal colour bar with five numbered ticks and a caption underneath."""
+    """A horizontal colour bar with numbered ticks at round values (``round_ticks``) and a caption
+    underneath."""
     _, text_height = text_size("0", scale)
     margin = text_size("-0.000", scale)[0] // 2 + 4
     bar_height = round(text_height * 1.1)
@@ -164,12 +166,25 @@ def colour_bar(
     ramp = np.linspace(low, high, inner, dtype=np.float32)
     strip = blank(bar_height + round(text_height * 1.8), width)
     strip[:bar_height, margin : margin + inner] = colouring(np.repeat(ramp[None], bar_height, axis=0))
-    for value in np.linspace(low, high, 5):
+    for value in round_ticks(low, high):
         x = margin + round((value - low) / (high - low) * (inner - 1)) if high > low else margin
         strip[bar_height : bar_height + 4, max(x - 1, 0) : x + 1] = INK
-        label = tick_label(float(value))
+        label = tick_label(value)
         put_text(strip, label, (x - text_size(label, scale)[0] // 2, bar_height + text_height + 6), scale)
     return vstack([strip, text_lines([caption], width, scale, MUTED)])
+
+
+def round_ticks(low: float, high: float, most: int = 7) -> list[float]:
+    """At most ``most`` values from ``low`` to ``high``, a round step apart (1, 2, 2.5 or 5 times a power of
+    ten), as a plot's axis is numbered: 0, 0.5, 1, 1.5, 2 rather than 0, 0.525, 1.05, 1.58, 2.1."""
+    if not high > low:
+        return [low]
+    least_step = (high - low) / (most - 1)
+    power = 10 ** math.floor(math.log10(least_step))
+    step = next(factor * power for factor in (1, 2, 2.5, 5, 10) if factor * power >= least_step)
+    first = math.ceil(low / step - 1e-9)
+    last = math.floor(high / step + 1e-9)
+    return [index * step for index in range(first, last + 1)]
 
 
 def tick_label(value: float) -> str:

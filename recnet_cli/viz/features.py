@@ -4,11 +4,13 @@ feature errors.
 Features come from the reference ``RECNet.forward_with_intermediates`` on a copy of the photo
 downscaled to ``FEATURE_LONG_SIDE`` pixels on its long side (the figures are small anyway, and the
 reference path keeps every block's features in memory at once). Block k's input is block k-1's output;
-block 1's input is the extracted features.
+block 1's input is the extracted features, so the figures show the extracted features and each block's
+output.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -83,65 +85,73 @@ def robust_top(maps: list[np.ndarray]) -> float:
     return float(np.percentile(np.concatenate([m.ravel() for m in maps]), 99.5)) or 1e-6
 
 
-def heat_tile(values: np.ndarray, top: float, colour_map: int = cv2.COLORMAP_VIRIDIS) -> np.ndarray:
-    return draw.fit_box(draw.sequential(values, top, colour_map), TILE, TILE)
-
-
-def labelled_grid(rows: list[tuple[str, list[np.ndarray]]], column_titles: list[str]) -> np.ndarray:
-    """Tiles in rows, a label left of each row and a title above each column."""
+def heat_row(
+    maps: list[np.ndarray], titles: list[str], top: float, colour_map: int = cv2.COLORMAP_VIRIDIS
+) -> np.ndarray:
+    """Titled heat maps on one colour scale, in one row across the figure: as large as that allows, and a
+    portrait photo's taller than they are wide, so they fill it too."""
     gap = 8
-    label_width = 150
-    # As wide as the widest tile or title: a tall, thin photo's tiles are narrower than their titles.
-    tile_width = max(
-        *(tile.shape[1] for _, tiles in rows for tile in tiles),
-        *(draw.text_size(title, TEXT)[0] + 2 * draw.text_margin(TEXT) for title in column_titles),
-    )
-    header = draw.hstack(
-        [draw.blank(1, label_width)] + [draw.text_lines([t], tile_width, TEXT) for t in column_titles], gap
-    )
-    lines = [header]
-    for label, tiles in rows:
-        name = draw.text_lines(label.split("\n"), label_width, TEXT)
-        height = max(name.shape[0], *(tile.shape[0] for tile in tiles))  # a panorama's tiles are low
-        name = draw.pad(name, height, label_width)
-        lines.append(draw.hstack([name] + [draw.pad(t, height, tile_width) for t in tiles], gap))
-    return draw.vstack(lines, gap)
+    side = min(2 * TILE, (FIGURE_WIDTH - gap * (len(maps) - 1)) // len(maps))
+    tiles = [
+        draw.titled(
+            draw.fit_box(draw.sequential(values, top, colour_map), side, round(side * 1.5)), title, TEXT
+        )
+        for values, title in zip(maps, titles, strict=True)
+    ]
+    return draw.hstack(tiles, gap)
+
+
+def stage_names(blocks: int) -> list[str]:
+    return ["extracted"] + [f"after block {k}" for k in range(1, blocks + 1)]
 
 
 def distance_chart(features: Features) -> np.ndarray:
-    """The under/over distance per stage as bars, or the reason it is undefined."""
+    """The under/over distance per stage as bars, with whether this photo bears out the paper's claim that
+    the blocks bring them closer, or the reason it is undefined."""
+    under_share = (features.mask > 0.5).mean()
     title = (
-        "Distance between the mean features of the under-exposed (mask > 0.5) and over-exposed "
-        "(mask < 0.5) regions"
+        f"Distance between the mean features of the under-exposed region (mask > 0.5: {under_share:.0%} of "
+        "the photo) and the over-exposed one (mask < 0.5)"
     )
-    subtitle = (
-        "RECNet's claim: each block brings the two regions' features closer (bars shrink left to right)"
+    claim = (
+        "The paper's claim: each block brings the two regions' features closer (bars shrink left to right)"
     )
-    heading = draw.text_lines([title, subtitle], FIGURE_WIDTH, TEXT)
     problem = missing_region(features.mask)
     if problem:
+        heading = draw.text_lines([title, claim], FIGURE_WIDTH, TEXT)
         return draw.vstack(
             [heading, draw.text_lines([f"Not shown: {problem}."], FIGURE_WIDTH, TEXT, draw.MUTED)]
         )
-    labels = ["extracted"] + [f"after block {k}" for k in range(1, features.blocks + 1)]
-    chart = draw.bar_chart(region_distances(features), labels, FIGURE_WIDTH, 230, SMALL_TEXT)
+    distances = region_distances(features)
+    heading = draw.text_lines([title, claim, bears_out(distances)], FIGURE_WIDTH, TEXT)
+    chart = draw.bar_chart(distances, stage_names(features.blocks), FIGURE_WIDTH, 230, SMALL_TEXT)
     return draw.vstack([heading, chart])
 
 
+def bears_out(distances: list[float]) -> str:
+    """What the distances say of the claim in this photo: how much closer or further apart the last block
+    leaves the regions than they were extracted."""
+    first, last = distances[0], distances[-1]
+    change = last / first - 1 if first > 0 else math.inf
+    if abs(change) < 0.005:
+        verdict = "as far apart as extracted"
+    else:
+        verdict = f"{abs(change):.0%} {'closer' if change < 0 else 'further apart'} than extracted"
+    return f"In this photo: {first:.3g} extracted, {last:.3g} after block {len(distances) - 1}: {verdict}"
+
+
 def feature_figure(features: Features, heading: str | None = None) -> np.ndarray:
-    """Heat maps of every block's input and output feature magnitude, and the under/over distance chart;
-    under a ``heading`` (the photo's name) where given: a figure of its own, not a contact sheet's part."""
+    """Heat maps of the feature magnitude as extracted and after each block, and the under/over distance
+    chart; under a ``heading`` (the photo's name) where given: a figure of its own, not a contact sheet's
+    part."""
     magnitudes = [magnitude(stage) for stage in features.stages]
     top = robust_top(magnitudes)
-    inputs = [heat_tile(m, top) for m in magnitudes[:-1]]
-    outputs = [heat_tile(m, top) for m in magnitudes[1:]]
-    columns = [f"block {k}" for k in range(1, features.blocks + 1)]
-    maps = labelled_grid([("block input\n|f|", inputs), ("block output\n|f|", outputs)], columns)
+    maps = heat_row(magnitudes, stage_names(features.blocks), top)
     height, width = features.mask.shape
     channels = features.stages[0].shape[-1]
     title = draw.text_lines(
         [
-            f"Feature magnitude |f| (L2 norm over the {channels} channels) entering and leaving each block",
+            f"Feature magnitude |f| (L2 norm over the {channels} channels) as extracted and after each block",
             f"computed on a {width} x {height} copy of the photo; bright = strong features",
         ],
         FIGURE_WIDTH,
@@ -153,7 +163,7 @@ def feature_figure(features: Features, heading: str | None = None) -> np.ndarray
         top,
         620,
         SMALL_TEXT,
-        f"|f|, one colour scale shared by all {2 * features.blocks} maps",
+        f"|f|, one colour scale shared by all {len(magnitudes)} maps",
     )
     headed = [draw.text_lines([heading], FIGURE_WIDTH, TITLE_TEXT)] if heading else []
     return draw.border(draw.vstack([*headed, title, maps, bar, distance_chart(features)], 12), 12)
@@ -179,10 +189,8 @@ def feature_error_figure(
         )
     distances = [magnitude(p - r) for p, r in zip(photo.stages[1:], reference.stages[1:], strict=True)]
     top = robust_top(distances)
-    tiles = [
-        draw.titled(heat_tile(d, top, cv2.COLORMAP_CIVIDIS), f"block {k}: mean {d.mean():.3g}", SMALL_TEXT)
-        for k, d in enumerate(distances, start=1)
-    ]
+    titles = [f"block {k}: mean {d.mean():.3g}" for k, d in enumerate(distances, start=1)]
+    tiles = heat_row(distances, titles, top, cv2.COLORMAP_CIVIDIS)
     title = draw.text_lines(
         [
             "Feature error: per-pixel distance |f_photo - f_reference| after each block (one shared scale)",
@@ -200,9 +208,7 @@ def feature_error_figure(
         SMALL_TEXT,
         "|f_photo - f_reference|",
     )
-    return draw.border(
-        draw.vstack([title, draw.hstack(tiles, 8), bar, image_error(corrected, reference_rgb)], 12), 12
-    )
+    return draw.border(draw.vstack([title, tiles, bar, image_error(corrected, reference_rgb)], 12), 12)
 
 
 def image_error(corrected: np.ndarray, reference_rgb: np.ndarray) -> np.ndarray:
