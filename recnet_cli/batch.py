@@ -376,6 +376,22 @@ def foreign(job: Job, path: Path) -> str | None:
     return None if job.named and path == job.target else kept_from_overwrite(path)
 
 
+def unattributable_outputs(jobs: list[Job]) -> list[Path]:
+    """The existing outputs --overwrite would replace without knowing whether recnet wrote them: where no
+    marks can be kept or read (``written_by_recnet`` is None), any but a link, a read-only file and the file
+    -o names."""
+    return [
+        path
+        for job in jobs
+        if job.problem is None
+        for path in job.outputs
+        if os.path.isfile(path)
+        and foreign(job, path) is None
+        and not (job.named and path == job.target)
+        and written_by_recnet(path) is None
+    ]
+
+
 def existing_output(job: Job, path: Path, skip_existing: bool) -> Outcome:
     """The outcome of a job whose output ``path`` exists and is kept (see ``refusal``)."""
     why = foreign(job, path)

@@ -91,6 +91,7 @@ from recnet_cli.runner import (
     finish,
     notice_quality_unused,
     notice_suffix_unused,
+    notice_unattributable,
     open_models,
     open_models_if_needed,
     read_input,
@@ -235,6 +236,7 @@ def correct(
     )
     notice_suffix_unused(suffix_typed, jobs, quiet)
     notice_quality_unused(quality, jobs, quiet)
+    notice_unattributable(overwrite, jobs, quiet)
     report_at = None
     if report:
         from recnet_cli.viz.report import report_files, report_problem
@@ -463,6 +465,7 @@ def mask(
     )
     notice_suffix_unused("--suffix" in given_options(ctx), jobs, quiet)
     notice_quality_unused(quality, jobs, quiet)
+    notice_unattributable(overwrite, jobs, quiet)
     choice = ModelChoice(model, device, precision, tile, keep_colour=False)  # the mask only: no colours
     correctors, loaded = open_models_if_needed(
         "mask", jobs, found, choice, overwrite, skip_existing, quiet, as_json, given, dry_run

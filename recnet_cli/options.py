@@ -264,7 +264,8 @@ BatchOverwriteOpt = Annotated[
     flag(
         "--overwrite",
         help="Replace outputs that already exist: images recnet wrote (they bear its mark) and the file "
-        "-o names, not photos of yours that have an output's name.",
+        "-o names, not photos of yours that have an output's name. Where no marks are kept (FAT cards, "
+        "macOS, Windows) it cannot tell them apart, and says what it will replace.",
     ),
 ]
 SkipOpt = Annotated[bool, flag("--skip-existing", help="Skip inputs whose output already exists.")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from recnet_cli.batch import (
     plan_outcome,
     plan_outcomes,
     run_jobs,
+    unattributable_outputs,
 )
 from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops, stopped_unfinished
@@ -59,7 +61,7 @@ from recnet_cli.outputs import (
     passed_over_line,
     plan_jobs,
 )
-from recnet_cli.wording import in_words
+from recnet_cli.wording import counted, in_words, listed
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: imported where a model is loaded, not here (see cli.py).
 if TYPE_CHECKING:
@@ -303,6 +305,23 @@ def notice_quality_unused(quality: int | None, jobs: list[Job], quiet: bool) -> 
     if quality is not None and formats and not formats & QUALITY_FORMATS and not quiet:
         lossless = in_words(sorted(FORMAT_NAMES[name][0] for name in formats), "and")
         console.notice(f"--quality sets JPEG, WebP, AVIF and HEIF outputs: {lossless} outputs are lossless")
+
+
+def notice_unattributable(overwrite: bool, jobs: list[Job], quiet: bool) -> None:
+    """Says which existing outputs --overwrite replaces without knowing whether recnet wrote them
+    (``unattributable_outputs``), before it does: there it cannot keep a photo of the user's that has an
+    output's name."""
+    if overwrite and not quiet and (paths := unattributable_outputs(jobs)):
+        where = (
+            "their file system keeps no marks (FAT, exFAT, some network shares)"
+            if hasattr(os, "getxattr")
+            else "this system gives recnet no way to mark files"
+        )
+        shown = listed([str(path) for path in paths])
+        console.notice(
+            f"--overwrite replaces {counted(len(paths), 'existing output')} ({shown}) without knowing whether"
+            f" recnet wrote them: {where}, so photos of yours with an output's name are replaced too"
+        )
 
 
 def notice_suffix_unused(typed: bool, jobs: list[Job], quiet: bool) -> None:

@@ -3,6 +3,7 @@ where a subprocess cannot be steered, as for Ctrl-C at a chosen photo)."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
 import inspect
@@ -429,6 +430,36 @@ def test_overwrite_replaces_recnet_s_earlier_outputs_but_not_the_user_s_photos(
     assert "corrected 1, skipped 0, failed 1" in again.stderr  # b.png's earlier output, replaced
     with Image.open(mine) as kept:
         assert kept.size == (30, 20)
+
+
+def test_overwrite_says_beforehand_what_it_replaces_where_no_marks_are_kept(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a FAT card recnet cannot tell a photo of the user's from its outputs: --overwrite replaced it unsaid
+    photos, edited = tmp_path / "photos", tmp_path / "edited"
+    photos.mkdir()
+    edited.mkdir()
+    for name in ("a.png", "b.png"):
+        make_photo(photos / name)
+    mine = make_photo(edited / "a.png", size=(30, 20))
+    options = ["-o", str(edited), "--model", str(model_file), "--overwrite"]
+    if keeps_marks(edited):
+        marked = CliRunner().invoke(app, ["correct", str(photos / "a.png"), *options])
+        assert marked.exit_code == 1 and "without knowing" not in marked.stderr  # the user's photo: kept
+
+    def unsupported(*_: object) -> bytes:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "getxattr", unsupported)
+    result = CliRunner().invoke(app, ["correct", str(photos), *options])
+
+    assert result.exit_code == 0, result.stderr
+    assert (
+        f"note: --overwrite replaces 1 existing output ({mine}) without knowing whether recnet wrote them: "
+        "their file system keeps no marks (FAT, exFAT, some network shares), so photos of yours with an "
+        "output's name are replaced too\n"
+    ) in result.stderr
+    assert result.stderr.index("without knowing") < result.stderr.index("corrected 2")
 
 
 def test_a_folder_passes_over_what_recnet_wrote_there_under_another_suffix_or_output_folder(
