@@ -21,6 +21,7 @@ from recnet_cli.hostmemory import available_host_memory
 from recnet_cli.imaging import OutputExistsError, kept_from_overwrite, written_by_recnet
 from recnet_cli.inputs import Unmatched
 from recnet_cli.outputs import Job, folder_problem
+from recnet_cli.wording import counted, listed
 
 # Write errors that every later write would meet too (disk full, over quota, read-only): they stop a batch.
 BATCH_STOPPING_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)})
@@ -108,6 +109,18 @@ class Summary:
     @property
     def failed(self) -> int:
         return self.count("failed") + len(self.missing)
+
+    def how_to_go_on(self, overwrite: bool = False) -> str:
+        """How to finish a batch that stopped part way: --skip-existing (``overwrite``: in its place); or,
+        where photos it did not finish still have outputs from before it (an --overwrite run's), the same
+        command again, since --skip-existing would keep those as they were."""
+        unfinished = (o for o in self.outcomes if o.status == "not run" or o.stops_batch)
+        if earlier := [str(o.job.target) for o in unfinished if os.path.lexists(o.job.target)]:
+            were = "as it was" if len(earlier) == 1 else "as they were"
+            kept = f"{counted(len(earlier), 'output')} from before it {were}: {listed(earlier)}"
+            return f"run the same command again to do the rest (--skip-existing would keep {kept})"
+        instead = " in place of --overwrite" if overwrite else ""
+        return f"run the same command with --skip-existing{instead} to do the rest"
 
     def as_dict(self) -> dict:
         return {

@@ -313,7 +313,7 @@ def print_summary(summary: Summary, verb: str, quiet: bool = False) -> None:
     counts += f", not run {len(not_run)}" if not_run else ""
     err.print(f"[{style}]{verb} {summary.count('done')}[/], {counts} in {summary.seconds:.1f} s{rate}")
     if not_run:
-        error(f"{not_run[0].reason}; once that is fixed, go on with --skip-existing")
+        error(f"{not_run[0].reason}; once that is fixed, {summary.how_to_go_on()}")
     notice_lacking([o for o in summary.outcomes if o.lacking])
 
 

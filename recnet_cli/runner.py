@@ -461,10 +461,9 @@ def run_batch(
     except KeyboardInterrupt:
         ignore_further_stops()  # a second Ctrl-C or SIGTERM must not cut the summary short
         summary = interrupted_summary(jobs, outcomes, time.perf_counter() - started)
-        instead = " in place of --overwrite" if overwrite else ""
         console.notice(
             f"interrupted: {summary.count('done')} of {len(jobs)} written, none half-written; "
-            f"run the same command with --skip-existing{instead} to do the rest"
+            f"{summary.how_to_go_on(overwrite)}"
         )
     summary.take_inputs_without_jobs(found)
     return summary

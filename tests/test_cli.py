@@ -687,6 +687,41 @@ def test_ctrl_c_or_sigterm_says_how_far_the_batch_got_and_how_to_go_on(
     ]
 
 
+def test_a_stopped_overwrite_run_does_not_advise_skipping_the_earlier_outputs_it_left(
+    tmp_path: Path, capsys
+) -> None:
+    # --skip-existing would have kept c's output of an earlier run as it was, and called the batch done
+    jobs = [Job(make_photo(tmp_path / f"{name}.png"), tmp_path / f"{name}_out.png") for name in "abc"]
+    for job in jobs:
+        job.target.write_bytes(b"earlier run")
+        as_recnet_wrote(job.target)
+
+    computed: list[Photo] = []
+
+    def compute(corrector: Corrector, photo: Photo, progress: object) -> Photo:
+        if len(computed) == 2:
+            raise KeyboardInterrupt
+        computed.append(photo)
+        return photo
+
+    def write(job: Job, photo: Photo, computed: Photo) -> float:
+        job.target.write_bytes(b"corrected")
+        return photo.megapixels
+
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run_batch(jobs, Summary(), [corrector], compute, write, "Correcting", True, False, quiet=True)
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+    assert [job.target.read_bytes() for job in jobs] == [b"corrected", b"corrected", b"earlier run"]
+    assert capsys.readouterr().err.splitlines() == [
+        "note: interrupted: 2 of 3 written, none half-written; run the same command again to do the rest "
+        f"(--skip-existing would keep 1 output from before it as it was: {jobs[2].target})"
+    ]
+
+
 def test_the_program_takes_sigterm_as_ctrl_c_from_its_start(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[object] = []
     monkeypatch.setattr(cli, "app", lambda prog_name: seen.append(signal.getsignal(signal.SIGTERM)))

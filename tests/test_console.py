@@ -115,8 +115,27 @@ def test_the_summary_says_what_a_stopped_batch_did_not_run_and_how_to_go_on(caps
     print_summary(Summary(outcomes, seconds=2.0), "corrected")
     assert capsys.readouterr().err.splitlines() == [
         "corrected 1, skipped 0, failed 1, not run 2 in 2.0 s, 1.00 MP/s",
-        f"error: {stopped}; once that is fixed, go on with --skip-existing",
+        f"error: {stopped}; once that is fixed, run the same command with --skip-existing to do the rest",
     ]
+
+
+def test_a_full_disk_in_an_overwrite_run_advises_running_it_again_where_earlier_outputs_remain(
+    capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    stopped = "the batch stopped: b_recnet.jpg: no space left on device"
+    for name in ("b", "c"):  # an earlier run's, kept where writing failed or never began
+        Path(f"{name}_recnet.jpg").write_bytes(b"earlier run")
+    outcomes = [
+        Outcome(job("a"), "done", seconds=1.0, megapixels=2.0),
+        Outcome(job("b"), "failed", "b_recnet.jpg: no space left on device", stops_batch=True),
+        Outcome(job("c"), "not run", stopped),
+    ]
+    print_summary(Summary(outcomes, seconds=2.0), "corrected")
+    assert capsys.readouterr().err.splitlines()[1] == (
+        f"error: {stopped}; once that is fixed, run the same command again to do the rest (--skip-existing "
+        "would keep 2 outputs from before it as they were: b_recnet.jpg, c_recnet.jpg)"
+    )
 
 
 def test_the_summary_says_which_skipped_photos_lack_the_pictures_asked_for(capsys) -> None:
