@@ -103,6 +103,23 @@ def refuse_an_option_taken_as_a_value(command: Any, ctx: typer.Context) -> None:
             raise click_errors.UsageError(f"{typed} {value}: {reason}", ctx)
 
 
+def refuse_a_file_read_as_options(ctx: typer.Context, args: list[str]) -> None:
+    """Refuses a file named as short options are (``-o.jpg``, ``-qr``) that was read as them: ``recnet
+    correct *`` in a folder holding ``-o.jpg`` wrote every photo into a hidden folder ``.jpg`` and left that
+    one out. (One read as an unknown option is refused by Click, and named by ``file_read_as_option``.)"""
+    end = args.index("--") if "--" in args else len(args)
+    lists = (value if isinstance(value, (list, tuple)) else [value] for value in ctx.params.values())
+    values = {str(item) for items in lists for item in items}  # -o -o.jpg: a value, as typed
+    for arg in args[:end]:
+        glued = arg.startswith("-") and not arg.startswith("--") and len(arg) > 2
+        if glued and arg not in values and os.path.lexists(arg):
+            raise click_errors.UsageError(
+                f"{arg} names a file, but was read as the option {arg[:2]} and what follows it: to name the "
+                f"file, write ./{arg}, or put -- before it",
+                ctx,
+            )
+
+
 @contextlib.contextmanager
 def click_errors_in_one_line() -> Iterator[None]:
     """Click's errors (an unknown option or command, a bad value, a missing argument) said as recnet's
@@ -146,6 +163,8 @@ class UsageErrorsSayWhat:
                 error.file = file_read_as_option(given, error.option_name)
             raise
         refuse_an_option_taken_as_a_value(self, ctx)
+        if not isinstance(self, TyperGroup):  # a group's arguments are its command's, read there
+            refuse_a_file_read_as_options(ctx, given)
         return rest
 
 

@@ -214,6 +214,36 @@ def test_a_file_whose_name_starts_with_a_dash_is_told_how_to_name(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["-1.png"]
 
 
+@pytest.mark.parametrize(
+    ("command", "name"), [("correct", "-o.png"), ("mask", "-oldest.png"), ("explain", "-qr.png")]
+)
+def test_a_file_named_as_short_options_with_their_values_is_not_read_as_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, name: str
+) -> None:
+    # `recnet correct *` beside -o.png read "-o .png": the photos went into a hidden folder .png, -o.png
+    # itself left out
+    monkeypatch.chdir(tmp_path)
+    make_photo(tmp_path / name)
+    make_photo(tmp_path / "a.png")
+    result = CliRunner().invoke(app, [command, name, "a.png"], prog_name="recnet")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: {name} names a file, but was read as the option {name[:2]} and what follows it: to name the "
+        f"file, write ./{name}, or put -- before it (see recnet {command} --help)\n",
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([name, "a.png"])
+
+
+def test_a_file_named_as_options_may_still_be_an_option_s_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_file: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_photo(tmp_path / "a.png")
+    result = CliRunner().invoke(app, ["correct", "a.png", "-o", "-o.png", "--model", str(model_file)])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "-o.png").is_file()
+
+
 def test_an_option_taken_for_another_option_s_value_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
