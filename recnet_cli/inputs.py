@@ -191,10 +191,10 @@ def pattern_files(pattern: str, recursive: bool, unreadable: list[OSError]) -> l
     base = pattern_base(Path(pattern))
     below = parts[len(base.parts) :]
     if "**" not in below:
-        unreadable.extend(unlisted_folders(pattern))
+        unreadable.extend(unlisted_folders(as_glob(pattern)))
     if "**" not in below or ".." in below:
         files: set[Path] = set()
-        for path in map(Path, glob.glob(pattern, recursive=True)):
+        for path in map(Path, glob.glob(as_glob(pattern), recursive=True)):
             if os.path.isdir(path):
                 files.update(visible_files(path, recursive, unreadable))
             elif is_file_or_broken_link(path):
@@ -250,13 +250,24 @@ def parts_match(pattern: Sequence[str], parts: Sequence[str]) -> bool:
 
 
 def pattern_base(pattern: Path) -> Path:
-    """The folder a glob pattern starts from: its parts before the first with a wildcard."""
-    fixed = []
+    """The folder a glob pattern starts from: its parts before the first with a wildcard, but for one that
+    names an existing file or folder as typed: a quoted ``'Wedding [2023]/*.jpg'`` starts from the folder
+    ``Wedding [2023]``, whose name glob reads as a wildcard (``[2023]``: one of 2, 0, 3)."""
+    fixed = Path()
     for part in pattern.parts:
-        if glob.has_magic(part):
+        if glob.has_magic(part) and not os.path.lexists(fixed / part):
             break
-        fixed.append(part)
-    return Path(*fixed)
+        fixed /= part
+    return fixed
+
+
+def as_glob(pattern: str) -> str:
+    """``pattern`` as glob is to read it: its start from the folder it starts from (``pattern_base``) taken
+    literally."""
+    base = pattern_base(Path(pattern))
+    if not glob.has_magic(str(base)):
+        return pattern
+    return os.path.join(glob.escape(str(base)), *Path(pattern).parts[len(base.parts) :])
 
 
 def pattern_relative(path: Path, base: Path) -> Path:

@@ -332,6 +332,26 @@ def test_a_folder_a_pattern_matches_gives_its_photos_as_if_named(tmp_path: Path,
     assert unmatched.reason.startswith("no images match this pattern (1 other file: .txt;")
 
 
+@pytest.mark.parametrize("pattern", ["*.jpg", "**/*.jpg", "*"])
+def test_a_pattern_starting_in_a_folder_named_with_brackets_reads_the_name_as_typed(
+    tmp_path: Path, pattern: str
+) -> None:
+    # glob read 'Wedding [2023]/*.jpg' as Wedding 2, Wedding 0 or Wedding 3: "no images match this pattern"
+    wedding = tmp_path / "Wedding [2023]"
+    (wedding / "sub").mkdir(parents=True)
+    for photo in (wedding / "a.jpg", wedding / "sub" / "b.jpg"):
+        photo.write_bytes(b"x")
+    (tmp_path / "Wedding 2").mkdir()  # what [2023] matches, were it read as a wildcard
+    (tmp_path / "Wedding 2" / "c.jpg").write_bytes(b"x")
+
+    sources, missing = find_sources([str(wedding / pattern)])
+
+    assert missing == []
+    found = sorted(source.relative.as_posix() for source in sources)
+    assert found == (["a.jpg"] if pattern == "*.jpg" else ["a.jpg", "sub/b.jpg"])
+    assert pattern_base(wedding / pattern) == wedding
+
+
 def test_an_output_folder_mirrors_the_sub_folders_a_pattern_spans(shots: Path, tmp_path: Path) -> None:
     (shots / "night").mkdir()
     (shots / "night" / "c.tif").write_bytes(b"x")  # the same name as day/c.tif
