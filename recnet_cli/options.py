@@ -58,11 +58,12 @@ T = TypeVar("T")
 
 def named(option: str, what: str, kind: Callable[[str], T]) -> Callable[[str], T]:
     """The parser of an option that names a file, a folder or a model: an empty value (which pathlib takes
-    for the current folder) is refused in one line that says what to give."""
+    for the current folder), or one of spaces alone (an empty shell variable beside a space, as a folder
+    named " "), is refused in one line that says what to give."""
 
     def parse(text: str) -> T:
-        if text == "":
-            raise fail(f'{option} "": give {what}')
+        if isinstance(text, str) and not text.strip():
+            raise fail(f'{option} "{text}": give {what}')
         if isinstance(text, str) and (home := unexpanded_home(text)):  # a str: typed, not a Path default
             raise fail(f"{option} {text}: {UNEXPANDED_HOME}; write {home}")
         return kind(text)

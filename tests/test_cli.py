@@ -2179,6 +2179,8 @@ MODEL_FORMS = "a model file, a Hub repository (org/name) or a bundled model's na
         (["correct", "a.jpg", "--model", ""], f'--model "": give {MODEL_FORMS}'),
         (["correct", "a.jpg", "-o", ""], '-o "": give an output file or folder'),
         (["mask", "a.jpg", "-n", "-o", ""], '-o "": give an output file or folder'),
+        (["correct", "a.jpg", "-o", " "], '-o " ": give an output file or folder'),
+        (["train", "--photos", "p", "-o", "\t"], '--out "\\t": give a run folder'),  # shown as typed
         (["explain", ""], 'PHOTO "": give a photo'),
         (["explain", "a.jpg", "-r", ""], '--reference "": give a photo'),
         (["explain", "a.jpg", "-o", ""], '-o "": give an output file or folder'),
