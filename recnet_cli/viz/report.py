@@ -445,7 +445,7 @@ def render_summary(summary: Summary, run: ReportedRun) -> str:
     this_run = f"This run, shard {html.escape(run.shard)} of the batch" if run.shard else "This run"
     return (
         f"<p>{this_run}: {counts} in {summary.seconds:.1f} s. The page shows every photo corrected into this "
-        f"folder with --report, by this run or another (an earlier one, or another shard).</p>"
+        f"folder with <code>--report</code>, by this run or another (an earlier one, or another shard).</p>"
         f"<p class=muted>Model <code>{html.escape(run.model)}</code> on "
         f"<code>{html.escape(run.device)}</code>, {amount}. Each card says how its own photo was corrected. "
         f"Report written {when}.</p>"
@@ -460,7 +460,8 @@ def render_missing(missing: Sequence[str], shard: str | None) -> str:
     items = "".join(f"<li>{html.escape(output)}</li>" for output in missing)
     return (
         f'<details class="missing"><summary><strong>{len(missing)}</strong> of the batch\'s photos have no '
-        f"card: {why}written without --report (or changed since)</summary><ul>{items}</ul></details>"
+        f"card: {why}written without <code>--report</code> (or changed since)</summary><ul>{items}</ul>"
+        "</details>"
     )
 
 
@@ -514,10 +515,11 @@ CARD = """<article class="card">
 <img class="after" src="{after}" alt="{name} after correction">
 <img class="mask" src="{mask}" alt="{name} exposure mask" hidden>
 <div class="divider"></div>
-<span class="tag left">before</span><span class="tag right">after</span>
 </div>
 <div class="controls">
+<span>before</span>
 <input type="range" min="0" max="100" value="50" aria-label="before/after split for {name}">
+<span>after</span>
 <label><input type="checkbox" class="mask-toggle"> exposure mask</label>
 </div>
 <table><tr><th></th><th>before</th><th>after</th></tr>{rows}</table>
@@ -566,18 +568,20 @@ main { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 
 .card { background: #fff; border-radius: 8px; padding: .8rem; box-shadow: 0 1px 3px #0002; }
 .card h2 { font-size: 1rem; margin: 0 0 .5rem; overflow-wrap: anywhere; }
 .card h2 a { color: #0072b2; }
-.compare { position: relative; line-height: 0; background: #000; user-select: none; }
-.compare img { width: 100%; height: auto; max-height: 70vh; object-fit: contain; display: block; }
+/* as large as the photo's shape allows in the card, and no larger than its preview: the slider's ends are
+   the photo's edges */
+.compare { position: relative; line-height: 0; width: fit-content; max-width: 100%; margin: 0 auto;
+  user-select: none; }
+.compare img { max-width: 100%; max-height: 70vh; display: block; }
 .compare img[hidden] { display: none; }
-.compare .after, .compare .mask { position: absolute; inset: 0; height: 100%; }
+.compare .after, .compare .mask { position: absolute; inset: 0; width: 100%; height: 100%; }
 .divider { position: absolute; top: 0; bottom: 0; left: 50%; width: 2px; background: #fff;
   box-shadow: 0 0 3px #000; pointer-events: none; }
-.tag { position: absolute; top: .4rem; padding: .1rem .4rem; background: #000a; color: #fff;
-  font-size: .75rem; line-height: 1.4; border-radius: 3px; }
-.tag.left { left: .4rem; } .tag.right { right: .4rem; }
-.mask:not([hidden]) ~ .divider, .mask:not([hidden]) ~ .tag { display: none; }  /* the mask: no slider */
+.mask:not([hidden]) ~ .divider { display: none; }  /* the mask: no slider */
 code { white-space: nowrap; }
-.controls { display: flex; align-items: center; gap: .8rem; margin: .5rem 0; font-size: .88rem; }
+.controls { display: flex; flex-wrap: wrap; align-items: center; gap: .4rem .8rem; margin: .5rem 0;
+  font-size: .88rem; }
+.controls label { white-space: nowrap; }
 .controls input[type=range] { flex: 1; accent-color: #0072b2; }
 table { border-collapse: collapse; width: 100%; font-size: .88rem; font-variant-numeric: tabular-nums; }
 th, td { text-align: right; padding: .15rem .4rem; border-bottom: 1px solid #eee; }
@@ -616,9 +620,9 @@ function selfTest() {
     const shown = (element) => getComputedStyle(element).display !== 'none';
     const hiddenAtFirst = !shown(mask);
     toggle.click();
-    const alone = !shown(card.querySelector('.divider')) && !shown(card.querySelector('.tag'));
+    const alone = !shown(card.querySelector('.divider'));
     result.mask = hiddenAtFirst && shown(mask) && alone ? 'ok'
-      : 'mask visible before the toggle, hidden after, or under the slider and tags';
+      : 'mask visible before the toggle, hidden after, or under the line of the slider';
   }
   const out = document.createElement('pre');
   out.id = 'selftest';
