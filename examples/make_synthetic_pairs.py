@@ -33,8 +33,11 @@ def main() -> None:
         (args.out / kind).mkdir(parents=True, exist_ok=True)
     for path, pair in zip(held_out, pairs, strict=False):
         name = "-".join(path.relative_to(args.photos).with_suffix("").parts)  # stems repeat across folders
-        write_rgb8(args.out / "input" / f"{name}.png", quantise(pair.input.permute(1, 2, 0).numpy(), 8))
-        write_rgb8(args.out / "gt" / f"{name}.png", quantise(pair.target.permute(1, 2, 0).numpy(), 8))
+        for kind, image in (("input", pair.input), ("gt", pair.target)):
+            # data, not recnet's outputs: unmarked, so that correct and calibrate do not pass them over
+            write_rgb8(
+                args.out / kind / f"{name}.png", quantise(image.permute(1, 2, 0).numpy(), 8), marked=False
+            )
     print(f"wrote {counted(len(pairs), 'pair')} to {args.out}")
 
 

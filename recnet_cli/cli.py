@@ -838,12 +838,12 @@ def calibrate(
 
     about = {"model": model, "output": str(output)}  # the model as given, until it loads
     with console.reported_if_stopped("calibrate", about, as_json, f": {output} was not written"):
+        for note in () if quiet else data_notes(photos, inputs, targets):  # before the error they may explain
+            console.notice(note)
         try:
             data = calibration_data(photos, pairs, split, inputs, targets, size, count)
         except (ValueError, OSError) as exc:
             raise fail(error_line(exc)) from None
-        for note in () if quiet else data_notes(photos, inputs, targets):
-            console.notice(note)
         (corrector,), loaded = open_models(
             model, device, Precision.auto, "auto", quiet=quiet, one_device=True, keep_colour=keep_colour
         )

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from conftest import as_recnet_wrote, skip_unless_marks_kept
 from safetensors.numpy import save_file
+from typer.testing import CliRunner
 
 from recnet_cli import imaging, inputs
 from recnet_cli.batch import (
@@ -31,6 +32,7 @@ from recnet_cli.batch import (
     refusal,
     run_jobs,
 )
+from recnet_cli.cli import app
 from recnet_cli.evaluate import save_problem
 from recnet_cli.imaging import ImageWriteError, write_rgb8
 from recnet_cli.inputs import Unmatched, find_sources, parse_shard, pattern_base, take_shard
@@ -1492,6 +1494,25 @@ def test_calibrate_refuses_where_its_model_cannot_go_before_calibrating(tmp_path
     assert calibrated_model_problem(in_a_file, overwrite=False) == (
         f"-o {in_a_file}: cannot create folder {model}: {model} is a file"
     )
+
+
+def test_calibrate_says_why_a_folder_of_recnet_s_outputs_has_no_photos_before_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It said "found 0" of a folder of 3 images, where train says they were passed over as recnet's
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        write_rgb8(photos / name, np.full((8, 8, 3), 128, np.uint8))  # marked, as correct's outputs are
+    skip_unless_marks_kept(photos)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["calibrate", "--photos", "photos", "-o", "x.safetensors"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "note: passed over 3 images that look like recnet's outputs, by mark or name (photos/a.png, "
+        "photos/b.png, photos/c.png): not the well-exposed photos needed",
+        "error: photos: need at least 2 photos (one is held out to score the fit), found 0",
+    ]
 
 
 def test_calibrate_never_writes_over_a_training_run_s_model(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from recnet_cli.train.data import (
     Prefetcher,
     downscale_photos,
     holdout_split,
+    list_photos,
     load_pairs,
     load_photos,
     pair_data,
@@ -215,6 +216,8 @@ def test_downscale_photos_keeps_folders_names_and_limits_size(tmp_path: Path) ->
     written = sorted((tmp_path / "out" / "set").iterdir())
     assert [p.name for p in written] == sorted(names)
     assert all(max(read_rgb(p).shape[:2]) == 40 for p in written)
+    # photos to train on, which train --photos passed over as recnet's outputs: they bore its mark
+    assert list_photos(tmp_path / "out") == written
     shutil.copy(sorted(PHOTOS.glob("*.jpg"))[0], tmp_path / "src" / "set" / "plain.png")
     with pytest.raises(ValueError, match=r"plain\.jpg and .*plain\.png would both be written as"):
         downscale_photos(tmp_path / "src", tmp_path / "again")  # the second replaced the first

@@ -145,12 +145,18 @@ def write_png16(path: str | os.PathLike[str], grey: np.ndarray, *, overwrite: bo
 
 
 def write_rgb8(
-    path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int | None = None, overwrite: bool = True
+    path: str | os.PathLike[str],
+    rgb: np.ndarray,
+    *,
+    quality: int | None = None,
+    overwrite: bool = True,
+    marked: bool = True,
 ) -> None:
     """Atomically write an H x W x 3 uint8 array, in the format of the path's extension (at ``quality``, or
-    95, where it is lossy)."""
+    95, where it is lossy), with recnet's mark (``mark_written``) unless not ``marked``: a photo prepared to
+    train or score on, which commands must not pass over as one of recnet's outputs."""
     quality = DEFAULT_QUALITY if quality is None else quality
-    _save(path, format_for(path), rgb.astype(np.uint8), quality, overwrite=overwrite)
+    _save(path, format_for(path), rgb.astype(np.uint8), quality, overwrite=overwrite, marked=marked)
 
 
 @contextmanager
@@ -176,9 +182,10 @@ def _save(
     quality: int = DEFAULT_QUALITY,
     metadata: Metadata = Metadata(),
     overwrite: bool = True,
+    marked: bool = True,
 ) -> None:
-    """Atomically write H x W x C samples in ``fmt`` (see ``atomic_output`` for ``overwrite``); one the
-    format cannot hold is an ImageWriteError."""
+    """Atomically write H x W x C samples in ``fmt`` (see ``atomic_output`` for ``overwrite``), with recnet's
+    mark where ``marked``; one the format cannot hold is an ImageWriteError."""
     height, width, channels = samples.shape
     problem = size_problem(fmt, width, height, channels)
     if problem is not None:
@@ -186,7 +193,8 @@ def _save(
     try:
         with atomic_output(path, overwrite=overwrite) as file:
             _write_samples(file, fmt, samples, quality, metadata)
-            mark_written(file)
+            if marked:
+                mark_written(file)
     except Unencodable as error:
         raise ImageWriteError(path, str(error)) from None
 

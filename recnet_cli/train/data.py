@@ -145,7 +145,8 @@ def split_pairs(pairs: Sequence[ImagePair]) -> tuple[list[ImagePair], list[Image
 
 def downscale_photos(source: Path, destination: Path, max_side: int = 1024, quality: int = 95) -> int:
     """Writes every photo under ``source`` (recursively) to ``destination`` as a JPEG no longer than
-    ``max_side``, keeping subfolder names; returns the count. For shipping a photo set to a GPU machine. Two
+    ``max_side``, keeping subfolder names; returns the count. For shipping a photo set to a GPU machine: the
+    copies bear no mark of recnet's, which would make ``train --photos`` pass them over as its outputs. Two
     photos that would be one JPEG (``a.png`` and ``a.jpg``) raise ValueError before anything is written."""
     photos = list_photos(source)
     outputs: dict[Path, Path] = {}
@@ -156,7 +157,7 @@ def downscale_photos(source: Path, destination: Path, max_side: int = 1024, qual
         outputs[out] = path
     for out, path in outputs.items():
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_rgb8(out, fit_size(read_rgb(path), max_side=max_side), quality=quality)
+        write_rgb8(out, fit_size(read_rgb(path), max_side=max_side), quality=quality, marked=False)
     return len(outputs)
 
 
