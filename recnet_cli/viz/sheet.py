@@ -20,9 +20,10 @@ from recnet_cli.viz.features import (
 )
 from recnet_cli.viz.mask import mask_overlay
 
-PHOTO_HEIGHT = 340
 PANEL_GAP = 12
 PANEL_WIDTH = (FIGURE_WIDTH - 2 * PANEL_GAP) // 3
+# A landscape photo fills its panel's width; a portrait one may be taller than wide, not a thumbnail
+PHOTO_HEIGHT = round(PANEL_WIDTH * 1.25)
 FRAME = (190, 190, 190)
 
 
