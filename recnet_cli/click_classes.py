@@ -103,13 +103,15 @@ def refuse_an_option_taken_as_a_value(command: Any, ctx: typer.Context) -> None:
             raise click_errors.UsageError(f"{typed} {value}: {reason}", ctx)
 
 
-def refuse_a_file_read_as_options(ctx: typer.Context, args: list[str]) -> None:
+def refuse_a_file_read_as_options(command: Any, ctx: typer.Context, args: list[str]) -> None:
     """Refuses a file named as short options are (``-o.jpg``, ``-qr``) that was read as them: ``recnet
     correct *`` in a folder holding ``-o.jpg`` wrote every photo into a hidden folder ``.jpg`` and left that
-    one out. (One read as an unknown option is refused by Click, and named by ``file_read_as_option``.)"""
+    one out. A word read as a value, as typed (``-o -o.jpg``, ``--photos -edited/``), is one. (A word read
+    as an unknown option is refused by Click, and named by ``file_read_as_option``.)"""
     end = args.index("--") if "--" in args else len(args)
-    lists = (value if isinstance(value, (list, tuple)) else [value] for value in ctx.params.values())
-    values = {str(item) for items in lists for item in items}  # -o -o.jpg: a value, as typed
+    opts, positional, _ = command.make_parser(ctx).parse_args(args=list(args))  # the values as typed
+    lists = (value if isinstance(value, (list, tuple)) else [value] for value in opts.values())
+    values = {*positional, *(item for items in lists for item in items if isinstance(item, str))}
     for arg in args[:end]:
         glued = arg.startswith("-") and not arg.startswith("--") and len(arg) > 2
         if glued and arg not in values and os.path.lexists(arg):
@@ -164,7 +166,7 @@ class UsageErrorsSayWhat:
             raise
         refuse_an_option_taken_as_a_value(self, ctx)
         if not isinstance(self, TyperGroup):  # a group's arguments are its command's, read there
-            refuse_a_file_read_as_options(ctx, given)
+            refuse_a_file_read_as_options(self, ctx, given)
         return rest
 
 

@@ -242,6 +242,12 @@ def test_a_file_named_as_options_may_still_be_an_option_s_value(
     result = CliRunner().invoke(app, ["correct", "a.png", "-o", "-o.png", "--model", str(model_file)])
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "-o.png").is_file()
+    # as typed, not as read: a Path drops the slashes (tab completion ends a folder's name with one)
+    (tmp_path / "-edited").mkdir()
+    make_photo(tmp_path / "-edited" / "a.png")
+    arguments = ["explain", "a.png", "-r", "-edited//a.png", "-o", "sheet.png", "--model", str(model_file)]
+    explained = CliRunner().invoke(app, arguments)
+    assert explained.exit_code == 0, explained.stderr
 
 
 def test_an_option_taken_for_another_option_s_value_is_refused(
