@@ -98,6 +98,7 @@ class Summary:
     interrupted: bool = False  # Ctrl-C or SIGTERM stopped the batch
     passed_over: list[Path] = field(default_factory=list)  # images recnet wrote on an earlier run
     left_out: list[Path] = field(default_factory=list)  # photo files it cannot read (RAW) in folders
+    overwrite: bool = False  # the batch ran with --overwrite (see ``how_to_go_on``)
 
     def count(self, status: Status) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -110,8 +111,8 @@ class Summary:
     def failed(self) -> int:
         return self.count("failed") + len(self.missing)
 
-    def how_to_go_on(self, overwrite: bool = False) -> str:
-        """How to finish a batch that stopped part way: --skip-existing (``overwrite``: in its place); or,
+    def how_to_go_on(self) -> str:
+        """How to finish a batch that stopped part way: --skip-existing (in place of its --overwrite); or,
         where photos it did not finish still have outputs from before it (an --overwrite run's), the same
         command again, since --skip-existing would keep those as they were."""
         unfinished = (o for o in self.outcomes if o.status == "not run" or o.stops_batch)
@@ -119,7 +120,7 @@ class Summary:
             were = "as it was" if len(earlier) == 1 else "as they were"
             kept = f"{counted(len(earlier), 'output')} from before it {were}: {listed(earlier)}"
             return f"run the same command again to do the rest (--skip-existing would keep {kept})"
-        instead = " in place of --overwrite" if overwrite else ""
+        instead = " in place of --overwrite" if self.overwrite else ""
         return f"run the same command with --skip-existing{instead} to do the rest"
 
     def as_dict(self) -> dict:
@@ -215,7 +216,7 @@ def run_jobs(
     without ``overwrite`` (OutputExistsError), and the job is failed, or skipped, as ``existing_output`` says;
     with ``overwrite``, one that recnet did not write is looked for again just before the job writes.
     """
-    summary = Summary()
+    summary = Summary(overwrite=overwrite)
     started = time.perf_counter()
     lock = threading.Lock()
     stopped_by: list[Outcome] = []
@@ -457,12 +458,14 @@ def input_outcome(job: Job) -> Outcome | None:
     return Outcome(job, "failed", problem) if problem else None
 
 
-def interrupted_summary(jobs: Sequence[Job], outcomes: Iterable[Outcome], seconds: float) -> Summary:
-    """The summary of a batch stopped part way: ``outcomes`` in the order of ``jobs``, each job without
-    one "not run"."""
+def interrupted_summary(
+    jobs: Sequence[Job], outcomes: Iterable[Outcome], seconds: float, overwrite: bool = False
+) -> Summary:
+    """The summary of a batch (run with ``overwrite`` or not) stopped part way: ``outcomes`` in the order of
+    ``jobs``, each job without one "not run"."""
     by_job = {outcome.job: outcome for outcome in outcomes}
     ordered = [by_job.get(job) or Outcome(job, "not run", "interrupted") for job in jobs]
-    return Summary(ordered, seconds=seconds, interrupted=True)
+    return Summary(ordered, seconds=seconds, interrupted=True, overwrite=overwrite)
 
 
 def finished(

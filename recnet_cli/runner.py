@@ -460,10 +460,10 @@ def run_batch(
             )
     except KeyboardInterrupt:
         ignore_further_stops()  # a second Ctrl-C or SIGTERM must not cut the summary short
-        summary = interrupted_summary(jobs, outcomes, time.perf_counter() - started)
+        summary = interrupted_summary(jobs, outcomes, time.perf_counter() - started, overwrite)
         console.notice(
             f"interrupted: {summary.count('done')} of {len(jobs)} written, none half-written; "
-            f"{summary.how_to_go_on(overwrite)}"
+            f"{summary.how_to_go_on()}"
         )
     summary.take_inputs_without_jobs(found)
     return summary

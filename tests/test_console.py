@@ -117,6 +117,11 @@ def test_the_summary_says_what_a_stopped_batch_did_not_run_and_how_to_go_on(caps
         "corrected 1, skipped 0, failed 1, not run 2 in 2.0 s, 1.00 MP/s",
         f"error: {stopped}; once that is fixed, run the same command with --skip-existing to do the rest",
     ]
+    print_summary(Summary(outcomes, seconds=2.0, overwrite=True), "corrected")  # both: refused together
+    assert capsys.readouterr().err.splitlines()[1] == (
+        f"error: {stopped}; once that is fixed, run the same command with --skip-existing in place of "
+        "--overwrite to do the rest"
+    )
 
 
 def test_a_full_disk_in_an_overwrite_run_advises_running_it_again_where_earlier_outputs_remain(
