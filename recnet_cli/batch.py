@@ -391,19 +391,21 @@ def foreign(job: Job, path: Path) -> str | None:
 
 
 def unattributable_outputs(jobs: list[Job]) -> list[Path]:
-    """The existing outputs --overwrite would replace without knowing whether recnet wrote them: where no
-    marks can be kept or read (``written_by_recnet`` is None), any but a link, a read-only file and the file
-    -o names."""
+    """The existing outputs --overwrite would replace without knowing whether recnet wrote them
+    (``unattributable``), but for the file -o names."""
     return [
         path
         for job in jobs
         if job.problem is None
         for path in job.outputs
-        if os.path.isfile(path)
-        and foreign(job, path) is None
-        and not (job.named and path == job.target)
-        and written_by_recnet(path) is None
+        if not (job.named and path == job.target) and unattributable(path)
     ]
+
+
+def unattributable(path: Path) -> bool:
+    """Whether ``path`` is a file --overwrite replaces without knowing whether recnet wrote it: where no marks
+    can be kept or read (``written_by_recnet`` is None), any but a link or a read-only file."""
+    return os.path.isfile(path) and written_by_recnet(path) is None and kept_from_overwrite(path) is None
 
 
 def existing_output(job: Job, path: Path, skip_existing: bool) -> Outcome:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from recnet_cli import __version__, console
-from recnet_cli.batch import replaces_companions
+from recnet_cli.batch import replaces_companions, unattributable, unattributable_outputs
 from recnet_cli.calibrate_command import (
     fitted_strength,
     refuse_calibrating_a_local_model_in_place,
@@ -236,7 +236,7 @@ def correct(
     )
     notice_suffix_unused(suffix_typed, jobs, quiet)
     notice_quality_unused(quality, jobs, quiet)
-    notice_unattributable(overwrite, jobs, quiet)
+    notice_unattributable(overwrite, unattributable_outputs(jobs), quiet)
     report_at = None
     if report:
         from recnet_cli.viz.report import report_files, report_problem
@@ -364,6 +364,8 @@ def explain(
         raise fail(problem, 1)
     if (as_folder := output_taken_as_folder([Source(image, Path(image.name))], output)) and not quiet:
         console.notice(as_folder)
+    if target != Path(output or "") and unattributable(target):
+        notice_unattributable(overwrite, [target], quiet)
     try:
         photo = read_input(image, quiet)
         truth = read_input(reference, quiet).pixels if reference is not None else None
@@ -465,7 +467,7 @@ def mask(
     )
     notice_suffix_unused("--suffix" in given_options(ctx), jobs, quiet)
     notice_quality_unused(quality, jobs, quiet)
-    notice_unattributable(overwrite, jobs, quiet)
+    notice_unattributable(overwrite, unattributable_outputs(jobs), quiet)
     choice = ModelChoice(model, device, precision, tile, keep_colour=False)  # the mask only: no colours
     correctors, loaded = open_models_if_needed(
         "mask", jobs, found, choice, overwrite, skip_existing, quiet, as_json, given, dry_run

@@ -26,7 +26,6 @@ from recnet_cli.batch import (
     plan_outcome,
     plan_outcomes,
     run_jobs,
-    unattributable_outputs,
 )
 from recnet_cli.console import fail
 from recnet_cli.entry import ignore_further_stops, stopped_unfinished
@@ -307,20 +306,20 @@ def notice_quality_unused(quality: int | None, jobs: list[Job], quiet: bool) -> 
         console.notice(f"--quality sets JPEG, WebP, AVIF and HEIF outputs: {lossless} outputs are lossless")
 
 
-def notice_unattributable(overwrite: bool, jobs: list[Job], quiet: bool) -> None:
-    """Says which existing outputs --overwrite replaces without knowing whether recnet wrote them
-    (``unattributable_outputs``), before it does: there it cannot keep a photo of the user's that has an
-    output's name."""
-    if overwrite and not quiet and (paths := unattributable_outputs(jobs)):
+def notice_unattributable(overwrite: bool, paths: list[Path], quiet: bool) -> None:
+    """Says which existing outputs (``unattributable``) --overwrite replaces without knowing whether recnet
+    wrote them, before it does: there it cannot keep a photo of the user's that has an output's name."""
+    if overwrite and paths and not quiet:
         where = (
             "their file system keeps no marks (FAT, exFAT, some network shares)"
-            if hasattr(os, "getxattr")
+            if hasattr(os, "getxattr")  # else written_by_recnet cannot ask any file system
             else "this system gives recnet no way to mark files"
         )
-        shown = listed([str(path) for path in paths])
+        it = "it" if len(paths) == 1 else "them"
+        outputs = f"{counted(len(paths), 'existing output')} ({listed(list(map(str, paths)))})"
         console.notice(
-            f"--overwrite replaces {counted(len(paths), 'existing output')} ({shown}) without knowing whether"
-            f" recnet wrote them: {where}, so photos of yours with an output's name are replaced too"
+            f"--overwrite replaces {outputs} without knowing whether recnet wrote {it}: {where}, so photos of"
+            " yours with an output's name are replaced too"
         )
 
 

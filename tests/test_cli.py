@@ -491,11 +491,17 @@ def test_overwrite_says_beforehand_what_it_replaces_where_no_marks_are_kept(
 
     assert result.exit_code == 0, result.stderr
     assert (
-        f"note: --overwrite replaces 1 existing output ({mine}) without knowing whether recnet wrote them: "
+        f"note: --overwrite replaces 1 existing output ({mine}) without knowing whether recnet wrote it: "
         "their file system keeps no marks (FAT, exFAT, some network shares), so photos of yours with an "
         "output's name are replaced too\n"
     ) in result.stderr
     assert result.stderr.index("without knowing") < result.stderr.index("corrected 2")
+    sheet = make_photo(edited / "a_explain.png", size=(30, 20))  # a picture of the user's, so named
+    explained = CliRunner().invoke(app, ["explain", str(photos / "a.png"), *options])
+    assert explained.exit_code == 0, explained.stderr
+    assert f"note: --overwrite replaces 1 existing output ({sheet}) without knowing" in explained.stderr
+    named = CliRunner().invoke(app, ["explain", str(photos / "a.png"), *options[2:], "-o", str(sheet)])
+    assert named.exit_code == 0 and "without knowing" not in named.stderr  # -o names it: the user's wish
 
 
 def test_a_folder_passes_over_what_recnet_wrote_there_under_another_suffix_or_output_folder(
