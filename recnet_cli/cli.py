@@ -337,7 +337,7 @@ def explain(
 
     At the top: the photo, the corrected photo and the exposure mask.
 
-    Then inside the network, on a copy reduced to 512 pixels: the features' strength after each block.
+    Then inside the network, on a copy reduced to 512 pixels: the features as extracted and after each block.
 
     And how far apart each block leaves the features of the under- and over-exposed regions.
 

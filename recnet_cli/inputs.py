@@ -191,10 +191,10 @@ def pattern_files(pattern: str, recursive: bool, unreadable: list[OSError]) -> l
     base = pattern_base(Path(pattern))
     below = parts[len(base.parts) :]
     if "**" not in below:
-        unreadable.extend(unlisted_folders(as_glob(pattern)))
+        unreadable.extend(unlisted_folders(as_glob(pattern, base)))
     if "**" not in below or ".." in below:
         files: set[Path] = set()
-        for path in map(Path, glob.glob(as_glob(pattern), recursive=True)):
+        for path in map(Path, glob.glob(as_glob(pattern, base), recursive=True)):
             if os.path.isdir(path):
                 files.update(visible_files(path, recursive, unreadable))
             elif is_file_or_broken_link(path):
@@ -261,10 +261,9 @@ def pattern_base(pattern: Path) -> Path:
     return fixed
 
 
-def as_glob(pattern: str) -> str:
-    """``pattern`` as glob is to read it: its start from the folder it starts from (``pattern_base``) taken
-    literally."""
-    base = pattern_base(Path(pattern))
+def as_glob(pattern: str, base: Path) -> str:
+    """``pattern`` as glob is to read it: its start, the folder it starts from (``base``, its
+    ``pattern_base``), taken literally."""
     if not glob.has_magic(str(base)):
         return pattern
     return os.path.join(glob.escape(str(base)), *Path(pattern).parts[len(base.parts) :])

@@ -78,6 +78,8 @@ def test_the_bar_chart_shrinks_with_the_distances() -> None:
         ),
         ([2.0, 1.0, 0.5], "In this photo: 2 extracted, 0.5 after block 2: 75% closer than extracted"),
         ([1.0, 3.0, 1.001], "In this photo: 1 extracted, 1 after block 2: as far apart as extracted"),
+        ([0.0, 1.0, 0.0], "In this photo: 0 extracted, 0 after block 2: as far apart as extracted"),
+        ([0.0, 1.0, 0.5], "In this photo: 0 extracted, 0.5 after block 2: further apart than extracted"),
     ],
 )
 def test_the_chart_says_whether_the_photo_bears_the_claim_out(distances: list[float], said: str) -> None:
@@ -398,6 +400,26 @@ def test_grid_lays_captioned_panels_out_in_rows_on_white() -> None:
     sheet = draw.grid([[panel, panel], [panel]], gap=4)
     assert sheet.shape == (2 * panel.shape[0] + 4, 2 * 60 + 4, 3)
     assert (sheet[panel.shape[0] + 4 :, 60:] == 255).all()  # the short row is padded with white
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "ticks"),
+    [
+        (0, 2.1, ["0", "0.5", "1", "1.5", "2"]),
+        (0, 1, ["0", "0.2", "0.4", "0.6", "0.8", "1"]),
+        (-0.137, 0.137, ["-0.1", "-0.05", "0", "0.05", "0.1"]),
+        (0, 612.3, ["0", "200", "400", "600"]),
+        (0, 0.3, ["0", "0.05", "0.1", "0.15", "0.2", "0.25", "0.3"]),
+        (0, 1e-6, ["0", "2e-07", "4e-07", "6e-07", "8e-07", "1e-06"]),
+        (0.5, 0.5, ["0.5"]),
+    ],
+)
+def test_colour_bars_are_numbered_at_round_values_within_their_range(
+    low: float, high: float, ticks: list[str]
+) -> None:
+    values = draw.round_ticks(low, high)
+    assert [draw.tick_label(value) for value in values] == ticks
+    assert all(low - 1e-12 <= value <= high + 1e-12 for value in values)
 
 
 def test_a_heat_row_of_narrow_maps_keeps_its_titles_whole() -> None:

@@ -10,7 +10,6 @@ output.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2
@@ -25,7 +24,7 @@ from recnet_cli.model import RECNet
 from recnet_cli.viz import draw
 
 FEATURE_LONG_SIDE = 512
-TILE = 228  # long side of one heat map in the figures
+TILE = 228  # a heat map's size: as wide as the figure's row allows, up to twice this (``heat_row``)
 FIGURE_WIDTH = 1340
 TEXT = 0.55
 SMALL_TEXT = 0.47
@@ -102,6 +101,7 @@ def heat_row(
 
 
 def stage_names(blocks: int) -> list[str]:
+    """The features' stages as the figures name them: as extracted, then after each of the blocks."""
     return ["extracted"] + [f"after block {k}" for k in range(1, blocks + 1)]
 
 
@@ -132,10 +132,12 @@ def bears_out(distances: list[float]) -> str:
     """What the distances say of the claim in this photo: how much closer or further apart the last block
     leaves the regions than they were extracted."""
     first, last = distances[0], distances[-1]
-    change = last / first - 1 if first > 0 else math.inf
-    if abs(change) < 0.005:
+    if abs(last - first) <= 0.005 * first or last == first:
         verdict = "as far apart as extracted"
+    elif first == 0:
+        verdict = "further apart than extracted"
     else:
+        change = last / first - 1
         verdict = f"{abs(change):.0%} {'closer' if change < 0 else 'further apart'} than extracted"
     return f"In this photo: {first:.3g} extracted, {last:.3g} after block {len(distances) - 1}: {verdict}"
 
