@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from recnet_cli import __version__, console
-from recnet_cli.batch import replaces_companions, unattributable, unattributable_outputs
+from recnet_cli.batch import replaces_companions, unattributable_outputs
 from recnet_cli.calibrate_command import (
     fitted_strength,
     refuse_calibrating_a_local_model_in_place,
@@ -77,6 +77,7 @@ from recnet_cli.options import (
 from recnet_cli.outputs import (
     CORRECT_SUFFIX,
     MASK_SUFFIX,
+    Job,
     calibrated_model_problem,
     names_image_file,
     output_taken_as_folder,
@@ -353,19 +354,19 @@ def explain(
     if image.is_dir():
         raise fail(f"{image}: a folder; explain takes one photo (correct and mask take folders)")
     target = sheet_target(image, output)
+    named = target == Path(output or "")
     where = partial(
         sheet_problem,
         target,
         [image] if reference is None else [image, reference],
-        named=target == Path(output or ""),
+        named=named,
         overwrite=overwrite,
     )
     if problem := where(create=False):
         raise fail(problem, 1)
     if (as_folder := output_taken_as_folder([Source(image, Path(image.name))], output)) and not quiet:
         console.notice(as_folder)
-    if target != Path(output or "") and unattributable(target):
-        notice_unattributable(overwrite, [target], quiet)
+    notice_unattributable(overwrite, unattributable_outputs([Job(image, target, named=named)]), quiet)
     try:
         photo = read_input(image, quiet)
         truth = read_input(reference, quiet).pixels if reference is not None else None

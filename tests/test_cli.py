@@ -680,15 +680,10 @@ def sigterm() -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # what kill, docker stop and SLURM's time limit send
 
 
-@pytest.mark.parametrize(
-    ("stop", "overwrite", "advice"),
-    [(ctrl_c, False, "--skip-existing"), (sigterm, True, "--skip-existing in place of --overwrite")],
-)
-def test_ctrl_c_or_sigterm_says_how_far_the_batch_got_and_how_to_go_on(
-    tmp_path: Path, capsys, stop: Callable[[], None], overwrite: bool, advice: str
-) -> None:
-    jobs = [Job(make_photo(tmp_path / f"{name}.png"), tmp_path / f"{name}_out.png") for name in "abc"]
-
+def stopped_at_the_third_photo(jobs: list[Job], stop: Callable[[], None], overwrite: bool) -> Summary:
+    """``run_batch`` of ``jobs`` (each writes "corrected"), which ``stop`` stops as the third photo is
+    corrected; a second Ctrl-C or SIGTERM, while the summary, the JSON and the report are written, is
+    ignored."""
     computed: list[Photo] = []
 
     def compute(corrector: Corrector, photo: Photo, progress: object) -> Photo:
@@ -708,11 +703,22 @@ def test_ctrl_c_or_sigterm_says_how_far_the_batch_got_and_how_to_go_on(
         summary = run_batch(
             jobs, Summary(), [corrector], compute, write, "Correcting", overwrite, False, quiet=True
         )
-        # A second Ctrl-C or SIGTERM, while the summary, the JSON and the report are written, is ignored.
         assert {signal.getsignal(number) for number in before} == {signal.SIG_IGN}
     finally:
         for number, handler in before.items():
             signal.signal(number, handler)
+    return summary
+
+
+@pytest.mark.parametrize(
+    ("stop", "overwrite", "advice"),
+    [(ctrl_c, False, "--skip-existing"), (sigterm, True, "--skip-existing in place of --overwrite")],
+)
+def test_ctrl_c_or_sigterm_says_how_far_the_batch_got_and_how_to_go_on(
+    tmp_path: Path, capsys, stop: Callable[[], None], overwrite: bool, advice: str
+) -> None:
+    jobs = [Job(make_photo(tmp_path / f"{name}.png"), tmp_path / f"{name}_out.png") for name in "abc"]
+    summary = stopped_at_the_third_photo(jobs, stop, overwrite)
     assert [job.target.exists() for job in jobs] == [True, True, False]
     assert capsys.readouterr().err.splitlines() == [
         f"note: interrupted: 2 of 3 written, none half-written; run the same command with {advice} "
@@ -738,25 +744,7 @@ def test_a_stopped_overwrite_run_does_not_advise_skipping_the_earlier_outputs_it
         job.target.write_bytes(b"earlier run")
         as_recnet_wrote(job.target)
 
-    computed: list[Photo] = []
-
-    def compute(corrector: Corrector, photo: Photo, progress: object) -> Photo:
-        if len(computed) == 2:
-            raise KeyboardInterrupt
-        computed.append(photo)
-        return photo
-
-    def write(job: Job, photo: Photo, computed: Photo) -> float:
-        job.target.write_bytes(b"corrected")
-        return photo.megapixels
-
-    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        run_batch(jobs, Summary(), [corrector], compute, write, "Correcting", True, False, quiet=True)
-    finally:
-        for number, handler in before.items():
-            signal.signal(number, handler)
+    stopped_at_the_third_photo(jobs, ctrl_c, overwrite=True)
     assert [job.target.read_bytes() for job in jobs] == [b"corrected", b"corrected", b"earlier run"]
     assert capsys.readouterr().err.splitlines() == [
         "note: interrupted: 2 of 3 written, none half-written; run the same command again to do the rest "
