@@ -1370,6 +1370,22 @@ def test_grayscale_16_bit_with_alpha(tmp_path):
     assert output.read_bytes() == source.read_bytes()
 
 
+def test_grayscale_16_bit_with_alpha_is_a_tiff_readers_open(tmp_path):
+    # A 16-bit grey-with-alpha TIFF: Pillow could not open it, OpenCV dropped its alpha, recnet refused it
+    grey, alpha = gradient_rgb16()[..., 0], gradient_rgb16()[..., 1]
+    like = photo_like(np.dstack([grey] * 3), grayscale=True, alpha=alpha)
+    output = tmp_path / "out.tif"
+    write_photo(output, like.pixels, like)
+
+    written = cv2.imread(str(output), cv2.IMREAD_UNCHANGED)
+    assert written.dtype == np.uint16 and np.array_equal(written, np.dstack([grey] * 3 + [alpha]))
+    with Image.open(output) as opened:
+        assert opened.mode == "RGBA"
+    photo = read_photo(output)
+    assert photo.bit_depth == 16 and np.array_equal(photo.alpha, alpha)
+    assert np.array_equal(as_codes(photo.pixels, 16), np.dstack([grey] * 3))
+
+
 @pytest.mark.parametrize(
     ("profile", "kept"), [(GREY_PROFILE, True), (SRGB_PROFILE, False)], ids=["grey", "srgb"]
 )

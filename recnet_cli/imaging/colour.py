@@ -19,7 +19,7 @@ from PIL import ExifTags, Image, ImageCms
 from recnet_cli.files import first_line
 from recnet_cli.imaging import icc
 from recnet_cli.imaging.arrow import image_samples
-from recnet_cli.imaging.formats import FORMAT_NAMES, ICC_FORMATS
+from recnet_cli.imaging.formats import FORMAT_NAMES, ICC_FORMATS, written_bits
 from recnet_cli.imaging.photo import Photo
 from recnet_cli.imaging.pixels import UNIT_FLOATS_8, quantise
 
@@ -289,12 +289,23 @@ _NO_GREY_MODE = {"WEBP": "it has no grey mode"}
 _NO_GREY_MODE_WITH_ALPHA = {"AVIF": "grey with transparency goes in as RGB"}
 
 
+# A 16-bit grey-with-alpha TIFF is valid, but Pillow does not open it, OpenCV drops its alpha and recnet
+# reads it as an unsupported pixel type: RGBA holds it whole, and they all read that.
+_NO_DEEP_GREY_WITH_ALPHA = {"TIFF": "16-bit grey with transparency goes in as RGB, which readers open"}
+
+
 def no_grey_mode(photo: Photo, output_format: str) -> str | None:
-    """Why a grey photo is written as RGB in ``output_format`` (WebP; AVIF with transparency), else None."""
+    """Why a grey photo is written as RGB in ``output_format`` (WebP; AVIF with transparency; a 16-bit TIFF
+    with transparency), else None."""
     if not photo.grayscale:
         return None
-    return _NO_GREY_MODE.get(output_format) or (
-        _NO_GREY_MODE_WITH_ALPHA.get(output_format) if photo.alpha is not None else None
+    if photo.alpha is None:
+        return _NO_GREY_MODE.get(output_format)
+    deep = written_bits(photo.bit_depth, output_format) == 16
+    return (
+        _NO_GREY_MODE.get(output_format)
+        or _NO_GREY_MODE_WITH_ALPHA.get(output_format)
+        or (_NO_DEEP_GREY_WITH_ALPHA.get(output_format) if deep else None)
     )
 
 
@@ -393,11 +404,12 @@ def colour_loss_notice(photo: Photo, output_format: str) -> str | None:
         lacks = f"{name} holds no grey colour profile ({why})"
     else:
         lacks = f"{name} holds no colour profile"
+    keeps = "PNG keeps the profile" if output_format == "TIFF" else "PNG or TIFF keeps the profile"
     if conversion.convert is not None:
-        return f"{lacks}: converted from {conversion.source} to sRGB; PNG or TIFF keeps the profile"
+        return f"{lacks}: converted from {conversion.source} to sRGB; {keeps}"
     return (
         f"{lacks}, and its own ({conversion.source}) cannot be converted to sRGB ({conversion.problem}), so "
-        "viewers will take its colours for sRGB; PNG or TIFF keeps the profile"
+        f"viewers will take its colours for sRGB; {keeps}"
     )
 
 
