@@ -305,7 +305,7 @@ def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
         train(tiny_config(run))
     assert str(finished.value) == (
         f"{run}: already holds a finished training run; choose another folder, or train further from its "
-        f"model with --init {run / 'final.safetensors'}"
+        f"model into another: --init {run / 'final.safetensors'} --out NEW_FOLDER"
     )
 
 

@@ -233,7 +233,7 @@ def check_run_folder(run_dir: Path) -> None:
     if a_run and all((run_dir / name).is_file() for name in FINAL_FILES):
         raise TrainingError(
             f"{run_dir}: already holds a finished training run; choose another folder, or train further from "
-            f"its model with --init {shell_word(run_dir / FINAL_MODEL_FILE)}"
+            f"its model into another: --init {shell_word(run_dir / FINAL_MODEL_FILE)} --out NEW_FOLDER"
         )
     if a_run and (run_dir / CHECKPOINT_FILE).is_file():
         raise TrainingError(
