@@ -45,7 +45,9 @@ def refuse_unusable_options(
         if changed := [
             option
             for option in given
-            if option not in OPTIONS_WITH_RESUME and not typed_as_set_up(option, settings, run_values)
+            if option not in OPTIONS_WITH_RESUME
+            and not typed_as_set_up(option, settings, run_values)
+            and not (option == "--out" and same_folder(settings.get("run_dir"), resume_run))
         ]:
             from recnet_cli.train.loop import check_resumable
             from recnet_cli.train.run_folder import TrainingError
@@ -63,6 +65,12 @@ def refuse_unusable_options(
     refuse_split_without_pairs(given, pairs)
     if "--vgg-weights" in given and not ecr:
         raise fail("--vgg-weights: the weights are for the ECR loss, which --no-ecr turns off")
+
+
+def same_folder(typed: object, folder: Path) -> bool:
+    """Whether ``typed`` names ``folder`` (--out the run resumed, by any path: a run copied or moved
+    elsewhere is resumed where it is, whatever folder it was set up in)."""
+    return isinstance(typed, str | Path) and os.path.realpath(typed) == os.path.realpath(folder)
 
 
 # The run's setting each option of ``recnet train`` sets, where it is not the option's own name

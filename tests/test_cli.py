@@ -3012,6 +3012,22 @@ def test_resume_takes_the_command_that_started_the_run_typed_again(tmp_path: Pat
         )
 
 
+def test_a_run_copied_elsewhere_resumes_with_its_new_folder_as_out(tmp_path: Path) -> None:
+    # --out the copy was refused as a change from the folder the run was set up in, which it named
+    run_dir, copy = tmp_path / "run", tmp_path / "copy"
+    tiny = ["--steps", "2", "--batch", "1", "--crop", "32", "--no-ecr", "--device", "cpu", "-q"]
+    first = CliRunner().invoke(
+        app, ["train", "--photos", str(TRAIN_PHOTOS), "--out", str(run_dir), *tiny, "--time-limit", "0"]
+    )
+    assert first.exit_code == 0 and not (run_dir / "final.safetensors").exists(), first.stderr
+    shutil.copytree(run_dir, copy)
+    resumed = CliRunner().invoke(
+        app, ["train", "--photos", str(TRAIN_PHOTOS), "--out", f"{copy}/", *tiny, "--resume", str(copy)]
+    )
+    assert resumed.exit_code == 0, resumed.stderr
+    assert (copy / "final.safetensors").is_file() and not (run_dir / "final.safetensors").exists()
+
+
 def test_resume_typed_on_a_run_not_there_says_so_not_that_its_options_differ(tmp_path: Path) -> None:
     # A batch job's command with --resume, submitted before the run was ever started: it said the options
     # differed from the run's, and to start from a checkpoint that did not exist.
