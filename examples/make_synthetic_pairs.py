@@ -1,8 +1,10 @@
 """Writes the held-out synthetic validation pairs of a photo folder to disk, for `recnet eval`.
 
-The pairs are exactly those `recnet train --photos FOLDER` validates on with the default `--regimes`
-(same hold-out split, same fixed degradation seed), so `recnet eval --inputs OUT/input --targets OUT/gt`
-scores any model on them.
+The pairs are those `recnet train --photos FOLDER` validates on with the default `--regimes` (same
+hold-out split, same fixed degradation seed), so `recnet eval --inputs OUT/input --targets OUT/gt` scores
+any model on them; at `--size 512`, the size training validates at, they are the very same pairs (the
+first 24 of them), and a model's scores on them are its run's validation scores (`eval --strength 1
+--model-colour`, as training scores it).
 
     python examples/make_synthetic_pairs.py ../shared/data/photos local/val --size 768
 """
