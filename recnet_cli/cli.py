@@ -666,7 +666,8 @@ def train(
         typer.Option(
             metavar="SHARES",
             help="With --photos: how often each kind of bad exposure is synthesised, as shares of under, "
-            "over, mixed and mild (nearly right), such as mixed=0.6,mild=0.4; those not named get none. "
+            "over, mixed and mild (nearly right), such as mixed=0.6,mild=0.4 (scaled to sum to 1: "
+            "mixed=3,mild=2 is the same); those not named get none. "
             "Default: under 0.225, over 0.225, mixed 0.45, mild 0.1.",
         ),
     ] = None,
