@@ -830,6 +830,11 @@ def test_unknown_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wei
 
     assert load_error("missing.safetensors", ModelNotFoundError) == "missing.safetensors: file not found"
     assert load_error("some/dir/missing.pth", ModelNotFoundError) == "some/dir/missing.pth: file not found"
+    run = tmp_path / "run"  # a training run not finished yet: its checkpoint is what there is to use
+    save_model(seeded_model(), run / "checkpoint.safetensors", {})
+    assert load_error("run/final.safetensors", ModelNotFoundError) == (
+        "run/final.safetensors: file not found (its folder holds checkpoint.safetensors)"
+    )
     assert load_error("nonsense", ModelNotFoundError) == (
         "nonsense: not a model file, a bundled model name (bundled: mini)"
         " or a Hub reference (org/name[@revision][:file])"

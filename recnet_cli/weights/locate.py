@@ -98,8 +98,11 @@ def resolve(ref: str | None) -> ModelLocation:
     if hub_ref_of_address(ref):
         raise ModelNotFoundError(not_a_hub_ref(ref))
     if path.suffix.lower() in MODEL_SUFFIXES:
+        # what was meant may be beside it: a run's checkpoint.safetensors, before its final.safetensors
         named = f" (the bundled model's name is {path.stem})" if bundled_model(path.stem) else ""
-        raise ModelNotFoundError(f"{ref}: file not found{named}")
+        raise ModelNotFoundError(
+            f"{ref}: file not found{named or model_files_hint(path.parent, 'its folder')}"
+        )
     bundled = ", ".join(path.stem for path in bundled_files()) or f"none yet{set_by_environment()}"
     raise ModelNotFoundError(
         f"{ref}: not a model file, a bundled model name (bundled: {bundled})"
@@ -128,13 +131,14 @@ def reference_problem(ref: str) -> str | None:
     return None if suffix in MODEL_SUFFIXES else f"{ref}: {unknown_file_type(suffix)}"
 
 
-def model_files_hint(folder: Path) -> str:
-    """`` (it holds a.safetensors, b.pth)``: the model files in a folder given as ``--model``, if any."""
+def model_files_hint(folder: Path, holder: str = "it") -> str:
+    """`` (it holds a.safetensors, b.pth)``: the model files in a folder given as ``--model`` (or, with
+    ``holder`` "its folder", in the folder of a model file not there), if any."""
     try:
         names = sorted(path.name for path in folder.iterdir() if path.suffix.lower() in MODEL_SUFFIXES)
     except OSError:  # an unreadable folder: the error says enough without the hint
         return ""
-    return f" (it holds {listed(names)})" if names else ""
+    return f" ({holder} holds {listed(names)})" if names else ""
 
 
 def default_model() -> ModelLocation:
