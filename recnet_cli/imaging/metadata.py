@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import html
 import math
 import re
 import struct
@@ -293,10 +294,11 @@ def iptc_record(image: Image.Image) -> bytes | None:
     return bytes(record) if isinstance(record, bytes | bytearray) and record else None
 
 
-def iptc_datasets(record: bytes) -> list[int]:
-    """The numbers of the application record's datasets in an IPTC-IIM record (120 for the caption), each
-    once, in the record's order; a damaged record gives those before the damage."""
-    found: dict[int, None] = {}
+def iptc_datasets(record: bytes) -> dict[int, list[bytes]]:
+    """The values of the application record's datasets in an IPTC-IIM record by number (120 for the
+    caption; 25, keywords, may repeat), in the record's order; a damaged record gives those before the
+    damage."""
+    found: dict[int, list[bytes]] = {}
     offset = 0
     while offset + 5 <= len(record) and record[offset] == 0x1C:
         number, dataset, length = (
@@ -309,17 +311,35 @@ def iptc_datasets(record: bytes) -> list[int]:
             size = length & 0x7FFF
             length, offset = int.from_bytes(record[offset : offset + size], "big"), offset + size
         if number == 2:
-            found[dataset] = None
+            found.setdefault(dataset, []).append(record[offset : offset + length])
         offset += length
-    return list(found)
+    return found
 
 
 def iptc_left_out_of_xmp(iptc: bytes | None, xmp: bytes | None) -> list[str]:
-    """What the IPTC-IIM record holds ("caption", "by-line") that the XMP packet does not mirror."""
+    """What the IPTC-IIM record holds ("caption", "by-line") that the XMP packet does not mirror: a field it
+    lacks, or one whose text it does not hold (a caption edited in one and not the other)."""
     if not iptc:
         return []
-    mirrored = [_IPTC_IN_XMP[number] for number in iptc_datasets(iptc) if number in _IPTC_IN_XMP]
-    return [name for name, property_name in mirrored if property_name not in (xmp or b"")]
+    xmp = xmp or b""
+    return [
+        _IPTC_IN_XMP[number][0]
+        for number, values in iptc_datasets(iptc).items()
+        if number in _IPTC_IN_XMP
+        and (_IPTC_IN_XMP[number][1] not in xmp or not all(_in_xmp(value, xmp) for value in values))
+    ]
+
+
+def _in_xmp(value: bytes, xmp: bytes) -> bool:
+    """Whether an IPTC dataset's text is in the XMP packet, as it is or escaped as XML escapes it; a date,
+    written otherwise in each (20240501, 2024-05-01), is taken as there."""
+    try:
+        text = value.decode().strip()  # UTF-8, as tools that name a character set in IIM name it
+    except UnicodeDecodeError:
+        text = value.decode("latin-1").strip()  # as older tools wrote it, and as the XMP holds it: in UTF-8
+    if not text or text.isdigit():
+        return True
+    return any(form.encode() in xmp for form in (text, html.escape(text, quote=False), html.escape(text)))
 
 
 def photoshop_segment(iptc: bytes) -> bytes:
