@@ -911,6 +911,8 @@ def evaluate(
       recnet eval --inputs shots/ --targets edited/ --model my.safetensors --json
     """
     refuse_split_without_pairs(given_options(ctx), pairs)
+    if overwrite and save is None:  # as --vgg-weights without ECR: an option that would do nothing
+        raise fail("--overwrite replaces the images --save writes; without --save, eval writes none")
     if problem := data_source_problem(pairs, inputs, targets, takes_photos=False):
         raise fail(problem)
     try:

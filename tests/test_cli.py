@@ -2804,6 +2804,10 @@ def test_eval_takes_pairs_or_inputs_and_targets_never_some_of_both(
     alone = run(["eval", *inputs], env)
     reason = "--inputs needs --targets DIR, the folder of their ground truths (paired by file name)"
     assert (alone.returncode, alone.stderr) == (2, f"error: {reason}\n")
+    # --overwrite without --save was taken without a word, as if it guarded something
+    idle = CliRunner().invoke(app, ["eval", *inputs, *targets, "--overwrite"])
+    reason = "--overwrite replaces the images --save writes; without --save, eval writes none"
+    assert (idle.exit_code, idle.stderr) == (2, f"error: {reason}\n")
 
 
 def test_eval_json_lists_the_failures_when_no_pair_could_be_scored(
