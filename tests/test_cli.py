@@ -1539,7 +1539,7 @@ def test_correct_writes_the_corrections_lightness_in_the_photos_colours_unless_m
 ) -> None:
     grey = np.repeat(np.linspace(0, 255, 48 * 72).reshape(48, 72, 1), 3, axis=2).astype(np.uint8)
     source = tmp_path / "grey-as-rgb.png"
-    Image.fromarray(grey, "RGB").save(source)  # an RGB photo without colour: nothing for a cast to hide in
+    Image.fromarray(grey).save(source)  # an RGB photo without colour: nothing for a cast to hide in
     written = {}
     for options in ([], ["--keep-colour"], ["--model-colour"]):
         target = tmp_path / f"out{''.join(options)}.png"

@@ -1752,7 +1752,7 @@ def test_grey_with_alpha_stays_grey_with_its_profile_in_heif_and_is_grey_rgb_in_
     imaging.enable_heif()
     grey = icc.grey_profile("Grey, gamma 2.2", 2.2)
     pixels = np.dstack([gradient_rgb8()[..., 0], np.full((24, 32), 200, np.uint8)])
-    heic = save(tmp_path / "la.heic", Image.fromarray(pixels, "LA"), quality=95, icc_profile=grey)
+    heic = save(tmp_path / "la.heic", Image.fromarray(pixels), quality=95, icc_profile=grey)
     photo = read_photo(heic)
     assert (photo.grayscale, photo.alpha is not None, photo.icc_profile) == (True, True, grey)
     tinted = photo.pixels * np.float32([1.0, 0.9, 0.8])  # a colour cast, as the model may add
@@ -1771,9 +1771,7 @@ def test_grey_with_alpha_stays_grey_with_its_profile_in_heif_and_is_grey_rgb_in_
             "gamma 2.2 to sRGB; PNG or TIFF keeps the profile"
         )
     neutral = np.dstack([np.repeat(gradient_rgb8()[..., :1], 3, axis=2), np.full((24, 32), 200, np.uint8)])
-    colour = read_photo(
-        save(tmp_path / "neutral.heic", Image.fromarray(neutral, "RGBA"), icc_profile=SRGB_PROFILE)
-    )
+    colour = read_photo(save(tmp_path / "neutral.heic", Image.fromarray(neutral), icc_profile=SRGB_PROFILE))
     assert (colour.grayscale, colour.icc_profile) == (
         False,
         SRGB_PROFILE,

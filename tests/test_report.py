@@ -593,7 +593,7 @@ def test_a_grey_photo_s_card_shows_it_grey_as_it_is_written(
     shots, out = tmp_path / "shots", tmp_path / "out"
     shots.mkdir()
     grey = (np.random.default_rng(3).random((48, 64)) * 255).astype(np.uint8)
-    Image.fromarray(grey, "L").save(shots / "grey.png")
+    Image.fromarray(grey).save(shots / "grey.png")
     command = [
         "correct",
         str(shots),
