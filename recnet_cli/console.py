@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
 import statistics
 import sys
@@ -493,10 +492,13 @@ def print_scores(report: EvalReport, model: str, amount: float | str, keep_colou
     for s in report.scores:
         scores = (f"{s.psnr:.2f}", f"{s.ssim:.4f}", f"{s.identity_psnr:.2f}", f"{s.identity_ssim:.4f}")
         table.add_row(escape(s.input.name), *scores, *([f"{s.strength:.2f}"] if amount == "auto" else []))
-    if any(math.isinf(psnr) for s in report.scores for psnr in (s.psnr, s.identity_psnr)):
-        from recnet_cli.metrics import MAX_PSNR  # PyTorch, which eval has imported by now
+    from recnet_cli.metrics import MAX_PSNR  # PyTorch, which eval has imported by now
 
-        table.caption = f"inf: identical to the ground truth; counted as {MAX_PSNR:g} dB in the mean"
+    if any(psnr > MAX_PSNR for s in report.scores for psnr in (s.psnr, s.identity_psnr)):
+        table.caption = (
+            f"a PSNR above {MAX_PSNR:g} dB (inf: identical to the ground truth) counts as {MAX_PSNR:g} "
+            "in the mean"
+        )
     out.print(table)
 
 

@@ -47,7 +47,8 @@ def refuse_unusable_options(
             for option in given
             if option not in OPTIONS_WITH_RESUME
             and not typed_as_set_up(option, settings, run_values)
-            and not (option == "--out" and same_folder(settings.get("run_dir"), resume_run))
+            # --out the folder resumed is its own, wherever the run was set up (a run copied or moved)
+            and not (option == "--out" and same_setting("run_dir", settings.get("run_dir"), resume_run))
         ]:
             from recnet_cli.train.loop import check_resumable
             from recnet_cli.train.run_folder import TrainingError
@@ -65,12 +66,6 @@ def refuse_unusable_options(
     refuse_split_without_pairs(given, pairs)
     if "--vgg-weights" in given and not ecr:
         raise fail("--vgg-weights: the weights are for the ECR loss, which --no-ecr turns off")
-
-
-def same_folder(typed: object, folder: Path) -> bool:
-    """Whether ``typed`` names ``folder`` (--out the run resumed, by any path: a run copied or moved
-    elsewhere is resumed where it is, whatever folder it was set up in)."""
-    return isinstance(typed, str | Path) and os.path.realpath(typed) == os.path.realpath(folder)
 
 
 # The run's setting each option of ``recnet train`` sets, where it is not the option's own name

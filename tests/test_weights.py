@@ -835,6 +835,10 @@ def test_unknown_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wei
     assert load_error("run/final.safetensors", ModelNotFoundError) == (
         "run/final.safetensors: file not found (its folder holds checkpoint.safetensors)"
     )
+    save_model(seeded_model(), tmp_path / "mine.safetensors", {})
+    assert load_error("mien.safetensors", ModelNotFoundError) == (
+        "mien.safetensors: file not found (the current folder holds mine.safetensors)"
+    )
     assert load_error("nonsense", ModelNotFoundError) == (
         "nonsense: not a model file, a bundled model name (bundled: mini)"
         " or a Hub reference (org/name[@revision][:file])"

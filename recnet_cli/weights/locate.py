@@ -100,9 +100,8 @@ def resolve(ref: str | None) -> ModelLocation:
     if path.suffix.lower() in MODEL_SUFFIXES:
         # what was meant may be beside it: a run's checkpoint.safetensors, before its final.safetensors
         named = f" (the bundled model's name is {path.stem})" if bundled_model(path.stem) else ""
-        raise ModelNotFoundError(
-            f"{ref}: file not found{named or model_files_hint(path.parent, 'its folder')}"
-        )
+        folder = "its folder" if path.parent != Path() else "the current folder"
+        raise ModelNotFoundError(f"{ref}: file not found{named or model_files_hint(path.parent, folder)}")
     bundled = ", ".join(path.stem for path in bundled_files()) or f"none yet{set_by_environment()}"
     raise ModelNotFoundError(
         f"{ref}: not a model file, a bundled model name (bundled: {bundled})"
@@ -132,8 +131,8 @@ def reference_problem(ref: str) -> str | None:
 
 
 def model_files_hint(folder: Path, holder: str = "it") -> str:
-    """`` (it holds a.safetensors, b.pth)``: the model files in a folder given as ``--model`` (or, with
-    ``holder`` "its folder", in the folder of a model file not there), if any."""
+    """`` (it holds a.safetensors, b.pth)``: the model files in a folder given as ``--model`` (or, said of
+    ``holder``, "its folder", in the folder of a model file not there), if any."""
     try:
         names = sorted(path.name for path in folder.iterdir() if path.suffix.lower() in MODEL_SUFFIXES)
     except OSError:  # an unreadable folder: the error says enough without the hint
