@@ -1393,6 +1393,14 @@ def test_grayscale_16_bit_with_alpha_is_a_tiff_readers_open(tmp_path):
     photo = read_photo(output)
     assert photo.bit_depth == 16 and np.array_equal(photo.alpha, alpha)
     assert np.array_equal(as_codes(photo.pixels, 16), np.dstack([grey] * 3))
+    # its grey profile cannot go with RGB: converted, as for AVIF, and no note says TIFF keeps it
+    profiled = dataclasses.replace(like, icc_profile=icc.grey_profile("Grey, gamma 2.2", 2.2))
+    converted = "converted from Grey, gamma 2.2 to sRGB; PNG keeps the profile"
+    assert output_notices(profiled, "TIFF") == [
+        "this TIFF holds no grey colour profile (16-bit grey with transparency goes in as RGB, which "
+        f"readers open): {converted}"
+    ]
+    assert output_notices(profiled, "WEBP")[0].endswith(converted)
 
 
 @pytest.mark.parametrize(

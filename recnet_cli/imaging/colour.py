@@ -22,6 +22,7 @@ from recnet_cli.imaging.arrow import image_samples
 from recnet_cli.imaging.formats import FORMAT_NAMES, ICC_FORMATS, written_bits
 from recnet_cli.imaging.photo import Photo
 from recnet_cli.imaging.pixels import UNIT_FLOATS_8, quantise
+from recnet_cli.wording import in_words
 
 # Colours whose profile an output cannot hold (a BMP; a grey photo's in WebP, which has no grey mode) are
 # converted to sRGB, which viewers take such files for, as photo editors do on export: relative colorimetric
@@ -401,10 +402,15 @@ def colour_loss_notice(photo: Photo, output_format: str) -> str | None:
         return _coded_colour_loss_notice(photo, output_format)
     name = FORMAT_NAMES[output_format][0]
     if why := no_grey_mode(photo, output_format):  # a grey photo's pixels go in as RGB
-        lacks = f"{name} holds no grey colour profile ({why})"
+        this = "this " if output_format in _NO_DEEP_GREY_WITH_ALPHA else ""  # TIFF holds grey profiles
+        lacks = f"{this}{name} holds no grey colour profile ({why})"
     else:
         lacks = f"{name} holds no colour profile"
-    keeps = "PNG keeps the profile" if output_format == "TIFF" else "PNG or TIFF keeps the profile"
+    # PNG, and TIFF but for a 16-bit grey photo with transparency, which goes into it as RGB
+    keepers = [
+        kind for kind in ("PNG", "TIFF") if kind != output_format and not output_colour(photo, kind)[1]
+    ]
+    keeps = f"{in_words(keepers, 'or')} keeps the profile"
     if conversion.convert is not None:
         return f"{lacks}: converted from {conversion.source} to sRGB; {keeps}"
     return (
