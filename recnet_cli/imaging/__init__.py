@@ -18,11 +18,11 @@ did not fit in its 64 KB segment) to JPEG outputs.
 Grayscale photos stay grayscale: the model sees the grey replicated to RGB and the corrected result is
 written as grey again (ITU-R 601 luma, as Pillow's "L" conversion), except where a grey mode is missing
 or few readers open it (``colour.no_grey_mode``): WebP, AVIF with transparency, a 16-bit TIFF with
-transparency. Palette and CMYK photos are written as RGB. A CMYK photo's colours (a print workflow's JPEG or TIFF)
-are converted to sRGB through its ICC profile (U.S. Web Coated SWOP, Coated FOGRA39...) by LittleCMS as it
-is read, so the model sees the colours the print shows, and the output is sRGB; one without a profile, or
-with one LittleCMS cannot use, gets Pillow's plain conversion (R = 255 - C - K...), uncalibrated, with a
-note (``Photo.uncalibrated_cmyk_notice``). 16-bit CMYK TIFFs are refused.
+transparency. Palette and CMYK photos are written as RGB. A CMYK photo's colours (a print workflow's JPEG
+or TIFF) are converted to sRGB through its ICC profile (U.S. Web Coated SWOP, Coated FOGRA39...) by
+LittleCMS as it is read, so the model sees the colours the print shows, and the output is sRGB; one
+without a profile, or with one LittleCMS cannot use, gets Pillow's plain conversion (R = 255 - C - K...),
+uncalibrated, with a note (``Photo.uncalibrated_cmyk_notice``). 16-bit CMYK TIFFs are refused.
 
 The modules: ``read`` and ``write``; ``photo`` (a decoded photo, what an output carries); ``formats`` (what
 recnet reads and writes, by extension and signature, and what each format holds); ``pixels`` (codes to floats
