@@ -42,7 +42,7 @@ from recnet_cli.imaging import (
     write_png16,
     write_rgb8,
 )
-from recnet_cli.imaging.metadata import iptc_datasets
+from recnet_cli.imaging.metadata import iptc_datasets, iptc_left_out_of_xmp
 from recnet_cli.imaging.notices import output_notices
 from recnet_cli.imaging.photo import Metadata
 from recnet_cli.imaging.pixels import (
@@ -851,6 +851,32 @@ def test_an_iptc_record_that_xmp_does_not_mirror_is_said_to_be_left_out_of_png_w
     assert output_notices(dataclasses.replace(photo, xmp=mirrored + edited), "WEBP") == [caption_lost]
     damaged = photo.iptc[: photo.iptc.index(b"Lake at") + 4] + b"\x1c\x02"  # cut inside the caption
     assert list(iptc_datasets(damaged)) == [25, 80, 90, 116, 120]
+
+
+def iim(*datasets: tuple[int, bytes]) -> bytes:
+    """An IPTC-IIM application record of ``(dataset number, value)``."""
+    return b"".join(
+        b"\x1c\x02" + bytes([number]) + len(value).to_bytes(2, "big") + value for number, value in datasets
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "xmp"),
+    [
+        (iim((120, b"Line one\r\nLine two")), b"<dc:description>Line one&#xA;Line two</dc:description>"),
+        (iim((80, b"Pat O'Brien")), b"<dc:creator>Pat O&#39;Brien</dc:creator>"),
+        (iim((90, "Zürich".encode())), b"<photoshop:City>Z&#xFC;rich</photoshop:City>"),
+        (
+            iim((120, b"It\x92s dusk\x00")),
+            "<dc:description>It\u2019s dusk</dc:description>".encode(),
+        ),  # cp1252
+        (iim((25, b"salt & pepper"), (25, b"2024")), b"<dc:subject>salt &amp; pepper 2024</dc:subject>"),
+        (iim((55, b"20240501")), b'<rdf:Description photoshop:DateCreated="2024-05-01"/>'),
+    ],
+    ids=["line ends", "apostrophe", "character reference", "code page", "keywords", "date"],
+)
+def test_iptc_text_the_xmp_holds_otherwise_written_is_mirrored(record: bytes, xmp: bytes) -> None:
+    assert iptc_left_out_of_xmp(record, xmp) == []
 
 
 def png_with_text(path: Path) -> Path:

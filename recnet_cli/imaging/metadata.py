@@ -87,6 +87,7 @@ _IPTC_RESOURCE = 0x0404  # Photoshop image resource "IPTC-NAA record"
 IPTC_TAG = 33723  # TIFF tag IPTC-NAA
 # IPTC-IIM datasets of the application record (2) that tools writing both mirror in XMP, with the XMP
 # property that holds the same, as the IPTC Photo Metadata Standard maps them.
+_IPTC_DATE = 55  # written otherwise in each: 20240501 in IIM, 2024-05-01 in XMP
 _IPTC_IN_XMP = {
     5: ("title", b"dc:title"),
     25: ("keywords", b"dc:subject"),
@@ -322,24 +323,31 @@ def iptc_left_out_of_xmp(iptc: bytes | None, xmp: bytes | None) -> list[str]:
     if not iptc:
         return []
     xmp = xmp or b""
+    xmp_text = _plain(html.unescape(xmp.decode("utf-8", errors="replace")))
     return [
         _IPTC_IN_XMP[number][0]
         for number, values in iptc_datasets(iptc).items()
         if number in _IPTC_IN_XMP
-        and (_IPTC_IN_XMP[number][1] not in xmp or not all(_in_xmp(value, xmp) for value in values))
+        and (
+            _IPTC_IN_XMP[number][1] not in xmp
+            or (number != _IPTC_DATE and not all(_plain(_iim_text(value)) in xmp_text for value in values))
+        )
     ]
 
 
-def _in_xmp(value: bytes, xmp: bytes) -> bool:
-    """Whether an IPTC dataset's text is in the XMP packet, as it is or escaped as XML escapes it; a date,
-    written otherwise in each (20240501, 2024-05-01), is taken as there."""
+def _iim_text(value: bytes) -> str:
+    """An IPTC dataset's text: UTF-8, as tools that name the record's character set name it, else the
+    Windows code page older tools wrote."""
     try:
-        text = value.decode().strip()  # UTF-8, as tools that name a character set in IIM name it
+        return value.decode()
     except UnicodeDecodeError:
-        text = value.decode("latin-1").strip()  # as older tools wrote it, and as the XMP holds it: in UTF-8
-    if not text or text.isdigit():
-        return True
-    return any(form.encode() in xmp for form in (text, html.escape(text, quote=False), html.escape(text)))
+        return value.decode("cp1252", errors="replace")
+
+
+def _plain(text: str) -> str:
+    """Text with its runs of white space (line ends as \\r\\n or \\n, tabs) and NULs as single spaces: as
+    IIM and XMP may each hold the same caption."""
+    return " ".join(text.replace("\0", " ").split())
 
 
 def photoshop_segment(iptc: bytes) -> bytes:
