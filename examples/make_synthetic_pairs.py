@@ -2,9 +2,9 @@
 
 The pairs are those `recnet train --photos FOLDER` validates on with the default `--regimes` (same
 hold-out split, same fixed degradation seed), so `recnet eval --inputs OUT/input --targets OUT/gt` scores
-any model on them; at `--size 512`, the size training validates at, they are the very same pairs (the
-first 24 of them), and a model's scores on them are its run's validation scores (`eval --strength 1
---model-colour`, as training scores it).
+any model on them; at `--size 512`, the size training validates at, they are the very pairs it
+validates on (its first 24, where 24 or more are held out), written at 8 bits: `eval --strength 1
+--model-colour`, as training scores it, then gives the run's validation scores up to that rounding.
 
     python examples/make_synthetic_pairs.py ../shared/data/photos local/val --size 768
 """
