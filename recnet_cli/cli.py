@@ -497,20 +497,19 @@ def models(as_json: JsonOpt = False) -> None:
         entries, cache_problem = models_to_list()
     except WeightsError as exc:
         raise fail(str(exc)) from None
-    if cache_problem:  # HF_HOME or HF_HUB_CACHE naming a file: the bundled models are listed all the same
-        console.notice(cache_problem)
+    from recnet_cli.weights.locate import weights_dir, weights_dir_problem
+
+    # HF_HOME or HF_HUB_CACHE naming a file, RECNET_WEIGHTS_DIR no folder: the others are listed all the same
+    for problem in filter(None, (cache_problem, weights_dir_problem())):
+        console.notice(problem)
     if as_json:
         typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
     elif entries:
         console.out.print(console.models_table(entries, console.out.width))
     else:
-        from recnet_cli.weights.locate import weights_dir
-
         bundled = console.visible(str(weights_dir()))  # plain text: a folder may be named [red] or hold \n
-        missing = "" if weights_dir().is_dir() else " (no such folder)"  # RECNET_WEIGHTS_DIR mistyped
         console.err.print(
-            f"No models yet: none bundled in {bundled}{missing} and none in the Hugging Face cache.",
-            markup=False,
+            f"No models yet: none bundled in {bundled} and none in the Hugging Face cache.", markup=False
         )
     problems = [entry.problem for entry in entries if entry.problem]
     for problem in problems:

@@ -889,13 +889,20 @@ def test_a_terminal_width_of_zero_in_the_environment_is_ignored(env: dict[str, s
         assert max(map(len, helped.stdout.splitlines())) <= 200  # the terminal's width, or 80
 
 
-def test_no_models_names_the_folder_the_bundled_ones_are_looked_for_in(env: dict[str, str]) -> None:
+def test_no_models_names_the_folder_the_bundled_ones_are_looked_for_in(
+    env: dict[str, str], model_file: Path
+) -> None:
     # It said weights/ whatever RECNET_WEIGHTS_DIR named
     odd = run(["models"], {**env, "RECNET_WEIGHTS_DIR": "/no/[red]such\nfolder"})  # plain text, one line
     assert (odd.returncode, odd.stderr) == (
         0,
-        "No models yet: none bundled in /no/[red]such\\nfolder (no such folder) and none in the Hugging Face "
-        "cache.\n",
+        "note: RECNET_WEIGHTS_DIR names /no/[red]such\\nfolder: no such folder, so no bundled models are "
+        "read\nNo models yet: none bundled in /no/[red]such\\nfolder and none in the Hugging Face cache.\n",
+    )
+    # a model file named in place of its folder: "no such folder", and nothing said where others were listed
+    model = run(["models"], {**env, "RECNET_WEIGHTS_DIR": str(model_file)})
+    assert model.stderr.startswith(
+        f"note: RECNET_WEIGHTS_DIR names {model_file}: a file, not a folder, so no bundled models are read\n"
     )
 
 

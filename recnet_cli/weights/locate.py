@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from recnet_cli.files import file_kind
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
 from recnet_cli.weights.formats import MODEL_SUFFIXES, unknown_file_type
 from recnet_cli.weights.hub import (
@@ -51,6 +52,16 @@ def weights_dir() -> Path:
     ) is None:
         return checkout / "weights"
     return Path(str(importlib.resources.files("recnet_cli.weights_bundle")))
+
+
+def weights_dir_problem() -> str | None:
+    """Why the folder RECNET_WEIGHTS_DIR names holds no models recnet can list: it is no folder (mistyped,
+    or a model file named in place of its folder); None where it is one, or the variable is not set."""
+    folder = os.environ.get(WEIGHTS_DIR_ENV)
+    if not folder or os.path.isdir(folder):
+        return None
+    what = "no such folder" if not os.path.lexists(folder) else f"{file_kind(folder)}, not a folder"
+    return f"{WEIGHTS_DIR_ENV} names {folder}: {what}, so no bundled models are read"
 
 
 def set_by_environment() -> str:
