@@ -95,7 +95,7 @@ from recnet_cli.runner import (
     notice_unattributable,
     open_models,
     open_models_if_needed,
-    read_input,
+    read_with_reference,
     refuse_device_list,
     refuse_setup_problems,
     run_batch,
@@ -367,11 +367,7 @@ def explain(
     if (as_folder := output_taken_as_folder([Source(image, Path(image.name))], output)) and not quiet:
         console.notice(as_folder)
     notice_unattributable(overwrite, unattributable_outputs([Job(image, target, named=named)]), quiet)
-    try:
-        photo = read_input(image, quiet)
-        truth = read_input(reference, quiet).pixels if reference is not None else None
-    except PhotoFileError as exc:
-        raise fail(str(exc), 1) from None
+    photo, truth = read_with_reference(image, reference, quiet)
     (corrector,), loaded = open_models(
         model, device, Precision.fp32, tile, quiet=quiet, one_device=True, keep_colour=keep_colour
     )
@@ -401,7 +397,7 @@ def explain(
         raise fail(str(exc), 1) from None
     except PhotoRunError as exc:
         raise fail(f"{image}: {exc}", 1) from None
-    except UnscorableError as exc:  # a reference of another size, or a photo too small to score
+    except UnscorableError as exc:  # a photo too small to score
         raise fail(f"{reference or image}: {exc}", 1) from None
     if not quiet:
         console.notice(f"wrote {target}")

@@ -64,6 +64,7 @@ from recnet_cli.wording import counted, in_words, listed
 
 # PyTorch takes 1.5 s to import on 2 CPU cores: imported where a model is loaded, not here (see cli.py).
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from recnet_cli.engine import Corrector, PendingCorrection
@@ -492,6 +493,21 @@ def read_input(path: Path, quiet: bool) -> Photo:
         for notice in photo.reading_notices():
             console.notice(f"{path}: {notice}")
     return photo
+
+
+def read_with_reference(image: Path, reference: Path | None, quiet: bool) -> tuple[Photo, np.ndarray | None]:
+    """explain's photo, and its reference's pixels; one that cannot be read, or a reference of another size
+    than the photo, ends the command (exit 1) before a model loads for nothing."""
+    try:
+        photo = read_input(image, quiet)
+        truth = read_input(reference, quiet).pixels if reference is not None else None
+    except PhotoFileError as exc:
+        raise fail(str(exc), 1) from None
+    from recnet_cli.viz.features import reference_size_problem
+
+    if truth is not None and (problem := reference_size_problem(photo.pixels.shape, truth.shape)):
+        raise fail(f"{reference}: {problem}", 1)
+    return photo, truth
 
 
 def read_job(job: Job, quiet: bool, corrector: Corrector) -> Photo:

@@ -297,6 +297,14 @@ def test_explain_refuses_bad_references_and_existing_sheets(
     assert mismatch.returncode == 1
     assert "big.png" in mismatch.stderr and "same size" in mismatch.stderr
     assert "Traceback" not in mismatch.stderr
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(b"not a model")  # found only as it loads: the reference was seen before, unloaded
+    early = run(["explain", str(photo), "-r", str(other_size), "--model", str(damaged)], cli_env)
+    assert (early.returncode, early.stderr) == (
+        1,
+        f"error: {other_size}: the reference is 80 x 48 pixels but the photo is 72 x 48: they must be the "
+        "same size\n",
+    )
     (tmp_path / "shot_explain.png").write_bytes(b"keep")
     as_recnet_wrote(tmp_path / "shot_explain.png")  # an earlier run's (a user's is kept even so)
     # A sheet that cannot be written exits 1, as correct's photo does; a mistake in the options, 2.

@@ -176,6 +176,16 @@ def signed_error_limit(difference: np.ndarray) -> float:
     return max(float(np.percentile(np.abs(difference), 99)), 0.02)
 
 
+def reference_size_problem(photo: tuple[int, ...], reference: tuple[int, ...]) -> str | None:
+    """Why a reference of the array shape ``reference`` cannot be compared with a photo of ``photo``'s."""
+    if photo[:2] == reference[:2]:
+        return None
+    return (
+        f"the reference is {reference[1]} x {reference[0]} pixels but the photo is {photo[1]} x {photo[0]}: "
+        "they must be the same size"
+    )
+
+
 def feature_error_figure(
     photo: Features, reference: Features, corrected: np.ndarray, reference_rgb: np.ndarray
 ) -> np.ndarray:
@@ -184,11 +194,8 @@ def feature_error_figure(
     ``corrected`` and ``reference_rgb`` are the full-size H x W x 3 float images in [0, 1]; PSNR and SSIM
     are computed on them at 8 bits.
     """
-    if corrected.shape != reference_rgb.shape:
-        raise UnscorableError(
-            f"the reference is {reference_rgb.shape[1]} x {reference_rgb.shape[0]} pixels but the photo is "
-            f"{corrected.shape[1]} x {corrected.shape[0]}: they must be the same size"
-        )
+    if problem := reference_size_problem(corrected.shape, reference_rgb.shape):
+        raise UnscorableError(problem)
     distances = [magnitude(p - r) for p, r in zip(photo.stages[1:], reference.stages[1:], strict=True)]
     top = robust_top(distances)
     titles = [f"block {k}: mean {d.mean():.3g}" for k, d in enumerate(distances, start=1)]
