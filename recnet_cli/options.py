@@ -200,6 +200,7 @@ TileOpt = Annotated[
 PrecisionOpt = Annotated[
     Precision,
     typer.Option(
+        "--precision",
         metavar="PRECISION",  # the choices, in the help: as <auto|fp32|fp16|bf16> they left it no room
         help="auto, fp32, fp16 or bf16: auto is fp32; fp16 (GPUs only) and bf16 take half the memory and, "
         "on GPUs, less time, and are less exact.",

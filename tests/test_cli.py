@@ -1285,7 +1285,7 @@ def test_a_sheet_saved_while_explain_runs_is_kept_unless_overwrite_and_recnet_s(
         saved_by[0](sheet)
         return read_input(path, quiet)
 
-    monkeypatch.setattr(cli, "read_input", read_then_save_over)
+    monkeypatch.setattr(runner, "read_input", read_then_save_over)
     arguments = ["explain", str(photo), "--model", str(model_file), "--device", "cpu"]
     for overwrite in ([], ["--overwrite"]):
         sheet.unlink(missing_ok=True)
