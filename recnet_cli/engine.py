@@ -524,7 +524,7 @@ class PendingCorrection:
         self.wait_for_copy()
         try:
             full = self.checked(to_numpy(self.output), "output")
-            mask = self.checked(to_numpy(self.mask), "mask")
+            mask = self.mask_only()  # after the output: a NaN in both is said of the output
             if self.corrector.keep_colour and not self.colour_kept_on_device:
                 full = lightness_only(self.rgb, full)  # before the blend: strength 0 is the photo as it is
             # predicted from the correction in the colours it is written in, as ``recnet calibrate`` fits it
