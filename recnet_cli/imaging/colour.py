@@ -300,13 +300,13 @@ def no_grey_mode(photo: Photo, output_format: str) -> str | None:
     with transparency), else None."""
     if not photo.grayscale:
         return None
+    if why := _NO_GREY_MODE.get(output_format):
+        return why
     if photo.alpha is None:
-        return _NO_GREY_MODE.get(output_format)
+        return None
     deep = written_bits(photo.bit_depth, output_format) == 16
-    return (
-        _NO_GREY_MODE.get(output_format)
-        or _NO_GREY_MODE_WITH_ALPHA.get(output_format)
-        or (_NO_DEEP_GREY_WITH_ALPHA.get(output_format) if deep else None)
+    return _NO_GREY_MODE_WITH_ALPHA.get(output_format) or (
+        _NO_DEEP_GREY_WITH_ALPHA.get(output_format) if deep else None
     )
 
 
@@ -408,7 +408,7 @@ def colour_loss_notice(photo: Photo, output_format: str) -> str | None:
         lacks = f"{name} holds no colour profile"
     # PNG, and TIFF but for a 16-bit grey photo with transparency, which goes into it as RGB
     keepers = [
-        kind for kind in ("PNG", "TIFF") if kind != output_format and not output_colour(photo, kind)[1]
+        kind for kind in ("PNG", "TIFF") if kind != output_format and output_colour(photo, kind)[1] is None
     ]
     keeps = f"{in_words(keepers, 'or')} keeps the profile"
     if conversion.convert is not None:
