@@ -142,8 +142,8 @@ def reference_problem(ref: str) -> str | None:
 
 
 def model_files_hint(folder: Path, holder: str = "it") -> str:
-    """`` (it holds a.safetensors, b.pth)``: the model files in a folder given as ``--model`` (or, said of
-    ``holder``, "its folder", in the folder of a model file not there), if any."""
+    """`` (it holds a.safetensors, b.pth)``: the model files in ``folder``, if any, said of ``holder``: "it"
+    for a folder given as ``--model``, "its folder" or "the current folder" for a model file not there."""
     try:
         names = sorted(path.name for path in folder.iterdir() if path.suffix.lower() in MODEL_SUFFIXES)
     except OSError:  # an unreadable folder: the error says enough without the hint
