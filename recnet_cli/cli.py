@@ -20,7 +20,7 @@ from recnet_cli.calibrate_command import (
 )
 from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
-from recnet_cli.entry import ignore_further_stops, ignored_hub_timeouts, library_failure
+from recnet_cli.entry import INTERRUPTED, ignore_further_stops, ignored_hub_timeouts, library_failure
 from recnet_cli.eval_command import report_evaluation
 from recnet_cli.files import describe_os_error, error_line
 from recnet_cli.imaging import (
@@ -755,7 +755,7 @@ def train(
     except KeyboardInterrupt:  # before the first step, or a second Ctrl-C or SIGTERM
         ignore_further_stops()
         console.notice(f"interrupted: {how_to_go_on(resume_run or out)}")
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED) from None
     except (MemoryError, ValueError, RuntimeError, OSError, WeightsError) as exc:
         raise training_failure(exc) from None
     say_how_it_ended(result, signals, quiet)
@@ -1017,7 +1017,7 @@ def bench(
 
 def run() -> None:
     """The ``recnet`` program once its modules are loaded (``entry.run`` starts it, having made SIGTERM end
-    it as Ctrl-C does): a stop at any point exits 130, and a batch says how far it got."""
+    it as Ctrl-C does): a stop at any point exits 130 (143 for SIGTERM), and a batch says how far it got."""
     console.write_stdout_whole()
     try:
         try:

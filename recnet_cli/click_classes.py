@@ -15,7 +15,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from recnet_cli import console
 from recnet_cli.console import fail
-from recnet_cli.entry import STOPPED_STARTING, ignore_further_stops, stopped_unfinished
+from recnet_cli.entry import INTERRUPTED, STOPPED_STARTING, ignore_further_stops, stopped_unfinished
 
 # The Click that Typer runs on: Typer 0.29 carries its own copy (typer._click), whose exceptions are not the
 # click package's; earlier Typers run on Click itself.
@@ -144,7 +144,7 @@ def stop_said_in_one_line(interrupted: str = STOPPED_STARTING) -> Iterator[None]
     except KeyboardInterrupt:
         ignore_further_stops()
         console.notice(interrupted)
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED) from None
 
 
 class UsageErrorsSayWhat:

@@ -32,7 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from recnet_cli.batch import Outcome, Summary
-from recnet_cli.entry import ignore_further_stops, stopped_unfinished
+from recnet_cli.entry import INTERRUPTED, ignore_further_stops, stopped_unfinished
 from recnet_cli.outputs import Job
 from recnet_cli.wording import counted, listed, visible
 
@@ -152,7 +152,7 @@ def reported_if_stopped(command: str, about: dict, as_json: bool, unfinished: st
         notice(stopped_unfinished(command) + unfinished)
         if as_json:
             typer.echo(json.dumps(about | {"interrupted": True}, indent=2))
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED) from None
 
 
 def done(headline: str, details: str) -> None:

@@ -1,16 +1,23 @@
 """The ``recnet`` program's first step, before the command line's modules load (half a second on two CPU
 cores): from its first instant a stop (Ctrl-C, or SIGTERM from kill, docker stop or a scheduler) ends it as
-one later does, in one line and with exit 130, not in a traceback or in silence; and a library that cannot
-load (a broken or mismatched PyTorch, OpenCV without a system library it needs) is a one-line error too."""
+one later does, in one line and with exit 130 (143 for SIGTERM), not in a traceback or in silence; and a
+library that cannot load (a broken or mismatched PyTorch, OpenCV without a system library it needs) is a
+one-line error too."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+import threading
 
 from recnet_cli.wording import typed_number
 
+# What a shell reports for a program a signal ended, 128 + its number: the commands exit with the first,
+# for Ctrl-C and SIGTERM alike, and ``run`` makes it the second where SIGTERM stopped the program.
+INTERRUPTED = 128 + signal.SIGINT  # 130
+TERMINATED = 128 + signal.SIGTERM  # 143
+SIGTERM_HEARD = threading.Event()  # set by whatever took SIGTERM as a stop: this handler, or training's
 STOPPED_STARTING = "interrupted: recnet stopped before it started"
 # The libraries recnet loads, by their top-level module, as their users know them.
 LIBRARIES = {
@@ -35,7 +42,8 @@ def stopped_unfinished(command: str) -> str:
 
 def run() -> None:
     """The ``recnet`` program (see ``cli.run``, which it starts)."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    SIGTERM_HEARD.clear()
+    signal.signal(signal.SIGTERM, stop_as_ctrl_c)
     reopen_closed_standard_streams()
     forget_unusable_terminal_size()
     forget_unusable_hub_timeouts()
@@ -47,11 +55,21 @@ def run() -> None:
         except KeyboardInterrupt:
             ignore_further_stops()
             sys.stderr.write(f"note: {STOPPED_STARTING}\n")
-            raise SystemExit(130) from None
+            raise SystemExit(INTERRUPTED) from None
         run_command_line()
     except (ImportError, OSError, AttributeError) as error:
         end_if_library_failed(error)
         raise
+    except SystemExit as ending:
+        if ending.code == INTERRUPTED and SIGTERM_HEARD.is_set():
+            raise SystemExit(TERMINATED) from None
+        raise
+
+
+def stop_as_ctrl_c(number: int, frame: object) -> None:
+    """SIGTERM's handler: the program stops as on Ctrl-C (a KeyboardInterrupt), and exits 143."""
+    SIGTERM_HEARD.set()
+    raise KeyboardInterrupt
 
 
 def end_if_working_folder_gone() -> None:

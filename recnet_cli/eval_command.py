@@ -9,7 +9,7 @@ import typer
 
 from recnet_cli import console
 from recnet_cli.console import fail
-from recnet_cli.entry import ignore_further_stops
+from recnet_cli.entry import INTERRUPTED, ignore_further_stops
 
 if TYPE_CHECKING:
     from recnet_cli.evaluate import EvalReport
@@ -38,6 +38,6 @@ def report_evaluation(
     elif report.scores:
         console.print_scores(report, loaded.source, amount, keep_colour)
     if report.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(INTERRUPTED)
     if shortfall := report.shortfall(pairs):
         raise fail(shortfall, 1)

@@ -28,7 +28,7 @@ from recnet_cli.batch import (
     run_jobs,
 )
 from recnet_cli.console import fail
-from recnet_cli.entry import ignore_further_stops, stopped_unfinished
+from recnet_cli.entry import INTERRUPTED, ignore_further_stops, stopped_unfinished
 from recnet_cli.files import broken_link
 from recnet_cli.imaging import (
     FORMAT_NAMES,
@@ -553,7 +553,7 @@ def finish(
         console.print_summary(summary, verb, quiet)
     if as_json:
         typer.echo(json_summary(summary, extra, strengths))
-    raise typer.Exit(130 if summary.interrupted else 1 if summary.failed or failed else 0)
+    raise typer.Exit(INTERRUPTED if summary.interrupted else 1 if summary.failed or failed else 0)
 
 
 def json_summary(summary: Summary, about: dict, strengths: Mapping[str, float] | None = None) -> str:

@@ -13,6 +13,7 @@ import typer
 
 from recnet_cli import console
 from recnet_cli.console import fail
+from recnet_cli.entry import INTERRUPTED
 from recnet_cli.options import Precision, refuse_split_without_pairs, shown_number
 from recnet_cli.wording import counted, duration, shell_word
 
@@ -229,7 +230,7 @@ def say_how_it_ended(result: TrainResult, signals: StopSignals, quiet: bool) -> 
             f"{shell_word(result.model_path)}"
         )
         if interrupted:
-            raise typer.Exit(130)
+            raise typer.Exit(INTERRUPTED)
     else:
         if (stop := signals.received()) is not None:  # it said it would stop after the step: the last one
             console.notice(f"{stop} came in the last step: the run is complete")

@@ -763,7 +763,7 @@ def test_the_program_takes_sigterm_as_ctrl_c_from_its_start(monkeypatch: pytest.
     finally:
         for number, handler in before.items():
             signal.signal(number, handler)
-    assert seen == [signal.default_int_handler]
+    assert seen == [entry.stop_as_ctrl_c]
 
 
 class StoppedWhileImporting(types.ModuleType):
@@ -3261,7 +3261,16 @@ def test_a_stop_in_the_last_step_says_the_run_is_complete(
     assert lines[-1].startswith("trained 1 step in ")  # the scores, as for any complete run
 
 
-def test_ctrl_c_stops_training_with_a_checkpoint(tmp_path: Path, env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("stop", "name", "again", "status"),
+    [
+        (signal.SIGINT, "Ctrl-C", "Ctrl-C again stops at once", 130),
+        (signal.SIGTERM, "SIGTERM", "a second signal stops at once", 143),  # 128 + 15, as shells report it
+    ],
+)
+def test_ctrl_c_or_sigterm_stops_training_with_a_checkpoint(
+    tmp_path: Path, env: dict[str, str], stop: signal.Signals, name: str, again: str, status: int
+) -> None:
     run_dir = tmp_path / "run"
     options = "--steps 100000 --batch 2 --crop 32 --val-every 100000 --no-ecr --device cpu"
     command = [RECNET, "train", "--photos", str(TRAIN_PHOTOS), "--out", str(run_dir), *shlex.split(options)]
@@ -3271,13 +3280,33 @@ def test_ctrl_c_stops_training_with_a_checkpoint(tmp_path: Path, env: dict[str, 
         if training.poll() is not None or (metrics.exists() and metrics.read_text().count("\n") >= 2):
             break
         time.sleep(0.1)
-    training.send_signal(signal.SIGINT)
+    training.send_signal(stop)
     _, stderr = training.communicate(timeout=120)
-    assert training.returncode == 130, stderr  # not 0, so `recnet train ... && recnet calibrate` stops
-    assert "note: Ctrl-C: stopping after this step, with a checkpoint (Ctrl-C again stops at once)" in stderr
+    assert training.returncode == status, stderr  # not 0, so `recnet train ... && recnet calibrate` stops
+    assert f"note: {name}: stopping after this step, with a checkpoint ({again})" in stderr
     step = int(safetensors_header(run_dir / "checkpoint.safetensors")[1]["step"])
-    assert 2 <= step < 100000 and f"note: interrupted: stopped at step {step} by Ctrl-C" in stderr
+    assert 2 <= step < 100000 and f"note: interrupted: stopped at step {step} by {name}" in stderr
     assert "Traceback" not in stderr
+
+
+def catches(pid: int, number: int) -> bool:
+    """Whether process ``pid`` has a handler of its own for signal ``number`` (Linux's /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+    return bool(caught >> (number - 1) & 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads handlers from Linux's /proc")
+def test_sigterm_from_the_programs_first_instant_exits_143(tmp_path: Path, env: dict[str, str]) -> None:
+    # SIGTERM was taken as Ctrl-C, so a job that `kill`, `docker stop` or a scheduler ended exited 130
+    photo = make_photo(tmp_path / "photo.png")
+    correcting = subprocess.Popen([RECNET, "correct", str(photo)], env=env, stderr=subprocess.PIPE, text=True)
+    while correcting.poll() is None and not catches(correcting.pid, signal.SIGTERM):
+        time.sleep(0.001)  # before recnet's handler, SIGTERM would end Python with no word (-15)
+    correcting.send_signal(signal.SIGTERM)
+    _, stderr = correcting.communicate(timeout=120)
+    assert correcting.returncode == 143, stderr
+    assert stderr.startswith("note: interrupted: ") and "Traceback" not in stderr
 
 
 def test_a_stop_before_the_first_step_interrupts_training_at_once(

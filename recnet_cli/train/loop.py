@@ -35,6 +35,7 @@ from recnet_cli.devices import (
     precision_name,
 )
 from recnet_cli.engine import EDGE_PAD, with_border
+from recnet_cli.entry import SIGTERM_HEARD
 from recnet_cli.files import error_line, file_kind, folder_name, nearest_existing
 from recnet_cli.metrics import mean_psnr, quantised_scores
 from recnet_cli.model import RECNet
@@ -218,6 +219,8 @@ class StopSignals:
             if first:
                 self.name = name
         if first:
+            if name == STOP_SIGNALS[signal.SIGTERM]:
+                SIGTERM_HEARD.set()  # the program exits 143, as SIGTERM ends it elsewhere
             self.on_request(name)
 
     def received(self) -> str | None:
