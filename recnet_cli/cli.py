@@ -222,6 +222,7 @@ def correct(
     # what --json says until the model loads
     given = {"model": model, "device": device, "strength": amount, "keep_colour": keep_colour}
     jobs, found, batch = collect_jobs(
+        "correct",
         inputs,
         output,
         recursive=recursive,
@@ -448,6 +449,7 @@ def mask(
     refuse_both(overwrite, skip_existing)
     given = {"model": model, "device": device}  # what --json says until the model loads
     jobs, found, _ = collect_jobs(
+        "mask",
         inputs,
         output,
         recursive=recursive,

@@ -26,8 +26,8 @@ def report_evaluation(
 ) -> None:
     """Says the scores of ``pairs`` pairs; exits 130 when stopped (after the scores so far) and 1 when a pair
     could not be scored."""
+    ignore_further_stops()  # the scores are all there is left to say: a stop must not cut them short
     if report.interrupted:
-        ignore_further_stops()
         theirs = "the JSON report holds their scores" if as_json else "the scores below are theirs"
         scored = theirs if report.scores else "none was scored"
         done = len(report.scores) + len(report.failures)

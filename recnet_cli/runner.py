@@ -221,6 +221,7 @@ def device_names(correctors: list[Corrector]) -> str:
 
 
 def collect_jobs(
+    command: str,
     inputs: list[str],
     output: str | None,
     *,
@@ -244,59 +245,66 @@ def collect_jobs(
     image, says why (and prints the JSON summary for --json, with ``about``, and with ``dry_run`` the plan's
     fields: see ``json_summary``) and exits before loading a model: 1, or 0 when every image found was passed
     over."""
-    refuse_unwritable_output(output)
-    refuse_empty_suffix(suffix, output, ext or default_ext)
-    extension = normalise_extension(ext)
-    refuse_conflicting_format(output, extension)
-    left_out: list[Path] = []
-    sources, missing = find_sources(inputs, recursive, left_out)
-    if left_out and not quiet:
-        console.notice(left_out_note(left_out))
-    passed_over = earlier_outputs(sources, output, suffix)
-    earlier = set(passed_over)
-    sources = [source for source in sources if source not in earlier]
-    misnamed = misnamed_output_folder(sources, output, len(missing))
-    if misnamed:
-        raise fail(misnamed)
-    if (as_folder := output_taken_as_folder(sources, output)) and not quiet:
-        console.notice(as_folder)
-    if (aliases := [(alias, source.path) for source in sources for alias in source.aliases]) and not quiet:
-        console.notice_aliases(aliases)
-    if passed_over and not quiet:
-        by = "mark, name or folder"
-        line = passed_over_line([source.path for source in passed_over], by)
-        console.notice(f"{line}; name a file on its own to include it")
-    found = Summary(missing=missing, passed_over=[source.path for source in passed_over], left_out=left_out)
-    if not sources:
-        for unmatched in missing:
-            console.error(str(unmatched))
-        if as_json:
-            typer.echo(json_summary(found, {**plan_fields(0), **about} if dry_run else about))
-        raise typer.Exit(1 if missing else 0)
-    extension = extension or default_ext
-    # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
-    dead_links = [Path(unmatched.input) for unmatched in missing if broken_link(unmatched.input)]
-    batch = plan_jobs(
-        sources,
-        output,
-        suffix=suffix,
-        folder_suffix=folder_suffix,
-        extension=extension,
-        companions=companions,
-        dead_links=dead_links,
-    )
-    # Split by the outputs' names: the same however the inputs are named or ordered on each machine
-    jobs = (
-        batch
-        if shard is None
-        else take_shard(batch, shard_part(shard), key=lambda job: job.target.as_posix())
-    )
-    if shard is not None and not jobs and not quiet:  # fewer images than K: one each to shards 1 to K - 1
-        part, total = shard_part(shard)
-        count = len(batch)
-        taken = "image found goes to shard 1" if count == 1 else f"images found go to shards 1 to {count}"
-        console.notice(f"shard {part}/{total} has nothing to do: the {count} {taken}")
-    return jobs, found, batch
+    # A stop while the inputs are listed (seconds for a large folder on a network drive) is said as one
+    # while the model loads: with --json, the summary, of no photo yet
+    with summary_if_stopped(command, [], Summary(), quiet, as_json, about):
+        refuse_unwritable_output(output)
+        refuse_empty_suffix(suffix, output, ext or default_ext)
+        extension = normalise_extension(ext)
+        refuse_conflicting_format(output, extension)
+        left_out: list[Path] = []
+        sources, missing = find_sources(inputs, recursive, left_out)
+        if left_out and not quiet:
+            console.notice(left_out_note(left_out))
+        passed_over = earlier_outputs(sources, output, suffix)
+        earlier = set(passed_over)
+        sources = [source for source in sources if source not in earlier]
+        misnamed = misnamed_output_folder(sources, output, len(missing))
+        if misnamed:
+            raise fail(misnamed)
+        if (as_folder := output_taken_as_folder(sources, output)) and not quiet:
+            console.notice(as_folder)
+        if (
+            aliases := [(alias, source.path) for source in sources for alias in source.aliases]
+        ) and not quiet:
+            console.notice_aliases(aliases)
+        if passed_over and not quiet:
+            by = "mark, name or folder"
+            line = passed_over_line([source.path for source in passed_over], by)
+            console.notice(f"{line}; name a file on its own to include it")
+        found = Summary(
+            missing=missing, passed_over=[source.path for source in passed_over], left_out=left_out
+        )
+        if not sources:
+            for unmatched in missing:
+                console.error(str(unmatched))
+            if as_json:
+                typer.echo(json_summary(found, {**plan_fields(0), **about} if dry_run else about))
+            raise typer.Exit(1 if missing else 0)
+        extension = extension or default_ext
+        # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.
+        dead_links = [Path(unmatched.input) for unmatched in missing if broken_link(unmatched.input)]
+        batch = plan_jobs(
+            sources,
+            output,
+            suffix=suffix,
+            folder_suffix=folder_suffix,
+            extension=extension,
+            companions=companions,
+            dead_links=dead_links,
+        )
+        # Split by the outputs' names: the same however the inputs are named or ordered on each machine
+        jobs = (
+            batch
+            if shard is None
+            else take_shard(batch, shard_part(shard), key=lambda job: job.target.as_posix())
+        )
+        if shard is not None and not jobs and not quiet:  # fewer images than K: one each to shards 1 to K - 1
+            part, total = shard_part(shard)
+            count = len(batch)
+            taken = "image found goes to shard 1" if count == 1 else f"images found go to shards 1 to {count}"
+            console.notice(f"shard {part}/{total} has nothing to do: the {count} {taken}")
+        return jobs, found, batch
 
 
 def notice_quality_unused(quality: int | None, jobs: list[Job], quiet: bool) -> None:
@@ -549,6 +557,7 @@ def finish(
     """Prints the summary (and JSON: ``json_summary``), then exits 1 if any file (or, with ``failed``,
     something else the command wrote) failed, or 130 if the batch was interrupted (whose notice
     ``run_batch`` printed)."""
+    ignore_further_stops()  # the batch is over: a stop must not cut the JSON a slow reader takes short
     if not summary.interrupted:
         console.print_summary(summary, verb, quiet)
     if as_json:

@@ -37,7 +37,7 @@ from rich.console import Console
 from safetensors.torch import save as safetensors_bytes
 from typer.testing import CliRunner
 
-from recnet_cli import batch, cli, click_classes, console, engine, entry, imaging, runner
+from recnet_cli import batch, cli, click_classes, console, engine, entry, eval_command, imaging, runner
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Summary
 from recnet_cli.cli import app
@@ -2903,6 +2903,50 @@ def test_a_stop_the_command_does_not_report_itself_is_said_in_one_line(
         )
         assert [entry["status"] for entry in report["files"]] == ["not run", "failed"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_a_stop_while_the_inputs_are_listed_still_prints_the_json_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Listing a folder of thousands of photos (on a network drive, minutes) ended with no JSON at all
+    def stopped_while_listing(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as recnet takes it
+
+    monkeypatch.setattr(runner, "find_sources", stopped_while_listing)
+    photo = make_photo(tmp_path / "a.png")
+    for command in ("correct", "mask"):
+        result = CliRunner().invoke(app, [command, str(tmp_path), "--json", "-m", "owner/model"])
+        assert result.exit_code == 130
+        assert result.stderr == f"note: interrupted: recnet {command} stopped before it finished\n"
+        report = json.loads(result.stdout)
+        assert (report["interrupted"], report["files"], report["model"]) == (True, [], "owner/model")
+    assert sorted(tmp_path.iterdir()) == [photo]
+
+
+def test_the_json_summary_and_scores_are_printed_whole_whatever_stop_comes(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stop while a slow reader took the JSON, the batch over, cut it off (65,536 bytes) with exit 130
+    handlers: list[object] = []
+
+    def noting_handlers(write: Callable[..., str]) -> Callable[..., str]:
+        def written(*args: object, **kwargs: object) -> str:
+            handlers.extend(signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM))
+            return write(*args, **kwargs)
+
+        return written
+
+    monkeypatch.setattr(runner, "json_summary", noting_handlers(runner.json_summary))
+    (tmp_path / "in").mkdir()
+    photo = make_photo(tmp_path / "in" / "a.png", size=(24, 16))
+    command = ["correct", str(photo), "-o", str(tmp_path / "out.png"), "-m", str(model_file), "--json"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0 and json.loads(result.stdout)["done"] == 1
+    monkeypatch.setattr(eval_command.json, "dumps", noting_handlers(json.dumps))  # eval's JSON scores
+    pairs = ["--inputs", str(photo.parent), "--targets", str(photo.parent)]
+    result = CliRunner().invoke(app, ["eval", *pairs, "-m", str(model_file), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["images"] == 1, result.stderr
+    assert handlers == [signal.SIG_IGN] * 4
 
 
 def test_a_stopped_calibration_prints_its_json_report_of_a_model_not_written(
