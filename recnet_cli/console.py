@@ -192,8 +192,14 @@ def notice_stopping(signal_name: str) -> None:
 
 
 def shows_progress(quiet: bool) -> bool:
-    """Whether progress bars and spinners are drawn: not with --quiet, nor when stderr is not a terminal."""
-    return not quiet and err.is_terminal
+    """Whether progress bars and spinners are drawn: not with --quiet, nor where stderr is not a terminal
+    that can redraw (TERM=dumb cannot), so each photo gets a line instead; not in a log file with
+    FORCE_COLOR either, which asks for colours, not redrawn bars. Rich's TTY_INTERACTIVE=0 or 1 decides."""
+    if quiet:
+        return False
+    if os.environ.get("TTY_INTERACTIVE") in ("0", "1"):
+        return err.is_interactive
+    return err.is_interactive and err.file.isatty()
 
 
 class Eta(ProgressColumn):

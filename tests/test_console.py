@@ -332,3 +332,25 @@ def test_training_log_lines_show_the_validation_at_the_step_it_ran(monkeypatch: 
         "step 1500/20000: loss 0.5508 | 3.7 img/s | lr 6.70e-06 | val 19.97 dB / 0.651 (input 15.93 dB)",
         "step 2000/20000: loss 0.5508 | 3.7 img/s | lr 6.70e-06",
     ]
+
+
+def test_progress_is_drawn_only_where_stderr_is_a_terminal_that_can_redraw(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # FORCE_COLOR (common in CI) made a log file take 5 KB of redrawn bars and no line per photo; TERM=dumb
+    # on a terminal had neither bars nor lines, nothing until the summary
+    monkeypatch.delenv("TTY_INTERACTIVE", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    forced = console.GoingOnConsole(stderr=True, force_terminal=True)  # as FORCE_COLOR makes it
+    monkeypatch.setattr(console, "err", forced)
+    assert forced.is_terminal and not console.shows_progress(quiet=False)
+    leader, follower = os.openpty()
+    with os.fdopen(leader, "rb"), open(follower, "w") as screen:
+        monkeypatch.setattr(console, "err", console.GoingOnConsole(file=screen))
+        assert console.shows_progress(quiet=False) and not console.shows_progress(quiet=True)
+        monkeypatch.setenv("TERM", "dumb")
+        monkeypatch.setattr(console, "err", console.GoingOnConsole(file=screen))
+        assert not console.shows_progress(quiet=False)
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")  # Rich's way to ask for them anyway
+    monkeypatch.setattr(console, "err", console.GoingOnConsole(stderr=True))
+    assert console.shows_progress(quiet=False)
