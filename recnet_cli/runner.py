@@ -401,13 +401,12 @@ def show_plan(
     page and previews' folder, with --report), then exits (1 if any would fail)."""
     summary = plan_outcomes(jobs, overwrite, skip_existing)
     summary.take_inputs_without_jobs(found)
+    console.print_plan(summary, verb, quiet, report, listed=not as_json)
     if as_json:
         planned = {**plan_fields(summary.count("planned")), **about}
         if report is not None:
             planned["report"] = report_fields(report)
         typer.echo(json_summary(summary, planned))
-    else:
-        console.print_plan(summary, verb, quiet, report)
     raise typer.Exit(1 if summary.failed else 0)
 
 

@@ -529,6 +529,21 @@ def test_a_folder_passes_over_what_recnet_wrote_there_under_another_suffix_or_ou
     assert planned == [str(shots / "a.png"), str(shots / "a_v1.png")]
 
 
+def test_a_dry_run_with_json_still_says_its_errors_and_counts_on_stderr(tmp_path: Path) -> None:
+    # stdout had the JSON, and stderr nothing of the errors and counts a dry run without --json gives
+    photo = make_photo(tmp_path / "a.png")
+    (tmp_path / "a_recnet.png").write_bytes(b"a photo of yours")
+    command = ["correct", str(photo), str(tmp_path / "gone.png"), "-n"]
+    plain, as_json = (CliRunner().invoke(app, [*command, *json_option]) for json_option in ([], ["--json"]))
+    assert plain.exit_code == as_json.exit_code == 1
+    assert as_json.stderr == plain.stderr and plain.stderr.endswith(
+        "dry run: would correct 0, skip 0, fail 2; nothing was read or written\n"
+    )
+    assert f"error: {tmp_path / 'gone.png'}: no such file or folder" in plain.stderr
+    assert f"error: {photo}: output {tmp_path / 'a_recnet.png'} exists" in plain.stderr
+    assert json.loads(as_json.stdout)["failed"] == 2 and plain.stdout == ""
+
+
 def test_a_folder_shot_in_raw_and_jpeg_corrects_the_jpegs_and_says_what_it_left_out(
     tmp_path: Path, model_file: Path
 ) -> None:
