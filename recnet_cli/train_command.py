@@ -3,6 +3,7 @@ one-line errors, and how the run ended. A problem ends the command (``console.fa
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import asdict
@@ -128,11 +129,10 @@ SHARE_TOLERANCE = 1e-3
 
 
 def same_setting(name: str, typed: object, own: object) -> bool:
-    """Whether a setting as typed is the run's own: --regimes as the shares it gives, --out and a model file
-    as the same path from any folder, --init org/name as the Hub model the run pinned to a commit as it
-    started (org/name@<commit>), and --precision auto as what it is."""
+    """Whether a setting as typed is the run's own: --regimes as the shares it gives, --out as the same
+    folder from any folder, --init as the model the run started from (``same_init``), and --precision auto
+    as what it is."""
     from recnet_cli.train.synthesis import parse_regimes
-    from recnet_cli.weights.hub import parse_hub_ref
 
     if name == "precision":
         from recnet_cli.devices import AUTO_PRECISION  # PyTorch: only for the one option
@@ -146,13 +146,33 @@ def same_setting(name: str, typed: object, own: object) -> bool:
         return isinstance(own, tuple) and all(
             math.isclose(a, b, abs_tol=SHARE_TOLERANCE) for a, b in zip(shares, own, strict=True)
         )
-    if name in ("run_dir", "init") and isinstance(typed, str | Path) and isinstance(own, str | Path):
-        typed_ref, own_ref = parse_hub_ref(str(typed)), parse_hub_ref(str(own))
-        if name == "init" and typed_ref is not None and own_ref is not None and not os.path.exists(typed):
-            same_file = (typed_ref.repo_id, typed_ref.filename) == (own_ref.repo_id, own_ref.filename)
-            return same_file and typed_ref.revision in (None, own_ref.revision)
+    if name == "init" and isinstance(typed, str) and isinstance(own, str):
+        return same_init(typed, own)
+    if name == "run_dir" and isinstance(typed, str | Path) and isinstance(own, str | Path):
         return os.path.abspath(typed) == os.path.abspath(own)
     return typed == own
+
+
+def same_init(typed: str, own: str) -> bool:
+    """Whether --init as typed names the model a run started from (``own``): the same file from any folder,
+    the bundled model by its name or its path, or the Hub model the run pinned to a commit as it started
+    (org/name@<commit>) with no revision, that commit whole or short, or a branch or tag that named it when
+    the cache last fetched it (org/name@v1)."""
+    from recnet_cli.weights.hub import parse_hub_ref, pinned_commit
+    from recnet_cli.weights.locate import bundled_model
+
+    typed_ref, own_ref = parse_hub_ref(typed), parse_hub_ref(own)
+    if typed_ref is not None and own_ref is not None and not os.path.exists(typed):
+        same_file = (typed_ref.repo_id, typed_ref.filename) == (own_ref.repo_id, own_ref.filename)
+        revision = typed_ref.revision
+        return same_file and (
+            revision in (None, own_ref.revision)
+            or pinned_commit(typed_ref.repo_id, revision) == own_ref.revision
+        )
+    files = [name if os.path.isfile(name) else bundled_model(name) for name in (typed, own)]
+    with contextlib.suppress(OSError, TypeError):  # TypeError: one names no file
+        return os.path.samefile(*files)
+    return os.path.abspath(typed) == os.path.abspath(own)
 
 
 def refuse_unusable_settings(seed: int, lr: float, precision: Precision) -> None:

@@ -3139,14 +3139,31 @@ def test_regimes_typed_again_as_set_up_or_as_a_refusal_writes_them_are_the_run_s
     assert not same_setting("regimes", "under=2,over=1,mild=0.01", two_to_one)
 
 
-def test_init_typed_again_is_the_run_s_model_where_the_run_pinned_it_to_a_commit() -> None:
-    # a run started from --init acme/model keeps acme/model@<commit>: typed again, it was refused
-    from recnet_cli.train_command import same_setting
+def test_init_typed_again_is_the_run_s_model_where_the_run_pinned_it_to_a_commit(tmp_path: Path) -> None:
+    # a run started from --init acme/model keeps acme/model@<commit>: typed again, it was refused; and so
+    # was the tag or short commit it was started with, and the bundled model by its path
+    from huggingface_hub import constants
 
-    pinned = "acme/model@0123456789abcdef0123456789abcdef01234567"
+    from recnet_cli.train_command import same_setting
+    from recnet_cli.weights.locate import bundled_path
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    pinned = f"acme/model@{commit}"
     assert same_setting("init", "acme/model", pinned)
-    assert same_setting("init", "acme/model@0123456789abcdef0123456789abcdef01234567", pinned)
+    assert same_setting("init", f"acme/model@{commit}", pinned)
+    assert not same_setting("init", "acme/model@v1", pinned)  # a tag the cache knows nothing of
+    repository = Path(constants.HF_HUB_CACHE) / "models--acme--model"
+    (repository / "snapshots" / commit).mkdir(parents=True)
+    (repository / "refs").mkdir()
+    (repository / "refs" / "v1").write_text(commit)
+    (repository / "refs" / "v2").write_text("f" * 40)
+    assert same_setting("init", "acme/model@v1", pinned) and same_setting(
+        "init", "acme/model@0123456", pinned
+    )
     assert not same_setting("init", "acme/model@v2", pinned)  # another revision
+    assert not same_setting("init", "acme/model@abcdef0", pinned)
+    assert same_setting("init", str(bundled_path("recnet-mixed")), "recnet-mixed")
+    assert not same_setting("init", str(tmp_path / "recnet-mixed.safetensors"), "recnet-mixed")
     assert not same_setting("init", "acme/model:other.safetensors", pinned)
     assert not same_setting("init", "acme/other", pinned)
     assert same_setting("init", "recnet-mixed", "recnet-mixed") and not same_setting(

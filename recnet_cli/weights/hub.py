@@ -340,6 +340,22 @@ def cached_commit(repo_id: str, revision: str | None) -> str | None:
     return matching[0] if matching else revision
 
 
+def pinned_commit(repo_id: str, revision: str) -> str | None:
+    """The whole commit that ``revision`` named when the cache last fetched it: a short hash of a cached
+    commit made whole, a branch or a tag as the cache recorded it; None where the cache has no record."""
+    try:
+        whole = cached_commit(repo_id, revision)
+    except WeightsError:  # a short hash of several cached commits
+        return None
+    if whole != revision:
+        return whole
+    repository = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
+    try:
+        return (repository / "refs" / revision).read_text().strip() or None
+    except (OSError, ValueError):
+        return None
+
+
 def hub_download(ref: HubRef, filename: str, offline: bool, again: bool = False) -> Path:
     """The cached file, downloaded where the cache lacks it, or ``again`` (online) in place of its copy."""
     return Path(
