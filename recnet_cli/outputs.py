@@ -361,11 +361,12 @@ def sheet_problem(
 def calibrated_model_problem(path: Path, overwrite: bool) -> str | None:
     """Why ``recnet calibrate`` must not write its model at ``path`` (with its cards beside it), said before
     minutes of calibrating: not a .safetensors name, a name that cannot be written, a card of the user's
-    there (kept even with ``overwrite``), a training run's own model (even with ``overwrite``, and where the
-    run has not made it yet), a file there without ``overwrite``, or a folder that cannot take it."""
+    there or one of recnet's that was edited (kept even with ``overwrite``), a training run's own model
+    (even with ``overwrite``, and where the run has not made it yet), a file there without ``overwrite``,
+    or a folder that cannot take it."""
     from recnet_cli.train.run_folder import CONFIG_FILE, FINAL_MODEL_FILE, is_run_config
     from recnet_cli.weights import foreign_card, is_safetensors, model_files
-    from recnet_cli.weights.save import is_saved_model
+    from recnet_cli.weights.save import edited_card, is_saved_model
 
     if not is_safetensors(path):
         return f"-o {path}: the calibrated model is written as .safetensors"
@@ -374,6 +375,11 @@ def calibrated_model_problem(path: Path, overwrite: bool) -> str | None:
         return problem
     if card := foreign_card(path):
         return f"-o {path}: {card} exists, and recnet did not write it (no model card): move it away"
+    if overwrite and (card := edited_card(path)):
+        return (
+            f"-o {path}: {card} was edited since recnet wrote it (it is not the card of the model there): "
+            "--overwrite would lose that; move it away, or choose another -o"
+        )
     if os.path.lexists(path) and not is_saved_model(path):  # a run's checkpoint: --overwrite would end it
         return (
             f"-o {path}: {path} exists, and is no model recnet saved (a training checkpoint, another "

@@ -1496,6 +1496,29 @@ def test_calibrate_refuses_where_its_model_cannot_go_before_calibrating(tmp_path
     )
 
 
+def test_calibrate_overwrite_keeps_a_card_of_recnet_s_that_was_edited(tmp_path: Path) -> None:
+    # notes added to the card for people, or a field to the JSON card, went without a word
+    import json
+
+    from recnet_cli.model import RECNet
+    from recnet_cli.weights.save import save_model
+
+    model = tmp_path / "tuned.safetensors"
+    save_model(RECNet(channels=4, blocks=1), model, {"source": "test"})
+    assert calibrated_model_problem(model, overwrite=True) is None
+    card_md, card_json = model.with_suffix(".md"), model.with_suffix(".json")
+    as_written = card_md.read_bytes()
+    card_md.write_bytes(as_written + b"\nMy notes for the Hub.\n")
+    assert calibrated_model_problem(model, overwrite=True) == (
+        f"-o {model}: {card_md} was edited since recnet wrote it (it is not the card of the model there): "
+        "--overwrite would lose that; move it away, or choose another -o"
+    )
+    assert calibrated_model_problem(model, overwrite=False) == f"-o {model}: {model} exists (use --overwrite)"
+    card_md.write_bytes(as_written)
+    card_json.write_text(json.dumps(json.loads(card_json.read_text()) | {"my_note": "tuned"}, indent=2))
+    assert f"{card_json} was edited since recnet wrote it" in calibrated_model_problem(model, overwrite=True)
+
+
 def test_calibrate_says_why_a_folder_of_recnet_s_outputs_has_no_photos_before_it_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

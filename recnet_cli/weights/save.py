@@ -71,6 +71,22 @@ def foreign_card(path: Path) -> Path | None:
     return next((card for card in model_files(path)[1:] if os.path.lexists(card) and not is_card(card)), None)
 
 
+def edited_card(path: Path) -> Path | None:
+    """A card of recnet's beside the model ``path`` that no longer says what recnet wrote there (a note
+    added, a field changed), which even --overwrite keeps: a JSON card whose fields are not those the model
+    file holds, or a card for people that is not the one the JSON card makes; None when there is none, or
+    too little to tell by (``foreign_card`` says which files are not recnet's cards at all)."""
+    weights, card_json, card_md = model_files(path)
+    if not is_card(card_json):
+        return None
+    card = json.loads(card_json.read_bytes())
+    if is_saved_model(weights) and flat_fields(card) != safetensors_header(weights)[1]:
+        return card_json
+    if is_card(card_md) and card_md.read_bytes() != card_bytes(card_markdown(path, card)):
+        return card_md
+    return None
+
+
 def is_saved_model(path: Path) -> bool:
     """Whether ``path`` is a model as ``save_model`` writes them (its metadata names the architecture): not a
     training checkpoint, another network's weights or any other file, which -o may name by mistake."""
