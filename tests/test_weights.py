@@ -116,6 +116,14 @@ CHECKPOINT_LAYOUTS: dict[str, tuple[str, Callable[[StateDict], object]]] = {
             "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"current": {"completed": 3}}}},
         },
     ),
+    "a Lightning module with its loss's network beside the model": (
+        ".ckpt",
+        lambda sd: {
+            "state_dict": {f"model.{key}": value for key, value in sd.items()}
+            | {"loss.vgg.features.0.weight": torch.zeros(64, 3, 3, 3), "ema.decay": torch.tensor(0.999)},
+            "epoch": 3,
+        },
+    ),
     "in state_dict, with extras": (".pt", lambda sd: {"state_dict": sd, "epoch": 12, "lr": 1e-4}),
     "in params": (".pth", lambda sd: {"params": sd}),
     "in model, with the optimizer's": (

@@ -111,8 +111,9 @@ def read_state_dict(path: Path, label: str) -> dict[str, Tensor]:
 
 def bare_names(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     """The tensors without the prefixes wrappers add to their names: DataParallel's ``module.`` and
-    torch.compile's ``_orig_mod.`` (any number of them), and a Lightning module's ``model.`` where every name
-    has it."""
+    torch.compile's ``_orig_mod.`` (any number of them), and a Lightning module's ``model.``, where every
+    name has it or the network's first layer is found only under it: then the names without it are the
+    module's other parts (its loss's network, say), left out."""
 
     def bare(name: str) -> str:
         while name.startswith(WRAPPER_PREFIXES):
@@ -120,8 +121,12 @@ def bare_names(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
         return name
 
     tensors = {bare(name): tensor for name, tensor in tensors.items()}
-    if tensors and all(name.startswith("model.") for name in tensors):
-        return bare_names({name.removeprefix("model."): tensor for name, tensor in tensors.items()})
+    lightning = (
+        TRAINING_CHECKPOINT_KEY in tensors and TRAINING_CHECKPOINT_KEY.removeprefix("model.") not in tensors
+    )
+    if tensors and (lightning or all(name.startswith("model.") for name in tensors)):
+        inside = {name: tensor for name, tensor in tensors.items() if name.startswith("model.")}
+        return bare_names({name.removeprefix("model."): tensor for name, tensor in inside.items()})
     return tensors
 
 
