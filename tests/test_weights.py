@@ -507,6 +507,36 @@ def test_weights_that_are_not_dense_values_are_refused(
     assert load_error(str(path)) == f"{path}: {problem}"
 
 
+def test_a_card_with_another_calibration_than_the_weights_file_is_refused(
+    weights_dir: Path, small_model: RECNet
+) -> None:
+    # A model calibrated again and shared with its old card got no calibration, or another model's card
+    # gave it that model's calibration, without a word
+    from recnet_cli.weights.card import card_fields
+    from recnet_cli.weights.formats import safetensors_header
+
+    calibrated, plain = weights_dir / "calibrated.safetensors", weights_dir / "plain.safetensors"
+    save_model(small_model, calibrated, {"auto_strength": {"intercept": 0.5}})
+    save_model(small_model, plain, {"steps": 10})
+    own_cards = {path: path.with_suffix(".json").read_text() for path in (calibrated, plain)}
+    assert card_fields(safetensors_header(calibrated)[1])["auto_strength"] == {"intercept": 0.5}
+    assert load_model(str(calibrated)).card["auto_strength"] == {"intercept": 0.5}  # its own card: loads
+    for path, card, differs in (
+        (calibrated, plain, "no strength calibration, and the file one"),
+        (plain, calibrated, "a strength calibration, and the file none"),
+    ):
+        path.with_suffix(".json").write_text(own_cards[card])
+        assert load_error(str(path)) == (
+            f"{path}: its card ({path.stem}.json) holds {differs}: the card of other weights; replace it "
+            "with the card saved with them, or remove it (the file's own card is then read)"
+        )
+    card = json.loads(own_cards[calibrated]) | {"auto_strength": {"intercept": 0.7}}
+    calibrated.with_suffix(".json").write_text(json.dumps(card))
+    assert "holds another strength calibration than the file: " in load_error(str(calibrated))
+    calibrated.with_suffix(".json").unlink()  # the file's own card is read
+    assert load_model(str(calibrated)).card["auto_strength"] == {"intercept": 0.5}
+
+
 def test_a_card_of_another_model_beside_the_weights_is_refused(
     weights_dir: Path, small_model: RECNet
 ) -> None:

@@ -54,6 +54,7 @@ def check_card_matches(card: dict[str, Any], model: RECNet, model_path: Path, la
     held = {"channels": model.channels, "blocks": model.num_blocks}
     said = {field: card[field] for field in held if field in card}
     if all(str(value) == str(held[field]) for field, value in said.items()):  # a hand-written "8" too
+        check_calibration_is_the_files(card, model_path, label)
         return
     card_path = model_path.with_suffix(".json")
     beside = card_path.is_file()
@@ -63,6 +64,27 @@ def check_card_matches(card: dict[str, Any], model: RECNet, model_path: Path, la
         f"{' x '.join(f'{value} {field}' for field, value in said.items())}, but the weights are "
         f"{model.channels} channels x {model.num_blocks} blocks: the card of another model{calibration}; "
         + ("replace or remove it" if beside else "save the model again")
+    )
+
+
+def check_calibration_is_the_files(card: dict[str, Any], model_path: Path, label: str) -> None:
+    """Refuses a card beside weights that recnet saved whose strength calibration is not the one in their
+    file: the card of other weights (calibrated again and shared without its new card, say)."""
+    if not is_safetensors(model_path) or not model_path.with_suffix(".json").is_file():
+        return
+    own = card_fields(safetensors_header(model_path)[1])
+    said, held = (json.dumps(fields.get(CALIBRATION_FIELD), sort_keys=True) for fields in (card, own))
+    if own.get(ARCHITECTURE[0]) != "RECNet" or said == held:  # compared as text: NaN is NaN
+        return
+    if CALIBRATION_FIELD not in card:
+        differs = "no strength calibration, and the file one"
+    elif CALIBRATION_FIELD in own:
+        differs = "another strength calibration than the file"
+    else:
+        differs = "a strength calibration, and the file none"
+    raise WeightsError(
+        f"{label}: its card ({model_path.with_suffix('.json').name}) holds {differs}: the card of other "
+        "weights; replace it with the card saved with them, or remove it (the file's own card is then read)"
     )
 
 
