@@ -108,6 +108,17 @@ def test_schedule_warms_up_then_decays_to_zero() -> None:
     assert rates[-1] < 1e-7
 
 
+def test_a_short_run_warms_up_over_a_tenth_of_it_and_its_config_says_so() -> None:
+    # config.json said "warmup": 500 of a 20-step run, which warmed up over 2
+    config = TrainConfig(run_dir=Path("x"), steps=20, lr=1e-3)
+    assert config.warmup == 2 and config.to_json()["warmup"] == 2
+    assert [learning_rate(step, config) for step in range(2)] == pytest.approx([5e-4, 1e-3])
+    saved = json.loads(json.dumps(config.to_json())) | {"warmup": 500}  # as earlier versions saved it
+    earlier = TrainConfig.from_json(saved)
+    assert earlier.warmup == 2 and learning_rate(0, earlier) == pytest.approx(5e-4)
+    assert TrainConfig(run_dir=Path("x"), steps=20_000).warmup == 500
+
+
 def test_holdout_is_fixed_by_name_and_keeps_groups_together() -> None:
     names = [f"scene{i // 5}_{i % 5}" for i in range(100)]
     train_names, val_names = holdout_split(names, key=lambda n: n.split("_")[0])

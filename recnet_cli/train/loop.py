@@ -642,7 +642,7 @@ def data_pairs(config: TrainConfig) -> list[ImagePair]:
 
 def learning_rate(step: int, config: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to zero over the remaining steps (``step`` counts from 0)."""
-    warmup = min(config.warmup, config.steps // 10)
+    warmup = config.warmup
     if step < warmup:
         return config.lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, config.steps - warmup)

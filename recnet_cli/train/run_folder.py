@@ -75,7 +75,7 @@ class TrainConfig:
     batch: int = 8
     crop: int = 384
     lr: float = 1e-4
-    warmup: int = 500  # linear warm-up steps (at most a tenth of the run)
+    warmup: int = 500  # linear warm-up steps, at most a tenth of the run (``__post_init__`` keeps it so)
     seed: int = 0
     val_every: int = 1000
     val_images: int = 24
@@ -96,6 +96,10 @@ class TrainConfig:
     max_bad_steps: int = 10  # consecutive non-finite losses before giving up
     data_fingerprint: str | None = None  # the data's files when the run started (``data_fingerprint``)
     vgg_fingerprint: str | None = None  # the VGG16 weights of its ECR loss (``ExposureContrastiveLoss``)
+
+    def __post_init__(self) -> None:
+        # the warm-up the run has, so that config.json says it (it said 500 of a 20-step run's 2)
+        self.warmup = min(self.warmup, self.steps // 10)
 
     def to_json(self) -> dict[str, Any]:
         """The fields as JSON, paths made absolute: a resume finds the data from any working folder."""
