@@ -191,6 +191,11 @@ STRICT_CASES: dict[str, tuple[Callable[[StateDict], StateDict], str]] = {
         lambda sd: without(sd, *NORM_KEYS),
         f"missing keys {', '.join(NORM_KEYS[:3])}, and 1 more",
     ),
+    "the last block missing": (  # it was read as a model of one block less, whose join did not fit
+        lambda sd: {key: value for key, value in sd.items() if not key.startswith("dualprocess.conv2.")},
+        "missing keys dualprocess.conv2.fuse1.bias, dualprocess.conv2.fuse1.weight, "
+        "dualprocess.conv2.fuse2.bias, and 38 more",
+    ),
     "unexpected": (lambda sd: sd | {"foo": torch.zeros(1)}, "unexpected key foo"),
     "shape": (
         lambda sd: sd | {"dualprocess.cat.weight": torch.zeros(4, 6, 1, 1)},

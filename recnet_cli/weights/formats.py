@@ -45,6 +45,7 @@ TRAINING_CHECKPOINT_KEY = "model.extract.weight"
 
 
 BLOCK_KEY = re.compile(r"dualprocess\.conv(\d+)\.")
+CAT_KEY = "dualprocess.cat.weight"  # the 1x1 convolution that joins the blocks: blocks x channels in
 
 
 # torch.save writes a zip archive; before PyTorch 1.6 it wrote a pickle, which starts with its protocol (2-5)
@@ -384,16 +385,22 @@ def found_keys(checkpoint: object) -> str:
 
 
 def infer_architecture(state_dict: dict[str, Tensor], label: str) -> tuple[int, int]:
-    """(channels, blocks): the width of ``extract`` and the number of ``dualprocess.convN`` blocks."""
+    """(channels, blocks): the width of ``extract``, and the number of blocks that ``dualprocess.cat`` joins
+    (where it is there: so that a block whose keys are all missing is named as missing), else of
+    ``dualprocess.convN`` blocks."""
     extract = state_dict.get("extract.weight")
     blocks = {match[1] for key in state_dict if (match := BLOCK_KEY.match(key))}
     if extract is None or extract.ndim != 4 or not blocks:
         raise WeightsError(f"{label}: not a RECNet state_dict (no extract.weight and dualprocess.convN keys)")
     from recnet_cli.model.recnet import width_problem
 
-    if problem := width_problem(extract.shape[0]):  # the model built for it would fail on the first photo
+    channels = extract.shape[0]
+    if problem := width_problem(channels):  # the model built for it would fail on the first photo
         raise WeightsError(f"{label}: not a RECNet checkpoint of a supported layout: {problem}")
-    return extract.shape[0], len(blocks)
+    joined = state_dict.get(CAT_KEY)
+    if joined is not None and joined.ndim == 4 and joined.shape[1] % channels == 0 and joined.shape[1]:
+        return channels, joined.shape[1] // channels
+    return channels, len(blocks)
 
 
 def check_dtypes(state_dict: dict[str, Tensor], label: str) -> None:
