@@ -4,6 +4,7 @@ format recnet cannot write, a folder that cannot take files)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -248,13 +249,25 @@ def output_path_problem(path: Path) -> str | None:
     try:
         mode = os.lstat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):  # nothing there yet (see ``folder_problem``)
-        return None
+        return name_too_long(path)
     except OSError as exc:
         return f"output {path}: {describe_os_error(exc)}"
     if stat.S_ISDIR(mode):
         return f"output {path} is a folder"
     special = special_file_kind(mode)
     return None if special is None else f"output {path} is {special}, not a file; refusing to replace it"
+
+
+def name_too_long(path: Path) -> str | None:
+    """Why a file cannot have ``path``'s name in a folder still to be made, whose file system would say so
+    only once it is made: a name longer than the nearest folder there takes (255 bytes, mostly)."""
+    try:
+        longest = os.pathconf(nearest_existing(path.parent), "PC_NAME_MAX")
+    except (OSError, ValueError):  # not said (Windows), or unknown there
+        return None
+    if len(os.fsencode(path.name)) <= longest:
+        return None
+    return f"output {path}: {describe_os_error(OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)))}"
 
 
 @dataclass

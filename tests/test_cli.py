@@ -529,6 +529,19 @@ def test_a_folder_passes_over_what_recnet_wrote_there_under_another_suffix_or_ou
     assert planned == [str(shots / "a.png"), str(shots / "a_v1.png")]
 
 
+def test_a_name_too_long_for_a_folder_still_to_be_made_is_refused_before_the_model_runs(
+    tmp_path: Path,
+) -> None:
+    # The dry run planned it; the run corrected the photo, then could not write its mask
+    photo = make_photo(tmp_path / f"{'a' * 248}.png")  # its mask picture's name: 255 + 2 bytes
+    output = tmp_path / "new" / "folder"
+    for dry_run in (["-n"], []):
+        result = CliRunner().invoke(app, ["correct", str(photo), "-o", f"{output}/", "--save-mask", *dry_run])
+        assert result.exit_code == 1
+        assert f"output {output / photo.stem}_mask.png: file name too long" in result.stderr
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_dry_run_with_json_still_says_its_errors_and_counts_on_stderr(tmp_path: Path) -> None:
     # stdout had the JSON, and stderr nothing of the errors and counts a dry run without --json gives
     photo = make_photo(tmp_path / "a.png")
