@@ -210,8 +210,9 @@ def run_jobs(
     more of them; the summary lists the outcomes in the order of ``jobs``. Each lane reads ahead and writes
     behind as far as its ``depth`` says (more overlap, more memory; see ``run_lane``). An error
     that every later job would meet too (a full disk) stops the batch: the jobs not started are "not run".
-    A job's output folder is looked at again before its photo is corrected: one made read-only meanwhile
-    fails the job without correcting the photo for nothing, and one removed is made again.
+    A job's outputs and folder are looked at again before its photo is corrected: an output another run
+    wrote meanwhile, or a folder made read-only, fails or skips the job without correcting the photo for
+    nothing, and a folder removed is made again.
     An output that appears while the batch runs counts as one that was there before: the writers keep it
     without ``overwrite`` (OutputExistsError), and the job is failed, or skipped, as ``existing_output`` says;
     with ``overwrite``, one that recnet did not write is looked for again just before the job writes.
@@ -322,8 +323,10 @@ def run_lane(
                 job, read = reads.popleft()
                 read_ahead()
                 job_started = time.perf_counter()
-                # Looked at again: a folder made read-only or removed since the batch began (made again)
-                if (refused := output_folder_problem(job)) is not None:
+                # Looked at again: an output another run wrote meanwhile (two runs with --skip-existing on
+                # one folder corrected each photo twice), a folder made read-only or removed (made again)
+                refused = refusal(job, overwrite, skip_existing) or output_folder_problem(job)
+                if refused is not None:
                     settle_writes(keep=0)
                     record(refused)
                     continue

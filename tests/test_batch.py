@@ -1173,6 +1173,33 @@ def test_a_full_disk_stops_the_batch_and_the_rest_is_not_run(tmp_path: Path, dep
     assert summary.outcomes[-1].reason == f"the batch stopped: {jobs[1].target}: no space left on device"
 
 
+@pytest.mark.parametrize("skip_existing", [True, False])
+def test_an_output_another_run_wrote_meanwhile_is_looked_at_before_its_photo_is_corrected(
+    tmp_path: Path, skip_existing: bool
+) -> None:
+    # Two runs with --skip-existing on one folder corrected every photo twice, one throwing each away
+    jobs = [Job(tmp_path / f"{name}.jpg", tmp_path / f"{name}.out") for name in "abc"]
+    computed: list[str] = []
+
+    def compute(job: Job, name: str) -> bytes:
+        computed.append(name)
+        for other in jobs[1:]:  # the other run got there first
+            other.target.write_bytes(b"the other run's")
+            as_recnet_wrote(other.target)
+        return b"new"
+
+    stages = writing_stages()
+    summary = run_jobs(jobs, [Stages(stages.read, compute, stages.write)], skip_existing=skip_existing)
+    outcomes = [(o.status, o.reason) for o in summary.outcomes]
+    assert outcomes[0] == ("done", "") and computed == ["a.jpg"]
+    for (status, reason), job in zip(outcomes[1:], jobs[1:], strict=True):
+        if skip_existing:
+            assert (status, reason) == ("skipped", "output exists")
+        else:
+            assert status == "failed" and reason.startswith(f"output {job.target} exists")
+    assert jobs[2].target.read_bytes() == b"the other run's"
+
+
 def test_an_output_folder_made_read_only_or_removed_mid_batch_is_looked_at_before_each_photo(
     tmp_path: Path, monkeypatch
 ) -> None:
