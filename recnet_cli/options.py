@@ -249,9 +249,9 @@ KeepColourOpt = Annotated[
     bool,
     flag(
         "--keep-colour/--model-colour",
-        help="--keep-colour: take only the lightness from the model and keep each pixel's hue and "
-        "saturation from the photo (no colour cast; blown highlights stay neutral). --model-colour: the "
-        "model's output as it is, colours included.",
+        help="--keep-colour: take only the lightness from the model and keep the photo's hue and "
+        "saturation, smoothed over 2 pixels (no colour cast; blown highlights stay neutral; the finest "
+        "colour detail comes out paler). --model-colour: the model's output as it is, colours included.",
     ),
 ]
 RecursiveOpt = Annotated[
