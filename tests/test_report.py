@@ -584,6 +584,23 @@ def test_each_card_says_whose_colours_its_photo_got(tmp_path: Path) -> None:
     assert notes.keys() == {"photo.jpg", "model.jpg", "older.jpg"}
 
 
+def test_a_card_says_clipped_highlights_no_longer_clipped_are_no_detail_brought_back(tmp_path: Path) -> None:
+    # "clipped highlights 30.9% -> 0.0%" read as detail recovered, where the model had made them flat grey
+    out = tmp_path / "out"
+    blown, flat_grey = np.ones((8, 8, 3), np.float32), np.full((8, 8, 3), 0.78, np.float32)
+    mask = np.zeros((8, 8, 3), np.uint8)
+    builder = ReportBuilder(out)
+    for name, photo, corrected in (("sky.jpg", blown, flat_grey), ("dim.jpg", flat_grey * 0.5, flat_grey)):
+        target = written(out / name)
+        builder.add(target, builder.previews(target, photo, corrected, mask))
+    summary = Summary([Outcome(Job(tmp_path / name, out / name), "done") for name in ("sky.jpg", "dim.jpg")])
+    cards = builder.write(summary, RUN).read_text("utf-8").split('<article class="card">')[1:]
+    note = "Clipped highlights hold no detail in the photo: where they are no longer clipped, they are a flat"
+    by_photo = {"sky.jpg" in card: card for card in cards}
+    assert note in by_photo[True] and note not in by_photo[False]
+    assert "<th>clipped highlights</th><td>100.0%</td><td>0.0%</td>" in by_photo[True]
+
+
 @pytest.mark.parametrize("ext", ["png", "webp"])
 def test_a_grey_photo_s_card_shows_it_grey_as_it_is_written(
     tmp_path: Path, env: dict[str, str], model_file: Path, ext: str

@@ -488,7 +488,13 @@ def render_card(card: Card, when: str) -> str:
         strength=f"{card.strength:g}",
         colours="the photo's colours" if card.keep_colour else "the model's colours",
         when=when,
+        blown=BLOWN_NOTE if recovered_clipping(card.before_stats, card.after_stats) else "",
     )
+
+
+def recovered_clipping(before: ExposureStats, after: ExposureStats) -> bool:
+    """Whether a photo had clipped highlights (``BLOWN_SHARE`` or more) that its correction shows less of."""
+    return before.clipped >= BLOWN_SHARE and after.clipped < before.clipped
 
 
 STAT_ROWS = (
@@ -523,8 +529,16 @@ CARD = """<article class="card">
 <label><input type="checkbox" class="mask-toggle"> exposure mask</label>
 </div>
 <table><tr><th></th><th>before</th><th>after</th></tr>{rows}</table>
-<p class="muted">strength {strength}, {colours}, {when}</p>
+<p class="muted">strength {strength}, {colours}, {when}</p>{blown}
 </article>"""
+
+# Under a card whose photo had clipped highlights that its correction no longer shows as clipped: the model
+# darkens them, but the photo held no detail there to bring back
+BLOWN_SHARE = 0.001
+BLOWN_NOTE = (
+    '\n<p class="muted blown">Clipped highlights hold no detail in the photo: where they are no longer '
+    "clipped, they are a flat, darker tone, not detail brought back.</p>"
+)
 
 PAGE = """<!DOCTYPE html>
 <html lang="en">
