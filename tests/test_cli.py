@@ -2974,7 +2974,7 @@ def test_the_json_summary_and_scores_are_printed_whole_whatever_stop_comes(
     pairs = ["--inputs", str(photo.parent), "--targets", str(photo.parent)]
     result = CliRunner().invoke(app, ["eval", *pairs, "-m", str(model_file), "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["images"] == 1, result.stderr
-    assert handlers == [signal.SIG_IGN] * 4
+    assert len(handlers) >= 4 and set(handlers) == {signal.SIG_IGN}
 
 
 def test_a_stopped_calibration_prints_its_json_report_of_a_model_not_written(

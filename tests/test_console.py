@@ -305,6 +305,7 @@ def test_the_training_bar_keeps_its_steps_and_eta_on_a_narrow_terminal(
 ) -> None:
     # at 80 columns the line was "Train… loss 0.5508 | 3.7 img/s | lr 6.70e-06 | val 9.97 dB / 0.051 (inp…"
     screen = io.StringIO()
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")  # a terminal that redraws, as the bar needs
     terminal = GoingOnConsole(
         file=screen, width=width, force_terminal=True, color_system=None, soft_wrap=True
     )
