@@ -183,8 +183,62 @@ def _take_name_if_free(temporary: Path, target: Path) -> None:
         os.replace(temporary, target)
 
 
-def write_atomic(path: Path, data: bytes, *, overwrite: bool = True) -> None:
-    """Write ``data`` to ``path`` whole or not at all (see ``atomic_file``): no reader sees half a file. An
-    error writing (a full disk) names ``path``."""
+def write_atomic(path: Path, data: bytes, *, overwrite: bool = True, marked: bool = False) -> None:
+    """Write ``data`` to ``path`` whole or not at all (see ``atomic_file``): no reader sees half a file;
+    ``marked``, with recnet's mark (``mark_written``). An error writing (a full disk) names ``path``."""
     with naming_the_file(path), atomic_file(path, overwrite=overwrite) as file:
         file.write(data)
+        if marked:
+            mark_written(file)
+
+
+# Set on every image and model card recnet writes, where the file system keeps extended attributes: it tells
+# the files recnet wrote from a user's own (``written_by_recnet``). It holds the file's size and time of last
+# change as recnet left them, so that a file copied onto an output (``cp`` keeps the file, and its
+# attributes) or an output edited in place is the user's from then on.
+WRITTEN_MARK = "user.recnet.written"
+
+
+def written_mark(status: os.stat_result) -> bytes:
+    """The mark of a file as recnet wrote it: its size, time of last change and inode number (a copy that
+    keeps the attribute and the time, as ``cp -a`` and ``rsync -aX`` make, is another file)."""
+    return f"{status.st_size} {status.st_mtime_ns} {status.st_ino}".encode()
+
+
+def mark_written(file: BinaryIO) -> None:
+    """Sets recnet's mark (``WRITTEN_MARK``) on a file it wrote, once its last byte is in."""
+    if hasattr(os, "setxattr"):  # Linux; not a file system without extended attributes (FAT, some shares)
+        file.flush()  # the data in the buffer would change the time of last change once written
+        with contextlib.suppress(OSError):
+            os.setxattr(file.fileno(), WRITTEN_MARK, written_mark(os.fstat(file.fileno())))
+
+
+def written_by_recnet(path: str | os.PathLike[str]) -> bool | None:
+    """Whether the file at ``path`` is as recnet wrote it (it bears recnet's mark, and its size, time of last
+    change and inode are the mark's); None where that cannot be told: a file system that keeps no mark, or a
+    system without extended attributes."""
+    if not hasattr(os, "getxattr"):
+        return None
+    try:
+        mark = os.getxattr(path, WRITTEN_MARK)
+        status = os.stat(path)
+    except OSError as error:
+        return False if error.errno == errno.ENODATA else None
+    return mark == written_mark(status)
+
+
+def changed_since_written(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at ``path`` bears recnet's mark but is no longer as recnet wrote it: edited in place
+    (a file without the mark, or where none can be kept, is not known to have been)."""
+    return written_by_recnet(path) is False and bears_mark(path)
+
+
+def bears_mark(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at ``path`` bears recnet's mark, as it wrote it or not."""
+    if not hasattr(os, "getxattr"):  # Windows, macOS
+        return False
+    try:
+        os.getxattr(path, WRITTEN_MARK)
+    except OSError:
+        return False
+    return True

@@ -335,23 +335,23 @@ def notice_lacking(skipped: list[Outcome]) -> None:
 
 
 def print_plan(
-    summary: Summary, verb: str, quiet: bool, report: tuple[Path, Path] | None = None, listed: bool = True
+    summary: Summary, verb: str, quiet: bool, report: tuple[Path, Path] | None = None, on_stdout: bool = True
 ) -> None:
     """A dry run: each input and what it would write on stdout, then the ``report`` page and previews'
     folder (with --report), problems on stderr, then the counts (with ``quiet``, where one would fail).
-    Not ``listed`` (--json, which says it all on stdout), only what goes to stderr."""
+    Not ``on_stdout`` (--json, which says it all there), only what goes to stderr."""
     for outcome in summary.outcomes:
         if outcome.status == "failed":
             error(f"{outcome.job.source}: {outcome.reason}")
             continue
-        if not listed:
+        if not on_stdout:
             continue
         written = ", ".join(str(path) for path in outcome.job.outputs)
         # why it is skipped, or which files there it replaces
         reason = f"skipped: {outcome.reason}" if outcome.status == "skipped" else outcome.reason
         said = f" ({reason})" if reason else ""
         out.print(visible(f"{outcome.job.source} -> {written}{said}"), markup=False)
-    if report is not None and listed:
+    if report is not None and on_stdout:
         page, previews = report
         out.print(visible(f"report -> {page}, {previews}{os.sep}"), markup=False)
     for unmatched in summary.missing:

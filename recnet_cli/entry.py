@@ -43,14 +43,14 @@ def stopped_unfinished(command: str) -> str:
 def run() -> None:
     """The ``recnet`` program (see ``cli.run``, which it starts)."""
     SIGTERM_HEARD.clear()
-    signal.signal(signal.SIGTERM, stop_as_ctrl_c)
-    reopen_closed_standard_streams()
-    forget_unusable_terminal_size()
-    forget_unusable_hub_timeouts()
-    spin_less_while_waiting()
-    end_if_working_folder_gone()
     try:
         try:
+            signal.signal(signal.SIGTERM, stop_as_ctrl_c)
+            reopen_closed_standard_streams()
+            forget_unusable_terminal_size()
+            forget_unusable_hub_timeouts()
+            spin_less_while_waiting()
+            end_if_working_folder_gone()
             from recnet_cli.cli import run as run_command_line
         except KeyboardInterrupt:
             ignore_further_stops()

@@ -4,7 +4,6 @@ format recnet cannot write, a folder that cannot take files)."""
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import sys
@@ -261,13 +260,13 @@ def output_path_problem(path: Path) -> str | None:
 def name_too_long(path: Path) -> str | None:
     """Why a file cannot have ``path``'s name in a folder still to be made, whose file system would say so
     only once it is made: a name longer than the nearest folder there takes (255 bytes, mostly)."""
+    if not hasattr(os, "pathconf"):  # Windows
+        return None
     try:
         longest = os.pathconf(nearest_existing(path.parent), "PC_NAME_MAX")
-    except (OSError, ValueError):  # not said (Windows), or unknown there
+    except (OSError, ValueError):  # unknown there
         return None
-    if len(os.fsencode(path.name)) <= longest:
-        return None
-    return f"output {path}: {describe_os_error(OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)))}"
+    return f"output {path}: file name too long" if len(os.fsencode(path.name)) > longest else None
 
 
 @dataclass

@@ -279,6 +279,7 @@ def collect_jobs(
             for unmatched in missing:
                 console.error(str(unmatched))
             if as_json:
+                ignore_further_stops()  # all there is to say: a stop must not cut it short
                 typer.echo(json_summary(found, {**plan_fields(0), **about} if dry_run else about))
             raise typer.Exit(1 if missing else 0)
         extension = extension or default_ext
@@ -401,7 +402,7 @@ def show_plan(
     page and previews' folder, with --report), then exits (1 if any would fail)."""
     summary = plan_outcomes(jobs, overwrite, skip_existing)
     summary.take_inputs_without_jobs(found)
-    console.print_plan(summary, verb, quiet, report, listed=not as_json)
+    console.print_plan(summary, verb, quiet, report, on_stdout=not as_json)
     if as_json:
         planned = {**plan_fields(summary.count("planned")), **about}
         if report is not None:

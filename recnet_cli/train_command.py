@@ -164,11 +164,10 @@ def same_init(typed: str, own: str) -> bool:
     typed_ref, own_ref = parse_hub_ref(typed), parse_hub_ref(own)
     if typed_ref is not None and own_ref is not None and not os.path.exists(typed):
         same_file = (typed_ref.repo_id, typed_ref.filename) == (own_ref.repo_id, own_ref.filename)
-        revision = typed_ref.revision
-        return same_file and (
-            revision in (None, own_ref.revision)
-            or pinned_commit(typed_ref.repo_id, revision) == own_ref.revision
-        )
+        revision, pinned = typed_ref.revision, own_ref.revision
+        if not same_file or revision in (None, pinned):
+            return same_file
+        return pinned is not None and pinned_commit(typed_ref.repo_id, revision) == pinned
     files = [name if os.path.isfile(name) else bundled_model(name) for name in (typed, own)]
     with contextlib.suppress(OSError, TypeError):  # TypeError: one names no file
         return os.path.samefile(*files)

@@ -25,7 +25,7 @@ if not torch.cuda.is_available():
 
 from fake_hub import point_hub_cache_at
 
-from recnet_cli.imaging.write import WRITTEN_MARK, written_mark
+from recnet_cli.atomicfile import WRITTEN_MARK, written_mark
 from recnet_cli.model import RECNet
 from recnet_cli.weights import save_model
 

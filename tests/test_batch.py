@@ -1523,7 +1523,9 @@ def test_calibrate_refuses_where_its_model_cannot_go_before_calibrating(tmp_path
     )
 
 
-def test_calibrate_overwrite_keeps_a_card_of_recnet_s_that_was_edited(tmp_path: Path) -> None:
+def test_calibrate_overwrite_keeps_a_card_of_recnet_s_that_was_edited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # notes added to the card for people, or a field to the JSON card, went without a word
     import json
 
@@ -1531,18 +1533,33 @@ def test_calibrate_overwrite_keeps_a_card_of_recnet_s_that_was_edited(tmp_path: 
     from recnet_cli.weights.save import save_model
 
     model = tmp_path / "tuned.safetensors"
-    save_model(RECNet(channels=4, blocks=1), model, {"source": "test"})
-    assert calibrated_model_problem(model, overwrite=True) is None
     card_md, card_json = model.with_suffix(".md"), model.with_suffix(".json")
-    as_written = card_md.read_bytes()
-    card_md.write_bytes(as_written + b"\nMy notes for the Hub.\n")
-    assert calibrated_model_problem(model, overwrite=True) == (
-        f"-o {model}: {card_md} was edited since recnet wrote it (it is not the card of the model there): "
-        "--overwrite would lose that; move it away, or choose another -o"
-    )
-    assert calibrated_model_problem(model, overwrite=False) == f"-o {model}: {model} exists (use --overwrite)"
-    card_md.write_bytes(as_written)
-    card_json.write_text(json.dumps(json.loads(card_json.read_text()) | {"my_note": "tuned"}, indent=2))
+    skip_unless_marks_kept(tmp_path)
+    for edited, edit in (
+        (card_md, lambda: card_md.write_bytes(card_md.read_bytes() + b"\nMy notes for the Hub.\n")),
+        (card_json, lambda: card_json.write_text(card_json.read_text().replace("4", "16", 1))),
+    ):
+        save_model(RECNet(channels=4, blocks=1), model, {"source": "test"})
+        monkeypatch.setenv("RECNET_WEIGHTS_DIR", str(tmp_path))  # its card's usage line would say otherwise
+        assert calibrated_model_problem(model, overwrite=True) is None
+        edit()
+        assert calibrated_model_problem(model, overwrite=True) == (
+            f"-o {model}: {edited} was edited since recnet wrote it (it is not the card of the model there): "
+            "--overwrite would lose that; move it away, or choose another -o"
+        )
+        assert (
+            calibrated_model_problem(model, overwrite=False)
+            == f"-o {model}: {model} exists (use --overwrite)"
+        )
+    # a JSON card without recnet's mark (an older recnet's, or saved by an editor that replaces the file):
+    # told by its fields
+    save_model(RECNet(channels=4, blocks=1), model, {"source": "test"})
+    unmarked = card_json.read_text()
+    card_json.unlink()
+    card_json.write_text(unmarked)
+    assert calibrated_model_problem(model, overwrite=True) is None
+    card_json.unlink()
+    card_json.write_text(json.dumps(json.loads(unmarked) | {"my_note": "tuned"}))
     assert f"{card_json} was edited since recnet wrote it" in calibrated_model_problem(model, overwrite=True)
 
 

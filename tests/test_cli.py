@@ -2957,24 +2957,27 @@ def test_the_json_summary_and_scores_are_printed_whole_whatever_stop_comes(
     # A stop while a slow reader took the JSON, the batch over, cut it off (65,536 bytes) with exit 130
     handlers: list[object] = []
 
-    def noting_handlers(write: Callable[..., str]) -> Callable[..., str]:
-        def written(*args: object, **kwargs: object) -> str:
-            handlers.extend(signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM))
+    def noting_handlers(write: Callable[..., object]) -> Callable[..., object]:
+        def written(*args: object, **kwargs: object) -> object:
+            handlers.append(tuple(signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)))
             return write(*args, **kwargs)
 
         return written
 
-    monkeypatch.setattr(runner, "json_summary", noting_handlers(runner.json_summary))
     (tmp_path / "in").mkdir()
     photo = make_photo(tmp_path / "in" / "a.png", size=(24, 16))
-    command = ["correct", str(photo), "-o", str(tmp_path / "out.png"), "-m", str(model_file), "--json"]
-    result = CliRunner().invoke(app, command)
-    assert result.exit_code == 0 and json.loads(result.stdout)["done"] == 1
-    monkeypatch.setattr(eval_command.json, "dumps", noting_handlers(json.dumps))  # eval's JSON scores
     pairs = ["--inputs", str(photo.parent), "--targets", str(photo.parent)]
-    result = CliRunner().invoke(app, ["eval", *pairs, "-m", str(model_file), "--json"])
-    assert result.exit_code == 0 and json.loads(result.stdout)["images"] == 1, result.stderr
-    assert len(handlers) >= 4 and set(handlers) == {signal.SIG_IGN}
+    for command, module, name in (
+        (["correct", str(photo), "-o", str(tmp_path / "out.png")], runner, "json_summary"),
+        (["eval", *pairs], eval_command.typer, "echo"),  # eval's JSON scores
+    ):
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as the program starts
+        signal.signal(signal.SIGTERM, entry.stop_as_ctrl_c)
+        with monkeypatch.context() as patch:
+            patch.setattr(module, name, noting_handlers(getattr(module, name)))
+            result = CliRunner().invoke(app, [*command, "-m", str(model_file), "--json"])
+        assert result.exit_code == 0 and json.loads(result.stdout), result.stderr
+        assert handlers.pop() == (signal.SIG_IGN, signal.SIG_IGN) and not handlers
 
 
 def test_a_stopped_calibration_prints_its_json_report_of_a_model_not_written(
@@ -3175,6 +3178,7 @@ def test_init_typed_again_is_the_run_s_model_where_the_run_pinned_it_to_a_commit
     )
     assert not same_setting("init", "acme/model@v2", pinned)  # another revision
     assert not same_setting("init", "acme/model@abcdef0", pinned)
+    assert not same_setting("init", "acme/model@v1", "acme/model")  # a run's init of no commit (hand-written)
     assert same_setting("init", str(bundled_path("recnet-mixed")), "recnet-mixed")
     assert not same_setting("init", str(tmp_path / "recnet-mixed.safetensors"), "recnet-mixed")
     assert not same_setting("init", "acme/model:other.safetensors", pinned)

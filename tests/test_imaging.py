@@ -27,6 +27,7 @@ from PIL import ExifTags, Image, ImageCms, ImageOps, PngImagePlugin, TiffImagePl
 
 import recnet_cli
 from recnet_cli import imaging
+from recnet_cli.atomicfile import WRITTEN_MARK
 from recnet_cli.imaging import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -53,7 +54,6 @@ from recnet_cli.imaging.pixels import (
     luma,
     over_checkerboard,
 )
-from recnet_cli.imaging.write import WRITTEN_MARK
 from recnet_cli.train.data import read_rgb
 
 SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

@@ -595,7 +595,7 @@ def test_a_card_says_clipped_highlights_no_longer_clipped_are_no_detail_brought_
         builder.add(target, builder.previews(target, photo, corrected, mask))
     summary = Summary([Outcome(Job(tmp_path / name, out / name), "done") for name in ("sky.jpg", "dim.jpg")])
     cards = builder.write(summary, RUN).read_text("utf-8").split('<article class="card">')[1:]
-    note = "Clipped highlights hold no detail in the photo: where they are no longer clipped, they are a flat"
+    note = "Clipped highlights hold little or no detail in the photo: fewer of them after correction means"
     by_photo = {"sky.jpg" in card: card for card in cards}
     assert note in by_photo[True] and note not in by_photo[False]
     assert "<th>clipped highlights</th><td>100.0%</td><td>0.0%</td>" in by_photo[True]

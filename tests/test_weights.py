@@ -119,7 +119,7 @@ CHECKPOINT_LAYOUTS: dict[str, tuple[str, Callable[[StateDict], object]]] = {
     "a Lightning module with its loss's network beside the model": (
         ".ckpt",
         lambda sd: {
-            "state_dict": {f"model.{key}": value for key, value in sd.items()}
+            "state_dict": {f"model._orig_mod.{key}": value for key, value in sd.items()}
             | {"loss.vgg.features.0.weight": torch.zeros(64, 3, 3, 3), "ema.decay": torch.tensor(0.999)},
             "epoch": 3,
         },
@@ -197,6 +197,10 @@ STRICT_CASES: dict[str, tuple[Callable[[StateDict], StateDict], str]] = {
         "dualprocess.conv2.fuse2.bias, and 38 more",
     ),
     "unexpected": (lambda sd: sd | {"foo": torch.zeros(1)}, "unexpected key foo"),
+    "a join of a million blocks": (  # a few bytes on disk: no model of that many blocks is built
+        lambda sd: sd | {"dualprocess.cat.weight": torch.zeros(1).expand(4, 4 * 10**6, 1, 1)},
+        "shape mismatch for dualprocess.cat.weight: file (4, 4000000, 1, 1) vs model (4, 8, 1, 1)",
+    ),
     "shape": (
         lambda sd: sd | {"dualprocess.cat.weight": torch.zeros(4, 6, 1, 1)},
         "shape mismatch for dualprocess.cat.weight: file (4, 6, 1, 1) vs model (4, 8, 1, 1)",
@@ -527,8 +531,8 @@ def test_a_card_with_another_calibration_than_the_weights_file_is_refused(
     assert card_fields(safetensors_header(calibrated)[1])["auto_strength"] == {"intercept": 0.5}
     assert load_model(str(calibrated)).card["auto_strength"] == {"intercept": 0.5}  # its own card: loads
     for path, card, differs in (
-        (calibrated, plain, "no strength calibration, and the file one"),
-        (plain, calibrated, "a strength calibration, and the file none"),
+        (calibrated, plain, "no strength calibration, where the file holds one"),
+        (plain, calibrated, "a strength calibration, where the file holds none"),
     ):
         path.with_suffix(".json").write_text(own_cards[card])
         assert load_error(str(path)) == (
@@ -538,6 +542,9 @@ def test_a_card_with_another_calibration_than_the_weights_file_is_refused(
     card = json.loads(own_cards[calibrated]) | {"auto_strength": {"intercept": 0.7}}
     calibrated.with_suffix(".json").write_text(json.dumps(card))
     assert "holds another strength calibration than the file: " in load_error(str(calibrated))
+    card["auto_strength"] = {"intercept": 0.5000}  # saved again by a tool that writes numbers its own way
+    calibrated.with_suffix(".json").write_text(json.dumps(card).replace("0.5", "5e-1"))
+    assert load_model(str(calibrated)).card["auto_strength"] == {"intercept": 0.5}
     calibrated.with_suffix(".json").unlink()  # the file's own card is read
     assert load_model(str(calibrated)).card["auto_strength"] == {"intercept": 0.5}
 

@@ -10,7 +10,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import BinaryIO
 
 import cv2
@@ -36,7 +36,7 @@ from PIL.TiffImagePlugin import (
     Y_RESOLUTION,
 )
 
-from recnet_cli.atomicfile import atomic_file
+from recnet_cli.atomicfile import atomic_file, mark_written, written_by_recnet
 from recnet_cli.files import describe_os_error
 from recnet_cli.imaging.colour import converted_in_bands, output_colour, written_in_grey_mode
 from recnet_cli.imaging.errors import (
@@ -197,41 +197,6 @@ def _save(
                 mark_written(file)
     except Unencodable as error:
         raise ImageWriteError(path, str(error)) from None
-
-
-# Set on every image recnet writes, where the file system keeps extended attributes: it tells the images
-# recnet wrote from a user's own (``written_by_recnet``). It holds the file's size and time of last change
-# as recnet left them, so that a file copied onto an output (``cp`` keeps the file, and its attributes) or
-# an output edited in place is the user's from then on.
-WRITTEN_MARK = "user.recnet.written"
-
-
-def written_mark(status: os.stat_result) -> bytes:
-    """The mark of a file as recnet wrote it: its size, time of last change and inode number (a copy that
-    keeps the attribute and the time, as ``cp -a`` and ``rsync -aX`` make, is another file)."""
-    return f"{status.st_size} {status.st_mtime_ns} {status.st_ino}".encode()
-
-
-def mark_written(file: BinaryIO) -> None:
-    """Sets recnet's mark (``WRITTEN_MARK``) on a file it wrote, once its last byte is in."""
-    if hasattr(os, "setxattr"):  # Linux; not a file system without extended attributes (FAT, some shares)
-        file.flush()  # the data in the buffer would change the time of last change once written
-        with suppress(OSError):
-            os.setxattr(file.fileno(), WRITTEN_MARK, written_mark(os.fstat(file.fileno())))
-
-
-def written_by_recnet(path: str | os.PathLike[str]) -> bool | None:
-    """Whether the image at ``path`` is as recnet wrote it (it bears recnet's mark, and its size, time of last
-    change and inode are the mark's); None where that cannot be told: a file system that keeps no mark, or a
-    system without extended attributes."""
-    if not hasattr(os, "getxattr"):
-        return None
-    try:
-        mark = os.getxattr(path, WRITTEN_MARK)
-        status = os.stat(path)
-    except OSError as error:
-        return False if error.errno == errno.ENODATA else None
-    return mark == written_mark(status)
 
 
 def kept_from_overwrite(path: str | os.PathLike[str]) -> str | None:

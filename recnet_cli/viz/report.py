@@ -536,8 +536,8 @@ CARD = """<article class="card">
 # darkens them, but the photo held no detail there to bring back
 BLOWN_SHARE = 0.001
 BLOWN_NOTE = (
-    '\n<p class="muted blown">Clipped highlights hold no detail in the photo: where they are no longer '
-    "clipped, they are a flat, darker tone, not detail brought back.</p>"
+    '\n<p class="muted blown">Clipped highlights hold little or no detail in the photo: fewer of them after '
+    "correction means they were darkened, not that detail was brought back.</p>"
 )
 
 PAGE = """<!DOCTYPE html>

@@ -73,15 +73,16 @@ def check_calibration_is_the_files(card: dict[str, Any], model_path: Path, label
     if not is_safetensors(model_path) or not model_path.with_suffix(".json").is_file():
         return
     own = card_fields(safetensors_header(model_path)[1])
-    said, held = (json.dumps(fields.get(CALIBRATION_FIELD), sort_keys=True) for fields in (card, own))
-    if own.get(ARCHITECTURE[0]) != "RECNet" or said == held:  # compared as text: NaN is NaN
+    said, held = card.get(CALIBRATION_FIELD), own.get(CALIBRATION_FIELD)
+    as_text = json.dumps(said, sort_keys=True) == json.dumps(held, sort_keys=True)  # a NaN is as written
+    if own.get(ARCHITECTURE[0]) != "RECNet" or said == held or as_text:  # 1 and 1.0 alike
         return
-    if CALIBRATION_FIELD not in card:
-        differs = "no strength calibration, and the file one"
-    elif CALIBRATION_FIELD in own:
+    if said is None:
+        differs = "no strength calibration, where the file holds one"
+    elif held is not None:
         differs = "another strength calibration than the file"
     else:
-        differs = "a strength calibration, and the file none"
+        differs = "a strength calibration, where the file holds none"
     raise WeightsError(
         f"{label}: its card ({model_path.with_suffix('.json').name}) holds {differs}: the card of other "
         "weights; replace it with the card saved with them, or remove it (the file's own card is then read)"

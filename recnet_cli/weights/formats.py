@@ -44,6 +44,7 @@ CHECKPOINT_WRAPPERS = ("params_ema", "params-ema", "params", "model_state_dict",
 TRAINING_CHECKPOINT_KEY = "model.extract.weight"
 
 
+FIRST_LAYER_KEY = "extract.weight"  # the network's first layer: where it is, its names are
 BLOCK_KEY = re.compile(r"dualprocess\.conv(\d+)\.")
 CAT_KEY = "dualprocess.cat.weight"  # the 1x1 convolution that joins the blocks: blocks x channels in
 
@@ -122,12 +123,11 @@ def bare_names(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
         return name
 
     tensors = {bare(name): tensor for name, tensor in tensors.items()}
-    lightning = (
-        TRAINING_CHECKPOINT_KEY in tensors and TRAINING_CHECKPOINT_KEY.removeprefix("model.") not in tensors
-    )
-    if tensors and (lightning or all(name.startswith("model.") for name in tensors)):
-        inside = {name: tensor for name, tensor in tensors.items() if name.startswith("model.")}
-        return bare_names({name.removeprefix("model."): tensor for name, tensor in inside.items()})
+    under = {name[len("model.") :]: value for name, value in tensors.items() if name.startswith("model.")}
+    # the network under model., beside the module's other parts
+    beside = FIRST_LAYER_KEY not in tensors and FIRST_LAYER_KEY in map(bare, under)
+    if under and (len(under) == len(tensors) or beside):
+        return bare_names(under)
     return tensors
 
 
@@ -385,10 +385,10 @@ def found_keys(checkpoint: object) -> str:
 
 
 def infer_architecture(state_dict: dict[str, Tensor], label: str) -> tuple[int, int]:
-    """(channels, blocks): the width of ``extract``, and the number of blocks that ``dualprocess.cat`` joins
-    (where it is there: so that a block whose keys are all missing is named as missing), else of
-    ``dualprocess.convN`` blocks."""
-    extract = state_dict.get("extract.weight")
+    """(channels, blocks): the width of ``extract``, and the number of ``dualprocess.convN`` blocks, or one
+    more where ``dualprocess.cat`` joins one more (so that a block whose keys are all missing is named as
+    missing)."""
+    extract = state_dict.get(FIRST_LAYER_KEY)
     blocks = {match[1] for key in state_dict if (match := BLOCK_KEY.match(key))}
     if extract is None or extract.ndim != 4 or not blocks:
         raise WeightsError(f"{label}: not a RECNet state_dict (no extract.weight and dualprocess.convN keys)")
@@ -398,8 +398,8 @@ def infer_architecture(state_dict: dict[str, Tensor], label: str) -> tuple[int, 
     if problem := width_problem(channels):  # the model built for it would fail on the first photo
         raise WeightsError(f"{label}: not a RECNet checkpoint of a supported layout: {problem}")
     joined = state_dict.get(CAT_KEY)
-    if joined is not None and joined.ndim == 4 and joined.shape[1] % channels == 0 and joined.shape[1]:
-        return channels, joined.shape[1] // channels
+    if joined is not None and joined.ndim == 4 and joined.shape[1] == channels * (len(blocks) + 1):
+        return channels, len(blocks) + 1  # a block whose keys are all missing (not a count the file makes up)
     return channels, len(blocks)
 
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recnet_cli.atomicfile import write_atomic
+from recnet_cli.atomicfile import bears_mark, changed_since_written, write_atomic
 from recnet_cli.files import describe_os_error, file_kind, nearest_existing
 from recnet_cli.weights.card import ARCHITECTURE, architecture_card, flat_fields, readable
 from recnet_cli.weights.errors import WeightsError
@@ -52,8 +52,8 @@ def save_model(model: RECNet, path: Path, card: dict[str, Any], *, overwrite: bo
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         for file, data in files.items():
-            try:
-                write_atomic(file, data, overwrite=overwrite)
+            try:  # the cards marked: one edited since is the user's (``edited_card``)
+                write_atomic(file, data, overwrite=overwrite, marked=file != weights)
             except FileExistsError:  # made between the check and the write
                 raise WeightsError(f"{path}: not written in full, since {file} exists") from None
     except OSError as error:
@@ -72,19 +72,17 @@ def foreign_card(path: Path) -> Path | None:
 
 
 def edited_card(path: Path) -> Path | None:
-    """A card of recnet's beside the model ``path`` that no longer says what recnet wrote there (a note
-    added, a field changed), which even --overwrite keeps: a JSON card whose fields are not those the model
-    file holds, or a card for people that is not the one the JSON card makes; None when there is none, or
-    too little to tell by (``foreign_card`` says which files are not recnet's cards at all)."""
+    """A card of recnet's beside the model ``path`` that was changed since recnet wrote it (a note added, a
+    field changed), which even --overwrite keeps: one whose mark says so (``changed_since_written``); or a
+    JSON card without a mark (from a recnet that marked no cards, or saved by an editor that replaces the
+    file) whose fields are not those the model file holds. None when there is none."""
     weights, card_json, card_md = model_files(path)
-    if not is_card(card_json):
+    if edited := next((card for card in (card_json, card_md) if changed_since_written(card)), None):
+        return edited
+    if not is_card(card_json) or bears_mark(card_json) or not is_saved_model(weights):
         return None
-    card = json.loads(card_json.read_bytes())
-    if is_saved_model(weights) and flat_fields(card) != safetensors_header(weights)[1]:
-        return card_json
-    if is_card(card_md) and card_md.read_bytes() != card_bytes(card_markdown(path, card)):
-        return card_md
-    return None
+    fields = flat_fields(json.loads(card_json.read_bytes()))
+    return card_json if fields != safetensors_header(weights)[1] else None
 
 
 def is_saved_model(path: Path) -> bool:
