@@ -1823,7 +1823,7 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
         ["calibrate", "--photos", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.safetensors")], env
     )
     assert (missing.returncode, missing.stderr) == (2, f"error: {tmp_path / 'nowhere'}: no such folder\n")
-    both = run([*arguments, "--overwrite", "--pairs", str(tmp_path)], env)
+    both = run([*arguments[:-1], str(tmp_path / "new.safetensors"), "--pairs", str(tmp_path)], env)
     assert both.returncode == 2 and "give one of --photos DIR, --pairs DIR, or both" in both.stderr
     blocked = tmp_path / "photos" / "shot0.png" / "calibrated.safetensors"  # refused before calibrating
     unwritable = run([*arguments[:-1], str(blocked)], env)

@@ -1184,10 +1184,10 @@ def test_without_overwrite_a_model_is_not_saved_over_a_file_made_meanwhile(
     # Made between that check and the write: the file there is kept all the same
     real_write = saving.write_atomic
 
-    def card_made_first(file: Path, data: bytes, *, overwrite: bool = True) -> None:
+    def card_made_first(file: Path, data: bytes, *, overwrite: bool = True, marked: bool = False) -> None:
         if file.suffix == ".json":
             file.write_text("theirs")
-        real_write(file, data, overwrite=overwrite)
+        real_write(file, data, overwrite=overwrite, marked=marked)
 
     path.with_suffix(".md").unlink()
     monkeypatch.setattr(saving, "write_atomic", card_made_first)
