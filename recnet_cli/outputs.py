@@ -389,8 +389,8 @@ def calibrated_model_problem(path: Path, overwrite: bool) -> str | None:
         return f"-o {path}: {card} exists, and recnet did not write it (no model card): move it away"
     if overwrite and (card := edited_card(path)):
         return (
-            f"-o {path}: {card} was edited since recnet wrote it (it is not the card of the model there): "
-            "--overwrite would lose that; move it away, or choose another -o"
+            f"-o {path}: {card} was changed since recnet wrote it, and --overwrite would lose that: move it "
+            "away, or choose another -o"
         )
     if os.path.lexists(path) and not is_saved_model(path):  # a run's checkpoint: --overwrite would end it
         return (

@@ -1544,8 +1544,8 @@ def test_calibrate_overwrite_keeps_a_card_of_recnet_s_that_was_edited(
         assert calibrated_model_problem(model, overwrite=True) is None
         edit()
         assert calibrated_model_problem(model, overwrite=True) == (
-            f"-o {model}: {edited} was edited since recnet wrote it (it is not the card of the model there): "
-            "--overwrite would lose that; move it away, or choose another -o"
+            f"-o {model}: {edited} was changed since recnet wrote it, and --overwrite would lose that: move "
+            "it away, or choose another -o"
         )
         assert (
             calibrated_model_problem(model, overwrite=False)
@@ -1560,7 +1560,7 @@ def test_calibrate_overwrite_keeps_a_card_of_recnet_s_that_was_edited(
     assert calibrated_model_problem(model, overwrite=True) is None
     card_json.unlink()
     card_json.write_text(json.dumps(json.loads(unmarked) | {"my_note": "tuned"}))
-    assert f"{card_json} was edited since recnet wrote it" in calibrated_model_problem(model, overwrite=True)
+    assert f"{card_json} was changed since recnet wrote it" in calibrated_model_problem(model, overwrite=True)
 
 
 def test_calibrate_says_why_a_folder_of_recnet_s_outputs_has_no_photos_before_it_fails(
