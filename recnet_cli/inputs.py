@@ -277,9 +277,16 @@ def pattern_relative(path: Path, base: Path) -> Path:
 
 
 def folder_hint(folder: Path, files: Sequence[Path], recursive: bool) -> str:
-    """Why a folder gave no image: its images are in sub-folders, or its files are of other types."""
+    """Why a folder gave no image: its images are in sub-folders, or hidden (``.IMG_1.jpg``, left out as
+    hidden folders are), or its files are of other types."""
     if not recursive and images_below(folder):
         return " (its sub-folders have some: add --recursive)"
+    shown = set(files)
+    every = visible_files(folder, recursive, hidden=True)
+    hidden = [path for path in every if path.suffix.lower() in IMAGE_EXTENSIONS and path not in shown]
+    if hidden:
+        such = f", such as {hidden[0].name}" if len(hidden) > 1 else f": {hidden[0].name}"
+        return f" ({counted(len(hidden), 'hidden image')} left out{such}; name one to include it)"
     return other_files(files)
 
 

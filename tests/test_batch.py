@@ -381,9 +381,19 @@ def test_inputs_that_give_no_image_say_why(shots: Path, tmp_path: Path) -> None:
     for name in ["a.NEF", "b.nef", "c.CR2", "notes", ".DS_Store"]:
         (raws / name).write_bytes(b"x")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "inbox").mkdir()  # a phone's hidden files: left out without a word, the folder "empty"
+    for name in [".IMG_1.JPG", ".IMG_2.jpg", "._IMG_2.txt"]:
+        (tmp_path / "inbox" / name).write_bytes(b"x")
     (tmp_path / "trips" / "2024").mkdir(parents=True)
     (tmp_path / "trips" / "2024" / "a.jpg").write_bytes(b"x")
-    inputs = [tmp_path / "trips", raws, raws / "*.nef", tmp_path / "empty", tmp_path / "*.gif"]
+    inputs = [
+        tmp_path / "trips",
+        raws,
+        raws / "*.nef",
+        tmp_path / "empty",
+        tmp_path / "*.gif",
+        tmp_path / "inbox",
+    ]
     sources, missing = find_sources([str(path) for path in inputs])
     readable = imaging.READABLE
     assert sources == []
@@ -393,6 +403,7 @@ def test_inputs_that_give_no_image_say_why(shots: Path, tmp_path: Path) -> None:
         f"no images match this pattern (1 other file: .nef; {readable})",  # globs are case-sensitive
         "no images in this folder",
         "no images match this pattern",
+        "no images in this folder (2 hidden images left out, such as .IMG_1.JPG; name one to include it)",
     ]
     assert str(missing[0]) == f"{tmp_path / 'trips'}: {missing[0].reason}"
 
