@@ -283,7 +283,11 @@ def folder_hint(folder: Path, files: Sequence[Path], recursive: bool) -> str:
         return " (its sub-folders have some: add --recursive)"
     shown = set(files)
     every = visible_files(folder, recursive, hidden=True)
-    hidden = [path for path in every if path.suffix.lower() in IMAGE_EXTENSIONS and path not in shown]
+    hidden = [
+        path
+        for path in every
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path not in shown and not path.name.startswith("._")
+    ]  # ._IMG_1.jpg: macOS's record of IMG_1.jpg's attributes on a card, no image
     if hidden:
         such = f", such as {hidden[0].name}" if len(hidden) > 1 else f": {hidden[0].name}"
         return f" ({counted(len(hidden), 'hidden image')} left out{such}; name one to include it)"

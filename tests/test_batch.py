@@ -382,7 +382,7 @@ def test_inputs_that_give_no_image_say_why(shots: Path, tmp_path: Path) -> None:
         (raws / name).write_bytes(b"x")
     (tmp_path / "empty").mkdir()
     (tmp_path / "inbox").mkdir()  # a phone's hidden files: left out without a word, the folder "empty"
-    for name in [".IMG_1.JPG", ".IMG_2.jpg", "._IMG_2.txt"]:
+    for name in [".IMG_1.JPG", ".IMG_2.jpg", "._IMG_3.jpg"]:
         (tmp_path / "inbox" / name).write_bytes(b"x")
     (tmp_path / "trips" / "2024").mkdir(parents=True)
     (tmp_path / "trips" / "2024" / "a.jpg").write_bytes(b"x")
