@@ -258,15 +258,18 @@ def output_path_problem(path: Path) -> str | None:
 
 
 def name_too_long(path: Path) -> str | None:
-    """Why a file cannot have ``path``'s name in a folder still to be made, whose file system would say so
-    only once it is made: a name longer than the nearest folder there takes (255 bytes, mostly)."""
+    """Why a file cannot be at ``path``, in a folder still to be made, whose file system would say so only
+    once it is made: its name, or a folder's to be made, longer than the nearest folder there takes (255
+    bytes, mostly)."""
     if not hasattr(os, "pathconf"):  # Windows
         return None
+    nearest = nearest_existing(path.parent)
     try:
-        longest = os.pathconf(nearest_existing(path.parent), "PC_NAME_MAX")
+        longest = os.pathconf(nearest, "PC_NAME_MAX")
     except (OSError, ValueError):  # unknown there
         return None
-    return f"output {path}: file name too long" if len(os.fsencode(path.name)) > longest else None
+    names = path.relative_to(nearest).parts
+    return f"output {path}: file name too long" if any(len(os.fsencode(n)) > longest for n in names) else None
 
 
 @dataclass

@@ -540,6 +540,9 @@ def test_a_name_too_long_for_a_folder_still_to_be_made_is_refused_before_the_mod
         assert result.exit_code == 1
         assert f"output {output / photo.stem}_mask.png: file name too long" in result.stderr
     assert not (tmp_path / "new").exists()
+    folder = tmp_path / "new" / ("f" * 256)  # a folder's name too long, to be made
+    result = CliRunner().invoke(app, ["correct", str(photo), "-o", f"{folder}/", "-n"])
+    assert result.exit_code == 1 and f"output {folder / photo.name}: file name too long" in result.stderr
 
 
 def test_a_dry_run_with_json_still_says_its_errors_and_counts_on_stderr(tmp_path: Path) -> None:
