@@ -247,7 +247,8 @@ def collect_jobs(
     over."""
     # A stop while the inputs are listed (seconds for a large folder on a network drive) is said as one
     # while the model loads: with --json, the summary, of no photo yet
-    with summary_if_stopped(command, [], Summary(), quiet, as_json, about):
+    planned = {**plan_fields(0), **about} if dry_run else about  # what --json says of a dry run, stopped too
+    with summary_if_stopped(command, [], Summary(), quiet, as_json, planned):
         refuse_unwritable_output(output)
         refuse_empty_suffix(suffix, output, ext or default_ext)
         extension = normalise_extension(ext)
@@ -280,7 +281,7 @@ def collect_jobs(
                 console.error(str(unmatched))
             if as_json:
                 ignore_further_stops()  # all there is to say: a stop must not cut it short
-                typer.echo(json_summary(found, {**plan_fields(0), **about} if dry_run else about))
+                typer.echo(json_summary(found, planned))
             raise typer.Exit(1 if missing else 0)
         extension = extension or default_ext
         # Named before sharding, so that two inputs claiming one output clash in every shard, as in one run.

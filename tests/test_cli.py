@@ -2951,6 +2951,8 @@ def test_a_stop_while_the_inputs_are_listed_still_prints_the_json_summary(
         assert result.stderr == f"note: interrupted: recnet {command} stopped before it finished\n"
         report = json.loads(result.stdout)
         assert (report["interrupted"], report["files"], report["model"]) == (True, [], "owner/model")
+    planning = CliRunner().invoke(app, ["correct", str(tmp_path), "--json", "--dry-run"])
+    assert planning.exit_code == 130 and json.loads(planning.stdout)["dry_run"] is True  # said of a dry run
     assert sorted(tmp_path.iterdir()) == [photo]
 
 
