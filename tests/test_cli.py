@@ -703,7 +703,8 @@ def test_a_mask_without_its_photo_is_kept_unless_recnet_left_it_and_the_photo_is
     assert again.returncode == 0 and "corrected 0, skipped 1, failed 0" in again.stderr
 
 
-def ctrl_c() -> None:
+def ctrl_c(*_: object, **__: object) -> None:
+    """Stops as Ctrl-C does (and SIGTERM, as recnet takes it): a stand-in for any step of a command."""
     raise KeyboardInterrupt
 
 
@@ -828,10 +829,7 @@ def test_a_stop_while_the_command_line_is_read_is_said_in_one_line(
     monkeypatch: pytest.MonkeyPatch, parser: type
 ) -> None:
     # recnet's own options, then the command's: Typer turned a stop in either into exit 130 without a word
-    def stopped(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(parser, "parse_args", stopped)
+    monkeypatch.setattr(parser, "parse_args", ctrl_c)
     result = CliRunner().invoke(app, ["correct", "a.jpg"])
     assert (result.exit_code, result.stderr) == (130, "note: interrupted: recnet stopped before it started\n")
 
@@ -2560,10 +2558,7 @@ def test_bench_stopped_says_so_and_its_json_says_it_was_interrupted(
     model_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # --json printed nothing on a stop, where eval and calibrate print that they were interrupted
-    def stopped(*_: object, **__: object) -> None:
-        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as recnet takes it
-
-    monkeypatch.setattr(engine, "time_correction", stopped)
+    monkeypatch.setattr(engine, "time_correction", ctrl_c)
     result = CliRunner().invoke(app, ["bench", "--mp", "0.02", "--model", str(model_file), "--json"])
     assert result.exit_code == 130
     assert result.stderr.endswith("note: interrupted: recnet bench stopped before it finished\n")
@@ -2909,11 +2904,8 @@ def test_a_stopped_eval_gives_the_scores_so_far_and_exits_130(
 def test_a_stop_the_command_does_not_report_itself_is_said_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def stopped_while_loading(*_: object, **__: object) -> None:
-        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as recnet takes it
-
     for module in (cli, runner):  # explain's, and correct's and mask's (runner.open_models_if_needed)
-        monkeypatch.setattr(module, "open_models", stopped_while_loading)
+        monkeypatch.setattr(module, "open_models", ctrl_c)
     photo = make_photo(tmp_path / "a.png")
     for command in (["explain", str(photo)], ["correct", str(photo)]):
         result = CliRunner().invoke(app, command)
@@ -2940,10 +2932,7 @@ def test_a_stop_while_the_inputs_are_listed_still_prints_the_json_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Listing a folder of thousands of photos (on a network drive, minutes) ended with no JSON at all
-    def stopped_while_listing(*_: object, **__: object) -> None:
-        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as recnet takes it
-
-    monkeypatch.setattr(runner, "find_sources", stopped_while_listing)
+    monkeypatch.setattr(runner, "find_sources", ctrl_c)
     photo = make_photo(tmp_path / "a.png")
     for command in ("correct", "mask"):
         result = CliRunner().invoke(app, [command, str(tmp_path), "--json", "-m", "owner/model"])
@@ -2989,9 +2978,6 @@ def test_a_stopped_calibration_prints_its_json_report_of_a_model_not_written(
     tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # calibrate --json printed nothing on a stop, where eval and correct print their report
-    def stopped(*_: object, **__: object) -> None:
-        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as recnet takes it
-
     output = tmp_path / "auto.safetensors"
     command = ["calibrate", "--photos", str(TRAIN_PHOTOS), "-o", str(output), "--size", "64", "--count", "2"]
     for step, model, loaded in (
@@ -2999,7 +2985,7 @@ def test_a_stopped_calibration_prints_its_json_report_of_a_model_not_written(
         ("fitted_strength", ["-m", str(model_file)], True),
     ):
         with monkeypatch.context() as patch:
-            patch.setattr(cli, step, stopped)
+            patch.setattr(cli, step, ctrl_c)
             result = CliRunner().invoke(app, [*command, *model, "--json"])
         assert result.exit_code == 130
         assert result.stderr.endswith(
