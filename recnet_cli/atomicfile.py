@@ -220,17 +220,25 @@ def written_by_recnet(path: str | os.PathLike[str]) -> bool | None:
     if not hasattr(os, "getxattr"):
         return None
     try:
-        mark = os.getxattr(path, WRITTEN_MARK)
-        status = os.stat(path)
+        return _as_marked(path)
     except OSError as error:
         return False if error.errno == errno.ENODATA else None
-    return mark == written_mark(status)
 
 
 def changed_since_written(path: str | os.PathLike[str]) -> bool:
     """Whether the file at ``path`` bears recnet's mark but is no longer as recnet wrote it: edited in place
     (a file without the mark, or where none can be kept, is not known to have been)."""
-    return written_by_recnet(path) is False and bears_mark(path)
+    if not hasattr(os, "getxattr"):
+        return False
+    try:
+        return not _as_marked(path)
+    except OSError:  # no mark, no file, or a file system that keeps none
+        return False
+
+
+def _as_marked(path: str | os.PathLike[str]) -> bool:
+    """Whether the file's size, time of last change and inode are its mark's; OSError where it has none."""
+    return os.getxattr(path, WRITTEN_MARK) == written_mark(os.stat(path))
 
 
 def bears_mark(path: str | os.PathLike[str]) -> bool:
