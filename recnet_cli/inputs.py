@@ -281,13 +281,13 @@ def folder_hint(folder: Path, files: Sequence[Path], recursive: bool) -> str:
     hidden folders are), or its files are of other types."""
     if not recursive and images_below(folder):
         return " (its sub-folders have some: add --recursive)"
-    shown = set(files)
-    every = visible_files(folder, recursive, hidden=True)
+    # hidden files, not those in hidden folders (a report's previews); not ._IMG_1.jpg, macOS's record of
+    # IMG_1.jpg's attributes on a card, which is no image
     hidden = [
         path
-        for path in every
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path not in shown and not path.name.startswith("._")
-    ]  # ._IMG_1.jpg: macOS's record of IMG_1.jpg's attributes on a card, no image
+        for path in visible_files(folder, recursive, hidden=True)
+        if is_hidden(path.name) and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("._")
+    ]
     if hidden:
         such = f", such as {hidden[0].name}" if len(hidden) > 1 else f": {hidden[0].name}"
         return f" ({counted(len(hidden), 'hidden image')} left out{such}; name one to include it)"

@@ -406,6 +406,10 @@ def test_inputs_that_give_no_image_say_why(shots: Path, tmp_path: Path) -> None:
         "no images in this folder (2 hidden images left out, such as .IMG_1.JPG; name one to include it)",
     ]
     assert str(missing[0]) == f"{tmp_path / 'trips'}: {missing[0].reason}"
+    (tmp_path / "empty" / ".recnet-report").mkdir()  # a hidden folder's images are none of the hidden photos
+    (tmp_path / "empty" / ".recnet-report" / "a.png").write_bytes(b"x")
+    _, walked = find_sources([str(tmp_path / "empty")], recursive=True)
+    assert [m.reason for m in walked] == ["no images in this folder"]
 
 
 def test_the_same_file_twice_is_processed_once(shots: Path) -> None:
