@@ -169,8 +169,9 @@ def same_init(typed: str, own: str) -> bool:
             return same_file
         return pinned is not None and pinned_commit(typed_ref.repo_id, revision) == pinned
     files = [name if os.path.isfile(name) else bundled_model(name) for name in (typed, own)]
-    with contextlib.suppress(OSError, TypeError):  # TypeError: one names no file
-        return os.path.samefile(*files)
+    if None not in files:
+        with contextlib.suppress(OSError):
+            return os.path.samefile(*files)
     return os.path.abspath(typed) == os.path.abspath(own)
 
 
