@@ -1226,22 +1226,25 @@ def test_an_output_saved_while_the_batch_runs_is_kept_unless_overwrite(
     companion: tuple[str, str],
     named: str,
 ) -> None:
-    # The outputs are checked as the batch starts; a file saved at one afterwards (the user's edit, another
-    # run) is kept all the same: a's photo, and b's companion, appear once the photos are read.
+    # The outputs are checked as the batch starts, and again just before each photo is computed; a file
+    # saved at one afterwards (the user's edit, another run) is kept all the same: a's photo, and b's
+    # companion, appear as the photos are computed (a, then b, in the one lane).
     flag, tag = companion
     photos = [str(make_photo(tmp_path / f"{name}.png")) for name in "ab"]
     out = tmp_path / "out"
     a, b = f"a{named}", f"b{named}"  # the stems of the outputs
     appearing = {"a": out / f"{a}.png", "b": out / f"{b}_{tag}.png"}
-    read_job = runner.read_job
+    start = Corrector.start
+    started: list[str] = []
     saved_by: list[Callable[[Path], object]] = [Path.touch]  # the user saves them (they lack recnet's mark)
 
-    def read_then_save_over(job: Job, quiet: bool, corrector: Corrector) -> Photo:
-        appearing[job.source.stem].write_bytes(b"MY EDIT")
-        saved_by[0](appearing[job.source.stem])
-        return read_job(job, quiet, corrector)
+    def save_over_then_start(corrector: Corrector, *args: Any) -> Any:
+        started.append("ab"[len(started) % 2])  # each run computes a, then b
+        appearing[started[-1]].write_bytes(b"MY EDIT")
+        saved_by[0](appearing[started[-1]])
+        return start(corrector, *args)
 
-    monkeypatch.setattr(runner, "read_job", read_then_save_over)
+    monkeypatch.setattr(Corrector, "start", save_over_then_start)
     arguments = [command, *photos, "-o", str(out), flag, "--model", str(model_file), "--device", "cpu"]
     kept = CliRunner().invoke(app, arguments)
     assert kept.exit_code == 1, kept.output
