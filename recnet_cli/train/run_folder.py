@@ -184,14 +184,14 @@ def claimed(run_dir: Path) -> Iterator[None]:
     load)."""
     there = nearest_existing(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    folder = os.open(run_dir, os.O_RDONLY) if fcntl is not None else None
+    descriptor = os.open(run_dir, os.O_RDONLY) if fcntl is not None else None
     try:
-        if folder is not None:
-            lock_or_refuse(folder, run_dir, fcntl.LOCK_EX)
+        if descriptor is not None:
+            lock_or_refuse(descriptor, run_dir, fcntl.LOCK_EX)
         yield
     finally:
-        if folder is not None:
-            os.close(folder)
+        if descriptor is not None:
+            os.close(descriptor)
         made = [run_dir, *run_dir.parents][: len(run_dir.parts) - len(there.parts)]
         with contextlib.suppress(OSError):  # one not empty: the run's
             for folder in made:
