@@ -22,14 +22,11 @@ from recnet_cli.click_classes import RecnetCommand, RecnetGroup
 from recnet_cli.console import fail
 from recnet_cli.entry import INTERRUPTED, ignore_further_stops, ignored_hub_timeouts, library_failure
 from recnet_cli.eval_command import report_evaluation
+from recnet_cli.explain_command import explain_photo
 from recnet_cli.files import describe_os_error, error_line
 from recnet_cli.imaging import (
     OUTPUT_CHOICES,
-    PhotoFileError,
-    shown_in_srgb,
-    write_rgb8,
 )
-from recnet_cli.inputs import Source
 from recnet_cli.options import (
     MODEL_FORMS,
     BatchOverwriteOpt,
@@ -71,18 +68,13 @@ from recnet_cli.options import (
     quality_option,
     refuse_both,
     refuse_split_without_pairs,
-    refuse_unwritable_output,
     suffix_option,
 )
 from recnet_cli.outputs import (
     CORRECT_SUFFIX,
     MASK_SUFFIX,
-    Job,
     calibrated_model_problem,
     names_image_file,
-    output_taken_as_folder,
-    sheet_problem,
-    sheet_target,
     side_path,
 )
 from recnet_cli.runner import (
@@ -95,9 +87,7 @@ from recnet_cli.runner import (
     notice_unattributable,
     open_models,
     open_models_if_needed,
-    read_with_reference,
     refuse_device_list,
-    refuse_setup_problems,
     run_batch,
     write_report,
 )
@@ -347,61 +337,7 @@ def explain(
 
     [dim]Example:[/]  recnet explain photo.jpg -r photo-edited.jpg -o sheet.png
     """
-    refuse_unwritable_output(output)
-    # A mistake in the options exits 2, before a sheet that cannot be written there exits 1, as correct's
-    # photo does.
-    refuse_device_list(device)
-    refuse_setup_problems(model, device, Precision.fp32)
-    if image.is_dir():
-        raise fail(f"{image}: a folder; explain takes one photo (correct and mask take folders)")
-    target = sheet_target(image, output)
-    named = target == Path(output or "")
-    where = partial(
-        sheet_problem,
-        target,
-        [image] if reference is None else [image, reference],
-        named=named,
-        overwrite=overwrite,
-    )
-    if problem := where(create=False):
-        raise fail(problem, 1)
-    if (as_folder := output_taken_as_folder([Source(image, Path(image.name))], output)) and not quiet:
-        console.notice(as_folder)
-    notice_unattributable(overwrite, unattributable_outputs([Job(image, target, named=named)]), quiet)
-    photo, truth = read_with_reference(image, reference, quiet)
-    (corrector,), loaded = open_models(
-        model, device, Precision.fp32, tile, quiet=quiet, one_device=True, keep_colour=keep_colour
-    )
-    corrector.half_precision_advice = False  # explain has no --precision
-    from recnet_cli.engine import PhotoRunError
-    from recnet_cli.metrics import UnscorableError
-    from recnet_cli.viz.sheet import contact_sheet
-    from recnet_cli.viz.sheet import explain as explain_photo
-
-    try:
-        shown = partial(shown_in_srgb, photo)  # the sheet carries no colour profile: sRGB's colours
-        pixels = photo.pixels_to_correct
-        explained = explain_photo(
-            corrector, pixels, truth, grey=photo.grayscale, shown=shown, alpha=photo.alpha
-        )
-        subtitle = f"model {loaded.source}   device {corrector.device}" + (
-            f"   reference {reference.name}" if reference is not None else ""
-        )
-        sheet = contact_sheet(explained, f"recnet explain: {image.name}", subtitle)
-        # Its folder is made once the sheet is drawn, so that nothing failing before (the photo, the model,
-        # a reference of another size) leaves an empty folder behind; a file saved at its name meanwhile
-        # is seen.
-        if problem := where(create=True):
-            raise fail(problem, 1)
-        write_rgb8(target, sheet, overwrite=overwrite)
-    except PhotoFileError as exc:
-        raise fail(str(exc), 1) from None
-    except PhotoRunError as exc:
-        raise fail(f"{image}: {exc}", 1) from None
-    except UnscorableError as exc:  # a photo too small to score
-        raise fail(f"{reference or image}: {exc}", 1) from None
-    if not quiet:
-        console.notice(f"wrote {target}")
+    explain_photo(image, reference, output, model, device, tile, keep_colour, overwrite, quiet)
 
 
 @command()
