@@ -50,7 +50,7 @@ import cv2
 import torch
 from bench_inference import EXAMPLE_PHOTOS, add_name_option, device_description, synchronize, write_tables
 
-from recnet_cli.batch import Stages, gpu_lane_depth, run_jobs
+from recnet_cli.batch import Lane, gpu_lane_depth, run_jobs
 from recnet_cli.devices import pick_devices, pick_dtype
 from recnet_cli.engine import HOST, Corrector, PendingCorrection, correctors_for
 from recnet_cli.imaging import Photo, read_photo, write_photo
@@ -120,7 +120,7 @@ def host_seconds(paths: list[Path], scratch: Path, depth: int, model_wait: float
 
     jobs = [Job(path, scratch / path.name) for path in paths]
     start = time.perf_counter()
-    summary = run_jobs(jobs, [Stages(lambda job: read_photo(job.source), compute, write, depth)])
+    summary = run_jobs(jobs, [Lane(lambda job: read_photo(job.source), compute, write, depth)])
     if summary.failed:
         raise SystemExit(f"the host stage failed: {summary.outcomes}")
     return time.perf_counter() - start
@@ -210,7 +210,7 @@ def traced_pipeline(paths: list[Path], scratch: Path, args: argparse.Namespace, 
 
     pinned_before = pinned_memory_stats(on_gpu)
     start = time.perf_counter()
-    lane = Stages(read, compute, write, depth if on_gpu else 1)  # a CPU lane reads one photo ahead
+    lane = Lane(read, compute, write, depth if on_gpu else 1)  # a CPU lane reads one photo ahead
     summary = run_jobs([Job(path, scratch / path.name) for path in paths], [lane])
     seconds = time.perf_counter() - start
     if summary.failed:

@@ -161,11 +161,11 @@ class Summary:
 
 
 @dataclass(frozen=True)
-class Stages:
-    """A job in three steps. Reading the next inputs and writing the last outputs run in background
-    threads, overlapping the compute in between (decoding and encoding photos take as long as a GPU's
-    forward pass). Compute keeps the device busy and nothing else: host work that can wait for the
-    write (finishing a correction) belongs there."""
+class Lane:
+    """One device's way through the jobs, each job in three steps. Reading the next inputs and writing the
+    last outputs run in background threads, overlapping the compute in between (decoding and encoding
+    photos take as long as a GPU's forward pass). Compute keeps the device busy and nothing else: host
+    work that can wait for the write (finishing a correction) belongs there."""
 
     read: Callable[[Job], Any]
     compute: Callable[[Job, Any], Any]  # (job, what read returned)
@@ -197,7 +197,7 @@ class JobQueue:
 
 def run_jobs(
     jobs: Sequence[Job],
-    lanes: Sequence[Stages],
+    lanes: Sequence[Lane],
     *,
     overwrite: bool = False,
     skip_existing: bool = False,
@@ -259,7 +259,7 @@ def run_jobs(
     return summary
 
 
-def run_lanes(lanes: Sequence[Stages], run: Callable[[Stages], None], queue: JobQueue) -> None:
+def run_lanes(lanes: Sequence[Lane], run: Callable[[Lane], None], queue: JobQueue) -> None:
     """Runs the queue's jobs through ``lanes`` (``run`` runs one): one in this thread, several in threads of
     their own."""
     if len(lanes) == 1:
@@ -275,7 +275,7 @@ def run_lanes(lanes: Sequence[Stages], run: Callable[[Stages], None], queue: Job
 
 
 def run_lane(
-    stages: Stages,
+    stages: Lane,
     queue: JobQueue,
     record: Callable[[Outcome], None],
     handled: tuple[type[Exception], ...],

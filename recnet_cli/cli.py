@@ -39,7 +39,7 @@ from recnet_cli.options import (
     InputsOpt,
     JsonOpt,
     KeepColourOpt,
-    LossPreset,
+    LossPresetName,
     ModelOpt,
     OutputOpt,
     PairsOpt,
@@ -576,12 +576,12 @@ def train(
         int, typer.Option(min=1, metavar="N", help="Save a resumable checkpoint every N steps.")
     ] = 500,
     loss_preset: Annotated[
-        LossPreset,
+        LossPresetName,
         typer.Option(
             metavar="PRESET",
             help="paper: MSE + colour + mask BCE + ECR; authors-code: L1 + SSIM instead of MSE.",
         ),
-    ] = LossPreset.paper,
+    ] = LossPresetName.paper,
     ecr: Annotated[
         bool,
         flag("--ecr/--no-ecr", help="Exposure contrastive loss (needs VGG16 ImageNet weights)."),

@@ -35,7 +35,7 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
-class LossPreset(str, Enum):
+class LossPresetName(str, Enum):
     paper = "paper"
     authors_code = "authors-code"
 

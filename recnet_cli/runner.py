@@ -18,8 +18,8 @@ import typer
 
 from recnet_cli import console
 from recnet_cli.batch import (
+    Lane,
     Outcome,
-    Stages,
     Summary,
     gpu_lane_depth,
     interrupted_summary,
@@ -445,8 +445,8 @@ def run_batch(
     try:
         with console.BatchProgress(len(jobs), expected, label, quiet) as progress:
 
-            def lane(corrector: Corrector) -> Stages:
-                return Stages(
+            def lane(corrector: Corrector) -> Lane:
+                return Lane(
                     read=lambda job: read_job(job, quiet, corrector),
                     compute=lambda job, photo: compute(
                         corrector, photo, partial(progress.photo_progress, job, photo.megapixels)

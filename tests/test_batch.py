@@ -23,8 +23,8 @@ from recnet_cli import imaging, inputs
 from recnet_cli.batch import (
     IN_FLIGHT_BYTES_PER_PIXEL,
     IN_FLIGHT_MEMORY_SHARE,
+    Lane,
     Outcome,
-    Stages,
     Summary,
     gpu_lane_depth,
     output_folder_problem,
@@ -1029,8 +1029,8 @@ class JobError(Exception):
     """A failure of one file that the batch is told to report and move past (``handled``)."""
 
 
-def writing_stages(failing_stage: str | None = None, failing_name: str = "bad.jpg", depth: int = 1) -> Stages:
-    """Stages that write b"new" to the target; ``failing_stage`` raises a JobError for one input."""
+def writing_stages(failing_stage: str | None = None, failing_name: str = "bad.jpg", depth: int = 1) -> Lane:
+    """A lane that writes b"new" to the target; ``failing_stage`` raises a JobError for one input."""
 
     def maybe_fail(stage: str, job: Job) -> None:
         if stage == failing_stage and job.source.name == failing_name:
@@ -1049,7 +1049,7 @@ def writing_stages(failing_stage: str | None = None, failing_name: str = "bad.jp
         job.target.write_bytes(data)
         return 2.0
 
-    return Stages(read, compute, write, depth)
+    return Lane(read, compute, write, depth)
 
 
 def test_a_failure_does_not_stop_the_batch_and_existing_outputs_are_kept(tmp_path: Path) -> None:
@@ -1108,7 +1108,7 @@ def test_an_output_that_appears_during_the_batch_is_kept_as_one_there_before(
             write_rgb8(path, np.zeros((2, 2, 3), np.uint8), overwrite=False)
         return 1.0
 
-    stages = Stages(lambda job: job.source.name, lambda job, name: b"", write, depth)
+    stages = Lane(lambda job: job.source.name, lambda job, name: b"", write, depth)
     refused = ("failed", f"output {jobs[0].target} exists (use --overwrite or --skip-existing)")
     for skip_existing, photo_outcome in ((False, refused), (True, ("skipped", "output exists"))):
         for path in tmp_path.iterdir():
@@ -1157,7 +1157,7 @@ def test_on_ctrl_c_photos_already_corrected_are_written_and_counted(tmp_path: Pa
     with pytest.raises(KeyboardInterrupt):
         run_jobs(
             jobs,
-            [Stages(stages.read, compute, stages.write, depth)],
+            [Lane(stages.read, compute, stages.write, depth)],
             on_outcome=lambda o: seen.append(f"{o.job.source.name} {o.status}"),
         )
     assert seen == ["a.jpg done", "b.jpg done"]
@@ -1179,7 +1179,7 @@ def test_a_full_disk_stops_the_batch_and_the_rest_is_not_run(tmp_path: Path, dep
         job.target.write_bytes(data)
         return 1.0
 
-    stages = [Stages(writing_stages().read, compute, write, depth)]
+    stages = [Lane(writing_stages().read, compute, write, depth)]
     summary = run_jobs(jobs, stages, handled=(ImageWriteError,))
     statuses = [o.status for o in summary.outcomes]
     assert statuses[:2] == ["done", "failed"] and statuses[-3:] == ["not run"] * 3
@@ -1204,7 +1204,7 @@ def test_an_output_another_run_wrote_meanwhile_is_looked_at_before_its_photo_is_
         return b"new"
 
     stages = writing_stages()
-    summary = run_jobs(jobs, [Stages(stages.read, compute, stages.write)], skip_existing=skip_existing)
+    summary = run_jobs(jobs, [Lane(stages.read, compute, stages.write)], skip_existing=skip_existing)
     outcomes = [(o.status, o.reason) for o in summary.outcomes]
     assert outcomes[0] == ("done", "") and computed == ["a.jpg"]
     for (status, reason), job in zip(outcomes[1:], jobs[1:], strict=True):
@@ -1232,7 +1232,7 @@ def test_an_output_folder_made_read_only_or_removed_mid_batch_is_looked_at_befor
             shutil.rmtree(folders["removed"])
         return b"new"
 
-    summary = run_jobs(jobs, [Stages(writing_stages().read, compute, writing_stages().write)])
+    summary = run_jobs(jobs, [Lane(writing_stages().read, compute, writing_stages().write)])
     assert [(o.status, o.reason) for o in summary.outcomes] == [
         ("done", ""),
         *[("failed", f"cannot write in folder {folders['locked']}: permission denied")] * 2,
@@ -1252,7 +1252,7 @@ def test_an_error_of_one_file_does_not_stop_the_batch(tmp_path: Path) -> None:
         return 1.0
 
     stages = writing_stages()
-    summary = run_jobs(jobs, [Stages(stages.read, stages.compute, write)], handled=(ImageWriteError,))
+    summary = run_jobs(jobs, [Lane(stages.read, stages.compute, write)], handled=(ImageWriteError,))
     assert [o.status for o in summary.outcomes] == ["failed", "done", "done"]
 
 
@@ -1287,7 +1287,7 @@ def test_a_folder_that_cannot_be_written_in_fails_its_jobs_before_any_work(
         computed.append(name)
         return b"new"
 
-    summary = run_jobs(jobs, [Stages(stages.read, compute, stages.write)])
+    summary = run_jobs(jobs, [Lane(stages.read, compute, stages.write)])
     assert [(o.status, o.reason) for o in summary.outcomes] == [
         ("failed", f"cannot write in folder {locked}: permission denied"),
         ("done", ""),
@@ -1309,7 +1309,7 @@ def test_reading_the_next_input_overlaps_the_compute(tmp_path: Path) -> None:
         return second_read.wait(timeout=10) if name == "0.jpg" else True
 
     overlapped: list[bool] = []
-    stages = Stages(read, compute, lambda job, name, result: overlapped.append(result) or 1.0)
+    stages = Lane(read, compute, lambda job, name, result: overlapped.append(result) or 1.0)
     assert run_jobs(jobs, [stages]).count("done") == 2
     assert overlapped == [True, True]
 
@@ -1324,7 +1324,7 @@ def test_a_photo_is_counted_when_written_not_after_the_next_compute(tmp_path: Pa
         return first_counted.wait(timeout=5) if name == "1.jpg" else True
 
     computed: list[bool] = []
-    stages = Stages(
+    stages = Lane(
         lambda job: job.source.name,
         compute,
         lambda job, name, result: computed.append(result) or 1.0,
@@ -1367,7 +1367,7 @@ def test_a_deeper_lane_reads_several_inputs_ahead_but_no_more(tmp_path: Path) ->
         return both_read
 
     overlapped: list[bool] = []
-    stages = Stages(read, compute, lambda job, name, result: overlapped.append(result) or 1.0, depth=2)
+    stages = Lane(read, compute, lambda job, name, result: overlapped.append(result) or 1.0, depth=2)
     assert run_jobs(jobs, [stages]).count("done") == 6
     assert overlapped == [True] * 6
     assert read_while_0_computed == {"0.jpg", "1.jpg", "2.jpg"}
@@ -1406,7 +1406,7 @@ def test_companion_files_are_checked_and_protected_like_outputs(tmp_path: Path) 
     assert "is an input file" in clash.problem
 
 
-def lane(number: int, ran: list[tuple[int, str]], delay: float = 0.0) -> Stages:
+def lane(number: int, ran: list[tuple[int, str]], delay: float = 0.0) -> Lane:
     """A lane that records (lane number, input name) for every job it computes."""
 
     def compute(job: Job, name: str) -> bytes:
@@ -1420,7 +1420,7 @@ def lane(number: int, ran: list[tuple[int, str]], delay: float = 0.0) -> Stages:
         job.target.write_bytes(data)
         return 1.0
 
-    return Stages(lambda job: job.source.name, compute, write)
+    return Lane(lambda job: job.source.name, compute, write)
 
 
 def test_several_lanes_share_one_queue_and_the_summary_keeps_input_order(tmp_path: Path) -> None:
@@ -1454,7 +1454,7 @@ def test_an_unexpected_error_in_one_lane_stops_the_others(tmp_path: Path) -> Non
     def crash(job: Job, name: str) -> bytes:
         raise RuntimeError("device lost")
 
-    broken = Stages(lambda job: job.source.name, crash, lambda job, name, data: 1.0)
+    broken = Lane(lambda job: job.source.name, crash, lambda job, name, data: 1.0)
     with pytest.raises(RuntimeError, match="device lost"):
         run_jobs(jobs, [lane(0, ran, 0.05), broken])
     assert len(ran) < 10  # the healthy lane stopped soon after, instead of running the whole batch

@@ -1409,7 +1409,7 @@ def test_gpu_lanes_read_ahead_as_far_as_the_largest_photo_allows(
     lane_depths: list[list[int]] = []
 
     def run_jobs_noting_the_depths(
-        jobs: list[Job], lanes: list[batch.Stages], **kwargs: object
+        jobs: list[Job], lanes: list[batch.Lane], **kwargs: object
     ) -> batch.Summary:
         lane_depths.append([lane.depth for lane in lanes])
         return batch.run_jobs(jobs, lanes, **kwargs)
