@@ -10,6 +10,7 @@ import sys
 import torch
 
 from recnet_cli.imaging import out_of_host_memory
+from recnet_cli.wording import gibibytes
 
 try:
     import resource
@@ -142,4 +143,4 @@ def peak_memory_bytes(device: torch.device) -> int | None:
 def describe_peak_memory(device: torch.device, peak: int | None) -> str:
     """A ``peak_memory_bytes`` figure in words ("peak 1.25 GiB of GPU memory"), "" where it is not known."""
     where = "GPU memory" if device.type == "cuda" else "process memory"
-    return "" if peak is None else f"peak {peak / 2**30:.2f} GiB of {where}"
+    return "" if peak is None else f"peak {gibibytes(peak, 2)} of {where}"

@@ -47,6 +47,7 @@ from recnet_cli.tiling import (
     map_sizes,
     maps_to_spill,
 )
+from recnet_cli.wording import gibibytes
 
 TileSetting = int | Literal["auto"]
 StrengthSetting = float | Literal["auto"]
@@ -71,7 +72,6 @@ HOST = torch.device("cpu")
 # editor's scratch disk does: slower, but a photo of any size runs. (At 100 MP the maps take 15.7 GiB, and
 # such a photo peaked at 17.1 GiB of RSS on a machine with 22 GiB available.)
 MAP_MEMORY_SHARE = 0.9
-GIB = 2**30
 # A mirrored border this wide goes around each photo and is cropped off after: the network pads its
 # convolutions with zeros, which otherwise draws a line one or two pixels wide along the photo's edges
 # (measured on the example photos: 13 to 32 levels of jump at the edge, back to the interior's with 8).
@@ -320,9 +320,9 @@ class Corrector:
         spilled_bytes = sum(map_sizes(channels, pixels, self.dtype)[name] for name in spilled)
         shortage = (
             f"not enough memory for this {height * width / 1e6:.1f} MP photo: its feature maps take "
-            f"{maps / GIB:.1f} GiB, more than the {available / GIB:.1f} GiB available"
+            f"{gibibytes(maps)}, more than the {gibibytes(available)} available"
         )
-        needed = f"{spilled_bytes / GIB:.1f} GiB"
+        needed = gibibytes(spilled_bytes)
         named = os.environ.get("TMPDIR")
         if named and not (os.path.isdir(named) and os.access(named, os.W_OK | os.X_OK)):
             # Python would use /tmp instead, which may be memory itself (tmpfs): the reason TMPDIR was set
@@ -334,7 +334,7 @@ class Corrector:
         free = shutil.disk_usage(folder).free
         if spilled_bytes > free:
             raise PhotoOutOfMemoryError(
-                f"{shortage}, and {folder} has {free / GIB:.1f} GiB free, less than the {needed} of them "
+                f"{shortage}, and {folder} has {gibibytes(free)} free, less than the {needed} of them "
                 "that would go there: set TMPDIR to a folder with more room"
             )
         return Spill(spilled, folder)
@@ -371,7 +371,7 @@ class Corrector:
             maps = self.full_maps_bytes(height, width)
             return PhotoOutOfMemoryError(
                 f"not enough memory for this {megapixels:.1f} MP photo: its feature maps alone take "
-                f"{maps / GIB:.1f} GiB at any --tile; {FREE_MEMORY_ADVICE}"
+                f"{gibibytes(maps)} at any --tile; {FREE_MEMORY_ADVICE}"
             )
         on_gpu = self.device.type == "cuda" and not on_host
         advice = f"try a smaller --tile than {tile}" if tile else "try --tile 1024"

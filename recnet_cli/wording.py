@@ -7,6 +7,15 @@ import re
 import shlex
 from collections.abc import Sequence
 
+GIB = 2**30
+
+
+def gibibytes(size: float, digits: int = 1) -> str:
+    """``size`` bytes in GiB, to ``digits`` decimals, with thousands separated; past a million GiB (a typing
+    slip in a batch or crop size), in scientific notation."""
+    value = size / GIB
+    return f"{value:,.{digits}f} GiB" if value < 1e6 else f"{value:.1e} GiB"
+
 
 def shell_word(value: object) -> str:
     """A path or value as a command to copy from a message must give it: quoted where the shell would split

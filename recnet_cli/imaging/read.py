@@ -63,7 +63,7 @@ from recnet_cli.imaging.metadata import (
 from recnet_cli.imaging.photo import Photo
 from recnet_cli.imaging.pixels import ORIENTATIONS, quantise, unit_floats
 from recnet_cli.imaging.text import COMMENT, PNG_TEXT, copied_text
-from recnet_cli.wording import counted
+from recnet_cli.wording import counted, gibibytes
 
 # Pillow refuses images over twice MAX_IMAGE_PIXELS (179 MP) as possible decompression bombs, but a 240 MP
 # pixel-shift photo or a stitched panorama is no bomb, and the model runs at any size. recnet refuses
@@ -317,8 +317,8 @@ def check_pixels_fit(path: str | os.PathLike[str], height: int, width: int) -> N
     if USABLE_MEMORY is not None and needed > USABLE_MEMORY:
         raise ImageReadError(
             path,
-            f"image too large: its {width} x {height} pixels would take {needed / 2**30:.1f} GiB as "
-            f"float32, more than the {USABLE_MEMORY / 2**30:.1f} GiB of memory this process may use",
+            f"image too large: its {width} x {height} pixels would take {gibibytes(needed)} as "
+            f"float32, more than the {gibibytes(USABLE_MEMORY)} of memory this process may use",
         )
 
 

@@ -76,6 +76,7 @@ from recnet_cli.imaging.metadata import (
 from recnet_cli.imaging.photo import Metadata, Photo
 from recnet_cli.imaging.pixels import alpha_at_depth, luma, quantise
 from recnet_cli.imaging.text import text_for
+from recnet_cli.wording import gibibytes
 
 _PNG_BAND_BYTES = 1 << 24  # rows filtered and compressed at a time
 _PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
@@ -402,7 +403,7 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     tags = 4096 + sum(len(data or b"") for data in (exif, icc_profile, metadata.xmp, metadata.iptc))
     if 8 + tags + len(strip) > MAX_FILE_BYTES:  # the header, the tags with their metadata, then the strip
         raise Unencodable(
-            f"too large for TIFF: {width} x {height} pixels compress to {len(strip) / 2**30:.1f} GiB, more "
+            f"too large for TIFF: {width} x {height} pixels compress to {gibibytes(len(strip))}, more "
             "than a TIFF file's 4 GiB; write PNG instead"
         )
     ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=block[:2])

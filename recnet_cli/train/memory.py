@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from recnet_cli.engine import GIB
 from recnet_cli.hostmemory import available_host_memory
-from recnet_cli.wording import counted
+from recnet_cli.wording import counted, gibibytes
 
 # Bytes a step takes per crop pixel for each channel of each block (the activations the backward pass
 # keeps, with its working buffers), and per crop pixel whatever the network's size: fitted to the growth of
@@ -51,10 +50,3 @@ def step_memory_problem(
         f"{crop} px takes about {gibibytes(needed)} on the CPU, more than the {gibibytes(available)} "
         f"available; {advice}"
     )
-
-
-def gibibytes(size: int) -> str:
-    """``size`` bytes in GiB, to a tenth, with thousands separated; past a million GiB (a typing slip in the
-    batch or crop), in scientific notation."""
-    value = size / GIB
-    return f"{value:,.1f} GiB" if value < 1e6 else f"{value:.1e} GiB"
