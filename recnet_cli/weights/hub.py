@@ -324,11 +324,9 @@ def cached_commit(repo_id: str, revision: str | None) -> str | None:
     that begins several cached commits is refused, as git refuses it."""
     if revision is None or not SHORT_COMMIT.fullmatch(revision):
         return revision
-    snapshots = (
-        Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model") / "snapshots"
-    )
     try:
-        matching = [entry.name for entry in os.scandir(snapshots) if entry.name.startswith(revision)]
+        snapshots = os.scandir(cached_repository(repo_id) / "snapshots")
+        matching = [entry.name for entry in snapshots if entry.name.startswith(revision)]
     except OSError:  # nothing of the repository cached
         return revision
     if len(matching) > 1:
@@ -340,6 +338,11 @@ def cached_commit(repo_id: str, revision: str | None) -> str | None:
     return matching[0] if matching else revision
 
 
+def cached_repository(repo_id: str) -> Path:
+    """The Hub cache's folder of a model repository (``models--org--name``), whether it exists or not."""
+    return Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
+
+
 def pinned_commit(repo_id: str, revision: str) -> str | None:
     """The whole commit that ``revision`` named when the cache last fetched it: a short hash of a cached
     commit made whole, a branch or a tag as the cache recorded it; None where the cache has no record."""
@@ -349,9 +352,8 @@ def pinned_commit(repo_id: str, revision: str) -> str | None:
         return None
     if whole != revision:
         return whole
-    repository = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
     try:
-        return (repository / "refs" / revision).read_text().strip() or None
+        return (cached_repository(repo_id) / "refs" / revision).read_text().strip() or None
     except (OSError, ValueError):
         return None
 
