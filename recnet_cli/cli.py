@@ -781,9 +781,8 @@ def calibrate(
             data = calibration_data(photos, pairs, split, inputs, targets, size, count)
         except (ValueError, OSError) as exc:
             raise fail(error_line(exc)) from None
-        (corrector,), loaded = open_models(
-            model, device, Precision.auto, "auto", quiet=quiet, one_device=True, keep_colour=keep_colour
-        )
+        choice = ModelChoice(model, device, Precision.auto, "auto", keep_colour=keep_colour)
+        (corrector,), loaded = open_models(choice, quiet=quiet, one_device=True)
         about["model"] = loaded.reference
         refuse_calibrating_in_place(output, loaded.path, loaded.source)
         calibration, scores = fitted_strength(corrector, data, loaded.source, size, quiet)
@@ -862,9 +861,8 @@ def evaluate(
     problem = save_problem(found, save, overwrite, data_set) if save is not None else None
     if problem:
         raise fail(problem)
-    (corrector,), loaded = open_models(
-        model, device, precision, tile, quiet=quiet, strength=amount, one_device=True, keep_colour=keep_colour
-    )
+    choice = ModelChoice(model, device, precision, tile, strength=amount, keep_colour=keep_colour)
+    (corrector,), loaded = open_models(choice, quiet=quiet, one_device=True)
 
     with console.counting(len(found), "Evaluating", "pairs", quiet) as count_one:
         try:
@@ -920,17 +918,10 @@ def bench(
 
     about = {"model": model}  # as given, until it loads
     with console.reported_if_stopped("bench", about, as_json):
-        (corrector,), loaded = open_models(
-            model,
-            device,
-            precision,
-            tile,
-            quiet=True,
-            compiled=compiled,
-            one_device=True,
-            fused=fused,
-            keep_colour=keep_colour,
+        choice = ModelChoice(
+            model, device, precision, tile, fused=fused, keep_colour=keep_colour, compiled=compiled
         )
+        (corrector,), loaded = open_models(choice, quiet=True, one_device=True)
         about["model"] = loaded.reference
         try:
             timing = time_correction(corrector, megapixels, repeats)

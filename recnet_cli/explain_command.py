@@ -14,6 +14,7 @@ from recnet_cli.inputs import Source
 from recnet_cli.options import Precision, refuse_unwritable_output
 from recnet_cli.outputs import Job, output_taken_as_folder, sheet_problem, sheet_target
 from recnet_cli.runner import (
+    ModelChoice,
     notice_unattributable,
     open_models,
     read_with_reference,
@@ -56,9 +57,8 @@ def explain_photo(
         console.notice(as_folder)
     notice_unattributable(overwrite, unattributable_outputs([Job(image, target, named=named)]), quiet)
     photo, truth = read_with_reference(image, reference, quiet)
-    (corrector,), loaded = open_models(
-        model, device, Precision.fp32, tile, quiet=quiet, one_device=True, keep_colour=keep_colour
-    )
+    choice = ModelChoice(model, device, Precision.fp32, tile, keep_colour=keep_colour)
+    (corrector,), loaded = open_models(choice, quiet=quiet, one_device=True)
     corrector.half_precision_advice = False  # explain has no --precision
     from recnet_cli.engine import PhotoRunError
     from recnet_cli.metrics import UnscorableError

@@ -74,23 +74,14 @@ if TYPE_CHECKING:
 
 
 def open_models(
-    model: str | None,
-    device: str,
-    precision: str,
-    tile: str,
-    *,
-    quiet: bool,
-    strength: float | str = 1.0,
-    compiled: bool = False,
-    one_device: bool = False,
-    fused: bool = False,
-    keep_colour: bool = True,
+    choice: ModelChoice, *, quiet: bool, one_device: bool = False
 ) -> tuple[list[Corrector], LoadedModel]:
-    """Loads the model onto each chosen device (``one_device``: refuses a list), with its strength
-    calibration for ``strength`` auto, or exits with a one-line error."""
+    """Loads the chosen model onto each chosen device (``one_device``: refuses a list), with its strength
+    calibration for a strength of auto, or exits with a one-line error."""
+    model, device, precision, strength = choice.model, choice.device, choice.precision, choice.strength
     if one_device:
         refuse_device_list(device)
-    tile_size = parse_tile(tile)
+    tile_size = parse_tile(choice.tile)
     with console.status("Loading model…", quiet):
         from recnet_cli.devices import DeviceError
         from recnet_cli.engine import correctors_for
@@ -106,10 +97,10 @@ def open_models(
                 dtypes,
                 tile=tile_size,
                 strength=strength,
-                compiled=compiled,
-                fused=fused,
+                compiled=choice.compiled,
+                fused=choice.fused,
                 calibration=calibration,
-                keep_colour=keep_colour,
+                keep_colour=choice.keep_colour,
             )
         except (DeviceError, WeightsError) as exc:
             raise fail(str(exc)) from None
@@ -136,7 +127,7 @@ def chosen_devices(device: str, precision: str) -> tuple[list[torch.device], lis
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """The model options of a batch command, as typed: what ``open_models`` loads."""
+    """The model options of a command, as typed: what ``open_models`` loads."""
 
     model: str | None
     device: str
@@ -145,6 +136,7 @@ class ModelChoice:
     strength: float | str = 1.0
     fused: bool = False
     keep_colour: bool = True  # the photo's colours, as the commands default to
+    compiled: bool = False  # the whole-image path through torch.compile (bench --compile)
 
     def refuse_setup_problems(self) -> None:
         """``refuse_setup_problems`` of these options."""
@@ -178,16 +170,7 @@ def open_models_if_needed(
         choice.refuse_setup_problems()
         return [], None
     with summary_if_stopped(command, jobs, found, quiet, as_json, about):
-        return open_models(
-            choice.model,
-            choice.device,
-            choice.precision,
-            choice.tile,
-            quiet=quiet,
-            strength=choice.strength,
-            fused=choice.fused,
-            keep_colour=choice.keep_colour,
-        )
+        return open_models(choice, quiet=quiet)
 
 
 def refuse_setup_problems(model: str | None, device: str, precision: str, fused: bool = False) -> None:
