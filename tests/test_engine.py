@@ -13,12 +13,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from conftest import numpy_out_of_memory, torch_out_of_memory
 from random_models import random_image, random_model
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from recnet_cli import device_pixels, engine
 from recnet_cli.autostrength import FEATURE_COUNT, StrengthCalibration, exposure_features
@@ -263,6 +266,37 @@ def test_keep_colour_on_the_device_is_keep_colour_on_the_host(height: int, width
     half = device_pixels.lightness_only(photo_chw, corrected_chw.half())
     rounded = corrected.astype(np.float16).astype(np.float32)
     assert np.abs(half.permute(1, 2, 0).numpy() - lightness_only(photo, rounded)).max() <= 1e-6
+
+
+class CopiesFromHost(TorchDispatchMode):
+    """Notes each operation that takes a tensor in host memory into one on another device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        result = func(*args, **(kwargs or {}))
+        operands, results = (tree_flatten(values)[0] for values in ((args, kwargs or {}), result))
+        if any(isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.dim() for t in operands) and any(
+            isinstance(t, torch.Tensor) and t.device.type != "cpu" for t in results
+        ):
+            self.seen.append(str(func))
+        return result
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_a_whole_images_device_work_reads_nothing_from_host_memory(dtype: torch.dtype) -> None:
+    # On a GPU, a copy from pageable host memory waits for all the work queued: the border, the model and the
+    # colours must make what they need where the photo is (tests/test_cuda.py checks it on a GPU; here the
+    # meta device stands in for one: a copy from the CPU to it is seen as the operation that made it).
+    model = random_model().to("meta", dtype)
+    image = torch.empty(3, 37, 53, device="meta")
+    with CopiesFromHost() as mode:
+        bordered = device_pixels.mirror_border(image.permute(1, 2, 0), 8).permute(2, 0, 1)[None]
+        corrected, _ = fast_forward(model, bordered.to(dtype))
+        kept = device_pixels.lightness_only(image, corrected[0, :, 8:-8, 8:-8])
+    assert kept.shape == image.shape and mode.seen == []
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

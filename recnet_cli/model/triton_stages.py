@@ -389,7 +389,7 @@ def _normed_kernel(
                 )
                 outside = (~inside & (taps < 9)[None, :]).to(tl.float32)
                 shifts = tl.load(
-                    shift_ptr + taps[:, None] * OUT_PAD + outs[None, :], mask=(taps < 9)[:, None]
+                    shift_ptr + taps[:, None] * OUT_PAD + outs[None, :], mask=(taps < 9)[:, None], other=0.0
                 )
                 acc -= _dot(outside, shifts, PRECISION)
     _store(out_ptr, here, exists, acc, outs, C, height, width)
