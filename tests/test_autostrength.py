@@ -61,6 +61,21 @@ def test_features_are_finite_and_nearly_independent_of_the_photo_size() -> None:
         assert np.isfinite(exposure_features(sliver, sliver * 0.5)).all()
 
 
+def test_features_measure_the_clipped_shares_dark_and_bright_regions_and_the_change() -> None:
+    # Four grey bands a quarter each, each a whole column of the 16 x 16 grid's blocks: crushed, dark,
+    # bright, blown. The calibration weighs the features by their place, so each must measure its own thing.
+    bands = np.repeat(np.array([0.02, 0.15, 0.85, 0.98], dtype=np.float32), 16)
+    photo = np.repeat(np.tile(bands, (64, 1))[..., None], 3, axis=2)
+    features = exposure_features(photo, photo)
+    assert features[0] == pytest.approx(0.5) and features[1] == pytest.approx(
+        np.std([0.02, 0.15, 0.85, 0.98])
+    )
+    assert np.allclose(features[9:15], [0.25, 0.25, 0.25, 0.5, 0.5, 0.25])  # < 0.03, > 0.97, blocks' levels
+    assert np.allclose(features[16:], 0)  # no change
+    lifted = exposure_features(photo, np.clip(photo + 0.1, 0, 1))
+    assert lifted[16] == pytest.approx((0.1 + 0.1 + 0.1 + 0.02) / 4, abs=1e-6)  # the mean change: 0.98 clips
+
+
 def test_a_sample_predicts_the_blend_error_at_any_strength() -> None:
     photo, truth = scene(2), scene(3)
     corrected = np.clip(photo + 0.2, 0, 1)

@@ -468,6 +468,24 @@ def test_overwrite_replaces_recnet_s_earlier_outputs_but_not_the_user_s_photos(
         assert kept.size == (30, 20)
 
 
+def test_overwrite_replaces_the_file_o_names_but_not_a_users_file_at_its_companions_name(
+    tmp_path: Path, model_file: Path
+) -> None:
+    # -o fixed.png --overwrite asks for fixed.png, whoever wrote it; not for the user's fixed_mask.png
+    photo, named = make_photo(tmp_path / "a.png"), make_photo(tmp_path / "fixed.png", size=(30, 20))
+    mine = make_photo(tmp_path / "fixed_mask.png", size=(30, 20))
+    skip_unless_marks_kept(tmp_path)
+    options = [str(photo), "-o", str(named), "--save-mask", "--model", str(model_file), "--overwrite"]
+    kept = CliRunner().invoke(app, ["correct", *options])
+    assert kept.exit_code == 1
+    assert f"error: {photo}: output {mine} exists, and recnet did not write it" in kept.stderr
+    assert all(Image.open(path).size == (30, 20) for path in (named, mine))  # the job did not run
+    mine.unlink()
+    replaced = CliRunner().invoke(app, ["correct", *options])
+    assert replaced.exit_code == 0, replaced.stderr
+    assert all(Image.open(path).size == (72, 48) for path in (named, mine))
+
+
 def test_overwrite_says_beforehand_what_it_replaces_where_no_marks_are_kept(
     tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

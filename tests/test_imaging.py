@@ -996,10 +996,12 @@ def test_dpi_is_copied(tmp_path, extension):
 
 @pytest.mark.parametrize("extension", ["jpg", "png", "tif"])
 @pytest.mark.parametrize("source_extension", ["jpg", "png", "tif"])
-def test_a_resolution_turns_with_the_picture(tmp_path, source_extension, extension):
-    # 300 dpi across and 150 down the stored picture, which orientation 6 turns a quarter round: upright,
-    # its rows are 150 dpi apart and its columns 300 (they stayed 300 x 150, and its printed size changed)
-    exif = camera_exif(6)
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+def test_a_resolution_turns_with_the_picture(tmp_path, source_extension, extension, orientation):
+    # 300 dpi across and 150 down the stored picture, which orientations 5 to 8 turn a quarter round (5 and
+    # 7 mirrored too): upright, its rows are 150 dpi apart and its columns 300 (they stayed 300 x 150, and
+    # its printed size changed)
+    exif = camera_exif(orientation)
     exif[282], exif[283], exif[296] = 300.0, 150.0, 2
     stored = Image.fromarray(gradient_rgb8(24, 40))
     source = save(tmp_path / f"in.{source_extension}", stored, exif=exif, dpi=(300, 150))

@@ -12,6 +12,8 @@ from safetensors.torch import save_file
 from recnet_cli.metrics import ssim_tensor
 from recnet_cli.model import RECNet
 from recnet_cli.train.losses import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     ExposureContrastiveLoss,
     RecnetLoss,
     VGG16Features,
@@ -158,6 +160,19 @@ def test_authors_form_ecr_of_the_unchanged_input_is_two(vgg_file: Path) -> None:
     ecr = ExposureContrastiveLoss(load_vgg16_features(vgg_file), authors_form=True)
     _, mask, inputs, target = batch_terms()
     assert float(ecr(inputs, target, inputs, mask.detach())) == pytest.approx(2.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("authors_form", [False, True])
+def test_vgg_sees_imagenet_normalised_images_in_the_papers_form_and_raw_ones_in_the_authors(
+    vgg_file: Path, authors_form: bool
+) -> None:
+    vgg = load_vgg16_features(vgg_file)
+    ecr = ExposureContrastiveLoss(vgg, authors_form)
+    image, region = images(3), images(4)[:, :1]
+    masked = image * region
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    seen = masked if authors_form else (masked - mean) / std
+    assert torch.allclose(ecr.features(image, region), vgg(seen), atol=1e-6)
 
 
 def test_mask_target_marks_pixels_the_ground_truth_brightens() -> None:

@@ -16,7 +16,9 @@ from recnet_cli.train.synthesis import (
     Exposure,
     LightPool,
     degrade,
+    expose,
     exposure_map,
+    linear_to_srgb,
     parse_regimes,
     relative_log_luminance,
     sample_exposure,
@@ -156,6 +158,19 @@ def test_noise_grows_with_signal() -> None:
         noise = sensor_noise(torch.full((3, 64, 64), level), exposure)
         expected = (1e-3 * level + 1e-6) ** 0.5
         assert float(noise.std()) == pytest.approx(expected, rel=0.05)
+
+
+@pytest.mark.parametrize("stops", [-1.0, 1.0])
+def test_a_stop_halves_or_doubles_the_light_and_the_camera_adds_its_noise(stops: float) -> None:
+    # base_ev is in stops of linear light, as a camera's exposure compensation: -1 lets in half the light
+    grey = torch.full((3, 64, 64), 0.5)
+    exposed = expose(grey, dataclasses.replace(NEUTRAL, base_ev=stops))
+    expected = float(linear_to_srgb(srgb_to_linear(torch.tensor(0.5)) * 2**stops))
+    assert float(exposed.mean()) == pytest.approx(expected, abs=1 / 255)
+    assert float(exposed.amax() - exposed.amin()) == 0  # a flat grey stays flat without noise
+    noisy = expose(grey, dataclasses.replace(NEUTRAL, base_ev=stops, shot_noise=1e-3, read_noise=1e-3))
+    assert float(noisy.std()) > 0.005  # the sensor's noise is in the capture (about 0.02 here)
+    assert float(noisy.mean()) == pytest.approx(expected, abs=2 / 255)
 
 
 def test_same_seed_same_pair_other_seed_other_pair(photo: torch.Tensor) -> None:

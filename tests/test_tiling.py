@@ -87,6 +87,7 @@ def test_strips_span_the_width_with_near_equal_heights_and_about_a_tiles_area() 
         (83, 100),
     ]
     assert [(w.top, w.bottom) for w in strips(10, 5000, 128)] == [(0, 10)]
+    assert [w.bottom - w.top for w in strips(240, 5000, 128)] == [16] * 15  # 3 rows of area, 16 of halo
 
 
 @pytest.mark.parametrize(("height", "width", "tile"), [(301, 457, 128), (129, 2000, 128), (40, 3000, 256)])
