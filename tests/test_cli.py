@@ -37,7 +37,18 @@ from rich.console import Console
 from safetensors.torch import save as safetensors_bytes
 from typer.testing import CliRunner
 
-from recnet_cli import batch, cli, click_classes, console, engine, entry, eval_command, imaging, runner
+from recnet_cli import (
+    batch,
+    cli,
+    click_classes,
+    console,
+    engine,
+    entry,
+    eval_command,
+    explain_command,
+    imaging,
+    runner,
+)
 from recnet_cli.autostrength import StrengthCalibration
 from recnet_cli.batch import Summary
 from recnet_cli.cli import app
@@ -2925,7 +2936,7 @@ def test_a_stopped_eval_gives_the_scores_so_far_and_exits_130(
 def test_a_stop_the_command_does_not_report_itself_is_said_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for module in (cli, runner):  # explain's, and correct's and mask's (runner.open_models_if_needed)
+    for module in (explain_command, runner):  # explain's; correct's and mask's (open_models_if_needed)
         monkeypatch.setattr(module, "open_models", ctrl_c)
     photo = make_photo(tmp_path / "a.png")
     for command in (["explain", str(photo)], ["correct", str(photo)]):
