@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 import signal
+import socket
 import statistics
 import threading
 import time
@@ -166,8 +167,8 @@ class StopSignals:
     Python runs a handler in the main thread only between operations, and a step's backward pass on a CPU
     is one, of many seconds: the request was said only once it ended, and a second Ctrl-C within it was
     lost (two signals before a handler runs make one call). So a thread hears each signal as it arrives,
-    from the wakeup file descriptor the interpreter writes each one's number to, and says the request at
-    once; and the handler stops at once where it finds two heard."""
+    from the wakeup file descriptor the interpreter writes each one's number to (a socket, which Windows
+    needs there), and says the request at once; and the handler stops at once where it finds two heard."""
 
     def __init__(self, on_request: Callable[[str], None] = lambda name: None) -> None:
         self.on_request = on_request
@@ -175,14 +176,14 @@ class StopSignals:
         self.previous: dict[int, Any] = {}
         self.heard = 0  # stop signals that arrived, counted by ``listen``
         self.lock = threading.Lock()
-        self.wakeup: tuple[int, int] | None = None  # the pipe's write end, and the wakeup fd it replaced
+        self.wakeup: tuple[socket.socket, int] | None = None  # the write end, and the wakeup fd it replaced
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             self.previous = {number: signal.signal(number, self.receive) for number in STOP_SIGNALS}
-            read_end, write_end = os.pipe()
-            os.set_blocking(write_end, False)
-            self.wakeup = write_end, signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+            read_end, write_end = socket.socketpair()
+            write_end.setblocking(False)
+            self.wakeup = write_end, signal.set_wakeup_fd(write_end.fileno(), warn_on_full_buffer=False)
             threading.Thread(target=self.listen, args=(read_end,), name="stop-signals", daemon=True).start()
         return self
 
@@ -191,13 +192,13 @@ class StopSignals:
         if self.wakeup is not None:
             write_end, replaced = self.wakeup
             signal.set_wakeup_fd(replaced)
-            os.close(write_end)  # ends ``listen``
+            write_end.close()  # ends ``listen``
             self.wakeup = None
 
-    def listen(self, read_end: int) -> None:
+    def listen(self, read_end: socket.socket) -> None:
         """Counts the stop signals as they arrive, and says the first (``request``)."""
-        with open(read_end, "rb", buffering=0) as numbers:
-            while arrived := numbers.read(64):
+        with read_end:
+            while arrived := read_end.recv(64):
                 for number in arrived:
                     if number in STOP_SIGNALS:
                         with self.lock:
