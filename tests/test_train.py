@@ -57,6 +57,7 @@ from recnet_cli.train.run_folder import (
     TrainingError,
     TrainingFailed,
     claimed,
+    read_run_checkpoint,
 )
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import load_model
@@ -624,6 +625,16 @@ def test_a_run_that_recorded_cpu_n_resumes_on_the_cpu(tmp_path: Path) -> None:
     (run_dir / "config.json").write_text(json.dumps({**settings, "device": "cpu:1"}))
     assert TrainConfig.from_json(json.loads((run_dir / "config.json").read_text())).device == "cpu"
     assert resume(run_dir).model_path == run_dir / "final.safetensors"
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's list of mapped files")
+def test_a_checkpoint_read_to_resume_holds_no_mapping_of_its_file(tmp_path: Path) -> None:
+    # A resumed run saves its next checkpoint over the one it read: Windows refuses that while the file is
+    # mapped, and Adam kept the tensors it was given, views of the file, for the rest of the run
+    run_dir = tmp_path / "run"
+    train(tiny_config(run_dir, steps=2, checkpoint_every=1), time_limit=0)
+    _, _, tensors = read_run_checkpoint(run_dir)
+    assert tensors and str(run_dir / CHECKPOINT_FILE) not in Path("/proc/self/maps").read_text()
 
 
 def test_the_regime_mix_reaches_the_data_the_card_and_a_resumed_run(tmp_path: Path) -> None:

@@ -311,7 +311,9 @@ def read_run_checkpoint(run_dir: Path) -> tuple[RunState, list[dict[str, Any]], 
     try:
         with open_safetensors(tensors_path, "pt") as file:
             metadata = file.metadata() or {}
-            tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
+            # copies, not views of the mapped file: the run saves its next checkpoint over it, which Windows
+            # refuses while a mapping of it is open (Adam keeps the tensors it is given on the CPU)
+            tensors = {key: file.get_tensor(key).clone() for key in file.keys()}  # noqa: SIM118
     except SafetensorError as error:
         raise damaged(tensors_path, error) from None
     if CHECKPOINT_STATE_KEY not in metadata:
