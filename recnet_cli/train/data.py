@@ -117,8 +117,9 @@ def list_photos(folder: Path) -> list[Path]:
 
 
 def split_photos(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(train, validation) photos of a folder (``list_photos``); split by path inside the folder."""
-    return holdout_split(list_photos(folder), key=lambda p: str(p.relative_to(folder)))
+    """(train, validation) photos of a folder (``list_photos``); split by path inside the folder, written
+    with / on every system (a run moved between Windows and Linux holds out the same photos)."""
+    return holdout_split(list_photos(folder), key=lambda p: p.relative_to(folder).as_posix())
 
 
 def too_few_photos(folder: Path, found: int, held_out_for: str) -> ImageFileError:

@@ -373,15 +373,16 @@ def data_folders(config: TrainConfig) -> str:
 
 
 def data_fingerprint(config: TrainConfig) -> str:
-    """The count of the data's image files and a digest of their names (inside the data's folders) and
-    sizes: what a run's batches and validation set are made from, wherever the folders are."""
+    """The count of the data's image files and a digest of their names (inside the data's folders, with /
+    on every system) and sizes: what a run's batches and validation set are made from, wherever the folders
+    are."""
     if config.photos is not None:
         files = [(path.relative_to(config.photos), path) for path in list_photos(config.photos)]
     else:
         files = [(Path(path.name), path) for pair in data_pairs(config) for path in (pair.input, pair.target)]
     digest = hashlib.sha256()
     for name, path in files:
-        digest.update(os.fsencode(name) + b"\0" + str(path.stat().st_size).encode() + b"\0")
+        digest.update(os.fsencode(name.as_posix()) + b"\0" + str(path.stat().st_size).encode() + b"\0")
     return f"{len(files)} files, sha256 {digest.hexdigest()[:16]}"
 
 
