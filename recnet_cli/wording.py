@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from collections.abc import Sequence
 
 GIB = 2**30
@@ -19,7 +20,12 @@ def gibibytes(size: float, digits: int = 1) -> str:
 
 def shell_word(value: object) -> str:
     """A path or value as a command to copy from a message must give it: quoted where the shell would split
-    or expand it (a folder with a space)."""
+    or expand it (a folder with a space); on Windows in double quotes, which cmd and PowerShell both take
+    (cmd keeps single quotes as part of the word)."""
+    if sys.platform == "win32":
+        import subprocess  # only here: what runs before recnet's signal handlers are set stays short
+
+        return subprocess.list2cmdline([str(value)])
     return shlex.quote(str(value))
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from recnet_cli.wording import counted, duration, in_words, listed, plural, visible
+import sys
+
+import pytest
+
+from recnet_cli.wording import counted, duration, in_words, listed, plural, shell_word, visible
 
 
 def test_lists_name_the_first_items_and_mark_the_rest() -> None:
@@ -39,3 +43,17 @@ def test_a_duration_is_said_in_the_unit_that_reads_best() -> None:
         "1.0 h",  # not "60.0 min"
         "5.2 h",
     ]
+
+
+@pytest.mark.parametrize(
+    ("platform", "quoted"),
+    [("linux", "'runs/my first'"), ("darwin", "'runs/my first'"), ("win32", '"runs/my first"')],
+)
+def test_a_word_to_copy_into_a_shell_is_quoted_as_its_shell_takes_it(
+    monkeypatch: pytest.MonkeyPatch, platform: str, quoted: str
+) -> None:
+    monkeypatch.setattr(sys, "platform", platform)
+    assert shell_word("runs/my first") == quoted
+    assert shell_word("runs/mine") == "runs/mine"
+    if platform == "win32":  # cmd keeps single quotes as part of the word
+        assert shell_word(r"C:\Users\ann\runs\first") == r"C:\Users\ann\runs\first"
