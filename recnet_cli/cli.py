@@ -24,9 +24,7 @@ from recnet_cli.entry import INTERRUPTED, ignore_further_stops, ignored_hub_time
 from recnet_cli.eval_command import report_evaluation
 from recnet_cli.explain_command import explain_photo
 from recnet_cli.files import describe_os_error, error_line
-from recnet_cli.imaging import (
-    OUTPUT_CHOICES,
-)
+from recnet_cli.imaging import OUTPUT_CHOICES
 from recnet_cli.options import (
     MODEL_FORMS,
     BatchOverwriteOpt,
