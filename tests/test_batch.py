@@ -288,6 +288,17 @@ def test_hidden_folders_are_not_walked(tmp_path: Path) -> None:
     assert "sub-folders" not in unmatched.reason and "1 other file: .txt" in unmatched.reason
 
 
+@pytest.mark.parametrize("pattern", [".*.jpg", "**/.*.jpg"])
+def test_a_pattern_picks_no_hidden_file_even_one_written_to_match_them(tmp_path: Path, pattern: str) -> None:
+    # Matched, a card's macOS ._IMG_3.jpg (a record of IMG_3.jpg's attributes, no image) would fail as a
+    # damaged photo, and a phone's hidden photos be corrected, where the folder named alone leaves them out
+    inbox = touch(tmp_path / "inbox", ".IMG_2.jpg", "._IMG_3.jpg", "IMG_3.jpg")
+    sources, missing = find_sources([str(inbox / pattern)])
+    assert sources == []
+    assert missing == [Unmatched(str(inbox / pattern), "no images match this pattern")]
+    assert names(find_sources([str(inbox / ".IMG_2.jpg")])[0]) == [".IMG_2.jpg"]  # named alone: read
+
+
 def test_folders_windows_hides_are_not_walked_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Windows refuses to read System Volume Information, on every drive and card: -r ended in an error
     card = touch(tmp_path / "card", "DCIM/a.jpg", "System Volume Information/b.jpg", "$RECYCLE.BIN/c.jpg")

@@ -2312,6 +2312,20 @@ def test_an_output_name_in_a_format_recnet_cannot_write_is_refused(
         )
 
 
+@pytest.mark.parametrize("ext", ["png", ".png", "PNG", ".PNG"])
+def test_ext_is_taken_with_or_without_its_dot_in_either_case(
+    tmp_path: Path, model_file: Path, ext: str
+) -> None:
+    # --ext as file names spell it (.PNG) is the format's name too, not an unsupported format
+    photo = make_photo(tmp_path / "a.jpg")
+    result = CliRunner().invoke(
+        app, ["correct", str(photo), "--ext", ext, "--model", str(model_file), "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "a_recnet.png") as written:
+        assert written.format == "PNG"
+
+
 def test_a_photo_s_transparency_lost_to_its_output_format_is_noted_once(
     tmp_path: Path, model_file: Path
 ) -> None:

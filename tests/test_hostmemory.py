@@ -52,6 +52,12 @@ MEMINFO = "MemTotal:       24000000 kB\nMemFree:         2000000 kB\nMemAvailabl
             {"sys/fs/cgroup/memory": ("4000000000", "1500000000")},
             2500000000,
         ),
+        # cgroup v1 with memory mounted together with other controllers: its limit binds all the same.
+        (
+            "9:memory,pids:/job\n",
+            {"sys/fs/cgroup/memory/job": ("4000000000", "1500000000")},
+            2500000000,
+        ),
         # cgroup v1 without a limit says 2**63 rounded down to a page.
         ("4:memory:/\n", {"sys/fs/cgroup/memory": ("9223372036854771712", "100")}, 20000000 * 1024),
         # Over its limit (page cache counts as usage): nothing left, not a negative number.

@@ -201,6 +201,11 @@ def test_jpeg_quality_and_subsampling(tmp_path):
     with Image.open(tmp_path / "high.jpg") as high, Image.open(tmp_path / "low.jpg") as low:
         assert high.layer[0][1:3] == (1, 1) and low.layer[0][1:3] == (2, 2)  # 4:4:4 vs 4:2:0
     assert (tmp_path / "low.jpg").stat().st_size < (tmp_path / "high.jpg").stat().st_size
+    # 4:4:4 from quality 90 up: at 90 itself, colour edges bled as at any lower quality
+    for quality, sampling in ((90, (1, 1)), (89, (2, 2))):
+        write_photo(tmp_path / f"{quality}.jpg", photo.pixels, photo, quality=quality)
+        with Image.open(tmp_path / f"{quality}.jpg") as written:
+            assert written.layer[0][1:3] == sampling, quality
 
 
 @pytest.mark.parametrize("quality", [95, 60])

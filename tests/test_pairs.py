@@ -21,6 +21,7 @@ from recnet_cli.train.pairs import (
     find_pairs,
     list_images,
     match_by_stem,
+    msec_scene,
     pairs_to_learn_from,
     unsplit_note,
 )
@@ -66,17 +67,23 @@ def touch(folder: Path, *names: str) -> None:
         (folder / name).write_bytes(b"")
 
 
-def test_lcdp_layout_train_and_test_splits(tmp_path: Path) -> None:
+def test_lcdp_layout_train_test_and_valid_splits(tmp_path: Path) -> None:
     touch(tmp_path / "input", "a.png", "b.png")
     touch(tmp_path / "gt", "a.png", "b.png")
     touch(tmp_path / "test-input", "c.png")
     touch(tmp_path / "test-gt", "c.png")
+    touch(tmp_path / "valid-input", "d.png")
+    touch(tmp_path / "valid-gt", "d.png")
     assert find_pairs(tmp_path, "train") == [
         ImagePair(tmp_path / "input" / "a.png", tmp_path / "gt" / "a.png"),
         ImagePair(tmp_path / "input" / "b.png", tmp_path / "gt" / "b.png"),
     ]
     assert find_pairs(tmp_path, "test") == [
         ImagePair(tmp_path / "test-input/c.png", tmp_path / "test-gt/c.png")
+    ]
+    # paired with another split's ground truths, --split valid would give wrong scores, or no pairs at all
+    assert find_pairs(tmp_path, "valid") == [
+        ImagePair(tmp_path / "valid-input/d.png", tmp_path / "valid-gt/d.png")
     ]
 
 
@@ -107,6 +114,19 @@ def test_msec_training_uses_gt_images(tmp_path: Path) -> None:
     touch(tmp_path / "training" / "INPUT_IMAGES", "s_0.JPG", "s_P1.JPG")
     touch(tmp_path / "training" / "GT_IMAGES", "s.jpg")
     assert [p.target.name for p in find_pairs(tmp_path, "train")] == ["s.jpg", "s.jpg"]
+
+
+def test_an_msec_input_without_an_exposure_suffix_is_its_own_scene_underscores_too(tmp_path: Path) -> None:
+    # Taken for scene "sun" at exposure "set", sun_set.JPG would have no partner in GT_IMAGES/, and training
+    # and eval refuse the whole data set
+    assert msec_scene(Path("sun_set.JPG")) == "sun_set"
+    assert msec_scene(Path("sun_set_N1.5.JPG")) == "sun_set"
+    touch(tmp_path / "INPUT_IMAGES", "sun_set.JPG", "sun_set_N1.5.JPG")
+    touch(tmp_path / "GT_IMAGES", "sun_set.jpg")
+    assert [(p.input.name, p.target.name) for p in find_pairs(tmp_path)] == [
+        ("sun_set.JPG", "sun_set.jpg"),
+        ("sun_set_N1.5.JPG", "sun_set.jpg"),
+    ]
 
 
 def test_two_folders_matched_by_stem_across_extensions(tmp_path: Path) -> None:

@@ -57,6 +57,17 @@ def test_a_grey_at_the_crushed_level_counts_as_crushed(level: int, crushed: floa
     assert exposure_stats(image).mean_luma == pytest.approx(level / 255)
 
 
+def test_exposure_stats_leave_out_what_full_transparency_hides() -> None:
+    # counted, the white hidden under a cut-out's transparent background would be clipped highlights
+    image = np.full((10, 10, 3), 0.5, np.float32)
+    image[:, :5] = 1.0  # white under the transparent half
+    alpha = np.full((10, 10), 255, np.uint8)
+    alpha[:, :5] = 0
+    stats = exposure_stats(image, alpha)
+    assert stats.clipped == 0
+    assert stats.mean_luma == pytest.approx(128 / 255)
+
+
 def written(target: Path, content: bytes = b"corrected") -> Path:
     """An output file, as the batch writes it before its card."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -599,6 +610,19 @@ def test_a_card_says_clipped_highlights_no_longer_clipped_are_no_detail_brought_
     by_photo = {"sky.jpg" in card: card for card in cards}
     assert note in by_photo[True] and note not in by_photo[False]
     assert "<th>clipped highlights</th><td>100.0%</td><td>0.0%</td>" in by_photo[True]
+
+
+def test_a_photo_left_just_as_clipped_gets_no_note_of_fewer_clipped_highlights(tmp_path: Path) -> None:
+    # a sky left as blown as it was is not one with fewer clipped highlights: the note would say otherwise
+    out = tmp_path / "out"
+    blown, mask = np.ones((8, 8, 3), np.float32), np.zeros((8, 8, 3), np.uint8)
+    builder = ReportBuilder(out)
+    target = written(out / "sky.jpg")
+    builder.add(target, builder.previews(target, blown, blown, mask))
+    summary = Summary([Outcome(Job(tmp_path / "sky.jpg", target), "done")])
+    page = builder.write(summary, RUN).read_text("utf-8")
+    assert "<th>clipped highlights</th><td>100.0%</td><td>100.0%</td>" in page
+    assert "Clipped highlights hold little or no detail" not in page
 
 
 @pytest.mark.parametrize("ext", ["png", "webp"])

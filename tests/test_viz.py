@@ -533,3 +533,15 @@ def test_the_mask_legend_is_legible_or_left_out(
     rows, columns = np.nonzero(legend.any(axis=2))
     if drawn:  # in the bottom-left corner, a third of the height and half the width at most
         assert rows.min() >= size[0] * 2 / 3 and columns.max() < size[1] / 2
+
+
+@pytest.mark.parametrize(("mask_value", "colour"), [(1.0, "blue"), (0.0, "orange")])  # 1: under-exposed
+def test_the_mask_overlay_is_blue_where_under_and_orange_where_over_exposed(
+    mask_value: float, colour: str
+) -> None:
+    # the caption reads "blue under, orange over": with the colours swapped, every mask shown says the
+    # opposite of what the model found
+    photo = np.full((40, 60, 3), 0.5, np.float32)
+    picture = mask_overlay(photo, np.full((40, 60), mask_value, np.float32), legend=False)
+    red, _, blue = picture[20, 30].astype(int)
+    assert (blue > red + 40) if colour == "blue" else (red > blue + 40), (red, blue)

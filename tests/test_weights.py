@@ -44,7 +44,7 @@ from recnet_cli.weights import save as saving
 from recnet_cli.weights.card import card_summary, read_card
 from recnet_cli.weights.hub import HUB_DEFAULT_FILENAME, HubRef, parse_hub_ref
 from recnet_cli.weights.listing import bundled_models
-from recnet_cli.weights.locate import WEIGHTS_DIR_ENV
+from recnet_cli.weights.locate import WEIGHTS_DIR_ENV, bundled_model, reference_problem
 
 StateDict = dict[str, Tensor]
 REPO = Path(__file__).resolve().parents[1]
@@ -564,6 +564,12 @@ def test_a_card_of_another_model_beside_the_weights_is_refused(
     )
     assert load_error(str(path)) == problem
     assert [entry.problem for entry in models_to_list()[0]] == [problem]  # listed as damaged
+    # one size right is not enough: with its channels right, a card of 3 blocks would be taken for 2's
+    path.with_suffix(".json").write_text(json.dumps(card | {"blocks": 3}))
+    assert load_error(str(path)) == (
+        f"{path}: its card (model.json) describes 4 channels x 3 blocks, but the weights are 4 channels x 2 "
+        "blocks: the card of another model; replace or remove it"
+    )
     path.with_suffix(".json").write_text(json.dumps(card | {"channels": 16, "auto_strength": {}}))
     assert load_error(str(path)) == (
         f"{path}: its card (model.json) describes 16 channels x 2 blocks, but the weights are 4 channels x 2 "
@@ -862,6 +868,22 @@ def test_bundled_models_resolve_by_name(weights_dir: Path, image: Tensor) -> Non
     assert (loaded_mini.source, loaded_mini.path) == ("mini (bundled)", weights_dir / "mini.safetensors")
 
 
+def test_a_path_names_no_bundled_model_even_where_the_bundled_folder_holds_its_name(
+    tmp_path: Path, weights_dir: Path, small_model: RECNet
+) -> None:
+    # --model /tmp/x/mine would load /tmp/x/mine.safetensors, said to be "/tmp/x/mine (bundled)"
+    save_model(small_model, weights_dir / "mine.safetensors", {})
+    elsewhere = tmp_path / "x" / "mine"
+    save_model(small_model, elsewhere.with_suffix(".safetensors"), {})
+    assert bundled_model("mine") == weights_dir / "mine.safetensors"
+    for ref in (str(elsewhere), "../x/mine"):  # the second from the bundled folder, to the same file
+        assert bundled_model(ref) is None
+    assert load_error(str(elsewhere), ModelNotFoundError) == (
+        f"{elsewhere}: not a model file, a bundled model name (bundled: mine) or a Hub reference "
+        "(org/name[@revision][:file])"
+    )
+
+
 def test_existing_file_wins_over_a_hub_shaped_reference(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_model: RECNet, image: Tensor
 ) -> None:
@@ -880,6 +902,8 @@ def test_unknown_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wei
 
     assert load_error("missing.safetensors", ModelNotFoundError) == "missing.safetensors: file not found"
     assert load_error("some/dir/missing.pth", ModelNotFoundError) == "some/dir/missing.pth: file not found"
+    # in capitals, taken for a Hub repository: --dry-run would see no problem, and the run ask the Hub for it
+    assert reference_problem("runs/Final.SAFETENSORS") == "runs/Final.SAFETENSORS: file not found"
     run = tmp_path / "run"  # a training run not finished yet: its checkpoint is what there is to use
     save_model(seeded_model(), run / "checkpoint.safetensors", {})
     assert load_error("run/final.safetensors", ModelNotFoundError) == (
@@ -928,6 +952,7 @@ def test_a_folder_is_not_taken_for_a_model_file_or_a_hub_reference(
         ("acme/recnet.v2@refs/pr/1:model.pth", ("acme/recnet.v2", "refs/pr/1", "model.pth")),
         ("model.safetensors", None),
         ("dir/model.safetensors", None),
+        ("runs/Final.SAFETENSORS", None),  # a file's name in capitals, not a Hub repository's
         ("./acme/recnet", None),
         ("/abs/recnet", None),
         ("a/b/c", None),
