@@ -18,15 +18,23 @@ def gibibytes(size: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f} GiB" if value < 1e6 else f"{value:.1e} GiB"
 
 
+# The characters a word may hold and be read as itself by cmd and PowerShell alike, unquoted.
+WINDOWS_PLAIN = re.compile(r"[\w@+=:,./\\-]+")
+
+
 def shell_word(value: object) -> str:
     """A path or value as a command to copy from a message must give it: quoted where the shell would split
-    or expand it (a folder with a space); on Windows in double quotes, which cmd and PowerShell both take
-    (cmd keeps single quotes as part of the word)."""
-    if sys.platform == "win32":
-        import subprocess  # only here: what runs before recnet's signal handlers are set stays short
-
-        return subprocess.list2cmdline([str(value)])
-    return shlex.quote(str(value))
+    or expand it (a folder with a space, an &); on Windows in double quotes, which cmd and PowerShell both
+    take (cmd keeps single quotes as part of the word)."""
+    text = str(value)
+    if sys.platform != "win32":
+        return shlex.quote(text)
+    if WINDOWS_PLAIN.fullmatch(text):
+        return text
+    # as Windows programs read their command line: a quote in the word escaped (\"), and the backslashes
+    # before it, or before the closing quote, doubled
+    escaped = re.sub(r'(\\*)"', r'\1\1\\"', text)
+    return '"' + re.sub(r"(\\+)$", r"\1\1", escaped) + '"'
 
 
 def in_words(items: Sequence[str], conjunction: str) -> str:

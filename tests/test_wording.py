@@ -57,3 +57,5 @@ def test_a_word_to_copy_into_a_shell_is_quoted_as_its_shell_takes_it(
     assert shell_word("runs/mine") == "runs/mine"
     if platform == "win32":  # cmd keeps single quotes as part of the word
         assert shell_word(r"C:\Users\ann\runs\first") == r"C:\Users\ann\runs\first"
+        assert shell_word(r"C:\R&D\run") == r'"C:\R&D\run"'  # unquoted, cmd runs two commands
+        assert shell_word("C:\\my runs\\") == r'"C:\my runs\\"'  # not \" : an escaped quote
