@@ -168,7 +168,8 @@ class StopSignals:
     is one, of many seconds: the request was said only once it ended, and a second Ctrl-C within it was
     lost (two signals before a handler runs make one call). So a thread hears each signal as it arrives,
     from the wakeup file descriptor the interpreter writes each one's number to (a socket, which Windows
-    needs there), and says the request at once; and the handler stops at once where it finds two heard."""
+    can make non-blocking, as the interpreter asks, on every Python), and says the request at once; and the
+    handler stops at once where it finds two heard."""
 
     def __init__(self, on_request: Callable[[str], None] = lambda name: None) -> None:
         self.on_request = on_request
@@ -181,11 +182,26 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             self.previous = {number: signal.signal(number, self.receive) for number in STOP_SIGNALS}
-            read_end, write_end = socket.socketpair()
-            write_end.setblocking(False)
-            self.wakeup = write_end, signal.set_wakeup_fd(write_end.fileno(), warn_on_full_buffer=False)
-            threading.Thread(target=self.listen, args=(read_end,), name="stop-signals", daemon=True).start()
+            self.wakeup = self.start_listening()
         return self
+
+    def start_listening(self) -> tuple[socket.socket, int] | None:
+        """Starts ``listen`` on a socket pair made the wakeup fd: its write end, and the fd it replaced. None
+        where the system refuses a socket (a sandbox): the handler alone hears the signals then."""
+        try:
+            read_end, write_end = socket.socketpair()
+        except OSError:
+            return None
+        write_end.setblocking(False)  # the interpreter's writes must not wait
+        read_end.settimeout(None)  # whatever socket.setdefaulttimeout says: ``listen`` waits for signals
+        try:
+            replaced = signal.set_wakeup_fd(write_end.fileno(), warn_on_full_buffer=False)
+        except (OSError, ValueError):
+            read_end.close()
+            write_end.close()
+            return None
+        threading.Thread(target=self.listen, args=(read_end,), name="stop-signals", daemon=True).start()
+        return write_end, replaced
 
     def __exit__(self, *exc_info: object) -> None:
         self.restore()
