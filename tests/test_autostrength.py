@@ -353,6 +353,16 @@ def test_a_fit_on_too_few_pairs_to_trust_beyond_them_is_said_to_be_one() -> None
     assert data(46).few_pairs_note() is None
 
 
+def test_calibrate_s_progress_counts_the_held_out_photos_as_well_as_those_fitted_on(tmp_path: Path) -> None:
+    # the bar's total must count the held-out photos too, or it runs past its end while they are scored
+    for index in range(6):
+        Image.fromarray(quantise(scene(index, (16, 16)), 8)).save(tmp_path / f"{index}.png")
+    data = calibration.photo_data(tmp_path, 16, 10)
+    corrected = sum(len(load()) for groups in (data.fitting, data.checking) for load in groups.values())
+    fitted = sum(len(load()) for load in data.fitting.values())
+    assert data.photos == corrected and data.fitting_pairs == fitted < corrected
+
+
 def test_data_too_small_to_hold_one_out_says_what_it_needs_and_found(tmp_path: Path) -> None:
     # MSEC's five exposures of one scene are five pairs, but one ground truth: none can be held out
     scene = [ImagePair(tmp_path / f"a_{exposure}.jpg", tmp_path / "a.jpg") for exposure in range(5)]
@@ -387,3 +397,21 @@ def test_calibrating_scores_the_full_correction_in_the_colours_the_corrector_giv
         assert fitted.about.startswith(f"one pair, corrected {colours}")
         full_psnrs.append(scores["under"].full_psnr)
     assert abs(full_psnrs[0] - full_psnrs[1]) > 0.1  # the random model's colours are not the photo's
+
+
+def test_a_group_s_held_out_strength_is_the_mean_of_its_photos_predicted_strengths() -> None:
+    # a median would hide the few photos given much more or much less than the rest
+    class Sample:
+        def __init__(self, strength: float) -> None:
+            self.features = strength
+
+        def squared_error(self, strength: float) -> float:
+            return 0.01
+
+    class Fixed:
+        def strength_of(self, features: float) -> float:
+            return features
+
+    scored = calibration.score(Fixed(), [Sample(0.0), Sample(0.2), Sample(1.0)])  # type: ignore[arg-type]
+    assert scored.mean_strength == pytest.approx(0.4)  # the median is 0.2
+    assert (scored.pairs, scored.auto_psnr) == (3, pytest.approx(20.0))

@@ -589,6 +589,20 @@ def test_a_dry_run_with_json_still_says_its_errors_and_counts_on_stderr(tmp_path
     assert json.loads(as_json.stdout)["failed"] == 2 and plain.stdout == ""
 
 
+def test_a_dry_run_counts_a_photo_skipped_for_its_existing_output_as_skipped_not_as_to_correct(
+    tmp_path: Path,
+) -> None:
+    # --skip-existing keeps a's earlier output: the counts must say so, not that both would be corrected
+    photos = [make_photo(tmp_path / name) for name in ("a.png", "b.png")]
+    (tmp_path / "a_recnet.png").write_bytes(b"an earlier run's")
+    result = CliRunner().invoke(app, ["correct", *map(str, photos), "--skip-existing", "-n"])
+    assert result.exit_code == 0, result.stderr
+    assert (
+        result.stderr.splitlines()[-1]
+        == "dry run: would correct 1, skip 1, fail 0; nothing was read or written"
+    )
+
+
 def test_a_folder_shot_in_raw_and_jpeg_corrects_the_jpegs_and_says_what_it_left_out(
     tmp_path: Path, model_file: Path
 ) -> None:

@@ -124,6 +124,18 @@ def test_the_summary_says_what_a_stopped_batch_did_not_run_and_how_to_go_on(caps
     )
 
 
+def test_a_quiet_summary_still_gives_the_counts_when_a_photo_failed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # correct -q with a failed photo must still give the counts: a script's log says how many failed
+    done = Outcome(job("a"), "done", seconds=1.0, megapixels=1.0)
+    print_summary(Summary([done], seconds=1.0), "corrected", quiet=True)
+    assert capsys.readouterr().err == ""  # nothing to say when all went well
+    failed = Outcome(job("b"), "failed", "b.png: not an image")
+    print_summary(Summary([done, failed], seconds=1.0), "corrected", quiet=True)
+    assert capsys.readouterr().err.splitlines() == ["corrected 1, skipped 0, failed 1 in 1.0 s, 1.00 MP/s"]
+
+
 def test_a_full_disk_in_an_overwrite_run_advises_running_it_again_where_earlier_outputs_remain(
     capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

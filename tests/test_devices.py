@@ -56,6 +56,17 @@ def test_gpus_that_are_not_there_are_refused() -> None:
         pick_devices("cuda:0,cuda:1")
 
 
+def test_a_gpu_number_one_past_the_last_is_refused_with_how_many_gpus_there_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # On a one-GPU machine, --device cuda:1 must fail up front, not in a CUDA traceback mid-batch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert pick_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(DeviceError, match=r"^device 'cuda:1' asked for, but only 1 GPU\(s\) exist$"):
+        pick_device("cuda:1")
+
+
 def test_precisions() -> None:
     cpu = torch.device("cpu")
     assert pick_dtype("auto", cpu) == torch.float32
@@ -68,6 +79,12 @@ def test_precisions() -> None:
         pick_dtype("fp16", cpu)
     with pytest.raises(DeviceError, match="unknown precision"):
         pick_dtype("fp8", cpu)
+
+
+def test_auto_precision_on_a_gpu_is_float32() -> None:
+    # Half precision is opt-in: a GPU under --precision auto must not quietly give fp16 (NaNs, banding)
+    assert pick_dtype("auto", torch.device("cuda")) == torch.float32
+    assert pick_dtype("auto", torch.device("cuda:0")) == torch.float32
 
 
 def test_each_device_gets_its_own_copy_of_the_model() -> None:

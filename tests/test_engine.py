@@ -27,6 +27,8 @@ from recnet_cli import device_pixels, engine
 from recnet_cli.autostrength import FEATURE_COUNT, StrengthCalibration, exposure_features
 from recnet_cli.device_pixels import mirror_border, mirrored_indices
 from recnet_cli.engine import (
+    CPU_TILE,
+    CPU_WHOLE_IMAGE_BUDGET,
     EDGE_PAD,
     MAP_MEMORY_SHARE,
     CompiledForward,
@@ -34,6 +36,7 @@ from recnet_cli.engine import (
     PhotoOutOfMemoryError,
     TileSetting,
     blend,
+    whole_image_bytes,
     with_border,
 )
 from recnet_cli.imaging import pixels
@@ -397,6 +400,17 @@ def test_feature_maps_memory_cannot_hold_go_to_the_temporary_folder_and_change_n
     assert spilled.spilled.maps == spilled_maps
     assert np.array_equal(spilled.result().image, in_memory.result().image)
     assert list(tmp_path.iterdir()) == []  # the files went with the maps
+
+
+def test_auto_tiles_a_photo_whose_whole_image_fits_the_budget_only_without_its_mirrored_border() -> None:
+    # Were the border left out, such a photo would run whole and take more memory than the budget allows
+    budget_pixels = CPU_WHOLE_IMAGE_BUDGET // whole_image_bytes(1, 1, torch.float32)
+    height = 720
+    width = budget_pixels // height  # 720 x 745 fits; 736 x 761 with the border does not
+    assert whole_image_bytes(height, width, torch.float32) <= CPU_WHOLE_IMAGE_BUDGET
+    bordered = (height + 2 * EDGE_PAD, width + 2 * EDGE_PAD)
+    assert whole_image_bytes(*bordered, torch.float32) > CPU_WHOLE_IMAGE_BUDGET
+    assert Corrector(random_model(seed=8), CPU, tile="auto").tile_for(height, width) == CPU_TILE
 
 
 def test_feature_maps_stay_in_memory_where_it_holds_them(photo: np.ndarray, tmp_path: Path) -> None:

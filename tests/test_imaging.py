@@ -43,7 +43,7 @@ from recnet_cli.imaging import (
     write_png16,
     write_rgb8,
 )
-from recnet_cli.imaging.metadata import iptc_datasets, iptc_left_out_of_xmp
+from recnet_cli.imaging.metadata import iptc_datasets, iptc_left_out_of_xmp, photoshop_segment
 from recnet_cli.imaging.notices import output_notices
 from recnet_cli.imaging.photo import Metadata
 from recnet_cli.imaging.pixels import (
@@ -825,6 +825,20 @@ def test_an_iptc_record_too_long_for_a_jpeg_is_left_out_of_it(tmp_path):
     with Image.open(tmp_path / "out.jpg") as jpeg, Image.open(tmp_path / "out.tif") as tiff:
         assert IptcImagePlugin.getiptcinfo(jpeg) is None
         assert IptcImagePlugin.getiptcinfo(tiff)[CAPTION] == [caption] * 3
+
+
+def test_an_odd_length_iptc_record_is_padded_to_even_length_in_the_photoshop_resource() -> None:
+    # Photoshop image resources are padded to even length (the format's rule: Pillow and ExifTool read an
+    # unpadded one all the same, stricter readers may not)
+    record = read_photo(IPTC_FIXTURES / "iptc-caption.jpg").iptc
+    assert record is not None and len(record) % 2 == 1
+    segment = photoshop_segment(record)
+    marker, length = struct.unpack(">HH", segment[:4])
+    assert marker == 0xFFED and length == len(segment) - 2
+    resource = segment[4:].removeprefix(b"Photoshop 3.0\0")
+    signature, resource_id, name, size = struct.unpack(">4sHHI", resource[:12])
+    assert (signature, resource_id, name, size) == (b"8BIM", 0x0404, 0, len(record))
+    assert resource[12:] == record + b"\0" and len(resource) % 2 == 0
 
 
 def test_an_iptc_record_that_xmp_does_not_mirror_is_said_to_be_left_out_of_png_webp_avif_heif():

@@ -36,6 +36,7 @@ from recnet_cli.train.data import (
     PairSource,
     PhotoSource,
     Prefetcher,
+    crop_box,
     downscale_photos,
     holdout_split,
     list_photos,
@@ -43,7 +44,9 @@ from recnet_cli.train.data import (
     load_photos,
     pair_data,
     photo_data,
+    random_flips,
     read_rgb,
+    sample_rng,
     split_pairs,
     split_photos,
 )
@@ -297,6 +300,27 @@ def test_pair_crops_and_flips_stay_aligned() -> None:
     for step in range(5):
         inputs, target = source.batch(step, [0, 1], CPU)
         assert torch.equal(torch.floor(target * 255 / 2), torch.round(inputs * 255))
+
+
+def test_training_crops_reach_every_offset_including_the_last_row_and_column() -> None:
+    # A crop that never reaches the last row or column would never train on the photos' bottom/right edges
+    shape, crop = (7, 9, 3), 4
+    boxes = [crop_box(sample_rng(seed, 0, 0), shape, crop) for seed in range(50)]
+    tops = {rows.start for rows, _ in boxes}
+    lefts = {cols.start for _, cols in boxes}
+    assert tops == set(range(shape[0] - crop + 1)) and lefts == set(range(shape[1] - crop + 1))
+    assert all(rows.stop - rows.start == cols.stop - cols.start == crop for rows, cols in boxes)
+
+
+def test_random_flips_give_all_four_combinations_the_same_for_each_image() -> None:
+    # Flips that never happen would train on upright photos only (no augmentation)
+    image = np.arange(2 * 3).reshape(2, 3)  # its top-left corner says which flips it had: 0, 2, 3 or 5
+    corners = set()
+    for seed in range(50):
+        first, second = random_flips(sample_rng(seed, 0, 0), image, image.copy())
+        assert np.array_equal(first, second)
+        corners.add(int(first[0, 0]))
+    assert corners == {0, 2, 3, 5}  # none, left-right, upside down, both
 
 
 def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
@@ -664,6 +688,14 @@ def test_validation_scores_the_float32_model_whatever_the_training_precision(tmp
     assert result.val is not None
     assert result.val.psnr == pytest.approx(float(np.mean([float(p) for p, _ in scores])), abs=1e-9)
     assert result.val.ssim == pytest.approx(float(np.mean([float(s) for _, s in scores])), abs=1e-9)
+
+
+def test_validation_psnr_and_ssim_are_the_means_of_the_held_out_photos_scores() -> None:
+    # A median would hide one held-out photo the model ruins behind the others' scores
+    scores = [(torch.tensor(20.0), torch.tensor(0.5)), (torch.tensor(30.0), torch.tensor(0.6))]
+    scores.append((torch.tensor(46.0), torch.tensor(0.94)))
+    psnr, ssim = loop.mean_scores(scores)
+    assert psnr == pytest.approx(32.0) and ssim == pytest.approx(0.68)  # the medians are 30 and 0.6
 
 
 def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path: Path) -> None:

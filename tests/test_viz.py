@@ -17,6 +17,7 @@ from recnet_cli.engine import Corrector
 from recnet_cli.imaging.pixels import quantise
 from recnet_cli.model import RECNet
 from recnet_cli.viz import draw
+from recnet_cli.viz import features as features_module
 from recnet_cli.viz.features import (
     FIGURE_WIDTH,
     TEXT,
@@ -169,6 +170,29 @@ def test_error_figure_needs_a_reference_of_the_photo_size(model: RECNet) -> None
     features = extract_features(model, photo)
     with pytest.raises(ValueError, match="32 x 48 pixels but the photo is 48 x 32"):
         feature_error_figure(features, extract_features(model, reference), photo, reference)
+
+
+def test_the_error_figure_s_block_k_shows_the_distance_after_block_k(monkeypatch: pytest.MonkeyPatch) -> None:
+    # off by one stage, each "block k" panel would show block k-1's distance (the first, the extracted
+    # features') and the last block's none: the sheet would blame the wrong block
+    def stage(value: float) -> np.ndarray:
+        return np.full((8, 8, 1), value, np.float32)
+
+    mask = np.zeros((8, 8), np.float32)
+    photo = Features(mask=mask, stages=[stage(0.0)] * 4)
+    reference = Features(mask=mask, stages=[stage(0.9), stage(0.1), stage(0.2), stage(0.4)])
+    drawn: list[tuple[list[np.ndarray], list[str]]] = []
+
+    def recording(maps: list[np.ndarray], titles: list[str], *rest: object) -> np.ndarray:
+        drawn.append((maps, titles))
+        return heat_row(maps, titles, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(features_module, "heat_row", recording)
+    rgb = np.full((16, 16, 3), 0.5, np.float32)
+    feature_error_figure(photo, reference, rgb, rgb)
+    [(maps, titles)] = drawn
+    assert [float(m.mean()) for m in maps] == pytest.approx([0.1, 0.2, 0.4])
+    assert titles == ["block 1: mean 0.1", "block 2: mean 0.2", "block 3: mean 0.4"]
 
 
 def test_contact_sheet_stacks_photos_features_and_errors(model: RECNet) -> None:

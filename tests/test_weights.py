@@ -43,7 +43,7 @@ from recnet_cli.weights import (
 from recnet_cli.weights import save as saving
 from recnet_cli.weights.card import card_summary, read_card
 from recnet_cli.weights.hub import HUB_DEFAULT_FILENAME, HubRef, parse_hub_ref
-from recnet_cli.weights.listing import bundled_models
+from recnet_cli.weights.listing import bundled_models, cached_ref
 from recnet_cli.weights.locate import WEIGHTS_DIR_ENV, bundled_model, reference_problem
 
 StateDict = dict[str, Tensor]
@@ -965,6 +965,12 @@ def test_parse_hub_ref(text: str, expected: tuple[str, str | None, str] | None) 
 
 
 # ---- listing ----
+
+
+def test_a_cached_commit_named_by_several_refs_but_not_main_is_listed_by_the_first_in_name_order() -> None:
+    # `recnet models` names such a commit by the first of its refs in name order, the same on every run
+    assert cached_ref("a/b", frozenset({"v2", "v1"}), "c0ffee", HUB_DEFAULT_FILENAME) == "a/b@v1"
+    assert cached_ref("a/b", frozenset({"v2", "v1"}), "c0ffee", "other.pth") == "a/b@v1:other.pth"
 
 
 def test_a_hub_cache_that_is_a_file_leaves_the_bundled_models_listed_with_a_one_line_problem(
