@@ -19,7 +19,6 @@ from recnet_cli.runner import (
     open_models,
     read_with_reference,
     refuse_device_list,
-    refuse_setup_problems,
 )
 
 
@@ -38,8 +37,9 @@ def explain_photo(
     refuse_unwritable_output(output)
     # A mistake in the options exits 2, before a sheet that cannot be written there exits 1, as correct's
     # photo does.
+    choice = ModelChoice(model, device, Precision.fp32, tile, keep_colour=keep_colour)
     refuse_device_list(device)
-    refuse_setup_problems(model, device, Precision.fp32)
+    choice.refuse_setup_problems()
     if image.is_dir():
         raise fail(f"{image}: a folder; explain takes one photo (correct and mask take folders)")
     target = sheet_target(image, output)
@@ -57,7 +57,6 @@ def explain_photo(
         console.notice(as_folder)
     notice_unattributable(overwrite, unattributable_outputs([Job(image, target, named=named)]), quiet)
     photo, truth = read_with_reference(image, reference, quiet)
-    choice = ModelChoice(model, device, Precision.fp32, tile, keep_colour=keep_colour)
     (corrector,), loaded = open_models(choice, quiet=quiet, one_device=True)
     corrector.half_precision_advice = False  # explain has no --precision
     from recnet_cli.engine import PhotoRunError
