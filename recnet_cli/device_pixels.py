@@ -15,6 +15,7 @@ from recnet_cli.imaging.pixels import (
     COLOUR_SMOOTHING_RADIUS,
     MOST_COLOUR_GAIN,
 )
+from recnet_cli.model.recnet import gaussian_1d
 
 
 def mirror_border(image: torch.Tensor, border: int) -> torch.Tensor:
@@ -58,10 +59,8 @@ def smoothed(image: torch.Tensor) -> torch.Tensor:
     it: OpenCV's taps, and its default border (on a GPU in TF32 where PyTorch lets cuDNN use it, as for the
     model's own convolutions: within about 1e-4)."""
     radius = COLOUR_SMOOTHING_RADIUS
-    # made where the image is (``model.recnet.gaussian_1d``'s, made on the CPU, would be a copy to the GPU)
-    taps = torch.arange(-radius, radius + 1, device=image.device, dtype=torch.float32)
-    kernel = torch.exp(taps.square() / (-2 * COLOUR_SMOOTHING**2))
-    kernel /= kernel.sum()
+    # made where the image is: taps made on the CPU would be a copy to the GPU, which waits for its queue
+    kernel = gaussian_1d(2 * radius + 1, COLOUR_SMOOTHING, device=image.device, dtype=torch.float32)
     rows, cols = (
         mirrored_indices(size, radius, image.device, edge_repeated=False) for size in image.shape[1:]
     )

@@ -27,7 +27,7 @@ MAX_PSNR = 100.0  # identical images (infinite PSNR) count as this where PSNRs a
 
 def gaussian_window(dtype: torch.dtype, device: torch.device) -> Tensor:
     """The normalised 1-D Gaussian used along each axis of the SSIM window."""
-    return gaussian_1d(SSIM_WINDOW, SSIM_SIGMA).to(dtype=dtype, device=device)
+    return gaussian_1d(SSIM_WINDOW, SSIM_SIGMA, device=device, dtype=dtype)
 
 
 class UnscorableError(ValueError):

@@ -21,11 +21,13 @@ BLUR_SIZE = 31
 BLUR_SIGMA = 3.0
 
 
-def gaussian_1d(size: int, sigma: float) -> Tensor:
-    """A normalised 1-D Gaussian of ``size`` taps around the middle one, in float64 on the CPU (made there
-    under any default device: on ``meta``, where ``load_weights`` builds a model for its shapes, PyTorch makes
+def gaussian_1d(
+    size: int, sigma: float, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64
+) -> Tensor:
+    """A normalised 1-D Gaussian of ``size`` taps around the middle one, made on ``device`` whatever the
+    default device is (on ``meta``, where ``load_weights`` builds a model for its shapes, PyTorch makes
     ``arange`` in Python code that loads TorchDynamo, 1.2 s of every command's start)."""
-    coords = torch.arange(size, dtype=torch.float64, device="cpu") - (size - 1) / 2
+    coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     return g / g.sum()
 

@@ -190,7 +190,7 @@ def linear_to_srgb(x: Tensor) -> Tensor:
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian blur of a (1, 1, H, W) map, reflecting at the borders."""
     radius = math.ceil(3 * sigma)
-    g = gaussian_1d(2 * radius + 1, sigma).to(dtype=x.dtype, device=x.device)
+    g = gaussian_1d(2 * radius + 1, sigma, device=x.device, dtype=x.dtype)
     x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), g.view(1, 1, 1, -1))
     return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), g.view(1, 1, -1, 1))
 
