@@ -46,6 +46,7 @@ from recnet_cli.tiling import (
     full_maps_bytes,
     map_sizes,
     maps_to_spill,
+    pinned_maps_bytes,
 )
 from recnet_cli.wording import gibibytes
 
@@ -339,6 +340,14 @@ class Corrector:
             )
         return Spill(spilled, folder)
 
+    def pinned_maps_fit(self, height: int, width: int) -> bool:
+        """Whether the memory available holds a tiled run's host maps for a photo of this size pinned for a
+        CUDA GPU (``pinned_maps_bytes``: up to twice their size); where it does not, they are not pinned."""
+        bordered = (height + 2 * EDGE_PAD, width + 2 * EDGE_PAD)
+        pinned = pinned_maps_bytes(self.model.channels, *bordered, self.dtype)
+        available = available_host_memory()
+        return available is None or pinned <= available * MAP_MEMORY_SHARE
+
     def correct(self, rgb: np.ndarray, progress: Progress | None = None) -> Correction:
         """Corrects an (H, W, 3) float32 photo; tiled runs tell ``progress`` the fraction done as they go.
         Running out of memory raises PhotoOutOfMemoryError (the device is usable again for the next)."""
@@ -422,7 +431,14 @@ class Corrector:
         storage = self.storage_for(height, width, tile)
         spill = self.spill_for(height, width) if storage == HOST else None
         runner = TiledRunner(
-            self.model, self.device, self.dtype, tile, storage, stages=self.stages, spill=spill
+            self.model,
+            self.device,
+            self.dtype,
+            tile,
+            storage,
+            stages=self.stages,
+            spill=spill,
+            pin=self.pinned_maps_fit(height, width),
         )
         try:
             output, mask = runner.run(with_border(rgb, HOST), progress)

@@ -137,6 +137,14 @@ def full_maps_bytes(channels: int, height: int, width: int, dtype: torch.dtype) 
     return sum(map_sizes(channels, pixels, dtype).values()) + 3 * 4 * pixels
 
 
+def pinned_maps_bytes(channels: int, height: int, width: int, dtype: torch.dtype) -> int:
+    """``full_maps_bytes`` with the maps pinned for a CUDA GPU: PyTorch's caching host allocator rounds each
+    pinned block up to a power of two, so they can take up to twice their size (the image is not pinned)."""
+    pixels = height * width
+    sizes = map_sizes(channels, pixels, dtype).values()
+    return sum(1 << (size - 1).bit_length() for size in sizes) + 3 * 4 * pixels
+
+
 @dataclass(frozen=True)
 class Spill:
     """Full-size maps kept in memory-mapped files (``file_backed_map``): which ones, and in what folder."""
@@ -189,9 +197,10 @@ class TiledRunner:
     ``storage`` holds the full-size maps: host memory by default (device memory bounded by the tile),
     or the compute device itself when they fit there (no copies between host and device). ``spill``: keep
     host maps in memory-mapped files in this folder instead, for photos whose maps memory cannot hold
-    (Linux; see ``file_backed_map``). ``strips``: full-width strips instead of square tiles; by default
-    exactly when a CUDA device works on host maps held in memory (pinned), not spilled. ``stages``: the
-    per-pixel stages (eager, or fused kernels)."""
+    (Linux; see ``file_backed_map``). ``pin``: pin host maps held in memory for a CUDA device (faster
+    copies; see ``pinned_maps_bytes`` for what that costs). ``strips``: full-width strips instead of square
+    tiles; by default exactly when the maps are pinned. ``stages``: the per-pixel stages (eager, or fused
+    kernels)."""
 
     def __init__(
         self,
@@ -203,6 +212,7 @@ class TiledRunner:
         strips: bool | None = None,
         stages: Stages = EAGER,
         spill: Spill | None = None,
+        pin: bool = True,
     ) -> None:
         if tile < MIN_TILE:
             raise ValueError(f"tile size {tile} is too small (at least {MIN_TILE} pixels)")
@@ -212,7 +222,7 @@ class TiledRunner:
         self.tile = tile
         self.storage = storage
         self.spill = spill if storage.type == "cpu" else None
-        self.pinned = device.type == "cuda" and storage.type == "cpu" and not self.spill
+        self.pinned = pin and device.type == "cuda" and storage.type == "cpu" and not self.spill
         self.strips = self.pinned if strips is None else strips
         self.stages = stages
         self.windows: list[Window] = []

@@ -42,7 +42,7 @@ from recnet_cli.engine import (
 from recnet_cli.imaging import pixels
 from recnet_cli.imaging.pixels import COLOUR_GAIN_FLOOR, MOST_COLOUR_GAIN, lightness_only
 from recnet_cli.model.fast import fast_forward
-from recnet_cli.tiling import full_maps_bytes
+from recnet_cli.tiling import TiledRunner, full_maps_bytes, pinned_maps_bytes
 
 CPU = torch.device("cpu")
 
@@ -419,6 +419,32 @@ def test_feature_maps_stay_in_memory_where_it_holds_them(photo: np.ndarray, tmp_
         assert Corrector(random_model(seed=6), CPU, tile=128).start(photo).spilled is None
         patch.setattr(engine, "available_host_memory", lambda: None)  # unknown (not Linux): as before
         assert Corrector(random_model(seed=6), CPU, tile=128).start(photo).spilled is None
+
+
+@pytest.mark.parametrize(("room", "pinned"), [("pinned", True), ("unpinned", False), ("unknown", True)])
+def test_host_maps_are_pinned_only_where_memory_holds_them_as_the_pinned_allocator_rounds_them(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, room: str, pinned: bool
+) -> None:
+    model = random_model(seed=6)
+    bordered = (photo.shape[0] + 2 * EDGE_PAD, photo.shape[1] + 2 * EDGE_PAD)
+    maps = full_maps_bytes(model.channels, *bordered, torch.float32)
+    rounded = pinned_maps_bytes(model.channels, *bordered, torch.float32)
+    assert rounded > maps  # this size's maps take more room pinned
+    available = {"pinned": rounded, "unpinned": maps, "unknown": None}[room]
+    monkeypatch.setattr(
+        engine, "available_host_memory", lambda: available and int(available / MAP_MEMORY_SHARE) + 1
+    )
+    told_to_pin: list[bool] = []
+
+    class NotedRunner(TiledRunner):
+        def __init__(self, *args: Any, pin: bool, **kwargs: Any) -> None:
+            super().__init__(*args, pin=pin, **kwargs)
+            told_to_pin.append(pin)
+
+    monkeypatch.setattr(engine, "TiledRunner", NotedRunner)
+    pending = Corrector(model, CPU, tile=128).start(photo)
+    assert pending.spilled is None  # in memory, pinned or not
+    assert told_to_pin == [pinned]
 
 
 def test_a_temporary_folder_without_room_for_the_maps_is_that_photo_s_error(

@@ -18,6 +18,7 @@ from recnet_cli.tiling import (
     full_maps_bytes,
     map_sizes,
     maps_to_spill,
+    pinned_maps_bytes,
     spans,
     strips,
     tiles,
@@ -228,3 +229,22 @@ def test_maps_that_go_to_files_are_enough_of_them_and_the_least_read_and_written
     assert maps_to_spill(8, 5, MP, torch.float32, excess) == spilled
     sizes = map_sizes(8, MP, torch.float32)
     assert sum(sizes.values()) + 12 * MP == full_maps_bytes(8, 1000, 1000, torch.float32)  # and the image
+
+
+def test_pinned_maps_are_counted_as_the_pinned_allocator_rounds_them() -> None:
+    # 8 channels of 64 x 64 float32 pixels: maps of 8, 8, 16, 3, 1 and 3 channels at 16 KiB each
+    sizes = sorted(map_sizes(8, 64 * 64, torch.float32).values())
+    assert sizes == [2**14, 3 * 2**14, 3 * 2**14, 2**17, 2**17, 2**18]
+    rounded = 2**14 + 2 * 2**16 + 2 * 2**17 + 2**18  # each 48 KiB map takes 64 KiB
+    image = 3 * 4 * 64 * 64
+    assert pinned_maps_bytes(8, 64, 64, torch.float32) == rounded + image
+    assert full_maps_bytes(8, 64, 64, torch.float32) == sum(sizes) + image
+
+
+@pytest.mark.parametrize(("pin", "pinned"), [(True, True), (False, False)])
+def test_host_maps_for_a_cuda_device_are_pinned_and_read_in_strips_unless_told_not_to_pin(
+    model: RECNet, pin: bool, pinned: bool
+) -> None:
+    runner = TiledRunner(model, torch.device("cuda"), torch.float16, 128, pin=pin)
+    assert (runner.pinned, runner.strips) == (pinned, pinned)
+    assert not TiledRunner(model, CPU, torch.float32, 128, pin=pin).pinned
