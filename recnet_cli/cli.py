@@ -76,6 +76,7 @@ from recnet_cli.outputs import (
     side_path,
 )
 from recnet_cli.runner import (
+    BatchMode,
     ModelChoice,
     collect_jobs,
     device_names,
@@ -209,8 +210,9 @@ def correct(
     amount = parse_strength(strength)
     # what --json says until the model loads
     given = {"model": model, "device": device, "strength": amount, "keep_colour": keep_colour}
+    mode = BatchMode("correct", overwrite, skip_existing, quiet, as_json, dry_run)
     jobs, found, batch = collect_jobs(
-        "correct",
+        mode,
         inputs,
         output,
         recursive=recursive,
@@ -218,10 +220,7 @@ def correct(
         folder_suffix=suffix if suffix_typed else "",
         ext=ext,
         shard=shard,
-        as_json=as_json,
         about=given,
-        quiet=quiet,
-        dry_run=dry_run,
         companions=lambda target: tuple(side_path(target, tag) for tag in tags),
     )
     notice_suffix_unused(suffix_typed, jobs, quiet)
@@ -237,18 +236,7 @@ def correct(
     choice = ModelChoice(model, device, precision, tile, amount, fused, keep_colour)
     # with --report, the model is loaded whatever the batch holds: the page names it
     correctors, loaded = open_models_if_needed(
-        "correct",
-        jobs,
-        found,
-        choice,
-        overwrite,
-        skip_existing,
-        quiet,
-        as_json,
-        given,
-        dry_run,
-        report=report_at,
-        always=report,
+        mode, jobs, found, choice, given, report=report_at, always=report
     )
     from recnet_cli.correct_command import PhotoCorrection
     from recnet_cli.viz.report import ReportBuilder
@@ -382,8 +370,9 @@ def mask(
     """
     refuse_both(overwrite, skip_existing)
     given = {"model": model, "device": device}  # what --json says until the model loads
+    mode = BatchMode("mask", overwrite, skip_existing, quiet, as_json, dry_run)
     jobs, found, _ = collect_jobs(
-        "mask",
+        mode,
         inputs,
         output,
         recursive=recursive,
@@ -391,10 +380,7 @@ def mask(
         folder_suffix=suffix,  # a mask picture's name says what it is in any folder, as beside the photo
         ext=ext,
         shard=shard,
-        as_json=as_json,
         about=given,
-        quiet=quiet,
-        dry_run=dry_run,
         companions=lambda target: (side_path(target, "raw"),) if raw else (),
         default_ext=".png",
     )
@@ -402,9 +388,7 @@ def mask(
     notice_quality_unused(quality, jobs, quiet)
     notice_unattributable(overwrite, unattributable_outputs(jobs), quiet)
     choice = ModelChoice(model, device, precision, tile, keep_colour=False)  # the mask only: no colours
-    correctors, loaded = open_models_if_needed(
-        "mask", jobs, found, choice, overwrite, skip_existing, quiet, as_json, given, dry_run
-    )
+    correctors, loaded = open_models_if_needed(mode, jobs, found, choice, given)
     from recnet_cli.mask_command import MaskDrawing
 
     drawing = MaskDrawing(raw, quality, overwrite, replaces_companions(overwrite, skip_existing), quiet)

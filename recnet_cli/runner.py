@@ -143,34 +143,41 @@ class ModelChoice:
         refuse_setup_problems(self.model, self.device, self.precision, self.fused)
 
 
+@dataclass(frozen=True)
+class BatchMode:
+    """How a batch command (correct, mask) runs, as its options say."""
+
+    command: str
+    overwrite: bool
+    skip_existing: bool
+    quiet: bool
+    as_json: bool
+    dry_run: bool
+
+
 def open_models_if_needed(
-    command: str,
+    mode: BatchMode,
     jobs: list[Job],
     found: Summary,
     choice: ModelChoice,
-    overwrite: bool,
-    skip_existing: bool,
-    quiet: bool,
-    as_json: bool,
     about: dict,
-    dry_run: bool,
     report: tuple[Path, Path] | None = None,
     always: bool = False,
 ) -> tuple[list[Corrector], LoadedModel | None]:
     """``open_models`` for a batch, under ``summary_if_stopped``; but where every job would be skipped or
     refused before its photo is read (``plan_outcome``: a --skip-existing run again), none is loaded, nor
     fetched from the Hub, unless ``always``: the options are only checked, as --dry-run checks them. With
-    ``dry_run``, the options are checked and the plan shown (``show_plan``, which exits)."""
-    if dry_run:
+    --dry-run, the options are checked and the plan shown (``show_plan``, which exits)."""
+    if mode.dry_run:
         choice.refuse_setup_problems()
-        show_plan(jobs, found, overwrite, skip_existing, command, as_json, about, quiet, report)
+        show_plan(mode, jobs, found, about, report)
     if not always and not any(
-        plan_outcome(job, overwrite, skip_existing).status == "planned" for job in jobs
+        plan_outcome(job, mode.overwrite, mode.skip_existing).status == "planned" for job in jobs
     ):
         choice.refuse_setup_problems()
         return [], None
-    with summary_if_stopped(command, jobs, found, quiet, as_json, about):
-        return open_models(choice, quiet=quiet)
+    with summary_if_stopped(mode.command, jobs, found, mode.quiet, mode.as_json, about):
+        return open_models(choice, quiet=mode.quiet)
 
 
 def refuse_setup_problems(model: str | None, device: str, precision: str, fused: bool = False) -> None:
@@ -204,7 +211,7 @@ def device_names(correctors: list[Corrector]) -> str:
 
 
 def collect_jobs(
-    command: str,
+    mode: BatchMode,
     inputs: list[str],
     output: str | None,
     *,
@@ -214,10 +221,7 @@ def collect_jobs(
     ext: str | None,
     shard: str | None,
     companions: Callable[[Path], tuple[Path, ...]],
-    as_json: bool,
     about: dict,
-    quiet: bool,
-    dry_run: bool = False,
     default_ext: str | None = None,
 ) -> tuple[list[Job], Summary, list[Job]]:
     """Finds the inputs, passes over recnet's own earlier outputs among them (see ``earlier_outputs``), names
@@ -225,13 +229,14 @@ def collect_jobs(
     with the trailing slash that makes it a folder; ``suffix`` beside its photo, ``folder_suffix`` in another
     folder) and takes this machine's shard. Returns the shard's jobs, the inputs that gave none (``missing``,
     ``passed_over``, ``left_out``) and the jobs of the whole batch, every shard's. When no input gives an
-    image, says why (and prints the JSON summary for --json, with ``about``, and with ``dry_run`` the plan's
+    image, says why (and prints the JSON summary for --json, with ``about``, and with --dry-run the plan's
     fields: see ``json_summary``) and exits before loading a model: 1, or 0 when every image found was passed
     over."""
+    quiet = mode.quiet
     # A stop while the inputs are listed (seconds for a large folder on a network drive) is said as one
     # while the model loads: with --json, the summary, of no photo yet
-    planned = {**plan_fields(0), **about} if dry_run else about  # what --json says of a dry run, stopped too
-    with summary_if_stopped(command, [], Summary(), quiet, as_json, planned):
+    planned = {**plan_fields(0), **about} if mode.dry_run else about  # what --json says of a dry run
+    with summary_if_stopped(mode.command, [], Summary(), quiet, mode.as_json, planned):
         refuse_unwritable_output(output)
         refuse_empty_suffix(suffix, output, ext or default_ext)
         extension = normalise_extension(ext)
@@ -262,7 +267,7 @@ def collect_jobs(
         if not sources:
             for unmatched in missing:
                 console.error(str(unmatched))
-            if as_json:
+            if mode.as_json:
                 ignore_further_stops()  # all there is to say: a stop must not cut it short
                 typer.echo(json_summary(found, planned))
             raise typer.Exit(1 if missing else 0)
@@ -372,22 +377,14 @@ def plan_fields(planned: int) -> dict:
 
 
 def show_plan(
-    jobs: list[Job],
-    found: Summary,
-    overwrite: bool,
-    skip_existing: bool,
-    verb: str,
-    as_json: bool,
-    about: dict,
-    quiet: bool,
-    report: tuple[Path, Path] | None = None,
+    mode: BatchMode, jobs: list[Job], found: Summary, about: dict, report: tuple[Path, Path] | None = None
 ) -> NoReturn:
     """--dry-run: says what the run would do with each job, and where it would write the ``report`` (its
     page and previews' folder, with --report), then exits (1 if any would fail)."""
-    summary = plan_outcomes(jobs, overwrite, skip_existing)
+    summary = plan_outcomes(jobs, mode.overwrite, mode.skip_existing)
     summary.take_inputs_without_jobs(found)
-    console.print_plan(summary, verb, quiet, report, on_stdout=not as_json)
-    if as_json:
+    console.print_plan(summary, mode.command, mode.quiet, report, on_stdout=not mode.as_json)
+    if mode.as_json:
         planned = {**plan_fields(summary.count("planned")), **about}
         if report is not None:
             planned["report"] = report_fields(report)
