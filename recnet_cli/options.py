@@ -133,13 +133,17 @@ def format_option(help: str) -> Any:
     return typer.Option(metavar="FORMAT", autocompletion=completing(*OUTPUT_EXTENSIONS), help=help)
 
 
+# ``tiling.MIN_TILE``, which is not imported here: it would import PyTorch (tests keep the two equal)
+SMALLEST_TILE = 128
+
+
 def parse_tile(text: str) -> int | str:
-    """'auto', or a whole number: 0 or at least 128."""
+    """'auto', or a whole number: 0 or at least ``SMALLEST_TILE``."""
     if text == "auto":
         return text
-    if (size := typed_number(text)) is not None and (size == 0 or size >= 128):
+    if (size := typed_number(text)) is not None and (size == 0 or size >= SMALLEST_TILE):
         return size
-    raise fail(f"--tile {text}: use auto, 0 (whole image) or a size of at least 128 pixels")
+    raise fail(f"--tile {text}: use auto, 0 (whole image) or a size of at least {SMALLEST_TILE} pixels")
 
 
 def checked_tile(text: str) -> str:
@@ -193,8 +197,8 @@ TileOpt = Annotated[
         callback=checked_tile,
         metavar="SIZE",
         help="auto: whole image or tiles, as runs best on the device and fits its memory; 0: the whole "
-        "image; N >= 128: tiles of at most N x N pixels (on a GPU, full-width strips of that area). Tiles "
-        "give the whole image's result, to within one 8-bit level.",
+        f"image; N >= {SMALLEST_TILE}: tiles of at most N x N pixels (on a GPU, full-width strips of that "
+        "area). Tiles give the whole image's result, to within one 8-bit level.",
     ),
 ]
 PrecisionOpt = Annotated[

@@ -7,12 +7,15 @@ import itertools
 import numpy as np
 import pytest
 import torch
+import typer
 from random_models import random_image, random_model
 
 from recnet_cli.engine import CPU_TILE, GPU_TILE, Corrector, auto_tile, map_storage, tiled_on_device_bytes
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
+from recnet_cli.options import parse_tile
 from recnet_cli.tiling import (
+    MIN_TILE,
     Moments,
     TiledRunner,
     full_maps_bytes,
@@ -118,6 +121,13 @@ def test_small_tiles_are_refused(model: RECNet) -> None:
         Corrector(model, CPU, tile=64)
     with pytest.raises(ValueError, match="tile"):
         TiledRunner(model, CPU, torch.float32, 100)
+
+
+def test_the_tile_option_takes_exactly_the_sizes_the_tiles_take(model: RECNet) -> None:
+    assert parse_tile(str(MIN_TILE)) == MIN_TILE
+    TiledRunner(model, CPU, torch.float32, MIN_TILE)
+    with pytest.raises(typer.Exit):
+        parse_tile(str(MIN_TILE - 1))
 
 
 def test_corrector_gives_the_same_photo_whole_tiled_and_auto(model: RECNet) -> None:
