@@ -43,7 +43,7 @@ from recnet_cli.imaging import (
     header_size,
     read_photo,
 )
-from recnet_cli.inputs import find_sources, left_out_note, take_shard
+from recnet_cli.inputs import Source, find_sources, left_out_note, take_shard
 from recnet_cli.options import (
     normalise_extension,
     parse_tile,
@@ -235,7 +235,7 @@ def collect_jobs(
     quiet = mode.quiet
     # A stop while the inputs are listed (seconds for a large folder on a network drive) is said as one
     # while the model loads: with --json, the summary, of no photo yet
-    planned = {**plan_fields(0), **about} if mode.dry_run else about  # what --json says of a dry run
+    planned = {**plan_fields(0), **about} if mode.dry_run else about  # --json's for a dry run, stopped too
     with summary_if_stopped(mode.command, [], Summary(), quiet, mode.as_json, planned):
         refuse_unwritable_output(output)
         refuse_empty_suffix(suffix, output, ext or default_ext)
@@ -251,16 +251,8 @@ def collect_jobs(
         misnamed = misnamed_output_folder(sources, output, len(missing))
         if misnamed:
             raise fail(misnamed)
-        if (as_folder := output_taken_as_folder(sources, output)) and not quiet:
-            console.notice(as_folder)
-        if (
-            aliases := [(alias, source.path) for source in sources for alias in source.aliases]
-        ) and not quiet:
-            console.notice_aliases(aliases)
-        if passed_over and not quiet:
-            by = "mark, name or folder"
-            line = passed_over_line([source.path for source in passed_over], by)
-            console.notice(f"{line}; name a file on its own to include it")
+        if not quiet:
+            notice_sources(sources, passed_over, output)
         found = Summary(
             missing=missing, passed_over=[source.path for source in passed_over], left_out=left_out
         )
@@ -295,6 +287,18 @@ def collect_jobs(
             taken = "image found goes to shard 1" if count == 1 else f"images found go to shards 1 to {count}"
             console.notice(f"shard {part}/{total} has nothing to do: the {count} {taken}")
         return jobs, found, batch
+
+
+def notice_sources(sources: list[Source], passed_over: list[Source], output: str | None) -> None:
+    """Notes on the inputs found: an -o taken as a folder, photos found under several names, and recnet's
+    earlier outputs passed over."""
+    if as_folder := output_taken_as_folder(sources, output):
+        console.notice(as_folder)
+    if aliases := [(alias, source.path) for source in sources for alias in source.aliases]:
+        console.notice_aliases(aliases)
+    if passed_over:
+        line = passed_over_line([source.path for source in passed_over], "mark, name or folder")
+        console.notice(f"{line}; name a file on its own to include it")
 
 
 def notice_quality_unused(quality: int | None, jobs: list[Job], quiet: bool) -> None:
