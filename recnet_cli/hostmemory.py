@@ -3,6 +3,7 @@ memory limits of its cgroups."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,8 +109,34 @@ def stat_bytes(stat_file: Path, name: str) -> int:
 
 
 def physical_memory() -> int | None:
-    """This machine's memory in bytes (Linux, macOS); None where that is unknown (Windows)."""
+    """This machine's memory in bytes; None where that is unknown."""
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
+    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
+        return windows_physical_memory()
+
+
+class MemoryStatus(ctypes.Structure):
+    """Windows' MEMORYSTATUSEX, which GlobalMemoryStatusEx fills."""
+
+    _fields_ = [
+        ("length", ctypes.c_uint32),
+        ("memory_load", ctypes.c_uint32),
+        ("total_physical", ctypes.c_uint64),
+        ("available_physical", ctypes.c_uint64),
+        ("total_page_file", ctypes.c_uint64),
+        ("available_page_file", ctypes.c_uint64),
+        ("total_virtual", ctypes.c_uint64),
+        ("available_virtual", ctypes.c_uint64),
+        ("available_extended_virtual", ctypes.c_uint64),
+    ]
+
+
+def windows_physical_memory() -> int | None:
+    """The machine's memory as Windows' GlobalMemoryStatusEx gives it; None elsewhere, or if it fails."""
+    status = MemoryStatus(length=ctypes.sizeof(MemoryStatus))
+    try:
+        succeeded = ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):  # not Windows
         return None
+    return status.total_physical if succeeded and status.total_physical else None

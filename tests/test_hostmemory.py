@@ -1,7 +1,10 @@
 """Reading the memory this process can still take, from /proc and the cgroup files."""
 
+import ctypes
 import os
+import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +120,35 @@ def test_the_memory_limit_is_the_machine_s_or_a_cgroup_s_below_it(tmp_path: Path
     assert memory_limit(fake_system(tmp_path / "free", MEMINFO, "0::/\n", unlimited)) == machine
     v1 = {"sys/fs/cgroup/memory": ("9223372036854771712", "100")}  # v1's "no limit"
     assert memory_limit(fake_system(tmp_path / "v1", MEMINFO, "4:memory:/\n", v1)) == machine
+
+
+class FakeKernel32:
+    """Windows' kernel32 as ``physical_memory`` calls it: GlobalMemoryStatusEx fills the structure given."""
+
+    def __init__(self, total: int, succeeds: bool = True) -> None:
+        self.total, self.succeeds = total, succeeds
+        self.lengths: list[int] = []
+
+    def GlobalMemoryStatusEx(self, pointer: Any) -> int:
+        status = pointer._obj
+        self.lengths.append(status.length)
+        if self.succeeds:
+            status.total_physical, status.available_physical = self.total, self.total // 2
+        return int(self.succeeds)
+
+
+@pytest.mark.parametrize(("succeeds", "found"), [(True, 64 * 2**30), (False, None)])
+def test_windows_gives_its_memory_through_global_memory_status(
+    monkeypatch: pytest.MonkeyPatch, succeeds: bool, found: int | None
+) -> None:
+    monkeypatch.delattr(os, "sysconf")
+    kernel32 = FakeKernel32(64 * 2**30, succeeds)
+    monkeypatch.setattr(ctypes, "windll", types.SimpleNamespace(kernel32=kernel32), raising=False)
+    assert physical_memory() == found
+    assert kernel32.lengths == [64]  # the structure's size, which Windows checks
+
+
+def test_memory_is_unknown_without_sysconf_or_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "sysconf")
+    monkeypatch.delattr(ctypes, "windll", raising=False)
+    assert physical_memory() is None
