@@ -31,6 +31,7 @@ from recnet_cli.batch import (
     plan_outcomes,
     refusal,
     run_jobs,
+    unattributable_outputs,
 )
 from recnet_cli.cli import app
 from recnet_cli.evaluate import save_problem
@@ -1226,6 +1227,33 @@ def test_an_output_another_run_wrote_meanwhile_is_looked_at_before_its_photo_is_
     assert jobs[2].target.read_bytes() == b"the other run's"
 
 
+def test_a_file_of_the_users_saved_at_a_companion_while_its_photo_is_corrected_is_kept_with_skip_existing(
+    tmp_path: Path,
+) -> None:
+    # --skip-existing writes over the companions a stopped run left: one the user saved there since the
+    # batch looked is no longer that, and is kept
+    skip_unless_marks_kept(tmp_path)
+    job = masked_job(tmp_path, "photo")
+    mask = job.companions[0]
+    as_recnet_wrote(touch(tmp_path, mask.name) / mask.name)  # what a run that stopped short left
+
+    def compute(job: Job, name: str) -> bytes:
+        mask.write_bytes(b"MY EDIT")  # no mark: the user's
+        return b""
+
+    def write(job: Job, name: str, data: bytes) -> float:
+        pixels = np.zeros((2, 2, 3), np.uint8)
+        write_rgb8(mask, pixels, overwrite=True)  # as the commands write companions with --skip-existing
+        write_rgb8(job.target, pixels, overwrite=False)
+        return 1.0
+
+    summary = run_jobs([job], [Lane(lambda job: job.source.name, compute, write)], skip_existing=True)
+    assert [(o.status, o.reason) for o in summary.outcomes] == [
+        ("failed", f"output {mask} exists, and {THEIRS}: {ELSEWHERE}")
+    ]
+    assert mask.read_bytes() == b"MY EDIT" and not job.target.exists()
+
+
 def test_an_output_folder_made_read_only_or_removed_mid_batch_is_looked_at_before_each_photo(
     tmp_path: Path, monkeypatch
 ) -> None:
@@ -1385,6 +1413,36 @@ def test_a_deeper_lane_reads_several_inputs_ahead_but_no_more(tmp_path: Path) ->
     assert most_active == 2
 
 
+def test_a_deeper_lane_writes_several_outputs_behind_but_no_more(tmp_path: Path) -> None:
+    """With depth 2, at most two corrected photos wait for their writes (memory holds no more of them)."""
+    jobs = [Job(tmp_path / f"{i}.jpg", tmp_path / f"{i}.out") for i in range(5)]
+    compute_started = [threading.Event() for _ in jobs]
+    lock = threading.Lock()
+    computed, written = 0, 0
+    unwritten: list[int] = []  # corrected photos not yet written, as each compute starts
+
+    def compute(job: Job, name: str) -> str:
+        nonlocal computed
+        with lock:
+            unwritten.append(computed - written)
+            computed += 1
+        compute_started[int(job.source.stem)].set()
+        return name
+
+    def write(job: Job, name: str, result: str) -> float:
+        nonlocal written
+        later = int(job.source.stem) + 2  # a write takes as long as two computes, or longer
+        if later < len(jobs):
+            compute_started[later].wait(timeout=5)
+        time.sleep(0.05)
+        with lock:
+            written += 1
+        return 1.0
+
+    assert run_jobs(jobs, [Lane(lambda job: job.source.name, compute, write, depth=2)]).count("done") == 5
+    assert max(unwritten) == 2
+
+
 def test_shards_split_a_collection_without_overlap(tmp_path: Path) -> None:
     for i in range(10):
         (tmp_path / f"{i:02d}.jpg").write_bytes(b"x")
@@ -1510,6 +1568,21 @@ def test_photos_in_flight_stay_within_their_share_of_host_memory_unless_one_step
             assert depth <= gpu_lane_depth(lanes, cores=64)
             depths.append(depth)
         assert depths == sorted(depths, reverse=True) and depths[0] > depths[-1] == 1
+
+
+def test_outputs_of_jobs_refused_are_not_among_those_overwrite_would_replace_without_marks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # where no marks are kept, --overwrite names beforehand what it replaces: a refused job replaces nothing
+    touch(tmp_path, "a.jpg", "b.jpg", "b_out.jpg")
+
+    def unsupported(*_: object) -> bytes:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "getxattr", unsupported)
+    itself = Job(tmp_path / "a.jpg", tmp_path / "a.jpg", problem="the output would be the input itself")
+    replaced = Job(tmp_path / "b.jpg", tmp_path / "b_out.jpg")
+    assert unattributable_outputs([itself, replaced]) == [tmp_path / "b_out.jpg"]
 
 
 def test_every_file_of_a_json_summary_has_the_same_keys() -> None:

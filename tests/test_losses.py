@@ -181,6 +181,38 @@ def test_mask_target_marks_pixels_the_ground_truth_brightens() -> None:
     assert mask_target(inputs, target).flatten().tolist() == [1.0, 0.0]
 
 
+def test_mask_target_leaves_unmarked_pixels_the_ground_truth_keeps_as_they_are() -> None:
+    # well exposed already: not to be brightened, so not under-exposed
+    inputs = torch.tensor([0.5, 0.5]).view(1, 1, 1, 2).expand(1, 3, 1, 2)
+    target = torch.tensor([0.5, 0.51]).view(1, 1, 1, 2).expand(1, 3, 1, 2)
+    assert mask_target(inputs, target).flatten().tolist() == [0.0, 1.0]
+
+
+def test_papers_form_ecr_is_the_sum_of_its_three_ratios_on_images_pooled_by_four(vgg_file: Path) -> None:
+    vgg = load_vgg16_features(vgg_file)
+    output, mask, inputs, target = (t.detach() for t in batch_terms())
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    under = F.max_pool2d(mask, 4)
+    over = 1 - under
+
+    def features(image: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+        return vgg((F.max_pool2d(image, 4) * region - mean) / std)
+
+    def ratio(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(anchor, positive) / (F.l1_loss(anchor, negative) + 1e-8)
+
+    def gram(u: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        return u.flatten(2).transpose(1, 2) @ o.flatten(2)
+
+    a_u, p_u, n_u = (features(t, under) for t in (output, target, inputs))
+    a_o, p_o, n_o = (features(t, over) for t in (output, target, inputs))
+    expected = (
+        ratio(a_u, p_u, n_u) + ratio(a_o, p_o, n_o) + ratio(gram(a_u, a_o), gram(p_u, p_o), gram(n_u, n_o))
+    )
+    ecr = ExposureContrastiveLoss(vgg, authors_form=False)
+    assert float(ecr(output, target, inputs, mask)) == pytest.approx(float(expected), rel=1e-4)
+
+
 def test_colour_loss_ignores_brightness_but_not_hue() -> None:
     target = images(5)
     assert float(colour_loss(target * 0.5, target)) == pytest.approx(0.0, abs=1e-6)

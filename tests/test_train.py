@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -346,6 +347,25 @@ def test_run_writes_final_model_card_and_metrics(tmp_path: Path) -> None:
     )
 
 
+def test_progress_says_the_images_of_the_whole_batch_trained_on_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [0.0]
+    real_step = loop.take_step
+
+    def step_of_half_a_second(*args: object) -> dict[str, float]:
+        clock[0] += 0.5
+        return real_step(*args)
+
+    monkeypatch.setattr(loop, "take_step", step_of_half_a_second)
+    monkeypatch.setattr(
+        loop, "time", types.SimpleNamespace(perf_counter=lambda: clock[0], monotonic=time.monotonic)
+    )
+    reports: list[loop.Progress] = []
+    train(tiny_config(tmp_path / "run", steps=2, val_every=2, batch=2), progress=reports.append)
+    assert [report.images_per_second for report in reports] == pytest.approx([4.0, 4.0])  # 2 crops in 0.5 s
+
+
 def test_a_new_run_into_a_folder_says_what_the_folder_holds(tmp_path: Path) -> None:
     train(tiny_config(tmp_path / "stopped"), time_limit=0)
     with pytest.raises(TrainingError) as stopped:
@@ -370,6 +390,20 @@ def test_a_new_run_into_a_folder_says_what_the_folder_holds(tmp_path: Path) -> N
         train(tiny_config(mine))
     assert str(theirs.value) == (
         f"{mine}: already holds files a training run writes (final.safetensors, final.md); choose another "
+        "folder"
+    )
+
+
+def test_a_run_killed_while_writing_its_final_model_is_to_be_resumed_not_called_finished(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    train(tiny_config(run, steps=2, val_every=2))
+    (run / "final.md").unlink()  # the card was still to be written: --resume writes it
+    with pytest.raises(TrainingError) as refused:
+        train(tiny_config(run, steps=2, val_every=2))
+    assert str(refused.value) == (
+        f"{run}: already holds a training run; resume it (recnet train --resume {run}) or choose another "
         "folder"
     )
 
@@ -426,6 +460,16 @@ def test_a_run_folder_that_another_training_holds_is_refused_and_left_alone(tmp_
     assert resume(run).model_path == run / "final.safetensors"
 
 
+def test_a_run_that_fails_to_start_removes_the_folders_it_made_and_no_others(tmp_path: Path) -> None:
+    photos = copy_photos(tmp_path / "photos")
+    (photos / "broken.jpg").write_bytes(b"not a photo")
+    runs = tmp_path / "runs"
+    runs.mkdir()  # the user's, empty: kept
+    with pytest.raises(ImageFileError):
+        train(tiny_config(runs / "today" / "run", photos=photos))
+    assert runs.is_dir() and list(runs.iterdir()) == []
+
+
 @pytest.mark.skipif(run_folder.fcntl is None, reason="no flock here")
 def test_a_file_system_that_takes_no_locks_trains_unguarded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -460,6 +504,26 @@ def test_the_files_in_the_way_of_a_run_are_named(tmp_path: Path) -> None:
         r"\(config\.json, final\.md\); choose another folder$",
     ):
         train(tiny_config(tmp_path))
+
+
+def test_another_programs_json_settings_named_config_json_are_in_the_way_of_a_run(tmp_path: Path) -> None:
+    # a JSON object, but not a run's settings: neither a run to resume nor one to write over
+    (tmp_path / "config.json").write_text('{"theme": "dark"}\n')
+    with pytest.raises(
+        TrainingError,
+        match=r"already holds files a training run writes \(config\.json\); choose another folder$",
+    ):
+        train(tiny_config(tmp_path, steps=1, val_every=1))
+    assert (tmp_path / "config.json").read_text() == '{"theme": "dark"}\n'
+
+
+def test_a_broken_link_named_as_a_run_file_is_in_the_way_of_a_run(tmp_path: Path) -> None:
+    (tmp_path / "final.safetensors").symlink_to(tmp_path / "gone")
+    with pytest.raises(
+        TrainingError, match=r"already holds files a training run writes \(final\.safetensors\); choose"
+    ):
+        train(tiny_config(tmp_path, steps=1, val_every=1))
+    assert (tmp_path / "final.safetensors").is_symlink() and not (tmp_path / "config.json").exists()
 
 
 def test_a_folder_where_a_run_stopped_before_its_first_checkpoint_takes_a_new_run(
@@ -827,6 +891,33 @@ def test_a_run_whose_photos_changed_is_not_resumed_on_them(tmp_path: Path) -> No
     assert resume(tmp_path / "run").complete
 
 
+def test_a_run_whose_photo_was_replaced_by_another_of_the_same_name_is_not_resumed_on_it(
+    tmp_path: Path,
+) -> None:
+    photos = copy_photos(tmp_path / "photos")
+    train(tiny_config(tmp_path / "run", photos=photos), time_limit=0)
+    replaced, other = sorted(photos.glob("*.jpg"))[:2]
+    assert replaced.stat().st_size != other.stat().st_size
+    replaced.write_bytes(other.read_bytes())
+    with pytest.raises(TrainingError, match=r"not the files the run started with \(now 5 files, sha256 "):
+        resume(tmp_path / "run")
+
+
+def test_a_run_started_by_a_version_that_kept_no_fingerprints_resumes(tmp_path: Path) -> None:
+    # config.json of such a run has neither data_fingerprint nor vgg_fingerprint: nothing to compare with
+    torch.manual_seed(0)
+    torch.save(VGG16Features().state_dict(), tmp_path / "vgg.pth")
+    run_dir = tmp_path / "run"
+    train(
+        tiny_config(run_dir, steps=2, checkpoint_every=1, ecr=True, vgg_weights=tmp_path / "vgg.pth"),
+        time_limit=0,
+    )
+    settings = json.loads((run_dir / "config.json").read_text())
+    earlier = {name: value for name, value in settings.items() if not name.endswith("_fingerprint")}
+    (run_dir / "config.json").write_text(json.dumps(earlier))
+    assert resume(run_dir).complete
+
+
 def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
     # a folder of photos given as the run: it said "no checkpoint to resume from"
     with pytest.raises(TrainingError) as no_run:
@@ -946,6 +1037,25 @@ def test_a_config_field_of_the_wrong_type_stops_a_resume_with_one_line_naming_th
         assert str(caught.value) == f"{config_path}: damaged (TrainingError: {reason})"
     config_path.write_text(json.dumps(config | {"jpeg_probability": 1}))  # an integer is a float to JSON
     assert resume(tmp_path / "run").complete
+
+
+def test_true_or_false_in_a_config_field_that_holds_a_number_is_refused(tmp_path: Path) -> None:
+    # Python takes True for 1: a config.json saying "steps": true would train one step
+    settings = json.loads(json.dumps(tiny_config(tmp_path / "run").to_json()))
+    with pytest.raises(TypeError, match=r"^steps is true, not int$"):
+        TrainConfig.from_json(settings | {"steps": True})
+    with pytest.raises(TypeError, match=r"^lr is false, not float$"):
+        TrainConfig.from_json(settings | {"lr": False})
+
+
+def test_regimes_whose_shares_add_up_past_the_largest_float_are_refused(tmp_path: Path) -> None:
+    # each share is finite, their sum is not: the mix would be NaN
+    with pytest.raises(TrainingError) as refused:
+        train(tiny_config(tmp_path / "run", regimes=(1e308, 1e308, 0.0, 0.0)))
+    assert str(refused.value) == (
+        "regimes must be finite shares of 0 or more, not all 0 (got [1e+308, 1e+308, 0.0, 0.0])"
+    )
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("written", [False, True])
@@ -1201,6 +1311,13 @@ def test_time_limit_saves_a_checkpoint_and_resume_finishes_the_same_run(tmp_path
     assert all(torch.equal(whole[k], chunked[k]) for k in whole)
 
 
+def test_a_run_whose_time_runs_out_at_its_last_step_finishes(tmp_path: Path) -> None:
+    # only its final model was left to write: a checkpoint to resume would be a step for nothing
+    result = train(tiny_config(tmp_path / "run", steps=1, val_every=1), time_limit=0)
+    assert (result.complete, result.steps) == (True, 1)
+    assert result.model_path == tmp_path / "run" / "final.safetensors" and result.model_path.is_file()
+
+
 def test_resuming_a_finished_run_reads_no_data_and_rewrites_nothing_unless_its_final_model_is_missing(
     tmp_path: Path,
 ) -> None:
@@ -1391,6 +1508,18 @@ def test_a_steps_memory_is_checked_against_what_is_available_where_that_is_known
     assert resumed.endswith(
         "available; free some memory (close other programs), or resume the run on a machine with more"
     )
+
+
+def test_the_memory_check_counts_the_crops_of_every_process_on_the_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config, model = tiny_config(Path("run"), batch=8, crop=384), RECNet(8, 2)
+    share = memory.step_bytes(4, 384, 8, 2, torch.float32)  # one of two processes' half of the batch
+    monkeypatch.setattr(memory, "available_host_memory", lambda: share)
+    two_machines, one_machine = loop.Ranks(world=2, local_world=1), loop.Ranks(world=2, local_world=2)
+    loop.refuse_steps_too_large(config, two_machines, model, CPU, torch.float32, resuming=False)
+    with pytest.raises(TrainingError, match=r"^not enough memory to train .* a step on 8 crops of 384 px"):
+        loop.refuse_steps_too_large(config, one_machine, model, CPU, torch.float32, resuming=False)
 
 
 def test_torchrun_s_variables_that_make_no_sense_are_named_in_one_line(

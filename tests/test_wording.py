@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from recnet_cli.wording import counted, duration, in_words, listed, plural, shell_word, visible
+from recnet_cli.wording import counted, duration, gibibytes, in_words, listed, plural, shell_word, visible
 
 
 def test_lists_name_the_first_items_and_mark_the_rest() -> None:
@@ -30,6 +30,18 @@ def test_visible_shows_control_characters_and_undecodable_name_bytes_as_escapes(
     # a Latin-1 name (caf\xe9.jpg) reaches Python as a lone surrogate, printed as \udce9, which a terminal
     # cannot show and which names no byte of the file
     assert visible("caf\udce9.jpg") == "caf\\xe9.jpg" and visible("café ✓") == "café ✓"
+
+
+def test_visible_shows_the_c1_control_characters_too() -> None:
+    # U+009B is the one-character CSI some terminals take as the start of an escape sequence
+    assert visible("a\x9b31mb\x85c") == "a\\x9b31mb\\x85c"
+
+
+def test_a_size_is_said_in_gibibytes_and_a_size_past_a_million_of_them_in_scientific_notation() -> None:
+    # a typing slip in a batch or crop size asks for more memory than any machine has
+    assert gibibytes(2**30 * 1234.5) == "1,234.5 GiB"
+    assert gibibytes(2**30 * 999_999) == "999,999.0 GiB"
+    assert gibibytes(2**30 * 3e7) == "3.0e+07 GiB"
 
 
 def test_a_duration_is_said_in_the_unit_that_reads_best() -> None:
@@ -59,3 +71,12 @@ def test_a_word_to_copy_into_a_shell_is_quoted_as_its_shell_takes_it(
         assert shell_word(r"C:\Users\ann\runs\first") == r"C:\Users\ann\runs\first"
         assert shell_word(r"C:\R&D\run") == r'"C:\R&D\run"'  # unquoted, cmd runs two commands
         assert shell_word("C:\\my runs\\") == r'"C:\my runs\\"'  # not \" : an escaped quote
+
+
+def test_a_word_with_a_quote_is_quoted_for_windows_as_its_programs_read_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the quote escaped (\"), and the backslashes before it doubled, else they would escape each other
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert shell_word('C:\\my "runs"') == r'"C:\my \"runs\""'
+    assert shell_word('run\\"x') == r'"run\\\"x"'
