@@ -56,7 +56,7 @@ def fitted_strength(
     from recnet_cli.engine import PhotoOutOfMemoryError, PhotoRunError
     from recnet_cli.train.calibration import calibrate
 
-    with console.counting(data.photos, "Calibrating", "photos", quiet) as count_one:
+    with console.counting(data.photos, "Calibrating", "photo", quiet) as count_one:
         try:
             return calibrate(corrector, data, count_one)
         except (ValueError, OSError) as exc:

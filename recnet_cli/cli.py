@@ -846,7 +846,7 @@ def evaluate(
     choice = ModelChoice(model, device, precision, tile, strength=amount, keep_colour=keep_colour)
     (corrector,), loaded = open_models(choice, quiet=quiet, one_device=True)
 
-    with console.counting(len(found), "Evaluating", "pairs", quiet) as count_one:
+    with console.counting(len(found), "Evaluating", "pair", quiet) as count_one:
         try:
             report = evaluate_pairs(
                 found,

@@ -10,6 +10,7 @@ import os
 import statistics
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +35,7 @@ from rich.text import Text
 from recnet_cli.batch import Outcome, Summary
 from recnet_cli.entry import INTERRUPTED, ignore_further_stops, stopped_unfinished
 from recnet_cli.outputs import Job
-from recnet_cli.wording import counted, listed, visible
+from recnet_cli.wording import counted, duration, listed, plural, visible
 
 if TYPE_CHECKING:  # these need PyTorch, which the commands import only when they run
     from recnet_cli.evaluate import EvalReport
@@ -191,6 +192,10 @@ def notice_stopping(signal_name: str) -> None:
     notice(f"{signal_name}: stopping after this step, with a checkpoint ({again})")
 
 
+# Where stderr is no terminal, the longest a counting bar or training goes without a line in the log
+LOG_INTERVAL = 60.0
+
+
 def shows_progress(quiet: bool) -> bool:
     """Whether progress bars and spinners are drawn: not with --quiet, nor where stderr is not a terminal
     that can redraw (TERM=dumb cannot), so each photo gets a line instead; not in a log file with
@@ -298,12 +303,29 @@ class BatchProgress:
 
 
 @contextlib.contextmanager
-def counting(total: int, label: str, unit: str, quiet: bool = False) -> Iterator[Callable[[], None]]:
-    """A plain bar over ``total`` items (count, elapsed time, ETA); yields the function that counts one."""
-    progress = progress_bar(MofNCompleteColumn(), TextColumn(unit), quiet=quiet)
+def counting(total: int, label: str, noun: str, quiet: bool = False) -> Iterator[Callable[[], None]]:
+    """A plain bar over ``total`` items (count, elapsed time, ETA); yields the function that counts one.
+    Where stderr is no terminal (a log file), a line saying how many there are, then one at least every
+    ``LOG_INTERVAL`` seconds, stand in: a job's log shows it going on."""
+    progress = progress_bar(MofNCompleteColumn(), TextColumn(plural(noun, 2)), quiet=quiet)
     task = progress.add_task(label, total=total)
+    logged = not quiet and progress.disable
+    if logged:
+        err.print(visible(f"{label} {counted(total, noun)}"), markup=False)
+    started = last_line = time.monotonic()
+
+    def count_one() -> None:
+        nonlocal last_line
+        progress.advance(task)
+        now = time.monotonic()
+        if logged and now - last_line >= LOG_INTERVAL:
+            last_line = now
+            done = int(progress.tasks[0].completed)
+            line = f"{label}: {done}/{counted(total, noun)} in {duration(now - started)}"
+            err.print(visible(line), markup=False)
+
     with progress:
-        yield lambda: progress.advance(task)
+        yield count_one
 
 
 def print_summary(summary: Summary, verb: str, quiet: bool = False) -> None:
@@ -384,7 +406,8 @@ _LEAST_BAR, _WIDEST_BAR = 10, 40
 class TrainingProgress:
     """A progress bar over training steps: loss, images/s, the last validation scores, time and ETA. On a
     narrow terminal the bar narrows, and the status says less, so that the line keeps its steps and ETA.
-    Where stderr is no terminal, a line every 5% of the steps, and at each validation, stands in."""
+    Where stderr is no terminal, a line every 5% of the steps (or ``LOG_INTERVAL`` seconds, if sooner) and
+    at each validation stands in."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -393,7 +416,8 @@ class TrainingProgress:
             MofNCompleteColumn(), TextColumn("{task.fields[status]}"), quiet=quiet, bar=self.bar
         )
         self.task = self.progress.add_task("Training", total=None, status="starting…")
-        self.last_logged = 0
+        self.last_logged = 0  # the step of the last line logged, and when it was
+        self.last_line = time.monotonic()
 
     def __enter__(self) -> TrainingProgress:
         self.progress.__enter__()
@@ -411,12 +435,15 @@ class TrainingProgress:
         status = next((text for text in statuses if len(text) + _LEAST_BAR <= room), statuses[-1])
         self.bar.bar_width = max(_LEAST_BAR, min(_WIDEST_BAR, room - len(status)))
         self.progress.update(self.task, total=report.steps, completed=report.step, status=status)
-        due = report.step - self.last_logged >= max(report.steps // 20, 1)  # a line every 5% of the steps
+        # a line every 5% of the steps, and at least every LOG_INTERVAL seconds (hours, on a CPU)
+        now = time.monotonic()
+        due = report.step - self.last_logged >= max(report.steps // 20, 1)
+        due = due or now - self.last_line >= LOG_INTERVAL
         if self.progress.disable and not self.quiet and (due or report.validated):
             line = statuses[0] if report.validated else training_statuses(replace(report, val=None))[0]
             err.print(f"step {report.step}/{report.steps}: {line}")
         if due:
-            self.last_logged = report.step
+            self.last_logged, self.last_line = report.step, now
 
 
 def training_statuses(report: TrainingReport) -> list[str]:

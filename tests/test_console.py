@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import types
 from pathlib import Path
 
 import pytest
@@ -345,6 +346,38 @@ def test_training_log_lines_show_the_validation_at_the_step_it_ran(monkeypatch: 
         "step 1500/20000: loss 0.5508 | 3.7 img/s | lr 6.70e-06 | val 19.97 dB / 0.651 (input 15.93 dB)",
         "step 2000/20000: loss 0.5508 | 3.7 img/s | lr 6.70e-06",
     ]
+
+
+def test_a_log_file_gets_a_training_line_at_least_every_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 5% of 20,000 steps is hours on a CPU: a batch job's log showed nothing that long
+    log = io.StringIO()
+    monkeypatch.setattr(console, "err", GoingOnConsole(file=log, width=200, soft_wrap=True))
+    clock = [0.0]
+    monkeypatch.setattr(console, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    progress = TrainingProgress()
+    for step, seconds in ((1, 30.0), (2, 59.0), (3, 61.0), (4, 100.0), (5, 125.0)):
+        clock[0] = seconds
+        progress(training_report(step, validated=False))
+    assert [line.split(":")[0] for line in log.getvalue().splitlines()] == ["step 3/20000", "step 5/20000"]
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_counting_bar_in_a_log_file_says_how_many_then_how_far_at_least_every_minute(
+    monkeypatch: pytest.MonkeyPatch, quiet: bool
+) -> None:
+    log = io.StringIO()
+    monkeypatch.setattr(console, "err", GoingOnConsole(file=log, width=200, soft_wrap=True))
+    clock = [0.0]
+    monkeypatch.setattr(console, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    with console.counting(4, "Evaluating", "pair", quiet) as count_one:
+        for seconds in (10.0, 70.0, 80.0, 140.0):
+            clock[0] = seconds
+            count_one()
+    assert log.getvalue().splitlines() == (
+        []
+        if quiet
+        else ["Evaluating 4 pairs", "Evaluating: 2/4 pairs in 1.2 min", "Evaluating: 4/4 pairs in 2.3 min"]
+    )
 
 
 def test_progress_is_drawn_only_where_stderr_is_a_terminal_that_can_redraw(
