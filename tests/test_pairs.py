@@ -61,6 +61,23 @@ def test_the_data_is_one_source_a_photo_folder_a_paired_dataset_or_inputs_with_t
         )
 
 
+def test_inputs_and_targets_in_one_folder_are_refused_as_each_image_paired_with_itself(
+    tmp_path: Path,
+) -> None:
+    # eval scored every image against itself (PSNR 100, SSIM 1) and exited 0
+    inputs, targets, linked = tmp_path / "in", tmp_path / "gt", tmp_path / "linked"
+    inputs.mkdir()
+    targets.mkdir()
+    linked.symlink_to(inputs)
+    for takes_photos in (True, False):
+        assert data_source_problem(None, inputs, targets, takes_photos=takes_photos) is None
+        for same in (inputs, linked, tmp_path / "gt" / ".." / "in"):
+            assert data_source_problem(None, inputs, same, takes_photos=takes_photos) == (
+                f"--inputs {inputs} and --targets {same} are the same folder: each image would be paired "
+                "with itself"
+            )
+
+
 def touch(folder: Path, *names: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:

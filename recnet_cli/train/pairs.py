@@ -8,6 +8,7 @@ MSEC (``INPUT_IMAGES/<name>_{N1.5,N1,0,P1,P1.5}.JPG`` against ``GT_IMAGES/<name>
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,11 @@ def data_source_problem(
     paired dataset, or a folder of inputs and one of their ground truths; None when it is."""
     sources = (photos is not None, pairs is not None, inputs is not None or targets is not None)
     if sum(sources) == 1 and (inputs is None) == (targets is None):
+        if inputs is not None and targets is not None and same_folder(inputs, targets):
+            return (
+                f"--inputs {inputs} and --targets {targets} are the same folder: each image would be paired "
+                "with itself"
+            )
         return None
     if sum(sources) == 1:  # one of the two folders of pairs
         given, missing = ("--inputs", "--targets") if targets is None else ("--targets", "--inputs")
@@ -72,6 +78,14 @@ def data_source_problem(
         if takes_photos
         else f"give either --pairs DIR or {both}"
     )
+
+
+def same_folder(first: Path, second: Path) -> bool:
+    """Whether two paths name one folder (through links too); False where either cannot be looked at."""
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
 
 
 def chosen_pairs(
