@@ -516,8 +516,8 @@ def train(
             "--resume",
             "a run folder",
             "Continue the run in this folder exactly where it stopped, as it was set up (only --device, "
-            "--time-limit and --quiet may be given with it, the new place of its data or VGG weights if "
-            "they moved, and other options only with the run's own values).",
+            "--time-limit, --quiet, --checkpoint-every and --val-every may be given with it, the new place "
+            "of its data or VGG weights if they moved, and other options only with the run's own values).",
         ),
     ] = None,
     init: Annotated[
@@ -553,9 +553,23 @@ def train(
             min=0, metavar="N", help="Seed for the weights, the crops and the synthesis (below 2^64)."
         ),
     ] = 0,
-    val_every: Annotated[int, typer.Option(min=1, metavar="N", help="Validate every N steps.")] = 1000,
+    val_every: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Validate every N steps. With --resume: from then on, kept in the run's config.json "
+            "(the weights trained are the same).",
+        ),
+    ] = 1000,
     checkpoint_every: Annotated[
-        int, typer.Option(min=1, metavar="N", help="Save a resumable checkpoint every N steps.")
+        int,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Save a resumable checkpoint every N steps. With --resume: from then on, kept in the run's "
+            "config.json (the weights trained are the same).",
+        ),
     ] = 500,
     loss_preset: Annotated[
         LossPresetName,
@@ -619,6 +633,7 @@ def train(
     from recnet_cli.train.loop import StopSignals, resume
     from recnet_cli.train.loop import train as start_training
     from recnet_cli.train.run_folder import TrainConfig, how_to_go_on
+    from recnet_cli.train_command import cadence_given
     from recnet_cli.weights import WeightsError
 
     settings = dict(  # those a run is set up with (its TrainConfig's), as typed
@@ -636,7 +651,8 @@ def train(
         init=init,
         precision=precision.value,
     )
-    refuse_unusable_options(given_options(ctx), resume_run, pairs, ecr, settings | {"regimes": regimes})
+    given = given_options(ctx)
+    refuse_unusable_options(given, resume_run, pairs, ecr, settings | {"regimes": regimes})
     refuse_unusable_settings(seed, lr, precision)
     seconds = None if time_limit is None else time_limit * 60
     shares = regime_shares(regimes, photos) if resume_run is None else None
@@ -659,6 +675,7 @@ def train(
                     time_limit=seconds,
                     stop_signals=signals,
                     moved={name: path for name, path in moved.items() if path is not None},
+                    cadence=cadence_given(given, val_every=val_every, checkpoint_every=checkpoint_every),
                 )
             else:
                 config = TrainConfig(

@@ -21,6 +21,10 @@ from recnet_cli.wording import counted, duration, shell_word
 if TYPE_CHECKING:  # these need PyTorch, which the commands import only when they run
     from recnet_cli.train.loop import StopSignals, TrainResult
 
+# How often a run validates and saves a checkpoint: neither touches a random state, the batches or the
+# optimizer, so a resumed run may change them and still train the weights it would have (config.json keeps
+# them, for the next --resume).
+CADENCE_OPTIONS = ("--checkpoint-every", "--val-every")
 # What may change when a training run is resumed; everything else is the run's own setting. The data and
 # the VGG weights may have moved (to another machine, say); the run is told where they are now.
 OPTIONS_WITH_RESUME = (
@@ -28,6 +32,7 @@ OPTIONS_WITH_RESUME = (
     "--device",
     "--time-limit",
     "--quiet",
+    *CADENCE_OPTIONS,
     "--photos",
     "--pairs",
     "--inputs",
@@ -77,6 +82,14 @@ _SETTING_OF = {"--out": "run_dir", "--no-ecr": "ecr"}
 def setting_name(option: str) -> str:
     """The field of the run's settings (``TrainConfig``) that an option of ``recnet train`` sets."""
     return _SETTING_OF.get(option, option.removeprefix("--").replace("-", "_"))
+
+
+def cadence_given(given: list[str], **every: int) -> dict[str, int]:
+    """Those of a run's cadence settings (``CADENCE_OPTIONS`` by field name: ``val_every=...``) whose options
+    were typed: what a resumed run changes; those not typed keep the run's own."""
+    from recnet_cli.train.loop import option_name
+
+    return {name: steps for name, steps in every.items() if option_name(name) in given}
 
 
 def settings_of_run(run_dir: Path) -> dict[str, object]:

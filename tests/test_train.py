@@ -26,8 +26,10 @@ import pytest
 import safetensors.torch
 import torch
 from conftest import RECNET, numpy_out_of_memory, opencv_out_of_memory, run, torch_out_of_memory
+from typer.testing import CliRunner
 
 from recnet_cli.atomicfile import write_atomic
+from recnet_cli.cli import app
 from recnet_cli.engine import Corrector
 from recnet_cli.metrics import SSIM_WINDOW, quantised_scores
 from recnet_cli.model import RECNet
@@ -778,6 +780,57 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path: Path) -> 
     assert all(torch.equal(whole[k], split[k]) for k in whole)
     steps = [json.loads(x)["step"] for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 3, 4, 5, 6, 6]  # step 4, redone after the resume, is logged once
+
+
+def test_a_run_resumed_at_another_cadence_trains_the_weights_of_an_unbroken_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation and checkpoints touch no random state, batch or optimizer state: --resume takes a new
+    --checkpoint-every and --val-every, and config.json keeps them for the next --resume."""
+    train(tiny_config(tmp_path / "whole"))  # validates and saves every 3 steps
+    run_dir = tmp_path / "split"
+    train(tiny_config(run_dir), time_limit=0)  # stops after step 1
+    saved: list[int] = []
+    real_save = loop.save_checkpoint
+
+    def noting_the_step(config: TrainConfig, state: RunState, *rest: object) -> None:
+        saved.append(state.step)
+        real_save(config, state, *rest)
+
+    monkeypatch.setattr(loop, "save_checkpoint", noting_the_step)
+    with pytest.raises(TrainingError, match=r"^--val-every: use 1 or more steps \(got 0\)$"):
+        resume(run_dir, cadence={"val_every": 0})
+    stop_at_step_three = iter([None, "Ctrl-C"]).__next__  # asked after steps 2 and 3
+    cadence = {"checkpoint_every": 2, "val_every": 4}
+    assert resume(run_dir, stop_requested=stop_at_step_three, cadence=cadence).steps == 3
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["checkpoint_every"], config["val_every"]) == (2, 4)
+    assert resume(run_dir).complete  # keeps the new cadence
+    assert saved == [2, 3, 4, 6]
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in records if "val_psnr" in record] == [4, 6]
+    whole, split = final_weights(tmp_path / "whole"), final_weights(run_dir)
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+
+
+def test_recnet_train_resumes_with_another_cadence_but_not_with_other_steps(tmp_path: Path) -> None:
+    # More frequent checkpoints after a preemption were refused: only a new run with --init had them
+    run_dir = tmp_path / "run"
+    tiny = "--steps 3 --batch 2 --crop 32 --no-ecr --device cpu -q"
+    started = CliRunner().invoke(
+        app, ["train", "--photos", str(PHOTOS), "--out", str(run_dir), *tiny.split(), "--time-limit", "0"]
+    )
+    assert started.exit_code == 0 and checkpoint_step(run_dir) == 1, started.stderr
+    steps = CliRunner().invoke(app, ["train", "--resume", str(run_dir), "--steps", "4", "--val-every", "1"])
+    assert steps.exit_code == 2 and steps.stderr.startswith("error: --steps: --resume continues")
+    resumed = CliRunner().invoke(
+        app, ["train", "--resume", str(run_dir), "--val-every", "1", "--checkpoint-every", "2", "-q"]
+    )
+    assert resumed.exit_code == 0, resumed.stderr
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["val_every"], config["checkpoint_every"], config["steps"]) == (1, 2, 3)
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in records if "val_psnr" in record] == [2, 3]
 
 
 def test_a_run_resumes_from_any_folder_on_the_data_it_started_with(

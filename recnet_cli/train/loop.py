@@ -288,11 +288,14 @@ def resume(
     stop_requested: Callable[[], str | None] = lambda: None,
     stop_signals: StopSignals | None = None,
     moved: Mapping[str, Path] = MappingProxyType({}),
+    cadence: Mapping[str, int] = MappingProxyType({}),
 ) -> TrainResult:
     """Continues the run in ``run_dir`` from its last checkpoint, optionally on another device; the
     other arguments as for ``train``. ``moved`` gives the new places of the run's data folders or VGG
-    weights (field name to path; see ``MOVABLE_FIELDS``), which config.json then keeps. A run that had
-    finished, its final model written, is reported as it is (``already_finished``), its data not read."""
+    weights (field name to path; see ``MOVABLE_FIELDS``), ``cadence`` how often it validates and saves a
+    checkpoint from now on (``val_every``, ``checkpoint_every``: neither changes the weights it trains),
+    which config.json then keeps. A run that had finished, its final model written, is reported as it is
+    (``already_finished``), its data not read."""
     config_path = run_dir / CONFIG_FILE
     check_resumable(run_dir)
     try:
@@ -309,15 +312,20 @@ def resume(
             used = "it trained with --no-ecr" if name == "vgg_weights" else used_data(config)
             raise TrainingError(f"{option_name(name)}: {run_dir} was not trained with one ({used})")
         setattr(config, name, path)
+    for name, every in cadence.items():
+        if every < 1:
+            raise TrainingError(f"{option_name(name)}: use 1 or more steps (got {every})")
+        setattr(config, name, every)
     state = read_run_checkpoint(run_dir)[0]
     if state.step >= config.steps and all((run_dir / name).is_file() for name in FINAL_FILES):
         return TrainResult.at(run_dir, run_dir / FINAL_MODEL_FILE, state, already_finished=True)
     check_data_found(config)
     check_same_data(config)
-    moved_config = replace(config) if moved else None  # the data's new places, kept once the run is held
+    # the data's new places and the new cadence, kept once the run is held (the device is this call's)
+    config_to_save = replace(config) if moved or cadence else None
     if device is not None:
         config.device = device
-    return run(config, True, progress, time_limit, stop_requested, stop_signals, moved_config)
+    return run(config, True, progress, time_limit, stop_requested, stop_signals, config_to_save)
 
 
 def check_resumable(run_dir: Path) -> None:
@@ -460,8 +468,8 @@ def run(
     config_to_save: TrainConfig | None = None,
 ) -> TrainResult:
     """Trains in the run folder once this process holds it (``claimed``): a second process into a folder held
-    is refused before it changes anything there. ``config_to_save`` (a resumed run's data moved) goes in its
-    config.json once the session opens (``open_session``)."""
+    is refused before it changes anything there. ``config_to_save`` (a resumed run's data moved, or its
+    cadence changed) goes in its config.json once the session opens (``open_session``)."""
     deadline = None if time_limit is None else time.monotonic() + time_limit
     ranks = start_distributed(config.device)
     try:
@@ -540,7 +548,8 @@ def training_device(spec: str, ranks: Ranks) -> torch.device:
 
 def write_run_files(config: TrainConfig, resumed_at: int | None, config_to_save: TrainConfig | None) -> None:
     """A new run's folder and config.json; a resumed run's metrics cut back to its checkpoint's step
-    (``resumed_at``), and its config.json written again where ``config_to_save`` (its data moved)."""
+    (``resumed_at``), and its config.json written again where ``config_to_save`` (its data moved, or its
+    cadence changed)."""
     if resumed_at is not None:
         trim_metrics(config.run_dir / METRICS_FILE, resumed_at)
         if config_to_save is not None:
