@@ -642,6 +642,7 @@ def test_save_and_load_round_trip(tmp_path: Path, small_model: RECNet, image: Te
         "training_data": "MSEC subset",
         "steps": 1200,
         "validation": {"psnr": 21.5, "per_image": [20.0] * 9, "pair": [1, 2]},
+        "held_out": {"under": {"pairs": 28, "auto_psnr": 21.79}},
         "channels": 99,
     }
     path = tmp_path / "out" / "mini.safetensors"
@@ -664,6 +665,7 @@ def test_save_and_load_round_trip(tmp_path: Path, small_model: RECNet, image: Te
         "  - psnr: 21.5",
         "  - per_image: 9 numbers (in the .json card)",  # long lists only by their length, for people
         "  - pair: [1, 2]",
+        "  - under: pairs 28, auto_psnr 21.79",  # a mapping by its names and values, not as Python writes it
     ):
         assert line in markdown.splitlines()
 

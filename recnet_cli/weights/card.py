@@ -148,9 +148,12 @@ def card_value(text: str) -> Any:
 
 
 def readable(value: object) -> str:
-    """A card value for people: a long list of numbers (a calibration's weights) only by its length."""
+    """A card value for people: a long list of numbers (a calibration's weights) only by its length, a
+    mapping (a calibration's scores on one kind of pair) as its names and values."""
     if isinstance(value, list) and len(value) > 8:
         return f"{len(value)} numbers (in the .json card)"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {readable(item)}" for key, item in value.items())
     return str(value)
 
 
