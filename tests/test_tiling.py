@@ -49,6 +49,9 @@ def tiled(model: RECNet, image: torch.Tensor, tile: int) -> tuple[torch.Tensor, 
         (129, 257, 128),  # tiles about half the size asked for
         (1, 300, 128),
         (300, 1, 128),
+        (1, 40000, 128),  # thinner than a tile: windows as long as a tile's area allows
+        (40, 3000, 128),
+        (3000, 40, 128),
     ],
 )
 def test_tiled_matches_whole_image(model: RECNet, height: int, width: int, tile: int) -> None:
@@ -75,6 +78,18 @@ def test_tiles_are_split_evenly_and_no_larger_than_asked() -> None:
     windows = list(tiles(882, 1171, 448))
     assert len(windows) == 6
     assert {(w.bottom - w.top, w.right - w.left) for w in windows} == {(441, 390), (441, 391)}
+
+
+@pytest.mark.parametrize(("height", "width"), [(82, 20032), (20032, 82), (100, 448)])
+def test_tiles_of_an_image_thinner_than_a_tile_span_it_and_take_about_a_tiles_area(
+    height: int, width: int
+) -> None:
+    windows = list(tiles(height, width, 448))
+    thin, long = min(height, width), max(height, width)
+    assert len(windows) == -(-long // (448 * 448 // thin))  # 9 for 82 px, where squares would take 45
+    for window in windows:
+        rows, cols = window.bottom - window.top, window.right - window.left
+        assert min(rows, cols) == thin and rows * cols <= 448 * 448
 
 
 def test_strips_span_the_width_with_near_equal_heights_and_about_a_tiles_area() -> None:
