@@ -630,7 +630,7 @@ def train(
       recnet train --resume runs/mine --time-limit 50
       torchrun --nproc_per_node 4 -m recnet_cli train --photos my-photos/ --batch 32
     """
-    from recnet_cli.train.loop import StopSignals, resume
+    from recnet_cli.train.loop import StopSignals, launched_as_main, resume
     from recnet_cli.train.loop import train as start_training
     from recnet_cli.train.run_folder import TrainConfig, how_to_go_on
     from recnet_cli.train_command import cadence_given
@@ -657,13 +657,17 @@ def train(
     seconds = None if time_limit is None else time_limit * 60
     shares = regime_shares(regimes, photos) if resume_run is None else None
     refuse_device_list(device)
-    for note in data_notes(photos, inputs, targets) if resume_run is None and not quiet else ():
+    # Under torchrun, rank 0 alone says what every process would say alike; errors, which one process may
+    # meet alone, each says.
+    speaks = launched_as_main()
+    for note in data_notes(photos, inputs, targets) if resume_run is None and not quiet and speaks else ():
         console.notice(note)
-    if resume_run is None and not quiet:
+    if resume_run is None and not quiet and speaks:
         notice_slow_precision(precision.value, device)
-    signals = StopSignals(console.notice_stopping)  # listened to from the first step on
+    # listened to from the first step on
+    signals = StopSignals(console.notice_stopping) if speaks else StopSignals()
     try:
-        with console.TrainingProgress(quiet) as progress:
+        with console.TrainingProgress(quiet or not speaks) as progress:
             if resume_run is not None:
                 moved = dict(
                     photos=photos, pairs=pairs, inputs=inputs, targets=targets, vgg_weights=vgg_weights
@@ -691,11 +695,12 @@ def train(
                 result = start_training(config, progress=progress, time_limit=seconds, stop_signals=signals)
     except KeyboardInterrupt:  # before the first step, or a second Ctrl-C or SIGTERM
         ignore_further_stops()
-        console.notice(f"interrupted: {how_to_go_on(resume_run or out)}")
+        if speaks:
+            console.notice(f"interrupted: {how_to_go_on(resume_run or out)}")
         raise typer.Exit(INTERRUPTED) from None
     except (MemoryError, ValueError, RuntimeError, OSError, WeightsError) as exc:
         raise training_failure(exc) from None
-    say_how_it_ended(result, signals, quiet)
+    say_how_it_ended(result, signals, quiet, speaks)
 
 
 @command()

@@ -247,9 +247,15 @@ def training_failure(error: BaseException) -> typer.Exit:
     return fail(error_line(error), 1 if isinstance(error, TrainingFailed) else 2)
 
 
-def say_how_it_ended(result: TrainResult, signals: StopSignals, quiet: bool) -> None:
+def say_how_it_ended(result: TrainResult, signals: StopSignals, quiet: bool, speaks: bool = True) -> None:
     """Finished, stopped early with a checkpoint saved, or interrupted by a signal (exit 130: what was asked
-    is not done, as with a batch); finished with a model whose output is NaN, it failed (exit 1)."""
+    is not done, as with a batch); finished with a model whose output is NaN, it failed (exit 1). Only the
+    process that ``speaks`` says so (under torchrun, rank 0: the others would say it again, and only rank 0
+    validates); the others exit 130 where a signal stopped them too."""
+    if not speaks:
+        if not result.complete and signals.received() is not None:
+            raise typer.Exit(INTERRUPTED)
+        return
     if result.already_finished:
         if not quiet:
             console.notice(

@@ -1575,6 +1575,68 @@ def test_the_memory_check_counts_the_crops_of_every_process_on_the_machine(
         loop.refuse_steps_too_large(config, one_machine, model, CPU, torch.float32, resuming=False)
 
 
+def stopped_by_ctrl_c(config: TrainConfig, *args: object) -> loop.TrainResult:
+    """``loop.run`` for a run whose Ctrl-C came at step 2: its stop note, then its result."""
+    stop_signals = args[4]
+    assert isinstance(stop_signals, loop.StopSignals)
+    stop_signals.request("Ctrl-C")
+    return loop.TrainResult(config.run_dir, config.run_dir / CHECKPOINT_FILE, 2, None, 1.0, 0, "Ctrl-C")
+
+
+def interrupted_at_once(*_: object) -> loop.TrainResult:
+    raise KeyboardInterrupt  # a second Ctrl-C, or the first before the first step was done
+
+
+def failed_on_this_process(*_: object) -> loop.TrainResult:
+    raise TrainingFailed("this process's GPU failed")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "exit_code", "rank_0_says", "every_rank_says"),
+    [
+        (
+            stopped_by_ctrl_c,
+            130,
+            "note: Ctrl-C: stopping after this step, with a checkpoint (Ctrl-C again stops at once)\n"
+            "note: interrupted: stopped at step 2 by Ctrl-C: checkpoint saved; continue with recnet train "
+            "--resume {run}, or use it as it is: --model {run}/checkpoint.safetensors\n",
+            "",
+        ),
+        (
+            interrupted_at_once,
+            130,
+            "note: interrupted: the run had not started ({run} was not made), so the same command "
+            "starts it\n",
+            "",
+        ),
+        (failed_on_this_process, 1, "", "error: this process's GPU failed\n"),
+    ],
+)
+def test_under_torchrun_rank_0_alone_says_the_notes_and_how_the_run_ended_and_every_rank_its_errors(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    outcome: Callable[..., loop.TrainResult],
+    exit_code: int,
+    rank_0_says: str,
+    every_rank_says: str,
+) -> None:
+    # Every process said the notes: after Ctrl-C, "stopping after this step" and "interrupted" once each
+    monkeypatch.setattr(loop, "run", outcome)
+    run_dir = tmp_path / "run"
+    options = f"--photos {PHOTOS} --out {run_dir} --steps 3 --no-ecr --device cpu --precision bf16"
+    bf16_note = (
+        "note: bf16 on the CPU trains several times slower than fp32 (4.5x per step on a 2-core AMD EPYC); "
+        "half precision pays on GPUs\n"
+    )
+    for rank in ("0", "1"):
+        torchrun_sets = {"WORLD_SIZE": "2", "RANK": rank, "LOCAL_RANK": rank, "LOCAL_WORLD_SIZE": "2"}
+        for name, value in torchrun_sets.items():
+            monkeypatch.setenv(name, value)
+        result = CliRunner().invoke(app, ["train", *options.split()])
+        said = bf16_note + rank_0_says.format(run=run_dir) if rank == "0" else ""
+        assert (result.exit_code, result.stderr) == (exit_code, said + every_rank_says)
+
+
 def test_torchrun_s_variables_that_make_no_sense_are_named_in_one_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -1593,5 +1655,6 @@ def test_torchrun_s_variables_that_make_no_sense_are_named_in_one_line(
         with pytest.raises(TrainingError) as raised:
             loop.start_distributed("cpu")
         assert str(raised.value) == f"{message}; to train in one process, unset WORLD_SIZE"
+        assert loop.launched_as_main()  # its notes are said: it is to be seen until it says why it stops
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert loop.start_distributed("cpu").world == 1

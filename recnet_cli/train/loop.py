@@ -498,6 +498,19 @@ ONE_PROCESS = "to train in one process, unset WORLD_SIZE"
 
 def start_distributed(device_spec: str) -> Ranks:
     """Joins the ``torchrun`` process group when WORLD_SIZE > 1 (NCCL for CUDA, gloo otherwise)."""
+    ranks = launcher_ranks()
+    if ranks.world == 1:
+        return ranks
+    use_cuda = (device_spec == "auto" or device_spec.startswith("cuda")) and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(ranks.local_rank)
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return ranks
+
+
+def launcher_ranks() -> Ranks:
+    """This process's place among those ``torchrun`` started, from the variables it sets (one process where
+    WORLD_SIZE is not over 1); a TrainingError where they make no sense."""
     world = launcher_number("WORLD_SIZE", 1, least=1)
     if world == 1:
         return Ranks()
@@ -515,11 +528,17 @@ def start_distributed(device_spec: str) -> Ranks:
         raise TrainingError(
             f"RANK={ranks.rank} with WORLD_SIZE={world}: torchrun counts ranks from 0; {ONE_PROCESS}"
         )
-    use_cuda = (device_spec == "auto" or device_spec.startswith("cuda")) and torch.cuda.is_available()
-    if use_cuda:
-        torch.cuda.set_device(ranks.local_rank)
-    dist.init_process_group("nccl" if use_cuda else "gloo")
     return ranks
+
+
+def launched_as_main() -> bool:
+    """Whether this process speaks for the run: the only one, or rank 0 of those ``torchrun`` started (read
+    before the process group is joined). One whose variables make no sense does: ``start_distributed``
+    refuses them, in every process, and the notes before that are said."""
+    try:
+        return launcher_ranks().main
+    except TrainingError:
+        return True
 
 
 def launcher_number(name: str, default: int, least: int) -> int:
