@@ -1138,6 +1138,32 @@ def test_a_crash_while_saving_a_checkpoint_leaves_a_run_that_resumes(
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
+def test_a_checkpoint_that_cannot_be_written_says_where_the_run_can_go_on_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run folder made read-only mid-run: the error said only that, not that the checkpoint before was
+    intact and how to resume from it."""
+    run_dir = tmp_path / "run"
+    checkpoints: list[Path] = []
+
+    def refused_from_the_second(path: Path, data: bytes) -> None:
+        if path.name == "checkpoint.safetensors":
+            checkpoints.append(path)
+            if len(checkpoints) >= 2:
+                raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+        write_atomic(path, data)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run_folder, "write_atomic", refused_from_the_second)
+        with pytest.raises(TrainingFailed) as failed:
+            train(tiny_config(run_dir, checkpoint_every=2))
+    assert str(failed.value) == (
+        f"{run_dir / 'checkpoint.safetensors'}: operation not permitted; the last one saved, at step 2, is "
+        f"intact: once that is fixed, continue with recnet train --resume {run_dir}"
+    )
+    assert resume(run_dir).complete
+
+
 def test_a_checkpoint_without_its_run_state_or_at_odds_with_it_is_refused_naming_it(tmp_path: Path) -> None:
     """Its metadata's step and the step of the run state in it agree, or the file was tampered with."""
     run_dir = tmp_path / "run"
@@ -1182,7 +1208,10 @@ def test_a_run_file_that_cannot_be_written_is_named_in_one_line(tmp_path: Path, 
         check=False,
     )
     assert (result.returncode, result.stdout) == (1, "")  # 1: it failed after it had started
-    assert result.stderr == f"error: {tmp_path / 'run' / 'checkpoint.safetensors'}: file too large\n"
+    assert result.stderr == (
+        f"error: {tmp_path / 'run' / 'checkpoint.safetensors'}: file too large; no checkpoint was saved yet: "
+        "once that is fixed, the same command starts the run again\n"
+    )
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's always-full device")

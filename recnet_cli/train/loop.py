@@ -69,6 +69,7 @@ from recnet_cli.train.run_folder import (
     refuse_a_run_being_written,
     save_checkpoint,
     save_config,
+    saved_step,
     trim_metrics,
 )
 from recnet_cli.weights import WeightsError, load_model, save_model
@@ -740,7 +741,7 @@ def stop_reason(session: Session) -> str | None:
 def stop_early(session: Session, reason: str) -> TrainResult:
     """Saves a checkpoint to resume from and reports the unfinished run."""
     if session.ranks.main:
-        save_checkpoint(session.config, session.state, session.model, session.optimizer)
+        save_run_checkpoint(session)
     if session.ranks.world > 1:
         dist.barrier()
     return TrainResult.at(
@@ -764,11 +765,29 @@ def after_step(session: Session, losses: dict[str, float], lr: float, seconds_pe
     # that gave it do not replace the last ones that did not (the last step's is saved whatever).
     due = session.checkpoint_due or state.step % config.checkpoint_every == 0
     if state.step == config.steps or (due and state.bad_in_a_row == 0):
-        save_checkpoint(session.config, session.state, session.model, session.optimizer)
+        save_run_checkpoint(session)
         due = False
     session.checkpoint_due = due
     if session.progress is not None:
         session.progress(progress_report(session, losses, lr, seconds_per_step, validating))
+
+
+def save_run_checkpoint(session: Session) -> None:
+    """Saves the run's checkpoint. One that cannot be written (a full disk, a run folder made read-only)
+    stops the run saying where it can go on from: the one before is intact, as a checkpoint is replaced
+    whole."""
+    try:
+        save_checkpoint(session.config, session.state, session.model, session.optimizer)
+    except OSError as error:
+        run_dir = session.config.run_dir
+        if (step := saved_step(run_dir)) is None:
+            then = "no checkpoint was saved yet: once that is fixed, the same command starts the run again"
+        else:
+            then = (
+                f"the last one saved, at step {step}, is intact: once that is fixed, continue with recnet "
+                f"train --resume {shell_word(run_dir)}"
+            )
+        raise TrainingFailed(f"{error_line(error)}; {then}") from error
 
 
 def take_step(session: Session, step: int, inputs: Tensor, targets: Tensor) -> dict[str, float]:
