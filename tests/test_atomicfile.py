@@ -173,6 +173,33 @@ def test_without_hard_links_the_name_is_checked_then_taken(
     assert target.read_bytes() == b"photo" and os.listdir(tmp_path) == ["out.png"]
 
 
+def test_without_hard_links_a_link_to_nothing_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The name is taken, though by nothing that exists: as with hard links, it is not replaced
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(atomicfile, "unnamed_files_work", lambda: False)
+    monkeypatch.setattr(atomicfile.os, "link", refuse)
+    dangling = tmp_path / "dangling.png"
+    dangling.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FileExistsError), atomic_file(dangling, overwrite=False) as file:
+        file.write(b"photo")
+    assert dangling.is_symlink() and os.listdir(tmp_path) == ["dangling.png"]
+
+
+def test_a_file_with_the_longest_name_the_system_takes_is_written_and_replaced(
+    tmp_path: Path, mode: str
+) -> None:
+    # Its hidden temporary name must fit in the same 255 bytes, and may end inside a character of the name
+    target = tmp_path / ("x" + "é" * 125 + ".jpg")  # 255 bytes in UTF-8
+    for data in (b"first", b"second"):
+        with atomic_file(target) as file:
+            file.write(data)
+        assert target.read_bytes() == data and os.listdir(tmp_path) == [target.name]
+
+
 @pytest.mark.skipif(not UNNAMED, reason="this system makes no unnamed files (O_TMPFILE)")
 def test_a_process_killed_while_writing_leaves_nothing(tmp_path: Path) -> None:
     """The out-of-memory killer or a scheduler's time limit (SIGKILL) cannot be caught: what was written

@@ -3,6 +3,7 @@
 import errno
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -901,6 +902,23 @@ def test_a_plan_fails_inputs_the_file_system_says_cannot_be_read(tmp_path: Path)
     ]
 
 
+def test_a_socket_is_neither_read_as_a_photo_nor_replaced_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a socket's address is short: its name, not tmp_path's
+    (tmp_path / "photo.jpg").write_bytes(b"x")
+    sources, _ = find_sources([str(tmp_path / "photo.jpg")])
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind("sock.jpg")
+        job = Job(tmp_path / "sock.jpg", tmp_path / "out.jpg")
+        outcome = plan_outcomes([job], overwrite=False, skip_existing=False).outcomes[0]
+        replacing = plan_jobs(sources, tmp_path / "sock.jpg", suffix="")[0]
+    assert (outcome.status, outcome.reason) == ("failed", "a socket, not a photo file")
+    assert (
+        replacing.problem == f"output {tmp_path / 'sock.jpg'} is a socket, not a file; refusing to replace it"
+    )
+
+
 def test_a_plan_fails_outputs_whose_folder_could_not_be_made_or_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1619,6 +1637,20 @@ def test_calibrate_refuses_where_its_model_cannot_go_before_calibrating(tmp_path
     in_a_file = tmp_path / "tuned.safetensors" / "model.safetensors"
     assert calibrated_model_problem(in_a_file, overwrite=False) == (
         f"-o {in_a_file}: cannot create folder {model}: {model} is a file"
+    )
+
+
+def test_calibrate_overwrite_does_not_take_a_link_to_a_saved_model_for_one(tmp_path: Path) -> None:
+    # The link is the user's: its target, a model recnet saved, does not make it one
+    model = tmp_path / "tuned.safetensors"
+    save_file({"w": np.zeros(1, np.float32)}, model, metadata={"architecture": "RECNet"})  # as recnet saves
+    linked = tmp_path / "linked.safetensors"
+    linked.symlink_to(model)
+
+    assert calibrated_model_problem(model, overwrite=True) is None
+    assert calibrated_model_problem(linked, overwrite=True) == (
+        f"-o {linked}: {linked} exists, and is no model recnet saved (a training checkpoint, another "
+        "network's weights): move it away, or choose another -o"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 import subprocess
@@ -12,11 +13,13 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import huggingface_hub
 import huggingface_hub.file_download
 import pytest
 import torch
 from fake_hub import FakeHub, commit_of, error_response, point_huggingface_hub_at, set_offline
 from huggingface_hub import constants
+from huggingface_hub.errors import HfHubHTTPError
 from safetensors.torch import save as safetensors_bytes
 
 from recnet_cli.model import RECNet
@@ -342,6 +345,13 @@ def test_a_file_typed_before_its_revision_is_shown_in_order() -> None:
     assert named is not None and hub_module.hub_ref_problem(named) is None
 
 
+def test_a_file_with_an_at_after_a_named_revision_is_not_said_to_be_out_of_order() -> None:
+    # The revision is already named: suggesting org/name@v2:extra.pth would drop the v1 that was typed
+    assert load_error(f"{REPO}@v1:extra.pth@v2") == (
+        f"{REPO}@v1:extra.pth@v2: unknown model file type '.pth@v2' (expected .safetensors, .pth, .pt, .ckpt)"
+    )
+
+
 def test_a_cache_that_cannot_be_used_is_named_as_other_errors_name_a_file(
     hub: FakeHub, published: dict[str, RECNet], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -380,6 +390,38 @@ def test_hf_home_naming_a_file_is_named_before_any_request(
 
     reason = f"HF_HOME {notes} is a file, not a folder, so the Hugging Face cache cannot be read there"
     assert load_error(REPO) == f"{REPO}: {reason}; set HF_HOME to a folder"
+    assert hub.requests == [] and notes.read_text() == "mine"
+
+
+def test_hf_home_written_with_a_tilde_is_named_as_the_file_it_points_at(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HOME", "~/notes.txt")  # huggingface_hub expands the ~
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setattr(constants, "HF_HOME", str(notes))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(notes / "hub"))
+
+    reason = f"HF_HOME {notes} is a file, not a folder, so the Hugging Face cache cannot be read there"
+    assert load_error(REPO) == f"{REPO}: {reason}; set HF_HOME to a folder"
+    assert hub.requests == []
+
+
+def test_hf_hub_cache_under_a_file_names_hf_hub_cache_as_the_setting_to_change(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    cache = notes / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))  # HF_HOME, elsewhere, has no say in where the cache is
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+
+    assert load_error(REPO) == (
+        f"{REPO}: the Hugging Face cache {cache} cannot be made: {notes} is a file, not a folder; set"
+        " HF_HUB_CACHE to a folder"
+    )
     assert hub.requests == [] and notes.read_text() == "mine"
 
 
@@ -609,6 +651,38 @@ def test_a_refused_saved_login_says_to_log_in_again(
     )
 
 
+def test_a_refused_token_from_the_older_variable_is_named_by_it(
+    hub: FakeHub, published: dict[str, RECNet], hf_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # huggingface_hub still reads HUGGING_FACE_HUB_TOKEN where HF_TOKEN is not set
+    hf_home.mkdir(parents=True, exist_ok=True)
+    (hf_home / "token").write_text("hf_saved_login")
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", BAD_TOKEN)
+    sent: list[str | None] = []
+    answer = refusing(401, **INVALID_TOKEN)
+    hub.respond = lambda path, authorization: sent.append(authorization) or answer(path, authorization)  # type: ignore[method-assign]
+
+    assert load_error(REPO) == (
+        f"{REPO}: the Hub refused the token from HUGGING_FACE_HUB_TOKEN (HTTP 401: invalid or expired); set"
+        f" HF_TOKEN to a token that can read {REPO}"
+    )
+    assert set(sent) == {f"Bearer {BAD_TOKEN}"}
+
+
+def test_a_refused_token_is_named_as_the_oidc_exchange_s_where_hf_oidc_resource_is_set(
+    hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In CI the exchanged token is sent, whatever HF_TOKEN holds: naming HF_TOKEN would send the user there
+    hub.respond = refusing(401, **INVALID_TOKEN)  # type: ignore[method-assign]
+    url = huggingface_hub.hf_hub_url(REPO, "model.safetensors")
+    with pytest.raises(HfHubHTTPError) as refused:
+        huggingface_hub.get_hf_file_metadata(url, token=BAD_TOKEN)
+    monkeypatch.setenv("HF_TOKEN", "hf_unused")
+    monkeypatch.setenv("HF_OIDC_RESOURCE", REPO)
+
+    assert hub_module.sent_token_source(refused.value) == "from the OIDC exchange for HF_OIDC_RESOURCE"
+
+
 def test_download_prefetches_the_model_and_its_card(
     hub: FakeHub, published: dict[str, RECNet], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -729,6 +803,31 @@ def test_download_and_model_fetch_again_a_copy_damaged_in_the_cache(
     assert cached.with_suffix(".json").read_bytes() == card
 
 
+def test_a_card_copy_cut_short_is_fetched_again_where_the_hub_gives_no_sha256_of_it(
+    hub: FakeHub, published: dict[str, RECNet], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Hub keeps a small file such as a card in git, not LFS: its ETag is the git blob's sha1, so the
+    # copy's size is all that tells it from the Hub's
+    whole = (tmp_path / "main" / "model.safetensors").read_bytes()
+    card = (tmp_path / "main" / "model.json").read_bytes()
+    hub.add("acme/kept", "model.safetensors", whole)
+    hub.add("acme/kept", "model.json", card)
+    respond = hub.respond
+
+    def git_etag_for_cards(path: str, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = respond(path, authorization)
+        if path.endswith(".json") and "ETag" in headers:
+            headers = {**headers, "ETag": f'"{hashlib.sha1(b"blob " + card).hexdigest()}"'}
+        return status, headers, body
+
+    monkeypatch.setattr(hub, "respond", git_etag_for_cards)
+    cached = download("acme/kept")
+    cached.with_suffix(".json").resolve().write_bytes(card[: len(card) // 2])
+
+    assert_same_model(load_model("acme/kept"), published["main"])
+    assert cached.with_suffix(".json").read_bytes() == card
+
+
 def test_a_hub_model_that_fails_to_load_as_the_hub_has_it_is_not_fetched_again(
     hub: FakeHub, published: dict[str, RECNet], tmp_path: Path
 ) -> None:
@@ -820,6 +919,38 @@ def test_download_says_when_the_cache_answered_for_the_hub(
         hub.respond = lambda path, authorization: answers[answer]  # type: ignore[method-assign]
     assert download(REPO, on_cached_copy=said.append) == download(REPO)
     assert said == [f"{why}, so this is the cache's copy, not checked against the Hub"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (  # a failure to answer, not a refusal
+            (500, {"Content-Length": "0"}, b""),
+            "the Hub at {url} answered HTTP 500",
+        ),
+        (  # a web server that is not the Hub gives an ETag, but no commit
+            (200, {"ETag": '"abc123"', "Content-Length": "0"}, b""),
+            "{url} does not answer as a Hugging Face Hub (check HF_ENDPOINT and any proxy)",
+        ),
+    ],
+    ids=["500", "etag-without-commit"],
+)
+def test_download_says_the_cache_answered_where_the_hub_fails_or_is_another_server(
+    hub: FakeHub,
+    published: dict[str, RECNet],
+    answer: tuple[int, dict[str, str], bytes],
+    why: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cached = download(REPO)
+    said: list[str] = []
+    hub.respond = lambda path, authorization: answer  # type: ignore[method-assign]
+    hub.requests.clear()
+    waits = waits_between_retries(monkeypatch)
+
+    assert download(REPO, on_cached_copy=said.append) == cached
+    assert said == [f"{why.format(url=hub.url)}, so this is the cache's copy, not checked against the Hub"]
+    assert len(hub.requests) == 1 and waits == []  # the cache's copy at once, with no retries
 
 
 def test_download_takes_the_file_and_revision_as_hf_download_does() -> None:

@@ -1308,6 +1308,30 @@ def test_non_finite_steps_are_skipped_then_training_stops(
     assert checkpoint_step(tmp_path / "always") == 2
 
 
+class FailingLoss(NanEvery):
+    """A loss whose first call fails with ``error``, as a photo read mid-run can (Pillow's OSError names no
+    file)."""
+
+    def __init__(self, real: torch.nn.Module, error: OSError) -> None:
+        super().__init__(real, bad=set())
+        self.error = error
+
+    def __call__(self, *args: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise self.error
+
+
+def test_an_os_error_naming_no_file_stops_training_in_its_own_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    error = OSError("image file is truncated (3 bytes not processed)")
+    real_build = loop.build_loss
+    monkeypatch.setattr(loop, "build_loss", lambda *a: FailingLoss(real_build(*a), error))
+
+    with pytest.raises(TrainingFailed) as failed:
+        train(tiny_config(tmp_path / "run"))
+    assert str(failed.value) == "image file is truncated (3 bytes not processed)"
+
+
 def test_a_checkpoint_due_while_the_loss_is_not_finite_is_saved_at_the_next_step_whose_loss_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -267,6 +267,19 @@ def test_non_recnet_checkpoints_are_rejected(tmp_path: Path, content: object, re
         assert load_error(str(path)).startswith(f"{path}: {reason}")
 
 
+@pytest.mark.parametrize("shape", [(), (8,), (8, 3)], ids=["a number", "a vector", "a matrix"])
+def test_a_first_layer_that_is_not_a_convolution_is_not_taken_for_recnet(
+    tmp_path: Path, shape: tuple[int, ...]
+) -> None:
+    # Another network's layer under RECNet's names: its width is not a RECNet's channel count
+    path = tmp_path / "model.pth"
+    torch.save({"extract.weight": torch.zeros(shape), "dualprocess.conv1.weight": torch.zeros(1)}, path)
+
+    assert load_error(str(path)) == (
+        f"{path}: not a RECNet state_dict (no extract.weight and dualprocess.convN keys)"
+    )
+
+
 def leave_marker(path: str) -> None:
     Path(path).touch()
 
@@ -382,6 +395,20 @@ def test_a_pickled_checkpoint_cut_short_is_called_so(tmp_path: Path, small_model
     assert "(cut short or damaged: its end is missing;" in load_error(str(path))
 
 
+def test_a_pickled_checkpoint_cut_inside_its_pickles_is_called_cut_short(
+    tmp_path: Path, small_model: RECNet
+) -> None:
+    # Cut before its tensors' data: the unpickler runs out of input (EOFError) rather than the data reader
+    path = tmp_path / "old.pth"
+    torch.save(small_model.state_dict(), path, _use_new_zipfile_serialization=False)
+    path.write_bytes(path.read_bytes()[:1500])
+
+    assert load_error(str(path)) == (
+        f"{path}: not a readable PyTorch checkpoint (cut short or damaged: its end is missing; copy or"
+        " download it again)"
+    )
+
+
 @pytest.mark.parametrize("name", SAVERS)
 def test_an_empty_file_is_called_empty(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
@@ -463,6 +490,35 @@ def test_a_file_that_is_something_else_is_called_what_it_is(
         assert load_error(str(path)) == f"{path}: {reason}"
 
 
+def test_a_checkpoint_saved_as_before_pytorch_1_6_named_safetensors_is_called_a_checkpoint(
+    tmp_path: Path, small_model: RECNet
+) -> None:
+    path = tmp_path / "old.safetensors"
+    torch.save(small_model.state_dict(), path, _use_new_zipfile_serialization=False)  # a bare pickle
+
+    assert load_error(str(path)) == (
+        f"{path}: a PyTorch checkpoint (torch.save), not a safetensors file: rename it old.pth"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("x" * 40, "x" * 40),  # the longest line shown whole
+        ("x" * 41, "x" * 40 + "…"),
+        ("a" + "é" * 300, "a" + "é" * 39 + "…"),  # the 512 bytes read end inside an é
+    ],
+    ids=["40 characters", "41 characters", "a character cut at the end of what is read"],
+)
+def test_a_text_file_is_quoted_by_its_first_line_up_to_40_characters(
+    tmp_path: Path, text: str, shown: str
+) -> None:
+    path = tmp_path / "model.pth"
+    path.write_text(text + "\n", encoding="utf-8")
+
+    assert load_error(str(path)) == f'{path}: a text file, not weights (it begins "{shown}")'
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_weights_that_are_not_finite_are_refused(tmp_path: Path, small_model: RECNet, value: float) -> None:
     """Such a model would turn every photo black, fail calibration and poison training."""
@@ -489,6 +545,16 @@ def test_weights_of_a_type_no_model_is_stored_in_are_refused(
     problem = load_error(str(path))
     assert problem.startswith(f"{path}: {str(dtype).removeprefix('torch.')} values in keys ")
     assert problem.endswith("; RECNet's weights are float32, float16, bfloat16 or float64")
+
+
+def test_weights_stored_in_float64_load_with_the_same_outputs(
+    tmp_path: Path, small_model: RECNet, image: Tensor
+) -> None:
+    # The authors' reference arrays are float64: weights exported with them are weights
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(safetensors_bytes({k: v.double() for k, v in small_model.state_dict().items()}))
+
+    assert same_outputs(load_model(str(path)).model, small_model, image)
 
 
 @pytest.mark.parametrize(
@@ -693,6 +759,26 @@ def test_safetensors_metadata_carries_the_card_fields_with_mappings_as_json(
     assert load_model(str(path)).card == card and card["steps"] == 1200
 
 
+def test_a_card_s_text_that_reads_as_a_json_list_stays_text_in_the_metadata_alone(
+    tmp_path: Path, small_model: RECNet
+) -> None:
+    path = tmp_path / "mini.safetensors"
+    save_model(small_model, path, {"tags": "[1, 2]", "notes": "[draft]"})
+    path.with_suffix(".json").unlink()
+
+    card = load_model(str(path)).card
+    assert (card["tags"], card["notes"]) == ("[1, 2]", "[draft]")
+
+
+def test_a_model_whose_name_is_not_utf8_loads(tmp_path: Path, small_model: RECNet, image: Tensor) -> None:
+    # safetensors takes only UTF-8 names; a Latin-1 one (café from an old system) is bytes on Linux
+    path = tmp_path / os.fsdecode(b"caf\xe9.safetensors")
+    save_model(small_model, path, {"steps": 3})
+
+    loaded = load_model(str(path))
+    assert same_outputs(loaded.model, small_model, image) and loaded.card["steps"] == 3
+
+
 def test_a_card_read_from_the_metadata_alone_has_its_numbers_and_flags(tmp_path: Path) -> None:
     path = tmp_path / "recnet-mixed.safetensors"
     path.write_bytes(BUNDLED.read_bytes())  # the bundled model, without its JSON card
@@ -831,6 +917,42 @@ def test_save_model_errors(tmp_path: Path, small_model: RECNet) -> None:
             save_model(small_model, tmp_path / "locked" / "model.safetensors", {})
     finally:
         (tmp_path / "locked").chmod(0o700)
+
+
+def test_save_model_without_overwrite_writes_nothing_where_a_link_to_nothing_holds_a_card_s_name(
+    tmp_path: Path, small_model: RECNet
+) -> None:
+    path = tmp_path / "model.safetensors"
+    path.with_suffix(".md").symlink_to(tmp_path / "gone.md")
+
+    with pytest.raises(WeightsError, match=r"model\.safetensors: not written, since .*/model\.md exists"):
+        save_model(small_model, path, {}, overwrite=False)
+    assert not path.exists() and not path.with_suffix(".json").exists()
+
+
+def test_a_model_saved_in_the_bundled_folder_is_used_by_its_name(
+    weights_dir: Path, small_model: RECNet
+) -> None:
+    path = weights_dir / "mine.safetensors"
+    save_model(small_model, path, {})
+
+    assert (
+        path.with_suffix(".md")
+        .read_text()
+        .startswith("# mine\n\nRECNet weights bundled with `recnet`: use them with `--model mine`.")
+    )
+
+
+def test_a_json_file_over_a_card_s_size_beside_a_model_is_not_taken_for_its_card(
+    tmp_path: Path, small_model: RECNet
+) -> None:
+    # A card holds a few kilobytes: a file of a megabyte by its name is another (a dataset's index, say)
+    path = tmp_path / "model.safetensors"
+    save_model(small_model, path, {})
+    card = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps(card | {"index": "x" * saving.CARD_SIZE_LIMIT}))
+
+    assert foreign_card(path) == path.with_suffix(".json")
 
 
 # ---- resolving --model ----
