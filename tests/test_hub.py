@@ -669,6 +669,24 @@ def test_a_refused_token_from_the_older_variable_is_named_by_it(
     assert set(sent) == {f"Bearer {BAD_TOKEN}"}
 
 
+def test_a_blank_hf_token_hides_the_older_variable_and_the_saved_login_is_sent_and_named(
+    hub: FakeHub, published: dict[str, RECNet], hf_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The client takes HF_TOKEN when set, blank or not, and strips it: blank, it falls to the saved login
+    hf_home.mkdir(parents=True, exist_ok=True)
+    (hf_home / "token").write_text("hf_saved_login")
+    monkeypatch.setenv("HF_TOKEN", " ")
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", BAD_TOKEN)
+    sent: list[str | None] = []
+    answer = refusing(401, **INVALID_TOKEN)
+    hub.respond = lambda path, authorization: sent.append(authorization) or answer(path, authorization)  # type: ignore[method-assign]
+
+    assert load_error(REPO).startswith(
+        f"{REPO}: the Hub refused the token of the saved login ({hf_home / 'token'}) (HTTP 401"
+    )
+    assert set(sent) == {"Bearer hf_saved_login"}
+
+
 def test_a_refused_token_is_named_as_the_oidc_exchange_s_where_hf_oidc_resource_is_set(
     hub: FakeHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -554,9 +554,10 @@ def sent_token_source(answer: HfHubHTTPError) -> str | None:
         return None
     if os.environ.get("HF_OIDC_RESOURCE"):  # a CI's short-lived token takes precedence
         return "from the OIDC exchange for HF_OIDC_RESOURCE"
-    for variable in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        if os.environ.get(variable, "").strip():
-            return f"from {variable}"
+    # as the client reads them: the first variable set (blank or not), then stripped; blank, the saved login
+    variable = "HF_TOKEN" if os.environ.get("HF_TOKEN") else "HUGGING_FACE_HUB_TOKEN"
+    if os.environ.get(variable, "").strip():
+        return f"from {variable}"
     return f"of the saved login ({constants.HF_TOKEN_PATH})"
 
 
