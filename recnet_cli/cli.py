@@ -95,6 +95,7 @@ from recnet_cli.train.pairs import (
     data_notes,
     data_set_folders,
     data_source_problem,
+    own_targets_note,
     unsplit_note,
 )
 from recnet_cli.train_command import (
@@ -855,7 +856,11 @@ def evaluate(
         found = chosen_pairs(pairs, split, inputs, targets)
     except (ValueError, OSError) as exc:
         raise fail(error_line(exc)) from None
-    for note in [unsplit_note(pairs, split) if pairs else None, *data_notes(None, inputs, targets)]:
+    for note in [
+        unsplit_note(pairs, split) if pairs else None,
+        *data_notes(None, inputs, targets),
+        own_targets_note(found),
+    ]:
         if note and not quiet:
             console.notice(note)
     from recnet_cli.evaluate import evaluate_pairs, save_problem

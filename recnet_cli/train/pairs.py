@@ -8,7 +8,6 @@ MSEC (``INPUT_IMAGES/<name>_{N1.5,N1,0,P1,P1.5}.JPG`` against ``GT_IMAGES/<name>
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,11 +61,6 @@ def data_source_problem(
     paired dataset, or a folder of inputs and one of their ground truths; None when it is."""
     sources = (photos is not None, pairs is not None, inputs is not None or targets is not None)
     if sum(sources) == 1 and (inputs is None) == (targets is None):
-        if inputs is not None and targets is not None and same_folder(inputs, targets):
-            return (
-                f"--inputs {inputs} and --targets {targets} are the same folder: each image would be paired "
-                "with itself"
-            )
         return None
     if sum(sources) == 1:  # one of the two folders of pairs
         given, missing = ("--inputs", "--targets") if targets is None else ("--targets", "--inputs")
@@ -78,14 +72,6 @@ def data_source_problem(
         if takes_photos
         else f"give either --pairs DIR or {both}"
     )
-
-
-def same_folder(first: Path, second: Path) -> bool:
-    """Whether two paths name one folder (through links too); False where either cannot be looked at."""
-    try:
-        return os.path.samefile(first, second)
-    except OSError:
-        return False
 
 
 def chosen_pairs(
@@ -125,13 +111,34 @@ def pairs_to_learn_from(
     folder given as both, or a data set's gt/ a link to its input/): what they would learn is to change
     nothing. (``recnet eval`` scores such pairs: the identity's score.)"""
     found = chosen_pairs(pairs, split, inputs, targets)
-    if found and all(pair.input.samefile(pair.target) for pair in found):
-        folders = " and ".join(map(str, sorted({found[0].input.parent, found[0].target.parent})))
+    if own_targets(found):
         raise PairingError(
-            f"{folders}: the inputs and the targets are one folder: each image would be its own target, and "
-            "the model would learn to change nothing"
+            f"{pair_folders(found)}: the inputs and the targets are one folder: each image would be its own "
+            "target, and the model would learn to change nothing"
         )
     return found
+
+
+def own_targets(found: list[ImagePair]) -> bool:
+    """Whether every pair's input is its own target: one folder given as both, or a data set's gt/ a link
+    to its input/."""
+    return bool(found) and all(pair.input.samefile(pair.target) for pair in found)
+
+
+def own_targets_note(found: list[ImagePair]) -> str | None:
+    """``recnet eval``'s note where every input is its own target: it scores them (how far the model moves
+    a photo that needs no correction), which a typing slip would make look like results."""
+    if not own_targets(found):
+        return None
+    return (
+        f"{pair_folders(found)}: the inputs and the targets are one folder: each image is its own target, so "
+        "the scores say how far the model moves a photo from itself"
+    )
+
+
+def pair_folders(found: list[ImagePair]) -> str:
+    """The folder of the first pair's input and that of its target, once where they are one."""
+    return " and ".join(map(str, sorted({found[0].input.parent, found[0].target.parent})))
 
 
 def find_pairs(root: Path, split: str = "train") -> list[ImagePair]:
