@@ -395,13 +395,15 @@ def test_a_pickled_checkpoint_cut_short_is_called_so(tmp_path: Path, small_model
     assert "(cut short or damaged: its end is missing;" in load_error(str(path))
 
 
+@pytest.mark.parametrize("length", [3, 10, 200, 400, 800, 1500])
 def test_a_pickled_checkpoint_cut_inside_its_pickles_is_called_cut_short(
-    tmp_path: Path, small_model: RECNet
+    tmp_path: Path, small_model: RECNet, length: int
 ) -> None:
-    # Cut before its tensors' data: the unpickler runs out of input (EOFError) rather than the data reader
+    # Cut before its tensors' data, the unpickler meets anything: the end of its input (EOFError), a name
+    # cut short that it took for code to run, an index out of range, too few bytes for a number
     path = tmp_path / "old.pth"
     torch.save(small_model.state_dict(), path, _use_new_zipfile_serialization=False)
-    path.write_bytes(path.read_bytes()[:1500])
+    path.write_bytes(path.read_bytes()[:length])
 
     assert load_error(str(path)) == (
         f"{path}: not a readable PyTorch checkpoint (cut short or damaged: its end is missing; copy or"

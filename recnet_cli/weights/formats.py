@@ -60,6 +60,7 @@ SAFETENSORS_HEADER_LIMIT = 100_000_000  # bytes; the format's own limit
 
 
 LEGACY_PICKLES = 4  # such a pickled file: magic number, protocol, system information, the object; then data
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER: such a file's first pickle
 
 
 # The tensor whose name marks RECNet weights: bare, after DataParallel's module. or in a training checkpoint
@@ -312,20 +313,38 @@ def read_checkpoint(path: Path, label: str, kind: str = "RECNet checkpoint") -> 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "Weights only load failed" not in str(error):
-            raise WeightsError(f"{label}: not a readable PyTorch checkpoint ({first_line(error)})") from error
-        raise WeightsError(
-            f"{label}: {not_safe} ({unsafe_pickle_reason(error)}); {WHAT_RECNET_READS}"
-        ) from error
     except Exception as error:  # a damaged file raises KeyError, RuntimeError, EOFError, zip errors, ...
-        # A zip archive keeps its directory at its end; an old-style (pickled) one stops mid-stream.
-        ends_early = isinstance(error, EOFError) or "unexpected EOF" in str(error)
-        if ends_early or (head == ZIP_SIGNATURE and not zipfile.is_zipfile(path)):
+        # A zip archive keeps its directory at its end; an old-style (pickled) one stops mid-stream, where
+        # the unpickler may meet anything: a half-written name it takes for code, an index out of range.
+        cut = isinstance(error, EOFError) or "unexpected EOF" in str(error)
+        cut = cut or (head == ZIP_SIGNATURE and not zipfile.is_zipfile(path))
+        if cut or (head != ZIP_SIGNATURE and not legacy_pickles_whole(path)):
             reason = f"cut short or damaged: {CUT_SHORT}"
+        elif isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in str(error):
+            raise WeightsError(
+                f"{label}: {not_safe} ({unsafe_pickle_reason(error)}); {WHAT_RECNET_READS}"
+            ) from error
+        elif isinstance(error, pickle.UnpicklingError):
+            reason = first_line(error)
         else:
             reason = f"{type(error).__name__}: {first_line(error)}"
         raise WeightsError(f"{label}: not a readable PyTorch checkpoint ({reason})") from error
+
+
+def legacy_pickles_whole(path: Path) -> bool:
+    """Whether a pickled file holds its pickles whole, read by ``pickletools`` (which runs nothing): one
+    saved before PyTorch 1.6 (its first pickle PyTorch's magic number) all of them, ``LEGACY_PICKLES`` and
+    the list of its tensors' storages; any other pickle its first."""
+    try:
+        with path.open("rb") as file:
+            if LEGACY_MAGIC not in [arg for _, arg, _ in pickletools.genops(file)]:
+                return True
+            for _ in range(LEGACY_PICKLES):
+                for _ in pickletools.genops(file):
+                    pass
+    except (ValueError, OSError):  # pickletools: "not enough data in stream", "pickle exhausted", ...
+        return False
+    return True
 
 
 def checkpoint_problem(path: Path) -> str:
