@@ -348,7 +348,8 @@ def test_a_file_typed_before_its_revision_is_shown_in_order() -> None:
 def test_a_file_with_an_at_after_a_named_revision_is_not_said_to_be_out_of_order() -> None:
     # The revision is already named: suggesting org/name@v2:extra.pth would drop the v1 that was typed
     assert load_error(f"{REPO}@v1:extra.pth@v2") == (
-        f"{REPO}@v1:extra.pth@v2: unknown model file type '.pth@v2' (expected .safetensors, .pth, .pt, .ckpt)"
+        f"{REPO}@v1:extra.pth@v2: unknown model file type '.pth@v2' (expected .safetensors, .pth, .pt, .ckpt,"
+        " .bin, .pth.tar)"
     )
 
 
@@ -750,7 +751,8 @@ def test_a_card_the_hub_does_not_give_fails_the_download(
             "acme/llm:config.json",
             "config.json",
             b'{"model_type": "llama"}',
-            "unknown model file type '.json' (expected .safetensors, .pth, .pt, .ckpt)",  # as --model says
+            # as --model says
+            "unknown model file type '.json' (expected .safetensors, .pth, .pt, .ckpt, .bin, .pth.tar)",
         ),
     ],
     ids=["other-weights", "not-a-checkpoint", "not-a-model-file"],

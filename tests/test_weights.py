@@ -50,7 +50,7 @@ StateDict = dict[str, Tensor]
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "weights" / "recnet-mixed.safetensors"
 NOT_SAFE = "not a RECNet checkpoint recnet can read safely"
-WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt/.ckpt state dict"
+WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt/.ckpt/.bin state dict"
 
 
 def seeded_model(channels: int = 4, blocks: int = 2, seed: int = 0) -> RECNet:
@@ -132,6 +132,8 @@ CHECKPOINT_LAYOUTS: dict[str, tuple[str, Callable[[StateDict], object]]] = {
     ),
     "in model_state_dict (PyTorch's tutorial)": (".pt", lambda sd: {"epoch": 3, "model_state_dict": sd}),
     "in net": (".pth", lambda sd: {"net": sd}),
+    "as the Hub names PyTorch's weights (pytorch_model.bin)": (".bin", lambda sd: sd),
+    "as older research code named its checkpoints": (".PTH.tar", lambda sd: {"state_dict": sd, "epoch": 3}),
     "params_ema preferred over params": (
         ".pth",
         lambda sd: {"params": {key: torch.zeros_like(value) for key, value in sd.items()}, "params_ema": sd},
@@ -1038,6 +1040,10 @@ def test_unknown_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wei
     save_model(seeded_model(), tmp_path / "mine.safetensors", {})
     assert load_error("mien.safetensors", ModelNotFoundError) == (
         "mien.safetensors: file not found (the current folder holds mine.safetensors)"
+    )
+    (tmp_path / "backup.tar").write_bytes(b"")  # a tar archive, not a checkpoint named .pth.tar
+    assert load_error("backup.tar") == (
+        "backup.tar: unknown model file type '.tar' (expected .safetensors, .pth, .pt, .ckpt, .bin, .pth.tar)"
     )
     assert load_error("nonsense", ModelNotFoundError) == (
         "nonsense: not a model file, a bundled model name (bundled: mini)"

@@ -3,7 +3,7 @@
 A ``--model`` value is, in this order of precedence:
 
 1. an existing file: ``.safetensors`` (this project's format, with a model card beside it) or PyTorch
-   checkpoints: the authors' ``.pth``/``.pt``, a Lightning ``.ckpt``;
+   checkpoints: the authors' ``.pth``/``.pt``, a Lightning ``.ckpt``, a ``.bin``, a ``.pth.tar``;
 2. a bundled model name: ``weights/<name>.safetensors`` at the repository root (the environment variable
    ``RECNET_WEIGHTS_DIR`` names another folder); without ``--model`` the default ``recnet-mixed`` is used;
    an existing folder otherwise is an error (a run folder is not a model: name its model file);

@@ -1,6 +1,6 @@
 """Reading weight files: this project's .safetensors and PyTorch checkpoints (the authors' .pth/.pt, a
-Lightning .ckpt), safely. The architecture is read from the state dict's shapes and key names, as spandrel
-does; the weights load strictly."""
+Lightning .ckpt, the Hub's .bin, an older .pth.tar), safely. The architecture is read from the state dict's
+shapes and key names, as spandrel does; the weights load strictly."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from PIL import Image
@@ -31,7 +31,15 @@ if TYPE_CHECKING:
     from recnet_cli.model import RECNet
 
 
-MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+# The model files recnet reads, by their names' ends: ``.bin`` as the Hub names PyTorch's (pytorch_model.bin),
+# ``.pth.tar`` as older research code named its checkpoints
+MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".pth.tar")
+
+
+def model_suffix(path: PurePath) -> str:
+    """A file's type as ``MODEL_SUFFIXES`` name them: its suffix, lowercased, or ``.pth.tar`` whole."""
+    last_two = "".join(path.suffixes[-2:]).lower()
+    return last_two if last_two == ".pth.tar" else path.suffix.lower()
 
 
 # Checkpoints may wrap the state dict, beside an optimizer's state or an epoch: the EMA weights win when both
@@ -75,7 +83,7 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module \S+ is blocked)")
 
 
-WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt/.ckpt state dict"
+WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt/.ckpt/.bin state dict"
 # Why a checkpoint whose end is missing (a zip archive without its directory, a pickle that stops) fails.
 CUT_SHORT = "its end is missing; copy or download it again"
 
@@ -102,7 +110,7 @@ def read_state_dict(path: Path, label: str) -> dict[str, Tensor]:
     """The model's tensors in the file: taken out of a checkpoint's wrapper (``params_ema``, ``state_dict``)
     or a training checkpoint (without the optimizer's), and without the prefixes wrappers add to their
     names (``bare_names``)."""
-    suffix = path.suffix.lower()
+    suffix = model_suffix(path)
     if suffix == ".safetensors":
         tensors = training_checkpoint_model(read_safetensors(path, label))
     elif suffix in MODEL_SUFFIXES:
@@ -500,7 +508,7 @@ def looks_like_recnet(path: Path) -> bool:
     """Whether a file holds RECNet's weights, judged by its tensors' names without reading the tensors: a
     safetensors file's header (so one cut short after it is still known, and listed as damaged), a PyTorch
     checkpoint's pickle. A file that cannot be read so is not."""
-    suffix = path.suffix.lower()  # as read_state_dict takes it
+    suffix = model_suffix(path)  # as read_state_dict takes it
     try:
         if suffix == ".safetensors":
             names = header_names(path)

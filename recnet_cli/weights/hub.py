@@ -38,6 +38,7 @@ from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
 from recnet_cli.weights.formats import (
     MODEL_SUFFIXES,
     is_safetensors,
+    model_suffix,
     unknown_file_type,
 )
 from recnet_cli.wording import counted, listed, shell_word
@@ -159,7 +160,7 @@ def hub_ref_problem(ref: HubRef) -> str | None:
     file = PurePosixPath(ref.filename)
     if file.is_absolute() or ".." in file.parts:  # the Hub client refuses it, asking the owner to rename it
         return f"{ref.text}: {ref.filename} names no file inside the repository (give its path there)"
-    suffix = file.suffix.lower()
+    suffix = model_suffix(file)
     name, _, revision = ref.filename.rpartition("@")  # org/name:file@v1, not a file named with an @
     if ref.revision is None and name.lower().endswith(MODEL_SUFFIXES) and suffix not in MODEL_SUFFIXES:
         return f"{ref.text}: the revision goes before the file: {ref.repo_id}@{revision}:{name}"

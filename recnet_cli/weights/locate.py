@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from recnet_cli.files import file_kind
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
-from recnet_cli.weights.formats import MODEL_SUFFIXES, unknown_file_type
+from recnet_cli.weights.formats import MODEL_SUFFIXES, model_suffix, unknown_file_type
 from recnet_cli.weights.hub import (
     HUB_DEFAULT_FILENAME,
     HUB_REF_FORMAT,
@@ -108,7 +108,7 @@ def resolve(ref: str | None) -> ModelLocation:
         return ModelLocation(cached, ref, pinned.text, pinned)
     if hub_ref_of_address(ref):
         raise ModelNotFoundError(not_a_hub_ref(ref))
-    if path.suffix.lower() in MODEL_SUFFIXES:
+    if model_suffix(path) in MODEL_SUFFIXES:
         # what was meant may be beside it: a run's checkpoint.safetensors, before its final.safetensors
         named = f" (the bundled model's name is {path.stem})" if bundled_model(path.stem) else ""
         folder = "its folder" if path.parent != Path() else "the current folder"
@@ -135,7 +135,7 @@ def reference_problem(ref: str) -> str | None:
     if not os.path.exists(ref) and (hub_ref := parse_hub_ref(ref)) is not None:
         return hub_ref_problem(hub_ref)
     try:
-        suffix = resolve(ref).path.suffix.lower()
+        suffix = model_suffix(resolve(ref).path)
     except ModelNotFoundError as error:
         return str(error)
     return None if suffix in MODEL_SUFFIXES else f"{ref}: {unknown_file_type(suffix)}"
@@ -145,7 +145,7 @@ def model_files_hint(folder: Path, holder: str = "it") -> str:
     """`` (it holds a.safetensors, b.pth)``: the model files in ``folder``, if any, said of ``holder``: "it"
     for a folder given as ``--model``, "its folder" or "the current folder" for a model file not there."""
     try:
-        names = sorted(path.name for path in folder.iterdir() if path.suffix.lower() in MODEL_SUFFIXES)
+        names = sorted(path.name for path in folder.iterdir() if model_suffix(path) in MODEL_SUFFIXES)
     except OSError:  # an unreadable folder: the error says enough without the hint
         return ""
     return f" ({holder} holds {listed(names)})" if names else ""
