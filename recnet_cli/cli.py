@@ -106,7 +106,7 @@ from recnet_cli.train_command import (
     say_how_it_ended,
     training_failure,
 )
-from recnet_cli.wording import shell_word
+from recnet_cli.wording import counted, shell_word
 
 # The model, its weights and the pictures need PyTorch, which takes 1.5 s to import on 2 CPU cores: commands
 # import them when they run, so --help, --version and mistakes in the arguments answer at once.
@@ -946,11 +946,16 @@ def bench(
         console.notice(
             f"torch.compile failed, so this timed the uncompiled path ({corrector.compile_failure})"
         )
+    if timing["interrupted"]:
+        ignore_further_stops()  # the runs timed are said in full
     if as_json:
-        typer.echo(json.dumps(about | timing | {"interrupted": False}, indent=2))
-        return
-    memory = describe_peak_memory(corrector.device, timing["peak_memory_bytes"])
-    console.out.print(console.timing_line(timing, megapixels, memory))
+        typer.echo(json.dumps(about | timing, indent=2))
+    else:
+        memory = describe_peak_memory(corrector.device, timing["peak_memory_bytes"])
+        console.out.print(console.timing_line(timing, megapixels, memory))
+    if timing["interrupted"]:
+        console.notice(f"interrupted: {timing['runs']} of {counted(repeats, 'run')} timed")
+        raise typer.Exit(INTERRUPTED)
 
 
 def run() -> None:

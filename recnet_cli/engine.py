@@ -572,17 +572,22 @@ class PendingCorrection:
 
 def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -> dict[str, object]:
     """Times ``corrector.correct`` on a random 4:3 image of ``megapixels``: one warm-up, then ``repeats``;
-    with how it ran (``console.timing_line`` says it in words)."""
+    with how it ran (``console.timing_line`` says it in words). A stop (Ctrl-C, SIGTERM) once a run is timed
+    ends the timing there, with the runs timed (``runs``, ``interrupted``); before, it goes on up."""
     height = max(1, round(math.sqrt(megapixels * 1e6 * 3 / 4)))
     width = max(1, round(megapixels * 1e6 / height))
     image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
     corrector.correct(image)  # warm-up: kernel choice, allocator growth
     reset_peak_memory(corrector.device)
-    timed = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        corrector.correct(image)
-        timed.append(time.perf_counter() - started)
+    timed: list[float] = []
+    try:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            corrector.correct(image)
+            timed.append(time.perf_counter() - started)
+    except KeyboardInterrupt:
+        if not timed:
+            raise
     tile = corrector.tile_for(height, width)
     compiled = isinstance(corrector.whole_image, CompiledForward) and not corrector.compile_failure
     return {
@@ -598,4 +603,6 @@ def time_correction(corrector: Corrector, megapixels: float, repeats: int = 3) -
         "median_seconds": statistics.median(timed),
         "megapixels_per_second": height * width / 1e6 / min(timed),
         "peak_memory_bytes": peak_memory_bytes(corrector.device),
+        "runs": len(timed),
+        "interrupted": len(timed) < repeats,
     }

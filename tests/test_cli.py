@@ -2625,6 +2625,32 @@ def test_bench_stopped_says_so_and_its_json_says_it_was_interrupted(
     assert json.loads(result.stdout) == {"model": str(model_file.resolve()), "interrupted": True}
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_bench_stopped_after_a_timed_run_says_the_runs_it_timed(
+    model_file: Path, monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    # a stop during 20 repeats gave only "interrupted", the finished runs' times thrown away
+    real_correct, calls = Corrector.correct, []
+
+    def stopped_at_the_third(self: Corrector, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:  # the warm-up, one timed run, then Ctrl-C
+            raise KeyboardInterrupt
+        return real_correct(self, *args, **kwargs)
+
+    monkeypatch.setattr(Corrector, "correct", stopped_at_the_third)
+    command = ["bench", "--mp", "0.02", "--repeats", "5", "--model", str(model_file)]
+    result = CliRunner().invoke(app, [*command, *(["--json"] if as_json else [])])
+    assert result.exit_code == 130
+    assert result.stderr.endswith("note: interrupted: 1 of 5 runs timed\n")
+    if as_json:
+        timing = json.loads(result.stdout)
+        assert (timing["runs"], timing["interrupted"]) == (1, True)
+        assert 0 < timing["best_seconds"] == timing["median_seconds"]
+    else:
+        assert " (0.02 MP) on cpu, fp32, whole image: best " in result.stdout
+
+
 def test_bench_says_when_compile_does_not_apply(env: dict[str, str], model_file: Path) -> None:
     command = ["bench", "--mp", "0.02", "--repeats", "1", "--model", str(model_file), "--tile", "128"]
     result = run([*command, "--compile", "--json"], env)
