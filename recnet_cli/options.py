@@ -116,8 +116,8 @@ ModelOpt = Annotated[
         parser=named("--model", MODEL_FORMS, str),
         autocompletion=model_names,
         metavar="MODEL",
-        help="A model file (.safetensors, .pth, .pt, .ckpt, .bin), a Hub repo (org/name, org/name@rev, "
-        "org/name:FILE) or a bundled name. Default: the bundled recnet-mixed "
+        help="A model file (.safetensors, .pth, .pt, .ckpt, .bin, .pth.tar), a Hub repo (org/name, "
+        "org/name@rev, org/name:FILE) or a bundled name. Default: the bundled recnet-mixed "
         "(recnet models lists the others).",
     ),
 ]

@@ -119,7 +119,7 @@ def test_weights_of_another_network_say_what_they_hold_and_pickled_code_is_refus
     torch.save({"features.0.weight": torch.zeros(1), "run": RunsCode()}, pickled)
     assert vgg_refusal(pickled) == (
         f"{pickled}: not a VGG16 checkpoint recnet can read safely (a pickle that would run code: "
-        "print); recnet reads .safetensors, or a .pth/.pt/.ckpt/.bin state dict"
+        "print); recnet reads .safetensors, or a .pth/.pt/.ckpt/.bin/.pth.tar state dict"
     )
     converted = tmp_path / "vgg16.safetensors"  # which that advice makes
     save_file(torch.load(vgg_file, weights_only=True), converted)

@@ -50,7 +50,7 @@ StateDict = dict[str, Tensor]
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "weights" / "recnet-mixed.safetensors"
 NOT_SAFE = "not a RECNet checkpoint recnet can read safely"
-WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt/.ckpt/.bin state dict"
+WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt/.ckpt/.bin/.pth.tar state dict"
 
 
 def seeded_model(channels: int = 4, blocks: int = 2, seed: int = 0) -> RECNet:
@@ -413,6 +413,20 @@ def test_a_pickled_checkpoint_cut_inside_its_pickles_is_called_cut_short(
     )
 
 
+def test_a_pre_1_6_checkpoint_whose_damage_reads_as_a_length_of_exabytes_is_called_damaged(
+    tmp_path: Path,
+) -> None:
+    # reading its pickles to tell damage from code asked for the 4 EiB, and the MemoryError was a traceback
+    path = tmp_path / "old.pth"
+    huge_bytearray = b"\x80\x05\x96" + (2**62).to_bytes(8, "little") + b"abc"
+    path.write_bytes(pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2) + huge_bytearray)
+
+    assert load_error(str(path)) == (
+        f"{path}: not a readable PyTorch checkpoint (cut short or damaged: its end is missing; copy or"
+        " download it again)"
+    )
+
+
 @pytest.mark.parametrize("name", SAVERS)
 def test_an_empty_file_is_called_empty(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
@@ -502,6 +516,18 @@ def test_a_checkpoint_saved_as_before_pytorch_1_6_named_safetensors_is_called_a_
 
     assert load_error(str(path)) == (
         f"{path}: a PyTorch checkpoint (torch.save), not a safetensors file: rename it old.pth"
+    )
+
+
+def test_a_safetensors_file_named_pth_tar_is_to_be_renamed_without_either(
+    tmp_path: Path, small_model: RECNet
+) -> None:
+    path = tmp_path / "run.pth.tar"
+    path.write_bytes(safetensors_bytes(small_model.state_dict()))
+
+    assert (
+        load_error(str(path))
+        == f"{path}: a safetensors file, not a PyTorch checkpoint: rename it run.safetensors"
     )
 
 

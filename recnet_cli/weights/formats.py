@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import os
 import pickle
 import pickletools
@@ -40,6 +41,11 @@ def model_suffix(path: PurePath) -> str:
     """A file's type as ``MODEL_SUFFIXES`` name them: its suffix, lowercased, or ``.pth.tar`` whole."""
     last_two = "".join(path.suffixes[-2:]).lower()
     return last_two if last_two == ".pth.tar" else path.suffix.lower()
+
+
+def model_stem(path: PurePath) -> str:
+    """A model file's name without its type (``model_suffix``): ``run`` of ``run.pth.tar``."""
+    return path.name[: len(path.name) - len(model_suffix(path))]
 
 
 # Checkpoints may wrap the state dict, beside an optimizer's state or an epoch: the EMA weights win when both
@@ -83,7 +89,7 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module \S+ is blocked)")
 
 
-WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt/.ckpt/.bin state dict"
+WHAT_RECNET_READS = "recnet reads .safetensors, or a .pth/.pt/.ckpt/.bin/.pth.tar state dict"
 # Why a checkpoint whose end is missing (a zip archive without its directory, a pickle that stops) fails.
 CUT_SHORT = "its end is missing; copy or download it again"
 
@@ -195,7 +201,7 @@ def safetensors_problem(path: Path, error: Exception) -> str:
     with path.open("rb") as file:
         head = file.read(8)
     if head.startswith(ZIP_SIGNATURE) or PICKLE_SIGNATURE.match(head):
-        return f"a PyTorch checkpoint (torch.save), not a safetensors file: rename it {path.stem}.pth"
+        return f"a PyTorch checkpoint (torch.save), not a safetensors file: rename it {model_stem(path)}.pth"
     length = int.from_bytes(head, "little")
     if len(head) < 8 or (length <= SAFETENSORS_HEADER_LIMIT and 8 + length > size):  # cut in its header
         return f"cut short or damaged: {CUT_SHORT}"
@@ -344,15 +350,24 @@ def legacy_pickles_whole(path: Path) -> bool:
     saved before PyTorch 1.6 (its first pickle PyTorch's magic number) all of them, ``LEGACY_PICKLES`` and
     the list of its tensors' storages; any other pickle its first."""
     try:
-        with path.open("rb") as file:
-            if LEGACY_MAGIC not in [arg for _, arg, _ in pickletools.genops(file)]:
+        with path.open("rb") as file, mapped(file) as data:
+            magic = False
+            for _, arg, _ in pickletools.genops(data):  # the whole first pickle, not up to the magic number
+                magic = magic or arg == LEGACY_MAGIC
+            if not magic:
                 return True
             for _ in range(LEGACY_PICKLES):
-                for _ in pickletools.genops(file):
+                for _ in pickletools.genops(data):
                     pass
-    except (ValueError, OSError):  # pickletools: "not enough data in stream", "pickle exhausted", ...
+    except Exception:  # damaged: pickletools says "not enough data in stream", a byte no opcode has, ...
         return False
     return True
+
+
+def mapped(file: BinaryIO) -> mmap.mmap:
+    """A file's bytes as ``pickletools`` reads them, mapped: a damaged length field asks for gigabytes, which
+    a mapping's ``read`` does not set aside, as a file's does, before finding the few bytes left."""
+    return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def checkpoint_problem(path: Path) -> str:
@@ -362,7 +377,7 @@ def checkpoint_problem(path: Path) -> str:
         return not_weights
     with contextlib.suppress(Exception):
         header_names(path)
-        return f"a safetensors file, not a PyTorch checkpoint: rename it {path.stem}.safetensors"
+        return f"a safetensors file, not a PyTorch checkpoint: rename it {model_stem(path)}.safetensors"
     return "not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)"
 
 
@@ -544,14 +559,17 @@ def pickled_strings(path: Path) -> list[str]:
     with path.open("rb") as file:
         head = file.read(len(ZIP_SIGNATURE))
         file.seek(0)
-        pickles: list[bytes | BinaryIO]
         if head == ZIP_SIGNATURE:
             with zipfile.ZipFile(file) as archive:
-                pickles = [archive.read(name) for name in archive.namelist() if name.endswith("/data.pkl")]
-        elif PICKLE_SIGNATURE.match(head):
-            pickles = [file] * LEGACY_PICKLES  # each pass of genops reads the file's next pickle
-        else:
-            return []
-        return [
-            arg for pickled in pickles for _, arg, _ in pickletools.genops(pickled) if isinstance(arg, str)
-        ]
+                return strings_in(
+                    [archive.read(name) for name in archive.namelist() if name.endswith("/data.pkl")]
+                )
+        if PICKLE_SIGNATURE.match(head):
+            with mapped(file) as data:
+                return strings_in([data] * LEGACY_PICKLES)  # each pass of genops reads the next pickle
+        return []
+
+
+def strings_in(pickles: list[bytes] | list[mmap.mmap]) -> list[str]:
+    """The strings in these pickles, read by ``pickletools``."""
+    return [arg for pickled in pickles for _, arg, _ in pickletools.genops(pickled) if isinstance(arg, str)]

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from recnet_cli.files import file_kind
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
-from recnet_cli.weights.formats import MODEL_SUFFIXES, model_suffix, unknown_file_type
+from recnet_cli.weights.formats import MODEL_SUFFIXES, model_stem, model_suffix, unknown_file_type
 from recnet_cli.weights.hub import (
     HUB_DEFAULT_FILENAME,
     HUB_REF_FORMAT,
@@ -110,7 +110,8 @@ def resolve(ref: str | None) -> ModelLocation:
         raise ModelNotFoundError(not_a_hub_ref(ref))
     if model_suffix(path) in MODEL_SUFFIXES:
         # what was meant may be beside it: a run's checkpoint.safetensors, before its final.safetensors
-        named = f" (the bundled model's name is {path.stem})" if bundled_model(path.stem) else ""
+        stem = model_stem(path)
+        named = f" (the bundled model's name is {stem})" if bundled_model(stem) else ""
         folder = "its folder" if path.parent != Path() else "the current folder"
         raise ModelNotFoundError(f"{ref}: file not found{named or model_files_hint(path.parent, folder)}")
     bundled = ", ".join(path.stem for path in bundled_files()) or f"none yet{set_by_environment()}"
