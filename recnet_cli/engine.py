@@ -47,6 +47,7 @@ from recnet_cli.tiling import (
     map_sizes,
     maps_to_spill,
     pinned_maps_bytes,
+    tiles,
 )
 from recnet_cli.wording import gibibytes
 
@@ -127,9 +128,14 @@ def auto_tile(device: torch.device, dtype: torch.dtype, height: int, width: int)
 
 
 def tiled_on_device_bytes(channels: int, height: int, width: int, dtype: torch.dtype, tile: int) -> int:
-    """Estimated peak device memory of a tiled run that keeps its full-size maps on the device."""
-    span = tile + 2 * MOMENTS_HALO
-    tile_work = whole_image_bytes(min(span, height), min(span, width), dtype)
+    """Estimated peak device memory of a tiled run that keeps its full-size maps on the device: the maps,
+    and a tile's work with its halo, a square one or the longest (a photo thinner than a tile)."""
+    halo = 2 * MOMENTS_HALO
+    longest = max(tiles(height, width, tile), key=lambda window: window.area)
+    sides = [(tile, tile), (longest.bottom - longest.top, longest.right - longest.left)]
+    tile_work = max(
+        whole_image_bytes(min(rows + halo, height), min(cols + halo, width), dtype) for rows, cols in sides
+    )
     return full_maps_bytes(channels, height, width, dtype) + tile_work
 
 

@@ -185,6 +185,19 @@ def test_tiles_keep_full_size_maps_on_a_gpu_only_where_they_fit(monkeypatch: pyt
     assert map_storage(CPU, torch.float32, 300, 400, 2048, 8) == CPU
 
 
+def test_a_thin_photo_s_maps_stay_on_a_gpu_only_where_its_long_tiles_fit_beside_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 216 x 30016 (a panorama strip with its border): tiles of 216 x 15008, not 216 x 2048
+    gpu = torch.device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (4 * 2**30, 16 * 2**30))
+    assert tiled_on_device_bytes(8, 216, 30016, torch.float32, 2048) == (
+        168 * 216 * 30016 + 1000 * 216 * (15008 + 32)  # the maps, 1.1 GB, and a long tile's work, 3.2 GB
+    )
+    assert map_storage(gpu, torch.float32, 216, 30016, 2048, 8) == CPU
+    assert map_storage(gpu, torch.float16, 216, 30016, 2048, 8) == gpu  # half as much in fp16
+
+
 def test_a_gpu_s_budget_counts_the_memory_pytorch_holds_free_for_the_next_photo(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
