@@ -192,7 +192,8 @@ def notice_stopping(signal_name: str) -> None:
     notice(f"{signal_name}: stopping after this step, with a checkpoint ({again})")
 
 
-# Where stderr is no terminal, the longest a counting bar or training goes without a line in the log
+# Where stderr is no terminal, a counting bar or training writes a line as the first item (a pair, a photo,
+# a step) ends this many seconds or more after its last line
 LOG_INTERVAL = 60.0
 
 
@@ -305,8 +306,8 @@ class BatchProgress:
 @contextlib.contextmanager
 def counting(total: int, label: str, noun: str, quiet: bool = False) -> Iterator[Callable[[], None]]:
     """A plain bar over ``total`` items (count, elapsed time, ETA); yields the function that counts one.
-    Where stderr is no terminal (a log file), a line saying how many there are, then one at least every
-    ``LOG_INTERVAL`` seconds, stand in: a job's log shows it going on."""
+    Where stderr is no terminal (a log file), a line saying how many there are, then one as an item ends
+    ``LOG_INTERVAL`` seconds or more after the last, stand in: a job's log shows it going on."""
     progress = progress_bar(MofNCompleteColumn(), TextColumn(plural(noun, 2)), quiet=quiet)
     task = progress.add_task(label, total=total)
     logged = not quiet and progress.disable
@@ -406,8 +407,8 @@ _LEAST_BAR, _WIDEST_BAR = 10, 40
 class TrainingProgress:
     """A progress bar over training steps: loss, images/s, the last validation scores, time and ETA. On a
     narrow terminal the bar narrows, and the status says less, so that the line keeps its steps and ETA.
-    Where stderr is no terminal, a line every 5% of the steps (or ``LOG_INTERVAL`` seconds, if sooner) and
-    at each validation stands in."""
+    Where stderr is no terminal, a line every 5% of the steps (or after ``LOG_INTERVAL`` seconds, if
+    sooner) and at each validation stands in."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -435,7 +436,7 @@ class TrainingProgress:
         status = next((text for text in statuses if len(text) + _LEAST_BAR <= room), statuses[-1])
         self.bar.bar_width = max(_LEAST_BAR, min(_WIDEST_BAR, room - len(status)))
         self.progress.update(self.task, total=report.steps, completed=report.step, status=status)
-        # a line every 5% of the steps, and at least every LOG_INTERVAL seconds (hours, on a CPU)
+        # a line every 5% of the steps (hours, on a CPU), and at the step ending LOG_INTERVAL after the last
         now = time.monotonic()
         due = report.step - self.last_logged >= max(report.steps // 20, 1)
         due = due or now - self.last_line >= LOG_INTERVAL
