@@ -236,7 +236,7 @@ def fused_stages(model: RECNet, device: torch.device) -> Stages:
 class Corrector:
     """Owns a model on a device and corrects photos.
 
-    ``tile``: 0 = whole image in one go, N >= 128 = exact tiles of at most N x N pixels (same result,
+    ``tile``: 0 = whole image in one go, N >= 128 = exact tiles of at most N x N pixels' area (same result,
     bounded memory; on a GPU, full-width strips of that area, streamed from pinned host memory),
     "auto" = whole image when it fits (see ``auto_tile``), else tiles, keeping the full-size maps on the
     GPU when they fit there (see ``map_storage``); explicit tiles keep them in host memory. ``strength``:

@@ -197,8 +197,9 @@ TileOpt = Annotated[
         callback=checked_tile,
         metavar="SIZE",
         help="auto: whole image or tiles, as runs best on the device and fits its memory; 0: the whole "
-        f"image; N >= {SMALLEST_TILE}: tiles of at most N x N pixels (on a GPU, full-width strips of that "
-        "area). Tiles give the whole image's result, to within one 8-bit level.",
+        f"image; N >= {SMALLEST_TILE}: tiles of at most N x N pixels, longer where the photo is thinner "
+        "than N (on a GPU, full-width strips of that area). Tiles give the whole image's result, to within "
+        "one 8-bit level.",
     ),
 ]
 PrecisionOpt = Annotated[

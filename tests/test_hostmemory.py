@@ -141,7 +141,7 @@ class FakeKernel32:
 def test_windows_gives_its_memory_through_global_memory_status(
     monkeypatch: pytest.MonkeyPatch, succeeds: bool, found: int | None
 ) -> None:
-    monkeypatch.delattr(os, "sysconf")
+    monkeypatch.delattr(os, "sysconf", raising=False)  # Windows has none
     kernel32 = FakeKernel32(64 * 2**30, succeeds)
     monkeypatch.setattr(ctypes, "windll", types.SimpleNamespace(kernel32=kernel32), raising=False)
     assert physical_memory() == found
@@ -149,6 +149,6 @@ def test_windows_gives_its_memory_through_global_memory_status(
 
 
 def test_memory_is_unknown_without_sysconf_or_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(os, "sysconf")
+    monkeypatch.delattr(os, "sysconf", raising=False)  # Windows has none
     monkeypatch.delattr(ctypes, "windll", raising=False)
     assert physical_memory() is None
