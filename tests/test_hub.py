@@ -375,12 +375,14 @@ def test_a_cache_that_is_a_file_is_named_before_any_request(
     assert hub.requests == [] and notes.read_text() == "mine"
 
 
+@pytest.mark.parametrize("typed", ["{notes}", "~/notes.txt"])  # huggingface_hub expands the ~
 def test_hf_home_naming_a_file_is_named_before_any_request(
-    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, typed: str
 ) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
-    monkeypatch.setenv("HF_HOME", str(notes))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HOME", typed.format(notes=notes))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)  # HF_HOME alone, as a user sets it
     for name, path in [
         ("HF_HOME", notes),
@@ -392,22 +394,6 @@ def test_hf_home_naming_a_file_is_named_before_any_request(
     reason = f"HF_HOME {notes} is a file, not a folder, so the Hugging Face cache cannot be read there"
     assert load_error(REPO) == f"{REPO}: {reason}; set HF_HOME to a folder"
     assert hub.requests == [] and notes.read_text() == "mine"
-
-
-def test_hf_home_written_with_a_tilde_is_named_as_the_file_it_points_at(
-    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    notes = tmp_path / "notes.txt"
-    notes.write_text("mine")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("HF_HOME", "~/notes.txt")  # huggingface_hub expands the ~
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setattr(constants, "HF_HOME", str(notes))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(notes / "hub"))
-
-    reason = f"HF_HOME {notes} is a file, not a folder, so the Hugging Face cache cannot be read there"
-    assert load_error(REPO) == f"{REPO}: {reason}; set HF_HOME to a folder"
-    assert hub.requests == []
 
 
 def test_hf_hub_cache_under_a_file_names_hf_hub_cache_as_the_setting_to_change(
