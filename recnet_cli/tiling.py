@@ -133,10 +133,13 @@ MAP_TOUCHES = {
 }
 
 
+IMAGE_BYTES_PER_PIXEL = 3 * 4  # the float32 RGB image a tiled run reads its tiles from
+
+
 def full_maps_bytes(channels: int, height: int, width: int, dtype: torch.dtype) -> int:
     """Memory of a tiled run's full-size maps (``map_sizes``) in ``dtype``, and of the float32 image."""
     pixels = height * width
-    return sum(map_sizes(channels, pixels, dtype).values()) + 3 * 4 * pixels
+    return sum(map_sizes(channels, pixels, dtype).values()) + IMAGE_BYTES_PER_PIXEL * pixels
 
 
 def pinned_maps_bytes(channels: int, height: int, width: int, dtype: torch.dtype) -> int:
@@ -144,7 +147,7 @@ def pinned_maps_bytes(channels: int, height: int, width: int, dtype: torch.dtype
     pinned block up to a power of two, so they can take up to twice their size (the image is not pinned)."""
     pixels = height * width
     sizes = map_sizes(channels, pixels, dtype).values()
-    return sum(1 << (size - 1).bit_length() for size in sizes) + 3 * 4 * pixels
+    return sum(1 << (size - 1).bit_length() for size in sizes) + IMAGE_BYTES_PER_PIXEL * pixels
 
 
 @dataclass(frozen=True)
