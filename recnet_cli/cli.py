@@ -252,17 +252,7 @@ def correct(
         quiet=quiet,
         report=builder,
     )
-    summary = run_batch(
-        jobs,
-        found,
-        correctors,
-        correction.compute,
-        correction.write,
-        "Correcting",
-        overwrite,
-        skip_existing,
-        quiet,
-    )
+    summary = run_batch(mode, jobs, found, correctors, correction.compute, correction.write, "Correcting")
     about = (
         given if loaded is None else {**given, "model": loaded.reference, "device": device_names(correctors)}
     )
@@ -393,9 +383,7 @@ def mask(
     from recnet_cli.mask_command import MaskDrawing
 
     drawing = MaskDrawing(raw, quality, overwrite, replaces_companions(overwrite, skip_existing), quiet)
-    summary = run_batch(
-        jobs, found, correctors, drawing.compute, drawing.write, "Masking", overwrite, skip_existing, quiet
-    )
+    summary = run_batch(mode, jobs, found, correctors, drawing.compute, drawing.write, "Masking")
     about = given if loaded is None else {"model": loaded.reference, "device": device_names(correctors)}
     finish(summary, "masked", quiet, as_json, about)
 

@@ -397,18 +397,17 @@ def show_plan(
 
 
 def run_batch(
+    mode: BatchMode,
     jobs: list[Job],
     found: Summary,
     correctors: list[Corrector],
     compute: Callable[[Corrector, Photo, Progress], Any],
     write: Callable[[Job, Photo, Any], float],
     label: str,
-    overwrite: bool,
-    skip_existing: bool,
-    quiet: bool,
 ) -> Summary:
-    """Reads, computes (one lane per device) and writes every job under a progress bar, which each photo
-    moves as its tiles finish; ``found`` holds the inputs that gave no job (see ``collect_jobs``)."""
+    """Reads, computes (one lane per device) and writes every job under a progress bar (``label``), which
+    each photo moves as its tiles finish; ``found`` holds the inputs that gave no job (``collect_jobs``)."""
+    overwrite, skip_existing, quiet = mode.overwrite, mode.skip_existing, mode.quiet
     handled: tuple[type[Exception], ...] = (PhotoFileError,)
     if correctors:  # none where no photo is to be run (``open_models_if_needed``), nor PyTorch imported
         from recnet_cli.engine import PhotoRunError

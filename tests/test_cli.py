@@ -57,7 +57,7 @@ from recnet_cli.imaging import OUTPUT_EXTENSIONS, Photo, icc
 from recnet_cli.imaging.pixels import luma
 from recnet_cli.model import RECNet
 from recnet_cli.outputs import Job
-from recnet_cli.runner import finish, run_batch
+from recnet_cli.runner import BatchMode, finish, run_batch
 from recnet_cli.train import loop
 from recnet_cli.train import memory as train_memory
 from recnet_cli.train.data import read_rgb
@@ -68,6 +68,10 @@ from recnet_cli.weights.formats import safetensors_header
 from recnet_cli.weights.save import model_files
 
 TRAIN_PHOTOS = Path(__file__).parent / "data" / "train-photos"
+# run_batch for correct, as -q runs it: no bar, no line per photo
+QUIET_CORRECT = BatchMode(
+    "correct", overwrite=False, skip_existing=False, quiet=True, as_json=False, dry_run=False
+)
 
 
 def test_console_script_and_module_entry_point(env: dict[str, str]) -> None:
@@ -775,9 +779,8 @@ def stopped_at_the_third_photo(jobs: list[Job], stop: Callable[[], None], overwr
     before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # as the program, entry.run, does
     try:
-        summary = run_batch(
-            jobs, Summary(), [corrector], compute, write, "Correcting", overwrite, False, quiet=True
-        )
+        mode = BatchMode("correct", overwrite, skip_existing=False, quiet=True, as_json=False, dry_run=False)
+        summary = run_batch(mode, jobs, Summary(), [corrector], compute, write, "Correcting")
         assert {signal.getsignal(number) for number in before} == {signal.SIG_IGN}
     finally:
         for number, handler in before.items():
@@ -1400,7 +1403,7 @@ def test_a_photo_that_runs_out_of_memory_fails_alone(tmp_path: Path) -> None:
         return photo.megapixels
 
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    summary = run_batch(jobs, Summary(), [corrector], compute, write, "Correcting", False, False, quiet=True)
+    summary = run_batch(QUIET_CORRECT, jobs, Summary(), [corrector], compute, write, "Correcting")
     assert [o.status for o in summary.outcomes] == ["done", "failed", "done"]
     assert summary.outcomes[1].reason == "not enough memory for this 0.0 MP photo: try --tile 1024"
 
@@ -1419,7 +1422,7 @@ def test_a_photo_too_wide_for_its_output_format_fails_before_the_model_runs(tmp_
         return photo.megapixels
 
     corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"))
-    summary = run_batch(jobs, Summary(), [corrector], compute, write, "Correcting", False, False, quiet=True)
+    summary = run_batch(QUIET_CORRECT, jobs, Summary(), [corrector], compute, write, "Correcting")
     assert [o.status for o in summary.outcomes] == ["failed", "done"] and len(computed) == 1
     assert summary.outcomes[0].reason == (
         f"{tmp_path / 'panorama.webp'}: too large for WebP: 16384 x 2 pixels, and WebP holds at most 16,383 "
@@ -1468,9 +1471,7 @@ def test_gpu_lanes_read_ahead_as_far_as_the_largest_photo_allows(
         job.target.write_bytes(b"corrected")
         return photo.megapixels
 
-    summary = run_batch(
-        jobs, Summary(), lanes, lambda *args: None, write, "Correcting", False, False, quiet=True
-    )
+    summary = run_batch(QUIET_CORRECT, jobs, Summary(), lanes, lambda *args: None, write, "Correcting")
     assert [outcome.status for outcome in summary.outcomes] == ["done"] * 3
     assert lane_depths == [depths]
 
@@ -2091,7 +2092,7 @@ def test_every_device_of_a_list_takes_photos_of_the_batch(tmp_path: Path) -> Non
         job.target.write_bytes(b"corrected")
         return photo.megapixels
 
-    summary = run_batch(jobs, Summary(), lanes, compute, write, "Correcting", False, False, quiet=True)
+    summary = run_batch(QUIET_CORRECT, jobs, Summary(), lanes, compute, write, "Correcting")
     assert summary.count("done") == 6 and all(taken.values()) and len(taken[0] + taken[1]) == 6
 
 
