@@ -4,7 +4,11 @@ colour-space definitions say."""
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import struct
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +134,40 @@ def test_the_colorants_and_curves_of_a_matrix_profile_are_read_back() -> None:
     assert matrix_shaper(grey_profile("Grey", 1.8))[0] is None
     with_tables = matrix_profile(SRGB, D65, "sRGB").replace(b"bTRC", b"A2B0")  # a lookup-table profile
     assert matrix_shaper(with_tables) is None and matrix_shaper(b"not a profile") is None
+
+
+@pytest.mark.parametrize("table", [b"A2B0", b"D2B0"], ids=["integer", "floating point"])
+def test_a_profile_with_lookup_tables_beside_its_matrix_is_left_to_littlecms(table: bytes) -> None:
+    # LittleCMS converts through a profile's tables where it has both; its matrix and curves are all here
+    profile = matrix_profile(ADOBE_RGB, D65, "Adobe RGB (1998)", ADOBE_GAMMA)
+    assert matrix_shaper(profile) is not None
+    assert matrix_shaper(profile.replace(b"cprt", table)) is None
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [matrix_profile(DISPLAY_P3, D65, "Display P3"), grey_profile("Grey", 1.8)],
+    ids=["matrix", "grey"],
+)
+def test_the_profiles_made_here_have_the_d50_white_icc_v4_asks_for(profile: bytes, tmp_path: Path) -> None:
+    # Absolute colorimetric conversion (soft proofing) goes by the media white: white stays white
+    opened = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    mode = "L" if profile[16:20] == b"GRAY" else "RGB"
+    to_srgb = ImageCms.buildTransform(
+        opened, ImageCms.createProfile("sRGB"), mode, "RGB", ImageCms.Intent.ABSOLUTE_COLORIMETRIC
+    )
+    white = Image.new(mode, (1, 1), 255 if mode == "L" else (255, 255, 255))
+    assert np.asarray(ImageCms.applyTransform(white, to_srgb))[0, 0].tolist() == [255, 255, 255]
+    exiftool = shutil.which("exiftool")
+    if exiftool is None:  # CI installs Debian's
+        return
+    (tmp_path / "profile.icc").write_bytes(profile)
+    command = [
+        exiftool,
+        "-json",
+        "-ConnectionSpaceIlluminant",
+        "-MediaWhitePoint",
+        str(tmp_path / "profile.icc"),
+    ]
+    (read,) = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    assert read["ConnectionSpaceIlluminant"] == read["MediaWhitePoint"] == "0.9642 1 0.82491"

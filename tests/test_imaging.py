@@ -978,6 +978,51 @@ def test_empty_text_is_not_copied_nor_said_to_be_left_out_and_each_comment_count
     ]
 
 
+def test_a_comment_as_long_as_a_jpeg_segment_holds_goes_into_a_jpeg_and_a_longer_one_is_left_out(tmp_path):
+    for length, kept in ((65533, True), (65534, False)):  # a segment holds 65,535 bytes, its length in 2
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Comment", "x" * length, zip=True)
+        photo = read_photo(save(tmp_path / "in.png", Image.fromarray(gradient_rgb8()), pnginfo=info))
+        write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+        with Image.open(tmp_path / "out.jpg") as written:
+            comments = [data for marker, data in written.applist if marker == "COM"]
+        assert comments == ([b"x" * length] if kept else [])
+        assert bool(output_notices(photo, "JPEG")) is not kept
+
+
+def test_a_jpegs_comment_in_latin_1_or_with_nul_bytes_is_readable_text_in_a_png(tmp_path):
+    # older cameras and editors wrote Latin-1 comments; a PNG text holds no NUL past its keyword
+    for comment, text in ((b"Caf\xe9 cr\xe8me", "Caf\u00e9 cr\u00e8me"), (b"one\0two", "onetwo")):
+        source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), comment=comment)
+        _, output = round_trip(tmp_path, source, "png")
+        with Image.open(output) as written:
+            written.load()
+            assert written.text == {"Comment": text}
+
+
+def test_a_pngs_compressed_international_comment_goes_into_a_jpeg_as_its_text(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("Comment", "Caf\u00e9 \u6771\u4eac", zip=True)  # a compressed iTXt
+    photo, output = round_trip(
+        tmp_path, save(tmp_path / "in.png", Image.fromarray(gradient_rgb8()), pnginfo=info), "jpg"
+    )
+    with Image.open(output) as written:
+        assert [data for marker, data in written.applist if marker == "COM"] == [
+            "Caf\u00e9 \u6771\u4eac".encode()
+        ]
+    assert output_notices(photo, "JPEG") == []
+
+
+def test_a_pngs_international_text_that_is_not_utf_8_is_read_and_kept_as_it_is_in_png(tmp_path):
+    damaged = (b"iTXt", b"Comment\0\0\0\0\0caf\xe9")  # iTXt is UTF-8: \xe9 alone is no character
+    photo = read_photo(png_with_chunks(tmp_path / "in.png", gradient_rgb8(), damaged))
+    write_photo(tmp_path / "out.png", photo.pixels, photo)
+    assert png_chunk_bytes(*damaged) in (tmp_path / "out.png").read_bytes()
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+    with Image.open(tmp_path / "out.jpg") as written:
+        assert [data for marker, data in written.applist if marker == "COM"] == []
+
+
 def test_a_tiffs_iptc_and_xmp_tags_do_not_travel_inside_its_exif():
     # A TIFF's first directory doubles as its EXIF; the IPTC and XMP in it are copied as themselves, not
     # as EXIF tags (Pillow cuts the integer-typed IPTC tag to one number, which readers flag as damage).
@@ -1288,6 +1333,16 @@ def test_alpha_is_dropped_where_the_format_has_none(tmp_path, extension):
         assert written.mode == "RGB"
 
 
+def test_a_bmp_of_a_transparent_photo_holds_24_bit_colour_alone(tmp_path: Path) -> None:
+    # some readers take a 32-bit BMP's fourth byte for alpha, where recnet's note says there is none
+    original = rgba8()
+    photo = photo_like(original[..., :3], alpha=original[..., 3])
+    write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+    (bits_per_pixel,) = struct.unpack_from("<H", (tmp_path / "out.bmp").read_bytes(), 28)  # BITMAPINFOHEADER
+    assert bits_per_pixel == 24
+    assert np.array_equal(written_codes(tmp_path / "out.bmp"), original[..., :3])
+
+
 def test_lost_transparency_is_noted_unless_the_alpha_is_opaque_all_over(tmp_path):
     see_through = read_photo(save(tmp_path / "in.png", Image.fromarray(rgba8())))
     assert imaging.alpha_loss_notice(see_through, "JPEG") == (
@@ -1385,6 +1440,16 @@ def test_grayscale_8_bit_stays_grayscale(tmp_path, extension):
         assert np.abs(result.astype(int) - original).mean() < 2
 
 
+def test_a_lossless_webp_keeps_the_colours_under_fully_transparent_pixels(tmp_path: Path) -> None:
+    # as a PNG does: an editor that takes the transparency off shows the colours the photo had there
+    original = rgba8()
+    hidden = original[..., 3] == 0
+    photo = photo_like(original[..., :3], alpha=original[..., 3], lossless=True)
+    write_photo(tmp_path / "out.webp", photo.pixels, photo)
+    with Image.open(tmp_path / "out.webp") as written:
+        assert np.array_equal(np.asarray(written)[hidden], original[hidden])
+
+
 def test_grayscale_becomes_rgb_in_webp(tmp_path):
     _, output = round_trip(tmp_path, save(tmp_path / "in.png", Image.new("L", (8, 8), 77)), "webp")
     with Image.open(output) as written:
@@ -1399,6 +1464,16 @@ def test_grayscale_with_alpha(tmp_path):
     assert photo.grayscale and np.array_equal(photo.alpha, original[..., 1])
     with Image.open(output) as written:
         assert written.mode == "LA" and np.array_equal(np.asarray(written), original)
+
+
+def test_an_8_bit_grey_photo_with_transparency_is_a_grey_with_alpha_tiff(tmp_path: Path) -> None:
+    grey, alpha = gradient_rgb8()[..., 0], rgba8()[..., 3]
+    like = photo_like(np.dstack([grey] * 3), grayscale=True, alpha=alpha)
+    write_photo(tmp_path / "out.tif", like.pixels, like)
+    with Image.open(tmp_path / "out.tif") as written:
+        assert written.mode == "LA" and np.array_equal(np.asarray(written), np.dstack([grey, alpha]))
+    photo = read_photo(tmp_path / "out.tif")
+    assert photo.grayscale and np.array_equal(photo.alpha, alpha)
 
 
 @pytest.mark.parametrize("extension", ["png", "tif"])
@@ -1476,6 +1551,18 @@ def test_a_profile_that_says_nothing_of_the_colours_is_left_out_with_a_note(tmp_
     assert photo.icc_profile is None
     assert photo.reading_notices() == [f"its embedded colour profile {why}: the output goes without it"]
     assert photo.reading_notices(metadata=False) == []
+
+
+def test_a_profile_cut_short_inside_its_header_is_left_out_with_a_note(tmp_path: Path) -> None:
+    cut = SRGB_PROFILE[:64]  # its colour space and signature are there, its tags are not
+    photo = read_photo(save(tmp_path / "in.jpg", Image.new("RGB", (8, 8), 100), icc_profile=cut))
+    assert photo.icc_profile is None
+    assert photo.reading_notices() == [
+        "its embedded colour profile is not an ICC profile: the output goes without it"
+    ]
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+    with Image.open(tmp_path / "out.jpg") as written:
+        assert "icc_profile" not in written.info
 
 
 def test_palette_reads_as_rgb(tmp_path):
@@ -2394,6 +2481,21 @@ def test_a_camera_s_adobe_rgb_jpeg_without_a_profile_is_adobe_rgb_as_its_exif_sa
         assert srgb.icc_profile is None and "icc_profile" not in written.info
 
 
+def test_only_an_exif_that_says_both_uncalibrated_and_r03_makes_a_photo_adobe_rgb(tmp_path: Path) -> None:
+    # Uncalibrated alone is any other space (or none said); R03 with sRGB is a contradiction: sRGB's
+    cases = [(0xFFFF, "R98", False), (0xFFFF, None, False), (1, "R03", False), (0xFFFF, "R03", True)]
+    for colour_space, index, adobe in cases:
+        exif = camera_exif()
+        exif_directory = exif.get_ifd(EXIF_IFD)
+        exif_directory[0xA001] = colour_space  # ColorSpace
+        exif_directory[INTEROP_IFD] = {} if index is None else {1: index}
+        photo = read_photo(save(tmp_path / "in.jpg", Image.fromarray(colour_codes()), exif=exif))
+        write_photo(tmp_path / "out.png", photo.pixels, photo)
+        with Image.open(tmp_path / "out.png") as written:
+            profile = written.info.get("icc_profile")
+        assert (profile is not None) is adobe, (colour_space, index)
+
+
 def test_a_16_bit_photo_is_converted_for_bmp_in_floating_point_to_the_nearest_code(tmp_path: Path) -> None:
     between_codes = np.random.default_rng(0).integers(-128, 128, colour_codes().shape)
     deep = np.clip(colour_codes().astype(int) * 257 + between_codes, 0, 65535).astype(np.uint16)
@@ -2686,6 +2788,119 @@ def test_damaged_png_colour_chunks_are_left_out(tmp_path: Path) -> None:
     with Image.open(tmp_path / "out.jpg") as jpeg:
         assert "icc_profile" not in jpeg.info
     assert imaging.colour_loss_notice(photo, "BMP") is None
+
+
+def test_a_png_s_srgb_chunk_says_srgb_over_its_gama(tmp_path: Path) -> None:
+    # The PNG specification puts sRGB before gAMA and cHRM: a reader that knows sRGB ignores the others
+    photo = read_photo(png_with_chunks(tmp_path / "in.png", colour_codes(), (b"sRGB", b"\0"), GAMMA_18))
+    for extension in ("jpg", "tif"):
+        write_photo(tmp_path / f"out.{extension}", photo.pixels, photo)
+        with Image.open(tmp_path / f"out.{extension}") as written:
+            assert "icc_profile" not in written.info
+    write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+    assert np.array_equal(written_codes(tmp_path / "out.bmp"), colour_codes())
+    assert imaging.colour_loss_notice(photo, "BMP") is None
+
+
+def test_a_png_s_chrm_that_differs_from_srgb_s_in_one_primary_alone_is_no_srgb(tmp_path: Path) -> None:
+    # Adobe RGB's red, blue and white are sRGB's: only its green is wider
+    photo = read_photo(png_with_chunks(tmp_path / "in.png", colour_codes(), SRGB_GAMMA, ADOBE_CHRM))
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+    with Image.open(tmp_path / "out.jpg") as jpeg:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(jpeg.info["icc_profile"]))
+    assert (
+        ImageCms.getProfileDescription(profile).strip() == "cHRM primaries, gamma 2.20 (from PNG gAMA/cHRM)"
+    )
+    write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+    expected = as_srgb(colour_codes() / 255, ADOBE_RGB, 1 / 0.45455)
+    assert np.abs(written_codes(tmp_path / "out.bmp") - expected).max() <= 1.0
+
+
+def test_a_grey_png_s_chrm_says_nothing_of_its_greys(tmp_path: Path) -> None:
+    # Primaries are no part of a grey: with sRGB's gamma, a grey PNG's colours are sRGB's whatever its cHRM
+    grey = np.arange(0, 256, dtype=np.uint8).reshape(16, 16)
+    photo = read_photo(png_with_chunks(tmp_path / "in.png", grey, SRGB_GAMMA, ADOBE_CHRM))
+    assert photo.grayscale
+    write_photo(tmp_path / "out.tif", photo.pixels, photo)
+    with Image.open(tmp_path / "out.tif") as written:
+        assert written.mode == "L" and "icc_profile" not in written.info
+    write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+    assert np.array_equal(written_codes(tmp_path / "out.bmp"), grey)
+
+
+def test_a_png_output_carries_the_colour_chunks_as_they_came_without_a_profile_added(tmp_path: Path) -> None:
+    for name, chunks in (("gama", [GAMMA_18, ADOBE_CHRM]), ("cicp", [(b"cICP", bytes([12, 13, 0, 1]))])):
+        photo = read_photo(png_with_chunks(tmp_path / f"{name}.png", colour_codes(), *chunks))
+        write_photo(tmp_path / f"{name}-out.png", photo.pixels, photo)
+        written = (tmp_path / f"{name}-out.png").read_bytes()
+        assert all(png_chunk_bytes(*chunk) in written for chunk in chunks)
+        assert b"iCCP" not in written  # an iCCP would outrank the gAMA and cHRM in readers that know both
+
+
+def test_a_png_s_cicp_primaries_without_known_chromaticities_are_named_and_left_out(tmp_path: Path) -> None:
+    bt470m = (b"cICP", bytes([4, 13, 0, 1]))  # BT.470 System M primaries, the sRGB curve
+    photo = read_photo(png_with_chunks(tmp_path / "in.png", colour_codes(), bt470m))
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+    with Image.open(tmp_path / "out.jpg") as jpeg:
+        assert "icc_profile" not in jpeg.info
+    assert imaging.colour_loss_notice(photo, "JPEG") == (
+        "its colour description (PNG cICP: BT.470M primaries) cannot go into JPEG, so viewers will take its "
+        "colours for sRGB; --ext png keeps it"
+    )
+
+
+# H.273's colour primaries (red, green, blue; white), as the standards that define them give them.
+H273_PRIMARIES = {
+    5: ("BT.601 PAL", [(0.64, 0.33), (0.29, 0.60), (0.15, 0.06)], D65),
+    6: ("BT.601", [(0.63, 0.34), (0.31, 0.595), (0.155, 0.07)], D65),
+    7: ("SMPTE 240M", [(0.63, 0.34), (0.31, 0.595), (0.155, 0.07)], D65),
+    9: ("BT.2020", [(0.708, 0.292), (0.17, 0.797), (0.131, 0.046)], D65),
+    11: ("DCI-P3", [(0.68, 0.32), (0.265, 0.69), (0.15, 0.06)], (0.314, 0.351)),  # DCI's greenish white
+    12: ("Display P3", DISPLAY_P3, D65),
+    22: ("EBU 3213", [(0.63, 0.34), (0.295, 0.605), (0.155, 0.077)], D65),
+}
+
+
+@pytest.mark.parametrize("code", sorted(H273_PRIMARIES))
+def test_a_png_s_cicp_primaries_become_a_profile_of_their_standard_chromaticities(code: int) -> None:
+    name, primaries, white = H273_PRIMARIES[code]
+    photo = photo_like(colour_codes(), png_colour=((b"cICP", bytes([code, 13, 0, 1])),))
+    profile, _ = imaging.colour.output_colour(photo, "TIFF")
+    assert profile == icc.matrix_profile(primaries, white, f"{name} (from PNG cICP)")
+
+
+def test_a_grey_photo_gets_no_rgb_profile_from_its_colour_description(tmp_path: Path) -> None:
+    # A grey HEIF's nclx names RGB primaries, which an RGB profile would say: no profile for grey pixels
+    grey = np.repeat(np.arange(0, 256, 16, dtype=np.uint8)[None], 4, axis=0)
+    photo = photo_like(np.dstack([grey] * 3), grayscale=True, source_format="HEIF", nclx=nclx_of(12, 13))
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+    with Image.open(tmp_path / "out.jpg") as jpeg:
+        assert jpeg.mode == "L" and "icc_profile" not in jpeg.info
+    write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+    assert np.array_equal(written_codes(tmp_path / "out.bmp"), grey)
+    assert imaging.colour_loss_notice(photo, "BMP") is None
+
+
+def test_a_profile_within_two_codes_of_srgb_counts_as_srgb_and_one_past_it_does_not(tmp_path: Path) -> None:
+    # A red x 0.001 off sRGB's moves no colour by more than 2 codes; 0.002 off, by 3
+    for shift, converted in ((0.001, False), (0.002, True)):
+        primaries = [(0.64 + shift, 0.33), *SRGB_PRIMARIES[1:]]
+        photo = photo_like(colour_codes(), icc_profile=icc.matrix_profile(primaries, D65, f"red {shift}"))
+        notice = imaging.colour_loss_notice(photo, "BMP")
+        assert notice is None if not converted else f"converted from red {shift} to sRGB" in notice
+        write_photo(tmp_path / "out.bmp", photo.pixels, photo)
+        if not converted:
+            assert np.array_equal(written_codes(tmp_path / "out.bmp"), colour_codes())
+
+
+def test_the_shadows_of_a_photo_converted_for_bmp_follow_srgb_s_linear_segment(tmp_path: Path) -> None:
+    # sRGB's curve is a straight line below code 10: deep shadows go to their nearest codes on it
+    shadows = np.linspace(0, 6000, 16 * 16 * 3).astype(np.uint16).reshape(16, 16, 3)
+    like = photo_like(shadows, icc_profile=ADOBE_PROFILE)
+    write_photo(tmp_path / "out.bmp", like.pixels, like)
+    expected = as_srgb(shadows / 65535, ADOBE_RGB, ADOBE_GAMMA)
+    assert expected.max() > 10  # past the segment's end too
+    assert np.abs(written_codes(tmp_path / "out.bmp") - expected).max() <= 0.55
 
 
 def test_a_png_s_large_metadata_is_read_and_one_too_large_is_named_as_such(tmp_path: Path) -> None:
