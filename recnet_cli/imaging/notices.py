@@ -65,7 +65,8 @@ def text_loss_notice(photo: Photo, output_format: str) -> str | None:
     if not left:
         return None
     them = "them" if len(left) > 1 else "it"
-    keeper = "JPEG or PNG" if set(left) == {COMMENT_KEYWORD} else "PNG"
+    # a JPEG holds comments, but not one it has just left out (too long for a segment, or not text)
+    keeper = "JPEG or PNG" if set(left) == {COMMENT_KEYWORD} and output_format != "JPEG" else "PNG"
     if photo.source_format == "PNG":
         what = f"PNG text {in_words(list(dict.fromkeys(left)), 'and')}"
     else:
