@@ -750,6 +750,22 @@ def test_a_mask_without_its_photo_is_kept_unless_recnet_left_it_and_the_photo_is
     assert again.returncode == 0 and "corrected 0, skipped 1, failed 0" in again.stderr
 
 
+def test_a_features_figure_left_without_its_photo_is_drawn_again_by_skip_existing(
+    tmp_path: Path, model_file: Path
+) -> None:
+    skip_unless_marks_kept(tmp_path)  # --skip-existing replaces only what recnet left
+    photo = make_photo(tmp_path / "a.png")
+    out = tmp_path / "out"
+    command = ["correct", str(photo), "-o", str(out), "--save-features", "--model", str(model_file)]
+    first = CliRunner().invoke(app, command)
+    assert first.exit_code == 0, first.output
+    (out / "a.png").unlink()  # as a run stopped between the figure and the photo leaves them
+    resumed = CliRunner().invoke(app, [*command, "--skip-existing"])
+    assert resumed.exit_code == 0 and "corrected 1, skipped 0, failed 0" in resumed.stderr, resumed.output
+    assert (out / "a.png").is_file()
+    assert (out / "a_features.png").stat().st_mtime_ns <= (out / "a.png").stat().st_mtime_ns
+
+
 def ctrl_c(*_: object, **__: object) -> None:
     """Stops as Ctrl-C does (and SIGTERM, as recnet takes it): a stand-in for any step of a command."""
     raise KeyboardInterrupt
@@ -1971,6 +1987,32 @@ def test_mask_writes_a_picture_and_the_raw_16_bit_mask(
         assert values.dtype == np.uint16 and 0 < values.mean() < 65535
 
 
+def test_mask_draws_what_a_photo_s_alpha_hides_as_a_checkerboard(tmp_path: Path, model_file: Path) -> None:
+    # as correct's mask pictures do: the colours under full transparency are no part of the photo shown
+    rgba = np.random.default_rng(6).integers(0, 256, (48, 64, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    rgba[:16, :16, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "cutout.png")
+    result = CliRunner().invoke(app, ["mask", str(tmp_path / "cutout.png"), "--model", str(model_file)])
+    assert result.exit_code == 0, result.output
+    picture = np.asarray(Image.open(tmp_path / "cutout_mask.png"))
+    assert (picture[:8, :8] == 204).all() and (picture[:8, 8:16] == 153).all()
+
+
+def test_a_raw_mask_left_without_its_picture_is_written_again_by_skip_existing(
+    tmp_path: Path, model_file: Path
+) -> None:
+    skip_unless_marks_kept(tmp_path)  # --skip-existing replaces only what recnet left
+    photo = make_photo(tmp_path / "a.png")
+    command = ["mask", str(photo), "-o", str(tmp_path / "out"), "--raw", "--model", str(model_file)]
+    first = CliRunner().invoke(app, command)
+    assert first.exit_code == 0, first.output
+    (tmp_path / "out" / "a_mask.png").unlink()  # as a run stopped between the raw mask and the picture
+    resumed = CliRunner().invoke(app, [*command, "--skip-existing"])
+    assert resumed.exit_code == 0, resumed.output
+    assert (tmp_path / "out" / "a_mask.png").is_file() and (tmp_path / "out" / "a_mask_raw.png").is_file()
+
+
 ADOBE_RGB_JPEG = Path(__file__).parent / "data" / "adobe-rgb-option-file.jpg"  # a camera's, in Adobe RGB
 
 
@@ -2063,6 +2105,21 @@ def test_mask_pictures_take_a_quality_where_their_format_is_lossy(tmp_path: Path
     png = CliRunner().invoke(app, ["mask", source, "--quality", "20", "-n", "--model", str(model_file)])
     assert png.exit_code == 0, png.stderr
     assert "note: --quality sets JPEG, WebP, AVIF and HEIF outputs: PNG outputs are lossless" in png.stderr
+
+
+def test_corrected_photos_take_a_quality_where_their_format_is_lossy(
+    tmp_path: Path, model_file: Path
+) -> None:
+    source = str(make_photo(tmp_path / "shot.jpg", size=(96, 64)))
+    sizes = {}
+    for quality in ([], ["--quality", "20"]):
+        target = tmp_path / f"corrected{len(quality)}.jpg"
+        result = CliRunner().invoke(
+            app, ["correct", source, "-o", str(target), *quality, "--model", str(model_file)]
+        )
+        assert result.exit_code == 0, result.output
+        sizes[len(quality)] = target.stat().st_size
+    assert sizes[2] < sizes[0] / 2
 
 
 def test_an_output_name_and_ext_that_disagree_are_refused_and_the_name_decides_otherwise(

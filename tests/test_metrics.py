@@ -425,3 +425,20 @@ def test_eval_says_what_was_not_done_after_the_scores() -> None:
     assert EvalReport([scored], unsaved=[failed]).shortfall(1) == (
         "the scores are complete, but 1 of 1 corrected images was not saved"
     )
+
+
+def test_what_shows_through_partial_transparency_is_scored(tmp_path: Path) -> None:
+    # only full transparency hides a pixel: a half-transparent one still shows its colours
+    target, source = noisy_pair(8, (24, 32, 3))
+    shown = target.copy()
+    shown[:, 16:] = source[:, 16:]
+    alpha = np.full((24, 32, 1), 255, np.uint8)
+    alpha[:, :8] = 0  # hidden: scored as a match whatever its colours
+    alpha[:, 16:] = 128
+    rgba = np.concatenate([np.where(alpha == 0, source, shown), alpha], axis=2)
+    cv2.imwrite(str(tmp_path / "in.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    pair = ImagePair(tmp_path / "in.png", write(tmp_path / "gt.png", target))
+    corrector = Corrector(RECNet(channels=4, blocks=1), torch.device("cpu"), strength=0.0)
+    (score,) = evaluate_pairs([pair], corrector).scores
+    assert score.identity_psnr == pytest.approx(psnr(shown, target))
+    assert score.psnr == pytest.approx(score.identity_psnr)

@@ -657,3 +657,131 @@ def test_a_grey_photo_s_card_shows_it_grey_as_it_is_written(
     assert (
         np.ptp(np.asarray(after, dtype=int), axis=2).max() <= 2
     )  # grey, but for the JPEG preview's rounding
+
+
+@pytest.mark.parametrize(("level", "clipped"), [(250, 1.0), (249, 0.0)])
+def test_a_channel_at_the_clipped_level_counts_as_clipped(level: int, clipped: float) -> None:
+    image = np.full((4, 4, 3), 0.2, np.float32)
+    image[..., 1] = level / 255
+    assert exposure_stats(image).clipped == clipped
+
+
+def test_a_photo_transparent_all_over_is_measured_whole_rather_than_as_nothing() -> None:
+    # no pixel shows: its numbers come from all of them, not from none (NaN, which no card can hold)
+    image = np.full((6, 6, 3), 0.5, np.float32)
+    image[:3] = 1.0
+    stats = exposure_stats(image, np.zeros((6, 6), np.uint8))
+    assert stats == exposure_stats(image)
+    assert stats.clipped == pytest.approx(0.5)
+
+
+def test_a_photo_s_previews_show_it_before_and_after_correction_at_most_at_the_preview_size(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    dark, bright = np.zeros((20, 1400, 3), np.float32), np.ones((20, 1400, 3), np.float32)
+    builder = ReportBuilder(out)
+    target = written(out / "wide.jpg")
+    builder.add(target, builder.previews(target, dark, bright, np.zeros((20, 1400, 3), np.uint8)))
+    before, after = (
+        Image.open(out / PREVIEW_FOLDER / f"wide.jpg-{kind}.jpg") for kind in ("before", "after")
+    )
+    assert before.size == after.size == (1280, 18)
+    assert np.asarray(before).mean() < 5 and np.asarray(after).mean() > 250
+
+
+def test_the_numbers_after_correction_leave_out_what_full_transparency_hides(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    photo, corrected = np.full((10, 10, 3), 0.5, np.float32), np.full((10, 10, 3), 0.5, np.float32)
+    corrected[:, :5] = 1.0  # white under the transparent half
+    alpha = np.full((10, 10), 255, np.uint8)
+    alpha[:, :5] = 0
+    card = ReportBuilder(out).previews(
+        written(out / "cut-out.png"), photo, corrected, np.zeros((10, 10, 3), np.uint8), alpha=alpha
+    )
+    assert card.before_stats.clipped == card.after_stats.clipped == 0
+
+
+def test_a_preview_keeps_its_output_s_name_up_to_the_longest_stem(tmp_path: Path) -> None:
+    builder = ReportBuilder(tmp_path)
+    longest = "a" * 196 + ".jpg"  # 200 bytes
+    assert builder.preview(tmp_path / longest, "card.json").name == f"{longest}-card.json"
+    longer = builder.preview(tmp_path / ("a" + longest), "card.json").name
+    assert longer.startswith("a" * 187 + "-") and len(longer) == 187 + 13 + len("-card.json")
+
+
+def test_a_card_edited_to_name_its_output_otherwise_is_left_out(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    photo = np.zeros((8, 8, 3), np.float32)
+    builder = ReportBuilder(out)
+    target = written(out / "a.jpg")
+    builder.add(target, builder.previews(target, photo, photo, np.zeros((8, 8, 3), np.uint8)))
+    card = out / builder.preview(target, "card.json")
+    assert list(builder.stored_cards()) == ["a.jpg"]
+    card.write_text(json.dumps({**json.loads(card.read_text()), "output": "./a.jpg"}))  # the same file
+    assert builder.stored_cards() == {}
+
+
+def test_the_page_lists_as_without_a_card_only_the_photos_this_run_did_not_account_for(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    photo = np.zeros((8, 8, 3), np.float32)
+    names = ("done.jpg", "failed.jpg", "not-run.jpg", "plain.jpg")
+    jobs = [Job(tmp_path / name, out / name) for name in names]
+    builder = ReportBuilder(out, [job.target for job in jobs])
+    builder.add(
+        written(jobs[0].target), builder.previews(jobs[0].target, photo, photo, photo.astype(np.uint8))
+    )
+    written(jobs[3].target)  # written by a run without --report
+    summary = Summary(
+        [
+            Outcome(jobs[0], "done", seconds=0.5),
+            Outcome(jobs[1], "failed", "corrupt"),
+            Outcome(jobs[2], "not run", "the batch stopped"),
+            Outcome(jobs[3], "skipped", "output exists"),
+        ]
+    )
+    page = builder.write(summary, RUN).read_text("utf-8")
+    assert "<strong>1</strong> of the batch's photos have no card" in page
+    assert "<ul><li>plain.jpg</li></ul>" in page
+
+
+def test_only_a_shard_s_page_says_photos_without_a_card_may_be_another_shard_s(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    builder = ReportBuilder(out, [out / "a.jpg"])
+    whole = builder.write(Summary(), RUN).read_text("utf-8")
+    shard = builder.write(Summary(), ReportedRun("m", "cpu", shard="1/2")).read_text("utf-8")
+    assert "have no card: written without <code>--report</code>" in whole
+    assert "have no card: not corrected yet by their shard, or failed there" in shard
+
+
+def test_a_card_notes_clipped_highlights_from_the_smallest_share_that_counts(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    photo, mask = np.full((25, 40, 3), 0.5, np.float32), np.zeros((25, 40, 3), np.uint8)
+    photo[0, 0] = 1.0  # one pixel in a thousand: BLOWN_SHARE
+    builder = ReportBuilder(out)
+    target = written(out / "glint.jpg")
+    builder.add(target, builder.previews(target, photo, np.full_like(photo, 0.5), mask))
+    page = builder.write(Summary([Outcome(Job(tmp_path / "glint.jpg", target), "done")]), RUN)
+    assert "<th>clipped highlights</th><td>0.1%</td><td>0.0%</td>" in page.read_text("utf-8")
+    assert "Clipped highlights hold little or no detail" in page.read_text("utf-8")
+
+
+def test_a_link_where_the_page_goes_is_kept_even_when_it_leads_nowhere(tmp_path: Path) -> None:
+    (tmp_path / REPORT_NAME).symlink_to(tmp_path / "elsewhere.html")
+    assert report_problem(tmp_path) == f"{tmp_path / REPORT_NAME}: {NOT_A_REPORT}"
+    with pytest.raises(ImageWriteError):
+        ReportBuilder(tmp_path).write(Summary(), RUN)
+    assert (tmp_path / REPORT_NAME).is_symlink()
+
+
+def test_a_link_where_the_previews_of_an_output_s_own_folder_go_is_found(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / PREVIEW_FOLDER / "2024").mkdir(parents=True)
+    (tmp_path / PREVIEW_FOLDER / "2024" / "may").symlink_to("../../mine", target_is_directory=True)
+    assert report_problem(tmp_path, [tmp_path / "2024" / "a.jpg"]) is None
+    assert report_problem(tmp_path, [tmp_path / "2024" / "may" / "a.jpg"]) == (
+        f"{tmp_path / PREVIEW_FOLDER / '2024' / 'may'} is a link to a folder, and the report's previews go "
+        "in one of their own: move it"
+    )

@@ -21,6 +21,7 @@ from recnet_cli.viz import features as features_module
 from recnet_cli.viz.features import (
     FIGURE_WIDTH,
     TEXT,
+    TILE,
     Features,
     bears_out,
     distance_chart,
@@ -31,6 +32,8 @@ from recnet_cli.viz.features import (
     image_error,
     missing_region,
     region_distances,
+    robust_top,
+    signed_error_limit,
     stage_names,
 )
 from recnet_cli.viz.mask import mask_overlay
@@ -569,3 +572,56 @@ def test_the_mask_overlay_is_blue_where_under_and_orange_where_over_exposed(
     picture = mask_overlay(photo, np.full((40, 60), mask_value, np.float32), legend=False)
     red, _, blue = picture[20, 30].astype(int)
     assert (blue > red + 40) if colour == "blue" else (red > blue + 40), (red, blue)
+
+
+@pytest.mark.parametrize(("other", "word"), [(0.0, "under-exposed"), (1.0, "over-exposed")])
+def test_a_mask_of_exactly_one_half_is_in_neither_region(other: float, word: str) -> None:
+    # the distances are taken over mask > 0.5 and mask < 0.5: a half-way pixel counts for neither
+    features = two_region_features([1.0] * 6)
+    features.mask[:, :16] = 0.5
+    features.mask[:, 16:] = other
+    assert word in missing_region(features.mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mean of an empty region
+        assert bar_lengths(distance_chart(features)) == []
+
+
+@pytest.mark.parametrize(
+    ("distances", "verdict"),
+    [([1.0, 0.5, 0.98], "2% closer than extracted"), ([1.0, 0.5, 1.004], "as far apart as extracted")],
+)
+def test_a_change_from_half_a_percent_on_is_said_as_a_change(distances: list[float], verdict: str) -> None:
+    assert bears_out(distances).endswith(f": {verdict}")
+
+
+def test_one_outlier_pixel_does_not_set_the_heat_maps_colour_scale() -> None:
+    maps = [np.ones((100, 100), np.float32), np.ones((100, 100), np.float32)]
+    maps[1][50, 50] = 1000.0
+    assert robust_top(maps) == pytest.approx(1.0)
+
+
+def test_a_heat_row_of_few_maps_draws_them_up_to_twice_the_tile_size() -> None:
+    row = heat_row([np.ones((200, 300), np.float32)] * 2, ["a", "b"], top=1.0)
+    assert row.shape[1] == 2 * (2 * TILE) + 8  # two maps and the gap between them
+
+
+def test_the_distance_chart_says_how_much_of_the_photo_is_under_exposed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    features = two_region_features([1.0, 0.5])
+    features.mask[:8] = 0.0  # a quarter of the photo moves to the over-exposed region: 37.5% under
+    lines: list[str] = []
+
+    def recording(text: list[str], *rest: object) -> np.ndarray:
+        lines.extend(text)
+        return draw.blank(10, FIGURE_WIDTH)
+
+    monkeypatch.setattr(draw, "text_lines", recording)
+    distance_chart(features)
+    assert "(mask > 0.5: 38% of the photo)" in lines[0]
+
+
+def test_the_signed_error_scale_spans_most_errors_and_at_least_a_fiftieth() -> None:
+    rng = np.random.default_rng(0)
+    assert signed_error_limit(rng.uniform(-0.005, 0.005, (50, 50))) == 0.02
+    assert signed_error_limit(rng.uniform(-0.1, 0.1, (50, 50))) == pytest.approx(0.1, rel=0.02)
