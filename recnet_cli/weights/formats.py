@@ -43,6 +43,11 @@ def model_suffix(path: PurePath) -> str:
     return last_two if last_two == ".pth.tar" else path.suffix.lower()
 
 
+def is_model_file_name(path: PurePath) -> bool:
+    """Whether a file's name ends as the model files recnet reads do (``MODEL_SUFFIXES``)."""
+    return model_suffix(path) in MODEL_SUFFIXES
+
+
 def model_stem(path: PurePath) -> str:
     """A model file's name without its type (``model_suffix``): ``run`` of ``run.pth.tar``."""
     return path.name[: len(path.name) - len(model_suffix(path))]

@@ -16,7 +16,7 @@ from rich.filesize import decimal
 from recnet_cli.files import describe_os_error
 from recnet_cli.weights.card import card_calibration, card_summary, load_with_card, read_card
 from recnet_cli.weights.errors import WeightsError
-from recnet_cli.weights.formats import MODEL_SUFFIXES, looks_like_recnet, model_suffix
+from recnet_cli.weights.formats import is_model_file_name, looks_like_recnet
 from recnet_cli.weights.hub import HUB_DEFAULT_FILENAME, hub_cache_problem
 from recnet_cli.weights.locate import bundled_files
 
@@ -137,7 +137,7 @@ def unscanned_repo_entries(repo_path: Path) -> list[ModelEntry]:
             entry = cached_entry(repo_id, refs.get(snapshot.name, frozenset()), snapshot, file, size)
             if file.exists() and looks_like_recnet(file):
                 intact.append(with_card(entry))
-            elif not file.exists() and model_suffix(file) in MODEL_SUFFIXES:
+            elif not file.exists() and is_model_file_name(file):
                 problem = f"{file}: its data is missing from the Hugging Face cache (recnet download gets it)"
                 missing.append((replace(entry, problem=problem), file.with_suffix(".json").exists()))
     return intact + [entry for entry, has_card in missing if has_card or intact]

@@ -10,7 +10,13 @@ from pathlib import Path, PurePosixPath
 
 from recnet_cli.files import file_kind
 from recnet_cli.weights.errors import ModelNotFoundError, WeightsError
-from recnet_cli.weights.formats import MODEL_SUFFIXES, model_stem, model_suffix, unknown_file_type
+from recnet_cli.weights.formats import (
+    MODEL_SUFFIXES,
+    is_model_file_name,
+    model_stem,
+    model_suffix,
+    unknown_file_type,
+)
 from recnet_cli.weights.hub import (
     HUB_DEFAULT_FILENAME,
     HUB_REF_FORMAT,
@@ -108,7 +114,7 @@ def resolve(ref: str | None) -> ModelLocation:
         return ModelLocation(cached, ref, pinned.text, pinned)
     if hub_ref_of_address(ref):
         raise ModelNotFoundError(not_a_hub_ref(ref))
-    if model_suffix(path) in MODEL_SUFFIXES:
+    if is_model_file_name(path):
         # what was meant may be beside it: a run's checkpoint.safetensors, before its final.safetensors
         stem = model_stem(path)
         named = f" (the bundled model's name is {stem})" if bundled_model(stem) else ""
@@ -146,7 +152,7 @@ def model_files_hint(folder: Path, holder: str = "it") -> str:
     """`` (it holds a.safetensors, b.pth)``: the model files in ``folder``, if any, said of ``holder``: "it"
     for a folder given as ``--model``, "its folder" or "the current folder" for a model file not there."""
     try:
-        names = sorted(path.name for path in folder.iterdir() if model_suffix(path) in MODEL_SUFFIXES)
+        names = sorted(path.name for path in folder.iterdir() if is_model_file_name(path))
     except OSError:  # an unreadable folder: the error says enough without the hint
         return ""
     return f" ({holder} holds {listed(names)})" if names else ""
