@@ -2616,6 +2616,9 @@ def test_a_grey_photo_with_srgb_s_curve_is_not_converted(tmp_path: Path) -> None
     assert np.array_equal(written_codes(output), grey) and imaging.colour_loss_notice(photo, "BMP") is None
 
 
+DAMAGED_CURVES = "it is damaged: its greys do not go from dark to light"
+
+
 @pytest.mark.parametrize(
     ("profile", "problem"),
     [
@@ -2625,10 +2628,30 @@ def test_a_grey_photo_with_srgb_s_curve_is_not_converted(tmp_path: Path) -> None
             icc._profile(b"RGB ", icc._named("No curves")),
             "(No curves) cannot be converted to sRGB (cannot build",
         ),
+        (
+            icc.matrix_profile(ADOBE_RGB, D65, "Flat", 0.0),
+            f"(Flat) cannot be converted to sRGB ({DAMAGED_CURVES})",
+        ),
+        (
+            icc.matrix_profile(ADOBE_RGB, D65, "Falling", -2.0),
+            f"(Falling) cannot be converted to sRGB ({DAMAGED_CURVES})",
+        ),
+        (
+            icc._profile(
+                b"RGB ",
+                [
+                    *icc._named("No colorants"),
+                    *((tag, icc.xyz_tag([0, 0, 0])) for tag in (b"rXYZ", b"gXYZ", b"bXYZ")),
+                    *((tag, icc.parametric_curve(None)) for tag in (b"rTRC", b"gTRC", b"bTRC")),
+                ],
+            ),
+            f"(No colorants) cannot be converted to sRGB ({DAMAGED_CURVES})",
+        ),
     ],
-    ids=["header only", "cut short", "no curves"],
+    ids=["header only", "cut short", "no curves", "gamma 0", "gamma -2", "no colorants"],
 )
-def test_a_profile_littlecms_cannot_use_is_named_and_the_codes_go_unconverted(
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no warning lines of numpy's among recnet's
+def test_a_profile_that_cannot_be_converted_is_named_and_the_codes_go_unconverted(
     tmp_path: Path, profile: bytes, problem: str
 ) -> None:
     photo = photo_like(colour_codes(), icc_profile=profile)
@@ -2791,6 +2814,46 @@ def test_damaged_png_colour_chunks_are_left_out(tmp_path: Path) -> None:
     assert imaging.colour_loss_notice(photo, "BMP") is None
 
 
+def gamma_chunk(encoding: int) -> tuple[bytes, bytes]:
+    return b"gAMA", struct.pack(">I", encoding)
+
+
+@pytest.mark.parametrize(
+    ("chunk", "profile_name"),
+    [
+        (gamma_chunk(16), "sRGB primaries, gamma 6250.00 (from PNG gAMA/cHRM)"),  # libpng's range: 16..
+        (gamma_chunk(15), None),
+        (gamma_chunk(1), None),
+        (gamma_chunk(625_000_000), "sRGB primaries, gamma 0.00 (from PNG gAMA/cHRM)"),  # ..625,000,000
+        (gamma_chunk(625_000_001), None),
+        ((b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 64001, 33001, 64002, 33002)), None),
+        ((b"cHRM", struct.pack(">8I", 31270, 32900, 100001, 33000, 21000, 71000, 15000, 6000)), None),
+    ],
+    ids=[
+        "gamma 6250",
+        "gamma past 6250",
+        "gamma 100000",
+        "gamma 1/6250",
+        "gamma under 1/6250",
+        "cHRM all but in a line",
+        "cHRM x past 1",
+    ],
+)
+def test_png_colour_chunks_past_what_a_profile_holds_are_damaged_and_left_out(
+    tmp_path: Path, chunk: tuple[bytes, bytes], profile_name: str | None
+) -> None:
+    photo = read_photo(png_with_chunks(tmp_path / "in.png", colour_codes(), chunk))
+    assert photo.png_colour == (chunk,)
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+    with Image.open(tmp_path / "out.jpg") as jpeg:
+        profile = jpeg.info.get("icc_profile")
+    if profile_name is None:
+        assert profile is None
+    else:
+        described = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile)))
+        assert described.strip() == profile_name
+
+
 def test_a_png_s_srgb_chunk_says_srgb_over_its_gama(tmp_path: Path) -> None:
     # The PNG specification puts sRGB before gAMA and cHRM: a reader that knows sRGB ignores the others
     photo = read_photo(png_with_chunks(tmp_path / "in.png", colour_codes(), (b"sRGB", b"\0"), GAMMA_18))
@@ -2839,19 +2902,20 @@ def test_a_png_output_carries_the_colour_chunks_as_they_came_without_a_profile_a
 
 
 def test_a_png_s_cicp_primaries_without_known_chromaticities_are_named_and_left_out(tmp_path: Path) -> None:
-    bt470m = (b"cICP", bytes([4, 13, 0, 1]))  # BT.470 System M primaries, the sRGB curve
-    photo = read_photo(png_with_chunks(tmp_path / "in.png", colour_codes(), bt470m))
+    cie_xyz = (b"cICP", bytes([10, 13, 0, 1]))  # CIE XYZ as primaries, the sRGB curve
+    photo = read_photo(png_with_chunks(tmp_path / "in.png", colour_codes(), cie_xyz))
     write_photo(tmp_path / "out.jpg", photo.pixels, photo)
     with Image.open(tmp_path / "out.jpg") as jpeg:
         assert "icc_profile" not in jpeg.info
     assert imaging.colour_loss_notice(photo, "JPEG") == (
-        "its colour description (PNG cICP: BT.470M primaries) cannot go into JPEG, so viewers will take its "
+        "its colour description (PNG cICP: CIE XYZ primaries) cannot go into JPEG, so viewers will take its "
         "colours for sRGB; --ext png keeps it"
     )
 
 
 # H.273's colour primaries (red, green, blue; white), as the standards that define them give them.
 H273_PRIMARIES = {
+    4: ("BT.470M", [(0.67, 0.33), (0.21, 0.71), (0.14, 0.08)], (0.310, 0.316)),  # illuminant C
     5: ("BT.601 PAL", [(0.64, 0.33), (0.29, 0.60), (0.15, 0.06)], D65),
     6: ("BT.601", [(0.63, 0.34), (0.31, 0.595), (0.155, 0.07)], D65),
     7: ("SMPTE 240M", [(0.63, 0.34), (0.31, 0.595), (0.155, 0.07)], D65),

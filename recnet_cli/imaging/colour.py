@@ -71,9 +71,11 @@ Chromaticities = tuple[list[tuple[float, float]], tuple[float, float]]  # red, g
 
 _D65 = (0.3127, 0.329)
 # The chromaticities of H.273 colour primaries, which a PNG's cICP chunk gives by their code only
-# (pillow-heif gives a HEIF's nclx chromaticities itself).
+# (pillow-heif gives a HEIF's nclx chromaticities itself). CIE XYZ (10) has none a matrix profile can take
+# (its red and blue have y = 0).
 _PRIMARIES_CHROMATICITIES: dict[int, Chromaticities] = {
     1: ([(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)], _D65),
+    4: ([(0.67, 0.33), (0.21, 0.71), (0.14, 0.08)], (0.310, 0.316)),  # illuminant C
     5: ([(0.64, 0.33), (0.29, 0.60), (0.15, 0.06)], _D65),
     6: ([(0.63, 0.34), (0.31, 0.595), (0.155, 0.07)], _D65),
     7: ([(0.63, 0.34), (0.31, 0.595), (0.155, 0.07)], _D65),
@@ -134,17 +136,31 @@ def _cicp_codes(cicp: bytes) -> dict[str, Any]:
 
 
 def _png_chromaticities(chrm: bytes | None) -> Chromaticities | None:
-    """The primaries and white a cHRM chunk gives; None without one, or for one that no RGB space has (a y
-    of 0, primaries in a line: a damaged chunk)."""
+    """The primaries and white a cHRM chunk gives; None without one, or for one that no RGB space has, or
+    no profile can hold (a coordinate past 1, a y of 0, primaries in or all but in a line: a damaged chunk,
+    as libpng takes it)."""
     if chrm is None:
         return None
-    white_x, white_y, *primaries = (value / 100000 for value in struct.unpack(">8I", chrm))
+    coordinates = [value / 100000 for value in struct.unpack(">8I", chrm)]
+    white_x, white_y, *primaries = coordinates
     chromaticities = [(primaries[at], primaries[at + 1]) for at in (0, 2, 4)], (white_x, white_y)
     try:
-        valid = bool(np.isfinite(icc.rgb_to_xyz(*chromaticities)).all())
+        colorants = icc.d50_colorants(*chromaticities)
     except (ZeroDivisionError, np.linalg.LinAlgError):
-        valid = False
-    return chromaticities if valid else None
+        return None
+    fits = np.isfinite(colorants).all() and np.abs(colorants).max() < icc.S15_FIXED16_LIMIT
+    return chromaticities if fits and max(coordinates) <= 1 else None
+
+
+# The gAMA values libpng takes (a gamma of 6,250 to 1/6,250); it ignores others as damaged, and so does this
+_PNG_GAMMA_RANGE = range(16, 625_000_001)
+
+
+def _png_gamma(gama: bytes | None) -> float | None:
+    """The power curve's exponent a gAMA chunk gives (2.2 for its usual 45455); None without one, or for a
+    damaged one (see ``_PNG_GAMMA_RANGE``): sRGB's curve."""
+    encoding = None if gama is None else struct.unpack(">I", gama)[0]
+    return 100000 / encoding if encoding in _PNG_GAMMA_RANGE else None
 
 
 def _alike(first: Chromaticities, second: Chromaticities) -> bool:
@@ -162,8 +178,7 @@ def png_colour_profile(chunks: tuple[tuple[bytes, bytes], ...], grey: bool) -> b
     found = dict(chunks)
     if b"cICP" in found:
         return nclx_icc_profile(_cicp_codes(found[b"cICP"]), "PNG cICP")
-    encoding = struct.unpack(">I", found[b"gAMA"])[0] / 100000 if b"gAMA" in found else 0
-    gamma = 1 / encoding if encoding > 0 else None  # None: sRGB's curve
+    gamma = _png_gamma(found.get(b"gAMA"))  # None: sRGB's curve
     chromaticities = None if grey else _png_chromaticities(found.get(b"cHRM"))
     srgb_curve = gamma is None or abs(gamma - 2.2) < _SRGB_GAMMA_TOLERANCE
     srgb_primaries = chromaticities is None or _alike(chromaticities, _SRGB_CHROMATICITIES)
@@ -281,8 +296,26 @@ def srgb_conversion(profile: bytes) -> SrgbConversion | None:
         else:
             convert = functools.partial(_littlecms_to_srgb, transform)
     checked = _GREY_CODES if grey else _SRGB_CHECKED
-    moved = np.abs(quantise(convert(UNIT_FLOATS_8[checked]), 8).astype(np.int16) - checked).max()
+    with np.errstate(all="ignore"):  # a damaged profile's curve: 0 to a negative power
+        if problem := _damage(convert, grey):
+            return SrgbConversion(source, None, problem)
+        moved = np.abs(quantise(convert(UNIT_FLOATS_8[checked]), 8).astype(np.int16) - checked).max()
     return None if moved <= _SRGB_TOLERANCE else SrgbConversion(source, convert)
+
+
+_LEAST_CONVERTED_CONTRAST = 0.25  # how much lighter than black a profile's white must be in sRGB
+
+
+def _damage(convert: Callable[[np.ndarray], np.ndarray], grey: bool) -> str | None:
+    """Why a profile's conversion to sRGB shows a damaged profile (a tone curve of gamma 0 or below, colorants
+    of nothing), which would turn every photo in it into one flat colour: its greys, black to white, do not
+    go from dark to light in sRGB; None where they do."""
+    greys = UNIT_FLOATS_8 if grey else np.repeat(UNIT_FLOATS_8[None, :, None], 3, axis=2)
+    lightness = convert(greys).reshape(len(UNIT_FLOATS_8), -1).mean(axis=1)
+    rises = np.diff(lightness).min() >= -1 / 255 and lightness[-1] - lightness[0] >= _LEAST_CONVERTED_CONTRAST
+    if np.isfinite(lightness).all() and rises:
+        return None
+    return "it is damaged: its greys do not go from dark to light"
 
 
 # Why a format cannot hold a grey photo as grey, where it cannot: its pixels are written as RGB (R = G = B)

@@ -44,6 +44,14 @@ def bradford_adaptation(white: np.ndarray) -> np.ndarray:
     return np.linalg.inv(BRADFORD) @ np.diag(gains) @ BRADFORD
 
 
+def d50_colorants(primaries: Sequence[tuple[float, float]], white: tuple[float, float]) -> np.ndarray:
+    """A matrix profile's colorants (columns: red, green, blue) for these chromaticities, adapted to D50."""
+    return bradford_adaptation(xyz_of(*white)) @ rgb_to_xyz(primaries, white)
+
+
+S15_FIXED16_LIMIT = 32768  # an s15Fixed16Number holds values in (-32768.5, 32768), in steps of 1/65536
+
+
 def s15_fixed16(values: Sequence[float]) -> bytes:
     return struct.pack(f">{len(values)}i", *(round(value * 65536) for value in values))
 
@@ -73,7 +81,7 @@ def matrix_profile(
     """An ICC v4 display profile for RGB with these chromaticities and, on each channel, the power curve
     Y = X^gamma or (None) the sRGB curve."""
     adaptation = bradford_adaptation(xyz_of(*white))
-    columns = adaptation @ rgb_to_xyz(primaries, white)
+    columns = d50_colorants(primaries, white)
     curve = parametric_curve(gamma)
     tags = [
         *_named(name),
