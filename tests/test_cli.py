@@ -3647,7 +3647,9 @@ def test_a_photo_too_large_for_memory_and_disk_is_refused_from_its_header_before
     start = data.find(b"\xff\xc0")
     data[start + 5 : start + 9] = (30000).to_bytes(2, "big") * 2
     claims = tmp_path / "claims.jpg"
-    claims.write_bytes(bytes(data))
+    claims.write_bytes(
+        bytes(data) + bytes(900_000)
+    )  # as large as a JPEG of 900 MP may be (see the next test)
     monkeypatch.setattr(engine, "available_host_memory", lambda: 2**30)
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: types.SimpleNamespace(free=2**30))
     decoded: list[Path] = []

@@ -2347,6 +2347,44 @@ def test_an_image_larger_than_the_machine_s_memory_could_hold_is_refused_before_
     )
 
 
+def jpeg_claiming(path: Path, width: int, height: int, frame: int = 0xC0) -> Path:
+    """A 64 x 48 baseline JPEG whose frame header claims ``width`` x ``height`` pixels, its marker made
+    ``frame`` (0xC9: arithmetic coding)."""
+    encoded = bytearray(cv2.imencode(".jpg", np.full((48, 64, 3), 128, np.uint8))[1].tobytes())
+    start = encoded.find(b"\xff\xc0")
+    encoded[start + 1] = frame
+    encoded[start + 5 : start + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    path.write_bytes(bytes(encoded))
+    return path
+
+
+@pytest.mark.parametrize("make", [png_claiming, jpeg_claiming])
+def test_a_header_claiming_more_pixels_than_its_file_can_hold_is_damage_said_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Callable[[Path, int, int], Path]
+) -> None:
+    monkeypatch.setattr(imaging.read, "USABLE_MEMORY", 2**40)  # not refused as too large first
+    claims = make(tmp_path / "claims", 10_000, 10_000)
+    assert_read_error(
+        claims,
+        "truncated or corrupt image data: its header says it has 10000 x 10000 pixels, more than its "
+        f"{claims.stat().st_size:,} bytes can hold",
+    )
+    assert imaging.read.header_size(claims) is None  # no memory check from it, which would say "memory"
+    assert imaging.read.header_size(make(tmp_path / "plausible", 100, 100)) == (100, 100)
+
+
+def test_the_most_compressible_photos_are_not_taken_for_damaged_ones(tmp_path: Path) -> None:
+    white = np.full((4000, 4000, 3), 255, np.uint8)
+    progressive = [cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_OPTIMIZE, 1]
+    jpeg = tmp_path / "white.jpg"
+    jpeg.write_bytes(cv2.imencode(".jpg", white, progressive)[1].tobytes())
+    one_bit = save(tmp_path / "white.png", Image.new("1", (4000, 4000), 1), optimize=True)
+    assert imaging.read.header_size(jpeg) == imaging.read.header_size(one_bit) == (4000, 4000)
+    # An arithmetic-coded JPEG has no such bound: its header is taken at its word (decoding finds damage)
+    arithmetic = jpeg_claiming(tmp_path / "arithmetic.jpg", 10_000, 10_000, frame=0xC9)
+    assert imaging.read.header_size(arithmetic) == (10_000, 10_000)
+
+
 def test_photos_beyond_pillow_s_decompression_bomb_limit_are_read_where_memory_holds_them(
     tmp_path, monkeypatch
 ):

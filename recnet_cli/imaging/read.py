@@ -131,15 +131,52 @@ def header_megapixels(path: str | os.PathLike[str]) -> float:
 
 def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     """The image's (height, width) as its header says, stored (before EXIF orientation), without decoding
-    it; None when it cannot be read (or should not be: a FIFO would block)."""
+    it; None when it cannot be read (or should not be: a FIFO would block), or its file is too small for
+    that many pixels (``impossible_size``: reading it says so)."""
     if input_file_problem(path):
         return None
     enable_heif()
     try:
         with Image.open(path) as image:
-            return image.height, image.width
+            return None if impossible_size(path, image) else (image.height, image.width)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         return None
+
+
+# The most pixels a byte of a file can hold, with room to spare (twice), where its format's coding bounds it:
+# PNG's deflate packs at most 1,032 bytes into one, of 8 one-bit pixels each; a JPEG's Huffman coding takes
+# a bit at least for each 8 x 8 block of pixels (an arithmetic-coded one is not bounded so)
+_MOST_PIXELS_PER_BYTE = {"PNG": 2 * 1032 * 8, "JPEG": 2 * 64 * 8, "MPO": 2 * 64 * 8}
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0 to SOF15: not DHT, JPG or DAC
+_HUFFMAN_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})
+
+
+def impossible_size(path: str | os.PathLike[str], image: Image.Image) -> str | None:
+    """Why an image's file is too small to hold the pixels its header says it has (a damaged header, which
+    would otherwise decode as minutes of one flat colour, or fail for memory it does not need), where its
+    format bounds how many pixels a byte holds (``_MOST_PIXELS_PER_BYTE``); None where it may hold them."""
+    most = _MOST_PIXELS_PER_BYTE.get(str(image.format))
+    if most is None or (image.format != "PNG" and not _huffman_coded(path)):
+        return None
+    size = os.path.getsize(path)
+    if image.width * image.height <= most * size:
+        return None
+    return (
+        f"truncated or corrupt image data: its header says it has {image.width} x {image.height} pixels, more than "
+        f"its {size:,} bytes can hold"
+    )
+
+
+def _huffman_coded(path: str | os.PathLike[str]) -> bool:
+    """Whether a JPEG's frame (its SOF marker, found by walking its segments) is Huffman-coded; False for an
+    arithmetic-coded one, and where the walk finds no frame."""
+    with Path(path).open("rb") as file:
+        file.seek(2)  # past the SOI marker
+        while len(header := file.read(4)) == 4 and header[0] == 0xFF:
+            if header[1] in _JPEG_FRAMES:
+                return header[1] in _HUFFMAN_FRAMES
+            file.seek(int.from_bytes(header[2:], "big") - 2, os.SEEK_CUR)
+    return False
 
 
 def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
@@ -150,6 +187,8 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
         with Image.open(file) as image:
             size = image.size
             check_pixels_fit(path, image.height, image.width)
+            if problem := impossible_size(path, image):
+                raise ImageReadError(path, problem)
             _check_supported(path, image)
             return _decode(image, file)
     except Image.UnidentifiedImageError as error:
