@@ -153,14 +153,16 @@ def _png_chromaticities(chrm: bytes | None) -> Chromaticities | None:
 
 
 # The gAMA values libpng takes (a gamma of 6,250 to 1/6,250); it ignores others as damaged, and so does this
-_PNG_GAMMA_RANGE = range(16, 625_000_001)
+_LEAST_PNG_GAMMA, _MOST_PNG_GAMMA = 16, 625_000_000
 
 
 def _png_gamma(gama: bytes | None) -> float | None:
     """The power curve's exponent a gAMA chunk gives (2.2 for its usual 45455); None without one, or for a
-    damaged one (see ``_PNG_GAMMA_RANGE``): sRGB's curve."""
-    encoding = None if gama is None else struct.unpack(">I", gama)[0]
-    return 100000 / encoding if encoding in _PNG_GAMMA_RANGE else None
+    damaged one (outside libpng's range): sRGB's curve."""
+    if gama is None:
+        return None
+    (encoding,) = struct.unpack(">I", gama)
+    return 100000 / encoding if _LEAST_PNG_GAMMA <= encoding <= _MOST_PNG_GAMMA else None
 
 
 def _alike(first: Chromaticities, second: Chromaticities) -> bool:

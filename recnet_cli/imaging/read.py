@@ -162,8 +162,8 @@ def impossible_size(path: str | os.PathLike[str], image: Image.Image) -> str | N
     if image.width * image.height <= most * size:
         return None
     return (
-        f"truncated or corrupt image data: its header says it has {image.width} x {image.height} pixels, more than "
-        f"its {size:,} bytes can hold"
+        f"truncated or corrupt image data: its header says it has {image.width} x {image.height} pixels, "
+        f"more than its {size:,} bytes can hold"
     )
 
 
