@@ -290,6 +290,14 @@ def test_hidden_folders_are_not_walked(tmp_path: Path) -> None:
     assert "sub-folders" not in unmatched.reason and "1 other file: .txt" in unmatched.reason
 
 
+def test_a_pattern_naming_a_hidden_folder_gives_its_photos_as_the_folder_named_alone(tmp_path: Path) -> None:
+    edits = touch(tmp_path / "shots", ".edits/a.jpg", ".edits/.thumbs/b.jpg", ".edits/day/c.jpg") / ".edits"
+    named = [source.path for source in find_sources([str(edits)], recursive=True)[0]]
+    assert named == [edits / "a.jpg", edits / "day" / "c.jpg"]
+    matched = find_sources([str(tmp_path / "shots" / "**" / ".edits")], recursive=True)[0]
+    assert sorted(source.path for source in matched) == named
+
+
 @pytest.mark.parametrize("pattern", [".*.jpg", "**/.*.jpg"])
 def test_a_pattern_picks_no_hidden_file_even_one_written_to_match_them(tmp_path: Path, pattern: str) -> None:
     # Matched, a card's macOS ._IMG_3.jpg (a record of IMG_3.jpg's attributes, no image) would fail as a
@@ -425,6 +433,15 @@ def test_inputs_that_give_no_image_say_why(shots: Path, tmp_path: Path) -> None:
     assert [m.reason for m in walked] == ["no images in this folder"]
 
 
+def test_a_folder_of_one_hidden_image_names_it(tmp_path: Path) -> None:
+    inbox = touch(tmp_path / "inbox", ".IMG_1.JPG")
+    _, (unmatched,) = find_sources([str(inbox)])
+    assert (
+        unmatched.reason
+        == "no images in this folder (1 hidden image left out: .IMG_1.JPG; name one to include it)"
+    )
+
+
 def test_the_same_file_twice_is_processed_once(shots: Path) -> None:
     sources, _ = find_sources([str(shots / "a.jpg"), str(shots / "*.jpg")])
     assert len(sources) == 1 and sources[0].aliases == ()
@@ -456,6 +473,17 @@ def test_a_folder_s_file_and_a_link_to_it_there_give_the_file_s_name_whatever_so
         )
     sources, _ = find_sources([str(shots / "0-best.jpg"), str(shots)])  # named first: the first name given
     assert sources[0].path == shots / "0-best.jpg" and sources[0].aliases == (shots / "a.jpg",)
+
+
+def test_a_folder_s_two_links_to_one_file_elsewhere_give_the_first_name(tmp_path: Path) -> None:
+    target = touch(tmp_path / "elsewhere", "a.jpg") / "a.jpg"
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for name in ("b.jpg", "c.jpg"):
+        (shots / name).symlink_to(target)
+    for given in ([str(shots)], [str(shots / "*.jpg")]):
+        (photo,) = find_sources(given)[0]
+        assert (photo.path, photo.aliases) == (shots / "b.jpg", (shots / "c.jpg",))
 
 
 def test_a_folder_and_a_link_to_it_there_give_the_folder_s_names_whatever_sorts_first(tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import OUTPUT_EXTENSIONS, Photo, icc
 from recnet_cli.imaging.pixels import luma
 from recnet_cli.model import RECNet
+from recnet_cli.options import checked_megapixels
 from recnet_cli.outputs import Job
 from recnet_cli.runner import BatchMode, finish, run_batch
 from recnet_cli.train import loop
@@ -2359,6 +2360,13 @@ def test_a_photo_size_bench_cannot_time_is_a_one_line_usage_error(env: dict[str,
     assert result.stderr.splitlines() == [
         f"error: --mp {shown}: use a photo size from 0.01 to 1,000,000 megapixels, such as 12"
     ]
+
+
+def test_bench_takes_the_sizes_its_error_names_and_shows_others_unrounded() -> None:
+    assert [checked_megapixels(size) for size in (0.01, 1e6)] == [0.01, 1e6]
+    result = CliRunner().invoke(app, ["bench", "--mp", "0.009999999"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --mp 0.009999999: use a photo size from 0.01 to 1,000,000")
 
 
 def test_an_output_name_in_a_format_recnet_cannot_write_is_refused(

@@ -3,6 +3,7 @@ out of memory, the mirrored border, and corrections finished in other threads.""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -42,7 +43,7 @@ from recnet_cli.engine import (
 from recnet_cli.imaging import pixels
 from recnet_cli.imaging.pixels import COLOUR_GAIN_FLOOR, MOST_COLOUR_GAIN, lightness_only
 from recnet_cli.model.fast import fast_forward
-from recnet_cli.tiling import TiledRunner, full_maps_bytes, pinned_maps_bytes
+from recnet_cli.tiling import TiledRunner, full_maps_bytes, map_sizes, pinned_maps_bytes
 
 CPU = torch.device("cpu")
 
@@ -214,6 +215,43 @@ def test_half_precision_is_advised_on_the_gpu_only_where_the_command_offers_it()
     assert str(corrector.out_of_memory(photo, on_host=False)) == f"{advice} or --precision fp16"
     corrector.half_precision_advice = False  # explain, which runs in float32 and has no --precision
     assert str(corrector.out_of_memory(photo, on_host=False)) == advice
+
+
+@pytest.mark.parametrize(
+    ("tile", "dtype", "on_host", "message"),
+    [
+        (
+            448,
+            torch.float32,
+            False,
+            "GPU memory for this 12.0 MP photo: try a smaller --tile than 448 or --precision fp16",
+        ),
+        (0, torch.float16, False, "GPU memory for this 12.0 MP photo: try --tile 1024"),
+        (0, torch.float32, True, "memory for this 12.0 MP photo: try --tile 1024"),  # host memory, on a GPU
+    ],
+)
+def test_out_of_memory_advice_on_a_gpu_fits_the_tile_the_precision_and_the_memory_that_ran_out(
+    tile: int, dtype: torch.dtype, on_host: bool, message: str
+) -> None:
+    corrector = Corrector(random_model(seed=8), CPU, dtype, tile=tile)
+    corrector.device = torch.device("cuda")  # as one on a GPU would say it; nothing runs there
+    photo = np.empty((3000, 4000, 3), np.float32)
+    assert str(corrector.out_of_memory(photo, on_host=on_host)) == f"not enough {message}"
+
+
+@pytest.mark.parametrize(
+    ("dtype", "advice"),
+    [
+        (torch.float16, "its values overflow fp16's range: try --precision fp32"),
+        (torch.bfloat16, "its values overflow bf16's range: try --precision fp32"),
+        (torch.float32, "its weights make it overflow on this photo: try another model"),
+    ],
+)
+def test_an_output_that_is_not_a_number_is_said_with_what_to_try_at_each_precision(
+    dtype: torch.dtype, advice: str
+) -> None:
+    error = Corrector(random_model(seed=8), CPU, dtype).not_a_number("output")
+    assert str(error) == f"the model's output is not a number (NaN): {advice}"
 
 
 def test_the_feature_maps_a_photo_needs_are_in_the_advice() -> None:
@@ -413,6 +451,14 @@ def test_auto_tiles_a_photo_whose_whole_image_fits_the_budget_only_without_its_m
     assert Corrector(random_model(seed=8), CPU, tile="auto").tile_for(height, width) == CPU_TILE
 
 
+def test_the_largest_photo_run_whole_on_the_cpu_is_the_one_whose_bordered_image_fits_the_budget() -> None:
+    budget_pixels = CPU_WHOLE_IMAGE_BUDGET // whole_image_bytes(1, 1, torch.float32)
+    height = 720
+    width = budget_pixels // (height + 2 * EDGE_PAD) - 2 * EDGE_PAD  # 713: 736 x 729 fits, 736 x 730 not
+    corrector = Corrector(random_model(seed=8), CPU, tile="auto")
+    assert (corrector.tile_for(height, width), corrector.tile_for(height, width + 1)) == (0, CPU_TILE)
+
+
 def test_feature_maps_stay_in_memory_where_it_holds_them(photo: np.ndarray, tmp_path: Path) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(engine, "available_host_memory", lambda: 2**40)
@@ -460,6 +506,58 @@ def test_a_temporary_folder_without_room_for_the_maps_is_that_photo_s_error(
         in message
     )
     assert list(little_memory.iterdir()) == []
+
+
+def test_a_temporary_folder_with_just_room_for_the_maps_takes_them(
+    photo: np.ndarray, little_memory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = random_model(seed=6)
+    corrector = Corrector(model, CPU, tile=128)
+    spill = corrector.spill_for(*photo.shape[:2])  # the test's own disk has room
+    assert spill is not None and spill.folder == little_memory
+    pixels = (photo.shape[0] + 2 * EDGE_PAD) * (photo.shape[1] + 2 * EDGE_PAD)
+    needed = sum(map_sizes(model.channels, pixels, torch.float32)[name] for name in spill.maps)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: types.SimpleNamespace(free=needed))
+    assert corrector.spill_for(*photo.shape[:2]) == spill
+
+
+@pytest.mark.parametrize("tile", [0, 128])
+def test_room_for_the_feature_maps_is_checked_before_reading_only_where_tiles_need_them(
+    photo: np.ndarray, little_memory: Path, monkeypatch: pytest.MonkeyPatch, tile: int
+) -> None:
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: types.SimpleNamespace(free=1000))
+    corrector = Corrector(random_model(seed=6), CPU, tile=tile)
+    refused = pytest.raises(PhotoOutOfMemoryError, match="set TMPDIR") if tile else contextlib.nullcontext()
+    with refused:
+        corrector.check_room(*photo.shape[:2])
+
+
+@pytest.mark.parametrize(("tile", "maps_on_gpu"), [("auto", True), (448, False)])
+def test_on_a_gpu_auto_tiles_keep_the_maps_there_where_they_fit_and_only_host_maps_go_to_files(
+    photo: np.ndarray,
+    little_memory: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tile: TileSetting,
+    maps_on_gpu: bool,
+) -> None:
+    gpu = torch.device("cuda")
+    monkeypatch.setattr(engine, "gpu_memory_budget", lambda device: 2**40)
+    runs: list[tuple[torch.device, object]] = []
+
+    class NotedRunner:
+        def __init__(self, *args: Any, spill: object, **kwargs: Any) -> None:
+            runs.append((args[4], spill))  # (model, device, dtype, tile, storage)
+
+        def run(self, image: torch.Tensor, progress: object) -> tuple[torch.Tensor, torch.Tensor]:
+            return image, image[:, :1]
+
+    monkeypatch.setattr(engine, "TiledRunner", NotedRunner)
+    corrector = Corrector(random_model(seed=6), CPU, tile=tile)
+    corrector.device = gpu  # as one on a GPU would place its maps; nothing runs there
+    corrector.run_tiled(photo, 448, None)
+    ((storage, spill),) = runs
+    assert storage == (gpu if maps_on_gpu else CPU)
+    assert (spill is None) == maps_on_gpu  # host memory holds none of them
 
 
 def test_a_tmpdir_that_is_no_folder_is_named_where_the_maps_would_go(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 import typer
 from random_models import random_image, random_model
 
+from recnet_cli import engine
 from recnet_cli.engine import CPU_TILE, GPU_TILE, Corrector, auto_tile, map_storage, tiled_on_device_bytes
 from recnet_cli.model import RECNet
 from recnet_cli.model.fast import fast_forward
@@ -17,6 +19,7 @@ from recnet_cli.options import parse_tile
 from recnet_cli.tiling import (
     MIN_TILE,
     Moments,
+    Spill,
     TiledRunner,
     full_maps_bytes,
     map_sizes,
@@ -109,6 +112,11 @@ def test_strips_span_the_width_with_near_equal_heights_and_about_a_tiles_area() 
     assert [w.bottom - w.top for w in strips(240, 5000, 128)] == [16] * 15  # 3 rows of area, 16 of halo
 
 
+def test_strips_of_an_image_wider_than_a_tile_s_area_are_as_thin_as_the_largest_halo() -> None:
+    # 128 * 128 // 20000 = 0 rows of area
+    assert [w.bottom - w.top for w in strips(100, 20000, 128)] == [16, 17, 17, 16, 17, 17]
+
+
 @pytest.mark.parametrize(("height", "width", "tile"), [(301, 457, 128), (129, 2000, 128), (40, 3000, 256)])
 def test_strips_match_whole_image(model: RECNet, height: int, width: int, tile: int) -> None:
     image = random_image(1, height, width)
@@ -145,6 +153,11 @@ def test_the_tile_option_takes_exactly_the_sizes_the_tiles_take(model: RECNet) -
         parse_tile(str(MIN_TILE - 1))
 
 
+@pytest.mark.parametrize(("text", "setting"), [("auto", "auto"), ("0", 0), ("448", 448)])
+def test_the_tile_option_takes_auto_the_whole_image_and_sizes(text: str, setting: int | str) -> None:
+    assert parse_tile(text) == setting
+
+
 def test_corrector_gives_the_same_photo_whole_tiled_and_auto(model: RECNet) -> None:
     rgb = random_image(1, 131, 203)[0].permute(1, 2, 0).numpy()
     results = [Corrector(model, CPU, tile=tile).correct(rgb) for tile in (0, 128, "auto")]
@@ -171,6 +184,25 @@ def test_auto_tiles_large_images_on_the_cpu() -> None:
     assert auto_tile(CPU, torch.float32, 612 + 16, 816 + 16) == 0  # half a megapixel, with the border
     assert auto_tile(CPU, torch.float32, 866 + 16, 1155 + 16) == CPU_TILE  # 1 MP: faster in tiles
     assert auto_tile(CPU, torch.float32, 6000, 4000) == CPU_TILE
+
+
+def test_auto_runs_whole_images_on_other_devices_within_4_gib_and_gpu_tiles_beyond() -> None:
+    mps = torch.device("mps")
+    assert auto_tile(mps, torch.float32, 2000, 2000) == 0  # 4.0 GB
+    assert auto_tile(mps, torch.float32, 2100, 2100) == GPU_TILE  # 4.4 GB
+    assert auto_tile(mps, torch.float16, 2100, 2100) == 0
+
+
+def test_a_gpu_budget_holds_what_takes_all_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = torch.device("cuda:0")
+    budget = {"bytes": 1000 * 2000 * 3000}  # the whole 6 MP image in fp32
+    monkeypatch.setattr(engine, "gpu_memory_budget", lambda device: budget["bytes"])
+    assert auto_tile(gpu, torch.float32, 2000, 3000) == 0
+    assert auto_tile(gpu, torch.float32, 2000, 3001) == GPU_TILE
+    budget["bytes"] = tiled_on_device_bytes(8, 3000, 4000, torch.float32, 2048)
+    assert map_storage(gpu, torch.float32, 3000, 4000, 2048, 8) == gpu
+    budget["bytes"] -= 1
+    assert map_storage(gpu, torch.float32, 3000, 4000, 2048, 8) == CPU
 
 
 def test_tiles_keep_full_size_maps_on_a_gpu_only_where_they_fit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,6 +301,12 @@ def test_maps_that_go_to_files_are_enough_of_them_and_the_least_read_and_written
     assert sum(sizes.values()) + 12 * MP == full_maps_bytes(8, 1000, 1000, torch.float32)  # and the image
 
 
+def test_for_a_one_block_model_files_take_the_maps_least_read_and_written_in_that_block() -> None:
+    # 40 B/px: the attention-free share (64 B/px, touched twice) rather than the merged map (32 B/px, four
+    # times) and the scales (12 B/px, twice)
+    assert maps_to_spill(8, 1, MP, torch.float32, 40 * MP) == {"attention_free"}
+
+
 def test_pinned_maps_are_counted_as_the_pinned_allocator_rounds_them() -> None:
     # 8 channels of 64 x 64 float32 pixels: maps of 8, 8, 16, 3, 1 and 3 channels at 16 KiB each
     sizes = sorted(map_sizes(8, 64 * 64, torch.float32).values())
@@ -286,3 +324,20 @@ def test_host_maps_for_a_cuda_device_are_pinned_and_read_in_strips_unless_told_n
     runner = TiledRunner(model, torch.device("cuda"), torch.float16, 128, pin=pin)
     assert (runner.pinned, runner.strips) == (pinned, pinned)
     assert not TiledRunner(model, CPU, torch.float32, 128, pin=pin).pinned
+
+
+@pytest.mark.parametrize("maps", ["in files", "on the gpu"])
+def test_maps_in_files_or_on_the_gpu_are_neither_pinned_nor_read_in_strips(
+    model: RECNet, tmp_path: Path, maps: str
+) -> None:
+    gpu = torch.device("cuda")
+    where = {"spill": Spill(frozenset({"output"}), tmp_path)} if maps == "in files" else {"storage": gpu}
+    runner = TiledRunner(model, gpu, torch.float16, 128, **where)
+    assert (runner.pinned, runner.strips) == (False, False)
+
+
+def test_only_the_maps_a_spill_names_go_to_files(model: RECNet, tmp_path: Path) -> None:
+    runner = TiledRunner(model, CPU, torch.float32, 128, spill=Spill(frozenset({"output"}), tmp_path))
+    output, mask = runner.run(random_image(1, 140, 150))
+    assert output.untyped_storage().filename is not None
+    assert mask.untyped_storage().filename is None
