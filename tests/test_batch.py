@@ -581,6 +581,17 @@ def test_outputs_that_cannot_be_written_there_are_refused_before_reading(tmp_pat
     assert companion[0].problem == f"output {tmp_path / 'into'} is a folder"
 
 
+@pytest.mark.parametrize("past_longest", [0, 1])
+def test_an_output_name_in_a_folder_to_be_made_is_refused_only_past_the_longest_the_file_system_takes(
+    tmp_path: Path, past_longest: int
+) -> None:
+    photo = touch(tmp_path, "photo.jpg") / "photo.jpg"
+    name = "a" * (os.pathconf(tmp_path, "PC_NAME_MAX") + past_longest - 4) + ".jpg"
+    output = tmp_path / "new" / name
+    (job,) = plan_jobs(find_sources([str(photo)])[0], output, suffix="")
+    assert job.problem == (f"output {output}: file name too long" if past_longest else None)
+
+
 def test_a_link_at_the_output_counts_as_an_existing_output_even_when_it_leads_nowhere(tmp_path: Path) -> None:
     photo = tmp_path / "photo.jpg"
     photo.touch()
@@ -683,6 +694,22 @@ def test_overwrite_replaces_only_what_recnet_wrote_but_the_file_o_names(tmp_path
     )
 
 
+@pytest.mark.parametrize("named", [True, False])
+def test_explain_overwrite_replaces_a_read_only_sheet_only_where_o_names_it(
+    tmp_path: Path, named: bool
+) -> None:
+    photo = touch(tmp_path, "photo.jpg") / "photo.jpg"
+    sheet = touch(tmp_path, "photo_explain.png") / "photo_explain.png"
+    sheet.chmod(0o444)  # kept from --overwrite, with recnet's mark or without
+    problem = sheet_problem(sheet, [photo], named=named, overwrite=True, create=False)
+    if named:
+        assert problem is None
+    else:
+        assert problem.startswith(f"{sheet} exists, and ") and problem.endswith(
+            ": move it away, or choose another -o"
+        )
+
+
 def test_overwrite_replaces_no_link_at_an_output_s_name(tmp_path: Path) -> None:
     # recnet writes no links, so one at an output's name is the user's, whatever it leads to
     shots = touch(tmp_path / "shots", "a.jpg", "b.jpg")
@@ -757,10 +784,11 @@ def test_an_output_folder_that_is_the_inputs_own_takes_the_suffix(
     ]
 
 
-def test_one_file_and_an_output_file(shots: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["out.png", "OUT.JPG"])
+def test_one_file_and_an_output_file(shots: Path, tmp_path: Path, name: str) -> None:
     sources, _ = find_sources([str(shots / "a.jpg")])
-    (job,) = plan_jobs(sources, tmp_path / "out.png", suffix="_recnet")
-    assert job.target == tmp_path / "out.png" and job.problem is None
+    (job,) = plan_jobs(sources, tmp_path / name, suffix="_recnet")
+    assert job.target == tmp_path / name and job.problem is None
 
 
 def test_a_folder_output_mirrors_sub_folders_and_forced_extension(shots: Path, tmp_path: Path) -> None:
@@ -874,6 +902,10 @@ def test_one_photo_with_an_output_named_like_no_image_is_told_it_is_a_folder(tmp
         (two, tmp_path / "fixed.v2"),  # several photos go into a folder anyway
         (folder, tmp_path / "fixed.v2"),
         (one, f"{tmp_path / '2024.06.01'}/"),  # -o as typed: the slash already says it is a folder
+        (
+            one,
+            touch(tmp_path, "notes.jgp") / "notes.jgp",
+        ),  # a file there: refused as one, not taken as a folder
         (one, None),
     ]:
         assert output_taken_as_folder(sources, output) is None
@@ -914,6 +946,14 @@ def test_a_link_to_nothing_as_the_output_folder_fails_the_plan_as_the_run(tmp_pa
     reason = f"cannot create folder {tmp_path / 'out'}: it is a link to nothing"
     assert plan_outcomes([job], overwrite=False, skip_existing=False).outcomes[0].reason == reason
     assert output_folder_problem(job).reason == reason and not (tmp_path / "nowhere").exists()
+
+
+def test_a_link_to_a_folder_as_the_output_folder_takes_the_outputs(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "elsewhere")
+    job = Job(tmp_path / "a.jpg", tmp_path / "out" / "a.jpg")
+    assert plan_outcomes([job], overwrite=False, skip_existing=False).outcomes[0].status == "planned"
+    assert output_folder_problem(job) is None
 
 
 def test_a_plan_fails_inputs_the_file_system_says_cannot_be_read(tmp_path: Path) -> None:
@@ -1058,18 +1098,19 @@ def test_two_inputs_claiming_one_output_are_caught(tmp_path: Path) -> None:
     assert "would also be written" in jobs[1].problem
 
 
-def test_an_output_that_would_be_the_folder_of_another_is_caught(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inside", ["a.jpg", "sub/a.jpg"])
+def test_an_output_that_would_be_the_folder_of_another_is_caught(tmp_path: Path, inside: str) -> None:
     # shots/x.jpg/a.jpg (in a folder named like a photo) and shots/x.png, both written as .jpg
-    touch(tmp_path / "shots", "x.jpg/a.jpg", "x.png", "y.png")
+    touch(tmp_path / "shots", f"x.jpg/{inside}", "x.png", "y.png")
     out = tmp_path / "out"
     sources, _ = find_sources([str(tmp_path / "shots")], recursive=True)
     jobs = plan_jobs(sources, out, suffix="", extension=".jpg")
     assert [(job.target, job.problem) for job in jobs] == [
-        (out / "x.jpg" / "a.jpg", None),
+        (out / "x.jpg" / inside, None),
         (
             out / "x.jpg",
-            f"output {out / 'x.jpg'} would also be the folder of {out / 'x.jpg' / 'a.jpg'}, the output of "
-            f"{tmp_path / 'shots' / 'x.jpg' / 'a.jpg'}",
+            f"output {out / 'x.jpg'} would also be the folder of {out / 'x.jpg' / inside}, the output of "
+            f"{tmp_path / 'shots' / 'x.jpg' / inside}",
         ),
         (out / "y.jpg", None),
     ]
@@ -1077,7 +1118,7 @@ def test_an_output_that_would_be_the_folder_of_another_is_caught(tmp_path: Path)
     file_first = sorted(sources, key=lambda source: source.path.suffix == ".jpg")  # the folder's last
     jobs = plan_jobs(file_first, out, suffix="", extension=".jpg")
     assert jobs[-1].problem == (
-        f"output {out / 'x.jpg' / 'a.jpg'} would go in {out / 'x.jpg'}, which is the output of "
+        f"output {out / 'x.jpg' / inside} would go in {out / 'x.jpg'}, which is the output of "
         f"{tmp_path / 'shots' / 'x.png'}"
     )
     assert [job.problem for job in jobs[:-1]] == [None, None]

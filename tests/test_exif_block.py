@@ -14,6 +14,7 @@ from recnet_cli.imaging.exif_block import (
     EXIF_HEADER,
     EXIF_IFD,
     GPS_IFD,
+    INTEROP_IFD,
     LONG,
     ORIENTATION,
     PIXEL_X_DIMENSION,
@@ -107,6 +108,32 @@ def test_software_with_room_for_the_name_is_written_over_so_a_photo_corrected_ag
     assert (software[2:8], software[8:], link) == (struct.pack(order + "HI", 2, 3), b"ab\0\0", bytes(4))
 
 
+def software_apart(order: str, at: int = 26, tail: int = 20) -> bytes:
+    """A header, then at 8 a directory of one entry, Software (20 bytes held apart, said to be ``at``), and
+    its link; the camera's name at 26, then ``tail`` bytes of other values."""
+    mark = {"<": b"II*\0", ">": b"MM\0*"}[order]
+    directory = struct.pack(order + "HHHII", 1, SOFTWARE, 2, 20, at) + bytes(4)
+    return mark + struct.pack(order + "I", 8) + directory + b"Camera Firmware 1.0\0" + bytes(tail)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_software_whose_value_ends_the_block_is_written_over(order: str) -> None:
+    original = software_apart(order, tail=0)
+    named = with_software(EXIF_HEADER + original, "recnet 0.1.0").removeprefix(EXIF_HEADER)
+    name = b"recnet 0.1.0".ljust(20, b"\0")
+    assert named == original[:14] + struct.pack(order + "I", 13) + original[18:26] + name
+
+
+@pytest.mark.parametrize("at", [10, 22])  # its own entry, the directory's link
+def test_a_software_value_said_to_lie_in_its_own_directory_is_written_again_not_over_it(at: int) -> None:
+    damaged = software_apart("<", at=at)
+    named = with_software(EXIF_HEADER + damaged, "recnet 0.1.0").removeprefix(EXIF_HEADER)
+    assert named[8 : len(damaged)] == damaged[8:]
+    _, _, (entry,) = first_directory(named)
+    _, count, value = struct.unpack("<2xHII", entry)
+    assert named[value : value + count] == b"recnet 0.1.0\0"
+
+
 def test_a_block_whose_first_directory_runs_past_its_end_is_refused() -> None:
     with pytest.raises(ValueError, match="not all in the block"):
         first_directory(block("<")[:40])
@@ -119,6 +146,9 @@ def test_an_entry_points_inside_the_block_or_holds_its_value() -> None:
 
     assert in_block(entry(ORIENTATION, 3, 1, 1), "<", 30)  # held in the entry
     assert in_block(entry(MAKE, 2, 7, 8), "<", 30) and not in_block(entry(MAKE, 2, 7, 28), "<", 30)
+    assert in_block(entry(MAKE, 2, 7, 23), "<", 30) and not in_block(
+        entry(MAKE, 2, 7, 24), "<", 30
+    )  # to the end
     assert in_block(entry(EXIF_IFD, 4, 1, 20), "<", 30) and not in_block(entry(EXIF_IFD, 4, 1, 30), "<", 30)
     assert not in_block(entry(MAKE, 99, 7, 8), "<", 30)  # a type TIFF does not know
 
@@ -163,12 +193,19 @@ def test_the_exif_directory_says_the_size_of_the_upright_picture(order: str) -> 
     assert exif_entries(wide, order)[1] == (PIXEL_X_DIMENSION, LONG, 70000)  # past what a SHORT holds
 
 
+@pytest.mark.parametrize(("width", "kind"), [(65535, SHORT), (65536, LONG)])
+def test_a_short_pixel_dimension_becomes_a_long_only_past_what_a_short_holds(width: int, kind: int) -> None:
+    sized = sized_exif(EXIF_HEADER + sized_block("<"), width, 6000).removeprefix(EXIF_HEADER)
+    assert exif_entries(sized, "<")[1] == (PIXEL_X_DIMENSION, kind, width)
+
+
 def test_an_exif_directory_past_the_block_is_left_as_it_is() -> None:
     damaged = sized_block("<", exif_ifd_at=200)
     assert sized_exif(EXIF_HEADER + damaged, 4000, 6000) == EXIF_HEADER + damaged
 
 
 COMPONENTS, BRIGHTNESS, EXPOSURE_BIAS, GPS_PROCESSING_METHOD = 0x9101, 0x9203, 0x9204, 0x001B
+INTEROP_VERSION = 0x0002
 BYTE, RATIONAL, UNDEFINED, SRATIONAL = 1, 5, 7, 10
 
 
@@ -211,6 +248,28 @@ def test_a_block_made_anew_gets_the_types_the_standard_gives_its_tags() -> None:
     assert entry_types(standard)[EXIF_IFD, BRIGHTNESS] == RATIONAL  # kept: as signed it would be negative
     changed = [at for at, (old, new) in enumerate(zip(made, standard, strict=True)) if old != new]
     assert len(changed) == 2  # a byte of each entry's type, and nothing else
+
+
+@pytest.mark.parametrize(
+    ("numbers", "kind"), [((2**31 - 1, 1), SRATIONAL), ((2**31, 1), RATIONAL), ((1, 2**31), RATIONAL)]
+)
+def test_a_rational_becomes_signed_only_where_a_signed_one_holds_its_numbers(
+    numbers: tuple[int, int], kind: int
+) -> None:
+    tags = camera_tags()
+    tags.get_ifd(EXIF_IFD)[EXPOSURE_BIAS] = TiffImagePlugin.IFDRational(*numbers)
+    assert entry_types(with_standard_types(tags.tobytes()))[EXIF_IFD, EXPOSURE_BIAS] == kind
+
+
+def test_an_interoperability_version_written_as_bytes_gets_its_standard_type() -> None:
+    tags = Image.Exif()
+    tags.get_ifd(EXIF_IFD)[INTEROP_IFD] = {INTEROP_VERSION: b"0100"}
+    standard = tags.tobytes()
+    order = "<" if standard.removeprefix(EXIF_HEADER).startswith(b"II") else ">"
+    made = bytearray(standard)
+    at = made.index(struct.pack(order + "HH", INTEROP_VERSION, UNDEFINED))
+    made[at + 2 : at + 4] = struct.pack(order + "H", BYTE)  # as a writer that does not know the tag types it
+    assert with_standard_types(bytes(made)) == standard
 
 
 def test_a_tiff_photo_s_exif_keeps_the_standard_types(tmp_path) -> None:

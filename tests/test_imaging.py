@@ -50,6 +50,7 @@ from recnet_cli.imaging.pixels import (
     COLOUR_SMOOTHING,
     MOST_COLOUR_GAIN,
     filled_where_hidden,
+    fit_size,
     lightness_only,
     luma,
     over_checkerboard,
@@ -595,7 +596,7 @@ def test_outputs_name_recnet_as_the_program_that_made_them(tmp_path, form):
         assert not written.getexif() and written.info["xmp"] == xmp_packet('xmp:Rating="2"')
 
 
-@pytest.mark.parametrize("room", [10, 200])
+@pytest.mark.parametrize("room", [0, 10, 200])
 def test_exif_that_fills_a_jpegs_segment_stays_whole_without_recnets_name(tmp_path, room):
     # Naming recnet writes the first directory again, 92 bytes more here. A camera's EXIF can fill a JPEG's
     # segment (65,533 bytes) nearly to the byte, as a Nikon D800's does (65,532): with recnet's name it
@@ -606,8 +607,10 @@ def test_exif_that_fills_a_jpegs_segment_stays_whole_without_recnets_name(tmp_pa
     exif.get_ifd(EXIF_IFD)[0x9286] = b"x" * 100  # UserComment: its length sets the block's
     comment = (65_533 - room - (len(exif.tobytes()) - 100)) // 2 * 2  # an odd one is padded to a word
     exif.get_ifd(EXIF_IFD)[0x9286] = b"x" * comment
-    assert 65_533 - room - len(exif.tobytes()) in (0, 1)
-    source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), exif=exif)
+    block = exif.tobytes()
+    block += bytes(65_533 - room - len(block))  # a camera's block may end on an odd byte
+    assert len(block) == 65_533 - room
+    source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), exif=block)
     software = f"recnet {recnet_cli.__version__}"
     for extension, named in (("jpg", room > 92), ("png", True)):  # a PNG's EXIF has no such limit
         photo, output = round_trip(tmp_path, source, extension)
@@ -735,6 +738,18 @@ def test_extended_xmp_portions_are_put_together_in_any_order(tmp_path):
     source = tmp_path / "reordered.jpg"
     source.write_bytes(b"\xff\xd8" + b"".join(segments) + rest)
     assert read_photo(source).extended_xmp == read_photo(EXTENDED_XMP).extended_xmp
+
+
+def test_a_camera_mpo_s_extended_xmp_is_read(tmp_path):
+    segments, _ = jpeg_header_segments(EXTENDED_XMP.read_bytes())
+    xmp = b"".join(segment for segment in segments if segment[1] == 0xE1)  # the packet and its extension
+    photo = Image.fromarray(gradient_rgb8())
+    photo.save(tmp_path / "mpo.jpg", format="MPO", save_all=True, append_images=[photo.resize((16, 12))])
+    data = (tmp_path / "mpo.jpg").read_bytes()
+    (tmp_path / "in.jpg").write_bytes(data[:2] + xmp + data[2:])  # the preview's offset counts from later on
+    with Image.open(tmp_path / "in.jpg") as opened:
+        assert opened.format == "MPO" and opened.n_frames == 2
+    assert read_photo(tmp_path / "in.jpg").extended_xmp == read_photo(EXTENDED_XMP).extended_xmp
 
 
 def test_an_extended_xmp_named_in_small_letters_is_read_and_named_in_capitals(tmp_path):
@@ -898,6 +913,12 @@ def test_iptc_text_the_xmp_holds_otherwise_written_is_mirrored(record: bytes, xm
     assert iptc_left_out_of_xmp(record, xmp) == []
 
 
+def test_an_iptc_dataset_past_32_kb_is_read_by_its_extended_length() -> None:
+    caption = b"Lake at dusk. " * 3000  # 42 kB: its length takes 4 bytes of its own
+    record = b"\x1c\x02\x78\x80\x04" + len(caption).to_bytes(4, "big") + caption + iim((25, b"lake"))
+    assert iptc_datasets(record) == {120: [caption], 25: [b"lake"]}
+
+
 def png_with_text(path: Path) -> Path:
     """A PNG with text as editors write it: Latin-1, compressed and UTF-8 chunks, the program that made it,
     an XMP packet and ImageMagick's record of the file's times."""
@@ -1048,6 +1069,14 @@ def test_a_bigtiffs_exif_is_copied(tmp_path):
     write_photo(tmp_path / "out.tif", photo.pixels, photo)
     with Image.open(tmp_path / "out.tif") as written:
         assert (written.getexif()[MAKE], written.getexif()[0x0110]) == ("Recnet Camera", "BT-1")
+
+
+def test_the_highest_resolution_a_jpeg_holds_goes_into_it(tmp_path):
+    photo = photo_like(gradient_rgb8(), dpi=(65535.0, 65535.0))  # JFIF's 16 bits
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+    with Image.open(tmp_path / "out.jpg") as jpeg:
+        assert jpeg.info["jfif_density"] == (65535, 65535)
+    assert imaging.metadata_loss_notice(photo, "JPEG") is None
 
 
 @pytest.mark.parametrize("extension", ["jpg", "png", "tif", "bmp"])
@@ -1309,6 +1338,14 @@ def test_pixels_under_full_transparency_are_filled_in_from_the_visible_ones_for_
     assert filled_where_hidden(rgb, np.zeros((60, 90), np.uint16)) is rgb  # nothing shows: nothing to go by
 
 
+def test_a_small_hole_in_a_field_of_one_colour_is_filled_with_that_colour() -> None:
+    rgb = np.zeros((32, 32, 3), np.float32)
+    rgb[:, :16, 0], rgb[:, 16:, 2] = 1.0, 1.0  # red, then blue
+    alpha = np.full((32, 32), 255, np.uint8)
+    alpha[8:12, 4:8] = 0  # in the red, 8 pixels from the blue
+    assert np.allclose(filled_where_hidden(rgb, alpha)[8:12, 4:8], (1.0, 0.0, 0.0), atol=1e-3)
+
+
 def test_a_picture_drawn_of_a_transparent_photo_shows_its_transparency_over_a_checkerboard() -> None:
     rgb = np.full((20, 30, 3), 0.5, np.float32)
     alpha = np.zeros((20, 30), np.uint16)
@@ -1407,8 +1444,13 @@ def webp_picture_kind(path: Path) -> bytes:
 
 @pytest.mark.parametrize(
     ("mode", "options"),
-    [("RGB", {}), ("RGBA", {}), ("RGB", {"save_all": True, "append_images": [Image.new("RGB", (32, 24))]})],
-    ids=["plain", "alpha", "animated"],
+    [
+        ("RGB", {}),
+        ("RGBA", {}),
+        ("RGB", {"save_all": True, "append_images": [Image.new("RGB", (32, 24))]}),
+        ("RGB", {"icc_profile": SRGB_PROFILE + b"\0"}),  # a chunk of odd size before the picture's, padded
+    ],
+    ids=["plain", "alpha", "animated", "odd-sized chunk"],
 )
 def test_a_lossless_webp_stays_lossless_and_a_lossy_one_lossy(tmp_path, mode, options):
     original = Image.fromarray(rgba8()).convert(mode)
@@ -1837,14 +1879,21 @@ def noisy(height: int = 64, width: int = 64) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("make", "reason"), [(Path.touch, "empty file"), (None, "no such file"), (Path.mkdir, "is a folder")]
+    ("name", "make", "reason"),
+    [
+        ("photo.jpg", Path.touch, "empty file"),
+        ("photo.jpg", None, "no such file"),
+        ("photo.jpg", Path.mkdir, "is a folder"),
+        ("DSC_0001.NEF", None, "no such file"),  # a RAW photo's name: no conversion to ask for
+        ("DSC_0001.NEF", Path.mkdir, "is a folder"),
+    ],
 )
 def test_what_is_not_a_photo_at_a_photo_s_name_is_named(
-    tmp_path: Path, make: Callable[[Path], object] | None, reason: str
+    tmp_path: Path, name: str, make: Callable[[Path], object] | None, reason: str
 ) -> None:
     if make is not None:
-        make(tmp_path / "photo.jpg")
-    assert_read_error(tmp_path / "photo.jpg", reason)
+        make(tmp_path / name)
+    assert_read_error(tmp_path / name, reason)
 
 
 @pytest.mark.parametrize("name", ["DSC_0001.NEF", "x.dng"])
@@ -2892,6 +2941,13 @@ def test_png_colour_chunks_past_what_a_profile_holds_are_damaged_and_left_out(
         assert described.strip() == profile_name
 
 
+def test_a_png_s_colour_chunk_after_its_pixels_is_left_out_as_readers_ignore_it(tmp_path: Path) -> None:
+    encoded = png_with_chunks(tmp_path / "plain.png", colour_codes()).read_bytes()
+    iend = len(encoded) - 12
+    (tmp_path / "in.png").write_bytes(encoded[:iend] + png_chunk_bytes(*GAMMA_18) + encoded[iend:])
+    assert read_photo(tmp_path / "in.png").png_colour == ()
+
+
 def test_a_png_s_srgb_chunk_says_srgb_over_its_gama(tmp_path: Path) -> None:
     # The PNG specification puts sRGB before gAMA and cHRM: a reader that knows sRGB ignores the others
     photo = read_photo(png_with_chunks(tmp_path / "in.png", colour_codes(), (b"sRGB", b"\0"), GAMMA_18))
@@ -3428,6 +3484,10 @@ def test_images_recnet_writes_bear_its_mark_where_the_file_system_keeps_one(tmp_
 
     monkeypatch.setattr(os, "getxattr", unsupported)
     assert imaging.written_by_recnet(written) is None  # cannot be told, so nothing is refused for it
+
+
+def test_a_long_thin_picture_scaled_down_keeps_a_pixel_across() -> None:
+    assert fit_size(np.zeros((2, 400, 3), np.float32), max_side=100).shape == (1, 100, 3)
 
 
 def test_keep_colour_takes_the_lightness_from_the_correction_and_the_colour_from_the_photo() -> None:
