@@ -310,12 +310,11 @@ _LEAST_CONVERTED_CONTRAST = 0.25  # how much lighter than black a profile's whit
 
 def _damage(convert: Callable[[np.ndarray], np.ndarray], grey: bool) -> str | None:
     """Why a profile's conversion to sRGB shows a damaged profile (a tone curve of gamma 0 or below, colorants
-    of nothing), which would turn every photo in it into one flat colour: its greys, black to white, do not
-    go from dark to light in sRGB; None where they do."""
+    of nothing), which would turn every photo in it into one flat colour: its white is not lighter than its
+    black in sRGB (by ``_LEAST_CONVERTED_CONTRAST``), or its greys are no numbers; None where it is."""
     greys = UNIT_FLOATS_8 if grey else np.repeat(UNIT_FLOATS_8[None, :, None], 3, axis=2)
     lightness = convert(greys).reshape(len(UNIT_FLOATS_8), -1).mean(axis=1)
-    rises = np.diff(lightness).min() >= -1 / 255 and lightness[-1] - lightness[0] >= _LEAST_CONVERTED_CONTRAST
-    if np.isfinite(lightness).all() and rises:
+    if np.isfinite(lightness).all() and lightness[-1] - lightness[0] >= _LEAST_CONVERTED_CONTRAST:
         return None
     return "it is damaged: its greys do not go from dark to light"
 

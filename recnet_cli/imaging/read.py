@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import io
+import mmap
 import os
 import struct
 import zlib
@@ -149,6 +150,8 @@ def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
 _MOST_PIXELS_PER_BYTE = {"PNG": 2 * 1032 * 8, "JPEG": 2 * 64 * 8, "MPO": 2 * 64 * 8}
 _JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0 to SOF15: not DHT, JPG or DAC
 _HUFFMAN_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})
+_STANDALONE_MARKERS = frozenset({0x00, 0x01, *range(0xD0, 0xDA)})  # a stuffed 0, TEM, RST0 to RST7, SOI, EOI
+_START_OF_SCAN = 0xDA
 
 
 def impossible_size(path: str | os.PathLike[str], image: Image.Image) -> str | None:
@@ -168,14 +171,20 @@ def impossible_size(path: str | os.PathLike[str], image: Image.Image) -> str | N
 
 
 def _huffman_coded(path: str | os.PathLike[str]) -> bool:
-    """Whether a JPEG's frame (its SOF marker, found by walking its segments) is Huffman-coded; False for an
-    arithmetic-coded one, and where the walk finds no frame."""
-    with Path(path).open("rb") as file:
-        file.seek(2)  # past the SOI marker
-        while len(header := file.read(4)) == 4 and header[0] == 0xFF:
-            if header[1] in _JPEG_FRAMES:
-                return header[1] in _HUFFMAN_FRAMES
-            file.seek(int.from_bytes(header[2:], "big") - 2, os.SEEK_CUR)
+    """Whether a JPEG's frame (its SOF marker) is Huffman-coded, found by walking its segments as Pillow does
+    (past fill bytes and stray bytes between them); False for an arithmetic-coded one, and where no frame
+    comes before the scan."""
+    with Path(path).open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        at = 2  # past the SOI marker
+        while (at := data.find(b"\xff", at)) != -1 and at + 1 < len(data):
+            marker = data[at + 1]
+            if marker in _JPEG_FRAMES:
+                return marker in _HUFFMAN_FRAMES
+            if marker == _START_OF_SCAN:
+                break
+            # a fill byte, or a marker without a length (RSTn, SOI, EOI, TEM), or one with its length
+            standalone = marker == 0xFF or marker in _STANDALONE_MARKERS
+            at += 1 if standalone else 2 + int.from_bytes(data[at + 2 : at + 4], "big")
     return False
 
 
@@ -186,9 +195,9 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
     try:
         with Image.open(file) as image:
             size = image.size
-            check_pixels_fit(path, image.height, image.width)
             if problem := impossible_size(path, image):
                 raise ImageReadError(path, problem)
+            check_pixels_fit(path, image.height, image.width)
             _check_supported(path, image)
             return _decode(image, file)
     except Image.UnidentifiedImageError as error:
