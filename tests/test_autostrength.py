@@ -21,6 +21,7 @@ from random_models import random_model
 from recnet_cli.autostrength import (
     FEATURE_COUNT,
     FEATURES,
+    LARGEST_VALUE,
     CalibrationError,
     CalibrationSample,
     StrengthCalibration,
@@ -30,6 +31,7 @@ from recnet_cli.autostrength import (
 from recnet_cli.calibrate_command import fitted_strength
 from recnet_cli.engine import Corrector, NotANumberError, PhotoOutOfMemoryError, blend
 from recnet_cli.imaging.pixels import quantise
+from recnet_cli.metrics import MAX_PSNR
 from recnet_cli.train import calibration
 from recnet_cli.train.data import ImageFileError, UnusableImages, ValidationPair
 from recnet_cli.train.pairs import ImagePair
@@ -74,6 +76,24 @@ def test_features_measure_the_clipped_shares_dark_and_bright_regions_and_the_cha
     assert np.allclose(features[16:], 0)  # no change
     lifted = exposure_features(photo, np.clip(photo + 0.1, 0, 1))
     assert lifted[16] == pytest.approx((0.1 + 0.1 + 0.1 + 0.02) / 4, abs=1e-6)  # the mean change: 0.98 clips
+
+
+@pytest.mark.parametrize(
+    ("level", "shares"),
+    [
+        (0.025, [1, 0, 1, 1, 0, 0]),
+        (0.035, [0, 0, 1, 1, 0, 0]),
+        (0.965, [0, 0, 0, 0, 1, 1]),
+        (0.975, [0, 1, 0, 0, 1, 1]),
+    ],
+)
+def test_crushed_pixels_are_those_under_0_03_and_blown_ones_those_over_0_97(
+    level: float, shares: list[int]
+) -> None:
+    # the exposure-v1 statistics, which every calibration saved was fitted on: crushed, blown, then the
+    # blocks under 0.1 and 0.2 and over 0.8 and 0.9
+    grey = np.full((8, 8, 3), level, np.float32)
+    assert exposure_features(grey, grey)[9:15].tolist() == shares
 
 
 def test_a_sample_predicts_the_blend_error_at_any_strength() -> None:
@@ -169,11 +189,32 @@ def test_an_unusable_calibration_is_refused(broken: object) -> None:
         StrengthCalibration.from_card(broken)
 
 
-def test_a_calibration_that_is_text_but_not_json_is_said_to_be_so() -> None:
+@pytest.mark.parametrize(
+    ("text", "shown"), [("bogus", "'bogus'"), ("x" * 40, repr("x" * 40)), ("x" * 41, repr("x" * 40) + "...")]
+)
+def test_a_calibration_that_is_text_but_not_json_is_said_to_be_so(text: str, shown: str) -> None:
     # It said "(Expecting value: line 1 column 1 (char 0))", the JSON parser's words
     with pytest.raises(CalibrationError) as caught:
-        StrengthCalibration.from_card("bogus")
-    assert str(caught.value) == "unusable auto_strength calibration (text that is not JSON: 'bogus')"
+        StrengthCalibration.from_card(text)
+    assert str(caught.value) == f"unusable auto_strength calibration (text that is not JSON: {shown})"
+
+
+@pytest.mark.parametrize(("size", "usable"), [(LARGEST_VALUE, True), (LARGEST_VALUE * 1.000001, False)])
+def test_a_calibration_s_numbers_may_be_as_large_as_the_limit_and_no_larger(
+    size: float, usable: bool
+) -> None:
+    card = {
+        "features": FEATURES,
+        "mean": [size] * FEATURE_COUNT,
+        "scale": [-size] * FEATURE_COUNT,
+        "weights": [size] * FEATURE_COUNT,
+        "bias": -size,
+    }
+    if usable:
+        assert StrengthCalibration.from_card(card).bias == -size
+    else:
+        with pytest.raises(CalibrationError, match="numbers of at most 1e\\+06 in size"):
+            StrengthCalibration.from_card(card)
 
 
 @pytest.mark.parametrize("scale", [1e-320, 1.4e-17, -1e-12])
@@ -361,6 +402,24 @@ def test_calibrate_s_progress_counts_the_held_out_photos_as_well_as_those_fitted
     corrected = sum(len(load()) for groups in (data.fitting, data.checking) for load in groups.values())
     fitted = sum(len(load()) for load in data.fitting.values())
     assert data.photos == corrected and data.fitting_pairs == fitted < corrected
+    pairs = [ImagePair(tmp_path / "in" / f"{i}.png", tmp_path / "gt" / f"{i}.png") for i in range(40)]
+    assert calibration.pair_data(pairs, "in and gt", 16, 2).photos == 2 + 2  # of 36 to fit on, 4 held out
+
+
+def test_calibrating_needs_the_full_correction() -> None:
+    with pytest.raises(ValueError, match=r"^calibration needs the model's full correction \(strength 1\)$"):
+        calibration.calibrate(
+            Corrector(random_model(), CPU, strength=0.5), calibration.CalibrationData({}, {}, "", 0, 0)
+        )
+
+
+def test_a_photo_that_is_its_own_ground_truth_scores_the_highest_psnr_as_it_is() -> None:
+    # counted as MAX_PSNR (100 dB) in the means, as eval and training's validation count it
+    photo = scene(5)
+    sample = CalibrationSample.of(photo, np.clip(photo * 1.2, 0, 1), photo)
+    halfway = StrengthCalibration((0.0,) * FEATURE_COUNT, (1.0,) * FEATURE_COUNT, (0.0,) * FEATURE_COUNT, 0.0)
+    scored = calibration.score(halfway, [sample])
+    assert scored.input_psnr == MAX_PSNR > scored.auto_psnr > scored.full_psnr
 
 
 def test_data_too_small_to_hold_one_out_says_what_it_needs_and_found(tmp_path: Path) -> None:
@@ -378,6 +437,11 @@ def test_data_too_small_to_hold_one_out_says_what_it_needs_and_found(tmp_path: P
         ValueError, match=r"photos: need at least 2 photos \(one is held out to score the fit\), found 1$"
     ):
         calibration.calibration_data(tmp_path / "photos", None, "train", None, None, 64, 10)
+    for folder in ("test-input", "test-gt"):  # a data set's split is named with it
+        (tmp_path / "lcdp" / folder).mkdir(parents=True)
+        (tmp_path / "lcdp" / folder / "a.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / 'lcdp'))} \(test\): need pairs with "):
+        calibration.calibration_data(None, tmp_path / "lcdp", "test", None, None, 64, 10)
 
 
 def test_calibrating_scores_the_full_correction_in_the_colours_the_corrector_gives_it() -> None:

@@ -123,6 +123,7 @@ def test_an_msec_input_without_an_exposure_suffix_is_its_own_scene_underscores_t
     # and eval refuse the whole data set
     assert msec_scene(Path("sun_set.JPG")) == "sun_set"
     assert msec_scene(Path("sun_set_N1.5.JPG")) == "sun_set"
+    assert msec_scene(Path("_P1.JPG")) == "_P1"  # no scene name before the exposure: the name is the scene
     touch(tmp_path / "INPUT_IMAGES", "sun_set.JPG", "sun_set_N1.5.JPG")
     touch(tmp_path / "GT_IMAGES", "sun_set.jpg")
     assert [(p.input.name, p.target.name) for p in find_pairs(tmp_path)] == [
@@ -153,6 +154,15 @@ def test_one_folder_as_inputs_and_targets_is_refused_by_any_name_to_learn_from(t
     with pytest.raises(PairingError) as linked:
         pairs_to_learn_from(tmp_path, "train", None, None)
     assert str(linked.value).startswith(f"{tmp_path / 'gt'} and {tmp_path / 'input'}: the inputs and the ")
+
+
+def test_a_ground_truth_that_is_its_input_s_file_does_not_make_the_folders_one(tmp_path: Path) -> None:
+    # a photo that needed no correction, its ground truth a link to it, among other pairs
+    touch(tmp_path / "input", "a.png", "b.png")
+    touch(tmp_path / "gt", "b.png")
+    (tmp_path / "gt" / "a.png").symlink_to(tmp_path / "input" / "a.png")
+    assert len(pairs_to_learn_from(None, "train", tmp_path / "input", tmp_path / "gt")) == 2
+    assert own_targets_note(chosen_pairs(None, "test", tmp_path / "input", tmp_path / "gt")) is None
 
 
 def test_eval_is_told_where_every_input_is_its_own_target(tmp_path: Path) -> None:
@@ -245,6 +255,17 @@ def test_an_lcdp_split_whose_folder_is_missing_is_named_as_an_msec_one_is(tmp_pa
     with pytest.raises(PairingError) as not_folder:
         find_pairs(tmp_path, "test")
     assert str(not_folder.value) == f"{tmp_path / 'test-gt'}: not a folder (the LCDP layout's test split)"
+
+
+def test_an_lcdp_data_set_of_its_test_split_alone_is_in_the_lcdp_layout(tmp_path: Path) -> None:
+    touch(tmp_path / "test-input", "c.png")
+    touch(tmp_path / "test-gt", "c.png")
+    assert find_pairs(tmp_path, "test") == [
+        ImagePair(tmp_path / "test-input/c.png", tmp_path / "test-gt/c.png")
+    ]
+    with pytest.raises(PairingError) as missing:
+        find_pairs(tmp_path, "train")
+    assert str(missing.value) == f"{tmp_path / 'input'}: no such folder (the LCDP layout's train split)"
 
 
 def test_msec_input_without_target_is_an_error(tmp_path: Path) -> None:

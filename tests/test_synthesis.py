@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from recnet_cli.train.data import read_rgb, to_tensor
 from recnet_cli.train.synthesis import (
     LUMA_WEIGHTS,
+    MODES,
     DegradationConfig,
     Exposure,
     LightPool,
@@ -22,8 +24,10 @@ from recnet_cli.train.synthesis import (
     parse_regimes,
     relative_log_luminance,
     sample_exposure,
+    sample_pools,
     sensor_noise,
     srgb_to_linear,
+    tone_curve,
 )
 
 PHOTOS = Path(__file__).parent / "data" / "train-photos"
@@ -67,6 +71,8 @@ def changes(clean: torch.Tensor, exposure: Exposure) -> tuple[float, float]:
 def test_neutral_exposure_only_quantises(photo: torch.Tensor) -> None:
     out = degrade(photo, [NEUTRAL])
     assert torch.allclose(out, photo, atol=0.5 / 255 + 1e-6)
+    noisy = degrade(photo, [dataclasses.replace(NEUTRAL, base_ev=-0.7, shot_noise=1e-3, read_noise=1e-3)])
+    assert torch.allclose(noisy * 255, (noisy * 255).round(), atol=1e-3)  # 8-bit levels, as a camera writes
 
 
 def test_sampling_yields_under_only_over_only_and_mixed(photo: torch.Tensor) -> None:
@@ -106,6 +112,42 @@ def test_the_regime_mix_is_chosen_by_name() -> None:
     ]:
         with pytest.raises(ValueError, match=reason):
             parse_regimes(text)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_regime_alone_draws_only_that_regime(mode: str) -> None:
+    config = DegradationConfig.only(mode)
+    assert {sample_exposure(np.random.default_rng(seed), config).mode for seed in range(20)} == {mode}
+
+
+@pytest.mark.parametrize(
+    ("mode", "median_ev", "ev_spread"),
+    [
+        ("under", (-math.inf, -1.0), (0.0, 2.0)),
+        ("over", (0.75, math.inf), (0.0, 2.0)),
+        ("mild", (-0.6, 0.6), (0.0, 1.0)),  # nearly right: within about half a stop, nearly even
+        ("mixed", (-math.inf, math.inf), (2.5, math.inf)),  # bright regions pushed up, dark ones down
+    ],
+)
+def test_each_regime_is_as_far_off_as_its_name_says(
+    photo: torch.Tensor, mode: str, median_ev: tuple[float, float], ev_spread: tuple[float, float]
+) -> None:
+    linear = srgb_to_linear(photo[0])
+    for seed in range(30):
+        ev = exposure_map(linear, sample_exposure(np.random.default_rng(seed), DegradationConfig.only(mode)))
+        assert median_ev[0] <= float(ev.median()) <= median_ev[1], seed
+        assert ev_spread[0] <= float(ev.max() - ev.min()) <= ev_spread[1], seed
+
+
+@pytest.mark.parametrize(
+    ("probability", "qualities", "drawn"),
+    [(0.0, (60, 95), {None}), (1.0, (80, 80), {80}), (1.0, (60, 95), set(range(60, 96)))],
+)
+def test_the_jpeg_step_comes_as_often_and_at_the_qualities_configured(
+    probability: float, qualities: tuple[int, int], drawn: set[int | None]
+) -> None:
+    config = DegradationConfig(jpeg_probability=probability, jpeg_quality=qualities)
+    assert {sample_exposure(np.random.default_rng(seed), config).jpeg_quality for seed in range(400)} == drawn
 
 
 def test_mild_regime_stays_close_to_the_photo(photo: torch.Tensor) -> None:
@@ -152,6 +194,38 @@ def test_light_pool_and_ramp_brighten_where_placed() -> None:
     assert float(ramp[0, -1] - ramp[0, 0]) == pytest.approx(2.0, abs=1e-5)
 
 
+def test_light_pools_are_lights_or_shadows_of_the_strength_asked_for() -> None:
+    strengths = [pool.ev for pool in sample_pools(np.random.default_rng(0), 40, (0.3, 1.0))]
+    assert min(strengths) < 0 < max(strengths)
+    assert all(0.3 <= abs(ev) <= 1.0 for ev in strengths)
+
+
+def test_a_light_pool_is_round_and_its_radius_is_its_standard_deviation() -> None:
+    # on a wide picture, one radius (a fraction of the long side) across and down from the pool's centre
+    height, width = 40, 80
+    centre = LightPool(y=20 / (height - 1), x=40 / (width - 1), radius=10 / (width - 1), ev=2.0)
+    ev = exposure_map(torch.full((3, height, width), 0.2), dataclasses.replace(NEUTRAL, pools=(centre,)))
+    assert float(ev[20, 40]) == pytest.approx(2.0)
+    assert float(ev[20, 50]) == pytest.approx(2.0 * math.exp(-0.5), abs=0.02)
+    assert float(ev[30, 40]) == pytest.approx(2.0 * math.exp(-0.5), abs=0.02)
+
+
+def test_scene_brightness_is_luminance_red_lighter_than_blue() -> None:
+    scene = torch.zeros(3, 32, 64)
+    scene[0, :, :32] = 0.5  # red on the left, blue of the same strength on the right
+    scene[2, :, 32:] = 0.5
+    brightness = relative_log_luminance(scene)
+    # Rec. 709 luminance: red is 0.2126 / 0.0722, about 1.6 stops lighter than blue
+    assert float(brightness[16, 8] - brightness[16, 56]) > 1.0
+
+
+def test_the_s_curve_deepens_shadows_and_lifts_highlights() -> None:
+    linear = torch.tensor([0.05, 0.9])
+    plain = tone_curve(linear, NEUTRAL)
+    shaped = tone_curve(linear, dataclasses.replace(NEUTRAL, s_curve=0.3))
+    assert float(shaped[0]) < float(plain[0]) and float(shaped[1]) > float(plain[1])
+
+
 def test_noise_grows_with_signal() -> None:
     exposure = dataclasses.replace(NEUTRAL, shot_noise=1e-3, read_noise=1e-3, noise_seed=7)
     for level in (0.05, 0.8):
@@ -188,3 +262,4 @@ def test_jpeg_step_loses_more_at_lower_quality(photo: torch.Tensor) -> None:
         for q in (95, 60)
     ]
     assert 0 < errors[0] < errors[1]
+    assert errors[0] < 0.01  # at quality 95, nearly the photo: its colours too, red stays red

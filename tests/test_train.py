@@ -47,6 +47,7 @@ from recnet_cli.train.data import (
     load_photos,
     pair_data,
     photo_data,
+    photo_validation,
     random_flips,
     read_rgb,
     sample_rng,
@@ -169,6 +170,39 @@ def test_pairs_split_by_the_ground_truth_s_name_wherever_the_folder_is_and_howev
     elsewhere = [ImagePair(Path("/mnt/data/in") / name, Path("/mnt/data/gt") / name) for name in names]
     held_out = [pair.target.name for pair in split_pairs(here)[1]]
     assert len(held_out) == 4 and [pair.target.name for pair in split_pairs(elsewhere)[1]] == held_out
+    # by their names' hashes, as every version held them out: a run resumed or calibrated by another
+    # version validates on the very pairs its training left out
+    assert held_out == ["scene13.jpg", "scene19.jpg", "scene20.jpg", "scene27.jpg"]
+
+
+def test_training_data_is_held_at_max_side_and_validation_is_val_images_pairs_at_val_size(
+    tmp_path: Path,
+) -> None:
+    source, validation = photo_data(PHOTOS, 32, 0, DegradationConfig(), 64, 4, 48)
+    assert [max(photo.shape[:2]) for photo in source.photos] == [64] * 4
+    assert [max(pair.input.shape[1:]) for pair in validation] == [48]
+    rng = np.random.default_rng(0)
+    for folder in ("in", "gt"):
+        (tmp_path / folder).mkdir()
+        for index in range(20):  # 20 ground truths: 2 held out, of which --val-images 1 validates
+            cv2.imwrite(str(tmp_path / folder / f"{index}.png"), rng.integers(0, 256, (40, 60, 3), np.uint8))
+    pairs = [ImagePair(tmp_path / "in" / f"{i}.png", tmp_path / "gt" / f"{i}.png") for i in range(20)]
+    source, validation = pair_data(pairs, "in/ and gt/", 16, 0, 48, 1, 32)
+    assert [max(image.shape[:2]) for pair in source.pairs for image in pair] == [48] * 36
+    assert [max(pair.input.shape[1:]) for pair in validation] == [32]
+
+
+def test_each_validation_photo_has_its_own_exposure_error() -> None:
+    path = next(PHOTOS.glob("*.jpg"))
+    first, second = photo_validation([path, path], DegradationConfig(), 48, 2)
+    assert torch.equal(first.target, second.target) and not torch.equal(first.input, second.input)
+
+
+def test_training_photos_are_degraded_in_the_regimes_asked_for() -> None:
+    photos = [read_rgb(p) for p in sorted(PHOTOS.glob("*.jpg"))]
+    source = PhotoSource(photos, crop=32, seed=5, degradation=DegradationConfig.only("under"))
+    inputs, targets = source.batch(0, range(8), CPU)
+    assert (inputs.mean((1, 2, 3)) < targets.mean((1, 2, 3)) - 0.05).all()
 
 
 def test_one_photo_is_not_enough_to_train_on(tmp_path: Path) -> None:
@@ -1614,6 +1648,13 @@ def test_a_steps_memory_is_checked_against_what_is_available_where_that_is_known
     assert resumed.endswith(
         "available; free some memory (close other programs), or resume the run on a machine with more"
     )
+
+
+def test_a_step_in_bfloat16_is_estimated_to_take_less_memory_than_in_float32() -> None:
+    # the bundled model's size (8 channels, 5 blocks) at the default 8 crops of 384 px
+    float32, bfloat16 = (memory.step_bytes(8, 384, 8, 5, dtype) for dtype in (torch.float32, torch.bfloat16))
+    assert float32 / 2**30 == pytest.approx(11.0, abs=0.05)
+    assert bfloat16 < 0.6 * float32
 
 
 def test_the_memory_check_counts_the_crops_of_every_process_on_the_machine(

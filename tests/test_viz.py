@@ -7,6 +7,7 @@ import os
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -244,6 +245,24 @@ def test_the_sheet_says_how_much_of_the_correction_it_shows(model: RECNet) -> No
     )
 
 
+def test_the_sheet_s_captions_say_the_strength_shown_and_the_mask_s_colours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    captions: list[list[str]] = []
+    text_lines = draw.text_lines
+
+    def recording(lines: list[str], *rest: object) -> np.ndarray:
+        captions.append(list(lines))
+        return text_lines(lines, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(draw, "text_lines", recording)
+    picture = np.full((30, 45, 3), 128, np.uint8)
+    contact_sheet(Explained(picture, picture, picture, picture, strength=0.999), "title", "subtitle")
+    assert ["2. Corrected by RECNet", "strength 0.999 of the correction, the photo's colours"] in captions
+    # the tints of mask_overlay (test_the_mask_overlay_is_blue_where_under_and_orange_where_over_exposed)
+    assert ["3. Exposure mask seen by the model", "blue: under-exposed, orange: over-exposed"] in captions
+
+
 def test_the_sheet_shows_a_grey_photo_corrected_in_grey_as_correct_writes_it(model: RECNet) -> None:
     # The model's output of a grey photo has a little colour, which correct drops (it writes grey): the
     # sheet showed a colour cast that the corrected file does not have
@@ -446,6 +465,8 @@ def test_grid_lays_captioned_panels_out_in_rows_on_white() -> None:
         (0, 612.3, ["0", "200", "400", "600"]),
         (0, 0.3, ["0", "0.05", "0.1", "0.15", "0.2", "0.25", "0.3"]),
         (0, 1e-6, ["0", "2e-07", "4e-07", "6e-07", "8e-07", "1e-06"]),
+        (0, 14, ["0", "2.5", "5", "7.5", "10", "12.5"]),
+        (0, 3000, ["0", "500", "1000", "1500", "2000", "2500", "3000"]),
         (0.5, 0.5, ["0.5"]),
     ],
 )
@@ -560,6 +581,50 @@ def test_the_mask_legend_is_legible_or_left_out(
     rows, columns = np.nonzero(legend.any(axis=2))
     if drawn:  # in the bottom-left corner, a third of the height and half the width at most
         assert rows.min() >= size[0] * 2 / 3 and columns.max() < size[1] / 2
+
+
+def test_the_mask_legend_runs_from_over_to_under_exposed_on_a_dark_box(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    labels: list[tuple[int, str]] = []
+    put_text = draw.put_text
+
+    def recording(image: np.ndarray, text: str, origin: tuple[int, int], *rest: object) -> None:
+        labels.append((origin[0], text))
+        put_text(image, text, origin, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(draw, "put_text", recording)
+    photo, unsure = np.ones((600, 900, 3), np.float32), np.full((600, 900), 0.5, np.float32)
+    picture = mask_overlay(photo, unsure).astype(int)
+    assert [text for _, text in sorted(labels)] == ["over", "ok", "under"]  # left to right, under the bar
+    red, blue = picture[..., 0], picture[..., 2]
+    orange_columns, blue_columns = np.nonzero(red > blue + 40)[1], np.nonzero(blue > red + 40)[1]
+    assert orange_columns.mean() < blue_columns.mean()  # the bar's over-exposed end is on the left
+    plain = mask_overlay(photo, unsure, legend=False).astype(int)
+    assert (picture[-1, 0] < plain[-1, 0] / 2).all()  # light labels on a dark box, on any photo
+
+
+@pytest.mark.parametrize(
+    ("figure", "colour_map"), [("features", cv2.COLORMAP_VIRIDIS), ("errors", cv2.COLORMAP_CIVIDIS)]
+)
+def test_a_figure_s_heat_maps_and_its_colour_bar_share_one_colour_map(
+    monkeypatch: pytest.MonkeyPatch, figure: str, colour_map: int
+) -> None:
+    used: list[int] = []
+    sequential = draw.sequential
+
+    def recording(values: np.ndarray, top: float, colour_map: int = cv2.COLORMAP_VIRIDIS) -> np.ndarray:
+        used.append(colour_map)
+        return sequential(values, top, colour_map)
+
+    monkeypatch.setattr(draw, "sequential", recording)
+    photo, reference = two_region_features([1.0, 0.5, 0.25]), two_region_features([0.5, 0.4, 0.3])
+    if figure == "features":
+        feature_figure(photo)
+    else:
+        rgb = np.full((16, 16, 3), 0.5, np.float32)
+        feature_error_figure(photo, reference, rgb, rgb)
+    assert len(used) > 1 and set(used) == {colour_map}
 
 
 @pytest.mark.parametrize(("mask_value", "colour"), [(1.0, "blue"), (0.0, "orange")])  # 1: under-exposed
