@@ -80,7 +80,8 @@ def visible_files(
     every_name: bool = False,
     hidden: bool = False,
 ) -> list[Path]:
-    """The files in ``folder`` (and with ``recursive`` in its sub-folders, linked ones too), sorted, leaving
+    """The files in ``folder`` (and links to nothing, FIFOs, sockets and devices, which fail, named, as they
+    do named alone), and with ``recursive`` in its sub-folders, linked ones too, sorted, leaving
     out (unless ``hidden``) hidden files and everything in hidden folders (such as a report's
     ``.recnet-report/``). Each folder is walked once, under its own name where the walk finds it by that
     name too and by a link (the links are walked after the folders), or with ``every_name`` under each name
@@ -118,12 +119,7 @@ def visible_files(
                 )
                 files.extend(Path(root, name) for name in names if hidden or not is_hidden(name))
         tops = sorted(links)
-    return sorted(filter(is_file_or_broken_link, files))
-
-
-def is_file_or_broken_link(path: Path) -> bool:
-    """Whether a name found in a folder is a file's, or a link's to nothing: an input that fails, named."""
-    return path.is_file() or broken_link(path) is not None
+    return sorted(files)
 
 
 def find_sources(
@@ -197,7 +193,7 @@ def pattern_files(pattern: str, recursive: bool, unreadable: list[OSError]) -> l
         for path in map(Path, glob.glob(as_glob(pattern, base), recursive=True)):
             if os.path.isdir(path):
                 files.update(visible_files(path, recursive, unreadable))
-            elif is_file_or_broken_link(path):
+            else:  # a file, or a link to nothing, a FIFO, a socket or a device: these fail, named
                 files.add(path)
         return sorted(files)
     if not os.path.isdir(base):

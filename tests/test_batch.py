@@ -970,6 +970,24 @@ def test_a_plan_fails_inputs_the_file_system_says_cannot_be_read(tmp_path: Path)
     ]
 
 
+def test_a_fifo_or_a_device_among_a_folder_s_photos_fails_named_as_it_does_named_alone(
+    tmp_path: Path,
+) -> None:
+    shots = touch(tmp_path / "shots", "a.jpg")
+    (shots / "a.jpg").write_bytes(b"x")
+    os.mkfifo(shots / "f.jpg")  # read, it would block for ever
+    (shots / "z.jpg").symlink_to(os.devnull)
+    for given in (shots, shots / "*.jpg"):
+        sources, _ = find_sources([str(given)])
+        jobs = [Job(source.path, tmp_path / "out" / source.path.name) for source in sources]
+        outcomes = plan_outcomes(jobs, overwrite=False, skip_existing=False).outcomes
+        assert [(o.job.source.name, o.status, o.reason) for o in outcomes] == [
+            ("a.jpg", "planned", ""),
+            ("f.jpg", "failed", "a FIFO, not a photo file"),
+            ("z.jpg", "failed", "a device, not a photo file"),
+        ]
+
+
 def test_a_socket_is_neither_read_as_a_photo_nor_replaced_by_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
