@@ -1117,6 +1117,17 @@ def test_a_config_field_of_the_wrong_type_stops_a_resume_with_one_line_naming_th
         ),
         ({"jpeg_probability": 2}, "jpeg_probability must be from 0 to 1 (got 2)"),
         ({"channels": 3}, "channels: RECNet needs an even number of channels, at least 4, not 3"),
+        ({"seed": -1}, "seed must be from 0 to 2^64 - 1 (got -1)"),
+        ({"seed": 2**64}, "seed must be from 0 to 2^64 - 1 (got 18446744073709551616)"),
+        ({"photos": None}, "the data must be photos, pairs, or inputs with targets (got none)"),
+        (
+            {"pairs": str(tmp_path)},
+            "the data must be photos, pairs, or inputs with targets (got photos and pairs)",
+        ),
+        (
+            {"photos": None, "inputs": str(tmp_path)},
+            "the data must be photos, pairs, or inputs with targets (got inputs)",
+        ),
     ):
         config_path.write_text(json.dumps(config | edit))
         with pytest.raises(TrainingError) as caught:
