@@ -1817,6 +1817,7 @@ def test_calibrate_writes_a_model_whose_strength_correct_and_eval_use(
     assert set(report["held_out"]) == {"under", "over", "mixed", "nearly right", "training mix"}
     assert all(score["pairs"] == 1 for score in report["held_out"].values())
     assert "note: fitted on only 20 pairs; a fit on fewer than 46" in result.stderr  # 4 photos x 5 regimes
+    assert not result.stderr.startswith("calibrated") and "\ncalibrated" not in result.stderr  # JSON alone
     card = json.loads(calibrated.with_suffix(".json").read_text())
     assert card["description"] == "untrained test fixture"  # the model's card is kept
     assert (card["name"], card["calibrated_from"]) == ("calibrated", str(model_file))
@@ -3052,6 +3053,12 @@ def test_a_stopped_eval_gives_the_scores_so_far_and_exits_130(
     at_once = CliRunner().invoke(app, pairs)
     assert (at_once.exit_code, at_once.stdout) == (130, "")
     assert at_once.stderr.endswith("note: interrupted after 0 of 3 pairs; none was scored\n")
+    for folder in (inputs, targets):
+        make_photo(folder / "b.png", size=(8, 6))  # smaller than SSIM's window: the pair fails
+    stop_at[0] = "c.png"
+    one_failed = CliRunner().invoke(app, pairs)
+    assert one_failed.exit_code == 130
+    assert "note: interrupted after 2 of 3 pairs; the scores below are theirs" in one_failed.stderr
 
 
 def test_a_stop_the_command_does_not_report_itself_is_said_in_one_line(
@@ -3567,19 +3574,29 @@ def test_a_stop_before_the_first_step_interrupts_training_at_once(
     assert not (run_dir / "checkpoint.safetensors").exists()
 
 
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (
+            TrainingError("the loss was not finite for 10 steps in a row (last at step 10)"),
+            "the loss was not finite for 10 steps in a row (last at step 10)",
+        ),
+        (
+            torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB."),
+            "not enough GPU memory to train at this batch and crop size: try a smaller --batch or --crop",
+        ),
+    ],
+)
 def test_training_that_fails_after_it_started_exits_1(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Exception, said: str
 ) -> None:
-    def never_finite(*_: object) -> dict[str, torch.Tensor]:
-        raise TrainingError("the loss was not finite for 10 steps in a row (last at step 10)")
+    def failing(*_: object) -> dict[str, torch.Tensor]:
+        raise failure
 
-    monkeypatch.setattr(loop, "take_step", never_finite)
+    monkeypatch.setattr(loop, "take_step", failing)
     options = ["--photos", str(TRAIN_PHOTOS), "--out", str(tmp_path / "run"), "--steps", "2", "--no-ecr"]
     result = CliRunner().invoke(app, ["train", *options, "--batch", "1", "--crop", "32", "-q"])
-    assert (result.exit_code, result.stderr) == (
-        1,
-        "error: the loss was not finite for 10 steps in a row (last at step 10)\n",
-    )
+    assert (result.exit_code, result.stderr) == (1, f"error: {said}\n")
 
 
 def test_a_run_that_diverged_by_its_end_fails_rather_than_offer_its_model(
@@ -3808,6 +3825,25 @@ def test_a_strength_of_minus_zero_is_zero() -> None:
     from recnet_cli.options import parse_strength
 
     assert str(parse_strength("-0")) == "0.0" and parse_strength("0.25") == 0.25
+
+
+def test_explain_names_its_reference_where_it_is_at_fault_and_never_writes_over_it(
+    tmp_path: Path, model_file: Path
+) -> None:
+    photo, reference = make_photo(tmp_path / "a.png", (8, 6)), make_photo(tmp_path / "ref.png", (8, 6))
+    options = ["explain", str(photo), "-r", str(reference), "--model", str(model_file), "--device", "cpu"]
+    too_small = CliRunner().invoke(app, [*options, "-o", str(tmp_path / "sheet.png")])
+    assert (too_small.exit_code, too_small.stderr) == (
+        1,
+        f"error: {reference}: 8x6 pixels is too small to score: SSIM needs 11 or more on each side\n",
+    )
+    before = reference.read_bytes()
+    onto_reference = CliRunner().invoke(app, [*options, "-o", str(reference), "--overwrite"])
+    assert (onto_reference.exit_code, onto_reference.stderr) == (
+        1,
+        f"error: {reference} is an input; refusing to overwrite it\n",
+    )
+    assert reference.read_bytes() == before
 
 
 def test_explain_given_a_folder_says_it_takes_one_photo(tmp_path: Path) -> None:

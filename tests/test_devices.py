@@ -10,6 +10,7 @@ from random_models import random_image, random_model
 
 from recnet_cli.devices import (
     DeviceError,
+    describe_peak_memory,
     is_host_out_of_memory,
     is_out_of_memory,
     keep_freed_host_memory,
@@ -67,6 +68,33 @@ def test_a_gpu_number_one_past_the_last_is_refused_with_how_many_gpus_there_are(
         pick_device("cuda:1")
 
 
+@pytest.mark.parametrize(
+    ("cuda", "mps", "picked"), [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]
+)
+def test_auto_picks_cuda_then_mps_then_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool, picked: str
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert pick_device("auto") == torch.device(picked)
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("cuda", "device 'cuda' asked for, but this PyTorch build sees no CUDA GPU"),
+        ("mps", "device 'mps' asked for, but Apple MPS is not available"),
+    ],
+)
+def test_a_gpu_this_machine_lacks_is_refused_up_front(
+    monkeypatch: pytest.MonkeyPatch, spec: str, reason: str
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match=f"^{reason}$"):
+        pick_device(spec)
+
+
 def test_precisions() -> None:
     cpu = torch.device("cpu")
     assert pick_dtype("auto", cpu) == torch.float32
@@ -116,6 +144,18 @@ def test_peak_memory_on_the_cpu_is_the_process_peak_in_bytes() -> None:
 
 
 @pytest.mark.parametrize(
+    ("device", "peak", "said"),
+    [
+        ("cuda:0", 5 * 2**28, "peak 1.25 GiB of GPU memory"),
+        ("cpu", 5 * 2**28, "peak 1.25 GiB of process memory"),
+        ("mps", None, ""),
+    ],
+)
+def test_peak_memory_is_said_as_the_memory_it_counts(device: str, peak: int | None, said: str) -> None:
+    assert describe_peak_memory(torch.device(device), peak) == said
+
+
+@pytest.mark.parametrize(
     ("error", "out_of_memory", "on_host"),
     [
         (MemoryError(), True, True),
@@ -134,6 +174,7 @@ def test_peak_memory_on_the_cpu_is_the_process_peak_in_bytes() -> None:
         (RuntimeError("MPS backend out of memory (MPS allocated: 9.00 GB)"), True, False),
         (RuntimeError("Expected all tensors to be on the same device"), False, False),
         (ValueError("out of memory"), False, False),
+        (ValueError("can't allocate memory"), False, False),
     ],
 )
 def test_failed_allocations_are_told_from_other_errors_and_the_host_s_from_a_device_s(

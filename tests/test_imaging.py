@@ -178,6 +178,20 @@ def test_format_for_rejects_unsupported_formats(name, forced):
     assert name in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("head", "supported"),
+    [
+        (b"MM\0*\0\0\0\x08\0\x0c\x01\0", True),  # big-endian TIFF
+        (b"RIFF\x24\0\0\0WEBPVP8 ", True),
+        (b"RIFF\x24\0\0\0WAVEfmt ", False),  # a sound file
+        (b"RIFF\x24\0\0\0AVI LIST", False),
+        (b"GIF89a\x10\0\x10\0\0\0", False),
+    ],
+)
+def test_a_file_s_first_bytes_tell_a_supported_format_from_another(head: bytes, supported: bool) -> None:
+    assert imaging.has_supported_signature(head) is supported
+
+
 @pytest.mark.parametrize("extension", ALL_FORMATS)
 def test_round_trip_8_bit_rgb(tmp_path, extension):
     original = gradient_rgb8()
@@ -568,6 +582,10 @@ def test_a_motion_photos_video_is_said_to_be_left_out_and_its_xmp_no_longer_clai
     still = xmp.replace(b'MotionPhoto="1"', b'MotionPhoto="0"').replace(b"MicroVideoOffset='0'", b"")
     photo = read_photo(save(tmp_path / "still.jpg", Image.fromarray(gradient_rgb8()), xmp=still))
     assert output_notices(photo, "JPEG") == [] and photo.xmp == still
+    both = dataclasses.replace(photo, appended=("HDR gain map", "motion photo's video"))
+    assert output_notices(both, "JPEG") == [
+        "its HDR gain map and motion photo's video are left out: the output holds the corrected picture alone"
+    ]
 
 
 @pytest.mark.parametrize("form", ["attribute", "element"])
@@ -3253,6 +3271,11 @@ def test_what_avif_and_bmp_files_hold() -> None:
         "too large for BMP: 65536 x 21846 pixels, more than a BMP file's 4 GiB; write PNG or TIFF instead"
     )
     assert all(size_problem(fmt, 200_000, 200_000) is None for fmt in ("PNG", "TIFF", "HEIF"))
+    # rows of 5 pixels take 15 bytes, padded to 16: 4 GiB at 2^28 rows
+    assert size_problem("BMP", 5, 268_435_388) is None
+    assert size_problem("BMP", 5, 268_435_389) == (
+        "too large for BMP: 5 x 268435389 pixels, more than a BMP file's 4 GiB; write PNG or TIFF instead"
+    )
 
 
 def test_the_check_before_a_run_counts_a_grey_photo_s_one_channel(tmp_path: Path) -> None:
@@ -3400,6 +3423,14 @@ def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None
         assert imaging.metadata_loss_notice(dataclasses.replace(scanned, exif=exif), "JPEG") == (
             "its resolution (1,000,000,000 dpi) cannot go into JPEG: left out; TIFF keeps it"
         )
+    long_exif = Image.Exif()
+    long_exif[0x010E] = "A" * 70_000
+    long_exif[282], long_exif[283] = huge[282], huge[283]
+    long_exif[296] = 2  # inches
+    long_scan = dataclasses.replace(scanned, exif=long_exif.tobytes())
+    assert imaging.metadata_loss_notice(long_scan, "JPEG") == (  # the EXIF holding it is left out too
+        "its EXIF (70.1 kB) and resolution (1,000,000,000 dpi) cannot go into JPEG: left out; TIFF keeps them"
+    )
 
 
 @pytest.mark.skipif(not imaging.HEIF_SUPPORTED, reason="pillow-heif is not installed")

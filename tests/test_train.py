@@ -1688,6 +1688,14 @@ def stopped_by_ctrl_c(config: TrainConfig, *args: object) -> loop.TrainResult:
     return loop.TrainResult(config.run_dir, config.run_dir / CHECKPOINT_FILE, 2, None, 1.0, 0, "Ctrl-C")
 
 
+def stopped_in_the_last_step(config: TrainConfig, *args: object) -> loop.TrainResult:
+    """``loop.run`` for a run whose Ctrl-C came in its last step: complete all the same."""
+    stop_signals = args[4]
+    assert isinstance(stop_signals, loop.StopSignals)
+    stop_signals.request("Ctrl-C")
+    return loop.TrainResult(config.run_dir, config.run_dir / "final.safetensors", 3, None, 1.0, 0)
+
+
 def interrupted_at_once(*_: object) -> loop.TrainResult:
     raise KeyboardInterrupt  # a second Ctrl-C, or the first before the first step was done
 
@@ -1715,6 +1723,13 @@ def failed_on_this_process(*_: object) -> loop.TrainResult:
             "",
         ),
         (failed_on_this_process, 1, "", "error: this process's GPU failed\n"),
+        (
+            stopped_in_the_last_step,
+            0,
+            "note: Ctrl-C: stopping after this step, with a checkpoint (Ctrl-C again stops at once)\n"
+            "note: Ctrl-C came in the last step: the run is complete\n",
+            "",
+        ),
     ],
 )
 def test_under_torchrun_rank_0_alone_says_the_notes_and_how_the_run_ended_and_every_rank_its_errors(
@@ -1740,6 +1755,23 @@ def test_under_torchrun_rank_0_alone_says_the_notes_and_how_the_run_ended_and_ev
         result = CliRunner().invoke(app, ["train", *options.split()])
         said = bf16_note + rank_0_says.format(run=run_dir) if rank == "0" else ""
         assert (result.exit_code, result.stderr) == (exit_code, said + every_rank_says)
+
+
+@pytest.mark.parametrize(
+    ("precision", "device", "said"), [("bf16", "cpu", True), ("bf16", "cuda", False), ("fp32", "cpu", False)]
+)
+def test_only_bf16_on_the_cpu_is_said_to_train_slowly(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    precision: str,
+    device: str,
+    said: bool,
+) -> None:
+    from recnet_cli.train_command import notice_slow_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    notice_slow_precision(precision, device)
+    assert ("bf16 on the CPU trains several times slower" in capsys.readouterr().err) is said
 
 
 def test_torchrun_s_variables_that_make_no_sense_are_named_in_one_line(
