@@ -459,9 +459,8 @@ def check_settings(config: TrainConfig) -> None:
         raise TrainingError(f"channels: {problem}")
     if not 0 <= config.seed < 2**64:  # PyTorch's and NumPy's generators take 64 bits
         raise TrainingError(f"seed must be from 0 to 2^64 - 1 (got {config.seed})")
-    sources = [name for name in ("photos", "pairs", "inputs", "targets") if getattr(config, name) is not None]
-    if sources not in (["photos"], ["pairs"], ["inputs", "targets"]):
-        given = " and ".join(sources) or "none"
+    if data_source_problem(config.pairs, config.inputs, config.targets, config.photos, takes_photos=True):
+        given = " and ".join(name for name in DATA_FIELDS if getattr(config, name) is not None) or "none"
         raise TrainingError(f"the data must be photos, pairs, or inputs with targets (got {given})")
 
 
