@@ -2093,17 +2093,23 @@ def test_what_full_transparency_hides_plays_no_part_in_the_correction(
     assert card["before_stats"]["mean_luma"] == pytest.approx(visible_luma, abs=1e-4)
 
 
-def test_mask_pictures_take_a_quality_where_their_format_is_lossy(tmp_path: Path, model_file: Path) -> None:
-    source = str(make_photo(tmp_path / "shot.jpg", size=(96, 64)))
+def jpeg_sizes_by_quality(command: str, source: str, folder: Path, model_file: Path) -> dict[str, int]:
+    """The sizes of ``command``'s JPEG output of ``source`` with no --quality ("default") and at 20 ("20")."""
     sizes = {}
-    for quality in ([], ["--quality", "20"]):
-        target = tmp_path / f"mask{len(quality)}.jpg"
+    for quality, options in (("default", []), ("20", ["--quality", "20"])):
+        target = folder / f"{command}-{quality}.jpg"
         result = CliRunner().invoke(
-            app, ["mask", source, "-o", str(target), *quality, "--model", str(model_file)]
+            app, [command, source, "-o", str(target), *options, "--model", str(model_file)]
         )
         assert result.exit_code == 0 and "--quality" not in result.stderr, result.stderr
-        sizes[len(quality)] = target.stat().st_size
-    assert sizes[2] < sizes[0] / 2  # 95 when none is given
+        sizes[quality] = target.stat().st_size
+    return sizes
+
+
+def test_mask_pictures_take_a_quality_where_their_format_is_lossy(tmp_path: Path, model_file: Path) -> None:
+    source = str(make_photo(tmp_path / "shot.jpg", size=(96, 64)))
+    sizes = jpeg_sizes_by_quality("mask", source, tmp_path, model_file)
+    assert sizes["20"] < sizes["default"] / 2  # 95 when none is given
     png = CliRunner().invoke(app, ["mask", source, "--quality", "20", "-n", "--model", str(model_file)])
     assert png.exit_code == 0, png.stderr
     assert "note: --quality sets JPEG, WebP, AVIF and HEIF outputs: PNG outputs are lossless" in png.stderr
@@ -2113,15 +2119,8 @@ def test_corrected_photos_take_a_quality_where_their_format_is_lossy(
     tmp_path: Path, model_file: Path
 ) -> None:
     source = str(make_photo(tmp_path / "shot.jpg", size=(96, 64)))
-    sizes = {}
-    for quality in ([], ["--quality", "20"]):
-        target = tmp_path / f"corrected{len(quality)}.jpg"
-        result = CliRunner().invoke(
-            app, ["correct", source, "-o", str(target), *quality, "--model", str(model_file)]
-        )
-        assert result.exit_code == 0, result.output
-        sizes[len(quality)] = target.stat().st_size
-    assert sizes[2] < sizes[0] / 2
+    sizes = jpeg_sizes_by_quality("correct", source, tmp_path, model_file)
+    assert sizes["20"] < sizes["default"] / 2
 
 
 def test_an_output_name_and_ext_that_disagree_are_refused_and_the_name_decides_otherwise(
