@@ -1488,6 +1488,23 @@ def test_resuming_a_finished_run_reads_no_data_and_rewrites_nothing_unless_its_f
     assert (run_dir / "final.md").is_file()
 
 
+def test_resuming_a_finished_run_whose_final_model_was_cut_short_writes_it_again(tmp_path: Path) -> None:
+    """It said "already finished" and exited 0, leaving a model that no command could load."""
+    run_dir = tmp_path / "run"
+    train(tiny_config(run_dir, steps=2, val_every=2))
+    model = run_dir / "final.safetensors"
+    trained = safetensors.torch.load(model.read_bytes())  # not mapped from the file cut next
+    with model.open("r+b") as file:  # a copy, a sync or a disk that kept only part of it
+        file.truncate(model.stat().st_size - 100)
+    written_again = resume(run_dir)
+    assert (written_again.already_finished, written_again.steps) == (False, 2)
+    written = safetensors.torch.load_file(model)
+    assert written.keys() == trained.keys()
+    assert all(torch.equal(written[name], trained[name]) for name in trained)
+    assert load_model(str(model)) is not None
+    assert resume(run_dir).already_finished
+
+
 def test_a_stop_request_saves_a_checkpoint_that_resumes_the_same_run(tmp_path: Path) -> None:
     asked: list[int] = []
 

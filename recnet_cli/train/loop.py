@@ -50,7 +50,6 @@ from recnet_cli.train.run_folder import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     DATA_FIELDS,
-    FINAL_FILES,
     FINAL_MODEL_FILE,
     METRICS_FILE,
     MOVABLE_FIELDS,
@@ -63,6 +62,7 @@ from recnet_cli.train.run_folder import (
     check_run_folder,
     claimed,
     damaged,
+    final_model_whole,
     load_checkpoint,
     read_record,
     read_run_checkpoint,
@@ -318,7 +318,7 @@ def resume(
             raise TrainingError(f"{option_name(name)}: use 1 or more steps (got {every})")
         setattr(config, name, every)
     state = read_run_checkpoint(run_dir)[0]
-    if state.step >= config.steps and all((run_dir / name).is_file() for name in FINAL_FILES):
+    if state.step >= config.steps and final_model_whole(run_dir):
         return TrainResult.at(run_dir, run_dir / FINAL_MODEL_FILE, state, already_finished=True)
     check_data_found(config)
     check_same_data(config)

@@ -32,7 +32,7 @@ from recnet_cli.files import first_line, naming_the_file, nearest_existing
 from recnet_cli.model import RECNet
 from recnet_cli.train.synthesis import DegradationConfig
 from recnet_cli.weights import WeightsError
-from recnet_cli.weights.formats import open_safetensors, safetensors_header, section
+from recnet_cli.weights.formats import open_safetensors, safetensors_data_end, safetensors_header, section
 from recnet_cli.wording import shell_word
 
 CONFIG_FILE = "config.json"
@@ -252,6 +252,18 @@ def check_run_folder(run_dir: Path) -> None:
             f"{run_dir}: already holds files a training run writes ({', '.join(in_the_way)}); "
             "choose another folder"
         )
+
+
+def final_model_whole(run_dir: Path) -> bool:
+    """Whether the run's final model and its card are all there, the model as long as its header says: one
+    damaged after it was written (cut short, say) is written again by ``--resume`` from the checkpoint."""
+    if not all((run_dir / name).is_file() for name in FINAL_FILES):
+        return False
+    model = run_dir / FINAL_MODEL_FILE
+    try:
+        return safetensors_data_end(model) == model.stat().st_size
+    except Exception:  # no readable header: JSON, key and type errors, as damaged bytes fall
+        return False
 
 
 def is_run_config(path: Path) -> bool:
