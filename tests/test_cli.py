@@ -15,6 +15,7 @@ import resource
 import shlex
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,7 @@ from recnet_cli.batch import Summary
 from recnet_cli.cli import app
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import OUTPUT_EXTENSIONS, Photo, icc
+from recnet_cli.imaging import write as imaging_write
 from recnet_cli.imaging.pixels import luma
 from recnet_cli.model import RECNet
 from recnet_cli.options import checked_megapixels
@@ -1402,6 +1404,45 @@ def test_a_sheet_saved_while_explain_runs_is_kept_unless_overwrite_and_recnet_s(
     replaced = CliRunner().invoke(app, [*arguments, "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     assert sheet.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("command", ["correct", "mask"])
+@pytest.mark.parametrize("stage", ["read", "write"])
+def test_a_fault_of_recnet_s_own_fails_its_photo_alone_in_one_line_that_says_where(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch, command: str, stage: str
+) -> None:
+    """A PNG's gamma recnet could not put in a profile (struct.error) ended a batch with a traceback, the
+    photos after it uncorrected."""
+    photos = [make_photo(tmp_path / f"{name}.png") for name in "abc"]
+    read_input, save = runner.read_input, imaging_write._save
+
+    def read_but_b(path: Path, quiet: bool) -> Photo:
+        if stage == "read" and path.name == "b.png":
+            {}["colour"]  # the fault
+        return read_input(path, quiet)
+
+    def save_but_b(path: Path, *args: Any, **kwargs: Any) -> None:
+        if stage == "write" and Path(path).name.startswith("b"):
+            struct.pack("<i", 2**40)
+        save(path, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "read_input", read_but_b)
+    monkeypatch.setattr(imaging_write, "_save", save_but_b)
+    out = tmp_path / "out"
+    arguments = [command, *map(str, photos), "-o", str(out), "--model", str(model_file), "--device", "cpu"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 1, result.output
+    fault, where = (
+        ("KeyError: 'colour'", "runner.py") if stage == "read" else ("struct.error: ", "imaging/write.py")
+    )
+    assert re.search(
+        rf"^error: {re.escape(str(photos[1]))}: failed by a fault in recnet \({re.escape(fault)}.*, at "
+        rf"recnet_cli/{where}:\d+\); please report it, with this file if you can$",
+        result.output,
+        re.MULTILINE,
+    ), result.output
+    assert "Traceback" not in result.output
+    assert sorted(path.name[0] for path in out.iterdir()) == ["a", "c"]  # the batch went on
 
 
 def test_a_photo_that_runs_out_of_memory_fails_alone(tmp_path: Path) -> None:
