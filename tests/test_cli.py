@@ -439,17 +439,26 @@ def test_a_batch_goes_past_bad_files_and_exits_1(
     (shots / "text.jpg").write_text("not a photo")
     good_jpeg = make_photo(tmp_path / "whole.jpg").read_bytes()
     (shots / "truncated.jpg").write_bytes(good_jpeg[: len(good_jpeg) // 2])
+    lzw = make_photo(shots / "lzw.tif", compression="tiff_lzw")
+    with Image.open(lzw) as tiff:
+        strip, length = tiff.tag_v2[273][0], tiff.tag_v2[279][0]
+    with lzw.open("r+b") as file:  # codes LZW has not defined: libtiff wrote its own line to stderr
+        file.seek(strip + 10)
+        file.write(b"\xff" * (length - 10))
     result = run(["correct", str(shots), "-o", str(tmp_path / "out"), "--model", str(model_file)], env)
     assert result.returncode == 1
     assert (tmp_path / "out" / "good.png").exists()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]  # no partial or temp files
+    bad = ("empty.jpg", "lzw.tif", "text.jpg", "truncated.jpg")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 3
-    for name in ("empty.jpg", "text.jpg", "truncated.jpg"):
+    assert len(errors) == 4
+    for name in bad:
         assert any(name in line for line in errors), name
-    assert all(sum(line.count(n) for n in ("empty.jpg", "text.jpg", "truncated.jpg")) == 1 for line in errors)
-    assert "Traceback" not in result.stderr
-    assert "corrected 1, skipped 0, failed 3" in result.stderr
+    assert all(sum(line.count(name) for name in bad) == 1 for line in errors)
+    assert f"error: {lzw}: truncated or corrupt image data" in errors
+    assert "corrected 1, skipped 0, failed 4" in result.stderr
+    recnet_s = r"(note|error): |\d+/\d+ .* -> |corrected "  # no other program's lines (libtiff's)
+    assert [line for line in result.stderr.splitlines() if not re.match(recnet_s, line)] == [], result.stderr
 
 
 def test_a_multi_page_tiff_is_corrected_from_its_first_page_with_a_notice(

@@ -36,6 +36,8 @@ where the memory it may use is known (``read.USABLE_MEMORY``), and has it hold e
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import warnings
 
 import cv2
@@ -155,6 +157,22 @@ if hasattr(cv2.utils, "logging"):
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 else:
     cv2.setLogLevel(0)
+
+
+def silence_libtiff_errors() -> None:
+    """Stops the libtiff that Pillow loaded from writing its errors on a damaged TIFF to stderr
+    ("LZWDecode: Not enough data at scanline 0", "Using code not yet in table"): Pillow silences its
+    warnings, not its errors, and recnet says in one line of its own which file is damaged. Found in the
+    process's memory map (Pillow's C module, which the modules above import, loads it), so on Linux; elsewhere
+    the lines stay."""
+    with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
+        mapped = {parts[5].strip() for line in maps if len(parts := line.split(maxsplit=5)) == 6}
+        for library in (path for path in mapped if path.rsplit("/", 1)[-1].startswith("libtiff")):
+            with contextlib.suppress(OSError, AttributeError):  # not loadable again, or not libtiff's
+                ctypes.CDLL(library).TIFFSetErrorHandler(None)
+
+
+silence_libtiff_errors()
 # Pillow warns about images between MAX_IMAGE_PIXELS and twice that (above, it raises) and about damaged
 # metadata; neither may stop or clutter a batch. The filter is set once for the process: a
 # ``catch_warnings`` around each read is not thread-safe, and a GPU batch reads several photos at once
