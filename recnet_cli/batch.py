@@ -8,16 +8,15 @@ import errno
 import os
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from recnet_cli.files import first_line, input_file_problem
+from recnet_cli.files import input_file_problem
 from recnet_cli.hostmemory import available_host_memory
 from recnet_cli.imaging import OutputExistsError, kept_from_overwrite, written_by_recnet
 from recnet_cli.inputs import Unmatched
@@ -31,52 +30,6 @@ BATCH_STOPPING_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, getattr(errno, "ED
 def stops_writing(error: BaseException) -> bool:
     """Whether every later write would fail as this one did (``BATCH_STOPPING_ERRNOS``)."""
     return getattr(error, "errno", None) in BATCH_STOPPING_ERRNOS
-
-
-PACKAGE_FOLDER = Path(__file__).resolve().parent
-
-
-class PhotoFault(Exception):
-    """A job's photo failed to be read or written by a fault of recnet's own: an error nothing there foresaw
-    (a bug, met on some file's metadata, say). The job fails alone, in a line that says where, to report."""
-
-    def __init__(self, source: Path, error: Exception) -> None:
-        self.path, self.reason = source, fault_reason(error)
-        super().__init__(f"{source}: {self.reason}")
-
-
-def fault_reason(error: Exception) -> str:
-    """What went wrong, and where in recnet's code (the innermost of its lines it passed), to report."""
-    frames = traceback.extract_tb(error.__traceback__)
-    ours = [frame for frame in frames if Path(frame.filename).resolve().is_relative_to(PACKAGE_FOLDER)]
-    place = (ours or frames)[-1]
-    where = Path(place.filename).resolve()
-    shown = where.relative_to(PACKAGE_FOLDER.parent) if ours else Path(where.name)
-    kind = type(error)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    return (
-        f"failed by a fault in recnet ({name}: {first_line(error)}, at {shown.as_posix()}:{place.lineno}); "
-        "please report it, with this file if you can"
-    )
-
-
-Result = TypeVar("Result")
-
-
-def faults_fail_alone(
-    step: Callable[..., Result], job: Job, handled: tuple[type[Exception], ...], *args: Any
-) -> Result:
-    """``step(job, *args)`` (a read or a write), where an error nothing foresaw fails ``job`` alone
-    (``PhotoFault``); what ``handled`` names, an output found existing, a lack of memory and a full disk are
-    raised as they are."""
-    try:
-        return step(job, *args)
-    except (*handled, OutputExistsError, MemoryError):
-        raise
-    except Exception as error:
-        if stops_writing(error):
-            raise
-        raise PhotoFault(job.source, error) from error
 
 
 # Photos a GPU lane reads ahead and writes behind, one thread and about one core each (a CPU lane: one).
@@ -334,7 +287,6 @@ def run_lane(
     Outcomes are recorded in the order the lane took the jobs, each as soon as its write and the earlier
     ones have ended (in the writer's thread), not when the next photo's compute has."""
     depth = stages.depth
-    caught = (*handled, PhotoFault)  # a fault in a read or a write fails its job alone; in a compute, all
     reads: deque[tuple[Job, Future]] = deque()
     writes: deque[Future] = deque()
     recorded = threading.Event()  # the latest write's outcome is recorded (or the write raised)
@@ -345,8 +297,8 @@ def run_lane(
     ) -> None:
         """Writes, then records the outcome once the earlier write's is recorded; sets ``own`` after."""
         try:
-            write = partial(faults_fail_alone, stages.write, job, handled, data, computed)
-            outcome = finished(job, started, write, caught, overwrite, skip_existing)
+            write = partial(stages.write, job, data, computed)
+            outcome = finished(job, started, write, handled, overwrite, skip_existing)
             earlier.wait()  # at most ``depth`` writes run, each in its own thread
             record(outcome)
         finally:
@@ -363,7 +315,7 @@ def run_lane(
 
         def read_ahead() -> None:
             while len(reads) < depth and (job := queue.take()) is not None:
-                reads.append((job, reader.submit(faults_fail_alone, stages.read, job, handled)))
+                reads.append((job, reader.submit(stages.read, job)))
 
         try:
             read_ahead()
@@ -381,7 +333,7 @@ def run_lane(
                 try:
                     data = read.result()
                     computed = stages.compute(job, data)
-                except caught as exc:
+                except handled as exc:
                     settle_writes(keep=0)
                     record(failure(job, exc, job_started))
                     continue

@@ -9,14 +9,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from recnet_cli import console
-from recnet_cli.imaging import Photo, format_for, output_notices, shown_in_srgb, write_photo, write_rgb8
+from recnet_cli.imaging import (
+    Photo,
+    faults_fail_alone,
+    format_for,
+    output_notices,
+    shown_in_srgb,
+    write_photo,
+    write_rgb8,
+)
 from recnet_cli.imaging.pixels import as_written
 from recnet_cli.outputs import Job, side_path
 from recnet_cli.runner import notice_run
 from recnet_cli.viz.mask import mask_overlay
 
 if TYPE_CHECKING:
-    from recnet_cli.engine import Corrector, PendingCorrection
+    from recnet_cli.engine import Correction, Corrector, PendingCorrection
     from recnet_cli.tiling import Progress
     from recnet_cli.viz.features import Features
     from recnet_cli.viz.report import ReportBuilder
@@ -46,10 +54,25 @@ class PhotoCorrection:
         return pending, extract_features(corrector.model, pixels) if self.save_features else None
 
     def write(self, job: Job, photo: Photo, computed: tuple[PendingCorrection, Features | None]) -> float:
-        """The pictures beside the photo first, the photo last: a job whose photo exists has finished. The
-        report's card is kept once the photo is written."""
+        """The device's share of the work first (a GPU's failure there stops the batch), then the files'
+        (``write_files``: a fault of recnet's there fails this photo alone)."""
         pending, features = computed
         result = pending.result()
+        with faults_fail_alone(job.source):
+            self.write_files(job, photo, pending, result, features)
+        self.strengths[str(job.source)] = result.strength
+        return photo.megapixels
+
+    def write_files(
+        self,
+        job: Job,
+        photo: Photo,
+        pending: PendingCorrection,
+        result: Correction,
+        features: Features | None,
+    ) -> None:
+        """The pictures beside the photo first, the photo last: a job whose photo exists has finished. The
+        report's card is kept once the photo is written."""
         # the pictures drawn of the photo carry no colour profile: in sRGB's colours, as viewers show them
         shown = shown_in_srgb(photo, pending.rgb) if self.save_mask else None
         overlay = None if shown is None else mask_overlay(shown, result.mask, alpha=photo.alpha)
@@ -75,5 +98,3 @@ class PhotoCorrection:
             for notice in output_notices(photo, format_for(job.target)):
                 console.notice(f"{job.source}: {notice}")
             notice_run(job.source, photo, pending)
-        self.strengths[str(job.source)] = result.strength
-        return photo.megapixels

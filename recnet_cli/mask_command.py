@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from recnet_cli.imaging import Photo, shown_in_srgb, write_png16, write_rgb8
+from recnet_cli.imaging import Photo, faults_fail_alone, shown_in_srgb, write_png16, write_rgb8
 from recnet_cli.imaging.pixels import quantise
 from recnet_cli.outputs import Job, side_path
 from recnet_cli.runner import notice_run
@@ -32,13 +32,18 @@ class MaskDrawing:
         return corrector.start(photo.pixels_to_correct, progress)
 
     def write(self, job: Job, photo: Photo, pending: PendingCorrection) -> float:
-        """The raw mask first, the picture last: a job whose picture exists has finished."""
+        """The raw mask first, the picture last: a job whose picture exists has finished. The mask comes from
+        the device (a GPU's failure there stops the batch); a fault of recnet's in the files fails this photo
+        alone."""
         mask = pending.mask_only()
-        if self.raw:  # 16-bit grey: 65535 = under-exposed, 0 = over-exposed
-            write_png16(side_path(job.target, "raw"), quantise(mask, 16), overwrite=self.replace_companions)
-        # as viewers show the photo: in sRGB's colours, its transparency over a checkerboard
-        overlay = mask_overlay(shown_in_srgb(photo, pending.rgb), mask, alpha=photo.alpha)
-        write_rgb8(job.target, overlay, quality=self.quality, overwrite=self.overwrite)
-        if not self.quiet:
-            notice_run(job.source, photo, pending)
+        with faults_fail_alone(job.source):
+            if self.raw:  # 16-bit grey: 65535 = under-exposed, 0 = over-exposed
+                write_png16(
+                    side_path(job.target, "raw"), quantise(mask, 16), overwrite=self.replace_companions
+                )
+            # as viewers show the photo: in sRGB's colours, its transparency over a checkerboard
+            overlay = mask_overlay(shown_in_srgb(photo, pending.rgb), mask, alpha=photo.alpha)
+            write_rgb8(job.target, overlay, quality=self.quality, overwrite=self.overwrite)
+            if not self.quiet:
+                notice_run(job.source, photo, pending)
         return photo.megapixels

@@ -37,6 +37,7 @@ from recnet_cli.imaging import (
     PhotoFileError,
     check_output_size,
     check_pixels_fit,
+    faults_fail_alone,
     format_for,
     hdr_curve,
     header_megapixels,
@@ -506,11 +507,14 @@ def read_job(job: Job, quiet: bool, corrector: Corrector) -> Photo:
     """The job's photo, once the ``corrector`` is known to have room for one of the size its header says
     (before minutes of decoding one too large), and its output's format to hold a picture that size (before
     the model runs for minutes on a panorama too wide for JPEG)."""
-    if size := header_size(job.source):
-        check_pixels_fit(job.source, *size)  # the pixels alone: no folder for the maps would help
-        corrector.check_room(*size)
-    photo = read_input(job.source, quiet)
-    check_output_size(job.target, photo)
+    with faults_fail_alone(job.source):
+        if size := header_size(job.source):
+            check_pixels_fit(job.source, *size)  # the pixels alone: no folder for the maps would help
+    if size:
+        corrector.check_room(*size)  # the device's: a GPU's failure here stops the batch
+    with faults_fail_alone(job.source):
+        photo = read_input(job.source, quiet)
+        check_output_size(job.target, photo)
     return photo
 
 

@@ -3565,3 +3565,18 @@ def test_keep_colour_takes_the_lightness_from_the_correction_and_the_colour_from
     lifted = lightness_only(noisy_black, np.full((9, 9, 3), 0.4, np.float32))
     assert np.abs(luma(lifted) - 0.4).max() < 1e-6
     assert np.ptp(lifted, axis=2).max() == pytest.approx(0.004 * MOST_COLOUR_GAIN, rel=1e-4)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="recnet reads the process's memory map on Linux only")
+def test_a_mapped_file_whose_name_is_not_utf8_does_not_stop_recnet_loading(tmp_path: Path) -> None:
+    """recnet looks for libtiff among the files the process maps: one named in Latin-1 there (a photo, a
+    library in a folder so named) made every command fail as it started (UnicodeDecodeError)."""
+    mapped = os.fsencode(tmp_path) + b"/caf\xe9.bin"
+    with open(mapped, "wb") as file:
+        file.write(b"\0" * 4096)
+    code = (
+        f"import mmap, os; file = os.open({mapped!r}, os.O_RDONLY); "
+        "held = mmap.mmap(file, 4096, prot=mmap.PROT_READ); import recnet_cli.imaging"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (loaded.returncode, loaded.stderr) == (0, "")

@@ -1496,6 +1496,8 @@ def test_resuming_a_finished_run_whose_final_model_was_cut_short_writes_it_again
     trained = safetensors.torch.load(model.read_bytes())  # not mapped from the file cut next
     with model.open("r+b") as file:  # a copy, a sync or a disk that kept only part of it
         file.truncate(model.stat().st_size - 100)
+    with pytest.raises(TrainingError, match="already holds a training run; resume it"):  # not --init it
+        train(tiny_config(run_dir, steps=2, val_every=2))
     written_again = resume(run_dir)
     assert (written_again.already_finished, written_again.steps) == (False, 2)
     written = safetensors.torch.load_file(model)

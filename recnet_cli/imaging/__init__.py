@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import warnings
 
 import cv2
@@ -55,6 +56,7 @@ from recnet_cli.imaging.errors import (
     ImageWriteError,
     OutputExistsError,
     PhotoFileError,
+    faults_fail_alone,
     out_of_host_memory,
 )
 from recnet_cli.imaging.formats import (
@@ -126,6 +128,7 @@ __all__ = [
     "depth_loss_notice",
     "enable_heif",
     "extended_xmp_loss_notice",
+    "faults_fail_alone",
     "fit_size",
     "format_for",
     "has_supported_signature",
@@ -165,9 +168,9 @@ def silence_libtiff_errors() -> None:
     warnings, not its errors, and recnet says in one line of its own which file is damaged. Found in the
     process's memory map (Pillow's C module, which the modules above import, loads it), so on Linux; elsewhere
     the lines stay."""
-    with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
-        mapped = {parts[5].strip() for line in maps if len(parts := line.split(maxsplit=5)) == 6}
-        for library in (path for path in mapped if path.rsplit("/", 1)[-1].startswith("libtiff")):
+    with contextlib.suppress(OSError), open("/proc/self/maps", "rb") as maps:  # bytes: any file's name
+        mapped = {os.fsdecode(parts[5].strip()) for line in maps if len(parts := line.split(maxsplit=5)) == 6}
+        for library in (path for path in mapped if os.path.basename(path).startswith("libtiff")):
             with contextlib.suppress(OSError, AttributeError):  # not loadable again, or not libtiff's
                 ctypes.CDLL(library).TIFFSetErrorHandler(None)
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
+
+from recnet_cli.files import first_line
 
 
 class PhotoFileError(Exception):
@@ -37,6 +42,42 @@ class OutputExistsError(ImageWriteError):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__(path, "exists (use --overwrite)", errno.EEXIST)
+
+
+class PhotoFault(PhotoFileError):
+    """A photo that failed to be read or written by a fault of recnet's own: an error nothing there foresaw (a
+    bug, met on some file's metadata, say); the reason names it, and where in recnet's code it came from."""
+
+
+@contextmanager
+def faults_fail_alone(path: Path) -> Iterator[None]:
+    """Reading or writing the photo ``path`` (the files' share of a batch's work, not the device's), where an
+    error nothing foresaw fails that photo alone (``PhotoFault``), in one line to report, and the batch goes
+    on. What is foreseen (a PhotoFileError), and what memory and the system say, are raised as they are."""
+    try:
+        yield
+    except (PhotoFileError, MemoryError, OSError):
+        raise
+    except Exception as error:
+        raise PhotoFault(path, fault_reason(error)) from error
+
+
+PACKAGE_FOLDER = Path(__file__).resolve().parent.parent
+
+
+def fault_reason(error: Exception) -> str:
+    """What went wrong, and where in recnet's code (the innermost of its lines it passed), to report."""
+    kind = type(error)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    what = f"{name}: {first_line(error)}"
+    frames = traceback.StackSummary.extract(traceback.walk_tb(error.__traceback__), lookup_lines=False)
+    ours = [frame for frame in frames if Path(frame.filename).resolve().is_relative_to(PACKAGE_FOLDER)]
+    if frames:  # an error never raised has none
+        place = (ours or frames)[-1]
+        file = Path(place.filename).resolve()
+        shown = file.relative_to(PACKAGE_FOLDER.parent) if ours else Path(file.name)
+        what += f", at {shown.as_posix()}:{place.lineno}"
+    return f"failed by a fault in recnet ({what}); please report it, with this file if you can"
 
 
 class Unencodable(ValueError):

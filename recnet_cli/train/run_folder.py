@@ -234,7 +234,7 @@ def check_run_folder(run_dir: Path) -> None:
     first checkpoint (out of memory at the first step) is not one: its config and metrics are replaced."""
     refuse_a_run_being_written(run_dir)
     a_run = is_run_config(run_dir / CONFIG_FILE)  # written once this check passed
-    if a_run and all((run_dir / name).is_file() for name in FINAL_FILES):
+    if a_run and final_model_whole(run_dir):  # one cut short is written again by --resume
         raise TrainingError(
             f"{run_dir}: already holds a finished training run; choose another folder, or train further from "
             f"its model into another: --init {shell_word(run_dir / FINAL_MODEL_FILE)} --out NEW_FOLDER"
