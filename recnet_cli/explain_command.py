@@ -9,7 +9,7 @@ from pathlib import Path
 from recnet_cli import console
 from recnet_cli.batch import unattributable_outputs
 from recnet_cli.console import fail
-from recnet_cli.imaging import PhotoFileError, shown_in_srgb, write_rgb8
+from recnet_cli.imaging import PhotoFileError, faults_fail_alone, shown_in_srgb, write_rgb8
 from recnet_cli.inputs import Source
 from recnet_cli.options import Precision, refuse_unwritable_output
 from recnet_cli.outputs import Job, output_taken_as_folder, sheet_problem, sheet_target
@@ -76,7 +76,8 @@ def explain_photo(
         # is seen.
         if problem := where(create=True):
             raise fail(problem, 1)
-        write_rgb8(target, sheet, overwrite=overwrite)
+        with faults_fail_alone(image):
+            write_rgb8(target, sheet, overwrite=overwrite)
     except PhotoFileError as exc:
         raise fail(str(exc), 1) from None
     except PhotoRunError as exc:

@@ -480,11 +480,13 @@ def summary_if_stopped(
 
 def read_input(path: Path, quiet: bool) -> Photo:
     """``read_photo``, with a notice when the file holds more pictures than the one recnet reads, metadata
-    too damaged to copy, or CMYK colours converted without their profile."""
-    photo = read_photo(path)
-    if not quiet:
-        for notice in photo.reading_notices():
-            console.notice(f"{path}: {notice}")
+    too damaged to copy, or CMYK colours converted without their profile; a fault of recnet's in reading it
+    is said as a PhotoFileError (``faults_fail_alone``)."""
+    with faults_fail_alone(path):
+        photo = read_photo(path)
+        if not quiet:
+            for notice in photo.reading_notices():
+                console.notice(f"{path}: {notice}")
     return photo
 
 
@@ -512,9 +514,8 @@ def read_job(job: Job, quiet: bool, corrector: Corrector) -> Photo:
             check_pixels_fit(job.source, *size)  # the pixels alone: no folder for the maps would help
     if size:
         corrector.check_room(*size)  # the device's: a GPU's failure here stops the batch
-    with faults_fail_alone(job.source):
-        photo = read_input(job.source, quiet)
-        check_output_size(job.target, photo)
+    photo = read_input(job.source, quiet)
+    check_output_size(job.target, photo)
     return photo
 
 

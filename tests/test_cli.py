@@ -55,6 +55,7 @@ from recnet_cli.batch import Summary
 from recnet_cli.cli import app
 from recnet_cli.engine import Corrector, PhotoOutOfMemoryError
 from recnet_cli.imaging import OUTPUT_EXTENSIONS, Photo, icc
+from recnet_cli.imaging import read as imaging_read
 from recnet_cli.imaging import write as imaging_write
 from recnet_cli.imaging.pixels import luma
 from recnet_cli.model import RECNet
@@ -1425,19 +1426,19 @@ def test_a_fault_of_recnet_s_own_fails_its_photo_alone_in_one_line_that_says_whe
     """A PNG's gamma recnet could not put in a profile (struct.error) ended a batch with a traceback, the
     photos after it uncorrected."""
     photos = [make_photo(tmp_path / f"{name}.png") for name in "abc"]
-    read_input, save = runner.read_input, imaging_write._save
+    read_photo, save = runner.read_photo, imaging_write._save
 
-    def read_but_b(path: Path, quiet: bool) -> Photo:
+    def read_but_b(path: Path) -> Photo:
         if stage == "read" and path.name == "b.png":
             {}["colour"]  # the fault
-        return read_input(path, quiet)
+        return read_photo(path)
 
     def save_but_b(path: Path, *args: Any, **kwargs: Any) -> None:
         if stage == "write" and Path(path).name.startswith("b"):
             struct.pack("<i", 2**40)
         save(path, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "read_input", read_but_b)
+    monkeypatch.setattr(runner, "read_photo", read_but_b)
     monkeypatch.setattr(imaging_write, "_save", save_but_b)
     out = tmp_path / "out"
     arguments = [command, *map(str, photos), "-o", str(out), "--model", str(model_file), "--device", "cpu"]
@@ -1454,6 +1455,28 @@ def test_a_fault_of_recnet_s_own_fails_its_photo_alone_in_one_line_that_says_whe
     ), result.output
     assert "Traceback" not in result.output
     assert sorted(path.name[0] for path in out.iterdir()) == ["a", "c"]  # the batch went on
+
+
+@pytest.mark.parametrize("stage", ["read", "write"])
+def test_a_fault_of_recnet_s_own_in_explain_is_one_line(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    photo = make_photo(tmp_path / "a.png")
+    if stage == "read":
+        monkeypatch.setattr(imaging_read, "_read_open_file", lambda path, file: {}["colour"])
+    else:
+        monkeypatch.setattr(imaging_write, "_save", lambda *args, **kwargs: struct.pack("<i", 2**40))
+    result = CliRunner().invoke(app, ["explain", str(photo), "--model", str(model_file), "--device", "cpu"])
+    assert result.exit_code == 1, result.output
+    fault, where = (
+        ("KeyError: 'colour'", "imaging/read.py") if stage == "read" else ("struct.error", "imaging/write.py")
+    )
+    assert re.fullmatch(
+        rf"error: {re.escape(str(photo))}: failed by a fault in recnet \({re.escape(fault)}.*, at "
+        rf"recnet_cli/{where}:\d+\); please report it, with this file if you can\n",
+        result.output,
+    ), result.output
+    assert not (tmp_path / "a_explain.png").exists()
 
 
 @pytest.mark.parametrize("command", ["correct", "mask"])
