@@ -3376,6 +3376,27 @@ def test_a_resolution_with_a_zero_denominator_is_no_resolution(tmp_path: Path) -
     assert read_photo(scan).dpi is None
 
 
+def test_a_resolution_of_text_is_no_resolution(tmp_path: Path) -> None:
+    # A damaged TIFF's YResolution of text failed the photo as "truncated or corrupt image data"; and a JPEG's
+    # EXIF resolution of text went into a TIFF output as its own, which recnet then refused to read
+    image = Image.fromarray(gradient_rgb8())
+    scan = bytearray(save(tmp_path / "scan.tif", image, dpi=(300, 300)).read_bytes())
+    (start,) = struct.unpack_from("<I", scan, 4)
+    (count,) = struct.unpack_from("<H", scan, start)
+    (entry,) = (at for at in range(start + 2, start + 2 + 12 * count, 12) if scan[at : at + 2] == b"\x1b\x01")
+    struct.pack_into("<HHI4s", scan, entry, 283, 2, 4, b"abc\0")  # YResolution: ASCII "abc"
+    (tmp_path / "scan.tif").write_bytes(scan)
+    assert read_photo(tmp_path / "scan.tif").dpi is None
+    entries = [(282, 2, 4, b"300\0"), (283, 2, 4, b"abc\0"), (296, 2, 2, b"2\0\0\0")]  # all ASCII
+    directory = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI4s", *e) for e in entries)
+    exif = b"Exif\0\0II*\0" + struct.pack("<I", 8) + directory + bytes(4)
+    photo, output = round_trip(tmp_path, save(tmp_path / "in.jpg", image, exif=exif), "tif")
+    assert photo.dpi is None
+    with Image.open(output) as written:  # the resolution TIFF requires, with no unit: not the EXIF's text
+        assert (written.tag_v2[282], written.tag_v2[283], written.tag_v2[296]) == (1, 1, 1)
+    assert read_photo(output).dpi is None
+
+
 def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None:
     exif = Image.Exif()
     exif[0x010E] = "A" * 70_000  # an image description past a JPEG's 64 KB EXIF segment

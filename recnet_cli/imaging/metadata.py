@@ -386,7 +386,10 @@ def source_dpi(image: Image.Image, orientation: int, exif: Image.Exif | None) ->
     dpi = (None if guessed or unset else image.info.get("dpi")) or exif_dpi(exif)
     if not dpi:
         return None
-    horizontal, vertical = float(dpi[0]), float(dpi[1])  # a TIFF's 72/0 is nan
+    try:
+        horizontal, vertical = float(dpi[0]), float(dpi[1])  # a TIFF's 72/0 is nan
+    except (TypeError, ValueError):  # a damaged TIFF's resolution tag of another type: text ("abc"), bytes
+        return None
     if orientation in QUARTER_TURNS:
         horizontal, vertical = vertical, horizontal
     return (horizontal, vertical) if 0 < horizontal < math.inf and 0 < vertical < math.inf else None

@@ -383,6 +383,28 @@ def _write_png(file: BinaryIO, samples: np.ndarray, metadata: Metadata) -> None:
     file.write(_png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b""))
 
 
+# The types TIFF gives its resolution tags: XResolution and YResolution one RATIONAL each, ResolutionUnit
+# one SHORT.
+_RESOLUTION_TYPES = {
+    X_RESOLUTION: TiffTags.RATIONAL,
+    Y_RESOLUTION: TiffTags.RATIONAL,
+    RESOLUTION_UNIT: TiffTags.SHORT,
+}
+
+
+def _tiff_resolution(entries: dict[int, bytes], order: str) -> bool:
+    """Whether an EXIF's first directory ``entries`` (by tag) hold a resolution a TIFF can take as its own:
+    XResolution and YResolution, and any ResolutionUnit, each one value of TIFF's type for it. A damaged
+    EXIF's, of text or another type, would make a TIFF that readers refuse or misread."""
+    if not all(tag in entries for tag in RESOLUTIONS):
+        return False
+    return all(
+        struct.unpack_from(order + "HI", entries[tag], 2) == (kind, 1)
+        for tag, kind in _RESOLUTION_TYPES.items()
+        if tag in entries
+    )
+
+
 def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     """A deflate-compressed 8- or 16-bit TIFF of H x W x C samples (C = 1..4) with EXIF, ICC, DPI, XMP and
     IPTC.
@@ -425,7 +447,7 @@ def _encode_tiff(samples: np.ndarray, metadata: Metadata) -> bytes:
     entries = {entry_tag(entry, order): entry for entry in exif_entries if in_block(entry, order, len(block))}
     if dpi:
         ifd[X_RESOLUTION], ifd[Y_RESOLUTION], ifd[RESOLUTION_UNIT] = dpi[0], dpi[1], 2  # per inch
-    elif not all(tag in entries for tag in RESOLUTIONS):
+    elif not _tiff_resolution(entries, order):
         # required in a TIFF: square pixels, and no size in inches (as JFIF's unit 0)
         ifd[X_RESOLUTION], ifd[Y_RESOLUTION], ifd[RESOLUTION_UNIT] = 1, 1, 1
     copied = {tag: entry for tag, entry in entries.items() if tag not in ifd}  # the picture's tags first
