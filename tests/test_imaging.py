@@ -2299,6 +2299,16 @@ def test_tiffs_of_unsupported_pixel_types_say_so_not_that_they_are_damaged(name,
     assert_read_error(TIFFS / name, f"unsupported pixel type {kind}")
 
 
+@pytest.mark.parametrize("bits", [12, 16])
+def test_a_jpeg_of_other_than_8_bits_says_so_not_that_it_is_damaged(tmp_path: Path, bits: int) -> None:
+    # Pillow opens no 12-bit JPEG (medical and scientific cameras write them): it was "truncated or corrupt"
+    data = bytearray(save(tmp_path / "photo.jpg", Image.fromarray(gradient_rgb8())).read_bytes())
+    frame = data.index(b"\xff\xc0")  # baseline SOF0: its length, then the bits a sample
+    data[frame + 4] = bits
+    (tmp_path / "photo.jpg").write_bytes(data)
+    assert_read_error(tmp_path / "photo.jpg", f"unsupported pixel type {bits}-bit JPEG")
+
+
 @pytest.mark.parametrize(
     ("extension", "bits"), [("jpg", 8), ("png", 8), ("tif", 8), ("webp", 8), ("png", 16), ("tif", 16)]
 )

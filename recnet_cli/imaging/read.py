@@ -152,6 +152,7 @@ _JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0 to SOF1
 _HUFFMAN_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})
 _STANDALONE_MARKERS = frozenset({0x00, 0x01, *range(0xD0, 0xDA)})  # a stuffed 0, TEM, RST0 to RST7, SOI, EOI
 _START_OF_SCAN = 0xDA
+_JPEG_PRECISIONS = range(2, 17)  # bits a sample a JPEG's frame may give: 8 or 12 (DCT), 2 to 16 (lossless)
 
 
 def impossible_size(path: str | os.PathLike[str], image: Image.Image) -> str | None:
@@ -171,21 +172,36 @@ def impossible_size(path: str | os.PathLike[str], image: Image.Image) -> str | N
 
 
 def _huffman_coded(path: str | os.PathLike[str]) -> bool:
-    """Whether a JPEG's frame (its SOF marker) is Huffman-coded, found by walking its segments as Pillow does
-    (past fill bytes and stray bytes between them); False for an arithmetic-coded one, and where no frame
-    comes before the scan."""
+    """Whether a JPEG's frame (its SOF marker) is Huffman-coded; False for an arithmetic-coded one, and where
+    no frame comes before the scan."""
     with Path(path).open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        at = 2  # past the SOI marker
-        while (at := data.find(b"\xff", at)) != -1 and at + 1 < len(data):
-            marker = data[at + 1]
-            if marker in _JPEG_FRAMES:
-                return marker in _HUFFMAN_FRAMES
-            if marker == _START_OF_SCAN:
-                break
-            # a fill byte, or a marker without a length (RSTn, SOI, EOI, TEM), or one with its length
-            standalone = marker == 0xFF or marker in _STANDALONE_MARKERS
-            at += 1 if standalone else 2 + int.from_bytes(data[at + 2 : at + 4], "big")
-    return False
+        at = _jpeg_frame(data)
+        return at is not None and data[at + 1] in _HUFFMAN_FRAMES
+
+
+def _jpeg_frame(data: bytes | mmap.mmap) -> int | None:
+    """Where a JPEG's frame (its SOF marker) starts, found by walking its segments as Pillow does (past fill
+    bytes and stray bytes between them); None where no frame comes before the scan."""
+    at = 2  # past the SOI marker
+    while (at := data.find(b"\xff", at)) != -1 and at + 1 < len(data):
+        marker = data[at + 1]
+        if marker in _JPEG_FRAMES:
+            return at
+        if marker == _START_OF_SCAN:
+            break
+        # a fill byte, or a marker without a length (RSTn, SOI, EOI, TEM), or one with its length
+        standalone = marker == 0xFF or marker in _STANDALONE_MARKERS
+        at += 1 if standalone else 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return None
+
+
+def _unopened_jpeg_pixel_type(file: BinaryIO) -> str | None:
+    """What a JPEG that Pillow could not open holds where its frame says samples of other than 8 bits ("12-bit
+    JPEG": medical and scientific cameras write them, and Pillow opens none); None otherwise."""
+    with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        at = _jpeg_frame(data) if data[:2] == b"\xff\xd8" else None
+        precision = data[at + 4] if at is not None and at + 4 < len(data) else 8  # after the length
+    return f"{precision}-bit JPEG" if precision != 8 and precision in _JPEG_PRECISIONS else None
 
 
 def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
@@ -204,7 +220,8 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
         file.seek(0)
         if not has_supported_signature(file.read(12)):
             raise ImageReadError(path, "not an image, or an unsupported format") from error
-        kind = _unopened_tiff_pixel_type(file)  # Pillow opens no TIFF of a pixel type it does not know
+        # Pillow opens no TIFF of a pixel type it does not know, nor a JPEG of other than 8 bits
+        kind = _unopened_tiff_pixel_type(file) or _unopened_jpeg_pixel_type(file)
         reason = "truncated or corrupt image data" if kind is None else _UNSUPPORTED_PIXELS.format(kind)
         raise ImageReadError(path, reason) from error
     except Image.DecompressionBombError as error:
