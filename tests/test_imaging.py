@@ -3386,17 +3386,32 @@ def test_a_resolution_with_a_zero_denominator_is_no_resolution(tmp_path: Path) -
     assert read_photo(scan).dpi is None
 
 
+def retyped(tiff: Path, tag: int, kind: int, count: int | None = None, value: bytes | None = None) -> Path:
+    """A little-endian TIFF whose first directory's entry of ``tag`` says another type (and count, and value
+    where given), as a damaged file's may."""
+    data = bytearray(tiff.read_bytes())
+    (start,) = struct.unpack_from("<I", data, 4)
+    (entries,) = struct.unpack_from("<H", data, start)
+    (at,) = (
+        at
+        for at in range(start + 2, start + 2 + 12 * entries, 12)
+        if data[at : at + 2] == struct.pack("<H", tag)
+    )
+    struct.pack_into("<H", data, at + 2, kind)
+    if count is not None:
+        struct.pack_into("<I", data, at + 4, count)
+    if value is not None:
+        data[at + 8 : at + 12] = value
+    tiff.write_bytes(data)
+    return tiff
+
+
 def test_a_resolution_of_text_is_no_resolution(tmp_path: Path) -> None:
     # A damaged TIFF's YResolution of text failed the photo as "truncated or corrupt image data"; and a JPEG's
     # EXIF resolution of text went into a TIFF output as its own, which recnet then refused to read
     image = Image.fromarray(gradient_rgb8())
-    scan = bytearray(save(tmp_path / "scan.tif", image, dpi=(300, 300)).read_bytes())
-    (start,) = struct.unpack_from("<I", scan, 4)
-    (count,) = struct.unpack_from("<H", scan, start)
-    (entry,) = (at for at in range(start + 2, start + 2 + 12 * count, 12) if scan[at : at + 2] == b"\x1b\x01")
-    struct.pack_into("<HHI4s", scan, entry, 283, 2, 4, b"abc\0")  # YResolution: ASCII "abc"
-    (tmp_path / "scan.tif").write_bytes(scan)
-    assert read_photo(tmp_path / "scan.tif").dpi is None
+    scan = retyped(save(tmp_path / "scan.tif", image, dpi=(300, 300)), 283, 2, 4, b"abc\0")  # ASCII "abc"
+    assert read_photo(scan).dpi is None
     entries = [(282, 2, 4, b"300\0"), (283, 2, 4, b"abc\0"), (296, 2, 2, b"2\0\0\0")]  # all ASCII
     directory = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI4s", *e) for e in entries)
     exif = b"Exif\0\0II*\0" + struct.pack("<I", 8) + directory + bytes(4)
@@ -3405,6 +3420,28 @@ def test_a_resolution_of_text_is_no_resolution(tmp_path: Path) -> None:
     with Image.open(output) as written:  # the resolution TIFF requires, with no unit: not the EXIF's text
         assert (written.tag_v2[282], written.tag_v2[283], written.tag_v2[296]) == (1, 1, 1)
     assert read_photo(output).dpi is None
+
+
+def test_a_tiffs_profile_or_xmp_of_another_type_is_read_as_its_bytes(tmp_path: Path) -> None:
+    # Pillow hands a damaged TIFF's ICC profile tag of SHORTs over as a number, and its XMP tag typed ASCII
+    # as text: each failed the photo as "truncated or corrupt image data", its pixels whole
+    picture = Image.fromarray(gradient_rgb8())
+    xmp = b'<x:xmpmeta><rdf:Description xmp:Rating="4"/></x:xmpmeta>'
+    as_text = retyped(save(tmp_path / "text.tif", picture, tiffinfo={700: xmp}), 700, 2)
+    assert read_photo(as_text).xmp == xmp
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    as_number = retyped(save(tmp_path / "rgb.tif", picture, icc_profile=profile), 34675, 3, 1)
+    photo = read_photo(as_number)
+    assert photo.icc_profile is None
+    assert (
+        photo.unusable_profile_notice
+        == "its embedded colour profile is not an ICC profile: the output goes without it"
+    )
+    cmyk = retyped(save(tmp_path / "cmyk.tif", picture.convert("CMYK"), icc_profile=profile), 34675, 3, 1)
+    assert read_photo(cmyk).uncalibrated_cmyk_notice == (
+        "a CMYK photo whose colour profile is damaged (LittleCMS cannot read it): its colours were converted "
+        "to RGB uncalibrated, and may be off"
+    )
 
 
 def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None:

@@ -294,6 +294,8 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
     # Pillow and OpenCV both turn a TIFF's pixels upright while decoding them (and Pillow drops the tag then),
     # and no other format's.
     tiff_orientation = image.tag_v2.get(ORIENTATION, 1) if image.format == "TIFF" else None
+    if image.format == "TIFF":
+        _tiff_blocks_as_bytes(image)
     layout = _sixteen_bit_layout(image)
     depth = image.info.get("bit_depth", 8) if image.format == "HEIF" else 8
     icc_profile, uncalibrated_cmyk = image.info.get("icc_profile"), None
@@ -353,6 +355,24 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         uncalibrated_cmyk=uncalibrated_cmyk,
         unusable_profile=unusable_profile,
     )
+
+
+# A TIFF's tags that hold a block of bytes, by the name Pillow gives their values in ``info``: the ICC profile
+# and the XMP packet.
+_TIFF_BLOCKS = {"icc_profile": 34675, "xmp": 700}
+
+
+def _tiff_blocks_as_bytes(image: Image.Image) -> None:
+    """Makes a TIFF's ICC profile and XMP packet, which Pillow hands over as its tags' values, the bytes the
+    file holds where a damaged file's tag of another type (SHORT, ASCII) made them numbers or text: Pillow's
+    own reading of the XMP (for an orientation, as it decodes the pixels) and recnet's of both take bytes,
+    and failed the photo as damaged. They are then read as any other: a profile that is none is left out,
+    with a note."""
+    for name, tag in _TIFF_BLOCKS.items():
+        value = image.info.get(name)
+        if value is not None and not isinstance(value, bytes):
+            raw = getattr(image.tag_v2, "_tagdata", {}).get(tag)
+            image.info[name] = bytes(raw) if isinstance(raw, bytes | bytearray) else b""
 
 
 def _all_grey(samples: np.ndarray) -> bool:
