@@ -1418,6 +1418,15 @@ def test_a_sheet_saved_while_explain_runs_is_kept_unless_overwrite_and_recnet_s(
     assert sheet.read_bytes().startswith(b"\x89PNG")
 
 
+def fault_line(photo: Path, fault: str, where: str) -> str:
+    """The pattern of the line saying that a fault of recnet's met ``photo``: the error ``fault`` (its type
+    and the start of its message) at a line of ``where`` in recnet's code."""
+    return (
+        rf"error: {re.escape(str(photo))}: failed by a fault in recnet \({re.escape(fault)}.*, at "
+        rf"recnet_cli/{where}:\d+\); please report it, with this file if you can"
+    )
+
+
 @pytest.mark.parametrize("command", ["correct", "mask"])
 @pytest.mark.parametrize("stage", ["read", "write"])
 def test_a_fault_of_recnet_s_own_fails_its_photo_alone_in_one_line_that_says_where(
@@ -1447,12 +1456,7 @@ def test_a_fault_of_recnet_s_own_fails_its_photo_alone_in_one_line_that_says_whe
     fault, where = (
         ("KeyError: 'colour'", "runner.py") if stage == "read" else ("struct.error: ", "imaging/write.py")
     )
-    assert re.search(
-        rf"^error: {re.escape(str(photos[1]))}: failed by a fault in recnet \({re.escape(fault)}.*, at "
-        rf"recnet_cli/{where}:\d+\); please report it, with this file if you can$",
-        result.output,
-        re.MULTILINE,
-    ), result.output
+    assert re.search(f"^{fault_line(photos[1], fault, where)}$", result.output, re.MULTILINE), result.output
     assert "Traceback" not in result.output
     assert sorted(path.name[0] for path in out.iterdir()) == ["a", "c"]  # the batch went on
 
@@ -1471,11 +1475,7 @@ def test_a_fault_of_recnet_s_own_in_explain_is_one_line(
     fault, where = (
         ("KeyError: 'colour'", "imaging/read.py") if stage == "read" else ("struct.error", "imaging/write.py")
     )
-    assert re.fullmatch(
-        rf"error: {re.escape(str(photo))}: failed by a fault in recnet \({re.escape(fault)}.*, at "
-        rf"recnet_cli/{where}:\d+\); please report it, with this file if you can\n",
-        result.output,
-    ), result.output
+    assert re.fullmatch(f"{fault_line(photo, fault, where)}\n", result.output), result.output
     assert not (tmp_path / "a_explain.png").exists()
 
 
