@@ -2343,12 +2343,22 @@ def test_a_damaged_16_bit_png_gets_recnet_s_error_line_alone(tmp_path, capfd, da
     assert capfd.readouterr().err == ""
 
 
-def test_a_16_bit_png_s_odd_chunks_are_read_without_libpng_s_warnings(tmp_path, capfd):
-    pixels = noisy().astype(np.uint16) * 257
+@pytest.mark.parametrize(
+    ("layout", "chunk"),
+    [
+        ("rgb", (b"iCCP", b"profile\0\0" + zlib.compress(b"not a profile"))),  # libpng: "iCCP: too short"
+        ("grey", (b"PLTE", bytes(range(9)))),  # "PLTE: ignored in grayscale PNG": no 16-bit PNG has one
+        ("rgb", (b"tRNS", bytes(8))),  # "tRNS: invalid": an RGB colour is 6 bytes
+        ("rgba", (b"tRNS", bytes(6))),  # "tRNS: invalid with alpha channel"
+    ],
+)
+def test_a_16_bit_png_s_odd_chunks_are_read_without_libpng_s_warnings(tmp_path, capfd, layout, chunk):
+    rgb = noisy().astype(np.uint16) * 257
+    pixels = {"rgb": rgb, "grey": rgb[..., 0], "rgba": np.dstack([rgb, rgb[..., :1]])}[layout]
     clean = read_photo(png_with_chunks(tmp_path / "clean.png", pixels))
-    too_short = (b"iCCP", b"profile\0\0" + zlib.compress(b"not a profile"))  # libpng: "iCCP: too short"
-    odd = read_photo(png_with_chunks(tmp_path / "odd.png", pixels, too_short))
+    odd = read_photo(png_with_chunks(tmp_path / "odd.png", pixels, chunk))
     np.testing.assert_array_equal(odd.pixels, clean.pixels)
+    assert (odd.bit_depth, odd.alpha is None) == (16, layout != "rgba")
     assert capfd.readouterr().err == ""
 
 

@@ -103,10 +103,16 @@ _READABLE_MODES = _GREY_MODES | {"RGB", "RGBA"} | _PILLOW_CONVERSIONS.keys()
 # transfer curve, matrix, full range), sRGB a rendering intent, gAMA the encoding exponent and cHRM the
 # white's and primaries' chromaticities (x 100,000).
 _PNG_COLOUR_CHUNKS = {b"cICP": 4, b"sRGB": 1, b"gAMA": 4, b"cHRM": 32}
-# The chunks of a 16-bit PNG that OpenCV decodes: those its pixels need. OpenCV's libpng prints a line of
-# its own to stderr about damage and about other chunks it finds odd ("libpng warning: iCCP: too short");
-# Pillow has read those, and the damage is checked here first (``_pixel_chunks``).
-_PNG_PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"})
+# The chunks of a 16-bit PNG that OpenCV decodes: those its pixels need, and an RGB one's transparent colour
+# (a tRNS chunk of 6 bytes), which OpenCV makes alpha (a grey one's is made alpha here; no 16-bit PNG has a
+# palette). OpenCV's libpng prints a line of its own to stderr about damage and about other chunks it finds
+# odd ("libpng warning: iCCP: too short", "PLTE: ignored in grayscale PNG", "tRNS: invalid with alpha
+# channel"); Pillow has read those, and the damage is checked here first (``_pixel_chunks``).
+_PNG_PIXEL_CHUNKS = frozenset({b"IHDR", b"IDAT", b"IEND"})
+_PNG_RGB = 2  # IHDR's colour type of RGB without alpha
+_PNG_COLOUR_TYPE_AT = (
+    25  # the signature, IHDR's length and type, width and height, and the bit depth before it
+)
 
 
 def read_photo(path: str | os.PathLike[str]) -> Photo:
@@ -488,8 +494,8 @@ def _deep_png_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[
 
 
 def _pixel_chunks(png: bytes) -> bytes:
-    """A PNG's signature and the chunks its pixels need (``_PNG_PIXEL_CHUNKS``), for OpenCV; a chunk cut
-    short or whose CRC does not match, or a PNG without its IEND chunk, is an OSError."""
+    """A 16-bit PNG's signature and the chunks its pixels need (``_PNG_PIXEL_CHUNKS``), for OpenCV; a chunk
+    cut short or whose CRC does not match, or a PNG without its IEND chunk, is an OSError."""
     view, stream = memoryview(png), io.BytesIO(png)
     kept = [view[: len(PNG_SIGNATURE)]]
     for kind, length in _png_chunks(stream):
@@ -499,7 +505,8 @@ def _pixel_chunks(png: bytes) -> bytes:
             break
         if zlib.crc32(view[at + 4 : end - 4]) != struct.unpack_from(">I", png, end - 4)[0]:
             raise OSError(f"the CRC of the PNG's {kind!r} chunk does not match its data")
-        if kind in _PNG_PIXEL_CHUNKS:
+        rgb_key = kind == b"tRNS" and length == 6 and png[_PNG_COLOUR_TYPE_AT] == _PNG_RGB
+        if kind in _PNG_PIXEL_CHUNKS or rgb_key:
             kept.append(view[at:end])
         if kind == b"IEND":
             return b"".join(kept)
