@@ -797,10 +797,26 @@ def test_damaged_extended_xmp_is_left_out_and_said(tmp_path, damage):
     source.write_bytes(b"\xff\xd8" + b"".join(segments) + rest)
     photo, output = round_trip(tmp_path, source, "jpg")
     with Image.open(source) as original, Image.open(output) as written:
-        assert photo.xmp == original.info["xmp"] == written.info["xmp"]  # the packet goes as it was
+        claim = b"<xmpNote:HasExtendedXMP>%s</xmpNote:HasExtendedXMP>" % md5_guid(
+            b"" if "MD5" in damage else xmp_extension(EXTENDED_XMP)[1]
+        )
+        assert claim in original.info["xmp"]
+        # the packet goes as it was, less its claim to what the output goes without (each later run said so)
+        assert photo.xmp == original.info["xmp"].replace(claim, b"") == written.info["xmp"]
     assert photo.extended_xmp is None
     assert photo.damaged_metadata_notice == "its extended XMP is damaged: the output goes without it"
-    assert xmp_extension(output) == (set(), b"", [])
+    assert xmp_extension(output) == (set(), b"", []) and read_photo(output).damaged_metadata == ()
+
+
+def test_a_claim_of_extended_xmp_as_an_attribute_goes_with_the_extended_xmp(tmp_path: Path) -> None:
+    """A packet naming an extended XMP the JPEG does not hold: as ExifTool writes the claim (an element), and
+    as Adobe's toolkit does (an attribute)."""
+    note = 'xmlns:xmpNote="http://ns.adobe.com/xmp/note/"'
+    standard = xmp_packet(note, f'xmpNote:HasExtendedXMP="{md5_guid(b"gone").decode()}"')
+    source = save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), xmp=standard)
+    photo, output = round_trip(tmp_path, source, "jpg")
+    assert photo.damaged_metadata == ("extended XMP",) and b"HasExtendedXMP" not in photo.xmp
+    assert read_photo(output).damaged_metadata == ()
 
 
 def test_an_orientation_in_the_extended_xmp_says_upright_under_a_new_guid(tmp_path):

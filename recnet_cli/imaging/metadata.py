@@ -83,6 +83,10 @@ _XMP_EXTENSION_PREFIX = len(_XMP_EXTENSION_HEADER) + 32 + 4 + 4
 _XMP_EXTENSION_PORTION = 65000  # bytes of extended XMP a segment holds, as Adobe's XMP toolkit writes them
 # The GUID in the packet's xmpNote:HasExtendedXMP, an attribute or an element.
 _HAS_EXTENDED_XMP = re.compile(rb"HasExtendedXMP\s*(?:=\s*[\"']|>)\s*([0-9A-Fa-f]{32})")
+_EXTENDED_XMP_CLAIMS = (  # that property, taken out of a packet whose extended XMP is left out
+    re.compile(rb"\s[\w.-]+:HasExtendedXMP\s*=\s*(?:\"[^\"]*\"|'[^']*')"),  # an attribute
+    re.compile(rb"<([\w.-]+:HasExtendedXMP)>[^<]*</\1>"),  # an element
+)
 _IPTC_RESOURCE = 0x0404  # Photoshop image resource "IPTC-NAA record"
 IPTC_TAG = 33723  # TIFF tag IPTC-NAA
 # IPTC-IIM datasets of the application record (2) that tools writing both mirror in XMP, with the XMP
@@ -241,7 +245,7 @@ def xmp_packets(image: Image.Image, damaged: list[str]) -> tuple[bytes | None, b
     """The XMP packet and, where it is a JPEG's that names one (HasExtendedXMP), its extended XMP, both with
     orientation 1 and recnet as CreatorTool (an extended XMP edited for them is named by its new MD5). An
     extended XMP that is missing, incomplete or not the one named is None, with "extended XMP" added to
-    ``damaged``."""
+    ``damaged``, and the packet no longer names it: an output would claim what it does not hold."""
     xmp = image.info.get("xmp")
     if xmp is None and _RAW_XMP in image.info:  # a PNG's XMP as ImageMagick and Krita write it
         xmp = intact(lambda: _raw_profile(image.info[_RAW_XMP]), "XMP", damaged)
@@ -252,6 +256,8 @@ def xmp_packets(image: Image.Image, damaged: list[str]) -> tuple[bytes | None, b
     extended = _portable_xmp(intact(read, "extended XMP", damaged))
     if extended is not None:  # named as recnet writes it: by its MD5 in capitals, changed where it was
         xmp = xmp.replace(claim[1], _xmp_guid(extended))
+    for pattern in _EXTENDED_XMP_CLAIMS if extended is None else ():
+        xmp = pattern.sub(b"", xmp)
     return _portable_xmp(xmp), extended
 
 
