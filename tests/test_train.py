@@ -33,6 +33,7 @@ from recnet_cli.cli import app
 from recnet_cli.engine import Corrector
 from recnet_cli.metrics import SSIM_WINDOW, quantised_scores
 from recnet_cli.model import RECNet
+from recnet_cli.train import data as training_data
 from recnet_cli.train import loop, memory, run_folder
 from recnet_cli.train.data import (
     ImageFileError,
@@ -1814,3 +1815,16 @@ def test_torchrun_s_variables_that_make_no_sense_are_named_in_one_line(
         assert loop.launched_as_main()  # its notes are said: it is to be seen until it says why it stops
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert loop.start_distributed("cpu").world == 1
+
+
+def test_a_fault_of_recnet_s_in_reading_a_photo_to_learn_from_or_score_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``correct`` says of a photo it met a bug of its own on, ``train``, ``eval`` and ``calibrate`` say
+    too: not a traceback."""
+    photo = tmp_path / "a.png"
+    cv2.imwrite(str(photo), np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setattr(training_data, "read_photo", lambda path: {}["colour"])
+    fault = r"failed by a fault in recnet \(KeyError: 'colour', at recnet_cli/train/data\.py:\d+\); please"
+    with pytest.raises(ImageFileError, match=rf"^{re.escape(str(photo))}: {fault} report it"):
+        read_rgb(photo)

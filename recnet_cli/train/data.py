@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from recnet_cli.files import folder_name
-from recnet_cli.imaging import Photo, PhotoFileError, fit_size, read_photo, write_rgb8
+from recnet_cli.imaging import Photo, PhotoFileError, faults_fail_alone, fit_size, read_photo, write_rgb8
 from recnet_cli.imaging.pixels import quantise
 from recnet_cli.inputs import is_image, other_files, unique_sources, visible_files
 from recnet_cli.metrics import SSIM_WINDOW
@@ -63,9 +63,11 @@ def read_checked(path: Path, on_notice: Callable[[str], None] | None = None) -> 
     """An image file read as ``recnet correct`` reads it: a damaged or unreadable file raises ImageFileError
     naming it and what is wrong (OpenCV would decode half a truncated JPEG), and ``on_notice`` is told,
     naming it, of a file of several pages or frames (only the first is read) and of a CMYK photo's colours
-    converted without their profile."""
+    converted without their profile. A fault of recnet's in reading it is such an error too, in one line
+    (``faults_fail_alone``)."""
     try:
-        photo = read_photo(path)
+        with faults_fail_alone(path):
+            photo = read_photo(path)
     except PhotoFileError as exc:
         raise ImageFileError(str(exc)) from None
     if on_notice is not None:
