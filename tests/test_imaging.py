@@ -3448,6 +3448,69 @@ def test_a_resolution_of_text_is_no_resolution(tmp_path: Path) -> None:
     assert read_photo(output).dpi is None
 
 
+def exif_of(order: bytes, entries: list[tuple[int, int, int, bytes]]) -> bytes:
+    """A JPEG's EXIF segment of one directory in byte order ``order`` (b"II", b"MM") holding ``entries``: tag,
+    type, count and the value's bytes (past 4 bytes, after the directory)."""
+    sign = "<" if order == b"II" else ">"
+    at = 8 + 2 + 12 * len(entries) + 4  # where values too long for their entry go
+    directory, values = struct.pack(sign + "H", len(entries)), b""
+    for tag, kind, count, value in entries:
+        inline = value.ljust(4, b"\0") if len(value) <= 4 else struct.pack(sign + "I", at + len(values))
+        directory += struct.pack(sign + "HHI", tag, kind, count) + inline
+        values += value if len(value) > 4 else b""
+    return b"Exif\0\0" + order + struct.pack(sign + "HI", 42, 8) + directory + bytes(4) + values
+
+
+@pytest.mark.parametrize("order", [b"II", b"MM"])
+@pytest.mark.parametrize(
+    ("damage", "written"),
+    [
+        (None, (300, 300, 1)),  # whole, of no unit: the TIFF takes it as its own
+        ("two XResolutions", (1, 1, 1)),
+        ("a ResolutionUnit of LONG", (1, 1, 1)),
+        ("a YResolution of SHORT", (1, 1, 1)),
+    ],
+)
+def test_a_tiff_takes_an_exif_resolution_as_its_own_only_where_each_tag_is_one_value_of_tiffs_type(
+    tmp_path: Path, order: bytes, damage: str | None, written: tuple[int, int, int]
+) -> None:
+    """A photo without a resolution in inches whose EXIF's resolution tags are of another type or count
+    would make a TIFF that readers refuse or misread: it gets TIFF's own 1, 1, no unit instead. A
+    big-endian EXIF's are read in its order."""
+    sign = "<" if order == b"II" else ">"
+    rational = struct.pack(sign + "II", 300, 1)
+    entries = {
+        282: (282, 5, 1, rational),
+        283: (283, 5, 1, rational),
+        296: (296, 3, 1, struct.pack(sign + "H", 1)),  # no absolute unit: no dpi for the photo
+    }
+    if damage == "two XResolutions":
+        entries[282] = (282, 5, 2, rational * 2)
+    elif damage == "a ResolutionUnit of LONG":
+        entries[296] = (296, 4, 1, struct.pack(sign + "I", 1))
+    elif damage == "a YResolution of SHORT":
+        entries[283] = (283, 3, 1, struct.pack(sign + "H", 300))
+    exif = exif_of(order, list(entries.values()))
+    photo, output = round_trip(
+        tmp_path, save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), exif=exif), "tif"
+    )
+    assert photo.dpi is None
+    with Image.open(output) as tiff:
+        assert (tiff.tag_v2[282], tiff.tag_v2[283], tiff.tag_v2[296]) == written
+    assert read_photo(output).dpi is None
+
+
+def test_an_exif_resolution_of_nothing_without_a_unit_is_written_to_a_tiff(tmp_path: Path) -> None:
+    # XResolution and YResolution of 0, and no ResolutionUnit: no dpi, and the tags' types checked without one
+    rational = struct.pack("<II", 0, 1)
+    exif = exif_of(b"II", [(282, 5, 1, rational), (283, 5, 1, rational)])
+    photo, output = round_trip(
+        tmp_path, save(tmp_path / "in.jpg", Image.fromarray(gradient_rgb8()), exif=exif), "tif"
+    )
+    assert photo.dpi is None
+    assert read_photo(output).dpi is None
+
+
 def test_a_tiffs_profile_or_xmp_of_another_type_is_read_as_its_bytes(tmp_path: Path) -> None:
     # Pillow hands a damaged TIFF's ICC profile tag of SHORTs over as a number, and its XMP tag typed ASCII
     # as text: each failed the photo as "truncated or corrupt image data", its pixels whole
