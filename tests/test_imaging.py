@@ -2326,6 +2326,39 @@ def test_a_jpeg_of_other_than_8_bits_says_so_not_that_it_is_damaged(tmp_path: Pa
 
 
 @pytest.mark.parametrize(
+    ("bits", "reason"),
+    [
+        (2, "unsupported pixel type 2-bit JPEG"),
+        *[(bits, "truncated or corrupt image data") for bits in (0, 1, 17, 255)],
+    ],
+)
+def test_only_the_bits_a_jpeg_frame_may_give_are_said_to_be_an_unsupported_pixel_type(
+    tmp_path: Path, bits: int, reason: str
+) -> None:
+    """A lossless JPEG's frame (SOF3) gives 2 to 16 bits a sample; any other number is damage, not a pixel
+    type to name."""
+    data = bytearray(save(tmp_path / "photo.jpg", Image.fromarray(gradient_rgb8())).read_bytes())
+    frame = data.index(b"\xff\xc0")
+    data[frame + 1], data[frame + 4] = 0xC3, bits
+    (tmp_path / "photo.jpg").write_bytes(data)
+    assert_read_error(tmp_path / "photo.jpg", reason)
+
+
+def test_a_damaged_file_that_is_no_jpeg_or_a_jpeg_cut_in_its_frame_is_not_said_to_be_of_a_pixel_type(
+    tmp_path: Path,
+) -> None:
+    # a PNG Pillow cannot open, its bytes those of a 12-bit JPEG's frame: no JPEG's
+    png = tmp_path / "photo.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\xff\xc0\x00\x11\x0c" + bytes(64))
+    assert_read_error(png, "truncated or corrupt image data")
+    # a JPEG that ends with its frame's length, which says the frame holds nothing: no bits a sample
+    data = save(tmp_path / "whole.jpg", Image.fromarray(gradient_rgb8())).read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: data.index(b"\xff\xc0") + 2] + b"\x00\x02")
+    assert_read_error(cut, "truncated or corrupt image data")
+
+
+@pytest.mark.parametrize(
     ("extension", "bits"), [("jpg", 8), ("png", 8), ("tif", 8), ("webp", 8), ("png", 16), ("tif", 16)]
 )
 def test_a_photo_cut_short_is_truncated_or_corrupt(tmp_path: Path, extension: str, bits: int) -> None:
