@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -44,6 +45,7 @@ from recnet_cli.imaging import (
     write_png16,
     write_rgb8,
 )
+from recnet_cli.imaging.errors import fault_reason
 from recnet_cli.imaging.metadata import iptc_datasets, iptc_left_out_of_xmp, photoshop_segment
 from recnet_cli.imaging.notices import output_notices
 from recnet_cli.imaging.photo import Metadata
@@ -3770,3 +3772,43 @@ def test_a_mapped_file_whose_name_is_not_utf8_does_not_stop_recnet_loading(tmp_p
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert (loaded.returncode, loaded.stderr) == (0, "")
+
+
+def test_a_fault_is_said_in_one_line_where_recnet_s_code_has_no_part_in_it() -> None:
+    """The reason names the error by the first line of its message, and where it was raised: the file's name
+    alone outside recnet's code (no path relative to recnet's folder, which failed), and nowhere for an error
+    never raised."""
+    assert fault_reason(KeyError("colour")) == (
+        "failed by a fault in recnet (KeyError: 'colour'); please report it, with this file if you can"
+    )
+    try:
+        raise ValueError("the first line\nand the second")
+    except ValueError as error:
+        line = error.__traceback__.tb_lineno
+        reason = fault_reason(error)
+    assert reason == (
+        f"failed by a fault in recnet (ValueError: the first line, at {Path(__file__).name}:{line}); please "
+        "report it, with this file if you can"
+    )
+
+
+def test_a_fault_in_recnet_s_code_imported_through_a_symbolic_link_says_where_in_it(tmp_path: Path) -> None:
+    """A recnet found through a linked folder (a home folder, macOS's /tmp) has its code's frames under the
+    link's path: they are recnet's all the same, named from its folder."""
+    linked = tmp_path / "linked"
+    linked.symlink_to(Path(recnet_cli.__file__).resolve().parent.parent, target_is_directory=True)
+    code = (
+        "import recnet_cli\n"
+        "from recnet_cli.imaging import read\n"
+        "from recnet_cli.imaging.errors import fault_reason\n"
+        f"assert recnet_cli.__file__.startswith({str(linked)!r}), recnet_cli.__file__\n"
+        "try:\n"
+        "    read._jpeg_frame(None)\n"
+        "except AttributeError as error:\n"
+        "    print(fault_reason(error))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(linked)}
+    command = [sys.executable, "-c", code]
+    ran = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert re.search(r", at recnet_cli/imaging/read\.py:\d+\); please report it", ran.stdout), ran.stdout
