@@ -1479,6 +1479,65 @@ def test_a_fault_of_recnet_s_own_in_explain_is_one_line(
     assert not (tmp_path / "a_explain.png").exists()
 
 
+@pytest.mark.parametrize("stage", ["header", "notices", "raw mask"])
+def test_a_fault_of_recnet_s_own_in_a_header_a_notice_or_a_raw_mask_fails_its_photo_alone(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    """Each is the files' share of the work: the header read for its size, the notices of how the photo was
+    read, mask's --raw picture. A fault of recnet's there must not end the batch with a traceback."""
+    photos = [make_photo(tmp_path / f"{name}.png", (40, 32) if name == "b" else (72, 48)) for name in "abc"]
+    header_size, reading_notices, save = runner.header_size, Photo.reading_notices, imaging_write._save
+
+    def header_size_but_b(path: Path) -> tuple[int, int] | None:
+        if stage == "header" and path.name == "b.png":
+            {}["colour"]  # the fault
+        return header_size(path)
+
+    def reading_notices_but_b(photo: Photo, *args: Any, **kwargs: Any) -> list[str]:
+        if stage == "notices" and photo.pixels.shape[:2] == (32, 40):
+            {}["colour"]
+        return reading_notices(photo, *args, **kwargs)
+
+    def save_but_b_s_raw_mask(path: Path, *args: Any, **kwargs: Any) -> None:
+        if stage == "raw mask" and re.fullmatch(r"b.*_raw\.png", Path(path).name):
+            {}["colour"]
+        save(path, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "header_size", header_size_but_b)
+    monkeypatch.setattr(Photo, "reading_notices", reading_notices_but_b)
+    monkeypatch.setattr(imaging_write, "_save", save_but_b_s_raw_mask)
+    out = tmp_path / "out"
+    command = ["mask", "--raw"] if stage == "raw mask" else ["correct"]
+    arguments = [*command, *map(str, photos), "-o", str(out), "--model", str(model_file), "--device", "cpu"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 1, result.output
+    line = fault_line(photos[1], "KeyError: 'colour'", r"[\w/]+\.py")
+    assert re.search(f"^{line}$", result.output, re.MULTILINE), result.output
+    assert "Traceback" not in result.output
+    assert {path.name[0] for path in out.iterdir()} == {"a", "c"}  # the batch went on
+
+
+@pytest.mark.parametrize("error", [MemoryError(), OSError(errno.EIO, "Input/output error")])
+def test_memory_or_the_system_failing_as_a_photo_is_read_is_no_fault_of_recnet_s(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """What memory and the system say is raised as it is, as before recnet's net for its own faults: not
+    reported as a bug of recnet's to fail the photo alone."""
+    photos = [make_photo(tmp_path / f"{name}.png") for name in "abc"]
+    read_photo = runner.read_photo
+
+    def read_but_b(path: Path) -> Photo:
+        if path.name == "b.png":
+            raise error
+        return read_photo(path)
+
+    monkeypatch.setattr(runner, "read_photo", read_but_b)
+    arguments = ["correct", *map(str, photos), "-o", str(tmp_path / "out"), "--model", str(model_file)]
+    result = CliRunner().invoke(app, [*arguments, "--device", "cpu"])
+    assert result.exception is error, result.output
+    assert "fault in recnet" not in result.output
+
+
 @pytest.mark.parametrize("command", ["correct", "mask"])
 @pytest.mark.parametrize("stage", ["read", "write"])
 def test_a_gpu_that_fails_as_a_photo_is_read_or_written_stops_the_batch(
