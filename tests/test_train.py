@@ -1508,6 +1508,34 @@ def test_resuming_a_finished_run_whose_final_model_was_cut_short_writes_it_again
     assert resume(run_dir).already_finished
 
 
+@pytest.mark.parametrize(
+    "damage", ["cut in its header", "a header without offsets", "longer than its header says"]
+)
+def test_resuming_a_finished_run_whose_final_model_is_damaged_otherwise_writes_it_again(
+    tmp_path: Path, damage: str
+) -> None:
+    """Only a model as long as its header says is finished: one whose header cannot be read, or with bytes
+    after its tensors (a copy or a write gone wrong), is written again from the checkpoint."""
+    run_dir = tmp_path / "run"
+    train(tiny_config(run_dir, steps=2, val_every=2))
+    model = run_dir / "final.safetensors"
+    whole = model.read_bytes()
+    length = int.from_bytes(whole[:8], "little")
+    damaged = {
+        "cut in its header": whole[:12],
+        "a header without offsets": whole[:8] + b'{"a": {}}'.ljust(length) + whole[8 + length :],
+        "longer than its header says": whole + bytes(64),
+    }
+    model.write_bytes(damaged[damage])
+    with pytest.raises(TrainingError, match="already holds a training run; resume it"):
+        train(tiny_config(run_dir, steps=2, val_every=2))
+    assert not resume(run_dir).already_finished
+    written, trained = safetensors.torch.load_file(model), safetensors.torch.load(whole)
+    assert written.keys() == trained.keys()
+    assert all(torch.equal(written[name], trained[name]) for name in trained)
+    assert resume(run_dir).already_finished
+
+
 def test_a_stop_request_saves_a_checkpoint_that_resumes_the_same_run(tmp_path: Path) -> None:
     asked: list[int] = []
 
