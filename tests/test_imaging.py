@@ -3568,6 +3568,18 @@ def test_a_tiffs_profile_or_xmp_of_another_type_is_read_as_its_bytes(tmp_path: P
     )
 
 
+def test_a_tiffs_profile_tag_of_a_number_that_is_nothing_is_no_profile_with_a_note(tmp_path: Path) -> None:
+    """A profile tag of one SHORT that is 0, which Pillow hands over as the number 0: it is no profile, said
+    as any other that is none, not a photo whose profile is the number 0 without a word."""
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    saved = save(tmp_path / "rgb.tif", Image.fromarray(gradient_rgb8()), icc_profile=profile)
+    photo = read_photo(retyped(saved, 34675, 3, 1, bytes(4)))
+    assert photo.icc_profile is None
+    assert photo.reading_notices() == [
+        "its embedded colour profile is not an ICC profile: the output goes without it"
+    ]
+
+
 def test_metadata_goes_only_where_the_format_can_hold_it(tmp_path: Path) -> None:
     exif = Image.Exif()
     exif[0x010E] = "A" * 70_000  # an image description past a JPEG's 64 KB EXIF segment
