@@ -3772,6 +3772,43 @@ def test_keep_colour_takes_the_lightness_from_the_correction_and_the_colour_from
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="recnet reads the process's memory map on Linux only")
+def test_mapped_files_named_as_libtiff_that_are_not_it_do_not_keep_libtiff_s_errors_said(
+    tmp_path: Path,
+) -> None:
+    """recnet silences the libtiff it finds among the files the process maps by their names: a file so named
+    that is no library, or a library without libtiff's functions, is passed over, and libtiff, found before
+    or after them, is silenced all the same."""
+    noise = np.random.default_rng(0).integers(0, 256, (48, 72, 3), np.uint8)
+    lzw = save(tmp_path / "lzw.tif", Image.fromarray(noise), compression="tiff_lzw")
+    with Image.open(lzw) as tiff:
+        strip, length = tiff.tag_v2[273][0], tiff.tag_v2[279][0]
+    with lzw.open("r+b") as file:  # codes LZW has not defined: libtiff says so on stderr
+        file.seek(strip + 10)
+        file.write(b"\xff" * (length - 10))
+    no_libraries = [tmp_path / f"libtiff-photo-{number}.so" for number in range(16)]
+    for path in no_libraries:
+        path.write_bytes(b"\0" * 4096)
+    other_library = tmp_path / "libtiff-other.so"
+    mapped = Path("/proc/self/maps").read_text().split()
+    shutil.copyfile(next(name for name in mapped if Path(name).name.startswith("libm.so")), other_library)
+    code = (
+        "import ctypes, mmap, os\n"
+        f"paths = {list(map(str, no_libraries))!r}\n"
+        "held = [mmap.mmap(os.open(path, os.O_RDONLY), 4096, prot=mmap.PROT_READ) for path in paths]\n"
+        f"ctypes.CDLL({str(other_library)!r})\n"
+        "from recnet_cli.imaging import ImageReadError, read_photo\n"
+        "try:\n"
+        f"    read_photo({str(lzw)!r})\n"
+        "except ImageReadError as error:\n"
+        "    print(error)\n"
+    )
+    for _ in range(3):  # the files are looked at in any order
+        loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+        assert (loaded.returncode, loaded.stderr) == (0, ""), loaded.stderr
+        assert loaded.stdout == f"{lzw}: truncated or corrupt image data\n"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="recnet reads the process's memory map on Linux only")
 def test_a_mapped_file_whose_name_is_not_utf8_does_not_stop_recnet_loading(tmp_path: Path) -> None:
     """recnet looks for libtiff among the files the process maps: one named in Latin-1 there (a photo, a
     library in a folder so named) made every command fail as it started (UnicodeDecodeError)."""
