@@ -3809,6 +3809,26 @@ def test_mapped_files_named_as_libtiff_that_are_not_it_do_not_keep_libtiff_s_err
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="recnet reads the process's memory map on Linux only")
+def test_a_libtiff_in_a_folder_whose_name_has_spaces_is_silenced(tmp_path: Path) -> None:
+    """A virtual environment in "My Projects", say: its libtiff's name in the memory map has spaces."""
+    mapped = Path("/proc/self/maps").read_text().split()
+    libtiff = next((name for name in mapped if Path(name).name.startswith("libtiff")), None)
+    if libtiff is None:
+        pytest.skip("Pillow loaded no libtiff of its own")
+    copy = tmp_path / "My Projects" / "libtiff-copy.so"
+    copy.parent.mkdir()
+    shutil.copyfile(libtiff, copy)
+    code = (
+        "import ctypes, PIL.Image\n"  # Pillow's libtiff first: the copy's libraries are then found
+        f"copy = ctypes.CDLL({str(copy)!r})\n"
+        "import recnet_cli.imaging\n"
+        f"copy.TIFFOpen({os.fsencode(tmp_path / 'missing.tif')!r}, b'r')\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (loaded.returncode, loaded.stderr) == (0, "")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="recnet reads the process's memory map on Linux only")
 def test_a_mapped_file_whose_name_is_not_utf8_does_not_stop_recnet_loading(tmp_path: Path) -> None:
     """recnet looks for libtiff among the files the process maps: one named in Latin-1 there (a photo, a
     library in a folder so named) made every command fail as it started (UnicodeDecodeError)."""
