@@ -3881,3 +3881,38 @@ def test_a_fault_in_recnet_s_code_imported_through_a_symbolic_link_says_where_in
     ran = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert ran.returncode == 0, ran.stderr
     assert re.search(r", at recnet_cli/imaging/read\.py:\d+\); please report it", ran.stdout), ran.stdout
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        (b"pHYs", bytes(5)),  # cut short: 9 bytes
+        (b"tRNS", b""),  # an RGB colour is 6 bytes
+        (b"zTXt", b"Comment\0\x01" + zlib.compress(b"a note")),  # a compression method PNG does not have
+    ],
+)
+def test_a_png_that_pillow_refuses_for_one_damaged_metadata_chunk_is_read_without_it(
+    tmp_path: Path, depth: int, chunk: tuple[bytes, bytes]
+) -> None:
+    """Browsers and libpng show such a PNG; Pillow refused it whole, and recnet called it damaged."""
+    pixels = noisy() if depth == 8 else noisy().astype(np.uint16) * 257
+    clean = read_photo(png_with_chunks(tmp_path / "clean.png", pixels, GAMMA_18))
+    photo = read_photo(png_with_chunks(tmp_path / "odd.png", pixels, GAMMA_18, chunk))
+    np.testing.assert_array_equal(photo.pixels, clean.pixels)
+    assert photo.png_colour == clean.png_colour == (GAMMA_18,)  # its other chunks are read as they were
+    notice = f"its {chunk[0].decode()} chunk is damaged: the output goes without it"
+    assert photo.reading_notices() == [notice]
+
+
+def test_a_png_whose_picture_is_damaged_too_is_refused_whatever_its_metadata_chunks(tmp_path: Path) -> None:
+    """Only a PNG whose picture's chunks are whole is read again without a metadata chunk: one cut short,
+    or whose picture data's CRC is not its own, is damaged, and is said to be."""
+    odd = png_with_chunks(tmp_path / "odd.png", noisy(), (b"pHYs", bytes(5))).read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(odd[: len(odd) // 2])
+    assert_read_error(cut, "truncated or corrupt image data")
+    idat = odd.index(b"IDAT")
+    changed = tmp_path / "changed.png"
+    changed.write_bytes(odd[: idat + 10] + bytes([odd[idat + 10] ^ 1]) + odd[idat + 11 :])
+    assert_read_error(changed, "truncated or corrupt image data")

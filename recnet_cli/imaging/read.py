@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import mmap
@@ -124,9 +125,48 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
         raise ImageReadError(path, problem)
     try:
         with Path(path).open("rb") as file:
-            return _read_open_file(path, file)
+            try:
+                return _read_open_file(path, file)
+            except ImageReadError as error:
+                if error.reason == _DAMAGED and (photo := _read_without_a_damaged_chunk(path, file)):
+                    return photo
+                raise
     except OSError as error:
         raise ImageReadError(path, describe_os_error(error)) from error
+
+
+_DAMAGED = "truncated or corrupt image data"
+
+
+def _read_without_a_damaged_chunk(path: str | os.PathLike[str], file: BinaryIO) -> Photo | None:
+    """A PNG that Pillow refused for one damaged metadata chunk (a pHYs or tRNS chunk cut short, a zTXt of a
+    compression it does not know), read without the chunks of that type, which are then named as damaged;
+    None where that reads no picture, or where the picture's own chunks are damaged (cut short, or their CRC
+    not their data's: nothing to try), or it is no PNG."""
+    file.seek(0)
+    png = file.read()
+    if not png.startswith(PNG_SIGNATURE):
+        return None
+    stream, spans = io.BytesIO(png), []
+    for kind, length in _png_chunks(stream):
+        start, end = stream.tell() - 8, stream.tell() + length + 4  # its length and type, to its CRC
+        whole = end <= len(png) and zlib.crc32(png[start + 4 : end - 4]) == int.from_bytes(
+            png[end - 4 : end], "big"
+        )
+        if kind[:1].isupper() and not whole:  # a critical chunk: IHDR, PLTE, IDAT, IEND
+            return None
+        spans.append((kind, start, end))
+    if not spans or spans[-1][0] != b"IEND":
+        return None
+    for left_out in dict.fromkeys(kind for kind, _, _ in spans if kind[:1].islower()):  # ancillary ones
+        kept = b"".join(png[start:end] for kind, start, end in spans if kind != left_out)
+        try:
+            photo = _read_open_file(path, io.BytesIO(png[: len(PNG_SIGNATURE)] + kept))
+        except (PhotoFileError, OSError):  # not that chunk's fault
+            continue
+        name = f"{left_out.decode('latin-1')} chunk"
+        return dataclasses.replace(photo, damaged_metadata=(*photo.damaged_metadata, name))
+    return None
 
 
 def header_megapixels(path: str | os.PathLike[str]) -> float:
@@ -228,7 +268,7 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
             raise ImageReadError(path, "not an image, or an unsupported format") from error
         # Pillow opens no TIFF of a pixel type it does not know, nor a JPEG of other than 8 bits
         kind = _unopened_tiff_pixel_type(file) or _unopened_jpeg_pixel_type(file)
-        reason = "truncated or corrupt image data" if kind is None else _UNSUPPORTED_PIXELS.format(kind)
+        reason = _DAMAGED if kind is None else _UNSUPPORTED_PIXELS.format(kind)
         raise ImageReadError(path, reason) from error
     except Image.DecompressionBombError as error:
         raise ImageReadError(path, f"image too large: {error}") from error
@@ -241,7 +281,7 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
         if limit := next((name for name in _TEXT_TOO_LARGE if name in str(error)), None):
             why = f"its metadata is too large to read ({_TEXT_TOO_LARGE[limit]} unpacked)"
             raise ImageReadError(path, why) from None
-        raise ImageReadError(path, "truncated or corrupt image data") from error
+        raise ImageReadError(path, _DAMAGED) from error
 
 
 def _check_supported(path: str | os.PathLike[str], image: Image.Image) -> None:
