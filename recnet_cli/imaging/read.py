@@ -111,9 +111,8 @@ _PNG_COLOUR_CHUNKS = {b"cICP": 4, b"sRGB": 1, b"gAMA": 4, b"cHRM": 32}
 # channel"); Pillow has read those, and the damage is checked here first (``_pixel_chunks``).
 _PNG_PIXEL_CHUNKS = frozenset({b"IHDR", b"IDAT", b"IEND"})
 _PNG_RGB = 2  # IHDR's colour type of RGB without alpha
-_PNG_COLOUR_TYPE_AT = (
-    25  # the signature, IHDR's length and type, width and height, and the bit depth before it
-)
+# Where IHDR's colour type is: after the signature, IHDR's length and type, its width, height and bit depth.
+_PNG_COLOUR_TYPE_AT = 25
 
 
 def read_photo(path: str | os.PathLike[str]) -> Photo:
@@ -150,9 +149,8 @@ def _read_without_a_damaged_chunk(path: str | os.PathLike[str], file: BinaryIO) 
     stream, spans = io.BytesIO(png), []
     for kind, length in _png_chunks(stream):
         start, end = stream.tell() - 8, stream.tell() + length + 4  # its length and type, to its CRC
-        whole = end <= len(png) and zlib.crc32(png[start + 4 : end - 4]) == int.from_bytes(
-            png[end - 4 : end], "big"
-        )
+        crc = struct.unpack_from(">I", png, end - 4)[0] if end <= len(png) else None
+        whole = crc == zlib.crc32(png[start + 4 : end - 4])
         if kind[:1].isupper() and not whole:  # a critical chunk: IHDR, PLTE, IDAT, IEND
             return None
         spans.append((kind, start, end))
