@@ -146,15 +146,12 @@ def _read_without_a_damaged_chunk(path: str | os.PathLike[str], file: BinaryIO) 
     png = file.read()
     if not png.startswith(PNG_SIGNATURE):
         return None
-    stream, spans = io.BytesIO(png), []
-    for kind, length in _png_chunks(stream):
-        start, end = stream.tell() - 8, stream.tell() + length + 4  # its length and type, to its CRC
-        crc = struct.unpack_from(">I", png, end - 4)[0] if end <= len(png) else None
-        whole = crc == zlib.crc32(png[start + 4 : end - 4])
-        if kind[:1].isupper() and not whole:  # a critical chunk: IHDR, PLTE, IDAT, IEND
+    spans = []
+    for kind, start, end, crc_matches in _held_chunks(png):
+        if kind[:1].isupper() and not crc_matches:  # a critical chunk: IHDR, PLTE, IDAT, IEND
             return None
         spans.append((kind, start, end))
-    if not spans or spans[-1][0] != b"IEND":
+    if not spans or spans[-1][0] != b"IEND":  # cut short
         return None
     for left_out in dict.fromkeys(kind for kind, _, _ in spans if kind[:1].islower()):  # ancillary ones
         kept = b"".join(png[start:end] for kind, start, end in spans if kind != left_out)
@@ -210,7 +207,7 @@ def impossible_size(path: str | os.PathLike[str], image: Image.Image) -> str | N
     if image.width * image.height <= most * size:
         return None
     return (
-        f"truncated or corrupt image data: its header says it has {image.width} x {image.height} pixels, "
+        f"{_DAMAGED}: its header says it has {image.width} x {image.height} pixels, "
         f"more than its {size:,} bytes can hold"
     )
 
@@ -534,21 +531,31 @@ def _deep_png_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[
 def _pixel_chunks(png: bytes) -> bytes:
     """A 16-bit PNG's signature and the chunks its pixels need (``_PNG_PIXEL_CHUNKS``), for OpenCV; a chunk
     cut short or whose CRC does not match, or a PNG without its IEND chunk, is an OSError."""
-    view, stream = memoryview(png), io.BytesIO(png)
+    view = memoryview(png)
     kept = [view[: len(PNG_SIGNATURE)]]
-    for kind, length in _png_chunks(stream):
-        at = stream.tell() - 8  # the chunk's length and type, then its data and CRC
-        end = at + 12 + length
-        if end > len(png):
-            break
-        if zlib.crc32(view[at + 4 : end - 4]) != struct.unpack_from(">I", png, end - 4)[0]:
+    for kind, start, end, crc_matches in _held_chunks(png):
+        if not crc_matches:
             raise OSError(f"the CRC of the PNG's {kind!r} chunk does not match its data")
-        rgb_key = kind == b"tRNS" and length == 6 and png[_PNG_COLOUR_TYPE_AT] == _PNG_RGB
+        rgb_key = kind == b"tRNS" and end - start == 12 + 6 and png[_PNG_COLOUR_TYPE_AT] == _PNG_RGB
         if kind in _PNG_PIXEL_CHUNKS or rgb_key:
-            kept.append(view[at:end])
+            kept.append(view[start:end])
         if kind == b"IEND":
             return b"".join(kept)
     raise OSError("the PNG ends before its IEND chunk")
+
+
+def _held_chunks(png: bytes) -> Iterator[tuple[bytes, int, int, bool]]:
+    """The chunks a PNG held in memory holds whole, in order, up to one cut short: each one's type, where it
+    starts (its length, then its type) and ends (past its CRC, 12 bytes more than its data), and whether its
+    CRC is its data's."""
+    view, stream = memoryview(png), io.BytesIO(png)
+    for kind, length in _png_chunks(stream):
+        start = stream.tell() - 8
+        end = start + 12 + length
+        if end > len(png):
+            return
+        crc = struct.unpack_from(">I", png, end - 4)[0]
+        yield kind, start, end, zlib.crc32(view[start + 4 : end - 4]) == crc
 
 
 def _png_chunks(file: BinaryIO) -> Iterator[tuple[bytes, int]]:
