@@ -60,10 +60,17 @@ _APPENDED = {
     "HDR gain map": re.compile(rb"hdrgm:Version\s*(?:=|>)"),
     "motion photo's video": re.compile(rb"GCamera:(?:MotionPhoto|MicroVideo)\s*(?:=\s*[\"']|>)\s*1\b"),
 }
-_APPENDED_PROPERTY = rb"hdrgm:Version|GCamera:(?:MotionPhoto|MicroVideo)\w*"
+
+
+def _xmp_property(name: bytes) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """The XMP property ``name`` (a pattern of names) as an attribute and as an element, to take out of a
+    packet."""
+    attribute = re.compile(rb"\s(?:%s)\s*=\s*(?:\"[^\"]*\"|'[^']*')" % name)
+    return attribute, re.compile(rb"<(%s)>[^<]*</\1>" % name)
+
+
 _XMP_REMOVALS = (
-    re.compile(rb"\s(?:%s)\s*=\s*(?:\"[^\"]*\"|'[^']*')" % _APPENDED_PROPERTY),  # an attribute
-    re.compile(rb"<(%s)>[^<]*</\1>" % _APPENDED_PROPERTY),  # an element
+    *_xmp_property(rb"hdrgm:Version|GCamera:(?:MotionPhoto|MicroVideo)\w*"),
     re.compile(rb"<(G?Container:Directory)>.*?</\1>", re.DOTALL),  # where each item starts
 )
 # A packet's trailer; the white space before it is padding, which the XMP specification leaves for editing
@@ -81,12 +88,10 @@ _RAW_XMP = "Raw profile type xmp"  # a PNG text chunk that holds XMP in hex (Ima
 _XMP_EXTENSION_HEADER = b"http://ns.adobe.com/xmp/extension/\0"
 _XMP_EXTENSION_PREFIX = len(_XMP_EXTENSION_HEADER) + 32 + 4 + 4
 _XMP_EXTENSION_PORTION = 65000  # bytes of extended XMP a segment holds, as Adobe's XMP toolkit writes them
-# The GUID in the packet's xmpNote:HasExtendedXMP, an attribute or an element.
+# The GUID in the packet's xmpNote:HasExtendedXMP, an attribute or an element; the property, taken out of a
+# packet whose extended XMP is left out.
 _HAS_EXTENDED_XMP = re.compile(rb"HasExtendedXMP\s*(?:=\s*[\"']|>)\s*([0-9A-Fa-f]{32})")
-_EXTENDED_XMP_CLAIMS = (  # that property, taken out of a packet whose extended XMP is left out
-    re.compile(rb"\s[\w.-]+:HasExtendedXMP\s*=\s*(?:\"[^\"]*\"|'[^']*')"),  # an attribute
-    re.compile(rb"<([\w.-]+:HasExtendedXMP)>[^<]*</\1>"),  # an element
-)
+_EXTENDED_XMP_CLAIMS = _xmp_property(rb"[\w.-]+:HasExtendedXMP")
 _IPTC_RESOURCE = 0x0404  # Photoshop image resource "IPTC-NAA record"
 IPTC_TAG = 33723  # TIFF tag IPTC-NAA
 # IPTC-IIM datasets of the application record (2) that tools writing both mirror in XMP, with the XMP
@@ -254,10 +259,11 @@ def xmp_packets(image: Image.Image, damaged: list[str]) -> tuple[bytes | None, b
         return _portable_xmp(xmp), None
     read = functools.partial(_extended_xmp, image.applist, claim[1].upper())
     extended = _portable_xmp(intact(read, "extended XMP", damaged))
-    if extended is not None:  # named as recnet writes it: by its MD5 in capitals, changed where it was
+    if extended is None:  # left out: the packet no longer claims it
+        for pattern in _EXTENDED_XMP_CLAIMS:
+            xmp = pattern.sub(b"", xmp)
+    else:  # named as recnet writes it: by its MD5 in capitals, changed where it was
         xmp = xmp.replace(claim[1], _xmp_guid(extended))
-    for pattern in _EXTENDED_XMP_CLAIMS if extended is None else ():
-        xmp = pattern.sub(b"", xmp)
     return _portable_xmp(xmp), extended
 
 
