@@ -539,6 +539,21 @@ def test_xmp_orientation_says_upright_like_the_exif(tmp_path, xmp):
         assert written.info["xmp"] == xmp.replace(b"6", b"1") and written.getexif()[0x0112] == 1
 
 
+@pytest.mark.parametrize("original", [gradient_rgb8(), gradient_rgb16()], ids=["8-bit", "16-bit"])
+def test_a_tiff_turns_by_its_xmp_orientation_where_it_has_no_orientation_tag(tmp_path, original):
+    # Pillow turns such a TIFF as it decodes it, but OpenCV, which decodes 16-bit ones, goes by the tag alone:
+    # a 16-bit one stayed on its side with its XMP saying upright, and an 8-bit one's resolution did not turn
+    source = tmp_path / "in.tif"
+    like = photo_like(original, xmp=xmp_packet('tiff:Orientation="6"'), dpi=(300.0, 150.0))
+    write_photo(source, like.pixels, like)
+    with Image.open(source) as stored:
+        assert 0x0112 not in stored.tag_v2
+    photo = read_photo(source)
+    assert np.array_equal(as_codes(photo.pixels, 8 * original.dtype.itemsize), np.rot90(original, -1))
+    assert photo.dpi == pytest.approx((150, 300))
+    assert b'Orientation="6"' not in photo.xmp
+
+
 GAIN_MAP_DIRECTORY = (
     '<Container:Directory><rdf:Seq><rdf:li rdf:parseType="Resource"><Container:Item '
     'Item:Semantic="Primary" Item:Mime="image/jpeg"/></rdf:li><rdf:li rdf:parseType="Resource">'

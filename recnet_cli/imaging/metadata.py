@@ -61,6 +61,15 @@ _APPENDED = {
     "motion photo's video": re.compile(rb"GCamera:(?:MotionPhoto|MicroVideo)\s*(?:=\s*[\"']|>)\s*1\b"),
 }
 
+# XMP's orientation as Pillow's ``getexif`` reads it, in either form, where a file has no Orientation tag
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)([0-9])')
+
+
+def xmp_orientation(xmp: bytes | None) -> int:
+    """The orientation an XMP packet gives, as Pillow reads it; 1 where it gives none."""
+    found = _XMP_ORIENTATION.search(xmp or b"")
+    return 1 if found is None else int(found[1])
+
 
 def _xmp_property(name: bytes) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
     """The XMP property ``name`` (a pattern of names) as an attribute and as an element, to take out of a

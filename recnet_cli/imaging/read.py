@@ -60,6 +60,7 @@ from recnet_cli.imaging.metadata import (
     iptc_record,
     portable_exif,
     source_dpi,
+    xmp_orientation,
     xmp_packets,
 )
 from recnet_cli.imaging.photo import Photo
@@ -332,12 +333,14 @@ def _unopened_tiff_pixel_type(file: BinaryIO) -> str | None:
 
 
 def _decode(image: Image.Image, file: BinaryIO) -> Photo:
-    # Pillow and OpenCV both turn a TIFF's pixels upright while decoding them (and Pillow drops the tag then),
-    # and no other format's.
-    tiff_orientation = image.tag_v2.get(ORIENTATION, 1) if image.format == "TIFF" else None
     if image.format == "TIFF":
         _tiff_blocks_as_bytes(image)
     layout = _sixteen_bit_layout(image)
+    # Pillow turns a TIFF's pixels upright while decoding them, by its Orientation tag or, without one, its
+    # XMP's (and drops the tag then); OpenCV, which decodes 16-bit ones, by the tag alone. No other format's
+    # decoder turns them.
+    tiff_orientation = _tiff_orientation(image) if image.format == "TIFF" else None
+    decoder_turns = image.format == "TIFF" and (layout is None or ORIENTATION in image.tag_v2)
     depth = image.info.get("bit_depth", 8) if image.format == "HEIF" else 8
     icc_profile, uncalibrated_cmyk = image.info.get("icc_profile"), None
     if depth > 8:
@@ -361,9 +364,10 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
     xmp, extended_xmp = xmp_packets(image, damaged)
     if tiff_orientation is None:
         orientation = 1 if exif is None else exif.get(ORIENTATION, 1)
-        samples = ORIENTATIONS.get(orientation, lambda a: a)(samples)
     else:
         orientation = tiff_orientation
+    if not decoder_turns:
+        samples = ORIENTATIONS.get(orientation, lambda a: a)(samples)
     dpi = source_dpi(image, orientation, exif)  # before ``read_exif`` turns a TIFF's resolution
     read_exif = functools.partial(
         portable_exif, exif, image.info.get("exif"), (samples.shape[1], samples.shape[0]), orientation
@@ -396,6 +400,13 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
         uncalibrated_cmyk=uncalibrated_cmyk,
         unusable_profile=unusable_profile,
     )
+
+
+def _tiff_orientation(image: Image.Image) -> int:
+    """The orientation Pillow turns a TIFF's pixels upright by: its Orientation tag's, or without one its
+    XMP's."""
+    tagged = image.tag_v2.get(ORIENTATION)
+    return xmp_orientation(image.info.get("xmp")) if tagged is None else tagged
 
 
 # A TIFF's tags that hold a block of bytes, by the name Pillow gives their values in ``info``: the ICC profile
