@@ -2882,6 +2882,30 @@ def png_with_chunks(path: Path, pixels: np.ndarray, *chunks: tuple[bytes, bytes]
     return path
 
 
+def test_a_16_bit_png_s_exif_after_its_pixels_is_read(tmp_path: Path) -> None:
+    encoded = cv2.imencode(".png", gradient_rgb16()[..., ::-1])[1].tobytes()
+    exif = png_chunk_bytes(b"eXIf", camera_exif(6).tobytes().removeprefix(b"Exif\0\0"))
+    source = tmp_path / "in.png"
+    source.write_bytes(encoded[:-12] + exif + encoded[-12:])  # before IEND
+    photo, output = round_trip(tmp_path, source, "png")
+    assert np.array_equal(as_codes(photo.pixels, 16), np.rot90(gradient_rgb16(), -1))
+    with Image.open(output) as written:
+        assert camera_tags(written) == CAMERA_TAGS
+
+
+def test_a_16_bit_png_is_decoded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # OpenCV decodes it; Pillow's getexif decoded it again (half a second for 12 MP), looking for an eXIf
+    # chunk after the pixels, where none was
+    source = png_with_chunks(tmp_path / "in.png", gradient_rgb16(), (b"tEXt", b"Title\0beach"))
+
+    def decode_again(image: Image.Image) -> None:
+        raise AssertionError(f"Pillow decoded {image.filename} too")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", decode_again)
+    photo = read_photo(source)
+    assert photo.damaged_metadata == () and photo.text == ((b"tEXt", b"Title\0beach"),)
+
+
 GAMMA_18 = (b"gAMA", struct.pack(">I", 55556))  # the encoding exponent: 1 / 1.8
 SRGB_GAMMA = (b"gAMA", struct.pack(">I", 45455))
 ADOBE_CHRM = (b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 21000, 71000, 15000, 6000))

@@ -360,7 +360,10 @@ def _decode(image: Image.Image, file: BinaryIO) -> Photo:
     damaged: list[str] = []
     unusable_profile = icc.unusable_for(icc_profile, grayscale) if icc_profile else None
     icc_profile = None if unusable_profile else icc_profile
-    exif = intact(image.getexif, "EXIF", damaged)
+    # A 16-bit PNG's metadata is all read by now (``_deep_png_samples``): Pillow's PNG ``getexif`` would
+    # decode its pixels again, looking for an eXIf chunk after them (half a second for 12 MP)
+    read_tags = Image.Image.getexif if image.format == "PNG" and layout is not None else type(image).getexif
+    exif = intact(functools.partial(read_tags, image), "EXIF", damaged)
     xmp, extended_xmp = xmp_packets(image, damaged)
     if tiff_orientation is None:
         orientation = 1 if exif is None else exif.get(ORIENTATION, 1)
@@ -531,7 +534,7 @@ def _deep_png_samples(file: BinaryIO, image: Image.Image, layout: str) -> tuple[
     an RGB one's transparent colour (tRNS) alpha, but not a grey one's: that is done here."""
     file.seek(0)
     samples, grayscale = _opencv_samples(_pixel_chunks(file.read()), layout)
-    if _text_after_pixels(file):  # Pillow reads those chunks (an XMP packet) only as it decodes the pixels
+    if _metadata_after_pixels(file):  # Pillow reads those chunks only as it decodes the pixels
         image.load()
     key = image.info.get("transparency")
     if key is None or samples.shape[2] != 1:
@@ -579,11 +582,12 @@ def _png_chunks(file: BinaryIO) -> Iterator[tuple[bytes, int]]:
         file.seek(start + length + 4)  # past the chunk's data and CRC
 
 
-def _text_after_pixels(file: BinaryIO) -> bool:
-    """Whether a PNG has a text chunk (tEXt, zTXt, iTXt) after its pixel data."""
+def _metadata_after_pixels(file: BinaryIO) -> bool:
+    """Whether a PNG has metadata after its pixel data: a text chunk (tEXt, zTXt, iTXt: an XMP packet, say)
+    or its EXIF (eXIf)."""
     pixels_seen = False
     for kind, _ in _png_chunks(file):
-        if pixels_seen and kind in (b"tEXt", b"zTXt", b"iTXt"):
+        if pixels_seen and kind in (b"tEXt", b"zTXt", b"iTXt", b"eXIf"):
             return True
         pixels_seen |= kind == b"IDAT"
     return False
