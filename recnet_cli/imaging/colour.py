@@ -228,9 +228,7 @@ def _srgb_encode(linear: np.ndarray) -> np.ndarray:
 
 
 # Linear sRGB from D50 XYZ: the inverse of sRGB's colorants, adapted to D50 as a profile has them.
-_SRGB_FROM_D50 = np.linalg.inv(
-    icc.bradford_adaptation(icc.xyz_of(*_D65)) @ icc.rgb_to_xyz(*_SRGB_CHROMATICITIES)
-)
+_SRGB_FROM_D50 = np.linalg.inv(icc.d50_colorants(*_SRGB_CHROMATICITIES))
 
 
 def _shaper_to_srgb(shaper: icc.MatrixShaper, values: np.ndarray) -> np.ndarray:

@@ -81,7 +81,7 @@ def matrix_profile(
     """An ICC v4 display profile for RGB with these chromaticities and, on each channel, the power curve
     Y = X^gamma or (None) the sRGB curve."""
     adaptation = bradford_adaptation(xyz_of(*white))
-    columns = d50_colorants(primaries, white)
+    columns = adaptation @ rgb_to_xyz(primaries, white)
     curve = parametric_curve(gamma)
     tags = [
         *_named(name),
