@@ -2544,6 +2544,20 @@ def test_the_most_compressible_photos_are_not_taken_for_damaged_ones(tmp_path: P
     assert imaging.read.header_size(arithmetic) == (10_000, 10_000)
 
 
+def test_a_photo_read_again_from_memory_is_judged_by_its_own_bytes(tmp_path: Path) -> None:
+    """A file read again from memory without a damaged part of it is judged by those bytes, not by the file
+    on disk: a JPEG that Pillow cannot open is damaged (it was an OSError, no file to map), and a header
+    claiming more pixels than they hold says how many bytes they are."""
+    on_disk = save(tmp_path / "photo.jpg", Image.fromarray(noisy()))
+    unopened = cv2.imencode(".jpg", noisy())[1].tobytes().replace(b"\xff\xdb", b"\xff\x02", 1)  # no marker
+    with pytest.raises(ImageReadError) as caught:
+        imaging.read._read_open_file(on_disk, io.BytesIO(unopened))
+    assert caught.value.reason == "truncated or corrupt image data"
+    claims = jpeg_claiming(tmp_path / "claims.jpg", 60_000, 60_000).read_bytes()
+    with pytest.raises(ImageReadError, match=f"more than its {len(claims):,} bytes can hold"):
+        imaging.read._read_open_file(on_disk, io.BytesIO(claims))
+
+
 def test_photos_beyond_pillow_s_decompression_bomb_limit_are_read_where_memory_holds_them(
     tmp_path, monkeypatch
 ):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import io
@@ -180,8 +181,8 @@ def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
         return None
     enable_heif()
     try:
-        with Image.open(path) as image:
-            return None if impossible_size(path, image) else (image.height, image.width)
+        with Path(path).open("rb") as file, Image.open(file) as image:
+            return None if impossible_size(image, file) else (image.height, image.width)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         return None
 
@@ -197,14 +198,17 @@ _START_OF_SCAN = 0xDA
 _JPEG_PRECISIONS = range(2, 17)  # bits a sample a JPEG's frame may give: 8 or 12 (DCT), 2 to 16 (lossless)
 
 
-def impossible_size(path: str | os.PathLike[str], image: Image.Image) -> str | None:
+def impossible_size(image: Image.Image, file: BinaryIO) -> str | None:
     """Why an image's file is too small to hold the pixels its header says it has (a damaged header, which
     would otherwise decode as minutes of one flat colour, or fail for memory it does not need), where its
     format bounds how many pixels a byte holds (``_MOST_PIXELS_PER_BYTE``); None where it may hold them."""
     most = _MOST_PIXELS_PER_BYTE.get(str(image.format))
-    if most is None or (image.format != "PNG" and not _huffman_coded(path)):
+    if most is None:
         return None
-    size = os.path.getsize(path)
+    with _whole_file(file) as data:
+        if image.format != "PNG" and not _huffman_coded(data):
+            return None
+        size = len(data)
     if image.width * image.height <= most * size:
         return None
     return (
@@ -213,12 +217,22 @@ def impossible_size(path: str | os.PathLike[str], image: Image.Image) -> str | N
     )
 
 
-def _huffman_coded(path: str | os.PathLike[str]) -> bool:
+@contextlib.contextmanager
+def _whole_file(file: BinaryIO) -> Iterator[bytes | mmap.mmap]:
+    """A file's bytes, whatever its position: mapped where it is on disk, as they are where it is held in
+    memory (a file read again without a damaged part of it)."""
+    if isinstance(file, io.BytesIO):
+        yield file.getvalue()
+        return
+    with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        yield data
+
+
+def _huffman_coded(data: bytes | mmap.mmap) -> bool:
     """Whether a JPEG's frame (its SOF marker) is Huffman-coded; False for an arithmetic-coded one, and where
     no frame comes before the scan."""
-    with Path(path).open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        at = _jpeg_frame(data)
-        return at is not None and data[at + 1] in _HUFFMAN_FRAMES
+    at = _jpeg_frame(data)
+    return at is not None and data[at + 1] in _HUFFMAN_FRAMES
 
 
 def _jpeg_frame(data: bytes | mmap.mmap) -> int | None:
@@ -240,7 +254,7 @@ def _jpeg_frame(data: bytes | mmap.mmap) -> int | None:
 def _unopened_jpeg_pixel_type(file: BinaryIO) -> str | None:
     """What a JPEG that Pillow could not open holds where its frame says samples of other than 8 bits ("12-bit
     JPEG": medical and scientific cameras write them, and Pillow opens none); None otherwise."""
-    with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+    with _whole_file(file) as data:
         at = _jpeg_frame(data) if data[:2] == b"\xff\xd8" else None
         precision = data[at + 4] if at is not None and at + 4 < len(data) else 8  # after the length
     return f"{precision}-bit JPEG" if precision != 8 and precision in _JPEG_PRECISIONS else None
@@ -253,7 +267,7 @@ def _read_open_file(path: str | os.PathLike[str], file: BinaryIO) -> Photo:
     try:
         with Image.open(file) as image:
             size = image.size
-            if problem := impossible_size(path, image):
+            if problem := impossible_size(image, file):
                 raise ImageReadError(path, problem)
             check_pixels_fit(path, image.height, image.width)
             _check_supported(path, image)
