@@ -236,19 +236,25 @@ def _huffman_coded(data: bytes | mmap.mmap) -> bool:
 
 
 def _jpeg_frame(data: bytes | mmap.mmap) -> int | None:
-    """Where a JPEG's frame (its SOF marker) starts, found by walking its segments as Pillow does (past fill
-    bytes and stray bytes between them); None where no frame comes before the scan."""
+    """Where a JPEG's frame (its SOF marker) starts; None where no frame comes before the scan."""
+    return next((at for marker, at, _ in _jpeg_segments(data) if marker in _JPEG_FRAMES), None)
+
+
+def _jpeg_segments(data: bytes | mmap.mmap) -> Iterator[tuple[int, int, int]]:
+    """The marker of each of a JPEG's segments before its scan, where it starts and where it ends, found by
+    walking them as Pillow does (past fill bytes and stray bytes between them)."""
     at = 2  # past the SOI marker
     while (at := data.find(b"\xff", at)) != -1 and at + 1 < len(data):
         marker = data[at + 1]
-        if marker in _JPEG_FRAMES:
-            return at
         if marker == _START_OF_SCAN:
-            break
-        # a fill byte, or a marker without a length (RSTn, SOI, EOI, TEM), or one with its length
-        standalone = marker == 0xFF or marker in _STANDALONE_MARKERS
-        at += 1 if standalone else 2 + int.from_bytes(data[at + 2 : at + 4], "big")
-    return None
+            return
+        if marker == 0xFF:  # a fill byte
+            at += 1
+            continue
+        # a marker without a length (RSTn, SOI, EOI, TEM), or one with its length
+        end = at + 2 + (0 if marker in _STANDALONE_MARKERS else int.from_bytes(data[at + 2 : at + 4], "big"))
+        yield marker, at, end
+        at = end
 
 
 def _unopened_jpeg_pixel_type(file: BinaryIO) -> str | None:
