@@ -3969,3 +3969,84 @@ def test_a_png_whose_picture_is_damaged_too_is_refused_whatever_its_metadata_chu
     changed = tmp_path / "changed.png"
     changed.write_bytes(odd[: idat + 10] + bytes([odd[idat + 10] ^ 1]) + odd[idat + 11 :])
     assert_read_error(changed, "truncated or corrupt image data")
+
+
+def jpeg_with_segments(path: Path, image: Image.Image, *segments: bytes, **options) -> Path:
+    """A JPEG that Pillow writes of ``image`` (with ``options``), with ``segments`` (each from its marker on)
+    in place of its own of their marker and first 4 bytes of data, or after its own where it has none."""
+    own, rest = jpeg_header_segments(save(path, image, **options).read_bytes())
+    for segment in segments:
+        same = [at for at, mine in enumerate(own) if mine[1] == segment[1] and mine[4:8] == segment[4:8]]
+        if same:
+            own[same[0]] = segment
+        else:
+            own.append(segment)
+    path.write_bytes(b"\xff\xd8" + b"".join(own) + rest)
+    return path
+
+
+def app_segment(marker: int, data: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", 2 + len(data)) + data
+
+
+JFIF_CUT_SHORT = app_segment(0xE0, b"JFIF\0")  # without its version: 14 bytes in all
+ADOBE_CUT_SHORT = app_segment(0xEE, b"Adobe")  # without its version and colour transform: 12 bytes
+ICC_CUT_SHORT = app_segment(0xE2, b"ICC_PROFILE\0")  # without the part's sequence number and count
+ICC_NAME = "ICC_PROFILE APP2 segment"
+
+
+@pytest.mark.parametrize(
+    ("mode", "segment", "name"),
+    [
+        pytest.param("RGB", JFIF_CUT_SHORT, "JFIF APP0 segment", id="JFIF"),
+        pytest.param("RGB", ADOBE_CUT_SHORT, "Adobe APP14 segment", id="Adobe"),
+        pytest.param("CMYK", ADOBE_CUT_SHORT, "Adobe APP14 segment", id="Adobe-CMYK"),  # inverted, as before
+        pytest.param("RGB", ICC_CUT_SHORT, f"embedded colour profile (an {ICC_NAME} cut short)", id="ICC"),
+        pytest.param("L", ICC_CUT_SHORT, f"embedded colour profile (an {ICC_NAME} cut short)", id="ICC-grey"),
+    ],
+)
+def test_a_jpeg_that_pillow_refuses_for_a_segment_cut_short_is_read_as_viewers_show_it(
+    tmp_path: Path, mode: str, segment: bytes, name: str
+) -> None:
+    """Viewers (libjpeg, OpenCV) show a JPEG whose JFIF, Adobe or ICC profile segment is cut short, passing
+    over it; Pillow refused it whole, and recnet called it damaged. It is read without that segment, as
+    libjpeg reads it, and the output claims no profile it does not have."""
+    image = Image.fromarray(noisy()).convert(mode)
+    profile = {"icc_profile": GREY_PROFILE if mode == "L" else SRGB_PROFILE} if mode != "CMYK" else {}
+    odd = jpeg_with_segments(tmp_path / "odd.jpg", image, segment, **profile)
+    own, rest = jpeg_header_segments(odd.read_bytes())
+    clean = tmp_path / "clean.jpg"  # the same file without that segment
+    clean.write_bytes(b"\xff\xd8" + b"".join(kept for kept in own if kept != segment) + rest)
+    expected, photo = read_photo(clean), read_photo(odd)
+    np.testing.assert_array_equal(photo.pixels, expected.pixels)
+    libjpeg = [cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED) for path in (odd, clean)]
+    np.testing.assert_array_equal(*libjpeg)
+    assert photo.icc_profile == expected.icc_profile  # none where its profile's segment was cut short
+    damaged = f"its {name} is damaged: the output goes without it"
+    assert photo.reading_notices() == [damaged, *expected.reading_notices()]
+
+
+def test_a_jpeg_keeps_its_colour_profile_where_a_segment_of_it_cut_short_is_one_too_many(
+    tmp_path: Path,
+) -> None:
+    """An ICC profile segment cut short beside the profile's own whole ones is passed over, as libjpeg passes
+    over it: the profile is read from those."""
+    odd = jpeg_with_segments(tmp_path / "odd.jpg", Image.fromarray(noisy()), icc_profile=SRGB_PROFILE)
+    odd.write_bytes(odd.read_bytes().replace(b"\xff\xd8", b"\xff\xd8" + ICC_CUT_SHORT, 1))
+    photo = read_photo(odd)
+    assert photo.icc_profile == SRGB_PROFILE
+    assert photo.reading_notices() == [f"its {ICC_NAME} is damaged: the output goes without it"]
+
+
+def test_a_jpeg_whose_picture_is_damaged_too_is_refused_whatever_its_segments_cut_short(
+    tmp_path: Path,
+) -> None:
+    """A JPEG read again without a segment cut short, which Pillow refuses still (its scan cut short, a
+    marker that is none), is damaged, and is said to be."""
+    odd = jpeg_with_segments(tmp_path / "odd.jpg", Image.fromarray(noisy()), JFIF_CUT_SHORT).read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(odd[: len(odd) // 2])
+    assert_read_error(cut, "truncated or corrupt image data")
+    no_marker = tmp_path / "no-marker.jpg"
+    no_marker.write_bytes(odd.replace(b"\xff\xdb", b"\xff\x02", 1))
+    assert_read_error(no_marker, "truncated or corrupt image data")

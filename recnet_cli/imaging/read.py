@@ -129,7 +129,7 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
             try:
                 return _read_open_file(path, file)
             except ImageReadError as error:
-                if error.reason == _DAMAGED and (photo := _read_without_a_damaged_chunk(path, file)):
+                if error.reason == _DAMAGED and (photo := _read_without_damaged_metadata(path, file)):
                     return photo
                 raise
     except OSError as error:
@@ -139,30 +139,81 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
 _DAMAGED = "truncated or corrupt image data"
 
 
-def _read_without_a_damaged_chunk(path: str | os.PathLike[str], file: BinaryIO) -> Photo | None:
-    """A PNG that Pillow refused for one damaged metadata chunk (a pHYs or tRNS chunk cut short, a zTXt of a
-    compression it does not know), read without the chunks of that type, which are then named as damaged;
-    None where that reads no picture, or where the picture's own chunks are damaged (cut short, or their CRC
-    not their data's: nothing to try), or it is no PNG."""
+def _read_without_damaged_metadata(path: str | os.PathLike[str], file: BinaryIO) -> Photo | None:
+    """A PNG or JPEG that Pillow refused for damaged metadata, read without it (``_png_without_a_chunk``,
+    ``_jpeg_without_cut_short_segments``), which is then named as damaged; None where that reads no
+    picture, or where there is nothing to leave out."""
     file.seek(0)
-    png = file.read()
-    if not png.startswith(PNG_SIGNATURE):
-        return None
+    data = file.read()
+    without = _png_without_a_chunk if data.startswith(PNG_SIGNATURE) else _jpeg_without_cut_short_segments
+    for kept, left_out in without(data):
+        try:
+            photo = _read_open_file(path, io.BytesIO(kept))
+        except PhotoFileError:  # not that part's fault
+            continue
+        return dataclasses.replace(photo, damaged_metadata=(*photo.damaged_metadata, *left_out))
+    return None
+
+
+def _png_without_a_chunk(png: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
+    """A PNG without the chunks of one ancillary type, for each type it has, and that type's name ("pHYs
+    chunk"): Pillow refuses one for a damaged metadata chunk (a pHYs or tRNS chunk cut short, a zTXt of a
+    compression it does not know). Nothing where the picture's own chunks are damaged (cut short, or their
+    CRC not their data's: nothing to try), or it is no PNG."""
     spans = []
     for kind, start, end, crc_matches in _held_chunks(png):
         if kind[:1].isupper() and not crc_matches:  # a critical chunk: IHDR, PLTE, IDAT, IEND
-            return None
+            return
         spans.append((kind, start, end))
     if not spans or spans[-1][0] != b"IEND":  # cut short
-        return None
+        return
     for left_out in dict.fromkeys(kind for kind, _, _ in spans if kind[:1].islower()):  # ancillary ones
         kept = b"".join(png[start:end] for kind, start, end in spans if kind != left_out)
-        try:
-            photo = _read_open_file(path, io.BytesIO(png[: len(PNG_SIGNATURE)] + kept))
-        except (PhotoFileError, OSError):  # not that chunk's fault
-            continue
-        name = f"{left_out.decode('latin-1')} chunk"
-        return dataclasses.replace(photo, damaged_metadata=(*photo.damaged_metadata, name))
+        yield png[: len(PNG_SIGNATURE)] + kept, (f"{left_out.decode('latin-1')} chunk",)
+
+
+# The APPn segments of a JPEG that Pillow reads a header of, by name: their marker, the identifier they start
+# with (as Pillow tells them) and that header's length by their specifications (JFIF's version, units and
+# densities; Adobe's version, flags and colour transform; an ICC profile part's sequence number and count).
+# Pillow refuses a whole JPEG for one cut short of what it reads of them, where libjpeg, which decodes the
+# pixels (Pillow's and the viewers'), passes over one cut short of its whole header as if it were not there.
+_JPEG_HEADERS = {
+    "JFIF APP0 segment": (0xE0, b"JFIF", 14),
+    "Adobe APP14 segment": (0xEE, b"Adobe", 12),
+    "ICC_PROFILE APP2 segment": (0xE2, b"ICC_PROFILE\0", 14),
+}
+_ICC_SEGMENT = "ICC_PROFILE APP2 segment"
+
+
+def _jpeg_without_cut_short_segments(jpeg: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
+    """A JPEG without its APPn segments cut short of their header (``_JPEG_HEADERS``), which libjpeg passes
+    over too, and their names; nothing where it has none, or is no JPEG. Where it keeps no segment of an ICC
+    profile whole, the profile is named: the photo is read without one, as viewers show it."""
+    if not jpeg.startswith(b"\xff\xd8"):
+        return
+    cut_short, profile_kept = [], False
+    for marker, start, end in _jpeg_segments(jpeg):
+        name = _jpeg_header_name(jpeg, marker, start)
+        if name is not None and end - start - 4 < _JPEG_HEADERS[name][2]:  # after its marker and length
+            cut_short.append((start, end, name))
+        else:
+            profile_kept |= name == _ICC_SEGMENT
+    if not cut_short:
+        return
+    kept = bytearray(jpeg)
+    for start, end, _ in reversed(cut_short):  # the later ones first, where ``kept`` still has them
+        del kept[start:end]
+    lost_profile = f"embedded colour profile (an {_ICC_SEGMENT} cut short)"
+    names = (lost_profile if name == _ICC_SEGMENT and not profile_kept else name for _, _, name in cut_short)
+    yield bytes(kept), tuple(dict.fromkeys(names))
+
+
+def _jpeg_header_name(jpeg: bytes, marker: int, start: int) -> str | None:
+    """The name of a JPEG's segment that starts at ``start`` where Pillow reads a header of it
+    (``_JPEG_HEADERS``); None otherwise."""
+    for name, (own_marker, identifier, _) in _JPEG_HEADERS.items():
+        if marker == own_marker and jpeg.startswith(identifier, start + 4):  # after its marker and length
+            return name
     return None
 
 
