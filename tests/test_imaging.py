@@ -4050,3 +4050,46 @@ def test_a_jpeg_whose_picture_is_damaged_too_is_refused_whatever_its_segments_cu
     no_marker = tmp_path / "no-marker.jpg"
     no_marker.write_bytes(odd.replace(b"\xff\xdb", b"\xff\x02", 1))
     assert_read_error(no_marker, "truncated or corrupt image data")
+
+
+def tiff_with_make_past_its_end(path: Path, image: Image.Image) -> Path:
+    """A TIFF that Pillow writes of ``image`` with a Make and a Model tag, its Make's text past its end."""
+    data = bytearray(save(path, image, tiffinfo={271: "Recnet Camera", 272: "R98"}).read_bytes())
+    order = "<" if data.startswith(b"II") else ">"
+    (first,) = struct.unpack_from(order + "I", data, 4)
+    (count,) = struct.unpack_from(order + "H", data, first)
+    entries = range(first + 2, first + 2 + 12 * count, 12)
+    make = next(at for at in entries if struct.unpack_from(order + "H", data, at)[0] == 271)
+    struct.pack_into(order + "I", data, make + 8, len(data) + 100)  # its text's offset
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["RGB", "I;16B"])  # little-endian, Pillow decodes it; big-endian, OpenCV
+def test_a_tiff_whose_text_tag_lies_past_its_end_is_read_without_that_tag(tmp_path: Path, mode: str) -> None:
+    """libtiff (OpenCV) reads a TIFF whose Make tag's text lies past its end, passing over that tag; Pillow
+    stopped reading the TIFF's directory there, without the picture's tags after it, and recnet called it
+    damaged. It is read without that tag, and its other tags are kept."""
+    pixels = noisy()
+    image = (
+        Image.fromarray(pixels)
+        if mode == "RGB"
+        else Image.frombytes(mode, (64, 64), (pixels[..., 0].astype(">u2") * 257).tobytes())
+    )
+    expected = read_photo(save(tmp_path / "clean.tif", image, tiffinfo={272: "R98"}))
+    photo = read_photo(tiff_with_make_past_its_end(tmp_path / "odd.tif", image))
+    np.testing.assert_array_equal(photo.pixels, expected.pixels)
+    assert photo.bit_depth == expected.bit_depth == (8 if mode == "RGB" else 16)
+    exif = Image.Exif()
+    exif.load(photo.exif)
+    assert exif.get(272) == "R98" and 271 not in exif
+    assert photo.reading_notices() == ["its Make tag is damaged: the output goes without it"]
+
+
+def test_a_tiff_whose_picture_is_damaged_too_is_refused_whatever_its_text_tags(tmp_path: Path) -> None:
+    """A TIFF read again without a text tag past its end, whose strip is cut short too, is damaged, and is
+    said to be."""
+    odd = tiff_with_make_past_its_end(tmp_path / "odd.tif", Image.fromarray(noisy())).read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(odd[:-1000])  # its strip cut short
+    assert_read_error(cut, "truncated or corrupt image data")

@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import cv2
 import numpy as np
-from PIL import Image, PngImagePlugin, TiffImagePlugin
+from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
 from PIL.TiffImagePlugin import (
     BITSPERSAMPLE,
     COMPRESSION,
@@ -140,13 +140,13 @@ _DAMAGED = "truncated or corrupt image data"
 
 
 def _read_without_damaged_metadata(path: str | os.PathLike[str], file: BinaryIO) -> Photo | None:
-    """A PNG or JPEG that Pillow refused for damaged metadata, read without it (``_png_without_a_chunk``,
-    ``_jpeg_without_cut_short_segments``), which is then named as damaged; None where that reads no
-    picture, or where there is nothing to leave out."""
+    """A PNG, JPEG or TIFF that Pillow refused for damaged metadata, read without it (``_METADATA_LEFT_OUT``),
+    which is then named as damaged; None where that reads no picture, or where there is nothing to leave
+    out."""
     file.seek(0)
     data = file.read()
-    without = _png_without_a_chunk if data.startswith(PNG_SIGNATURE) else _jpeg_without_cut_short_segments
-    for kept, left_out in without(data):
+    without = next((find for signature, find in _METADATA_LEFT_OUT if data.startswith(signature)), None)
+    for kept, left_out in without(data) if without else ():
         try:
             photo = _read_open_file(path, io.BytesIO(kept))
         except PhotoFileError:  # not that part's fault
@@ -159,7 +159,7 @@ def _png_without_a_chunk(png: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
     """A PNG without the chunks of one ancillary type, for each type it has, and that type's name ("pHYs
     chunk"): Pillow refuses one for a damaged metadata chunk (a pHYs or tRNS chunk cut short, a zTXt of a
     compression it does not know). Nothing where the picture's own chunks are damaged (cut short, or their
-    CRC not their data's: nothing to try), or it is no PNG."""
+    CRC not their data's: nothing to try)."""
     spans = []
     for kind, start, end, crc_matches in _held_chunks(png):
         if kind[:1].isupper() and not crc_matches:  # a critical chunk: IHDR, PLTE, IDAT, IEND
@@ -187,10 +187,8 @@ _ICC_SEGMENT = "ICC_PROFILE APP2 segment"
 
 def _jpeg_without_cut_short_segments(jpeg: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
     """A JPEG without its APPn segments cut short of their header (``_JPEG_HEADERS``), which libjpeg passes
-    over too, and their names; nothing where it has none, or is no JPEG. Where it keeps no segment of an ICC
+    over too, and their names; nothing where it has none. Where it keeps no segment of an ICC
     profile whole, the profile is named: the photo is read without one, as viewers show it."""
-    if not jpeg.startswith(b"\xff\xd8"):
-        return
     cut_short, profile_kept = [], False
     for marker, start, end in _jpeg_segments(jpeg):
         name = _jpeg_header_name(jpeg, marker, start)
@@ -215,6 +213,46 @@ def _jpeg_header_name(jpeg: bytes, marker: int, start: int) -> str | None:
         if marker == own_marker and jpeg.startswith(identifier, start + 4):  # after its marker and length
             return name
     return None
+
+
+_TIFF_TEXT = 2  # a TIFF tag's type: ASCII
+
+
+def _tiff_without_text_past_its_end(tiff: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
+    """A classic TIFF without the text tags of its first directory (Make, Model, Software...) whose text lies
+    past its end, and their names ("Make tag"): Pillow stops reading the directory at such a tag, and fails
+    the file for want of the tags after it (StripOffsets), where libtiff passes over it. The directory stays
+    where it is, shorter: every other offset holds. Nothing where it has none, or its directory is cut
+    short."""
+    order = "<" if tiff.startswith(b"II") else ">"
+    try:
+        (first,) = struct.unpack_from(order + "I", tiff, 4)
+        (count,) = struct.unpack_from(order + "H", tiff, first)
+    except struct.error:
+        return
+    entries = range(first + 2, first + 2 + 12 * count, 12)  # of 12 bytes each, after their count
+    end = entries.stop + 4  # past the next directory's offset
+    if end > len(tiff):
+        return
+    past_end, kept = [], []
+    for at in entries:
+        tag, kind, length, offset = struct.unpack_from(order + "HHII", tiff, at)
+        if kind == _TIFF_TEXT and length > 4 and offset + length > len(tiff):  # not held in the entry
+            past_end.append(f"{TiffTags.TAGS.get(tag, f'TIFF {tag}')} tag")
+        else:
+            kept.append(tiff[at : at + 12])
+    if past_end:
+        directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + tiff[end - 4 : end]
+        yield tiff[:first] + directory.ljust(end - first, b"\0") + tiff[end:], tuple(past_end)
+
+
+# How a damaged part of a file that Pillow refuses is found and left out, by the signature of its format.
+_METADATA_LEFT_OUT = (
+    (PNG_SIGNATURE, _png_without_a_chunk),
+    (b"\xff\xd8", _jpeg_without_cut_short_segments),
+    (b"II*\0", _tiff_without_text_past_its_end),
+    (b"MM\0*", _tiff_without_text_past_its_end),
+)
 
 
 def header_megapixels(path: str | os.PathLike[str]) -> float:
