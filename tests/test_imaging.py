@@ -4052,15 +4052,16 @@ def test_a_jpeg_whose_picture_is_damaged_too_is_refused_whatever_its_segments_cu
     assert_read_error(no_marker, "truncated or corrupt image data")
 
 
-def tiff_with_make_past_its_end(path: Path, image: Image.Image) -> Path:
-    """A TIFF that Pillow writes of ``image`` with a Make and a Model tag, its Make's text past its end."""
-    data = bytearray(save(path, image, tiffinfo={271: "Recnet Camera", 272: "R98"}).read_bytes())
+def tiff_with_make_past_its_end(path: Path, image: Image.Image, tag: int = 271, **options) -> Path:
+    """A TIFF that Pillow writes of ``image`` with a Make and a Model tag, its Make's text (or another
+    ``tag``'s values) past its end."""
+    data = bytearray(save(path, image, tiffinfo={271: "Recnet Camera", 272: "R98"}, **options).read_bytes())
     order = "<" if data.startswith(b"II") else ">"
     (first,) = struct.unpack_from(order + "I", data, 4)
     (count,) = struct.unpack_from(order + "H", data, first)
     entries = range(first + 2, first + 2 + 12 * count, 12)
-    make = next(at for at in entries if struct.unpack_from(order + "H", data, at)[0] == 271)
-    struct.pack_into(order + "I", data, make + 8, len(data) + 100)  # its text's offset
+    entry = next(at for at in entries if struct.unpack_from(order + "H", data, at)[0] == tag)
+    struct.pack_into(order + "I", data, entry + 8, len(data) + 100)  # its values' offset
     path.write_bytes(data)
     return path
 
@@ -4084,6 +4085,20 @@ def test_a_tiff_whose_text_tag_lies_past_its_end_is_read_without_that_tag(tmp_pa
     exif.load(photo.exif)
     assert exif.get(272) == "R98" and 271 not in exif
     assert photo.reading_notices() == ["its Make tag is damaged: the output goes without it"]
+
+
+def test_a_tiff_whose_tag_lies_past_its_end_keeps_its_later_tags(tmp_path: Path) -> None:
+    """Pillow stops reading a TIFF's directory at a tag whose values lie past its end: where the picture's
+    tags came before it, the TIFF was read silently without the tags after it, its colour profile among
+    them. It is read without that tag alone, and says so."""
+    options = {"software": "Editor 1.0", "icc_profile": SRGB_PROFILE}
+    source = tiff_with_make_past_its_end(tmp_path / "odd.tif", Image.fromarray(noisy()), tag=305, **options)
+    with Image.open(source) as opened:
+        assert "icc_profile" not in opened.info  # what Pillow makes of it
+    photo = read_photo(source)
+    assert photo.icc_profile == SRGB_PROFILE
+    assert photo.reading_notices() == ["its Software tag is damaged: the output goes without it"]
+    np.testing.assert_array_equal(as_codes(photo.pixels, 8), noisy())
 
 
 def test_a_tiff_whose_picture_is_damaged_too_is_refused_whatever_its_text_tags(tmp_path: Path) -> None:

@@ -126,6 +126,8 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
         raise ImageReadError(path, problem)
     try:
         with Path(path).open("rb") as file:
+            if _tiff_with_tags_past_its_end(file) and (photo := _read_without_damaged_metadata(path, file)):
+                return photo  # Pillow reads such a TIFF, if at all, without the tags after those
             try:
                 return _read_open_file(path, file)
             except ImageReadError as error:
@@ -215,43 +217,69 @@ def _jpeg_header_name(jpeg: bytes, marker: int, start: int) -> str | None:
     return None
 
 
-_TIFF_TEXT = 2  # a TIFF tag's type: ASCII
+_CLASSIC_TIFF_SIGNATURES = (b"II*\0", b"MM\0*")  # little- and big-endian; not BigTIFF's
+# The bytes a value of each TIFF field type takes (BYTE, ASCII, SHORT, LONG, RATIONAL, their signed kinds,
+# UNDEFINED, FLOAT, DOUBLE, IFD); Pillow passes over a tag of another type.
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 
 
-def _tiff_without_text_past_its_end(tiff: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
-    """A classic TIFF without the text tags of its first directory (Make, Model, Software...) whose text lies
-    past its end, and their names ("Make tag"): Pillow stops reading the directory at such a tag, and fails
-    the file for want of the tags after it (StripOffsets), where libtiff passes over it. The directory stays
-    where it is, shorter: every other offset holds. Nothing where it has none, or its directory is cut
-    short."""
-    order = "<" if tiff.startswith(b"II") else ">"
+def _tiff_tags_past_its_end(tiff: bytes | mmap.mmap) -> tuple[range, list[int]]:
+    """Where each entry of a classic TIFF's first directory starts (12 bytes each, after their count), and
+    which of them hold values that lie past the file's end; none where the directory itself is cut short.
+    Pillow stops reading the directory at such a tag, and goes on without it and the tags after it: it
+    fails the file for want of its picture's tags (StripOffsets), or reads it silently without its later
+    tags (its colour profile, or a Predictor the pixels need)."""
+    order = "<" if tiff[:2] == b"II" else ">"
     try:
         (first,) = struct.unpack_from(order + "I", tiff, 4)
         (count,) = struct.unpack_from(order + "H", tiff, first)
     except struct.error:
-        return
-    entries = range(first + 2, first + 2 + 12 * count, 12)  # of 12 bytes each, after their count
-    end = entries.stop + 4  # past the next directory's offset
-    if end > len(tiff):
-        return
-    past_end, kept = [], []
+        return range(0), []
+    entries = range(first + 2, first + 2 + 12 * count, 12)
+    if entries.stop + 4 > len(tiff):  # with the next directory's offset
+        return range(0), []
+    past_end = []
     for at in entries:
-        tag, kind, length, offset = struct.unpack_from(order + "HHII", tiff, at)
-        if kind == _TIFF_TEXT and length > 4 and offset + length > len(tiff):  # not held in the entry
-            past_end.append(f"{TiffTags.TAGS.get(tag, f'TIFF {tag}')} tag")
-        else:
-            kept.append(tiff[at : at + 12])
-    if past_end:
-        directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + tiff[end - 4 : end]
-        yield tiff[:first] + directory.ljust(end - first, b"\0") + tiff[end:], tuple(past_end)
+        kind, length, offset = struct.unpack_from(order + "HII", tiff, at + 2)
+        size = length * _TIFF_TYPE_SIZES.get(kind, 0)
+        if size > 4 and offset + size > len(tiff):  # not held in the entry itself
+            past_end.append(at)
+    return entries, past_end
+
+
+def _tiff_with_tags_past_its_end(file: BinaryIO) -> bool:
+    """Whether a file is a classic TIFF whose first directory has tags whose values lie past its end."""
+    file.seek(0)
+    if file.read(4) not in _CLASSIC_TIFF_SIGNATURES:
+        return False
+    with _whole_file(file) as data:
+        return bool(_tiff_tags_past_its_end(data)[1])
+
+
+def _tiff_without_tags_past_its_end(tiff: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
+    """A classic TIFF without the tags of its first directory whose values lie past its end
+    (``_tiff_tags_past_its_end``), which libtiff passes over, and their names ("Make tag"). The directory
+    stays where it is, shorter: every other offset holds. Nothing where it has none."""
+    entries, past_end = _tiff_tags_past_its_end(tiff)
+    if not past_end:
+        return
+    order = "<" if tiff.startswith(b"II") else ">"
+    kept = [tiff[at : at + 12] for at in entries if at not in past_end]
+    names = [struct.unpack_from(order + "H", tiff, at)[0] for at in past_end]
+    end = entries.stop + 4  # past the next directory's offset
+    directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + tiff[end - 4 : end]
+    first = entries.start - 2
+    yield (
+        tiff[:first] + directory.ljust(end - first, b"\0") + tiff[end:],
+        tuple(f"{TiffTags.TAGS.get(tag, f'TIFF {tag}')} tag" for tag in names),
+    )
 
 
 # How a damaged part of a file that Pillow refuses is found and left out, by the signature of its format.
 _METADATA_LEFT_OUT = (
     (PNG_SIGNATURE, _png_without_a_chunk),
     (b"\xff\xd8", _jpeg_without_cut_short_segments),
-    (b"II*\0", _tiff_without_text_past_its_end),
-    (b"MM\0*", _tiff_without_text_past_its_end),
+    *((signature, _tiff_without_tags_past_its_end) for signature in _CLASSIC_TIFF_SIGNATURES),
 )
 
 
