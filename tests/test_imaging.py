@@ -4052,7 +4052,7 @@ def test_a_jpeg_whose_picture_is_damaged_too_is_refused_whatever_its_segments_cu
     assert_read_error(no_marker, "truncated or corrupt image data")
 
 
-def tiff_with_make_past_its_end(path: Path, image: Image.Image, tag: int = 271, **options) -> Path:
+def tiff_with_tag_past_its_end(path: Path, image: Image.Image, tag: int = 271, **options) -> Path:
     """A TIFF that Pillow writes of ``image`` with a Make and a Model tag, its Make's text (or another
     ``tag``'s values) past its end."""
     data = bytearray(save(path, image, tiffinfo={271: "Recnet Camera", 272: "R98"}, **options).read_bytes())
@@ -4078,7 +4078,7 @@ def test_a_tiff_whose_text_tag_lies_past_its_end_is_read_without_that_tag(tmp_pa
         else Image.frombytes(mode, (64, 64), (pixels[..., 0].astype(">u2") * 257).tobytes())
     )
     expected = read_photo(save(tmp_path / "clean.tif", image, tiffinfo={272: "R98"}))
-    photo = read_photo(tiff_with_make_past_its_end(tmp_path / "odd.tif", image))
+    photo = read_photo(tiff_with_tag_past_its_end(tmp_path / "odd.tif", image))
     np.testing.assert_array_equal(photo.pixels, expected.pixels)
     assert photo.bit_depth == expected.bit_depth == (8 if mode == "RGB" else 16)
     exif = Image.Exif()
@@ -4092,7 +4092,7 @@ def test_a_tiff_whose_tag_lies_past_its_end_keeps_its_later_tags(tmp_path: Path)
     tags came before it, the TIFF was read silently without the tags after it, its colour profile among
     them. It is read without that tag alone, and says so."""
     options = {"software": "Editor 1.0", "icc_profile": SRGB_PROFILE}
-    source = tiff_with_make_past_its_end(tmp_path / "odd.tif", Image.fromarray(noisy()), tag=305, **options)
+    source = tiff_with_tag_past_its_end(tmp_path / "odd.tif", Image.fromarray(noisy()), tag=305, **options)
     with Image.open(source) as opened:
         assert "icc_profile" not in opened.info  # what Pillow makes of it
     photo = read_photo(source)
@@ -4104,7 +4104,7 @@ def test_a_tiff_whose_tag_lies_past_its_end_keeps_its_later_tags(tmp_path: Path)
 def test_a_tiff_whose_picture_is_damaged_too_is_refused_whatever_its_text_tags(tmp_path: Path) -> None:
     """A TIFF read again without a text tag past its end, whose strip is cut short too, is damaged, and is
     said to be."""
-    odd = tiff_with_make_past_its_end(tmp_path / "odd.tif", Image.fromarray(noisy())).read_bytes()
+    odd = tiff_with_tag_past_its_end(tmp_path / "odd.tif", Image.fromarray(noisy())).read_bytes()
     cut = tmp_path / "cut.tif"
     cut.write_bytes(odd[:-1000])  # its strip cut short
     assert_read_error(cut, "truncated or corrupt image data")
