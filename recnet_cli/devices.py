@@ -59,6 +59,17 @@ RUNS_ON = ("cpu", "cuda", "mps")  # the device types recnet's model runs on
 DEVICE_FORMS = "use auto, cpu, cuda, cuda:N or mps"
 
 
+def why_no_cuda() -> str:
+    """Why PyTorch sees no CUDA GPU, with what to do: a CPU-only build (the common case, as pip may take
+    one) needs another PyTorch; a CUDA build that finds no GPU, the driver or CUDA_VISIBLE_DEVICES."""
+    if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+        return (
+            f"this PyTorch ({torch.__version__}) is a CPU-only build: install a CUDA build of PyTorch"
+            " (see the README's Quick start)"
+        )
+    return "this PyTorch build sees no CUDA GPU: check the GPU's driver (nvidia-smi) and CUDA_VISIBLE_DEVICES"
+
+
 def pick_device(spec: str = "auto") -> torch.device:
     """'auto' picks CUDA, then Apple MPS, then the CPU; anything else is a torch device string."""
     if spec == "auto":
@@ -78,7 +89,7 @@ def pick_device(spec: str = "auto") -> torch.device:
     if device.type == "cpu" and device.index is not None:  # PyTorch takes cpu:N for the one CPU device
         raise DeviceError(f"device {spec!r}: the CPU is one device, with no number (use cpu)")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {spec!r} asked for, but this PyTorch build sees no CUDA GPU")
+        raise DeviceError(f"device {spec!r} asked for, but {why_no_cuda()}")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise DeviceError(f"device {spec!r} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
     if device.type == "mps" and not torch.backends.mps.is_available():

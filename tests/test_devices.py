@@ -1,6 +1,7 @@
 """Choosing devices and precisions from what the user typed."""
 
 import platform
+import re
 import resource
 
 import pytest
@@ -82,17 +83,38 @@ def test_auto_picks_cuda_then_mps_then_the_cpu(
 @pytest.mark.parametrize(
     ("spec", "reason"),
     [
-        ("cuda", "device 'cuda' asked for, but this PyTorch build sees no CUDA GPU"),
+        (
+            "cuda",
+            "device 'cuda' asked for, but this PyTorch build sees no CUDA GPU: check the GPU's driver"
+            " (nvidia-smi) and CUDA_VISIBLE_DEVICES",
+        ),
         ("mps", "device 'mps' asked for, but Apple MPS is not available"),
     ],
 )
 def test_a_gpu_this_machine_lacks_is_refused_up_front(
     monkeypatch: pytest.MonkeyPatch, spec: str, reason: str
 ) -> None:
+    monkeypatch.setattr(torch.version, "cuda", "12.8")  # a CUDA build, as on a GPU machine
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    with pytest.raises(DeviceError, match=f"^{reason}$"):
+    with pytest.raises(DeviceError, match=f"^{re.escape(reason)}$"):
         pick_device(spec)
+
+
+def test_cuda_asked_of_a_cpu_only_pytorch_says_to_install_a_cuda_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pip can take PyTorch's CPU build on a GPU machine: "sees no CUDA GPU" sent users to their driver
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch, "__version__", "2.13.0+cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    reason = (
+        "device 'cuda:0' asked for, but this PyTorch (2.13.0+cpu) is a CPU-only build: install a CUDA build"
+        " of PyTorch (see the README's Quick start)"
+    )
+    with pytest.raises(DeviceError, match=f"^{re.escape(reason)}$"):
+        pick_device("cuda:0")
 
 
 def test_precisions() -> None:
