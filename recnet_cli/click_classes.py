@@ -7,7 +7,7 @@ import contextlib
 import importlib
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import typer
@@ -72,6 +72,9 @@ def click_error_line(error: Any) -> str:
         suggestion = f". Did you mean {' or '.join(close)}?" if close else ""
         if file := getattr(error, "file", None):  # UsageErrorsSayWhat
             return f"{sentence_part(error.message)}: to name {file}, write ./{file}, or put -- before it"
+        if one_dash := getattr(error, "one_dash", None):  # UsageErrorsSayWhat
+            typed, name = one_dash
+            return f"no such option: {typed}: write {name}, with two dashes ({path} --help lists the options)"
         return f"{sentence_part(error.message)}{suggestion} ({path} --help lists the options)"
     if refused_value(error):
         named = getattr(error, "typed", None) or parameter_name(error.param)  # UsageErrorsSayWhat
@@ -81,6 +84,40 @@ def click_error_line(error: Any) -> str:
     if ctx is not None and isinstance(ctx.command, TyperGroup):
         return f"{message} ({path} --help lists the commands)"
     return f"{message} (see {path} --help)"
+
+
+def one_dash_long_option(arg: str, names: Iterable[str]) -> str | None:
+    """The long option that ``arg`` spells with one dash, as ImageMagick and exiftool spell theirs
+    (``-overwrite``, ``-quality=90``, and exiftool's ``-overwrite_original`` for ``--overwrite``); None
+    where it spells none."""
+    if not arg.startswith("-") or arg.startswith("--") or len(arg) <= 2:
+        return None
+    word = "-" + arg.partition("=")[0]
+    longs = (name for name in names if name.startswith("--"))
+    return next((name for name in longs if word == name or word.startswith(f"{name}_")), None)
+
+
+def option_names(command: Any, ctx: typer.Context) -> set[str]:
+    """Every name of every option ``command`` takes, ``-o`` and ``--output`` alike."""
+    return {name for param in command.get_params(ctx) for name in (*param.opts, *param.secondary_opts)}
+
+
+def values_as_typed(command: Any, ctx: typer.Context, args: list[str]) -> set[str]:
+    """The words of ``args`` that ``command`` reads as values (of its options, or its arguments), as typed."""
+    opts, positional, _ = command.make_parser(ctx).parse_args(args=list(args))
+    lists = (value if isinstance(value, (list, tuple)) else [value] for value in opts.values())
+    return {*positional, *(item for items in lists for item in items if isinstance(item, str))}
+
+
+def long_option_read_as_short(args: list[str], option: str, names: set[str]) -> tuple[str, str] | None:
+    """The word of ``args`` that spells a long option with one dash and was read as short options, one
+    of them the unknown ``option`` (``-quality`` read as ``-q -u ...``), with the option it spells; None
+    where no such word holds ``option``'s letter."""
+    end = args.index("--") if "--" in args else len(args)
+    for arg in args[:end]:
+        if option[1:] in arg[1:] and (name := one_dash_long_option(arg, names)):
+            return arg, name
+    return None
 
 
 def file_read_as_option(args: list[str], option: str) -> str | None:
@@ -93,9 +130,8 @@ def refuse_an_option_taken_as_a_value(command: Any, ctx: typer.Context) -> None:
     """Refuses an option whose value is one of the command's own options, as Click takes the word after an
     option for its value: ``-o --dry-run`` (a value forgotten) wrote the photo into a folder named
     --dry-run, the dry run undone."""
-    params = command.get_params(ctx)
-    names = {name for param in params for name in (*param.opts, *param.secondary_opts)}
-    for param in params:
+    names = option_names(command, ctx)
+    for param in command.get_params(ctx):
         value = ctx.params.get(param.name) if param.param_type_name == "option" else None
         if value is not None and not isinstance(value, bool) and str(value) in names:
             typed = parameter_name(param)
@@ -109,9 +145,7 @@ def refuse_a_file_read_as_options(command: Any, ctx: typer.Context, args: list[s
     one out. A word read as a value, as typed (``-o -o.jpg``, ``--photos -edited/``), is one. (A word read
     as an unknown option is refused by Click, and named by ``file_read_as_option``.)"""
     end = args.index("--") if "--" in args else len(args)
-    opts, positional, _ = command.make_parser(ctx).parse_args(args=list(args))  # the values as typed
-    lists = (value if isinstance(value, (list, tuple)) else [value] for value in opts.values())
-    values = {*positional, *(item for items in lists for item in items if isinstance(item, str))}
+    values = values_as_typed(command, ctx, args)
     for arg in args[:end]:
         glued = arg.startswith("-") and not arg.startswith("--") and len(arg) > 2
         if glued and arg not in values and os.path.lexists(arg):
@@ -120,6 +154,19 @@ def refuse_a_file_read_as_options(command: Any, ctx: typer.Context, args: list[s
                 f"file, write ./{arg}, or put -- before it",
                 ctx,
             )
+
+
+def refuse_a_long_option_with_one_dash(command: Any, ctx: typer.Context, args: list[str]) -> None:
+    """Refuses a long option spelt with one dash that was read as a short one and its value: ``recnet
+    correct photo.jpg -overwrite`` (as ImageMagick and exiftool spell options) wrote the photo into a folder
+    named verwrite, as ``-o verwrite``. A word read as a value, as typed (``--suffix -overwrite``), is one."""
+    end = args.index("--") if "--" in args else len(args)
+    values, names = values_as_typed(command, ctx, args), option_names(command, ctx)
+    for arg in args[:end]:
+        if arg not in values and (name := one_dash_long_option(arg, names)):
+            read_as = f"{arg[:2]} {arg[2:]}"
+            reason = f"write {name}, with two dashes, or {read_as}, with a space"
+            raise click_errors.UsageError(f"{arg} was read as {read_as}: {reason}", ctx)
 
 
 @contextlib.contextmanager
@@ -163,10 +210,12 @@ class UsageErrorsSayWhat:
                 error.typed = as_typed(self, ctx, given, error.param)
             if isinstance(error, click_errors.NoSuchOption):
                 error.file = file_read_as_option(given, error.option_name)
+                error.one_dash = long_option_read_as_short(given, error.option_name, option_names(self, ctx))
             raise
         refuse_an_option_taken_as_a_value(self, ctx)
         if not isinstance(self, TyperGroup):  # a group's arguments are its command's, read there
             refuse_a_file_read_as_options(self, ctx, given)
+            refuse_a_long_option_with_one_dash(self, ctx, given)
         return rest
 
 

@@ -253,6 +253,60 @@ def test_a_file_named_as_short_options_with_their_values_is_not_read_as_them(
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([name, "a.png"])
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["correct", "a.png", "-overwrite"],
+            "-overwrite was read as -o verwrite: write --overwrite, with two dashes, or -o verwrite, with a "
+            "space (see recnet correct --help)",
+        ),
+        (  # exiftool's spelling
+            ["mask", "a.png", "-overwrite_original"],
+            "-overwrite_original was read as -o verwrite_original: write --overwrite, with two dashes, or -o "
+            "verwrite_original, with a space (see recnet mask --help)",
+        ),
+        (
+            ["explain", "a.png", "-output"],
+            "-output was read as -o utput: write --output, with two dashes, or -o utput, with a space "
+            "(see recnet explain --help)",
+        ),
+        (  # read as -q -u ...: Click names -u alone
+            ["correct", "a.png", "-quality", "90"],
+            "no such option: -quality: write --quality, with two dashes (recnet correct --help lists the "
+            "options)",
+        ),
+        (
+            ["correct", "a.png", "-strength=0.5"],
+            "no such option: -strength=0.5: write --strength, with two dashes (recnet correct --help lists "
+            "the options)",
+        ),
+    ],
+)
+def test_a_long_option_spelt_with_one_dash_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], line: str
+) -> None:
+    # ImageMagick and exiftool spell options with one dash: `recnet correct a.png -overwrite` was read as
+    # `-o verwrite` and wrote the photo into a new folder named verwrite
+    monkeypatch.chdir(tmp_path)
+    make_photo(tmp_path / "a.png")
+    result = CliRunner().invoke(app, args, prog_name="recnet")
+    assert (result.exit_code, result.stderr) == (2, f"error: {line}\n")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_a_one_dash_long_option_may_still_be_a_value_or_follow_double_dash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_photo(tmp_path / "a.png")
+    for args in (["correct", "a.png", "--suffix", "-overwrite"], ["correct", "a.png", "-o", "-output/"]):
+        result = CliRunner().invoke(app, [*args, "--dry-run"], prog_name="recnet")
+        assert result.exit_code == 0, result.stderr
+    after_dashes = CliRunner().invoke(app, ["correct", "--dry-run", "a.png", "--", "-overwrite"])
+    assert after_dashes.stderr.startswith("error: -overwrite: no such file or folder\n")
+
+
 def test_a_file_named_as_options_may_still_be_an_option_s_value(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_file: Path
 ) -> None:
