@@ -295,7 +295,30 @@ def pattern_hint(pattern: str, files: Sequence[Path], recursive: bool) -> str:
     types."""
     if not recursive and any(map(is_image, pattern_files(pattern, True, []))):
         return " (the folders it matches have some in sub-folders: add --recursive)"
-    return other_files(files)
+    return other_case_hint(pattern, recursive) or other_files(files)
+
+
+def has_case(character: str) -> bool:
+    """Whether ``character`` is a letter with a lower and an upper case, each one character."""
+    lower, upper = character.lower(), character.upper()
+    return lower != upper and len(lower) == len(upper) == 1
+
+
+def other_case_hint(pattern: str, recursive: bool) -> str:
+    """`` (2 images match it in another case: IMG_1.JPG, IMG_2.JPG; patterns are case-sensitive)`` where
+    its file name's letters in any case match images: ``'card/*.jpg'`` for a camera's ``IMG_1.JPG``. A
+    name with a ``[...]`` set is left as it is."""
+    head, name = os.path.split(pattern)
+    if "[" in name or name.lower() == name.upper():
+        return ""
+    cased = "".join(f"[{c.lower()}{c.upper()}]" if has_case(c) else c for c in name)
+    found = pattern_files(os.path.join(head, cased), recursive, [])
+    images = [path.name for path in found if is_image(path)]
+    if not images:
+        return ""
+    match = "matches" if len(images) == 1 else "match"
+    matched = f"{counted(len(images), 'image')} {match} it in another case: {listed(images)}"
+    return f" ({matched}; patterns are case-sensitive)"
 
 
 def images_below(folder: Path, leaving_out: Path | None = None) -> int:

@@ -396,6 +396,24 @@ def test_an_output_folder_mirrors_the_sub_folders_a_pattern_spans(shots: Path, t
     assert [source.relative for source in climbing] == [Path("a.jpg")]
 
 
+def test_a_pattern_that_matches_images_in_another_case_says_so(tmp_path: Path) -> None:
+    # a camera names its photos IMG_0001.JPG: 'card/*.jpg' said only "no images match this pattern"
+    card = tmp_path / "card"
+    card.mkdir()
+    for name in ["IMG_0001.JPG", "IMG_0002.JPG", "IMG_0002.CR2"]:
+        (card / name).write_bytes(b"x")
+    _, missing = find_sources([str(card / "*.jpg"), str(card / "img_0001*"), str(card / "*.[j]pg")])
+    assert [m.reason for m in missing] == [
+        "no images match this pattern (2 images match it in another case: IMG_0001.JPG, IMG_0002.JPG; "
+        "patterns are case-sensitive)",
+        "no images match this pattern (1 image matches it in another case: IMG_0001.JPG; patterns are "
+        "case-sensitive)",
+        "no images match this pattern",  # a [set] is left as typed
+    ]
+    _, raws = find_sources([str(card / "*.cr3")])  # another case of no image: no hint
+    assert [m.reason for m in raws] == ["no images match this pattern"]
+
+
 def test_inputs_that_give_no_image_say_why(shots: Path, tmp_path: Path) -> None:
     raws = tmp_path / "raws"
     raws.mkdir()
