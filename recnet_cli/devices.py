@@ -6,6 +6,7 @@ import ctypes
 import functools
 import platform
 import sys
+from pathlib import Path
 
 import torch
 
@@ -68,6 +69,23 @@ def why_no_cuda() -> str:
             " (see the README's Quick start)"
         )
     return "this PyTorch build sees no CUDA GPU: check the GPU's driver (nvidia-smi) and CUDA_VISIBLE_DEVICES"
+
+
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # a folder for each GPU the NVIDIA driver drives (Linux)
+
+
+def unused_gpu() -> str | None:
+    """Why ``auto`` picks the CPU on a machine whose NVIDIA driver drives a GPU (Linux), with what to do
+    (``why_no_cuda``); None where it picks a GPU, or no GPU is seen."""
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        return None
+    try:
+        driven = any(NVIDIA_GPUS.iterdir())
+    except OSError:  # no NVIDIA driver; not Linux
+        return None
+    return (
+        f"the CPU runs the model, though this machine has an NVIDIA GPU: {why_no_cuda()}" if driven else None
+    )
 
 
 def pick_device(spec: str = "auto") -> torch.device:

@@ -84,7 +84,7 @@ def open_models(
         refuse_device_list(device)
     tile_size = parse_tile(choice.tile)
     with console.status("Loading model…", quiet):
-        from recnet_cli.devices import DeviceError
+        from recnet_cli.devices import DeviceError, unused_gpu
         from recnet_cli.engine import correctors_for
         from recnet_cli.weights import WeightsError, load_model, strength_calibration
 
@@ -110,6 +110,8 @@ def open_models(
             f"{loaded.source} has no strength calibration: photos get the full correction "
             "(recnet calibrate fits one; --strength sets one amount for all)"
         )
+    if device == "auto" and not quiet and (unused := unused_gpu()):
+        console.notice(unused)
     if precision == "bf16" and any(c.device.type == "cpu" for c in correctors) and not quiet:
         console.notice(
             "bf16 on the CPU runs far slower than fp32 where the processor has no bf16 instructions "

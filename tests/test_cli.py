@@ -3145,6 +3145,23 @@ def test_half_precision_training_on_the_cpu_says_it_is_slow(tmp_path: Path, env:
     assert quiet.returncode == 0 and "bf16" not in quiet.stderr
 
 
+def test_auto_on_the_cpu_beside_an_unused_nvidia_gpu_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_file: Path
+) -> None:
+    (tmp_path / "gpus" / "0000:01:00.0").mkdir(parents=True)
+    monkeypatch.setattr("recnet_cli.devices.NVIDIA_GPUS", tmp_path / "gpus")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as a CPU-only PyTorch sees it
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    photo = make_photo(tmp_path / "small.png", size=(24, 16))
+    for device, said in (("auto", True), ("cpu", False)):
+        args = ["correct", str(photo), "--model", str(model_file), "--device", device, "--overwrite"]
+        result = CliRunner().invoke(app, args, prog_name="recnet")
+        assert result.exit_code == 0, result.output
+        assert ("though this machine has an NVIDIA GPU" in " ".join(result.stderr.split())) is said
+    quiet = CliRunner().invoke(app, ["correct", str(photo), "--model", str(model_file), "-q", "--overwrite"])
+    assert quiet.exit_code == 0 and "NVIDIA" not in quiet.stderr
+
+
 def test_half_precision_correction_on_the_cpu_says_it_is_slow(
     tmp_path: Path, env: dict[str, str], model_file: Path
 ) -> None:

@@ -3,6 +3,7 @@
 import platform
 import re
 import resource
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from recnet_cli.devices import (
     pick_devices,
     pick_dtype,
     precision_name,
+    unused_gpu,
 )
 from recnet_cli.engine import correctors_for
 from recnet_cli.model import RECNet
@@ -115,6 +117,32 @@ def test_cuda_asked_of_a_cpu_only_pytorch_says_to_install_a_cuda_build(
     )
     with pytest.raises(DeviceError, match=f"^{re.escape(reason)}$"):
         pick_device("cuda:0")
+
+
+@pytest.mark.parametrize("gpus", [[], ["0000:01:00.0"]])
+@pytest.mark.parametrize("cuda", [False, True])
+def test_auto_on_the_cpu_of_a_machine_with_an_nvidia_gpu_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cuda: bool, gpus: list[str]
+) -> None:
+    # A CPU-only PyTorch on a GPU machine ran each photo on the CPU (40 s where a GPU takes a second),
+    # without a word: only --json named the device
+    driver = tmp_path / "gpus"
+    for gpu in gpus:
+        (driver / gpu).mkdir(parents=True)
+    monkeypatch.setattr("recnet_cli.devices.NVIDIA_GPUS", driver)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch, "__version__", "2.13.0+cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    said = unused_gpu()
+    if gpus and not cuda:
+        assert said == (
+            "the CPU runs the model, though this machine has an NVIDIA GPU: this PyTorch (2.13.0+cpu) is a"
+            " CPU-only build: install a CUDA build of PyTorch (see the README's Quick start)"
+        )
+    else:
+        assert said is None
 
 
 def test_precisions() -> None:
