@@ -59,6 +59,20 @@ def refused_value(error: Any) -> bool:
     return isinstance(error, click_errors.BadParameter) and not missing and error.param is not None
 
 
+# What other image tools call some of recnet's options (mogrify's -format, Real-ESRGAN's --fp32 and
+# --gpu-id), for the suggestion where one is typed
+OTHER_TOOLS_NAMES = {
+    "--format": "--ext",
+    "--outdir": "--output",
+    "--output-dir": "--output",
+    "--gpu": "--device",
+    "--gpu-id": "--device",
+    "--fp32": "--precision fp32",
+    "--fp16": "--precision fp16",
+    "--half": "--precision fp16",
+}
+
+
 def click_error_line(error: Any) -> str:
     """A usage error of Click's as one line in recnet's style, with where to read more:
     ``--repeats 0: input should be greater than or equal to 1 (see recnet bench --help)``, where Typer drew
@@ -69,6 +83,9 @@ def click_error_line(error: Any) -> str:
     path = ctx.command_path if ctx is not None else "recnet"
     if isinstance(error, click_errors.NoSuchOption):
         close = list(error.possibilities or ())
+        meant = OTHER_TOOLS_NAMES.get(error.option_name, "")
+        if ctx is not None and meant.partition(" ")[0] in option_names(ctx.command, ctx):
+            close = [meant]
         suggestion = f". Did you mean {' or '.join(close)}?" if close else ""
         if file := getattr(error, "file", None):  # UsageErrorsSayWhat
             return f"{sentence_part(error.message)}: to name {file}, write ./{file}, or put -- before it"

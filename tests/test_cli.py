@@ -161,6 +161,21 @@ def test_help_has_a_short_form_and_shows_no_value_type(env: dict[str, str]) -> N
             id="close-option",
         ),
         pytest.param(
+            ["correct", "x.jpg", "--format", "png"],  # mogrify's name: it suggested --report
+            "no such option: --format. Did you mean --ext? (recnet correct --help lists the options)",
+            id="other-tool-s-option",
+        ),
+        pytest.param(
+            ["mask", "x.jpg", "--fp16"],  # Real-ESRGAN's
+            "no such option: --fp16. Did you mean --precision fp16? (recnet mask --help lists the options)",
+            id="other-tool-s-flag",
+        ),
+        pytest.param(
+            ["models", "--fp16"],
+            "no such option: --fp16 (recnet models --help lists the options)",
+            id="other-tool-s-flag-where-recnet-has-no-such-option",
+        ),
+        pytest.param(
             ["corect", "x.jpg"],
             "no such command 'corect'. Did you mean 'correct'? (recnet --help lists the commands)",
             id="unknown-command",
