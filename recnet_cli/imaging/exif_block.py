@@ -19,7 +19,7 @@ BYTE, ASCII, SHORT, LONG, RATIONAL, UNDEFINED, SRATIONAL = 1, 2, 3, 4, 5, 7, 10 
 GPS_IFD, INTEROP_IFD = 0x8825, 0xA005  # in the first directory and in the Exif directory
 EXIF_HEADER = b"Exif\0\0"  # before the TIFF header in a JPEG's EXIF segment, and in the blocks recnet keeps
 _HEADERS = re.compile(rb"^(Exif\0\0){1,2}")  # as Pillow reads them: some writers repeat the header
-_BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}  # a TIFF header's first 4 bytes: the order of what follows
+BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}  # a TIFF header's first 4 bytes: the order of what follows
 
 
 def edited_exif(exif: bytes, dropped: frozenset[int]) -> bytes:
@@ -197,7 +197,7 @@ def first_directory(block: bytes | bytearray) -> tuple[str, int, list[bytes]]:
     """A TIFF block's byte order ("<" or ">"), and the offset and 12-byte entries of its first directory.
     Raises where these are not all in the block (the next directory's offset after them may be missing, as
     some writers leave it out of a block that ends with the directory)."""
-    order = _BYTE_ORDERS[bytes(block[:4])]
+    order = BYTE_ORDERS[bytes(block[:4])]
     (start,) = struct.unpack_from(order + "I", block, 4)
     starts = _entry_starts(block, order, start)
     if starts is None:
@@ -222,7 +222,7 @@ def _entries_at(start: int, count: int) -> range:
 
 
 # Bytes per value of each TIFF field type; and the tags whose value is where another directory starts.
-_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 _DIRECTORY_POINTERS = frozenset({EXIF_IFD, GPS_IFD, INTEROP_IFD})
 
 
@@ -233,7 +233,7 @@ def in_block(entry: bytes, order: str, length: int) -> bool:
     tag, kind, count, value = struct.unpack(order + "HHII", entry)
     if tag in _DIRECTORY_POINTERS:
         return value < length
-    size = _TIFF_TYPE_SIZES.get(kind, 0) * count
+    size = TIFF_TYPE_SIZES.get(kind, 0) * count
     return 0 < size <= 4 or (size > 4 and value + size <= length)
 
 

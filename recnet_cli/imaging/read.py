@@ -44,7 +44,7 @@ from recnet_cli.imaging import icc
 from recnet_cli.imaging.arrow import image_samples
 from recnet_cli.imaging.colour import cmyk_as_rgb
 from recnet_cli.imaging.errors import NO_MEMORY, ImageReadError, PhotoFileError, out_of_host_memory
-from recnet_cli.imaging.exif_block import ORIENTATION
+from recnet_cli.imaging.exif_block import BYTE_ORDERS, ORIENTATION, TIFF_TYPE_SIZES
 from recnet_cli.imaging.formats import (
     HEIF_EXTENSIONS,
     PNG_SIGNATURE,
@@ -217,19 +217,13 @@ def _jpeg_header_name(jpeg: bytes, marker: int, start: int) -> str | None:
     return None
 
 
-_CLASSIC_TIFF_SIGNATURES = (b"II*\0", b"MM\0*")  # little- and big-endian; not BigTIFF's
-# The bytes a value of each TIFF field type takes (BYTE, ASCII, SHORT, LONG, RATIONAL, their signed kinds,
-# UNDEFINED, FLOAT, DOUBLE, IFD); Pillow passes over a tag of another type.
-_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
-
-
 def _tiff_tags_past_its_end(tiff: bytes | mmap.mmap) -> tuple[range, list[int]]:
     """Where each entry of a classic TIFF's first directory starts (12 bytes each, after their count), and
     which of them hold values that lie past the file's end; none where the directory itself is cut short.
     Pillow stops reading the directory at such a tag, and goes on without it and the tags after it: it
     fails the file for want of its picture's tags (StripOffsets), or reads it silently without its later
     tags (its colour profile, or a Predictor the pixels need)."""
-    order = "<" if tiff[:2] == b"II" else ">"
+    order = BYTE_ORDERS[bytes(tiff[:4])]
     try:
         (first,) = struct.unpack_from(order + "I", tiff, 4)
         (count,) = struct.unpack_from(order + "H", tiff, first)
@@ -241,7 +235,7 @@ def _tiff_tags_past_its_end(tiff: bytes | mmap.mmap) -> tuple[range, list[int]]:
     past_end = []
     for at in entries:
         kind, length, offset = struct.unpack_from(order + "HII", tiff, at + 2)
-        size = length * _TIFF_TYPE_SIZES.get(kind, 0)
+        size = length * TIFF_TYPE_SIZES.get(kind, 0)
         if size > 4 and offset + size > len(tiff):  # not held in the entry itself
             past_end.append(at)
     return entries, past_end
@@ -250,7 +244,7 @@ def _tiff_tags_past_its_end(tiff: bytes | mmap.mmap) -> tuple[range, list[int]]:
 def _tiff_with_tags_past_its_end(file: BinaryIO) -> bool:
     """Whether a file is a classic TIFF whose first directory has tags whose values lie past its end."""
     file.seek(0)
-    if file.read(4) not in _CLASSIC_TIFF_SIGNATURES:
+    if file.read(4) not in BYTE_ORDERS:  # a classic TIFF's signature, not BigTIFF's
         return False
     with _whole_file(file) as data:
         return bool(_tiff_tags_past_its_end(data)[1])
@@ -263,7 +257,7 @@ def _tiff_without_tags_past_its_end(tiff: bytes) -> Iterator[tuple[bytes, tuple[
     entries, past_end = _tiff_tags_past_its_end(tiff)
     if not past_end:
         return
-    order = "<" if tiff.startswith(b"II") else ">"
+    order = BYTE_ORDERS[tiff[:4]]
     kept = [tiff[at : at + 12] for at in entries if at not in past_end]
     names = [struct.unpack_from(order + "H", tiff, at)[0] for at in past_end]
     end = entries.stop + 4  # past the next directory's offset
@@ -279,7 +273,7 @@ def _tiff_without_tags_past_its_end(tiff: bytes) -> Iterator[tuple[bytes, tuple[
 _METADATA_LEFT_OUT = (
     (PNG_SIGNATURE, _png_without_a_chunk),
     (b"\xff\xd8", _jpeg_without_cut_short_segments),
-    *((signature, _tiff_without_tags_past_its_end) for signature in _CLASSIC_TIFF_SIGNATURES),
+    *((signature, _tiff_without_tags_past_its_end) for signature in BYTE_ORDERS),
 )
 
 
