@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import struct
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +33,7 @@ from recnet_cli.imaging.exif_block import (
 )
 
 MAKE, SOFTWARE, EXPOSURE_TIME = 0x010F, 0x0131, 0x829A
+EXIFTOOL = shutil.which("exiftool")
 
 
 def block(order: str) -> bytes:
@@ -288,3 +292,75 @@ def test_a_rational_of_no_numbers_is_left_as_it_is() -> None:
     exif_directory = struct.pack("<HHHII", 1, EXPOSURE_BIAS, RATIONAL, 0, 0) + bytes(4)
     damaged = EXIF_HEADER + header + first + exif_directory
     assert with_standard_types(damaged) == damaged
+
+
+NIKON_PREVIEW = b"\xff\xd8 a 640 x 424 JPEG of the photo as it was \xff\xd9"
+
+
+def nikon_block(order: str, maker: bytes = b"Nikon\0\x02\x10\0\0") -> bytes:
+    """An EXIF block whose Exif directory holds a Nikon maker note: its header and TIFF header of its own,
+    then its directory (MakerNoteVersion, the preview's directory, a tag after it), the preview's directory
+    (where its JPEG starts, how long it is) and the JPEG, each at an offset counted from that TIFF header."""
+    mark = {"<": b"II*\0", ">": b"MM\0*"}[order]
+    note_directory = struct.pack(order + "H", 3)
+    note_directory += struct.pack(order + "HHI4s", 0x0001, 7, 4, b"0210")
+    note_directory += struct.pack(order + "HHII", 0x0011, 4, 1, 8 + 2 + 36 + 4)  # the preview's directory
+    note_directory += struct.pack(order + "HHI4s", 0x0012, 7, 4, b"\x01\x02\x03\x04")
+    note_directory += bytes(4)
+    preview_at = 8 + len(note_directory) + 2 + 24 + 4
+    preview = struct.pack(order + "H", 2)
+    preview += struct.pack(order + "HHII", 0x0201, 4, 1, preview_at)
+    preview += struct.pack(order + "HHII", 0x0202, 4, 1, len(NIKON_PREVIEW))
+    preview += bytes(4)
+    note = maker + mark + struct.pack(order + "I", 8) + note_directory + preview + NIKON_PREVIEW
+    ifd0 = struct.pack(order + "H", 1) + struct.pack(order + "HHII", EXIF_IFD, 4, 1, 26) + bytes(4)
+    exif_ifd = struct.pack(order + "H", 1) + struct.pack(order + "HHII", 0x927C, 7, len(note), 44) + bytes(4)
+    return mark + struct.pack(order + "I", 8) + ifd0 + exif_ifd + note
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_a_nikon_maker_note_s_preview_of_the_uncorrected_photo_is_taken_out(order: str) -> None:
+    # ExifTool and photo browsers that read embedded previews showed the photo as it was, as the thumbnail
+    # recnet leaves out would have
+    original = nikon_block(order)
+    edited = edited_exif(EXIF_HEADER + original, frozenset()).removeprefix(EXIF_HEADER)
+    assert len(edited) == len(original) and NIKON_PREVIEW not in edited
+    assert edited.endswith(bytes(len(NIKON_PREVIEW)))
+    directory = 44 + 10 + 8  # the maker note's, after its header and its TIFF header
+    entries = [struct.unpack_from(order + "HHI4s", edited, directory + 2 + 12 * at) for at in range(2)]
+    assert struct.unpack_from(order + "H", edited, directory) == (2,)
+    kept = [(0x0001, b"0210"), (0x0012, b"\x01\x02\x03\x04")]  # MakerNoteVersion, the tag after the preview's
+    assert [(tag, value) for tag, _, _, value in entries] == kept
+    assert edited[directory + 2 + 24 : directory + 2 + 36 + 4] == bytes(16)  # no next directory
+    assert edited[:directory] == original[:directory]
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        pytest.param(lambda block: block.replace(b"Nikon\0", b"Canon\0"), id="another-make"),
+        pytest.param(lambda block: block[:-70], id="cut-short"),  # its preview's directory, and the JPEG
+        pytest.param(lambda block: block[: -len(NIKON_PREVIEW) // 2], id="preview-cut-short"),
+    ],
+)
+def test_another_maker_note_or_a_damaged_one_is_left_as_it_is(note) -> None:
+    original = note(nikon_block("<"))
+    edited = edited_exif(EXIF_HEADER + original, frozenset()).removeprefix(EXIF_HEADER)
+    assert edited[26:] == original[26:]  # all but the first directory
+
+
+def exiftool_tags(path: Path) -> str:
+    """What ExifTool reads of a file, a line for each tag, with its group ("[PreviewIFD] ...")."""
+    command = [str(EXIFTOOL), "-a", "-s", "-G1", str(path)]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.skipif(EXIFTOOL is None, reason="ExifTool is not installed")
+def test_exiftool_finds_no_preview_in_a_corrected_nikon_photo(tmp_path: Path) -> None:
+    source = tmp_path / "nikon.jpg"
+    Image.new("RGB", (16, 16), "grey").save(source, exif=EXIF_HEADER + nikon_block("<"))
+    assert "PreviewImageLength" in exiftool_tags(source)
+    photo = read_photo(source)
+    write_photo(tmp_path / "out.jpg", photo.pixels, photo)
+    written = exiftool_tags(tmp_path / "out.jpg")
+    assert "Preview" not in written and "MakerNoteVersion" in written

@@ -17,6 +17,12 @@ EXIF_IFD = 0x8769  # in the first directory: where the Exif directory starts
 PIXEL_X_DIMENSION, PIXEL_Y_DIMENSION = 0xA002, 0xA003  # in the Exif directory: the picture's width, height
 BYTE, ASCII, SHORT, LONG, RATIONAL, UNDEFINED, SRATIONAL = 1, 2, 3, 4, 5, 7, 10  # TIFF field types
 GPS_IFD, INTEROP_IFD = 0x8825, 0xA005  # in the first directory and in the Exif directory
+MAKER_NOTE = 0x927C  # in the Exif directory: the camera maker's own tags
+# A Nikon maker note (type 3): its name and version, then a TIFF header of its own, which its offsets count
+# from; in its directory, where its preview's directory starts; in that, where the preview's JPEG starts
+# and how many bytes it has
+_NIKON, _NIKON_TIFF_AT, _NIKON_PREVIEW_IFD = b"Nikon\0", 10, 0x0011
+_PREVIEW_START, _PREVIEW_LENGTH = 0x0201, 0x0202
 EXIF_HEADER = b"Exif\0\0"  # before the TIFF header in a JPEG's EXIF segment, and in the blocks recnet keeps
 _HEADERS = re.compile(rb"^(Exif\0\0){1,2}")  # as Pillow reads them: some writers repeat the header
 BYTE_ORDERS = {b"II*\0": "<", b"MM\0*": ">"}  # a TIFF header's first 4 bytes: the order of what follows
@@ -33,6 +39,7 @@ def edited_exif(exif: bytes, dropped: frozenset[int]) -> bytes:
     directory is not all in the block (damaged EXIF)."""
     block = bytearray(_HEADERS.sub(b"", exif))
     order, start, entries = first_directory(block)
+    _blank_nikon_preview(block, order, entries)
     upright = struct.pack(order + "HHIH2x", ORIENTATION, SHORT, 1, 1)  # one SHORT, held in the entry itself
     kept = [entry for entry in entries if entry_tag(entry, order) not in dropped]
     kept = [upright if entry_tag(entry, order) == ORIENTATION else entry for entry in kept]
@@ -40,6 +47,57 @@ def edited_exif(exif: bytes, dropped: frozenset[int]) -> bytes:
     directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + bytes(4)  # no next directory
     block[start : end + 4] = directory.ljust(end + 4 - start, b"\0")
     return EXIF_HEADER + bytes(block)
+
+
+def _blank_nikon_preview(block: bytearray, order: str, entries: list[bytes]) -> None:
+    """Takes out, in place, the preview a Nikon camera keeps in its maker note (a 640 x 424 JPEG of the photo
+    as it was, which ExifTool and photo browsers that read embedded previews show): its bytes zeroed, and
+    the maker note's entry that points to it left out of its directory. A maker note of another make, or
+    one damaged, is left as it is."""
+    try:
+        note = _value_of(block, order, _pointed_to(order, entries, EXIF_IFD), MAKER_NOTE)
+        if note is None or block[note : note + len(_NIKON)] != _NIKON:
+            return
+        base = note + _NIKON_TIFF_AT  # where the offsets of the maker note count from
+        note_order = BYTE_ORDERS.get(bytes(block[base : base + 4]))
+        if note_order is None:
+            return
+        directory = base + struct.unpack_from(note_order + "I", block, base + 4)[0]
+        pointer_at = _entry_at(block, note_order, directory, _NIKON_PREVIEW_IFD)
+        if pointer_at is None:
+            return
+        preview = base + struct.unpack_from(note_order + "I", block, pointer_at + 8)[0]
+        start = _value_of(block, note_order, preview, _PREVIEW_START)
+        length = _value_of(block, note_order, preview, _PREVIEW_LENGTH)
+        if start is None or length is None or base + start + length > len(block):
+            return
+    except struct.error:  # a directory cut short
+        return
+    block[base + start : base + start + length] = bytes(length)
+    (count,) = struct.unpack_from(note_order + "H", block, directory)
+    end = _entries_at(directory, count).stop + 4  # past the next directory's offset
+    kept = block[pointer_at + 12 : end]  # the entries after it, and the next directory's offset
+    struct.pack_into(note_order + "H", block, directory, count - 1)
+    block[pointer_at:end] = kept + bytes(12)
+
+
+def _pointed_to(order: str, entries: list[bytes], tag: int) -> int | None:
+    """Where the directory that the first directory's ``tag`` points to starts; None where it has none."""
+    pointers = [struct.unpack(order + "8xI", entry)[0] for entry in entries if entry_tag(entry, order) == tag]
+    return pointers[0] if pointers else None
+
+
+def _entry_at(block: bytearray, order: str, directory: int | None, tag: int) -> int | None:
+    """Where the entry of ``tag`` starts in the directory at ``directory``; None where it has none, or the
+    directory is not all in the block."""
+    starts = _entry_starts(block, order, directory) if directory is not None else None
+    return next((at for at in starts or () if struct.unpack_from(order + "H", block, at)[0] == tag), None)
+
+
+def _value_of(block: bytearray, order: str, directory: int | None, tag: int) -> int | None:
+    """The LONG value (or offset) of ``tag`` in the directory at ``directory``; None where it has none."""
+    at = _entry_at(block, order, directory, tag)
+    return None if at is None else struct.unpack_from(order + "I", block, at + 8)[0]
 
 
 def with_software(exif: bytes, software: str) -> bytes:
