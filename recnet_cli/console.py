@@ -284,17 +284,16 @@ class BatchProgress:
 
     def update(self, outcome: Outcome) -> None:
         """Counts a finished job: a done photo fills its share of the bar; any other keeps what it moved
-        and leaves the total."""
+        and leaves the total. The last one fills the bar, whatever the sums of megapixels round to."""
         with self.lock:
             task = self.progress.tasks[0]
             moved = self.moved.pop(outcome.job, 0.0)
             counted = outcome.megapixels if outcome.status == "done" else moved
-            self.progress.update(
-                self.task,
-                advance=counted - moved,
-                total=task.total + counted - self.expected.get(outcome.job, 0.0),
-                done=task.fields["done"] + 1,
-            )
+            total = task.total + counted - self.expected.get(outcome.job, 0.0)
+            done = task.fields["done"] + 1
+            last = done == task.fields["images"]
+            completed = total if last else task.completed + counted - moved
+            self.progress.update(self.task, completed=completed, total=total, done=done)
             count = f"{task.fields['done']}/{task.fields['images']}"
         if outcome.status == "failed":
             error(f"{outcome.job.source}: {outcome.reason}")

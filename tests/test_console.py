@@ -70,6 +70,20 @@ def test_skipped_and_failed_photos_leave_the_total() -> None:
         assert task.finished
 
 
+def test_the_bar_ends_full_whatever_the_sums_round_to() -> None:
+    # 0.1 + 0.2 + 0.7 - 0.2 is 0.8, where 0.1 + 0.7 is 0.7999999999999999: the bar of a batch with a failed
+    # photo ended a half-character short of full, at "3/3 images"
+    first, failed, last = job("first"), job("failed"), job("last")
+    with BatchProgress(3, {first: 0.1, failed: 0.2, last: 0.7}, "Correcting", quiet=True) as bar:
+        task = bar.progress.tasks[0]
+        bar.update(Outcome(first, "done", megapixels=0.1))
+        bar.update(Outcome(failed, "failed", "not an image"))
+        bar.photo_progress(last, 0.7, 0.5)
+        assert not task.finished
+        bar.update(Outcome(last, "done", megapixels=0.7))
+        assert task.finished and task.percentage == 100
+
+
 @pytest.mark.parametrize("status", ["done", "failed"])
 def test_a_photo_counts_once_however_far_its_tiles_went(status: str) -> None:
     photo = job("photo")
