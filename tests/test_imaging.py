@@ -2138,6 +2138,7 @@ def nclx_of(primaries: int, transfer: int, chromaticities: int | None = None) ->
             "(HEIF nclx: BT.2020 primaries, PQ (HDR) transfer curve) cannot go into TIFF",
         ),
         (nclx_of(1, 18), "WEBP", "(HEIF nclx: HLG (HDR) transfer curve) cannot go into WebP"),
+        (nclx_of(2, 16, chromaticities=1), "BMP", "(HEIF nclx: PQ (HDR) transfer curve) cannot go into BMP"),
         (
             nclx_of(99, 8, chromaticities=12),
             "PNG",
@@ -2687,6 +2688,11 @@ def test_a_camera_s_adobe_rgb_jpeg_without_a_profile_is_adobe_rgb_as_its_exif_sa
         with Image.open(tmp_path / f"out.{extension}") as written:
             profile = written.info["icc_profile"]
         assert np.abs(littlecms_srgb_codes(profile, codes) - expected).max() <= 1.0
+    # Adobe RGB (1998) as its own profile says it: its colorants, and a gamma of 563/256, not 2.2
+    said = (b"rXYZ", b"gXYZ", b"bXYZ", b"rTRC", b"gTRC", b"bTRC")
+    assert [icc.read_tags(profile)[tag] for tag in said] == [
+        icc.read_tags(ADOBE_PROFILE)[tag] for tag in said
+    ]
     srgb = read_photo(CANON)  # its EXIF says sRGB (R98): nothing is added
     write_photo(tmp_path / "srgb.png", srgb.pixels, srgb)
     with Image.open(tmp_path / "srgb.png") as written:
@@ -3072,6 +3078,10 @@ def gamma_chunk(encoding: int) -> tuple[bytes, bytes]:
         (gamma_chunk(625_000_001), None),
         ((b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 64001, 33001, 64002, 33002)), None),
         ((b"cHRM", struct.pack(">8I", 31270, 32900, 100001, 33000, 21000, 71000, 15000, 6000)), None),
+        (
+            (b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 0, 100000, 15000, 6000)),
+            "cHRM primaries, sRGB curve (from PNG gAMA/cHRM)",  # 1 is in libpng's range, as 0 is
+        ),
     ],
     ids=[
         "gamma 6250",
@@ -3081,6 +3091,7 @@ def gamma_chunk(encoding: int) -> tuple[bytes, bytes]:
         "gamma under 1/6250",
         "cHRM all but in a line",
         "cHRM x past 1",
+        "cHRM y of 1",
     ],
 )
 def test_png_colour_chunks_past_what_a_profile_holds_are_damaged_and_left_out(
