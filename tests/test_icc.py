@@ -153,6 +153,7 @@ def test_a_profile_with_lookup_tables_beside_its_matrix_is_left_to_littlecms(tab
 def test_the_profiles_made_here_have_the_d50_white_icc_v4_asks_for(profile: bytes, tmp_path: Path) -> None:
     # Absolute colorimetric conversion (soft proofing) goes by the media white: white stays white
     opened = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    assert (opened.profile.version, opened.profile.device_class) == (4.3, "mntr")  # v4 types: mluc, para
     mode = "L" if profile[16:20] == b"GRAY" else "RGB"
     to_srgb = ImageCms.buildTransform(
         opened, ImageCms.createProfile("sRGB"), mode, "RGB", ImageCms.Intent.ABSOLUTE_COLORIMETRIC
@@ -172,3 +173,15 @@ def test_the_profiles_made_here_have_the_d50_white_icc_v4_asks_for(profile: byte
     ]
     (read,) = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     assert read["ConnectionSpaceIlluminant"] == read["MediaWhitePoint"] == "0.9642 1 0.82491"
+
+
+def test_each_tag_of_a_profile_made_here_starts_on_a_4_byte_boundary_and_says_its_own_size() -> None:
+    # as the ICC specification asks: a name of an odd length leaves its text 2 bytes short of a boundary
+    name = "Display P3 (from HEIF nclx)"
+    profile = matrix_profile(DISPLAY_P3, D65, name)
+    (count,) = struct.unpack_from(">I", profile, 128)
+    table = [struct.unpack_from(">4sII", profile, 132 + 12 * at) for at in range(count)]
+    assert [offset % 4 for _, offset, _ in table] == [0] * count
+    sizes = {signature: size for signature, _, size in table}
+    assert sizes[b"desc"] == 28 + 2 * len(name)  # mluc: its header, one record, then UTF-16 text
+    assert struct.unpack_from(">I", profile)[0] == len(profile)
