@@ -185,3 +185,12 @@ def test_each_tag_of_a_profile_made_here_starts_on_a_4_byte_boundary_and_says_it
     sizes = {signature: size for signature, _, size in table}
     assert sizes[b"desc"] == 28 + 2 * len(name)  # mluc: its header, one record, then UTF-16 text
     assert struct.unpack_from(">I", profile)[0] == len(profile)
+
+
+@pytest.mark.filterwarnings("error")  # numpy's "invalid value encountered in power" would show in a run
+def test_a_curve_that_starts_past_0_is_its_floor_below_that_without_a_warning() -> None:
+    # types 1 and 2 start at X = -b/a: below it a fractional gamma of aX + b would be no number
+    values = np.linspace(0, 1, 101, dtype=np.float32)
+    base = np.clip(1.25 * values.astype(float) - 0.25, 0, None)
+    expected = np.where(values >= 0.2, base**2.2 + 0.1, 0.1)
+    assert tone_curve(para(2, 2.2, 1.25, -0.25, 0.1))(values) == pytest.approx(expected, abs=2e-4)
