@@ -2834,6 +2834,20 @@ def test_a_grey_photo_with_srgb_s_curve_is_not_converted(tmp_path: Path) -> None
 
 
 DAMAGED_CURVES = "it is damaged: its greys do not go from dark to light"
+# A curve of type 1, Y = (aX + b)^g from X = -b/a on, with a = 0: it starts nowhere
+NO_SLOPE = b"para" + bytes(4) + struct.pack(">H2x", 1) + icc.s15_fixed16([2.2, 0, 0])
+
+
+def alike_channels(name: str, colorant: bytes, curve: bytes) -> bytes:
+    """A matrix/TRC profile whose red, green and blue have the same colorant (an XYZ tag) and curve."""
+    return icc._profile(
+        b"RGB ",
+        [
+            *icc._named(name),
+            *((tag, colorant) for tag in (b"rXYZ", b"gXYZ", b"bXYZ")),
+            *((tag, curve) for tag in (b"rTRC", b"gTRC", b"bTRC")),
+        ],
+    )
 
 
 @pytest.mark.parametrize(
@@ -2854,18 +2868,15 @@ DAMAGED_CURVES = "it is damaged: its greys do not go from dark to light"
             f"(Falling) cannot be converted to sRGB ({DAMAGED_CURVES})",
         ),
         (
-            icc._profile(
-                b"RGB ",
-                [
-                    *icc._named("No colorants"),
-                    *((tag, icc.xyz_tag([0, 0, 0])) for tag in (b"rXYZ", b"gXYZ", b"bXYZ")),
-                    *((tag, icc.parametric_curve(None)) for tag in (b"rTRC", b"gTRC", b"bTRC")),
-                ],
-            ),
+            alike_channels("No colorants", icc.xyz_tag([0, 0, 0]), icc.parametric_curve(None)),
             f"(No colorants) cannot be converted to sRGB ({DAMAGED_CURVES})",
         ),
+        (
+            alike_channels("No slope", icc.xyz_tag(icc.D50 / 3), NO_SLOPE),
+            f"(No slope) cannot be converted to sRGB ({DAMAGED_CURVES})",
+        ),
     ],
-    ids=["header only", "cut short", "no curves", "gamma 0", "gamma -2", "no colorants"],
+    ids=["header only", "cut short", "no curves", "gamma 0", "gamma -2", "no colorants", "no slope"],
 )
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # no warning lines of numpy's among recnet's
 def test_a_profile_that_cannot_be_converted_is_named_and_the_codes_go_unconverted(
