@@ -16,6 +16,7 @@ from PIL import Image, ImageCms
 
 from recnet_cli.imaging.icc import (
     SRGB_CURVE,
+    d50_colorants,
     grey_profile,
     matrix_profile,
     matrix_shaper,
@@ -131,6 +132,7 @@ def test_the_colorants_and_curves_of_a_matrix_profile_are_read_back() -> None:
     expected = [[0.60974, 0.20528, 0.14919], [0.31111, 0.62567, 0.06322], [0.01947, 0.06087, 0.74455]]
     # what ExifTool reads of Adobe's own, to the 5 decimals it shows and the 1/65536 steps a profile holds
     assert colorants == pytest.approx(np.array(expected), abs=2e-5)
+    assert colorants == pytest.approx(d50_colorants(ADOBE_RGB, D65), abs=2**-17)  # as written, to 1/65536
     assert curves[1](np.float32([0.5])) == pytest.approx(0.5**ADOBE_GAMMA, rel=1e-4)
     assert matrix_shaper(grey_profile("Grey", 1.8))[0] is None
     with_tables = matrix_profile(SRGB, D65, "sRGB").replace(b"bTRC", b"A2B0")  # a lookup-table profile
