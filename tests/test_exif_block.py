@@ -28,12 +28,14 @@ from recnet_cli.imaging.exif_block import (
     first_directory,
     in_block,
     sized_exif,
+    turned_resolution,
     with_software,
     with_standard_types,
 )
 
 MAKE, SOFTWARE, EXPOSURE_TIME = 0x010F, 0x0131, 0x829A
 EXIFTOOL = shutil.which("exiftool")
+X_RESOLUTION, Y_RESOLUTION = 0x011A, 0x011B
 
 
 def block(order: str) -> bytes:
@@ -62,6 +64,15 @@ def test_an_edit_changes_the_directory_in_place_and_moves_nothing(order: str) ->
     end = start + 2 + 12 * 3
     assert edited[end : end + 4] == bytes(4)  # no link to the thumbnail of the uncorrected photo
     assert edited[end + 4 :] == bytes(len(original) - end - 4)  # where the left-out entry was
+
+
+def test_a_block_whose_writer_repeated_its_header_is_edited_as_pillow_reads_it() -> None:
+    # some writers put "Exif\0\0" twice before the TIFF header: the block is edited all the same
+    twice = EXIF_HEADER * 2 + block("<")
+    assert edited_exif(twice, frozenset({SOFTWARE})) == edited_exif(
+        EXIF_HEADER + block("<"), frozenset({SOFTWARE})
+    )
+    assert with_software(twice, "recnet 0.1.0") == with_software(EXIF_HEADER + block("<"), "recnet 0.1.0")
 
 
 @pytest.mark.parametrize("order", ["<", ">"])
@@ -112,6 +123,15 @@ def test_software_with_room_for_the_name_is_written_over_so_a_photo_corrected_ag
     assert (software[2:8], software[8:], link) == (struct.pack(order + "HI", 2, 3), b"ab\0\0", bytes(4))
 
 
+def test_a_directory_written_again_after_a_block_of_odd_length_starts_on_a_word_boundary() -> None:
+    original = block("<") + b"x"  # its last value is a byte: TIFF starts directories on a word boundary
+    named = with_software(EXIF_HEADER + original, "recnet 0.1.0").removeprefix(EXIF_HEADER)
+    _, start, entries = first_directory(named)
+    assert start % 2 == 0 and named[8 : len(original)] == original[8:]
+    _, count, value = struct.unpack("<2xHII", entries[2])
+    assert named[value : value + count] == b"recnet 0.1.0\0"
+
+
 def software_apart(order: str, at: int = 26, tail: int = 20) -> bytes:
     """A header, then at 8 a directory of one entry, Software (20 bytes held apart, said to be ``at``), and
     its link; the camera's name at 26, then ``tail`` bytes of other values."""
@@ -141,6 +161,8 @@ def test_a_software_value_said_to_lie_in_its_own_directory_is_written_again_not_
 def test_a_block_whose_first_directory_runs_past_its_end_is_refused() -> None:
     with pytest.raises(ValueError, match="not all in the block"):
         first_directory(block("<")[:40])
+    with pytest.raises(ValueError, match="not all in the block"):  # nor one said to start in the header
+        first_directory(b"II*\0" + struct.pack("<I", 6) + block("<")[8:])
     assert first_directory(block("<")[:-4])[2]  # without the next directory's offset it is whole
 
 
@@ -155,6 +177,33 @@ def test_an_entry_points_inside_the_block_or_holds_its_value() -> None:
     )  # to the end
     assert in_block(entry(EXIF_IFD, 4, 1, 20), "<", 30) and not in_block(entry(EXIF_IFD, 4, 1, 30), "<", 30)
     assert not in_block(entry(MAKE, 99, 7, 8), "<", 30)  # a type TIFF does not know
+    assert in_block(entry(X_RESOLUTION, 5, 1, 22), "<", 30) and not in_block(
+        entry(X_RESOLUTION, 5, 1, 26), "<", 30
+    )  # a RATIONAL is 8 bytes: never held in the entry
+
+
+def resolution_block(*tags: int) -> bytes:
+    """A header, then IFD0 of these resolution tags (RATIONALs held apart: 72/1 across, 300/1 down) and its
+    link, then their values."""
+    values_at = 8 + 2 + 12 * len(tags) + 4
+    ifd0 = struct.pack("<H", len(tags))
+    for index, tag in enumerate(tags):
+        ifd0 += struct.pack("<HHII", tag, 5, 1, values_at + 8 * index)
+    values = b"".join(struct.pack("<II", {X_RESOLUTION: 72, Y_RESOLUTION: 300}[tag], 1) for tag in tags)
+    return b"II*\0" + struct.pack("<I", 8) + ifd0 + bytes(4) + values
+
+
+def test_a_picture_turned_upright_trades_its_resolution_across_and_down() -> None:
+    both = resolution_block(X_RESOLUTION, Y_RESOLUTION)
+    turned = turned_resolution(EXIF_HEADER + both).removeprefix(EXIF_HEADER)
+    _, _, entries = first_directory(turned)
+    values = {
+        entry_tag(entry, "<"): struct.unpack_from("<II", turned, struct.unpack("<8xI", entry)[0])
+        for entry in entries
+    }
+    assert values == {X_RESOLUTION: (300, 1), Y_RESOLUTION: (72, 1)} and len(turned) == len(both)
+    across = resolution_block(X_RESOLUTION)  # no YResolution to trade with: kept as it is, not an error
+    assert turned_resolution(EXIF_HEADER + across) == EXIF_HEADER + across
 
 
 def sized_block(order: str, exif_ifd_at: int = 38) -> bytes:
@@ -263,6 +312,14 @@ def test_a_rational_becomes_signed_only_where_a_signed_one_holds_its_numbers(
     tags = camera_tags()
     tags.get_ifd(EXIF_IFD)[EXPOSURE_BIAS] = TiffImagePlugin.IFDRational(*numbers)
     assert entry_types(with_standard_types(tags.tobytes()))[EXIF_IFD, EXPOSURE_BIAS] == kind
+
+
+def test_an_entry_whose_type_has_other_bytes_than_the_standard_one_keeps_its_type() -> None:
+    tags = camera_tags()
+    tags.get_ifd(EXIF_IFD)[COMPONENTS] = (1, 2, 3, 0)  # 4 SHORTs, 8 bytes: as UNDEFINED it would read 4
+    made = tags.tobytes()
+    assert entry_types(made)[EXIF_IFD, COMPONENTS] == SHORT
+    assert entry_types(with_standard_types(made))[EXIF_IFD, COMPONENTS] == SHORT
 
 
 def test_an_interoperability_version_written_as_bytes_gets_its_standard_type() -> None:
