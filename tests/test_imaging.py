@@ -1051,6 +1051,15 @@ def test_empty_text_is_not_copied_nor_said_to_be_left_out_and_each_comment_count
     ]
 
 
+def test_a_png_text_s_keyword_in_latin_1_is_named_as_it_is(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("L\u00e9gende", "Lac \u00e0 l'aube")  # a PNG's keywords are Latin-1, as its tEXt
+    photo = read_photo(save(tmp_path / "in.png", Image.fromarray(gradient_rgb8()), pnginfo=info))
+    assert output_notices(photo, "JPEG") == [
+        "its PNG text L\u00e9gende cannot go into JPEG: left out; PNG keeps it"
+    ]
+
+
 def test_a_comment_as_long_as_a_jpeg_segment_holds_goes_into_a_jpeg_and_a_longer_one_is_left_out(tmp_path):
     for length, kept in ((65533, True), (65534, False)):  # a segment holds 65,535 bytes, its length in 2
         info = PngImagePlugin.PngInfo()
@@ -1072,6 +1081,8 @@ def test_a_jpegs_comment_in_latin_1_or_with_nul_bytes_is_readable_text_in_a_png(
         with Image.open(output) as written:
             written.load()
             assert written.text == {"Comment": text}
+        # Latin-1 text, as PNG's own tEXt, which every reader reads (iTXt, UTF-8, came later)
+        assert (len(png_chunk_sizes(output, b"tEXt")), png_chunk_sizes(output, b"iTXt")) == (1, [])
 
 
 def test_a_pngs_compressed_international_comment_goes_into_a_jpeg_as_its_text(tmp_path):
@@ -1087,8 +1098,15 @@ def test_a_pngs_compressed_international_comment_goes_into_a_jpeg_as_its_text(tm
     assert output_notices(photo, "JPEG") == []
 
 
-def test_a_pngs_international_text_that_is_not_utf_8_is_read_and_kept_as_it_is_in_png(tmp_path):
-    damaged = (b"iTXt", b"Comment\0\0\0\0\0caf\xe9")  # iTXt is UTF-8: \xe9 alone is no character
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        (b"iTXt", b"Comment\0\0\0\0\0caf\xe9"),  # iTXt is UTF-8: \xe9 alone is no character
+        (b"iTXt", b"Comment\0\0\0en"),  # cut short after its language: no translated keyword, no text
+    ],
+    ids=["not UTF-8", "cut short"],
+)
+def test_a_pngs_international_text_that_cannot_be_read_is_kept_as_it_is_in_png(tmp_path, damaged):
     photo = read_photo(png_with_chunks(tmp_path / "in.png", gradient_rgb8(), damaged))
     write_photo(tmp_path / "out.png", photo.pixels, photo)
     assert png_chunk_bytes(*damaged) in (tmp_path / "out.png").read_bytes()
