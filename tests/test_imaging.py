@@ -981,6 +981,7 @@ def png_with_text(path: Path) -> Path:
     info.add_text("Comment", "shot on film")
     info.add_text("Software", "GIMP 2.10")
     info.add_text("date:modify", "2020-01-01T00:00:00+00:00")
+    info.add_text("date:timestamp", "2020-01-01T00:00:00+00:00")  # ImageMagick's too
     info.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta xmlns:x="adobe:ns:meta/"/>')
     return save(path, Image.fromarray(gradient_rgb8()), pnginfo=info)
 
