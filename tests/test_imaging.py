@@ -1393,7 +1393,7 @@ def test_pixels_under_full_transparency_are_filled_in_from_the_visible_ones_for_
     alpha = np.zeros((60, 90), np.uint8)
     alpha[20:40, 30:60] = 255  # a cutout: red on its left, blue on its right
     rgb[20:40, 30:45], rgb[20:40, 45:60] = (0.9, 0.1, 0.1), (0.1, 0.1, 0.9)
-    alpha[25, 35] = 1  # nearly hidden, but for one level: visible
+    alpha[25, 35], rgb[25, 35] = 1, (0.5, 0.5, 0.5)  # nearly hidden, but for one level: visible, a grey
     on_white = rgb.copy()
     on_white[alpha == 0] = 1.0
     filled, filled_on_white = (filled_where_hidden(x, alpha) for x in (rgb, on_white))
@@ -3832,6 +3832,19 @@ def test_images_recnet_writes_bear_its_mark_where_the_file_system_keeps_one(tmp_
 
 def test_a_long_thin_picture_scaled_down_keeps_a_pixel_across() -> None:
     assert fit_size(np.zeros((2, 400, 3), np.float32), max_side=100).shape == (1, 100, 3)
+
+
+def test_a_picture_too_long_to_scale_within_both_limits_keeps_its_short_side_s_minimum() -> None:
+    picture = np.zeros((100, 1000, 3), np.float32)  # 500 px long would leave it 50 px across, under 80
+    assert fit_size(picture, min_side=80, max_side=500).shape == (80, 800, 3)
+    assert fit_size(picture, min_side=40, max_side=500).shape == (50, 500, 3)  # both hold
+
+
+def test_a_picture_scaled_down_is_the_mean_of_what_each_pixel_covers() -> None:
+    # not samples of it, which would alias fine detail (noise, fabric) into patterns
+    noise = np.random.default_rng(6).random((64, 96, 3), dtype=np.float32)
+    means = noise.reshape(16, 4, 24, 4, 3).mean(axis=(1, 3))
+    assert np.abs(fit_size(noise, max_side=24) - means).max() < 1e-5
 
 
 def test_keep_colour_takes_the_lightness_from_the_correction_and_the_colour_from_the_photo() -> None:
