@@ -9,15 +9,13 @@ import functools
 import io
 import mmap
 import os
-import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import cv2
 import numpy as np
-from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
+from PIL import Image, PngImagePlugin, TiffImagePlugin
 from PIL.TiffImagePlugin import (
     BITSPERSAMPLE,
     COMPRESSION,
@@ -43,8 +41,10 @@ from recnet_cli.hostmemory import memory_limit
 from recnet_cli.imaging import icc
 from recnet_cli.imaging.arrow import image_samples
 from recnet_cli.imaging.colour import cmyk_as_rgb
+from recnet_cli.imaging.containers import held_chunks, jpeg_segments, png_chunks
+from recnet_cli.imaging.damaged import tiff_tags_past_its_end, without_damaged_metadata
 from recnet_cli.imaging.errors import NO_MEMORY, ImageReadError, PhotoFileError, out_of_host_memory
-from recnet_cli.imaging.exif_block import BYTE_ORDERS, ORIENTATION, TIFF_TYPE_SIZES
+from recnet_cli.imaging.exif_block import BYTE_ORDERS, ORIENTATION
 from recnet_cli.imaging.formats import (
     HEIF_EXTENSIONS,
     PNG_SIGNATURE,
@@ -142,13 +142,12 @@ _DAMAGED = "truncated or corrupt image data"
 
 
 def _read_without_damaged_metadata(path: str | os.PathLike[str], file: BinaryIO) -> Photo | None:
-    """A PNG, JPEG or TIFF that Pillow refused for damaged metadata, read without it (``_METADATA_LEFT_OUT``),
-    which is then named as damaged; None where that reads no picture, or where there is nothing to leave
-    out."""
+    """A PNG, JPEG or TIFF with damaged metadata that Pillow refuses it for (or, a TIFF's, would read it
+    without the tags after), read without it (``damaged.without_damaged_metadata``), which is then named as
+    damaged; None where that reads no picture, or where there is nothing to leave out."""
     file.seek(0)
     data = file.read()
-    without = next((find for signature, find in _METADATA_LEFT_OUT if data.startswith(signature)), None)
-    for kept, left_out in without(data) if without else ():
+    for kept, left_out in without_damaged_metadata(data):
         try:
             photo = _read_open_file(path, io.BytesIO(kept))
         except PhotoFileError:  # not that part's fault
@@ -157,124 +156,13 @@ def _read_without_damaged_metadata(path: str | os.PathLike[str], file: BinaryIO)
     return None
 
 
-def _png_without_a_chunk(png: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
-    """A PNG without the chunks of one ancillary type, for each type it has, and that type's name ("pHYs
-    chunk"): Pillow refuses one for a damaged metadata chunk (a pHYs or tRNS chunk cut short, a zTXt of a
-    compression it does not know). Nothing where the picture's own chunks are damaged (cut short, or their
-    CRC not their data's: nothing to try)."""
-    spans = []
-    for kind, start, end, crc_matches in _held_chunks(png):
-        if kind[:1].isupper() and not crc_matches:  # a critical chunk: IHDR, PLTE, IDAT, IEND
-            return
-        spans.append((kind, start, end))
-    if not spans or spans[-1][0] != b"IEND":  # cut short
-        return
-    for left_out in dict.fromkeys(kind for kind, _, _ in spans if kind[:1].islower()):  # ancillary ones
-        kept = b"".join(png[start:end] for kind, start, end in spans if kind != left_out)
-        yield png[: len(PNG_SIGNATURE)] + kept, (f"{left_out.decode('latin-1')} chunk",)
-
-
-# The APPn segments of a JPEG that Pillow reads a header of, by name: their marker, the identifier they start
-# with (as Pillow tells them) and that header's length by their specifications (JFIF's version, units and
-# densities; Adobe's version, flags and colour transform; an ICC profile part's sequence number and count).
-# Pillow refuses a whole JPEG for one cut short of what it reads of them, where libjpeg, which decodes the
-# pixels (Pillow's and the viewers'), passes over one cut short of its whole header as if it were not there.
-_JPEG_HEADERS = {
-    "JFIF APP0 segment": (0xE0, b"JFIF", 14),
-    "Adobe APP14 segment": (0xEE, b"Adobe", 12),
-    "ICC_PROFILE APP2 segment": (0xE2, b"ICC_PROFILE\0", 14),
-}
-_ICC_SEGMENT = "ICC_PROFILE APP2 segment"
-
-
-def _jpeg_without_cut_short_segments(jpeg: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
-    """A JPEG without its APPn segments cut short of their header (``_JPEG_HEADERS``), which libjpeg passes
-    over too, and their names; nothing where it has none. Where it keeps no segment of an ICC
-    profile whole, the profile is named: the photo is read without one, as viewers show it."""
-    cut_short, profile_kept = [], False
-    for marker, start, end in _jpeg_segments(jpeg):
-        name = _jpeg_header_name(jpeg, marker, start)
-        if name is not None and end - start - 4 < _JPEG_HEADERS[name][2]:  # after its marker and length
-            cut_short.append((start, end, name))
-        else:
-            profile_kept |= name == _ICC_SEGMENT
-    if not cut_short:
-        return
-    kept = bytearray(jpeg)
-    for start, end, _ in reversed(cut_short):  # the later ones first, where ``kept`` still has them
-        del kept[start:end]
-    lost_profile = f"embedded colour profile (an {_ICC_SEGMENT} cut short)"
-    names = (lost_profile if name == _ICC_SEGMENT and not profile_kept else name for _, _, name in cut_short)
-    yield bytes(kept), tuple(dict.fromkeys(names))
-
-
-def _jpeg_header_name(jpeg: bytes, marker: int, start: int) -> str | None:
-    """The name of a JPEG's segment that starts at ``start`` where Pillow reads a header of it
-    (``_JPEG_HEADERS``); None otherwise."""
-    for name, (own_marker, identifier, _) in _JPEG_HEADERS.items():
-        if marker == own_marker and jpeg.startswith(identifier, start + 4):  # after its marker and length
-            return name
-    return None
-
-
-def _tiff_tags_past_its_end(tiff: bytes | mmap.mmap) -> tuple[range, list[int]]:
-    """Where each entry of a classic TIFF's first directory starts (12 bytes each, after their count), and
-    which of them hold values that lie past the file's end; none where the directory itself is cut short.
-    Pillow stops reading the directory at such a tag, and goes on without it and the tags after it: it
-    fails the file for want of its picture's tags (StripOffsets), or reads it silently without its later
-    tags (its colour profile, or a Predictor the pixels need)."""
-    order = BYTE_ORDERS[bytes(tiff[:4])]
-    try:
-        (first,) = struct.unpack_from(order + "I", tiff, 4)
-        (count,) = struct.unpack_from(order + "H", tiff, first)
-    except struct.error:
-        return range(0), []
-    entries = range(first + 2, first + 2 + 12 * count, 12)
-    if entries.stop + 4 > len(tiff):  # with the next directory's offset
-        return range(0), []
-    past_end = []
-    for at in entries:
-        kind, length, offset = struct.unpack_from(order + "HII", tiff, at + 2)
-        size = length * TIFF_TYPE_SIZES.get(kind, 0)
-        if size > 4 and offset + size > len(tiff):  # not held in the entry itself
-            past_end.append(at)
-    return entries, past_end
-
-
 def _tiff_with_tags_past_its_end(file: BinaryIO) -> bool:
     """Whether a file is a classic TIFF whose first directory has tags whose values lie past its end."""
     file.seek(0)
     if file.read(4) not in BYTE_ORDERS:  # a classic TIFF's signature, not BigTIFF's
         return False
     with _whole_file(file) as data:
-        return bool(_tiff_tags_past_its_end(data)[1])
-
-
-def _tiff_without_tags_past_its_end(tiff: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
-    """A classic TIFF without the tags of its first directory whose values lie past its end
-    (``_tiff_tags_past_its_end``), which libtiff passes over, and their names ("Make tag"). The directory
-    stays where it is, shorter: every other offset holds. Nothing where it has none."""
-    entries, past_end = _tiff_tags_past_its_end(tiff)
-    if not past_end:
-        return
-    order = BYTE_ORDERS[tiff[:4]]
-    kept = [tiff[at : at + 12] for at in entries if at not in past_end]
-    names = [struct.unpack_from(order + "H", tiff, at)[0] for at in past_end]
-    end = entries.stop + 4  # past the next directory's offset
-    directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + tiff[end - 4 : end]
-    first = entries.start - 2
-    yield (
-        tiff[:first] + directory.ljust(end - first, b"\0") + tiff[end:],
-        tuple(f"{TiffTags.TAGS.get(tag, f'TIFF {tag}')} tag" for tag in names),
-    )
-
-
-# How a damaged part of a file that Pillow refuses is found and left out, by the signature of its format.
-_METADATA_LEFT_OUT = (
-    (PNG_SIGNATURE, _png_without_a_chunk),
-    (b"\xff\xd8", _jpeg_without_cut_short_segments),
-    *((signature, _tiff_without_tags_past_its_end) for signature in BYTE_ORDERS),
-)
+        return bool(tiff_tags_past_its_end(data)[1])
 
 
 def header_megapixels(path: str | os.PathLike[str]) -> float:
@@ -304,8 +192,6 @@ def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
 _MOST_PIXELS_PER_BYTE = {"PNG": 2 * 1032 * 8, "JPEG": 2 * 64 * 8, "MPO": 2 * 64 * 8}
 _JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0 to SOF15: not DHT, JPG or DAC
 _HUFFMAN_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})
-_STANDALONE_MARKERS = frozenset({0x00, 0x01, *range(0xD0, 0xDA)})  # a stuffed 0, TEM, RST0 to RST7, SOI, EOI
-_START_OF_SCAN = 0xDA
 _JPEG_PRECISIONS = range(2, 17)  # bits a sample a JPEG's frame may give: 8 or 12 (DCT), 2 to 16 (lossless)
 
 
@@ -348,24 +234,7 @@ def _huffman_coded(data: bytes | mmap.mmap) -> bool:
 
 def _jpeg_frame(data: bytes | mmap.mmap) -> int | None:
     """Where a JPEG's frame (its SOF marker) starts; None where no frame comes before the scan."""
-    return next((at for marker, at, _ in _jpeg_segments(data) if marker in _JPEG_FRAMES), None)
-
-
-def _jpeg_segments(data: bytes | mmap.mmap) -> Iterator[tuple[int, int, int]]:
-    """The marker of each of a JPEG's segments before its scan, where it starts and where it ends, found by
-    walking them as Pillow does (past fill bytes and stray bytes between them)."""
-    at = 2  # past the SOI marker
-    while (at := data.find(b"\xff", at)) != -1 and at + 1 < len(data):
-        marker = data[at + 1]
-        if marker == _START_OF_SCAN:
-            return
-        if marker == 0xFF:  # a fill byte
-            at += 1
-            continue
-        # a marker without a length (RSTn, SOI, EOI, TEM), or one with its length
-        end = at + 2 + (0 if marker in _STANDALONE_MARKERS else int.from_bytes(data[at + 2 : at + 4], "big"))
-        yield marker, at, end
-        at = end
+    return next((at for marker, at, _ in jpeg_segments(data) if marker in _JPEG_FRAMES), None)
 
 
 def _unopened_jpeg_pixel_type(file: BinaryIO) -> str | None:
@@ -678,7 +547,7 @@ def _pixel_chunks(png: bytes) -> bytes:
     cut short or whose CRC does not match, or a PNG without its IEND chunk, is an OSError."""
     view = memoryview(png)
     kept = [view[: len(PNG_SIGNATURE)]]
-    for kind, start, end, crc_matches in _held_chunks(png):
+    for kind, start, end, crc_matches in held_chunks(png):
         if not crc_matches:
             raise OSError(f"the CRC of the PNG's {kind!r} chunk does not match its data")
         rgb_key = kind == b"tRNS" and end - start == 12 + 6 and png[_PNG_COLOUR_TYPE_AT] == _PNG_RGB
@@ -689,35 +558,11 @@ def _pixel_chunks(png: bytes) -> bytes:
     raise OSError("the PNG ends before its IEND chunk")
 
 
-def _held_chunks(png: bytes) -> Iterator[tuple[bytes, int, int, bool]]:
-    """The chunks a PNG held in memory holds whole, in order, up to one cut short: each one's type, where it
-    starts (its length, then its type) and ends (past its CRC, 12 bytes more than its data), and whether its
-    CRC is its data's."""
-    view, stream = memoryview(png), io.BytesIO(png)
-    for kind, length in _png_chunks(stream):
-        start = stream.tell() - 8
-        end = start + 12 + length
-        if end > len(png):
-            return
-        crc = struct.unpack_from(">I", png, end - 4)[0]
-        yield kind, start, end, zlib.crc32(view[start + 4 : end - 4]) == crc
-
-
-def _png_chunks(file: BinaryIO) -> Iterator[tuple[bytes, int]]:
-    """The type and data length of each chunk of a PNG, in order, with ``file`` at its data (to be read)."""
-    file.seek(len(PNG_SIGNATURE))
-    while len(header := file.read(8)) == 8:
-        length, kind = struct.unpack(">I4s", header)
-        start = file.tell()
-        yield kind, length
-        file.seek(start + length + 4)  # past the chunk's data and CRC
-
-
 def _metadata_after_pixels(file: BinaryIO) -> bool:
     """Whether a PNG has metadata after its pixel data: a text chunk (tEXt, zTXt, iTXt: an XMP packet, say)
     or its EXIF (eXIf)."""
     pixels_seen = False
-    for kind, _ in _png_chunks(file):
+    for kind, _ in png_chunks(file):
         if pixels_seen and kind in (b"tEXt", b"zTXt", b"iTXt", b"eXIf"):
             return True
         pixels_seen |= kind == b"IDAT"
@@ -732,7 +577,7 @@ def _png_kept_chunks(file: BinaryIO) -> tuple[tuple[tuple[bytes, bytes], ...], l
     colour: dict[bytes, bytes] = {}
     text = []
     pixels_seen = False
-    for kind, length in _png_chunks(file):
+    for kind, length in png_chunks(file):
         pixels_seen |= kind == b"IDAT"
         if kind in PNG_TEXT:
             text.append((kind, file.read(length)))

@@ -1,0 +1,136 @@
+"""A photo file without the damaged metadata that Pillow refuses it for (or, a TIFF's, reads it without the
+tags after), as libpng, libjpeg and libtiff pass it over: pure functions on bytes, for ``read.read_photo``
+to read again, naming what was left out."""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from collections.abc import Iterator
+
+from PIL import TiffTags
+
+from recnet_cli.imaging.containers import held_chunks, jpeg_segments
+from recnet_cli.imaging.exif_block import BYTE_ORDERS, TIFF_TYPE_SIZES
+from recnet_cli.imaging.formats import PNG_SIGNATURE
+
+
+def _png_without_a_chunk(png: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
+    """A PNG without the chunks of one ancillary type, for each type it has, and that type's name ("pHYs
+    chunk"): Pillow refuses one for a damaged metadata chunk (a pHYs or tRNS chunk cut short, a zTXt of a
+    compression it does not know). Nothing where the picture's own chunks are damaged (cut short, or their
+    CRC not their data's: nothing to try)."""
+    spans = []
+    for kind, start, end, crc_matches in held_chunks(png):
+        if kind[:1].isupper() and not crc_matches:  # a critical chunk: IHDR, PLTE, IDAT, IEND
+            return
+        spans.append((kind, start, end))
+    if not spans or spans[-1][0] != b"IEND":  # cut short
+        return
+    for left_out in dict.fromkeys(kind for kind, _, _ in spans if kind[:1].islower()):  # ancillary ones
+        kept = b"".join(png[start:end] for kind, start, end in spans if kind != left_out)
+        yield png[: len(PNG_SIGNATURE)] + kept, (f"{left_out.decode('latin-1')} chunk",)
+
+
+# The APPn segments of a JPEG that Pillow reads a header of, by name: their marker, the identifier they start
+# with (as Pillow tells them) and that header's length by their specifications (JFIF's version, units and
+# densities; Adobe's version, flags and colour transform; an ICC profile part's sequence number and count).
+# Pillow refuses a whole JPEG for one cut short of what it reads of them, where libjpeg, which decodes the
+# pixels (Pillow's and the viewers'), passes over one cut short of its whole header as if it were not there.
+_JPEG_HEADERS = {
+    "JFIF APP0 segment": (0xE0, b"JFIF", 14),
+    "Adobe APP14 segment": (0xEE, b"Adobe", 12),
+    "ICC_PROFILE APP2 segment": (0xE2, b"ICC_PROFILE\0", 14),
+}
+_ICC_SEGMENT = "ICC_PROFILE APP2 segment"
+
+
+def _jpeg_without_cut_short_segments(jpeg: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
+    """A JPEG without its APPn segments cut short of their header (``_JPEG_HEADERS``), which libjpeg passes
+    over too, and their names; nothing where it has none. Where it keeps no segment of an ICC
+    profile whole, the profile is named: the photo is read without one, as viewers show it."""
+    cut_short, profile_kept = [], False
+    for marker, start, end in jpeg_segments(jpeg):
+        name = _jpeg_header_name(jpeg, marker, start)
+        if name is not None and end - start - 4 < _JPEG_HEADERS[name][2]:  # after its marker and length
+            cut_short.append((start, end, name))
+        else:
+            profile_kept |= name == _ICC_SEGMENT
+    if not cut_short:
+        return
+    kept = bytearray(jpeg)
+    for start, end, _ in reversed(cut_short):  # the later ones first, where ``kept`` still has them
+        del kept[start:end]
+    lost_profile = f"embedded colour profile (an {_ICC_SEGMENT} cut short)"
+    names = (lost_profile if name == _ICC_SEGMENT and not profile_kept else name for _, _, name in cut_short)
+    yield bytes(kept), tuple(dict.fromkeys(names))
+
+
+def _jpeg_header_name(jpeg: bytes, marker: int, start: int) -> str | None:
+    """The name of a JPEG's segment that starts at ``start`` where Pillow reads a header of it
+    (``_JPEG_HEADERS``); None otherwise."""
+    for name, (own_marker, identifier, _) in _JPEG_HEADERS.items():
+        if marker == own_marker and jpeg.startswith(identifier, start + 4):  # after its marker and length
+            return name
+    return None
+
+
+def tiff_tags_past_its_end(tiff: bytes | mmap.mmap) -> tuple[range, list[int]]:
+    """Where each entry of a classic TIFF's first directory starts (12 bytes each, after their count), and
+    which of them hold values that lie past the file's end; none where the directory itself is cut short.
+    Pillow stops reading the directory at such a tag, and goes on without it and the tags after it: it
+    fails the file for want of its picture's tags (StripOffsets), or reads it silently without its later
+    tags (its colour profile, or a Predictor the pixels need)."""
+    order = BYTE_ORDERS[bytes(tiff[:4])]
+    try:
+        (first,) = struct.unpack_from(order + "I", tiff, 4)
+        (count,) = struct.unpack_from(order + "H", tiff, first)
+    except struct.error:
+        return range(0), []
+    entries = range(first + 2, first + 2 + 12 * count, 12)
+    if entries.stop + 4 > len(tiff):  # with the next directory's offset
+        return range(0), []
+    past_end = []
+    for at in entries:
+        kind, length, offset = struct.unpack_from(order + "HII", tiff, at + 2)
+        size = length * TIFF_TYPE_SIZES.get(kind, 0)
+        if size > 4 and offset + size > len(tiff):  # not held in the entry itself
+            past_end.append(at)
+    return entries, past_end
+
+
+def _tiff_without_tags_past_its_end(tiff: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
+    """A classic TIFF without the tags of its first directory whose values lie past its end
+    (``tiff_tags_past_its_end``), which libtiff passes over, and their names ("Make tag"). The directory
+    stays where it is, shorter: every other offset holds. Nothing where it has none."""
+    entries, past_end = tiff_tags_past_its_end(tiff)
+    if not past_end:
+        return
+    order = BYTE_ORDERS[tiff[:4]]
+    kept = [tiff[at : at + 12] for at in entries if at not in past_end]
+    names = [struct.unpack_from(order + "H", tiff, at)[0] for at in past_end]
+    end = entries.stop + 4  # past the next directory's offset
+    directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + tiff[end - 4 : end]
+    first = entries.start - 2
+    yield (
+        tiff[:first] + directory.ljust(end - first, b"\0") + tiff[end:],
+        tuple(f"{TiffTags.TAGS.get(tag, f'TIFF {tag}')} tag" for tag in names),
+    )
+
+
+# How damaged metadata is found and left out, by the signature of the file's format.
+_METADATA_LEFT_OUT = (
+    (PNG_SIGNATURE, _png_without_a_chunk),
+    (b"\xff\xd8", _jpeg_without_cut_short_segments),
+    *((signature, _tiff_without_tags_past_its_end) for signature in BYTE_ORDERS),
+)
+
+
+def without_damaged_metadata(data: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
+    """A PNG's, JPEG's or classic TIFF's bytes without damaged metadata, for each way of leaving it out
+    (``_METADATA_LEFT_OUT``), and the names of what was left out ("pHYs chunk", "Make tag"); nothing for a
+    file of another format, or where there is nothing to leave out."""
+    for signature, without in _METADATA_LEFT_OUT:
+        if data.startswith(signature):
+            yield from without(data)
+            return
