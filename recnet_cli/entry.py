@@ -6,6 +6,7 @@ one-line error too."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -50,6 +51,7 @@ def run() -> None:
             forget_unusable_terminal_size()
             forget_unusable_hub_timeouts()
             spin_less_while_waiting()
+            silence_library_logs()
             end_if_working_folder_gone()
             from recnet_cli.cli import run as run_command_line
         except KeyboardInterrupt:
@@ -152,6 +154,13 @@ def spin_less_while_waiting() -> None:
     threads wait (GOMP_SPINCOUNT, OMP_WAIT_POLICY)."""
     if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
         os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+
+
+def silence_library_logs() -> None:
+    """Keeps the libraries' log records off stderr: with no handler anywhere, Python's logging writes a
+    warning or error of theirs there as it is (Pillow's "More samples per pixel than can be decoded: 515",
+    beside recnet's one line for that damaged TIFF). recnet says what went wrong itself."""
+    logging.getLogger().addHandler(logging.NullHandler())
 
 
 def end_if_library_failed(error: BaseException) -> None:

@@ -515,18 +515,24 @@ def test_a_batch_goes_past_bad_files_and_exits_1(
     with lzw.open("r+b") as file:  # codes LZW has not defined: libtiff wrote its own line to stderr
         file.seek(strip + 10)
         file.write(b"\xff" * (length - 10))
+    samples = bytearray(make_photo(shots / "samples.tif").read_bytes())  # little-endian, as Pillow writes
+    (first,) = struct.unpack_from("<I", samples, 4)
+    entries = range(first + 2, first + 2 + 12 * struct.unpack_from("<H", samples, first)[0], 12)
+    per_pixel = next(at for at in entries if struct.unpack_from("<H", samples, at)[0] == 277)
+    struct.pack_into("<H", samples, per_pixel + 8, 515)  # Pillow logged a line of its own for it
+    (shots / "samples.tif").write_bytes(samples)
     result = run(["correct", str(shots), "-o", str(tmp_path / "out"), "--model", str(model_file)], env)
     assert result.returncode == 1
     assert (tmp_path / "out" / "good.png").exists()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]  # no partial or temp files
-    bad = ("empty.jpg", "lzw.tif", "text.jpg", "truncated.jpg")
+    bad = ("empty.jpg", "lzw.tif", "samples.tif", "text.jpg", "truncated.jpg")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 4
+    assert len(errors) == 5
     for name in bad:
         assert any(name in line for line in errors), name
     assert all(sum(line.count(name) for name in bad) == 1 for line in errors)
     assert f"error: {lzw}: truncated or corrupt image data" in errors
-    assert "corrected 1, skipped 0, failed 4" in result.stderr
+    assert "corrected 1, skipped 0, failed 5" in result.stderr
     if sys.platform == "linux":  # where recnet finds libtiff to silence it
         recnet_s = r"(note|error): |\d+/\d+ .* -> |corrected "  # no other program's lines (libtiff's)
         others = [line for line in result.stderr.splitlines() if not re.match(recnet_s, line)]
