@@ -4093,6 +4093,18 @@ def test_a_jpeg_keeps_its_colour_profile_where_a_segment_of_it_cut_short_is_one_
     assert photo.reading_notices() == [f"its {ICC_NAME} is damaged: the output goes without it"]
 
 
+def test_a_jpeg_whose_profile_in_two_parts_has_one_cut_short_names_the_profile(tmp_path: Path) -> None:
+    """A profile of two parts, the second cut short: the whole first part alone makes no profile (it counts
+    two), so the photo goes without one, and the note names the profile, not a segment alone."""
+    odd = jpeg_with_segments(tmp_path / "odd.jpg", Image.fromarray(noisy()))
+    first = app_segment(0xE2, b"ICC_PROFILE\0\x01\x02" + SRGB_PROFILE[: len(SRGB_PROFILE) // 2])
+    odd.write_bytes(odd.read_bytes().replace(b"\xff\xd8", b"\xff\xd8" + first + ICC_CUT_SHORT, 1))
+    photo = read_photo(odd)
+    assert photo.icc_profile is None
+    lost = f"its embedded colour profile (an {ICC_NAME} cut short) is damaged: the output goes without it"
+    assert photo.reading_notices() == [lost]
+
+
 def test_a_jpeg_whose_picture_is_damaged_too_is_refused_whatever_its_segments_cut_short(
     tmp_path: Path,
 ) -> None:

@@ -47,23 +47,32 @@ _ICC_SEGMENT = "ICC_PROFILE APP2 segment"
 
 def _jpeg_without_cut_short_segments(jpeg: bytes) -> Iterator[tuple[bytes, tuple[str, ...]]]:
     """A JPEG without its APPn segments cut short of their header (``_JPEG_HEADERS``), which libjpeg passes
-    over too, and their names; nothing where it has none. Where it keeps no segment of an ICC
-    profile whole, the profile is named: the photo is read without one, as viewers show it."""
-    cut_short, profile_kept = [], False
+    over too, and their names; nothing where it has none. Where the ICC profile's segments it keeps are not
+    all of one (``_whole_profile``), the profile is named: the photo is read without one, as viewers show
+    it."""
+    cut_short, profile_parts = [], []
     for marker, start, end in jpeg_segments(jpeg):
         name = _jpeg_header_name(jpeg, marker, start)
         if name is not None and end - start - 4 < _JPEG_HEADERS[name][2]:  # after its marker and length
             cut_short.append((start, end, name))
-        else:
-            profile_kept |= name == _ICC_SEGMENT
+        elif name == _ICC_SEGMENT:
+            profile_parts.append(jpeg[start + 4 : end])
     if not cut_short:
         return
+    profile_kept = _whole_profile(profile_parts)
     kept = bytearray(jpeg)
     for start, end, _ in reversed(cut_short):  # the later ones first, where ``kept`` still has them
         del kept[start:end]
     lost_profile = f"embedded colour profile (an {_ICC_SEGMENT} cut short)"
     names = (lost_profile if name == _ICC_SEGMENT and not profile_kept else name for _, _, name in cut_short)
     yield bytes(kept), tuple(dict.fromkeys(names))
+
+
+def _whole_profile(parts: list[bytes]) -> bool:
+    """Whether a JPEG's ICC profile segments (from their identifier on) make a whole profile as Pillow puts
+    one together: the part that sorts first counts as many parts as there are."""
+    first = min(parts, default=b"")
+    return len(first) > 13 and first[13] == len(parts)  # after the identifier and the sequence number
 
 
 def _jpeg_header_name(jpeg: bytes, marker: int, start: int) -> str | None:
