@@ -62,7 +62,10 @@ DEVICE_FORMS = "use auto, cpu, cuda, cuda:N or mps"
 
 def why_no_cuda() -> str:
     """Why PyTorch sees no CUDA GPU, with what to do: a CPU-only build (the common case, as pip may take
-    one) needs another PyTorch; a CUDA build that finds no GPU, the driver or CUDA_VISIBLE_DEVICES."""
+    one) needs another PyTorch; a CUDA build that finds no GPU, the driver or CUDA_VISIBLE_DEVICES. macOS
+    has no CUDA build of PyTorch: its GPU is Apple's (mps)."""
+    if sys.platform == "darwin":
+        return "PyTorch has no CUDA on macOS: use mps for the Mac's GPU (auto picks it where there is one)"
     if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
         return (
             f"this PyTorch ({torch.__version__}) is a CPU-only build: install a CUDA build of PyTorch"

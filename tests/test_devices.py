@@ -97,6 +97,7 @@ def test_a_gpu_this_machine_lacks_is_refused_up_front(
     monkeypatch: pytest.MonkeyPatch, spec: str, reason: str
 ) -> None:
     monkeypatch.setattr(torch.version, "cuda", "12.8")  # a CUDA build, as on a GPU machine
+    monkeypatch.setattr("sys.platform", "linux")  # not macOS, which has no CUDA build
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(DeviceError, match=f"^{re.escape(reason)}$"):
@@ -107,6 +108,7 @@ def test_cuda_asked_of_a_cpu_only_pytorch_says_to_install_a_cuda_build(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # pip can take PyTorch's CPU build on a GPU machine: "sees no CUDA GPU" sent users to their driver
+    monkeypatch.setattr("sys.platform", "linux")  # not macOS, which has no CUDA build
     monkeypatch.setattr(torch.version, "cuda", None)
     monkeypatch.setattr(torch.version, "hip", None)
     monkeypatch.setattr(torch, "__version__", "2.13.0+cpu")
@@ -117,6 +119,20 @@ def test_cuda_asked_of_a_cpu_only_pytorch_says_to_install_a_cuda_build(
     )
     with pytest.raises(DeviceError, match=f"^{re.escape(reason)}$"):
         pick_device("cuda:0")
+
+
+def test_cuda_asked_on_a_mac_says_to_use_mps(monkeypatch: pytest.MonkeyPatch) -> None:
+    # macOS has no CUDA build of PyTorch: "a CPU-only build: install a CUDA build" asked for the impossible
+    monkeypatch.setattr("sys.platform", "darwin")
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    reason = (
+        "device 'cuda' asked for, but PyTorch has no CUDA on macOS: use mps for the Mac's GPU (auto picks it"
+        " where there is one)"
+    )
+    with pytest.raises(DeviceError, match=f"^{re.escape(reason)}$"):
+        pick_device("cuda")
 
 
 @pytest.mark.parametrize("gpus", [[], ["0000:01:00.0"]])
@@ -130,6 +146,7 @@ def test_auto_on_the_cpu_of_a_machine_with_an_nvidia_gpu_says_why(
     for gpu in gpus:
         (driver / gpu).mkdir(parents=True)
     monkeypatch.setattr("recnet_cli.devices.NVIDIA_GPUS", driver)
+    monkeypatch.setattr("sys.platform", "linux")  # not macOS, which has no CUDA build
     monkeypatch.setattr(torch.version, "cuda", None)
     monkeypatch.setattr(torch.version, "hip", None)
     monkeypatch.setattr(torch, "__version__", "2.13.0+cpu")
