@@ -126,12 +126,16 @@ def values_as_typed(command: Any, ctx: typer.Context, args: list[str]) -> set[st
     return {*positional, *(item for items in lists for item in items if isinstance(item, str))}
 
 
+def before_dashes(args: list[str]) -> list[str]:
+    """The words of a command line before ``--`` (after it, each is a file's name)."""
+    return args[: args.index("--")] if "--" in args else args
+
+
 def long_option_read_as_short(args: list[str], option: str, names: set[str]) -> tuple[str, str] | None:
     """The word of ``args`` that spells a long option with one dash and was read as short options, one
     of them the unknown ``option`` (``-quality`` read as ``-q -u ...``), with the option it spells; None
     where no such word holds ``option``'s letter."""
-    end = args.index("--") if "--" in args else len(args)
-    for arg in args[:end]:
+    for arg in before_dashes(args):
         if option[1:] in arg[1:] and (name := one_dash_long_option(arg, names)):
             return arg, name
     return None
@@ -156,14 +160,13 @@ def refuse_an_option_taken_as_a_value(command: Any, ctx: typer.Context) -> None:
             raise click_errors.UsageError(f"{typed} {value}: {reason}", ctx)
 
 
-def refuse_a_file_read_as_options(command: Any, ctx: typer.Context, args: list[str]) -> None:
+def refuse_a_file_read_as_options(ctx: typer.Context, words: list[str], values: set[str]) -> None:
     """Refuses a file named as short options are (``-o.jpg``, ``-qr``) that was read as them: ``recnet
     correct *`` in a folder holding ``-o.jpg`` wrote every photo into a hidden folder ``.jpg`` and left that
     one out. A word read as a value, as typed (``-o -o.jpg``, ``--photos -edited/``), is one. (A word read
-    as an unknown option is refused by Click, and named by ``file_read_as_option``.)"""
-    end = args.index("--") if "--" in args else len(args)
-    values = values_as_typed(command, ctx, args)
-    for arg in args[:end]:
+    as an unknown option is refused by Click, and named by ``file_read_as_option``.) ``words``: the command
+    line's before ``--``; ``values``: ``values_as_typed``."""
+    for arg in words:
         glued = arg.startswith("-") and not arg.startswith("--") and len(arg) > 2
         if glued and arg not in values and os.path.lexists(arg):
             raise click_errors.UsageError(
@@ -173,13 +176,14 @@ def refuse_a_file_read_as_options(command: Any, ctx: typer.Context, args: list[s
             )
 
 
-def refuse_a_long_option_with_one_dash(command: Any, ctx: typer.Context, args: list[str]) -> None:
+def refuse_a_long_option_with_one_dash(
+    ctx: typer.Context, words: list[str], values: set[str], names: set[str]
+) -> None:
     """Refuses a long option spelt with one dash that was read as a short one and its value: ``recnet
     correct photo.jpg -overwrite`` (as ImageMagick and exiftool spell options) wrote the photo into a folder
-    named verwrite, as ``-o verwrite``. A word read as a value, as typed (``--suffix -overwrite``), is one."""
-    end = args.index("--") if "--" in args else len(args)
-    values, names = values_as_typed(command, ctx, args), option_names(command, ctx)
-    for arg in args[:end]:
+    named verwrite, as ``-o verwrite``. A word read as a value, as typed (``--suffix -overwrite``), is one.
+    ``words``, ``values``: as ``refuse_a_file_read_as_options`` takes them; ``names``: ``option_names``."""
+    for arg in words:
         if arg not in values and (name := one_dash_long_option(arg, names)):
             read_as = f"{arg[:2]} {arg[2:]}"
             reason = f"write {name}, with two dashes, or {read_as}, with a space"
@@ -231,8 +235,9 @@ class UsageErrorsSayWhat:
             raise
         refuse_an_option_taken_as_a_value(self, ctx)
         if not isinstance(self, TyperGroup):  # a group's arguments are its command's, read there
-            refuse_a_file_read_as_options(self, ctx, given)
-            refuse_a_long_option_with_one_dash(self, ctx, given)
+            words, values = before_dashes(given), values_as_typed(self, ctx, given)
+            refuse_a_file_read_as_options(ctx, words, values)
+            refuse_a_long_option_with_one_dash(ctx, words, values, option_names(self, ctx))
         return rest
 
 
@@ -246,7 +251,7 @@ class AmericanSpellings:
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         names = {name for param in ctx.command.params for name in param.opts + param.secondary_opts}
-        end = args.index("--") if "--" in args else len(args)
+        end = len(before_dashes(args))
         british = [
             AMERICAN_SPELLINGS[arg] if at < end and AMERICAN_SPELLINGS.get(arg) in names else arg
             for at, arg in enumerate(args)
