@@ -179,10 +179,8 @@ def sized_exif(exif: bytes, width: int, height: int) -> bytes:
     A damaged Exif directory is left as it is."""
     block = bytearray(_HEADERS.sub(b"", exif))
     order, _, entries = first_directory(block)
-    pointers = [
-        struct.unpack(order + "8xI", entry)[0] for entry in entries if entry_tag(entry, order) == EXIF_IFD
-    ]
-    starts = _entry_starts(block, order, pointers[0]) if pointers else None
+    exif_directory = _pointed_to(order, entries, EXIF_IFD)
+    starts = _entry_starts(block, order, exif_directory) if exif_directory is not None else None
     sizes = {PIXEL_X_DIMENSION: width, PIXEL_Y_DIMENSION: height}
     for at in starts or ():
         tag, kind, count = struct.unpack_from(order + "HHI", block, at)
