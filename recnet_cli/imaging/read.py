@@ -126,12 +126,19 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
         raise ImageReadError(path, problem)
     try:
         with Path(path).open("rb") as file:
-            if _tiff_with_tags_past_its_end(file) and (photo := _read_without_damaged_metadata(path, file)):
-                return photo  # Pillow reads such a TIFF, if at all, without the tags after those
+            # a TIFF with tags whose values lie past its end is read without them first (Pillow reads it,
+            # if at all, without the tags after those), and not again where the file as it is fails
+            retried = _tiff_with_tags_past_its_end(file)
+            if retried and (photo := _read_without_damaged_metadata(path, file)):
+                return photo
             try:
                 return _read_open_file(path, file)
             except ImageReadError as error:
-                if error.reason == _DAMAGED and (photo := _read_without_damaged_metadata(path, file)):
+                if (
+                    error.reason == _DAMAGED
+                    and not retried
+                    and (photo := _read_without_damaged_metadata(path, file))
+                ):
                     return photo
                 raise
     except OSError as error:
