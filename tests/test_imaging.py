@@ -4120,9 +4120,10 @@ def test_a_jpeg_whose_picture_is_damaged_too_is_refused_whatever_its_segments_cu
 
 
 def tiff_with_tag_past_its_end(path: Path, image: Image.Image, tag: int = 271, **options) -> Path:
-    """A TIFF that Pillow writes of ``image`` with a Make and a Model tag, its Make's text (or another
-    ``tag``'s values) past its end."""
-    data = bytearray(save(path, image, tiffinfo={271: "Recnet Camera", 272: "R98"}, **options).read_bytes())
+    """A TIFF that Pillow writes of ``image`` with a Make and a Model tag (and those of ``tiffinfo``), its
+    Make's text (or another ``tag``'s values) past its end."""
+    tiffinfo = {271: "Recnet Camera", 272: "R98", **options.pop("tiffinfo", {})}
+    data = bytearray(save(path, image, tiffinfo=tiffinfo, **options).read_bytes())
     order = "<" if data.startswith(b"II") else ">"
     (first,) = struct.unpack_from(order + "I", data, 4)
     (count,) = struct.unpack_from(order + "H", data, first)
@@ -4175,3 +4176,15 @@ def test_a_tiff_whose_picture_is_damaged_too_is_refused_whatever_its_text_tags(t
     cut = tmp_path / "cut.tif"
     cut.write_bytes(odd[:-1000])  # its strip cut short
     assert_read_error(cut, "truncated or corrupt image data")
+
+
+def test_a_tiff_with_a_tag_past_its_end_is_refused_for_its_own_pixels_not_as_damaged(tmp_path: Path) -> None:
+    """A TIFF whose pixels recnet cannot read (signed 16-bit grey), with a Software tag past its end, was
+    read again as it is once the read without that tag failed: Pillow, stopping at that tag, never sees the
+    SampleFormat after it, and the file was called damaged. The pixels are why it is refused."""
+    pixels = np.arange(64 * 64, dtype="<u2").reshape(64, 64)
+    image = Image.frombytes("I;16", (64, 64), pixels.tobytes())
+    odd = tiff_with_tag_past_its_end(
+        tmp_path / "odd.tif", image, tag=305, software="Editor", tiffinfo={339: 2}
+    )
+    assert_read_error(odd, "unsupported pixel type 16-bit signed grey")

@@ -126,19 +126,14 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
         raise ImageReadError(path, problem)
     try:
         with Path(path).open("rb") as file:
-            # a TIFF with tags whose values lie past its end is read without them first (Pillow reads it,
-            # if at all, without the tags after those), and not again where the file as it is fails
-            retried = _tiff_with_tags_past_its_end(file)
-            if retried and (photo := _read_without_damaged_metadata(path, file)):
-                return photo
+            if _tiff_with_tags_past_its_end(file):
+                # Pillow reads such a TIFF, if at all, silently without the tags after those: it is read
+                # without those alone, and where that fails, that is why (its pixels, not its tags)
+                return _read_without(path, *next(without_damaged_metadata(_read_all(file))))
             try:
                 return _read_open_file(path, file)
             except ImageReadError as error:
-                if (
-                    error.reason == _DAMAGED
-                    and not retried
-                    and (photo := _read_without_damaged_metadata(path, file))
-                ):
+                if error.reason == _DAMAGED and (photo := _read_without_damaged_metadata(path, file)):
                     return photo
                 raise
     except OSError as error:
@@ -149,18 +144,25 @@ _DAMAGED = "truncated or corrupt image data"
 
 
 def _read_without_damaged_metadata(path: str | os.PathLike[str], file: BinaryIO) -> Photo | None:
-    """A PNG, JPEG or TIFF with damaged metadata that Pillow refuses it for (or, a TIFF's, would read it
-    without the tags after), read without it (``damaged.without_damaged_metadata``), which is then named as
-    damaged; None where that reads no picture, or where there is nothing to leave out."""
-    file.seek(0)
-    data = file.read()
-    for kept, left_out in without_damaged_metadata(data):
-        try:
-            photo = _read_open_file(path, io.BytesIO(kept))
-        except PhotoFileError:  # not that part's fault
-            continue
-        return dataclasses.replace(photo, damaged_metadata=(*photo.damaged_metadata, *left_out))
+    """A PNG or JPEG with damaged metadata that Pillow refuses it for, read without it, each way of leaving
+    it out in turn (``damaged.without_damaged_metadata``); None where none reads a picture, or where there is
+    nothing to leave out."""
+    for kept, left_out in without_damaged_metadata(_read_all(file)):
+        with contextlib.suppress(PhotoFileError):  # not that part's fault
+            return _read_without(path, kept, left_out)
     return None
+
+
+def _read_without(path: str | os.PathLike[str], kept: bytes, left_out: tuple[str, ...]) -> Photo:
+    """A photo read from its file's bytes with damaged metadata left out, which is named as damaged."""
+    photo = _read_open_file(path, io.BytesIO(kept))
+    return dataclasses.replace(photo, damaged_metadata=(*photo.damaged_metadata, *left_out))
+
+
+def _read_all(file: BinaryIO) -> bytes:
+    """A file's bytes, from its start."""
+    file.seek(0)
+    return file.read()
 
 
 def _tiff_with_tags_past_its_end(file: BinaryIO) -> bool:
