@@ -108,7 +108,8 @@ def unreadable_folders(monkeypatch: pytest.MonkeyPatch) -> set[Path]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks ``subprocess`` the tests that run recnet as a command of its own, in the environment ``env``
-    gives: CI's suite under Python 3.13 leaves them out (its suite with the oldest dependencies runs them)."""
+    gives: CI runs them under Python 3.11 alone (the README's test command), but for those marked
+    ``address_space``, which its suite with the oldest dependencies and a CUDA build of PyTorch runs too."""
     for item in items:
         if "env" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.subprocess)

@@ -2985,6 +2985,7 @@ def limit_address_space(limit: int) -> None:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS limits memory on Linux")
+@pytest.mark.address_space
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
