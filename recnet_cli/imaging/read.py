@@ -126,10 +126,10 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
         raise ImageReadError(path, problem)
     try:
         with Path(path).open("rb") as file:
-            if _tiff_with_tags_past_its_end(file):
+            if without := _tiff_bytes_without_tags_past_its_end(file):
                 # Pillow reads such a TIFF, if at all, silently without the tags after those: it is read
                 # without those alone, and where that fails, that is why (its pixels, not its tags)
-                return _read_without(path, *next(without_damaged_metadata(_read_all(file))))
+                return _read_without(path, *without)
             try:
                 return _read_open_file(path, file)
             except ImageReadError as error:
@@ -165,13 +165,17 @@ def _read_all(file: BinaryIO) -> bytes:
     return file.read()
 
 
-def _tiff_with_tags_past_its_end(file: BinaryIO) -> bool:
-    """Whether a file is a classic TIFF whose first directory has tags whose values lie past its end."""
+def _tiff_bytes_without_tags_past_its_end(file: BinaryIO) -> tuple[bytes, tuple[str, ...]] | None:
+    """A classic TIFF's bytes without the tags of its first directory whose values lie past its end, and
+    their names (``damaged.without_damaged_metadata``); None where it has none, found with the file mapped,
+    before it is read whole."""
     file.seek(0)
     if file.read(4) not in BYTE_ORDERS:  # a classic TIFF's signature, not BigTIFF's
-        return False
+        return None
     with _whole_file(file) as data:
-        return bool(tiff_tags_past_its_end(data)[1])
+        if not tiff_tags_past_its_end(data)[1]:
+            return None
+    return next(without_damaged_metadata(_read_all(file)), None)  # None where it changed since
 
 
 def header_megapixels(path: str | os.PathLike[str]) -> float:
