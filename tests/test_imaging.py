@@ -4026,6 +4026,59 @@ def test_a_png_whose_picture_is_damaged_too_is_refused_whatever_its_metadata_chu
     assert_read_error(changed, "truncated or corrupt image data")
 
 
+@pytest.mark.parametrize(
+    "chunk",
+    [(b"tEXt", b"Comment\0a note"), (b"pHYs", struct.pack(">IIB", 2835, 2835, 1))],
+)
+def test_a_png_whose_metadata_chunk_s_crc_is_not_its_data_s_is_read_without_it(
+    tmp_path: Path, chunk: tuple[bytes, bytes]
+) -> None:
+    """libpng warns of a metadata chunk whose CRC is not its data's and passes over it; Pillow refuses the
+    PNG whole for it. It is read without that chunk, not called damaged as its picture's chunks would be."""
+    clean = png_with_chunks(tmp_path / "clean.png", noisy(), GAMMA_18).read_bytes()
+    odd = tmp_path / "odd.png"
+    at = len(imaging.formats.PNG_SIGNATURE) + 25  # after IHDR
+    odd.write_bytes(clean[:at] + png_chunk_bytes(*chunk)[:-4] + struct.pack(">I", 1) + clean[at:])
+    photo = read_photo(odd)
+    np.testing.assert_array_equal(as_codes(photo.pixels, 8), noisy())
+    assert photo.png_colour == (GAMMA_18,)
+    assert photo.reading_notices() == [
+        f"its {chunk[0].decode()} chunk is damaged: the output goes without it"
+    ]
+
+
+def test_a_png_whose_pixel_data_s_crc_is_wrong_or_that_ends_without_iend_is_refused_whatever_its_chunks(
+    tmp_path: Path,
+) -> None:
+    """libpng refuses a PNG whose IDAT's CRC is not its data's ("IDAT: CRC error"), or that ends after its
+    pixel data without IEND, which Pillow reads: with a metadata chunk Pillow refuses it for (a pHYs cut
+    short), it was not read again without that chunk, and is damaged."""
+    odd = png_with_chunks(tmp_path / "odd.png", noisy(), (b"pHYs", bytes(5))).read_bytes()
+    idat = odd.index(b"IDAT")
+    crc = idat + 4 + struct.unpack_from(">I", odd, idat - 4)[0]  # after its type and data
+    wrong_crc = tmp_path / "wrong-crc.png"
+    wrong_crc.write_bytes(odd[:crc] + bytes([odd[crc] ^ 1]) + odd[crc + 1 :])
+    assert_read_error(wrong_crc, "truncated or corrupt image data")
+    no_iend = tmp_path / "no-iend.png"
+    no_iend.write_bytes(odd[:-12])  # IEND: its length, type and CRC
+    assert_read_error(no_iend, "truncated or corrupt image data")
+    iend_cut = tmp_path / "iend-cut.png"
+    iend_cut.write_bytes(odd[:-1])  # its CRC a byte short
+    assert_read_error(iend_cut, "truncated or corrupt image data")
+
+
+def test_a_png_with_stray_bytes_after_its_iend_is_read_without_its_damaged_metadata_chunk(
+    tmp_path: Path,
+) -> None:
+    """Bytes after a PNG's IEND too few to be a chunk's length and type (a writer's padding) end its walk of
+    chunks: they are no chunk cut short, and the PNG is read without the metadata chunk Pillow refuses."""
+    odd = png_with_chunks(tmp_path / "odd.png", noisy(), (b"pHYs", bytes(5)))
+    odd.write_bytes(odd.read_bytes() + bytes(3))
+    photo = read_photo(odd)
+    np.testing.assert_array_equal(as_codes(photo.pixels, 8), noisy())
+    assert photo.reading_notices() == ["its pHYs chunk is damaged: the output goes without it"]
+
+
 def jpeg_with_segments(path: Path, image: Image.Image, *segments: bytes, **options) -> Path:
     """A JPEG that Pillow writes of ``image`` (with ``options``), with ``segments`` (each from its marker on)
     in place of its own of their marker and first 4 bytes of data, or after its own where it has none."""
