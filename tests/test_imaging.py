@@ -4158,6 +4158,122 @@ def test_a_jpeg_whose_profile_in_two_parts_has_one_cut_short_names_the_profile(t
     assert photo.reading_notices() == [lost]
 
 
+JFIF_WHOLE = b"JFIF\0\x01\x02\x01\x01\x2c\x01\x2c\0\0"  # version 1.2, 300 dpi, no thumbnail: 14 bytes
+ADOBE_WHOLE = b"Adobe\0\x64\0\0\0\0\x01"  # version 100, no flags, YCbCr: 12 bytes
+ICC_WHOLE = b"ICC_PROFILE\0\x01\x01"  # part 1 of 1, of no bytes: 14 bytes
+
+
+@pytest.mark.parametrize(
+    ("segments", "left_out"),
+    [
+        pytest.param(
+            [app_segment(0xE0, JFIF_WHOLE[:-1]), ADOBE_CUT_SHORT],
+            ("JFIF APP0 segment", "Adobe APP14 segment"),
+            id="JFIF-13",
+        ),
+        pytest.param(
+            [app_segment(0xE0, JFIF_WHOLE), ADOBE_CUT_SHORT], ("Adobe APP14 segment",), id="JFIF-14"
+        ),
+        pytest.param(
+            [app_segment(0xEE, ADOBE_WHOLE[:-1]), JFIF_CUT_SHORT],
+            ("Adobe APP14 segment", "JFIF APP0 segment"),
+            id="Adobe-11",
+        ),
+        pytest.param([app_segment(0xEE, ADOBE_WHOLE), JFIF_CUT_SHORT], ("JFIF APP0 segment",), id="Adobe-12"),
+        pytest.param(
+            [app_segment(0xE2, ICC_WHOLE[:-1]), ADOBE_CUT_SHORT],
+            (f"embedded colour profile (an {ICC_NAME} cut short)", "Adobe APP14 segment"),
+            id="ICC-13",
+        ),
+        pytest.param([app_segment(0xE2, ICC_WHOLE), ICC_CUT_SHORT], (ICC_NAME,), id="ICC-14"),
+        pytest.param(
+            [app_segment(0xE2, b"ICC_PROFILEX\x01"), ADOBE_CUT_SHORT], ("Adobe APP14 segment",), id="not-ICC"
+        ),
+        pytest.param([JFIF_CUT_SHORT, JFIF_CUT_SHORT], ("JFIF APP0 segment",), id="JFIF-twice"),
+        pytest.param(  # a comment, whatever it says
+            [app_segment(0xFE, b"JFIF\0"), ADOBE_CUT_SHORT], ("Adobe APP14 segment",), id="JFIF-comment"
+        ),
+    ],
+)
+def test_a_jpeg_s_segment_is_left_out_where_it_is_short_of_the_header_libjpeg_reads(
+    tmp_path: Path, segments: list[bytes], left_out: tuple[str, ...]
+) -> None:
+    """Pillow reads a JFIF segment of 13 bytes, an Adobe one of 11, and refuses an ICC profile's of 13 (no
+    count), which libjpeg passes over as short of their 14, 12 and 14: where Pillow refuses the JPEG for
+    another segment cut short, such a segment is left out and named with it, one whole to its header's end
+    (or no profile's, no NUL after its identifier) is kept, and a name is said once however many go."""
+    odd = save(tmp_path / "odd.jpg", Image.fromarray(noisy()))
+    odd.write_bytes(odd.read_bytes().replace(b"\xff\xd8", b"\xff\xd8" + b"".join(segments), 1))
+    photo = read_photo(odd)
+    assert photo.damaged_metadata == left_out
+    assert photo.pixels.shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize(
+    ("counts", "profile"),
+    [((2, 1), SRGB_PROFILE), ((1, 1), None)],
+    ids=["first-counts-two", "both-count-one"],
+)
+def test_a_jpeg_s_profile_is_whole_as_the_part_that_sorts_first_counts_its_parts(
+    tmp_path: Path, counts: tuple[int, int], profile: bytes | None
+) -> None:
+    """Pillow puts a profile's parts together where the part that sorts first (its sequence number 1),
+    wherever it lies in the file, counts as many parts as there are, whatever the others count. Beside a
+    segment cut short, left out, the note names that segment where the profile is whole, and the profile
+    where it is not."""
+    half = len(SRGB_PROFILE) // 2
+    first = app_segment(0xE2, b"ICC_PROFILE\0\x01" + bytes([counts[0]]) + SRGB_PROFILE[:half])
+    second = app_segment(0xE2, b"ICC_PROFILE\0\x02" + bytes([counts[1]]) + SRGB_PROFILE[half:])
+    odd = save(tmp_path / "odd.jpg", Image.fromarray(noisy()))
+    odd.write_bytes(odd.read_bytes().replace(b"\xff\xd8", b"\xff\xd8" + second + first + ICC_CUT_SHORT, 1))
+    photo = read_photo(odd)
+    assert photo.icc_profile == profile
+    lost = f"embedded colour profile (an {ICC_NAME} cut short)"
+    assert photo.damaged_metadata == (ICC_NAME if profile else lost,)
+
+
+@pytest.mark.parametrize("stray", [b"\xff\x00", b"\xff\xff\xff"], ids=["stuffed-0", "fill"])
+def test_a_jpeg_s_segments_are_walked_past_stray_markers_as_pillow_walks_them(
+    tmp_path: Path, stray: bytes
+) -> None:
+    """Pillow passes over a stuffed 0 (a marker without a length) and fill bytes between a JPEG's segments: a
+    segment cut short after them is found, and the JPEG is read without it."""
+    odd = jpeg_with_segments(tmp_path / "odd.jpg", Image.fromarray(noisy()), JFIF_CUT_SHORT)
+    odd.write_bytes(odd.read_bytes().replace(b"\xff\xd8", b"\xff\xd8" + stray, 1))
+    photo = read_photo(odd)
+    assert photo.pixels.shape == (64, 64, 3)
+    assert photo.reading_notices() == ["its JFIF APP0 segment is damaged: the output goes without it"]
+
+
+def test_a_jpeg_read_without_a_segment_cut_short_names_its_other_damaged_metadata_first(
+    tmp_path: Path,
+) -> None:
+    """What is found damaged in the JPEG read again (its EXIF) is named with the segment left out, first."""
+    with Image.open(CANON) as camera:
+        cut = camera.info["exif"][:40]  # its first directory cut short
+    odd = jpeg_with_segments(tmp_path / "odd.jpg", Image.fromarray(gradient_rgb8()), JFIF_CUT_SHORT, exif=cut)
+    photo = read_photo(odd)
+    assert photo.exif is None and photo.damaged_metadata == ("EXIF", "JFIF APP0 segment")
+    assert photo.reading_notices() == [
+        "its EXIF and JFIF APP0 segment are damaged: the output goes without them"
+    ]
+
+
+def test_a_jpeg_cut_short_after_a_marker_s_first_byte_is_damaged(tmp_path: Path) -> None:
+    """A JPEG whose last byte is the 0xFF a marker starts with, before its frame, ends the walk of its
+    segments there: it is damaged, whether or not a segment before it is cut short too."""
+    for name, data in (
+        ("plain.jpg", save(tmp_path / "whole.jpg", Image.fromarray(noisy())).read_bytes()),
+        (
+            "jfif.jpg",
+            jpeg_with_segments(tmp_path / "odd.jpg", Image.fromarray(noisy()), JFIF_CUT_SHORT).read_bytes(),
+        ),
+    ):
+        cut = tmp_path / name
+        cut.write_bytes(data[: data.index(b"\xff\xc0") + 1])
+        assert_read_error(cut, "truncated or corrupt image data")
+
+
 def test_a_jpeg_whose_picture_is_damaged_too_is_refused_whatever_its_segments_cut_short(
     tmp_path: Path,
 ) -> None:
