@@ -4338,6 +4338,94 @@ def test_a_tiff_whose_tag_lies_past_its_end_keeps_its_later_tags(tmp_path: Path)
     np.testing.assert_array_equal(as_codes(photo.pixels, 8), noisy())
 
 
+def tiff_entry(data: bytes, tag: int) -> int:
+    """Where a little-endian TIFF's first directory's entry of ``tag`` starts."""
+    (first,) = struct.unpack_from("<I", data, 4)
+    (count,) = struct.unpack_from("<H", data, first)
+    entries = range(first + 2, first + 2 + 12 * count, 12)
+    return next(at for at in entries if struct.unpack_from("<H", data, at)[0] == tag)
+
+
+@pytest.mark.parametrize(
+    ("make", "past", "left_out"),
+    [
+        pytest.param("Recnet Camera", 0, False, id="ends-the-file"),
+        pytest.param("Recnet Camera", 1, True, id="one-byte-past"),
+        pytest.param("Leic", 1, True, id="five-bytes-one-past"),  # one more than an entry holds
+    ],
+)
+def test_a_tiff_s_tag_is_past_its_end_where_its_values_run_a_byte_past_its_last(
+    tmp_path: Path, make: str, past: int, left_out: bool
+) -> None:
+    """A tag whose values end with the file is whole, and read; one whose values, of more than the 4 bytes
+    an entry holds, run a byte past it is left out, and said to be."""
+    data = bytearray(
+        save(tmp_path / "odd.tif", Image.fromarray(noisy()), tiffinfo={271: make, 272: "R98"}).read_bytes()
+    )
+    struct.pack_into("<I", data, tiff_entry(data, 271) + 8, len(data))  # its text after the file's bytes
+    value = make.encode() + b"\0"
+    (tmp_path / "odd.tif").write_bytes(data + value[: len(value) - past])
+    photo = read_photo(tmp_path / "odd.tif")
+    np.testing.assert_array_equal(as_codes(photo.pixels, 8), noisy())
+    exif = Image.Exif()
+    exif.load(photo.exif)
+    assert exif.get(272) == "R98" and exif.get(271) == (None if left_out else make)
+    damaged = ["its Make tag is damaged: the output goes without it"]
+    assert photo.reading_notices() == (damaged if left_out else [])
+
+
+def test_a_tiff_whose_directory_ends_the_file_is_read_without_its_tag_past_its_end(tmp_path: Path) -> None:
+    """A TIFF whose first directory comes last in it, the next one's offset its last 4 bytes, as some
+    writers put it, with a Make tag past its end, is read without that tag as any other TIFF."""
+    data = tiff_with_tag_past_its_end(tmp_path / "odd.tif", Image.fromarray(noisy())).read_bytes()
+    (first,) = struct.unpack_from("<I", data, 4)
+    (count,) = struct.unpack_from("<H", data, first)
+    moved = bytearray(
+        data[:4] + struct.pack("<I", len(data)) + data[8:] + data[first : first + 2 + 12 * count + 4]
+    )
+    struct.pack_into("<I", moved, tiff_entry(moved, 271) + 8, len(moved) + 100)  # past the longer file's end
+    (tmp_path / "moved.tif").write_bytes(moved)
+    photo = read_photo(tmp_path / "moved.tif")
+    np.testing.assert_array_equal(as_codes(photo.pixels, 8), noisy())
+    assert photo.reading_notices() == ["its Make tag is damaged: the output goes without it"]
+
+
+def test_a_tiff_s_tag_of_a_type_tiff_does_not_have_is_passed_over_not_called_damaged(tmp_path: Path) -> None:
+    """Pillow and libtiff pass over a tag of a type TIFF has not (99), whose values have no size: wherever
+    its offset points, it is no tag past the file's end, and the TIFF is read as it is, without a note."""
+    source = save(tmp_path / "odd.tif", Image.fromarray(noisy()), tiffinfo={271: "Recnet Camera"})
+    photo = read_photo(retyped(source, 271, 99, value=struct.pack("<I", 10**9)))
+    np.testing.assert_array_equal(as_codes(photo.pixels, 8), noisy())
+    assert photo.reading_notices() == []
+
+
+def test_a_tiff_whose_two_tags_lie_past_its_end_is_read_without_both(tmp_path: Path) -> None:
+    """Each tag of a TIFF's first directory whose values lie past its end is left out, and named."""
+    odd = tiff_with_tag_past_its_end(
+        tmp_path / "odd.tif", Image.fromarray(noisy()), tiffinfo={272: "Recnet R98"}
+    )
+    data = bytearray(odd.read_bytes())
+    struct.pack_into("<I", data, tiff_entry(data, 272) + 8, len(data) + 100)  # its Model's text too
+    odd.write_bytes(data)
+    photo = read_photo(odd)
+    np.testing.assert_array_equal(as_codes(photo.pixels, 8), noisy())
+    assert photo.damaged_metadata == ("Make tag", "Model tag")
+
+
+def test_a_tiff_of_several_pages_with_a_tag_past_its_end_still_counts_its_pages(tmp_path: Path) -> None:
+    """The directory read again without a tag past the TIFF's end keeps its next directory's offset: the
+    TIFF's other pages are counted as they were."""
+    first, *others = (Image.fromarray(noisy() // d) for d in (1, 2, 3))
+    odd = tiff_with_tag_past_its_end(tmp_path / "odd.tif", first, save_all=True, append_images=others)
+    photo = read_photo(odd)
+    np.testing.assert_array_equal(as_codes(photo.pixels, 8), noisy())
+    assert photo.frames == 3
+    assert photo.reading_notices() == [
+        "has 3 pages; only the first is used",
+        "its Make tag is damaged: the output goes without it",
+    ]
+
+
 def test_a_tiff_whose_picture_is_damaged_too_is_refused_whatever_its_text_tags(tmp_path: Path) -> None:
     """A TIFF read again without a text tag past its end, whose strip is cut short too, is damaged, and is
     said to be."""
