@@ -2552,6 +2552,70 @@ def test_a_header_claiming_more_pixels_than_its_file_can_hold_is_damage_said_bef
     assert imaging.read.header_size(make(tmp_path / "plausible", 100, 100)) == (100, 100)
 
 
+@pytest.mark.parametrize("frame", [0xC1, 0xC3, 0xC5], ids=["extended", "lossless", "hierarchical"])
+def test_a_jpeg_s_huffman_coded_frame_of_any_kind_bounds_the_pixels_its_file_can_hold(
+    tmp_path: Path, frame: int
+) -> None:
+    """Every Huffman-coded frame (extended, lossless, hierarchical, as baseline and progressive ones) takes
+    a bit at least for each block of pixels: a header claiming more than the file can hold is damage."""
+    claims = jpeg_claiming(tmp_path / "claims.jpg", 60_000, 60_000, frame=frame)
+    assert_read_error(claims, f"60000 x 60000 pixels, more than its {claims.stat().st_size:,} bytes can hold")
+
+
+def test_a_jpeg_whose_huffman_tables_come_before_its_frame_is_judged_by_its_frame(tmp_path: Path) -> None:
+    """A JPEG's DHT segment (0xC4, among the SOF markers' numbers) is no frame: where it comes first, the
+    frame after it still says how many pixels the file claims, and how many bits a sample."""
+    own, rest = jpeg_header_segments(jpeg_claiming(tmp_path / "claims.jpg", 60_000, 60_000).read_bytes())
+    frames = [segment for segment in own if segment[1] == 0xC0]
+    claims = tmp_path / "tables-first.jpg"
+    claims.write_bytes(b"\xff\xd8" + b"".join([s for s in own if s[1] != 0xC0] + frames) + rest)
+    assert_read_error(claims, f"60000 x 60000 pixels, more than its {claims.stat().st_size:,} bytes can hold")
+    twelve = tmp_path / "twelve.jpg"
+    twelve.write_bytes(claims.read_bytes().replace(frames[0], frames[0][:4] + b"\x0c" + frames[0][5:]))
+    assert_read_error(twelve, "unsupported pixel type 12-bit JPEG")
+
+
+@pytest.mark.parametrize("frame", [0xC9, 0xCF], ids=["arithmetic", "arithmetic-lossless"])
+def test_a_12_bit_jpeg_of_an_arithmetic_coded_frame_says_so_not_that_it_is_damaged(
+    tmp_path: Path, frame: int
+) -> None:
+    """The bits a sample are read from an arithmetic-coded frame (SOF9, SOF15) too, not only from a
+    Huffman-coded one: Pillow opens neither at 12 bits."""
+    data = bytearray(save(tmp_path / "photo.jpg", Image.fromarray(gradient_rgb8())).read_bytes())
+    at = data.index(b"\xff\xc0")
+    data[at + 1], data[at + 4] = frame, 12
+    (tmp_path / "photo.jpg").write_bytes(data)
+    assert_read_error(tmp_path / "photo.jpg", "unsupported pixel type 12-bit JPEG")
+
+
+@pytest.mark.parametrize(("make", "per_byte"), [(png_claiming, 2 * 1032 * 8), (jpeg_claiming, 2 * 64 * 8)])
+def test_a_header_claiming_as_many_pixels_as_its_bytes_can_hold_is_taken_at_its_word(
+    tmp_path: Path, make: Callable[[Path, int, int], Path], per_byte: int
+) -> None:
+    """A header claiming as many pixels as its bytes can hold by its format's coding (twice what a byte
+    holds at most, to spare) is taken at its word; one pixel more is damage."""
+    size = make(tmp_path / "one", 1, 1).stat().st_size  # as long whatever it claims
+    assert imaging.read.header_size(make(tmp_path / "most", per_byte, size)) == (size, per_byte)
+    assert imaging.read.header_size(make(tmp_path / "more", per_byte + 1, size)) is None
+
+
+def test_a_camera_mpo_claiming_more_pixels_than_its_file_can_hold_is_damage_said_before_decoding(
+    tmp_path: Path,
+) -> None:
+    """A camera's MPO (a JPEG with a second picture after it) is bounded as a JPEG is."""
+    image = Image.fromarray(noisy())
+    data = bytearray(
+        save(tmp_path / "photo.mpo", image, format="MPO", save_all=True, append_images=[image]).read_bytes()
+    )
+    at = data.index(b"\xff\xc0")
+    data[at + 5 : at + 9] = struct.pack(">HH", 60_000, 60_000)
+    claims = tmp_path / "claims.mpo"
+    claims.write_bytes(data)
+    with Image.open(claims) as opened:
+        assert opened.format == "MPO"
+    assert_read_error(claims, f"60000 x 60000 pixels, more than its {len(data):,} bytes can hold")
+
+
 def test_the_most_compressible_photos_are_not_taken_for_damaged_ones(tmp_path: Path) -> None:
     white = np.full((4000, 4000), 255, np.uint8)  # grey: a JPEG's fewest bytes a pixel
     progressive = [cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_OPTIMIZE, 1]
