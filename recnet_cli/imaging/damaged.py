@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from PIL import TiffTags
 
 from recnet_cli.imaging.containers import held_chunks, jpeg_segments
-from recnet_cli.imaging.exif_block import BYTE_ORDERS, TIFF_TYPE_SIZES
+from recnet_cli.imaging.exif_block import BYTE_ORDERS, TIFF_TYPE_SIZES, entries_at
 from recnet_cli.imaging.formats import PNG_SIGNATURE
 
 
@@ -96,7 +96,7 @@ def tiff_tags_past_its_end(tiff: bytes | mmap.mmap) -> tuple[range, list[int]]:
         (count,) = struct.unpack_from(order + "H", tiff, first)
     except struct.error:
         return range(0), []
-    entries = range(first + 2, first + 2 + 12 * count, 12)
+    entries = entries_at(first, count)
     if entries.stop + 4 > len(tiff):  # with the next directory's offset
         return range(0), []
     past_end = []

@@ -43,7 +43,7 @@ def edited_exif(exif: bytes, dropped: frozenset[int]) -> bytes:
     upright = struct.pack(order + "HHIH2x", ORIENTATION, SHORT, 1, 1)  # one SHORT, held in the entry itself
     kept = [entry for entry in entries if entry_tag(entry, order) not in dropped]
     kept = [upright if entry_tag(entry, order) == ORIENTATION else entry for entry in kept]
-    end = _entries_at(start, len(entries)).stop
+    end = entries_at(start, len(entries)).stop
     directory = struct.pack(order + "H", len(kept)) + b"".join(kept) + bytes(4)  # no next directory
     block[start : end + 4] = directory.ljust(end + 4 - start, b"\0")
     return EXIF_HEADER + bytes(block)
@@ -75,7 +75,7 @@ def _blank_nikon_preview(block: bytearray, order: str, entries: list[bytes]) -> 
         return
     block[base + start : base + start + length] = bytes(length)
     (count,) = struct.unpack_from(note_order + "H", block, directory)
-    end = _entries_at(directory, count).stop + 4  # past the next directory's offset
+    end = entries_at(directory, count).stop + 4  # past the next directory's offset
     kept = block[pointer_at + 12 : end]  # the entries after it, and the next directory's offset
     struct.pack_into(note_order + "H", block, directory, count - 1)
     block[pointer_at:end] = kept + bytes(12)
@@ -134,7 +134,7 @@ def _software_written_over(
     at = next((index for index, entry in enumerate(entries) if entry_tag(entry, order) == SOFTWARE), None)
     if at is None:
         return False
-    starts = _entries_at(start, len(entries))
+    starts = entries_at(start, len(entries))
     entry, link = starts[at], starts.stop  # the link: the next directory's offset, after the entries
     kind, count, value = struct.unpack_from(order + "HII", block, entry + 2)
     place = entry + 8 if count <= 4 else value
@@ -162,7 +162,7 @@ def turned_resolution(exif: bytes) -> bytes:
     order, start, entries = first_directory(block)
     at = {
         entry_tag(entry, order): offset
-        for entry, offset in zip(entries, _entries_at(start, len(entries)), strict=True)
+        for entry, offset in zip(entries, entries_at(start, len(entries)), strict=True)
     }
     if all(tag in at for tag in RESOLUTIONS):
         x, y = (at[tag] for tag in RESOLUTIONS)
@@ -267,11 +267,11 @@ def _entry_starts(block: bytes | bytearray, order: str, start: int) -> range | N
     if start < 8 or start + 2 > len(block):
         return None
     (count,) = struct.unpack_from(order + "H", block, start)
-    starts = _entries_at(start, count)
+    starts = entries_at(start, count)
     return starts if starts.stop <= len(block) else None
 
 
-def _entries_at(start: int, count: int) -> range:
+def entries_at(start: int, count: int) -> range:
     """Where each 12-byte entry of a directory of ``count`` entries at offset ``start`` begins; the range's
     stop is where the next directory's offset is."""
     return range(start + 2, start + 2 + 12 * count, 12)
