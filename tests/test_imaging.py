@@ -2336,6 +2336,16 @@ def test_unsupported_pixel_type(tmp_path):
     assert_read_error(source, "unsupported pixel type 32-bit floating-point grey")
 
 
+def test_a_signed_8_bit_grey_tiff_is_refused_not_read_as_unsigned(tmp_path: Path) -> None:
+    """Pillow opens signed 8-bit grey as unsigned, so -1 would come out as 255, white: recnet says it
+    cannot read it, as it says of signed 16-bit grey."""
+    signed = TiffImagePlugin.ImageFileDirectory_v2()
+    signed[TiffImagePlugin.SAMPLEFORMAT] = 2
+    source = tmp_path / "photo.tif"
+    Image.fromarray(np.full((4, 4), 255, np.uint8)).save(source, tiffinfo=signed)
+    assert_read_error(source, "unsupported pixel type 8-bit signed grey")
+
+
 @pytest.mark.parametrize(
     ("name", "kind"),
     [

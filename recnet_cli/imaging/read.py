@@ -297,8 +297,10 @@ def _check_supported(path: str | os.PathLike[str], image: Image.Image) -> None:
     if image.format not in READABLE_FORMATS:
         raise ImageReadError(path, f"unsupported image format {image.format} ({READABLE})")
     layout = _sixteen_bit_layout(image)
-    # Pillow narrows 16-bit CMYK to 8 bits, and OpenCV does not decode it.
-    if layout == "CMYK" or (layout is None and image.mode not in _READABLE_MODES):
+    # Pillow narrows 16-bit CMYK to 8 bits, and OpenCV does not decode it; Pillow reads signed 8-bit grey
+    # as unsigned (-1 as 255, white for near black).
+    signed = image.format == "TIFF" and 2 in (image.tag_v2.get(SAMPLEFORMAT) or ())
+    if layout == "CMYK" or signed or (layout is None and image.mode not in _READABLE_MODES):
         kind = _tiff_pixel_type(image.tag_v2) if image.format == "TIFF" else None
         raise ImageReadError(path, _UNSUPPORTED_PIXELS.format(kind or image.mode))
 
