@@ -14,9 +14,10 @@ import torch
 from conftest import as_recnet_wrote, make_photo, run
 from PIL import Image
 
-from recnet_cli.engine import Corrector
+from recnet_cli.engine import EDGE_PAD, Corrector, with_border
 from recnet_cli.imaging.pixels import quantise
 from recnet_cli.model import RECNet
+from recnet_cli.model.recnet import RegionAwareDeExposure
 from recnet_cli.viz import draw
 from recnet_cli.viz import features as features_module
 from recnet_cli.viz.features import (
@@ -125,6 +126,26 @@ def test_the_features_mask_is_the_one_correcting_gives(model: RECNet) -> None:
     photo = np.random.default_rng(2).random((40, 64, 3), dtype=np.float32)
     shown = Corrector(model, torch.device("cpu"), tile=0).correct(photo).mask
     np.testing.assert_allclose(extract_features(model, photo).mask, shown, atol=1e-5)
+
+
+def test_features_blur_the_mask_once_for_every_block_as_the_reference_does_block_by_block(
+    model: RECNet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference's two 31x31 convolutions a block took most of ``explain``'s time: the features come
+    from one FFT of the mask for all blocks, with the same values."""
+    photo = np.random.default_rng(3).random((40, 64, 3), dtype=np.float32)
+    with torch.inference_mode():
+        by_block = model.forward_with_intermediates(with_border(photo, torch.device("cpu")))
+
+    def blur_block_by_block(*_: object) -> None:
+        raise AssertionError("the reference's blur, block by block")
+
+    monkeypatch.setattr(RegionAwareDeExposure, "branch_masks", blur_block_by_block)
+    features = extract_features(model, photo)
+    inside = (0, slice(None), slice(EDGE_PAD, -EDGE_PAD), slice(EDGE_PAD, -EDGE_PAD))
+    names = ["extract", "block1", "block2", "block3", "block4", "block5"]
+    for stage, name in zip(features.stages, names, strict=True):
+        np.testing.assert_allclose(stage, by_block[name][inside].permute(1, 2, 0).numpy(), atol=1e-4)
 
 
 def test_features_of_a_one_pixel_photo_are_those_of_two_and_read_only_pixels_need_no_copy(

@@ -1,11 +1,12 @@
 """What RECNet's blocks (five in the paper's model) do to a photo, as pictures: feature magnitudes and
 feature errors.
 
-Features come from the reference ``RECNet.forward_with_intermediates`` on a copy of the photo
-downscaled to ``FEATURE_LONG_SIDE`` pixels on its long side (the figures are small anyway, and the
-reference path keeps every block's features in memory at once). Block k's input is block k-1's output;
-block 1's input is the extracted features, so the figures show the extracted features and each block's
-output.
+Features come from the reference ``RECNet.forward_with_intermediates``, with the fast path's blur of the
+mask (one FFT for all blocks: the reference's own 31x31 convolutions took most of ``explain``'s time), on
+a copy of the photo downscaled to ``FEATURE_LONG_SIDE`` pixels on its long side (the figures are small
+anyway, and the reference path keeps every block's features in memory at once). Block k's input is block
+k-1's output; block 1's input is the extracted features, so the figures show the extracted features and
+each block's output.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from recnet_cli.imaging import fit_size
 from recnet_cli.imaging.pixels import luma, quantise
 from recnet_cli.metrics import UnscorableError, psnr, ssim
 from recnet_cli.model import RECNet
+from recnet_cli.model.fast import every_blocks_branch_masks
 from recnet_cli.viz import draw
 
 FEATURE_LONG_SIDE = 512
@@ -51,7 +53,8 @@ def extract_features(model: RECNet, rgb: np.ndarray, long_side: int = FEATURE_LO
     # Of two pixels at least: one pixel has no spread for the instance norms to divide by.
     small = fit_size(rgb, min_side=2, max_side=long_side)
     parameter = next(model.parameters())
-    results = model.forward_with_intermediates(with_border(small, parameter.device).to(parameter.dtype))
+    bordered = with_border(small, parameter.device).to(parameter.dtype)
+    results = model.forward_with_intermediates(bordered, blurred_masks=every_blocks_branch_masks)
     inside = (0, slice(None), slice(EDGE_PAD, -EDGE_PAD), slice(EDGE_PAD, -EDGE_PAD))
     names = ["extract"] + [f"block{k}" for k in range(1, model.num_blocks + 1)]
     stages = [results[name][inside].permute(1, 2, 0).float().cpu().numpy() for name in names]
