@@ -51,12 +51,12 @@ def refuse_calibrating_a_local_model_in_place(output: Path, model: str | None) -
 def fitted_strength(
     corrector: Corrector, data: CalibrationData, source: str, size: int, quiet: bool
 ) -> tuple[StrengthCalibration, dict[str, GroupScore]]:
-    """The calibration fitted on ``data`` and its held-out scores, with a progress bar of the photos; a
+    """The calibration fitted on ``data`` and its held-out scores, with a progress bar of the pairs; a
     photo the model ``source`` cannot correct is named with it."""
     from recnet_cli.engine import PhotoOutOfMemoryError, PhotoRunError
     from recnet_cli.train.calibration import calibrate
 
-    with console.counting(data.photos, "Calibrating", "photo", quiet) as count_one:
+    with console.counting(data.pairs, "Calibrating", "pair", quiet) as count_one:
         try:
             return calibrate(corrector, data, count_one)
         except (ValueError, OSError) as exc:

@@ -394,16 +394,16 @@ def test_a_fit_on_too_few_pairs_to_trust_beyond_them_is_said_to_be_one() -> None
     assert data(46).few_pairs_note() is None
 
 
-def test_calibrate_s_progress_counts_the_held_out_photos_as_well_as_those_fitted_on(tmp_path: Path) -> None:
-    # the bar's total must count the held-out photos too, or it runs past its end while they are scored
+def test_calibrate_s_progress_counts_the_held_out_pairs_as_well_as_those_fitted_on(tmp_path: Path) -> None:
+    # the bar's total must count the held-out pairs too, or it runs past its end while they are scored
     for index in range(6):
         Image.fromarray(quantise(scene(index, (16, 16)), 8)).save(tmp_path / f"{index}.png")
     data = calibration.photo_data(tmp_path, 16, 10)
     corrected = sum(len(load()) for groups in (data.fitting, data.checking) for load in groups.values())
     fitted = sum(len(load()) for load in data.fitting.values())
-    assert data.photos == corrected and data.fitting_pairs == fitted < corrected
+    assert data.pairs == corrected and data.fitting_pairs == fitted < corrected
     pairs = [ImagePair(tmp_path / "in" / f"{i}.png", tmp_path / "gt" / f"{i}.png") for i in range(40)]
-    assert calibration.pair_data(pairs, "in and gt", 16, 2).photos == 2 + 2  # of 36 to fit on, 4 held out
+    assert calibration.pair_data(pairs, "in and gt", 16, 2).pairs == 2 + 2  # of 36 to fit on, 4 held out
 
 
 def test_calibrating_needs_the_full_correction() -> None:

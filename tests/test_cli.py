@@ -4033,8 +4033,8 @@ def test_a_model_whose_output_is_not_a_number_fails_each_photo_in_one_line(tmp_p
     )
     assert calibrated.exit_code == 1
     stems = "|".join(re.escape(path.stem) for path in TRAIN_PHOTOS.iterdir())
-    assert re.fullmatch(  # after the line that says, in a log, how many photos there are
-        f"Calibrating \\d+ photos\nerror: {re.escape(str(model_path))}: ({stems}): {re.escape(reason)}\n",
+    assert re.fullmatch(  # after the line that says, in a log, how many pairs there are
+        f"Calibrating \\d+ pairs\nerror: {re.escape(str(model_path))}: ({stems}): {re.escape(reason)}\n",
         calibrated.stderr,
     )
 

@@ -74,7 +74,7 @@ class CalibrationData:
     fitting: Groups
     checking: Groups
     about: str
-    photos: int  # how many photos calibrating corrects, for a progress bar
+    pairs: int  # how many pairs calibrating corrects (fitting and held out), for a progress bar
     fitting_pairs: int
 
     def few_pairs_note(self) -> str | None:
@@ -126,9 +126,9 @@ def photo_data(folder: Path, size: int, count: int) -> CalibrationData:
         f"{fitted_on} in {folder} x {len(REGIMES)} regimes at up to {size} px, "
         f"seeds {CALIBRATION_SEED} to {CALIBRATION_SEED + len(REGIMES) - 1}"
     )
-    photos = len(REGIMES) * (min(count, len(train)) + min(count, len(held_out)))
+    pairs = len(REGIMES) * (min(count, len(train)) + min(count, len(held_out)))
     fitting_pairs = len(REGIMES) * min(count, len(train))
-    return CalibrationData(groups(train), groups(held_out), about, photos, fitting_pairs)
+    return CalibrationData(groups(train), groups(held_out), about, pairs, fitting_pairs)
 
 
 def pair_data(pairs: Sequence[ImagePair], name: str, size: int, count: int) -> CalibrationData:
@@ -138,10 +138,10 @@ def pair_data(pairs: Sequence[ImagePair], name: str, size: int, count: int) -> C
     if not train or not held_out:
         raise too_few_ground_truths(name, pairs, HELD_OUT_FOR)
     about = f"{counted(min(count, len(train)), 'image pair')} of {name} at up to {size} px"
-    photos = min(count, len(train)) + min(count, len(held_out))
+    corrected = min(count, len(train)) + min(count, len(held_out))
     fitting = {"pairs": partial(pair_validation, train, size, count)}
     checking = {"pairs": partial(pair_validation, held_out, size, count)}
-    return CalibrationData(fitting, checking, about, photos, min(count, len(train)))
+    return CalibrationData(fitting, checking, about, corrected, min(count, len(train)))
 
 
 def calibrated_card(
