@@ -435,9 +435,10 @@ class TrainingProgress:
         status = next((text for text in statuses if len(text) + _LEAST_BAR <= room), statuses[-1])
         self.bar.bar_width = max(_LEAST_BAR, min(_WIDEST_BAR, room - len(status)))
         self.progress.update(self.task, total=report.steps, completed=report.step, status=status)
-        # a line every 5% of the steps (hours, on a CPU), and at the step ending LOG_INTERVAL after the last
-        now = time.monotonic()
-        due = report.step - self.last_logged >= max(report.steps // 20, 1)
+        # a line at every 5% of the steps (hours, on a CPU; at 10, 20... of 200, after a resume too), and at
+        # the step ending LOG_INTERVAL after the last
+        now, every = time.monotonic(), max(report.steps // 20, 1)
+        due = report.step // every > self.last_logged // every
         due = due or now - self.last_line >= LOG_INTERVAL
         if self.progress.disable and not self.quiet and (due or report.validated):
             line = statuses[0] if report.validated else training_statuses(replace(report, val=None))[0]

@@ -363,6 +363,17 @@ def test_training_log_lines_show_the_validation_at_the_step_it_ran(monkeypatch: 
     ]
 
 
+def test_training_log_lines_keep_to_every_5_percent_after_a_resume(monkeypatch: pytest.MonkeyPatch) -> None:
+    # resumed at step 1300, the lines came at 1300 and 2500, where a run from the start has them at 2000
+    log = io.StringIO()
+    monkeypatch.setattr(console, "err", GoingOnConsole(file=log, width=200, soft_wrap=True))
+    progress = TrainingProgress()
+    for step in (1300, 1301, 2000, 2500, 2999, 3000):
+        progress(training_report(step, validated=False))
+    steps = [line.split(":")[0] for line in log.getvalue().splitlines()]
+    assert steps == ["step 1300/20000", "step 2000/20000", "step 3000/20000"]
+
+
 def test_a_log_file_gets_a_training_line_at_least_every_minute(monkeypatch: pytest.MonkeyPatch) -> None:
     # 5% of 20,000 steps is hours on a CPU: a batch job's log showed nothing that long
     log = io.StringIO()
