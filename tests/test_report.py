@@ -237,6 +237,24 @@ def test_runs_that_write_one_report_take_turns(tmp_path: Path) -> None:
     assert [name for name, _ in card_notes(out / REPORT_NAME)] == ["a.jpg", "b.jpg"]
 
 
+def test_a_report_whose_previews_folder_cannot_be_made_is_named_not_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # in a folder recnet may not write in, the error named out/.recnet-report/.lock, a file nobody knows
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def refuse(*_: object, **__: object) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(ImageWriteError) as raised:
+        ReportBuilder(out).write(Summary([]), RUN)
+    why = f"cannot make {PREVIEW_FOLDER} beside it: permission denied"
+    assert str(raised.value) == f"{out / REPORT_NAME}: {why}"
+    assert raised.value.errno == errno.EACCES
+
+
 def test_only_cards_of_photos_no_longer_there_are_removed(tmp_path: Path) -> None:
     out = tmp_path / "out"
     photo = np.zeros((8, 8, 3), np.float32)

@@ -266,7 +266,11 @@ class ReportBuilder:
         write (saved while the batch ran) is kept: ImageWriteError."""
         path = self.folder / REPORT_NAME
         lock = self.folder / PREVIEW_FOLDER / LOCK_NAME
-        make_folder_for(lock)  # not made yet where no photo was corrected (a shard of a batch with none)
+        try:  # not made yet where no photo was corrected (a shard of a batch with none)
+            make_folder_for(lock)
+        except ImageWriteError as error:  # said of the page: the lock is recnet's, a name nobody knows
+            why = f"cannot make {PREVIEW_FOLDER} beside it: {error.reason}"
+            raise ImageWriteError(path, why, error.errno) from error
         with taking_turns(lock):
             if why := page_kept(path):
                 raise ImageWriteError(path, why)
