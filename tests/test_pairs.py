@@ -235,12 +235,15 @@ def test_an_msec_split_whose_folder_is_missing_is_named(tmp_path: Path) -> None:
     touch(tmp_path / "training" / "GT_IMAGES", "s.jpg")
     with pytest.raises(PairingError) as missing:
         find_pairs(tmp_path, "test")
-    assert str(missing.value) == f"{tmp_path / 'testing'}: no such folder (the MSEC layout's test split)"
+    held = f"{tmp_path} holds the train split: give --split train"
+    assert str(missing.value) == (
+        f"{tmp_path / 'testing'}: no such folder (the MSEC layout's test split; {held})"
+    )
     touch(tmp_path / "validation", "notes.txt")
     with pytest.raises(PairingError) as empty:
         find_pairs(tmp_path, "valid")
     assert str(empty.value) == (
-        f"{tmp_path / 'validation' / 'INPUT_IMAGES'}: no such folder (the MSEC layout's valid split)"
+        f"{tmp_path / 'validation' / 'INPUT_IMAGES'}: no such folder (the MSEC layout's valid split; {held})"
     )
 
 
@@ -249,12 +252,23 @@ def test_an_lcdp_split_whose_folder_is_missing_is_named_as_an_msec_one_is(tmp_pa
     touch(tmp_path / "gt", "a.png")
     with pytest.raises(PairingError) as missing:
         find_pairs(tmp_path, "test")
-    assert str(missing.value) == f"{tmp_path / 'test-input'}: no such folder (the LCDP layout's test split)"
+    # the train split alone, as examples/make_synthetic_pairs.py writes it, where eval's default is test
+    assert str(missing.value) == (
+        f"{tmp_path / 'test-input'}: no such folder (the LCDP layout's test split; "
+        f"{tmp_path} holds the train split: give --split train)"
+    )
     touch(tmp_path / "test-input", "a.png")
     (tmp_path / "test-gt").write_text("a file")
     with pytest.raises(PairingError) as not_folder:
         find_pairs(tmp_path, "test")
-    assert str(not_folder.value) == f"{tmp_path / 'test-gt'}: not a folder (the LCDP layout's test split)"
+    assert str(not_folder.value) == (
+        f"{tmp_path / 'test-gt'}: not a folder (the LCDP layout's test split; "
+        f"{tmp_path} holds the train split: give --split train)"
+    )
+    touch(tmp_path / "valid-input", "a.png")
+    touch(tmp_path / "valid-gt", "a.png")
+    with pytest.raises(PairingError, match=r"holds the train and valid splits: give --split train\)$"):
+        find_pairs(tmp_path, "test")
 
 
 def test_an_lcdp_data_set_of_its_test_split_alone_is_in_the_lcdp_layout(tmp_path: Path) -> None:
@@ -265,7 +279,10 @@ def test_an_lcdp_data_set_of_its_test_split_alone_is_in_the_lcdp_layout(tmp_path
     ]
     with pytest.raises(PairingError) as missing:
         find_pairs(tmp_path, "train")
-    assert str(missing.value) == f"{tmp_path / 'input'}: no such folder (the LCDP layout's train split)"
+    assert str(missing.value) == (
+        f"{tmp_path / 'input'}: no such folder (the LCDP layout's train split; "
+        f"{tmp_path} holds the test split: give --split test)"
+    )
 
 
 def test_msec_input_without_target_is_an_error(tmp_path: Path) -> None:

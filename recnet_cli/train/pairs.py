@@ -24,7 +24,7 @@ from recnet_cli.inputs import (
     visible_files,
 )
 from recnet_cli.outputs import CORRECT_SUFFIX, earlier_outputs, passed_over_line
-from recnet_cli.wording import counted, listed
+from recnet_cli.wording import counted, listed, plural
 
 SPLITS = ("train", "test", "valid")
 LCDP_FOLDERS = {
@@ -150,18 +150,37 @@ def find_pairs(root: Path, split: str = "train") -> list[ImagePair]:
     if (root / "input").is_dir() or (root / "test-input").is_dir():
         folders = [root / name for name in LCDP_FOLDERS[split]]
         if missing := next((folder for folder in folders if not folder.is_dir()), None):
-            raise PairingError(f"{not_a_folder(missing)} (the LCDP layout's {split} split)")
+            present = [
+                name for name, names in LCDP_FOLDERS.items() if all((root / n).is_dir() for n in names)
+            ]
+            raise PairingError(
+                f"{not_a_folder(missing)} (the LCDP layout's {split} split{other_splits(root, present)})"
+            )
         return match_by_stem(*folders)
     msec_root = root if (root / MSEC_INPUTS).is_dir() else root / MSEC_SPLIT_FOLDERS[split]
     if (msec_root / MSEC_INPUTS).is_dir():
         return msec_pairs(msec_root)
     if any((root / folder / MSEC_INPUTS).is_dir() for folder in MSEC_SPLIT_FOLDERS.values()):
         missing = msec_root / MSEC_INPUTS if msec_root.is_dir() else msec_root
-        raise PairingError(f"{not_a_folder(missing)} (the MSEC layout's {split} split)")
+        present = [
+            name for name, folder in MSEC_SPLIT_FOLDERS.items() if (root / folder / MSEC_INPUTS).is_dir()
+        ]
+        raise PairingError(
+            f"{not_a_folder(missing)} (the MSEC layout's {split} split{other_splits(root, present)})"
+        )
     raise PairingError(
         f"{root}: no known layout (expected input/ + gt/ as in LCDP, or INPUT_IMAGES/ + GT_IMAGES/ as in "
         "MSEC); give two folders to match by file name instead"
     )
+
+
+def other_splits(root: Path, present: list[str]) -> str:
+    """What a data set ``root`` that lacks the split asked for holds instead, to go in the error's brackets:
+    ``; pairs holds the train split: give --split train`` (as examples/make_synthetic_pairs.py writes one)."""
+    if not present:
+        return ""
+    held = f"{' and '.join(present)} {plural('split', len(present))}"
+    return f"; {root} holds the {held}: give --split {present[0]}"
 
 
 def data_set_folders(root: Path) -> list[Path]:
