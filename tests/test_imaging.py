@@ -2417,6 +2417,85 @@ def test_a_photo_cut_short_is_truncated_or_corrupt(tmp_path: Path, extension: st
     assert_read_error(truncated(tmp_path, source), "truncated or corrupt image data")
 
 
+def jpeg_with_restart_markers(path: Path, rgb: np.ndarray) -> Path:
+    """A JPEG with a restart marker (RSTn) after each 2 of its MCUs, as phones' encoders write them."""
+    assert cv2.imwrite(str(path), rgb[..., ::-1], [cv2.IMWRITE_JPEG_RST_INTERVAL, 2])
+    return path
+
+
+# JPEGs that a file's end cut short of its end marker (EOI) alone leaves whole: one scan of all their
+# components, of noise, so that the last bytes of their scans are picture, not padding
+WHOLE_JPEGS: dict[str, Callable[[Path], Path]] = {
+    "baseline": lambda path: save(path, Image.fromarray(noisy()), quality=90, exif=camera_exif()),
+    "grey": lambda path: save(path, Image.fromarray(noisy()[..., 0]), quality=90),
+    "optimised 4:4:4": lambda path: save(path, Image.fromarray(noisy()), subsampling=0, optimize=True),
+    "restart markers": lambda path: jpeg_with_restart_markers(path, noisy()),
+}
+END_MARKER_NOTICE = "its JPEG end marker (its last 2 bytes) is missing: its picture is whole all the same"
+
+
+def without_its_end(path: Path, missing: int) -> Path:
+    """A copy of a file without its last ``missing`` bytes."""
+    cut = path.with_name(f"cut-{missing}{path.suffix}")
+    cut.write_bytes(path.read_bytes()[:-missing])
+    return cut
+
+
+@pytest.mark.parametrize("missing", [2, 1])
+@pytest.mark.parametrize("kind", list(WHOLE_JPEGS))
+def test_a_jpeg_missing_only_its_end_marker_is_read_whole(tmp_path: Path, kind: str, missing: int) -> None:
+    """A JPEG whose file ends where its end marker (EOI) belongs, or after its first byte (recovered from a
+    card, a download cut short there), was refused as truncated, its picture whole: it is read with the
+    marker put back, pixel for pixel, with its metadata, and a note says so."""
+    whole = WHOLE_JPEGS[kind](tmp_path / "whole.jpg")
+    photo, expected = read_photo(without_its_end(whole, missing)), read_photo(whole)
+    np.testing.assert_array_equal(photo.pixels, expected.pixels)
+    assert (photo.exif, photo.icc_profile, photo.dpi) == (expected.exif, expected.icc_profile, expected.dpi)
+    assert photo.reading_notices() == photo.reading_notices(metadata=False) == [END_MARKER_NOTICE]
+    assert expected.reading_notices() == []
+
+
+@pytest.mark.parametrize("kind", list(WHOLE_JPEGS))
+def test_a_jpeg_cut_short_inside_its_scan_is_refused_though_one_missing_only_its_end_marker_is_read(
+    tmp_path: Path, kind: str
+) -> None:
+    """A JPEG cut short inside its scan, by its last byte of picture (3 bytes short) or more, decodes with
+    its end marker put back as Pillow does with LOAD_TRUNCATED_IMAGES, its missing part made up: it is
+    refused as damaged still, where the same JPEG missing its end marker alone is read."""
+    whole = WHOLE_JPEGS[kind](tmp_path / "whole.jpg")
+    size = whole.stat().st_size
+    for missing in (3, 4, 5, 10, 50, size // 20, (size - whole.read_bytes().index(b"\xff\xda")) // 2):
+        assert_read_error(without_its_end(whole, missing), "truncated or corrupt image data")
+    assert read_photo(without_its_end(whole, 2)).reading_notices() == [END_MARKER_NOTICE]
+
+
+def test_a_jpeg_cut_short_at_a_restart_marker_is_refused(tmp_path: Path) -> None:
+    """A JPEG with restart markers cut short before its last one, or after that marker's first byte, decodes
+    with its end marker put back alike with any bytes before the marker (libjpeg makes up the rest of the
+    scan, and passes over them): it is refused, by the restart markers its frame and restart interval call
+    for, where the same JPEG missing its end marker alone is read."""
+    whole = jpeg_with_restart_markers(tmp_path / "whole.jpg", noisy())
+    data = whole.read_bytes()
+    scan = data.index(b"\xff\xda")
+    last = [found.start() for found in re.compile(rb"\xff[\xd0-\xd7]").finditer(data, scan)][-1]
+    for cut_at in (last, last + 1, last + 3):  # before it, after its 0xFF, and 1 byte into the last interval
+        assert_read_error(without_its_end(whole, len(data) - cut_at), "truncated or corrupt image data")
+    assert read_photo(without_its_end(whole, 2)).reading_notices() == [END_MARKER_NOTICE]
+
+
+def test_a_progressive_jpeg_missing_its_end_marker_is_refused(tmp_path: Path) -> None:
+    """A progressive JPEG cut short between two of its scans decodes with its end marker put back as a whole
+    picture of less detail, alike with any bytes before the marker, as one missing the end marker alone
+    does: nothing tells the two apart, and both are refused, where a baseline JPEG of the same picture
+    missing its end marker is read."""
+    progressive = save(tmp_path / "progressive.jpg", Image.fromarray(noisy()), quality=90, progressive=True)
+    data = progressive.read_bytes()
+    for missing in (len(data) - data.rindex(b"\xff\xda"), 2):  # its last scan, or its end marker
+        assert_read_error(without_its_end(progressive, missing), "truncated or corrupt image data")
+    baseline = save(tmp_path / "baseline.jpg", Image.fromarray(noisy()), quality=90)
+    assert read_photo(without_its_end(baseline, 2)).reading_notices() == [END_MARKER_NOTICE]
+
+
 def damaged_png(source: Path, damage: str) -> Path:
     """``source`` (a PNG) cut short, with a byte of its pixel data changed, or without its IEND chunk."""
     data = bytearray(source.read_bytes())

@@ -14,6 +14,7 @@ from recnet_cli.imaging.formats import PNG_SIGNATURE
 
 _STANDALONE_MARKERS = frozenset({0x00, 0x01, *range(0xD0, 0xDA)})  # a stuffed 0, TEM, RST0 to RST7, SOI, EOI
 _START_OF_SCAN = 0xDA
+JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0 to SOF15: not DHT, JPG or DAC
 
 
 def held_chunks(png: bytes) -> Iterator[tuple[bytes, int, int, bool]]:

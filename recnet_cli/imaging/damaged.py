@@ -4,13 +4,15 @@ to read again, naming what was left out."""
 
 from __future__ import annotations
 
+import math
 import mmap
+import re
 import struct
 from collections.abc import Iterator
 
 from PIL import TiffTags
 
-from recnet_cli.imaging.containers import held_chunks, jpeg_segments
+from recnet_cli.imaging.containers import JPEG_FRAMES, held_chunks, jpeg_segments
 from recnet_cli.imaging.exif_block import BYTE_ORDERS, TIFF_TYPE_SIZES, entries_at
 from recnet_cli.imaging.formats import PNG_SIGNATURE
 
@@ -82,6 +84,59 @@ def _jpeg_header_name(jpeg: bytes, marker: int, start: int) -> str | None:
         if marker == own_marker and jpeg.startswith(identifier, start + 4):  # after its marker and length
             return name
     return None
+
+
+# A JPEG's frames whose one scan may be told whole where the file ends without its end marker (EOI): SOF0
+# and SOF1, Huffman-coded and sequential. A progressive one (SOF2) cut between two of its scans decodes, the
+# marker put back, as a whole picture of lower quality: nothing tells it from one whose last scan is whole.
+_SEQUENTIAL_FRAMES = frozenset({0xC0, 0xC1})
+_RESTART_INTERVAL = 0xDD  # DRI
+_START_OF_SCAN = b"\xff\xda"
+END_MARKER = b"\xff\xd9"  # EOI
+_RESTART_MARKER = re.compile(rb"\xff[\xd0-\xd7]")  # RST0 to RST7
+# Any other marker in a scan's data: a 0xFF followed by other than a stuffed 0, RSTn or a fill byte
+_OTHER_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def jpeg_short_of_its_end_marker(jpeg: bytes) -> bytes | None:
+    """A JPEG's bytes up to where its end marker (EOI) belongs, where it ends without it (or with its first
+    byte alone), and its scan's data may end there whole: a sequential Huffman-coded one (SOF0, SOF1) of one
+    scan of all its components, which holds every restart marker (RSTn) its restart interval (DRI) calls
+    for; None otherwise. Whether the scan is whole, its last interval, is for its decodings to tell: a cut
+    between two scans, or before a restart marker, decodes with the end marker put back as if whole."""
+    if not jpeg.startswith(b"\xff\xd8") or jpeg.endswith(END_MARKER):
+        return None
+    frames, interval, scan_at = [], 0, 2
+    for marker, start, end in jpeg_segments(jpeg):
+        if marker in JPEG_FRAMES:
+            frames.append((marker, jpeg[start + 4 : end]))  # after its marker and length
+        elif marker == _RESTART_INTERVAL:
+            interval = int.from_bytes(jpeg[start + 4 : start + 6], "big")
+        scan_at = end
+    if (scan_at := jpeg.find(_START_OF_SCAN, scan_at)) == -1 or len(frames) != 1:
+        return None
+    (marker, frame), components = frames[0], jpeg[scan_at + 4 : scan_at + 5]
+    data_at = scan_at + 2 + int.from_bytes(jpeg[scan_at + 2 : scan_at + 4], "big")
+    data = jpeg[data_at:].rstrip(b"\xff")  # a last 0xFF is the end marker's first byte, or fill bytes
+    if marker not in _SEQUENTIAL_FRAMES or len(frame) < 6 or components != frame[5:6] or not data:
+        return None
+    if _OTHER_MARKER.search(data):  # another scan, or a table: this one is not the last
+        return None
+    if interval and len(_RESTART_MARKER.findall(data)) != _restarts(frame, interval):
+        return None
+    return jpeg[: data_at + len(data)]
+
+
+def _restarts(frame: bytes, interval: int) -> int:
+    """How many restart markers the one scan of all a JPEG's components holds, by its frame's data (the
+    sample precision, height, width, components, then each one's id, sampling factors and table) and its
+    restart interval in MCUs: one between each two intervals. An MCU is one 8 x 8 block of a picture of one
+    component, and as many of each component's blocks as its sampling factors say of several."""
+    height, width, count = int.from_bytes(frame[1:3], "big"), int.from_bytes(frame[3:5], "big"), frame[5]
+    factors = frame[7 : 6 + 3 * count : 3]
+    across = 8 * max((factor >> 4 for factor in factors), default=1) if count > 1 else 8
+    down = 8 * max((factor & 15 for factor in factors), default=1) if count > 1 else 8
+    return math.ceil(math.ceil(width / across) * math.ceil(height / down) / interval) - 1
 
 
 def tiff_tags_past_its_end(tiff: bytes | mmap.mmap) -> tuple[range, list[int]]:

@@ -59,6 +59,7 @@ class Photo:
     # why a CMYK photo's colours were converted without its profile ("without a colour profile")
     uncalibrated_cmyk: str | None = None
     unusable_profile: str | None = None  # why its ICC profile, left out, says nothing of its colours
+    end_marker_missing: bool = False  # a JPEG read with the end marker (EOI) its file lacks put back
 
     @property
     def pixels_to_correct(self) -> np.ndarray:
@@ -102,10 +103,19 @@ class Photo:
         converted = "its colours were converted to RGB uncalibrated, and may be off"
         return f"a CMYK photo {self.uncalibrated_cmyk}: {converted}"
 
+    @property
+    def end_marker_notice(self) -> str | None:
+        """What the user should know when the file lacks its JPEG end marker, which it was read with."""
+        if not self.end_marker_missing:
+            return None
+        return "its JPEG end marker (its last 2 bytes) is missing: its picture is whole all the same"
+
     def reading_notices(self, metadata: bool = True) -> list[str]:
-        """What the user should know of how the file was read: of its unread frames, of its damaged
-        metadata and an ICC profile that says nothing of its colours (both left out with ``metadata=False``,
-        for a reader that copies none) and of CMYK colours converted without their profile."""
+        """What the user should know of how the file was read: of its unread frames, of the JPEG end marker
+        it lacks, of its damaged metadata and an ICC profile that says nothing of its colours (both left out
+        with ``metadata=False``, for a reader that copies none) and of CMYK colours converted without their
+        profile."""
         damaged = self.damaged_metadata_notice if metadata else None
         profile = self.unusable_profile_notice if metadata else None
-        return [n for n in (self.unread_frames_notice, damaged, profile, self.uncalibrated_cmyk_notice) if n]
+        notices = (self.unread_frames_notice, self.end_marker_notice, damaged, profile)
+        return [n for n in (*notices, self.uncalibrated_cmyk_notice) if n]
