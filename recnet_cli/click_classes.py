@@ -38,9 +38,9 @@ def parameter_name(param: Any) -> str:
     return (param.metavar or param.name or "").upper()
 
 
-def as_typed(command: Any, ctx: typer.Context, args: list[str], param: Any) -> str | None:
-    """An option and its value as ``args`` give them, ``--mp lots``; None where they do not (a default,
-    the environment, an argument)."""
+def as_typed(command: Any, ctx: typer.Context, args: list[str], param: Any) -> tuple[str, str] | None:
+    """An option and its value as ``args`` give them, ``("--mp", "lots")``; None where they do not (a
+    default, the environment, an argument)."""
     source = ctx.get_parameter_source(param.name)
     if param.param_type_name != "option" or source is None or source.name != "COMMANDLINE":
         return None
@@ -50,7 +50,25 @@ def as_typed(command: Any, ctx: typer.Context, args: list[str], param: Any) -> s
         return None
     names = [*param.opts, *param.secondary_opts]
     typed = (arg.partition("=")[0] for arg in reversed(args))  # --mp lots, --mp=lots
-    return f"{next((name for name in typed if name in names), parameter_name(param))} {shlex.quote(value)}"
+    return next((name for name in typed if name in names), parameter_name(param)), value
+
+
+def outside_bounds(param: Any, value: str) -> str | None:
+    """What a number option with bounds takes, where ``value`` is a number outside them: ``give a number
+    from 1 to 100`` (where Typer 0.29 says ``input should be greater than or equal to 1`` of 0, and Click
+    ``0 is not in the range 1<=x<=100``); None otherwise (not a number, or refused for another reason)."""
+    # Typer 0.29 keeps the bounds on the option, Click on its range type
+    bounds = param if hasattr(param, "min") else getattr(param, "type", None)
+    low, high = getattr(bounds, "min", None), getattr(bounds, "max", None)
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if (low is None or number >= low) and (high is None or number <= high):
+        return None  # within them (or not a number: nan): refused for what it is, such as 1.5 for a count
+    if low is not None and high is not None:
+        return f"give a number from {low:g} to {high:g}"
+    return f"give a number of {low:g} or more" if low is not None else f"give a number of {high:g} or less"
 
 
 def refused_value(error: Any) -> bool:
@@ -75,7 +93,7 @@ OTHER_TOOLS_NAMES = {
 
 def click_error_line(error: Any) -> str:
     """A usage error of Click's as one line in recnet's style, with where to read more:
-    ``--repeats 0: input should be greater than or equal to 1 (see recnet bench --help)``, where Typer drew
+    ``--repeats 0: give a number of 1 or more (see recnet bench --help)``, where Typer drew
     a box under the command's usage. Another Click error (a file Click could not open) is its message."""
     if not isinstance(error, click_errors.UsageError):
         return sentence_part(error.format_message())
@@ -94,8 +112,10 @@ def click_error_line(error: Any) -> str:
             return f"no such option: {typed}: write {name}, with two dashes ({path} --help lists the options)"
         return f"{sentence_part(error.message)}{suggestion} ({path} --help lists the options)"
     if refused_value(error):
-        named = getattr(error, "typed", None) or parameter_name(error.param)  # UsageErrorsSayWhat
-        message = f"{named}: {sentence_part(error.message)}"
+        typed = getattr(error, "typed", None)  # UsageErrorsSayWhat
+        named = f"{typed[0]} {shlex.quote(typed[1])}" if typed else parameter_name(error.param)
+        wanted = outside_bounds(error.param, typed[1]) if typed else None
+        message = f"{named}: {wanted or sentence_part(error.message)}"
     else:  # a missing argument, a command that does not exist, a value the option lacks, an extra argument
         message = sentence_part(error.format_message())
     if ctx is not None and isinstance(ctx.command, TyperGroup):
