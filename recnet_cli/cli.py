@@ -605,7 +605,8 @@ def train(
             min=0,
             metavar="MINUTES",
             help="Minutes this invocation may run, from its start (loading the data too); then it saves a "
-            "checkpoint and stops, to be continued with --resume (for batch-job time limits).",
+            "checkpoint and stops (0: after its first step), to be continued with --resume (for batch-job "
+            "time limits). Default: no limit.",
         ),
     ] = None,
     quiet: TrainQuietOpt = False,
