@@ -2430,8 +2430,10 @@ WHOLE_JPEGS: dict[str, Callable[[Path], Path]] = {
     "grey": lambda path: save(path, Image.fromarray(noisy()[..., 0]), quality=90),
     "optimised 4:4:4": lambda path: save(path, Image.fromarray(noisy()), subsampling=0, optimize=True),
     "restart markers": lambda path: jpeg_with_restart_markers(path, noisy()),
+    # MCUs of 16 x 16 pixels cut at its edges: 4 x 3 of them, not 3 x 2, so 5 restart markers, not 2
+    "restart markers, odd size": lambda path: jpeg_with_restart_markers(path, noisy(37, 53)),
 }
-END_MARKER_NOTICE = "its JPEG end marker (its last 2 bytes) is missing: its picture is whole all the same"
+END_MARKER_NOTICE = "it ends without its JPEG end marker: its picture is whole all the same"
 
 
 def without_its_end(path: Path, missing: int) -> Path:
@@ -2486,14 +2488,26 @@ def test_a_jpeg_cut_short_at_a_restart_marker_is_refused(tmp_path: Path) -> None
 def test_a_progressive_jpeg_missing_its_end_marker_is_refused(tmp_path: Path) -> None:
     """A progressive JPEG cut short between two of its scans decodes with its end marker put back as a whole
     picture of less detail, alike with any bytes before the marker, as one missing the end marker alone
-    does: nothing tells the two apart, and both are refused, where a baseline JPEG of the same picture
-    missing its end marker is read."""
+    does: recnet does not tell the two apart, and both are refused, where a baseline JPEG of the same
+    picture missing its end marker is read."""
     progressive = save(tmp_path / "progressive.jpg", Image.fromarray(noisy()), quality=90, progressive=True)
     data = progressive.read_bytes()
-    for missing in (len(data) - data.rindex(b"\xff\xda"), 2):  # its last scan, or its end marker
+    first = data.index(b"\xff\xda")
+    first_scan_end = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]").search(data, first + 2).start()
+    # its first scan alone (nothing after it tells a later one is missing), its last scan, its end marker
+    for missing in (len(data) - first_scan_end, len(data) - data.rindex(b"\xff\xda"), 2):
         assert_read_error(without_its_end(progressive, missing), "truncated or corrupt image data")
     baseline = save(tmp_path / "baseline.jpg", Image.fromarray(noisy()), quality=90)
     assert read_photo(without_its_end(baseline, 2)).reading_notices() == [END_MARKER_NOTICE]
+
+
+def test_a_jpeg_missing_its_end_marker_that_memory_cannot_hold_says_so_not_that_it_is_damaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = save(tmp_path / "whole.jpg", Image.fromarray(noisy()), quality=90)
+    cut = without_its_end(whole, 2)
+    monkeypatch.setattr(Image.Image, "tobytes", numpy_out_of_memory)  # as its scan is told whole
+    assert_read_error(cut, "not enough memory to decode this 0.0 MP image: free some memory")
 
 
 def damaged_png(source: Path, damage: str) -> Path:

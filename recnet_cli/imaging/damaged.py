@@ -88,10 +88,11 @@ def _jpeg_header_name(jpeg: bytes, marker: int, start: int) -> str | None:
 
 # A JPEG's frames whose one scan may be told whole where the file ends without its end marker (EOI): SOF0
 # and SOF1, Huffman-coded and sequential. A progressive one (SOF2) cut between two of its scans decodes, the
-# marker put back, as a whole picture of lower quality: nothing tells it from one whose last scan is whole.
+# marker put back, as a whole picture of lower quality, alike with any bytes before the marker (its scans'
+# headers could tell whether they are all there: not read, so such JPEGs are refused, as before).
 _SEQUENTIAL_FRAMES = frozenset({0xC0, 0xC1})
 _RESTART_INTERVAL = 0xDD  # DRI
-_START_OF_SCAN = b"\xff\xda"
+_SCAN_MARKER = b"\xff\xda"  # SOS, as it stands in the file
 END_MARKER = b"\xff\xd9"  # EOI
 _RESTART_MARKER = re.compile(rb"\xff[\xd0-\xd7]")  # RST0 to RST7
 # Any other marker in a scan's data: a 0xFF followed by other than a stuffed 0, RSTn or a fill byte
@@ -113,7 +114,7 @@ def jpeg_short_of_its_end_marker(jpeg: bytes) -> bytes | None:
         elif marker == _RESTART_INTERVAL:
             interval = int.from_bytes(jpeg[start + 4 : start + 6], "big")
         scan_at = end
-    if (scan_at := jpeg.find(_START_OF_SCAN, scan_at)) == -1 or len(frames) != 1:
+    if (scan_at := jpeg.find(_SCAN_MARKER, scan_at)) == -1 or len(frames) != 1:
         return None
     (marker, frame), components = frames[0], jpeg[scan_at + 4 : scan_at + 5]
     data_at = scan_at + 2 + int.from_bytes(jpeg[scan_at + 2 : scan_at + 4], "big")

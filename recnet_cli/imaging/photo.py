@@ -108,7 +108,7 @@ class Photo:
         """What the user should know when the file lacks its JPEG end marker, which it was read with."""
         if not self.end_marker_missing:
             return None
-        return "its JPEG end marker (its last 2 bytes) is missing: its picture is whole all the same"
+        return "it ends without its JPEG end marker: its picture is whole all the same"
 
     def reading_notices(self, metadata: bool = True) -> list[str]:
         """What the user should know of how the file was read: of its unread frames, of the JPEG end marker

@@ -139,9 +139,10 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
             try:
                 return _read_open_file(path, file)
             except ImageReadError as error:
-                if error.reason == _DAMAGED and (photo := _read_without_damaged_metadata(path, file)):
-                    return photo
-                if error.reason == _DAMAGED and (photo := _read_with_end_marker(path, file)):
+                if error.reason != _DAMAGED:
+                    raise
+                data = _read_all(file)
+                if photo := _read_without_damaged_metadata(path, data) or _read_with_end_marker(path, data):
                     return photo
                 raise
     except OSError as error:
@@ -151,11 +152,11 @@ def read_photo(path: str | os.PathLike[str]) -> Photo:
 _DAMAGED = "truncated or corrupt image data"
 
 
-def _read_without_damaged_metadata(path: str | os.PathLike[str], file: BinaryIO) -> Photo | None:
+def _read_without_damaged_metadata(path: str | os.PathLike[str], data: bytes) -> Photo | None:
     """A PNG or JPEG with damaged metadata that Pillow refuses it for, read without it, each way of leaving
     it out in turn (``damaged.without_damaged_metadata``); None where none reads a picture, or where there is
     nothing to leave out."""
-    for kept, left_out in without_damaged_metadata(_read_all(file)):
+    for kept, left_out in without_damaged_metadata(data):
         with contextlib.suppress(PhotoFileError):  # not that part's fault
             return _read_without(path, kept, left_out)
     return None
@@ -177,16 +178,17 @@ _FILLERS = (
     b"\x55" * 4096,
     b"\xaa" * 4096,
     b"\xff\x00" * 2048,  # 0xFF data bytes, each stuffed with a 0
+    # no 0xFF: in a scan, one would start a marker
     *(bytes(random.Random(seed).choices(range(255), k=4096)) for seed in (1, 2)),
 )
 
 
-def _read_with_end_marker(path: str | os.PathLike[str], file: BinaryIO) -> Photo | None:
+def _read_with_end_marker(path: str | os.PathLike[str], data: bytes) -> Photo | None:
     """A JPEG without its end marker (EOI), the file's last 2 bytes (a download cut short there, or a file
     recovered from a card), read with it put back, where its scan is whole (``_scan_whole``); None where it
     is not, or cannot be told whole (``damaged.jpeg_short_of_its_end_marker``)."""
-    jpeg = jpeg_short_of_its_end_marker(_read_all(file))
-    if jpeg is None or not _scan_whole(jpeg):
+    jpeg = jpeg_short_of_its_end_marker(data)
+    if jpeg is None or not _scan_whole(path, jpeg):
         return None
     with contextlib.suppress(PhotoFileError):  # not the end marker's fault
         photo = _read_open_file(path, io.BytesIO(jpeg + END_MARKER))
@@ -194,20 +196,30 @@ def _read_with_end_marker(path: str | os.PathLike[str], file: BinaryIO) -> Photo
     return None
 
 
-def _scan_whole(jpeg: bytes) -> bool:
+def _scan_whole(path: str | os.PathLike[str], jpeg: bytes) -> bool:
     """Whether a JPEG's scan, its end marker put back, is whole: libjpeg decodes it alike with each of
     ``_FILLERS`` before the marker, as without, which it passes over only after a whole scan."""
-    decoded = _decoded(jpeg + END_MARKER)
-    return decoded is not None and all(_decoded(jpeg + filler + END_MARKER) == decoded for filler in _FILLERS)
+    decoded = _decoded(path, jpeg + END_MARKER)
+    return decoded is not None and all(
+        _decoded(path, jpeg + filler + END_MARKER) == decoded for filler in _FILLERS
+    )
 
 
-def _decoded(jpeg: bytes) -> bytes | None:
-    """A JPEG's pixels as Pillow decodes them; None where it fails."""
+def _decoded(path: str | os.PathLike[str], jpeg: bytes) -> bytes | None:
+    """A JPEG's pixels as Pillow decodes them; None where it fails, but for want of memory (``path``'s
+    ImageReadError, as for any photo)."""
     try:
-        with Image.open(io.BytesIO(jpeg)) as image:
-            return image.tobytes()
-    except Exception:  # decoders raise any kind on damaged data
+        image = Image.open(io.BytesIO(jpeg))
+    except Exception:  # parsers raise any kind on damaged data
         return None
+    with image:
+        try:
+            return image.tobytes()
+        except Exception as error:  # decoders too
+            if out_of_host_memory(error):  # not the file's fault: it must not read as a damaged file
+                megapixels = image.width * image.height / 1e6
+                raise ImageReadError(path, NO_MEMORY.format("decode", megapixels)) from None
+            return None
 
 
 def _read_all(file: BinaryIO) -> bytes:
