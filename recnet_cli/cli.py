@@ -54,6 +54,7 @@ from recnet_cli.options import (
     TileOpt,
     TrainQuietOpt,
     checked_megapixels,
+    checked_time_limit,
     flag,
     folder_option,
     format_option,
@@ -603,6 +604,7 @@ def train(
         float | None,
         typer.Option(
             min=0,
+            callback=checked_time_limit,
             metavar="MINUTES",
             help="Minutes this invocation may run, from its start (loading the data too); then it saves a "
             "checkpoint and stops (0: after its first step), to be continued with --resume (for batch-job "

@@ -65,7 +65,7 @@ def outside_bounds(param: Any, value: str) -> str | None:
     except ValueError:
         return None
     if (low is None or number >= low) and (high is None or number <= high):
-        return None  # within them (or not a number: nan): refused for what it is, such as 1.5 for a count
+        return None  # within them (NaN is within none): refused for what it is, such as 1.5 for a count
     if low is not None and high is not None:
         return f"give a number from {low:g} to {high:g}"
     return f"give a number of {low:g} or more" if low is not None else f"give a number of {high:g} or less"

@@ -3,6 +3,7 @@ read (so that a mistake is refused before any photo is read or any model loaded)
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -159,6 +160,14 @@ def shown_number(value: float) -> str:
 
 # The photo sizes bench times, in megapixels.
 MIN_MEGAPIXELS, MAX_MEGAPIXELS = 0.01, 1e6
+
+
+def checked_time_limit(value: float | None) -> float | None:
+    """--time-limit: NaN passes the bound of 0 in Typers before 0.29 (as no number is below it), and would
+    never stop the run; refused as a number below 0 is."""
+    if value is not None and math.isnan(value):
+        raise typer.BadParameter("give a number of 0 or more")
+    return value
 
 
 def checked_megapixels(value: float) -> float:

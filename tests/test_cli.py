@@ -191,6 +191,11 @@ def test_help_has_a_short_form_and_shows_no_value_type(env: dict[str, str]) -> N
             id="above-max",
         ),
         pytest.param(
+            ["train", "--photos", "x", "--time-limit", "nan"],  # Typers before 0.29 took it: no limit then
+            "--time-limit nan: give a number of 0 or more (see recnet train --help)",
+            id="nan-for-a-bound",
+        ),
+        pytest.param(
             ["bench", "--repeats", "1.5"],
             (  # within the bounds, refused for what it is: in typer's words since 0.29, in click's before
                 "--repeats 1.5: input should be a valid integer, unable to parse string as an integer "
