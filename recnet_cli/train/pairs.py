@@ -8,7 +8,7 @@ MSEC (``INPUT_IMAGES/<name>_{N1.5,N1,0,P1,P1.5}.JPG`` against ``GT_IMAGES/<name>
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,33 +150,27 @@ def find_pairs(root: Path, split: str = "train") -> list[ImagePair]:
     if (root / "input").is_dir() or (root / "test-input").is_dir():
         folders = [root / name for name in LCDP_FOLDERS[split]]
         if missing := next((folder for folder in folders if not folder.is_dir()), None):
-            present = [
-                name for name, names in LCDP_FOLDERS.items() if all((root / n).is_dir() for n in names)
-            ]
-            raise PairingError(
-                f"{not_a_folder(missing)} (the LCDP layout's {split} split{other_splits(root, present)})"
-            )
+            held = other_splits(root, lambda each: all((root / name).is_dir() for name in LCDP_FOLDERS[each]))
+            raise PairingError(f"{not_a_folder(missing)} (the LCDP layout's {split} split{held})")
         return match_by_stem(*folders)
     msec_root = root if (root / MSEC_INPUTS).is_dir() else root / MSEC_SPLIT_FOLDERS[split]
     if (msec_root / MSEC_INPUTS).is_dir():
         return msec_pairs(msec_root)
     if any((root / folder / MSEC_INPUTS).is_dir() for folder in MSEC_SPLIT_FOLDERS.values()):
         missing = msec_root / MSEC_INPUTS if msec_root.is_dir() else msec_root
-        present = [
-            name for name, folder in MSEC_SPLIT_FOLDERS.items() if (root / folder / MSEC_INPUTS).is_dir()
-        ]
-        raise PairingError(
-            f"{not_a_folder(missing)} (the MSEC layout's {split} split{other_splits(root, present)})"
-        )
+        held = other_splits(root, lambda each: (root / MSEC_SPLIT_FOLDERS[each] / MSEC_INPUTS).is_dir())
+        raise PairingError(f"{not_a_folder(missing)} (the MSEC layout's {split} split{held})")
     raise PairingError(
         f"{root}: no known layout (expected input/ + gt/ as in LCDP, or INPUT_IMAGES/ + GT_IMAGES/ as in "
         "MSEC); give two folders to match by file name instead"
     )
 
 
-def other_splits(root: Path, present: list[str]) -> str:
-    """What a data set ``root`` that lacks the split asked for holds instead, to go in the error's brackets:
-    ``; pairs holds the train split: give --split train`` (as examples/make_synthetic_pairs.py writes one)."""
+def other_splits(root: Path, holds: Callable[[str], bool]) -> str:
+    """What a data set ``root`` that lacks the split asked for holds instead (the splits ``holds`` says it
+    does), to go in the error's brackets: ``; pairs holds the train split: give --split train`` (as
+    examples/make_synthetic_pairs.py writes one)."""
+    present = [split for split in SPLITS if holds(split)]
     if not present:
         return ""
     held = f"{' and '.join(present)} {plural('split', len(present))}"
